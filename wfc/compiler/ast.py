@@ -1,0 +1,310 @@
+"""The AST: what a `.wf` (or `.wf.yaml`) file says, with a span on every node.
+
+Nodes are frozen, keyword-only dataclasses. Spans do not take part in
+equality, so two parses of equivalent text compare equal whatever the layout,
+which is what the printer round-trip test relies on. Both front ends build
+these nodes; nothing here validates (that is the checker's job).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wfc.compiler.source import Span
+
+JsonLiteral = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Name:
+    """An identifier as written, with where it was written."""
+
+    value: str
+    span: Span = field(compare=False, repr=False)
+
+
+# -- values (defaults) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Literal_:
+    """A string, number, boolean or null literal."""
+
+    value: JsonLiteral
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnumRef:
+    """A bare name used as a value: an enum member."""
+
+    name: str
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListValue:
+    """`[a, b, c]`."""
+
+    items: tuple[Value, ...]
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectValue:
+    """`{key: value, ...}`."""
+
+    entries: tuple[tuple[str, Value], ...]
+    span: Span = field(compare=False, repr=False)
+
+
+Value = Literal_ | EnumRef | ListValue | ObjectValue
+
+
+# -- types ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamedType:
+    """A primitive (`str`, `int`, …) or a declared type or enum, by name."""
+
+    name: str
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListType:
+    """`list[T]`."""
+
+    item: TypeExpr
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapType:
+    """`map[T]`: string keys, values of T."""
+
+    value: TypeExpr
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OptionalType:
+    """`T?`: the value may be null, and the field may be left out."""
+
+    inner: NamedType | ListType | MapType
+    span: Span = field(compare=False, repr=False)
+
+
+TypeExpr = NamedType | ListType | MapType | OptionalType
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Constraint:
+    """One constraint in `( … )`: a numeric or length bound, or a pattern.
+
+    `kind` is `ge`, `gt`, `le`, `lt` (on values), `min_len`/`max_len` and
+    `len_gt`/`len_lt` (on lengths), or `pattern`.
+    """
+
+    kind: Literal["ge", "gt", "le", "lt", "min_len", "max_len", "len_gt", "len_lt", "pattern"]
+    value: float | int | str
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Field:
+    """`name: type (constraints) = default`, with its `##` doc."""
+
+    name: Name
+    type: TypeExpr
+    constraints: tuple[Constraint, ...] = ()
+    default: Value | None = None
+    doc: str | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordBody:
+    """`{ field, field, … }`: an inline record."""
+
+    fields: tuple[Field, ...]
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeRef:
+    """A record given by the name of a declared `type`."""
+
+    name: str
+    span: Span = field(compare=False, repr=False)
+
+
+RecordSpec = RecordBody | TypeRef
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeDecl:
+    """`type Name { … }`."""
+
+    name: Name
+    body: RecordBody
+    doc: str | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnumMember:
+    """One member of an enum, with its doc."""
+
+    name: Name
+    doc: str | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnumDecl:
+    """`enum Name { a, b, c }`."""
+
+    name: Name
+    members: tuple[EnumMember, ...]
+    doc: str | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+# -- stages --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputFrom:
+    """`input from <stage>`: the stage's input is another stage's output."""
+
+    stage: Name
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputNone:
+    """`input none`: the stage reads only its dependencies."""
+
+    span: Span = field(compare=False, repr=False)
+
+
+StageInput = RecordBody | TypeRef | InputFrom | InputNone
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Duration:
+    """A duration as written (`90s`, `1h30m`); the checker turns it into milliseconds."""
+
+    text: str
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """`backoff exponential 1s x2 max 1m`."""
+
+    kind: Name
+    initial: Duration
+    multiplier: Literal_ | None = None
+    max: Duration | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """`retry 3 times, backoff …, never on ErrorName, …`."""
+
+    times: Literal_
+    backoff: Backoff | None = None
+    never_on: tuple[Name, ...] = ()
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Poll:
+    """`poll every 1m, give up after 24h`."""
+
+    every: Duration
+    give_up_after: Duration | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    """A stage. Settings that may appear at most once are gathered by the
+    transformer into the `*_all` tuples so the checker can report repeats."""
+
+    name: Name
+    is_async: bool = False
+    title: str | None = None
+    doc: str | None = None
+    descriptions: tuple[Literal_, ...] = ()
+    inputs: tuple[StageInput, ...] = ()
+    outputs: tuple[RecordSpec, ...] = ()
+    configs: tuple[RecordSpec, ...] = ()
+    needs: tuple[Name, ...] = ()
+    retries: tuple[Retry, ...] = ()
+    timeouts: tuple[Duration, ...] = ()
+    polls: tuple[Poll, ...] = ()
+    priorities: tuple[Literal_, ...] = ()
+    async_keyword: Span | None = field(default=None, compare=False, repr=False)
+    span: Span = field(compare=False, repr=False)
+
+
+# -- workflow ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowStep:
+    """One step of the flow: a single stage or a parallel group `[a, b]`."""
+
+    stages: tuple[Name, ...]
+    parallel: bool = False
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flow:
+    """`flow a -> [b, c] -> d`."""
+
+    steps: tuple[FlowStep, ...]
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workflow:
+    """A workflow; repeated one-off items are kept so the checker can report repeats."""
+
+    id: Name
+    doc: str | None = None
+    names: tuple[Literal_, ...] = ()
+    descriptions: tuple[Literal_, ...] = ()
+    types: tuple[TypeDecl, ...] = ()
+    enums: tuple[EnumDecl, ...] = ()
+    inputs: tuple[RecordSpec, ...] = ()
+    outputs: tuple[RecordSpec, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    flows: tuple[Flow, ...] = ()
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Import:
+    """`import "common.wf"`."""
+
+    path: str
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Module:
+    """One source file: its imports, shared types and enums, and workflows."""
+
+    imports: tuple[Import, ...] = ()
+    types: tuple[TypeDecl, ...] = ()
+    enums: tuple[EnumDecl, ...] = ()
+    workflows: tuple[Workflow, ...] = ()
+    span: Span = field(compare=False, repr=False)

@@ -1,0 +1,107 @@
+"""The checker: passes run in `PASSES` order over one workflow, then the checked model is built.
+
+Each pass reports everything it finds and marks what it found broken, so the
+later passes skip those nodes and one mistake yields one diagnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from wfc.compiler import ast, model
+from wfc.compiler.checks.context import Analysis
+from wfc.compiler.checks.graph import check_graph
+from wfc.compiler.checks.names import check_names
+from wfc.compiler.checks.types import check_types
+from wfc.compiler.diagnostics import Diagnostic, Label
+from wfc.compiler.loader import Program
+
+PASSES: tuple[Callable[[Analysis], None], ...] = (check_names, check_types, check_graph)
+
+
+def check_program(program: Program) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
+    """Check the root file's workflow (if it has one) and the types it can see.
+
+    Returns the checked workflow, or None when there is none or it has errors.
+    """
+    root = program.root
+    if root is None:
+        return None, []
+    workflows = root.module.workflows
+    an = Analysis(program=program, workflow=workflows[0] if workflows else None)
+    for extra in workflows[1:]:
+        an.error(
+            "WF221",
+            "a file holds one workflow",
+            extra.id.span,
+            label=f"second workflow `{extra.id.value}`",
+            labels=(Label(span=workflows[0].id.span, message="first workflow"),),
+            help="move it into its own `.wf` file; share types through `import`",
+        )
+    for run in PASSES:
+        run(an)
+    if an.workflow is not None:
+        _check_repeats(an, an.workflow)
+    if an.workflow is None or an.has_errors:
+        return None, an.diagnostics
+    return _build_model(an, an.workflow, root.file.path.name), an.diagnostics
+
+
+def _check_repeats(an: Analysis, wf: ast.Workflow) -> None:
+    for items, what in ((wf.names, "name"), (wf.descriptions, "description")):
+        for extra in items[1:]:
+            an.error(
+                "WF208",
+                f"`{what}` is given more than once",
+                extra.span,
+                labels=(Label(span=items[0].span, message="first given here"),),
+            )
+
+
+def _first_text(items: tuple[ast.Literal_, ...]) -> str | None:
+    return str(items[0].value) if items else None
+
+
+def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.WorkflowModel:
+    stages = []
+    for sid, facts in an.stages.items():
+        node = facts.node
+        s = facts.settings
+        assert facts.input is not None and facts.output is not None and facts.config is not None
+        stages.append(
+            model.StageModel(
+                id=sid,
+                title=node.title or sid.replace("_", " ").title(),
+                description=_first_text(node.descriptions) or node.doc,
+                is_async=node.is_async,
+                input_source=facts.input_source,
+                input_from=facts.input_from,
+                input=facts.input,
+                output=facts.output,
+                config=facts.config,
+                needs=tuple(n.value for n in node.needs),
+                retry_max_attempts=s.max_attempts,
+                backoff_initial_ms=s.backoff_initial_ms,
+                backoff_multiplier=s.backoff_multiplier,
+                backoff_max_ms=s.backoff_max_ms,
+                non_retryable=s.non_retryable,
+                timeout_ms=s.timeout_ms,
+                poll_interval_ms=s.poll_interval_ms,
+                poll_max_wait_ms=s.poll_max_wait_ms,
+                priority=s.priority,
+                node=node,
+            )
+        )
+    assert an.workflow_input is not None and an.workflow_output is not None
+    return model.WorkflowModel(
+        id=wf.id.value,
+        name=_first_text(wf.names) or wf.id.value.replace("_", " ").title(),
+        description=_first_text(wf.descriptions) or wf.doc,
+        source_name=source_name,
+        input=an.workflow_input,
+        output=an.workflow_output,
+        stages=tuple(stages),
+        groups=tuple(an.groups),
+        enums=tuple(an.enums.values()),
+        records=tuple(an.records.values()),
+    )

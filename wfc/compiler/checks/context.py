@@ -1,0 +1,104 @@
+"""State shared by the check passes: diagnostics so far, symbols, and what is broken.
+
+A pass that reports a problem on a node marks it `broken`; later passes skip
+broken nodes so one mistake produces one diagnostic, not a cascade.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from wfc.compiler import ast, model
+from wfc.compiler.diagnostics import Diagnostic, Label, Severity
+from wfc.compiler.loader import Program
+from wfc.compiler.source import Span
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """`did you mean `x`?` for the nearest candidate, or None when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+@dataclass(slots=True, kw_only=True)
+class StageSettings:
+    """A stage's policies in milliseconds, defaults first, overwritten by what the stage says."""
+
+    max_attempts: int = 3
+    backoff_initial_ms: int = 1000
+    backoff_multiplier: float = 2.0
+    backoff_max_ms: int = 60_000
+    non_retryable: tuple[str, ...] = ()
+    timeout_ms: int | None = None
+    poll_interval_ms: int | None = None
+    poll_max_wait_ms: int | None = None
+    priority: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StageFacts:
+    """What the passes learn about one stage, filled in pass by pass."""
+
+    node: ast.Stage
+    input: model.Record | None = None
+    input_source: str = "none"
+    input_from: str | None = None
+    output: model.Record | None = None
+    config: model.Record | None = None
+    group: int | None = None
+    settings: StageSettings = field(default_factory=StageSettings)
+
+
+@dataclass(slots=True, kw_only=True)
+class Analysis:
+    """One workflow under check."""
+
+    program: Program
+    workflow: ast.Workflow | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    enums: dict[str, model.EnumType] = field(default_factory=dict)
+    type_decls: dict[str, ast.TypeDecl] = field(default_factory=dict)
+    records: dict[str, model.Record] = field(default_factory=dict)
+    declared_at: dict[str, Span] = field(default_factory=dict)
+    stages: dict[str, StageFacts] = field(default_factory=dict)
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+    workflow_input: model.Record | None = None
+    workflow_output: model.Record | None = None
+    broken: set[str] = field(default_factory=set)
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span | None,
+        *,
+        label: str = "",
+        labels: Iterable[Label] = (),
+        help: str | None = None,
+        notes: Iterable[str] = (),
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        """Record a diagnostic."""
+        self.diagnostics.append(
+            Diagnostic(
+                code=code,
+                message=message,
+                span=span,
+                severity=severity,
+                label=label,
+                labels=tuple(labels),
+                help=help,
+                notes=tuple(notes),
+            )
+        )
+
+    def warning(self, code: str, message: str, span: Span | None, **kwargs: object) -> None:
+        """Record a warning: shown, but `wfc check` still exits 0."""
+        self.error(code, message, span, severity=Severity.WARNING, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def has_errors(self) -> bool:
+        """Any error (not warning) so far."""
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)

@@ -1,0 +1,429 @@
+"""Checked model + Plan → generated files, through Jinja2 templates.
+
+Templates get plain view models (strings and lists, decided here) and hold only
+loops and ifs. Output is deterministic: declaration order from the source,
+no timestamps, so recompiling gives byte-identical files.
+
+`render_package` returns the files that are always regenerated; `render_stubs`
+the stage stubs, which the writer creates once and never overwrites.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from wfc.compiler import model
+from wfc.compiler.names import class_name
+from wfc.plan import Plan
+
+_PY_PRIMITIVES = {
+    "str": "str",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "datetime": "datetime.datetime",
+    "date": "datetime.date",
+    "url": "Url",
+    "email": "Email",
+    "json": "JsonValue",
+    "blob": "BlobRef",
+}
+_RUNTIME_TYPES = ("Url", "Email", "BlobRef")
+_PLAIN_DEFAULT_TYPES = ("str", "int", "float", "bool")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("wfc", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+# -- view models ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldView:
+    """One model attribute: `name: annotation = default`, or `= Field(*field_args)`."""
+
+    name: str
+    annotation: str
+    default: str | None
+    field_args: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """One pydantic model class."""
+
+    name: str
+    doc: str
+    fields: list[FieldView]
+    forbid_extra: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EnumView:
+    """One StrEnum class."""
+
+    name: str
+    doc: str
+    members: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyView:
+    """A typed property on a stage context for one `needs` entry."""
+
+    stage_id: str
+    output_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageView:
+    """Everything the stage templates need about one stage."""
+
+    id: str
+    title: str
+    class_name: str
+    is_async: bool
+    input_model: str
+    output_model: str
+    config_model: str
+    dependencies: list[DependencyView]
+
+    @property
+    def context_header(self) -> str:
+        """`class XContext(StageContext[...]):`, wrapped as ruff would."""
+        generic = f"StageContext[{self.input_model}, {self.config_model}, StageId]"
+        return wrap_call(f"class {self.class_name}Context", [generic], ":", indent=0)
+
+    @property
+    def base_header(self) -> str:
+        """`class XStage(Stage[...]):` or the `AsyncStage` form."""
+        if self.is_async:
+            args = [f"{self.class_name}Context", self.config_model, self.output_model]
+            base = wrap_call("AsyncStage", args, "", indent=4, bracket="[]")
+        else:
+            base = wrap_call("Stage", [f"{self.class_name}Context", self.output_model], "", indent=4, bracket="[]")
+        return wrap_call(f"class {self.class_name}Stage", [base], ":", indent=0)
+
+    @property
+    def execute_signature(self) -> str:
+        """The stub's `def execute(...)` line(s)."""
+        returns = f"{self.output_model} | Suspend" if self.is_async else self.output_model
+        return wrap_call("    def execute", ["self", f"ctx: {self.class_name}Context"], f" -> {returns}:", indent=4)
+
+    @property
+    def check_signature(self) -> str:
+        """The stub's `def check_completion(...)` line(s)."""
+        params = ["self", "state: dict[str, Any]", f"ctx: {self.class_name}CheckContext"]
+        returns = f" -> Completion[{self.output_model}]:"
+        return wrap_call("    def check_completion", params, returns, indent=4)
+
+    @property
+    def stub_import(self) -> str:
+        """The stub's import from `.._stages`."""
+        names = [f"{self.class_name}Context", f"{self.class_name}Stage"]
+        if self.is_async:
+            names.insert(0, f"{self.class_name}CheckContext")
+        return wrap_call("from .._stages import ", names, "", indent=0, bracket="()", call=False)
+
+
+def wrap_call(
+    head: str,
+    args: list[str],
+    tail: str,
+    *,
+    indent: int,
+    bracket: str = "()",
+    call: bool = True,
+    width: int = 88,
+) -> str:
+    """`head(args)tail` on one line when it fits in `width`, else the way ruff format wraps it.
+
+    Ruff first tries the arguments on one indented line, then one per line
+    with a trailing comma. Imports (`call=False`) have no parentheses when
+    they fit on one line.
+    """
+    opening, closing = bracket
+    joined = ", ".join(args)
+    one_line = f"{head}{opening}{joined}{closing}{tail}" if call else f"{head}{joined}{tail}"
+    if len(one_line.split("\n")[-1]) <= width and "\n" not in joined:
+        return one_line
+    pad = " " * (indent + 4)
+    close = " " * indent + closing + tail
+    if "\n" not in joined and len(pad) + len(joined) <= width and call:
+        return f"{head}{opening}\n{pad}{joined}\n{close}"
+    body = "".join(f"{pad}{a.replace(chr(10), chr(10) + '    ')},\n" for a in args)
+    return f"{head}{opening}\n{body}{close}"
+
+
+@dataclass(slots=True)
+class _Imports:
+    typing: set[str] = field(default_factory=set)
+    pydantic: set[str] = field(default_factory=lambda: {"BaseModel"})
+    runtime: set[str] = field(default_factory=set)
+    datetime: bool = False
+    enum: bool = False
+
+
+# -- types and defaults --------------------------------------------------------
+
+
+def _annotation(t: model.Type, imports: _Imports) -> str:
+    match t:
+        case model.Primitive(name=name):
+            py = _PY_PRIMITIVES[name]
+            if py in _RUNTIME_TYPES:
+                imports.runtime.add(py)
+            elif py == "JsonValue":
+                imports.pydantic.add("JsonValue")
+            elif py.startswith("datetime."):
+                imports.datetime = True
+            return py
+        case model.ListOf(item=item):
+            return f"list[{_annotation(item, imports)}]"
+        case model.MapOf(value=value):
+            return f"dict[str, {_annotation(value, imports)}]"
+        case model.Optional(inner=inner):
+            return f"{_annotation(inner, imports)} | None"
+        case model.EnumType(name=name) | model.Record(name=name):
+            return name
+
+
+def _python_literal(value: Any) -> str:
+    """JSON data as Python source (`true` → `True`), deterministic and ruff-formatted."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_python_literal(v) for v in value) + "]"
+    items = ", ".join(f"{json.dumps(k)}: {_python_literal(v)}" for k, v in value.items())
+    return "{" + items + "}"
+
+
+_FIELD_ARGS = {
+    "ge": "ge",
+    "gt": "gt",
+    "le": "le",
+    "lt": "lt",
+    "min_len": "min_length",
+    "max_len": "max_length",
+    "pattern": "pattern",
+}
+
+
+def _field_view(f: model.RecordField, imports: _Imports) -> FieldView:
+    annotation = _annotation(f.type, imports)
+    args: list[str] = []
+    base = f.type.inner if isinstance(f.type, model.Optional) else f.type
+    plain_default: str | None = None
+    if f.has_default:
+        if f.default is None:
+            plain_default = "None"
+        elif isinstance(base, model.EnumType):
+            plain_default = f"{base.name}.{f.default}"
+        elif isinstance(base, model.Primitive) and base.name in _PLAIN_DEFAULT_TYPES:
+            plain_default = _python_literal(f.default)
+            if base.name == "float" and isinstance(f.default, int):
+                plain_default = _python_literal(float(f.default))
+        else:
+            args += [f"default={_python_literal(f.default)}", "validate_default=True"]
+    elif isinstance(f.type, model.Optional):
+        plain_default = "None"
+    for kind, value in f.constraints:
+        if kind == "len_gt":
+            args.append(f"min_length={int(value) + 1}")
+        elif kind == "len_lt":
+            args.append(f"max_length={int(value) - 1}")
+        else:
+            args.append(f"{_FIELD_ARGS[kind]}={_python_literal(value)}")
+    if f.doc:
+        args.append(f"description={_python_literal(f.doc)}")
+    if not args:
+        return FieldView(f.name, annotation, plain_default, [])
+    imports.pydantic.add("Field")
+    if plain_default is not None:
+        args.insert(0, f"default={plain_default}")
+    return FieldView(f.name, annotation, None, args)
+
+
+# -- records in declaration order ------------------------------------------------
+
+
+def _collect_records(wf: model.WorkflowModel) -> list[tuple[model.Record, str]]:
+    """Every record the package defines, each once, referenced records first."""
+    ordered: list[tuple[model.Record, str]] = []
+    seen: set[str] = set()
+
+    def visit_type(t: model.Type) -> None:
+        match t:
+            case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
+                visit_type(inner)
+            case model.Record():
+                add(t, t.doc or f"The `{t.name}` type.")
+
+    def add(record: model.Record, doc: str) -> None:
+        if record.name in seen:
+            return
+        seen.add(record.name)
+        for f in record.fields:
+            visit_type(f.type)
+        ordered.append((record, record.doc or doc))
+
+    for record in wf.records:
+        add(record, f"The `{record.name}` type.")
+    add(wf.input, f"Input of workflow `{wf.id}`.")
+    add(wf.output, f"Output of workflow `{wf.id}`.")
+    for stage in wf.stages:
+        add(stage.input, f"Input of stage `{stage.id}`.")
+        add(stage.output, f"Output of stage `{stage.id}`.")
+        add(stage.config, f"Config of stage `{stage.id}`.")
+    return ordered
+
+
+def _used_enums(wf: model.WorkflowModel, records: list[tuple[model.Record, str]]) -> list[model.EnumType]:
+    used: set[str] = set()
+
+    def visit(t: model.Type) -> None:
+        match t:
+            case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
+                visit(inner)
+            case model.EnumType(name=name):
+                used.add(name)
+
+    for record, _ in records:
+        for f in record.fields:
+            visit(f.type)
+    return [e for e in wf.enums if e.name in used]
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+def docstring_text(text: str, indent: int = 4) -> str:
+    """User text made safe inside a triple-quoted docstring, continuation lines indented."""
+    safe = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    if safe.endswith('"'):
+        safe += " "
+    return ("\n" + " " * indent).join(line.rstrip() for line in safe.splitlines())
+
+
+def _header(wf: model.WorkflowModel) -> str:
+    return f"# Generated by wfc from {wf.source_name}; edit that file instead."
+
+
+def render_models(wf: model.WorkflowModel) -> str:
+    """`_models.py`: enums and pydantic models of every record the workflow uses."""
+    imports = _Imports()
+    records = _collect_records(wf)
+    config_names = {s.config.name for s in wf.stages}
+    views = [
+        ModelView(
+            name=record.name,
+            doc=docstring_text(doc),
+            fields=[_field_view(f, imports) for f in record.fields],
+            forbid_extra=record.name in config_names,
+        )
+        for record, doc in records
+    ]
+    if any(v.forbid_extra for v in views):
+        imports.pydantic.add("ConfigDict")
+    enums = [
+        EnumView(
+            name=e.name,
+            doc=docstring_text(e.doc or f"The `{e.name}` enum."),
+            members=list(e.members),
+        )
+        for e in _used_enums(wf, records)
+    ]
+    return _environment().get_template("models.py.j2").render(
+        header=_header(wf),
+        workflow=wf,
+        enums=enums,
+        models=views,
+        import_datetime=imports.datetime,
+        pydantic_imports=sorted(imports.pydantic),
+        runtime_imports=sorted(imports.runtime),
+    )
+
+
+def stage_views(wf: model.WorkflowModel) -> list[StageView]:
+    """View models of the workflow's stages, in definition order."""
+    outputs = {s.id: s.output.name for s in wf.stages}
+    return [
+        StageView(
+            id=s.id,
+            title=docstring_text(s.title, indent=0),
+            class_name=class_name(s.id),
+            is_async=s.is_async,
+            input_model=s.input.name,
+            output_model=s.output.name,
+            config_model=s.config.name,
+            dependencies=[DependencyView(dep, outputs[dep]) for dep in dict.fromkeys(s.needs)],
+        )
+        for s in wf.stages
+    ]
+
+
+def render_stages(wf: model.WorkflowModel) -> str:
+    """`_stages.py`: stage ids, typed contexts and abstract base classes."""
+    stages = stage_views(wf)
+    model_names = sorted(
+        {n for s in stages for n in (s.input_model, s.output_model, s.config_model)}
+        | {d.output_model for s in stages for d in s.dependencies}
+    )
+    runtime_imports = {"StageContext"}
+    if any(s.is_async for s in stages):
+        runtime_imports |= {"AsyncStage", "CheckContext"}
+    if any(not s.is_async for s in stages):
+        runtime_imports.add("Stage")
+    return _environment().get_template("stages.py.j2").render(
+        header=_header(wf),
+        workflow=wf,
+        stages=stages,
+        model_names=model_names,
+        runtime_imports=sorted(runtime_imports),
+    )
+
+
+def render_init(wf: model.WorkflowModel) -> str:
+    """`__init__.py`: `workflow`, the plan bound to the stage classes."""
+    return _environment().get_template("init.py.j2").render(header=_header(wf), workflow=wf)
+
+
+def render_stub(wf: model.WorkflowModel, stage: StageView) -> str:
+    """`stages/<id>.py`: the user's starting point for one stage."""
+    return _environment().get_template("stage_stub.py.j2").render(workflow=wf, stage=stage)
+
+
+def render_package(wf: model.WorkflowModel, plan: Plan) -> dict[str, str]:
+    """Every always-regenerated file, by path relative to the package directory."""
+    return {
+        "__init__.py": render_init(wf),
+        "_models.py": render_models(wf),
+        "_stages.py": render_stages(wf),
+        "plan.json": plan.to_json(),
+        "stages/__init__.py": _environment()
+        .get_template("stages_init.py.j2")
+        .render(header=_header(wf), workflow=wf),
+    }
+
+
+def render_stubs(wf: model.WorkflowModel) -> dict[str, str]:
+    """Every stage stub, by path relative to the package directory."""
+    return {f"stages/{s.id}.py": render_stub(wf, s) for s in stage_views(wf)}

@@ -1,0 +1,171 @@
+"""The compiler's entry points: check files, compile one file to a package.
+
+`check_paths` is what `wfc check` runs: every `.wf`/`.wf.yaml` under the given
+paths, plus, for each workflow whose package exists, stale generated files
+and stubs that no longer fit. `compile_path` is `wfc compile`: it writes the
+package (or, with `check=True`, only lists what would change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wfc.compiler import model
+from wfc.compiler.checks import check_program
+from wfc.compiler.codegen import render_package, render_stubs, stage_views
+from wfc.compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
+from wfc.compiler.loader import is_source_path, load_program
+from wfc.compiler.lower import lower
+from wfc.compiler.stubs import check_stub
+from wfc.plan import Plan
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckResult:
+    """Diagnostics of a run over some files, sorted; `ok` when none is an error."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings are allowed)."""
+        return not any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+
+@dataclass(slots=True, kw_only=True)
+class CompileResult(CheckResult):
+    """What `compile_path` did or, in check mode, would do."""
+
+    workflow: model.WorkflowModel | None = None
+    plan: Plan | None = None
+    out_dir: Path | None = None
+    written: list[Path] = field(default_factory=list)
+    stale: list[Path] = field(default_factory=list)
+    created_stubs: list[Path] = field(default_factory=list)
+
+
+def source_name(path: Path) -> str:
+    """The file's name without its `.wf` / `.wf.yaml` suffix."""
+    name = path.name
+    for suffix in (".wf.yaml", ".wf.yml", ".wf"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def default_out_dir(source: Path, workflow_id: str) -> Path:
+    """Generated packages go beside the source, named after the workflow."""
+    return source.parent / workflow_id
+
+
+def analyse(path: Path) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
+    """Load, parse and check one file and its imports."""
+    program = load_program(path)
+    checked, diagnostics = check_program(program)
+    return checked, [*program.diagnostics, *diagnostics]
+
+
+def _stale_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
+    stale = []
+    for rel, content in files.items():
+        target = out_dir / rel
+        try:
+            current = target.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            current = None
+        if current != content:
+            stale.append(target)
+    return stale
+
+
+def _generated_names(wf: model.WorkflowModel) -> set[str]:
+    names = {r.name for r in wf.records} | {e.name for e in wf.enums}
+    names |= {wf.input.name, wf.output.name}
+    for stage in stage_views(wf):
+        names |= {stage.input_model, stage.output_model, stage.config_model}
+        names |= {f"{stage.class_name}{suffix}" for suffix in ("Context", "Stage", "CheckContext")}
+    return names | {"StageId", "STAGE_IDS", "is_valid_stage_id", "assert_valid_stage_id"}
+
+
+def check_stubs(wf: model.WorkflowModel, out_dir: Path) -> list[Diagnostic]:
+    """Stubs in an existing package that no longer fit their stage."""
+    names = _generated_names(wf)
+    problems: list[Diagnostic] = []
+    for stage in stage_views(wf):
+        problems += check_stub(out_dir / "stages" / f"{stage.id}.py", stage, names)
+    return problems
+
+
+def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False) -> CompileResult:
+    """Compile `path` into a package; with `check`, write nothing and list stale files."""
+    checked, diagnostics = analyse(path)
+    result = CompileResult(files=[path], workflow=checked)
+    if checked is None:
+        if not any(d.severity is Severity.ERROR for d in diagnostics):
+            diagnostics.append(
+                Diagnostic(
+                    code="WF220",
+                    message=f"{path.as_posix()} declares no workflow to compile",
+                    path=path.as_posix(),
+                    help="files with only types are imported by others; compile the file "
+                    "that declares `workflow`",
+                )
+            )
+        result.diagnostics = sort_diagnostics(diagnostics)
+        return result
+    plan = lower(checked)
+    target = out_dir or default_out_dir(path, checked.id)
+    files = render_package(checked, plan)
+    stubs = {rel: text for rel, text in render_stubs(checked).items() if not (target / rel).exists()}
+    result.plan, result.out_dir = plan, target
+    result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
+    if not check:
+        for rel, content in {**files, **stubs}.items():
+            dest = target / rel
+            if dest in result.stale:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(content, encoding="utf-8", newline="\n")
+                result.written.append(dest)
+        result.created_stubs = [target / rel for rel in stubs]
+        diagnostics += check_stubs(checked, target)
+    result.diagnostics = sort_diagnostics(diagnostics)
+    return result
+
+
+def iter_sources(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Expand directories into the workflow sources they hold, sorted."""
+    found: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and is_source_path(p))
+        else:
+            found.append(path)
+    return found, problems
+
+
+def check_paths(paths: Iterable[Path]) -> CheckResult:
+    """`wfc check`: definitions, stale generated code and stubs, for every source under `paths`."""
+    sources, diagnostics = iter_sources(paths)
+    for path in sources:
+        checked, found = analyse(path)
+        diagnostics += found
+        if checked is None:
+            continue
+        out_dir = default_out_dir(path, checked.id)
+        if not out_dir.is_dir():
+            continue
+        for stale in _stale_files(out_dir, render_package(checked, lower(checked))):
+            diagnostics.append(
+                Diagnostic(
+                    code="WF360",
+                    message=f"generated file is out of date: {stale.as_posix()}",
+                    path=stale.as_posix(),
+                    help=f"run `wfc compile {path.as_posix()}`",
+                )
+            )
+        diagnostics += check_stubs(checked, out_dir)
+    return CheckResult(diagnostics=sort_diagnostics(diagnostics), files=sources)

@@ -1,0 +1,56 @@
+"""Checked model → Plan. Pure data conversion; every decision was made by the checker."""
+
+from __future__ import annotations
+
+from wfc.compiler import model
+from wfc.compiler.names import class_name
+from wfc.compiler.schema import record_json_schema
+from wfc.plan import InputSource, Plan, PlanStage, PollPolicy, RetryPolicy, StageKind
+
+
+def lower(wf: model.WorkflowModel) -> Plan:
+    """The Plan of a checked workflow, fingerprinted."""
+    stages = tuple(_lower_stage(stage) for stage in wf.stages)
+    plan = Plan(
+        workflow_id=wf.id,
+        name=wf.name,
+        description=wf.description,
+        input_schema=record_json_schema(wf.input),
+        output_schema=record_json_schema(wf.output),
+        stages=stages,
+        groups=wf.groups,
+    )
+    return plan.with_fingerprint()
+
+
+def _lower_stage(stage: model.StageModel) -> PlanStage:
+    poll = None
+    if stage.is_async:
+        poll = PollPolicy(
+            interval_ms=stage.poll_interval_ms or PollPolicy().interval_ms,
+            max_wait_ms=stage.poll_max_wait_ms or PollPolicy().max_wait_ms,
+        )
+    return PlanStage(
+        id=stage.id,
+        name=stage.title,
+        description=stage.description,
+        kind=StageKind.ASYNC if stage.is_async else StageKind.SYNC,
+        input_source=InputSource(stage.input_source),
+        input_from=stage.input_from,
+        input_schema=record_json_schema(stage.input),
+        output_schema=record_json_schema(stage.output),
+        config_schema=record_json_schema(stage.config),
+        config_defaults={f.name: f.default for f in stage.config.fields if f.has_default},
+        needs=stage.needs,
+        retry=RetryPolicy(
+            max_attempts=stage.retry_max_attempts,
+            backoff_initial_ms=stage.backoff_initial_ms,
+            backoff_multiplier=stage.backoff_multiplier,
+            backoff_max_ms=stage.backoff_max_ms,
+            non_retryable=stage.non_retryable,
+        ),
+        timeout_ms=stage.timeout_ms,
+        poll=poll,
+        priority=stage.priority,
+        implementation=f".stages.{stage.id}:{class_name(stage.id)}",
+    )

@@ -1,0 +1,207 @@
+"""Text → AST. Loads the grammar once and turns lark's errors into diagnostics.
+
+Lark's own messages name terminals (`Expected one of: RBRACE, NAME`); users
+never see those. Each terminal has words in `TERMINAL_WORDS`, and common
+mistakes get a specific message and hint from `_EXAMPLES`, matched with
+`UnexpectedInput.match_examples`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from wfc.compiler import ast
+from wfc.compiler.diagnostics import Diagnostic
+from wfc.compiler.source import SourceFile, Span
+from wfc.compiler.transformer import AstBuilder
+
+TERMINAL_WORDS: dict[str, str] = {
+    "NAME": "a name",
+    "STRING": 'a string in double quotes ("…")',
+    "NUMBER": "a number",
+    "DURATION": "a duration such as `30s`, `5m` or `1h30m`",
+    "DOC": "a `##` doc comment",
+    "COMPARATOR": "a comparison (`>=`, `>`, `<=`, `<`)",
+    "OPTIONAL": "`?`",
+    "ASYNC": "`async`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "$END": "the end of the file",
+}
+
+# Bad inputs that stand for a class of mistakes, with the message and hint for it.
+_EXAMPLES: dict[tuple[str, str], list[str]] = {
+    ("expected `:` between the field name and its type", "write fields as `name: type`"): [
+        "workflow w { input { a str } }",
+        "type T { a str }",
+        "workflow w { stage s { output { a int } } }",
+    ],
+    ("expected a type after `:`", "give the field a type, e.g. `name: str`"): [
+        "workflow w { input { a: } }",
+        "type T { a: }",
+        "type T { a: , b: int }",
+    ],
+    (
+        "stage settings must be inside the stage's braces",
+        "put `input`, `output`, `config`, `needs`, `retry`, `timeout`, `poll` and "
+        "`priority` inside `stage name { … }`",
+    ): [
+        "workflow w { stage s output { a: int } }",
+        "workflow w { stage s needs a }",
+    ],
+    ("`flow` needs at least one stage", "write the order of stages, e.g. `flow a -> [b, c] -> d`"): [
+        "workflow w { flow }",
+        "workflow w { flow -> a }",
+    ],
+    ("a flow step is missing after `->`", "remove the trailing `->` or name the next stage"): [
+        "workflow w { flow a -> }",
+        "workflow w { flow a -> -> b }",
+    ],
+    ("`input` needs a record, a type name, `from <stage>` or `none`", "e.g. `input { url: url }`"): [
+        "workflow w { stage s { input } }",
+        "workflow w { stage s { input output { a: int } } }",
+    ],
+    ("`retry` needs a count: `retry 3 times`", "e.g. `retry 3 times, backoff exponential 1s x2 max 1m`"): [
+        "workflow w { stage s { retry } }",
+        "workflow w { stage s { retry times } }",
+        "workflow w { stage s { retry 3 } }",
+    ],
+}
+
+
+@cache
+def _parser() -> Lark:
+    """The one LALR parser. Built once per process: building the tables is the slow part."""
+    return Lark.open_from_package(
+        "wfc",
+        "workflow.lark",
+        ("grammar",),
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    text = str(token)
+    return f"`{text}`" if len(text) <= 30 else f"`{text[:27]}…`"
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({TERMINAL_WORDS.get(t, f"`{t.lower()}`") for t in expected if t not in ("WS",)})
+    words = [_keyword_word(w) for w in words]
+    if not words:
+        return "something else"
+    if len(words) > 6:
+        return ", ".join(words[:6]) + " or another item"
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _keyword_word(word: str) -> str:
+    """Anonymous keyword terminals are named like `__ANON_3` or by their text; show the text."""
+    return word
+
+
+def _anonymous_to_text(expected: set[str]) -> set[str]:
+    """Map lark's names for keyword terminals (`STAGE`, `NEEDS`) back to their text."""
+    parser = _parser()
+    by_name = {t.name: t for t in parser.terminals}
+    out = set()
+    for name in expected:
+        term = by_name.get(name)
+        if name in TERMINAL_WORDS or term is None:
+            out.add(name)
+        elif term.pattern.type == "str":
+            out.add(term.pattern.value)
+        else:
+            out.add(name)
+    return out
+
+
+def _expected_text(expected: set[str]) -> str:
+    mapped = _anonymous_to_text(expected)
+    return _expected_words({m if m in TERMINAL_WORDS else m for m in mapped}).replace(
+        "``", "`"
+    )
+
+
+def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput) -> Diagnostic:
+    pos = error.pos_in_stream if error.pos_in_stream is not None else len(file.text)
+    matched = error.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
+    if isinstance(error, UnexpectedCharacters):
+        char = file.text[pos] if pos < len(file.text) else ""
+        span = Span(file=file, start=pos, end=pos + 1)
+        if char == '"':
+            return Diagnostic(
+                code="WF102",
+                message="unterminated string",
+                span=span,
+                label="this string has no closing `\"` on its line",
+                help='close the string with `"`; strings cannot span lines',
+            )
+        expected = _expected_text(set(error.allowed or ()))
+        return Diagnostic(
+            code="WF103",
+            message=f"unexpected character `{char}`",
+            span=span,
+            label=f"expected {expected}",
+            help=matched[1] if matched else None,
+        )
+    if isinstance(error, UnexpectedEOF):
+        end = len(file.text)
+        return Diagnostic(
+            code="WF104",
+            message="unexpected end of file",
+            span=Span(file=file, start=max(end - 1, 0), end=end),
+            label=f"expected {_expected_text(set(error.expected))}",
+            help="a `{` was probably left without its `}`",
+        )
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    start = token.start_pos if token.start_pos is not None else pos
+    end = token.end_pos if token.end_pos is not None else start + max(len(token), 1)
+    if token.type == "$END":
+        start, end = max(len(file.text) - 1, 0), len(file.text)
+        return Diagnostic(
+            code="WF104",
+            message="unexpected end of file",
+            span=Span(file=file, start=start, end=end),
+            label=f"expected {_expected_text(set(error.expected))}",
+            help=matched[1] if matched else "a `{` was probably left without its `}`",
+        )
+    found = _describe_token(token)
+    message = matched[0] if matched else f"unexpected {found}"
+    return Diagnostic(
+        code="WF101",
+        message=message,
+        span=Span(file=file, start=start, end=max(end, start + 1)),
+        label=f"found {found}, expected {_expected_text(set(error.expected))}",
+        help=matched[1] if matched else None,
+    )
+
+
+def parse_source(file: SourceFile) -> ast.Module | Diagnostic:
+    """The AST of a file, or the diagnostic of its first syntax error.
+
+    Parsing stops at the first syntax error: guessing how to resynchronise
+    LALR produces follow-on errors that are not really there.
+    """
+    try:
+        tree = _parser().parse(file.text)
+    except UnexpectedInput as error:
+        return _syntax_diagnostic(file, error)
+    module = AstBuilder(file).transform(tree)
+    assert isinstance(module, ast.Module)
+    return module

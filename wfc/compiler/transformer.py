@@ -1,0 +1,363 @@
+"""Lark parse tree → AST. Builds nodes and spans; never validates, never raises.
+
+It is lark's non-recursive transformer, so deeply nested types cannot blow
+the Python stack here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lark import Token, Transformer_NonRecursive, v_args
+from lark.tree import Meta
+
+from wfc.compiler import ast
+from wfc.compiler.source import SourceFile, Span
+
+
+def unquote(token_text: str) -> str:
+    """The value of a STRING token: JSON string escapes, which every editor highlights right."""
+    try:
+        value = json.loads(token_text)
+    except ValueError:
+        return token_text[1:-1]
+    return value if isinstance(value, str) else token_text[1:-1]
+
+
+def parse_number(text: str) -> int | float:
+    """An int when the text has no fraction or exponent, else a float."""
+    if any(c in text for c in ".eE"):
+        return float(text)
+    return int(text)
+
+
+def _doc_text(tokens: list[Token]) -> str | None:
+    lines = [str(tok)[2:].strip() for tok in tokens]
+    return "\n".join(lines) if lines else None
+
+
+class _Docs:
+    """The result of the `docs` rule: the doc comment tokens before a declaration."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+
+    @property
+    def text(self) -> str | None:
+        return _doc_text(self.tokens)
+
+
+@v_args(meta=True)
+class AstBuilder(Transformer_NonRecursive):
+    """Callbacks named after grammar rules; each returns one AST node."""
+
+    def __init__(self, file: SourceFile) -> None:
+        super().__init__()
+        self.file = file
+
+    # -- helpers -------------------------------------------------------------
+
+    def _span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(file=self.file, start=0, end=0)
+        return Span(file=self.file, start=meta.start_pos, end=meta.end_pos)
+
+    def _tok_span(self, token: Token) -> Span:
+        start = token.start_pos or 0
+        end = token.end_pos if token.end_pos is not None else start + len(token)
+        return Span(file=self.file, start=start, end=end)
+
+    def _name(self, token: Token) -> ast.Name:
+        return ast.Name(value=str(token), span=self._tok_span(token))
+
+    # -- module ------------------------------------------------------------------
+
+    def start(self, meta: Meta, items: list[Any]) -> ast.Module:
+        return ast.Module(
+            imports=tuple(i for i in items if isinstance(i, ast.Import)),
+            types=tuple(i for i in items if isinstance(i, ast.TypeDecl)),
+            enums=tuple(i for i in items if isinstance(i, ast.EnumDecl)),
+            workflows=tuple(i for i in items if isinstance(i, ast.Workflow)),
+            span=self._span(meta),
+        )
+
+    def import_decl(self, meta: Meta, items: list[Token]) -> ast.Import:
+        return ast.Import(path=unquote(items[0]), span=self._span(meta))
+
+    def docs(self, meta: Meta, items: list[Token]) -> _Docs:
+        return _Docs(items)
+
+    def workflow(self, meta: Meta, items: list[Any]) -> ast.Workflow:
+        docs, name, *body = items
+        pairs = [i for i in body if isinstance(i, tuple)]
+        return ast.Workflow(
+            id=self._name(name),
+            doc=docs.text,
+            names=tuple(v for t, v in pairs if t == "name"),
+            descriptions=tuple(v for t, v in pairs if t == "description"),
+            types=tuple(i for i in body if isinstance(i, ast.TypeDecl)),
+            enums=tuple(i for i in body if isinstance(i, ast.EnumDecl)),
+            inputs=tuple(v for t, v in pairs if t == "input"),
+            outputs=tuple(v for t, v in pairs if t == "output"),
+            stages=tuple(i for i in body if isinstance(i, ast.Stage)),
+            flows=tuple(i for i in body if isinstance(i, ast.Flow)),
+            span=self._span(meta),
+        )
+
+    def _string_literal(self, token: Token) -> ast.Literal_:
+        return ast.Literal_(value=unquote(token), span=self._tok_span(token))
+
+    def wf_name(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return ("name", self._string_literal(items[0]))
+
+    def wf_description(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return ("description", self._string_literal(items[0]))
+
+    def wf_input(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+        return ("input", items[0])
+
+    def wf_output(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+        return ("output", items[0])
+
+    # -- types -------------------------------------------------------------------
+
+    def type_decl(self, meta: Meta, items: list[Any]) -> ast.TypeDecl:
+        docs, name, body = items
+        return ast.TypeDecl(name=self._name(name), body=body, doc=docs.text, span=self._span(meta))
+
+    def enum_decl(self, meta: Meta, items: list[Any]) -> ast.EnumDecl:
+        docs, name, members = items
+        return ast.EnumDecl(
+            name=self._name(name), members=members, doc=docs.text, span=self._span(meta)
+        )
+
+    def enum_members(self, meta: Meta, items: list[ast.EnumMember]) -> tuple[ast.EnumMember, ...]:
+        return tuple(items)
+
+    def enum_member(self, meta: Meta, items: list[Any]) -> ast.EnumMember:
+        docs, name = items
+        return ast.EnumMember(name=self._name(name), doc=docs.text, span=self._span(meta))
+
+    def type_ref(self, meta: Meta, items: list[Token]) -> ast.TypeRef:
+        return ast.TypeRef(name=str(items[0]), span=self._span(meta))
+
+    def record_body(self, meta: Meta, items: list[ast.Field]) -> ast.RecordBody:
+        return ast.RecordBody(fields=tuple(items), span=self._span(meta))
+
+    def field(self, meta: Meta, items: list[Any]) -> ast.Field:
+        docs, name, type_expr, *rest = items
+        constraints: tuple[ast.Constraint, ...] = ()
+        default: ast.Value | None = None
+        for item in rest:
+            if isinstance(item, tuple):
+                constraints = item
+            else:
+                default = item
+        return ast.Field(
+            name=self._name(name),
+            type=type_expr,
+            constraints=constraints,
+            default=default,
+            doc=docs.text,
+            span=self._span(meta),
+        )
+
+    def type_expr(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+        base = items[0]
+        if len(items) > 1:
+            return ast.OptionalType(inner=base, span=self._span(meta))
+        return base  # type: ignore[no-any-return]
+
+    def named_type(self, meta: Meta, items: list[Token]) -> ast.NamedType:
+        return ast.NamedType(name=str(items[0]), span=self._span(meta))
+
+    def list_type(self, meta: Meta, items: list[ast.TypeExpr]) -> ast.ListType:
+        return ast.ListType(item=items[0], span=self._span(meta))
+
+    def map_type(self, meta: Meta, items: list[ast.TypeExpr]) -> ast.MapType:
+        return ast.MapType(value=items[0], span=self._span(meta))
+
+    def constraints(self, meta: Meta, items: list[Any]) -> tuple[ast.Constraint, ...]:
+        flat: list[ast.Constraint] = []
+        for item in items:
+            flat.extend(item if isinstance(item, tuple) else (item,))
+        return tuple(flat)
+
+    def range(self, meta: Meta, items: list[Token]) -> tuple[ast.Constraint, ...]:
+        span = self._span(meta)
+        low, high = parse_number(items[0]), parse_number(items[1])
+        return (
+            ast.Constraint(kind="ge", value=low, span=span),
+            ast.Constraint(kind="le", value=high, span=span),
+        )
+
+    _COMPARE = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
+    _LEN_COMPARE = {">=": "min_len", ">": "len_gt", "<=": "max_len", "<": "len_lt"}
+
+    def compare(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+        kind = self._COMPARE[str(items[0])]
+        return ast.Constraint(kind=kind, value=parse_number(items[1]), span=self._span(meta))  # type: ignore[arg-type]
+
+    def length_range(self, meta: Meta, items: list[Token]) -> tuple[ast.Constraint, ...]:
+        span = self._span(meta)
+        return (
+            ast.Constraint(kind="min_len", value=parse_number(items[0]), span=span),
+            ast.Constraint(kind="max_len", value=parse_number(items[1]), span=span),
+        )
+
+    def length_compare(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+        kind = self._LEN_COMPARE[str(items[0])]
+        return ast.Constraint(kind=kind, value=parse_number(items[1]), span=self._span(meta))  # type: ignore[arg-type]
+
+    def pattern(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+        return ast.Constraint(kind="pattern", value=unquote(items[0]), span=self._span(meta))
+
+    def default(self, meta: Meta, items: list[ast.Value]) -> ast.Value:
+        return items[0]
+
+    # -- values ------------------------------------------------------------------
+
+    def string_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return self._string_literal(items[0])
+
+    def number_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
+
+    def true_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return ast.Literal_(value=True, span=self._span(meta))
+
+    def false_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return ast.Literal_(value=False, span=self._span(meta))
+
+    def null_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return ast.Literal_(value=None, span=self._span(meta))
+
+    def name_value(self, meta: Meta, items: list[Token]) -> ast.EnumRef:
+        return ast.EnumRef(name=str(items[0]), span=self._tok_span(items[0]))
+
+    def list_value(self, meta: Meta, items: list[ast.Value]) -> ast.ListValue:
+        return ast.ListValue(items=tuple(items), span=self._span(meta))
+
+    def object_value(self, meta: Meta, items: list[tuple[str, ast.Value]]) -> ast.ObjectValue:
+        return ast.ObjectValue(entries=tuple(items), span=self._span(meta))
+
+    def object_entry(self, meta: Meta, items: list[Any]) -> tuple[str, ast.Value]:
+        key, value = items
+        return (unquote(key) if key.type == "STRING" else str(key), value)
+
+    # -- stages ------------------------------------------------------------------
+
+    def stage(self, meta: Meta, items: list[Any]) -> ast.Stage:
+        docs, *rest = items
+        async_tok = None
+        if isinstance(rest[0], Token) and rest[0].type == "ASYNC":
+            async_tok = rest.pop(0)
+        name = rest.pop(0)
+        title = None
+        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
+            title = unquote(rest.pop(0))
+        settings: dict[str, list[Any]] = {}
+        for tag, value in rest:
+            settings.setdefault(tag, []).append(value)
+        needs = tuple(n for group in settings.get("needs", []) for n in group)
+        return ast.Stage(
+            name=self._name(name),
+            is_async=async_tok is not None,
+            title=title,
+            doc=docs.text,
+            descriptions=tuple(settings.get("description", [])),
+            inputs=tuple(settings.get("input", [])),
+            outputs=tuple(settings.get("output", [])),
+            configs=tuple(settings.get("config", [])),
+            needs=needs,
+            retries=tuple(settings.get("retry", [])),
+            timeouts=tuple(settings.get("timeout", [])),
+            polls=tuple(settings.get("poll", [])),
+            priorities=tuple(settings.get("priority", [])),
+            async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
+            span=self._span(meta),
+        )
+
+    def stage_description(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return ("description", self._string_literal(items[0]))
+
+    def stage_input(self, meta: Meta, items: list[ast.StageInput]) -> tuple[str, ast.StageInput]:
+        return ("input", items[0])
+
+    def input_from(self, meta: Meta, items: list[Token]) -> ast.InputFrom:
+        return ast.InputFrom(stage=self._name(items[0]), span=self._span(meta))
+
+    def input_none(self, meta: Meta, items: list[Token]) -> ast.InputNone:
+        return ast.InputNone(span=self._span(meta))
+
+    def stage_output(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+        return ("output", items[0])
+
+    def stage_config(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+        return ("config", items[0])
+
+    def needs(self, meta: Meta, items: list[Token]) -> tuple[str, tuple[ast.Name, ...]]:
+        return ("needs", tuple(self._name(t) for t in items))
+
+    def _duration(self, token: Token) -> ast.Duration:
+        return ast.Duration(text=str(token), span=self._tok_span(token))
+
+    def retry(self, meta: Meta, items: list[Any]) -> tuple[str, ast.Retry]:
+        times, *rest = items
+        backoff = next((i for i in rest if isinstance(i, ast.Backoff)), None)
+        never = next((i for i in rest if isinstance(i, tuple)), ())
+        node = ast.Retry(
+            times=ast.Literal_(value=parse_number(times), span=self._tok_span(times)),
+            backoff=backoff,
+            never_on=never,
+            span=self._span(meta),
+        )
+        return ("retry", node)
+
+    def backoff(self, meta: Meta, items: list[Any]) -> ast.Backoff:
+        kind, initial, *rest = items
+        multiplier = next((i for i in rest if isinstance(i, ast.Literal_)), None)
+        maximum = next((i for i in rest if isinstance(i, ast.Duration)), None)
+        return ast.Backoff(
+            kind=self._name(kind),
+            initial=self._duration(initial),
+            multiplier=multiplier,
+            max=maximum,
+            span=self._span(meta),
+        )
+
+    def multiplier(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
+
+    def backoff_max(self, meta: Meta, items: list[Token]) -> ast.Duration:
+        return self._duration(items[0])
+
+    def never_retry(self, meta: Meta, items: list[Token]) -> tuple[ast.Name, ...]:
+        return tuple(self._name(t) for t in items)
+
+    def timeout(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Duration]:
+        return ("timeout", self._duration(items[0]))
+
+    def poll(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Poll]:
+        every = self._duration(items[0])
+        give_up = self._duration(items[1]) if len(items) > 1 else None
+        return ("poll", ast.Poll(every=every, give_up_after=give_up, span=self._span(meta)))
+
+    def priority(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        value = ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
+        return ("priority", value)
+
+    # -- flow ----------------------------------------------------------------
+
+    def flow(self, meta: Meta, items: list[ast.FlowStep]) -> ast.Flow:
+        return ast.Flow(steps=tuple(items), span=self._span(meta))
+
+    def flow_single(self, meta: Meta, items: list[Token]) -> ast.FlowStep:
+        return ast.FlowStep(stages=(self._name(items[0]),), span=self._span(meta))
+
+    def flow_parallel(self, meta: Meta, items: list[Token]) -> ast.FlowStep:
+        names = tuple(self._name(t) for t in items)
+        return ast.FlowStep(stages=names, parallel=True, span=self._span(meta))

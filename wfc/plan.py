@@ -1,0 +1,220 @@
+"""The Plan IR: the one contract between the compiler and the runtime.
+
+A `Plan` is what the kernel executes. The compiler lowers a checked `.wf` file
+to one, and the Python builder produces the same shape, so the runtime never
+needs to know where a workflow came from. Plans are plain JSON on disk
+(`plan.json`); `Plan.to_json()` is canonical (sorted keys, fixed indentation)
+so that `Plan.from_json(text).to_json() == text` byte for byte, and the
+`fingerprint` is the sha256 of the canonical compact form of everything else,
+which a run stores to know which version of its workflow it was started with.
+
+Durations are integer milliseconds: JSON has no duration type and integers
+round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PLAN_VERSION = 1
+"""Bumped whenever a change to these models would break an older runtime."""
+
+JsonSchema = dict[str, Any]
+
+EMPTY_OBJECT_SCHEMA: JsonSchema = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageKind(StrEnum):
+    """`sync` stages return their output; `async` stages may suspend and are polled."""
+
+    SYNC = "sync"
+    ASYNC = "async"
+
+
+class InputSource(StrEnum):
+    """Where a stage's input comes from at run time.
+
+    `flow`: the output of the previous execution group (the workflow input for
+    the first group); a parallel group's output is an object keyed by stage id.
+    `stage`: the output of the stage named in `input_from`.
+    `none`: the empty object; the stage reads its dependencies instead.
+    """
+
+    FLOW = "flow"
+    STAGE = "stage"
+    NONE = "none"
+
+
+class RetryPolicy(_Frozen):
+    """How often a failing stage is tried and how long to wait in between.
+
+    The delay before attempt `n + 1` is
+    `min(backoff_initial_ms * backoff_multiplier ** (n - 1), backoff_max_ms)`.
+    Errors whose class name is in `non_retryable` fail the stage at once.
+    """
+
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_initial_ms: int = Field(default=1000, ge=0)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0)
+    backoff_max_ms: int = Field(default=60_000, ge=0)
+    non_retryable: tuple[str, ...] = ()
+
+    def delay_ms(self, failed_attempt: int) -> int:
+        """Milliseconds to wait after the `failed_attempt`-th attempt (1-based) failed."""
+        raw = self.backoff_initial_ms * self.backoff_multiplier ** max(failed_attempt - 1, 0)
+        return int(min(raw, self.backoff_max_ms))
+
+
+class PollPolicy(_Frozen):
+    """How an async stage that suspended is polled: every `interval_ms`, for at most `max_wait_ms`."""
+
+    interval_ms: int = Field(default=30_000, gt=0)
+    max_wait_ms: int = Field(default=24 * 3_600_000, gt=0)
+
+
+class PlanStage(_Frozen):
+    """One stage: its schemas, policies and the class that implements it.
+
+    `implementation` is `module:Class`. A module path starting with `.` is
+    relative to the package that holds the plan (what the compiler writes, so
+    a compiled package can be moved or renamed); otherwise it is absolute.
+    """
+
+    id: str
+    name: str
+    description: str | None = None
+    kind: StageKind = StageKind.SYNC
+    input_source: InputSource = InputSource.FLOW
+    input_from: str | None = None
+    input_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
+    output_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
+    config_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
+    config_defaults: dict[str, Any] = Field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+    timeout_ms: int | None = Field(default=None, gt=0)
+    poll: PollPolicy | None = None
+    priority: int | None = None
+    implementation: str
+
+    @model_validator(mode="after")
+    def _input_from_matches_source(self) -> Self:
+        if (self.input_source is InputSource.STAGE) != (self.input_from is not None):
+            raise ValueError(
+                f"stage {self.id!r}: input_from must be set exactly when input_source is 'stage'"
+            )
+        if self.poll is not None and self.kind is not StageKind.ASYNC:
+            raise ValueError(f"stage {self.id!r}: only async stages have a poll policy")
+        return self
+
+
+class Plan(_Frozen):
+    """An executable workflow: stages in definition order and the groups they run in.
+
+    Groups run one after the other; the stages of one group run concurrently.
+    Every stage is in exactly one group, and a stage only `needs` stages of
+    earlier groups. The validators enforce this so that a hand-built or
+    hand-edited plan cannot reach the kernel broken.
+    """
+
+    plan_version: Literal[1] = PLAN_VERSION
+    workflow_id: str
+    name: str
+    description: str | None = None
+    input_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
+    output_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
+    stages: tuple[PlanStage, ...]
+    groups: tuple[tuple[str, ...], ...]
+    fingerprint: str = ""
+
+    @model_validator(mode="after")
+    def _check_structure(self) -> Self:
+        ids = [stage.id for stage in self.stages]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate stage ids: {', '.join(duplicates)}")
+        group_of: dict[str, int] = {}
+        for index, group in enumerate(self.groups):
+            if not group:
+                raise ValueError(f"execution group {index + 1} is empty")
+            for stage_id in group:
+                if stage_id not in ids:
+                    raise ValueError(f"group {index + 1} names unknown stage {stage_id!r}")
+                if stage_id in group_of:
+                    raise ValueError(f"stage {stage_id!r} is in more than one group")
+                group_of[stage_id] = index
+        missing = [i for i in ids if i not in group_of]
+        if missing:
+            raise ValueError(f"stages in no execution group: {', '.join(missing)}")
+        for stage in self.stages:
+            earlier = [*stage.needs, *([stage.input_from] if stage.input_from else [])]
+            for dep in earlier:
+                if dep not in group_of or group_of[dep] >= group_of[stage.id]:
+                    raise ValueError(f"stage {stage.id!r} needs {dep!r}, which does not run earlier")
+        return self
+
+    # -- identity ---------------------------------------------------------
+
+    def content(self) -> dict[str, Any]:
+        """Everything but the fingerprint, as JSON-compatible data."""
+        return self.model_dump(mode="json", exclude={"fingerprint"})
+
+    def compute_fingerprint(self) -> str:
+        """`sha256:<hex>` of the canonical compact JSON of the plan's content."""
+        canonical = json.dumps(
+            self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def with_fingerprint(self) -> Plan:
+        """A copy whose `fingerprint` is computed from its content."""
+        return self.model_copy(update={"fingerprint": self.compute_fingerprint()})
+
+    def verify_fingerprint(self) -> bool:
+        """True when the stored fingerprint matches the content (the file was not hand-edited)."""
+        return self.fingerprint == self.compute_fingerprint()
+
+    # -- serialisation ----------------------------------------------------
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, two-space indent, trailing newline."""
+        data = self.model_dump(mode="json")
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Plan:
+        """Parse and validate a plan; raises `pydantic.ValidationError` on a bad one."""
+        return cls.model_validate_json(text)
+
+    # -- queries the runtime and tools share ------------------------------
+
+    def stage(self, stage_id: str) -> PlanStage:
+        """The stage with this id; `KeyError` when there is none."""
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        raise KeyError(stage_id)
+
+    def stage_ids(self) -> list[str]:
+        """Stage ids in definition order."""
+        return [stage.id for stage in self.stages]
+
+    def execution_group(self, stage_id: str) -> int:
+        """The 1-based group the stage runs in."""
+        for index, group in enumerate(self.groups):
+            if stage_id in group:
+                return index + 1
+        raise KeyError(stage_id)
+
+    def default_config(self) -> dict[str, dict[str, Any]]:
+        """`{stage_id: defaults}` for every stage, as `run.create` merges it."""
+        return {stage.id: dict(stage.config_defaults) for stage in self.stages}

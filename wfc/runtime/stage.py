@@ -1,0 +1,272 @@
+"""What stage code sees and returns: contexts, base classes, `Suspend` and completions.
+
+Generated `_stages.py` files subclass these with concrete types, so a user's
+`execute(self, ctx: ExtractContext) -> ExtractOutput` is checked by mypy
+against the workflow's schemas. The kernel supplies a `StageServices`
+implementation (logging, progress, blobs); `RecordingServices` keeps them in
+memory, which is what unit tests of a single stage want.
+
+"async" in `AsyncStage` means the stage may suspend and be polled later
+(the seed's async-batch mode). Either kind may implement `execute` as a plain
+`def` (run in a worker thread) or an `async def` (awaited).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from wfc.errors import MissingStageOutputError
+
+InputT = TypeVar("InputT", bound=BaseModel)
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+OutputT = TypeVar("OutputT", bound=BaseModel)
+StageIdT = TypeVar("StageIdT", bound=str)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+CtxT = TypeVar("CtxT", bound="StageContext[Any, Any, Any]")
+
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class BlobAccess(Protocol):
+    """Large payloads by key, so they stay out of stage outputs and the database rows."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`, replacing what was there."""
+
+    async def get(self, key: str) -> bytes:
+        """The bytes under `key`; `KeyError` when there are none."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether `key` holds a payload."""
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`; no error when it is absent."""
+
+
+class StageServices(Protocol):
+    """What the kernel provides to a running stage besides its data."""
+
+    def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
+        """Persist one log line for this stage."""
+
+    def progress(self, fraction: float, message: str | None) -> None:
+        """Report progress between 0 and 1."""
+
+    def metric(self, name: str, value: float) -> None:
+        """Record a custom metric (e.g. `total_cost`, `total_tokens`)."""
+
+    @property
+    def blobs(self) -> BlobAccess:
+        """The blob store."""
+
+
+class MemoryBlobs:
+    """A dict-backed `BlobAccess`, for tests of single stages."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    async def put(self, key: str, data: bytes) -> None:  # noqa: D102
+        self.data[key] = bytes(data)
+
+    async def get(self, key: str) -> bytes:  # noqa: D102
+        try:
+            return self.data[key]
+        except KeyError:
+            raise KeyError(f"Blob not found: {key}") from None
+
+    async def exists(self, key: str) -> bool:  # noqa: D102
+        return key in self.data
+
+    async def delete(self, key: str) -> None:  # noqa: D102
+        self.data.pop(key, None)
+
+
+@dataclass(slots=True)
+class RecordingServices:
+    """`StageServices` that keep everything in lists, so a test can assert on it."""
+
+    logs: list[tuple[LogLevel, str, dict[str, Any]]] = field(default_factory=list)
+    progress_reports: list[tuple[float, str | None]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    store: MemoryBlobs = field(default_factory=MemoryBlobs)
+
+    def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:  # noqa: D102
+        self.logs.append((level, message, dict(fields)))
+
+    def progress(self, fraction: float, message: str | None) -> None:  # noqa: D102
+        self.progress_reports.append((fraction, message))
+
+    def metric(self, name: str, value: float) -> None:  # noqa: D102
+        self.metrics[name] = value
+
+    @property
+    def blobs(self) -> BlobAccess:  # noqa: D102
+        return self.store
+
+
+class StageContext(Generic[InputT, ConfigT, StageIdT]):
+    """The typed view of a run that one stage execution gets.
+
+    `outputs` maps stage ids to the outputs of the run's completed stages;
+    `require`/`optional` read them by id, and the generated subclasses add one
+    typed property per `needs` dependency.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        stage_id: str,
+        input: InputT,
+        config: ConfigT,
+        outputs: Mapping[str, Any] | None = None,
+        attempt: int = 1,
+        resume_state: dict[str, Any] | None = None,
+        services: StageServices | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.stage_id = stage_id
+        self.input = input
+        self.config = config
+        self.attempt = attempt
+        self.resume_state = resume_state
+        self._outputs = dict(outputs or {})
+        self._services: StageServices = services if services is not None else RecordingServices()
+
+    def require(self, stage_id: StageIdT) -> Any:
+        """The output of a completed stage; raises when it has none (falsy outputs are fine)."""
+        if stage_id not in self._outputs or self._outputs[stage_id] is None:
+            raise MissingStageOutputError(stage_id=stage_id, available=sorted(self._outputs))
+        return self._outputs[stage_id]
+
+    def optional(self, stage_id: StageIdT) -> Any | None:
+        """The output of a completed stage, or None."""
+        return self._outputs.get(stage_id)
+
+    def dependency(self, stage_id: StageIdT, model: type[ModelT]) -> ModelT:
+        """A required dependency's output parsed into its model (what generated properties call)."""
+        value = self.require(stage_id)
+        return value if isinstance(value, model) else model.model_validate(value)
+
+    def log(self, level: LogLevel, message: str, **fields: Any) -> None:
+        """Write a log line attached to this stage of this run."""
+        self._services.log(level, message, fields)
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report progress (0–1), shown live by `wfc run` and stored as an event."""
+        self._services.progress(min(max(fraction, 0.0), 1.0), message)
+
+    def metric(self, name: str, value: float) -> None:
+        """Record a custom metric on the stage; `total_cost`/`total_tokens` add up into the run."""
+        self._services.metric(name, value)
+
+    @property
+    def blobs(self) -> BlobAccess:
+        """The blob store, for payloads too large to be outputs."""
+        return self._services.blobs
+
+
+class CheckContext(Generic[ConfigT]):
+    """What `check_completion` sees: ids, the stage's config, logging and blobs (no input)."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        stage_id: str,
+        config: ConfigT,
+        services: StageServices | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.stage_id = stage_id
+        self.config = config
+        self._services: StageServices = services if services is not None else RecordingServices()
+
+    def log(self, level: LogLevel, message: str, **fields: Any) -> None:
+        """Write a log line attached to this stage of this run."""
+        self._services.log(level, message, fields)
+
+    @property
+    def blobs(self) -> BlobAccess:
+        """The blob store."""
+        return self._services.blobs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suspend:
+    """Returned by an async stage to wait for outside work (a provider batch, a human).
+
+    `state` is stored and handed to `check_completion`; it must be JSON data.
+    `poll_interval` and `max_wait` override the stage's `poll` settings.
+    """
+
+    state: dict[str, Any]
+    poll_interval: timedelta | None = None
+    max_wait: timedelta | None = None
+    next_poll_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ready(Generic[OutputT]):
+    """The outside work is done; `output` becomes the stage's output."""
+
+    output: OutputT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotReady:
+    """Not done yet; check again after `next_check_in` (default: the stage's poll interval)."""
+
+    next_check_in: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """The outside work failed for good; the stage and its run fail with `error`."""
+
+    error: str
+
+
+Completion = Ready[OutputT] | NotReady | Failed
+
+
+class _StageBase(ABC):
+    """Class-level facts every stage implementation carries, set by generated code."""
+
+    stage_id: ClassVar[str]
+    input_model: ClassVar[type[BaseModel]]
+    output_model: ClassVar[type[BaseModel]]
+    config_model: ClassVar[type[BaseModel]]
+    context_type: ClassVar[type[StageContext[Any, Any, Any]]]
+    suspends: ClassVar[bool] = False
+
+
+class Stage(_StageBase, Generic[CtxT, OutputT]):
+    """A sync stage: `execute` returns the output (a model, or a dict that validates as one)."""
+
+    @abstractmethod
+    def execute(self, ctx: CtxT) -> OutputT | Awaitable[OutputT]:
+        """Do the stage's work."""
+
+
+class AsyncStage(_StageBase, Generic[CtxT, ConfigT, OutputT]):
+    """A stage that may `Suspend`; `check_completion` is then polled until it is `Ready`."""
+
+    suspends: ClassVar[bool] = True
+
+    @abstractmethod
+    def execute(self, ctx: CtxT) -> OutputT | Suspend | Awaitable[OutputT | Suspend]:
+        """Start the work; return the output now, or `Suspend` to be polled."""
+
+    @abstractmethod
+    def check_completion(
+        self, state: dict[str, Any], ctx: CheckContext[ConfigT]
+    ) -> Completion[OutputT] | Awaitable[Completion[OutputT]]:
+        """Check on suspended work: `Ready(output)`, `NotReady(...)` or `Failed(error)`."""
