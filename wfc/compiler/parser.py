@@ -8,7 +8,7 @@ mistakes get a specific message and hint from `_EXAMPLES`, matched with
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -37,6 +37,9 @@ TERMINAL_WORDS: dict[str, str] = {
     "EQUAL": "`=`",
     "$END": "the end of the file",
 }
+
+FRAGMENT_RULES = ("field_spec", "retry_body", "poll_body", "flow_body", "duration_spec", "stage_ref")
+"""Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
 # Bad inputs that stand for a class of mistakes, with the message and hint for it.
 _EXAMPLES: dict[tuple[str, str], list[str]] = {
@@ -89,6 +92,7 @@ def _parser() -> Lark:
         strict=True,
         propagate_positions=True,
         maybe_placeholders=False,
+        start=["start", *FRAGMENT_RULES],
     )
 
 
@@ -137,9 +141,12 @@ def _expected_text(expected: set[str]) -> str:
     )
 
 
-def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput) -> Diagnostic:
+def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> Diagnostic:
     pos = error.pos_in_stream if error.pos_in_stream is not None else len(file.text)
-    matched = error.match_examples(_parser().parse, _EXAMPLES, use_accepts=True)
+    matched = None
+    if rule == "start":
+        parse = partial(_parser().parse, start="start")
+        matched = error.match_examples(parse, _EXAMPLES, use_accepts=True)
     if isinstance(error, UnexpectedCharacters):
         char = file.text[pos] if pos < len(file.text) else ""
         span = Span(file=file, start=pos, end=pos + 1)
@@ -198,10 +205,19 @@ def parse_source(file: SourceFile) -> ast.Module | Diagnostic:
     Parsing stops at the first syntax error: guessing how to resynchronise
     LALR produces follow-on errors that are not really there.
     """
-    try:
-        tree = _parser().parse(file.text)
-    except UnexpectedInput as error:
-        return _syntax_diagnostic(file, error)
-    module = AstBuilder(file).transform(tree)
-    assert isinstance(module, ast.Module)
+    module = parse_rule(file, "start")
+    assert isinstance(module, ast.Module | Diagnostic)
     return module
+
+
+def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
+    """Parse `text` (default: the whole file) as grammar rule `rule`: an AST node or a diagnostic.
+
+    The YAML front end passes the file's text with everything but one scalar
+    blanked out, so that positions in the result are positions in the file.
+    """
+    try:
+        tree = _parser().parse(file.text if text is None else text, start=rule)
+    except UnexpectedInput as error:
+        return _syntax_diagnostic(file, error, rule)
+    return AstBuilder(file).transform(tree)

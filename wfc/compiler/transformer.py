@@ -148,7 +148,19 @@ class AstBuilder(Transformer_NonRecursive):
         return ast.RecordBody(fields=tuple(items), span=self._span(meta))
 
     def field(self, meta: Meta, items: list[Any]) -> ast.Field:
-        docs, name, type_expr, *rest = items
+        docs, name, spec = items
+        return ast.Field(
+            name=self._name(name),
+            type=spec.type,
+            constraints=spec.constraints,
+            default=spec.default,
+            doc=docs.text,
+            span=self._span(meta),
+        )
+
+    def field_spec(self, meta: Meta, items: list[Any]) -> ast.Field:
+        """A field without its name (the YAML form gives the name as a key)."""
+        type_expr, *rest = items
         constraints: tuple[ast.Constraint, ...] = ()
         default: ast.Value | None = None
         for item in rest:
@@ -157,11 +169,10 @@ class AstBuilder(Transformer_NonRecursive):
             else:
                 default = item
         return ast.Field(
-            name=self._name(name),
+            name=ast.Name(value="", span=self._span(meta)),
             type=type_expr,
             constraints=constraints,
             default=default,
-            doc=docs.text,
             span=self._span(meta),
         )
 
@@ -305,7 +316,10 @@ class AstBuilder(Transformer_NonRecursive):
     def _duration(self, token: Token) -> ast.Duration:
         return ast.Duration(text=str(token), span=self._tok_span(token))
 
-    def retry(self, meta: Meta, items: list[Any]) -> tuple[str, ast.Retry]:
+    def retry(self, meta: Meta, items: list[ast.Retry]) -> tuple[str, ast.Retry]:
+        return ("retry", items[0])
+
+    def retry_body(self, meta: Meta, items: list[Any]) -> ast.Retry:
         times, *rest = items
         backoff = next((i for i in rest if isinstance(i, ast.Backoff)), None)
         never = next((i for i in rest if isinstance(i, tuple)), ())
@@ -315,7 +329,7 @@ class AstBuilder(Transformer_NonRecursive):
             never_on=never,
             span=self._span(meta),
         )
-        return ("retry", node)
+        return node
 
     def backoff(self, meta: Meta, items: list[Any]) -> ast.Backoff:
         kind, initial, *rest = items
@@ -341,10 +355,13 @@ class AstBuilder(Transformer_NonRecursive):
     def timeout(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Duration]:
         return ("timeout", self._duration(items[0]))
 
-    def poll(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Poll]:
+    def poll(self, meta: Meta, items: list[ast.Poll]) -> tuple[str, ast.Poll]:
+        return ("poll", items[0])
+
+    def poll_body(self, meta: Meta, items: list[Token]) -> ast.Poll:
         every = self._duration(items[0])
         give_up = self._duration(items[1]) if len(items) > 1 else None
-        return ("poll", ast.Poll(every=every, give_up_after=give_up, span=self._span(meta)))
+        return ast.Poll(every=every, give_up_after=give_up, span=self._span(meta))
 
     def priority(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
         value = ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
@@ -352,8 +369,17 @@ class AstBuilder(Transformer_NonRecursive):
 
     # -- flow ----------------------------------------------------------------
 
-    def flow(self, meta: Meta, items: list[ast.FlowStep]) -> ast.Flow:
+    def flow(self, meta: Meta, items: list[ast.Flow]) -> ast.Flow:
+        return ast.Flow(steps=items[0].steps, span=self._span(meta))
+
+    def flow_body(self, meta: Meta, items: list[ast.FlowStep]) -> ast.Flow:
         return ast.Flow(steps=tuple(items), span=self._span(meta))
+
+    def duration_spec(self, meta: Meta, items: list[Token]) -> ast.Duration:
+        return self._duration(items[0])
+
+    def stage_ref(self, meta: Meta, items: list[Token]) -> ast.Name:
+        return self._name(items[0])
 
     def flow_single(self, meta: Meta, items: list[Token]) -> ast.FlowStep:
         return ast.FlowStep(stages=(self._name(items[0]),), span=self._span(meta))

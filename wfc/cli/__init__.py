@@ -1,0 +1,24 @@
+"""The `wfc` command line. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from wfc import __version__
+from wfc.cli.compiler_commands import check_command, compile_command, graph_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wfc")
+def cli() -> None:
+    """wfc: compile workflow definitions and run them durably."""
+
+
+cli.add_command(compile_command)
+cli.add_command(check_command)
+cli.add_command(graph_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

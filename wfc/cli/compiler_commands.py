@@ -1,0 +1,106 @@
+"""`wfc compile`, `wfc check` and `wfc graph`.
+
+Exit codes: 0 clean (warnings allowed), 1 errors or stale files, 2 usage.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import IO, Literal
+
+import click
+from pydantic import ValidationError
+
+from wfc.compiler import check_paths, compile_path
+from wfc.compiler.diagnostics import Diagnostic, render_text, to_github, to_json
+from wfc.compiler.graph_render import to_dot, to_mermaid
+from wfc.plan import Plan
+
+Format = Literal["text", "json", "github"]
+
+
+def _use_colour(stream: IO[str]) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ
+
+
+def emit(diagnostics: list[Diagnostic], fmt: Format, stream: IO[str]) -> None:
+    """Write diagnostics in the chosen format."""
+    if fmt == "json":
+        stream.write(to_json(diagnostics))
+    elif fmt == "github":
+        stream.write(to_github(diagnostics))
+    elif diagnostics:
+        stream.write(render_text(diagnostics, colour=_use_colour(stream)))
+
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="How to print diagnostics: for people, for tools, or as GitHub annotations.",
+)
+
+
+@click.command("compile")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Package directory to write.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would change.")
+@_format_option
+def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) -> None:
+    """Check SOURCE and generate its package: models, stage contexts, stubs and plan.json."""
+    result = compile_path(source, out, check=check)
+    emit(result.diagnostics, fmt, sys.stderr if fmt == "text" else sys.stdout)
+    if not result.ok:
+        sys.exit(1)
+    if check:
+        if result.stale:
+            click.echo("these files would change; run `wfc compile " + source.as_posix() + "`:", err=True)
+            for path in result.stale:
+                click.echo(f"  {path.as_posix()}", err=True)
+            sys.exit(1)
+        return
+    if fmt == "text":
+        target = result.out_dir.as_posix() if result.out_dir else "?"
+        changed = len(result.written)
+        click.echo(f"compiled {source.as_posix()} → {target}/ ({changed} file(s) written)", err=True)
+        for stub in result.created_stubs:
+            click.echo(f"  new stub: {stub.as_posix()}", err=True)
+
+
+@click.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_format_option
+def check_command(paths: tuple[Path, ...], fmt: Format) -> None:
+    """Check workflow files and directories: definitions, generated code, stubs."""
+    result = check_paths(paths)
+    emit(result.diagnostics, fmt, sys.stdout)
+    if fmt == "text" and not result.diagnostics:
+        click.echo(f"checked {len(result.files)} file(s): no problems")
+    sys.exit(0 if result.ok else 1)
+
+
+def load_plan_for(source: Path) -> Plan:
+    """The plan of a `.wf` source (compiled in memory) or of a `plan.json` file."""
+    if source.suffix == ".json":
+        try:
+            return Plan.from_json(source.read_bytes())
+        except (OSError, ValidationError) as error:
+            raise click.ClickException(f"{source.as_posix()} is not a readable plan: {error}") from error
+    result = compile_path(source, check=True)
+    if result.plan is None:
+        emit(result.diagnostics, "text", sys.stderr)
+        sys.exit(1)
+    return result.plan
+
+
+@click.command("graph")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def graph_command(source: Path, fmt: str) -> None:
+    """Print the flow of SOURCE (.wf or plan.json) as Mermaid or DOT."""
+    plan = load_plan_for(source)
+    click.echo(to_mermaid(plan) if fmt == "mermaid" else to_dot(plan), nl=False)

@@ -1,0 +1,262 @@
+"""The YAML form (`*.wf.yaml`) → the same AST as the `.wf` parser, with positions in the YAML file.
+
+Structure (workflows, stages, records) is YAML; the small pieces of the
+language inside scalars — a field's type (`float (0 .. 1) = 0.5`), `retry`,
+`poll`, `flow`, durations — are parsed by the `.wf` grammar itself. Each such
+scalar is parsed from the file's text with everything else blanked out, so the
+spans in diagnostics point at the right line and column of the YAML file.
+
+```yaml
+imports: [common.wf]
+workflow:
+  id: document_processor
+  name: Document Processor
+  enums: {Sentiment: [positive, negative, neutral]}
+  types: {Keyword: {term: str, score: "float (0.0 .. 1.0)"}}
+  input: {url: url, language: 'str = "en"'}
+  stages:
+    extract:
+      name: Extract Text
+      input: {url: url}            # or: from <stage> | none | TypeName
+      output: {text: str}
+      retry: 3 times, backoff exponential 1s x2 max 1m
+    embed: {async: true, input: none, needs: [extract], poll: every 1m, give up after 24h}
+  flow: extract -> [embed]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from wfc.compiler import ast
+from wfc.compiler.diagnostics import Diagnostic
+from wfc.compiler.parser import parse_rule
+from wfc.compiler.source import SourceFile, Span
+
+
+class _YamlProblem(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+
+
+class _Builder:
+    def __init__(self, file: SourceFile) -> None:
+        self.file = file
+
+    # -- helpers -------------------------------------------------------------
+
+    def span(self, node: Node) -> Span:
+        return Span(file=self.file, start=node.start_mark.index, end=max(node.end_mark.index, node.start_mark.index + 1))
+
+    def fail(self, node: Node, message: str, help: str | None = None) -> _YamlProblem:
+        return _YamlProblem(Diagnostic(code="WF121", message=message, span=self.span(node), help=help))
+
+    def mapping(self, node: Node, what: str) -> Iterator[tuple[ScalarNode, Node]]:
+        if isinstance(node, ScalarNode) and node.value in ("", "~", "null"):
+            return
+        if not isinstance(node, MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode):
+                raise self.fail(key, f"keys of {what} must be plain names")
+            yield key, value
+
+    def scalar(self, node: Node, what: str) -> ScalarNode:
+        if not isinstance(node, ScalarNode):
+            raise self.fail(node, f"{what} must be a single value")
+        return node
+
+    def sequence(self, node: Node, what: str) -> list[Node]:
+        if isinstance(node, ScalarNode):
+            return [node]  # `needs: extract` is fine for one
+        if not isinstance(node, SequenceNode):
+            raise self.fail(node, f"{what} must be a list")
+        return list(node.value)
+
+    def name(self, node: Node, what: str) -> ast.Name:
+        scalar = self.scalar(node, what)
+        result = self.fragment(scalar, "stage_ref")
+        assert isinstance(result, ast.Name)
+        return result
+
+    def string(self, node: Node, what: str) -> ast.Literal_:
+        scalar = self.scalar(node, what)
+        return ast.Literal_(value=scalar.value, span=self.span(scalar))
+
+    def fragment(self, node: ScalarNode, rule: str) -> object:
+        """Parse a scalar's text with one grammar rule, keeping file positions."""
+        start = node.start_mark.index + (1 if node.style in ("'", '"') else 0)
+        text = self.file.text
+        value = node.value
+        if text[start : start + len(value)] != value:
+            # A folded or escaped scalar: positions cannot be exact, so use the node's start.
+            masked = " " * start + value
+        else:
+            masked = "".join(c if c == "\n" else " " for c in text[:start]) + value
+        result = parse_rule(self.file, rule, masked)
+        if isinstance(result, Diagnostic):
+            raise _YamlProblem(result)
+        return result
+
+    def keys(self, node: Node, allowed: set[str], what: str) -> dict[str, tuple[ScalarNode, Node]]:
+        found: dict[str, tuple[ScalarNode, Node]] = {}
+        for key, value in self.mapping(node, what):
+            if key.value not in allowed:
+                from wfc.compiler.checks.context import did_you_mean
+
+                hint = did_you_mean(key.value, allowed)
+                raise self.fail(key, f"unknown key `{key.value}` in {what}", hint or "allowed: " + ", ".join(sorted(allowed)))
+            found[key.value] = (key, value)
+        return found
+
+    # -- types -----------------------------------------------------------------
+
+    def record(self, node: Node, what: str) -> ast.RecordBody:
+        fields = []
+        for key, value in self.mapping(node, what):
+            name = self.name(key, "a field name")
+            spec = self.fragment(self.scalar(value, f"the type of `{key.value}`"), "field_spec")
+            assert isinstance(spec, ast.Field)
+            fields.append(ast.Field(name=name, type=spec.type, constraints=spec.constraints, default=spec.default, span=self.span(key)))
+        return ast.RecordBody(fields=tuple(fields), span=self.span(node))
+
+    def record_spec(self, node: Node, what: str) -> ast.RecordSpec:
+        if isinstance(node, ScalarNode) and node.value not in ("", "~", "null"):
+            return ast.TypeRef(name=self.name(node, what).value, span=self.span(node))
+        return self.record(node, what)
+
+    def types(self, node: Node) -> tuple[ast.TypeDecl, ...]:
+        return tuple(
+            ast.TypeDecl(name=self.name(key, "a type name"), body=self.record(value, f"type `{key.value}`"), span=self.span(key))
+            for key, value in self.mapping(node, "`types`")
+        )
+
+    def enums(self, node: Node) -> tuple[ast.EnumDecl, ...]:
+        decls = []
+        for key, value in self.mapping(node, "`enums`"):
+            members = tuple(
+                ast.EnumMember(name=self.name(m, "an enum member"), span=self.span(m))
+                for m in self.sequence(value, f"enum `{key.value}`")
+            )
+            decls.append(ast.EnumDecl(name=self.name(key, "an enum name"), members=members, span=self.span(key)))
+        return tuple(decls)
+
+    # -- stages and workflow -----------------------------------------------------
+
+    _STAGE_KEYS = {"name", "description", "async", "input", "output", "config", "needs", "retry", "timeout", "poll", "priority"}
+
+    def stage_input(self, node: Node) -> ast.StageInput:
+        if isinstance(node, ScalarNode):
+            words = node.value.split()
+            if words == ["none"]:
+                return ast.InputNone(span=self.span(node))
+            if len(words) == 2 and words[0] == "from":
+                start = node.start_mark.index + (1 if node.style in ("'", '"') else 0) + node.value.index(words[1])
+                return ast.InputFrom(stage=ast.Name(value=words[1], span=Span(file=self.file, start=start, end=start + len(words[1]))), span=self.span(node))
+        return self.record_spec(node, "`input`")
+
+    def stage(self, key: ScalarNode, node: Node) -> ast.Stage:
+        keys = self.keys(node, self._STAGE_KEYS, f"stage `{key.value}`")
+
+        def get(k: str) -> Node | None:
+            return keys[k][1] if k in keys else None
+
+        is_async = get("async")
+        title = get("name")
+        settings: dict[str, Any] = {}
+        if (v := get("input")) is not None:
+            settings["inputs"] = (self.stage_input(v),)
+        for k in ("output", "config"):
+            if (v := get(k)) is not None:
+                settings[k + "s"] = (self.record_spec(v, f"`{k}`"),)
+        if (v := get("needs")) is not None:
+            settings["needs"] = tuple(self.name(n, "a stage id") for n in self.sequence(v, "`needs`"))
+        if (v := get("retry")) is not None:
+            settings["retries"] = (self.fragment(self.scalar(v, "`retry`"), "retry_body"),)
+        if (v := get("poll")) is not None:
+            settings["polls"] = (self.fragment(self.scalar(v, "`poll`"), "poll_body"),)
+        if (v := get("timeout")) is not None:
+            settings["timeouts"] = (self.fragment(self.scalar(v, "`timeout`"), "duration_spec"),)
+        if (v := get("priority")) is not None:
+            scalar = self.scalar(v, "`priority`")
+            value: Any = int(scalar.value) if scalar.value.lstrip("-").isdigit() else scalar.value
+            settings["priorities"] = (ast.Literal_(value=value, span=self.span(scalar)),)
+        if (v := get("description")) is not None:
+            settings["descriptions"] = (self.string(v, "`description`"),)
+        async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in ("true", "yes", "on")
+        return ast.Stage(
+            name=self.name(key, "a stage id"),
+            is_async=async_flag,
+            title=self.scalar(title, "`name`").value if title is not None else None,
+            async_keyword=self.span(is_async) if async_flag and is_async is not None else None,
+            span=self.span(key),
+            **settings,
+        )
+
+    _WORKFLOW_KEYS = {"id", "name", "description", "types", "enums", "input", "output", "stages", "flow"}
+
+    def workflow(self, node: Node) -> ast.Workflow:
+        keys = self.keys(node, self._WORKFLOW_KEYS, "`workflow`")
+        if "id" not in keys:
+            raise self.fail(node, "`workflow` needs an `id`", "add `id: my_workflow`")
+        items: dict[str, Any] = {}
+        if "name" in keys:
+            items["names"] = (self.string(keys["name"][1], "`name`"),)
+        if "description" in keys:
+            items["descriptions"] = (self.string(keys["description"][1], "`description`"),)
+        if "types" in keys:
+            items["types"] = self.types(keys["types"][1])
+        if "enums" in keys:
+            items["enums"] = self.enums(keys["enums"][1])
+        for k in ("input", "output"):
+            if k in keys:
+                items[k + "s"] = (self.record_spec(keys[k][1], f"workflow `{k}`"),)
+        if "stages" in keys:
+            items["stages"] = tuple(self.stage(k, v) for k, v in self.mapping(keys["stages"][1], "`stages`"))
+        if "flow" in keys:
+            flow = self.fragment(self.scalar(keys["flow"][1], "`flow`"), "flow_body")
+            assert isinstance(flow, ast.Flow)
+            items["flows"] = (flow,)
+        return ast.Workflow(id=self.name(keys["id"][1], "the workflow id"), span=self.span(node), **items)
+
+    def module(self, root: Node) -> ast.Module:
+        keys = self.keys(root, {"imports", "types", "enums", "workflow"}, "the file")
+        imports = tuple(
+            ast.Import(path=self.scalar(n, "an import").value, span=self.span(n))
+            for n in (self.sequence(keys["imports"][1], "`imports`") if "imports" in keys else [])
+        )
+        return ast.Module(
+            imports=imports,
+            types=self.types(keys["types"][1]) if "types" in keys else (),
+            enums=self.enums(keys["enums"][1]) if "enums" in keys else (),
+            workflows=(self.workflow(keys["workflow"][1]),) if "workflow" in keys else (),
+            span=self.span(root),
+        )
+
+
+def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
+    """The AST of a `.wf.yaml` file, or the diagnostic of its first problem."""
+    try:
+        root = yaml.compose(file.text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        offset = mark.index if mark is not None else 0
+        return Diagnostic(
+            code="WF120",
+            message=f"invalid YAML: {error.problem or error.context}",
+            span=Span(file=file, start=offset, end=offset + 1),
+            help="check the indentation and quoting around this point",
+        )
+    except yaml.YAMLError as error:
+        return Diagnostic(code="WF120", message=f"invalid YAML: {error}", path=file.display_name)
+    if root is None:
+        return Diagnostic(code="WF114", message="the file is empty", span=Span(file=file, start=0, end=0))
+    try:
+        return _Builder(file).module(root)
+    except _YamlProblem as problem:
+        return problem.diagnostic
