@@ -21,12 +21,16 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PLAN_VERSION = 1
+PLAN_VERSION: Literal[1] = 1
 """Bumped whenever a change to these models would break an older runtime."""
 
 JsonSchema = dict[str, Any]
 
-EMPTY_OBJECT_SCHEMA: JsonSchema = {"type": "object", "properties": {}, "additionalProperties": False}
+EMPTY_OBJECT_SCHEMA: JsonSchema = {
+    "type": "object",
+    "properties": {},
+    "additionalProperties": False,
+}
 
 
 class _Frozen(BaseModel):
@@ -126,7 +130,7 @@ class Plan(_Frozen):
     hand-edited plan cannot reach the kernel broken.
     """
 
-    plan_version: Literal[1] = PLAN_VERSION
+    plan_version: Literal[1] = 1
     workflow_id: str
     name: str
     description: str | None = None
@@ -159,7 +163,9 @@ class Plan(_Frozen):
             earlier = [*stage.needs, *([stage.input_from] if stage.input_from else [])]
             for dep in earlier:
                 if dep not in group_of or group_of[dep] >= group_of[stage.id]:
-                    raise ValueError(f"stage {stage.id!r} needs {dep!r}, which does not run earlier")
+                    raise ValueError(
+                        f"stage {stage.id!r} needs {dep!r}, which does not run earlier"
+                    )
         return self
 
     # -- identity ---------------------------------------------------------

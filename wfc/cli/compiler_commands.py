@@ -58,7 +58,9 @@ def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) ->
         sys.exit(1)
     if check:
         if result.stale:
-            click.echo("these files would change; run `wfc compile " + source.as_posix() + "`:", err=True)
+            click.echo(
+                "these files would change; run `wfc compile " + source.as_posix() + "`:", err=True
+            )
             for path in result.stale:
                 click.echo(f"  {path.as_posix()}", err=True)
             sys.exit(1)
@@ -66,7 +68,9 @@ def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) ->
     if fmt == "text":
         target = result.out_dir.as_posix() if result.out_dir else "?"
         changed = len(result.written)
-        click.echo(f"compiled {source.as_posix()} → {target}/ ({changed} file(s) written)", err=True)
+        click.echo(
+            f"compiled {source.as_posix()} → {target}/ ({changed} file(s) written)", err=True
+        )
         for stub in result.created_stubs:
             click.echo(f"  new stub: {stub.as_posix()}", err=True)
 
@@ -89,7 +93,9 @@ def load_plan_for(source: Path) -> Plan:
         try:
             return Plan.from_json(source.read_bytes())
         except (OSError, ValidationError) as error:
-            raise click.ClickException(f"{source.as_posix()} is not a readable plan: {error}") from error
+            raise click.ClickException(
+                f"{source.as_posix()} is not a readable plan: {error}"
+            ) from error
     result = compile_path(source, check=True)
     if result.plan is None:
         emit(result.diagnostics, "text", sys.stderr)
@@ -99,7 +105,9 @@ def load_plan_for(source: Path) -> Plan:
 
 @click.command("graph")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
 def graph_command(source: Path, fmt: str) -> None:
     """Print the flow of SOURCE (.wf or plan.json) as Mermaid or DOT."""
     plan = load_plan_for(source)

@@ -115,14 +115,25 @@ class StageView:
             args = [f"{self.class_name}Context", self.config_model, self.output_model]
             base = wrap_call("AsyncStage", args, "", indent=4, bracket="[]")
         else:
-            base = wrap_call("Stage", [f"{self.class_name}Context", self.output_model], "", indent=4, bracket="[]")
+            base = wrap_call(
+                "Stage",
+                [f"{self.class_name}Context", self.output_model],
+                "",
+                indent=4,
+                bracket="[]",
+            )
         return wrap_call(f"class {self.class_name}Stage", [base], ":", indent=0)
 
     @property
     def execute_signature(self) -> str:
         """The stub's `def execute(...)` line(s)."""
         returns = f"{self.output_model} | Suspend" if self.is_async else self.output_model
-        return wrap_call("    def execute", ["self", f"ctx: {self.class_name}Context"], f" -> {returns}:", indent=4)
+        return wrap_call(
+            "    def execute",
+            ["self", f"ctx: {self.class_name}Context"],
+            f" -> {returns}:",
+            indent=4,
+        )
 
     @property
     def check_signature(self) -> str:
@@ -156,7 +167,7 @@ def wrap_call(
     with a trailing comma. Imports (`call=False`) have no parentheses when
     they fit on one line.
     """
-    opening, closing = bracket
+    opening, closing = bracket[0], bracket[1]
     joined = ", ".join(args)
     one_line = f"{head}{opening}{joined}{closing}{tail}" if call else f"{head}{joined}{tail}"
     if len(one_line.split("\n")[-1]) <= width and "\n" not in joined:
@@ -296,7 +307,9 @@ def _collect_records(wf: model.WorkflowModel) -> list[tuple[model.Record, str]]:
     return ordered
 
 
-def _used_enums(wf: model.WorkflowModel, records: list[tuple[model.Record, str]]) -> list[model.EnumType]:
+def _used_enums(
+    wf: model.WorkflowModel, records: list[tuple[model.Record, str]]
+) -> list[model.EnumType]:
     used: set[str] = set()
 
     def visit(t: model.Type) -> None:
@@ -351,14 +364,18 @@ def render_models(wf: model.WorkflowModel) -> str:
         )
         for e in _used_enums(wf, records)
     ]
-    return _environment().get_template("models.py.j2").render(
-        header=_header(wf),
-        workflow=wf,
-        enums=enums,
-        models=views,
-        import_datetime=imports.datetime,
-        pydantic_imports=sorted(imports.pydantic),
-        runtime_imports=sorted(imports.runtime),
+    return (
+        _environment()
+        .get_template("models.py.j2")
+        .render(
+            header=_header(wf),
+            workflow=wf,
+            enums=enums,
+            models=views,
+            import_datetime=imports.datetime,
+            pydantic_imports=sorted(imports.pydantic),
+            runtime_imports=sorted(imports.runtime),
+        )
     )
 
 
@@ -392,12 +409,16 @@ def render_stages(wf: model.WorkflowModel) -> str:
         runtime_imports |= {"AsyncStage", "CheckContext"}
     if any(not s.is_async for s in stages):
         runtime_imports.add("Stage")
-    return _environment().get_template("stages.py.j2").render(
-        header=_header(wf),
-        workflow=wf,
-        stages=stages,
-        model_names=model_names,
-        runtime_imports=sorted(runtime_imports),
+    return (
+        _environment()
+        .get_template("stages.py.j2")
+        .render(
+            header=_header(wf),
+            workflow=wf,
+            stages=stages,
+            model_names=model_names,
+            runtime_imports=sorted(runtime_imports),
+        )
     )
 
 

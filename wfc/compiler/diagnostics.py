@@ -128,7 +128,9 @@ def render_one(diag: Diagnostic, *, colour: bool = False) -> str:
     """One diagnostic in the rustc style: header, location, excerpts, help."""
     style = _COLOUR if colour else _PLAIN
     level_style = style.error if diag.severity is Severity.ERROR else style.warning
-    lines = [f"{level_style}{diag.severity}[{diag.code}]{style.reset}{style.bold}: {diag.message}{style.reset}"]
+    lines = [
+        f"{level_style}{diag.severity}[{diag.code}]{style.reset}{style.bold}: {diag.message}{style.reset}"
+    ]
     spans = [s for s in [diag.span, *(lab.span for lab in diag.labels)] if s is not None]
     gutter = max((len(str(s.file.line_col(s.start)[0])) for s in spans), default=1)
     pad = " " * gutter
@@ -223,6 +225,8 @@ def to_github(diagnostics: Sequence[Diagnostic]) -> str:
         elif diag.path:
             props["file"] = diag.path
         message = diag.message + (f"\nhelp: {diag.help}" if diag.help else "")
-        rendered = ",".join(f"{k}={_escape_github(v, property_value=True)}" for k, v in props.items())
+        rendered = ",".join(
+            f"{k}={_escape_github(v, property_value=True)}" for k, v in props.items()
+        )
         lines.append(f"::{diag.severity} {rendered}::{_escape_github(message)}")
     return "\n".join(lines) + ("\n" if lines else "")

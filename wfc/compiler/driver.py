@@ -119,7 +119,9 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     plan = lower(checked)
     target = out_dir or default_out_dir(path, checked.id)
     files = render_package(checked, plan)
-    stubs = {rel: text for rel, text in render_stubs(checked).items() if not (target / rel).exists()}
+    stubs = {
+        rel: text for rel, text in render_stubs(checked).items() if not (target / rel).exists()
+    }
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
     if not check:

@@ -7,6 +7,8 @@ flow order does not show is still visible.
 
 from __future__ import annotations
 
+import itertools
+
 from wfc.plan import Plan
 
 
@@ -22,7 +24,7 @@ def _skip_edges(plan: Plan) -> list[tuple[str, str]]:
 
 
 def _flow_edges(plan: Plan) -> list[tuple[str, str]]:
-    return [(a, b) for prev, nxt in zip(plan.groups, plan.groups[1:], strict=False) for a in prev for b in nxt]
+    return [(a, b) for prev, nxt in itertools.pairwise(plan.groups) for a in prev for b in nxt]
 
 
 def _label(text: str) -> str:

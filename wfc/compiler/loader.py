@@ -56,7 +56,9 @@ def read_source(path: Path) -> SourceFile | Diagnostic:
             )
         data = path.read_bytes()
     except OSError as error:
-        return Diagnostic(code="WF110", message=f"cannot read {shown}: {error.strerror}", path=shown)
+        return Diagnostic(
+            code="WF110", message=f"cannot read {shown}: {error.strerror}", path=shown
+        )
     return decode_source(path, data)
 
 

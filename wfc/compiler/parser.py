@@ -9,6 +9,7 @@ mistakes get a specific message and hint from `_EXAMPLES`, matched with
 from __future__ import annotations
 
 from functools import cache, partial
+from typing import Any
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -38,11 +39,18 @@ TERMINAL_WORDS: dict[str, str] = {
     "$END": "the end of the file",
 }
 
-FRAGMENT_RULES = ("field_spec", "retry_body", "poll_body", "flow_body", "duration_spec", "stage_ref")
+FRAGMENT_RULES = (
+    "field_spec",
+    "retry_body",
+    "poll_body",
+    "flow_body",
+    "duration_spec",
+    "stage_ref",
+)
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
 # Bad inputs that stand for a class of mistakes, with the message and hint for it.
-_EXAMPLES: dict[tuple[str, str], list[str]] = {
+_EXAMPLES: dict[Any, list[str]] = {
     ("expected `:` between the field name and its type", "write fields as `name: type`"): [
         "workflow w { input { a str } }",
         "type T { a str }",
@@ -61,7 +69,10 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
         "workflow w { stage s output { a: int } }",
         "workflow w { stage s needs a }",
     ],
-    ("`flow` needs at least one stage", "write the order of stages, e.g. `flow a -> [b, c] -> d`"): [
+    (
+        "`flow` needs at least one stage",
+        "write the order of stages, e.g. `flow a -> [b, c] -> d`",
+    ): [
         "workflow w { flow }",
         "workflow w { flow -> a }",
     ],
@@ -69,11 +80,17 @@ _EXAMPLES: dict[tuple[str, str], list[str]] = {
         "workflow w { flow a -> }",
         "workflow w { flow a -> -> b }",
     ],
-    ("`input` needs a record, a type name, `from <stage>` or `none`", "e.g. `input { url: url }`"): [
+    (
+        "`input` needs a record, a type name, `from <stage>` or `none`",
+        "e.g. `input { url: url }`",
+    ): [
         "workflow w { stage s { input } }",
         "workflow w { stage s { input output { a: int } } }",
     ],
-    ("`retry` needs a count: `retry 3 times`", "e.g. `retry 3 times, backoff exponential 1s x2 max 1m`"): [
+    (
+        "`retry` needs a count: `retry 3 times`",
+        "e.g. `retry 3 times, backoff exponential 1s x2 max 1m`",
+    ): [
         "workflow w { stage s { retry } }",
         "workflow w { stage s { retry times } }",
         "workflow w { stage s { retry 3 } }",
@@ -136,9 +153,7 @@ def _anonymous_to_text(expected: set[str]) -> set[str]:
 
 def _expected_text(expected: set[str]) -> str:
     mapped = _anonymous_to_text(expected)
-    return _expected_words({m if m in TERMINAL_WORDS else m for m in mapped}).replace(
-        "``", "`"
-    )
+    return _expected_words(mapped).replace("``", "`")
 
 
 def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> Diagnostic:
@@ -155,7 +170,7 @@ def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> D
                 code="WF102",
                 message="unterminated string",
                 span=span,
-                label="this string has no closing `\"` on its line",
+                label='this string has no closing `"` on its line',
                 help='close the string with `"`; strings cannot span lines',
             )
         expected = _expected_text(set(error.allowed or ()))

@@ -29,7 +29,12 @@ _PRIMITIVE_SCHEMAS: dict[str, dict[str, Any]] = {
     },
 }
 
-_VALUE_KEYWORDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+_VALUE_KEYWORDS = {
+    "ge": "minimum",
+    "gt": "exclusiveMinimum",
+    "le": "maximum",
+    "lt": "exclusiveMaximum",
+}
 
 
 class _SchemaBuilder:
@@ -48,7 +53,9 @@ class _SchemaBuilder:
                 return {"anyOf": [self.type_schema(inner), {"type": "null"}]}
             case model.EnumType(name=name):
                 if name not in self.defs:
-                    self.defs[name] = _described({"type": "string", "enum": list(t.members), "title": name}, t.doc)
+                    self.defs[name] = _described(
+                        {"type": "string", "enum": list(t.members), "title": name}, t.doc
+                    )
                 return {"$ref": f"#/$defs/{name}"}
             case model.Record(name=name):
                 if name not in self.defs:

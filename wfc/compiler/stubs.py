@@ -36,7 +36,10 @@ def _names_in(node: pyast.AST | None) -> set[str]:
     strings = [n.value for n in pyast.walk(node) if isinstance(n, pyast.Constant)]
     for text in strings:
         if isinstance(text, str):
-            names |= {part.strip() for part in text.replace("|", " ").replace("[", " ").replace("]", " ").split()}
+            names |= {
+                part.strip()
+                for part in text.replace("|", " ").replace("[", " ").replace("]", " ").split()
+            }
     return names
 
 
@@ -98,7 +101,11 @@ def _check_imports(
 ) -> list[Diagnostic]:
     problems = []
     for node in tree.body:
-        if isinstance(node, pyast.ImportFrom) and node.level == 2 and node.module in ("_models", "_stages"):
+        if (
+            isinstance(node, pyast.ImportFrom)
+            and node.level == 2
+            and node.module in ("_models", "_stages")
+        ):
             for alias in node.names:
                 if alias.name not in generated:
                     problems.append(
@@ -180,7 +187,9 @@ def _check_signature(
                 help=f"write `def {fn.name}{shape}`",
             )
         ]
-    ctx_type = f"{stage.class_name}Context" if fn.name == "execute" else f"{stage.class_name}CheckContext"
+    ctx_type = (
+        f"{stage.class_name}Context" if fn.name == "execute" else f"{stage.class_name}CheckContext"
+    )
     annotation = params[-1].annotation
     if annotation is not None and ctx_type not in _names_in(annotation):
         return [

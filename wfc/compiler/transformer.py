@@ -7,6 +7,7 @@ the Python stack here.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from lark import Token, Transformer_NonRecursive, v_args
@@ -51,7 +52,7 @@ class _Docs:
 
 
 @v_args(meta=True)
-class AstBuilder(Transformer_NonRecursive):
+class AstBuilder(Transformer_NonRecursive[Token, Any]):
     """Callbacks named after grammar rules; each returns one AST node."""
 
     def __init__(self, file: SourceFile) -> None:
@@ -317,7 +318,7 @@ class AstBuilder(Transformer_NonRecursive):
         return ast.Duration(text=str(token), span=self._tok_span(token))
 
     def retry(self, meta: Meta, items: list[ast.Retry]) -> tuple[str, ast.Retry]:
-        return ("retry", items[0])
+        return ("retry", replace(items[0], span=self._span(meta)))
 
     def retry_body(self, meta: Meta, items: list[Any]) -> ast.Retry:
         times, *rest = items
@@ -356,7 +357,7 @@ class AstBuilder(Transformer_NonRecursive):
         return ("timeout", self._duration(items[0]))
 
     def poll(self, meta: Meta, items: list[ast.Poll]) -> tuple[str, ast.Poll]:
-        return ("poll", items[0])
+        return ("poll", replace(items[0], span=self._span(meta)))
 
     def poll_body(self, meta: Meta, items: list[Token]) -> ast.Poll:
         every = self._duration(items[0])

@@ -51,10 +51,16 @@ class _Builder:
     # -- helpers -------------------------------------------------------------
 
     def span(self, node: Node) -> Span:
-        return Span(file=self.file, start=node.start_mark.index, end=max(node.end_mark.index, node.start_mark.index + 1))
+        return Span(
+            file=self.file,
+            start=node.start_mark.index,
+            end=max(node.end_mark.index, node.start_mark.index + 1),
+        )
 
     def fail(self, node: Node, message: str, help: str | None = None) -> _YamlProblem:
-        return _YamlProblem(Diagnostic(code="WF121", message=message, span=self.span(node), help=help))
+        return _YamlProblem(
+            Diagnostic(code="WF121", message=message, span=self.span(node), help=help)
+        )
 
     def mapping(self, node: Node, what: str) -> Iterator[tuple[ScalarNode, Node]]:
         if isinstance(node, ScalarNode) and node.value in ("", "~", "null"):
@@ -110,7 +116,11 @@ class _Builder:
                 from wfc.compiler.checks.context import did_you_mean
 
                 hint = did_you_mean(key.value, allowed)
-                raise self.fail(key, f"unknown key `{key.value}` in {what}", hint or "allowed: " + ", ".join(sorted(allowed)))
+                raise self.fail(
+                    key,
+                    f"unknown key `{key.value}` in {what}",
+                    hint or "allowed: " + ", ".join(sorted(allowed)),
+                )
             found[key.value] = (key, value)
         return found
 
@@ -122,7 +132,15 @@ class _Builder:
             name = self.name(key, "a field name")
             spec = self.fragment(self.scalar(value, f"the type of `{key.value}`"), "field_spec")
             assert isinstance(spec, ast.Field)
-            fields.append(ast.Field(name=name, type=spec.type, constraints=spec.constraints, default=spec.default, span=self.span(key)))
+            fields.append(
+                ast.Field(
+                    name=name,
+                    type=spec.type,
+                    constraints=spec.constraints,
+                    default=spec.default,
+                    span=self.span(key),
+                )
+            )
         return ast.RecordBody(fields=tuple(fields), span=self.span(node))
 
     def record_spec(self, node: Node, what: str) -> ast.RecordSpec:
@@ -132,7 +150,11 @@ class _Builder:
 
     def types(self, node: Node) -> tuple[ast.TypeDecl, ...]:
         return tuple(
-            ast.TypeDecl(name=self.name(key, "a type name"), body=self.record(value, f"type `{key.value}`"), span=self.span(key))
+            ast.TypeDecl(
+                name=self.name(key, "a type name"),
+                body=self.record(value, f"type `{key.value}`"),
+                span=self.span(key),
+            )
             for key, value in self.mapping(node, "`types`")
         )
 
@@ -143,12 +165,28 @@ class _Builder:
                 ast.EnumMember(name=self.name(m, "an enum member"), span=self.span(m))
                 for m in self.sequence(value, f"enum `{key.value}`")
             )
-            decls.append(ast.EnumDecl(name=self.name(key, "an enum name"), members=members, span=self.span(key)))
+            decls.append(
+                ast.EnumDecl(
+                    name=self.name(key, "an enum name"), members=members, span=self.span(key)
+                )
+            )
         return tuple(decls)
 
     # -- stages and workflow -----------------------------------------------------
 
-    _STAGE_KEYS = {"name", "description", "async", "input", "output", "config", "needs", "retry", "timeout", "poll", "priority"}
+    _STAGE_KEYS = {
+        "name",
+        "description",
+        "async",
+        "input",
+        "output",
+        "config",
+        "needs",
+        "retry",
+        "timeout",
+        "poll",
+        "priority",
+    }
 
     def stage_input(self, node: Node) -> ast.StageInput:
         if isinstance(node, ScalarNode):
@@ -156,8 +194,18 @@ class _Builder:
             if words == ["none"]:
                 return ast.InputNone(span=self.span(node))
             if len(words) == 2 and words[0] == "from":
-                start = node.start_mark.index + (1 if node.style in ("'", '"') else 0) + node.value.index(words[1])
-                return ast.InputFrom(stage=ast.Name(value=words[1], span=Span(file=self.file, start=start, end=start + len(words[1]))), span=self.span(node))
+                start = (
+                    node.start_mark.index
+                    + (1 if node.style in ("'", '"') else 0)
+                    + node.value.index(words[1])
+                )
+                return ast.InputFrom(
+                    stage=ast.Name(
+                        value=words[1],
+                        span=Span(file=self.file, start=start, end=start + len(words[1])),
+                    ),
+                    span=self.span(node),
+                )
         return self.record_spec(node, "`input`")
 
     def stage(self, key: ScalarNode, node: Node) -> ast.Stage:
@@ -175,7 +223,9 @@ class _Builder:
             if (v := get(k)) is not None:
                 settings[k + "s"] = (self.record_spec(v, f"`{k}`"),)
         if (v := get("needs")) is not None:
-            settings["needs"] = tuple(self.name(n, "a stage id") for n in self.sequence(v, "`needs`"))
+            settings["needs"] = tuple(
+                self.name(n, "a stage id") for n in self.sequence(v, "`needs`")
+            )
         if (v := get("retry")) is not None:
             settings["retries"] = (self.fragment(self.scalar(v, "`retry`"), "retry_body"),)
         if (v := get("poll")) is not None:
@@ -188,7 +238,11 @@ class _Builder:
             settings["priorities"] = (ast.Literal_(value=value, span=self.span(scalar)),)
         if (v := get("description")) is not None:
             settings["descriptions"] = (self.string(v, "`description`"),)
-        async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in ("true", "yes", "on")
+        async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
+            "true",
+            "yes",
+            "on",
+        )
         return ast.Stage(
             name=self.name(key, "a stage id"),
             is_async=async_flag,
@@ -198,7 +252,17 @@ class _Builder:
             **settings,
         )
 
-    _WORKFLOW_KEYS = {"id", "name", "description", "types", "enums", "input", "output", "stages", "flow"}
+    _WORKFLOW_KEYS = {
+        "id",
+        "name",
+        "description",
+        "types",
+        "enums",
+        "input",
+        "output",
+        "stages",
+        "flow",
+    }
 
     def workflow(self, node: Node) -> ast.Workflow:
         keys = self.keys(node, self._WORKFLOW_KEYS, "`workflow`")
@@ -217,12 +281,16 @@ class _Builder:
             if k in keys:
                 items[k + "s"] = (self.record_spec(keys[k][1], f"workflow `{k}`"),)
         if "stages" in keys:
-            items["stages"] = tuple(self.stage(k, v) for k, v in self.mapping(keys["stages"][1], "`stages`"))
+            items["stages"] = tuple(
+                self.stage(k, v) for k, v in self.mapping(keys["stages"][1], "`stages`")
+            )
         if "flow" in keys:
             flow = self.fragment(self.scalar(keys["flow"][1], "`flow`"), "flow_body")
             assert isinstance(flow, ast.Flow)
             items["flows"] = (flow,)
-        return ast.Workflow(id=self.name(keys["id"][1], "the workflow id"), span=self.span(node), **items)
+        return ast.Workflow(
+            id=self.name(keys["id"][1], "the workflow id"), span=self.span(node), **items
+        )
 
     def module(self, root: Node) -> ast.Module:
         keys = self.keys(root, {"imports", "types", "enums", "workflow"}, "the file")
@@ -255,7 +323,9 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
     except yaml.YAMLError as error:
         return Diagnostic(code="WF120", message=f"invalid YAML: {error}", path=file.display_name)
     if root is None:
-        return Diagnostic(code="WF114", message="the file is empty", span=Span(file=file, start=0, end=0))
+        return Diagnostic(
+            code="WF114", message="the file is empty", span=Span(file=file, start=0, end=0)
+        )
     try:
         return _Builder(file).module(root)
     except _YamlProblem as problem:

@@ -72,19 +72,19 @@ class MemoryBlobs:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
 
-    async def put(self, key: str, data: bytes) -> None:  # noqa: D102
+    async def put(self, key: str, data: bytes) -> None:
         self.data[key] = bytes(data)
 
-    async def get(self, key: str) -> bytes:  # noqa: D102
+    async def get(self, key: str) -> bytes:
         try:
             return self.data[key]
         except KeyError:
             raise KeyError(f"Blob not found: {key}") from None
 
-    async def exists(self, key: str) -> bool:  # noqa: D102
+    async def exists(self, key: str) -> bool:
         return key in self.data
 
-    async def delete(self, key: str) -> None:  # noqa: D102
+    async def delete(self, key: str) -> None:
         self.data.pop(key, None)
 
 
@@ -97,17 +97,17 @@ class RecordingServices:
     metrics: dict[str, float] = field(default_factory=dict)
     store: MemoryBlobs = field(default_factory=MemoryBlobs)
 
-    def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:  # noqa: D102
+    def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
         self.logs.append((level, message, dict(fields)))
 
-    def progress(self, fraction: float, message: str | None) -> None:  # noqa: D102
+    def progress(self, fraction: float, message: str | None) -> None:
         self.progress_reports.append((fraction, message))
 
-    def metric(self, name: str, value: float) -> None:  # noqa: D102
+    def metric(self, name: str, value: float) -> None:
         self.metrics[name] = value
 
     @property
-    def blobs(self) -> BlobAccess:  # noqa: D102
+    def blobs(self) -> BlobAccess:
         return self.store
 
 

@@ -15,23 +15,25 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+[^\s]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def _check_url(value: str) -> str:
+def check_url(value: str) -> str:
+    """`value` if it is an absolute URL; `ValueError` otherwise (shared with the compiler's default check)."""
     if not _URL.match(value):
         raise ValueError("not an absolute URL (scheme://host/…)")
     return value
 
 
-def _check_email(value: str) -> str:
+def check_email(value: str) -> str:
+    """`value` if it looks like an email address; `ValueError` otherwise."""
     if not _EMAIL.match(value):
         raise ValueError("not an email address")
     return value
 
 
-Url = Annotated[str, AfterValidator(_check_url), WithJsonSchema({"type": "string", "format": "uri"})]
+Url = Annotated[str, AfterValidator(check_url), WithJsonSchema({"type": "string", "format": "uri"})]
 """An absolute URL, kept as the string the user gave."""
 
 Email = Annotated[
-    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})
+    str, AfterValidator(check_email), WithJsonSchema({"type": "string", "format": "email"})
 ]
 """An email address, kept as a string."""
 

@@ -29,7 +29,9 @@ class Workflow:
     def __init__(self, plan: Plan, implementations: Mapping[str, type[_StageBase]]) -> None:
         missing = [sid for sid in plan.stage_ids() if sid not in implementations]
         if missing:
-            raise WorkflowLoadError(f"workflow {plan.workflow_id!r}", f"no implementation for {missing}")
+            raise WorkflowLoadError(
+                f"workflow {plan.workflow_id!r}", f"no implementation for {missing}"
+            )
         self.plan = plan
         self.implementations = dict(implementations)
 

@@ -11,11 +11,13 @@ what the last group produces.
 
 from __future__ import annotations
 
+import itertools
+
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
 from wfc.compiler.checks.names import unknown_stage
-from wfc.compiler.names import class_name as pascal
 from wfc.compiler.diagnostics import Label
+from wfc.compiler.names import class_name as pascal
 from wfc.compiler.source import Span
 
 
@@ -35,14 +37,31 @@ def check_graph(an: Analysis) -> None:
 
 def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
     if not wf.stages:
-        an.error("WF406", f"workflow `{wf.id.value}` has no stages", wf.id.span, help="declare a stage: `stage name { output { … } }`, then `flow name`")
+        an.error(
+            "WF406",
+            f"workflow `{wf.id.value}` has no stages",
+            wf.id.span,
+            help="declare a stage: `stage name { output { … } }`, then `flow name`",
+        )
         return
     if not wf.flows:
         first = wf.stages[0].name.value
-        an.error("WF405", f"workflow `{wf.id.value}` has no `flow`", wf.id.span, label="the order of its stages is not given", help=f"add e.g. `flow {first} -> …` listing every stage")
+        an.error(
+            "WF405",
+            f"workflow `{wf.id.value}` has no `flow`",
+            wf.id.span,
+            label="the order of its stages is not given",
+            help=f"add e.g. `flow {first} -> …` listing every stage",
+        )
         return
     for extra in wf.flows[1:]:
-        an.error("WF208", "`flow` is given more than once", extra.span, labels=(Label(span=wf.flows[0].span, message="first given here"),), help="join the two into one `flow a -> b -> …`")
+        an.error(
+            "WF208",
+            "`flow` is given more than once",
+            extra.span,
+            labels=(Label(span=wf.flows[0].span, message="first given here"),),
+            help="join the two into one `flow a -> b -> …`",
+        )
     placed: dict[str, Span] = {}
     for step in wf.flows[0].steps:
         group: list[str] = []
@@ -52,7 +71,14 @@ def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
                 unknown_stage(an, ref)
                 continue
             if sid in placed:
-                an.error("WF402", f"stage `{sid}` appears more than once in the flow", ref.span, label="placed again here", labels=(Label(span=placed[sid], message="first placed here"),), help="a stage runs once: keep it in one place")
+                an.error(
+                    "WF402",
+                    f"stage `{sid}` appears more than once in the flow",
+                    ref.span,
+                    label="placed again here",
+                    labels=(Label(span=placed[sid], message="first placed here"),),
+                    help="a stage runs once: keep it in one place",
+                )
                 continue
             placed[sid] = ref.span
             group.append(sid)
@@ -61,7 +87,14 @@ def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
             an.groups.append(tuple(group))
     for sid, facts in an.stages.items():
         if sid not in placed:
-            an.error("WF401", f"stage `{sid}` is not in the flow", facts.node.name.span, label="declared here but never run", labels=(Label(span=wf.flows[0].span, message="the flow"),), help=f"add `{sid}` to `flow`, or remove the stage")
+            an.error(
+                "WF401",
+                f"stage `{sid}` is not in the flow",
+                facts.node.name.span,
+                label="declared here but never run",
+                labels=(Label(span=wf.flows[0].span, message="the flow"),),
+                help=f"add `{sid}` to `flow`, or remove the stage",
+            )
             an.broken.add(f"stage:{sid}")
 
 
@@ -74,7 +107,10 @@ def _dependencies(facts: StageFacts) -> list[ast.Name]:
 
 def _check_cycles(an: Analysis) -> set[tuple[str, str]]:
     """Report each dependency cycle once; return its edges so ordering skips them."""
-    edges = {sid: [d.value for d in _dependencies(f) if d.value in an.stages] for sid, f in an.stages.items()}
+    edges = {
+        sid: [d.value for d in _dependencies(f) if d.value in an.stages]
+        for sid, f in an.stages.items()
+    }
     cyclic: set[tuple[str, str]] = set()
     state: dict[str, int] = {}
     path: list[str] = []
@@ -85,7 +121,7 @@ def _check_cycles(an: Analysis) -> set[tuple[str, str]]:
         for dep in edges[node]:
             if state.get(dep) == 1:
                 cycle = [*path[path.index(dep) :], dep]
-                pairs = list(zip(cycle, cycle[1:], strict=False))
+                pairs = list(itertools.pairwise(cycle))
                 if not cyclic.issuperset(pairs):
                     _report_cycle(an, cycle)
                 cyclic.update(pairs)
@@ -104,11 +140,18 @@ def _report_cycle(an: Analysis, cycle: list[str]) -> None:
     first = an.stages[cycle[0]]
     ref = next(d for d in _dependencies(first) if d.value == cycle[1])
     labels = []
-    for a, b in zip(cycle[1:-1], cycle[2:], strict=False):
+    for a, b in itertools.pairwise(cycle[1:]):
         dep = next(d for d in _dependencies(an.stages[a]) if d.value == b)
         labels.append(Label(span=dep.span, message=f"`{a}` needs `{b}` here"))
     path = " -> ".join(cycle)
-    an.error("WF404", f"dependency cycle: {path}", ref.span, label=f"`{cycle[0]}` needs `{cycle[1]}` here", labels=labels, help="a stage can only need stages that run before it; remove one of these `needs`")
+    an.error(
+        "WF404",
+        f"dependency cycle: {path}",
+        ref.span,
+        label=f"`{cycle[0]}` needs `{cycle[1]}` here",
+        labels=labels,
+        help="a stage can only need stages that run before it; remove one of these `needs`",
+    )
     for sid in cycle:
         an.broken.add(f"stage:{sid}")
 
@@ -128,7 +171,9 @@ def _check_order(an: Analysis, cyclic: set[tuple[str, str]]) -> None:
                     f"stage `{sid}` needs `{dep.value}`, which runs {where} it",
                     dep.span,
                     label=f"`{dep.value}` runs in group {other.group}, `{sid}` in group {facts.group}",
-                    labels=(Label(span=other.node.name.span, message=f"`{dep.value}` is declared here"),),
+                    labels=(
+                        Label(span=other.node.name.span, message=f"`{dep.value}` is declared here"),
+                    ),
                     help=f"move `{dep.value}` before `{sid}` in the flow",
                 )
                 an.broken.add(f"stage:{sid}")
@@ -143,8 +188,11 @@ def _resolve_input_from(an: Analysis) -> None:
 def group_output(an: Analysis, index: int) -> model.Record | None:
     """What group `index` (0-based) hands to the next: one stage's output, or a record keyed by stage id."""
     group = an.groups[index]
+    outputs = [an.stages[sid].output for sid in group]
+    if any(o is None or o.name in an.broken for o in outputs):
+        return None  # already reported; comparing against a partial record would cascade
     if len(group) == 1:
-        return an.stages[group[0]].output
+        return outputs[0]
     fields = []
     for sid in group:
         output = an.stages[sid].output
@@ -170,7 +218,7 @@ def _source_description(an: Analysis, index: int) -> tuple[str, Span | None]:
 def _check_inputs(an: Analysis) -> None:
     for gi, group in enumerate(an.groups):
         source = an.workflow_input if gi == 0 else group_output(an, gi - 1)
-        if source is None:
+        if source is None or source.name in an.broken:
             continue
         for sid in group:
             facts = an.stages[sid]
@@ -179,7 +227,15 @@ def _check_inputs(an: Analysis) -> None:
             if facts.input.name in an.broken:
                 continue
             spec = facts.node.inputs[0]
-            _compare(an, source, facts.input, an_index=gi - 1, consumer=f"stage `{sid}`", span=spec.span, node=facts.node)
+            _compare(
+                an,
+                source,
+                facts.input,
+                an_index=gi - 1,
+                consumer=f"stage `{sid}`",
+                span=spec.span,
+                node=facts.node,
+            )
 
 
 def _compare(
@@ -219,7 +275,11 @@ def _compare(
 
 
 def _missing_help(an: Analysis, field_name: str, node: ast.Stage | None) -> str:
-    providers = [sid for sid, f in an.stages.items() if f.output is not None and f.output.field_named(field_name)]
+    providers = [
+        sid
+        for sid, f in an.stages.items()
+        if f.output is not None and f.output.field_named(field_name)
+    ]
     if providers and node is not None:
         return f"`{providers[0]}` produces `{field_name}`: use `input none` with `needs {providers[0]}`, or `input from {providers[0]}`"
     return "give the field a default, make it optional (`T?`), or produce it in the previous group"
@@ -231,4 +291,12 @@ def _check_workflow_output(an: Analysis, wf: ast.Workflow) -> None:
     last = group_output(an, len(an.groups) - 1)
     if last is None:
         return
-    _compare(an, last, an.workflow_output, an_index=len(an.groups) - 1, consumer="the workflow output", span=wf.outputs[0].span, node=None)
+    _compare(
+        an,
+        last,
+        an.workflow_output,
+        an_index=len(an.groups) - 1,
+        consumer="the workflow output",
+        span=wf.outputs[0].span,
+        node=None,
+    )

@@ -15,6 +15,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.names import class_name as pascal
+from wfc.compiler.source import Span
 
 MAX_TYPE_DEPTH = 32
 """Deeper nesting than this is refused: no real payload needs it, and generated code stays readable."""
@@ -84,14 +85,14 @@ def _collect_declarations(an: Analysis) -> None:
         resolve_declared(an, name, stack=[])
 
 
-def _duplicate(an: Analysis, what: str, name: str, node: ast.Name, first: object) -> None:
-    labels = (Label(span=first, message="first declared here"),) if first is not None else ()
+def _duplicate(an: Analysis, what: str, name: str, node: ast.Name, first: Span) -> None:
+    labels = (Label(span=first, message="first declared here"),)
     an.error(
         "WF203",
         f"duplicate {what} `{name}`",
         node.span,
         label=f"`{name}` is declared again here",
-        labels=labels,  # type: ignore[arg-type]
+        labels=labels,
         help=f"rename or remove one of the two {what}s",
     )
 
@@ -105,7 +106,12 @@ def _build_enum(an: Analysis, decl: ast.EnumDecl) -> model.EnumType:
         else:
             seen[value] = member.name
     if not decl.members:
-        an.error("WF206", f"enum `{decl.name.value}` has no members", decl.span, help="list its values: `enum Level { low, high }`")
+        an.error(
+            "WF206",
+            f"enum `{decl.name.value}` has no members",
+            decl.span,
+            help="list its values: `enum Level { low, high }`",
+        )
     return model.EnumType(name=decl.name.value, members=tuple(seen), doc=decl.doc, decl=decl)
 
 
@@ -183,7 +189,9 @@ def build_record(
     return record
 
 
-def resolve_type(an: Analysis, expr: ast.TypeExpr, stack: list[str], depth: int) -> model.Type | None:
+def resolve_type(
+    an: Analysis, expr: ast.TypeExpr, stack: list[str], depth: int
+) -> model.Type | None:
     """`ast.TypeExpr` → `model.Type`, or None after reporting why it cannot be resolved."""
     if depth > MAX_TYPE_DEPTH:
         an.error(
@@ -222,7 +230,8 @@ def _resolve_named(
         f"unknown type `{name}`",
         expr.span,
         label="not a built-in type or a declared `type`/`enum`",
-        help=did_you_mean(name, known) or "declare it with `type` or `enum`, or `import` the file that does",
+        help=did_you_mean(name, known)
+        or "declare it with `type` or `enum`, or `import` the file that does",
     )
     return None
 
@@ -281,7 +290,9 @@ def record_from_spec(an: Analysis, spec: ast.RecordSpec, synth_name: str) -> mod
     return None
 
 
-def _check_identifier(an: Analysis, name: ast.Name, what: str, reserved: frozenset[str] | set[str]) -> bool:
+def _check_identifier(
+    an: Analysis, name: ast.Name, what: str, reserved: frozenset[str] | set[str]
+) -> bool:
     if name.value in reserved:
         an.error(
             "WF205",
@@ -350,5 +361,6 @@ def unknown_stage(an: Analysis, ref: ast.Name) -> None:
         f"unknown stage `{ref.value}`",
         ref.span,
         label="no stage has this id",
-        help=did_you_mean(ref.value, an.stages) or "declare it with `stage " + ref.value + " { … }`",
+        help=did_you_mean(ref.value, an.stages)
+        or "declare it with `stage " + ref.value + " { … }`",
     )

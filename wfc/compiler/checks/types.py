@@ -8,13 +8,14 @@ milliseconds and are stored in the stage's facts for lowering.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.source import Span
+from wfc.runtime.types import check_email, check_url
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION_PART = re.compile(r"([0-9]+)([A-Za-z]+)")
@@ -26,9 +27,7 @@ _BACKOFF_KINDS = ("exponential", "fixed")
 def check_types(an: Analysis) -> None:
     """Check every record's constraints and defaults, then every stage's settings."""
     for record in _all_records(an):
-        if record.name in an.broken:
-            continue
-        for f in record.fields:
+        for f in record.fields:  # fields that failed to resolve are not in the record
             _check_field(an, f)
     for facts in an.stages.values():
         _check_settings(an, facts)
@@ -36,7 +35,11 @@ def check_types(an: Analysis) -> None:
 
 def _all_records(an: Analysis) -> Iterator[model.Record]:
     seen: set[int] = set()
-    candidates: list[model.Record | None] = [*an.records.values(), an.workflow_input, an.workflow_output]
+    candidates: list[model.Record | None] = [
+        *an.records.values(),
+        an.workflow_input,
+        an.workflow_output,
+    ]
     for facts in an.stages.values():
         candidates.extend([facts.input, facts.output, facts.config])
     for record in candidates:
@@ -83,7 +86,12 @@ def _check_constraints(an: Analysis, node: ast.Field, base: model.Type) -> bool:
                 try:
                     re.compile(str(c.value))
                 except re.error as error:
-                    an.error("WF306", f"invalid pattern: {error}", c.span, help="write a Python regular expression")
+                    an.error(
+                        "WF306",
+                        f"invalid pattern: {error}",
+                        c.span,
+                        help="write a Python regular expression",
+                    )
                     ok = False
         elif c.kind in ("ge", "gt", "le", "lt"):
             applies = isinstance(base, model.Primitive) and base.name in _NUMERIC
@@ -92,7 +100,13 @@ def _check_constraints(an: Analysis, node: ast.Field, base: model.Type) -> bool:
                 isinstance(base, model.Primitive) and base.name in _SIZED
             )
         if not applies:
-            what = "a pattern" if c.kind == "pattern" else "a length bound" if "len" in c.kind else "a numeric bound"
+            what = (
+                "a pattern"
+                if c.kind == "pattern"
+                else "a length bound"
+                if "len" in c.kind
+                else "a numeric bound"
+            )
             an.error(
                 "WF303",
                 f"{what} does not apply to `{model.describe(base)}`",
@@ -132,9 +146,12 @@ def default_problem(
 ) -> tuple[str, str] | None:
     """Why `value` is not a valid default for `t`: (code, message), or None when it is."""
     if isinstance(value, ast.Literal_) and value.value is None:
-        return None if isinstance(t, model.Optional | model.Primitive) and (
-            isinstance(t, model.Optional) or t.name == "json"
-        ) else ("WF301", "is null, but the field is not optional (`T?`)")
+        return (
+            None
+            if isinstance(t, model.Optional | model.Primitive)
+            and (isinstance(t, model.Optional) or t.name == "json")
+            else ("WF301", "is null, but the field is not optional (`T?`)")
+        )
     if isinstance(t, model.Optional):
         return default_problem(value, t.inner, constraints)
     problem = _type_problem(value, t)
@@ -151,16 +168,24 @@ def _type_problem(value: ast.Value, t: model.Type) -> tuple[str, str] | None:
                 return wrong
             if value.name not in members:
                 hint = did_you_mean(value.name, members)
-                return ("WF301", f"names `{value.name}`, which is not a member of `{t.name}`" + (f" ({hint})" if hint else ""))
+                return (
+                    "WF301",
+                    f"names `{value.name}`, which is not a member of `{t.name}`"
+                    + (f" ({hint})" if hint else ""),
+                )
             return None
         case model.ListOf(item=item):
             if not isinstance(value, ast.ListValue):
                 return wrong
-            return next((p for v in value.items if (p := default_problem(v, item, {})) is not None), None)
+            return next(
+                (p for v in value.items if (p := default_problem(v, item, {})) is not None), None
+            )
         case model.MapOf(value=vt):
             if not isinstance(value, ast.ObjectValue):
                 return wrong
-            return next((p for _, v in value.entries if (p := default_problem(v, vt, {})) is not None), None)
+            return next(
+                (p for _, v in value.entries if (p := default_problem(v, vt, {})) is not None), None
+            )
         case model.Record():
             if not isinstance(value, ast.ObjectValue):
                 return wrong
@@ -191,48 +216,67 @@ def _primitive_ok(value: ast.Value, name: str) -> bool:
     if not isinstance(value, ast.Literal_):
         return False
     v = value.value
-    checks = {
-        "str": lambda: isinstance(v, str),
-        "int": lambda: isinstance(v, int) and not isinstance(v, bool),
-        "float": lambda: isinstance(v, int | float) and not isinstance(v, bool),
-        "bool": lambda: isinstance(v, bool),
-        "url": lambda: isinstance(v, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", v) is not None,
-        "email": lambda: isinstance(v, str) and re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v) is not None,
-        "date": lambda: isinstance(v, str) and _parses(date.fromisoformat, v),
-        "datetime": lambda: isinstance(v, str) and _parses(datetime.fromisoformat, v),
-        "blob": lambda: False,
+    if name in ("int", "float", "bool"):
+        is_number = isinstance(v, int | float) and not isinstance(v, bool)
+        return {
+            "int": isinstance(v, int) and is_number,
+            "float": is_number,
+            "bool": isinstance(v, bool),
+        }[name]
+    if not isinstance(v, str):
+        return False
+    validators: dict[str, Callable[[str], object]] = {
+        "str": str,
+        "url": check_url,
+        "email": check_email,
+        "date": date.fromisoformat,
+        "datetime": datetime.fromisoformat,
     }
-    return checks[name]()
+    return name in validators and _parses(validators[name], v)
 
 
-def _parses(parse: object, text: str) -> bool:
+def _parses(parse: Callable[[str], object], text: str) -> bool:
     try:
-        parse(text)  # type: ignore[operator]
+        parse(text)
     except ValueError:
         return False
     return True
 
 
-def _constraint_problem(value: ast.Value, constraints: dict[str, float | int | str]) -> tuple[str, str] | None:
-    if isinstance(value, ast.Literal_) and isinstance(value.value, int | float) and not isinstance(value.value, bool):
-        v = value.value
-        tests = {"ge": v >= constraints.get("ge", v), "gt": "gt" not in constraints or v > constraints["gt"],  # type: ignore[operator]
-                 "le": v <= constraints.get("le", v), "lt": "lt" not in constraints or v < constraints["lt"]}  # type: ignore[operator]
-        failed = [k for k, passed in tests.items() if not passed]
-        if failed:
-            return ("WF302", f"is {v}, outside the field's bounds")
+def _constraint_problem(
+    value: ast.Value, constraints: dict[str, float | int | str]
+) -> tuple[str, str] | None:
+    numeric = {k: float(v) for k, v in constraints.items() if not isinstance(v, str)}
+    if (
+        isinstance(value, ast.Literal_)
+        and isinstance(value.value, int | float)
+        and not isinstance(value.value, bool)
+    ):
+        v = float(value.value)
+        inside = (
+            v >= numeric.get("ge", v)
+            and v > numeric.get("gt", v - 1)
+            and v <= numeric.get("le", v)
+            and v < numeric.get("lt", v + 1)
+        )
+        if not inside:
+            return ("WF302", f"is {value.value}, outside the field's bounds")
     size = _size(value)
     if size is not None:
-        ok = (
-            size >= float(constraints.get("min_len", 0))
-            and size > float(constraints.get("len_gt", -1))
-            and size <= float(constraints.get("max_len", float("inf")))
-            and size < float(constraints.get("len_lt", float("inf")))
+        inside = (
+            size >= numeric.get("min_len", 0)
+            and size > numeric.get("len_gt", -1)
+            and size <= numeric.get("max_len", float("inf"))
+            and size < numeric.get("len_lt", float("inf"))
         )
-        if not ok:
+        if not inside:
             return ("WF302", f"has length {size}, outside the field's length bounds")
     pattern = constraints.get("pattern")
-    if isinstance(pattern, str) and isinstance(value, ast.Literal_) and isinstance(value.value, str):
+    if (
+        isinstance(pattern, str)
+        and isinstance(value, ast.Literal_)
+        and isinstance(value.value, str)
+    ):
         if re.search(pattern, value.value) is None:
             return ("WF302", f"does not match the pattern `{pattern}`")
     return None
@@ -262,18 +306,27 @@ def duration_ms(an: Analysis, d: ast.Duration, *, what: str) -> int | None:
                 f"unknown unit `{unit}` in {what} `{d.text}`",
                 d.span,
                 label="not a duration unit",
-                help=(hint + " " if hint else "") + "units are ms, s, m, h and d, e.g. `90s` or `1h30m`",
+                help=(hint + " " if hint else "")
+                + "units are ms, s, m, h and d, e.g. `90s` or `1h30m`",
             )
             return None
         total += int(number) * _UNIT_MS[unit]
     if total <= 0:
-        an.error("WF307", f"{what} must be longer than zero", d.span, label="zero duration", help="e.g. `30s`")
+        an.error(
+            "WF307",
+            f"{what} must be longer than zero",
+            d.span,
+            label="zero duration",
+            help="e.g. `30s`",
+        )
         return None
     return total
 
 
-def _repeated(an: Analysis, items: tuple[object, ...], what: str) -> None:
-    spans: list[Span] = [getattr(i, "span") for i in items]
+def _repeated(
+    an: Analysis, items: Sequence[ast.Literal_ | ast.Retry | ast.Duration | ast.Poll], what: str
+) -> None:
+    spans: list[Span] = [i.span for i in items]
     for span in spans[1:]:
         an.error(
             "WF208",
@@ -302,7 +355,12 @@ def _check_settings(an: Analysis, facts: StageFacts) -> None:
     if stage.priorities:
         value = stage.priorities[0].value
         if not isinstance(value, int) or isinstance(value, bool):
-            an.error("WF310", "priority must be a whole number", stage.priorities[0].span, help="e.g. `priority 10`")
+            an.error(
+                "WF310",
+                "priority must be a whole number",
+                stage.priorities[0].span,
+                help="e.g. `priority 10`",
+            )
         else:
             facts.settings.priority = value
     if stage.polls:
@@ -329,7 +387,12 @@ def _check_poll(an: Analysis, facts: StageFacts, poll: ast.Poll) -> None:
 def _check_retry(an: Analysis, facts: StageFacts, retry: ast.Retry) -> None:
     times = retry.times.value
     if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        an.error("WF310", "retry count must be a whole number of at least 1", retry.times.span, help="e.g. `retry 3 times`; `retry 1 times` means no retry")
+        an.error(
+            "WF310",
+            "retry count must be a whole number of at least 1",
+            retry.times.span,
+            help="e.g. `retry 3 times`; `retry 1 times` means no retry",
+        )
     else:
         facts.settings.max_attempts = times
     facts.settings.non_retryable = tuple(n.value for n in retry.never_on)
@@ -339,14 +402,26 @@ def _check_retry(an: Analysis, facts: StageFacts, retry: ast.Retry) -> None:
     kind = backoff.kind.value
     if kind not in _BACKOFF_KINDS:
         hint = did_you_mean(kind, _BACKOFF_KINDS)
-        an.error("WF310", f"unknown backoff `{kind}`", backoff.kind.span, help=(hint + " " if hint else "") + "backoff is `exponential` or `fixed`")
+        an.error(
+            "WF310",
+            f"unknown backoff `{kind}`",
+            backoff.kind.span,
+            help=(hint + " " if hint else "") + "backoff is `exponential` or `fixed`",
+        )
         return
     initial = duration_ms(an, backoff.initial, what="backoff")
     if initial is not None:
         facts.settings.backoff_initial_ms = initial
-    multiplier = backoff.multiplier.value if backoff.multiplier else (2.0 if kind == "exponential" else 1.0)
+    multiplier = (
+        backoff.multiplier.value if backoff.multiplier else (2.0 if kind == "exponential" else 1.0)
+    )
     if kind == "fixed" and backoff.multiplier is not None:
-        an.error("WF310", "a fixed backoff has no multiplier", backoff.multiplier.span, help="remove `x…` or use `backoff exponential`")
+        an.error(
+            "WF310",
+            "a fixed backoff has no multiplier",
+            backoff.multiplier.span,
+            help="remove `x…` or use `backoff exponential`",
+        )
     elif not isinstance(multiplier, int | float) or isinstance(multiplier, bool) or multiplier < 1:
         span = backoff.multiplier.span if backoff.multiplier else backoff.span
         an.error("WF310", "backoff multiplier must be at least 1", span, help="e.g. `x2`")
@@ -355,7 +430,13 @@ def _check_retry(an: Analysis, facts: StageFacts, retry: ast.Retry) -> None:
     if backoff.max is not None:
         maximum = duration_ms(an, backoff.max, what="maximum backoff")
         if maximum is not None and initial is not None and maximum < initial:
-            an.error("WF310", "maximum backoff is shorter than the initial delay", backoff.max.span, labels=(Label(span=backoff.initial.span, message="initial delay"),), help="raise `max` or lower the initial delay")
+            an.error(
+                "WF310",
+                "maximum backoff is shorter than the initial delay",
+                backoff.max.span,
+                labels=(Label(span=backoff.initial.span, message="initial delay"),),
+                help="raise `max` or lower the initial delay",
+            )
         if maximum is not None:
             facts.settings.backoff_max_ms = maximum
     elif initial is not None:

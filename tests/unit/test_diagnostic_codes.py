@@ -1,0 +1,123 @@
+"""One case per diagnostic code: the code, the exact span, the message and the help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wfc.compiler.diagnostics import Diagnostic, Severity, render_text
+from wfc.compiler.driver import analyse
+
+OK_STAGE = "stage s { output { x: int } }\n  flow s"
+
+
+def _wf(body: str) -> str:
+    return "workflow w {\n  " + body + "\n}\n"
+
+
+# (code, source, text under the caret, message fragment, help fragment)
+CASES: list[tuple[str, str, str, str, str | None]] = [
+    ("WF101", "workflow w { input { a str } }", "str", "expected `:`", "name: type"),
+    ("WF102", 'workflow w { name "abc }', '"', "unterminated string", "close the string"),
+    ("WF103", "workflow w { $ }", "$", "unexpected character", None),
+    ("WF104", "workflow w { stage s {", "{", "unexpected end of file", "without its `}`"),
+    ("WF201", _wf("input { a: strr }\n  " + OK_STAGE), "strr", "unknown type `strr`", "did you mean `str`?"),
+    ("WF202", _wf("stage s { output { x: int } needs t }\n  flow s"), "t", "unknown stage `t`", "stage t"),
+    ("WF203", _wf("type T { a: int }\n  type T { b: int }\n  " + OK_STAGE), "T", "duplicate type `T`", "rename"),
+    ("WF205", _wf("stage input { output { x: int } }\n  flow input"), "input", "cannot be a stage id", "rename"),
+    ("WF206", _wf("enum E { }\n  " + OK_STAGE), "enum E { }", "has no members", "list its values"),
+    ("WF207", _wf("type A { b: B }\n  type B { a: A }\n  " + OK_STAGE), "A", "contains itself", "break the cycle"),
+    ("WF208", _wf("stage s { output { x: int } timeout 1s timeout 2s }\n  flow s"), "2s", "given more than once", "keep one"),
+    ("WF221", _wf(OK_STAGE) + "workflow v { stage t { } flow t }\n", "v", "one workflow", "its own `.wf` file"),
+    ("WF301", _wf("input { a: int = \"x\" }\n  " + OK_STAGE), '"x"', "does not have type `int`", "type `int`"),
+    ("WF302", _wf("input { a: int (>= 0) = -1 }\n  " + OK_STAGE), "-1", "outside the field's bounds", None),
+    ("WF303", _wf("input { a: bool (>= 1) }\n  " + OK_STAGE), ">= 1", "does not apply to `bool`", "numeric bounds"),
+    ("WF304", _wf("input { a: " + "list[" * 40 + "int" + "]" * 40 + " }\n  " + OK_STAGE), "list[" * 7 + "int" + "]" * 7, "nested more than", "named `type`"),
+    ("WF306", _wf('input { a: str (matches "(") }\n  ' + OK_STAGE), 'matches "("', "invalid pattern", "regular expression"),
+    ("WF307", _wf("stage s { output { x: int } timeout 5y }\n  flow s"), "5y", "unknown unit `y`", "units are ms"),
+    ("WF309", _wf("stage s { output { x: int } poll every 1m }\n  flow s"), "poll every 1m", "not an async stage", "async stage s"),
+    ("WF310", _wf("stage s { output { x: int } retry 0 times }\n  flow s"), "0", "at least 1", "retry 3 times"),
+    ("WF311", _wf("stage a { output { x: int } }\n  stage b { input { y: int } output { z: int } }\n  flow a -> b"), "y: int", "needs field `y`", "default"),
+    ("WF312", _wf("stage a { output { x: str } }\n  stage b { input { x: int } output { z: int } }\n  flow a -> b"), "x: int", "takes `x` as `int`", "make the types agree"),
+    ("WF401", _wf("stage s { output { x: int } }\n  stage t { }\n  flow s"), "t", "not in the flow", "add `t` to `flow`"),
+    ("WF402", _wf("stage s { output { x: int } }\n  flow s -> s"), "s", "more than once in the flow", "keep it in one place"),
+    ("WF403", _wf("stage a { needs b }\n  stage b { }\n  flow [a, b]"), "b", "same parallel group", "move `b` before `a`"),
+    ("WF404", _wf("stage a { needs b }\n  stage b { needs a }\n  flow a -> b"), "b", "dependency cycle: a -> b -> a", "remove one"),
+    ("WF405", _wf("stage s { }"), "w", "has no `flow`", "flow s"),
+    ("WF406", _wf("name \"x\""), "w", "has no stages", "declare a stage"),
+]
+
+
+def _diagnose(tmp_path: Path, source: str) -> list[Diagnostic]:
+    path = tmp_path / "case.wf"
+    path.write_text(source, encoding="utf-8")
+    _, diagnostics = analyse(path)
+    return diagnostics
+
+
+def _caret_text(d: Diagnostic) -> str:
+    assert d.span is not None
+    return d.span.file.text[d.span.start : d.span.end]
+
+
+@pytest.mark.parametrize(("code", "source", "under", "message", "help"), CASES, ids=[c[0] for c in CASES])
+def test_diagnostic(tmp_path: Path, code: str, source: str, under: str, message: str, help: str | None) -> None:
+    found = [d for d in _diagnose(tmp_path, source) if d.code == code]
+    assert found, f"expected {code}, got {[d.code for d in _diagnose(tmp_path, source)]}"
+    d = found[0]
+    assert message in d.message
+    assert _caret_text(d) == under
+    assert d.location.startswith(f"{(tmp_path / 'case.wf').as_posix()}:")
+    if help is not None:
+        assert d.help is not None and help in d.help
+    rendered = render_text([d])
+    assert f"error[{code}]" in rendered and "^" in rendered
+
+
+def test_every_error_of_a_file_comes_out_of_one_run(tmp_path: Path) -> None:
+    source = _wf(
+        "input { a: Strng, b: int (>= 0) = -5 }\n"
+        "  stage s { output { x: int } timeout 3q needs nope }\n"
+        "  stage lost { }\n"
+        "  stage p { output { y: int } poll every 1m }\n"
+        "  flow s -> p"
+    )
+    codes = sorted(d.code for d in _diagnose(tmp_path, source))
+    assert codes == ["WF201", "WF202", "WF302", "WF307", "WF309", "WF401"]
+
+
+def test_no_cascade_from_an_unknown_type(tmp_path: Path) -> None:
+    source = _wf("stage a { output { x: Missing } }\n  stage b { input { x: int } }\n  flow a -> b")
+    assert [d.code for d in _diagnose(tmp_path, source)] == ["WF201"]
+
+
+def test_secondary_label_points_at_first_declaration(tmp_path: Path) -> None:
+    d = next(d for d in _diagnose(tmp_path, CASES[6][1]) if d.code == "WF203")
+    assert len(d.labels) == 1 and d.labels[0].span.file.line_col(d.labels[0].span.start) == (2, 8)
+
+
+def test_cycle_help_lists_the_full_path(tmp_path: Path) -> None:
+    source = _wf("stage a { needs c }\n  stage b { needs a }\n  stage c { needs b }\n  flow a -> b -> c")
+    cycles = [d for d in _diagnose(tmp_path, source) if d.code == "WF404"]
+    assert len(cycles) == 1
+    assert "a -> c -> b -> a" in cycles[0].message
+    assert not [d for d in _diagnose(tmp_path, source) if d.code == "WF403"]
+
+
+def test_import_cycle_is_reported_with_its_path(tmp_path: Path) -> None:
+    (tmp_path / "a.wf").write_text('import "b.wf"\ntype A { x: int }\n')
+    (tmp_path / "b.wf").write_text('import "a.wf"\ntype B { y: int }\n')
+    _, diagnostics = analyse(tmp_path / "a.wf")
+    assert [d.code for d in diagnostics] == ["WF211"]
+    assert "a.wf -> b.wf -> a.wf" in diagnostics[0].message
+
+
+def test_missing_import_points_at_the_import(tmp_path: Path) -> None:
+    (tmp_path / "a.wf").write_text('import "nope.wf"\n' + _wf(OK_STAGE))
+    _, diagnostics = analyse(tmp_path / "a.wf")
+    assert diagnostics[0].code == "WF110" and _caret_text(diagnostics[0]) == 'import "nope.wf"'
+
+
+def test_warnings_do_not_fail(tmp_path: Path) -> None:
+    assert all(d.severity is Severity.ERROR for d in _diagnose(tmp_path, CASES[0][1]))

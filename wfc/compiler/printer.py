@@ -1,0 +1,164 @@
+"""AST → `.wf` text. Used to convert YAML workflows and to prove that parsing and printing agree.
+
+The output is canonical (one layout for one tree), so `parse(print(tree)) == tree`
+for every tree the parser can produce; the property tests check exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+
+from wfc.compiler import ast
+
+
+def _string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _number(value: object) -> str:
+    return repr(value)
+
+
+def print_value(value: ast.Value) -> str:
+    """A default value as source."""
+    match value:
+        case ast.Literal_(value=None):
+            return "null"
+        case ast.Literal_(value=bool() as b):
+            return "true" if b else "false"
+        case ast.Literal_(value=str() as text):
+            return _string(text)
+        case ast.Literal_(value=v):
+            return _number(v)
+        case ast.EnumRef(name=name):
+            return name
+        case ast.ListValue(items=items):
+            return "[" + ", ".join(print_value(i) for i in items) + "]"
+        case ast.ObjectValue(entries=entries):
+            return "{" + ", ".join(f"{_string(k)}: {print_value(v)}" for k, v in entries) + "}"
+
+
+def print_type(t: ast.TypeExpr) -> str:
+    """A type expression as source."""
+    match t:
+        case ast.NamedType(name=name):
+            return name
+        case ast.ListType(item=item):
+            return f"list[{print_type(item)}]"
+        case ast.MapType(value=value):
+            return f"map[{print_type(value)}]"
+        case ast.OptionalType(inner=inner):
+            return f"{print_type(inner)}?"
+
+
+_COMPARE = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+_LEN_COMPARE = {"min_len": ">=", "len_gt": ">", "max_len": "<=", "len_lt": "<"}
+
+
+def print_constraint(c: ast.Constraint) -> str:
+    """One constraint; ranges come back as two comparisons, which parse to the same nodes."""
+    if c.kind == "pattern":
+        return f"matches {_string(str(c.value))}"
+    if c.kind in _COMPARE:
+        return f"{_COMPARE[c.kind]} {_number(c.value)}"
+    return f"len {_LEN_COMPARE[c.kind]} {_number(c.value)}"
+
+
+def _doc(doc: str | None, indent: str) -> list[str]:
+    return [f"{indent}## {line}" for line in doc.splitlines()] if doc else []
+
+
+def print_field(f: ast.Field, indent: str) -> list[str]:
+    """A field with its doc comment."""
+    text = f"{indent}{f.name.value}: {print_type(f.type)}"
+    if f.constraints:
+        text += " (" + ", ".join(print_constraint(c) for c in f.constraints) + ")"
+    if f.default is not None:
+        text += f" = {print_value(f.default)}"
+    return [*_doc(f.doc, indent), text]
+
+
+def print_record(spec: ast.RecordSpec | ast.InputFrom | ast.InputNone, indent: str) -> str:
+    """`{ … }` across lines, a type name, `from x` or `none`."""
+    match spec:
+        case ast.TypeRef(name=name):
+            return name
+        case ast.InputFrom(stage=stage):
+            return f"from {stage.value}"
+        case ast.InputNone():
+            return "none"
+        case ast.RecordBody(fields=fields):
+            if not fields:
+                return "{}"
+            inner = [line for f in fields for line in print_field(f, indent + "  ")]
+            return "{\n" + "\n".join(inner) + f"\n{indent}}}"
+
+
+def _retry(r: ast.Retry) -> str:
+    text = f"retry {_number(r.times.value)} times"
+    if r.backoff is not None:
+        b = r.backoff
+        text += f", backoff {b.kind.value} {b.initial.text}"
+        if b.multiplier is not None:
+            text += f" x {_number(b.multiplier.value)}"
+        if b.max is not None:
+            text += f" max {b.max.text}"
+    if r.never_on:
+        text += ", never on " + ", ".join(n.value for n in r.never_on)
+    return text
+
+
+def print_stage(s: ast.Stage, indent: str) -> list[str]:
+    """A stage block."""
+    inner = indent + "  "
+    head = f"{indent}{'async ' if s.is_async else ''}stage {s.name.value}"
+    if s.title is not None:
+        head += f" {_string(s.title)}"
+    lines = [*_doc(s.doc, indent), head + " {"]
+    lines += [f"{inner}description {_string(str(d.value))}" for d in s.descriptions]
+    lines += [f"{inner}input {print_record(i, inner)}" for i in s.inputs]
+    lines += [f"{inner}output {print_record(o, inner)}" for o in s.outputs]
+    lines += [f"{inner}config {print_record(c, inner)}" for c in s.configs]
+    if s.needs:
+        lines.append(f"{inner}needs " + ", ".join(n.value for n in s.needs))
+    lines += [f"{inner}{_retry(r)}" for r in s.retries]
+    lines += [f"{inner}timeout {t.text}" for t in s.timeouts]
+    for p in s.polls:
+        text = f"{inner}poll every {p.every.text}"
+        lines.append(text + (f", give up after {p.give_up_after.text}" if p.give_up_after else ""))
+    lines += [f"{inner}priority {_number(p.value)}" for p in s.priorities]
+    return [*lines, indent + "}"]
+
+
+def _types_and_enums(types: tuple[ast.TypeDecl, ...], enums: tuple[ast.EnumDecl, ...], indent: str) -> list[str]:
+    lines: list[str] = []
+    for e in enums:
+        members = []
+        for m in e.members:
+            members += _doc(m.doc, indent + "  ") + [f"{indent}  {m.name.value},"]
+        lines += [*_doc(e.doc, indent), f"{indent}enum {e.name.value} {{", *members, indent + "}"]
+    for t in types:
+        lines += [*_doc(t.doc, indent), f"{indent}type {t.name.value} {print_record(t.body, indent)}"]
+    return lines
+
+
+def print_module(module: ast.Module) -> str:
+    """A whole file."""
+    lines = [f"import {_string(i.path)}" for i in module.imports]
+    lines += _types_and_enums(module.types, module.enums, "")
+    for wf in module.workflows:
+        body = [f"  name {_string(str(n.value))}" for n in wf.names]
+        body += [f"  description {_string(str(d.value))}" for d in wf.descriptions]
+        body += _types_and_enums(wf.types, wf.enums, "  ")
+        body += [f"  input {print_record(i, '  ')}" for i in wf.inputs]
+        body += [f"  output {print_record(o, '  ')}" for o in wf.outputs]
+        for stage in wf.stages:
+            body += print_stage(stage, "  ")
+        for flow in wf.flows:
+            steps = [
+                "[" + ", ".join(n.value for n in step.stages) + "]" if step.parallel else step.stages[0].value
+                for step in flow.steps
+            ]
+            body.append("  flow " + " -> ".join(steps))
+        lines += [*_doc(wf.doc, ""), f"workflow {wf.id.value} {{", *body, "}"]
+    return "\n".join(lines) + "\n"
