@@ -35,7 +35,8 @@ def parse_number(text: str) -> int | float:
 
 def _doc_text(tokens: list[Token]) -> str | None:
     lines = [str(tok)[2:].strip() for tok in tokens]
-    return "\n".join(lines) if lines else None
+    text = "\n".join(lines).strip("\n")
+    return text if text.strip() else None
 
 
 class _Docs:
