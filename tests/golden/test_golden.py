@@ -17,7 +17,9 @@ from tests.conftest import EXAMPLES, GOLDEN
 from wfc.compiler import compile_path
 from wfc.compiler.diagnostics import render_text
 
-EXAMPLE_SOURCES = sorted(p for p in EXAMPLES.glob("*/*.wf") if re.search(r"^workflow ", p.read_text(), re.M))
+EXAMPLE_SOURCES = sorted(
+    p for p in EXAMPLES.glob("*/*.wf") if re.search(r"^workflow ", p.read_text(), re.M)
+)
 CASES = sorted(p.parent for p in GOLDEN.glob("*/input.wf"))
 GENERATED = ("__init__.py", "_models.py", "_stages.py", "plan.json", "stages/__init__.py")
 
@@ -46,7 +48,9 @@ def test_compilation_is_deterministic(source: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
-def test_bad_input_diagnostics(case: Path, update_golden: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_diagnostics(
+    case: Path, update_golden: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     work = tmp_path / case.name
     shutil.copytree(case, work)
     monkeypatch.chdir(tmp_path)
@@ -60,14 +64,26 @@ def test_bad_input_diagnostics(case: Path, update_golden: bool, tmp_path: Path, 
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 @pytest.mark.parametrize("source", EXAMPLE_SOURCES, ids=lambda p: p.parent.name)
 def test_generated_code_passes_ruff_and_mypy_strict(source: Path, tmp_path: Path) -> None:
     result = compile_path(source, tmp_path / "pkg")
     assert result.ok
-    lint = _run("ruff", "check", "--isolated", "--select", "E,F,W,I,UP,B", "--ignore", "E501", "pkg", cwd=tmp_path)
+    lint = _run(
+        "ruff",
+        "check",
+        "--isolated",
+        "--select",
+        "E,F,W,I,UP,B",
+        "--ignore",
+        "E501",
+        "pkg",
+        cwd=tmp_path,
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     fmt = _run("ruff", "format", "--isolated", "--check", "pkg", cwd=tmp_path)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -16,7 +16,9 @@ from wfc.compiler.printer import print_module
 from wfc.compiler.source import SourceFile
 
 KEYWORDS = {t.pattern.value for t in _parser().terminals if t.pattern.type == "str"}
-names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True).filter(lambda n: n not in KEYWORDS)
+names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda n: n not in KEYWORDS
+)
 strings = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8).map(
     lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 )
@@ -43,7 +45,9 @@ def _terminal(term: object) -> st.SearchStrategy[str]:
     return base.flatmap(lambda text: st.sampled_from([" ", "\n", " \t "]).map(lambda ws: text + ws))
 
 
-programs = from_lark(_parser(), start="start", explicit={t.name: _terminal(t) for t in _parser().terminals})
+programs = from_lark(
+    _parser(), start="start", explicit={t.name: _terminal(t) for t in _parser().terminals}
+)
 
 
 def _parse(text: str) -> ast.Module | Diagnostic:

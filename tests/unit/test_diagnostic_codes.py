@@ -22,30 +22,160 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
     ("WF102", 'workflow w { name "abc }', '"', "unterminated string", "close the string"),
     ("WF103", "workflow w { $ }", "$", "unexpected character", None),
     ("WF104", "workflow w { stage s {", "{", "unexpected end of file", "without its `}`"),
-    ("WF201", _wf("input { a: strr }\n  " + OK_STAGE), "strr", "unknown type `strr`", "did you mean `str`?"),
-    ("WF202", _wf("stage s { output { x: int } needs t }\n  flow s"), "t", "unknown stage `t`", "stage t"),
-    ("WF203", _wf("type T { a: int }\n  type T { b: int }\n  " + OK_STAGE), "T", "duplicate type `T`", "rename"),
-    ("WF205", _wf("stage input { output { x: int } }\n  flow input"), "input", "cannot be a stage id", "rename"),
+    (
+        "WF201",
+        _wf("input { a: strr }\n  " + OK_STAGE),
+        "strr",
+        "unknown type `strr`",
+        "did you mean `str`?",
+    ),
+    (
+        "WF202",
+        _wf("stage s { output { x: int } needs t }\n  flow s"),
+        "t",
+        "unknown stage `t`",
+        "stage t",
+    ),
+    (
+        "WF203",
+        _wf("type T { a: int }\n  type T { b: int }\n  " + OK_STAGE),
+        "T",
+        "duplicate type `T`",
+        "rename",
+    ),
+    (
+        "WF205",
+        _wf("stage input { output { x: int } }\n  flow input"),
+        "input",
+        "cannot be a stage id",
+        "rename",
+    ),
     ("WF206", _wf("enum E { }\n  " + OK_STAGE), "enum E { }", "has no members", "list its values"),
-    ("WF207", _wf("type A { b: B }\n  type B { a: A }\n  " + OK_STAGE), "A", "contains itself", "break the cycle"),
-    ("WF208", _wf("stage s { output { x: int } timeout 1s timeout 2s }\n  flow s"), "2s", "given more than once", "keep one"),
-    ("WF221", _wf(OK_STAGE) + "workflow v { stage t { } flow t }\n", "v", "one workflow", "its own `.wf` file"),
-    ("WF301", _wf("input { a: int = \"x\" }\n  " + OK_STAGE), '"x"', "does not have type `int`", "type `int`"),
-    ("WF302", _wf("input { a: int (>= 0) = -1 }\n  " + OK_STAGE), "-1", "outside the field's bounds", None),
-    ("WF303", _wf("input { a: bool (>= 1) }\n  " + OK_STAGE), ">= 1", "does not apply to `bool`", "numeric bounds"),
-    ("WF304", _wf("input { a: " + "list[" * 40 + "int" + "]" * 40 + " }\n  " + OK_STAGE), "list[" * 7 + "int" + "]" * 7, "nested more than", "named `type`"),
-    ("WF306", _wf('input { a: str (matches "(") }\n  ' + OK_STAGE), 'matches "("', "invalid pattern", "regular expression"),
-    ("WF307", _wf("stage s { output { x: int } timeout 5y }\n  flow s"), "5y", "unknown unit `y`", "units are ms"),
-    ("WF309", _wf("stage s { output { x: int } poll every 1m }\n  flow s"), "poll every 1m", "not an async stage", "async stage s"),
-    ("WF310", _wf("stage s { output { x: int } retry 0 times }\n  flow s"), "0", "at least 1", "retry 3 times"),
-    ("WF311", _wf("stage a { output { x: int } }\n  stage b { input { y: int } output { z: int } }\n  flow a -> b"), "y: int", "needs field `y`", "default"),
-    ("WF312", _wf("stage a { output { x: str } }\n  stage b { input { x: int } output { z: int } }\n  flow a -> b"), "x: int", "takes `x` as `int`", "make the types agree"),
-    ("WF401", _wf("stage s { output { x: int } }\n  stage t { }\n  flow s"), "t", "not in the flow", "add `t` to `flow`"),
-    ("WF402", _wf("stage s { output { x: int } }\n  flow s -> s"), "s", "more than once in the flow", "keep it in one place"),
-    ("WF403", _wf("stage a { needs b }\n  stage b { }\n  flow [a, b]"), "b", "same parallel group", "move `b` before `a`"),
-    ("WF404", _wf("stage a { needs b }\n  stage b { needs a }\n  flow a -> b"), "b", "dependency cycle: a -> b -> a", "remove one"),
+    (
+        "WF207",
+        _wf("type A { b: B }\n  type B { a: A }\n  " + OK_STAGE),
+        "A",
+        "contains itself",
+        "break the cycle",
+    ),
+    (
+        "WF208",
+        _wf("stage s { output { x: int } timeout 1s timeout 2s }\n  flow s"),
+        "2s",
+        "given more than once",
+        "keep one",
+    ),
+    (
+        "WF221",
+        _wf(OK_STAGE) + "workflow v { stage t { } flow t }\n",
+        "v",
+        "one workflow",
+        "its own `.wf` file",
+    ),
+    (
+        "WF301",
+        _wf('input { a: int = "x" }\n  ' + OK_STAGE),
+        '"x"',
+        "does not have type `int`",
+        "type `int`",
+    ),
+    (
+        "WF302",
+        _wf("input { a: int (>= 0) = -1 }\n  " + OK_STAGE),
+        "-1",
+        "outside the field's bounds",
+        None,
+    ),
+    (
+        "WF303",
+        _wf("input { a: bool (>= 1) }\n  " + OK_STAGE),
+        ">= 1",
+        "does not apply to `bool`",
+        "numeric bounds",
+    ),
+    (
+        "WF304",
+        _wf("input { a: " + "list[" * 40 + "int" + "]" * 40 + " }\n  " + OK_STAGE),
+        "list[" * 7 + "int" + "]" * 7,
+        "nested more than",
+        "named `type`",
+    ),
+    (
+        "WF306",
+        _wf('input { a: str (matches "(") }\n  ' + OK_STAGE),
+        'matches "("',
+        "invalid pattern",
+        "regular expression",
+    ),
+    (
+        "WF307",
+        _wf("stage s { output { x: int } timeout 5y }\n  flow s"),
+        "5y",
+        "unknown unit `y`",
+        "units are ms",
+    ),
+    (
+        "WF309",
+        _wf("stage s { output { x: int } poll every 1m }\n  flow s"),
+        "poll every 1m",
+        "not an async stage",
+        "async stage s",
+    ),
+    (
+        "WF310",
+        _wf("stage s { output { x: int } retry 0 times }\n  flow s"),
+        "0",
+        "at least 1",
+        "retry 3 times",
+    ),
+    (
+        "WF311",
+        _wf(
+            "stage a { output { x: int } }\n  stage b { input { y: int } output { z: int } }\n  flow a -> b"
+        ),
+        "y: int",
+        "needs field `y`",
+        "default",
+    ),
+    (
+        "WF312",
+        _wf(
+            "stage a { output { x: str } }\n  stage b { input { x: int } output { z: int } }\n  flow a -> b"
+        ),
+        "x: int",
+        "takes `x` as `int`",
+        "make the types agree",
+    ),
+    (
+        "WF401",
+        _wf("stage s { output { x: int } }\n  stage t { }\n  flow s"),
+        "t",
+        "not in the flow",
+        "add `t` to `flow`",
+    ),
+    (
+        "WF402",
+        _wf("stage s { output { x: int } }\n  flow s -> s"),
+        "s",
+        "more than once in the flow",
+        "keep it in one place",
+    ),
+    (
+        "WF403",
+        _wf("stage a { needs b }\n  stage b { }\n  flow [a, b]"),
+        "b",
+        "same parallel group",
+        "move `b` before `a`",
+    ),
+    (
+        "WF404",
+        _wf("stage a { needs b }\n  stage b { needs a }\n  flow a -> b"),
+        "b",
+        "dependency cycle: a -> b -> a",
+        "remove one",
+    ),
     ("WF405", _wf("stage s { }"), "w", "has no `flow`", "flow s"),
-    ("WF406", _wf("name \"x\""), "w", "has no stages", "declare a stage"),
+    ("WF406", _wf('name "x"'), "w", "has no stages", "declare a stage"),
 ]
 
 
@@ -61,8 +191,12 @@ def _caret_text(d: Diagnostic) -> str:
     return d.span.file.text[d.span.start : d.span.end]
 
 
-@pytest.mark.parametrize(("code", "source", "under", "message", "help"), CASES, ids=[c[0] for c in CASES])
-def test_diagnostic(tmp_path: Path, code: str, source: str, under: str, message: str, help: str | None) -> None:
+@pytest.mark.parametrize(
+    ("code", "source", "under", "message", "help"), CASES, ids=[c[0] for c in CASES]
+)
+def test_diagnostic(
+    tmp_path: Path, code: str, source: str, under: str, message: str, help: str | None
+) -> None:
     found = [d for d in _diagnose(tmp_path, source) if d.code == code]
     assert found, f"expected {code}, got {[d.code for d in _diagnose(tmp_path, source)]}"
     d = found[0]
@@ -98,7 +232,9 @@ def test_secondary_label_points_at_first_declaration(tmp_path: Path) -> None:
 
 
 def test_cycle_help_lists_the_full_path(tmp_path: Path) -> None:
-    source = _wf("stage a { needs c }\n  stage b { needs a }\n  stage c { needs b }\n  flow a -> b -> c")
+    source = _wf(
+        "stage a { needs c }\n  stage b { needs a }\n  stage c { needs b }\n  flow a -> b -> c"
+    )
     cycles = [d for d in _diagnose(tmp_path, source) if d.code == "WF404"]
     assert len(cycles) == 1
     assert "a -> c -> b -> a" in cycles[0].message

@@ -21,7 +21,13 @@ def _plan() -> Plan:
         stages=(
             _stage("a", config_defaults={"n": 1.5}),
             _stage("b", needs=("a",)),
-            _stage("c", kind=StageKind.ASYNC, poll=PollPolicy(), input_source=InputSource.STAGE, input_from="a"),
+            _stage(
+                "c",
+                kind=StageKind.ASYNC,
+                poll=PollPolicy(),
+                input_source=InputSource.STAGE,
+                input_from="a",
+            ),
         ),
         groups=(("a",), ("b", "c")),
     ).with_fingerprint()
@@ -80,4 +86,6 @@ def test_poll_policy_only_on_async_stages() -> None:
 def test_backoff_is_monotonic_and_capped(attempt: int, initial: int, mult: float, cap: int) -> None:
     policy = RetryPolicy(backoff_initial_ms=initial, backoff_multiplier=mult, backoff_max_ms=cap)
     assert policy.delay_ms(attempt) <= cap
-    assert policy.delay_ms(attempt) <= policy.delay_ms(attempt + 1) or policy.delay_ms(attempt) == cap
+    assert (
+        policy.delay_ms(attempt) <= policy.delay_ms(attempt + 1) or policy.delay_ms(attempt) == cap
+    )

@@ -130,7 +130,9 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
     return [*lines, indent + "}"]
 
 
-def _types_and_enums(types: tuple[ast.TypeDecl, ...], enums: tuple[ast.EnumDecl, ...], indent: str) -> list[str]:
+def _types_and_enums(
+    types: tuple[ast.TypeDecl, ...], enums: tuple[ast.EnumDecl, ...], indent: str
+) -> list[str]:
     lines: list[str] = []
     for e in enums:
         members = []
@@ -138,7 +140,10 @@ def _types_and_enums(types: tuple[ast.TypeDecl, ...], enums: tuple[ast.EnumDecl,
             members += _doc(m.doc, indent + "  ") + [f"{indent}  {m.name.value},"]
         lines += [*_doc(e.doc, indent), f"{indent}enum {e.name.value} {{", *members, indent + "}"]
     for t in types:
-        lines += [*_doc(t.doc, indent), f"{indent}type {t.name.value} {print_record(t.body, indent)}"]
+        lines += [
+            *_doc(t.doc, indent),
+            f"{indent}type {t.name.value} {print_record(t.body, indent)}",
+        ]
     return lines
 
 
@@ -156,7 +161,9 @@ def print_module(module: ast.Module) -> str:
             body += print_stage(stage, "  ")
         for flow in wf.flows:
             steps = [
-                "[" + ", ".join(n.value for n in step.stages) + "]" if step.parallel else step.stages[0].value
+                "[" + ", ".join(n.value for n in step.stages) + "]"
+                if step.parallel
+                else step.stages[0].value
                 for step in flow.steps
             ]
             body.append("  flow " + " -> ".join(steps))
