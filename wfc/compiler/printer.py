@@ -137,7 +137,7 @@ def _types_and_enums(
     for e in enums:
         members = []
         for m in e.members:
-            members += _doc(m.doc, indent + "  ") + [f"{indent}  {m.name.value},"]
+            members += [*_doc(m.doc, indent + "  "), f"{indent}  {m.name.value},"]
         lines += [*_doc(e.doc, indent), f"{indent}enum {e.name.value} {{", *members, indent + "}"]
     for t in types:
         lines += [
