@@ -49,6 +49,10 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def _render(template: str, **context: object) -> str:
+    return _environment().get_template(template).render(**context)
+
+
 # -- view models ---------------------------------------------------------------
 
 
@@ -364,18 +368,15 @@ def render_models(wf: model.WorkflowModel) -> str:
         )
         for e in _used_enums(wf, records)
     ]
-    return (
-        _environment()
-        .get_template("models.py.j2")
-        .render(
-            header=_header(wf),
-            workflow=wf,
-            enums=enums,
-            models=views,
-            import_datetime=imports.datetime,
-            pydantic_imports=sorted(imports.pydantic),
-            runtime_imports=sorted(imports.runtime),
-        )
+    return _render(
+        "models.py.j2",
+        header=_header(wf),
+        workflow=wf,
+        enums=enums,
+        models=views,
+        import_datetime=imports.datetime,
+        pydantic_imports=sorted(imports.pydantic),
+        runtime_imports=sorted(imports.runtime),
     )
 
 
@@ -409,27 +410,24 @@ def render_stages(wf: model.WorkflowModel) -> str:
         runtime_imports |= {"AsyncStage", "CheckContext"}
     if any(not s.is_async for s in stages):
         runtime_imports.add("Stage")
-    return (
-        _environment()
-        .get_template("stages.py.j2")
-        .render(
-            header=_header(wf),
-            workflow=wf,
-            stages=stages,
-            model_names=model_names,
-            runtime_imports=sorted(runtime_imports),
-        )
+    return _render(
+        "stages.py.j2",
+        header=_header(wf),
+        workflow=wf,
+        stages=stages,
+        model_names=model_names,
+        runtime_imports=sorted(runtime_imports),
     )
 
 
 def render_init(wf: model.WorkflowModel) -> str:
     """`__init__.py`: `workflow`, the plan bound to the stage classes."""
-    return _environment().get_template("init.py.j2").render(header=_header(wf), workflow=wf)
+    return _render("init.py.j2", header=_header(wf), workflow=wf)
 
 
 def render_stub(wf: model.WorkflowModel, stage: StageView) -> str:
     """`stages/<id>.py`: the user's starting point for one stage."""
-    return _environment().get_template("stage_stub.py.j2").render(workflow=wf, stage=stage)
+    return _render("stage_stub.py.j2", workflow=wf, stage=stage)
 
 
 def render_package(wf: model.WorkflowModel, plan: Plan) -> dict[str, str]:
@@ -439,9 +437,7 @@ def render_package(wf: model.WorkflowModel, plan: Plan) -> dict[str, str]:
         "_models.py": render_models(wf),
         "_stages.py": render_stages(wf),
         "plan.json": plan.to_json(),
-        "stages/__init__.py": _environment()
-        .get_template("stages_init.py.j2")
-        .render(header=_header(wf), workflow=wf),
+        "stages/__init__.py": _render("stages_init.py.j2", header=_header(wf), workflow=wf),
     }
 
 

@@ -122,17 +122,11 @@ def _describe_token(token: Token) -> str:
 
 def _expected_words(expected: set[str]) -> str:
     words = sorted({TERMINAL_WORDS.get(t, f"`{t.lower()}`") for t in expected if t not in ("WS",)})
-    words = [_keyword_word(w) for w in words]
     if not words:
         return "something else"
     if len(words) > 6:
         return ", ".join(words[:6]) + " or another item"
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _keyword_word(word: str) -> str:
-    """Anonymous keyword terminals are named like `__ANON_3` or by their text; show the text."""
-    return word
 
 
 def _anonymous_to_text(expected: set[str]) -> set[str]:
