@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+from wfc.errors import NonRetryableError, RetryStage
+from wfc.runtime.builder import StageDefinition, WorkflowBuilder, define_stage
+from wfc.runtime.commands import (
+    JobExecute,
+    LeaseReapStale,
+    OutboxFlush,
+    PluginReplayDLQ,
+    RunCancel,
+    RunClaimPending,
+    RunCreate,
+    RunReapStuck,
+    RunRerunFrom,
+    RunTransition,
+    StagePollSuspended,
+    parse_command,
+)
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.plugins import Plugin, PluginRunner, define_plugin
+from wfc.runtime.records import RunRecord, StageRecord, Status
+from wfc.runtime.registry import WorkflowMap, load_registry
 from wfc.runtime.stage import (
     AsyncStage,
     BlobAccess,
@@ -28,16 +48,42 @@ __all__ = [
     "Completion",
     "Email",
     "Failed",
+    "JobExecute",
+    "Kernel",
+    "LeaseReapStale",
     "MemoryBlobs",
+    "NonRetryableError",
     "NotReady",
+    "OutboxFlush",
+    "Plugin",
+    "PluginReplayDLQ",
+    "PluginRunner",
     "Ready",
     "RecordingServices",
+    "RetryStage",
+    "RunCancel",
+    "RunClaimPending",
+    "RunCreate",
+    "RunReapStuck",
+    "RunRecord",
+    "RunRerunFrom",
+    "RunTransition",
     "Stage",
     "StageContext",
+    "StageDefinition",
+    "StagePollSuspended",
+    "StageRecord",
     "StageServices",
+    "Status",
     "Suspend",
     "Url",
     "Workflow",
+    "WorkflowBuilder",
+    "WorkflowMap",
     "bind_plan",
+    "define_plugin",
+    "define_stage",
+    "load_registry",
     "load_workflow",
+    "parse_command",
 ]

@@ -14,9 +14,14 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from wfc.errors import WorkflowLoadError
+from wfc.errors import (
+    ConfigValidationError,
+    InvalidRunInputError,
+    WorkflowLoadError,
+    validation_problems,
+)
 from wfc.plan import Plan, PlanStage
 from wfc.runtime.stage import AsyncStage, Stage, _StageBase
 
@@ -24,9 +29,18 @@ PLAN_FILE = "plan.json"
 
 
 class Workflow:
-    """A plan and one implementation class per stage."""
+    """A plan, one implementation class per stage, and the model run input must fit.
 
-    def __init__(self, plan: Plan, implementations: Mapping[str, type[_StageBase]]) -> None:
+    Without an `input_model` any JSON object is accepted as run input.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        implementations: Mapping[str, type[_StageBase]],
+        *,
+        input_model: type[BaseModel] | None = None,
+    ) -> None:
         missing = [sid for sid in plan.stage_ids() if sid not in implementations]
         if missing:
             raise WorkflowLoadError(
@@ -34,6 +48,10 @@ class Workflow:
             )
         self.plan = plan
         self.implementations = dict(implementations)
+        self.input_model = input_model
+        self._group_of = {sid: n for n, group in enumerate(plan.groups, 1) for sid in group}
+        self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
+        self._stages = {stage.id: stage for stage in plan.stages}
 
     @property
     def id(self) -> str:
@@ -48,28 +66,76 @@ class Workflow:
         """Groups of stage ids in execution order."""
         return [list(group) for group in self.plan.groups]
 
+    @property
+    def name(self) -> str:
+        """The workflow's display name."""
+        return self.plan.name
+
+    def stage(self, stage_id: str) -> PlanStage | None:
+        """The plan of one stage, or None."""
+        return self._stages.get(stage_id)
+
+    def group_of(self, stage_id: str) -> int:
+        """The 1-based execution group of a stage."""
+        return self._group_of[stage_id]
+
+    def stage_number(self, stage_id: str) -> int:
+        """The 1-based position of a stage in definition order."""
+        return self._number_of[stage_id]
+
+    def group(self, number: int) -> tuple[str, ...]:
+        """The stage ids of execution group `number` (1-based); empty past the last group."""
+        return self.plan.groups[number - 1] if 1 <= number <= len(self.plan.groups) else ()
+
+    def validate_input(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """The run input parsed by the input model (defaults filled), as JSON data.
+
+        Raises `InvalidRunInputError` listing every failing field.
+        """
+        if self.input_model is None:
+            return dict(value)
+        try:
+            parsed = self.input_model.model_validate(value)
+        except ValidationError as error:
+            raise InvalidRunInputError(self.id, validation_problems(error)) from None
+        return parsed.model_dump(mode="json")
+
     def default_config(self) -> dict[str, dict[str, Any]]:
         """`{stage_id: defaults}` for every stage."""
         return self.plan.default_config()
 
     def validate_config(self, config: Mapping[str, Any]) -> dict[str, list[str]]:
-        """Every problem with a run's config, per stage id; empty when it is valid.
+        """Every problem with a run's config, per stage id; empty when it is valid."""
+        try:
+            self.parse_config(config)
+        except ConfigValidationError as error:
+            return error.problems
+        return {}
 
-        Each stage's slice (`config[stage_id]`, else its defaults) is parsed with
-        the stage's config model, the same way the stage will see it.
+    def parse_config(self, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """The run-wide config every stage will see, parsed (defaults filled), as JSON data.
+
+        A stage's slice replaces its defaults as a whole (`config[stage_id]`,
+        else the defaults), then its config model parses it, the same way the
+        stage will. Raises `ConfigValidationError` listing every bad field of
+        every stage, and naming config for stages the workflow does not have.
         """
-        problems: dict[str, list[str]] = {}
+        problems: dict[str, list[str]] = {
+            sid: ["no such stage in this workflow"]
+            for sid in config
+            if sid not in self.implementations
+        }
         defaults = self.default_config()
+        parsed: dict[str, dict[str, Any]] = {}
         for sid, cls in self.implementations.items():
             value = config.get(sid, defaults.get(sid, {}))
             try:
-                cls.config_model.model_validate(value)
+                parsed[sid] = cls.config_model.model_validate(value).model_dump(mode="json")
             except ValidationError as error:
-                problems[sid] = [
-                    f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                    for e in error.errors()
-                ]
-        return problems
+                problems[sid] = validation_problems(error)
+        if problems:
+            raise ConfigValidationError(problems)
+        return parsed
 
 
 def _import_implementation(stage: PlanStage, package: str | None) -> type[_StageBase]:
@@ -93,12 +159,15 @@ def _import_implementation(stage: PlanStage, package: str | None) -> type[_Stage
     return cls
 
 
-def bind_plan(plan: Plan, package: str | None = None) -> Workflow:
+def bind_plan(
+    plan: Plan, package: str | None = None, *, input_model: type[BaseModel] | None = None
+) -> Workflow:
     """Import every stage's implementation and bind it to the plan."""
-    return Workflow(plan, {s.id: _import_implementation(s, package) for s in plan.stages})
+    implementations = {s.id: _import_implementation(s, package) for s in plan.stages}
+    return Workflow(plan, implementations, input_model=input_model)
 
 
-def load_workflow(package: str) -> Workflow:
+def load_workflow(package: str, *, input_model: type[BaseModel] | None = None) -> Workflow:
     """Load `<package>/plan.json` and bind its stages (what generated `__init__.py` calls)."""
     try:
         text = resources.files(package).joinpath(PLAN_FILE).read_text(encoding="utf-8")
@@ -112,4 +181,4 @@ def load_workflow(package: str) -> Workflow:
         raise WorkflowLoadError(
             f"{package}/{PLAN_FILE}", "its fingerprint does not match its content; recompile it"
         )
-    return bind_plan(plan, package)
+    return bind_plan(plan, package, input_model=input_model)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from wfc.runtime import Workflow, load_workflow
 
-workflow: Workflow = load_workflow(__name__)
+from ._models import WorkflowInput
+
+workflow: Workflow = load_workflow(__name__, input_model=WorkflowInput)
 
 __all__ = ["workflow"]

@@ -1,0 +1,1 @@
+"""Adapters for the runtime's ports: `memory` (tests, `wfc.testing`) and `sql` (SQLite, PostgreSQL)."""

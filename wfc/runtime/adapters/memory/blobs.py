@@ -1,0 +1,20 @@
+"""A `BlobStore` in a dict."""
+
+from __future__ import annotations
+
+from wfc.runtime.stage import MemoryBlobs
+
+
+class MemoryBlobStore(MemoryBlobs):
+    """`MemoryBlobs` plus prefix listing, the full `BlobStore` port."""
+
+    async def list(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.data if key.startswith(prefix))
+
+    def size(self) -> int:
+        """How many blobs are stored."""
+        return len(self.data)
+
+    def clear(self) -> None:
+        """Forget every blob."""
+        self.data.clear()

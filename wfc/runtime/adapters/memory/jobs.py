@@ -1,0 +1,175 @@
+"""`JobTransport` in memory: a priority queue of job records with leases."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from wfc.errors import RecordNotFoundError
+from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.ports import Clock, IdSource
+from wfc.runtime.records import JobRecord, JobSpec, Status
+
+
+class MemoryJobTransport:
+    """Jobs in a dict; dequeue order is priority (high first), then age, then insertion.
+
+    `worker_id` is written into the jobs this queue leases.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        worker_id: str = "memory-worker",
+        ids: IdSource | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._ids = ids or UuidIds()
+        self.worker_id = worker_id
+        self._jobs: dict[str, JobRecord] = {}
+        self._order: dict[str, int] = {}
+        self._counter = itertools.count()
+
+    async def enqueue(self, jobs: Sequence[JobSpec]) -> list[str]:
+        now = self._clock.now()
+        ids = []
+        for spec in jobs:
+            job = JobRecord(
+                id=self._ids.new_id(),
+                run_id=spec.run_id,
+                workflow_id=spec.workflow_id,
+                stage_id=spec.stage_id,
+                status=Status.PENDING,
+                priority=spec.priority,
+                attempt=0,
+                max_attempts=spec.max_attempts,
+                payload=dict(spec.payload),
+                created_at=now,
+                updated_at=now,
+                run_at=spec.run_at,
+            )
+            self._jobs[job.id] = job
+            self._order[job.id] = next(self._counter)
+            ids.append(job.id)
+        return ids
+
+    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
+        now = self._clock.now()
+        due = [
+            j
+            for j in self._jobs.values()
+            if j.status is Status.PENDING and (j.run_at is None or j.run_at <= now)
+        ]
+        due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
+        leased = []
+        for job in due[:limit]:
+            leased.append(
+                self._put(
+                    job,
+                    status=Status.RUNNING,
+                    worker_id=self.worker_id,
+                    locked_at=now,
+                    started_at=now,
+                    attempt=job.attempt + 1,
+                )
+            )
+        return leased
+
+    async def complete(self, job_id: str) -> None:
+        self._put(self._get(job_id), status=Status.COMPLETED, completed_at=self._clock.now())
+
+    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
+        self._put(
+            self._get(job_id),
+            status=Status.SUSPENDED,
+            run_at=next_poll_at,
+            worker_id=None,
+            locked_at=None,
+        )
+
+    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+        job = self._get(job_id)
+        if retry_at is not None and job.attempt < job.max_attempts:
+            self._put(
+                job,
+                status=Status.PENDING,
+                last_error=error,
+                run_at=retry_at,
+                worker_id=None,
+                locked_at=None,
+            )
+            return True
+        self._put(job, status=Status.FAILED, last_error=error, completed_at=self._clock.now())
+        return False
+
+    async def release(self, job_id: str) -> None:
+        job = self._get(job_id)
+        if job.status is Status.RUNNING:
+            self._put(job, status=Status.PENDING, worker_id=None, locked_at=None)
+
+    async def touch(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.status is Status.RUNNING:
+            self._put(job, locked_at=self._clock.now())
+
+    async def release_stale(self, locked_before: datetime) -> int:
+        stale = [
+            j
+            for j in self._jobs.values()
+            if j.status is Status.RUNNING
+            and j.locked_at is not None
+            and j.locked_at < locked_before
+        ]
+        for job in stale:
+            self._put(job, status=Status.PENDING, worker_id=None, locked_at=None)
+        return len(stale)
+
+    async def cancel_by_run(self, run_id: str) -> int:
+        open_jobs = [
+            j
+            for j in self._jobs.values()
+            if j.run_id == run_id and j.status in (Status.PENDING, Status.SUSPENDED)
+        ]
+        now = self._clock.now()
+        for job in open_jobs:
+            self._put(job, status=Status.CANCELLED, completed_at=now)
+        return len(open_jobs)
+
+    async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
+        return [j for j in self._jobs.values() if j.run_id == run_id]
+
+    # -- inspection and test control -------------------------------------
+    def all_jobs(self) -> list[JobRecord]:
+        """Every job, in enqueue order."""
+        return list(self._jobs.values())
+
+    def job(self, job_id: str) -> JobRecord:
+        """One job; `RecordNotFoundError` when unknown."""
+        return self._get(job_id)
+
+    def jobs_with_status(self, status: Status) -> list[JobRecord]:
+        """Jobs in one status, in enqueue order."""
+        return [j for j in self._jobs.values() if j.status is status]
+
+    def set_locked_at(self, job_id: str, at: datetime) -> None:
+        """Backdate a lease (to make it look stale)."""
+        self._put(self._get(job_id), locked_at=at)
+
+    def clear(self) -> None:
+        """Forget every job."""
+        self._jobs.clear()
+        self._order.clear()
+
+    def _get(self, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise RecordNotFoundError("Job", job_id)
+        return job
+
+    def _put(self, job: JobRecord, **changes: object) -> JobRecord:
+        updated = replace(job, updated_at=self._clock.now(), **changes)  # type: ignore[arg-type]
+        self._jobs[job.id] = updated
+        return updated

@@ -1,0 +1,316 @@
+"""`Persistence` in memory: dicts of frozen records, with real rollback.
+
+Transactions are serialised by a lock and roll back by restoring a snapshot of
+the tables taken when they began (records are immutable, so a shallow copy
+is a snapshot). Calls outside a transaction apply at once. Every record handed
+out is the stored immutable value, so callers cannot change stored state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.ports import Clock
+from wfc.runtime.records import (
+    Acquired,
+    IdempotencyClaim,
+    InProgress,
+    JsonObject,
+    LogRecord,
+    NewOutboxEvent,
+    OutboxRecord,
+    Replay,
+    RunChanges,
+    RunRecord,
+    StageChanges,
+    StageRecord,
+    Status,
+)
+
+
+@dataclass(slots=True)
+class _IdempotencyKey:
+    started_at: datetime
+    result: JsonObject | None = None
+
+
+@dataclass(slots=True)
+class _Tables:
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    stage_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    logs: list[LogRecord] = field(default_factory=list)
+    outbox: dict[str, OutboxRecord] = field(default_factory=dict)
+    last_sequence: dict[str, int] = field(default_factory=dict)
+    keys: dict[tuple[str, str], _IdempotencyKey] = field(default_factory=dict)
+
+    def snapshot(self) -> _Tables:
+        return _Tables(
+            runs=dict(self.runs),
+            stages=dict(self.stages),
+            stage_ids=dict(self.stage_ids),
+            logs=list(self.logs),
+            outbox=dict(self.outbox),
+            last_sequence=dict(self.last_sequence),
+            keys=copy.deepcopy(self.keys),
+        )
+
+
+class _MemoryStore:
+    """The persistence methods over a set of tables (shared by the root and transactions)."""
+
+    def __init__(self, tables: _Tables, clock: Clock) -> None:
+        self._t = tables
+        self._clock = clock
+
+    # -- runs ------------------------------------------------------------
+    async def create_run(self, run: RunRecord) -> None:
+        if run.id in self._t.runs:
+            raise ValueError(f"run {run.id} already exists")
+        self._t.runs[run.id] = run
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        return self._t.runs.get(run_id)
+
+    async def update_run(
+        self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
+    ) -> RunRecord:
+        current = self._t.runs.get(run_id)
+        if current is None:
+            raise RecordNotFoundError("WorkflowRun", run_id)
+        if expected_version is not None and current.version != expected_version:
+            raise StaleVersionError("WorkflowRun", run_id, expected_version, current.version)
+        updated = replace(
+            current, **changes, version=current.version + 1, updated_at=self._clock.now()
+        )
+        self._t.runs[run_id] = updated
+        return updated
+
+    async def claim_next_pending_run(self) -> RunRecord | None:
+        pending = [r for r in self._t.runs.values() if r.status is Status.PENDING]
+        if not pending:
+            return None
+        # Stable sort keeps insertion order among equal (priority, created_at).
+        chosen = min(pending, key=lambda r: (-r.priority, r.created_at))
+        return await self.update_run(
+            chosen.id, {"status": Status.RUNNING, "started_at": self._clock.now()}
+        )
+
+    async def stuck_runs(self, since: datetime) -> list[RunRecord]:
+        stuck = []
+        for run in self._t.runs.values():
+            if run.status is not Status.RUNNING or run.updated_at > since:
+                continue
+            stages = [s for s in self._t.stages.values() if s.run_id == run.id]
+            if all(s.updated_at <= since for s in stages):
+                stuck.append(run)
+        return sorted(stuck, key=lambda r: r.updated_at)
+
+    async def list_runs(
+        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        runs = [
+            r
+            for r in reversed(self._t.runs.values())
+            if (status is None or r.status is status)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+        ]
+        return sorted(runs, key=lambda r: r.created_at, reverse=True)[:limit]
+
+    # -- stages ----------------------------------------------------------
+    async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
+        existing_id = self._t.stage_ids.get((create.run_id, create.stage_id))
+        if existing_id is None:
+            self._t.stages[create.id] = create
+            self._t.stage_ids[(create.run_id, create.stage_id)] = create.id
+            return create
+        return await self.update_stage(existing_id, update)
+
+    async def update_stage(
+        self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
+    ) -> StageRecord:
+        current = self._t.stages.get(record_id)
+        if current is None:
+            raise RecordNotFoundError("WorkflowStage", record_id)
+        if expected_version is not None and current.version != expected_version:
+            raise StaleVersionError("WorkflowStage", record_id, expected_version, current.version)
+        updated = replace(
+            current, **changes, version=current.version + 1, updated_at=self._clock.now()
+        )
+        self._t.stages[record_id] = updated
+        return updated
+
+    async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
+        record_id = self._t.stage_ids.get((run_id, stage_id))
+        return None if record_id is None else self._t.stages[record_id]
+
+    async def stages_of_run(self, run_id: str) -> list[StageRecord]:
+        rows = [s for s in self._t.stages.values() if s.run_id == run_id]
+        return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
+
+    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
+        due = [
+            s
+            for s in self._t.stages.values()
+            if s.status is Status.SUSPENDED and s.next_poll_at is not None and s.next_poll_at <= now
+        ]
+        due.sort(key=lambda s: s.next_poll_at or now)
+        return due[:limit]
+
+    async def delete_stages(self, record_ids: Sequence[str]) -> None:
+        for record_id in record_ids:
+            stage = self._t.stages.pop(record_id, None)
+            if stage is not None:
+                self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
+
+    # -- logs ------------------------------------------------------------
+    async def add_log(self, log: LogRecord) -> None:
+        self._t.logs.append(log)
+
+    async def logs_of_run(self, run_id: str) -> list[LogRecord]:
+        return [log for log in self._t.logs if log.run_id == run_id]
+
+    # -- outbox ----------------------------------------------------------
+    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        appended = []
+        for event in events:
+            sequence = self._t.last_sequence.get(event.run_id, 0) + 1
+            self._t.last_sequence[event.run_id] = sequence
+            record = OutboxRecord(
+                id=event.id,
+                run_id=event.run_id,
+                sequence=sequence,
+                event_type=event.event_type,
+                payload=event.payload,
+                causation_id=event.causation_id,
+                occurred_at=event.occurred_at,
+            )
+            self._t.outbox[record.id] = record
+            appended.append(record)
+        return appended
+
+    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+        waiting = (
+            e for e in self._t.outbox.values() if e.published_at is None and e.dlq_at is None
+        )
+        return [e for _, e in zip(range(limit), waiting, strict=False)]
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        for event_id in event_ids:
+            self._change_event(event_id, lambda e: replace(e, published_at=at))
+
+    async def increment_outbox_retry(self, event_id: str) -> int:
+        return self._change_event(
+            event_id, lambda e: replace(e, retry_count=e.retry_count + 1)
+        ).retry_count
+
+    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
+        self._change_event(event_id, lambda e: replace(e, dlq_at=at))
+
+    async def replay_dlq(self, limit: int) -> int:
+        parked = [e.id for e in self._t.outbox.values() if e.dlq_at is not None][:limit]
+        for event_id in parked:
+            self._change_event(event_id, lambda e: replace(e, dlq_at=None, retry_count=0))
+        return len(parked)
+
+    async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
+        return sorted(
+            (e for e in self._t.outbox.values() if e.run_id == run_id), key=lambda e: e.sequence
+        )
+
+    def _change_event(
+        self, event_id: str, change: Callable[[OutboxRecord], OutboxRecord]
+    ) -> OutboxRecord:
+        current = self._t.outbox.get(event_id)
+        if current is None:
+            raise RecordNotFoundError("OutboxEvent", event_id)
+        updated = change(current)
+        self._t.outbox[event_id] = updated
+        return updated
+
+    # -- idempotency -----------------------------------------------------
+    async def acquire_idempotency_key(
+        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+    ) -> IdempotencyClaim:
+        entry = self._t.keys.get((key, command_type))
+        if entry is None:
+            self._t.keys[(key, command_type)] = _IdempotencyKey(started_at=now)
+            return Acquired()
+        if entry.result is not None:
+            return Replay(result=entry.result)
+        if stale_after is not None and now - entry.started_at >= stale_after:
+            entry.started_at = now
+            return Acquired()
+        return InProgress()
+
+    async def complete_idempotency_key(
+        self, key: str, command_type: str, result: JsonObject
+    ) -> None:
+        entry = self._t.keys.setdefault((key, command_type), _IdempotencyKey(self._clock.now()))
+        entry.result = copy.deepcopy(result)
+
+    async def release_idempotency_key(self, key: str, command_type: str) -> None:
+        self._t.keys.pop((key, command_type), None)
+
+
+class _Transaction(_MemoryStore):
+    """A transaction's handle; a nested `transaction()` joins it."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        yield self
+
+
+class MemoryPersistence(_MemoryStore):
+    """The full `Persistence` port in memory, with inspection helpers for tests."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__(_Tables(), clock or SystemClock())
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Transaction]:
+        async with self._lock:
+            before = self._t.snapshot()
+            try:
+                yield _Transaction(self._t, self._clock)
+            except BaseException:
+                self._restore(before)
+                raise
+
+    def _restore(self, snapshot: _Tables) -> None:
+        for name in _Tables.__dataclass_fields__:
+            setattr(self._t, name, getattr(snapshot, name))
+
+    # -- inspection --------------------------------------------------------
+    def all_runs(self) -> list[RunRecord]:
+        """Every run, in creation order."""
+        return list(self._t.runs.values())
+
+    def all_stages(self) -> list[StageRecord]:
+        """Every stage row, in creation order."""
+        return list(self._t.stages.values())
+
+    def all_logs(self) -> list[LogRecord]:
+        """Every log line, in write order."""
+        return list(self._t.logs)
+
+    def all_outbox(self) -> list[OutboxRecord]:
+        """Every outbox event, in append order."""
+        return list(self._t.outbox.values())
+
+    def idempotency_keys(self) -> dict[tuple[str, str], Any]:
+        """`(key, command type)` → stored result, or None while in progress."""
+        return {k: v.result for k, v in self._t.keys.items()}
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._restore(_Tables())

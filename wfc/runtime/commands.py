@@ -1,0 +1,263 @@
+"""The kernel's commands and their results (DESIGN.md §6, spec §4).
+
+A command is a frozen pydantic model whose `type` is the seed's name, so a
+web handler can pass `{"type": "run.create", ...}` straight from a queue
+message or request body; `parse_command` accepts a model, a dict or JSON
+text. Field names are snake_case; the seed's camelCase names are accepted as
+aliases. Results are models too: the idempotency store keeps their JSON and
+replays it as the same model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+JsonObject = dict[str, Any]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+# -- commands ------------------------------------------------------------------
+
+
+class RunCreate(_Message):
+    """Create a PENDING run; `idempotency_key` makes a retried request create it once."""
+
+    type: Literal["run.create"] = "run.create"
+    idempotency_key: str = Field(min_length=1)
+    workflow_id: str
+    input: JsonObject = Field(default_factory=dict)
+    config: dict[str, JsonObject] = Field(default_factory=dict)
+    priority: int | None = None
+    metadata: JsonObject | None = None
+    run_id: str | None = None
+
+
+class RunClaimPending(_Message):
+    """Start up to `max_claims` PENDING runs: their first group's stages are queued."""
+
+    type: Literal["run.claimPending"] = "run.claimPending"
+    worker_id: str
+    max_claims: int = Field(default=10, ge=1)
+
+
+class RunTransition(_Message):
+    """Advance a run whose current group is done: next group, completion or failure."""
+
+    type: Literal["run.transition"] = "run.transition"
+    workflow_run_id: str
+
+
+class RunCancel(_Message):
+    """Cancel a PENDING or RUNNING run, its open stages and its queued jobs."""
+
+    type: Literal["run.cancel"] = "run.cancel"
+    workflow_run_id: str
+    reason: str | None = None
+
+
+class RunRerunFrom(_Message):
+    """Run a finished run again from a stage's execution group onward."""
+
+    type: Literal["run.rerunFrom"] = "run.rerunFrom"
+    workflow_run_id: str
+    from_stage_id: str
+    idempotency_key: str | None = None
+
+
+class JobExecute(_Message):
+    """Execute one stage of a run (what a worker does with a dequeued job)."""
+
+    type: Literal["job.execute"] = "job.execute"
+    workflow_run_id: str
+    workflow_id: str
+    stage_id: str
+    config: dict[str, JsonObject] = Field(default_factory=dict)
+    attempt: int = Field(default=1, ge=1)
+    idempotency_key: str | None = None
+
+
+class StagePollSuspended(_Message):
+    """Check up to `max_checks` suspended stages whose poll time has come."""
+
+    type: Literal["stage.pollSuspended"] = "stage.pollSuspended"
+    max_checks: int = Field(default=50, ge=1)
+
+
+class LeaseReapStale(_Message):
+    """Return jobs whose lease is older than the threshold to the queue."""
+
+    type: Literal["lease.reapStale"] = "lease.reapStale"
+    stale_threshold_ms: int = Field(ge=0)
+
+
+class RunReapStuck(_Message):
+    """Recover or fail RUNNING runs with no activity for longer than the threshold."""
+
+    type: Literal["run.reapStuck"] = "run.reapStuck"
+    stuck_threshold_ms: int = Field(ge=0)
+
+
+class OutboxFlush(_Message):
+    """Deliver up to `max_events` unpublished events to the event sink, in order per run."""
+
+    type: Literal["outbox.flush"] = "outbox.flush"
+    max_events: int = Field(default=100, ge=1)
+
+
+class PluginReplayDLQ(_Message):
+    """Put up to `max_events` dead-lettered events back in line for delivery."""
+
+    type: Literal["plugin.replayDLQ"] = "plugin.replayDLQ"
+    max_events: int = Field(default=100, ge=1)
+
+
+Command = Annotated[
+    RunCreate
+    | RunClaimPending
+    | RunTransition
+    | RunCancel
+    | RunRerunFrom
+    | JobExecute
+    | StagePollSuspended
+    | LeaseReapStale
+    | RunReapStuck
+    | OutboxFlush
+    | PluginReplayDLQ,
+    Field(discriminator="type"),
+]
+
+COMMAND_TYPES: tuple[str, ...] = (
+    "run.create",
+    "run.claimPending",
+    "run.transition",
+    "run.cancel",
+    "run.rerunFrom",
+    "job.execute",
+    "stage.pollSuspended",
+    "lease.reapStale",
+    "run.reapStuck",
+    "outbox.flush",
+    "plugin.replayDLQ",
+)
+
+_COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+
+def parse_command(message: Command | JsonObject | str | bytes) -> Command:
+    """A command from a model, a dict or JSON text; `UnknownCommandError` for an unknown `type`."""
+    from wfc.errors import UnknownCommandError
+
+    if isinstance(message, BaseModel):
+        return message
+    if isinstance(message, str | bytes):
+        return _COMMAND_ADAPTER.validate_json(message)
+    kind = message.get("type")
+    if kind not in COMMAND_TYPES:
+        raise UnknownCommandError(str(kind))
+    return _COMMAND_ADAPTER.validate_python(message)
+
+
+# -- results -------------------------------------------------------------------
+
+
+class RunCreateResult(_Message):
+    """The new run's id."""
+
+    workflow_run_id: str
+    status: Literal["PENDING"] = "PENDING"
+
+
+class ClaimedRun(_Message):
+    """A run `run.claimPending` started, and the jobs it queued."""
+
+    workflow_run_id: str
+    workflow_id: str
+    job_ids: list[str]
+
+
+class RunClaimPendingResult(_Message):
+    """Runs started, in claim order (priority, then age)."""
+
+    claimed: list[ClaimedRun] = Field(default_factory=list)
+
+
+class RunTransitionResult(_Message):
+    """What the transition did; `noop` when the group is still open or another caller won."""
+
+    action: Literal["advanced", "completed", "failed", "noop"]
+    next_group: int | None = None
+
+
+class RunCancelResult(_Message):
+    """Whether the run was cancelled (False when it was missing or already finished)."""
+
+    cancelled: bool
+
+
+class RunRerunFromResult(_Message):
+    """The stage rows deleted to rerun from `from_stage_id`."""
+
+    workflow_run_id: str
+    from_stage_id: str
+    deleted_stages: list[str]
+
+
+class JobExecuteResult(_Message):
+    """How one stage execution ended.
+
+    `ghost` means the run was no longer RUNNING and the result was discarded:
+    the job must not be retried. `retry_at` is set when a failed attempt
+    should be tried again then (the stage's retry policy allows another).
+    """
+
+    outcome: Literal["completed", "suspended", "failed"]
+    output: Any = None
+    error: str | None = None
+    next_poll_at: datetime | None = None
+    ghost: bool = False
+    retryable: bool = True
+    retry_at: datetime | None = None
+
+
+class StagePollSuspendedResult(_Message):
+    """Counts of checked, resumed and failed suspended stages; runs to transition."""
+
+    checked: int = 0
+    resumed: int = 0
+    failed: int = 0
+    resumed_workflow_run_ids: list[str] = Field(default_factory=list)
+
+
+class LeaseReapStaleResult(_Message):
+    """How many leases were released."""
+
+    released: int
+
+
+class RunReapStuckResult(_Message):
+    """Stuck runs recovered (jobs re-queued), handed to a transition, or failed."""
+
+    recovered: int = 0
+    transitioned: int = 0
+    failed: int = 0
+
+
+class OutboxFlushResult(_Message):
+    """How many events were delivered."""
+
+    published: int
+
+
+class PluginReplayDLQResult(_Message):
+    """How many dead-lettered events were put back."""
+
+    replayed: int

@@ -1,0 +1,154 @@
+"""The events a run produces (spec §5), written to the outbox with the state they describe.
+
+Each is a frozen pydantic model whose `type` is the seed's event name, so the
+payload stored in the outbox is the event's JSON and `parse_event` turns it
+back into the typed event that plugins receive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timestamp: datetime
+    workflow_run_id: str
+
+
+class WorkflowCreated(_Event):
+    """A run was created and waits to be claimed."""
+
+    type: Literal["workflow:created"] = "workflow:created"
+    workflow_id: str
+
+
+class WorkflowStarted(_Event):
+    """A run was claimed (or rerun) and its first group queued."""
+
+    type: Literal["workflow:started"] = "workflow:started"
+
+
+class WorkflowCompleted(_Event):
+    """A run finished; `output` is its last group's output."""
+
+    type: Literal["workflow:completed"] = "workflow:completed"
+    duration_ms: int | None = None
+    output: Any = None
+    total_cost: float = 0.0
+    total_tokens: int = 0
+
+
+class WorkflowFailed(_Event):
+    """A run failed; `code` says why (`STAGE_FAILED`, `STUCK_RUN_REAPED` …)."""
+
+    type: Literal["workflow:failed"] = "workflow:failed"
+    error: str
+    code: str | None = None
+
+
+class WorkflowCancelled(_Event):
+    """A run was cancelled."""
+
+    type: Literal["workflow:cancelled"] = "workflow:cancelled"
+    reason: str | None = None
+
+
+class WorkflowSuspended(_Event):
+    """A stage of the run suspended; the run waits for it."""
+
+    type: Literal["workflow:suspended"] = "workflow:suspended"
+    stage_id: str
+
+
+class StageStarted(_Event):
+    """A stage began executing (delivery `attempt` of its job)."""
+
+    type: Literal["stage:started"] = "stage:started"
+    stage_id: str
+    stage_name: str
+    stage_number: int
+    attempt: int = 1
+
+
+class StageCompleted(_Event):
+    """A stage produced its output."""
+
+    type: Literal["stage:completed"] = "stage:completed"
+    stage_id: str
+    stage_name: str
+    duration_ms: int | None = None
+
+
+class StageSuspended(_Event):
+    """A stage suspended and will be polled at `next_poll_at`."""
+
+    type: Literal["stage:suspended"] = "stage:suspended"
+    stage_id: str
+    stage_name: str
+    next_poll_at: datetime
+
+
+class StageFailed(_Event):
+    """A stage attempt failed; `retry_at` is set when it will be tried again."""
+
+    type: Literal["stage:failed"] = "stage:failed"
+    stage_id: str
+    stage_name: str
+    error: str
+    retry_at: datetime | None = None
+
+
+class StageProgress(_Event):
+    """Progress a stage reported (`progress` from 0 to 1), stored with its outcome."""
+
+    type: Literal["stage:progress"] = "stage:progress"
+    stage_id: str
+    progress: float
+    message: str | None = None
+
+
+Event = Annotated[
+    WorkflowCreated
+    | WorkflowStarted
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WorkflowCancelled
+    | WorkflowSuspended
+    | StageStarted
+    | StageCompleted
+    | StageSuspended
+    | StageFailed
+    | StageProgress,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "workflow:created",
+    "workflow:started",
+    "workflow:completed",
+    "workflow:failed",
+    "workflow:cancelled",
+    "workflow:suspended",
+    "stage:started",
+    "stage:completed",
+    "stage:suspended",
+    "stage:failed",
+    "stage:progress",
+)
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(payload: dict[str, Any]) -> Event:
+    """The typed event stored as `payload` in the outbox."""
+    return _EVENT_ADAPTER.validate_python(payload)
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """The JSON form of an event, as stored in the outbox and given to sinks."""
+    return event.model_dump(mode="json")

@@ -1,0 +1,157 @@
+"""The two steps every host is made of (spec §9.1): process one job, run one maintenance tick.
+
+`process_job` executes a dequeued job and settles it in the queue: completed
+(and the run transitioned), suspended (parked until polled), retried at the
+time the kernel chose, or failed for good (and the run transitioned, so it
+fails at once with the stage's real error). `maintenance_tick` runs the
+periodic commands, each isolated so one failing step never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+from wfc.runtime.commands import (
+    JobExecute,
+    LeaseReapStale,
+    OutboxFlush,
+    RunClaimPending,
+    RunReapStuck,
+    RunTransition,
+    StagePollSuspended,
+)
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.records import JobRecord
+
+log = logging.getLogger("wfc.host")
+
+SUSPEND_FALLBACK = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOutcome:
+    """How processing one job ended."""
+
+    outcome: Literal["completed", "suspended", "failed"]
+    error: str | None = None
+    retried: bool = False
+
+
+def idempotency_key(job: JobRecord) -> str:
+    """One key per delivery: a redelivered job runs again, a replayed delivery does not."""
+    return f"job:{job.id}:attempt:{job.attempt}"
+
+
+async def process_job(kernel: Kernel, job: JobRecord) -> JobOutcome:
+    """Execute a leased job and settle it in the queue; raises only if `job.execute` raises."""
+    jobs = kernel.deps.jobs
+    config = job.payload.get("config") or {}
+    result = await kernel.dispatch(
+        JobExecute(
+            workflow_run_id=job.run_id,
+            workflow_id=job.workflow_id,
+            stage_id=job.stage_id,
+            config=config,
+            attempt=max(job.attempt, 1),
+            idempotency_key=idempotency_key(job),
+        )
+    )
+    if result.outcome == "completed":
+        await jobs.complete(job.id)
+        await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
+        return JobOutcome(outcome="completed")
+    if result.outcome == "suspended":
+        next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
+        await jobs.suspend(job.id, next_poll)
+        return JobOutcome(outcome="suspended")
+    error = result.error or "Unknown error"
+    retry_at = None if result.ghost else result.retry_at
+    retried = await jobs.fail(job.id, error, retry_at=retry_at)
+    if not retried and not result.ghost:
+        try:
+            await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
+        except Exception:
+            log.exception("transition after the final failure of job %s failed", job.id)
+    return JobOutcome(outcome="failed", error=error, retried=retried)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceSettings:
+    """Limits and thresholds of one maintenance tick (spec §12 defaults)."""
+
+    worker_id: str
+    max_claims: int = 10
+    max_suspended_checks: int = 10
+    max_outbox_flush: int = 100
+    stale_lease_threshold: timedelta = timedelta(minutes=5)
+
+    @property
+    def stuck_threshold(self) -> timedelta:
+        """How long a run may show no activity before it is repaired or failed."""
+        return max(3 * self.stale_lease_threshold, timedelta(minutes=5))
+
+
+@dataclass(slots=True)
+class TickResult:
+    """What one maintenance tick did; `errors` names the steps that raised."""
+
+    claimed: int = 0
+    suspended_checked: int = 0
+    stale_released: int = 0
+    events_flushed: int = 0
+    stuck_reaped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta / timedelta(milliseconds=1))
+
+
+async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> TickResult:
+    """Claim, poll (transitioning resumed runs), reap leases, flush the outbox, reap stuck runs."""
+    tick = TickResult()
+
+    async def claim() -> None:
+        result = await kernel.dispatch(
+            RunClaimPending(worker_id=settings.worker_id, max_claims=settings.max_claims)
+        )
+        tick.claimed = len(result.claimed)
+
+    async def poll() -> None:
+        result = await kernel.dispatch(StagePollSuspended(max_checks=settings.max_suspended_checks))
+        tick.suspended_checked = result.checked
+        for run_id in result.resumed_workflow_run_ids:
+            await kernel.dispatch(RunTransition(workflow_run_id=run_id))
+
+    async def reap_leases() -> None:
+        result = await kernel.dispatch(
+            LeaseReapStale(stale_threshold_ms=_ms(settings.stale_lease_threshold))
+        )
+        tick.stale_released = result.released
+
+    async def flush() -> None:
+        result = await kernel.dispatch(OutboxFlush(max_events=settings.max_outbox_flush))
+        tick.events_flushed = result.published
+
+    async def reap_stuck() -> None:
+        result = await kernel.dispatch(
+            RunReapStuck(stuck_threshold_ms=_ms(settings.stuck_threshold))
+        )
+        tick.stuck_reaped = result.failed + result.recovered + result.transitioned
+
+    for name, step in (
+        ("claim", claim),
+        ("poll", poll),
+        ("reap_stale", reap_leases),
+        ("flush", flush),
+        ("reap_stuck", reap_stuck),
+    ):
+        try:
+            await step()
+        except Exception:
+            log.exception("maintenance step %s failed", name)
+            tick.errors.append(name)
+    return tick

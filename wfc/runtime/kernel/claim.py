@@ -1,0 +1,102 @@
+"""`run.claimPending` (spec §4.7): start PENDING runs, one transaction per run."""
+
+from __future__ import annotations
+
+from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
+from wfc.runtime.events import WorkflowStarted
+from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.rows import fail_run, open_group, write_log
+from wfc.runtime.records import RunRecord, Status
+
+WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
+EMPTY_STAGE_GRAPH = "EMPTY_STAGE_GRAPH"
+PLAN_CHANGED = "PLAN_CHANGED"
+CLAIM_FAILED = "CLAIM_FAILED"
+
+
+async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResult:
+    """Claim up to `max_claims` runs (priority, then age) and queue their first group.
+
+    Each run is claimed in its own transaction, so a run that cannot start is
+    failed with a reason and never stops the others. Jobs are queued after the
+    claim commits: no worker can see a job whose run is still PENDING.
+    """
+    claimed: list[ClaimedRun] = []
+    for _ in range(cmd.max_claims):
+        job_ids: list[str] = []
+        started: RunRecord | None = None
+        run: RunRecord | None = None
+        try:
+            async with atomic(deps, deps.ids.new_id()) as unit:
+                run = await unit.db.claim_next_pending_run()
+                if run is not None:
+                    started = await _start(deps, unit, run, cmd.worker_id, job_ids)
+        except Exception as error:
+            if run is None:
+                raise
+            await _fail_claim(deps, run, cmd.worker_id, str(error))
+            continue
+        if run is None:
+            break
+        if started is not None:
+            claimed.append(
+                ClaimedRun(workflow_run_id=run.id, workflow_id=run.workflow_id, job_ids=job_ids)
+            )
+    return RunClaimPendingResult(claimed=claimed)
+
+
+async def _start(
+    deps: Deps, unit: Unit, run: RunRecord, worker_id: str, job_ids: list[str]
+) -> RunRecord | None:
+    workflow = deps.registry.get(run.workflow_id)
+    problem: tuple[str, str] | None = None
+    if workflow is None:
+        problem = (WORKFLOW_NOT_FOUND, f"Workflow {run.workflow_id} not found in registry")
+    elif not workflow.group(1):
+        problem = (
+            EMPTY_STAGE_GRAPH,
+            f"Workflow {run.workflow_id} has no stages in execution group 1",
+        )
+    elif workflow.plan.fingerprint != run.plan_fingerprint:
+        problem = (
+            PLAN_CHANGED,
+            f"Run {run.id} was created with plan {run.plan_fingerprint}; "
+            f"this worker has {workflow.plan.fingerprint}",
+        )
+    if problem is not None:
+        code, message = problem
+        await fail_run(
+            deps, unit, run, code=code, message=message, details={"worker_id": worker_id}
+        )
+
+        async def log_failure() -> None:
+            await write_log(
+                deps, run.id, "ERROR", message, fields={"worker_id": worker_id, "code": code}
+            )
+
+        unit.after_commit(log_failure)
+        return None
+    assert workflow is not None
+    await open_group(deps, unit, run, workflow, 1, generation=0, job_ids=job_ids)
+    unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+    return run
+
+
+async def _fail_claim(deps: Deps, run: RunRecord, worker_id: str, message: str) -> None:
+    """Fail a run whose claim raised (the claim itself was rolled back)."""
+    try:
+        async with atomic(deps, deps.ids.new_id()) as unit:
+            current = await unit.db.get_run(run.id)
+            if current is not None and current.status in (Status.PENDING, Status.RUNNING):
+                await fail_run(
+                    deps,
+                    unit,
+                    current,
+                    code=CLAIM_FAILED,
+                    message=message,
+                    details={"worker_id": worker_id},
+                )
+    finally:
+        await write_log(
+            deps, run.id, "ERROR", message, fields={"worker_id": worker_id, "code": CLAIM_FAILED}
+        )

@@ -1,0 +1,89 @@
+"""What every command handler works with: the ports, and a unit of work over them.
+
+A `Unit` is one transaction plus what it produced: events appended to the
+outbox inside that transaction (so state and the events describing it commit
+together), and actions to run only after the commit (enqueue jobs, delete
+blobs), so no worker ever sees a job for state that was rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from wfc.runtime.events import Event, event_payload
+from wfc.runtime.ports import (
+    AICallLogger,
+    BlobStore,
+    Clock,
+    EventSink,
+    IdSource,
+    JobTransport,
+    Persistence,
+    Scheduler,
+    WorkflowRegistry,
+)
+from wfc.runtime.records import NewOutboxEvent
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deps:
+    """The ports a kernel was built with."""
+
+    persistence: Persistence
+    blobs: BlobStore
+    jobs: JobTransport
+    sink: EventSink
+    clock: Clock
+    ids: IdSource
+    registry: WorkflowRegistry
+    scheduler: Scheduler | None = None
+    ai_calls: AICallLogger | None = None
+    idempotency_stale_after: timedelta | None = timedelta(minutes=10)
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Unit:
+    """One transaction's handle, its buffered events and its after-commit actions."""
+
+    db: Persistence
+    causation_id: str
+    events: list[Event] = field(default_factory=list)
+    after: list[AfterCommit] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        """Append `event` to the outbox when this unit commits."""
+        self.events.append(event)
+
+    def after_commit(self, action: AfterCommit) -> None:
+        """Run `action` once this unit has committed (never if it rolls back)."""
+        self.after.append(action)
+
+
+@asynccontextmanager
+async def atomic(deps: Deps, causation_id: str) -> AsyncIterator[Unit]:
+    """A transaction whose events are written inside it and whose after-commit actions follow it."""
+    async with deps.persistence.transaction() as tx:
+        unit = Unit(db=tx, causation_id=causation_id)
+        yield unit
+        if unit.events:
+            await tx.append_outbox(
+                [
+                    NewOutboxEvent(
+                        id=deps.ids.new_id(),
+                        run_id=event.workflow_run_id,
+                        event_type=event.type,
+                        payload=event_payload(event),
+                        causation_id=causation_id,
+                        occurred_at=event.timestamp,
+                    )
+                    for event in unit.events
+                ]
+            )
+    for action in unit.after:
+        await action()

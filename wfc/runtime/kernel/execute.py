@@ -1,0 +1,307 @@
+"""`job.execute` (spec §4.6): run one stage in three phases.
+
+1. A short transaction marks the stage RUNNING and records `stage:started`,
+   so the start is visible while the body runs.
+2. The stage body runs outside any transaction.
+3. A second transaction records the outcome, but only if the run is still
+   RUNNING; otherwise the result is a *ghost* and is discarded (the run was
+   cancelled or failed meanwhile).
+
+A failed attempt is retried when the stage's retry policy allows: the stage
+goes back to PENDING with the error kept, and the result carries `retry_at`,
+the time the host should make the job due again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from wfc.errors import RecordNotFoundError, StageNotFoundError, WorkflowNotFoundError
+from wfc.plan import PlanStage
+from wfc.runtime.commands import JobExecute, JobExecuteResult
+from wfc.runtime.events import (
+    Event,
+    StageCompleted,
+    StageFailed,
+    StageProgress,
+    StageStarted,
+    StageSuspended,
+    WorkflowSuspended,
+)
+from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.invoke import (
+    Failure,
+    Produced,
+    Report,
+    Suspended,
+    run_execute,
+    suspend_times,
+)
+from wfc.runtime.kernel.rows import load_outputs, new_stage_row, save_output, write_log
+from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
+from wfc.runtime.workflow import Workflow
+
+
+class _RunNotRunning(Exception):
+    """Rolls back an outcome transaction when the run stopped being RUNNING."""
+
+    def __init__(self, status: Status | None) -> None:
+        self.status = status
+
+
+def _ghost(run_id: str, status: Status | None, when: str) -> JobExecuteResult:
+    shown = status.value if status is not None else "missing"
+    return JobExecuteResult(
+        outcome="failed",
+        ghost=True,
+        retryable=False,
+        error=f"Run {run_id} is {shown} {when} — result discarded",
+    )
+
+
+async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExecuteResult:
+    """Execute the stage `cmd` names; raises only for lookups that cannot succeed."""
+    workflow = deps.registry.get(cmd.workflow_id)
+    if workflow is None:
+        raise WorkflowNotFoundError(cmd.workflow_id)
+    stage = workflow.stage(cmd.stage_id)
+    if stage is None:
+        raise StageNotFoundError(cmd.stage_id, cmd.workflow_id)
+    run = await deps.persistence.get_run(cmd.workflow_run_id)
+    if run is None:
+        raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+    if run.status is not Status.RUNNING:
+        return _ghost(run.id, run.status, "before execution")
+    rows = await deps.persistence.stages_of_run(run.id)
+    outputs = await load_outputs(deps, rows)
+    existing = next((row for row in rows if row.stage_id == stage.id), None)
+    if existing is not None and existing.status is Status.COMPLETED:
+        # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
+        return JobExecuteResult(outcome="completed", output=outputs.get(stage.id))
+
+    started_at = deps.clock.now()
+    try:
+        row = await _phase_start(deps, workflow, run, stage, cmd, causation_id, started_at)
+    except _RunNotRunning as stopped:
+        return _ghost(run.id, stopped.status, "before execution")
+
+    if workflow.plan.fingerprint != run.plan_fingerprint:
+        report = Report(
+            outcome=Failure(
+                error=f"Run {run.id} was created with plan {run.plan_fingerprint}; "
+                f"this worker has {workflow.plan.fingerprint}",
+                retryable=False,
+            )
+        )
+    else:
+        report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
+
+    try:
+        return await _phase_finish(deps, run, stage, row, cmd, causation_id, report, started_at)
+    except _RunNotRunning as stopped:
+        return _ghost(run.id, stopped.status, "after stage execution")
+
+
+async def _phase_start(
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    stage: PlanStage,
+    cmd: JobExecute,
+    causation_id: str,
+    now: datetime,
+) -> StageRecord:
+    async with atomic(deps, causation_id) as unit:
+        await _require_running(unit, run.id)
+        fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
+        create = replace(
+            fresh,
+            status=Status.RUNNING,
+            started_at=now,
+            attempt=cmd.attempt,
+            config=dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+        )
+        row = await unit.db.upsert_stage(
+            create, {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt}
+        )
+        unit.emit(
+            StageStarted(
+                timestamp=now,
+                workflow_run_id=run.id,
+                stage_id=stage.id,
+                stage_name=row.stage_name,
+                stage_number=row.stage_number,
+                attempt=cmd.attempt,
+            )
+        )
+        return row
+
+
+async def _require_running(unit: Unit, run_id: str) -> RunRecord:
+    run = await unit.db.get_run(run_id)
+    if run is None or run.status is not Status.RUNNING:
+        raise _RunNotRunning(run.status if run else None)
+    return run
+
+
+async def _phase_finish(
+    deps: Deps,
+    run: RunRecord,
+    stage: PlanStage,
+    row: StageRecord,
+    cmd: JobExecute,
+    causation_id: str,
+    report: Report,
+    started_at: datetime,
+) -> JobExecuteResult:
+    outcome = report.outcome
+    if isinstance(outcome, Failure):
+        return await _record_failure(deps, run, stage, row, cmd, causation_id, report, started_at)
+    current = await deps.persistence.get_run(run.id)
+    if current is None or current.status is not Status.RUNNING:
+        raise _RunNotRunning(current.status if current else None)
+    if isinstance(outcome, Suspended):
+        return await _record_suspension(deps, run, stage, row, causation_id, report, outcome)
+    assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
+    key = await save_output(deps, run, stage.id, outcome.output)
+    now = deps.clock.now()
+    duration_ms = _elapsed_ms(started_at, now)
+    async with atomic(deps, causation_id) as unit:
+        await _require_running(unit, run.id)
+        await unit.db.update_stage(
+            row.id,
+            {
+                "status": Status.COMPLETED,
+                "completed_at": now,
+                "duration_ms": duration_ms,
+                "output_ref": key,
+                "metrics": dict(report.metrics),
+                "error": None,
+                "suspended_state": None,
+                "next_poll_at": None,
+            },
+        )
+        _emit_all(
+            unit,
+            progress_events(run.id, stage.id, report, now),
+            StageCompleted(
+                timestamp=now,
+                workflow_run_id=run.id,
+                stage_id=stage.id,
+                stage_name=row.stage_name,
+                duration_ms=duration_ms,
+            ),
+        )
+    return JobExecuteResult(outcome="completed", output=outcome.output)
+
+
+async def _record_suspension(
+    deps: Deps,
+    run: RunRecord,
+    stage: PlanStage,
+    row: StageRecord,
+    causation_id: str,
+    report: Report,
+    outcome: Suspended,
+) -> JobExecuteResult:
+    now = deps.clock.now()
+    next_poll_at, interval_ms, max_wait_until = suspend_times(stage, outcome.request, now)
+    async with atomic(deps, causation_id) as unit:
+        await _require_running(unit, run.id)
+        await unit.db.update_stage(
+            row.id,
+            {
+                "status": Status.SUSPENDED,
+                "suspended_state": dict(outcome.request.state),
+                "next_poll_at": next_poll_at,
+                "poll_interval_ms": interval_ms,
+                "max_wait_until": max_wait_until,
+                "metrics": dict(report.metrics),
+            },
+        )
+        _emit_all(
+            unit,
+            progress_events(run.id, stage.id, report, now),
+            StageSuspended(
+                timestamp=now,
+                workflow_run_id=run.id,
+                stage_id=stage.id,
+                stage_name=row.stage_name,
+                next_poll_at=next_poll_at,
+            ),
+            WorkflowSuspended(timestamp=now, workflow_run_id=run.id, stage_id=stage.id),
+        )
+    return JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
+
+
+async def _record_failure(
+    deps: Deps,
+    run: RunRecord,
+    stage: PlanStage,
+    row: StageRecord,
+    cmd: JobExecute,
+    causation_id: str,
+    report: Report,
+    started_at: datetime,
+) -> JobExecuteResult:
+    outcome = report.outcome
+    assert isinstance(outcome, Failure)
+    now = deps.clock.now()
+    retry_at: datetime | None = None
+    if outcome.retryable and cmd.attempt < stage.retry.max_attempts:
+        delay = outcome.retry_delay or timedelta(milliseconds=stage.retry.delay_ms(cmd.attempt))
+        retry_at = now + delay
+    changes: StageChanges = {
+        "error": outcome.error,
+        "duration_ms": _elapsed_ms(started_at, now),
+        "metrics": dict(report.metrics),
+    }
+    if retry_at is None:
+        changes["status"] = Status.FAILED
+        changes["completed_at"] = now
+    else:
+        # Still PENDING: the group stays open while the retry is queued.
+        changes["status"] = Status.PENDING
+    async with atomic(deps, causation_id) as unit:
+        await _require_running(unit, run.id)
+        await unit.db.update_stage(row.id, changes)
+        _emit_all(
+            unit,
+            progress_events(run.id, stage.id, report, now),
+            StageFailed(
+                timestamp=now,
+                workflow_run_id=run.id,
+                stage_id=stage.id,
+                stage_name=row.stage_name,
+                error=outcome.error,
+                retry_at=retry_at,
+            ),
+        )
+    await write_log(deps, run.id, "ERROR", outcome.error, stage_record_id=row.id)
+    return JobExecuteResult(
+        outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
+    )
+
+
+def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -> list[Event]:
+    """The `stage:progress` events a stage reported, in call order."""
+    return [
+        StageProgress(
+            timestamp=now,
+            workflow_run_id=run_id,
+            stage_id=stage_id,
+            progress=p.fraction,
+            message=p.message,
+        )
+        for p in report.progress
+    ]
+
+
+def _emit_all(unit: Unit, progress: list[Event], *events: Event) -> None:
+    for event in [*progress, *events]:
+        unit.emit(event)
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(int((end - start) / timedelta(milliseconds=1)), 0)

@@ -1,0 +1,351 @@
+"""Running stage code: `execute` and `check_completion`, with validation, threads and timeouts.
+
+Nothing here touches a transaction: it turns a call into stage code into an
+outcome the command handlers persist. Plain `def` stage methods run in a
+worker thread so they never block the event loop; `async def` ones are
+awaited. A timeout abandons a thread-run method (Python cannot kill a thread)
+but the attempt counts as failed at once. Outputs are validated against the
+stage's output model on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from wfc.errors import NonRetryableError, RetryStage, validation_problems
+from wfc.plan import InputSource, PlanStage
+from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.kernel.rows import write_log
+from wfc.runtime.records import LogLevel, RunRecord, StageRecord
+from wfc.runtime.stage import (
+    AsyncStage,
+    BlobAccess,
+    CheckContext,
+    Failed,
+    NotReady,
+    Ready,
+    Suspend,
+    _StageBase,
+)
+from wfc.runtime.workflow import Workflow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """One `ctx.progress` call."""
+
+    fraction: float
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Produced:
+    """The stage returned a valid output (JSON data)."""
+
+    output: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suspended:
+    """The stage suspended; `check_completion` will be polled."""
+
+    request: Suspend
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotYet:
+    """`check_completion` said not ready; check again after `next_check_in`."""
+
+    next_check_in: timedelta | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """The stage failed; `retryable` is False when trying again cannot help."""
+
+    error: str
+    retryable: bool = True
+    retry_delay: timedelta | None = None
+
+
+Outcome = Produced | Suspended | NotYet | Failure
+
+
+@dataclass(slots=True)
+class Report:
+    """An outcome with what the stage reported along the way."""
+
+    outcome: Outcome
+    progress: list[Progress] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class _InputUnavailable(Exception):
+    """The output this stage takes as input does not exist."""
+
+
+class _Services:
+    """`StageServices` for one execution: logs are written as they happen, from any thread."""
+
+    def __init__(self, deps: Deps, run_id: str, stage_record_id: str) -> None:
+        self._deps = deps
+        self._run_id = run_id
+        self._record_id = stage_record_id
+        self._loop = asyncio.get_running_loop()
+        self._pending: set[asyncio.Task[None]] = set()
+        self.progress_reports: list[Progress] = []
+        self.metrics: dict[str, float] = {}
+
+    def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
+        record = write_log(
+            self._deps,
+            self._run_id,
+            level,
+            message,
+            stage_record_id=self._record_id,
+            fields=dict(fields),
+        )
+        if _on_loop(self._loop):
+            self._pending.add(self._loop.create_task(record))
+        else:  # a stage running in a worker thread: wait until the line is written
+            asyncio.run_coroutine_threadsafe(record, self._loop).result()
+
+    def progress(self, fraction: float, message: str | None) -> None:
+        self.progress_reports.append(Progress(fraction=fraction, message=message))
+
+    def metric(self, name: str, value: float) -> None:
+        self.metrics[name] = value
+
+    @property
+    def blobs(self) -> BlobAccess:
+        return self._deps.blobs
+
+    async def drain(self) -> None:
+        """Wait for log writes still in flight."""
+        if self._pending:
+            await asyncio.gather(*self._pending)
+            self._pending.clear()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def describe_error(error: BaseException) -> str:
+    """`ClassName: message`, or just the message for a bare `Exception`."""
+    text = str(error) or repr(error)
+    return text if type(error) is Exception else f"{type(error).__name__}: {text}"
+
+
+def resolve_input(
+    workflow: Workflow, stage: PlanStage, run: RunRecord, outputs: Mapping[str, Any]
+) -> Any:
+    """The value a stage takes as input (spec §3.6, plus `from <stage>` and `none`)."""
+    if stage.input_source is InputSource.NONE:
+        return {}
+    if stage.input_source is InputSource.STAGE:
+        source = stage.input_from or ""
+        if source not in outputs:
+            raise _InputUnavailable(
+                f"Stage {stage.id} takes its input from {source}, which has no output"
+            )
+        return outputs[source]
+    group = workflow.group_of(stage.id)
+    if group == 1:
+        return run.input
+    previous = workflow.group(group - 1)
+    if len(previous) == 1:
+        if previous[0] not in outputs:
+            raise _InputUnavailable(
+                f"Stage {stage.id} (execution group {group}) is missing the output of "
+                f"execution group {group - 1} — cannot resolve input"
+            )
+        return outputs[previous[0]]
+    return {sid: outputs[sid] for sid in previous if sid in outputs}
+
+
+def _parse(model: type[BaseModel], value: Any, what: str) -> BaseModel | Failure:
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        return Failure(error=f"{what}: " + "; ".join(validation_problems(error)), retryable=False)
+
+
+def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> Produced | Failure:
+    model = stage_cls.output_model
+    value = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+    if not isinstance(value, dict):
+        return Failure(
+            error=f"Stage {stage_id} returned {type(result).__name__}, expected {model.__name__}"
+        )
+    try:
+        parsed = model.model_validate(value)
+    except ValidationError as error:
+        problems = "; ".join(validation_problems(error))
+        return Failure(error=f"Stage {stage_id} returned an invalid output: {problems}")
+    return Produced(output=json.loads(parsed.model_dump_json()))
+
+
+async def _call(method: Callable[[Any], Any], *args: Any) -> Any:
+    if inspect.iscoroutinefunction(method):
+        return await method(*args)
+    result = await asyncio.to_thread(method, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+async def _guarded(stage: PlanStage, call: Callable[[], Any]) -> tuple[Any, Failure | None]:
+    """Run stage code under the stage's timeout, turning what it raises into a `Failure`."""
+    seconds = stage.timeout_ms / 1000 if stage.timeout_ms else None
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            return await call(), None
+    except TimeoutError as error:
+        if scope.expired():
+            return None, Failure(
+                error=f"StageTimeoutError: Stage {stage.id} timed out after {stage.timeout_ms} ms"
+            )
+        return None, _failure_from(stage, error)
+    except Exception as error:
+        return None, _failure_from(stage, error)
+
+
+def _failure_from(stage: PlanStage, error: Exception) -> Failure:
+    if isinstance(error, RetryStage):
+        return Failure(error=str(error), retry_delay=error.delay)
+    if isinstance(error, NonRetryableError):
+        return Failure(error=describe_error(error), retryable=False)
+    retryable = type(error).__name__ not in stage.retry.non_retryable
+    return Failure(error=describe_error(error), retryable=retryable)
+
+
+async def run_execute(
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord,
+    outputs: Mapping[str, Any],
+    config_map: Mapping[str, Any],
+    attempt: int,
+) -> Report:
+    """Resolve input and config, call `execute`, and say how it went."""
+    stage = workflow.stage(row.stage_id)
+    assert stage is not None
+    cls = workflow.implementations[stage.id]
+    try:
+        raw_input = resolve_input(workflow, stage, run, outputs)
+    except _InputUnavailable as error:
+        return Report(outcome=Failure(error=str(error)))
+    parsed_input = _parse(cls.input_model, raw_input, f"Invalid input for stage {stage.id}")
+    if isinstance(parsed_input, Failure):
+        return Report(outcome=parsed_input)
+    config_slice = config_map.get(stage.id, {})
+    parsed_config = _parse(cls.config_model, config_slice, f"Invalid config for stage {stage.id}")
+    if isinstance(parsed_config, Failure):
+        return Report(outcome=parsed_config)
+
+    services = _Services(deps, run.id, row.id)
+    ctx = cls.context_type(
+        run_id=run.id,
+        stage_id=stage.id,
+        input=parsed_input,
+        config=parsed_config,
+        outputs=outputs,
+        attempt=attempt,
+        resume_state=row.suspended_state,
+        services=services,
+    )
+    instance: Any = cls()
+    result, failure = await _guarded(stage, lambda: _call(instance.execute, ctx))
+    await services.drain()
+    outcome: Outcome
+    if failure is not None:
+        outcome = failure
+    elif isinstance(result, Suspend):
+        outcome = (
+            Suspended(request=result)
+            if cls.suspends
+            else Failure(
+                error=f"Stage {stage.id} returned Suspend but is not an async stage",
+                retryable=False,
+            )
+        )
+    else:
+        outcome = _coerce_output(cls, stage.id, result)
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=services.metrics)
+
+
+async def run_check(
+    deps: Deps, workflow: Workflow, run: RunRecord, row: StageRecord, state: dict[str, Any]
+) -> Report:
+    """Call `check_completion` on a suspended stage and say how it went.
+
+    `state` is passed by reference: changes the method makes to it are kept
+    when it reports not-ready, so it can count polls or remember cursors.
+    """
+    stage = workflow.stage(row.stage_id)
+    cls = workflow.implementations.get(row.stage_id)
+    if stage is None or cls is None:
+        return Report(
+            outcome=Failure(error=f"Stage {row.stage_id} not found in workflow {run.workflow_id}")
+        )
+    if not issubclass(cls, AsyncStage):
+        return Report(
+            outcome=Failure(error=f"Stage {row.stage_id} does not support check_completion")
+        )
+    parsed_config = _parse(cls.config_model, row.config, f"Invalid config for stage {stage.id}")
+    if isinstance(parsed_config, Failure):
+        return Report(outcome=parsed_config)
+    services = _Services(deps, run.id, row.id)
+    ctx = CheckContext(run_id=run.id, stage_id=stage.id, config=parsed_config, services=services)
+    instance: Any = cls()
+    result, failure = await _guarded(stage, lambda: _call(instance.check_completion, state, ctx))
+    await services.drain()
+    outcome: Outcome
+    match result:
+        case _ if failure is not None:
+            outcome = failure
+        case Ready(output=output):
+            outcome = _coerce_output(cls, stage.id, output)
+        case NotReady(next_check_in=delay):
+            outcome = NotYet(next_check_in=delay)
+        case Failed(error=error):
+            outcome = Failure(error=error or "check_completion failed", retryable=False)
+        case _:
+            outcome = Failure(
+                error=f"Stage {stage.id}: check_completion returned {type(result).__name__}, "
+                "expected Ready, NotReady or Failed",
+                retryable=False,
+            )
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=services.metrics)
+
+
+def suspend_times(
+    stage: PlanStage, request: Suspend, now: datetime
+) -> tuple[datetime, int, datetime]:
+    """`(next_poll_at, poll_interval_ms, max_wait_until)` for a stage that just suspended."""
+    interval = (
+        request.poll_interval
+        if request.poll_interval is not None
+        else timedelta(milliseconds=stage.poll.interval_ms if stage.poll else 30_000)
+    )
+    max_wait = (
+        request.max_wait
+        if request.max_wait is not None
+        else timedelta(milliseconds=stage.poll.max_wait_ms if stage.poll else 24 * 3_600_000)
+    )
+    next_poll_at = request.next_poll_at or now + interval
+    return next_poll_at, int(interval / timedelta(milliseconds=1)), now + max_wait

@@ -1,0 +1,177 @@
+"""The kernel: `await kernel.dispatch(command)` and nothing else.
+
+It holds no timers, threads or globals; hosts decide when to dispatch what.
+Dispatch parses the command, applies the idempotency protocol for commands
+that carry a key (spec §4.3), and routes to the handler. Generic commands run
+in one transaction with their events; `job.execute`, `run.claimPending`,
+`run.transition` and `stage.pollSuspended` manage their own transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+from wfc.errors import IdempotencyInProgressError
+from wfc.runtime import commands as c
+from wfc.runtime.kernel.claim import claim_pending
+from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.execute import execute_job
+from wfc.runtime.kernel.outbox import flush_outbox, replay_dlq
+from wfc.runtime.kernel.poll import poll_suspended
+from wfc.runtime.kernel.reap import reap_stale, reap_stuck
+from wfc.runtime.kernel.rerun import rerun_from
+from wfc.runtime.kernel.runs import cancel_run, create_run
+from wfc.runtime.kernel.transition import transition_run
+from wfc.runtime.ports import (
+    AICallLogger,
+    BlobStore,
+    Clock,
+    EventSink,
+    IdSource,
+    JobTransport,
+    Persistence,
+    Scheduler,
+    WorkflowRegistry,
+)
+from wfc.runtime.records import Acquired, Replay
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+
+class Kernel:
+    """A pure async command dispatcher over the ports it is given."""
+
+    def __init__(
+        self,
+        *,
+        persistence: Persistence,
+        blobs: BlobStore,
+        jobs: JobTransport,
+        events: EventSink,
+        clock: Clock,
+        ids: IdSource,
+        registry: WorkflowRegistry,
+        scheduler: Scheduler | None = None,
+        ai_calls: AICallLogger | None = None,
+        idempotency_stale_after: timedelta | None = timedelta(minutes=10),
+    ) -> None:
+        self.deps = Deps(
+            persistence=persistence,
+            blobs=blobs,
+            jobs=jobs,
+            sink=events,
+            clock=clock,
+            ids=ids,
+            registry=registry,
+            scheduler=scheduler,
+            ai_calls=ai_calls,
+            idempotency_stale_after=idempotency_stale_after,
+        )
+
+    @overload
+    async def dispatch(self, command: c.RunCreate) -> c.RunCreateResult: ...
+    @overload
+    async def dispatch(self, command: c.RunClaimPending) -> c.RunClaimPendingResult: ...
+    @overload
+    async def dispatch(self, command: c.RunTransition) -> c.RunTransitionResult: ...
+    @overload
+    async def dispatch(self, command: c.RunCancel) -> c.RunCancelResult: ...
+    @overload
+    async def dispatch(self, command: c.RunRerunFrom) -> c.RunRerunFromResult: ...
+    @overload
+    async def dispatch(self, command: c.JobExecute) -> c.JobExecuteResult: ...
+    @overload
+    async def dispatch(self, command: c.StagePollSuspended) -> c.StagePollSuspendedResult: ...
+    @overload
+    async def dispatch(self, command: c.LeaseReapStale) -> c.LeaseReapStaleResult: ...
+    @overload
+    async def dispatch(self, command: c.RunReapStuck) -> c.RunReapStuckResult: ...
+    @overload
+    async def dispatch(self, command: c.OutboxFlush) -> c.OutboxFlushResult: ...
+    @overload
+    async def dispatch(self, command: c.PluginReplayDLQ) -> c.PluginReplayDLQResult: ...
+    @overload
+    async def dispatch(self, command: dict[str, Any] | str | bytes) -> BaseModel: ...
+
+    async def dispatch(self, command: c.Command | dict[str, Any] | str | bytes) -> BaseModel:
+        """Execute one command and return its typed result."""
+        cmd = c.parse_command(command)
+        deps = self.deps
+        match cmd:
+            case c.RunCreate():
+                return await self._keyed(
+                    cmd,
+                    cmd.idempotency_key,
+                    c.RunCreateResult,
+                    lambda cid: self._generic(cid, lambda u: create_run(deps, u, cmd)),
+                )
+            case c.RunRerunFrom():
+                return await self._keyed(
+                    cmd,
+                    cmd.idempotency_key,
+                    c.RunRerunFromResult,
+                    lambda cid: self._generic(cid, lambda u: rerun_from(deps, u, cmd)),
+                )
+            case c.JobExecute():
+                return await self._keyed(
+                    cmd,
+                    cmd.idempotency_key,
+                    c.JobExecuteResult,
+                    lambda cid: execute_job(deps, cmd, cid),
+                )
+            case c.RunCancel():
+                return await self._generic(deps.ids.new_id(), lambda u: cancel_run(deps, u, cmd))
+            case c.RunTransition():
+                return await transition_run(deps, cmd, deps.ids.new_id())
+            case c.RunClaimPending():
+                return await claim_pending(deps, cmd)
+            case c.StagePollSuspended():
+                return await poll_suspended(deps, cmd)
+            case c.LeaseReapStale():
+                return await reap_stale(deps, cmd)
+            case c.RunReapStuck():
+                return await reap_stuck(deps, cmd)
+            case c.OutboxFlush():
+                return await flush_outbox(deps, cmd)
+            case c.PluginReplayDLQ():
+                return await replay_dlq(deps, cmd)
+        raise AssertionError(f"unrouted command {cmd!r}")  # pragma: no cover
+
+    async def _generic(
+        self, causation_id: str, handler: Callable[[Unit], Awaitable[ResultT]]
+    ) -> ResultT:
+        async with atomic(self.deps, causation_id) as unit:
+            return await handler(unit)
+
+    async def _keyed(
+        self,
+        cmd: c.Command,
+        key: str | None,
+        result_type: type[ResultT],
+        run: Callable[[str], Awaitable[ResultT]],
+    ) -> ResultT:
+        """The idempotency protocol around `run` (called with the causation id)."""
+        persistence = self.deps.persistence
+        if key is None:
+            return await run(self.deps.ids.new_id())
+        claim = await persistence.acquire_idempotency_key(
+            key, cmd.type, self.deps.clock.now(), self.deps.idempotency_stale_after
+        )
+        if isinstance(claim, Replay):
+            return result_type.model_validate(claim.result)
+        if not isinstance(claim, Acquired):
+            raise IdempotencyInProgressError(key, cmd.type)
+        try:
+            result = await run(key)
+        except BaseException:
+            try:
+                await persistence.release_idempotency_key(key, cmd.type)
+            except Exception:  # the original error matters more
+                pass
+            raise
+        await persistence.complete_idempotency_key(key, cmd.type, result.model_dump(mode="json"))
+        return result

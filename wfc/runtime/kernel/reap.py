@@ -1,0 +1,115 @@
+"""`lease.reapStale` and `run.reapStuck` (spec §4.12, §4.13): recovery from lost workers.
+
+A worker that dies mid-stage leaves its job leased; `lease.reapStale` puts
+such jobs back in the queue. A run can also lose its way entirely (a crash
+between a commit and the enqueue after it); `run.reapStuck` finds RUNNING
+runs with no activity for a long time and repairs them: open stages with no
+live job get one again, a run whose stages are all finished is transitioned,
+and only a run that cannot be repaired is failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from wfc.errors import StaleVersionError
+from wfc.runtime.commands import (
+    LeaseReapStale,
+    LeaseReapStaleResult,
+    RunReapStuck,
+    RunReapStuckResult,
+    RunTransition,
+)
+from wfc.runtime.kernel.deps import Deps, atomic
+from wfc.runtime.kernel.rows import fail_run, job_spec
+from wfc.runtime.kernel.transition import transition_run
+from wfc.runtime.records import JobRecord, RunRecord, StageRecord, Status
+
+STUCK_RUN_REAPED = "STUCK_RUN_REAPED"
+_LIVE = (Status.PENDING, Status.RUNNING)
+
+
+async def reap_stale(deps: Deps, cmd: LeaseReapStale) -> LeaseReapStaleResult:
+    """Release leases older than the threshold (their stages run again on re-delivery)."""
+    cutoff = deps.clock.now() - timedelta(milliseconds=cmd.stale_threshold_ms)
+    return LeaseReapStaleResult(released=await deps.jobs.release_stale(cutoff))
+
+
+async def reap_stuck(deps: Deps, cmd: RunReapStuck) -> RunReapStuckResult:
+    """Repair or fail runs with no run or stage update for `stuck_threshold_ms`."""
+    since = deps.clock.now() - timedelta(milliseconds=cmd.stuck_threshold_ms)
+    tally = Counter[str]()
+    for run in await deps.persistence.stuck_runs(since):
+        rows = await deps.persistence.stages_of_run(run.id)
+        jobs = await deps.jobs.jobs_of_run(run.id)
+        if any(job.status in _LIVE for job in jobs) or any(
+            row.status is Status.SUSPENDED for row in rows
+        ):
+            continue  # a worker or the poller still owns this run
+        open_rows = [row for row in rows if row.status in _LIVE]
+        if not open_rows:
+            action = await transition_run(
+                deps, RunTransition(workflow_run_id=run.id), deps.ids.new_id()
+            )
+            tally["transitioned"] += action.action != "noop"
+            continue
+        exhausted = [row for row in open_rows if _attempts_used_up(row, jobs)]
+        workflow = deps.registry.get(run.workflow_id)
+        if workflow is None or exhausted:
+            tally["failed"] += await _fail_stuck(deps, run, rows, cmd.stuck_threshold_ms)
+            continue
+        tally["recovered"] += await _requeue(deps, run, open_rows)
+    return RunReapStuckResult(
+        recovered=tally["recovered"], transitioned=tally["transitioned"], failed=tally["failed"]
+    )
+
+
+def _attempts_used_up(row: StageRecord, jobs: list[JobRecord]) -> bool:
+    mine = [job for job in jobs if job.stage_id == row.stage_id]
+    return (
+        bool(mine)
+        and all(job.status is Status.FAILED for job in mine)
+        and any(job.attempt >= job.max_attempts for job in mine)
+    )
+
+
+async def _requeue(deps: Deps, run: RunRecord, open_rows: list[StageRecord]) -> int:
+    """Queue a job for each open stage; bump the run so it is not seen as stuck again at once."""
+    workflow = deps.registry.get(run.workflow_id)
+    assert workflow is not None
+    specs = [job_spec(run, workflow, row.stage_id) for row in open_rows]
+    async with atomic(deps, deps.ids.new_id()) as unit:
+        current = await unit.db.get_run(run.id)
+        if current is None or current.status is not Status.RUNNING:
+            return 0
+        await unit.db.update_run(run.id, {}, expected_version=current.version)
+
+        async def enqueue() -> None:
+            await deps.jobs.enqueue(specs)
+
+        unit.after_commit(enqueue)
+    return 1
+
+
+async def _fail_stuck(
+    deps: Deps, run: RunRecord, rows: list[StageRecord], threshold_ms: int
+) -> int:
+    try:
+        async with atomic(deps, deps.ids.new_id()) as unit:
+            await fail_run(
+                deps,
+                unit,
+                run,
+                code=STUCK_RUN_REAPED,
+                message=f"Stuck run reaped after {threshold_ms}ms inactivity",
+                expected_version=run.version,
+                details={
+                    "stage_statuses": [
+                        {"stage_id": r.stage_id, "status": r.status.value} for r in rows
+                    ]
+                },
+            )
+    except StaleVersionError:
+        return 0
+    return 1

@@ -1,0 +1,166 @@
+"""Shared steps of several commands: stage rows, jobs, output blobs, run failure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from wfc.runtime.events import WorkflowFailed
+from wfc.runtime.kernel.deps import Deps, Unit
+from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.workflow import Workflow
+
+STAGE_FAILED = "STAGE_FAILED"
+
+
+def stage_prefix(run: RunRecord, stage_id: str) -> str:
+    """The blob-key prefix of everything the kernel stores for one stage of one run."""
+    return f"runs/{run.workflow_id}/{run.id}/{stage_id}/"
+
+
+def output_key(run: RunRecord, stage_id: str) -> str:
+    """Where a stage's output is stored."""
+    return stage_prefix(run, stage_id) + "output.json"
+
+
+async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> str:
+    """Store a stage's output as JSON; its key."""
+    key = output_key(run, stage_id)
+    await deps.blobs.put(key, json.dumps(output, separators=(",", ":")).encode())
+    return key
+
+
+async def load_outputs(deps: Deps, stages: Iterable[StageRecord]) -> dict[str, Any]:
+    """`{stage_id: output}` of the COMPLETED stages that stored one (the workflow context)."""
+    outputs: dict[str, Any] = {}
+    for row in stages:
+        if row.status is Status.COMPLETED and row.output_ref is not None:
+            outputs[row.stage_id] = json.loads(await deps.blobs.get(row.output_ref))
+    return outputs
+
+
+def group_output(workflow: Workflow, group: int, outputs: dict[str, Any]) -> Any:
+    """A group's output: its stage's output, or `{stage_id: output}` for a parallel group."""
+    stage_ids = workflow.group(group)
+    if len(stage_ids) == 1:
+        return outputs.get(stage_ids[0])
+    return {sid: outputs[sid] for sid in stage_ids if sid in outputs}
+
+
+def new_stage_row(
+    deps: Deps, run: RunRecord, workflow: Workflow, stage_id: str, *, generation: int
+) -> StageRecord:
+    """A PENDING row for one stage of `run`."""
+    plan = workflow.stage(stage_id)
+    now = deps.clock.now()
+    return StageRecord(
+        id=deps.ids.new_id(),
+        run_id=run.id,
+        stage_id=stage_id,
+        stage_name=plan.name if plan else stage_id,
+        stage_number=workflow.stage_number(stage_id),
+        execution_group=workflow.group_of(stage_id),
+        status=Status.PENDING,
+        config=dict(run.config.get(stage_id, {})),
+        generation=generation,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def job_spec(run: RunRecord, workflow: Workflow, stage_id: str) -> JobSpec:
+    """The job that executes one stage of `run` (priority: the stage's, else the run's)."""
+    plan = workflow.stage(stage_id)
+    priority = plan.priority if plan and plan.priority is not None else run.priority
+    return JobSpec(
+        run_id=run.id,
+        workflow_id=run.workflow_id,
+        stage_id=stage_id,
+        priority=priority,
+        max_attempts=plan.retry.max_attempts if plan else 3,
+        payload={"config": run.config},
+    )
+
+
+async def open_group(
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    workflow: Workflow,
+    group: int,
+    *,
+    generation: int,
+    job_ids: list[str] | None = None,
+) -> None:
+    """Create PENDING rows for a group and queue, after commit, a job per row still PENDING.
+
+    Rows that already exist (an orphan left by a crash) are kept as they are;
+    only PENDING ones get a job.
+    """
+    specs = []
+    for stage_id in workflow.group(group):
+        row = await unit.db.upsert_stage(
+            new_stage_row(deps, run, workflow, stage_id, generation=generation), {}
+        )
+        if row.status is Status.PENDING:
+            specs.append(job_spec(run, workflow, stage_id))
+
+    async def enqueue() -> None:
+        ids = await deps.jobs.enqueue(specs)
+        if job_ids is not None:
+            job_ids.extend(ids)
+
+    if specs:
+        unit.after_commit(enqueue)
+
+
+async def fail_run(
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    *,
+    code: str,
+    message: str,
+    stage_id: str | None = None,
+    expected_version: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Move a run to FAILED with a structured error and emit `workflow:failed`."""
+    now = deps.clock.now()
+    error: dict[str, Any] = {"code": code, "message": message, **(details or {})}
+    if stage_id is not None:
+        error["stage_id"] = stage_id
+    failed = await unit.db.update_run(
+        run.id,
+        {"status": Status.FAILED, "completed_at": now, "error": error},
+        expected_version=expected_version,
+    )
+    unit.emit(WorkflowFailed(timestamp=now, workflow_run_id=run.id, error=message, code=code))
+    return failed
+
+
+async def write_log(
+    deps: Deps,
+    run_id: str,
+    level: LogLevel,
+    message: str,
+    *,
+    stage_record_id: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> None:
+    """Write a log line outside any transaction; a failure to log never fails a command."""
+    try:
+        await deps.persistence.add_log(
+            LogRecord(
+                id=deps.ids.new_id(),
+                run_id=run_id,
+                stage_record_id=stage_record_id,
+                level=level,
+                message=message,
+                fields=fields or {},
+                created_at=deps.clock.now(),
+            )
+        )
+    except Exception:  # logging is best effort by contract (spec §2.5)
+        pass

@@ -1,0 +1,127 @@
+"""`run.transition` (spec §4.9): advance, complete or fail a run whose group is done.
+
+Every write starts with a version-guarded update of the run ("claiming" it),
+so of two concurrent transitions exactly one acts and the other is a `noop`:
+the next group is never queued twice.
+"""
+
+from __future__ import annotations
+
+from wfc.errors import StaleVersionError
+from wfc.runtime.commands import RunTransition, RunTransitionResult
+from wfc.runtime.events import WorkflowCompleted, WorkflowStarted
+from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.rows import STAGE_FAILED, fail_run, group_output, load_outputs, open_group
+from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
+
+NOOP = RunTransitionResult(action="noop")
+
+
+async def transition_run(deps: Deps, cmd: RunTransition, causation_id: str) -> RunTransitionResult:
+    """Decide what comes next for the run and do it, or do nothing if it is not time yet.
+
+    A transition that loses the version race rolls back and reports `noop`.
+    """
+    try:
+        async with atomic(deps, causation_id) as unit:
+            return await _transition(deps, unit, cmd)
+    except _LostRace:
+        return NOOP
+
+
+async def _transition(deps: Deps, unit: Unit, cmd: RunTransition) -> RunTransitionResult:
+    run = await unit.db.get_run(cmd.workflow_run_id)
+    if run is None or run.status is not Status.RUNNING:
+        return NOOP
+    workflow = deps.registry.get(run.workflow_id)
+    if workflow is None:
+        return NOOP
+    rows = await unit.db.stages_of_run(run.id)
+    try:
+        if not rows:
+            await _claim(unit, run)
+            await open_group(deps, unit, run, workflow, 1, generation=0)
+            unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+            return RunTransitionResult(action="advanced", next_group=1)
+        if any(row.status in ACTIVE for row in rows):
+            return NOOP
+        failed = [row for row in rows if row.status is Status.FAILED]
+        if failed:
+            retrying = _retrying_stage_ids(await deps.jobs.jobs_of_run(run.id))
+            final = [row for row in failed if row.stage_id not in retrying]
+            if not final:
+                return NOOP
+            first = final[0]
+            await fail_run(
+                deps,
+                unit,
+                run,
+                code=STAGE_FAILED,
+                message=first.error or "Stage failed",
+                stage_id=first.stage_id,
+                expected_version=run.version,
+            )
+            return RunTransitionResult(action="failed")
+        last_group = max(row.execution_group for row in rows)
+        if workflow.group(last_group + 1):
+            await _claim(unit, run)
+            generation = max(row.generation for row in rows)
+            await open_group(deps, unit, run, workflow, last_group + 1, generation=generation)
+            return RunTransitionResult(action="advanced", next_group=last_group + 1)
+        await _complete(deps, unit, run, rows, last_group)
+        return RunTransitionResult(action="completed")
+    except StaleVersionError:
+        raise _LostRace() from None
+
+
+class _LostRace(Exception):
+    """Another transition claimed the run first; the caller rolls back and reports `noop`."""
+
+
+def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:
+    """Stages with a job that will run again (a retry queued or a delivery in flight)."""
+    return {
+        job.stage_id
+        for job in jobs
+        if job.status is Status.RUNNING or (job.status is Status.PENDING and job.attempt > 0)
+    }
+
+
+async def _claim(unit: Unit, run: RunRecord) -> None:
+    await unit.db.update_run(run.id, {}, expected_version=run.version)
+
+
+async def _complete(
+    deps: Deps, unit: Unit, run: RunRecord, rows: list[StageRecord], last_group: int
+) -> None:
+    workflow = deps.registry.get(run.workflow_id)
+    assert workflow is not None
+    outputs = await load_outputs(deps, rows)
+    output = group_output(workflow, last_group, outputs)
+    total_cost = sum(float(row.metrics.get("total_cost", 0)) for row in rows)
+    total_tokens = sum(int(row.metrics.get("total_tokens", 0)) for row in rows)
+    now = deps.clock.now()
+    started = run.started_at or run.created_at
+    duration_ms = max(int((now - started).total_seconds() * 1000), 0)
+    await unit.db.update_run(
+        run.id,
+        {
+            "status": Status.COMPLETED,
+            "completed_at": now,
+            "duration_ms": duration_ms,
+            "output": output,
+            "total_cost": total_cost,
+            "total_tokens": total_tokens,
+        },
+        expected_version=run.version,
+    )
+    unit.emit(
+        WorkflowCompleted(
+            timestamp=now,
+            workflow_run_id=run.id,
+            duration_ms=duration_ms,
+            output=output,
+            total_cost=total_cost,
+            total_tokens=total_tokens,
+        )
+    )

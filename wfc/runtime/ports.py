@@ -1,0 +1,261 @@
+"""The ports: everything the kernel needs from outside, as narrow async protocols.
+
+The kernel only talks to these, so the memory adapters (tests, `wfc.testing`)
+and the SQL adapters (SQLite, PostgreSQL) are interchangeable, and one
+conformance suite holds them all to the same contract (spec §8). Each method
+does one thing; none takes free-form queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from wfc.runtime.records import (
+    AICallRecord,
+    AIStats,
+    IdempotencyClaim,
+    JobRecord,
+    JobSpec,
+    JsonObject,
+    LogRecord,
+    NewOutboxEvent,
+    OutboxRecord,
+    RunChanges,
+    RunRecord,
+    StageChanges,
+    StageRecord,
+    Status,
+)
+from wfc.runtime.stage import BlobAccess
+
+if TYPE_CHECKING:
+    from wfc.runtime.workflow import Workflow
+
+
+class Clock(Protocol):
+    """The only source of time the kernel reads (a `FakeClock` in tests)."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+
+class IdSource(Protocol):
+    """The only source of new ids the kernel uses."""
+
+    def new_id(self) -> str:
+        """A fresh unique id."""
+        ...
+
+
+class Persistence(Protocol):
+    """Runs, stages, logs, the outbox and idempotency keys.
+
+    `transaction()` yields a handle with the same methods whose writes commit
+    together when the block exits and are rolled back when it raises. Methods
+    called on the persistence itself each commit on their own.
+    """
+
+    def transaction(self) -> AbstractAsyncContextManager[Persistence]:
+        """A scope whose writes commit or roll back together."""
+        ...
+
+    # -- runs ------------------------------------------------------------
+    async def create_run(self, run: RunRecord) -> None:
+        """Insert a new run."""
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+
+    async def update_run(
+        self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
+    ) -> RunRecord:
+        """Apply `changes`, bump the version; `StaleVersionError` when `expected_version` differs."""
+        ...
+
+    async def claim_next_pending_run(self) -> RunRecord | None:
+        """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it."""
+
+    async def stuck_runs(self, since: datetime) -> list[RunRecord]:
+        """RUNNING runs with no run or stage update after `since`, least recently updated first."""
+        ...
+
+    async def list_runs(
+        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally filtered."""
+        ...
+
+    # -- stages ----------------------------------------------------------
+    async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
+        """Insert `create` unless (run, stage id) exists; otherwise apply `update` (and bump)."""
+        ...
+
+    async def update_stage(
+        self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
+    ) -> StageRecord:
+        """Apply `changes` to the stage row with this record id."""
+        ...
+
+    async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
+        """The stage row of this run, or None."""
+
+    async def stages_of_run(self, run_id: str) -> list[StageRecord]:
+        """The run's stage rows by execution group, then stage number."""
+        ...
+
+    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
+        """SUSPENDED stage rows whose `next_poll_at` is at or before `now`, soonest first."""
+        ...
+
+    async def delete_stages(self, record_ids: Sequence[str]) -> None:
+        """Delete these stage rows."""
+
+    # -- logs ------------------------------------------------------------
+    async def add_log(self, log: LogRecord) -> None:
+        """Insert a log line."""
+
+    async def logs_of_run(self, run_id: str) -> list[LogRecord]:
+        """The run's log lines in the order they were written."""
+        ...
+
+    # -- outbox ----------------------------------------------------------
+    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        """Append events, each run's sequence continuing gap-free from its last one."""
+        ...
+
+    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+        """Unpublished events not in the DLQ, in the order they were appended."""
+        ...
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        """Record that these events were delivered."""
+
+    async def increment_outbox_retry(self, event_id: str) -> int:
+        """Count a failed delivery; returns the new count."""
+        ...
+
+    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
+        """Park an event that failed too often."""
+
+    async def replay_dlq(self, limit: int) -> int:
+        """Put up to `limit` parked events back in line (retry count reset); returns how many."""
+        ...
+
+    async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
+        """Every event of the run by sequence (for inspection and tests)."""
+        ...
+
+    # -- idempotency -----------------------------------------------------
+    async def acquire_idempotency_key(
+        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+    ) -> IdempotencyClaim:
+        """Take the key, or report its stored result, or that someone else holds it.
+
+        An in-progress key older than `stale_after` is taken over (its start reset to `now`).
+        """
+        ...
+
+    async def complete_idempotency_key(
+        self, key: str, command_type: str, result: JsonObject
+    ) -> None:
+        """Store the command's result; later acquires replay it."""
+
+    async def release_idempotency_key(self, key: str, command_type: str) -> None:
+        """Forget the key (the command failed); no error when absent."""
+
+
+class BlobStore(BlobAccess, Protocol):
+    """Payloads by key: stage outputs and whatever stages store themselves."""
+
+    async def list(self, prefix: str) -> list[str]:
+        """Keys starting with `prefix`, sorted."""
+        ...
+
+
+class JobTransport(Protocol):
+    """The job queue workers take stage executions from."""
+
+    async def enqueue(self, jobs: Sequence[JobSpec]) -> list[str]:
+        """Queue all of `jobs` atomically; their ids in order."""
+        ...
+
+    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
+        """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each."""
+        ...
+
+    async def complete(self, job_id: str) -> None:
+        """Mark a job done."""
+
+    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
+        """Park a job whose stage suspended; it is no longer dequeued."""
+
+    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+        """Record a failure: back to PENDING until `retry_at` if given and attempts remain,
+        else FAILED. Returns whether it will be retried."""
+        ...
+
+    async def release(self, job_id: str) -> None:
+        """Hand a leased job back untouched (a worker shutting down); attempt unchanged."""
+
+    async def touch(self, job_id: str) -> None:
+        """Renew a RUNNING job's lease (heartbeat); no-op otherwise."""
+
+    async def release_stale(self, locked_before: datetime) -> int:
+        """Return RUNNING jobs leased before `locked_before` to PENDING; how many."""
+        ...
+
+    async def cancel_by_run(self, run_id: str) -> int:
+        """Cancel the run's PENDING and SUSPENDED jobs (RUNNING ones are left); how many."""
+        ...
+
+    async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
+        """Every job of the run, any status."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where `outbox.flush` delivers events; raising makes the outbox retry."""
+
+    async def emit(self, event: JsonObject) -> None:
+        """Deliver one event payload."""
+
+
+class Scheduler(Protocol):
+    """Deferred commands (kept for parity with the seed; the kernel never calls it)."""
+
+    async def schedule(self, command_type: str, payload: JsonObject, run_at: datetime) -> None:
+        """Arrange for a command to be dispatched at `run_at`."""
+
+    async def cancel(self, command_type: str, correlation_id: str) -> None:
+        """Forget a scheduled command."""
+
+
+class WorkflowRegistry(Protocol):
+    """Workflows by id."""
+
+    def get(self, workflow_id: str) -> Workflow | None:
+        """The workflow, or None (never raises)."""
+        ...
+
+
+class AICallLogger(Protocol):
+    """The token and cost ledger of model calls."""
+
+    async def log_call(self, call: AICallRecord) -> None:
+        """Record one call."""
+
+    async def log_batch_results(self, batch_id: str, calls: Sequence[AICallRecord]) -> bool:
+        """Record a batch's calls once; False (and nothing written) if that batch is recorded."""
+        ...
+
+    async def is_recorded(self, batch_id: str) -> bool:
+        """Whether the batch's results were recorded."""
+        ...
+
+    async def stats(self, topic_prefix: str) -> AIStats:
+        """Totals over calls whose topic is `topic_prefix` or lies under it (whole segments)."""
+        ...

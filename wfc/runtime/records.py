@@ -1,0 +1,270 @@
+"""The rows the runtime keeps: runs, stages, jobs, logs and outbox events.
+
+Records are frozen dataclasses: an adapter hands out copies, and a change is a
+`*Changes` mapping applied by the adapter, which bumps `version` and
+`updated_at`. A key absent from a `*Changes` mapping leaves that field alone;
+a key present with `None` clears it (spec §2.11). JSON-valued fields hold
+plain `dict`/`list` data, never models, so every adapter stores them as-is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, TypedDict
+
+JsonObject = dict[str, Any]
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class Status(StrEnum):
+    """One status set shared by runs, stages and jobs (which values each uses: spec §2.1)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+"""A run or stage in one of these is finished."""
+
+ACTIVE = frozenset({Status.PENDING, Status.RUNNING, Status.SUSPENDED})
+"""A stage in one of these still holds its execution group open."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One execution of a workflow.
+
+    `input` is the input as parsed by the workflow's input model (defaults
+    filled), so every stage sees the same value. `error` is set when the run
+    fails: `{"code", "message", "stage_id"?}`.
+    """
+
+    id: str
+    workflow_id: str
+    workflow_name: str
+    plan_fingerprint: str
+    status: Status
+    input: JsonObject
+    config: dict[str, JsonObject]
+    priority: int
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error: JsonObject | None = None
+    total_cost: float = 0.0
+    total_tokens: int = 0
+    metadata: JsonObject | None = None
+
+
+class RunChanges(TypedDict, total=False):
+    """Fields `Persistence.update_run` may change."""
+
+    status: Status
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    output: Any
+    error: JsonObject | None
+    total_cost: float
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageRecord:
+    """One stage of one run: the latest execution of it.
+
+    `generation` counts reruns (0 originally, +1 per `run.rerunFrom` over it);
+    `attempt` is the job delivery that last ran it. `output_ref` is the blob key
+    of the output, never the output itself.
+    """
+
+    id: str
+    run_id: str
+    stage_id: str
+    stage_name: str
+    stage_number: int
+    execution_group: int
+    status: Status
+    config: JsonObject
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    generation: int = 0
+    attempt: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    output_ref: str | None = None
+    suspended_state: JsonObject | None = None
+    next_poll_at: datetime | None = None
+    poll_interval_ms: int | None = None
+    max_wait_until: datetime | None = None
+    metrics: JsonObject = field(default_factory=dict)
+    error: str | None = None
+
+
+class StageChanges(TypedDict, total=False):
+    """Fields `Persistence.update_stage` and the update branch of `upsert_stage` may change."""
+
+    status: Status
+    attempt: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    output_ref: str | None
+    suspended_state: JsonObject | None
+    next_poll_at: datetime | None
+    poll_interval_ms: int | None
+    max_wait_until: datetime | None
+    metrics: JsonObject
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A job to enqueue: run one stage of one run."""
+
+    run_id: str
+    workflow_id: str
+    stage_id: str
+    priority: int
+    max_attempts: int
+    payload: JsonObject = field(default_factory=dict)
+    run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """A queued, leased or finished job.
+
+    `attempt` counts deliveries: it is incremented by each dequeue, so the
+    first delivery sees 1. A job is not dequeued before `run_at`.
+    """
+
+    id: str
+    run_id: str
+    workflow_id: str
+    stage_id: str
+    status: Status
+    priority: int
+    attempt: int
+    max_attempts: int
+    payload: JsonObject
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime | None = None
+    worker_id: str | None = None
+    locked_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """A log line written by a stage or by the kernel about a run."""
+
+    id: str
+    run_id: str
+    stage_record_id: str | None
+    level: LogLevel
+    message: str
+    fields: JsonObject
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewOutboxEvent:
+    """An event to append to the outbox; the adapter assigns its per-run sequence."""
+
+    id: str
+    run_id: str
+    event_type: str
+    payload: JsonObject
+    causation_id: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRecord:
+    """An event in the outbox, published by `outbox.flush`."""
+
+    id: str
+    run_id: str
+    sequence: int
+    event_type: str
+    payload: JsonObject
+    causation_id: str
+    occurred_at: datetime
+    published_at: datetime | None = None
+    retry_count: int = 0
+    dlq_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Acquired:
+    """The idempotency key is ours: run the command."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """The command already ran with this key: return its stored result."""
+
+    result: JsonObject
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InProgress:
+    """Another caller holds this key and has not finished."""
+
+
+IdempotencyClaim = Acquired | Replay | InProgress
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AICallRecord:
+    """One call to a model, for the token and cost ledger."""
+
+    id: str
+    topic: str
+    call_type: Literal["text", "object", "embed", "stream", "batch"]
+    model_key: str
+    model_id: str
+    prompt: str
+    response: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    created_at: datetime
+    metadata: JsonObject = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelUsage:
+    """Calls, tokens and cost of one model within an `AIStats`."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AIStats:
+    """Totals over the calls under a topic prefix, and per model key."""
+
+    total_calls: int = 0
+    total_input_tokens: int = 0
+    total_output_tokens: int = 0
+    total_cost: float = 0.0
+    per_model: dict[str, ModelUsage] = field(default_factory=dict)

@@ -1,0 +1,189 @@
+"""`make_test_kernel`: a kernel on memory ports and a fake clock, and helpers to drive runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wfc.runtime.adapters.memory import (
+    CollectingEventSink,
+    FakeClock,
+    MemoryAICallLogger,
+    MemoryBlobStore,
+    MemoryJobTransport,
+    MemoryPersistence,
+    NoopScheduler,
+    SequentialIds,
+)
+from wfc.runtime.commands import OutboxFlush, RunCreate
+from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.plugins import Plugin, PluginRunner
+from wfc.runtime.ports import EventSink
+from wfc.runtime.records import TERMINAL, RunRecord, Status
+from wfc.runtime.registry import WorkflowMap
+from wfc.runtime.workflow import Workflow
+
+
+@dataclass(slots=True)
+class TestKernel:
+    """A kernel and its memory ports, with shortcuts for the loops a host would run."""
+
+    __test__ = False  # not a pytest test class
+
+    kernel: Kernel
+    clock: FakeClock
+    persistence: MemoryPersistence
+    jobs: MemoryJobTransport
+    blobs: MemoryBlobStore
+    events: EventSink
+    ids: SequentialIds
+    registry: WorkflowMap
+    scheduler: NoopScheduler
+    ai_calls: MemoryAICallLogger
+    settings: MaintenanceSettings
+
+    @property
+    def sink(self) -> CollectingEventSink:
+        """The collecting sink (when the kernel was not given plugins)."""
+        assert isinstance(self.events, CollectingEventSink), "this test kernel runs plugins"
+        return self.events
+
+    async def create_run(
+        self,
+        workflow_id: str,
+        input: dict[str, Any],
+        *,
+        config: dict[str, dict[str, Any]] | None = None,
+        priority: int | None = None,
+    ) -> str:
+        """Create a run (a fresh idempotency key each call); its id."""
+        result = await self.kernel.dispatch(
+            RunCreate(
+                idempotency_key=self.ids.new_id(),
+                workflow_id=workflow_id,
+                input=input,
+                config=config or {},
+                priority=priority,
+            )
+        )
+        return result.workflow_run_id
+
+    async def tick(self) -> TickResult:
+        """One maintenance tick, as a worker would run it."""
+        return await maintenance_tick(self.kernel, self.settings)
+
+    async def work(self, max_jobs: int | None = None) -> int:
+        """Process due jobs one at a time until none are due (or `max_jobs`); how many."""
+        done = 0
+        while max_jobs is None or done < max_jobs:
+            leased = await self.jobs.dequeue()
+            if not leased:
+                break
+            await process_job(self.kernel, leased[0])
+            done += 1
+        return done
+
+    async def flush(self) -> int:
+        """Deliver outbox events to the sink; how many."""
+        return (await self.kernel.dispatch(OutboxFlush(max_events=10_000))).published
+
+    async def drive(self, run_id: str, *, max_rounds: int = 500) -> RunRecord:
+        """Tick and work until the run ends, moving the clock to the next due job or poll.
+
+        Raises `RuntimeError` if the run makes no progress even after the
+        stuck-run threshold passes (a bug worth a failing test).
+        """
+        idle_rounds = 0
+        for _ in range(max_rounds):
+            await self.tick()
+            worked = await self.work()
+            await self.flush()
+            run = await self.persistence.get_run(run_id)
+            if run is None:
+                raise RuntimeError(f"run {run_id} does not exist")
+            if run.status in TERMINAL:
+                return run
+            if worked:
+                idle_rounds = 0
+                continue
+            wake = self._next_wake()
+            if wake is not None and wake > self.clock.now():
+                self.clock.set(wake)
+            else:
+                idle_rounds += 1
+                if idle_rounds > 3:
+                    raise RuntimeError(f"run {run_id} is stuck in {run.status.value}")
+                self.clock.advance(self.settings.stuck_threshold + timedelta(seconds=1))
+        raise RuntimeError(f"run {run_id} did not finish in {max_rounds} rounds")
+
+    async def run(
+        self,
+        workflow_id: str,
+        input: dict[str, Any],
+        *,
+        config: dict[str, dict[str, Any]] | None = None,
+    ) -> RunRecord:
+        """Create a run and drive it to its end."""
+        return await self.drive(await self.create_run(workflow_id, input, config=config))
+
+    def _next_wake(self) -> datetime | None:
+        times = [
+            j.run_at for j in self.jobs.jobs_with_status(Status.PENDING) if j.run_at is not None
+        ]
+        times += [
+            s.next_poll_at
+            for s in self.persistence.all_stages()
+            if s.status is Status.SUSPENDED and s.next_poll_at is not None
+        ]
+        return min(times, default=None)
+
+
+def make_test_kernel(
+    *workflows: Workflow,
+    clock: FakeClock | None = None,
+    plugins: Sequence[Plugin] = (),
+    max_retries: int = 3,
+) -> TestKernel:
+    """A kernel over memory ports sharing one `FakeClock`, with `workflows` registered.
+
+    Events go to a `CollectingEventSink`, or through a `PluginRunner` when
+    `plugins` are given.
+    """
+    clock = clock or FakeClock()
+    ids = SequentialIds("id")
+    persistence = MemoryPersistence(clock)
+    jobs = MemoryJobTransport(clock, worker_id="test-worker", ids=SequentialIds("job"))
+    blobs = MemoryBlobStore()
+    events: EventSink = (
+        PluginRunner(plugins, max_retries=max_retries) if plugins else CollectingEventSink()
+    )
+    registry = WorkflowMap(workflows)
+    scheduler = NoopScheduler()
+    ai_calls = MemoryAICallLogger()
+    kernel = Kernel(
+        persistence=persistence,
+        blobs=blobs,
+        jobs=jobs,
+        events=events,
+        clock=clock,
+        ids=ids,
+        registry=registry,
+        scheduler=scheduler,
+        ai_calls=ai_calls,
+    )
+    return TestKernel(
+        kernel=kernel,
+        clock=clock,
+        persistence=persistence,
+        jobs=jobs,
+        blobs=blobs,
+        events=events,
+        ids=ids,
+        registry=registry,
+        scheduler=scheduler,
+        ai_calls=ai_calls,
+        settings=MaintenanceSettings(worker_id="test-worker"),
+    )
