@@ -278,6 +278,9 @@ class MemoryPersistence(_MemoryStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_Transaction]:
+        # Yield first, as a database round trip would, so concurrent callers interleave
+        # here exactly where they can on a real database.
+        await asyncio.sleep(0)
         async with self._lock:
             before = self._t.snapshot()
             try:

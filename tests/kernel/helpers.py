@@ -1,0 +1,40 @@
+"""Steps kernel tests share: start a run, execute its next job, read its state."""
+
+from __future__ import annotations
+
+from wfc.runtime import RunClaimPending, RunRecord, StageRecord
+from wfc.runtime.hosts import JobOutcome, process_job
+from wfc.testing import TestKernel
+
+DOC = {"text": "the quick brown fox"}
+
+
+async def start(tk: TestKernel, workflow_id: str, input: dict[str, object] | None = None) -> str:
+    """Create a run and claim it: RUNNING, first group queued."""
+    run_id = await tk.create_run(workflow_id, input or DOC)
+    await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    return run_id
+
+
+async def step(tk: TestKernel) -> JobOutcome:
+    """Lease the next due job and process it as a worker would."""
+    leased = await tk.jobs.dequeue()
+    assert leased, "no job is due"
+    return await process_job(tk.kernel, leased[0])
+
+
+async def run_of(tk: TestKernel, run_id: str) -> RunRecord:
+    run = await tk.persistence.get_run(run_id)
+    assert run is not None
+    return run
+
+
+async def stage_of(tk: TestKernel, run_id: str, stage_id: str) -> StageRecord:
+    row = await tk.persistence.get_stage(run_id, stage_id)
+    assert row is not None
+    return row
+
+
+async def event_types(tk: TestKernel, run_id: str) -> list[str]:
+    """The run's outbox events in sequence order."""
+    return [e.event_type for e in await tk.persistence.outbox_of_run(run_id)]
