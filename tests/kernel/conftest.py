@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ def build_workflows(script: Script) -> list[Workflow]:
                 return NotReady()
             return Ready(output=Words(words=state["batch"].split()))
 
-        return script.act("check", ctx, work)
+        result = script.act("check", ctx, work)
+        return await result if inspect.isawaitable(result) else result
 
     def split_stage(name: str = "split") -> Any:
         return define_stage(

@@ -1,0 +1,95 @@
+"""Every example workflow runs end to end on the memory kernel, with its real stage code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from wfc.errors import InvalidRunInputError
+from wfc.runtime import Workflow, load_registry
+from wfc.runtime.records import Status
+from wfc.testing import TestKernel, make_test_kernel
+
+
+@pytest.fixture(scope="module")
+def examples() -> Iterator[list[Workflow]]:
+    before = list(sys.path)
+    registry = load_registry(
+        [
+            EXAMPLES / "documents" / "document_processor",
+            EXAMPLES / "batch" / "batch_embeddings" / "plan.json",
+            EXAMPLES / "invoices" / "invoice",
+        ]
+    )
+    yield [w for i in registry.ids() if (w := registry.get(i)) is not None]
+    sys.path[:] = before
+
+
+@pytest.fixture
+def ek(examples: list[Workflow]) -> TestKernel:
+    return make_test_kernel(*examples)
+
+
+async def test_document_pipeline(ek: TestKernel) -> None:
+    run = await ek.run(
+        "document_processor",
+        {
+            "document": "Great product. I love it. The delivery was terrible though.",
+            "title": "Review",
+        },
+    )
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output["sentiment"] == "positive"
+    assert [k["term"] for k in run.output["keywords"]][:2] == ["delivery", "great"]
+    stages = await ek.persistence.stages_of_run(run.id)
+    assert [(s.stage_id, s.execution_group) for s in stages] == [
+        ("extract", 1),
+        ("sentiment", 2),
+        ("keywords", 2),
+        ("statistics", 2),
+        ("summarize", 3),
+    ]
+
+
+async def test_batch_pipeline_suspends_and_resumes(ek: TestKernel) -> None:
+    run = await ek.run(
+        "batch_embeddings",
+        {"texts": ["hello world", "hello there", "goodbye moon"], "dimensions": 8},
+    )
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output["nearest"]["hello world"] == "hello there"
+    types = ek.sink.types()
+    assert types.count("stage:suspended") == 1 and types.count("workflow:completed") == 1
+
+
+async def test_invoice_pipeline_with_imported_types(ek: TestKernel) -> None:
+    money = {"cents": 1000, "currency": "EUR"}
+    run = await ek.run(
+        "invoice",
+        {
+            "customer": {"name": "Ada", "email": "ada@example.com", "country": "DE"},
+            "items": [{"description": "Widget", "quantity": 3, "unit_price": money}],
+            "coupon": "WELCOME10",
+        },
+    )
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output == {
+        "total": {"cents": 3270, "currency": "EUR"},
+        "tax": {"cents": 570, "currency": "EUR"},
+        "discount": {"cents": 300, "currency": "EUR"},
+        "lines": 1,
+    }
+
+
+async def test_example_input_is_checked_against_the_compiled_model(ek: TestKernel) -> None:
+    with pytest.raises(InvalidRunInputError) as caught:
+        await ek.create_run("invoice", {"customer": {"name": "", "email": "nope"}, "items": []})
+    assert caught.value.problems == [
+        "customer.name: String should have at least 1 character",
+        "customer.email: Value error, not an email address",
+        "customer.country: Field required",
+        "items: List should have at least 1 item after validation, not 0",
+    ]

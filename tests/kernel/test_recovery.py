@@ -1,0 +1,123 @@
+"""`lease.reapStale` and `run.reapStuck`: a worker that vanished loses nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.kernel.conftest import Script
+from tests.kernel.helpers import DOC, run_of, stage_of, start, step
+from wfc.runtime import JobExecute, LeaseReapStale, RunReapStuck
+from wfc.runtime.records import Status
+from wfc.testing import TestKernel
+
+FIVE_MIN = 5 * 60_000
+
+
+async def reap_leases(tk: TestKernel) -> int:
+    return (await tk.kernel.dispatch(LeaseReapStale(stale_threshold_ms=FIVE_MIN))).released
+
+
+async def reap_stuck(tk: TestKernel) -> tuple[int, int, int]:
+    r = await tk.kernel.dispatch(RunReapStuck(stuck_threshold_ms=3 * FIVE_MIN))
+    return r.recovered, r.transitioned, r.failed
+
+
+async def test_a_stale_lease_is_released_and_the_stage_runs_again(
+    tk: TestKernel, script: Script
+) -> None:
+    run_id = await start(tk, "linear")
+    leased = await tk.jobs.dequeue()  # the worker dies here
+    tk.clock.advance(minutes=5)
+    assert await reap_leases(tk) == 0  # not strictly older than the threshold yet
+    tk.clock.advance(seconds=1)
+    assert await reap_leases(tk) == 1
+    job = tk.jobs.job(leased[0].id)
+    assert (job.status, job.worker_id, job.attempt) == (Status.PENDING, None, 1)
+    assert (await step(tk)).outcome == "completed"
+    assert tk.jobs.job(leased[0].id).attempt == 2
+    assert (await tk.drive(run_id)).status is Status.COMPLETED
+    assert script.calls["split"] == 1
+
+
+async def test_a_heartbeat_keeps_a_live_lease(tk: TestKernel) -> None:
+    await start(tk, "linear")
+    leased = await tk.jobs.dequeue()
+    tk.clock.advance(minutes=4)
+    await tk.jobs.touch(leased[0].id)
+    tk.clock.advance(minutes=4)
+    assert await reap_leases(tk) == 0
+
+
+async def test_a_worker_that_died_after_completing_does_not_rerun_the_stage(
+    tk: TestKernel, script: Script
+) -> None:
+    run_id = await start(tk, "linear")
+    leased = await tk.jobs.dequeue()
+    # The stage completed, then the worker died before settling the job or transitioning.
+    await tk.kernel.dispatch(
+        JobExecute(workflow_run_id=run_id, workflow_id="linear", stage_id="split", attempt=1)
+    )
+    tk.clock.advance(minutes=6)
+    await reap_leases(tk)
+    assert tk.jobs.job(leased[0].id).status is Status.PENDING
+    assert (await tk.drive(run_id)).status is Status.COMPLETED
+    assert script.calls["split"] == 1
+
+
+async def test_a_run_that_lost_its_jobs_is_requeued(tk: TestKernel) -> None:
+    run_id = await start(tk, "fanout")
+    await step(tk)  # split done; upper and length queued
+    tk.jobs.clear()  # the enqueue after the commit never happened
+    tk.clock.advance(minutes=16)
+    assert await reap_stuck(tk) == (1, 0, 0)
+    assert sorted(j.stage_id for j in tk.jobs.all_jobs()) == ["length", "upper"]
+    # Recovery counts as activity: the next sweep leaves the run alone.
+    assert await reap_stuck(tk) == (0, 0, 0)
+    assert (await tk.drive(run_id)).status is Status.COMPLETED
+
+
+async def test_a_run_whose_stages_all_finished_is_transitioned(tk: TestKernel) -> None:
+    run_id = await start(tk, "linear")
+    leased = await tk.jobs.dequeue()
+    await tk.kernel.dispatch(
+        JobExecute(workflow_run_id=run_id, workflow_id="linear", stage_id="split")
+    )
+    await tk.jobs.complete(leased[0].id)  # settled, but the transition was lost
+    tk.clock.advance(minutes=16)
+    assert await reap_stuck(tk) == (0, 1, 0)
+    assert (await stage_of(tk, run_id, "count")).status is Status.PENDING
+
+
+async def test_a_run_whose_stage_used_up_its_attempts_is_failed(tk: TestKernel) -> None:
+    run_id = await start(tk, "linear")
+    for _ in range(3):  # every delivery crashed the worker infrastructure
+        leased = await tk.jobs.dequeue()
+        await tk.jobs.fail(leased[0].id, "worker crashed", retry_at=tk.clock.now())
+    await tk.persistence.update_stage(
+        (await stage_of(tk, run_id, "split")).id, {"status": Status.RUNNING}
+    )
+    tk.clock.advance(minutes=16)
+    assert await reap_stuck(tk) == (0, 0, 1)
+    run = await run_of(tk, run_id)
+    assert run.status is Status.FAILED and run.error is not None
+    assert run.error["code"] == "STUCK_RUN_REAPED"
+    assert run.error["stage_statuses"] == [{"stage_id": "split", "status": "RUNNING"}]
+
+
+async def test_busy_or_suspended_runs_are_not_stuck(tk: TestKernel) -> None:
+    busy = await start(tk, "linear")
+    await tk.jobs.dequeue()  # a long stage, its worker alive
+    tk.clock.advance(hours=2)
+    waiting = await start(tk, "batch")
+    await step(tk)  # suspended
+    tk.clock.advance(hours=2)
+    assert await reap_stuck(tk) == (0, 0, 0)
+    assert (await run_of(tk, busy)).status is Status.RUNNING
+    assert (await run_of(tk, waiting)).status is Status.RUNNING
+
+
+async def test_pending_runs_are_never_stuck(tk: TestKernel) -> None:
+    run_id = await tk.create_run("linear", DOC)
+    tk.clock.advance(timedelta(days=1))
+    assert await reap_stuck(tk) == (0, 0, 0)
+    assert (await run_of(tk, run_id)).status is Status.PENDING
