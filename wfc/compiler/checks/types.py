@@ -15,7 +15,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.source import Span
-from wfc.runtime.types import check_email, check_url
+from wfc.formats import check_email, check_url
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION_PART = re.compile(r"([0-9]+)([A-Za-z]+)")
