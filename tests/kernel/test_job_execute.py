@@ -329,3 +329,23 @@ async def test_the_idempotency_key_replays_a_delivery(tk: TestKernel, script: Sc
     first = await tk.kernel.dispatch(cmd)
     assert await tk.kernel.dispatch(cmd) == first
     assert script.calls["split"] == 1
+
+
+async def test_two_executors_with_one_key_run_the_stage_once(
+    tk: TestKernel, script: Script
+) -> None:
+    run_id = await start(tk, "linear")
+    cmd = JobExecute(
+        workflow_run_id=run_id,
+        workflow_id="linear",
+        stage_id="split",
+        idempotency_key="job:9:attempt:1",
+    )
+    results = await asyncio.gather(
+        tk.kernel.dispatch(cmd), tk.kernel.dispatch(cmd), return_exceptions=True
+    )
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert [r.outcome for r in done] == ["completed"]
+    assert [type(r).__name__ for r in refused] == ["IdempotencyInProgressError"]
+    assert script.calls["split"] == 1
