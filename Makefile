@@ -9,7 +9,7 @@ lint:
 	$(PY) -m ruff check wfc tests examples benchmarks
 
 types:
-	$(PY) -m mypy wfc
+	$(PY) -m mypy wfc tests
 
 test:
 	$(PY) -m pytest

@@ -11,7 +11,7 @@ from wfc.plan import InputSource, Plan, PlanStage, PollPolicy, RetryPolicy, Stag
 
 
 def _stage(sid: str, **kw: object) -> PlanStage:
-    return PlanStage(id=sid, name=sid.title(), implementation=f".stages.{sid}:{sid.title()}", **kw)  # type: ignore[arg-type]
+    return PlanStage(id=sid, name=sid.title(), implementation=f".stages.{sid}:{sid.title()}", **kw)
 
 
 def _plan() -> Plan:
