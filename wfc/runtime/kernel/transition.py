@@ -21,15 +21,24 @@ async def transition_run(deps: Deps, cmd: RunTransition, causation_id: str) -> R
     """Decide what comes next for the run and do it, or do nothing if it is not time yet.
 
     A transition that loses the version race rolls back and reports `noop`.
+    The run's jobs are read only when a failed stage makes them matter, and
+    outside the transaction: on SQLite a second connection inside a write
+    transaction would wait for it forever.
     """
-    try:
-        async with atomic(deps, causation_id) as unit:
-            return await _transition(deps, unit, cmd)
-    except _LostRace:
-        return NOOP
+    jobs: list[JobRecord] | None = None
+    while True:
+        try:
+            async with atomic(deps, causation_id) as unit:
+                return await _transition(deps, unit, cmd, jobs)
+        except _LostRace:
+            return NOOP
+        except _NeedJobs:
+            jobs = await deps.jobs.jobs_of_run(cmd.workflow_run_id)
 
 
-async def _transition(deps: Deps, unit: Unit, cmd: RunTransition) -> RunTransitionResult:
+async def _transition(
+    deps: Deps, unit: Unit, cmd: RunTransition, jobs: list[JobRecord] | None
+) -> RunTransitionResult:
     run = await unit.db.get_run(cmd.workflow_run_id)
     if run is None or run.status is not Status.RUNNING:
         return NOOP
@@ -47,7 +56,9 @@ async def _transition(deps: Deps, unit: Unit, cmd: RunTransition) -> RunTransiti
             return NOOP
         failed = [row for row in rows if row.status is Status.FAILED]
         if failed:
-            retrying = _retrying_stage_ids(await deps.jobs.jobs_of_run(run.id))
+            if jobs is None:
+                raise _NeedJobs()
+            retrying = _retrying_stage_ids(jobs)
             final = [row for row in failed if row.stage_id not in retrying]
             if not final:
                 return NOOP
@@ -76,6 +87,10 @@ async def _transition(deps: Deps, unit: Unit, cmd: RunTransition) -> RunTransiti
 
 class _LostRace(Exception):
     """Another transition claimed the run first; the caller rolls back and reports `noop`."""
+
+
+class _NeedJobs(Exception):
+    """A failed stage needs the run's jobs to decide; roll back, read them, decide again."""
 
 
 def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:

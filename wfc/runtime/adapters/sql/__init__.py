@@ -1,0 +1,77 @@
+"""SQL adapters (SQLAlchemy 2, async): SQLite embedded by default, PostgreSQL for many workers.
+
+`open_storage(url)` gives every SQL-backed port on one engine. The only
+package that imports `sqlalchemy` is this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.sql.ai_calls import SqlAICallLogger
+from wfc.runtime.adapters.sql.blobs import SqlBlobStore
+from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_url, redact
+from wfc.runtime.adapters.sql.jobs import SqlJobTransport
+from wfc.runtime.adapters.sql.persistence import SqlPersistence
+from wfc.runtime.adapters.sql.schema import metadata
+from wfc.runtime.ports import Clock, IdSource
+
+
+@dataclass(slots=True)
+class SqlStorage:
+    """Every SQL-backed port over one engine; `close()` disposes of its connections."""
+
+    engine: AsyncEngine
+    persistence: SqlPersistence
+    jobs: SqlJobTransport
+    blobs: SqlBlobStore
+    ai_calls: SqlAICallLogger
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return redact(self.engine.url)
+
+    async def create_schema(self) -> None:
+        """Create the tables directly (tests; real databases use migrations)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def open_storage(
+    url: str | None = None,
+    *,
+    clock: Clock | None = None,
+    ids: IdSource | None = None,
+    worker_id: str = "worker",
+    pool: PoolOptions | None = None,
+) -> SqlStorage:
+    """The SQL ports for `url` (default: the embedded SQLite file under `.wfc/`)."""
+    engine = create_engine(url or default_url(), pool=pool)
+    clock = clock or SystemClock()
+    return SqlStorage(
+        engine=engine,
+        persistence=SqlPersistence(engine, clock),
+        jobs=SqlJobTransport(engine, clock=clock, worker_id=worker_id, ids=ids),
+        blobs=SqlBlobStore(engine),
+        ai_calls=SqlAICallLogger(engine),
+    )
+
+
+__all__ = [
+    "PoolOptions",
+    "SqlAICallLogger",
+    "SqlBlobStore",
+    "SqlJobTransport",
+    "SqlPersistence",
+    "SqlStorage",
+    "default_url",
+    "open_storage",
+    "redact",
+]

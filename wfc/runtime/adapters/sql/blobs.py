@@ -1,0 +1,51 @@
+"""`BlobStore` in a SQL table: outputs live in the same database as the runs they belong to."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.rows import upsert_insert
+from wfc.runtime.adapters.sql.schema import blobs
+
+_b = blobs.c
+
+
+class SqlBlobStore:
+    """Blobs as rows of `blobs`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._reader = reader(engine)
+
+    async def put(self, key: str, data: bytes) -> None:
+        async with self.engine.begin() as conn:
+            statement = upsert_insert(conn, blobs).values(key=key, data=bytes(data))
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["key"], set_={"data": statement.excluded.data}
+                )
+            )
+
+    async def get(self, key: str) -> bytes:
+        async with self._reader.begin() as conn:
+            data = (await conn.execute(select(_b.data).where(_b.key == key))).scalar()
+        if data is None:
+            raise KeyError(f"Blob not found: {key}")
+        return bytes(data)
+
+    async def exists(self, key: str) -> bool:
+        async with self._reader.begin() as conn:
+            return (await conn.execute(select(_b.key).where(_b.key == key))).first() is not None
+
+    async def delete(self, key: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(blobs).where(_b.key == key))
+
+    async def list(self, prefix: str) -> list[str]:
+        async with self._reader.begin() as conn:
+            rows = await conn.execute(
+                select(_b.key).where(_b.key.startswith(prefix, autoescape=True)).order_by(_b.key)
+            )
+            return [str(key) for key in rows.scalars()]

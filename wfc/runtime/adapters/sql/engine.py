@@ -1,0 +1,97 @@
+"""Engines for the two supported databases, with the settings each needs.
+
+SQLite is for one machine: WAL so readers never block the writer, a
+`busy_timeout` so writers wait instead of failing with "database is locked",
+`foreign_keys=ON`, and every transaction opened with `BEGIN IMMEDIATE` so a
+read-then-write transaction takes the write lock up front and cannot fail to
+upgrade it. PostgreSQL is for many workers on many machines and claims work
+with `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+DEFAULT_SQLITE_PATH = Path(".wfc") / "wfc.db"
+READ_ONLY_OPTION = "wfc_read_only"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def default_url() -> str:
+    """The embedded default: a SQLite file under `.wfc/` in the working directory."""
+    return f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def redact(url: str | URL) -> str:
+    """The URL with any password hidden, for logs and error messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolOptions:
+    """Connection pool sizing (PostgreSQL; SQLite uses one connection per task as needed)."""
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout_s: float = 30.0
+
+
+def _normalise(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+def create_engine(url: str | URL, *, pool: PoolOptions | None = None) -> AsyncEngine:
+    """An async engine for `url` (plain `sqlite:`/`postgresql:` URLs get the async drivers)."""
+    parsed = _normalise(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    options = pool or PoolOptions()
+    return create_async_engine(
+        parsed,
+        pool_size=options.size,
+        max_overflow=options.max_overflow,
+        pool_timeout=options.timeout_s,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN IMMEDIATE is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Readers begin deferred: in WAL mode they never wait for (or hold up) a writer.
+        reading = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def reader(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine, for transactions that only read (deferred BEGIN on SQLite)."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})

@@ -1,0 +1,204 @@
+"""`JobTransport` on SQL: one-statement leasing that several processes can race on safely.
+
+PostgreSQL picks due jobs with `FOR UPDATE SKIP LOCKED` inside the
+`UPDATE … RETURNING` that leases them, so concurrent workers never wait on or
+take the same job. SQLite runs the same statement under `BEGIN IMMEDIATE`,
+which serialises writers on the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wfc.errors import RecordNotFoundError
+from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.rows import to_record
+from wfc.runtime.adapters.sql.schema import jobs
+from wfc.runtime.ports import Clock, IdSource
+from wfc.runtime.records import JobRecord, JobSpec, Status
+
+_j = jobs.c
+
+
+class SqlJobTransport:
+    """The job queue in the `jobs` table; `worker_id` is written into the jobs it leases."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock | None = None,
+        worker_id: str = "worker",
+        ids: IdSource | None = None,
+    ) -> None:
+        self.engine = engine
+        self._reader = reader(engine)
+        self._clock = clock or SystemClock()
+        self._ids = ids or UuidIds()
+        self.worker_id = worker_id
+
+    async def enqueue(self, specs: Sequence[JobSpec]) -> list[str]:
+        if not specs:
+            return []
+        now = self._clock.now()
+        ids = [self._ids.new_id() for _ in specs]
+        rows: list[dict[str, Any]] = [
+            {
+                "id": job_id,
+                "run_id": s.run_id,
+                "workflow_id": s.workflow_id,
+                "stage_id": s.stage_id,
+                "status": Status.PENDING.value,
+                "priority": s.priority,
+                "attempt": 0,
+                "max_attempts": s.max_attempts,
+                "payload": s.payload,
+                "created_at": now,
+                "updated_at": now,
+                "run_at": s.run_at,
+            }
+            for job_id, s in zip(ids, specs, strict=True)
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(jobs), rows)
+        return ids
+
+    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
+        now = self._clock.now()
+        due = (
+            select(_j.id)
+            .where(_j.status == Status.PENDING.value, or_(_j.run_at.is_(None), _j.run_at <= now))
+            .order_by(_j.priority.desc(), _j.position)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(jobs)
+            .where(_j.id.in_(due.scalar_subquery()), _j.status == Status.PENDING.value)
+            .values(
+                status=Status.RUNNING.value,
+                worker_id=self.worker_id,
+                locked_at=now,
+                started_at=now,
+                attempt=_j.attempt + 1,
+                updated_at=now,
+            )
+            .returning(*jobs.c)
+        )
+        async with self.engine.begin() as conn:
+            rows = sorted(
+                (await conn.execute(statement)).all(), key=lambda r: (-r.priority, r.position)
+            )
+        return [to_record(JobRecord, row) for row in rows]
+
+    async def complete(self, job_id: str) -> None:
+        now = self._clock.now()
+        await self._update(job_id, status=Status.COMPLETED.value, completed_at=now)
+
+    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
+        await self._update(
+            job_id,
+            status=Status.SUSPENDED.value,
+            run_at=next_poll_at,
+            worker_id=None,
+            locked_at=None,
+        )
+
+    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+        now = self._clock.now()
+        async with self.engine.begin() as conn:
+            if retry_at is not None:
+                retried = await conn.execute(
+                    update(jobs)
+                    .where(_j.id == job_id, _j.attempt < _j.max_attempts)
+                    .values(
+                        status=Status.PENDING.value,
+                        last_error=error,
+                        run_at=retry_at,
+                        worker_id=None,
+                        locked_at=None,
+                        updated_at=now,
+                    )
+                )
+                if retried.rowcount == 1:
+                    return True
+            failed = await conn.execute(
+                update(jobs)
+                .where(_j.id == job_id)
+                .values(
+                    status=Status.FAILED.value, last_error=error, completed_at=now, updated_at=now
+                )
+            )
+        if failed.rowcount == 0:
+            raise RecordNotFoundError("Job", job_id)
+        return False
+
+    async def release(self, job_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(_j.id == job_id, _j.status == Status.RUNNING.value)
+                .values(
+                    status=Status.PENDING.value,
+                    worker_id=None,
+                    locked_at=None,
+                    updated_at=self._clock.now(),
+                )
+            )
+
+    async def touch(self, job_id: str) -> None:
+        now = self._clock.now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(jobs)
+                .where(_j.id == job_id, _j.status == Status.RUNNING.value)
+                .values(locked_at=now, updated_at=now)
+            )
+
+    async def release_stale(self, locked_before: datetime) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(_j.status == Status.RUNNING.value, _j.locked_at < locked_before)
+                .values(
+                    status=Status.PENDING.value,
+                    worker_id=None,
+                    locked_at=None,
+                    updated_at=self._clock.now(),
+                )
+            )
+        return int(result.rowcount)
+
+    async def cancel_by_run(self, run_id: str) -> int:
+        now = self._clock.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    and_(
+                        _j.run_id == run_id,
+                        _j.status.in_([Status.PENDING.value, Status.SUSPENDED.value]),
+                    )
+                )
+                .values(status=Status.CANCELLED.value, completed_at=now, updated_at=now)
+            )
+        return int(result.rowcount)
+
+    async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
+        async with self._reader.begin() as conn:
+            rows = await conn.execute(select(jobs).where(_j.run_id == run_id).order_by(_j.position))
+            return [to_record(JobRecord, row) for row in rows]
+
+    async def _update(self, job_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(jobs).where(_j.id == job_id).values(**values, updated_at=self._clock.now())
+            )
+        if result.rowcount == 0:
+            raise RecordNotFoundError("Job", job_id)

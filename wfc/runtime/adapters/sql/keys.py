@@ -1,0 +1,81 @@
+"""SQL for idempotency keys and log lines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfc.runtime.adapters.sql.rows import to_record, to_values, upsert_insert
+from wfc.runtime.adapters.sql.schema import idempotency_keys, logs
+from wfc.runtime.records import (
+    Acquired,
+    IdempotencyClaim,
+    InProgress,
+    JsonObject,
+    LogRecord,
+    Replay,
+)
+
+_k = idempotency_keys.c
+
+
+async def acquire(
+    conn: AsyncConnection, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+) -> IdempotencyClaim:
+    inserted = (
+        await conn.execute(
+            upsert_insert(conn, idempotency_keys)
+            .values(key=key, command_type=command_type, started_at=now)
+            .on_conflict_do_nothing(index_elements=["key", "command_type"])
+            .returning(_k.key)
+        )
+    ).first()
+    if inserted is not None:
+        return Acquired()
+    row = (
+        await conn.execute(
+            select(_k.started_at, _k.result).where(_k.key == key, _k.command_type == command_type)
+        )
+    ).first()
+    if row is None:  # released between the two statements: try once more
+        return await acquire(conn, key, command_type, now, stale_after)
+    if row.result is not None:
+        return Replay(result=row.result)
+    if stale_after is None or now - row.started_at < stale_after:
+        return InProgress()
+    reclaimed = await conn.execute(
+        update(idempotency_keys)
+        .where(
+            _k.key == key,
+            _k.command_type == command_type,
+            _k.started_at == row.started_at,
+            _k.result.is_(None),
+        )
+        .values(started_at=now)
+    )
+    return Acquired() if reclaimed.rowcount == 1 else InProgress()
+
+
+async def complete(conn: AsyncConnection, key: str, command_type: str, result: JsonObject) -> None:
+    await conn.execute(
+        update(idempotency_keys)
+        .where(_k.key == key, _k.command_type == command_type)
+        .values(result=result)
+    )
+
+
+async def release(conn: AsyncConnection, key: str, command_type: str) -> None:
+    await conn.execute(
+        delete(idempotency_keys).where(_k.key == key, _k.command_type == command_type)
+    )
+
+
+async def add_log(conn: AsyncConnection, log: LogRecord) -> None:
+    await conn.execute(insert(logs).values(**to_values(log)))
+
+
+async def logs_of_run(conn: AsyncConnection, run_id: str) -> list[LogRecord]:
+    statement = select(logs).where(logs.c.run_id == run_id).order_by(logs.c.position)
+    return [to_record(LogRecord, row) for row in await conn.execute(statement)]

@@ -1,0 +1,110 @@
+"""SQL for the outbox: gap-free per-run sequences, ordered reads, retries and the DLQ."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from itertools import groupby
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfc.runtime.adapters.sql.rows import to_record
+from wfc.runtime.adapters.sql.schema import outbox
+from wfc.runtime.records import NewOutboxEvent, OutboxRecord
+
+
+async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+    """Append events; concurrent appends to one run are serialised so sequences never collide.
+
+    PostgreSQL takes a transaction-scoped advisory lock per run; SQLite's
+    BEGIN IMMEDIATE already serialises writers.
+    """
+    records: list[OutboxRecord] = []
+    for run_id, group in groupby(events, key=lambda e: e.run_id):
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}
+            )
+        last = (
+            await conn.execute(select(func.max(outbox.c.sequence)).where(outbox.c.run_id == run_id))
+        ).scalar() or 0
+        batch = [
+            OutboxRecord(
+                id=event.id,
+                run_id=event.run_id,
+                sequence=last + offset,
+                event_type=event.event_type,
+                payload=event.payload,
+                causation_id=event.causation_id,
+                occurred_at=event.occurred_at,
+            )
+            for offset, event in enumerate(group, start=1)
+        ]
+        await conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": r.id,
+                    "run_id": r.run_id,
+                    "sequence": r.sequence,
+                    "event_type": r.event_type,
+                    "payload": r.payload,
+                    "causation_id": r.causation_id,
+                    "occurred_at": r.occurred_at,
+                }
+                for r in batch
+            ],
+        )
+        records.extend(batch)
+    return records
+
+
+async def unpublished(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:
+    statement = (
+        select(outbox)
+        .where(outbox.c.published_at.is_(None), outbox.c.dlq_at.is_(None))
+        .order_by(outbox.c.position)
+        .limit(limit)
+    )
+    return [to_record(OutboxRecord, row) for row in await conn.execute(statement)]
+
+
+async def mark_published(conn: AsyncConnection, event_ids: Sequence[str], at: datetime) -> None:
+    if event_ids:
+        await conn.execute(
+            update(outbox).where(outbox.c.id.in_(list(event_ids))).values(published_at=at)
+        )
+
+
+async def increment_retry(conn: AsyncConnection, event_id: str) -> int:
+    statement = (
+        update(outbox)
+        .where(outbox.c.id == event_id)
+        .values(retry_count=outbox.c.retry_count + 1)
+        .returning(outbox.c.retry_count)
+    )
+    return int((await conn.execute(statement)).scalar_one())
+
+
+async def move_to_dlq(conn: AsyncConnection, event_id: str, at: datetime) -> None:
+    await conn.execute(update(outbox).where(outbox.c.id == event_id).values(dlq_at=at))
+
+
+async def replay_dlq(conn: AsyncConnection, limit: int) -> int:
+    parked = (
+        select(outbox.c.id)
+        .where(outbox.c.dlq_at.is_not(None))
+        .order_by(outbox.c.position)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        update(outbox).where(outbox.c.id.in_(parked)).values(dlq_at=None, retry_count=0)
+    )
+    return int(result.rowcount)
+
+
+async def of_run(conn: AsyncConnection, run_id: str) -> list[OutboxRecord]:
+    statement = select(outbox).where(outbox.c.run_id == run_id).order_by(outbox.c.sequence)
+    return [to_record(OutboxRecord, row) for row in await conn.execute(statement)]

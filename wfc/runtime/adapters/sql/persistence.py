@@ -1,0 +1,198 @@
+"""`Persistence` on SQLAlchemy Core: one transaction per `transaction()` block.
+
+Methods called on `SqlPersistence` itself each run in their own short
+transaction; inside `async with persistence.transaction() as tx:` every call
+on `tx` shares one connection and commits (or rolls back) with the block.
+The SQL lives in one module per aggregate (`runs`, `stages`, `outbox`, `keys`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.sql import keys, outbox, runs, stages
+from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.ports import Clock
+from wfc.runtime.records import (
+    IdempotencyClaim,
+    JsonObject,
+    LogRecord,
+    NewOutboxEvent,
+    OutboxRecord,
+    RunChanges,
+    RunRecord,
+    StageChanges,
+    StageRecord,
+    Status,
+)
+
+
+class _SqlStore:
+    """The persistence methods over a connection source."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a write transaction."""
+        raise NotImplementedError
+
+    def _reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a transaction that only reads."""
+        return self._connection()
+
+    # -- runs ------------------------------------------------------------
+    async def create_run(self, run: RunRecord) -> None:
+        async with self._connection() as conn:
+            await runs.create_run(conn, run)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        async with self._reading() as conn:
+            return await runs.get_run(conn, run_id)
+
+    async def update_run(
+        self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
+    ) -> RunRecord:
+        async with self._connection() as conn:
+            return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
+
+    async def claim_next_pending_run(self) -> RunRecord | None:
+        async with self._connection() as conn:
+            return await runs.claim_next_pending_run(conn, self._clock.now())
+
+    async def stuck_runs(self, since: datetime) -> list[RunRecord]:
+        async with self._reading() as conn:
+            return await runs.stuck_runs(conn, since)
+
+    async def list_runs(
+        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        async with self._reading() as conn:
+            return await runs.list_runs(conn, status, workflow_id, limit)
+
+    # -- stages ----------------------------------------------------------
+    async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
+        async with self._connection() as conn:
+            return await stages.upsert_stage(conn, create, update, self._clock.now())
+
+    async def update_stage(
+        self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
+    ) -> StageRecord:
+        async with self._connection() as conn:
+            return await stages.update_stage(
+                conn, record_id, changes, self._clock.now(), expected_version
+            )
+
+    async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
+        async with self._reading() as conn:
+            return await stages.get_stage(conn, run_id, stage_id)
+
+    async def stages_of_run(self, run_id: str) -> list[StageRecord]:
+        async with self._reading() as conn:
+            return await stages.stages_of_run(conn, run_id)
+
+    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
+        async with self._reading() as conn:
+            return await stages.suspended_stages_due(conn, now, limit)
+
+    async def delete_stages(self, record_ids: Sequence[str]) -> None:
+        async with self._connection() as conn:
+            await stages.delete_stages(conn, record_ids)
+
+    # -- logs ------------------------------------------------------------
+    async def add_log(self, log: LogRecord) -> None:
+        async with self._connection() as conn:
+            await keys.add_log(conn, log)
+
+    async def logs_of_run(self, run_id: str) -> list[LogRecord]:
+        async with self._reading() as conn:
+            return await keys.logs_of_run(conn, run_id)
+
+    # -- outbox ----------------------------------------------------------
+    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        if not events:
+            return []
+        async with self._connection() as conn:
+            return await outbox.append(conn, events)
+
+    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+        async with self._reading() as conn:
+            return await outbox.unpublished(conn, limit)
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        async with self._connection() as conn:
+            await outbox.mark_published(conn, event_ids, at)
+
+    async def increment_outbox_retry(self, event_id: str) -> int:
+        async with self._connection() as conn:
+            return await outbox.increment_retry(conn, event_id)
+
+    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
+        async with self._connection() as conn:
+            await outbox.move_to_dlq(conn, event_id, at)
+
+    async def replay_dlq(self, limit: int) -> int:
+        async with self._connection() as conn:
+            return await outbox.replay_dlq(conn, limit)
+
+    async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
+        async with self._reading() as conn:
+            return await outbox.of_run(conn, run_id)
+
+    # -- idempotency -----------------------------------------------------
+    async def acquire_idempotency_key(
+        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+    ) -> IdempotencyClaim:
+        async with self._connection() as conn:
+            return await keys.acquire(conn, key, command_type, now, stale_after)
+
+    async def complete_idempotency_key(
+        self, key: str, command_type: str, result: JsonObject
+    ) -> None:
+        async with self._connection() as conn:
+            await keys.complete(conn, key, command_type, result)
+
+    async def release_idempotency_key(self, key: str, command_type: str) -> None:
+        async with self._connection() as conn:
+            await keys.release(conn, key, command_type)
+
+
+class _SqlTransaction(_SqlStore):
+    """A transaction's handle; a nested `transaction()` joins it."""
+
+    def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
+        super().__init__(clock)
+        self._conn = conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        yield self._conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqlTransaction]:
+        yield self
+
+
+class SqlPersistence(_SqlStore):
+    """The `Persistence` port on an async SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
+        super().__init__(clock or SystemClock())
+        self.engine = engine
+        self._reader = reader(engine)
+
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.begin()
+
+    def _reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._reader.begin()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqlTransaction]:
+        async with self.engine.begin() as conn:
+            yield _SqlTransaction(conn, self._clock)

@@ -1,0 +1,93 @@
+"""SQL for runs: insert, read, versioned update, claim, and the stuck-run query."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.runtime.adapters.sql.rows import column_values, to_record, to_values
+from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.records import RunChanges, RunRecord, Status
+
+
+async def create_run(conn: AsyncConnection, run: RunRecord) -> None:
+    await conn.execute(insert(runs).values(**to_values(run)))
+
+
+async def get_run(conn: AsyncConnection, run_id: str) -> RunRecord | None:
+    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+    return None if row is None else to_record(RunRecord, row)
+
+
+async def update_run(
+    conn: AsyncConnection,
+    run_id: str,
+    changes: RunChanges,
+    now: datetime,
+    expected_version: int | None,
+) -> RunRecord:
+    condition = runs.c.id == run_id
+    if expected_version is not None:
+        condition = and_(condition, runs.c.version == expected_version)
+    statement = (
+        update(runs)
+        .where(condition)
+        .values(**column_values(dict(changes)), version=runs.c.version + 1, updated_at=now)
+        .returning(*runs.c)
+    )
+    row = (await conn.execute(statement)).first()
+    if row is not None:
+        return to_record(RunRecord, row)
+    actual = (await conn.execute(select(runs.c.version).where(runs.c.id == run_id))).scalar()
+    if actual is None:
+        raise RecordNotFoundError("WorkflowRun", run_id)
+    raise StaleVersionError("WorkflowRun", run_id, expected_version or 0, actual)
+
+
+async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunRecord | None:
+    """One statement: pick the best PENDING run (skipping rows other claimers hold) and start it."""
+    candidate = (
+        select(runs.c.id)
+        .where(runs.c.status == Status.PENDING.value)
+        .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(runs)
+        .where(runs.c.id == candidate, runs.c.status == Status.PENDING.value)
+        .values(
+            status=Status.RUNNING.value,
+            started_at=now,
+            version=runs.c.version + 1,
+            updated_at=now,
+        )
+        .returning(*runs.c)
+    )
+    row = (await conn.execute(statement)).first()
+    return None if row is None else to_record(RunRecord, row)
+
+
+async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:
+    recent_stage = exists().where(stages.c.run_id == runs.c.id, stages.c.updated_at > since)
+    statement = (
+        select(runs)
+        .where(runs.c.status == Status.RUNNING.value, runs.c.updated_at <= since, ~recent_stage)
+        .order_by(runs.c.updated_at)
+    )
+    return [to_record(RunRecord, row) for row in await conn.execute(statement)]
+
+
+async def list_runs(
+    conn: AsyncConnection, status: Status | None, workflow_id: str | None, limit: int
+) -> list[RunRecord]:
+    statement = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(runs.c.status == status.value)
+    if workflow_id is not None:
+        statement = statement.where(runs.c.workflow_id == workflow_id)
+    return [to_record(RunRecord, row) for row in await conn.execute(statement)]

@@ -1,0 +1,234 @@
+"""The tables, declared once for SQLite and PostgreSQL (spec §2).
+
+Column names are the record field names, so a row maps onto its record
+without a translation table. JSON columns are JSONB on PostgreSQL; instants
+are stored in UTC and always come back timezone-aware (`UtcDateTime`).
+Finished jobs stay in `jobs` but the dequeue index is partial on PENDING, so
+they never slow the hot path down.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant stored in UTC; SQLite keeps no zone, so it is put back on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware ones")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow_id", String(200), nullable=False),
+    Column("workflow_name", String(200), nullable=False),
+    Column("plan_fingerprint", String(80), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input", Json, nullable=False),
+    Column("config", Json, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("duration_ms", BigInteger),
+    Column("output", Json),
+    Column("error", Json),
+    Column("total_cost", Float, nullable=False, server_default=text("0")),
+    Column("total_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("metadata", Json),
+    Index(None, "status", "priority", "created_at"),
+    Index(None, "workflow_id", "created_at"),
+)
+
+stages = Table(
+    "stages",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_id", String(200), nullable=False),
+    Column("stage_name", String(200), nullable=False),
+    Column("stage_number", Integer, nullable=False),
+    Column("execution_group", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("config", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("duration_ms", BigInteger),
+    Column("output_ref", Text),
+    Column("suspended_state", Json),
+    Column("next_poll_at", UtcDateTime),
+    Column("poll_interval_ms", BigInteger),
+    Column("max_wait_until", UtcDateTime),
+    Column("metrics", Json, nullable=False),
+    Column("error", Text),
+    UniqueConstraint("run_id", "stage_id"),
+    Index(None, "status", "next_poll_at"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_record_id", String(64)),
+    Column("level", String(8), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("fields", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "run_id", "position"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("run_id", String(64), nullable=False),
+    Column("workflow_id", String(200), nullable=False),
+    Column("stage_id", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("run_at", UtcDateTime),
+    Column("worker_id", String(200)),
+    Column("locked_at", UtcDateTime),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("last_error", Text),
+    # The dequeue path reads only PENDING jobs: a partial index keeps it small.
+    Index(
+        "ix_jobs_dequeue",
+        "priority",
+        "position",
+        postgresql_where=text("status = 'PENDING'"),
+        sqlite_where=text("status = 'PENDING'"),
+    ),
+    Index(
+        "ix_jobs_leased",
+        "locked_at",
+        postgresql_where=text("status = 'RUNNING'"),
+        sqlite_where=text("status = 'RUNNING'"),
+    ),
+    Index(None, "run_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("run_id", String(64), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("causation_id", String(200), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime),
+    Column("retry_count", Integer, nullable=False, server_default=text("0")),
+    Column("dlq_at", UtcDateTime),
+    UniqueConstraint("run_id", "sequence"),
+    Index(
+        "ix_outbox_unpublished",
+        "position",
+        postgresql_where=text("published_at IS NULL AND dlq_at IS NULL"),
+        sqlite_where=text("published_at IS NULL AND dlq_at IS NULL"),
+    ),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("command_type", String(64), primary_key=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("result", Json),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("key", String(1000), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+ai_calls = Table(
+    "ai_calls",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("topic", String(500), nullable=False),
+    Column("call_type", String(16), nullable=False),
+    Column("model_key", String(200), nullable=False),
+    Column("model_id", String(200), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost", Float, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("batch_id", String(200)),
+    Index(None, "topic"),
+    Index(None, "batch_id"),
+)
