@@ -77,10 +77,13 @@ class SqlJobTransport:
             .order_by(_j.priority.desc(), _j.position)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            # A CTE runs once; `id IN (subquery … LIMIT n)` may be re-planned into a join that
+            # leases more than `n` rows on PostgreSQL.
+            .cte("due")
         )
         statement = (
             update(jobs)
-            .where(_j.id.in_(due.scalar_subquery()), _j.status == Status.PENDING.value)
+            .where(_j.id == due.c.id, _j.status == Status.PENDING.value)
             .values(
                 status=Status.RUNNING.value,
                 worker_id=self.worker_id,

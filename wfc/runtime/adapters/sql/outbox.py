@@ -93,16 +93,22 @@ async def move_to_dlq(conn: AsyncConnection, event_id: str, at: datetime) -> Non
 
 async def replay_dlq(conn: AsyncConnection, limit: int) -> int:
     parked = (
-        select(outbox.c.id)
-        .where(outbox.c.dlq_at.is_not(None))
-        .order_by(outbox.c.position)
-        .limit(limit)
-        .scalar_subquery()
+        (
+            await conn.execute(
+                select(outbox.c.id)
+                .where(outbox.c.dlq_at.is_not(None))
+                .order_by(outbox.c.position)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
     )
-    result = await conn.execute(
-        update(outbox).where(outbox.c.id.in_(parked)).values(dlq_at=None, retry_count=0)
-    )
-    return int(result.rowcount)
+    if parked:
+        await conn.execute(
+            update(outbox).where(outbox.c.id.in_(parked)).values(dlq_at=None, retry_count=0)
+        )
+    return len(parked)
 
 
 async def of_run(conn: AsyncConnection, run_id: str) -> list[OutboxRecord]:

@@ -1,0 +1,43 @@
+"""The port conformance suite against memory, SQLite (a file on disk) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import open_storage, postgres_database
+from wfc.runtime.adapters.memory import (
+    MemoryAICallLogger,
+    MemoryBlobStore,
+    MemoryJobTransport,
+    MemoryPersistence,
+)
+from wfc.testing import FakeClock
+from wfc.testing.conformance import PortConformance, Ports
+
+
+class TestPorts(PortConformance):
+    @pytest.fixture(params=["memory", "sqlite", "postgres"])
+    async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:
+        clock = FakeClock()
+        if request.param == "memory":
+            yield Ports(
+                clock=clock,
+                persistence=MemoryPersistence(clock),
+                jobs=MemoryJobTransport(clock),
+                blobs=MemoryBlobStore(),
+                ai_calls=MemoryAICallLogger(),
+            )
+            return
+        if request.param == "sqlite":
+            storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
+            await storage.create_schema()
+            yield Ports(clock, storage.persistence, storage.jobs, storage.blobs, storage.ai_calls)
+            await storage.close()
+            return
+        async with postgres_database() as url:
+            storage = open_storage(url, clock=clock)
+            yield Ports(clock, storage.persistence, storage.jobs, storage.blobs, storage.ai_calls)
+            await storage.close()

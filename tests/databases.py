@@ -1,0 +1,72 @@
+"""Real databases for tests: a SQLite file in tmp_path, and PostgreSQL copies of a template.
+
+PostgreSQL comes from `WFC_TEST_DATABASE_URL` (an existing database the
+tests may use to create others). Without it the PostgreSQL cases skip, unless
+`WFC_REQUIRE_POSTGRES` or `CI` is set: then a missing server fails the run.
+The schema is created once in a template database per session; each test
+gets `CREATE DATABASE … TEMPLATE`, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from wfc.runtime.adapters.sql import open_storage
+from wfc.runtime.adapters.sql.schema import metadata
+
+_counter = itertools.count()
+_template_ready: set[str] = set()
+
+
+def postgres_url() -> str | None:
+    """The admin URL, or None (skip) — or fail when PostgreSQL is required."""
+    url = os.environ.get("WFC_TEST_DATABASE_URL")
+    if url:
+        return url
+    if os.environ.get("WFC_REQUIRE_POSTGRES") or os.environ.get("CI"):
+        pytest.fail("PostgreSQL is required here but WFC_TEST_DATABASE_URL is not set")
+    pytest.skip("set WFC_TEST_DATABASE_URL to run the PostgreSQL cases")
+
+
+async def _admin(url: str, sql: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with the schema, dropped afterwards; its URL."""
+    admin = postgres_url()
+    assert admin is not None
+    base = make_url(admin)
+    suffix = f"{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    template = f"wfc_tpl_{suffix}"
+    if template not in _template_ready:
+        await _admin(admin, f"DROP DATABASE IF EXISTS {template}")
+        await _admin(admin, f"CREATE DATABASE {template}")
+        engine = create_async_engine(base.set(database=template))
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        await engine.dispose()
+        _template_ready.add(template)
+    name = f"wfc_t_{suffix}_{next(_counter)}"
+    await _admin(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+__all__ = ["open_storage", "postgres_database", "postgres_url"]

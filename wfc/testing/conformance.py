@@ -1,0 +1,476 @@
+"""The port conformance suite: one contract for every adapter (memory, SQLite, PostgreSQL, yours).
+
+Subclass `PortConformance` in a pytest module and provide a `ports` fixture
+that yields fresh, empty `Ports` whose adapters share the given `FakeClock`:
+
+```python
+class TestMyAdapters(PortConformance):
+    @pytest.fixture
+    async def ports(self) -> AsyncIterator[Ports]:
+        clock = FakeClock()
+        storage = my_storage(clock)
+        yield Ports(clock=clock, persistence=..., jobs=..., blobs=..., ai_calls=...)
+        await storage.close()
+```
+
+The tests use only the port methods, so they hold any adapter to the same
+behaviour: versions and stale writes, rollback, claim order, leases,
+retries, idempotency, outbox sequencing, DLQ, prefix listing, and races.
+Requires pytest and pytest-asyncio (`asyncio_mode = "auto"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.runtime.adapters.memory.clock import FakeClock
+from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
+from wfc.runtime.records import (
+    Acquired,
+    AICallRecord,
+    InProgress,
+    JobSpec,
+    LogRecord,
+    NewOutboxEvent,
+    Replay,
+    RunRecord,
+    StageRecord,
+    Status,
+)
+
+
+@dataclass(slots=True)
+class Ports:
+    """The adapters under test, sharing one fake clock."""
+
+    clock: FakeClock
+    persistence: Persistence
+    jobs: JobTransport
+    blobs: BlobStore
+    ai_calls: AICallLogger
+
+
+def a_run(
+    clock: FakeClock, run_id: str, *, priority: int = 5, status: Status = Status.PENDING
+) -> RunRecord:
+    """A run record with plausible values."""
+    now = clock.now()
+    return RunRecord(
+        id=run_id,
+        workflow_id="wf",
+        workflow_name="Workflow",
+        plan_fingerprint="sha256:x",
+        status=status,
+        input={"text": "hi"},
+        config={"a": {"n": 1}},
+        priority=priority,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def a_stage(
+    clock: FakeClock, run_id: str, stage_id: str, *, group: int = 1, number: int = 1
+) -> StageRecord:
+    """A PENDING stage row."""
+    now = clock.now()
+    return StageRecord(
+        id=f"{run_id}/{stage_id}",
+        run_id=run_id,
+        stage_id=stage_id,
+        stage_name=stage_id.title(),
+        stage_number=number,
+        execution_group=group,
+        status=Status.PENDING,
+        config={},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def a_job(
+    run_id: str, stage_id: str = "a", *, priority: int = 5, run_at: datetime | None = None
+) -> JobSpec:
+    """A job spec."""
+    return JobSpec(
+        run_id=run_id,
+        workflow_id="wf",
+        stage_id=stage_id,
+        priority=priority,
+        max_attempts=2,
+        payload={"config": {}},
+        run_at=run_at,
+    )
+
+
+def an_event(clock: FakeClock, event_id: str, run_id: str) -> NewOutboxEvent:
+    """An outbox event."""
+    return NewOutboxEvent(
+        id=event_id,
+        run_id=run_id,
+        event_type="stage:progress",
+        payload={"n": event_id},
+        causation_id="c",
+        occurred_at=clock.now(),
+    )
+
+
+class PortConformance:
+    """Every contract of spec §8 the kernel relies on, as tests over a `ports` fixture."""
+
+    # -- runs --------------------------------------------------------------
+
+    async def test_runs_round_trip_with_timezone_aware_instants(self, ports: Ports) -> None:
+        run = a_run(ports.clock, "r1")
+        await ports.persistence.create_run(run)
+        stored = await ports.persistence.get_run("r1")
+        assert stored == run
+        assert stored is not None and stored.created_at.tzinfo is not None
+        assert await ports.persistence.get_run("nope") is None
+
+    async def test_update_bumps_version_changes_only_given_fields(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(replace(a_run(ports.clock, "r1"), output={"x": 1}))
+        ports.clock.advance(seconds=5)
+        updated = await p.update_run("r1", {"status": Status.RUNNING, "completed_at": None})
+        assert (updated.version, updated.status, updated.output) == (2, Status.RUNNING, {"x": 1})
+        assert updated.updated_at == ports.clock.now()
+        cleared = await p.update_run("r1", {"output": None, "error": {"code": "X"}})
+        assert (cleared.output, cleared.error, cleared.version) == (None, {"code": "X"}, 3)
+
+    async def test_a_stale_expected_version_changes_nothing(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        await p.update_run("r1", {}, expected_version=1)
+        with pytest.raises(StaleVersionError) as caught:
+            await p.update_run("r1", {"status": Status.FAILED}, expected_version=1)
+        assert (caught.value.expected, caught.value.actual) == (1, 2)
+        stored = await p.get_run("r1")
+        assert stored is not None and stored.status is Status.PENDING
+        with pytest.raises(RecordNotFoundError):
+            await p.update_run("nope", {})
+
+    async def test_a_raising_transaction_rolls_back(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        with pytest.raises(RuntimeError):
+            async with p.transaction() as tx:
+                await tx.update_run("r1", {"status": Status.RUNNING})
+                await tx.upsert_stage(a_stage(ports.clock, "r1", "a"), {})
+                await tx.append_outbox([an_event(ports.clock, "e1", "r1")])
+                raise RuntimeError("abort")
+        stored = await p.get_run("r1")
+        assert stored is not None and (stored.status, stored.version) == (Status.PENDING, 1)
+        assert await p.stages_of_run("r1") == []
+        assert await p.outbox_of_run("r1") == []
+
+    async def test_claims_take_priority_then_age(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "old-low", priority=1))
+        ports.clock.advance(seconds=1)
+        await p.create_run(a_run(ports.clock, "high", priority=9))
+        ports.clock.advance(seconds=1)
+        await p.create_run(a_run(ports.clock, "new-low", priority=1))
+        order = []
+        while (run := await p.claim_next_pending_run()) is not None:
+            assert (run.status, run.version, run.started_at) == (
+                Status.RUNNING,
+                2,
+                ports.clock.now(),
+            )
+            order.append(run.id)
+        assert order == ["high", "old-low", "new-low"]
+
+    async def test_concurrent_claimers_take_disjoint_runs(self, ports: Ports) -> None:
+        p = ports.persistence
+        for i in range(3):
+            await p.create_run(a_run(ports.clock, f"r{i}"))
+        claimed = await asyncio.gather(*(p.claim_next_pending_run() for _ in range(6)))
+        ids = [r.id for r in claimed if r is not None]
+        assert sorted(ids) == ["r0", "r1", "r2"]
+
+    async def test_stuck_runs_look_at_run_and_stage_activity(self, ports: Ports) -> None:
+        p = ports.persistence
+        for run_id in ("quiet", "busy", "pending"):
+            await p.create_run(a_run(ports.clock, run_id))
+        await p.update_run("quiet", {"status": Status.RUNNING})
+        await p.update_run("busy", {"status": Status.RUNNING})
+        stage = await p.upsert_stage(a_stage(ports.clock, "busy", "a"), {})
+        since = ports.clock.now()
+        ports.clock.advance(minutes=1)
+        await p.update_stage(stage.id, {"status": Status.RUNNING})
+        assert [r.id for r in await p.stuck_runs(since)] == ["quiet"]
+
+    async def test_list_runs_newest_first_with_filters(self, ports: Ports) -> None:
+        p = ports.persistence
+        for i, status in enumerate([Status.PENDING, Status.RUNNING, Status.PENDING]):
+            await p.create_run(a_run(ports.clock, f"r{i}", status=status))
+            ports.clock.advance(seconds=1)
+        assert [r.id for r in await p.list_runs()] == ["r2", "r1", "r0"]
+        assert [r.id for r in await p.list_runs(status=Status.PENDING, limit=1)] == ["r2"]
+        assert await p.list_runs(workflow_id="other") == []
+
+    # -- stages ------------------------------------------------------------
+
+    async def test_upsert_inserts_once_then_updates(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        created = await p.upsert_stage(a_stage(ports.clock, "r1", "a"), {"status": Status.RUNNING})
+        assert (created.status, created.version) == (Status.PENDING, 1)
+        again = await p.upsert_stage(
+            replace(a_stage(ports.clock, "r1", "a"), id="other-id"), {"status": Status.RUNNING}
+        )
+        assert (again.id, again.status, again.version) == (created.id, Status.RUNNING, 2)
+        assert await p.get_stage("r1", "a") == again
+
+    async def test_stages_are_ordered_by_group_then_number(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        for stage_id, group, number in [("c", 2, 3), ("a", 1, 1), ("b", 2, 2)]:
+            await p.upsert_stage(
+                a_stage(ports.clock, "r1", stage_id, group=group, number=number), {}
+            )
+        assert [s.stage_id for s in await p.stages_of_run("r1")] == ["a", "b", "c"]
+        b = await p.get_stage("r1", "b")
+        assert b is not None
+        await p.delete_stages([b.id])
+        assert [s.stage_id for s in await p.stages_of_run("r1")] == ["a", "c"]
+
+    async def test_suspended_stages_come_due_by_poll_time(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        now = ports.clock.now()
+        for stage_id, wait in [("later", 60), ("soon", 10), ("never", None)]:
+            row = await p.upsert_stage(a_stage(ports.clock, "r1", stage_id), {})
+            await p.update_stage(
+                row.id,
+                {
+                    "status": Status.SUSPENDED,
+                    "next_poll_at": None if wait is None else now + timedelta(seconds=wait),
+                    "suspended_state": {"batch": stage_id},
+                },
+            )
+        assert await p.suspended_stages_due(now, 10) == []
+        due = await p.suspended_stages_due(now + timedelta(minutes=5), 10)
+        assert [s.stage_id for s in due] == ["soon", "later"]
+        assert due[0].suspended_state == {"batch": "soon"}
+        assert len(await p.suspended_stages_due(now + timedelta(minutes=5), 1)) == 1
+
+    async def test_stage_updates_are_versioned(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        row = await p.upsert_stage(a_stage(ports.clock, "r1", "a"), {})
+        await p.update_stage(row.id, {"metrics": {"total_cost": 1.5}}, expected_version=1)
+        with pytest.raises(StaleVersionError):
+            await p.update_stage(row.id, {"error": "x"}, expected_version=1)
+        with pytest.raises(RecordNotFoundError):
+            await p.update_stage("nope", {})
+
+    # -- logs, outbox, idempotency ----------------------------------------
+
+    async def test_logs_keep_write_order(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        for i in range(3):
+            await p.add_log(
+                LogRecord(
+                    id=f"l{i}",
+                    run_id="r1",
+                    stage_record_id=None,
+                    level="INFO",
+                    message=f"m{i}",
+                    fields={"i": i},
+                    created_at=ports.clock.now(),
+                )
+            )
+        assert [(log.message, log.fields) for log in await p.logs_of_run("r1")] == [
+            ("m0", {"i": 0}),
+            ("m1", {"i": 1}),
+            ("m2", {"i": 2}),
+        ]
+
+    async def test_outbox_sequences_are_per_run_and_gap_free(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.append_outbox([an_event(ports.clock, "a1", "a"), an_event(ports.clock, "b1", "b")])
+        await p.append_outbox([an_event(ports.clock, "a2", "a"), an_event(ports.clock, "a3", "a")])
+        assert [(e.id, e.sequence) for e in await p.outbox_of_run("a")] == [
+            ("a1", 1),
+            ("a2", 2),
+            ("a3", 3),
+        ]
+        assert await p.append_outbox([]) == []
+
+    async def test_concurrent_appends_to_one_run_never_collide(self, ports: Ports) -> None:
+        p = ports.persistence
+
+        async def append(i: int) -> None:
+            async with p.transaction() as tx:
+                await tx.append_outbox([an_event(ports.clock, f"e{i}", "r")])
+
+        await asyncio.gather(*(append(i) for i in range(10)))
+        assert sorted(e.sequence for e in await p.outbox_of_run("r")) == list(range(1, 11))
+
+    async def test_outbox_delivery_bookkeeping(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.append_outbox([an_event(ports.clock, f"e{i}", "r") for i in range(3)])
+        assert [e.id for e in await p.unpublished_outbox(2)] == ["e0", "e1"]
+        await p.mark_published(["e0"], ports.clock.now())
+        assert await p.increment_outbox_retry("e1") == 1
+        assert await p.increment_outbox_retry("e1") == 2
+        await p.move_to_dlq("e1", ports.clock.now())
+        assert [e.id for e in await p.unpublished_outbox(10)] == ["e2"]
+        assert await p.replay_dlq(10) == 1
+        replayed = [e for e in await p.unpublished_outbox(10) if e.id == "e1"]
+        assert replayed[0].retry_count == 0 and replayed[0].dlq_at is None
+        assert replayed[0].payload == {"n": "e1"}
+
+    async def test_idempotency_keys(self, ports: Ports) -> None:
+        p, now = ports.persistence, ports.clock.now()
+        stale = timedelta(minutes=10)
+        assert isinstance(await p.acquire_idempotency_key("k", "run.create", now, stale), Acquired)
+        assert isinstance(
+            await p.acquire_idempotency_key("k", "run.create", now, stale), InProgress
+        )
+        assert isinstance(await p.acquire_idempotency_key("k", "job.execute", now, stale), Acquired)
+        later = now + timedelta(minutes=10)
+        assert isinstance(
+            await p.acquire_idempotency_key("k", "run.create", later, None), InProgress
+        )
+        assert isinstance(
+            await p.acquire_idempotency_key("k", "run.create", later, stale), Acquired
+        )
+        await p.complete_idempotency_key("k", "run.create", {"workflow_run_id": "r1"})
+        claim = await p.acquire_idempotency_key("k", "run.create", later, stale)
+        assert claim == Replay(result={"workflow_run_id": "r1"})
+        await p.release_idempotency_key("k", "run.create")
+        await p.release_idempotency_key("k", "run.create")  # absent: no error
+        assert isinstance(
+            await p.acquire_idempotency_key("k", "run.create", later, stale), Acquired
+        )
+
+    async def test_one_of_many_concurrent_acquirers_wins(self, ports: Ports) -> None:
+        p, now = ports.persistence, ports.clock.now()
+        claims = await asyncio.gather(
+            *(p.acquire_idempotency_key("k", "run.create", now, None) for _ in range(5))
+        )
+        assert sum(isinstance(c, Acquired) for c in claims) == 1
+
+    # -- jobs --------------------------------------------------------------
+
+    async def test_dequeue_order_due_time_and_attempts(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        later = clock.now() + timedelta(minutes=1)
+        low, high, scheduled = await q.enqueue(
+            [
+                a_job("r", "low", priority=1),
+                a_job("r", "high", priority=9),
+                a_job("r", "later", run_at=later),
+            ]
+        )
+        leased = await q.dequeue(5)
+        assert [j.id for j in leased] == [high, low]
+        first = leased[0]
+        assert (first.status, first.attempt, first.locked_at) == (Status.RUNNING, 1, clock.now())
+        assert first.payload == {"config": {}} and first.max_attempts == 2
+        assert await q.dequeue() == []
+        clock.advance(minutes=1)
+        assert [j.id for j in await q.dequeue()] == [scheduled]
+
+    async def test_fail_retries_while_attempts_remain(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        (job_id,) = await q.enqueue([a_job("r")])
+        await q.dequeue()
+        retry_at = clock.now() + timedelta(seconds=2)
+        assert await q.fail(job_id, "first", retry_at=retry_at)
+        assert await q.dequeue() == []
+        clock.advance(seconds=2)
+        (again,) = await q.dequeue()
+        assert again.attempt == 2 and again.last_error == "first"
+        assert not await q.fail(job_id, "second", retry_at=clock.now())
+        (final,) = await q.jobs_of_run("r")
+        assert (final.status, final.last_error) == (Status.FAILED, "second")
+        with pytest.raises(RecordNotFoundError):
+            await q.complete("nope")
+
+    async def test_complete_suspend_and_cancel(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        done, parked, queued = await q.enqueue([a_job("r", "a"), a_job("r", "b"), a_job("r", "c")])
+        await q.dequeue(2)
+        await q.complete(done)
+        await q.suspend(parked, clock.now() + timedelta(minutes=1))
+        assert await q.cancel_by_run("r") == 2
+        statuses = {j.stage_id: j.status for j in await q.jobs_of_run("r")}
+        assert statuses == {"a": Status.COMPLETED, "b": Status.CANCELLED, "c": Status.CANCELLED}
+        assert queued and await q.dequeue() == []
+
+    async def test_stale_leases_are_released_unless_touched(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        live, dead = await q.enqueue([a_job("r", "live"), a_job("r", "dead")])
+        await q.dequeue(2)
+        clock.advance(minutes=4)
+        await q.touch(live)
+        clock.advance(minutes=2)
+        assert await q.release_stale(clock.now() - timedelta(minutes=5)) == 1
+        statuses = {j.id: (j.status, j.worker_id, j.attempt) for j in await q.jobs_of_run("r")}
+        assert statuses[dead] == (Status.PENDING, None, 1)
+        assert statuses[live][0] is Status.RUNNING
+        await q.release(live)
+        assert {j.status for j in await q.jobs_of_run("r")} == {Status.PENDING}
+        await q.touch("nope")  # no-op
+
+    async def test_concurrent_dequeuers_never_share_a_job(self, ports: Ports) -> None:
+        q = ports.jobs
+        ids = await q.enqueue([a_job("r", f"s{i}") for i in range(20)])
+        batches = await asyncio.gather(*(q.dequeue(3) for _ in range(10)))
+        leased = [j.id for batch in batches for j in batch]
+        assert sorted(leased) == sorted(ids)
+
+    # -- blobs and the AI ledger -------------------------------------------
+
+    async def test_blobs(self, ports: Ports) -> None:
+        b = ports.blobs
+        await b.put("runs/w/r1/a/output.json", b"1")
+        await b.put("runs/w/r1/a/output.json", b"2")
+        await b.put("runs/w/r1/b/output.json", b"3")
+        await b.put("runs/w/r10/a_%/x", b"4")
+        assert await b.get("runs/w/r1/a/output.json") == b"2"
+        assert await b.list("runs/w/r1/") == ["runs/w/r1/a/output.json", "runs/w/r1/b/output.json"]
+        assert await b.list("runs/w/r10/a_%") == ["runs/w/r10/a_%/x"]
+        assert await b.exists("runs/w/r1/b/output.json")
+        await b.delete("runs/w/r1/b/output.json")
+        await b.delete("runs/w/r1/b/output.json")
+        assert not await b.exists("runs/w/r1/b/output.json")
+        with pytest.raises(KeyError):
+            await b.get("missing")
+
+    async def test_ai_ledger(self, ports: Ports) -> None:
+        ledger = ports.ai_calls
+
+        def call(call_id: str, topic: str, model: str = "m") -> AICallRecord:
+            return AICallRecord(
+                id=call_id,
+                topic=topic,
+                call_type="text",
+                model_key=model,
+                model_id=model,
+                prompt="p",
+                response="r",
+                input_tokens=10,
+                output_tokens=2,
+                cost=0.5,
+                created_at=datetime(2025, 1, 1, tzinfo=UTC),
+            )
+
+        await ledger.log_call(call("1", "workflow.ab.stage.x"))
+        await ledger.log_call(call("2", "workflow.abc.stage.x"))
+        assert await ledger.log_batch_results("b1", [call("3", "workflow.ab.stage.y", "big")])
+        assert not await ledger.log_batch_results("b1", [call("4", "workflow.ab.stage.y")])
+        stats = await ledger.stats("workflow.ab")
+        assert (stats.total_calls, stats.total_input_tokens, stats.total_cost) == (2, 20, 1.0)
+        assert sorted(stats.per_model) == ["big", "m"]
+        assert await ledger.is_recorded("b1") and not await ledger.is_recorded("b2")
