@@ -23,3 +23,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the PostgreSQL template databases the session created."""
+    import asyncio
+
+    from tests.databases import drop_templates
+
+    asyncio.run(drop_templates())

@@ -69,4 +69,13 @@ async def postgres_database() -> AsyncIterator[str]:
         await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-__all__ = ["open_storage", "postgres_database", "postgres_url"]
+__all__ = ["drop_templates", "open_storage", "postgres_database", "postgres_url"]
+
+
+async def drop_templates() -> None:
+    """Drop the template databases this session created."""
+    admin = os.environ.get("WFC_TEST_DATABASE_URL")
+    if admin:
+        for template in sorted(_template_ready):
+            await _admin(admin, f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
+    _template_ready.clear()
