@@ -46,14 +46,14 @@ async def _admin(url: str, sql: str) -> None:
 
 
 @asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database with the schema, dropped afterwards; its URL."""
+async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with the schema (or `empty`), dropped afterwards; its URL."""
     admin = postgres_url()
     assert admin is not None
     base = make_url(admin)
     suffix = f"{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    template = f"wfc_tpl_{suffix}"
-    if template not in _template_ready:
+    template = "template0" if empty else f"wfc_tpl_{suffix}"
+    if not empty and template not in _template_ready:
         await _admin(admin, f"DROP DATABASE IF EXISTS {template}")
         await _admin(admin, f"CREATE DATABASE {template}")
         engine = create_async_engine(base.set(database=template))

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.sql import migrate
 from wfc.runtime.adapters.sql.ai_calls import SqlAICallLogger
 from wfc.runtime.adapters.sql.blobs import SqlBlobStore
 from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_url, redact
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
+from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.adapters.sql.schema import metadata
 from wfc.runtime.ports import Clock, IdSource
@@ -39,6 +41,15 @@ class SqlStorage:
         """Create the tables directly (tests; real databases use migrations)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+
+    async def prepare(self) -> None:
+        """Make the database usable: the embedded SQLite file migrates itself; a PostgreSQL
+        database must already be at this wfc's revision (`wfc db upgrade`), else
+        `SchemaRevisionError` says what to run."""
+        if self.engine.dialect.name == "sqlite":
+            await migrate.upgrade(self.engine)
+        else:
+            await migrate.check(self.engine)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -66,6 +77,7 @@ def open_storage(
 
 __all__ = [
     "PoolOptions",
+    "SchemaRevisionError",
     "SqlAICallLogger",
     "SqlBlobStore",
     "SqlJobTransport",

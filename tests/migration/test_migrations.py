@@ -1,0 +1,87 @@
+"""Alembic: `upgrade head` builds exactly the declared schema; unknown revisions are refused."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.databases import postgres_database
+from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact
+from wfc.runtime.adapters.sql.engine import create_engine
+from wfc.runtime.adapters.sql.migrate import check, current_revision, head_revision, upgrade
+from wfc.runtime.adapters.sql.schema import metadata
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_engine(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'wfc.db'}")
+        yield engine
+        await engine.dispose()
+        return
+    async with postgres_database(empty=True) as url:
+        engine = create_engine(url)
+        yield engine
+        await engine.dispose()
+
+
+async def test_upgrade_head_gives_exactly_the_declared_schema(empty_engine: AsyncEngine) -> None:
+    await upgrade(empty_engine)
+
+    def diff(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    async with empty_engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    assert await current_revision(empty_engine) == head_revision()
+    await check(empty_engine)
+    await upgrade(empty_engine)  # idempotent
+
+
+async def test_an_unmigrated_database_is_refused_with_the_fix(empty_engine: AsyncEngine) -> None:
+    with pytest.raises(SchemaRevisionError) as caught:
+        await check(empty_engine)
+    message = str(caught.value)
+    assert f"schema revision none, this wfc needs {head_revision()}" in message
+    assert "run `wfc db upgrade --url" in message
+
+
+async def test_a_database_from_a_newer_wfc_is_refused_not_touched(
+    empty_engine: AsyncEngine,
+) -> None:
+    await upgrade(empty_engine)
+    async with empty_engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    for action in (check, upgrade):
+        with pytest.raises(
+            SchemaRevisionError, match="at schema revision f00dfeed, this wfc needs"
+        ):
+            await action(empty_engine)
+    assert await current_revision(empty_engine) == "f00dfeed"
+
+
+async def test_the_embedded_sqlite_default_migrates_itself(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / '.wfc' / 'wfc.db'}")
+    await storage.prepare()
+    assert await current_revision(storage.engine) == head_revision()
+    assert await storage.persistence.list_runs() == []
+    await storage.close()
+
+
+def test_urls_in_errors_hide_passwords() -> None:
+    engine = create_engine("postgresql+asyncpg://app:s3cret@db.example:5432/wfc")
+    error = SchemaRevisionError("x", None, "0001", "fix")
+    assert "s3cret" not in str(error)
+    assert redact(engine.url) == "postgresql+asyncpg://app:***@db.example:5432/wfc"
+    assert re.search("s3cret", redact("postgresql://app:s3cret@h/db")) is None
