@@ -6,6 +6,7 @@ import click
 
 from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, graph_command
+from wfc.cli.db_commands import db_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,6 +18,7 @@ def cli() -> None:
 cli.add_command(compile_command)
 cli.add_command(check_command)
 cli.add_command(graph_command)
+cli.add_command(db_group)
 
 
 def main() -> None:

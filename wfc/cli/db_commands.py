@@ -1,0 +1,60 @@
+"""`wfc db upgrade` and `wfc db current`: the database schema, migrated by Alembic."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from wfc.runtime.adapters.sql import SchemaRevisionError, default_url, migrate, redact
+from wfc.runtime.adapters.sql.engine import create_engine
+
+URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
+
+
+@click.group("db")
+def db_group() -> None:
+    """Inspect and migrate the runtime database."""
+
+
+def _run(url: str, action: str) -> str:
+    async def go() -> str:
+        engine = create_engine(url)
+        try:
+            if action == "upgrade":
+                await migrate.upgrade(engine)
+            current = await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+        return current or "none"
+
+    try:
+        return asyncio.run(go())
+    except SchemaRevisionError as error:
+        raise click.ClickException(str(error)) from None
+    except (OperationalError, DBAPIError, OSError) as error:
+        reason = str(getattr(error, "orig", error) or error).splitlines()[0]
+        raise click.ClickException(
+            f"cannot reach database {redact(url)}: {reason}; check the URL and that the server is up"
+        ) from None
+
+
+@db_group.command("upgrade")
+@click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
+def upgrade_command(url: str | None) -> None:
+    """Apply every migration this wfc ships (never drops data)."""
+    target = url or default_url()
+    revision = _run(target, "upgrade")
+    click.echo(f"{redact(target)} is at revision {revision} (head {migrate.head_revision()})")
+
+
+@db_group.command("current")
+@click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
+def current_command(url: str | None) -> None:
+    """Show the database's schema revision and the one this wfc needs."""
+    target = url or default_url()
+    revision = _run(target, "current")
+    head = migrate.head_revision()
+    state = "up to date" if revision == head else "needs `wfc db upgrade`"
+    click.echo(f"{redact(target)}: revision {revision}, this wfc needs {head} ({state})")
