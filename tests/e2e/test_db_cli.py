@@ -27,5 +27,5 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
         cli, ["db", "current", "--url", "postgresql://app:s3cret@127.0.0.1:1/wfc"]
     )
     assert result.exit_code == 1
-    assert "cannot reach database postgresql+asyncpg://app:***@127.0.0.1:1/wfc" in result.output
+    assert "cannot reach database postgresql://app:***@127.0.0.1:1/wfc" in result.output
     assert "s3cret" not in result.output and "Traceback" not in result.output
