@@ -20,7 +20,7 @@ from wfc.runtime.adapters.memory import (
     NoopScheduler,
     SequentialIds,
 )
-from wfc.testing.harness import TestKernel, make_test_kernel
+from wfc.testing.harness import TestKernel, drive, make_test_kernel, work
 
 __all__ = [
     "CollectingEventSink",
@@ -32,5 +32,7 @@ __all__ = [
     "NoopScheduler",
     "SequentialIds",
     "TestKernel",
+    "drive",
     "make_test_kernel",
+    "work",
 ]

@@ -77,47 +77,15 @@ class TestKernel:
 
     async def work(self, max_jobs: int | None = None) -> int:
         """Process due jobs one at a time until none are due (or `max_jobs`); how many."""
-        done = 0
-        while max_jobs is None or done < max_jobs:
-            leased = await self.jobs.dequeue()
-            if not leased:
-                break
-            await process_job(self.kernel, leased[0])
-            done += 1
-        return done
+        return await work(self.kernel, max_jobs)
 
     async def flush(self) -> int:
         """Deliver outbox events to the sink; how many."""
         return (await self.kernel.dispatch(OutboxFlush(max_events=10_000))).published
 
     async def drive(self, run_id: str, *, max_rounds: int = 500) -> RunRecord:
-        """Tick and work until the run ends, moving the clock to the next due job or poll.
-
-        Raises `RuntimeError` if the run makes no progress even after the
-        stuck-run threshold passes (a bug worth a failing test).
-        """
-        idle_rounds = 0
-        for _ in range(max_rounds):
-            await self.tick()
-            worked = await self.work()
-            await self.flush()
-            run = await self.persistence.get_run(run_id)
-            if run is None:
-                raise RuntimeError(f"run {run_id} does not exist")
-            if run.status in TERMINAL:
-                return run
-            if worked:
-                idle_rounds = 0
-                continue
-            wake = self._next_wake()
-            if wake is not None and wake > self.clock.now():
-                self.clock.set(wake)
-            else:
-                idle_rounds += 1
-                if idle_rounds > 3:
-                    raise RuntimeError(f"run {run_id} is stuck in {run.status.value}")
-                self.clock.advance(self.settings.stuck_threshold + timedelta(seconds=1))
-        raise RuntimeError(f"run {run_id} did not finish in {max_rounds} rounds")
+        """Tick and work until the run ends, moving the clock to the next due job or poll."""
+        return await drive(self.kernel, self.clock, self.settings, run_id, max_rounds=max_rounds)
 
     async def run(
         self,
@@ -129,16 +97,67 @@ class TestKernel:
         """Create a run and drive it to its end."""
         return await self.drive(await self.create_run(workflow_id, input, config=config))
 
-    def _next_wake(self) -> datetime | None:
-        times = [
-            j.run_at for j in self.jobs.jobs_with_status(Status.PENDING) if j.run_at is not None
-        ]
-        times += [
-            s.next_poll_at
-            for s in self.persistence.all_stages()
-            if s.status is Status.SUSPENDED and s.next_poll_at is not None
-        ]
-        return min(times, default=None)
+
+async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
+    """Lease and process due jobs one at a time until none are due (or `max_jobs`)."""
+    done = 0
+    while max_jobs is None or done < max_jobs:
+        leased = await kernel.deps.jobs.dequeue()
+        if not leased:
+            break
+        await process_job(kernel, leased[0])
+        done += 1
+    return done
+
+
+async def drive(
+    kernel: Kernel,
+    clock: FakeClock,
+    settings: MaintenanceSettings,
+    run_id: str,
+    *,
+    max_rounds: int = 500,
+) -> RunRecord:
+    """Tick, work and flush until the run ends, moving `clock` to the run's next due job or
+    poll instead of sleeping. Uses only the ports, so it drives any adapter.
+
+    Raises `RuntimeError` if the run makes no progress even after the stuck-run
+    threshold passes (a bug worth a failing test).
+    """
+    idle_rounds = 0
+    for _ in range(max_rounds):
+        await maintenance_tick(kernel, settings)
+        worked = await work(kernel)
+        await kernel.dispatch(OutboxFlush(max_events=10_000))
+        run = await kernel.deps.persistence.get_run(run_id)
+        if run is None:
+            raise RuntimeError(f"run {run_id} does not exist")
+        if run.status in TERMINAL:
+            return run
+        if worked:
+            idle_rounds = 0
+            continue
+        wake = await _next_wake(kernel, run_id)
+        if wake is not None and wake > clock.now():
+            clock.set(wake)
+        else:
+            idle_rounds += 1
+            if idle_rounds > 3:
+                raise RuntimeError(f"run {run_id} is stuck in {run.status.value}")
+            clock.advance(settings.stuck_threshold + timedelta(seconds=1))
+    raise RuntimeError(f"run {run_id} did not finish in {max_rounds} rounds")
+
+
+async def _next_wake(kernel: Kernel, run_id: str) -> datetime | None:
+    jobs = await kernel.deps.jobs.jobs_of_run(run_id)
+    stages = await kernel.deps.persistence.stages_of_run(run_id)
+    times = [j.run_at for j in jobs if j.status is Status.PENDING and j.run_at is not None]
+    times += [
+        s.next_poll_at
+        for s in stages
+        if s.status is Status.SUSPENDED and s.next_poll_at is not None
+    ]
+    return min(times, default=None)
 
 
 def make_test_kernel(
