@@ -167,32 +167,31 @@ async def _phase_finish(
     key = await save_output(deps, run, stage.id, outcome.output)
     now = deps.clock.now()
     duration_ms = _elapsed_ms(started_at, now)
-    async with atomic(deps, causation_id) as unit:
-        await _require_running(unit, run.id)
-        await unit.db.update_stage(
-            row.id,
-            {
-                "status": Status.COMPLETED,
-                "completed_at": now,
-                "duration_ms": duration_ms,
-                "output_ref": key,
-                "metrics": dict(report.metrics),
-                "error": None,
-                "suspended_state": None,
-                "next_poll_at": None,
-            },
-        )
-        _emit_all(
-            unit,
-            progress_events(run.id, stage.id, report, now),
-            StageCompleted(
-                timestamp=now,
-                workflow_run_id=run.id,
-                stage_id=stage.id,
-                stage_name=row.stage_name,
-                duration_ms=duration_ms,
-            ),
-        )
+    completed: StageChanges = {
+        "status": Status.COMPLETED,
+        "completed_at": now,
+        "duration_ms": duration_ms,
+        "output_ref": key,
+        "metrics": dict(report.metrics),
+        "error": None,
+        "suspended_state": None,
+        "next_poll_at": None,
+    }
+    await _commit_outcome(
+        deps,
+        causation_id,
+        run,
+        row,
+        completed,
+        report,
+        StageCompleted(
+            timestamp=now,
+            workflow_run_id=run.id,
+            stage_id=stage.id,
+            stage_name=row.stage_name,
+            duration_ms=duration_ms,
+        ),
+    )
     return JobExecuteResult(outcome="completed", output=outcome.output)
 
 
@@ -207,31 +206,30 @@ async def _record_suspension(
 ) -> JobExecuteResult:
     now = deps.clock.now()
     next_poll_at, interval_ms, max_wait_until = suspend_times(stage, outcome.request, now)
-    async with atomic(deps, causation_id) as unit:
-        await _require_running(unit, run.id)
-        await unit.db.update_stage(
-            row.id,
-            {
-                "status": Status.SUSPENDED,
-                "suspended_state": dict(outcome.request.state),
-                "next_poll_at": next_poll_at,
-                "poll_interval_ms": interval_ms,
-                "max_wait_until": max_wait_until,
-                "metrics": dict(report.metrics),
-            },
-        )
-        _emit_all(
-            unit,
-            progress_events(run.id, stage.id, report, now),
-            StageSuspended(
-                timestamp=now,
-                workflow_run_id=run.id,
-                stage_id=stage.id,
-                stage_name=row.stage_name,
-                next_poll_at=next_poll_at,
-            ),
-            WorkflowSuspended(timestamp=now, workflow_run_id=run.id, stage_id=stage.id),
-        )
+    suspended: StageChanges = {
+        "status": Status.SUSPENDED,
+        "suspended_state": dict(outcome.request.state),
+        "next_poll_at": next_poll_at,
+        "poll_interval_ms": interval_ms,
+        "max_wait_until": max_wait_until,
+        "metrics": dict(report.metrics),
+    }
+    await _commit_outcome(
+        deps,
+        causation_id,
+        run,
+        row,
+        suspended,
+        report,
+        StageSuspended(
+            timestamp=now,
+            workflow_run_id=run.id,
+            stage_id=stage.id,
+            stage_name=row.stage_name,
+            next_poll_at=next_poll_at,
+        ),
+        WorkflowSuspended(timestamp=now, workflow_run_id=run.id, stage_id=stage.id),
+    )
     return JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
 
 
@@ -263,21 +261,22 @@ async def _record_failure(
     else:
         # Still PENDING: the group stays open while the retry is queued.
         changes["status"] = Status.PENDING
-    async with atomic(deps, causation_id) as unit:
-        await _require_running(unit, run.id)
-        await unit.db.update_stage(row.id, changes)
-        _emit_all(
-            unit,
-            progress_events(run.id, stage.id, report, now),
-            StageFailed(
-                timestamp=now,
-                workflow_run_id=run.id,
-                stage_id=stage.id,
-                stage_name=row.stage_name,
-                error=outcome.error,
-                retry_at=retry_at,
-            ),
-        )
+    await _commit_outcome(
+        deps,
+        causation_id,
+        run,
+        row,
+        changes,
+        report,
+        StageFailed(
+            timestamp=now,
+            workflow_run_id=run.id,
+            stage_id=stage.id,
+            stage_name=row.stage_name,
+            error=outcome.error,
+            retry_at=retry_at,
+        ),
+    )
     await write_log(deps, run.id, "ERROR", outcome.error, stage_record_id=row.id)
     return JobExecuteResult(
         outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
@@ -298,9 +297,22 @@ def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -
     ]
 
 
-def _emit_all(unit: Unit, progress: list[Event], *events: Event) -> None:
-    for event in [*progress, *events]:
-        unit.emit(event)
+async def _commit_outcome(
+    deps: Deps,
+    causation_id: str,
+    run: RunRecord,
+    row: StageRecord,
+    changes: StageChanges,
+    report: Report,
+    *events: Event,
+) -> None:
+    """Write a stage's outcome with its progress and outcome events, if the run still runs."""
+    async with atomic(deps, causation_id) as unit:
+        await _require_running(unit, run.id)
+        await unit.db.update_stage(row.id, changes)
+        now = deps.clock.now()
+        for event in [*progress_events(run.id, row.stage_id, report, now), *events]:
+            unit.emit(event)
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

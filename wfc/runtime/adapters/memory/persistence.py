@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
@@ -34,6 +34,8 @@ from wfc.runtime.records import (
     StageRecord,
     Status,
 )
+
+VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
 
 
 @dataclass(slots=True)
@@ -83,16 +85,7 @@ class _MemoryStore:
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
     ) -> RunRecord:
-        current = self._t.runs.get(run_id)
-        if current is None:
-            raise RecordNotFoundError("WorkflowRun", run_id)
-        if expected_version is not None and current.version != expected_version:
-            raise StaleVersionError("WorkflowRun", run_id, expected_version, current.version)
-        updated = replace(
-            current, **changes, version=current.version + 1, updated_at=self._clock.now()
-        )
-        self._t.runs[run_id] = updated
-        return updated
+        return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
 
     async def claim_next_pending_run(self) -> RunRecord | None:
         pending = [r for r in self._t.runs.values() if r.status is Status.PENDING]
@@ -137,16 +130,9 @@ class _MemoryStore:
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
-        current = self._t.stages.get(record_id)
-        if current is None:
-            raise RecordNotFoundError("WorkflowStage", record_id)
-        if expected_version is not None and current.version != expected_version:
-            raise StaleVersionError("WorkflowStage", record_id, expected_version, current.version)
-        updated = replace(
-            current, **changes, version=current.version + 1, updated_at=self._clock.now()
+        return self._versioned(
+            self._t.stages, "WorkflowStage", record_id, dict(changes), expected_version
         )
-        self._t.stages[record_id] = updated
-        return updated
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         record_id = self._t.stage_ids.get((run_id, stage_id))
@@ -170,6 +156,25 @@ class _MemoryStore:
             stage = self._t.stages.pop(record_id, None)
             if stage is not None:
                 self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
+
+    def _versioned(
+        self,
+        table: dict[str, VersionedT],
+        entity: str,
+        key: str,
+        changes: dict[str, Any],
+        expected_version: int | None,
+    ) -> VersionedT:
+        """Apply `changes` to a run or stage row, bumping its version (spec §2.11)."""
+        current = table.get(key)
+        if current is None:
+            raise RecordNotFoundError(entity, key)
+        version: int = current.version
+        if expected_version is not None and version != expected_version:
+            raise StaleVersionError(entity, key, expected_version, version)
+        updated = replace(current, **changes, version=version + 1, updated_at=self._clock.now())
+        table[key] = updated
+        return updated
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:
