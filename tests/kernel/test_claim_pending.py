@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.kernel.helpers import DOC, event_types, run_of, stage_of
-from wfc.runtime import RunClaimPending, Status
+from wfc.runtime import RunClaimPending, Status, Workflow
 from wfc.runtime.adapters.memory import persistence as memory
 from wfc.runtime.kernel.rows import new_stage_row
 from wfc.runtime.records import StageRecord
@@ -29,7 +29,7 @@ async def test_claims_by_priority_then_age_and_queues_the_first_group(tk: TestKe
     split = await stage_of(tk, high, "split")
     assert (split.status, split.execution_group, split.stage_number) == (Status.PENDING, 1, 1)
     assert split.config == {"lowercase": False, "limit": 100}
-    jobs = tk.jobs.all_jobs()
+    jobs = await tk.all_jobs()
     assert [j.id for j in jobs] == [*result.claimed[0].job_ids, *result.claimed[1].job_ids]
     assert jobs[0].payload == {"config": run.config} and jobs[0].max_attempts == 3
     assert await event_types(tk, high) == ["workflow:created", "workflow:started"]
@@ -56,20 +56,23 @@ async def test_a_run_of_an_unknown_workflow_fails_and_the_next_is_still_claimed(
         "worker_id": "w9",
     }
     assert await event_types(tk, lost) == ["workflow:created", "workflow:failed"]
-    assert [log.message for log in tk.persistence.all_logs()] == [
+    assert [log.message for log in (await tk.all_logs())] == [
         "Workflow linear not found in registry"
     ]
 
 
 async def test_a_run_created_with_another_plan_version_is_failed_not_run(tk: TestKernel) -> None:
     run_id = await tk.create_run("linear", DOC)
-    run = await run_of(tk, run_id)
-    tk.persistence._t.runs[run_id] = replace(run, plan_fingerprint="sha256:old")
+    deployed = tk.registry._workflows["linear"]  # a new version is deployed before the claim
+    changed = deployed.plan.model_copy(update={"description": "v2"}).with_fingerprint()
+    tk.registry._workflows["linear"] = Workflow(
+        changed, deployed.implementations, input_model=deployed.input_model
+    )
     await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
     failed = await run_of(tk, run_id)
     assert failed.status is Status.FAILED and failed.error is not None
     assert failed.error["code"] == "PLAN_CHANGED"
-    assert tk.jobs.all_jobs() == []
+    assert (await tk.all_jobs()) == []
 
 
 async def test_a_claim_that_raises_fails_that_run_only(
@@ -115,4 +118,4 @@ async def test_racing_claimers_take_disjoint_runs(tk: TestKernel) -> None:
     )
     claimed = [c.workflow_run_id for r in results for c in r.claimed]
     assert sorted(claimed) == sorted(created)
-    assert len(tk.jobs.all_jobs()) == 7
+    assert len(await tk.all_jobs()) == 7

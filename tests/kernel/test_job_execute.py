@@ -104,17 +104,17 @@ async def test_a_failed_attempt_is_retried_with_backoff_then_succeeds(
     row = await stage_of(tk, run_id, "split")
     # A stage waiting for its retry stays PENDING, so its group stays open.
     assert row.status is Status.PENDING and row.error == "RuntimeError: flaky"
-    job = tk.jobs.all_jobs()[0]
+    job = (await tk.all_jobs())[0]
     assert job.status is Status.PENDING and job.run_at == tk.clock.now() + timedelta(seconds=1)
     assert await tk.jobs.dequeue() == []  # not due yet
     tk.clock.advance(seconds=1)
     assert (await step(tk)).error == "ValueError: still flaky"
-    assert tk.jobs.all_jobs()[0].run_at == tk.clock.now() + timedelta(seconds=2)
+    assert (await tk.all_jobs())[0].run_at == tk.clock.now() + timedelta(seconds=2)
     tk.clock.advance(seconds=2)
     assert (await step(tk)).outcome == "completed"
     row = await stage_of(tk, run_id, "split")
     assert row.status is Status.COMPLETED and row.attempt == 3 and row.error is None
-    failures = [e for e in tk.persistence.all_outbox() if e.event_type == "stage:failed"]
+    failures = [e for e in (await tk.all_outbox()) if e.event_type == "stage:failed"]
     assert [f.payload["retry_at"] is not None for f in failures] == [True, True]
 
 
@@ -133,7 +133,7 @@ async def test_exhausted_retries_fail_the_stage_and_the_run(tk: TestKernel, scri
         "message": "RuntimeError: boom 2",
         "stage_id": "split",
     }
-    assert tk.jobs.all_jobs()[0].status is Status.FAILED
+    assert (await tk.all_jobs())[0].status is Status.FAILED
     assert (await event_types(tk, run_id))[-2:] == ["stage:failed", "workflow:failed"]
 
 
@@ -166,7 +166,7 @@ async def test_retry_stage_sets_its_own_delay(tk: TestKernel, script: Script) ->
     await start(tk, "linear")
     outcome = await step(tk)
     assert (outcome.error, outcome.retried) == ("rate limited", True)
-    assert tk.jobs.all_jobs()[0].run_at == tk.clock.now() + timedelta(minutes=5)
+    assert (await tk.all_jobs())[0].run_at == tk.clock.now() + timedelta(minutes=5)
 
 
 async def test_input_that_fails_the_stage_model_is_not_retried(
@@ -294,11 +294,11 @@ async def test_progress_logs_and_metrics_are_recorded(tk: TestKernel, script: Sc
     await step(tk)
     row = await stage_of(tk, run_id, "split")
     assert row.metrics == {"total_cost": 0.25, "total_tokens": 12}
-    logs = tk.persistence.all_logs()
+    logs = await tk.all_logs()
     assert [(log.level, log.message, log.fields, log.stage_record_id) for log in logs] == [
         ("INFO", "splitting", {"size": 3}, row.id)
     ]
-    progress = [e.payload for e in tk.persistence.all_outbox() if e.event_type == "stage:progress"]
+    progress = [e.payload for e in (await tk.all_outbox()) if e.event_type == "stage:progress"]
     assert [(p["progress"], p["message"]) for p in progress] == [(0.25, "a quarter"), (1.0, None)]
     assert (await event_types(tk, run_id))[-3:] == [
         "stage:progress",

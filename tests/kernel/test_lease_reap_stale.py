@@ -29,10 +29,10 @@ async def test_a_stale_lease_is_released_and_the_stage_runs_again(
     assert await reap_leases(tk) == 0  # not strictly older than the threshold yet
     tk.clock.advance(seconds=1)
     assert await reap_leases(tk) == 1
-    job = tk.jobs.job(leased[0].id)
+    job = await tk.job(leased[0].id)
     assert (job.status, job.worker_id, job.attempt) == (Status.PENDING, None, 1)
     assert (await step(tk)).outcome == "completed"
-    assert tk.jobs.job(leased[0].id).attempt == 2
+    assert (await tk.job(leased[0].id)).attempt == 2
     assert (await tk.drive(run_id)).status is Status.COMPLETED
     assert script.calls["split"] == 1
 
@@ -57,6 +57,6 @@ async def test_a_worker_that_died_after_completing_does_not_rerun_the_stage(
     )
     tk.clock.advance(minutes=6)
     await reap_leases(tk)
-    assert tk.jobs.job(leased[0].id).status is Status.PENDING
+    assert (await tk.job(leased[0].id)).status is Status.PENDING
     assert (await tk.drive(run_id)).status is Status.COMPLETED
     assert script.calls["split"] == 1

@@ -33,7 +33,7 @@ async def test_suspending_parks_the_stage_and_its_job(tk: TestKernel) -> None:
     assert row.suspended_state == {"batch": "the quick brown fox", "polls": 0}
     assert (row.next_poll_at, row.poll_interval_ms) == (now + timedelta(seconds=30), 30_000)
     assert row.max_wait_until == now + timedelta(hours=1)
-    assert tk.jobs.all_jobs()[0].status is Status.SUSPENDED
+    assert (await tk.all_jobs())[0].status is Status.SUSPENDED
     assert (await event_types(tk, run_id))[-2:] == ["stage:suspended", "workflow:suspended"]
     assert (await run_of(tk, run_id)).status is Status.RUNNING
 
@@ -55,7 +55,7 @@ async def test_not_ready_moves_the_next_poll_and_keeps_the_state(tk: TestKernel)
     assert await poll(tk) == (1, 1, 0, [run_id])
     row = await stage_of(tk, run_id, "submit")
     assert row.status is Status.COMPLETED and row.duration_ms == 60_000
-    assert tk.jobs.all_jobs()[0].status is Status.COMPLETED
+    assert (await tk.all_jobs())[0].status is Status.COMPLETED
     run = await tk.drive(run_id)
     assert run.status is Status.COMPLETED and run.output == {"count": 4}
 
@@ -80,7 +80,7 @@ async def test_an_error_fails_the_stage_and_the_run(tk: TestKernel, script: Scri
     assert run.status is Status.FAILED and run.error is not None
     assert run.error["code"] == "STAGE_FAILED"
     assert (await event_types(tk, run_id))[-2:] == ["stage:failed", "workflow:failed"]
-    assert tk.jobs.all_jobs()[0].status is Status.FAILED
+    assert (await tk.all_jobs())[0].status is Status.FAILED
 
 
 async def test_an_exception_fails_the_stage_and_the_run(tk: TestKernel, script: Script) -> None:
@@ -125,7 +125,7 @@ async def test_a_cancelled_run_cancels_its_suspended_stage(tk: TestKernel, scrip
     await tk.kernel.dispatch(RunCancel(workflow_run_id=run_id))
     # run.cancel already cancelled the stage; a stale SUSPENDED row is cancelled by the poller.
     assert (await stage_of(tk, run_id, "submit")).status is Status.CANCELLED
-    assert tk.jobs.all_jobs()[0].status is Status.CANCELLED
+    assert (await tk.all_jobs())[0].status is Status.CANCELLED
     assert script.calls["check"] == 0
 
 

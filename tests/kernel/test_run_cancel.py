@@ -18,7 +18,7 @@ async def test_cancel_a_pending_run(tk: TestKernel) -> None:
     assert await cancel(tk, run_id, "changed my mind")
     run = await run_of(tk, run_id)
     assert run.status is Status.CANCELLED and run.completed_at == tk.clock.now()
-    cancelled = [e for e in tk.persistence.all_outbox() if e.event_type == "workflow:cancelled"]
+    cancelled = [e for e in (await tk.all_outbox()) if e.event_type == "workflow:cancelled"]
     assert cancelled[0].payload["reason"] == "changed my mind"
 
 
@@ -32,7 +32,7 @@ async def test_cancel_cascades_to_open_stages_and_queued_jobs(tk: TestKernel) ->
         "upper": Status.CANCELLED,
         "length": Status.CANCELLED,
     }
-    jobs = {j.stage_id: j.status for j in tk.jobs.all_jobs()}
+    jobs = {j.stage_id: j.status for j in (await tk.all_jobs())}
     assert jobs == {
         "split": Status.COMPLETED,
         "upper": Status.CANCELLED,
@@ -45,10 +45,10 @@ async def test_a_running_job_is_left_to_find_out_itself(tk: TestKernel) -> None:
     run_id = await start(tk, "linear")
     leased = await tk.jobs.dequeue()
     assert await cancel(tk, run_id)
-    assert tk.jobs.job(leased[0].id).status is Status.RUNNING
+    assert (await tk.job(leased[0].id)).status is Status.RUNNING
     outcome = await process_job(tk.kernel, leased[0])
     assert outcome.outcome == "failed" and not outcome.retried
-    assert tk.jobs.job(leased[0].id).status is Status.FAILED
+    assert (await tk.job(leased[0].id)).status is Status.FAILED
     assert (await run_of(tk, run_id)).status is Status.CANCELLED
 
 

@@ -36,7 +36,7 @@ async def test_creates_a_pending_run_with_parsed_input_and_config(tk: TestKernel
     workflow = tk.registry.get("linear")
     assert workflow is not None and run.plan_fingerprint == workflow.plan.fingerprint
     assert await event_types(tk, run.id) == ["workflow:created"]
-    assert tk.jobs.all_jobs() == []
+    assert (await tk.all_jobs()) == []
 
 
 async def test_bad_input_is_refused_with_every_failing_field_and_nothing_is_stored(
@@ -50,7 +50,7 @@ async def test_bad_input_is_refused_with_every_failing_field_and_nothing_is_stor
         "text: String should have at least 1 character",
         "language: Input should be a valid string",
     ]
-    assert tk.persistence.all_runs() == [] and tk.persistence.all_outbox() == []
+    assert (await tk.all_runs()) == [] and (await tk.all_outbox()) == []
     # The key was released: the corrected request goes through under the same key.
     fixed = await tk.kernel.dispatch(
         RunCreate(idempotency_key="k1", workflow_id="linear", input=DOC)
@@ -72,7 +72,7 @@ async def test_bad_config_names_each_stage_and_field(tk: TestKernel) -> None:
         "nope": ["no such stage in this workflow"],
         "split": ["limit: Input should be greater than or equal to 1"],
     }
-    assert tk.persistence.all_runs() == []
+    assert (await tk.all_runs()) == []
 
 
 async def test_unknown_workflow(tk: TestKernel) -> None:
@@ -88,7 +88,7 @@ async def test_same_key_replays_the_first_result_without_a_second_run(tk: TestKe
         RunCreate(idempotency_key="k", workflow_id="linear", input=DOC)
     )
     assert again == first
-    assert len(tk.persistence.all_runs()) == 1
+    assert len(await tk.all_runs()) == 1
     assert await event_types(tk, first.workflow_run_id) == ["workflow:created"]
 
 
@@ -98,7 +98,7 @@ async def test_concurrent_creates_with_one_key_make_one_run(tk: TestKernel) -> N
         *(tk.kernel.dispatch(cmd) for _ in range(5)), return_exceptions=True
     )
     runs = {r.workflow_run_id for r in results if not isinstance(r, BaseException)}
-    assert len(runs) == 1 and len(tk.persistence.all_runs()) == 1
+    assert len(runs) == 1 and len(await tk.all_runs()) == 1
     refused = [r for r in results if isinstance(r, BaseException)]
     assert refused and all(isinstance(r, IdempotencyInProgressError) for r in refused)
 

@@ -87,4 +87,4 @@ async def test_rerun_with_a_key_happens_once(tk: TestKernel, script: Script) -> 
     await tk.drive(run_id)
     assert await rerun(tk, run_id, "count", key="r1") == ["count", "report"]
     assert await rerun(tk, run_id, "count", key="r1") == ["count", "report"]
-    assert len([j for j in tk.jobs.all_jobs() if j.stage_id == "count"]) == 2
+    assert len([j for j in (await tk.all_jobs()) if j.stage_id == "count"]) == 2

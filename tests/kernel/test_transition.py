@@ -36,7 +36,7 @@ async def test_noop_while_the_group_is_open_then_advance(tk: TestKernel) -> None
         ("upper", Status.PENDING),
         ("length", Status.PENDING),
     ]
-    assert [j.stage_id for j in tk.jobs.all_jobs()] == ["split", "upper", "length"]
+    assert [j.stage_id for j in (await tk.all_jobs())] == ["split", "upper", "length"]
     # Advancing writes no event.
     assert (await event_types(tk, run_id))[-1] == "stage:completed"
     await execute(tk, run_id, "fanout", "upper")
@@ -50,7 +50,7 @@ async def test_completion_stores_the_last_group_output_and_totals(tk: TestKernel
     assert run.status is Status.COMPLETED
     assert run.output == {"summary": "THE QUICK BROWN FOX (16)"}
     assert run.duration_ms == 3000 and run.completed_at == tk.clock.now()
-    completed = [e for e in tk.persistence.all_outbox() if e.event_type == "workflow:completed"]
+    completed = [e for e in (await tk.all_outbox()) if e.event_type == "workflow:completed"]
     assert completed[0].payload["output"] == run.output
 
 
@@ -107,7 +107,7 @@ async def test_a_failed_stage_with_a_live_job_is_still_retrying(tk: TestKernel) 
     await tk.persistence.update_stage(row.id, {"status": Status.FAILED, "error": "x"})
     await tk.jobs.dequeue()  # the job is RUNNING: a redelivery is in flight
     assert await transition(tk, run_id) == ("noop", None)
-    await tk.jobs.fail(tk.jobs.all_jobs()[0].id, "x", retry_at=None)
+    await tk.jobs.fail((await tk.all_jobs())[0].id, "x", retry_at=None)
     assert await transition(tk, run_id) == ("failed", None)
     run = await run_of(tk, run_id)
     assert run.error == {"code": "STAGE_FAILED", "message": "x", "stage_id": "split"}
@@ -118,12 +118,12 @@ async def test_concurrent_transitions_queue_the_next_group_once(tk: TestKernel) 
     await execute(tk, run_id, "fanout", "split")
     results = await asyncio.gather(*(transition(tk, run_id) for _ in range(5)))
     assert sorted(results, key=str) == [("advanced", 2)] + [("noop", None)] * 4
-    assert [j.stage_id for j in tk.jobs.all_jobs()] == ["split", "upper", "length"]
+    assert [j.stage_id for j in (await tk.all_jobs())] == ["split", "upper", "length"]
 
 
 async def test_a_running_run_without_rows_gets_its_first_group(tk: TestKernel) -> None:
     run_id = await tk.create_run("linear", DOC)
     await tk.persistence.update_run(run_id, {"status": Status.RUNNING})
     assert await transition(tk, run_id) == ("advanced", 1)
-    assert [j.stage_id for j in tk.jobs.all_jobs()] == ["split"]
+    assert [j.stage_id for j in (await tk.all_jobs())] == ["split"]
     assert (await event_types(tk, run_id))[-1] == "workflow:started"

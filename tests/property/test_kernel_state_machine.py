@@ -135,7 +135,7 @@ class KernelMachine(RuleBasedStateMachine):
         if self.tk is None:
             return
         by_run: dict[str, list[int]] = {}
-        for event in self.tk.persistence.all_outbox():
+        for event in self.run(self.tk.all_outbox()):
             by_run.setdefault(event.run_id, []).append(event.sequence)
         for sequences in by_run.values():
             assert sorted(sequences) == list(range(1, len(sequences) + 1))
@@ -150,20 +150,21 @@ class KernelMachine(RuleBasedStateMachine):
     async def _settle(self) -> None:
         tk = self.kernel
 
-        def open_jobs() -> list[Any]:
-            return [j for j in tk.jobs.all_jobs() if j.status in (Status.PENDING, Status.RUNNING)]
+        async def open_jobs() -> list[Any]:
+            return [j for j in await tk.all_jobs() if j.status in (Status.PENDING, Status.RUNNING)]
 
         # A vanished worker's lease outlives its run; the reaper and a ghost delivery close it.
         for _ in range(200):
             await tk.tick()
             await tk.work()
-            if all(r.status in TERMINAL for r in tk.persistence.all_runs()) and not open_jobs():
+            runs = await tk.all_runs()
+            if all(r.status in TERMINAL for r in runs) and not await open_jobs():
                 break
             tk.clock.advance(minutes=6)
         await tk.flush()
-        runs = tk.persistence.all_runs()
+        runs = await tk.all_runs()
         assert all(r.status in TERMINAL for r in runs), [(r.id, r.status) for r in runs]
-        assert not open_jobs(), open_jobs()
+        assert not await open_jobs()
         for run in runs:
             if run.status is Status.COMPLETED:
                 rows = await tk.persistence.stages_of_run(run.id)

@@ -20,7 +20,7 @@ from wfc.runtime.adapters.memory import (
     NoopScheduler,
     SequentialIds,
 )
-from wfc.testing.harness import TestKernel, drive, make_test_kernel, work
+from wfc.testing.harness import MemoryStorage, Storage, TestKernel, drive, make_test_kernel, work
 
 __all__ = [
     "CollectingEventSink",
@@ -29,8 +29,10 @@ __all__ = [
     "MemoryBlobStore",
     "MemoryJobTransport",
     "MemoryPersistence",
+    "MemoryStorage",
     "NoopScheduler",
     "SequentialIds",
+    "Storage",
     "TestKernel",
     "drive",
     "make_test_kernel",

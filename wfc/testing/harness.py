@@ -1,12 +1,19 @@
-"""`make_test_kernel`: a kernel on memory ports and a fake clock, and helpers to drive runs."""
+"""`make_test_kernel`: a kernel on a fake clock (memory ports by default), and helpers to drive runs.
+
+Pass `storage=` (anything with `persistence`, `jobs`, `blobs` and `ai_calls`,
+such as `wfc.runtime.adapters.sql.open_storage(url, clock=clock)`) to run the
+same tests against a real database; the inspection helpers (`all_runs`,
+`all_jobs`, `all_outbox`, `all_logs`, `job`) use only the ports.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory import (
     CollectingEventSink,
     FakeClock,
@@ -21,29 +28,80 @@ from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
-from wfc.runtime.ports import EventSink
-from wfc.runtime.records import TERMINAL, RunRecord, Status
+from wfc.runtime.ports import AICallLogger, BlobStore, EventSink, JobTransport, Persistence
+from wfc.runtime.records import TERMINAL, JobRecord, LogRecord, OutboxRecord, RunRecord, Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.runtime.workflow import Workflow
 
 
+class Storage(Protocol):
+    """The storage ports a test kernel can run on."""
+
+    @property
+    def persistence(self) -> Persistence: ...
+    @property
+    def jobs(self) -> JobTransport: ...
+    @property
+    def blobs(self) -> BlobStore: ...
+    @property
+    def ai_calls(self) -> AICallLogger: ...
+
+
+@dataclass(slots=True)
+class MemoryStorage:
+    """The memory adapters as one `Storage`."""
+
+    persistence: MemoryPersistence
+    jobs: MemoryJobTransport
+    blobs: MemoryBlobStore
+    ai_calls: MemoryAICallLogger
+
+
 @dataclass(slots=True)
 class TestKernel:
-    """A kernel and its memory ports, with shortcuts for the loops a host would run."""
+    """A kernel and its ports, with shortcuts for the loops a host would run."""
 
     __test__ = False  # not a pytest test class
 
     kernel: Kernel
     clock: FakeClock
-    persistence: MemoryPersistence
-    jobs: MemoryJobTransport
-    blobs: MemoryBlobStore
+    persistence: Persistence
+    jobs: JobTransport
+    blobs: BlobStore
     events: EventSink
     ids: SequentialIds
     registry: WorkflowMap
     scheduler: NoopScheduler
-    ai_calls: MemoryAICallLogger
+    ai_calls: AICallLogger
     settings: MaintenanceSettings
+
+    async def all_runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        return list(reversed(await self.persistence.list_runs(limit=1_000_000)))
+
+    async def all_jobs(self) -> list[JobRecord]:
+        """Every job, by run (oldest run first), then in enqueue order."""
+        return [j for run in await self.all_runs() for j in await self.jobs.jobs_of_run(run.id)]
+
+    async def job(self, job_id: str) -> JobRecord:
+        """One job; `RecordNotFoundError` when unknown."""
+        for job in await self.all_jobs():
+            if job.id == job_id:
+                return job
+        raise RecordNotFoundError("Job", job_id)
+
+    async def all_outbox(self) -> list[OutboxRecord]:
+        """Every outbox event, by run (oldest run first), then by sequence."""
+        runs = await self.all_runs()
+        return [e for run in runs for e in await self.persistence.outbox_of_run(run.id)]
+
+    async def all_logs(self) -> list[LogRecord]:
+        """Every log line, by run (oldest run first), then in write order."""
+        return [
+            log
+            for run in await self.all_runs()
+            for log in await self.persistence.logs_of_run(run.id)
+        ]
 
     @property
     def sink(self) -> CollectingEventSink:
@@ -165,23 +223,30 @@ def make_test_kernel(
     clock: FakeClock | None = None,
     plugins: Sequence[Plugin] = (),
     max_retries: int = 3,
+    storage: Storage | None = None,
 ) -> TestKernel:
-    """A kernel over memory ports sharing one `FakeClock`, with `workflows` registered.
+    """A kernel sharing one `FakeClock` with its ports, with `workflows` registered.
 
-    Events go to a `CollectingEventSink`, or through a `PluginRunner` when
-    `plugins` are given.
+    Storage is in memory unless `storage` is given (its adapters must use the
+    same `clock`). Events go to a `CollectingEventSink`, or through a
+    `PluginRunner` when `plugins` are given.
     """
     clock = clock or FakeClock()
     ids = SequentialIds("id")
-    persistence = MemoryPersistence(clock)
-    jobs = MemoryJobTransport(clock, worker_id="test-worker", ids=SequentialIds("job"))
-    blobs = MemoryBlobStore()
+    if storage is None:
+        storage = MemoryStorage(
+            persistence=MemoryPersistence(clock),
+            jobs=MemoryJobTransport(clock, worker_id="test-worker", ids=SequentialIds("job")),
+            blobs=MemoryBlobStore(),
+            ai_calls=MemoryAICallLogger(),
+        )
+    persistence, jobs, blobs = storage.persistence, storage.jobs, storage.blobs
     events: EventSink = (
         PluginRunner(plugins, max_retries=max_retries) if plugins else CollectingEventSink()
     )
     registry = WorkflowMap(workflows)
     scheduler = NoopScheduler()
-    ai_calls = MemoryAICallLogger()
+    ai_calls = storage.ai_calls
     kernel = Kernel(
         persistence=persistence,
         blobs=blobs,
