@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, Field
 
+from tests.databases import open_storage, postgres_database
 from wfc.plan import PollPolicy, RetryPolicy
 from wfc.runtime import NotReady, Ready, Suspend, Workflow, WorkflowBuilder, define_stage
-from wfc.testing import TestKernel, make_test_kernel
+from wfc.testing import FakeClock, TestKernel, make_test_kernel
 
 
 class Doc(BaseModel):
@@ -173,6 +175,23 @@ def script() -> Script:
     return Script()
 
 
-@pytest.fixture
-def tk(script: Script) -> TestKernel:
-    return make_test_kernel(*build_workflows(script))
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def tk(
+    request: pytest.FixtureRequest, script: Script, tmp_path: Path
+) -> AsyncIterator[TestKernel]:
+    """The same kernel tests on memory ports, a SQLite file and PostgreSQL."""
+    workflows = build_workflows(script)
+    if request.param == "memory":
+        yield make_test_kernel(*workflows)
+        return
+    clock = FakeClock()
+    if request.param == "sqlite":
+        storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
+        await storage.create_schema()
+        yield make_test_kernel(*workflows, clock=clock, storage=storage)
+        await storage.close()
+        return
+    async with postgres_database() as url:
+        storage = open_storage(url, clock=clock)
+        yield make_test_kernel(*workflows, clock=clock, storage=storage)
+        await storage.close()

@@ -10,9 +10,9 @@ import pytest
 
 from tests.kernel.helpers import DOC, event_types, run_of, stage_of
 from wfc.runtime import RunClaimPending, Status, Workflow
-from wfc.runtime.adapters.memory import persistence as memory
+from wfc.runtime.kernel import claim, rows
 from wfc.runtime.kernel.rows import new_stage_row
-from wfc.runtime.records import StageRecord
+from wfc.runtime.records import RunRecord
 from wfc.testing import TestKernel
 
 
@@ -80,14 +80,14 @@ async def test_a_claim_that_raises_fails_that_run_only(
 ) -> None:
     broken = await tk.create_run("linear", DOC)
     fine = await tk.create_run("fanout", DOC)
-    real = memory._MemoryStore.upsert_stage
+    real = rows.open_group
 
-    async def flaky(self: memory._MemoryStore, create: StageRecord, update: Any) -> StageRecord:
-        if create.run_id == broken:
-            raise RuntimeError("disk on fire")
-        return await real(self, create, update)
+    async def flaky(deps: Any, unit: Any, run: RunRecord, *args: Any, **kwargs: Any) -> None:
+        await real(deps, unit, run, *args, **kwargs)
+        if run.id == broken:
+            raise RuntimeError("disk on fire")  # after the rows were written: they roll back
 
-    monkeypatch.setattr(memory._MemoryStore, "upsert_stage", flaky)
+    monkeypatch.setattr(claim, "open_group", flaky)
     result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
     assert [c.workflow_run_id for c in result.claimed] == [fine]
     failed = await run_of(tk, broken)

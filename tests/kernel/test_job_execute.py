@@ -254,10 +254,13 @@ async def test_sync_stages_run_in_a_worker_thread_async_ones_on_the_loop() -> No
 
 async def test_cancel_during_execution_discards_the_result(tk: TestKernel, script: Script) -> None:
     gate = asyncio.Event()
+    cancelled = threading.Event()
+    loop = asyncio.get_running_loop()
     run_id = await start(tk, "linear")
 
-    def cancel_midway(ctx: Any) -> Words:
-        gate.set()
+    def cancel_midway(ctx: Any) -> Words:  # runs in a worker thread
+        loop.call_soon_threadsafe(gate.set)
+        assert cancelled.wait(timeout=30)
         ctx.progress(0.5, "half")
         return Words(words=["late"])
 
@@ -266,6 +269,7 @@ async def test_cancel_during_execution_discards_the_result(tk: TestKernel, scrip
     async def cancel_when_running() -> None:
         await gate.wait()
         await tk.kernel.dispatch(RunCancel(workflow_run_id=run_id, reason="user"))
+        cancelled.set()
 
     result, _ = await asyncio.gather(
         tk.kernel.dispatch(
