@@ -350,6 +350,8 @@ async def test_two_executors_with_one_key_run_the_stage_once(
     )
     done = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
-    assert [r.outcome for r in done] == ["completed"]
-    assert [type(r).__name__ for r in refused] == ["IdempotencyInProgressError"]
+    # The second caller is refused while the first runs, or replays its result if it came later.
+    assert done and {r.outcome for r in done} == {"completed"}
+    assert all(type(r).__name__ == "IdempotencyInProgressError" for r in refused)
+    assert len(done) + len(refused) == 2
     assert script.calls["split"] == 1

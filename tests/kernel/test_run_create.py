@@ -17,7 +17,7 @@ from wfc.errors import (
     WorkflowNotFoundError,
 )
 from wfc.runtime import RunCreate, Status
-from wfc.testing import TestKernel
+from wfc.testing import MemoryPersistence, TestKernel
 
 
 async def test_creates_a_pending_run_with_parsed_input_and_config(tk: TestKernel) -> None:
@@ -100,7 +100,11 @@ async def test_concurrent_creates_with_one_key_make_one_run(tk: TestKernel) -> N
     runs = {r.workflow_run_id for r in results if not isinstance(r, BaseException)}
     assert len(runs) == 1 and len(await tk.all_runs()) == 1
     refused = [r for r in results if isinstance(r, BaseException)]
-    assert refused and all(isinstance(r, IdempotencyInProgressError) for r in refused)
+    assert all(isinstance(r, IdempotencyInProgressError) for r in refused)
+    if isinstance(tk.persistence, MemoryPersistence):
+        # Memory transactions yield at the same point every time, so the race is certain there;
+        # on a database the later callers may as well arrive after the first finished (replay).
+        assert refused
 
 
 async def test_a_key_in_progress_is_refused_until_it_goes_stale(tk: TestKernel) -> None:
