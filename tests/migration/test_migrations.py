@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +17,10 @@ from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact
 from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import check, current_revision, head_revision, upgrade
-from wfc.runtime.adapters.sql.schema import metadata
+from wfc.runtime.adapters.sql.persistence import SqlPersistence
+from wfc.runtime.adapters.sql.schema import metadata, outbox
+from wfc.testing import FakeClock
+from wfc.testing.conformance import a_run, an_event
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -85,3 +88,32 @@ def test_urls_in_errors_hide_passwords() -> None:
     assert "s3cret" not in str(error)
     assert redact(engine.url) == "postgresql+asyncpg://app:***@db.example:5432/wfc"
     assert re.search("s3cret", redact("postgresql://app:s3cret@h/db")) is None
+
+
+async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: AsyncEngine) -> None:
+    clock = FakeClock()
+    await upgrade(empty_engine, "0001")
+    persistence = SqlPersistence(empty_engine, clock)
+    await persistence.create_run(a_run(clock, "r1"))
+    async with empty_engine.begin() as conn:  # two events written by the 0001 code
+        await conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": f"e{n}",
+                    "run_id": "r1",
+                    "sequence": n,
+                    "event_type": "stage:progress",
+                    "payload": {},
+                    "causation_id": "c",
+                    "occurred_at": clock.now(),
+                }
+                for n in (1, 2)
+            ],
+        )
+    await upgrade(empty_engine)
+    assert await current_revision(empty_engine) == head_revision()
+    assert await persistence.get_run("r1") == a_run(clock, "r1")
+    appended = await persistence.append_outbox([an_event(clock, "e3", "r1")])
+    assert [e.sequence for e in appended] == [3]
+    assert [e.id for e in await persistence.outbox_of_run("r1")] == ["e1", "e2", "e3"]

@@ -10,25 +10,22 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql.rows import to_record
-from wfc.runtime.adapters.sql.schema import outbox
+from wfc.runtime.adapters.sql.schema import outbox, runs
 from wfc.runtime.records import NewOutboxEvent, OutboxRecord
 
 
 async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
     """Append events; concurrent appends to one run are serialised so sequences never collide.
 
-    PostgreSQL takes a transaction-scoped advisory lock per run; SQLite's
-    BEGIN IMMEDIATE already serialises writers.
+    The run row's `last_sequence` is advanced by one UPDATE, whose row lock
+    orders concurrent appends. Events of a run with no row (only port tests
+    do that) fall back to an advisory lock (PostgreSQL; SQLite's BEGIN
+    IMMEDIATE already serialises writers) and the current maximum.
     """
     records: list[OutboxRecord] = []
-    for run_id, group in groupby(events, key=lambda e: e.run_id):
-        if conn.dialect.name == "postgresql":
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}
-            )
-        last = (
-            await conn.execute(select(func.max(outbox.c.sequence)).where(outbox.c.run_id == run_id))
-        ).scalar() or 0
+    for run_id, grouped in groupby(events, key=lambda e: e.run_id):
+        group = list(grouped)
+        last = await _reserve(conn, run_id, len(group))
         batch = [
             OutboxRecord(
                 id=event.id,
@@ -58,6 +55,28 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
         )
         records.extend(batch)
     return records
+
+
+async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
+    """The sequence before the `count` ones this append takes."""
+    advanced = (
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(last_sequence=runs.c.last_sequence + count)
+            .returning(runs.c.last_sequence)
+        )
+    ).scalar()
+    if advanced is not None:
+        return int(advanced) - count
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}
+        )
+    current = await conn.execute(
+        select(func.max(outbox.c.sequence)).where(outbox.c.run_id == run_id)
+    )
+    return int(current.scalar() or 0)
 
 
 async def unpublished(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:

@@ -87,6 +87,8 @@ runs = Table(
     Column("total_cost", Float, nullable=False, server_default=text("0")),
     Column("total_tokens", BigInteger, nullable=False, server_default=text("0")),
     Column("metadata", Json),
+    # The run's last outbox sequence: appends take the next ones with one row-locking UPDATE.
+    Column("last_sequence", Integer, nullable=False, server_default=text("0")),
     Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
 )
