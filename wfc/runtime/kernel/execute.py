@@ -14,7 +14,7 @@ the time the host should make the job due again.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError, StageNotFoundError, WorkflowNotFoundError
@@ -74,11 +74,12 @@ async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExec
     if run.status is not Status.RUNNING:
         return _ghost(run.id, run.status, "before execution")
     rows = await deps.persistence.stages_of_run(run.id)
-    outputs = await load_outputs(deps, rows)
     existing = next((row for row in rows if row.stage_id == stage.id), None)
     if existing is not None and existing.status is Status.COMPLETED:
         # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
-        return JobExecuteResult(outcome="completed", output=outputs.get(stage.id))
+        own = await load_outputs(deps, [existing])
+        return JobExecuteResult(outcome="completed", output=own.get(stage.id))
+    outputs = await load_outputs(deps, rows)
 
     started_at = deps.clock.now()
     try:
@@ -97,8 +98,18 @@ async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExec
     else:
         report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
 
+    execution = _Execution(
+        deps=deps,
+        run=run,
+        stage=stage,
+        row=row,
+        cmd=cmd,
+        causation_id=causation_id,
+        started_at=started_at,
+        report=report,
+    )
     try:
-        return await _phase_finish(deps, run, stage, row, cmd, causation_id, report, started_at)
+        return await _phase_finish(execution)
     except _RunNotRunning as stopped:
         return _ghost(run.id, stopped.status, "after stage execution")
 
@@ -145,115 +156,93 @@ async def _require_running(unit: Unit, run_id: str) -> RunRecord:
     return run
 
 
-async def _phase_finish(
-    deps: Deps,
-    run: RunRecord,
-    stage: PlanStage,
-    row: StageRecord,
-    cmd: JobExecute,
-    causation_id: str,
-    report: Report,
-    started_at: datetime,
-) -> JobExecuteResult:
-    outcome = report.outcome
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Execution:
+    """One `job.execute` invocation: what every phase-3 step needs."""
+
+    deps: Deps
+    run: RunRecord
+    stage: PlanStage
+    row: StageRecord
+    cmd: JobExecute
+    causation_id: str
+    started_at: datetime
+    report: Report
+
+
+async def _phase_finish(ex: _Execution) -> JobExecuteResult:
+    outcome = ex.report.outcome
     if isinstance(outcome, Failure):
-        return await _record_failure(deps, run, stage, row, cmd, causation_id, report, started_at)
-    current = await deps.persistence.get_run(run.id)
+        return await _record_failure(ex, outcome)
+    current = await ex.deps.persistence.get_run(ex.run.id)
     if current is None or current.status is not Status.RUNNING:
         raise _RunNotRunning(current.status if current else None)
     if isinstance(outcome, Suspended):
-        return await _record_suspension(deps, run, stage, row, causation_id, report, outcome)
+        return await _record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
-    key = await save_output(deps, run, stage.id, outcome.output)
-    now = deps.clock.now()
-    duration_ms = _elapsed_ms(started_at, now)
+    key = await save_output(ex.deps, ex.run, ex.stage.id, outcome.output)
+    now = ex.deps.clock.now()
+    duration_ms = _elapsed_ms(ex.started_at, now)
     completed: StageChanges = {
         "status": Status.COMPLETED,
         "completed_at": now,
         "duration_ms": duration_ms,
         "output_ref": key,
-        "metrics": dict(report.metrics),
+        "metrics": dict(ex.report.metrics),
         "error": None,
         "suspended_state": None,
         "next_poll_at": None,
     }
     await _commit_outcome(
-        deps,
-        causation_id,
-        run,
-        row,
+        ex,
         completed,
-        report,
         StageCompleted(
             timestamp=now,
-            workflow_run_id=run.id,
-            stage_id=stage.id,
-            stage_name=row.stage_name,
+            workflow_run_id=ex.run.id,
+            stage_id=ex.stage.id,
+            stage_name=ex.row.stage_name,
             duration_ms=duration_ms,
         ),
     )
     return JobExecuteResult(outcome="completed", output=outcome.output)
 
 
-async def _record_suspension(
-    deps: Deps,
-    run: RunRecord,
-    stage: PlanStage,
-    row: StageRecord,
-    causation_id: str,
-    report: Report,
-    outcome: Suspended,
-) -> JobExecuteResult:
-    now = deps.clock.now()
-    next_poll_at, interval_ms, max_wait_until = suspend_times(stage, outcome.request, now)
+async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteResult:
+    now = ex.deps.clock.now()
+    next_poll_at, interval_ms, max_wait_until = suspend_times(ex.stage, outcome.request, now)
     suspended: StageChanges = {
         "status": Status.SUSPENDED,
         "suspended_state": dict(outcome.request.state),
         "next_poll_at": next_poll_at,
         "poll_interval_ms": interval_ms,
         "max_wait_until": max_wait_until,
-        "metrics": dict(report.metrics),
+        "metrics": dict(ex.report.metrics),
     }
     await _commit_outcome(
-        deps,
-        causation_id,
-        run,
-        row,
+        ex,
         suspended,
-        report,
         StageSuspended(
             timestamp=now,
-            workflow_run_id=run.id,
-            stage_id=stage.id,
-            stage_name=row.stage_name,
+            workflow_run_id=ex.run.id,
+            stage_id=ex.stage.id,
+            stage_name=ex.row.stage_name,
             next_poll_at=next_poll_at,
         ),
-        WorkflowSuspended(timestamp=now, workflow_run_id=run.id, stage_id=stage.id),
+        WorkflowSuspended(timestamp=now, workflow_run_id=ex.run.id, stage_id=ex.stage.id),
     )
     return JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
 
 
-async def _record_failure(
-    deps: Deps,
-    run: RunRecord,
-    stage: PlanStage,
-    row: StageRecord,
-    cmd: JobExecute,
-    causation_id: str,
-    report: Report,
-    started_at: datetime,
-) -> JobExecuteResult:
-    outcome = report.outcome
-    assert isinstance(outcome, Failure)
-    now = deps.clock.now()
+async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
+    now = ex.deps.clock.now()
+    policy, attempt = ex.stage.retry, ex.cmd.attempt
     retry_at: datetime | None = None
-    if outcome.retryable and cmd.attempt < stage.retry.max_attempts:
-        delay = outcome.retry_delay or timedelta(milliseconds=stage.retry.delay_ms(cmd.attempt))
-        retry_at = now + delay
+    if outcome.retryable and attempt < policy.max_attempts:
+        retry_at = now + (outcome.retry_delay or timedelta(milliseconds=policy.delay_ms(attempt)))
     changes: StageChanges = {
         "error": outcome.error,
-        "duration_ms": _elapsed_ms(started_at, now),
-        "metrics": dict(report.metrics),
+        "duration_ms": _elapsed_ms(ex.started_at, now),
+        "metrics": dict(ex.report.metrics),
     }
     if retry_at is None:
         changes["status"] = Status.FAILED
@@ -262,22 +251,18 @@ async def _record_failure(
         # Still PENDING: the group stays open while the retry is queued.
         changes["status"] = Status.PENDING
     await _commit_outcome(
-        deps,
-        causation_id,
-        run,
-        row,
+        ex,
         changes,
-        report,
         StageFailed(
             timestamp=now,
-            workflow_run_id=run.id,
-            stage_id=stage.id,
-            stage_name=row.stage_name,
+            workflow_run_id=ex.run.id,
+            stage_id=ex.stage.id,
+            stage_name=ex.row.stage_name,
             error=outcome.error,
             retry_at=retry_at,
         ),
     )
-    await write_log(deps, run.id, "ERROR", outcome.error, stage_record_id=row.id)
+    await write_log(ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id)
     return JobExecuteResult(
         outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
     )
@@ -297,21 +282,13 @@ def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -
     ]
 
 
-async def _commit_outcome(
-    deps: Deps,
-    causation_id: str,
-    run: RunRecord,
-    row: StageRecord,
-    changes: StageChanges,
-    report: Report,
-    *events: Event,
-) -> None:
+async def _commit_outcome(ex: _Execution, changes: StageChanges, *events: Event) -> None:
     """Write a stage's outcome with its progress and outcome events, if the run still runs."""
-    async with atomic(deps, causation_id) as unit:
-        await _require_running(unit, run.id)
-        await unit.db.update_stage(row.id, changes)
-        now = deps.clock.now()
-        for event in [*progress_events(run.id, row.stage_id, report, now), *events]:
+    async with atomic(ex.deps, ex.causation_id) as unit:
+        await _require_running(unit, ex.run.id)
+        await unit.db.update_stage(ex.row.id, changes)
+        now = ex.deps.clock.now()
+        for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
             unit.emit(event)
 
 

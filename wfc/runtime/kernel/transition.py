@@ -111,7 +111,8 @@ async def _complete(
 ) -> None:
     workflow = deps.registry.get(run.workflow_id)
     assert workflow is not None
-    outputs = await load_outputs(deps, rows)
+    # Only the last group's outputs make the run's output.
+    outputs = await load_outputs(deps, [row for row in rows if row.execution_group == last_group])
     output = group_output(workflow, last_group, outputs)
     total_cost = sum(float(row.metrics.get("total_cost", 0)) for row in rows)
     total_tokens = sum(int(row.metrics.get("total_tokens", 0)) for row in rows)
