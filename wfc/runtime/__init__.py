@@ -18,6 +18,13 @@ from wfc.runtime.commands import (
     StagePollSuspended,
     parse_command,
 )
+from wfc.runtime.hosts import (
+    JobMessage,
+    RunSnapshot,
+    ServerlessHost,
+    WorkerHost,
+    run_and_wait,
+)
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner, define_plugin
 from wfc.runtime.records import RunRecord, StageRecord, Status
@@ -49,6 +56,7 @@ __all__ = [
     "Email",
     "Failed",
     "JobExecute",
+    "JobMessage",
     "Kernel",
     "LeaseReapStale",
     "MemoryBlobs",
@@ -67,7 +75,9 @@ __all__ = [
     "RunReapStuck",
     "RunRecord",
     "RunRerunFrom",
+    "RunSnapshot",
     "RunTransition",
+    "ServerlessHost",
     "Stage",
     "StageContext",
     "StageDefinition",
@@ -77,6 +87,7 @@ __all__ = [
     "Status",
     "Suspend",
     "Url",
+    "WorkerHost",
     "Workflow",
     "WorkflowBuilder",
     "WorkflowMap",
@@ -86,4 +97,5 @@ __all__ = [
     "load_registry",
     "load_workflow",
     "parse_command",
+    "run_and_wait",
 ]

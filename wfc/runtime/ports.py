@@ -8,7 +8,7 @@ does one thing; none takes free-form queries.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -217,6 +217,15 @@ class JobTransport(Protocol):
         ...
 
 
+class Wakeups(Protocol):
+    """Notifications that work may be waiting, from other processes (optional for hosts)."""
+
+    def listen(self, on_wake: Callable[[str], None]) -> AbstractAsyncContextManager[None]:
+        """Call `on_wake("jobs")` when jobs may be due and `on_wake("runs")` when a run was
+        created, until the block exits. Delivery is best effort: hosts still poll."""
+        ...
+
+
 class EventSink(Protocol):
     """Where `outbox.flush` delivers events; raising makes the outbox retry."""
 
@@ -259,3 +268,16 @@ class AICallLogger(Protocol):
     async def stats(self, topic_prefix: str) -> AIStats:
         """Totals over calls whose topic is `topic_prefix` or lies under it (whole segments)."""
         ...
+
+
+class Storage(Protocol):
+    """The storage ports a kernel runs on, opened together (e.g. `open_storage(url)`)."""
+
+    @property
+    def persistence(self) -> Persistence: ...
+    @property
+    def jobs(self) -> JobTransport: ...
+    @property
+    def blobs(self) -> BlobStore: ...
+    @property
+    def ai_calls(self) -> AICallLogger: ...

@@ -20,7 +20,8 @@ from wfc.runtime.adapters.memory import (
     NoopScheduler,
     SequentialIds,
 )
-from wfc.testing.harness import MemoryStorage, Storage, TestKernel, drive, make_test_kernel, work
+from wfc.runtime.ports import Storage
+from wfc.testing.harness import MemoryStorage, TestKernel, drive, make_test_kernel, work
 
 __all__ = [
     "CollectingEventSink",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory import (
@@ -28,23 +28,17 @@ from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
-from wfc.runtime.ports import AICallLogger, BlobStore, EventSink, JobTransport, Persistence
+from wfc.runtime.ports import (
+    AICallLogger,
+    BlobStore,
+    EventSink,
+    JobTransport,
+    Persistence,
+    Storage,
+)
 from wfc.runtime.records import TERMINAL, JobRecord, LogRecord, OutboxRecord, RunRecord, Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.runtime.workflow import Workflow
-
-
-class Storage(Protocol):
-    """The storage ports a test kernel can run on."""
-
-    @property
-    def persistence(self) -> Persistence: ...
-    @property
-    def jobs(self) -> JobTransport: ...
-    @property
-    def blobs(self) -> BlobStore: ...
-    @property
-    def ai_calls(self) -> AICallLogger: ...
 
 
 @dataclass(slots=True)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from wfc.runtime.hosts.run_and_wait import (
+    RunSnapshot,
+    StageSummary,
+    run_and_wait,
+    snapshot,
+    wait_for_run,
+)
+from wfc.runtime.hosts.serverless import DrainResult, JobMessage, ServerlessHost
 from wfc.runtime.hosts.steps import (
     JobOutcome,
     MaintenanceSettings,
@@ -9,5 +17,24 @@ from wfc.runtime.hosts.steps import (
     maintenance_tick,
     process_job,
 )
+from wfc.runtime.hosts.wiring import make_kernel
+from wfc.runtime.hosts.worker import WorkerHost, WorkerStats
 
-__all__ = ["JobOutcome", "MaintenanceSettings", "TickResult", "maintenance_tick", "process_job"]
+__all__ = [
+    "DrainResult",
+    "JobMessage",
+    "JobOutcome",
+    "MaintenanceSettings",
+    "RunSnapshot",
+    "ServerlessHost",
+    "StageSummary",
+    "TickResult",
+    "WorkerHost",
+    "WorkerStats",
+    "maintenance_tick",
+    "make_kernel",
+    "process_job",
+    "run_and_wait",
+    "snapshot",
+    "wait_for_run",
+]

@@ -9,7 +9,10 @@ periodic commands, each isolated so one failing step never stops the others.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -29,6 +32,7 @@ from wfc.runtime.records import JobRecord
 log = logging.getLogger("wfc.host")
 
 SUSPEND_FALLBACK = timedelta(seconds=60)
+HEARTBEAT_INTERVAL = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,20 +49,51 @@ def idempotency_key(job: JobRecord) -> str:
     return f"job:{job.id}:attempt:{job.attempt}"
 
 
-async def process_job(kernel: Kernel, job: JobRecord) -> JobOutcome:
-    """Execute a leased job and settle it in the queue; raises only if `job.execute` raises."""
+@contextlib.asynccontextmanager
+async def heartbeat(kernel: Kernel, job_id: str, every: timedelta | None) -> AsyncIterator[None]:
+    """Renew the job's lease every `every` while the block runs, so a long stage is never
+    taken for a dead worker's; touch errors are logged and ignored."""
+    if every is None:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every.total_seconds())
+            try:
+                await kernel.deps.jobs.touch(job_id)
+            except Exception:
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    task = asyncio.create_task(beat(), name=f"heartbeat:{job_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def process_job(
+    kernel: Kernel, job: JobRecord, *, heartbeat_every: timedelta | None = None
+) -> JobOutcome:
+    """Execute a leased job and settle it in the queue; raises only if `job.execute` raises.
+
+    With `heartbeat_every` the job's lease is renewed while the stage runs.
+    """
     jobs = kernel.deps.jobs
     config = job.payload.get("config") or {}
-    result = await kernel.dispatch(
-        JobExecute(
-            workflow_run_id=job.run_id,
-            workflow_id=job.workflow_id,
-            stage_id=job.stage_id,
-            config=config,
-            attempt=max(job.attempt, 1),
-            idempotency_key=idempotency_key(job),
+    async with heartbeat(kernel, job.id, heartbeat_every):
+        result = await kernel.dispatch(
+            JobExecute(
+                workflow_run_id=job.run_id,
+                workflow_id=job.workflow_id,
+                stage_id=job.stage_id,
+                config=config,
+                attempt=max(job.attempt, 1),
+                idempotency_key=idempotency_key(job),
+            )
         )
-    )
     if result.outcome == "completed":
         await jobs.complete(job.id)
         await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))

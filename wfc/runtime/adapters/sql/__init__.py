@@ -19,6 +19,7 @@ from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.adapters.sql.schema import metadata
+from wfc.runtime.adapters.sql.wakeups import NoWakeups, PostgresWakeups
 from wfc.runtime.ports import Clock, IdSource
 
 
@@ -31,6 +32,13 @@ class SqlStorage:
     jobs: SqlJobTransport
     blobs: SqlBlobStore
     ai_calls: SqlAICallLogger
+
+    @property
+    def wakeups(self) -> PostgresWakeups | NoWakeups:
+        """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL, none on SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            return PostgresWakeups(self.engine)
+        return NoWakeups()
 
     @property
     def url(self) -> str:

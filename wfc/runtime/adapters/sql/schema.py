@@ -234,3 +234,13 @@ ai_calls = Table(
     Index(None, "topic"),
     Index(None, "batch_id"),
 )
+
+
+def _install_wakeups() -> None:
+    # Imported here: the wakeup module describes triggers on the tables declared above.
+    from wfc.runtime.adapters.sql.wakeups import install_on_create
+
+    install_on_create(runs, jobs)
+
+
+_install_wakeups()

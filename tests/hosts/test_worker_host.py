@@ -1,0 +1,203 @@
+"""WorkerHost on memory, SQLite and PostgreSQL: runs finish without waiting on polls, long
+stages keep their lease, and stopping leaves no job RUNNING."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.hosts.conftest import Backend
+from tests.kernel.conftest import Script
+from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
+from wfc.runtime.hosts import wait_for_run
+
+DOC = {"text": "the quick brown fox"}
+SLOW = timedelta(seconds=60)  # poll intervals long enough that a test finishing proves wakeups
+
+
+def host(backend: Backend, **settings: Any) -> WorkerHost:
+    options: dict[str, Any] = {
+        "orchestration_interval": SLOW,
+        "job_poll_interval": SLOW,
+        "shutdown_grace": timedelta(seconds=5),
+        "wakeups": backend.wakeups,
+    }
+    options.update(settings)
+    return WorkerHost(backend.kernel(), **options)
+
+
+async def test_run_and_wait_finishes_each_shape_without_waiting_for_a_poll(
+    backend: Backend,
+) -> None:
+    worker = host(backend, concurrency=2)
+    await worker.start()
+    try:
+        for workflow_id, summary in [
+            ("linear", "4: the quick brown fox"),
+            ("fanout", "THE QUICK BROWN FOX (16)"),
+        ]:
+            run = await run_and_wait(
+                worker.kernel,
+                workflow_id,
+                DOC,
+                host=worker,
+                timeout=timedelta(seconds=20),
+            )
+            assert run.status is Status.COMPLETED, run.error
+            assert run.output == {"summary": summary}
+            assert all(s.status is Status.COMPLETED and s.attempts == 1 for s in run.stages)
+    finally:
+        await worker.stop()
+    stats = worker.stats()
+    assert stats.jobs_processed == 7 and stats.jobs_succeeded == 7 and stats.jobs_failed == 0
+    assert stats.running is False and stats.uptime_s == 0.0
+
+
+async def test_run_and_wait_without_a_host_starts_and_stops_its_own(backend: Backend) -> None:
+    run = await run_and_wait(backend.kernel(), "linear", DOC, timeout=timedelta(seconds=20))
+    assert run.status is Status.COMPLETED
+    assert [s.stage_id for s in run.stages] == ["split", "count", "report"]
+    assert run.duration_ms is not None
+    jobs = await backend.storage.jobs.jobs_of_run(run.run_id)
+    assert {j.status for j in jobs} == {Status.COMPLETED}
+
+
+async def test_a_failing_run_is_returned_with_the_stage_and_error(
+    backend: Backend, script: Script
+) -> None:
+    from wfc.errors import NonRetryableError
+
+    script.then("count", NonRetryableError("no counting today"))
+    run = await run_and_wait(backend.kernel(), "linear", DOC, timeout=timedelta(seconds=20))
+    assert run.status is Status.FAILED
+    assert run.error is not None and run.error.get("stage_id") == "count"
+    assert "no counting today" in str(run.error)
+
+
+async def test_a_run_created_elsewhere_is_claimed_without_waiting_for_the_tick(
+    backend: Backend,
+) -> None:
+    """The worker already ran its first tick; only a wakeup can start the new run soon."""
+    if backend.name != "postgres":
+        pytest.skip("only PostgreSQL carries wakeups between processes; others poll")
+    worker = host(backend)
+    await worker.start()
+    try:
+        await asyncio.sleep(0.3)  # the first tick has run; the next is a minute away
+        other_process = backend.kernel()
+        created = await other_process.dispatch(
+            RunCreate(idempotency_key="elsewhere", workflow_id="linear", input=DOC)
+        )
+        run = await wait_for_run(
+            other_process, created.workflow_run_id, timeout=timedelta(seconds=20)
+        )
+        assert run.status is Status.COMPLETED
+    finally:
+        await worker.stop()
+
+
+async def test_a_long_stage_renews_its_lease_and_is_not_reaped(
+    backend: Backend, script: Script
+) -> None:
+    calls = 0
+
+    def slow(ctx: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        time.sleep(1.5)
+        from tests.kernel.conftest import Count
+
+        return Count(count=len(ctx.input.words))
+
+    script.then("count", slow)
+    worker = host(
+        backend,
+        concurrency=2,  # a free slot would take the job at once if its lease were reaped
+        orchestration_interval=timedelta(milliseconds=100),
+        stale_lease_threshold=timedelta(milliseconds=700),
+        heartbeat_interval=timedelta(milliseconds=100),
+    )
+    await worker.start()
+    try:
+        run = await run_and_wait(
+            worker.kernel, "linear", DOC, host=worker, timeout=timedelta(seconds=20)
+        )
+    finally:
+        await worker.stop()
+    assert run.status is Status.COMPLETED
+    assert calls == 1
+    assert next(s for s in run.stages if s.stage_id == "count").attempts == 1
+
+
+async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
+    backend: Backend, script: Script
+) -> None:
+    started, finish = threading.Event(), threading.Event()
+
+    def blocked(ctx: Any) -> Any:
+        started.set()
+        finish.wait(10)
+        from tests.kernel.conftest import Count
+
+        return Count(count=0)
+
+    script.then("count", blocked)
+    worker = host(backend)
+    await worker.start()
+    created = await worker.kernel.dispatch(
+        RunCreate(idempotency_key="stopping", workflow_id="linear", input=DOC)
+    )
+    worker.wake_claims()
+    while not started.is_set():
+        await asyncio.sleep(0.02)
+    await worker.stop(grace=timedelta(milliseconds=200))
+    finish.set()
+    jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
+    assert Status.RUNNING not in {j.status for j in jobs}
+    released = next(j for j in jobs if j.stage_id == "count")
+    assert released.status is Status.PENDING and released.worker_id is None
+
+    successor = host(backend)
+    await successor.start()
+    try:
+        successor.wake_jobs()
+        run = await wait_for_run(
+            successor.kernel, created.workflow_run_id, timeout=timedelta(seconds=20)
+        )
+    finally:
+        await successor.stop()
+    assert run.status is Status.COMPLETED
+    assert script.calls["count"] == 2
+
+
+async def test_stop_waits_for_an_in_flight_job_within_the_grace_period(
+    backend: Backend, script: Script
+) -> None:
+    started = threading.Event()
+
+    def short(ctx: Any) -> Any:
+        started.set()
+        time.sleep(0.3)
+        from tests.kernel.conftest import Count
+
+        return Count(count=1)
+
+    script.then("count", short)
+    worker = host(backend)
+    await worker.start()
+    created = await worker.kernel.dispatch(
+        RunCreate(idempotency_key="graceful", workflow_id="linear", input=DOC)
+    )
+    worker.wake_claims()
+    while not started.is_set():
+        await asyncio.sleep(0.02)
+    await worker.stop(grace=timedelta(seconds=10))
+    jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
+    count_job = next(j for j in jobs if j.stage_id == "count")
+    assert count_job.status is Status.COMPLETED
+    assert Status.RUNNING not in {j.status for j in jobs}

@@ -1,0 +1,172 @@
+"""`run_and_wait`: create a run and wait for its end, for scripts, tests and `wfc run` (spec §9.3).
+
+Without a host it starts a `WorkerHost` in this process for the duration of
+the call (and stops it, also on errors), so a script needs nothing else
+running. With a host already serving, it only creates the run and watches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from wfc.runtime.commands import RunCreate
+from wfc.runtime.hosts.worker import WorkerHost
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.records import TERMINAL, RunRecord, StageRecord, Status
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageSummary:
+    """One stage of a finished (or running) run, as people want to see it."""
+
+    stage_id: str
+    name: str
+    status: Status
+    attempts: int
+    duration_ms: int | None
+    error: str | None
+
+    @classmethod
+    def of(cls, stage: StageRecord) -> StageSummary:
+        return cls(
+            stage_id=stage.stage_id,
+            name=stage.stage_name,
+            status=stage.status,
+            attempts=stage.attempt,
+            duration_ms=stage.duration_ms,
+            error=stage.error,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSnapshot:
+    """A run and its stages at one moment."""
+
+    run: RunRecord
+    stages: list[StageSummary]
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
+
+    @property
+    def status(self) -> Status:
+        return self.run.status
+
+    @property
+    def output(self) -> Any:
+        return self.run.output
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.run.error
+
+    @property
+    def finished(self) -> bool:
+        return self.run.status in TERMINAL
+
+    @property
+    def total_cost(self) -> float:
+        return self.run.total_cost
+
+    @property
+    def total_tokens(self) -> int:
+        return self.run.total_tokens
+
+    @property
+    def duration_ms(self) -> int | None:
+        return self.run.duration_ms
+
+
+OnChange = Callable[[RunSnapshot], Awaitable[None] | None]
+
+
+async def snapshot(kernel: Kernel, run_id: str) -> RunSnapshot:
+    """The run and its stages now; `LookupError` when there is no such run."""
+    db = kernel.deps.persistence
+    run = await db.get_run(run_id)
+    if run is None:
+        raise LookupError(f"run {run_id} not found")
+    stages = sorted(await db.stages_of_run(run_id), key=lambda s: s.stage_number)
+    return RunSnapshot(run=run, stages=[StageSummary.of(s) for s in stages])
+
+
+async def wait_for_run(
+    kernel: Kernel,
+    run_id: str,
+    *,
+    poll_interval: timedelta = timedelta(milliseconds=50),
+    on_change: OnChange | None = None,
+    timeout: timedelta | None = None,
+) -> RunSnapshot:
+    """Watch a run until it is COMPLETED, FAILED or CANCELLED; call `on_change` when it moved."""
+    deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
+    previous: tuple[object, ...] | None = None
+    while True:
+        current = await snapshot(kernel, run_id)
+        key = (current.run.status, current.run.version, *current.stages)
+        if on_change is not None and key != previous:
+            outcome = on_change(current)
+            if inspect.isawaitable(outcome):
+                await outcome
+        previous = key
+        if current.finished:
+            return current
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"run {run_id} is still {current.status.value}")
+        await asyncio.sleep(poll_interval.total_seconds())
+
+
+async def run_and_wait(
+    kernel: Kernel,
+    workflow_id: str,
+    input: dict[str, Any],
+    *,
+    config: dict[str, dict[str, Any]] | None = None,
+    priority: int | None = None,
+    idempotency_key: str | None = None,
+    host: WorkerHost | None = None,
+    poll_interval: timedelta = timedelta(milliseconds=50),
+    on_change: OnChange | None = None,
+    timeout: timedelta | None = None,
+) -> RunSnapshot:
+    """Create a run, make sure a worker drives it, and return it finished.
+
+    Bad input raises `InvalidRunInputError` before anything is created. The
+    finished run's `status` tells success from failure; this never raises
+    for a run that failed.
+    """
+    created = await kernel.dispatch(
+        RunCreate(
+            idempotency_key=idempotency_key or f"run-and-wait:{kernel.deps.ids.new_id()}",
+            workflow_id=workflow_id,
+            input=input,
+            config=config or {},
+            priority=priority,
+        )
+    )
+    own_host = host is None
+    worker = host or WorkerHost(
+        kernel,
+        worker_id=f"run-and-wait-{kernel.deps.ids.new_id()}",
+        job_poll_interval=poll_interval,
+    )
+    try:
+        await worker.start()
+        worker.wake_claims()
+        return await wait_for_run(
+            kernel,
+            created.workflow_run_id,
+            poll_interval=poll_interval,
+            on_change=on_change,
+            timeout=timeout,
+        )
+    finally:
+        if own_host:
+            await worker.stop()

@@ -1,0 +1,339 @@
+"""`WorkerHost`: the long-running worker (spec §9.2), with wakeups instead of waiting on polls.
+
+Two kinds of task share one kernel. The orchestrator claims pending runs and,
+every `orchestration_interval`, runs the full maintenance tick (claim, poll
+suspended stages, reap stale leases, flush the outbox, reap stuck runs). Each
+of `concurrency` job slots leases one job at a time, executes it with a
+heartbeat, and settles it.
+
+Nothing waits on a poll when it need not: a slot that finishes a stage has
+enqueued the next group itself and wakes the idle slots at once; on PostgreSQL
+a LISTEN connection wakes slots when another process enqueues jobs and the
+orchestrator when a run is created. Polling stays as the fallback.
+
+`stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
+in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
+their jobs back to PENDING so another worker takes them; no job is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from wfc.runtime.commands import RunClaimPending
+from wfc.runtime.hosts.steps import (
+    HEARTBEAT_INTERVAL,
+    MaintenanceSettings,
+    maintenance_tick,
+    process_job,
+)
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.ports import JobTransport, Wakeups
+from wfc.runtime.records import JobRecord
+
+log = logging.getLogger("wfc.worker")
+
+ERROR_BACKOFF = timedelta(seconds=5)
+LISTEN_RETRY = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerStats:
+    """What a worker has done since it started."""
+
+    worker_id: str
+    jobs_processed: int
+    jobs_succeeded: int
+    jobs_failed: int
+    orchestration_ticks: int
+    running: bool
+    in_flight: int
+    uptime_s: float
+
+
+class _Signal:
+    """An edge-triggered wakeup: `wait` returns once `fire` is called after `arm`."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def arm(self) -> asyncio.Event:
+        """The event the next `fire` sets; take it before looking for work, wait on it after."""
+        return self._event
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+
+async def _wait(event: asyncio.Event, timeout: timedelta) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout.total_seconds())
+
+
+class WorkerHost:
+    """A worker process's loops over one kernel; `serve()` runs it until a signal stops it."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        job_transport: JobTransport | None = None,
+        *,
+        worker_id: str = "worker",
+        concurrency: int = 1,
+        orchestration_interval: timedelta = timedelta(seconds=10),
+        job_poll_interval: timedelta = timedelta(seconds=1),
+        stale_lease_threshold: timedelta = timedelta(minutes=5),
+        max_claims_per_tick: int = 10,
+        max_suspended_checks_per_tick: int = 10,
+        max_outbox_flush_per_tick: int = 100,
+        heartbeat_interval: timedelta = HEARTBEAT_INTERVAL,
+        shutdown_grace: timedelta = timedelta(seconds=30),
+        wakeups: Wakeups | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.kernel = kernel
+        self.jobs = job_transport or kernel.deps.jobs
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self.orchestration_interval = orchestration_interval
+        self.job_poll_interval = job_poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.shutdown_grace = shutdown_grace
+        self.settings = MaintenanceSettings(
+            worker_id=worker_id,
+            max_claims=max_claims_per_tick,
+            max_suspended_checks=max_suspended_checks_per_tick,
+            max_outbox_flush=max_outbox_flush_per_tick,
+            stale_lease_threshold=stale_lease_threshold,
+        )
+        self._wakeups = wakeups
+        self._job_signal = _Signal()
+        self._claim_signal = _Signal()
+        self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._slots: list[asyncio.Task[None]] = []
+        self._background: list[asyncio.Task[None]] = []
+        self._in_flight: dict[str, JobRecord] = {}
+        self._abandoned: list[str] = []
+        self._running = False
+        self._started_at = 0.0
+        self._processed = self._succeeded = self._failed = self._ticks = 0
+
+    # -- lifecycle ----------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Start the loops and return; the first maintenance tick runs at once."""
+        if self._running:
+            return
+        self._running = True
+        self._started_at = time.monotonic()
+        self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self._slots = [
+            asyncio.create_task(self._slot_loop(), name=f"{self.worker_id}:slot{n}")
+            for n in range(self.concurrency)
+        ]
+        self._background = [
+            asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator")
+        ]
+        if self._wakeups is not None:
+            self._background.append(
+                asyncio.create_task(self._listen(self._wakeups), name=f"{self.worker_id}:listen")
+            )
+        log.info(
+            "worker started",
+            extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
+        )
+
+    async def stop(self, grace: timedelta | None = None) -> None:
+        """Stop leasing; wait up to `grace` for in-flight jobs, then release what is left."""
+        if not self._running:
+            return
+        self._stopping.set()
+        self._job_signal.fire()
+        self._claim_signal.fire()
+        grace = self.shutdown_grace if grace is None else grace
+        slots_done = asyncio.ensure_future(asyncio.gather(*self._slots, return_exceptions=True))
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        either: list[asyncio.Future[Any]] = [slots_done, hurried]
+        await asyncio.wait(
+            either,
+            timeout=grace.total_seconds(),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        hurried.cancel()
+        for task in [*self._slots, *self._background]:
+            task.cancel()
+        await asyncio.gather(slots_done, *self._background, return_exceptions=True)
+        for job_id in self._abandoned:
+            try:
+                await self.jobs.release(job_id)
+                log.info("released job %s for another worker", job_id, extra={"job_id": job_id})
+            except Exception:
+                log.exception(
+                    "could not release job %s; it is reaped when its lease expires", job_id
+                )
+        self._abandoned.clear()
+        self._running = False
+        log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    async def serve(self) -> WorkerStats:
+        """Run until SIGTERM or SIGINT (a second one cuts the grace period short)."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop_requested.is_set():
+                self._hurry.set()
+            stop_requested.set()
+
+        installed = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal)
+                installed.append(signum)
+        try:
+            await self.start()
+            await stop_requested.wait()
+            log.info("stopping: finishing in-flight jobs", extra={"worker_id": self.worker_id})
+            await self.stop()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+            await self.stop(grace=timedelta(0))
+        return self.stats()
+
+    def stats(self) -> WorkerStats:
+        return WorkerStats(
+            worker_id=self.worker_id,
+            jobs_processed=self._processed,
+            jobs_succeeded=self._succeeded,
+            jobs_failed=self._failed,
+            orchestration_ticks=self._ticks,
+            running=self._running,
+            in_flight=len(self._in_flight),
+            uptime_s=time.monotonic() - self._started_at if self._running else 0.0,
+        )
+
+    # -- wakeups ------------------------------------------------------------
+    def wake_jobs(self) -> None:
+        """Jobs may be due now: idle slots look at once."""
+        self._job_signal.fire()
+
+    def wake_claims(self) -> None:
+        """A run may be pending: the orchestrator claims at once."""
+        self._claim_signal.fire()
+
+    def _on_wake(self, what: str) -> None:
+        if what == "runs":
+            self.wake_claims()
+        else:
+            self.wake_jobs()
+
+    async def _listen(self, wakeups: Wakeups) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with wakeups.listen(self._on_wake):
+                    await self._stopping.wait()
+            except Exception:
+                log.warning("listening for wakeups failed; polling until it is back", exc_info=True)
+                await _wait(self._stopping, LISTEN_RETRY)
+
+    # -- loops --------------------------------------------------------------
+    async def _orchestrate(self) -> None:
+        next_tick = 0.0
+        while not self._stopping.is_set():
+            woken = self._claim_signal.arm()
+            if time.monotonic() >= next_tick:
+                self._ticks += 1
+                tick = await maintenance_tick(self.kernel, self.settings)
+                next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+                more = tick.claimed >= self.settings.max_claims
+                if tick.claimed or tick.suspended_checked or tick.stale_released:
+                    self.wake_jobs()
+            else:
+                more = await self._guarded(self._claim(), "claim")
+            if more:
+                continue
+            wait = max(0.0, next_tick - time.monotonic())
+            await _wait(woken, timedelta(seconds=wait))
+
+    async def _claim(self) -> bool:
+        """Claim pending runs now; True when the limit was reached (more may wait)."""
+        result = await self.kernel.dispatch(
+            RunClaimPending(worker_id=self.worker_id, max_claims=self.settings.max_claims)
+        )
+        if result.claimed:
+            self.wake_jobs()
+        return len(result.claimed) >= self.settings.max_claims
+
+    async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
+        try:
+            return await step
+        except Exception:
+            log.exception("%s failed", name)
+            return False
+
+    async def _slot_loop(self) -> None:
+        while not self._stopping.is_set():
+            woken = self._job_signal.arm()
+            try:
+                leased = await self.jobs.dequeue(1)
+            except Exception:
+                log.exception("dequeue failed; retrying in %ss", ERROR_BACKOFF.total_seconds())
+                await _wait(self._stopping, ERROR_BACKOFF)
+                continue
+            if not leased:
+                await _wait(woken, self.job_poll_interval)
+                continue
+            await self._run_job(leased[0])
+
+    async def _run_job(self, job: JobRecord) -> None:
+        self._in_flight[job.id] = job
+        started = time.monotonic()
+        try:
+            outcome = await process_job(self.kernel, job, heartbeat_every=self.heartbeat_interval)
+        except asyncio.CancelledError:
+            self._abandoned.append(job.id)
+            raise
+        except Exception:
+            # The job stays RUNNING; the stale-lease reaper gives it to a worker later.
+            log.exception("job %s raised; its lease will be reaped", job.id)
+            return
+        finally:
+            self._in_flight.pop(job.id, None)
+        self._processed += 1
+        if outcome.outcome == "failed":
+            self._failed += 1
+        else:
+            self._succeeded += 1
+        if outcome.outcome == "completed":
+            self.wake_jobs()  # the transition may have enqueued a parallel group
+        log.info(
+            "job %s",
+            outcome.outcome,
+            extra={
+                "worker_id": self.worker_id,
+                "job_id": job.id,
+                "run_id": job.run_id,
+                "stage_id": job.stage_id,
+                "attempt": job.attempt,
+                "outcome": outcome.outcome,
+                "retried": outcome.retried,
+                "error": outcome.error,
+                "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            },
+        )
