@@ -7,6 +7,7 @@ import click
 from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, graph_command
 from wfc.cli.db_commands import db_group
+from wfc.cli.run_command import run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +20,7 @@ cli.add_command(compile_command)
 cli.add_command(check_command)
 cli.add_command(graph_command)
 cli.add_command(db_group)
+cli.add_command(run_command)
 
 
 def main() -> None:

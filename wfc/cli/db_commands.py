@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from wfc.runtime.adapters.sql import SchemaRevisionError, default_url, migrate, redact
+from wfc.cli.session import URL_HELP, database_errors
+from wfc.runtime.adapters.sql import default_url, migrate, redact
 from wfc.runtime.adapters.sql.engine import create_engine
-
-URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
 
 
 @click.group("db")
@@ -29,15 +27,8 @@ def _run(url: str, action: str) -> str:
             await engine.dispose()
         return current or "none"
 
-    try:
+    with database_errors(url):
         return asyncio.run(go())
-    except SchemaRevisionError as error:
-        raise click.ClickException(str(error)) from None
-    except (OperationalError, DBAPIError, OSError) as error:
-        reason = str(getattr(error, "orig", error) or error).splitlines()[0]
-        raise click.ClickException(
-            f"cannot reach database {redact(url)}: {reason}; check the URL and that the server is up"
-        ) from None
 
 
 @db_group.command("upgrade")

@@ -56,6 +56,11 @@ class EmbedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     polls_until_ready: int = Field(default=1, ge=0)
+    check_every_seconds: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Seconds between checks of the batch (a real provider: a minute or more).",
+    )
 
 
 class IndexInput(BaseModel):

@@ -84,6 +84,9 @@ class RunSnapshot:
         return self.run.duration_ms
 
 
+OWN_HOST_TICK = timedelta(seconds=1)
+"""How often a host started by `run_and_wait` re-checks suspended stages and leases."""
+
 OnChange = Callable[[RunSnapshot], Awaitable[None] | None]
 
 
@@ -132,13 +135,15 @@ async def run_and_wait(
     priority: int | None = None,
     idempotency_key: str | None = None,
     host: WorkerHost | None = None,
+    concurrency: int = 4,
     poll_interval: timedelta = timedelta(milliseconds=50),
     on_change: OnChange | None = None,
     timeout: timedelta | None = None,
 ) -> RunSnapshot:
     """Create a run, make sure a worker drives it, and return it finished.
 
-    Bad input raises `InvalidRunInputError` before anything is created. The
+    Without `host`, a worker with `concurrency` slots runs in this process for
+    the duration of the call. Bad input raises `InvalidRunInputError` before anything is created. The
     finished run's `status` tells success from failure; this never raises
     for a run that failed.
     """
@@ -155,6 +160,8 @@ async def run_and_wait(
     worker = host or WorkerHost(
         kernel,
         worker_id=f"run-and-wait-{kernel.deps.ids.new_id()}",
+        concurrency=concurrency,
+        orchestration_interval=OWN_HOST_TICK,
         job_poll_interval=poll_interval,
     )
     try:

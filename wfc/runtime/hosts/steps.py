@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from wfc.runtime.commands import (
@@ -42,6 +42,7 @@ class JobOutcome:
     outcome: Literal["completed", "suspended", "failed"]
     error: str | None = None
     retried: bool = False
+    next_poll_at: datetime | None = None
 
 
 def idempotency_key(job: JobRecord) -> str:
@@ -101,7 +102,7 @@ async def process_job(
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
         await jobs.suspend(job.id, next_poll)
-        return JobOutcome(outcome="suspended")
+        return JobOutcome(outcome="suspended", next_poll_at=next_poll)
     error = result.error or "Unknown error"
     retry_at = None if result.ghost else result.retry_at
     retried = await jobs.fail(job.id, error, retry_at=retry_at)

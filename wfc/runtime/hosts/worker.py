@@ -25,7 +25,7 @@ import signal
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from wfc.runtime.commands import RunClaimPending
@@ -125,6 +125,7 @@ class WorkerHost:
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
+        self._next_poll: float | None = None
         self._running = False
         self._started_at = 0.0
         self._processed = self._succeeded = self._failed = self._ticks = 0
@@ -253,10 +254,22 @@ class WorkerHost:
                 await _wait(self._stopping, LISTEN_RETRY)
 
     # -- loops --------------------------------------------------------------
+    def _poll_due_at(self, when: datetime) -> None:
+        """A stage this worker suspended is due then: tick at that moment, not up to an
+        orchestration interval later."""
+        delay = (when - self.kernel.deps.clock.now()).total_seconds()
+        due = time.monotonic() + max(0.0, delay)
+        if self._next_poll is None or due < self._next_poll:
+            self._next_poll = due
+            self._claim_signal.fire()
+
     async def _orchestrate(self) -> None:
         next_tick = 0.0
         while not self._stopping.is_set():
             woken = self._claim_signal.arm()
+            if self._next_poll is not None and time.monotonic() >= self._next_poll:
+                self._next_poll = None
+                next_tick = 0.0
             if time.monotonic() >= next_tick:
                 self._ticks += 1
                 tick = await maintenance_tick(self.kernel, self.settings)
@@ -268,7 +281,8 @@ class WorkerHost:
                 more = await self._guarded(self._claim(), "claim")
             if more:
                 continue
-            wait = max(0.0, next_tick - time.monotonic())
+            wake_at = min(next_tick, self._next_poll or next_tick)
+            wait = max(0.0, wake_at - time.monotonic())
             await _wait(woken, timedelta(seconds=wait))
 
     async def _claim(self) -> bool:
@@ -322,6 +336,8 @@ class WorkerHost:
             self._succeeded += 1
         if outcome.outcome == "completed":
             self.wake_jobs()  # the transition may have enqueued a parallel group
+        elif outcome.next_poll_at is not None:
+            self._poll_due_at(outcome.next_poll_at)
         log.info(
             "job %s",
             outcome.outcome,

@@ -43,7 +43,7 @@ class Embed(EmbedStage):
         ctx.log("INFO", "batch submitted", batch_id=batch_id, texts=len(ctx.input.texts))
         return Suspend(
             state={"batch_id": batch_id, "polls": 0},
-            poll_interval=timedelta(seconds=30),
+            poll_interval=timedelta(seconds=ctx.config.check_every_seconds),
         )
 
     async def check_completion(
@@ -52,7 +52,7 @@ class Embed(EmbedStage):
         polls = int(state.get("polls", 0)) + 1
         state["polls"] = polls
         if polls <= ctx.config.polls_until_ready:
-            return NotReady(next_check_in=timedelta(seconds=30))
+            return NotReady(next_check_in=timedelta(seconds=ctx.config.check_every_seconds))
         raw = await ctx.blobs.get(f"batches/{state['batch_id']}/request.json")
         request = json.loads(raw)
         dims = int(request["dimensions"])

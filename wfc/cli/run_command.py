@@ -1,0 +1,168 @@
+"""`wfc run`: compile when needed, run one workflow in this process, show it live.
+
+The run is durable like any other (it lives in the database), so an
+interrupted `wfc run` loses nothing: a `wfc worker` on the same database
+finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from wfc.cli.display import RunDisplay
+from wfc.cli.session import (
+    db_option,
+    json_option,
+    kernel_for,
+    load_workflows,
+    opened_storage,
+    parse_json_option,
+    print_json,
+    refuse_input,
+)
+from wfc.errors import InvalidRunInputError
+from wfc.runtime.hosts import RunSnapshot, run_and_wait
+from wfc.runtime.records import Status
+from wfc.runtime.registry import WorkflowMap
+
+EXIT_INTERRUPTED = 130
+
+
+def summary(run: RunSnapshot) -> dict[str, Any]:
+    """The run as `--json` prints it."""
+    return {
+        "run_id": run.run_id,
+        "workflow_id": run.run.workflow_id,
+        "status": run.status.value,
+        "output": run.output,
+        "error": run.error,
+        "duration_ms": run.duration_ms,
+        "total_cost": run.total_cost,
+        "total_tokens": run.total_tokens,
+        "stages": [
+            {
+                "stage_id": s.stage_id,
+                "status": s.status.value,
+                "attempts": s.attempts,
+                "duration_ms": s.duration_ms,
+                "error": s.error,
+            }
+            for s in run.stages
+        ],
+    }
+
+
+def _pick(registry: WorkflowMap, wanted: str | None) -> str:
+    ids = registry.ids()
+    if wanted is not None:
+        if wanted not in ids:
+            raise click.BadParameter(f"no workflow {wanted!r}; found {', '.join(ids)}")
+        return wanted
+    if len(ids) != 1:
+        raise click.BadParameter(
+            f"several workflows ({', '.join(ids)}); choose one", param_hint="--workflow"
+        )
+    return ids[0]
+
+
+@click.command("run")
+@click.argument("source")
+@click.option("--input", "input_text", help="Run input: JSON, or @file.json.")
+@click.option("--config", "config_text", help='Stage config: {"stage": {...}}, or @file.json.')
+@click.option("--workflow", "workflow_id", help="Which workflow, when SOURCE holds several.")
+@click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
+@db_option
+@json_option
+def run_command(
+    source: str,
+    input_text: str | None,
+    config_text: str | None,
+    workflow_id: str | None,
+    timeout: float | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Run SOURCE (.wf, package or plan.json) to the end here, showing each stage live.
+
+    Prints the output and exits 0 when the run completes; exits 1 naming the
+    stage and error when it fails, 2 when the input is refused (no run is created).
+    """
+    run_input = parse_json_option(input_text, "--input")
+    config = parse_json_option(config_text, "--config")
+    registry = load_workflows([source])
+    chosen = _pick(registry, workflow_id)
+    workflow = registry.get(chosen)
+    assert workflow is not None
+    console = Console(stderr=True)
+    try:
+        run = asyncio.run(
+            _run(
+                registry,
+                chosen,
+                run_input,
+                config,
+                db_url,
+                timeout,
+                console,
+                len(workflow.plan.stages),
+            )
+        )
+    except KeyboardInterrupt:
+        console.print("interrupted: the run is kept; `wfc worker` on this database finishes it")
+        sys.exit(EXIT_INTERRUPTED)
+    if as_json:
+        print_json(summary(run))
+    _report(run, console, as_json)
+
+
+async def _run(
+    registry: WorkflowMap,
+    workflow_id: str,
+    run_input: dict[str, Any],
+    config: dict[str, Any],
+    db_url: str | None,
+    timeout: float | None,
+    console: Console,
+    total_stages: int,
+) -> RunSnapshot:
+    async with opened_storage(db_url, worker_id="wfc-run") as storage:
+        kernel = kernel_for(storage, registry)
+        with RunDisplay(kernel, console, total_stages) as display:
+            try:
+                return await run_and_wait(
+                    kernel,
+                    workflow_id,
+                    run_input,
+                    config=config,
+                    on_change=display.on_change,
+                    timeout=None if timeout is None else timedelta(seconds=timeout),
+                )
+            except InvalidRunInputError as error:
+                refuse_input(error)
+                raise  # refuse_input exits; this line is never reached
+            except TimeoutError as error:
+                raise click.ClickException(f"{error}; a `wfc worker` can finish it") from None
+
+
+def _report(run: RunSnapshot, console: Console, as_json: bool) -> None:
+    took = f" in {run.duration_ms} ms" if run.duration_ms is not None else ""
+    if run.status is Status.COMPLETED:
+        console.print(f"[green]✔[/] run {run.run_id} completed{took}", highlight=False)
+        if not as_json:
+            print_json(run.output)
+        return
+    error = run.error or {}
+    stage = error.get("stage_id")
+    where = f" at stage {stage}" if stage else ""
+    message = escape(str(error.get("message") or run.status.value.lower()))
+    console.print(
+        f"[red]✖[/] run {run.run_id} {run.status.value.lower()}{where}: {message}", highlight=False
+    )
+    sys.exit(1)

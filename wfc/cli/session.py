@@ -1,0 +1,133 @@
+"""What the runtime commands share: the database option, opened storage, loaded workflows,
+JSON options, and one-line errors instead of tracebacks.
+
+Exit codes of the runtime commands: 0 success, 1 a run failed or an operation
+was refused, 2 bad usage or input (nothing was created).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from wfc.cli.compiler_commands import emit
+from wfc.compiler import compile_path
+from wfc.errors import InvalidRunInputError, WfcError
+from wfc.runtime.adapters.sql import SchemaRevisionError, SqlStorage, default_url, open_storage
+from wfc.runtime.adapters.sql.engine import redact
+from wfc.runtime.hosts import make_kernel
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
+
+URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
+
+db_option = click.option("--db", "db_url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+plan_option = click.option(
+    "--plan",
+    "plans",
+    multiple=True,
+    required=True,
+    help="A .wf file, a compiled package directory, its plan.json or a package name (repeatable).",
+)
+EXIT_USAGE = 2
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """Turn an unreachable database or a wrong schema revision into one line (no password)."""
+    try:
+        yield
+    except SchemaRevisionError as error:
+        raise click.ClickException(str(error)) from None
+    except (OperationalError, DBAPIError, OSError) as error:
+        reason = str(getattr(error, "orig", error) or error).splitlines()[0]
+        raise click.ClickException(
+            f"cannot reach database {redact(url)}: {reason}; check the URL and that the server is up"
+        ) from None
+
+
+@asynccontextmanager
+async def opened_storage(url: str | None, *, worker_id: str = "cli") -> AsyncIterator[SqlStorage]:
+    """The SQL ports, ready to use (the embedded SQLite default migrates itself)."""
+    target = url or default_url()
+    storage = open_storage(target, worker_id=worker_id)
+    try:
+        with database_errors(target):
+            await storage.prepare()
+        yield storage
+    finally:
+        await storage.close()
+
+
+def load_source(source: str) -> WorkflowMap:
+    """The workflow of one source; a `.wf` file is compiled first (only changed files are
+    written), and its diagnostics end the command with exit 1."""
+    path = Path(source)
+    if path.suffix == ".wf" or path.name.endswith((".wf.yaml", ".wf.yml")):
+        result = compile_path(path)
+        if not result.ok or result.out_dir is None:
+            emit(result.diagnostics, "text", sys.stderr)
+            sys.exit(1)
+        return WorkflowMap([load_plan_path(result.out_dir)])
+    return load_registry([source])
+
+
+def load_workflows(sources: Sequence[str]) -> WorkflowMap:
+    """Every workflow of `sources`; a load error is one line."""
+    registry = WorkflowMap()
+    try:
+        for source in sources:
+            for workflow_id in (loaded := load_source(source)).ids():
+                workflow = loaded.get(workflow_id)
+                assert workflow is not None
+                registry.add(workflow)
+    except (WfcError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    return registry
+
+
+def kernel_for(storage: SqlStorage, registry: WorkflowMap | None = None) -> Kernel:
+    return make_kernel(storage, registry or WorkflowMap())
+
+
+def parse_json_option(value: str | None, option: str) -> dict[str, Any]:
+    """A JSON object given inline or as `@path`; bad JSON is a usage error (exit 2)."""
+    if value is None:
+        return {}
+    text = value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text()
+        except OSError as error:
+            reason = f"cannot read {value[1:]}: {error.strerror}"
+            raise click.BadParameter(reason, param_hint=option) from None
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise click.BadParameter(
+            f"not JSON ({error.msg} at line {error.lineno} column {error.colno})", param_hint=option
+        ) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option)
+    return parsed
+
+
+def refuse_input(error: InvalidRunInputError) -> None:
+    """Print the fields that failed and exit 2: nothing was created."""
+    click.echo(f"error: invalid input for workflow {error.workflow_id}:", err=True)
+    for problem in error.problems:
+        click.echo(f"  - {problem}", err=True)
+    click.echo("no run was created", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
