@@ -8,6 +8,8 @@ from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, graph_command
 from wfc.cli.db_commands import db_group
 from wfc.cli.run_command import run_command
+from wfc.cli.runs_commands import maintenance_group, runs_group
+from wfc.cli.worker_command import worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +23,9 @@ cli.add_command(check_command)
 cli.add_command(graph_command)
 cli.add_command(db_group)
 cli.add_command(run_command)
+cli.add_command(runs_group)
+cli.add_command(maintenance_group)
+cli.add_command(worker_command)
 
 
 def main() -> None:

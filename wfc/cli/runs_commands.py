@@ -1,0 +1,307 @@
+"""`wfc runs …` and `wfc maintenance tick`: create, inspect, cancel and rerun runs from a shell.
+
+Every command works on the database alone, so it can be pointed at the one
+the workers use. `--json` prints what tools need; the text forms are for people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Column, Table
+
+from wfc.cli.session import (
+    db_option,
+    json_option,
+    kernel_for,
+    load_workflows,
+    opened_storage,
+    parse_json_option,
+    plan_option,
+    print_json,
+    refuse_input,
+)
+from wfc.errors import InvalidRunInputError, WfcError
+from wfc.runtime.adapters.sql import SqlStorage
+from wfc.runtime.commands import RunCancel, RunCreate, RunRerunFrom
+from wfc.runtime.hosts import MaintenanceSettings, maintenance_tick
+from wfc.runtime.kernel import Kernel
+from wfc.runtime.records import AIStats, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.registry import WorkflowMap
+
+T = TypeVar("T")
+
+
+def _with_kernel(
+    db_url: str | None,
+    work: Callable[[Kernel, SqlStorage], Awaitable[T]],
+    registry: WorkflowMap | None = None,
+) -> T:
+    async def main() -> T:
+        async with opened_storage(db_url) as storage:
+            return await work(kernel_for(storage, registry), storage)
+
+    try:
+        return asyncio.run(main())
+    except InvalidRunInputError as error:
+        refuse_input(error)
+        raise
+    except WfcError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "workflow_id": run.workflow_id,
+        "status": run.status.value,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+        "duration_ms": run.duration_ms,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "total_cost": run.total_cost,
+        "total_tokens": run.total_tokens,
+    }
+
+
+def _console() -> Console:
+    """A console that does not squeeze tables to 80 columns when output is piped."""
+    plain = Console()
+    return plain if plain.is_terminal else Console(width=160)
+
+
+def _ms(value: int | None) -> str:
+    return "" if value is None else f"{value} ms"
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Create, list, show, cancel and rerun runs."""
+
+
+@runs_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in Status], case_sensitive=False))
+@click.option("--workflow", "workflow_id", help="Only runs of this workflow.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@db_option
+@json_option
+def list_command(
+    status: str | None, workflow_id: str | None, limit: int, db_url: str | None, as_json: bool
+) -> None:
+    """The newest runs first."""
+
+    async def read(kernel: Kernel, _s: SqlStorage) -> list[RunRecord]:
+        return await kernel.deps.persistence.list_runs(
+            status=Status(status.upper()) if status else None, workflow_id=workflow_id, limit=limit
+        )
+
+    runs = _with_kernel(db_url, read)
+    if as_json:
+        print_json([_run_json(r) for r in runs])
+        return
+    table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
+    table.add_column("duration", justify="right")
+    for r in runs:
+        created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(r.id, r.workflow_id, r.status.value, created, _ms(r.duration_ms))
+    _console().print(table if runs else "no runs")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--logs", is_flag=True, help="Also print the stages' log lines.")
+@db_option
+@json_option
+def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> None:
+    """A run with its stages: status, duration, attempts, errors and AI cost."""
+
+    async def read(
+        kernel: Kernel, storage: SqlStorage
+    ) -> tuple[RunRecord, list[StageRecord], dict[str, AIStats], list[LogRecord]]:
+        db = kernel.deps.persistence
+        run = await db.get_run(run_id)
+        if run is None:
+            raise click.ClickException(f"no run {run_id}")
+        stages = sorted(await db.stages_of_run(run_id), key=lambda s: s.stage_number)
+        costs = {
+            s.stage_id: await storage.ai_calls.stats(f"workflow.{run_id}.stage.{s.stage_id}")
+            for s in stages
+        }
+        return run, stages, costs, (await db.logs_of_run(run_id)) if logs else []
+
+    run, stages, costs, lines = _with_kernel(db_url, read)
+    stage_of_record = {s.id: s.stage_id for s in stages}
+    stage_rows = [
+        {
+            "stage_id": s.stage_id,
+            "name": s.stage_name,
+            "status": s.status.value,
+            "attempts": s.attempt,
+            "duration_ms": s.duration_ms,
+            "error": s.error,
+            "cost": costs[s.stage_id].total_cost,
+            "tokens": costs[s.stage_id].total_input_tokens + costs[s.stage_id].total_output_tokens,
+        }
+        for s in stages
+    ]
+    if as_json:
+        body = _run_json(run) | {"stages": stage_rows}
+        if logs:
+            body["logs"] = [
+                {
+                    "stage_id": stage_of_record.get(line.stage_record_id or ""),
+                    "level": line.level,
+                    "message": line.message,
+                    "fields": line.fields,
+                }
+                for line in lines
+            ]
+        print_json(body)
+        return
+    console = _console()
+    console.print(
+        f"run {run.id}  [bold]{run.workflow_id}[/]  {run.status.value}  {_ms(run.duration_ms)}"
+        f"  cost ${run.total_cost:.4f}  tokens {run.total_tokens}",
+        highlight=False,
+    )
+    if run.error:
+        console.print(f"[red]error:[/] {escape(str(run.error.get('message', run.error)))}")
+    table = Table("stage", "status", "attempts", "duration", "cost", "error")
+    for stage in stages:
+        table.add_row(
+            stage.stage_id,
+            stage.status.value,
+            str(stage.attempt),
+            _ms(stage.duration_ms),
+            f"${costs[stage.stage_id].total_cost:.4f}",
+            escape(stage.error or ""),
+        )
+    console.print(table)
+    for line in lines:
+        where = stage_of_record.get(line.stage_record_id or "", "-")
+        console.print(f"[dim]{where}[/] {line.level} {escape(line.message)}", highlight=False)
+
+
+@runs_group.command("create")
+@click.argument("workflow_id")
+@plan_option
+@click.option("--input", "input_text", help="Run input: JSON, or @file.json.")
+@click.option("--config", "config_text", help='Stage config: {"stage": {...}}, or @file.json.')
+@click.option("--priority", type=int, help="Higher runs are claimed first.")
+@click.option("--idempotency-key", help="Creating twice with one key creates one run.")
+@db_option
+@json_option
+def create_command(
+    workflow_id: str,
+    plans: tuple[str, ...],
+    input_text: str | None,
+    config_text: str | None,
+    priority: int | None,
+    idempotency_key: str | None,
+    db_url: str | None,
+    as_json: bool,
+) -> None:
+    """Create a PENDING run for the workers to take (does not wait for it)."""
+    run_input = parse_json_option(input_text, "--input")
+    config = parse_json_option(config_text, "--config")
+    registry = load_workflows(plans)
+
+    async def create(kernel: Kernel, _s: SqlStorage) -> str:
+        result = await kernel.dispatch(
+            RunCreate(
+                idempotency_key=idempotency_key or f"cli:{kernel.deps.ids.new_id()}",
+                workflow_id=workflow_id,
+                input=run_input,
+                config=config,
+                priority=priority,
+            )
+        )
+        return result.workflow_run_id
+
+    run_id = _with_kernel(db_url, create, registry)
+    if as_json:
+        print_json({"run_id": run_id, "status": "PENDING"})
+    else:
+        click.echo(run_id)
+
+
+@runs_group.command("cancel")
+@click.argument("run_id")
+@click.option("--reason", help="Recorded with the cancellation.")
+@db_option
+@json_option
+def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
+    """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
+
+    async def cancel(kernel: Kernel, _s: SqlStorage) -> bool:
+        result = await kernel.dispatch(RunCancel(workflow_run_id=run_id, reason=reason))
+        return result.cancelled
+
+    cancelled = _with_kernel(db_url, cancel)
+    if as_json:
+        print_json({"run_id": run_id, "cancelled": cancelled})
+    elif cancelled:
+        click.echo(f"cancelled {run_id}")
+    else:
+        raise click.ClickException(f"run {run_id} was not cancelled: it is missing or finished")
+
+
+@runs_group.command("rerun")
+@click.argument("run_id")
+@click.option("--from", "from_stage", required=True, help="Stage to run again from.")
+@plan_option
+@db_option
+@json_option
+def rerun_command(
+    run_id: str, from_stage: str, plans: tuple[str, ...], db_url: str | None, as_json: bool
+) -> None:
+    """Run a finished run again from a stage; earlier stages keep their outputs."""
+    registry = load_workflows(plans)
+
+    async def rerun(kernel: Kernel, _s: SqlStorage) -> list[str]:
+        result = await kernel.dispatch(
+            RunRerunFrom(workflow_run_id=run_id, from_stage_id=from_stage)
+        )
+        return result.deleted_stages
+
+    deleted = _with_kernel(db_url, rerun, registry)
+    if as_json:
+        print_json({"run_id": run_id, "from_stage_id": from_stage, "deleted_stages": deleted})
+    else:
+        click.echo(f"rerunning {run_id} from {from_stage} (cleared: {', '.join(deleted) or '-'})")
+
+
+@click.group("maintenance")
+def maintenance_group() -> None:
+    """Periodic work for deployments without a long-running worker."""
+
+
+@maintenance_group.command("tick")
+@plan_option
+@db_option
+@click.option("--worker-id", default="cron", show_default=True)
+@json_option
+def tick_command(plans: tuple[str, ...], db_url: str | None, worker_id: str, as_json: bool) -> None:
+    """One maintenance tick: claim runs, poll suspended stages, reap leases and stuck runs,
+    flush the outbox. Exits 1 if a step failed (the others still ran)."""
+    registry = load_workflows(plans)
+
+    async def tick(kernel: Kernel, _s: SqlStorage) -> dict[str, Any]:
+        return asdict(await maintenance_tick(kernel, MaintenanceSettings(worker_id=worker_id)))
+
+    result = _with_kernel(db_url, tick, registry)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(" ".join(f"{k}={v}" for k, v in result.items() if k != "errors"))
+    if result["errors"]:
+        raise click.ClickException(f"steps failed: {', '.join(result['errors'])}")
