@@ -45,9 +45,8 @@ async def _admin(url: str, sql: str) -> None:
         await engine.dispose()
 
 
-@asynccontextmanager
-async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database with the schema (or `empty`), dropped afterwards; its URL."""
+async def create_database(*, empty: bool = False) -> str:
+    """A new PostgreSQL database with the schema (or `empty`); its URL. `drop_database` ends it."""
     admin = postgres_url()
     assert admin is not None
     base = make_url(admin)
@@ -63,13 +62,34 @@ async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
         _template_ready.add(template)
     name = f"wfc_t_{suffix}_{next(_counter)}"
     await _admin(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(url: str) -> None:
+    """Drop a database `create_database` made, even with connections still open."""
+    admin = postgres_url()
+    assert admin is not None
+    await _admin(admin, f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+
+
+@asynccontextmanager
+async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database with the schema (or `empty`), dropped afterwards; its URL."""
+    url = await create_database(empty=empty)
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        await _admin(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await drop_database(url)
 
 
-__all__ = ["drop_templates", "open_storage", "postgres_database", "postgres_url"]
+__all__ = [
+    "create_database",
+    "drop_database",
+    "drop_templates",
+    "open_storage",
+    "postgres_database",
+    "postgres_url",
+]
 
 
 async def drop_templates() -> None:
