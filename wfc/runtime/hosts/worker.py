@@ -9,7 +9,9 @@ heartbeat, and settles it.
 Nothing waits on a poll when it need not: a slot that finishes a stage has
 enqueued the next group itself and wakes the idle slots at once; on PostgreSQL
 a LISTEN connection wakes slots when another process enqueues jobs and the
-orchestrator when a run is created. Polling stays as the fallback.
+orchestrator when a run is created. Polling stays as the fallback: without a
+wakeup source (SQLite), the orchestrator also claims new runs every
+`job_poll_interval`.
 
 `stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
@@ -121,7 +123,8 @@ class WorkerHost:
         self._claim_signal = _Signal()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._slots: list[asyncio.Task[None]] = []
+        self._leasing: asyncio.Task[None] | None = None
+        self._jobs_running: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
@@ -143,10 +146,7 @@ class WorkerHost:
         self._started_at = time.monotonic()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._slots = [
-            asyncio.create_task(self._slot_loop(), name=f"{self.worker_id}:slot{n}")
-            for n in range(self.concurrency)
-        ]
+        self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
         self._background = [
             asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator")
         ]
@@ -167,7 +167,10 @@ class WorkerHost:
         self._job_signal.fire()
         self._claim_signal.fire()
         grace = self.shutdown_grace if grace is None else grace
-        slots_done = asyncio.ensure_future(asyncio.gather(*self._slots, return_exceptions=True))
+        if self._leasing is not None:
+            await asyncio.gather(self._leasing, return_exceptions=True)
+        in_flight = list(self._jobs_running)
+        slots_done = asyncio.ensure_future(asyncio.gather(*in_flight, return_exceptions=True))
         hurried = asyncio.ensure_future(self._hurry.wait())
         either: list[asyncio.Future[Any]] = [slots_done, hurried]
         await asyncio.wait(
@@ -176,7 +179,7 @@ class WorkerHost:
             return_when=asyncio.FIRST_COMPLETED,
         )
         hurried.cancel()
-        for task in [*self._slots, *self._background]:
+        for task in [*in_flight, *self._background]:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
         for job_id in self._abandoned:
@@ -282,6 +285,10 @@ class WorkerHost:
             if more:
                 continue
             wake_at = min(next_tick, self._next_poll or next_tick)
+            if self._wakeups is None:
+                # Nothing tells this worker about runs created elsewhere: look for them as
+                # often as for jobs, so a new run does not wait for the full tick.
+                wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
             wait = max(0.0, wake_at - time.monotonic())
             await _wait(woken, timedelta(seconds=wait))
 
@@ -301,19 +308,35 @@ class WorkerHost:
             log.exception("%s failed", name)
             return False
 
-    async def _slot_loop(self) -> None:
+    async def _lease_loop(self) -> None:
+        """Lease as many jobs as there are free slots, in one query, and start each.
+
+        One loop per worker (not one per slot) so a wakeup costs one dequeue,
+        however many slots are idle; a finishing job fires the job signal, which
+        both frees its slot and says its transition may have queued more.
+        """
         while not self._stopping.is_set():
             woken = self._job_signal.arm()
+            free = self.concurrency - len(self._jobs_running)
+            if free <= 0:
+                await _wait(woken, self.job_poll_interval)
+                continue
             try:
-                leased = await self.jobs.dequeue(1)
+                leased = await self.jobs.dequeue(free)
             except Exception:
                 log.exception("dequeue failed; retrying in %ss", ERROR_BACKOFF.total_seconds())
                 await _wait(self._stopping, ERROR_BACKOFF)
                 continue
-            if not leased:
+            for job in leased:
+                task = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
+                self._jobs_running.add(task)
+                task.add_done_callback(self._job_finished)
+            if len(leased) < free:  # the queue is empty for now
                 await _wait(woken, self.job_poll_interval)
-                continue
-            await self._run_job(leased[0])
+
+    def _job_finished(self, task: asyncio.Task[None]) -> None:
+        self._jobs_running.discard(task)
+        self._job_signal.fire()
 
     async def _run_job(self, job: JobRecord) -> None:
         self._in_flight[job.id] = job
@@ -334,9 +357,7 @@ class WorkerHost:
             self._failed += 1
         else:
             self._succeeded += 1
-        if outcome.outcome == "completed":
-            self.wake_jobs()  # the transition may have enqueued a parallel group
-        elif outcome.next_poll_at is not None:
+        if outcome.next_poll_at is not None:
             self._poll_due_at(outcome.next_poll_at)
         log.info(
             "job %s",

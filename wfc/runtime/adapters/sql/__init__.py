@@ -19,7 +19,7 @@ from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.adapters.sql.schema import metadata
-from wfc.runtime.adapters.sql.wakeups import NoWakeups, PostgresWakeups
+from wfc.runtime.adapters.sql.wakeups import PostgresWakeups
 from wfc.runtime.ports import Clock, IdSource
 
 
@@ -34,11 +34,11 @@ class SqlStorage:
     ai_calls: SqlAICallLogger
 
     @property
-    def wakeups(self) -> PostgresWakeups | NoWakeups:
-        """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL, none on SQLite."""
+    def wakeups(self) -> PostgresWakeups | None:
+        """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL; None on SQLite (workers poll)."""
         if self.engine.dialect.name == "postgresql":
             return PostgresWakeups(self.engine)
-        return NoWakeups()
+        return None
 
     @property
     def url(self) -> str:

@@ -62,7 +62,7 @@ def create_engine(url: str | URL, *, pool: PoolOptions | None = None) -> AsyncEn
         pool_size=options.size,
         max_overflow=options.max_overflow,
         pool_timeout=options.timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
     )
 
 

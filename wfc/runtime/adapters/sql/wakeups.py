@@ -83,11 +83,3 @@ class PostgresWakeups:
                 yield
             finally:
                 await driver.remove_listener(CHANNEL, deliver)
-
-
-class NoWakeups:
-    """Databases without notifications: nothing is delivered; workers poll."""
-
-    @asynccontextmanager
-    async def listen(self, on_wake: Callable[[str], None]) -> AsyncIterator[None]:
-        yield

@@ -1,0 +1,358 @@
+"""Runtime benchmark: runs/sec, run latency and stage→next-stage latency, wfc vs DBOS Transact.
+
+Run: `.venv/bin/python benchmarks/runtime.py` (PostgreSQL at
+`WFC_BENCH_DATABASE_URL`, default the local server; `--no-dbos` skips the
+comparison, which otherwise installs `dbos` into `benchmarks/.dbos-venv` on
+first use). Reported, never asserted.
+
+For each database (SQLite file, PostgreSQL), worker count (1, 4 processes)
+and shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
+- burst: RUNS runs created at once; runs/sec = RUNS / (last completion − first creation),
+  from the database's own timestamps;
+- one at a time: ISOLATED runs, each created after the previous finished:
+  end-to-end latency (creation → completion) and stage→next-stage latency (a
+  group's last completion → the next group's first start), p50 and p99;
+- peak RSS of each worker process, and SQL statements per stage execution.
+DBOS runs the same shapes on the same PostgreSQL server (its queue polling
+set to 50 ms; timestamps from its own workflow_status rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from shapes import workflows  # noqa: E402
+
+from wfc.runtime.adapters.sql import SqlStorage, migrate, open_storage  # noqa: E402
+from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
+from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
+from wfc.runtime.records import TERMINAL, StageRecord, Status  # noqa: E402
+
+ADMIN_URL = os.environ.get(
+    "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+DBOS_VENV = HERE / ".dbos-venv"
+INPUT = {"n": 0}
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def ms(delta: Any) -> float:
+    return float(delta.total_seconds() * 1000)
+
+
+# -- databases -------------------------------------------------------------------------
+
+
+async def _admin(sql: str) -> None:
+    engine = create_async_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(sql))
+    await engine.dispose()
+
+
+@contextmanager
+def postgres(name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database; its URL (asyncpg driver)."""
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+async def _migrate(url: str) -> None:
+    engine = create_async_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+
+
+# -- wfc -------------------------------------------------------------------------------
+
+
+def start(command: list[str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if line != "ready":
+        process.kill()
+        raise RuntimeError(f"{command[1]} did not start: {line!r}")
+    return process
+
+
+def stop_all(processes: list[subprocess.Popen[str]]) -> list[str]:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    outputs = [process.communicate(timeout=60)[0] for process in processes]
+    return [out.strip().splitlines()[-1] if out.strip() else "{}" for out in outputs]
+
+
+async def _finished(storage: SqlStorage, run_ids: list[str]) -> list[Any]:
+    """Wait with one cheap count query per poll, so the driver does not load the database."""
+    done = text("SELECT count(*) FROM runs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')")
+    while True:
+        async with storage.engine.connect() as conn:
+            finished = (await conn.execute(done)).scalar_one()
+        if finished >= len(run_ids):
+            return [await storage.persistence.get_run(r) for r in run_ids]
+        await asyncio.sleep(0.05)
+
+
+def stage_gaps(stages: list[StageRecord]) -> list[float]:
+    """For each pair of consecutive groups: next group's first start − this group's last end."""
+    groups: dict[int, list[StageRecord]] = defaultdict(list)
+    for stage in stages:
+        groups[stage.execution_group].append(stage)
+    order = sorted(groups)
+    gaps = []
+    for before, after in itertools.pairwise(order):
+        ended = max(s.completed_at for s in groups[before] if s.completed_at)
+        began = min(s.started_at for s in groups[after] if s.started_at)
+        gaps.append(ms(began - ended))
+    return gaps
+
+
+async def drive_wfc(url: str, shape: str, runs: int, isolated: int) -> dict[str, Any]:
+    storage = open_storage(url)
+    kernel = make_kernel(storage, workflows())
+    try:
+        ids = [
+            (
+                await kernel.dispatch(
+                    RunCreate(idempotency_key=f"burst-{shape}-{n}", workflow_id=shape, input=INPUT)
+                )
+            ).workflow_run_id
+            for n in range(runs)
+        ]
+        burst = await _finished(storage, ids)
+        assert all(r.status is Status.COMPLETED for r in burst), "a benchmark run failed"
+        span = max(r.completed_at for r in burst) - min(r.created_at for r in burst)
+        latencies, gaps = [], []
+        for n in range(isolated):
+            created = await kernel.dispatch(
+                RunCreate(idempotency_key=f"one-{shape}-{n}", workflow_id=shape, input=INPUT)
+            )
+            while True:
+                run = await storage.persistence.get_run(created.workflow_run_id)
+                if run is not None and run.status in TERMINAL:
+                    break
+                await asyncio.sleep(0.005)
+            assert run.completed_at is not None
+            latencies.append(ms(run.completed_at - run.created_at))
+            gaps += stage_gaps(await storage.persistence.stages_of_run(run.id))
+        return {
+            "runs_per_s": runs / span.total_seconds(),
+            "latency_p50_ms": pct(latencies, 50),
+            "latency_p99_ms": pct(latencies, 99),
+            "stage_gap_p50_ms": pct(gaps, 50),
+            "stage_gap_p99_ms": pct(gaps, 99),
+        }
+    finally:
+        await storage.close()
+
+
+def wfc_case(
+    url: str, shape: str, workers: int, runs: int, isolated: int, concurrency: int
+) -> dict[str, Any]:
+    procs = [
+        start([sys.executable, str(HERE / "bench_worker.py"), url, f"w{i}", str(concurrency)])
+        for i in range(workers)
+    ]
+    try:
+        result = asyncio.run(drive_wfc(url, shape, runs, isolated))
+    finally:
+        exits = [json.loads(line) for line in stop_all(procs)]
+    result["peak_rss_mb"] = max(e.get("peak_rss_mb", 0.0) for e in exits)
+    return result
+
+
+async def statements_per_stage(url: str) -> float:
+    """SQL statements (BEGIN/COMMIT included on SQLite) per dequeue → execute → complete → transition."""
+    storage = open_storage(url)
+    kernel = make_kernel(storage, workflows())
+    count = 0
+
+    def counted(*_args: Any) -> None:
+        nonlocal count
+        count += 1
+
+    try:
+        created = await kernel.dispatch(
+            RunCreate(idempotency_key="count", workflow_id="seq3", input=INPUT)
+        )
+        await kernel.dispatch(RunClaimPending(worker_id="count"))
+        event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
+        stages = 0
+        while leased := await storage.jobs.dequeue(1):
+            await process_job(kernel, leased[0])
+            stages += 1
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)
+        run = await storage.persistence.get_run(created.workflow_run_id)
+        assert run is not None and run.status is Status.COMPLETED
+        return count / stages
+    finally:
+        await storage.close()
+
+
+# -- DBOS ------------------------------------------------------------------------------
+
+
+def dbos_python() -> Path:
+    python = DBOS_VENV / "bin" / "python"
+    if not python.exists():
+        print("installing dbos into benchmarks/.dbos-venv …", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(DBOS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "dbos"], check=True)
+    return python
+
+
+def dbos_case(url: str, shape: str, workers: int, runs: int, isolated: int) -> dict[str, Any]:
+    python = str(dbos_python())
+    script = str(HERE / "dbos_shapes.py")
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    procs = [start([python, script, "worker", plain, f"d{i}"]) for i in range(workers)]
+    try:
+        out = subprocess.run(
+            [python, script, "drive", plain, shape, str(runs), str(isolated)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        ).stdout
+    finally:
+        for process in procs:
+            process.kill()
+            process.wait()
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="runs per burst")
+    parser.add_argument("--isolated", type=int, default=30, help="runs made one at a time")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="job slots per wfc worker process"
+    )
+    parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS comparison")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    results: list[dict[str, Any]] = []
+    stamp = str(os.getpid())
+    with tempfile.TemporaryDirectory() as tmp:
+        for database in ("sqlite", "postgres"):
+            for workers in (1, 4):
+                for shape in ("seq3", "fan"):
+                    name = f"wfc_bench_{stamp}_{workers}_{shape}"
+                    if database == "sqlite":
+                        url = f"sqlite+aiosqlite:///{Path(tmp) / (name + '.db')}"
+                        asyncio.run(_migrate(url))
+                        row = wfc_case(
+                            url, shape, workers, args.runs, args.isolated, args.concurrency
+                        )
+                    else:
+                        with postgres(name) as url:
+                            asyncio.run(_migrate(url))
+                            row = wfc_case(
+                                url, shape, workers, args.runs, args.isolated, args.concurrency
+                            )
+                    row |= {
+                        "engine": "wfc",
+                        "database": database,
+                        "workers": workers,
+                        "shape": shape,
+                    }
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+                    if database == "postgres" and not args.no_dbos:
+                        with postgres(f"dbos_bench_{stamp}_{workers}_{shape}") as url:
+                            row = dbos_case(url, shape, workers, args.runs, args.isolated)
+                        row |= {
+                            "engine": "dbos",
+                            "database": database,
+                            "workers": workers,
+                            "shape": shape,
+                        }
+                        results.append(row)
+                        print(json.dumps(row), file=sys.stderr)
+        sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'count.db'}"
+        asyncio.run(_migrate(sqlite_url))
+        statements = {"sqlite": asyncio.run(statements_per_stage(sqlite_url))}
+        with postgres(f"wfc_bench_{stamp}_count") as url:
+            asyncio.run(_migrate(url))
+            statements["postgres"] = asyncio.run(statements_per_stage(url))
+    args.out.write_text(
+        json.dumps({"results": results, "statements_per_stage": statements}, indent=2)
+    )
+    print_table(results, statements)
+
+
+def print_table(results: list[dict[str, Any]], statements: dict[str, float]) -> None:
+    header = "| engine | db | workers | shape | runs/s | run p50 | run p99 | stage→stage p50 | p99 | peak RSS |"
+    print(header)
+    print("|" + "---|" * 10)
+    for r in results:
+        gap = (
+            f"{r['stage_gap_p50_ms']:.1f} ms | {r['stage_gap_p99_ms']:.1f} ms"
+            if "stage_gap_p50_ms" in r
+            else "– | –"
+        )
+        rss = f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "–"
+        print(
+            f"| {r['engine']} | {r['database']} | {r['workers']} | {r['shape']} "
+            f"| {r['runs_per_s']:.0f} | {r['latency_p50_ms']:.1f} ms | {r['latency_p99_ms']:.1f} ms "
+            f"| {gap} | {rss} |"
+        )
+    for shape in ("seq3", "fan"):
+        for workers in (1, 4):
+            ours = [
+                r
+                for r in results
+                if r["engine"] == "wfc"
+                and r["database"] == "postgres"
+                and r["shape"] == shape
+                and r["workers"] == workers
+            ]
+            theirs = [
+                r
+                for r in results
+                if r["engine"] == "dbos" and r["shape"] == shape and r["workers"] == workers
+            ]
+            if ours and theirs:
+                ratio = ours[0]["runs_per_s"] / theirs[0]["runs_per_s"]
+                print(f"wfc/DBOS runs/s, {shape}, {workers} worker(s), PostgreSQL: {ratio:.2f}×")
+    print(
+        "SQL statements per stage execution: "
+        + ", ".join(f"{db} {n:.1f}" for db, n in statements.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
