@@ -17,25 +17,13 @@ from wfc.runtime.records import StageChanges, StageRecord, Status
 async def upsert_stage(
     conn: AsyncConnection, create: StageRecord, changes: StageChanges, now: datetime
 ) -> StageRecord:
-    inserted = (
-        await conn.execute(
-            upsert_insert(conn, stages)
-            .values(**to_values(create))
-            .on_conflict_do_nothing(index_elements=["run_id", "stage_id"])
-            .returning(*stages.c)
-        )
-    ).first()
-    if inserted is not None:
-        return to_record(StageRecord, inserted)
-    statement = (
-        update(stages)
-        .where(stages.c.run_id == create.run_id, stages.c.stage_id == create.stage_id)
-        .values(**column_values(dict(changes)), version=stages.c.version + 1, updated_at=now)
-        .returning(*stages.c)
-    )
-    row = (await conn.execute(statement)).first()
-    if row is None:  # deleted between the two statements (a concurrent rerun)
-        raise RecordNotFoundError("WorkflowStage", f"{create.run_id}/{create.stage_id}")
+    """One statement: insert `create`, or apply `changes` to the row already there."""
+    statement = upsert_insert(conn, stages).values(**to_values(create))
+    statement = statement.on_conflict_do_update(
+        index_elements=["run_id", "stage_id"],
+        set_={**column_values(dict(changes)), "version": stages.c.version + 1, "updated_at": now},
+    ).returning(*stages.c)
+    row = (await conn.execute(statement)).one()
     return to_record(StageRecord, row)
 
 
