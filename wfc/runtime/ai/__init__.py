@@ -1,0 +1,27 @@
+"""The AI helper: model calls with a token and cost ledger (DESIGN.md §6, spec §10)."""
+
+from __future__ import annotations
+
+from wfc.runtime.ai.helper import AIHelper, EmbedResult, ObjectResult, TextResult, create_ai_helper
+from wfc.runtime.ai.models import (
+    ModelConfig,
+    ModelNotFoundError,
+    ModelRegistry,
+    call_cost,
+    default_registry,
+    register_models,
+)
+
+__all__ = [
+    "AIHelper",
+    "EmbedResult",
+    "ModelConfig",
+    "ModelNotFoundError",
+    "ModelRegistry",
+    "ObjectResult",
+    "TextResult",
+    "call_cost",
+    "create_ai_helper",
+    "default_registry",
+    "register_models",
+]

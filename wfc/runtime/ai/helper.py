@@ -1,0 +1,284 @@
+"""`AIHelper`: model calls bound to a topic, each one recorded in the token and cost ledger.
+
+Calls go through pydantic-ai (many providers, typed structured output,
+embeddings, offline test models); every call, failed ones included, is
+written through the `AICallLogger` port under the helper's topic
+(`workflow.<run>.stage.<stage>` inside a stage), so `stats(prefix)` can add up
+a stage, a run or a whole workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+from pydantic_ai import Agent, Embedder
+from pydantic_ai.embeddings import EmbeddingModel, EmbeddingSettings
+from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
+
+from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
+from wfc.runtime.ports import AICallLogger, Clock, IdSource
+from wfc.runtime.records import AICallRecord, AIStats
+
+T = TypeVar("T", bound=BaseModel)
+CallType = Literal["text", "object", "embed", "stream", "batch"]
+ModelFactory = Callable[[ModelConfig], Model | str]
+EmbedderFactory = Callable[[ModelConfig], EmbeddingModel | str]
+
+
+def _model_id(config: ModelConfig) -> Model | str:
+    return config.model_id
+
+
+def _embedder_id(config: ModelConfig) -> EmbeddingModel | str:
+    return config.model_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextResult:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectResult(Generic[T]):
+    object: T
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmbedResult:
+    embeddings: list[list[float]]
+    dimensions: int
+    input_tokens: int
+    cost: float
+
+    @property
+    def embedding(self) -> list[float]:
+        """The first embedding (the only one for a single text)."""
+        return self.embeddings[0]
+
+
+class AIHelper:
+    """Text, objects and embeddings from registered models, logged under `topic`."""
+
+    def __init__(
+        self,
+        topic: str,
+        logger: AICallLogger,
+        *,
+        registry: ModelRegistry = default_registry,
+        models: ModelFactory = _model_id,
+        embedders: EmbedderFactory = _embedder_id,
+        clock: Clock | None = None,
+        ids: IdSource | None = None,
+    ) -> None:
+        self.topic = topic
+        self._logger = logger
+        self._registry = registry
+        self._models = models
+        self._embedders = embedders
+        self._clock = clock or SystemClock()
+        self._ids = ids or UuidIds()
+
+    def child(self, segment: str, id: str | None = None) -> AIHelper:
+        """A helper for a sub-topic (`<topic>.<segment>[.<id>]`), same logger and models."""
+        topic = f"{self.topic}.{segment}" + (f".{id}" if id else "")
+        return AIHelper(
+            topic,
+            self._logger,
+            registry=self._registry,
+            models=self._models,
+            embedders=self._embedders,
+            clock=self._clock,
+            ids=self._ids,
+        )
+
+    async def stats(self) -> AIStats:
+        """Calls, tokens and cost under this topic, children included."""
+        return await self._logger.stats(self.topic)
+
+    async def generate_text(
+        self,
+        model_key: str,
+        prompt: str,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int | None = None,
+        instructions: str | None = None,
+    ) -> TextResult:
+        """Generate text; temperature 0.7 unless given."""
+        config = self._registry.get(model_key)
+        settings = _settings(temperature, max_tokens)
+        agent: Agent[None, str] = Agent(self._models(config), instructions=instructions)
+        started = time.perf_counter()
+        try:
+            result = await agent.run(prompt, model_settings=settings)
+        except Exception as error:
+            await self._record_failure(config, "text", prompt, started, error)
+            raise
+        usage = result.usage
+        cost = call_cost(config, usage.input_tokens, usage.output_tokens)
+        await self.record(
+            config,
+            "text",
+            prompt,
+            result.output,
+            usage.input_tokens,
+            usage.output_tokens,
+            {"temperature": temperature, "max_tokens": max_tokens, **_took(started)},
+        )
+        return TextResult(
+            text=result.output,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=cost,
+        )
+
+    async def generate_object(
+        self,
+        model_key: str,
+        prompt: str,
+        schema: type[T],
+        *,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+        instructions: str | None = None,
+    ) -> ObjectResult[T]:
+        """Generate an instance of `schema` (validated; the model is asked again if invalid)."""
+        config = self._registry.get(model_key)
+        agent: Agent[None, T] = Agent(
+            self._models(config), output_type=schema, instructions=instructions
+        )
+        started = time.perf_counter()
+        try:
+            result = await agent.run(prompt, model_settings=_settings(temperature, max_tokens))
+        except Exception as error:
+            await self._record_failure(config, "object", prompt, started, error)
+            raise
+        usage = result.usage
+        response = json.dumps(result.output.model_dump(mode="json"), indent=2)
+        await self.record(
+            config,
+            "object",
+            prompt,
+            response,
+            usage.input_tokens,
+            usage.output_tokens,
+            {"temperature": temperature, "schema": schema.__name__, **_took(started)},
+        )
+        return ObjectResult(
+            object=result.output,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=call_cost(config, usage.input_tokens, usage.output_tokens),
+        )
+
+    async def embed(
+        self, model_key: str, texts: str | Sequence[str], *, dimensions: int | None = None
+    ) -> EmbedResult:
+        """Embed one text or several in one call; input tokens only."""
+        config = self._registry.get(model_key)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        prompt = batch[0] if isinstance(texts, str) else f"[{len(batch)} texts]"
+        embedder = Embedder(self._embedders(config))
+        settings: EmbeddingSettings | None = (
+            {"dimensions": dimensions} if dimensions is not None else None
+        )
+        started = time.perf_counter()
+        try:
+            result = await embedder.embed_documents(batch, settings=settings)
+        except Exception as error:
+            await self._record_failure(config, "embed", prompt, started, error)
+            raise
+        vectors = [list(map(float, v)) for v in result.embeddings]
+        size = len(vectors[0]) if vectors else 0
+        tokens = result.usage.input_tokens
+        await self.record(
+            config,
+            "embed",
+            prompt,
+            f"[{len(vectors)} embeddings, {size} dims]",
+            tokens,
+            0,
+            {"dimensions": size, **_took(started)},
+        )
+        return EmbedResult(
+            embeddings=vectors,
+            dimensions=size,
+            input_tokens=tokens,
+            cost=call_cost(config, tokens, 0),
+        )
+
+    async def record(
+        self,
+        config: ModelConfig,
+        call_type: CallType,
+        prompt: str,
+        response: str,
+        input_tokens: int,
+        output_tokens: int,
+        metadata: dict[str, Any] | None = None,
+    ) -> AICallRecord:
+        """Write one call to the ledger (batch calls get the batch discount)."""
+        batch = call_type == "batch"
+        record = AICallRecord(
+            id=self._ids.new_id(),
+            topic=self.topic,
+            call_type=call_type,
+            model_key=config.key,
+            model_id=config.model_id,
+            prompt=prompt,
+            response=response,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=call_cost(config, input_tokens, output_tokens, batch=batch),
+            created_at=self._clock.now(),
+            metadata={**(metadata or {}), **({"is_batch": True} if batch else {})},
+        )
+        await self._logger.log_call(record)
+        return record
+
+    async def _record_failure(
+        self,
+        config: ModelConfig,
+        call_type: CallType,
+        prompt: str,
+        started: float,
+        error: Exception,
+    ) -> None:
+        await self.record(
+            config,
+            call_type,
+            prompt,
+            "",
+            0,
+            0,
+            {"status": "error", "error": f"{type(error).__name__}: {error}", **_took(started)},
+        )
+
+
+def _settings(temperature: float, max_tokens: int | None) -> ModelSettings:
+    settings: ModelSettings = {"temperature": temperature}
+    if max_tokens is not None:
+        settings["max_tokens"] = max_tokens
+    return settings
+
+
+def _took(started: float) -> dict[str, float]:
+    return {"duration_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def create_ai_helper(topic: str, logger: AICallLogger, **options: Any) -> AIHelper:
+    """An `AIHelper` outside a stage (scripts, services); same options as the constructor."""
+    return AIHelper(topic, logger, **options)
