@@ -132,4 +132,27 @@ def test_batch_cost_gets_the_discount_and_interactive_calls_never_do() -> None:
 def test_built_in_prices_come_from_the_price_table() -> None:
     model = ModelRegistry().get("gpt-4o-mini")
     assert (model.input_cost_per_million, model.output_cost_per_million) == (0.15, 0.6)
-    assert ModelRegistry().keys(is_embedding_model=True) == ["text-embedding-3-small"]
+    assert ModelRegistry().keys(is_embedding_model=True) == ["test-embed", "text-embedding-3-small"]
+
+
+async def test_a_stream_is_logged_once_with_the_streamed_text(logger: AICallLogger) -> None:
+    ai = helper(logger, TestModel(custom_output_text="streamed reply text"))
+    chunks = []
+    async with ai.stream_text("house", "Tell me") as stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+    assert "".join(chunks) == stream.text == "streamed reply text"
+    assert stream.output_tokens > 0
+    stats = await ai.stats()
+    assert stats.total_calls == 1
+    assert stats.total_cost == pytest.approx(stream.cost)
+
+
+async def test_a_stream_that_fails_is_logged_once_as_failed(logger: AICallLogger) -> None:
+    ai = helper(logger, TestModel())
+    with pytest.raises(ValueError, match="consumer gave up"):
+        async with ai.stream_text("house", "Tell me") as stream:
+            async for _chunk in stream:
+                raise ValueError("consumer gave up")
+    stats = await ai.stats()
+    assert (stats.total_calls, stats.total_cost) == (1, 0.0)

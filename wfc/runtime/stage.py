@@ -17,11 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from wfc.errors import MissingStageOutputError
+from wfc.errors import MissingStageOutputError, WfcError
+
+if TYPE_CHECKING:  # the AI helper needs the optional `ai` extra (pydantic-ai)
+    from wfc.runtime.ai import AIHelper
 
 InputT = TypeVar("InputT", bound=BaseModel)
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -65,6 +68,27 @@ class StageServices(Protocol):
     def blobs(self) -> BlobAccess:
         """The blob store."""
 
+    @property
+    def ai(self) -> AIHelper:
+        """The AI helper bound to this stage's topic."""
+        ...
+
+
+def new_ai_helper(topic: str, logger: Any) -> AIHelper:
+    """An `AIHelper`, or one clear error when the `ai` extra is not installed."""
+    try:
+        from wfc.runtime.ai import AIHelper
+    except ImportError as error:
+        raise WfcError(
+            f"the AI helper needs pydantic-ai ({error.name} is missing): pip install 'wfc[ai]'"
+        ) from error
+    return AIHelper(topic, logger)
+
+
+def stage_topic(run_id: str, stage_id: str) -> str:
+    """The ledger topic of one stage of one run."""
+    return f"workflow.{run_id}.stage.{stage_id}"
+
 
 class MemoryBlobs:
     """A dict-backed `BlobAccess`, for tests of single stages."""
@@ -96,6 +120,7 @@ class RecordingServices:
     progress_reports: list[tuple[float, str | None]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     store: MemoryBlobs = field(default_factory=MemoryBlobs)
+    helper: AIHelper | None = None
 
     def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
         self.logs.append((level, message, dict(fields)))
@@ -109,6 +134,15 @@ class RecordingServices:
     @property
     def blobs(self) -> BlobAccess:
         return self.store
+
+    @property
+    def ai(self) -> AIHelper:
+        """A helper logging to an in-memory ledger (`helper.stats()` to assert on cost)."""
+        if self.helper is None:
+            from wfc.runtime.adapters.memory.ai_calls import MemoryAICallLogger
+
+            self.helper = new_ai_helper("test", MemoryAICallLogger())
+        return self.helper
 
 
 class StageContext(Generic[InputT, ConfigT, StageIdT]):
@@ -172,6 +206,12 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         """The blob store, for payloads too large to be outputs."""
         return self._services.blobs
 
+    @property
+    def ai(self) -> AIHelper:
+        """Model calls logged under `workflow.<run>.stage.<stage>`; their cost and tokens
+        become the stage's and the run's totals. Its methods are async."""
+        return self._services.ai
+
 
 class CheckContext(Generic[ConfigT]):
     """What `check_completion` sees: ids, the stage's config, logging and blobs (no input)."""
@@ -197,6 +237,11 @@ class CheckContext(Generic[ConfigT]):
     def blobs(self) -> BlobAccess:
         """The blob store."""
         return self._services.blobs
+
+    @property
+    def ai(self) -> AIHelper:
+        """The AI helper, on the same topic as the stage's `execute` (e.g. to fetch a batch)."""
+        return self._services.ai
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from wfc.runtime.ai.helper import AIHelper, EmbedResult, ObjectResult, TextResult, create_ai_helper
+from wfc.runtime.ai.helper import (
+    AIHelper,
+    EmbedResult,
+    ObjectResult,
+    TextResult,
+    TextStream,
+    create_ai_helper,
+)
 from wfc.runtime.ai.models import (
     ModelConfig,
     ModelNotFoundError,
@@ -20,6 +27,7 @@ __all__ = [
     "ModelRegistry",
     "ObjectResult",
     "TextResult",
+    "TextStream",
     "call_cost",
     "create_ai_helper",
     "default_registry",

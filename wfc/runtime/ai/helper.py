@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, Embedder
 from pydantic_ai.embeddings import EmbeddingModel, EmbeddingSettings
+from pydantic_ai.embeddings.test import TestEmbeddingModel
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
@@ -37,6 +39,8 @@ def _model_id(config: ModelConfig) -> Model | str:
 
 
 def _embedder_id(config: ModelConfig) -> EmbeddingModel | str:
+    if config.model_id == "test":  # pydantic-ai knows "test" for chat models only
+        return TestEmbeddingModel()
     return config.model_id
 
 
@@ -67,6 +71,25 @@ class EmbedResult:
     def embedding(self) -> list[float]:
         """The first embedding (the only one for a single text)."""
         return self.embeddings[0]
+
+
+class TextStream:
+    """Chunks of a streamed reply as they arrive; `text` and tokens are filled in as it goes."""
+
+    def __init__(self, chunks: AsyncIterator[str]) -> None:
+        self._chunks = chunks
+        self.text = ""
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = 0.0
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str]:
+        async for chunk in self._chunks:
+            self.text += chunk
+            yield chunk
 
 
 class AIHelper:
@@ -143,6 +166,46 @@ class AIHelper:
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost=cost,
+        )
+
+    @asynccontextmanager
+    async def stream_text(
+        self,
+        model_key: str,
+        prompt: str,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int | None = None,
+        instructions: str | None = None,
+    ) -> AsyncIterator[TextStream]:
+        """`async with ai.stream_text(key, prompt) as stream: async for chunk in stream: …`
+
+        The call is logged exactly once, when the block ends (with what was
+        streamed, also when the consumer stops early), or once as failed.
+        """
+        config = self._registry.get(model_key)
+        agent: Agent[None, str] = Agent(self._models(config), instructions=instructions)
+        started = time.perf_counter()
+        try:
+            async with agent.run_stream(
+                prompt, model_settings=_settings(temperature, max_tokens)
+            ) as result:
+                stream = TextStream(result.stream_text(delta=True))
+                yield stream
+                usage = result.usage
+        except Exception as error:
+            await self._record_failure(config, "stream", prompt, started, error)
+            raise
+        stream.input_tokens, stream.output_tokens = usage.input_tokens, usage.output_tokens
+        stream.cost = call_cost(config, usage.input_tokens, usage.output_tokens)
+        await self.record(
+            config,
+            "stream",
+            prompt,
+            stream.text,
+            usage.input_tokens,
+            usage.output_tokens,
+            {"temperature": temperature, "max_tokens": max_tokens, **_took(started)},
         )
 
     async def generate_object(

@@ -56,6 +56,22 @@ class ModelConfig:
 
 
 BUILT_IN: tuple[ModelConfig, ...] = (
+    # Offline models (pydantic-ai's TestModel and TestEmbeddingModel): no key, no network,
+    # no cost. For examples, CI and tests; register priced copies to test cost arithmetic.
+    ModelConfig(
+        key="test",
+        model_id="test",
+        input_cost_per_million=0.0,
+        output_cost_per_million=0.0,
+        supports_batch=True,
+    ),
+    ModelConfig(
+        key="test-embed",
+        model_id="test",
+        input_cost_per_million=0.0,
+        output_cost_per_million=0.0,
+        is_embedding_model=True,
+    ),
     ModelConfig(
         key="gpt-4o-mini",
         model_id="openai:gpt-4o-mini",

@@ -16,11 +16,11 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from wfc.errors import NonRetryableError, RetryStage, validation_problems
+from wfc.errors import NonRetryableError, RetryStage, WfcError, validation_problems
 from wfc.plan import InputSource, PlanStage
 from wfc.runtime.kernel.deps import Deps
 from wfc.runtime.kernel.rows import write_log
@@ -34,8 +34,13 @@ from wfc.runtime.stage import (
     Ready,
     Suspend,
     _StageBase,
+    new_ai_helper,
+    stage_topic,
 )
 from wfc.runtime.workflow import Workflow
+
+if TYPE_CHECKING:
+    from wfc.runtime.ai import AIHelper
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,10 +100,12 @@ class _InputUnavailable(Exception):
 class _Services:
     """`StageServices` for one execution: logs are written as they happen, from any thread."""
 
-    def __init__(self, deps: Deps, run_id: str, stage_record_id: str) -> None:
+    def __init__(self, deps: Deps, run_id: str, stage_record_id: str, topic: str) -> None:
         self._deps = deps
         self._run_id = run_id
         self._record_id = stage_record_id
+        self.topic = topic
+        self.helper: AIHelper | None = None
         self._loop = asyncio.get_running_loop()
         self._pending: set[asyncio.Task[None]] = set()
         self.progress_reports: list[Progress] = []
@@ -128,11 +135,35 @@ class _Services:
     def blobs(self) -> BlobAccess:
         return self._deps.blobs
 
+    @property
+    def ai(self) -> AIHelper:
+        if self.helper is None:
+            logger = self._deps.ai_calls
+            if logger is None:
+                raise WfcError("this kernel has no AI call logger (pass ai_calls= to Kernel)")
+            self.helper = new_ai_helper(self.topic, logger)
+        return self.helper
+
     async def drain(self) -> None:
         """Wait for log writes still in flight."""
         if self._pending:
             await asyncio.gather(*self._pending)
             self._pending.clear()
+
+    async def finish(self) -> dict[str, float]:
+        """Wait for logs; the metrics, with the stage's AI cost and tokens if it used the helper.
+
+        The ledger is read rather than this attempt's calls summed, so spending of
+        earlier attempts of the same stage counts too.
+        """
+        await self.drain()
+        if self.helper is not None and self._deps.ai_calls is not None:
+            stats = await self._deps.ai_calls.stats(self.topic)
+            self.metrics.setdefault("total_cost", stats.total_cost)
+            self.metrics.setdefault(
+                "total_tokens", stats.total_input_tokens + stats.total_output_tokens
+            )
+        return self.metrics
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -257,7 +288,7 @@ async def run_execute(
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
 
-    services = _Services(deps, run.id, row.id)
+    services = _Services(deps, run.id, row.id, stage_topic(run.id, row.stage_id))
     ctx = cls.context_type(
         run_id=run.id,
         stage_id=stage.id,
@@ -270,7 +301,7 @@ async def run_execute(
     )
     instance: Any = cls()
     result, failure = await _guarded(stage, lambda: _call(instance.execute, ctx))
-    await services.drain()
+    metrics = await services.finish()
     outcome: Outcome
     if failure is not None:
         outcome = failure
@@ -285,7 +316,7 @@ async def run_execute(
         )
     else:
         outcome = _coerce_output(cls, stage.id, result)
-    return Report(outcome=outcome, progress=services.progress_reports, metrics=services.metrics)
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
 async def run_check(
@@ -309,11 +340,11 @@ async def run_check(
     parsed_config = _parse(cls.config_model, row.config, f"Invalid config for stage {stage.id}")
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
-    services = _Services(deps, run.id, row.id)
+    services = _Services(deps, run.id, row.id, stage_topic(run.id, row.stage_id))
     ctx = CheckContext(run_id=run.id, stage_id=stage.id, config=parsed_config, services=services)
     instance: Any = cls()
     result, failure = await _guarded(stage, lambda: _call(instance.check_completion, state, ctx))
-    await services.drain()
+    metrics = await services.finish()
     outcome: Outcome
     match result:
         case _ if failure is not None:
@@ -330,7 +361,7 @@ async def run_check(
                 "expected Ready, NotReady or Failed",
                 retryable=False,
             )
-    return Report(outcome=outcome, progress=services.progress_reports, metrics=services.metrics)
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
 def suspend_times(
