@@ -13,7 +13,14 @@ from pydantic_ai.models.test import TestModel
 
 from tests.databases import open_storage
 from wfc.runtime.adapters.memory import MemoryAICallLogger
-from wfc.runtime.ai import AIHelper, ModelConfig, ModelNotFoundError, ModelRegistry, call_cost
+from wfc.runtime.ai import (
+    AIHelper,
+    ModelConfig,
+    ModelNotFoundError,
+    ModelRegistry,
+    ProviderSetupError,
+    call_cost,
+)
 from wfc.runtime.ports import AICallLogger
 
 PRICED = ModelConfig(
@@ -156,3 +163,31 @@ async def test_a_stream_that_fails_is_logged_once_as_failed(logger: AICallLogger
                 raise ValueError("consumer gave up")
     stats = await ai.stats()
     assert (stats.total_calls, stats.total_cost) == (1, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "variable"),
+    [
+        ("gpt-4o-mini", "OPENAI_API_KEY"),
+        ("claude-haiku-4-5", "ANTHROPIC_API_KEY"),
+        ("gemini-2.5-flash", "GOOGLE_API_KEY"),
+    ],
+)
+async def test_a_missing_key_is_one_line_naming_the_variable(
+    key: str, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    ai = AIHelper("t", MemoryAICallLogger())
+    with pytest.raises(ProviderSetupError) as raised:
+        await ai.generate_text(key, "hi")
+    message = str(raised.value)
+    assert (
+        message
+        == f"model {key} ({ai_model_id(key)}) needs an API key: set the {variable} environment variable"
+    )
+    assert "\n" not in message
+
+
+def ai_model_id(key: str) -> str:
+    return ModelRegistry().get(key).model_id

@@ -10,6 +10,7 @@ a stage, a run or a whole workflow.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -20,15 +21,18 @@ from pydantic import BaseModel
 from pydantic_ai import Agent, Embedder
 from pydantic_ai.embeddings import EmbeddingModel, EmbeddingSettings
 from pydantic_ai.embeddings.test import TestEmbeddingModel
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
+from wfc.errors import WfcError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
 from wfc.runtime.ports import AICallLogger, Clock, IdSource
 from wfc.runtime.records import AICallRecord, AIStats
 
 T = TypeVar("T", bound=BaseModel)
+OutT = TypeVar("OutT")
 CallType = Literal["text", "object", "embed", "stream", "batch"]
 ModelFactory = Callable[[ModelConfig], Model | str]
 EmbedderFactory = Callable[[ModelConfig], EmbeddingModel | str]
@@ -71,6 +75,31 @@ class EmbedResult:
     def embedding(self) -> list[float]:
         """The first embedding (the only one for a single text)."""
         return self.embeddings[0]
+
+
+class ProviderSetupError(WfcError):
+    """A model that cannot be used here: a missing API key or provider package."""
+
+
+_KEY_VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]*(?:API_KEY|CREDENTIALS|PROJECT)[A-Z0-9_]*)`")
+
+
+def explain_setup_error(config: ModelConfig, error: Exception) -> ProviderSetupError | None:
+    """One line naming what to set or install, for errors pydantic-ai raises before a call."""
+    if isinstance(error, ImportError):
+        return ProviderSetupError(
+            f"model {config.key} ({config.model_id}) needs its provider package: "
+            f"pip install 'pydantic-ai-slim[{config.provider}]'"
+        )
+    if isinstance(error, UserError):
+        found = _KEY_VARIABLE.search(str(error))
+        if found:
+            return ProviderSetupError(
+                f"model {config.key} ({config.model_id}) needs an API key: "
+                f"set the {found.group(1)} environment variable"
+            )
+        return ProviderSetupError(f"model {config.key} ({config.model_id}): {error}")
+    return None
 
 
 class TextStream:
@@ -143,7 +172,7 @@ class AIHelper:
         """Generate text; temperature 0.7 unless given."""
         config = self._registry.get(model_key)
         settings = _settings(temperature, max_tokens)
-        agent: Agent[None, str] = Agent(self._models(config), instructions=instructions)
+        agent = self._agent(config, str, instructions)
         started = time.perf_counter()
         try:
             result = await agent.run(prompt, model_settings=settings)
@@ -184,7 +213,7 @@ class AIHelper:
         streamed, also when the consumer stops early), or once as failed.
         """
         config = self._registry.get(model_key)
-        agent: Agent[None, str] = Agent(self._models(config), instructions=instructions)
+        agent = self._agent(config, str, instructions)
         started = time.perf_counter()
         try:
             async with agent.run_stream(
@@ -220,9 +249,7 @@ class AIHelper:
     ) -> ObjectResult[T]:
         """Generate an instance of `schema` (validated; the model is asked again if invalid)."""
         config = self._registry.get(model_key)
-        agent: Agent[None, T] = Agent(
-            self._models(config), output_type=schema, instructions=instructions
-        )
+        agent = self._agent(config, schema, instructions)
         started = time.perf_counter()
         try:
             result = await agent.run(prompt, model_settings=_settings(temperature, max_tokens))
@@ -254,7 +281,10 @@ class AIHelper:
         config = self._registry.get(model_key)
         batch = [texts] if isinstance(texts, str) else list(texts)
         prompt = batch[0] if isinstance(texts, str) else f"[{len(batch)} texts]"
-        embedder = Embedder(self._embedders(config))
+        try:
+            embedder = Embedder(self._embedders(config))
+        except (ImportError, UserError) as error:
+            raise explain_setup_error(config, error) or error from error
         settings: EmbeddingSettings | None = (
             {"dimensions": dimensions} if dimensions is not None else None
         )
@@ -282,6 +312,14 @@ class AIHelper:
             input_tokens=tokens,
             cost=call_cost(config, tokens, 0),
         )
+
+    def _agent(
+        self, config: ModelConfig, output: type[OutT], instructions: str | None
+    ) -> Agent[None, OutT]:
+        try:
+            return Agent(self._models(config), output_type=output, instructions=instructions)
+        except (ImportError, UserError) as error:
+            raise explain_setup_error(config, error) or error from error
 
     async def record(
         self,
@@ -320,6 +358,8 @@ class AIHelper:
         started: float,
         error: Exception,
     ) -> None:
+        """Log the failed call; a missing key or package becomes one clear error instead."""
+        explained = explain_setup_error(config, error)
         await self.record(
             config,
             call_type,
@@ -329,6 +369,8 @@ class AIHelper:
             0,
             {"status": "error", "error": f"{type(error).__name__}: {error}", **_took(started)},
         )
+        if explained is not None:
+            raise explained from error
 
 
 def _settings(temperature: float, max_tokens: int | None) -> ModelSettings:

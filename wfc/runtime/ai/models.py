@@ -82,14 +82,14 @@ BUILT_IN: tuple[ModelConfig, ...] = (
         key="gpt-4o", model_id="openai:gpt-4o", supports_batch=True, batch_discount_percent=50
     ),
     ModelConfig(
-        key="claude-3-5-haiku",
-        model_id="anthropic:claude-3-5-haiku-latest",
+        key="claude-haiku-4-5",
+        model_id="anthropic:claude-haiku-4-5",
         supports_batch=True,
         batch_discount_percent=50,
     ),
     ModelConfig(
         key="gemini-2.5-flash",
-        model_id="google-gla:gemini-2.5-flash",
+        model_id="google:gemini-2.5-flash",
         supports_batch=True,
         batch_discount_percent=50,
     ),
@@ -102,7 +102,7 @@ BUILT_IN: tuple[ModelConfig, ...] = (
     ),
 )
 
-_PRICE_PROVIDERS = {"google-gla": "google", "google-vertex": "google"}
+_PRICE_PROVIDERS = {"google-cloud": "google", "google-gla": "google", "google-vertex": "google"}
 
 
 def table_prices(config: ModelConfig) -> tuple[float, float]:
