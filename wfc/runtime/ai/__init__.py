@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from wfc.runtime.ai.batch import (
+    AIBatch,
+    AnthropicBatches,
+    BatchProvider,
+    BatchRequest,
+    BatchResult,
+    BatchStatus,
+    GoogleBatches,
+    OpenAIBatches,
+)
 from wfc.runtime.ai.helper import (
     AIHelper,
     EmbedResult,
@@ -21,12 +31,20 @@ from wfc.runtime.ai.models import (
 )
 
 __all__ = [
+    "AIBatch",
     "AIHelper",
+    "AnthropicBatches",
+    "BatchProvider",
+    "BatchRequest",
+    "BatchResult",
+    "BatchStatus",
     "EmbedResult",
+    "GoogleBatches",
     "ModelConfig",
     "ModelNotFoundError",
     "ModelRegistry",
     "ObjectResult",
+    "OpenAIBatches",
     "ProviderSetupError",
     "TextResult",
     "TextStream",

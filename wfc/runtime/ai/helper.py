@@ -27,6 +27,7 @@ from pydantic_ai.settings import ModelSettings
 
 from wfc.errors import WfcError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.ai.batch import AIBatch, BatchProvider, batch_provider, infer_provider
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
 from wfc.runtime.ports import AICallLogger, Clock, IdSource
 from wfc.runtime.records import AICallRecord, AIStats
@@ -321,7 +322,24 @@ class AIHelper:
         except (ImportError, UserError) as error:
             raise explain_setup_error(config, error) or error from error
 
-    async def record(
+    @property
+    def logger(self) -> AICallLogger:
+        return self._logger
+
+    def batch(self, model_key: str, provider: str | BatchProvider | None = None) -> AIBatch:
+        """The batch API for a model: `provider` by name or object, else inferred from the
+        model id (openai, anthropic, google). Results are logged under this topic."""
+        config = self._registry.get(model_key)
+        if not config.supports_batch:
+            raise WfcError(f"model {model_key} does not support batches")
+        chosen = provider if provider is not None else infer_provider(config)
+        return AIBatch(
+            helper=self,
+            model=config,
+            provider=batch_provider(chosen) if isinstance(chosen, str) else chosen,
+        )
+
+    def call_record(
         self,
         config: ModelConfig,
         call_type: CallType,
@@ -331,9 +349,9 @@ class AIHelper:
         output_tokens: int,
         metadata: dict[str, Any] | None = None,
     ) -> AICallRecord:
-        """Write one call to the ledger (batch calls get the batch discount)."""
+        """A ledger entry for one call under this topic (batch calls get the batch discount)."""
         batch = call_type == "batch"
-        record = AICallRecord(
+        return AICallRecord(
             id=self._ids.new_id(),
             topic=self.topic,
             call_type=call_type,
@@ -346,6 +364,21 @@ class AIHelper:
             cost=call_cost(config, input_tokens, output_tokens, batch=batch),
             created_at=self._clock.now(),
             metadata={**(metadata or {}), **({"is_batch": True} if batch else {})},
+        )
+
+    async def record(
+        self,
+        config: ModelConfig,
+        call_type: CallType,
+        prompt: str,
+        response: str,
+        input_tokens: int,
+        output_tokens: int,
+        metadata: dict[str, Any] | None = None,
+    ) -> AICallRecord:
+        """Write one call to the ledger (what `recordCall` is in the reference engine)."""
+        record = self.call_record(
+            config, call_type, prompt, response, input_tokens, output_tokens, metadata
         )
         await self._logger.log_call(record)
         return record
