@@ -191,3 +191,23 @@ async def test_a_missing_key_is_one_line_naming_the_variable(
 
 def ai_model_id(key: str) -> str:
     return ModelRegistry().get(key).model_id
+
+
+async def test_a_provider_error_quoting_the_key_never_reaches_the_ledger_or_the_caller(
+    logger: AICallLogger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-proj-abcdefghijklmnop1234"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+
+    def unauthorised(_messages: list[ModelMessage], _info: AgentInfo) -> ModelResponse:
+        raise RuntimeError(f"401 Incorrect API key provided: {secret}")
+
+    ai = helper(logger, FunctionModel(unauthorised))
+    with pytest.raises(Exception) as raised:
+        await ai.generate_text("house", "hi")
+    assert secret not in str(raised.value) and "***" in str(raised.value)
+    assert raised.value.__cause__ is None
+    stats = await ai.stats()
+    assert stats.total_calls == 1
+    if isinstance(logger, MemoryAICallLogger):
+        assert all(secret not in str(call.metadata) for call in logger.calls)

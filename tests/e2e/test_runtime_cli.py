@@ -114,6 +114,12 @@ def sqlite_env(tmp_path: Path) -> dict[str, str]:
             {"count": 3, "dimensions": 8},
         ),
         (
+            "reviews/reviews.wf",
+            {"reviews": ["Great!", "Awful."]},
+            {"classify": {"check_every_seconds": 0.2}},
+            {"positive": 2},
+        ),
+        (
             "invoices/invoice.wf",
             {
                 "customer": {

@@ -217,17 +217,25 @@ def _annotation(t: model.Type, imports: _Imports) -> str:
             return name
 
 
+def _python_string(text: str) -> str:
+    """A string literal quoted as `ruff format` would: double quotes, unless that means
+    escaping double quotes and single ones would need no escapes."""
+    if '"' in text and "'" not in text:
+        return repr(text)
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _python_literal(value: Any) -> str:
     """JSON data as Python source (`true` → `True`), deterministic and ruff-formatted."""
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _python_string(value)
     if value is None or isinstance(value, bool):
         return repr(value)
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_python_literal(v) for v in value) + "]"
-    items = ", ".join(f"{json.dumps(k)}: {_python_literal(v)}" for k, v in value.items())
+    items = ", ".join(f"{_python_string(k)}: {_python_literal(v)}" for k, v in value.items())
     return "{" + items + "}"
 
 

@@ -15,6 +15,7 @@ from wfc.runtime.ai.batch import (
 from wfc.runtime.ai.helper import (
     AIHelper,
     EmbedResult,
+    ModelCallError,
     ObjectResult,
     ProviderSetupError,
     TextResult,
@@ -40,6 +41,7 @@ __all__ = [
     "BatchStatus",
     "EmbedResult",
     "GoogleBatches",
+    "ModelCallError",
     "ModelConfig",
     "ModelNotFoundError",
     "ModelRegistry",

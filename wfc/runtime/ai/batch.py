@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -415,9 +415,64 @@ class GoogleBatches:
         return results
 
 
+class OfflineBatches:
+    """A batch API in this process, for examples and tests: no key, no network.
+
+    A batch is processing on its first status check and completed on the
+    next; each result is a JSON object built from the request's schema
+    (pydantic-ai's `TestModel` does the same for interactive calls), with
+    token counts estimated from the text. Batches live as long as the process.
+    """
+
+    name = "offline"
+    _batches: ClassVar[dict[str, list[BatchRequest]]] = {}
+    _checks: ClassVar[dict[str, int]] = {}
+
+    async def submit(self, model: ModelConfig, requests: Sequence[BatchRequest]) -> str:
+        batch_id = f"offline-{len(self._batches) + 1}-{abs(hash(tuple(r.id for r in requests)))}"
+        self._batches[batch_id] = list(requests)
+        self._checks[batch_id] = 0
+        return batch_id
+
+    async def status(self, batch_id: str) -> BatchStatus:
+        if batch_id not in self._batches:
+            return BatchStatus(id=batch_id, provider=self.name, state="expired", error="unknown")
+        self._checks[batch_id] += 1
+        state: BatchState = "processing" if self._checks[batch_id] < 2 else "completed"
+        return BatchStatus(id=batch_id, provider=self.name, state=state)
+
+    async def results(self, batch_id: str) -> list[RawResult]:
+        return [
+            RawResult(
+                request_id=r.id,
+                text=json.dumps(_example_of(r.schema)) if r.schema else f"offline reply to {r.id}",
+                input_tokens=max(1, len(_prompt_with_schema(r)) // 4),
+                output_tokens=8,
+            )
+            for r in self._batches.get(batch_id, [])
+        ]
+
+
+def _example_of(schema: type[BaseModel]) -> dict[str, Any]:
+    """A value for every required field, by JSON type (what an offline model can promise)."""
+    samples: dict[str, Any] = {"string": "a", "integer": 0, "number": 0.0, "boolean": False}
+    properties = schema.model_json_schema().get("properties", {})
+
+    def sample(spec: dict[str, Any]) -> Any:
+        if "default" in spec:
+            return spec["default"]
+        if spec.get("enum"):
+            return spec["enum"][0]
+        return samples.get(str(spec.get("type")))
+
+    return {name: sample(spec) for name, spec in properties.items()}
+
+
 def infer_provider(model: ModelConfig) -> str:
     """Which batch API serves a model: from its provider prefix."""
     provider = model.provider
+    if model.model_id == "test":
+        return "offline"
     if provider.startswith("google"):
         return "google"
     if provider in ("openai", "anthropic"):
@@ -427,7 +482,11 @@ def infer_provider(model: ModelConfig) -> str:
 
 def batch_provider(name: str) -> BatchProvider:
     """A provider over its SDK's default client (credentials from the environment)."""
-    providers: dict[str, type[OpenAIBatches] | type[AnthropicBatches] | type[GoogleBatches]] = {
+    providers: dict[
+        str,
+        type[OpenAIBatches] | type[AnthropicBatches] | type[GoogleBatches] | type[OfflineBatches],
+    ] = {
+        "offline": OfflineBatches,
         "openai": OpenAIBatches,
         "anthropic": AnthropicBatches,
         "google": GoogleBatches,

@@ -29,6 +29,7 @@ from wfc.errors import WfcError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.ai.batch import AIBatch, BatchProvider, batch_provider, infer_provider
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
+from wfc.runtime.ai.secrets import redact
 from wfc.runtime.ports import AICallLogger, Clock, IdSource
 from wfc.runtime.records import AICallRecord, AIStats
 
@@ -80,6 +81,10 @@ class EmbedResult:
 
 class ProviderSetupError(WfcError):
     """A model that cannot be used here: a missing API key or provider package."""
+
+
+class ModelCallError(WfcError):
+    """A provider error whose message had to be redacted (it quoted a key)."""
 
 
 _KEY_VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]*(?:API_KEY|CREDENTIALS|PROJECT)[A-Z0-9_]*)`")
@@ -391,8 +396,11 @@ class AIHelper:
         started: float,
         error: Exception,
     ) -> None:
-        """Log the failed call; a missing key or package becomes one clear error instead."""
+        """Log the failed call. A missing key or package becomes one clear error; an error
+        whose message quotes a key is raised again with the key masked (and no cause)."""
         explained = explain_setup_error(config, error)
+        message = f"{type(error).__name__}: {error}"
+        safe = redact(message)
         await self.record(
             config,
             call_type,
@@ -400,10 +408,12 @@ class AIHelper:
             "",
             0,
             0,
-            {"status": "error", "error": f"{type(error).__name__}: {error}", **_took(started)},
+            {"status": "error", "error": safe, **_took(started)},
         )
         if explained is not None:
             raise explained from error
+        if safe != message:
+            raise ModelCallError(f"model {config.key} failed: {safe}") from None
 
 
 def _settings(temperature: float, max_tokens: int | None) -> ModelSettings:
