@@ -211,3 +211,35 @@ async def test_a_provider_error_quoting_the_key_never_reaches_the_ledger_or_the_
     assert stats.total_calls == 1
     if isinstance(logger, MemoryAICallLogger):
         assert all(secret not in str(call.metadata) for call in logger.calls)
+
+
+async def test_custom_providers_serve_their_models_through_the_default_factories() -> None:
+    from pydantic_ai.embeddings.test import TestEmbeddingModel
+
+    from wfc.runtime.ai import register_provider
+
+    register_provider(
+        "inhouse",
+        models=lambda _config: reply("from the in-house gateway"),
+        embedders=lambda _config: TestEmbeddingModel(dimensions=3),
+    )
+    registry = ModelRegistry(
+        [
+            ModelConfig(
+                key="chat",
+                model_id="inhouse:chat-1",
+                input_cost_per_million=1.0,
+                output_cost_per_million=1.0,
+            ),
+            ModelConfig(
+                key="vec",
+                model_id="inhouse:vec-1",
+                input_cost_per_million=1.0,
+                output_cost_per_million=0.0,
+                is_embedding_model=True,
+            ),
+        ]
+    )
+    ai = AIHelper("t", MemoryAICallLogger(), registry=registry)
+    assert (await ai.generate_text("chat", "hi")).text == "from the in-house gateway"
+    assert (await ai.embed("vec", "hello")).dimensions == 3

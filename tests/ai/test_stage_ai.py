@@ -73,11 +73,28 @@ async def test_a_run_costs_exactly_what_its_stages_logged(where: str, tmp_path: 
     assert run.total_cost == pytest.approx(ledger.total_cost)
     assert run.total_tokens == ledger.total_input_tokens + ledger.total_output_tokens
     stages = {s.stage_id: s for s in await tk.persistence.stages_of_run(run.id)}
+    assert run.version > 1
     first = await tk.ai_calls.stats(f"workflow.{run.id}.stage.summarise")
     assert first.total_calls == 2  # the child topic is under the stage's
     assert stages["summarise"].metrics["total_cost"] == pytest.approx(first.total_cost)
     if storage is not None:
         await storage.close()
+
+
+async def test_a_running_run_shows_what_it_has_cost_so_far() -> None:
+    from wfc.runtime.commands import RunClaimPending
+    from wfc.runtime.hosts import process_job
+
+    tk = make_test_kernel(WORKFLOW)
+    run_id = await tk.create_run("ai_docs", {"text": "the quick brown fox"})
+    await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
+    (job,) = await tk.jobs.dequeue()
+    await process_job(tk.kernel, job)  # `summarise` done; `shorten` not started
+    run = await tk.persistence.get_run(run_id)
+    assert run is not None and run.status is Status.RUNNING
+    so_far = await tk.ai_calls.stats(f"workflow.{run_id}")
+    assert so_far.total_calls == 2
+    assert run.total_cost == pytest.approx(so_far.total_cost) and run.total_cost > 0
 
 
 async def test_stage_code_can_be_tested_alone_with_recording_services() -> None:

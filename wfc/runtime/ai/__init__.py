@@ -21,6 +21,7 @@ from wfc.runtime.ai.helper import (
     TextResult,
     TextStream,
     create_ai_helper,
+    register_provider,
 )
 from wfc.runtime.ai.models import (
     ModelConfig,
@@ -54,4 +55,5 @@ __all__ = [
     "create_ai_helper",
     "default_registry",
     "register_models",
+    "register_provider",
 ]

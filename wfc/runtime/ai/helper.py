@@ -40,11 +40,34 @@ ModelFactory = Callable[[ModelConfig], Model | str]
 EmbedderFactory = Callable[[ModelConfig], EmbeddingModel | str]
 
 
+_CUSTOM_MODELS: dict[str, ModelFactory] = {}
+_CUSTOM_EMBEDDERS: dict[str, EmbedderFactory] = {}
+
+
+def register_provider(
+    name: str,
+    *,
+    models: ModelFactory | None = None,
+    embedders: EmbedderFactory | None = None,
+) -> None:
+    """Serve models whose id starts with `<name>:` from your own factories (a private
+    gateway, a local server, a custom embedding service): each gets the model's config
+    and returns a pydantic-ai `Model` / `EmbeddingModel` (or a model id string)."""
+    if models is not None:
+        _CUSTOM_MODELS[name] = models
+    if embedders is not None:
+        _CUSTOM_EMBEDDERS[name] = embedders
+
+
 def _model_id(config: ModelConfig) -> Model | str:
-    return config.model_id
+    custom = _CUSTOM_MODELS.get(config.provider)
+    return custom(config) if custom is not None else config.model_id
 
 
 def _embedder_id(config: ModelConfig) -> EmbeddingModel | str:
+    custom = _CUSTOM_EMBEDDERS.get(config.provider)
+    if custom is not None:
+        return custom(config)
     if config.model_id == "test":  # pydantic-ai knows "test" for chat models only
         return TestEmbeddingModel()
     return config.model_id

@@ -38,7 +38,13 @@ from wfc.runtime.kernel.invoke import (
     run_execute,
     suspend_times,
 )
-from wfc.runtime.kernel.rows import load_outputs, new_stage_row, save_output, write_log
+from wfc.runtime.kernel.rows import (
+    load_outputs,
+    new_stage_row,
+    refresh_run_totals,
+    save_output,
+    write_log,
+)
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -287,6 +293,8 @@ async def _commit_outcome(ex: _Execution, changes: StageChanges, *events: Event)
     async with atomic(ex.deps, ex.causation_id) as unit:
         await _require_running(unit, ex.run.id)
         await unit.db.update_stage(ex.row.id, changes)
+        if changes.get("status") is Status.COMPLETED:
+            await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
         now = ex.deps.clock.now()
         for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
             unit.emit(event)

@@ -18,7 +18,7 @@ from wfc.runtime.events import StageCompleted, StageFailed
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.execute import progress_events
 from wfc.runtime.kernel.invoke import Failure, NotYet, Produced, Report, run_check
-from wfc.runtime.kernel.rows import STAGE_FAILED, fail_run, save_output
+from wfc.runtime.kernel.rows import STAGE_FAILED, fail_run, refresh_run_totals, save_output
 from wfc.runtime.records import RunRecord, StageRecord, Status
 
 FALLBACK_POLL = timedelta(seconds=60)
@@ -138,6 +138,7 @@ async def _persist(
                 "metrics": {**(row.metrics or {}), **report.metrics},
             },
         )
+        await refresh_run_totals(unit, run.id, {**(row.metrics or {}), **report.metrics})
         unit.emit(
             StageCompleted(
                 timestamp=now,

@@ -164,3 +164,23 @@ async def write_log(
         )
     except Exception:  # logging is best effort by contract (spec §2.5)
         pass
+
+
+SPENDING_METRICS = ("total_cost", "total_tokens")
+
+
+def run_totals(rows: Iterable[StageRecord]) -> tuple[float, int]:
+    """A run's cost and tokens: the sum of its stages' `total_cost` / `total_tokens` metrics."""
+    listed = list(rows)
+    cost = sum(float(row.metrics.get("total_cost", 0)) for row in listed)
+    tokens = sum(int(row.metrics.get("total_tokens", 0)) for row in listed)
+    return cost, tokens
+
+
+async def refresh_run_totals(unit: Unit, run_id: str, metrics: dict[str, float]) -> None:
+    """After a stage that spent (AI calls, or its own cost metrics) completes, bring the run's
+    running totals up to date, so a running run shows what it has cost so far."""
+    if not any(name in metrics for name in SPENDING_METRICS):
+        return
+    cost, tokens = run_totals(await unit.db.stages_of_run(run_id))
+    await unit.db.update_run(run_id, {"total_cost": cost, "total_tokens": tokens})

@@ -11,7 +11,14 @@ from wfc.errors import StaleVersionError
 from wfc.runtime.commands import RunTransition, RunTransitionResult
 from wfc.runtime.events import WorkflowCompleted, WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
-from wfc.runtime.kernel.rows import STAGE_FAILED, fail_run, group_output, load_outputs, open_group
+from wfc.runtime.kernel.rows import (
+    STAGE_FAILED,
+    fail_run,
+    group_output,
+    load_outputs,
+    open_group,
+    run_totals,
+)
 from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
 
 NOOP = RunTransitionResult(action="noop")
@@ -114,8 +121,7 @@ async def _complete(
     # Only the last group's outputs make the run's output.
     outputs = await load_outputs(deps, [row for row in rows if row.execution_group == last_group])
     output = group_output(workflow, last_group, outputs)
-    total_cost = sum(float(row.metrics.get("total_cost", 0)) for row in rows)
-    total_tokens = sum(int(row.metrics.get("total_tokens", 0)) for row in rows)
+    total_cost, total_tokens = run_totals(rows)
     now = deps.clock.now()
     started = run.started_at or run.created_at
     duration_ms = max(int((now - started).total_seconds() * 1000), 0)
