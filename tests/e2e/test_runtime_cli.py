@@ -366,3 +366,36 @@ def test_runs_create_then_maintenance_tick_and_rerun_from_the_shell(
     assert ledger(tmp_path / "ledger")[("done", run_id, "first")] == 1
     shown = wfc("runs", "show", run_id, env=env, cwd=tmp_path)
     assert shown.returncode == 0 and "COMPLETED" in shown.stdout and "third" in shown.stdout
+
+
+def test_ctrl_c_in_wfc_run_keeps_the_run_for_a_worker_to_finish(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    package = counted_package(tmp_path)
+    url = f"sqlite+aiosqlite:///{tmp_path / '.wfc' / 'wfc.db'}"
+    env = environment(url, tmp_path / "ledger", COUNTED_SLOW_STAGE="first")
+    env.pop("WFC_DATABASE_URL")  # the embedded default, as a new user has it
+    run = subprocess.Popen(
+        [sys.executable, "-m", "wfc", "run", str(tmp_path / "counted.wf"), "--input", '{"n": 1}'],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: (tmp_path / "ledger.slow").exists(), 30, "the slow stage to start")
+    run.send_signal(signal.SIGINT)
+    _out, err = run.communicate(timeout=30)  # the stage sleeps 30 s: nobody waits for it
+    assert run.returncode == 130, err
+    assert "interrupted: the run is kept" in err
+    (kept,) = runs_in(url)
+    assert kept.status is Status.RUNNING
+    assert [j.status for j in jobs_in(url, kept.id)] == [Status.PENDING]
+
+    worker = start_worker(package, {**env, "WFC_DATABASE_URL": url}, tmp_path, tmp_path / "w.log")
+    try:
+        wait_until(lambda: runs_in(url)[0].status is Status.COMPLETED, 30, "the worker")
+    finally:
+        assert stop(worker) == 0
+    assert runs_in(url)[0].output == {"n": 4}

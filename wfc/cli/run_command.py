@@ -7,8 +7,6 @@ finishes it.
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +17,7 @@ from rich.markup import escape
 from wfc.cli.display import RunDisplay
 from wfc.cli.session import (
     db_option,
+    exit_leaving_threads,
     json_option,
     kernel_for,
     load_workflows,
@@ -26,6 +25,7 @@ from wfc.cli.session import (
     parse_json_option,
     print_json,
     refuse_input,
+    run_leaving_threads,
 )
 from wfc.errors import InvalidRunInputError
 from wfc.runtime.hosts import RunSnapshot, run_and_wait
@@ -102,7 +102,7 @@ def run_command(
     assert workflow is not None
     console = Console(stderr=True)
     try:
-        run = asyncio.run(
+        run = run_leaving_threads(
             _run(
                 registry,
                 chosen,
@@ -116,10 +116,10 @@ def run_command(
         )
     except KeyboardInterrupt:
         console.print("interrupted: the run is kept; `wfc worker` on this database finishes it")
-        sys.exit(EXIT_INTERRUPTED)
+        exit_leaving_threads(EXIT_INTERRUPTED)
     if as_json:
         print_json(summary(run))
-    _report(run, console, as_json)
+    exit_leaving_threads(_report(run, console, as_json))
 
 
 async def _run(
@@ -151,13 +151,13 @@ async def _run(
                 raise click.ClickException(f"{error}; a `wfc worker` can finish it") from None
 
 
-def _report(run: RunSnapshot, console: Console, as_json: bool) -> None:
+def _report(run: RunSnapshot, console: Console, as_json: bool) -> int:
     took = f" in {run.duration_ms} ms" if run.duration_ms is not None else ""
     if run.status is Status.COMPLETED:
         console.print(f"[green]✔[/] run {run.run_id} completed{took}", highlight=False)
         if not as_json:
             print_json(run.output)
-        return
+        return 0
     error = run.error or {}
     stage = error.get("stage_id")
     where = f" at stage {stage}" if stage else ""
@@ -165,4 +165,4 @@ def _report(run: RunSnapshot, console: Console, as_json: bool) -> None:
     console.print(
         f"[red]✖[/] run {run.run_id} {run.status.value.lower()}{where}: {message}", highlight=False
     )
-    sys.exit(1)
+    return 1

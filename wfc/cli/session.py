@@ -7,12 +7,16 @@ was refused, 2 bad usage or input (nothing was created).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -38,6 +42,7 @@ plan_option = click.option(
     help="A .wf file, a compiled package directory, its plan.json or a package name (repeatable).",
 )
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 @contextmanager
@@ -127,6 +132,28 @@ def refuse_input(error: InvalidRunInputError) -> None:
         click.echo(f"  - {problem}", err=True)
     click.echo("no run was created", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def run_leaving_threads(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` (Ctrl-C cancels `main`, whose cleanup runs) without its final wait for
+    executor threads: a stage abandoned by a timeout or a stop may never return."""
+    runner = asyncio.Runner()
+    try:
+        return runner.run(main)
+    finally:
+        loop = runner.get_loop()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the default executor down without waiting for its threads
+
+
+def exit_leaving_threads(code: int) -> NoReturn:
+    """Exit now, even if a thread still runs stage code (its job was released or failed)."""
+    if threading.active_count() > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def print_json(value: Any) -> None:

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
-import sys
-import threading
-from collections.abc import Coroutine
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any, TypeVar
 
 import click
 
 from wfc.cli.logs import LogFormat, configure
-from wfc.cli.session import db_option, kernel_for, load_workflows, opened_storage, plan_option
+from wfc.cli.session import (
+    db_option,
+    exit_leaving_threads,
+    kernel_for,
+    load_workflows,
+    opened_storage,
+    plan_option,
+    run_leaving_threads,
+)
 from wfc.runtime.hosts import WorkerHost, WorkerStats
 
 log = logging.getLogger("wfc.worker")
-T = TypeVar("T")
 
 
 def _seconds(value: float) -> timedelta:
@@ -85,21 +87,6 @@ def worker_command(
             )
             return await host.serve()
 
-    stats = _run_abandoning_threads(serve())
+    stats = run_leaving_threads(serve())
     log.info("exited", extra=asdict(stats))
-    if threading.active_count() > 1:
-        # A stage abandoned at shutdown (or by its timeout) still runs in a thread that
-        # Python cannot stop; its job was released, so leave without joining it.
-        logging.shutdown()
-        sys.stdout.flush()
-        os._exit(0)
-
-
-def _run_abandoning_threads(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` without its final wait for executor threads (stage code may hang)."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(main)
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()  # shuts the default executor down without waiting
+    exit_leaving_threads(0)

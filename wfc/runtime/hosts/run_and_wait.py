@@ -87,6 +87,9 @@ class RunSnapshot:
 OWN_HOST_TICK = timedelta(seconds=1)
 """How often a host started by `run_and_wait` re-checks suspended stages and leases."""
 
+OWN_HOST_GRACE = timedelta(seconds=5)
+"""How long its in-flight stages get when `run_and_wait` is cancelled (Ctrl-C in `wfc run`)."""
+
 OnChange = Callable[[RunSnapshot], Awaitable[None] | None]
 
 
@@ -163,6 +166,7 @@ async def run_and_wait(
         concurrency=concurrency,
         orchestration_interval=OWN_HOST_TICK,
         job_poll_interval=poll_interval,
+        shutdown_grace=OWN_HOST_GRACE,
     )
     try:
         await worker.start()
