@@ -129,6 +129,13 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
         "retry 3 times",
     ),
     (
+        "WF313",
+        _wf('type C { k: int }\n  stage s { output { x: int } config C ai "m" }\n  flow s'),
+        'ai "m"',
+        "`ai` cannot add fields to the declared type `C`",
+        "inline `config",
+    ),
+    (
         "WF311",
         _wf(
             "stage a { output { x: int } }\n  stage b { input { y: int } output { z: int } }\n  flow a -> b"

@@ -233,6 +233,16 @@ class Poll:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AiPreset:
+    """`ai "model", temperature 0.2, max tokens 500`: config fields for model calls."""
+
+    model: Literal_
+    temperature: Literal_ | None = None
+    max_tokens: Literal_ | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
     """A stage. Settings that may appear at most once are gathered by the
     transformer into the `*_all` tuples so the checker can report repeats."""
@@ -250,6 +260,7 @@ class Stage:
     timeouts: tuple[Duration, ...] = ()
     polls: tuple[Poll, ...] = ()
     priorities: tuple[Literal_, ...] = ()
+    ai_presets: tuple[AiPreset, ...] = ()
     async_keyword: Span | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 

@@ -127,7 +127,17 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
         text = f"{inner}poll every {p.every.text}"
         lines.append(text + (f", give up after {p.give_up_after.text}" if p.give_up_after else ""))
     lines += [f"{inner}priority {_number(p.value)}" for p in s.priorities]
+    lines += [f"{inner}{_ai(a)}" for a in s.ai_presets]
     return [*lines, indent + "}"]
+
+
+def _ai(a: ast.AiPreset) -> str:
+    text = f"ai {_string(str(a.model.value))}"
+    if a.temperature is not None:
+        text += f", temperature {_number(a.temperature.value)}"
+    if a.max_tokens is not None:
+        text += f", max tokens {_number(a.max_tokens.value)}"
+    return text
 
 
 def _types_and_enums(

@@ -290,6 +290,7 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             timeouts=tuple(settings.get("timeout", [])),
             polls=tuple(settings.get("poll", [])),
             priorities=tuple(settings.get("priority", [])),
+            ai_presets=tuple(settings.get("ai", [])),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )
@@ -368,6 +369,29 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
     def priority(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
         value = ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
         return ("priority", value)
+
+    def ai_preset(self, meta: Meta, items: list[Any]) -> tuple[str, ast.AiPreset]:
+        model, *options = items
+        found = dict(options)
+        preset = ast.AiPreset(
+            model=self._string_literal(model),
+            temperature=found.get("temperature"),
+            max_tokens=found.get("max_tokens"),
+            span=self._span(meta),
+        )
+        return ("ai", preset)
+
+    def ai_temperature(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return (
+            "temperature",
+            ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
+        )
+
+    def ai_max_tokens(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return (
+            "max_tokens",
+            ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
+        )
 
     # -- flow ----------------------------------------------------------------
 

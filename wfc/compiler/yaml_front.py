@@ -186,7 +186,33 @@ class _Builder:
         "timeout",
         "poll",
         "priority",
+        "ai",
     }
+
+    def ai_preset(self, node: Node) -> ast.AiPreset:
+        """`ai: gpt-4o-mini` or `ai: {model: gpt-4o-mini, temperature: 0.2, max_tokens: 500}`."""
+        if isinstance(node, ScalarNode):
+            return ast.AiPreset(model=self.string(node, "`ai`"), span=self.span(node))
+        keys = self.keys(node, {"model", "temperature", "max_tokens"}, "`ai`")
+        if "model" not in keys:
+            raise self.fail(node, "`ai` needs a `model`", "add `model: gpt-4o-mini`")
+
+        def number(key: str) -> ast.Literal_ | None:
+            if key not in keys:
+                return None
+            scalar = self.scalar(keys[key][1], f"`{key}`")
+            try:
+                value: Any = float(scalar.value) if "." in scalar.value else int(scalar.value)
+            except ValueError:
+                value = scalar.value
+            return ast.Literal_(value=value, span=self.span(scalar))
+
+        return ast.AiPreset(
+            model=self.string(keys["model"][1], "`model`"),
+            temperature=number("temperature"),
+            max_tokens=number("max_tokens"),
+            span=self.span(node),
+        )
 
     def stage_input(self, node: Node) -> ast.StageInput:
         if isinstance(node, ScalarNode):
@@ -238,6 +264,8 @@ class _Builder:
             settings["priorities"] = (ast.Literal_(value=value, span=self.span(scalar)),)
         if (v := get("description")) is not None:
             settings["descriptions"] = (self.string(v, "`description`"),)
+        if (v := get("ai")) is not None:
+            settings["ai_presets"] = (self.ai_preset(v),)
         async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
             "true",
             "yes",

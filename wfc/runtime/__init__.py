@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wfc.errors import NonRetryableError, RetryStage
+from wfc.runtime.ai_config import AIConfig
 from wfc.runtime.builder import StageDefinition, WorkflowBuilder, define_stage
 from wfc.runtime.commands import (
     JobExecute,
@@ -48,6 +49,7 @@ from wfc.runtime.types import BlobRef, Email, Url
 from wfc.runtime.workflow import Workflow, bind_plan, load_workflow
 
 __all__ = [
+    "AIConfig",
     "AsyncStage",
     "BlobAccess",
     "BlobRef",

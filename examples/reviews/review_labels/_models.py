@@ -69,4 +69,11 @@ class SummarizeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "test"
+    model: str = Field(default="test", description="Model key (from the `ai` preset).")
+    temperature: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature (from the `ai` preset).",
+    )
+    max_tokens: int = Field(default=100, ge=1, description="Most tokens to generate.")

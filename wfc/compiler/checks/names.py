@@ -12,6 +12,7 @@ import keyword
 from pydantic import BaseModel
 
 from wfc.compiler import ast, model
+from wfc.compiler.checks.ai_preset import apply_ai_preset
 from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.names import class_name as pascal
@@ -321,7 +322,9 @@ def _resolve_stage(an: Analysis, stage: ast.Stage) -> None:
         return
     base = pascal(stage.name.value)
     facts.output = _single_record(an, stage.outputs, f"{base}Output", "output")
-    facts.config = _single_record(an, stage.configs, f"{base}Config", "config")
+    facts.config = apply_ai_preset(
+        an, stage, _single_record(an, stage.configs, f"{base}Config", "config")
+    )
     for extra in stage.inputs[1:]:
         an.error(
             "WF208",

@@ -15,7 +15,8 @@ class Summarize(SummarizeStage):
         reply = await ctx.ai.generate_text(
             ctx.config.model,
             f"In one sentence, summarise reviews with these sentiment counts: {counts}",
-            max_tokens=100,
+            temperature=ctx.config.temperature,
+            max_tokens=ctx.config.max_tokens,
         )
         ctx.progress(1.0, "summary written")
         return SummarizeOutput(summary=reply.text, **counts)
