@@ -180,9 +180,6 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
     outcome = ex.report.outcome
     if isinstance(outcome, Failure):
         return await _record_failure(ex, outcome)
-    current = await ex.deps.persistence.get_run(ex.run.id)
-    if current is None or current.status is not Status.RUNNING:
-        raise _RunNotRunning(current.status if current else None)
     if isinstance(outcome, Suspended):
         return await _record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
@@ -199,17 +196,23 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
         "suspended_state": None,
         "next_poll_at": None,
     }
-    await _commit_outcome(
-        ex,
-        completed,
-        StageCompleted(
-            timestamp=now,
-            workflow_run_id=ex.run.id,
-            stage_id=ex.stage.id,
-            stage_name=ex.row.stage_name,
-            duration_ms=duration_ms,
-        ),
-    )
+    try:
+        await _commit_outcome(
+            ex,
+            completed,
+            StageCompleted(
+                timestamp=now,
+                workflow_run_id=ex.run.id,
+                stage_id=ex.stage.id,
+                stage_name=ex.row.stage_name,
+                duration_ms=duration_ms,
+            ),
+        )
+    except _RunNotRunning:
+        # The run stopped while the stage ran: its output counts for nothing, so it is not
+        # kept. (Checking before saving would cost every execution a read for this rare case.)
+        await ex.deps.blobs.delete(key)
+        raise
     return JobExecuteResult(outcome="completed", output=outcome.output)
 
 
