@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Integer, column, func, insert, literal, select, text, true, update, values
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql.rows import to_record
@@ -25,6 +25,11 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
     records: list[OutboxRecord] = []
     for run_id, grouped in groupby(events, key=lambda e: e.run_id):
         group = list(grouped)
+        if conn.dialect.name == "postgresql":
+            appended = await _append_in_one_statement(conn, run_id, group)
+            if appended is not None:
+                records.extend(appended)
+                continue
         last = await _reserve(conn, run_id, len(group))
         batch = [
             OutboxRecord(
@@ -55,6 +60,67 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
         )
         records.extend(batch)
     return records
+
+
+async def _append_in_one_statement(
+    conn: AsyncConnection, run_id: str, group: list[NewOutboxEvent]
+) -> list[OutboxRecord] | None:
+    """PostgreSQL: advance the run's counter and insert the events in one statement (a
+    data-modifying CTE), saving a round trip per append; None when the run has no row."""
+    count = len(group)
+    seq = (
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(last_sequence=runs.c.last_sequence + count)
+        .returning((runs.c.last_sequence - count).label("base"))
+        .cte("seq")
+    )
+    rows = values(
+        column("id", outbox.c.id.type),
+        column("ord", Integer),
+        column("event_type", outbox.c.event_type.type),
+        column("payload", outbox.c.payload.type),
+        column("causation_id", outbox.c.causation_id.type),
+        column("occurred_at", outbox.c.occurred_at.type),
+        name="new_events",
+    ).data(
+        [
+            (e.id, n, e.event_type, e.payload, e.causation_id, e.occurred_at)
+            for n, e in enumerate(group, start=1)
+        ]
+    )
+    chosen = select(
+        rows.c.id,
+        literal(run_id, outbox.c.run_id.type),
+        seq.c.base + rows.c.ord,
+        rows.c.event_type,
+        rows.c.payload,
+        rows.c.causation_id,
+        rows.c.occurred_at,
+    ).select_from(seq.join(rows, true()))
+    statement = (
+        insert(outbox)
+        .from_select(
+            ["id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at"],
+            chosen,
+        )
+        .returning(outbox.c.id, outbox.c.sequence)
+    )
+    sequences = {row.id: int(row.sequence) for row in await conn.execute(statement)}
+    if not sequences:
+        return None
+    return [
+        OutboxRecord(
+            id=e.id,
+            run_id=e.run_id,
+            sequence=sequences[e.id],
+            event_type=e.event_type,
+            payload=e.payload,
+            causation_id=e.causation_id,
+            occurred_at=e.occurred_at,
+        )
+        for e in group
+    ]
 
 
 async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
