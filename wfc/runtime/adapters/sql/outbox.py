@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import Integer, column, func, insert, literal, select, text, true, update, values
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql.rows import to_record
@@ -62,51 +63,48 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
     return records
 
 
+# One statement whatever the number of events (the events travel as one JSON parameter),
+# so it is compiled once and cached, unlike a VALUES list built per call.
+_APPEND_POSTGRES = text(
+    """
+    WITH seq AS (
+        UPDATE runs SET last_sequence = last_sequence + :count
+        WHERE id = :run_id
+        RETURNING last_sequence - :count AS base
+    )
+    INSERT INTO outbox (id, run_id, sequence, event_type, payload, causation_id, occurred_at)
+    SELECT e.id, :run_id, seq.base + e.ord, e.event_type, e.payload, e.causation_id,
+           e.occurred_at
+    FROM seq, jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
+        id text, ord int, event_type text, payload jsonb, causation_id text,
+        occurred_at timestamptz
+    )
+    RETURNING id, sequence
+    """
+)
+
+
 async def _append_in_one_statement(
     conn: AsyncConnection, run_id: str, group: list[NewOutboxEvent]
 ) -> list[OutboxRecord] | None:
     """PostgreSQL: advance the run's counter and insert the events in one statement (a
     data-modifying CTE), saving a round trip per append; None when the run has no row."""
-    count = len(group)
-    seq = (
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(last_sequence=runs.c.last_sequence + count)
-        .returning((runs.c.last_sequence - count).label("base"))
-        .cte("seq")
+    events = [
+        {
+            "id": e.id,
+            "ord": n,
+            "event_type": e.event_type,
+            "payload": e.payload,
+            "causation_id": e.causation_id,
+            "occurred_at": e.occurred_at.isoformat(),
+        }
+        for n, e in enumerate(group, start=1)
+    ]
+    result = await conn.execute(
+        _APPEND_POSTGRES,
+        {"count": len(group), "run_id": run_id, "events": json.dumps(events)},
     )
-    rows = values(
-        column("id", outbox.c.id.type),
-        column("ord", Integer),
-        column("event_type", outbox.c.event_type.type),
-        column("payload", outbox.c.payload.type),
-        column("causation_id", outbox.c.causation_id.type),
-        column("occurred_at", outbox.c.occurred_at.type),
-        name="new_events",
-    ).data(
-        [
-            (e.id, n, e.event_type, e.payload, e.causation_id, e.occurred_at)
-            for n, e in enumerate(group, start=1)
-        ]
-    )
-    chosen = select(
-        rows.c.id,
-        literal(run_id, outbox.c.run_id.type),
-        seq.c.base + rows.c.ord,
-        rows.c.event_type,
-        rows.c.payload,
-        rows.c.causation_id,
-        rows.c.occurred_at,
-    ).select_from(seq.join(rows, true()))
-    statement = (
-        insert(outbox)
-        .from_select(
-            ["id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at"],
-            chosen,
-        )
-        .returning(outbox.c.id, outbox.c.sequence)
-    )
-    sequences = {row.id: int(row.sequence) for row in await conn.execute(statement)}
+    sequences = {row.id: int(row.sequence) for row in result}
     if not sequences:
         return None
     return [
