@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.sql.engine import reader
@@ -10,6 +10,9 @@ from wfc.runtime.adapters.sql.rows import upsert_insert
 from wfc.runtime.adapters.sql.schema import blobs
 
 _b = blobs.c
+
+
+_GET_BLOB = select(_b.data).where(_b.key == bindparam("key"))
 
 
 class SqlBlobStore:
@@ -30,7 +33,7 @@ class SqlBlobStore:
 
     async def get(self, key: str) -> bytes:
         async with self._reader.begin() as conn:
-            data = (await conn.execute(select(_b.data).where(_b.key == key))).scalar()
+            data = (await conn.execute(_GET_BLOB, {"key": key})).scalar()
         if data is None:
             raise KeyError(f"Blob not found: {key}")
         return bytes(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
@@ -17,8 +17,13 @@ async def create_run(conn: AsyncConnection, run: RunRecord) -> None:
     await conn.execute(insert(runs).values(**to_values(run)))
 
 
+# Built once: the hottest read of every command (SQLAlchemy caches the compiled form, but
+# building the statement object per call costs more than the round trip on a local server).
+_GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+
+
 async def get_run(conn: AsyncConnection, run_id: str) -> RunRecord | None:
-    row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+    row = (await conn.execute(_GET_RUN, {"run_id": run_id})).first()
     return None if row is None else to_record(RunRecord, row)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
@@ -58,13 +58,16 @@ async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageR
     return None if row is None else to_record(StageRecord, row)
 
 
+_STAGES_OF_RUN = (
+    select(stages)
+    .where(stages.c.run_id == bindparam("run_id"))
+    .order_by(stages.c.execution_group, stages.c.stage_number)
+)
+
+
 async def stages_of_run(conn: AsyncConnection, run_id: str) -> list[StageRecord]:
-    statement = (
-        select(stages)
-        .where(stages.c.run_id == run_id)
-        .order_by(stages.c.execution_group, stages.c.stage_number)
-    )
-    return [to_record(StageRecord, row) for row in await conn.execute(statement)]
+    rows = await conn.execute(_STAGES_OF_RUN, {"run_id": run_id})
+    return [to_record(StageRecord, row) for row in rows]
 
 
 async def suspended_stages_due(
