@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.hosts.conftest import Backend
-from tests.kernel.conftest import Script
+from tests.kernel.conftest import Count, Script
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
 from wfc.runtime.hosts import wait_for_run
 
@@ -110,8 +110,6 @@ async def test_a_long_stage_renews_its_lease_and_is_not_reaped(
         nonlocal calls
         calls += 1
         time.sleep(1.5)
-        from tests.kernel.conftest import Count
-
         return Count(count=len(ctx.input.words))
 
     script.then("count", slow)
@@ -134,19 +132,19 @@ async def test_a_long_stage_renews_its_lease_and_is_not_reaped(
     assert next(s for s in run.stages if s.stage_id == "count").attempts == 1
 
 
-async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
-    backend: Backend, script: Script
-) -> None:
-    started, finish = threading.Event(), threading.Event()
+async def stopped_during_count(
+    backend: Backend, script: Script, *, stage_seconds: float, grace: timedelta
+) -> tuple[str, list[Any]]:
+    """Start a `linear` run whose `count` stage takes `stage_seconds`, stop the worker while
+    it runs with `grace`, and return the run id and its jobs as the stop left them."""
+    started = threading.Event()
 
-    def blocked(ctx: Any) -> Any:
+    def slow_count(ctx: Any) -> Any:
         started.set()
-        finish.wait(10)
-        from tests.kernel.conftest import Count
-
+        time.sleep(stage_seconds)
         return Count(count=0)
 
-    script.then("count", blocked)
+    script.then("count", slow_count)
     worker = host(backend)
     await worker.start()
     created = await worker.kernel.dispatch(
@@ -155,10 +153,18 @@ async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
     worker.wake_claims()
     while not started.is_set():
         await asyncio.sleep(0.02)
-    await worker.stop(grace=timedelta(milliseconds=200))
-    finish.set()
+    await worker.stop(grace=grace)
     jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
     assert Status.RUNNING not in {j.status for j in jobs}
+    return created.workflow_run_id, jobs
+
+
+async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
+    backend: Backend, script: Script
+) -> None:
+    run_id, jobs = await stopped_during_count(
+        backend, script, stage_seconds=1.0, grace=timedelta(milliseconds=200)
+    )
     released = next(j for j in jobs if j.stage_id == "count")
     assert released.status is Status.PENDING and released.worker_id is None
 
@@ -166,9 +172,7 @@ async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
     await successor.start()
     try:
         successor.wake_jobs()
-        run = await wait_for_run(
-            successor.kernel, created.workflow_run_id, timeout=timedelta(seconds=20)
-        )
+        run = await wait_for_run(successor.kernel, run_id, timeout=timedelta(seconds=20))
     finally:
         await successor.stop()
     assert run.status is Status.COMPLETED
@@ -178,26 +182,7 @@ async def test_stop_releases_a_job_whose_stage_outlives_the_grace_period(
 async def test_stop_waits_for_an_in_flight_job_within_the_grace_period(
     backend: Backend, script: Script
 ) -> None:
-    started = threading.Event()
-
-    def short(ctx: Any) -> Any:
-        started.set()
-        time.sleep(0.3)
-        from tests.kernel.conftest import Count
-
-        return Count(count=1)
-
-    script.then("count", short)
-    worker = host(backend)
-    await worker.start()
-    created = await worker.kernel.dispatch(
-        RunCreate(idempotency_key="graceful", workflow_id="linear", input=DOC)
+    _run_id, jobs = await stopped_during_count(
+        backend, script, stage_seconds=0.3, grace=timedelta(seconds=10)
     )
-    worker.wake_claims()
-    while not started.is_set():
-        await asyncio.sleep(0.02)
-    await worker.stop(grace=timedelta(seconds=10))
-    jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
-    count_job = next(j for j in jobs if j.stage_id == "count")
-    assert count_job.status is Status.COMPLETED
-    assert Status.RUNNING not in {j.status for j in jobs}
+    assert next(j for j in jobs if j.stage_id == "count").status is Status.COMPLETED

@@ -25,6 +25,7 @@ from wfc.cli.session import (
     parse_json_option,
     print_json,
     refuse_input,
+    run_json,
     run_leaving_threads,
 )
 from wfc.errors import InvalidRunInputError
@@ -36,27 +37,18 @@ EXIT_INTERRUPTED = 130
 
 
 def summary(run: RunSnapshot) -> dict[str, Any]:
-    """The run as `--json` prints it."""
-    return {
-        "run_id": run.run_id,
-        "workflow_id": run.run.workflow_id,
-        "status": run.status.value,
-        "output": run.output,
-        "error": run.error,
-        "duration_ms": run.duration_ms,
-        "total_cost": run.total_cost,
-        "total_tokens": run.total_tokens,
-        "stages": [
-            {
-                "stage_id": s.stage_id,
-                "status": s.status.value,
-                "attempts": s.attempts,
-                "duration_ms": s.duration_ms,
-                "error": s.error,
-            }
-            for s in run.stages
-        ],
-    }
+    """The finished run as `--json` prints it: the run, and each stage."""
+    stages = [
+        {
+            "stage_id": s.stage_id,
+            "status": s.status.value,
+            "attempts": s.attempts,
+            "duration_ms": s.duration_ms,
+            "error": s.error,
+        }
+        for s in run.stages
+    ]
+    return run_json(run.run) | {"stages": stages}
 
 
 def _pick(registry: WorkflowMap, wanted: str | None) -> str:

@@ -26,6 +26,7 @@ from wfc.cli.session import (
     plan_option,
     print_json,
     refuse_input,
+    run_json,
 )
 from wfc.errors import InvalidRunInputError, WfcError
 from wfc.runtime.adapters.sql import SqlStorage
@@ -54,23 +55,6 @@ def _with_kernel(
         raise
     except WfcError as error:
         raise click.ClickException(str(error)) from None
-
-
-def _run_json(run: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": run.id,
-        "workflow_id": run.workflow_id,
-        "status": run.status.value,
-        "created_at": run.created_at.isoformat(),
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
-        "duration_ms": run.duration_ms,
-        "input": run.input,
-        "output": run.output,
-        "error": run.error,
-        "total_cost": run.total_cost,
-        "total_tokens": run.total_tokens,
-    }
 
 
 def _console() -> Console:
@@ -106,7 +90,7 @@ def list_command(
 
     runs = _with_kernel(db_url, read)
     if as_json:
-        print_json([_run_json(r) for r in runs])
+        print_json([run_json(r) for r in runs])
         return
     table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
     table.add_column("duration", justify="right")
@@ -154,7 +138,7 @@ def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> 
         for s in stages
     ]
     if as_json:
-        body = _run_json(run) | {"stages": stage_rows}
+        body = run_json(run) | {"stages": stage_rows}
         if logs:
             body["logs"] = [
                 {

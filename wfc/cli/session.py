@@ -28,6 +28,7 @@ from wfc.runtime.adapters.sql import SchemaRevisionError, SqlStorage, default_ur
 from wfc.runtime.adapters.sql.engine import redact
 from wfc.runtime.hosts import make_kernel
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.records import RunRecord
 from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
 
 URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
@@ -154,6 +155,24 @@ def exit_leaving_threads(code: int) -> NoReturn:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """A run as the `--json` options print it (`wfc run`, `wfc runs list|show`)."""
+    return {
+        "run_id": run.id,
+        "workflow_id": run.workflow_id,
+        "status": run.status.value,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+        "duration_ms": run.duration_ms,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "total_cost": run.total_cost,
+        "total_tokens": run.total_tokens,
+    }
 
 
 def print_json(value: Any) -> None:
