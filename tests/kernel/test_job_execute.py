@@ -335,6 +335,32 @@ async def test_the_idempotency_key_replays_a_delivery(tk: TestKernel, script: Sc
     assert script.calls["split"] == 1
 
 
+@pytest.mark.parametrize("first_outcome", ["completed", "failed"])
+async def test_the_key_is_completed_with_the_outcome_it_describes(
+    tk: TestKernel, script: Script, monkeypatch: pytest.MonkeyPatch, first_outcome: str
+) -> None:
+    """The result is cached in the outcome's own transaction: a worker that dies right
+    after that commit leaves a completed key, not one "in progress" until its TTL."""
+    if first_outcome == "failed":
+        script.then("split", RuntimeError("once"))
+    run_id = await start(tk, "linear")
+
+    async def died(*_args: object) -> None:
+        raise AssertionError("a separate completion ran after the outcome committed")
+
+    monkeypatch.setattr(tk.persistence, "complete_idempotency_key", died)
+    cmd = JobExecute(
+        workflow_run_id=run_id,
+        workflow_id="linear",
+        stage_id="split",
+        idempotency_key="job:1:attempt:1",
+    )
+    first = await tk.kernel.dispatch(cmd)
+    assert first.outcome == first_outcome
+    assert await tk.kernel.dispatch(cmd) == first
+    assert script.calls["split"] == 1
+
+
 async def test_two_executors_with_one_key_run_the_stage_once(
     tk: TestKernel, script: Script
 ) -> None:

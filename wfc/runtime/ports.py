@@ -270,6 +270,23 @@ class AICallLogger(Protocol):
         ...
 
 
+class Pinning(Protocol):
+    """Lets one task's sequence of storage calls share one database connection.
+
+    The kernel pins around each command and a host around each job, and
+    releases the pin while a stage body runs. Adapters without connections
+    (memory) do nothing (`NoPinning`).
+    """
+
+    def pinned(self) -> AbstractAsyncContextManager[None]:
+        """Storage calls made by this task inside the block share one connection."""
+        ...
+
+    def released(self) -> AbstractAsyncContextManager[None]:
+        """Inside a pin: give the connection back while the block runs."""
+        ...
+
+
 class Storage(Protocol):
     """The storage ports a kernel runs on, opened together (e.g. `open_storage(url)`)."""
 
@@ -281,3 +298,5 @@ class Storage(Protocol):
     def blobs(self) -> BlobStore: ...
     @property
     def ai_calls(self) -> AICallLogger: ...
+    @property
+    def pinning(self) -> Pinning: ...

@@ -9,7 +9,7 @@ same tests against a real database; the inspection helpers (`all_runs`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from wfc.runtime.adapters.memory import (
     MemoryJobTransport,
     MemoryPersistence,
     NoopScheduler,
+    NoPinning,
     SequentialIds,
 )
 from wfc.runtime.commands import OutboxFlush, RunCreate
@@ -49,6 +50,7 @@ class MemoryStorage:
     jobs: MemoryJobTransport
     blobs: MemoryBlobStore
     ai_calls: MemoryAICallLogger
+    pinning: NoPinning = field(default_factory=NoPinning)
 
 
 @dataclass(slots=True)

@@ -81,7 +81,15 @@ async def process_job(
     """Execute a leased job and settle it in the queue; raises only if `job.execute` raises.
 
     With `heartbeat_every` the job's lease is renewed while the stage runs.
+    Its storage calls share one connection (see `Pinning`).
     """
+    async with kernel.deps.pinning.pinned():
+        return await _process_job(kernel, job, heartbeat_every)
+
+
+async def _process_job(
+    kernel: Kernel, job: JobRecord, heartbeat_every: timedelta | None
+) -> JobOutcome:
     jobs = kernel.deps.jobs
     config = job.payload.get("config") or {}
     async with heartbeat(kernel, job.id, heartbeat_every):
@@ -96,8 +104,11 @@ async def process_job(
             )
         )
     if result.outcome == "completed":
-        await jobs.complete(job.id)
+        # Transition first: the next group's jobs are queued one statement sooner. A crash
+        # in between leaves this job leased; it is reaped and redelivered, and the
+        # completed-stage guard answers the redelivery without running the stage again.
         await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
+        await jobs.complete(job.id)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK

@@ -29,4 +29,5 @@ def make_kernel(
         ids=ids or UuidIds(),
         registry=registry,
         ai_calls=storage.ai_calls,
+        pinning=storage.pinning,
     )

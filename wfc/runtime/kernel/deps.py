@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from pydantic import BaseModel
+
+from wfc.runtime.adapters.memory.pinning import NoPinning
 from wfc.runtime.events import Event, event_payload
 from wfc.runtime.ports import (
     AICallLogger,
@@ -22,6 +25,7 @@ from wfc.runtime.ports import (
     IdSource,
     JobTransport,
     Persistence,
+    Pinning,
     Scheduler,
     WorkflowRegistry,
 )
@@ -42,6 +46,31 @@ class Deps:
     scheduler: Scheduler | None = None
     ai_calls: AICallLogger | None = None
     idempotency_stale_after: timedelta | None = timedelta(minutes=10)
+    pinning: Pinning = field(default_factory=NoPinning)
+
+
+@dataclass(slots=True)
+class KeyCompletion:
+    """The idempotency key a command runs under (or None), to complete with its result.
+
+    A handler whose result is settled by its last transaction completes the key
+    inside it, so the result is cached exactly when the state it describes
+    commits: a crash can no longer leave the key "in progress" for a command
+    that finished. Otherwise the kernel completes it after the handler returns.
+    """
+
+    key: str | None
+    command_type: str
+    completed: bool = False
+
+    async def complete(self, db: Persistence, result: BaseModel) -> None:
+        """Cache `result` under the key; call it last in the transaction, if at all."""
+        if self.key is None:
+            return
+        await db.complete_idempotency_key(
+            self.key, self.command_type, result.model_dump(mode="json")
+        )
+        self.completed = True
 
 
 AfterCommit = Callable[[], Awaitable[None]]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from wfc.errors import RecordNotFoundError, StageNotFoundError, WorkflowNotFoundError
 from wfc.plan import PlanStage
@@ -29,7 +30,7 @@ from wfc.runtime.events import (
     StageSuspended,
     WorkflowSuspended,
 )
-from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
     Produced,
@@ -66,32 +67,27 @@ def _ghost(run_id: str, status: Status | None, when: str) -> JobExecuteResult:
     )
 
 
-async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExecuteResult:
-    """Execute the stage `cmd` names; raises only for lookups that cannot succeed."""
+async def execute_job(
+    deps: Deps, cmd: JobExecute, causation_id: str, key: KeyCompletion
+) -> JobExecuteResult:
+    """Execute the stage `cmd` names; raises only for lookups that cannot succeed.
+
+    The outcome's transaction also completes the idempotency `key` with the result.
+    """
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
         raise WorkflowNotFoundError(cmd.workflow_id)
     stage = workflow.stage(cmd.stage_id)
     if stage is None:
         raise StageNotFoundError(cmd.stage_id, cmd.workflow_id)
-    run = await deps.persistence.get_run(cmd.workflow_run_id)
-    if run is None:
-        raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
-    if run.status is not Status.RUNNING:
-        return _ghost(run.id, run.status, "before execution")
-    rows = await deps.persistence.stages_of_run(run.id)
-    existing = next((row for row in rows if row.stage_id == stage.id), None)
-    if existing is not None and existing.status is Status.COMPLETED:
-        # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
-        own = await load_outputs(deps, [existing])
-        return JobExecuteResult(outcome="completed", output=own.get(stage.id))
-    outputs = await load_outputs(deps, rows)
-
     started_at = deps.clock.now()
     try:
-        row = await _phase_start(deps, workflow, run, stage, cmd, causation_id, started_at)
+        opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at)
     except _RunNotRunning as stopped:
-        return _ghost(run.id, stopped.status, "before execution")
+        return _ghost(cmd.workflow_run_id, stopped.status, "before execution")
+    if isinstance(opened, JobExecuteResult):
+        return opened
+    run, row, outputs = opened
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         report = Report(
@@ -102,7 +98,8 @@ async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExec
             )
         )
     else:
-        report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
+        async with deps.pinning.released():
+            report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
 
     execution = _Execution(
         deps=deps,
@@ -113,6 +110,7 @@ async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExec
         causation_id=causation_id,
         started_at=started_at,
         report=report,
+        key=key,
     )
     try:
         return await _phase_finish(execution)
@@ -123,14 +121,26 @@ async def execute_job(deps: Deps, cmd: JobExecute, causation_id: str) -> JobExec
 async def _phase_start(
     deps: Deps,
     workflow: Workflow,
-    run: RunRecord,
     stage: PlanStage,
     cmd: JobExecute,
     causation_id: str,
     now: datetime,
-) -> StageRecord:
+) -> tuple[RunRecord, StageRecord, dict[str, Any]] | JobExecuteResult:
+    """Pre-flight and phase 1 in one transaction: the run, its workflow context and the
+    stage marked RUNNING — or the result of a duplicate delivery of a completed stage."""
     async with atomic(deps, causation_id) as unit:
-        await _require_running(unit, run.id)
+        run = await unit.db.get_run(cmd.workflow_run_id)
+        if run is None:
+            raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+        if run.status is not Status.RUNNING:
+            raise _RunNotRunning(run.status)
+        rows = await unit.db.stages_of_run(run.id)
+        existing = next((row for row in rows if row.stage_id == stage.id), None)
+        if existing is not None and existing.status is Status.COMPLETED:
+            # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
+            own = await load_outputs(deps, [existing])
+            return JobExecuteResult(outcome="completed", output=own.get(stage.id))
+        outputs = await load_outputs(deps, rows)
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = replace(
             fresh,
@@ -152,7 +162,7 @@ async def _phase_start(
                 attempt=cmd.attempt,
             )
         )
-        return row
+        return run, row, outputs
 
 
 async def _require_running(unit: Unit, run_id: str) -> RunRecord:
@@ -174,6 +184,7 @@ class _Execution:
     causation_id: str
     started_at: datetime
     report: Report
+    key: KeyCompletion
 
 
 async def _phase_finish(ex: _Execution) -> JobExecuteResult:
@@ -196,10 +207,12 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
         "suspended_state": None,
         "next_poll_at": None,
     }
+    result = JobExecuteResult(outcome="completed", output=outcome.output)
     try:
         await _commit_outcome(
             ex,
             completed,
+            result,
             StageCompleted(
                 timestamp=now,
                 workflow_run_id=ex.run.id,
@@ -213,7 +226,7 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
         # kept. (Checking before saving would cost every execution a read for this rare case.)
         await ex.deps.blobs.delete(key)
         raise
-    return JobExecuteResult(outcome="completed", output=outcome.output)
+    return result
 
 
 async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteResult:
@@ -227,9 +240,11 @@ async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteRe
         "max_wait_until": max_wait_until,
         "metrics": dict(ex.report.metrics),
     }
+    result = JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
     await _commit_outcome(
         ex,
         suspended,
+        result,
         StageSuspended(
             timestamp=now,
             workflow_run_id=ex.run.id,
@@ -239,7 +254,7 @@ async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteRe
         ),
         WorkflowSuspended(timestamp=now, workflow_run_id=ex.run.id, stage_id=ex.stage.id),
     )
-    return JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
+    return result
 
 
 async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
@@ -259,9 +274,13 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
     else:
         # Still PENDING: the group stays open while the retry is queued.
         changes["status"] = Status.PENDING
+    result = JobExecuteResult(
+        outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
+    )
     await _commit_outcome(
         ex,
         changes,
+        result,
         StageFailed(
             timestamp=now,
             workflow_run_id=ex.run.id,
@@ -272,9 +291,7 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
         ),
     )
     await write_log(ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id)
-    return JobExecuteResult(
-        outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
-    )
+    return result
 
 
 def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -> list[Event]:
@@ -291,8 +308,11 @@ def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -
     ]
 
 
-async def _commit_outcome(ex: _Execution, changes: StageChanges, *events: Event) -> None:
-    """Write a stage's outcome with its progress and outcome events, if the run still runs."""
+async def _commit_outcome(
+    ex: _Execution, changes: StageChanges, result: JobExecuteResult, *events: Event
+) -> None:
+    """Write a stage's outcome with its progress and outcome events and complete the
+    command's idempotency key with `result` — if the run still runs."""
     async with atomic(ex.deps, ex.causation_id) as unit:
         await _require_running(unit, ex.run.id)
         await unit.db.update_stage(ex.row.id, changes)
@@ -301,6 +321,7 @@ async def _commit_outcome(ex: _Execution, changes: StageChanges, *events: Event)
         now = ex.deps.clock.now()
         for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
             unit.emit(event)
+        await ex.key.complete(unit.db, result)
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

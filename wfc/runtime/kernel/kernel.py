@@ -17,8 +17,9 @@ from pydantic import BaseModel
 
 from wfc.errors import IdempotencyInProgressError
 from wfc.runtime import commands as c
+from wfc.runtime.adapters.memory.pinning import NoPinning
 from wfc.runtime.kernel.claim import claim_pending
-from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.execute import execute_job
 from wfc.runtime.kernel.outbox import flush_outbox, replay_dlq
 from wfc.runtime.kernel.poll import poll_suspended
@@ -34,6 +35,7 @@ from wfc.runtime.ports import (
     IdSource,
     JobTransport,
     Persistence,
+    Pinning,
     Scheduler,
     WorkflowRegistry,
 )
@@ -58,6 +60,7 @@ class Kernel:
         scheduler: Scheduler | None = None,
         ai_calls: AICallLogger | None = None,
         idempotency_stale_after: timedelta | None = timedelta(minutes=10),
+        pinning: Pinning | None = None,
     ) -> None:
         self.deps = Deps(
             persistence=persistence,
@@ -70,6 +73,7 @@ class Kernel:
             scheduler=scheduler,
             ai_calls=ai_calls,
             idempotency_stale_after=idempotency_stale_after,
+            pinning=pinning or NoPinning(),
         )
 
     @overload
@@ -98,8 +102,13 @@ class Kernel:
     async def dispatch(self, command: dict[str, Any] | str | bytes) -> BaseModel: ...
 
     async def dispatch(self, command: c.Command | dict[str, Any] | str | bytes) -> BaseModel:
-        """Execute one command and return its typed result."""
+        """Execute one command and return its typed result (its storage calls share one
+        connection, given back while a stage body runs)."""
         cmd = c.parse_command(command)
+        async with self.deps.pinning.pinned():
+            return await self._route(cmd)
+
+    async def _route(self, cmd: c.Command) -> BaseModel:
         deps = self.deps
         match cmd:
             case c.RunCreate():
@@ -107,21 +116,21 @@ class Kernel:
                     cmd,
                     cmd.idempotency_key,
                     c.RunCreateResult,
-                    lambda cid: self._generic(cid, lambda u: create_run(deps, u, cmd)),
+                    lambda cid, _key: self._generic(cid, lambda u: create_run(deps, u, cmd)),
                 )
             case c.RunRerunFrom():
                 return await self._keyed(
                     cmd,
                     cmd.idempotency_key,
                     c.RunRerunFromResult,
-                    lambda cid: self._generic(cid, lambda u: rerun_from(deps, u, cmd)),
+                    lambda cid, _key: self._generic(cid, lambda u: rerun_from(deps, u, cmd)),
                 )
             case c.JobExecute():
                 return await self._keyed(
                     cmd,
                     cmd.idempotency_key,
                     c.JobExecuteResult,
-                    lambda cid: execute_job(deps, cmd, cid),
+                    lambda cid, key: execute_job(deps, cmd, cid, key),
                 )
             case c.RunCancel():
                 return await self._generic(deps.ids.new_id(), lambda u: cancel_run(deps, u, cmd))
@@ -152,12 +161,13 @@ class Kernel:
         cmd: c.Command,
         key: str | None,
         result_type: type[ResultT],
-        run: Callable[[str], Awaitable[ResultT]],
+        run: Callable[[str, KeyCompletion], Awaitable[ResultT]],
     ) -> ResultT:
-        """The idempotency protocol around `run` (called with the causation id)."""
+        """The idempotency protocol around `run` (called with the causation id and the key,
+        which the handler may complete inside its last transaction)."""
         persistence = self.deps.persistence
         if key is None:
-            return await run(self.deps.ids.new_id())
+            return await run(self.deps.ids.new_id(), KeyCompletion(None, cmd.type))
         claim = await persistence.acquire_idempotency_key(
             key, cmd.type, self.deps.clock.now(), self.deps.idempotency_stale_after
         )
@@ -165,13 +175,15 @@ class Kernel:
             return result_type.model_validate(claim.result)
         if not isinstance(claim, Acquired):
             raise IdempotencyInProgressError(key, cmd.type)
+        completion = KeyCompletion(key, cmd.type)
         try:
-            result = await run(key)
+            result = await run(key, completion)
         except BaseException:
             try:
                 await persistence.release_idempotency_key(key, cmd.type)
             except Exception:  # the original error matters more
                 pass
             raise
-        await persistence.complete_idempotency_key(key, cmd.type, result.model_dump(mode="json"))
+        if not completion.completed:
+            await completion.complete(persistence, result)
         return result

@@ -8,6 +8,7 @@ from wfc.runtime.adapters.memory.clock import FakeClock, SequentialIds, SystemCl
 from wfc.runtime.adapters.memory.events import CollectingEventSink, NoopScheduler, ScheduledCommand
 from wfc.runtime.adapters.memory.jobs import MemoryJobTransport
 from wfc.runtime.adapters.memory.persistence import MemoryPersistence
+from wfc.runtime.adapters.memory.pinning import NoPinning
 
 __all__ = [
     "CollectingEventSink",
@@ -16,6 +17,7 @@ __all__ = [
     "MemoryBlobStore",
     "MemoryJobTransport",
     "MemoryPersistence",
+    "NoPinning",
     "NoopScheduler",
     "ScheduledCommand",
     "SequentialIds",

@@ -14,6 +14,7 @@ from wfc.runtime.adapters.memory.clock import SystemClock
 from wfc.runtime.adapters.sql import migrate
 from wfc.runtime.adapters.sql.ai_calls import SqlAICallLogger
 from wfc.runtime.adapters.sql.blobs import SqlBlobStore
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_url, redact
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
@@ -32,6 +33,7 @@ class SqlStorage:
     jobs: SqlJobTransport
     blobs: SqlBlobStore
     ai_calls: SqlAICallLogger
+    pinning: Connections
 
     @property
     def wakeups(self) -> PostgresWakeups | None:
@@ -80,6 +82,7 @@ def open_storage(
         jobs=SqlJobTransport(engine, clock=clock, worker_id=worker_id, ids=ids),
         blobs=SqlBlobStore(engine),
         ai_calls=SqlAICallLogger(engine),
+        pinning=Connections(engine),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.schema import ai_calls
 from wfc.runtime.records import AICallRecord, AIStats, ModelUsage
 
@@ -41,14 +41,14 @@ class SqlAICallLogger:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reader = reader(engine)
+        self._connections = Connections(engine)
 
     async def log_call(self, call: AICallRecord) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             await conn.execute(insert(ai_calls).values(**_row(call)))
 
     async def log_batch_results(self, batch_id: str, calls: Sequence[AICallRecord]) -> bool:
-        async with self.engine.begin() as conn:
+        async with self._connections.transaction() as conn:
             seen = await conn.execute(select(_a.id).where(_a.batch_id == batch_id).limit(1))
             if seen.first() is not None:
                 return False
@@ -57,7 +57,7 @@ class SqlAICallLogger:
         return True
 
     async def is_recorded(self, batch_id: str) -> bool:
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             seen = await conn.execute(select(_a.id).where(_a.batch_id == batch_id).limit(1))
             return seen.first() is not None
 
@@ -74,7 +74,7 @@ class SqlAICallLogger:
             statement = statement.where(
                 or_(_a.topic == prefix, _a.topic.startswith(prefix + ".", autoescape=True))
             )
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             rows = (await conn.execute(statement)).all()
         per_model = {
             str(key): ModelUsage(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import upsert_insert
 from wfc.runtime.adapters.sql.schema import blobs
 
@@ -20,10 +20,10 @@ class SqlBlobStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reader = reader(engine)
+        self._connections = Connections(engine)
 
     async def put(self, key: str, data: bytes) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             statement = upsert_insert(conn, blobs).values(key=key, data=bytes(data))
             await conn.execute(
                 statement.on_conflict_do_update(
@@ -32,22 +32,22 @@ class SqlBlobStore:
             )
 
     async def get(self, key: str) -> bytes:
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             data = (await conn.execute(_GET_BLOB, {"key": key})).scalar()
         if data is None:
             raise KeyError(f"Blob not found: {key}")
         return bytes(data)
 
     async def exists(self, key: str) -> bool:
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             return (await conn.execute(select(_b.key).where(_b.key == key))).first() is not None
 
     async def delete(self, key: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             await conn.execute(delete(blobs).where(_b.key == key))
 
     async def list(self, prefix: str) -> list[str]:
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             rows = await conn.execute(
                 select(_b.key).where(_b.key.startswith(prefix, autoescape=True)).order_by(_b.key)
             )

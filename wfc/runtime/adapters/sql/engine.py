@@ -4,7 +4,8 @@ SQLite is for one machine: WAL so readers never block the writer, a
 `busy_timeout` so writers wait instead of failing with "database is locked",
 `foreign_keys=ON`, and every transaction opened with `BEGIN IMMEDIATE` so a
 read-then-write transaction takes the write lock up front and cannot fail to
-upgrade it. PostgreSQL is for many workers on many machines and claims work
+upgrade it (one-statement work skips the transaction: see `autocommit`).
+PostgreSQL is for many workers on many machines and claims work
 with `FOR UPDATE SKIP LOCKED`.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 DEFAULT_SQLITE_PATH = Path(".wfc") / "wfc.db"
-READ_ONLY_OPTION = "wfc_read_only"
+AUTOCOMMIT_OPTION = "wfc_autocommit"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -85,13 +86,23 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Readers begin deferred: in WAL mode they never wait for (or hold up) a writer.
-        reading = connection.get_execution_options().get(READ_ONLY_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+        # One-statement work runs in SQLite's own autocommit: a statement that writes takes
+        # the write lock when it starts (waiting on `busy_timeout`), one that reads never
+        # waits for a writer in WAL mode.
+        if not connection.get_execution_options().get(AUTOCOMMIT_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def reader(engine: AsyncEngine) -> AsyncEngine:
-    """The same engine, for transactions that only read (deferred BEGIN on SQLite)."""
-    return engine.execution_options(**{READ_ONLY_OPTION: True})
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine for work that is one statement, or statements each safe on its own.
+
+    Such work needs no transaction of its own, and on PostgreSQL a transaction
+    costs two round trips (BEGIN, COMMIT) on top of the statement: a stage
+    execution made a dozen of them before its reads and single writes ran
+    this way.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{AUTOCOMMIT_OPTION: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")

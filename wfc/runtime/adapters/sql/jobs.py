@@ -2,8 +2,9 @@
 
 PostgreSQL picks due jobs with `FOR UPDATE SKIP LOCKED` inside the
 `UPDATE … RETURNING` that leases them, so concurrent workers never wait on or
-take the same job. SQLite runs the same statement under `BEGIN IMMEDIATE`,
-which serialises writers on the file.
+take the same job. On SQLite the same statement takes the file's write lock
+when it starts, which serialises writers. Each one-statement operation runs
+in autocommit: no BEGIN/COMMIT round trips.
 """
 
 from __future__ import annotations
@@ -12,18 +13,56 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
-from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import jobs
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobRecord, JobSpec, Status
 
 _j = jobs.c
+
+# The two statements of every stage execution, built once (building one costs more CPU
+# than running it on a local server).
+_DUE = (
+    select(_j.id)
+    .where(
+        _j.status == Status.PENDING.value,
+        or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
+    )
+    .order_by(_j.priority.desc(), _j.position)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    # A CTE runs once; `id IN (subquery … LIMIT n)` may be re-planned into a join that
+    # leases more than `n` rows on PostgreSQL.
+    .cte("due")
+)
+_LEASE = (
+    update(jobs)
+    .where(_j.id == _DUE.c.id, _j.status == Status.PENDING.value)
+    .values(
+        status=Status.RUNNING.value,
+        worker_id=bindparam("worker_id"),
+        locked_at=bindparam("now"),
+        started_at=bindparam("now"),
+        attempt=_j.attempt + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(*jobs.c)
+)
+_COMPLETE = (
+    update(jobs)
+    .where(_j.id == bindparam("job_id"))
+    .values(
+        status=Status.COMPLETED.value,
+        completed_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 class SqlJobTransport:
@@ -38,7 +77,7 @@ class SqlJobTransport:
         ids: IdSource | None = None,
     ) -> None:
         self.engine = engine
-        self._reader = reader(engine)
+        self._connections = Connections(engine)
         self._clock = clock or SystemClock()
         self._ids = ids or UuidIds()
         self.worker_id = worker_id
@@ -65,44 +104,24 @@ class SqlJobTransport:
             }
             for job_id, s in zip(ids, specs, strict=True)
         ]
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(jobs), rows)
+        # One multi-row INSERT: atomic on its own, so no transaction round trips.
+        async with self._connections.single() as conn:
+            await conn.execute(insert(jobs).values(rows))
         return ids
 
     async def dequeue(self, limit: int = 1) -> list[JobRecord]:
-        now = self._clock.now()
-        due = (
-            select(_j.id)
-            .where(_j.status == Status.PENDING.value, or_(_j.run_at.is_(None), _j.run_at <= now))
-            .order_by(_j.priority.desc(), _j.position)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            # A CTE runs once; `id IN (subquery … LIMIT n)` may be re-planned into a join that
-            # leases more than `n` rows on PostgreSQL.
-            .cte("due")
-        )
-        statement = (
-            update(jobs)
-            .where(_j.id == due.c.id, _j.status == Status.PENDING.value)
-            .values(
-                status=Status.RUNNING.value,
-                worker_id=self.worker_id,
-                locked_at=now,
-                started_at=now,
-                attempt=_j.attempt + 1,
-                updated_at=now,
-            )
-            .returning(*jobs.c)
-        )
-        async with self.engine.begin() as conn:
+        params = {"now": self._clock.now(), "limit": limit, "worker_id": self.worker_id}
+        async with self._connections.single() as conn:
             rows = sorted(
-                (await conn.execute(statement)).all(), key=lambda r: (-r.priority, r.position)
+                (await conn.execute(_LEASE, params)).all(), key=lambda r: (-r.priority, r.position)
             )
         return [to_record(JobRecord, row) for row in rows]
 
     async def complete(self, job_id: str) -> None:
-        now = self._clock.now()
-        await self._update(job_id, status=Status.COMPLETED.value, completed_at=now)
+        async with self._connections.single() as conn:
+            done = await conn.execute(_COMPLETE, {"job_id": job_id, "now": self._clock.now()})
+        if done.rowcount == 0:
+            raise RecordNotFoundError("Job", job_id)
 
     async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
         await self._update(
@@ -115,7 +134,7 @@ class SqlJobTransport:
 
     async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
         now = self._clock.now()
-        async with self.engine.begin() as conn:
+        async with self._connections.transaction() as conn:
             if retry_at is not None:
                 retried = await conn.execute(
                     update(jobs)
@@ -143,7 +162,7 @@ class SqlJobTransport:
         return False
 
     async def release(self, job_id: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             await conn.execute(
                 update(jobs)
                 .where(_j.id == job_id, _j.status == Status.RUNNING.value)
@@ -157,7 +176,7 @@ class SqlJobTransport:
 
     async def touch(self, job_id: str) -> None:
         now = self._clock.now()
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             await conn.execute(
                 update(jobs)
                 .where(_j.id == job_id, _j.status == Status.RUNNING.value)
@@ -165,7 +184,7 @@ class SqlJobTransport:
             )
 
     async def release_stale(self, locked_before: datetime) -> int:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(_j.status == Status.RUNNING.value, _j.locked_at < locked_before)
@@ -180,7 +199,7 @@ class SqlJobTransport:
 
     async def cancel_by_run(self, run_id: str) -> int:
         now = self._clock.now()
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(
@@ -194,12 +213,12 @@ class SqlJobTransport:
         return int(result.rowcount)
 
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
-        async with self._reader.begin() as conn:
+        async with self._connections.single() as conn:
             rows = await conn.execute(select(jobs).where(_j.run_id == run_id).order_by(_j.position))
             return [to_record(JobRecord, row) for row in rows]
 
     async def _update(self, job_id: str, **values: Any) -> None:
-        async with self.engine.begin() as conn:
+        async with self._connections.single() as conn:
             result = await conn.execute(
                 update(jobs).where(_j.id == job_id).values(**values, updated_at=self._clock.now())
             )

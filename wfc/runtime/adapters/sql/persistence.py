@@ -1,7 +1,8 @@
 """`Persistence` on SQLAlchemy Core: one transaction per `transaction()` block.
 
-Methods called on `SqlPersistence` itself each run in their own short
-transaction; inside `async with persistence.transaction() as tx:` every call
+Methods called on `SqlPersistence` itself each run on their own: those that
+are one statement (or statements each safe alone) in autocommit, the others
+in a short transaction; inside `async with persistence.transaction() as tx:` every call
 on `tx` shares one connection and commits (or rolls back) with the block.
 The SQL lives in one module per aggregate (`runs`, `stages`, `outbox`, `keys`).
 """
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.runtime.adapters.memory.clock import SystemClock
 from wfc.runtime.adapters.sql import keys, outbox, runs, stages
-from wfc.runtime.adapters.sql.engine import reader
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
     IdempotencyClaim,
@@ -42,75 +43,75 @@ class _SqlStore:
         """A connection in a write transaction."""
         raise NotImplementedError
 
-    def _reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        """A connection in a transaction that only reads."""
+    def _single(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for one statement, or statements each safe on its own."""
         return self._connection()
 
     # -- runs ------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await runs.create_run(conn, run)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await runs.get_run(conn, run_id)
 
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
     ) -> RunRecord:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
 
     async def claim_next_pending_run(self) -> RunRecord | None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await runs.claim_next_pending_run(conn, self._clock.now())
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await runs.stuck_runs(conn, since)
 
     async def list_runs(
         self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
     ) -> list[RunRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await runs.list_runs(conn, status, workflow_id, limit)
 
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await stages.upsert_stage(conn, create, update, self._clock.now())
 
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await stages.update_stage(
                 conn, record_id, changes, self._clock.now(), expected_version
             )
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await stages.get_stage(conn, run_id, stage_id)
 
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await stages.stages_of_run(conn, run_id)
 
     async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await stages.suspended_stages_due(conn, now, limit)
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await stages.delete_stages(conn, record_ids)
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await keys.add_log(conn, log)
 
     async def logs_of_run(self, run_id: str) -> list[LogRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await keys.logs_of_run(conn, run_id)
 
     # -- outbox ----------------------------------------------------------
@@ -121,19 +122,19 @@ class _SqlStore:
             return await outbox.append(conn, events)
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await outbox.unpublished(conn, limit)
 
     async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await outbox.mark_published(conn, event_ids, at)
 
     async def increment_outbox_retry(self, event_id: str) -> int:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await outbox.increment_retry(conn, event_id)
 
     async def move_to_dlq(self, event_id: str, at: datetime) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await outbox.move_to_dlq(conn, event_id, at)
 
     async def replay_dlq(self, limit: int) -> int:
@@ -141,24 +142,24 @@ class _SqlStore:
             return await outbox.replay_dlq(conn, limit)
 
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
-        async with self._reading() as conn:
+        async with self._single() as conn:
             return await outbox.of_run(conn, run_id)
 
     # -- idempotency -----------------------------------------------------
     async def acquire_idempotency_key(
         self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
     ) -> IdempotencyClaim:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             return await keys.acquire(conn, key, command_type, now, stale_after)
 
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await keys.complete(conn, key, command_type, result)
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
-        async with self._connection() as conn:
+        async with self._single() as conn:
             await keys.release(conn, key, command_type)
 
 
@@ -184,15 +185,15 @@ class SqlPersistence(_SqlStore):
     def __init__(self, engine: AsyncEngine, clock: Clock | None = None) -> None:
         super().__init__(clock or SystemClock())
         self.engine = engine
-        self._reader = reader(engine)
+        self._connections = Connections(engine)
 
     def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.engine.begin()
+        return self._connections.transaction()
 
-    def _reading(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self._reader.begin()
+    def _single(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._connections.single()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
-        async with self.engine.begin() as conn:
+        async with self._connections.transaction() as conn:
             yield _SqlTransaction(conn, self._clock)

@@ -1,0 +1,132 @@
+"""One connection per pinned task: what it shares, what it keeps apart, and what it costs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.databases import postgres_database
+from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from wfc.runtime.records import JobSpec, LogRecord
+from wfc.testing import FakeClock
+from wfc.testing.conformance import a_run
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+    if request.param == "sqlite":
+        store = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}")
+        await store.create_schema()
+        await store.persistence.create_run(a_run(FakeClock(), "r"))
+        yield store
+        await store.close()
+        return
+    async with postgres_database() as url:
+        store = open_storage(url)
+        await store.persistence.create_run(a_run(FakeClock(), "r"))
+        yield store
+        await store.close()
+
+
+class Checkouts:
+    """Counts connections taken from the storage's pool."""
+
+    def __init__(self, store: SqlStorage) -> None:
+        self.count = 0
+        self._pool = store.engine.sync_engine.pool
+        event.listen(self._pool, "checkout", self._seen)
+
+    def _seen(self, *_args: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self._pool, "checkout", self._seen)
+
+
+def spec(stage_id: str) -> JobSpec:
+    return JobSpec(run_id="r", workflow_id="w", stage_id=stage_id, priority=0, max_attempts=3)
+
+
+def log(message: str) -> LogRecord:
+    return LogRecord(
+        id=message,
+        run_id="r",
+        stage_record_id=None,
+        level="INFO",
+        message=message,
+        fields={},
+        created_at=NOW,
+    )
+
+
+async def test_calls_on_every_port_share_the_pinned_connection(storage: SqlStorage) -> None:
+    checkouts = Checkouts(storage)
+    async with storage.pinning.pinned():
+        await storage.jobs.enqueue([spec("a")])
+        (job,) = await storage.jobs.dequeue()
+        await storage.blobs.put("k", b"v")
+        assert await storage.blobs.get("k") == b"v"
+        async with storage.persistence.transaction() as tx:
+            await tx.add_log(log("inside"))
+        await storage.jobs.complete(job.id)
+    checkouts.close()
+    assert checkouts.count == 1
+    assert [entry.message for entry in await storage.persistence.logs_of_run("r")] == ["inside"]
+
+
+async def test_a_failing_transaction_in_a_pin_rolls_back_and_the_pin_goes_on(
+    storage: SqlStorage,
+) -> None:
+    async with storage.pinning.pinned():
+        with pytest.raises(RuntimeError):
+            async with storage.persistence.transaction() as tx:
+                await tx.add_log(log("rolled back"))
+                raise RuntimeError("boom")
+        async with storage.persistence.transaction() as tx:
+            await tx.add_log(log("kept"))
+            async with tx.transaction() as inner:  # joins the outer transaction
+                await inner.add_log(log("kept too"))
+    messages = [entry.message for entry in await storage.persistence.logs_of_run("r")]
+    assert messages == ["kept", "kept too"]
+
+
+async def test_other_tasks_never_use_the_pinned_connection(storage: SqlStorage) -> None:
+    """A stage body's own tasks (or a heartbeat) run queries concurrently with the pinning
+    task; sharing its connection would fail ("another operation is in progress")."""
+    checkouts = Checkouts(storage)
+    async with storage.pinning.pinned():
+        await storage.persistence.add_log(log("pinned"))
+
+        async def elsewhere(n: int) -> bytes:
+            await storage.blobs.put(f"b{n}", b"x")
+            return await storage.blobs.get(f"b{n}")
+
+        results = await asyncio.gather(*(elsewhere(n) for n in range(4)), elsewhere(4))
+        await storage.persistence.add_log(log("pinned again"))
+    checkouts.close()
+    assert results == [b"x"] * 5
+    assert checkouts.count == 1 + 5 * 2
+    assert await storage.blobs.list("b") == ["b0", "b1", "b2", "b3", "b4"]
+
+
+async def test_released_gives_the_connection_back_and_the_pin_takes_one_again(
+    storage: SqlStorage,
+) -> None:
+    pool = storage.engine.sync_engine.pool
+    async with storage.pinning.pinned():
+        await storage.blobs.put("k", b"v")
+        async with storage.pinning.released():
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+            await storage.blobs.get("k")  # checked out and back for this call alone
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        await storage.blobs.get("k")
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]

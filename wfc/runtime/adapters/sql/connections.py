@@ -1,0 +1,150 @@
+"""Where the SQL adapters' statements run: a connection pinned to the task, or one per call.
+
+Checking a connection out of SQLAlchemy's async pool and back in costs about
+as much CPU as running a statement on it (~0.2 ms), and one stage execution
+makes a dozen port calls. `pinned()` lets a caller run a sequence of calls —
+everything one job does, say — over one connection: calls made by the task
+that pinned it use it, calls from any other task (a heartbeat, tasks a stage
+body starts) check out their own, so a connection is never used by two tasks.
+
+While the pinning task runs user code (a stage body) it `released()` the
+connection back to the pool, so a worker's pool need not be as large as its
+number of slots; the pin takes a connection again on its next call.
+
+Work that is one statement runs in autocommit (see `engine.autocommit`), so a
+pinned connection is in autocommit mode and transactions on it are explicit
+BEGIN/COMMIT statements; a transaction opened inside another one joins it.
+Without a pin, each call checks out a connection as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import Pool
+
+from wfc.runtime.adapters.sql.engine import autocommit
+
+
+@dataclass(slots=True)
+class _Pin:
+    pool: Pool
+    task: asyncio.Task[object] | None
+    conn: AsyncConnection | None = None
+    depth: int = 0
+    broken: bool = False
+
+    async def drop(self) -> None:
+        """Give the connection back (invalidated if it may still be inside a transaction)."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if self.broken or self.depth:
+            await conn.invalidate()
+        await conn.close()
+        self.broken = False
+        self.depth = 0
+
+
+_PINNED: ContextVar[_Pin | None] = ContextVar("wfc_pinned_connection", default=None)
+
+
+class Connections:
+    """Connections to one engine's database, honouring a pin made for the same pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._autocommit = autocommit(engine)
+        sqlite = engine.dialect.name == "sqlite"
+        # SQLite: take the write lock up front, as every unpinned transaction does (engine.py).
+        self._begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
+
+    def _pin(self) -> _Pin | None:
+        pin = _PINNED.get()
+        if pin is None or pin.pool is not self.engine.pool:
+            return None
+        if pin.task is not asyncio.current_task():
+            return None
+        return pin
+
+    async def _connection(self, pin: _Pin) -> AsyncConnection:
+        if pin.conn is None:
+            pin.conn = await self._autocommit.connect()
+        return pin.conn
+
+    @contextlib.asynccontextmanager
+    async def single(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one statement, or statements each safe on their own."""
+        pin = self._pin()
+        if pin is not None:
+            yield await self._connection(pin)
+            return
+        async with self._autocommit.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction that commits when the block ends, or rolls back."""
+        pin = self._pin()
+        if pin is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        conn = await self._connection(pin)
+        if pin.depth:
+            pin.depth += 1
+            try:
+                yield conn
+            finally:
+                pin.depth -= 1
+            return
+        await conn.exec_driver_sql(self._begin)
+        pin.depth = 1
+        try:
+            yield conn
+            pin.depth = 0
+            await conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            pin.depth = 0
+            try:
+                await conn.exec_driver_sql("ROLLBACK")
+            except Exception:
+                # It may still be inside a transaction (or already out of one): never reuse it.
+                pin.broken = True
+            raise
+
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[None]:
+        """Run the block's calls from this task over one connection (nested pins join)."""
+        if self._pin() is not None:
+            yield
+            return
+        pin = _Pin(pool=self.engine.pool, task=asyncio.current_task())
+        token = _PINNED.set(pin)
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+            await pin.drop()
+
+    @contextlib.asynccontextmanager
+    async def released(self) -> AsyncIterator[None]:
+        """Give this task's pinned connection back while the block runs (user code, say).
+
+        Inside a transaction the pin is kept: the transaction needs its connection.
+        """
+        pin = self._pin()
+        if pin is None or pin.depth:
+            yield
+            return
+        await pin.drop()
+        token = _PINNED.set(None)
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
