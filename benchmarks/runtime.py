@@ -192,7 +192,8 @@ def wfc_case(
 
 
 async def statements_per_stage(url: str) -> float:
-    """SQL statements (BEGIN/COMMIT included on SQLite) per dequeue → execute → complete → transition."""
+    """Database round trips per dequeue → execute → transition → complete: statements, with
+    BEGIN/COMMIT (explicit on the job's pinned connection) among them."""
     storage = open_storage(url)
     kernel = make_kernel(storage, workflows())
     count = 0

@@ -15,25 +15,28 @@ class TestMyAdapters(PortConformance):
 
 The tests use only the port methods, so they hold any adapter to the same
 behaviour: versions and stale writes, rollback, claim order, leases,
-retries, idempotency, outbox sequencing, DLQ, prefix listing, and races.
+retries, hand-offs, idempotency, outbox sequencing, DLQ, prefix listing, and races.
 Requires pytest and pytest-asyncio (`asyncio_mode = "auto"`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import FakeClock
+from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
 from wfc.runtime.records import (
     Acquired,
     AICallRecord,
     InProgress,
+    JobRecord,
     JobSpec,
     LogRecord,
     NewOutboxEvent,
@@ -91,6 +94,22 @@ def a_stage(
         created_at=now,
         updated_at=now,
     )
+
+
+@dataclass(slots=True)
+class _Taker:
+    """A `JobTaker` with `free` slots that records what it was handed."""
+
+    free: int
+    taken: list[list[JobRecord]] = field(default_factory=list)
+    more_queued: list[bool] = field(default_factory=list)
+
+    def free_slots(self) -> int:
+        return self.free
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        self.taken.append(list(jobs))
+        self.more_queued.append(more_queued)
 
 
 def a_job(
@@ -422,6 +441,31 @@ class PortConformance:
         await q.release(live)
         assert {j.status for j in await q.jobs_of_run("r")} == {Status.PENDING}
         await q.touch("nope")  # no-op
+
+    async def test_jobs_queued_under_a_handoff_go_leased_to_the_taker(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        taker = _Taker(free=1)
+        later = clock.now() + timedelta(minutes=1)
+        with handing_off_to(taker):
+            scheduled, handed, queued = await q.enqueue(
+                [a_job("r", "later", run_at=later), a_job("r", "a"), a_job("r", "b")]
+            )
+        ((taken,),) = taker.taken
+        assert taken.id == handed and taker.more_queued == [True]
+        assert (taken.status, taken.attempt, taken.locked_at) == (Status.RUNNING, 1, clock.now())
+        assert taken.worker_id is not None and taken.payload == {"config": {}}
+        assert [j.id for j in await q.dequeue(5)] == [queued]  # the handed job is not offered
+        statuses = {j.id: j.status for j in await q.jobs_of_run("r")}
+        assert statuses == {
+            scheduled: Status.PENDING,
+            handed: Status.RUNNING,
+            queued: Status.RUNNING,
+        }
+        full = _Taker(free=0)
+        with handing_off_to(full):
+            (pending,) = await q.enqueue([a_job("r2")])
+        assert full.taken == [[]] and full.more_queued == [True]
+        assert [j.id for j in await q.dequeue()] == [pending]
 
     async def test_concurrent_dequeuers_never_share_a_job(self, ports: Ports) -> None:
         q = ports.jobs

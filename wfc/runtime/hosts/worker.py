@@ -6,8 +6,10 @@ suspended stages, reap stale leases, flush the outbox, reap stuck runs). Each
 of `concurrency` job slots leases one job at a time, executes it with a
 heartbeat, and settles it.
 
-Nothing waits on a poll when it need not: a slot that finishes a stage has
-enqueued the next group itself and wakes the idle slots at once; on PostgreSQL
+Nothing waits on a poll when it need not: a slot that finishes a stage queues
+the next group already leased to this worker, as far as it has free slots
+(`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
+it), and wakes the idle slots for the rest; on PostgreSQL
 a LISTEN connection wakes slots when another process enqueues jobs and the
 orchestrator when a run is created. Polling stays as the fallback: without a
 wakeup source (SQLite), the orchestrator also claims new runs every
@@ -25,12 +27,13 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from wfc.runtime.commands import RunClaimPending
+from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.steps import (
     HEARTBEAT_INTERVAL,
     MaintenanceSettings,
@@ -128,6 +131,8 @@ class WorkerHost:
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
+        self._handed: list[JobRecord] = []
+        self._maybe_queued = True  # whether a dequeue may find something
         self._next_poll: float | None = None
         self._running = False
         self._started_at = 0.0
@@ -182,6 +187,8 @@ class WorkerHost:
         for task in [*in_flight, *self._background]:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
+        self._abandoned += [job.id for job in self._handed]  # leased to us, never started
+        self._handed.clear()
         for job_id in self._abandoned:
             try:
                 await self.jobs.release(job_id)
@@ -232,9 +239,25 @@ class WorkerHost:
             uptime_s=time.monotonic() - self._started_at if self._running else 0.0,
         )
 
+    # -- jobs this worker queues itself (wfc.runtime.handoff) -------------------
+    def free_slots(self) -> int:
+        """Slots for jobs this worker queues itself; a finishing job's own slot counts."""
+        if self._stopping.is_set():
+            return 0
+        own = 1 if asyncio.current_task() in self._jobs_running else 0
+        return self.concurrency - len(self._jobs_running) - len(self._handed) + own
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        """Start these jobs (leased to this worker) as slots free up."""
+        self._handed.extend(jobs)
+        if more_queued:
+            self._maybe_queued = True
+        self._job_signal.fire()
+
     # -- wakeups ------------------------------------------------------------
     def wake_jobs(self) -> None:
         """Jobs may be due now: idle slots look at once."""
+        self._maybe_queued = True
         self._job_signal.fire()
 
     def wake_claims(self) -> None:
@@ -275,7 +298,8 @@ class WorkerHost:
                 next_tick = 0.0
             if time.monotonic() >= next_tick:
                 self._ticks += 1
-                tick = await maintenance_tick(self.kernel, self.settings)
+                with handing_off_to(self):
+                    tick = await maintenance_tick(self.kernel, self.settings)
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
                 more = tick.claimed >= self.settings.max_claims
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
@@ -294,9 +318,10 @@ class WorkerHost:
 
     async def _claim(self) -> bool:
         """Claim pending runs now; True when the limit was reached (more may wait)."""
-        result = await self.kernel.dispatch(
-            RunClaimPending(worker_id=self.worker_id, max_claims=self.settings.max_claims)
-        )
+        with handing_off_to(self):
+            result = await self.kernel.dispatch(
+                RunClaimPending(worker_id=self.worker_id, max_claims=self.settings.max_claims)
+            )
         if result.claimed:
             self.wake_jobs()
         return len(result.claimed) >= self.settings.max_claims
@@ -312,8 +337,10 @@ class WorkerHost:
         """Lease as many jobs as there are free slots, in one query, and start each.
 
         One loop per worker (not one per slot) so a wakeup costs one dequeue,
-        however many slots are idle; a finishing job fires the job signal, which
-        both frees its slot and says its transition may have queued more.
+        however many slots are idle. Jobs this worker queued for itself start
+        without one; a dequeue runs only when something may be queued (a
+        wakeup, a full previous dequeue, jobs queued beyond the free slots) or
+        when `job_poll_interval` passes without a wakeup.
         """
         while not self._stopping.is_set():
             woken = self._job_signal.arm()
@@ -321,18 +348,33 @@ class WorkerHost:
             if free <= 0:
                 await _wait(woken, self.job_poll_interval)
                 continue
+            if self._handed:
+                handed, self._handed = self._handed[:free], self._handed[free:]
+                for job in handed:
+                    self._start_job(job)
+                continue
+            if not self._maybe_queued:
+                await _wait(woken, self.job_poll_interval)
+                if not woken.is_set():  # a poll: look whatever the wakeups said
+                    self._maybe_queued = True
+                continue
+            self._maybe_queued = False
             try:
                 leased = await self.jobs.dequeue(free)
             except Exception:
+                self._maybe_queued = True
                 log.exception("dequeue failed; retrying in %ss", ERROR_BACKOFF.total_seconds())
                 await _wait(self._stopping, ERROR_BACKOFF)
                 continue
             for job in leased:
-                task = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
-                self._jobs_running.add(task)
-                task.add_done_callback(self._job_finished)
-            if len(leased) < free:  # the queue is empty for now
-                await _wait(woken, self.job_poll_interval)
+                self._start_job(job)
+            if len(leased) == free:  # there may be more than there were slots
+                self._maybe_queued = True
+
+    def _start_job(self, job: JobRecord) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
+        self._jobs_running.add(task)
+        task.add_done_callback(self._job_finished)
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)
@@ -342,7 +384,10 @@ class WorkerHost:
         self._in_flight[job.id] = job
         started = time.monotonic()
         try:
-            outcome = await process_job(self.kernel, job, heartbeat_every=self.heartbeat_interval)
+            with handing_off_to(self):
+                outcome = await process_job(
+                    self.kernel, job, heartbeat_every=self.heartbeat_interval
+                )
         except asyncio.CancelledError:
             self._abandoned.append(job.id)
             raise
@@ -353,6 +398,8 @@ class WorkerHost:
         finally:
             self._in_flight.pop(job.id, None)
         self._processed += 1
+        if outcome.retried:  # due again soon, perhaps at once: look for it
+            self._maybe_queued = True
         if outcome.outcome == "failed":
             self._failed += 1
         else:

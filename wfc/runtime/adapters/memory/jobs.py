@@ -9,6 +9,7 @@ from datetime import datetime
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.handoff import handed_specs
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobRecord, JobSpec, Status
 
@@ -35,8 +36,10 @@ class MemoryJobTransport:
 
     async def enqueue(self, jobs: Sequence[JobSpec]) -> list[str]:
         now = self._clock.now()
+        taker, handed = handed_specs(jobs)
         ids = []
-        for spec in jobs:
+        taken = []
+        for position, spec in enumerate(jobs):
             job = JobRecord(
                 id=self._ids.new_id(),
                 run_id=spec.run_id,
@@ -51,9 +54,21 @@ class MemoryJobTransport:
                 updated_at=now,
                 run_at=spec.run_at,
             )
+            if position in handed:
+                job = replace(
+                    job,
+                    status=Status.RUNNING,
+                    attempt=1,
+                    worker_id=self.worker_id,
+                    locked_at=now,
+                    started_at=now,
+                )
+                taken.append(job)
             self._jobs[job.id] = job
             self._order[job.id] = next(self._counter)
             ids.append(job.id)
+        if taker is not None:
+            taker.take(taken, more_queued=len(taken) < len(jobs))
         return ids
 
     async def dequeue(self, limit: int = 1) -> list[JobRecord]:

@@ -21,6 +21,7 @@ from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import jobs
+from wfc.runtime.handoff import handed_specs
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobRecord, JobSpec, Status
 
@@ -85,6 +86,7 @@ class SqlJobTransport:
     async def enqueue(self, specs: Sequence[JobSpec]) -> list[str]:
         if not specs:
             return []
+        taker, handed = handed_specs(specs)
         now = self._clock.now()
         ids = [self._ids.new_id() for _ in specs]
         rows: list[dict[str, Any]] = [
@@ -101,13 +103,38 @@ class SqlJobTransport:
                 "created_at": now,
                 "updated_at": now,
                 "run_at": s.run_at,
+                "worker_id": None,
+                "locked_at": None,
+                "started_at": None,
             }
-            for job_id, s in zip(ids, specs, strict=True)
+            | (self._leased(now) if position in handed else {})
+            for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
         # One multi-row INSERT: atomic on its own, so no transaction round trips.
+        statement = insert(jobs).values(rows)
         async with self._connections.single() as conn:
-            await conn.execute(insert(jobs).values(rows))
+            if not handed:
+                await conn.execute(statement)
+                inserted = []
+            else:
+                inserted = list((await conn.execute(statement.returning(*jobs.c))).all())
+        if taker is not None:
+            by_id = {row.id: to_record(JobRecord, row) for row in inserted}
+            taker.take(
+                [by_id[ids[position]] for position in sorted(handed)],
+                more_queued=len(handed) < len(specs),
+            )
         return ids
+
+    def _leased(self, now: datetime) -> dict[str, Any]:
+        """The columns of a job leased to this worker, as `dequeue` leaves them."""
+        return {
+            "status": Status.RUNNING.value,
+            "attempt": 1,
+            "worker_id": self.worker_id,
+            "locked_at": now,
+            "started_at": now,
+        }
 
     async def dequeue(self, limit: int = 1) -> list[JobRecord]:
         params = {"now": self._clock.now(), "limit": limit, "worker_id": self.worker_id}

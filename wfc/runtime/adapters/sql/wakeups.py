@@ -3,7 +3,8 @@
 A worker that finishes a stage enqueues the next group itself, but its peers
 on other machines would only see that job at their next poll. Triggers on
 `jobs` and `runs` send `NOTIFY wfc_work, '<table>'` when a job becomes due now
-(inserted or released back to PENDING) or a run is created; notifications are
+(inserted or released back to PENDING — not one queued already leased to the
+worker that queued it) or a run is created; notifications are
 delivered at commit and cost the writer no extra round trip. SQLite has no
 such channel: there, workers fall back to polling.
 """
@@ -33,20 +34,15 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
         "FOR EACH STATEMENT EXECUTE FUNCTION wfc_notify_work()",
     ),
     "jobs": (
-        "CREATE TRIGGER wfc_jobs_enqueued AFTER INSERT ON jobs "
-        "FOR EACH STATEMENT EXECUTE FUNCTION wfc_notify_work()",
+        # Per PENDING row: a job queued already leased to its worker (wfc.runtime.handoff)
+        # must not wake the others to race for it.
+        "CREATE TRIGGER wfc_jobs_enqueued AFTER INSERT ON jobs FOR EACH ROW "
+        "WHEN (NEW.status = 'PENDING') EXECUTE FUNCTION wfc_notify_work()",
         "CREATE TRIGGER wfc_jobs_released AFTER UPDATE OF status ON jobs FOR EACH ROW "
         "WHEN (NEW.status = 'PENDING' AND OLD.status <> 'PENDING' AND NEW.run_at IS NULL) "
         "EXECUTE FUNCTION wfc_notify_work()",
     ),
 }
-
-DROP_STATEMENTS = (
-    "DROP TRIGGER IF EXISTS wfc_runs_created ON runs",
-    "DROP TRIGGER IF EXISTS wfc_jobs_enqueued ON jobs",
-    "DROP TRIGGER IF EXISTS wfc_jobs_released ON jobs",
-    "DROP FUNCTION IF EXISTS wfc_notify_work()",
-)
 
 
 def _postgres_only(statement: str) -> DDL:

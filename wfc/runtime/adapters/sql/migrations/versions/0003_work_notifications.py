@@ -13,7 +13,33 @@ from __future__ import annotations
 
 from alembic import op
 
-from wfc.runtime.adapters.sql.wakeups import DROP_STATEMENTS, NOTIFY_FUNCTION, TRIGGERS
+# This revision's own copy of the definitions (wakeups.py holds the current ones).
+NOTIFY_FUNCTION = """
+CREATE OR REPLACE FUNCTION wfc_notify_work() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('wfc_work', TG_TABLE_NAME);
+  RETURN NULL;
+END $$
+"""
+TRIGGERS = {
+    "runs": (
+        "CREATE TRIGGER wfc_runs_created AFTER INSERT ON runs "
+        "FOR EACH STATEMENT EXECUTE FUNCTION wfc_notify_work()",
+    ),
+    "jobs": (
+        "CREATE TRIGGER wfc_jobs_enqueued AFTER INSERT ON jobs "
+        "FOR EACH STATEMENT EXECUTE FUNCTION wfc_notify_work()",
+        "CREATE TRIGGER wfc_jobs_released AFTER UPDATE OF status ON jobs FOR EACH ROW "
+        "WHEN (NEW.status = 'PENDING' AND OLD.status <> 'PENDING' AND NEW.run_at IS NULL) "
+        "EXECUTE FUNCTION wfc_notify_work()",
+    ),
+}
+DROP_STATEMENTS = (
+    "DROP TRIGGER IF EXISTS wfc_runs_created ON runs",
+    "DROP TRIGGER IF EXISTS wfc_jobs_enqueued ON jobs",
+    "DROP TRIGGER IF EXISTS wfc_jobs_released ON jobs",
+    "DROP FUNCTION IF EXISTS wfc_notify_work()",
+)
 
 revision = "0003"
 down_revision = "0002"

@@ -1,0 +1,64 @@
+"""Handing the jobs a worker just queued straight to that worker's free slots.
+
+When a worker finishes a stage, the transition it runs queues the next
+group. Queued as PENDING, those jobs wake every idle worker (NOTIFY on
+PostgreSQL) to race for them with a dequeue each, though the worker that
+queued them is free to run them: measured with four workers, the race cost
+4 ms of stage→stage latency and a tenth of the throughput. Inside
+`handing_off_to(taker)`, a job transport queues up to `taker.free_slots()`
+of the jobs that are due now already leased to its worker — RUNNING, attempt
+1, locked now, exactly as a dequeue would leave them — and passes them to
+`taker.take(jobs, more_queued=…)`; the rest are queued PENDING as usual. A worker that dies
+before starting a handed job loses nothing: its lease is reaped like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+from wfc.runtime.records import JobRecord, JobSpec
+
+
+class JobTaker(Protocol):
+    """A worker that can run jobs it queued itself."""
+
+    def free_slots(self) -> int:
+        """How many more jobs it can start now."""
+        ...
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        """Run these jobs, already leased to it (must not block); `more_queued`: others
+        were queued PENDING alongside them, for whichever worker dequeues first."""
+        ...
+
+
+_TAKER: ContextVar[JobTaker | None] = ContextVar("wfc_job_taker", default=None)
+
+
+@contextmanager
+def handing_off_to(taker: JobTaker) -> Iterator[None]:
+    """Jobs queued by this task (and tasks it starts) inside the block may go to `taker`."""
+    token = _TAKER.set(taker)
+    try:
+        yield
+    finally:
+        _TAKER.reset(token)
+
+
+def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
+    """The taker in charge here, and the positions in `specs` to queue leased to it: the
+    first jobs that are due now, as many as it has free slots."""
+    taker = _TAKER.get()
+    if taker is None:
+        return None, set()
+    free = taker.free_slots()
+    chosen: set[int] = set()
+    for position, spec in enumerate(specs):
+        if len(chosen) >= free:
+            break
+        if spec.run_at is None:
+            chosen.add(position)
+    return taker, chosen
