@@ -103,7 +103,8 @@ async def test_round_trips_per_stage_execution(
     statements: list[str] = []
 
     def count(*args: Any) -> None:
-        statements.append(" ".join(str(args[2]).split()[:2]) if str(args[2]).startswith("BEGIN") else str(args[2]).split()[0])
+        words = str(args[2]).split()
+        statements.append(" ".join(words[:2]) if words[0] == "BEGIN" else words[0])
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", count)
     try:
