@@ -111,11 +111,12 @@ class Connections:
             await conn.exec_driver_sql("COMMIT")
         except BaseException:
             pin.depth = 0
-            try:
+            # Until the rollback is known to have run (it may fail, or be cancelled), the
+            # connection may still be inside a transaction: it must not go back to the pool.
+            pin.broken = True
+            with contextlib.suppress(Exception):
                 await conn.exec_driver_sql("ROLLBACK")
-            except Exception:
-                # It may still be inside a transaction (or already out of one): never reuse it.
-                pin.broken = True
+                pin.broken = False
             raise
 
     @contextlib.asynccontextmanager
