@@ -27,6 +27,7 @@ from wfc.errors import InvalidRunInputError, WfcError
 from wfc.runtime.adapters.sql import SchemaRevisionError, SqlStorage, default_url, open_storage
 from wfc.runtime.adapters.sql.engine import redact
 from wfc.runtime.hosts import make_kernel
+from wfc.runtime.hosts.event_loop import loop_factory
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import RunRecord
 from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
@@ -137,8 +138,9 @@ def refuse_input(error: InvalidRunInputError) -> None:
 
 def run_leaving_threads(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` (Ctrl-C cancels `main`, whose cleanup runs) without its final wait for
-    executor threads: a stage abandoned by a timeout or a stop may never return."""
-    runner = asyncio.Runner()
+    executor threads: a stage abandoned by a timeout or a stop may never return. Runs on
+    uvloop where it is installed (see `wfc.runtime.hosts.event_loop`)."""
+    runner = asyncio.Runner(loop_factory=loop_factory())
     try:
         return runner.run(main)
     finally:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.adapters.sql.rows import upsert_insert
+from wfc.runtime.adapters.sql.rows import built_once, upsert_insert
 from wfc.runtime.adapters.sql.schema import blobs
 
 _b = blobs.c
 
 
 _GET_BLOB = select(_b.data).where(_b.key == bindparam("key"))
+
+
+def _put(conn: AsyncConnection) -> Any:
+    statement = upsert_insert(conn, blobs).values(key=bindparam("key"), data=bindparam("data"))
+    return statement.on_conflict_do_update(
+        index_elements=["key"], set_={"data": statement.excluded.data}
+    )
 
 
 class SqlBlobStore:
@@ -24,12 +33,8 @@ class SqlBlobStore:
 
     async def put(self, key: str, data: bytes) -> None:
         async with self._connections.single() as conn:
-            statement = upsert_insert(conn, blobs).values(key=key, data=bytes(data))
-            await conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["key"], set_={"data": statement.excluded.data}
-                )
-            )
+            statement = built_once(("put_blob", conn.dialect.name), lambda: _put(conn))
+            await conn.execute(statement, {"key": key, "data": bytes(data)})
 
     async def get(self, key: str) -> bytes:
         async with self._connections.single() as conn:

@@ -27,7 +27,7 @@ from wfc.runtime.records import JobRecord, JobSpec, Status
 
 _j = jobs.c
 
-# The two statements of every stage execution, built once (building one costs more CPU
+# The statements of every stage execution, built once (building one costs more CPU
 # than running it on a local server).
 _DUE = (
     select(_j.id)
@@ -55,6 +55,8 @@ _LEASE = (
     )
     .returning(*jobs.c)
 )
+_INSERT = insert(jobs)
+_INSERT_RETURNING = insert(jobs).returning(*jobs.c)
 _COMPLETE = (
     update(jobs)
     .where(_j.id == bindparam("job_id"))
@@ -110,14 +112,14 @@ class SqlJobTransport:
             | (self._leased(now) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
-        # One multi-row INSERT: atomic on its own, so no transaction round trips.
-        statement = insert(jobs).values(rows)
+        # One statement for all rows (a multi-row INSERT with RETURNING, the driver's
+        # executemany without): atomic on its own, so no transaction round trips.
         async with self._connections.single() as conn:
             if not handed:
-                await conn.execute(statement)
+                await conn.execute(_INSERT, rows)
                 inserted = []
             else:
-                inserted = list((await conn.execute(statement.returning(*jobs.c))).all())
+                inserted = list((await conn.execute(_INSERT_RETURNING, rows)).all())
         if taker is not None:
             by_id = {row.id: to_record(JobRecord, row) for row in inserted}
             taker.take(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wfc.runtime.adapters.sql.rows import to_record, to_values, upsert_insert
+from wfc.runtime.adapters.sql.rows import built_once, to_record, to_values, upsert_insert
 from wfc.runtime.adapters.sql.schema import idempotency_keys, logs
 from wfc.runtime.records import (
     Acquired,
@@ -24,14 +24,19 @@ _k = idempotency_keys.c
 async def acquire(
     conn: AsyncConnection, key: str, command_type: str, now: datetime, stale_after: timedelta | None
 ) -> IdempotencyClaim:
-    inserted = (
-        await conn.execute(
+    statement = built_once(
+        ("acquire_key", conn.dialect.name),
+        lambda: (
             upsert_insert(conn, idempotency_keys)
-            .values(key=key, command_type=command_type, started_at=now)
+            .values(
+                key=bindparam("key"), command_type=bindparam("type"), started_at=bindparam("now")
+            )
             .on_conflict_do_nothing(index_elements=["key", "command_type"])
             .returning(_k.key)
-        )
-    ).first()
+        ),
+    )
+    params = {"key": key, "type": command_type, "now": now}
+    inserted = (await conn.execute(statement, params)).first()
     if inserted is not None:
         return Acquired()
     row = (
@@ -58,12 +63,16 @@ async def acquire(
     return Acquired() if reclaimed.rowcount == 1 else InProgress()
 
 
+_COMPLETE = (
+    update(idempotency_keys)
+    .where(_k.key == bindparam("b_key"), _k.command_type == bindparam("b_type"))
+    .values(result=bindparam("b_result"))
+)
+
+
 async def complete(conn: AsyncConnection, key: str, command_type: str, result: JsonObject) -> None:
-    await conn.execute(
-        update(idempotency_keys)
-        .where(_k.key == key, _k.command_type == command_type)
-        .values(result=result)
-    )
+    params = {"b_key": key, "b_type": command_type, "b_result": result}
+    await conn.execute(_COMPLETE, params)
 
 
 async def release(conn: AsyncConnection, key: str, command_type: str) -> None:

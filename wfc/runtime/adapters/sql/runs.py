@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wfc.errors import RecordNotFoundError, StaleVersionError
-from wfc.runtime.adapters.sql.rows import column_values, to_record, to_values
+from wfc.runtime.adapters.sql.rows import to_record, to_values, update_versioned
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunChanges, RunRecord, Status
 
@@ -34,22 +33,10 @@ async def update_run(
     now: datetime,
     expected_version: int | None,
 ) -> RunRecord:
-    condition = runs.c.id == run_id
-    if expected_version is not None:
-        condition = and_(condition, runs.c.version == expected_version)
-    statement = (
-        update(runs)
-        .where(condition)
-        .values(**column_values(dict(changes)), version=runs.c.version + 1, updated_at=now)
-        .returning(*runs.c)
+    row = await update_versioned(
+        conn, runs, "WorkflowRun", run_id, dict(changes), now, expected_version
     )
-    row = (await conn.execute(statement)).first()
-    if row is not None:
-        return to_record(RunRecord, row)
-    actual = (await conn.execute(select(runs.c.version).where(runs.c.id == run_id))).scalar()
-    if actual is None:
-        raise RecordNotFoundError("WorkflowRun", run_id)
-    raise StaleVersionError("WorkflowRun", run_id, expected_version or 0, actual)
+    return to_record(RunRecord, row)
 
 
 async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunRecord | None:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wfc.errors import RecordNotFoundError, StaleVersionError
-from wfc.runtime.adapters.sql.rows import column_values, to_record, to_values, upsert_insert
+from wfc.runtime.adapters.sql.rows import (
+    built_once,
+    column_values,
+    params_for,
+    prefixed,
+    to_record,
+    to_values,
+    update_versioned,
+    upsert_insert,
+)
 from wfc.runtime.adapters.sql.schema import stages
 from wfc.runtime.records import StageChanges, StageRecord, Status
 
@@ -18,12 +27,22 @@ async def upsert_stage(
     conn: AsyncConnection, create: StageRecord, changes: StageChanges, now: datetime
 ) -> StageRecord:
     """One statement: insert `create`, or apply `changes` to the row already there."""
-    statement = upsert_insert(conn, stages).values(**to_values(create))
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "stage_id"],
-        set_={**column_values(dict(changes)), "version": stages.c.version + 1, "updated_at": now},
-    ).returning(*stages.c)
-    row = (await conn.execute(statement)).one()
+    values, updates = to_values(create), column_values(dict(changes))
+
+    def build() -> Any:
+        statement = upsert_insert(conn, stages).values(params_for(values, "v_"))
+        return statement.on_conflict_do_update(
+            index_elements=["run_id", "stage_id"],
+            set_={
+                **params_for(updates, "u_"),
+                "version": stages.c.version + 1,
+                "updated_at": bindparam("now"),
+            },
+        ).returning(*stages.c)
+
+    statement = built_once(("upsert_stage", conn.dialect.name, *updates), build)
+    params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
+    row = (await conn.execute(statement, params)).one()
     return to_record(StageRecord, row)
 
 
@@ -34,22 +53,10 @@ async def update_stage(
     now: datetime,
     expected_version: int | None,
 ) -> StageRecord:
-    condition = stages.c.id == record_id
-    if expected_version is not None:
-        condition = and_(condition, stages.c.version == expected_version)
-    statement = (
-        update(stages)
-        .where(condition)
-        .values(**column_values(dict(changes)), version=stages.c.version + 1, updated_at=now)
-        .returning(*stages.c)
+    row = await update_versioned(
+        conn, stages, "WorkflowStage", record_id, dict(changes), now, expected_version
     )
-    row = (await conn.execute(statement)).first()
-    if row is not None:
-        return to_record(StageRecord, row)
-    actual = (await conn.execute(select(stages.c.version).where(stages.c.id == record_id))).scalar()
-    if actual is None:
-        raise RecordNotFoundError("WorkflowStage", record_id)
-    raise StaleVersionError("WorkflowStage", record_id, expected_version or 0, actual)
+    return to_record(StageRecord, row)
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
