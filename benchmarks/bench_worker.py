@@ -21,6 +21,7 @@ from shapes import workflows
 
 from wfc.runtime.adapters.sql import open_storage
 from wfc.runtime.hosts import WorkerHost, make_kernel
+from wfc.runtime.hosts.event_loop import loop_factory
 
 
 async def main(url: str, worker_id: str, concurrency: int) -> None:
@@ -42,4 +43,5 @@ async def main(url: str, worker_id: str, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:  # the loop `wfc worker` uses
+        runner.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

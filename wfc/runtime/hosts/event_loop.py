@@ -1,9 +1,9 @@
 """The event loop a host process runs on: uvloop where it is installed, asyncio's otherwise.
 
-A worker spends a fifth of its CPU in the event loop itself (one wakeup per
-database round trip, ~24 per stage). uvloop, the loop asyncpg is built for,
-does the same work in C; the benchmark's worker CPU per stage drops by about
-a tenth. It is not available on Windows, where asyncio's loop is used.
+A worker spends about a fifth of its CPU in the event loop itself (a wakeup
+per database round trip, ~24 per stage). uvloop, the loop asyncpg is built
+for, does that work in C: worker CPU per stage on PostgreSQL drops by 5–6%.
+It is not available on Windows, where asyncio's loop is used.
 """
 
 from __future__ import annotations

@@ -24,11 +24,21 @@ _BUILT: dict[Hashable, Any] = {}
 
 def to_record(cls: type[RecordT], row: Row[Any]) -> RecordT:
     """The record of `cls` built from a row whose columns include all its fields."""
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {k: v for k, v in row._mapping.items() if k in fields}
+    mapping = row._mapping
+    values = {name: mapping[name] for name in _field_names(cls)}
     if "status" in values:
         values["status"] = Status(values["status"])
     return cls(**values)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def to_values(record: object) -> dict[str, Any]:
