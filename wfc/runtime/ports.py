@@ -100,11 +100,23 @@ class Persistence(Protocol):
         """Apply `changes` to the stage row with this record id."""
         ...
 
+    async def update_stage_while_running(
+        self, record_id: str, run_id: str, changes: StageChanges
+    ) -> StageRecord | None:
+        """Apply `changes` to the stage row only if the run `run_id` is RUNNING; None, with
+        nothing written, when it is not (a stage outcome's guarded write, spec §4.6)."""
+        ...
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         """The stage row of this run, or None."""
 
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         """The run's stage rows by execution group, then stage number."""
+        ...
+
+    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+        """The run and its stage rows (as `stages_of_run` orders them), read together —
+        one round trip for what `job.execute` and `run.transition` read first — or None."""
         ...
 
     async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:

@@ -260,6 +260,51 @@ class PortConformance:
         await p.delete_stages([b.id])
         assert [s.stage_id for s in await p.stages_of_run("r1")] == ["a", "c"]
 
+    async def test_a_stage_outcome_is_written_only_while_its_run_runs(self, ports: Ports) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        await p.upsert_stage(a_stage(ports.clock, "r1", "a"), {})
+        assert await p.update_stage_while_running("r1/a", "r1", {"error": "x"}) is None
+        await p.update_run("r1", {"status": Status.RUNNING})
+        async with p.transaction() as tx:
+            done = await tx.update_stage_while_running(
+                "r1/a", "r1", {"status": Status.COMPLETED, "metrics": {"n": 1}}
+            )
+        assert done is not None and (done.status, done.metrics, done.version) == (
+            Status.COMPLETED,
+            {"n": 1},
+            2,
+        )
+        await p.update_run("r1", {"status": Status.CANCELLED})
+        assert await p.update_stage_while_running("r1/a", "r1", {"error": "late"}) is None
+        assert await p.get_stage("r1", "a") == done
+        with pytest.raises(RecordNotFoundError):
+            await p.update_stage_while_running("r1/missing", "r1", {"error": "x"})
+
+    async def test_a_run_is_read_with_its_stages_in_one_call(self, ports: Ports) -> None:
+        p = ports.persistence
+        assert await p.run_with_stages("r1") is None
+        await p.create_run(a_run(ports.clock, "r1"))
+        await p.create_run(a_run(ports.clock, "r2"))
+        assert await p.run_with_stages("r1") == (await p.get_run("r1"), [])
+        for stage_id, group, number in [("c", 2, 3), ("a", 1, 1), ("b", 2, 2)]:
+            await p.upsert_stage(
+                a_stage(ports.clock, "r1", stage_id, group=group, number=number),
+                {},
+            )
+        await p.upsert_stage(a_stage(ports.clock, "r2", "x"), {})
+        await p.update_stage("r1/a", {"status": Status.RUNNING, "metrics": {"totalCost": 0.5}})
+        found = await p.run_with_stages("r1")
+        assert found is not None
+        run, rows = found
+        assert run == await p.get_run("r1")
+        assert rows == await p.stages_of_run("r1")
+        assert [(s.stage_id, s.status) for s in rows] == [
+            ("a", Status.RUNNING),
+            ("b", Status.PENDING),
+            ("c", Status.PENDING),
+        ]
+
     async def test_suspended_stages_come_due_by_poll_time(self, ports: Ports) -> None:
         p = ports.persistence
         await p.create_run(a_run(ports.clock, "r1"))

@@ -30,7 +30,7 @@ from wfc.runtime.events import (
     StageSuspended,
     WorkflowSuspended,
 )
-from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
+from wfc.runtime.kernel.deps import Deps, KeyCompletion, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
     Produced,
@@ -129,12 +129,12 @@ async def _phase_start(
     """Pre-flight and phase 1 in one transaction: the run, its workflow context and the
     stage marked RUNNING — or the result of a duplicate delivery of a completed stage."""
     async with atomic(deps, causation_id) as unit:
-        run = await unit.db.get_run(cmd.workflow_run_id)
-        if run is None:
+        found = await unit.db.run_with_stages(cmd.workflow_run_id)
+        if found is None:
             raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+        run, rows = found
         if run.status is not Status.RUNNING:
             raise _RunNotRunning(run.status)
-        rows = await unit.db.stages_of_run(run.id)
         existing = next((row for row in rows if row.stage_id == stage.id), None)
         if existing is not None and existing.status is Status.COMPLETED:
             # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
@@ -163,13 +163,6 @@ async def _phase_start(
             )
         )
         return run, row, outputs
-
-
-async def _require_running(unit: Unit, run_id: str) -> RunRecord:
-    run = await unit.db.get_run(run_id)
-    if run is None or run.status is not Status.RUNNING:
-        raise _RunNotRunning(run.status if run else None)
-    return run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -314,8 +307,9 @@ async def _commit_outcome(
     """Write a stage's outcome with its progress and outcome events and complete the
     command's idempotency key with `result` — if the run still runs."""
     async with atomic(ex.deps, ex.causation_id) as unit:
-        await _require_running(unit, ex.run.id)
-        await unit.db.update_stage(ex.row.id, changes)
+        if await unit.db.update_stage_while_running(ex.row.id, ex.run.id, changes) is None:
+            run = await unit.db.get_run(ex.run.id)  # only to say what became of it
+            raise _RunNotRunning(run.status if run else None)
         if changes.get("status") is Status.COMPLETED:
             await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
         now = ex.deps.clock.now()

@@ -46,13 +46,13 @@ async def transition_run(deps: Deps, cmd: RunTransition, causation_id: str) -> R
 async def _transition(
     deps: Deps, unit: Unit, cmd: RunTransition, jobs: list[JobRecord] | None
 ) -> RunTransitionResult:
-    run = await unit.db.get_run(cmd.workflow_run_id)
-    if run is None or run.status is not Status.RUNNING:
+    found = await unit.db.run_with_stages(cmd.workflow_run_id)
+    if found is None or found[0].status is not Status.RUNNING:
         return NOOP
+    run, rows = found
     workflow = deps.registry.get(run.workflow_id)
     if workflow is None:
         return NOOP
-    rows = await unit.db.stages_of_run(run.id)
     try:
         if not rows:
             await _claim(unit, run)

@@ -134,6 +134,16 @@ class _MemoryStore:
             self._t.stages, "WorkflowStage", record_id, dict(changes), expected_version
         )
 
+    async def update_stage_while_running(
+        self, record_id: str, run_id: str, changes: StageChanges
+    ) -> StageRecord | None:
+        run = self._t.runs.get(run_id)
+        if record_id not in self._t.stages:
+            raise RecordNotFoundError("WorkflowStage", record_id)
+        if run is None or run.status is not Status.RUNNING:
+            return None
+        return await self.update_stage(record_id, changes)
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         record_id = self._t.stage_ids.get((run_id, stage_id))
         return None if record_id is None else self._t.stages[record_id]
@@ -141,6 +151,10 @@ class _MemoryStore:
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         rows = [s for s in self._t.stages.values() if s.run_id == run_id]
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
+
+    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+        run = self._t.runs.get(run_id)
+        return None if run is None else (run, await self.stages_of_run(run_id))
 
     async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
         due = [

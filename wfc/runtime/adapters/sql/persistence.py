@@ -89,6 +89,14 @@ class _SqlStore:
                 conn, record_id, changes, self._clock.now(), expected_version
             )
 
+    async def update_stage_while_running(
+        self, record_id: str, run_id: str, changes: StageChanges
+    ) -> StageRecord | None:
+        async with self._single() as conn:
+            return await stages.update_stage_while_running(
+                conn, record_id, run_id, changes, self._clock.now()
+            )
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         async with self._single() as conn:
             return await stages.get_stage(conn, run_id, stage_id)
@@ -96,6 +104,10 @@ class _SqlStore:
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         async with self._single() as conn:
             return await stages.stages_of_run(conn, run_id)
+
+    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+        async with self._single() as conn:
+            return await stages.run_with_stages(conn, run_id)
 
     async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
         async with self._single() as conn:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.records import Status
@@ -22,10 +23,15 @@ StatementT = TypeVar("StatementT")
 _BUILT: dict[Hashable, Any] = {}
 
 
-def to_record(cls: type[RecordT], row: Row[Any]) -> RecordT:
-    """The record of `cls` built from a row whose columns include all its fields."""
+def to_record(cls: type[RecordT], row: Row[Any], table: Table | None = None) -> RecordT:
+    """The record of `cls` built from a row whose columns include all its fields (those
+    of `table`, when the row holds the columns of several tables)."""
     mapping = row._mapping
-    values = {name: mapping[name] for name in _field_names(cls)}
+    names = _field_names(cls)
+    if table is None:
+        values = {name: mapping[name] for name in names}
+    else:
+        values = {name: mapping[table.c[name]] for name in names}
     if "status" in values:
         values["status"] = Status(values["status"])
     return cls(**values)
@@ -84,6 +90,16 @@ def prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {prefix + column: value for column, value in values.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A further condition on an update (with its parameters): when it fails, nothing
+    changes. `name` tells the statements built once apart, one per kind of condition."""
+
+    name: str
+    condition: Callable[[], ColumnElement[bool]]
+    params: dict[str, Any]
+
+
 async def update_versioned(
     conn: AsyncConnection,
     table: Table,
@@ -92,10 +108,12 @@ async def update_versioned(
     changes: dict[str, Any],
     now: datetime,
     expected_version: int | None,
-) -> Row[Any]:
+    guard: Guard | None = None,
+) -> Row[Any] | None:
     """Apply `changes` to the row `record_id` of `table`, bumping its version — only if the
-    version is `expected_version`, when given. Raises `StaleVersionError` when it is not,
-    `RecordNotFoundError` when there is no such row."""
+    version is `expected_version`, when given, and the `guard` holds. Raises
+    `StaleVersionError` when the version differs, `RecordNotFoundError` when there is no
+    such row; returns None (nothing written) when only the guard failed."""
     updates = column_values(changes)
     checked = expected_version is not None
 
@@ -103,6 +121,8 @@ async def update_versioned(
         condition = table.c.id == bindparam("record_id")
         if checked:
             condition = and_(condition, table.c.version == bindparam("expected_version"))
+        if guard is not None:
+            condition = and_(condition, guard.condition())
         return (
             update(table)
             .where(condition)
@@ -116,12 +136,15 @@ async def update_versioned(
             .returning(*table.c)
         )
 
-    statement = built_once(("update_versioned", table.name, checked, *updates), build)
+    shape = ("update_versioned", table.name, checked, guard and guard.name, *updates)
+    statement = built_once(shape, build)
     params = prefixed(updates, "u_") | {
         "record_id": record_id,
         "now": now,
         "expected_version": expected_version,
     }
+    if guard is not None:
+        params |= guard.params
     row = (await conn.execute(statement, params)).first()
     if row is not None:
         return row
@@ -129,4 +152,6 @@ async def update_versioned(
     actual = (await conn.execute(version)).scalar()
     if actual is None:
         raise RecordNotFoundError(entity, record_id)
-    raise StaleVersionError(entity, record_id, expected_version or 0, actual)
+    if expected_version is not None and actual != expected_version:
+        raise StaleVersionError(entity, record_id, expected_version, actual)
+    return None

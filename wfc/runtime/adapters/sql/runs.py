@@ -36,6 +36,7 @@ async def update_run(
     row = await update_versioned(
         conn, runs, "WorkflowRun", run_id, dict(changes), now, expected_version
     )
+    assert row is not None, "an update without a guard changes its row or raises"
     return to_record(RunRecord, row)
 
 

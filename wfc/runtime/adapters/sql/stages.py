@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql.rows import (
+    Guard,
     built_once,
     column_values,
     params_for,
@@ -19,8 +21,8 @@ from wfc.runtime.adapters.sql.rows import (
     update_versioned,
     upsert_insert,
 )
-from wfc.runtime.adapters.sql.schema import stages
-from wfc.runtime.records import StageChanges, StageRecord, Status
+from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 
 
 async def upsert_stage(
@@ -56,7 +58,24 @@ async def update_stage(
     row = await update_versioned(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, expected_version
     )
+    assert row is not None, "an update without a guard changes its row or raises"
     return to_record(StageRecord, row)
+
+
+def _run_is_running() -> ColumnElement[bool]:
+    running = runs.c.id == bindparam("g_run_id"), runs.c.status == Status.RUNNING.value
+    return exists().where(*running)
+
+
+async def update_stage_while_running(
+    conn: AsyncConnection, record_id: str, run_id: str, changes: StageChanges, now: datetime
+) -> StageRecord | None:
+    """The guarded write of a stage's outcome: one statement, no separate run read."""
+    guard = Guard("run_is_running", _run_is_running, {"g_run_id": run_id})
+    row = await update_versioned(
+        conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
+    )
+    return None if row is None else to_record(StageRecord, row)
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
@@ -75,6 +94,28 @@ _STAGES_OF_RUN = (
 async def stages_of_run(conn: AsyncConnection, run_id: str) -> list[StageRecord]:
     rows = await conn.execute(_STAGES_OF_RUN, {"run_id": run_id})
     return [to_record(StageRecord, row) for row in rows]
+
+
+# The run's columns and its stages' side by side, one row per stage (one row of NULL
+# stage columns when it has none); read by column object, so the names may clash.
+_RUN_WITH_STAGES = (
+    select(runs, stages)
+    .select_from(runs.outerjoin(stages, stages.c.run_id == runs.c.id))
+    .where(runs.c.id == bindparam("run_id"))
+    .order_by(stages.c.execution_group, stages.c.stage_number)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+)
+
+
+async def run_with_stages(
+    conn: AsyncConnection, run_id: str
+) -> tuple[RunRecord, list[StageRecord]] | None:
+    rows = (await conn.execute(_RUN_WITH_STAGES, {"run_id": run_id})).all()
+    if not rows:
+        return None
+    run = to_record(RunRecord, rows[0], runs)
+    found = [to_record(StageRecord, row, stages) for row in rows if row._mapping[stages.c.id]]
+    return run, found
 
 
 async def suspended_stages_due(
