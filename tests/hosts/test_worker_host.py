@@ -4,7 +4,6 @@ stages keep their lease, and stopping leaves no job RUNNING."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from datetime import timedelta
@@ -187,38 +186,3 @@ async def test_stop_waits_for_an_in_flight_job_within_the_grace_period(
         backend, script, stage_seconds=0.3, grace=timedelta(seconds=10)
     )
     assert next(j for j in jobs if j.stage_id == "count").status is Status.COMPLETED
-
-
-async def test_the_next_stage_starts_before_the_finished_job_is_marked_complete(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The next group's job, handed to this worker, takes its idempotency key (its first
-    step) before the job that queued it writes its own completion, which nothing waits on."""
-    order: list[tuple[str, str]] = []
-    persistence, jobs = backend.storage.persistence, backend.storage.jobs
-    acquire, complete = persistence.acquire_idempotency_key, jobs.complete
-
-    async def acquiring(key: str, *args: Any, **kwargs: Any) -> Any:
-        if key.startswith("job:"):
-            order.append(("key", key.split(":")[1]))
-        return await acquire(key, *args, **kwargs)
-
-    async def completing(job_id: str) -> None:
-        order.append(("complete", job_id))
-        await complete(job_id)
-
-    monkeypatch.setattr(persistence, "acquire_idempotency_key", acquiring)
-    monkeypatch.setattr(jobs, "complete", completing)
-    worker = host(backend, concurrency=2)
-    await worker.start()
-    try:
-        run = await run_and_wait(
-            worker.kernel, "linear", DOC, host=worker, timeout=timedelta(seconds=20)
-        )
-    finally:
-        await worker.stop()
-    assert run.status is Status.COMPLETED, run.error
-    started = [job for what, job in order if what == "key"]
-    assert len(started) == 3, order
-    for job, following in itertools.pairwise(started):
-        assert order.index(("key", following)) < order.index(("complete", job)), order

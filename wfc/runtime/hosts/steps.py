@@ -108,9 +108,6 @@ async def _process_job(
         # in between leaves this job leased; it is reaped and redelivered, and the
         # completed-stage guard answers the redelivery without running the stage again.
         await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
-        # Let jobs the transition handed to this process start before this one's completion
-        # is written: the next stage should not wait for it.
-        await asyncio.sleep(0)
         await jobs.complete(job.id)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import signal
 import time
@@ -133,7 +132,6 @@ class WorkerHost:
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
         self._handed: list[JobRecord] = []
-        self._job_context = contextvars.Context()
         self._maybe_queued = True  # whether a dequeue may find something
         self._next_poll: float | None = None
         self._running = False
@@ -151,9 +149,6 @@ class WorkerHost:
             return
         self._running = True
         self._started_at = time.monotonic()
-        # Jobs start in the context the worker started in, wherever they are started from
-        # (a finishing job's task hands the next ones over: its pin must not follow).
-        self._job_context = contextvars.copy_context()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
@@ -253,17 +248,11 @@ class WorkerHost:
         return self.concurrency - len(self._jobs_running) - len(self._handed) + own
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        """Start these jobs (leased to this worker) now, as far as slots are free, and the
-        rest as slots free up. Starting here rather than in the leasing loop saves the next
-        stage a trip through the loop."""
+        """Start these jobs (leased to this worker) as slots free up."""
+        self._handed.extend(jobs)
         if more_queued:
             self._maybe_queued = True
-        free = self.free_slots()
-        for job in jobs[:free]:
-            self._start_job(job)
-        if len(jobs) > free:
-            self._handed.extend(jobs[free:])
-            self._job_signal.fire()
+        self._job_signal.fire()
 
     # -- wakeups ------------------------------------------------------------
     def wake_jobs(self) -> None:
@@ -383,9 +372,7 @@ class WorkerHost:
                 self._maybe_queued = True
 
     def _start_job(self, job: JobRecord) -> None:
-        task = asyncio.create_task(
-            self._run_job(job), name=f"job:{job.id}", context=self._job_context.copy()
-        )
+        task = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
         self._jobs_running.add(task)
         task.add_done_callback(self._job_finished)
 
