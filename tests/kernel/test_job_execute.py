@@ -321,15 +321,20 @@ async def test_a_sync_stage_cannot_suspend(tk: TestKernel, script: Script) -> No
     assert not outcome.retried
 
 
-async def test_the_idempotency_key_replays_a_delivery(tk: TestKernel, script: Script) -> None:
-    script.then("split", RuntimeError("once"))
-    run_id = await start(tk, "linear")
-    cmd = JobExecute(
+def keyed_split(run_id: str) -> JobExecute:
+    """`linear`'s first stage, dispatched under a host-style job key."""
+    return JobExecute(
         workflow_run_id=run_id,
         workflow_id="linear",
         stage_id="split",
         idempotency_key="job:1:attempt:1",
     )
+
+
+async def test_the_idempotency_key_replays_a_delivery(tk: TestKernel, script: Script) -> None:
+    script.then("split", RuntimeError("once"))
+    run_id = await start(tk, "linear")
+    cmd = keyed_split(run_id)
     first = await tk.kernel.dispatch(cmd)
     assert await tk.kernel.dispatch(cmd) == first
     assert script.calls["split"] == 1
@@ -349,12 +354,7 @@ async def test_the_key_is_completed_with_the_outcome_it_describes(
         raise AssertionError("a separate completion ran after the outcome committed")
 
     monkeypatch.setattr(tk.persistence, "complete_idempotency_key", died)
-    cmd = JobExecute(
-        workflow_run_id=run_id,
-        workflow_id="linear",
-        stage_id="split",
-        idempotency_key="job:1:attempt:1",
-    )
+    cmd = keyed_split(run_id)
     first = await tk.kernel.dispatch(cmd)
     assert first.outcome == first_outcome
     assert await tk.kernel.dispatch(cmd) == first
