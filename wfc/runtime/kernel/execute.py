@@ -26,7 +26,6 @@ from wfc.runtime.events import (
     StageCompleted,
     StageFailed,
     StageProgress,
-    StageStarted,
     StageSuspended,
     WorkflowSuspended,
 )
@@ -44,6 +43,7 @@ from wfc.runtime.kernel.rows import (
     new_stage_row,
     refresh_run_totals,
     save_output,
+    stage_started,
     write_log,
 )
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
@@ -126,21 +126,29 @@ async def _phase_start(
     causation_id: str,
     now: datetime,
 ) -> tuple[RunRecord, StageRecord, dict[str, Any]] | JobExecuteResult:
-    """Pre-flight and phase 1 in one transaction: the run, its workflow context and the
-    stage marked RUNNING — or the result of a duplicate delivery of a completed stage."""
+    """Pre-flight and phase 1: the run, its workflow context and the stage marked RUNNING
+    — or the result of a duplicate delivery of a completed stage.
+
+    The pre-flight is one read outside any transaction. A stage already RUNNING
+    for this very delivery was started by the transition that queued its job
+    (`open_group`), so there is nothing to write; otherwise a short transaction
+    records the start.
+    """
+    found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
+    if found is None:
+        raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+    run, rows = found
+    if run.status is not Status.RUNNING:
+        raise _RunNotRunning(run.status)
+    existing = next((row for row in rows if row.stage_id == stage.id), None)
+    if existing is not None and existing.status is Status.COMPLETED:
+        # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
+        own = await load_outputs(deps, [existing])
+        return JobExecuteResult(outcome="completed", output=own.get(stage.id))
+    outputs = await load_outputs(deps, rows)
+    if existing is not None and _started_for(existing, cmd):
+        return run, existing, outputs
     async with atomic(deps, causation_id) as unit:
-        found = await unit.db.run_with_stages(cmd.workflow_run_id)
-        if found is None:
-            raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
-        run, rows = found
-        if run.status is not Status.RUNNING:
-            raise _RunNotRunning(run.status)
-        existing = next((row for row in rows if row.stage_id == stage.id), None)
-        if existing is not None and existing.status is Status.COMPLETED:
-            # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
-            own = await load_outputs(deps, [existing])
-            return JobExecuteResult(outcome="completed", output=own.get(stage.id))
-        outputs = await load_outputs(deps, rows)
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = replace(
             fresh,
@@ -152,17 +160,14 @@ async def _phase_start(
         row = await unit.db.upsert_stage(
             create, {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt}
         )
-        unit.emit(
-            StageStarted(
-                timestamp=now,
-                workflow_run_id=run.id,
-                stage_id=stage.id,
-                stage_name=row.stage_name,
-                stage_number=row.stage_number,
-                attempt=cmd.attempt,
-            )
-        )
-        return run, row, outputs
+        unit.emit(stage_started(row, now))
+    return run, row, outputs
+
+
+def _started_for(row: StageRecord, cmd: JobExecute) -> bool:
+    """Whether `row`'s start was recorded for this delivery already. A redelivery never
+    matches: every dequeue counts an attempt, so it finds the row at an older one."""
+    return row.status is Status.RUNNING and row.attempt == cmd.attempt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from wfc.runtime.events import WorkflowFailed
+from wfc.runtime.events import StageStarted, WorkflowFailed
+from wfc.runtime.handoff import handed_specs
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
@@ -93,18 +96,29 @@ async def open_group(
     generation: int,
     job_ids: list[str] | None = None,
 ) -> None:
-    """Create PENDING rows for a group and queue, after commit, a job per row still PENDING.
+    """Create a group's rows and queue, after commit, a job per row still open.
 
     Rows that already exist (an orphan left by a crash) are kept as they are;
-    only PENDING ones get a job.
+    only PENDING ones get a job. Stages whose jobs will be handed to the
+    worker running this command (`wfc.runtime.handoff`) start here: their rows
+    are created RUNNING with `stage:started`, so `job.execute` has no start to
+    record and the next stage begins one transaction after the last one ended.
     """
+    stage_ids = workflow.group(group)
+    candidates = [job_spec(run, workflow, stage_id) for stage_id in stage_ids]
+    _, starting = handed_specs(candidates)
+    now = deps.clock.now()
     specs = []
-    for stage_id in workflow.group(group):
-        row = await unit.db.upsert_stage(
-            new_stage_row(deps, run, workflow, stage_id, generation=generation), {}
-        )
-        if row.status is Status.PENDING:
-            specs.append(job_spec(run, workflow, stage_id))
+    for position, stage_id in enumerate(stage_ids):
+        fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
+        if position in starting:
+            fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
+        row = await unit.db.upsert_stage(fresh, {})
+        started_here = row.id == fresh.id and row.status is Status.RUNNING
+        if started_here:
+            unit.emit(stage_started(row, now))
+        if row.status is Status.PENDING or started_here:
+            specs.append(candidates[position])
 
     async def enqueue() -> None:
         ids = await deps.jobs.enqueue(specs)
@@ -113,6 +127,18 @@ async def open_group(
 
     if specs:
         unit.after_commit(enqueue)
+
+
+def stage_started(row: StageRecord, now: datetime) -> StageStarted:
+    """The `stage:started` event of a row just marked RUNNING."""
+    return StageStarted(
+        timestamp=now,
+        workflow_run_id=row.run_id,
+        stage_id=row.stage_id,
+        stage_name=row.stage_name,
+        stage_number=row.stage_number,
+        attempt=row.attempt,
+    )
 
 
 async def fail_run(
