@@ -12,7 +12,8 @@ and shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
 - one at a time: ISOLATED runs, each created after the previous finished:
   end-to-end latency (creation → completion) and stage→next-stage latency (a
   group's last completion → the next group's first start), p50 and p99;
-- peak RSS of each worker process, and SQL statements per stage execution.
+- peak RSS of each worker process, and SQL statements per stage execution, for a job
+  dequeued and for one handed to the worker that ran the stage before.
 DBOS runs the same shapes on the same PostgreSQL server (its queue polling
 set to 50 ms; timestamps from its own workflow_status rows).
 """
@@ -29,9 +30,10 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 from sqlalchemy import event, text
@@ -45,8 +47,9 @@ from shapes import workflows  # noqa: E402
 
 from wfc.runtime.adapters.sql import SqlStorage, migrate, open_storage  # noqa: E402
 from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
+from wfc.runtime.handoff import handing_off_to  # noqa: E402
 from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
-from wfc.runtime.records import TERMINAL, StageRecord, Status  # noqa: E402
+from wfc.runtime.records import TERMINAL, JobRecord, StageRecord, Status  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -191,9 +194,24 @@ def wfc_case(
     return result
 
 
-async def statements_per_stage(url: str) -> float:
-    """Database round trips per dequeue → execute → transition → complete: statements, with
-    BEGIN/COMMIT (explicit on the job's pinned connection) among them."""
+class _OneSlot:
+    """A worker with one slot: the next stage is handed to it, as a busy `WorkerHost` does."""
+
+    def __init__(self) -> None:
+        self.handed: list[JobRecord] = []
+
+    def free_slots(self) -> int:
+        return 1 - len(self.handed)
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        self.handed += jobs
+
+
+async def statements_per_stage(url: str) -> dict[str, float]:
+    """Database round trips per stage execution of a seq3 run, statements with BEGIN/COMMIT
+    (explicit on the job's pinned connection) among them, two ways: each job `dequeued`
+    (dequeue → execute → transition → complete), and each next job `handed` to the worker
+    that finished the stage before, which starts it in the transition."""
     storage = open_storage(url)
     kernel = make_kernel(storage, workflows())
     count = 0
@@ -202,21 +220,35 @@ async def statements_per_stage(url: str) -> float:
         nonlocal count
         count += 1
 
-    try:
+    async def one_run(key: str, taker: _OneSlot | None) -> list[int]:
+        """The statements of each stage execution of one run, in order."""
+        nonlocal count
         created = await kernel.dispatch(
-            RunCreate(idempotency_key="count", workflow_id="seq3", input=INPUT)
+            RunCreate(idempotency_key=key, workflow_id="seq3", input=INPUT)
         )
         await kernel.dispatch(RunClaimPending(worker_id="count"))
-        event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
-        stages = 0
-        while leased := await storage.jobs.dequeue(1):
-            await process_job(kernel, leased[0])
-            stages += 1
-        event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)
+        per_stage = []
+        count = 0
+        while leased := (taker.handed if taker else []) or await storage.jobs.dequeue(1):
+            if taker is not None:
+                taker.handed = []
+                with handing_off_to(taker):
+                    await process_job(kernel, leased[0])
+            else:
+                await process_job(kernel, leased[0])
+            per_stage.append(count)
+            count = 0
         run = await storage.persistence.get_run(created.workflow_run_id)
         assert run is not None and run.status is Status.COMPLETED
-        return count / stages
+        return per_stage
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        dequeued = await one_run("count-dequeued", None)
+        handed = (await one_run("count-handed", _OneSlot()))[1:]  # the first is dequeued
+        return {"dequeued": mean(dequeued), "handed": mean(handed)}
     finally:
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)
         await storage.close()
 
 
@@ -315,7 +347,7 @@ def main() -> None:
     print_table(results, statements)
 
 
-def print_table(results: list[dict[str, Any]], statements: dict[str, float]) -> None:
+def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, float]]) -> None:
     header = "| engine | db | workers | shape | runs/s | run p50 | run p99 | stage→stage p50 | p99 | peak RSS |"
     print(header)
     print("|" + "---|" * 10)
@@ -350,8 +382,9 @@ def print_table(results: list[dict[str, Any]], statements: dict[str, float]) -> 
                 ratio = ours[0]["runs_per_s"] / theirs[0]["runs_per_s"]
                 print(f"wfc/DBOS runs/s, {shape}, {workers} worker(s), PostgreSQL: {ratio:.2f}×")
     print(
-        "SQL statements per stage execution: "
-        + ", ".join(f"{db} {n:.1f}" for db, n in statements.items())
+        "SQL statements per stage execution (dequeued / handed to the worker that ran the "
+        "stage before): "
+        + ", ".join(f"{db} {n['dequeued']:.1f} / {n['handed']:.1f}" for db, n in statements.items())
     )
 
 
