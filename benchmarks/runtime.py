@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from statistics import mean
@@ -49,7 +49,8 @@ from wfc.runtime.adapters.sql import SqlStorage, migrate, open_storage  # noqa: 
 from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
 from wfc.runtime.handoff import handing_off_to  # noqa: E402
 from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
-from wfc.runtime.records import TERMINAL, JobRecord, StageRecord, Status  # noqa: E402
+from wfc.runtime.records import TERMINAL, StageRecord, Status  # noqa: E402
+from wfc.testing import SlotTaker  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -194,19 +195,6 @@ def wfc_case(
     return result
 
 
-class _OneSlot:
-    """A worker with one slot: the next stage is handed to it, as a busy `WorkerHost` does."""
-
-    def __init__(self) -> None:
-        self.handed: list[JobRecord] = []
-
-    def free_slots(self) -> int:
-        return 1 - len(self.handed)
-
-    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        self.handed += jobs
-
-
 async def statements_per_stage(url: str) -> dict[str, float]:
     """Database round trips per stage execution of a seq3 run, statements with BEGIN/COMMIT
     (explicit on the job's pinned connection) among them, two ways: each job `dequeued`
@@ -220,7 +208,7 @@ async def statements_per_stage(url: str) -> dict[str, float]:
         nonlocal count
         count += 1
 
-    async def one_run(key: str, taker: _OneSlot | None) -> list[int]:
+    async def one_run(key: str, taker: SlotTaker | None) -> list[int]:
         """The statements of each stage execution of one run, in order."""
         nonlocal count
         created = await kernel.dispatch(
@@ -229,9 +217,9 @@ async def statements_per_stage(url: str) -> dict[str, float]:
         await kernel.dispatch(RunClaimPending(worker_id="count"))
         per_stage = []
         count = 0
-        while leased := (taker.handed if taker else []) or await storage.jobs.dequeue(1):
+        while leased := (taker.taken if taker else []) or await storage.jobs.dequeue(1):
             if taker is not None:
-                taker.handed = []
+                taker.taken = []
                 with handing_off_to(taker):
                     await process_job(kernel, leased[0])
             else:
@@ -245,7 +233,7 @@ async def statements_per_stage(url: str) -> dict[str, float]:
     event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
     try:
         dequeued = await one_run("count-dequeued", None)
-        handed = (await one_run("count-handed", _OneSlot()))[1:]  # the first is dequeued
+        handed = (await one_run("count-handed", SlotTaker(1)))[1:]  # the first is dequeued
         return {"dequeued": mean(dequeued), "handed": mean(handed)}
     finally:
         event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SqlStorage, migrate, open_storage
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.records import JobRecord
+from wfc.testing import SlotTaker
 from wfc.testing.conformance import a_job
 
 
@@ -25,23 +25,12 @@ async def storage(request: pytest.FixtureRequest) -> AsyncIterator[SqlStorage]:
         await store.close()
 
 
-class OneSlot:
-    def __init__(self) -> None:
-        self.taken: list[JobRecord] = []
-
-    def free_slots(self) -> int:
-        return 1 - len(self.taken)
-
-    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        self.taken += jobs
-
-
 async def test_only_jobs_left_for_any_worker_wake_the_listeners(storage: SqlStorage) -> None:
     wakeups = storage.wakeups
     assert wakeups is not None
     heard: list[str] = []
     async with wakeups.listen(heard.append):
-        taker = OneSlot()
+        taker = SlotTaker(1)
         with handing_off_to(taker):
             await storage.jobs.enqueue([a_job("r", "mine")])
         await asyncio.sleep(0.3)

@@ -7,34 +7,18 @@ PENDING and start, as before, when a worker dequeues them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from tests.kernel.helpers import event_types, stage_of, start, step
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
-from wfc.runtime.records import JobRecord, Status
-from wfc.testing import TestKernel
-
-
-class Slots:
-    """A worker with `free` slots that records the jobs handed to it."""
-
-    def __init__(self, free: int) -> None:
-        self.free = free
-        self.taken: list[JobRecord] = []
-
-    def free_slots(self) -> int:
-        return self.free - len(self.taken)
-
-    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        self.taken += jobs
+from wfc.runtime.records import Status
+from wfc.testing import SlotTaker, TestKernel
 
 
 async def test_a_handed_stage_starts_in_the_transition_and_is_not_started_again(
     tk: TestKernel,
 ) -> None:
     run_id = await start(tk, "fanout")
-    worker = Slots(free=1)
+    worker = SlotTaker(1)
     with handing_off_to(worker):
         assert (await step(tk)).outcome == "completed"  # split; opens [upper, length]
     assert [job.stage_id for job in worker.taken] == ["upper"]
@@ -61,7 +45,7 @@ async def test_a_redelivered_handed_stage_records_its_new_start(tk: TestKernel) 
     """A handed job given back unstarted (its worker stopped) runs as a later attempt, and
     that attempt's start is recorded like any other redelivery's."""
     run_id = await start(tk, "linear")
-    worker = Slots(free=1)
+    worker = SlotTaker(1)
     with handing_off_to(worker):
         await step(tk)  # split; count is handed
     await tk.jobs.release(worker.taken[0].id)

@@ -22,6 +22,7 @@ from wfc.runtime.adapters.memory import (
 )
 from wfc.runtime.ports import Storage
 from wfc.testing.harness import MemoryStorage, TestKernel, drive, make_test_kernel, work
+from wfc.testing.taker import SlotTaker
 
 __all__ = [
     "CollectingEventSink",
@@ -33,6 +34,7 @@ __all__ = [
     "MemoryStorage",
     "NoopScheduler",
     "SequentialIds",
+    "SlotTaker",
     "Storage",
     "TestKernel",
     "drive",
