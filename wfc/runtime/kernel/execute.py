@@ -1,7 +1,8 @@
 """`job.execute` (spec §4.6): run one stage in three phases.
 
 1. A short transaction marks the stage RUNNING and records `stage:started`,
-   so the start is visible while the body runs.
+   so the start is visible while the body runs — unless the transition that
+   handed this job to its worker recorded the start already (`open_group`).
 2. The stage body runs outside any transaction.
 3. A second transaction records the outcome, but only if the run is still
    RUNNING; otherwise the result is a *ghost* and is discarded (the run was
