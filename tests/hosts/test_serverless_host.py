@@ -13,6 +13,8 @@ from tests.hosts.conftest import Backend
 from tests.kernel.conftest import Script
 from wfc.errors import NonRetryableError
 from wfc.runtime import JobMessage, RunCreate, ServerlessHost, Status
+from wfc.runtime.hosts.steps import idempotency_key
+from wfc.runtime.records import Acquired
 
 DOC = {"text": "the quick brown fox"}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -49,6 +51,42 @@ async def test_a_loop_of_handle_job_calls_finishes_a_fan_out_run(
     assert run.output == {"summary": "THE QUICK BROWN FOX (16)"}
     assert handled == 4
     assert script.calls == {"split": 1, "upper": 1, "length": 1, "join": 1}
+
+
+async def test_a_repeated_message_replays_its_result_without_running_the_stage_again(
+    backend: Backend, script: Script
+) -> None:
+    """A queue that delivers at least once may hand the same message over twice: the
+    delivery's idempotency key answers the second with the first's result."""
+    script.then("split", RuntimeError("flaky"))
+    host = ServerlessHost(backend.kernel())
+    run_id = await create(host, "linear", "sls-twice")
+    await host.run_maintenance_tick()
+    (job,) = await backend.storage.jobs.jobs_of_run(run_id)
+    message = JobMessage.of(job).model_dump_json(by_alias=True)
+    first = await host.handle_job(message)
+    again = await host.handle_job(message)
+    assert (
+        first.outcome == again.outcome == "failed"
+        and again.error == first.error == "RuntimeError: flaky"
+    )
+    assert script.calls["split"] == 1
+
+
+async def test_a_job_the_host_leased_runs_without_an_idempotency_key(backend: Backend) -> None:
+    """Only the lease holder runs a leased attempt, so there is no repeat for a key to catch;
+    skipping it saves a statement before the stage and one in the outcome's transaction."""
+    host = ServerlessHost(backend.kernel())
+    run_id = await create(host, "linear", "sls-leased")
+    await host.run_maintenance_tick()
+    assert (await host.process_available_jobs()).succeeded == 1
+    (job, _) = await backend.storage.jobs.jobs_of_run(run_id)
+    persistence = backend.storage.persistence
+    key = idempotency_key(job)
+    now = host.kernel.deps.clock.now()
+    assert isinstance(
+        await persistence.acquire_idempotency_key(key, "job.execute", now, None), Acquired
+    )
 
 
 async def test_process_available_jobs_counts_outcomes_and_stops_when_the_queue_is_empty(

@@ -74,7 +74,11 @@ class RunRerunFrom(_Message):
 
 
 class JobExecute(_Message):
-    """Execute one stage of a run (what a worker does with a dequeued job)."""
+    """Execute one stage of a run (what a worker does with a dequeued job).
+
+    With `transition`, a completed stage's transaction also runs `run.transition`
+    (one commit where there were two), and the result says what it did.
+    """
 
     type: Literal["job.execute"] = "job.execute"
     workflow_run_id: str
@@ -83,6 +87,7 @@ class JobExecute(_Message):
     config: dict[str, JsonObject] = Field(default_factory=dict)
     attempt: int = Field(default=1, ge=1)
     idempotency_key: str | None = None
+    transition: bool = False
 
 
 class StagePollSuspended(_Message):
@@ -217,6 +222,8 @@ class JobExecuteResult(_Message):
     `ghost` means the run was no longer RUNNING and the result was discarded:
     the job must not be retried. `retry_at` is set when a failed attempt
     should be tried again then (the stage's retry policy allows another).
+    `transition` is what the run's transition did, when it ran in the same
+    transaction; None when the caller must still dispatch `run.transition`.
     """
 
     outcome: Literal["completed", "suspended", "failed"]
@@ -226,6 +233,7 @@ class JobExecuteResult(_Message):
     ghost: bool = False
     retryable: bool = True
     retry_at: datetime | None = None
+    transition: RunTransitionResult | None = None
 
 
 class StagePollSuspendedResult(_Message):

@@ -114,7 +114,9 @@ class ServerlessHost:
             created_at=now,
             updated_at=now,
         )
-        return await process_job(self.kernel, job, heartbeat_every=self.heartbeat_interval)
+        return await process_job(
+            self.kernel, job, heartbeat_every=self.heartbeat_interval, delivery_may_repeat=True
+        )
 
     async def process_available_jobs(self, max_jobs: int = 1) -> DrainResult:
         """Lease and process up to `max_jobs` due jobs from the kernel's transport."""

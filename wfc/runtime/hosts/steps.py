@@ -76,19 +76,29 @@ async def heartbeat(kernel: Kernel, job_id: str, every: timedelta | None) -> Asy
 
 
 async def process_job(
-    kernel: Kernel, job: JobRecord, *, heartbeat_every: timedelta | None = None
+    kernel: Kernel,
+    job: JobRecord,
+    *,
+    heartbeat_every: timedelta | None = None,
+    delivery_may_repeat: bool = False,
 ) -> JobOutcome:
     """Execute a leased job and settle it in the queue; raises only if `job.execute` raises.
 
     With `heartbeat_every` the job's lease is renewed while the stage runs.
     Its storage calls share one connection (see `Pinning`).
+
+    `delivery_may_repeat` is for jobs that arrive as messages (a queue that
+    delivers at least once): the execution runs under the delivery's idempotency
+    key, so a repeated message replays the result instead of running the stage
+    again. A job this host leased itself needs no key: only the lease holder
+    runs that attempt, and a job taken back from it comes again as a new attempt.
     """
     async with kernel.deps.pinning.pinned():
-        return await _process_job(kernel, job, heartbeat_every)
+        return await _process_job(kernel, job, heartbeat_every, delivery_may_repeat)
 
 
 async def _process_job(
-    kernel: Kernel, job: JobRecord, heartbeat_every: timedelta | None
+    kernel: Kernel, job: JobRecord, heartbeat_every: timedelta | None, keyed: bool
 ) -> JobOutcome:
     jobs = kernel.deps.jobs
     config = job.payload.get("config") or {}
@@ -100,14 +110,17 @@ async def _process_job(
                 stage_id=job.stage_id,
                 config=config,
                 attempt=max(job.attempt, 1),
-                idempotency_key=idempotency_key(job),
+                idempotency_key=idempotency_key(job) if keyed else None,
+                transition=True,
             )
         )
     if result.outcome == "completed":
-        # Transition first: the next group's jobs are queued one statement sooner. A crash
-        # in between leaves this job leased; it is reaped and redelivered, and the
+        # The run was transitioned with the outcome, unless that needed the run's jobs or
+        # this was a repeated delivery of a stage completed before. A crash before the job
+        # is completed leaves it leased; it is reaped and redelivered, and the
         # completed-stage guard answers the redelivery without running the stage again.
-        await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
+        if result.transition is None:
+            await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         await jobs.complete(job.id)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":

@@ -6,7 +6,9 @@
 2. The stage body runs outside any transaction.
 3. A second transaction records the outcome, but only if the run is still
    RUNNING; otherwise the result is a *ghost* and is discarded (the run was
-   cancelled or failed meanwhile).
+   cancelled or failed meanwhile). With `cmd.transition` a completed stage's
+   transaction also runs the run's transition (`decide_next`), so a worker
+   commits once per stage where the spec's host commits twice.
 
 A failed attempt is retried when the stage's retry policy allows: the stage
 goes back to PENDING with the error kept, and the result carries `retry_at`,
@@ -30,7 +32,7 @@ from wfc.runtime.events import (
     StageSuspended,
     WorkflowSuspended,
 )
-from wfc.runtime.kernel.deps import Deps, KeyCompletion, atomic
+from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
     Produced,
@@ -47,6 +49,7 @@ from wfc.runtime.kernel.rows import (
     stage_started,
     write_log,
 )
+from wfc.runtime.kernel.transition import NeedJobs, decide_next
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -206,25 +209,56 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
         "suspended_state": None,
         "next_poll_at": None,
     }
+    event = StageCompleted(
+        timestamp=now,
+        workflow_run_id=ex.run.id,
+        stage_id=ex.stage.id,
+        stage_name=ex.row.stage_name,
+        duration_ms=duration_ms,
+    )
     result = JobExecuteResult(outcome="completed", output=outcome.output)
     try:
-        await _commit_outcome(
-            ex,
-            completed,
-            result,
-            StageCompleted(
-                timestamp=now,
-                workflow_run_id=ex.run.id,
-                stage_id=ex.stage.id,
-                stage_name=ex.row.stage_name,
-                duration_ms=duration_ms,
-            ),
-        )
+        if ex.cmd.transition:
+            return await _commit_completion_and_transition(ex, completed, result, event)
+        await _commit_outcome(ex, completed, result, event)
     except _RunNotRunning:
         # The run stopped while the stage ran: its output counts for nothing, so it is not
         # kept. (Checking before saving would cost every execution a read for this rare case.)
         await ex.deps.blobs.delete(key)
         raise
+    return result
+
+
+async def _commit_completion_and_transition(
+    ex: _Execution, changes: StageChanges, result: JobExecuteResult, event: StageCompleted
+) -> JobExecuteResult:
+    """Record the completion and run the run's transition in one transaction.
+
+    The run's row is locked first (its version bumped), so transitions of one
+    run queue up behind each other, and the stages are read in a later
+    statement, after the lock is held. On PostgreSQL (READ COMMITTED) that
+    order is what makes it safe: two parallel siblings finishing at once
+    would otherwise each read the other as still RUNNING, both do nothing,
+    and leave the run stuck. Locking the run before the stage also matches
+    the order `run.cancel` takes them in, so the two cannot deadlock.
+    """
+    async with atomic(ex.deps, ex.causation_id) as unit:
+        try:
+            run = await unit.db.update_run(ex.run.id, {})
+        except RecordNotFoundError:
+            raise _RunNotRunning(None) from None
+        if run.status is not Status.RUNNING:
+            raise _RunNotRunning(run.status)
+        await unit.db.update_stage(ex.row.id, changes)
+        rows = await unit.db.stages_of_run(run.id)
+        run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
+        _emit_outcome(ex, unit, event)
+        try:
+            transition = await decide_next(ex.deps, unit, run, rows, None, locked=True)
+        except NeedJobs:
+            transition = None  # a failed sibling: the caller's own transition reads the jobs
+        result = result.model_copy(update={"transition": transition})
+        await ex.key.complete(unit.db, result)
     return result
 
 
@@ -318,10 +352,15 @@ async def _commit_outcome(
             raise _RunNotRunning(run.status if run else None)
         if changes.get("status") is Status.COMPLETED:
             await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
-        now = ex.deps.clock.now()
-        for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
-            unit.emit(event)
+        _emit_outcome(ex, unit, *events)
         await ex.key.complete(unit.db, result)
+
+
+def _emit_outcome(ex: _Execution, unit: Unit, *events: Event) -> None:
+    """The stage's progress events, then its outcome events, in this unit's outbox append."""
+    now = ex.deps.clock.now()
+    for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
+        unit.emit(event)
 
 
 def _elapsed_ms(start: datetime, end: datetime) -> int:

@@ -203,10 +203,18 @@ def run_totals(rows: Iterable[StageRecord]) -> tuple[float, int]:
     return cost, tokens
 
 
-async def refresh_run_totals(unit: Unit, run_id: str, metrics: dict[str, float]) -> None:
+async def refresh_run_totals(
+    unit: Unit, run_id: str, metrics: dict[str, float], rows: list[StageRecord] | None = None
+) -> RunRecord | None:
     """After a stage that spent (AI calls, or its own cost metrics) completes, bring the run's
-    running totals up to date, so a running run shows what it has cost so far."""
+    running totals up to date, so a running run shows what it has cost so far.
+
+    `rows` are the run's stages when the caller has just read them; the updated run, or
+    None when the stage spent nothing and the run was left alone.
+    """
     if not any(name in metrics for name in SPENDING_METRICS):
-        return
-    cost, tokens = run_totals(await unit.db.stages_of_run(run_id))
-    await unit.db.update_run(run_id, {"total_cost": cost, "total_tokens": tokens})
+        return None
+    if rows is None:
+        rows = await unit.db.stages_of_run(run_id)
+    cost, tokens = run_totals(rows)
+    return await unit.db.update_run(run_id, {"total_cost": cost, "total_tokens": tokens})

@@ -2,7 +2,9 @@
 
 Every write starts with a version-guarded update of the run ("claiming" it),
 so of two concurrent transitions exactly one acts and the other is a `noop`:
-the next group is never queued twice.
+the next group is never queued twice. `decide_next` is the decision and its
+writes on their own, for `job.execute` to run in the transaction that records
+a stage's completion, with the run's row locked instead of claimed.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ async def transition_run(deps: Deps, cmd: RunTransition, causation_id: str) -> R
                 return await _transition(deps, unit, cmd, jobs)
         except _LostRace:
             return NOOP
-        except _NeedJobs:
+        except NeedJobs:
             jobs = await deps.jobs.jobs_of_run(cmd.workflow_run_id)
 
 
@@ -50,54 +52,75 @@ async def _transition(
     if found is None or found[0].status is not Status.RUNNING:
         return NOOP
     run, rows = found
+    try:
+        return await decide_next(deps, unit, run, rows, jobs, locked=False)
+    except StaleVersionError:
+        raise _LostRace() from None
+
+
+async def decide_next(
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    rows: list[StageRecord],
+    jobs: list[JobRecord] | None,
+    *,
+    locked: bool,
+) -> RunTransitionResult:
+    """Advance, complete or fail the RUNNING `run` whose stages are `rows`, or do nothing.
+
+    `locked`: the caller holds the run's row lock in this transaction and read
+    `rows` after taking it, so no other transition can act in between and the
+    claim is skipped. Raises `NeedJobs` (before writing anything) when a failed
+    stage makes the run's jobs matter and `jobs` is None, and `StaleVersionError`
+    when an unlocked claim loses the race.
+    """
     workflow = deps.registry.get(run.workflow_id)
     if workflow is None:
         return NOOP
-    try:
-        if not rows:
-            await _claim(unit, run)
-            await open_group(deps, unit, run, workflow, 1, generation=0)
-            unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
-            return RunTransitionResult(action="advanced", next_group=1)
-        if any(row.status in ACTIVE for row in rows):
+    if not rows:
+        await _claim(unit, run, locked)
+        await open_group(deps, unit, run, workflow, 1, generation=0)
+        unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+        return RunTransitionResult(action="advanced", next_group=1)
+    if any(row.status in ACTIVE for row in rows):
+        return NOOP
+    failed = [row for row in rows if row.status is Status.FAILED]
+    if failed:
+        if jobs is None:
+            raise NeedJobs()
+        retrying = _retrying_stage_ids(jobs)
+        final = [row for row in failed if row.stage_id not in retrying]
+        if not final:
             return NOOP
-        failed = [row for row in rows if row.status is Status.FAILED]
-        if failed:
-            if jobs is None:
-                raise _NeedJobs()
-            retrying = _retrying_stage_ids(jobs)
-            final = [row for row in failed if row.stage_id not in retrying]
-            if not final:
-                return NOOP
-            first = final[0]
-            await fail_run(
-                deps,
-                unit,
-                run,
-                code=STAGE_FAILED,
-                message=first.error or "Stage failed",
-                stage_id=first.stage_id,
-                expected_version=run.version,
-            )
-            return RunTransitionResult(action="failed")
-        last_group = max(row.execution_group for row in rows)
-        if workflow.group(last_group + 1):
-            await _claim(unit, run)
-            generation = max(row.generation for row in rows)
-            await open_group(deps, unit, run, workflow, last_group + 1, generation=generation)
-            return RunTransitionResult(action="advanced", next_group=last_group + 1)
-        await _complete(deps, unit, run, rows, last_group)
-        return RunTransitionResult(action="completed")
-    except StaleVersionError:
-        raise _LostRace() from None
+        first = final[0]
+        await fail_run(
+            deps,
+            unit,
+            run,
+            code=STAGE_FAILED,
+            message=first.error or "Stage failed",
+            stage_id=first.stage_id,
+            expected_version=run.version,
+        )
+        return RunTransitionResult(action="failed")
+    last_group = max(row.execution_group for row in rows)
+    if workflow.group(last_group + 1):
+        await _claim(unit, run, locked)
+        generation = max(row.generation for row in rows)
+        await open_group(deps, unit, run, workflow, last_group + 1, generation=generation)
+        return RunTransitionResult(action="advanced", next_group=last_group + 1)
+    await _complete(deps, unit, run, rows, last_group)
+    return RunTransitionResult(action="completed")
 
 
 class _LostRace(Exception):
     """Another transition claimed the run first; the caller rolls back and reports `noop`."""
 
 
-class _NeedJobs(Exception):
-    """A failed stage needs the run's jobs to decide; roll back, read them, decide again."""
+class NeedJobs(Exception):
+    """A failed stage needs the run's jobs to decide: read them outside the transaction
+    (on SQLite a second connection inside a write transaction would wait for it forever)."""
 
 
 def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:
@@ -109,8 +132,9 @@ def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:
     }
 
 
-async def _claim(unit: Unit, run: RunRecord) -> None:
-    await unit.db.update_run(run.id, {}, expected_version=run.version)
+async def _claim(unit: Unit, run: RunRecord, locked: bool) -> None:
+    if not locked:
+        await unit.db.update_run(run.id, {}, expected_version=run.version)
 
 
 async def _complete(
