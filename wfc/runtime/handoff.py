@@ -48,6 +48,11 @@ def handing_off_to(taker: JobTaker) -> Iterator[None]:
         _TAKER.reset(token)
 
 
+def handing_off() -> bool:
+    """Whether jobs queued here now may be handed to a taker."""
+    return _TAKER.get() is not None
+
+
 def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
     """The taker in charge here, and the positions in `specs` to queue leased to it: the
     first jobs that are due now, as many as it has free slots."""

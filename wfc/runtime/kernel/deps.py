@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from wfc.runtime.adapters.memory.pinning import NoPinning
 from wfc.runtime.events import Event, event_payload
+from wfc.runtime.kernel.warm import WarmStarts
 from wfc.runtime.ports import (
     AICallLogger,
     BlobStore,
@@ -29,7 +30,7 @@ from wfc.runtime.ports import (
     Scheduler,
     WorkflowRegistry,
 )
-from wfc.runtime.records import NewOutboxEvent
+from wfc.runtime.records import NewOutboxEvent, StageRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +48,7 @@ class Deps:
     ai_calls: AICallLogger | None = None
     idempotency_stale_after: timedelta | None = timedelta(minutes=10)
     pinning: Pinning = field(default_factory=NoPinning)
+    warm: WarmStarts = field(default_factory=WarmStarts)
 
 
 @dataclass(slots=True)
@@ -78,12 +80,16 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 @dataclass(slots=True)
 class Unit:
-    """One transaction's handle, its buffered events and its after-commit actions."""
+    """One transaction's handle, its buffered events and its after-commit actions.
+
+    `opened` are the stage rows a transition created in it (`open_group`).
+    """
 
     db: Persistence
     causation_id: str
     events: list[Event] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
+    opened: list[StageRecord] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
         """Append `event` to the outbox when this unit commits."""

@@ -17,6 +17,8 @@ the time the host should make the job due again.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from wfc.runtime.events import (
     StageSuspended,
     WorkflowSuspended,
 )
+from wfc.runtime.handoff import handing_off
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
@@ -50,6 +53,7 @@ from wfc.runtime.kernel.rows import (
     write_log,
 )
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
+from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -92,6 +96,8 @@ async def execute_job(
     if isinstance(opened, JobExecuteResult):
         return opened
     run, row, outputs = opened
+    # Kept as read, before the body can change them, for a stage this worker hands itself.
+    pristine = copy.deepcopy(outputs) if cmd.transition and handing_off() else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         report = Report(
@@ -115,6 +121,7 @@ async def execute_job(
         started_at=started_at,
         report=report,
         key=key,
+        pristine=pristine,
     )
     try:
         return await _phase_finish(execution)
@@ -133,15 +140,20 @@ async def _phase_start(
     """Pre-flight and phase 1: the run, its workflow context and the stage marked RUNNING
     — or the result of a duplicate delivery of a completed stage.
 
-    The pre-flight is one read outside any transaction. A stage already RUNNING
+    The pre-flight is one read outside any transaction, none for a stage this
+    worker handed itself (`warm`). A stage already RUNNING
     for this very delivery was started by the transition that queued its job
     (`open_group`), so there is nothing to write; otherwise a short transaction
     records the start.
     """
-    found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
-    if found is None:
-        raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
-    run, rows = found
+    warm = deps.warm.take(cmd.workflow_run_id, stage.id, cmd.attempt)
+    if warm is not None:
+        run, rows, known = warm.run, warm.rows, warm.outputs
+    else:
+        found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
+        if found is None:
+            raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+        (run, rows), known = found, None
     if run.status is not Status.RUNNING:
         raise _RunNotRunning(run.status)
     existing = next((row for row in rows if row.stage_id == stage.id), None)
@@ -149,7 +161,7 @@ async def _phase_start(
         # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
         own = await load_outputs(deps, [existing])
         return JobExecuteResult(outcome="completed", output=own.get(stage.id))
-    outputs = await load_outputs(deps, rows)
+    outputs = await load_outputs(deps, rows, known)
     if existing is not None and _started_for(existing, cmd):
         return run, existing, outputs
     async with atomic(deps, causation_id) as unit:
@@ -187,6 +199,7 @@ class _Execution:
     started_at: datetime
     report: Report
     key: KeyCompletion
+    pristine: dict[str, Any] | None
 
 
 async def _phase_finish(ex: _Execution) -> JobExecuteResult:
@@ -253,8 +266,11 @@ async def _commit_completion_and_transition(
         rows = await unit.db.stages_of_run(run.id)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         _emit_outcome(ex, unit, event)
+        known = {**(ex.pristine or {}), ex.stage.id: result.output}
+        if ex.pristine is not None:
+            unit.after_commit(_warm_up(ex, unit, run, rows, known))
         try:
-            transition = await decide_next(ex.deps, unit, run, rows, None, locked=True)
+            transition = await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
         except NeedJobs:
             transition = None  # a failed sibling: the caller's own transition reads the jobs
         result = result.model_copy(update={"transition": transition})
@@ -354,6 +370,28 @@ async def _commit_outcome(
             await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
         _emit_outcome(ex, unit, *events)
         await ex.key.complete(unit.db, result)
+
+
+def _warm_up(
+    ex: _Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], known: dict[str, Any]
+) -> Callable[[], Awaitable[None]]:
+    """After the commit, and before the jobs it queued are handed on: a `WarmStart` for each
+    stage the transition started here (`unit.opened`, read when it runs)."""
+
+    async def register() -> None:
+        started = [row for row in unit.opened if row.status is Status.RUNNING]
+        if not started:
+            return
+        opened_ids = {row.stage_id for row in unit.opened}
+        warm = WarmStart(
+            run=run,
+            rows=[row for row in rows if row.stage_id not in opened_ids] + unit.opened,
+            outputs=known,
+        )
+        for row in started:
+            ex.deps.warm.put(row, warm)
+
+    return register
 
 
 def _emit_outcome(ex: _Execution, unit: Unit, *events: Event) -> None:

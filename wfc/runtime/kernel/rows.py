@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable
 from dataclasses import replace
@@ -34,11 +35,19 @@ async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) ->
     return key
 
 
-async def load_outputs(deps: Deps, stages: Iterable[StageRecord]) -> dict[str, Any]:
-    """`{stage_id: output}` of the COMPLETED stages that stored one (the workflow context)."""
+async def load_outputs(
+    deps: Deps, stages: Iterable[StageRecord], known: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`{stage_id: output}` of the COMPLETED stages that stored one (the workflow context);
+    outputs in `known` are copied from it rather than read again, so that the caller
+    owns every object it gets, as it would had they been read."""
     outputs: dict[str, Any] = {}
     for row in stages:
-        if row.status is Status.COMPLETED and row.output_ref is not None:
+        if row.status is not Status.COMPLETED or row.output_ref is None:
+            continue
+        if known is not None and row.stage_id in known:
+            outputs[row.stage_id] = copy.deepcopy(known[row.stage_id])
+        else:
             outputs[row.stage_id] = json.loads(await deps.blobs.get(row.output_ref))
     return outputs
 
@@ -114,6 +123,7 @@ async def open_group(
         if position in starting:
             fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
         row = await unit.db.upsert_stage(fresh, {})
+        unit.opened.append(row)
         started_here = row.id == fresh.id and row.status is Status.RUNNING
         if started_here:
             unit.emit(stage_started(row, now))

@@ -9,6 +9,8 @@ a stage's completion, with the run's row locked instead of claimed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from wfc.errors import StaleVersionError
 from wfc.runtime.commands import RunTransition, RunTransitionResult
 from wfc.runtime.events import WorkflowCompleted, WorkflowStarted
@@ -66,12 +68,14 @@ async def decide_next(
     jobs: list[JobRecord] | None,
     *,
     locked: bool,
+    known: dict[str, Any] | None = None,
 ) -> RunTransitionResult:
     """Advance, complete or fail the RUNNING `run` whose stages are `rows`, or do nothing.
 
     `locked`: the caller holds the run's row lock in this transaction and read
     `rows` after taking it, so no other transition can act in between and the
-    claim is skipped. Raises `NeedJobs` (before writing anything) when a failed
+    claim is skipped. `known` are stage outputs the caller holds, as stored, so
+    a completing run need not read them back. Raises `NeedJobs` (before writing anything) when a failed
     stage makes the run's jobs matter and `jobs` is None, and `StaleVersionError`
     when an unlocked claim loses the race.
     """
@@ -110,7 +114,7 @@ async def decide_next(
         generation = max(row.generation for row in rows)
         await open_group(deps, unit, run, workflow, last_group + 1, generation=generation)
         return RunTransitionResult(action="advanced", next_group=last_group + 1)
-    await _complete(deps, unit, run, rows, last_group)
+    await _complete(deps, unit, run, rows, last_group, known)
     return RunTransitionResult(action="completed")
 
 
@@ -138,12 +142,18 @@ async def _claim(unit: Unit, run: RunRecord, locked: bool) -> None:
 
 
 async def _complete(
-    deps: Deps, unit: Unit, run: RunRecord, rows: list[StageRecord], last_group: int
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    rows: list[StageRecord],
+    last_group: int,
+    known: dict[str, Any] | None,
 ) -> None:
     workflow = deps.registry.get(run.workflow_id)
     assert workflow is not None
     # Only the last group's outputs make the run's output.
-    outputs = await load_outputs(deps, [row for row in rows if row.execution_group == last_group])
+    last = [row for row in rows if row.execution_group == last_group]
+    outputs = await load_outputs(deps, last, known)
     output = group_output(workflow, last_group, outputs)
     total_cost, total_tokens = run_totals(rows)
     now = deps.clock.now()
