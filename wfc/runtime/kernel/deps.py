@@ -82,7 +82,8 @@ AfterCommit = Callable[[], Awaitable[None]]
 class Unit:
     """One transaction's handle, its buffered events and its after-commit actions.
 
-    `opened` are the stage rows a transition created in it (`open_group`).
+    `opened` are the stage rows a transition created in it (`open_group`); rows
+    that were there already (an orphan of a crash) are not among them.
     """
 
     db: Persistence

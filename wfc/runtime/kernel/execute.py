@@ -382,12 +382,7 @@ def _warm_up(
         started = [row for row in unit.opened if row.status is Status.RUNNING]
         if not started:
             return
-        opened_ids = {row.stage_id for row in unit.opened}
-        warm = WarmStart(
-            run=run,
-            rows=[row for row in rows if row.stage_id not in opened_ids] + unit.opened,
-            outputs=known,
-        )
+        warm = WarmStart(run=run, rows=[*rows, *unit.opened], outputs=known)
         for row in started:
             ex.deps.warm.put(row, warm)
 

@@ -123,8 +123,10 @@ async def open_group(
         if position in starting:
             fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
         row = await unit.db.upsert_stage(fresh, {})
-        unit.opened.append(row)
-        started_here = row.id == fresh.id and row.status is Status.RUNNING
+        created = row.id == fresh.id
+        if created:
+            unit.opened.append(row)
+        started_here = created and row.status is Status.RUNNING
         if started_here:
             unit.emit(stage_started(row, now))
         if row.status is Status.PENDING or started_here:
