@@ -96,8 +96,10 @@ async def execute_job(
     if isinstance(opened, JobExecuteResult):
         return opened
     run, row, outputs = opened
-    # Kept as read, before the body can change them, for a stage this worker hands itself.
-    pristine = copy.deepcopy(outputs) if cmd.transition and handing_off() else None
+    # Kept as read, before the body can change them, for a stage this worker hands itself
+    # (there is none to hand after the last group).
+    may_hand = bool(workflow.group(row.execution_group + 1)) and handing_off()
+    pristine = copy.deepcopy(outputs) if cmd.transition and may_hand else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         report = Report(
