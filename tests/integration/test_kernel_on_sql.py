@@ -54,6 +54,7 @@ def kernel_on(store: SqlStorage, clock: FakeClock, workflows: list[Workflow]) ->
         ids=SequentialIds("id"),
         registry=WorkflowMap(workflows),
         pinning=store.pinning,
+        shared_transactions=store.shared_transactions,
     )
 
 
@@ -115,5 +116,43 @@ async def test_round_trips_per_stage_execution(
     assert outcome.outcome == "completed"
     print(f"\n{store.engine.dialect.name}: {len(statements)} statements per stage: {statements}")
     # The start, then the outcome with the run's transition.
-    assert statements.count("BEGIN") + statements.count("BEGIN IMMEDIATE") == 2
+    begins = [n for n, s in enumerate(statements) if s.startswith("BEGIN")]
+    assert len(begins) == 2
+    # The output, the job's completion and the next job are written in the outcome's
+    # transaction: nothing comes before it but the start, nothing after its commit.
+    assert statements[begins[1] - 1] == "COMMIT"
+    assert statements[-1] == "COMMIT" and statements.count("COMMIT") == 2
     assert len(statements) <= 19  # PostgreSQL 17, SQLite 19
+
+
+async def test_a_crash_while_queueing_the_next_job_loses_nothing(
+    storage: tuple[SqlStorage, FakeClock],
+    examples: list[Workflow],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The next group's jobs are queued in the transaction that records the stage, so a
+    worker that dies in between leaves the stage to run again, not a run with no job.
+    (Queued after the commit, the run would sit until `run.reapStuck` noticed it.)"""
+    store, clock = storage
+    kernel = kernel_on(store, clock, examples)
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
+    )
+    await kernel.dispatch(RunClaimPending(worker_id="w"))
+    (job,) = await store.jobs.dequeue()
+
+    async def dies(*_args: Any) -> list[str]:
+        raise ConnectionError("the worker died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store.jobs, "enqueue", dies)
+        with pytest.raises(ConnectionError):
+            await process_job(kernel, job)
+    run_id = created.workflow_run_id
+    (row,) = await store.persistence.stages_of_run(run_id)
+    assert (row.stage_id, row.status, row.output_ref) == (job.stage_id, Status.RUNNING, None)
+    assert await store.blobs.list(f"runs/invoice/{run_id}/{job.stage_id}/") == []
+    (leased,) = await store.jobs.jobs_of_run(run_id)
+    assert leased.status is Status.RUNNING  # its lease is reaped and the stage runs again
+    run = await drive(kernel, clock, MaintenanceSettings(worker_id="w"), run_id)
+    assert run.status is Status.COMPLETED, run.error

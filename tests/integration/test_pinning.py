@@ -13,8 +13,9 @@ from sqlalchemy import event
 
 from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.records import JobSpec, LogRecord
-from wfc.testing import FakeClock
+from wfc.testing import FakeClock, SlotTaker
 from wfc.testing.conformance import a_run
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -130,3 +131,43 @@ async def test_released_gives_the_connection_back_and_the_pin_takes_one_again(
         await storage.blobs.get("k")
         assert pool.checkedout() == 1  # type: ignore[attr-defined]
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_transaction_takes_every_port_with_it_even_without_a_pin(
+    storage: SqlStorage,
+) -> None:
+    """The job queue and the blob store join a transaction their task opened, so a command
+    queues its jobs and stores its blobs in the commit that records its state."""
+    with pytest.raises(RuntimeError):
+        async with storage.persistence.transaction() as tx:
+            await tx.add_log(log("rolled back"))
+            await storage.jobs.enqueue([spec("lost")])
+            await storage.blobs.put("lost", b"v")
+            raise RuntimeError("boom")
+    async with storage.persistence.transaction() as tx:
+        await tx.add_log(log("kept"))
+        await storage.jobs.enqueue([spec("kept")])
+        await storage.blobs.put("kept", b"v")
+    assert [entry.message for entry in await storage.persistence.logs_of_run("r")] == ["kept"]
+    assert [job.stage_id for job in await storage.jobs.jobs_of_run("r")] == ["kept"]
+    assert await storage.blobs.list("") == ["kept"]
+
+
+async def test_jobs_queued_in_a_transaction_reach_the_taker_only_once_it_commits(
+    storage: SqlStorage,
+) -> None:
+    """A handed job must not start before the state it belongs to is visible."""
+    taker = SlotTaker(2)
+    with handing_off_to(taker):
+        with pytest.raises(RuntimeError):
+            async with storage.persistence.transaction():
+                await storage.jobs.enqueue([spec("rolled back")])
+                raise RuntimeError("boom")
+        assert taker.taken == []
+        async with storage.persistence.transaction():
+            await storage.jobs.enqueue([spec("a")])
+            assert taker.taken == []
+        assert [job.stage_id for job in taker.taken] == ["a"]
+        await storage.jobs.enqueue([spec("b")])  # outside a transaction: at once
+        assert [job.stage_id for job in taker.taken] == ["a", "b"]
+    assert [job.stage_id for job in await storage.jobs.jobs_of_run("r")] == ["a", "b"]

@@ -77,7 +77,9 @@ class JobExecute(_Message):
     """Execute one stage of a run (what a worker does with a dequeued job).
 
     With `transition`, a completed stage's transaction also runs `run.transition`
-    (one commit where there were two), and the result says what it did.
+    (one commit where there were two), and the result says what it did. `job_id`
+    is the leased job being executed: when the job queue shares the kernel's
+    transactions, that transaction completes it too (`job_completed` in the result).
     """
 
     type: Literal["job.execute"] = "job.execute"
@@ -88,6 +90,7 @@ class JobExecute(_Message):
     attempt: int = Field(default=1, ge=1)
     idempotency_key: str | None = None
     transition: bool = False
+    job_id: str | None = None
 
 
 class StagePollSuspended(_Message):
@@ -224,6 +227,7 @@ class JobExecuteResult(_Message):
     should be tried again then (the stage's retry policy allows another).
     `transition` is what the run's transition did, when it ran in the same
     transaction; None when the caller must still dispatch `run.transition`.
+    `job_completed`: the command's `job_id` was completed in that transaction.
     """
 
     outcome: Literal["completed", "suspended", "failed"]
@@ -234,6 +238,7 @@ class JobExecuteResult(_Message):
     retryable: bool = True
     retry_at: datetime | None = None
     transition: RunTransitionResult | None = None
+    job_completed: bool = False
 
 
 class StagePollSuspendedResult(_Message):

@@ -312,3 +312,9 @@ class Storage(Protocol):
     def ai_calls(self) -> AICallLogger: ...
     @property
     def pinning(self) -> Pinning: ...
+    @property
+    def shared_transactions(self) -> bool:
+        """Whether `jobs` and `blobs` write inside `persistence`'s transactions (one
+        database): a command then queues its jobs and stores its blobs in the commit that
+        records the state they belong to, with no window for a crash in between."""
+        ...

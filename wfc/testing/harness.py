@@ -51,6 +51,7 @@ class MemoryStorage:
     blobs: MemoryBlobStore
     ai_calls: MemoryAICallLogger
     pinning: NoPinning = field(default_factory=NoPinning)
+    shared_transactions: bool = False  # a memory transaction rolls back persistence alone
 
 
 @dataclass(slots=True)
@@ -253,6 +254,8 @@ def make_test_kernel(
         registry=registry,
         scheduler=scheduler,
         ai_calls=ai_calls,
+        pinning=storage.pinning,
+        shared_transactions=storage.shared_transactions,
     )
     return TestKernel(
         kernel=kernel,

@@ -112,16 +112,19 @@ async def _process_job(
                 attempt=max(job.attempt, 1),
                 idempotency_key=idempotency_key(job) if keyed else None,
                 transition=True,
+                job_id=job.id,
             )
         )
     if result.outcome == "completed":
         # The run was transitioned with the outcome, unless that needed the run's jobs or
-        # this was a repeated delivery of a stage completed before. A crash before the job
-        # is completed leaves it leased; it is reaped and redelivered, and the
+        # this was a repeated delivery of a stage completed before; on shared transactions
+        # the job was completed in the same commit. Otherwise a crash before the job is
+        # completed leaves it leased; it is reaped and redelivered, and the
         # completed-stage guard answers the redelivery without running the stage again.
         if result.transition is None:
             await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
-        await jobs.complete(job.id)
+        if not result.job_completed:
+            await jobs.complete(job.id)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK

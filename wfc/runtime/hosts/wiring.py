@@ -30,4 +30,5 @@ def make_kernel(
         registry=registry,
         ai_calls=storage.ai_calls,
         pinning=storage.pinning,
+        shared_transactions=storage.shared_transactions,
     )

@@ -2,8 +2,10 @@
 
 A `Unit` is one transaction plus what it produced: events appended to the
 outbox inside that transaction (so state and the events describing it commit
-together), and actions to run only after the commit (enqueue jobs, delete
-blobs), so no worker ever sees a job for state that was rolled back.
+together), and actions to run only after the commit (delete blobs), so no
+worker ever acts on state that was rolled back. Jobs are queued (or
+cancelled) inside the transaction when the job queue shares it, else right
+after the commit (`Unit.with_jobs`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Deps:
     idempotency_stale_after: timedelta | None = timedelta(minutes=10)
     pinning: Pinning = field(default_factory=NoPinning)
     warm: WarmStarts = field(default_factory=WarmStarts)
+    shared_transactions: bool = False  # see `Storage.shared_transactions`
 
 
 @dataclass(slots=True)
@@ -88,6 +91,7 @@ class Unit:
 
     db: Persistence
     causation_id: str
+    shared: bool = False
     events: list[Event] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
     opened: list[StageRecord] = field(default_factory=list)
@@ -100,12 +104,21 @@ class Unit:
         """Run `action` once this unit has committed (never if it rolls back)."""
         self.after.append(action)
 
+    async def with_jobs(self, action: AfterCommit) -> None:
+        """Run `action` (it queues or cancels jobs) in this transaction when the job queue
+        shares it — the jobs and the state they act on commit together, and a crash cannot
+        come between them — else once it has committed, so no worker sees a job early."""
+        if self.shared:
+            await action()
+        else:
+            self.after_commit(action)
+
 
 @asynccontextmanager
 async def atomic(deps: Deps, causation_id: str) -> AsyncIterator[Unit]:
     """A transaction whose events are written inside it and whose after-commit actions follow it."""
     async with deps.persistence.transaction() as tx:
-        unit = Unit(db=tx, causation_id=causation_id)
+        unit = Unit(db=tx, causation_id=causation_id, shared=deps.shared_transactions)
         yield unit
         if unit.events:
             await tx.append_outbox(

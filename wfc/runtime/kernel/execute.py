@@ -47,6 +47,7 @@ from wfc.runtime.kernel.invoke import (
 from wfc.runtime.kernel.rows import (
     load_outputs,
     new_stage_row,
+    output_key,
     refresh_run_totals,
     save_output,
     stage_started,
@@ -211,7 +212,11 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
     if isinstance(outcome, Suspended):
         return await _record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
-    key = await save_output(ex.deps, ex.run, ex.stage.id, outcome.output)
+    # With shared transactions the output is stored in the commit that records it, else first.
+    inside = ex.cmd.transition and ex.deps.shared_transactions
+    key = output_key(ex.run, ex.stage.id)
+    if not inside:
+        await save_output(ex.deps, ex.run, ex.stage.id, outcome.output)
     now = ex.deps.clock.now()
     duration_ms = _elapsed_ms(ex.started_at, now)
     completed: StageChanges = {
@@ -239,7 +244,8 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
     except _RunNotRunning:
         # The run stopped while the stage ran: its output counts for nothing, so it is not
         # kept. (Checking before saving would cost every execution a read for this rare case.)
-        await ex.deps.blobs.delete(key)
+        if not inside:
+            await ex.deps.blobs.delete(key)
         raise
     return result
 
@@ -256,6 +262,11 @@ async def _commit_completion_and_transition(
     would otherwise each read the other as still RUNNING, both do nothing,
     and leave the run stuck. Locking the run before the stage also matches
     the order `run.cancel` takes them in, so the two cannot deadlock.
+
+    When the blob store and the job queue share the transaction, the output
+    is stored and the leased job (`cmd.job_id`) completed in it too: a stage
+    then costs one commit, and its outcome, output, job and the next group's
+    jobs become visible together or not at all.
     """
     async with atomic(ex.deps, ex.causation_id) as unit:
         try:
@@ -264,6 +275,8 @@ async def _commit_completion_and_transition(
             raise _RunNotRunning(None) from None
         if run.status is not Status.RUNNING:
             raise _RunNotRunning(run.status)
+        if unit.shared:
+            await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         await unit.db.update_stage(ex.row.id, changes)
         rows = await unit.db.stages_of_run(run.id)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
@@ -275,7 +288,8 @@ async def _commit_completion_and_transition(
             transition = await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
         except NeedJobs:
             transition = None  # a failed sibling: the caller's own transition reads the jobs
-        result = result.model_copy(update={"transition": transition})
+        completed = unit.shared and await _complete_job(ex.deps, ex.cmd.job_id)
+        result = result.model_copy(update={"transition": transition, "job_completed": completed})
         await ex.key.complete(unit.db, result)
     return result
 
@@ -372,6 +386,17 @@ async def _commit_outcome(
             await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
         _emit_outcome(ex, unit, *events)
         await ex.key.complete(unit.db, result)
+
+
+async def _complete_job(deps: Deps, job_id: str | None) -> bool:
+    """Complete the leased job in the current transaction; False if there is none to."""
+    if job_id is None:
+        return False
+    try:
+        await deps.jobs.complete(job_id)
+    except RecordNotFoundError:
+        return False
+    return True
 
 
 def _warm_up(

@@ -61,6 +61,7 @@ class Kernel:
         ai_calls: AICallLogger | None = None,
         idempotency_stale_after: timedelta | None = timedelta(minutes=10),
         pinning: Pinning | None = None,
+        shared_transactions: bool = False,
     ) -> None:
         self.deps = Deps(
             persistence=persistence,
@@ -74,6 +75,7 @@ class Kernel:
             ai_calls=ai_calls,
             idempotency_stale_after=idempotency_stale_after,
             pinning=pinning or NoPinning(),
+            shared_transactions=shared_transactions,
         )
 
     @overload

@@ -88,7 +88,7 @@ async def _requeue(deps: Deps, run: RunRecord, open_rows: list[StageRecord]) -> 
         async def enqueue() -> None:
             await deps.jobs.enqueue(specs)
 
-        unit.after_commit(enqueue)
+        await unit.with_jobs(enqueue)
     return 1
 
 

@@ -105,7 +105,7 @@ async def open_group(
     generation: int,
     job_ids: list[str] | None = None,
 ) -> None:
-    """Create a group's rows and queue, after commit, a job per row still open.
+    """Create a group's rows and queue a job per row still open (`Unit.with_jobs`).
 
     Rows that already exist (an orphan left by a crash) are kept as they are;
     only PENDING ones get a job. Stages whose jobs will be handed to the
@@ -138,7 +138,7 @@ async def open_group(
             job_ids.extend(ids)
 
     if specs:
-        unit.after_commit(enqueue)
+        await unit.with_jobs(enqueue)
 
 
 def stage_started(row: StageRecord, now: datetime) -> StageStarted:

@@ -43,7 +43,8 @@ async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
 
 
 async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
-    """Cancel the run and its open stages; queued jobs are cancelled after the commit.
+    """Cancel the run and its open stages; queued jobs are cancelled with it
+    (`Unit.with_jobs`).
 
     A stage executing right now finishes its body, then finds the run
     cancelled and discards its result (the ghost guards of `job.execute`).
@@ -62,6 +63,6 @@ async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
     async def cancel_jobs() -> None:
         await deps.jobs.cancel_by_run(run.id)
 
-    unit.after_commit(cancel_jobs)
+    await unit.with_jobs(cancel_jobs)
     unit.emit(WorkflowCancelled(timestamp=now, workflow_run_id=run.id, reason=cmd.reason))
     return RunCancelResult(cancelled=True)

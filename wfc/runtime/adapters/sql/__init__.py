@@ -36,6 +36,11 @@ class SqlStorage:
     pinning: Connections
 
     @property
+    def shared_transactions(self) -> bool:
+        """Always: the ports share one engine, and a call made inside a transaction joins it."""
+        return True
+
+    @property
     def wakeups(self) -> PostgresWakeups | None:
         """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL; None on SQLite (workers poll)."""
         if self.engine.dialect.name == "postgresql":

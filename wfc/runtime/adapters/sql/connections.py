@@ -14,16 +14,20 @@ number of slots; the pin takes a connection again on its next call.
 Work that is one statement runs in autocommit (see `engine.autocommit`), so a
 pinned connection is in autocommit mode and transactions on it are explicit
 BEGIN/COMMIT statements; a transaction opened inside another one joins it.
-Without a pin, each call checks out a connection as before.
+A transaction always pins its connection for its own duration, so every call
+its task makes inside it — on any port over the same engine: the job queue,
+the blob store — joins it and commits or rolls back with it (`after_commit`
+defers what must wait for the commit). Outside a transaction and without a
+pin, each call checks out a connection as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import Pool
@@ -38,6 +42,7 @@ class _Pin:
     conn: AsyncConnection | None = None
     depth: int = 0
     broken: bool = False
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     async def drop(self) -> None:
         """Give the connection back (invalidated if it may still be inside a transaction)."""
@@ -49,6 +54,7 @@ class _Pin:
         await conn.close()
         self.broken = False
         self.depth = 0
+        self.on_commit.clear()
 
 
 _PINNED: ContextVar[_Pin | None] = ContextVar("wfc_pinned_connection", default=None)
@@ -92,7 +98,7 @@ class Connections:
         """A connection in a transaction that commits when the block ends, or rolls back."""
         pin = self._pin()
         if pin is None:
-            async with self.engine.begin() as conn:
+            async with self.pinned(), self.transaction() as conn:
                 yield conn
             return
         conn = await self._connection(pin)
@@ -111,6 +117,7 @@ class Connections:
             await conn.exec_driver_sql("COMMIT")
         except BaseException:
             pin.depth = 0
+            pin.on_commit.clear()
             # Until the rollback is known to have run (it may fail, or be cancelled), the
             # connection may still be inside a transaction: it must not go back to the pool.
             pin.broken = True
@@ -118,6 +125,18 @@ class Connections:
                 await conn.exec_driver_sql("ROLLBACK")
                 pin.broken = False
             raise
+        actions, pin.on_commit = pin.on_commit, []
+        for action in actions:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Call `action` once this task's transaction commits (never if it rolls back), or
+        now outside one: what others may act on only when the writes are visible to them."""
+        pin = self._pin()
+        if pin is not None and pin.depth:
+            pin.on_commit.append(action)
+        else:
+            action()
 
     @contextlib.asynccontextmanager
     async def pinned(self) -> AsyncIterator[None]:

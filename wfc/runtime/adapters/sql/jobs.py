@@ -122,10 +122,10 @@ class SqlJobTransport:
                 inserted = list((await conn.execute(_INSERT_RETURNING, rows)).all())
         if taker is not None:
             by_id = {row.id: to_record(JobRecord, row) for row in inserted}
-            taker.take(
-                [by_id[ids[position]] for position in sorted(handed)],
-                more_queued=len(handed) < len(specs),
-            )
+            leased = [by_id[ids[position]] for position in sorted(handed)]
+            more_queued = len(handed) < len(specs)
+            # Queued inside a transaction, the jobs may start only once it has committed.
+            self._connections.after_commit(lambda: taker.take(leased, more_queued=more_queued))
         return ids
 
     def _leased(self, now: datetime) -> dict[str, Any]:
