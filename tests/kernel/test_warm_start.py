@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.kernel.conftest import Count, Script
-from tests.kernel.helpers import run_of, start, step
-from wfc.runtime.commands import RunCancel
+from tests.kernel.helpers import DOC, run_of, start, step
+from wfc.runtime.commands import RunCancel, RunClaimPending
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.records import Status
@@ -130,3 +130,18 @@ async def test_a_group_handed_whole_reads_only_the_outputs_its_hand_off_did_not_
     run = await run_of(tk, run_id)
     assert run.output == {"summary": "THE QUICK BROWN FOX (16)"}
     assert reads == {"run_with_stages": 1, "get": 1}
+
+
+async def test_a_first_stage_handed_by_the_claim_starts_warm(
+    tk: TestKernel, reads: Counter[str]
+) -> None:
+    """The claim knows the run it started: a worker that hands itself the first stage
+    runs the whole run without reading it back."""
+    run_id = await tk.create_run("linear", DOC)
+    worker = SlotTaker(1)
+    with handing_off_to(worker):
+        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    for _ in range(3):
+        assert (await run_handed(tk, worker)).outcome == "completed"
+    assert reads == {}
+    assert (await run_of(tk, run_id)).output == {"summary": "4: the quick brown fox"}

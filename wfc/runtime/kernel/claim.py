@@ -5,7 +5,7 @@ from __future__ import annotations
 from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
-from wfc.runtime.kernel.rows import fail_run, open_group, write_log
+from wfc.runtime.kernel.rows import fail_run, open_group, warm_up, write_log
 from wfc.runtime.records import RunRecord, Status
 
 WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
@@ -18,8 +18,8 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
     """Claim up to `max_claims` runs (priority, then age) and queue their first group.
 
     Each run is claimed in its own transaction, so a run that cannot start is
-    failed with a reason and never stops the others. Jobs are queued after the
-    claim commits: no worker can see a job whose run is still PENDING.
+    failed with a reason and never stops the others. Jobs are queued with the
+    claim (`Unit.with_jobs`): no worker can see a job whose run is still PENDING.
     """
     claimed: list[ClaimedRun] = []
     for _ in range(cmd.max_claims):
@@ -77,6 +77,7 @@ async def _start(
         unit.after_commit(log_failure)
         return None
     assert workflow is not None
+    unit.after_commit(warm_up(deps, unit, run, [], {}))  # a first stage handed here starts warm
     await open_group(deps, unit, run, workflow, 1, generation=0, job_ids=job_ids)
     unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
     return run

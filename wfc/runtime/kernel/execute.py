@@ -18,7 +18,6 @@ the time the host should make the job due again.
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,10 +50,10 @@ from wfc.runtime.kernel.rows import (
     refresh_run_totals,
     save_output,
     stage_started,
+    warm_up,
     write_log,
 )
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
-from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -283,7 +282,7 @@ async def _commit_completion_and_transition(
         _emit_outcome(ex, unit, event)
         known = {**(ex.pristine or {}), ex.stage.id: result.output}
         if ex.pristine is not None:
-            unit.after_commit(_warm_up(ex, unit, run, rows, known))
+            unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
         try:
             transition = await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
         except NeedJobs:
@@ -397,23 +396,6 @@ async def _complete_job(deps: Deps, job_id: str | None) -> bool:
     except RecordNotFoundError:
         return False
     return True
-
-
-def _warm_up(
-    ex: _Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], known: dict[str, Any]
-) -> Callable[[], Awaitable[None]]:
-    """After the commit, and before the jobs it queued are handed on: a `WarmStart` for each
-    stage the transition started here (`unit.opened`, read when it runs)."""
-
-    async def register() -> None:
-        started = [row for row in unit.opened if row.status is Status.RUNNING]
-        if not started:
-            return
-        warm = WarmStart(run=run, rows=[*rows, *unit.opened], outputs=known)
-        for row in started:
-            ex.deps.warm.put(row, warm)
-
-    return register
 
 
 def _emit_outcome(ex: _Execution, unit: Unit, *events: Event) -> None:

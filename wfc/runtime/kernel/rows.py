@@ -11,7 +11,8 @@ from typing import Any
 
 from wfc.runtime.events import StageStarted, WorkflowFailed
 from wfc.runtime.handoff import handed_specs
-from wfc.runtime.kernel.deps import Deps, Unit
+from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
+from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -139,6 +140,24 @@ async def open_group(
 
     if specs:
         await unit.with_jobs(enqueue)
+
+
+def warm_up(
+    deps: Deps, unit: Unit, run: RunRecord, rows: list[StageRecord], known: dict[str, Any]
+) -> AfterCommit:
+    """Register before the group is opened, to run after the commit: a `WarmStart` for each
+    stage `unit` started for this worker (`unit.opened`, read when it runs), so its
+    execution reads neither the run nor the outputs in `known` again."""
+
+    async def register() -> None:
+        started = [row for row in unit.opened if row.status is Status.RUNNING]
+        if not started:
+            return
+        warm = WarmStart(run=run, rows=[*rows, *unit.opened], outputs=known)
+        for row in started:
+            deps.warm.put(row, warm)
+
+    return register
 
 
 def stage_started(row: StageRecord, now: datetime) -> StageStarted:
