@@ -33,8 +33,8 @@ async def drain_runs(url: str, worker: str) -> list[str]:
     storage = open_storage(url, worker_id=worker)
     taken: list[str] = []
     try:
-        while (run := await storage.persistence.claim_next_pending_run()) is not None:
-            taken.append(run.id)
+        while (claim := await storage.persistence.claim_next_pending_run()) is not None:
+            taken.append(claim.run.id)
     finally:
         await storage.close()
     return taken

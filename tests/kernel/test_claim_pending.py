@@ -39,6 +39,28 @@ async def test_nothing_pending_claims_nothing(tk: TestKernel) -> None:
     assert (await tk.kernel.dispatch(RunClaimPending(worker_id="w"))).claimed == []
 
 
+async def test_claiming_stops_once_a_claim_saw_nothing_else_pending(
+    tk: TestKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No empty claim after the last run: each costs a transaction, and every worker makes
+    one for each run created when they all wake for it."""
+    created = [await tk.create_run("linear", DOC) for _ in range(2)]
+    attempts = 0
+    # Defined once for the store and its transaction handles alike.
+    owner = next(c for c in type(tk.persistence).__mro__ if "claim_next_pending_run" in vars(c))
+    real = vars(owner)["claim_next_pending_run"]
+
+    async def counted(self: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await real(self)
+
+    monkeypatch.setattr(owner, "claim_next_pending_run", counted)
+    result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
+    assert [c.workflow_run_id for c in result.claimed] == created
+    assert attempts == 2
+
+
 async def test_a_run_of_an_unknown_workflow_fails_and_the_next_is_still_claimed(
     tk: TestKernel,
 ) -> None:

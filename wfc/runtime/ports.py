@@ -24,6 +24,7 @@ from wfc.runtime.records import (
     NewOutboxEvent,
     OutboxRecord,
     RunChanges,
+    RunClaim,
     RunRecord,
     StageChanges,
     StageRecord,
@@ -76,8 +77,9 @@ class Persistence(Protocol):
         """Apply `changes`, bump the version; `StaleVersionError` when `expected_version` differs."""
         ...
 
-    async def claim_next_pending_run(self) -> RunRecord | None:
-        """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it."""
+    async def claim_next_pending_run(self) -> RunClaim | None:
+        """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it,
+        saying whether other runs are PENDING (some may be being claimed by others)."""
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         """RUNNING runs with no run or stage update after `since`, least recently updated first."""

@@ -80,6 +80,15 @@ class RunChanges(TypedDict, total=False):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunClaim:
+    """A run just moved from PENDING to RUNNING, and whether other runs were PENDING then,
+    so a claimer that finds none stops without one more (empty) claim."""
+
+    run: RunRecord
+    others_pending: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageRecord:
     """One stage of one run: the latest execution of it.
 

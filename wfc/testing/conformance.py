@@ -195,22 +195,25 @@ class PortConformance:
         await p.create_run(a_run(ports.clock, "high", priority=9))
         ports.clock.advance(seconds=1)
         await p.create_run(a_run(ports.clock, "new-low", priority=1))
-        order = []
-        while (run := await p.claim_next_pending_run()) is not None:
+        order, others = [], []
+        while (claim := await p.claim_next_pending_run()) is not None:
+            run = claim.run
             assert (run.status, run.version, run.started_at) == (
                 Status.RUNNING,
                 2,
                 ports.clock.now(),
             )
             order.append(run.id)
+            others.append(claim.others_pending)
         assert order == ["high", "old-low", "new-low"]
+        assert others == [True, True, False]  # the last claim saw nothing else PENDING
 
     async def test_concurrent_claimers_take_disjoint_runs(self, ports: Ports) -> None:
         p = ports.persistence
         for i in range(3):
             await p.create_run(a_run(ports.clock, f"r{i}"))
         claimed = await asyncio.gather(*(p.claim_next_pending_run() for _ in range(6)))
-        ids = [r.id for r in claimed if r is not None]
+        ids = [c.run.id for c in claimed if c is not None]
         assert sorted(ids) == ["r0", "r1", "r2"]
 
     async def test_stuck_runs_look_at_run_and_stage_activity(self, ports: Ports) -> None:

@@ -6,7 +6,7 @@ from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingRes
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import fail_run, open_group, warm_up, write_log
-from wfc.runtime.records import RunRecord, Status
+from wfc.runtime.records import RunClaim, RunRecord, Status
 
 WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 EMPTY_STAGE_GRAPH = "EMPTY_STAGE_GRAPH"
@@ -22,23 +22,28 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
     claim (`Unit.with_jobs`): no worker can see a job whose run is still PENDING.
     """
     claimed: list[ClaimedRun] = []
+    others_pending = True
     for _ in range(cmd.max_claims):
+        if not others_pending:
+            break  # the last claim saw no other PENDING run: another would find none
         job_ids: list[str] = []
         started: RunRecord | None = None
-        run: RunRecord | None = None
+        claim: RunClaim | None = None
         try:
             async with atomic(deps, deps.ids.new_id()) as unit:
-                run = await unit.db.claim_next_pending_run()
-                if run is not None:
-                    started = await _start(deps, unit, run, cmd.worker_id, job_ids)
+                claim = await unit.db.claim_next_pending_run()
+                if claim is not None:
+                    started = await _start(deps, unit, claim.run, cmd.worker_id, job_ids)
         except Exception as error:
-            if run is None:
+            if claim is None:
                 raise
-            await _fail_claim(deps, run, cmd.worker_id, str(error))
+            await _fail_claim(deps, claim.run, cmd.worker_id, str(error))
             continue
-        if run is None:
+        if claim is None:
             break
+        others_pending = claim.others_pending
         if started is not None:
+            run = claim.run
             claimed.append(
                 ClaimedRun(workflow_run_id=run.id, workflow_id=run.workflow_id, job_ids=job_ids)
             )

@@ -29,6 +29,7 @@ from wfc.runtime.records import (
     OutboxRecord,
     Replay,
     RunChanges,
+    RunClaim,
     RunRecord,
     StageChanges,
     StageRecord,
@@ -87,15 +88,16 @@ class _MemoryStore:
     ) -> RunRecord:
         return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
 
-    async def claim_next_pending_run(self) -> RunRecord | None:
+    async def claim_next_pending_run(self) -> RunClaim | None:
         pending = [r for r in self._t.runs.values() if r.status is Status.PENDING]
         if not pending:
             return None
         # Stable sort keeps insertion order among equal (priority, created_at).
         chosen = min(pending, key=lambda r: (-r.priority, r.created_at))
-        return await self.update_run(
+        run = await self.update_run(
             chosen.id, {"status": Status.RUNNING, "started_at": self._clock.now()}
         )
+        return RunClaim(run=run, others_pending=len(pending) > 1)
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         stuck = []

@@ -26,6 +26,7 @@ from wfc.runtime.records import (
     NewOutboxEvent,
     OutboxRecord,
     RunChanges,
+    RunClaim,
     RunRecord,
     StageChanges,
     StageRecord,
@@ -62,7 +63,7 @@ class _SqlStore:
         async with self._single() as conn:
             return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
 
-    async def claim_next_pending_run(self) -> RunRecord | None:
+    async def claim_next_pending_run(self) -> RunClaim | None:
         async with self._single() as conn:
             return await runs.claim_next_pending_run(conn, self._clock.now())
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql.rows import to_record, to_values, update_versioned
 from wfc.runtime.adapters.sql.schema import runs, stages
-from wfc.runtime.records import RunChanges, RunRecord, Status
+from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
 
 async def create_run(conn: AsyncConnection, run: RunRecord) -> None:
@@ -40,29 +40,46 @@ async def update_run(
     return to_record(RunRecord, row)
 
 
-async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunRecord | None:
-    """One statement: pick the best PENDING run (skipping rows other claimers hold) and start it."""
-    candidate = (
-        select(runs.c.id)
-        .where(runs.c.status == Status.PENDING.value)
-        .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+_OTHER = runs.alias("other")
+# Built once, like `_GET_RUN`: every claim, and every wakeup that finds nothing, runs it.
+_CLAIM = (
+    update(runs)
+    .where(
+        runs.c.id
+        == (
+            select(runs.c.id)
+            .where(runs.c.status == Status.PENDING.value)
+            .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        ),
+        runs.c.status == Status.PENDING.value,
     )
-    statement = (
-        update(runs)
-        .where(runs.c.id == candidate, runs.c.status == Status.PENDING.value)
-        .values(
-            status=Status.RUNNING.value,
-            started_at=now,
-            version=runs.c.version + 1,
-            updated_at=now,
-        )
-        .returning(*runs.c)
+    .values(
+        status=Status.RUNNING.value,
+        started_at=bindparam("now"),
+        version=runs.c.version + 1,
+        updated_at=bindparam("now"),
     )
-    row = (await conn.execute(statement)).first()
-    return None if row is None else to_record(RunRecord, row)
+    .returning(
+        *runs.c,
+        exists()
+        # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` would render with.
+        .where(_OTHER.c.status == Status.PENDING.value, _OTHER.c.id != literal_column("runs.id"))
+        .label("others_pending"),
+    )
+)
+
+
+async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunClaim | None:
+    """One statement: pick the best PENDING run (skipping rows other claimers hold), start
+    it, and say whether another run is PENDING (seen as of the statement's start, which
+    still shows the claimed one PENDING: hence `id <>`)."""
+    row = (await conn.execute(_CLAIM, {"now": now})).first()
+    if row is None:
+        return None
+    return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row.others_pending))
 
 
 async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:
