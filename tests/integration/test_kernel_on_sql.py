@@ -156,3 +156,31 @@ async def test_a_crash_while_queueing_the_next_job_loses_nothing(
     assert leased.status is Status.RUNNING  # its lease is reaped and the stage runs again
     run = await drive(kernel, clock, MaintenanceSettings(worker_id="w"), run_id)
     assert run.status is Status.COMPLETED, run.error
+
+
+async def test_a_created_run_and_its_idempotency_key_commit_together(
+    storage: tuple[SqlStorage, FakeClock],
+    examples: list[Workflow],  # noqa: F811
+) -> None:
+    """Nothing follows the create's commit: had the key been completed after it, a crash in
+    between would leave the key in progress and refuse the client's retry until it went
+    stale, for a run that exists."""
+    store, clock = storage
+    kernel = kernel_on(store, clock, examples)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]).split()[0])
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        created = await kernel.dispatch(
+            RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
+        )
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert statements.count("BEGIN") == 1 and statements[-1] == "COMMIT"
+    again = await kernel.dispatch(
+        RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
+    )
+    assert again.workflow_run_id == created.workflow_run_id

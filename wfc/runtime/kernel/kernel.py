@@ -118,14 +118,14 @@ class Kernel:
                     cmd,
                     cmd.idempotency_key,
                     c.RunCreateResult,
-                    lambda cid, _key: self._generic(cid, lambda u: create_run(deps, u, cmd)),
+                    lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key),
                 )
             case c.RunRerunFrom():
                 return await self._keyed(
                     cmd,
                     cmd.idempotency_key,
                     c.RunRerunFromResult,
-                    lambda cid, _key: self._generic(cid, lambda u: rerun_from(deps, u, cmd)),
+                    lambda cid, key: self._generic(cid, lambda u: rerun_from(deps, u, cmd), key),
                 )
             case c.JobExecute():
                 return await self._keyed(
@@ -153,10 +153,18 @@ class Kernel:
         raise AssertionError(f"unrouted command {cmd!r}")  # pragma: no cover
 
     async def _generic(
-        self, causation_id: str, handler: Callable[[Unit], Awaitable[ResultT]]
+        self,
+        causation_id: str,
+        handler: Callable[[Unit], Awaitable[ResultT]],
+        key: KeyCompletion | None = None,
     ) -> ResultT:
+        """`handler` in one transaction, which also completes the idempotency `key`: the
+        result is cached exactly when the state it describes commits."""
         async with atomic(self.deps, causation_id) as unit:
-            return await handler(unit)
+            result = await handler(unit)
+            if key is not None:
+                await key.complete(unit.db, result)
+            return result
 
     async def _keyed(
         self,
