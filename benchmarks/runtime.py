@@ -16,6 +16,10 @@ and shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
   dequeued and for one handed to the worker that ran the stage before.
 DBOS runs the same shapes on the same PostgreSQL server (its queue polling
 set to 50 ms; timestamps from its own workflow_status rows).
+
+With `--repeat N` each case runs N times, each on a fresh database, and the
+run with the median runs/sec is reported with the range of all N: on a
+shared machine one run of a case can be a fifth off.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -275,6 +280,41 @@ def dbos_case(url: str, shape: str, workers: int, runs: int, isolated: int) -> d
 # -- report ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: an engine, a database, a worker count and a shape."""
+
+    engine: str
+    database: str
+    workers: int
+    shape: str
+
+
+def run_case(case: Case, n: int, tmp: Path, stamp: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One run of a case, on a fresh database of its own."""
+    name = f"{case.engine}_bench_{stamp}_{case.workers}_{case.shape}_{n}"
+    if case.engine == "dbos":
+        with postgres(name) as url:
+            return dbos_case(url, case.shape, case.workers, args.runs, args.isolated)
+    settings = (case.shape, case.workers, args.runs, args.isolated, args.concurrency)
+    if case.database == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
+        asyncio.run(_migrate(url))
+        return wfc_case(url, *settings)
+    with postgres(name) as url:
+        asyncio.run(_migrate(url))
+        return wfc_case(url, *settings)
+
+
+def median_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row with the median runs/sec, with the range of all of them when there are several."""
+    ordered = sorted(rows, key=lambda r: r["runs_per_s"])
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    if len(ordered) > 1:
+        row["runs_per_s_range"] = [ordered[0]["runs_per_s"], ordered[-1]["runs_per_s"]]
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="runs per burst")
@@ -283,6 +323,9 @@ def main() -> None:
         "--concurrency", type=int, default=8, help="job slots per wfc worker process"
     )
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS comparison")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each case; the median is reported"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
@@ -291,36 +334,15 @@ def main() -> None:
         for database in ("sqlite", "postgres"):
             for workers in (1, 4):
                 for shape in ("seq3", "fan"):
-                    name = f"wfc_bench_{stamp}_{workers}_{shape}"
-                    if database == "sqlite":
-                        url = f"sqlite+aiosqlite:///{Path(tmp) / (name + '.db')}"
-                        asyncio.run(_migrate(url))
-                        row = wfc_case(
-                            url, shape, workers, args.runs, args.isolated, args.concurrency
-                        )
-                    else:
-                        with postgres(name) as url:
-                            asyncio.run(_migrate(url))
-                            row = wfc_case(
-                                url, shape, workers, args.runs, args.isolated, args.concurrency
-                            )
-                    row |= {
-                        "engine": "wfc",
-                        "database": database,
-                        "workers": workers,
-                        "shape": shape,
-                    }
-                    results.append(row)
-                    print(json.dumps(row), file=sys.stderr)
+                    engines = ["wfc"]
                     if database == "postgres" and not args.no_dbos:
-                        with postgres(f"dbos_bench_{stamp}_{workers}_{shape}") as url:
-                            row = dbos_case(url, shape, workers, args.runs, args.isolated)
-                        row |= {
-                            "engine": "dbos",
-                            "database": database,
-                            "workers": workers,
-                            "shape": shape,
-                        }
+                        engines.append("dbos")
+                    for engine in engines:
+                        case = Case(engine, database, workers, shape)
+                        runs = [
+                            run_case(case, n, Path(tmp), stamp, args) for n in range(args.repeat)
+                        ]
+                        row = median_of(runs) | asdict(case)
                         results.append(row)
                         print(json.dumps(row), file=sys.stderr)
         sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'count.db'}"
@@ -333,6 +355,15 @@ def main() -> None:
         json.dumps({"results": results, "statements_per_stage": statements}, indent=2)
     )
     print_table(results, statements)
+
+
+def runs_per_s(row: dict[str, Any]) -> str:
+    """Runs/sec, with the range over repeats (`--repeat`) when there was more than one."""
+    shown = f"{row['runs_per_s']:.0f}"
+    if "runs_per_s_range" in row:
+        low, high = row["runs_per_s_range"]
+        shown += f" ({low:.0f}–{high:.0f})"
+    return shown
 
 
 def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, float]]) -> None:
@@ -348,7 +379,7 @@ def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, f
         rss = f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "–"
         print(
             f"| {r['engine']} | {r['database']} | {r['workers']} | {r['shape']} "
-            f"| {r['runs_per_s']:.0f} | {r['latency_p50_ms']:.1f} ms | {r['latency_p99_ms']:.1f} ms "
+            f"| {runs_per_s(r)} | {r['latency_p50_ms']:.1f} ms | {r['latency_p99_ms']:.1f} ms "
             f"| {gap} | {rss} |"
         )
     for shape in ("seq3", "fan"):
