@@ -8,7 +8,8 @@ queued them is free to run them: measured with four workers, the race cost
 `handing_off_to(taker)`, a job transport queues up to `taker.free_slots()`
 of the jobs that are due now already leased to its worker — RUNNING, attempt
 1, locked now, exactly as a dequeue would leave them — and passes them to
-`taker.take(jobs, more_queued=…)`; the rest are queued PENDING as usual. A worker that dies
+`taker.take(jobs, more_queued=…)` — once the transaction they were queued in
+has committed, if any; the rest are queued PENDING as usual. A worker that dies
 before starting a handed job loses nothing: its lease is reaped like any other.
 """
 

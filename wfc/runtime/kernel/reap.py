@@ -2,7 +2,8 @@
 
 A worker that dies mid-stage leaves its job leased; `lease.reapStale` puts
 such jobs back in the queue. A run can also lose its way entirely (a crash
-between a commit and the enqueue after it); `run.reapStuck` finds RUNNING
+between a commit and the enqueue after it, where the job queue does not share
+the transaction; a bug; a row edited by hand); `run.reapStuck` finds RUNNING
 runs with no activity for a long time and repairs them: open stages with no
 live job get one again, a run whose stages are all finished is transitioned,
 and only a run that cannot be repaired is failed.
