@@ -41,7 +41,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -50,7 +50,7 @@ sys.path.insert(0, str(HERE))
 
 from shapes import workflows  # noqa: E402
 
-from wfc.runtime.adapters.sql import SqlStorage, migrate, open_storage  # noqa: E402
+from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  # noqa: E402
 from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
 from wfc.runtime.handoff import handing_off_to  # noqa: E402
 from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
@@ -207,41 +207,35 @@ async def statements_per_stage(url: str) -> dict[str, float]:
     that finished the stage before, which starts it in the transition."""
     storage = open_storage(url)
     kernel = make_kernel(storage, workflows())
-    count = 0
-
-    def counted(*_args: Any) -> None:
-        nonlocal count
-        count += 1
 
     async def one_run(key: str, taker: SlotTaker | None) -> list[int]:
         """The statements of each stage execution of one run, in order."""
-        nonlocal count
         created = await kernel.dispatch(
             RunCreate(idempotency_key=key, workflow_id="seq3", input=INPUT)
         )
         await kernel.dispatch(RunClaimPending(worker_id="count"))
         per_stage = []
-        count = 0
-        while leased := (taker.taken if taker else []) or await storage.jobs.dequeue(1):
-            if taker is not None:
-                taker.taken = []
-                with handing_off_to(taker):
+        while True:
+            with direct.watching(storage.engine) as sent:
+                leased = (taker.taken if taker else []) or await storage.jobs.dequeue(1)
+                if not leased:
+                    break
+                if taker is not None:
+                    taker.taken = []
+                    with handing_off_to(taker):
+                        await process_job(kernel, leased[0])
+                else:
                     await process_job(kernel, leased[0])
-            else:
-                await process_job(kernel, leased[0])
-            per_stage.append(count)
-            count = 0
+            per_stage.append(len(sent))
         run = await storage.persistence.get_run(created.workflow_run_id)
         assert run is not None and run.status is Status.COMPLETED
         return per_stage
 
-    event.listen(storage.engine.sync_engine, "before_cursor_execute", counted)
     try:
         dequeued = await one_run("count-dequeued", None)
         handed = (await one_run("count-handed", SlotTaker(1)))[1:]  # the first is dequeued
         return {"dequeued": mean(dequeued), "handed": mean(handed)}
     finally:
-        event.remove(storage.engine.sync_engine, "before_cursor_execute", counted)
         await storage.close()
 
 
@@ -327,13 +321,18 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs of each case; the median is reported"
     )
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgres"), action="append", help="only these"
+    )
+    parser.add_argument("--workers", type=int, action="append", help="only these worker counts")
+    parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
     stamp = str(os.getpid())
     with tempfile.TemporaryDirectory() as tmp:
-        for database in ("sqlite", "postgres"):
-            for workers in (1, 4):
-                for shape in ("seq3", "fan"):
+        for database in args.database or ("sqlite", "postgres"):
+            for workers in args.workers or (1, 4):
+                for shape in args.shape or ("seq3", "fan"):
                     engines = ["wfc"]
                     if database == "postgres" and not args.no_dbos:
                         engines.append("dbos")

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from tests.databases import postgres_database
 from tests.kernel.test_examples import examples  # noqa: F401 - the fixture
 from wfc.runtime import Kernel, RunClaimPending, RunCreate, Workflow
 from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
-from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
 from wfc.runtime.hosts import MaintenanceSettings, process_job
 from wfc.runtime.records import Status
 from wfc.runtime.registry import WorkflowMap
@@ -101,18 +100,10 @@ async def test_round_trips_per_stage_execution(
     await kernel.dispatch(RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE))
     claimed = await kernel.dispatch(RunClaimPending(worker_id="w"))
     assert claimed.claimed
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        words = str(args[2]).split()
-        statements.append(" ".join(words[:2]) if words[0] == "BEGIN" else words[0])
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with direct.watching(store.engine) as sent:
         (job,) = await store.jobs.dequeue()
         outcome = await process_job(kernel, job)
-    finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    statements = [" ".join(s.split()[:2]) if s.startswith("BEGIN") else s.split()[0] for s in sent]
     assert outcome.outcome == "completed"
     print(f"\n{store.engine.dialect.name}: {len(statements)} statements per stage: {statements}")
     # The start, then the outcome with the run's transition.
@@ -167,18 +158,11 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
     stale, for a run that exists."""
     store, clock = storage
     kernel = kernel_on(store, clock, examples)
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]).split()[0])
-
-    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with direct.watching(store.engine) as sent:
         created = await kernel.dispatch(
             RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
         )
-    finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    statements = [s.split()[0] for s in sent]
     assert statements.count("BEGIN") == 1 and statements[-1] == "COMMIT"
     again = await kernel.dispatch(
         RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import built_once, upsert_insert
 from wfc.runtime.adapters.sql.schema import blobs
@@ -34,11 +35,12 @@ class SqlBlobStore:
     async def put(self, key: str, data: bytes) -> None:
         async with self._connections.single() as conn:
             statement = built_once(("put_blob", conn.dialect.name), lambda: _put(conn))
-            await conn.execute(statement, {"key": key, "data": bytes(data)})
+            await direct.execute(conn, statement, {"key": key, "data": bytes(data)})
 
     async def get(self, key: str) -> bytes:
         async with self._connections.single() as conn:
-            data = (await conn.execute(_GET_BLOB, {"key": key})).scalar()
+            row = await direct.first(conn, _GET_BLOB, {"key": key})
+        data = None if row is None else row["data"]
         if data is None:
             raise KeyError(f"Blob not found: {key}")
         return bytes(data)

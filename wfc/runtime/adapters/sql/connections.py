@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import Pool
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.engine import autocommit
 
 
@@ -109,12 +110,12 @@ class Connections:
             finally:
                 pin.depth -= 1
             return
-        await conn.exec_driver_sql(self._begin)
+        await direct.driver_sql(conn, self._begin)
         pin.depth = 1
         try:
             yield conn
             pin.depth = 0
-            await conn.exec_driver_sql("COMMIT")
+            await direct.driver_sql(conn, "COMMIT")
         except BaseException:
             pin.depth = 0
             pin.on_commit.clear()
@@ -122,7 +123,7 @@ class Connections:
             # connection may still be inside a transaction: it must not go back to the pool.
             pin.broken = True
             with contextlib.suppress(Exception):
-                await conn.exec_driver_sql("ROLLBACK")
+                await direct.driver_sql(conn, "ROLLBACK")
                 pin.broken = False
             raise
         actions, pin.on_commit = pin.on_commit, []

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import jobs
@@ -115,13 +116,11 @@ class SqlJobTransport:
         # One statement for all rows (a multi-row INSERT with RETURNING, the driver's
         # executemany without): atomic on its own, so no transaction round trips.
         async with self._connections.single() as conn:
-            if not handed:
-                await conn.execute(_INSERT, rows)
-                inserted = []
-            else:
-                inserted = list((await conn.execute(_INSERT_RETURNING, rows)).all())
+            inserted = await direct.insert_rows(
+                conn, _INSERT_RETURNING if handed else _INSERT, rows
+            )
         if taker is not None:
-            by_id = {row.id: to_record(JobRecord, row) for row in inserted}
+            by_id = {row["id"]: to_record(JobRecord, row) for row in inserted}
             leased = [by_id[ids[position]] for position in sorted(handed)]
             more_queued = len(handed) < len(specs)
             # Queued inside a transaction, the jobs may start only once it has committed.
@@ -142,14 +141,17 @@ class SqlJobTransport:
         params = {"now": self._clock.now(), "limit": limit, "worker_id": self.worker_id}
         async with self._connections.single() as conn:
             rows = sorted(
-                (await conn.execute(_LEASE, params)).all(), key=lambda r: (-r.priority, r.position)
+                await direct.fetch(conn, _LEASE, params),
+                key=lambda r: (-r["priority"], r["position"]),
             )
         return [to_record(JobRecord, row) for row in rows]
 
     async def complete(self, job_id: str) -> None:
         async with self._connections.single() as conn:
-            done = await conn.execute(_COMPLETE, {"job_id": job_id, "now": self._clock.now()})
-        if done.rowcount == 0:
+            done = await direct.execute(
+                conn, _COMPLETE, {"job_id": job_id, "now": self._clock.now()}
+            )
+        if done == 0:
             raise RecordNotFoundError("Job", job_id)
 
     async def suspend(self, job_id: str, next_poll_at: datetime) -> None:

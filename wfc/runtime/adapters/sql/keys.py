@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import built_once, to_record, to_values, upsert_insert
 from wfc.runtime.adapters.sql.schema import idempotency_keys, logs
 from wfc.runtime.records import (
@@ -36,7 +37,7 @@ async def acquire(
         ),
     )
     params = {"key": key, "type": command_type, "now": now}
-    inserted = (await conn.execute(statement, params)).first()
+    inserted = await direct.first(conn, statement, params)
     if inserted is not None:
         return Acquired()
     row = (
@@ -72,7 +73,7 @@ _COMPLETE = (
 
 async def complete(conn: AsyncConnection, key: str, command_type: str, result: JsonObject) -> None:
     params = {"b_key": key, "b_type": command_type, "b_result": result}
-    await conn.execute(_COMPLETE, params)
+    await direct.execute(conn, _COMPLETE, params)
 
 
 async def release(conn: AsyncConnection, key: str, command_type: str) -> None:

@@ -10,6 +10,7 @@ from itertools import groupby
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import outbox, runs
 from wfc.runtime.records import NewOutboxEvent, OutboxRecord
@@ -100,11 +101,12 @@ async def _append_in_one_statement(
         }
         for n, e in enumerate(group, start=1)
     ]
-    result = await conn.execute(
+    result = await direct.fetch(
+        conn,
         _APPEND_POSTGRES,
         {"count": len(group), "run_id": run_id, "events": json.dumps(events)},
     )
-    sequences = {row.id: int(row.sequence) for row in result}
+    sequences = {row["id"]: int(row["sequence"]) for row in result}
     if not sequences:
         return None
     return [

@@ -4,7 +4,7 @@ the aggregate modules."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.records import Status
 
 RecordT = TypeVar("RecordT")
@@ -23,15 +24,12 @@ StatementT = TypeVar("StatementT")
 _BUILT: dict[Hashable, Any] = {}
 
 
-def to_record(cls: type[RecordT], row: Row[Any], table: Table | None = None) -> RecordT:
-    """The record of `cls` built from a row whose columns include all its fields (those
-    of `table`, when the row holds the columns of several tables)."""
-    mapping = row._mapping
+def to_record(cls: type[RecordT], row: Row[Any] | Mapping[str, Any], prefix: str = "") -> RecordT:
+    """The record of `cls` built from a row (or a `direct` row mapping) whose columns
+    include all its fields, named `prefix + field` (a join labels its columns so)."""
+    mapping: Mapping[Any, Any] = row._mapping if isinstance(row, Row) else row
     names = _field_names(cls)
-    if table is None:
-        values = {name: mapping[name] for name in names}
-    else:
-        values = {name: mapping[table.c[name]] for name in names}
+    values = {name: mapping[prefix + name] for name in names}
     if "status" in values:
         values["status"] = Status(values["status"])
     return cls(**values)
@@ -109,7 +107,7 @@ async def update_versioned(
     now: datetime,
     expected_version: int | None,
     guard: Guard | None = None,
-) -> Row[Any] | None:
+) -> Mapping[str, Any] | None:
     """Apply `changes` to the row `record_id` of `table`, bumping its version — only if the
     version is `expected_version`, when given, and the `guard` holds. Raises
     `StaleVersionError` when the version differs, `RecordNotFoundError` when there is no
@@ -145,7 +143,7 @@ async def update_versioned(
     }
     if guard is not None:
         params |= guard.params
-    row = (await conn.execute(statement, params)).first()
+    row = await direct.first(conn, statement, params)
     if row is not None:
         return row
     version = select(table.c.version).where(table.c.id == record_id)

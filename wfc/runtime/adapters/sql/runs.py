@@ -7,13 +7,16 @@ from datetime import datetime
 from sqlalchemy import bindparam, exists, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import to_record, to_values, update_versioned
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
+_INSERT_RUN = insert(runs)
+
 
 async def create_run(conn: AsyncConnection, run: RunRecord) -> None:
-    await conn.execute(insert(runs).values(**to_values(run)))
+    await direct.insert_rows(conn, _INSERT_RUN, [to_values(run)])
 
 
 # Built once: the hottest read of every command (SQLAlchemy caches the compiled form, but
@@ -22,7 +25,7 @@ _GET_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
 
 
 async def get_run(conn: AsyncConnection, run_id: str) -> RunRecord | None:
-    row = (await conn.execute(_GET_RUN, {"run_id": run_id})).first()
+    row = await direct.first(conn, _GET_RUN, {"run_id": run_id})
     return None if row is None else to_record(RunRecord, row)
 
 
@@ -76,10 +79,10 @@ async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunCla
     """One statement: pick the best PENDING run (skipping rows other claimers hold), start
     it, and say whether another run is PENDING (seen as of the statement's start, which
     still shows the claimed one PENDING: hence `id <>`)."""
-    row = (await conn.execute(_CLAIM, {"now": now})).first()
+    row = await direct.first(conn, _CLAIM, {"now": now})
     if row is None:
         return None
-    return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row.others_pending))
+    return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))
 
 
 async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:

@@ -10,6 +10,7 @@ from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, exists
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import (
     Guard,
     built_once,
@@ -44,7 +45,8 @@ async def upsert_stage(
 
     statement = built_once(("upsert_stage", conn.dialect.name, *updates), build)
     params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
-    row = (await conn.execute(statement, params)).one()
+    row = await direct.first(conn, statement, params)
+    assert row is not None, "an upsert returns its row"
     return to_record(StageRecord, row)
 
 
@@ -92,12 +94,12 @@ _STAGES_OF_RUN = (
 
 
 async def stages_of_run(conn: AsyncConnection, run_id: str) -> list[StageRecord]:
-    rows = await conn.execute(_STAGES_OF_RUN, {"run_id": run_id})
+    rows = await direct.fetch(conn, _STAGES_OF_RUN, {"run_id": run_id})
     return [to_record(StageRecord, row) for row in rows]
 
 
 # The run's columns and its stages' side by side, one row per stage (one row of NULL
-# stage columns when it has none); read by column object, so the names may clash.
+# stage columns when it has none), labelled `runs_<column>` and `stages_<column>`.
 _RUN_WITH_STAGES = (
     select(runs, stages)
     .select_from(runs.outerjoin(stages, stages.c.run_id == runs.c.id))
@@ -110,11 +112,11 @@ _RUN_WITH_STAGES = (
 async def run_with_stages(
     conn: AsyncConnection, run_id: str
 ) -> tuple[RunRecord, list[StageRecord]] | None:
-    rows = (await conn.execute(_RUN_WITH_STAGES, {"run_id": run_id})).all()
+    rows = await direct.fetch(conn, _RUN_WITH_STAGES, {"run_id": run_id})
     if not rows:
         return None
-    run = to_record(RunRecord, rows[0], runs)
-    found = [to_record(StageRecord, row, stages) for row in rows if row._mapping[stages.c.id]]
+    run = to_record(RunRecord, rows[0], "runs_")
+    found = [to_record(StageRecord, row, "stages_") for row in rows if row["stages_id"]]
     return run, found
 
 

@@ -1,0 +1,129 @@
+"""`direct`: statements run on the driver give what SQLAlchemy would, and are all seen."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+
+from tests.databases import postgres_database
+from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
+from wfc.runtime.adapters.sql.engine import autocommit
+from wfc.runtime.adapters.sql.rows import to_record, to_values
+from wfc.runtime.adapters.sql.schema import jobs, runs
+from wfc.runtime.records import RunRecord, Status
+from wfc.testing import FakeClock
+from wfc.testing.conformance import a_run
+
+_GET = select(runs).where(runs.c.id == bindparam("run_id"))
+_TOUCH = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"), runs.c.status == Status.PENDING.value)
+    .values(input=bindparam("new_input"), updated_at=bindparam("now"))
+    .returning(runs.c.id, runs.c.input, runs.c.updated_at)
+)
+_INSERT_JOB = insert(jobs)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+    if request.param == "sqlite":
+        store = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}")
+        await store.create_schema()
+        yield store
+        await store.close()
+        return
+    async with postgres_database() as url:
+        store = open_storage(url)
+        yield store
+        await store.close()
+
+
+def _job(job_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "run_id": "r",
+        "workflow_id": "w",
+        "stage_id": job_id,
+        "status": Status.PENDING.value,
+        "priority": 0,
+        "attempt": 0,
+        "max_attempts": 3,
+        "payload": {"config": {"n": 1}, "tags": ["a", None]},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def test_rows_come_back_as_through_sqlalchemy(storage: SqlStorage) -> None:
+    """JSON, instants (zoned UTC), NULLs and literal-valued parameters are converted both
+    ways exactly as `conn.execute` converts them."""
+    run = a_run(FakeClock(), "r")
+    later = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    async with storage.engine.connect() as conn:
+        await direct.insert_rows(conn, insert(runs), [to_values(run)])
+        ours = await direct.first(conn, _GET, {"run_id": "r"})
+        theirs = (await conn.execute(_GET, {"run_id": "r"})).first()
+        assert ours is not None and theirs is not None
+        assert dict(ours) == dict(theirs._mapping)
+        assert to_record(RunRecord, ours) == run
+        changed = await direct.fetch(
+            conn, _TOUCH, {"run_id": "r", "new_input": {"deep": [1, 2.5, "x"]}, "now": later}
+        )
+        assert changed == [
+            {"id": "r", "input": {"deep": [1, 2.5, "x"]}, "updated_at": later.astimezone(UTC)}
+        ]
+        assert changed[0]["updated_at"].tzinfo is UTC
+        # The literal in the WHERE clause (status PENDING) is bound too: a RUNNING run is
+        # left alone.
+        await conn.execute(update(runs).values(status=Status.RUNNING.value))
+        assert (
+            await direct.fetch(conn, _TOUCH, {"run_id": "r", "new_input": {}, "now": later}) == []
+        )
+        await conn.commit()
+
+
+async def test_many_rows_go_in_and_counts_come_back(storage: SqlStorage) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    async with storage.engine.connect() as conn:
+        await direct.insert_rows(conn, _INSERT_JOB, [_job(f"j{n}", now) for n in range(3)])
+        returned = await direct.insert_rows(
+            conn, insert(jobs).returning(jobs.c.id, jobs.c.payload), [_job("j3", now)]
+        )
+        assert returned == [{"id": "j3", "payload": {"config": {"n": 1}, "tags": ["a", None]}}]
+        complete = (
+            update(jobs)
+            .where(jobs.c.status == Status.PENDING.value)
+            .values(status=Status.COMPLETED.value, updated_at=bindparam("now"))
+        )
+        assert await direct.execute(conn, complete, {"now": now}) == 4
+        assert await direct.execute(conn, complete, {"now": now}) == 0
+        await conn.commit()
+
+
+async def test_every_statement_is_seen_whichever_way_it_went(storage: SqlStorage) -> None:
+    """`watching` sees the driver's statements and SQLAlchemy's alike: the round-trip
+    counts of the tests and the benchmark rest on it."""
+    async with autocommit(storage.engine).connect() as conn:  # no BEGIN of SQLite's own
+        with direct.watching(storage.engine) as sent:
+            await direct.fetch(conn, _GET, {"run_id": "nobody"})
+            await conn.execute(select(runs.c.id).where(runs.c.id.in_(["a", "b"])))
+            await direct.driver_sql(conn, "SELECT 1")
+        await direct.fetch(conn, _GET, {"run_id": "nobody"})  # after the block: not seen
+    assert [s.split()[0] for s in sent] == ["SELECT", "SELECT", "SELECT"]
+    assert len(sent) == 3
+
+
+async def test_an_expanding_in_list_goes_through_sqlalchemy(storage: SqlStorage) -> None:
+    """A statement rendered per call (an IN list of bound values) cannot run as compiled
+    once; it takes SQLAlchemy's path and still answers."""
+    statement = select(runs.c.id).where(runs.c.id.in_(bindparam("ids", expanding=True)))
+    async with storage.engine.connect() as conn:
+        await direct.insert_rows(conn, insert(runs), [to_values(a_run(FakeClock(), "r"))])
+        rows = await direct.fetch(conn, statement, {"ids": ["r", "x"]})
+        assert [row["id"] for row in rows] == ["r"]
+        await conn.commit()

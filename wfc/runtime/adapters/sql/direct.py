@@ -1,0 +1,228 @@
+"""The hot statements, run on the asyncpg connection itself instead of through SQLAlchemy.
+
+A stage execution sends about a dozen statements, and on PostgreSQL most of a
+worker's CPU went into SQLAlchemy's execution layer around them, not into the
+database: one `UPDATE … RETURNING` of a run row cost 0.35 ms of worker CPU
+through `AsyncConnection.execute` and 0.06 ms through asyncpg's own `fetch`
+(measured on this project's 2-core machines, `benchmarks/`). So the statements
+every stage runs are still SQLAlchemy constructs, built once
+(`rows.built_once`), but this module compiles each of them once for the
+connection's dialect and runs the SQL on the driver connection with the same
+bind and result processors SQLAlchemy would apply: values go in and come out as
+they would through `conn.execute`.
+
+Only asyncpg connections take this path. On any other driver (SQLite), and
+for statements it cannot run as compiled (expanding `IN` lists), each
+function is a plain `conn.execute`. Either way the rows come back as mappings
+keyed by result column name.
+
+`watching(engine)` sees every statement sent either way, for the tests and the
+benchmark that count round trips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Executable
+from sqlalchemy.types import TypeDecorator
+
+Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
+Processor = Callable[[Any], Any]
+
+_DRIVER_KEY = "wfc_asyncpg_connection"
+_MAX_COMPILED = 512  # statements are built once, so this is never reached in practice
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled for asyncpg: its SQL, how to order and convert its parameters,
+    and how to convert the columns it returns."""
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+    bind_processors: tuple[Processor | None, ...]
+    result_processors: dict[str, Processor]
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name, process in zip(self.names, self.bind_processors, strict=True):
+            value = params[name] if name in params else self.defaults[name]
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+    def row(self, record: Any) -> dict[str, Any]:
+        processors = self.result_processors
+        converted = {}
+        for key, value in record.items():
+            process = processors.get(key)
+            converted[key] = value if process is None else process(value)
+        return converted
+
+
+_COMPILED: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Compiled | None]] = {}
+
+
+def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled | None:
+    """The statement for asyncpg, or None if it must go through SQLAlchemy."""
+    element: Any = statement  # every Executable this module is given is a ClauseElement
+    compiled: Any = element.compile(dialect=dialect, column_keys=list(keys) or None)
+    if "POSTCOMPILE" in compiled.string:  # an expanding IN list: rendered per call
+        return None
+    names = tuple(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    result_processors: dict[str, Processor] = {}
+    for key, column in getattr(statement, "exported_columns", {}).items():
+        # asyncpg already returns Python values for the built-in types (JSON through the
+        # codec SQLAlchemy installs on each connection); only the schema's own types,
+        # `TypeDecorator`s, have a conversion of their own to apply.
+        if isinstance(column.type, TypeDecorator):
+            process = column.type.result_processor(dialect, None)
+            if process is not None:
+                result_processors[str(key)] = process
+    return _Compiled(
+        sql=compiled.string,
+        names=names,
+        defaults={
+            n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required
+        },
+        bind_processors=tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds),
+        result_processors=result_processors,
+    )
+
+
+def _compiled_for(
+    statement: Executable, keys: tuple[str, ...], dialect: Dialect
+) -> _Compiled | None:
+    entry = _COMPILED.get((id(statement), keys))
+    if entry is not None and entry[0] is statement:
+        return entry[1]
+    compiled = _compile(statement, keys, dialect)
+    if len(_COMPILED) < _MAX_COMPILED:
+        _COMPILED[(id(statement), keys)] = (statement, compiled)  # kept alive: ids stay valid
+    return compiled
+
+
+async def _driver(conn: AsyncConnection) -> Any | None:
+    """The asyncpg connection under `conn`, or None on another driver."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    info = conn.info
+    driver = info.get(_DRIVER_KEY)
+    if driver is None:
+        driver = info[_DRIVER_KEY] = (await conn.get_raw_connection()).driver_connection
+    return driver
+
+
+# -- what tests and the benchmark see ---------------------------------------------------
+
+_WATCHERS: dict[int, list[Callable[[str], None]]] = {}
+
+
+@contextlib.contextmanager
+def watching(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL of every statement sent on `engine` while the block runs, in order."""
+    seen: list[str] = []
+
+    def core(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    watchers = _WATCHERS.setdefault(id(engine.pool), [])
+    watchers.append(seen.append)
+    event.listen(engine.sync_engine, "before_cursor_execute", core)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", core)
+        watchers.remove(seen.append)
+        if not watchers:
+            del _WATCHERS[id(engine.pool)]
+
+
+def _sent(conn: AsyncConnection, sql: str) -> None:
+    if _WATCHERS:
+        # Keyed by pool: an engine with other execution options shares its parent's.
+        for watcher in _WATCHERS.get(id(conn.engine.pool), ()):
+            watcher(sql)
+
+
+# -- running statements -----------------------------------------------------------------
+
+
+async def fetch(
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
+) -> list[Row]:
+    """The rows `statement` returns (a SELECT, or DML with RETURNING)."""
+    params = params or {}
+    driver = await _driver(conn)
+    compiled = None if driver is None else _compiled_for(statement, (), conn.dialect)
+    if driver is None or compiled is None:
+        return [row._mapping for row in await conn.execute(statement, dict(params))]
+    _sent(conn, compiled.sql)
+    return [
+        compiled.row(record) for record in await driver.fetch(compiled.sql, *compiled.args(params))
+    ]
+
+
+async def first(
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Row | None:
+    """The first row `statement` returns, or None."""
+    rows = await fetch(conn, statement, params)
+    return rows[0] if rows else None
+
+
+async def execute(
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
+) -> int:
+    """Run a statement whose rows are not wanted; the number of rows it changed."""
+    params = params or {}
+    driver = await _driver(conn)
+    compiled = None if driver is None else _compiled_for(statement, (), conn.dialect)
+    if driver is None or compiled is None:
+        return int((await conn.execute(statement, dict(params))).rowcount)
+    _sent(conn, compiled.sql)
+    status: str = await driver.execute(compiled.sql, *compiled.args(params))
+    count = status.rsplit(" ", 1)[-1]
+    return int(count) if count.isdigit() else 0
+
+
+async def insert_rows(
+    conn: AsyncConnection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+) -> list[Row]:
+    """Insert `rows` (all with the same keys) with an INSERT construct; the rows it returns,
+    in order, when it has RETURNING. One round trip: the driver pipelines the rows."""
+    if not rows:
+        return []
+    driver = await _driver(conn)
+    keys = tuple(rows[0])
+    compiled = None if driver is None else _compiled_for(statement, keys, conn.dialect)
+    returning = bool(getattr(statement, "exported_columns", ()))
+    if driver is None or compiled is None or (returning and len(rows) > 1):
+        result = await conn.execute(statement, [dict(row) for row in rows])
+        return [row._mapping for row in result.all()] if returning else []
+    _sent(conn, compiled.sql)
+    if returning:
+        return [compiled.row(r) for r in await driver.fetch(compiled.sql, *compiled.args(rows[0]))]
+    if len(rows) == 1:
+        await driver.execute(compiled.sql, *compiled.args(rows[0]))
+    else:
+        await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
+    return []
+
+
+async def driver_sql(conn: AsyncConnection, sql: str) -> None:
+    """A statement without parameters or rows (BEGIN, COMMIT, ROLLBACK)."""
+    driver = await _driver(conn)
+    if driver is None:
+        await conn.exec_driver_sql(sql)
+        return
+    _sent(conn, sql)
+    await driver.execute(sql)
