@@ -186,3 +186,49 @@ async def test_stop_waits_for_an_in_flight_job_within_the_grace_period(
         backend, script, stage_seconds=0.3, grace=timedelta(seconds=10)
     )
     assert next(j for j in jobs if j.stage_id == "count").status is Status.COMPLETED
+
+
+async def test_a_worker_claims_only_the_runs_it_has_slots_for(
+    backend: Backend, script: Script
+) -> None:
+    """With 2 slots and 5 runs waiting, 2 runs start and 3 stay PENDING for any worker —
+    no job is queued that this worker cannot start — and each slot that frees up claims
+    the next run, without waiting for a poll."""
+    gate = threading.Event()
+    splitting = threading.Semaphore(0)
+
+    def held_split(ctx: Any) -> Any:
+        splitting.release()
+        gate.wait(timeout=20)
+        return {"words": ["held"]}
+
+    script.then("split", *[held_split] * 5)
+    worker = host(backend, concurrency=2)
+    ids = [
+        (
+            await worker.kernel.dispatch(
+                RunCreate(idempotency_key=f"slots-{n}", workflow_id="linear", input=DOC)
+            )
+        ).workflow_run_id
+        for n in range(5)
+    ]
+    await worker.start()
+    try:
+        for _ in range(2):
+            while not splitting.acquire(blocking=False):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # time for a third claim, were it to happen
+        runs = [await backend.storage.persistence.get_run(run_id) for run_id in ids]
+        assert sorted(r.status.value for r in runs if r) == ["PENDING"] * 3 + ["RUNNING"] * 2
+        jobs = [j for run_id in ids for j in await backend.storage.jobs.jobs_of_run(run_id)]
+        assert [j.status for j in jobs] == [Status.RUNNING, Status.RUNNING]
+        gate.set()
+        finished = [
+            await wait_for_run(worker.kernel, run_id, timeout=timedelta(seconds=20))
+            for run_id in ids
+        ]
+    finally:
+        gate.set()
+        await worker.stop()
+    assert {r.status for r in finished} == {Status.COMPLETED}
+    assert script.calls["split"] == 5

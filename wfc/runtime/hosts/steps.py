@@ -146,7 +146,7 @@ class MaintenanceSettings:
     """Limits and thresholds of one maintenance tick (spec §12 defaults)."""
 
     worker_id: str
-    max_claims: int = 10
+    max_claims: int = 10  # 0: claim nothing this tick
     max_suspended_checks: int = 10
     max_outbox_flush: int = 100
     stale_lease_threshold: timedelta = timedelta(minutes=5)
@@ -178,6 +178,8 @@ async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> Tic
     tick = TickResult()
 
     async def claim() -> None:
+        if settings.max_claims < 1:  # the host has no room for another run now
+            return
         result = await kernel.dispatch(
             RunClaimPending(worker_id=settings.worker_id, max_claims=settings.max_claims)
         )

@@ -6,6 +6,12 @@ suspended stages, reap stale leases, flush the outbox, reap stuck runs). Each
 of `concurrency` job slots leases one job at a time, executes it with a
 heartbeat, and settles it.
 
+A worker claims only as many runs as it has free slots, so every run it claims
+starts at once (its first stage handed to it), and runs it cannot start now
+stay PENDING for a worker that can: no run waits behind a busy worker's full
+slots, and no job is queued PENDING only to wake every worker into a race for
+it. A slot that frees up while runs wait wakes the orchestrator to claim again.
+
 Nothing waits on a poll when it need not: a slot that finishes a stage queues
 the next group already leased to this worker, as far as it has free slots
 (`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
@@ -28,7 +34,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,6 +139,7 @@ class WorkerHost:
         self._abandoned: list[str] = []
         self._handed: list[JobRecord] = []
         self._maybe_queued = True  # whether a dequeue may find something
+        self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
         self._next_poll: float | None = None
         self._running = False
         self._started_at = 0.0
@@ -298,10 +305,13 @@ class WorkerHost:
                 next_tick = 0.0
             if time.monotonic() >= next_tick:
                 self._ticks += 1
+                room = self._claim_room()
                 with handing_off_to(self):
-                    tick = await maintenance_tick(self.kernel, self.settings)
+                    tick = await maintenance_tick(
+                        self.kernel, replace(self.settings, max_claims=room)
+                    )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
-                more = tick.claimed >= self.settings.max_claims
+                more = self._more_to_claim(tick.claimed, room)
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
                     self.wake_jobs()
             else:
@@ -316,15 +326,35 @@ class WorkerHost:
             wait = max(0.0, wake_at - time.monotonic())
             await _wait(woken, timedelta(seconds=wait))
 
+    def _claim_room(self) -> int:
+        """How many runs to claim now: no more than there are slots to start them in."""
+        return max(0, min(self.settings.max_claims, self.free_slots()))
+
+    def _more_to_claim(self, claimed: int, room: int) -> bool:
+        """After claiming `claimed` of at most `room` runs: True to claim again at once (the
+        per-claim limit was reached); when the slots are what ran out, a slot that frees up
+        claims again instead (`_job_finished`)."""
+        if claimed < room:
+            return False
+        if room < self.settings.max_claims:
+            self._claims_waiting = True
+            return False
+        return True
+
     async def _claim(self) -> bool:
-        """Claim pending runs now; True when the limit was reached (more may wait)."""
+        """Claim pending runs now, as many as there are free slots; True when the per-claim
+        limit was reached (more may wait)."""
+        room = self._claim_room()
+        if room == 0:
+            self._claims_waiting = True
+            return False
         with handing_off_to(self):
             result = await self.kernel.dispatch(
-                RunClaimPending(worker_id=self.worker_id, max_claims=self.settings.max_claims)
+                RunClaimPending(worker_id=self.worker_id, max_claims=room)
             )
         if result.claimed:
             self.wake_jobs()
-        return len(result.claimed) >= self.settings.max_claims
+        return self._more_to_claim(len(result.claimed), room)
 
     async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
         try:
@@ -379,6 +409,9 @@ class WorkerHost:
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)
         self._job_signal.fire()
+        if self._claims_waiting and self.free_slots() > 0:
+            self._claims_waiting = False
+            self._claim_signal.fire()
 
     async def _run_job(self, job: JobRecord) -> None:
         self._in_flight[job.id] = job

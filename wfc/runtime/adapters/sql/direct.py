@@ -134,7 +134,8 @@ def watching(engine: AsyncEngine) -> Iterator[list[str]]:
     def core(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         seen.append(statement)
 
-    watchers = _WATCHERS.setdefault(id(engine.pool), [])
+    pool = id(engine.pool)  # `dispose()` gives the engine a new pool
+    watchers = _WATCHERS.setdefault(pool, [])
     watchers.append(seen.append)
     event.listen(engine.sync_engine, "before_cursor_execute", core)
     try:
@@ -143,7 +144,7 @@ def watching(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", core)
         watchers.remove(seen.append)
         if not watchers:
-            del _WATCHERS[id(engine.pool)]
+            _WATCHERS.pop(pool, None)
 
 
 def _sent(conn: AsyncConnection, sql: str) -> None:
