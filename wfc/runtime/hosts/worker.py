@@ -138,6 +138,7 @@ class WorkerHost:
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
         self._handed: list[JobRecord] = []
+        self._taken = 0  # jobs handed to this worker so far
         self._maybe_queued = True  # whether a dequeue may find something
         self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
         self._next_poll: float | None = None
@@ -257,6 +258,7 @@ class WorkerHost:
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         """Start these jobs (leased to this worker) as slots free up."""
         self._handed.extend(jobs)
+        self._taken += len(jobs)
         if more_queued:
             self._maybe_queued = True
         self._job_signal.fire()
@@ -348,11 +350,13 @@ class WorkerHost:
         if room == 0:
             self._claims_waiting = True
             return False
+        taken = self._taken
         with handing_off_to(self):
             result = await self.kernel.dispatch(
                 RunClaimPending(worker_id=self.worker_id, max_claims=room)
             )
-        if result.claimed:
+        queued = sum(len(claimed.job_ids) for claimed in result.claimed)
+        if queued > self._taken - taken:  # some were not handed here: look for them
             self.wake_jobs()
         return self._more_to_claim(len(result.claimed), room)
 
