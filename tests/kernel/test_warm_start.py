@@ -145,3 +145,73 @@ async def test_a_first_stage_handed_by_the_claim_starts_warm(
         assert (await run_handed(tk, worker)).outcome == "completed"
     assert reads == {}
     assert (await run_of(tk, run_id)).output == {"summary": "4: the quick brown fox"}
+
+
+@pytest.fixture
+def stage_reads(tk: TestKernel, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run ids whose stages were read (`stages_of_run`), in or out of a transaction."""
+    seen: list[str] = []
+    owner = next(c for c in type(tk.persistence).__mro__ if "stages_of_run" in vars(c))
+    real = owner.stages_of_run  # type: ignore[attr-defined]
+
+    async def counted(self: Any, run_id: str) -> Any:
+        seen.append(run_id)
+        return await real(self, run_id)
+
+    monkeypatch.setattr(owner, "stages_of_run", counted)
+    return seen
+
+
+async def test_a_stage_alone_in_its_group_decides_from_the_stages_it_started_with(
+    tk: TestKernel, stage_reads: list[str]
+) -> None:
+    """No transition ran between the hand-off and the outcome (the run's version tells), so
+    what the stage started with is still true: the outcome reads no stages again."""
+    run_id = await tk.create_run("linear", DOC)
+    worker = SlotTaker(1)
+    with handing_off_to(worker):
+        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    for _ in range(3):
+        assert (await run_handed(tk, worker)).outcome == "completed"
+    assert stage_reads == []
+    run = await run_of(tk, run_id)
+    assert run.output == {"summary": "4: the quick brown fox"}
+    assert [s.status for s in await tk.persistence.stages_of_run(run_id)] == [Status.COMPLETED] * 3
+
+
+async def test_a_stage_reads_the_stages_again_when_the_run_changed_meanwhile(
+    tk: TestKernel, stage_reads: list[str]
+) -> None:
+    """A write to the run between the hand-off and the outcome (here a bare version bump,
+    as any transition makes) means the stages may have changed: they are read."""
+    run_id = await tk.create_run("linear", DOC)
+    worker = SlotTaker(1)
+    with handing_off_to(worker):
+        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    await run_handed(tk, worker)  # split
+    await tk.persistence.update_run(run_id, {})
+    await run_handed(tk, worker)  # count
+    assert stage_reads == [run_id]
+    await run_handed(tk, worker)  # report: nothing changed since count's outcome
+    assert stage_reads == [run_id]
+    assert (await run_of(tk, run_id)).status is Status.COMPLETED
+
+
+async def test_siblings_always_read_the_stages_at_their_outcome(
+    tk: TestKernel, stage_reads: list[str]
+) -> None:
+    """A sibling's start or failure changes its row without a transition: parallel stages
+    read the group at their outcome, so the last one to finish sees them all done."""
+    run_id = await start(tk, "fanout")
+    worker = SlotTaker(2)
+    with handing_off_to(worker):
+        await step(tk)  # split: it read its stages in its pre-flight, and has no siblings
+    assert stage_reads == []
+    upper, length = worker.taken
+    worker.taken = []
+    with handing_off_to(worker):
+        await process_job(tk.kernel, upper)
+        await process_job(tk.kernel, length)
+    assert stage_reads == [run_id, run_id]
+    await run_handed(tk, worker)  # join
+    assert (await run_of(tk, run_id)).output == {"summary": "THE QUICK BROWN FOX (16)"}

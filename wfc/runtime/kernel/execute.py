@@ -95,7 +95,7 @@ async def execute_job(
         return _ghost(cmd.workflow_run_id, stopped.status, "before execution")
     if isinstance(opened, JobExecuteResult):
         return opened
-    run, row, outputs = opened
+    run, row, outputs, rows = opened
     # Kept as read, before the body can change them, for a stage this worker hands itself
     # (there is none to hand after the last group).
     may_hand = bool(workflow.group(row.execution_group + 1)) and handing_off()
@@ -124,6 +124,8 @@ async def execute_job(
         report=report,
         key=key,
         pristine=pristine,
+        known_rows=rows,
+        alone=len(workflow.group(row.execution_group)) == 1,
     )
     try:
         return await _phase_finish(execution)
@@ -138,9 +140,10 @@ async def _phase_start(
     cmd: JobExecute,
     causation_id: str,
     now: datetime,
-) -> tuple[RunRecord, StageRecord, dict[str, Any]] | JobExecuteResult:
-    """Pre-flight and phase 1: the run, its workflow context and the stage marked RUNNING
-    — or the result of a duplicate delivery of a completed stage.
+) -> tuple[RunRecord, StageRecord, dict[str, Any], list[StageRecord]] | JobExecuteResult:
+    """Pre-flight and phase 1: the run, the stage marked RUNNING, its workflow context and
+    the run's stage rows as read with the run — or the result of a duplicate delivery of a
+    completed stage.
 
     The pre-flight is one read outside any transaction, none for a stage this
     worker handed itself (`warm`). A stage already RUNNING
@@ -165,7 +168,7 @@ async def _phase_start(
         return JobExecuteResult(outcome="completed", output=own.get(stage.id))
     outputs = await load_outputs(deps, rows, known)
     if existing is not None and _started_for(existing, cmd):
-        return run, existing, outputs
+        return run, existing, outputs, rows
     async with atomic(deps, causation_id) as unit:
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = replace(
@@ -179,7 +182,7 @@ async def _phase_start(
             create, {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt}
         )
         unit.emit(stage_started(row, now))
-    return run, row, outputs
+    return run, row, outputs, rows
 
 
 def _started_for(row: StageRecord, cmd: JobExecute) -> bool:
@@ -202,6 +205,8 @@ class _Execution:
     report: Report
     key: KeyCompletion
     pristine: dict[str, Any] | None
+    known_rows: list[StageRecord]  # the run's stages as read with `run` (at its version)
+    alone: bool  # the stage is the only one in its group
 
 
 async def _phase_finish(ex: _Execution) -> JobExecuteResult:
@@ -276,8 +281,10 @@ async def _commit_completion_and_transition(
             raise _RunNotRunning(run.status)
         if unit.shared:
             await save_output(ex.deps, ex.run, ex.stage.id, result.output)
-        await unit.db.update_stage(ex.row.id, changes)
-        rows = await unit.db.stages_of_run(run.id)
+        updated = await unit.db.update_stage(ex.row.id, changes)
+        rows = _stages_unchanged(ex, run, updated)
+        if rows is None:
+            rows = await unit.db.stages_of_run(run.id)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         _emit_outcome(ex, unit, event)
         known = {**(ex.pristine or {}), ex.stage.id: result.output}
@@ -291,6 +298,24 @@ async def _commit_completion_and_transition(
         result = result.model_copy(update={"transition": transition, "job_completed": completed})
         await ex.key.complete(unit.db, result)
     return result
+
+
+def _stages_unchanged(
+    ex: _Execution, locked: RunRecord, updated: StageRecord
+) -> list[StageRecord] | None:
+    """The run's stages without reading them again, when what was read is still true.
+
+    Every transition bumps the run's version, so if the lock just taken bumped
+    it exactly once since `ex.run` was read, no transition committed in
+    between: no group was opened, no run was failed, cancelled or rerun. Rows
+    can change without a transition only by a stage's own execution (its start,
+    its failure or suspension); for a stage alone in its group that is this
+    stage, whose row is `updated`. With siblings, they are read again.
+    """
+    if not ex.alone or locked.version != ex.run.version + 1:
+        return None
+    rows = [row for row in ex.known_rows if row.stage_id != updated.stage_id]
+    return sorted([*rows, updated], key=lambda row: (row.execution_group, row.stage_number))
 
 
 async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteResult:

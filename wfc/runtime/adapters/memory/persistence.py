@@ -151,12 +151,15 @@ class _MemoryStore:
         return None if record_id is None else self._t.stages[record_id]
 
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
+        return self._stages_of(run_id)
+
+    def _stages_of(self, run_id: str) -> list[StageRecord]:
         rows = [s for s in self._t.stages.values() if s.run_id == run_id]
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
 
     async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
         run = self._t.runs.get(run_id)
-        return None if run is None else (run, await self.stages_of_run(run_id))
+        return None if run is None else (run, self._stages_of(run_id))
 
     async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
         due = [
