@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from shapes import workflows
 
-from wfc.runtime.adapters.sql import open_storage
+from wfc.runtime.adapters.sql import PoolOptions, open_storage
 from wfc.runtime.hosts import WorkerHost, make_kernel
 from wfc.runtime.hosts.event_loop import loop_factory
 
 
 async def main(url: str, worker_id: str, concurrency: int) -> None:
-    storage = open_storage(url, worker_id=worker_id)
+    storage = open_storage(url, worker_id=worker_id, pool=PoolOptions.for_slots(concurrency))
     await storage.prepare()
     host = WorkerHost(
         make_kernel(storage, workflows()),

@@ -10,11 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from tests.databases import open_storage, postgres_database
 from tests.hosts.conftest import Backend
-from tests.kernel.conftest import Count, Script
+from tests.kernel.conftest import Count, Script, build_workflows
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
-from wfc.runtime.hosts import wait_for_run
+from wfc.runtime.adapters.sql import PoolOptions
+from wfc.runtime.hosts import make_kernel, wait_for_run
+from wfc.runtime.registry import WorkflowMap
 
 DOC = {"text": "the quick brown fox"}
 SLOW = timedelta(seconds=60)  # poll intervals long enough that a test finishing proves wakeups
@@ -232,3 +236,46 @@ async def test_a_worker_claims_only_the_runs_it_has_slots_for(
         await worker.stop()
     assert {r.status for r in finished} == {Status.COMPLETED}
     assert script.calls["split"] == 5
+
+
+async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(script: Script) -> None:
+    """A worker pins a connection per job and gives it back while the stage body runs; a
+    pool that keeps fewer connections than that closes the extra ones as they come back,
+    and a busy worker then opened one every few runs (a server process each)."""
+    registry = WorkflowMap(build_workflows(script))
+    async with postgres_database() as url:
+        storage = open_storage(url, pool=PoolOptions.for_slots(4))
+        connects = 0
+
+        def connected(*_args: Any) -> None:
+            nonlocal connects
+            connects += 1
+
+        event.listen(storage.engine.sync_engine, "connect", connected)
+        worker = WorkerHost(
+            make_kernel(storage, registry),
+            concurrency=4,
+            orchestration_interval=SLOW,
+            job_poll_interval=SLOW,
+            wakeups=storage.wakeups,
+        )
+        await worker.start()
+        try:
+            ids = [
+                (
+                    await worker.kernel.dispatch(
+                        RunCreate(idempotency_key=f"pool-{n}", workflow_id="fanout", input=DOC)
+                    )
+                ).workflow_run_id
+                for n in range(24)
+            ]
+            worker.wake_claims()
+            runs = [
+                await wait_for_run(worker.kernel, run_id, timeout=timedelta(seconds=30))
+                for run_id in ids
+            ]
+        finally:
+            await worker.stop()
+            await storage.close()
+    assert {r.status for r in runs} == {Status.COMPLETED}
+    assert connects <= PoolOptions.for_slots(4).size

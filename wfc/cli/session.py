@@ -24,7 +24,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from wfc.cli.compiler_commands import emit
 from wfc.compiler import compile_path
 from wfc.errors import InvalidRunInputError, WfcError
-from wfc.runtime.adapters.sql import SchemaRevisionError, SqlStorage, default_url, open_storage
+from wfc.runtime.adapters.sql import (
+    PoolOptions,
+    SchemaRevisionError,
+    SqlStorage,
+    default_url,
+    open_storage,
+)
 from wfc.runtime.adapters.sql.engine import redact
 from wfc.runtime.hosts import make_kernel
 from wfc.runtime.hosts.event_loop import loop_factory
@@ -62,10 +68,12 @@ def database_errors(url: str) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def opened_storage(url: str | None, *, worker_id: str = "cli") -> AsyncIterator[SqlStorage]:
+async def opened_storage(
+    url: str | None, *, worker_id: str = "cli", pool: PoolOptions | None = None
+) -> AsyncIterator[SqlStorage]:
     """The SQL ports, ready to use (the embedded SQLite default migrates itself)."""
     target = url or default_url()
-    storage = open_storage(target, worker_id=worker_id)
+    storage = open_storage(target, worker_id=worker_id, pool=pool)
     try:
         with database_errors(target):
             await storage.prepare()

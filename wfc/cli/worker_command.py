@@ -20,6 +20,7 @@ from wfc.cli.session import (
     plan_option,
     run_leaving_threads,
 )
+from wfc.runtime.adapters.sql import PoolOptions
 from wfc.runtime.hosts import WorkerHost, WorkerStats
 
 log = logging.getLogger("wfc.worker")
@@ -69,7 +70,8 @@ def worker_command(
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> WorkerStats:
-        async with opened_storage(db_url, worker_id=name) as storage:
+        pool = PoolOptions.for_slots(concurrency)
+        async with opened_storage(db_url, worker_id=name, pool=pool) as storage:
             host = WorkerHost(
                 kernel_for(storage, registry),
                 worker_id=name,

@@ -42,6 +42,15 @@ class PoolOptions:
     max_overflow: int = 10
     timeout_s: float = 30.0
 
+    @classmethod
+    def for_slots(cls, slots: int) -> PoolOptions:
+        """A pool that keeps a connection for each of a worker's job slots, plus its
+        orchestrator's, its wakeup listener's and a heartbeat's. Connections beyond the
+        pool's size are closed when given back, and a worker pins one per job: with fewer
+        kept than it uses at once, it opened and closed a connection every few runs, each
+        a new server process and every statement prepared again."""
+        return cls(size=slots + 3)
+
 
 def _normalise(url: str | URL) -> URL:
     parsed = make_url(url)
