@@ -113,7 +113,8 @@ async def test_round_trips_per_stage_execution(
     # transaction: nothing comes before it but the start, nothing after its commit.
     assert statements[begins[1] - 1] == "COMMIT"
     assert statements[-1] == "COMMIT" and statements.count("COMMIT") == 2
-    assert len(statements) <= 19  # PostgreSQL 17, SQLite 19
+    # PostgreSQL 15 (the run's lock and the stage's outcome are one statement), SQLite 18.
+    assert len(statements) <= (15 if store.engine.dialect.name == "postgresql" else 18)
 
 
 async def test_a_crash_while_queueing_the_next_job_loses_nothing(

@@ -109,6 +109,17 @@ class Persistence(Protocol):
         nothing written, when it is not (a stage outcome's guarded write, spec §4.6)."""
         ...
 
+    async def lock_run_and_update_stage(
+        self, run_id: str, record_id: str, changes: StageChanges
+    ) -> tuple[RunRecord, StageRecord] | None:
+        """Lock the run's row (bump its version, as `update_run(run_id, {})` does) and, if
+        it is RUNNING, apply `changes` to the stage row `record_id`: one statement where the
+        database allows, for the outcome transaction of every completed stage. None when
+        the run is missing or not RUNNING; then the stage is left as it was (the version
+        bump stands: the caller rolls its transaction back). `RecordNotFoundError` when
+        the run is RUNNING but the stage row is missing."""
+        ...
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         """The stage row of this run, or None."""
 

@@ -284,6 +284,37 @@ class PortConformance:
         with pytest.raises(RecordNotFoundError):
             await p.update_stage_while_running("r1/missing", "r1", {"error": "x"})
 
+    async def test_a_completed_stage_locks_its_run_and_is_written_only_while_it_runs(
+        self, ports: Ports
+    ) -> None:
+        p = ports.persistence
+        assert await p.lock_run_and_update_stage("r1", "r1/a", {"error": "x"}) is None
+        await p.create_run(a_run(ports.clock, "r1"))
+        await p.upsert_stage(a_stage(ports.clock, "r1", "a"), {})
+        async with p.transaction() as tx:  # PENDING: the stage is left alone
+            assert await tx.lock_run_and_update_stage("r1", "r1/a", {"error": "x"}) is None
+        assert (await p.get_stage("r1", "a")) == (await p.stages_of_run("r1"))[0]
+        assert (await p.stages_of_run("r1"))[0].error is None
+        running = await p.update_run("r1", {"status": Status.RUNNING})
+        async with p.transaction() as tx:
+            locked = await tx.lock_run_and_update_stage(
+                "r1", "r1/a", {"status": Status.COMPLETED, "metrics": {"n": 1}}
+            )
+        assert locked is not None
+        run, stage = locked
+        assert run == await p.get_run("r1")
+        assert (run.status, run.version) == (Status.RUNNING, running.version + 1)
+        assert run.input == running.input and run.updated_at >= running.updated_at
+        assert stage == await p.get_stage("r1", "a")
+        assert (stage.status, stage.metrics, stage.version) == (Status.COMPLETED, {"n": 1}, 2)
+        with pytest.raises(RecordNotFoundError):
+            async with p.transaction() as tx:
+                await tx.lock_run_and_update_stage("r1", "r1/missing", {"error": "x"})
+        await p.update_run("r1", {"status": Status.CANCELLED})
+        async with p.transaction() as tx:
+            assert await tx.lock_run_and_update_stage("r1", "r1/a", {"error": "late"}) is None
+        assert await p.get_stage("r1", "a") == stage
+
     async def test_a_run_is_read_with_its_stages_in_one_call(self, ports: Ports) -> None:
         p = ports.persistence
         assert await p.run_with_stages("r1") is None

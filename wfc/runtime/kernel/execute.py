@@ -259,9 +259,10 @@ async def _commit_completion_and_transition(
 ) -> JobExecuteResult:
     """Record the completion and run the run's transition in one transaction.
 
-    The run's row is locked first (its version bumped), so transitions of one
-    run queue up behind each other, and the stages are read in a later
-    statement, after the lock is held. On PostgreSQL (READ COMMITTED) that
+    The run's row is locked first (its version bumped, in the statement that
+    writes the stage's outcome), so transitions of one run queue up behind
+    each other, and the stages are read in a later statement, after the lock
+    is held. On PostgreSQL (READ COMMITTED) that
     order is what makes it safe: two parallel siblings finishing at once
     would otherwise each read the other as still RUNNING, both do nothing,
     and leave the run stuck. Locking the run before the stage also matches
@@ -273,15 +274,13 @@ async def _commit_completion_and_transition(
     jobs become visible together or not at all.
     """
     async with atomic(ex.deps, ex.causation_id) as unit:
-        try:
-            run = await unit.db.update_run(ex.run.id, {})
-        except RecordNotFoundError:
-            raise _RunNotRunning(None) from None
-        if run.status is not Status.RUNNING:
-            raise _RunNotRunning(run.status)
-        if unit.shared:
+        locked = await unit.db.lock_run_and_update_stage(ex.run.id, ex.row.id, changes)
+        if locked is None:
+            current = await unit.db.get_run(ex.run.id)  # only to say what became of it
+            raise _RunNotRunning(current.status if current else None)
+        run, updated = locked
+        if unit.shared:  # after the run's lock, the order every writer takes them in
             await save_output(ex.deps, ex.run, ex.stage.id, result.output)
-        updated = await unit.db.update_stage(ex.row.id, changes)
         rows = _stages_unchanged(ex, run, updated)
         if rows is None:
             rows = await unit.db.stages_of_run(run.id)

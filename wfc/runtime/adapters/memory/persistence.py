@@ -146,6 +146,16 @@ class _MemoryStore:
             return None
         return await self.update_stage(record_id, changes)
 
+    async def lock_run_and_update_stage(
+        self, run_id: str, record_id: str, changes: StageChanges
+    ) -> tuple[RunRecord, StageRecord] | None:
+        if run_id not in self._t.runs:
+            return None
+        run = await self.update_run(run_id, {})
+        if run.status is not Status.RUNNING:
+            return None
+        return run, await self.update_stage(record_id, changes)
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         record_id = self._t.stage_ids.get((run_id, stage_id))
         return None if record_id is None else self._t.stages[record_id]

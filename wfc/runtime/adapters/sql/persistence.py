@@ -98,6 +98,14 @@ class _SqlStore:
                 conn, record_id, run_id, changes, self._clock.now()
             )
 
+    async def lock_run_and_update_stage(
+        self, run_id: str, record_id: str, changes: StageChanges
+    ) -> tuple[RunRecord, StageRecord] | None:
+        async with self._connection() as conn:
+            return await stages.lock_run_and_update_stage(
+                conn, run_id, record_id, changes, self._clock.now()
+            )
+
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         async with self._single() as conn:
             return await stages.get_stage(conn, run_id, stage_id)

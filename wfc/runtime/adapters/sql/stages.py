@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, exists, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import (
     Guard,
@@ -22,6 +23,7 @@ from wfc.runtime.adapters.sql.rows import (
     update_versioned,
     upsert_insert,
 )
+from wfc.runtime.adapters.sql.runs import get_run
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
 
@@ -78,6 +80,60 @@ async def update_stage_while_running(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
     )
     return None if row is None else to_record(StageRecord, row)
+
+
+def _lock_and_update(updates: dict[str, Any]) -> Any:
+    """PostgreSQL: the run's lock and the stage's write as one statement. The run's UPDATE
+    is a data-modifying CTE, so it runs (and takes the row lock) whether or not the stage
+    is written; the stage is written only if the locked run is RUNNING."""
+    locked = (
+        update(runs)
+        .where(runs.c.id == bindparam("run_id"))
+        .values(version=runs.c.version + 1, updated_at=bindparam("now"))
+        .returning(*runs.c)
+        .cte("locked")
+    )
+    return (
+        update(stages)
+        .where(stages.c.id == bindparam("record_id"), locked.c.status == Status.RUNNING.value)
+        .values(
+            {
+                **params_for(updates, "u_"),
+                "version": stages.c.version + 1,
+                "updated_at": bindparam("now"),
+            }
+        )
+        .returning(*stages.c, *(column.label(f"locked_{column.name}") for column in locked.c))
+        .add_cte(locked)
+    )
+
+
+async def lock_run_and_update_stage(
+    conn: AsyncConnection, run_id: str, record_id: str, changes: StageChanges, now: datetime
+) -> tuple[RunRecord, StageRecord] | None:
+    """Lock the run and write the stage if the run is RUNNING: one statement on PostgreSQL,
+    the two updates on SQLite (whose BEGIN IMMEDIATE holds the write lock already)."""
+    if conn.dialect.name != "postgresql":
+        try:
+            run_row = await update_versioned(conn, runs, "WorkflowRun", run_id, {}, now, None)
+        except RecordNotFoundError:
+            return None
+        if run_row is None or run_row["status"] != Status.RUNNING.value:
+            return None
+        run = to_record(RunRecord, run_row)
+        return run, await update_stage(conn, record_id, changes, now, None)
+    updates = column_values(dict(changes))
+    statement = built_once(
+        ("lock_run_and_update_stage", *updates), lambda: _lock_and_update(updates)
+    )
+    params = prefixed(updates, "u_") | {"run_id": run_id, "record_id": record_id, "now": now}
+    row = await direct.first(conn, statement, params)
+    if row is not None:
+        return to_record(RunRecord, row, "locked_"), to_record(StageRecord, row)
+    current = await get_run(conn, run_id)  # the rare path: only to tell why nothing was written
+    if current is not None and current.status is Status.RUNNING:
+        raise RecordNotFoundError("WorkflowStage", record_id)
+    return None
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
