@@ -95,12 +95,20 @@ async def test_many_rows_go_in_and_counts_come_back(storage: SqlStorage) -> None
             conn, insert(jobs).returning(jobs.c.id, jobs.c.payload), [_job("j3", now)]
         )
         assert returned == [{"id": "j3", "payload": {"config": {"n": 1}, "tags": ["a", None]}}]
+        several = await direct.insert_rows(
+            conn,
+            insert(jobs).returning(jobs.c.id, jobs.c.payload, jobs.c.created_at),
+            [_job(f"j{n}", now) for n in (4, 5)],
+        )
+        assert sorted(several, key=lambda row: row["id"]) == [
+            {"id": f"j{n}", "payload": _job("", now)["payload"], "created_at": now} for n in (4, 5)
+        ]
         complete = (
             update(jobs)
             .where(jobs.c.status == Status.PENDING.value)
             .values(status=Status.COMPLETED.value, updated_at=bindparam("now"))
         )
-        assert await direct.execute(conn, complete, {"now": now}) == 4
+        assert await direct.execute(conn, complete, {"now": now}) == 6
         assert await direct.execute(conn, complete, {"now": now}) == 0
         await conn.commit()
 

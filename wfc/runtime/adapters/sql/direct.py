@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
@@ -198,25 +198,49 @@ async def execute(
 async def insert_rows(
     conn: AsyncConnection, statement: Executable, rows: Sequence[Mapping[str, Any]]
 ) -> list[Row]:
-    """Insert `rows` (all with the same keys) with an INSERT construct; the rows it returns,
-    in order, when it has RETURNING. One round trip: the driver pipelines the rows."""
+    """Insert `rows` (all with the same keys) with an INSERT construct, in one statement;
+    the rows it returns when it has RETURNING (key them by a column: the order is the
+    database's)."""
     if not rows:
         return []
     driver = await _driver(conn)
     keys = tuple(rows[0])
-    compiled = None if driver is None else _compiled_for(statement, keys, conn.dialect)
-    returning = bool(getattr(statement, "exported_columns", ()))
-    if driver is None or compiled is None or (returning and len(rows) > 1):
-        result = await conn.execute(statement, [dict(row) for row in rows])
-        return [row._mapping for row in result.all()] if returning else []
-    _sent(conn, compiled.sql)
-    if returning:
-        return [compiled.row(r) for r in await driver.fetch(compiled.sql, *compiled.args(rows[0]))]
-    if len(rows) == 1:
-        await driver.execute(compiled.sql, *compiled.args(rows[0]))
+    if driver is not None and len(rows) > 1:
+        statement = _with_rows(statement, keys, len(rows))
+        params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
+        keys = ()
     else:
-        await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
+        params = dict(rows[0])
+    compiled = None if driver is None else _compiled_for(statement, keys, conn.dialect)
+    if driver is None or compiled is None:
+        result = await conn.execute(statement, [dict(row) for row in rows])
+        return [row._mapping for row in result.all()] if result.returns_rows else []
+    _sent(conn, compiled.sql)
+    if getattr(statement, "exported_columns", ()):
+        return [compiled.row(r) for r in await driver.fetch(compiled.sql, *compiled.args(params))]
+    await driver.execute(compiled.sql, *compiled.args(params))
     return []
+
+
+_WITH_ROWS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, Executable]] = {}
+
+
+def _with_rows(statement: Executable, keys: tuple[str, ...], count: int) -> Executable:
+    """`statement` with `count` rows of VALUES, row n's value of `key` bound as
+    `r{n}_{key}`: one statement, built once per row count, for a multi-row insert."""
+    entry = _WITH_ROWS.get((id(statement), keys, count))
+    if entry is not None and entry[0] is statement:
+        return entry[1]
+    element: Any = statement
+    columns = element.table.c  # typed: a multi-row VALUES binds no column type of its own
+    rows: list[dict[str, Any]] = [
+        {key: bindparam(f"r{n}_{key}", type_=columns[key].type) for key in keys}
+        for n in range(count)
+    ]
+    derived: Executable = element.values(rows)
+    if len(_WITH_ROWS) < _MAX_COMPILED:
+        _WITH_ROWS[(id(statement), keys, count)] = (statement, derived)
+    return derived
 
 
 async def driver_sql(conn: AsyncConnection, sql: str) -> None:
