@@ -204,8 +204,10 @@ class BlobStore(BlobAccess, Protocol):
 class JobTransport(Protocol):
     """The job queue workers take stage executions from."""
 
-    async def enqueue(self, jobs: Sequence[JobSpec]) -> list[str]:
-        """Queue all of `jobs` atomically; their ids in order."""
+    async def enqueue(self, jobs: Sequence[JobSpec], *, completing: str | None = None) -> list[str]:
+        """Queue all of `jobs` atomically; their ids in order. With `completing`, that job
+        (if it exists) is marked done in the same write: the job of a stage whose
+        outcome queued these, handing its slot on (one statement where it can be)."""
         ...
 
     async def dequeue(self, limit: int = 1) -> list[JobRecord]:

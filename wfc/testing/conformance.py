@@ -506,6 +506,30 @@ class PortConformance:
         assert statuses == {"a": Status.COMPLETED, "b": Status.CANCELLED, "c": Status.CANCELLED}
         assert queued and await q.dequeue() == []
 
+    async def test_a_job_is_completed_by_the_enqueue_it_hands_on_to(self, ports: Ports) -> None:
+        q, clock = ports.jobs, ports.clock
+        (first,) = await q.enqueue([a_job("r", "a")])
+        await q.dequeue()
+        (second,) = await q.enqueue([a_job("r", "b")], completing=first)
+        taker = _Taker(free=2)
+        with handing_off_to(taker):
+            (leased,) = await q.dequeue()
+            assert leased.id == second
+            third, fourth = await q.enqueue([a_job("r", "c1"), a_job("r", "c2")], completing=second)
+        assert [j.id for j in taker.taken[0]] == [third, fourth]
+        await q.enqueue([], completing=third)  # the last group: nothing queued
+        await q.enqueue([a_job("r2")], completing="nope")  # no such job: queued all the same
+        statuses = {j.id: j.status for j in await q.jobs_of_run("r")}
+        assert statuses == {
+            first: Status.COMPLETED,
+            second: Status.COMPLETED,
+            third: Status.COMPLETED,
+            fourth: Status.RUNNING,
+        }
+        done = {j.id: j.completed_at for j in await q.jobs_of_run("r")}
+        assert done[first] == done[second] == clock.now()
+        assert len(await q.jobs_of_run("r2")) == 1
+
     async def test_stale_leases_are_released_unless_touched(self, ports: Ports) -> None:
         q, clock = ports.jobs, ports.clock
         live, dead = await q.enqueue([a_job("r", "live"), a_job("r", "dead")])

@@ -87,6 +87,8 @@ class Unit:
 
     `opened` are the stage rows a transition created in it (`open_group`); rows
     that were there already (an orphan of a crash) are not among them.
+    `completing` is the leased job of the stage whose outcome this unit records,
+    to complete with the first jobs it queues (`JobTransport.enqueue(completing=)`).
     """
 
     db: Persistence
@@ -95,6 +97,12 @@ class Unit:
     events: list[Event] = field(default_factory=list)
     after: list[AfterCommit] = field(default_factory=list)
     opened: list[StageRecord] = field(default_factory=list)
+    completing: str | None = None
+
+    def take_completing(self) -> str | None:
+        """The job to complete with the jobs queued now, once."""
+        job_id, self.completing = self.completing, None
+        return job_id
 
     def emit(self, event: Event) -> None:
         """Append `event` to the outbox when this unit commits."""

@@ -289,11 +289,16 @@ async def _commit_completion_and_transition(
         known = {**(ex.pristine or {}), ex.stage.id: result.output}
         if ex.pristine is not None:
             unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
+        if unit.shared:  # completed with the next group's jobs, if it opens one
+            unit.completing = ex.cmd.job_id
         try:
             transition = await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
         except NeedJobs:
             transition = None  # a failed sibling: the caller's own transition reads the jobs
-        completed = unit.shared and await _complete_job(ex.deps, ex.cmd.job_id)
+        if unit.completing is not None:
+            completed = await _complete_job(ex.deps, unit.take_completing())
+        else:
+            completed = unit.shared and ex.cmd.job_id is not None
         result = result.model_copy(update={"transition": transition, "job_completed": completed})
         await ex.key.complete(unit.db, result)
     return result

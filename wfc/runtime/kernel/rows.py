@@ -134,7 +134,7 @@ async def open_group(
             specs.append(candidates[position])
 
     async def enqueue() -> None:
-        ids = await deps.jobs.enqueue(specs)
+        ids = await deps.jobs.enqueue(specs, completing=unit.take_completing())
         if job_ids is not None:
             job_ids.extend(ids)
 

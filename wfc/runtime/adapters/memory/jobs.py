@@ -34,7 +34,9 @@ class MemoryJobTransport:
         self._order: dict[str, int] = {}
         self._counter = itertools.count()
 
-    async def enqueue(self, jobs: Sequence[JobSpec]) -> list[str]:
+    async def enqueue(self, jobs: Sequence[JobSpec], *, completing: str | None = None) -> list[str]:
+        if completing is not None and completing in self._jobs:
+            await self.complete(completing)
         now = self._clock.now()
         taker, handed = handed_specs(jobs)
         ids = []

@@ -67,13 +67,13 @@ class _Compiled:
         return converted
 
 
-_COMPILED: dict[tuple[int, tuple[str, ...]], tuple[Executable, _Compiled | None]] = {}
+_COMPILED: dict[int, tuple[Executable, _Compiled | None]] = {}
 
 
-def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> _Compiled | None:
+def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
     """The statement for asyncpg, or None if it must go through SQLAlchemy."""
     element: Any = statement  # every Executable this module is given is a ClauseElement
-    compiled: Any = element.compile(dialect=dialect, column_keys=list(keys) or None)
+    compiled: Any = element.compile(dialect=dialect)
     if "POSTCOMPILE" in compiled.string:  # an expanding IN list: rendered per call
         return None
     names = tuple(compiled.positiontup or ())
@@ -98,15 +98,13 @@ def _compile(statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> 
     )
 
 
-def _compiled_for(
-    statement: Executable, keys: tuple[str, ...], dialect: Dialect
-) -> _Compiled | None:
-    entry = _COMPILED.get((id(statement), keys))
+def _compiled_for(statement: Executable, dialect: Dialect) -> _Compiled | None:
+    entry = _COMPILED.get(id(statement))
     if entry is not None and entry[0] is statement:
         return entry[1]
-    compiled = _compile(statement, keys, dialect)
+    compiled = _compile(statement, dialect)
     if len(_COMPILED) < _MAX_COMPILED:
-        _COMPILED[(id(statement), keys)] = (statement, compiled)  # kept alive: ids stay valid
+        _COMPILED[id(statement)] = (statement, compiled)  # kept alive: ids stay valid
     return compiled
 
 
@@ -163,7 +161,7 @@ async def fetch(
     """The rows `statement` returns (a SELECT, or DML with RETURNING)."""
     params = params or {}
     driver = await _driver(conn)
-    compiled = None if driver is None else _compiled_for(statement, (), conn.dialect)
+    compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
     _sent(conn, compiled.sql)
@@ -186,7 +184,7 @@ async def execute(
     """Run a statement whose rows are not wanted; the number of rows it changed."""
     params = params or {}
     driver = await _driver(conn)
-    compiled = None if driver is None else _compiled_for(statement, (), conn.dialect)
+    compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
     _sent(conn, compiled.sql)
@@ -196,24 +194,29 @@ async def execute(
 
 
 async def insert_rows(
-    conn: AsyncConnection, statement: Executable, rows: Sequence[Mapping[str, Any]]
+    conn: AsyncConnection,
+    statement: Executable,
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
 ) -> list[Row]:
     """Insert `rows` (all with the same keys) with an INSERT construct, in one statement;
     the rows it returns when it has RETURNING (key them by a column: the order is the
-    database's)."""
+    database's). `extra`: the values of the statement's other parameters (its CTEs')."""
     if not rows:
         return []
     driver = await _driver(conn)
     keys = tuple(rows[0])
-    if driver is not None and len(rows) > 1:
-        statement = _with_rows(statement, keys, len(rows))
-        params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
-        keys = ()
-    else:
-        params = dict(rows[0])
-    compiled = None if driver is None else _compiled_for(statement, keys, conn.dialect)
+    params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
+    params |= extra or {}
+    # Explicit VALUES, not SQLAlchemy's `column_keys`: that would also rewrite the SET of
+    # an UPDATE in the statement's CTEs.
+    compiled = (
+        None
+        if driver is None
+        else _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect)
+    )
     if driver is None or compiled is None:
-        result = await conn.execute(statement, [dict(row) for row in rows])
+        result = await conn.execute(statement, [dict(row) | dict(extra or {}) for row in rows])
         return [row._mapping for row in result.all()] if result.returns_rows else []
     _sent(conn, compiled.sql)
     if getattr(statement, "exported_columns", ()):

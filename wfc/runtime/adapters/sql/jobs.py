@@ -58,6 +58,20 @@ _LEASE = (
 )
 _INSERT = insert(jobs)
 _INSERT_RETURNING = insert(jobs).returning(*jobs.c)
+# PostgreSQL: the job whose stage queued these completed by the same statement (a
+# data-modifying CTE runs whether or not the INSERT reads it).
+_HANDING_ON = (
+    update(jobs)
+    .where(_j.id == bindparam("completing"))
+    .values(
+        status=Status.COMPLETED.value,
+        completed_at=bindparam("completed_now"),
+        updated_at=bindparam("completed_now"),
+    )
+    .cte("handing_on")
+)
+_INSERT_COMPLETING = _INSERT.add_cte(_HANDING_ON)
+_INSERT_RETURNING_COMPLETING = _INSERT_RETURNING.add_cte(_HANDING_ON)
 _COMPLETE = (
     update(jobs)
     .where(_j.id == bindparam("job_id"))
@@ -86,8 +100,12 @@ class SqlJobTransport:
         self._ids = ids or UuidIds()
         self.worker_id = worker_id
 
-    async def enqueue(self, specs: Sequence[JobSpec]) -> list[str]:
+    async def enqueue(
+        self, specs: Sequence[JobSpec], *, completing: str | None = None
+    ) -> list[str]:
         if not specs:
+            if completing is not None:
+                await self._complete_if_there(completing)
             return []
         taker, handed = handed_specs(specs)
         now = self._clock.now()
@@ -113,12 +131,18 @@ class SqlJobTransport:
             | (self._leased(now) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
-        # One statement for all rows (a multi-row INSERT with RETURNING, the driver's
-        # executemany without): atomic on its own, so no transaction round trips.
+        # One statement for all rows, and on PostgreSQL for the job `completing` too:
+        # atomic on its own, so no transaction round trips.
         async with self._connections.single() as conn:
-            inserted = await direct.insert_rows(
-                conn, _INSERT_RETURNING if handed else _INSERT, rows
-            )
+            if completing is not None and conn.dialect.name != "postgresql":
+                await self._complete_if_there(completing)
+                completing = None
+            if completing is None:
+                statement, extra = (_INSERT_RETURNING if handed else _INSERT), {}
+            else:
+                statement = _INSERT_RETURNING_COMPLETING if handed else _INSERT_COMPLETING
+                extra = {"completing": completing, "completed_now": now}
+            inserted = await direct.insert_rows(conn, statement, rows, extra)
         if taker is not None:
             by_id = {row["id"]: to_record(JobRecord, row) for row in inserted}
             leased = [by_id[ids[position]] for position in sorted(handed)]
@@ -153,6 +177,10 @@ class SqlJobTransport:
             )
         if done == 0:
             raise RecordNotFoundError("Job", job_id)
+
+    async def _complete_if_there(self, job_id: str) -> None:
+        async with self._connections.single() as conn:
+            await direct.execute(conn, _COMPLETE, {"job_id": job_id, "now": self._clock.now()})
 
     async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
         await self._update(
