@@ -13,13 +13,14 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from wfc.runtime.adapters.sql import open_storage
+from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.adapters.sql.schema import metadata
 
 _counter = itertools.count()
@@ -82,6 +83,26 @@ async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
         await drop_database(url)
 
 
+@asynccontextmanager
+async def sql_storage(kind: str, directory: Path) -> AsyncIterator[SqlStorage]:
+    """Storage with the schema on a SQLite file in `directory` or a fresh PostgreSQL
+    database (`kind`: "sqlite" or "postgres"), closed (and dropped) afterwards."""
+    if kind == "sqlite":
+        store = open_storage(f"sqlite+aiosqlite:///{directory / 'wfc.db'}")
+        await store.create_schema()
+        try:
+            yield store
+        finally:
+            await store.close()
+        return
+    async with postgres_database() as url:
+        store = open_storage(url)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
 __all__ = [
     "create_database",
     "drop_database",
@@ -89,6 +110,7 @@ __all__ = [
     "open_storage",
     "postgres_database",
     "postgres_url",
+    "sql_storage",
 ]
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, insert, select, update
 
-from tests.databases import postgres_database
-from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
+from tests.databases import sql_storage
+from wfc.runtime.adapters.sql import SqlStorage, direct
 from wfc.runtime.adapters.sql.engine import autocommit
 from wfc.runtime.adapters.sql.rows import to_record, to_values
 from wfc.runtime.adapters.sql.schema import jobs, runs
@@ -31,16 +31,8 @@ _INSERT_JOB = insert(jobs)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
-    if request.param == "sqlite":
-        store = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}")
-        await store.create_schema()
+    async with sql_storage(request.param, tmp_path) as store:
         yield store
-        await store.close()
-        return
-    async with postgres_database() as url:
-        store = open_storage(url)
-        yield store
-        await store.close()
 
 
 def _job(job_id: str, now: datetime) -> dict[str, Any]:

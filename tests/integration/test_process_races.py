@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.databases import postgres_database
-from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from tests.databases import sql_storage
+from wfc.runtime.adapters.sql import SqlStorage
 from wfc.runtime.records import RunRecord, Status
 from wfc.testing import FakeClock
 from wfc.testing.conformance import a_job, a_run
@@ -21,16 +21,8 @@ from wfc.testing.conformance import a_job, a_run
 
 @pytest.fixture(params=["postgres", "sqlite"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
-    if request.param == "sqlite":
-        store = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}")
-        await store.create_schema()
+    async with sql_storage(request.param, tmp_path) as store:
         yield store
-        await store.close()
-        return
-    async with postgres_database() as url:
-        store = open_storage(url)
-        yield store
-        await store.close()
 
 
 def race(mode: str, url: str, workers: int) -> list[list[str]]:

@@ -132,15 +132,21 @@ async def test_a_group_handed_whole_reads_only_the_outputs_its_hand_off_did_not_
     assert reads == {"run_with_stages": 1, "get": 1}
 
 
+async def claimed_and_handed(tk: TestKernel) -> tuple[str, SlotTaker]:
+    """A `linear` run claimed by a one-slot worker, which hands itself the first stage."""
+    run_id = await tk.create_run("linear", DOC)
+    worker = SlotTaker(1)
+    with handing_off_to(worker):
+        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    return run_id, worker
+
+
 async def test_a_first_stage_handed_by_the_claim_starts_warm(
     tk: TestKernel, reads: Counter[str]
 ) -> None:
     """The claim knows the run it started: a worker that hands itself the first stage
     runs the whole run without reading it back."""
-    run_id = await tk.create_run("linear", DOC)
-    worker = SlotTaker(1)
-    with handing_off_to(worker):
-        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    run_id, worker = await claimed_and_handed(tk)
     for _ in range(3):
         assert (await run_handed(tk, worker)).outcome == "completed"
     assert reads == {}
@@ -167,10 +173,7 @@ async def test_a_stage_alone_in_its_group_decides_from_the_stages_it_started_wit
 ) -> None:
     """No transition ran between the hand-off and the outcome (the run's version tells), so
     what the stage started with is still true: the outcome reads no stages again."""
-    run_id = await tk.create_run("linear", DOC)
-    worker = SlotTaker(1)
-    with handing_off_to(worker):
-        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    run_id, worker = await claimed_and_handed(tk)
     for _ in range(3):
         assert (await run_handed(tk, worker)).outcome == "completed"
     assert stage_reads == []
@@ -184,10 +187,7 @@ async def test_a_stage_reads_the_stages_again_when_the_run_changed_meanwhile(
 ) -> None:
     """A write to the run between the hand-off and the outcome (here a bare version bump,
     as any transition makes) means the stages may have changed: they are read."""
-    run_id = await tk.create_run("linear", DOC)
-    worker = SlotTaker(1)
-    with handing_off_to(worker):
-        await tk.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    run_id, worker = await claimed_and_handed(tk)
     await run_handed(tk, worker)  # split
     await tk.persistence.update_run(run_id, {})
     await run_handed(tk, worker)  # count

@@ -56,31 +56,29 @@ _LEASE = (
     )
     .returning(*jobs.c)
 )
+
+
+def _completion(job_id: str, now: str) -> Any:
+    """Mark the job whose id is bound as `job_id` done at the instant bound as `now`."""
+    return (
+        update(jobs)
+        .where(_j.id == bindparam(job_id))
+        .values(
+            status=Status.COMPLETED.value,
+            completed_at=bindparam(now),
+            updated_at=bindparam(now),
+        )
+    )
+
+
+_COMPLETE = _completion("job_id", "now")
 _INSERT = insert(jobs)
 _INSERT_RETURNING = insert(jobs).returning(*jobs.c)
 # PostgreSQL: the job whose stage queued these completed by the same statement (a
 # data-modifying CTE runs whether or not the INSERT reads it).
-_HANDING_ON = (
-    update(jobs)
-    .where(_j.id == bindparam("completing"))
-    .values(
-        status=Status.COMPLETED.value,
-        completed_at=bindparam("completed_now"),
-        updated_at=bindparam("completed_now"),
-    )
-    .cte("handing_on")
-)
+_HANDING_ON = _completion("completing", "completed_now").cte("handing_on")
 _INSERT_COMPLETING = _INSERT.add_cte(_HANDING_ON)
 _INSERT_RETURNING_COMPLETING = _INSERT_RETURNING.add_cte(_HANDING_ON)
-_COMPLETE = (
-    update(jobs)
-    .where(_j.id == bindparam("job_id"))
-    .values(
-        status=Status.COMPLETED.value,
-        completed_at=bindparam("now"),
-        updated_at=bindparam("now"),
-    )
-)
 
 
 class SqlJobTransport:
