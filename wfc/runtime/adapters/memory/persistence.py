@@ -39,8 +39,10 @@ from wfc.runtime.records import (
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _IdempotencyKey:
+    """Replaced, never changed in place: a snapshot copies the table, not the entries."""
+
     started_at: datetime
     result: JsonObject | None = None
 
@@ -63,7 +65,7 @@ class _Tables:
             logs=list(self.logs),
             outbox=dict(self.outbox),
             last_sequence=dict(self.last_sequence),
-            keys=copy.deepcopy(self.keys),
+            keys=dict(self.keys),
         )
 
 
@@ -281,15 +283,15 @@ class _MemoryStore:
         if entry.result is not None:
             return Replay(result=entry.result)
         if stale_after is not None and now - entry.started_at >= stale_after:
-            entry.started_at = now
+            self._t.keys[(key, command_type)] = replace(entry, started_at=now)
             return Acquired()
         return InProgress()
 
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
-        entry = self._t.keys.setdefault((key, command_type), _IdempotencyKey(self._clock.now()))
-        entry.result = copy.deepcopy(result)
+        entry = self._t.keys.get((key, command_type)) or _IdempotencyKey(self._clock.now())
+        self._t.keys[(key, command_type)] = replace(entry, result=copy.deepcopy(result))
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
         self._t.keys.pop((key, command_type), None)
