@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import sql_storage
 from wfc.runtime.adapters.sql import SqlStorage, direct
@@ -127,3 +128,21 @@ async def test_an_expanding_in_list_goes_through_sqlalchemy(storage: SqlStorage)
         rows = await direct.fetch(conn, statement, {"ids": ["r", "x"]})
         assert [row["id"] for row in rows] == ["r"]
         await conn.commit()
+
+
+async def test_a_connection_the_server_closed_is_never_pooled_again(tmp_path: Path) -> None:
+    """A statement on a connection whose server process went away (a restart, a terminated
+    backend) fails, and the connection is invalidated: the next checkout gets a live one,
+    where SQLAlchemy's own path would have noticed the disconnect the same way."""
+    async with sql_storage("postgres", tmp_path) as store:
+        async with store.engine.connect() as conn:
+            pid = await direct.first(conn, select(func.pg_backend_pid().label("pid")))
+            assert pid is not None
+            admin = create_async_engine(store.engine.url)  # not from the pool under test
+            async with admin.connect() as other:
+                await other.execute(select(func.pg_terminate_backend(pid["pid"])))
+            await admin.dispose()
+            with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+                await direct.fetch(conn, _GET, {"run_id": "r"})
+        async with store.engine.connect() as conn:
+            assert await direct.fetch(conn, _GET, {"run_id": "r"}) == []

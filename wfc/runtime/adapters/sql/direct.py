@@ -164,10 +164,8 @@ async def fetch(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
-    _sent(conn, compiled.sql)
-    return [
-        compiled.row(record) for record in await driver.fetch(compiled.sql, *compiled.args(params))
-    ]
+    records = await _send(conn, driver, compiled.sql, compiled.args(params), rows=True)
+    return [compiled.row(record) for record in records]
 
 
 async def first(
@@ -187,8 +185,7 @@ async def execute(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
-    _sent(conn, compiled.sql)
-    status: str = await driver.execute(compiled.sql, *compiled.args(params))
+    status: str = await _send(conn, driver, compiled.sql, compiled.args(params), rows=False)
     count = status.rsplit(" ", 1)[-1]
     return int(count) if count.isdigit() else 0
 
@@ -218,11 +215,9 @@ async def insert_rows(
     if driver is None or compiled is None:
         result = await conn.execute(statement, [dict(row) | dict(extra or {}) for row in rows])
         return [row._mapping for row in result.all()] if result.returns_rows else []
-    _sent(conn, compiled.sql)
-    if getattr(statement, "exported_columns", ()):
-        return [compiled.row(r) for r in await driver.fetch(compiled.sql, *compiled.args(params))]
-    await driver.execute(compiled.sql, *compiled.args(params))
-    return []
+    returning = bool(getattr(statement, "exported_columns", ()))
+    records = await _send(conn, driver, compiled.sql, compiled.args(params), rows=returning)
+    return [compiled.row(record) for record in records] if returning else []
 
 
 _WITH_ROWS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, Executable]] = {}
@@ -252,5 +247,19 @@ async def driver_sql(conn: AsyncConnection, sql: str) -> None:
     if driver is None:
         await conn.exec_driver_sql(sql)
         return
+    await _send(conn, driver, sql, [], rows=False)
+
+
+async def _send(
+    conn: AsyncConnection, driver: Any, sql: str, args: list[Any], *, rows: bool
+) -> Any:
+    """Run `sql` on the driver: its records, or its status. A connection the server closed
+    (a restart, a terminated backend) is invalidated, as SQLAlchemy does with the errors it
+    sees, so the pool never hands it out again."""
     _sent(conn, sql)
-    await driver.execute(sql)
+    try:
+        return await (driver.fetch(sql, *args) if rows else driver.execute(sql, *args))
+    except BaseException:
+        if driver.is_closed():
+            await conn.invalidate()
+        raise
