@@ -4,7 +4,7 @@ A stage execution sends about a dozen statements, and on PostgreSQL most of a
 worker's CPU went into SQLAlchemy's execution layer around them, not into the
 database: one `UPDATE … RETURNING` of a run row cost 0.35 ms of worker CPU
 through `AsyncConnection.execute` and 0.06 ms through asyncpg's own `fetch`
-(measured on this project's 2-core machines, `benchmarks/`). So the statements
+(a loop of 3,000 on a 2-core machine, PostgreSQL local). So the statements
 every stage runs are still SQLAlchemy constructs, built once
 (`rows.built_once`), but this module compiles each of them once for the
 connection's dialect and runs the SQL on the driver connection with the same
@@ -14,7 +14,9 @@ they would through `conn.execute`.
 Only asyncpg connections take this path. On any other driver (SQLite), and
 for statements it cannot run as compiled (expanding `IN` lists), each
 function is a plain `conn.execute`. Either way the rows come back as mappings
-keyed by result column name.
+keyed by result column name. An error from the driver is asyncpg's own, not
+wrapped in SQLAlchemy's exception types; a connection the server closed is
+invalidated as SQLAlchemy would.
 
 `watching(engine)` sees every statement sent either way, for the tests and the
 benchmark that count round trips.
