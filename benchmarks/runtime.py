@@ -13,7 +13,9 @@ and shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
   end-to-end latency (creation → completion) and stage→next-stage latency (a
   group's last completion → the next group's first start), p50 and p99;
 - peak RSS of each worker process, and SQL statements per stage execution, for a job
-  dequeued and for one handed to the worker that ran the stage before.
+  dequeued and for one handed to the worker that ran the stage before;
+- CPU per run of the burst (`cpu_meter`, from /proc): the whole machine's, and the
+  workers', PostgreSQL's and the driver's, which move less than runs/sec between runs.
 DBOS runs the same shapes on the same PostgreSQL server (its queue polling
 set to 50 ms; timestamps from its own workflow_status rows).
 
@@ -48,6 +50,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import cpu_meter  # noqa: E402
 from shapes import workflows  # noqa: E402
 
 from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  # noqa: E402
@@ -146,10 +149,13 @@ def stage_gaps(stages: list[StageRecord]) -> list[float]:
     return gaps
 
 
-async def drive_wfc(url: str, shape: str, runs: int, isolated: int) -> dict[str, Any]:
+async def drive_wfc(
+    url: str, shape: str, runs: int, isolated: int, worker_pids: list[int]
+) -> dict[str, Any]:
     storage = open_storage(url)
     kernel = make_kernel(storage, workflows())
     try:
+        before = cpu_meter.sample(worker_pids) if cpu_meter.available() else None
         ids = [
             (
                 await kernel.dispatch(
@@ -159,6 +165,9 @@ async def drive_wfc(url: str, shape: str, runs: int, isolated: int) -> dict[str,
             for n in range(runs)
         ]
         burst = await _finished(storage, ids)
+        cpu = None
+        if before is not None:
+            cpu = cpu_meter.per_run(before, cpu_meter.sample(worker_pids), runs)
         assert all(r.status is Status.COMPLETED for r in burst), "a benchmark run failed"
         span = max(r.completed_at for r in burst) - min(r.created_at for r in burst)
         latencies, gaps = [], []
@@ -180,7 +189,7 @@ async def drive_wfc(url: str, shape: str, runs: int, isolated: int) -> dict[str,
             "latency_p99_ms": pct(latencies, 99),
             "stage_gap_p50_ms": pct(gaps, 50),
             "stage_gap_p99_ms": pct(gaps, 99),
-        }
+        } | ({"cpu_ms_per_run": cpu} if cpu else {})
     finally:
         await storage.close()
 
@@ -193,7 +202,7 @@ def wfc_case(
         for i in range(workers)
     ]
     try:
-        result = asyncio.run(drive_wfc(url, shape, runs, isolated))
+        result = asyncio.run(drive_wfc(url, shape, runs, isolated, [p.pid for p in procs]))
     finally:
         exits = [json.loads(line) for line in stop_all(procs)]
     result["peak_rss_mb"] = max(e.get("peak_rss_mb", 0.0) for e in exits)
@@ -365,10 +374,24 @@ def runs_per_s(row: dict[str, Any]) -> str:
     return shown
 
 
+def cpu_per_run(row: dict[str, Any]) -> str:
+    """The burst's CPU per run, where measured (wfc cases on Linux)."""
+    cpu = row.get("cpu_ms_per_run")
+    if not cpu:
+        return "–"
+    spent = f"{cpu['workers']:.1f} / "
+    if row["database"] == "postgres":
+        spent += f"{cpu['postgres']:.1f} / "
+    return f"{cpu['machine']:.1f} ms ({spent}{cpu['driver']:.1f})"
+
+
 def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, float]]) -> None:
-    header = "| engine | db | workers | shape | runs/s | run p50 | run p99 | stage→stage p50 | p99 | peak RSS |"
+    header = (
+        "| engine | db | workers | shape | runs/s | run p50 | run p99 | stage→stage p50 | p99 "
+        "| peak RSS | CPU per run: machine (workers / PostgreSQL / driver) |"
+    )
     print(header)
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 11)
     for r in results:
         gap = (
             f"{r['stage_gap_p50_ms']:.1f} ms | {r['stage_gap_p99_ms']:.1f} ms"
@@ -379,7 +402,7 @@ def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, f
         print(
             f"| {r['engine']} | {r['database']} | {r['workers']} | {r['shape']} "
             f"| {runs_per_s(r)} | {r['latency_p50_ms']:.1f} ms | {r['latency_p99_ms']:.1f} ms "
-            f"| {gap} | {rss} |"
+            f"| {gap} | {rss} | {cpu_per_run(r)} |"
         )
     for shape in ("seq3", "fan"):
         for workers in (1, 4):
