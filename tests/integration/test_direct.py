@@ -146,3 +146,13 @@ async def test_a_connection_the_server_closed_is_never_pooled_again(tmp_path: Pa
                 await direct.fetch(conn, _GET, {"run_id": "r"})
         async with store.engine.connect() as conn:
             assert await direct.fetch(conn, _GET, {"run_id": "r"}) == []
+
+
+async def test_parameters_beyond_the_rows_are_refused_off_the_driver(tmp_path: Path) -> None:
+    """SQLAlchemy's path binds the rows' keys alone, so a CTE's parameters (`extra`) would be
+    lost there: callers check `on_driver` first, and a call that did not is refused."""
+    async with sql_storage("sqlite", tmp_path) as store, store.engine.connect() as conn:
+        assert not direct.on_driver(conn)
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        with pytest.raises(ValueError, match="driver path"):
+            await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)], {"completing": "x"})

@@ -110,9 +110,14 @@ def _compiled_for(statement: Executable, dialect: Dialect) -> _Compiled | None:
     return compiled
 
 
+def on_driver(conn: AsyncConnection) -> bool:
+    """Whether statements on `conn` run on the driver (asyncpg), not through SQLAlchemy."""
+    return conn.dialect.driver == "asyncpg"
+
+
 async def _driver(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under `conn`, or None on another driver."""
-    if conn.dialect.driver != "asyncpg":
+    if not on_driver(conn):
         return None
     info = conn.info
     driver = info.get(_DRIVER_KEY)
@@ -200,7 +205,8 @@ async def insert_rows(
 ) -> list[Row]:
     """Insert `rows` (all with the same keys) with an INSERT construct, in one statement;
     the rows it returns when it has RETURNING (key them by a column: the order is the
-    database's). `extra`: the values of the statement's other parameters (its CTEs')."""
+    database's). `extra`: the values of the statement's other parameters (its CTEs'),
+    on the driver path only (`on_driver`): SQLAlchemy's executemany binds row keys alone."""
     if not rows:
         return []
     driver = await _driver(conn)
@@ -215,7 +221,9 @@ async def insert_rows(
         else _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect)
     )
     if driver is None or compiled is None:
-        result = await conn.execute(statement, [dict(row) | dict(extra or {}) for row in rows])
+        if extra:
+            raise ValueError("extra parameters need the driver path (direct.on_driver)")
+        result = await conn.execute(statement, [dict(row) for row in rows])
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
     records = await _send(conn, driver, compiled.sql, compiled.args(params), rows=returning)

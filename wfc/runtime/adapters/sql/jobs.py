@@ -129,10 +129,10 @@ class SqlJobTransport:
             | (self._leased(now) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
-        # One statement for all rows, and on PostgreSQL for the job `completing` too:
+        # One statement for all rows, and on asyncpg for the job `completing` too:
         # atomic on its own, so no transaction round trips.
         async with self._connections.single() as conn:
-            if completing is not None and conn.dialect.name != "postgresql":
+            if completing is not None and not direct.on_driver(conn):
                 await self._complete_if_there(completing)
                 completing = None
             if completing is None:
@@ -169,16 +169,16 @@ class SqlJobTransport:
         return [to_record(JobRecord, row) for row in rows]
 
     async def complete(self, job_id: str) -> None:
+        if not await self._complete_if_there(job_id):
+            raise RecordNotFoundError("Job", job_id)
+
+    async def _complete_if_there(self, job_id: str) -> bool:
+        """Mark the job done; whether there was one."""
         async with self._connections.single() as conn:
             done = await direct.execute(
                 conn, _COMPLETE, {"job_id": job_id, "now": self._clock.now()}
             )
-        if done == 0:
-            raise RecordNotFoundError("Job", job_id)
-
-    async def _complete_if_there(self, job_id: str) -> None:
-        async with self._connections.single() as conn:
-            await direct.execute(conn, _COMPLETE, {"job_id": job_id, "now": self._clock.now()})
+        return done > 0
 
     async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
         await self._update(
