@@ -15,7 +15,8 @@ it. A slot that frees up while runs wait wakes the orchestrator to claim again.
 Nothing waits on a poll when it need not: a slot that finishes a stage queues
 the next group already leased to this worker, as far as it has free slots
 (`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
-it), and wakes the idle slots for the rest; on PostgreSQL
+it), runs the first of those jobs itself, on the same pinned connection,
+and wakes the idle slots for the rest; on PostgreSQL
 a LISTEN connection wakes slots when another process enqueues jobs and the
 orchestrator when a run is created. Polling stays as the fallback: without a
 wakeup source (SQLite), the orchestrator also claims new runs every
@@ -138,6 +139,7 @@ class WorkerHost:
         self._in_flight: dict[str, JobRecord] = {}
         self._abandoned: list[str] = []
         self._handed: list[JobRecord] = []
+        self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self._taken = 0  # jobs handed to this worker so far
         self._maybe_queued = True  # whether a dequeue may find something
         self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
@@ -248,20 +250,33 @@ class WorkerHost:
         )
 
     # -- jobs this worker queues itself (wfc.runtime.handoff) -------------------
+    def _finishing_slot(self) -> asyncio.Task[Any] | None:
+        """The job slot calling, if it has no next job of its own yet."""
+        task = asyncio.current_task()
+        if task is not None and task in self._jobs_running and task not in self._next:
+            return task
+        return None
+
     def free_slots(self) -> int:
         """Slots for jobs this worker queues itself; a finishing job's own slot counts."""
         if self._stopping.is_set():
             return 0
-        own = 1 if asyncio.current_task() in self._jobs_running else 0
+        own = 1 if self._finishing_slot() is not None else 0
         return self.concurrency - len(self._jobs_running) - len(self._handed) + own
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        """Start these jobs (leased to this worker) as slots free up."""
-        self._handed.extend(jobs)
+        """Start these jobs (leased to this worker) as slots free up; a finishing slot
+        keeps the first for itself, to run next on its pinned connection."""
         self._taken += len(jobs)
+        rest = list(jobs)
+        slot = self._finishing_slot()
+        if slot is not None and rest:
+            self._next[slot] = rest.pop(0)
+        self._handed.extend(rest)
         if more_queued:
             self._maybe_queued = True
-        self._job_signal.fire()
+        if rest or more_queued:
+            self._job_signal.fire()
 
     # -- wakeups ------------------------------------------------------------
     def wake_jobs(self) -> None:
@@ -406,9 +421,27 @@ class WorkerHost:
                 self._maybe_queued = True
 
     def _start_job(self, job: JobRecord) -> None:
-        task = asyncio.create_task(self._run_job(job), name=f"job:{job.id}")
+        task = asyncio.create_task(self._run_slot(job), name=f"slot:{job.id}")
         self._jobs_running.add(task)
         task.add_done_callback(self._job_finished)
+
+    async def _run_slot(self, job: JobRecord) -> None:
+        """Run `job`, then each job it handed to this slot, over one pinned connection."""
+        slot = asyncio.current_task()
+        assert slot is not None
+        try:
+            async with self.kernel.deps.pinning.pinned():
+                next_job: JobRecord | None = job
+                while next_job is not None:
+                    await self._run_job(next_job)
+                    next_job = self._next.pop(slot, None)
+                    if next_job is not None and self._stopping.is_set():
+                        self._abandoned.append(next_job.id)
+                        next_job = None
+        finally:
+            left = self._next.pop(slot, None)
+            if left is not None:  # cancelled: give it back with the rest
+                self._abandoned.append(left.id)
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)

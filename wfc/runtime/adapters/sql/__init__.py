@@ -87,7 +87,7 @@ def open_storage(
         jobs=SqlJobTransport(engine, clock=clock, worker_id=worker_id, ids=ids),
         blobs=SqlBlobStore(engine),
         ai_calls=SqlAICallLogger(engine),
-        pinning=Connections(engine),
+        pinning=Connections(engine, hold_while_released=bool(pool and pool.one_per_pin)),
     )
 
 

@@ -9,7 +9,10 @@ body starts) check out their own, so a connection is never used by two tasks.
 
 While the pinning task runs user code (a stage body) it `released()` the
 connection back to the pool, so a worker's pool need not be as large as its
-number of slots; the pin takes a connection again on its next call.
+number of slots; the pin takes a connection again on its next call. A pool
+that keeps a connection for every pin (`PoolOptions.for_slots`) is made with
+`hold_while_released`: the pin then keeps its connection, and a worker slot
+that runs job after job checks one out once, not twice per job.
 
 Work that is one statement runs in autocommit (see `engine.autocommit`), so a
 pinned connection is in autocommit mode and transactions on it are explicit
@@ -64,8 +67,9 @@ _PINNED: ContextVar[_Pin | None] = ContextVar("wfc_pinned_connection", default=N
 class Connections:
     """Connections to one engine's database, honouring a pin made for the same pool."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, hold_while_released: bool = False) -> None:
         self.engine = engine
+        self._hold_while_released = hold_while_released
         self._autocommit = autocommit(engine)
         sqlite = engine.dialect.name == "sqlite"
         # SQLite: take the write lock up front, as every unpinned transaction does (engine.py).
@@ -157,10 +161,11 @@ class Connections:
     async def released(self) -> AsyncIterator[None]:
         """Give this task's pinned connection back while the block runs (user code, say).
 
-        Inside a transaction the pin is kept: the transaction needs its connection.
+        Inside a transaction the pin is kept: the transaction needs its connection. So it
+        is when the pool keeps a connection for every pin (`hold_while_released`).
         """
         pin = self._pin()
-        if pin is None or pin.depth:
+        if pin is None or pin.depth or self._hold_while_released:
             yield
             return
         await pin.drop()
