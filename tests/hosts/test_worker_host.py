@@ -279,3 +279,51 @@ async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(script: Sc
             await storage.close()
     assert {r.status for r in runs} == {Status.COMPLETED}
     assert connects <= PoolOptions.for_slots(4).size
+
+
+async def test_a_slot_runs_the_job_it_hands_itself_on_the_connection_it_holds(
+    script: Script,
+) -> None:
+    """A slot that finishes a stage runs the next stage's job itself, on its pinned
+    connection, which a pool kept per slot lets it hold while the stage body runs: a
+    three-stage run checks a connection out for its claim and its first job, not twice per
+    stage."""
+    registry = WorkflowMap(build_workflows(script))
+    async with postgres_database() as url:
+        storage = open_storage(url, pool=PoolOptions.for_slots(2))
+        creator = open_storage(url)
+        checkouts = 0
+
+        def checked_out(*_args: Any) -> None:
+            nonlocal checkouts
+            checkouts += 1
+
+        worker = WorkerHost(
+            make_kernel(storage, registry),
+            concurrency=2,
+            orchestration_interval=SLOW,
+            job_poll_interval=SLOW,
+            wakeups=storage.wakeups,
+        )
+        await worker.start()
+        try:
+            await asyncio.sleep(0.2)  # the orchestrator's first tick and the listener's checkout
+            event.listen(storage.engine.sync_engine.pool, "checkout", checked_out)
+            runs = []
+            outside = make_kernel(creator, registry)  # creates and waits on its own pool
+            for n in range(10):
+                created = await outside.dispatch(
+                    RunCreate(idempotency_key=f"slot-{n}", workflow_id="linear", input=DOC)
+                )
+                runs.append(
+                    await wait_for_run(
+                        outside, created.workflow_run_id, timeout=timedelta(seconds=20)
+                    )
+                )
+            event.remove(storage.engine.sync_engine.pool, "checkout", checked_out)
+        finally:
+            await worker.stop()
+            await storage.close()
+            await creator.close()
+    assert {r.status for r in runs} == {Status.COMPLETED}
+    assert checkouts / len(runs) <= 2.5  # the claim's and the first job's; 4 and more before
