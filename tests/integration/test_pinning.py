@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.databases import postgres_database
-from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from wfc.runtime.adapters.sql import PoolOptions, SqlStorage, open_storage
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.records import JobSpec, LogRecord
 from wfc.testing import FakeClock, SlotTaker
@@ -131,6 +133,52 @@ async def test_released_gives_the_connection_back_and_the_pin_takes_one_again(
         await storage.blobs.get("k")
         assert pool.checkedout() == 1  # type: ignore[attr-defined]
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_pool_kept_per_pin_lets_the_pin_hold_its_connection_while_released(
+    tmp_path: Path,
+) -> None:
+    """With a connection kept for every slot (`PoolOptions.for_slots`), giving the pinned
+    connection back for a stage body and taking one after would cost two checkouts per job
+    for nothing: the pin holds it, and calls inside the block use it."""
+    store = open_storage(
+        f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", pool=PoolOptions.for_slots(2)
+    )
+    await store.create_schema()
+    checkouts = Checkouts(store)
+    async with store.pinning.pinned():
+        await store.blobs.put("k", b"v")
+        async with store.pinning.released():
+            assert await store.blobs.get("k") == b"v"
+        await store.blobs.get("k")
+    checkouts.close()
+    await store.close()
+    assert checkouts.count == 1
+
+
+async def test_a_pin_goes_on_after_the_server_closed_its_connection() -> None:
+    """A worker slot keeps its pin from job to job: when PostgreSQL ends the pinned
+    connection's backend (a restart, an administrator), the call that meets it fails, and
+    the pin's next call runs on a new connection instead of failing for good."""
+    async with postgres_database() as url:
+        store = open_storage(url)
+        await store.persistence.create_run(a_run(FakeClock(), "r"))
+        admin = create_async_engine(url, poolclass=NullPool)
+        async with store.pinning.pinned():
+            assert await store.persistence.get_run("r") is not None
+            async with admin.connect() as conn:
+                await conn.execute(TERMINATE_THE_OTHERS)
+            with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises
+                await store.persistence.get_run("r")
+            assert await store.persistence.get_run("r") is not None
+        await admin.dispose()
+        await store.close()
+
+
+TERMINATE_THE_OTHERS = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
 
 
 async def test_a_transaction_takes_every_port_with_it_even_without_a_pin(

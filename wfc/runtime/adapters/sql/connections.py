@@ -84,6 +84,10 @@ class Connections:
         return pin
 
     async def _connection(self, pin: _Pin) -> AsyncConnection:
+        if pin.conn is not None and pin.conn.invalidated and not pin.depth:
+            # The server closed it (see `direct`). SQLAlchemy would reconnect it on next use,
+            # but not from the driver path: a pin held job after job takes a new one.
+            await pin.drop()
         if pin.conn is None:
             pin.conn = await self._autocommit.connect()
         return pin.conn
