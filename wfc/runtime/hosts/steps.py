@@ -53,26 +53,35 @@ def idempotency_key(job: JobRecord) -> str:
 @contextlib.asynccontextmanager
 async def heartbeat(kernel: Kernel, job_id: str, every: timedelta | None) -> AsyncIterator[None]:
     """Renew the job's lease every `every` while the block runs, so a long stage is never
-    taken for a dead worker's; touch errors are logged and ignored."""
+    taken for a dead worker's; touch errors are logged and ignored.
+
+    The renewing task starts only once the first renewal is due: most stages end long
+    before, and a task made and cancelled for each of them was a cost per job."""
     if every is None:
         yield
         return
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(every.total_seconds())
             try:
                 await kernel.deps.jobs.touch(job_id)
             except Exception:
                 log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+            await asyncio.sleep(every.total_seconds())
 
-    task = asyncio.create_task(beat(), name=f"heartbeat:{job_id}")
+    beating: list[asyncio.Task[None]] = []
+    timer = asyncio.get_running_loop().call_later(
+        every.total_seconds(),
+        lambda: beating.append(asyncio.create_task(beat(), name=f"heartbeat:{job_id}")),
+    )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        for task in beating:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def process_job(

@@ -314,6 +314,12 @@ class WorkerHost:
             self._claim_signal.fire()
 
     async def _orchestrate(self) -> None:
+        # One connection for all its claims and ticks (a checkout cycle costs about as much
+        # as a statement; a busy worker claims once per run).
+        async with self.kernel.deps.pinning.pinned():
+            await self._orchestrate_pinned()
+
+    async def _orchestrate_pinned(self) -> None:
         next_tick = 0.0
         while not self._stopping.is_set():
             woken = self._claim_signal.arm()
