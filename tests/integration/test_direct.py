@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import sql_storage
@@ -156,3 +157,17 @@ async def test_parameters_beyond_the_rows_are_refused_off_the_driver(tmp_path: P
         now = datetime(2026, 1, 1, tzinfo=UTC)
         with pytest.raises(ValueError, match="driver path"):
             await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)], {"completing": "x"})
+
+
+async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
+    storage: SqlStorage,
+) -> None:
+    """A duplicate key fails the same way whichever path ran it: a `DBAPIError` carrying the
+    driver's own error, so callers (the CLI's one-line errors) catch one family."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    async with storage.engine.connect() as conn:
+        await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)])
+        with pytest.raises(DBAPIError) as raised:
+            await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)])
+        await conn.rollback()
+    assert "unique" in str(raised.value.orig).lower()

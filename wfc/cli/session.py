@@ -54,14 +54,20 @@ T = TypeVar("T")
 
 
 @contextmanager
-def database_errors(url: str) -> Iterator[None]:
-    """Turn an unreachable database or a wrong schema revision into one line (no password)."""
+def database_errors(url: str, *, connected: bool = False) -> Iterator[None]:
+    """Turn an unreachable database (or one lost mid-command, once `connected`) or a wrong
+    schema revision into one line (no password)."""
     try:
         yield
     except SchemaRevisionError as error:
         raise click.ClickException(str(error)) from None
     except (OperationalError, DBAPIError, OSError) as error:
         reason = str(getattr(error, "orig", error) or error).splitlines()[0]
+        if connected:
+            raise click.ClickException(
+                f"database {redact(url)} failed mid-command: {reason}; "
+                "what had committed is kept, run the command again once the server is up"
+            ) from None
         raise click.ClickException(
             f"cannot reach database {redact(url)}: {reason}; check the URL and that the server is up"
         ) from None
@@ -77,7 +83,8 @@ async def opened_storage(
     try:
         with database_errors(target):
             await storage.prepare()
-        yield storage
+        with database_errors(target, connected=True):
+            yield storage
     finally:
         await storage.close()
 

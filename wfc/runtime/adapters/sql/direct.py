@@ -14,8 +14,9 @@ they would through `conn.execute`.
 Only asyncpg connections take this path. On any other driver (SQLite), and
 for statements it cannot run as compiled (expanding `IN` lists), each
 function is a plain `conn.execute`. Either way the rows come back as mappings
-keyed by result column name. An error from the driver is asyncpg's own, not
-wrapped in SQLAlchemy's exception types; a connection the server closed is
+keyed by result column name. An error from the driver comes wrapped in
+SQLAlchemy's `DBAPIError` (asyncpg's own as `.orig`), as on SQLAlchemy's path, so
+callers catch one family of errors; a connection the server closed is
 invalidated as SQLAlchemy would.
 
 `watching(engine)` sees every statement sent either way, for the tests and the
@@ -31,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
@@ -269,7 +271,13 @@ async def _send(
     _sent(conn, sql)
     try:
         return await (driver.fetch(sql, *args) if rows else driver.execute(sql, *args))
-    except BaseException:
-        if driver.is_closed():
+    except BaseException as error:
+        closed = driver.is_closed()
+        if closed:
             await conn.invalidate()
-        raise
+        if not isinstance(error, Exception):
+            raise
+        # What SQLAlchemy's own path raises, so callers catch one family whichever path ran.
+        raise DBAPIError.instance(
+            sql, args, error, Exception, connection_invalidated=closed
+        ) from error
