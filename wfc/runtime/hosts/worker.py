@@ -334,7 +334,7 @@ class WorkerHost:
                         self.kernel, replace(self.settings, max_claims=room)
                     )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
-                more = self._more_to_claim(tick.claimed, room)
+                more = self._settle_claim(tick.claimed, room)
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
                     self.wake_jobs()
             else:
@@ -353,10 +353,10 @@ class WorkerHost:
         """How many runs to claim now: no more than there are slots to start them in."""
         return max(0, min(self.settings.max_claims, self.free_slots()))
 
-    def _more_to_claim(self, claimed: int, room: int) -> bool:
-        """After claiming `claimed` of at most `room` runs: True to claim again at once (the
-        per-claim limit was reached); when the slots are what ran out, a slot that frees up
-        claims again instead (`_job_finished`)."""
+    def _settle_claim(self, claimed: int, room: int) -> bool:
+        """After claiming `claimed` of at most `room` runs, decide what claims next: True to
+        claim again at once (the per-claim limit was reached); when the slots are what ran
+        out, it sets `_claims_waiting`, so the next slot to free up claims (`_job_finished`)."""
         if claimed < room:
             return False
         if room < self.settings.max_claims:
@@ -379,7 +379,7 @@ class WorkerHost:
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)
         if queued > self._taken - taken:  # some were not handed here: look for them
             self.wake_jobs()
-        return self._more_to_claim(len(result.claimed), room)
+        return self._settle_claim(len(result.claimed), room)
 
     async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
         try:
