@@ -124,14 +124,14 @@ def stop_all(processes: list[subprocess.Popen[str]]) -> list[str]:
     return [out.strip().splitlines()[-1] if out.strip() else "{}" for out in outputs]
 
 
-async def _finished(storage: SqlStorage, run_ids: list[str]) -> list[Any]:
+async def _all_finished(storage: SqlStorage, count: int) -> None:
     """Wait with one cheap count query per poll, so the driver does not load the database."""
     done = text("SELECT count(*) FROM runs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')")
     while True:
         async with storage.engine.connect() as conn:
             finished = (await conn.execute(done)).scalar_one()
-        if finished >= len(run_ids):
-            return [await storage.persistence.get_run(r) for r in run_ids]
+        if finished >= count:
+            return
         await asyncio.sleep(0.05)
 
 
@@ -164,10 +164,11 @@ async def drive_wfc(
             ).workflow_run_id
             for n in range(runs)
         ]
-        burst = await _finished(storage, ids)
+        await _all_finished(storage, len(ids))
         cpu = None
-        if before is not None:
+        if before is not None:  # before the runs are read back: that is not the engine's work
             cpu = cpu_meter.per_run(before, cpu_meter.sample(worker_pids), runs)
+        burst: list[Any] = [await storage.persistence.get_run(r) for r in ids]
         assert all(r.status is Status.COMPLETED for r in burst), "a benchmark run failed"
         span = max(r.completed_at for r in burst) - min(r.created_at for r in burst)
         latencies, gaps = [], []
