@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,20 @@ from wfc.runtime.registry import WorkflowMap
 
 DOC = {"text": "the quick brown fox"}
 SLOW = timedelta(seconds=60)  # poll intervals long enough that a test finishing proves wakeups
+
+
+@asynccontextmanager
+async def _database(kind: str, directory: Path) -> AsyncIterator[str]:
+    """A migrated database's URL: a SQLite file, or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / 'wfc.db'}"
+        store = open_storage(url)
+        await store.create_schema()
+        await store.close()
+        yield url
+        return
+    async with postgres_database() as url:
+        yield url
 
 
 def host(backend: Backend, **settings: Any) -> WorkerHost:
@@ -238,13 +255,17 @@ async def test_a_worker_claims_only_the_runs_it_has_slots_for(
     assert script.calls["split"] == 5
 
 
-async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(script: Script) -> None:
-    """A worker pins a connection per job and gives it back while the stage body runs; a
-    pool that keeps fewer connections than that closes the extra ones as they come back,
-    and a busy worker then opened one every few runs (a server process each)."""
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(
+    script: Script, database: str, tmp_path: Path
+) -> None:
+    """A worker's slots hold a connection each; a pool that keeps fewer than that closes
+    the extra ones as they come back, and a busy worker then opened one every few runs (a
+    server process each on PostgreSQL, a thread and its PRAGMAs on SQLite)."""
     registry = WorkflowMap(build_workflows(script))
-    async with postgres_database() as url:
-        storage = open_storage(url, pool=PoolOptions.for_slots(4))
+    slots = 8  # more than SQLAlchemy's default pool keeps (5)
+    async with _database(database, tmp_path) as url:
+        storage = open_storage(url, pool=PoolOptions.for_slots(slots))
         connects = 0
 
         def connected(*_args: Any) -> None:
@@ -254,7 +275,7 @@ async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(script: Sc
         event.listen(storage.engine.sync_engine, "connect", connected)
         worker = WorkerHost(
             make_kernel(storage, registry),
-            concurrency=4,
+            concurrency=slots,
             orchestration_interval=SLOW,
             job_poll_interval=SLOW,
             wakeups=storage.wakeups,
@@ -278,7 +299,7 @@ async def test_a_pool_sized_for_the_slots_opens_no_connection_per_job(script: Sc
             await worker.stop()
             await storage.close()
     assert {r.status for r in runs} == {Status.COMPLETED}
-    assert connects <= PoolOptions.for_slots(4).size
+    assert connects <= PoolOptions.for_slots(slots).size
 
 
 async def test_a_slot_runs_the_job_it_hands_itself_on_the_connection_it_holds(

@@ -36,7 +36,8 @@ def redact(url: str | URL) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolOptions:
-    """Connection pool sizing (PostgreSQL; SQLite uses one connection per task as needed)."""
+    """Connection pool sizing (PostgreSQL, and a SQLite file; an in-memory SQLite database
+    keeps SQLAlchemy's own pool)."""
 
     size: int = 5
     max_overflow: int = 10
@@ -70,9 +71,9 @@ def _normalise(url: str | URL) -> URL:
 def create_engine(url: str | URL, *, pool: PoolOptions | None = None) -> AsyncEngine:
     """An async engine for `url` (plain `sqlite:`/`postgresql:` URLs get the async drivers)."""
     parsed = _normalise(url)
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
     options = pool or PoolOptions()
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, options)
     return create_async_engine(
         parsed,
         pool_size=options.size,
@@ -82,11 +83,17 @@ def create_engine(url: str | URL, *, pool: PoolOptions | None = None) -> AsyncEn
     )
 
 
-def _sqlite_engine(url: URL) -> AsyncEngine:
+def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
     database = url.database or ""
+    sizing: dict[str, Any] = {}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # A file database is pooled like PostgreSQL's: a worker holds a connection per slot,
+        # and one closed for being beyond the pool's size costs a thread and PRAGMAs to open.
+        sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **sizing
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
