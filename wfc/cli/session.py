@@ -65,8 +65,8 @@ def database_errors(url: str, *, connected: bool = False) -> Iterator[None]:
         reason = str(getattr(error, "orig", error) or error).splitlines()[0]
         if connected:
             raise click.ClickException(
-                f"database {redact(url)} failed mid-command: {reason}; "
-                "what had committed is kept, run the command again once the server is up"
+                f"database {redact(url)} failed mid-command: {reason}; what had committed "
+                "is kept: if the server went away, run the command again once it is up"
             ) from None
         raise click.ClickException(
             f"cannot reach database {redact(url)}: {reason}; check the URL and that the server is up"

@@ -440,13 +440,10 @@ class WorkerHost:
                 next_job: JobRecord | None = job
                 while next_job is not None:
                     await self._run_job(next_job)
-                    next_job = self._next.pop(slot, None)
-                    if next_job is not None and self._stopping.is_set():
-                        self._abandoned.append(next_job.id)
-                        next_job = None
+                    next_job = None if self._stopping.is_set() else self._next.pop(slot, None)
         finally:
             left = self._next.pop(slot, None)
-            if left is not None:  # cancelled: give it back with the rest
+            if left is not None:  # stopping or cancelled: give it back with the rest
                 self._abandoned.append(left.id)
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
