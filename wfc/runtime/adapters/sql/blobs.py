@@ -33,9 +33,11 @@ class SqlBlobStore:
         self._connections = Connections(engine)
 
     async def put(self, key: str, data: bytes) -> None:
+        """Inside a transaction the write may travel with the transaction's next statement
+        (`direct.defer`): nothing reads a blob in the transaction that stores it."""
         async with self._connections.single() as conn:
             statement = built_once(("put_blob", conn.dialect.name), lambda: _put(conn))
-            await direct.execute(conn, statement, {"key": key, "data": bytes(data)})
+            await direct.defer(conn, statement, {"key": key, "data": bytes(data)})
 
     async def get(self, key: str) -> bytes:
         async with self._connections.single() as conn:

@@ -120,13 +120,16 @@ class Connections:
             return
         await direct.driver_sql(conn, self._begin)
         pin.depth = 1
+        direct.hold_writes(conn)  # writes that can wait travel with the next statement
         try:
             yield conn
             pin.depth = 0
-            await direct.driver_sql(conn, "COMMIT")
+            await direct.driver_sql(conn, "COMMIT")  # sends what is held first
+            direct.stop_holding(conn)
         except BaseException:
             pin.depth = 0
             pin.on_commit.clear()
+            direct.stop_holding(conn)  # what is held is rolled back with the rest
             # Until the rollback is known to have run (it may fail, or be cancelled), the
             # connection may still be inside a transaction: it must not go back to the pool.
             pin.broken = True

@@ -19,6 +19,14 @@ SQLAlchemy's `DBAPIError` (asyncpg's own as `.orig`), as on SQLAlchemy's path, s
 callers catch one family of errors; a connection the server closed is
 invalidated as SQLAlchemy would.
 
+Inside a transaction on asyncpg, a write whose result nobody reads can be
+`defer`red: it is held and sent with the transaction's next statement, as a
+data-modifying CTE of it when the two touch disjoint tables (`combine`), else
+joined with the other held writes into one statement just before it. Either
+way it runs before anything that could see it, and an error in it fails the
+statement it travels with, inside the same transaction. Statements that go
+through SQLAlchemy send the held writes first too (`before_cursor_execute`).
+
 `watching(engine)` sees every statement sent either way, for the tests and the
 benchmark that count round trips.
 """
@@ -36,11 +44,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
+
+from wfc.runtime.adapters.sql import combine
+from wfc.runtime.adapters.sql.schema import metadata
 
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
 Processor = Callable[[Any], Any]
 
 _DRIVER_KEY = "wfc_asyncpg_connection"
+_HELD_KEY = "wfc_held_writes"
 _MAX_COMPILED = 512  # statements are built once, so this is never reached in practice
 
 
@@ -154,10 +167,10 @@ def watching(engine: AsyncEngine) -> Iterator[list[str]]:
             _WATCHERS.pop(pool, None)
 
 
-def _sent(conn: AsyncConnection, sql: str) -> None:
+def _sent(pool: object, sql: str) -> None:
     if _WATCHERS:
         # Keyed by pool: an engine with other execution options shares its parent's.
-        for watcher in _WATCHERS.get(id(conn.engine.pool), ()):
+        for watcher in _WATCHERS.get(id(pool), ()):
             watcher(sql)
 
 
@@ -232,6 +245,151 @@ async def insert_rows(
     return [compiled.row(record) for record in records] if returning else []
 
 
+# -- writes held for the next statement ---------------------------------------------------
+
+
+def _related(table: str) -> frozenset[str]:
+    """`table` and the tables its foreign keys tie it to either way: a write to one runs
+    checks (or cascades) on the others."""
+    found = {table}
+    for other in metadata.tables.values():
+        for key in other.foreign_keys:
+            if other.name == table:
+                found.add(key.column.table.name)
+            if key.column.table.name == table:
+                found.add(other.name)
+    return frozenset(found)
+
+
+_RELATED = {name: _related(name) for name in metadata.tables}
+
+
+@dataclass(slots=True)
+class _Held:
+    """The writes held on one connection's transaction: each with its arguments."""
+
+    parts: list[tuple[combine.Part, list[Any]]]
+    tables: set[str]
+    names: set[str]
+
+    def admits(self, part: combine.Part) -> bool:
+        """Whether `part` may run in one statement with every held write."""
+        return self.tables.isdisjoint(_touched(part)) and self.names.isdisjoint(part.names)
+
+    def add(self, part: combine.Part, args: list[Any]) -> None:
+        self.parts.append((part, args))
+        self.tables |= _touched(part)
+        self.names |= part.names
+
+    def take(self) -> list[tuple[combine.Part, list[Any]]]:
+        parts, self.parts = self.parts, []
+        self.tables.clear()
+        self.names.clear()
+        return parts
+
+
+def _touched(part: combine.Part) -> frozenset[str]:
+    touched: set[str] = set()
+    for name in part.tables:
+        touched |= _RELATED.get(name, {name})
+    return frozenset(touched)
+
+
+def hold_writes(conn: AsyncConnection) -> None:
+    """Let `defer` hold writes on `conn` (in a transaction, on asyncpg) until the next
+    statement; `stop_holding` when the transaction ends."""
+    if not on_driver(conn):
+        return
+    conn.info[_HELD_KEY] = _Held(parts=[], tables=set(), names=set())
+    engine = conn.engine.sync_engine
+    if not event.contains(engine, "before_cursor_execute", _send_held_first):
+        event.listen(engine, "before_cursor_execute", _send_held_first)
+
+
+def stop_holding(conn: AsyncConnection) -> None:
+    """End holding on `conn`, dropping what is held (a rollback undoes it anyway; a commit
+    has sent it: every statement, COMMIT among them, sends the held writes first)."""
+    if not conn.invalidated:
+        conn.info.pop(_HELD_KEY, None)
+
+
+async def defer(
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
+) -> None:
+    """Run a write whose result is not wanted, now or with the transaction's next statement."""
+    params = params or {}
+    held = conn.info.get(_HELD_KEY)
+    compiled = None if held is None else _compiled_for(statement, conn.dialect)
+    if held is None or compiled is None:
+        await execute(conn, statement, params)
+        return
+    await _hold(conn, held, compiled.sql, compiled.args(params))
+
+
+async def defer_rows(
+    conn: AsyncConnection,
+    statement: Executable,
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """`insert_rows` for an INSERT without RETURNING, now or with the next statement."""
+    held = conn.info.get(_HELD_KEY)
+    if held is None or not rows:
+        await insert_rows(conn, statement, rows, extra)
+        return
+    keys = tuple(rows[0])
+    params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
+    params |= extra or {}
+    compiled = _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect)
+    if compiled is None:
+        await insert_rows(conn, statement, rows, extra)
+        return
+    await _hold(conn, held, compiled.sql, compiled.args(params))
+
+
+async def _hold(conn: AsyncConnection, held: _Held, sql: str, args: list[Any]) -> None:
+    part = combine.split(sql)
+    if part is None or not held.admits(part):
+        # Sent now, or the held writes first, alone, so that this one can be held.
+        driver = await _driver(conn)
+        if part is None:
+            await _send(conn, driver, sql, args, rows=False)
+            return
+        await _on_driver(conn, driver, *_held_statement(held), rows=False)
+    held.add(part, args)
+
+
+def _held_statement(held: _Held) -> tuple[str, list[Any]]:
+    """The held writes as one statement of their own, and its arguments."""
+    parts = held.take()
+    sql = combine.joined([(part, len(args)) for part, args in parts])
+    return sql, [arg for _, args in parts for arg in args]
+
+
+def _with_held(held: _Held, sql: str, args: list[Any]) -> tuple[str, list[Any]] | None:
+    """`sql` carrying the held writes, or None when they cannot travel with it."""
+    carrier = combine.split(sql)
+    if carrier is None or not held.admits(carrier):
+        return None
+    parts = held.take()
+    joined = combine.joined([(part, len(more)) for part, more in parts], (carrier, len(args)))
+    return joined, [*args, *(arg for _, more in parts for arg in more)]
+
+
+def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
+    """SQLAlchemy is about to run a statement on `conn`: the held writes go first. (Called
+    inside SQLAlchemy's greenlet, which can wait on the driver.)"""
+    held = conn.info.get(_HELD_KEY)
+    if held is None or not held.parts:
+        return
+    sql, args = _held_statement(held)
+    _sent(conn.engine.pool, sql)
+    try:
+        await_only(conn.connection.driver_connection.execute(sql, *args))
+    except Exception as error:
+        raise DBAPIError.instance(sql, args, error, Exception) from error
+
+
 _WITH_ROWS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, Executable]] = {}
 
 
@@ -267,8 +425,22 @@ async def _send(
 ) -> Any:
     """Run `sql` on the driver: its records, or its status. A connection the server closed
     (a restart, a terminated backend) is invalidated, as SQLAlchemy does with the errors it
-    sees, so the pool never hands it out again."""
-    _sent(conn, sql)
+    sees, so the pool never hands it out again. Writes held on `conn` travel with `sql`, or
+    just before it (`defer`)."""
+    held = conn.info.get(_HELD_KEY)
+    if held is not None and held.parts:
+        carried = _with_held(held, sql, args)
+        if carried is None:
+            await _on_driver(conn, driver, *_held_statement(held), rows=False)
+        else:
+            sql, args = carried
+    return await _on_driver(conn, driver, sql, args, rows=rows)
+
+
+async def _on_driver(
+    conn: AsyncConnection, driver: Any, sql: str, args: list[Any], *, rows: bool
+) -> Any:
+    _sent(conn.engine.pool, sql)
     try:
         return await (driver.fetch(sql, *args) if rows else driver.execute(sql, *args))
     except BaseException as error:

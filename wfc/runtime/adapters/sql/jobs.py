@@ -73,12 +73,13 @@ def _completion(job_id: str, now: str) -> Any:
 
 _COMPLETE = _completion("job_id", "now")
 _INSERT = insert(jobs)
-_INSERT_RETURNING = insert(jobs).returning(*jobs.c)
 # PostgreSQL: the job whose stage queued these completed by the same statement (a
 # data-modifying CTE runs whether or not the INSERT reads it).
 _HANDING_ON = _completion("completing", "completed_now").cte("handing_on")
 _INSERT_COMPLETING = _INSERT.add_cte(_HANDING_ON)
-_INSERT_RETURNING_COMPLETING = _INSERT_RETURNING.add_cte(_HANDING_ON)
+# The columns of a new job that `enqueue` does not set: a handed job's record is built
+# from the row it inserts, not read back.
+_UNSET = {"completed_at": None, "last_error": None}
 
 
 class SqlJobTransport:
@@ -129,21 +130,21 @@ class SqlJobTransport:
             | (self._leased(now) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
-        # One statement for all rows, and on asyncpg for the job `completing` too:
-        # atomic on its own, so no transaction round trips.
+        # One statement for all rows, and on asyncpg for the job `completing` too: atomic
+        # on its own, so no transaction round trips; inside a transaction it may travel
+        # with the transaction's next statement (`direct.defer_rows`).
         async with self._connections.single() as conn:
             if completing is not None and not direct.on_driver(conn):
                 await self._complete_if_there(completing)
                 completing = None
             if completing is None:
-                statement, extra = (_INSERT_RETURNING if handed else _INSERT), {}
+                statement, extra = _INSERT, {}
             else:
-                statement = _INSERT_RETURNING_COMPLETING if handed else _INSERT_COMPLETING
+                statement = _INSERT_COMPLETING
                 extra = {"completing": completing, "completed_now": now}
-            inserted = await direct.insert_rows(conn, statement, rows, extra)
+            await direct.defer_rows(conn, statement, rows, extra)
         if taker is not None:
-            by_id = {row["id"]: to_record(JobRecord, row) for row in inserted}
-            leased = [by_id[ids[position]] for position in sorted(handed)]
+            leased = [to_record(JobRecord, rows[position] | _UNSET) for position in sorted(handed)]
             more_queued = len(handed) < len(specs)
             # Queued inside a transaction, the jobs may start only once it has committed.
             self._connections.after_commit(lambda: taker.take(leased, more_queued=more_queued))

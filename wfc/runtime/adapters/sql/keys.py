@@ -73,7 +73,7 @@ _COMPLETE = (
 
 async def complete(conn: AsyncConnection, key: str, command_type: str, result: JsonObject) -> None:
     params = {"b_key": key, "b_type": command_type, "b_result": result}
-    await direct.execute(conn, _COMPLETE, params)
+    await direct.defer(conn, _COMPLETE, params)  # the last write of its transaction
 
 
 async def release(conn: AsyncConnection, key: str, command_type: str) -> None:

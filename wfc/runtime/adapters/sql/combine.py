@@ -1,0 +1,163 @@
+"""Several PostgreSQL statements as one: data-modifying CTEs joined into a single statement.
+
+A write whose result nobody reads can wait for the next statement of its
+transaction and travel with it (`direct.defer`), which saves it a round trip.
+PostgreSQL runs every data-modifying CTE of a statement exactly once, to
+completion, whether or not anything reads its output, so
+`WITH a AS (INSERT …), b AS (UPDATE …) <statement>` does the writes and then
+answers as `<statement>` alone would. Two limits make that safe, and
+`direct` keeps to both:
+
+- The parts of one statement share one snapshot and run in no set order, so
+  they must touch disjoint tables: none may read what another writes, nor
+  write the same row. `tables` says what a statement touches.
+- A CTE may not nest a data-modifying `WITH`, so a part's own CTEs are hoisted
+  to the top level (`split`), and CTE names must not clash.
+
+Everything here works on the SQL text SQLAlchemy compiled for asyncpg:
+parameters are `$1 … $n`, renumbered when parts are joined (`shift`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+_CTE_HEAD = re.compile(
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(?:(?:NOT\s+)?MATERIALIZED\s+)?\(", re.IGNORECASE
+)
+_COMMA = re.compile(r"\s*,")
+_PARAM = re.compile(r"\$(\d+)")
+# A name after FROM, JOIN, INTO or UPDATE (but not ON CONFLICT's `DO UPDATE SET`).
+_TABLE = re.compile(
+    r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(?!SET\b)([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
+)
+_DATA = ("WITH ", "INSERT ", "UPDATE ", "DELETE ", "SELECT ")
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One statement taken apart: its CTEs (`name AS (…)`, in order), their names, the
+    statement after them, and every table (or CTE) name it mentions."""
+
+    ctes: tuple[str, ...]
+    names: frozenset[str]
+    body: str
+    tables: frozenset[str]
+
+
+_PARTS: dict[str, Part | None] = {}
+_MAX_CACHED = 1024  # statements are built once, so their texts repeat
+
+
+def split(sql: str) -> Part | None:
+    """`sql` taken apart, or None if it cannot travel with others (not a data statement,
+    or a shape this module does not read: a recursive CTE, say)."""
+    if sql in _PARTS:
+        return _PARTS[sql]
+    part = _split(sql)
+    if len(_PARTS) < _MAX_CACHED:
+        _PARTS[sql] = part
+    return part
+
+
+def _split(sql: str) -> Part | None:
+    text = sql.strip()
+    if not text.upper().startswith(_DATA):
+        return None
+    tables = frozenset(name.lower() for name in _TABLE.findall(_unquoted(text)))
+    if not text.upper().startswith("WITH "):
+        return Part(ctes=(), names=frozenset(), body=text, tables=tables)
+    ctes, names, at = [], [], len("WITH ")
+    while True:
+        head = _CTE_HEAD.match(text, at)
+        if head is None:
+            return None
+        end = _closing(text, head.end() - 1)
+        if end is None:
+            return None
+        ctes.append(text[head.start(1) : end + 1])
+        names.append(head.group(1).lower())
+        comma = _COMMA.match(text, end + 1)
+        if comma is None:
+            body = text[end + 1 :].strip()
+            return Part(ctes=tuple(ctes), names=frozenset(names), body=body, tables=tables)
+        at = comma.end()
+
+
+def _segments(sql: str) -> Iterator[tuple[str, bool]]:
+    """`sql` cut into runs of text outside and inside quotes ('…' and "…")."""
+    start, at, quote = 0, 0, ""
+    while at < len(sql):
+        char = sql[at]
+        if quote:
+            if char == quote:
+                if at + 1 < len(sql) and sql[at + 1] == quote:  # '' or "" inside quotes
+                    at += 2
+                    continue
+                yield sql[start : at + 1], True
+                start, quote = at + 1, ""
+        elif char in "'\"":
+            if at > start:
+                yield sql[start:at], False
+            start, quote = at, char
+        at += 1
+    if start < len(sql):
+        yield sql[start:], bool(quote)
+
+
+def _unquoted(sql: str) -> str:
+    return " ".join(segment for segment, quoted in _segments(sql) if not quoted)
+
+
+def _closing(sql: str, opening: int) -> int | None:
+    """The index of the parenthesis that closes the one at `opening`."""
+    depth, at = 0, opening
+    for segment, quoted in _segments(sql[opening:]):
+        if not quoted:
+            for offset, char in enumerate(segment):
+                if char == "(":
+                    depth += 1
+                elif char == ")":
+                    depth -= 1
+                    if depth == 0:
+                        return at + offset
+        at += len(segment)
+    return None
+
+
+def shift(sql: str, offset: int) -> str:
+    """`sql` with each parameter `$n` renumbered `$(n + offset)`."""
+    if not offset:
+        return sql
+    return "".join(
+        segment if quoted else _PARAM.sub(lambda found: f"${int(found.group(1)) + offset}", segment)
+        for segment, quoted in _segments(sql)
+    )
+
+
+_JOINED: dict[tuple[tuple[Part, ...], Part | None], str] = {}
+
+
+def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None = None) -> str:
+    """One statement doing every part's writes (each with its number of parameters, bound
+    in that order), then answering as `carrier` would — whose parameters come first — or,
+    without one, as `SELECT 1`. The parts' CTE names must be distinct (`Part.names`)."""
+    key = (tuple(part for part, _ in parts), carrier[0] if carrier else None)
+    sql = _JOINED.get(key)
+    if sql is not None:
+        return sql
+    offset = carrier[1] if carrier else 0
+    ctes: list[str] = []
+    for number, (part, count) in enumerate(parts):
+        ctes += [shift(cte, offset) for cte in part.ctes]
+        ctes.append(f"wfc_part_{number} AS ({shift(part.body, offset)})")
+        offset += count
+    if carrier is not None:
+        ctes += carrier[0].ctes
+    answer = carrier[0].body if carrier else "SELECT 1"
+    sql = f"WITH {', '.join(ctes)} {answer}"
+    if len(_JOINED) < _MAX_CACHED:
+        _JOINED[key] = sql
+    return sql
