@@ -34,12 +34,13 @@ benchmark that count round trips.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
@@ -262,6 +263,7 @@ def _related(table: str) -> frozenset[str]:
 
 
 _RELATED = {name: _related(name) for name in metadata.tables}
+_HOOKED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines that send held writes first
 
 
 @dataclass(slots=True)
@@ -302,8 +304,9 @@ def hold_writes(conn: AsyncConnection) -> None:
         return
     conn.info[_HELD_KEY] = _Held(parts=[], tables=set(), names=set())
     engine = conn.engine.sync_engine
-    if not event.contains(engine, "before_cursor_execute", _send_held_first):
+    if engine not in _HOOKED:  # (`event.contains` costs more than a statement)
         event.listen(engine, "before_cursor_execute", _send_held_first)
+        _HOOKED.add(engine)
 
 
 def stop_holding(conn: AsyncConnection) -> None:
