@@ -13,7 +13,9 @@ import itertools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.adapters.sql.schema import metadata
+from wfc.runtime.records import Status
 
 _counter = itertools.count()
 _template_ready: set[str] = set()
@@ -103,10 +106,28 @@ async def sql_storage(kind: str, directory: Path) -> AsyncIterator[SqlStorage]:
             await store.close()
 
 
+def job_row(job_id: str, now: datetime, run_id: str = "r") -> dict[str, Any]:
+    """A PENDING job's row for `jobs`, to insert directly (JSON with a list and a null in it)."""
+    return {
+        "id": job_id,
+        "run_id": run_id,
+        "workflow_id": "w",
+        "stage_id": job_id,
+        "status": Status.PENDING.value,
+        "priority": 0,
+        "attempt": 0,
+        "max_attempts": 3,
+        "payload": {"config": {"n": 1}, "tags": ["a", None]},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 __all__ = [
     "create_database",
     "drop_database",
     "drop_templates",
+    "job_row",
     "open_storage",
     "postgres_database",
     "postgres_url",

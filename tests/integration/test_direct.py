@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.databases import sql_storage
+from tests.databases import job_row, sql_storage
 from wfc.runtime.adapters.sql import SqlStorage, direct
 from wfc.runtime.adapters.sql.engine import autocommit
 from wfc.runtime.adapters.sql.rows import to_record, to_values
@@ -35,22 +34,6 @@ _INSERT_JOB = insert(jobs)
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
     async with sql_storage(request.param, tmp_path) as store:
         yield store
-
-
-def _job(job_id: str, now: datetime) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "run_id": "r",
-        "workflow_id": "w",
-        "stage_id": job_id,
-        "status": Status.PENDING.value,
-        "priority": 0,
-        "attempt": 0,
-        "max_attempts": 3,
-        "payload": {"config": {"n": 1}, "tags": ["a", None]},
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 async def test_rows_come_back_as_through_sqlalchemy(storage: SqlStorage) -> None:
@@ -84,18 +67,19 @@ async def test_rows_come_back_as_through_sqlalchemy(storage: SqlStorage) -> None
 async def test_many_rows_go_in_and_counts_come_back(storage: SqlStorage) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     async with storage.engine.connect() as conn:
-        await direct.insert_rows(conn, _INSERT_JOB, [_job(f"j{n}", now) for n in range(3)])
+        await direct.insert_rows(conn, _INSERT_JOB, [job_row(f"j{n}", now) for n in range(3)])
         returned = await direct.insert_rows(
-            conn, insert(jobs).returning(jobs.c.id, jobs.c.payload), [_job("j3", now)]
+            conn, insert(jobs).returning(jobs.c.id, jobs.c.payload), [job_row("j3", now)]
         )
         assert returned == [{"id": "j3", "payload": {"config": {"n": 1}, "tags": ["a", None]}}]
         several = await direct.insert_rows(
             conn,
             insert(jobs).returning(jobs.c.id, jobs.c.payload, jobs.c.created_at),
-            [_job(f"j{n}", now) for n in (4, 5)],
+            [job_row(f"j{n}", now) for n in (4, 5)],
         )
         assert sorted(several, key=lambda row: row["id"]) == [
-            {"id": f"j{n}", "payload": _job("", now)["payload"], "created_at": now} for n in (4, 5)
+            {"id": f"j{n}", "payload": job_row("", now)["payload"], "created_at": now}
+            for n in (4, 5)
         ]
         complete = (
             update(jobs)
@@ -156,7 +140,7 @@ async def test_parameters_beyond_the_rows_are_refused_off_the_driver(tmp_path: P
         assert not direct.on_driver(conn)
         now = datetime(2026, 1, 1, tzinfo=UTC)
         with pytest.raises(ValueError, match="driver path"):
-            await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)], {"completing": "x"})
+            await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)], {"completing": "x"})
 
 
 async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
@@ -166,8 +150,8 @@ async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
     driver's own error, so callers (the CLI's one-line errors) catch one family."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     async with storage.engine.connect() as conn:
-        await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)])
+        await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
         with pytest.raises(DBAPIError) as raised:
-            await direct.insert_rows(conn, _INSERT_JOB, [_job("j", now)])
+            await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
         await conn.rollback()
     assert "unique" in str(raised.value.orig).lower()

@@ -6,17 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-from tests.databases import sql_storage
+from tests.databases import job_row, sql_storage
 from wfc.runtime.adapters.sql import SqlStorage, direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.schema import blobs, jobs, runs
-from wfc.runtime.records import Status
 from wfc.testing import FakeClock
 from wfc.testing.conformance import a_run
 
@@ -35,22 +33,6 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield store
 
 
-def _job(job_id: str) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "run_id": "r",
-        "workflow_id": "w",
-        "stage_id": job_id,
-        "status": Status.PENDING.value,
-        "priority": 0,
-        "attempt": 0,
-        "max_attempts": 3,
-        "payload": {},
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-
-
 async def _job_ids(store: SqlStorage) -> list[str]:
     async with store.engine.connect() as conn:
         return sorted((await conn.execute(select(jobs.c.id))).scalars())
@@ -66,7 +48,7 @@ async def test_held_writes_travel_with_the_next_statement(storage: SqlStorage) -
     with direct.watching(storage.engine) as sent:
         async with Connections(storage.engine).transaction() as conn:
             await direct.defer(conn, _BLOB, {"key": "k", "data": b"x"})
-            await direct.defer_rows(conn, _JOB, [_job("j1"), _job("j2")])
+            await direct.defer_rows(conn, _JOB, [job_row("j1", NOW), job_row("j2", NOW)])
             found = await direct.fetch(conn, _RUN, {"run_id": "r"})
     assert [row["id"] for row in found] == ["r"]
     assert await _job_ids(storage) == ["j1", "j2"]
@@ -82,12 +64,12 @@ async def test_a_statement_that_reads_what_is_held_sees_it(storage: SqlStorage) 
     """A statement touching a held write's table runs after it, on either path to the
     database, and held writes to one table keep their order."""
     async with Connections(storage.engine).transaction() as conn:
-        await direct.defer_rows(conn, _JOB, [_job("j1")])
+        await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
         counted = await direct.first(conn, _JOB_COUNT)
         assert counted is not None and list(counted.values()) == [1]
-        await direct.defer_rows(conn, _JOB, [_job("j2")])
+        await direct.defer_rows(conn, _JOB, [job_row("j2", NOW)])
         assert (await conn.execute(_JOB_COUNT)).scalar_one() == 2  # through SQLAlchemy
-        await direct.defer_rows(conn, _JOB, [_job("j3")])
+        await direct.defer_rows(conn, _JOB, [job_row("j3", NOW)])
         await direct.defer(conn, _RENAME_JOB, {"job_id": "j3"})  # must see j3's insert
     async with storage.engine.connect() as check:
         renamed = await check.execute(select(jobs.c.stage_id).where(jobs.c.id == "j3"))
@@ -99,7 +81,7 @@ async def test_a_rollback_drops_what_is_held(storage: SqlStorage) -> None:
     async with connections.pinned():
         with pytest.raises(RuntimeError):
             async with connections.transaction() as conn:
-                await direct.defer_rows(conn, _JOB, [_job("j1")])
+                await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
                 raise RuntimeError("the transaction fails")
         with direct.watching(storage.engine) as sent:  # the same connection goes on
             async with connections.transaction() as conn:
@@ -114,7 +96,7 @@ async def test_a_held_write_that_fails_fails_its_transaction(storage: SqlStorage
     await storage.blobs.put("k", b"x")
     with pytest.raises(DBAPIError):
         async with Connections(storage.engine).transaction() as conn:
-            await direct.defer_rows(conn, _JOB, [_job("j1")])
+            await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
             await direct.defer(conn, _BLOB, {"key": "k", "data": b"again"})
     assert await _job_ids(storage) == []
     assert await storage.blobs.get("k") == b"x"
@@ -122,7 +104,7 @@ async def test_a_held_write_that_fails_fails_its_transaction(storage: SqlStorage
 
 async def test_outside_a_transaction_a_write_runs_at_once(storage: SqlStorage) -> None:
     async with Connections(storage.engine).single() as conn:
-        await direct.defer_rows(conn, _JOB, [_job("j1")])
+        await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
         await direct.defer(conn, _BLOB, {"key": "k", "data": b"x"})
         assert await _job_ids(storage) == ["j1"]  # seen from another connection
         assert await storage.blobs.get("k") == b"x"
