@@ -10,11 +10,12 @@ answers as `<statement>` alone would. Two limits make that safe, and
 
 - The parts of one statement share one snapshot and run in no set order, so
   they must touch disjoint tables: none may read what another writes, nor
-  write the same row. `tables` says what a statement touches.
+  write the same row. `Part.tables` says what a statement names; foreign
+  keys tie a table to the ones at their other end (`Held`).
 - A CTE may not nest a data-modifying `WITH`, so a part's own CTEs are hoisted
   to the top level (`split`), and CTE names must not clash.
 
-Everything here works on the SQL text SQLAlchemy compiled for asyncpg:
+Everything here works on the SQL text SQLAlchemy compiled for asyncpg, with no I/O:
 parameters are `$1 … $n`, renumbered when parts are joined (`shift`).
 """
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfc.runtime.adapters.sql.schema import metadata
 
 _CTE_HEAD = re.compile(
     r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(?:(?:NOT\s+)?MATERIALIZED\s+)?\(", re.IGNORECASE
@@ -161,3 +165,71 @@ def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None =
     if len(_JOINED) < _MAX_CACHED:
         _JOINED[key] = sql
     return sql
+
+
+def _related(table: str) -> frozenset[str]:
+    """`table` and the tables its foreign keys tie it to either way: a write to one runs
+    checks (or cascades) on the others."""
+    found = {table}
+    for other in metadata.tables.values():
+        for key in other.foreign_keys:
+            if other.name == table:
+                found.add(key.column.table.name)
+            if key.column.table.name == table:
+                found.add(other.name)
+    return frozenset(found)
+
+
+_RELATED = {name: _related(name) for name in metadata.tables}
+
+
+def _touched(part: Part) -> frozenset[str]:
+    touched: set[str] = set()
+    for name in part.tables:
+        touched |= _RELATED.get(name, {name})
+    return frozenset(touched)
+
+
+@dataclass(slots=True)
+class Held:
+    """Writes waiting for their transaction's next statement, each with its arguments, and
+    what they touch: a part joins them only if it touches none of it."""
+
+    parts: list[tuple[Part, list[Any]]] = field(default_factory=list)
+    tables: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
+
+    def admits(self, part: Part) -> bool:
+        """Whether `part` may run in one statement with every held write."""
+        return self.tables.isdisjoint(_touched(part)) and self.names.isdisjoint(part.names)
+
+    def add(self, part: Part, args: list[Any]) -> None:
+        self.parts.append((part, args))
+        self.tables |= _touched(part)
+        self.names |= part.names
+
+    def statement(self) -> tuple[str, list[Any]]:
+        """The held writes as one statement of their own, and its arguments; they are no
+        longer held."""
+        parts = self._take()
+        return joined([(part, len(args)) for part, args in parts]), _args(parts)
+
+    def carried_by(self, sql: str, args: list[Any]) -> tuple[str, list[Any]] | None:
+        """`sql` (with `args`) carrying the held writes, which are then no longer held; or
+        None when they cannot travel with it."""
+        carrier = split(sql)
+        if carrier is None or not self.admits(carrier):
+            return None
+        parts = self._take()
+        sql = joined([(part, len(more)) for part, more in parts], (carrier, len(args)))
+        return sql, [*args, *_args(parts)]
+
+    def _take(self) -> list[tuple[Part, list[Any]]]:
+        parts, self.parts = self.parts, []
+        self.tables.clear()
+        self.names.clear()
+        return parts
+
+
+def _args(parts: list[tuple[Part, list[Any]]]) -> list[Any]:
+    return [arg for _, args in parts for arg in args]

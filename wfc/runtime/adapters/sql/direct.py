@@ -48,7 +48,6 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
 from wfc.runtime.adapters.sql import combine
-from wfc.runtime.adapters.sql.schema import metadata
 
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
 Processor = Callable[[Any], Any]
@@ -249,52 +248,7 @@ async def insert_rows(
 # -- writes held for the next statement ---------------------------------------------------
 
 
-def _related(table: str) -> frozenset[str]:
-    """`table` and the tables its foreign keys tie it to either way: a write to one runs
-    checks (or cascades) on the others."""
-    found = {table}
-    for other in metadata.tables.values():
-        for key in other.foreign_keys:
-            if other.name == table:
-                found.add(key.column.table.name)
-            if key.column.table.name == table:
-                found.add(other.name)
-    return frozenset(found)
-
-
-_RELATED = {name: _related(name) for name in metadata.tables}
 _HOOKED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines that send held writes first
-
-
-@dataclass(slots=True)
-class _Held:
-    """The writes held on one connection's transaction: each with its arguments."""
-
-    parts: list[tuple[combine.Part, list[Any]]]
-    tables: set[str]
-    names: set[str]
-
-    def admits(self, part: combine.Part) -> bool:
-        """Whether `part` may run in one statement with every held write."""
-        return self.tables.isdisjoint(_touched(part)) and self.names.isdisjoint(part.names)
-
-    def add(self, part: combine.Part, args: list[Any]) -> None:
-        self.parts.append((part, args))
-        self.tables |= _touched(part)
-        self.names |= part.names
-
-    def take(self) -> list[tuple[combine.Part, list[Any]]]:
-        parts, self.parts = self.parts, []
-        self.tables.clear()
-        self.names.clear()
-        return parts
-
-
-def _touched(part: combine.Part) -> frozenset[str]:
-    touched: set[str] = set()
-    for name in part.tables:
-        touched |= _RELATED.get(name, {name})
-    return frozenset(touched)
 
 
 def hold_writes(conn: AsyncConnection) -> None:
@@ -302,7 +256,7 @@ def hold_writes(conn: AsyncConnection) -> None:
     statement; `stop_holding` when the transaction ends."""
     if not on_driver(conn):
         return
-    conn.info[_HELD_KEY] = _Held(parts=[], tables=set(), names=set())
+    conn.info[_HELD_KEY] = combine.Held()
     engine = conn.engine.sync_engine
     if engine not in _HOOKED:  # (`event.contains` costs more than a statement)
         event.listen(engine, "before_cursor_execute", _send_held_first)
@@ -350,7 +304,7 @@ async def defer_rows(
     await _hold(conn, held, compiled.sql, compiled.args(params))
 
 
-async def _hold(conn: AsyncConnection, held: _Held, sql: str, args: list[Any]) -> None:
+async def _hold(conn: AsyncConnection, held: combine.Held, sql: str, args: list[Any]) -> None:
     part = combine.split(sql)
     if part is None or not held.admits(part):
         # Sent now, or the held writes first, alone, so that this one can be held.
@@ -358,25 +312,8 @@ async def _hold(conn: AsyncConnection, held: _Held, sql: str, args: list[Any]) -
         if part is None:
             await _send(conn, driver, sql, args, rows=False)
             return
-        await _on_driver(conn, driver, *_held_statement(held), rows=False)
+        await _on_driver(conn, driver, *held.statement(), rows=False)
     held.add(part, args)
-
-
-def _held_statement(held: _Held) -> tuple[str, list[Any]]:
-    """The held writes as one statement of their own, and its arguments."""
-    parts = held.take()
-    sql = combine.joined([(part, len(args)) for part, args in parts])
-    return sql, [arg for _, args in parts for arg in args]
-
-
-def _with_held(held: _Held, sql: str, args: list[Any]) -> tuple[str, list[Any]] | None:
-    """`sql` carrying the held writes, or None when they cannot travel with it."""
-    carrier = combine.split(sql)
-    if carrier is None or not held.admits(carrier):
-        return None
-    parts = held.take()
-    joined = combine.joined([(part, len(more)) for part, more in parts], (carrier, len(args)))
-    return joined, [*args, *(arg for _, more in parts for arg in more)]
 
 
 def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
@@ -385,7 +322,7 @@ def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
     held = conn.info.get(_HELD_KEY)
     if held is None or not held.parts:
         return
-    sql, args = _held_statement(held)
+    sql, args = held.statement()
     _sent(conn.engine.pool, sql)
     try:
         await_only(conn.connection.driver_connection.execute(sql, *args))
@@ -432,9 +369,9 @@ async def _send(
     just before it (`defer`)."""
     held = conn.info.get(_HELD_KEY)
     if held is not None and held.parts:
-        carried = _with_held(held, sql, args)
+        carried = held.carried_by(sql, args)
         if carried is None:
-            await _on_driver(conn, driver, *_held_statement(held), rows=False)
+            await _on_driver(conn, driver, *held.statement(), rows=False)
         else:
             sql, args = carried
     return await _on_driver(conn, driver, sql, args, rows=rows)
