@@ -59,6 +59,7 @@ from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  
 from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
 from wfc.runtime.handoff import handing_off_to  # noqa: E402
 from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
+from wfc.runtime.kernel import Kernel  # noqa: E402
 from wfc.runtime.records import TERMINAL, StageRecord, Status  # noqa: E402
 from wfc.testing import SlotTaker  # noqa: E402
 
@@ -155,7 +156,7 @@ def stage_gaps(stages: list[StageRecord]) -> list[float]:
 
 
 async def _burst(
-    kernel: Any, storage: SqlStorage, shape: str, runs: int, tag: str, worker_pids: list[int]
+    kernel: Kernel, storage: SqlStorage, shape: str, runs: int, tag: str, worker_pids: list[int]
 ) -> tuple[float, dict[str, float] | None]:
     """Create `runs` runs at once and wait for them: runs/sec, and CPU per run if measured."""
     done_before = await _finished(storage)

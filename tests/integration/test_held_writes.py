@@ -77,17 +77,20 @@ async def test_a_statement_that_reads_what_is_held_sees_it(storage: SqlStorage) 
 
 
 async def test_a_rollback_drops_what_is_held(storage: SqlStorage) -> None:
+    """Held writes of a transaction that fails are never sent (on asyncpg; SQLite ran
+    them at once), nor sent later on the same connection; none is kept."""
     connections = Connections(storage.engine)
     async with connections.pinned():
-        with pytest.raises(RuntimeError):
-            async with connections.transaction() as conn:
-                await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
-                raise RuntimeError("the transaction fails")
-        with direct.watching(storage.engine) as sent:  # the same connection goes on
-            async with connections.transaction() as conn:
+        with direct.watching(storage.engine) as sent:
+            with pytest.raises(RuntimeError):
+                async with connections.transaction() as conn:
+                    await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
+                    raise RuntimeError("the transaction fails")
+            async with connections.transaction() as conn:  # the same connection goes on
                 await direct.fetch(conn, _RUN, {"run_id": "r"})
     assert await _job_ids(storage) == []
-    assert not any("jobs" in statement for statement in sent)
+    inserts = [statement for statement in sent if "INSERT INTO jobs" in statement]
+    assert len(inserts) == (0 if _on_postgres(storage) else 1)
 
 
 async def test_a_held_write_that_fails_fails_its_transaction(storage: SqlStorage) -> None:

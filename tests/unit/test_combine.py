@@ -44,6 +44,12 @@ def test_on_conflict_do_update_names_no_table() -> None:
     assert part is not None and part.tables == {"blobs"}
 
 
+def test_a_foreign_key_ties_a_table_to_the_one_it_points_at() -> None:
+    """A stage row's insert checks its run: it may not travel with a write to `runs`."""
+    part = combine.split("INSERT INTO stages (id, run_id) VALUES ($1, $2)")
+    assert part is not None and {"stages", "runs"} <= part.tables
+
+
 def test_only_data_statements_travel_with_others() -> None:
     assert combine.split("COMMIT") is None
     assert combine.split("WITH RECURSIVE t(n) AS (SELECT 1) SELECT n FROM t") is None

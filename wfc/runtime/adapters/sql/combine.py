@@ -10,8 +10,8 @@ answers as `<statement>` alone would. Two limits make that safe, and
 
 - The parts of one statement share one snapshot and run in no set order, so
   they must touch disjoint tables: none may read what another writes, nor
-  write the same row. `Part.tables` says what a statement names; foreign
-  keys tie a table to the ones at their other end (`Held`).
+  write the same row. `Part.tables` says what a statement touches, foreign
+  keys counting as touching the tables at their other end.
 - A CTE may not nest a data-modifying `WITH`, so a part's own CTEs are hoisted
   to the top level (`split`), and CTE names must not clash.
 
@@ -43,12 +43,29 @@ _DATA = ("WITH ", "INSERT ", "UPDATE ", "DELETE ", "SELECT ")
 @dataclass(frozen=True, slots=True)
 class Part:
     """One statement taken apart: its CTEs (`name AS (…)`, in order), their names, the
-    statement after them, and every table (or CTE) name it mentions."""
+    statement after them, and the tables it touches: every table (or CTE) name it
+    mentions, and the tables their foreign keys tie them to."""
 
     ctes: tuple[str, ...]
     names: frozenset[str]
     body: str
     tables: frozenset[str]
+
+
+def _related(table: str) -> frozenset[str]:
+    """`table` and the tables its foreign keys tie it to either way: a write to one runs
+    checks (or cascades) on the others."""
+    found = {table}
+    for other in metadata.tables.values():
+        for key in other.foreign_keys:
+            if other.name == table:
+                found.add(key.column.table.name)
+            if key.column.table.name == table:
+                found.add(other.name)
+    return frozenset(found)
+
+
+_RELATED = {name: _related(name) for name in metadata.tables}
 
 
 _PARTS: dict[str, Part | None] = {}
@@ -70,7 +87,8 @@ def _split(sql: str) -> Part | None:
     text = sql.strip()
     if not text.upper().startswith(_DATA):
         return None
-    tables = frozenset(name.lower() for name in _TABLE.findall(_unquoted(text)))
+    named = {name.lower() for name in _TABLE.findall(_unquoted(text))}
+    tables = frozenset().union(*(_RELATED.get(name, {name}) for name in named))
     if not text.upper().startswith("WITH "):
         return Part(ctes=(), names=frozenset(), body=text, tables=tables)
     ctes, names, at = [], [], len("WITH ")
@@ -167,29 +185,6 @@ def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None =
     return sql
 
 
-def _related(table: str) -> frozenset[str]:
-    """`table` and the tables its foreign keys tie it to either way: a write to one runs
-    checks (or cascades) on the others."""
-    found = {table}
-    for other in metadata.tables.values():
-        for key in other.foreign_keys:
-            if other.name == table:
-                found.add(key.column.table.name)
-            if key.column.table.name == table:
-                found.add(other.name)
-    return frozenset(found)
-
-
-_RELATED = {name: _related(name) for name in metadata.tables}
-
-
-def _touched(part: Part) -> frozenset[str]:
-    touched: set[str] = set()
-    for name in part.tables:
-        touched |= _RELATED.get(name, {name})
-    return frozenset(touched)
-
-
 @dataclass(slots=True)
 class Held:
     """Writes waiting for their transaction's next statement, each with its arguments, and
@@ -201,11 +196,11 @@ class Held:
 
     def admits(self, part: Part) -> bool:
         """Whether `part` may run in one statement with every held write."""
-        return self.tables.isdisjoint(_touched(part)) and self.names.isdisjoint(part.names)
+        return self.tables.isdisjoint(part.tables) and self.names.isdisjoint(part.names)
 
     def add(self, part: Part, args: list[Any]) -> None:
         self.parts.append((part, args))
-        self.tables |= _touched(part)
+        self.tables |= part.tables
         self.names |= part.names
 
     def statement(self) -> tuple[str, list[Any]]:

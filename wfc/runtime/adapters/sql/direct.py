@@ -225,15 +225,8 @@ async def insert_rows(
     if not rows:
         return []
     driver = await _driver(conn)
-    keys = tuple(rows[0])
-    params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
-    params |= extra or {}
-    # Explicit VALUES, not SQLAlchemy's `column_keys`: that would also rewrite the SET of
-    # an UPDATE in the statement's CTEs.
-    compiled = (
-        None
-        if driver is None
-        else _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect)
+    compiled, params = (
+        (None, {}) if driver is None else _rows_compiled(conn, statement, rows, extra)
     )
     if driver is None or compiled is None:
         if extra:
@@ -291,17 +284,29 @@ async def defer_rows(
 ) -> None:
     """`insert_rows` for an INSERT without RETURNING, now or with the next statement."""
     held = conn.info.get(_HELD_KEY)
-    if held is None or not rows:
-        await insert_rows(conn, statement, rows, extra)
-        return
-    keys = tuple(rows[0])
-    params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
-    params |= extra or {}
-    compiled = _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect)
-    if compiled is None:
+    compiled, params = (
+        (None, {}) if held is None or not rows else _rows_compiled(conn, statement, rows, extra)
+    )
+    if held is None or compiled is None:
         await insert_rows(conn, statement, rows, extra)
         return
     await _hold(conn, held, compiled.sql, compiled.args(params))
+
+
+def _rows_compiled(
+    conn: AsyncConnection,
+    statement: Executable,
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None,
+) -> tuple[_Compiled | None, dict[str, Any]]:
+    """A multi-row insert of `rows` as compiled for the driver (None if it cannot be), and
+    its parameters: row n's value of `key` as `r{n}_{key}`, then `extra`. Explicit VALUES,
+    not SQLAlchemy's `column_keys`: that would also rewrite the SET of an UPDATE in the
+    statement's CTEs."""
+    keys = tuple(rows[0])
+    params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
+    params |= extra or {}
+    return _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect), params
 
 
 async def _hold(conn: AsyncConnection, held: combine.Held, sql: str, args: list[Any]) -> None:
