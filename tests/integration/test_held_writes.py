@@ -105,6 +105,42 @@ async def test_a_held_write_that_fails_fails_its_transaction(storage: SqlStorage
     assert await storage.blobs.get("k") == b"x"
 
 
+async def test_a_transaction_of_held_writes_alone_is_one_statement(storage: SqlStorage) -> None:
+    """On asyncpg nothing needed the BEGIN, so the writes go as one statement, which is a
+    transaction of its own: no BEGIN, no COMMIT. A failure in it keeps nothing and sends
+    no ROLLBACK, there being no transaction to roll back."""
+    with direct.watching(storage.engine) as sent:
+        async with Connections(storage.engine).transaction() as conn:
+            await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])
+            await direct.defer(conn, _BLOB, {"key": "k", "data": b"x"})
+    assert await _job_ids(storage) == ["j1"]
+    assert await storage.blobs.get("k") == b"x"
+    if _on_postgres(storage):
+        assert len(sent) == 1 and sent[0].startswith("WITH wfc_part_0 AS (INSERT")
+    else:
+        assert [sent[0], sent[-1], len(sent)] == ["BEGIN IMMEDIATE", "COMMIT", 4]
+    with direct.watching(storage.engine) as sent, pytest.raises(DBAPIError):
+        async with Connections(storage.engine).transaction() as conn:
+            await direct.defer_rows(conn, _JOB, [job_row("j2", NOW)])
+            await direct.defer(conn, _BLOB, {"key": "k", "data": b"again"})
+    assert await _job_ids(storage) == ["j1"]
+    assert "ROLLBACK" not in sent if _on_postgres(storage) else sent[-1] == "ROLLBACK"
+
+
+@pytest.mark.parametrize("path", ["driver", "sqlalchemy"])
+async def test_begin_goes_before_the_first_statement_sent(storage: SqlStorage, path: str) -> None:
+    """A statement that is not held is inside the transaction whichever path sends it:
+    its write is rolled back with the rest."""
+    with pytest.raises(RuntimeError):
+        async with Connections(storage.engine).transaction() as conn:
+            if path == "driver":
+                await direct.execute(conn, _JOB.values(job_row("j1", NOW)))
+            else:
+                await conn.execute(_JOB, job_row("j1", NOW))
+            raise RuntimeError("the transaction fails")
+    assert await _job_ids(storage) == []
+
+
 async def test_outside_a_transaction_a_write_runs_at_once(storage: SqlStorage) -> None:
     async with Connections(storage.engine).single() as conn:
         await direct.defer_rows(conn, _JOB, [job_row("j1", NOW)])

@@ -17,6 +17,7 @@ from wfc.runtime.hosts import MaintenanceSettings, process_job
 from wfc.runtime.records import Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.testing import FakeClock, drive
+from wfc.testing.conformance import a_run, an_event
 
 INVOICE = {
     "customer": {"name": "Ada", "email": "ada@example.com", "country": "DE"},
@@ -164,9 +165,50 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
         created = await kernel.dispatch(
             RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
         )
-    statements = [s.split()[0] for s in sent]
-    assert statements.count("BEGIN") == 1 and statements[-1] == "COMMIT"
+    writes_run = [n for n, sql in enumerate(sent) if "INSERT INTO runs" in sql]
+    completes_key = [n for n, sql in enumerate(sent) if "UPDATE idempotency_keys" in sql]
+    if store.engine.dialect.name == "postgresql":
+        # All writes, held (direct.defer): one statement, a transaction on its own.
+        assert writes_run == completes_key == [len(sent) - 1]
+    else:
+        begin = [sql.split()[0] for sql in sent].index("BEGIN")
+        assert all(begin < n < len(sent) - 1 for n in [*writes_run, *completes_key])
+        assert sent[-1] == "COMMIT"
     again = await kernel.dispatch(
         RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
     )
     assert again.workflow_run_id == created.workflow_run_id
+
+
+async def test_a_created_runs_events_are_numbered_from_one_and_the_next_follow(
+    storage: tuple[SqlStorage, FakeClock],
+    examples: list[Workflow],  # noqa: F811
+) -> None:
+    """The create writes the run with its first event, numbered by hand (no counter to
+    advance): later appends go on from there, with no gap and no collision."""
+    store, clock = storage
+    kernel = kernel_on(store, clock, examples)
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
+    )
+    await kernel.dispatch(RunClaimPending(worker_id="w"))
+    events = await store.persistence.outbox_of_run(created.workflow_run_id)
+    assert events[0].event_type == "workflow:created" and len(events) > 1
+    assert [event.sequence for event in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_run_created_in_a_transaction_is_there_for_its_next_call(
+    storage: tuple[SqlStorage, FakeClock],
+) -> None:
+    """A run waits to be written with its first events only until the transaction calls
+    anything else; events of another run leave it waiting no longer."""
+    store, clock = storage
+    async with store.persistence.transaction() as tx:
+        await tx.create_run(a_run(clock, "r1"))
+        found = await tx.get_run("r1")
+        await tx.create_run(a_run(clock, "r2"))
+        await tx.append_outbox([an_event(clock, "e1", "r1")])
+    assert found is not None and found.id == "r1"
+    assert await store.persistence.get_run("r2") is not None
+    (event,) = await store.persistence.outbox_of_run("r1")
+    assert event.sequence == 1

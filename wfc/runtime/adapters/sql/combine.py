@@ -188,11 +188,23 @@ def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None =
 @dataclass(slots=True)
 class Held:
     """Writes waiting for their transaction's next statement, each with its arguments, and
-    what they touch: a part joins them only if it touches none of it."""
+    what they touch: a part joins them only if it touches none of it.
 
+    `begin` is the transaction's BEGIN while it waits too: it goes first, just before
+    the first statement that must reach the server. Held writes are always one
+    statement's worth (a part that does not fit sends them first), so a transaction
+    that never needed its BEGIN sends them as one statement, atomic on its own.
+    """
+
+    begin: str | None = None
     parts: list[tuple[Part, list[Any]]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+
+    def take_begin(self) -> str | None:
+        """The BEGIN to send now, once; None when it was sent (or never waited)."""
+        begin, self.begin = self.begin, None
+        return begin
 
     def admits(self, part: Part) -> bool:
         """Whether `part` may run in one statement with every held write."""

@@ -16,7 +16,9 @@ that runs job after job checks one out once, not twice per job.
 
 Work that is one statement runs in autocommit (see `engine.autocommit`), so a
 pinned connection is in autocommit mode and transactions on it are explicit
-BEGIN/COMMIT statements; a transaction opened inside another one joins it.
+BEGIN/COMMIT statements (on asyncpg BEGIN waits for the transaction's first
+statement, and a transaction of held writes alone is one statement: see
+`direct.hold_writes`); a transaction opened inside another one joins it.
 A transaction always pins its connection for its own duration, so every call
 its task makes inside it — on any port over the same engine: the job queue,
 the blob store — joins it and commits or rolls back with it (`after_commit`
@@ -118,23 +120,22 @@ class Connections:
             finally:
                 pin.depth -= 1
             return
-        await direct.driver_sql(conn, self._begin)
+        # Writes that can wait travel with the next statement, and BEGIN with the first.
+        if not direct.hold_writes(conn, self._begin):
+            await direct.driver_sql(conn, self._begin)
         pin.depth = 1
-        direct.hold_writes(conn)  # writes that can wait travel with the next statement
         try:
             yield conn
             pin.depth = 0
-            await direct.driver_sql(conn, "COMMIT")  # sends what is held first
-            direct.stop_holding(conn)
+            await direct.commit(conn)
         except BaseException:
             pin.depth = 0
             pin.on_commit.clear()
-            direct.stop_holding(conn)  # what is held is rolled back with the rest
             # Until the rollback is known to have run (it may fail, or be cancelled), the
             # connection may still be inside a transaction: it must not go back to the pool.
             pin.broken = True
             with contextlib.suppress(Exception):
-                await direct.driver_sql(conn, "ROLLBACK")
+                await direct.rollback(conn)  # what is held is dropped with the rest
                 pin.broken = False
             raise
         actions, pin.on_commit = pin.on_commit, []

@@ -26,6 +26,10 @@ joined with the other held writes into one statement just before it. Either
 way it runs before anything that could see it, and an error in it fails the
 statement it travels with, inside the same transaction. Statements that go
 through SQLAlchemy send the held writes first too (`before_cursor_execute`).
+BEGIN waits the same way, for the first statement that must reach the server:
+a transaction of held writes alone (a run created with its first event and its
+idempotency key's result) is one statement, atomic on its own, with neither
+BEGIN nor COMMIT.
 
 `watching(engine)` sees every statement sent either way, for the tests and the
 benchmark that count round trips.
@@ -244,23 +248,53 @@ async def insert_rows(
 _HOOKED: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines that send held writes first
 
 
-def hold_writes(conn: AsyncConnection) -> None:
-    """Let `defer` hold writes on `conn` (in a transaction, on asyncpg) until the next
-    statement; `stop_holding` when the transaction ends."""
+def hold_writes(conn: AsyncConnection, begin: str) -> bool:
+    """Begin a transaction on `conn` in which `defer` holds writes until the next
+    statement, and BEGIN itself waits for the first statement that must reach the
+    server; `commit` or `rollback` ends it. False (nothing done) where writes cannot be
+    held (not asyncpg): the caller sends `begin` itself."""
     if not on_driver(conn):
-        return
-    conn.info[_HELD_KEY] = combine.Held()
+        return False
+    conn.info[_HELD_KEY] = combine.Held(begin=begin)
     engine = conn.engine.sync_engine
     if engine not in _HOOKED:  # (`event.contains` costs more than a statement)
         event.listen(engine, "before_cursor_execute", _send_held_first)
         _HOOKED.add(engine)
+    return True
 
 
-def stop_holding(conn: AsyncConnection) -> None:
-    """End holding on `conn`, dropping what is held (a rollback undoes it anyway; a commit
-    has sent it: every statement, COMMIT among them, sends the held writes first)."""
+async def commit(conn: AsyncConnection) -> None:
+    """Commit the transaction on `conn`. One whose statements were all held never sent
+    its BEGIN: the held writes go as one statement, atomic on its own, with no COMMIT
+    (a transaction of one write costs one round trip)."""
+    held = conn.info.get(_HELD_KEY)
+    if held is None or held.begin is None:
+        await driver_sql(conn, "COMMIT")  # sends what is held first
+    elif held.parts:
+        # `begin` stays set: if this statement fails there is nothing to roll back.
+        await _on_driver(conn, await _driver(conn), *held.statement(), rows=False)
+    _stop_holding(conn)
+
+
+async def rollback(conn: AsyncConnection) -> None:
+    """Roll back the transaction on `conn`, dropping what is held; nothing is sent when
+    nothing reached the server."""
+    held = conn.info.get(_HELD_KEY)
+    _stop_holding(conn)
+    if held is None or held.begin is None:
+        await driver_sql(conn, "ROLLBACK")
+
+
+def _stop_holding(conn: AsyncConnection) -> None:
     if not conn.invalidated:
         conn.info.pop(_HELD_KEY, None)
+
+
+async def _begin_first(conn: AsyncConnection, driver: Any, held: combine.Held) -> None:
+    """Send the transaction's BEGIN if it is still waiting: a statement is about to go."""
+    begin = held.take_begin()
+    if begin is not None:
+        await _on_driver(conn, driver, begin, [], rows=False)
 
 
 async def defer(
@@ -317,6 +351,7 @@ async def _hold(conn: AsyncConnection, held: combine.Held, sql: str, args: list[
         if part is None:
             await _send(conn, driver, sql, args, rows=False)
             return
+        await _begin_first(conn, driver, held)
         await _on_driver(conn, driver, *held.statement(), rows=False)
     held.add(part, args)
 
@@ -325,14 +360,18 @@ def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
     """SQLAlchemy is about to run a statement on `conn`: the held writes go first. (Called
     inside SQLAlchemy's greenlet, which can wait on the driver.)"""
     held = conn.info.get(_HELD_KEY)
-    if held is None or not held.parts:
+    if held is None:
         return
-    sql, args = held.statement()
-    _sent(conn.engine.pool, sql)
-    try:
-        await_only(conn.connection.driver_connection.execute(sql, *args))
-    except Exception as error:
-        raise DBAPIError.instance(sql, args, error, Exception) from error
+    begin = held.take_begin()
+    statements: list[tuple[str, list[Any]]] = [(begin, [])] if begin is not None else []
+    if held.parts:
+        statements.append(held.statement())
+    for sql, args in statements:
+        _sent(conn.engine.pool, sql)
+        try:
+            await_only(conn.connection.driver_connection.execute(sql, *args))
+        except Exception as error:
+            raise DBAPIError.instance(sql, args, error, Exception) from error
 
 
 _WITH_ROWS: dict[tuple[int, tuple[str, ...], int], tuple[Executable, Executable]] = {}
@@ -373,12 +412,14 @@ async def _send(
     sees, so the pool never hands it out again. Writes held on `conn` travel with `sql`, or
     just before it (`defer`)."""
     held = conn.info.get(_HELD_KEY)
-    if held is not None and held.parts:
-        carried = held.carried_by(sql, args)
-        if carried is None:
-            await _on_driver(conn, driver, *held.statement(), rows=False)
-        else:
-            sql, args = carried
+    if held is not None:
+        await _begin_first(conn, driver, held)
+        if held.parts:
+            carried = held.carried_by(sql, args)
+            if carried is None:
+                await _on_driver(conn, driver, *held.statement(), rows=False)
+            else:
+                sql, args = carried
     return await _on_driver(conn, driver, sql, args, rows=rows)
 
 

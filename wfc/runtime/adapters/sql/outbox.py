@@ -45,23 +45,47 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
             )
             for offset, event in enumerate(group, start=1)
         ]
-        await conn.execute(
-            insert(outbox),
-            [
-                {
-                    "id": r.id,
-                    "run_id": r.run_id,
-                    "sequence": r.sequence,
-                    "event_type": r.event_type,
-                    "payload": r.payload,
-                    "causation_id": r.causation_id,
-                    "occurred_at": r.occurred_at,
-                }
-                for r in batch
-            ],
-        )
+        await conn.execute(_INSERT_EVENTS, [_event_values(r) for r in batch])
         records.extend(batch)
     return records
+
+
+_INSERT_EVENTS = insert(outbox)
+
+
+async def append_to_new_run(
+    conn: AsyncConnection, events: Sequence[NewOutboxEvent]
+) -> list[OutboxRecord]:
+    """The first events of a run whose row is inserted in the same transaction with
+    `last_sequence` set to their number (`runs.create_run`): they are numbered 1…n here,
+    with no counter to advance, so the insert is held like the run's own
+    (`direct.defer_rows`) and a new run with its events costs no round trip of its own."""
+    records = [
+        OutboxRecord(
+            id=event.id,
+            run_id=event.run_id,
+            sequence=sequence,
+            event_type=event.event_type,
+            payload=event.payload,
+            causation_id=event.causation_id,
+            occurred_at=event.occurred_at,
+        )
+        for sequence, event in enumerate(events, start=1)
+    ]
+    await direct.defer_rows(conn, _INSERT_EVENTS, [_event_values(record) for record in records])
+    return records
+
+
+def _event_values(record: OutboxRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "run_id": record.run_id,
+        "sequence": record.sequence,
+        "event_type": record.event_type,
+        "payload": record.payload,
+        "causation_id": record.causation_id,
+        "occurred_at": record.occurred_at,
+    }
 
 
 # One statement whatever the number of events (the events travel as one JSON parameter),

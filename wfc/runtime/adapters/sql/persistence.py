@@ -185,19 +185,53 @@ class _SqlStore:
 
 
 class _SqlTransaction(_SqlStore):
-    """A transaction's handle; a nested `transaction()` joins it."""
+    """A transaction's handle; a nested `transaction()` joins it.
+
+    A run it creates is written with the run's first outbox events, so the run's
+    event counter starts at their number instead of being advanced by a statement
+    of its own: `run.create` is then writes alone, held until commit and sent as one
+    statement (`direct.commit`). Whatever else the transaction calls first (anything
+    but completing an idempotency key, which cannot see runs) writes the run at once.
+    """
 
     def __init__(self, conn: AsyncConnection, clock: Clock) -> None:
         super().__init__(clock)
         self._conn = conn
+        self._new_run: RunRecord | None = None  # created here, not written yet
+
+    async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
+        run, self._new_run = self._new_run, None
+        if run is not None:
+            await runs.create_run(self._conn, run, last_sequence=len(with_events))
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        await self._write_new_run()
         yield self._conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
         yield self
+
+    async def finish(self) -> None:
+        """Write what waits for the transaction's end; called just before it commits."""
+        await self._write_new_run()
+
+    async def create_run(self, run: RunRecord) -> None:
+        await self._write_new_run()
+        self._new_run = run
+
+    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        new = self._new_run
+        if new is None or not events or any(event.run_id != new.id for event in events):
+            return await super().append_outbox(events)
+        await self._write_new_run(with_events=events)
+        return await outbox.append_to_new_run(self._conn, events)
+
+    async def complete_idempotency_key(
+        self, key: str, command_type: str, result: JsonObject
+    ) -> None:
+        await keys.complete(self._conn, key, command_type, result)  # the run can wait
 
 
 class SqlPersistence(_SqlStore):
@@ -217,4 +251,6 @@ class SqlPersistence(_SqlStore):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
         async with self._connections.transaction() as conn:
-            yield _SqlTransaction(conn, self._clock)
+            tx = _SqlTransaction(conn, self._clock)
+            yield tx
+            await tx.finish()

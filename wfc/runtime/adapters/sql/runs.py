@@ -15,8 +15,13 @@ from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 _INSERT_RUN = insert(runs)
 
 
-async def create_run(conn: AsyncConnection, run: RunRecord) -> None:
-    await direct.insert_rows(conn, _INSERT_RUN, [to_values(run)])
+async def create_run(conn: AsyncConnection, run: RunRecord, last_sequence: int = 0) -> None:
+    """Insert the run (with the held writes, in a transaction: nothing is read back);
+    `last_sequence`: the outbox events inserted with it (`outbox.append_to_new_run`)."""
+    values = to_values(run)
+    if last_sequence:  # else the column's default
+        values["last_sequence"] = last_sequence
+    await direct.defer_rows(conn, _INSERT_RUN, [values])
 
 
 # Built once: the hottest read of every command (SQLAlchemy caches the compiled form, but
