@@ -203,6 +203,18 @@ class NewOutboxEvent:
     causation_id: str
     occurred_at: datetime
 
+    def numbered(self, sequence: int) -> OutboxRecord:
+        """This event as appended at `sequence` of its run."""
+        return OutboxRecord(
+            id=self.id,
+            run_id=self.run_id,
+            sequence=sequence,
+            event_type=self.event_type,
+            payload=self.payload,
+            causation_id=self.causation_id,
+            occurred_at=self.occurred_at,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxRecord:

@@ -220,15 +220,7 @@ class _MemoryStore:
         for event in events:
             sequence = self._t.last_sequence.get(event.run_id, 0) + 1
             self._t.last_sequence[event.run_id] = sequence
-            record = OutboxRecord(
-                id=event.id,
-                run_id=event.run_id,
-                sequence=sequence,
-                event_type=event.event_type,
-                payload=event.payload,
-                causation_id=event.causation_id,
-                occurred_at=event.occurred_at,
-            )
+            record = event.numbered(sequence)
             self._t.outbox[record.id] = record
             appended.append(record)
         return appended

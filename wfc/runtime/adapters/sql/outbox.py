@@ -33,18 +33,7 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
                 records.extend(appended)
                 continue
         last = await _reserve(conn, run_id, len(group))
-        batch = [
-            OutboxRecord(
-                id=event.id,
-                run_id=event.run_id,
-                sequence=last + offset,
-                event_type=event.event_type,
-                payload=event.payload,
-                causation_id=event.causation_id,
-                occurred_at=event.occurred_at,
-            )
-            for offset, event in enumerate(group, start=1)
-        ]
+        batch = [event.numbered(last + offset) for offset, event in enumerate(group, start=1)]
         await conn.execute(_INSERT_EVENTS, [_event_values(r) for r in batch])
         records.extend(batch)
     return records
@@ -60,18 +49,7 @@ async def append_to_new_run(
     `last_sequence` set to their number (`runs.create_run`): they are numbered 1…n here,
     with no counter to advance, so the insert is held like the run's own
     (`direct.defer_rows`) and a new run with its events costs no round trip of its own."""
-    records = [
-        OutboxRecord(
-            id=event.id,
-            run_id=event.run_id,
-            sequence=sequence,
-            event_type=event.event_type,
-            payload=event.payload,
-            causation_id=event.causation_id,
-            occurred_at=event.occurred_at,
-        )
-        for sequence, event in enumerate(events, start=1)
-    ]
+    records = [event.numbered(sequence) for sequence, event in enumerate(events, start=1)]
     await direct.defer_rows(conn, _INSERT_EVENTS, [_event_values(record) for record in records])
     return records
 
@@ -133,18 +111,7 @@ async def _append_in_one_statement(
     sequences = {row["id"]: int(row["sequence"]) for row in result}
     if not sequences:
         return None
-    return [
-        OutboxRecord(
-            id=e.id,
-            run_id=e.run_id,
-            sequence=sequences[e.id],
-            event_type=e.event_type,
-            payload=e.payload,
-            causation_id=e.causation_id,
-            occurred_at=e.occurred_at,
-        )
-        for e in group
-    ]
+    return [e.numbered(sequences[e.id]) for e in group]
 
 
 async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
