@@ -201,13 +201,13 @@ async def test_a_run_created_in_a_transaction_is_there_for_its_next_call(
     storage: tuple[SqlStorage, FakeClock],
 ) -> None:
     """A run waits to be written with its first events only until the transaction calls
-    anything else; events of another run leave it waiting no longer."""
+    anything else (here a read of it), or ends without appending any."""
     store, clock = storage
     async with store.persistence.transaction() as tx:
         await tx.create_run(a_run(clock, "r1"))
         found = await tx.get_run("r1")
-        await tx.create_run(a_run(clock, "r2"))
         await tx.append_outbox([an_event(clock, "e1", "r1")])
+        await tx.create_run(a_run(clock, "r2"))
     assert found is not None and found.id == "r1"
     assert await store.persistence.get_run("r2") is not None
     (event,) = await store.persistence.outbox_of_run("r1")

@@ -351,7 +351,8 @@ async def _hold(conn: AsyncConnection, held: combine.Held, sql: str, args: list[
         if part is None:
             await _send(conn, driver, sql, args, rows=False)
             return
-        await _begin_first(conn, driver, held)
+        if held.begin is not None:
+            await _begin_first(conn, driver, held)
         await _on_driver(conn, driver, *held.statement(), rows=False)
     held.add(part, args)
 
@@ -413,7 +414,8 @@ async def _send(
     just before it (`defer`)."""
     held = conn.info.get(_HELD_KEY)
     if held is not None:
-        await _begin_first(conn, driver, held)
+        if held.begin is not None:  # (checked here: no coroutine per statement once sent)
+            await _begin_first(conn, driver, held)
         if held.parts:
             carried = held.carried_by(sql, args)
             if carried is None:

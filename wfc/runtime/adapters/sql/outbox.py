@@ -15,6 +15,8 @@ from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import outbox, runs
 from wfc.runtime.records import NewOutboxEvent, OutboxRecord
 
+_INSERT_EVENTS = insert(outbox)
+
 
 async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
     """Append events; concurrent appends to one run are serialised so sequences never collide.
@@ -37,9 +39,6 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
         await conn.execute(_INSERT_EVENTS, [_event_values(r) for r in batch])
         records.extend(batch)
     return records
-
-
-_INSERT_EVENTS = insert(outbox)
 
 
 async def append_to_new_run(
