@@ -247,9 +247,38 @@ class JobTransport(Protocol):
 class Wakeups(Protocol):
     """Notifications that work may be waiting, from other processes (optional for hosts)."""
 
-    def listen(self, on_wake: Callable[[str], None]) -> AbstractAsyncContextManager[None]:
-        """Call `on_wake("jobs")` when jobs may be due and `on_wake("runs")` when a run was
-        created, until the block exits. Delivery is best effort: hosts still poll."""
+    def listen(self, on_wake: Callable[[str], None]) -> AbstractAsyncContextManager[Listening]:
+        """Call `on_wake("jobs")` when jobs may be due, `on_wake("runs")` when a run was
+        created and `on_wake("runs-waiting")` when a claim lead passed runs on, until the
+        block exits. Delivery is best effort: hosts still poll."""
+        ...
+
+
+class Listening(Protocol):
+    """An open `Wakeups.listen`, which also settles which listener claims new runs.
+
+    A created run wakes every listener; were all of them to claim it, all but one
+    would spend a transaction finding nothing, on every run. So one listener at a
+    time leads: it claims created runs, and when it has no room for them it
+    passes them on to the others.
+    """
+
+    @property
+    def leading(self) -> bool:
+        """Whether this listener is the claim lead now."""
+        ...
+
+    async def lead_claims(self) -> bool:
+        """Become the claim lead if no listener is; True while this one is it (until the
+        block exits or the connection is lost)."""
+        ...
+
+    async def pass_on_claims(self) -> None:
+        """Wake the other listeners to claim runs this one has no room for."""
+        ...
+
+    async def until_lost(self) -> None:
+        """Return when the listening connection is lost (never, while it holds)."""
         ...
 
 

@@ -12,6 +12,13 @@ stay PENDING for a worker that can: no run waits behind a busy worker's full
 slots, and no job is queued PENDING only to wake every worker into a race for
 it. A slot that frees up while runs wait wakes the orchestrator to claim again.
 
+A created run wakes every worker listening, but only one of them, the claim
+lead, claims it (`wfc.runtime.ports.Listening`): were all to claim, all but one
+would spend a transaction finding nothing, for every run. The lead that runs
+out of room passes the lead, and the runs, on to a worker with room; one that
+stops hands it over as it goes; one that dies lets go of it with its
+connection, and the others, which poll every `job_poll_interval`, take it.
+
 Nothing waits on a poll when it need not: a slot that finishes a stage queues
 the next group already leased to this worker, as far as it has free slots
 (`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
@@ -48,13 +55,14 @@ from wfc.runtime.hosts.steps import (
     process_job,
 )
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.ports import JobTransport, Wakeups
+from wfc.runtime.ports import JobTransport, Listening, Wakeups
 from wfc.runtime.records import JobRecord
 
 log = logging.getLogger("wfc.worker")
 
 ERROR_BACKOFF = timedelta(seconds=5)
 LISTEN_RETRY = timedelta(seconds=5)
+LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +92,16 @@ class _Signal:
     def fire(self) -> None:
         self._event.set()
         self._event = asyncio.Event()
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of `waits` does; the others are cancelled."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def _wait(event: asyncio.Event, timeout: timedelta) -> None:
@@ -134,6 +152,7 @@ class WorkerHost:
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._leasing: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._jobs_running: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
@@ -143,6 +162,9 @@ class WorkerHost:
         self._taken = 0  # jobs handed to this worker so far
         self._maybe_queued = True  # whether a dequeue may find something
         self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
+        self._listening: Listening | None = None
+        self._claim_now = False  # a reason to claim whether or not this worker leads claims
+        self._passed_on = False  # the claim lead passed runs on: claim them if it is ours now
         self._next_poll: float | None = None
         self._running = False
         self._started_at = 0.0
@@ -166,9 +188,10 @@ class WorkerHost:
             asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator")
         ]
         if self._wakeups is not None:
-            self._background.append(
-                asyncio.create_task(self._listen(self._wakeups), name=f"{self.worker_id}:listen")
+            self._listener = asyncio.create_task(
+                self._listen(self._wakeups), name=f"{self.worker_id}:listen"
             )
+            self._background.append(self._listener)
         log.info(
             "worker started",
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
@@ -184,6 +207,8 @@ class WorkerHost:
         grace = self.shutdown_grace if grace is None else grace
         if self._leasing is not None:
             await asyncio.gather(self._leasing, return_exceptions=True)
+        if self._listener is not None:  # it hands the claim lead over as it leaves: let it
+            await asyncio.wait([self._listener], timeout=LISTEN_HANDOVER)
         in_flight = list(self._jobs_running)
         slots_done = asyncio.ensure_future(asyncio.gather(*in_flight, return_exceptions=True))
         hurried = asyncio.ensure_future(self._hurry.wait())
@@ -286,22 +311,40 @@ class WorkerHost:
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
+        self._claim_now = True
         self._claim_signal.fire()
 
     def _on_wake(self, what: str) -> None:
-        if what == "runs":
-            self.wake_claims()
-        else:
+        if what == "jobs":
             self.wake_jobs()
+        elif what == "runs":
+            if self._leads_claims():  # the others leave a created run to the lead
+                self.wake_claims()
+        elif what == "runs-waiting":
+            self._passed_on = True
+            self._claim_signal.fire()
+
+    def _leads_claims(self) -> bool:
+        """Whether this worker is the one that claims runs as they are created; without a
+        LISTEN connection, no worker is told of them, so each one claims as it polls."""
+        return self._listening is None or self._listening.leading
 
     async def _listen(self, wakeups: Wakeups) -> None:
         while not self._stopping.is_set():
             try:
-                async with wakeups.listen(self._on_wake):
-                    await self._stopping.wait()
+                async with wakeups.listen(self._on_wake) as listening:
+                    self._listening = listening
+                    self._claim_signal.fire()  # take the claim lead now if nobody holds it
+                    try:
+                        await _first_of(self._stopping.wait(), listening.until_lost())
+                    finally:
+                        self._listening = None
+                if self._stopping.is_set():
+                    return
+                log.warning("the LISTEN connection was lost; polling until it is back")
             except Exception:
                 log.warning("listening for wakeups failed; polling until it is back", exc_info=True)
-                await _wait(self._stopping, LISTEN_RETRY)
+            await _wait(self._stopping, LISTEN_RETRY)
 
     # -- loops --------------------------------------------------------------
     def _poll_due_at(self, when: datetime) -> None:
@@ -334,20 +377,26 @@ class WorkerHost:
                         self.kernel, replace(self.settings, max_claims=room)
                     )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+                self._claim_now = False
                 more = self._settle_claim(tick.claimed, room)
+                if self._claims_waiting:
+                    await self._pass_on_claims()
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
                     self.wake_jobs()
             else:
-                more = await self._guarded(self._claim(), "claim")
+                more = await self._guarded(self._claim_if_due(), "claim")
             if more:
                 continue
             wake_at = min(next_tick, self._next_poll or next_tick)
-            if self._wakeups is None:
+            if self._listening is None or not self._listening.leading:
                 # Nothing tells this worker about runs created elsewhere: look for them as
-                # often as for jobs, so a new run does not wait for the full tick.
+                # often as for jobs, so a new run does not wait for the full tick (and a
+                # lead that died is replaced as soon).
                 wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
             wait = max(0.0, wake_at - time.monotonic())
             await _wait(woken, timedelta(seconds=wait))
+            if not woken.is_set():
+                self._claim_now = True  # a poll: look whatever the wakeups said
 
     def _claim_room(self) -> int:
         """How many runs to claim now: no more than there are slots to start them in."""
@@ -364,12 +413,26 @@ class WorkerHost:
             return False
         return True
 
+    async def _claim_if_due(self) -> bool:
+        """Claim, unless the only reason is runs passed on that another worker took the
+        claim lead for first. A worker with room takes the lead when nobody holds it."""
+        passed_on, self._passed_on = self._passed_on, False
+        listening = self._listening
+        if listening is not None and not listening.leading and self._claim_room() > 0:
+            if not await listening.lead_claims() and passed_on and not self._claim_now:
+                return False
+        if not (self._claim_now or passed_on or self._leads_claims()):
+            return False
+        self._claim_now = False
+        return await self._claim()
+
     async def _claim(self) -> bool:
         """Claim pending runs now, as many as there are free slots; True when the per-claim
         limit was reached (more may wait)."""
         room = self._claim_room()
         if room == 0:
             self._claims_waiting = True
+            await self._pass_on_claims()
             return False
         taken = self._taken
         with handing_off_to(self):
@@ -379,7 +442,20 @@ class WorkerHost:
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)
         if queued > self._taken - taken:  # some were not handed here: look for them
             self.wake_jobs()
-        return self._settle_claim(len(result.claimed), room)
+        more = self._settle_claim(len(result.claimed), room)
+        if self._claims_waiting:
+            await self._pass_on_claims()
+        return more
+
+    async def _pass_on_claims(self) -> None:
+        """Out of room as the claim lead: hand the lead to a worker with room. (Best effort:
+        were it lost, the others poll, and take the lead when they do.)"""
+        listening = self._listening
+        if listening is not None and listening.leading:
+            try:
+                await listening.pass_on_claims()
+            except Exception:
+                log.warning("could not pass the claim lead on", exc_info=True)
 
     async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
         try:
@@ -451,7 +527,7 @@ class WorkerHost:
         self._job_signal.fire()
         if self._claims_waiting and self.free_slots() > 0:
             self._claims_waiting = False
-            self._claim_signal.fire()
+            self.wake_claims()
 
     async def _run_job(self, job: JobRecord) -> None:
         self._in_flight[job.id] = job

@@ -7,10 +7,16 @@ on other machines would only see that job at their next poll. Triggers on
 worker that queued it) or a run is created; notifications are
 delivered at commit and cost the writer no extra round trip. SQLite has no
 such channel: there, workers fall back to polling.
+
+A created run wakes every listener, but only the claim lead claims it (a
+session advisory lock on the LISTEN connection: `wfc.runtime.ports.Listening`),
+so a run costs one claim however many workers listen, not one per worker, all
+but one of them finding nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +63,16 @@ def install_on_create(runs: Table, jobs: Table) -> None:
             event.listen(table, "after_create", _postgres_only(statement))
 
 
+# The session advisory lock the claim lead holds (any constant: advisory locks are per
+# database, and nothing else in wfc takes one).
+CLAIM_LEAD_LOCK = 0x77_66_63_C1_A1_4D  # "wfc", "claim"
+
+_LEAD = "SELECT pg_try_advisory_lock($1)"
+_WAITING = f"pg_notify('{CHANNEL}', 'runs-waiting')"
+_PASS_ON = f"SELECT pg_advisory_unlock($1), {_WAITING}"
+_WAKE_OTHERS = f"SELECT {_WAITING}"
+
+
 class PostgresWakeups:
     """`listen(on_wake)` holds one pooled connection that LISTENs on `wfc_work`."""
 
@@ -64,8 +80,9 @@ class PostgresWakeups:
         self._engine = engine
 
     @asynccontextmanager
-    async def listen(self, on_wake: Callable[[str], None]) -> AsyncIterator[None]:
-        """Call `on_wake("jobs" | "runs")` for each notification until the block exits."""
+    async def listen(self, on_wake: Callable[[str], None]) -> AsyncIterator[PostgresListening]:
+        """Call `on_wake("jobs" | "runs" | "runs-waiting")` for each notification until the
+        block exits."""
 
         def deliver(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             on_wake(payload)
@@ -74,8 +91,51 @@ class PostgresWakeups:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
+            listening = PostgresListening(driver)
+            driver.add_termination_listener(listening.lost)
             await driver.add_listener(CHANNEL, deliver)
             try:
-                yield
+                yield listening
             finally:
-                await driver.remove_listener(CHANNEL, deliver)
+                driver.remove_termination_listener(listening.lost)
+                if not driver.is_closed():
+                    await driver.remove_listener(CHANNEL, deliver)
+                    if listening.leading:  # the pooled session would keep holding the lock
+                        try:
+                            await listening.pass_on_claims()
+                        except BaseException:
+                            await conn.invalidate()  # closed, the session lets go of it
+                            raise
+
+
+class PostgresListening:
+    """The claim lead as a session advisory lock on the LISTEN connection: the server
+    lets go of it when that connection goes, so a lead that dies leaves no claims behind."""
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+        self._lost = asyncio.Event()
+        self._one_at_a_time = asyncio.Lock()  # the connection runs one statement at a time
+        self.leading = False
+
+    def lost(self, _driver: Any) -> None:
+        self.leading = False
+        self._lost.set()
+
+    async def lead_claims(self) -> bool:
+        async with self._one_at_a_time:
+            if not self.leading and not self._lost.is_set():
+                self.leading = bool(await self._driver.fetchval(_LEAD, CLAIM_LEAD_LOCK))
+        return self.leading
+
+    async def pass_on_claims(self) -> None:
+        """Let go of the lead, if held, and wake the others: one of them takes it over."""
+        async with self._one_at_a_time:
+            if self.leading:
+                await self._driver.execute(_PASS_ON, CLAIM_LEAD_LOCK)
+                self.leading = False
+            else:
+                await self._driver.execute(_WAKE_OTHERS)
+
+    async def until_lost(self) -> None:
+        await self._lost.wait()
