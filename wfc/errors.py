@@ -148,6 +148,12 @@ class StaleVersionError(WfcError):
         return (type(self), (self.entity, self.record_id, self.expected, self.actual))
 
 
+class ExpectationFailed(WfcError):
+    """A transaction that took what it last read as still true (the `expect` of
+    `Persistence.lock_run_and_update_stage`) found otherwise, and wrote nothing: the caller
+    does it again, reading."""
+
+
 class IdempotencyInProgressError(WfcError):
     """The same command with the same key is running now (or crashed less than the TTL ago)."""
 

@@ -110,14 +110,29 @@ class Persistence(Protocol):
         ...
 
     async def lock_run_and_update_stage(
-        self, run_id: str, record_id: str, changes: StageChanges
+        self,
+        run_id: str,
+        record_id: str,
+        changes: StageChanges,
+        *,
+        expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         """Lock the run's row (bump its version, as `update_run(run_id, {})` does) and, if
         it is RUNNING, apply `changes` to the stage row `record_id`: one statement where the
         database allows, for the outcome transaction of every completed stage. None when
         the run is missing or not RUNNING; then the stage is left as it was (the version
         bump stands: the caller rolls its transaction back). `RecordNotFoundError` when
-        the run is RUNNING but the stage row is missing."""
+        the run is RUNNING but the stage row is missing.
+
+        `expect` (in a transaction, as its first call): the run and the stage row as the
+        caller last read them, which it takes to be still true. An adapter may then
+        answer from them — the run one version on, the row with `changes` — without
+        reading, and check them as the transaction commits. Until then the transaction
+        may write (a stage row it creates must be new; the run's own updates and events
+        are the locked run's) but not read: a read raises `ExpectationFailed`, and so
+        does a commit that finds the run, the row, a new row or the job it completes
+        otherwise than taken. Nothing is written then; the caller does the transaction
+        again without `expect`. Adapters may ignore `expect` and read."""
         ...
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:

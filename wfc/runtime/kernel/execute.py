@@ -22,7 +22,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from wfc.errors import RecordNotFoundError, StageNotFoundError, WorkflowNotFoundError
+from wfc.errors import (
+    ExpectationFailed,
+    RecordNotFoundError,
+    StageNotFoundError,
+    WorkflowNotFoundError,
+)
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult
 from wfc.runtime.events import (
@@ -273,8 +278,30 @@ async def _commit_completion_and_transition(
     then costs one commit, and its outcome, output, job and the next group's
     jobs become visible together or not at all.
     """
+    if ex.alone:
+        try:
+            return await _completion_and_transition(ex, changes, result, event, predict=True)
+        except ExpectationFailed:  # the run moved since the stage started: read what it is
+            ex.key.completed = False  # in the transaction that wrote nothing
+    return await _completion_and_transition(ex, changes, result, event, predict=False)
+
+
+async def _completion_and_transition(
+    ex: _Execution,
+    changes: StageChanges,
+    result: JobExecuteResult,
+    event: StageCompleted,
+    *,
+    predict: bool,
+) -> JobExecuteResult:
+    """The transaction, taking what the stage started with as still true when `predict`:
+    the run at `ex.run`'s version and the stage's row as `ex.row` (no other transition
+    since, as for `_stages_unchanged`), so the store may skip its reads and send it as one
+    statement that checks them (`Persistence.lock_run_and_update_stage(expect=)`)."""
     async with atomic(ex.deps, ex.causation_id) as unit:
-        locked = await unit.db.lock_run_and_update_stage(ex.run.id, ex.row.id, changes)
+        locked = await unit.db.lock_run_and_update_stage(
+            ex.run.id, ex.row.id, changes, expect=(ex.run, ex.row) if predict else None
+        )
         if locked is None:
             current = await unit.db.get_run(ex.run.id)  # only to say what became of it
             raise _RunNotRunning(current.status if current else None)

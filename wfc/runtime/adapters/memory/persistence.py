@@ -149,8 +149,14 @@ class _MemoryStore:
         return await self.update_stage(record_id, changes)
 
     async def lock_run_and_update_stage(
-        self, run_id: str, record_id: str, changes: StageChanges
+        self,
+        run_id: str,
+        record_id: str,
+        changes: StageChanges,
+        *,
+        expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
+        # `expect` saves reads that cost a database nothing here: always read.
         if run_id not in self._t.runs:
             return None
         run = await self.update_run(run_id, {})

@@ -37,19 +37,24 @@ _PARAM = re.compile(r"\$(\d+)")
 _TABLE = re.compile(
     r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(?!SET\b)([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
 )
+# The table a data statement writes: after INSERT INTO, UPDATE (not `DO UPDATE SET`), DELETE.
+_WRITTEN = re.compile(
+    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?!SET\b)([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
+)
 _DATA = ("WITH ", "INSERT ", "UPDATE ", "DELETE ", "SELECT ")
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
     """One statement taken apart: its CTEs (`name AS (…)`, in order), their names, the
-    statement after them, and the tables it touches: every table (or CTE) name it
-    mentions, and the tables their foreign keys tie them to."""
+    statement after them, the tables it touches — every table (or CTE) name it
+    mentions, and the tables their foreign keys tie them to — and those it writes."""
 
     ctes: tuple[str, ...]
     names: frozenset[str]
     body: str
     tables: frozenset[str]
+    writes: frozenset[str]
 
 
 def _related(table: str) -> frozenset[str]:
@@ -87,10 +92,12 @@ def _split(sql: str) -> Part | None:
     text = sql.strip()
     if not text.upper().startswith(_DATA):
         return None
-    named = {name.lower() for name in _TABLE.findall(_unquoted(text))}
+    unquoted = _unquoted(text)
+    named = {name.lower() for name in _TABLE.findall(unquoted)}
     tables = frozenset().union(*(_RELATED.get(name, {name}) for name in named))
+    writes = frozenset(name.lower() for name in _WRITTEN.findall(unquoted))
     if not text.upper().startswith("WITH "):
-        return Part(ctes=(), names=frozenset(), body=text, tables=tables)
+        return Part(ctes=(), names=frozenset(), body=text, tables=tables, writes=writes)
     ctes, names, at = [], [], len("WITH ")
     while True:
         head = _CTE_HEAD.match(text, at)
@@ -104,7 +111,9 @@ def _split(sql: str) -> Part | None:
         comma = _COMMA.match(text, end + 1)
         if comma is None:
             body = text[end + 1 :].strip()
-            return Part(ctes=tuple(ctes), names=frozenset(names), body=body, tables=tables)
+            return Part(
+                ctes=tuple(ctes), names=frozenset(names), body=body, tables=tables, writes=writes
+            )
         at = comma.end()
 
 
@@ -200,6 +209,12 @@ class Held:
     parts: list[tuple[Part, list[Any]]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)
+    # A transaction sent whole at its commit (`direct.predict`): every write is held, in
+    # one statement with its reads' predictions checked; `expected` are the positions of
+    # parts that must change a row (their RETURNING is counted).
+    predicting: bool = False
+    expected: list[int] = field(default_factory=list)
+    writes: set[str] = field(default_factory=set)
 
     def take_begin(self) -> str | None:
         """The BEGIN to send now, once; None when it was sent (or never waited)."""
@@ -210,10 +225,18 @@ class Held:
         """Whether `part` may run in one statement with every held write."""
         return self.tables.isdisjoint(part.tables) and self.names.isdisjoint(part.names)
 
-    def add(self, part: Part, args: list[Any]) -> None:
+    def admits_predicted(self, part: Part) -> bool:
+        """Whether `part` may join a predicting transaction's one statement: it writes no
+        table another part writes (so no row twice) and its CTE names are new."""
+        return self.writes.isdisjoint(part.writes) and self.names.isdisjoint(part.names)
+
+    def add(self, part: Part, args: list[Any], *, expect_row: bool = False) -> None:
+        if expect_row:
+            self.expected.append(len(self.parts))
         self.parts.append((part, args))
         self.tables |= part.tables
         self.names |= part.names
+        self.writes |= part.writes
 
     def statement(self) -> tuple[str, list[Any]]:
         """The held writes as one statement of their own, and its arguments; they are no
@@ -235,7 +258,14 @@ class Held:
         parts, self.parts = self.parts, []
         self.tables.clear()
         self.names.clear()
+        self.writes.clear()
+        self.expected = []
         return parts
+
+    def take_predicted(self) -> tuple[list[tuple[Part, list[Any]]], list[int]]:
+        """A predicting transaction's held writes, and which must change a row."""
+        expected = self.expected
+        return self._take(), expected
 
 
 def _args(parts: list[tuple[Part, list[Any]]]) -> list[Any]:

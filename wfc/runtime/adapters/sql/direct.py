@@ -51,6 +51,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
+from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
 
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
@@ -127,6 +128,16 @@ def _compiled_for(statement: Executable, dialect: Dialect) -> _Compiled | None:
     if len(_COMPILED) < _MAX_COMPILED:
         _COMPILED[id(statement)] = (statement, compiled)  # kept alive: ids stay valid
     return compiled
+
+
+def render(
+    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any]
+) -> tuple[str, list[Any]]:
+    """`statement`'s SQL for asyncpg and its arguments, converted as `fetch` would send them."""
+    compiled = _compiled_for(statement, conn.dialect)
+    if compiled is None:
+        raise ValueError("a statement with an expanding IN list is rendered per call")
+    return compiled.sql, compiled.args(params)
 
 
 def on_driver(conn: AsyncConnection) -> bool:
@@ -285,6 +296,39 @@ async def rollback(conn: AsyncConnection) -> None:
         await driver_sql(conn, "ROLLBACK")
 
 
+def predict(conn: AsyncConnection, reserved: frozenset[str] = frozenset()) -> bool:
+    """Make the transaction on `conn`, which has sent nothing yet, one statement sent at its
+    end (`send_predicted`): from now on every write is held, whatever it touches (none may
+    write a table another writes), and a read raises `ExpectationFailed` — the caller
+    answers reads from what it predicts, and checks the predictions in that statement.
+    False (nothing done) where that cannot be: not asyncpg, or a statement already sent.
+    `reserved`: tables the statement writes itself, which no held write may."""
+    held = conn.info.get(_HELD_KEY)
+    if held is None or held.begin is None or held.parts:
+        return False
+    held.predicting = True
+    held.writes |= reserved
+    return True
+
+
+def predicting(conn: AsyncConnection) -> bool:
+    held = conn.info.get(_HELD_KEY)
+    return held is not None and held.predicting
+
+
+async def send_predicted(
+    conn: AsyncConnection,
+    compose: Callable[[list[tuple[combine.Part, list[Any]]], list[int]], tuple[str, list[Any]]],
+) -> None:
+    """Send a predicting transaction as the one statement `compose` makes of its held
+    writes (and the positions of those that must change a row). The statement is atomic
+    on its own: no BEGIN, no COMMIT, and nothing to roll back if it fails."""
+    held = conn.info[_HELD_KEY]
+    sql, args = compose(*held.take_predicted())
+    held.predicting = False  # `commit` then sends nothing: the BEGIN never went
+    await _on_driver(conn, await _driver(conn), sql, args, rows=True)
+
+
 def _stop_holding(conn: AsyncConnection) -> None:
     if not conn.invalidated:
         conn.info.pop(_HELD_KEY, None)
@@ -298,16 +342,22 @@ async def _begin_first(conn: AsyncConnection, driver: Any, held: combine.Held) -
 
 
 async def defer(
-    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
+    conn: AsyncConnection,
+    statement: Executable,
+    params: Mapping[str, Any] | None = None,
+    *,
+    expect_row: bool = False,
 ) -> None:
-    """Run a write whose result is not wanted, now or with the transaction's next statement."""
+    """Run a write whose result is not wanted, now or with the transaction's next statement.
+    `expect_row` (a statement with RETURNING, in a `predict`ing transaction only): the
+    transaction fails at its commit unless the write changes a row."""
     params = params or {}
     held = conn.info.get(_HELD_KEY)
     compiled = None if held is None else _compiled_for(statement, conn.dialect)
     if held is None or compiled is None:
         await execute(conn, statement, params)
         return
-    await _hold(conn, held, compiled.sql, compiled.args(params))
+    await _hold(conn, held, compiled.sql, compiled.args(params), expect_row=expect_row)
 
 
 async def defer_rows(
@@ -343,8 +393,20 @@ def _rows_compiled(
     return _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect), params
 
 
-async def _hold(conn: AsyncConnection, held: combine.Held, sql: str, args: list[Any]) -> None:
+async def _hold(
+    conn: AsyncConnection,
+    held: combine.Held,
+    sql: str,
+    args: list[Any],
+    *,
+    expect_row: bool = False,
+) -> None:
     part = combine.split(sql)
+    if held.predicting:
+        if part is None or not held.admits_predicted(part):
+            raise ExpectationFailed("a write that cannot join the transaction's one statement")
+        held.add(part, args, expect_row=expect_row)
+        return
     if part is None or not held.admits(part):
         # Sent now, or the held writes first, alone, so that this one can be held.
         driver = await _driver(conn)
@@ -363,6 +425,8 @@ def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
     held = conn.info.get(_HELD_KEY)
     if held is None:
         return
+    if held.predicting:
+        raise ExpectationFailed("a statement to run before the transaction's one")
     begin = held.take_begin()
     statements: list[tuple[str, list[Any]]] = [(begin, [])] if begin is not None else []
     if held.parts:
@@ -414,6 +478,8 @@ async def _send(
     just before it (`defer`)."""
     held = conn.info.get(_HELD_KEY)
     if held is not None:
+        if held.predicting:  # the transaction answers from its predictions until it commits
+            raise ExpectationFailed("a read in a transaction that predicts its reads")
         if held.begin is not None:  # (checked here: no coroutine per statement once sent)
             await _begin_first(conn, driver, held)
         if held.parts:

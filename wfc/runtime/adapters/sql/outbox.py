@@ -86,26 +86,32 @@ _APPEND_POSTGRES = text(
 )
 
 
+def events_json(group: Sequence[NewOutboxEvent]) -> str:
+    """Events as the one JSON parameter `jsonb_to_recordset` reads, `ord` numbering them 1…n."""
+    return json.dumps(
+        [
+            {
+                "id": e.id,
+                "ord": n,
+                "event_type": e.event_type,
+                "payload": e.payload,
+                "causation_id": e.causation_id,
+                "occurred_at": e.occurred_at.isoformat(),
+            }
+            for n, e in enumerate(group, start=1)
+        ]
+    )
+
+
 async def _append_in_one_statement(
     conn: AsyncConnection, run_id: str, group: list[NewOutboxEvent]
 ) -> list[OutboxRecord] | None:
     """PostgreSQL: advance the run's counter and insert the events in one statement (a
     data-modifying CTE), saving a round trip per append; None when the run has no row."""
-    events = [
-        {
-            "id": e.id,
-            "ord": n,
-            "event_type": e.event_type,
-            "payload": e.payload,
-            "causation_id": e.causation_id,
-            "occurred_at": e.occurred_at.isoformat(),
-        }
-        for n, e in enumerate(group, start=1)
-    ]
     result = await direct.fetch(
         conn,
         _APPEND_POSTGRES,
-        {"count": len(group), "run_id": run_id, "events": json.dumps(events)},
+        {"count": len(group), "run_id": run_id, "events": events_json(group)},
     )
     sequences = {row["id"]: int(row["sequence"]) for row in result}
     if not sequences:

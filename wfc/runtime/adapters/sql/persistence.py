@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.memory.clock import SystemClock
-from wfc.runtime.adapters.sql import keys, outbox, runs, stages
+from wfc.runtime.adapters.sql import direct, keys, outbox, predicted, runs, stages
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
@@ -99,7 +102,12 @@ class _SqlStore:
             )
 
     async def lock_run_and_update_stage(
-        self, run_id: str, record_id: str, changes: StageChanges
+        self,
+        run_id: str,
+        record_id: str,
+        changes: StageChanges,
+        *,
+        expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         async with self._connection() as conn:
             return await stages.lock_run_and_update_stage(
@@ -198,6 +206,7 @@ class _SqlTransaction(_SqlStore):
         super().__init__(clock)
         self._conn = conn
         self._new_run: RunRecord | None = None  # created here, not written yet
+        self._prediction: predicted.Prediction | None = None  # reads answered, not made
 
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
@@ -215,13 +224,59 @@ class _SqlTransaction(_SqlStore):
 
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
+        prediction, self._prediction = self._prediction, None
+        if prediction is not None:
+            try:
+                await direct.send_predicted(
+                    self._conn, partial(predicted.statement, self._conn, prediction)
+                )
+            except DBAPIError as error:
+                raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_new_run()
+
+    async def lock_run_and_update_stage(
+        self,
+        run_id: str,
+        record_id: str,
+        changes: StageChanges,
+        *,
+        expect: tuple[RunRecord, StageRecord] | None = None,
+    ) -> tuple[RunRecord, StageRecord] | None:
+        """With `expect`, as the transaction's first call on PostgreSQL, the whole
+        transaction becomes one statement sent at commit (`predicted`)."""
+        if expect is not None and self._new_run is None:
+            run, row = expect
+            if (
+                run.id == run_id
+                and row.id == record_id
+                and direct.predict(self._conn, predicted.RESERVED)
+            ):
+                self._prediction = predicted.Prediction.of_lock(
+                    run, row, changes, self._clock.now()
+                )
+                return self._prediction.run, self._prediction.stage
+        return await super().lock_run_and_update_stage(run_id, record_id, changes)
+
+    async def update_run(
+        self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
+    ) -> RunRecord:
+        if self._prediction is None:
+            return await super().update_run(run_id, changes, expected_version=expected_version)
+        return self._prediction.update_run(run_id, changes, expected_version, self._clock.now())
+
+    async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
+        if self._prediction is None:
+            return await super().upsert_stage(create, update)
+        await stages.insert_stage(self._conn, create)  # predicted new: fails the commit if not
+        return create
 
     async def create_run(self, run: RunRecord) -> None:
         await self._write_new_run()
         self._new_run = run
 
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        if self._prediction is not None:
+            return self._prediction.append(events)
         new = self._new_run
         if new is None or not events or any(event.run_id != new.id for event in events):
             return await super().append_outbox(events)

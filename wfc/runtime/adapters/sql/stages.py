@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, delete, exists, select, update
+from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -50,6 +58,14 @@ async def upsert_stage(
     row = await direct.first(conn, statement, params)
     assert row is not None, "an upsert returns its row"
     return to_record(StageRecord, row)
+
+
+_INSERT_STAGE = insert(stages)
+
+
+async def insert_stage(conn: AsyncConnection, create: StageRecord) -> None:
+    """Insert a row known to be new (held in a transaction): one already there is an error."""
+    await direct.defer_rows(conn, _INSERT_STAGE, [to_values(create)])
 
 
 async def update_stage(
