@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.errors import ExpectationFailed, RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import FakeClock
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
@@ -314,6 +314,116 @@ class PortConformance:
         async with p.transaction() as tx:
             assert await tx.lock_run_and_update_stage("r1", "r1/a", {"error": "late"}) is None
         assert await p.get_stage("r1", "a") == stage
+
+    async def _a_running_stage(self, ports: Ports) -> tuple[RunRecord, StageRecord, str]:
+        """A RUNNING run with one event, its RUNNING stage `a` and that stage's leased job."""
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        await p.append_outbox([an_event(ports.clock, "e1", "r1")])
+        row = await p.upsert_stage(
+            replace(a_stage(ports.clock, "r1", "a"), status=Status.RUNNING, attempt=1), {}
+        )
+        await ports.jobs.enqueue([a_job("r1")])
+        (job,) = await ports.jobs.dequeue(1)
+        run = await p.get_run("r1")
+        assert run is not None
+        ports.clock.advance(timedelta(seconds=1))
+        return run, row, job.id
+
+    async def test_a_lock_taken_as_expected_commits_what_it_answered(self, ports: Ports) -> None:
+        """`expect` that holds: the answers are what reading would have given, and the
+        transaction's writes all land (the run's own folded into its lock)."""
+        p = ports.persistence
+        run, row, job_id = await self._a_running_stage(ports)
+        next_row = a_stage(ports.clock, "r1", "b", group=2, number=2)
+        async with p.transaction() as tx:
+            locked = await tx.lock_run_and_update_stage(
+                "r1", row.id, {"status": Status.COMPLETED, "metrics": {"n": 1}}, expect=(run, row)
+            )
+            assert locked is not None
+            locked_run, done = locked
+            await ports.blobs.put("r1/a/output", b"{}")
+            opened = await tx.upsert_stage(next_row, {})
+            await ports.jobs.complete(job_id)
+            finished = await tx.update_run(
+                "r1",
+                {"status": Status.COMPLETED, "output": {"ok": True}},
+                expected_version=locked_run.version,
+            )
+            await tx.append_outbox(
+                [an_event(ports.clock, "e2", "r1"), an_event(ports.clock, "e3", "r1")]
+            )
+        assert (locked_run.version, finished.version) == (run.version + 1, run.version + 2)
+        assert await p.get_run("r1") == finished
+        assert (finished.status, finished.output) == (Status.COMPLETED, {"ok": True})
+        assert await p.get_stage("r1", "a") == done
+        assert (done.status, done.metrics, done.version) == (Status.COMPLETED, {"n": 1}, 2)
+        assert opened == next_row == await p.get_stage("r1", "b")
+        assert await ports.blobs.get("r1/a/output") == b"{}"
+        assert {j.id: j.status for j in await ports.jobs.jobs_of_run("r1")} == {
+            job_id: Status.COMPLETED
+        }
+        events = await p.outbox_of_run("r1")
+        assert [(e.id, e.sequence) for e in events] == [("e1", 1), ("e2", 2), ("e3", 3)]
+
+    @pytest.mark.parametrize("moved", ["run", "stage", "cancelled", "next row", "job"])
+    async def test_a_lock_expected_wrongly_is_read_or_writes_nothing(
+        self, ports: Ports, moved: str
+    ) -> None:
+        """`expect` that no longer holds: the adapter either read (its answers are the
+        truth, and the transaction commits as any other) or raises `ExpectationFailed`,
+        having written nothing at all."""
+        p = ports.persistence
+        run, row, job_id = await self._a_running_stage(ports)
+        if moved == "run":
+            await p.update_run("r1", {})
+        elif moved == "stage":
+            await p.update_stage(row.id, {"attempt": 2})
+        elif moved == "cancelled":
+            await p.update_run("r1", {"status": Status.CANCELLED})
+        elif moved == "next row":
+            await p.upsert_stage(a_stage(ports.clock, "r1", "b", group=2, number=2), {})
+        else:
+            job_id = "gone"  # no such job to complete
+        before = (
+            await p.get_run("r1"),
+            await p.stages_of_run("r1"),
+            await p.outbox_of_run("r1"),
+            await ports.jobs.jobs_of_run("r1"),
+        )
+        fresh = replace(a_stage(ports.clock, "r1", "b", group=2, number=2), id="r1/b-new")
+        try:
+            async with p.transaction() as tx:
+                locked = await tx.lock_run_and_update_stage(
+                    "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
+                )
+                if locked is None:  # read: the run is not RUNNING
+                    assert moved == "cancelled"
+                    return
+                locked_run, done = locked
+                opened = await tx.upsert_stage(fresh, {})
+                try:
+                    await ports.jobs.complete(job_id)
+                except RecordNotFoundError:  # read: the job is not there to complete
+                    assert moved == "job"
+                    raise
+                await tx.append_outbox([an_event(ports.clock, "e2", "r1")])
+        except (ExpectationFailed, RecordNotFoundError):
+            after = (
+                await p.get_run("r1"),
+                await p.stages_of_run("r1"),
+                await p.outbox_of_run("r1"),
+                await ports.jobs.jobs_of_run("r1"),
+            )
+            assert after == before
+            return
+        # Read: what the adapter answered is what the database holds.
+        assert moved in ("run", "stage", "next row")
+        assert locked_run == await p.get_run("r1")
+        assert locked_run.version == before[0].version + 1  # type: ignore[union-attr]
+        assert done == await p.get_stage("r1", "a")
+        assert opened == await p.get_stage("r1", "b")
+        assert (opened.id == fresh.id) == (moved != "next row")
 
     async def test_a_run_is_read_with_its_stages_in_one_call(self, ports: Ports) -> None:
         p = ports.persistence

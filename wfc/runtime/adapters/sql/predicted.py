@@ -119,6 +119,7 @@ def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> Any:
         .where(
             runs.c.id == bindparam("run_id"),
             runs.c.version == bindparam("read_version"),
+            # Implied by the version (every write bumps it), stated for a row changed by hand.
             runs.c.status == Status.RUNNING.value,
         )
         .values(
