@@ -72,8 +72,7 @@ def _leads(worker: WorkerHost) -> bool:
 
 @contextmanager
 def _claims(workers: list[WorkerHost]) -> Iterator[list[str]]:
-    """Every claim the workers make while the block runs: each reads the best PENDING run
-    (the read of a predicted claim, or the locking claim itself)."""
+    """Every claim statement the workers send while the block runs."""
     with ExitStack() as stack:
         sent: list[str] = []
         for worker in workers:
@@ -82,7 +81,7 @@ def _claims(workers: list[WorkerHost]) -> Iterator[list[str]]:
             stack.callback(sent.extend, sent_here)
         claims: list[str] = []
         yield claims
-    claims.extend(sql for sql in sent if "ORDER BY runs.priority DESC" in sql)
+    claims.extend(sql for sql in sent if "SKIP LOCKED" in sql and sql.startswith("UPDATE runs"))
 
 
 async def _create(kernel: Kernel, key: str) -> str:

@@ -77,14 +77,9 @@ class Persistence(Protocol):
         """Apply `changes`, bump the version; `StaleVersionError` when `expected_version` differs."""
         ...
 
-    async def claim_next_pending_run(self, *, predict: bool = False) -> RunClaim | None:
+    async def claim_next_pending_run(self) -> RunClaim | None:
         """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it,
-        saying whether other runs are PENDING (some may be being claimed by others).
-
-        `predict` (in a transaction, as its first call): an adapter may read the run
-        without locking it and take the claim as it will be, answering the rest of the
-        transaction as for `lock_run_and_update_stage(expect=)`; its commit raises
-        `ExpectationFailed`, having written nothing, if another claimed the run first."""
+        saying whether other runs are PENDING (some may be being claimed by others)."""
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         """RUNNING runs with no run or stage update after `since`, least recently updated first."""

@@ -163,8 +163,8 @@ class WorkerHost:
         self._maybe_queued = True  # whether a dequeue may find something
         self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
         self._listening: Listening | None = None
-        self._claim_now = False  # a reason to claim whether or not this worker leads claims
-        self._passed_on = False  # the claim lead passed runs on: claim them if it is ours now
+        self._claim_now = False  # claim whether or not this worker leads claims (a poll)
+        self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
         self._running = False
         self._started_at = 0.0
@@ -317,12 +317,13 @@ class WorkerHost:
     def _on_wake(self, what: str) -> None:
         if what == "jobs":
             self.wake_jobs()
-        elif what == "runs":
-            if self._leads_claims():  # the others leave a created run to the lead
-                self.wake_claims()
-        elif what == "runs-waiting":
-            self._passed_on = True
-            self._claim_signal.fire()
+        elif what == "runs-waiting" or (what == "runs" and self._leads_claims()):
+            self._wake_claims_if_lead()  # the others leave a created run to the lead
+
+    def _wake_claims_if_lead(self) -> None:
+        """Runs may wait: claim them if this worker leads claims, or can take the lead."""
+        self._runs_waiting = True
+        self._claim_signal.fire()
 
     def _leads_claims(self) -> bool:
         """Whether this worker is the one that claims runs as they are created; without a
@@ -334,7 +335,7 @@ class WorkerHost:
             try:
                 async with wakeups.listen(self._on_wake) as listening:
                     self._listening = listening
-                    self._claim_signal.fire()  # take the claim lead now if nobody holds it
+                    self._wake_claims_if_lead()  # take the claim lead now if nobody holds it
                     try:
                         await _first_of(self._stopping.wait(), listening.until_lost())
                     finally:
@@ -377,8 +378,8 @@ class WorkerHost:
                         self.kernel, replace(self.settings, max_claims=room)
                     )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
-                self._claim_now = False
                 more = self._settle_claim(tick.claimed, room)
+                self._claim_now = more  # a tick claims whoever leads: so does its next claim
                 if self._claims_waiting:
                     await self._pass_on_claims()
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
@@ -414,17 +415,22 @@ class WorkerHost:
         return True
 
     async def _claim_if_due(self) -> bool:
-        """Claim, unless the only reason is runs passed on that another worker took the
-        claim lead for first. A worker with room takes the lead when nobody holds it."""
-        passed_on, self._passed_on = self._passed_on, False
+        """Claim if this worker leads claims (a worker with room takes the lead when nobody
+        holds it), or on a poll; runs left to a lead that another worker holds are its."""
+        waiting, self._runs_waiting = self._runs_waiting, False
+        now, self._claim_now = self._claim_now, False
         listening = self._listening
-        if listening is not None and not listening.leading and self._claim_room() > 0:
-            if not await listening.lead_claims() and passed_on and not self._claim_now:
+        if (waiting or now) and listening is not None and not listening.leading:
+            if self._claim_room() == 0:
+                self._claims_waiting = True  # the next slot to free up looks again
                 return False
-        if not (self._claim_now or passed_on or self._leads_claims()):
+            await listening.lead_claims()
+        if not (now or (waiting and self._leads_claims())):
             return False
-        self._claim_now = False
-        return await self._claim()
+        more = await self._claim()
+        if more:  # the per-claim limit was reached: claim again at once, for the same reason
+            self._claim_now, self._runs_waiting = now, waiting
+        return more
 
     async def _claim(self) -> bool:
         """Claim pending runs now, as many as there are free slots; True when the per-claim
@@ -527,7 +533,7 @@ class WorkerHost:
         self._job_signal.fire()
         if self._claims_waiting and self.free_slots() > 0:
             self._claims_waiting = False
-            self.wake_claims()
+            self.wake_claims()  # runs were left for want of room: claim, lead or not
 
     async def _run_job(self, job: JobRecord) -> None:
         self._in_flight[job.id] = job

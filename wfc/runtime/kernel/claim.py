@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from wfc.errors import ExpectationFailed
 from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
@@ -28,14 +27,17 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
         if not others_pending:
             break  # the last claim saw no other PENDING run: another would find none
         job_ids: list[str] = []
+        started: RunRecord | None = None
+        claim: RunClaim | None = None
         try:
-            try:
-                claim, started = await _claim_one(deps, cmd, job_ids, predict=True)
-            except ExpectationFailed:  # another worker claimed that run first
-                job_ids.clear()
-                claim, started = await _claim_one(deps, cmd, job_ids, predict=False)
-        except _StartFailed as failed:
-            await _fail_claim(deps, failed.run, cmd.worker_id, str(failed.__cause__))
+            async with atomic(deps, deps.ids.new_id()) as unit:
+                claim = await unit.db.claim_next_pending_run()
+                if claim is not None:
+                    started = await _start(deps, unit, claim.run, cmd.worker_id, job_ids)
+        except Exception as error:
+            if claim is None:
+                raise
+            await _fail_claim(deps, claim.run, cmd.worker_id, str(error))
             continue
         if claim is None:
             break
@@ -46,35 +48,6 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
                 ClaimedRun(workflow_run_id=run.id, workflow_id=run.workflow_id, job_ids=job_ids)
             )
     return RunClaimPendingResult(claimed=claimed)
-
-
-class _StartFailed(Exception):
-    """Starting the claimed `run` raised (the error is the cause); the claim rolled back."""
-
-    def __init__(self, run: RunRecord) -> None:
-        super().__init__(run.id)
-        self.run = run
-
-
-async def _claim_one(
-    deps: Deps, cmd: RunClaimPending, job_ids: list[str], *, predict: bool
-) -> tuple[RunClaim | None, RunRecord | None]:
-    """One run claimed and started in a transaction of its own (None: none was PENDING).
-    `predict`: the store may make the transaction one statement, which raises
-    `ExpectationFailed` (having written nothing) if the run was claimed meanwhile."""
-    claim: RunClaim | None = None
-    try:
-        async with atomic(deps, deps.ids.new_id()) as unit:
-            claim = await unit.db.claim_next_pending_run(predict=predict)
-            if claim is None:
-                return None, None
-            return claim, await _start(deps, unit, claim.run, cmd.worker_id, job_ids)
-    except ExpectationFailed:
-        raise
-    except Exception as error:
-        if claim is None:
-            raise
-        raise _StartFailed(claim.run) from error
 
 
 async def _start(

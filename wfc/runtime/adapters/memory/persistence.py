@@ -90,7 +90,7 @@ class _MemoryStore:
     ) -> RunRecord:
         return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
 
-    async def claim_next_pending_run(self, *, predict: bool = False) -> RunClaim | None:
+    async def claim_next_pending_run(self) -> RunClaim | None:
         pending = [r for r in self._t.runs.values() if r.status is Status.PENDING]
         if not pending:
             return None

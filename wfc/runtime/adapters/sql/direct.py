@@ -303,32 +303,12 @@ def predict(conn: AsyncConnection, reserved: frozenset[str] = frozenset()) -> bo
     answers reads from what it predicts, and checks the predictions in that statement.
     False (nothing done) where that cannot be: not asyncpg, or a statement already sent.
     `reserved`: tables the statement writes itself, which no held write may."""
-    if not predicts(conn):
+    held = conn.info.get(_HELD_KEY)
+    if held is None or held.begin is None or held.parts:
         return False
-    held: combine.Held = conn.info[_HELD_KEY]
     held.predicting = True
     held.writes |= reserved
     return True
-
-
-def predicts(conn: AsyncConnection) -> bool:
-    """Whether `predict` would take the transaction on `conn` (it has sent nothing)."""
-    held = conn.info.get(_HELD_KEY)
-    return held is not None and held.begin is not None and not held.parts
-
-
-async def fetch_first(
-    conn: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None = None
-) -> list[Row]:
-    """`fetch`, before a transaction on `conn` that has sent nothing yet (`predicts`):
-    the read runs on its own, its BEGIN still waiting. Elsewhere a plain `fetch`."""
-    if not predicts(conn):
-        return await fetch(conn, statement, params)
-    sql, args = render(conn, statement, params or {})
-    compiled = _compiled_for(statement, conn.dialect)
-    assert compiled is not None
-    records = await _on_driver(conn, await _driver(conn), sql, args, rows=True)
-    return [compiled.row(record) for record in records]
 
 
 def predicting(conn: AsyncConnection) -> bool:

@@ -66,7 +66,7 @@ class _SqlStore:
         async with self._single() as conn:
             return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
 
-    async def claim_next_pending_run(self, *, predict: bool = False) -> RunClaim | None:
+    async def claim_next_pending_run(self) -> RunClaim | None:
         async with self._single() as conn:
             return await runs.claim_next_pending_run(conn, self._clock.now())
 
@@ -251,22 +251,11 @@ class _SqlTransaction(_SqlStore):
                 and row.id == record_id
                 and direct.predict(self._conn, predicted.RESERVED)
             ):
-                prediction = predicted.Prediction.of_lock(run, row, changes, self._clock.now())
-                assert prediction.stage is not None
-                self._prediction = prediction
-                return prediction.run, prediction.stage
+                self._prediction = predicted.Prediction.of_lock(
+                    run, row, changes, self._clock.now()
+                )
+                return self._prediction.run, self._prediction.stage
         return await super().lock_run_and_update_stage(run_id, record_id, changes)
-
-    async def claim_next_pending_run(self, *, predict: bool = False) -> RunClaim | None:
-        """With `predict`, on PostgreSQL: the best PENDING run read outside the transaction
-        (no BEGIN yet), and the transaction one statement that claims it if still there."""
-        if not predict or self._new_run is not None or not direct.predicts(self._conn):
-            return await super().claim_next_pending_run()
-        candidates = await runs.pending_candidates(self._conn)
-        if not candidates or not direct.predict(self._conn, predicted.RESERVED):
-            return None
-        self._prediction = predicted.Prediction.of_claim(candidates[0], self._clock.now())
-        return RunClaim(run=self._prediction.run, others_pending=len(candidates) > 1)
 
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None

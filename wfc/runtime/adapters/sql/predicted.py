@@ -68,11 +68,10 @@ class Prediction:
 
     run: RunRecord  # as it will be once the statement has run
     read_version: int
-    read_status: Status
+    stage: StageRecord
+    stage_version: int
+    stage_changes: dict[str, Any]
     now: datetime
-    stage: StageRecord | None = None  # the stage row whose outcome is written, if any
-    stage_version: int = 0
-    stage_changes: dict[str, Any] = field(default_factory=dict)
     run_changes: dict[str, Any] = field(default_factory=dict)
     bumps: int = 1
     events: list[NewOutboxEvent] = field(default_factory=list)
@@ -81,27 +80,14 @@ class Prediction:
     def of_lock(
         cls, run: RunRecord, row: StageRecord, changes: StageChanges, now: datetime
     ) -> Prediction:
-        """The lock of the RUNNING `run` and the write of `changes` to `row`, both as last read."""
+        """The lock of `run` and the write of `changes` to `row`, both as last read."""
         return cls(
             run=dataclasses.replace(run, version=run.version + 1, updated_at=now),
             read_version=run.version,
-            read_status=Status.RUNNING,
-            now=now,
             stage=dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now),
             stage_version=row.version,
             stage_changes=column_values(dict(changes)),
-        )
-
-    @classmethod
-    def of_claim(cls, run: RunRecord, now: datetime) -> Prediction:
-        """The claim of `run`, read PENDING: RUNNING from `now`, one version on."""
-        started: RunChanges = {"status": Status.RUNNING, "started_at": now}
-        return cls(
-            run=dataclasses.replace(run, **started, version=run.version + 1, updated_at=now),
-            read_version=run.version,
-            read_status=Status.PENDING,
             now=now,
-            run_changes=column_values(dict(started)),
         )
 
     def update_run(
@@ -127,15 +113,14 @@ class Prediction:
         return [event.numbered(0) for event in events]
 
 
-def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...] | None) -> Any:
-    """`wfc_locked`, and `wfc_stage` unless `stage_columns` is None (a claim)."""
+def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> Any:
     locked = (
         update(runs)
         .where(
             runs.c.id == bindparam("run_id"),
             runs.c.version == bindparam("read_version"),
             # Implied by the version (every write bumps it), stated for a row changed by hand.
-            runs.c.status == bindparam("read_status"),
+            runs.c.status == Status.RUNNING.value,
         )
         .values(
             {
@@ -148,9 +133,6 @@ def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...] | None) -
         .returning(runs.c.id, runs.c.last_sequence)
         .cte("wfc_locked")
     )
-    head: Any = select(literal_column("1")).add_cte(locked)  # (no parameter: it would go unused)
-    if stage_columns is None:
-        return head
     stage = (
         update(stages)
         .where(
@@ -168,7 +150,7 @@ def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...] | None) -
         .returning(stages.c.id)
         .cte("wfc_stage")
     )
-    return head.add_cte(stage)
+    return select(literal_column("1")).add_cte(locked).add_cte(stage)  # (no parameter)
 
 
 # The events, numbered after the counter `wfc_locked` advanced by their number.
@@ -195,27 +177,25 @@ def statement(
     expected: list[int],
 ) -> tuple[str, list[Any]]:
     """The predicting transaction as one statement, and its arguments (`direct.send_predicted`)."""
-    stage = prediction.stage
-    run_columns = tuple(prediction.run_changes)
-    stage_columns = None if stage is None else tuple(prediction.stage_changes)
+    run_columns, stage_columns = tuple(prediction.run_changes), tuple(prediction.stage_changes)
     head = built_once(
         ("predicted_head", run_columns, stage_columns), lambda: _head(run_columns, stage_columns)
     )
-    params = prefixed(prediction.run_changes, "r_") | {
-        "run_id": prediction.run.id,
-        "read_version": prediction.read_version,
-        "read_status": prediction.read_status.value,
-        "bumps": prediction.bumps,
-        "event_count": len(prediction.events),
-        "now": prediction.now,
-    }
-    if stage is not None:
-        params |= prefixed(prediction.stage_changes, "u_") | {
-            "record_id": stage.id,
+    params = (
+        prefixed(prediction.run_changes, "r_")
+        | prefixed(prediction.stage_changes, "u_")
+        | {
+            "run_id": prediction.run.id,
+            "read_version": prediction.read_version,
+            "bumps": prediction.bumps,
+            "event_count": len(prediction.events),
+            "now": prediction.now,
+            "record_id": prediction.stage.id,
             "stage_version": prediction.stage_version,
         }
+    )
     ctes, args = _own_ctes(*direct.render(conn, head, params), at=0)
-    counted = ["wfc_locked"] if stage is None else ["wfc_locked", "wfc_stage"]
+    counted = ["wfc_locked", "wfc_stage"]
     for number, (part, part_args) in enumerate(held):  # each held write becomes a CTE
         name = f"wfc_part_{number}"
         ctes += [combine.shift(cte, len(args)) for cte in part.ctes]

@@ -90,22 +90,6 @@ async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunCla
     return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))
 
 
-# Without a lock: a predicted claim (`predicted`) checks the run's version as it writes.
-_CANDIDATES = (
-    select(runs)
-    .where(runs.c.status == Status.PENDING.value)
-    .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
-    .limit(2)
-)
-
-
-async def pending_candidates(conn: AsyncConnection) -> list[RunRecord]:
-    """The best PENDING run and the next, as of now, read before the transaction on `conn`
-    begins (`direct.fetch_first`)."""
-    rows = await direct.fetch_first(conn, _CANDIDATES)
-    return [to_record(RunRecord, row) for row in rows]
-
-
 async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:
     recent_stage = exists().where(stages.c.run_id == runs.c.id, stages.c.updated_at > since)
     statement = (
