@@ -22,7 +22,15 @@ from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.testing import FakeClock, SlotTaker
-from wfc.testing.conformance import a_job, a_run, a_stage, an_event
+from wfc.testing.conformance import (
+    MOVES,
+    Ports,
+    a_run,
+    a_running_stage,
+    a_stage,
+    an_event,
+    move_under,
+)
 
 
 class Number(BaseModel):
@@ -49,6 +57,13 @@ async def store() -> AsyncIterator[SqlStorage]:
         yield storage
         await storage.close()
     _BEFORE_OUTCOME.clear()
+
+
+def _clock(store: SqlStorage) -> FakeClock:
+    """The fake clock the store was opened with."""
+    clock = store.persistence._clock
+    assert isinstance(clock, FakeClock)
+    return clock
 
 
 def _kernel(store: SqlStorage) -> Kernel:
@@ -168,30 +183,14 @@ async def test_a_run_cancelled_while_its_stage_ran_keeps_nothing_of_it(store: Sq
     assert await store.blobs.list(f"runs/seq3/{run.id}/b/") == []
 
 
-@pytest.mark.parametrize("moved", ["run", "stage", "cancelled", "next row", "job"])
+@pytest.mark.parametrize("moved", MOVES)
 async def test_a_wrong_prediction_fails_its_one_statement_whole(
     store: SqlStorage, moved: str
 ) -> None:
-    clock = FakeClock()
-    p = store.persistence
-    await p.create_run(a_run(clock, "r1", status=Status.RUNNING))
-    await p.append_outbox([an_event(clock, "e1", "r1")])
-    row = await p.upsert_stage(a_stage(clock, "r1", "a"), {"status": Status.RUNNING})
-    await store.jobs.enqueue([a_job("r1")])
-    (job,) = await store.jobs.dequeue(1)
-    run = await p.get_run("r1")
-    assert run is not None
-    job_id = job.id
-    if moved == "run":
-        await p.update_run("r1", {})
-    elif moved == "stage":
-        await p.update_stage(row.id, {"attempt": 2})
-    elif moved == "cancelled":
-        await p.update_run("r1", {"status": Status.CANCELLED})
-    elif moved == "next row":
-        await p.upsert_stage(a_stage(clock, "r1", "b", group=2, number=2), {})
-    else:
-        job_id = "gone"
+    ports = Ports(_clock(store), store.persistence, store.jobs, store.blobs, store.ai_calls)
+    clock, p = ports.clock, store.persistence
+    run, row, leased = await a_running_stage(ports)
+    job_id = await move_under(ports, moved, row, leased)
     before = (await p.get_run("r1"), await p.stages_of_run("r1"), await p.outbox_of_run("r1"))
     with direct.watching(store.engine) as sent, pytest.raises(ExpectationFailed):
         async with p.transaction() as tx:
@@ -209,7 +208,7 @@ async def test_a_wrong_prediction_fails_its_one_statement_whole(
     after = (await p.get_run("r1"), await p.stages_of_run("r1"), await p.outbox_of_run("r1"))
     assert after == before
     assert await store.blobs.list("r1/") == []
-    assert {j.id: j.status for j in await store.jobs.jobs_of_run("r1")} == {job.id: Status.RUNNING}
+    assert {j.id: j.status for j in await store.jobs.jobs_of_run("r1")} == {leased: Status.RUNNING}
 
 
 async def test_a_read_in_a_predicting_transaction_fails_it_before_anything_is_sent(

@@ -96,6 +96,43 @@ def a_stage(
     )
 
 
+async def a_running_stage(ports: Ports) -> tuple[RunRecord, StageRecord, str]:
+    """A RUNNING run `r1` with one event, its RUNNING stage `a` and that stage's leased
+    job: the run and the row as read, and the job's id."""
+    p = ports.persistence
+    await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+    await p.append_outbox([an_event(ports.clock, "e1", "r1")])
+    row = await p.upsert_stage(
+        replace(a_stage(ports.clock, "r1", "a"), status=Status.RUNNING, attempt=1), {}
+    )
+    await ports.jobs.enqueue([a_job("r1")])
+    (job,) = await ports.jobs.dequeue(1)
+    run = await p.get_run("r1")
+    assert run is not None
+    ports.clock.advance(timedelta(seconds=1))
+    return run, row, job.id
+
+
+# What can change under a transaction that took `a_running_stage` as read (`move_under`).
+MOVES = ("run", "stage", "cancelled", "next row", "job")
+
+
+async def move_under(ports: Ports, moved: str, row: StageRecord, job_id: str) -> str:
+    """Change what `a_running_stage` returned as read; the job id to complete after it."""
+    p = ports.persistence
+    if moved == "run":
+        await p.update_run("r1", {})
+    elif moved == "stage":
+        await p.update_stage(row.id, {"attempt": 2})
+    elif moved == "cancelled":
+        await p.update_run("r1", {"status": Status.CANCELLED})
+    elif moved == "next row":
+        await p.upsert_stage(a_stage(ports.clock, "r1", "b", group=2, number=2), {})
+    else:
+        return "gone"  # no such job to complete
+    return job_id
+
+
 @dataclass(slots=True)
 class _Taker:
     """A `JobTaker` with `free` slots that records what it was handed."""
@@ -315,26 +352,11 @@ class PortConformance:
             assert await tx.lock_run_and_update_stage("r1", "r1/a", {"error": "late"}) is None
         assert await p.get_stage("r1", "a") == stage
 
-    async def _a_running_stage(self, ports: Ports) -> tuple[RunRecord, StageRecord, str]:
-        """A RUNNING run with one event, its RUNNING stage `a` and that stage's leased job."""
-        p = ports.persistence
-        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
-        await p.append_outbox([an_event(ports.clock, "e1", "r1")])
-        row = await p.upsert_stage(
-            replace(a_stage(ports.clock, "r1", "a"), status=Status.RUNNING, attempt=1), {}
-        )
-        await ports.jobs.enqueue([a_job("r1")])
-        (job,) = await ports.jobs.dequeue(1)
-        run = await p.get_run("r1")
-        assert run is not None
-        ports.clock.advance(timedelta(seconds=1))
-        return run, row, job.id
-
     async def test_a_lock_taken_as_expected_commits_what_it_answered(self, ports: Ports) -> None:
         """`expect` that holds: the answers are what reading would have given, and the
         transaction's writes all land (the run's own folded into its lock)."""
         p = ports.persistence
-        run, row, job_id = await self._a_running_stage(ports)
+        run, row, job_id = await a_running_stage(ports)
         next_row = a_stage(ports.clock, "r1", "b", group=2, number=2)
         async with p.transaction() as tx:
             locked = await tx.lock_run_and_update_stage(
@@ -366,7 +388,7 @@ class PortConformance:
         events = await p.outbox_of_run("r1")
         assert [(e.id, e.sequence) for e in events] == [("e1", 1), ("e2", 2), ("e3", 3)]
 
-    @pytest.mark.parametrize("moved", ["run", "stage", "cancelled", "next row", "job"])
+    @pytest.mark.parametrize("moved", MOVES)
     async def test_a_lock_expected_wrongly_is_read_or_writes_nothing(
         self, ports: Ports, moved: str
     ) -> None:
@@ -374,17 +396,8 @@ class PortConformance:
         truth, and the transaction commits as any other) or raises `ExpectationFailed`,
         having written nothing at all."""
         p = ports.persistence
-        run, row, job_id = await self._a_running_stage(ports)
-        if moved == "run":
-            await p.update_run("r1", {})
-        elif moved == "stage":
-            await p.update_stage(row.id, {"attempt": 2})
-        elif moved == "cancelled":
-            await p.update_run("r1", {"status": Status.CANCELLED})
-        elif moved == "next row":
-            await p.upsert_stage(a_stage(ports.clock, "r1", "b", group=2, number=2), {})
-        else:
-            job_id = "gone"  # no such job to complete
+        run, row, job_id = await a_running_stage(ports)
+        job_id = await move_under(ports, moved, row, job_id)
         before = (
             await p.get_run("r1"),
             await p.stages_of_run("r1"),

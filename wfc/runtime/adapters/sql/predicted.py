@@ -194,26 +194,57 @@ def statement(
             "stage_version": prediction.stage_version,
         }
     )
-    ctes, args = _own_ctes(*direct.render(conn, head, params), at=0)
-    counted = ["wfc_locked", "wfc_stage"]
-    for number, (part, part_args) in enumerate(held):  # each held write becomes a CTE
-        name = f"wfc_part_{number}"
-        ctes += [combine.shift(cte, len(args)) for cte in part.ctes]
-        ctes.append(f"{name} AS ({combine.shift(part.body, len(args))})")
+    head_sql, args = direct.render(conn, head, params)
+    pieces: list[tuple[combine.Part | None, int]] = [(None, len(args))]
+    for part, part_args in held:
+        pieces.append((part, len(part_args)))
         args += part_args
-        if number in expected:
-            counted.append(name)
     if prediction.events:
         events = {"count": len(prediction.events), "events": events_json(prediction.events)}
-        more, more_args = _own_ctes(*direct.render(conn, _EVENTS, events), at=len(args))
-        ctes += more
-        args += more_args
+        events_sql, events_args = direct.render(conn, _EVENTS, events)
+        args += events_args
+    # The text depends only on the pieces' shapes: joined once per shape (joining shifts
+    # every parameter of every piece, which costs more than the round trip it saves).
+    key = (head_sql, tuple(pieces), tuple(expected), bool(prediction.events))
+    sql = _JOINED.get(key)
+    if sql is None:
+        sql = _join(head_sql, pieces, expected, events_sql if prediction.events else None)
+        if len(_JOINED) < _MAX_JOINED:
+            _JOINED[key] = sql
+    return sql, args
+
+
+_JOINED: dict[tuple[Any, ...], str] = {}
+_MAX_JOINED = 512  # a handful of shapes in practice: one per kind of transition
+
+
+def _join(
+    head_sql: str,
+    pieces: list[tuple[combine.Part | None, int]],
+    expected: list[int],
+    events_sql: str | None,
+) -> str:
+    """The statement's text: the head's CTEs, each held write as a CTE, the events', and
+    the division that checks the rows they changed; parameters numbered in that order."""
+    ctes = _own_ctes(head_sql, at=0)
+    counted = ["wfc_locked", "wfc_stage"]
+    at = pieces[0][1]
+    for number, (part, count) in enumerate(pieces[1:]):
+        assert part is not None
+        name = f"wfc_part_{number}"
+        ctes += [combine.shift(cte, at) for cte in part.ctes]
+        ctes.append(f"{name} AS ({combine.shift(part.body, at)})")
+        at += count
+        if number in expected:
+            counted.append(name)
+    if events_sql is not None:
+        ctes += _own_ctes(events_sql, at=at)
     rows = " * ".join(f"(SELECT count(*) FROM {name})" for name in counted)
-    return f"WITH {', '.join(ctes)} SELECT 1 / ({rows}) AS predicted", args
+    return f"WITH {', '.join(ctes)} SELECT 1 / ({rows}) AS predicted"
 
 
-def _own_ctes(sql: str, args: list[Any], *, at: int) -> tuple[list[str], list[Any]]:
+def _own_ctes(sql: str, *, at: int) -> list[str]:
     """The CTEs of one of this module's statements, numbered from parameter `at` on."""
     part = combine.split(sql)
     assert part is not None, "this module's statements are data statements"
-    return [combine.shift(cte, at) for cte in part.ctes], list(args)
+    return [combine.shift(cte, at) for cte in part.ctes]
