@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 
 from tests.databases import postgres_database
 from wfc.errors import ExpectationFailed
@@ -229,3 +230,28 @@ async def test_a_read_in_a_predicting_transaction_fails_it_before_anything_is_se
             await tx.stages_of_run("r1")
     assert sent == []
     assert await p.get_stage("r1", "a") == row and await store.blobs.list("r1/") == []
+
+
+async def test_a_lost_connection_is_not_taken_for_a_wrong_prediction(
+    store: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the ways the statement checks its predictions make the kernel do it again
+    reading; any other error (a connection gone mid-statement, which may have committed)
+    is the caller's, as for any transaction: the job's lease is reaped and it runs again."""
+    ports = Ports(_clock(store), store.persistence, store.jobs, store.blobs, store.ai_calls)
+    run, row, _ = await a_running_stage(ports)
+
+    class ConnectionGone(Exception):
+        sqlstate = "08006"
+
+    async def gone(*_args: Any, **_kwargs: Any) -> Any:
+        raise DBAPIError("WITH wfc_locked …", [], ConnectionGone())
+
+    with pytest.raises(DBAPIError) as raised:
+        async with store.persistence.transaction() as tx:
+            await tx.lock_run_and_update_stage(
+                "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
+            )
+            monkeypatch.setattr(direct, "_on_driver", gone)
+    assert not isinstance(raised.value, ExpectationFailed)
+    assert isinstance(raised.value.orig, ConnectionGone)

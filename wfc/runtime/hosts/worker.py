@@ -373,13 +373,16 @@ class WorkerHost:
             if time.monotonic() >= next_tick:
                 self._ticks += 1
                 room = self._claim_room()
+                self._claim_now = False  # the tick claims: a wakeup during it claims again
                 with handing_off_to(self):
                     tick = await maintenance_tick(
                         self.kernel, replace(self.settings, max_claims=room)
                     )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
                 more = self._settle_claim(tick.claimed, room)
-                self._claim_now = more  # a tick claims whoever leads: so does its next claim
+                # A tick claims whoever leads, and so does the claim after it when the tick
+                # reached its limit.
+                self._claim_now = self._claim_now or more
                 if self._claims_waiting:
                     await self._pass_on_claims()
                 if tick.claimed or tick.suspended_checked or tick.stale_released:

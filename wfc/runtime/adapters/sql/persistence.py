@@ -231,6 +231,8 @@ class _SqlTransaction(_SqlStore):
                     self._conn, partial(predicted.statement, self._conn, prediction)
                 )
             except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) not in predicted.FAILED_PREDICTION:
+                    raise  # a lost connection, say: as for any transaction
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_new_run()
 

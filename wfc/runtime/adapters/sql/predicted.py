@@ -57,6 +57,10 @@ from wfc.runtime.records import (
     Status,
 )
 
+# How the statement fails when a prediction did not hold: its division by a zero count, a
+# next stage's row already there, a row it refers to gone (SQLSTATEs).
+FAILED_PREDICTION = frozenset({"22012", "23505", "23503"})
+
 # Written by the statement's own CTEs: a held write may not touch a run (it would update
 # the locked row a second time).
 RESERVED = frozenset({"runs"})
