@@ -10,6 +10,7 @@ import pytest
 
 from tests.databases import postgres_database
 from tests.kernel.test_examples import examples  # noqa: F401 - the fixture
+from wfc.errors import IdempotencyInProgressError
 from wfc.runtime import Kernel, RunClaimPending, RunCreate, Workflow
 from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
 from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
@@ -168,8 +169,11 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
     writes_run = [n for n, sql in enumerate(sent) if "INSERT INTO runs" in sql]
     completes_key = [n for n, sql in enumerate(sent) if "UPDATE idempotency_keys" in sql]
     if store.engine.dialect.name == "postgresql":
-        # All writes, held (direct.defer): one statement, a transaction on its own.
-        assert writes_run == completes_key == [len(sent) - 1]
+        # The key taken as acquired and written with its result, and all the writes held
+        # (direct.defer): one statement, a transaction on its own, which fails whole if
+        # the key was there (below: the same key again replays).
+        assert len(sent) == 1 and writes_run == [0]
+        assert "INSERT INTO idempotency_keys" in sent[0] and "SELECT 1 / (" in sent[0]
     else:
         begin = [sql.split()[0] for sql in sent].index("BEGIN")
         assert all(begin < n < len(sent) - 1 for n in [*writes_run, *completes_key])
@@ -212,3 +216,23 @@ async def test_a_run_created_in_a_transaction_is_there_for_its_next_call(
     assert await store.persistence.get_run("r2") is not None
     (event,) = await store.persistence.outbox_of_run("r1")
     assert event.sequence == 1
+
+
+async def test_a_create_whose_key_another_holds_is_refused_and_writes_nothing(
+    storage: tuple[SqlStorage, FakeClock],
+    examples: list[Workflow],  # noqa: F811
+) -> None:
+    """On PostgreSQL the key is taken as acquired and written in the create's one
+    statement: a key already there, still in progress, fails that statement whole (no run,
+    no event), and the create then reads the key and is refused as the spec says."""
+    store, clock = storage
+    kernel = kernel_on(store, clock, examples)
+    await store.persistence.acquire_idempotency_key("k", "run.create", clock.now(), None)
+    with pytest.raises(IdempotencyInProgressError):
+        await kernel.dispatch(RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE))
+    assert await store.persistence.list_runs() == []
+    await store.persistence.release_idempotency_key("k", "run.create")
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
+    )
+    assert [r.id for r in await store.persistence.list_runs()] == [created.workflow_run_id]

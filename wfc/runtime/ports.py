@@ -191,11 +191,23 @@ class Persistence(Protocol):
 
     # -- idempotency -----------------------------------------------------
     async def acquire_idempotency_key(
-        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+        self,
+        key: str,
+        command_type: str,
+        now: datetime,
+        stale_after: timedelta | None,
+        *,
+        predict: bool = False,
     ) -> IdempotencyClaim:
         """Take the key, or report its stored result, or that someone else holds it.
 
         An in-progress key older than `stale_after` is taken over (its start reset to `now`).
+
+        `predict` (for a command whose one transaction completes its key): an adapter may
+        answer `Acquired` without writing, and write the key with its result when that
+        transaction completes it; the transaction's commit then raises `ExpectationFailed`,
+        having written nothing, if the key was there. The caller acquires it again without
+        `predict` to learn what it is.
         """
         ...
 

@@ -438,6 +438,32 @@ class PortConformance:
         assert opened == await p.get_stage("r1", "b")
         assert (opened.id == fresh.id) == (moved != "next row")
 
+    async def test_a_key_acquired_by_prediction_is_written_where_it_is_completed(
+        self, ports: Ports
+    ) -> None:
+        """`predict`: the key is `Acquired` (written, or to be written by the transaction
+        that completes it); when it was there already, either the adapter says so, or the
+        transaction completing it fails whole."""
+        p, now = ports.persistence, ports.clock.now()
+        claim = await p.acquire_idempotency_key("k", "run.create", now, None, predict=True)
+        assert isinstance(claim, Acquired)
+        async with p.transaction() as tx:
+            await tx.complete_idempotency_key("k", "run.create", {"ok": 1})
+        assert await p.acquire_idempotency_key("k", "run.create", now, None) == Replay(
+            result={"ok": 1}
+        )
+        again = await p.acquire_idempotency_key("k", "run.create", now, None, predict=True)
+        if isinstance(again, Acquired):  # predicted: the completing transaction fails whole
+            with pytest.raises(ExpectationFailed):
+                async with p.transaction() as tx:
+                    await tx.create_run(a_run(ports.clock, "r1"))
+                    await tx.complete_idempotency_key("k", "run.create", {"ok": 2})
+        else:
+            assert again == Replay(result={"ok": 1})
+        assert await p.acquire_idempotency_key("k", "run.create", now, None) == Replay(
+            result={"ok": 1}
+        )
+
     async def test_a_run_is_read_with_its_stages_in_one_call(self, ports: Ports) -> None:
         p = ports.persistence
         assert await p.run_with_stages("r1") is None

@@ -15,7 +15,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
-from wfc.errors import IdempotencyInProgressError
+from wfc.errors import ExpectationFailed, IdempotencyInProgressError
 from wfc.runtime import commands as c
 from wfc.runtime.adapters.memory.pinning import NoPinning
 from wfc.runtime.kernel.claim import claim_pending
@@ -119,6 +119,7 @@ class Kernel:
                     cmd.idempotency_key,
                     c.RunCreateResult,
                     lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key),
+                    predict=True,  # its one transaction completes the key
                 )
             case c.RunRerunFrom():
                 return await self._keyed(
@@ -172,14 +173,23 @@ class Kernel:
         key: str | None,
         result_type: type[ResultT],
         run: Callable[[str, KeyCompletion], Awaitable[ResultT]],
+        *,
+        predict: bool = False,
     ) -> ResultT:
         """The idempotency protocol around `run` (called with the causation id and the key,
-        which the handler may complete inside its last transaction)."""
+        which the handler may complete inside its last transaction). `predict`: the
+        handler always completes the key in its one transaction, so the store may take the
+        key as acquired and write it there (`Persistence.acquire_idempotency_key`); if it
+        was taken, nothing was written, and the protocol runs again reading the key."""
         persistence = self.deps.persistence
         if key is None:
             return await run(self.deps.ids.new_id(), KeyCompletion(None, cmd.type))
         claim = await persistence.acquire_idempotency_key(
-            key, cmd.type, self.deps.clock.now(), self.deps.idempotency_stale_after
+            key,
+            cmd.type,
+            self.deps.clock.now(),
+            self.deps.idempotency_stale_after,
+            predict=predict,
         )
         if isinstance(claim, Replay):
             return result_type.model_validate(claim.result)
@@ -188,6 +198,10 @@ class Kernel:
         completion = KeyCompletion(key, cmd.type)
         try:
             result = await run(key, completion)
+        except ExpectationFailed:
+            if not predict:
+                raise
+            return await self._keyed(cmd, key, result_type, run)  # the key was there
         except BaseException:
             try:
                 await persistence.release_idempotency_key(key, cmd.type)

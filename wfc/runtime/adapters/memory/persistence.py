@@ -272,7 +272,13 @@ class _MemoryStore:
 
     # -- idempotency -----------------------------------------------------
     async def acquire_idempotency_key(
-        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+        self,
+        key: str,
+        command_type: str,
+        now: datetime,
+        stale_after: timedelta | None,
+        *,
+        predict: bool = False,
     ) -> IdempotencyClaim:
         entry = self._t.keys.get((key, command_type))
         if entry is None:

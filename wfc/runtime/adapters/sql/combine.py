@@ -168,14 +168,20 @@ def shift(sql: str, offset: int) -> str:
     )
 
 
-_JOINED: dict[tuple[tuple[Part, ...], Part | None], str] = {}
+_JOINED: dict[tuple[tuple[Part, ...], Part | None, tuple[int, ...]], str] = {}
 
 
-def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None = None) -> str:
+def joined(
+    parts: Sequence[tuple[Part, int]],
+    carrier: tuple[Part, int] | None = None,
+    expected: Sequence[int] = (),
+) -> str:
     """One statement doing every part's writes (each with its number of parameters, bound
     in that order), then answering as `carrier` would — whose parameters come first — or,
-    without one, as `SELECT 1`. The parts' CTE names must be distinct (`Part.names`)."""
-    key = (tuple(part for part, _ in parts), carrier[0] if carrier else None)
+    without one, as `SELECT 1`; or, when parts are `expected` to change a row (they have
+    RETURNING), failing unless each did: `SELECT 1 / (<rows of each>)`. The parts' CTE
+    names must be distinct (`Part.names`)."""
+    key = (tuple(part for part, _ in parts), carrier[0] if carrier else None, tuple(expected))
     sql = _JOINED.get(key)
     if sql is not None:
         return sql
@@ -188,6 +194,10 @@ def joined(parts: Sequence[tuple[Part, int]], carrier: tuple[Part, int] | None =
     if carrier is not None:
         ctes += carrier[0].ctes
     answer = carrier[0].body if carrier else "SELECT 1"
+    if expected:
+        assert carrier is None, "a carrier's answer would hide the check"
+        rows = " * ".join(f"(SELECT count(*) FROM wfc_part_{n})" for n in expected)
+        answer = f"SELECT 1 / ({rows})"
     sql = f"WITH {', '.join(ctes)} {answer}"
     if len(_JOINED) < _MAX_CACHED:
         _JOINED[key] = sql
@@ -241,14 +251,15 @@ class Held:
     def statement(self) -> tuple[str, list[Any]]:
         """The held writes as one statement of their own, and its arguments; they are no
         longer held."""
+        expected = self.expected
         parts = self._take()
-        return joined([(part, len(args)) for part, args in parts]), _args(parts)
+        return joined([(part, len(args)) for part, args in parts], None, expected), _args(parts)
 
     def carried_by(self, sql: str, args: list[Any]) -> tuple[str, list[Any]] | None:
         """`sql` (with `args`) carrying the held writes, which are then no longer held; or
         None when they cannot travel with it."""
         carrier = split(sql)
-        if carrier is None or not self.admits(carrier):
+        if carrier is None or not self.admits(carrier) or self.expected:
             return None
         parts = self._take()
         sql = joined([(part, len(more)) for part, more in parts], (carrier, len(args)))

@@ -142,6 +142,10 @@ class Connections:
         for action in actions:
             action()
 
+    def pinned_here(self) -> bool:
+        """Whether this task's calls share one connection now (`pinned`)."""
+        return self._pin() is not None
+
     def after_commit(self, action: Callable[[], None]) -> None:
         """Call `action` once this task's transaction commits (never if it rolls back), or
         now outside one: what others may act on only when the writes are visible to them."""

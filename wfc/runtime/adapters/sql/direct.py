@@ -416,7 +416,7 @@ async def _hold(
         if held.begin is not None:
             await _begin_first(conn, driver, held)
         await _on_driver(conn, driver, *held.statement(), rows=False)
-    held.add(part, args)
+    held.add(part, args, expect_row=expect_row)
 
 
 def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
@@ -20,6 +21,8 @@ from wfc.runtime.records import (
 )
 
 _k = idempotency_keys.c
+# On a connection's info: a key acquired by prediction, not written yet (key, type, now).
+PREDICTED = "wfc_predicted_idempotency_key"
 
 
 async def acquire(
@@ -74,6 +77,28 @@ _COMPLETE = (
 async def complete(conn: AsyncConnection, key: str, command_type: str, result: JsonObject) -> None:
     params = {"b_key": key, "b_type": command_type, "b_result": result}
     await direct.defer(conn, _COMPLETE, params)  # the last write of its transaction
+
+
+_INSERT_COMPLETED = (
+    postgresql.insert(idempotency_keys)
+    .values(
+        key=bindparam("key"),
+        command_type=bindparam("type"),
+        started_at=bindparam("now"),
+        result=bindparam("result"),
+    )
+    .on_conflict_do_nothing(index_elements=["key", "command_type"])
+    .returning(_k.key)
+)
+
+
+async def insert_completed(
+    conn: AsyncConnection, key: str, command_type: str, now: datetime, result: JsonObject
+) -> None:
+    """PostgreSQL, in a transaction: write a key not acquired yet, with its result, held
+    (`direct.defer`); the transaction's statement fails if the key is there already."""
+    params = {"key": key, "type": command_type, "now": now, "result": result}
+    await direct.defer(conn, _INSERT_COMPLETED, params, expect_row=True)
 
 
 async def release(conn: AsyncConnection, key: str, command_type: str) -> None:

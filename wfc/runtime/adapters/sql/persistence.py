@@ -23,6 +23,7 @@ from wfc.runtime.adapters.sql import direct, keys, outbox, predicted, runs, stag
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
+    Acquired,
     IdempotencyClaim,
     JsonObject,
     LogRecord,
@@ -176,7 +177,13 @@ class _SqlStore:
 
     # -- idempotency -----------------------------------------------------
     async def acquire_idempotency_key(
-        self, key: str, command_type: str, now: datetime, stale_after: timedelta | None
+        self,
+        key: str,
+        command_type: str,
+        now: datetime,
+        stale_after: timedelta | None,
+        *,
+        predict: bool = False,
     ) -> IdempotencyClaim:
         async with self._single() as conn:
             return await keys.acquire(conn, key, command_type, now, stale_after)
@@ -207,6 +214,7 @@ class _SqlTransaction(_SqlStore):
         self._conn = conn
         self._new_run: RunRecord | None = None  # created here, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
+        self.key_predicted = False  # it writes an idempotency key acquired by prediction
 
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
@@ -231,7 +239,7 @@ class _SqlTransaction(_SqlStore):
                     self._conn, partial(predicted.statement, self._conn, prediction)
                 )
             except DBAPIError as error:
-                if getattr(error.orig, "sqlstate", None) not in predicted.FAILED_PREDICTION:
+                if _sqlstate(error) not in predicted.FAILED_PREDICTION:
                     raise  # a lost connection, say: as for any transaction
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_new_run()
@@ -288,6 +296,12 @@ class _SqlTransaction(_SqlStore):
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
+        predicted_key = self._conn.info.get(keys.PREDICTED)
+        if predicted_key is not None and predicted_key[:2] == (key, command_type):
+            del self._conn.info[keys.PREDICTED]  # acquired by prediction: written only now
+            await keys.insert_completed(self._conn, key, command_type, predicted_key[2], result)
+            self.key_predicted = True
+            return
         await keys.complete(self._conn, key, command_type, result)  # the run can wait
 
 
@@ -307,7 +321,45 @@ class SqlPersistence(_SqlStore):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
-        async with self._connections.transaction() as conn:
-            tx = _SqlTransaction(conn, self._clock)
-            yield tx
-            await tx.finish()
+        tx: _SqlTransaction | None = None
+        try:
+            async with self._connections.transaction() as conn:
+                tx = _SqlTransaction(conn, self._clock)
+                yield tx
+                await tx.finish()
+        except DBAPIError as error:
+            if tx is not None and tx.key_predicted and _sqlstate(error) == _DIVISION_BY_ZERO:
+                raise ExpectationFailed("the idempotency key was there already") from error
+            raise
+
+    async def acquire_idempotency_key(
+        self,
+        key: str,
+        command_type: str,
+        now: datetime,
+        stale_after: timedelta | None,
+        *,
+        predict: bool = False,
+    ) -> IdempotencyClaim:
+        """With `predict`, on PostgreSQL and a pinned connection (the command's transaction
+        will run on it): `Acquired`, with nothing sent; the transaction writes the key."""
+        async with self._single() as conn:
+            if predict and direct.on_driver(conn) and self._connections.pinned_here():
+                conn.info[keys.PREDICTED] = (key, command_type, now)
+                return Acquired()
+            return await keys.acquire(conn, key, command_type, now, stale_after)
+
+    async def release_idempotency_key(self, key: str, command_type: str) -> None:
+        async with self._single() as conn:
+            predicted_key = conn.info.get(keys.PREDICTED)
+            if predicted_key is not None and predicted_key[:2] == (key, command_type):
+                del conn.info[keys.PREDICTED]  # never written: nothing to release
+                return
+            await keys.release(conn, key, command_type)
+
+
+_DIVISION_BY_ZERO = "22012"  # how a statement with writes `expected` to change rows fails
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
