@@ -164,7 +164,9 @@ class Persistence(Protocol):
 
     # -- outbox ----------------------------------------------------------
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
-        """Append events, each run's sequence continuing gap-free from its last one."""
+        """Append events, each run's sequence continuing gap-free from its last one. In a
+        transaction that took its lock as expected (`lock_run_and_update_stage(expect=)`)
+        the sequences are given only as it commits: the records returned carry 0."""
         ...
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
@@ -301,7 +303,8 @@ class Listening(Protocol):
         ...
 
     async def pass_on_claims(self) -> None:
-        """Wake the other listeners to claim runs this one has no room for."""
+        """Let go of the lead and wake the other listeners to take it, with the runs this
+        one has no room for; nothing when this one does not lead."""
         ...
 
     async def until_lost(self) -> None:

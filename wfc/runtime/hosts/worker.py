@@ -460,7 +460,7 @@ class WorkerHost:
         """Out of room as the claim lead: hand the lead to a worker with room. (Best effort:
         were it lost, the others poll, and take the lead when they do.)"""
         listening = self._listening
-        if listening is not None and listening.leading:
+        if listening is not None:
             try:
                 await listening.pass_on_claims()
             except Exception:

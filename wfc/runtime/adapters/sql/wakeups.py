@@ -68,9 +68,7 @@ def install_on_create(runs: Table, jobs: Table) -> None:
 CLAIM_LEAD_LOCK = 0x77_66_63_C1_A1_4D  # "wfc", "claim"
 
 _LEAD = "SELECT pg_try_advisory_lock($1)"
-_WAITING = f"pg_notify('{CHANNEL}', 'runs-waiting')"
-_PASS_ON = f"SELECT pg_advisory_unlock($1), {_WAITING}"
-_WAKE_OTHERS = f"SELECT {_WAITING}"
+_PASS_ON = f"SELECT pg_advisory_unlock($1), pg_notify('{CHANNEL}', 'runs-waiting')"
 
 
 class PostgresWakeups:
@@ -134,8 +132,6 @@ class PostgresListening:
             if self.leading:
                 await self._driver.execute(_PASS_ON, CLAIM_LEAD_LOCK)
                 self.leading = False
-            else:
-                await self._driver.execute(_WAKE_OTHERS)
 
     async def until_lost(self) -> None:
         await self._lost.wait()
