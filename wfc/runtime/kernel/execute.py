@@ -34,7 +34,6 @@ from wfc.runtime.events import (
     Event,
     StageCompleted,
     StageFailed,
-    StageProgress,
     StageSuspended,
     WorkflowSuspended,
 )
@@ -45,6 +44,7 @@ from wfc.runtime.kernel.invoke import (
     Produced,
     Report,
     Suspended,
+    progress_events,
     run_execute,
     suspend_times,
 )
@@ -412,20 +412,6 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
     )
     await write_log(ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id)
     return result
-
-
-def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -> list[Event]:
-    """The `stage:progress` events a stage reported, in call order."""
-    return [
-        StageProgress(
-            timestamp=now,
-            workflow_run_id=run_id,
-            stage_id=stage_id,
-            progress=p.fraction,
-            message=p.message,
-        )
-        for p in report.progress
-    ]
 
 
 async def _commit_outcome(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from wfc.errors import NonRetryableError, RetryStage, WfcError, validation_problems
 from wfc.plan import InputSource, PlanStage
+from wfc.runtime.events import Event, StageProgress
 from wfc.runtime.kernel.deps import Deps
 from wfc.runtime.kernel.rows import write_log
 from wfc.runtime.records import LogLevel, RunRecord, StageRecord
@@ -380,3 +381,17 @@ def suspend_times(
     )
     next_poll_at = request.next_poll_at or now + interval
     return next_poll_at, int(interval / timedelta(milliseconds=1)), now + max_wait
+
+
+def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -> list[Event]:
+    """The `stage:progress` events a stage reported, in call order."""
+    return [
+        StageProgress(
+            timestamp=now,
+            workflow_run_id=run_id,
+            stage_id=stage_id,
+            progress=p.fraction,
+            message=p.message,
+        )
+        for p in report.progress
+    ]

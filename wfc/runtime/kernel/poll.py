@@ -16,8 +16,14 @@ from wfc.errors import StaleVersionError
 from wfc.runtime.commands import StagePollSuspended, StagePollSuspendedResult
 from wfc.runtime.events import StageCompleted, StageFailed
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
-from wfc.runtime.kernel.execute import progress_events
-from wfc.runtime.kernel.invoke import Failure, NotYet, Produced, Report, run_check
+from wfc.runtime.kernel.invoke import (
+    Failure,
+    NotYet,
+    Produced,
+    Report,
+    progress_events,
+    run_check,
+)
 from wfc.runtime.kernel.rows import STAGE_FAILED, fail_run, refresh_run_totals, save_output
 from wfc.runtime.records import RunRecord, StageRecord, Status
 
