@@ -28,6 +28,7 @@ from wfc.runtime.commands import (
 )
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import JobRecord
+from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")
 
@@ -143,11 +144,49 @@ async def _process_job(
     retry_at = None if result.ghost else result.retry_at
     retried = await jobs.fail(job.id, error, retry_at=retry_at)
     if not retried and not result.ghost:
+        await _transition_after_final_failure(kernel, job)
+    return JobOutcome(outcome="failed", error=error, retried=retried)
+
+
+FINAL_TRANSITION_ATTEMPTS = 4
+FINAL_TRANSITION_BACKOFF = timedelta(milliseconds=250)  # doubled after each attempt
+
+
+async def _transition_after_final_failure(kernel: Kernel, job: JobRecord) -> None:
+    """Transition the run whose stage just failed for good, so it fails now, with that
+    stage's error. The job is already settled FAILED, so nothing redelivers it: a
+    transient error is retried with backoff (about 2 s in all), and if the run still
+    did not move, the stuck-run reaper (`run.reapStuck`, every maintenance tick) finds
+    it with no live job and no open stage and transitions it. A deterministic error
+    is not retried; the reaper is its backstop too."""
+    delay = FINAL_TRANSITION_BACKOFF.total_seconds()
+    for attempt in range(1, FINAL_TRANSITION_ATTEMPTS + 1):
         try:
             await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
-        except Exception:
-            log.exception("transition after the final failure of job %s failed", job.id)
-    return JobOutcome(outcome="failed", error=error, retried=retried)
+            return
+        except Exception as error:
+            if attempt < FINAL_TRANSITION_ATTEMPTS and is_transient(error):
+                log.warning(
+                    "transition of run %s after the final failure of job %s failed "
+                    "(attempt %d of %d); retrying in %.2fs: %s",
+                    job.run_id,
+                    job.id,
+                    attempt,
+                    FINAL_TRANSITION_ATTEMPTS,
+                    delay,
+                    error,
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            log.exception(
+                "transition of run %s after the final failure of job %s failed; "
+                "the stuck-run reaper will end the run",
+                job.run_id,
+                job.id,
+                extra={"run_id": job.run_id, "job_id": job.id},
+            )
+            return
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,8 +236,19 @@ async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> Tic
     async def poll() -> None:
         result = await kernel.dispatch(StagePollSuspended(max_checks=settings.max_suspended_checks))
         tick.suspended_checked = result.checked
+        failed = 0
         for run_id in result.resumed_workflow_run_ids:
-            await kernel.dispatch(RunTransition(workflow_run_id=run_id))
+            try:  # one run's failed transition must not leave the others resumed but unmoved
+                await kernel.dispatch(RunTransition(workflow_run_id=run_id))
+            except Exception:
+                failed += 1
+                log.exception(
+                    "transition of resumed run %s failed; the stuck-run reaper will move it",
+                    run_id,
+                    extra={"run_id": run_id},
+                )
+        if failed:
+            tick.errors.append("poll")
 
     async def reap_leases() -> None:
         result = await kernel.dispatch(

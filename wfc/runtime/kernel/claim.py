@@ -7,6 +7,7 @@ from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import fail_run, open_group, warm_up, write_log
 from wfc.runtime.records import RunClaim, RunRecord, Status
+from wfc.runtime.transient import is_transient
 
 WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 EMPTY_STAGE_GRAPH = "EMPTY_STAGE_GRAPH"
@@ -20,6 +21,11 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
     Each run is claimed in its own transaction, so a run that cannot start is
     failed with a reason and never stops the others. Jobs are queued with the
     claim (`Unit.with_jobs`): no worker can see a job whose run is still PENDING.
+
+    A transient error (`wfc.runtime.transient`: the connection dropped, a lock or
+    serialization conflict) says nothing about the run: its claim rolled back, so it
+    is still PENDING and a later claim takes it. It propagates, unless runs were
+    claimed before it, which are returned so the caller starts them now.
     """
     claimed: list[ClaimedRun] = []
     others_pending = True
@@ -35,6 +41,10 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
                 if claim is not None:
                     started = await _start(deps, unit, claim.run, cmd.worker_id, job_ids)
         except Exception as error:
+            if is_transient(error):
+                if claimed:
+                    break  # the database's trouble reaches the caller on its next call
+                raise
             if claim is None:
                 raise
             await _fail_claim(deps, claim.run, cmd.worker_id, str(error))
@@ -89,7 +99,8 @@ async def _start(
 
 
 async def _fail_claim(deps: Deps, run: RunRecord, worker_id: str, message: str) -> None:
-    """Fail a run whose claim raised (the claim itself was rolled back)."""
+    """Fail a run whose claim raised a deterministic error (the claim itself was rolled
+    back); a transient one never comes here: the run waits, PENDING, for another claim."""
     try:
         async with atomic(deps, deps.ids.new_id()) as unit:
             current = await unit.db.get_run(run.id)
