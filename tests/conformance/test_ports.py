@@ -16,9 +16,10 @@ from wfc.runtime.adapters.memory import (
 )
 from wfc.testing import FakeClock
 from wfc.testing.conformance import PortConformance, Ports
+from wfc.testing.fencing import FencingConformance
 
 
-class TestPorts(PortConformance):
+class TestPorts(PortConformance, FencingConformance):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:
         clock = FakeClock()

@@ -165,8 +165,9 @@ async def test_execute_sees_resume_state_on_redelivery(tk: TestKernel, script: S
     script.then("submit", remember, remember)
     run_id = await start(tk, "batch")
     await step(tk)
-    # The same job delivered again (e.g. its lease was reaped before it was parked).
+    # The same job delivered again (its lease was reaped before it was parked): a new
+    # delivery, so a newer attempt.
     await tk.kernel.dispatch(
-        JobExecute(workflow_run_id=run_id, workflow_id="batch", stage_id="submit")
+        JobExecute(workflow_run_id=run_id, workflow_id="batch", stage_id="submit", attempt=2)
     )
     assert seen == [None, {"batch": "a b", "polls": 0}]

@@ -98,6 +98,9 @@ class StagePollSuspended(_Message):
 
     type: Literal["stage.pollSuspended"] = "stage.pollSuspended"
     max_checks: int = Field(default=50, ge=1)
+    # How long a stage this poll claims is kept from other pollers: longer than a
+    # `check_completion` takes; a poller that dies leaves its stages due again after it.
+    claim_ms: int = Field(default=300_000, ge=1)
 
 
 class LeaseReapStale(_Message):
@@ -247,7 +250,11 @@ class StagePollSuspendedResult(_Message):
     checked: int = 0
     resumed: int = 0
     failed: int = 0
+    # Runs whose resumed stage was committed; each was transitioned in the same commit.
     resumed_workflow_run_ids: list[str] = Field(default_factory=list)
+    # The earliest next poll among the stages still waiting after this one (None: none
+    # checked still waits), for a host to poll again then rather than on its next tick.
+    next_due_at: datetime | None = None
 
 
 class LeaseReapStaleResult(_Message):

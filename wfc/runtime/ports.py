@@ -27,6 +27,7 @@ from wfc.runtime.records import (
     RunClaim,
     RunRecord,
     StageChanges,
+    StageFence,
     StageRecord,
     Status,
 )
@@ -77,9 +78,10 @@ class Persistence(Protocol):
         """Apply `changes`, bump the version; `StaleVersionError` when `expected_version` differs."""
         ...
 
-    async def claim_next_pending_run(self) -> RunClaim | None:
+    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
         """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it,
-        saying whether other runs are PENDING (some may be being claimed by others)."""
+        saying whether other runs are PENDING (some may be being claimed by others).
+        With `run_id`, only that run (a host that serves one run claims nothing else)."""
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         """RUNNING runs with no run or stage update after `since`, least recently updated first."""
@@ -96,6 +98,14 @@ class Persistence(Protocol):
         """Insert `create` unless (run, stage id) exists; otherwise apply `update` (and bump)."""
         ...
 
+    async def start_stage(
+        self, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> StageRecord | None:
+        """`upsert_stage` for a delivery starting the stage (`job.execute`'s first phase):
+        the row already there is updated only if it passes `fence`. None, with nothing
+        written, when it does not (a later delivery started the stage, or it finished)."""
+        ...
+
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
@@ -103,10 +113,16 @@ class Persistence(Protocol):
         ...
 
     async def update_stage_while_running(
-        self, record_id: str, run_id: str, changes: StageChanges
+        self,
+        record_id: str,
+        run_id: str,
+        changes: StageChanges,
+        *,
+        fence: StageFence | None = None,
     ) -> StageRecord | None:
-        """Apply `changes` to the stage row only if the run `run_id` is RUNNING; None, with
-        nothing written, when it is not (a stage outcome's guarded write, spec §4.6)."""
+        """Apply `changes` to the stage row only if the run `run_id` is RUNNING and the row
+        passes `fence`; None, with nothing written, when either fails (a stage outcome's
+        guarded write, spec §4.6: a late attempt's outcome is a ghost)."""
         ...
 
     async def lock_run_and_update_stage(
@@ -115,14 +131,16 @@ class Persistence(Protocol):
         record_id: str,
         changes: StageChanges,
         *,
+        fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         """Lock the run's row (bump its version, as `update_run(run_id, {})` does) and, if
-        it is RUNNING, apply `changes` to the stage row `record_id`: one statement where the
-        database allows, for the outcome transaction of every completed stage. None when
-        the run is missing or not RUNNING; then the stage is left as it was (the version
-        bump stands: the caller rolls its transaction back). `RecordNotFoundError` when
-        the run is RUNNING but the stage row is missing.
+        it is RUNNING and the stage row `record_id` passes `fence`, apply `changes` to that
+        row: one statement where the database allows, for the outcome transaction of every
+        completed stage. None when the run is missing or not RUNNING, or the row fails the
+        fence; then the stage is left as it was (the version bump stands: the caller rolls
+        its transaction back). `RecordNotFoundError` when the run is RUNNING but the stage
+        row is missing.
 
         `expect` (in a transaction, as its first call): the run and the stage row as the
         caller last read them, which it takes to be still true. An adapter may then
@@ -147,8 +165,14 @@ class Persistence(Protocol):
         one round trip for what `job.execute` and `run.transition` read first — or None."""
         ...
 
-    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
-        """SUSPENDED stage rows whose `next_poll_at` is at or before `now`, soonest first."""
+    async def claim_suspended_stages(
+        self, now: datetime, until: datetime, limit: int
+    ) -> list[StageRecord]:
+        """Claim up to `limit` SUSPENDED stage rows whose `next_poll_at` is at or before
+        `now`, soonest first: each moves its `next_poll_at` to `until` (and its version on)
+        in one atomic write, so no other poller sees it due before then, and is returned
+        as written. A poller fences its outcome on that version (`StageFence.polled`); one
+        that dies leaves the stage due again at `until`."""
         ...
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
@@ -239,17 +263,26 @@ class JobTransport(Protocol):
         outcome queued these, handing its slot on (one statement where it can be)."""
         ...
 
-    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
-        """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each."""
+    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
+        """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each.
+        With `run_id`, only that run's jobs."""
         ...
 
-    async def complete(self, job_id: str) -> None:
-        """Mark a job done."""
+    # `attempt` on the writes below fences them: given, the write lands only while the job
+    # is still at that delivery (RUNNING, or PENDING when its lease was reaped but nobody
+    # took it since); a worker whose lease was taken over changes nothing with it.
 
-    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
+    async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
+        """Mark a job done (`RecordNotFoundError` when there is no such job)."""
+
+    async def suspend(
+        self, job_id: str, next_poll_at: datetime, *, attempt: int | None = None
+    ) -> None:
         """Park a job whose stage suspended; it is no longer dequeued."""
 
-    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+    async def fail(
+        self, job_id: str, error: str, *, retry_at: datetime | None, attempt: int | None = None
+    ) -> bool:
         """Record a failure: back to PENDING until `retry_at` if given and attempts remain,
         else FAILED. Returns whether it will be retried."""
         ...
@@ -257,8 +290,10 @@ class JobTransport(Protocol):
     async def release(self, job_id: str) -> None:
         """Hand a leased job back untouched (a worker shutting down); attempt unchanged."""
 
-    async def touch(self, job_id: str) -> None:
-        """Renew a RUNNING job's lease (heartbeat); no-op otherwise."""
+    async def touch(self, job_id: str, *, attempt: int | None = None) -> bool:
+        """Renew a RUNNING job's lease (heartbeat), at `attempt` when given; whether it was
+        renewed (False: the lease was lost, the execution's result will be a ghost)."""
+        ...
 
     async def release_stale(self, locked_before: datetime) -> int:
         """Return RUNNING jobs leased before `locked_before` to PENDING; how many."""

@@ -140,6 +140,52 @@ class StageChanges(TypedDict, total=False):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StageFence:
+    """What a stage row must still be for a write to it to land.
+
+    A stage's outcome is written by whoever ran or polled it, often long after
+    it read the row: a worker paused past its lease, or a second poller, may
+    find that another attempt has since taken the stage over or committed it.
+    A write fenced this way commits only if the row is still in one of
+    `statuses`, at `attempt` (and below `before_attempt`, for a new attempt
+    taking the stage over) and at `version` where those are given; otherwise it
+    writes nothing and the writer's result is a ghost.
+    """
+
+    statuses: frozenset[Status]
+    attempt: int | None = None
+    before_attempt: int | None = None
+    version: int | None = None
+
+    @classmethod
+    def running(cls, attempt: int) -> StageFence:
+        """The stage is still RUNNING for this delivery (`job.execute`'s outcome)."""
+        return cls(statuses=frozenset({Status.RUNNING}), attempt=attempt)
+
+    @classmethod
+    def startable(cls, attempt: int) -> StageFence:
+        """The stage is still open and no later delivery started it (`job.execute`'s start).
+        A SUSPENDED stage counts as open: a job redelivered because its worker died before
+        parking it runs the stage again, with the suspended state as `resume_state`."""
+        open_ = frozenset({Status.PENDING, Status.RUNNING, Status.SUSPENDED})
+        return cls(statuses=open_, before_attempt=attempt)
+
+    @classmethod
+    def polled(cls, version: int) -> StageFence:
+        """The stage is still SUSPENDED as this poller claimed it (`stage.pollSuspended`)."""
+        return cls(statuses=frozenset({Status.SUSPENDED}), version=version)
+
+    def holds(self, row: StageRecord) -> bool:
+        """Whether `row` is still what this fence requires."""
+        return (
+            row.status in self.statuses
+            and (self.attempt is None or row.attempt == self.attempt)
+            and (self.before_attempt is None or row.attempt < self.before_attempt)
+            and (self.version is None or row.version == self.version)
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobSpec:
     """A job to enqueue: run one stage of one run."""
 
@@ -150,6 +196,10 @@ class JobSpec:
     max_attempts: int
     payload: JsonObject = field(default_factory=dict)
     run_at: datetime | None = None
+    # Deliveries already made of this stage: a job queued again for a stage that ran
+    # before (a stuck run repaired) continues its count, so its next delivery is newer
+    # than any the stage row has seen (`StageFence.startable`) and max attempts hold.
+    attempts_made: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

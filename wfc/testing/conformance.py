@@ -488,26 +488,6 @@ class PortConformance:
             ("c", Status.PENDING),
         ]
 
-    async def test_suspended_stages_come_due_by_poll_time(self, ports: Ports) -> None:
-        p = ports.persistence
-        await p.create_run(a_run(ports.clock, "r1"))
-        now = ports.clock.now()
-        for stage_id, wait in [("later", 60), ("soon", 10), ("never", None)]:
-            row = await p.upsert_stage(a_stage(ports.clock, "r1", stage_id), {})
-            await p.update_stage(
-                row.id,
-                {
-                    "status": Status.SUSPENDED,
-                    "next_poll_at": None if wait is None else now + timedelta(seconds=wait),
-                    "suspended_state": {"batch": stage_id},
-                },
-            )
-        assert await p.suspended_stages_due(now, 10) == []
-        due = await p.suspended_stages_due(now + timedelta(minutes=5), 10)
-        assert [s.stage_id for s in due] == ["soon", "later"]
-        assert due[0].suspended_state == {"batch": "soon"}
-        assert len(await p.suspended_stages_due(now + timedelta(minutes=5), 1)) == 1
-
     async def test_stage_updates_are_versioned(self, ports: Ports) -> None:
         p = ports.persistence
         await p.create_run(a_run(ports.clock, "r1"))

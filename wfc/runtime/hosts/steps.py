@@ -27,7 +27,7 @@ from wfc.runtime.commands import (
     StagePollSuspended,
 )
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import JobRecord
+from wfc.runtime.records import JobRecord, Status
 from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")
@@ -51,21 +51,47 @@ def idempotency_key(job: JobRecord) -> str:
     return f"job:{job.id}:attempt:{job.attempt}"
 
 
+class RunEndedError(Exception):
+    """The run of a job ended (cancelled, or failed by another stage) while its stage ran;
+    the heartbeat stopped waiting for the stage."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id} is {status}: the stage's execution was abandoned")
+        self.status = status
+
+
 @contextlib.asynccontextmanager
-async def heartbeat(kernel: Kernel, job_id: str, every: timedelta | None) -> AsyncIterator[None]:
+async def heartbeat(
+    kernel: Kernel, job_id: str, every: timedelta | None, *, run_id: str | None = None
+) -> AsyncIterator[None]:
     """Renew the job's lease every `every` while the block runs, so a long stage is never
     taken for a dead worker's; touch errors are logged and ignored.
+
+    With `run_id`, each beat also reads the run: once it is no longer RUNNING (cancelled,
+    or failed by another stage), nothing the stage does can count, so the block is
+    cancelled and `RunEndedError` raised: the slot is free for other work instead of
+    waiting, perhaps forever, for a stage nobody needs.
 
     The renewing task starts only once the first renewal is due: most stages end long
     before, and a task made and cancelled for each of them was a cost per job."""
     if every is None:
         yield
         return
+    body = asyncio.current_task()
+    ended: list[str] = []
+    inside = [True]  # the body is still in the block: a cancel now lands there
 
     async def beat() -> None:
         while True:
             try:
                 await kernel.deps.jobs.touch(job_id)
+                if run_id is not None and body is not None:
+                    run = await kernel.deps.persistence.get_run(run_id)
+                    status = "gone" if run is None else run.status.value
+                    if inside[0] and (run is None or run.status is not Status.RUNNING):
+                        ended.append(status)
+                        body.cancel()
+                        return
             except Exception:
                 log.warning("heartbeat of job %s failed", job_id, exc_info=True)
             await asyncio.sleep(every.total_seconds())
@@ -77,7 +103,13 @@ async def heartbeat(kernel: Kernel, job_id: str, every: timedelta | None) -> Asy
     )
     try:
         yield
+    except asyncio.CancelledError:
+        if ended and body is not None and body.uncancel() == 0:  # cancelled by `beat` alone
+            assert run_id is not None
+            raise RunEndedError(run_id, ended[0]) from None
+        raise
     finally:
+        inside[0] = False
         timer.cancel()
         for task in beating:
             task.cancel()
@@ -91,6 +123,7 @@ async def process_job(
     *,
     heartbeat_every: timedelta | None = None,
     delivery_may_repeat: bool = False,
+    watch_run: bool = False,
 ) -> JobOutcome:
     """Execute a leased job and settle it in the queue; raises only if `job.execute` raises.
 
@@ -102,17 +135,26 @@ async def process_job(
     key, so a repeated message replays the result instead of running the stage
     again. A job this host leased itself needs no key: only the lease holder
     runs that attempt, and a job taken back from it comes again as a new attempt.
+
+    With `watch_run` (and a heartbeat) the stage is abandoned once its run is no
+    longer RUNNING (see `heartbeat`): the job fails for good, as a ghost does.
     """
     async with kernel.deps.pinning.pinned():
-        return await _process_job(kernel, job, heartbeat_every, delivery_may_repeat)
+        try:
+            return await _process_job(kernel, job, heartbeat_every, delivery_may_repeat, watch_run)
+        except RunEndedError as ended:
+            error = str(ended)
+            log.info("job %s abandoned: %s", job.id, error, extra={"job_id": job.id})
+            await kernel.deps.jobs.fail(job.id, error, retry_at=None)  # nothing to transition
+            return JobOutcome(outcome="failed", error=error)
 
 
 async def _process_job(
-    kernel: Kernel, job: JobRecord, heartbeat_every: timedelta | None, keyed: bool
+    kernel: Kernel, job: JobRecord, heartbeat_every: timedelta | None, keyed: bool, watch: bool
 ) -> JobOutcome:
     jobs = kernel.deps.jobs
     config = job.payload.get("config") or {}
-    async with heartbeat(kernel, job.id, heartbeat_every):
+    async with heartbeat(kernel, job.id, heartbeat_every, run_id=job.run_id if watch else None):
         result = await kernel.dispatch(
             JobExecute(
                 workflow_run_id=job.run_id,
@@ -134,15 +176,15 @@ async def _process_job(
         if result.transition is None:
             await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         if not result.job_completed:
-            await jobs.complete(job.id)
+            await jobs.complete(job.id, attempt=job.attempt)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
-        await jobs.suspend(job.id, next_poll)
+        await jobs.suspend(job.id, next_poll, attempt=job.attempt)
         return JobOutcome(outcome="suspended", next_poll_at=next_poll)
     error = result.error or "Unknown error"
     retry_at = None if result.ghost else result.retry_at
-    retried = await jobs.fail(job.id, error, retry_at=retry_at)
+    retried = await jobs.fail(job.id, error, retry_at=retry_at, attempt=job.attempt)
     if not retried and not result.ghost:
         await _transition_after_final_failure(kernel, job)
     return JobOutcome(outcome="failed", error=error, retried=retried)
@@ -215,15 +257,28 @@ class TickResult:
     events_flushed: int = 0
     stuck_reaped: int = 0
     errors: list[str] = field(default_factory=list)
+    failure: Exception | None = None  # the first error, for a host that handles them itself
 
 
 def _ms(delta: timedelta) -> int:
     return int(delta / timedelta(milliseconds=1))
 
 
-async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> TickResult:
-    """Claim, poll (transitioning resumed runs), reap leases, flush the outbox, reap stuck runs."""
+async def maintenance_tick(
+    kernel: Kernel, settings: MaintenanceSettings, *, quiet: bool = False
+) -> TickResult:
+    """Claim, poll (transitioning resumed runs), reap leases, flush the outbox, reap stuck runs.
+
+    Each failing step is logged with its traceback, unless `quiet`: a host that handles
+    `TickResult.failure` itself (the worker's `DatabaseHealth`) logs one line per outage
+    rather than a traceback per step per tick."""
     tick = TickResult()
+
+    def failed(name: str, error: Exception) -> None:
+        tick.errors.append(name)
+        tick.failure = tick.failure or error
+        if not quiet:
+            log.error("maintenance step %s failed", name, exc_info=error)
 
     async def claim() -> None:
         if settings.max_claims < 1:  # the host has no room for another run now
@@ -236,19 +291,20 @@ async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> Tic
     async def poll() -> None:
         result = await kernel.dispatch(StagePollSuspended(max_checks=settings.max_suspended_checks))
         tick.suspended_checked = result.checked
-        failed = 0
+        first: Exception | None = None
         for run_id in result.resumed_workflow_run_ids:
             try:  # one run's failed transition must not leave the others resumed but unmoved
                 await kernel.dispatch(RunTransition(workflow_run_id=run_id))
-            except Exception:
-                failed += 1
-                log.exception(
-                    "transition of resumed run %s failed; the stuck-run reaper will move it",
-                    run_id,
-                    extra={"run_id": run_id},
-                )
-        if failed:
-            tick.errors.append("poll")
+            except Exception as error:
+                first = first or error
+                if not quiet:
+                    log.exception(
+                        "transition of resumed run %s failed; the stuck-run reaper will move it",
+                        run_id,
+                        extra={"run_id": run_id},
+                    )
+        if first is not None:
+            failed("poll", first)
 
     async def reap_leases() -> None:
         result = await kernel.dispatch(
@@ -275,7 +331,6 @@ async def maintenance_tick(kernel: Kernel, settings: MaintenanceSettings) -> Tic
     ):
         try:
             await step()
-        except Exception:
-            log.exception("maintenance step %s failed", name)
-            tick.errors.append(name)
+        except Exception as error:
+            failed(name, error)
     return tick

@@ -5,10 +5,18 @@
    handed this job to its worker recorded the start already (`open_group`).
 2. The stage body runs outside any transaction.
 3. A second transaction records the outcome, but only if the run is still
-   RUNNING; otherwise the result is a *ghost* and is discarded (the run was
-   cancelled or failed meanwhile). With `cmd.transition` a completed stage's
-   transaction also runs the run's transition (`decide_next`), so a worker
-   commits once per stage where the spec's host commits twice.
+   RUNNING and this delivery still owns the stage (`StageFence.running`: the
+   row is RUNNING at `cmd.attempt`); otherwise the result is a *ghost* and is
+   discarded (the run was cancelled or failed meanwhile, or the worker was
+   paused past its lease and another delivery took the stage over or committed
+   it). With `cmd.transition` a completed stage's transaction also runs the
+   run's transition (`decide_next`), so a worker commits once per stage where
+   the spec's host commits twice.
+
+Phase 1 is fenced too (`StageFence.startable`): a delivery starts the stage
+only if no later one did and it has not finished. A delivery past the stage's
+`max_attempts` (every earlier one was interrupted: killed workers, expired
+leases) fails the stage without running it, so nothing is redelivered forever.
 
 A failed attempt is retried when the stage's retry policy allows: the stage
 goes back to PENDING with the error kept, and the result carries `retry_at`,
@@ -18,6 +26,7 @@ the time the host should make the job due again.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,24 +68,50 @@ from wfc.runtime.kernel.rows import (
     write_log,
 )
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
-from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
+from wfc.runtime.records import (
+    TERMINAL,
+    RunRecord,
+    StageChanges,
+    StageFence,
+    StageRecord,
+    Status,
+)
+from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow
 
-
-class _RunNotRunning(Exception):
-    """Rolls back an outcome transaction when the run stopped being RUNNING."""
-
-    def __init__(self, status: Status | None) -> None:
-        self.status = status
+log = logging.getLogger("wfc.kernel")
 
 
-def _ghost(run_id: str, status: Status | None, when: str) -> JobExecuteResult:
-    shown = status.value if status is not None else "missing"
+class _Discarded(Exception):
+    """Rolls back an outcome transaction whose write the run or the stage's fence refused:
+    the run stopped being RUNNING, or this delivery no longer owns the stage."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _ghost(reason: str, when: str) -> JobExecuteResult:
+    log.warning("ghost %s: %s — result discarded", when, reason)
     return JobExecuteResult(
         outcome="failed",
         ghost=True,
         retryable=False,
-        error=f"Run {run_id} is {shown} {when} — result discarded",
+        error=f"{reason} {when} — result discarded",
+    )
+
+
+async def _why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) -> str:
+    """Why a fenced outcome write found nothing to write (the rare path: read to say so)."""
+    run = await unit.db.get_run(run_id)
+    if run is None or run.status is not Status.RUNNING:
+        return f"Run {run_id} is {run.status.value if run else 'missing'}"
+    row = next((r for r in await unit.db.stages_of_run(run_id) if r.id == record_id), None)
+    if row is None:
+        return f"Stage record {record_id} of run {run_id} is gone (rerun)"
+    return (
+        f"Stage {row.stage_id} of run {run_id} is {row.status.value} at attempt "
+        f"{row.attempt}, not this delivery's attempt {attempt}"
     )
 
 
@@ -96,8 +131,8 @@ async def execute_job(
     started_at = deps.clock.now()
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at)
-    except _RunNotRunning as stopped:
-        return _ghost(cmd.workflow_run_id, stopped.status, "before execution")
+    except _Discarded as refused:
+        return _ghost(refused.reason, "before execution")
     if isinstance(opened, JobExecuteResult):
         return opened
     run, row, outputs, rows = opened
@@ -114,9 +149,19 @@ async def execute_job(
                 retryable=False,
             )
         )
+    elif cmd.attempt > stage.retry.max_attempts:
+        report = Report(
+            outcome=Failure(
+                error=f"AttemptsExhausted: Stage {stage.id} was delivered {cmd.attempt} times "
+                f"(max {stage.retry.max_attempts}): its attempts were interrupted (a worker "
+                "lost, a lease expired) or their outcome could not be stored",
+                retryable=False,
+            )
+        )
     else:
         async with deps.pinning.released():
             report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
+        report = storable_report(stage.id, report)
 
     execution = _Execution(
         deps=deps,
@@ -134,8 +179,8 @@ async def execute_job(
     )
     try:
         return await _phase_finish(execution)
-    except _RunNotRunning as stopped:
-        return _ghost(run.id, stopped.status, "after stage execution")
+    except _Discarded as refused:
+        return _ghost(refused.reason, "after stage execution")
 
 
 async def _phase_start(
@@ -165,12 +210,10 @@ async def _phase_start(
             raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
         (run, rows), known = found, None
     if run.status is not Status.RUNNING:
-        raise _RunNotRunning(run.status)
+        raise _Discarded(f"Run {run.id} is {run.status.value}")
     existing = next((row for row in rows if row.stage_id == stage.id), None)
-    if existing is not None and existing.status is Status.COMPLETED:
-        # A duplicate delivery (e.g. after a lease was reaped): never run a stage twice.
-        own = await load_outputs(deps, [existing])
-        return JobExecuteResult(outcome="completed", output=own.get(stage.id))
+    if existing is not None and existing.status in TERMINAL:
+        return await _finished_before(deps, existing)
     outputs = await load_outputs(deps, rows, known)
     if existing is not None and _started_for(existing, cmd):
         return run, existing, outputs, rows
@@ -183,11 +226,51 @@ async def _phase_start(
             attempt=cmd.attempt,
             config=dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
         )
-        row = await unit.db.upsert_stage(
-            create, {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt}
+        row = await unit.db.start_stage(
+            create,
+            {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt},
+            StageFence.startable(cmd.attempt),
         )
-        unit.emit(stage_started(row, now))
+        if row is not None:
+            unit.emit(stage_started(row, now))
+    if row is None:  # finished, or started by a later delivery, since it was read
+        current = await deps.persistence.get_stage(run.id, stage.id)
+        if current is not None and current.status in TERMINAL:
+            return await _finished_before(deps, current)
+        shown = f"{current.status.value} at attempt {current.attempt}" if current else "gone"
+        raise _Discarded(f"Stage {stage.id} of run {run.id} is {shown}")
     return run, row, outputs, rows
+
+
+async def _finished_before(deps: Deps, row: StageRecord) -> JobExecuteResult:
+    """The answer to a delivery of a stage that finished (a lease reaped after the outcome
+    committed): never run a stage twice. A failed stage answers with its error, so the
+    host transitions the run, which fails it."""
+    if row.status is Status.COMPLETED:
+        own = await load_outputs(deps, [row])
+        return JobExecuteResult(outcome="completed", output=own.get(row.stage_id))
+    return JobExecuteResult(
+        outcome="failed",
+        error=row.error or f"Stage {row.stage_id} is {row.status.value}",
+        retryable=False,
+    )
+
+
+def storable_report(stage_id: str, report: Report) -> Report:
+    """`report`, or a failure in its place when what it would store (an output, a suspend
+    state) holds a character no database takes (`wfc.runtime.storable`): the attempt then
+    fails with a clear error instead of its commit failing on every redelivery."""
+    outcome = report.outcome
+    if isinstance(outcome, Produced):
+        problem, what = unstorable_part(outcome.output), "an output"
+    elif isinstance(outcome, Suspended):
+        problem, what = unstorable_part(outcome.request.state), "a suspend state"
+    else:
+        return report
+    if problem is None:
+        return report
+    error = f"UnstorableOutput: Stage {stage_id} returned {what} no database can store ({problem})"
+    return replace(report, outcome=Failure(error=error, retryable=False))
 
 
 def _started_for(row: StageRecord, cmd: JobExecute) -> bool:
@@ -221,11 +304,7 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
     if isinstance(outcome, Suspended):
         return await _record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
-    # With shared transactions the output is stored in the commit that records it, else first.
-    inside = ex.cmd.transition and ex.deps.shared_transactions
     key = output_key(ex.run, ex.stage.id)
-    if not inside:
-        await save_output(ex.deps, ex.run, ex.stage.id, outcome.output)
     now = ex.deps.clock.now()
     duration_ms = _elapsed_ms(ex.started_at, now)
     completed: StageChanges = {
@@ -246,16 +325,9 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
         duration_ms=duration_ms,
     )
     result = JobExecuteResult(outcome="completed", output=outcome.output)
-    try:
-        if ex.cmd.transition:
-            return await _commit_completion_and_transition(ex, completed, result, event)
-        await _commit_outcome(ex, completed, result, event)
-    except _RunNotRunning:
-        # The run stopped while the stage ran: its output counts for nothing, so it is not
-        # kept. (Checking before saving would cost every execution a read for this rare case.)
-        if not inside:
-            await ex.deps.blobs.delete(key)
-        raise
+    if ex.cmd.transition:
+        return await _commit_completion_and_transition(ex, completed, result, event)
+    await _commit_outcome(ex, completed, result, event)
     return result
 
 
@@ -273,10 +345,12 @@ async def _commit_completion_and_transition(
     and leave the run stuck. Locking the run before the stage also matches
     the order `run.cancel` takes them in, so the two cannot deadlock.
 
-    When the blob store and the job queue share the transaction, the output
-    is stored and the leased job (`cmd.job_id`) completed in it too: a stage
-    then costs one commit, and its outcome, output, job and the next group's
-    jobs become visible together or not at all.
+    The output is stored once the fenced write has passed, never before: a
+    ghost's output never replaces the committed one. When the blob store and
+    the job queue share the transaction, the output is stored and the leased
+    job (`cmd.job_id`) completed in it too: a stage then costs one commit, and
+    its outcome, output, job and the next group's jobs become visible together
+    or not at all.
     """
     if ex.alone:
         try:
@@ -300,14 +374,18 @@ async def _completion_and_transition(
     statement that checks them (`Persistence.lock_run_and_update_stage(expect=)`)."""
     async with atomic(ex.deps, ex.causation_id) as unit:
         locked = await unit.db.lock_run_and_update_stage(
-            ex.run.id, ex.row.id, changes, expect=(ex.run, ex.row) if predict else None
+            ex.run.id,
+            ex.row.id,
+            changes,
+            fence=StageFence.running(ex.cmd.attempt),
+            expect=(ex.run, ex.row) if predict else None,
         )
         if locked is None:
-            current = await unit.db.get_run(ex.run.id)  # only to say what became of it
-            raise _RunNotRunning(current.status if current else None)
+            attempt = ex.cmd.attempt
+            raise _Discarded(await _why_refused(unit, ex.run.id, ex.row.id, attempt))
         run, updated = locked
-        if unit.shared:  # after the run's lock, the order every writer takes them in
-            await save_output(ex.deps, ex.run, ex.stage.id, result.output)
+        # After the run's lock and the fence, the order every writer takes them in.
+        await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         rows = _stages_unchanged(ex, run, updated)
         if rows is None:
             rows = await unit.db.stages_of_run(run.id)
@@ -323,7 +401,7 @@ async def _completion_and_transition(
         except NeedJobs:
             transition = None  # a failed sibling: the caller's own transition reads the jobs
         if unit.completing is not None:
-            completed = await _complete_job(ex.deps, unit.take_completing())
+            completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:
             completed = unit.shared and ex.cmd.job_id is not None
         result = result.model_copy(update={"transition": transition, "job_completed": completed})
@@ -384,7 +462,7 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
     if outcome.retryable and attempt < policy.max_attempts:
         retry_at = now + (outcome.retry_delay or timedelta(milliseconds=policy.delay_ms(attempt)))
     changes: StageChanges = {
-        "error": outcome.error,
+        "error": storable_text(outcome.error),
         "duration_ms": _elapsed_ms(ex.started_at, now),
         "metrics": dict(ex.report.metrics),
     }
@@ -419,22 +497,28 @@ async def _commit_outcome(
 ) -> None:
     """Write a stage's outcome with its progress and outcome events and complete the
     command's idempotency key with `result` — if the run still runs."""
+    fence = StageFence.running(ex.cmd.attempt)
     async with atomic(ex.deps, ex.causation_id) as unit:
-        if await unit.db.update_stage_while_running(ex.row.id, ex.run.id, changes) is None:
-            run = await unit.db.get_run(ex.run.id)  # only to say what became of it
-            raise _RunNotRunning(run.status if run else None)
+        written = await unit.db.update_stage_while_running(
+            ex.row.id, ex.run.id, changes, fence=fence
+        )
+        if written is None:
+            attempt = ex.cmd.attempt
+            raise _Discarded(await _why_refused(unit, ex.run.id, ex.row.id, attempt))
         if changes.get("status") is Status.COMPLETED:
+            await save_output(ex.deps, ex.run, ex.stage.id, result.output)
             await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
         _emit_outcome(ex, unit, *events)
         await ex.key.complete(unit.db, result)
 
 
-async def _complete_job(deps: Deps, job_id: str | None) -> bool:
-    """Complete the leased job in the current transaction; False if there is none to."""
+async def _complete_job(deps: Deps, job_id: str | None, attempt: int) -> bool:
+    """Complete the leased job in the current transaction (while it is at this delivery);
+    False if there is none to."""
     if job_id is None:
         return False
     try:
-        await deps.jobs.complete(job_id)
+        await deps.jobs.complete(job_id, attempt=attempt)
     except RecordNotFoundError:
         return False
     return True

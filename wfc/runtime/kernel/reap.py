@@ -12,6 +12,7 @@ and only a run that cannot be repaired is failed.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 
 from wfc.errors import StaleVersionError
@@ -79,7 +80,12 @@ async def _requeue(deps: Deps, run: RunRecord, open_rows: list[StageRecord]) -> 
     """Queue a job for each open stage; bump the run so it is not seen as stuck again at once."""
     workflow = deps.registry.get(run.workflow_id)
     assert workflow is not None
-    specs = [job_spec(run, workflow, row.stage_id) for row in open_rows]
+    # Each job continues its stage's count of deliveries, so the next one is newer than
+    # any the row has seen and the stage's max attempts still hold.
+    specs = [
+        replace(job_spec(run, workflow, row.stage_id), attempts_made=row.attempt)
+        for row in open_rows
+    ]
     async with atomic(deps, deps.ids.new_id()) as unit:
         current = await unit.db.get_run(run.id)
         if current is None or current.status is not Status.RUNNING:

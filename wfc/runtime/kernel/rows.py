@@ -14,6 +14,7 @@ from wfc.runtime.handoff import handed_specs
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
 
 STAGE_FAILED = "STAGE_FAILED"
@@ -214,8 +215,8 @@ async def write_log(
                 run_id=run_id,
                 stage_record_id=stage_record_id,
                 level=level,
-                message=message,
-                fields=fields or {},
+                message=storable_text(message),
+                fields=storable_json(fields or {}),
                 created_at=deps.clock.now(),
             )
         )

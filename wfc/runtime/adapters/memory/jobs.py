@@ -49,7 +49,7 @@ class MemoryJobTransport:
                 stage_id=spec.stage_id,
                 status=Status.PENDING,
                 priority=spec.priority,
-                attempt=0,
+                attempt=spec.attempts_made,
                 max_attempts=spec.max_attempts,
                 payload=dict(spec.payload),
                 created_at=now,
@@ -60,7 +60,7 @@ class MemoryJobTransport:
                 job = replace(
                     job,
                     status=Status.RUNNING,
-                    attempt=1,
+                    attempt=spec.attempts_made + 1,
                     worker_id=self.worker_id,
                     locked_at=now,
                     started_at=now,
@@ -73,12 +73,14 @@ class MemoryJobTransport:
             taker.take(taken, more_queued=len(taken) < len(jobs))
         return ids
 
-    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
+    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
         now = self._clock.now()
         due = [
             j
             for j in self._jobs.values()
-            if j.status is Status.PENDING and (j.run_at is None or j.run_at <= now)
+            if j.status is Status.PENDING
+            and (j.run_at is None or j.run_at <= now)
+            and (run_id is None or j.run_id == run_id)
         ]
         due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
         leased = []
@@ -95,20 +97,26 @@ class MemoryJobTransport:
             )
         return leased
 
-    async def complete(self, job_id: str) -> None:
-        self._put(self._get(job_id), status=Status.COMPLETED, completed_at=self._clock.now())
-
-    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
-        self._put(
-            self._get(job_id),
-            status=Status.SUSPENDED,
-            run_at=next_poll_at,
-            worker_id=None,
-            locked_at=None,
-        )
-
-    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+    async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)
+        if _held(job, attempt):
+            self._put(job, status=Status.COMPLETED, completed_at=self._clock.now())
+
+    async def suspend(
+        self, job_id: str, next_poll_at: datetime, *, attempt: int | None = None
+    ) -> None:
+        job = self._get(job_id)
+        if _held(job, attempt):
+            self._put(
+                job, status=Status.SUSPENDED, run_at=next_poll_at, worker_id=None, locked_at=None
+            )
+
+    async def fail(
+        self, job_id: str, error: str, *, retry_at: datetime | None, attempt: int | None = None
+    ) -> bool:
+        job = self._get(job_id)
+        if not _held(job, attempt):
+            return False
         if retry_at is not None and job.attempt < job.max_attempts:
             self._put(
                 job,
@@ -127,10 +135,12 @@ class MemoryJobTransport:
         if job.status is Status.RUNNING:
             self._put(job, status=Status.PENDING, worker_id=None, locked_at=None)
 
-    async def touch(self, job_id: str) -> None:
+    async def touch(self, job_id: str, *, attempt: int | None = None) -> bool:
         job = self._jobs.get(job_id)
-        if job is not None and job.status is Status.RUNNING:
-            self._put(job, locked_at=self._clock.now())
+        if job is None or job.status is not Status.RUNNING or not _held(job, attempt):
+            return False
+        self._put(job, locked_at=self._clock.now())
+        return True
 
     async def release_stale(self, locked_before: datetime) -> int:
         stale = [
@@ -190,3 +200,10 @@ class MemoryJobTransport:
         updated = replace(job, updated_at=self._clock.now(), **changes)  # type: ignore[arg-type]
         self._jobs[job.id] = updated
         return updated
+
+
+def _held(job: JobRecord, attempt: int | None) -> bool:
+    """Whether a write fenced on `attempt` may change `job` (`JobTransport`'s fence)."""
+    return attempt is None or (
+        job.attempt == attempt and job.status in (Status.RUNNING, Status.PENDING)
+    )

@@ -32,6 +32,7 @@ from wfc.runtime.records import (
     RunClaim,
     RunRecord,
     StageChanges,
+    StageFence,
     StageRecord,
     Status,
 )
@@ -90,8 +91,12 @@ class _MemoryStore:
     ) -> RunRecord:
         return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
 
-    async def claim_next_pending_run(self) -> RunClaim | None:
-        pending = [r for r in self._t.runs.values() if r.status is Status.PENDING]
+    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
+        pending = [
+            r
+            for r in self._t.runs.values()
+            if r.status is Status.PENDING and (run_id is None or r.id == run_id)
+        ]
         if not pending:
             return None
         # Stable sort keeps insertion order among equal (priority, created_at).
@@ -131,6 +136,14 @@ class _MemoryStore:
             return create
         return await self.update_stage(existing_id, update)
 
+    async def start_stage(
+        self, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> StageRecord | None:
+        existing_id = self._t.stage_ids.get((create.run_id, create.stage_id))
+        if existing_id is not None and not fence.holds(self._t.stages[existing_id]):
+            return None
+        return await self.upsert_stage(create, update)
+
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
@@ -139,12 +152,20 @@ class _MemoryStore:
         )
 
     async def update_stage_while_running(
-        self, record_id: str, run_id: str, changes: StageChanges
+        self,
+        record_id: str,
+        run_id: str,
+        changes: StageChanges,
+        *,
+        fence: StageFence | None = None,
     ) -> StageRecord | None:
         run = self._t.runs.get(run_id)
-        if record_id not in self._t.stages:
+        row = self._t.stages.get(record_id)
+        if row is None:
             raise RecordNotFoundError("WorkflowStage", record_id)
         if run is None or run.status is not Status.RUNNING:
+            return None
+        if fence is not None and not fence.holds(row):
             return None
         return await self.update_stage(record_id, changes)
 
@@ -154,6 +175,7 @@ class _MemoryStore:
         record_id: str,
         changes: StageChanges,
         *,
+        fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         # `expect` saves reads that cost a database nothing here: always read.
@@ -161,6 +183,11 @@ class _MemoryStore:
             return None
         run = await self.update_run(run_id, {})
         if run.status is not Status.RUNNING:
+            return None
+        row = self._t.stages.get(record_id)
+        if row is None:
+            raise RecordNotFoundError("WorkflowStage", record_id)
+        if fence is not None and not fence.holds(row):
             return None
         return run, await self.update_stage(record_id, changes)
 
@@ -179,14 +206,16 @@ class _MemoryStore:
         run = self._t.runs.get(run_id)
         return None if run is None else (run, self._stages_of(run_id))
 
-    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
+    async def claim_suspended_stages(
+        self, now: datetime, until: datetime, limit: int
+    ) -> list[StageRecord]:
         due = [
             s
             for s in self._t.stages.values()
             if s.status is Status.SUSPENDED and s.next_poll_at is not None and s.next_poll_at <= now
         ]
-        due.sort(key=lambda s: s.next_poll_at or now)
-        return due[:limit]
+        due.sort(key=lambda s: (s.next_poll_at or now, s.id))
+        return [await self.update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         for record_id in record_ids:

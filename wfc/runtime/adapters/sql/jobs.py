@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
@@ -28,41 +29,62 @@ from wfc.runtime.records import JobRecord, JobSpec, Status
 
 _j = jobs.c
 
+
 # The statements of every stage execution, built once (building one costs more CPU
 # than running it on a local server).
-_DUE = (
-    select(_j.id)
-    .where(
-        _j.status == Status.PENDING.value,
-        or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
+def _lease(*only: ColumnElement[bool]) -> Any:
+    """Lease the best due PENDING jobs (that also meet `only`)."""
+    due = (
+        select(_j.id)
+        .where(
+            _j.status == Status.PENDING.value,
+            or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
+            *only,
+        )
+        .order_by(_j.priority.desc(), _j.position)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        # A CTE runs once; `id IN (subquery … LIMIT n)` may be re-planned into a join that
+        # leases more than `n` rows on PostgreSQL.
+        .cte("due")
     )
-    .order_by(_j.priority.desc(), _j.position)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-    # A CTE runs once; `id IN (subquery … LIMIT n)` may be re-planned into a join that
-    # leases more than `n` rows on PostgreSQL.
-    .cte("due")
-)
-_LEASE = (
-    update(jobs)
-    .where(_j.id == _DUE.c.id, _j.status == Status.PENDING.value)
-    .values(
-        status=Status.RUNNING.value,
-        worker_id=bindparam("worker_id"),
-        locked_at=bindparam("now"),
-        started_at=bindparam("now"),
-        attempt=_j.attempt + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(*jobs.c)
-)
-
-
-def _completion(job_id: str, now: str) -> Any:
-    """Mark the job whose id is bound as `job_id` done at the instant bound as `now`."""
     return (
         update(jobs)
-        .where(_j.id == bindparam(job_id))
+        .where(_j.id == due.c.id, _j.status == Status.PENDING.value)
+        .values(
+            status=Status.RUNNING.value,
+            worker_id=bindparam("worker_id"),
+            locked_at=bindparam("now"),
+            started_at=bindparam("now"),
+            attempt=_j.attempt + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(*jobs.c)
+    )
+
+
+_LEASE = _lease()
+_LEASE_OF_RUN = _lease(_j.run_id == bindparam("only_run_id"))  # a host serving one run
+
+
+def _fenced_statuses() -> ColumnElement[bool]:
+    """The statuses a job fenced on its attempt may be written in (see `_held`); not an
+    `IN` list, which `direct` cannot send as compiled."""
+    return or_(_j.status == Status.RUNNING.value, _j.status == Status.PENDING.value)
+
+
+def _held() -> ColumnElement[bool]:
+    """The fence of a write by the job's lease holder: the job is still at the delivery
+    bound as `held_attempt` (RUNNING, or PENDING if its lease was reaped and nobody took it)."""
+    return and_(_j.attempt == bindparam("held_attempt"), _fenced_statuses())
+
+
+def _completion(job_id: str, now: str, *, fenced: bool = False) -> Any:
+    """Mark the job whose id is bound as `job_id` done at the instant bound as `now`
+    (`fenced`: only while it is at the delivery bound as `held_attempt`)."""
+    return (
+        update(jobs)
+        .where(_j.id == bindparam(job_id), *([_held()] if fenced else []))
         .values(
             status=Status.COMPLETED.value,
             completed_at=bindparam(now),
@@ -72,7 +94,9 @@ def _completion(job_id: str, now: str) -> Any:
 
 
 _COMPLETE = _completion("job_id", "now")
+_COMPLETE_FENCED = _completion("job_id", "now", fenced=True)
 _COMPLETE_RETURNING = _COMPLETE.returning(jobs.c.id)  # counted by a predicted commit
+_COMPLETE_FENCED_RETURNING = _COMPLETE_FENCED.returning(jobs.c.id)
 _INSERT = insert(jobs)
 # PostgreSQL: the job whose stage queued these completed by the same statement (a
 # data-modifying CTE runs whether or not the INSERT reads it).
@@ -118,7 +142,7 @@ class SqlJobTransport:
                 "stage_id": s.stage_id,
                 "status": Status.PENDING.value,
                 "priority": s.priority,
-                "attempt": 0,
+                "attempt": s.attempts_made,
                 "max_attempts": s.max_attempts,
                 "payload": s.payload,
                 "created_at": now,
@@ -128,7 +152,7 @@ class SqlJobTransport:
                 "locked_at": None,
                 "started_at": None,
             }
-            | (self._leased(now) if position in handed else {})
+            | (self._leased(now, s.attempts_made) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
         # One statement for all rows, and on asyncpg for the job `completing` too: atomic
@@ -151,58 +175,74 @@ class SqlJobTransport:
             self._connections.after_commit(lambda: taker.take(leased, more_queued=more_queued))
         return ids
 
-    def _leased(self, now: datetime) -> dict[str, Any]:
+    def _leased(self, now: datetime, attempts_made: int) -> dict[str, Any]:
         """The columns of a job leased to this worker, as `dequeue` leaves them."""
         return {
             "status": Status.RUNNING.value,
-            "attempt": 1,
+            "attempt": attempts_made + 1,
             "worker_id": self.worker_id,
             "locked_at": now,
             "started_at": now,
         }
 
-    async def dequeue(self, limit: int = 1) -> list[JobRecord]:
+    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
         params = {"now": self._clock.now(), "limit": limit, "worker_id": self.worker_id}
+        statement = _LEASE if run_id is None else _LEASE_OF_RUN
+        if run_id is not None:
+            params["only_run_id"] = run_id
         async with self._connections.single() as conn:
             rows = sorted(
-                await direct.fetch(conn, _LEASE, params),
+                await direct.fetch(conn, statement, params),
                 key=lambda r: (-r["priority"], r["position"]),
             )
         return [to_record(JobRecord, row) for row in rows]
 
-    async def complete(self, job_id: str) -> None:
+    async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
+        params = {"job_id": job_id, "now": self._clock.now(), "held_attempt": attempt}
         async with self._connections.single() as conn:
             if direct.predicting(conn):  # the transaction's one statement fails without it
-                params = {"job_id": job_id, "now": self._clock.now()}
-                await direct.defer(conn, _COMPLETE_RETURNING, params, expect_row=True)
+                counted = _COMPLETE_RETURNING if attempt is None else _COMPLETE_FENCED_RETURNING
+                await direct.defer(conn, counted, params, expect_row=True)
                 return
-        if not await self._complete_if_there(job_id):
-            raise RecordNotFoundError("Job", job_id)
+        if not await self._complete_if_there(job_id, attempt):
+            if attempt is None or not await self._exists(job_id):
+                raise RecordNotFoundError("Job", job_id)
 
-    async def _complete_if_there(self, job_id: str) -> bool:
-        """Mark the job done; whether there was one."""
+    async def _complete_if_there(self, job_id: str, attempt: int | None = None) -> bool:
+        """Mark the job done (if still at `attempt`, when given); whether it was."""
+        statement = _COMPLETE if attempt is None else _COMPLETE_FENCED
+        params = {"job_id": job_id, "now": self._clock.now(), "held_attempt": attempt}
         async with self._connections.single() as conn:
-            done = await direct.execute(
-                conn, _COMPLETE, {"job_id": job_id, "now": self._clock.now()}
-            )
+            done = await direct.execute(conn, statement, params)
         return done > 0
 
-    async def suspend(self, job_id: str, next_poll_at: datetime) -> None:
+    async def _exists(self, job_id: str) -> bool:
+        async with self._connections.single() as conn:
+            found = await conn.execute(select(_j.id).where(_j.id == job_id))
+            return found.first() is not None
+
+    async def suspend(
+        self, job_id: str, next_poll_at: datetime, *, attempt: int | None = None
+    ) -> None:
         await self._update(
             job_id,
+            attempt,
             status=Status.SUSPENDED.value,
             run_at=next_poll_at,
             worker_id=None,
             locked_at=None,
         )
 
-    async def fail(self, job_id: str, error: str, *, retry_at: datetime | None) -> bool:
+    async def fail(
+        self, job_id: str, error: str, *, retry_at: datetime | None, attempt: int | None = None
+    ) -> bool:
         now = self._clock.now()
+        fence = [] if attempt is None else [_j.attempt == attempt, _fenced_statuses()]
         async with self._connections.transaction() as conn:
             if retry_at is not None:
                 retried = await conn.execute(
                     update(jobs)
-                    .where(_j.id == job_id, _j.attempt < _j.max_attempts)
+                    .where(_j.id == job_id, _j.attempt < _j.max_attempts, *fence)
                     .values(
                         status=Status.PENDING.value,
                         last_error=error,
@@ -216,12 +256,12 @@ class SqlJobTransport:
                     return True
             failed = await conn.execute(
                 update(jobs)
-                .where(_j.id == job_id)
+                .where(_j.id == job_id, *fence)
                 .values(
                     status=Status.FAILED.value, last_error=error, completed_at=now, updated_at=now
                 )
             )
-        if failed.rowcount == 0:
+        if failed.rowcount == 0 and (attempt is None or not await self._exists(job_id)):
             raise RecordNotFoundError("Job", job_id)
         return False
 
@@ -238,14 +278,16 @@ class SqlJobTransport:
                 )
             )
 
-    async def touch(self, job_id: str) -> None:
+    async def touch(self, job_id: str, *, attempt: int | None = None) -> bool:
         now = self._clock.now()
+        fence = [] if attempt is None else [_j.attempt == attempt]
         async with self._connections.single() as conn:
-            await conn.execute(
+            touched = await conn.execute(
                 update(jobs)
-                .where(_j.id == job_id, _j.status == Status.RUNNING.value)
+                .where(_j.id == job_id, _j.status == Status.RUNNING.value, *fence)
                 .values(locked_at=now, updated_at=now)
             )
+        return bool(touched.rowcount)
 
     async def release_stale(self, locked_before: datetime) -> int:
         async with self._connections.single() as conn:
@@ -281,10 +323,14 @@ class SqlJobTransport:
             rows = await conn.execute(select(jobs).where(_j.run_id == run_id).order_by(_j.position))
             return [to_record(JobRecord, row) for row in rows]
 
-    async def _update(self, job_id: str, **values: Any) -> None:
+    async def _update(self, job_id: str, attempt: int | None, **values: Any) -> None:
+        """Change the job (fenced on `attempt` when given: then a lost lease changes nothing)."""
+        fence = [] if attempt is None else [_j.attempt == attempt, _fenced_statuses()]
         async with self._connections.single() as conn:
             result = await conn.execute(
-                update(jobs).where(_j.id == job_id).values(**values, updated_at=self._clock.now())
+                update(jobs)
+                .where(_j.id == job_id, *fence)
+                .values(**values, updated_at=self._clock.now())
             )
-        if result.rowcount == 0:
+        if result.rowcount == 0 and (attempt is None or not await self._exists(job_id)):
             raise RecordNotFoundError("Job", job_id)

@@ -33,6 +33,7 @@ from wfc.runtime.records import (
     RunClaim,
     RunRecord,
     StageChanges,
+    StageFence,
     StageRecord,
     Status,
 )
@@ -67,9 +68,9 @@ class _SqlStore:
         async with self._single() as conn:
             return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
 
-    async def claim_next_pending_run(self) -> RunClaim | None:
+    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
         async with self._single() as conn:
-            return await runs.claim_next_pending_run(conn, self._clock.now())
+            return await runs.claim_next_pending_run(conn, self._clock.now(), run_id)
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         async with self._single() as conn:
@@ -84,7 +85,15 @@ class _SqlStore:
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
         async with self._single() as conn:
-            return await stages.upsert_stage(conn, create, update, self._clock.now())
+            row = await stages.upsert_stage(conn, create, update, self._clock.now())
+        assert row is not None, "an upsert without a fence returns its row"
+        return row
+
+    async def start_stage(
+        self, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> StageRecord | None:
+        async with self._single() as conn:
+            return await stages.upsert_stage(conn, create, update, self._clock.now(), fence)
 
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
@@ -95,11 +104,16 @@ class _SqlStore:
             )
 
     async def update_stage_while_running(
-        self, record_id: str, run_id: str, changes: StageChanges
+        self,
+        record_id: str,
+        run_id: str,
+        changes: StageChanges,
+        *,
+        fence: StageFence | None = None,
     ) -> StageRecord | None:
         async with self._single() as conn:
             return await stages.update_stage_while_running(
-                conn, record_id, run_id, changes, self._clock.now()
+                conn, record_id, run_id, changes, self._clock.now(), fence
             )
 
     async def lock_run_and_update_stage(
@@ -108,11 +122,12 @@ class _SqlStore:
         record_id: str,
         changes: StageChanges,
         *,
+        fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         async with self._connection() as conn:
             return await stages.lock_run_and_update_stage(
-                conn, run_id, record_id, changes, self._clock.now()
+                conn, run_id, record_id, changes, self._clock.now(), fence
             )
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
@@ -127,9 +142,11 @@ class _SqlStore:
         async with self._single() as conn:
             return await stages.run_with_stages(conn, run_id)
 
-    async def suspended_stages_due(self, now: datetime, limit: int) -> list[StageRecord]:
+    async def claim_suspended_stages(
+        self, now: datetime, until: datetime, limit: int
+    ) -> list[StageRecord]:
         async with self._single() as conn:
-            return await stages.suspended_stages_due(conn, now, limit)
+            return await stages.claim_suspended_stages(conn, now, until, limit)
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         async with self._single() as conn:
@@ -250,22 +267,25 @@ class _SqlTransaction(_SqlStore):
         record_id: str,
         changes: StageChanges,
         *,
+        fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
     ) -> tuple[RunRecord, StageRecord] | None:
         """With `expect`, as the transaction's first call on PostgreSQL, the whole
-        transaction becomes one statement sent at commit (`predicted`)."""
+        transaction becomes one statement sent at commit (`predicted`). The statement
+        checks the row's version as read, which the fence held at (else it reads)."""
         if expect is not None and self._new_run is None:
             run, row = expect
             if (
                 run.id == run_id
                 and row.id == record_id
+                and (fence is None or fence.holds(row))
                 and direct.predict(self._conn, predicted.RESERVED)
             ):
                 self._prediction = predicted.Prediction.of_lock(
                     run, row, changes, self._clock.now()
                 )
                 return self._prediction.run, self._prediction.stage
-        return await super().lock_run_and_update_stage(run_id, record_id, changes)
+        return await super().lock_run_and_update_stage(run_id, record_id, changes, fence=fence)
 
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, exists, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import to_record, to_values, update_versioned
@@ -49,42 +51,54 @@ async def update_run(
 
 
 _OTHER = runs.alias("other")
+
+
+def _claim(*only: ColumnElement[bool]) -> Any:
+    """The claim of the best PENDING run (that also meets `only`)."""
+    best = (
+        select(runs.c.id)
+        .where(runs.c.status == Status.PENDING.value, *only)
+        .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(runs)
+        .where(runs.c.id == best, runs.c.status == Status.PENDING.value)
+        .values(
+            status=Status.RUNNING.value,
+            started_at=bindparam("now"),
+            version=runs.c.version + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(
+            *runs.c,
+            exists()
+            # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` renders with.
+            .where(
+                _OTHER.c.status == Status.PENDING.value, _OTHER.c.id != literal_column("runs.id")
+            )
+            .label("others_pending"),
+        )
+    )
+
+
 # Built once, like `_GET_RUN`: every claim, and every wakeup that finds nothing, runs it.
-_CLAIM = (
-    update(runs)
-    .where(
-        runs.c.id
-        == (
-            select(runs.c.id)
-            .where(runs.c.status == Status.PENDING.value)
-            .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        ),
-        runs.c.status == Status.PENDING.value,
-    )
-    .values(
-        status=Status.RUNNING.value,
-        started_at=bindparam("now"),
-        version=runs.c.version + 1,
-        updated_at=bindparam("now"),
-    )
-    .returning(
-        *runs.c,
-        exists()
-        # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` would render with.
-        .where(_OTHER.c.status == Status.PENDING.value, _OTHER.c.id != literal_column("runs.id"))
-        .label("others_pending"),
-    )
-)
+_CLAIM = _claim()
+_CLAIM_ONE = _claim(runs.c.id == bindparam("only_run_id"))  # a host serving one run
 
 
-async def claim_next_pending_run(conn: AsyncConnection, now: datetime) -> RunClaim | None:
+async def claim_next_pending_run(
+    conn: AsyncConnection, now: datetime, run_id: str | None = None
+) -> RunClaim | None:
     """One statement: pick the best PENDING run (skipping rows other claimers hold), start
     it, and say whether another run is PENDING (seen as of the statement's start, which
     still shows the claimed one PENDING: hence `id <>`)."""
-    row = await direct.first(conn, _CLAIM, {"now": now})
+    if run_id is None:
+        row = await direct.first(conn, _CLAIM, {"now": now})
+    else:
+        row = await direct.first(conn, _CLAIM_ONE, {"now": now, "only_run_id": run_id})
     if row is None:
         return None
     return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))

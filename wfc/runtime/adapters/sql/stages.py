@@ -8,10 +8,12 @@ from typing import Any
 
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
+    and_,
     bindparam,
     delete,
     exists,
     insert,
+    or_,
     select,
     update,
 )
@@ -33,13 +35,63 @@ from wfc.runtime.adapters.sql.rows import (
 )
 from wfc.runtime.adapters.sql.runs import get_run
 from wfc.runtime.adapters.sql.schema import runs, stages
-from wfc.runtime.records import RunRecord, StageChanges, StageRecord, Status
+from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
+
+
+def _fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
+    """What tells apart the statements built once for fences: the statuses and which of
+    the other conditions are set (their values are parameters)."""
+    if fence is None:
+        return ()
+    return (
+        tuple(sorted(fence.statuses)),
+        fence.attempt is not None,
+        fence.before_attempt is not None,
+        fence.version is not None,
+    )
+
+
+def _fence_condition(fence: StageFence) -> ColumnElement[bool]:
+    """The fence as a condition on the `stages` row, with parameters named `f_…`."""
+    c = stages.c
+    statuses = [c.status == bindparam(f"f_status_{n}") for n in range(len(fence.statuses))]
+    conditions: list[ColumnElement[bool]] = [or_(*statuses)]
+    if fence.attempt is not None:
+        conditions.append(c.attempt == bindparam("f_attempt"))
+    if fence.before_attempt is not None:
+        conditions.append(c.attempt < bindparam("f_before_attempt"))
+    if fence.version is not None:
+        conditions.append(c.version == bindparam("f_version"))
+    return and_(*conditions)
+
+
+def _fence_params(fence: StageFence | None) -> dict[str, Any]:
+    if fence is None:
+        return {}
+    params: dict[str, Any] = {
+        f"f_status_{n}": status.value for n, status in enumerate(sorted(fence.statuses))
+    }
+    params |= {
+        name: value
+        for name, value in (
+            ("f_attempt", fence.attempt),
+            ("f_before_attempt", fence.before_attempt),
+            ("f_version", fence.version),
+        )
+        if value is not None
+    }
+    return params
 
 
 async def upsert_stage(
-    conn: AsyncConnection, create: StageRecord, changes: StageChanges, now: datetime
-) -> StageRecord:
-    """One statement: insert `create`, or apply `changes` to the row already there."""
+    conn: AsyncConnection,
+    create: StageRecord,
+    changes: StageChanges,
+    now: datetime,
+    fence: StageFence | None = None,
+) -> StageRecord | None:
+    """One statement: insert `create`, or apply `changes` to the row already there if it
+    passes `fence` (None when it does not)."""
     values, updates = to_values(create), column_values(dict(changes))
 
     def build() -> Any:
@@ -51,12 +103,16 @@ async def upsert_stage(
                 "version": stages.c.version + 1,
                 "updated_at": bindparam("now"),
             },
+            where=None if fence is None else _fence_condition(fence),
         ).returning(*stages.c)
 
-    statement = built_once(("upsert_stage", conn.dialect.name, *updates), build)
+    shape = ("upsert_stage", conn.dialect.name, _fence_shape(fence), *updates)
+    statement = built_once(shape, build)
     params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
-    row = await direct.first(conn, statement, params)
-    assert row is not None, "an upsert returns its row"
+    row = await direct.first(conn, statement, params | _fence_params(fence))
+    if row is None:
+        assert fence is not None, "an upsert without a fence returns its row"
+        return None
     return to_record(StageRecord, row)
 
 
@@ -87,18 +143,38 @@ def _run_is_running() -> ColumnElement[bool]:
     return exists().where(*running)
 
 
+def _fence_guard(fence: StageFence | None, run_id: str | None = None) -> Guard | None:
+    """The guard of a fenced stage write: the fence, and the run RUNNING when `run_id`."""
+    if fence is None and run_id is None:
+        return None
+    params = _fence_params(fence)
+
+    def condition() -> ColumnElement[bool]:
+        parts = [] if run_id is None else [_run_is_running()]
+        return and_(*parts, *([] if fence is None else [_fence_condition(fence)]))
+
+    if run_id is not None:
+        params["g_run_id"] = run_id
+    return Guard(f"fenced:{run_id is not None}:{_fence_shape(fence)}", condition, params)
+
+
 async def update_stage_while_running(
-    conn: AsyncConnection, record_id: str, run_id: str, changes: StageChanges, now: datetime
+    conn: AsyncConnection,
+    record_id: str,
+    run_id: str,
+    changes: StageChanges,
+    now: datetime,
+    fence: StageFence | None = None,
 ) -> StageRecord | None:
     """The guarded write of a stage's outcome: one statement, no separate run read."""
-    guard = Guard("run_is_running", _run_is_running, {"g_run_id": run_id})
+    guard = _fence_guard(fence, run_id)
     row = await update_versioned(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
     )
     return None if row is None else to_record(StageRecord, row)
 
 
-def _lock_and_update(updates: dict[str, Any]) -> Any:
+def _lock_and_update(updates: dict[str, Any], fence: StageFence | None) -> Any:
     """PostgreSQL: the run's lock and the stage's write as one statement. The run's UPDATE
     is a data-modifying CTE, so it runs (and takes the row lock) whether or not the stage
     is written; the stage is written only if the locked run is RUNNING."""
@@ -109,9 +185,14 @@ def _lock_and_update(updates: dict[str, Any]) -> Any:
         .returning(*runs.c)
         .cte("locked")
     )
+    fenced = [] if fence is None else [_fence_condition(fence)]
     return (
         update(stages)
-        .where(stages.c.id == bindparam("record_id"), locked.c.status == Status.RUNNING.value)
+        .where(
+            stages.c.id == bindparam("record_id"),
+            locked.c.status == Status.RUNNING.value,
+            *fenced,
+        )
         .values(
             {
                 **params_for(updates, "u_"),
@@ -125,10 +206,16 @@ def _lock_and_update(updates: dict[str, Any]) -> Any:
 
 
 async def lock_run_and_update_stage(
-    conn: AsyncConnection, run_id: str, record_id: str, changes: StageChanges, now: datetime
+    conn: AsyncConnection,
+    run_id: str,
+    record_id: str,
+    changes: StageChanges,
+    now: datetime,
+    fence: StageFence | None = None,
 ) -> tuple[RunRecord, StageRecord] | None:
-    """Lock the run and write the stage if the run is RUNNING: one statement on PostgreSQL,
-    the two updates on SQLite (whose BEGIN IMMEDIATE holds the write lock already)."""
+    """Lock the run and write the stage if the run is RUNNING and the stage passes `fence`:
+    one statement on PostgreSQL, the two updates on SQLite (whose BEGIN IMMEDIATE holds
+    the write lock already)."""
     if conn.dialect.name != "postgresql":
         try:
             run_row = await update_versioned(conn, runs, "WorkflowRun", run_id, {}, now, None)
@@ -137,19 +224,30 @@ async def lock_run_and_update_stage(
         if run_row is None or run_row["status"] != Status.RUNNING.value:
             return None
         run = to_record(RunRecord, run_row)
-        return run, await update_stage(conn, record_id, changes, now, None)
+        guard = _fence_guard(fence)
+        row = await update_versioned(
+            conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
+        )
+        return None if row is None else (run, to_record(StageRecord, row))
     updates = column_values(dict(changes))
     statement = built_once(
-        ("lock_run_and_update_stage", *updates), lambda: _lock_and_update(updates)
+        ("lock_run_and_update_stage", _fence_shape(fence), *updates),
+        lambda: _lock_and_update(updates, fence),
     )
     params = prefixed(updates, "u_") | {"run_id": run_id, "record_id": record_id, "now": now}
-    row = await direct.first(conn, statement, params)
+    row = await direct.first(conn, statement, params | _fence_params(fence))
     if row is not None:
         return to_record(RunRecord, row, "locked_"), to_record(StageRecord, row)
-    current = await get_run(conn, run_id)  # the rare path: only to tell why nothing was written
+    # The rare path: only to tell why nothing was written.
+    current = await get_run(conn, run_id)
     if current is not None and current.status is Status.RUNNING:
-        raise RecordNotFoundError("WorkflowStage", record_id)
+        row_now = await direct.first(conn, _STAGE_BY_ID, {"record_id": record_id})
+        if row_now is None:
+            raise RecordNotFoundError("WorkflowStage", record_id)
     return None
+
+
+_STAGE_BY_ID = select(stages.c.id).where(stages.c.id == bindparam("record_id"))
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
@@ -192,16 +290,39 @@ async def run_with_stages(
     return run, found
 
 
-async def suspended_stages_due(
-    conn: AsyncConnection, now: datetime, limit: int
-) -> list[StageRecord]:
-    statement = (
-        select(stages)
-        .where(stages.c.status == Status.SUSPENDED.value, stages.c.next_poll_at <= now)
-        .order_by(stages.c.next_poll_at, stages.c.id)
-        .limit(limit)
+_DUE_SUSPENDED = (
+    select(stages.c.id)
+    .where(
+        stages.c.status == Status.SUSPENDED.value,
+        stages.c.next_poll_at <= bindparam("now"),
     )
-    return [to_record(StageRecord, row) for row in await conn.execute(statement)]
+    .order_by(stages.c.next_poll_at, stages.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)  # PostgreSQL: pollers never wait on each other
+    .cte("due_suspended")
+)
+_CLAIM_SUSPENDED = (
+    update(stages)
+    .where(stages.c.id == _DUE_SUSPENDED.c.id, stages.c.status == Status.SUSPENDED.value)
+    .values(
+        next_poll_at=bindparam("until"),
+        version=stages.c.version + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(*stages.c)
+)
+
+
+async def claim_suspended_stages(
+    conn: AsyncConnection, now: datetime, until: datetime, limit: int
+) -> list[StageRecord]:
+    """One statement: the due SUSPENDED rows, each moved on to `until` as it is returned."""
+    params = {"now": now, "until": until, "limit": limit}
+    rows = [
+        to_record(StageRecord, row) for row in await direct.fetch(conn, _CLAIM_SUSPENDED, params)
+    ]
+    # The rows as due: `next_poll_at` is `until` now for all of them.
+    return sorted(rows, key=lambda row: row.id)
 
 
 async def delete_stages(conn: AsyncConnection, record_ids: Sequence[str]) -> None:

@@ -1,0 +1,59 @@
+"""What every database can store, checked before a write rather than learnt from its refusal.
+
+PostgreSQL refuses U+0000 in text and JSON, and no UTF-8 driver can send a
+lone surrogate (U+D800–U+DFFF, which Python strings may hold). A stage
+output or error holding one used to fail the outcome's commit after the
+stage had run: the job stayed leased, was reaped and ran again, without end
+(a paid model call each time). So a value the runtime stores is checked
+first, the same way on every database: an output that cannot be stored
+fails the attempt with a clear error, and text the runtime writes itself
+(errors, log lines) has such characters escaped, since losing a NUL from an
+error message loses nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` with each character no database takes written as its escape (`\\u0000`)."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def storable_json(value: Any) -> Any:
+    """JSON `value` with every string and key made `storable_text` (for data the runtime
+    writes itself, such as a log line's fields)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_json(key): storable_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item) for item in value]
+    return value
+
+
+def unstorable_part(value: Any, where: str = "$") -> str | None:
+    """Where in the JSON `value` a string (or key) holds a character no database takes,
+    and which — `"$.pages[2].text: U+0000"` — or None when all of it can be stored."""
+    if isinstance(value, str):
+        found = _UNSTORABLE.search(value)
+        return None if found is None else f"{where}: U+{ord(found.group()):04X}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = unstorable_part(key, f"{where} (a key)") or unstorable_part(
+                item, f"{where}.{key}"
+            )
+            if problem is not None:
+                return problem
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            problem = unstorable_part(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+    return None
