@@ -259,8 +259,11 @@ async def _finished_before(deps: Deps, row: StageRecord) -> JobExecuteResult:
 def storable_report(stage_id: str, report: Report) -> Report:
     """`report`, or a failure in its place when what it would store (an output, a suspend
     state) holds a character no database takes (`wfc.runtime.storable`): the attempt then
-    fails with a clear error instead of its commit failing on every redelivery."""
+    fails with a clear error instead of its commit failing on every redelivery. A failure's
+    own error has such characters escaped."""
     outcome = report.outcome
+    if isinstance(outcome, Failure):  # its error is stored in the stage, job, log and outbox
+        return replace(report, outcome=replace(outcome, error=storable_text(outcome.error)))
     if isinstance(outcome, Produced):
         problem, what = unstorable_part(outcome.output), "an output"
     elif isinstance(outcome, Suspended):
@@ -462,7 +465,7 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
     if outcome.retryable and attempt < policy.max_attempts:
         retry_at = now + (outcome.retry_delay or timedelta(milliseconds=policy.delay_ms(attempt)))
     changes: StageChanges = {
-        "error": storable_text(outcome.error),
+        "error": outcome.error,
         "duration_ms": _elapsed_ms(ex.started_at, now),
         "metrics": dict(ex.report.metrics),
     }
