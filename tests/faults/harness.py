@@ -44,6 +44,7 @@ from wfc.runtime.registry import load_registry
 __all__ = [
     "CHAIN",
     "POLLED",
+    "Entry",
     "Expect",
     "Fleet",
     "Snapshot",
@@ -51,6 +52,7 @@ __all__ = [
     "compile_workflows",
     "count_terminal",
     "create_runs",
+    "entries",
     "ledger",
     "pid_in",
     "polled_output",
@@ -115,6 +117,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -126,8 +129,9 @@ from .._stages import *  # noqa: F403
 
 
 def record(what: str, run_id: str, stage: str = "{stage}") -> None:
-    """One line per event, appended in one write (atomic under O_APPEND)."""
-    line = f"{{what}} {{run_id}} {{stage}} {{os.getpid()}}\\n".encode()
+    """One line per event, with the process and the wall-clock time, appended in one write
+    (atomic under O_APPEND)."""
+    line = f"{{what}} {{run_id}} {{stage}} {{os.getpid()}} {{time.time():.6f}}\\n".encode()
     fd = os.open(os.environ["FAULTS_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
         os.write(fd, line)
@@ -332,14 +336,31 @@ def compile_workflows(directory: Path) -> dict[str, Path]:
 # -- the ledger ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One ledger line: what happened (`start`, `done`, `check`, `ready`), to which run and
+    stage, in which process, when (seconds since the epoch)."""
+
+    what: str
+    run: str
+    stage: str
+    pid: int
+    at: float
+
+
+def entries(path: Path) -> list[Entry]:
+    """Every line of the ledger, in the order written."""
+    if not path.exists():
+        return []
+    return [
+        Entry(what, run, stage, int(pid), float(at))
+        for what, run, stage, pid, at in (line.split() for line in path.read_text().splitlines())
+    ]
+
+
 def ledger(path: Path) -> Counter[tuple[str, str, str]]:
     """(what, run, stage) → how many times, from every process's appends."""
-    if not path.exists():
-        return Counter()
-    return Counter(
-        (what, run, stage)
-        for what, run, stage, _pid in (line.split() for line in path.read_text().splitlines())
-    )
+    return Counter((e.what, e.run, e.stage) for e in entries(path))
 
 
 # -- creating runs and reading them back ---------------------------------------------------
