@@ -14,6 +14,8 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.kernel.conftest import Script, Words
 from tests.kernel.helpers import event_types, run_of, stage_of, start, step
 from wfc.runtime import (
@@ -21,6 +23,7 @@ from wfc.runtime import (
     JobExecute,
     LeaseReapStale,
     Ready,
+    RunCancel,
     RunTransition,
     StagePollSuspended,
 )
@@ -219,3 +222,27 @@ async def test_a_stale_delivery_does_not_restart_a_stage_a_newer_one_started(
     assert stale.outcome == "completed" and not stale.ghost  # answered from the committed row
     assert script.calls["split"] == 1
     assert await _completions(tk, run_id, "split") == 1
+
+
+async def test_a_cancel_that_read_the_run_before_it_completed_leaves_it_completed(
+    tk: TestKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await start(tk, "linear")
+    as_read = await run_of(tk, run_id)  # what a cancel read just before the last commit
+    run = await tk.drive(run_id)
+    assert run.status is Status.COMPLETED
+    reads = [as_read]
+    store_type = type(tk.persistence)
+    real_get_run = store_type.get_run
+
+    async def first_read_is_stale(self: Any, run_id: str) -> Any:
+        return reads.pop() if reads else await real_get_run(self, run_id)
+
+    monkeypatch.setattr(store_type, "get_run", first_read_is_stale)
+    async with tk.persistence.transaction() as tx:
+        monkeypatch.setattr(type(tx), "get_run", first_read_is_stale)
+    result = await tk.kernel.dispatch(RunCancel(workflow_run_id=run_id))
+    assert result.cancelled is False
+    monkeypatch.undo()
+    assert (await run_of(tk, run_id)).status is Status.COMPLETED
+    assert "workflow:cancelled" not in await event_types(tk, run_id)

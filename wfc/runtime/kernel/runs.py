@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from wfc.errors import WorkflowNotFoundError
+from datetime import datetime
+
+from wfc.errors import StaleVersionError, WorkflowNotFoundError
 from wfc.runtime.commands import RunCancel, RunCancelResult, RunCreate, RunCreateResult
 from wfc.runtime.events import WorkflowCancelled, WorkflowCreated
 from wfc.runtime.kernel.deps import Deps, Unit
-from wfc.runtime.records import ACTIVE, TERMINAL, RunRecord, Status
+from wfc.runtime.records import ACTIVE, TERMINAL, RunChanges, RunRecord, Status
 
 DEFAULT_PRIORITY = 5
+_CANCEL_TRIES = 3  # reads of a run whose transitions keep moving it under the cancel
 
 
 async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
@@ -48,12 +51,13 @@ async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
 
     A stage executing right now finishes its body, then finds the run
     cancelled and discards its result (the ghost guards of `job.execute`).
+    The run is written at the version it was read at, so a run that ended
+    meanwhile (its last stage's commit completed it) stays as it ended.
     """
-    run = await unit.db.get_run(cmd.workflow_run_id)
-    if run is None or run.status in TERMINAL:
-        return RunCancelResult(cancelled=False)
     now = deps.clock.now()
-    await unit.db.update_run(run.id, {"status": Status.CANCELLED, "completed_at": now})
+    run = await _mark_cancelled(unit, cmd.workflow_run_id, now)
+    if run is None:
+        return RunCancelResult(cancelled=False)
     for row in await unit.db.stages_of_run(run.id):
         if row.status in ACTIVE:
             await unit.db.update_stage(
@@ -66,3 +70,21 @@ async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
     await unit.with_jobs(cancel_jobs)
     unit.emit(WorkflowCancelled(timestamp=now, workflow_run_id=run.id, reason=cmd.reason))
     return RunCancelResult(cancelled=True)
+
+
+async def _mark_cancelled(unit: Unit, run_id: str, now: datetime) -> RunRecord | None:
+    """Move the run to CANCELLED at the version it is read at; the run as read, or None when
+    it is missing or ended first."""
+    cancelled: RunChanges = {"status": Status.CANCELLED, "completed_at": now}
+    for tries_left in reversed(range(_CANCEL_TRIES)):
+        run = await unit.db.get_run(run_id)
+        if run is None or run.status in TERMINAL:
+            return None
+        try:
+            await unit.db.update_run(run.id, cancelled, expected_version=run.version)
+        except StaleVersionError:
+            if not tries_left:
+                raise
+            continue  # a transition committed since the read: read what it left
+        return run
+    return None
