@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -34,6 +35,7 @@ from wfc.runtime.adapters.sql import (
 from wfc.runtime.adapters.sql.engine import redact
 from wfc.runtime.hosts import make_kernel
 from wfc.runtime.hosts.event_loop import loop_factory
+from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT, with_default_stage_timeout
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import RunRecord
 from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
@@ -102,15 +104,18 @@ def load_source(source: str) -> WorkflowMap:
     return load_registry([source])
 
 
-def load_workflows(sources: Sequence[str]) -> WorkflowMap:
-    """Every workflow of `sources`; a load error is one line."""
+def load_workflows(
+    sources: Sequence[str], *, default_stage_timeout: timedelta | None = DEFAULT_STAGE_TIMEOUT
+) -> WorkflowMap:
+    """Every workflow of `sources`, each stage without a timeout of its own given
+    `default_stage_timeout` (see `with_default_stage_timeout`); a load error is one line."""
     registry = WorkflowMap()
     try:
         for source in sources:
             for workflow_id in (loaded := load_source(source)).ids():
                 workflow = loaded.get(workflow_id)
                 assert workflow is not None
-                registry.add(workflow)
+                registry.add(with_default_stage_timeout(workflow, default_stage_timeout))
     except (WfcError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     return registry

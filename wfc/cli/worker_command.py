@@ -1,4 +1,9 @@
-"""`wfc worker`: a long-running worker over the shared database, stopped by SIGTERM/SIGINT."""
+"""`wfc worker`: a long-running worker over the shared database, stopped by SIGTERM/SIGINT.
+
+Exit codes: 0 stopped by a signal; 3 the worker gave up (its database was away for
+`--give-up-after`, or it holds more than `--max-abandoned-threads` stage threads
+that never returned), after releasing its jobs: a supervisor should start it again.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import os
 import socket
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from wfc.cli.logs import LogFormat, configure
 from wfc.cli.session import (
@@ -22,8 +29,19 @@ from wfc.cli.session import (
 )
 from wfc.runtime.adapters.sql import PoolOptions
 from wfc.runtime.hosts import WorkerHost, WorkerStats
+from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT
 
 log = logging.getLogger("wfc.worker")
+
+EXIT_GAVE_UP = 3
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
 
 
 def _seconds(value: float) -> timedelta:
@@ -45,6 +63,27 @@ def _seconds(value: float) -> timedelta:
 )
 @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish jobs on stop.")
 @click.option(
+    "--default-stage-timeout",
+    default=DEFAULT_STAGE_TIMEOUT.total_seconds(),
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a stage whose plan sets no timeout may run (0: no limit).",
+)
+@click.option(
+    "--max-abandoned-threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Exit (code 3) when more stage threads than this outlive their timeout or run.",
+)
+@click.option(
+    "--give-up-after",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Exit (code 3) after this many seconds without the database (0: never).",
+)
+@click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
 def worker_command(
@@ -57,16 +96,21 @@ def worker_command(
     stale_lease: float,
     heartbeat: float,
     grace: float,
+    default_stage_timeout: float,
+    max_abandoned_threads: int,
+    give_up_after: float,
     log_format: LogFormat,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
 
     Run as many as you like on as many machines as share the database; each
     job is taken by one worker. On stop, in-flight jobs get --grace seconds to
-    finish, then go back to the queue for another worker.
+    finish, then go back to the queue for another worker. Exits 3 when it gives
+    up (database away, stage threads stuck): restart it.
     """
     configure(log_format)
-    registry = load_workflows(plans)
+    timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
+    registry = load_workflows(plans, default_stage_timeout=timeout)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> WorkerStats:
@@ -82,6 +126,9 @@ def worker_command(
                 heartbeat_interval=_seconds(heartbeat),
                 shutdown_grace=_seconds(grace),
                 wakeups=storage.wakeups,
+                max_abandoned_threads=max_abandoned_threads,
+                give_up_after=_seconds(give_up_after) if give_up_after else None,
+                database_file=sqlite_file(storage.url),
             )
             log.info(
                 "serving",
@@ -91,4 +138,7 @@ def worker_command(
 
     stats = run_leaving_threads(serve())
     log.info("exited", extra=asdict(stats))
+    if stats.gave_up is not None:
+        click.echo(f"wfc worker: gave up: {stats.gave_up}", err=True)
+        exit_leaving_threads(EXIT_GAVE_UP)
     exit_leaving_threads(0)

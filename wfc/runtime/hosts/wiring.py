@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from wfc.runtime.adapters.memory import SystemClock, UuidIds
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
 from wfc.runtime.ports import Clock, IdSource, Storage, WorkflowRegistry
+from wfc.runtime.workflow import Workflow
+
+DEFAULT_STAGE_TIMEOUT = timedelta(hours=1)
+"""The timeout of a stage whose plan sets none, under `wfc worker` and `wfc run`."""
 
 
 def make_kernel(
@@ -32,3 +37,21 @@ def make_kernel(
         pinning=storage.pinning,
         shared_transactions=storage.shared_transactions,
     )
+
+
+def with_default_stage_timeout(workflow: Workflow, timeout: timedelta | None) -> Workflow:
+    """`workflow` with `timeout` for each stage whose plan sets no `timeout`.
+
+    A stage without a timeout that hangs holds its slot, and its thread, for ever.
+    This is the host's default, not the plan's: the plan's fingerprint is kept (it names
+    what was compiled, and runs created from it must still match), and a plan that sets
+    a timeout keeps its own. `None` leaves the workflow as it is."""
+    if timeout is None or all(stage.timeout_ms is not None for stage in workflow.plan.stages):
+        return workflow
+    ms = max(1, int(timeout / timedelta(milliseconds=1)))
+    stages = tuple(
+        stage if stage.timeout_ms is not None else stage.model_copy(update={"timeout_ms": ms})
+        for stage in workflow.plan.stages
+    )
+    plan = workflow.plan.model_copy(update={"stages": stages})
+    return Workflow(plan, workflow.implementations, input_model=workflow.input_model)

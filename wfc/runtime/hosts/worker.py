@@ -32,6 +32,17 @@ wakeup source (SQLite), the orchestrator also claims new runs every
 `stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
 their jobs back to PENDING so another worker takes them; no job is left RUNNING.
+
+Plain `def` stages run in the worker's own thread pool (`StageThreads`), sized
+for its slots plus `max_abandoned_threads`: a stage that times out, or whose run
+ends under it (the heartbeat checks), frees its slot at once, but Python cannot
+stop its thread. A worker holding more abandoned threads than that stops leasing,
+stops as on SIGTERM and says why in `WorkerStats.gave_up`, for a supervisor to
+start a fresh process.
+
+While the database is away, every loop backs off together and one line is logged
+per interval (`DatabaseHealth`); after `give_up_after` without it, the worker
+gives up the same way.
 """
 
 from __future__ import annotations
@@ -44,25 +55,29 @@ import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from wfc.runtime.commands import RunClaimPending
 from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.steps import (
     HEARTBEAT_INTERVAL,
     MaintenanceSettings,
     maintenance_tick,
     process_job,
 )
+from wfc.runtime.hosts.threads import StageThreads
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Listening, Wakeups
 from wfc.runtime.records import JobRecord
 
 log = logging.getLogger("wfc.worker")
 
-ERROR_BACKOFF = timedelta(seconds=5)
 LISTEN_RETRY = timedelta(seconds=5)
 LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
+MAX_ABANDONED_THREADS = 4
+SPARE_THREADS = 4  # beyond slots and abandoned threads: asyncio's DNS lookups use the pool too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +92,8 @@ class WorkerStats:
     running: bool
     in_flight: int
     uptime_s: float
+    abandoned_threads: int = 0  # stage threads still running after their job was given up on
+    gave_up: str | None = None  # why the worker stopped itself; a supervisor should restart it
 
 
 class _Signal:
@@ -128,9 +145,14 @@ class WorkerHost:
         heartbeat_interval: timedelta = HEARTBEAT_INTERVAL,
         shutdown_grace: timedelta = timedelta(seconds=30),
         wakeups: Wakeups | None = None,
+        max_abandoned_threads: int = MAX_ABANDONED_THREADS,
+        give_up_after: timedelta | None = None,
+        database_file: Path | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_abandoned_threads < 0:
+            raise ValueError("max_abandoned_threads must be at least 0")
         self.kernel = kernel
         self.jobs = job_transport or kernel.deps.jobs
         self.worker_id = worker_id
@@ -147,6 +169,14 @@ class WorkerHost:
             stale_lease_threshold=stale_lease_threshold,
         )
         self._wakeups = wakeups
+        self.max_abandoned_threads = max_abandoned_threads
+        self._threads: StageThreads | None = None
+        self._gave_up: str | None = None
+        self._give_up = asyncio.Event()
+        self._health = DatabaseHealth(
+            give_up_after=give_up_after, on_give_up=self.give_up, database_file=database_file
+        )
+        self._backoff_until = 0.0  # while the database is away: the orchestrator's next try
         self._job_signal = _Signal()
         self._claim_signal = _Signal()
         self._stopping = asyncio.Event()
@@ -183,6 +213,9 @@ class WorkerHost:
         self._started_at = time.monotonic()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
+        self._gave_up = None
+        self._give_up = asyncio.Event()
+        self._install_threads()
         self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
         self._background = [
             asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator")
@@ -253,7 +286,7 @@ class WorkerHost:
                 installed.append(signum)
         try:
             await self.start()
-            await stop_requested.wait()
+            await _first_of(stop_requested.wait(), self._give_up.wait())
             log.info("stopping: finishing in-flight jobs", extra={"worker_id": self.worker_id})
             await self.stop()
         finally:
@@ -272,7 +305,54 @@ class WorkerHost:
             running=self._running,
             in_flight=len(self._in_flight),
             uptime_s=time.monotonic() - self._started_at if self._running else 0.0,
+            abandoned_threads=self._threads.abandoned if self._threads is not None else 0,
+            gave_up=self._gave_up,
         )
+
+    # -- health ---------------------------------------------------------------
+    def _install_threads(self) -> None:
+        """Run `def` stages in a pool of this worker's own, with room for its slots and the
+        threads it may abandon, that counts those threads (see `StageThreads`)."""
+        loop = asyncio.get_running_loop()
+
+        def changed(count: int) -> None:  # called on the stage's thread when it returns
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+                loop.call_soon_threadsafe(self._abandoned_threads_changed, count)
+
+        self._threads = StageThreads(
+            self.concurrency + self.max_abandoned_threads + SPARE_THREADS, on_change=changed
+        )
+        loop.set_default_executor(self._threads)
+
+    def _abandoned_threads_changed(self, count: int) -> None:
+        extra = {"worker_id": self.worker_id, "abandoned_threads": count}
+        if count == 0:
+            log.info("every abandoned stage thread has returned", extra=extra)
+            return
+        log.warning(
+            "worker holds %d abandoned stage thread(s) (stages that timed out or whose run "
+            "ended, still running; limit %d)",
+            count,
+            self.max_abandoned_threads,
+            extra=extra,
+        )
+        if count > self.max_abandoned_threads:
+            self.give_up(
+                f"{count} stage threads never returned after their stage timed out or its run "
+                f"ended (more than --max-abandoned-threads {self.max_abandoned_threads}); "
+                "restart the worker to get them back"
+            )
+
+    def give_up(self, reason: str) -> None:
+        """Stop leasing and claiming now, and have `serve()` stop and return `reason` in
+        `WorkerStats.gave_up`: the process is unhealthy and should be replaced."""
+        if self._gave_up is not None:
+            return
+        self._gave_up = reason
+        log.error("giving up: %s", reason, extra={"worker_id": self.worker_id})
+        self._give_up.set()
+        self._job_signal.fire()
+        self._claim_signal.fire()
 
     # -- jobs this worker queues itself (wfc.runtime.handoff) -------------------
     def _finishing_slot(self) -> asyncio.Task[Any] | None:
@@ -284,7 +364,7 @@ class WorkerHost:
 
     def free_slots(self) -> int:
         """Slots for jobs this worker queues itself; a finishing job's own slot counts."""
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self._gave_up is not None:
             return 0
         own = 1 if self._finishing_slot() is not None else 0
         return self.concurrency - len(self._jobs_running) - len(self._handed) + own
@@ -343,8 +423,10 @@ class WorkerHost:
                 if self._stopping.is_set():
                     return
                 log.warning("the LISTEN connection was lost; polling until it is back")
-            except Exception:
-                log.warning("listening for wakeups failed; polling until it is back", exc_info=True)
+            except Exception as error:
+                delay = self._health.failed("listen", error)
+                await _wait(self._stopping, max(LISTEN_RETRY, timedelta(seconds=delay)))
+                continue
             await _wait(self._stopping, LISTEN_RETRY)
 
     # -- loops --------------------------------------------------------------
@@ -367,6 +449,11 @@ class WorkerHost:
         next_tick = 0.0
         while not self._stopping.is_set():
             woken = self._claim_signal.arm()
+            gone = self._health.check_file()
+            if gone is not None:  # nothing written now would ever be read
+                delay = self._health.failed("database file", gone)
+                await _wait(self._stopping, timedelta(seconds=delay))
+                continue
             if self._next_poll is not None and time.monotonic() >= self._next_poll:
                 self._next_poll = None
                 next_tick = 0.0
@@ -376,9 +463,14 @@ class WorkerHost:
                 self._claim_now = False  # the tick claims: a wakeup during it claims again
                 with handing_off_to(self):
                     tick = await maintenance_tick(
-                        self.kernel, replace(self.settings, max_claims=room)
+                        self.kernel, replace(self.settings, max_claims=room), quiet=True
                     )
                 next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+                if tick.failure is not None:
+                    self._backed_off(f"maintenance ({', '.join(tick.errors)})", tick.failure)
+                    next_tick = max(next_tick, self._backoff_until)
+                else:
+                    self._health.ok()
                 more = self._settle_claim(tick.claimed, room)
                 # A tick claims whoever leads, and so does the claim after it when the tick
                 # reached its limit.
@@ -397,6 +489,8 @@ class WorkerHost:
                 # often as for jobs, so a new run does not wait for the full tick (and a
                 # lead that died is replaced as soon).
                 wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
+            if self._health.down:
+                wake_at = max(wake_at, self._backoff_until)
             wait = max(0.0, wake_at - time.monotonic())
             await _wait(woken, timedelta(seconds=wait))
             if not woken.is_set():
@@ -468,10 +562,17 @@ class WorkerHost:
 
     async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
         try:
-            return await step
-        except Exception:
-            log.exception("%s failed", name)
+            result = await step
+        except Exception as error:
+            self._backed_off(name, error)
             return False
+        self._health.ok()
+        return result
+
+    def _backed_off(self, name: str, error: BaseException) -> None:
+        """The orchestrator's call failed: it waits as `DatabaseHealth` says (logged there)."""
+        delay = self._health.failed(name, error)
+        self._backoff_until = time.monotonic() + delay
 
     async def _lease_loop(self) -> None:
         """Lease as many jobs as there are free slots, in one query, and start each.
@@ -485,6 +586,9 @@ class WorkerHost:
         while not self._stopping.is_set():
             woken = self._job_signal.arm()
             free = self.concurrency - len(self._jobs_running)
+            if self._gave_up is not None:  # lease nothing more; serve() is stopping
+                await _wait(self._stopping, timedelta(days=1))
+                continue
             if free <= 0:
                 await _wait(woken, self.job_poll_interval)
                 continue
@@ -500,12 +604,16 @@ class WorkerHost:
                 continue
             self._maybe_queued = False
             try:
+                gone = self._health.check_file()
+                if gone is not None:  # lease nothing from a file nobody else will see
+                    raise gone
                 leased = await self.jobs.dequeue(free)
-            except Exception:
+            except Exception as error:
                 self._maybe_queued = True
-                log.exception("dequeue failed; retrying in %ss", ERROR_BACKOFF.total_seconds())
-                await _wait(self._stopping, ERROR_BACKOFF)
+                delay = self._health.failed("dequeue", error)
+                await _wait(self._stopping, timedelta(seconds=delay))
                 continue
+            self._health.ok()
             for job in leased:
                 self._start_job(job)
             if len(leased) == free:  # there may be more than there were slots
@@ -544,7 +652,7 @@ class WorkerHost:
         try:
             with handing_off_to(self):
                 outcome = await process_job(
-                    self.kernel, job, heartbeat_every=self.heartbeat_interval
+                    self.kernel, job, heartbeat_every=self.heartbeat_interval, watch_run=True
                 )
         except asyncio.CancelledError:
             self._abandoned.append(job.id)
