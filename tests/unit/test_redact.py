@@ -11,7 +11,6 @@ import pytest
 from wfc.cli.logs import JsonFormatter, TextFormatter
 from wfc.runtime.redact import (
     MASK,
-    PROVIDER_KEY_VARIABLES,
     RedactingFilter,
     is_secret_name,
     redact,
@@ -69,8 +68,8 @@ def test_short_values_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_provider_keys_the_ai_helper_reads_are_all_covered() -> None:
     secrets = pytest.importorskip("wfc.runtime.ai.secrets")
-    assert set(secrets.KEY_VARIABLES) <= PROVIDER_KEY_VARIABLES
-    assert all(is_secret_name(name) for name in secrets.KEY_VARIABLES)
+    assert secrets.KEY_VARIABLES
+    assert [name for name in secrets.KEY_VARIABLES if not is_secret_name(name)] == []
 
 
 def test_a_secret_containing_another_is_masked_whole(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,9 @@
 
 It reads the run's own events from the outbox (they commit with the state
 they describe), so what it shows is what happened, including retries,
-suspensions and the progress messages stages report.
+suspensions and the progress messages stages report. Error and progress text
+is redacted again before it is printed (`wfc.runtime.redact`), as `wfc runs
+show` does: events stored before the kernel redacted them must not leak.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.status import Status as Spinner
 from wfc.runtime.hosts import RunSnapshot
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import OutboxRecord, Status
+from wfc.runtime.redact import redact
 
 
 def _clock(value: object) -> str:
@@ -38,19 +41,19 @@ def describe(event: OutboxRecord) -> str | None:
         again = f" [yellow](attempt {attempt})[/]" if attempt and attempt > 1 else ""
         return f"[cyan]▶[/] {stage} started{again}"
     if kind == "stage:progress":
-        message = escape(str(p.get("message") or ""))
+        message = escape(redact(str(p.get("message") or "")))
         return f"  {stage} [dim]{round(float(p.get('progress', 0)) * 100)}%[/] {message}".rstrip()
     if kind == "stage:completed":
         return f"[green]✔[/] {stage} completed in {_ms(p.get('duration_ms'))}"
     if kind == "stage:suspended":
         return f"[blue]⏸[/] {stage} suspended; next check at {_clock(p.get('next_poll_at'))}"
     if kind == "stage:failed":
-        error = escape(str(p.get("error", "")))
+        error = escape(redact(str(p.get("error", ""))))
         if p.get("retry_at"):
             return f"[yellow]↻[/] {stage} failed: {error} — retrying at {_clock(p['retry_at'])}"
         return f"[red]✖[/] {stage} failed: {error}"
     if kind == "workflow:cancelled":
-        return f"[red]■[/] run cancelled {escape(str(p.get('reason') or ''))}".rstrip()
+        return f"[red]■[/] run cancelled {escape(redact(str(p.get('reason') or '')))}".rstrip()
     return None
 
 

@@ -2,13 +2,16 @@
 
 Every command works on the database alone, so it can be pointed at the one
 the workers use. `--json` prints what tools need; the text forms are for people.
+`runs show` redacts secrets from the errors and log lines it prints, though the
+kernel stores them redacted already: rows written before that, or by other
+code, must not leak either.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import click
@@ -33,7 +36,9 @@ from wfc.runtime.adapters.sql import SqlStorage
 from wfc.runtime.commands import RunCancel, RunCreate, RunRerunFrom
 from wfc.runtime.hosts import MaintenanceSettings, maintenance_tick
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.kernel.invoke import stage_artifacts
 from wfc.runtime.records import AIStats, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.redact import redact, redact_data
 from wfc.runtime.registry import WorkflowMap
 
 T = TypeVar("T")
@@ -100,17 +105,27 @@ def list_command(
     _console().print(table if runs else "no runs")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Shown:
+    """What `runs show` reads: the run, its stages with their AI spending and artifacts
+    (`{stage_id: {name: blob key}}`), and its log lines when asked for."""
+
+    run: RunRecord
+    stages: list[StageRecord]
+    costs: dict[str, AIStats]
+    artifacts: dict[str, dict[str, str]]
+    lines: list[LogRecord]
+
+
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--logs", is_flag=True, help="Also print the stages' log lines.")
 @db_option
 @json_option
 def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> None:
-    """A run with its stages: status, duration, attempts, errors and AI cost."""
+    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts."""
 
-    async def read(
-        kernel: Kernel, storage: SqlStorage
-    ) -> tuple[RunRecord, list[StageRecord], dict[str, AIStats], list[LogRecord]]:
+    async def read(kernel: Kernel, storage: SqlStorage) -> _Shown:
         db = kernel.deps.persistence
         run = await db.get_run(run_id)
         if run is None:
@@ -120,37 +135,55 @@ def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> 
             s.stage_id: await storage.ai_calls.stats(f"workflow.{run_id}.stage.{s.stage_id}")
             for s in stages
         }
-        return run, stages, costs, (await db.logs_of_run(run_id)) if logs else []
+        artifacts = {s.stage_id: await stage_artifacts(kernel.deps.blobs, run, s) for s in stages}
+        lines = (await db.logs_of_run(run_id)) if logs else []
+        return _Shown(run=run, stages=stages, costs=costs, artifacts=artifacts, lines=lines)
 
-    run, stages, costs, lines = _with_kernel(db_url, read)
-    stage_of_record = {s.id: s.stage_id for s in stages}
-    stage_rows = [
-        {
-            "stage_id": s.stage_id,
-            "name": s.stage_name,
-            "status": s.status.value,
-            "attempts": s.attempt,
-            "duration_ms": s.duration_ms,
-            "error": s.error,
-            "cost": costs[s.stage_id].total_cost,
-            "tokens": costs[s.stage_id].total_input_tokens + costs[s.stage_id].total_output_tokens,
-        }
-        for s in stages
-    ]
+    shown = _with_kernel(db_url, read)
     if as_json:
-        body = run_json(run) | {"stages": stage_rows}
-        if logs:
-            body["logs"] = [
-                {
-                    "stage_id": stage_of_record.get(line.stage_record_id or ""),
-                    "level": line.level,
-                    "message": line.message,
-                    "fields": line.fields,
-                }
-                for line in lines
-            ]
-        print_json(body)
-        return
+        _print_show_json(shown, logs)
+    else:
+        _print_show_text(shown)
+
+
+def _print_show_json(shown: _Shown, logs: bool) -> None:
+    stage_of_record = {s.id: s.stage_id for s in shown.stages}
+    costs = shown.costs
+    body = run_json(shown.run) | {
+        "error": redact_data(shown.run.error),
+        "stages": [
+            {
+                "stage_id": s.stage_id,
+                "name": s.stage_name,
+                "status": s.status.value,
+                "attempts": s.attempt,
+                "duration_ms": s.duration_ms,
+                "error": None if s.error is None else redact(s.error),
+                "cost": costs[s.stage_id].total_cost,
+                "tokens": costs[s.stage_id].total_input_tokens
+                + costs[s.stage_id].total_output_tokens,
+                "artifacts": [
+                    {"name": name, "key": key} for name, key in shown.artifacts[s.stage_id].items()
+                ],
+            }
+            for s in shown.stages
+        ],
+    }
+    if logs:
+        body["logs"] = [
+            {
+                "stage_id": stage_of_record.get(line.stage_record_id or ""),
+                "level": line.level,
+                "message": redact(line.message),
+                "fields": redact_data(line.fields),
+            }
+            for line in shown.lines
+        ]
+    print_json(body)
+
+
+def _print_show_text(shown: _Shown) -> None:
+    run, costs = shown.run, shown.costs
     console = _console()
     console.print(
         f"run {run.id}  [bold]{run.workflow_id}[/]  {run.status.value}  {_ms(run.duration_ms)}"
@@ -158,21 +191,35 @@ def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> 
         highlight=False,
     )
     if run.error:
-        console.print(f"[red]error:[/] {escape(str(run.error.get('message', run.error)))}")
+        message = str(run.error.get("message", run.error))
+        console.print(f"[red]error:[/] {escape(redact(message))}")
     table = Table("stage", "status", "attempts", "duration", "cost", "error")
-    for stage in stages:
+    for stage in shown.stages:
         table.add_row(
             stage.stage_id,
             stage.status.value,
             str(stage.attempt),
             _ms(stage.duration_ms),
             f"${costs[stage.stage_id].total_cost:.4f}",
-            escape(stage.error or ""),
+            escape(redact(stage.error or "")),
         )
     console.print(table)
-    for line in lines:
+    listed = [
+        (stage_id, name, key)
+        for stage_id, named in shown.artifacts.items()
+        for name, key in named.items()
+    ]
+    if listed:
+        artifacts = Table("stage", "artifact", Column("blob key", overflow="fold"))
+        for stage_id, name, key in listed:
+            artifacts.add_row(stage_id, escape(name), escape(key))
+        console.print(artifacts)
+    stage_of_record = {s.id: s.stage_id for s in shown.stages}
+    for line in shown.lines:
         where = stage_of_record.get(line.stage_record_id or "", "-")
-        console.print(f"[dim]{where}[/] {line.level} {escape(line.message)}", highlight=False)
+        console.print(
+            f"[dim]{where}[/] {line.level} {escape(redact(line.message))}", highlight=False
+        )
 
 
 @runs_group.command("create")

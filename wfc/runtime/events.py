@@ -104,12 +104,14 @@ class StageFailed(_Event):
 
 
 class StageProgress(_Event):
-    """Progress a stage reported (`progress` from 0 to 1), stored with its outcome."""
+    """Progress a stage reported (`progress` from 0 to 1), stored with its outcome;
+    `details` is the JSON data the stage passed with it (`ctx.progress(details=...)`)."""
 
     type: Literal["stage:progress"] = "stage:progress"
     stage_id: str
     progress: float
     message: str | None = None
+    details: dict[str, Any] | None = None
 
 
 Event = Annotated[

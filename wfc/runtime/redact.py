@@ -5,10 +5,12 @@ connected to, would otherwise put an API key or a database password into the
 stage row, the job's last error, the run's error, the logs, the outbox (and so
 every plugin) and the terminal. `redact` masks, in any text:
 
-- the value of every environment variable that names a secret: the provider
-  keys the AI helper reads (`PROVIDER_KEY_VARIABLES`), and any name with an
-  `API_KEY`, `TOKEN`, `SECRET` or `PASSWORD` part (`GITHUB_TOKEN`,
-  `AWS_SECRET_ACCESS_KEY`, `DB_PASSWORD`); values shorter than
+- the value of every environment variable whose name says it holds a secret:
+  one ending in `API_KEY`, `TOKEN`, `SECRET`, `PASSWORD` or `PASSWD`, or with
+  one of those between underscores (`OPENAI_API_KEY`, `GITHUB_TOKEN`,
+  `PGPASSWORD`, `AWS_SECRET_ACCESS_KEY`). That covers every provider key the
+  AI helper reads (`wfc.runtime.ai.secrets.KEY_VARIABLES`, which needs the
+  optional `ai` extra to import; a test pins it). Values shorter than
   `MIN_SECRET_LENGTH` are left alone, since masking "dev" or "1" everywhere
   would garble messages and protect nothing;
 - the password of a URL: `postgresql://app:hunter2@db/x` becomes
@@ -35,22 +37,6 @@ from typing import Any
 MASK = "***"
 MIN_SECRET_LENGTH = 6
 
-# The variables the AI helper reads its providers' keys from (wfc.runtime.ai.secrets, which
-# needs the optional `ai` extra to import); listed here so redaction works without it.
-PROVIDER_KEY_VARIABLES = frozenset(
-    {
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "GOOGLE_API_KEY",
-        "GEMINI_API_KEY",
-        "GROQ_API_KEY",
-        "MISTRAL_API_KEY",
-        "CO_API_KEY",
-        "COHERE_API_KEY",
-        "OPENROUTER_API_KEY",
-        "VOYAGE_API_KEY",
-    }
-)
 # A word that says a variable holds a secret, ending its name (`MY_API_KEY`, `HF_TOKEN`,
 # `PGPASSWORD`) or as a part of it between underscores (`AWS_SECRET_ACCESS_KEY`).
 _SECRET_WORD = "(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)"
@@ -64,8 +50,7 @@ _cache_values: tuple[str, ...] = ()
 
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable of this name holds a secret to keep out of text."""
-    upper = name.upper()
-    return upper in PROVIDER_KEY_VARIABLES or _SECRET_NAME.search(upper) is not None
+    return _SECRET_NAME.search(name.upper()) is not None
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -103,8 +88,13 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
         if value in text:
             text = text.replace(value, MASK)
     if "://" in text:
-        text = _URL_PASSWORD.sub(rf"\g<head>{MASK}@", text)
+        text = _URL_PASSWORD.sub(_mask_password, text)
     return text
+
+
+def _mask_password(match: re.Match[str]) -> str:
+    # A function, not a `\g<head>` template: the template is parsed again on each call.
+    return f"{match['head']}{MASK}@"
 
 
 def redact_data(value: Any) -> Any:

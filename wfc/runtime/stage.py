@@ -3,8 +3,12 @@
 Generated `_stages.py` files subclass these with concrete types, so a user's
 `execute(self, ctx: ExtractContext) -> ExtractOutput` is checked by mypy
 against the workflow's schemas. The kernel supplies a `StageServices`
-implementation (logging, progress, blobs); `RecordingServices` keeps them in
-memory, which is what unit tests of a single stage want.
+implementation (logging, progress, artifacts, blobs); `RecordingServices`
+keeps them in memory, which is what unit tests of a single stage want.
+
+Progress details and JSON artifacts are checked to be JSON data when the stage
+passes them, so a mistake fails at the line that made it, not later in the
+kernel where the call is long gone.
 
 "async" in `AsyncStage` means the stage may suspend and be polled later
 (the seed's async-batch mode). Either kind may implement `execute` as a plain
@@ -13,6 +17,9 @@ memory, which is what unit tests of a single stage want.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Typ
 
 from pydantic import BaseModel
 
-from wfc.errors import MissingStageOutputError, WfcError
+from wfc.errors import MissingStageOutputError, NonRetryableError, WfcError
 
 if TYPE_CHECKING:  # the AI helper needs the optional `ai` extra (pydantic-ai)
     from wfc.runtime.ai import AIHelper
@@ -34,6 +41,81 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 CtxT = TypeVar("CtxT", bound="StageContext[Any, Any, Any]")
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+JsonData = dict[str, Any] | list[Any] | str | int | float | bool | None
+
+ARTIFACT_NAME_MAX = 128
+_ARTIFACT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class StageUsageError(NonRetryableError, ValueError):
+    """Stage code called its context wrongly: an artifact name that is not a plain file
+    name, progress details or an artifact that are not JSON data.
+
+    It fails the stage at once, since trying again would run the same code.
+    """
+
+
+def json_data(value: Any, what: str) -> Any:
+    """A copy of `value` made only of JSON data (dicts with str keys, lists, str, int,
+    finite floats, bools, None; tuples become lists), so later changes the stage makes
+    to its own objects do not reach what was reported; `StageUsageError` naming the
+    first part that is not, and where it is."""
+    return _json_copy(value, what)
+
+
+def _json_copy(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise StageUsageError(f"{path} is {value}, which JSON cannot hold")
+        return value
+    if isinstance(value, dict):
+        copied: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise StageUsageError(
+                    f"{path} has the key {key!r} ({type(key).__name__}); JSON keys are str"
+                )
+            copied[key] = _json_copy(item, f"{path}[{key!r}]")
+        return copied
+    if isinstance(value, list | tuple):
+        return [_json_copy(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise StageUsageError(
+        f"{path} is a {type(value).__name__}, which is not JSON data "
+        "(use dicts, lists, str, int, float, bool or None; convert it, e.g. to a str)"
+    )
+
+
+def check_artifact_name(name: str) -> str:
+    """`name` if it can name an artifact: a plain file name of letters, digits, `.`, `_`
+    and `-`, starting with a letter or digit, without `..`, at most `ARTIFACT_NAME_MAX`
+    characters. It becomes the last part of a blob key, so a separator or `..` could
+    reach another stage's keys, or out of a file-system store's directory."""
+    if not isinstance(name, str) or not name:
+        raise StageUsageError(f"an artifact name must be a non-empty str, not {name!r}")
+    if len(name) > ARTIFACT_NAME_MAX:
+        raise StageUsageError(
+            f"artifact name {name[:20]!r}… is {len(name)} characters; "
+            f"at most {ARTIFACT_NAME_MAX} are allowed"
+        )
+    if _ARTIFACT_NAME.fullmatch(name) is None or ".." in name:
+        raise StageUsageError(
+            f"artifact name {name!r} is not a plain file name: use letters, digits, '.', '_' "
+            "and '-', start with a letter or digit, no '/', '\\' or '..' (e.g. 'report.html')"
+        )
+    return name
+
+
+def artifact_bytes(name: str, data: bytes | JsonData) -> bytes:
+    """What is stored for an artifact: bytes as they are, a str as UTF-8, any other
+    value as compact JSON (checked to be JSON data)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode()
+    copied = json_data(data, f"artifact {name!r}")
+    return json.dumps(copied, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class BlobAccess(Protocol):
@@ -58,8 +140,14 @@ class StageServices(Protocol):
     def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
         """Persist one log line for this stage."""
 
-    def progress(self, fraction: float, message: str | None) -> None:
-        """Report progress between 0 and 1."""
+    def progress(
+        self, fraction: float, message: str | None, details: dict[str, Any] | None
+    ) -> None:
+        """Report progress between 0 and 1, with JSON `details` (already checked)."""
+
+    def artifact(self, name: str, data: bytes) -> None:
+        """Keep a named artifact of this attempt (name already checked); a later call with
+        the same name replaces it."""
 
     def metric(self, name: str, value: float) -> None:
         """Record a custom metric (e.g. `total_cost`, `total_tokens`)."""
@@ -118,6 +206,8 @@ class RecordingServices:
 
     logs: list[tuple[LogLevel, str, dict[str, Any]]] = field(default_factory=list)
     progress_reports: list[tuple[float, str | None]] = field(default_factory=list)
+    progress_details: list[dict[str, Any] | None] = field(default_factory=list)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     store: MemoryBlobs = field(default_factory=MemoryBlobs)
     helper: AIHelper | None = None
@@ -125,8 +215,14 @@ class RecordingServices:
     def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
         self.logs.append((level, message, dict(fields)))
 
-    def progress(self, fraction: float, message: str | None) -> None:
+    def progress(
+        self, fraction: float, message: str | None, details: dict[str, Any] | None
+    ) -> None:
         self.progress_reports.append((fraction, message))
+        self.progress_details.append(details)
+
+    def artifact(self, name: str, data: bytes) -> None:
+        self.artifacts[name] = data
 
     def metric(self, name: str, value: float) -> None:
         self.metrics[name] = value
@@ -193,9 +289,34 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         """Write a log line attached to this stage of this run."""
         self._services.log(level, message, fields)
 
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        """Report progress (0–1), shown live by `wfc run` and stored as an event."""
-        self._services.progress(min(max(fraction, 0.0), 1.0), message)
+    def progress(
+        self,
+        fraction: float,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Report progress (0–1), shown live by `wfc run` and stored as a `stage:progress`
+        event; `details` (JSON data, e.g. `{"done": 3, "total": 10}`) ride on the event for
+        plugins and tools. Raises `StageUsageError` when `details` is not JSON data."""
+        if details is not None and not isinstance(details, dict):
+            raise StageUsageError(f"progress details must be a dict, not {type(details).__name__}")
+        copied = None if details is None else json_data(details, "progress details")
+        self._services.progress(min(max(fraction, 0.0), 1.0), message, copied)
+
+    def artifact(self, name: str, data: bytes | JsonData) -> None:
+        """Keep a named result of this attempt besides its output: a report, a CSV, a
+        model's raw answer. `data` is bytes, a str (stored as UTF-8) or other JSON data
+        (stored as JSON). Naming one twice keeps the last.
+
+        Artifacts are stored in the blob store when the attempt succeeds (or suspends),
+        before its outcome is recorded, and `wfc runs show` lists those of the attempt
+        that committed; an attempt that fails stores none. They are held in memory
+        until then, so write payloads too large for that to `ctx.blobs` instead.
+        Raises `StageUsageError` for a name that is not a plain file name
+        (`check_artifact_name`) or data that is not JSON.
+        """
+        self._services.artifact(check_artifact_name(name), artifact_bytes(name, data))
 
     def metric(self, name: str, value: float) -> None:
         """Record a custom metric on the stage; `total_cost`/`total_tokens` add up into the run."""

@@ -6,6 +6,20 @@ worker thread so they never block the event loop; `async def` ones are
 awaited. A timeout abandons a thread-run method (Python cannot kill a thread)
 but the attempt counts as failed at once. Outputs are validated against the
 stage's output model on every path.
+
+What leaves here for storage is redacted (`wfc.runtime.redact`): a failure's
+error, log lines and progress reports. Stage code quotes whatever it was
+handed, and an API key in an exception message would otherwise reach the
+stage row, the job, the run's error, the logs and every outbox subscriber.
+
+Artifacts (`ctx.artifact`) are kept per attempt, under
+`<stage prefix>artifacts/<generation>.<attempt>/<name>`: an attempt writes
+them only once its body succeeded or suspended, before its outcome is
+recorded, and never under another attempt's key. So a failed attempt leaves
+none, and an attempt that turns out to be a ghost (its run stopped, or a later
+delivery took the stage over and committed) cannot overwrite the committed
+attempt's: `stage_artifacts` lists those of the attempt the stage row names,
+which is the one whose outcome the row holds.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import asyncio
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +38,9 @@ from wfc.errors import NonRetryableError, RetryStage, WfcError, validation_probl
 from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
 from wfc.runtime.kernel.deps import Deps
-from wfc.runtime.kernel.rows import write_log
-from wfc.runtime.records import LogLevel, RunRecord, StageRecord
+from wfc.runtime.kernel.rows import stage_prefix, write_log
+from wfc.runtime.records import LogLevel, RunRecord, StageRecord, Status
+from wfc.runtime.redact import redact, redact_data
 from wfc.runtime.stage import (
     AsyncStage,
     BlobAccess,
@@ -42,14 +57,16 @@ from wfc.runtime.workflow import Workflow
 
 if TYPE_CHECKING:
     from wfc.runtime.ai import AIHelper
+    from wfc.runtime.ports import BlobStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Progress:
-    """One `ctx.progress` call."""
+    """One `ctx.progress` call (message and details redacted)."""
 
     fraction: float
     message: str | None
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,11 +104,13 @@ Outcome = Produced | Suspended | NotYet | Failure
 
 @dataclass(slots=True)
 class Report:
-    """An outcome with what the stage reported along the way."""
+    """An outcome with what the stage reported along the way; `artifacts` maps the names
+    of the artifacts this attempt stored to their blob keys."""
 
     outcome: Outcome
     progress: list[Progress] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
 
 
 class _InputUnavailable(Exception):
@@ -99,7 +118,8 @@ class _InputUnavailable(Exception):
 
 
 class _Services:
-    """`StageServices` for one execution: logs are written as they happen, from any thread."""
+    """`StageServices` for one execution: logs are written as they happen, from any thread;
+    artifacts are held until the outcome is known (`store_artifacts`)."""
 
     def __init__(self, deps: Deps, run_id: str, stage_record_id: str, topic: str) -> None:
         self._deps = deps
@@ -111,23 +131,35 @@ class _Services:
         self._pending: set[asyncio.Task[None]] = set()
         self.progress_reports: list[Progress] = []
         self.metrics: dict[str, float] = {}
+        self.artifacts: dict[str, bytes] = {}
 
     def log(self, level: LogLevel, message: str, fields: Mapping[str, Any]) -> None:
         record = write_log(
             self._deps,
             self._run_id,
             level,
-            message,
+            redact(message),
             stage_record_id=self._record_id,
-            fields=dict(fields),
+            fields=redact_data(dict(fields)),
         )
         if _on_loop(self._loop):
             self._pending.add(self._loop.create_task(record))
         else:  # a stage running in a worker thread: wait until the line is written
             asyncio.run_coroutine_threadsafe(record, self._loop).result()
 
-    def progress(self, fraction: float, message: str | None) -> None:
-        self.progress_reports.append(Progress(fraction=fraction, message=message))
+    def progress(
+        self, fraction: float, message: str | None, details: dict[str, Any] | None
+    ) -> None:
+        self.progress_reports.append(
+            Progress(
+                fraction=fraction,
+                message=None if message is None else redact(message),
+                details=None if details is None else redact_data(details),
+            )
+        )
+
+    def artifact(self, name: str, data: bytes) -> None:
+        self.artifacts[name] = data
 
     def metric(self, name: str, value: float) -> None:
         self.metrics[name] = value
@@ -175,9 +207,53 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def describe_error(error: BaseException) -> str:
-    """`ClassName: message`, or just the message for a bare `Exception`."""
+    """`ClassName: message`, or just the message for a bare `Exception` (not redacted yet:
+    `run_execute` and `run_check` redact every failure they return, whatever made it)."""
     text = str(error) or repr(error)
     return text if type(error) is Exception else f"{type(error).__name__}: {text}"
+
+
+def _redacted(outcome: Outcome) -> Outcome:
+    """The outcome with its error redacted: every failure passes here, whether stage code
+    raised it, returned `Failed(error)` or returned an output that quotes its input."""
+    return (
+        replace(outcome, error=redact(outcome.error)) if isinstance(outcome, Failure) else outcome
+    )
+
+
+def artifact_prefix(run: RunRecord, stage_id: str, generation: int, attempt: int) -> str:
+    """Where one attempt of one stage keeps its artifacts. The generation is part of it
+    because a rerun numbers attempts from 1 again, while a ghost of the previous
+    generation may still be writing."""
+    return f"{stage_prefix(run, stage_id)}artifacts/{generation}.{attempt}/"
+
+
+async def stage_artifacts(blobs: BlobStore, run: RunRecord, row: StageRecord) -> dict[str, str]:
+    """`{name: blob key}` of the artifacts of the attempt a stage committed, sorted by name:
+    a COMPLETED stage's, or a SUSPENDED one's `execute` (its artifacts stay listed once
+    it completes). Other stages have committed no attempt, so none."""
+    if row.status not in (Status.COMPLETED, Status.SUSPENDED):
+        return {}
+    prefix = artifact_prefix(run, row.stage_id, row.generation, row.attempt)
+    return {key.removeprefix(prefix): key for key in sorted(await blobs.list(prefix))}
+
+
+async def store_artifacts(
+    deps: Deps, prefix: str, artifacts: Mapping[str, bytes]
+) -> tuple[dict[str, str], Failure | None]:
+    """Write an attempt's artifacts under `prefix`; their keys, or the failure of the attempt
+    when one cannot be stored (retryable: the blob store's trouble is likely passing)."""
+    keys: dict[str, str] = {}
+    for name, data in artifacts.items():
+        key = prefix + name
+        try:
+            await deps.blobs.put(key, data)
+        except Exception as error:
+            return keys, Failure(
+                error=f"could not store artifact {name!r}: {describe_error(error)}"
+            )
+        keys[name] = key
+    return keys, None
 
 
 def resolve_input(
@@ -317,7 +393,17 @@ async def run_execute(
         )
     else:
         outcome = _coerce_output(cls, stage.id, result)
-    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
+    stored: dict[str, str] = {}
+    if isinstance(outcome, Produced | Suspended) and services.artifacts:
+        prefix = artifact_prefix(run, stage.id, row.generation, attempt)
+        stored, failure = await store_artifacts(deps, prefix, services.artifacts)
+        outcome = failure or outcome
+    return Report(
+        outcome=_redacted(outcome),
+        progress=services.progress_reports,
+        metrics=metrics,
+        artifacts=stored,
+    )
 
 
 async def run_check(
@@ -362,7 +448,7 @@ async def run_check(
                 "expected Ready, NotReady or Failed",
                 retryable=False,
             )
-    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
+    return Report(outcome=_redacted(outcome), progress=services.progress_reports, metrics=metrics)
 
 
 def suspend_times(
@@ -392,6 +478,7 @@ def progress_events(run_id: str, stage_id: str, report: Report, now: datetime) -
             stage_id=stage_id,
             progress=p.fraction,
             message=p.message,
+            details=p.details,
         )
         for p in report.progress
     ]
