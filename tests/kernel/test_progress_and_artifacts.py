@@ -295,3 +295,13 @@ async def test_a_suspended_stage_s_artifacts_are_listed_once_it_completes(
     assert (await tk.drive(run_id)).status is Status.COMPLETED
     assert (await stage_of(tk, run_id, "submit")).status is Status.COMPLETED
     assert await _artifacts(tk, run_id, "submit") == expected
+
+
+def test_the_testing_example_in_the_stages_docs_runs() -> None:
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).parents[2] / "docs" / "stages.md"
+    example = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[-1]
+    assert "RecordingServices" in example
+    exec(compile(example, str(page), "exec"), {})
