@@ -36,9 +36,10 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -168,14 +169,10 @@ class Injector:
     faults: list[Fault] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _paused: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tick(self, progress: float) -> None:
         """Called often; resumes pauses that are due and sometimes injects a fault."""
-        now = wall_clock()
-        for fault in list(self._paused):
-            if fault.until is not None and now >= fault.until:
-                self.fleet.resume(fault.target)
-                self._paused.remove(fault)
         if self.restarts and progress >= 0.4:
             self.restarts -= 1
             self._restart()
@@ -200,6 +197,11 @@ class Injector:
             fault = Fault("SIGSTOP", target, wall_clock(), pid, wall_clock() + self.pause_seconds)
             self.faults.append(fault)
             self._paused.append(fault)
+            # On a timer of its own: the loop that calls `tick` may itself wait on a lock the
+            # paused worker holds (a SQLite write lock), which would stretch the pause.
+            timer = threading.Timer(self.pause_seconds, self._resume, (fault,))
+            timer.daemon = True
+            timer.start()
 
     def _restart(self) -> None:
         others = others_on_server(self.db_name)
@@ -214,10 +216,17 @@ class Injector:
         self.faults.append(Fault("restart", "postgres", at))
         self.notes.append(f"PostgreSQL restarted, accepting connections again after {away:.1f} s")
 
+    def _resume(self, fault: Fault) -> None:
+        with self._lock:
+            if fault in self._paused:
+                self._paused.remove(fault)
+                self.fleet.resume(fault.target)
+
     def finish(self) -> None:
-        for fault in self._paused:
-            self.fleet.resume(fault.target)
-        self._paused.clear()
+        with self._lock:
+            for fault in self._paused:
+                self.fleet.resume(fault.target)
+            self._paused.clear()
 
 
 # -- the measurement ---------------------------------------------------------------------------
@@ -404,9 +413,13 @@ def run_case(database: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
             "finished": all_done_at is not None,
             "elapsed_s": elapsed,
             "create_s": created,
+            "faults": [asdict(f) for f in injector.faults],
         }
         if all_done_at is None:
-            figures["notes"].append(f"not all runs ended within --timeout {args.timeout:.0f} s")
+            figures["notes"].append(
+                f"not all runs ended within --timeout {args.timeout:.0f} s; the workers' "
+                f"last lines:\n{fleet.logs(3)}"
+            )
         return figures
     finally:
         fleet.close()
@@ -456,14 +469,19 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600, help="seconds, per database")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=HERE / "faults_results.json")
+    parser.add_argument("--keep", type=Path, help="keep the ledger, logs and SQLite file here")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 30)
     print(f"seed {args.seed}", file=sys.stderr)
     rows = []
     for database in args.database or ("sqlite", "postgres"):
-        with tempfile.TemporaryDirectory() as tmp:
-            row = run_case(database, args, Path(tmp))
+        if args.keep:
+            (args.keep / database).mkdir(parents=True, exist_ok=True)
+            row = run_case(database, args, args.keep / database)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                row = run_case(database, args, Path(tmp))
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     args.out.write_text(json.dumps({"seed": args.seed, "results": rows}, indent=2))
