@@ -1,12 +1,16 @@
 """`wfc run`: compile when needed, run one workflow in this process, show it live.
 
 The run is durable like any other (it lives in the database), so an
-interrupted `wfc run` loses nothing: a `wfc worker` on the same database
-finishes it.
+interrupted `wfc run` loses nothing: on Ctrl-C or SIGTERM it hands the stages it
+was running back to the queue, names the run and exits 130 or 143, and a
+`wfc worker` on the same database finishes it. It runs its own run only: other
+runs in the database are left to the workers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +38,11 @@ from wfc.runtime.records import Status
 from wfc.runtime.registry import WorkflowMap
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class _Terminated(Exception):
+    """SIGTERM: the run was left to the workers, its stages released."""
 
 
 def summary(run: RunSnapshot) -> dict[str, Any]:
@@ -93,6 +102,7 @@ def run_command(
     workflow = registry.get(chosen)
     assert workflow is not None
     console = Console(stderr=True)
+    created: list[str] = []
     try:
         run = run_leaving_threads(
             _run(
@@ -104,11 +114,15 @@ def run_command(
                 timeout,
                 console,
                 len(workflow.plan.stages),
+                created,
             )
         )
     except KeyboardInterrupt:
-        console.print("interrupted: the run is kept; `wfc worker` on this database finishes it")
+        console.print(_left(created, "interrupted"), highlight=False, soft_wrap=True)
         exit_leaving_threads(EXIT_INTERRUPTED)
+    except _Terminated:
+        console.print(_left(created, "terminated"), highlight=False, soft_wrap=True)
+        exit_leaving_threads(EXIT_TERMINATED)
     if as_json:
         print_json(summary(run))
     exit_leaving_threads(_report(run, console, as_json))
@@ -123,6 +137,49 @@ async def _run(
     timeout: float | None,
     console: Console,
     total_stages: int,
+    created: list[str],
+) -> RunSnapshot:
+    main = asyncio.current_task()
+    assert main is not None
+    terminated: list[bool] = []
+
+    def on_sigterm() -> None:  # stop as Ctrl-C does: the host's cleanup releases its stages
+        if not terminated:
+            terminated.append(True)
+            main.cancel()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        return await _run_here(
+            registry,
+            workflow_id,
+            run_input,
+            config,
+            db_url,
+            timeout,
+            console,
+            total_stages,
+            created,
+        )
+    except asyncio.CancelledError:
+        if terminated:
+            raise _Terminated from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_here(
+    registry: WorkflowMap,
+    workflow_id: str,
+    run_input: dict[str, Any],
+    config: dict[str, Any],
+    db_url: str | None,
+    timeout: float | None,
+    console: Console,
+    total_stages: int,
+    created: list[str],
 ) -> RunSnapshot:
     async with opened_storage(db_url, worker_id="wfc-run") as storage:
         kernel = kernel_for(storage, registry)
@@ -134,6 +191,7 @@ async def _run(
                     run_input,
                     config=config,
                     on_change=display.on_change,
+                    on_created=created.append,
                     timeout=None if timeout is None else timedelta(seconds=timeout),
                 )
             except InvalidRunInputError as error:
@@ -141,6 +199,17 @@ async def _run(
                 raise  # refuse_input exits; this line is never reached
             except TimeoutError as error:
                 raise click.ClickException(f"{error}; a `wfc worker` can finish it") from None
+
+
+def _left(created: list[str], what: str) -> str:
+    """The one line `wfc run` ends with when stopped before its run finished."""
+    if not created:
+        return f"{what} before the run was created"
+    run_id = created[0]
+    return (
+        f"{what}: the run is kept ({run_id}), its running stages released for a `wfc worker` "
+        f"on this database to finish; follow it with `wfc runs show {run_id}`"
+    )
 
 
 def _report(run: RunSnapshot, console: Console, as_json: bool) -> int:

@@ -1,8 +1,11 @@
 """`run_and_wait`: create a run and wait for its end, for scripts, tests and `wfc run` (spec §9.3).
 
 Without a host it starts a `WorkerHost` in this process for the duration of
-the call (and stops it, also on errors), so a script needs nothing else
-running. With a host already serving, it only creates the run and watches it.
+the call (and stops it, also on errors, releasing the stages it was running), so
+a script needs nothing else running. That host serves the new run only: other
+runs in the database are for the workers serving it, and a `wfc run` stopped
+early must not leave their stages behind. With a host already serving, it only
+creates the run and watches it.
 """
 
 from __future__ import annotations
@@ -141,14 +144,16 @@ async def run_and_wait(
     concurrency: int = 4,
     poll_interval: timedelta = timedelta(milliseconds=50),
     on_change: OnChange | None = None,
+    on_created: Callable[[str], None] | None = None,
     timeout: timedelta | None = None,
 ) -> RunSnapshot:
     """Create a run, make sure a worker drives it, and return it finished.
 
-    Without `host`, a worker with `concurrency` slots runs in this process for
-    the duration of the call. Bad input raises `InvalidRunInputError` before anything is created. The
-    finished run's `status` tells success from failure; this never raises
-    for a run that failed.
+    Without `host`, a worker with `concurrency` slots runs this run (and no other)
+    in this process for the duration of the call. Bad input raises
+    `InvalidRunInputError` before anything is created; `on_created` is told the
+    new run's id at once (to name it should the call be cancelled). The finished
+    run's `status` tells success from failure; this never raises for a run that failed.
     """
     created = await kernel.dispatch(
         RunCreate(
@@ -159,6 +164,8 @@ async def run_and_wait(
             priority=priority,
         )
     )
+    if on_created is not None:
+        on_created(created.workflow_run_id)
     own_host = host is None
     worker = host or WorkerHost(
         kernel,
@@ -167,6 +174,7 @@ async def run_and_wait(
         orchestration_interval=OWN_HOST_TICK,
         job_poll_interval=poll_interval,
         shutdown_grace=OWN_HOST_GRACE,
+        run_id=created.workflow_run_id,
     )
     try:
         await worker.start()

@@ -145,7 +145,8 @@ async def process_job(
         except RunEndedError as ended:
             error = str(ended)
             log.info("job %s abandoned: %s", job.id, error, extra={"job_id": job.id})
-            await kernel.deps.jobs.fail(job.id, error, retry_at=None)  # nothing to transition
+            fence = None if delivery_may_repeat else job.attempt
+            await kernel.deps.jobs.fail(job.id, error, retry_at=None, attempt=fence)
             return JobOutcome(outcome="failed", error=error)
 
 
@@ -154,6 +155,10 @@ async def _process_job(
 ) -> JobOutcome:
     jobs = kernel.deps.jobs
     config = job.payload.get("config") or {}
+    # Queue writes are fenced on the delivery this host leased; a job that arrived as a
+    # message was never leased in the queue (its attempt is the message's), so its writes
+    # cannot be, and its idempotency key is what keeps a repeated delivery from counting.
+    fence = None if keyed else job.attempt
     async with heartbeat(kernel, job.id, heartbeat_every, run_id=job.run_id if watch else None):
         result = await kernel.dispatch(
             JobExecute(
@@ -164,7 +169,7 @@ async def _process_job(
                 attempt=max(job.attempt, 1),
                 idempotency_key=idempotency_key(job) if keyed else None,
                 transition=True,
-                job_id=job.id,
+                job_id=None if keyed else job.id,  # see `fence`
             )
         )
     if result.outcome == "completed":
@@ -176,15 +181,15 @@ async def _process_job(
         if result.transition is None:
             await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         if not result.job_completed:
-            await jobs.complete(job.id, attempt=job.attempt)
+            await jobs.complete(job.id, attempt=fence)
         return JobOutcome(outcome="completed")
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
-        await jobs.suspend(job.id, next_poll, attempt=job.attempt)
+        await jobs.suspend(job.id, next_poll, attempt=fence)
         return JobOutcome(outcome="suspended", next_poll_at=next_poll)
     error = result.error or "Unknown error"
     retry_at = None if result.ghost else result.retry_at
-    retried = await jobs.fail(job.id, error, retry_at=retry_at, attempt=job.attempt)
+    retried = await jobs.fail(job.id, error, retry_at=retry_at, attempt=fence)
     if not retried and not result.ghost:
         await _transition_after_final_failure(kernel, job)
     return JobOutcome(outcome="failed", error=error, retried=retried)
@@ -258,10 +263,36 @@ class TickResult:
     stuck_reaped: int = 0
     errors: list[str] = field(default_factory=list)
     failure: Exception | None = None  # the first error, for a host that handles them itself
+    next_poll_at: datetime | None = None  # when a stage the poll checked is due again
 
 
 def _ms(delta: timedelta) -> int:
     return int(delta / timedelta(milliseconds=1))
+
+
+async def poll_suspended(kernel: Kernel, max_checks: int, *, quiet: bool = False) -> TickResult:
+    """Check due suspended stages and transition the runs they resumed (the poll's own
+    commit moves most on; one whose group also holds a failed stage needs this); the
+    result's `next_poll_at` says when to poll again. A host calls this alone when a stage
+    is due, rather than waiting for a full maintenance tick. A run whose transition
+    fails is left to the stuck-run reaper; the others still move on."""
+    polled = TickResult()
+    result = await kernel.dispatch(StagePollSuspended(max_checks=max_checks))
+    polled.suspended_checked = result.checked
+    polled.next_poll_at = result.next_due_at
+    for run_id in result.resumed_workflow_run_ids:
+        try:
+            await kernel.dispatch(RunTransition(workflow_run_id=run_id))
+        except Exception as error:
+            polled.errors.append("poll")
+            polled.failure = polled.failure or error
+            if not quiet:
+                log.exception(
+                    "transition of resumed run %s failed; the stuck-run reaper will move it",
+                    run_id,
+                    extra={"run_id": run_id},
+                )
+    return polled
 
 
 async def maintenance_tick(
@@ -289,22 +320,11 @@ async def maintenance_tick(
         tick.claimed = len(result.claimed)
 
     async def poll() -> None:
-        result = await kernel.dispatch(StagePollSuspended(max_checks=settings.max_suspended_checks))
-        tick.suspended_checked = result.checked
-        first: Exception | None = None
-        for run_id in result.resumed_workflow_run_ids:
-            try:  # one run's failed transition must not leave the others resumed but unmoved
-                await kernel.dispatch(RunTransition(workflow_run_id=run_id))
-            except Exception as error:
-                first = first or error
-                if not quiet:
-                    log.exception(
-                        "transition of resumed run %s failed; the stuck-run reaper will move it",
-                        run_id,
-                        extra={"run_id": run_id},
-                    )
-        if first is not None:
-            failed("poll", first)
+        polled = await poll_suspended(kernel, settings.max_suspended_checks, quiet=quiet)
+        tick.suspended_checked = polled.suspended_checked
+        tick.next_poll_at = polled.next_poll_at
+        if polled.failure is not None:
+            failed("poll", polled.failure)
 
     async def reap_leases() -> None:
         result = await kernel.dispatch(

@@ -27,7 +27,12 @@ and wakes the idle slots for the rest; on PostgreSQL
 a LISTEN connection wakes slots when another process enqueues jobs and the
 orchestrator when a run is created. Polling stays as the fallback: without a
 wakeup source (SQLite), the orchestrator also claims new runs every
-`job_poll_interval`.
+`job_poll_interval`. Suspended stages are checked when they are due (the time
+a stage's suspension or its last check gave, its `poll every`), not only on
+the tick.
+
+With `run_id`, the worker serves that run alone (what `wfc run` does): it claims
+and leases nothing else, and its ticks hand it no other run's jobs.
 
 `stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
@@ -64,11 +69,14 @@ from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.steps import (
     HEARTBEAT_INTERVAL,
     MaintenanceSettings,
+    TickResult,
     maintenance_tick,
+    poll_suspended,
     process_job,
 )
 from wfc.runtime.hosts.threads import StageThreads
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.kernel.claim import claiming_only
 from wfc.runtime.ports import JobTransport, Listening, Wakeups
 from wfc.runtime.records import JobRecord
 
@@ -148,6 +156,7 @@ class WorkerHost:
         max_abandoned_threads: int = MAX_ABANDONED_THREADS,
         give_up_after: timedelta | None = None,
         database_file: Path | None = None,
+        run_id: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -170,6 +179,7 @@ class WorkerHost:
         )
         self._wakeups = wakeups
         self.max_abandoned_threads = max_abandoned_threads
+        self.run_id = run_id  # serve this run only (`wfc run`); None: every run
         self._threads: StageThreads | None = None
         self._gave_up: str | None = None
         self._give_up = asyncio.Event()
@@ -329,7 +339,8 @@ class WorkerHost:
         if count == 0:
             log.info("every abandoned stage thread has returned", extra=extra)
             return
-        log.warning(
+        log.log(
+            logging.INFO if self._stopping.is_set() else logging.WARNING,  # stopping: expected
             "worker holds %d abandoned stage thread(s) (stages that timed out or whose run "
             "ended, still running; limit %d)",
             count,
@@ -431,8 +442,8 @@ class WorkerHost:
 
     # -- loops --------------------------------------------------------------
     def _poll_due_at(self, when: datetime) -> None:
-        """A stage this worker suspended is due then: tick at that moment, not up to an
-        orchestration interval later."""
+        """A suspended stage is due then: poll at that moment, not up to an orchestration
+        interval later."""
         delay = (when - self.kernel.deps.clock.now()).total_seconds()
         due = time.monotonic() + max(0.0, delay)
         if self._next_poll is None or due < self._next_poll:
@@ -456,12 +467,13 @@ class WorkerHost:
                 continue
             if self._next_poll is not None and time.monotonic() >= self._next_poll:
                 self._next_poll = None
-                next_tick = 0.0
+                await self._poll_now()
+                continue
             if time.monotonic() >= next_tick:
                 self._ticks += 1
                 room = self._claim_room()
                 self._claim_now = False  # the tick claims: a wakeup during it claims again
-                with handing_off_to(self):
+                with claiming_only(self.run_id), self._handing_off_to_self(in_tick=True):
                     tick = await maintenance_tick(
                         self.kernel, replace(self.settings, max_claims=room), quiet=True
                     )
@@ -471,6 +483,7 @@ class WorkerHost:
                     next_tick = max(next_tick, self._backoff_until)
                 else:
                     self._health.ok()
+                self._poll_again(tick)
                 more = self._settle_claim(tick.claimed, room)
                 # A tick claims whoever leads, and so does the claim after it when the tick
                 # reached its limit.
@@ -495,6 +508,37 @@ class WorkerHost:
             await _wait(woken, timedelta(seconds=wait))
             if not woken.is_set():
                 self._claim_now = True  # a poll: look whatever the wakeups said
+
+    async def _poll_now(self) -> None:
+        """A suspended stage is due: check the due stages now, not the rest of a tick."""
+        with self._handing_off_to_self(in_tick=True):
+            polled = await poll_suspended(
+                self.kernel, self.settings.max_suspended_checks, quiet=True
+            )
+        if polled.failure is not None:
+            self._backed_off("poll", polled.failure)
+        else:
+            self._health.ok()
+        self._poll_again(polled)
+        if polled.suspended_checked:
+            self.wake_jobs()
+
+    def _poll_again(self, polled: TickResult) -> None:
+        """Poll when the stages just checked are next due (the `poll every` they declare),
+        and at once when the poll reached its limit (more may be due)."""
+        if polled.suspended_checked >= self.settings.max_suspended_checks:
+            self._poll_due_at(self.kernel.deps.clock.now())
+        elif polled.next_poll_at is not None:
+            self._poll_due_at(polled.next_poll_at)
+
+    def _handing_off_to_self(
+        self, *, in_tick: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
+        """Jobs queued here go to this worker's free slots (`wfc.runtime.handoff`); not in a
+        tick or poll of a worker that serves one run: those move other runs on too."""
+        if in_tick and self.run_id is not None:
+            return contextlib.nullcontext()
+        return handing_off_to(self)
 
     def _claim_room(self) -> int:
         """How many runs to claim now: no more than there are slots to start them in."""
@@ -538,7 +582,7 @@ class WorkerHost:
             await self._pass_on_claims()
             return False
         taken = self._taken
-        with handing_off_to(self):
+        with claiming_only(self.run_id), handing_off_to(self):
             result = await self.kernel.dispatch(
                 RunClaimPending(worker_id=self.worker_id, max_claims=room)
             )
@@ -607,7 +651,11 @@ class WorkerHost:
                 gone = self._health.check_file()
                 if gone is not None:  # lease nothing from a file nobody else will see
                     raise gone
-                leased = await self.jobs.dequeue(free)
+                leased = await (
+                    self.jobs.dequeue(free)
+                    if self.run_id is None
+                    else self.jobs.dequeue(free, run_id=self.run_id)
+                )
             except Exception as error:
                 self._maybe_queued = True
                 delay = self._health.failed("dequeue", error)
