@@ -430,7 +430,8 @@ def run_case(database: str, args: argparse.Namespace, tmp: Path) -> dict[str, An
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         "| db | runs | ended | workers | kills | pauses | restarts | double commits "
-        "| wrong outputs | body executions | re-executions | fault → next commit (p50 / max) "
+        "| wrong outputs | body executions | re-executions (interrupted by a fault) "
+        "| fault → next commit (p50 / max) "
         "| fault → interrupted stage committed (p50 / max) | last fault → all terminal | wall time |"
     )
     print("|" + "---|" * 15)
@@ -441,6 +442,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"| {r['database']} | {r['runs']} | {ended} | {r['workers']} | {r['kills']} "
             f"| {r['pauses']} | {r['restarts']} | {r['double_commits']} | {r['wrong_outputs']} "
             f"| {r['body_executions']} | {r['re_executions']} "
+            f"({len(r['fault_to_interrupted_commit'])}) "
             f"| {seconds(r['fault_to_next_commit'])} "
             f"| {seconds(r['fault_to_interrupted_commit'])} "
             f"| {f'{tail:.1f} s' if tail is not None else '–'} | {r['elapsed_s']:.0f} s |"
@@ -465,7 +467,12 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1, help="PostgreSQL restarts")
     parser.add_argument("--force-restart", action="store_true", help="even on a shared server")
     parser.add_argument("--stale-lease", type=float, default=2.0, help="seconds")
-    parser.add_argument("--body-seconds", type=float, default=0.02, help="each stage's sleep")
+    parser.add_argument(
+        "--body-seconds",
+        type=float,
+        default=0.1,
+        help="each stage's sleep: long enough that a signal often lands inside a body",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds, per database")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=HERE / "faults_results.json")
