@@ -85,6 +85,55 @@ class PollPolicy(_Frozen):
     max_wait_ms: int = Field(default=24 * 3_600_000, gt=0)
 
 
+ConditionOp = Literal[
+    "field", "literal", "not", "and", "or", "eq", "ne", "lt", "le", "gt", "ge", "in", "len"
+]
+
+
+class Condition(_Frozen):
+    """A stage's `when`, as the kernel evaluates it: a small expression tree.
+
+    - `field`: the value at `path`, whose first segment is `input` (the workflow
+      input) or the id of an earlier stage (its output), then field names;
+      missing (a skipped stage, an absent optional field) reads as null.
+    - `literal`: `value`, any JSON value (an enum member is its string).
+    - `not` (one arg), `and`/`or` (two or more args): on truth values.
+    - `eq`, `ne`, `lt`, `le`, `gt`, `ge` (two args): comparisons; an order
+      comparison with null is false.
+    - `in` (two args): the first is an element of the second (a list, or a
+      substring of a string); false when the second is null.
+    - `len` (one arg): the length of a list, map or string; 0 for null.
+
+    The compiler checks a condition's types against the schemas; a plan built
+    by hand is checked when it is evaluated, and a condition that cannot be
+    evaluated fails its stage with the reason.
+    """
+
+    op: ConditionOp
+    args: tuple[Condition, ...] = ()
+    path: tuple[str, ...] = ()
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _arity(self) -> Self:
+        arity = {"field": 0, "literal": 0, "not": 1, "len": 1}.get(self.op, 2)
+        if self.op in ("and", "or"):
+            if len(self.args) < 2:
+                raise ValueError(f"`{self.op}` takes two or more operands")
+        elif len(self.args) != arity:
+            raise ValueError(f"`{self.op}` takes {arity} operand(s), got {len(self.args)}")
+        if (self.op == "field") != bool(self.path):
+            raise ValueError("a `field` has a path, and only a `field` has one")
+        return self
+
+    def roots(self) -> set[str]:
+        """The first path segments this condition reads (`input`, or stage ids)."""
+        found = {self.path[0]} if self.op == "field" else set()
+        for arg in self.args:
+            found |= arg.roots()
+        return found
+
+
 class PlanStage(_Frozen):
     """One stage: its schemas, policies and the class that implements it.
 
@@ -104,6 +153,11 @@ class PlanStage(_Frozen):
     config_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
     config_defaults: dict[str, Any] = Field(default_factory=dict)
     needs: tuple[str, ...] = ()
+    # Needs that may have been skipped (a `when` upstream): the stage sees None for them.
+    optional_needs: tuple[str, ...] = ()
+    # Run the stage only when this holds; else it is SKIPPED (and so are stages that
+    # need nothing but skipped stages).
+    when: Condition | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout_ms: int | None = Field(default=None, gt=0)
     poll: PollPolicy | None = None
@@ -118,6 +172,9 @@ class PlanStage(_Frozen):
             )
         if self.poll is not None and self.kind is not StageKind.ASYNC:
             raise ValueError(f"stage {self.id!r}: only async stages have a poll policy")
+        stray = [dep for dep in self.optional_needs if dep not in self.needs]
+        if stray:
+            raise ValueError(f"stage {self.id!r}: optional needs not in needs: {stray}")
         return self
 
 
@@ -160,7 +217,12 @@ class Plan(_Frozen):
         if missing:
             raise ValueError(f"stages in no execution group: {', '.join(missing)}")
         for stage in self.stages:
-            earlier = [*stage.needs, *([stage.input_from] if stage.input_from else [])]
+            read = stage.when.roots() - {"input"} if stage.when else set()
+            earlier = [
+                *stage.needs,
+                *([stage.input_from] if stage.input_from else []),
+                *sorted(read),
+            ]
             for dep in earlier:
                 if dep not in group_of or group_of[dep] >= group_of[stage.id]:
                     raise ValueError(
@@ -172,7 +234,7 @@ class Plan(_Frozen):
 
     def content(self) -> dict[str, Any]:
         """Everything but the fingerprint, as JSON-compatible data."""
-        return self.model_dump(mode="json", exclude={"fingerprint"})
+        return _without_unused(self.model_dump(mode="json", exclude={"fingerprint"}))
 
     def compute_fingerprint(self) -> str:
         """`sha256:<hex>` of the canonical compact JSON of the plan's content."""
@@ -193,7 +255,7 @@ class Plan(_Frozen):
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, two-space indent, trailing newline."""
-        data = self.model_dump(mode="json")
+        data = _without_unused(self.model_dump(mode="json"))
         return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
@@ -224,3 +286,17 @@ class Plan(_Frozen):
     def default_config(self) -> dict[str, dict[str, Any]]:
         """`{stage_id: defaults}` for every stage, as `run.create` merges it."""
         return {stage.id: dict(stage.config_defaults) for stage in self.stages}
+
+
+# Stage fields added after plans were first written, left out of a plan's JSON (and so of
+# its fingerprint) while unused: a workflow that does not use them keeps the plan.json
+# and the fingerprint it had, and its runs in flight keep running.
+_LATER_STAGE_FIELDS: dict[str, Any] = {"optional_needs": [], "when": None}
+
+
+def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
+    for stage in data["stages"]:
+        for name, unused in _LATER_STAGE_FIELDS.items():
+            if stage.get(name) == unused:
+                del stage[name]
+    return data
