@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.kernel.conftest import Script, Words
+from tests.kernel.conftest import Script, Words, build_workflows
 from tests.kernel.helpers import run_of, stage_of, start, step
 from wfc.runtime import LeaseReapStale, RunCancel, StageContext
+from wfc.runtime.adapters.memory import (
+    MemoryAICallLogger,
+    MemoryBlobStore,
+    MemoryJobTransport,
+    MemoryPersistence,
+    SequentialIds,
+)
 from wfc.runtime.hosts import process_job
 from wfc.runtime.kernel.invoke import artifact_prefix, stage_artifacts
 from wfc.runtime.kernel.rows import stage_prefix
@@ -24,7 +31,7 @@ from wfc.runtime.stage import (
     StageUsageError,
     check_artifact_name,
 )
-from wfc.testing import TestKernel
+from wfc.testing import FakeClock, MemoryStorage, TestKernel, make_test_kernel
 
 
 class _Empty(BaseModel):
@@ -305,3 +312,44 @@ def test_the_testing_example_in_the_stages_docs_runs() -> None:
     example = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)[-1]
     assert "RecordingServices" in example
     exec(compile(example, str(page), "exec"), {})
+
+
+class _ArtifactsDown(MemoryBlobStore):
+    """A blob store that stores outputs but not artifacts, the first `failures` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def put(self, key: str, data: bytes) -> None:
+        if "/artifacts/" in key and self.failures:
+            self.failures -= 1
+            raise OSError("blob store unavailable")
+        await super().put(key, data)
+
+
+async def test_an_artifact_that_cannot_be_stored_fails_the_attempt_for_a_retry(
+    script: Script,
+) -> None:
+    def producing(ctx: Any) -> Words:
+        ctx.artifact("report.txt", "r")
+        return Words(words=["x"])
+
+    clock = FakeClock()
+    blobs = _ArtifactsDown(failures=1)
+    storage = MemoryStorage(
+        persistence=MemoryPersistence(clock),
+        jobs=MemoryJobTransport(clock, worker_id="w", ids=SequentialIds("job")),
+        blobs=blobs,
+        ai_calls=MemoryAICallLogger(),
+    )
+    tk = make_test_kernel(*build_workflows(script), clock=clock, storage=storage)
+    script.then("split", producing, producing)
+    run_id = await start(tk, "linear")
+    first = await step(tk)
+    assert (first.outcome, first.retried) == ("failed", True)
+    assert first.error == "could not store artifact 'report.txt': OSError: blob store unavailable"
+    assert (await stage_of(tk, run_id, "split")).output_ref is None
+    tk.clock.advance(seconds=5)
+    assert (await step(tk)).outcome == "completed"
+    assert await _artifacts(tk, run_id, "split") == {"report.txt": b"r"}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from pydantic import BaseModel, field_validator
 
 from tests.databases import open_storage
 from tests.kernel.conftest import Script, Words, build_workflows
@@ -17,7 +18,7 @@ from tests.kernel.helpers import run_of, stage_of, start, step
 from wfc.cli import cli
 from wfc.cli.display import describe
 from wfc.errors import RetryStage
-from wfc.runtime import Failed
+from wfc.runtime import Failed, WorkflowBuilder, define_stage
 from wfc.runtime.records import LogRecord, OutboxRecord, Status
 from wfc.runtime.redact import is_secret_name
 from wfc.testing import FakeClock, TestKernel, make_test_kernel
@@ -93,6 +94,35 @@ async def test_retry_messages_and_failed_checks_are_redacted(
     assert (await stage_of(tk, batch_id, "submit")).error == "batch rejected: key ***"
     assert KEY not in await _everything_stored(tk, run_id)
     assert KEY not in await _everything_stored(tk, batch_id)
+
+
+class _Token(BaseModel):
+    token: str
+
+
+class _Checked(BaseModel):
+    token: str
+
+    @field_validator("token")
+    @classmethod
+    def refuse(cls, value: str) -> str:
+        raise ValueError(f"rejected {value}")
+
+
+async def test_an_input_refused_by_a_validator_quoting_it_is_redacted() -> None:
+    """The early failures (input or config that fails its model) are redacted too."""
+    workflow = (
+        WorkflowBuilder("tokens", "Tokens")
+        .pipe(define_stage(id="issue", output=_Token, execute=lambda ctx: _Token(token=KEY)))
+        .pipe(define_stage(id="use", input=_Checked, output=_Token, execute=lambda ctx: ctx.input))
+        .build()
+    )
+    tk = make_test_kernel(workflow)
+    run_id = await start(tk, "tokens", {})
+    assert (await tk.drive(run_id)).status is Status.FAILED
+    error = (await stage_of(tk, run_id, "use")).error
+    assert error is not None and "rejected ***" in error and KEY not in error
+    assert KEY not in await _everything_stored(tk, run_id)
 
 
 async def _failed_run_with_a_raw_log(url: str) -> str:

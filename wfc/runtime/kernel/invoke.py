@@ -349,7 +349,21 @@ async def run_execute(
     config_map: Mapping[str, Any],
     attempt: int,
 ) -> Report:
-    """Resolve input and config, call `execute`, and say how it went."""
+    """Resolve input and config, call `execute`, and say how it went (a failure redacted)."""
+    report = await _execute(deps, workflow, run, row, outputs, config_map, attempt)
+    report.outcome = _redacted(report.outcome)
+    return report
+
+
+async def _execute(
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord,
+    outputs: Mapping[str, Any],
+    config_map: Mapping[str, Any],
+    attempt: int,
+) -> Report:
     stage = workflow.stage(row.stage_id)
     assert stage is not None
     cls = workflow.implementations[stage.id]
@@ -399,7 +413,7 @@ async def run_execute(
         stored, failure = await store_artifacts(deps, prefix, services.artifacts)
         outcome = failure or outcome
     return Report(
-        outcome=_redacted(outcome),
+        outcome=outcome,
         progress=services.progress_reports,
         metrics=metrics,
         artifacts=stored,
@@ -409,11 +423,19 @@ async def run_execute(
 async def run_check(
     deps: Deps, workflow: Workflow, run: RunRecord, row: StageRecord, state: dict[str, Any]
 ) -> Report:
-    """Call `check_completion` on a suspended stage and say how it went.
+    """Call `check_completion` on a suspended stage and say how it went (a failure redacted).
 
     `state` is passed by reference: changes the method makes to it are kept
     when it reports not-ready, so it can count polls or remember cursors.
     """
+    report = await _check(deps, workflow, run, row, state)
+    report.outcome = _redacted(report.outcome)
+    return report
+
+
+async def _check(
+    deps: Deps, workflow: Workflow, run: RunRecord, row: StageRecord, state: dict[str, Any]
+) -> Report:
     stage = workflow.stage(row.stage_id)
     cls = workflow.implementations.get(row.stage_id)
     if stage is None or cls is None:
@@ -448,7 +470,7 @@ async def run_check(
                 "expected Ready, NotReady or Failed",
                 retryable=False,
             )
-    return Report(outcome=_redacted(outcome), progress=services.progress_reports, metrics=metrics)
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
 def suspend_times(
