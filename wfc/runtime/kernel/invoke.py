@@ -104,13 +104,11 @@ Outcome = Produced | Suspended | NotYet | Failure
 
 @dataclass(slots=True)
 class Report:
-    """An outcome with what the stage reported along the way; `artifacts` maps the names
-    of the artifacts this attempt stored to their blob keys."""
+    """An outcome with what the stage reported along the way."""
 
     outcome: Outcome
     progress: list[Progress] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
-    artifacts: dict[str, str] = field(default_factory=dict)
 
 
 class _InputUnavailable(Exception):
@@ -240,20 +238,15 @@ async def stage_artifacts(blobs: BlobStore, run: RunRecord, row: StageRecord) ->
 
 async def store_artifacts(
     deps: Deps, prefix: str, artifacts: Mapping[str, bytes]
-) -> tuple[dict[str, str], Failure | None]:
-    """Write an attempt's artifacts under `prefix`; their keys, or the failure of the attempt
-    when one cannot be stored (retryable: the blob store's trouble is likely passing)."""
-    keys: dict[str, str] = {}
+) -> Failure | None:
+    """Write an attempt's artifacts under `prefix`; the failure of the attempt when one
+    cannot be stored (retryable: the blob store's trouble is likely passing)."""
     for name, data in artifacts.items():
-        key = prefix + name
         try:
-            await deps.blobs.put(key, data)
+            await deps.blobs.put(prefix + name, data)
         except Exception as error:
-            return keys, Failure(
-                error=f"could not store artifact {name!r}: {describe_error(error)}"
-            )
-        keys[name] = key
-    return keys, None
+            return Failure(error=f"could not store artifact {name!r}: {describe_error(error)}")
+    return None
 
 
 def resolve_input(
@@ -407,17 +400,10 @@ async def _execute(
         )
     else:
         outcome = _coerce_output(cls, stage.id, result)
-    stored: dict[str, str] = {}
     if isinstance(outcome, Produced | Suspended) and services.artifacts:
         prefix = artifact_prefix(run, stage.id, row.generation, attempt)
-        stored, failure = await store_artifacts(deps, prefix, services.artifacts)
-        outcome = failure or outcome
-    return Report(
-        outcome=outcome,
-        progress=services.progress_reports,
-        metrics=metrics,
-        artifacts=stored,
-    )
+        outcome = await store_artifacts(deps, prefix, services.artifacts) or outcome
+    return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
 async def run_check(
