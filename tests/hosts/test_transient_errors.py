@@ -15,7 +15,7 @@ from wfc.errors import NonRetryableError
 from wfc.runtime import RunClaimPending, Status
 from wfc.runtime.commands import RunTransition
 from wfc.runtime.hosts import steps
-from wfc.runtime.kernel import claim, rows
+from wfc.runtime.kernel import rows, skipping
 from wfc.runtime.records import RunRecord
 from wfc.runtime.transient import is_transient
 from wfc.testing import TestKernel, make_test_kernel
@@ -99,7 +99,7 @@ def _open_group_failing(
         if run.id in failing:
             raise error
 
-    monkeypatch.setattr(claim, "open_group", flaky)
+    monkeypatch.setattr(skipping, "open_group", flaky)
 
 
 async def test_a_transient_error_during_a_claim_leaves_the_run_pending_for_a_later_claim(

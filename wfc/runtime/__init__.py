@@ -19,6 +19,7 @@ from wfc.runtime.commands import (
     StagePollSuspended,
     parse_command,
 )
+from wfc.runtime.conditions import all_of, any_of, negate, when
 from wfc.runtime.hosts import (
     JobMessage,
     RunSnapshot,
@@ -93,11 +94,15 @@ __all__ = [
     "Workflow",
     "WorkflowBuilder",
     "WorkflowMap",
+    "all_of",
+    "any_of",
     "bind_plan",
     "define_plugin",
     "define_stage",
     "load_registry",
     "load_workflow",
+    "negate",
     "parse_command",
     "run_and_wait",
+    "when",
 ]

@@ -22,7 +22,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import to_jsonable_python
 
-from wfc.plan import InputSource, Plan, PlanStage, PollPolicy, RetryPolicy, StageKind
+from wfc.plan import (
+    Condition,
+    InputSource,
+    Plan,
+    PlanStage,
+    PollPolicy,
+    RetryPolicy,
+    StageKind,
+)
 from wfc.runtime.stage import AsyncStage, Stage, StageContext, _StageBase
 from wfc.runtime.workflow import Workflow
 
@@ -85,6 +93,8 @@ def define_stage(
     input_from: str | None = None,
     config: type[BaseModel] | None = None,
     needs: Iterable[str] = (),
+    optional_needs: Iterable[str] = (),
+    when: Condition | None = None,
     check_completion: Callable[..., Any] | None = None,
     retry: RetryPolicy | None = None,
     timeout_ms: int | None = None,
@@ -97,9 +107,13 @@ def define_stage(
     workflow input for the first group), or `input_from`'s output. Without it
     the stage takes no input and reads its `needs` through `ctx.require`.
     A stage with `check_completion` may return `Suspend` from `execute`.
+    With `when` (e.g. `when=when.input.confidence < 0.8`, from `wfc.runtime.conditions`)
+    the stage runs only if the condition holds, else it is SKIPPED; `optional_needs` are
+    the needs that may have been skipped (`ctx.optional(...)` gives None for them).
     """
     input_model = input or NoInput
     config_model = config or NoConfig
+    required, optional = tuple(needs), tuple(optional_needs)
     suspends = check_completion is not None
     attrs: dict[str, Any] = {
         "stage_id": id,
@@ -129,7 +143,9 @@ def define_stage(
         output_schema=output.model_json_schema(),
         config_schema=config_model.model_json_schema(),
         config_defaults=_config_defaults(config_model),
-        needs=tuple(needs),
+        needs=(*required, *(dep for dep in optional if dep not in required)),
+        optional_needs=optional,
+        when=when,
         retry=retry or RetryPolicy(),
         timeout_ms=timeout_ms,
         poll=poll,
@@ -164,9 +180,11 @@ class WorkflowBuilder:
         for stage in group:
             if stage.id in earlier or [s.id for s in group].count(stage.id) > 1:
                 raise ValueError(f'Stage "{stage.id}" is added twice')
+            read = stage.plan.when.roots() - {"input"} if stage.plan.when else set()
             wanted = [
                 *stage.plan.needs,
                 *([stage.plan.input_from] if stage.plan.input_from else []),
+                *sorted(read),
             ]
             missing = [dep for dep in wanted if dep not in earlier]
             if missing:

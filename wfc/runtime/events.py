@@ -103,6 +103,15 @@ class StageFailed(_Event):
     retry_at: datetime | None = None
 
 
+class StageSkipped(_Event):
+    """A stage did not run: its `when` was false, or everything it needs was skipped."""
+
+    type: Literal["stage:skipped"] = "stage:skipped"
+    stage_id: str
+    stage_name: str
+    reason: str
+
+
 class StageProgress(_Event):
     """Progress a stage reported (`progress` from 0 to 1), stored with its outcome;
     `details` is the JSON data the stage passed with it (`ctx.progress(details=...)`)."""
@@ -125,6 +134,7 @@ Event = Annotated[
     | StageCompleted
     | StageSuspended
     | StageFailed
+    | StageSkipped
     | StageProgress,
     Field(discriminator="type"),
 ]
@@ -140,6 +150,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "stage:completed",
     "stage:suspended",
     "stage:failed",
+    "stage:skipped",
     "stage:progress",
 )
 

@@ -27,9 +27,10 @@ class Status(StrEnum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"  # a stage whose `when` was false (stages only)
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED})
 """A run or stage in one of these is finished."""
 
 ACTIVE = frozenset({Status.PENDING, Status.RUNNING, Status.SUSPENDED})

@@ -9,7 +9,8 @@ from contextvars import ContextVar
 from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
-from wfc.runtime.kernel.rows import fail_run, open_group, warm_up, write_log
+from wfc.runtime.kernel.rows import fail_run, warm_up, write_log
+from wfc.runtime.kernel.transition import advance
 from wfc.runtime.records import RunClaim, RunRecord, Status
 from wfc.runtime.transient import is_transient
 
@@ -117,8 +118,8 @@ async def _start(
         return None
     assert workflow is not None
     unit.after_commit(warm_up(deps, unit, run, [], {}))  # a first stage handed here starts warm
-    await open_group(deps, unit, run, workflow, 1, generation=0, job_ids=job_ids)
     unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+    await advance(deps, unit, run, workflow, 1, rows=[], generation=0, job_ids=job_ids)
     return run
 
 

@@ -11,7 +11,8 @@ from wfc.errors import (
 from wfc.runtime.commands import RunRerunFrom, RunRerunFromResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit
-from wfc.runtime.kernel.rows import open_group, stage_prefix
+from wfc.runtime.kernel.rows import stage_prefix
+from wfc.runtime.kernel.transition import advance
 from wfc.runtime.records import Status
 
 
@@ -69,8 +70,9 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
 
     # Registered first so the stale outputs are gone before the new jobs can run.
     unit.after_commit(delete_blobs)
-    await open_group(deps, unit, run, workflow, group, generation=generation)
     unit.emit(WorkflowStarted(timestamp=now, workflow_run_id=run.id))
+    kept = [row for row in rows if row.execution_group < group]
+    await advance(deps, unit, run, workflow, group, rows=kept, generation=generation)
     return RunRerunFromResult(
         workflow_run_id=run.id,
         from_stage_id=cmd.from_stage_id,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from wfc.runtime.events import StageStarted, WorkflowFailed
+from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
@@ -106,6 +106,7 @@ async def open_group(
     *,
     generation: int,
     job_ids: list[str] | None = None,
+    skipped: Mapping[str, str] | None = None,
 ) -> None:
     """Create a group's rows and queue a job per row still open (`Unit.with_jobs`).
 
@@ -114,25 +115,34 @@ async def open_group(
     worker running this command (`wfc.runtime.handoff`) start here: their rows
     are created RUNNING with `stage:started`, so `job.execute` has no start to
     record and the next stage begins one transaction after the last one ended.
+    Stages in `skipped` (stage id → why) get a SKIPPED row and `stage:skipped`,
+    and no job (`wfc.runtime.kernel.skipping`).
     """
+    skipped = skipped or {}
     stage_ids = workflow.group(group)
-    candidates = [job_spec(run, workflow, stage_id) for stage_id in stage_ids]
-    _, starting = handed_specs(candidates)
+    running = [stage_id for stage_id in stage_ids if stage_id not in skipped]
+    candidates = {stage_id: job_spec(run, workflow, stage_id) for stage_id in running}
+    _, starting = handed_specs(list(candidates.values()))
+    handed = {running[position] for position in starting}
     now = deps.clock.now()
     specs = []
-    for position, stage_id in enumerate(stage_ids):
+    for stage_id in stage_ids:
         fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
-        if position in starting:
+        if stage_id in skipped:
+            fresh = replace(fresh, status=Status.SKIPPED, completed_at=now)
+        elif stage_id in handed:
             fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
         row = await unit.db.upsert_stage(fresh, {})
         created = row.id == fresh.id
         if created:
             unit.opened.append(row)
+        if created and row.status is Status.SKIPPED:
+            unit.emit(stage_skipped(row, skipped[stage_id], now))
         started_here = created and row.status is Status.RUNNING
         if started_here:
             unit.emit(stage_started(row, now))
         if row.status is Status.PENDING or started_here:
-            specs.append(candidates[position])
+            specs.append(candidates[stage_id])
 
     async def enqueue() -> None:
         ids = await deps.jobs.enqueue(specs, completing=unit.take_completing())
@@ -170,6 +180,17 @@ def stage_started(row: StageRecord, now: datetime) -> StageStarted:
         stage_name=row.stage_name,
         stage_number=row.stage_number,
         attempt=row.attempt,
+    )
+
+
+def stage_skipped(row: StageRecord, reason: str, now: datetime) -> StageSkipped:
+    """The `stage:skipped` event of a row created SKIPPED."""
+    return StageSkipped(
+        timestamp=now,
+        workflow_run_id=row.run_id,
+        stage_id=row.stage_id,
+        stage_name=row.stage_name,
+        reason=reason,
     )
 
 

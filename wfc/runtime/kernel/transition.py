@@ -20,10 +20,11 @@ from wfc.runtime.kernel.rows import (
     fail_run,
     group_output,
     load_outputs,
-    open_group,
     run_totals,
 )
+from wfc.runtime.kernel.skipping import open_next
 from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
+from wfc.runtime.workflow import Workflow
 
 NOOP = RunTransitionResult(action="noop")
 
@@ -83,10 +84,9 @@ async def decide_next(
     if workflow is None:
         return NOOP
     if not rows:
-        await _claim(unit, run, locked)
-        await open_group(deps, unit, run, workflow, 1, generation=0)
+        run = await _claim(unit, run, locked)
         unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
-        return RunTransitionResult(action="advanced", next_group=1)
+        return await advance(deps, unit, run, workflow, 1, rows=[], generation=0)
     if any(row.status in ACTIVE for row in rows):
         return NOOP
     failed = [row for row in rows if row.status is Status.FAILED]
@@ -110,12 +110,51 @@ async def decide_next(
         return RunTransitionResult(action="failed")
     last_group = max(row.execution_group for row in rows)
     if workflow.group(last_group + 1):
-        await _claim(unit, run, locked)
+        run = await _claim(unit, run, locked)
         generation = max(row.generation for row in rows)
-        await open_group(deps, unit, run, workflow, last_group + 1, generation=generation)
-        return RunTransitionResult(action="advanced", next_group=last_group + 1)
+        return await advance(
+            deps, unit, run, workflow, last_group + 1, rows=rows, generation=generation, known=known
+        )
     await _complete(deps, unit, run, rows, last_group, known)
     return RunTransitionResult(action="completed")
+
+
+async def advance(
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    workflow: Workflow,
+    group: int,
+    *,
+    rows: list[StageRecord],
+    generation: int,
+    known: dict[str, Any] | None = None,
+    job_ids: list[str] | None = None,
+) -> RunTransitionResult:
+    """Open `group`, and the groups after it while every stage of one is skipped; complete
+    the run when no group is left. `rows` are the run's rows of earlier groups and `run`
+    is claimed or locked by the caller."""
+    while True:
+        opening = await open_next(
+            deps,
+            unit,
+            run,
+            workflow,
+            group,
+            generation=generation,
+            earlier=rows,
+            known=known,
+            job_ids=job_ids,
+        )
+        if opening == "failed":
+            return RunTransitionResult(action="failed")
+        if opening == "opened":
+            return RunTransitionResult(action="advanced", next_group=group)
+        rows = [*rows, *(row for row in unit.opened if row.execution_group == group)]
+        if not workflow.group(group + 1):
+            await _complete(deps, unit, run, rows, group, known)
+            return RunTransitionResult(action="completed")
+        group += 1
 
 
 class _LostRace(Exception):
@@ -136,9 +175,11 @@ def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:
     }
 
 
-async def _claim(unit: Unit, run: RunRecord, locked: bool) -> None:
-    if not locked:
-        await unit.db.update_run(run.id, {}, expected_version=run.version)
+async def _claim(unit: Unit, run: RunRecord, locked: bool) -> RunRecord:
+    """The run, claimed by a version-guarded write unless the caller holds its lock."""
+    if locked:
+        return run
+    return await unit.db.update_run(run.id, {}, expected_version=run.version)
 
 
 async def _complete(
