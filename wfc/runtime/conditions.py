@@ -121,7 +121,38 @@ def _shown(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
-class Ref:
+class _Comparable:
+    """Something a condition compares: the comparison operators build `Condition`s."""
+
+    def _as_condition(self) -> Condition:
+        raise NotImplementedError
+
+    def _compare(self, op: Any, other: object) -> Condition:
+        return Condition(op=op, args=(self._as_condition(), _operand(other)))
+
+    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._compare("eq", other)
+
+    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
+        return self._compare("ne", other)
+
+    def __lt__(self, other: object) -> Condition:
+        return self._compare("lt", other)
+
+    def __le__(self, other: object) -> Condition:
+        return self._compare("le", other)
+
+    def __gt__(self, other: object) -> Condition:
+        return self._compare("gt", other)
+
+    def __ge__(self, other: object) -> Condition:
+        return self._compare("ge", other)
+
+    def __hash__(self) -> int:
+        return hash(self._as_condition().model_dump_json())
+
+
+class Ref(_Comparable):
     """A value a condition reads, for plans built in Python: `when.input.confidence < 0.8`,
     `when.classify.label.is_in(["spam", "unsure"])`, `when.extract.pages.length() > 3`.
     Combine conditions with `all_of`, `any_of` and `negate`."""
@@ -134,84 +165,37 @@ class Ref:
             raise AttributeError(name)
         return Ref(*self._path, name)
 
-    def _condition(self) -> Condition:
-        if len(self._path) < 1:
+    def _as_condition(self) -> Condition:
+        if not self._path:
             raise ValueError("name `input` or a stage first: `when.input.<field>`")
         return Condition(op="field", path=self._path)
 
-    def _compare(self, op: str, other: object) -> Condition:
-        return Condition(op=op, args=(self._condition(), _operand(other)))
-
-    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("eq", other)
-
-    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("ne", other)
-
-    def __lt__(self, other: object) -> Condition:
-        return self._compare("lt", other)
-
-    def __le__(self, other: object) -> Condition:
-        return self._compare("le", other)
-
-    def __gt__(self, other: object) -> Condition:
-        return self._compare("gt", other)
-
-    def __ge__(self, other: object) -> Condition:
-        return self._compare("ge", other)
-
-    def __hash__(self) -> int:
-        return hash(self._path)
-
     def is_in(self, values: object) -> Condition:
         """The value is an element of `values` (a list, or a `Ref` to a list or string)."""
-        return Condition(op="in", args=(self._condition(), _operand(values)))
+        return self._compare("in", values)
 
     def length(self) -> LengthRef:
         """The length of the list, map or string."""
-        return LengthRef(Condition(op="len", args=(self._condition(),)))
+        return LengthRef(Condition(op="len", args=(self._as_condition(),)))
 
     def truthy(self) -> Condition:
         """The value is `true` (for a bool field used as a condition on its own)."""
         return self._compare("eq", True)
 
 
-class LengthRef:
+class LengthRef(_Comparable):
     """`len(...)` of a value, to compare."""
 
     def __init__(self, condition: Condition) -> None:
         self._condition = condition
 
-    def _compare(self, op: str, other: object) -> Condition:
-        return Condition(op=op, args=(self._condition, _operand(other)))
-
-    def __eq__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("eq", other)
-
-    def __ne__(self, other: object) -> Condition:  # type: ignore[override]
-        return self._compare("ne", other)
-
-    def __lt__(self, other: object) -> Condition:
-        return self._compare("lt", other)
-
-    def __le__(self, other: object) -> Condition:
-        return self._compare("le", other)
-
-    def __gt__(self, other: object) -> Condition:
-        return self._compare("gt", other)
-
-    def __ge__(self, other: object) -> Condition:
-        return self._compare("ge", other)
-
-    def __hash__(self) -> int:
-        return hash(self._condition.model_dump_json())
+    def _as_condition(self) -> Condition:
+        return self._condition
 
 
 def _operand(value: object) -> Condition:
-    if isinstance(value, Ref):
-        return value._condition()
-    if isinstance(value, LengthRef):
-        return value._condition
+    if isinstance(value, _Comparable):
+        return value._as_condition()
     if isinstance(value, Condition):
         return value
     return Condition(op="literal", value=value)
