@@ -16,15 +16,12 @@ from tests.e2e.workers import counted_package, environment, start_worker, stop, 
 EXIT_GAVE_UP = 3
 
 
-def _serving(log: Path) -> bool:
-    return log.exists() and '"serving"' in log.read_text()
+def _wait_serving(worker: subprocess.Popen[str], log: Path) -> None:
+    def serving() -> bool:
+        assert worker.poll() is None, f"the worker exited: {log.read_text()[-3000:]}"
+        return '"serving"' in log.read_text()
 
-
-def _exit_code(worker: subprocess.Popen[str], timeout: float) -> int:
-    try:
-        return worker.wait(timeout)
-    finally:
-        stop(worker)  # only if it is still running: the test then fails on its code
+    wait_until(serving, 30, "the worker to serve")
 
 
 def _assert_gave_up_quietly(log: Path, code: int, why: str) -> None:
@@ -42,9 +39,13 @@ def test_a_worker_whose_sqlite_file_is_deleted_exits(tmp_path: Path) -> None:
     env.pop("WFC_DATABASE_URL")  # the embedded default, .wfc/wfc.db, migrated on first use
     log = tmp_path / "worker.log"
     worker = start_worker(package, env, tmp_path, log, "--give-up-after", "1")
-    wait_until(lambda: _serving(log), 30, "the worker to serve")
-    (tmp_path / ".wfc" / "wfc.db").unlink()
-    _assert_gave_up_quietly(log, _exit_code(worker, 20), "was deleted")
+    try:
+        _wait_serving(worker, log)
+        (tmp_path / ".wfc" / "wfc.db").unlink()
+        code = worker.wait(20)
+    finally:
+        stop(worker)  # only if it still runs (the test then fails)
+    _assert_gave_up_quietly(log, code, "was deleted")
 
 
 @pytest.fixture
@@ -66,6 +67,10 @@ def test_a_worker_whose_postgres_database_is_dropped_exits(tmp_path: Path, pg_ur
     log = tmp_path / "worker.log"
     env = environment(pg_url, tmp_path / "ledger")
     worker = start_worker(package, env, tmp_path, log, "--give-up-after", "1")
-    wait_until(lambda: _serving(log), 30, "the worker to serve")
-    asyncio.run(drop_database(pg_url))
-    _assert_gave_up_quietly(log, _exit_code(worker, 30), "does not exist")
+    try:
+        _wait_serving(worker, log)
+        asyncio.run(drop_database(pg_url))
+        code = worker.wait(30)
+    finally:
+        stop(worker)
+    _assert_gave_up_quietly(log, code, "does not exist")

@@ -70,9 +70,14 @@ def test_sigterm_to_wfc_run_releases_its_stages_and_names_the_run(tmp_path: Path
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(lambda: (tmp_path / "ledger.slow").exists(), 30, "the slow stage to start")
-    run.send_signal(signal.SIGTERM)
-    _out, err = run.communicate(timeout=30)  # the stage sleeps 30 s: nobody waits for it
+    try:
+        wait_until(lambda: (tmp_path / "ledger.slow").exists(), 30, "the slow stage to start")
+        run.send_signal(signal.SIGTERM)
+        _out, err = run.communicate(timeout=30)  # the stage sleeps 30 s: nobody waits for it
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
     assert run.returncode == 143, err
     ((kept,), jobs) = _read(url)
     last = err.strip().splitlines()[-1]

@@ -586,6 +586,7 @@ class WorkerHost:
             result = await self.kernel.dispatch(
                 RunClaimPending(worker_id=self.worker_id, max_claims=room)
             )
+        self._health.ok()  # (only a call that reached the database says it is back)
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)
         if queued > self._taken - taken:  # some were not handed here: look for them
             self.wake_jobs()
@@ -606,12 +607,10 @@ class WorkerHost:
 
     async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
         try:
-            result = await step
+            return await step
         except Exception as error:
             self._backed_off(name, error)
             return False
-        self._health.ok()
-        return result
 
     def _backed_off(self, name: str, error: BaseException) -> None:
         """The orchestrator's call failed: it waits as `DatabaseHealth` says (logged there)."""
