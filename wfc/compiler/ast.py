@@ -173,6 +173,76 @@ class EnumDecl:
     span: Span = field(compare=False, repr=False)
 
 
+# -- conditions (`when`) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DottedName:
+    """`input.document.title`, `classify.label` or `Label.spam`.
+
+    The parser cannot tell a field path from an enum member (both are names
+    joined by dots); the checker decides by what the first name is.
+    """
+
+    parts: tuple[Name, ...]
+    span: Span = field(compare=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The name as written, dots and all."""
+        return ".".join(p.value for p in self.parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListExpr:
+    """`[a, b, c]` in a condition: literals or enum members, for `in`."""
+
+    items: tuple[Expr, ...]
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Not:
+    """`not x`."""
+
+    operand: Expr
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Logical:
+    """`a and b and c` or `a or b`: one node per run of the same operator, as written."""
+
+    op: Literal["and", "or"]
+    operands: tuple[Expr, ...]
+    span: Span = field(compare=False, repr=False)
+
+
+CompareOp = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not in"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compare:
+    """`left <op> right`: one comparison; they do not chain."""
+
+    op: CompareOp
+    left: Expr
+    right: Expr
+    op_span: Span = field(compare=False, repr=False)
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Len:
+    """`len(x)`: the length of a list, map or string."""
+
+    operand: Expr
+    span: Span = field(compare=False, repr=False)
+
+
+Expr = DottedName | Literal_ | ListExpr | Not | Logical | Compare | Len
+
+
 # -- stages --------------------------------------------------------------------
 
 
@@ -256,6 +326,10 @@ class Stage:
     outputs: tuple[RecordSpec, ...] = ()
     configs: tuple[RecordSpec, ...] = ()
     needs: tuple[Name, ...] = ()
+    # The needs written with `?` (each is in `needs` too); the span covers the `?`.
+    optional_needs: tuple[Name, ...] = ()
+    # Each `when` given (one is allowed; the checker reports repeats).
+    conditions: tuple[Expr, ...] = ()
     retries: tuple[Retry, ...] = ()
     timeouts: tuple[Duration, ...] = ()
     polls: tuple[Poll, ...] = ()

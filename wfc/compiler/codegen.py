@@ -87,10 +87,15 @@ class EnumView:
 
 @dataclass(frozen=True, slots=True)
 class DependencyView:
-    """A typed property on a stage context for one `needs` entry."""
+    """A typed property on a stage context for one `needs` entry.
+
+    An optional need (`needs review?`) may have been skipped: its property is
+    `Model | None`, None when the run holds no output for it.
+    """
 
     stage_id: str
     output_model: str
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +405,10 @@ def stage_views(wf: model.WorkflowModel) -> list[StageView]:
             input_model=s.input.name,
             output_model=s.output.name,
             config_model=s.config.name,
-            dependencies=[DependencyView(dep, outputs[dep]) for dep in dict.fromkeys(s.needs)],
+            dependencies=[
+                DependencyView(dep, outputs[dep], optional=dep in s.optional_needs)
+                for dep in dict.fromkeys(s.needs)
+            ],
         )
         for s in wf.stages
     ]

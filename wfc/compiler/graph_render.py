@@ -2,25 +2,86 @@
 
 Edges follow execution: every stage of a group points to every stage of the
 next. `needs` edges that skip a group are drawn dashed, so the data flow the
-flow order does not show is still visible.
+flow order does not show is still visible; optional needs (`needs x?`) are
+drawn dashed and labelled `optional` wherever they point. A stage with a
+`when` shows its condition under its name, so a reader sees which stages may
+be skipped and why.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
 
-from wfc.plan import Plan
+from wfc.plan import Condition, Plan, PlanStage
+
+_INFIX = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in"}
+
+
+def condition_text(c: Condition) -> str:
+    """A condition as `.wf` text, parenthesised where needed (enum members show as strings)."""
+    match c.op:
+        case "field":
+            return ".".join(c.path)
+        case "literal":
+            return json.dumps(c.value, ensure_ascii=False)
+        case "len":
+            return f"len({condition_text(c.args[0])})"
+        case "not" if c.args[0].op == "in":
+            left, right = (_operand(a, 1) for a in c.args[0].args)
+            return f"{left} not in {right}"
+        case "not":
+            return "not " + _operand(c.args[0], 3)
+        case "and" | "or":
+            limit = 3 if c.op == "and" else 4
+            return f" {c.op} ".join(_operand(a, limit) for a in c.args)
+    left, right = (_operand(a, 1) for a in c.args)
+    return f"{left} {_INFIX[c.op]} {right}"
+
+
+def _level(c: Condition) -> int:
+    """How loosely `c` binds: atoms 0, comparisons 1, `not` 2, `and` 3, `or` 4."""
+    if c.op in ("field", "literal", "len"):
+        return 0
+    if c.op in _INFIX or (c.op == "not" and c.args[0].op == "in"):
+        return 1
+    return {"not": 2, "and": 3, "or": 4}[c.op]
+
+
+def _operand(c: Condition, limit: int) -> str:
+    """`c` in a place that takes looser-than-`limit` operands only in parentheses."""
+    text = condition_text(c)
+    return f"({text})" if _level(c) >= limit else text
 
 
 def _skip_edges(plan: Plan) -> list[tuple[str, str]]:
-    """`needs` edges from a stage more than one group back."""
+    """Required `needs` edges from a stage more than one group back."""
     edges = []
     for stage in plan.stages:
         group = plan.execution_group(stage.id)
         for dep in stage.needs:
-            if plan.execution_group(dep) < group - 1:
+            if plan.execution_group(dep) < group - 1 and dep not in stage.optional_needs:
                 edges.append((dep, stage.id))
     return edges
+
+
+def _optional_edges(plan: Plan) -> list[tuple[str, str]]:
+    """`needs x?` edges: the stage runs even when `x` was skipped."""
+    return [(dep, stage.id) for stage in plan.stages for dep in stage.optional_needs]
+
+
+def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> str:
+    """The stage's name, and under it its `when`, each escaped for the output format."""
+    title = escape(_label(stage.name))
+    if stage.when is None:
+        return title
+    return f"{title}{line_break}{escape('when ' + _label(condition_text(stage.when)))}"
+
+
+def _mermaid_escape(text: str) -> str:
+    """Mermaid reads `<` and `>` in a label as HTML: write them as its entity codes."""
+    return text.replace("<", "#lt;").replace(">", "#gt;")
 
 
 def _flow_edges(plan: Plan) -> list[tuple[str, str]]:
@@ -39,7 +100,8 @@ def to_mermaid(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             shape = ('(["', '"])') if stage.kind == "async" else ('["', '"]')
-            nodes.append(f"{sid}{shape[0]}{_label(stage.name)}{shape[1]}")
+            title = _title(stage, "<br/>", _mermaid_escape)
+            nodes.append(f"{sid}{shape[0]}{title}{shape[1]}")
         if len(group) > 1:
             lines.append(f"  subgraph group{index} [group {index}]")
             lines.extend(f"    {n}" for n in nodes)
@@ -48,6 +110,7 @@ def to_mermaid(plan: Plan) -> str:
             lines.extend(f"  {n}" for n in nodes)
     lines.extend(f"  {a} --> {b}" for a, b in _flow_edges(plan))
     lines.extend(f"  {a} -.-> {b}" for a, b in _skip_edges(plan))
+    lines.extend(f"  {a} -. optional .-> {b}" for a, b in _optional_edges(plan))
     return "\n".join(lines) + "\n"
 
 
@@ -61,10 +124,13 @@ def to_dot(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             style = ", style=rounded" if stage.kind == "async" else ""
-            lines.append(f'{indent}"{sid}" [label="{_label(stage.name)}"{style}];')
+            lines.append(f'{indent}"{sid}" [label="{_title(stage, chr(92) + "n", str)}"{style}];')
         if len(group) > 1:
             lines.append("  }")
     lines.extend(f'  "{a}" -> "{b}";' for a, b in _flow_edges(plan))
     lines.extend(f'  "{a}" -> "{b}" [style=dashed];' for a, b in _skip_edges(plan))
+    lines.extend(
+        f'  "{a}" -> "{b}" [style=dashed, label="optional"];' for a, b in _optional_edges(plan)
+    )
     lines.append("}")
     return "\n".join(lines) + "\n"

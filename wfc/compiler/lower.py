@@ -42,6 +42,8 @@ def _lower_stage(stage: model.StageModel) -> PlanStage:
         config_schema=record_json_schema(stage.config),
         config_defaults={f.name: f.default for f in stage.config.fields if f.has_default},
         needs=stage.needs,
+        optional_needs=stage.optional_needs,
+        when=stage.when,
         retry=RetryPolicy(
             max_attempts=stage.retry_max_attempts,
             backoff_initial_ms=stage.backoff_initial_ms,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfc.compiler import ast
+from wfc.plan import Condition
 
 PRIMITIVES = ("str", "int", "float", "bool", "datetime", "date", "url", "email", "json", "blob")
 
@@ -156,6 +157,8 @@ class StageModel:
     output: Record
     config: Record
     needs: tuple[str, ...]
+    optional_needs: tuple[str, ...] = ()  # needs written `x?`: may have been skipped
+    when: Condition | None = None  # run only when this holds, else SKIPPED
     retry_max_attempts: int = 3
     backoff_initial_ms: int = 1000
     backoff_multiplier: float = 2.0

@@ -46,6 +46,8 @@ FRAGMENT_RULES = (
     "flow_body",
     "duration_spec",
     "stage_ref",
+    "need",
+    "condition_spec",
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 

@@ -64,6 +64,64 @@ def print_constraint(c: ast.Constraint) -> str:
     return f"len {_LEN_COMPARE[c.kind]} {_number(c.value)}"
 
 
+# How tightly each kind of condition binds: an operand that binds looser than
+# its place allows is parenthesised. A run of `and` inside `and` (or `or` in
+# `or`) is parenthesised too: the parser flattens runs, so the nesting written
+# is only kept by the parentheses.
+_ATOM, _COMPARE_LEVEL, _NOT, _AND, _OR = 0, 1, 2, 3, 4
+
+
+def _level(expr: ast.Expr) -> int:
+    match expr:
+        case ast.Logical(op="or"):
+            return _OR
+        case ast.Logical():
+            return _AND
+        case ast.Not():
+            return _NOT
+        case ast.Compare():
+            return _COMPARE_LEVEL
+    return _ATOM
+
+
+def _operand(expr: ast.Expr, limit: int) -> str:
+    """`expr` as an operand of a place that takes levels below `limit` bare."""
+    text = print_condition(expr)
+    return text if _level(expr) < limit else f"({text})"
+
+
+def print_condition(expr: ast.Expr) -> str:
+    """A `when` condition as source, parenthesised only where the tree needs it."""
+    match expr:
+        case ast.DottedName():
+            return expr.text
+        case ast.Literal_():
+            return print_value(expr)
+        case ast.ListExpr(items=items):
+            return "[" + ", ".join(print_condition(i) for i in items) + "]"
+        case ast.Len(operand=operand):
+            return f"len({print_condition(operand)})"
+        case ast.Not(operand=operand):
+            return "not " + _operand(operand, _AND)
+        case ast.Logical(op=op, operands=operands):
+            limit = _AND if op == "and" else _OR
+            return f" {op} ".join(_operand(o, limit) for o in operands)
+        case ast.Compare(op=op, left=left, right=right):
+            return f"{_operand(left, _COMPARE_LEVEL)} {op} {_operand(right, _COMPARE_LEVEL)}"
+
+
+def _needs(s: ast.Stage) -> str:
+    """`needs a, b?`: each `?` goes on the first need of its name not yet marked."""
+    marks = [o.value for o in s.optional_needs]
+    written = []
+    for name in s.needs:
+        optional = name.value in marks
+        if optional:
+            marks.remove(name.value)
+        written.append(name.value + ("?" if optional else ""))
+    return "needs " + ", ".join(written)
+
+
 def _doc(doc: str | None, indent: str) -> list[str]:
     return [f"{indent}## {line}" for line in doc.splitlines()] if doc else []
 
@@ -120,7 +178,8 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
     lines += [f"{inner}output {print_record(o, inner)}" for o in s.outputs]
     lines += [f"{inner}config {print_record(c, inner)}" for c in s.configs]
     if s.needs:
-        lines.append(f"{inner}needs " + ", ".join(n.value for n in s.needs))
+        lines.append(inner + _needs(s))
+    lines += [f"{inner}when {print_condition(c)}" for c in s.conditions]
     lines += [f"{inner}{_retry(r)}" for r in s.retries]
     lines += [f"{inner}timeout {t.text}" for t in s.timeouts]
     for p in s.polls:

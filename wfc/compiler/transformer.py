@@ -275,7 +275,8 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
         settings: dict[str, list[Any]] = {}
         for tag, value in rest:
             settings.setdefault(tag, []).append(value)
-        needs = tuple(n for group in settings.get("needs", []) for n in group)
+        needs = tuple(n for group in settings.get("needs", []) for n, _ in group)
+        optional = tuple(mark for group in settings.get("needs", []) for _, mark in group if mark)
         return ast.Stage(
             name=self._name(name),
             is_async=async_tok is not None,
@@ -286,6 +287,8 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             outputs=tuple(settings.get("output", [])),
             configs=tuple(settings.get("config", [])),
             needs=needs,
+            optional_needs=optional,
+            conditions=tuple(settings.get("when", [])),
             retries=tuple(settings.get("retry", [])),
             timeouts=tuple(settings.get("timeout", [])),
             polls=tuple(settings.get("poll", [])),
@@ -313,8 +316,50 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
     def stage_config(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
         return ("config", items[0])
 
-    def needs(self, meta: Meta, items: list[Token]) -> tuple[str, tuple[ast.Name, ...]]:
-        return ("needs", tuple(self._name(t) for t in items))
+    def needs(
+        self, meta: Meta, items: list[tuple[ast.Name, ast.Name | None]]
+    ) -> tuple[str, tuple[tuple[ast.Name, ast.Name | None], ...]]:
+        return ("needs", tuple(items))
+
+    def need(self, meta: Meta, items: list[Token]) -> tuple[ast.Name, ast.Name | None]:
+        """The stage named, and, for `name?`, the same name spanning the `?` as well."""
+        name = self._name(items[0])
+        if len(items) == 1:
+            return name, None
+        return name, ast.Name(value=name.value, span=self._span(meta))
+
+    # -- conditions ------------------------------------------------------------
+
+    def when(self, meta: Meta, items: list[ast.Expr]) -> tuple[str, ast.Expr]:
+        return ("when", items[0])
+
+    def condition_spec(self, meta: Meta, items: list[ast.Expr]) -> ast.Expr:
+        return items[0]
+
+    def cond_or(self, meta: Meta, items: list[ast.Expr]) -> ast.Logical:
+        return ast.Logical(op="or", operands=tuple(items), span=self._span(meta))
+
+    def cond_and(self, meta: Meta, items: list[ast.Expr]) -> ast.Logical:
+        return ast.Logical(op="and", operands=tuple(items), span=self._span(meta))
+
+    def cond_negation(self, meta: Meta, items: list[ast.Expr]) -> ast.Not:
+        return ast.Not(operand=items[0], span=self._span(meta))
+
+    def cond_comparison(self, meta: Meta, items: list[Any]) -> ast.Compare:
+        left, (op, op_span), right = items
+        return ast.Compare(op=op, left=left, right=right, op_span=op_span, span=self._span(meta))
+
+    def cond_op(self, meta: Meta, items: list[Token]) -> tuple[str, Span]:
+        return " ".join(str(t) for t in items), self._span(meta)
+
+    def cond_list(self, meta: Meta, items: list[ast.Expr]) -> ast.ListExpr:
+        return ast.ListExpr(items=tuple(items), span=self._span(meta))
+
+    def cond_len(self, meta: Meta, items: list[ast.Expr]) -> ast.Len:
+        return ast.Len(operand=items[0], span=self._span(meta))
+
+    def dotted_name(self, meta: Meta, items: list[Token]) -> ast.DottedName:
+        return ast.DottedName(parts=tuple(self._name(t) for t in items), span=self._span(meta))
 
     def _duration(self, token: Token) -> ast.Duration:
         return ast.Duration(text=str(token), span=self._tok_span(token))

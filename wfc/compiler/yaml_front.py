@@ -20,8 +20,14 @@ workflow:
       input: {url: url}            # or: from <stage> | none | TypeName
       output: {text: str}
       retry: 3 times, backoff exponential 1s x2 max 1m
-    embed: {async: true, input: none, needs: [extract], poll: every 1m, give up after 24h}
-  flow: extract -> [embed]
+    embed:
+      async: true
+      input: none
+      needs: [extract]
+      poll: every 1m, give up after 24h
+      when: len(extract.text) > 100   # the `.wf` expression; quote it when it holds `: ` or `#`
+    review: {input: none, needs: [extract, "embed?"]}   # `?`: embed may be skipped
+  flow: extract -> [embed] -> review
 ```
 """
 
@@ -88,6 +94,12 @@ class _Builder:
         scalar = self.scalar(node, what)
         result = self.fragment(scalar, "stage_ref")
         assert isinstance(result, ast.Name)
+        return result
+
+    def need(self, node: Node) -> tuple[ast.Name, ast.Name | None]:
+        """`extract` or `review?`, as the `.wf` grammar reads one entry of `needs`."""
+        result = self.fragment(self.scalar(node, "a stage id"), "need")
+        assert isinstance(result, tuple)
         return result
 
     def string(self, node: Node, what: str) -> ast.Literal_:
@@ -187,6 +199,7 @@ class _Builder:
         "poll",
         "priority",
         "ai",
+        "when",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -249,9 +262,12 @@ class _Builder:
             if (v := get(k)) is not None:
                 settings[k + "s"] = (self.record_spec(v, f"`{k}`"),)
         if (v := get("needs")) is not None:
-            settings["needs"] = tuple(
-                self.name(n, "a stage id") for n in self.sequence(v, "`needs`")
-            )
+            needs = [self.need(n) for n in self.sequence(v, "`needs`")]
+            settings["needs"] = tuple(name for name, _ in needs)
+            settings["optional_needs"] = tuple(mark for _, mark in needs if mark is not None)
+        if (v := get("when")) is not None:
+            condition = self.fragment(self.scalar(v, "`when`"), "condition_spec")
+            settings["conditions"] = (condition,)
         if (v := get("retry")) is not None:
             settings["retries"] = (self.fragment(self.scalar(v, "`retry`"), "retry_body"),)
         if (v := get("poll")) is not None:
@@ -342,11 +358,16 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         offset = mark.index if mark is not None else 0
+        problem = str(error.problem or error.context)
+        help = "check the indentation and quoting around this point"
+        if problem.endswith("but got '?'"):
+            # YAML ends a plain scalar at `?` inside `[...]`: `[extract, review?]` fails.
+            help = 'quote a need that ends in `?` inside `[…]`: `needs: [extract, "review?"]`'
         return Diagnostic(
             code="WF120",
-            message=f"invalid YAML: {error.problem or error.context}",
+            message=f"invalid YAML: {problem}",
             span=Span(file=file, start=offset, end=offset + 1),
-            help="check the indentation and quoting around this point",
+            help=help,
         )
     except yaml.YAMLError as error:
         return Diagnostic(code="WF120", message=f"invalid YAML: {error}", path=file.display_name)

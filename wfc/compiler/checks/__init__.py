@@ -9,14 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wfc.compiler import ast, model
+from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.graph import check_graph
 from wfc.compiler.checks.names import check_names
+from wfc.compiler.checks.skipping import check_skipping
 from wfc.compiler.checks.types import check_types
 from wfc.compiler.diagnostics import Diagnostic, Label
 from wfc.compiler.loader import Program
 
-PASSES: tuple[Callable[[Analysis], None], ...] = (check_names, check_types, check_graph)
+PASSES: tuple[Callable[[Analysis], None], ...] = (
+    check_names,
+    check_types,
+    check_graph,
+    check_conditions,
+    check_skipping,
+)
 
 
 def check_program(program: Program) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
@@ -80,6 +88,8 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 output=facts.output,
                 config=facts.config,
                 needs=tuple(n.value for n in node.needs),
+                optional_needs=tuple(dict.fromkeys(n.value for n in node.optional_needs)),
+                when=facts.when,
                 retry_max_attempts=s.max_attempts,
                 backoff_initial_ms=s.backoff_initial_ms,
                 backoff_multiplier=s.backoff_multiplier,

@@ -14,6 +14,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.diagnostics import Diagnostic, Label, Severity
 from wfc.compiler.loader import Program
 from wfc.compiler.source import Span
+from wfc.plan import Condition
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -49,6 +50,15 @@ class StageFacts:
     config: model.Record | None = None
     group: int | None = None
     settings: StageSettings = field(default_factory=StageSettings)
+    when: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkipCause:
+    """Why a stage may be skipped: the `when` of `stage` (itself, or one it depends on)."""
+
+    stage: str
+    span: Span
 
 
 @dataclass(slots=True, kw_only=True)
@@ -67,6 +77,7 @@ class Analysis:
     workflow_input: model.Record | None = None
     workflow_output: model.Record | None = None
     broken: set[str] = field(default_factory=set)
+    skippable: dict[str, SkipCause] = field(default_factory=dict)
 
     def error(
         self,

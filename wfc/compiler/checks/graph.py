@@ -16,6 +16,7 @@ import itertools
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
 from wfc.compiler.checks.names import unknown_stage
+from wfc.compiler.checks.skipping import find_skippable
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.names import class_name as pascal
 from wfc.compiler.source import Span
@@ -30,6 +31,7 @@ def check_graph(an: Analysis) -> None:
     cyclic = _check_cycles(an)
     _check_order(an, cyclic)
     _resolve_input_from(an)
+    an.skippable = find_skippable(an)
     if an.groups:
         _check_inputs(an)
         _check_workflow_output(an, wf)
@@ -185,8 +187,15 @@ def _resolve_input_from(an: Analysis) -> None:
             facts.input = an.stages[facts.input_from].output
 
 
-def group_output(an: Analysis, index: int) -> model.Record | None:
-    """What group `index` (0-based) hands to the next: one stage's output, or a record keyed by stage id."""
+def group_output(
+    an: Analysis, index: int, *, skipped_as_optional: bool = True
+) -> model.Record | None:
+    """What group `index` (0-based) hands to the next: one stage's output, or a record keyed by stage id.
+
+    In a parallel group, the key of a stage that may be skipped may be absent, so
+    its field is optional (`skipped_as_optional`); a single stage's skip is the
+    skipping pass's business.
+    """
     group = an.groups[index]
     outputs = [an.stages[sid].output for sid in group]
     if any(o is None or o.name in an.broken for o in outputs):
@@ -198,7 +207,9 @@ def group_output(an: Analysis, index: int) -> model.Record | None:
         output = an.stages[sid].output
         if output is None:
             return None
-        fields.append(model.RecordField(name=sid, type=output))
+        skipped = skipped_as_optional and sid in an.skippable
+        field_type: model.Type = model.Optional(inner=output) if skipped else output
+        fields.append(model.RecordField(name=sid, type=field_type))
     return model.Record(name="Group" + "".join(pascal(s) for s in group), fields=tuple(fields))
 
 
@@ -288,7 +299,8 @@ def _missing_help(an: Analysis, field_name: str, node: ast.Stage | None) -> str:
 def _check_workflow_output(an: Analysis, wf: ast.Workflow) -> None:
     if an.workflow_output is None or not wf.outputs or an.workflow_output.name in an.broken:
         return
-    last = group_output(an, len(an.groups) - 1)
+    # A skipped stage of the last group is warned about by the skipping pass instead.
+    last = group_output(an, len(an.groups) - 1, skipped_as_optional=False)
     if last is None:
         return
     _compare(
