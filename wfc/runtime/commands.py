@@ -47,6 +47,8 @@ class RunClaimPending(_Message):
     type: Literal["run.claimPending"] = "run.claimPending"
     worker_id: str
     max_claims: int = Field(default=10, ge=1)
+    # A host serving one run (`wfc run`) claims that run or nothing.
+    workflow_run_id: str | None = None
 
 
 class RunTransition(_Message):
@@ -101,6 +103,8 @@ class StagePollSuspended(_Message):
     # How long a stage this poll claims is kept from other pollers: longer than a
     # `check_completion` takes; a poller that dies leaves its stages due again after it.
     claim_ms: int = Field(default=300_000, ge=1)
+    # A host serving one run (`wfc run`) checks that run's stages only.
+    workflow_run_id: str | None = None
 
 
 class LeaseReapStale(_Message):

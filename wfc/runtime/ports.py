@@ -166,13 +166,13 @@ class Persistence(Protocol):
         ...
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
     ) -> list[StageRecord]:
         """Claim up to `limit` SUSPENDED stage rows whose `next_poll_at` is at or before
         `now`, soonest first: each moves its `next_poll_at` to `until` (and its version on)
         in one atomic write, so no other poller sees it due before then, and is returned
         as written. A poller fences its outcome on that version (`StageFence.polled`); one
-        that dies leaves the stage due again at `until`."""
+        that dies leaves the stage due again at `until`. With `run_id`, that run's only."""
         ...
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:

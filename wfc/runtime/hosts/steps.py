@@ -60,9 +60,25 @@ class RunEndedError(Exception):
         self.status = status
 
 
+class LeaseLostError(Exception):
+    """The job's lease was taken back (the worker was paused or too slow to renew it): its
+    stage is another delivery's now, so the heartbeat stopped waiting for this one."""
+
+    def __init__(self, job_id: str, attempt: int) -> None:
+        super().__init__(
+            f"job {job_id} is no longer leased at attempt {attempt}: the stage's execution "
+            "was abandoned (another delivery has it)"
+        )
+
+
 @contextlib.asynccontextmanager
 async def heartbeat(
-    kernel: Kernel, job_id: str, every: timedelta | None, *, run_id: str | None = None
+    kernel: Kernel,
+    job_id: str,
+    every: timedelta | None,
+    *,
+    run_id: str | None = None,
+    attempt: int | None = None,
 ) -> AsyncIterator[None]:
     """Renew the job's lease every `every` while the block runs, so a long stage is never
     taken for a dead worker's; touch errors are logged and ignored.
@@ -70,7 +86,9 @@ async def heartbeat(
     With `run_id`, each beat also reads the run: once it is no longer RUNNING (cancelled,
     or failed by another stage), nothing the stage does can count, so the block is
     cancelled and `RunEndedError` raised: the slot is free for other work instead of
-    waiting, perhaps forever, for a stage nobody needs.
+    waiting, perhaps forever, for a stage nobody needs. With `attempt`, a renewal that
+    finds the job no longer leased at that delivery cancels it likewise (`LeaseLostError`):
+    whatever it would commit is a ghost (`job.execute` fences it), so waiting is waste.
 
     The renewing task starts only once the first renewal is due: most stages end long
     before, and a task made and cancelled for each of them was a cost per job."""
@@ -78,19 +96,25 @@ async def heartbeat(
         yield
         return
     body = asyncio.current_task()
-    ended: list[str] = []
+    stopped: list[Exception] = []  # why `beat` cancelled the body
     inside = [True]  # the body is still in the block: a cancel now lands there
+
+    def stop(why: Exception) -> None:
+        if inside[0] and body is not None:
+            stopped.append(why)
+            body.cancel()
 
     async def beat() -> None:
         while True:
             try:
-                await kernel.deps.jobs.touch(job_id)
-                if run_id is not None and body is not None:
+                held = await kernel.deps.jobs.touch(job_id, attempt=attempt)
+                if attempt is not None and not held:
+                    stop(LeaseLostError(job_id, attempt))
+                    return
+                if run_id is not None:
                     run = await kernel.deps.persistence.get_run(run_id)
-                    status = "gone" if run is None else run.status.value
-                    if inside[0] and (run is None or run.status is not Status.RUNNING):
-                        ended.append(status)
-                        body.cancel()
+                    if run is None or run.status is not Status.RUNNING:
+                        stop(RunEndedError(run_id, "gone" if run is None else run.status.value))
                         return
             except Exception:
                 log.warning("heartbeat of job %s failed", job_id, exc_info=True)
@@ -104,9 +128,8 @@ async def heartbeat(
     try:
         yield
     except asyncio.CancelledError:
-        if ended and body is not None and body.uncancel() == 0:  # cancelled by `beat` alone
-            assert run_id is not None
-            raise RunEndedError(run_id, ended[0]) from None
+        if stopped and body is not None and body.uncancel() == 0:  # cancelled by `beat` alone
+            raise stopped[0] from None
         raise
     finally:
         inside[0] = False
@@ -148,6 +171,9 @@ async def process_job(
             fence = None if delivery_may_repeat else job.attempt
             await kernel.deps.jobs.fail(job.id, error, retry_at=None, attempt=fence)
             return JobOutcome(outcome="failed", error=error)
+        except LeaseLostError as lost:  # nothing to write: the job is another delivery's
+            log.warning("job %s abandoned: %s", job.id, lost, extra={"job_id": job.id})
+            return JobOutcome(outcome="failed", error=str(lost))
 
 
 async def _process_job(
@@ -159,7 +185,13 @@ async def _process_job(
     # message was never leased in the queue (its attempt is the message's), so its writes
     # cannot be, and its idempotency key is what keeps a repeated delivery from counting.
     fence = None if keyed else job.attempt
-    async with heartbeat(kernel, job.id, heartbeat_every, run_id=job.run_id if watch else None):
+    async with heartbeat(
+        kernel,
+        job.id,
+        heartbeat_every,
+        run_id=job.run_id if watch else None,
+        attempt=fence,
+    ):
         result = await kernel.dispatch(
             JobExecute(
                 workflow_run_id=job.run_id,
@@ -245,6 +277,7 @@ class MaintenanceSettings:
     max_suspended_checks: int = 10
     max_outbox_flush: int = 100
     stale_lease_threshold: timedelta = timedelta(minutes=5)
+    run_id: str | None = None  # a host serving one run (`wfc run`) claims and polls it only
 
     @property
     def stuck_threshold(self) -> timedelta:
@@ -270,14 +303,18 @@ def _ms(delta: timedelta) -> int:
     return int(delta / timedelta(milliseconds=1))
 
 
-async def poll_suspended(kernel: Kernel, max_checks: int, *, quiet: bool = False) -> TickResult:
+async def poll_suspended(
+    kernel: Kernel, max_checks: int, *, run_id: str | None = None, quiet: bool = False
+) -> TickResult:
     """Check due suspended stages and transition the runs they resumed (the poll's own
     commit moves most on; one whose group also holds a failed stage needs this); the
     result's `next_poll_at` says when to poll again. A host calls this alone when a stage
     is due, rather than waiting for a full maintenance tick. A run whose transition
     fails is left to the stuck-run reaper; the others still move on."""
     polled = TickResult()
-    result = await kernel.dispatch(StagePollSuspended(max_checks=max_checks))
+    result = await kernel.dispatch(
+        StagePollSuspended(max_checks=max_checks, workflow_run_id=run_id)
+    )
     polled.suspended_checked = result.checked
     polled.next_poll_at = result.next_due_at
     for run_id in result.resumed_workflow_run_ids:
@@ -315,12 +352,18 @@ async def maintenance_tick(
         if settings.max_claims < 1:  # the host has no room for another run now
             return
         result = await kernel.dispatch(
-            RunClaimPending(worker_id=settings.worker_id, max_claims=settings.max_claims)
+            RunClaimPending(
+                worker_id=settings.worker_id,
+                max_claims=settings.max_claims,
+                workflow_run_id=settings.run_id,
+            )
         )
         tick.claimed = len(result.claimed)
 
     async def poll() -> None:
-        polled = await poll_suspended(kernel, settings.max_suspended_checks, quiet=quiet)
+        polled = await poll_suspended(
+            kernel, settings.max_suspended_checks, run_id=settings.run_id, quiet=quiet
+        )
         tick.suspended_checked = polled.suspended_checked
         tick.next_poll_at = polled.next_poll_at
         if polled.failure is not None:

@@ -76,7 +76,6 @@ from wfc.runtime.hosts.steps import (
 )
 from wfc.runtime.hosts.threads import StageThreads
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.kernel.claim import claiming_only
 from wfc.runtime.ports import JobTransport, Listening, Wakeups
 from wfc.runtime.records import JobRecord
 
@@ -176,6 +175,7 @@ class WorkerHost:
             max_suspended_checks=max_suspended_checks_per_tick,
             max_outbox_flush=max_outbox_flush_per_tick,
             stale_lease_threshold=stale_lease_threshold,
+            run_id=run_id,
         )
         self._wakeups = wakeups
         self.max_abandoned_threads = max_abandoned_threads
@@ -473,7 +473,7 @@ class WorkerHost:
                 self._ticks += 1
                 room = self._claim_room()
                 self._claim_now = False  # the tick claims: a wakeup during it claims again
-                with claiming_only(self.run_id), self._handing_off_to_self(in_tick=True):
+                with self._handing_off_to_self(in_tick=True):
                     tick = await maintenance_tick(
                         self.kernel, replace(self.settings, max_claims=room), quiet=True
                     )
@@ -513,7 +513,7 @@ class WorkerHost:
         """A suspended stage is due: check the due stages now, not the rest of a tick."""
         with self._handing_off_to_self(in_tick=True):
             polled = await poll_suspended(
-                self.kernel, self.settings.max_suspended_checks, quiet=True
+                self.kernel, self.settings.max_suspended_checks, run_id=self.run_id, quiet=True
             )
         if polled.failure is not None:
             self._backed_off("poll", polled.failure)
@@ -582,9 +582,11 @@ class WorkerHost:
             await self._pass_on_claims()
             return False
         taken = self._taken
-        with claiming_only(self.run_id), handing_off_to(self):
+        with handing_off_to(self):
             result = await self.kernel.dispatch(
-                RunClaimPending(worker_id=self.worker_id, max_claims=room)
+                RunClaimPending(
+                    worker_id=self.worker_id, max_claims=room, workflow_run_id=self.run_id
+                )
             )
         self._health.ok()  # (only a call that reached the database says it is back)
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)

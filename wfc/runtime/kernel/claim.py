@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-
 from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
@@ -18,21 +14,6 @@ WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 EMPTY_STAGE_GRAPH = "EMPTY_STAGE_GRAPH"
 PLAN_CHANGED = "PLAN_CHANGED"
 CLAIM_FAILED = "CLAIM_FAILED"
-
-_ONLY_RUN: ContextVar[str | None] = ContextVar("wfc_claim_only_run", default=None)
-
-
-@contextmanager
-def claiming_only(run_id: str | None) -> Iterator[None]:
-    """Claims dispatched by this task inside the block start run `run_id` or nothing: a
-    host that serves one run (`wfc run`) must not start, and be handed, other runs' work.
-    (A context like `handing_off_to`, because `RunClaimPending` has no run filter yet;
-    with None, claims are as usual.)"""
-    token = _ONLY_RUN.set(run_id)
-    try:
-        yield
-    finally:
-        _ONLY_RUN.reset(token)
 
 
 async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResult:
@@ -48,7 +29,7 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
     claimed before it, which are returned so the caller starts them now.
     """
     claimed: list[ClaimedRun] = []
-    only = _ONLY_RUN.get()
+    only = cmd.workflow_run_id
     others_pending = True
     for _ in range(cmd.max_claims):
         if not others_pending:

@@ -58,7 +58,9 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
     """Claim and check up to `max_checks` due suspended stages; say which runs resumed."""
     now = deps.clock.now()
     until = now + timedelta(milliseconds=cmd.claim_ms)
-    due = await deps.persistence.claim_suspended_stages(now, until, cmd.max_checks)
+    due = await deps.persistence.claim_suspended_stages(
+        now, until, cmd.max_checks, run_id=cmd.workflow_run_id
+    )
     verdicts = Counter[str]()
     resumed_runs: list[str] = []
     next_due: list[datetime] = []

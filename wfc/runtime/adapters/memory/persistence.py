@@ -207,12 +207,15 @@ class _MemoryStore:
         return None if run is None else (run, self._stages_of(run_id))
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
     ) -> list[StageRecord]:
         due = [
             s
             for s in self._t.stages.values()
-            if s.status is Status.SUSPENDED and s.next_poll_at is not None and s.next_poll_at <= now
+            if s.status is Status.SUSPENDED
+            and s.next_poll_at is not None
+            and s.next_poll_at <= now
+            and (run_id is None or s.run_id == run_id)
         ]
         due.sort(key=lambda s: (s.next_poll_at or now, s.id))
         return [await self.update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]

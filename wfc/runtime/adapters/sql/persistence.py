@@ -143,10 +143,10 @@ class _SqlStore:
             return await stages.run_with_stages(conn, run_id)
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
     ) -> list[StageRecord]:
         async with self._single() as conn:
-            return await stages.claim_suspended_stages(conn, now, until, limit)
+            return await stages.claim_suspended_stages(conn, now, until, limit, run_id)
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         async with self._single() as conn:

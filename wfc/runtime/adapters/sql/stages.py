@@ -290,39 +290,46 @@ async def run_with_stages(
     return run, found
 
 
-_DUE_SUSPENDED = (
-    select(stages.c.id)
-    .where(
-        stages.c.status == Status.SUSPENDED.value,
-        stages.c.next_poll_at <= bindparam("now"),
+def _claim_suspended(*only: ColumnElement[bool]) -> Any:
+    """Claim the due SUSPENDED rows (that also meet `only`): each moved on to `until`."""
+    due = (
+        select(stages.c.id)
+        .where(
+            stages.c.status == Status.SUSPENDED.value,
+            stages.c.next_poll_at <= bindparam("now"),
+            *only,
+        )
+        .order_by(stages.c.next_poll_at, stages.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)  # PostgreSQL: pollers never wait on each other
+        .cte("due_suspended")
     )
-    .order_by(stages.c.next_poll_at, stages.c.id)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)  # PostgreSQL: pollers never wait on each other
-    .cte("due_suspended")
-)
-_CLAIM_SUSPENDED = (
-    update(stages)
-    .where(stages.c.id == _DUE_SUSPENDED.c.id, stages.c.status == Status.SUSPENDED.value)
-    .values(
-        next_poll_at=bindparam("until"),
-        version=stages.c.version + 1,
-        updated_at=bindparam("now"),
+    return (
+        update(stages)
+        .where(stages.c.id == due.c.id, stages.c.status == Status.SUSPENDED.value)
+        .values(
+            next_poll_at=bindparam("until"),
+            version=stages.c.version + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(*stages.c)
     )
-    .returning(*stages.c)
-)
+
+
+_CLAIM_SUSPENDED = _claim_suspended()
+_CLAIM_SUSPENDED_OF_RUN = _claim_suspended(stages.c.run_id == bindparam("only_run_id"))
 
 
 async def claim_suspended_stages(
-    conn: AsyncConnection, now: datetime, until: datetime, limit: int
+    conn: AsyncConnection, now: datetime, until: datetime, limit: int, run_id: str | None = None
 ) -> list[StageRecord]:
     """One statement: the due SUSPENDED rows, each moved on to `until` as it is returned."""
-    params = {"now": now, "until": until, "limit": limit}
-    rows = [
-        to_record(StageRecord, row) for row in await direct.fetch(conn, _CLAIM_SUSPENDED, params)
-    ]
-    # The rows as due: `next_poll_at` is `until` now for all of them.
-    return sorted(rows, key=lambda row: row.id)
+    params: dict[str, Any] = {"now": now, "until": until, "limit": limit}
+    statement = _CLAIM_SUSPENDED
+    if run_id is not None:
+        statement, params["only_run_id"] = _CLAIM_SUSPENDED_OF_RUN, run_id
+    rows = await direct.fetch(conn, statement, params)
+    return sorted((to_record(StageRecord, row) for row in rows), key=lambda row: row.id)
 
 
 async def delete_stages(conn: AsyncConnection, record_ids: Sequence[str]) -> None:
