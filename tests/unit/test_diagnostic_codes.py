@@ -16,6 +16,22 @@ def _wf(body: str) -> str:
     return "workflow w {\n  " + body + "\n}\n"
 
 
+def _when(condition: str) -> str:
+    """A workflow whose stage `b` runs `when <condition>`, reading `input` and stage `a`."""
+    return _wf(
+        "enum Label { spam, ham }\n"
+        "  input { text: str, score: float, flag: bool, tags: list[str] }\n"
+        "  stage a { output { label: Label, n: int } }\n"
+        f"  stage b {{ input none  needs a  when {condition} }}\n"
+        "  flow a -> b"
+    )
+
+
+def _skipping(stages: str, flow: str, output: str = "") -> str:
+    """A workflow with a `flag` input for `when`s, and the given stages and flow."""
+    return _wf(f"input {{ flag: bool }}\n  {output}{stages}\n  flow {flow}")
+
+
 # (code, source, text under the caret, message fragment, help fragment)
 CASES: list[tuple[str, str, str, str, str | None]] = [
     ("WF101", "workflow w { input { a str } }", "str", "expected `:`", "name: type"),
@@ -181,6 +197,81 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
         "dependency cycle: a -> b -> a",
         "remove one",
     ),
+    (
+        "WF230",
+        _when("inptu.score > 1"),
+        "inptu",
+        "unknown name `inptu` in the condition of `b`",
+        "did you mean `input`?",
+    ),
+    ("WF231", _when("input.scroe > 1"), "scroe", "has no field `scroe`", "did you mean `score`?"),
+    (
+        "WF232",
+        _when("a.label == Label.spma"),
+        "spma",
+        "`Label` has no member `spma`",
+        "did you mean `spam`?",
+    ),
+    ("WF320", _when("input.score"), "input.score", "must be true or false", "compare it"),
+    ("WF321", _when("input.flag and a.n"), "a.n", "`and` takes true or false", "x > 0"),
+    (
+        "WF322",
+        _when("input.text == 1"),
+        "input.text == 1",
+        "compares `str` with `int`",
+        "same type",
+    ),
+    ("WF323", _when("input.flag < true"), "input.flag < true", "cannot order `bool`", "`==`"),
+    ("WF324", _when('"x" in input.score'), "input.score", "needs a list, a map or a string", None),
+    ("WF325", _when("len(a.n) > 1"), "a.n", "`len` takes a list, a map or a string", None),
+    ("WF326", _when('input.text in ["a", 1]'), "1", "different types: `str` and `int`", None),
+    (
+        "WF410",
+        _skipping(
+            "stage a { output { n: int } when b.m > 0 }\n  stage b { output { m: int } }", "a -> b"
+        ),
+        "b",
+        "the condition of `a` reads `b`, which runs after it",
+        "move `b` before `a`",
+    ),
+    (
+        "WF411",
+        _skipping(
+            "stage a { output { n: int } when input.flag }\n"
+            "  stage b { output { m: int } }\n"
+            "  stage c { input none  needs a, b }",
+            "[a, b] -> c",
+        ),
+        "a",
+        "stage `c` needs `a`, which may be skipped",
+        "`needs a?`",
+    ),
+    (
+        "WF412",
+        _skipping("stage a { output { n: int } }\n  stage c { input none  needs a? }", "a -> c"),
+        "a?",
+        "`a` is never skipped",
+        "remove the `?`",
+    ),
+    (
+        "WF413",
+        _skipping("stage a { output { n: int } when input.flag }", "a", "output { n: int }\n  "),
+        "{ n: int }",
+        "the workflow output may be missing",
+        "end the flow with a stage that always runs",
+    ),
+    (
+        "WF414",
+        _skipping(
+            "stage b { output { m: int } }\n"
+            "  stage a { output { n: int } when input.flag }\n"
+            "  stage c { input { n: int }  needs b }",
+            "b -> a -> c",
+        ),
+        "{ n: int }",
+        "takes its input from `a`, which may be skipped while `c` still runs",
+        "`needs a?`",
+    ),
     ("WF405", _wf("stage s { }"), "w", "has no `flow`", "flow s"),
     ("WF406", _wf('name "x"'), "w", "has no stages", "declare a stage"),
 ]
@@ -213,7 +304,12 @@ def test_diagnostic(
     if help is not None:
         assert d.help is not None and help in d.help
     rendered = render_text([d])
-    assert f"error[{code}]" in rendered and "^" in rendered
+    assert f"{d.severity}[{code}]" in rendered and "^" in rendered
+    assert d.severity is (Severity.WARNING if code in WARNINGS else Severity.ERROR)
+
+
+WARNINGS = {"WF412", "WF413"}
+"""Codes that are warnings: shown, but `wfc check` still exits 0."""
 
 
 def test_every_error_of_a_file_comes_out_of_one_run(tmp_path: Path) -> None:

@@ -228,7 +228,6 @@ class Compare:
     op: CompareOp
     left: Expr
     right: Expr
-    op_span: Span = field(compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 

@@ -346,11 +346,11 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
         return ast.Not(operand=items[0], span=self._span(meta))
 
     def cond_comparison(self, meta: Meta, items: list[Any]) -> ast.Compare:
-        left, (op, op_span), right = items
-        return ast.Compare(op=op, left=left, right=right, op_span=op_span, span=self._span(meta))
+        left, op, right = items
+        return ast.Compare(op=op, left=left, right=right, span=self._span(meta))
 
-    def cond_op(self, meta: Meta, items: list[Token]) -> tuple[str, Span]:
-        return " ".join(str(t) for t in items), self._span(meta)
+    def cond_op(self, meta: Meta, items: list[Token]) -> str:
+        return " ".join(str(t) for t in items)
 
     def cond_list(self, meta: Meta, items: list[ast.Expr]) -> ast.ListExpr:
         return ast.ListExpr(items=tuple(items), span=self._span(meta))

@@ -361,8 +361,11 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
         problem = str(error.problem or error.context)
         help = "check the indentation and quoting around this point"
         if problem.endswith("but got '?'"):
-            # YAML ends a plain scalar at `?` inside `[...]`: `[extract, review?]` fails.
-            help = 'quote a need that ends in `?` inside `[…]`: `needs: [extract, "review?"]`'
+            # YAML ends a plain scalar at `?` inside `[…]` and `{…}`: `[a, review?]` fails.
+            help = (
+                "inside `[…]` or `{…}`, quote a value that ends in `?`: "
+                '`needs: [extract, "review?"]`, `{label: "str?"}`'
+            )
         return Diagnostic(
             code="WF120",
             message=f"invalid YAML: {problem}",

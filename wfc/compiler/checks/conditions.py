@@ -440,12 +440,8 @@ class _ConditionChecker:
         self.an.error(
             code,
             f"{verb} `{lt}` with `{rt}`",
-            expr.op_span,
+            expr.span,
             label=f"`{lt}` {expr.op} `{rt}`",
-            labels=(
-                Label(span=expr.left.span, message=f"`{lt}`"),
-                Label(span=expr.right.span, message=f"`{rt}`"),
-            ),
             help=help,
         )
 

@@ -92,7 +92,7 @@ def _check_needs(an: Analysis, sid: str, facts: StageFacts, deps: list[str]) -> 
 def _check_optional_mark(an: Analysis, sid: str, dep: str, mark: ast.Name, *, alone: bool) -> None:
     if dep not in an.skippable:
         message = f"`{dep}` is never skipped, so `{dep}?` is never None"
-        label = f"`{dep}` has no `when` and depends on a stage that always runs"
+        label = f"`{dep}` has no `when`, and not all it depends on may be skipped"
     elif alone:
         message = f"`{sid}` is skipped whenever `{dep}` is, so `{dep}?` is never None"
         label = f"`{sid}` depends on nothing else"
