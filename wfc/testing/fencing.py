@@ -205,3 +205,11 @@ class FencingConformance:
         assert job.run_id == "r2"
         assert await q.dequeue(5, run_id="r2") == []
         assert [j.run_id for j in await q.dequeue(5)] == ["r1"]
+        now = ports.clock.now()
+        for run_id in ("r1", "r2"):
+            row = await p.upsert_stage(a_stage(ports.clock, run_id, "s"), {})
+            await p.update_stage(row.id, {"status": Status.SUSPENDED, "next_poll_at": now})
+        until = now + timedelta(minutes=1)
+        (claimed,) = await p.claim_suspended_stages(now, until, 10, run_id="r2")
+        assert claimed.run_id == "r2"
+        assert [row.run_id for row in await p.claim_suspended_stages(now, until, 10)] == ["r1"]
