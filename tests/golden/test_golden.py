@@ -1,6 +1,10 @@
-"""Golden tests: every example compiles to exactly its committed package; bad inputs give exactly their diagnostics.
+"""Golden tests: every example and golden case compiles to exactly its committed package; bad inputs give exactly their diagnostics.
 
-`pytest --update-golden` rewrites the expected files; review them as a diff.
+A case under `cases/` with an `expected/` directory must compile: its whole
+package (stubs too), its `wfc graph` output in both formats and its warnings
+(`diagnostics.txt`, when it has any) are compared. A case without one must
+fail with exactly its `diagnostics.txt`. `pytest --update-golden` rewrites the
+expected files; review them as a diff.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import pytest
 from tests.conftest import EXAMPLES, GOLDEN
 from wfc.compiler import compile_path
 from wfc.compiler.diagnostics import render_text
+from wfc.compiler.graph_render import to_dot, to_mermaid
 
 EXAMPLE_SOURCES = sorted(
     p for p in EXAMPLES.glob("*/*.wf") if re.search(r"^workflow ", p.read_text(), re.M)
 )
-CASES = sorted(p.parent for p in GOLDEN.glob("*/input.wf"))
+CASES = sorted(p.parent for p in GOLDEN.glob("*/input.wf") if not (p.parent / "expected").is_dir())
+COMPILED_CASES = sorted(p.parent for p in GOLDEN.glob("*/expected"))
 GENERATED = ("__init__.py", "_models.py", "_stages.py", "plan.json", "stages/__init__.py")
 
 
@@ -63,13 +69,51 @@ def test_bad_input_diagnostics(
     assert rendered == expected.read_text()
 
 
+@pytest.mark.parametrize("case", COMPILED_CASES, ids=lambda p: p.name)
+def test_compiled_case_matches_its_expected_tree(
+    case: Path, update_golden: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / case.name
+    work.mkdir()
+    shutil.copy(case / "input.wf", work / "input.wf")
+    monkeypatch.chdir(tmp_path)
+    result = compile_path(Path(case.name) / "input.wf", work / "out")
+    assert result.ok and result.plan is not None, render_text(result.diagnostics)
+    produced = {
+        p.relative_to(work / "out").as_posix(): p.read_text()
+        for p in [*sorted((work / "out").rglob("*.py")), work / "out" / "plan.json"]
+    }
+    produced["graph.mmd"] = to_mermaid(result.plan)
+    produced["graph.dot"] = to_dot(result.plan)
+    if result.diagnostics:
+        produced["diagnostics.txt"] = render_text(result.diagnostics)
+    expected_dir = case / "expected"
+    if update_golden:
+        shutil.rmtree(expected_dir)
+        for rel, text in produced.items():
+            (expected_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (expected_dir / rel).write_text(text)
+    expected = {
+        p.relative_to(expected_dir).as_posix(): p.read_text()
+        for p in sorted(expected_dir.rglob("*"))
+        if p.is_file()
+    }
+    assert sorted(produced) == sorted(expected)
+    for rel, text in produced.items():
+        assert text == expected[rel], f"{case.name}/expected/{rel} differs"
+
+
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
-@pytest.mark.parametrize("source", EXAMPLE_SOURCES, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize(
+    "source",
+    EXAMPLE_SOURCES + [case / "input.wf" for case in COMPILED_CASES],
+    ids=lambda p: p.parent.name,
+)
 def test_generated_code_passes_ruff_and_mypy_strict(source: Path, tmp_path: Path) -> None:
     result = compile_path(source, tmp_path / "pkg")
     assert result.ok
