@@ -268,7 +268,7 @@ def test_conditions_print_back_to_the_same_tree(text: str) -> None:
     assert _parse_condition(print_condition(tree)) == tree
 
 
-def test_comparisons_do_not_chain(tmp_path: Path) -> None:
+def test_comparisons_do_not_chain_and_say_so(tmp_path: Path) -> None:
     assert _codes(
         tmp_path, TRIAGE.replace("input.confidence < 0.8", "0 < input.confidence < 0.8")
     ) == ["WF101"]
@@ -380,3 +380,21 @@ def test_graph_shows_the_condition_and_the_optional_need(tmp_path: Path) -> None
 )
 def test_condition_text_parenthesises_where_needed(condition: Condition, text: str) -> None:
     assert condition_text(condition) == text
+
+
+@pytest.mark.parametrize(
+    ("condition", "message", "under"),
+    [
+        ("input.confidence = 1", "a condition compares with `==`", "="),
+        ("0 < input.confidence <= 1", "comparisons do not chain", "<="),
+    ],
+)
+def test_common_condition_slips_get_a_named_message(
+    tmp_path: Path, condition: str, message: str, under: str
+) -> None:
+    path = tmp_path / "case.wf"
+    path.write_text(TRIAGE.replace("input.confidence < 0.8", condition))
+    (diagnostic,) = analyse(path)[1]
+    assert diagnostic.code == "WF101" and diagnostic.message == message
+    assert diagnostic.span is not None
+    assert path.read_text()[diagnostic.span.start : diagnostic.span.end] == under

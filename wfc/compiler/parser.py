@@ -65,11 +65,12 @@ _EXAMPLES: dict[Any, list[str]] = {
     ],
     (
         "stage settings must be inside the stage's braces",
-        "put `input`, `output`, `config`, `needs`, `retry`, `timeout`, `poll` and "
+        "put `input`, `output`, `config`, `needs`, `when`, `retry`, `timeout`, `poll` and "
         "`priority` inside `stage name { … }`",
     ): [
         "workflow w { stage s output { a: int } }",
         "workflow w { stage s needs a }",
+        "workflow w { stage s when a.b }",
     ],
     (
         "`flow` needs at least one stage",
@@ -98,6 +99,25 @@ _EXAMPLES: dict[Any, list[str]] = {
         "workflow w { stage s { retry 3 } }",
     ],
 }
+
+
+def _condition_slip(token: Token, expected: set[str]) -> tuple[str, str] | None:
+    """A named message for two slips in a `when`, wherever in a condition they happen.
+
+    (`match_examples` only matches a parser state at the depth of its example,
+    and a condition can be nested to any depth.)
+    """
+    words = _anonymous_to_text(expected)
+    if token.type == "EQUAL" and "==" in words:
+        return (
+            "a condition compares with `==`",
+            "write `==`; a single `=` gives a field its default",
+        )
+    comparisons = {"==", "!=", "COMPARATOR"}
+    if _anonymous_to_text({token.type}) & comparisons and "and" in words:
+        if not words & comparisons:
+            return "comparisons do not chain", "write `0 < x and x < 1`"
+    return None
 
 
 @cache
@@ -200,6 +220,8 @@ def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> D
             help=matched[1] if matched else "a `{` was probably left without its `}`",
         )
     found = _describe_token(token)
+    if matched is None and rule in ("start", "condition_spec"):
+        matched = _condition_slip(token, set(error.expected))
     message = matched[0] if matched else f"unexpected {found}"
     return Diagnostic(
         code="WF101",
