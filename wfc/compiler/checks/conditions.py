@@ -21,19 +21,23 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from wfc.compiler import ast, model
+from wfc.compiler.checks.condition_types import (
+    ANY,
+    BOOL,
+    INT,
+    NULL,
+    TEXT_TYPES,
+    equatable,
+    kind,
+    literal_type,
+    truth_help,
+    without_optional,
+)
 from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
 from wfc.compiler.diagnostics import Label
 from wfc.compiler.source import Span
 from wfc.plan import Condition, ConditionOp
 
-NULL = model.Primitive(name="null")
-"""The type of `null`, which only conditions have: it equals anything optional."""
-ANY = model.Primitive(name="json")
-BOOL = model.Primitive(name="bool")
-INT = model.Primitive(name="int")
-
-_TEXT = ("str", "url", "email", "date", "datetime")
-_NUMBER = ("int", "float")
 _COMPARE_OPS: dict[str, ConditionOp] = {
     "==": "eq",
     "!=": "ne",
@@ -69,52 +73,6 @@ def check_conditions(an: Analysis) -> None:
             facts.when = _ConditionChecker(an, facts).check(conditions[0])
 
 
-def kind(t: model.Type) -> str:
-    """What a condition can do with a value of `t`: `number`, `text`, `bool`, `enum`, …"""
-    match t:
-        case model.Optional(inner=inner):
-            return kind(inner)
-        case model.Primitive(name=name):
-            if name in _NUMBER:
-                return "number"
-            if name in _TEXT:
-                return "text"
-            return {"json": "any", "null": "null"}.get(name, name)
-        case model.EnumType():
-            return "enum"
-        case model.ListOf():
-            return "list"
-        case model.MapOf():
-            return "map"
-        case model.Record():
-            return "record"
-    assert_never(t)
-
-
-def _base(t: model.Type) -> model.Type:
-    return t.inner if isinstance(t, model.Optional) else t
-
-
-def equatable(left: model.Type, right: model.Type) -> bool:
-    """Whether `==` between the two can ever be true (null and `json` match anything)."""
-    a, b = _base(left), _base(right)
-    ka, kb = kind(a), kind(b)
-    if "any" in (ka, kb) or "null" in (ka, kb):
-        return True
-    if ka != kb:
-        return False
-    match a, b:
-        case model.EnumType(name=x), model.EnumType(name=y):
-            return x == y
-        case model.Record(name=x), model.Record(name=y):
-            return x == y
-        case model.ListOf(item=x), model.ListOf(item=y):
-            return equatable(x, y)
-        case model.MapOf(value=x), model.MapOf(value=y):
-            return equatable(x, y)
-    return True
-
-
 class _ConditionChecker:
     """Checks one stage's condition; every method returns None once it has reported."""
 
@@ -134,7 +92,7 @@ class _ConditionChecker:
                 f"`{model.describe(typed.type)}`",
                 expr.span,
                 label=f"`{model.describe(typed.type)}`",
-                help=_truth_help(typed.type),
+                help=truth_help(typed.type),
             )
             return None
         condition = typed.condition
@@ -150,7 +108,7 @@ class _ConditionChecker:
             case ast.DottedName():
                 return self.dotted_name(expr)
             case ast.Literal_():
-                return _Typed(_literal_type(expr.value), Condition(op="literal", value=expr.value))
+                return _Typed(literal_type(expr.value), Condition(op="literal", value=expr.value))
             case ast.ListExpr():
                 return self.list_literal(expr)
             case ast.Not():
@@ -208,7 +166,7 @@ class _ConditionChecker:
         """The type at the end of `name`'s field path; optional if any step may be null."""
         current, nullable = start, isinstance(start, model.Optional)
         for index, part in enumerate(name.parts[1:], start=1):
-            base = _base(current)
+            base = without_optional(current)
             read_so_far = ".".join(p.value for p in name.parts[:index])
             match base:
                 case model.Record():
@@ -238,7 +196,7 @@ class _ConditionChecker:
 
     def is_broken(self, t: model.Type) -> bool:
         """A record left incomplete by an error already reported: its fields are not all known."""
-        base = _base(t)
+        base = without_optional(t)
         return isinstance(base, model.Record) and base.name in self.an.broken
 
     def unknown_field(self, part: ast.Name, read_so_far: str, record: model.Record) -> None:
@@ -328,7 +286,7 @@ class _ConditionChecker:
             f"`{op}` takes true or false, but this is `{model.describe(typed.type)}`",
             expr.span,
             label=f"`{model.describe(typed.type)}`",
-            help=_truth_help(typed.type),
+            help=truth_help(typed.type),
         )
         return None
 
@@ -396,7 +354,7 @@ class _ConditionChecker:
         return False
 
     def check_in(self, expr: ast.Compare, left: _Typed, right: _Typed) -> bool:
-        container = _base(right.type)
+        container = without_optional(right.type)
         match container:
             case model.ListOf(item=item):
                 if equatable(left.type, item):
@@ -408,7 +366,7 @@ class _ConditionChecker:
                 problem = (
                     f"`{expr.op}` a map looks for a string key, not `{model.describe(left.type)}`"
                 )
-            case model.Primitive(name=name) if name in _TEXT or name == "json":
+            case model.Primitive(name=name) if name in TEXT_TYPES or name == "json":
                 if kind(left.type) in ("text", "any", "null") or name == "json":
                     return True
                 problem = (
@@ -512,35 +470,12 @@ class _ConditionChecker:
         return model.Optional(inner=first) if len(present) < len(types) else first
 
 
-def _literal_type(value: object) -> model.Type:
-    if value is None:
-        return NULL
-    if isinstance(value, bool):
-        return BOOL
-    if isinstance(value, int):
-        return INT
-    if isinstance(value, float):
-        return model.Primitive(name="float")
-    return model.Primitive(name="str")
-
-
-def _truth_help(t: model.Type) -> str:
-    k = kind(t)
-    if k in ("list", "map", "text"):
-        return "test its length, e.g. `len(x) > 0`"
-    if k == "number":
-        return "compare it, e.g. `x > 0`"
-    if k == "enum":
-        return "compare it with a member, e.g. `x == Enum.member`"
-    return "compare one of its fields, e.g. `x.field == …`"
-
-
 def _enum_and_string(
     expr: ast.Compare, left: _Typed, right: _Typed
 ) -> tuple[model.EnumType | None, str | None]:
     """An enum compared with a string literal (`label == "spam"`): the enum and the text."""
     for a, b, node in ((left, right, expr.right), (right, left, expr.left)):
-        enum = _base(a.type)
+        enum = without_optional(a.type)
         if isinstance(enum, model.EnumType) and isinstance(node, ast.Literal_):
             return enum, str(node.value) if isinstance(b.condition.value, str) else None
     return None, None
