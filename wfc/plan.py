@@ -299,4 +299,16 @@ def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
         for name, unused in _LATER_STAGE_FIELDS.items():
             if stage.get(name) == unused:
                 del stage[name]
+        if stage.get("when") is not None:
+            stage["when"] = _compact(stage["when"])
     return data
+
+
+def _compact(node: dict[str, Any]) -> dict[str, Any]:
+    """A condition's JSON with each node's empty parts left out: `{"op": "field", "path":
+    [...]}`, not every field of every node (they read back as their defaults)."""
+    return {
+        key: [_compact(arg) for arg in value] if key == "args" else value
+        for key, value in node.items()
+        if not (key in ("args", "path") and not value) and not (key == "value" and value is None)
+    }

@@ -51,6 +51,7 @@ def test_conditions_hold_as_written(condition: Condition, expected: bool) -> Non
         (when.input.name.is_in(when.skipped.names), False),
         (when.skipped.pages.length() == 0, True),
         (negate(when.skipped.flag.truthy()), True),
+        (when.skipped.flag._as_condition(), False),  # null as a whole does not hold
     ],
 )
 def test_missing_values_read_as_null(condition: Condition, expected: bool) -> None:

@@ -45,13 +45,26 @@ async def test_document_pipeline(ek: TestKernel) -> None:
     assert run.output["sentiment"] == "positive"
     assert [k["term"] for k in run.output["keywords"]][:2] == ["delivery", "great"]
     stages = await ek.persistence.stages_of_run(run.id)
-    assert [(s.stage_id, s.execution_group) for s in stages] == [
-        ("extract", 1),
-        ("sentiment", 2),
-        ("keywords", 2),
-        ("statistics", 2),
-        ("summarize", 3),
+    assert [(s.stage_id, s.execution_group, s.status.value) for s in stages] == [
+        ("extract", 1, "COMPLETED"),
+        ("sentiment", 2, "COMPLETED"),
+        ("keywords", 2, "COMPLETED"),
+        ("statistics", 2, "COMPLETED"),
+        ("review", 3, "SKIPPED"),  # its `when`: a clearly negative document only
+        ("summarize", 4, "COMPLETED"),
     ]
+    assert "flagged for review" not in run.output["summary"]
+
+
+async def test_a_negative_document_is_flagged_for_review(ek: TestKernel) -> None:
+    run = await ek.run(
+        "document_processor", {"document": "Terrible service. The product failed and broke."}
+    )
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output["sentiment"] == "negative"
+    assert "(flagged for review: negative document (sentiment score -1.0))" in run.output["summary"]
+    review = await ek.persistence.get_stage(run.id, "review")
+    assert review is not None and review.status is Status.COMPLETED
 
 
 async def test_batch_pipeline_suspends_and_resumes(ek: TestKernel) -> None:

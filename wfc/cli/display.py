@@ -52,6 +52,8 @@ def describe(event: OutboxRecord) -> str | None:
         if p.get("retry_at"):
             return f"[yellow]↻[/] {stage} failed: {error} — retrying at {_clock(p['retry_at'])}"
         return f"[red]✖[/] {stage} failed: {error}"
+    if kind == "stage:skipped":
+        return f"[dim]⤼ {stage} skipped: {escape(str(p.get('reason', '')))}[/]"
     if kind == "workflow:cancelled":
         return f"[red]■[/] run cancelled {escape(redact(str(p.get('reason') or '')))}".rstrip()
     return None
@@ -87,7 +89,7 @@ class RunDisplay:
             if line is not None:
                 self._console.print(line, highlight=False)
         if self._spinner is not None:
-            done = sum(1 for s in snapshot.stages if s.status is Status.COMPLETED)
+            done = sum(1 for s in snapshot.stages if s.status in (Status.COMPLETED, Status.SKIPPED))
             self._spinner.update(
                 f"{snapshot.run.workflow_id}: {snapshot.status.value.lower()}, "
                 f"{done}/{self._total} stages done"

@@ -6,7 +6,8 @@ is not checked, so a condition that compares what cannot be compared raises
 `ConditionError` with the reason, and the kernel fails the stage with it
 rather than guessing. Missing values (a skipped stage's output, an optional
 field left out) read as null: `==`/`!=` compare them, an order comparison
-with null is false, `in` null is false and `len` of null is 0.
+with null is false, `in` null is false, `len` of null is 0, and a condition
+that is null as a whole does not hold.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class ConditionError(Exception):
 def holds(condition: Condition, run_input: Any, outputs: Mapping[str, Any]) -> bool:
     """Whether `condition` holds for a run with this input and these stage outputs."""
     value = _value(condition, run_input, outputs)
+    if value is None:  # a bare optional flag, or a field of a skipped stage: not true
+        return False
     if not isinstance(value, bool):
         raise ConditionError(f"the condition gives {_shown(value)}, not true or false")
     return value

@@ -120,6 +120,23 @@ class StatisticsConfig(BaseModel):
     words_per_minute: int = Field(default=220, gt=0)
 
 
+class ReviewInput(BaseModel):
+    """Input of stage `review`."""
+
+
+class ReviewOutput(BaseModel):
+    """Output of stage `review`."""
+
+    reason: str
+    first_sentence: str
+
+
+class ReviewConfig(BaseModel):
+    """Config of stage `review`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class SummarizeInput(BaseModel):
     """Input of stage `summarize`."""
 

@@ -14,6 +14,9 @@ from ._models import (
     KeywordsConfig,
     KeywordsInput,
     KeywordsOutput,
+    ReviewConfig,
+    ReviewInput,
+    ReviewOutput,
     SentimentConfig,
     SentimentInput,
     SentimentOutput,
@@ -30,6 +33,7 @@ StageId = Literal[
     "sentiment",
     "keywords",
     "statistics",
+    "review",
     "summarize",
 ]
 """The id of a stage of this workflow; `ctx.require("typo")` is a type error."""
@@ -39,6 +43,7 @@ STAGE_IDS: tuple[StageId, ...] = (
     "sentiment",
     "keywords",
     "statistics",
+    "review",
     "summarize",
 )
 
@@ -87,6 +92,20 @@ class StatisticsContext(StageContext[StatisticsInput, StatisticsConfig, StageId]
         return self.dependency("extract", ExtractOutput)
 
 
+class ReviewContext(StageContext[ReviewInput, ReviewConfig, StageId]):
+    """What stage `review` sees while it runs."""
+
+    @property
+    def extract(self) -> ExtractOutput:
+        """The output of `extract`, which this stage needs."""
+        return self.dependency("extract", ExtractOutput)
+
+    @property
+    def sentiment(self) -> SentimentOutput:
+        """The output of `sentiment`, which this stage needs."""
+        return self.dependency("sentiment", SentimentOutput)
+
+
 class SummarizeContext(StageContext[SummarizeInput, SummarizeConfig, StageId]):
     """What stage `summarize` sees while it runs."""
 
@@ -109,6 +128,13 @@ class SummarizeContext(StageContext[SummarizeInput, SummarizeConfig, StageId]):
     def statistics(self) -> StatisticsOutput:
         """The output of `statistics`, which this stage needs."""
         return self.dependency("statistics", StatisticsOutput)
+
+    @property
+    def review(self) -> ReviewOutput | None:
+        """The output of `review`, or None when `review` was skipped."""
+        if self.optional("review") is None:
+            return None
+        return self.dependency("review", ReviewOutput)
 
 
 class ExtractStage(Stage[ExtractContext, ExtractOutput]):
@@ -149,6 +175,16 @@ class StatisticsStage(Stage[StatisticsContext, StatisticsOutput]):
     output_model = StatisticsOutput
     config_model = StatisticsConfig
     context_type = StatisticsContext
+
+
+class ReviewStage(Stage[ReviewContext, ReviewOutput]):
+    """Base of stage `review`; implement it in `stages/review.py`."""
+
+    stage_id = "review"
+    input_model = ReviewInput
+    output_model = ReviewOutput
+    config_model = ReviewConfig
+    context_type = ReviewContext
 
 
 class SummarizeStage(Stage[SummarizeContext, SummarizeOutput]):
