@@ -1,4 +1,15 @@
-"""The `wfc` command line. Each command group lives in its own module."""
+"""The `wfc` command line. Each command group lives in its own module.
+
+Start-up is kept short by one rule: a module that defines commands imports at
+its top only click, the standard library and other such modules; everything
+heavy (the compiler, the runtime and its hosts, SQLAlchemy and Alembic, rich)
+is imported inside the command function, or the helper, that uses it, and
+names needed only in annotations are imported under `TYPE_CHECKING`. So
+`wfc --help` loads click alone, and `wfc check` loads the compiler but not the
+database stack. Modules that only command functions import (`display`,
+`logs`) import what they need at the top. `tests/unit/test_cli_imports.py`
+keeps the rule, and `benchmarks/cli_startup.py` measures it.
+"""
 
 from __future__ import annotations
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import click
-from pydantic import ValidationError
 
-from wfc.compiler import check_paths, compile_path
-from wfc.compiler.diagnostics import Diagnostic, render_text, to_github, to_json
-from wfc.compiler.graph_render import to_dot, to_mermaid
-from wfc.plan import Plan
+if TYPE_CHECKING:
+    from wfc.compiler.diagnostics import Diagnostic
+    from wfc.plan import Plan
 
 Format = Literal["text", "json", "github"]
 
@@ -27,6 +25,8 @@ def _use_colour(stream: IO[str]) -> bool:
 
 def emit(diagnostics: list[Diagnostic], fmt: Format, stream: IO[str]) -> None:
     """Write diagnostics in the chosen format."""
+    from wfc.compiler.diagnostics import render_text, to_github, to_json
+
     if fmt == "json":
         stream.write(to_json(diagnostics))
     elif fmt == "github":
@@ -52,6 +52,8 @@ _format_option = click.option(
 @_format_option
 def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) -> None:
     """Check SOURCE and generate its package: models, stage contexts, stubs and plan.json."""
+    from wfc.compiler import compile_path
+
     result = compile_path(source, out, check=check)
     emit(result.diagnostics, fmt, sys.stderr if fmt == "text" else sys.stdout)
     if not result.ok:
@@ -80,6 +82,8 @@ def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) ->
 @_format_option
 def check_command(paths: tuple[Path, ...], fmt: Format) -> None:
     """Check workflow files and directories: definitions, generated code, stubs."""
+    from wfc.compiler import check_paths
+
     result = check_paths(paths)
     emit(result.diagnostics, fmt, sys.stdout)
     if fmt == "text" and not result.diagnostics:
@@ -89,6 +93,11 @@ def check_command(paths: tuple[Path, ...], fmt: Format) -> None:
 
 def load_plan_for(source: Path) -> Plan:
     """The plan of a `.wf` source (compiled in memory) or of a `plan.json` file."""
+    from pydantic import ValidationError
+
+    from wfc.compiler import compile_path
+    from wfc.plan import Plan
+
     if source.suffix == ".json":
         try:
             return Plan.from_json(source.read_bytes())
@@ -110,5 +119,7 @@ def load_plan_for(source: Path) -> Plan:
 )
 def graph_command(source: Path, fmt: str) -> None:
     """Print the flow of SOURCE (.wf or plan.json) as Mermaid or DOT."""
+    from wfc.compiler.graph_render import to_dot, to_mermaid
+
     plan = load_plan_for(source)
     click.echo(to_mermaid(plan) if fmt == "mermaid" else to_dot(plan), nl=False)

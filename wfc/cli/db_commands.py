@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from wfc.cli.session import URL_HELP, database_errors
-from wfc.runtime.adapters.sql import default_url, migrate, redact
-from wfc.runtime.adapters.sql.engine import create_engine
 
 
 @click.group("db")
@@ -17,6 +13,11 @@ def db_group() -> None:
 
 
 def _run(url: str, action: str) -> str:
+    import asyncio
+
+    from wfc.runtime.adapters.sql import migrate
+    from wfc.runtime.adapters.sql.engine import create_engine
+
     async def go() -> str:
         engine = create_engine(url)
         try:
@@ -35,6 +36,8 @@ def _run(url: str, action: str) -> str:
 @click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
 def upgrade_command(url: str | None) -> None:
     """Apply every migration this wfc ships (never drops data)."""
+    from wfc.runtime.adapters.sql import default_url, migrate, redact
+
     target = url or default_url()
     revision = _run(target, "upgrade")
     click.echo(f"{redact(target)} is at revision {revision} (head {migrate.head_revision()})")
@@ -44,6 +47,8 @@ def upgrade_command(url: str | None) -> None:
 @click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
 def current_command(url: str | None) -> None:
     """Show the database's schema revision and the one this wfc needs."""
+    from wfc.runtime.adapters.sql import default_url, migrate, redact
+
     target = url or default_url()
     revision = _run(target, "current")
     head = migrate.head_revision()

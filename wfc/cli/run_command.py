@@ -9,16 +9,12 @@ runs in the database are left to the workers.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
-from wfc.cli.display import RunDisplay
 from wfc.cli.session import (
     db_option,
     exit_leaving_threads,
@@ -32,10 +28,12 @@ from wfc.cli.session import (
     run_json,
     run_leaving_threads,
 )
-from wfc.errors import InvalidRunInputError
-from wfc.runtime.hosts import RunSnapshot, run_and_wait
-from wfc.runtime.records import Status
-from wfc.runtime.registry import WorkflowMap
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wfc.runtime.hosts import RunSnapshot
+    from wfc.runtime.registry import WorkflowMap
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -95,6 +93,8 @@ def run_command(
     Prints the output and exits 0 when the run completes; exits 1 naming the
     stage and error when it fails, 2 when the input is refused (no run is created).
     """
+    from rich.console import Console
+
     run_input = parse_json_option(input_text, "--input")
     config = parse_json_option(config_text, "--config")
     registry = load_workflows([source])
@@ -139,6 +139,8 @@ async def _run(
     total_stages: int,
     created: list[str],
 ) -> RunSnapshot:
+    import asyncio
+
     main = asyncio.current_task()
     assert main is not None
     terminated: list[bool] = []
@@ -181,6 +183,10 @@ async def _run_here(
     total_stages: int,
     created: list[str],
 ) -> RunSnapshot:
+    from wfc.cli.display import RunDisplay
+    from wfc.errors import InvalidRunInputError
+    from wfc.runtime.hosts import run_and_wait
+
     async with opened_storage(db_url, worker_id="wfc-run") as storage:
         kernel = kernel_for(storage, registry)
         with RunDisplay(kernel, console, total_stages) as display:
@@ -213,6 +219,10 @@ def _left(created: list[str], what: str) -> str:
 
 
 def _report(run: RunSnapshot, console: Console, as_json: bool) -> int:
+    from rich.markup import escape
+
+    from wfc.runtime.records import Status
+
     took = f" in {run.duration_ms} ms" if run.duration_ms is not None else ""
     if run.status is Status.COMPLETED:
         console.print(f"[green]✔[/] run {run.run_id} completed{took}", highlight=False)

@@ -9,15 +9,11 @@ code, must not leak either.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Column, Table
 
 from wfc.cli.session import (
     db_option,
@@ -31,17 +27,20 @@ from wfc.cli.session import (
     refuse_input,
     run_json,
 )
-from wfc.errors import InvalidRunInputError, WfcError
-from wfc.runtime.adapters.sql import SqlStorage
-from wfc.runtime.commands import RunCancel, RunCreate, RunRerunFrom
-from wfc.runtime.hosts import MaintenanceSettings, maintenance_tick
-from wfc.runtime.kernel import Kernel
-from wfc.runtime.kernel.invoke import stage_artifacts
-from wfc.runtime.records import AIStats, LogRecord, RunRecord, StageRecord, Status
-from wfc.runtime.redact import redact, redact_data
-from wfc.runtime.registry import WorkflowMap
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wfc.runtime.adapters.sql import SqlStorage
+    from wfc.runtime.kernel import Kernel
+    from wfc.runtime.records import AIStats, LogRecord, RunRecord, StageRecord
+    from wfc.runtime.registry import WorkflowMap
 
 T = TypeVar("T")
+
+RUN_STATUSES = ("PENDING", "RUNNING", "SUSPENDED", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED")
+"""The values of `wfc.runtime.records.Status`, copied so that `wfc runs list --help` can
+offer them without importing the runtime (tests/unit/test_cli_imports.py keeps them equal)."""
 
 
 def _with_kernel(
@@ -49,6 +48,10 @@ def _with_kernel(
     work: Callable[[Kernel, SqlStorage], Awaitable[T]],
     registry: WorkflowMap | None = None,
 ) -> T:
+    import asyncio
+
+    from wfc.errors import InvalidRunInputError, WfcError
+
     async def main() -> T:
         async with opened_storage(db_url) as storage:
             return await work(kernel_for(storage, registry), storage)
@@ -64,6 +67,8 @@ def _with_kernel(
 
 def _console() -> Console:
     """A console that does not squeeze tables to 80 columns when output is piped."""
+    from rich.console import Console
+
     plain = Console()
     return plain if plain.is_terminal else Console(width=160)
 
@@ -78,7 +83,7 @@ def runs_group() -> None:
 
 
 @runs_group.command("list")
-@click.option("--status", type=click.Choice([s.value for s in Status], case_sensitive=False))
+@click.option("--status", type=click.Choice(RUN_STATUSES, case_sensitive=False))
 @click.option("--workflow", "workflow_id", help="Only runs of this workflow.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @db_option
@@ -87,6 +92,9 @@ def list_command(
     status: str | None, workflow_id: str | None, limit: int, db_url: str | None, as_json: bool
 ) -> None:
     """The newest runs first."""
+    from rich.table import Column, Table
+
+    from wfc.runtime.records import Status
 
     async def read(kernel: Kernel, _s: SqlStorage) -> list[RunRecord]:
         return await kernel.deps.persistence.list_runs(
@@ -124,6 +132,7 @@ class _Shown:
 @json_option
 def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> None:
     """A run with its stages: status, duration, attempts, errors, AI cost and artifacts."""
+    from wfc.runtime.kernel.invoke import stage_artifacts
 
     async def read(kernel: Kernel, storage: SqlStorage) -> _Shown:
         db = kernel.deps.persistence
@@ -147,6 +156,8 @@ def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> 
 
 
 def _print_show_json(shown: _Shown, logs: bool) -> None:
+    from wfc.runtime.redact import redact, redact_data
+
     stage_of_record = {s.id: s.stage_id for s in shown.stages}
     costs = shown.costs
     body = run_json(shown.run) | {
@@ -183,6 +194,11 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
 
 
 def _print_show_text(shown: _Shown) -> None:
+    from rich.markup import escape
+    from rich.table import Column, Table
+
+    from wfc.runtime.redact import redact
+
     run, costs = shown.run, shown.costs
     console = _console()
     console.print(
@@ -242,6 +258,8 @@ def create_command(
     as_json: bool,
 ) -> None:
     """Create a PENDING run for the workers to take (does not wait for it)."""
+    from wfc.runtime.commands import RunCreate
+
     run_input = parse_json_option(input_text, "--input")
     config = parse_json_option(config_text, "--config")
     registry = load_workflows(plans)
@@ -272,6 +290,7 @@ def create_command(
 @json_option
 def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
     """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
+    from wfc.runtime.commands import RunCancel
 
     async def cancel(kernel: Kernel, _s: SqlStorage) -> bool:
         result = await kernel.dispatch(RunCancel(workflow_run_id=run_id, reason=reason))
@@ -296,6 +315,8 @@ def rerun_command(
     run_id: str, from_stage: str, plans: tuple[str, ...], db_url: str | None, as_json: bool
 ) -> None:
     """Run a finished run again from a stage; earlier stages keep their outputs."""
+    from wfc.runtime.commands import RunRerunFrom
+
     registry = load_workflows(plans)
 
     async def rerun(kernel: Kernel, _s: SqlStorage) -> list[str]:
@@ -324,6 +345,8 @@ def maintenance_group() -> None:
 def tick_command(plans: tuple[str, ...], db_url: str | None, worker_id: str, as_json: bool) -> None:
     """One maintenance tick: claim runs, poll suspended stages, reap leases and stuck runs,
     flush the outbox. Exits 1 if a step failed (the others still ran)."""
+    from wfc.runtime.hosts import MaintenanceSettings, maintenance_tick
+
     registry = load_workflows(plans)
 
     async def tick(kernel: Kernel, _s: SqlStorage) -> dict[str, Any]:

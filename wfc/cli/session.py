@@ -7,7 +7,6 @@ was refused, 2 bad usage or input (nothing was created).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -17,28 +16,16 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from wfc.cli.compiler_commands import emit
-from wfc.compiler import compile_path
-from wfc.errors import InvalidRunInputError, WfcError
-from wfc.runtime.adapters.sql import (
-    PoolOptions,
-    SchemaRevisionError,
-    SqlStorage,
-    default_url,
-    open_storage,
-)
-from wfc.runtime.adapters.sql.engine import redact
-from wfc.runtime.hosts import make_kernel
-from wfc.runtime.hosts.event_loop import loop_factory
-from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT, with_default_stage_timeout
-from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import RunRecord
-from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
+if TYPE_CHECKING:
+    from wfc.errors import InvalidRunInputError
+    from wfc.runtime.adapters.sql import PoolOptions, SqlStorage
+    from wfc.runtime.kernel import Kernel
+    from wfc.runtime.records import RunRecord
+    from wfc.runtime.registry import WorkflowMap
 
 URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
 
@@ -54,11 +41,19 @@ plan_option = click.option(
 EXIT_USAGE = 2
 T = TypeVar("T")
 
+DEFAULT_STAGE_TIMEOUT_SECONDS = 3600.0
+"""`wfc.runtime.hosts.wiring.DEFAULT_STAGE_TIMEOUT`, copied so that `wfc worker --help` can
+show it without importing the runtime (tests/unit/test_cli_imports.py keeps them equal)."""
+
 
 @contextmanager
 def database_errors(url: str, *, connected: bool = False) -> Iterator[None]:
     """Turn an unreachable database (or one lost mid-command, once `connected`) or a wrong
     schema revision into one line (no password)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from wfc.runtime.adapters.sql import SchemaRevisionError, redact
+
     try:
         yield
     except SchemaRevisionError as error:
@@ -80,6 +75,8 @@ async def opened_storage(
     url: str | None, *, worker_id: str = "cli", pool: PoolOptions | None = None
 ) -> AsyncIterator[SqlStorage]:
     """The SQL ports, ready to use (the embedded SQLite default migrates itself)."""
+    from wfc.runtime.adapters.sql import default_url, open_storage
+
     target = url or default_url()
     storage = open_storage(target, worker_id=worker_id, pool=pool)
     try:
@@ -94,6 +91,10 @@ async def opened_storage(
 def load_source(source: str) -> WorkflowMap:
     """The workflow of one source; a `.wf` file is compiled first (only changed files are
     written), and its diagnostics end the command with exit 1."""
+    from wfc.cli.compiler_commands import emit
+    from wfc.compiler import compile_path
+    from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
+
     path = Path(source)
     if path.suffix == ".wf" or path.name.endswith((".wf.yaml", ".wf.yml")):
         result = compile_path(path)
@@ -105,10 +106,16 @@ def load_source(source: str) -> WorkflowMap:
 
 
 def load_workflows(
-    sources: Sequence[str], *, default_stage_timeout: timedelta | None = DEFAULT_STAGE_TIMEOUT
+    sources: Sequence[str],
+    *,
+    default_stage_timeout: timedelta | None = timedelta(seconds=DEFAULT_STAGE_TIMEOUT_SECONDS),
 ) -> WorkflowMap:
     """Every workflow of `sources`, each stage without a timeout of its own given
     `default_stage_timeout` (see `with_default_stage_timeout`); a load error is one line."""
+    from wfc.errors import WfcError
+    from wfc.runtime.hosts.wiring import with_default_stage_timeout
+    from wfc.runtime.registry import WorkflowMap
+
     registry = WorkflowMap()
     try:
         for source in sources:
@@ -122,6 +129,9 @@ def load_workflows(
 
 
 def kernel_for(storage: SqlStorage, registry: WorkflowMap | None = None) -> Kernel:
+    from wfc.runtime.hosts import make_kernel
+    from wfc.runtime.registry import WorkflowMap
+
     return make_kernel(storage, registry or WorkflowMap())
 
 
@@ -160,6 +170,10 @@ def run_leaving_threads(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run` (Ctrl-C cancels `main`, whose cleanup runs) without its final wait for
     executor threads: a stage abandoned by a timeout or a stop may never return. Runs on
     uvloop where it is installed (see `wfc.runtime.hosts.event_loop`)."""
+    import asyncio
+
+    from wfc.runtime.hosts.event_loop import loop_factory
+
     runner = asyncio.Runner(loop_factory=loop_factory())
     try:
         return runner.run(main)

@@ -13,12 +13,12 @@ import socket
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import make_url
 
-from wfc.cli.logs import LogFormat, configure
 from wfc.cli.session import (
+    DEFAULT_STAGE_TIMEOUT_SECONDS,
     db_option,
     exit_leaving_threads,
     kernel_for,
@@ -27,9 +27,10 @@ from wfc.cli.session import (
     plan_option,
     run_leaving_threads,
 )
-from wfc.runtime.adapters.sql import PoolOptions
-from wfc.runtime.hosts import WorkerHost, WorkerStats
-from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT
+
+if TYPE_CHECKING:
+    from wfc.cli.logs import LogFormat
+    from wfc.runtime.hosts import WorkerStats
 
 log = logging.getLogger("wfc.worker")
 
@@ -38,6 +39,8 @@ EXIT_GAVE_UP = 3
 
 def sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
@@ -64,7 +67,7 @@ def _seconds(value: float) -> timedelta:
 @click.option("--grace", default=30.0, show_default=True, help="Seconds to finish jobs on stop.")
 @click.option(
     "--default-stage-timeout",
-    default=DEFAULT_STAGE_TIMEOUT.total_seconds(),
+    default=DEFAULT_STAGE_TIMEOUT_SECONDS,
     show_default=True,
     type=click.FloatRange(min=0),
     help="Seconds a stage whose plan sets no timeout may run (0: no limit).",
@@ -108,6 +111,10 @@ def worker_command(
     finish, then go back to the queue for another worker. Exits 3 when it gives
     up (database away, stage threads stuck): restart it.
     """
+    from wfc.cli.logs import configure
+    from wfc.runtime.adapters.sql import PoolOptions
+    from wfc.runtime.hosts import WorkerHost
+
     configure(log_format)
     timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
     registry = load_workflows(plans, default_stage_timeout=timeout)

@@ -1,0 +1,78 @@
+"""`wfc --help` and `wfc check` stay quick to start: they never import the database stack.
+
+Each case runs in a fresh interpreter, since this one has imported everything
+already, and asserts on `sys.modules`, never on time (`benchmarks/cli_startup.py`
+measures that).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = ROOT / "examples" / "documents" / "pipeline.wf"
+DATABASE_STACK = ("sqlalchemy", "alembic", "asyncpg", "aiosqlite")
+
+
+def modules_after(*args: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `wfc ARGS` in process."""
+    script = (
+        "import sys\n"
+        "from wfc.cli import cli\n"
+        f"try:\n    cli({list(args)!r})\n"
+        "except SystemExit:\n    pass\n"
+        "print('\\n'.join(sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    return set(out.stderr.splitlines())
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    """Which of `packages` (or their submodules) are among `modules`."""
+    return sorted(p for p in packages if any(m == p or m.startswith(p + ".") for m in modules))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param((), id="import only"),
+        pytest.param(("--help",), id="wfc --help"),
+        pytest.param(("runs", "--help"), id="wfc runs --help"),
+        pytest.param(("worker", "--help"), id="wfc worker --help"),
+        pytest.param(("check", str(PIPELINE)), id="wfc check"),
+        pytest.param(("compile", "--check", str(PIPELINE)), id="wfc compile --check"),
+    ],
+)
+def test_light_commands_do_not_import_the_database_stack(args: tuple[str, ...]) -> None:
+    modules = modules_after(*args)
+    assert "wfc.cli" in modules
+    assert loaded(modules, DATABASE_STACK) == []
+
+
+def test_help_imports_neither_the_compiler_nor_the_runtime() -> None:
+    modules = modules_after("--help")
+    assert loaded(modules, ("wfc.compiler", "wfc.runtime", "pydantic", "rich", "uvloop")) == []
+
+
+def test_check_imports_the_compiler_only() -> None:
+    modules = modules_after("check", str(PIPELINE))
+    assert loaded(modules, ("wfc.compiler",)) == ["wfc.compiler"]
+    assert loaded(modules, ("wfc.runtime", "rich", "uvloop")) == []
+
+
+def test_the_cli_copies_of_runtime_values_match_the_runtime() -> None:
+    """The CLI keeps two runtime values for its options, so `--help` needs no runtime."""
+    from wfc.cli.runs_commands import RUN_STATUSES
+    from wfc.cli.session import DEFAULT_STAGE_TIMEOUT_SECONDS
+    from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT
+    from wfc.runtime.records import Status
+
+    assert tuple(s.value for s in Status) == RUN_STATUSES
+    assert DEFAULT_STAGE_TIMEOUT.total_seconds() == DEFAULT_STAGE_TIMEOUT_SECONDS
