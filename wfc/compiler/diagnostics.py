@@ -9,6 +9,7 @@ Rendering (`render_text`, `to_json`, `to_github`) never decides anything.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,16 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             unique.append(diag)
     return unique
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """`did you mean `x`?` for the nearest candidate, or None when nothing is close.
+
+    Here rather than with the check passes because the front ends (the YAML
+    one names unknown keys) need it too, and they sit below the passes.
+    """
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
 
 
 # -- text ------------------------------------------------------------------

@@ -40,7 +40,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from wfc.compiler import ast
-from wfc.compiler.diagnostics import Diagnostic
+from wfc.compiler.diagnostics import Diagnostic, did_you_mean
 from wfc.compiler.parser import parse_rule
 from wfc.compiler.source import SourceFile, Span
 
@@ -125,8 +125,6 @@ class _Builder:
         found: dict[str, tuple[ScalarNode, Node]] = {}
         for key, value in self.mapping(node, what):
             if key.value not in allowed:
-                from wfc.compiler.checks.context import did_you_mean
-
                 hint = did_you_mean(key.value, allowed)
                 raise self.fail(
                     key,

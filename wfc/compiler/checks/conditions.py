@@ -33,8 +33,8 @@ from wfc.compiler.checks.condition_types import (
     truth_help,
     without_optional,
 )
-from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
-from wfc.compiler.diagnostics import Label
+from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.plan import Condition, ConditionOp
 

@@ -6,7 +6,6 @@ broken nodes so one mistake produces one diagnostic, not a cascade.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,12 +14,6 @@ from wfc.compiler.diagnostics import Diagnostic, Label, Severity
 from wfc.compiler.loader import Program
 from wfc.compiler.source import Span
 from wfc.plan import Condition
-
-
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """`did you mean `x`?` for the nearest candidate, or None when nothing is close."""
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 @dataclass(slots=True, kw_only=True)

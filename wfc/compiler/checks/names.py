@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.ai_preset import apply_ai_preset
-from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
-from wfc.compiler.diagnostics import Label
+from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.names import class_name as pascal
 from wfc.compiler.source import Span
 

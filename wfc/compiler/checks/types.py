@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 
 from wfc.compiler import ast, model
-from wfc.compiler.checks.context import Analysis, StageFacts, did_you_mean
-from wfc.compiler.diagnostics import Label
+from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.formats import check_email, check_url
 
