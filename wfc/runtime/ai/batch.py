@@ -17,15 +17,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from wfc.errors import WfcError
 from wfc.runtime.ai.models import ModelConfig, call_cost
-
-if TYPE_CHECKING:
-    from wfc.runtime.ai.helper import AIHelper
+from wfc.runtime.ports import AICallLogger
+from wfc.runtime.records import AICallRecord
 
 BatchState = Literal["pending", "processing", "completed", "failed", "expired", "cancelled"]
 FINISHED: frozenset[BatchState] = frozenset({"completed", "failed", "expired", "cancelled"})
@@ -122,11 +121,37 @@ def parse_result(raw: RawResult, schema: type[BaseModel] | None) -> BatchResult:
         return outcome(error=str(error))
 
 
+class BatchLedger(Protocol):
+    """What a batch needs of the `AIHelper` that made it: its ledger, and entries under its topic.
+
+    Named here, not taken as `AIHelper`, because the helper module imports this
+    one to make batches; a batch only records what its results cost.
+    """
+
+    @property
+    def logger(self) -> AICallLogger:
+        """The ledger the helper writes to."""
+        ...
+
+    def call_record(
+        self,
+        config: ModelConfig,
+        call_type: Literal["batch"],
+        prompt: str,
+        response: str,
+        input_tokens: int,
+        output_tokens: int,
+        metadata: dict[str, Any] | None = None,
+    ) -> AICallRecord:
+        """A ledger entry for one call under the helper's topic, batch discount applied."""
+        ...
+
+
 @dataclass
 class AIBatch:
     """A model's batch API bound to a helper's topic and ledger."""
 
-    helper: AIHelper
+    helper: BatchLedger
     model: ModelConfig
     provider: BatchProvider
     _schemas: dict[str, type[BaseModel]] = field(default_factory=dict)
