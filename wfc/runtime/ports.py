@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from wfc.runtime.records import (
     AICallRecord,
@@ -31,10 +31,6 @@ from wfc.runtime.records import (
     StageRecord,
     Status,
 )
-from wfc.runtime.stage import BlobAccess
-
-if TYPE_CHECKING:
-    from wfc.runtime.workflow import Workflow
 
 
 class Clock(Protocol):
@@ -246,6 +242,27 @@ class Persistence(Protocol):
         """Forget the key (the command failed); no error when absent."""
 
 
+class BlobAccess(Protocol):
+    """Large payloads by key, so they stay out of stage outputs and the database rows.
+
+    What a stage sees of the `BlobStore` (`ctx.blobs`); it is defined here, with
+    the store it is part of, so the ports import nothing above them, and
+    `wfc.runtime.stage` imports it from here.
+    """
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store `data` under `key`, replacing what was there."""
+
+    async def get(self, key: str) -> bytes:
+        """The bytes under `key`; `KeyError` when there are none."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether `key` holds a payload."""
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`; no error when it is absent."""
+
+
 class BlobStore(BlobAccess, Protocol):
     """Payloads by key: stage outputs and whatever stages store themselves."""
 
@@ -362,14 +379,6 @@ class Scheduler(Protocol):
 
     async def cancel(self, command_type: str, correlation_id: str) -> None:
         """Forget a scheduled command."""
-
-
-class WorkflowRegistry(Protocol):
-    """Workflows by id."""
-
-    def get(self, workflow_id: str) -> Workflow | None:
-        """The workflow, or None (never raises)."""
-        ...
 
 
 class AICallLogger(Protocol):

@@ -11,9 +11,23 @@ import importlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from wfc.errors import WorkflowLoadError
 from wfc.runtime.workflow import PLAN_FILE, Workflow, load_workflow
+
+
+class WorkflowRegistry(Protocol):
+    """Workflows by id: what the kernel looks a run's workflow up in.
+
+    It sits here, beside the map that implements it, rather than with the
+    storage ports: it hands out `Workflow`s, which bring their stage classes
+    and the AI helper with them, and the ports stay below all of that.
+    """
+
+    def get(self, workflow_id: str) -> Workflow | None:
+        """The workflow, or None (never raises)."""
+        ...
 
 
 class WorkflowMap:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, Typ
 from pydantic import BaseModel
 
 from wfc.errors import MissingStageOutputError, NonRetryableError, WfcError
+from wfc.runtime.ports import BlobAccess as BlobAccess  # re-exported: stage code imports it here
 
 if TYPE_CHECKING:  # the AI helper needs the optional `ai` extra (pydantic-ai)
     from wfc.runtime.ai import AIHelper
@@ -116,22 +117,6 @@ def artifact_bytes(name: str, data: bytes | JsonData) -> bytes:
         return data.encode()
     copied = json_data(data, f"artifact {name!r}")
     return json.dumps(copied, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class BlobAccess(Protocol):
-    """Large payloads by key, so they stay out of stage outputs and the database rows."""
-
-    async def put(self, key: str, data: bytes) -> None:
-        """Store `data` under `key`, replacing what was there."""
-
-    async def get(self, key: str) -> bytes:
-        """The bytes under `key`; `KeyError` when there are none."""
-
-    async def exists(self, key: str) -> bool:
-        """Whether `key` holds a payload."""
-
-    async def delete(self, key: str) -> None:
-        """Remove `key`; no error when it is absent."""
 
 
 class StageServices(Protocol):

@@ -8,7 +8,8 @@ from datetime import timedelta
 from wfc.runtime.adapters.memory import SystemClock, UuidIds
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
-from wfc.runtime.ports import Clock, IdSource, Storage, WorkflowRegistry
+from wfc.runtime.ports import Clock, IdSource, Storage
+from wfc.runtime.registry import WorkflowRegistry
 from wfc.runtime.workflow import Workflow
 
 DEFAULT_STAGE_TIMEOUT = timedelta(hours=1)

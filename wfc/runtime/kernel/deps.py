@@ -30,9 +30,9 @@ from wfc.runtime.ports import (
     Persistence,
     Pinning,
     Scheduler,
-    WorkflowRegistry,
 )
 from wfc.runtime.records import NewOutboxEvent, StageRecord
+from wfc.runtime.registry import WorkflowRegistry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,11 +39,11 @@ from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
 from wfc.runtime.kernel.deps import Deps
 from wfc.runtime.kernel.rows import stage_prefix, write_log
+from wfc.runtime.ports import BlobAccess
 from wfc.runtime.records import LogLevel, RunRecord, StageRecord, Status
 from wfc.runtime.redact import redact, redact_data
 from wfc.runtime.stage import (
     AsyncStage,
-    BlobAccess,
     CheckContext,
     Failed,
     NotReady,

@@ -37,9 +37,9 @@ from wfc.runtime.ports import (
     Persistence,
     Pinning,
     Scheduler,
-    WorkflowRegistry,
 )
 from wfc.runtime.records import Acquired, Replay
+from wfc.runtime.registry import WorkflowRegistry
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
