@@ -1,0 +1,77 @@
+"""Start-up time of the `wfc` command: the wall time of whole processes, as a user waits for them.
+
+Each command runs `--runs` times (after one warm-up run, not counted, that also
+creates the SQLite database) and the table gives min, median and max in
+milliseconds; quote the median. The commands: `wfc --help`, `wfc check` and
+`wfc compile --check` of one example, and `wfc runs list` on an empty SQLite
+database (the cost of the database stack: SQLAlchemy, Alembic's revision check).
+
+Run: `.venv/bin/python benchmarks/cli_startup.py [--runs 20]`. Reported, never asserted;
+`tests/unit/test_cli_imports.py` keeps the light commands off the database stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "documents" / "pipeline.wf"
+
+
+def wfc_command() -> list[str]:
+    """The installed `wfc` script beside this interpreter, as a user runs it."""
+    script = Path(sys.executable).parent / "wfc"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "wfc"]
+
+
+def wall_times(argv: list[str], runs: int, cwd: Path) -> list[float]:
+    """Seconds from start to exit of `argv`, once unmeasured, then `runs` times."""
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - start
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.decode()}")
+        if i:  # the first run warms the file cache and creates the database
+            times.append(elapsed)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="measured runs per command")
+    args = parser.parse_args()
+    wfc = wfc_command()
+    example = os.path.relpath(EXAMPLE, ROOT)
+    with tempfile.TemporaryDirectory() as tmp:
+        database = f"sqlite+aiosqlite:///{Path(tmp) / 'empty.db'}"
+        commands = {
+            "wfc --help": [*wfc, "--help"],
+            f"wfc check {example}": [*wfc, "check", example],
+            f"wfc compile --check {example}": [*wfc, "compile", "--check", example],
+            "wfc runs list (empty SQLite)": [*wfc, "runs", "list", "--db", database],
+        }
+        print(
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{os.cpu_count()} cores, {args.runs} runs each, wall ms"
+        )
+        width = max(len(name) for name in commands)
+        print(f"{'command':<{width}}  {'min':>6}  {'median':>6}  {'max':>6}")
+        for name, argv in commands.items():
+            ms = [t * 1000 for t in wall_times(argv, args.runs, ROOT)]
+            print(
+                f"{name:<{width}}  {min(ms):>6.0f}  {statistics.median(ms):>6.0f}  {max(ms):>6.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
