@@ -13,7 +13,7 @@ back-off all draw the line in the same place.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+import sys
 
 # SQLSTATE classes and codes that describe the connection or the moment, not the statement:
 # 08 connection exception, 40 transaction rollback (serialization failure, deadlock),
@@ -25,13 +25,24 @@ _TRANSIENT_CODES = frozenset({"55P03", "57014", "57P01", "57P02", "57P03", "57P0
 _MAX_DEPTH = 8  # how far along `orig` / `__cause__` to look for the driver's error
 
 
+def _sqlalchemy_says_transient(error: BaseException) -> bool:
+    """SQLAlchemy's word on it: an operational or interface error, or a lost connection.
+    Read from `sys.modules`, not imported: an error can only be SQLAlchemy's once SQLAlchemy
+    is loaded, and importing it here would load it (a second) for every host and CLI
+    command that never touches a database."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None:
+        return False
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
 def is_transient(error: BaseException) -> bool:
     """True when `error` is the database's passing trouble (try again later), False when it
     is a problem with the work itself (trying again would fail the same way)."""
     for cause in _chain(error):
-        if isinstance(cause, (OperationalError, InterfaceError)):
-            return True
-        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+        if _sqlalchemy_says_transient(cause):
             return True
         if isinstance(cause, OSError):  # ConnectionError, TimeoutError, socket errors
             return True
