@@ -27,7 +27,7 @@ from wfc.runtime import (
     RunTransition,
     StagePollSuspended,
 )
-from wfc.runtime.hosts import process_job
+from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.records import Status
 from wfc.testing import TestKernel
 
@@ -108,16 +108,19 @@ async def _reap_and_redeliver(tk: TestKernel) -> Any:
     return again
 
 
-async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_committed_stage(
-    tk: TestKernel, script: Script
-) -> None:
+async def _paused_past_its_lease(
+    tk: TestKernel, script: Script, late_attempt: Any
+) -> tuple[str, JobOutcome]:
+    """Stage `split`'s first delivery runs `late_attempt` while frozen (a GC pause, SIGSTOP,
+    a blocked loop); its lease is reaped and a second delivery commits the stage; then the
+    first one wakes up and finishes. The run, and how the late delivery ended."""
     gate = threading.Event()
 
-    def paused(ctx: Any) -> Words:
-        gate.wait(10)  # a worker frozen mid-stage (GC pause, SIGSTOP, a blocked loop)
-        return Words(words=["late"])
+    def frozen(ctx: Any) -> Any:
+        gate.wait(10)
+        return late_attempt(ctx)
 
-    script.then("split", paused)
+    script.then("split", frozen)
     run_id = await start(tk, "linear")
     (first,) = await tk.jobs.dequeue()
     late = asyncio.create_task(process_job(tk.kernel, first))
@@ -127,7 +130,13 @@ async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_committed_sta
     assert (first.attempt, second.attempt) == (1, 2)
     assert (await process_job(tk.kernel, second)).outcome == "completed"
     gate.set()
-    outcome = await late
+    return run_id, await late
+
+
+async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_committed_stage(
+    tk: TestKernel, script: Script
+) -> None:
+    run_id, outcome = await _paused_past_its_lease(tk, script, lambda ctx: Words(words=["late"]))
     assert outcome.outcome == "failed" and not outcome.retried
     row = await stage_of(tk, run_id, "split")
     assert (row.status, row.attempt) == (Status.COMPLETED, 2)
@@ -142,22 +151,10 @@ async def test_a_worker_paused_past_its_lease_cannot_overwrite_the_committed_sta
 async def test_a_late_failure_does_not_reopen_the_committed_stage(
     tk: TestKernel, script: Script
 ) -> None:
-    gate = threading.Event()
-
-    def paused_then_raises(ctx: Any) -> Words:
-        gate.wait(10)
+    def raises(ctx: Any) -> Words:
         raise RuntimeError("the late attempt fails")
 
-    script.then("split", paused_then_raises)
-    run_id = await start(tk, "linear")
-    (first,) = await tk.jobs.dequeue()
-    late = asyncio.create_task(process_job(tk.kernel, first))
-    while script.calls["split"] == 0:
-        await asyncio.sleep(0.01)
-    second = await _reap_and_redeliver(tk)
-    assert (await process_job(tk.kernel, second)).outcome == "completed"
-    gate.set()
-    await late
+    run_id, _ = await _paused_past_its_lease(tk, script, raises)
     assert (await stage_of(tk, run_id, "split")).status is Status.COMPLETED
     run = await tk.drive(run_id)
     assert run.status is Status.COMPLETED

@@ -193,10 +193,7 @@ async def _complete(
         "next_poll_at": None,
         "metrics": metrics,
     }
-    locked = await unit.db.lock_run_and_update_stage(run.id, row.id, completed, fence=fence)
-    if locked is None:
-        raise _Lost()
-    locked_run, _ = locked
+    locked_run = await _lock_and_write(unit, row, completed, fence)
     await save_output(deps, run, row.stage_id, output)  # once the fence passed, never before
     rows = await unit.db.stages_of_run(run.id)
     locked_run = await refresh_run_totals(unit, run.id, metrics, rows) or locked_run
@@ -226,10 +223,7 @@ async def _fail_stage_and_run(
         "error": error,
         "next_poll_at": None,
     }
-    locked = await unit.db.lock_run_and_update_stage(row.run_id, row.id, failed, fence=fence)
-    if locked is None:
-        raise _Lost()
-    run, _ = locked
+    run = await _lock_and_write(unit, row, failed, fence)
     unit.emit(
         StageFailed(
             timestamp=now,
@@ -240,6 +234,17 @@ async def _fail_stage_and_run(
         )
     )
     await fail_run(deps, unit, run, code=code, message=error, stage_id=row.stage_id)
+
+
+async def _lock_and_write(
+    unit: Unit, row: StageRecord, changes: StageChanges, fence: StageFence
+) -> RunRecord:
+    """Lock the stage's run and write `changes` to it if this poll still owns it; the
+    locked run. `_Lost` (rolling the transaction back) when it does not."""
+    locked = await unit.db.lock_run_and_update_stage(row.run_id, row.id, changes, fence=fence)
+    if locked is None:
+        raise _Lost()
+    return locked[0]
 
 
 async def _cancel_stage(deps: Deps, row: StageRecord, fence: StageFence) -> None:
