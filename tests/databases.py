@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.adapters.sql.schema import metadata
 from wfc.runtime.records import Status
+from wfc.runtime.workflow import Workflow
+from wfc.testing import FakeClock, TestKernel, make_test_kernel
 
 _counter = itertools.count()
 _template_ready: set[str] = set()
@@ -128,6 +130,7 @@ __all__ = [
     "drop_database",
     "drop_templates",
     "job_row",
+    "kernel_on_storage",
     "open_storage",
     "postgres_database",
     "postgres_url",
@@ -142,3 +145,25 @@ async def drop_templates() -> None:
         for template in sorted(_template_ready):
             await _admin(admin, f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
     _template_ready.clear()
+
+
+@asynccontextmanager
+async def kernel_on_storage(
+    kind: str, workflows: list[Workflow], tmp_path: Path
+) -> AsyncIterator[TestKernel]:
+    """A `TestKernel` serving `workflows` on `kind` storage: `memory`, `sqlite` (a file in
+    `tmp_path`) or `postgres` (a fresh database), sharing one fake clock."""
+    if kind == "memory":
+        yield make_test_kernel(*workflows)
+        return
+    clock = FakeClock()
+    if kind == "sqlite":
+        storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
+        await storage.create_schema()
+        yield make_test_kernel(*workflows, clock=clock, storage=storage)
+        await storage.close()
+        return
+    async with postgres_database() as url:
+        storage = open_storage(url, clock=clock)
+        yield make_test_kernel(*workflows, clock=clock, storage=storage)
+        await storage.close()

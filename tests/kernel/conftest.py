@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.databases import open_storage, postgres_database
+from tests.databases import kernel_on_storage
 from wfc.plan import PollPolicy, RetryPolicy
 from wfc.runtime import NotReady, Ready, Suspend, Workflow, WorkflowBuilder, define_stage
-from wfc.testing import FakeClock, TestKernel, make_test_kernel
+from wfc.testing import TestKernel
 
 
 class Doc(BaseModel):
@@ -180,18 +180,5 @@ async def tk(
     request: pytest.FixtureRequest, script: Script, tmp_path: Path
 ) -> AsyncIterator[TestKernel]:
     """The same kernel tests on memory ports, a SQLite file and PostgreSQL."""
-    workflows = build_workflows(script)
-    if request.param == "memory":
-        yield make_test_kernel(*workflows)
-        return
-    clock = FakeClock()
-    if request.param == "sqlite":
-        storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
-        await storage.create_schema()
-        yield make_test_kernel(*workflows, clock=clock, storage=storage)
-        await storage.close()
-        return
-    async with postgres_database() as url:
-        storage = open_storage(url, clock=clock)
-        yield make_test_kernel(*workflows, clock=clock, storage=storage)
-        await storage.close()
+    async with kernel_on_storage(request.param, build_workflows(script), tmp_path) as kernel:
+        yield kernel

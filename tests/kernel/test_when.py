@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.databases import open_storage, postgres_database
+from tests.databases import kernel_on_storage
 from wfc.runtime import WorkflowBuilder, all_of, define_stage, negate, when
 from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
-from wfc.testing import FakeClock, TestKernel, make_test_kernel
+from wfc.testing import TestKernel
 
 
 class Doc(BaseModel):
@@ -126,20 +126,8 @@ def workflows() -> list[Workflow]:
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def wk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestKernel]:
     calls.clear()
-    if request.param == "memory":
-        yield make_test_kernel(*workflows())
-        return
-    clock = FakeClock()
-    if request.param == "sqlite":
-        storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
-        await storage.create_schema()
-        yield make_test_kernel(*workflows(), clock=clock, storage=storage)
-        await storage.close()
-        return
-    async with postgres_database() as url:
-        storage = open_storage(url, clock=clock)
-        yield make_test_kernel(*workflows(), clock=clock, storage=storage)
-        await storage.close()
+    async with kernel_on_storage(request.param, workflows(), tmp_path) as kernel:
+        yield kernel
 
 
 async def _statuses(wk: TestKernel, run_id: str) -> dict[str, Status]:
