@@ -136,6 +136,7 @@ def _parser() -> Lark:
         maybe_placeholders=False,
         start=["start", *FRAGMENT_RULES],
         cache=_tables_cache(),
+        cache_grammar=True,  # a parser loaded from the cache still has `.grammar` (for tools)
     )
 
 
