@@ -26,6 +26,7 @@ from wfc.runtime import (
     RunCancel,
     RunTransition,
     StagePollSuspended,
+    Suspend,
 )
 from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.records import Status
@@ -243,3 +244,16 @@ async def test_a_cancel_that_read_the_run_before_it_completed_leaves_it_complete
     monkeypatch.undo()
     assert (await run_of(tk, run_id)).status is Status.COMPLETED
     assert "workflow:cancelled" not in await event_types(tk, run_id)
+
+
+async def test_a_suspend_state_no_database_can_store_fails_the_stage(
+    tk: TestKernel, script: Script
+) -> None:
+    script.then("submit", Suspend(state={"score": float("nan")}))
+    run_id = await start(tk, "batch")
+    outcome = await step(tk)
+    assert outcome.outcome == "failed" and not outcome.retried
+    row = await stage_of(tk, run_id, "submit")
+    assert row.status is Status.FAILED
+    assert row.error is not None and "$.score: nan (JSON has no such number)" in row.error
+    assert (await run_of(tk, run_id)).status is Status.FAILED

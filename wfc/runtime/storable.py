@@ -1,7 +1,8 @@
 """What every database can store, checked before a write rather than learnt from its refusal.
 
-PostgreSQL refuses U+0000 in text and JSON, and no UTF-8 driver can send a
-lone surrogate (U+D800–U+DFFF, which Python strings may hold). A stage
+PostgreSQL refuses U+0000 in text and JSON (and NaN or infinities in JSON),
+and no UTF-8 driver can send a lone surrogate (U+D800–U+DFFF, which Python
+strings may hold). A stage
 output or error holding one used to fail the outcome's commit after the
 stage had run: the job stayed leased, was reaped and ran again, without end
 (a paid model call each time). So a value the runtime stores is checked
@@ -13,6 +14,7 @@ error message loses nothing.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -39,11 +41,14 @@ def storable_json(value: Any) -> Any:
 
 
 def unstorable_part(value: Any, where: str = "$") -> str | None:
-    """Where in the JSON `value` a string (or key) holds a character no database takes,
-    and which — `"$.pages[2].text: U+0000"` — or None when all of it can be stored."""
+    """Where in the JSON `value` a string (or key) holds a character no database takes, or
+    a number is not finite, and which — `"$.pages[2].text: U+0000"` — or None when all of
+    it can be stored."""
     if isinstance(value, str):
         found = _UNSTORABLE.search(value)
         return None if found is None else f"{where}: U+{ord(found.group()):04X}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where}: {value} (JSON has no such number)"
     if isinstance(value, dict):
         for key, item in value.items():
             problem = unstorable_part(key, f"{where} (a key)") or unstorable_part(
