@@ -18,6 +18,7 @@ import pytest
 
 from tests.kernel.conftest import Script, Words
 from tests.kernel.helpers import event_types, run_of, stage_of, start, step
+from wfc.errors import InvalidRunInputError
 from wfc.runtime import (
     Failed,
     JobExecute,
@@ -257,3 +258,12 @@ async def test_a_suspend_state_no_database_can_store_fails_the_stage(
     assert row.status is Status.FAILED
     assert row.error is not None and "$.score: nan (JSON has no such number)" in row.error
     assert (await run_of(tk, run_id)).status is Status.FAILED
+
+
+async def test_a_run_input_no_database_can_store_is_refused_before_anything_is_written(
+    tk: TestKernel,
+) -> None:
+    with pytest.raises(InvalidRunInputError) as refused:
+        await tk.create_run("linear", {"text": "nul\x00here"})
+    assert refused.value.problems == ["input.text: U+0000, which no database can store"]
+    assert await tk.persistence.list_runs() == []

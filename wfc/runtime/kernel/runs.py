@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from wfc.errors import StaleVersionError, WorkflowNotFoundError
+from wfc.errors import InvalidRunInputError, StaleVersionError, WorkflowNotFoundError
 from wfc.runtime.commands import RunCancel, RunCancelResult, RunCreate, RunCreateResult
 from wfc.runtime.events import WorkflowCancelled, WorkflowCreated
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.records import ACTIVE, TERMINAL, RunChanges, RunRecord, Status
+from wfc.runtime.storable import unstorable_part
 
 DEFAULT_PRIORITY = 5
 _CANCEL_TRIES = 3  # reads of a run whose transitions keep moving it under the cancel
@@ -26,6 +27,19 @@ async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
         raise WorkflowNotFoundError(cmd.workflow_id)
     parsed_input = workflow.validate_input(cmd.input)
     config = workflow.parse_config(cmd.config)
+    unstorable = [
+        problem
+        for problem in (
+            unstorable_part(parsed_input, "input"),
+            unstorable_part(config, "config"),
+            unstorable_part(cmd.metadata, "metadata"),
+        )
+        if problem is not None
+    ]
+    if unstorable:  # refused here, the same on every database, not by PostgreSQL's commit
+        raise InvalidRunInputError(
+            workflow.id, [f"{problem}, which no database can store" for problem in unstorable]
+        )
     now = deps.clock.now()
     run = RunRecord(
         id=cmd.run_id or deps.ids.new_id(),
