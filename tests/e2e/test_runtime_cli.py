@@ -399,3 +399,20 @@ def test_ctrl_c_in_wfc_run_keeps_the_run_for_a_worker_to_finish(tmp_path: Path) 
     finally:
         assert stop(worker) == 0
     assert runs_in(url)[0].output == {"n": 4}
+
+
+def test_runs_create_refuses_what_a_database_would_with_exit_2(tmp_path: Path) -> None:
+    package = EXAMPLES / "documents" / "document_processor"
+    env = sqlite_env(tmp_path)
+    base = ("runs", "create", "document_processor", "--plan", str(package), "--input")
+    doc = '{"document": "x"}'
+    too_big = wfc(*base, doc, "--priority", str(2**31), env=env, cwd=tmp_path)
+    assert too_big.returncode == 2 and "is not in the range" in too_big.stderr
+    empty_key = wfc(*base, doc, "--idempotency-key", "", env=env, cwd=tmp_path)
+    assert empty_key.returncode == 2 and "an empty key makes no run idempotent" in empty_key.stderr
+    nul = wfc(*base, '{"document": "a\\u0000b"}', env=env, cwd=tmp_path)
+    assert nul.returncode == 2 and "input.document: U+0000" in nul.stderr
+    for result in (too_big, empty_key, nul):
+        assert "Traceback" not in result.stderr
+    listed = wfc("runs", "list", "--json", env=env, cwd=tmp_path)
+    assert json.loads(listed.stdout) == []

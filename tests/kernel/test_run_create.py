@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from tests.kernel.helpers import DOC, event_types, run_of
 from wfc.errors import (
@@ -146,3 +147,22 @@ async def test_priority_and_caller_supplied_id(tk: TestKernel) -> None:
     )
     assert result.workflow_run_id == "run-42"
     assert (await run_of(tk, "run-42")).priority == 9
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("priority", 2**31),
+        ("priority", -(2**31) - 1),
+        ("idempotency_key", ""),
+        ("idempotency_key", "k" * 201),
+    ],
+)
+def test_values_a_database_would_refuse_are_refused_when_the_command_is_made(
+    field: str, value: object
+) -> None:
+    fields: dict[str, object] = {"idempotency_key": "k", "workflow_id": "linear", field: value}
+    with pytest.raises(ValidationError, match=field):
+        RunCreate.model_validate(fields)
+    edge = 2**31 - 1 if field == "priority" else "k" * 200
+    assert RunCreate.model_validate({**fields, field: edge})

@@ -69,10 +69,13 @@ def test_check_imports_the_compiler_only() -> None:
 
 def test_the_cli_copies_of_runtime_values_match_the_runtime() -> None:
     """The CLI keeps two runtime values for its options, so `--help` needs no runtime."""
-    from wfc.cli.runs_commands import RUN_STATUSES
+    from wfc.cli.runs_commands import IDEMPOTENCY_KEY_MAX, PRIORITY, RUN_STATUSES
     from wfc.cli.session import DEFAULT_STAGE_TIMEOUT_SECONDS
+    from wfc.runtime import commands
     from wfc.runtime.hosts.wiring import DEFAULT_STAGE_TIMEOUT
     from wfc.runtime.records import Status
 
     assert tuple(s.value for s in Status) == RUN_STATUSES
     assert DEFAULT_STAGE_TIMEOUT.total_seconds() == DEFAULT_STAGE_TIMEOUT_SECONDS
+    assert (PRIORITY.min, PRIORITY.max) == (commands.PRIORITY_MIN, commands.PRIORITY_MAX)
+    assert IDEMPOTENCY_KEY_MAX == commands.IDEMPOTENCY_KEY_MAX

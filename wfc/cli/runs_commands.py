@@ -42,6 +42,21 @@ RUN_STATUSES = ("PENDING", "RUNNING", "SUSPENDED", "COMPLETED", "FAILED", "CANCE
 """The values of `wfc.runtime.records.Status`, copied so that `wfc runs list --help` can
 offer them without importing the runtime (tests/unit/test_cli_imports.py keeps them equal)."""
 
+PRIORITY = click.IntRange(-(2**31), 2**31 - 1)
+"""`wfc.runtime.commands.PRIORITY_MIN/MAX`, copied likewise: what every database stores."""
+IDEMPOTENCY_KEY_MAX = 200
+"""`wfc.runtime.commands.IDEMPOTENCY_KEY_MAX`, copied likewise."""
+
+
+def _idempotency_key(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An idempotency key as given, refused when empty (it would silently make a new run
+    each time) or longer than a key is stored."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty key makes no run idempotent: leave the option out")
+    if value is not None and len(value) > IDEMPOTENCY_KEY_MAX:
+        raise click.BadParameter(f"at most {IDEMPOTENCY_KEY_MAX} characters ({len(value)} given)")
+    return value
+
 
 def _with_kernel(
     db_url: str | None,
@@ -243,8 +258,12 @@ def _print_show_text(shown: _Shown) -> None:
 @plan_option
 @click.option("--input", "input_text", help="Run input: JSON, or @file.json.")
 @click.option("--config", "config_text", help='Stage config: {"stage": {...}}, or @file.json.')
-@click.option("--priority", type=int, help="Higher runs are claimed first.")
-@click.option("--idempotency-key", help="Creating twice with one key creates one run.")
+@click.option("--priority", type=PRIORITY, help="Higher runs are claimed first.")
+@click.option(
+    "--idempotency-key",
+    callback=_idempotency_key,
+    help="Creating twice with one key creates one run.",
+)
 @db_option
 @json_option
 def create_command(

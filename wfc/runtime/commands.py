@@ -27,16 +27,22 @@ class _Message(BaseModel):
 
 # -- commands ------------------------------------------------------------------
 
+# What every database stores the same way: a priority is a 32-bit integer (PostgreSQL's
+# `integer`; SQLite would take any), an idempotency key a bounded string. Refused when the
+# command is made, on every database alike, rather than by one database's commit.
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
+IDEMPOTENCY_KEY_MAX = 200
+
 
 class RunCreate(_Message):
     """Create a PENDING run; `idempotency_key` makes a retried request create it once."""
 
     type: Literal["run.create"] = "run.create"
-    idempotency_key: str = Field(min_length=1)
+    idempotency_key: str = Field(min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
     workflow_id: str
     input: JsonObject = Field(default_factory=dict)
     config: dict[str, JsonObject] = Field(default_factory=dict)
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     metadata: JsonObject | None = None
     run_id: str | None = None
 
