@@ -304,8 +304,10 @@ class JobTransport(Protocol):
         else FAILED. Returns whether it will be retried."""
         ...
 
-    async def release(self, job_id: str) -> None:
-        """Hand a leased job back untouched (a worker shutting down); attempt unchanged."""
+    async def release(self, job_id: str, *, attempt: int | None = None) -> None:
+        """Hand a leased job back untouched (a worker shutting down); attempt unchanged.
+        With `attempt`, only while still RUNNING at it: a lease reaped and taken by another
+        worker meanwhile is that worker's, and handing it back would run the stage twice."""
 
     async def touch(self, job_id: str, *, attempt: int | None = None) -> bool:
         """Renew a RUNNING job's lease (heartbeat), at `attempt` when given; whether it was

@@ -162,6 +162,7 @@ class FencingConformance:
         (second,) = await q.dequeue()
         assert (first.attempt, second.attempt) == (1, 2)
         assert await q.touch(job_id, attempt=1) is False
+        await q.release(job_id, attempt=1)  # a stopping worker hands back what it lost
         await q.complete(job_id, attempt=1)
         await q.suspend(job_id, ports.clock.now(), attempt=1)
         assert await q.fail(job_id, "late", retry_at=ports.clock.now(), attempt=1) is False

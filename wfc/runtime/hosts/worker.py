@@ -196,7 +196,7 @@ class WorkerHost:
         self._jobs_running: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
-        self._abandoned: list[str] = []
+        self._abandoned: list[JobRecord] = []  # leased here, to hand back as the worker stops
         self._handed: list[JobRecord] = []
         self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self._taken = 0  # jobs handed to this worker so far
@@ -265,15 +265,15 @@ class WorkerHost:
         for task in [*in_flight, *self._background]:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
-        self._abandoned += [job.id for job in self._handed]  # leased to us, never started
+        self._abandoned += self._handed  # leased to us, never started
         self._handed.clear()
-        for job_id in self._abandoned:
+        for job in self._abandoned:
             try:
-                await self.jobs.release(job_id)
-                log.info("released job %s for another worker", job_id, extra={"job_id": job_id})
+                await self.jobs.release(job.id, attempt=job.attempt)
+                log.info("released job %s for another worker", job.id, extra={"job_id": job.id})
             except Exception:
                 log.exception(
-                    "could not release job %s; it is reaped when its lease expires", job_id
+                    "could not release job %s; it is reaped when its lease expires", job.id
                 )
         self._abandoned.clear()
         self._running = False
@@ -686,7 +686,7 @@ class WorkerHost:
         finally:
             left = self._next.pop(slot, None)
             if left is not None:  # stopping or cancelled: give it back with the rest
-                self._abandoned.append(left.id)
+                self._abandoned.append(left)
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)
@@ -704,7 +704,7 @@ class WorkerHost:
                     self.kernel, job, heartbeat_every=self.heartbeat_interval, watch_run=True
                 )
         except asyncio.CancelledError:
-            self._abandoned.append(job.id)
+            self._abandoned.append(job)
             raise
         except Exception:
             # The job stays RUNNING; the stale-lease reaper gives it to a worker later.

@@ -130,9 +130,9 @@ class MemoryJobTransport:
         self._put(job, status=Status.FAILED, last_error=error, completed_at=self._clock.now())
         return False
 
-    async def release(self, job_id: str) -> None:
+    async def release(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)
-        if job.status is Status.RUNNING:
+        if job.status is Status.RUNNING and (attempt is None or job.attempt == attempt):
             self._put(job, status=Status.PENDING, worker_id=None, locked_at=None)
 
     async def touch(self, job_id: str, *, attempt: int | None = None) -> bool:

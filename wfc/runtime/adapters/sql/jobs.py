@@ -265,11 +265,12 @@ class SqlJobTransport:
             raise RecordNotFoundError("Job", job_id)
         return False
 
-    async def release(self, job_id: str) -> None:
+    async def release(self, job_id: str, *, attempt: int | None = None) -> None:
+        fence = [] if attempt is None else [_j.attempt == attempt]
         async with self._connections.single() as conn:
             await conn.execute(
                 update(jobs)
-                .where(_j.id == job_id, _j.status == Status.RUNNING.value)
+                .where(_j.id == job_id, _j.status == Status.RUNNING.value, *fence)
                 .values(
                     status=Status.PENDING.value,
                     worker_id=None,
