@@ -94,6 +94,12 @@ async def test_a_created_run_is_claimed_once_however_many_workers_listen(
 ) -> None:
     async with _workers(script, 3, concurrency=2) as workers:
         await _until(lambda: any(_leads(w) for w in workers))
+        # Each worker's first tick claims too: let them all pass before counting (a run
+        # created and finished first outlasts them), as under a loaded CI machine one
+        # started late was counted once (11 claims).
+        await _until(lambda: all(w.stats().orchestration_ticks >= 1 for w in workers))
+        warm_up = await _create(workers[0].kernel, "warm-up")
+        await wait_for_run(workers[0].kernel, warm_up, timeout=FINISH)
         with _claims(workers) as claims:
             for n in range(10):
                 run_id = await _create(workers[0].kernel, f"once-{n}")
