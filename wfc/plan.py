@@ -51,11 +51,13 @@ class InputSource(StrEnum):
     the first group); a parallel group's output is an object keyed by stage id.
     `stage`: the output of the stage named in `input_from`.
     `none`: the empty object; the stage reads its dependencies instead.
+    `item`: one item of the list the stage's `map` runs over (the stage runs once per item).
     """
 
     FLOW = "flow"
     STAGE = "stage"
     NONE = "none"
+    ITEM = "item"
 
 
 class RetryPolicy(_Frozen):
@@ -134,6 +136,41 @@ class Condition(_Frozen):
         return found
 
 
+class ItemFailure(StrEnum):
+    """What a mapped stage does when one item fails for good (its retries exhausted).
+
+    `fail`: the stage fails; items not started are cancelled, running ones are
+    discarded when they finish. `continue`: the other items go on, and the
+    stage completes with one result per item, each an output or an error.
+    """
+
+    FAIL = "fail"
+    CONTINUE = "continue"
+
+
+DEFAULT_MAP_AT_MOST = 10
+"""Items of one mapped stage of one run that run at once when the plan does not say."""
+
+MAP_AT_MOST_LIMIT = 1000
+
+
+class MapSpec(_Frozen):
+    """A stage's `map`: it runs once per item of the list at `over`.
+
+    `over` is a path like a condition's `field`: `input` (the workflow input) or
+    the id of an earlier stage (its output), then field names; the value there
+    is a list. Each item is the input of one execution, with its own job,
+    attempts, retries, timeout and lease. At most `at_most` items of one run's
+    map run at once; the next is queued as one finishes. The stage's output is
+    the list of the items' outputs in item order (with `continue`, one
+    `{"index", "output", "error"}` result per item).
+    """
+
+    over: tuple[str, ...] = Field(min_length=1)
+    at_most: int = Field(default=DEFAULT_MAP_AT_MOST, ge=1, le=MAP_AT_MOST_LIMIT)
+    on_item_failure: ItemFailure = ItemFailure.FAIL
+
+
 class PlanStage(_Frozen):
     """One stage: its schemas, policies and the class that implements it.
 
@@ -158,6 +195,8 @@ class PlanStage(_Frozen):
     # Run the stage only when this holds; else it is SKIPPED (and so are stages that
     # need nothing but skipped stages).
     when: Condition | None = None
+    # Run once per item of a list (`input_source` is then `item`).
+    map: MapSpec | None = None
     retry: RetryPolicy = RetryPolicy()
     timeout_ms: int | None = Field(default=None, gt=0)
     poll: PollPolicy | None = None
@@ -172,6 +211,10 @@ class PlanStage(_Frozen):
             )
         if self.poll is not None and self.kind is not StageKind.ASYNC:
             raise ValueError(f"stage {self.id!r}: only async stages have a poll policy")
+        if (self.map is None) != (self.input_source is not InputSource.ITEM):
+            raise ValueError(
+                f"stage {self.id!r}: input_source is 'item' exactly when the stage has a map"
+            )
         stray = [dep for dep in self.optional_needs if dep not in self.needs]
         if stray:
             raise ValueError(f"stage {self.id!r}: optional needs not in needs: {stray}")
@@ -218,6 +261,8 @@ class Plan(_Frozen):
             raise ValueError(f"stages in no execution group: {', '.join(missing)}")
         for stage in self.stages:
             read = stage.when.roots() - {"input"} if stage.when else set()
+            if stage.map is not None and stage.map.over[0] != "input":
+                read.add(stage.map.over[0])
             earlier = [
                 *stage.needs,
                 *([stage.input_from] if stage.input_from else []),
@@ -291,7 +336,7 @@ class Plan(_Frozen):
 # Stage fields added after plans were first written, left out of a plan's JSON (and so of
 # its fingerprint) while unused: a workflow that does not use them keeps the plan.json
 # and the fingerprint it had, and its runs in flight keep running.
-_LATER_STAGE_FIELDS: dict[str, Any] = {"optional_needs": [], "when": None}
+_LATER_STAGE_FIELDS: dict[str, Any] = {"optional_needs": [], "when": None, "map": None}
 
 
 def _without_unused(data: dict[str, Any]) -> dict[str, Any]:

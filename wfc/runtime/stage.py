@@ -245,6 +245,8 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         attempt: int = 1,
         resume_state: dict[str, Any] | None = None,
         services: StageServices | None = None,
+        item_index: int | None = None,
+        item_count: int | None = None,
     ) -> None:
         self.run_id = run_id
         self.stage_id = stage_id
@@ -252,6 +254,9 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         self.config = config
         self.attempt = attempt
         self.resume_state = resume_state
+        # A mapped stage runs once per item: which item this is (0-based), of how many.
+        self.item_index = item_index
+        self.item_count = item_count
         self._outputs = dict(outputs or {})
         self._services: StageServices = services if services is not None else RecordingServices()
 
@@ -269,6 +274,18 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         """A required dependency's output parsed into its model (what generated properties call)."""
         value = self.require(stage_id)
         return value if isinstance(value, model) else model.model_validate(value)
+
+    def dependency_list(self, stage_id: StageIdT, model: type[ModelT]) -> list[ModelT]:
+        """A mapped dependency's outputs, one per item in item order, parsed into its model."""
+        return [_parsed(model, value) for value in self.require(stage_id)]
+
+    def item_results(self, stage_id: StageIdT, model: type[ModelT]) -> list[ItemResult[ModelT]]:
+        """A mapped dependency's results with `on failure continue`: per item, in item order,
+        its output or its error."""
+        return [
+            ItemResult[model].model_validate(value)  # type: ignore[valid-type]
+            for value in self.require(stage_id)
+        ]
 
     def log(self, level: LogLevel, message: str, **fields: Any) -> None:
         """Write a log line attached to this stage of this run."""
@@ -317,6 +334,24 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         """Model calls logged under `workflow.<run>.stage.<stage>`; their cost and tokens
         become the stage's and the run's totals. Its methods are async."""
         return self._services.ai
+
+
+def _parsed(model: type[ModelT], value: Any) -> ModelT:
+    return value if isinstance(value, model) else model.model_validate(value)
+
+
+class ItemResult(BaseModel, Generic[OutputT]):
+    """One item of a mapped stage that continues past failed items: the item's `output`
+    when it completed, else the `error` it failed with after its retries."""
+
+    index: int
+    output: OutputT | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the item completed."""
+        return self.error is None
 
 
 class CheckContext(Generic[ConfigT]):
