@@ -15,7 +15,7 @@ from wfc.errors import NonRetryableError
 from wfc.runtime import RunClaimPending, Status
 from wfc.runtime.commands import RunTransition
 from wfc.runtime.hosts import steps
-from wfc.runtime.kernel import rows, skipping
+from wfc.runtime.kernel import opening
 from wfc.runtime.records import RunRecord
 from wfc.runtime.transient import is_transient
 from wfc.testing import TestKernel, make_test_kernel
@@ -92,14 +92,14 @@ def _open_group_failing(
     monkeypatch: pytest.MonkeyPatch, failing: set[str], error: Exception
 ) -> None:
     """The claim of each run in `failing` raises `error` after writing its rows."""
-    real = rows.open_group
+    real = opening.open_group
 
     async def flaky(deps: Any, unit: Any, run: RunRecord, *args: Any, **kwargs: Any) -> None:
         await real(deps, unit, run, *args, **kwargs)
         if run.id in failing:
             raise error
 
-    monkeypatch.setattr(skipping, "open_group", flaky)
+    monkeypatch.setattr(opening, "open_group", flaky)
 
 
 async def test_a_transient_error_during_a_claim_leaves_the_run_pending_for_a_later_claim(

@@ -10,7 +10,7 @@ import pytest
 
 from tests.kernel.helpers import DOC, event_types, run_of, stage_of
 from wfc.runtime import RunClaimPending, Status, Workflow
-from wfc.runtime.kernel import rows, skipping
+from wfc.runtime.kernel import opening
 from wfc.runtime.kernel.rows import new_stage_row
 from wfc.runtime.records import RunRecord
 from wfc.testing import TestKernel
@@ -102,14 +102,14 @@ async def test_a_claim_that_raises_fails_that_run_only(
 ) -> None:
     broken = await tk.create_run("linear", DOC)
     fine = await tk.create_run("fanout", DOC)
-    real = rows.open_group
+    real = opening.open_group
 
     async def flaky(deps: Any, unit: Any, run: RunRecord, *args: Any, **kwargs: Any) -> None:
         await real(deps, unit, run, *args, **kwargs)
         if run.id == broken:
             raise RuntimeError("disk on fire")  # after the rows were written: they roll back
 
-    monkeypatch.setattr(skipping, "open_group", flaky)
+    monkeypatch.setattr(opening, "open_group", flaky)
     result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
     assert [c.workflow_run_id for c in result.claimed] == [fine]
     failed = await run_of(tk, broken)

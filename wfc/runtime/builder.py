@@ -6,32 +6,47 @@ count = define_stage(id="count", output=Counts, execute=count_words, needs=["ext
 workflow = WorkflowBuilder("docs", "Documents", input=Doc).pipe(extract).pipe(count).build()
 ```
 
+A stage can run once per item of a list (`map` in the language):
+
+```python
+classify = define_stage(
+    id="classify", input=Page, output=Label, execute=classify_page,
+    map_over="split.pages", at_most=16, on_item_failure="continue",
+)
+```
+
 `build()` returns the same `Workflow` (a `Plan` plus stage classes) that a
 compiled package loads, so the kernel cannot tell the two apart. Checks the
 compiler would make are made here at build time: duplicate ids, dependencies
-on stages that do not run earlier.
+on stages that do not run earlier, a `map_over` path that does not lead to a
+list, a stage taking a mapped stage's list as its whole input.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from wfc.plan import (
+    DEFAULT_MAP_AT_MOST,
+    MAP_AT_MOST_LIMIT,
     Condition,
     InputSource,
+    ItemFailure,
+    MapSpec,
     Plan,
     PlanStage,
     PollPolicy,
     RetryPolicy,
     StageKind,
 )
-from wfc.runtime.stage import AsyncStage, Stage, StageContext, _StageBase
+from wfc.runtime.stage import AsyncStage, ItemResult, Stage, StageContext, _StageBase
 from wfc.runtime.workflow import Workflow
 
 
@@ -82,6 +97,40 @@ def _method(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+_PATH_PART = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _map_spec(
+    stage_id: str,
+    over: str | Sequence[str],
+    at_most: int | None,
+    on_item_failure: ItemFailure | str | None,
+) -> MapSpec:
+    """The `MapSpec` of `define_stage(map_over=…)`, with the compiler's checks of it."""
+    path = tuple(over.split(".")) if isinstance(over, str) else tuple(over)
+    if not path or not all(isinstance(p, str) and _PATH_PART.fullmatch(p) for p in path):
+        raise ValueError(
+            f'Stage "{stage_id}": map_over must be a path such as "split.pages" or '
+            f'("input", "urls"), not {over!r}'
+        )
+    if path[0] == stage_id:
+        raise ValueError(f'Stage "{stage_id}" maps over its own output')
+    limit = DEFAULT_MAP_AT_MOST if at_most is None else at_most
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAP_AT_MOST_LIMIT:
+        raise ValueError(
+            f'Stage "{stage_id}": at_most must be a whole number from 1 to '
+            f"{MAP_AT_MOST_LIMIT}, not {limit!r}"
+        )
+    try:
+        policy = ItemFailure(on_item_failure or ItemFailure.FAIL)
+    except ValueError:
+        raise ValueError(
+            f'Stage "{stage_id}": on_item_failure must be "fail" or "continue", '
+            f"not {on_item_failure!r}"
+        ) from None
+    return MapSpec(over=path, at_most=limit, on_item_failure=policy)
+
+
 def define_stage(
     *,
     id: str,
@@ -95,6 +144,9 @@ def define_stage(
     needs: Iterable[str] = (),
     optional_needs: Iterable[str] = (),
     when: Condition | None = None,
+    map_over: str | Sequence[str] | None = None,
+    at_most: int | None = None,
+    on_item_failure: ItemFailure | str | None = None,
     check_completion: Callable[..., Any] | None = None,
     retry: RetryPolicy | None = None,
     timeout_ms: int | None = None,
@@ -110,7 +162,32 @@ def define_stage(
     With `when` (e.g. `when=when.input.confidence < 0.8`, from `wfc.runtime.conditions`)
     the stage runs only if the condition holds, else it is SKIPPED; `optional_needs` are
     the needs that may have been skipped (`ctx.optional(...)` gives None for them).
+
+    With `map_over` (`"split.pages"`, or `("input", "urls")`) the stage runs once per
+    item of that list, at most `at_most` items at once (default 10), and `input` is the
+    model of one item (a `RootModel[str]` for items that are not objects): `ctx.input`
+    is the item and `ctx.item_index` its place. `on_item_failure="continue"` goes on
+    past items that fail for good. Stages that need it read its list with
+    `ctx.dependency_list(id, Output)` (`ctx.item_results(id, Output)` with `continue`).
     """
+    mapped = None
+    if map_over is not None:
+        if input_from is not None:
+            raise ValueError(
+                f'Stage "{id}" maps over a list, so its input is one item: drop input_from '
+                f'and read "{input_from}" with needs'
+            )
+        if input is None:
+            raise ValueError(
+                f'Stage "{id}" maps over a list: give input=, the model of one item '
+                "(e.g. input=Page, or input=RootModel[str] for items that are not objects)"
+            )
+        mapped = _map_spec(id, map_over, at_most, on_item_failure)
+    elif at_most is not None or on_item_failure is not None:
+        raise ValueError(
+            f'Stage "{id}": at_most and on_item_failure are settings of a mapped stage; '
+            "give map_over too"
+        )
     input_model = input or NoInput
     config_model = config or NoConfig
     required, optional = tuple(needs), tuple(optional_needs)
@@ -128,7 +205,9 @@ def define_stage(
         attrs["check_completion"] = _method(check_completion)
     base: type[_StageBase] = AsyncStage if suspends else Stage
     implementation = type(f"{id.title().replace('_', '')}Stage", (base,), attrs)
-    if input_from is not None:
+    if mapped is not None:
+        source = InputSource.ITEM
+    elif input_from is not None:
         source = InputSource.STAGE
     else:
         source = InputSource.FLOW if input is not None else InputSource.NONE
@@ -146,6 +225,7 @@ def define_stage(
         needs=(*required, *(dep for dep in optional if dep not in required)),
         optional_needs=optional,
         when=when,
+        map=mapped,
         retry=retry or RetryPolicy(),
         timeout_ms=timeout_ms,
         poll=poll,
@@ -176,7 +256,7 @@ class WorkflowBuilder:
         return self._add(tuple(stages))
 
     def _add(self, group: tuple[StageDefinition, ...]) -> WorkflowBuilder:
-        earlier = {s.id for g in self._groups for s in g}
+        earlier = {s.id: s for g in self._groups for s in g}
         for stage in group:
             if stage.id in earlier or [s.id for s in group].count(stage.id) > 1:
                 raise ValueError(f'Stage "{stage.id}" is added twice')
@@ -191,8 +271,51 @@ class WorkflowBuilder:
                 raise ValueError(
                     f'Stage "{stage.id}" has missing dependencies: {", ".join(missing)}'
                 )
+            if stage.plan.map is not None:
+                self._check_map(stage, earlier)
+            self._check_whole_input(stage, earlier)
         self._groups.append(group)
         return self
+
+    def _check_map(self, stage: StageDefinition, earlier: dict[str, StageDefinition]) -> None:
+        """The path leads to a list, from the workflow input or a stage added before."""
+        assert stage.plan.map is not None
+        over = stage.plan.map.over
+        text = ".".join(over)
+        if over[0] == "input":
+            schema = (self.input or NoInput).model_json_schema()
+        elif over[0] in earlier:
+            source = earlier[over[0]].plan
+            schema = _gathered_schema(earlier[over[0]])
+            if source.map is not None and source.map.on_item_failure is ItemFailure.CONTINUE:
+                raise ValueError(
+                    f'Stage "{stage.id}" maps over "{over[0]}", whose list holds results '
+                    '(on_item_failure="continue"), not outputs'
+                )
+        else:
+            raise ValueError(
+                f'Stage "{stage.id}" maps over "{text}", but "{over[0]}" is neither "input" '
+                "nor a stage added before it"
+            )
+        problem = _list_problem(schema, over)
+        if problem is not None:
+            raise ValueError(f'Stage "{stage.id}" maps over "{text}": {problem}')
+
+    def _check_whole_input(
+        self, stage: StageDefinition, earlier: dict[str, StageDefinition]
+    ) -> None:
+        """A mapped stage's output is a list, which no stage takes as its whole input."""
+        source = stage.plan.input_from
+        if stage.plan.input_source is InputSource.FLOW and self._groups:
+            previous = self._groups[-1]
+            source = previous[0].id if len(previous) == 1 else None
+        if source is None or source not in earlier or earlier[source].plan.map is None:
+            return
+        raise ValueError(
+            f'Stage "{stage.id}" takes its input from "{source}", a mapped stage whose '
+            f'output is a list: give it needs=["{source}"] (no input) and read '
+            f'ctx.dependency_list("{source}", Model)'
+        )
 
     def build(self) -> Workflow:
         """The workflow: a fingerprinted plan bound to the stage classes."""
@@ -214,9 +337,45 @@ class WorkflowBuilder:
             return NoInput.model_json_schema()
         last = self._groups[-1]
         if len(last) == 1:
-            return last[0].plan.output_schema
+            return _gathered_schema(last[0])
         return {
             "type": "object",
-            "properties": {s.id: s.plan.output_schema for s in last},
+            "properties": {s.id: _gathered_schema(s) for s in last},
             "required": [s.id for s in last],
         }
+
+
+def _gathered_schema(stage: StageDefinition) -> dict[str, Any]:
+    """The schema of what a stage hands on: its output, or a mapped stage's list."""
+    spec = stage.plan.map
+    if spec is None:
+        return stage.plan.output_schema
+    output = stage.implementation.output_model
+    if spec.on_item_failure is ItemFailure.CONTINUE:
+        return TypeAdapter(list[ItemResult[output]]).json_schema()  # type: ignore[valid-type]
+    return TypeAdapter(list[output]).json_schema()  # type: ignore[valid-type]
+
+
+def _list_problem(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
+    """Why the value at `path` (after its first part) of `schema` is not a list that is
+    always there, or None when it is one."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        ref = node.get("$ref", "")
+        return resolve(defs.get(ref.rsplit("/", 1)[-1], {})) if ref else node
+
+    node, read = resolve(schema), path[0]
+    for part in path[1:]:
+        if "anyOf" in node:
+            return f'"{read}" may be null'
+        properties = node.get("properties", {})
+        if part not in properties:
+            known = ", ".join(sorted(properties)) or "none"
+            return f'"{read}" has no field "{part}" (its fields: {known})'
+        node, read = resolve(properties[part]), f"{read}.{part}"
+    if "anyOf" in node:
+        return f'"{read}" may be null'
+    if node.get("type") != "array":
+        return f'"{read}" is not a list'
+    return None

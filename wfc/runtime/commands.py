@@ -79,6 +79,9 @@ class RunRerunFrom(_Message):
     workflow_run_id: str
     from_stage_id: str
     idempotency_key: str | None = None
+    # A mapped stage: run again only its items that did not complete (failed, cancelled,
+    # or never started); the completed ones keep their results.
+    only_failed_items: bool = False
 
 
 class JobExecute(_Message):
@@ -99,6 +102,9 @@ class JobExecute(_Message):
     idempotency_key: str | None = None
     transition: bool = False
     job_id: str | None = None
+    # One item of a mapped stage (its index), queued for the stage's rerun `generation`.
+    item: int | None = Field(default=None, ge=0)
+    generation: int = Field(default=0, ge=0)
 
 
 class StagePollSuspended(_Message):

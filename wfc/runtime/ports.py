@@ -17,6 +17,8 @@ from wfc.runtime.records import (
     AICallRecord,
     AIStats,
     IdempotencyClaim,
+    ItemChanges,
+    ItemRecord,
     JobRecord,
     JobSpec,
     JsonObject,
@@ -173,6 +175,43 @@ class Persistence(Protocol):
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         """Delete these stage rows."""
+
+    # -- items of mapped stages --------------------------------------------
+    async def start_item(
+        self, create: ItemRecord, update: ItemChanges, fence: StageFence
+    ) -> ItemRecord | None:
+        """Insert `create` unless (run, stage id, item index) exists; otherwise apply
+        `update` to the row there if it passes `fence` (None, with nothing written, when it
+        does not: a later delivery started the item, or it finished)."""
+        ...
+
+    async def update_item(
+        self, record_id: str, changes: ItemChanges, *, fence: StageFence
+    ) -> ItemRecord | None:
+        """Apply `changes` to the item row if it passes `fence` (its outcome's fenced
+        write); None, with nothing written, when it does not."""
+        ...
+
+    async def items_of_stage(
+        self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
+    ) -> list[ItemRecord]:
+        """The item rows of one mapped stage of a run by item index (only those in
+        `statuses`, when given)."""
+        ...
+
+    async def reset_items(
+        self, run_id: str, stage_id: str, statuses: Sequence[Status], generation: int
+    ) -> int:
+        """Put the items in `statuses` back to PENDING at attempt 0 and `generation` (a
+        rerun of failed items); how many."""
+        ...
+
+    async def cancel_items(self, run_id: str) -> int:
+        """Mark the run's unfinished items CANCELLED (the run was cancelled); how many."""
+        ...
+
+    async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
+        """Delete the item rows of these stages of the run."""
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:

@@ -121,12 +121,21 @@ class StageRecord:
     max_wait_until: datetime | None = None
     metrics: JsonObject = field(default_factory=dict)
     error: str | None = None
+    # A mapped stage's items (`MapSpec`): how many there are, how many this pass runs (all,
+    # or the failed ones on a rerun of failed items), how many of those are queued so far,
+    # and how many finished. All 0 for a stage that is not mapped.
+    items_total: int = 0
+    items_queued: int = 0
+    items_next: int = 0
+    items_done: int = 0
+    items_failed: int = 0
 
 
 class StageChanges(TypedDict, total=False):
     """Fields `Persistence.update_stage` and the update branch of `upsert_stage` may change."""
 
     status: Status
+    generation: int
     attempt: int
     started_at: datetime | None
     completed_at: datetime | None
@@ -138,6 +147,60 @@ class StageChanges(TypedDict, total=False):
     max_wait_until: datetime | None
     metrics: JsonObject
     error: str | None
+    items_total: int
+    items_queued: int
+    items_next: int
+    items_done: int
+    items_failed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemRecord:
+    """One item of a mapped stage of one run: the latest execution of it.
+
+    Fenced like a stage row (`StageFence`): a delivery starts it at its attempt and
+    records its outcome only while the row is still RUNNING at that attempt. `output`
+    is held in the row itself, so gathering a map's results is one read.
+    """
+
+    id: str
+    run_id: str
+    stage_id: str
+    item_index: int
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    generation: int = 0
+    attempt: int = 0
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+    output: Any = None
+    error: str | None = None
+    metrics: JsonObject = field(default_factory=dict)
+    suspended_state: JsonObject | None = None
+    next_poll_at: datetime | None = None
+    poll_interval_ms: int | None = None
+    max_wait_until: datetime | None = None
+
+
+class ItemChanges(TypedDict, total=False):
+    """Fields `Persistence.start_item` and `update_item` may change."""
+
+    status: Status
+    generation: int
+    attempt: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    output: Any
+    error: str | None
+    metrics: JsonObject
+    suspended_state: JsonObject | None
+    next_poll_at: datetime | None
+    poll_interval_ms: int | None
+    max_wait_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,7 +239,7 @@ class StageFence:
         """The stage is still SUSPENDED as this poller claimed it (`stage.pollSuspended`)."""
         return cls(statuses=frozenset({Status.SUSPENDED}), version=version)
 
-    def holds(self, row: StageRecord) -> bool:
+    def holds(self, row: StageRecord | ItemRecord) -> bool:
         """Whether `row` is still what this fence requires."""
         return (
             row.status in self.statuses

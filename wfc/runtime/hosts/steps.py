@@ -202,6 +202,8 @@ async def _process_job(
                 idempotency_key=idempotency_key(job) if keyed else None,
                 transition=True,
                 job_id=None if keyed else job.id,  # see `fence`
+                item=job.payload.get("item"),
+                generation=job.payload.get("generation", 0),
             )
         )
     if result.outcome == "completed":

@@ -57,6 +57,7 @@ from wfc.runtime.kernel.invoke import (
     run_execute,
     suspend_times,
 )
+from wfc.runtime.kernel.items import execute_item
 from wfc.runtime.kernel.rows import (
     load_outputs,
     new_stage_row,
@@ -128,6 +129,8 @@ async def execute_job(
     stage = workflow.stage(cmd.stage_id)
     if stage is None:
         raise StageNotFoundError(cmd.stage_id, cmd.workflow_id)
+    if stage.map is not None:
+        return await execute_item(deps, workflow, stage, cmd, causation_id, key)
     started_at = deps.clock.now()
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at)

@@ -249,10 +249,29 @@ async def store_artifacts(
     return None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapItem:
+    """The item one execution of a mapped stage works on, and where its artifacts go."""
+
+    index: int
+    count: int
+    value: Any
+    artifact_prefix: str
+
+
 def resolve_input(
-    workflow: Workflow, stage: PlanStage, run: RunRecord, outputs: Mapping[str, Any]
+    workflow: Workflow,
+    stage: PlanStage,
+    run: RunRecord,
+    outputs: Mapping[str, Any],
+    item: MapItem | None = None,
 ) -> Any:
-    """The value a stage takes as input (spec §3.6, plus `from <stage>` and `none`)."""
+    """The value a stage takes as input (spec §3.6, plus `from <stage>`, `none` and the
+    item of a mapped stage)."""
+    if stage.input_source is InputSource.ITEM:
+        if item is None:
+            raise _InputUnavailable(f"Stage {stage.id} is mapped: it runs once per item")
+        return item.value
     if stage.input_source is InputSource.NONE:
         return {}
     if stage.input_source is InputSource.STAGE:
@@ -341,9 +360,10 @@ async def run_execute(
     outputs: Mapping[str, Any],
     config_map: Mapping[str, Any],
     attempt: int,
+    item: MapItem | None = None,
 ) -> Report:
     """Resolve input and config, call `execute`, and say how it went (a failure redacted)."""
-    report = await _execute(deps, workflow, run, row, outputs, config_map, attempt)
+    report = await _execute(deps, workflow, run, row, outputs, config_map, attempt, item)
     report.outcome = _redacted(report.outcome)
     return report
 
@@ -356,12 +376,13 @@ async def _execute(
     outputs: Mapping[str, Any],
     config_map: Mapping[str, Any],
     attempt: int,
+    item: MapItem | None,
 ) -> Report:
     stage = workflow.stage(row.stage_id)
     assert stage is not None
     cls = workflow.implementations[stage.id]
     try:
-        raw_input = resolve_input(workflow, stage, run, outputs)
+        raw_input = resolve_input(workflow, stage, run, outputs, item)
     except _InputUnavailable as error:
         return Report(outcome=Failure(error=str(error)))
     parsed_input = _parse(cls.input_model, raw_input, f"Invalid input for stage {stage.id}")
@@ -382,6 +403,8 @@ async def _execute(
         attempt=attempt,
         resume_state=row.suspended_state,
         services=services,
+        item_index=None if item is None else item.index,
+        item_count=None if item is None else item.count,
     )
     instance: Any = cls()
     result, failure = await _guarded(stage, lambda: _call(instance.execute, ctx))
@@ -401,7 +424,11 @@ async def _execute(
     else:
         outcome = _coerce_output(cls, stage.id, result)
     if isinstance(outcome, Produced | Suspended) and services.artifacts:
-        prefix = artifact_prefix(run, stage.id, row.generation, attempt)
+        prefix = (
+            artifact_prefix(run, stage.id, row.generation, attempt)
+            if item is None
+            else item.artifact_prefix
+        )
         outcome = await store_artifacts(deps, prefix, services.artifacts) or outcome
     return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 

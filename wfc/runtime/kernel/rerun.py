@@ -11,9 +11,11 @@ from wfc.errors import (
 from wfc.runtime.commands import RunRerunFrom, RunRerunFromResult
 from wfc.runtime.events import WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit
+from wfc.runtime.kernel.mapping import is_map_list, rerun_unfinished
 from wfc.runtime.kernel.rows import stage_prefix
 from wfc.runtime.kernel.transition import advance
-from wfc.runtime.records import Status
+from wfc.runtime.records import StageRecord, Status
+from wfc.runtime.workflow import Workflow
 
 
 async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromResult:
@@ -42,8 +44,18 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
             run.id,
             f"cannot rerun from stage {cmd.from_stage_id}: previous stages have not been executed",
         )
-    doomed = [row for row in rows if row.execution_group >= group]
+    kept_map = await _map_to_resume(unit, run.id, workflow, cmd, rows)
+    doomed = [
+        row
+        for row in rows
+        if row.execution_group >= group
+        and not (kept_map and row.execution_group == group and row.status is Status.COMPLETED)
+        and row.stage_id != kept_map
+    ]
     await unit.db.delete_stages([row.id for row in doomed])
+    mapped = [row.stage_id for row in doomed if row.items_total]
+    if mapped:
+        await unit.db.delete_items(run.id, mapped)
     now = deps.clock.now()
     run = await unit.db.update_run(
         run.id,
@@ -64,6 +76,8 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
         for row in doomed:
             try:
                 for key in await deps.blobs.list(stage_prefix(run, row.stage_id)):
+                    if is_map_list(key):
+                        continue  # a reopened map stores its list again under these keys
                     await deps.blobs.delete(key)
             except Exception:  # an orphan blob is harmless; the rerun goes on
                 continue
@@ -72,9 +86,43 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
     unit.after_commit(delete_blobs)
     unit.emit(WorkflowStarted(timestamp=now, workflow_run_id=run.id))
     kept = [row for row in rows if row.execution_group < group]
+    if kept_map is not None:
+        row = next(row for row in rows if row.stage_id == kept_map)
+        specs = await rerun_unfinished(deps, unit, run, workflow, row)
+
+        async def enqueue() -> None:
+            await deps.jobs.enqueue(specs)
+
+        await unit.with_jobs(enqueue)
     await advance(deps, unit, run, workflow, group, rows=kept, generation=generation)
     return RunRerunFromResult(
         workflow_run_id=run.id,
         from_stage_id=cmd.from_stage_id,
         deleted_stages=[row.stage_id for row in doomed],
     )
+
+
+async def _map_to_resume(
+    unit: Unit, run_id: str, workflow: Workflow, cmd: RunRerunFrom, rows: list[StageRecord]
+) -> str | None:
+    """With `only_failed_items`, the mapped stage whose unfinished items run again (its
+    row and its completed items are kept); refused for a stage that is not mapped or has
+    no such item."""
+    if not cmd.only_failed_items:
+        return None
+    stage = workflow.stage(cmd.from_stage_id)
+    row = next((row for row in rows if row.stage_id == cmd.from_stage_id), None)
+    if stage is None or stage.map is None:
+        raise RerunRefusedError(
+            run_id, f"stage {cmd.from_stage_id} is not mapped: it has no items to rerun"
+        )
+    if row is None or row.status is Status.SKIPPED:
+        raise RerunRefusedError(run_id, f"stage {cmd.from_stage_id} has not run")
+    done = await unit.db.items_of_stage(run_id, row.stage_id, statuses=[Status.COMPLETED])
+    if len(done) == row.items_total:
+        raise RerunRefusedError(
+            run_id,
+            f"every item of stage {cmd.from_stage_id} completed; rerun from it without "
+            "only the failed items to run them all again",
+        )
+    return row.stage_id

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
-from wfc.runtime.handoff import handed_specs
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
@@ -95,62 +93,6 @@ def job_spec(run: RunRecord, workflow: Workflow, stage_id: str) -> JobSpec:
         max_attempts=plan.retry.max_attempts if plan else 3,
         payload={"config": run.config},
     )
-
-
-async def open_group(
-    deps: Deps,
-    unit: Unit,
-    run: RunRecord,
-    workflow: Workflow,
-    group: int,
-    *,
-    generation: int,
-    job_ids: list[str] | None = None,
-    skipped: Mapping[str, str] | None = None,
-) -> None:
-    """Create a group's rows and queue a job per row still open (`Unit.with_jobs`).
-
-    Rows that already exist (an orphan left by a crash) are kept as they are;
-    only PENDING ones get a job. Stages whose jobs will be handed to the
-    worker running this command (`wfc.runtime.handoff`) start here: their rows
-    are created RUNNING with `stage:started`, so `job.execute` has no start to
-    record and the next stage begins one transaction after the last one ended.
-    Stages in `skipped` (stage id → why) get a SKIPPED row and `stage:skipped`,
-    and no job (`wfc.runtime.kernel.skipping`).
-    """
-    skipped = skipped or {}
-    stage_ids = workflow.group(group)
-    running = [stage_id for stage_id in stage_ids if stage_id not in skipped]
-    candidates = {stage_id: job_spec(run, workflow, stage_id) for stage_id in running}
-    _, starting = handed_specs(list(candidates.values()))
-    handed = {running[position] for position in starting}
-    now = deps.clock.now()
-    specs = []
-    for stage_id in stage_ids:
-        fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
-        if stage_id in skipped:
-            fresh = replace(fresh, status=Status.SKIPPED, completed_at=now)
-        elif stage_id in handed:
-            fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
-        row = await unit.db.upsert_stage(fresh, {})
-        created = row.id == fresh.id
-        if created:
-            unit.opened.append(row)
-        if created and row.status is Status.SKIPPED:
-            unit.emit(stage_skipped(row, skipped[stage_id], now))
-        started_here = created and row.status is Status.RUNNING
-        if started_here:
-            unit.emit(stage_started(row, now))
-        if row.status is Status.PENDING or started_here:
-            specs.append(candidates[stage_id])
-
-    async def enqueue() -> None:
-        ids = await deps.jobs.enqueue(specs, completing=unit.take_completing())
-        if job_ids is not None:
-            job_ids.extend(ids)
-
-    if specs:
-        await unit.with_jobs(enqueue)
 
 
 def warm_up(

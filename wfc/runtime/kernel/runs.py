@@ -72,11 +72,15 @@ async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
     run = await _mark_cancelled(unit, cmd.workflow_run_id, now)
     if run is None:
         return RunCancelResult(cancelled=False)
+    mapped = False
     for row in await unit.db.stages_of_run(run.id):
+        mapped = mapped or row.items_total > 0
         if row.status in ACTIVE:
             await unit.db.update_stage(
                 row.id, {"status": Status.CANCELLED, "completed_at": now, "next_poll_at": None}
             )
+    if mapped:  # every item not finished is cancelled with its stage
+        await unit.db.cancel_items(run.id)
 
     async def cancel_jobs() -> None:
         await deps.jobs.cancel_by_run(run.id)

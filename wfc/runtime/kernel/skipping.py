@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from wfc.plan import InputSource, PlanStage
 from wfc.runtime.conditions import ConditionError, holds
-from wfc.runtime.kernel.deps import Deps, Unit
-from wfc.runtime.kernel.rows import fail_run, load_outputs, open_group
+from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.kernel.rows import load_outputs
 from wfc.runtime.records import RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -79,37 +79,3 @@ def _dependencies(workflow: Workflow, stage: PlanStage, group: int) -> set[str]:
     if stage.input_source is InputSource.FLOW and group > 1:
         needed |= set(workflow.group(group - 1))
     return needed
-
-
-CONDITION_FAILED = "CONDITION_FAILED"
-
-Opening = Literal["opened", "skipped", "failed"]
-
-
-async def open_next(
-    deps: Deps,
-    unit: Unit,
-    run: RunRecord,
-    workflow: Workflow,
-    group: int,
-    *,
-    generation: int,
-    earlier: Sequence[StageRecord],
-    known: dict[str, Any] | None = None,
-    job_ids: list[str] | None = None,
-) -> Opening:
-    """Open `group` with its skipped stages decided: `opened` when a stage of it runs,
-    `skipped` when none does (the caller goes on to the next group), `failed` when a
-    condition could not be evaluated (the run was failed here)."""
-    decisions = await skip_decisions(deps, run, workflow, group, earlier, known)
-    for stage_id, decision in decisions.items():
-        if isinstance(decision, BrokenCondition):
-            await fail_run(
-                deps, unit, run, code=CONDITION_FAILED, message=decision.error, stage_id=stage_id
-            )
-            return "failed"
-    skipped = {stage_id: d.reason for stage_id, d in decisions.items() if isinstance(d, Skip)}
-    await open_group(
-        deps, unit, run, workflow, group, generation=generation, job_ids=job_ids, skipped=skipped
-    )
-    return "skipped" if len(skipped) == len(workflow.group(group)) else "opened"

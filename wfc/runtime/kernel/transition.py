@@ -15,6 +15,8 @@ from wfc.errors import StaleVersionError
 from wfc.runtime.commands import RunTransition, RunTransitionResult
 from wfc.runtime.events import WorkflowCompleted, WorkflowStarted
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
+from wfc.runtime.kernel.mapping import is_item_job
+from wfc.runtime.kernel.opening import open_next
 from wfc.runtime.kernel.rows import (
     STAGE_FAILED,
     fail_run,
@@ -22,7 +24,6 @@ from wfc.runtime.kernel.rows import (
     load_outputs,
     run_totals,
 )
-from wfc.runtime.kernel.skipping import open_next
 from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -167,11 +168,14 @@ class NeedJobs(Exception):
 
 
 def _retrying_stage_ids(jobs: list[JobRecord]) -> set[str]:
-    """Stages with a job that will run again (a retry queued or a delivery in flight)."""
+    """Stages with a job that will run again (a retry queued or a delivery in flight). An
+    item of a mapped stage is no retry of the stage: a failed map ends its run at once,
+    and items still running are discarded when they finish."""
     return {
         job.stage_id
         for job in jobs
-        if job.status is Status.RUNNING or (job.status is Status.PENDING and job.attempt > 0)
+        if (job.status is Status.RUNNING or (job.status is Status.PENDING and job.attempt > 0))
+        and not is_item_job(job.payload)
     }
 
 

@@ -23,6 +23,8 @@ from wfc.runtime.records import (
     Acquired,
     IdempotencyClaim,
     InProgress,
+    ItemChanges,
+    ItemRecord,
     JsonObject,
     LogRecord,
     NewOutboxEvent,
@@ -57,6 +59,10 @@ class _Tables:
     outbox: dict[str, OutboxRecord] = field(default_factory=dict)
     last_sequence: dict[str, int] = field(default_factory=dict)
     keys: dict[tuple[str, str], _IdempotencyKey] = field(default_factory=dict)
+    # Items are not in the snapshot (a map of 10,000 items would be copied by every
+    # transaction): a transaction journals each item it writes and puts them back.
+    items: dict[tuple[str, str], dict[int, ItemRecord]] = field(default_factory=dict)
+    item_at: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)  # by id
 
     def snapshot(self) -> _Tables:
         return _Tables(
@@ -67,15 +73,21 @@ class _Tables:
             outbox=dict(self.outbox),
             last_sequence=dict(self.last_sequence),
             keys=dict(self.keys),
+            items=self.items,
+            item_at=self.item_at,
         )
+
+
+_ItemUndo = list[tuple[tuple[str, str], int, ItemRecord | None]]
 
 
 class _MemoryStore:
     """The persistence methods over a set of tables (shared by the root and transactions)."""
 
-    def __init__(self, tables: _Tables, clock: Clock) -> None:
+    def __init__(self, tables: _Tables, clock: Clock, undo: _ItemUndo | None = None) -> None:
         self._t = tables
         self._clock = clock
+        self._undo = undo
 
     # -- runs ------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> None:
@@ -226,6 +238,88 @@ class _MemoryStore:
             if stage is not None:
                 self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
 
+    # -- items -----------------------------------------------------------
+    def _put_item(self, item: ItemRecord | None, key: tuple[str, str], index: int) -> None:
+        items = self._t.items.setdefault(key, {})
+        if self._undo is not None:
+            self._undo.append((key, index, items.get(index)))
+        if item is None:
+            items.pop(index, None)
+        else:
+            items[index] = item
+            self._t.item_at[item.id] = (key, index)
+
+    async def start_item(
+        self, create: ItemRecord, update: ItemChanges, fence: StageFence
+    ) -> ItemRecord | None:
+        key = (create.run_id, create.stage_id)
+        existing = self._t.items.get(key, {}).get(create.item_index)
+        if existing is None:
+            self._put_item(create, key, create.item_index)
+            return create
+        if not fence.holds(existing):
+            return None
+        return self._change_item(existing, update)
+
+    def _change_item(self, item: ItemRecord, changes: ItemChanges) -> ItemRecord:
+        values: dict[str, Any] = dict(changes)
+        changed = replace(item, **values, version=item.version + 1, updated_at=self._clock.now())
+        self._put_item(changed, (item.run_id, item.stage_id), item.item_index)
+        return changed
+
+    def _item_by_id(self, record_id: str) -> ItemRecord | None:
+        at = self._t.item_at.get(record_id)
+        item = None if at is None else self._t.items.get(at[0], {}).get(at[1])
+        return item if item is not None and item.id == record_id else None
+
+    async def update_item(
+        self, record_id: str, changes: ItemChanges, *, fence: StageFence
+    ) -> ItemRecord | None:
+        item = self._item_by_id(record_id)
+        if item is None:
+            raise RecordNotFoundError("MapItem", record_id)
+        return self._change_item(item, changes) if fence.holds(item) else None
+
+    async def items_of_stage(
+        self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
+    ) -> list[ItemRecord]:
+        items = self._t.items.get((run_id, stage_id), {})
+        return [
+            items[index]
+            for index in sorted(items)
+            if not statuses or items[index].status in statuses
+        ]
+
+    async def reset_items(
+        self, run_id: str, stage_id: str, statuses: Sequence[Status], generation: int
+    ) -> int:
+        chosen = await self.items_of_stage(run_id, stage_id, statuses=statuses)
+        for item in chosen:
+            self._change_item(
+                item,
+                {"status": Status.PENDING, "attempt": 0, "generation": generation, "error": None},
+            )
+        return len(chosen)
+
+    async def cancel_items(self, run_id: str) -> int:
+        open_ = (Status.PENDING, Status.RUNNING, Status.SUSPENDED)
+        cancelled = 0
+        for (owner, _), items in list(self._t.items.items()):
+            if owner != run_id:
+                continue
+            for item in list(items.values()):
+                if item.status in open_:
+                    self._change_item(
+                        item, {"status": Status.CANCELLED, "completed_at": self._clock.now()}
+                    )
+                    cancelled += 1
+        return cancelled
+
+    async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
+        for stage_id in stage_ids:
+            for index in list(self._t.items.get((run_id, stage_id), {})):
+                self._put_item(None, (run_id, stage_id), index)
+
     def _versioned(
         self,
         table: dict[str, VersionedT],
@@ -355,10 +449,17 @@ class MemoryPersistence(_MemoryStore):
         await asyncio.sleep(0)
         async with self._lock:
             before = self._t.snapshot()
+            undo: _ItemUndo = []
             try:
-                yield _Transaction(self._t, self._clock)
+                yield _Transaction(self._t, self._clock, undo)
             except BaseException:
                 self._restore(before)
+                for key, index, item in reversed(undo):
+                    items = self._t.items.setdefault(key, {})
+                    if item is None:
+                        items.pop(index, None)
+                    else:
+                        items[index] = item
                 raise
 
     def _restore(self, snapshot: _Tables) -> None:
@@ -385,6 +486,10 @@ class MemoryPersistence(_MemoryStore):
     def idempotency_keys(self) -> dict[tuple[str, str], Any]:
         """`(key, command type)` → stored result, or None while in progress."""
         return {k: v.result for k, v in self._t.keys.items()}
+
+    def all_items(self) -> list[ItemRecord]:
+        """Every item row, by run, stage and item index."""
+        return [item for items in self._t.items.values() for item in items.values()]
 
     def clear(self) -> None:
         """Forget everything."""

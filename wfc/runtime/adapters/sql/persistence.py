@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.memory.clock import SystemClock
-from wfc.runtime.adapters.sql import direct, keys, outbox, predicted, runs, stages
+from wfc.runtime.adapters.sql import direct, items, keys, outbox, predicted, runs, stages
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
     Acquired,
     IdempotencyClaim,
+    ItemChanges,
+    ItemRecord,
     JsonObject,
     LogRecord,
     NewOutboxEvent,
@@ -151,6 +153,41 @@ class _SqlStore:
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         async with self._single() as conn:
             await stages.delete_stages(conn, record_ids)
+
+    # -- items of mapped stages --------------------------------------------
+    async def start_item(
+        self, create: ItemRecord, update: ItemChanges, fence: StageFence
+    ) -> ItemRecord | None:
+        async with self._single() as conn:
+            return await items.start_item(conn, create, update, self._clock.now(), fence)
+
+    async def update_item(
+        self, record_id: str, changes: ItemChanges, *, fence: StageFence
+    ) -> ItemRecord | None:
+        async with self._single() as conn:
+            return await items.update_item(conn, record_id, changes, self._clock.now(), fence)
+
+    async def items_of_stage(
+        self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
+    ) -> list[ItemRecord]:
+        async with self._single() as conn:
+            return await items.items_of_stage(conn, run_id, stage_id, statuses)
+
+    async def reset_items(
+        self, run_id: str, stage_id: str, statuses: Sequence[Status], generation: int
+    ) -> int:
+        async with self._single() as conn:
+            return await items.reset_items(
+                conn, run_id, stage_id, statuses, generation, self._clock.now()
+            )
+
+    async def cancel_items(self, run_id: str) -> int:
+        async with self._single() as conn:
+            return await items.cancel_items(conn, run_id, self._clock.now())
+
+    async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
+        async with self._single() as conn:
+            await items.delete_items(conn, run_id, stage_ids)
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:

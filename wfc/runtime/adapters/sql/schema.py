@@ -119,7 +119,42 @@ stages = Table(
     Column("max_wait_until", UtcDateTime),
     Column("metrics", Json, nullable=False),
     Column("error", Text),
+    # A mapped stage's item counters (`StageRecord.items_*`); 0 for other stages.
+    Column("items_total", Integer, nullable=False, server_default=text("0")),
+    Column("items_queued", Integer, nullable=False, server_default=text("0")),
+    Column("items_next", Integer, nullable=False, server_default=text("0")),
+    Column("items_done", Integer, nullable=False, server_default=text("0")),
+    Column("items_failed", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("run_id", "stage_id"),
+    Index(None, "status", "next_poll_at"),
+)
+
+# One row per item of a mapped stage that has started; the item's output is held here,
+# so gathering a map's results is one read.
+items = Table(
+    "items",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_id", String(200), nullable=False),
+    Column("item_index", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", UtcDateTime),
+    Column("completed_at", UtcDateTime),
+    Column("duration_ms", BigInteger),
+    Column("output", Json),
+    Column("error", Text),
+    Column("metrics", Json, nullable=False),
+    Column("suspended_state", Json),
+    Column("next_poll_at", UtcDateTime),
+    Column("poll_interval_ms", BigInteger),
+    Column("max_wait_until", UtcDateTime),
+    UniqueConstraint("run_id", "stage_id", "item_index"),
     Index(None, "status", "next_poll_at"),
 )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
+    Table,
     and_,
     bindparam,
     delete,
@@ -38,7 +39,7 @@ from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
-def _fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
+def fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
     """What tells apart the statements built once for fences: the statuses and which of
     the other conditions are set (their values are parameters)."""
     if fence is None:
@@ -51,9 +52,9 @@ def _fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
     )
 
 
-def _fence_condition(fence: StageFence) -> ColumnElement[bool]:
-    """The fence as a condition on the `stages` row, with parameters named `f_…`."""
-    c = stages.c
+def fence_condition(fence: StageFence, table: Table = stages) -> ColumnElement[bool]:
+    """The fence as a condition on a `stages` (or `items`) row, with parameters named `f_…`."""
+    c = table.c
     statuses = [c.status == bindparam(f"f_status_{n}") for n in range(len(fence.statuses))]
     conditions: list[ColumnElement[bool]] = [or_(*statuses)]
     if fence.attempt is not None:
@@ -65,7 +66,7 @@ def _fence_condition(fence: StageFence) -> ColumnElement[bool]:
     return and_(*conditions)
 
 
-def _fence_params(fence: StageFence | None) -> dict[str, Any]:
+def fence_params(fence: StageFence | None) -> dict[str, Any]:
     if fence is None:
         return {}
     params: dict[str, Any] = {
@@ -103,13 +104,13 @@ async def upsert_stage(
                 "version": stages.c.version + 1,
                 "updated_at": bindparam("now"),
             },
-            where=None if fence is None else _fence_condition(fence),
+            where=None if fence is None else fence_condition(fence),
         ).returning(*stages.c)
 
-    shape = ("upsert_stage", conn.dialect.name, _fence_shape(fence), *updates)
+    shape = ("upsert_stage", conn.dialect.name, fence_shape(fence), *updates)
     statement = built_once(shape, build)
     params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
-    row = await direct.first(conn, statement, params | _fence_params(fence))
+    row = await direct.first(conn, statement, params | fence_params(fence))
     if row is None:
         assert fence is not None, "an upsert without a fence returns its row"
         return None
@@ -147,15 +148,15 @@ def _fence_guard(fence: StageFence | None, run_id: str | None = None) -> Guard |
     """The guard of a fenced stage write: the fence, and the run RUNNING when `run_id`."""
     if fence is None and run_id is None:
         return None
-    params = _fence_params(fence)
+    params = fence_params(fence)
 
     def condition() -> ColumnElement[bool]:
         parts = [] if run_id is None else [_run_is_running()]
-        return and_(*parts, *([] if fence is None else [_fence_condition(fence)]))
+        return and_(*parts, *([] if fence is None else [fence_condition(fence)]))
 
     if run_id is not None:
         params["g_run_id"] = run_id
-    return Guard(f"fenced:{run_id is not None}:{_fence_shape(fence)}", condition, params)
+    return Guard(f"fenced:{run_id is not None}:{fence_shape(fence)}", condition, params)
 
 
 async def update_stage_while_running(
@@ -185,7 +186,7 @@ def _lock_and_update(updates: dict[str, Any], fence: StageFence | None) -> Any:
         .returning(*runs.c)
         .cte("locked")
     )
-    fenced = [] if fence is None else [_fence_condition(fence)]
+    fenced = [] if fence is None else [fence_condition(fence)]
     return (
         update(stages)
         .where(
@@ -231,11 +232,11 @@ async def lock_run_and_update_stage(
         return None if row is None else (run, to_record(StageRecord, row))
     updates = column_values(dict(changes))
     statement = built_once(
-        ("lock_run_and_update_stage", _fence_shape(fence), *updates),
+        ("lock_run_and_update_stage", fence_shape(fence), *updates),
         lambda: _lock_and_update(updates, fence),
     )
     params = prefixed(updates, "u_") | {"run_id": run_id, "record_id": record_id, "now": now}
-    row = await direct.first(conn, statement, params | _fence_params(fence))
+    row = await direct.first(conn, statement, params | fence_params(fence))
     if row is not None:
         return to_record(RunRecord, row, "locked_"), to_record(StageRecord, row)
     # The rare path: only to tell why nothing was written.

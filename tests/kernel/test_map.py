@@ -1,0 +1,281 @@
+"""`map`: a stage runs once per item of a list, each item durable on its own, the results
+gathered once in item order (memory, SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.databases import kernel_on_storage
+from wfc.errors import RerunRefusedError
+from wfc.plan import InputSource, ItemFailure, MapSpec, RetryPolicy
+from wfc.runtime import (
+    JobExecute,
+    RunCancel,
+    RunRerunFrom,
+    StageDefinition,
+    WorkflowBuilder,
+    define_stage,
+)
+from wfc.runtime.records import Status
+from wfc.runtime.workflow import Workflow
+from wfc.testing import TestKernel
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Batch(BaseModel):
+    texts: list[Text]
+
+
+class Length(BaseModel):
+    length: int
+
+
+class Total(BaseModel):
+    total: int
+    failed: int
+
+
+calls: Counter[int] = Counter()
+paused_items: dict[int, tuple[threading.Event, threading.Event]] = {}
+fail_once: set[int] = set()
+fail_always: set[int] = set()
+
+
+def measure(ctx: Any) -> Length:
+    index = ctx.item_index
+    calls[index] += 1
+    if index in paused_items:
+        entered, release = paused_items[index]
+        entered.set()
+        release.wait(5)
+    assert ctx.item_count is not None
+    if index in fail_always:
+        raise ValueError(f"item {index} is bad")
+    if index in fail_once and calls[index] == 1:
+        raise ConnectionError(f"item {index} hiccup")
+    return Length(length=len(ctx.input.text))
+
+
+def total(ctx: Any) -> Total:
+    results = ctx.require("measure")
+    if results and isinstance(results[0], dict) and "index" in results[0]:
+        lengths = [r["output"]["length"] for r in results if r["error"] is None]
+        failed = sum(r["error"] is not None for r in results)
+        return Total(total=sum(lengths), failed=failed)
+    return Total(total=sum(r["length"] for r in results), failed=0)
+
+
+def _mapped(
+    stage: StageDefinition,
+    over: tuple[str, ...],
+    *,
+    at_most: int = 3,
+    policy: ItemFailure = ItemFailure.FAIL,
+) -> StageDefinition:
+    """A stage definition made mapped (the builder's `map_over` comes with the compiler)."""
+    spec = MapSpec(over=over, at_most=at_most, on_item_failure=policy)
+    plan = stage.plan.model_copy(update={"map": spec, "input_source": InputSource.ITEM})
+    return replace(stage, plan=plan)
+
+
+def _workflow(workflow_id: str, policy: ItemFailure) -> Workflow:
+    retry = RetryPolicy(max_attempts=2, backoff_initial_ms=0)
+    return (
+        WorkflowBuilder(workflow_id, workflow_id, input=Batch)
+        .pipe(
+            _mapped(
+                define_stage(id="measure", input=Text, output=Length, execute=measure, retry=retry),
+                ("input", "texts"),
+                policy=policy,
+            )
+        )
+        .pipe(define_stage(id="total", input=None, output=Total, execute=total, needs=["measure"]))
+        .build()
+    )
+
+
+def workflows() -> list[Workflow]:
+    return [_workflow("strict", ItemFailure.FAIL), _workflow("lenient", ItemFailure.CONTINUE)]
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def mk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestKernel]:
+    calls.clear()
+    fail_once.clear()
+    fail_always.clear()
+    async with kernel_on_storage(request.param, workflows(), tmp_path) as kernel:
+        yield kernel
+
+
+def _texts(count: int) -> list[dict[str, str]]:
+    return [{"text": "x" * (index % 7)} for index in range(count)]
+
+
+async def _row(mk: TestKernel, run_id: str, stage_id: str = "measure") -> Any:
+    rows = {row.stage_id: row for row in await mk.persistence.stages_of_run(run_id)}
+    return rows[stage_id]
+
+
+@pytest.mark.parametrize("count", [0, 1, 25])
+async def test_a_map_runs_each_item_once_and_gathers_them_in_order(
+    mk: TestKernel, count: int
+) -> None:
+    run = await mk.run("strict", {"texts": _texts(count)})
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output == {"total": sum(index % 7 for index in range(count)), "failed": 0}
+    assert calls == Counter(range(count))
+    row = await _row(mk, run.id)
+    assert (row.items_total, row.items_done, row.items_failed) == (count, count, 0)
+    items = await mk.persistence.items_of_stage(run.id, "measure")
+    assert [item.item_index for item in items] == list(range(count))
+    assert all(item.status is Status.COMPLETED and item.attempt == 1 for item in items)
+    events = [e.event_type for e in await mk.persistence.outbox_of_run(run.id)]
+    assert events.count("stage:completed") == 2  # the map once, not once per item
+
+
+async def test_at_most_n_items_are_queued_at_once(mk: TestKernel) -> None:
+    run_id = await mk.create_run("strict", {"texts": _texts(10)})
+    await mk.tick()  # claims the run: the map opens
+    jobs = [job for job in await mk.jobs.jobs_of_run(run_id) if job.stage_id == "measure"]
+    assert len(jobs) == 3
+    assert sorted(job.payload["item"] for job in jobs) == [0, 1, 2]
+    run = await mk.drive(run_id)
+    assert run.status is Status.COMPLETED, run.error
+    all_jobs = [job for job in await mk.jobs.jobs_of_run(run_id) if job.stage_id == "measure"]
+    assert sorted(job.payload["item"] for job in all_jobs) == list(range(10))
+
+
+async def test_an_item_is_retried_on_its_own(mk: TestKernel) -> None:
+    fail_once.update({2, 5})
+    run = await mk.run("strict", {"texts": _texts(8)})
+    assert run.status is Status.COMPLETED, run.error
+    assert calls[2] == calls[5] == 2 and calls[0] == 1
+    items = {
+        item.item_index: item for item in await mk.persistence.items_of_stage(run.id, "measure")
+    }
+    assert items[2].attempt == 2 and items[0].attempt == 1
+
+
+async def test_an_item_that_fails_for_good_fails_the_stage_and_the_run(mk: TestKernel) -> None:
+    fail_always.add(4)
+    run = await mk.run("strict", {"texts": _texts(12)})
+    assert run.status is Status.FAILED
+    assert run.error is not None and run.error["stage_id"] == "measure"
+    assert "Item 4 failed: ValueError: item 4 is bad" in run.error["message"]
+    row = await _row(mk, run.id)
+    assert row.status is Status.FAILED
+    assert calls[4] == 2
+    assert max(calls) < 12  # items after the failure were never queued
+
+
+async def test_with_continue_a_failed_item_is_a_result_and_the_run_completes(
+    mk: TestKernel,
+) -> None:
+    fail_always.update({1, 6})
+    run = await mk.run("lenient", {"texts": _texts(9)})
+    assert run.status is Status.COMPLETED, run.error
+    expected = sum(index % 7 for index in range(9) if index not in (1, 6))
+    assert run.output == {"total": expected, "failed": 2}
+    row = await _row(mk, run.id)
+    assert (row.items_done, row.items_failed) == (7, 2)
+    gathered = await mk.persistence.stages_of_run(run.id)
+    assert gathered[0].status is Status.COMPLETED
+
+
+async def test_rerun_of_failed_items_runs_only_those(mk: TestKernel) -> None:
+    fail_always.update({1, 6})
+    run = await mk.run("lenient", {"texts": _texts(9)})
+    assert run.output == {"total": sum(i % 7 for i in range(9) if i not in (1, 6)), "failed": 2}
+    fail_always.clear()
+    calls.clear()
+    await mk.kernel.dispatch(
+        RunRerunFrom(workflow_run_id=run.id, from_stage_id="measure", only_failed_items=True)
+    )
+    rerun = await mk.drive(run.id)
+    assert rerun.status is Status.COMPLETED, rerun.error
+    assert calls == Counter({1: 1, 6: 1})
+    assert rerun.output == {"total": sum(i % 7 for i in range(9)), "failed": 0}
+    with pytest.raises(RerunRefusedError):
+        await mk.kernel.dispatch(
+            RunRerunFrom(workflow_run_id=run.id, from_stage_id="measure", only_failed_items=True)
+        )
+
+
+async def test_rerun_of_a_failed_strict_map_runs_the_items_that_did_not_complete(
+    mk: TestKernel,
+) -> None:
+    fail_always.add(4)
+    run = await mk.run("strict", {"texts": _texts(12)})
+    assert run.status is Status.FAILED
+    completed_before = {i for i, n in calls.items() if i != 4}
+    fail_always.clear()
+    calls.clear()
+    await mk.kernel.dispatch(
+        RunRerunFrom(workflow_run_id=run.id, from_stage_id="measure", only_failed_items=True)
+    )
+    rerun = await mk.drive(run.id)
+    assert rerun.status is Status.COMPLETED, rerun.error
+    assert set(calls) == set(range(12)) - completed_before
+    assert all(n == 1 for n in calls.values())
+
+
+async def test_a_full_rerun_runs_every_item_again(mk: TestKernel) -> None:
+    run = await mk.run("strict", {"texts": _texts(5)})
+    calls.clear()
+    await mk.kernel.dispatch(RunRerunFrom(workflow_run_id=run.id, from_stage_id="measure"))
+    rerun = await mk.drive(run.id)
+    assert rerun.status is Status.COMPLETED, rerun.error
+    assert calls == Counter(range(5))
+
+
+async def test_cancelling_the_run_cancels_every_item(mk: TestKernel) -> None:
+    run_id = await mk.create_run("strict", {"texts": _texts(10)})
+    await mk.tick()
+    await mk.work(max_jobs=2)
+    await mk.kernel.dispatch(RunCancel(workflow_run_id=run_id, reason="enough"))
+    await mk.work()
+    jobs = [job for job in await mk.jobs.jobs_of_run(run_id) if job.stage_id == "measure"]
+    assert all(job.status in (Status.CANCELLED, Status.COMPLETED, Status.FAILED) for job in jobs)
+    assert sum(calls.values()) <= 5
+    row = await _row(mk, run_id)
+    assert row.status is Status.CANCELLED
+
+
+async def test_a_paused_delivery_of_an_item_is_a_ghost_and_the_item_counts_once(
+    mk: TestKernel,
+) -> None:
+    """A delivery paused in the item's body past its lease while a later delivery runs
+    and commits the item: the paused one's outcome is discarded, the item counts once."""
+    run_id = await mk.create_run("strict", {"texts": _texts(2)})
+    await mk.tick()
+    first = JobExecute(
+        workflow_run_id=run_id, workflow_id="strict", stage_id="measure", item=0, attempt=1
+    )
+    entered, release = threading.Event(), threading.Event()
+    paused_items[0] = (entered, release)
+    late = asyncio.create_task(mk.kernel.dispatch(first))
+    await asyncio.to_thread(entered.wait, 5)
+    del paused_items[0]
+    fresh = await mk.kernel.dispatch(first.model_copy(update={"attempt": 2}))
+    release.set()
+    ghost = await late
+    assert fresh.outcome == "completed" and not fresh.ghost
+    assert ghost.ghost, ghost
+    row = await _row(mk, run_id)
+    assert (row.items_done, row.items_failed) == (1, 0)
+    [item] = [
+        i for i in await mk.persistence.items_of_stage(run_id, "measure") if i.item_index == 0
+    ]
+    assert (item.status, item.attempt) == (Status.COMPLETED, 2)

@@ -1,0 +1,129 @@
+"""SQL for the items of mapped stages: the fenced start and outcome, reads and resets.
+
+An item's writes are fenced like a stage row's (`StageFence`, the same condition
+on the `items` table), each one statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.rows import (
+    Guard,
+    built_once,
+    column_values,
+    params_for,
+    prefixed,
+    to_record,
+    to_values,
+    update_versioned,
+    upsert_insert,
+)
+from wfc.runtime.adapters.sql.schema import items
+from wfc.runtime.adapters.sql.stages import fence_condition, fence_params, fence_shape
+from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
+
+_OPEN = (Status.PENDING.value, Status.RUNNING.value, Status.SUSPENDED.value)
+
+
+async def start_item(
+    conn: AsyncConnection,
+    create: ItemRecord,
+    changes: ItemChanges,
+    now: datetime,
+    fence: StageFence,
+) -> ItemRecord | None:
+    """One statement: insert `create`, or apply `changes` to the row there if it passes
+    `fence` (None when it does not)."""
+    values, updates = to_values(create), column_values(dict(changes))
+
+    def build() -> Any:
+        statement = upsert_insert(conn, items).values(params_for(values, "v_"))
+        return statement.on_conflict_do_update(
+            index_elements=["run_id", "stage_id", "item_index"],
+            set_={
+                **params_for(updates, "u_"),
+                "version": items.c.version + 1,
+                "updated_at": bindparam("now"),
+            },
+            where=fence_condition(fence, items),
+        ).returning(*items.c)
+
+    statement = built_once(("start_item", conn.dialect.name, fence_shape(fence), *updates), build)
+    params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
+    row = await direct.first(conn, statement, params | fence_params(fence))
+    return None if row is None else to_record(ItemRecord, row)
+
+
+async def update_item(
+    conn: AsyncConnection, record_id: str, changes: ItemChanges, now: datetime, fence: StageFence
+) -> ItemRecord | None:
+    guard = Guard(
+        f"item:{fence_shape(fence)}", lambda: fence_condition(fence, items), fence_params(fence)
+    )
+    row = await update_versioned(conn, items, "MapItem", record_id, dict(changes), now, None, guard)
+    return None if row is None else to_record(ItemRecord, row)
+
+
+async def items_of_stage(
+    conn: AsyncConnection, run_id: str, stage_id: str, statuses: Sequence[Status]
+) -> list[ItemRecord]:
+    statement = select(items).where(items.c.run_id == run_id, items.c.stage_id == stage_id)
+    if statuses:
+        statement = statement.where(items.c.status.in_([status.value for status in statuses]))
+    rows = await conn.execute(statement.order_by(items.c.item_index))
+    return [to_record(ItemRecord, row) for row in rows]
+
+
+async def reset_items(
+    conn: AsyncConnection,
+    run_id: str,
+    stage_id: str,
+    statuses: Sequence[Status],
+    generation: int,
+    now: datetime,
+) -> int:
+    statement = (
+        update(items)
+        .where(
+            items.c.run_id == run_id,
+            items.c.stage_id == stage_id,
+            items.c.status.in_([status.value for status in statuses]),
+        )
+        .values(
+            status=Status.PENDING.value,
+            attempt=0,
+            generation=generation,
+            error=None,
+            version=items.c.version + 1,
+            updated_at=now,
+        )
+    )
+    return (await conn.execute(statement)).rowcount
+
+
+async def cancel_items(conn: AsyncConnection, run_id: str, now: datetime) -> int:
+    statement = (
+        update(items)
+        .where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
+        .values(
+            status=Status.CANCELLED.value,
+            completed_at=now,
+            version=items.c.version + 1,
+            updated_at=now,
+        )
+    )
+    return (await conn.execute(statement)).rowcount
+
+
+async def delete_items(conn: AsyncConnection, run_id: str, stage_ids: Sequence[str]) -> None:
+    if stage_ids:
+        await conn.execute(
+            delete(items).where(items.c.run_id == run_id, items.c.stage_id.in_(list(stage_ids)))
+        )

@@ -1,0 +1,439 @@
+"""`job.execute` for one item of a mapped stage.
+
+An item runs as a stage does (`wfc.runtime.kernel.execute`), on a row of its own:
+a delivery starts the item at its attempt (`StageFence.startable`), the body
+runs outside any transaction, and the outcome is written only while the item
+is still RUNNING at that attempt (`StageFence.running`) — so a worker paused
+past its lease can neither overwrite nor count an item another delivery ran.
+
+The outcome's transaction locks the run and the stage's row (the order every
+writer of a run takes them in), checks the stage is still at the generation
+the item was queued for (a rerun moves it on), writes the item's row, counts
+it on the stage's row and queues the next item. The item that finishes the
+pass gathers the results and completes (or fails) the stage, and runs the
+run's transition in the same transaction. Nothing here reads or writes
+another item's row, except that one gather.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from wfc.errors import RecordNotFoundError
+from wfc.plan import ItemFailure, PlanStage
+from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
+from wfc.runtime.events import Event, StageCompleted, StageFailed, StageProgress
+from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
+from wfc.runtime.kernel.invoke import (
+    Failure,
+    MapItem,
+    Produced,
+    Report,
+    Suspended,
+    run_execute,
+)
+from wfc.runtime.kernel.mapping import gathered, index_at, item_spec, item_value, next_items
+from wfc.runtime.kernel.rows import (
+    load_outputs,
+    output_key,
+    save_output,
+    stage_prefix,
+    write_log,
+)
+from wfc.runtime.kernel.transition import NeedJobs, decide_next
+from wfc.runtime.records import (
+    TERMINAL,
+    ItemChanges,
+    ItemRecord,
+    JobSpec,
+    RunRecord,
+    StageChanges,
+    StageFence,
+    StageRecord,
+    Status,
+)
+from wfc.runtime.storable import storable_text, unstorable_part
+from wfc.runtime.workflow import Workflow
+
+log = logging.getLogger("wfc.kernel")
+
+_STAGE_RUNNING = StageFence(statuses=frozenset({Status.RUNNING}))
+
+
+class _Refused(Exception):
+    """The outcome's fence did not hold: roll back, the result is a ghost's."""
+
+
+def _ghost(reason: str) -> JobExecuteResult:
+    log.warning("ghost item: %s — result discarded", reason)
+    return JobExecuteResult(
+        outcome="failed", ghost=True, retryable=False, error=f"{reason} — result discarded"
+    )
+
+
+async def execute_item(
+    deps: Deps,
+    workflow: Workflow,
+    stage: PlanStage,
+    cmd: JobExecute,
+    causation_id: str,
+    key: KeyCompletion,
+) -> JobExecuteResult:
+    """Run item `cmd.item` of the mapped `stage` and record its outcome, fenced."""
+    found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
+    if found is None:
+        raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+    run, rows = found
+    row = next((r for r in rows if r.stage_id == stage.id), None)
+    if cmd.item is None:
+        return await _requeue_items(deps, workflow, run, row, causation_id)
+    where = f"item {cmd.item} of stage {stage.id} of run {run.id}"
+    if run.status is not Status.RUNNING:
+        return _ghost(f"Run {run.id} is {run.status.value}: {where}")
+    if row is None or row.status is not Status.RUNNING or row.generation != cmd.generation:
+        shown = "gone" if row is None else f"{row.status.value} at generation {row.generation}"
+        return _ghost(f"Stage {stage.id} is {shown}: {where}")
+    now = deps.clock.now()
+    started = await _start(deps, run, stage, cmd, now)
+    if not isinstance(started, ItemRecord):
+        return started
+    report = await _run_body(deps, workflow, run, row, stage, cmd, rows)
+    outcome = report.outcome
+    if isinstance(outcome, Suspended):
+        outcome = Failure(
+            error=f"Stage {stage.id} suspended item {cmd.item}: a mapped stage's items "
+            "cannot suspend yet",
+            retryable=False,
+        )
+    if isinstance(outcome, Failure) and outcome.retryable:
+        retry_at = _retry_at(stage, cmd.attempt, outcome, deps.clock.now())
+        if retry_at is not None:
+            return await _record_retry(deps, run, started, cmd, outcome, now, retry_at)
+    assert isinstance(outcome, Produced | Failure), f"execute cannot end with {outcome}"
+    try:
+        async with atomic(deps, causation_id) as unit:
+            result = await _record_outcome(
+                deps, unit, workflow, run, stage, row.id, started, cmd, report, outcome, now
+            )
+            await key.complete(unit.db, result)
+            return result
+    except _Refused as refused:
+        return _ghost(f"{refused}: {where}")
+
+
+async def _start(
+    deps: Deps, run: RunRecord, stage: PlanStage, cmd: JobExecute, now: datetime
+) -> ItemRecord | JobExecuteResult:
+    """The item's row, started for this delivery; or the answer when it cannot start."""
+    assert cmd.item is not None
+    create = ItemRecord(
+        id=deps.ids.new_id(),
+        run_id=run.id,
+        stage_id=stage.id,
+        item_index=cmd.item,
+        status=Status.RUNNING,
+        created_at=now,
+        updated_at=now,
+        generation=cmd.generation,
+        attempt=cmd.attempt,
+        started_at=now,
+    )
+    changes: ItemChanges = {
+        "status": Status.RUNNING,
+        "attempt": cmd.attempt,
+        "generation": cmd.generation,
+        "started_at": now,
+    }
+    started = await deps.persistence.start_item(create, changes, StageFence.startable(cmd.attempt))
+    if started is not None:
+        return started
+    current = next(
+        (
+            item
+            for item in await deps.persistence.items_of_stage(run.id, stage.id)
+            if item.item_index == cmd.item
+        ),
+        None,
+    )
+    if current is not None and current.status is Status.COMPLETED:
+        return JobExecuteResult(outcome="completed", output=current.output)
+    if current is not None and current.status in TERMINAL:
+        return JobExecuteResult(outcome="failed", error=current.error, retryable=False)
+    shown = "gone" if current is None else f"{current.status.value} at {current.attempt}"
+    return _ghost(f"Item {cmd.item} of stage {stage.id} is {shown}, not startable")
+
+
+async def _run_body(
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord,
+    stage: PlanStage,
+    cmd: JobExecute,
+    rows: list[StageRecord],
+) -> Report:
+    assert cmd.item is not None
+    if workflow.plan.fingerprint != run.plan_fingerprint:
+        error = (
+            f"Run {run.id} was created with plan {run.plan_fingerprint}; "
+            f"this worker has {workflow.plan.fingerprint}"
+        )
+        return Report(outcome=Failure(error=error, retryable=False))
+    if cmd.attempt > stage.retry.max_attempts:
+        error = (
+            f"AttemptsExhausted: Item {cmd.item} of stage {stage.id} was delivered "
+            f"{cmd.attempt} times (max {stage.retry.max_attempts}): its attempts were "
+            "interrupted (a worker lost, a lease expired)"
+        )
+        return Report(outcome=Failure(error=error, retryable=False))
+    value = await item_value(deps, run, stage.id, cmd.item)
+    needed = [r for r in rows if r.stage_id in stage.needs]
+    outputs = await load_outputs(deps, needed)
+    prefix = (
+        f"{stage_prefix(run, stage.id)}item-{cmd.item}/artifacts/{cmd.generation}.{cmd.attempt}/"
+    )
+    item = MapItem(index=cmd.item, count=row.items_total, value=value, artifact_prefix=prefix)
+    async with deps.pinning.released():
+        report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt, item)
+    return _storable(stage, cmd.item, report)
+
+
+def _storable(stage: PlanStage, index: int, report: Report) -> Report:
+    outcome = report.outcome
+    if isinstance(outcome, Failure):
+        report.outcome = Failure(
+            error=storable_text(outcome.error),
+            retryable=outcome.retryable,
+            retry_delay=outcome.retry_delay,
+        )
+    elif isinstance(outcome, Produced):
+        problem = unstorable_part(outcome.output)
+        if problem is not None:
+            report.outcome = Failure(
+                error=f"UnstorableOutput: Item {index} of stage {stage.id} returned an output "
+                f"no database can store ({problem})",
+                retryable=False,
+            )
+    return report
+
+
+def _retry_at(stage: PlanStage, attempt: int, failure: Failure, now: datetime) -> datetime | None:
+    if attempt >= stage.retry.max_attempts:
+        return None
+    delay = failure.retry_delay or timedelta(milliseconds=stage.retry.delay_ms(attempt))
+    return now + delay
+
+
+async def _record_retry(
+    deps: Deps,
+    run: RunRecord,
+    item: ItemRecord,
+    cmd: JobExecute,
+    failure: Failure,
+    started_at: datetime,
+    retry_at: datetime,
+) -> JobExecuteResult:
+    """A failed attempt with another to come: the item goes back to PENDING with its error
+    (the host makes the job due again at `retry_at`)."""
+    changes: ItemChanges = {
+        "status": Status.PENDING,
+        "error": failure.error,
+        "duration_ms": _elapsed_ms(started_at, deps.clock.now()),
+    }
+    written = await deps.persistence.update_item(
+        item.id, changes, fence=StageFence.running(cmd.attempt)
+    )
+    if written is None:
+        return _ghost(f"Item {item.item_index} of run {run.id} moved on")
+    await write_log(deps, run.id, "WARN", f"item {item.item_index}: {failure.error}")
+    return JobExecuteResult(
+        outcome="failed", error=failure.error, retryable=True, retry_at=retry_at
+    )
+
+
+async def _record_outcome(
+    deps: Deps,
+    unit: Unit,
+    workflow: Workflow,
+    run: RunRecord,
+    stage: PlanStage,
+    record_id: str,
+    item: ItemRecord,
+    cmd: JobExecute,
+    report: Report,
+    outcome: Produced | Failure,
+    started_at: datetime,
+) -> JobExecuteResult:
+    """The item's final outcome, counted on the stage; the stage's end when it is the last."""
+    now = deps.clock.now()
+    try:
+        locked = await unit.db.lock_run_and_update_stage(run.id, record_id, {})
+    except RecordNotFoundError:  # the stage's row was replaced by a rerun
+        raise _Refused(f"Stage {stage.id}'s row of run {run.id} is gone") from None
+    raise_unless(locked is not None, f"Run {run.id} is no longer RUNNING")
+    assert locked is not None
+    run, row = locked
+    raise_unless(
+        row.status is Status.RUNNING and row.generation == cmd.generation,
+        f"Stage {stage.id} is {row.status.value} at generation {row.generation}",
+    )
+    completed = isinstance(outcome, Produced)
+    changes: ItemChanges = {
+        "status": Status.COMPLETED if completed else Status.FAILED,
+        "completed_at": now,
+        "duration_ms": _elapsed_ms(started_at, now),
+        "metrics": dict(report.metrics),
+        "output": outcome.output if isinstance(outcome, Produced) else None,
+        "error": outcome.error if isinstance(outcome, Failure) else None,
+    }
+    written = await unit.db.update_item(item.id, changes, fence=StageFence.running(cmd.attempt))
+    raise_unless(written is not None, f"Item {item.item_index} moved on")
+    if isinstance(outcome, Produced):
+        result = JobExecuteResult(outcome="completed", output=outcome.output)
+    else:
+        result = JobExecuteResult(outcome="failed", error=outcome.error, retryable=False)
+    assert stage.map is not None
+    stop = not completed and stage.map.on_item_failure is ItemFailure.FAIL
+    done = row.items_done + completed
+    failed = row.items_failed + (not completed)
+    counters: StageChanges = {"items_done": done, "items_failed": failed}
+    specs: list[JobSpec] = []
+    if not stop:
+        counters["items_next"], specs = await next_items(deps, run, workflow, row, row.generation)
+    if completed and unit.shared and cmd.job_id is not None:
+        unit.completing = cmd.job_id
+    if specs:
+
+        async def enqueue() -> None:
+            await deps.jobs.enqueue(specs, completing=unit.take_completing())
+
+        await unit.with_jobs(enqueue)
+    events: list[Event] = []
+    if stop:
+        error = f"Item {item.item_index} failed: {result.error}"
+        counters |= _ended(row, now, Status.FAILED) | {"error": error}
+        events.append(_stage_failed(run, row, now, error))
+    elif done + failed >= row.items_total:
+        output, metrics = await gathered(unit, run, stage)
+        await save_output(deps, run, stage.id, output)
+        counters |= _ended(row, now, Status.COMPLETED) | {
+            "output_ref": output_key(run, stage.id),
+            "metrics": metrics,
+        }
+        events.append(_stage_completed(run, row, now))
+    else:
+        events.extend(_progress(run, row, now, done, failed))
+    updated = await unit.db.update_stage(row.id, counters)
+    for event in events:
+        unit.emit(event)
+    transition: RunTransitionResult | None = None
+    if updated.status in TERMINAL:
+        rows = await unit.db.stages_of_run(run.id)
+        try:
+            transition = await decide_next(deps, unit, run, rows, None, locked=True)
+        except NeedJobs:
+            transition = None  # a stage failed: the host's own transition reads the jobs
+    job_completed = False
+    job_id = unit.take_completing()
+    if job_id is not None:
+        try:
+            await deps.jobs.complete(job_id, attempt=cmd.attempt)
+            job_completed = True
+        except RecordNotFoundError:
+            job_completed = False
+    elif completed and unit.shared and cmd.job_id is not None:
+        job_completed = True  # completed with the next item's jobs
+    return result.model_copy(update={"transition": transition, "job_completed": job_completed})
+
+
+def raise_unless(condition: bool, reason: str) -> None:
+    """Roll back the outcome's transaction when its fence does not hold."""
+    if not condition:
+        raise _Refused(reason)
+
+
+def _ended(row: StageRecord, now: datetime, status: Status) -> StageChanges:
+    started = row.started_at or row.created_at
+    return {"status": status, "completed_at": now, "duration_ms": _elapsed_ms(started, now)}
+
+
+def _stage_completed(run: RunRecord, row: StageRecord, now: datetime) -> StageCompleted:
+    started = row.started_at or row.created_at
+    return StageCompleted(
+        timestamp=now,
+        workflow_run_id=run.id,
+        stage_id=row.stage_id,
+        stage_name=row.stage_name,
+        duration_ms=_elapsed_ms(started, now),
+    )
+
+
+def _stage_failed(run: RunRecord, row: StageRecord, now: datetime, error: str) -> StageFailed:
+    return StageFailed(
+        timestamp=now,
+        workflow_run_id=run.id,
+        stage_id=row.stage_id,
+        stage_name=row.stage_name,
+        error=error,
+        retry_at=None,
+    )
+
+
+def _progress(
+    run: RunRecord, row: StageRecord, now: datetime, done: int, failed: int
+) -> list[StageProgress]:
+    """A `stage:progress` event about every twentieth of the items, not one per item: a
+    map of 10,000 items writes 20 events, not 10,000."""
+    total = row.items_total
+    finished = done + failed
+    step = max(total // 20, 1)
+    if finished % step:
+        return []
+    return [
+        StageProgress(
+            timestamp=now,
+            workflow_run_id=run.id,
+            stage_id=row.stage_id,
+            progress=finished / total if total else 1.0,
+            message=f"{finished} of {total} items",
+            details={"items_done": done, "items_failed": failed, "items_total": total},
+        )
+    ]
+
+
+async def _requeue_items(
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord | None,
+    causation_id: str,
+) -> JobExecuteResult:
+    """A job for the whole mapped stage (the stuck-run reaper found its items' jobs lost):
+    queue again each item of the pass that was queued and has not finished."""
+    noop = JobExecuteResult(outcome="completed", transition=RunTransitionResult(action="noop"))
+    if run.status is not Status.RUNNING or row is None or row.status is not Status.RUNNING:
+        return noop
+    async with atomic(deps, causation_id) as unit:
+        items = {
+            item.item_index: item for item in await unit.db.items_of_stage(run.id, row.stage_id)
+        }
+        specs = []
+        for position in range(row.items_next):
+            index = await index_at(deps, run, row, position)
+            item = items.get(index)
+            if item is not None and item.status in TERMINAL:
+                continue
+            attempts = 0 if item is None else item.attempt
+            specs.append(item_spec(run, workflow, row.stage_id, index, row.generation, attempts))
+
+        async def enqueue() -> None:
+            await deps.jobs.enqueue(specs)
+
+        if specs:
+            await unit.with_jobs(enqueue)
+    return noop
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(int((end - start) / timedelta(milliseconds=1)), 0)
