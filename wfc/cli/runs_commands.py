@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from wfc.runtime.adapters.sql import SqlStorage
     from wfc.runtime.kernel import Kernel
-    from wfc.runtime.records import AIStats, LogRecord, RunRecord, StageRecord
+    from wfc.runtime.records import AIStats, ItemRecord, LogRecord, RunRecord, StageRecord
     from wfc.runtime.registry import WorkflowMap
 
 T = TypeVar("T")
@@ -138,16 +138,40 @@ class _Shown:
     costs: dict[str, AIStats]
     artifacts: dict[str, dict[str, str]]
     lines: list[LogRecord]
+    running_items: dict[str, int]  # per mapped stage: its items running now
+    items: list[ItemRecord]  # the items of the stage `--items` names
+
+
+def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
+    """A mapped stage's items: total, done, failed, running (None for other stages)."""
+    if not stage.items_total:
+        return None
+    return {
+        "total": stage.items_total,
+        "done": stage.items_done,
+        "failed": stage.items_failed,
+        "running": running,
+    }
 
 
 @runs_group.command("show")
 @click.argument("run_id")
 @click.option("--logs", is_flag=True, help="Also print the stages' log lines.")
+@click.option(
+    "--items",
+    "items_of",
+    metavar="STAGE",
+    help="Also list the items of this mapped stage: status, attempts, duration, error.",
+)
 @db_option
 @json_option
-def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> None:
-    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts."""
+def show_command(
+    run_id: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
+) -> None:
+    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; a
+    mapped stage's items counted (done, failed, running of total) and, with --items, listed."""
     from wfc.runtime.kernel.invoke import stage_artifacts
+    from wfc.runtime.records import Status
 
     async def read(kernel: Kernel, storage: SqlStorage) -> _Shown:
         db = kernel.deps.persistence
@@ -161,7 +185,28 @@ def show_command(run_id: str, logs: bool, db_url: str | None, as_json: bool) -> 
         }
         artifacts = {s.stage_id: await stage_artifacts(kernel.deps.blobs, run, s) for s in stages}
         lines = (await db.logs_of_run(run_id)) if logs else []
-        return _Shown(run=run, stages=stages, costs=costs, artifacts=artifacts, lines=lines)
+        running = {
+            s.stage_id: len(await db.items_of_stage(run_id, s.stage_id, statuses=[Status.RUNNING]))
+            for s in stages
+            if s.items_total
+        }
+        items: list[ItemRecord] = []
+        if items_of is not None:
+            if items_of not in running:
+                mapped = ", ".join(sorted(running)) or "none"
+                raise click.ClickException(
+                    f"run {run_id} has no mapped stage {items_of!r} that ran (mapped: {mapped})"
+                )
+            items = await db.items_of_stage(run_id, items_of)
+        return _Shown(
+            run=run,
+            stages=stages,
+            costs=costs,
+            artifacts=artifacts,
+            lines=lines,
+            running_items=running,
+            items=items,
+        )
 
     shown = _with_kernel(db_url, read)
     if as_json:
@@ -191,10 +236,22 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
                 "artifacts": [
                     {"name": name, "key": key} for name, key in shown.artifacts[s.stage_id].items()
                 ],
+                "items": _items_summary(s, shown.running_items.get(s.stage_id, 0)),
             }
             for s in shown.stages
         ],
     }
+    if shown.items:
+        body["items"] = [
+            {
+                "index": item.item_index,
+                "status": item.status.value,
+                "attempts": item.attempt,
+                "duration_ms": item.duration_ms,
+                "error": None if item.error is None else redact(item.error),
+            }
+            for item in shown.items
+        ]
     if logs:
         body["logs"] = [
             {
@@ -224,17 +281,42 @@ def _print_show_text(shown: _Shown) -> None:
     if run.error:
         message = str(run.error.get("message", run.error))
         console.print(f"[red]error:[/] {escape(redact(message))}")
-    table = Table("stage", "status", "attempts", "duration", "cost", "error")
+    mapped = any(stage.items_total for stage in shown.stages)
+    columns = ["stage", "status", "attempts", "duration", "cost", *(["items"] if mapped else [])]
+    table = Table(*columns, "error")
     for stage in shown.stages:
+        summary = _items_summary(stage, shown.running_items.get(stage.stage_id, 0))
+        counted = (
+            []
+            if not mapped
+            else [
+                ""
+                if summary is None
+                else f"{summary['done']}/{summary['total']} done, {summary['failed']} failed, "
+                f"{summary['running']} running"
+            ]
+        )
         table.add_row(
             stage.stage_id,
             stage.status.value,
             str(stage.attempt),
             _ms(stage.duration_ms),
             f"${costs[stage.stage_id].total_cost:.4f}",
+            *counted,
             escape(redact(stage.error or "")),
         )
     console.print(table)
+    if shown.items:
+        listing = Table("item", "status", "attempts", "duration", "error")
+        for item in shown.items:
+            listing.add_row(
+                str(item.item_index),
+                item.status.value,
+                str(item.attempt),
+                _ms(item.duration_ms),
+                escape(redact(item.error or "")),
+            )
+        console.print(listing)
     listed = [
         (stage_id, name, key)
         for stage_id, named in shown.artifacts.items()
@@ -327,20 +409,33 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
 @runs_group.command("rerun")
 @click.argument("run_id")
 @click.option("--from", "from_stage", required=True, help="Stage to run again from.")
+@click.option(
+    "--failed-items",
+    is_flag=True,
+    help="The --from stage is mapped: run again only its items that did not complete.",
+)
 @plan_option
 @db_option
 @json_option
 def rerun_command(
-    run_id: str, from_stage: str, plans: tuple[str, ...], db_url: str | None, as_json: bool
+    run_id: str,
+    from_stage: str,
+    failed_items: bool,
+    plans: tuple[str, ...],
+    db_url: str | None,
+    as_json: bool,
 ) -> None:
-    """Run a finished run again from a stage; earlier stages keep their outputs."""
+    """Run a finished run again from a stage; earlier stages keep their outputs. With
+    --failed-items, a mapped stage keeps its completed items and runs the others again."""
     from wfc.runtime.commands import RunRerunFrom
 
     registry = load_workflows(plans)
 
     async def rerun(kernel: Kernel, _s: SqlStorage) -> list[str]:
         result = await kernel.dispatch(
-            RunRerunFrom(workflow_run_id=run_id, from_stage_id=from_stage)
+            RunRerunFrom(
+                workflow_run_id=run_id, from_stage_id=from_stage, only_failed_items=failed_items
+            )
         )
         return result.deleted_stages
 
