@@ -128,7 +128,7 @@ async def _row(mk: TestKernel, run_id: str, stage_id: str = "measure") -> Any:
     return rows[stage_id]
 
 
-@pytest.mark.parametrize("count", [0, 1, 25])
+@pytest.mark.parametrize("count", [0, 1, 25, 1000])
 async def test_a_map_runs_each_item_once_and_gathers_them_in_order(
     mk: TestKernel, count: int
 ) -> None:
