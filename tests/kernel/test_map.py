@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,14 @@ from tests.databases import kernel_on_storage
 from wfc.errors import RerunRefusedError
 from wfc.plan import InputSource, ItemFailure, MapSpec, RetryPolicy
 from wfc.runtime import (
+    Failed,
     JobExecute,
+    NotReady,
+    Ready,
     RunCancel,
     RunRerunFrom,
     StageDefinition,
+    Suspend,
     WorkflowBuilder,
     define_stage,
 )
@@ -106,8 +111,39 @@ def _workflow(workflow_id: str, policy: ItemFailure) -> Workflow:
     )
 
 
+def submit(ctx: Any) -> Suspend:
+    calls[ctx.item_index] += 1
+    return Suspend(state={"text": ctx.input.text, "polls": 0}, poll_interval=timedelta(seconds=5))
+
+
+def check(state: dict[str, Any], ctx: Any) -> Any:
+    state["polls"] += 1
+    if state["text"] == "xxx":
+        return Failed(error="the provider refused it")
+    if state["polls"] < 2:
+        return NotReady()
+    return Ready(output=Length(length=len(state["text"])))
+
+
+def _polled(policy: ItemFailure) -> Workflow:
+    stage = define_stage(
+        id="measure", input=Text, output=Length, execute=submit, check_completion=check
+    )
+    return (
+        WorkflowBuilder(f"polled_{policy.value}", "Polled", input=Batch)
+        .pipe(_mapped(stage, ("input", "texts"), at_most=2, policy=policy))
+        .pipe(define_stage(id="total", input=None, output=Total, execute=total, needs=["measure"]))
+        .build()
+    )
+
+
 def workflows() -> list[Workflow]:
-    return [_workflow("strict", ItemFailure.FAIL), _workflow("lenient", ItemFailure.CONTINUE)]
+    return [
+        _workflow("strict", ItemFailure.FAIL),
+        _workflow("lenient", ItemFailure.CONTINUE),
+        _polled(ItemFailure.FAIL),
+        _polled(ItemFailure.CONTINUE),
+    ]
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -279,3 +315,27 @@ async def test_a_paused_delivery_of_an_item_is_a_ghost_and_the_item_counts_once(
         i for i in await mk.persistence.items_of_stage(run_id, "measure") if i.item_index == 0
     ]
     assert (item.status, item.attempt) == (Status.COMPLETED, 2)
+
+
+async def test_items_of_an_async_stage_suspend_and_are_polled_to_their_end(mk: TestKernel) -> None:
+    texts = [{"text": t} for t in ["a", "bb", "", "dddd", "ee"]]
+    run = await mk.run("polled_fail", {"texts": texts})
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output == {"total": 9, "failed": 0}
+    assert calls == Counter(range(5))  # each item submitted once, then only polled
+    items = await mk.persistence.items_of_stage(run.id, "measure")
+    assert [i.status for i in items] == [Status.COMPLETED] * 5
+    assert all(i.suspended_state and i.suspended_state["polls"] == 1 for i in items)  # kept
+    jobs = [j for j in await mk.jobs.jobs_of_run(run.id) if j.stage_id == "measure"]
+    assert all(j.status is Status.COMPLETED for j in jobs)  # parked jobs closed
+
+
+async def test_a_polled_item_that_fails_follows_the_failure_policy(mk: TestKernel) -> None:
+    texts = [{"text": t} for t in ["a", "xxx", "cc"]]
+    lenient = await mk.run("polled_continue", {"texts": texts})
+    assert lenient.status is Status.COMPLETED, lenient.error
+    assert lenient.output == {"total": 3, "failed": 1}
+    strict = await mk.run("polled_fail", {"texts": texts})
+    assert strict.status is Status.FAILED
+    assert strict.error is not None
+    assert "Item 1 failed: the provider refused it" in strict.error["message"]

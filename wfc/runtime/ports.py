@@ -192,6 +192,13 @@ class Persistence(Protocol):
         write); None, with nothing written, when it does not."""
         ...
 
+    async def claim_suspended_items(
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+    ) -> list[ItemRecord]:
+        """`claim_suspended_stages` for the items of mapped stages: each due SUSPENDED item
+        moved on to `until` (and its version on) as it is returned."""
+        ...
+
     async def items_of_stage(
         self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
     ) -> list[ItemRecord]:

@@ -486,6 +486,10 @@ async def _check(
     return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
+FALLBACK_POLL = timedelta(seconds=60)
+"""How long a suspended stage waits between checks when nothing says otherwise."""
+
+
 def suspend_times(
     stage: PlanStage, request: Suspend, now: datetime
 ) -> tuple[datetime, int, datetime]:

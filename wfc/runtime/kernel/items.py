@@ -18,6 +18,7 @@ another item's row, except that one gather.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
@@ -32,6 +33,7 @@ from wfc.runtime.kernel.invoke import (
     Report,
     Suspended,
     run_execute,
+    suspend_times,
 )
 from wfc.runtime.kernel.mapping import gathered, index_at, item_spec, item_value, next_items
 from wfc.runtime.kernel.rows import (
@@ -61,7 +63,7 @@ log = logging.getLogger("wfc.kernel")
 _STAGE_RUNNING = StageFence(statuses=frozenset({Status.RUNNING}))
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The outcome's fence did not hold: roll back, the result is a ghost's."""
 
 
@@ -101,11 +103,7 @@ async def execute_item(
     report = await _run_body(deps, workflow, run, row, stage, cmd, rows)
     outcome = report.outcome
     if isinstance(outcome, Suspended):
-        outcome = Failure(
-            error=f"Stage {stage.id} suspended item {cmd.item}: a mapped stage's items "
-            "cannot suspend yet",
-            retryable=False,
-        )
+        return await _record_suspension(deps, run, stage, started, cmd, report, outcome)
     if isinstance(outcome, Failure) and outcome.retryable:
         retry_at = _retry_at(stage, cmd.attempt, outcome, deps.clock.now())
         if retry_at is not None:
@@ -113,12 +111,18 @@ async def execute_item(
     assert isinstance(outcome, Produced | Failure), f"execute cannot end with {outcome}"
     try:
         async with atomic(deps, causation_id) as unit:
-            result = await _record_outcome(
-                deps, unit, workflow, run, stage, row.id, started, cmd, report, outcome, now
+            writer = Writer(
+                fence=StageFence.running(cmd.attempt),
+                generation=cmd.generation,
+                job_id=cmd.job_id,
+                attempt=cmd.attempt,
+            )
+            result = await record_outcome(
+                deps, unit, workflow, run, stage, row.id, started, writer, report, outcome, now
             )
             await key.complete(unit.db, result)
             return result
-    except _Refused as refused:
+    except Refused as refused:
         return _ghost(f"{refused}: {where}")
 
 
@@ -196,10 +200,10 @@ async def _run_body(
     item = MapItem(index=cmd.item, count=row.items_total, value=value, artifact_prefix=prefix)
     async with deps.pinning.released():
         report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt, item)
-    return _storable(stage, cmd.item, report)
+    return storable_item_report(stage, cmd.item, report)
 
 
-def _storable(stage: PlanStage, index: int, report: Report) -> Report:
+def storable_item_report(stage: PlanStage, index: int, report: Report) -> Report:
     outcome = report.outcome
     if isinstance(outcome, Failure):
         report.outcome = Failure(
@@ -207,11 +211,13 @@ def _storable(stage: PlanStage, index: int, report: Report) -> Report:
             retryable=outcome.retryable,
             retry_delay=outcome.retry_delay,
         )
-    elif isinstance(outcome, Produced):
-        problem = unstorable_part(outcome.output)
+    elif isinstance(outcome, Produced | Suspended):
+        kept = outcome.output if isinstance(outcome, Produced) else outcome.request.state
+        problem = unstorable_part(kept)
         if problem is not None:
+            what = "an output" if isinstance(outcome, Produced) else "a suspend state"
             report.outcome = Failure(
-                error=f"UnstorableOutput: Item {index} of stage {stage.id} returned an output "
+                error=f"UnstorableOutput: Item {index} of stage {stage.id} returned {what} "
                 f"no database can store ({problem})",
                 retryable=False,
             )
@@ -223,6 +229,35 @@ def _retry_at(stage: PlanStage, attempt: int, failure: Failure, now: datetime) -
         return None
     delay = failure.retry_delay or timedelta(milliseconds=stage.retry.delay_ms(attempt))
     return now + delay
+
+
+async def _record_suspension(
+    deps: Deps,
+    run: RunRecord,
+    stage: PlanStage,
+    item: ItemRecord,
+    cmd: JobExecute,
+    report: Report,
+    outcome: Suspended,
+) -> JobExecuteResult:
+    """The item waits for outside work: SUSPENDED with its state, polled from then on
+    (`stage.pollSuspended` claims due items as it claims stages); the host parks its job."""
+    now = deps.clock.now()
+    next_poll_at, interval_ms, max_wait_until = suspend_times(stage, outcome.request, now)
+    changes: ItemChanges = {
+        "status": Status.SUSPENDED,
+        "suspended_state": dict(outcome.request.state),
+        "next_poll_at": next_poll_at,
+        "poll_interval_ms": interval_ms,
+        "max_wait_until": max_wait_until,
+        "metrics": dict(report.metrics),
+    }
+    written = await deps.persistence.update_item(
+        item.id, changes, fence=StageFence.running(cmd.attempt)
+    )
+    if written is None:
+        return _ghost(f"Item {item.item_index} of stage {stage.id} of run {run.id} moved on")
+    return JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
 
 
 async def _record_retry(
@@ -252,7 +287,18 @@ async def _record_retry(
     )
 
 
-async def _record_outcome(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Writer:
+    """Who writes an item's outcome: the fence its row must pass, the stage's generation
+    it was queued for, and the leased job to complete with it (a delivery's, not a poll's)."""
+
+    fence: StageFence
+    generation: int
+    job_id: str | None = None
+    attempt: int | None = None
+
+
+async def record_outcome(
     deps: Deps,
     unit: Unit,
     workflow: Workflow,
@@ -260,22 +306,23 @@ async def _record_outcome(
     stage: PlanStage,
     record_id: str,
     item: ItemRecord,
-    cmd: JobExecute,
+    writer: Writer,
     report: Report,
     outcome: Produced | Failure,
     started_at: datetime,
 ) -> JobExecuteResult:
-    """The item's final outcome, counted on the stage; the stage's end when it is the last."""
+    """The item's final outcome, counted on the stage; the stage's end when it is the last.
+    Raises `Refused` (the caller rolls back) when the run, the stage or the item moved on."""
     now = deps.clock.now()
     try:
         locked = await unit.db.lock_run_and_update_stage(run.id, record_id, {})
     except RecordNotFoundError:  # the stage's row was replaced by a rerun
-        raise _Refused(f"Stage {stage.id}'s row of run {run.id} is gone") from None
+        raise Refused(f"Stage {stage.id}'s row of run {run.id} is gone") from None
     raise_unless(locked is not None, f"Run {run.id} is no longer RUNNING")
     assert locked is not None
     run, row = locked
     raise_unless(
-        row.status is Status.RUNNING and row.generation == cmd.generation,
+        row.status is Status.RUNNING and row.generation == writer.generation,
         f"Stage {stage.id} is {row.status.value} at generation {row.generation}",
     )
     completed = isinstance(outcome, Produced)
@@ -287,7 +334,7 @@ async def _record_outcome(
         "output": outcome.output if isinstance(outcome, Produced) else None,
         "error": outcome.error if isinstance(outcome, Failure) else None,
     }
-    written = await unit.db.update_item(item.id, changes, fence=StageFence.running(cmd.attempt))
+    written = await unit.db.update_item(item.id, changes, fence=writer.fence)
     raise_unless(written is not None, f"Item {item.item_index} moved on")
     if isinstance(outcome, Produced):
         result = JobExecuteResult(outcome="completed", output=outcome.output)
@@ -301,8 +348,8 @@ async def _record_outcome(
     specs: list[JobSpec] = []
     if not stop:
         counters["items_next"], specs = await next_items(deps, run, workflow, row, row.generation)
-    if completed and unit.shared and cmd.job_id is not None:
-        unit.completing = cmd.job_id
+    if completed and unit.shared and writer.job_id is not None:
+        unit.completing = writer.job_id
     if specs:
 
         async def enqueue() -> None:
@@ -338,11 +385,11 @@ async def _record_outcome(
     job_id = unit.take_completing()
     if job_id is not None:
         try:
-            await deps.jobs.complete(job_id, attempt=cmd.attempt)
+            await deps.jobs.complete(job_id, attempt=writer.attempt)
             job_completed = True
         except RecordNotFoundError:
             job_completed = False
-    elif completed and unit.shared and cmd.job_id is not None:
+    elif completed and unit.shared and writer.job_id is not None:
         job_completed = True  # completed with the next item's jobs
     return result.model_copy(update={"transition": transition, "job_completed": job_completed})
 
@@ -350,7 +397,7 @@ async def _record_outcome(
 def raise_unless(condition: bool, reason: str) -> None:
     """Roll back the outcome's transaction when its fence does not hold."""
     if not condition:
-        raise _Refused(reason)
+        raise Refused(reason)
 
 
 def _ended(row: StageRecord, now: datetime, status: Status) -> StageChanges:
@@ -422,8 +469,8 @@ async def _requeue_items(
         for position in range(row.items_next):
             index = await index_at(deps, run, row, position)
             item = items.get(index)
-            if item is not None and item.status in TERMINAL:
-                continue
+            if item is not None and (item.status in TERMINAL or item.status is Status.SUSPENDED):
+                continue  # finished, or the poller's
             attempts = 0 if item is None else item.attempt
             specs.append(item_spec(run, workflow, row.stage_id, index, row.generation, attempts))
 

@@ -26,6 +26,7 @@ from wfc.runtime.events import StageCompleted, StageFailed
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.execute import storable_report
 from wfc.runtime.kernel.invoke import (
+    FALLBACK_POLL,
     Failure,
     NotYet,
     Produced,
@@ -33,6 +34,7 @@ from wfc.runtime.kernel.invoke import (
     progress_events,
     run_check,
 )
+from wfc.runtime.kernel.item_poll import poll_item
 from wfc.runtime.kernel.rows import (
     STAGE_FAILED,
     fail_run,
@@ -44,7 +46,6 @@ from wfc.runtime.kernel.transition import NeedJobs, decide_next
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 from wfc.runtime.storable import storable_text, unstorable_part
 
-FALLBACK_POLL = timedelta(seconds=60)
 SUSPEND_TIMEOUT = "SUSPEND_TIMEOUT"
 
 log = logging.getLogger("wfc.kernel")
@@ -71,8 +72,18 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
             resumed_runs.append(row.run_id)
         if next_poll_at is not None:
             next_due.append(next_poll_at)
+    items = await deps.persistence.claim_suspended_items(
+        now, until, max(cmd.max_checks - len(due), 0) or 1, run_id=cmd.workflow_run_id
+    )
+    for item in items:
+        verdict, next_poll_at = await poll_item(deps, item)
+        verdicts[verdict] += 1
+        if verdict == "resumed" and item.run_id not in resumed_runs:
+            resumed_runs.append(item.run_id)
+        if next_poll_at is not None:
+            next_due.append(next_poll_at)
     return StagePollSuspendedResult(
-        checked=len(due),
+        checked=len(due) + len(items),
         resumed=verdicts["resumed"],
         failed=verdicts["failed"],
         resumed_workflow_run_ids=resumed_runs,

@@ -45,8 +45,10 @@ async def reap_stuck(deps: Deps, cmd: RunReapStuck) -> RunReapStuckResult:
     for run in await deps.persistence.stuck_runs(since):
         rows = await deps.persistence.stages_of_run(run.id)
         jobs = await deps.jobs.jobs_of_run(run.id)
-        if any(job.status in _LIVE for job in jobs) or any(
-            row.status is Status.SUSPENDED for row in rows
+        if (
+            any(job.status in _LIVE for job in jobs)
+            or any(row.status is Status.SUSPENDED for row in rows)
+            or await _items_suspended(deps, run.id, rows)
         ):
             continue  # a worker or the poller still owns this run
         open_rows = [row for row in rows if row.status in _LIVE]
@@ -65,6 +67,16 @@ async def reap_stuck(deps: Deps, cmd: RunReapStuck) -> RunReapStuckResult:
     return RunReapStuckResult(
         recovered=tally["recovered"], transitioned=tally["transitioned"], failed=tally["failed"]
     )
+
+
+async def _items_suspended(deps: Deps, run_id: str, rows: list[StageRecord]) -> bool:
+    """Whether a running mapped stage has items waiting to be polled."""
+    for row in rows:
+        if row.status is Status.RUNNING and row.items_total:
+            suspended = [Status.SUSPENDED]
+            if await deps.persistence.items_of_stage(run_id, row.stage_id, statuses=suspended):
+                return True
+    return False
 
 
 def _attempts_used_up(row: StageRecord, jobs: list[JobRecord]) -> bool:

@@ -280,6 +280,21 @@ class _MemoryStore:
             raise RecordNotFoundError("MapItem", record_id)
         return self._change_item(item, changes) if fence.holds(item) else None
 
+    async def claim_suspended_items(
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+    ) -> list[ItemRecord]:
+        due = [
+            item
+            for (owner, _), items in self._t.items.items()
+            if run_id is None or owner == run_id
+            for item in items.values()
+            if item.status is Status.SUSPENDED
+            and item.next_poll_at is not None
+            and item.next_poll_at <= now
+        ]
+        due.sort(key=lambda item: (item.next_poll_at or now, item.id))
+        return [self._change_item(item, {"next_poll_at": until}) for item in due[:limit]]
+
     async def items_of_stage(
         self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
     ) -> list[ItemRecord]:

@@ -71,6 +71,47 @@ async def update_item(
     return None if row is None else to_record(ItemRecord, row)
 
 
+def _claim_suspended(*only: Any) -> Any:
+    """Claim the due SUSPENDED items (that also meet `only`): each moved on to `until`."""
+    due = (
+        select(items.c.id)
+        .where(
+            items.c.status == Status.SUSPENDED.value,
+            items.c.next_poll_at <= bindparam("now"),
+            *only,
+        )
+        .order_by(items.c.next_poll_at, items.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("due_items")
+    )
+    return (
+        update(items)
+        .where(items.c.id == due.c.id, items.c.status == Status.SUSPENDED.value)
+        .values(
+            next_poll_at=bindparam("until"),
+            version=items.c.version + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(*items.c)
+    )
+
+
+_CLAIM_SUSPENDED = _claim_suspended()
+_CLAIM_SUSPENDED_OF_RUN = _claim_suspended(items.c.run_id == bindparam("only_run_id"))
+
+
+async def claim_suspended_items(
+    conn: AsyncConnection, now: datetime, until: datetime, limit: int, run_id: str | None
+) -> list[ItemRecord]:
+    params: dict[str, Any] = {"now": now, "until": until, "limit": limit}
+    statement = _CLAIM_SUSPENDED
+    if run_id is not None:
+        statement, params["only_run_id"] = _CLAIM_SUSPENDED_OF_RUN, run_id
+    rows = await direct.fetch(conn, statement, params)
+    return sorted((to_record(ItemRecord, row) for row in rows), key=lambda row: row.id)
+
+
 async def items_of_stage(
     conn: AsyncConnection, run_id: str, stage_id: str, statuses: Sequence[Status]
 ) -> list[ItemRecord]:

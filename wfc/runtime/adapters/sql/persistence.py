@@ -167,6 +167,12 @@ class _SqlStore:
         async with self._single() as conn:
             return await items.update_item(conn, record_id, changes, self._clock.now(), fence)
 
+    async def claim_suspended_items(
+        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+    ) -> list[ItemRecord]:
+        async with self._single() as conn:
+            return await items.claim_suspended_items(conn, now, until, limit, run_id)
+
     async def items_of_stage(
         self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
     ) -> list[ItemRecord]:
