@@ -26,7 +26,12 @@ from wfc.runtime.adapters.sql.rows import (
     upsert_insert,
 )
 from wfc.runtime.adapters.sql.schema import items
-from wfc.runtime.adapters.sql.stages import fence_condition, fence_params, fence_shape
+from wfc.runtime.adapters.sql.stages import (
+    claim_suspended,
+    fence_condition,
+    fence_params,
+    fence_shape,
+)
 from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 
 _OPEN = (Status.PENDING.value, Status.RUNNING.value, Status.SUSPENDED.value)
@@ -71,34 +76,8 @@ async def update_item(
     return None if row is None else to_record(ItemRecord, row)
 
 
-def _claim_suspended(*only: Any) -> Any:
-    """Claim the due SUSPENDED items (that also meet `only`): each moved on to `until`."""
-    due = (
-        select(items.c.id)
-        .where(
-            items.c.status == Status.SUSPENDED.value,
-            items.c.next_poll_at <= bindparam("now"),
-            *only,
-        )
-        .order_by(items.c.next_poll_at, items.c.id)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-        .cte("due_items")
-    )
-    return (
-        update(items)
-        .where(items.c.id == due.c.id, items.c.status == Status.SUSPENDED.value)
-        .values(
-            next_poll_at=bindparam("until"),
-            version=items.c.version + 1,
-            updated_at=bindparam("now"),
-        )
-        .returning(*items.c)
-    )
-
-
-_CLAIM_SUSPENDED = _claim_suspended()
-_CLAIM_SUSPENDED_OF_RUN = _claim_suspended(items.c.run_id == bindparam("only_run_id"))
+_CLAIM_SUSPENDED = claim_suspended(items)
+_CLAIM_SUSPENDED_OF_RUN = claim_suspended(items, items.c.run_id == bindparam("only_run_id"))
 
 
 async def claim_suspended_items(

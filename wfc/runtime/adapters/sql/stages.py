@@ -291,34 +291,35 @@ async def run_with_stages(
     return run, found
 
 
-def _claim_suspended(*only: ColumnElement[bool]) -> Any:
-    """Claim the due SUSPENDED rows (that also meet `only`): each moved on to `until`."""
+def claim_suspended(table: Table, *only: ColumnElement[bool]) -> Any:
+    """Claim the due SUSPENDED rows of `stages` or `items` (that also meet `only`): each
+    moved on to `until`."""
     due = (
-        select(stages.c.id)
+        select(table.c.id)
         .where(
-            stages.c.status == Status.SUSPENDED.value,
-            stages.c.next_poll_at <= bindparam("now"),
+            table.c.status == Status.SUSPENDED.value,
+            table.c.next_poll_at <= bindparam("now"),
             *only,
         )
-        .order_by(stages.c.next_poll_at, stages.c.id)
+        .order_by(table.c.next_poll_at, table.c.id)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)  # PostgreSQL: pollers never wait on each other
-        .cte("due_suspended")
+        .cte(f"due_{table.name}")
     )
     return (
-        update(stages)
-        .where(stages.c.id == due.c.id, stages.c.status == Status.SUSPENDED.value)
+        update(table)
+        .where(table.c.id == due.c.id, table.c.status == Status.SUSPENDED.value)
         .values(
             next_poll_at=bindparam("until"),
-            version=stages.c.version + 1,
+            version=table.c.version + 1,
             updated_at=bindparam("now"),
         )
-        .returning(*stages.c)
+        .returning(*table.c)
     )
 
 
-_CLAIM_SUSPENDED = _claim_suspended()
-_CLAIM_SUSPENDED_OF_RUN = _claim_suspended(stages.c.run_id == bindparam("only_run_id"))
+_CLAIM_SUSPENDED = claim_suspended(stages)
+_CLAIM_SUSPENDED_OF_RUN = claim_suspended(stages, stages.c.run_id == bindparam("only_run_id"))
 
 
 async def claim_suspended_stages(
