@@ -70,6 +70,7 @@ def measure(ctx: Any) -> Length:
         raise ValueError(f"item {index} is bad")
     if index in fail_once and calls[index] == 1:
         raise ConnectionError(f"item {index} hiccup")
+    ctx.metric("total_cost", 0.25)
     return Length(length=len(ctx.input.text))
 
 
@@ -174,6 +175,9 @@ async def test_a_map_runs_each_item_once_and_gathers_them_in_order(
     assert calls == Counter(range(count))
     row = await _row(mk, run.id)
     assert (row.items_total, row.items_done, row.items_failed) == (count, count, 0)
+    # Each item's cost is its own; they add up into the stage and the run.
+    assert row.metrics.get("total_cost", 0) == pytest.approx(0.25 * count)
+    assert run.total_cost == pytest.approx(0.25 * count)
     items = await mk.persistence.items_of_stage(run.id, "measure")
     assert [item.item_index for item in items] == list(range(count))
     assert all(item.status is Status.COMPLETED and item.attempt == 1 for item in items)

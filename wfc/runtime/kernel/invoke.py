@@ -393,7 +393,9 @@ async def _execute(
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
 
-    services = _Services(deps, run.id, row.id, stage_topic(run.id, row.stage_id))
+    services = _Services(
+        deps, run.id, row.id, _topic(run, row, None if item is None else item.index)
+    )
     ctx = cls.context_type(
         run_id=run.id,
         stage_id=stage.id,
@@ -433,21 +435,38 @@ async def _execute(
     return Report(outcome=outcome, progress=services.progress_reports, metrics=metrics)
 
 
+def _topic(run: RunRecord, row: StageRecord, item_index: int | None) -> str:
+    """The AI ledger topic of a stage, or of one item of a mapped stage (under the stage's,
+    so the stage's stats add its items up, and each item's cost is its own)."""
+    topic = stage_topic(run.id, row.stage_id)
+    return topic if item_index is None else f"{topic}.item.{item_index}"
+
+
 async def run_check(
-    deps: Deps, workflow: Workflow, run: RunRecord, row: StageRecord, state: dict[str, Any]
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord,
+    state: dict[str, Any],
+    item_index: int | None = None,
 ) -> Report:
     """Call `check_completion` on a suspended stage and say how it went (a failure redacted).
 
     `state` is passed by reference: changes the method makes to it are kept
     when it reports not-ready, so it can count polls or remember cursors.
     """
-    report = await _check(deps, workflow, run, row, state)
+    report = await _check(deps, workflow, run, row, state, item_index)
     report.outcome = _redacted(report.outcome)
     return report
 
 
 async def _check(
-    deps: Deps, workflow: Workflow, run: RunRecord, row: StageRecord, state: dict[str, Any]
+    deps: Deps,
+    workflow: Workflow,
+    run: RunRecord,
+    row: StageRecord,
+    state: dict[str, Any],
+    item_index: int | None,
 ) -> Report:
     stage = workflow.stage(row.stage_id)
     cls = workflow.implementations.get(row.stage_id)
@@ -462,7 +481,7 @@ async def _check(
     parsed_config = _parse(cls.config_model, row.config, f"Invalid config for stage {stage.id}")
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
-    services = _Services(deps, run.id, row.id, stage_topic(run.id, row.stage_id))
+    services = _Services(deps, run.id, row.id, _topic(run, row, item_index))
     ctx = CheckContext(run_id=run.id, stage_id=stage.id, config=parsed_config, services=services)
     instance: Any = cls()
     result, failure = await _guarded(stage, lambda: _call(instance.check_completion, state, ctx))

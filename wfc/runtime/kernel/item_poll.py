@@ -43,7 +43,7 @@ async def poll_item(deps: Deps, item: ItemRecord) -> Verdict:
         return "skipped", None
     state = dict(item.suspended_state or {})
     report = storable_item_report(
-        stage, item.item_index, await run_check(deps, workflow, run, row, state)
+        stage, item.item_index, await run_check(deps, workflow, run, row, state, item.item_index)
     )
     outcome = report.outcome
     now = deps.clock.now()
