@@ -27,6 +27,17 @@ def _when(condition: str) -> str:
     )
 
 
+def _map(settings: str, *, flow: str = "a -> b", more: str = "", output: str = "") -> str:
+    """A workflow whose stage `b` says `settings`, after a stage `a` that makes a list."""
+    return _wf(
+        "type Page { url: str }\n"
+        f"  input {{ urls: list[str], n: int }}\n  {output}"
+        "  stage a { output { pages: list[Page], count: int } }\n"
+        f"  stage b {{ {settings} output {{ x: int }} }}\n{more}"
+        f"  flow {flow}"
+    )
+
+
 def _skipping(stages: str, flow: str, output: str = "") -> str:
     """A workflow with a `flag` input for `when`s, and the given stages and flow."""
     return _wf(f"input {{ flag: bool }}\n  {output}{stages}\n  flow {flow}")
@@ -271,6 +282,63 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
         "{ n: int }",
         "takes its input from `a`, which may be skipped while `c` still runs",
         "`needs a?`",
+    ),
+    (
+        "WF240",
+        _map("map aa.pages"),
+        "aa",
+        "unknown name `aa` in the `map` of `b`",
+        "did you mean `a`?",
+    ),
+    ("WF241", _map("map a.pagse"), "pagse", "`a` has no field `pagse`", "did you mean `pages`?"),
+    ("WF330", _map("map a.count"), "a.count", "`a.count` is `int`", "list[…]"),
+    (
+        "WF331",
+        _map("map a.pages input { url: int }"),
+        "{ url: int }",
+        "each item of `a.pages` is `Page`, which does not fit the input of `b`",
+        "`Page` does not provide `url`",
+    ),
+    (
+        "WF332",
+        _map("map a.pages, at most 1001 at once"),
+        "1001",
+        "`at most` must be a whole number from 1 to 1000",
+        "at most 16 at once",
+    ),
+    (
+        "WF333",
+        _map("map a.pages input none"),
+        "none",
+        "mapped stage `b` takes one item as its input",
+        "remove `input none`",
+    ),
+    (
+        "WF420",
+        _map(
+            "map c.pages", flow="a -> b -> c", more="  stage c { output { pages: list[Page] } }\n"
+        ),
+        "c",
+        "stage `b` maps over `c`, which runs after it",
+        "move `c` before `b`",
+    ),
+    (
+        "WF421",
+        _map(
+            "map a.pages",
+            flow="a -> b -> c",
+            more="  stage c { input from b output { y: int } }\n",
+        ),
+        "from b",
+        "stage `c` takes its input from `b` through `input from`, but `b` is mapped",
+        "`input none` with `needs b`",
+    ),
+    (
+        "WF422",
+        _map("map input.urls", output="output { x: int }\n"),
+        "{ x: int }",
+        "the workflow output comes from `b`, a mapped stage",
+        "`needs b`",
     ),
     ("WF405", _wf("stage s { }"), "w", "has no `flow`", "flow s"),
     ("WF406", _wf('name "x"'), "w", "has no stages", "declare a stage"),

@@ -312,6 +312,20 @@ class AiPreset:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Map:
+    """`map split.pages, at most 16 at once, on failure continue`: run once per item.
+
+    `over` is the path of the list, `input.<field>…` or `<stage>.<field>…`. Each
+    option is kept every time it is given, so the checker can report repeats.
+    """
+
+    over: DottedName
+    at_most: tuple[Literal_, ...] = ()
+    on_failure: tuple[Name, ...] = ()
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
     """A stage. Settings that may appear at most once are gathered by the
     transformer into the `*_all` tuples so the checker can report repeats."""
@@ -329,6 +343,8 @@ class Stage:
     optional_needs: tuple[Name, ...] = ()
     # Each `when` given (one is allowed; the checker reports repeats).
     conditions: tuple[Expr, ...] = ()
+    # Each `map` given (one is allowed; the checker reports repeats).
+    maps: tuple[Map, ...] = ()
     retries: tuple[Retry, ...] = ()
     timeouts: tuple[Duration, ...] = ()
     polls: tuple[Poll, ...] = ()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 
@@ -68,12 +68,20 @@ class FieldView:
 
 @dataclass(frozen=True, slots=True)
 class ModelView:
-    """One pydantic model class."""
+    """One pydantic model class: a record, or with `root` a `RootModel` of that annotation
+    (the input of a mapped stage whose items are not records)."""
 
     name: str
     doc: str
     fields: list[FieldView]
     forbid_extra: bool
+    root: str | None = None
+
+    @property
+    def header(self) -> str:
+        """`class Name(BaseModel):` or `class Name(RootModel[T]):`, wrapped as ruff would."""
+        base = f"RootModel[{self.root}]" if self.root is not None else "BaseModel"
+        return wrap_call(f"class {self.name}", [base], ":", indent=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +98,62 @@ class DependencyView:
     """A typed property on a stage context for one `needs` entry.
 
     An optional need (`needs review?`) may have been skipped: its property is
-    `Model | None`, None when the run holds no output for it.
+    `Model | None`, None when the run holds no output for it. A mapped need
+    (`gathered`) gives a list, one entry per item in item order: `list[Model]`
+    (`list`), or `list[ItemResult[Model]]` with `on failure continue` (`results`).
     """
 
     stage_id: str
     output_model: str
     optional: bool = False
+    gathered: Literal["one", "list", "results"] = "one"
+
+    @property
+    def def_line(self) -> str:
+        """`    def x(self) -> T:`, wrapped as ruff would when it is too long."""
+        returns = {
+            "one": self.output_model,
+            "list": f"list[{self.output_model}]",
+            "results": f"list[ItemResult[{self.output_model}]]",
+        }[self.gathered] + (" | None" if self.optional else "")
+        line = f"    def {self.stage_id}(self) -> {returns}:"
+        if len(line) <= 88:
+            return line
+        return f"    def {self.stage_id}(\n        self,\n    ) -> {returns}:"
+
+    @property
+    def doc(self) -> str:
+        """The property's docstring."""
+        what = {
+            "one": f"The output of `{self.stage_id}`",
+            "list": f"The outputs of `{self.stage_id}`, one per item in item order",
+            "results": f"The results of `{self.stage_id}`, one per item in item order "
+            "(an output or an error)",
+        }[self.gathered]
+        if self.optional:
+            return f"{what}, or None when `{self.stage_id}` was skipped."
+        return f"{what}, which this stage needs."
+
+    @property
+    def return_line(self) -> str:
+        """The line that reads the dependency through `StageContext`."""
+        method = {"one": "dependency", "list": "dependency_list", "results": "item_results"}
+        return wrap_call(
+            f"        return self.{method[self.gathered]}",
+            [f'"{self.stage_id}"', self.output_model],
+            "",
+            indent=8,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """The `item` property of a mapped stage's context: the path it maps over, the
+    item's annotation, and whether the input is a `RootModel` (read through `.root`)."""
+
+    over: str
+    annotation: str
+    root: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +168,7 @@ class StageView:
     output_model: str
     config_model: str
     dependencies: list[DependencyView]
+    item: ItemView | None = None
 
     @property
     def context_header(self) -> str:
@@ -293,9 +352,11 @@ def _field_view(f: model.RecordField, imports: _Imports) -> FieldView:
 # -- records in declaration order ------------------------------------------------
 
 
-def _collect_records(wf: model.WorkflowModel) -> list[tuple[model.Record, str]]:
-    """Every record the package defines, each once, referenced records first."""
-    ordered: list[tuple[model.Record, str]] = []
+def _collect_records(
+    wf: model.WorkflowModel,
+) -> list[tuple[model.Record | model.RootInput, str]]:
+    """Every model the package defines, each once, referenced records first."""
+    ordered: list[tuple[model.Record | model.RootInput, str]] = []
     seen: set[str] = set()
 
     def visit_type(t: model.Type) -> None:
@@ -318,14 +379,21 @@ def _collect_records(wf: model.WorkflowModel) -> list[tuple[model.Record, str]]:
     add(wf.input, f"Input of workflow `{wf.id}`.")
     add(wf.output, f"Output of workflow `{wf.id}`.")
     for stage in wf.stages:
-        add(stage.input, f"Input of stage `{stage.id}`.")
+        if isinstance(stage.input, model.RootInput):
+            visit_type(stage.input.item)
+            if stage.input.name not in seen:
+                seen.add(stage.input.name)
+                over = ".".join(stage.map.over) if stage.map else "its list"
+                ordered.append((stage.input, f"Input of stage `{stage.id}`: one item of `{over}`."))
+        else:
+            add(stage.input, f"Input of stage `{stage.id}`.")
         add(stage.output, f"Output of stage `{stage.id}`.")
         add(stage.config, f"Config of stage `{stage.id}`.")
     return ordered
 
 
 def _used_enums(
-    wf: model.WorkflowModel, records: list[tuple[model.Record, str]]
+    wf: model.WorkflowModel, records: list[tuple[model.Record | model.RootInput, str]]
 ) -> list[model.EnumType]:
     used: set[str] = set()
 
@@ -337,6 +405,9 @@ def _used_enums(
                 used.add(name)
 
     for record, _ in records:
+        if isinstance(record, model.RootInput):
+            visit(record.item)
+            continue
         for f in record.fields:
             visit(f.type)
     return [e for e in wf.enums if e.name in used]
@@ -369,8 +440,18 @@ def render_models(wf: model.WorkflowModel) -> str:
             fields=[_field_view(f, imports) for f in record.fields],
             forbid_extra=record.name in config_names,
         )
+        if isinstance(record, model.Record)
+        else ModelView(
+            name=record.name,
+            doc=docstring_text(doc),
+            fields=[],
+            forbid_extra=False,
+            root=_annotation(record.item, imports),
+        )
         for record, doc in records
     ]
+    if any(v.root is not None for v in views):
+        imports.pydantic.add("RootModel")
     if any(v.forbid_extra for v in views):
         imports.pydantic.add("ConfigDict")
     enums = [
@@ -393,9 +474,27 @@ def render_models(wf: model.WorkflowModel) -> str:
     )
 
 
-def stage_views(wf: model.WorkflowModel) -> list[StageView]:
-    """View models of the workflow's stages, in definition order."""
-    outputs = {s.id: s.output.name for s in wf.stages}
+def _gathered(stage: model.StageModel) -> Literal["one", "list", "results"]:
+    """How a stage's output reaches the stages that need it."""
+    if stage.map is None:
+        return "one"
+    return "results" if stage.map.on_item_failure == "continue" else "list"
+
+
+def _item_view(stage: model.StageModel, imports: _Imports) -> ItemView | None:
+    if stage.map is None:
+        return None
+    over = ".".join(stage.map.over)
+    if isinstance(stage.input, model.RootInput):
+        return ItemView(over, _annotation(stage.input.item, imports), root=True)
+    return ItemView(over, stage.input.name, root=False)
+
+
+def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> list[StageView]:
+    """View models of the workflow's stages, in definition order (`imports` collects what
+    the annotations of mapped stages' items need)."""
+    by_id = {s.id: s for s in wf.stages}
+    found = imports if imports is not None else _Imports()
     return [
         StageView(
             id=s.id,
@@ -406,26 +505,51 @@ def stage_views(wf: model.WorkflowModel) -> list[StageView]:
             output_model=s.output.name,
             config_model=s.config.name,
             dependencies=[
-                DependencyView(dep, outputs[dep], optional=dep in s.optional_needs)
+                DependencyView(
+                    dep,
+                    by_id[dep].output.name,
+                    optional=dep in s.optional_needs,
+                    gathered=_gathered(by_id[dep]),
+                )
                 for dep in dict.fromkeys(s.needs)
             ],
+            item=_item_view(s, found),
         )
         for s in wf.stages
     ]
 
 
+def _named_types(t: model.Type) -> set[str]:
+    """The records and enums a type refers to (what `_stages.py` imports from `_models`)."""
+    match t:
+        case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
+            return _named_types(inner)
+        case model.EnumType(name=name) | model.Record(name=name):
+            return {name}
+    return set()
+
+
 def render_stages(wf: model.WorkflowModel) -> str:
     """`_stages.py`: stage ids, typed contexts and abstract base classes."""
-    stages = stage_views(wf)
+    imports = _Imports(pydantic=set())
+    stages = stage_views(wf, imports)
     model_names = sorted(
         {n for s in stages for n in (s.input_model, s.output_model, s.config_model)}
         | {d.output_model for s in stages for d in s.dependencies}
+        | {
+            name
+            for s in wf.stages
+            if isinstance(s.input, model.RootInput)
+            for name in _named_types(s.input.item)
+        }
     )
-    runtime_imports = {"StageContext"}
+    runtime_imports = {"StageContext"} | imports.runtime
     if any(s.is_async for s in stages):
         runtime_imports |= {"AsyncStage", "CheckContext"}
     if any(not s.is_async for s in stages):
         runtime_imports.add("Stage")
+    if any(d.gathered == "results" for s in stages for d in s.dependencies):
+        runtime_imports.add("ItemResult")
     return _render(
         "stages.py.j2",
         header=_header(wf),
@@ -433,6 +557,8 @@ def render_stages(wf: model.WorkflowModel) -> str:
         stages=stages,
         model_names=model_names,
         runtime_imports=sorted(runtime_imports),
+        import_datetime=imports.datetime,
+        pydantic_imports=sorted(imports.pydantic),
     )
 
 

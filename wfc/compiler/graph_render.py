@@ -5,7 +5,9 @@ next. `needs` edges that skip a group are drawn dashed, so the data flow the
 flow order does not show is still visible; optional needs (`needs x?`) are
 drawn dashed and labelled `optional` wherever they point. A stage with a
 `when` shows its condition under its name, so a reader sees which stages may
-be skipped and why.
+be skipped and why; a mapped stage shows what it maps over and how many items
+run at once (`map over split.pages, ≤16`), and the stage its list comes from,
+when that is not the group just before, points to it with a dashed `items` edge.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import itertools
 import json
 from collections.abc import Callable
 
-from wfc.plan import Condition, Plan, PlanStage
+from wfc.plan import Condition, ItemFailure, MapSpec, Plan, PlanStage
 
 _INFIX = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in"}
 
@@ -71,12 +73,34 @@ def _optional_edges(plan: Plan) -> list[tuple[str, str]]:
     return [(dep, stage.id) for stage in plan.stages for dep in stage.optional_needs]
 
 
+def map_text(spec: MapSpec) -> str:
+    """`map over split.pages, ≤16` (`, on failure continue` when it goes on past failures)."""
+    text = f"map over {'.'.join(spec.over)}, ≤{spec.at_most}"
+    if spec.on_item_failure is ItemFailure.CONTINUE:
+        text += ", on failure continue"
+    return text
+
+
+def _map_edges(plan: Plan) -> list[tuple[str, str]]:
+    """A mapped stage's list from a stage more than one group back (and not a need)."""
+    edges = []
+    for stage in plan.stages:
+        source = stage.map.over[0] if stage.map is not None else "input"
+        if source == "input" or source in stage.needs:
+            continue
+        if plan.execution_group(source) < plan.execution_group(stage.id) - 1:
+            edges.append((source, stage.id))
+    return edges
+
+
 def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> str:
-    """The stage's name, and under it its `when`, each escaped for the output format."""
-    title = escape(_label(stage.name))
-    if stage.when is None:
-        return title
-    return f"{title}{line_break}{escape('when ' + _label(condition_text(stage.when)))}"
+    """The stage's name, and under it its `map` and its `when`, each escaped for the format."""
+    lines = [_label(stage.name)]
+    if stage.map is not None:
+        lines.append(map_text(stage.map))
+    if stage.when is not None:
+        lines.append("when " + _label(condition_text(stage.when)))
+    return line_break.join(escape(line) for line in lines)
 
 
 def _mermaid_escape(text: str) -> str:
@@ -111,6 +135,7 @@ def to_mermaid(plan: Plan) -> str:
     lines.extend(f"  {a} --> {b}" for a, b in _flow_edges(plan))
     lines.extend(f"  {a} -.-> {b}" for a, b in _skip_edges(plan))
     lines.extend(f"  {a} -. optional .-> {b}" for a, b in _optional_edges(plan))
+    lines.extend(f"  {a} -. items .-> {b}" for a, b in _map_edges(plan))
     return "\n".join(lines) + "\n"
 
 
@@ -132,5 +157,6 @@ def to_dot(plan: Plan) -> str:
     lines.extend(
         f'  "{a}" -> "{b}" [style=dashed, label="optional"];' for a, b in _optional_edges(plan)
     )
+    lines.extend(f'  "{a}" -> "{b}" [style=dashed, label="items"];' for a, b in _map_edges(plan))
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from wfc.compiler import model
 from wfc.compiler.names import class_name
-from wfc.compiler.schema import record_json_schema
-from wfc.plan import InputSource, Plan, PlanStage, PollPolicy, RetryPolicy, StageKind
+from wfc.compiler.schema import input_json_schema, record_json_schema
+from wfc.plan import (
+    InputSource,
+    ItemFailure,
+    MapSpec,
+    Plan,
+    PlanStage,
+    PollPolicy,
+    RetryPolicy,
+    StageKind,
+)
 
 
 def lower(wf: model.WorkflowModel) -> Plan:
@@ -37,13 +46,14 @@ def _lower_stage(stage: model.StageModel) -> PlanStage:
         kind=StageKind.ASYNC if stage.is_async else StageKind.SYNC,
         input_source=InputSource(stage.input_source),
         input_from=stage.input_from,
-        input_schema=record_json_schema(stage.input),
+        input_schema=input_json_schema(stage.input),
         output_schema=record_json_schema(stage.output),
         config_schema=record_json_schema(stage.config),
         config_defaults={f.name: f.default for f in stage.config.fields if f.has_default},
         needs=stage.needs,
         optional_needs=stage.optional_needs,
         when=stage.when,
+        map=_lower_map(stage.map),
         retry=RetryPolicy(
             max_attempts=stage.retry_max_attempts,
             backoff_initial_ms=stage.backoff_initial_ms,
@@ -55,4 +65,14 @@ def _lower_stage(stage: model.StageModel) -> PlanStage:
         poll=poll,
         priority=stage.priority,
         implementation=f".stages.{stage.id}:{class_name(stage.id)}",
+    )
+
+
+def _lower_map(mapped: model.MapModel | None) -> MapSpec | None:
+    if mapped is None:
+        return None
+    return MapSpec(
+        over=mapped.over,
+        at_most=mapped.at_most,
+        on_item_failure=ItemFailure(mapped.on_item_failure),
     )

@@ -144,6 +144,26 @@ def missing_fields(source: Record, target: Record) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RootInput:
+    """The input of a mapped stage whose items are not records (`str`, an enum, a list):
+    one item, generated as `class XInput(RootModel[T])`."""
+
+    name: str
+    item: Type
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapModel:
+    """A checked `map`: the path of the list, how many items run at once, the failure
+    policy (`fail` or `continue`) and the type of one item."""
+
+    over: tuple[str, ...]
+    at_most: int
+    on_item_failure: str
+    item: Type
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageModel:
     """A checked stage."""
 
@@ -151,14 +171,15 @@ class StageModel:
     title: str
     description: str | None
     is_async: bool
-    input_source: str  # "flow" | "stage" | "none"
+    input_source: str  # "flow" | "stage" | "none" | "item"
     input_from: str | None
-    input: Record
+    input: Record | RootInput  # a `RootInput` only for a mapped stage
     output: Record
     config: Record
     needs: tuple[str, ...]
     optional_needs: tuple[str, ...] = ()  # needs written `x?`: may have been skipped
     when: Condition | None = None  # run only when this holds, else SKIPPED
+    map: MapModel | None = None  # run once per item of a list
     retry_max_attempts: int = 3
     backoff_initial_ms: int = 1000
     backoff_multiplier: float = 2.0

@@ -3,7 +3,8 @@
 Lark's own messages name terminals (`Expected one of: RBRACE, NAME`); users
 never see those. Each terminal has words in `TERMINAL_WORDS`, and common
 mistakes get a specific message and hint from `_EXAMPLES`, matched with
-`UnexpectedInput.match_examples`.
+`UnexpectedInput.match_examples`; slips in `map` from `_MAP_EXAMPLES`, matched by
+parser state alone, so at any depth.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ FRAGMENT_RULES = (
     "stage_ref",
     "need",
     "condition_spec",
+    "map_spec",
+    "map_path",
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
@@ -67,12 +70,13 @@ _EXAMPLES: dict[Any, list[str]] = {
     ],
     (
         "stage settings must be inside the stage's braces",
-        "put `input`, `output`, `config`, `needs`, `when`, `retry`, `timeout`, `poll` and "
-        "`priority` inside `stage name { … }`",
+        "put `input`, `output`, `config`, `needs`, `when`, `map`, `retry`, `timeout`, `poll` "
+        "and `priority` inside `stage name { … }`",
     ): [
         "workflow w { stage s output { a: int } }",
         "workflow w { stage s needs a }",
         "workflow w { stage s when a.b }",
+        "workflow w { stage s map a.b }",
     ],
     (
         "`flow` needs at least one stage",
@@ -101,6 +105,69 @@ _EXAMPLES: dict[Any, list[str]] = {
         "workflow w { stage s { retry 3 } }",
     ],
 }
+
+# Slips in `map`, matched by the parser state they fail in, at any depth: lark's
+# `match_examples` also compares the depth of the parse stack, so an example only
+# matches a stage that sits where it sits (first in its workflow, with no title).
+_MAP_EXAMPLES: dict[tuple[str, str], list[str]] = {
+    (
+        "`map` needs the path of a list",
+        "e.g. `map split.pages` or `map input.urls, at most 16 at once`",
+    ): [
+        "workflow w { stage s { map } }",
+        "workflow w { stage s { map , at most 3 at once } }",
+        "workflow w { stage s { map 3 } }",
+        # `map` then the next setting: its keyword is read as the path.
+        "workflow w { stage s { map output { } } }",
+        "workflow w { stage s { map needs a } }",
+        'workflow w { stage s { map description "x" } }',
+    ],
+    (
+        "separate the options of `map` with commas",
+        "e.g. `map split.pages, at most 16 at once, on failure continue`",
+    ): [
+        "workflow w { stage s { map a.b at most 3 at once } }",
+        "workflow w { stage s { map a on failure continue } }",
+    ],
+    (
+        "a `,` after the path of `map` starts an option",
+        "the options are `at most <n> at once` and `on failure continue` (or `fail`)",
+    ): [
+        "workflow w { stage s { map a.b, } }",
+        "workflow w { stage s { map a.b, output { } } }",
+    ],
+    (
+        "write the limit as `at most <n> at once`",
+        "e.g. `map split.pages, at most 16 at once`",
+    ): [
+        "workflow w { stage s { map a.b, at most 3 } }",
+        "workflow w { stage s { map a.b, at most 3 at } }",
+        "workflow w { stage s { map a.b, at most } }",
+        "workflow w { stage s { map a.b, at 3 } }",
+    ],
+    (
+        "`on failure` takes `fail` or `continue`",
+        "e.g. `map split.pages, on failure continue`",
+    ): [
+        "workflow w { stage s { map a.b, on failure } }",
+        "workflow w { stage s { map a.b, on continue } }",
+        # the next setting's keyword read as the policy
+        "workflow w { stage s { map a.b, on failure output { } } }",
+    ],
+}
+
+
+@cache
+def _map_slips() -> dict[int, tuple[str, str]]:
+    """The parser state each example of `_MAP_EXAMPLES` fails in → its message and help."""
+    found: dict[int, tuple[str, str]] = {}
+    for label, examples in _MAP_EXAMPLES.items():
+        for text in examples:
+            try:
+                _parser().parse(text, start="start")
+            except (UnexpectedToken, UnexpectedEOF) as error:
+                found.setdefault(error.state.position, label)
+    return found
 
 
 def _condition_slip(token: Token, expected: set[str]) -> tuple[str, str] | None:
@@ -240,6 +307,8 @@ def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> D
             help=matched[1] if matched else "a `{` was probably left without its `}`",
         )
     found = _describe_token(token)
+    if matched is None and rule in ("start", "map_spec") and error.state is not None:
+        matched = _map_slips().get(error.state.position)
     if matched is None and rule in ("start", "condition_spec"):
         matched = _condition_slip(token, set(error.expected))
     message = matched[0] if matched else f"unexpected {found}"

@@ -174,6 +174,7 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
         head += f" {_string(s.title)}"
     lines = [*_doc(s.doc, indent), head + " {"]
     lines += [f"{inner}description {_string(str(d.value))}" for d in s.descriptions]
+    lines += [f"{inner}{print_map(m)}" for m in s.maps]
     lines += [f"{inner}input {print_record(i, inner)}" for i in s.inputs]
     lines += [f"{inner}output {print_record(o, inner)}" for o in s.outputs]
     lines += [f"{inner}config {print_record(c, inner)}" for c in s.configs]
@@ -188,6 +189,13 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
     lines += [f"{inner}priority {_number(p.value)}" for p in s.priorities]
     lines += [f"{inner}{_ai(a)}" for a in s.ai_presets]
     return [*lines, indent + "}"]
+
+
+def print_map(m: ast.Map) -> str:
+    """`map split.pages, at most 16 at once, on failure continue` (the limits first)."""
+    text = f"map {m.over.text}"
+    text += "".join(f", at most {_number(a.value)} at once" for a in m.at_most)
+    return text + "".join(f", on failure {p.value}" for p in m.on_failure)
 
 
 def _ai(a: ast.AiPreset) -> str:

@@ -112,3 +112,20 @@ def record_json_schema(record: model.Record) -> dict[str, Any]:
     if builder.defs:
         schema["$defs"] = dict(sorted(builder.defs.items()))
     return schema
+
+
+def type_json_schema(t: model.Type) -> dict[str, Any]:
+    """A self-contained schema for a value of any type (one item of a mapped stage),
+    with `$defs` for the named types it uses."""
+    builder = _SchemaBuilder()
+    schema = builder.type_schema(t)
+    if builder.defs:
+        schema["$defs"] = dict(sorted(builder.defs.items()))
+    return schema
+
+
+def input_json_schema(stage_input: model.Record | model.RootInput) -> dict[str, Any]:
+    """The schema of a stage's input: a record's, or one item's for a `RootInput`."""
+    if isinstance(stage_input, model.RootInput):
+        return type_json_schema(stage_input.item)
+    return record_json_schema(stage_input)

@@ -289,6 +289,7 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             needs=needs,
             optional_needs=optional,
             conditions=tuple(settings.get("when", [])),
+            maps=tuple(settings.get("map", [])),
             retries=tuple(settings.get("retry", [])),
             timeouts=tuple(settings.get("timeout", [])),
             polls=tuple(settings.get("poll", [])),
@@ -360,6 +361,38 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
 
     def dotted_name(self, meta: Meta, items: list[Token]) -> ast.DottedName:
         return ast.DottedName(parts=tuple(self._name(t) for t in items), span=self._span(meta))
+
+    # -- map -----------------------------------------------------------------
+
+    def stage_map(self, meta: Meta, items: list[ast.Map]) -> tuple[str, ast.Map]:
+        return ("map", replace(items[0], span=self._span(meta)))
+
+    def map_spec(self, meta: Meta, items: list[Any]) -> ast.Map:
+        over, *options = items
+        return ast.Map(
+            over=over,
+            at_most=tuple(v for k, v in options if k == "at_most"),
+            on_failure=tuple(v for k, v in options if k == "on_failure"),
+            span=self._span(meta),
+        )
+
+    def map_at_most(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return (
+            "at_most",
+            ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
+        )
+
+    def map_on_failure(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Name]:
+        return ("on_failure", self._name(items[0]))
+
+    def map_over(self, meta: Meta, items: list[Any]) -> ast.DottedName:
+        """`a.b.c`, built left to right (the rule is left-recursive)."""
+        *head, last = items
+        parts = head[0].parts if head else ()
+        return ast.DottedName(parts=(*parts, self._name(last)), span=self._span(meta))
+
+    def map_path(self, meta: Meta, items: list[ast.DottedName]) -> ast.DottedName:
+        return items[0]
 
     def _duration(self, token: Token) -> ast.Duration:
         return ast.Duration(text=str(token), span=self._tok_span(token))

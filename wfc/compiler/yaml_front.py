@@ -27,6 +27,9 @@ workflow:
       poll: every 1m, give up after 24h
       when: len(extract.text) > 100   # the `.wf` expression; quote it when it holds `: ` or `#`
     review: {input: none, needs: [extract, "embed?"]}   # `?`: embed may be skipped
+    tag:
+      map: extract.sentences         # or: {over: extract.sentences, at_most: 16,
+      output: {tag: str}             #      on_item_failure: continue}
   flow: extract -> [embed] -> review
 ```
 """
@@ -198,6 +201,7 @@ class _Builder:
         "priority",
         "ai",
         "when",
+        "map",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -224,6 +228,31 @@ class _Builder:
             max_tokens=number("max_tokens"),
             span=self.span(node),
         )
+
+    def map_spec(self, node: Node) -> ast.Map:
+        """`map: split.pages` (the `.wf` text, options and all) or
+        `map: {over: split.pages, at_most: 16, on_item_failure: continue}`."""
+        if isinstance(node, ScalarNode):
+            result = self.fragment(node, "map_spec")
+            assert isinstance(result, ast.Map)
+            return result
+        keys = self.keys(node, {"over", "at_most", "on_item_failure"}, "`map`")
+        if "over" not in keys:
+            raise self.fail(
+                node, "`map` needs `over`, the path of a list", "add `over: split.pages`"
+            )
+        over = self.fragment(self.scalar(keys["over"][1], "`over`"), "map_path")
+        assert isinstance(over, ast.DottedName)
+        at_most: tuple[ast.Literal_, ...] = ()
+        if "at_most" in keys:
+            scalar = self.scalar(keys["at_most"][1], "`at_most`")
+            text = scalar.value
+            value: Any = int(text) if text.lstrip("-").isdigit() else text
+            at_most = (ast.Literal_(value=value, span=self.span(scalar)),)
+        on_failure: tuple[ast.Name, ...] = ()
+        if "on_item_failure" in keys:
+            on_failure = (self.name(keys["on_item_failure"][1], "`on_item_failure`"),)
+        return ast.Map(over=over, at_most=at_most, on_failure=on_failure, span=self.span(node))
 
     def stage_input(self, node: Node) -> ast.StageInput:
         if isinstance(node, ScalarNode):
@@ -266,6 +295,8 @@ class _Builder:
         if (v := get("when")) is not None:
             condition = self.fragment(self.scalar(v, "`when`"), "condition_spec")
             settings["conditions"] = (condition,)
+        if (v := get("map")) is not None:
+            settings["maps"] = (self.map_spec(v),)
         if (v := get("retry")) is not None:
             settings["retries"] = (self.fragment(self.scalar(v, "`retry`"), "retry_body"),)
         if (v := get("poll")) is not None:

@@ -12,16 +12,20 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.graph import check_graph
+from wfc.compiler.checks.mapping import check_map_settings, check_maps
 from wfc.compiler.checks.names import check_names
 from wfc.compiler.checks.skipping import check_skipping
 from wfc.compiler.checks.types import check_types
 from wfc.compiler.diagnostics import Diagnostic, Label
 from wfc.compiler.loader import Program
+from wfc.compiler.names import class_name
 
 PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_names,
     check_types,
+    check_map_settings,
     check_graph,
+    check_maps,
     check_conditions,
     check_skipping,
 )
@@ -75,7 +79,25 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
     for sid, facts in an.stages.items():
         node = facts.node
         s = facts.settings
-        assert facts.input is not None and facts.output is not None and facts.config is not None
+        assert facts.output is not None and facts.config is not None
+        stage_input: model.Record | model.RootInput | None = facts.input
+        mapped = None
+        if facts.map is not None:
+            assert facts.map.item is not None
+            mapped = model.MapModel(
+                over=tuple(p.value for p in facts.map.node.over.parts),
+                at_most=facts.map.at_most,
+                on_item_failure=facts.map.on_item_failure,
+                item=facts.map.item,
+            )
+            if facts.input is None:  # items that are not records
+                declared = facts.map.declared
+                name = f"{class_name(sid)}Input"
+                stage_input = model.RootInput(
+                    name=name + "Item" if name in an.declared_at else name,
+                    item=declared if declared is not None else facts.map.item,
+                )
+        assert stage_input is not None
         stages.append(
             model.StageModel(
                 id=sid,
@@ -84,12 +106,13 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 is_async=node.is_async,
                 input_source=facts.input_source,
                 input_from=facts.input_from,
-                input=facts.input,
+                input=stage_input,
                 output=facts.output,
                 config=facts.config,
                 needs=tuple(n.value for n in node.needs),
                 optional_needs=tuple(dict.fromkeys(n.value for n in node.optional_needs)),
                 when=facts.when,
+                map=mapped,
                 retry_max_attempts=s.max_attempts,
                 backoff_initial_ms=s.backoff_initial_ms,
                 backoff_multiplier=s.backoff_multiplier,

@@ -138,19 +138,26 @@ class _ConditionChecker:
         elif root.value in self.an.stages:
             if not self.reads_earlier(root):
                 return None
-            start_type = self.an.stages[root.value].output
+            # A mapped stage's output is the list of its items' outputs.
+            start_type = self.an.stages[root.value].gathered()
             if root.value in self.an.skippable and start_type is not None:
                 start_type = model.Optional(inner=start_type)
         elif root.value in self.an.enums:
             return self.enum_member(name, self.an.enums[root.value])
         else:
             known = ["input", *self.an.stages, *self.an.enums]
+            help = did_you_mean(root.value, known)
+            if root.value == "item" and self.facts.map is not None:
+                help = (
+                    "a `when` on a mapped stage is decided once for the whole stage, before "
+                    "any item runs, so it cannot read an item"
+                )
             self.an.error(
                 "WF230",
                 f"unknown name `{root.value}` in the condition of `{self.sid}`",
                 root.span,
                 label="not `input`, a stage or an enum",
-                help=did_you_mean(root.value, known)
+                help=help
                 or "a condition reads `input.<field>`, `<stage>.<field>` or `Enum.member`",
             )
             return None

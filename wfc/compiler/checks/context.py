@@ -13,7 +13,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.diagnostics import Diagnostic, Label, Severity
 from wfc.compiler.loader import Program
 from wfc.compiler.source import Span
-from wfc.plan import Condition
+from wfc.plan import DEFAULT_MAP_AT_MOST, Condition
 
 
 @dataclass(slots=True, kw_only=True)
@@ -32,11 +32,25 @@ class StageSettings:
 
 
 @dataclass(slots=True, kw_only=True)
+class MapFacts:
+    """A stage's `map`: its settings, what its items are and what it was declared to take."""
+
+    node: ast.Map
+    at_most: int = DEFAULT_MAP_AT_MOST
+    on_item_failure: str = "fail"
+    # The stage's declared `input` (a record, or a primitive or enum named by `input T`).
+    declared: model.Type | None = None
+    # The type of one item, once the path is checked.
+    item: model.Type | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class StageFacts:
     """What the passes learn about one stage, filled in pass by pass."""
 
     node: ast.Stage
     input: model.Record | None = None
+    # "flow" | "stage" | "none" | "item" (a mapped stage).
     input_source: str = "none"
     input_from: str | None = None
     output: model.Record | None = None
@@ -44,6 +58,29 @@ class StageFacts:
     group: int | None = None
     settings: StageSettings = field(default_factory=StageSettings)
     when: Condition | None = None
+    map: MapFacts | None = None
+
+    def gathered(self) -> model.Type | None:
+        """What the stage hands on: its output, or, for a mapped stage, the list of its
+        items' outputs (of `ItemResult`s with `on failure continue`)."""
+        if self.output is None or self.map is None:
+            return self.output
+        if self.map.on_item_failure != "continue":
+            return model.ListOf(item=self.output)
+        return model.ListOf(item=item_result(self.output))
+
+
+def item_result(output: model.Record) -> model.Record:
+    """The record one item of a mapped stage with `on failure continue` gives:
+    `ItemResult[XOutput]` in generated code, `{"index", "output", "error"}` in JSON."""
+    return model.Record(
+        name=f"ItemResult[{output.name}]",
+        fields=(
+            model.RecordField(name="index", type=model.Primitive(name="int")),
+            model.RecordField(name="output", type=model.Optional(inner=output)),
+            model.RecordField(name="error", type=model.Optional(inner=model.Primitive(name="str"))),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -102,8 +102,9 @@ def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
 
 def _dependencies(facts: StageFacts) -> list[ast.Name]:
     deps = list(facts.node.needs)
-    if facts.node.inputs and isinstance(facts.node.inputs[0], ast.InputFrom):
-        deps.append(facts.node.inputs[0].stage)
+    spec = facts.node.inputs[0] if facts.node.inputs else None
+    if isinstance(spec, ast.InputFrom) and facts.map is None:
+        deps.append(spec.stage)
     return deps
 
 
@@ -184,7 +185,9 @@ def _check_order(an: Analysis, cyclic: set[tuple[str, str]]) -> None:
 def _resolve_input_from(an: Analysis) -> None:
     for facts in an.stages.values():
         if facts.input_source == "stage" and facts.input_from in an.stages:
-            facts.input = an.stages[facts.input_from].output
+            source = an.stages[facts.input_from]
+            if source.map is None:  # a mapped stage's output is a list: WF421, later
+                facts.input = source.output
 
 
 def group_output(
@@ -194,21 +197,22 @@ def group_output(
 
     In a parallel group, the key of a stage that may be skipped may be absent, so
     its field is optional (`skipped_as_optional`); a single stage's skip is the
-    skipping pass's business.
+    skipping pass's business. A mapped stage hands on a list: its field is one, and
+    a group of that stage alone hands on no record (the mapping pass says so, WF421).
     """
     group = an.groups[index]
     outputs = [an.stages[sid].output for sid in group]
     if any(o is None or o.name in an.broken for o in outputs):
         return None  # already reported; comparing against a partial record would cascade
     if len(group) == 1:
-        return outputs[0]
+        return outputs[0] if an.stages[group[0]].map is None else None
     fields = []
     for sid in group:
-        output = an.stages[sid].output
-        if output is None:
+        gathered = an.stages[sid].gathered()
+        if gathered is None:
             return None
         skipped = skipped_as_optional and sid in an.skippable
-        field_type: model.Type = model.Optional(inner=output) if skipped else output
+        field_type: model.Type = model.Optional(inner=gathered) if skipped else gathered
         fields.append(model.RecordField(name=sid, type=field_type))
     return model.Record(name="Group" + "".join(pascal(s) for s in group), fields=tuple(fields))
 
@@ -289,7 +293,7 @@ def _missing_help(an: Analysis, field_name: str, node: ast.Stage | None) -> str:
     providers = [
         sid
         for sid, f in an.stages.items()
-        if f.output is not None and f.output.field_named(field_name)
+        if f.output is not None and f.output.field_named(field_name) and f.map is None
     ]
     if providers and node is not None:
         return f"`{providers[0]}` produces `{field_name}`: use `input none` with `needs {providers[0]}`, or `input from {providers[0]}`"

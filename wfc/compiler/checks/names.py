@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.ai_preset import apply_ai_preset
-from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.checks.context import Analysis, MapFacts, StageFacts
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.names import class_name as pascal
 from wfc.compiler.source import Span
@@ -30,6 +30,7 @@ RESERVED_STAGE_IDS = frozenset(
     set(keyword.kwlist)
     | {"input", "config", "run_id", "stage_id", "attempt", "resume_state", "log", "progress"}
     | {"require", "optional", "blobs", "ai", "dependency", "metrics", "workflow_id", "self"}
+    | {"item", "item_index", "item_count", "dependency_list", "item_results"}
 )
 """Stage ids that would clash with the members of the generated stage context."""
 
@@ -334,6 +335,17 @@ def _resolve_stage(an: Analysis, stage: ast.Stage) -> None:
             labels=(Label(span=stage.inputs[0].span, message="first given here"),),
         )
     spec = stage.inputs[0] if stage.inputs else ast.InputNone(span=stage.name.span)
+    if stage.maps:
+        # A mapped stage's input is one item; `input from`/`input none` on it are reported
+        # by the mapping pass, which also finds the item type.
+        facts.input_source = "item"
+        facts.map = MapFacts(node=stage.maps[0])
+        if stage.inputs and isinstance(spec, ast.RecordBody | ast.TypeRef):
+            declared = _item_type(an, spec, f"{base}Input")
+            facts.map.declared = declared
+            facts.input = declared if isinstance(declared, model.Record) else None
+        _check_stage_refs(an, stage)
+        return
     match spec:
         case ast.InputNone():
             facts.input_source = "none"
@@ -347,9 +359,19 @@ def _resolve_stage(an: Analysis, stage: ast.Stage) -> None:
     _check_stage_refs(an, stage)
 
 
+def _item_type(an: Analysis, spec: ast.RecordSpec, synth_name: str) -> model.Type | None:
+    """What a mapped stage declares it takes: a record, or (`input str`, `input Label`) a
+    primitive or an enum, for items that are not records."""
+    if isinstance(spec, ast.TypeRef) and spec.name in model.PRIMITIVES:
+        return model.Primitive(name=spec.name)
+    if isinstance(spec, ast.TypeRef) and spec.name in an.enums:
+        return an.enums[spec.name]
+    return record_from_spec(an, spec, synth_name)
+
+
 def _check_stage_refs(an: Analysis, stage: ast.Stage) -> None:
     refs = list(stage.needs)
-    if stage.inputs and isinstance(stage.inputs[0], ast.InputFrom):
+    if stage.inputs and isinstance(stage.inputs[0], ast.InputFrom) and not stage.maps:
         refs.append(stage.inputs[0].stage)
     for ref in refs:
         if ref.value not in an.stages:

@@ -14,9 +14,17 @@ parallel group hands on; the checks here run after the graph is known.
 
 from __future__ import annotations
 
-from wfc.compiler import ast
+from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, SkipCause, StageFacts
 from wfc.compiler.diagnostics import Label
+
+
+def map_source(facts: StageFacts) -> str | None:
+    """The stage whose output a mapped stage takes its list from (None for `input.…`)."""
+    if facts.map is None:
+        return None
+    root = facts.map.node.over.parts[0].value
+    return None if root == "input" else root
 
 
 def dependencies(an: Analysis, facts: StageFacts) -> list[str]:
@@ -24,6 +32,8 @@ def dependencies(an: Analysis, facts: StageFacts) -> list[str]:
     found = [n.value for n in facts.node.needs]
     if facts.input_from is not None:
         found.append(facts.input_from)
+    if (source := map_source(facts)) is not None:
+        found.append(source)
     if facts.input_source == "flow" and facts.group is not None and facts.group > 1:
         found.extend(an.groups[facts.group - 2])
     known = [d for d in dict.fromkeys(found) if d in an.stages and an.stages[d].group is not None]
@@ -76,8 +86,8 @@ def _check_needs(an: Analysis, sid: str, facts: StageFacts, deps: list[str]) -> 
         if dep in optional:
             _check_optional_mark(an, sid, dep, optional[dep], alone=alone)
         elif dep in an.skippable and not alone:
-            output = an.stages[dep].output
-            model_name = output.name if output is not None else "its output"
+            gathered = an.stages[dep].gathered()
+            model_name = model.describe(gathered) if gathered is not None else "its output"
             an.error(
                 "WF411",
                 f"stage `{sid}` needs `{dep}`, which may be skipped",
@@ -108,13 +118,19 @@ def _check_optional_mark(an: Analysis, sid: str, dep: str, mark: ast.Name, *, al
 
 
 def _input_source(an: Analysis, facts: StageFacts) -> str | None:
-    """The one stage whose output is this stage's whole input, if there is one."""
+    """The one stage whose output is this stage's whole input (a mapped stage's list of
+    items), if there is one. A mapped stage as a whole input is WF421's business."""
+    if facts.map is not None:
+        return map_source(facts)
+    source = None
     if facts.input_from is not None:
-        return facts.input_from
-    if facts.input_source == "flow" and facts.group is not None and facts.group > 1:
+        source = facts.input_from
+    elif facts.input_source == "flow" and facts.group is not None and facts.group > 1:
         previous = an.groups[facts.group - 2]
-        return previous[0] if len(previous) == 1 else None
-    return None
+        source = previous[0] if len(previous) == 1 else None
+    if source is not None and source in an.stages and an.stages[source].map is not None:
+        return None
+    return source
 
 
 def _check_input_source(an: Analysis, sid: str, facts: StageFacts, deps: list[str]) -> None:
@@ -123,6 +139,18 @@ def _check_input_source(an: Analysis, sid: str, facts: StageFacts, deps: list[st
         return
     spec = facts.node.inputs[0] if facts.node.inputs else None
     others = ", ".join(f"`{d}`" for d in deps if d != source)
+    if facts.map is not None:
+        an.error(
+            "WF414",
+            f"stage `{sid}` maps over the output of `{source}`, which may be skipped while "
+            f"`{sid}` still runs",
+            facts.map.node.over.span,
+            label=f"`{sid}` also depends on {others}, so it runs without its items",
+            labels=(_cause_label(an, source),),
+            help=f"drop the other dependencies so `{sid}` is skipped with `{source}`, or map "
+            "over a list that is always there",
+        )
+        return
     an.error(
         "WF414",
         f"stage `{sid}` takes its input from `{source}`, which may be skipped while "
