@@ -268,32 +268,27 @@ def test_a_when_on_a_mapped_stage_is_decided_once(tmp_path: Path) -> None:
     assert "decided once for the whole stage" in diagnostic.help
 
 
-def test_a_skipped_list_skips_the_stage_mapping_over_it(tmp_path: Path) -> None:
-    # `classify` depends on `split` alone, through its map: it is skipped with it, so
-    # `tally`, which also needs `other`, must take `classify` as optional.
+def test_a_skipped_list_maps_as_no_items(tmp_path: Path) -> None:
+    # As the kernel does it: `split` skipped, `classify` runs over no items and completes
+    # with an empty list, so `tally` needs it without `?` (and a `?` is never None).
     source = CRAWL.replace(
         "output { pages: list[Page], count: int } }",
         "output { pages: list[Page], count: int } when input.strict }\n"
         "  stage other { output { n: int } }",
     ).replace("needs classify", "needs other, classify")
     source = source.replace("flow split ->", "flow [split, other] ->")
-    diagnostics = _diagnostics(tmp_path, source)
-    assert [d.code for d in diagnostics] == ["WF411"]
-    assert diagnostics[0].help is not None
-    assert "`ctx.classify` is `list[ItemResult[ClassifyOutput]] | None`" in diagnostics[0].help
+    assert _codes(tmp_path, source) == []
+    marked = source.replace("needs other, classify", "needs other, classify?")
+    (diagnostic,) = _diagnostics(tmp_path, marked)
+    assert diagnostic.code == "WF412" and "`classify` is never skipped" in diagnostic.message
 
 
-def test_a_mapped_stage_that_runs_without_its_list_is_wf414(tmp_path: Path) -> None:
-    source = CRAWL.replace(
-        "output { pages: list[Page], count: int } }",
-        "output { pages: list[Page], count: int } when input.strict }\n"
-        "  stage other { output { n: int } }",
-    ).replace("on failure continue\n", "on failure continue\n    needs other\n")
-    source = source.replace("flow split -> classify", "flow [split, other] -> classify")
-    diagnostics = _diagnostics(tmp_path, source)
-    (diagnostic,) = [d for d in diagnostics if d.code == "WF414"]
-    assert "maps over the output of `split`, which may be skipped" in diagnostic.message
-    assert _under(diagnostic) == "split.pages"
+def test_a_list_through_an_optional_field_may_be_mapped(tmp_path: Path) -> None:
+    # A missing list (an optional field left out) maps as no items.
+    source = CRAWL.replace("seeds: list[str] = []", "seeds: list[str]?").replace(
+        "map split.pages, at most 16 at once, on failure continue", "map input.seeds"
+    )
+    assert _plan(tmp_path, source).stage("classify").input_schema == {"type": "string"}
 
 
 def test_a_parallel_group_hands_on_a_mapped_stage_as_a_list(tmp_path: Path) -> None:

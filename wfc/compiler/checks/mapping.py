@@ -2,7 +2,8 @@
 
 `map split.pages` runs a stage once per item of a list: the path starts at
 `input` (the workflow input) or at a stage of an earlier group, and follows
-record fields to a list that cannot be null. One item is the stage's input, so
+record fields to a list (a list that is missing at run time, through an optional
+field or a skipped stage, maps as no items). One item is the stage's input, so
 a declared `input` must be what an item is (or a part of it, as for a flow
 input), and `input from`/`input none` have no place on it. What the stage
 hands on is a list (of `ItemResult`s with `on failure continue`), so a stage
@@ -205,10 +206,11 @@ def _is_broken(an: Analysis, t: model.Type) -> bool:
 
 
 def _walk(an: Analysis, sid: str, facts: StageFacts, start: model.Type) -> model.Type | None:
-    """Follow the path's fields from `start`; the item type of the list at its end."""
+    """Follow the path's fields from `start`; the item type of the list at its end (an
+    optional field on the way is fine: null maps as no items)."""
     assert facts.map is not None
     over = facts.map.node.over
-    current, nullable = start, False
+    current = start
     for index, part in enumerate(over.parts[1:], start=1):
         base = current.inner if isinstance(current, model.Optional) else current
         read = ".".join(p.value for p in over.parts[:index])
@@ -231,7 +233,6 @@ def _walk(an: Analysis, sid: str, facts: StageFacts, start: model.Type) -> model
                 _unknown_field(an, part, read, base)
             return None
         current = found.type
-        nullable = nullable or isinstance(current, model.Optional)
     base = current.inner if isinstance(current, model.Optional) else current
     if not isinstance(base, model.ListOf):
         an.error(
@@ -241,16 +242,6 @@ def _walk(an: Analysis, sid: str, facts: StageFacts, start: model.Type) -> model
             label=f"`{model.describe(current)}`",
             help="name a field of type `list[…]`, e.g. `map split.pages` with "
             "`output { pages: list[Page] }`",
-        )
-        return None
-    if nullable:
-        an.error(
-            "WF330",
-            f"`{over.text}` may be null, and `map` needs a list that is always there",
-            over.span,
-            label=f"`{model.describe(current)}` through an optional field",
-            help="make the fields on the path required, or give the list a default: "
-            "`pages: list[Page] = []`",
         )
         return None
     return base.item

@@ -19,21 +19,15 @@ from wfc.compiler.checks.context import Analysis, SkipCause, StageFacts
 from wfc.compiler.diagnostics import Label
 
 
-def map_source(facts: StageFacts) -> str | None:
-    """The stage whose output a mapped stage takes its list from (None for `input.…`)."""
-    if facts.map is None:
-        return None
-    root = facts.map.node.over.parts[0].value
-    return None if root == "input" else root
-
-
 def dependencies(an: Analysis, facts: StageFacts) -> list[str]:
-    """The earlier stages `facts`' stage works on; all of them skipped means it is skipped."""
+    """The earlier stages `facts`' stage works on; all of them skipped means it is skipped.
+
+    The stage a `map` takes its list from is not one: a skipped stage's list maps as no
+    items, so the mapped stage runs and completes with an empty list.
+    """
     found = [n.value for n in facts.node.needs]
     if facts.input_from is not None:
         found.append(facts.input_from)
-    if (source := map_source(facts)) is not None:
-        found.append(source)
     if facts.input_source == "flow" and facts.group is not None and facts.group > 1:
         found.extend(an.groups[facts.group - 2])
     known = [d for d in dict.fromkeys(found) if d in an.stages and an.stages[d].group is not None]
@@ -118,10 +112,10 @@ def _check_optional_mark(an: Analysis, sid: str, dep: str, mark: ast.Name, *, al
 
 
 def _input_source(an: Analysis, facts: StageFacts) -> str | None:
-    """The one stage whose output is this stage's whole input (a mapped stage's list of
-    items), if there is one. A mapped stage as a whole input is WF421's business."""
+    """The one stage whose output is this stage's whole input, if there is one (a mapped
+    stage has none; a mapped stage as a whole input is WF421's business)."""
     if facts.map is not None:
-        return map_source(facts)
+        return None
     source = None
     if facts.input_from is not None:
         source = facts.input_from
@@ -139,18 +133,6 @@ def _check_input_source(an: Analysis, sid: str, facts: StageFacts, deps: list[st
         return
     spec = facts.node.inputs[0] if facts.node.inputs else None
     others = ", ".join(f"`{d}`" for d in deps if d != source)
-    if facts.map is not None:
-        an.error(
-            "WF414",
-            f"stage `{sid}` maps over the output of `{source}`, which may be skipped while "
-            f"`{sid}` still runs",
-            facts.map.node.over.span,
-            label=f"`{sid}` also depends on {others}, so it runs without its items",
-            labels=(_cause_label(an, source),),
-            help=f"drop the other dependencies so `{sid}` is skipped with `{source}`, or map "
-            "over a list that is always there",
-        )
-        return
     an.error(
         "WF414",
         f"stage `{sid}` takes its input from `{source}`, which may be skipped while "
