@@ -416,14 +416,12 @@ def test_the_context_types_a_mapped_need_as_a_list(tmp_path: Path) -> None:
     stages = (out / "_stages.py").read_text()
     assert (
         "    def classify(self) -> list[ItemResult[ClassifyOutput]]:\n"
-        '        """The results of `classify`, one per item in item order (an output or an '
-        'error), which this stage needs."""\n'
+        '        """The results of `classify` in item order: each an output or an error."""\n'
         '        return self.item_results("classify", ClassifyOutput)\n'
     ) in stages
     assert (
         "    def fail_fast(self) -> list[FailFastOutput]:\n"
-        '        """The outputs of `fail_fast`, one per item in item order, which this stage '
-        'needs."""\n'
+        '        """The outputs of `fail_fast` in item order, which this stage needs."""\n'
         '        return self.dependency_list("fail_fast", FailFastOutput)\n'
     ) in stages
     assert "    def item(self) -> Page:\n" in stages and "        return self.input\n" in stages

@@ -126,12 +126,15 @@ class DependencyView:
         """The property's docstring."""
         what = {
             "one": f"The output of `{self.stage_id}`",
-            "list": f"The outputs of `{self.stage_id}`, one per item in item order",
-            "results": f"The results of `{self.stage_id}`, one per item in item order "
-            "(an output or an error)",
+            "list": f"The outputs of `{self.stage_id}` in item order",
+            "results": f"The results of `{self.stage_id}` in item order",
         }[self.gathered]
-        if self.optional:
+        if self.optional and self.gathered == "one":
             return f"{what}, or None when `{self.stage_id}` was skipped."
+        if self.optional:
+            return f"{what}, or None if it was skipped."
+        if self.gathered == "results":
+            return f"{what}: each an output or an error."
         return f"{what}, which this stage needs."
 
     @property
@@ -384,7 +387,13 @@ def _collect_records(
             if stage.input.name not in seen:
                 seen.add(stage.input.name)
                 over = ".".join(stage.map.over) if stage.map else "its list"
-                ordered.append((stage.input, f"Input of stage `{stage.id}`: one item of `{over}`."))
+                doc = f"Input of stage `{stage.id}`: one item of `{over}`."
+                ordered.append((stage.input, doc))
+        elif stage.map is not None:
+            add(
+                stage.input,
+                f"Input of stage `{stage.id}`: one item of `{'.'.join(stage.map.over)}`.",
+            )
         else:
             add(stage.input, f"Input of stage `{stage.id}`.")
         add(stage.output, f"Output of stage `{stage.id}`.")
