@@ -50,10 +50,10 @@ async def test_claiming_stops_once_a_claim_saw_nothing_else_pending(
     owner = next(c for c in type(tk.persistence).__mro__ if "claim_next_pending_run" in vars(c))
     real = vars(owner)["claim_next_pending_run"]
 
-    async def counted(self: Any) -> Any:
+    async def counted(self: Any, **kwargs: Any) -> Any:
         nonlocal attempts
         attempts += 1
-        return await real(self)
+        return await real(self, **kwargs)
 
     monkeypatch.setattr(owner, "claim_next_pending_run", counted)
     result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
@@ -83,18 +83,23 @@ async def test_a_run_of_an_unknown_workflow_fails_and_the_next_is_still_claimed(
     ]
 
 
-async def test_a_run_created_with_another_plan_version_is_failed_not_run(tk: TestKernel) -> None:
+async def test_a_run_created_with_another_plan_version_waits_for_a_worker_that_serves_it(
+    tk: TestKernel,
+) -> None:
     run_id = await tk.create_run("linear", DOC)
     deployed = tk.registry._workflows["linear"]  # a new version is deployed before the claim
     changed = deployed.plan.model_copy(update={"description": "v2"}).with_fingerprint()
     tk.registry._workflows["linear"] = Workflow(
         changed, deployed.implementations, input_model=deployed.input_model
     )
-    await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
-    failed = await run_of(tk, run_id)
-    assert failed.status is Status.FAILED and failed.error is not None
-    assert failed.error["code"] == "PLAN_CHANGED"
+    result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
+    assert result.claimed == []
+    waiting = await run_of(tk, run_id)
+    assert waiting.status is Status.PENDING  # not failed: a worker of its plan may come
     assert (await tk.all_jobs()) == []
+    tk.registry._workflows["linear"] = deployed  # a worker of the run's plan comes back
+    result = await tk.kernel.dispatch(RunClaimPending(worker_id="w"))
+    assert [c.workflow_run_id for c in result.claimed] == [run_id]
 
 
 async def test_a_claim_that_raises_fails_that_run_only(

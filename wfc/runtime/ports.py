@@ -76,10 +76,14 @@ class Persistence(Protocol):
         """Apply `changes`, bump the version; `StaleVersionError` when `expected_version` differs."""
         ...
 
-    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
-        """Atomically move the highest-priority, oldest PENDING run to RUNNING and return it,
-        saying whether other runs are PENDING (some may be being claimed by others).
-        With `run_id`, only that run (a host that serves one run claims nothing else)."""
+    async def claim_next_pending_run(
+        self, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> RunClaim | None:
+        """Move the best PENDING run (priority, then age) to RUNNING; None when there is none.
+        With `run_id`, that run only; with `plans`, only runs created with one of these plan
+        fingerprints (the plans the claimer serves: a run of another plan waits for a
+        worker that serves it). `others_pending` counts only runs the claimer could take."""
+        ...
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         """RUNNING runs with no run or stage update after `since`, least recently updated first."""
@@ -164,7 +168,13 @@ class Persistence(Protocol):
         ...
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[StageRecord]:
         """Claim up to `limit` SUSPENDED stage rows whose `next_poll_at` is at or before
         `now`, soonest first: each moves its `next_poll_at` to `until` (and its version on)
@@ -193,7 +203,13 @@ class Persistence(Protocol):
         ...
 
     async def claim_suspended_items(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[ItemRecord]:
         """`claim_suspended_stages` for the items of mapped stages: each due SUSPENDED item
         moved on to `until` (and its version on) as it is returned."""
@@ -326,9 +342,12 @@ class JobTransport(Protocol):
         outcome queued these, handing its slot on (one statement where it can be)."""
         ...
 
-    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
+    async def dequeue(
+        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> list[JobRecord]:
         """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each.
-        With `run_id`, only that run's jobs."""
+        With `run_id`, only that run's jobs; with `plans`, only jobs whose run was created
+        with one of these plan fingerprints (the plans the worker serves)."""
         ...
 
     # `attempt` on the writes below fences them: given, the write lands only while the job

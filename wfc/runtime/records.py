@@ -264,6 +264,8 @@ class JobSpec:
     # before (a stuck run repaired) continues its count, so its next delivery is newer
     # than any the stage row has seen (`StageFence.startable`) and max attempts hold.
     attempts_made: int = 0
+    # The plan its run was created with: only a worker serving that plan dequeues it.
+    plan_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,6 +293,7 @@ class JobRecord:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     last_error: str | None = None
+    plan_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,10 @@ class WorkflowRegistry(Protocol):
         """The workflow, or None (never raises)."""
         ...
 
+    def plans(self) -> list[str]:
+        """The fingerprints of the plans served: what a worker claims and dequeues."""
+        ...
+
 
 class WorkflowMap:
     """A `WorkflowRegistry` over a fixed set of workflows."""
@@ -46,6 +50,9 @@ class WorkflowMap:
 
     def get(self, workflow_id: str) -> Workflow | None:
         return self._workflows.get(workflow_id)
+
+    def plans(self) -> list[str]:
+        return sorted(workflow.plan.fingerprint for workflow in self._workflows.values())
 
     def ids(self) -> list[str]:
         """Registered workflow ids, sorted."""

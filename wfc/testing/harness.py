@@ -157,7 +157,7 @@ async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
     """Lease and process due jobs one at a time until none are due (or `max_jobs`)."""
     done = 0
     while max_jobs is None or done < max_jobs:
-        leased = await kernel.deps.jobs.dequeue()
+        leased = await kernel.deps.jobs.dequeue(plans=kernel.deps.registry.plans())
         if not leased:
             break
         await process_job(kernel, leased[0])
@@ -221,6 +221,7 @@ def make_test_kernel(
     plugins: Sequence[Plugin] = (),
     max_retries: int = 3,
     storage: Storage | None = None,
+    ids_prefix: str = "id",
 ) -> TestKernel:
     """A kernel sharing one `FakeClock` with its ports, with `workflows` registered.
 
@@ -229,7 +230,7 @@ def make_test_kernel(
     `PluginRunner` when `plugins` are given.
     """
     clock = clock or FakeClock()
-    ids = SequentialIds("id")
+    ids = SequentialIds(ids_prefix)  # kernels sharing one storage need prefixes of their own
     if storage is None:
         storage = MemoryStorage(
             persistence=MemoryPersistence(clock),

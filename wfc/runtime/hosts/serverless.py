@@ -122,7 +122,8 @@ class ServerlessHost:
         """Lease and process up to `max_jobs` due jobs from the kernel's transport."""
         processed = succeeded = failed = 0
         while processed < max_jobs:
-            leased = await self.kernel.deps.jobs.dequeue(1)
+            plans = self.kernel.deps.registry.plans()
+            leased = await self.kernel.deps.jobs.dequeue(1, plans=plans)
             if not leased:
                 break
             outcome = await process_job(

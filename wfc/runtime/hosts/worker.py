@@ -652,11 +652,9 @@ class WorkerHost:
                 gone = self._health.check_file()
                 if gone is not None:  # lease nothing from a file nobody else will see
                     raise gone
-                leased = await (
-                    self.jobs.dequeue(free)
-                    if self.run_id is None
-                    else self.jobs.dequeue(free, run_id=self.run_id)
-                )
+                # Only jobs of the plans this worker serves: others wait for their workers.
+                plans = self.kernel.deps.registry.plans()
+                leased = await self.jobs.dequeue(free, run_id=self.run_id, plans=plans)
             except Exception as error:
                 self._maybe_queued = True
                 delay = self._health.failed("dequeue", error)

@@ -39,10 +39,9 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
         claim: RunClaim | None = None
         try:
             async with atomic(deps, deps.ids.new_id()) as unit:
-                claim = await (
-                    unit.db.claim_next_pending_run()
-                    if only is None
-                    else unit.db.claim_next_pending_run(run_id=only)
+                # Only runs of a plan this kernel serves: another waits for its worker.
+                claim = await unit.db.claim_next_pending_run(
+                    run_id=only, plans=deps.registry.plans()
                 )
                 if claim is not None:
                     started = await _start(deps, unit, claim.run, cmd.worker_id, job_ids)

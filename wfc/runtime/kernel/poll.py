@@ -59,8 +59,9 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
     """Claim and check up to `max_checks` due suspended stages; say which runs resumed."""
     now = deps.clock.now()
     until = now + timedelta(milliseconds=cmd.claim_ms)
+    plans = deps.registry.plans()  # a run of another plan is its own workers' to poll
     due = await deps.persistence.claim_suspended_stages(
-        now, until, cmd.max_checks, run_id=cmd.workflow_run_id
+        now, until, cmd.max_checks, run_id=cmd.workflow_run_id, plans=plans
     )
     verdicts = Counter[str]()
     resumed_runs: list[str] = []
@@ -73,7 +74,7 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
         if next_poll_at is not None:
             next_due.append(next_poll_at)
     items = await deps.persistence.claim_suspended_items(
-        now, until, max(cmd.max_checks - len(due), 0) or 1, run_id=cmd.workflow_run_id
+        now, until, max(cmd.max_checks - len(due), 0) or 1, run_id=cmd.workflow_run_id, plans=plans
     )
     for item in items:
         verdict, next_poll_at = await poll_item(deps, item)

@@ -92,6 +92,7 @@ def job_spec(run: RunRecord, workflow: Workflow, stage_id: str) -> JobSpec:
         priority=priority,
         max_attempts=plan.retry.max_attempts if plan else 3,
         payload={"config": run.config},
+        plan_fingerprint=run.plan_fingerprint,
     )
 
 

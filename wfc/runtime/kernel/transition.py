@@ -82,8 +82,8 @@ async def decide_next(
     when an unlocked claim loses the race.
     """
     workflow = deps.registry.get(run.workflow_id)
-    if workflow is None:
-        return NOOP
+    if workflow is None or workflow.plan.fingerprint != run.plan_fingerprint:
+        return NOOP  # another plan's run: only a worker that serves it moves it on
     if not rows:
         run = await _claim(unit, run, locked)
         unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))

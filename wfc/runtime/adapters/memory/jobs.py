@@ -55,6 +55,7 @@ class MemoryJobTransport:
                 created_at=now,
                 updated_at=now,
                 run_at=spec.run_at,
+                plan_fingerprint=spec.plan_fingerprint,
             )
             if position in handed:
                 job = replace(
@@ -73,7 +74,9 @@ class MemoryJobTransport:
             taker.take(taken, more_queued=len(taken) < len(jobs))
         return ids
 
-    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
+    async def dequeue(
+        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> list[JobRecord]:
         now = self._clock.now()
         due = [
             j
@@ -81,6 +84,7 @@ class MemoryJobTransport:
             if j.status is Status.PENDING
             and (j.run_at is None or j.run_at <= now)
             and (run_id is None or j.run_id == run_id)
+            and (plans is None or j.plan_fingerprint in plans)
         ]
         due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
         leased = []

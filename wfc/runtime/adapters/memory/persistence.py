@@ -103,11 +103,15 @@ class _MemoryStore:
     ) -> RunRecord:
         return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
 
-    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
+    async def claim_next_pending_run(
+        self, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> RunClaim | None:
         pending = [
             r
             for r in self._t.runs.values()
-            if r.status is Status.PENDING and (run_id is None or r.id == run_id)
+            if r.status is Status.PENDING
+            and (run_id is None or r.id == run_id)
+            and (plans is None or r.plan_fingerprint in plans)
         ]
         if not pending:
             return None
@@ -219,7 +223,13 @@ class _MemoryStore:
         return None if run is None else (run, self._stages_of(run_id))
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[StageRecord]:
         due = [
             s
@@ -228,6 +238,7 @@ class _MemoryStore:
             and s.next_poll_at is not None
             and s.next_poll_at <= now
             and (run_id is None or s.run_id == run_id)
+            and self._of_plans(s.run_id, plans)
         ]
         due.sort(key=lambda s: (s.next_poll_at or now, s.id))
         return [await self.update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]
@@ -280,13 +291,23 @@ class _MemoryStore:
             raise RecordNotFoundError("MapItem", record_id)
         return self._change_item(item, changes) if fence.holds(item) else None
 
+    def _of_plans(self, run_id: str, plans: Sequence[str] | None) -> bool:
+        run = self._t.runs.get(run_id)
+        return plans is None or (run is not None and run.plan_fingerprint in plans)
+
     async def claim_suspended_items(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[ItemRecord]:
         due = [
             item
             for (owner, _), items in self._t.items.items()
-            if run_id is None or owner == run_id
+            if (run_id is None or owner == run_id) and self._of_plans(owner, plans)
             for item in items.values()
             if item.status is Status.SUSPENDED
             and item.next_poll_at is not None

@@ -27,7 +27,7 @@ from wfc.runtime.adapters.sql.rows import (
 )
 from wfc.runtime.adapters.sql.schema import items
 from wfc.runtime.adapters.sql.stages import (
-    claim_suspended,
+    claim_due,
     fence_condition,
     fence_params,
     fence_shape,
@@ -76,18 +76,15 @@ async def update_item(
     return None if row is None else to_record(ItemRecord, row)
 
 
-_CLAIM_SUSPENDED = claim_suspended(items)
-_CLAIM_SUSPENDED_OF_RUN = claim_suspended(items, items.c.run_id == bindparam("only_run_id"))
-
-
 async def claim_suspended_items(
-    conn: AsyncConnection, now: datetime, until: datetime, limit: int, run_id: str | None
+    conn: AsyncConnection,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    run_id: str | None,
+    plans: Sequence[str] | None,
 ) -> list[ItemRecord]:
-    params: dict[str, Any] = {"now": now, "until": until, "limit": limit}
-    statement = _CLAIM_SUSPENDED
-    if run_id is not None:
-        statement, params["only_run_id"] = _CLAIM_SUSPENDED_OF_RUN, run_id
-    rows = await direct.fetch(conn, statement, params)
+    rows = await claim_due(conn, items, now, until, limit, run_id, plans)
     return sorted((to_record(ItemRecord, row) for row in rows), key=lambda row: row.id)
 
 

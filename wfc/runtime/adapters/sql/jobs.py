@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -21,7 +22,8 @@ from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.adapters.sql.rows import to_record
+from wfc.runtime.adapters.sql.rows import built_once, to_record
+from wfc.runtime.adapters.sql.runs import plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import jobs
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.ports import Clock, IdSource
@@ -65,6 +67,14 @@ def _lease(*only: ColumnElement[bool]) -> Any:
 
 _LEASE = _lease()
 _LEASE_OF_RUN = _lease(_j.run_id == bindparam("only_run_id"))  # a host serving one run
+
+
+def _lease_of_plans(plans: int, of_run: bool) -> Any:
+    """`_lease` of the jobs of `plans` plan fingerprints (the plans the worker serves)."""
+    only = [plan_among(_j.plan_fingerprint, plans)]
+    if of_run:
+        only.append(_j.run_id == bindparam("only_run_id"))
+    return _lease(*only)
 
 
 def _fenced_statuses() -> ColumnElement[bool]:
@@ -151,6 +161,7 @@ class SqlJobTransport:
                 "worker_id": None,
                 "locked_at": None,
                 "started_at": None,
+                "plan_fingerprint": s.plan_fingerprint,
             }
             | (self._leased(now, s.attempts_made) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
@@ -185,9 +196,24 @@ class SqlJobTransport:
             "started_at": now,
         }
 
-    async def dequeue(self, limit: int = 1, *, run_id: str | None = None) -> list[JobRecord]:
-        params = {"now": self._clock.now(), "limit": limit, "worker_id": self.worker_id}
-        statement = _LEASE if run_id is None else _LEASE_OF_RUN
+    async def dequeue(
+        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> list[JobRecord]:
+        if plans is not None and not plans:
+            return []  # a worker serving no plan takes nothing
+        params: dict[str, Any] = {
+            "now": self._clock.now(),
+            "limit": limit,
+            "worker_id": self.worker_id,
+        }
+        if plans is None:
+            statement = _LEASE if run_id is None else _LEASE_OF_RUN
+        else:
+            statement = built_once(
+                ("lease", run_id is not None, len(plans)),
+                partial(_lease_of_plans, len(plans), run_id is not None),
+            )
+            params |= plan_params(plans)
         if run_id is not None:
             params["only_run_id"] = run_id
         async with self._connections.single() as conn:

@@ -70,9 +70,11 @@ class _SqlStore:
         async with self._single() as conn:
             return await runs.update_run(conn, run_id, changes, self._clock.now(), expected_version)
 
-    async def claim_next_pending_run(self, *, run_id: str | None = None) -> RunClaim | None:
+    async def claim_next_pending_run(
+        self, *, run_id: str | None = None, plans: Sequence[str] | None = None
+    ) -> RunClaim | None:
         async with self._single() as conn:
-            return await runs.claim_next_pending_run(conn, self._clock.now(), run_id)
+            return await runs.claim_next_pending_run(conn, self._clock.now(), run_id, plans)
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         async with self._single() as conn:
@@ -145,10 +147,16 @@ class _SqlStore:
             return await stages.run_with_stages(conn, run_id)
 
     async def claim_suspended_stages(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[StageRecord]:
         async with self._single() as conn:
-            return await stages.claim_suspended_stages(conn, now, until, limit, run_id)
+            return await stages.claim_suspended_stages(conn, now, until, limit, run_id, plans)
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         async with self._single() as conn:
@@ -168,10 +176,16 @@ class _SqlStore:
             return await items.update_item(conn, record_id, changes, self._clock.now(), fence)
 
     async def claim_suspended_items(
-        self, now: datetime, until: datetime, limit: int, *, run_id: str | None = None
+        self,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
     ) -> list[ItemRecord]:
         async with self._single() as conn:
-            return await items.claim_suspended_items(conn, now, until, limit, run_id)
+            return await items.claim_suspended_items(conn, now, until, limit, run_id, plans)
 
     async def items_of_stage(
         self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()

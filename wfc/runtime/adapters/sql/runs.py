@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, literal_column, select, update
+from sqlalchemy import bindparam, exists, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql import direct
-from wfc.runtime.adapters.sql.rows import to_record, to_values, update_versioned
+from wfc.runtime.adapters.sql.rows import built_once, to_record, to_values, update_versioned
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
@@ -53,11 +54,25 @@ async def update_run(
 _OTHER = runs.alias("other")
 
 
-def _claim(*only: ColumnElement[bool]) -> Any:
-    """The claim of the best PENDING run (that also meets `only`)."""
+def plan_among(column: ColumnElement[Any], count: int) -> ColumnElement[bool]:
+    """`column` is one of `count` plan fingerprints bound as `plan_0` … (an OR of
+    equalities, not an `IN` list, which `direct` cannot send as compiled)."""
+    return or_(*(column == bindparam(f"plan_{n}") for n in range(count)))
+
+
+def plan_params(plans: Sequence[str]) -> dict[str, str]:
+    """The parameters `plan_among` binds."""
+    return {f"plan_{n}": plan for n, plan in enumerate(plans)}
+
+
+def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
+    """The claim of the best PENDING run (of one of `plans` fingerprints, when counted, and
+    that also meets `only`)."""
+    served = [] if plans is None else [plan_among(runs.c.plan_fingerprint, plans)]
+    other_served = [] if plans is None else [plan_among(_OTHER.c.plan_fingerprint, plans)]
     best = (
         select(runs.c.id)
-        .where(runs.c.status == Status.PENDING.value, *only)
+        .where(runs.c.status == Status.PENDING.value, *served, *only)
         .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -77,28 +92,36 @@ def _claim(*only: ColumnElement[bool]) -> Any:
             exists()
             # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` renders with.
             .where(
-                _OTHER.c.status == Status.PENDING.value, _OTHER.c.id != literal_column("runs.id")
+                _OTHER.c.status == Status.PENDING.value,
+                _OTHER.c.id != literal_column("runs.id"),
+                *other_served,
             )
             .label("others_pending"),
         )
     )
 
 
-# Built once, like `_GET_RUN`: every claim, and every wakeup that finds nothing, runs it.
-_CLAIM = _claim()
-_CLAIM_ONE = _claim(runs.c.id == bindparam("only_run_id"))  # a host serving one run
-
-
 async def claim_next_pending_run(
-    conn: AsyncConnection, now: datetime, run_id: str | None = None
+    conn: AsyncConnection,
+    now: datetime,
+    run_id: str | None = None,
+    plans: Sequence[str] | None = None,
 ) -> RunClaim | None:
     """One statement: pick the best PENDING run (skipping rows other claimers hold), start
     it, and say whether another run is PENDING (seen as of the statement's start, which
-    still shows the claimed one PENDING: hence `id <>`)."""
+    still shows the claimed one PENDING: hence `id <>`). Built once per number of plans:
+    every claim, and every wakeup that finds nothing, runs it."""
+    if plans is not None and not plans:
+        return None  # a claimer serving no plan takes nothing
+    count = None if plans is None else len(plans)
+    params: dict[str, Any] = {"now": now, **plan_params(plans or ())}
     if run_id is None:
-        row = await direct.first(conn, _CLAIM, {"now": now})
+        statement = built_once(("claim", count), lambda: _claim(count))
     else:
-        row = await direct.first(conn, _CLAIM_ONE, {"now": now, "only_run_id": run_id})
+        only = runs.c.id == bindparam("only_run_id")
+        statement = built_once(("claim_one", count), lambda: _claim(count, only))
+        params["only_run_id"] = run_id
+    row = await direct.first(conn, statement, params)
     if row is None:
         return None
     return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))

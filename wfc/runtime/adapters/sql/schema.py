@@ -193,6 +193,8 @@ jobs = Table(
     Column("started_at", UtcDateTime),
     Column("completed_at", UtcDateTime),
     Column("last_error", Text),
+    # The plan of the job's run: a worker dequeues only jobs of plans it serves.
+    Column("plan_fingerprint", String(80)),
     # The dequeue path reads only PENDING jobs: a partial index keeps it small.
     Index(
         "ix_jobs_dequeue",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from wfc.runtime.adapters.sql.rows import (
     update_versioned,
     upsert_insert,
 )
-from wfc.runtime.adapters.sql.runs import get_run
+from wfc.runtime.adapters.sql.runs import get_run, plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 
@@ -318,19 +318,46 @@ def claim_suspended(table: Table, *only: ColumnElement[bool]) -> Any:
     )
 
 
-_CLAIM_SUSPENDED = claim_suspended(stages)
-_CLAIM_SUSPENDED_OF_RUN = claim_suspended(stages, stages.c.run_id == bindparam("only_run_id"))
+async def claim_due(
+    conn: AsyncConnection,
+    table: Table,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    run_id: str | None,
+    plans: Sequence[str] | None,
+) -> list[Mapping[str, Any]]:
+    """One statement: the due SUSPENDED rows of `table` (of that run; of runs of those
+    plans), each moved on to `until` as it is returned. Built once per shape."""
+    if plans is not None and not plans:
+        return []
+    count = None if plans is None else len(plans)
+
+    def build() -> Any:
+        only: list[ColumnElement[bool]] = []
+        if run_id is not None:
+            only.append(table.c.run_id == bindparam("only_run_id"))
+        if count is not None:
+            of_plan = plan_among(runs.c.plan_fingerprint, count)
+            only.append(exists().where(runs.c.id == table.c.run_id, of_plan))
+        return claim_suspended(table, *only)
+
+    statement = built_once(("claim_due", table.name, run_id is not None, count), build)
+    params: dict[str, Any] = {"now": now, "until": until, "limit": limit}
+    params |= plan_params(plans or ()) | ({} if run_id is None else {"only_run_id": run_id})
+    return await direct.fetch(conn, statement, params)
 
 
 async def claim_suspended_stages(
-    conn: AsyncConnection, now: datetime, until: datetime, limit: int, run_id: str | None = None
+    conn: AsyncConnection,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    run_id: str | None = None,
+    plans: Sequence[str] | None = None,
 ) -> list[StageRecord]:
     """One statement: the due SUSPENDED rows, each moved on to `until` as it is returned."""
-    params: dict[str, Any] = {"now": now, "until": until, "limit": limit}
-    statement = _CLAIM_SUSPENDED
-    if run_id is not None:
-        statement, params["only_run_id"] = _CLAIM_SUSPENDED_OF_RUN, run_id
-    rows = await direct.fetch(conn, statement, params)
+    rows = await claim_due(conn, stages, now, until, limit, run_id, plans)
     return sorted((to_record(StageRecord, row) for row in rows), key=lambda row: row.id)
 
 

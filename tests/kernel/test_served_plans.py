@@ -1,0 +1,129 @@
+"""Workers take only what they serve: runs and jobs of a plan a worker does not serve wait
+for one that does, instead of failing on the first worker that sees them (memory, SQLite,
+PostgreSQL: two kernels with different workflows on one storage)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.databases import postgres_database
+from wfc.runtime import RunClaimPending, Workflow, WorkflowBuilder, define_stage
+from wfc.runtime.adapters.memory import MemoryAICallLogger, MemoryBlobStore
+from wfc.runtime.adapters.memory.jobs import MemoryJobTransport
+from wfc.runtime.adapters.memory.persistence import MemoryPersistence
+from wfc.runtime.adapters.sql import open_storage
+from wfc.runtime.records import Status
+from wfc.testing import FakeClock, SequentialIds, TestKernel, make_test_kernel
+from wfc.testing.harness import MemoryStorage
+
+
+class Order(BaseModel):
+    n: int
+
+
+class Done(BaseModel):
+    by: str
+
+
+def _workflow(workflow_id: str, description: str = "") -> Workflow:
+    def step(ctx: Any) -> Done:
+        return Done(by=workflow_id + description)
+
+    workflow = (
+        WorkflowBuilder(workflow_id, workflow_id, input=Order)
+        .pipe(define_stage(id="first", input=Order, output=Done, execute=step))
+        .pipe(define_stage(id="second", input=Done, output=Done, execute=step))
+        .build()
+    )
+    if not description:
+        return workflow
+    plan = workflow.plan.model_copy(update={"description": description}).with_fingerprint()
+    return Workflow(plan, workflow.implementations, input_model=workflow.input_model)
+
+
+@dataclass
+class Fleet:
+    """A client that creates runs of every workflow, and workers of their own plans."""
+
+    client: TestKernel
+    storage: Any
+    clock: FakeClock
+
+    def worker(self, *workflows: Workflow, name: str) -> TestKernel:
+        return make_test_kernel(*workflows, clock=self.clock, storage=self.storage, ids_prefix=name)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Fleet]:
+    clock = FakeClock()
+    everything = [_workflow("invoices"), _workflow("emails"), _workflow("invoices", "v2")]
+    if request.param == "memory":
+        storage: Any = MemoryStorage(
+            persistence=MemoryPersistence(clock),
+            jobs=MemoryJobTransport(clock, worker_id="w", ids=SequentialIds("job")),
+            blobs=MemoryBlobStore(),
+            ai_calls=MemoryAICallLogger(),
+        )
+        yield Fleet(make_test_kernel(*everything[:2], clock=clock, storage=storage), storage, clock)
+        return
+    if request.param == "sqlite":
+        storage = open_storage(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", clock=clock)
+        await storage.create_schema()
+        yield Fleet(make_test_kernel(*everything[:2], clock=clock, storage=storage), storage, clock)
+        await storage.close()
+        return
+    async with postgres_database() as url:
+        storage = open_storage(url, clock=clock)
+        yield Fleet(make_test_kernel(*everything[:2], clock=clock, storage=storage), storage, clock)
+        await storage.close()
+
+
+async def _status(tk: TestKernel, run_id: str) -> Status:
+    run = await tk.persistence.get_run(run_id)
+    assert run is not None
+    return run.status
+
+
+async def test_two_services_on_one_database_never_take_each_others_runs(fleet: Fleet) -> None:
+    invoice = await fleet.client.create_run("invoices", {"n": 1})
+    email = await fleet.client.create_run("emails", {"n": 2})
+    emails_worker = fleet.worker(_workflow("emails"), name="e")
+    claimed = await emails_worker.kernel.dispatch(RunClaimPending(worker_id="e"))
+    assert [c.workflow_run_id for c in claimed.claimed] == [email]
+    done = await emails_worker.drive(email)
+    assert done.status is Status.COMPLETED and done.output == {"by": "emails"}
+    assert await _status(fleet.client, invoice) is Status.PENDING  # waits, not failed
+    invoices_worker = fleet.worker(_workflow("invoices"), name="i")
+    finished = await invoices_worker.drive(invoice)
+    assert finished.status is Status.COMPLETED and finished.output == {"by": "invoices"}
+
+
+async def test_a_new_deploy_leaves_the_old_plans_runs_to_the_old_workers(fleet: Fleet) -> None:
+    """A rolling deploy: a run started on v1 finishes on a v1 worker; a v2 worker takes none
+    of its jobs, and takes the runs created with v2."""
+    old_run = await fleet.client.create_run("invoices", {"n": 1})
+    v1 = fleet.worker(_workflow("invoices"), name="v1")
+    await v1.kernel.dispatch(RunClaimPending(worker_id="v1"))  # first group queued, v1's plan
+    for job in await v1.jobs.jobs_of_run(old_run):  # not handed to v1: any worker may look
+        if job.status is Status.RUNNING:
+            await v1.jobs.release(job.id)
+    assert [j.status for j in await v1.jobs.jobs_of_run(old_run)] == [Status.PENDING]
+    v2 = fleet.worker(_workflow("invoices", "v2"), name="v2")
+    assert await v2.work() == 0  # the queued job is of v1's plan
+    await v2.tick()
+    assert await _status(v2, old_run) is Status.RUNNING
+    new_client = fleet.worker(_workflow("invoices", "v2"), name="c2")
+    new_run = await new_client.create_run("invoices", {"n": 2})
+    assert await v1.work() >= 1  # v1 runs its own stages
+    await v1.tick()
+    assert await _status(v1, new_run) is Status.PENDING  # not v2's run
+    finished_old = await v1.drive(old_run)
+    assert finished_old.status is Status.COMPLETED and finished_old.output == {"by": "invoices"}
+    finished_new = await v2.drive(new_run)
+    assert finished_new.status is Status.COMPLETED and finished_new.output == {"by": "invoicesv2"}
