@@ -47,13 +47,24 @@ async def test_document_pipeline(ek: TestKernel) -> None:
     stages = await ek.persistence.stages_of_run(run.id)
     assert [(s.stage_id, s.execution_group, s.status.value) for s in stages] == [
         ("extract", 1, "COMPLETED"),
-        ("sentiment", 2, "COMPLETED"),
-        ("keywords", 2, "COMPLETED"),
-        ("statistics", 2, "COMPLETED"),
-        ("review", 3, "SKIPPED"),  # its `when`: a clearly negative document only
-        ("summarize", 4, "COMPLETED"),
+        ("score_chunks", 2, "COMPLETED"),
+        ("sentiment", 3, "COMPLETED"),
+        ("keywords", 3, "COMPLETED"),
+        ("statistics", 3, "COMPLETED"),
+        ("review", 4, "SKIPPED"),  # its `when`: a clearly negative document only
+        ("summarize", 5, "COMPLETED"),
     ]
     assert "flagged for review" not in run.output["summary"]
+    # Four sentences, three to a chunk: two chunks, each scored by its own job.
+    items = await ek.persistence.items_of_stage(run.id, "score_chunks")
+    assert [(item.item_index, item.status) for item in items] == [
+        (0, Status.COMPLETED),
+        (1, Status.COMPLETED),
+    ]
+    assert [item.output for item in items] == [
+        {"score": 1.0, "hits": 2},
+        {"score": -1.0, "hits": 1},
+    ]
 
 
 async def test_a_negative_document_is_flagged_for_review(ek: TestKernel) -> None:

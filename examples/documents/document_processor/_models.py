@@ -27,6 +27,16 @@ class Keyword(BaseModel):
     )
 
 
+class Chunk(BaseModel):
+    """A few consecutive sentences of the document."""
+
+    first_sentence: int = Field(
+        ge=0,
+        description="Position of the chunk's first sentence in the document.",
+    )
+    text: str
+
+
 class WorkflowInput(BaseModel):
     """Input of workflow `document_processor`."""
 
@@ -55,6 +65,7 @@ class ExtractOutput(BaseModel):
 
     text: str
     sentences: list[str]
+    chunks: list[Chunk]
     word_count: int = Field(ge=0)
 
 
@@ -64,6 +75,29 @@ class ExtractConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_length: int = Field(default=50000, gt=0)
+    chunk_sentences: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Sentences per chunk.",
+    )
+
+
+class ScoreChunksOutput(BaseModel):
+    """Output of stage `score_chunks`."""
+
+    score: float = Field(
+        ge=-1.0,
+        le=1.0,
+        description="Positive minus negative lexicon words, over both.",
+    )
+    hits: int = Field(ge=0, description="How many words of the lexicon the chunk has.")
+
+
+class ScoreChunksConfig(BaseModel):
+    """Config of stage `score_chunks`."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class SentimentInput(BaseModel):

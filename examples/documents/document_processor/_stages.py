@@ -8,6 +8,7 @@ from typing import Literal, TypeGuard
 from wfc.runtime import Stage, StageContext
 
 from ._models import (
+    Chunk,
     ExtractConfig,
     ExtractInput,
     ExtractOutput,
@@ -17,6 +18,8 @@ from ._models import (
     ReviewConfig,
     ReviewInput,
     ReviewOutput,
+    ScoreChunksConfig,
+    ScoreChunksOutput,
     SentimentConfig,
     SentimentInput,
     SentimentOutput,
@@ -30,6 +33,7 @@ from ._models import (
 
 StageId = Literal[
     "extract",
+    "score_chunks",
     "sentiment",
     "keywords",
     "statistics",
@@ -40,6 +44,7 @@ StageId = Literal[
 
 STAGE_IDS: tuple[StageId, ...] = (
     "extract",
+    "score_chunks",
     "sentiment",
     "keywords",
     "statistics",
@@ -65,13 +70,22 @@ class ExtractContext(StageContext[ExtractInput, ExtractConfig, StageId]):
     """What stage `extract` sees while it runs."""
 
 
+class ScoreChunksContext(StageContext[Chunk, ScoreChunksConfig, StageId]):
+    """What stage `score_chunks` sees while it runs."""
+
+    @property
+    def item(self) -> Chunk:
+        """This execution's item of `extract.chunks` (number `item_index`, from 0)."""
+        return self.input
+
+
 class SentimentContext(StageContext[SentimentInput, SentimentConfig, StageId]):
     """What stage `sentiment` sees while it runs."""
 
     @property
-    def extract(self) -> ExtractOutput:
-        """The output of `extract`, which this stage needs."""
-        return self.dependency("extract", ExtractOutput)
+    def score_chunks(self) -> list[ScoreChunksOutput]:
+        """The outputs of `score_chunks` in item order, which this stage needs."""
+        return self.dependency_list("score_chunks", ScoreChunksOutput)
 
 
 class KeywordsContext(StageContext[KeywordsInput, KeywordsConfig, StageId]):
@@ -145,6 +159,16 @@ class ExtractStage(Stage[ExtractContext, ExtractOutput]):
     output_model = ExtractOutput
     config_model = ExtractConfig
     context_type = ExtractContext
+
+
+class ScoreChunksStage(Stage[ScoreChunksContext, ScoreChunksOutput]):
+    """Base of stage `score_chunks`; implement it in `stages/score_chunks.py`."""
+
+    stage_id = "score_chunks"
+    input_model = Chunk
+    output_model = ScoreChunksOutput
+    config_model = ScoreChunksConfig
+    context_type = ScoreChunksContext
 
 
 class SentimentStage(Stage[SentimentContext, SentimentOutput]):

@@ -1,13 +1,14 @@
 """Stage `extract` (Extract Text) of workflow `document_processor`.
 
-Normalises whitespace, truncates to `max_length` and splits into sentences.
+Normalises whitespace, truncates to `max_length`, splits into sentences and groups
+them into chunks of `chunk_sentences` (what `score_chunks` maps over).
 """
 
 from __future__ import annotations
 
 import re
 
-from .._models import ExtractOutput
+from .._models import Chunk, ExtractOutput
 from .._stages import ExtractContext, ExtractStage
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -21,5 +22,12 @@ class Extract(ExtractStage):
         if ctx.input.title:
             text = f"{ctx.input.title.strip()}. {text}"
         sentences = [s for s in _SENTENCE_END.split(text) if s]
-        ctx.log("INFO", "extracted text", sentences=len(sentences))
-        return ExtractOutput(text=text, sentences=sentences, word_count=len(text.split()))
+        size = ctx.config.chunk_sentences
+        chunks = [
+            Chunk(first_sentence=start, text=" ".join(sentences[start : start + size]))
+            for start in range(0, len(sentences), size)
+        ]
+        ctx.log("INFO", "extracted text", sentences=len(sentences), chunks=len(chunks))
+        return ExtractOutput(
+            text=text, sentences=sentences, chunks=chunks, word_count=len(text.split())
+        )

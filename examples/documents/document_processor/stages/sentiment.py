@@ -1,29 +1,20 @@
-"""Stage `sentiment` (Score Sentiment): a small lexicon scorer, offline and deterministic."""
+"""Stage `sentiment` (Score Sentiment): the chunks' scores, weighted by their lexicon hits."""
 
 from __future__ import annotations
-
-import re
 
 from .._models import Sentiment as Label
 from .._models import SentimentOutput
 from .._stages import SentimentContext, SentimentStage
 
-POSITIVE = frozenset(
-    "good great excellent happy love like best improve improved success clear fast reliable".split()
-)
-NEGATIVE = frozenset(
-    "bad poor terrible sad hate worst fail failed failure slow broken error risk problem".split()
-)
-
 
 class Sentiment(SentimentStage):
-    """Score Sentiment: (positive - negative) / (positive + negative) lexicon hits."""
+    """Score Sentiment: the hit-weighted mean of the chunk scores (`ctx.score_chunks` is a
+    list, one output per chunk in document order)."""
 
     def execute(self, ctx: SentimentContext) -> SentimentOutput:
-        words = re.findall(r"[a-z']+", ctx.extract.text.lower())
-        pos = sum(w in POSITIVE for w in words)
-        neg = sum(w in NEGATIVE for w in words)
-        score = 0.0 if pos + neg == 0 else (pos - neg) / (pos + neg)
+        chunks = ctx.score_chunks
+        hits = sum(chunk.hits for chunk in chunks)
+        score = 0.0 if hits == 0 else sum(c.score * c.hits for c in chunks) / hits
         if score > 0.1:
             label = Label.positive
         elif score < -0.1:
