@@ -261,6 +261,8 @@ def _parse_condition(text: str) -> ast.Expr:
         "a.b not in [1, 2.5, null, true]",
         'len(a.b) > -1 or "x" in a.c',
         "(a.b == 1) == true",
+        # found by the property test: a list's items are atoms, so `not` in one needs ( )
+        'a.b and [(not ""), (c.d == 1), len(e.f)]',
     ],
 )
 def test_conditions_print_back_to_the_same_tree(text: str) -> None:

@@ -98,7 +98,8 @@ def print_condition(expr: ast.Expr) -> str:
         case ast.Literal_():
             return print_value(expr)
         case ast.ListExpr(items=items):
-            return "[" + ", ".join(print_condition(i) for i in items) + "]"
+            # The items of a list are atoms: anything looser is written in parentheses.
+            return "[" + ", ".join(_operand(i, _COMPARE_LEVEL) for i in items) + "]"
         case ast.Len(operand=operand):
             return f"len({print_condition(operand)})"
         case ast.Not(operand=operand):
