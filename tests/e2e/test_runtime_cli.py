@@ -416,3 +416,110 @@ def test_runs_create_refuses_what_a_database_would_with_exit_2(tmp_path: Path) -
         assert "Traceback" not in result.stderr
     listed = wfc("runs", "list", "--json", env=env, cwd=tmp_path)
     assert json.loads(listed.stdout) == []
+
+
+MAPPED = """workflow tally {
+  type Word { text: str }
+  input { words: list[Word] }
+  output { total: int, failed: int }
+
+  stage measure "Measure" {
+    map input.words, at most 2 at once, on failure continue
+    output { length: int }
+    retry 1 times
+  }
+  stage total {
+    input none
+    needs measure
+    output { total: int, failed: int }
+  }
+  flow measure -> total
+}
+"""
+
+MEASURE = """
+import os
+from pathlib import Path
+
+from .._models import MeasureOutput
+from .._stages import MeasureContext, MeasureStage
+
+
+class Measure(MeasureStage):
+    def execute(self, ctx: MeasureContext) -> MeasureOutput:
+        if ctx.item.text == "bad" and Path(os.environ["TALLY_BROKEN"]).exists():
+            raise ValueError("no measure for bad")
+        return MeasureOutput(length=len(ctx.item.text))
+"""
+
+TOTAL = """
+from .._models import TotalOutput
+from .._stages import TotalContext, TotalStage
+
+
+class Total(TotalStage):
+    def execute(self, ctx: TotalContext) -> TotalOutput:
+        results = ctx.measure
+        lengths = [r.output.length for r in results if r.output is not None]
+        return TotalOutput(total=sum(lengths), failed=sum(not r.ok for r in results))
+"""
+
+
+def test_a_mapped_stage_from_the_shell_show_its_items_and_rerun_the_failed_ones(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "tally.wf"
+    source.write_text(MAPPED)
+    broken = tmp_path / "broken"
+    broken.touch()
+    env = sqlite_env(tmp_path) | {"TALLY_BROKEN": str(broken)}
+    assert wfc("compile", str(source), env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "tally" / "stages" / "measure.py").write_text(MEASURE)
+    (tmp_path / "tally" / "stages" / "total.py").write_text(TOTAL)
+    words = {"words": [{"text": t} for t in ["a", "bad", "ccc", "dd", "bad"]]}
+    ran = wfc("run", str(source), "--input", json.dumps(words), env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"total": 6, "failed": 2}
+    run_id = json.loads(wfc("runs", "list", "--json", env=env, cwd=tmp_path).stdout)[0]["run_id"]
+    shown = wfc("runs", "show", run_id, "--items", "measure", "--json", env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    measure = next(s for s in body["stages"] if s["stage_id"] == "measure")
+    assert measure["items"] == {"total": 5, "done": 3, "failed": 2, "running": 0}
+    assert [(i["index"], i["status"]) for i in body["items"]] == [
+        (0, "COMPLETED"),
+        (1, "FAILED"),
+        (2, "COMPLETED"),
+        (3, "COMPLETED"),
+        (4, "FAILED"),
+    ]
+    assert "ValueError: no measure for bad" in body["items"][1]["error"]
+    text = wfc("runs", "show", run_id, env=env, cwd=tmp_path)
+    assert "3/5 done, 2 failed, 0 running" in text.stdout
+    broken.unlink()  # the cause is fixed: run the failed items again, and only those
+    rerun = wfc(
+        "runs", "rerun", run_id, "--from", "measure", "--failed-items",
+        "--plan", str(tmp_path / "tally"), env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    worker = start_worker(tmp_path / "tally", env, tmp_path, tmp_path / "worker.log")
+    try:
+        wait_until(lambda: _status_of(tmp_path, env, run_id) == "COMPLETED", 30, "the rerun")
+    finally:
+        assert stop(worker) == 0
+    again = json.loads(
+        wfc("runs", "show", run_id, "--items", "measure", "--json", env=env, cwd=tmp_path).stdout
+    )
+    assert again["output"] == {"total": 12, "failed": 0}
+    assert [i["attempts"] for i in again["items"]] == [1, 1, 1, 1, 1]  # the rerun's first
+    refused = wfc(
+        "runs", "rerun", run_id, "--from", "total", "--failed-items",
+        "--plan", str(tmp_path / "tally"), env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "is not mapped" in refused.stderr
+
+
+def _status_of(cwd: Path, env: dict[str, str], run_id: str) -> str:
+    shown = wfc("runs", "show", run_id, "--json", env=env, cwd=cwd)
+    return str(json.loads(shown.stdout)["status"])
