@@ -43,6 +43,7 @@ from wfc.runtime.registry import load_registry
 
 __all__ = [
     "CHAIN",
+    "MAPPED",
     "POLLED",
     "Entry",
     "Expect",
@@ -54,6 +55,7 @@ __all__ = [
     "create_runs",
     "entries",
     "ledger",
+    "mapped_output",
     "pid_in",
     "polled_output",
     "snapshot",
@@ -107,6 +109,19 @@ workflow polled {
   stage z { input none  needs wait  output { n: int } }
 
   flow a -> [b, c, d] -> wait -> z
+}
+"""
+
+MAPPED = """\
+workflow mapped {
+  type Item { n: int }
+  input { items: list[Item] }
+  output { n: int }
+
+  stage square { map input.items, at most 4 at once  output { n: int } }
+  stage total { input none  needs square  output { n: int } }
+
+  flow square -> total
 }
 """
 
@@ -305,6 +320,33 @@ class Z(ZStage):  # noqa: F405
 }
 
 
+_MAPPED_BODIES = {
+    "square": """
+
+class Square(SquareStage):  # noqa: F405
+    async def execute(self, ctx: SquareContext) -> SquareOutput:  # noqa: F405
+        item = f"square-{ctx.item_index}"
+        record("start", ctx.run_id, item)
+        await body()
+        record("done", ctx.run_id, item)
+        return SquareOutput(n=ctx.item.n * ctx.item.n)
+""",
+    "total": """
+
+class Total(TotalStage):  # noqa: F405
+    async def execute(self, ctx: TotalContext) -> TotalOutput:  # noqa: F405
+        record("start", ctx.run_id)
+        record("done", ctx.run_id)
+        return TotalOutput(n=sum(square.n for square in ctx.square))
+""",
+}
+
+
+def mapped_output(items: Sequence[int]) -> int:
+    """What `mapped` computes: the sum of the items' squares."""
+    return sum(n * n for n in items)
+
+
 def chain_output(n: int) -> int:
     """What `chain` computes for input n: d = b + c = 2(n+1) + 3(n+1)."""
     return 5 * (n + 1)
@@ -316,11 +358,13 @@ def polled_output(n: int) -> int:
 
 
 def compile_workflows(directory: Path) -> dict[str, Path]:
-    """Compile `chain` and `polled` into `directory` with their stage code; workflow → package."""
+    """Compile `chain`, `polled` and `mapped` into `directory` with their stage code;
+    workflow → package."""
     packages = {}
     for name, source, bodies in (
         ("chain", CHAIN, _CHAIN_BODIES),
         ("polled", POLLED, _POLLED_BODIES),
+        ("mapped", MAPPED, _MAPPED_BODIES),
     ):
         path = directory / f"{name}.wf"
         path.write_text(source)

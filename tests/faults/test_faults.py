@@ -30,6 +30,7 @@ from tests.faults.harness import (
     count_terminal,
     create_runs,
     ledger,
+    mapped_output,
     pid_in,
     polled_output,
     snapshot,
@@ -126,6 +127,46 @@ def test_kill_9_at_random_moments_during_a_burst(
     _finish(database, fleet, run_ids, _chain_expect(run_ids, inputs))
     counts = ledger(tmp_path / "ledger")
     assert all(counts[("done", r, s)] >= 1 for r in run_ids for s in CHAIN_STAGES)
+
+
+def test_kill_9_mid_item_of_a_map_runs_that_item_again_and_counts_each_item_once(
+    database: Database, packages: dict[str, Path], fleet: Fleet, rng: random.Random, tmp_path: Path
+) -> None:
+    """Mapped runs of 30 items each while workers are killed with SIGKILL mid-item: a killed
+    worker's items are reaped and run again elsewhere, every item is committed once (the
+    stage counts exactly its items), the map completes once and gathers the right sum."""
+    fleet.options = FAST
+    fleet.env["FAULTS_BODY_SECONDS"] = "0.1"
+    mapped = packages["mapped"]
+    fleet.start([mapped], 2)
+    inputs = [[rng.randint(-9, 9) for _ in range(30)] for _ in range(3)]
+    run_ids = create_runs(
+        database.url, mapped, [{"items": [{"n": n} for n in items]} for items in inputs], "map"
+    )
+    fleet.wait(lambda: ledger(tmp_path / "ledger"), 30, "the first item to start")
+    for _ in range(2):
+        victim = rng.choice(sorted(fleet.alive()))
+        fleet.kill(victim)
+        fleet.start([mapped], 1)
+        time.sleep(rng.uniform(0.4, 1.0))
+    wait_terminal(database.url, len(run_ids), 90, fleet, "after 2 kill -9s mid-item")
+    expect = {
+        run_id: Expect(frozenset({Status.COMPLETED}), mapped_output(items), ("square", "total"))
+        for run_id, items in zip(run_ids, inputs, strict=True)
+    }
+    _finish(database, fleet, run_ids, expect)
+    counts = ledger(tmp_path / "ledger")
+    assert all(counts[("done", r, f"square-{i}")] >= 1 for r in run_ids for i in range(30))
+
+    async def items_counted() -> list[tuple[int, int, int]]:
+        storage = open_storage(database.url)
+        try:
+            rows = [await storage.persistence.get_stage(r, "square") for r in run_ids]
+            return [(row.items_total, row.items_done, row.items_failed) for row in rows if row]
+        finally:
+            await storage.close()
+
+    assert asyncio.run(items_counted()) == [(30, 30, 0)] * len(run_ids)
 
 
 def test_a_worker_paused_past_its_lease_has_its_late_commit_discarded(
