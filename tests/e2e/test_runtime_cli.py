@@ -523,3 +523,64 @@ def test_a_mapped_stage_from_the_shell_show_its_items_and_rerun_the_failed_ones(
 def _status_of(cwd: Path, env: dict[str, str], run_id: str) -> str:
     shown = wfc("runs", "show", run_id, "--json", env=env, cwd=cwd)
     return str(json.loads(shown.stdout)["status"])
+
+
+EVENTS_PLUGIN = """
+import json
+import os
+
+from wfc.runtime import define_plugin
+
+
+def _append(event):
+    with open(os.environ["EVENTS_FILE"], "a") as out:
+        out.write(json.dumps({"type": event.type, "run": event.workflow_run_id}) + "\\n")
+
+
+def plugins():
+    return [define_plugin(id="file", on=["workflow:completed", "stage:completed"], handle=_append)]
+"""
+
+
+def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
+    (tmp_path / "events_plugin.py").write_text(EVENTS_PLUGIN)
+    events = tmp_path / "events.jsonl"
+    env = sqlite_env(tmp_path) | {"EVENTS_FILE": str(events)}
+    source = tmp_path / "fresh.wf"
+    source.write_text(
+        "workflow fresh {\n  input { n: int }\n  output { n: int }\n"
+        "  stage only { input { n: int } output { n: int } }\n  flow only\n}\n"
+    )
+    assert wfc("compile", str(source), env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "fresh" / "stages" / "only.py").write_text(
+        "from .._models import OnlyOutput\nfrom .._stages import OnlyContext, OnlyStage\n\n\n"
+        "class Only(OnlyStage):\n"
+        "    def execute(self, ctx: OnlyContext) -> OnlyOutput:\n"
+        "        return OnlyOutput(n=ctx.input.n + 1)\n"
+    )
+    created = wfc(
+        "runs", "create", "fresh", "--plan", str(tmp_path / "fresh"), "--input", '{"n": 1}',
+        "--json", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    run_id = json.loads(created.stdout)["run_id"]
+    bad = wfc("worker", "--plan", str(tmp_path / "fresh"), "--plugin", "events_plugin:nope",
+              env=env, cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "events_plugin has no 'nope'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    worker = start_worker(
+        tmp_path / "fresh", env, tmp_path, tmp_path / "worker.log",
+        "--plugin", "events_plugin:plugins",
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: events.exists() and "workflow:completed" in events.read_text(),
+            30,
+            "the completion to reach the plugin",
+        )
+    finally:
+        assert stop(worker) == 0
+    delivered = [json.loads(line) for line in events.read_text().splitlines()]
+    assert delivered == [
+        {"type": "stage:completed", "run": run_id},
+        {"type": "workflow:completed", "run": run_id},
+    ]

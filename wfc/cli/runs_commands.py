@@ -9,7 +9,7 @@ code, must not leak either.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,10 +19,12 @@ from wfc.cli.session import (
     db_option,
     json_option,
     kernel_for,
+    load_plugins,
     load_workflows,
     opened_storage,
     parse_json_option,
     plan_option,
+    plugin_option,
     print_json,
     refuse_input,
     run_json,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
     from wfc.runtime.adapters.sql import SqlStorage
     from wfc.runtime.kernel import Kernel
+    from wfc.runtime.plugins import Plugin
     from wfc.runtime.records import AIStats, ItemRecord, LogRecord, RunRecord, StageRecord
     from wfc.runtime.registry import WorkflowMap
 
@@ -62,6 +65,7 @@ def _with_kernel(
     db_url: str | None,
     work: Callable[[Kernel, SqlStorage], Awaitable[T]],
     registry: WorkflowMap | None = None,
+    plugins: Sequence[Plugin] = (),
 ) -> T:
     import asyncio
 
@@ -69,7 +73,7 @@ def _with_kernel(
 
     async def main() -> T:
         async with opened_storage(db_url) as storage:
-            return await work(kernel_for(storage, registry), storage)
+            return await work(kernel_for(storage, registry, plugins), storage)
 
     try:
         return asyncio.run(main())
@@ -455,18 +459,27 @@ def maintenance_group() -> None:
 @plan_option
 @db_option
 @click.option("--worker-id", default="cron", show_default=True)
+@plugin_option
 @json_option
-def tick_command(plans: tuple[str, ...], db_url: str | None, worker_id: str, as_json: bool) -> None:
+def tick_command(
+    plans: tuple[str, ...],
+    db_url: str | None,
+    worker_id: str,
+    plugin_specs: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """One maintenance tick: claim runs, poll suspended stages, reap leases and stuck runs,
-    flush the outbox. Exits 1 if a step failed (the others still ran)."""
+    flush the outbox (to --plugin's plugins). Exits 1 if a step failed (the others still
+    ran)."""
     from wfc.runtime.hosts import MaintenanceSettings, maintenance_tick
 
     registry = load_workflows(plans)
+    plugins = load_plugins(plugin_specs)
 
     async def tick(kernel: Kernel, _s: SqlStorage) -> dict[str, Any]:
         return asdict(await maintenance_tick(kernel, MaintenanceSettings(worker_id=worker_id)))
 
-    result = _with_kernel(db_url, tick, registry)
+    result = _with_kernel(db_url, tick, registry, plugins)
     if as_json:
         print_json(result)
     else:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from wfc.errors import InvalidRunInputError
     from wfc.runtime.adapters.sql import PoolOptions, SqlStorage
     from wfc.runtime.kernel import Kernel
+    from wfc.runtime.plugins import Plugin
     from wfc.runtime.records import RunRecord
     from wfc.runtime.registry import WorkflowMap
 
@@ -37,6 +38,14 @@ plan_option = click.option(
     multiple=True,
     required=True,
     help="A .wf file, a compiled package directory, its plan.json or a package name (repeatable).",
+)
+plugin_option = click.option(
+    "--plugin",
+    "plugin_specs",
+    multiple=True,
+    metavar="MODULE:OBJECT",
+    help="Plugins to deliver run events to: a Plugin, a list of them, or a function "
+    "returning either (repeatable).",
 )
 EXIT_USAGE = 2
 T = TypeVar("T")
@@ -128,11 +137,53 @@ def load_workflows(
     return registry
 
 
-def kernel_for(storage: SqlStorage, registry: WorkflowMap | None = None) -> Kernel:
+def kernel_for(
+    storage: SqlStorage, registry: WorkflowMap | None = None, plugins: Sequence[Plugin] = ()
+) -> Kernel:
     from wfc.runtime.hosts import make_kernel
     from wfc.runtime.registry import WorkflowMap
 
-    return make_kernel(storage, registry or WorkflowMap())
+    return make_kernel(storage, registry or WorkflowMap(), plugins=plugins)
+
+
+def load_plugins(specs: Sequence[str]) -> list[Plugin]:
+    """The plugins `--plugin module:object` names, in order; a usage error (exit 2, one
+    line) for a spec that does not import or does not hold plugins."""
+    import importlib
+
+    from wfc.runtime.plugins import Plugin
+
+    plugins: list[Plugin] = []
+    for spec in specs:
+        module_name, _, name = spec.partition(":")
+        if not module_name or not name:
+            raise click.UsageError(f"--plugin {spec!r}: write it as module:object")
+        if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` finds them
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            raise click.UsageError(
+                f"--plugin {spec!r}: cannot import {module_name}: {error}"
+            ) from None
+        found = getattr(module, name, None)
+        if found is None:
+            raise click.UsageError(f"--plugin {spec!r}: {module_name} has no {name!r}")
+        if callable(found) and not isinstance(found, Plugin):
+            found = found()
+        listed = list(found) if isinstance(found, list | tuple) else [found]
+        wrong = [type(item).__name__ for item in listed if not isinstance(item, Plugin)]
+        if wrong or not listed:
+            raise click.UsageError(
+                f"--plugin {spec!r}: expected a Plugin (define_plugin), a list of them or a "
+                f"function returning either, got {', '.join(wrong) or 'an empty list'}"
+            )
+        plugins.extend(listed)
+    ids = [plugin.id for plugin in plugins]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise click.UsageError(f"--plugin: plugin ids given twice: {', '.join(twice)}")
+    return plugins
 
 
 def parse_json_option(value: str | None, option: str) -> dict[str, Any]:

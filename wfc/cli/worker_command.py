@@ -22,9 +22,11 @@ from wfc.cli.session import (
     db_option,
     exit_leaving_threads,
     kernel_for,
+    load_plugins,
     load_workflows,
     opened_storage,
     plan_option,
+    plugin_option,
     run_leaving_threads,
 )
 
@@ -86,6 +88,7 @@ def _seconds(value: float) -> timedelta:
     type=click.FloatRange(min=0),
     help="Exit (code 3) after this many seconds without the database (0: never).",
 )
+@plugin_option
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
@@ -102,6 +105,7 @@ def worker_command(
     default_stage_timeout: float,
     max_abandoned_threads: int,
     give_up_after: float,
+    plugin_specs: tuple[str, ...],
     log_format: LogFormat,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
@@ -118,13 +122,14 @@ def worker_command(
     configure(log_format)
     timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
     registry = load_workflows(plans, default_stage_timeout=timeout)
+    plugins = load_plugins(plugin_specs)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> WorkerStats:
         pool = PoolOptions.for_slots(concurrency)
         async with opened_storage(db_url, worker_id=name, pool=pool) as storage:
             host = WorkerHost(
-                kernel_for(storage, registry),
+                kernel_for(storage, registry, plugins),
                 worker_id=name,
                 concurrency=concurrency,
                 orchestration_interval=_seconds(tick_interval),
@@ -139,7 +144,12 @@ def worker_command(
             )
             log.info(
                 "serving",
-                extra={"worker_id": name, "database": storage.url, "workflows": registry.ids()},
+                extra={
+                    "worker_id": name,
+                    "database": storage.url,
+                    "workflows": registry.ids(),
+                    "plugins": [plugin.id for plugin in plugins],
+                },
             )
             return await host.serve()
 
