@@ -17,9 +17,10 @@ from wfc.runtime.adapters.memory import (
 from wfc.testing import FakeClock
 from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
+from wfc.testing.items import ItemsConformance, ServedPlansConformance
 
 
-class TestPorts(PortConformance, FencingConformance):
+class TestPorts(PortConformance, FencingConformance, ItemsConformance, ServedPlansConformance):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:
         clock = FakeClock()
