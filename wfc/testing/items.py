@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
-from wfc.runtime.records import ItemRecord, StageFence, Status
+from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 from wfc.testing.conformance import Ports, a_job, a_run, a_stage
 
 
@@ -34,10 +34,6 @@ def an_item(ports: Ports, index: int, *, attempt: int = 1, run_id: str = "r1") -
     )
 
 
-def _started(attempt: int) -> dict[str, object]:
-    return {"status": Status.RUNNING, "attempt": attempt}
-
-
 class ItemsConformance:
     """Items of mapped stages (`Persistence.start_item` and the rest)."""
 
@@ -54,7 +50,7 @@ class ItemsConformance:
             an_item(ports, 0, attempt=2), {"attempt": 2}, StageFence.startable(2)
         )
         assert newer is not None and newer.attempt == 2 and newer.id == first.id
-        done = {"status": Status.COMPLETED, "output": {"n": 1}}
+        done: ItemChanges = {"status": Status.COMPLETED, "output": {"n": 1}}
         assert await p.update_item(first.id, done, fence=StageFence.running(2)) is not None
         late = an_item(ports, 0, attempt=3)
         assert await p.start_item(late, {"attempt": 3}, StageFence.startable(3)) is None
@@ -66,9 +62,13 @@ class ItemsConformance:
         await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
         item = await p.start_item(an_item(ports, 3, attempt=2), {}, StageFence.startable(2))
         assert item is not None
-        ghost = {"status": Status.COMPLETED, "output": {"n": "ghost"}}
+        ghost: ItemChanges = {"status": Status.COMPLETED, "output": {"n": "ghost"}}
         assert await p.update_item(item.id, ghost, fence=StageFence.running(1)) is None
-        owner = {"status": Status.COMPLETED, "output": {"n": 3}, "metrics": {"total_cost": 0.5}}
+        owner: ItemChanges = {
+            "status": Status.COMPLETED,
+            "output": {"n": 3},
+            "metrics": {"total_cost": 0.5},
+        }
         written = await p.update_item(item.id, owner, fence=StageFence.running(2))
         assert written is not None and written.version == item.version + 1
         [stored] = await p.items_of_stage("r1", "m")
@@ -118,7 +118,11 @@ class ItemsConformance:
         for index in range(4):
             item = await p.start_item(an_item(ports, index), {}, StageFence.startable(1))
             assert item is not None
-            due = {"status": Status.SUSPENDED, "next_poll_at": now, "suspended_state": {"i": 1}}
+            due: ItemChanges = {
+                "status": Status.SUSPENDED,
+                "next_poll_at": now,
+                "suspended_state": {"i": 1},
+            }
             await p.update_item(item.id, due, fence=StageFence.running(1))
         until = now + timedelta(minutes=5)
         claims = await asyncio.gather(
@@ -128,7 +132,7 @@ class ItemsConformance:
         assert sorted(claimed) == [0, 1, 2, 3]  # each once, across both pollers
         assert await p.claim_suspended_items(now, until, 10) == []
         [first] = [item for batch in claims for item in batch if item.item_index == 0]
-        ready = {"status": Status.COMPLETED}
+        ready: ItemChanges = {"status": Status.COMPLETED}
         assert await p.update_item(first.id, ready, fence=StageFence.polled(first.version - 1)) is None  # fmt: skip
         assert await p.update_item(first.id, ready, fence=StageFence.polled(first.version))
 
