@@ -18,9 +18,16 @@ from wfc.testing import FakeClock
 from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
 from wfc.testing.items import ItemsConformance, ServedPlansConformance
+from wfc.testing.presence import PresenceConformance
 
 
-class TestPorts(PortConformance, FencingConformance, ItemsConformance, ServedPlansConformance):
+class TestPorts(
+    PortConformance,
+    FencingConformance,
+    ItemsConformance,
+    ServedPlansConformance,
+    PresenceConformance,
+):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:
         clock = FakeClock()

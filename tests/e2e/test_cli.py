@@ -77,9 +77,11 @@ def test_usage_error_exits_2() -> None:
 def test_graph_mermaid_and_dot() -> None:
     runner = CliRunner()
     mermaid = runner.invoke(cli, ["graph", str(DOCS)])
-    assert mermaid.exit_code == 0 and "extract --> sentiment" in mermaid.output
+    assert mermaid.exit_code == 0 and "extract --> score_chunks" in mermaid.output
+    assert "map over extract.chunks, ≤8" in mermaid.output
     dot = runner.invoke(cli, ["graph", "--format", "dot", str(DOCS)])
-    assert '"extract" -> "keywords";' in dot.output
+    assert '"score_chunks" -> "keywords";' in dot.output
+    assert '"extract" -> "keywords" [style=dashed];' in dot.output
 
 
 @pytest.mark.parametrize(

@@ -584,3 +584,47 @@ def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
         {"type": "stage:completed", "run": run_id},
         {"type": "workflow:completed", "run": run_id},
     ]
+
+
+def test_a_run_no_worker_serves_waits_visibly_until_one_comes(tmp_path: Path) -> None:
+    (tmp_path / "events_plugin.py").write_text(EVENTS_PLUGIN)
+    env = sqlite_env(tmp_path) | {"EVENTS_FILE": str(tmp_path / "events.jsonl")}
+    source = tmp_path / "fresh.wf"
+    source.write_text(
+        "workflow fresh {\n  input { n: int }\n  output { n: int }\n"
+        "  stage only { input { n: int } output { n: int } }\n  flow only\n}\n"
+    )
+    assert wfc("compile", str(source), env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "fresh" / "stages" / "only.py").write_text(
+        "from .._models import OnlyOutput\nfrom .._stages import OnlyContext, OnlyStage\n\n\n"
+        "class Only(OnlyStage):\n"
+        "    def execute(self, ctx: OnlyContext) -> OnlyOutput:\n"
+        "        return OnlyOutput(n=ctx.input.n + 1)\n"
+    )
+    created = wfc(
+        "runs", "create", "fresh", "--plan", str(tmp_path / "fresh"), "--input", '{"n": 1}',
+        "--json", env=env, cwd=tmp_path,
+    )  # fmt: skip
+    run_id = json.loads(created.stdout)["run_id"]
+    shown = wfc("runs", "show", run_id, env=env, cwd=tmp_path)
+    assert "waiting for a worker that serves fresh@sha256:" in shown.stdout
+    as_json = json.loads(wfc("runs", "show", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    assert as_json["waiting_for"] == f"fresh@{as_json['plan_fingerprint']}"
+    listed = wfc("runs", "list", env=env, cwd=tmp_path)
+    assert "waiting for a worker that serves fresh@" in listed.stdout
+    assert wfc("workers", "list", env=env, cwd=tmp_path).stdout.strip() == "no live workers"
+    worker = start_worker(
+        tmp_path / "fresh", env, tmp_path, tmp_path / "worker.log", "--worker-id", "w-one"
+    )
+    try:
+        wait_until(lambda: _status_of(tmp_path, env, run_id) == "COMPLETED", 30, "the run")
+        workers = json.loads(wfc("workers", "list", "--json", env=env, cwd=tmp_path).stdout)
+        assert [(w["worker_id"], [p["workflow_id"] for p in w["plans"]]) for w in workers] == [
+            ("w-one", ["fresh"])
+        ]
+        assert workers[0]["plans"][0]["fingerprint"] == as_json["plan_fingerprint"]
+    finally:
+        assert stop(worker) == 0
+    assert wfc("workers", "list", env=env, cwd=tmp_path).stdout.strip() == "no live workers"
+    done = json.loads(wfc("runs", "show", run_id, "--json", env=env, cwd=tmp_path).stdout)
+    assert done["waiting_for"] is None

@@ -18,6 +18,7 @@ import click
 from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, graph_command
 from wfc.cli.db_commands import db_group
+from wfc.cli.fleet import workers_group
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
 from wfc.cli.worker_command import worker_command
@@ -37,6 +38,7 @@ cli.add_command(run_command)
 cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)
+cli.add_command(workers_group)
 
 
 def main() -> None:

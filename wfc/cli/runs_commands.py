@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from wfc.cli.fleet import served_plans, waiting_for, waiting_note
 from wfc.cli.session import (
     db_option,
     json_option,
@@ -115,14 +116,16 @@ def list_command(
 
     from wfc.runtime.records import Status
 
-    async def read(kernel: Kernel, _s: SqlStorage) -> list[RunRecord]:
-        return await kernel.deps.persistence.list_runs(
+    async def read(kernel: Kernel, _s: SqlStorage) -> tuple[list[RunRecord], set[str]]:
+        db = kernel.deps.persistence
+        runs = await db.list_runs(
             status=Status(status.upper()) if status else None, workflow_id=workflow_id, limit=limit
         )
+        return runs, await served_plans(db)
 
-    runs = _with_kernel(db_url, read)
+    runs, served = _with_kernel(db_url, read)
     if as_json:
-        print_json([run_json(r) for r in runs])
+        print_json([run_json(r) | {"waiting_for": waiting_for(r, served)} for r in runs])
         return
     table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
     table.add_column("duration", justify="right")
@@ -130,6 +133,9 @@ def list_command(
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(r.id, r.workflow_id, r.status.value, created, _ms(r.duration_ms))
     _console().print(table if runs else "no runs")
+    note = waiting_note(runs, served)
+    if note:
+        _console().print(note, highlight=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +148,7 @@ class _Shown:
     costs: dict[str, AIStats]
     artifacts: dict[str, dict[str, str]]
     lines: list[LogRecord]
+    served: set[str]  # the plans live workers serve
     running_items: dict[str, int]  # per mapped stage: its items running now
     items: list[ItemRecord]  # the items of the stage `--items` names
 
@@ -208,6 +215,7 @@ def show_command(
             costs=costs,
             artifacts=artifacts,
             lines=lines,
+            served=await served_plans(db),
             running_items=running,
             items=items,
         )
@@ -226,6 +234,7 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
     costs = shown.costs
     body = run_json(shown.run) | {
         "error": redact_data(shown.run.error),
+        "waiting_for": waiting_for(shown.run, shown.served),
         "stages": [
             {
                 "stage_id": s.stage_id,
@@ -285,6 +294,9 @@ def _print_show_text(shown: _Shown) -> None:
     if run.error:
         message = str(run.error.get("message", run.error))
         console.print(f"[red]error:[/] {escape(redact(message))}")
+    note = waiting_note([run], shown.served)
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
     mapped = any(stage.items_total for stage in shown.stages)
     columns = ["stage", "status", "attempts", "duration", "cost", *(["items"] if mapped else [])]
     table = Table(*columns, "error")

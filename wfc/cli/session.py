@@ -249,6 +249,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
     return {
         "run_id": run.id,
         "workflow_id": run.workflow_id,
+        "plan_fingerprint": run.plan_fingerprint,
         "status": run.status.value,
         "created_at": run.created_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,

@@ -25,6 +25,7 @@ from wfc.runtime.records import (
     LogRecord,
     NewOutboxEvent,
     OutboxRecord,
+    PlanRecord,
     RunChanges,
     RunClaim,
     RunRecord,
@@ -32,6 +33,7 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
+    WorkerRecord,
 )
 
 
@@ -235,6 +237,24 @@ class Persistence(Protocol):
 
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         """Delete the item rows of these stages of the run."""
+
+    # -- plans and workers -------------------------------------------------
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
+        """Keep these plans; one already kept (same fingerprint) is left as it is."""
+
+    async def get_plan(self, fingerprint: str) -> PlanRecord | None:
+        """The kept plan with this fingerprint, or None."""
+
+    async def announce_worker(self, worker: WorkerRecord) -> None:
+        """Record that this worker is alive until `worker.expires_at`, serving `plans`
+        (its `started_at` is kept from its first announcement)."""
+
+    async def retire_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+
+    async def live_workers(self, now: datetime) -> list[WorkerRecord]:
+        """The workers whose announcement has not expired at `now`, by id."""
+        ...
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:

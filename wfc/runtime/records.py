@@ -297,6 +297,30 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRecord:
+    """A plan some run was created with or some worker serves, kept by its fingerprint, so
+    the plan a run was created with can be shown (and drawn) after it is deployed no more."""
+
+    fingerprint: str
+    workflow_id: str
+    workflow_name: str
+    plan: str  # the plan's canonical JSON
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerRecord:
+    """A worker that announced itself, the plans it serves, and until when it counts as
+    alive (it announces itself again every maintenance tick, before then)."""
+
+    worker_id: str
+    plans: list[str]
+    started_at: datetime
+    seen_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogRecord:
     """A log line written by a stage or by the kernel about a run."""
 

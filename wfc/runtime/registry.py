@@ -33,6 +33,10 @@ class WorkflowRegistry(Protocol):
         """The fingerprints of the plans served: what a worker claims and dequeues."""
         ...
 
+    def workflows(self) -> list[Workflow]:
+        """Every workflow served, by id."""
+        ...
+
 
 class WorkflowMap:
     """A `WorkflowRegistry` over a fixed set of workflows."""
@@ -53,6 +57,9 @@ class WorkflowMap:
 
     def plans(self) -> list[str]:
         return sorted(workflow.plan.fingerprint for workflow in self._workflows.values())
+
+    def workflows(self) -> list[Workflow]:
+        return [self._workflows[workflow_id] for workflow_id in sorted(self._workflows)]
 
     def ids(self) -> list[str]:
         """Registered workflow ids, sorted."""

@@ -27,7 +27,8 @@ from wfc.runtime.commands import (
     StagePollSuspended,
 )
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.kernel.plans import stored, unrecorded
+from wfc.runtime.records import JobRecord, Status, WorkerRecord
 from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")
@@ -229,6 +230,27 @@ async def _process_job(
     return JobOutcome(outcome="failed", error=error, retried=retried)
 
 
+async def announce_worker(kernel: Kernel, worker_id: str, ttl: timedelta) -> None:
+    """Say that `worker_id` is alive for `ttl` more, serving the kernel's plans (which are
+    stored, once per process, so a run of them can be shown whoever serves it later)."""
+    deps = kernel.deps
+    workflows = deps.registry.workflows()
+    fresh = unrecorded(deps, workflows)
+    if fresh:
+        await deps.persistence.record_plans(fresh)
+        stored(deps, workflows)
+    now = deps.clock.now()
+    await deps.persistence.announce_worker(
+        WorkerRecord(
+            worker_id=worker_id,
+            plans=deps.registry.plans(),
+            started_at=now,
+            seen_at=now,
+            expires_at=now + ttl,
+        )
+    )
+
+
 FINAL_TRANSITION_ATTEMPTS = 4
 FINAL_TRANSITION_BACKOFF = timedelta(milliseconds=250)  # doubled after each attempt
 
@@ -280,6 +302,9 @@ class MaintenanceSettings:
     max_outbox_flush: int = 100
     stale_lease_threshold: timedelta = timedelta(minutes=5)
     run_id: str | None = None  # a host serving one run (`wfc run`) claims and polls it only
+    # How long the worker counts as alive after a tick announced it (`wfc workers`, and
+    # `wfc runs show` on a run waiting for a worker of its plan): several ticks' worth.
+    presence_ttl: timedelta = timedelta(minutes=1)
 
     @property
     def stuck_threshold(self) -> timedelta:
@@ -350,6 +375,10 @@ async def maintenance_tick(
         if not quiet:
             log.error("maintenance step %s failed", name, exc_info=error)
 
+    async def announce() -> None:
+        if settings.run_id is None:  # a host serving one run serves nobody else
+            await announce_worker(kernel, settings.worker_id, settings.presence_ttl)
+
     async def claim() -> None:
         if settings.max_claims < 1:  # the host has no room for another run now
             return
@@ -388,6 +417,7 @@ async def maintenance_tick(
         tick.stuck_reaped = result.failed + result.recovered + result.transitioned
 
     for name, step in (
+        ("announce", announce),
         ("claim", claim),
         ("poll", poll),
         ("reap_stale", reap_leases),

@@ -176,6 +176,8 @@ class WorkerHost:
             max_outbox_flush=max_outbox_flush_per_tick,
             stale_lease_threshold=stale_lease_threshold,
             run_id=run_id,
+            # Alive for three ticks: a tick late or failed does not make it look gone.
+            presence_ttl=max(3 * orchestration_interval, timedelta(seconds=30)),
         )
         self._wakeups = wakeups
         self.max_abandoned_threads = max_abandoned_threads
@@ -276,6 +278,11 @@ class WorkerHost:
                     "could not release job %s; it is reaped when its lease expires", job.id
                 )
         self._abandoned.clear()
+        if self.run_id is None:
+            try:  # gone now, not when its announcement expires
+                await self.kernel.deps.persistence.retire_worker(self.worker_id)
+            except Exception:
+                log.warning("could not retire worker %s; its announcement expires", self.worker_id)
         self._running = False
         log.info("worker stopped", extra={"worker_id": self.worker_id})
 

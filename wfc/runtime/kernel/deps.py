@@ -52,6 +52,9 @@ class Deps:
     pinning: Pinning = field(default_factory=NoPinning)
     warm: WarmStarts = field(default_factory=WarmStarts)
     shared_transactions: bool = False  # see `Storage.shared_transactions`
+    # Fingerprints of the plans this process has stored (`Persistence.record_plans`): each
+    # is stored once per process, with the first run created from it.
+    recorded_plans: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

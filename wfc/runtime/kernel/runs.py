@@ -8,6 +8,7 @@ from wfc.errors import InvalidRunInputError, StaleVersionError, WorkflowNotFound
 from wfc.runtime.commands import RunCancel, RunCancelResult, RunCreate, RunCreateResult
 from wfc.runtime.events import WorkflowCancelled, WorkflowCreated
 from wfc.runtime.kernel.deps import Deps, Unit
+from wfc.runtime.kernel.plans import record_once, stored
 from wfc.runtime.records import ACTIVE, TERMINAL, RunChanges, RunRecord, Status
 from wfc.runtime.storable import unstorable_part
 
@@ -40,6 +41,13 @@ async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
         raise InvalidRunInputError(
             workflow.id, [f"{problem}, which no database can store" for problem in unstorable]
         )
+    if workflow.plan.fingerprint not in deps.recorded_plans:  # once per process and plan
+        await record_once(deps, unit.db, [workflow])
+
+        async def remember() -> None:
+            stored(deps, [workflow])
+
+        unit.after_commit(remember)
     now = deps.clock.now()
     run = RunRecord(
         id=cmd.run_id or deps.ids.new_id(),

@@ -29,6 +29,7 @@ from wfc.runtime.records import (
     LogRecord,
     NewOutboxEvent,
     OutboxRecord,
+    PlanRecord,
     Replay,
     RunChanges,
     RunClaim,
@@ -37,6 +38,7 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
+    WorkerRecord,
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
@@ -61,6 +63,8 @@ class _Tables:
     keys: dict[tuple[str, str], _IdempotencyKey] = field(default_factory=dict)
     # Items are not in the snapshot (a map of 10,000 items would be copied by every
     # transaction): a transaction journals each item it writes and puts them back.
+    plans: dict[str, PlanRecord] = field(default_factory=dict)
+    workers: dict[str, WorkerRecord] = field(default_factory=dict)
     items: dict[tuple[str, str], dict[int, ItemRecord]] = field(default_factory=dict)
     item_at: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)  # by id
 
@@ -73,6 +77,8 @@ class _Tables:
             outbox=dict(self.outbox),
             last_sequence=dict(self.last_sequence),
             keys=dict(self.keys),
+            plans=dict(self.plans),
+            workers=dict(self.workers),
             items=self.items,
             item_at=self.item_at,
         )
@@ -374,6 +380,25 @@ class _MemoryStore:
         updated = replace(current, **changes, version=version + 1, updated_at=self._clock.now())
         table[key] = updated
         return updated
+
+    # -- plans and workers -------------------------------------------------
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
+        for plan in plans:
+            self._t.plans.setdefault(plan.fingerprint, plan)
+
+    async def get_plan(self, fingerprint: str) -> PlanRecord | None:
+        return self._t.plans.get(fingerprint)
+
+    async def announce_worker(self, worker: WorkerRecord) -> None:
+        known = self._t.workers.get(worker.worker_id)
+        started = worker.started_at if known is None else known.started_at
+        self._t.workers[worker.worker_id] = replace(worker, started_at=started)
+
+    async def retire_worker(self, worker_id: str) -> None:
+        self._t.workers.pop(worker_id, None)
+
+    async def live_workers(self, now: datetime) -> list[WorkerRecord]:
+        return [w for _, w in sorted(self._t.workers.items()) if w.expires_at > now]
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:

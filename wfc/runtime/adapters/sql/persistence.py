@@ -19,7 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.memory.clock import SystemClock
-from wfc.runtime.adapters.sql import direct, items, keys, outbox, predicted, runs, stages
+from wfc.runtime.adapters.sql import (
+    direct,
+    items,
+    keys,
+    outbox,
+    predicted,
+    presence,
+    runs,
+    stages,
+)
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
@@ -31,6 +40,7 @@ from wfc.runtime.records import (
     LogRecord,
     NewOutboxEvent,
     OutboxRecord,
+    PlanRecord,
     RunChanges,
     RunClaim,
     RunRecord,
@@ -38,6 +48,7 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
+    WorkerRecord,
 )
 
 
@@ -208,6 +219,27 @@ class _SqlStore:
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         async with self._single() as conn:
             await items.delete_items(conn, run_id, stage_ids)
+
+    # -- plans and workers -------------------------------------------------
+    async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
+        async with self._single() as conn:
+            await presence.record_plans(conn, plans)
+
+    async def get_plan(self, fingerprint: str) -> PlanRecord | None:
+        async with self._single() as conn:
+            return await presence.get_plan(conn, fingerprint)
+
+    async def announce_worker(self, worker: WorkerRecord) -> None:
+        async with self._single() as conn:
+            await presence.announce_worker(conn, worker)
+
+    async def retire_worker(self, worker_id: str) -> None:
+        async with self._single() as conn:
+            await presence.retire_worker(conn, worker_id)
+
+    async def live_workers(self, now: datetime) -> list[WorkerRecord]:
+        async with self._single() as conn:
+            return await presence.live_workers(conn, now)
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:

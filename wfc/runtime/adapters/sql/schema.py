@@ -235,6 +235,26 @@ outbox = Table(
     ),
 )
 
+plans = Table(
+    "plans",
+    metadata,
+    Column("fingerprint", String(80), primary_key=True),
+    Column("workflow_id", String(200), nullable=False),
+    Column("workflow_name", String(200), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(200), primary_key=True),
+    Column("plans", Json, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

@@ -1,0 +1,115 @@
+"""Who serves what: `wfc workers`, and the note on a run that waits for a worker of its plan.
+
+A worker takes only runs of the plans it serves, so a run whose plan no live
+worker serves waits (PENDING, or RUNNING with its next jobs queued). That is
+right during a rolling deploy and wrong when the worker is never coming: the
+commands that show runs say which plan the run waits for, so nobody has to
+guess why it does not move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import click
+
+from wfc.cli.session import db_option, json_option, opened_storage, print_json
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from wfc.runtime.ports import Persistence
+    from wfc.runtime.records import RunRecord, WorkerRecord
+
+
+def short(fingerprint: str) -> str:
+    """`sha256:9bd1c0de…`: enough of a fingerprint to tell plans apart on a screen."""
+    return fingerprint[:15] + "…" if len(fingerprint) > 15 else fingerprint
+
+
+def _now() -> datetime:
+    from wfc.runtime.adapters.memory import SystemClock
+
+    return SystemClock().now()
+
+
+async def served_plans(persistence: Persistence) -> set[str]:
+    """The fingerprints some live worker serves."""
+    workers = await persistence.live_workers(_now())
+    return {plan for worker in workers for plan in worker.plans}
+
+
+def waiting_for(run: RunRecord, served: set[str]) -> str | None:
+    """`workflow@sha256:…` when `run` is unfinished and no live worker serves its plan."""
+    from wfc.runtime.records import TERMINAL
+
+    if run.status in TERMINAL or run.plan_fingerprint in served:
+        return None
+    return f"{run.workflow_id}@{run.plan_fingerprint}"
+
+
+def waiting_note(runs: Iterable[RunRecord], served: set[str]) -> str | None:
+    """One line for the runs that wait for a worker of their plan, or None."""
+    waiting = sorted({w for run in runs if (w := waiting_for(run, served)) is not None})
+    if not waiting:
+        return None
+    plans = ", ".join(f"{w.split('@')[0]}@{short(w.split('@')[1])}" for w in waiting)
+    return (
+        f"waiting for a worker that serves {plans}: no live worker does "
+        "(start one with that plan; `wfc workers` lists who serves what)"
+    )
+
+
+@click.group("workers")
+def workers_group() -> None:
+    """The workers alive and the plans they serve."""
+
+
+@workers_group.command("list")
+@db_option
+@json_option
+def list_workers(db_url: str | None, as_json: bool) -> None:
+    """Live workers (announced within their last ticks), the plans each serves."""
+    import asyncio
+
+    async def read() -> tuple[list[WorkerRecord], dict[str, str]]:
+        async with opened_storage(db_url) as storage:
+            db = storage.persistence
+            workers = await db.live_workers(_now())
+            names: dict[str, str] = {}
+            for plan in {p for worker in workers for p in worker.plans}:
+                kept = await db.get_plan(plan)
+                names[plan] = kept.workflow_id if kept is not None else "?"
+            return workers, names
+
+    workers, names = asyncio.run(read())
+    if as_json:
+        print_json(
+            [
+                {
+                    "worker_id": w.worker_id,
+                    "plans": [{"workflow_id": names[p], "fingerprint": p} for p in w.plans],
+                    "started_at": w.started_at.isoformat(),
+                    "seen_at": w.seen_at.isoformat(),
+                }
+                for w in workers
+            ]
+        )
+        return
+    if not workers:
+        click.echo("no live workers")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("worker", "serves", "started", "seen")
+    for w in workers:
+        serves = ", ".join(f"{names[p]}@{short(p)}" for p in w.plans) or "-"
+        table.add_row(
+            w.worker_id,
+            serves,
+            w.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            w.seen_at.strftime("%H:%M:%S"),
+        )
+    Console(width=None if Console().is_terminal else 160).print(table)
