@@ -19,6 +19,7 @@ from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
 from wfc.testing.items import ItemsConformance, ServedPlansConformance
 from wfc.testing.presence import PresenceConformance
+from wfc.testing.retention import RetentionConformance
 
 
 class TestPorts(
@@ -27,6 +28,7 @@ class TestPorts(
     ItemsConformance,
     ServedPlansConformance,
     PresenceConformance,
+    RetentionConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

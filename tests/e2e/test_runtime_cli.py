@@ -628,3 +628,18 @@ def test_a_run_no_worker_serves_waits_visibly_until_one_comes(tmp_path: Path) ->
     assert wfc("workers", "list", env=env, cwd=tmp_path).stdout.strip() == "no live workers"
     done = json.loads(wfc("runs", "show", run_id, "--json", env=env, cwd=tmp_path).stdout)
     assert done["waiting_for"] is None
+
+
+def test_runs_prune_deletes_finished_runs_from_the_shell(tmp_path: Path) -> None:
+    env = sqlite_env(tmp_path)
+    docs = EXAMPLES / "documents" / "pipeline.wf"
+    ran = wfc("run", str(docs), "--input", '{"document": "Good. Bad."}', env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    bad = wfc("runs", "prune", "--older-than", "30 days", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "'--older-than': '30 days' is not a duration" in bad.stderr
+    kept = wfc("runs", "prune", "--older-than", "1d", "--json", env=env, cwd=tmp_path)
+    assert json.loads(kept.stdout) == {"runs": 0, "jobs": 0, "blobs": 0}
+    pruned = wfc("runs", "prune", "--older-than", "0s", "--json", env=env, cwd=tmp_path)
+    counts = json.loads(pruned.stdout)
+    assert counts["runs"] == 1 and counts["jobs"] >= 6 and counts["blobs"] >= 6
+    assert json.loads(wfc("runs", "list", "--json", env=env, cwd=tmp_path).stdout) == []

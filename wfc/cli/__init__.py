@@ -19,6 +19,7 @@ from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, graph_command
 from wfc.cli.db_commands import db_group
 from wfc.cli.fleet import workers_group
+from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
 from wfc.cli.worker_command import worker_command
@@ -35,6 +36,7 @@ cli.add_command(check_command)
 cli.add_command(graph_command)
 cli.add_command(db_group)
 cli.add_command(run_command)
+runs_group.add_command(prune_command)
 cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from wfc.cli.retention_command import retention_age
 from wfc.cli.session import (
     DEFAULT_STAGE_TIMEOUT_SECONDS,
     db_option,
@@ -90,6 +91,11 @@ def _seconds(value: float) -> timedelta:
 )
 @plugin_option
 @click.option(
+    "--retain",
+    metavar="AGE",
+    help="Delete finished runs older than AGE (e.g. 30d) as it goes, with all they hold.",
+)
+@click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
 def worker_command(
@@ -106,6 +112,7 @@ def worker_command(
     max_abandoned_threads: int,
     give_up_after: float,
     plugin_specs: tuple[str, ...],
+    retain: str | None,
     log_format: LogFormat,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
@@ -123,6 +130,7 @@ def worker_command(
     timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
     registry = load_workflows(plans, default_stage_timeout=timeout)
     plugins = load_plugins(plugin_specs)
+    retention = None if retain is None else retention_age(retain)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> WorkerStats:
@@ -141,6 +149,7 @@ def worker_command(
                 max_abandoned_threads=max_abandoned_threads,
                 give_up_after=_seconds(give_up_after) if give_up_after else None,
                 database_file=sqlite_file(storage.url),
+                retain=retention,
             )
             log.info(
                 "serving",

@@ -238,6 +238,15 @@ class Persistence(Protocol):
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         """Delete the item rows of these stages of the run."""
 
+    # -- retention -----------------------------------------------------------
+    async def prune_runs(
+        self, finished_before: datetime, statuses: Sequence[Status], limit: int
+    ) -> list[RunRecord]:
+        """Delete up to `limit` runs in `statuses` (finished ones) that finished before
+        `finished_before`, oldest first, with their stages, items, logs and outbox events,
+        in one transaction; the runs deleted (their jobs and blobs are the caller's)."""
+        ...
+
     # -- plans and workers -------------------------------------------------
     async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
         """Keep these plans; one already kept (same fingerprint) is left as it is."""
@@ -352,6 +361,11 @@ class BlobStore(BlobAccess, Protocol):
         """Keys starting with `prefix`, sorted."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every key starting with `prefix` (a run's blobs, when it is pruned); how
+        many."""
+        ...
+
 
 class JobTransport(Protocol):
     """The job queue workers take stage executions from."""
@@ -405,6 +419,10 @@ class JobTransport(Protocol):
 
     async def cancel_by_run(self, run_id: str) -> int:
         """Cancel the run's PENDING and SUSPENDED jobs (RUNNING ones are left); how many."""
+        ...
+
+    async def delete_jobs(self, run_ids: Sequence[str]) -> int:
+        """Delete every job of these runs (pruned ones); how many."""
         ...
 
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:

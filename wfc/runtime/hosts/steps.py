@@ -28,6 +28,7 @@ from wfc.runtime.commands import (
 )
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.kernel.plans import stored, unrecorded
+from wfc.runtime.kernel.retention import prune_finished_runs
 from wfc.runtime.records import JobRecord, Status, WorkerRecord
 from wfc.runtime.transient import is_transient
 
@@ -230,6 +231,21 @@ async def _process_job(
     return JobOutcome(outcome="failed", error=error, retried=retried)
 
 
+async def _announce(kernel: Kernel, settings: MaintenanceSettings) -> None:
+    if settings.run_id is None:  # a host serving one run serves nobody else
+        await announce_worker(kernel, settings.worker_id, settings.presence_ttl)
+
+
+async def _prune(kernel: Kernel, settings: MaintenanceSettings) -> int:
+    """Runs deleted by this tick's share of retention (`MaintenanceSettings.retain`)."""
+    if settings.retain is None or settings.run_id is not None:
+        return 0
+    pruned = await prune_finished_runs(
+        kernel.deps, settings.retain, max_batches=settings.prune_batches
+    )
+    return pruned.runs
+
+
 async def announce_worker(kernel: Kernel, worker_id: str, ttl: timedelta) -> None:
     """Say that `worker_id` is alive for `ttl` more, serving the kernel's plans (which are
     stored, once per process, so a run of them can be shown whoever serves it later)."""
@@ -305,6 +321,9 @@ class MaintenanceSettings:
     # How long the worker counts as alive after a tick announced it (`wfc workers`, and
     # `wfc runs show` on a run waiting for a worker of its plan): several ticks' worth.
     presence_ttl: timedelta = timedelta(minutes=1)
+    # Delete finished runs older than this, a batch or two per tick (None: keep them all).
+    retain: timedelta | None = None
+    prune_batches: int = 2
 
     @property
     def stuck_threshold(self) -> timedelta:
@@ -321,6 +340,7 @@ class TickResult:
     stale_released: int = 0
     events_flushed: int = 0
     stuck_reaped: int = 0
+    runs_pruned: int = 0
     errors: list[str] = field(default_factory=list)
     failure: Exception | None = None  # the first error, for a host that handles them itself
     next_poll_at: datetime | None = None  # when a stage the poll checked is due again
@@ -376,8 +396,7 @@ async def maintenance_tick(
             log.error("maintenance step %s failed", name, exc_info=error)
 
     async def announce() -> None:
-        if settings.run_id is None:  # a host serving one run serves nobody else
-            await announce_worker(kernel, settings.worker_id, settings.presence_ttl)
+        await _announce(kernel, settings)
 
     async def claim() -> None:
         if settings.max_claims < 1:  # the host has no room for another run now
@@ -410,6 +429,9 @@ async def maintenance_tick(
         result = await kernel.dispatch(OutboxFlush(max_events=settings.max_outbox_flush))
         tick.events_flushed = result.published
 
+    async def prune() -> None:
+        tick.runs_pruned = await _prune(kernel, settings)
+
     async def reap_stuck() -> None:
         result = await kernel.dispatch(
             RunReapStuck(stuck_threshold_ms=_ms(settings.stuck_threshold))
@@ -423,6 +445,7 @@ async def maintenance_tick(
         ("reap_stale", reap_leases),
         ("flush", flush),
         ("reap_stuck", reap_stuck),
+        ("prune", prune),
     ):
         try:
             await step()

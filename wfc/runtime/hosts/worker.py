@@ -156,6 +156,7 @@ class WorkerHost:
         give_up_after: timedelta | None = None,
         database_file: Path | None = None,
         run_id: str | None = None,
+        retain: timedelta | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -178,6 +179,7 @@ class WorkerHost:
             run_id=run_id,
             # Alive for three ticks: a tick late or failed does not make it look gone.
             presence_ttl=max(3 * orchestration_interval, timedelta(seconds=30)),
+            retain=retain,
         )
         self._wakeups = wakeups
         self.max_abandoned_threads = max_abandoned_threads

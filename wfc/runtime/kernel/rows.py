@@ -18,9 +18,14 @@ from wfc.runtime.workflow import Workflow
 STAGE_FAILED = "STAGE_FAILED"
 
 
+def run_prefix(run: RunRecord) -> str:
+    """The blob-key prefix of everything the kernel stores for one run."""
+    return f"runs/{run.workflow_id}/{run.id}/"
+
+
 def stage_prefix(run: RunRecord, stage_id: str) -> str:
     """The blob-key prefix of everything the kernel stores for one stage of one run."""
-    return f"runs/{run.workflow_id}/{run.id}/{stage_id}/"
+    return f"{run_prefix(run)}{stage_id}/"
 
 
 def output_key(run: RunRecord, stage_id: str) -> str:

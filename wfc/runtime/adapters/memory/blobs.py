@@ -11,6 +11,12 @@ class MemoryBlobStore(MemoryBlobs):
     async def list(self, prefix: str) -> list[str]:
         return sorted(key for key in self.data if key.startswith(prefix))
 
+    async def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.data if key.startswith(prefix)]
+        for key in doomed:
+            del self.data[key]
+        return len(doomed)
+
     def size(self) -> int:
         """How many blobs are stored."""
         return len(self.data)

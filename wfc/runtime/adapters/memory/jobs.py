@@ -169,6 +169,13 @@ class MemoryJobTransport:
             self._put(job, status=Status.CANCELLED, completed_at=now)
         return len(open_jobs)
 
+    async def delete_jobs(self, run_ids: Sequence[str]) -> int:
+        chosen = set(run_ids)
+        doomed = [job_id for job_id, job in self._jobs.items() if job.run_id in chosen]
+        for job_id in doomed:
+            del self._jobs[job_id]
+        return len(doomed)
+
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
         return [j for j in self._jobs.values() if j.run_id == run_id]
 

@@ -381,6 +381,35 @@ class _MemoryStore:
         table[key] = updated
         return updated
 
+    # -- retention -----------------------------------------------------------
+    async def prune_runs(
+        self, finished_before: datetime, statuses: Sequence[Status], limit: int
+    ) -> list[RunRecord]:
+        finished = sorted(
+            (
+                run
+                for run in self._t.runs.values()
+                if run.status in statuses
+                and run.completed_at is not None
+                and run.completed_at < finished_before
+            ),
+            key=lambda run: (run.completed_at or finished_before, run.id),
+        )[:limit]
+        doomed = {run.id for run in finished}
+        for run_id in doomed:
+            del self._t.runs[run_id]
+            self._t.last_sequence.pop(run_id, None)
+        for record_id, stage in list(self._t.stages.items()):
+            if stage.run_id in doomed:
+                del self._t.stages[record_id]
+                self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
+        self._t.logs = [log for log in self._t.logs if log.run_id not in doomed]
+        self._t.outbox = {k: e for k, e in self._t.outbox.items() if e.run_id not in doomed}
+        for key in [key for key in self._t.items if key[0] in doomed]:
+            for index in list(self._t.items[key]):
+                self._put_item(None, key, index)
+        return finished
+
     # -- plans and workers -------------------------------------------------
     async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
         for plan in plans:

@@ -61,3 +61,10 @@ class SqlBlobStore:
                 select(_b.key).where(_b.key.startswith(prefix, autoescape=True)).order_by(_b.key)
             )
             return [str(key) for key in rows.scalars()]
+
+    async def delete_prefix(self, prefix: str) -> int:
+        async with self._connections.single() as conn:
+            result = await conn.execute(
+                delete(blobs).where(_b.key.startswith(prefix, autoescape=True))
+            )
+            return int(result.rowcount)

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -344,6 +344,13 @@ class SqlJobTransport:
                 .values(status=Status.CANCELLED.value, completed_at=now, updated_at=now)
             )
         return int(result.rowcount)
+
+    async def delete_jobs(self, run_ids: Sequence[str]) -> int:
+        if not run_ids:
+            return 0
+        async with self._connections.single() as conn:
+            result = await conn.execute(delete(jobs).where(_j.run_id.in_(list(run_ids))))
+            return int(result.rowcount)
 
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
         async with self._connections.single() as conn:

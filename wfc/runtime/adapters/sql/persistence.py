@@ -26,6 +26,7 @@ from wfc.runtime.adapters.sql import (
     outbox,
     predicted,
     presence,
+    retention,
     runs,
     stages,
 )
@@ -219,6 +220,13 @@ class _SqlStore:
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         async with self._single() as conn:
             await items.delete_items(conn, run_id, stage_ids)
+
+    # -- retention -----------------------------------------------------------
+    async def prune_runs(
+        self, finished_before: datetime, statuses: Sequence[Status], limit: int
+    ) -> list[RunRecord]:
+        async with self._connection() as conn:
+            return await retention.prune_runs(conn, finished_before, statuses, limit)
 
     # -- plans and workers -------------------------------------------------
     async def record_plans(self, plans: Sequence[PlanRecord]) -> None:

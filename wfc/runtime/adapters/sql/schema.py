@@ -91,6 +91,7 @@ runs = Table(
     Column("last_sequence", Integer, nullable=False, server_default=text("0")),
     Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
+    Index(None, "status", "completed_at"),  # retention: finished runs, oldest first
 )
 
 stages = Table(
