@@ -288,9 +288,12 @@ class RunReapStuckResult(_Message):
 
 
 class OutboxFlushResult(_Message):
-    """How many events were delivered."""
+    """How many events were delivered; `busy` when another flusher held the outbox, and
+    `remaining` when the batch was full (more may be waiting: flush again now)."""
 
     published: int
+    busy: bool = False
+    remaining: bool = False
 
 
 class PluginReplayDLQResult(_Message):

@@ -298,6 +298,14 @@ class Persistence(Protocol):
         """Put up to `limit` parked events back in line (retry count reset); returns how many."""
         ...
 
+    def outbox_flusher(self) -> AbstractAsyncContextManager[Persistence | None]:
+        """The right to flush the outbox, for the block: the persistence to read and mark
+        events through, or None while another flusher holds it. One flusher at a time
+        keeps a run's events in order whatever the number of workers (PostgreSQL: a
+        transaction-level advisory lock, held while the block runs; a single-process store
+        needs none)."""
+        ...
+
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
         """Every event of the run by sequence (for inspection and tests)."""
         ...

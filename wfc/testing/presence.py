@@ -1,18 +1,23 @@
-"""The plans-and-workers part of the port conformance suite.
+"""The fleet part of the port conformance suite: plans, workers, the outbox's flusher.
 
 Plans are kept by fingerprint, the first copy staying; a worker's announcement
 keeps its first start and moves its expiry on; a retired or expired worker is
-not alive. Subclass `PresenceConformance` beside `PortConformance`, with the
+not alive. While one flusher holds the outbox, a second gets None on a store
+that several processes share (PostgreSQL), and reads and marks events through
+what it gets. Subclass `PresenceConformance` beside `PortConformance`, with the
 same `ports` fixture.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from dataclasses import replace
 from datetime import timedelta
 
+from wfc.runtime.ports import Persistence
 from wfc.runtime.records import PlanRecord, WorkerRecord
-from wfc.testing.conformance import Ports
+from wfc.testing.conformance import Ports, a_run, an_event
 
 
 def _worker(ports: Ports, worker_id: str, plans: list[str], ttl_s: int = 30) -> WorkerRecord:
@@ -24,6 +29,11 @@ def _worker(ports: Ports, worker_id: str, plans: list[str], ttl_s: int = 30) -> 
         seen_at=now,
         expires_at=now + timedelta(seconds=ttl_s),
     )
+
+
+async def _try_flush(p: Persistence) -> bool:
+    async with p.outbox_flusher() as flusher:
+        return flusher is not None
 
 
 class PresenceConformance:
@@ -56,3 +66,22 @@ class PresenceConformance:
         await p.retire_worker("w1")
         await p.retire_worker("nobody")
         assert await p.live_workers(ports.clock.now()) == []
+
+    async def test_one_outbox_flusher_at_a_time_where_processes_share_the_store(
+        self, ports: Ports
+    ) -> None:
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1"))
+        await p.append_outbox([an_event(ports.clock, "e1", "r1")])
+        shared = getattr(getattr(p, "engine", None), "dialect", None)
+        async with p.outbox_flusher() as first:
+            assert first is not None
+            [event] = await first.unpublished_outbox(10)
+            if shared is not None and shared.name == "postgresql":
+                # As another worker would: its own task, none of this one's connections.
+                other = asyncio.create_task(_try_flush(p), context=contextvars.Context())
+                assert await other is False
+            await first.mark_published([event.id], ports.clock.now())
+        assert await p.unpublished_outbox(10) == []
+        async with p.outbox_flusher() as again:  # released with the block
+            assert again is not None

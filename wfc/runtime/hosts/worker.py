@@ -65,6 +65,7 @@ from typing import Any
 
 from wfc.runtime.commands import RunClaimPending
 from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.hosts.flusher import OutboxFlusher
 from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.steps import (
     HEARTBEAT_INTERVAL,
@@ -174,7 +175,9 @@ class WorkerHost:
             worker_id=worker_id,
             max_claims=max_claims_per_tick,
             max_suspended_checks=max_suspended_checks_per_tick,
-            max_outbox_flush=max_outbox_flush_per_tick,
+            # The flusher delivers events as they commit (`wfc.runtime.hosts.flusher`): a
+            # second flush in the tick could deliver a run's events out of order.
+            max_outbox_flush=0,
             stale_lease_threshold=stale_lease_threshold,
             run_id=run_id,
             # Alive for three ticks: a tick late or failed does not make it look gone.
@@ -207,6 +210,7 @@ class WorkerHost:
         self._maybe_queued = True  # whether a dequeue may find something
         self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
         self._listening: Listening | None = None
+        self._flusher: OutboxFlusher | None = None
         self._claim_now = False  # claim whether or not this worker leads claims (a poll)
         self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
@@ -231,8 +235,10 @@ class WorkerHost:
         self._give_up = asyncio.Event()
         self._install_threads()
         self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
+        self._flusher = OutboxFlusher(self.kernel, self._stopping)
         self._background = [
-            asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator")
+            asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator"),
+            asyncio.create_task(self._flusher.run(), name=f"{self.worker_id}:flusher"),
         ]
         if self._wakeups is not None:
             self._listener = asyncio.create_task(
@@ -720,6 +726,8 @@ class WorkerHost:
         finally:
             self._in_flight.pop(job.id, None)
         self._processed += 1
+        if self._flusher is not None:
+            self._flusher.wake()  # the job's commit appended its events
         if outcome.retried:  # due again soon, perhaps at once: look for it
             self._maybe_queued = True
         if outcome.outcome == "failed":

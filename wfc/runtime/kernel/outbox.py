@@ -16,27 +16,33 @@ DEFAULT_MAX_RETRIES = 3
 async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
     """Deliver unpublished events in append order, keeping each run's events in sequence.
 
-    When delivering an event fails, later events of the same run wait for the
-    next flush, so a plugin never sees a run's events out of order. An event
-    that fails `max_retries` times (the sink's `max_retries`, else 3) goes to
-    the dead-letter queue, and the run's later events flow again.
+    One flusher at a time across the fleet (`Persistence.outbox_flusher`): a second
+    one finds it held and does nothing, so two workers never deliver a run's events
+    out of order. When delivering an event fails, later events of the same run wait
+    for the next flush, so a plugin never sees a run's events out of order. An event
+    that fails `max_retries` times (the sink's `max_retries`, else 3) goes to the
+    dead-letter queue, and the run's later events flow again.
     """
     max_retries = int(getattr(deps.sink, "max_retries", DEFAULT_MAX_RETRIES))
-    blocked: set[str] = set()
-    delivered: list[str] = []
-    for event in await deps.persistence.unpublished_outbox(cmd.max_events):
-        if event.run_id in blocked:
-            continue
-        try:
-            await deps.sink.emit(event.payload)
-        except Exception:
-            blocked.add(event.run_id)
-            if await deps.persistence.increment_outbox_retry(event.id) >= max_retries:
-                await deps.persistence.move_to_dlq(event.id, deps.clock.now())
-            continue
-        delivered.append(event.id)
-    await deps.persistence.mark_published(delivered, deps.clock.now())
-    return OutboxFlushResult(published=len(delivered))
+    async with deps.persistence.outbox_flusher() as db:
+        if db is None:
+            return OutboxFlushResult(published=0, busy=True)
+        events = await db.unpublished_outbox(cmd.max_events)
+        blocked: set[str] = set()
+        delivered: list[str] = []
+        for event in events:
+            if event.run_id in blocked:
+                continue
+            try:
+                await deps.sink.emit(event.payload)
+            except Exception:
+                blocked.add(event.run_id)
+                if await db.increment_outbox_retry(event.id) >= max_retries:
+                    await db.move_to_dlq(event.id, deps.clock.now())
+                continue
+            delivered.append(event.id)
+        await db.mark_published(delivered, deps.clock.now())
+    return OutboxFlushResult(published=len(delivered), remaining=len(events) == cmd.max_events)
 
 
 async def replay_dlq(deps: Deps, cmd: PluginReplayDLQ) -> PluginReplayDLQResult:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
-from wfc.runtime.ports import Clock
+from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
     IdempotencyClaim,
@@ -524,6 +524,10 @@ class _Transaction(_MemoryStore):
     async def transaction(self) -> AsyncIterator[_Transaction]:
         yield self
 
+    @asynccontextmanager
+    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
+        yield self
+
 
 class MemoryPersistence(_MemoryStore):
     """The full `Persistence` port in memory, with inspection helpers for tests."""
@@ -551,6 +555,10 @@ class MemoryPersistence(_MemoryStore):
                     else:
                         items[index] = item
                 raise
+
+    @asynccontextmanager
+    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
+        yield self  # one process: its flushes are ordered by the caller
 
     def _restore(self, snapshot: _Tables) -> None:
         for name in _Tables.__dataclass_fields__:

@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,7 +32,7 @@ from wfc.runtime.adapters.sql import (
     stages,
 )
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.ports import Clock
+from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
     IdempotencyClaim,
@@ -344,6 +345,10 @@ class _SqlTransaction(_SqlStore):
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
         yield self
 
+    @asynccontextmanager
+    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
+        yield self  # inside a transaction already: the caller's
+
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
         prediction, self._prediction = self._prediction, None
@@ -422,6 +427,10 @@ class _SqlTransaction(_SqlStore):
         await keys.complete(self._conn, key, command_type, result)  # the run can wait
 
 
+# The lock one outbox flusher holds for a transaction (an arbitrary, fixed 64-bit key).
+_TRY_OUTBOX_LOCK = text("SELECT pg_try_advisory_xact_lock(7304115523301171013)")
+
+
 class SqlPersistence(_SqlStore):
     """The `Persistence` port on an async SQLAlchemy engine (SQLite or PostgreSQL)."""
 
@@ -435,6 +444,19 @@ class SqlPersistence(_SqlStore):
 
     def _single(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._connections.single()
+
+    @asynccontextmanager
+    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
+        """PostgreSQL: a transaction holding the outbox's advisory lock, or None when another
+        flusher holds it. SQLite: no transaction (its write lock would stop every other
+        writer while plugins run); one worker per file delivers in order."""
+        if self.engine.dialect.name != "postgresql":
+            yield self
+            return
+        async with self.transaction() as tx:
+            async with tx._connection() as conn:
+                held = await conn.scalar(_TRY_OUTBOX_LOCK)
+            yield tx if held else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqlTransaction]:
