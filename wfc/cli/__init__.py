@@ -16,7 +16,7 @@ from __future__ import annotations
 import click
 
 from wfc import __version__
-from wfc.cli.compiler_commands import check_command, compile_command, graph_command
+from wfc.cli.compiler_commands import check_command, compile_command, diff_command, graph_command
 from wfc.cli.db_commands import db_group
 from wfc.cli.fleet import workers_group
 from wfc.cli.retention_command import prune_command
@@ -34,6 +34,7 @@ def cli() -> None:
 cli.add_command(compile_command)
 cli.add_command(check_command)
 cli.add_command(graph_command)
+cli.add_command(diff_command)
 cli.add_command(db_group)
 cli.add_command(run_command)
 runs_group.add_command(prune_command)

@@ -123,3 +123,59 @@ def graph_command(source: Path, fmt: str) -> None:
 
     plan = load_plan_for(source)
     click.echo(to_mermaid(plan) if fmt == "mermaid" else to_dot(plan), nl=False)
+
+
+@click.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option(
+    "--workflow",
+    "workflow_id",
+    metavar="ID",
+    help="The workflow to compare, where a side holds several (a directory of them).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="How to print the changes: for people, for tools, or as GitHub annotations.",
+)
+def diff_command(old: str, new: str, workflow_id: str | None, fmt: Format) -> None:
+    """Is moving runs in flight from OLD to NEW safe? Compare two versions of a workflow.
+
+    Each side is a .wf/.wf.yaml source, a compiled package directory, a plan.json,
+    or a directory holding sources or packages (with --workflow). Every change is
+    listed with its verdict for the runs in flight: compatible, breaking, or
+    breaking if started (only for runs that have started the stages named).
+    Exit codes: 0 no breaking change, 1 a breaking change, 2 usage (a path that
+    does not exist, a source that does not compile). See docs/upgrades.md.
+    """
+    from wfc.compiler.diff import LoadError, diff_plans, load_side
+    from wfc.compiler.diff.render import to_github, to_json, to_text
+
+    sides = []
+    for spec in (old, new):
+        try:
+            sides.append(load_side(spec, workflow_id))
+        except LoadError as error:
+            if error.diagnostics:
+                emit(
+                    error.diagnostics,
+                    "github" if fmt == "github" else "text",
+                    sys.stdout if fmt == "github" else sys.stderr,
+                )
+            click.echo(f"error: {error.message}", err=True)
+            sys.exit(2)
+    before, after = sides
+    diff = diff_plans(
+        before.plan, after.plan, old_source=before.locations, new_source=after.locations
+    )
+    if fmt == "json":
+        click.echo(to_json(diff, before, after), nl=False)
+    elif fmt == "github":
+        click.echo(to_github(diff), nl=False)
+    else:
+        click.echo(to_text(diff, before, after), nl=False)
+    sys.exit(0 if diff.compatible else 1)
