@@ -136,7 +136,7 @@ class _Walker:
                 n, "properties"
             ):
                 self._record(o, n, path, n_name or o_name or record)
-            elif shape_o == shape_n == "optional":
+            elif shape_o == shape_n == "optional" and not _nullable(o, n):
                 self.walk(_inner(o), _inner(n), path, record)
             elif shape_o == shape_n == "list" and _shell(o, "items") == _shell(n, "items"):
                 self.walk(o.get("items", True), n.get("items", True), (*path, "[]"), record)
@@ -219,6 +219,12 @@ def _shape(schema: Schema) -> str:
         if "properties" not in schema and isinstance(schema.get("additionalProperties"), dict):
             return "map"
     return "other"
+
+
+def _nullable(*optionals: dict[str, Any]) -> bool:
+    """Whether the inside of either optional may be null itself (`T??` from a plan built
+    by hand): then the null outside matters inside, and the two are compared whole."""
+    return any(_shape(_inner(o)) == "optional" or _inner(o) == {} for o in optionals)
 
 
 def _inner(schema: dict[str, Any]) -> Schema:

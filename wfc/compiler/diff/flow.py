@@ -13,6 +13,7 @@ from __future__ import annotations
 from wfc.compiler.diff.context import Ctx, names
 from wfc.compiler.diff.model import Verdict
 from wfc.compiler.diff.roles import required_config
+from wfc.compiler.diff.values import strip
 from wfc.plan import InputSource, Plan
 
 
@@ -70,7 +71,7 @@ def renames(ctx: Ctx) -> dict[str, str]:
 
     def shape(plan: Plan, sid: str) -> tuple[object, ...]:
         stage = plan.stage(sid)
-        return (stage.kind, stage.input_schema, stage.output_schema, stage.map is None)
+        return (stage.kind, strip(stage.input_schema), strip(stage.output_schema), stage.map)
 
     found = {}
     for old_id in removed:
@@ -93,11 +94,20 @@ def order(ctx: Ctx, stage_id: str) -> None:
         and old_group(other) > old_group(stage_id)
     ]
     if overtaken:
-        where = "before or beside"
+        same = [o for o in overtaken if new_group(o) == new_group(stage_id)]
+        where = (
+            "beside"
+            if len(same) == len(overtaken)
+            else "before"
+            if not same
+            else "before or beside"
+        )
+        they = "it" if len(overtaken) == 1 else "them"
+        verb = "runs" if len(overtaken) == 1 else "run"
         ctx.add(
             "stage-order-changed",
-            f"{names(overtaken)} ran after `{stage_id}` and now run {where} it: a run that "
-            f"has started `{stage_id}` but not them would never run them",
+            f"{names(overtaken)} ran after `{stage_id}` and now {verb} {where} it: a run that "
+            f"has started `{stage_id}` but not {they} would never run {they}",
             Verdict.BREAKING_IF_STARTED,
             stage_id=stage_id,
             affects=[stage_id],
@@ -108,10 +118,11 @@ def order(ctx: Ctx, stage_id: str) -> None:
     before = _place(ctx, ctx.old, stage_id)
     after = _place(ctx, ctx.new, stage_id)
     if before != after:
+        was, now = old_group(stage_id), new_group(stage_id)
+        moves = f"moves from group {was} to group {now}" if was != now else f"stays in group {now}"
         ctx.add(
             "stage-regrouped",
-            f"`{stage_id}` moves from group {old_group(stage_id)} to group "
-            f"{new_group(stage_id)}{_company(after[1])} (no stage overtakes it)",
+            f"`{stage_id}` {moves}, {_company(after[1])} (was {_company(before[1])})",
             Verdict.COMPATIBLE,
             stage_id=stage_id,
             path=("flow", stage_id),
@@ -127,7 +138,7 @@ def _place(ctx: Ctx, plan: Plan, stage_id: str) -> tuple[frozenset[str], frozens
 
 
 def _company(beside: frozenset[str]) -> str:
-    return f", beside {names(beside)}" if beside else ", on its own"
+    return f"beside {names(beside)}" if beside else "on its own"
 
 
 def binding(plan: Plan, stage_id: str) -> tuple[str, frozenset[str]]:

@@ -134,6 +134,9 @@ class Compat:
         if "allOf" in old:
             rest = {k: v for k, v in old.items() if k != "allOf"}
             parts = [rest, *old["allOf"]] if assertions(rest) else list(old["allOf"])
+            merged = self._merged(parts)
+            if merged is not None:
+                return self.sub(merged, new)
             return any(self.sub(part, new) for part in parts)
         for keyword in ("anyOf", "oneOf"):
             if keyword in old:
@@ -159,6 +162,20 @@ class Compat:
         if "enum" in new or "const" in new:
             return False
         return self._typed(old, new)
+
+    def _merged(self, parts: list[Schema]) -> dict[str, Any] | None:
+        """The parts of an `allOf` as one schema, when no keyword is in two of them with
+        different values (values of the merge are values of every part)."""
+        merged: dict[str, Any] = {}
+        for part in parts:
+            resolved, _ = self.old.resolve(part)
+            if not isinstance(resolved, dict) or resolved is UNKNOWN or "allOf" in resolved:
+                return None
+            for key, value in assertions(resolved).items():
+                if key in merged and merged[key] != value:
+                    return None
+                merged[key] = value
+        return merged
 
     def _finite_values(self, old: dict[str, Any]) -> list[Any] | None:
         if "const" in old:
