@@ -154,6 +154,23 @@ class ExpectationFailed(WfcError):
     does it again, reading."""
 
 
+class IdempotencyKeyReusedError(WfcError):
+    """A run was created with this idempotency key from another request: answering with
+    that run would silently drop this one's input."""
+
+    def __init__(self, key: str, run_id: str, what: str) -> None:
+        self.key = key
+        self.run_id = run_id
+        self.what = what
+        super().__init__(
+            f'idempotency key "{key}" already created run {run_id} with a different {what}; '
+            "use a new key for a new run, or send the same request to get that run back"
+        )
+
+    def __reduce__(self) -> tuple[type[IdempotencyKeyReusedError], tuple[str, str, str]]:
+        return (type(self), (self.key, self.run_id, self.what))
+
+
 class IdempotencyInProgressError(WfcError):
     """The same command with the same key is running now (or crashed less than the TTL ago)."""
 

@@ -166,6 +166,9 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
         created = await kernel.dispatch(
             RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
         )
+    # The plan is stored once per process, by a statement of its own before the create.
+    assert "INSERT INTO plans" in sent[0]
+    sent = sent[1:]
     writes_run = [n for n, sql in enumerate(sent) if "INSERT INTO runs" in sql]
     completes_key = [n for n, sql in enumerate(sent) if "UPDATE idempotency_keys" in sql]
     if store.engine.dialect.name == "postgresql":

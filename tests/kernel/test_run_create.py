@@ -166,3 +166,37 @@ def test_values_a_database_would_refuse_are_refused_when_the_command_is_made(
         RunCreate.model_validate(fields)
     edge = 2**31 - 1 if field == "priority" else "k" * 200
     assert RunCreate.model_validate({**fields, field: edge})
+
+
+async def test_a_key_reused_for_another_input_is_refused_naming_it(tk: TestKernel) -> None:
+    from wfc.errors import IdempotencyKeyReusedError
+    from wfc.runtime import RunCreate
+
+    first = await tk.kernel.dispatch(
+        RunCreate(idempotency_key="order-7", workflow_id="linear", input=DOC)
+    )
+    again = await tk.kernel.dispatch(
+        RunCreate(idempotency_key="order-7", workflow_id="linear", input=DOC)
+    )
+    assert again.workflow_run_id == first.workflow_run_id  # the same request: its run back
+    other = {**DOC, "text": DOC["text"] + " and more"}
+    with pytest.raises(IdempotencyKeyReusedError, match='key "order-7" already created run'):
+        await tk.kernel.dispatch(
+            RunCreate(idempotency_key="order-7", workflow_id="linear", input=other)
+        )
+    assert len(await tk.all_runs()) == 1
+
+
+async def test_an_unknown_input_field_is_refused_with_the_closest_one(tk: TestKernel) -> None:
+    from wfc.errors import InvalidRunInputError
+    from wfc.runtime import RunCreate
+
+    misspelled = RunCreate(
+        idempotency_key="typo", workflow_id="linear", input={**DOC, "languag": "fr"}
+    )
+    with pytest.raises(InvalidRunInputError) as refused:
+        await tk.kernel.dispatch(misspelled)
+    assert refused.value.problems == [
+        "languag: not a field of the input (did you mean 'language'?)"
+    ]
+    assert await tk.all_runs() == []

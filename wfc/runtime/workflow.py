@@ -9,6 +9,7 @@ class is the one generated for that stage. The queries mirror the seed's
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Mapping
 from importlib import resources
@@ -26,6 +27,23 @@ from wfc.plan import Plan, PlanStage
 from wfc.runtime.stage import AsyncStage, Stage, _StageBase
 
 PLAN_FILE = "plan.json"
+
+
+def unknown_fields(model: type[BaseModel], value: Mapping[str, Any]) -> list[str]:
+    """A problem for each top-level key of `value` that `model` does not declare (a model
+    that keeps extra fields has none), naming the closest declared field."""
+    if model.model_config.get("extra") == "allow" or not isinstance(value, Mapping):
+        return []
+    declared = set(model.model_fields)
+    declared |= {f.alias for f in model.model_fields.values() if f.alias is not None}
+    problems = []
+    for key in value:
+        if key in declared:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(declared), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"fields: {', '.join(sorted(declared))}"
+        problems.append(f"{key}: not a field of the input ({hint})")
+    return problems
 
 
 class Workflow:
@@ -94,10 +112,13 @@ class Workflow:
         """
         if self.input_model is None:
             return dict(value)
+        unknown = unknown_fields(self.input_model, value)
         try:
             parsed = self.input_model.model_validate(value)
         except ValidationError as error:
-            raise InvalidRunInputError(self.id, validation_problems(error)) from None
+            raise InvalidRunInputError(self.id, unknown + validation_problems(error)) from None
+        if unknown:  # a misspelled optional field would be dropped without a word
+            raise InvalidRunInputError(self.id, unknown)
         return parsed.model_dump(mode="json")
 
     def default_config(self) -> dict[str, dict[str, Any]]:

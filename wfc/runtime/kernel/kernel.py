@@ -22,10 +22,11 @@ from wfc.runtime.kernel.claim import claim_pending
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.execute import execute_job
 from wfc.runtime.kernel.outbox import flush_outbox, replay_dlq
+from wfc.runtime.kernel.plans import keep_plan
 from wfc.runtime.kernel.poll import poll_suspended
 from wfc.runtime.kernel.reap import reap_stale, reap_stuck
 from wfc.runtime.kernel.rerun import rerun_from
-from wfc.runtime.kernel.runs import cancel_run, create_run
+from wfc.runtime.kernel.runs import cancel_run, create_run, same_request
 from wfc.runtime.kernel.transition import transition_run
 from wfc.runtime.ports import (
     AICallLogger,
@@ -114,12 +115,14 @@ class Kernel:
         deps = self.deps
         match cmd:
             case c.RunCreate():
+                await keep_plan(deps, cmd.workflow_id)
                 return await self._keyed(
                     cmd,
                     cmd.idempotency_key,
                     c.RunCreateResult,
                     lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key),
                     predict=True,  # its one transaction completes the key
+                    replayed=lambda created: same_request(deps, cmd, created),
                 )
             case c.RunRerunFrom():
                 return await self._keyed(
@@ -175,6 +178,7 @@ class Kernel:
         run: Callable[[str, KeyCompletion], Awaitable[ResultT]],
         *,
         predict: bool = False,
+        replayed: Callable[[ResultT], Awaitable[None]] | None = None,
     ) -> ResultT:
         """The idempotency protocol around `run` (called with the causation id and the key,
         which the handler may complete inside its last transaction). `predict`: the
@@ -192,7 +196,10 @@ class Kernel:
             predict=predict,
         )
         if isinstance(claim, Replay):
-            return result_type.model_validate(claim.result)
+            result = result_type.model_validate(claim.result)
+            if replayed is not None:  # may refuse a different request under the same key
+                await replayed(result)
+            return result
         if not isinstance(claim, Acquired):
             raise IdempotencyInProgressError(key, cmd.type)
         completion = KeyCompletion(key, cmd.type)
@@ -201,7 +208,7 @@ class Kernel:
         except ExpectationFailed:
             if not predict:
                 raise
-            return await self._keyed(cmd, key, result_type, run)  # the key was there
+            return await self._keyed(cmd, key, result_type, run, replayed=replayed)  # it was there
         except BaseException:
             try:
                 await persistence.release_idempotency_key(key, cmd.type)

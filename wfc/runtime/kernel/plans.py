@@ -45,3 +45,14 @@ async def record_once(deps: Deps, db: Persistence, workflows: Sequence[Workflow]
 def stored(deps: Deps, workflows: Sequence[Workflow]) -> None:
     """Remember that the plans of `workflows` are stored."""
     deps.recorded_plans.update(workflow.plan.fingerprint for workflow in workflows)
+
+
+async def keep_plan(deps: Deps, workflow_id: str) -> None:
+    """Store the plan runs of `workflow_id` are created with, the first time this process
+    creates one: a statement of its own, before the create's transaction, which stays one
+    statement (and SQLite's write lock is not taken for it)."""
+    workflow = deps.registry.get(workflow_id)
+    if workflow is None or workflow.plan.fingerprint in deps.recorded_plans:
+        return
+    await record_once(deps, deps.persistence, [workflow])
+    stored(deps, [workflow])

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from wfc.errors import InvalidRunInputError, StaleVersionError, WorkflowNotFoundError
+from wfc.errors import (
+    IdempotencyKeyReusedError,
+    InvalidRunInputError,
+    StaleVersionError,
+    WorkflowNotFoundError,
+)
 from wfc.runtime.commands import RunCancel, RunCancelResult, RunCreate, RunCreateResult
 from wfc.runtime.events import WorkflowCancelled, WorkflowCreated
 from wfc.runtime.kernel.deps import Deps, Unit
-from wfc.runtime.kernel.plans import record_once, stored
 from wfc.runtime.records import ACTIVE, TERMINAL, RunChanges, RunRecord, Status
 from wfc.runtime.storable import unstorable_part
 
@@ -41,13 +45,6 @@ async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
         raise InvalidRunInputError(
             workflow.id, [f"{problem}, which no database can store" for problem in unstorable]
         )
-    if workflow.plan.fingerprint not in deps.recorded_plans:  # once per process and plan
-        await record_once(deps, unit.db, [workflow])
-
-        async def remember() -> None:
-            stored(deps, [workflow])
-
-        unit.after_commit(remember)
     now = deps.clock.now()
     run = RunRecord(
         id=cmd.run_id or deps.ids.new_id(),
@@ -114,3 +111,24 @@ async def _mark_cancelled(unit: Unit, run_id: str, now: datetime) -> RunRecord |
             continue  # a transition committed since the read: read what it left
         return run
     return None
+
+
+async def same_request(deps: Deps, cmd: RunCreate, result: RunCreateResult) -> None:
+    """Refuse a `run.create` whose idempotency key created a run from a different request
+    (another workflow, input or config): answering with that run would drop this input
+    silently. A repeat of the same request gets its run back, as it should."""
+    if cmd.idempotency_key is None:
+        return
+    run = await deps.persistence.get_run(result.workflow_run_id)
+    workflow = deps.registry.get(cmd.workflow_id)
+    if run is None or workflow is None:
+        return
+    if run.workflow_id != cmd.workflow_id:
+        what = f"workflow ({run.workflow_id})"
+    elif run.input != workflow.validate_input(cmd.input):
+        what = "input"
+    elif run.config != workflow.parse_config(cmd.config):
+        what = "config"
+    else:
+        return
+    raise IdempotencyKeyReusedError(cmd.idempotency_key, run.id, what)
