@@ -741,3 +741,60 @@ def test_kind_from_a_plan(shop_plan: Plan) -> None:
 
     new = _stage_update(shop_plan, "total", kind=StageKind.ASYNC, poll=PollPolicy())
     assert ("stage-kind-changed", BIS) in found(diff_plans(shop_plan, new))
+
+
+# -- the contract around the rules ----------------------------------------------
+
+UPGRADES = Path(__file__).resolve().parents[2] / "docs" / "upgrades.md"
+PACKAGE = Path(__file__).resolve().parents[2] / "wfc" / "compiler" / "diff"
+
+
+def test_every_code_is_documented() -> None:
+    """Each code the rules can make is in the table of docs/upgrades.md: the literal codes
+    in the rules' source, and every code the cases above produce."""
+    import re
+
+    doc = UPGRADES.read_text()
+    literal = set()
+    for module in PACKAGE.glob("*.py"):
+        literal |= set(
+            re.findall(
+                r'"((?:stage|input|output|workflow|when|map|annotations)-[a-z-]+[a-z])"',
+                module.read_text(),
+            )
+        )
+    made = {code for _, old, new, expected in CASES for code, _ in expected}
+    prefixes = ("stage-input-", "stage-output-", "stage-config-", "input-", "output-")
+    suffixes = [*("field-added-optional", "field-added-required", "field-removed")]
+    suffixes += ["default-changed", "type-widened", "type-narrowed", "type-changed"]
+    composed = {p + s for p in prefixes for s in suffixes} | {
+        "when-reads-new-field",
+        "map-reads-new-field",
+    }
+    literal -= set(prefixes)
+    missing = sorted(code for code in literal | made | composed if f"`{code}`" not in doc)
+    assert missing == []
+
+
+def test_the_rules_need_nothing_but_the_plan() -> None:
+    """The rules import only the Plan IR (and each other), so the runtime could move them
+    out of the compiler package and use them without loading the compiler."""
+    import ast
+
+    core = ["model", "context", "values", "schemas", "fields", "roles", "flow", "rules"]
+    allowed = {"wfc.plan", "wfc.formats"} | {f"wfc.compiler.diff.{name}" for name in core}
+    for name in core:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        imported = {
+            node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("wfc")
+        }
+        imported |= {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name.startswith("wfc")
+        }
+        assert imported <= allowed | {"wfc.compiler.diff"}, (name, imported - allowed)

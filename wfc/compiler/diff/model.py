@@ -145,13 +145,20 @@ class PlanDiff:
         return [change for change in self.changes if change.verdict is verdict]
 
     def breaking_for(self, started: Collection[str]) -> list[Change]:
-        """The changes that harm a run which has started these stages (see the module
-        docstring for what counts as started)."""
+        """The changes that harm a run which has started these stages.
+
+        `started` is every stage id the run has a row for, in any status, PENDING
+        included: a group's rows are created together when it opens, so a PENDING row
+        is a stage whose `when` and map list were decided and whose job is queued under
+        the old plan. Leaving PENDING rows out is unsafe (a removed stage's queued job,
+        a `when` already decided) unless those rows and jobs are discarded first.
+        """
         have = set(started)
         return [change for change in self.changes if change.breaks(have)]
 
     def safe_for(self, started: Collection[str]) -> bool:
-        """Whether a run which has started these stages can move to the new plan."""
+        """Whether a run which has started these stages (every stage it has a row for,
+        PENDING included: see `breaking_for`) can move to the new plan."""
         return not self.breaking_for(started)
 
     def to_json(self) -> dict[str, Any]:

@@ -97,19 +97,24 @@ def _stage(ctx: Ctx, stage_id: str) -> None:
 
 
 _SETTINGS = (
-    ("implementation", "implementation-changed", "implementation", "its class"),
-    ("name", "name-changed", "name", "its name"),
-    ("description", "description-changed", "description", "its description"),
-    ("retry", "retry-changed", "retry", "its retry policy (from its next failure on)"),
-    ("timeout_ms", "timeout-changed", "timeout", "its timeout (from its next attempt on)"),
+    ("implementation", "stage-implementation-changed", "implementation", "its class"),
+    ("name", "stage-name-changed", "name", "its name"),
+    ("description", "stage-description-changed", "description", "its description"),
+    ("retry", "stage-retry-changed", "retry", "its retry policy (from its next failure on)"),
+    ("timeout_ms", "stage-timeout-changed", "timeout", "its timeout (from its next attempt on)"),
     (
         "poll",
-        "poll-changed",
+        "stage-poll-changed",
         "poll",
         "its poll policy (a stage suspended already keeps the "
         "interval and deadline it suspended with)",
     ),
-    ("priority", "priority-changed", "priority", "its priority (for jobs queued from now on)"),
+    (
+        "priority",
+        "stage-priority-changed",
+        "priority",
+        "its priority (for jobs queued from now on)",
+    ),
 )
 
 
@@ -125,7 +130,7 @@ def _settings(ctx: Ctx, old: PlanStage, new: PlanStage) -> None:
             else ""
         )
         ctx.add(
-            f"stage-{code}",
+            code,
             f"`{new.id}` changes {what}{shown}",
             OK,
             stage_id=new.id,
