@@ -798,3 +798,27 @@ def test_the_rules_need_nothing_but_the_plan() -> None:
             if alias.name.startswith("wfc")
         }
         assert imported <= allowed | {"wfc.compiler.diff"}, (name, imported - allowed)
+
+
+def test_yaml_sources_have_places_too(tmp_path: Path) -> None:
+    from tests.unit.test_yaml_front import WF, YAML
+
+    (tmp_path / "reviews.wf").write_text(WF)
+    (tmp_path / "old.wf.yaml").write_text(YAML)
+    (tmp_path / "new.wf.yaml").write_text(
+        edit(
+            YAML,
+            (
+                'config: {threshold: "float = 0.5"}',
+                'config: {threshold: "float (0.0 .. 1.0) = 0.5"}',
+            ),
+        )
+    )
+    text = load_side(tmp_path / "reviews.wf")
+    old, new = load_side(tmp_path / "old.wf.yaml"), load_side(tmp_path / "new.wf.yaml")
+    assert diff_plans(text.plan, old.plan).identical  # the two forms are one plan
+    diff = diff_plans(old.plan, new.plan, old_source=old.locations, new_source=new.locations)
+    change = the(diff, "stage-config-type-narrowed")
+    assert change.verdict is B
+    assert change.location is not None and change.location.file.endswith("new.wf.yaml")
+    assert change.location.line == 20  # the `config:` line of `judge`

@@ -551,3 +551,40 @@ def test_the_field_walk_agrees_with_the_whole_answer(data: st.DataObject) -> Non
     deltas = field_deltas(old_schema, new_schema)
     assert all(d.forward for d in deltas) == is_subschema(old_schema, new_schema)
     assert all(d.backward for d in deltas) == is_subschema(new_schema, old_schema)
+
+
+# -- schemas pydantic writes (plans built in Python) -----------------------------
+
+
+def _pydantic_schema(
+    extra: dict[str, Any], *, price: Any = None, kind: Any = None
+) -> dict[str, Any]:
+    from pydantic import BaseModel
+
+    item = create_model("Item", sku=(str, ...), price=(float, price or Field(ge=0)))
+    fields: dict[str, Any] = {
+        "items": (list[item], ...),
+        "note": (str | None, None),
+        "kind": (kind or Literal["a", "b"], ...),
+        **extra,
+    }
+    model: type[BaseModel] = create_model("Order", **fields)
+    return model.model_json_schema()
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        pytest.param(_pydantic_schema({}), True, id="same"),
+        pytest.param(_pydantic_schema({"channel": (str, "web")}), True, id="field with a default"),
+        pytest.param(_pydantic_schema({"channel": (str, ...)}), False, id="required field"),
+        pytest.param(_pydantic_schema({}, price=Field(ge=1)), False, id="nested bound tightened"),
+        pytest.param(_pydantic_schema({}, price=Field()), True, id="nested bound dropped"),
+        pytest.param(_pydantic_schema({}, kind=Literal["a", "b", "c"]), True, id="literal widened"),
+        pytest.param(_pydantic_schema({}, kind=Literal["a"]), False, id="literal narrowed"),
+    ],
+)
+def test_schemas_pydantic_writes(new: dict[str, Any], expected: bool) -> None:
+    old = _pydantic_schema({})
+    assert is_subschema(old, new) is expected
+    assert all(d.forward for d in field_deltas(old, new)) is expected

@@ -1,6 +1,7 @@
-"""`wfc compile`, `wfc check` and `wfc graph`.
+"""`wfc compile`, `wfc check`, `wfc graph` and `wfc diff`.
 
-Exit codes: 0 clean (warnings allowed), 1 errors or stale files, 2 usage.
+Exit codes: 0 clean (warnings allowed), 1 errors or stale files (for `wfc diff`:
+a change that is not safe for the runs in flight), 2 usage.
 """
 
 from __future__ import annotations
@@ -143,12 +144,14 @@ def graph_command(source: Path, fmt: str) -> None:
     help="How to print the changes: for people, for tools, or as GitHub annotations.",
 )
 def diff_command(old: str, new: str, workflow_id: str | None, fmt: Format) -> None:
-    """Is moving runs in flight from OLD to NEW safe? Compare two versions of a workflow.
+    """Compare two versions of a workflow: is each change safe for the runs in flight?
 
     Each side is a .wf/.wf.yaml source, a compiled package directory, a plan.json,
-    or a directory holding sources or packages (with --workflow). Every change is
-    listed with its verdict for the runs in flight: compatible, breaking, or
-    breaking if started (only for runs that have started the stages named).
+    or a directory holding sources or packages (pick one with --workflow). Every
+    change is listed with its verdict for the runs created with OLD: compatible,
+    breaking, or breaking if started (only for runs that have started the stages
+    named), at its file:line:col when a side is a source.
+
     Exit codes: 0 no breaking change, 1 a breaking change, 2 usage (a path that
     does not exist, a source that does not compile). See docs/upgrades.md.
     """
