@@ -147,6 +147,12 @@ CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
         {("stage-priority-changed", C)},
     ),
     (
+        "the order of needs",
+        SHOP,
+        shop(("needs fetch, price, check?", "needs price, fetch, check?")),
+        {("annotations-changed", C)},
+    ),
+    (
         "a doc comment only",
         SHOP,
         shop(("  type Item", "  ## One line of the order.\n  type Item")),

@@ -45,7 +45,8 @@ def diff_plans(
     if not ctx.changes:
         ctx.add(
             "annotations-changed",
-            "the plans differ only in descriptions and titles inside their schemas",
+            "the plans differ only where no run reads them: descriptions and titles inside "
+            "the schemas, or the order of names in a list (`needs`, a parallel group)",
             OK,
             path=("workflow",),
         )
