@@ -828,3 +828,18 @@ def test_yaml_sources_have_places_too(tmp_path: Path) -> None:
     assert change.verdict is B
     assert change.location is not None and change.location.file.endswith("new.wf.yaml")
     assert change.location.line == 20  # the `config:` line of `judge`
+
+
+def test_long_lists_of_stages_are_cut_short_in_messages_only(tmp_path: Path) -> None:
+    count = 60
+    stages = "\n".join(f"  stage s{i} {{ input none output {{ v: int }} }}" for i in range(count))
+    flow = " -> ".join(f"s{i}" for i in range(count))
+    old = f"workflow long {{\n  input {{ v: int }}\n  output {{ v: int }}\n{stages}\n  flow {flow}\n}}\n"
+    new = edit(
+        old,
+        ("  flow s0", "  stage first { input { v: int } output { v: int } }\n  flow first -> s0"),
+    )
+    change = the(diff_of(tmp_path, old, new), "stage-added")
+    assert len(change.affects) == count
+    assert "or 55 more is past its place" in change.message
+    assert change.condition.endswith("or 55 more")

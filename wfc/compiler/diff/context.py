@@ -43,11 +43,15 @@ class Ctx:
     old_ids: set[str] = field(init=False)
     new_ids: set[str] = field(init=False)
     common: list[str] = field(init=False)  # stages of both plans, in the new plan's order
+    old_group: dict[str, int] = field(init=False)  # stage id → its 1-based group
+    new_group: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.old_ids = set(self.old.stage_ids())
         self.new_ids = set(self.new.stage_ids())
         self.common = [sid for sid in self.new.stage_ids() if sid in self.old_ids]
+        self.old_group = groups_of(self.old)
+        self.new_group = groups_of(self.new)
 
     def old_stage(self, stage_id: str) -> PlanStage:
         """The stage in the old plan."""
@@ -103,9 +107,17 @@ class Ctx:
         return None
 
 
-def names(ids: Iterable[str], joiner: str = "and") -> str:
-    """`a`, `a` and `b`, `a`, `b` and `c` (sorted), for messages."""
+def groups_of(plan: Plan) -> dict[str, int]:
+    """Each stage's 1-based execution group."""
+    return {sid: index + 1 for index, group in enumerate(plan.groups) for sid in group}
+
+
+def names(ids: Iterable[str], joiner: str = "and", *, limit: int = 6) -> str:
+    """`a`, `a` and `b`, `a`, `b` and `c` (sorted), for messages; past `limit` names, the
+    first few and how many more."""
     ordered = [f"`{i}`" for i in sorted(ids)]
+    if len(ordered) > limit:
+        return ", ".join(ordered[: limit - 1]) + f" {joiner} {len(ordered) - limit + 1} more"
     if len(ordered) <= 1:
         return "".join(ordered)
     return ", ".join(ordered[:-1]) + f" {joiner} " + ordered[-1]

@@ -19,8 +19,8 @@ from wfc.plan import InputSource, Plan
 
 def added_stage(ctx: Ctx, stage_id: str, renamed_from: str | None) -> None:
     """A new stage runs in runs that have not yet opened its group; the others are past it."""
-    group = ctx.new.execution_group(stage_id)
-    passed = [sid for sid in ctx.common if ctx.new.execution_group(sid) >= group]
+    group = ctx.new_group[stage_id]
+    passed = [sid for sid in ctx.common if ctx.new_group[sid] >= group]
     hint = f" (renamed from `{renamed_from}`?)" if renamed_from else ""
     if passed:
         message = (
@@ -84,8 +84,8 @@ def renames(ctx: Ctx) -> dict[str, str]:
 def order(ctx: Ctx, stage_id: str) -> None:
     """Stages that ran after `stage_id` and now run before or beside it: a run that started
     it but not them has opened their group already, and would never run them."""
-    old_group = ctx.old.execution_group
-    new_group = ctx.new.execution_group
+    old_group = ctx.old_group.__getitem__
+    new_group = ctx.new_group.__getitem__
     overtaken = [
         other
         for other in ctx.common
@@ -115,25 +115,32 @@ def order(ctx: Ctx, stage_id: str) -> None:
             path=("flow", stage_id),
         )
         return
-    before = _place(ctx, ctx.old, stage_id)
-    after = _place(ctx, ctx.new, stage_id)
+    before = _place(ctx, ctx.old_group, stage_id)
+    after = _place(ctx, ctx.new_group, stage_id)
     if before != after:
         was, now = old_group(stage_id), new_group(stage_id)
         moves = f"moves from group {was} to group {now}" if was != now else f"stays in group {now}"
+        company = ""
+        if before[1] != after[1]:
+            company = f", {_company(after[1])} (was {_company(before[1])})"
+        elif before[0] != after[0]:
+            company = f", after {names(after[0])}" if after[0] else ", now first"
         ctx.add(
             "stage-regrouped",
-            f"`{stage_id}` {moves}, {_company(after[1])} (was {_company(before[1])})",
+            f"`{stage_id}` {moves}{company}",
             Verdict.COMPATIBLE,
             stage_id=stage_id,
             path=("flow", stage_id),
         )
 
 
-def _place(ctx: Ctx, plan: Plan, stage_id: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The common stages before `stage_id`, and those beside it, in `plan`."""
-    group = plan.execution_group(stage_id)
-    before = frozenset(s for s in ctx.common if plan.execution_group(s) < group)
-    beside = frozenset(s for s in ctx.common if s != stage_id and plan.execution_group(s) == group)
+def _place(
+    ctx: Ctx, groups: dict[str, int], stage_id: str
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The common stages before `stage_id`, and those beside it, by `groups`."""
+    group = groups[stage_id]
+    before = frozenset(s for s in ctx.common if groups[s] < group)
+    beside = frozenset(s for s in ctx.common if s != stage_id and groups[s] == group)
     return before, beside
 
 

@@ -113,8 +113,10 @@ class Change:
         }
 
 
-def _names(ids: frozenset[str], joiner: str) -> str:
+def _names(ids: frozenset[str], joiner: str, limit: int = 6) -> str:
     ordered = sorted(ids)
+    if len(ordered) > limit:  # the JSON form lists them all
+        return ", ".join(ordered[: limit - 1]) + f" {joiner} {len(ordered) - limit + 1} more"
     if len(ordered) <= 1:
         return "".join(ordered)
     return ", ".join(ordered[:-1]) + f" {joiner} " + ordered[-1]

@@ -112,17 +112,16 @@ def workflow_output(ctx: Ctx) -> None:
             )
 
 
-def readers(plan: Plan, stage_id: str) -> list[str]:
-    """The stages of `plan` that read `stage_id`'s output, in plan order."""
-    group = plan.execution_group(stage_id)
+def readers(plan: Plan, stage_id: str, groups: dict[str, int]) -> list[str]:
+    """The stages of `plan` that read `stage_id`'s output, in plan order (`groups`: each
+    stage's group in `plan`)."""
+    group = groups[stage_id]
     found = []
     for stage in plan.stages:
         roots = stage.when.roots() if stage.when is not None else set()
         if stage.map is not None:
             roots.add(stage.map.over[0])
-        flow = (
-            stage.input_source is InputSource.FLOW and plan.execution_group(stage.id) == group + 1
-        )
+        flow = stage.input_source is InputSource.FLOW and groups[stage.id] == group + 1
         if stage_id in stage.needs or stage.input_from == stage_id or flow or stage_id in roots:
             found.append(stage.id)
     return found
@@ -131,7 +130,7 @@ def readers(plan: Plan, stage_id: str) -> list[str]:
 def stage_output(ctx: Ctx, stage_id: str) -> None:
     """A started stage's stored output is read again by the new plan's readers."""
     old, new = ctx.old_stage(stage_id), ctx.new_stage(stage_id)
-    reading = readers(ctx.new, stage_id)
+    reading = readers(ctx.new, stage_id, ctx.new_group)
     in_last = stage_id in ctx.new.groups[-1]
     each = " (of each item)" if new.map is not None else ""
     for delta in field_deltas(old.output_schema, new.output_schema):
