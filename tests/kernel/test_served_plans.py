@@ -104,9 +104,29 @@ async def test_two_services_on_one_database_never_take_each_others_runs(fleet: F
     assert finished.status is Status.COMPLETED and finished.output == {"by": "invoices"}
 
 
-async def test_a_new_deploy_leaves_the_old_plans_runs_to_the_old_workers(fleet: Fleet) -> None:
-    """A rolling deploy: a run started on v1 finishes on a v1 worker; a v2 worker takes none
-    of its jobs, and takes the runs created with v2."""
+class Priced(BaseModel):
+    n: int
+    currency: str  # required, no default: no run of the older plan has it
+
+
+def _with_required_input() -> Workflow:
+    def step(ctx: Any) -> Done:
+        return Done(by="priced")
+
+    return (
+        WorkflowBuilder("invoices", "invoices", input=Priced)
+        .pipe(define_stage(id="first", input=Priced, output=Done, execute=step))
+        .pipe(define_stage(id="second", input=Done, output=Done, execute=step))
+        .build()
+    )
+
+
+async def test_a_breaking_deploy_leaves_the_old_plans_runs_to_the_old_workers(
+    fleet: Fleet,
+) -> None:
+    """A rolling deploy whose change no run of the old plan survives: a run started on v1
+    finishes on a v1 worker; the v2 worker takes none of its jobs, and takes the runs
+    created with v2."""
     old_run = await fleet.client.create_run("invoices", {"n": 1})
     v1 = fleet.worker(_workflow("invoices"), name="v1")
     await v1.kernel.dispatch(RunClaimPending(worker_id="v1"))  # first group queued, v1's plan
@@ -114,16 +134,84 @@ async def test_a_new_deploy_leaves_the_old_plans_runs_to_the_old_workers(fleet: 
         if job.status is Status.RUNNING:
             await v1.jobs.release(job.id)
     assert [j.status for j in await v1.jobs.jobs_of_run(old_run)] == [Status.PENDING]
-    v2 = fleet.worker(_workflow("invoices", "v2"), name="v2")
+    fleet.clock.advance(minutes=5)
+    v2 = fleet.worker(_with_required_input(), name="v2")
     assert await v2.work() == 0  # the queued job is of v1's plan
-    await v2.tick()
+    assert (await v2.tick()).runs_adopted == 0  # v1's runs lack the new required input
     assert await _status(v2, old_run) is Status.RUNNING
-    new_client = fleet.worker(_workflow("invoices", "v2"), name="c2")
-    new_run = await new_client.create_run("invoices", {"n": 2})
+    new_client = fleet.worker(_with_required_input(), name="c2")
+    new_run = await new_client.create_run("invoices", {"n": 2, "currency": "EUR"})
     assert await v1.work() >= 1  # v1 runs its own stages
     await v1.tick()
     assert await _status(v1, new_run) is Status.PENDING  # not v2's run
     finished_old = await v1.drive(old_run)
     assert finished_old.status is Status.COMPLETED and finished_old.output == {"by": "invoices"}
     finished_new = await v2.drive(new_run)
-    assert finished_new.status is Status.COMPLETED and finished_new.output == {"by": "invoicesv2"}
+    assert finished_new.status is Status.COMPLETED and finished_new.output == {"by": "priced"}
+
+
+class Tagged(BaseModel):
+    by: str
+    tag: int  # a field the older plan's output never had
+
+
+def _narrowed() -> Workflow:
+    """`invoices` whose first stage's output gained a required field: a run that has run
+    that stage holds an output the new plan would refuse."""
+
+    def first(ctx: Any) -> Tagged:
+        return Tagged(by="narrowed", tag=1)
+
+    def second(ctx: Any) -> Done:
+        return Done(by="narrowed")
+
+    return (
+        WorkflowBuilder("invoices", "invoices", input=Order)
+        .pipe(define_stage(id="first", input=Order, output=Tagged, execute=first))
+        .pipe(define_stage(id="second", input=Done, output=Done, execute=second))
+        .build()
+    )
+
+
+async def _halfway(fleet: Fleet) -> str:
+    """An `invoices` run of the first plan whose first stage is done and second is queued."""
+    run_id = await fleet.client.create_run("invoices", {"n": 1})
+    v1 = fleet.worker(_workflow("invoices"), name="v1")
+    await v1.kernel.dispatch(RunClaimPending(worker_id="v1"))
+    assert await v1.work(max_jobs=1) == 1
+    jobs = await v1.jobs.jobs_of_run(run_id)
+    for job in jobs:  # whatever v1 handed itself goes back to the queue, unstarted
+        if job.status is Status.RUNNING:
+            await v1.jobs.release(job.id)
+    rows = {row.stage_id: row.status for row in await v1.persistence.stages_of_run(run_id)}
+    assert rows["first"] is Status.COMPLETED
+    return run_id
+
+
+async def test_a_compatible_deploy_adopts_the_runs_in_flight(fleet: Fleet) -> None:
+    run_id = await _halfway(fleet)
+    fleet.clock.advance(minutes=5)  # deployed later: its plan is the newer one
+    v2 = fleet.worker(_workflow("invoices", "v2"), name="v2")
+    tick = await v2.tick()
+    assert tick.runs_adopted == 1, tick
+    adopted = await v2.persistence.get_run(run_id)
+    assert adopted is not None and adopted.plan_fingerprint == v2.registry.plans()[0]
+    assert {job.plan_fingerprint for job in await v2.jobs.jobs_of_run(run_id)} >= {
+        adopted.plan_fingerprint
+    }
+    finished = await v2.drive(run_id)
+    assert finished.status is Status.COMPLETED
+    assert finished.output == {"by": "invoicesv2"}  # its second stage ran on the new plan
+
+
+async def test_a_breaking_deploy_leaves_the_run_to_its_own_plan(fleet: Fleet) -> None:
+    run_id = await _halfway(fleet)
+    fleet.clock.advance(minutes=5)
+    narrowed = fleet.worker(_narrowed(), name="v3")
+    assert (await narrowed.tick()).runs_adopted == 0
+    assert await narrowed.work() == 0
+    run = await narrowed.persistence.get_run(run_id)
+    assert run is not None and run.plan_fingerprint != narrowed.registry.plans()[0]
+    v1 = fleet.worker(_workflow("invoices"), name="v1b")
+    finished = await v1.drive(run_id)
+    assert finished.status is Status.COMPLETED and finished.output == {"by": "invoices"}

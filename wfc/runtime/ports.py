@@ -87,6 +87,13 @@ class Persistence(Protocol):
         worker that serves it). `others_pending` counts only runs the claimer could take."""
         ...
 
+    async def runs_to_adopt(
+        self, workflow_ids: Sequence[str], plans: Sequence[str], limit: int
+    ) -> list[RunRecord]:
+        """PENDING or RUNNING runs of these workflows created with a plan not in `plans`
+        (candidates for a worker with a newer plan of their workflow), oldest first."""
+        ...
+
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         """RUNNING runs with no run or stage update after `since`, least recently updated first."""
         ...
@@ -427,6 +434,12 @@ class JobTransport(Protocol):
 
     async def cancel_by_run(self, run_id: str) -> int:
         """Cancel the run's PENDING and SUSPENDED jobs (RUNNING ones are left); how many."""
+        ...
+
+    async def repoint(self, run_id: str, plan: str) -> bool:
+        """Give the run's queued and parked jobs to the workers of `plan` (the run was
+        adopted by it). False, changing nothing, while a job of the run is RUNNING: a
+        stage is executing on its old plan's worker."""
         ...
 
     async def delete_jobs(self, run_ids: Sequence[str]) -> int:

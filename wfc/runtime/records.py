@@ -78,6 +78,7 @@ class RunChanges(TypedDict, total=False):
     error: JsonObject | None
     total_cost: float
     total_tokens: int
+    plan_fingerprint: str  # a run adopted by a newer plan of its workflow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from wfc.runtime.commands import (
     StagePollSuspended,
 )
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.kernel.adopt import adopt_runs
 from wfc.runtime.kernel.plans import stored, unrecorded
 from wfc.runtime.kernel.retention import prune_finished_runs
 from wfc.runtime.records import JobRecord, Status, WorkerRecord
@@ -236,6 +237,19 @@ async def _announce(kernel: Kernel, settings: MaintenanceSettings) -> None:
         await announce_worker(kernel, settings.worker_id, settings.presence_ttl)
 
 
+async def _adopt(kernel: Kernel, settings: MaintenanceSettings) -> int:
+    """Runs of older plans this tick moved onto the host's (`wfc.runtime.kernel.adopt`)."""
+    return 0 if settings.run_id is not None else await adopt_runs(kernel.deps)
+
+
+async def _flush(kernel: Kernel, settings: MaintenanceSettings) -> int:
+    """Events this tick delivered; none when the host's own flusher delivers them."""
+    if settings.max_outbox_flush < 1:
+        return 0
+    result = await kernel.dispatch(OutboxFlush(max_events=settings.max_outbox_flush))
+    return result.published
+
+
 async def _prune(kernel: Kernel, settings: MaintenanceSettings) -> int:
     """Runs deleted by this tick's share of retention (`MaintenanceSettings.retain`)."""
     if settings.retain is None or settings.run_id is not None:
@@ -341,6 +355,7 @@ class TickResult:
     events_flushed: int = 0
     stuck_reaped: int = 0
     runs_pruned: int = 0
+    runs_adopted: int = 0
     errors: list[str] = field(default_factory=list)
     failure: Exception | None = None  # the first error, for a host that handles them itself
     next_poll_at: datetime | None = None  # when a stage the poll checked is due again
@@ -398,6 +413,9 @@ async def maintenance_tick(
     async def announce() -> None:
         await _announce(kernel, settings)
 
+    async def adopt() -> None:
+        tick.runs_adopted = await _adopt(kernel, settings)
+
     async def claim() -> None:
         if settings.max_claims < 1:  # the host has no room for another run now
             return
@@ -426,10 +444,7 @@ async def maintenance_tick(
         tick.stale_released = result.released
 
     async def flush() -> None:
-        if settings.max_outbox_flush < 1:  # the host's flusher delivers them
-            return
-        result = await kernel.dispatch(OutboxFlush(max_events=settings.max_outbox_flush))
-        tick.events_flushed = result.published
+        tick.events_flushed = await _flush(kernel, settings)
 
     async def prune() -> None:
         tick.runs_pruned = await _prune(kernel, settings)
@@ -441,12 +456,14 @@ async def maintenance_tick(
         tick.stuck_reaped = result.failed + result.recovered + result.transitioned
 
     for name, step in (
-        ("announce", announce),
         ("claim", claim),
         ("poll", poll),
         ("reap_stale", reap_leases),
         ("flush", flush),
         ("reap_stuck", reap_stuck),
+        # Fleet housekeeping last: the steps above are what runs wait on.
+        ("announce", announce),
+        ("adopt", adopt),
         ("prune", prune),
     ):
         try:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -55,6 +56,8 @@ class Deps:
     # Fingerprints of the plans this process has stored (`Persistence.record_plans`): each
     # is stored once per process, with the first run created from it.
     recorded_plans: set[str] = field(default_factory=set)
+    # `wfc diff` of (a stored plan, a served plan), computed once (`kernel.adopt`).
+    plan_diffs: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -59,6 +59,7 @@ from wfc.runtime.kernel.invoke import (
 )
 from wfc.runtime.kernel.items import execute_item
 from wfc.runtime.kernel.rows import (
+    job_spec,
     load_outputs,
     new_stage_row,
     output_key,
@@ -145,14 +146,11 @@ async def execute_job(
     pristine = copy.deepcopy(outputs) if cmd.transition and may_hand else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
-        report = Report(
-            outcome=Failure(
-                error=f"Run {run.id} was created with plan {run.plan_fingerprint}; "
-                f"this worker has {workflow.plan.fingerprint}",
-                retryable=False,
-            )
-        )
-    elif cmd.attempt > stage.retry.max_attempts:
+        # The run was adopted by another plan after this job was leased: its workers run it.
+        spec = replace(job_spec(run, workflow, stage.id), attempts_made=cmd.attempt)
+        await deps.jobs.enqueue([spec])
+        return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}", "before execution")
+    if cmd.attempt > stage.retry.max_attempts:
         report = Report(
             outcome=Failure(
                 error=f"AttemptsExhausted: Stage {stage.id} was delivered {cmd.attempt} times "

@@ -96,6 +96,11 @@ async def execute_item(
     if row is None or row.status is not Status.RUNNING or row.generation != cmd.generation:
         shown = "gone" if row is None else f"{row.status.value} at generation {row.generation}"
         return _ghost(f"Stage {stage.id} is {shown}: {where}")
+    if workflow.plan.fingerprint != run.plan_fingerprint:
+        # The run was adopted by another plan after this job was leased: its workers run it.
+        spec = item_spec(run, workflow, stage.id, cmd.item, cmd.generation, cmd.attempt)
+        await deps.jobs.enqueue([spec])
+        return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}: {where}")
     now = deps.clock.now()
     started = await _start(deps, run, stage, cmd, now)
     if not isinstance(started, ItemRecord):
@@ -178,12 +183,6 @@ async def _run_body(
     rows: list[StageRecord],
 ) -> Report:
     assert cmd.item is not None
-    if workflow.plan.fingerprint != run.plan_fingerprint:
-        error = (
-            f"Run {run.id} was created with plan {run.plan_fingerprint}; "
-            f"this worker has {workflow.plan.fingerprint}"
-        )
-        return Report(outcome=Failure(error=error, retryable=False))
     if cmd.attempt > stage.retry.max_attempts:
         error = (
             f"AttemptsExhausted: Item {cmd.item} of stage {stage.id} was delivered "

@@ -169,6 +169,15 @@ class MemoryJobTransport:
             self._put(job, status=Status.CANCELLED, completed_at=now)
         return len(open_jobs)
 
+    async def repoint(self, run_id: str, plan: str) -> bool:
+        mine = [job for job in self._jobs.values() if job.run_id == run_id]
+        if any(job.status is Status.RUNNING for job in mine):
+            return False
+        for job in mine:
+            if job.status in (Status.PENDING, Status.SUSPENDED):
+                self._put(job, plan_fingerprint=plan)
+        return True
+
     async def delete_jobs(self, run_ids: Sequence[str]) -> int:
         chosen = set(run_ids)
         doomed = [job_id for job_id, job in self._jobs.items() if job.run_id in chosen]

@@ -128,6 +128,18 @@ class _MemoryStore:
         )
         return RunClaim(run=run, others_pending=len(pending) > 1)
 
+    async def runs_to_adopt(
+        self, workflow_ids: Sequence[str], plans: Sequence[str], limit: int
+    ) -> list[RunRecord]:
+        found = [
+            run
+            for run in self._t.runs.values()
+            if run.status in (Status.PENDING, Status.RUNNING)
+            and run.workflow_id in workflow_ids
+            and run.plan_fingerprint not in plans
+        ]
+        return sorted(found, key=lambda run: (run.created_at, run.id))[:limit]
+
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         stuck = []
         for run in self._t.runs.values():

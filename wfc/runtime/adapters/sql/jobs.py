@@ -345,6 +345,27 @@ class SqlJobTransport:
             )
         return int(result.rowcount)
 
+    async def repoint(self, run_id: str, plan: str) -> bool:
+        """One statement: the run's PENDING and SUSPENDED jobs moved to `plan` unless one
+        of its jobs is RUNNING. On PostgreSQL the jobs it moves stay locked until the
+        caller's transaction ends, so a worker of the old plan skips them meanwhile."""
+        running = (
+            select(_j.id).where(_j.run_id == run_id, _j.status == Status.RUNNING.value).exists()
+        )
+        statement = (
+            update(jobs)
+            .where(
+                _j.run_id == run_id,
+                _j.status.in_([Status.PENDING.value, Status.SUSPENDED.value]),
+                ~running,
+            )
+            .values(plan_fingerprint=plan, updated_at=self._clock.now())
+        )
+        async with self._connections.single() as conn:
+            await conn.execute(statement)
+            busy = await conn.scalar(select(running))
+        return not busy
+
     async def delete_jobs(self, run_ids: Sequence[str]) -> int:
         if not run_ids:
             return 0

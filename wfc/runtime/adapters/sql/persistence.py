@@ -89,6 +89,12 @@ class _SqlStore:
         async with self._single() as conn:
             return await runs.claim_next_pending_run(conn, self._clock.now(), run_id, plans)
 
+    async def runs_to_adopt(
+        self, workflow_ids: Sequence[str], plans: Sequence[str], limit: int
+    ) -> list[RunRecord]:
+        async with self._single() as conn:
+            return await runs.runs_to_adopt(conn, workflow_ids, plans, limit)
+
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         async with self._single() as conn:
             return await runs.stuck_runs(conn, since)

@@ -127,6 +127,24 @@ async def claim_next_pending_run(
     return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))
 
 
+async def runs_to_adopt(
+    conn: AsyncConnection, workflow_ids: Sequence[str], plans: Sequence[str], limit: int
+) -> list[RunRecord]:
+    if not workflow_ids:
+        return []
+    statement = (
+        select(runs)
+        .where(
+            runs.c.status.in_([Status.PENDING.value, Status.RUNNING.value]),
+            runs.c.workflow_id.in_(list(workflow_ids)),
+            runs.c.plan_fingerprint.not_in(list(plans)),
+        )
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(limit)
+    )
+    return [to_record(RunRecord, row) for row in await conn.execute(statement)]
+
+
 async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:
     recent_stage = exists().where(stages.c.run_id == runs.c.id, stages.c.updated_at > since)
     statement = (
