@@ -26,6 +26,7 @@ log = logging.getLogger("wfc.worker")
 
 BATCH = 500
 QUICK = timedelta(milliseconds=100)  # after events were delivered: more are likely
+MIN_GAP = timedelta(milliseconds=50)  # wakeups closer than this are delivered together
 IDLE_MAX = timedelta(seconds=2)  # the longest pause with nothing to deliver
 BUSY = timedelta(milliseconds=500)  # another worker is delivering
 
@@ -54,6 +55,9 @@ class OutboxFlusher:
                 if pause:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
+                    # A busy worker wakes it after every job: one flush per gap delivers
+                    # them all, where one per job would cost each job a transaction.
+                    await asyncio.sleep(MIN_GAP.total_seconds())
 
     async def _flush_once(self, pause: timedelta) -> timedelta:
         """One batch; how long to pause before the next (zero: go on at once)."""

@@ -373,7 +373,9 @@ async def record_outcome(
     updated = await unit.db.update_stage(row.id, counters)
     for event in events:
         unit.emit(event)
-    transition: RunTransitionResult | None = None
+    # While the stage runs, its run has nothing to decide: say so, or the host would run a
+    # transition (a transaction reading the whole run) after every item.
+    transition: RunTransitionResult | None = RunTransitionResult(action="noop")
     if updated.status in TERMINAL:
         rows = await unit.db.stages_of_run(run.id)
         try:
