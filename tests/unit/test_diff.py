@@ -510,14 +510,28 @@ CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
         "two groups merged",
         abcd("a -> b -> c -> d"),
         abcd("a -> [b, c] -> d"),
-        {("stage-order-changed", BIS), ("stage-regrouped", C)},
+        {("stage-order-changed", BIS), ("stage-renumbered", BIS)},
     ),
-    ("a group split", abcd("a -> [b, c] -> d"), abcd("a -> b -> c -> d"), {("stage-regrouped", C)}),
+    (
+        "a group split",
+        abcd("a -> [b, c] -> d"),
+        abcd("a -> b -> c -> d"),
+        {("stage-regrouped", C), ("stage-renumbered", BIS)},
+    ),
+    (
+        "a stage added in a group of its own",
+        ABCD,
+        edit(
+            abcd("a -> b -> x -> c -> d"),
+            ("  flow", "  stage x { input none output { v: int } }\n  flow"),
+        ),
+        {("stage-added", BIS)},
+    ),
     (
         "two stages swapped",
         abcd("a -> b -> c -> d"),
         abcd("a -> c -> b -> d"),
-        {("stage-order-changed", BIS), ("stage-regrouped", C)},
+        {("stage-order-changed", BIS), ("stage-renumbered", BIS)},
     ),
     (
         "flow input from another stage",
@@ -527,7 +541,11 @@ CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
             ("stage b { input none", "stage b { input { v: int }"),
             ("flow a -> b -> c -> d", "flow a -> c -> b -> d"),
         ),
-        {("stage-order-changed", BIS), ("stage-regrouped", C), ("stage-input-source-changed", BIS)},
+        {
+            ("stage-order-changed", BIS),
+            ("stage-renumbered", BIS),
+            ("stage-input-source-changed", BIS),
+        },
     ),
 ]
 
@@ -621,7 +639,23 @@ def test_order_changes_spare_runs_that_started_both(tmp_path: Path) -> None:
     assert change.affects == {"b"} and change.unless_started == {"c"}
     assert diff.safe_for({"a"})
     assert not diff.safe_for({"a", "b"})
-    assert diff.safe_for({"a", "b", "c"})
+    assert not change.breaks({"a", "b", "c"})  # `c` ran: this change spares the run, but
+    renumbered = diff.breaking_for({"a", "b", "c"})  # … both moved to other group numbers
+    assert {(c.code, c.stage_id) for c in renumbered} == {
+        ("stage-renumbered", "b"),
+        ("stage-renumbered", "c"),
+    }
+
+
+def test_a_started_stage_keeps_its_group_number(tmp_path: Path) -> None:
+    """Runs keep their rows as numbered by the old plan: a split group moves the stages
+    after it to other numbers, which only runs that have not reached them can take."""
+    diff = diff_of(tmp_path, abcd("a -> [b, c] -> d"), abcd("a -> b -> c -> d"))
+    renumbered = [c for c in diff.changes if c.code == "stage-renumbered"]
+    assert {c.stage_id for c in renumbered} == {"c", "d"}
+    assert "runs in group 3, was group 2" in renumbered[0].message
+    assert diff.safe_for({"a"})
+    assert not diff.safe_for({"a", "b", "c"})
 
 
 def test_an_added_stage_names_the_stages_past_it(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 """Rules over the flow: stages added, removed, moved between groups, and where inputs come from.
 
 The kernel moves a run on by its rows: when no row is active it opens the
-group after the highest one that has rows, creating a row for each of its
-stages at once. A run that moves to a new plan keeps its rows (renumbered to
-the new plan's groups), so the new plan must be able to go on from them: a
-stage placed at or before a group the run has already opened never gets a
-row, and so never runs.
+group after the highest-numbered one that has rows, creating a row for each
+of its stages at once. A run that moves to a new plan keeps its rows as they
+are, numbered by the old plan's groups, so the new plan must be able to go on
+from them: a stage placed at or before a group the run has already opened
+never gets a row, and so never runs, and a started stage must keep its
+group's number.
 """
 
 from __future__ import annotations
@@ -82,8 +83,14 @@ def renames(ctx: Ctx) -> dict[str, str]:
 
 
 def order(ctx: Ctx, stage_id: str) -> None:
-    """Stages that ran after `stage_id` and now run before or beside it: a run that started
-    it but not them has opened their group already, and would never run them."""
+    """Where a stage of both plans runs now, for a run that has started it.
+
+    Stages that ran after it and now run before or beside it: a run that started it but
+    not them has opened their group already, and would never run them. A run keeps its
+    rows as they are, numbered by the old plan's groups, and the kernel reads where a run
+    stands from those numbers (which group opens next, whether a stage is alone in its
+    group, what a rerun resets): so a started stage must keep its group's number.
+    """
     old_group = ctx.old_group.__getitem__
     new_group = ctx.new_group.__getitem__
     overtaken = [
@@ -96,11 +103,7 @@ def order(ctx: Ctx, stage_id: str) -> None:
     if overtaken:
         same = [o for o in overtaken if new_group(o) == new_group(stage_id)]
         where = (
-            "beside"
-            if len(same) == len(overtaken)
-            else "before"
-            if not same
-            else "before or beside"
+            "beside" if len(same) == len(overtaken) else "before or beside" if same else "before"
         )
         they = "it" if len(overtaken) == 1 else "them"
         verb = "runs" if len(overtaken) == 1 else "run"
@@ -114,11 +117,22 @@ def order(ctx: Ctx, stage_id: str) -> None:
             unless_started=overtaken,
             path=("flow", stage_id),
         )
+    was, now = old_group(stage_id), new_group(stage_id)
+    if was != now and not _covered(ctx, stage_id):
+        ctx.add(
+            "stage-renumbered",
+            f"`{stage_id}` runs in group {now}, was group {was}: a run that has started it "
+            f"keeps its row numbered for group {was}, and the kernel reads where a run "
+            "stands from those numbers",
+            Verdict.BREAKING_IF_STARTED,
+            stage_id=stage_id,
+            affects=[stage_id],
+            path=("flow", stage_id),
+        )
         return
     before = _place(ctx, ctx.old_group, stage_id)
     after = _place(ctx, ctx.new_group, stage_id)
-    if before != after:
-        was, now = old_group(stage_id), new_group(stage_id)
+    if before != after and not overtaken:
         moves = f"moves from group {was} to group {now}" if was != now else f"stays in group {now}"
         company = ""
         if before[1] != after[1]:
@@ -132,6 +146,16 @@ def order(ctx: Ctx, stage_id: str) -> None:
             stage_id=stage_id,
             path=("flow", stage_id),
         )
+
+
+def _covered(ctx: Ctx, stage_id: str) -> bool:
+    """Whether a run that started `stage_id` is harmed already by a stage added at or before
+    its group (`stage-added` names it), or removed from a group before its old one (a run
+    that started it started that one)."""
+    new_place, old_place = ctx.new_group[stage_id], ctx.old_group[stage_id]
+    added = any(ctx.new_group[s] <= new_place for s in ctx.new_ids - ctx.old_ids)
+    removed = any(ctx.old_group[s] < old_place for s in ctx.old_ids - ctx.new_ids)
+    return added or removed
 
 
 def _place(
