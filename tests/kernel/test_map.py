@@ -138,8 +138,27 @@ def _polled(policy: ItemFailure) -> Workflow:
     )
 
 
+class Scale(BaseModel):
+    factor: int = 1
+
+
+def scaled(ctx: Any) -> Length:
+    return Length(length=len(ctx.input.text) * ctx.config.factor)
+
+
+def _scaled() -> Workflow:
+    stage = define_stage(id="measure", input=Text, output=Length, execute=scaled, config=Scale)
+    return (
+        WorkflowBuilder("scaled", "Scaled", input=Batch)
+        .pipe(_mapped(stage, ("input", "texts"), at_most=2))
+        .pipe(define_stage(id="total", input=None, output=Total, execute=total, needs=["measure"]))
+        .build()
+    )
+
+
 def workflows() -> list[Workflow]:
     return [
+        _scaled(),
         _workflow("strict", ItemFailure.FAIL),
         _workflow("lenient", ItemFailure.CONTINUE),
         _polled(ItemFailure.FAIL),
@@ -343,3 +362,13 @@ async def test_a_polled_item_that_fails_follows_the_failure_policy(mk: TestKerne
     assert strict.status is Status.FAILED
     assert strict.error is not None
     assert "Item 1 failed: the provider refused it" in strict.error["message"]
+
+
+async def test_every_item_sees_the_run_s_config_not_the_defaults(mk: TestKernel) -> None:
+    """Items are queued by earlier items, from the run's state alone: the run's config
+    travels with each item's job."""
+    texts = {"texts": [{"text": "ab"}] * 7}
+    run_id = await mk.create_run("scaled", texts, config={"measure": {"factor": 3}})
+    run = await mk.drive(run_id)
+    assert run.status is Status.COMPLETED, run.error
+    assert run.output == {"total": 7 * 2 * 3, "failed": 0}

@@ -144,6 +144,7 @@ class Persistence(Protocol):
         *,
         fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
+        data: bool = True,
     ) -> tuple[RunRecord, StageRecord] | None:
         """Lock the run's row (bump its version, as `update_run(run_id, {})` does) and, if
         it is RUNNING and the stage row `record_id` passes `fence`, apply `changes` to that
@@ -171,9 +172,14 @@ class Persistence(Protocol):
         """The run's stage rows by execution group, then stage number."""
         ...
 
-    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+    async def run_with_stages(
+        self, run_id: str, *, data: bool = True
+    ) -> tuple[RunRecord, list[StageRecord]] | None:
         """The run and its stage rows (as `stages_of_run` orders them), read together —
-        one round trip for what `job.execute` and `run.transition` read first — or None."""
+        one round trip for what `job.execute` and `run.transition` read first — or None.
+        `data=False` (here and in `lock_run_and_update_stage`): the run's input, config and
+        output may be left unread (then `{}`, `{}`, None): an item of a map needs the run's
+        state alone, and its list may be the run's whole input."""
         ...
 
     async def claim_suspended_stages(

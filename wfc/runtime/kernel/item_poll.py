@@ -76,7 +76,7 @@ async def poll_item(deps: Deps, item: ItemRecord) -> Verdict:
         outcome = replace(outcome, retryable=False)
     try:
         async with atomic(deps, deps.ids.new_id()) as unit:
-            writer = Writer(fence=fence, generation=item.generation)
+            writer = Writer(fence=fence, generation=item.generation, config=run.config)
             started = item.started_at or item.created_at
             await record_outcome(
                 deps, unit, workflow, run, stage, row.id, item, writer, report, outcome, started

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from wfc.errors import RecordNotFoundError
 from wfc.plan import ItemFailure, PlanStage
@@ -83,13 +84,14 @@ async def execute_item(
     key: KeyCompletion,
 ) -> JobExecuteResult:
     """Run item `cmd.item` of the mapped `stage` and record its outcome, fenced."""
-    found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
+    # The run's state only: its input may be the list itself, and no item needs it.
+    found = await deps.persistence.run_with_stages(cmd.workflow_run_id, data=False)
     if found is None:
         raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
     run, rows = found
     row = next((r for r in rows if r.stage_id == stage.id), None)
     if cmd.item is None:
-        return await _requeue_items(deps, workflow, run, row, causation_id)
+        return await _requeue_items(deps, workflow, run, row, causation_id, cmd.config)
     where = f"item {cmd.item} of stage {stage.id} of run {run.id}"
     if run.status is not Status.RUNNING:
         return _ghost(f"Run {run.id} is {run.status.value}: {where}")
@@ -98,7 +100,9 @@ async def execute_item(
         return _ghost(f"Stage {stage.id} is {shown}: {where}")
     if workflow.plan.fingerprint != run.plan_fingerprint:
         # The run was adopted by another plan after this job was leased: its workers run it.
-        spec = item_spec(run, workflow, stage.id, cmd.item, cmd.generation, cmd.attempt)
+        spec = item_spec(
+            run, workflow, stage.id, cmd.item, cmd.generation, cmd.attempt, config=cmd.config
+        )
         await deps.jobs.enqueue([spec])
         return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}: {where}")
     now = deps.clock.now()
@@ -119,6 +123,7 @@ async def execute_item(
             writer = Writer(
                 fence=StageFence.running(cmd.attempt),
                 generation=cmd.generation,
+                config=cmd.config,
                 job_id=cmd.job_id,
                 attempt=cmd.attempt,
             )
@@ -293,6 +298,7 @@ class Writer:
 
     fence: StageFence
     generation: int
+    config: dict[str, Any]  # the run's, for the jobs of the items it queues
     job_id: str | None = None
     attempt: int | None = None
 
@@ -314,7 +320,7 @@ async def record_outcome(
     Raises `Refused` (the caller rolls back) when the run, the stage or the item moved on."""
     now = deps.clock.now()
     try:
-        locked = await unit.db.lock_run_and_update_stage(run.id, record_id, {})
+        locked = await unit.db.lock_run_and_update_stage(run.id, record_id, {}, data=False)
     except RecordNotFoundError:  # the stage's row was replaced by a rerun
         raise Refused(f"Stage {stage.id}'s row of run {run.id} is gone") from None
     raise_unless(locked is not None, f"Run {run.id} is no longer RUNNING")
@@ -346,7 +352,9 @@ async def record_outcome(
     counters: StageChanges = {"items_done": done, "items_failed": failed}
     specs: list[JobSpec] = []
     if not stop:
-        counters["items_next"], specs = await next_items(deps, run, workflow, row, row.generation)
+        counters["items_next"], specs = await next_items(
+            deps, run, workflow, row, row.generation, writer.config
+        )
     if completed and unit.shared and writer.job_id is not None:
         unit.completing = writer.job_id
     if specs:
@@ -377,6 +385,9 @@ async def record_outcome(
     # transition (a transaction reading the whole run) after every item.
     transition: RunTransitionResult | None = RunTransitionResult(action="noop")
     if updated.status in TERMINAL:
+        full = await unit.db.get_run(run.id)  # the last item: the run, whole, for what's next
+        assert full is not None
+        run = full
         rows = await unit.db.stages_of_run(run.id)
         try:
             transition = await decide_next(deps, unit, run, rows, None, locked=True)
@@ -456,6 +467,7 @@ async def _requeue_items(
     run: RunRecord,
     row: StageRecord | None,
     causation_id: str,
+    config: dict[str, Any],
 ) -> JobExecuteResult:
     """A job for the whole mapped stage (the stuck-run reaper found its items' jobs lost):
     queue again each item of the pass that was queued and has not finished."""
@@ -473,7 +485,11 @@ async def _requeue_items(
             if item is not None and (item.status in TERMINAL or item.status is Status.SUSPENDED):
                 continue  # finished, or the poller's
             attempts = 0 if item is None else item.attempt
-            specs.append(item_spec(run, workflow, row.stage_id, index, row.generation, attempts))
+            specs.append(
+                item_spec(
+                    run, workflow, row.stage_id, index, row.generation, attempts, config=config
+                )
+            )
 
         async def enqueue() -> None:
             await deps.jobs.enqueue(specs)

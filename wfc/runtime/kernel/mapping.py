@@ -115,10 +115,15 @@ def item_spec(
     index: int,
     generation: int,
     attempts_made: int = 0,
+    *,
+    config: dict[str, Any] | None = None,
 ) -> JobSpec:
-    """The job that runs one item of a mapped stage."""
+    """The job that runs one item of a mapped stage. `config`: the run's config, when `run`
+    was read without it (`Persistence.run_with_stages(data=False)`): an item's job carries
+    it on from the item that queued it."""
     spec = job_spec(run, workflow, stage_id)
-    payload = {**spec.payload, "item": index, "generation": generation}
+    carried = spec.payload if config is None else {**spec.payload, "config": config}
+    payload = {**carried, "item": index, "generation": generation}
     return replace(spec, payload=payload, attempts_made=attempts_made)
 
 
@@ -188,14 +193,20 @@ async def rerun_unfinished(
 
 
 async def next_items(
-    deps: Deps, run: RunRecord, workflow: Workflow, row: StageRecord, generation: int
+    deps: Deps,
+    run: RunRecord,
+    workflow: Workflow,
+    row: StageRecord,
+    generation: int,
+    config: dict[str, Any],
 ) -> tuple[int, list[JobSpec]]:
     """After an item finished on `row` (its counters as read under the run's lock): the
     new `items_next` and the job of the next item, if one is left to queue."""
     if row.items_next >= row.items_queued:
         return row.items_next, []
     index = await index_at(deps, run, row, row.items_next)
-    return row.items_next + 1, [item_spec(run, workflow, row.stage_id, index, generation)]
+    spec = item_spec(run, workflow, row.stage_id, index, generation, config=config)
+    return row.items_next + 1, [spec]
 
 
 async def gathered(

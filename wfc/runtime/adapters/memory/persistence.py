@@ -211,6 +211,7 @@ class _MemoryStore:
         *,
         fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
+        data: bool = True,  # reading it costs nothing here
     ) -> tuple[RunRecord, StageRecord] | None:
         # `expect` saves reads that cost a database nothing here: always read.
         if run_id not in self._t.runs:
@@ -236,7 +237,9 @@ class _MemoryStore:
         rows = [s for s in self._t.stages.values() if s.run_id == run_id]
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
 
-    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+    async def run_with_stages(
+        self, run_id: str, *, data: bool = True
+    ) -> tuple[RunRecord, list[StageRecord]] | None:
         run = self._t.runs.get(run_id)
         return None if run is None else (run, self._stages_of(run_id))
 

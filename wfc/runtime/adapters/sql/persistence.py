@@ -147,10 +147,11 @@ class _SqlStore:
         *,
         fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
+        data: bool = True,
     ) -> tuple[RunRecord, StageRecord] | None:
         async with self._connection() as conn:
             return await stages.lock_run_and_update_stage(
-                conn, run_id, record_id, changes, self._clock.now(), fence
+                conn, run_id, record_id, changes, self._clock.now(), fence, data
             )
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
@@ -161,9 +162,11 @@ class _SqlStore:
         async with self._single() as conn:
             return await stages.stages_of_run(conn, run_id)
 
-    async def run_with_stages(self, run_id: str) -> tuple[RunRecord, list[StageRecord]] | None:
+    async def run_with_stages(
+        self, run_id: str, *, data: bool = True
+    ) -> tuple[RunRecord, list[StageRecord]] | None:
         async with self._single() as conn:
-            return await stages.run_with_stages(conn, run_id)
+            return await stages.run_with_stages(conn, run_id, data)
 
     async def claim_suspended_stages(
         self,
@@ -377,6 +380,7 @@ class _SqlTransaction(_SqlStore):
         *,
         fence: StageFence | None = None,
         expect: tuple[RunRecord, StageRecord] | None = None,
+        data: bool = True,
     ) -> tuple[RunRecord, StageRecord] | None:
         """With `expect`, as the transaction's first call on PostgreSQL, the whole
         transaction becomes one statement sent at commit (`predicted`). The statement
@@ -393,7 +397,9 @@ class _SqlTransaction(_SqlStore):
                     run, row, changes, self._clock.now()
                 )
                 return self._prediction.run, self._prediction.stage
-        return await super().lock_run_and_update_stage(run_id, record_id, changes, fence=fence)
+        return await super().lock_run_and_update_stage(
+            run_id, record_id, changes, fence=fence, data=data
+        )
 
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None

@@ -175,7 +175,26 @@ async def update_stage_while_running(
     return None if row is None else to_record(StageRecord, row)
 
 
-def _lock_and_update(updates: dict[str, Any], fence: StageFence | None) -> Any:
+RUN_DATA = ("input", "config", "output")
+"""The run's columns that can be large (the input a map's list may be in): left unread by
+`data=False`, which reads the run's state alone."""
+
+
+def run_columns(data: bool) -> list[Any]:
+    """The `runs` columns read: all, or all but `RUN_DATA`."""
+    return [column for column in runs.c if data or column.name not in RUN_DATA]
+
+
+def run_record(row: Mapping[str, Any], prefix: str, data: bool) -> RunRecord:
+    """The run of a row that has its columns, or all but `RUN_DATA` (which then read as
+    empty: `{}`, `{}`, None)."""
+    if data:
+        return to_record(RunRecord, row, prefix)
+    unread: dict[str, Any] = {f"{prefix}input": {}, f"{prefix}config": {}, f"{prefix}output": None}
+    return to_record(RunRecord, {**row, **unread}, prefix)
+
+
+def _lock_and_update(updates: dict[str, Any], fence: StageFence | None, data: bool = True) -> Any:
     """PostgreSQL: the run's lock and the stage's write as one statement. The run's UPDATE
     is a data-modifying CTE, so it runs (and takes the row lock) whether or not the stage
     is written; the stage is written only if the locked run is RUNNING."""
@@ -183,7 +202,7 @@ def _lock_and_update(updates: dict[str, Any], fence: StageFence | None) -> Any:
         update(runs)
         .where(runs.c.id == bindparam("run_id"))
         .values(version=runs.c.version + 1, updated_at=bindparam("now"))
-        .returning(*runs.c)
+        .returning(*run_columns(data))
         .cte("locked")
     )
     fenced = [] if fence is None else [fence_condition(fence)]
@@ -213,10 +232,11 @@ async def lock_run_and_update_stage(
     changes: StageChanges,
     now: datetime,
     fence: StageFence | None = None,
+    data: bool = True,
 ) -> tuple[RunRecord, StageRecord] | None:
     """Lock the run and write the stage if the run is RUNNING and the stage passes `fence`:
     one statement on PostgreSQL, the two updates on SQLite (whose BEGIN IMMEDIATE holds
-    the write lock already)."""
+    the write lock already). `data=False`: the run comes back without `RUN_DATA`."""
     if conn.dialect.name != "postgresql":
         try:
             run_row = await update_versioned(conn, runs, "WorkflowRun", run_id, {}, now, None)
@@ -232,13 +252,13 @@ async def lock_run_and_update_stage(
         return None if row is None else (run, to_record(StageRecord, row))
     updates = column_values(dict(changes))
     statement = built_once(
-        ("lock_run_and_update_stage", fence_shape(fence), *updates),
-        lambda: _lock_and_update(updates, fence),
+        ("lock_run_and_update_stage", fence_shape(fence), data, *updates),
+        lambda: _lock_and_update(updates, fence, data),
     )
     params = prefixed(updates, "u_") | {"run_id": run_id, "record_id": record_id, "now": now}
     row = await direct.first(conn, statement, params | fence_params(fence))
     if row is not None:
-        return to_record(RunRecord, row, "locked_"), to_record(StageRecord, row)
+        return run_record(row, "locked_", data), to_record(StageRecord, row)
     # The rare path: only to tell why nothing was written.
     current = await get_run(conn, run_id)
     if current is not None and current.status is Status.RUNNING:
@@ -269,24 +289,29 @@ async def stages_of_run(conn: AsyncConnection, run_id: str) -> list[StageRecord]
     return [to_record(StageRecord, row) for row in rows]
 
 
-# The run's columns and its stages' side by side, one row per stage (one row of NULL
-# stage columns when it has none), labelled `runs_<column>` and `stages_<column>`.
-_RUN_WITH_STAGES = (
-    select(runs, stages)
-    .select_from(runs.outerjoin(stages, stages.c.run_id == runs.c.id))
-    .where(runs.c.id == bindparam("run_id"))
-    .order_by(stages.c.execution_group, stages.c.stage_number)
-    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
-)
+def _run_with_stages(data: bool) -> Any:
+    """The run's columns (all, or all but `RUN_DATA`) and its stages' side by side, one row
+    per stage (one row of NULL stage columns when it has none), labelled `runs_<column>`
+    and `stages_<column>`."""
+    return (
+        select(*run_columns(data), stages)
+        .select_from(runs.outerjoin(stages, stages.c.run_id == runs.c.id))
+        .where(runs.c.id == bindparam("run_id"))
+        .order_by(stages.c.execution_group, stages.c.stage_number)
+        .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
+    )
+
+
+_RUN_WITH_STAGES = {True: _run_with_stages(True), False: _run_with_stages(False)}
 
 
 async def run_with_stages(
-    conn: AsyncConnection, run_id: str
+    conn: AsyncConnection, run_id: str, data: bool = True
 ) -> tuple[RunRecord, list[StageRecord]] | None:
-    rows = await direct.fetch(conn, _RUN_WITH_STAGES, {"run_id": run_id})
+    rows = await direct.fetch(conn, _RUN_WITH_STAGES[data], {"run_id": run_id})
     if not rows:
         return None
-    run = to_record(RunRecord, rows[0], "runs_")
+    run = run_record(rows[0], "runs_", data)
     found = [to_record(StageRecord, row, "stages_") for row in rows if row["stages_id"]]
     return run, found
 
