@@ -591,8 +591,8 @@ RUN_AT = {
                     "  stage audit { input none needs fetch output { ok: bool } }\n  flow fetch",
                 ),
             ),
-            {"created", "fetching"},
-            id="a stage added: runs that have not reached its group",
+            {"created"},
+            id="a stage added: runs that cannot have opened its group",
         ),
         pytest.param(
             shop(("when fetch.count > 0", "when fetch.count > 1")),
@@ -636,8 +636,10 @@ def test_a_new_field_read_by_a_when_spares_runs_that_decided_it(tmp_path: Path) 
 def test_order_changes_spare_runs_that_started_both(tmp_path: Path) -> None:
     diff = diff_of(tmp_path, abcd("a -> b -> c -> d"), abcd("a -> c -> b -> d"))
     change = the(diff, "stage-order-changed")
-    assert change.affects == {"b"} and change.unless_started == {"c"}
-    assert diff.safe_for({"a"})
+    # `a` started: `b`'s group may be open already, its row PENDING
+    assert change.affects == {"a", "b"} and change.unless_started == {"c"}
+    assert diff.safe_for(set())
+    assert not diff.safe_for({"a"})
     assert not diff.safe_for({"a", "b"})
     assert not change.breaks({"a", "b", "c"})  # `c` ran: this change spares the run, but
     renumbered = diff.breaking_for({"a", "b", "c"})  # … both moved to other group numbers
@@ -654,7 +656,8 @@ def test_a_started_stage_keeps_its_group_number(tmp_path: Path) -> None:
     renumbered = [c for c in diff.changes if c.code == "stage-renumbered"]
     assert {c.stage_id for c in renumbered} == {"c", "d"}
     assert "runs in group 3, was group 2" in renumbered[0].message
-    assert diff.safe_for({"a"})
+    assert diff.safe_for(set())
+    assert not diff.safe_for({"a"})  # the split group may be open, its rows PENDING
     assert not diff.safe_for({"a", "b", "c"})
 
 
@@ -667,8 +670,21 @@ def test_an_added_stage_names_the_stages_past_it(tmp_path: Path) -> None:
         ),
     )
     change = the(diff_of(tmp_path, SHOP, new), "stage-added")
-    assert change.affects == {"price", "check", "total"}
-    assert "would never run it" in change.message
+    # past it: a run that started a stage of its group or after, or finished `fetch` (then
+    # the group's rows exist, PENDING, whether or not a stage of it has started)
+    assert change.affects == {"fetch", "price", "check", "total"}
+    assert "`check`, `price` or `total` is past its place and would never run it" in change.message
+
+
+def test_a_change_to_the_first_group_is_breaking_for_every_run(tmp_path: Path) -> None:
+    """A run gets the rows of the first group when it is claimed, PENDING: no started
+    stage tells it from a run that was not claimed yet."""
+    new = edit(
+        abcd("x -> a -> b -> c -> d"),
+        ("  flow", "  stage x { input none output { v: int } }\n  flow"),
+    )
+    change = the(diff_of(tmp_path, ABCD, new), "stage-added")
+    assert change.verdict is B and change.condition == "every run in flight"
 
 
 def test_a_rename_is_guessed(tmp_path: Path) -> None:
@@ -871,9 +887,9 @@ def test_long_lists_of_stages_are_cut_short_in_messages_only(tmp_path: Path) -> 
     old = f"workflow long {{\n  input {{ v: int }}\n  output {{ v: int }}\n{stages}\n  flow {flow}\n}}\n"
     new = edit(
         old,
-        ("  flow s0", "  stage first { input { v: int } output { v: int } }\n  flow first -> s0"),
+        ("  flow s0 ->", "  stage early { input none output { v: int } }\n  flow s0 -> early ->"),
     )
     change = the(diff_of(tmp_path, old, new), "stage-added")
     assert len(change.affects) == count
-    assert "or 55 more is past its place" in change.message
+    assert "or 54 more is past its place" in change.message
     assert change.condition.endswith("or 55 more")

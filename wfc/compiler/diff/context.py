@@ -106,6 +106,28 @@ class Ctx:
                     return found
         return None
 
+    def holding_rows(self, stage_ids: Iterable[str]) -> tuple[Verdict, frozenset[str]]:
+        """How to name the runs that may hold a row for one of these (old plan) stages, from
+        the stages a run has started (rows in any status but PENDING).
+
+        A group's rows are all created, PENDING, when the group before it finishes, so
+        a run may hold a PENDING row of a stage while it has started nothing of that
+        stage's group, only the group before. A run that has started some stage of
+        either group is named (`breaking_if_started`); for a stage of the first group,
+        whose rows a run gets when it is claimed, no started stage tells, so every run
+        is (`breaking`).
+        """
+        found: set[str] = set()
+        first = False
+        for stage_id in stage_ids:
+            group = self.old_group[stage_id]
+            first = first or group == 1
+            found |= set(self.old.groups[group - 1])
+            if group > 1:
+                found |= set(self.old.groups[group - 2])
+        verdict = Verdict.BREAKING if first else Verdict.BREAKING_IF_STARTED
+        return verdict, frozenset(found)
+
 
 def groups_of(plan: Plan) -> dict[str, int]:
     """Each stage's 1-based execution group."""

@@ -30,12 +30,13 @@ def added_stage(ctx: Ctx, stage_id: str, renamed_from: str | None) -> None:
         )
     else:
         message = f"new stage `{stage_id}`{hint}: runs in flight run it when they reach it"
+    verdict, holding = ctx.holding_rows(passed) if passed else (Verdict.COMPATIBLE, frozenset())
     ctx.add(
         "stage-added",
         message,
-        Verdict.BREAKING_IF_STARTED,
+        verdict,
         stage_id=stage_id,
-        affects=passed,
+        affects=holding,
         path=("stage", stage_id),
     )
     required = required_config(ctx.new_stage(stage_id).config_schema)
@@ -54,13 +55,14 @@ def removed_stage(ctx: Ctx, stage_id: str, renamed_to: str | None) -> None:
     """A run that started a stage holds its row, output and job, which the new plan does not
     know; one that has not started it never will, and loses nothing."""
     hint = f" (renamed to `{renamed_to}`?)" if renamed_to else ""
+    verdict, holding = ctx.holding_rows([stage_id])
     ctx.add(
         "stage-removed",
-        f"stage `{stage_id}` removed{hint}: a run that has started it holds its row, job and "
-        "output, which the new plan does not know",
-        Verdict.BREAKING_IF_STARTED,
+        f"stage `{stage_id}` removed{hint}: a run that holds its row holds a job or an "
+        "output of it, which the new plan does not know",
+        verdict,
         stage_id=stage_id,
-        affects=[stage_id],
+        affects=holding,
         path=("stage", stage_id),
     )
 
@@ -107,26 +109,28 @@ def order(ctx: Ctx, stage_id: str) -> None:
         )
         they = "it" if len(overtaken) == 1 else "them"
         verb = "runs" if len(overtaken) == 1 else "run"
+        verdict, holding = ctx.holding_rows([stage_id])
         ctx.add(
             "stage-order-changed",
             f"{names(overtaken)} ran after `{stage_id}` and now {verb} {where} it: a run that "
-            f"has started `{stage_id}` but not {they} would never run {they}",
-            Verdict.BREAKING_IF_STARTED,
+            f"holds a row of `{stage_id}` but has not started {they} would never run {they}",
+            verdict,
             stage_id=stage_id,
-            affects=[stage_id],
+            affects=holding,
             unless_started=overtaken,
             path=("flow", stage_id),
         )
     was, now = old_group(stage_id), new_group(stage_id)
     if was != now and not _covered(ctx, stage_id):
+        verdict, holding = ctx.holding_rows([stage_id])
         ctx.add(
             "stage-renumbered",
-            f"`{stage_id}` runs in group {now}, was group {was}: a run that has started it "
-            f"keeps its row numbered for group {was}, and the kernel reads where a run "
-            "stands from those numbers",
-            Verdict.BREAKING_IF_STARTED,
+            f"`{stage_id}` runs in group {now}, was group {was}: a run that holds its row "
+            f"keeps it numbered for group {was}, and the kernel reads where a run stands "
+            "from those numbers",
+            verdict,
             stage_id=stage_id,
-            affects=[stage_id],
+            affects=holding,
             path=("flow", stage_id),
         )
         return

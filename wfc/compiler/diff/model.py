@@ -1,10 +1,11 @@
 """What `diff_plans` answers: the changes between two plans, and for which runs each breaks.
 
-A run in flight is judged by the stages it has *started*: the stage ids that
-have a row in the run, in any status, PENDING included (a group's rows are
-created together when the group opens, so a PENDING row means its group has
-opened: its `when` and its `map` list were decided there and its job is
-queued). See `docs/upgrades.md` for every rule and the reason for it.
+A run in flight is judged by the stages it has *started*: the stage ids whose
+row in the run is in any status but PENDING (running, suspended, finished or
+skipped). A group's rows are all created, PENDING, when the group before it
+finishes, so the rules that turn on whether a run holds a row at all (a stage
+removed, added or moved) name the stages of that group and of the group before
+it. See `docs/upgrades.md` for every rule and the reason for it.
 """
 
 from __future__ import annotations
@@ -147,20 +148,15 @@ class PlanDiff:
         return [change for change in self.changes if change.verdict is verdict]
 
     def breaking_for(self, started: Collection[str]) -> list[Change]:
-        """The changes that harm a run which has started these stages.
-
-        `started` is every stage id the run has a row for, in any status, PENDING
-        included: a group's rows are created together when it opens, so a PENDING row
-        is a stage whose `when` and map list were decided and whose job is queued under
-        the old plan. Leaving PENDING rows out is unsafe (a removed stage's queued job,
-        a `when` already decided) unless those rows and jobs are discarded first.
-        """
+        """The changes that harm a run which has started these stages: the ids of its
+        rows in any status but PENDING (passing PENDING ones too is safe, and only
+        stricter)."""
         have = set(started)
         return [change for change in self.changes if change.breaks(have)]
 
     def safe_for(self, started: Collection[str]) -> bool:
-        """Whether a run which has started these stages (every stage it has a row for,
-        PENDING included: see `breaking_for`) can move to the new plan."""
+        """Whether a run which has started these stages (its rows in any status but
+        PENDING) can move to the new plan."""
         return not self.breaking_for(started)
 
     def to_json(self) -> dict[str, Any]:
