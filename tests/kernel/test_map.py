@@ -29,6 +29,7 @@ from wfc.runtime import (
     Suspend,
     WorkflowBuilder,
     define_stage,
+    when,
 )
 from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
@@ -156,8 +157,58 @@ def _scaled() -> Workflow:
     )
 
 
+class Gated(BaseModel):
+    texts: list[Text]
+    measure: bool = True
+
+
+class Count(BaseModel):
+    n: int
+
+
+def count_texts(ctx: Any) -> Count:
+    return Count(n=len(ctx.input.texts))
+
+
+def both(ctx: Any) -> Total:
+    lengths = ctx.optional("measure")
+    return Total(total=sum(r["length"] for r in lengths or []), failed=ctx.require("count")["n"])
+
+
+def _beside() -> Workflow:
+    """A mapped stage with a `when`, in a parallel group beside a plain stage."""
+    gated = define_stage(
+        id="measure",
+        input=Text,
+        output=Length,
+        execute=measure,
+        when=when.input.measure == True,  # noqa: E712 (a condition, not a comparison)
+    )
+    return (
+        WorkflowBuilder("beside", "Beside", input=Gated)
+        .parallel(
+            [
+                _mapped(gated, ("input", "texts"), at_most=2),
+                define_stage(id="count", input=Gated, output=Count, execute=count_texts),
+            ]
+        )
+        .pipe(
+            define_stage(
+                id="both",
+                input=None,
+                output=Total,
+                execute=both,
+                needs=["measure", "count"],
+                optional_needs=["measure"],
+            )
+        )
+        .build()
+    )
+
+
 def workflows() -> list[Workflow]:
     return [
+        _beside(),
         _scaled(),
         _workflow("strict", ItemFailure.FAIL),
         _workflow("lenient", ItemFailure.CONTINUE),
@@ -372,3 +423,19 @@ async def test_every_item_sees_the_run_s_config_not_the_defaults(mk: TestKernel)
     run = await mk.drive(run_id)
     assert run.status is Status.COMPLETED, run.error
     assert run.output == {"total": 7 * 2 * 3, "failed": 0}
+
+
+async def test_a_mapped_stage_with_a_when_beside_another_stage(mk: TestKernel) -> None:
+    texts = [{"text": "abc"}, {"text": "de"}, {"text": ""}]
+    ran = await mk.run("beside", {"texts": texts})
+    assert ran.status is Status.COMPLETED, ran.error
+    assert ran.output == {"total": 5, "failed": 3}
+    assert calls == Counter(range(3))
+    calls.clear()
+    skipped = await mk.run("beside", {"texts": texts, "measure": False})
+    assert skipped.status is Status.COMPLETED, skipped.error
+    assert skipped.output == {"total": 0, "failed": 3}
+    assert calls == Counter()  # decided once for the whole stage: no item ran
+    rows = {row.stage_id: row.status for row in await mk.persistence.stages_of_run(skipped.id)}
+    assert rows["measure"] is Status.SKIPPED
+    assert await mk.persistence.items_of_stage(skipped.id, "measure") == []
