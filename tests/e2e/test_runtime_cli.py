@@ -542,10 +542,9 @@ def plugins():
 """
 
 
-def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
-    (tmp_path / "events_plugin.py").write_text(EVENTS_PLUGIN)
-    events = tmp_path / "events.jsonl"
-    env = sqlite_env(tmp_path) | {"EVENTS_FILE": str(events)}
+def _fresh_run(tmp_path: Path, env: dict[str, str]) -> str:
+    """`fresh` (one stage adding 1) compiled into tmp_path, and a run of it created from the
+    shell; the run's id."""
     source = tmp_path / "fresh.wf"
     source.write_text(
         "workflow fresh {\n  input { n: int }\n  output { n: int }\n"
@@ -562,7 +561,14 @@ def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
         "runs", "create", "fresh", "--plan", str(tmp_path / "fresh"), "--input", '{"n": 1}',
         "--json", env=env, cwd=tmp_path,
     )  # fmt: skip
-    run_id = json.loads(created.stdout)["run_id"]
+    return str(json.loads(created.stdout)["run_id"])
+
+
+def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
+    (tmp_path / "events_plugin.py").write_text(EVENTS_PLUGIN)
+    events = tmp_path / "events.jsonl"
+    env = sqlite_env(tmp_path) | {"EVENTS_FILE": str(events)}
+    run_id = _fresh_run(tmp_path, env)
     bad = wfc("worker", "--plan", str(tmp_path / "fresh"), "--plugin", "events_plugin:nope",
               env=env, cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "events_plugin has no 'nope'" in bad.stderr
@@ -589,23 +595,7 @@ def test_a_worker_delivers_run_events_to_its_plugins(tmp_path: Path) -> None:
 def test_a_run_no_worker_serves_waits_visibly_until_one_comes(tmp_path: Path) -> None:
     (tmp_path / "events_plugin.py").write_text(EVENTS_PLUGIN)
     env = sqlite_env(tmp_path) | {"EVENTS_FILE": str(tmp_path / "events.jsonl")}
-    source = tmp_path / "fresh.wf"
-    source.write_text(
-        "workflow fresh {\n  input { n: int }\n  output { n: int }\n"
-        "  stage only { input { n: int } output { n: int } }\n  flow only\n}\n"
-    )
-    assert wfc("compile", str(source), env=env, cwd=tmp_path).returncode == 0
-    (tmp_path / "fresh" / "stages" / "only.py").write_text(
-        "from .._models import OnlyOutput\nfrom .._stages import OnlyContext, OnlyStage\n\n\n"
-        "class Only(OnlyStage):\n"
-        "    def execute(self, ctx: OnlyContext) -> OnlyOutput:\n"
-        "        return OnlyOutput(n=ctx.input.n + 1)\n"
-    )
-    created = wfc(
-        "runs", "create", "fresh", "--plan", str(tmp_path / "fresh"), "--input", '{"n": 1}',
-        "--json", env=env, cwd=tmp_path,
-    )  # fmt: skip
-    run_id = json.loads(created.stdout)["run_id"]
+    run_id = _fresh_run(tmp_path, env)
     shown = wfc("runs", "show", run_id, env=env, cwd=tmp_path)
     assert "waiting for a worker that serves fresh@sha256:" in shown.stdout
     as_json = json.loads(wfc("runs", "show", run_id, "--json", env=env, cwd=tmp_path).stdout)
