@@ -215,3 +215,29 @@ async def test_a_breaking_deploy_leaves_the_run_to_its_own_plan(fleet: Fleet) ->
     v1 = fleet.worker(_workflow("invoices"), name="v1b")
     finished = await v1.drive(run_id)
     assert finished.status is Status.COMPLETED and finished.output == {"by": "invoices"}
+
+
+async def test_a_rerun_takes_the_rerunning_plan_where_the_kept_stages_allow(
+    fleet: Fleet,
+) -> None:
+    from wfc.errors import RerunRefusedError
+    from wfc.runtime import RunRerunFrom
+
+    v1 = fleet.worker(_workflow("invoices"), name="v1")
+    run_id = await v1.create_run("invoices", {"n": 1})
+    assert (await v1.drive(run_id)).output == {"by": "invoices"}
+    fleet.clock.advance(minutes=5)
+    v2 = fleet.worker(_workflow("invoices", "v2"), name="v2")
+    await v2.tick()  # announces (and stores) its plan
+    await v2.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="second"))
+    rerun = await v2.drive(run_id)
+    assert rerun.status is Status.COMPLETED and rerun.output == {"by": "invoicesv2"}
+    assert rerun.plan_fingerprint == v2.registry.plans()[0]
+
+    narrowed = fleet.worker(_narrowed(), name="v3")
+    await narrowed.tick()
+    with pytest.raises(RerunRefusedError, match=r"break stages it keeps.*rerun it from first"):
+        await narrowed.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="second"))
+    await narrowed.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="first"))
+    whole = await narrowed.drive(run_id)
+    assert whole.status is Status.COMPLETED and whole.output == {"by": "narrowed"}

@@ -64,17 +64,28 @@ async def adopt_runs(deps: Deps, limit: int = ADOPT_PER_TICK) -> int:
 
 
 async def _diff(deps: Deps, old_fingerprint: str, workflow: Workflow) -> PlanDiff | None:
-    """The change from the run's stored plan to the served one (computed once per pair);
-    None when the run's plan is unknown here or is not the older of the two: a worker of
-    an older plan never takes runs of a newer one back."""
-    key = (old_fingerprint, workflow.plan.fingerprint)
+    """The change from the run's stored plan to the served one; None when the run's plan
+    is unknown here or is not the older of the two: a worker of an older plan never takes
+    runs of a newer one back."""
+    return await plan_change(deps, old_fingerprint, workflow, newer_only=True)
+
+
+async def plan_change(
+    deps: Deps, old_fingerprint: str, workflow: Workflow, *, newer_only: bool = False
+) -> PlanDiff | None:
+    """`wfc diff` from a stored plan to `workflow`'s (computed once per pair and kind);
+    None when the stored plan is unknown (or, `newer_only`, not stored before the other)."""
+    key = (old_fingerprint, workflow.plan.fingerprint, newer_only)
     if key in deps.plan_diffs:
         known: PlanDiff | None = deps.plan_diffs[key]
         return known
     stored = await deps.persistence.get_plan(old_fingerprint)
     served = await deps.persistence.get_plan(workflow.plan.fingerprint)
     diff: PlanDiff | None = None
-    if stored is not None and served is not None and stored.recorded_at < served.recorded_at:
+    older = stored is not None and (
+        not newer_only or (served is not None and stored.recorded_at < served.recorded_at)
+    )
+    if stored is not None and older:
         from wfc.compiler.diff import diff_plans  # the compiler's rules, loaded when needed
 
         diff = diff_plans(Plan.from_json(stored.plan), workflow.plan)

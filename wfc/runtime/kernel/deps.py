@@ -57,7 +57,7 @@ class Deps:
     # is stored once per process, with the first run created from it.
     recorded_plans: set[str] = field(default_factory=set)
     # `wfc diff` of (a stored plan, a served plan), computed once (`kernel.adopt`).
-    plan_diffs: dict[tuple[str, str], Any] = field(default_factory=dict)
+    plan_diffs: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -10,11 +10,12 @@ from wfc.errors import (
 )
 from wfc.runtime.commands import RunRerunFrom, RunRerunFromResult
 from wfc.runtime.events import WorkflowStarted
+from wfc.runtime.kernel.adopt import plan_change
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.mapping import is_map_list, rerun_unfinished
 from wfc.runtime.kernel.rows import stage_prefix
 from wfc.runtime.kernel.transition import advance
-from wfc.runtime.records import StageRecord, Status
+from wfc.runtime.records import RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 
@@ -45,6 +46,7 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
             f"cannot rerun from stage {cmd.from_stage_id}: previous stages have not been executed",
         )
     kept_map = await _map_to_resume(unit, run.id, workflow, cmd, rows)
+    await _refuse_unless_plan_fits(deps, run, workflow, rows, group, kept_map)
     doomed = [
         row
         for row in rows
@@ -68,6 +70,8 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
             "error": None,
             "total_cost": 0.0,
             "total_tokens": 0,
+            # The rerun runs on this plan (`_refuse_unless_plan_fits` checked that it may).
+            "plan_fingerprint": workflow.plan.fingerprint,
         },
     )
     generation = max((row.generation for row in doomed), default=-1) + 1
@@ -126,3 +130,43 @@ async def _map_to_resume(
             "only the failed items to run them all again",
         )
     return row.stage_id
+
+
+async def _refuse_unless_plan_fits(
+    deps: Deps,
+    run: RunRecord,
+    workflow: Workflow,
+    rows: list[StageRecord],
+    group: int,
+    kept_map: str | None,
+) -> None:
+    """A run created with another plan is rerun on this one: from the first group nothing
+    is kept, so it always may; otherwise the stages it keeps must be safe on this plan
+    (`wfc diff`), and the refusal says which changes break them."""
+    if workflow.plan.fingerprint == run.plan_fingerprint:
+        return
+    kept = {
+        row.stage_id
+        for row in rows
+        if (row.execution_group < group or row.stage_id == kept_map)
+        and row.status is not Status.PENDING
+    }
+    if not kept:
+        return
+    diff = await plan_change(deps, run.plan_fingerprint, workflow)
+    first = workflow.group(1)[0]
+    if diff is None:
+        raise RerunRefusedError(
+            run.id,
+            f"it was created with plan {run.plan_fingerprint}, which is not stored here, and "
+            f"keeps stages {', '.join(sorted(kept))}: rerun it from {first} to run it whole on "
+            "this plan",
+        )
+    breaking = diff.breaking_for(kept)
+    if breaking:
+        reasons = "; ".join(change.message for change in breaking[:3])
+        raise RerunRefusedError(
+            run.id,
+            f"this plan's changes break stages it keeps ({reasons}): rerun it from {first} "
+            "to run it whole on this plan",
+        )
