@@ -162,7 +162,6 @@ def test_workflow_must_match_a_single_source(versions: tuple[Path, Path]) -> Non
         pytest.param(
             lambda d: _write(d / "x.json", "not json"), "is not a valid plan", id="not json"
         ),
-        pytest.param(lambda d: Path("sha256:abc"), "not supported yet", id="fingerprint"),
         pytest.param(lambda d: d / "empty", "holds no workflow source", id="empty dir"),
     ],
 )
@@ -222,3 +221,46 @@ def test_the_installed_command_and_its_imports() -> None:
             check=False,
         )
         assert run.returncode == 0 and "identical" in run.stdout
+
+
+def test_a_side_can_be_a_stored_plan_by_its_fingerprint(tmp_path: Path) -> None:
+    """The plan runs were created with, read from the database by the fingerprint `wfc runs
+    show --json` gives, against the source about to be deployed."""
+    import asyncio
+
+    from wfc.compiler import compile_path
+    from wfc.plan import Plan
+    from wfc.runtime.adapters.sql import migrate, open_storage
+    from wfc.runtime.records import PlanRecord
+    from wfc.testing import FakeClock
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}"
+    deployed = tmp_path / "v1" / "pipeline.wf"
+    deployed.parent.mkdir()
+    shutil.copy(PIPELINE, deployed)
+    compiled = compile_path(deployed)
+    assert compiled.ok and compiled.out_dir is not None
+    plan = Plan.from_json((compiled.out_dir / "plan.json").read_text())
+
+    async def store() -> None:
+        storage = open_storage(url, clock=FakeClock())
+        await migrate.upgrade(storage.engine)  # as `wfc db upgrade` leaves it
+        await storage.persistence.record_plans(
+            [
+                PlanRecord(
+                    fingerprint=plan.fingerprint,
+                    workflow_id=plan.workflow_id,
+                    workflow_name=plan.name,
+                    plan=plan.to_json(),
+                    recorded_at=FakeClock().now(),
+                )
+            ]
+        )
+        await storage.close()
+
+    asyncio.run(store())
+    same = wfc(plan.fingerprint, PIPELINE, "--db", url)
+    assert same.exit_code == 0, same.output
+    unknown = wfc("sha256:" + "0" * 64, PIPELINE, "--db", url)
+    assert unknown.exit_code == 2
+    assert "no stored plan has the fingerprint sha256:000" in unknown.stderr

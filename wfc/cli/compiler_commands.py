@@ -143,11 +143,23 @@ def graph_command(source: Path, fmt: str) -> None:
     show_default=True,
     help="How to print the changes: for people, for tools, or as GitHub annotations.",
 )
-def diff_command(old: str, new: str, workflow_id: str | None, fmt: Format) -> None:
+@click.option(
+    "--db",
+    "db_url",
+    envvar="WFC_DATABASE_URL",
+    default=None,
+    help="Where a side given as a plan fingerprint (sha256:…) is read from: the plans runs "
+    "were created with are stored there (default: the embedded SQLite file .wfc/wfc.db).",
+)
+def diff_command(
+    old: str, new: str, workflow_id: str | None, fmt: Format, db_url: str | None
+) -> None:
     """Compare two versions of a workflow: is each change safe for the runs in flight?
 
     Each side is a .wf/.wf.yaml source, a compiled package directory, a plan.json,
-    or a directory holding sources or packages (pick one with --workflow). Every
+    a directory holding sources or packages (pick one with --workflow), or the
+    fingerprint of a plan runs were created with (`sha256:…`, from `wfc runs show
+    --json`), read from the database. Every
     change is listed with its verdict for the runs created with OLD: compatible,
     breaking, or breaking if started (only for runs that have started the stages
     named), at its file:line:col when a side is a source.
@@ -158,10 +170,11 @@ def diff_command(old: str, new: str, workflow_id: str | None, fmt: Format) -> No
     from wfc.compiler.diff import LoadError, diff_plans, load_side
     from wfc.compiler.diff.render import to_github, to_json, to_text
 
+    stored = _stored_plans([spec for spec in (old, new) if spec.startswith("sha256:")], db_url)
     sides = []
     for spec in (old, new):
         try:
-            sides.append(load_side(spec, workflow_id))
+            sides.append(load_side(spec, workflow_id, stored=stored.get))
         except LoadError as error:
             if error.diagnostics:
                 emit(
@@ -182,3 +195,24 @@ def diff_command(old: str, new: str, workflow_id: str | None, fmt: Format) -> No
     else:
         click.echo(to_text(diff, before, after), nl=False)
     sys.exit(0 if diff.compatible else 1)
+
+
+def _stored_plans(fingerprints: list[str], db_url: str | None) -> dict[str, Plan]:
+    """The stored plans of these fingerprints (none asked: no database is opened)."""
+    if not fingerprints:
+        return {}
+    import asyncio
+
+    from wfc.cli.session import opened_storage
+    from wfc.plan import Plan
+
+    async def read() -> dict[str, Plan]:
+        found: dict[str, Plan] = {}
+        async with opened_storage(db_url) as storage:
+            for fingerprint in fingerprints:
+                kept = await storage.persistence.get_plan(fingerprint)
+                if kept is not None:
+                    found[fingerprint] = Plan.from_json(kept.plan)
+        return found
+
+    return asyncio.run(read())
