@@ -382,9 +382,9 @@ class BlobStore(BlobAccess, Protocol):
         """Keys starting with `prefix`, sorted."""
         ...
 
-    async def delete_prefix(self, prefix: str) -> int:
-        """Delete every key starting with `prefix` (a run's blobs, when it is pruned); how
-        many."""
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        """Delete every key starting with one of `prefixes` (pruned runs' blobs: one call
+        for a whole batch of runs, not one per run); how many."""
         ...
 
 

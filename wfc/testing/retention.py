@@ -3,7 +3,7 @@
 `Persistence.prune_runs` deletes finished runs older than the cutoff, oldest
 first and at most `limit`, with their stage rows, items, logs and events, and
 never a run that is still going; `JobTransport.delete_jobs` and
-`BlobStore.delete_prefix` take what is left of them. Subclass
+`BlobStore.delete_prefixes` take what is left of them. Subclass
 `RetentionConformance` beside `PortConformance`, with the same `ports` fixture.
 """
 
@@ -77,6 +77,8 @@ class RetentionConformance:
         assert await q.delete_jobs([]) == 0
         for key in ("runs/wf/r1/a/output.json", "runs/wf/r1/b/x", "runs/wf/r10/a/output.json"):
             await b.put(key, b"x")
-        assert await b.delete_prefix("runs/wf/r1/") == 2
+        await b.put("runs/wf/r2/a/output.json", b"x")
+        assert await b.delete_prefixes(["runs/wf/r1/", "runs/wf/r2/"]) == 3
         assert await b.list("runs/wf/") == ["runs/wf/r10/a/output.json"]
-        assert await b.delete_prefix("runs/wf/r1_%/") == 0  # no wildcards in a prefix
+        assert await b.delete_prefixes(["runs/wf/r1_%/"]) == 0  # no wildcards in a prefix
+        assert await b.delete_prefixes([]) == 0

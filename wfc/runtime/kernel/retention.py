@@ -72,8 +72,7 @@ async def _one_batch(
 
         async def jobs_and_blobs() -> None:
             counted["jobs"] = await deps.jobs.delete_jobs([run.id for run in doomed])
-            for run in doomed:
-                counted["blobs"] += await deps.blobs.delete_prefix(run_prefix(run))
+            counted["blobs"] = await deps.blobs.delete_prefixes([run_prefix(run) for run in doomed])
 
         if doomed:
             await unit.with_jobs(jobs_and_blobs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wfc.runtime.stage import MemoryBlobs
 
 
@@ -11,8 +13,9 @@ class MemoryBlobStore(MemoryBlobs):
     async def list(self, prefix: str) -> list[str]:
         return sorted(key for key in self.data if key.startswith(prefix))
 
-    async def delete_prefix(self, prefix: str) -> int:
-        doomed = [key for key in self.data if key.startswith(prefix)]
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        chosen = tuple(prefixes)
+        doomed = [key for key in self.data if chosen and key.startswith(chosen)]
         for key in doomed:
             del self.data[key]
         return len(doomed)

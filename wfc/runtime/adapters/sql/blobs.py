@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.runtime.adapters.sql import direct
@@ -62,9 +63,13 @@ class SqlBlobStore:
             )
             return [str(key) for key in rows.scalars()]
 
-    async def delete_prefix(self, prefix: str) -> int:
+    async def delete_prefixes(self, prefixes: Sequence[str]) -> int:
+        """One statement for all: a prefix `LIKE` cannot use the key's index under most
+        collations, so each statement reads the table once, and one per run would make
+        pruning grow with the square of the runs kept."""
+        if not prefixes:
+            return 0
+        matches = [_b.key.startswith(prefix, autoescape=True) for prefix in prefixes]
         async with self._connections.single() as conn:
-            result = await conn.execute(
-                delete(blobs).where(_b.key.startswith(prefix, autoescape=True))
-            )
+            result = await conn.execute(delete(blobs).where(or_(*matches)))
             return int(result.rowcount)
