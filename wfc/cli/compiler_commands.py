@@ -6,34 +6,16 @@ a change that is not safe for the runs in flight), 2 usage.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import click
 
+from wfc.cli.diagnostics_output import Format, emit
+
 if TYPE_CHECKING:
-    from wfc.compiler.diagnostics import Diagnostic
     from wfc.plan import Plan
-
-Format = Literal["text", "json", "github"]
-
-
-def _use_colour(stream: IO[str]) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
-
-
-def emit(diagnostics: list[Diagnostic], fmt: Format, stream: IO[str]) -> None:
-    """Write diagnostics in the chosen format."""
-    from wfc.compiler.diagnostics import render_text, to_github, to_json
-
-    if fmt == "json":
-        stream.write(to_json(diagnostics))
-    elif fmt == "github":
-        stream.write(to_github(diagnostics))
-    elif diagnostics:
-        stream.write(render_text(diagnostics, colour=_use_colour(stream)))
 
 
 _format_option = click.option(

@@ -100,7 +100,7 @@ async def opened_storage(
 def load_source(source: str) -> WorkflowMap:
     """The workflow of one source; a `.wf` file is compiled first (only changed files are
     written), and its diagnostics end the command with exit 1."""
-    from wfc.cli.compiler_commands import emit
+    from wfc.cli.diagnostics_output import emit
     from wfc.compiler import compile_path
     from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
 
