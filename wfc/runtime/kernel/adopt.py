@@ -89,7 +89,8 @@ async def plan_change(
         from wfc.compiler.diff import diff_plans  # the compiler's rules, loaded when needed
 
         diff = diff_plans(Plan.from_json(stored.plan), workflow.plan)
-    deps.plan_diffs[key] = diff
+    if stored is not None and served is not None:  # an unknown plan may be stored later
+        deps.plan_diffs[key] = diff
     return diff
 
 
