@@ -47,17 +47,27 @@ class OutboxFlusher:
     async def run(self) -> None:
         """Flush, pause, repeat; on its own pinned connection (it holds the outbox's lock in
         a transaction while plugins run, and must not take a stage's connection)."""
-        async with self.kernel.deps.pinning.pinned():
-            pause = QUICK
-            while not self._stopping.is_set():
-                self._woken.clear()
-                pause = await self._flush_once(pause)
-                if pause:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
-                    # A busy worker wakes it after every job: one flush per gap delivers
-                    # them all, where one per job would cost each job a transaction.
-                    await asyncio.sleep(MIN_GAP.total_seconds())
+        while not self._stopping.is_set():
+            try:
+                async with self.kernel.deps.pinning.pinned():
+                    await self._deliver()
+            except Exception as error:  # its connection: the worker's health check decides
+                log.warning("outbox flusher lost its connection; trying again: %s", error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), IDLE_MAX.total_seconds())
+
+    async def _deliver(self) -> None:
+        """Flush, pause, repeat, until stopping."""
+        pause = QUICK
+        while not self._stopping.is_set():
+            self._woken.clear()
+            pause = await self._flush_once(pause)
+            if pause:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
+                # A busy worker wakes it after every job: one flush per gap delivers
+                # them all, where one per job would cost each job a transaction.
+                await asyncio.sleep(MIN_GAP.total_seconds())
 
     async def _flush_once(self, pause: timedelta) -> timedelta:
         """One batch; how long to pause before the next (zero: go on at once)."""
