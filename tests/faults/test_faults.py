@@ -42,6 +42,7 @@ from wfc.runtime.adapters.sql import open_storage
 from wfc.runtime.records import Status
 
 STALE_LEASE = 1.5
+PAUSED_HEARTBEAT = 1.0  # the paused worker's heartbeat: slower than FAST's
 FAST = (
     "--concurrency",
     "4",
@@ -184,7 +185,14 @@ def test_a_worker_paused_past_its_lease_has_its_late_commit_discarded(
     chain = packages["chain"]
     fleet.options = FAST
     (paused,) = fleet.start(
-        [chain], 1, "--concurrency", "1", "--tick-interval", "60", "--heartbeat", "1"
+        [chain],
+        1,
+        "--concurrency",
+        "1",
+        "--tick-interval",
+        "60",
+        "--heartbeat",
+        str(PAUSED_HEARTBEAT),
     )
     (victim_run,) = create_runs(
         database.url, chain, [{"n": 0, "slow": 3.0, "hold": 4.0}], "pause-victim"
@@ -204,7 +212,9 @@ def test_a_worker_paused_past_its_lease_has_its_late_commit_discarded(
         )
 
     fleet.wait(committed_elsewhere, 6 * STALE_LEASE + 10, "another worker to commit `a`")
-    assert time.monotonic() - paused_at > STALE_LEASE  # the premise: paused past its lease
+    # The premise: paused past its lease. The lease runs from the worker's last heartbeat
+    # (every `PAUSED_HEARTBEAT` s), which may have come up to one interval before the pause.
+    assert time.monotonic() - paused_at > STALE_LEASE - PAUSED_HEARTBEAT
     fleet.resume(paused)
     wait_terminal(database.url, 1 + len(inputs), 60, fleet, "after the paused worker resumed")
     counts = ledger(tmp_path / "ledger")
