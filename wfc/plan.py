@@ -148,6 +148,9 @@ class ItemFailure(StrEnum):
     CONTINUE = "continue"
 
 
+DEFAULT_QUEUE = "default"
+"""The queue of stages and workflows that name none, and of workers started without `--queue`."""
+
 DEFAULT_MAP_AT_MOST = 10
 """Items of one mapped stage of one run that run at once when the plan does not say."""
 
@@ -169,6 +172,70 @@ class MapSpec(_Frozen):
     over: tuple[str, ...] = Field(min_length=1)
     at_most: int = Field(default=DEFAULT_MAP_AT_MOST, ge=1, le=MAP_AT_MOST_LIMIT)
     on_item_failure: ItemFailure = ItemFailure.FAIL
+
+
+class ConcurrencyLimit(_Frozen):
+    """A stage's `concurrency N [per input.field]`: at most `max` executions of it at once
+    across every worker of every machine sharing the database.
+
+    With `per` (a path from `input`, like a condition's `field`), the bound holds for
+    each value found there separately: `concurrency 2 per input.customer_id` lets two
+    executions per customer run at once. Every execution counts, items of a map included.
+    """
+
+    max: int = Field(ge=1)
+    per: tuple[str, ...] = ()
+
+
+class RateLimit(_Frozen):
+    """A stage's `rate N per minute [shared "name"]`: at most `max` executions start in
+    any window of `window_ms`, across the fleet.
+
+    Stages that name the same `shared` limit (in any workflow) draw from one budget: the
+    way to hold every call to one provider under its quota. Without a name, the
+    limit is the stage's own.
+    """
+
+    max: int = Field(ge=1)
+    window_ms: int = Field(default=60_000, gt=0)
+    shared: str | None = None
+
+
+class CatchUp(StrEnum):
+    """Which ticks a schedule fires after the fleet was down past them.
+
+    `skip`: none of the missed ones; `latest`: only the most recent; `all`: each of them.
+    """
+
+    SKIP = "skip"
+    LATEST = "latest"
+    ALL = "all"
+
+
+class Overlap(StrEnum):
+    """What a schedule's tick does while the run of its previous tick is still active.
+
+    `skip`: the tick starts nothing; `allow`: it starts a run anyway.
+    """
+
+    SKIP = "skip"
+    ALLOW = "allow"
+
+
+class ScheduleSpec(_Frozen):
+    """A schedule the workflow declares: a run on each tick of `cron` in `timezone`.
+
+    `input` is the run's input (checked against the workflow's input at compile time).
+    Each tick fires once across the fleet; `catch_up` and `overlap` say what happens
+    after downtime and while an earlier run is still going.
+    """
+
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    input: dict[str, Any] = Field(default_factory=dict)
+    catch_up: CatchUp = CatchUp.LATEST
+    overlap: Overlap = Overlap.SKIP
 
 
 class PlanStage(_Frozen):
@@ -201,6 +268,10 @@ class PlanStage(_Frozen):
     timeout_ms: int | None = Field(default=None, gt=0)
     poll: PollPolicy | None = None
     priority: int | None = None
+    # Only workers serving this queue run the stage (the workflow's queue when None).
+    queue: str | None = None
+    concurrency: ConcurrencyLimit | None = None
+    rate: RateLimit | None = None
     implementation: str
 
     @model_validator(mode="after")
@@ -238,6 +309,9 @@ class Plan(_Frozen):
     output_schema: JsonSchema = Field(default_factory=lambda: dict(EMPTY_OBJECT_SCHEMA))
     stages: tuple[PlanStage, ...]
     groups: tuple[tuple[str, ...], ...]
+    # The queue of every stage that names none (None: the `default` queue).
+    queue: str | None = None
+    schedules: tuple[ScheduleSpec, ...] = ()
     fingerprint: str = ""
 
     @model_validator(mode="after")
@@ -256,6 +330,10 @@ class Plan(_Frozen):
                 if stage_id in group_of:
                     raise ValueError(f"stage {stage_id!r} is in more than one group")
                 group_of[stage_id] = index
+        names = [schedule.name for schedule in self.schedules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"duplicate schedule names: {', '.join(twice)}")
         missing = [i for i in ids if i not in group_of]
         if missing:
             raise ValueError(f"stages in no execution group: {', '.join(missing)}")
@@ -328,6 +406,10 @@ class Plan(_Frozen):
                 return index + 1
         raise KeyError(stage_id)
 
+    def queue_of(self, stage_id: str) -> str:
+        """The queue whose workers run the stage: its own, else the workflow's, else `default`."""
+        return self.stage(stage_id).queue or self.queue or DEFAULT_QUEUE
+
     def default_config(self) -> dict[str, dict[str, Any]]:
         """`{stage_id: defaults}` for every stage, as `run.create` merges it."""
         return {stage.id: dict(stage.config_defaults) for stage in self.stages}
@@ -336,10 +418,21 @@ class Plan(_Frozen):
 # Stage fields added after plans were first written, left out of a plan's JSON (and so of
 # its fingerprint) while unused: a workflow that does not use them keeps the plan.json
 # and the fingerprint it had, and its runs in flight keep running.
-_LATER_STAGE_FIELDS: dict[str, Any] = {"optional_needs": [], "when": None, "map": None}
+_LATER_STAGE_FIELDS: dict[str, Any] = {
+    "optional_needs": [],
+    "when": None,
+    "map": None,
+    "queue": None,
+    "concurrency": None,
+    "rate": None,
+}
+_LATER_PLAN_FIELDS: dict[str, Any] = {"queue": None, "schedules": []}
 
 
 def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
+    for name, unused in _LATER_PLAN_FIELDS.items():
+        if data.get(name) == unused:
+            del data[name]
     for stage in data["stages"]:
         for name, unused in _LATER_STAGE_FIELDS.items():
             if stage.get(name) == unused:
