@@ -196,6 +196,15 @@ jobs = Table(
     Column("last_error", Text),
     # The plan of the job's run: a worker dequeues only jobs of plans it serves.
     Column("plan_fingerprint", String(80)),
+    # Only workers serving the job's queue lease it.
+    Column("queue", String(100), nullable=False, server_default="default"),
+    # Fleet-wide limits (`wfc.runtime.limits`): at most `concurrency_max` jobs of a key
+    # RUNNING at once, at most `rate_max` starts of a key per `rate_window_ms`.
+    Column("concurrency_key", String(400)),
+    Column("concurrency_max", Integer),
+    Column("rate_key", String(400)),
+    Column("rate_max", Integer),
+    Column("rate_window_ms", Integer),
     # The dequeue path reads only PENDING jobs: a partial index keeps it small.
     Index(
         "ix_jobs_dequeue",
@@ -211,6 +220,30 @@ jobs = Table(
         sqlite_where=text("status = 'RUNNING'"),
     ),
     Index(None, "run_id"),
+    Index(
+        "ix_jobs_running_by_concurrency_key",
+        "concurrency_key",
+        postgresql_where=text("status = 'RUNNING' AND concurrency_key IS NOT NULL"),
+        sqlite_where=text("status = 'RUNNING' AND concurrency_key IS NOT NULL"),
+    ),
+)
+
+# One row per limit key, locked by a leasing transaction so that checks of one key
+# take turns (the count itself is read from `jobs` or `rate_starts`).
+limit_locks = Table(
+    "limit_locks",
+    metadata,
+    Column("key", String(400), primary_key=True),
+)
+
+# The starts under each rate key within its window; older ones are deleted as it slides.
+rate_starts = Table(
+    "rate_starts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Index("ix_rate_starts_key_started_at", "key", "started_at"),
 )
 
 outbox = Table(
@@ -251,6 +284,7 @@ workers = Table(
     metadata,
     Column("worker_id", String(200), primary_key=True),
     Column("plans", Json, nullable=False),
+    Column("queues", Json),
     Column("started_at", UtcDateTime, nullable=False),
     Column("seen_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
