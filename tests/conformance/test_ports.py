@@ -18,6 +18,7 @@ from wfc.testing import FakeClock
 from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
 from wfc.testing.items import ItemsConformance, ServedPlansConformance
+from wfc.testing.limits import LimitsConformance
 from wfc.testing.presence import PresenceConformance
 from wfc.testing.retention import RetentionConformance
 
@@ -29,6 +30,7 @@ class TestPorts(
     ServedPlansConformance,
     PresenceConformance,
     RetentionConformance,
+    LimitsConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

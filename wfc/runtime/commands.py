@@ -105,6 +105,9 @@ class JobExecute(_Message):
     # One item of a mapped stage (its index), queued for the stage's rerun `generation`.
     item: int | None = Field(default=None, ge=0)
     generation: int = Field(default=0, ge=0)
+    # The job's concurrency key, resolved from the run's input when it was queued: an
+    # item carries it on to the next item's job without reading that input again.
+    concurrency_key: str | None = None
 
 
 class StagePollSuspended(_Message):

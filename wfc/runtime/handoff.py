@@ -35,6 +35,10 @@ class JobTaker(Protocol):
         were queued PENDING alongside them, for whichever worker dequeues first."""
         ...
 
+    def serves(self, queue: str) -> bool:
+        """Whether it runs jobs of this queue."""
+        ...
+
 
 _TAKER: ContextVar[JobTaker | None] = ContextVar("wfc_job_taker", default=None)
 
@@ -56,7 +60,8 @@ def handing_off() -> bool:
 
 def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
     """The taker in charge here, and the positions in `specs` to queue leased to it: the
-    first jobs that are due now, as many as it has free slots."""
+    first jobs that are due now, unlimited and on a queue it serves, as many as it has
+    free slots."""
     taker = _TAKER.get()
     if taker is None:
         return None, set()
@@ -65,6 +70,7 @@ def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
     for position, spec in enumerate(specs):
         if len(chosen) >= free:
             break
-        if spec.run_at is None:
+        # A limited job is leased only by a dequeue, which counts its limits.
+        if spec.run_at is None and spec.limits is None and taker.serves(spec.queue):
             chosen.add(position)
     return taker, chosen

@@ -398,11 +398,20 @@ class JobTransport(Protocol):
         ...
 
     async def dequeue(
-        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+        self,
+        limit: int = 1,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[JobRecord]:
         """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each.
         With `run_id`, only that run's jobs; with `plans`, only jobs whose run was created
-        with one of these plan fingerprints (the plans the worker serves)."""
+        with one of these plan fingerprints (the plans the worker serves); with `queues`,
+        only jobs on one of these queues. A job under limits (`JobLimits`) is leased only
+        while they have room, counted across everyone sharing the queue's storage: at most
+        `concurrency_max` RUNNING jobs per concurrency key, at most `rate_max` leases per
+        rate key within any `rate_window_ms`. Unlimited jobs are leased first."""
         ...
 
     # `attempt` on the writes below fences them: given, the write lands only while the job

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
+from wfc.plan import DEFAULT_QUEUE
+
 JsonObject = dict[str, Any]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
 
@@ -251,6 +253,27 @@ class StageFence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JobLimits:
+    """The fleet-wide limits a job is under, resolved for its run (`wfc.runtime.limits`).
+
+    A concurrency key admits at most `concurrency_max` RUNNING jobs at once; a rate key
+    at most `rate_max` starts per `rate_window_ms`. Jobs of different stages (or
+    workflows) that share a key share its budget.
+    """
+
+    concurrency_key: str | None = None
+    concurrency_max: int | None = None
+    rate_key: str | None = None
+    rate_max: int | None = None
+    rate_window_ms: int | None = None
+
+    def keys(self) -> list[str]:
+        """The keys a lease under these limits locks, sorted (the one order every leasing
+        transaction takes them in, so two cannot deadlock)."""
+        return sorted(k for k in (self.concurrency_key, self.rate_key) if k is not None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobSpec:
     """A job to enqueue: run one stage of one run."""
 
@@ -267,6 +290,9 @@ class JobSpec:
     attempts_made: int = 0
     # The plan its run was created with: only a worker serving that plan dequeues it.
     plan_fingerprint: str | None = None
+    # Only a worker serving this queue dequeues it.
+    queue: str = DEFAULT_QUEUE
+    limits: JobLimits | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,6 +321,25 @@ class JobRecord:
     completed_at: datetime | None = None
     last_error: str | None = None
     plan_fingerprint: str | None = None
+    queue: str = DEFAULT_QUEUE
+    concurrency_key: str | None = None
+    concurrency_max: int | None = None
+    rate_key: str | None = None
+    rate_max: int | None = None
+    rate_window_ms: int | None = None
+
+    @property
+    def limits(self) -> JobLimits | None:
+        """The limits the job is under, as its spec gave them (None: unlimited)."""
+        if self.concurrency_key is None and self.rate_key is None:
+            return None
+        return JobLimits(
+            concurrency_key=self.concurrency_key,
+            concurrency_max=self.concurrency_max,
+            rate_key=self.rate_key,
+            rate_max=self.rate_max,
+            rate_window_ms=self.rate_window_ms,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -319,6 +364,7 @@ class WorkerRecord:
     started_at: datetime
     seen_at: datetime
     expires_at: datetime
+    queues: list[str] = field(default_factory=lambda: [DEFAULT_QUEUE])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

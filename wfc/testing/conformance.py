@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from wfc.errors import ExpectationFailed, RecordNotFoundError, StaleVersionError
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.adapters.memory.clock import FakeClock
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
@@ -147,6 +148,9 @@ class _Taker:
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         self.taken.append(list(jobs))
         self.more_queued.append(more_queued)
+
+    def serves(self, queue: str) -> bool:
+        return queue == DEFAULT_QUEUE
 
 
 def a_job(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.records import JobRecord
 
 
@@ -12,8 +13,9 @@ class SlotTaker:
     """A worker with `slots` job slots that keeps the jobs handed to it in `taken`; each
     job kept takes a slot until the caller removes it from `taken`."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, queues: Sequence[str] = (DEFAULT_QUEUE,)) -> None:
         self.slots = slots
+        self.queues = tuple(queues)
         self.taken: list[JobRecord] = []
 
     def free_slots(self) -> int:
@@ -21,3 +23,6 @@ class SlotTaker:
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         self.taken += jobs
+
+    def serves(self, queue: str) -> bool:
+        return queue in self.queues

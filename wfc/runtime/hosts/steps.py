@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.commands import (
     JobExecute,
     LeaseReapStale,
@@ -207,6 +208,7 @@ async def _process_job(
                 job_id=None if keyed else job.id,  # see `fence`
                 item=job.payload.get("item"),
                 generation=job.payload.get("generation", 0),
+                concurrency_key=job.concurrency_key,
             )
         )
     if result.outcome == "completed":
@@ -234,7 +236,7 @@ async def _process_job(
 
 async def _announce(kernel: Kernel, settings: MaintenanceSettings) -> None:
     if settings.run_id is None:  # a host serving one run serves nobody else
-        await announce_worker(kernel, settings.worker_id, settings.presence_ttl)
+        await announce_worker(kernel, settings.worker_id, settings.presence_ttl, settings.queues)
 
 
 async def _adopt(kernel: Kernel, settings: MaintenanceSettings) -> int:
@@ -260,9 +262,15 @@ async def _prune(kernel: Kernel, settings: MaintenanceSettings) -> int:
     return pruned.runs
 
 
-async def announce_worker(kernel: Kernel, worker_id: str, ttl: timedelta) -> None:
+async def announce_worker(
+    kernel: Kernel,
+    worker_id: str,
+    ttl: timedelta,
+    queues: Sequence[str] = (DEFAULT_QUEUE,),
+) -> None:
     """Say that `worker_id` is alive for `ttl` more, serving the kernel's plans (which are
-    stored, once per process, so a run of them can be shown whoever serves it later)."""
+    stored, once per process, so a run of them can be shown whoever serves it later) on
+    `queues`."""
     deps = kernel.deps
     workflows = deps.registry.workflows()
     fresh = unrecorded(deps, workflows)
@@ -277,6 +285,7 @@ async def announce_worker(kernel: Kernel, worker_id: str, ttl: timedelta) -> Non
             started_at=now,
             seen_at=now,
             expires_at=now + ttl,
+            queues=list(queues),
         )
     )
 
@@ -338,6 +347,7 @@ class MaintenanceSettings:
     # Delete finished runs older than this, a batch or two per tick (None: keep them all).
     retain: timedelta | None = None
     prune_batches: int = 2
+    queues: tuple[str, ...] = (DEFAULT_QUEUE,)  # the queues the worker takes jobs of
 
     @property
     def stuck_threshold(self) -> timedelta:

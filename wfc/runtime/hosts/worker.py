@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.commands import RunClaimPending
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.flusher import OutboxFlusher
@@ -158,6 +159,7 @@ class WorkerHost:
         database_file: Path | None = None,
         run_id: str | None = None,
         retain: timedelta | None = None,
+        queues: Sequence[str] = (DEFAULT_QUEUE,),
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -167,6 +169,7 @@ class WorkerHost:
         self.jobs = job_transport or kernel.deps.jobs
         self.worker_id = worker_id
         self.concurrency = concurrency
+        self.queues = tuple(queues)  # the queues whose jobs it takes (`--queue`)
         self.orchestration_interval = orchestration_interval
         self.job_poll_interval = job_poll_interval
         self.heartbeat_interval = heartbeat_interval
@@ -183,6 +186,7 @@ class WorkerHost:
             # Alive for three ticks: a tick late or failed does not make it look gone.
             presence_ttl=max(3 * orchestration_interval, timedelta(seconds=30)),
             retain=retain,
+            queues=self.queues,
         )
         self._wakeups = wakeups
         self.max_abandoned_threads = max_abandoned_threads
@@ -394,6 +398,10 @@ class WorkerHost:
             return 0
         own = 1 if self._finishing_slot() is not None else 0
         return self.concurrency - len(self._jobs_running) - len(self._handed) + own
+
+    def serves(self, queue: str) -> bool:
+        """Whether this worker takes jobs of `queue` (`--queue`)."""
+        return queue in self.queues
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         """Start these jobs (leased to this worker) as slots free up; a finishing slot
@@ -669,7 +677,9 @@ class WorkerHost:
                     raise gone
                 # Only jobs of the plans this worker serves: others wait for their workers.
                 plans = self.kernel.deps.registry.plans()
-                leased = await self.jobs.dequeue(free, run_id=self.run_id, plans=plans)
+                leased = await self.jobs.dequeue(
+                    free, run_id=self.run_id, plans=plans, queues=self.queues
+                )
             except Exception as error:
                 self._maybe_queued = True
                 delay = self._health.failed("dequeue", error)

@@ -91,7 +91,9 @@ async def execute_item(
     run, rows = found
     row = next((r for r in rows if r.stage_id == stage.id), None)
     if cmd.item is None:
-        return await _requeue_items(deps, workflow, run, row, causation_id, cmd.config)
+        return await _requeue_items(
+            deps, workflow, run, row, causation_id, cmd.config, cmd.concurrency_key
+        )
     where = f"item {cmd.item} of stage {stage.id} of run {run.id}"
     if run.status is not Status.RUNNING:
         return _ghost(f"Run {run.id} is {run.status.value}: {where}")
@@ -101,7 +103,14 @@ async def execute_item(
     if workflow.plan.fingerprint != run.plan_fingerprint:
         # The run was adopted by another plan after this job was leased: its workers run it.
         spec = item_spec(
-            run, workflow, stage.id, cmd.item, cmd.generation, cmd.attempt, config=cmd.config
+            run,
+            workflow,
+            stage.id,
+            cmd.item,
+            cmd.generation,
+            cmd.attempt,
+            config=cmd.config,
+            concurrency_key=cmd.concurrency_key,
         )
         await deps.jobs.enqueue([spec])
         return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}: {where}")
@@ -124,6 +133,7 @@ async def execute_item(
                 fence=StageFence.running(cmd.attempt),
                 generation=cmd.generation,
                 config=cmd.config,
+                concurrency_key=cmd.concurrency_key,
                 job_id=cmd.job_id,
                 attempt=cmd.attempt,
             )
@@ -299,6 +309,7 @@ class Writer:
     fence: StageFence
     generation: int
     config: dict[str, Any]  # the run's, for the jobs of the items it queues
+    concurrency_key: str | None = None  # the job's, carried on to them likewise
     job_id: str | None = None
     attempt: int | None = None
 
@@ -353,7 +364,7 @@ async def record_outcome(
     specs: list[JobSpec] = []
     if not stop:
         counters["items_next"], specs = await next_items(
-            deps, run, workflow, row, row.generation, writer.config
+            deps, run, workflow, row, row.generation, writer.config, writer.concurrency_key
         )
     if completed and unit.shared and writer.job_id is not None:
         unit.completing = writer.job_id
@@ -468,6 +479,7 @@ async def _requeue_items(
     row: StageRecord | None,
     causation_id: str,
     config: dict[str, Any],
+    concurrency_key: str | None,
 ) -> JobExecuteResult:
     """A job for the whole mapped stage (the stuck-run reaper found its items' jobs lost):
     queue again each item of the pass that was queued and has not finished."""
@@ -487,7 +499,14 @@ async def _requeue_items(
             attempts = 0 if item is None else item.attempt
             specs.append(
                 item_spec(
-                    run, workflow, row.stage_id, index, row.generation, attempts, config=config
+                    run,
+                    workflow,
+                    row.stage_id,
+                    index,
+                    row.generation,
+                    attempts,
+                    config=config,
+                    concurrency_key=concurrency_key,
                 )
             )
 

@@ -117,11 +117,13 @@ def item_spec(
     attempts_made: int = 0,
     *,
     config: dict[str, Any] | None = None,
+    concurrency_key: str | None = None,
 ) -> JobSpec:
-    """The job that runs one item of a mapped stage. `config`: the run's config, when `run`
-    was read without it (`Persistence.run_with_stages(data=False)`): an item's job carries
-    it on from the item that queued it."""
-    spec = job_spec(run, workflow, stage_id)
+    """The job that runs one item of a mapped stage. `config` and `concurrency_key`: the
+    run's config and the job's key, when `run` was read without its data
+    (`Persistence.run_with_stages(data=False)`): an item's job carries them on from the
+    item that queued it."""
+    spec = job_spec(run, workflow, stage_id, concurrency_key=concurrency_key)
     carried = spec.payload if config is None else {**spec.payload, "config": config}
     payload = {**carried, "item": index, "generation": generation}
     return replace(spec, payload=payload, attempts_made=attempts_made)
@@ -199,13 +201,22 @@ async def next_items(
     row: StageRecord,
     generation: int,
     config: dict[str, Any],
+    concurrency_key: str | None,
 ) -> tuple[int, list[JobSpec]]:
     """After an item finished on `row` (its counters as read under the run's lock): the
     new `items_next` and the job of the next item, if one is left to queue."""
     if row.items_next >= row.items_queued:
         return row.items_next, []
     index = await index_at(deps, run, row, row.items_next)
-    spec = item_spec(run, workflow, row.stage_id, index, generation, config=config)
+    spec = item_spec(
+        run,
+        workflow,
+        row.stage_id,
+        index,
+        generation,
+        config=config,
+        concurrency_key=concurrency_key,
+    )
     return row.items_next + 1, [spec]
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
+from wfc.runtime.limits import stage_limits
 from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
 from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
@@ -86,10 +89,19 @@ def new_stage_row(
     )
 
 
-def job_spec(run: RunRecord, workflow: Workflow, stage_id: str) -> JobSpec:
-    """The job that executes one stage of `run` (priority: the stage's, else the run's)."""
+def job_spec(
+    run: RunRecord, workflow: Workflow, stage_id: str, *, concurrency_key: str | None = None
+) -> JobSpec:
+    """The job that executes one stage of `run` (priority: the stage's, else the run's), on
+    the stage's queue and under its limits. `concurrency_key`: the key resolved from the
+    run's input when `run` was read without it (an item's job carries it on)."""
     plan = workflow.stage(stage_id)
     priority = plan.priority if plan and plan.priority is not None else run.priority
+    limits = None
+    if plan is not None:
+        limits = stage_limits(run.workflow_id, plan, run.input)
+        if limits is not None and concurrency_key is not None:
+            limits = replace(limits, concurrency_key=concurrency_key)
     return JobSpec(
         run_id=run.id,
         workflow_id=run.workflow_id,
@@ -98,6 +110,8 @@ def job_spec(run: RunRecord, workflow: Workflow, stage_id: str) -> JobSpec:
         max_attempts=plan.retry.max_attempts if plan else 3,
         payload={"config": run.config},
         plan_fingerprint=run.plan_fingerprint,
+        queue=workflow.plan.queue_of(stage_id) if plan else DEFAULT_QUEUE,
+        limits=limits,
     )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.handoff import handed_specs
+from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobRecord, JobSpec, Status
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, Status
 
 
 class MemoryJobTransport:
@@ -33,6 +34,7 @@ class MemoryJobTransport:
         self._jobs: dict[str, JobRecord] = {}
         self._order: dict[str, int] = {}
         self._counter = itertools.count()
+        self._rate_starts: dict[str, list[datetime]] = {}  # per rate key, within its window
 
     async def enqueue(self, jobs: Sequence[JobSpec], *, completing: str | None = None) -> list[str]:
         if completing is not None and completing in self._jobs:
@@ -56,6 +58,8 @@ class MemoryJobTransport:
                 updated_at=now,
                 run_at=spec.run_at,
                 plan_fingerprint=spec.plan_fingerprint,
+                queue=spec.queue,
+                **limit_columns(spec.limits),
             )
             if position in handed:
                 job = replace(
@@ -75,7 +79,12 @@ class MemoryJobTransport:
         return ids
 
     async def dequeue(
-        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+        self,
+        limit: int = 1,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[JobRecord]:
         now = self._clock.now()
         due = [
@@ -85,21 +94,43 @@ class MemoryJobTransport:
             and (j.run_at is None or j.run_at <= now)
             and (run_id is None or j.run_id == run_id)
             and (plans is None or j.plan_fingerprint in plans)
+            and (queues is None or j.queue in queues)
         ]
         due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
-        leased = []
-        for job in due[:limit]:
-            leased.append(
-                self._put(
-                    job,
-                    status=Status.RUNNING,
-                    worker_id=self.worker_id,
-                    locked_at=now,
-                    started_at=now,
-                    attempt=job.attempt + 1,
-                )
-            )
+        unlimited = [job for job in due if job.limits is None]
+        leased = [self._lease(job, now) for job in unlimited[:limit]]
+        for job in due:  # each leased at once, so the next one's count includes it
+            if len(leased) < limit and job.limits is not None and self._admits(job.limits, now):
+                leased.append(self._lease(job, now))
         return leased
+
+    def _lease(self, job: JobRecord, now: datetime) -> JobRecord:
+        return self._put(
+            job,
+            status=Status.RUNNING,
+            worker_id=self.worker_id,
+            locked_at=now,
+            started_at=now,
+            attempt=job.attempt + 1,
+        )
+
+    def _admits(self, limits: JobLimits, now: datetime) -> bool:
+        """Whether a job under `limits` may start now; if so, its start is counted."""
+        if limits.concurrency_key is not None:
+            running = sum(
+                1
+                for j in self._jobs.values()
+                if j.status is Status.RUNNING and j.concurrency_key == limits.concurrency_key
+            )
+            if running >= (limits.concurrency_max or 0):
+                return False
+        if limits.rate_key is not None:
+            window = timedelta(milliseconds=limits.rate_window_ms or 0)
+            starts = [at for at in self._rate_starts.get(limits.rate_key, []) if at > now - window]
+            if len(starts) >= (limits.rate_max or 0):
+                return False
+            self._rate_starts[limits.rate_key] = [*starts, now]
+        return True
 
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)

@@ -22,10 +22,12 @@ from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.adapters.sql.rows import built_once, to_record
+from wfc.runtime.adapters.sql.limited import Shape, lease_limited
+from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_record
 from wfc.runtime.adapters.sql.runs import plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import jobs
 from wfc.runtime.handoff import handed_specs
+from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobRecord, JobSpec, Status
 
@@ -65,16 +67,27 @@ def _lease(*only: ColumnElement[bool]) -> Any:
     )
 
 
-_LEASE = _lease()
-_LEASE_OF_RUN = _lease(_j.run_id == bindparam("only_run_id"))  # a host serving one run
+_UNLIMITED = (_j.concurrency_key.is_(None), _j.rate_key.is_(None))
+_LEASE = _lease(*_UNLIMITED)
+_LEASE_OF_RUN = _lease(*_UNLIMITED, _j.run_id == bindparam("only_run_id"))  # one run's host
 
 
-def _lease_of_plans(plans: int, of_run: bool) -> Any:
-    """`_lease` of the jobs of `plans` plan fingerprints (the plans the worker serves)."""
-    only = [plan_among(_j.plan_fingerprint, plans)]
+def _served(shape: Shape) -> list[ColumnElement[bool]]:
+    """The conditions of a dequeue of this shape: the run, plans and queues it serves."""
+    of_run, plans, queues = shape
+    only = []
+    if plans is not None:
+        only.append(plan_among(_j.plan_fingerprint, plans))
+    if queues is not None:
+        only.append(one_of(_j.queue, "queue", queues))
     if of_run:
         only.append(_j.run_id == bindparam("only_run_id"))
-    return _lease(*only)
+    return only
+
+
+def _lease_served(shape: Shape) -> Any:
+    """`_lease` of the unlimited jobs a dequeue of this shape serves."""
+    return _lease(*_UNLIMITED, *_served(shape))
 
 
 def _fenced_statuses() -> ColumnElement[bool]:
@@ -162,6 +175,8 @@ class SqlJobTransport:
                 "locked_at": None,
                 "started_at": None,
                 "plan_fingerprint": s.plan_fingerprint,
+                "queue": s.queue,
+                **limit_columns(s.limits),
             }
             | (self._leased(now, s.attempts_made) if position in handed else {})
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
@@ -197,23 +212,30 @@ class SqlJobTransport:
         }
 
     async def dequeue(
-        self, limit: int = 1, *, run_id: str | None = None, plans: Sequence[str] | None = None
+        self,
+        limit: int = 1,
+        *,
+        run_id: str | None = None,
+        plans: Sequence[str] | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[JobRecord]:
-        if plans is not None and not plans:
-            return []  # a worker serving no plan takes nothing
+        if (plans is not None and not plans) or (queues is not None and not queues):
+            return []  # a worker serving no plan (or queue) takes nothing
         params: dict[str, Any] = {
             "now": self._clock.now(),
             "limit": limit,
             "worker_id": self.worker_id,
         }
-        if plans is None:
+        shape: Shape = (
+            run_id is not None,
+            None if plans is None else len(plans),
+            None if queues is None else len(queues),
+        )
+        if plans is None and queues is None:
             statement = _LEASE if run_id is None else _LEASE_OF_RUN
         else:
-            statement = built_once(
-                ("lease", run_id is not None, len(plans)),
-                partial(_lease_of_plans, len(plans), run_id is not None),
-            )
-            params |= plan_params(plans)
+            statement = built_once(("lease", shape), partial(_lease_served, shape))
+        params |= plan_params(plans or ()) | one_of_params("queue", queues or ())
         if run_id is not None:
             params["only_run_id"] = run_id
         async with self._connections.single() as conn:
@@ -221,7 +243,15 @@ class SqlJobTransport:
                 await direct.fetch(conn, statement, params),
                 key=lambda r: (-r["priority"], r["position"]),
             )
-        return [to_record(JobRecord, row) for row in rows]
+        leased = [to_record(JobRecord, row) for row in rows]
+        if len(leased) < limit:
+            leased += await lease_limited(
+                self._connections,
+                _served(shape),
+                params | {"limit": limit - len(leased)},
+                _lease,
+            )
+        return leased
 
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         params = {"job_id": job_id, "now": self._clock.now(), "held_attempt": attempt}

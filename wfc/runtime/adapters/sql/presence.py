@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.adapters.sql.rows import to_record, to_values, upsert_insert
 from wfc.runtime.adapters.sql.schema import plans, workers
 from wfc.runtime.records import PlanRecord, WorkerRecord
@@ -32,6 +33,7 @@ async def announce_worker(conn: AsyncConnection, worker: WorkerRecord) -> None:
         index_elements=["worker_id"],
         set_={
             "plans": statement.excluded.plans,
+            "queues": statement.excluded.queues,
             "seen_at": statement.excluded.seen_at,
             "expires_at": statement.excluded.expires_at,
         },
@@ -45,4 +47,7 @@ async def retire_worker(conn: AsyncConnection, worker_id: str) -> None:
 
 async def live_workers(conn: AsyncConnection, now: datetime) -> list[WorkerRecord]:
     statement = select(workers).where(workers.c.expires_at > now).order_by(workers.c.worker_id)
-    return [to_record(WorkerRecord, row) for row in await conn.execute(statement)]
+    return [
+        to_record(WorkerRecord, {**row._mapping, "queues": row.queues or [DEFAULT_QUEUE]})
+        for row in await conn.execute(statement)
+    ]

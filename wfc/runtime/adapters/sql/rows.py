@@ -4,12 +4,12 @@ the aggregate modules."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, and_, bindparam, select, update
+from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -61,6 +61,17 @@ def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def one_of(column: ColumnElement[Any], name: str, count: int) -> ColumnElement[bool]:
+    """`column` equals one of `count` values bound as `<name>_0` … (an OR of equalities,
+    not an `IN` list, which `direct` cannot send as compiled)."""
+    return or_(*(column == bindparam(f"{name}_{n}") for n in range(count)))
+
+
+def one_of_params(name: str, values: Sequence[str]) -> dict[str, str]:
+    """The parameters `one_of` binds."""
+    return {f"{name}_{n}": value for n, value in enumerate(values)}
 
 
 def built_once(key: Hashable, build: Callable[[], StatementT]) -> StatementT:

@@ -6,12 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, literal_column, or_, select, update
+from sqlalchemy import bindparam, exists, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql import direct
-from wfc.runtime.adapters.sql.rows import built_once, to_record, to_values, update_versioned
+from wfc.runtime.adapters.sql.rows import (
+    built_once,
+    one_of,
+    one_of_params,
+    to_record,
+    to_values,
+    update_versioned,
+)
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
@@ -55,14 +62,13 @@ _OTHER = runs.alias("other")
 
 
 def plan_among(column: ColumnElement[Any], count: int) -> ColumnElement[bool]:
-    """`column` is one of `count` plan fingerprints bound as `plan_0` … (an OR of
-    equalities, not an `IN` list, which `direct` cannot send as compiled)."""
-    return or_(*(column == bindparam(f"plan_{n}") for n in range(count)))
+    """`column` is one of `count` plan fingerprints bound as `plan_0` …"""
+    return one_of(column, "plan", count)
 
 
 def plan_params(plans: Sequence[str]) -> dict[str, str]:
     """The parameters `plan_among` binds."""
-    return {f"plan_{n}": plan for n, plan in enumerate(plans)}
+    return one_of_params("plan", plans)
 
 
 def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:

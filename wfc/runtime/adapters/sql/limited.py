@@ -1,0 +1,139 @@
+"""Leasing jobs under fleet-wide limits (`wfc.runtime.limits`), one transaction per key.
+
+Unlimited jobs are leased by one statement that skips what others hold. A
+limited job needs a count first: how many jobs of its concurrency key are
+RUNNING, how many leases its rate key saw within the window. Two workers
+counting the same key at once would both see room for the last slot, so each
+leasing transaction first locks the key's row in `limit_locks` (`FOR UPDATE`
+on PostgreSQL; on SQLite the transaction holds the file's write lock from its
+BEGIN IMMEDIATE), then counts, then leases at most the room it found and, for
+a rate key, records each lease as a start. The counts are read from the jobs
+themselves, so a worker that dies holding a slot gives it back when its lease
+is reaped, and nothing can drift.
+
+This costs a few statements per leased batch; the keys waiting are found by
+one query that reads only PENDING limited jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.connections import Connections
+from wfc.runtime.adapters.sql.rows import to_record, upsert_insert
+from wfc.runtime.adapters.sql.schema import jobs, limit_locks, rate_starts
+from wfc.runtime.records import JobLimits, JobRecord, Status
+
+_j = jobs.c
+
+Shape = tuple[bool, int | None, int | None]
+"""A dequeue's filters: (one run only, how many plans, how many queues; None: any)."""
+
+KEYS_PER_DEQUEUE = 20
+"""Limit keys with jobs waiting that one dequeue looks at (the busiest are not favoured:
+rows come in the order the database finds them)."""
+
+
+async def lease_limited(
+    connections: Connections,
+    served: Sequence[ColumnElement[bool]],
+    params: Mapping[str, Any],
+    build_lease: Callable[..., Any],
+) -> list[JobRecord]:
+    """Lease up to `params["limit"]` due limited jobs meeting `served`, as their limits
+    allow; `build_lease(*conditions)` makes the leasing statement."""
+    room: int = params["limit"]
+    leased: list[JobRecord] = []
+    for limits in await _waiting_limits(connections, served, params):
+        if room <= 0:
+            break
+        async with connections.transaction() as conn:
+            free = await _room(conn, limits, params["now"], room)
+            if free <= 0:
+                continue
+            statement = build_lease(*served, *_under(limits))
+            rows = await direct.fetch(conn, statement, {**params, "limit": free})
+            if rows and limits.rate_key is not None:
+                starts = [{"key": limits.rate_key, "started_at": params["now"]} for _ in rows]
+                await conn.execute(insert(rate_starts), starts)
+        leased += [to_record(JobRecord, row) for row in rows]
+        room -= len(rows)
+    return sorted(leased, key=lambda job: -job.priority)
+
+
+async def _waiting_limits(
+    connections: Connections, served: Sequence[ColumnElement[bool]], params: Mapping[str, Any]
+) -> list[JobLimits]:
+    """The distinct limits of due PENDING jobs meeting `served`."""
+    columns = (
+        _j.concurrency_key,
+        _j.concurrency_max,
+        _j.rate_key,
+        _j.rate_max,
+        _j.rate_window_ms,
+    )
+    statement = (
+        select(*columns)
+        .where(
+            _j.status == Status.PENDING.value,
+            or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
+            or_(_j.concurrency_key.is_not(None), _j.rate_key.is_not(None)),
+            *served,
+        )
+        .distinct()
+        .limit(KEYS_PER_DEQUEUE)
+    )
+    async with connections.single() as conn:
+        found = await conn.execute(statement, {k: v for k, v in params.items() if k != "limit"})
+        return [JobLimits(**row._mapping) for row in found]
+
+
+def _under(limits: JobLimits) -> list[ColumnElement[bool]]:
+    """The jobs under exactly these limit keys."""
+    return [
+        _j.concurrency_key.is_not_distinct_from(limits.concurrency_key),
+        _j.rate_key.is_not_distinct_from(limits.rate_key),
+    ]
+
+
+async def _room(conn: AsyncConnection, limits: JobLimits, now: Any, room: int) -> int:
+    """Lock the keys of `limits`, then how many jobs under them may start now (at most
+    `room`)."""
+    keys = limits.keys()
+    await conn.execute(
+        upsert_insert(conn, limit_locks).values([{"key": k} for k in keys]).on_conflict_do_nothing()
+    )
+    await conn.execute(
+        select(limit_locks.c.key)
+        .where(limit_locks.c.key.in_(keys))
+        .order_by(limit_locks.c.key)
+        .with_for_update()
+    )
+    if limits.concurrency_key is not None:
+        running = await conn.scalar(
+            select(func.count()).where(
+                and_(
+                    _j.concurrency_key == limits.concurrency_key,
+                    _j.status == Status.RUNNING.value,
+                )
+            )
+        )
+        room = min(room, (limits.concurrency_max or 0) - int(running or 0))
+    if limits.rate_key is not None and room > 0:
+        since = now - timedelta(milliseconds=limits.rate_window_ms or 0)
+        window = rate_starts.c
+        await conn.execute(
+            delete(rate_starts).where(window.key == limits.rate_key, window.started_at <= since)
+        )
+        started = await conn.scalar(
+            select(func.count()).where(window.key == limits.rate_key, window.started_at > since)
+        )
+        room = min(room, (limits.rate_max or 0) - int(started or 0))
+    return room
