@@ -13,8 +13,9 @@ import pytest
 from pydantic import BaseModel
 
 from tests.databases import kernel_on_storage
+from wfc import plan
 from wfc.plan import ConcurrencyLimit, InputSource, MapSpec, RateLimit
-from wfc.runtime import RunClaimPending, StageDefinition, WorkflowBuilder, define_stage
+from wfc.runtime import RunClaimPending, StageDefinition, WorkflowBuilder, define_stage, records
 from wfc.runtime.hosts import process_job
 from wfc.runtime.records import JobRecord, Status
 from wfc.runtime.workflow import Workflow
@@ -82,6 +83,10 @@ async def _start(tk: TestKernel, customer: str, lines: int) -> str:
 
 async def _running(tk: TestKernel) -> list[JobRecord]:
     return [job for job in await tk.all_jobs() if job.status is Status.RUNNING]
+
+
+def test_records_and_plans_name_the_same_default_queue() -> None:
+    assert records.DEFAULT_QUEUE == plan.DEFAULT_QUEUE
 
 
 async def test_jobs_carry_their_stage_queue_and_limits_resolved_per_run(tk: TestKernel) -> None:

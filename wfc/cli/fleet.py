@@ -1,10 +1,11 @@
-"""Who serves what: `wfc workers`, and the note on a run that waits for a worker of its plan.
+"""Who serves what: `wfc workers`, and the notes on a run that waits for something.
 
 A worker takes only runs of the plans it serves, so a run whose plan no live
 worker serves waits (PENDING, or RUNNING with its next jobs queued). That is
 right during a rolling deploy and wrong when the worker is never coming: the
 commands that show runs say which plan the run waits for, so nobody has to
-guess why it does not move.
+guess why it does not move. Likewise a stage whose job is on a queue no live
+worker serves, or under a fleet limit that is full, says so in `wfc runs show`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from wfc.cli.session import db_option, json_option, opened_storage, print_json
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from wfc.runtime.ports import Persistence
-    from wfc.runtime.records import RunRecord, WorkerRecord
+    from wfc.runtime.ports import JobTransport, Persistence
+    from wfc.runtime.records import JobRecord, LimitUsage, RunRecord, WorkerRecord
 
 
 def short(fingerprint: str) -> str:
@@ -38,6 +39,52 @@ async def served_plans(persistence: Persistence) -> set[str]:
     """The fingerprints some live worker serves."""
     workers = await persistence.live_workers(_now())
     return {plan for worker in workers for plan in worker.plans}
+
+
+async def stage_waits(
+    persistence: Persistence, jobs: JobTransport, run: RunRecord
+) -> dict[str, str]:
+    """Why the run's queued stages (and items) are not running, per stage id: no live
+    worker serves their queue, or a fleet limit they are under is full."""
+    from wfc.runtime.records import Status
+
+    pending = [job for job in await jobs.jobs_of_run(run.id) if job.status is Status.PENDING]
+    if not pending:
+        return {}
+    queues = {q for worker in await persistence.live_workers(_now()) for q in worker.queues}
+    waits: dict[str, str] = {}
+    for job in pending:
+        if job.stage_id in waits:
+            continue
+        if job.queue not in queues:
+            waits[job.stage_id] = (
+                f"waits for a worker on queue {job.queue!r}: no live one serves it"
+            )
+        elif job.limits is not None:
+            usage = await jobs.limit_usage(job.limits)
+            if usage.full(job.limits):
+                waits[job.stage_id] = _full_limit(job, usage)
+    return waits
+
+
+def _full_limit(job: JobRecord, usage: LimitUsage) -> str:
+    """`waits for the rate limit pricing-api: 50 of 50 started in the last minute`."""
+    from wfc.runtime.limits import describe_key
+
+    if usage.running is not None and usage.running >= (job.concurrency_max or 0):
+        return (
+            f"waits for the {describe_key(job.concurrency_key or '')}: "
+            f"{usage.running} of {job.concurrency_max} running"
+        )
+    return (
+        f"waits for the {describe_key(job.rate_key or '')}: {usage.started} of {job.rate_max} "
+        f"started in the last {_window(job.rate_window_ms or 0)}"
+    )
+
+
+def _window(ms: int) -> str:
+    named = {1_000: "second", 60_000: "minute", 3_600_000: "hour"}
+    return named.get(ms, f"{ms / 1000:g} s")
 
 
 def waiting_for(run: RunRecord, served: set[str]) -> str | None:
@@ -70,7 +117,7 @@ def workers_group() -> None:
 @db_option
 @json_option
 def list_workers(db_url: str | None, as_json: bool) -> None:
-    """Live workers (announced within their last ticks), the plans each serves."""
+    """Live workers (announced within their last ticks), the plans and queues each serves."""
     import asyncio
 
     async def read() -> tuple[list[WorkerRecord], dict[str, str]]:
@@ -90,6 +137,7 @@ def list_workers(db_url: str | None, as_json: bool) -> None:
                 {
                     "worker_id": w.worker_id,
                     "plans": [{"workflow_id": names[p], "fingerprint": p} for p in w.plans],
+                    "queues": w.queues,
                     "started_at": w.started_at.isoformat(),
                     "seen_at": w.seen_at.isoformat(),
                 }
@@ -103,12 +151,13 @@ def list_workers(db_url: str | None, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("worker", "serves", "started", "seen")
+    table = Table("worker", "serves", "queues", "started", "seen")
     for w in workers:
         serves = ", ".join(f"{names[p]}@{short(p)}" for p in w.plans) or "-"
         table.add_row(
             w.worker_id,
             serves,
+            ", ".join(w.queues),
             w.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             w.seen_at.strftime("%H:%M:%S"),
         )

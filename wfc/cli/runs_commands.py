@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from wfc.cli.fleet import served_plans, waiting_for, waiting_note
+from wfc.cli.fleet import served_plans, stage_waits, waiting_for, waiting_note
 from wfc.cli.session import (
     db_option,
     json_option,
@@ -151,6 +151,7 @@ class _Shown:
     served: set[str]  # the plans live workers serve
     running_items: dict[str, int]  # per mapped stage: its items running now
     items: list[ItemRecord]  # the items of the stage `--items` names
+    waits: dict[str, str]  # per queued stage that cannot start now: why
 
 
 def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
@@ -218,6 +219,7 @@ def show_command(
             served=await served_plans(db),
             running_items=running,
             items=items,
+            waits=await stage_waits(db, kernel.deps.jobs, run),
         )
 
     shown = _with_kernel(db_url, read)
@@ -250,6 +252,7 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
                     {"name": name, "key": key} for name, key in shown.artifacts[s.stage_id].items()
                 ],
                 "items": _items_summary(s, shown.running_items.get(s.stage_id, 0)),
+                "waits": shown.waits.get(s.stage_id),
             }
             for s in shown.stages
         ],
@@ -322,6 +325,8 @@ def _print_show_text(shown: _Shown) -> None:
             escape(redact(stage.error or "")),
         )
     console.print(table)
+    for stage_id, why in shown.waits.items():
+        console.print(f"[yellow]{escape(stage_id)} {escape(why)}[/]", highlight=False)
     if shown.items:
         listing = Table("item", "status", "attempts", "duration", "error")
         for item in shown.items:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from dataclasses import asdict
 from datetime import timedelta
@@ -48,6 +49,24 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database).resolve()
+
+
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def queue_names(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The `--queue` names, checked as the language checks a stage's queue (none given:
+    the default queue)."""
+    for name in value:
+        if not QUEUE_NAME.fullmatch(name):
+            raise click.BadParameter(
+                f"{name!r}: a queue name is 1 to 100 letters, digits, '_', '.' or '-'"
+            )
+    from wfc.plan import DEFAULT_QUEUE
+
+    return tuple(dict.fromkeys(value)) or (DEFAULT_QUEUE,)
 
 
 def _seconds(value: float) -> timedelta:
@@ -91,6 +110,13 @@ def _seconds(value: float) -> timedelta:
 )
 @plugin_option
 @click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    callback=queue_names,
+    help="Take jobs of this queue (repeatable; default: the `default` queue only).",
+)
+@click.option(
     "--retain",
     metavar="AGE",
     help="Delete finished runs older than AGE (e.g. 30d) as it goes, with all they hold.",
@@ -113,6 +139,7 @@ def worker_command(
     give_up_after: float,
     plugin_specs: tuple[str, ...],
     retain: str | None,
+    queues: tuple[str, ...],
     log_format: LogFormat,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
@@ -150,6 +177,7 @@ def worker_command(
                 give_up_after=_seconds(give_up_after) if give_up_after else None,
                 database_file=sqlite_file(storage.url),
                 retain=retention,
+                queues=queues,
             )
             log.info(
                 "serving",
@@ -158,6 +186,7 @@ def worker_command(
                     "database": storage.url,
                     "workflows": registry.ids(),
                     "plugins": [plugin.id for plugin in plugins],
+                    "queues": list(queues),
                 },
             )
             return await host.serve()

@@ -19,9 +19,11 @@ from wfc.runtime.records import (
     IdempotencyClaim,
     ItemChanges,
     ItemRecord,
+    JobLimits,
     JobRecord,
     JobSpec,
     JsonObject,
+    LimitUsage,
     LogRecord,
     NewOutboxEvent,
     OutboxRecord,
@@ -463,6 +465,11 @@ class JobTransport(Protocol):
 
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
         """Every job of the run, any status."""
+        ...
+
+    async def limit_usage(self, limits: JobLimits) -> LimitUsage:
+        """How full `limits` are now: jobs RUNNING under the concurrency key, leases under
+        the rate key within its window (what `wfc runs show` says a waiting stage waits for)."""
         ...
 
 

@@ -14,7 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-from wfc.plan import DEFAULT_QUEUE
+# `wfc.plan.DEFAULT_QUEUE`: records sit below the plan (tests/unit/test_import_layers.py).
+DEFAULT_QUEUE = "default"
 
 JsonObject = dict[str, Any]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
@@ -271,6 +272,21 @@ class JobLimits:
         """The keys a lease under these limits locks, sorted (the one order every leasing
         transaction takes them in, so two cannot deadlock)."""
         return sorted(k for k in (self.concurrency_key, self.rate_key) if k is not None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitUsage:
+    """How full a job's limits are: RUNNING jobs under its concurrency key, and leases
+    under its rate key within the window (None where it has no such limit)."""
+
+    running: int | None = None
+    started: int | None = None
+
+    def full(self, limits: JobLimits) -> bool:
+        """Whether a job under `limits` must wait."""
+        return (self.running is not None and self.running >= (limits.concurrency_max or 0)) or (
+            self.started is not None and self.started >= (limits.rate_max or 0)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

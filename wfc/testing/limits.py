@@ -46,6 +46,8 @@ class LimitsConformance:
         leased = [j for j in first if j.run_id != "free"]
         assert all(j.limits == TWO_AT_ONCE for j in leased)
         assert await q.dequeue(10) == []  # full: the other three wait, PENDING
+        usage = await q.limit_usage(TWO_AT_ONCE)
+        assert (usage.running, usage.started, usage.full(TWO_AT_ONCE)) == (2, None, True)
         await q.complete(leased[0].id, attempt=leased[0].attempt)
         (next_one,) = await q.dequeue(10)
         assert next_one.run_id == "r2"
@@ -91,7 +93,9 @@ class LimitsConformance:
         assert await q.dequeue(10) == []  # finished, but started within the window
         ports.clock.advance(seconds=59)
         assert await q.dequeue(10) == []
+        assert (await q.limit_usage(THREE_PER_MINUTE)).started == 3
         ports.clock.advance(seconds=2)
+        assert not (await q.limit_usage(THREE_PER_MINUTE)).full(THREE_PER_MINUTE)
         assert len(await q.dequeue(10)) == 3
 
     async def test_a_job_under_both_limits_needs_room_in_each(self, ports: Ports) -> None:

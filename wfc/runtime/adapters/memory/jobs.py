@@ -12,7 +12,7 @@ from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, Status
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
 
 
 class MemoryJobTransport:
@@ -116,21 +116,30 @@ class MemoryJobTransport:
 
     def _admits(self, limits: JobLimits, now: datetime) -> bool:
         """Whether a job under `limits` may start now; if so, its start is counted."""
+        if self._usage(limits, now).full(limits):
+            return False
+        if limits.rate_key is not None:
+            self._rate_starts[limits.rate_key] = [*self._starts(limits, now), now]
+        return True
+
+    async def limit_usage(self, limits: JobLimits) -> LimitUsage:
+        return self._usage(limits, self._clock.now())
+
+    def _usage(self, limits: JobLimits, now: datetime) -> LimitUsage:
+        running = None
         if limits.concurrency_key is not None:
             running = sum(
                 1
                 for j in self._jobs.values()
                 if j.status is Status.RUNNING and j.concurrency_key == limits.concurrency_key
             )
-            if running >= (limits.concurrency_max or 0):
-                return False
-        if limits.rate_key is not None:
-            window = timedelta(milliseconds=limits.rate_window_ms or 0)
-            starts = [at for at in self._rate_starts.get(limits.rate_key, []) if at > now - window]
-            if len(starts) >= (limits.rate_max or 0):
-                return False
-            self._rate_starts[limits.rate_key] = [*starts, now]
-        return True
+        started = None if limits.rate_key is None else len(self._starts(limits, now))
+        return LimitUsage(running=running, started=started)
+
+    def _starts(self, limits: JobLimits, now: datetime) -> list[datetime]:
+        """The leases under the rate key within its window before `now`."""
+        since = now - timedelta(milliseconds=limits.rate_window_ms or 0)
+        return [at for at in self._rate_starts.get(limits.rate_key or "", []) if at > since]
 
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)

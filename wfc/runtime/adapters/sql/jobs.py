@@ -22,14 +22,14 @@ from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.adapters.sql.limited import Shape, lease_limited
+from wfc.runtime.adapters.sql.limited import Shape, lease_limited, limit_usage
 from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_record
 from wfc.runtime.adapters.sql.runs import plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import jobs
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobRecord, JobSpec, Status
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
 
 _j = jobs.c
 
@@ -407,6 +407,10 @@ class SqlJobTransport:
         async with self._connections.single() as conn:
             rows = await conn.execute(select(jobs).where(_j.run_id == run_id).order_by(_j.position))
             return [to_record(JobRecord, row) for row in rows]
+
+    async def limit_usage(self, limits: JobLimits) -> LimitUsage:
+        async with self._connections.single() as conn:
+            return await limit_usage(conn, limits, self._clock.now())
 
     async def _update(self, job_id: str, attempt: int | None, **values: Any) -> None:
         """Change the job (fenced on `attempt` when given: then a lost lease changes nothing)."""

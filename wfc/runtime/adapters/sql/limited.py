@@ -18,10 +18,10 @@ one query that reads only PENDING limited jobs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,7 +29,7 @@ from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record, upsert_insert
 from wfc.runtime.adapters.sql.schema import jobs, limit_locks, rate_starts
-from wfc.runtime.records import JobLimits, JobRecord, Status
+from wfc.runtime.records import JobLimits, JobRecord, LimitUsage, Status
 
 _j = jobs.c
 
@@ -103,7 +103,7 @@ def _under(limits: JobLimits) -> list[ColumnElement[bool]]:
     ]
 
 
-async def _room(conn: AsyncConnection, limits: JobLimits, now: Any, room: int) -> int:
+async def _room(conn: AsyncConnection, limits: JobLimits, now: datetime, room: int) -> int:
     """Lock the keys of `limits`, then how many jobs under them may start now (at most
     `room`)."""
     keys = limits.keys()
@@ -116,24 +116,42 @@ async def _room(conn: AsyncConnection, limits: JobLimits, now: Any, room: int) -
         .order_by(limit_locks.c.key)
         .with_for_update()
     )
+    if limits.rate_key is not None:  # the window slides: older leases no longer count
+        await conn.execute(
+            delete(rate_starts).where(
+                rate_starts.c.key == limits.rate_key,
+                rate_starts.c.started_at <= _since(limits, now),
+            )
+        )
+    usage = await limit_usage(conn, limits, now)
+    if usage.running is not None:
+        room = min(room, (limits.concurrency_max or 0) - usage.running)
+    if usage.started is not None:
+        room = min(room, (limits.rate_max or 0) - usage.started)
+    return room
+
+
+def _since(limits: JobLimits, now: datetime) -> datetime:
+    return now - timedelta(milliseconds=limits.rate_window_ms or 0)
+
+
+async def limit_usage(conn: AsyncConnection, limits: JobLimits, now: datetime) -> LimitUsage:
+    """RUNNING jobs under the concurrency key, leases under the rate key in its window."""
+    running = started = None
     if limits.concurrency_key is not None:
         running = await conn.scalar(
             select(func.count()).where(
-                and_(
-                    _j.concurrency_key == limits.concurrency_key,
-                    _j.status == Status.RUNNING.value,
-                )
+                _j.concurrency_key == limits.concurrency_key, _j.status == Status.RUNNING.value
             )
         )
-        room = min(room, (limits.concurrency_max or 0) - int(running or 0))
-    if limits.rate_key is not None and room > 0:
-        since = now - timedelta(milliseconds=limits.rate_window_ms or 0)
-        window = rate_starts.c
-        await conn.execute(
-            delete(rate_starts).where(window.key == limits.rate_key, window.started_at <= since)
-        )
+    if limits.rate_key is not None:
         started = await conn.scalar(
-            select(func.count()).where(window.key == limits.rate_key, window.started_at > since)
+            select(func.count()).where(
+                rate_starts.c.key == limits.rate_key,
+                rate_starts.c.started_at > _since(limits, now),
+            )
         )
-        room = min(room, (limits.rate_max or 0) - int(started or 0))
-    return room
+    return LimitUsage(
+        running=None if running is None else int(running),
+        started=None if started is None else int(started),
+    )
