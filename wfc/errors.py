@@ -13,6 +13,7 @@ WfcError
 ├── StaleVersionError            optimistic-lock conflict on a run or stage row
 ├── IdempotencyInProgressError   the same command + key is being executed elsewhere
 ├── RerunRefusedError            run.rerunFrom on a run that cannot be rerun
+├── MigrationRefusedError        wfc runs migrate on a run the change would break
 └── StageControl                 raised by stage code to steer retries
     ├── RetryStage               retry this attempt (optionally after a given delay)
     └── NonRetryableError        fail the stage now, whatever the retry policy says
@@ -194,6 +195,18 @@ class RerunRefusedError(WfcError):
         super().__init__(f"Cannot rerun run {run_id}: {reason}")
 
     def __reduce__(self) -> tuple[type[RerunRefusedError], tuple[str, str]]:
+        return (type(self), (self.run_id, self.reason))
+
+
+class MigrationRefusedError(WfcError):
+    """`wfc runs migrate` cannot move this run onto the new plan."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"Cannot migrate run {run_id}: {reason}")
+
+    def __reduce__(self) -> tuple[type[MigrationRefusedError], tuple[str, str]]:
         return (type(self), (self.run_id, self.reason))
 
 

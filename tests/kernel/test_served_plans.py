@@ -241,3 +241,62 @@ async def test_a_rerun_takes_the_rerunning_plan_where_the_kept_stages_allow(
     await narrowed.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="first"))
     whole = await narrowed.drive(run_id)
     assert whole.status is Status.COMPLETED and whole.output == {"by": "narrowed"}
+
+
+async def test_migrate_moves_a_run_the_change_leaves_safe(fleet: Fleet) -> None:
+    from wfc.runtime.kernel.migrate import migrate_run
+
+    run_id = await _halfway(fleet)
+    new = _workflow("invoices", "v2")
+    v2 = fleet.worker(new, name="v2")
+    await v2.tick()  # stores its plan (it would adopt the run too, on a later plan)
+    assert await migrate_run(v2.kernel.deps, run_id, new) == []
+    moved = await v2.persistence.get_run(run_id)
+    assert moved is not None and moved.plan_fingerprint == new.plan.fingerprint
+    finished = await v2.drive(run_id)
+    assert finished.status is Status.COMPLETED and finished.output == {"by": "invoicesv2"}
+
+
+async def test_migrate_refuses_a_breaking_change_unless_it_restarts_before_it(
+    fleet: Fleet,
+) -> None:
+    from wfc.errors import MigrationRefusedError
+    from wfc.runtime.kernel.migrate import migrate_run
+
+    run_id = await _halfway(fleet)
+    v1_plan = _workflow("invoices").plan.fingerprint
+    narrowed = _narrowed()
+    v3 = fleet.worker(narrowed, name="v3")
+    await v3.tick()
+    with pytest.raises(MigrationRefusedError, match=r"breaks stages it has started.*--from"):
+        await migrate_run(v3.kernel.deps, run_id, narrowed)
+    untouched = await v3.persistence.get_run(run_id)
+    assert untouched is not None and untouched.plan_fingerprint == v1_plan
+    assert {j.plan_fingerprint for j in await v3.jobs.jobs_of_run(run_id)} == {v1_plan}
+    with pytest.raises(MigrationRefusedError, match="breaks stages it would keep"):
+        await migrate_run(v3.kernel.deps, run_id, narrowed, "second")  # keeps `first`
+    assert await migrate_run(v3.kernel.deps, run_id, narrowed, "first") == ["first", "second"]
+    new_plan = narrowed.plan.fingerprint
+    old_jobs = [j for j in await v3.jobs.jobs_of_run(run_id) if j.plan_fingerprint != new_plan]
+    assert old_jobs and all(j.status in (Status.CANCELLED, Status.COMPLETED) for j in old_jobs)
+    finished = await v3.drive(run_id)
+    assert finished.status is Status.COMPLETED and finished.output == {"by": "narrowed"}
+
+
+async def test_migrate_leaves_finished_runs_and_executing_stages_alone(fleet: Fleet) -> None:
+    from wfc.errors import MigrationRefusedError
+    from wfc.runtime.kernel.migrate import migrate_run
+
+    new = _workflow("invoices", "v2")
+    v2 = fleet.worker(new, name="v2")
+    await v2.tick()
+    run_id = await _halfway(fleet)
+    v1 = fleet.worker(_workflow("invoices"), name="v1b")
+    (leased,) = await v1.jobs.dequeue(5)  # `second` executing on a v1 worker
+    with pytest.raises(MigrationRefusedError, match="executing on its old plan"):
+        await migrate_run(v2.kernel.deps, run_id, new)
+    await v1.jobs.release(leased.id)
+    finished = await v1.drive(run_id)
+    assert finished.status is Status.COMPLETED
+    with pytest.raises(MigrationRefusedError, match=r"COMPLETED.*wfc runs rerun"):
+        await migrate_run(v2.kernel.deps, run_id, new)

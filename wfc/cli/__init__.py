@@ -19,6 +19,7 @@ from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, diff_command, graph_command
 from wfc.cli.db_commands import db_group
 from wfc.cli.fleet import workers_group
+from wfc.cli.migrate_command import migrate_command
 from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
@@ -38,6 +39,7 @@ cli.add_command(diff_command)
 cli.add_command(db_group)
 cli.add_command(run_command)
 runs_group.add_command(prune_command)
+runs_group.add_command(migrate_command)
 cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)

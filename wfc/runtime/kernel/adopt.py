@@ -50,7 +50,7 @@ async def adopt_runs(deps: Deps, limit: int = ADOPT_PER_TICK) -> int:
         started = {row.stage_id for row in rows if row.status is not Status.PENDING}
         if not diff.safe_for(started):
             continue
-        if await _adopt(deps, run, workflow):
+        if await adopt_run(deps, run, workflow):
             adopted += 1
             await write_log(
                 deps,
@@ -94,7 +94,7 @@ async def plan_change(
     return diff
 
 
-async def _adopt(deps: Deps, run: RunRecord, workflow: Workflow) -> bool:
+async def adopt_run(deps: Deps, run: RunRecord, workflow: Workflow) -> bool:
     """Move the run and its waiting jobs to the served plan, unless a stage of it is
     executing now or the run moved since it was read. Where the queue shares the
     transaction the two moves commit together (and on PostgreSQL the moved jobs stay

@@ -1,4 +1,4 @@
-"""`run.rerunFrom` (spec §4.11): run a finished run again from one stage's group onward."""
+"""`run.rerunFrom`: run a finished run again from one stage's group onward."""
 
 from __future__ import annotations
 
@@ -47,6 +47,23 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
         )
     kept_map = await _map_to_resume(unit, run.id, workflow, cmd, rows)
     await _refuse_unless_plan_fits(deps, run, workflow, rows, group, kept_map)
+    deleted = await restart_from(deps, unit, run, workflow, group, rows, kept_map)
+    return RunRerunFromResult(
+        workflow_run_id=run.id, from_stage_id=cmd.from_stage_id, deleted_stages=deleted
+    )
+
+
+async def restart_from(
+    deps: Deps,
+    unit: Unit,
+    run: RunRecord,
+    workflow: Workflow,
+    group: int,
+    rows: list[StageRecord],
+    kept_map: str | None = None,
+) -> list[str]:
+    """Delete the rows of `group` onward (but the completed items of `kept_map`), put the
+    run on `workflow`'s plan and RUNNING, and queue `group` again; the stages deleted."""
     doomed = [
         row
         for row in rows
@@ -99,11 +116,7 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
 
         await unit.with_jobs(enqueue)
     await advance(deps, unit, run, workflow, group, rows=kept, generation=generation)
-    return RunRerunFromResult(
-        workflow_run_id=run.id,
-        from_stage_id=cmd.from_stage_id,
-        deleted_stages=[row.stage_id for row in doomed],
-    )
+    return [row.stage_id for row in doomed]
 
 
 async def _map_to_resume(
