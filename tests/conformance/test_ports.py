@@ -50,19 +50,6 @@ class TestPorts(
             await storage.create_schema()
             yield Ports(clock, storage.persistence, storage.jobs, storage.blobs, storage.ai_calls)
             await storage.close()
-
-
-class TestScheduleStores(ScheduleConformance):
-    @pytest.fixture(params=["memory", "sqlite", "postgres"])
-    async def schedule_ports(
-        self, request: pytest.FixtureRequest, tmp_path: Path
-    ) -> AsyncIterator[SchedulePorts]:
-        clock = FakeClock()
-        if request.param == "memory":
-            yield SchedulePorts(clock, MemoryScheduleStore())
-            return
-        async with sql_storage(request.param, tmp_path) as storage:
-            yield SchedulePorts(clock, SqlScheduleStore(storage.engine))
             return
         async with postgres_database() as url:
             storage = open_storage(url, clock=clock)

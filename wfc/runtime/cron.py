@@ -34,7 +34,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise CronError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
+        raise CronError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+        ) from None
 
 
 def check(cron: str, timezone: str) -> None:
