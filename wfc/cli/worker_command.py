@@ -150,6 +150,7 @@ def worker_command(
                 give_up_after=_seconds(give_up_after) if give_up_after else None,
                 database_file=sqlite_file(storage.url),
                 retain=retention,
+                schedules=storage.schedules,
             )
             log.info(
                 "serving",
