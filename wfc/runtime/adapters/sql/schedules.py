@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record, to_values, upsert_insert
+from wfc.runtime.adapters.sql.schema import plans
 from wfc.runtime.adapters.sql.schema import schedules as table
+from wfc.runtime.records import PlanRecord
 from wfc.runtime.schedule_store import ScheduleRecord, TickRecord
 
 _c = table.c
@@ -145,3 +147,17 @@ def _declared(conn: Any, schedule: ScheduleRecord) -> Any:
         },
         where=_c.source == "plan",
     )
+
+
+async def latest_plan(engine: AsyncEngine, workflow_id: str) -> PlanRecord | None:
+    """The plan of `workflow_id` recorded last (what `wfc schedules add` checks input
+    against), or None when no worker or run recorded one."""
+    statement = (
+        select(plans)
+        .where(plans.c.workflow_id == workflow_id)
+        .order_by(plans.c.recorded_at.desc())
+        .limit(1)
+    )
+    async with Connections(engine).single() as conn:
+        row = (await conn.execute(statement)).first()
+    return None if row is None else to_record(PlanRecord, row)
