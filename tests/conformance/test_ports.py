@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.databases import open_storage, postgres_database
+from tests.databases import open_storage, postgres_database, sql_storage
 from wfc.runtime.adapters.memory import (
     MemoryAICallLogger,
     MemoryBlobStore,
     MemoryJobTransport,
     MemoryPersistence,
 )
+from wfc.runtime.adapters.memory.schedules import MemoryScheduleStore
+from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.testing import FakeClock
 from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
@@ -21,6 +23,7 @@ from wfc.testing.items import ItemsConformance, ServedPlansConformance
 from wfc.testing.limits import LimitsConformance
 from wfc.testing.presence import PresenceConformance
 from wfc.testing.retention import RetentionConformance
+from wfc.testing.schedules import ScheduleConformance, SchedulePorts
 
 
 class TestPorts(
@@ -54,3 +57,16 @@ class TestPorts(
             storage = open_storage(url, clock=clock)
             yield Ports(clock, storage.persistence, storage.jobs, storage.blobs, storage.ai_calls)
             await storage.close()
+
+
+class TestScheduleStores(ScheduleConformance):
+    @pytest.fixture(params=["memory", "sqlite", "postgres"])
+    async def schedule_ports(
+        self, request: pytest.FixtureRequest, tmp_path: Path
+    ) -> AsyncIterator[SchedulePorts]:
+        clock = FakeClock()
+        if request.param == "memory":
+            yield SchedulePorts(clock, MemoryScheduleStore())
+            return
+        async with sql_storage(request.param, tmp_path) as storage:
+            yield SchedulePorts(clock, SqlScheduleStore(storage.engine))

@@ -23,6 +23,7 @@ from wfc.cli.migrate_command import migrate_command
 from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
+from wfc.cli.schedules_command import schedules_group
 from wfc.cli.worker_command import worker_command
 
 
@@ -44,6 +45,7 @@ cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)
 cli.add_command(workers_group)
+cli.add_command(schedules_group)
 
 
 def main() -> None:

@@ -178,6 +178,7 @@ def worker_command(
                 database_file=sqlite_file(storage.url),
                 retain=retention,
                 queues=queues,
+                schedules=storage.schedules,
             )
             log.info(
                 "serving",

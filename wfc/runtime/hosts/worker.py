@@ -68,6 +68,7 @@ from wfc.runtime.commands import RunClaimPending
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.flusher import OutboxFlusher
 from wfc.runtime.hosts.health import DatabaseHealth
+from wfc.runtime.hosts.schedules import ScheduleTimer
 from wfc.runtime.hosts.steps import (
     HEARTBEAT_INTERVAL,
     MaintenanceSettings,
@@ -80,6 +81,7 @@ from wfc.runtime.hosts.threads import StageThreads
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Listening, Wakeups
 from wfc.runtime.records import JobRecord
+from wfc.runtime.schedule_store import ScheduleStore
 
 log = logging.getLogger("wfc.worker")
 
@@ -160,6 +162,7 @@ class WorkerHost:
         run_id: str | None = None,
         retain: timedelta | None = None,
         queues: Sequence[str] = (DEFAULT_QUEUE,),
+        schedules: ScheduleStore | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -218,6 +221,8 @@ class WorkerHost:
         self._claim_now = False  # claim whether or not this worker leads claims (a poll)
         self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
+        # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
+        self._schedules = None if schedules is None or run_id else ScheduleTimer(kernel, schedules)
         self._running = False
         self._started_at = 0.0
         self._processed = self._succeeded = self._failed = self._ticks = 0
@@ -492,6 +497,9 @@ class WorkerHost:
                 self._next_poll = None
                 await self._poll_now()
                 continue
+            if self._schedules is not None and self._schedules.is_due():
+                await self._fire_schedules(self._schedules)
+                continue
             if time.monotonic() >= next_tick:
                 self._ticks += 1
                 room = self._claim_room()
@@ -515,11 +523,15 @@ class WorkerHost:
                     await self._pass_on_claims()
                 if tick.claimed or tick.suspended_checked or tick.stale_released:
                     self.wake_jobs()
+                if self._schedules is not None:  # the fallback: schedules added elsewhere
+                    self._schedules.wake()
             else:
                 more = await self._guarded(self._claim_if_due(), "claim")
             if more:
                 continue
             wake_at = min(next_tick, self._next_poll or next_tick)
+            if self._schedules is not None:
+                wake_at = min(wake_at, self._schedules.due_at() or wake_at)
             if self._listening is None or not self._listening.leading:
                 # Nothing tells this worker about runs created elsewhere: look for them as
                 # often as for jobs, so a new run does not wait for the full tick (and a
@@ -545,6 +557,18 @@ class WorkerHost:
         self._poll_again(polled)
         if polled.suspended_checked:
             self.wake_jobs()
+
+    async def _fire_schedules(self, timer: ScheduleTimer) -> None:
+        """Fire the due ticks of the schedules this worker serves, and claim their runs now."""
+        try:
+            fired = await timer.run()
+        except Exception as error:
+            self._backed_off("schedules", error)
+            timer.retry_at(max(self._backoff_until, time.monotonic() + 1.0))
+            return
+        self._health.ok()
+        if fired.started:
+            self.wake_claims()
 
     def _poll_again(self, polled: TickResult) -> None:
         """Poll when the stages just checked are next due (the `poll every` they declare),

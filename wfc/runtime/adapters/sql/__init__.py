@@ -19,6 +19,7 @@ from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
+from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.runtime.adapters.sql.schema import metadata
 from wfc.runtime.adapters.sql.wakeups import PostgresWakeups
 from wfc.runtime.ports import Clock, IdSource
@@ -46,6 +47,11 @@ class SqlStorage:
         if self.engine.dialect.name == "postgresql":
             return PostgresWakeups(self.engine)
         return None
+
+    @property
+    def schedules(self) -> SqlScheduleStore:
+        """The schedules kept in this database (`wfc.runtime.schedule_store`)."""
+        return SqlScheduleStore(self.engine)
 
     @property
     def url(self) -> str:
@@ -98,6 +104,7 @@ __all__ = [
     "SqlBlobStore",
     "SqlJobTransport",
     "SqlPersistence",
+    "SqlScheduleStore",
     "SqlStorage",
     "default_url",
     "open_storage",

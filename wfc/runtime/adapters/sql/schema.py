@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -289,6 +291,33 @@ workers = Table(
     Column("seen_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# -- schedules ---------------------------------------------------------------
+# Cron schedules (`wfc.runtime.schedule_store`): one row per (workflow, name). A tick is
+# fired by the one worker whose `UPDATE … WHERE next_due_at = :expected` moves the row on.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workflow_id", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("cron", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("input", Json, nullable=False),
+    Column("catch_up", String(16), nullable=False),
+    Column("overlap", String(16), nullable=False),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("source", String(16), nullable=False),  # "plan" or "cli"
+    Column("next_due_at", UtcDateTime, nullable=False),
+    Column("last_tick_at", UtcDateTime),
+    Column("last_run_id", String(64)),
+    Column("last_outcome", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("workflow_id", "name"),
+    Index(None, "next_due_at"),
+)
+
 
 idempotency_keys = Table(
     "idempotency_keys",
