@@ -19,6 +19,7 @@ from wfc import __version__
 from wfc.cli.compiler_commands import check_command, compile_command, diff_command, graph_command
 from wfc.cli.db_commands import db_group
 from wfc.cli.fleet import workers_group
+from wfc.cli.limits_command import limits_group
 from wfc.cli.migrate_command import migrate_command
 from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
@@ -45,6 +46,7 @@ cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)
 cli.add_command(workers_group)
+cli.add_command(limits_group)
 cli.add_command(schedules_group)
 
 

@@ -62,7 +62,7 @@ async def stage_waits(
             )
         elif job.limits is not None:
             usage = await jobs.limit_usage(job.limits)
-            if usage.full(job.limits):
+            if usage.full:
                 waits[job.stage_id] = _full_limit(job, usage)
     return waits
 
@@ -71,18 +71,18 @@ def _full_limit(job: JobRecord, usage: LimitUsage) -> str:
     """`waits for the rate limit pricing-api: 50 of 50 started in the last minute`."""
     from wfc.runtime.limits import describe_key
 
-    if usage.running is not None and usage.running >= (job.concurrency_max or 0):
+    if usage.running is not None and usage.running >= (usage.concurrency_max or 0):
         return (
             f"waits for the {describe_key(job.concurrency_key or '')}: "
-            f"{usage.running} of {job.concurrency_max} running"
+            f"{usage.running} of {usage.concurrency_max} running"
         )
     return (
-        f"waits for the {describe_key(job.rate_key or '')}: {usage.started} of {job.rate_max} "
-        f"started in the last {_window(job.rate_window_ms or 0)}"
+        f"waits for the {describe_key(job.rate_key or '')}: {usage.started} of {usage.rate_max} "
+        f"started in the last {window_words(job.rate_window_ms or 0)}"
     )
 
 
-def _window(ms: int) -> str:
+def window_words(ms: int) -> str:
     named = {1_000: "second", 60_000: "minute", 3_600_000: "hour"}
     return named.get(ms, f"{ms / 1000:g} s")
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from wfc.plan import PlanStage
@@ -62,6 +64,14 @@ def limit_columns(limits: JobLimits | None) -> dict[str, Any]:
         "rate_max": limits.rate_max,
         "rate_window_ms": limits.rate_window_ms,
     }
+
+
+def with_overrides(limits: JobLimits, overrides: Mapping[str, int]) -> JobLimits:
+    """`limits` with the bounds an operator set for their keys (`wfc limits set`) in place
+    of the plan's."""
+    concurrency = overrides.get(limits.concurrency_key or "", limits.concurrency_max)
+    rate = overrides.get(limits.rate_key or "", limits.rate_max)
+    return replace(limits, concurrency_max=concurrency, rate_max=rate)
 
 
 def _at_path(value: Any, path: tuple[str, ...]) -> Any:

@@ -469,7 +469,21 @@ class JobTransport(Protocol):
 
     async def limit_usage(self, limits: JobLimits) -> LimitUsage:
         """How full `limits` are now: jobs RUNNING under the concurrency key, leases under
-        the rate key within its window (what `wfc runs show` says a waiting stage waits for)."""
+        the rate key within its window (what `wfc runs show` says a waiting stage waits for),
+        with the bounds in force."""
+        ...
+
+    async def active_limits(self) -> list[JobLimits]:
+        """The distinct limits of PENDING and RUNNING jobs (`wfc limits list`)."""
+        ...
+
+    async def limit_overrides(self) -> dict[str, int]:
+        """The bounds operators set per limit key, in place of the plans'."""
+        ...
+
+    async def set_limit_override(self, key: str, bound: int | None) -> None:
+        """Make `bound` the limit of `key` for every job under it, leased from now on,
+        whatever its plan says (None: the plan's bound again)."""
         ...
 
 

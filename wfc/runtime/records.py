@@ -277,16 +277,28 @@ class JobLimits:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LimitUsage:
     """How full a job's limits are: RUNNING jobs under its concurrency key, and leases
-    under its rate key within the window (None where it has no such limit)."""
+    under its rate key within the window (None where it has no such limit), beside the
+    bounds in force (an operator's override, else the plan's)."""
 
     running: int | None = None
+    concurrency_max: int | None = None
     started: int | None = None
+    rate_max: int | None = None
 
-    def full(self, limits: JobLimits) -> bool:
-        """Whether a job under `limits` must wait."""
-        return (self.running is not None and self.running >= (limits.concurrency_max or 0)) or (
-            self.started is not None and self.started >= (limits.rate_max or 0)
+    @property
+    def full(self) -> bool:
+        """Whether a job under these limits must wait."""
+        return (self.running is not None and self.running >= (self.concurrency_max or 0)) or (
+            self.started is not None and self.started >= (self.rate_max or 0)
         )
+
+    def room(self, wanted: int) -> int:
+        """How many of `wanted` jobs under these limits may start now."""
+        if self.running is not None:
+            wanted = min(wanted, (self.concurrency_max or 0) - self.running)
+        if self.started is not None:
+            wanted = min(wanted, (self.rate_max or 0) - self.started)
+        return wanted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

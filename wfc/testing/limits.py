@@ -47,7 +47,7 @@ class LimitsConformance:
         assert all(j.limits == TWO_AT_ONCE for j in leased)
         assert await q.dequeue(10) == []  # full: the other three wait, PENDING
         usage = await q.limit_usage(TWO_AT_ONCE)
-        assert (usage.running, usage.started, usage.full(TWO_AT_ONCE)) == (2, None, True)
+        assert (usage.running, usage.started, usage.full) == (2, None, True)
         await q.complete(leased[0].id, attempt=leased[0].attempt)
         (next_one,) = await q.dequeue(10)
         assert next_one.run_id == "r2"
@@ -95,7 +95,7 @@ class LimitsConformance:
         assert await q.dequeue(10) == []
         assert (await q.limit_usage(THREE_PER_MINUTE)).started == 3
         ports.clock.advance(seconds=2)
-        assert not (await q.limit_usage(THREE_PER_MINUTE)).full(THREE_PER_MINUTE)
+        assert not (await q.limit_usage(THREE_PER_MINUTE)).full
         assert len(await q.dequeue(10)) == 3
 
     async def test_a_job_under_both_limits_needs_room_in_each(self, ports: Ports) -> None:
@@ -126,3 +126,23 @@ class LimitsConformance:
             await q.enqueue([a_job("r4")])  # not a queue that worker serves
         (queued,) = await q.jobs_of_run("r4")
         assert queued.status is Status.PENDING
+
+    async def test_an_operator_bound_replaces_the_plans_for_every_job_of_its_key(
+        self, ports: Ports
+    ) -> None:
+        q = ports.jobs
+        await q.enqueue([_limited(f"r{n}", TWO_AT_ONCE) for n in range(6)])
+        assert await q.limit_overrides() == {}
+        await q.set_limit_override("concurrency:wf:a", 3)
+        await q.set_limit_override("rate:unused", 7)
+        assert await q.limit_overrides() == {"concurrency:wf:a": 3, "rate:unused": 7}
+        assert len(await q.dequeue(10)) == 3
+        usage = await q.limit_usage(TWO_AT_ONCE)
+        assert (usage.running, usage.concurrency_max, usage.full) == (3, 3, True)
+        await q.set_limit_override("concurrency:wf:a", 4)
+        assert len(await q.dequeue(10)) == 1
+        await q.set_limit_override("concurrency:wf:a", None)  # the plan's 2 again
+        await q.set_limit_override("rate:unused", None)
+        assert await q.limit_overrides() == {}
+        assert await q.dequeue(10) == []
+        assert await q.active_limits() == [TWO_AT_ONCE]

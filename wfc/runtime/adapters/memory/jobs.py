@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.handoff import handed_specs
-from wfc.runtime.limits import limit_columns
+from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
 
@@ -35,6 +35,7 @@ class MemoryJobTransport:
         self._order: dict[str, int] = {}
         self._counter = itertools.count()
         self._rate_starts: dict[str, list[datetime]] = {}  # per rate key, within its window
+        self._overrides: dict[str, int] = {}  # bounds set by operators, per limit key
 
     async def enqueue(self, jobs: Sequence[JobSpec], *, completing: str | None = None) -> list[str]:
         if completing is not None and completing in self._jobs:
@@ -116,7 +117,7 @@ class MemoryJobTransport:
 
     def _admits(self, limits: JobLimits, now: datetime) -> bool:
         """Whether a job under `limits` may start now; if so, its start is counted."""
-        if self._usage(limits, now).full(limits):
+        if self._usage(limits, now).full:
             return False
         if limits.rate_key is not None:
             self._rate_starts[limits.rate_key] = [*self._starts(limits, now), now]
@@ -125,7 +126,25 @@ class MemoryJobTransport:
     async def limit_usage(self, limits: JobLimits) -> LimitUsage:
         return self._usage(limits, self._clock.now())
 
+    async def active_limits(self) -> list[JobLimits]:
+        found = {
+            job.limits
+            for job in self._jobs.values()
+            if job.limits is not None and job.status in (Status.PENDING, Status.RUNNING)
+        }
+        return sorted(found, key=lambda limits: limits.keys())
+
+    async def limit_overrides(self) -> dict[str, int]:
+        return dict(self._overrides)
+
+    async def set_limit_override(self, key: str, bound: int | None) -> None:
+        if bound is None:
+            self._overrides.pop(key, None)
+        else:
+            self._overrides[key] = bound
+
     def _usage(self, limits: JobLimits, now: datetime) -> LimitUsage:
+        limits = with_overrides(limits, self._overrides)
         running = None
         if limits.concurrency_key is not None:
             running = sum(
@@ -134,7 +153,12 @@ class MemoryJobTransport:
                 if j.status is Status.RUNNING and j.concurrency_key == limits.concurrency_key
             )
         started = None if limits.rate_key is None else len(self._starts(limits, now))
-        return LimitUsage(running=running, started=started)
+        return LimitUsage(
+            running=running,
+            concurrency_max=limits.concurrency_max,
+            started=started,
+            rate_max=limits.rate_max,
+        )
 
     def _starts(self, limits: JobLimits, now: datetime) -> list[datetime]:
         """The leases under the rate key within its window before `now`."""

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
-from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql import direct, limited
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.limited import Shape, lease_limited, limit_usage
 from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_record
@@ -411,6 +411,18 @@ class SqlJobTransport:
     async def limit_usage(self, limits: JobLimits) -> LimitUsage:
         async with self._connections.single() as conn:
             return await limit_usage(conn, limits, self._clock.now())
+
+    async def active_limits(self) -> list[JobLimits]:
+        async with self._connections.single() as conn:
+            return await limited.active_limits(conn)
+
+    async def limit_overrides(self) -> dict[str, int]:
+        async with self._connections.single() as conn:
+            return await limited.limit_overrides(conn)
+
+    async def set_limit_override(self, key: str, bound: int | None) -> None:
+        async with self._connections.single() as conn:
+            await limited.set_limit_override(conn, key, bound)
 
     async def _update(self, job_id: str, attempt: int | None, **values: Any) -> None:
         """Change the job (fenced on `attempt` when given: then a lost lease changes nothing)."""

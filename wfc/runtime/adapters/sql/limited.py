@@ -29,12 +29,21 @@ from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record, upsert_insert
 from wfc.runtime.adapters.sql.schema import jobs, limit_locks, rate_starts
+from wfc.runtime.limits import with_overrides
 from wfc.runtime.records import JobLimits, JobRecord, LimitUsage, Status
 
 _j = jobs.c
 
 Shape = tuple[bool, int | None, int | None]
 """A dequeue's filters: (one run only, how many plans, how many queues; None: any)."""
+
+_LIMIT_COLUMNS = (
+    _j.concurrency_key,
+    _j.concurrency_max,
+    _j.rate_key,
+    _j.rate_max,
+    _j.rate_window_ms,
+)
 
 KEYS_PER_DEQUEUE = 20
 """Limit keys with jobs waiting that one dequeue looks at (the busiest are not favoured:
@@ -72,15 +81,8 @@ async def _waiting_limits(
     connections: Connections, served: Sequence[ColumnElement[bool]], params: Mapping[str, Any]
 ) -> list[JobLimits]:
     """The distinct limits of due PENDING jobs meeting `served`."""
-    columns = (
-        _j.concurrency_key,
-        _j.concurrency_max,
-        _j.rate_key,
-        _j.rate_max,
-        _j.rate_window_ms,
-    )
     statement = (
-        select(*columns)
+        select(*_LIMIT_COLUMNS)
         .where(
             _j.status == Status.PENDING.value,
             or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
@@ -110,12 +112,13 @@ async def _room(conn: AsyncConnection, limits: JobLimits, now: datetime, room: i
     await conn.execute(
         upsert_insert(conn, limit_locks).values([{"key": k} for k in keys]).on_conflict_do_nothing()
     )
-    await conn.execute(
-        select(limit_locks.c.key)
+    locked = await conn.execute(
+        select(limit_locks.c.key, limit_locks.c.max_override)
         .where(limit_locks.c.key.in_(keys))
         .order_by(limit_locks.c.key)
         .with_for_update()
     )
+    overrides = {key: bound for key, bound in locked if bound is not None}
     if limits.rate_key is not None:  # the window slides: older leases no longer count
         await conn.execute(
             delete(rate_starts).where(
@@ -123,12 +126,8 @@ async def _room(conn: AsyncConnection, limits: JobLimits, now: datetime, room: i
                 rate_starts.c.started_at <= _since(limits, now),
             )
         )
-    usage = await limit_usage(conn, limits, now)
-    if usage.running is not None:
-        room = min(room, (limits.concurrency_max or 0) - usage.running)
-    if usage.started is not None:
-        room = min(room, (limits.rate_max or 0) - usage.started)
-    return room
+    usage = await _usage(conn, with_overrides(limits, overrides), now)
+    return usage.room(room)
 
 
 def _since(limits: JobLimits, now: datetime) -> datetime:
@@ -136,7 +135,12 @@ def _since(limits: JobLimits, now: datetime) -> datetime:
 
 
 async def limit_usage(conn: AsyncConnection, limits: JobLimits, now: datetime) -> LimitUsage:
-    """RUNNING jobs under the concurrency key, leases under the rate key in its window."""
+    """RUNNING jobs under the concurrency key, leases under the rate key in its window,
+    and the bounds in force."""
+    return await _usage(conn, with_overrides(limits, await limit_overrides(conn)), now)
+
+
+async def _usage(conn: AsyncConnection, limits: JobLimits, now: datetime) -> LimitUsage:
     running = started = None
     if limits.concurrency_key is not None:
         running = await conn.scalar(
@@ -153,5 +157,39 @@ async def limit_usage(conn: AsyncConnection, limits: JobLimits, now: datetime) -
         )
     return LimitUsage(
         running=None if running is None else int(running),
+        concurrency_max=limits.concurrency_max,
         started=None if started is None else int(started),
+        rate_max=limits.rate_max,
     )
+
+
+async def limit_overrides(conn: AsyncConnection) -> dict[str, int]:
+    """The bounds operators set, per key."""
+    rows = await conn.execute(
+        select(limit_locks.c.key, limit_locks.c.max_override).where(
+            limit_locks.c.max_override.is_not(None)
+        )
+    )
+    return {key: int(bound) for key, bound in rows}
+
+
+async def set_limit_override(conn: AsyncConnection, key: str, bound: int | None) -> None:
+    statement = upsert_insert(conn, limit_locks).values(key=key, max_override=bound)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["key"], set_={"max_override": statement.excluded.max_override}
+        )
+    )
+
+
+async def active_limits(conn: AsyncConnection) -> list[JobLimits]:
+    """The distinct limits of PENDING and RUNNING jobs."""
+    rows = await conn.execute(
+        select(*_LIMIT_COLUMNS)
+        .where(
+            or_(_j.status == Status.PENDING.value, _j.status == Status.RUNNING.value),
+            or_(_j.concurrency_key.is_not(None), _j.rate_key.is_not(None)),
+        )
+        .distinct()
+    )
+    return sorted((JobLimits(**row._mapping) for row in rows), key=lambda limits: limits.keys())

@@ -231,11 +231,13 @@ jobs = Table(
 )
 
 # One row per limit key, locked by a leasing transaction so that checks of one key
-# take turns (the count itself is read from `jobs` or `rate_starts`).
+# take turns (the count itself is read from `jobs` or `rate_starts`), with the bound an
+# operator set in place of the plan's (`wfc limits set`).
 limit_locks = Table(
     "limit_locks",
     metadata,
     Column("key", String(400), primary_key=True),
+    Column("max_override", Integer),
 )
 
 # The starts under each rate key within its window; older ones are deleted as it slides.

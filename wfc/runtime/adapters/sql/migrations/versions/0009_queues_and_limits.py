@@ -5,8 +5,9 @@ limits it is under: a concurrency key with its bound (executions RUNNING at
 once under the key, counted from `jobs` itself, so a lost worker can never
 leak a slot) and a rate key with its bound and window (starts recorded in
 `rate_starts`). `limit_locks` holds one row per key that a leasing
-transaction locks, so two workers checking the same key take turns. Workers
-announce the queues they serve beside their plans.
+transaction locks, so two workers checking the same key take turns, and the
+bound an operator set for the key in place of the plan's (`wfc limits set`).
+Workers announce the queues they serve beside their plans.
 
 Revision ID: 0009
 Revises: 0008
@@ -46,6 +47,7 @@ def upgrade() -> None:
     op.create_table(
         "limit_locks",
         sa.Column("key", sa.String(400), nullable=False),
+        sa.Column("max_override", sa.Integer()),
         sa.PrimaryKeyConstraint("key", name="pk_limit_locks"),
     )
     op.create_table(
