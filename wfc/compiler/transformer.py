@@ -106,6 +106,8 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             outputs=tuple(v for t, v in pairs if t == "output"),
             stages=tuple(i for i in body if isinstance(i, ast.Stage)),
             flows=tuple(i for i in body if isinstance(i, ast.Flow)),
+            queues=tuple(v for t, v in pairs if t == "queue"),
+            schedules=tuple(i for i in body if isinstance(i, ast.Schedule)),
             span=self._span(meta),
         )
 
@@ -123,6 +125,40 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
 
     def wf_output(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
         return ("output", items[0])
+
+    def wf_queue(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return ("queue", self._string_literal(items[0]))
+
+    # -- schedules ---------------------------------------------------------------
+
+    def schedule(self, meta: Meta, items: list[Any]) -> ast.Schedule:
+        name, cron, *rest = items
+        zone = next((i for i in rest if isinstance(i, ast.Literal_)), None)
+        lines: list[tuple[str, Any]] = next((i for i in rest if isinstance(i, list)), [])
+        return ast.Schedule(
+            name=self._name(name),
+            cron=self._string_literal(cron),
+            timezone=zone,
+            inputs=tuple(v for k, v in lines if k == "input"),
+            catch_ups=tuple(v for k, v in lines if k == "catch_up"),
+            overlaps=tuple(v for k, v in lines if k == "overlap"),
+            span=self._span(meta),
+        )
+
+    def schedule_zone(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return self._string_literal(items[0])
+
+    def schedule_body(self, meta: Meta, items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        return list(items)
+
+    def schedule_input(self, meta: Meta, items: list[ast.ObjectValue]) -> tuple[str, Any]:
+        return ("input", items[0])
+
+    def schedule_catch_up(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Name]:
+        return ("catch_up", self._name(items[0]))
+
+    def schedule_overlap(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Name]:
+        return ("overlap", self._name(items[0]))
 
     # -- types -------------------------------------------------------------------
 
@@ -295,6 +331,9 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             polls=tuple(settings.get("poll", [])),
             priorities=tuple(settings.get("priority", [])),
             ai_presets=tuple(settings.get("ai", [])),
+            queues=tuple(settings.get("queue", [])),
+            concurrencies=tuple(settings.get("concurrency", [])),
+            rates=tuple(settings.get("rate", [])),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )
@@ -393,6 +432,43 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
 
     def map_path(self, meta: Meta, items: list[ast.DottedName]) -> ast.DottedName:
         return items[0]
+
+    # -- queues and limits ---------------------------------------------------------
+
+    def stage_queue(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+        return ("queue", self._string_literal(items[0]))
+
+    def concurrency(self, meta: Meta, items: list[ast.Concurrency]) -> tuple[str, ast.Concurrency]:
+        return ("concurrency", replace(items[0], span=self._span(meta)))
+
+    def concurrency_spec(self, meta: Meta, items: list[Any]) -> ast.Concurrency:
+        number, *per = items
+        return ast.Concurrency(
+            max=ast.Literal_(value=parse_number(number), span=self._tok_span(number)),
+            per=per[0] if per else None,
+            span=self._span(meta),
+        )
+
+    def limit_path(self, meta: Meta, items: list[Any]) -> ast.DottedName:
+        return self.map_over(meta, items)
+
+    def limit_path_spec(self, meta: Meta, items: list[ast.DottedName]) -> ast.DottedName:
+        return items[0]
+
+    def rate(self, meta: Meta, items: list[ast.Rate]) -> tuple[str, ast.Rate]:
+        return ("rate", replace(items[0], span=self._span(meta)))
+
+    def rate_spec(self, meta: Meta, items: list[Any]) -> ast.Rate:
+        number, unit, *shared = items
+        return ast.Rate(
+            max=ast.Literal_(value=parse_number(number), span=self._tok_span(number)),
+            unit=self._name(unit),
+            shared=shared[0] if shared else None,
+            span=self._span(meta),
+        )
+
+    def rate_shared(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+        return self._string_literal(items[0])
 
     def _duration(self, token: Token) -> ast.Duration:
         return ast.Duration(text=str(token), span=self._tok_span(token))
