@@ -127,7 +127,9 @@ def _policy(
         "WF373",
         f"unknown `{what}` policy `{name.value}`",
         name.span,
-        label=f"`{what}` takes " + " or ".join(f"`{a}`" for a in allowed),
+        label=f"`{what}` takes "
+        + ", ".join(f"`{a}`" for a in allowed[:-1])
+        + f" or `{allowed[-1]}`",
         help=(hint + " " if hint else "")
         + (
             "`skip` fires none of the ticks missed while the fleet was down, `latest` the "
