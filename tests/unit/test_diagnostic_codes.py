@@ -38,6 +38,24 @@ def _map(settings: str, *, flow: str = "a -> b", more: str = "", output: str = "
     )
 
 
+def _limits(settings: str, more: str = "") -> str:
+    """A workflow whose stage `s` says `settings`, with a record and a list in its input."""
+    return _wf(
+        "type Who { id: str, tags: list[str] }\n"
+        "  input { customer: Who, score: float, region: str }\n"
+        f"  stage s {{ output {{ x: int }} {settings} }}\n{more}"
+        "  flow s"
+    )
+
+
+def _schedule(schedule: str) -> str:
+    """A workflow with `schedule`, whose input needs `region`."""
+    return _wf(
+        "enum Tier { free, paid }\n  input { region: str, tier: Tier = free, n: int = 1 }\n"
+        f"  {schedule}\n  {OK_STAGE}"
+    )
+
+
 def _skipping(stages: str, flow: str, output: str = "") -> str:
     """A workflow with a `flag` input for `when`s, and the given stages and flow."""
     return _wf(f"input {{ flag: bool }}\n  {output}{stages}\n  flow {flow}")
@@ -339,6 +357,139 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
         "{ x: int }",
         "the workflow output comes from `b`, a mapped stage",
         "`needs b`",
+    ),
+    (
+        "WF242",
+        _limits("concurrency 2 per input.customer.idd"),
+        "idd",
+        "`input.customer` has no field `idd`",
+        "did you mean `id`?",
+    ),
+    (
+        "WF242",
+        _limits("concurrency 2 per s.x"),
+        "s",
+        "`concurrency … per` reads the workflow input, not `s`",
+        "per input.customer_id",
+    ),
+    (
+        "WF340",
+        _limits("concurrency 0"),
+        "0",
+        "`concurrency` must be a whole number of at least 1, not `0`",
+        "remove `concurrency`",
+    ),
+    (
+        "WF340",
+        _limits("rate 0 per minute"),
+        "0",
+        "`rate` must be a whole number of at least 1",
+        "rate 50 per minute",
+    ),
+    (
+        "WF341",
+        _limits("concurrency 2 per input.customer.tags"),
+        "input.customer.tags",
+        "but `input.customer.tags` is `list[str]`",
+        "`str`, `int`, `bool` or an enum",
+    ),
+    (
+        "WF341",
+        _limits("concurrency 2 per input.score"),
+        "input.score",
+        "`input.score` is `float`",
+        None,
+    ),
+    (
+        "WF342",
+        _limits("rate 5 per minutes"),
+        "minutes",
+        "unknown rate unit `minutes`",
+        "did you mean `minute`?",
+    ),
+    (
+        "WF343",
+        _limits(
+            'rate 5 per minute shared "erp"',
+            '  stage t { output { x: int } rate 6 per minute shared "erp" }\n',
+        ).replace("flow s", "flow s -> t"),
+        '6 per minute shared "erp"',
+        "the shared rate `erp` is 6 per minute here, but 5 per minute elsewhere",
+        "same rate, or name another budget",
+    ),
+    (
+        "WF344",
+        _limits('queue "gpu pool"'),
+        '"gpu pool"',
+        "the queue name `gpu pool` has characters it may not have",
+        "1 to 100 letters",
+    ),
+    ("WF344", _limits('queue ""'), '""', "the queue name is empty", None),
+    (
+        "WF370",
+        _schedule('schedule nightly "0 25 * * *" { input { region: "eu" } }'),
+        '"0 25 * * *"',
+        "invalid cron expression `0 25 * * *` in schedule `nightly`: Bad hour",
+        "five fields",
+    ),
+    (
+        "WF371",
+        _schedule('schedule nightly "0 6 * * *" in "Europe/Pariss" { input { region: "eu" } }'),
+        '"Europe/Pariss"',
+        "unknown time zone `Europe/Pariss` in schedule `nightly`",
+        'did you mean "Europe/Paris"?',
+    ),
+    (
+        "WF372",
+        _schedule('schedule nightly "0 6 * * *"'),
+        "nightly",
+        "the input of schedule `nightly` is missing required field `region`",
+        "input { region: … }",
+    ),
+    (
+        "WF372",
+        _schedule('schedule nightly "0 6 * * *" { input { region: "eu", tier: gold } }'),
+        "gold",
+        "field `tier` names `gold`, which is not a member of `Tier`",
+        None,
+    ),
+    (
+        "WF372",
+        _schedule('schedule nightly "0 6 * * *" { input { region: "eu", n: "2" } }'),
+        '"2"',
+        "field `n` does not have type `int`",
+        None,
+    ),
+    (
+        "WF372",
+        _schedule('schedule nightly "0 6 * * *" { input { region: "eu", regoin: "x" } }'),
+        '"x"',
+        "has field `regoin`, which the workflow input does not declare",
+        "did you mean `region`?",
+    ),
+    (
+        "WF373",
+        _schedule('schedule nightly "0 6 * * *" { input { region: "eu" } catch up lastest }'),
+        "lastest",
+        "unknown `catch up` policy `lastest`",
+        "did you mean `latest`?",
+    ),
+    (
+        "WF373",
+        _schedule('schedule nightly "0 6 * * *" { input { region: "eu" } overlap queue }'),
+        "queue",
+        "unknown `overlap` policy `queue`",
+        "`allow` starts a run anyway",
+    ),
+    (
+        "WF203",
+        _schedule(
+            'schedule daily "0 6 * * *" { input { region: "eu" } }\n'
+            '  schedule daily "0 7 * * *" { input { region: "eu" } }'
+        ),
+        "daily",
+        "duplicate schedule `daily`",
+        "rename or remove one of the two schedules",
     ),
     ("WF405", _wf("stage s { }"), "w", "has no `flow`", "flow s"),
     ("WF406", _wf('name "x"'), "w", "has no stages", "declare a stage"),

@@ -111,6 +111,9 @@ WITHOUT_CHECK = shop(
     ("needs fetch, price, check?", "needs fetch, price"),
 )
 
+SCHEDULE = """workflow shop {
+  schedule nightly "0 6 * * *" in "Europe/Paris" { input { order: "restock", items: [] } }"""
+
 FIELD = ("count: int (>= 0) }", 'count: int (>= 0), mode: str = "fast" }')
 
 CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
@@ -163,6 +166,49 @@ CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
         SHOP,
         shop(("workflow shop {", "workflow store {")),
         {("workflow-id-changed", B), ("workflow-name-changed", C)},
+    ),
+    # -- queues, fleet limits and schedules: where and when jobs and runs start
+    (
+        "a stage's queue",
+        SHOP,
+        shop(("retry 3 times", 'retry 3 times\n    queue "gpu"')),
+        {("stage-queue-changed", C)},
+    ),
+    (
+        "the workflow's queue (stages that name none follow it)",
+        SHOP,
+        shop(("workflow shop {", 'workflow shop {\n  queue "gpu"')),
+        {("workflow-queue-changed", C)},
+    ),
+    (
+        "concurrency",
+        SHOP,
+        shop(("retry 3 times", "retry 3 times\n    concurrency 2 per input.order")),
+        {("stage-concurrency-changed", C)},
+    ),
+    (
+        "rate",
+        SHOP,
+        shop(("retry 3 times", 'retry 3 times\n    rate 50 per minute shared "erp"')),
+        {("stage-rate-changed", C)},
+    ),
+    (
+        "schedule added",
+        SHOP,
+        shop(("workflow shop {", SCHEDULE)),
+        {("schedule-added", C)},
+    ),
+    (
+        "schedule changed",
+        shop(("workflow shop {", SCHEDULE)),
+        shop(("workflow shop {", SCHEDULE.replace('"0 6 * * *"', '"0 7 * * *"'))),
+        {("schedule-changed", C)},
+    ),
+    (
+        "schedule removed",
+        shop(("workflow shop {", SCHEDULE)),
+        SHOP,
+        {("schedule-removed", C)},
     ),
     # -- the workflow input: what every run in flight stored
     (

@@ -326,6 +326,28 @@ class Map:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Concurrency:
+    """`concurrency 2 per input.customer_id`: at most `max` executions at once, fleet-wide,
+    for each value at `per` (a path from `input`) when it is given."""
+
+    max: Literal_
+    per: DottedName | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rate:
+    """`rate 50 per minute shared "openai"`: at most `max` starts per `unit` (a name the
+    checker reads: `second`, `minute`, `hour`, `day`), from a budget of its own or the
+    `shared` one."""
+
+    max: Literal_
+    unit: Name
+    shared: Literal_ | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
     """A stage. Settings that may appear at most once are gathered by the
     transformer into the `*_all` tuples so the checker can report repeats."""
@@ -350,6 +372,9 @@ class Stage:
     polls: tuple[Poll, ...] = ()
     priorities: tuple[Literal_, ...] = ()
     ai_presets: tuple[AiPreset, ...] = ()
+    queues: tuple[Literal_, ...] = ()
+    concurrencies: tuple[Concurrency, ...] = ()
+    rates: tuple[Rate, ...] = ()
     async_keyword: Span | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
@@ -375,6 +400,24 @@ class Flow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """`schedule nightly "0 6 * * *" in "Europe/Paris" { … }`: a run on each tick.
+
+    The lines of the block are kept every time they are given, so the checker can
+    report repeats; the policies are names the checker reads (`catch up latest`,
+    `overlap skip`).
+    """
+
+    name: Name
+    cron: Literal_
+    timezone: Literal_ | None = None
+    inputs: tuple[ObjectValue, ...] = ()
+    catch_ups: tuple[Name, ...] = ()
+    overlaps: tuple[Name, ...] = ()
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Workflow:
     """A workflow; repeated one-off items are kept so the checker can report repeats."""
 
@@ -388,6 +431,8 @@ class Workflow:
     outputs: tuple[RecordSpec, ...] = ()
     stages: tuple[Stage, ...] = ()
     flows: tuple[Flow, ...] = ()
+    queues: tuple[Literal_, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     span: Span = field(compare=False, repr=False)
 
 

@@ -8,6 +8,10 @@ drawn dashed and labelled `optional` wherever they point. A stage with a
 be skipped and why; a mapped stage shows what it maps over and how many items
 run at once (`map over split.pages, ≤16`), and the stage its list comes from,
 when that is not the group just before, points to it with a dashed `items` edge.
+A stage's own queue and its fleet limits show on one line under its name
+(`queue gpu, ≤2 at once per input.customer_id, ≤50/min shared openai`), and the
+workflow's queue and schedules head the graph (a Mermaid title, a DOT label), so
+a reviewer sees where and when the workflow runs beside what it does.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import itertools
 import json
 from collections.abc import Callable
 
-from wfc.plan import Condition, ItemFailure, MapSpec, Plan, PlanStage
+from wfc.plan import Condition, ItemFailure, MapSpec, Plan, PlanStage, RateLimit, ScheduleSpec
 
 _INFIX = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in"}
 
@@ -81,6 +85,42 @@ def map_text(spec: MapSpec) -> str:
     return text
 
 
+_WINDOWS = {1000: "s", 60_000: "min", 3_600_000: "h", 86_400_000: "day"}
+
+
+def rate_text(rate: RateLimit) -> str:
+    """`≤50/min`, with ` shared openai` when it draws from a shared budget."""
+    window = _WINDOWS.get(rate.window_ms, f"{rate.window_ms}ms")
+    return f"≤{rate.max}/{window}" + (f" shared {rate.shared}" if rate.shared else "")
+
+
+def limits_text(stage: PlanStage) -> str:
+    """The stage's own queue and limits on one line, or `` when it has none."""
+    parts = []
+    if stage.queue is not None:
+        parts.append(f"queue {stage.queue}")
+    if stage.concurrency is not None:
+        per = f" per {'.'.join(stage.concurrency.per)}" if stage.concurrency.per else ""
+        parts.append(f"≤{stage.concurrency.max} at once{per}")
+    if stage.rate is not None:
+        parts.append(rate_text(stage.rate))
+    return ", ".join(parts)
+
+
+def schedule_text(schedule: ScheduleSpec) -> str:
+    """`schedule nightly 0 6 * * * in Europe/Paris, catch up latest, overlap skip`."""
+    return (
+        f"schedule {schedule.name} {schedule.cron} in {schedule.timezone}, "
+        f"catch up {schedule.catch_up}, overlap {schedule.overlap}"
+    )
+
+
+def _header(plan: Plan) -> list[str]:
+    """The workflow's queue and schedules, one line each (none for a plan without them)."""
+    lines = [f"queue {plan.queue}"] if plan.queue is not None else []
+    return lines + [schedule_text(s) for s in plan.schedules]
+
+
 def _map_edges(plan: Plan) -> list[tuple[str, str]]:
     """A mapped stage's list from a stage more than one group back (and not a need)."""
     edges = []
@@ -98,6 +138,9 @@ def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> s
     lines = [_label(stage.name)]
     if stage.map is not None:
         lines.append(map_text(stage.map))
+    limits = limits_text(stage)
+    if limits:
+        lines.append(_label(limits))
     if stage.when is not None:
         lines.append("when " + _label(condition_text(stage.when)))
     return line_break.join(escape(line) for line in lines)
@@ -117,8 +160,11 @@ def _label(text: str) -> str:
 
 
 def to_mermaid(plan: Plan) -> str:
-    """`flowchart LR` with one subgraph per parallel group."""
-    lines = ["flowchart LR"]
+    """`flowchart LR` with one subgraph per parallel group; a title when the workflow has
+    a queue or schedules."""
+    header = _header(plan)
+    heading = ["---", "title: " + json.dumps(" · ".join(header), ensure_ascii=False), "---"]
+    lines = [*(heading if header else []), "flowchart LR"]
     for index, group in enumerate(plan.groups, start=1):
         nodes = []
         for sid in group:
@@ -142,6 +188,10 @@ def to_mermaid(plan: Plan) -> str:
 def to_dot(plan: Plan) -> str:
     """A `digraph` with one cluster per parallel group."""
     lines = [f'digraph "{plan.workflow_id}" {{', "  rankdir=LR;", "  node [shape=box];"]
+    header = _header(plan)
+    if header:
+        text = "\\n".join(_label(line) for line in header)
+        lines += [f'  label="{text}";', "  labelloc=t;"]
     for index, group in enumerate(plan.groups, start=1):
         indent = "    " if len(group) > 1 else "  "
         if len(group) > 1:

@@ -28,6 +28,8 @@ def lower(wf: model.WorkflowModel) -> Plan:
         output_schema=record_json_schema(wf.output),
         stages=stages,
         groups=wf.groups,
+        queue=wf.queue,
+        schedules=wf.schedules,
     )
     return plan.with_fingerprint()
 
@@ -64,6 +66,9 @@ def _lower_stage(stage: model.StageModel) -> PlanStage:
         timeout_ms=stage.timeout_ms,
         poll=poll,
         priority=stage.priority,
+        queue=stage.queue,
+        concurrency=stage.concurrency,
+        rate=stage.rate,
         implementation=f".stages.{stage.id}:{class_name(stage.id)}",
     )
 

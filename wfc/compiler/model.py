@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfc.compiler import ast
-from wfc.plan import Condition
+from wfc.plan import ConcurrencyLimit, Condition, RateLimit, ScheduleSpec
 
 PRIMITIVES = ("str", "int", "float", "bool", "datetime", "date", "url", "email", "json", "blob")
 
@@ -189,6 +189,9 @@ class StageModel:
     poll_interval_ms: int | None = None
     poll_max_wait_ms: int | None = None
     priority: int | None = None
+    queue: str | None = None  # None: the workflow's queue
+    concurrency: ConcurrencyLimit | None = None
+    rate: RateLimit | None = None
     node: ast.Stage | None = field(default=None, compare=False, repr=False)
 
 
@@ -206,3 +209,5 @@ class WorkflowModel:
     groups: tuple[tuple[str, ...], ...]
     enums: tuple[EnumType, ...]
     records: tuple[Record, ...]  # declared types used anywhere, in dependency order
+    queue: str | None = None  # None: the `default` queue
+    schedules: tuple[ScheduleSpec, ...] = ()

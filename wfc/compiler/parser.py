@@ -53,6 +53,9 @@ FRAGMENT_RULES = (
     "condition_spec",
     "map_spec",
     "map_path",
+    "concurrency_spec",
+    "rate_spec",
+    "limit_path_spec",
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 

@@ -189,7 +189,36 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
         lines.append(text + (f", give up after {p.give_up_after.text}" if p.give_up_after else ""))
     lines += [f"{inner}priority {_number(p.value)}" for p in s.priorities]
     lines += [f"{inner}{_ai(a)}" for a in s.ai_presets]
+    lines += [f"{inner}queue {_string(str(q.value))}" for q in s.queues]
+    lines += [f"{inner}{print_concurrency(c)}" for c in s.concurrencies]
+    lines += [f"{inner}{print_rate(r)}" for r in s.rates]
     return [*lines, indent + "}"]
+
+
+def print_concurrency(c: ast.Concurrency) -> str:
+    """`concurrency 2` or `concurrency 2 per input.customer_id`."""
+    text = f"concurrency {_number(c.max.value)}"
+    return text + (f" per {c.per.text}" if c.per is not None else "")
+
+
+def print_rate(r: ast.Rate) -> str:
+    """`rate 50 per minute` with `shared "name"` when it draws from a shared budget."""
+    text = f"rate {_number(r.max.value)} per {r.unit.value}"
+    return text + (f" shared {_string(str(r.shared.value))}" if r.shared is not None else "")
+
+
+def print_schedule(s: ast.Schedule, indent: str) -> list[str]:
+    """`schedule name "cron" in "zone"`, with a block when it has lines."""
+    head = f"{indent}schedule {s.name.value} {_string(str(s.cron.value))}"
+    if s.timezone is not None:
+        head += f" in {_string(str(s.timezone.value))}"
+    inner = indent + "  "
+    lines = [f"{inner}input {print_value(i)}" for i in s.inputs]
+    lines += [f"{inner}catch up {c.value}" for c in s.catch_ups]
+    lines += [f"{inner}overlap {o.value}" for o in s.overlaps]
+    if not lines:
+        return [head]
+    return [head + " {", *lines, indent + "}"]
 
 
 def print_map(m: ast.Map) -> str:
@@ -235,6 +264,9 @@ def print_module(module: ast.Module) -> str:
         body += _types_and_enums(wf.types, wf.enums, "  ")
         body += [f"  input {print_record(i, '  ')}" for i in wf.inputs]
         body += [f"  output {print_record(o, '  ')}" for o in wf.outputs]
+        body += [f"  queue {_string(str(q.value))}" for q in wf.queues]
+        for schedule in wf.schedules:
+            body += print_schedule(schedule, "  ")
         for stage in wf.stages:
             body += print_stage(stage, "  ")
         for flow in wf.flows:

@@ -6,31 +6,14 @@ the Python stack here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
-from lark import Token, Transformer_NonRecursive, v_args
+from lark import Token, v_args
 from lark.tree import Meta
 
 from wfc.compiler import ast
-from wfc.compiler.source import SourceFile, Span
-
-
-def unquote(token_text: str) -> str:
-    """The value of a STRING token: JSON string escapes, which every editor highlights right."""
-    try:
-        value = json.loads(token_text)
-    except ValueError:
-        return token_text[1:-1]
-    return value if isinstance(value, str) else token_text[1:-1]
-
-
-def parse_number(text: str) -> int | float:
-    """An int when the text has no fraction or exponent, else a float."""
-    if any(c in text for c in ".eE"):
-        return float(text)
-    return int(text)
+from wfc.compiler.transformer_fleet import FleetCallbacks, parse_number, unquote
 
 
 def _doc_text(tokens: list[Token]) -> str | None:
@@ -53,27 +36,8 @@ class _Docs:
 
 
 @v_args(meta=True)
-class AstBuilder(Transformer_NonRecursive[Token, Any]):
+class AstBuilder(FleetCallbacks):
     """Callbacks named after grammar rules; each returns one AST node."""
-
-    def __init__(self, file: SourceFile) -> None:
-        super().__init__()
-        self.file = file
-
-    # -- helpers -------------------------------------------------------------
-
-    def _span(self, meta: Meta) -> Span:
-        if getattr(meta, "empty", True):
-            return Span(file=self.file, start=0, end=0)
-        return Span(file=self.file, start=meta.start_pos, end=meta.end_pos)
-
-    def _tok_span(self, token: Token) -> Span:
-        start = token.start_pos or 0
-        end = token.end_pos if token.end_pos is not None else start + len(token)
-        return Span(file=self.file, start=start, end=end)
-
-    def _name(self, token: Token) -> ast.Name:
-        return ast.Name(value=str(token), span=self._tok_span(token))
 
     # -- module ------------------------------------------------------------------
 
@@ -106,11 +70,10 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             outputs=tuple(v for t, v in pairs if t == "output"),
             stages=tuple(i for i in body if isinstance(i, ast.Stage)),
             flows=tuple(i for i in body if isinstance(i, ast.Flow)),
+            queues=tuple(v for t, v in pairs if t == "queue"),
+            schedules=tuple(i for i in body if isinstance(i, ast.Schedule)),
             span=self._span(meta),
         )
-
-    def _string_literal(self, token: Token) -> ast.Literal_:
-        return ast.Literal_(value=unquote(token), span=self._tok_span(token))
 
     def wf_name(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
         return ("name", self._string_literal(items[0]))
@@ -295,6 +258,9 @@ class AstBuilder(Transformer_NonRecursive[Token, Any]):
             polls=tuple(settings.get("poll", [])),
             priorities=tuple(settings.get("priority", [])),
             ai_presets=tuple(settings.get("ai", [])),
+            queues=tuple(settings.get("queue", [])),
+            concurrencies=tuple(settings.get("concurrency", [])),
+            rates=tuple(settings.get("rate", [])),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )

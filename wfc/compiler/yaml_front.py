@@ -36,106 +36,20 @@ workflow:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode
 
 from wfc.compiler import ast
-from wfc.compiler.diagnostics import Diagnostic, did_you_mean
-from wfc.compiler.parser import parse_rule
+from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.source import SourceFile, Span
+from wfc.compiler.yaml_fleet import FleetReader
+from wfc.compiler.yaml_nodes import YamlProblem
 
 
-class _YamlProblem(Exception):
-    def __init__(self, diagnostic: Diagnostic) -> None:
-        self.diagnostic = diagnostic
-
-
-class _Builder:
-    def __init__(self, file: SourceFile) -> None:
-        self.file = file
-
-    # -- helpers -------------------------------------------------------------
-
-    def span(self, node: Node) -> Span:
-        return Span(
-            file=self.file,
-            start=node.start_mark.index,
-            end=max(node.end_mark.index, node.start_mark.index + 1),
-        )
-
-    def fail(self, node: Node, message: str, help: str | None = None) -> _YamlProblem:
-        return _YamlProblem(
-            Diagnostic(code="WF121", message=message, span=self.span(node), help=help)
-        )
-
-    def mapping(self, node: Node, what: str) -> Iterator[tuple[ScalarNode, Node]]:
-        if isinstance(node, ScalarNode) and node.value in ("", "~", "null"):
-            return
-        if not isinstance(node, MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
-        for key, value in node.value:
-            if not isinstance(key, ScalarNode):
-                raise self.fail(key, f"keys of {what} must be plain names")
-            yield key, value
-
-    def scalar(self, node: Node, what: str) -> ScalarNode:
-        if not isinstance(node, ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
-        return node
-
-    def sequence(self, node: Node, what: str) -> list[Node]:
-        if isinstance(node, ScalarNode):
-            return [node]  # `needs: extract` is fine for one
-        if not isinstance(node, SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
-        return list(node.value)
-
-    def name(self, node: Node, what: str) -> ast.Name:
-        scalar = self.scalar(node, what)
-        result = self.fragment(scalar, "stage_ref")
-        assert isinstance(result, ast.Name)
-        return result
-
-    def need(self, node: Node) -> tuple[ast.Name, ast.Name | None]:
-        """`extract` or `review?`, as the `.wf` grammar reads one entry of `needs`."""
-        result = self.fragment(self.scalar(node, "a stage id"), "need")
-        assert isinstance(result, tuple)
-        return result
-
-    def string(self, node: Node, what: str) -> ast.Literal_:
-        scalar = self.scalar(node, what)
-        return ast.Literal_(value=scalar.value, span=self.span(scalar))
-
-    def fragment(self, node: ScalarNode, rule: str) -> object:
-        """Parse a scalar's text with one grammar rule, keeping file positions."""
-        start = node.start_mark.index + (1 if node.style in ("'", '"') else 0)
-        text = self.file.text
-        value = node.value
-        if text[start : start + len(value)] != value:
-            # A folded or escaped scalar: positions cannot be exact, so use the node's start.
-            masked = " " * start + value
-        else:
-            masked = "".join(c if c == "\n" else " " for c in text[:start]) + value
-        result = parse_rule(self.file, rule, masked)
-        if isinstance(result, Diagnostic):
-            raise _YamlProblem(result)
-        return result
-
-    def keys(self, node: Node, allowed: set[str], what: str) -> dict[str, tuple[ScalarNode, Node]]:
-        found: dict[str, tuple[ScalarNode, Node]] = {}
-        for key, value in self.mapping(node, what):
-            if key.value not in allowed:
-                hint = did_you_mean(key.value, allowed)
-                raise self.fail(
-                    key,
-                    f"unknown key `{key.value}` in {what}",
-                    hint or "allowed: " + ", ".join(sorted(allowed)),
-                )
-            found[key.value] = (key, value)
-        return found
+class _Builder(FleetReader):
+    """The whole file: types, stages and the workflow, on the node readers it inherits."""
 
     # -- types -----------------------------------------------------------------
 
@@ -202,6 +116,9 @@ class _Builder:
         "ai",
         "when",
         "map",
+        "queue",
+        "concurrency",
+        "rate",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -311,6 +228,7 @@ class _Builder:
             settings["descriptions"] = (self.string(v, "`description`"),)
         if (v := get("ai")) is not None:
             settings["ai_presets"] = (self.ai_preset(v),)
+        settings.update(self.stage_limits(get))
         async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
             "true",
             "yes",
@@ -335,6 +253,8 @@ class _Builder:
         "output",
         "stages",
         "flow",
+        "queue",
+        "schedules",
     }
 
     def workflow(self, node: Node) -> ast.Workflow:
@@ -361,6 +281,10 @@ class _Builder:
             flow = self.fragment(self.scalar(keys["flow"][1], "`flow`"), "flow_body")
             assert isinstance(flow, ast.Flow)
             items["flows"] = (flow,)
+        if "queue" in keys:
+            items["queues"] = (self.queue(keys["queue"][1]),)
+        if "schedules" in keys:
+            items["schedules"] = self.schedules(keys["schedules"][1])
         return ast.Workflow(
             id=self.name(keys["id"][1], "the workflow id"), span=self.span(node), **items
         )
@@ -409,5 +333,5 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
         )
     try:
         return _Builder(file).module(root)
-    except _YamlProblem as problem:
+    except YamlProblem as problem:
         return problem.diagnostic

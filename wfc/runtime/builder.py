@@ -15,11 +15,26 @@ classify = define_stage(
 )
 ```
 
+A stage can run on a named queue and under fleet-wide limits, and a workflow can
+have a queue of its own and schedules (see `wfc.runtime.builder_fleet`):
+
+```python
+call = define_stage(
+    id="call", input=Doc, output=Answer, execute=call_model, queue="gpu",
+    concurrency=2, concurrency_per="input.customer_id",
+    rate="50 per minute", rate_shared="openai",
+)
+nightly = ScheduleSpec(name="nightly", cron="0 6 * * *", timezone="Europe/Paris",
+                       input={"url": "https://example.com/daily"})
+WorkflowBuilder("docs", "Documents", input=Doc, queue="gpu", schedules=[nightly])
+```
+
 `build()` returns the same `Workflow` (a `Plan` plus stage classes) that a
 compiled package loads, so the kernel cannot tell the two apart. Checks the
 compiler would make are made here at build time: duplicate ids, dependencies
 on stages that do not run earlier, a `map_over` path that does not lead to a
-list, a stage taking a mapped stage's list as its whole input.
+list, a stage taking a mapped stage's list as its whole input, and the rules of
+queues, limits and schedules.
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ from pydantic_core import to_jsonable_python
 from wfc.plan import (
     DEFAULT_MAP_AT_MOST,
     MAP_AT_MOST_LIMIT,
+    ConcurrencyLimit,
     Condition,
     InputSource,
     ItemFailure,
@@ -43,9 +59,12 @@ from wfc.plan import (
     Plan,
     PlanStage,
     PollPolicy,
+    RateLimit,
     RetryPolicy,
+    ScheduleSpec,
     StageKind,
 )
+from wfc.runtime import builder_fleet
 from wfc.runtime.stage import AsyncStage, ItemResult, Stage, StageContext, _StageBase
 from wfc.runtime.workflow import Workflow
 
@@ -152,6 +171,11 @@ def define_stage(
     timeout_ms: int | None = None,
     poll: PollPolicy | None = None,
     priority: int | None = None,
+    queue: str | None = None,
+    concurrency: int | ConcurrencyLimit | None = None,
+    concurrency_per: str | Sequence[str] | None = None,
+    rate: str | RateLimit | None = None,
+    rate_shared: str | None = None,
 ) -> StageDefinition:
     """Define a stage from functions: `execute(ctx)` and, for async stages, `check_completion`.
 
@@ -169,6 +193,12 @@ def define_stage(
     is the item and `ctx.item_index` its place. `on_item_failure="continue"` goes on
     past items that fail for good. Stages that need it read its list with
     `ctx.dependency_list(id, Output)` (`ctx.item_results(id, Output)` with `continue`).
+
+    `queue` names the queue whose workers run the stage (else the workflow's). With
+    `concurrency=2` at most two executions run at once across the fleet, per value of
+    the workflow input's field at `concurrency_per` (`"input.customer_id"`) when given;
+    with `rate="50 per minute"` at most 50 start in any minute, from the budget named
+    `rate_shared` when given (shared with every stage that names it).
     """
     mapped = None
     if map_over is not None:
@@ -230,6 +260,9 @@ def define_stage(
         timeout_ms=timeout_ms,
         poll=poll,
         priority=priority,
+        queue=builder_fleet.queue_name(f'Stage "{id}"', queue),
+        concurrency=builder_fleet.concurrency_limit(id, concurrency, concurrency_per),
+        rate=builder_fleet.rate_limit(id, rate, rate_shared),
         implementation=f"{execute.__module__}:{execute.__qualname__}",
     )
     return StageDefinition(plan=plan, implementation=implementation)
@@ -237,12 +270,18 @@ def define_stage(
 
 @dataclass
 class WorkflowBuilder:
-    """Stages added group by group: `pipe` adds a group of one, `parallel` a group of several."""
+    """Stages added group by group: `pipe` adds a group of one, `parallel` a group of several.
+
+    `queue` is the queue of every stage that names none; `schedules` start runs on
+    their ticks (checked when the workflow is built).
+    """
 
     id: str
     name: str
     input: type[BaseModel] | None = None
     description: str | None = None
+    queue: str | None = None
+    schedules: Sequence[ScheduleSpec] = ()
     _groups: list[tuple[StageDefinition, ...]] = field(default_factory=list)
 
     def pipe(self, stage: StageDefinition) -> WorkflowBuilder:
@@ -273,6 +312,7 @@ class WorkflowBuilder:
                 )
             if stage.plan.map is not None:
                 self._check_map(stage, earlier)
+            builder_fleet.check_per_path(stage.plan, (self.input or NoInput).model_json_schema())
             self._check_whole_input(stage, earlier)
         self._groups.append(group)
         return self
@@ -320,6 +360,7 @@ class WorkflowBuilder:
     def build(self) -> Workflow:
         """The workflow: a fingerprinted plan bound to the stage classes."""
         stages = [s for g in self._groups for s in g]
+        builder_fleet.check_shared_rates(s.plan for s in stages)
         plan = Plan(
             workflow_id=self.id,
             name=self.name,
@@ -328,6 +369,8 @@ class WorkflowBuilder:
             output_schema=self._output_schema(),
             stages=tuple(s.plan for s in stages),
             groups=tuple(tuple(s.id for s in g) for g in self._groups),
+            queue=builder_fleet.queue_name(f'Workflow "{self.id}"', self.queue),
+            schedules=builder_fleet.schedules(self.schedules, self.input),
         ).with_fingerprint()
         implementations = {s.id: s.implementation for s in stages}
         return Workflow(plan, implementations, input_model=self.input)

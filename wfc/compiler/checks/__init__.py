@@ -12,8 +12,10 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.graph import check_graph
+from wfc.compiler.checks.limits import check_limits
 from wfc.compiler.checks.mapping import check_map_settings, check_maps
 from wfc.compiler.checks.names import check_names
+from wfc.compiler.checks.schedules import check_schedules
 from wfc.compiler.checks.skipping import check_skipping
 from wfc.compiler.checks.types import check_types
 from wfc.compiler.diagnostics import Diagnostic, Label
@@ -23,6 +25,8 @@ from wfc.compiler.names import class_name
 PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_names,
     check_types,
+    check_limits,
+    check_schedules,
     check_map_settings,
     check_graph,
     check_maps,
@@ -122,6 +126,9 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 poll_interval_ms=s.poll_interval_ms,
                 poll_max_wait_ms=s.poll_max_wait_ms,
                 priority=s.priority,
+                queue=s.queue,
+                concurrency=s.concurrency,
+                rate=s.rate,
                 node=node,
             )
         )
@@ -137,4 +144,6 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
         groups=tuple(an.groups),
         enums=tuple(an.enums.values()),
         records=tuple(an.records.values()),
+        queue=an.workflow_queue,
+        schedules=tuple(an.schedules),
     )

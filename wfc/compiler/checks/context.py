@@ -13,7 +13,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.diagnostics import Diagnostic, Label, Severity
 from wfc.compiler.loader import Program
 from wfc.compiler.source import Span
-from wfc.plan import DEFAULT_MAP_AT_MOST, Condition
+from wfc.plan import DEFAULT_MAP_AT_MOST, ConcurrencyLimit, Condition, RateLimit, ScheduleSpec
 
 
 @dataclass(slots=True, kw_only=True)
@@ -29,6 +29,9 @@ class StageSettings:
     poll_interval_ms: int | None = None
     poll_max_wait_ms: int | None = None
     priority: int | None = None
+    queue: str | None = None
+    concurrency: ConcurrencyLimit | None = None
+    rate: RateLimit | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -108,6 +111,8 @@ class Analysis:
     workflow_output: model.Record | None = None
     broken: set[str] = field(default_factory=set)
     skippable: dict[str, SkipCause] = field(default_factory=dict)
+    workflow_queue: str | None = None
+    schedules: list[ScheduleSpec] = field(default_factory=list)
 
     def error(
         self,

@@ -20,8 +20,9 @@ class SourceMap:
     `("output", field)`, `("type", Name)` / `("type", Name, field)`,
     `("stage", id)` and `("stage", id, part)` with part `input`, `output`,
     `config` (and a field after it), `when`, `map`, `needs` (and a need after
-    it), `retry`, `timeout`, `poll`, `priority`, `description`, `kind`; and
-    `("flow",)` / `("flow", stage id)` for the flow and a stage's place in it.
+    it), `retry`, `timeout`, `poll`, `priority`, `queue`, `concurrency`, `rate`,
+    `description`, `kind`; `("flow",)` / `("flow", stage id)` for the flow and a
+    stage's place in it; `("queue",)` for the workflow's queue and `("schedule", name)`.
     """
 
     entries: dict[Key, Location] = field(default_factory=dict)

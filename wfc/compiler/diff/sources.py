@@ -240,6 +240,7 @@ def source_map(wf: model.WorkflowModel, node: ast.Workflow | None) -> SourceMap:
 
     if node is not None:
         put(("workflow",), node.id.span)
+        _workflow_entries(node, put)
         for flow in node.flows:
             put(("flow",), flow.span)
             for step in flow.steps:
@@ -259,6 +260,14 @@ def source_map(wf: model.WorkflowModel, node: ast.Workflow | None) -> SourceMap:
         record((*base, "output"), stage.output)
         record((*base, "config"), stage.config)
     return SourceMap(entries)
+
+
+def _workflow_entries(node: ast.Workflow, put: Callable[[Key, Span | None], None]) -> None:
+    """The workflow's queue and its schedules, by name."""
+    for queue in node.queues:
+        put(("queue",), queue.span)
+    for schedule in node.schedules:
+        put(("schedule", schedule.name.value), schedule.name.span)
 
 
 class _Spanned(Protocol):
@@ -282,6 +291,9 @@ def _stage_entries(stage: model.StageModel, put: Callable[[Key, Span | None], No
         ("timeout", node.timeouts),
         ("poll", node.polls),
         ("priority", node.priorities),
+        ("queue", node.queues),
+        ("concurrency", node.concurrencies),
+        ("rate", node.rates),
         ("description", node.descriptions),
     ]
     for part, items in firsts:
