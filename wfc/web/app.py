@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.applications import Starlette
@@ -154,8 +154,10 @@ class _Dashboard:
                 status_code=409,
                 message="rerun needs the workflows: start wfc ui with --plan for them",
             )
-        form = await request.form()
-        return await actions.rerun(self.kernel, run_id, str(form.get("stage") or ""))
+        # The form is small and urlencoded (htmx's default): parsed here, so the dashboard
+        # needs no multipart parser (Starlette's `request.form()` wants python-multipart).
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        return await actions.rerun(self.kernel, run_id, (form.get("stage") or [""])[0])
 
     async def workflows(self, request: Request) -> Response:
         plans = await views.plan_views(self.kernel, self.plans)
