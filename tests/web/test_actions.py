@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from tests.web.conftest import OpenDashboard
+from tests.web.conftest import Dashboard, OpenDashboard
 from wfc.runtime.records import Status
 
 
-def status_of(ui, run_id: str) -> Status:  # type: ignore[no-untyped-def]
+def status_of(ui: Dashboard, run_id: str) -> Status:
     run = ui.call(ui.tk.persistence.get_run, run_id)
     assert run is not None
     return run.status

@@ -173,4 +173,5 @@ def test_the_runs_query_pages_and_filters_on_sql(open_dashboard: OpenDashboard, 
     assert rest == [made[0], done]
     assert run_ids(ui.client.get("/runs?status=COMPLETED").text) == [done]
     assert run_ids(ui.client.get(f"/runs?q={done[:5]}&workflow=fanout").text) == [done]
-    assert ui.call(ui.tk.persistence.get_run, done).status is Status.COMPLETED
+    finished = ui.call(ui.tk.persistence.get_run, done)
+    assert finished is not None and finished.status is Status.COMPLETED
