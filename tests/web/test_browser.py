@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,9 +70,9 @@ def site(tmp_path_factory: pytest.TempPathFactory, script: Script) -> Iterator[S
     folder = tmp_path_factory.mktemp("ui")
     url = f"sqlite+aiosqlite:///{folder / 'wfc.db'}"
     backdrop = Backdrop(url, script)
-    fast = {"run_refresh_ms": 300, "runs_refresh_ms": 1000, "can_rerun": True}
-    allowed = Served(url, backdrop.registry, UiSettings(allow_actions=True, **fast))
-    read_only = Served(url, backdrop.registry, UiSettings(**fast))
+    fast = UiSettings(run_refresh_ms=300, runs_refresh_ms=1000, can_rerun=True)
+    allowed = Served(url, backdrop.registry, replace(fast, allow_actions=True))
+    read_only = Served(url, backdrop.registry, fast)
     shots = ROOT / "docs" / "images" if os.environ.get("WFC_UI_SCREENSHOTS") else folder
     try:
         yield Site(backdrop, allowed, read_only, shots)
