@@ -21,6 +21,7 @@ from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
 from wfc.testing.items import ItemsConformance, ServedPlansConformance
 from wfc.testing.limits import LimitsConformance
+from wfc.testing.listing import ListingConformance
 from wfc.testing.presence import PresenceConformance
 from wfc.testing.retention import RetentionConformance
 from wfc.testing.schedules import ScheduleConformance, SchedulePorts
@@ -34,6 +35,7 @@ class TestPorts(
     PresenceConformance,
     RetentionConformance,
     LimitsConformance,
+    ListingConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

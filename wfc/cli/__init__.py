@@ -25,6 +25,7 @@ from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
 from wfc.cli.schedules_command import schedules_group
+from wfc.cli.ui_command import ui_command
 from wfc.cli.worker_command import worker_command
 
 
@@ -48,6 +49,7 @@ cli.add_command(worker_command)
 cli.add_command(workers_group)
 cli.add_command(limits_group)
 cli.add_command(schedules_group)
+cli.add_command(ui_command)
 
 
 def main() -> None:

@@ -101,9 +101,19 @@ class Persistence(Protocol):
         ...
 
     async def list_runs(
-        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+        self,
+        *,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally filtered."""
+        """Runs, newest first (by `created_at`, then id), optionally filtered: by status, by
+        workflow, to ids starting with `id_prefix`, and to those after `before`, the
+        (`created_at`, id) of the last run of the previous page (keyset paging: a page
+        deep into many runs costs what the first one does, and runs created meanwhile do
+        not shift it)."""
         ...
 
     # -- stages ----------------------------------------------------------
@@ -268,6 +278,11 @@ class Persistence(Protocol):
 
     async def get_plan(self, fingerprint: str) -> PlanRecord | None:
         """The kept plan with this fingerprint, or None."""
+
+    async def list_plans(self, limit: int = 500) -> list[PlanRecord]:
+        """Up to `limit` kept plans, the most recently recorded first (the dashboard lists
+        the plans runs were created with and workers serve)."""
+        ...
 
     async def announce_worker(self, worker: WorkerRecord) -> None:
         """Record that this worker is alive until `worker.expires_at`, serving `plans`

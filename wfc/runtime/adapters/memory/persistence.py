@@ -151,15 +151,23 @@ class _MemoryStore:
         return sorted(stuck, key=lambda r: r.updated_at)
 
     async def list_runs(
-        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+        self,
+        *,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
         runs = [
             r
-            for r in reversed(self._t.runs.values())
+            for r in self._t.runs.values()
             if (status is None or r.status is status)
             and (workflow_id is None or r.workflow_id == workflow_id)
+            and (before is None or (r.created_at, r.id) < before)
+            and (id_prefix is None or r.id.startswith(id_prefix))
         ]
-        return sorted(runs, key=lambda r: r.created_at, reverse=True)[:limit]
+        return sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)[:limit]
 
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
@@ -432,6 +440,10 @@ class _MemoryStore:
 
     async def get_plan(self, fingerprint: str) -> PlanRecord | None:
         return self._t.plans.get(fingerprint)
+
+    async def list_plans(self, limit: int = 500) -> list[PlanRecord]:
+        plans = sorted(self._t.plans.values(), key=lambda p: (p.recorded_at, p.fingerprint))
+        return plans[::-1][:limit]
 
     async def announce_worker(self, worker: WorkerRecord) -> None:
         known = self._t.workers.get(worker.worker_id)

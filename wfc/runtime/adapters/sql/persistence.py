@@ -100,10 +100,18 @@ class _SqlStore:
             return await runs.stuck_runs(conn, since)
 
     async def list_runs(
-        self, *, status: Status | None = None, workflow_id: str | None = None, limit: int = 50
+        self,
+        *,
+        status: Status | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+        id_prefix: str | None = None,
     ) -> list[RunRecord]:
         async with self._single() as conn:
-            return await runs.list_runs(conn, status, workflow_id, limit)
+            return await runs.list_runs(
+                conn, status, workflow_id, limit, before=before, id_prefix=id_prefix
+            )
 
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
@@ -246,6 +254,10 @@ class _SqlStore:
     async def get_plan(self, fingerprint: str) -> PlanRecord | None:
         async with self._single() as conn:
             return await presence.get_plan(conn, fingerprint)
+
+    async def list_plans(self, limit: int = 500) -> list[PlanRecord]:
+        async with self._single() as conn:
+            return await presence.list_plans(conn, limit)
 
     async def announce_worker(self, worker: WorkerRecord) -> None:
         async with self._single() as conn:

@@ -27,6 +27,13 @@ async def get_plan(conn: AsyncConnection, fingerprint: str) -> PlanRecord | None
     return None if row is None else to_record(PlanRecord, row)
 
 
+async def list_plans(conn: AsyncConnection, limit: int) -> list[PlanRecord]:
+    statement = (
+        select(plans).order_by(plans.c.recorded_at.desc(), plans.c.fingerprint.desc()).limit(limit)
+    )
+    return [to_record(PlanRecord, row) for row in await conn.execute(statement)]
+
+
 async def announce_worker(conn: AsyncConnection, worker: WorkerRecord) -> None:
     statement = upsert_insert(conn, workers).values(to_values(worker))
     statement = statement.on_conflict_do_update(

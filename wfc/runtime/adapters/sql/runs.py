@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, literal_column, select, update
+from sqlalchemy import bindparam, exists, insert, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -162,11 +162,27 @@ async def stuck_runs(conn: AsyncConnection, since: datetime) -> list[RunRecord]:
 
 
 async def list_runs(
-    conn: AsyncConnection, status: Status | None, workflow_id: str | None, limit: int
+    conn: AsyncConnection,
+    status: Status | None,
+    workflow_id: str | None,
+    limit: int,
+    *,
+    before: tuple[datetime, str] | None = None,
+    id_prefix: str | None = None,
 ) -> list[RunRecord]:
+    """Newest first along the (created_at, id) index: a keyset page reads only its rows."""
     statement = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
     if status is not None:
         statement = statement.where(runs.c.status == status.value)
     if workflow_id is not None:
         statement = statement.where(runs.c.workflow_id == workflow_id)
+    if id_prefix is not None:
+        statement = statement.where(runs.c.id.startswith(id_prefix, autoescape=True))
+    if before is not None:
+        created_at, run_id = before
+        # `created_at <= t` alone bounds the index range; the OR settles ties on the id.
+        statement = statement.where(
+            runs.c.created_at <= created_at,
+            or_(runs.c.created_at < created_at, runs.c.id < run_id),
+        )
     return [to_record(RunRecord, row) for row in await conn.execute(statement)]

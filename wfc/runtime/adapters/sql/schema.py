@@ -94,6 +94,7 @@ runs = Table(
     Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
     Index(None, "status", "completed_at"),  # retention: finished runs, oldest first
+    Index(None, "created_at", "id"),  # listing: newest first, paged by keyset
 )
 
 stages = Table(
