@@ -24,6 +24,7 @@ from wfc.testing.limits import LimitsConformance
 from wfc.testing.presence import PresenceConformance
 from wfc.testing.retention import RetentionConformance
 from wfc.testing.schedules import ScheduleConformance, SchedulePorts
+from wfc.testing.signals import SignalsConformance
 
 
 class TestPorts(
@@ -34,6 +35,7 @@ class TestPorts(
     PresenceConformance,
     RetentionConformance,
     LimitsConformance,
+    SignalsConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

@@ -59,7 +59,12 @@ class Workflow:
         *,
         input_model: type[BaseModel] | None = None,
     ) -> None:
-        missing = [sid for sid in plan.stage_ids() if sid not in implementations]
+        # Built-in stages (a sleep, a signal wait: `wfc.plan_waits`) have no class.
+        missing = [
+            stage.id
+            for stage in plan.stages
+            if stage.id not in implementations and not stage.builtin
+        ]
         if missing:
             raise WorkflowLoadError(
                 f"workflow {plan.workflow_id!r}", f"no implementation for {missing}"
@@ -144,7 +149,7 @@ class Workflow:
         problems: dict[str, list[str]] = {
             sid: ["no such stage in this workflow"]
             for sid in config
-            if sid not in self.implementations
+            if sid not in self.implementations and sid not in self._stages
         }
         defaults = self.default_config()
         parsed: dict[str, dict[str, Any]] = {}
@@ -184,7 +189,9 @@ def bind_plan(
     plan: Plan, package: str | None = None, *, input_model: type[BaseModel] | None = None
 ) -> Workflow:
     """Import every stage's implementation and bind it to the plan."""
-    implementations = {s.id: _import_implementation(s, package) for s in plan.stages}
+    implementations = {
+        s.id: _import_implementation(s, package) for s in plan.stages if not s.builtin
+    }
     return Workflow(plan, implementations, input_model=input_model)
 
 
