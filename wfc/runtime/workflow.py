@@ -58,6 +58,7 @@ class Workflow:
         implementations: Mapping[str, type[_StageBase]],
         *,
         input_model: type[BaseModel] | None = None,
+        unbound: bool = False,
     ) -> None:
         # Built-in stages (a sleep, a signal wait: `wfc.plan_waits`) have no class.
         missing = [
@@ -65,7 +66,7 @@ class Workflow:
             for stage in plan.stages
             if stage.id not in implementations and not stage.builtin
         ]
-        if missing:
+        if missing and not unbound:
             raise WorkflowLoadError(
                 f"workflow {plan.workflow_id!r}", f"no implementation for {missing}"
             )
@@ -75,6 +76,13 @@ class Workflow:
         self._group_of = {sid: n for n, group in enumerate(plan.groups, 1) for sid in group}
         self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
         self._stages = {stage.id: stage for stage in plan.stages}
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> Workflow:
+        """The plan with none of its stages' classes: enough to move a run on (open its
+        next group, queue its jobs) in a process that runs none of its stages, as
+        `run.signal` does from `wfc runs signal`; never enough to execute a stage."""
+        return cls(plan, {}, unbound=True)
 
     @property
     def id(self) -> str:
