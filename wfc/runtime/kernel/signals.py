@@ -128,7 +128,9 @@ async def _deliver(
     assert taken is not None  # this one at least, unconsumed, under the run's lock
     await save_output(deps, locked, written.stage_id, taken.payload)
     unit.emit(completed_event(written, now))
-    await _cancel_timer(deps, unit, written)
+    stage = workflow.stage(written.stage_id)
+    if stage is not None and stage.wait_for is not None and stage.wait_for.timeout_ms:
+        await _cancel_timer(deps, unit, written)
     transition: RunTransitionResult | None
     try:
         known = {written.stage_id: taken.payload}

@@ -22,9 +22,10 @@ async def add_signal(conn: AsyncConnection, signal: SignalRecord) -> SignalRecor
     values = to_values(signal)
     del values["sequence"]  # given by the table, after every signal before it
     statement = upsert_insert(conn, signals).values(values)
-    await conn.execute(
-        statement.on_conflict_do_nothing(index_elements=["run_id", "idempotency_key"])
-    )
+    statement = statement.on_conflict_do_nothing(index_elements=["run_id", "idempotency_key"])
+    inserted = (await conn.execute(statement.returning(*signals.c))).first()
+    if inserted is not None:
+        return _record(inserted)
     row = (
         await conn.execute(
             select(signals).where(
