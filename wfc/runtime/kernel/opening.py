@@ -83,7 +83,7 @@ async def open_next(
             deps, unit, run, code=SLEEP_FAILED, message=str(broken), stage_id=broken.stage_id
         )
         return "failed"
-    done = await open_group(
+    await open_group(
         deps,
         unit,
         run,
@@ -96,7 +96,15 @@ async def open_next(
         timers=timers,
     )
     empty = {stage_id for stage_id, values in mapped.items() if not values}
-    finished = len(skipped) + len(empty) + done == len(workflow.group(group))
+    # A signal wait whose signal had come completed as it opened (`kernel.waits`).
+    done = {
+        row.stage_id
+        for row in unit.opened
+        if row.execution_group == group
+        and row.status is Status.COMPLETED
+        and _builtin(workflow, row.stage_id)
+    }
+    finished = len(skipped) + len(empty) + len(done) == len(workflow.group(group))
     return "skipped" if finished else "opened"
 
 
@@ -142,9 +150,8 @@ async def open_group(
     skipped: Mapping[str, str] | None = None,
     mapped: Mapping[str, list[Any]] | None = None,
     timers: Mapping[str, datetime] | None = None,
-) -> int:
-    """Create a group's rows and queue a job per row still open (`Unit.with_jobs`); how
-    many built-in stages finished as they opened (a signal wait whose signal had come).
+) -> None:
+    """Create a group's rows and queue a job per row still open (`Unit.with_jobs`).
 
     Rows that already exist (an orphan left by a crash) are kept as they are;
     only PENDING ones get a job. Stages whose jobs will be handed to the
@@ -170,11 +177,10 @@ async def open_group(
     handed = {running[position] for position in starting}
     now = deps.clock.now()
     specs: list[JobSpec] = []
-    done = 0
     for stage_id in stage_ids:
         if stage_id in builtins:
             wake_at = (timers or {}).get(stage_id)
-            done += await open_builtin(
+            await open_builtin(
                 deps,
                 unit,
                 run,
@@ -208,7 +214,6 @@ async def open_group(
         if row.status is Status.PENDING or started_here:
             specs.append(candidates[stage_id])
     await _enqueue(deps, unit, specs, job_ids)
-    return done
 
 
 def _builtin(workflow: Workflow, stage_id: str) -> bool:
