@@ -198,6 +198,32 @@ class RerunRefusedError(WfcError):
         return (type(self), (self.run_id, self.reason))
 
 
+class SignalRefusedError(WfcError):
+    """`run.signal` cannot send this signal to this run (no such run, it finished, its
+    workflow declares no such signal, or the key was used for another signal); nothing
+    was kept."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"Cannot signal run {run_id}: {reason}")
+
+    def __reduce__(self) -> tuple[type[SignalRefusedError], tuple[str, str]]:
+        return (type(self), (self.run_id, self.reason))
+
+
+class InvalidSignalPayloadError(WfcError):
+    """A signal's payload does not fit the schema its workflow declares; nothing was kept."""
+
+    def __init__(self, name: str, problems: list[str]) -> None:
+        self.name = name
+        self.problems = problems
+        super().__init__(f"Invalid payload for signal {name}: " + "; ".join(problems))
+
+    def __reduce__(self) -> tuple[type[InvalidSignalPayloadError], tuple[str, list[str]]]:
+        return (type(self), (self.name, self.problems))
+
+
 class MigrationRefusedError(WfcError):
     """`wfc runs migrate` cannot move this run onto the new plan."""
 

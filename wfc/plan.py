@@ -21,6 +21,15 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wfc.plan_waits import BUILTIN_IMPLEMENTATIONS as BUILTIN_IMPLEMENTATIONS
+from wfc.plan_waits import SIGNAL_IMPLEMENTATION as SIGNAL_IMPLEMENTATION
+from wfc.plan_waits import SLEEP_IMPLEMENTATION as SLEEP_IMPLEMENTATION
+from wfc.plan_waits import SignalSpec as SignalSpec
+from wfc.plan_waits import SignalTimeout as SignalTimeout
+from wfc.plan_waits import SignalWait as SignalWait
+from wfc.plan_waits import SleepSpec as SleepSpec
+from wfc.plan_waits import builtin_problems, signal_problem
+
 PLAN_VERSION: Literal[1] = 1
 """Bumped whenever a change to these models would break an older runtime."""
 
@@ -244,6 +253,8 @@ class PlanStage(_Frozen):
     `implementation` is `module:Class`. A module path starting with `.` is
     relative to the package that holds the plan (what the compiler writes, so
     a compiled package can be moved or renamed); otherwise it is absolute.
+    A built-in stage has no class: `wfc:sleep` with `sleep`, `wfc:signal` with
+    `wait_for` (`SleepSpec`, `SignalWait`).
     """
 
     id: str
@@ -272,7 +283,22 @@ class PlanStage(_Frozen):
     queue: str | None = None
     concurrency: ConcurrencyLimit | None = None
     rate: RateLimit | None = None
+    # A built-in stage: a durable sleep, or a wait for a signal (`implementation` says which).
+    sleep: SleepSpec | None = None
+    wait_for: SignalWait | None = None
     implementation: str
+
+    @property
+    def builtin(self) -> bool:
+        """Whether the runtime implements this stage (a sleep or a signal wait)."""
+        return self.sleep is not None or self.wait_for is not None
+
+    @model_validator(mode="after")
+    def _builtin_shape(self) -> Self:
+        problem = builtin_problems(self)
+        if problem:
+            raise ValueError(f"stage {self.id!r}: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _input_from_matches_source(self) -> Self:
@@ -312,6 +338,7 @@ class Plan(_Frozen):
     # The queue of every stage that names none (None: the `default` queue).
     queue: str | None = None
     schedules: tuple[ScheduleSpec, ...] = ()
+    signals: tuple[SignalSpec, ...] = ()
     fingerprint: str = ""
 
     @model_validator(mode="after")
@@ -337,10 +364,13 @@ class Plan(_Frozen):
         missing = [i for i in ids if i not in group_of]
         if missing:
             raise ValueError(f"stages in no execution group: {', '.join(missing)}")
+        self._check_signals()
         for stage in self.stages:
             read = stage.when.roots() - {"input"} if stage.when else set()
             if stage.map is not None and stage.map.over[0] != "input":
                 read.add(stage.map.over[0])
+            if stage.sleep is not None and stage.sleep.until and stage.sleep.until[0] != "input":
+                read.add(stage.sleep.until[0])
             earlier = [
                 *stage.needs,
                 *([stage.input_from] if stage.input_from else []),
@@ -352,6 +382,15 @@ class Plan(_Frozen):
                         f"stage {stage.id!r} needs {dep!r}, which does not run earlier"
                     )
         return self
+
+    def _check_signals(self) -> None:
+        problem = signal_problem(self.signals, self.stages)
+        if problem:
+            raise ValueError(problem)
+
+    def signal(self, name: str) -> SignalSpec | None:
+        """The declared signal with this name, or None."""
+        return next((signal for signal in self.signals if signal.name == name), None)
 
     # -- identity ---------------------------------------------------------
 
@@ -425,8 +464,10 @@ _LATER_STAGE_FIELDS: dict[str, Any] = {
     "queue": None,
     "concurrency": None,
     "rate": None,
+    "sleep": None,
+    "wait_for": None,
 }
-_LATER_PLAN_FIELDS: dict[str, Any] = {"queue": None, "schedules": []}
+_LATER_PLAN_FIELDS: dict[str, Any] = {"queue": None, "schedules": [], "signals": []}
 
 
 def _without_unused(data: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from wfc.testing.listing import ListingConformance
 from wfc.testing.presence import PresenceConformance
 from wfc.testing.retention import RetentionConformance
 from wfc.testing.schedules import ScheduleConformance, SchedulePorts
+from wfc.testing.signals import SignalsConformance
 
 
 class TestPorts(
@@ -36,6 +37,7 @@ class TestPorts(
     RetentionConformance,
     LimitsConformance,
     ListingConformance,
+    SignalsConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

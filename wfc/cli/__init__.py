@@ -25,6 +25,7 @@ from wfc.cli.retention_command import prune_command
 from wfc.cli.run_command import run_command
 from wfc.cli.runs_commands import maintenance_group, runs_group
 from wfc.cli.schedules_command import schedules_group
+from wfc.cli.signal_command import signal_command
 from wfc.cli.ui_command import ui_command
 from wfc.cli.worker_command import worker_command
 
@@ -43,6 +44,7 @@ cli.add_command(db_group)
 cli.add_command(run_command)
 runs_group.add_command(prune_command)
 runs_group.add_command(migrate_command)
+runs_group.add_command(signal_command)
 cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)

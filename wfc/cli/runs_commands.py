@@ -30,6 +30,7 @@ from wfc.cli.session import (
     refuse_input,
     run_json,
 )
+from wfc.cli.signal_command import builtin_waits
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -219,7 +220,7 @@ def show_command(
             served=await served_plans(db),
             running_items=running,
             items=items,
-            waits=await stage_waits(db, kernel.deps.jobs, run),
+            waits={**await stage_waits(db, kernel.deps.jobs, run), **builtin_waits(stages)},
         )
 
     shown = _with_kernel(db_url, read)

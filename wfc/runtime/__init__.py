@@ -15,6 +15,8 @@ from wfc.runtime.commands import (
     RunCreate,
     RunReapStuck,
     RunRerunFrom,
+    RunSignal,
+    RunSignalResult,
     RunTransition,
     StagePollSuspended,
     parse_command,
@@ -26,6 +28,7 @@ from wfc.runtime.hosts import (
     ServerlessHost,
     WorkerHost,
     run_and_wait,
+    signal_run,
 )
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner, define_plugin
@@ -80,6 +83,8 @@ __all__ = [
     "RunReapStuck",
     "RunRecord",
     "RunRerunFrom",
+    "RunSignal",
+    "RunSignalResult",
     "RunSnapshot",
     "RunTransition",
     "ServerlessHost",
@@ -106,5 +111,6 @@ __all__ = [
     "negate",
     "parse_command",
     "run_and_wait",
+    "signal_run",
     "when",
 ]

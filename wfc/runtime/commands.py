@@ -84,6 +84,20 @@ class RunRerunFrom(_Message):
     only_failed_items: bool = False
 
 
+class RunSignal(_Message):
+    """Send the signal `name` with `payload` to a run: it completes the stage waiting for
+    it now, or is kept for the first stage to wait for it. Refused for a missing or
+    finished run, a signal its workflow does not declare, or a payload that does not fit
+    the declared schema. `idempotency_key` (unique per run; a fresh one when None): a
+    second send under it is the same signal, delivered once."""
+
+    type: Literal["run.signal"] = "run.signal"
+    workflow_run_id: str
+    name: str = Field(min_length=1)
+    payload: Any = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
+
+
 class JobExecute(_Message):
     """Execute one stage of a run (what a worker does with a dequeued job).
 
@@ -156,6 +170,7 @@ Command = Annotated[
     | RunTransition
     | RunCancel
     | RunRerunFrom
+    | RunSignal
     | JobExecute
     | StagePollSuspended
     | LeaseReapStale
@@ -171,6 +186,7 @@ COMMAND_TYPES: tuple[str, ...] = (
     "run.transition",
     "run.cancel",
     "run.rerunFrom",
+    "run.signal",
     "job.execute",
     "stage.pollSuspended",
     "lease.reapStale",
@@ -239,6 +255,16 @@ class RunRerunFromResult(_Message):
     workflow_run_id: str
     from_stage_id: str
     deleted_stages: list[str]
+
+
+class RunSignalResult(_Message):
+    """The signal kept (or, under a key used before, the one kept then: `duplicate`), and
+    the stage that took it: `delivered_to` is None while no stage has waited for it."""
+
+    signal_id: str
+    delivered_to: str | None = None
+    duplicate: bool = False
+    transition: RunTransitionResult | None = None
 
 
 class JobExecuteResult(_Message):

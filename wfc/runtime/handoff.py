@@ -15,9 +15,10 @@ before starting a handed job loses nothing: its lease is reaped like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Protocol
 
 from wfc.runtime.records import JobRecord, JobSpec
@@ -74,3 +75,13 @@ def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
         if spec.run_at is None and spec.limits is None and taker.serves(spec.queue):
             chosen.add(position)
     return taker, chosen
+
+
+def due_later(when: datetime) -> None:
+    """A job was queued here to become due at `when` (a sleep's or a signal timeout's
+    timer): the taker in charge, if it watches for such jobs (`job_due_at`), looks for it
+    then rather than at its next poll of the queue."""
+    taker = _TAKER.get()
+    watch: Callable[[datetime], None] | None = getattr(taker, "job_due_at", None)
+    if watch is not None:
+        watch(when)

@@ -31,6 +31,7 @@ from wfc.runtime.records import (
     RunChanges,
     RunClaim,
     RunRecord,
+    SignalRecord,
     StageChanges,
     StageFence,
     StageRecord,
@@ -263,13 +264,31 @@ class Persistence(Protocol):
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         """Delete the item rows of these stages of the run."""
 
+    # -- signals (`run.signal`, `wfc.runtime.kernel.signals`) -------------------
+    async def add_signal(self, signal: SignalRecord) -> SignalRecord:
+        """Keep `signal`, its `sequence` given after every other of its run; or, when the run
+        has one under its idempotency key already, that one (nothing written)."""
+        ...
+
+    async def take_signal(
+        self, run_id: str, name: str, consumer: str, at: datetime
+    ) -> SignalRecord | None:
+        """Mark the run's first unconsumed signal of `name` (by sequence) consumed by
+        `consumer` (a stage row id) at `at`, and return it as written; None when there is
+        none. A signal is taken once: the write is conditional on it being unconsumed."""
+        ...
+
+    async def signals_of_run(self, run_id: str) -> list[SignalRecord]:
+        """The run's signals in the order they were sent."""
+        ...
+
     # -- retention -----------------------------------------------------------
     async def prune_runs(
         self, finished_before: datetime, statuses: Sequence[Status], limit: int
     ) -> list[RunRecord]:
         """Delete up to `limit` runs in `statuses` (finished ones) that finished before
-        `finished_before`, oldest first, with their stages, items, logs and outbox events,
-        in one transaction; the runs deleted (their jobs and blobs are the caller's)."""
+        `finished_before`, oldest first, with their stages, items, signals, logs and outbox
+        events, in one transaction; the runs deleted (their jobs and blobs are the caller's)."""
         ...
 
     # -- plans and workers -------------------------------------------------

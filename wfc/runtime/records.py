@@ -409,6 +409,26 @@ class LogRecord:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SignalRecord:
+    """A signal sent to a run (`run.signal`): kept until a stage waiting for `name` takes it.
+
+    `idempotency_key` is unique per run: a second send under it is the same signal.
+    `consumed_by` is the id of the stage row that took it, at `consumed_at`; signals of
+    one name are taken in the order they were sent (`sequence`, given by the store).
+    """
+
+    id: str
+    run_id: str
+    name: str
+    idempotency_key: str
+    payload: Any
+    sent_at: datetime
+    sequence: int = 0
+    consumed_at: datetime | None = None
+    consumed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewOutboxEvent:
     """An event to append to the outbox; the adapter assigns its per-run sequence."""
 

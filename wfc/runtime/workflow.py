@@ -58,9 +58,15 @@ class Workflow:
         implementations: Mapping[str, type[_StageBase]],
         *,
         input_model: type[BaseModel] | None = None,
+        unbound: bool = False,
     ) -> None:
-        missing = [sid for sid in plan.stage_ids() if sid not in implementations]
-        if missing:
+        # Built-in stages (a sleep, a signal wait: `wfc.plan_waits`) have no class.
+        missing = [
+            stage.id
+            for stage in plan.stages
+            if stage.id not in implementations and not stage.builtin
+        ]
+        if missing and not unbound:
             raise WorkflowLoadError(
                 f"workflow {plan.workflow_id!r}", f"no implementation for {missing}"
             )
@@ -70,6 +76,13 @@ class Workflow:
         self._group_of = {sid: n for n, group in enumerate(plan.groups, 1) for sid in group}
         self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
         self._stages = {stage.id: stage for stage in plan.stages}
+
+    @classmethod
+    def of_plan(cls, plan: Plan) -> Workflow:
+        """The plan with none of its stages' classes: enough to move a run on (open its
+        next group, queue its jobs) in a process that runs none of its stages, as
+        `run.signal` does from `wfc runs signal`; never enough to execute a stage."""
+        return cls(plan, {}, unbound=True)
 
     @property
     def id(self) -> str:
@@ -144,7 +157,7 @@ class Workflow:
         problems: dict[str, list[str]] = {
             sid: ["no such stage in this workflow"]
             for sid in config
-            if sid not in self.implementations
+            if sid not in self.implementations and sid not in self._stages
         }
         defaults = self.default_config()
         parsed: dict[str, dict[str, Any]] = {}
@@ -184,7 +197,9 @@ def bind_plan(
     plan: Plan, package: str | None = None, *, input_model: type[BaseModel] | None = None
 ) -> Workflow:
     """Import every stage's implementation and bind it to the plan."""
-    implementations = {s.id: _import_implementation(s, package) for s in plan.stages}
+    implementations = {
+        s.id: _import_implementation(s, package) for s in plan.stages if not s.builtin
+    }
     return Workflow(plan, implementations, input_model=input_model)
 
 

@@ -6,6 +6,7 @@ from wfc.runtime.hosts.run_and_wait import (
     RunSnapshot,
     StageSummary,
     run_and_wait,
+    signal_run,
     snapshot,
     wait_for_run,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "make_kernel",
     "process_job",
     "run_and_wait",
+    "signal_run",
     "snapshot",
     "wait_for_run",
 ]

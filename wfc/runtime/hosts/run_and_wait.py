@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from wfc.runtime.commands import RunCreate
+from wfc.runtime.commands import RunCreate, RunSignal, RunSignalResult
+from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.worker import WorkerHost
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import TERMINAL, RunRecord, StageRecord, Status
@@ -189,3 +190,26 @@ async def run_and_wait(
     finally:
         if own_host:
             await worker.stop()
+
+
+async def signal_run(
+    kernel: Kernel,
+    run_id: str,
+    name: str,
+    payload: Any = None,
+    *,
+    key: str | None = None,
+    host: WorkerHost | None = None,
+) -> RunSignalResult:
+    """Send the signal `name` with `payload` to a run (`run.signal`): the stage waiting for it
+    resumes in this call's commit, or the first stage to wait for it takes it. `key` makes
+    a retried send one signal. With `host` (a worker serving the run in this process), the
+    stages the signal queues go straight to its free slots. Raises `SignalRefusedError` or
+    `InvalidSignalPayloadError` (every failing field named) and keeps nothing then."""
+    command = RunSignal(workflow_run_id=run_id, name=name, payload=payload, idempotency_key=key)
+    if host is None:
+        return await kernel.dispatch(command)
+    with handing_off_to(host):
+        result = await kernel.dispatch(command)
+    host.wake_jobs()
+    return result

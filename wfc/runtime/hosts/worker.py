@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import signal
 import time
@@ -221,6 +222,7 @@ class WorkerHost:
         self._claim_now = False  # claim whether or not this worker leads claims (a poll)
         self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
+        self._next_due: list[float] = []  # when jobs queued here to wait fall due (a heap)
         # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
         self._schedules = None if schedules is None or run_id else ScheduleTimer(kernel, schedules)
         self._running = False
@@ -427,6 +429,25 @@ class WorkerHost:
         """Jobs may be due now: idle slots look at once."""
         self._maybe_queued = True
         self._job_signal.fire()
+
+    def job_due_at(self, when: datetime) -> None:
+        """A job queued here falls due then (a sleep's or a signal timeout's timer,
+        `wfc.runtime.handoff.due_later`): look for it at that moment, not at the next poll."""
+        delay = (when - self.kernel.deps.clock.now()).total_seconds()
+        # A few ms late: a dequeue a hair early would find it not yet due and wait a poll.
+        heapq.heappush(self._next_due, time.monotonic() + max(0.0, delay) + 0.005)
+        self._job_signal.fire()
+
+    def _until_due(self) -> timedelta:
+        """How long the lease loop may wait for a wakeup: a poll interval, or less when a
+        job it knows of falls due sooner (then it looks when that wait ends)."""
+        now = time.monotonic()
+        while self._next_due and self._next_due[0] <= now:
+            heapq.heappop(self._next_due)
+            self._maybe_queued = True
+        if not self._next_due:
+            return self.job_poll_interval
+        return min(self.job_poll_interval, timedelta(seconds=self._next_due[0] - now))
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
@@ -689,8 +710,9 @@ class WorkerHost:
                 for job in handed:
                     self._start_job(job)
                 continue
+            wait = self._until_due()
             if not self._maybe_queued:
-                await _wait(woken, self.job_poll_interval)
+                await _wait(woken, wait)
                 if not woken.is_set():  # a poll: look whatever the wakeups said
                     self._maybe_queued = True
                 continue

@@ -70,6 +70,7 @@ from wfc.runtime.kernel.rows import (
     write_log,
 )
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
+from wfc.runtime.kernel.waits import builtin_report
 from wfc.runtime.records import (
     TERMINAL,
     RunRecord,
@@ -159,6 +160,8 @@ async def execute_job(
                 retryable=False,
             )
         )
+    elif stage.builtin:  # a sleep's or a signal wait's timer is due (`kernel.waits`)
+        report = builtin_report(deps, stage)
     else:
         async with deps.pinning.released():
             report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)

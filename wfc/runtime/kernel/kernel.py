@@ -27,6 +27,7 @@ from wfc.runtime.kernel.poll import poll_suspended
 from wfc.runtime.kernel.reap import reap_stale, reap_stuck
 from wfc.runtime.kernel.rerun import rerun_from
 from wfc.runtime.kernel.runs import cancel_run, create_run, same_request
+from wfc.runtime.kernel.signals import send_signal
 from wfc.runtime.kernel.transition import transition_run
 from wfc.runtime.ports import (
     AICallLogger,
@@ -90,6 +91,8 @@ class Kernel:
     @overload
     async def dispatch(self, command: c.RunRerunFrom) -> c.RunRerunFromResult: ...
     @overload
+    async def dispatch(self, command: c.RunSignal) -> c.RunSignalResult: ...
+    @overload
     async def dispatch(self, command: c.JobExecute) -> c.JobExecuteResult: ...
     @overload
     async def dispatch(self, command: c.StagePollSuspended) -> c.StagePollSuspendedResult: ...
@@ -140,6 +143,8 @@ class Kernel:
                 )
             case c.RunCancel():
                 return await self._generic(deps.ids.new_id(), lambda u: cancel_run(deps, u, cmd))
+            case c.RunSignal():
+                return await send_signal(deps, cmd)
             case c.RunTransition():
                 return await transition_run(deps, cmd, deps.ids.new_id())
             case c.RunClaimPending():

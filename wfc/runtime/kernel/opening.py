@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal
 
 from wfc.runtime.events import StageCompleted
@@ -35,6 +36,7 @@ from wfc.runtime.kernel.rows import (
     stage_started,
 )
 from wfc.runtime.kernel.skipping import BrokenCondition, Skip, skip_decisions
+from wfc.runtime.kernel.waits import SLEEP_FAILED, BrokenSleep, open_builtin, wake_times
 from wfc.runtime.records import JobSpec, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -74,6 +76,13 @@ async def open_next(
             deps, unit, run, code=MAP_FAILED, message=str(broken), stage_id=broken.stage_id
         )
         return "failed"
+    try:
+        timers = await wake_times(deps, run, workflow, group, earlier, known, skipped)
+    except BrokenSleep as broken:
+        await fail_run(
+            deps, unit, run, code=SLEEP_FAILED, message=str(broken), stage_id=broken.stage_id
+        )
+        return "failed"
     await open_group(
         deps,
         unit,
@@ -84,9 +93,18 @@ async def open_next(
         job_ids=job_ids,
         skipped=skipped,
         mapped=mapped,
+        timers=timers,
     )
     empty = {stage_id for stage_id, values in mapped.items() if not values}
-    finished = len(skipped) + len(empty) == len(workflow.group(group))
+    # A signal wait whose signal had come completed as it opened (`kernel.waits`).
+    done = {
+        row.stage_id
+        for row in unit.opened
+        if row.execution_group == group
+        and row.status is Status.COMPLETED
+        and _builtin(workflow, row.stage_id)
+    }
+    finished = len(skipped) + len(empty) + len(done) == len(workflow.group(group))
     return "skipped" if finished else "opened"
 
 
@@ -131,6 +149,7 @@ async def open_group(
     job_ids: list[str] | None = None,
     skipped: Mapping[str, str] | None = None,
     mapped: Mapping[str, list[Any]] | None = None,
+    timers: Mapping[str, datetime] | None = None,
 ) -> None:
     """Create a group's rows and queue a job per row still open (`Unit.with_jobs`).
 
@@ -142,18 +161,36 @@ async def open_group(
     Stages in `skipped` (stage id → why) get a SKIPPED row and `stage:skipped`,
     and no job (`wfc.runtime.kernel.skipping`). A stage in `mapped` (stage id → the
     list it maps over) starts RUNNING with the jobs of its first items
-    (`wfc.runtime.kernel.mapping`), or completes at once over an empty list.
+    (`wfc.runtime.kernel.mapping`), or completes at once over an empty list. A built-in
+    stage (a sleep or a signal wait, at its time in `timers`) opens SUSPENDED with its
+    timer queued (`wfc.runtime.kernel.waits`).
     """
     skipped = skipped or {}
     mapped = mapped or {}
     stage_ids = workflow.group(group)
-    running = [sid for sid in stage_ids if sid not in skipped and sid not in mapped]
+    builtins = {sid for sid in stage_ids if sid not in skipped and _builtin(workflow, sid)}
+    running = [
+        sid for sid in stage_ids if sid not in skipped and sid not in mapped and sid not in builtins
+    ]
     candidates = {stage_id: job_spec(run, workflow, stage_id) for stage_id in running}
     _, starting = handed_specs(list(candidates.values()))
     handed = {running[position] for position in starting}
     now = deps.clock.now()
-    specs = []
+    specs: list[JobSpec] = []
     for stage_id in stage_ids:
+        if stage_id in builtins:
+            wake_at = (timers or {}).get(stage_id)
+            await open_builtin(
+                deps,
+                unit,
+                run,
+                workflow,
+                stage_id,
+                generation=generation,
+                wake_at=wake_at,
+                specs=specs,
+            )
+            continue
         fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
         if stage_id in skipped:
             fresh = replace(fresh, status=Status.SKIPPED, completed_at=now)
@@ -177,6 +214,11 @@ async def open_group(
         if row.status is Status.PENDING or started_here:
             specs.append(candidates[stage_id])
     await _enqueue(deps, unit, specs, job_ids)
+
+
+def _builtin(workflow: Workflow, stage_id: str) -> bool:
+    stage = workflow.stage(stage_id)
+    return stage is not None and stage.builtin
 
 
 async def _enqueue(deps: Deps, unit: Unit, specs: list[JobSpec], job_ids: list[str] | None) -> None:

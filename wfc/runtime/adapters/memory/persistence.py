@@ -34,6 +34,7 @@ from wfc.runtime.records import (
     RunChanges,
     RunClaim,
     RunRecord,
+    SignalRecord,
     StageChanges,
     StageFence,
     StageRecord,
@@ -67,6 +68,7 @@ class _Tables:
     workers: dict[str, WorkerRecord] = field(default_factory=dict)
     items: dict[tuple[str, str], dict[int, ItemRecord]] = field(default_factory=dict)
     item_at: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)  # by id
+    signals: dict[str, SignalRecord] = field(default_factory=dict)  # by id, in sent order
 
     def snapshot(self) -> _Tables:
         return _Tables(
@@ -81,6 +83,7 @@ class _Tables:
             workers=dict(self.workers),
             items=self.items,
             item_at=self.item_at,
+            signals=dict(self.signals),
         )
 
 
@@ -404,6 +407,35 @@ class _MemoryStore:
         table[key] = updated
         return updated
 
+    # -- signals -------------------------------------------------------------
+    async def add_signal(self, signal: SignalRecord) -> SignalRecord:
+        mine = [s for s in self._t.signals.values() if s.run_id == signal.run_id]
+        same = next((s for s in mine if s.idempotency_key == signal.idempotency_key), None)
+        if same is not None:
+            return same
+        kept = replace(signal, sequence=max((s.sequence for s in mine), default=0) + 1)
+        self._t.signals[kept.id] = kept
+        return kept
+
+    async def take_signal(
+        self, run_id: str, name: str, consumer: str, at: datetime
+    ) -> SignalRecord | None:
+        waiting = [
+            s
+            for s in self._t.signals.values()
+            if s.run_id == run_id and s.name == name and s.consumed_at is None
+        ]
+        if not waiting:
+            return None
+        first = min(waiting, key=lambda s: s.sequence)
+        taken = replace(first, consumed_at=at, consumed_by=consumer)
+        self._t.signals[taken.id] = taken
+        return taken
+
+    async def signals_of_run(self, run_id: str) -> list[SignalRecord]:
+        mine = [s for s in self._t.signals.values() if s.run_id == run_id]
+        return sorted(mine, key=lambda s: s.sequence)
+
     # -- retention -----------------------------------------------------------
     async def prune_runs(
         self, finished_before: datetime, statuses: Sequence[Status], limit: int
@@ -427,6 +459,7 @@ class _MemoryStore:
                 del self._t.stages[record_id]
                 self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
         self._t.logs = [log for log in self._t.logs if log.run_id not in doomed]
+        self._t.signals = {k: s for k, s in self._t.signals.items() if s.run_id not in doomed}
         self._t.outbox = {k: e for k, e in self._t.outbox.items() if e.run_id not in doomed}
         for key in [key for key in self._t.items if key[0] in doomed]:
             for index in list(self._t.items[key]):

@@ -29,6 +29,7 @@ from wfc.runtime.adapters.sql import (
     presence,
     retention,
     runs,
+    signals,
     stages,
 )
 from wfc.runtime.adapters.sql.connections import Connections
@@ -46,6 +47,7 @@ from wfc.runtime.records import (
     RunChanges,
     RunClaim,
     RunRecord,
+    SignalRecord,
     StageChanges,
     StageFence,
     StageRecord,
@@ -238,6 +240,21 @@ class _SqlStore:
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         async with self._single() as conn:
             await items.delete_items(conn, run_id, stage_ids)
+
+    # -- signals ----------------------------------------------------------
+    async def add_signal(self, signal: SignalRecord) -> SignalRecord:
+        async with self._connection() as conn:
+            return await signals.add_signal(conn, signal)
+
+    async def take_signal(
+        self, run_id: str, name: str, consumer: str, at: datetime
+    ) -> SignalRecord | None:
+        async with self._single() as conn:
+            return await signals.take_signal(conn, run_id, name, consumer, at)
+
+    async def signals_of_run(self, run_id: str) -> list[SignalRecord]:
+        async with self._single() as conn:
+            return await signals.signals_of_run(conn, run_id)
 
     # -- retention -----------------------------------------------------------
     async def prune_runs(

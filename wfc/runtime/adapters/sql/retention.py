@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql.rows import to_record
-from wfc.runtime.adapters.sql.schema import items, logs, outbox, runs, stages
+from wfc.runtime.adapters.sql.schema import items, logs, outbox, runs, signals, stages
 from wfc.runtime.records import RunRecord, Status
 
 
@@ -34,7 +34,7 @@ async def prune_runs(
     ids = [run.id for run in doomed]
     if not ids:
         return []
-    for table in (items, stages, logs, outbox):
+    for table in (items, stages, signals, logs, outbox):
         await conn.execute(delete(table).where(table.c.run_id.in_(ids)))
     await conn.execute(delete(runs).where(runs.c.id.in_(ids)))
     return doomed

@@ -321,6 +321,25 @@ schedules = Table(
     Index(None, "next_due_at"),
 )
 
+# -- signals -----------------------------------------------------------------
+# Signals sent to runs (`run.signal`): kept until a stage waiting for the name takes one,
+# first sent first (`sequence`); a run's idempotency key names one signal.
+signals = Table(
+    "signals",
+    metadata,
+    Column("sequence", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("run_id", String(64), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("payload", Json),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("consumed_at", UtcDateTime),
+    Column("consumed_by", String(64)),
+    UniqueConstraint("run_id", "idempotency_key"),
+    Index(None, "run_id", "name", "sequence"),
+)
+
 
 idempotency_keys = Table(
     "idempotency_keys",
