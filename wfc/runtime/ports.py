@@ -440,6 +440,7 @@ class JobTransport(Protocol):
         run_id: str | None = None,
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        limited: bool = True,
     ) -> list[JobRecord]:
         """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each.
         With `run_id`, only that run's jobs; with `plans`, only jobs whose run was created
@@ -447,7 +448,8 @@ class JobTransport(Protocol):
         only jobs on one of these queues. A job under limits (`JobLimits`) is leased only
         while they have room, counted across everyone sharing the queue's storage: at most
         `concurrency_max` RUNNING jobs per concurrency key, at most `rate_max` leases per
-        rate key within any `rate_window_ms`. Unlimited jobs are leased first."""
+        rate key within any `rate_window_ms`. Unlimited jobs are leased first; with
+        `limited=False` (the caller serves no stage under a limit), only they are looked for."""
         ...
 
     # `attempt` on the writes below fences them: given, the write lands only while the job

@@ -41,6 +41,9 @@ class LimitsConformance:
     async def test_a_concurrency_key_admits_its_bound_of_running_jobs(self, ports: Ports) -> None:
         q = ports.jobs
         await q.enqueue([_limited(f"r{n}", TWO_AT_ONCE) for n in range(5)] + [a_job("free")])
+        (only_free,) = await q.dequeue(10, limited=False)  # a worker serving no limit
+        assert only_free.run_id == "free"
+        await q.release(only_free.id)
         first = await q.dequeue(10)
         assert sorted(j.run_id for j in first) == ["free", "r0", "r1"]
         leased = [j for j in first if j.run_id != "free"]

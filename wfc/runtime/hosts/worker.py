@@ -174,6 +174,13 @@ class WorkerHost:
         self.worker_id = worker_id
         self.concurrency = concurrency
         self.queues = tuple(queues)  # the queues whose jobs it takes (`--queue`)
+        # Whether any stage it serves is under a fleet limit: if none is, a dequeue need not
+        # look for limited jobs (a statement saved on every poll).
+        self._serves_limits = any(
+            stage.concurrency is not None or stage.rate is not None
+            for workflow in kernel.deps.registry.workflows()
+            for stage in workflow.plan.stages
+        )
         self.orchestration_interval = orchestration_interval
         self.job_poll_interval = job_poll_interval
         self.heartbeat_interval = heartbeat_interval
@@ -724,7 +731,11 @@ class WorkerHost:
                 # Only jobs of the plans this worker serves: others wait for their workers.
                 plans = self.kernel.deps.registry.plans()
                 leased = await self.jobs.dequeue(
-                    free, run_id=self.run_id, plans=plans, queues=self.queues
+                    free,
+                    run_id=self.run_id,
+                    plans=plans,
+                    queues=self.queues,
+                    limited=self._serves_limits,
                 )
             except Exception as error:
                 self._maybe_queued = True
@@ -781,6 +792,10 @@ class WorkerHost:
             return
         finally:
             self._in_flight.pop(job.id, None)
+            if job.limits is not None:
+                # Its limit has a free slot now, and jobs may wait for it that no wakeup
+                # announces: look at once rather than at the next poll.
+                self._maybe_queued = True
         self._processed += 1
         if self._flusher is not None:
             self._flusher.wake()  # the job's commit appended its events

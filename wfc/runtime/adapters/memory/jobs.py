@@ -86,6 +86,7 @@ class MemoryJobTransport:
         run_id: str | None = None,
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        limited: bool = True,
     ) -> list[JobRecord]:
         now = self._clock.now()
         due = [
@@ -100,7 +101,7 @@ class MemoryJobTransport:
         due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
         unlimited = [job for job in due if job.limits is None]
         leased = [self._lease(job, now) for job in unlimited[:limit]]
-        for job in due:  # each leased at once, so the next one's count includes it
+        for job in due if limited else []:  # each leased at once: the next one counts it
             if len(leased) < limit and job.limits is not None and self._admits(job.limits, now):
                 leased.append(self._lease(job, now))
         return leased

@@ -218,6 +218,7 @@ class SqlJobTransport:
         run_id: str | None = None,
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        limited: bool = True,
     ) -> list[JobRecord]:
         if (plans is not None and not plans) or (queues is not None and not queues):
             return []  # a worker serving no plan (or queue) takes nothing
@@ -244,7 +245,7 @@ class SqlJobTransport:
                 key=lambda r: (-r["priority"], r["position"]),
             )
         leased = [to_record(JobRecord, row) for row in rows]
-        if len(leased) < limit:
+        if limited and len(leased) < limit:
             leased += await lease_limited(
                 self._connections,
                 _served(shape),

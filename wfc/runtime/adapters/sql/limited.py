@@ -108,15 +108,13 @@ def _under(limits: JobLimits) -> list[ColumnElement[bool]]:
 async def _room(conn: AsyncConnection, limits: JobLimits, now: datetime, room: int) -> int:
     """Lock the keys of `limits`, then how many jobs under them may start now (at most
     `room`)."""
-    keys = limits.keys()
-    await conn.execute(
-        upsert_insert(conn, limit_locks).values([{"key": k} for k in keys]).on_conflict_do_nothing()
-    )
+    # One statement creates the keys' rows if need be and locks them (an upsert that
+    # updates locks the row it meets), in key order, returning the operators' bounds.
+    upsert = upsert_insert(conn, limit_locks).values([{"key": k} for k in limits.keys()])
     locked = await conn.execute(
-        select(limit_locks.c.key, limit_locks.c.max_override)
-        .where(limit_locks.c.key.in_(keys))
-        .order_by(limit_locks.c.key)
-        .with_for_update()
+        upsert.on_conflict_do_update(
+            index_elements=["key"], set_={"key": upsert.excluded.key}
+        ).returning(limit_locks.c.key, limit_locks.c.max_override)
     )
     overrides = {key: bound for key, bound in locked if bound is not None}
     if limits.rate_key is not None:  # the window slides: older leases no longer count
