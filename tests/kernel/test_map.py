@@ -206,8 +206,36 @@ def _beside() -> Workflow:
     )
 
 
+split_passes: Counter[str] = Counter()
+
+
+def split(ctx: Any) -> Batch:
+    """A list that differs on each pass: three texts first, then two longer ones."""
+    split_passes["split"] += 1
+    if split_passes["split"] == 1:
+        return Batch(texts=[Text(text="a"), Text(text="bb"), Text(text="ccc")])
+    return Batch(texts=[Text(text="dddd"), Text(text="eeeee")])
+
+
+def _split_then_mapped() -> Workflow:
+    """A map over an earlier stage's output, which a rerun of that stage changes."""
+    return (
+        WorkflowBuilder("resplit", "Resplit", input=Text)
+        .pipe(define_stage(id="split", input=Text, output=Batch, execute=split))
+        .pipe(
+            _mapped(
+                define_stage(id="measure", input=Text, output=Length, execute=measure),
+                ("split", "texts"),
+            )
+        )
+        .pipe(define_stage(id="total", input=None, output=Total, execute=total, needs=["measure"]))
+        .build()
+    )
+
+
 def workflows() -> list[Workflow]:
     return [
+        _split_then_mapped(),
         _beside(),
         _scaled(),
         _workflow("strict", ItemFailure.FAIL),
@@ -222,6 +250,7 @@ async def mk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Te
     calls.clear()
     fail_once.clear()
     fail_always.clear()
+    split_passes.clear()
     async with kernel_on_storage(request.param, workflows(), tmp_path) as kernel:
         yield kernel
 
@@ -348,6 +377,19 @@ async def test_a_full_rerun_runs_every_item_again(mk: TestKernel) -> None:
     rerun = await mk.drive(run.id)
     assert rerun.status is Status.COMPLETED, rerun.error
     assert calls == Counter(range(5))
+
+
+async def test_a_rerun_upstream_maps_over_the_new_list_not_one_read_before(
+    mk: TestKernel,
+) -> None:
+    """The kernel that read the first pass's list runs the second pass's items: it must see
+    the list the rerun stored (the same keys, a new generation), not the one it kept."""
+    run = await mk.run("resplit", {"text": "x"})
+    assert run.status is Status.COMPLETED and run.output == {"total": 6, "failed": 0}
+    await mk.kernel.dispatch(RunRerunFrom(workflow_run_id=run.id, from_stage_id="split"))
+    rerun = await mk.drive(run.id)
+    assert rerun.status is Status.COMPLETED, rerun.error
+    assert rerun.output == {"total": 9, "failed": 0}
 
 
 async def test_cancelling_the_run_cancels_every_item(mk: TestKernel) -> None:

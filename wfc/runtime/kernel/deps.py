@@ -10,6 +10,7 @@ after the commit (`Unit.with_jobs`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class Deps:
     recorded_plans: set[str] = field(default_factory=set)
     # `wfc diff` of (a stored plan, a served plan), computed once (`kernel.adopt`).
     plan_diffs: dict[tuple[str, str, bool], Any] = field(default_factory=dict)
+    # Chunks of mapped stages' lists read lately, by (blob key, rerun generation): a
+    # chunk never changes within a generation, and a worker runs neighbouring items.
+    map_chunks: OrderedDict[tuple[str, int], list[Any]] = field(default_factory=OrderedDict)
 
 
 @dataclass(slots=True)

@@ -205,7 +205,7 @@ async def _run_body(
             "interrupted (a worker lost, a lease expired)"
         )
         return Report(outcome=Failure(error=error, retryable=False))
-    value = await item_value(deps, run, stage.id, cmd.item)
+    value = await item_value(deps, run, stage.id, cmd.item, cmd.generation)
     needed = [r for r in rows if r.stage_id in stage.needs]
     outputs = await load_outputs(deps, needed)
     prefix = (

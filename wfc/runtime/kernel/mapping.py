@@ -94,9 +94,25 @@ async def _read_entry(deps: Deps, run: RunRecord, stage_id: str, kind: str, posi
     return chunk[position % CHUNK]
 
 
-async def item_value(deps: Deps, run: RunRecord, stage_id: str, index: int) -> Any:
-    """The item at `index` of the list the stage maps over, as stored when it opened."""
-    return await _read_entry(deps, run, stage_id, "items", index)
+CHUNKS_KEPT = 32
+"""Chunks of lists a kernel keeps after reading them (`Deps.map_chunks`)."""
+
+
+async def item_value(deps: Deps, run: RunRecord, stage_id: str, index: int, generation: int) -> Any:
+    """The item at `index` of the list the stage maps over, as stored when it opened for
+    `generation`. The chunk is kept for the next items: the list is written once per
+    generation (a rerun that opens the stage again moves the generation on), so a kept
+    chunk is never stale, and a worker's items are mostly neighbours."""
+    key = (_chunk_key(run, stage_id, "items", index // CHUNK), generation)
+    chunk = deps.map_chunks.get(key)
+    if chunk is None:
+        chunk = json.loads(await deps.blobs.get(key[0]))
+        deps.map_chunks[key] = chunk
+        if len(deps.map_chunks) > CHUNKS_KEPT:
+            deps.map_chunks.popitem(last=False)
+    else:
+        deps.map_chunks.move_to_end(key)
+    return chunk[index % CHUNK]
 
 
 async def index_at(deps: Deps, run: RunRecord, row: StageRecord, position: int) -> int:
