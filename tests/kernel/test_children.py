@@ -22,6 +22,8 @@ from tests.databases import kernel_on_storage
 from tests.kernel.children import Faults, workflows
 from wfc.plan import MAX_CHILD_DEPTH
 from wfc.runtime import RunCancel, RunClaimPending
+from wfc.runtime.adapters.memory.persistence import MemoryPersistence
+from wfc.runtime.adapters.memory.persistence import _MemoryStore as memory_store
 from wfc.runtime.commands import JobExecute, JobExecuteResult
 from wfc.runtime.kernel.children import child_run_id
 from wfc.runtime.records import ACTIVE, RunRecord, StageRecord, Status
@@ -300,3 +302,33 @@ async def test_a_child_ending_while_a_redelivery_holds_the_stage_leaves_it_to_th
     assert finished.outcome == "completed" and finished.output == {"n": 4}
     run = await tk.drive(run_id)
     assert run.status is Status.COMPLETED and run.output == {"text": "got 4"}
+
+
+async def test_the_parents_stage_is_settled_only_while_its_fence_holds(
+    tk: TestKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's final transaction reads the parent's stage SUSPENDED waiting for it, but a
+    redelivery started the stage since (a read racing a write, as PostgreSQL's READ
+    COMMITTED allows): the write, fenced on the status and version read, lands nowhere."""
+    if not isinstance(tk.persistence, MemoryPersistence):
+        pytest.skip("the stale read is staged on the memory store")
+    run_id = await _waiting(tk)
+    [child] = await _children(tk, run_id)
+    read = await _row(tk, run_id)
+    held = await tk.persistence.update_stage(
+        read.id, {"status": Status.RUNNING, "attempt": read.attempt + 1}
+    )
+    real = memory_store.get_stage
+
+    async def stale(self: Any, of_run: str, stage_id: str) -> StageRecord | None:
+        return (
+            read if (of_run, stage_id) == (run_id, "call") else await real(self, of_run, stage_id)
+        )
+
+    monkeypatch.setattr(memory_store, "get_stage", stale)
+    await tk.kernel.dispatch(RunClaimPending(worker_id="w1", workflow_run_id=child.id))
+    await tk.work()
+    monkeypatch.undo()
+    assert (await _run(tk, child.id)).status is Status.COMPLETED
+    now = await _row(tk, run_id)
+    assert (now.status, now.attempt, now.version) == (Status.RUNNING, held.attempt, held.version)
