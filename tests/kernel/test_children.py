@@ -24,7 +24,7 @@ from wfc.plan import MAX_CHILD_DEPTH
 from wfc.runtime import RunCancel, RunClaimPending
 from wfc.runtime.adapters.memory.persistence import MemoryPersistence
 from wfc.runtime.adapters.memory.persistence import _MemoryStore as memory_store
-from wfc.runtime.commands import JobExecute, JobExecuteResult
+from wfc.runtime.commands import JobExecute
 from wfc.runtime.kernel.children import child_run_id
 from wfc.runtime.records import ACTIVE, RunRecord, StageRecord, Status
 from wfc.testing import TestKernel
@@ -276,7 +276,7 @@ async def test_concurrent_deliveries_create_one_child(tk: TestKernel) -> None:
     run_id = await tk.create_run("parent", {"n": 1})
     await tk.kernel.dispatch(RunClaimPending(worker_id="w1", workflow_run_id=run_id))
     await tk.work(max_jobs=1)  # prep; `call`'s job is queued
-    results: list[JobExecuteResult] = await asyncio.gather(
+    results = await asyncio.gather(
         tk.kernel.dispatch(_call(run_id, 1)), tk.kernel.dispatch(_call(run_id, 2))
     )
     assert len(await _children(tk, run_id)) == 1

@@ -122,10 +122,8 @@ async def _why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) ->
 async def execute_job(
     deps: Deps, cmd: JobExecute, causation_id: str, key: KeyCompletion
 ) -> JobExecuteResult:
-    """Execute the stage `cmd` names; raises only for lookups that cannot succeed.
-
-    The outcome's transaction also completes the idempotency `key` with the result.
-    """
+    """Execute the stage `cmd` names, its outcome's transaction completing the idempotency
+    `key` with the result; raises only for lookups that cannot succeed."""
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
         raise WorkflowNotFoundError(cmd.workflow_id)
