@@ -21,6 +21,9 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wfc.plan_children import CHILD_IMPLEMENTATION as CHILD_IMPLEMENTATION
+from wfc.plan_children import MAX_CHILD_DEPTH as MAX_CHILD_DEPTH
+from wfc.plan_children import ChildWorkflow as ChildWorkflow
 from wfc.plan_waits import BUILTIN_IMPLEMENTATIONS as BUILTIN_IMPLEMENTATIONS
 from wfc.plan_waits import SIGNAL_IMPLEMENTATION as SIGNAL_IMPLEMENTATION
 from wfc.plan_waits import SLEEP_IMPLEMENTATION as SLEEP_IMPLEMENTATION
@@ -254,7 +257,7 @@ class PlanStage(_Frozen):
     relative to the package that holds the plan (what the compiler writes, so
     a compiled package can be moved or renamed); otherwise it is absolute.
     A built-in stage has no class: `wfc:sleep` with `sleep`, `wfc:signal` with
-    `wait_for` (`SleepSpec`, `SignalWait`).
+    `wait_for` (`SleepSpec`, `SignalWait`), `wfc:child` with `child` (`ChildWorkflow`).
     """
 
     id: str
@@ -286,12 +289,14 @@ class PlanStage(_Frozen):
     # A built-in stage: a durable sleep, or a wait for a signal (`implementation` says which).
     sleep: SleepSpec | None = None
     wait_for: SignalWait | None = None
+    # A built-in stage running another workflow as a child run (`wfc.plan_children`).
+    child: ChildWorkflow | None = None
     implementation: str
 
     @property
     def builtin(self) -> bool:
-        """Whether the runtime implements this stage (a sleep or a signal wait)."""
-        return self.sleep is not None or self.wait_for is not None
+        """Whether the runtime implements this stage (a sleep, a signal wait, a child run)."""
+        return self.sleep is not None or self.wait_for is not None or self.child is not None
 
     @model_validator(mode="after")
     def _builtin_shape(self) -> Self:
@@ -466,6 +471,7 @@ _LATER_STAGE_FIELDS: dict[str, Any] = {
     "rate": None,
     "sleep": None,
     "wait_for": None,
+    "child": None,
 }
 _LATER_PLAN_FIELDS: dict[str, Any] = {"queue": None, "schedules": [], "signals": []}
 

@@ -1,4 +1,5 @@
-"""The Plan IR of the stages the runtime implements itself: durable sleeps and signal waits.
+"""The Plan IR of the stages the runtime implements itself: durable sleeps and signal waits
+(and the checks every built-in shares, child-workflow stages' too: `wfc.plan_children`).
 
 Kept beside `wfc.plan` (which re-exports them) so that module stays one screenful of
 the core IR. A built-in stage is a `PlanStage` whose `implementation` is
@@ -16,6 +17,8 @@ from typing import Any, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from wfc.plan_children import CHILD_IMPLEMENTATION
+
 JsonSchema = dict[str, Any]
 
 
@@ -31,7 +34,9 @@ SLEEP_IMPLEMENTATION = "wfc:sleep"
 SIGNAL_IMPLEMENTATION = "wfc:signal"
 """The `implementation` of a built-in signal stage (`PlanStage.wait_for`): no user class."""
 
-BUILTIN_IMPLEMENTATIONS = frozenset({SLEEP_IMPLEMENTATION, SIGNAL_IMPLEMENTATION})
+BUILTIN_IMPLEMENTATIONS = frozenset(
+    {SLEEP_IMPLEMENTATION, SIGNAL_IMPLEMENTATION, CHILD_IMPLEMENTATION}
+)
 
 
 class SignalSpec(_Frozen):
@@ -92,6 +97,8 @@ class _Stage(Protocol):
     @property
     def wait_for(self) -> SignalWait | None: ...
     @property
+    def child(self) -> object: ...
+    @property
     def map(self) -> object: ...
     @property
     def poll(self) -> object: ...
@@ -108,14 +115,17 @@ class _Stage(Protocol):
 def builtin_problems(stage: _Stage) -> str | None:
     """What is wrong with `stage` as a built-in (or as a stage naming a built-in
     implementation without its spec), or None."""
-    if stage.sleep is not None and stage.wait_for is not None:
-        return "a stage sleeps or waits for a signal, not both"
+    specs = [s for s in (stage.sleep, stage.wait_for, stage.child) if s is not None]
+    if len(specs) > 1:
+        return "a stage sleeps, waits for a signal or runs a child workflow: one of them"
     if stage.sleep is not None:
         expected = SLEEP_IMPLEMENTATION
     elif stage.wait_for is not None:
         expected = SIGNAL_IMPLEMENTATION
+    elif stage.child is not None:
+        expected = CHILD_IMPLEMENTATION
     elif stage.implementation in BUILTIN_IMPLEMENTATIONS:
-        return f"{stage.implementation!r} needs `sleep` or `wait_for`"
+        return f"{stage.implementation!r} needs `sleep`, `wait_for` or `child`"
     else:
         return None
     if stage.implementation != expected:

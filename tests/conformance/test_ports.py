@@ -17,6 +17,7 @@ from wfc.runtime.adapters.memory import (
 from wfc.runtime.adapters.memory.schedules import MemoryScheduleStore
 from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.testing import FakeClock
+from wfc.testing.children import ChildrenConformance
 from wfc.testing.conformance import PortConformance, Ports
 from wfc.testing.fencing import FencingConformance
 from wfc.testing.items import ItemsConformance, ServedPlansConformance
@@ -38,6 +39,7 @@ class TestPorts(
     LimitsConformance,
     ListingConformance,
     SignalsConformance,
+    ChildrenConformance,
 ):
     @pytest.fixture(params=["memory", "sqlite", "postgres"])
     async def ports(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ports]:

@@ -46,10 +46,12 @@ class {cls}({cls}Stage):
 '''
 
 
-def counted_package(directory: Path) -> Path:
-    """Compile `counted.wf` into `directory` and fill in its stages; the package path."""
-    source = directory / "counted.wf"
-    source.write_text(COUNTED.read_text())
+def counted_package(directory: Path, *, source: Path | None = None) -> Path:
+    """Compile `counted.wf` into `directory` (or `source`, a variant of it already written)
+    and fill in its stages; the package path."""
+    if source is None:
+        source = directory / "counted.wf"
+        source.write_text(COUNTED.read_text())
     result = compile_path(source)
     assert result.ok and result.out_dir is not None, result.diagnostics
     for stage in ("first", "second", "third"):

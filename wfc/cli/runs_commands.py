@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from wfc.cli import children_display as kin
 from wfc.cli.fleet import served_plans, stage_waits, waiting_for, waiting_note
 from wfc.cli.session import (
     db_option,
@@ -130,9 +131,13 @@ def list_command(
         return
     table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
     table.add_column("duration", justify="right")
+    children = any(r.parent_run_id for r in runs)  # a "parent" column only when one has one
+    if children:
+        table.add_column("parent", no_wrap=True)
     for r in runs:
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r.id, r.workflow_id, r.status.value, created, _ms(r.duration_ms))
+        parent = [kin.parent_marker(r)] if children else []
+        table.add_row(r.id, r.workflow_id, r.status.value, created, _ms(r.duration_ms), *parent)
     _console().print(table if runs else "no runs")
     note = waiting_note(runs, served)
     if note:
@@ -153,6 +158,7 @@ class _Shown:
     running_items: dict[str, int]  # per mapped stage: its items running now
     items: list[ItemRecord]  # the items of the stage `--items` names
     waits: dict[str, str]  # per queued stage that cannot start now: why
+    children: kin.ChildLinks  # the runs its stages started, by stage
 
 
 def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
@@ -220,7 +226,9 @@ def show_command(
             served=await served_plans(db),
             running_items=running,
             items=items,
-            waits={**await stage_waits(db, kernel.deps.jobs, run), **builtin_waits(stages)},
+            waits={**await stage_waits(db, kernel.deps.jobs, run), **builtin_waits(stages)}
+            | kin.child_waits(stages),
+            children=kin.child_links(await db.children_of(run_id)),
         )
 
     shown = _with_kernel(db_url, read)
@@ -255,6 +263,7 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
                 "items": _items_summary(s, shown.running_items.get(s.stage_id, 0)),
                 "waits": shown.waits.get(s.stage_id),
             }
+            | kin.child_json(shown.children, s.stage_id)
             for s in shown.stages
         ],
     }
@@ -295,6 +304,8 @@ def _print_show_text(shown: _Shown) -> None:
         f"  cost ${run.total_cost:.4f}  tokens {run.total_tokens}",
         highlight=False,
     )
+    if kin.parent_line(run):
+        console.print(kin.parent_line(run), highlight=False)
     if run.error:
         message = str(run.error.get("message", run.error))
         console.print(f"[red]error:[/] {escape(redact(message))}")
@@ -303,6 +314,7 @@ def _print_show_text(shown: _Shown) -> None:
         console.print(f"[yellow]{escape(note)}[/]", highlight=False)
     mapped = any(stage.items_total for stage in shown.stages)
     columns = ["stage", "status", "attempts", "duration", "cost", *(["items"] if mapped else [])]
+    columns += ["child run"] if shown.children else []
     table = Table(*columns, "error")
     for stage in shown.stages:
         summary = _items_summary(stage, shown.running_items.get(stage.stage_id, 0))
@@ -323,6 +335,7 @@ def _print_show_text(shown: _Shown) -> None:
             _ms(stage.duration_ms),
             f"${costs[stage.stage_id].total_cost:.4f}",
             *counted,
+            *([kin.child_cell(shown.children, stage.stage_id)] if shown.children else []),
             escape(redact(stage.error or "")),
         )
     console.print(table)

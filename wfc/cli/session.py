@@ -260,6 +260,8 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "error": run.error,
         "total_cost": run.total_cost,
         "total_tokens": run.total_tokens,
+        "parent_run_id": run.parent_run_id,
+        "parent_stage_id": run.parent_stage_id,
     }
 
 

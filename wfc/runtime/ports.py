@@ -282,6 +282,12 @@ class Persistence(Protocol):
         """The run's signals in the order they were sent."""
         ...
 
+    # -- child runs (`wfc.runtime.kernel.children`) ----------------------------
+    async def children_of(self, run_id: str) -> list[RunRecord]:
+        """The runs whose `parent_run_id` is `run_id` (started by its stages), oldest first
+        (by `created_at`, then id)."""
+        ...
+
     # -- retention -----------------------------------------------------------
     async def prune_runs(
         self, finished_before: datetime, statuses: Sequence[Status], limit: int

@@ -68,6 +68,8 @@ class RunRecord:
     total_cost: float = 0.0
     total_tokens: int = 0
     metadata: JsonObject | None = None
+    parent_run_id: str | None = None
+    parent_stage_id: str | None = None
 
 
 class RunChanges(TypedDict, total=False):

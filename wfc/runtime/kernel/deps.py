@@ -33,7 +33,7 @@ from wfc.runtime.ports import (
     Pinning,
     Scheduler,
 )
-from wfc.runtime.records import NewOutboxEvent, StageRecord
+from wfc.runtime.records import NewOutboxEvent, RunRecord, StageRecord
 from wfc.runtime.registry import WorkflowRegistry
 
 
@@ -62,6 +62,9 @@ class Deps:
     # Chunks of mapped stages' lists read lately, by (blob key, rerun generation): a
     # chunk never changes within a generation, and a worker runs neighbouring items.
     map_chunks: OrderedDict[tuple[str, int], list[Any]] = field(default_factory=OrderedDict)
+    # Called in the transaction of each run that ended in it (`Unit.finished`), before it
+    # commits: a child run's parent is told there (`wfc.runtime.kernel.children`).
+    on_finished: Callable[[Deps, Unit, RunRecord], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True)
@@ -99,6 +102,8 @@ class Unit:
     that were there already (an orphan of a crash) are not among them.
     `completing` is the leased job of the stage whose outcome this unit records,
     to complete with the first jobs it queues (`JobTransport.enqueue(completing=)`).
+    `finished` are the runs it moved to COMPLETED, FAILED or CANCELLED, as written, for
+    `Deps.on_finished` before it commits.
     """
 
     db: Persistence
@@ -108,6 +113,7 @@ class Unit:
     after: list[AfterCommit] = field(default_factory=list)
     opened: list[StageRecord] = field(default_factory=list)
     completing: str | None = None
+    finished: list[RunRecord] = field(default_factory=list)
 
     def take_completing(self) -> str | None:
         """The job to complete with the jobs queued now, once."""
@@ -138,6 +144,8 @@ async def atomic(deps: Deps, causation_id: str) -> AsyncIterator[Unit]:
     async with deps.persistence.transaction() as tx:
         unit = Unit(db=tx, causation_id=causation_id, shared=deps.shared_transactions)
         yield unit
+        while unit.finished and deps.on_finished is not None:  # a parent's stage, told
+            await deps.on_finished(deps, unit, unit.finished.pop(0))
         if unit.events:
             await tx.append_outbox(
                 [

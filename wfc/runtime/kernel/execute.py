@@ -47,6 +47,7 @@ from wfc.runtime.events import (
     WorkflowSuspended,
 )
 from wfc.runtime.handoff import handing_off
+from wfc.runtime.kernel.children import execute_child
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
@@ -121,18 +122,17 @@ async def _why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) ->
 async def execute_job(
     deps: Deps, cmd: JobExecute, causation_id: str, key: KeyCompletion
 ) -> JobExecuteResult:
-    """Execute the stage `cmd` names; raises only for lookups that cannot succeed.
-
-    The outcome's transaction also completes the idempotency `key` with the result.
-    """
+    """Execute the stage `cmd` names, its outcome's transaction completing the idempotency
+    `key` with the result; raises only for lookups that cannot succeed."""
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
         raise WorkflowNotFoundError(cmd.workflow_id)
     stage = workflow.stage(cmd.stage_id)
     if stage is None:
         raise StageNotFoundError(cmd.stage_id, cmd.workflow_id)
-    if stage.map is not None:
-        return await execute_item(deps, workflow, stage, cmd, causation_id, key)
+    if stage.map is not None or stage.child is not None:  # items, a child run: their own
+        run_ = execute_item if stage.map is not None else execute_child
+        return await run_(deps, workflow, stage, cmd, causation_id, key)
     started_at = deps.clock.now()
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at)

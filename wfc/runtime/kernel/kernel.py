@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from wfc.errors import ExpectationFailed, IdempotencyInProgressError
 from wfc.runtime import commands as c
 from wfc.runtime.adapters.memory.pinning import NoPinning
+from wfc.runtime.kernel.child_outcome import run_finished
 from wfc.runtime.kernel.claim import claim_pending
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.execute import execute_job
@@ -78,6 +79,7 @@ class Kernel:
             idempotency_stale_after=idempotency_stale_after,
             pinning=pinning or NoPinning(),
             shared_transactions=shared_transactions,
+            on_finished=run_finished,
         )
 
     @overload

@@ -217,8 +217,9 @@ async def open_group(
 
 
 def _builtin(workflow: Workflow, stage_id: str) -> bool:
+    """A sleep or a signal wait (a child-workflow stage opens as others do, with a job)."""
     stage = workflow.stage(stage_id)
-    return stage is not None and stage.builtin
+    return stage is not None and stage.builtin and stage.child is None
 
 
 async def _enqueue(deps: Deps, unit: Unit, specs: list[JobSpec], job_ids: list[str] | None) -> None:

@@ -178,6 +178,7 @@ async def fail_run(
         expected_version=expected_version,
     )
     unit.emit(WorkflowFailed(timestamp=now, workflow_run_id=run.id, error=message, code=code))
+    unit.finished.append(failed)
     return failed
 
 

@@ -20,12 +20,14 @@ DEFAULT_PRIORITY = 5
 _CANCEL_TRIES = 3  # reads of a run whose transitions keep moving it under the cancel
 
 
-async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
+async def create_run(
+    deps: Deps, unit: Unit, cmd: RunCreate, *, parent: tuple[str, str] | None = None
+) -> RunCreateResult:
     """Validate input and config, then store a PENDING run with the parsed values.
 
     Input and config are refused before anything is written, with every
     failing field named; the run keeps the fingerprint of the plan it was
-    validated against.
+    validated against. `parent`: the run and stage id that start it, a child run.
     """
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
@@ -58,6 +60,8 @@ async def create_run(deps: Deps, unit: Unit, cmd: RunCreate) -> RunCreateResult:
         metadata=cmd.metadata,
         created_at=now,
         updated_at=now,
+        parent_run_id=None if parent is None else parent[0],
+        parent_stage_id=None if parent is None else parent[1],
     )
     await unit.db.create_run(run)
     unit.emit(WorkflowCreated(timestamp=now, workflow_run_id=run.id, workflow_id=workflow.id))
@@ -96,20 +100,21 @@ async def cancel_run(deps: Deps, unit: Unit, cmd: RunCancel) -> RunCancelResult:
 
 
 async def _mark_cancelled(unit: Unit, run_id: str, now: datetime) -> RunRecord | None:
-    """Move the run to CANCELLED at the version it is read at; the run as read, or None when
-    it is missing or ended first."""
+    """Move the run to CANCELLED at the version it is read at; the run as written, or None
+    when it is missing or ended first."""
     cancelled: RunChanges = {"status": Status.CANCELLED, "completed_at": now}
     for tries_left in reversed(range(_CANCEL_TRIES)):
         run = await unit.db.get_run(run_id)
         if run is None or run.status in TERMINAL:
             return None
         try:
-            await unit.db.update_run(run.id, cancelled, expected_version=run.version)
+            written = await unit.db.update_run(run.id, cancelled, expected_version=run.version)
         except StaleVersionError:
             if not tries_left:
                 raise
             continue  # a transition committed since the read: read what it left
-        return run
+        unit.finished.append(written)
+        return written
     return None
 
 

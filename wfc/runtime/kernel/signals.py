@@ -29,11 +29,11 @@ from wfc.plan import Plan
 from wfc.runtime.commands import RunSignal, RunSignalResult, RunTransitionResult
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import save_output
+from wfc.runtime.kernel.serving import Serving
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
 from wfc.runtime.kernel.waits import completed_event, completion
 from wfc.runtime.payloads import payload_problems
 from wfc.runtime.records import TERMINAL, RunRecord, SignalRecord, StageFence, StageRecord, Status
-from wfc.runtime.registry import WorkflowRegistry
 from wfc.runtime.workflow import Workflow
 
 _TRIES = 3
@@ -83,7 +83,7 @@ async def send_signal(deps: Deps, cmd: RunSignal) -> RunSignalResult:
         sent_at=deps.clock.now(),
     )
     # Transitions look the run's workflow up in the registry: this one is it.
-    serving = replace(deps, registry=_Serving(deps.registry, workflow))
+    serving = replace(deps, registry=Serving(deps.registry, workflow))
     for tries_left in reversed(range(_TRIES)):
         try:
             async with atomic(serving, deps.ids.new_id()) as unit:
@@ -206,22 +206,3 @@ async def _workflow_of(deps: Deps, run: RunRecord) -> Workflow:
             "that serves the workflow",
         )
     return Workflow.of_plan(Plan.from_json(stored.plan))
-
-
-class _Serving:
-    """`registry` with `workflow` in it (the stored plan of the run being signalled)."""
-
-    def __init__(self, registry: WorkflowRegistry, workflow: Workflow) -> None:
-        self._registry = registry
-        self._workflow = workflow
-
-    def get(self, workflow_id: str) -> Workflow | None:
-        if workflow_id == self._workflow.id:
-            return self._workflow
-        return self._registry.get(workflow_id)
-
-    def plans(self) -> list[str]:
-        return self._registry.plans()
-
-    def workflows(self) -> list[Workflow]:
-        return self._registry.workflows()

@@ -204,7 +204,7 @@ async def _complete(
     now = deps.clock.now()
     started = run.started_at or run.created_at
     duration_ms = max(int((now - started).total_seconds() * 1000), 0)
-    await unit.db.update_run(
+    completed = await unit.db.update_run(
         run.id,
         {
             "status": Status.COMPLETED,
@@ -216,6 +216,7 @@ async def _complete(
         },
         expected_version=run.version,
     )
+    unit.finished.append(completed)
     unit.emit(
         WorkflowCompleted(
             timestamp=now,

@@ -436,6 +436,10 @@ class _MemoryStore:
         mine = [s for s in self._t.signals.values() if s.run_id == run_id]
         return sorted(mine, key=lambda s: s.sequence)
 
+    async def children_of(self, run_id: str) -> list[RunRecord]:
+        mine = [r for r in self._t.runs.values() if r.parent_run_id == run_id]
+        return sorted(mine, key=lambda r: (r.created_at, r.id))
+
     # -- retention -----------------------------------------------------------
     async def prune_runs(
         self, finished_before: datetime, statuses: Sequence[Status], limit: int

@@ -256,6 +256,10 @@ class _SqlStore:
         async with self._single() as conn:
             return await signals.signals_of_run(conn, run_id)
 
+    async def children_of(self, run_id: str) -> list[RunRecord]:
+        async with self._single() as conn:
+            return await runs.children_of(conn, run_id)
+
     # -- retention -----------------------------------------------------------
     async def prune_runs(
         self, finished_before: datetime, statuses: Sequence[Status], limit: int

@@ -58,6 +58,14 @@ async def update_run(
     return to_record(RunRecord, row)
 
 
+async def children_of(conn: AsyncConnection, run_id: str) -> list[RunRecord]:
+    """The runs started by stages of `run_id`, oldest first."""
+    statement = (
+        select(runs).where(runs.c.parent_run_id == run_id).order_by(runs.c.created_at, runs.c.id)
+    )
+    return [to_record(RunRecord, row) for row in await conn.execute(statement)]
+
+
 _OTHER = runs.alias("other")
 
 

@@ -91,10 +91,14 @@ runs = Table(
     Column("metadata", Json),
     # The run's last outbox sequence: appends take the next ones with one row-locking UPDATE.
     Column("last_sequence", Integer, nullable=False, server_default=text("0")),
+    # A child run: the run and stage that started it (`wfc.plan_children`).
+    Column("parent_run_id", String(64)),
+    Column("parent_stage_id", String(200)),
     Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
     Index(None, "status", "completed_at"),  # retention: finished runs, oldest first
     Index(None, "created_at", "id"),  # listing: newest first, paged by keyset
+    Index(None, "parent_run_id"),  # a run's children
 )
 
 stages = Table(
