@@ -402,22 +402,10 @@ def _gathered_schema(stage: StageDefinition) -> dict[str, Any]:
 def _list_problem(schema: dict[str, Any], path: tuple[str, ...]) -> str | None:
     """Why the value at `path` (after its first part) of `schema` is not a list, or None
     when it is one. A field that may be null is followed: a missing list maps as no items."""
-    defs = schema.get("$defs", {})
-
-    def resolve(node: dict[str, Any]) -> dict[str, Any]:
-        ref = node.get("$ref", "")
-        if ref:
-            return resolve(defs.get(ref.rsplit("/", 1)[-1], {}))
-        choices = [c for c in node.get("anyOf", []) if c.get("type") != "null"]
-        return resolve(choices[0]) if len(choices) == 1 else node
-
-    node, read = resolve(schema), path[0]
-    for part in path[1:]:
-        properties = node.get("properties", {})
-        if part not in properties:
-            known = ", ".join(sorted(properties)) or "none"
-            return f'"{read}" has no field "{part}" (its fields: {known})'
-        node, read = resolve(properties[part]), f"{read}.{part}"
+    try:
+        node, read = builder_fleet.schema_at(schema, path)
+    except LookupError as missing:
+        return str(missing.args[0])
     if node.get("type") != "array":
         return f'"{read}" is not a list'
     return None

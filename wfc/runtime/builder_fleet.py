@@ -116,12 +116,11 @@ def _path(per: str | Sequence[str] | None) -> tuple[str, ...]:
 # -- checks over the whole workflow ------------------------------------------------
 
 
-def check_per_path(stage: PlanStage, input_schema: dict[str, Any]) -> None:
-    """A stage's `per` path ends at one scalar field of the workflow input."""
-    if stage.concurrency is None or not stage.concurrency.per:
-        return
-    path = stage.concurrency.per
-    defs = input_schema.get("$defs", {})
+def schema_at(schema: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The node of the JSON schema `schema` at `path` (after its first part, which names
+    the value the schema describes), and the path as read; `LookupError` naming the
+    missing field. References are followed, and so is a field that may be null."""
+    defs = schema.get("$defs", {})
 
     def resolve(node: dict[str, Any]) -> dict[str, Any]:
         ref = node.get("$ref", "")
@@ -130,16 +129,27 @@ def check_per_path(stage: PlanStage, input_schema: dict[str, Any]) -> None:
         choices = [c for c in node.get("anyOf", []) if c.get("type") != "null"]
         return resolve(choices[0]) if len(choices) == 1 else node
 
-    node, read = resolve(input_schema), path[0]
+    node, read = resolve(schema), path[0]
     for part in path[1:]:
         properties = node.get("properties", {})
         if part not in properties:
             known = ", ".join(sorted(properties)) or "none"
-            raise ValueError(
-                f'Stage "{stage.id}": concurrency_per "{".".join(path)}": "{read}" has no '
-                f'field "{part}" (its fields: {known})'
-            )
+            raise LookupError(f'"{read}" has no field "{part}" (its fields: {known})')
         node, read = resolve(properties[part]), f"{read}.{part}"
+    return node, read
+
+
+def check_per_path(stage: PlanStage, input_schema: dict[str, Any]) -> None:
+    """A stage's `per` path ends at one scalar field of the workflow input."""
+    if stage.concurrency is None or not stage.concurrency.per:
+        return
+    path = stage.concurrency.per
+    try:
+        node, read = schema_at(input_schema, path)
+    except LookupError as missing:
+        raise ValueError(
+            f'Stage "{stage.id}": concurrency_per "{".".join(path)}": {missing.args[0]}'
+        ) from None
     if "enum" not in node and node.get("type") not in ("string", "integer", "boolean"):
         raise ValueError(
             f'Stage "{stage.id}": concurrency_per "{read}" must be one str, int, bool or enum '

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.checks.mapping import unknown_field
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.fleet_rules import RATE_UNITS_MS, SCALAR_PER_TYPES, name_problem
@@ -142,7 +143,7 @@ def _per_path(an: Analysis, facts: StageFacts, path: ast.DottedName) -> tuple[st
             return None
         found = base.field_named(part.value)
         if found is None:
-            _unknown_field(an, part, read, base)
+            unknown_field(an, "WF242", part, read, base)
             return None
         current = found.type
     if not _is_scalar(current):
@@ -167,22 +168,6 @@ def _not_scalar(an: Analysis, path: ast.DottedName, t: model.Type | None) -> Non
         path.span,
         label=f"`{shown}`",
         help="name a field of type `str`, `int`, `bool` or an enum, e.g. `per input.customer_id`",
-    )
-
-
-def _unknown_field(an: Analysis, part: ast.Name, read: str, record: model.Record) -> None:
-    names = [f.name for f in record.fields]
-    declared = record.node.span if record.node is not None else None
-    an.error(
-        "WF242",
-        f"`{read}` has no field `{part.value}`",
-        part.span,
-        label=f"not a field of `{record.name}`",
-        labels=(Label(span=declared, message=f"`{record.name}` is declared here"),)
-        if declared is not None
-        else (),
-        help=did_you_mean(part.value, names)
-        or "its fields: " + (", ".join(f"`{n}`" for n in names) or "none"),
     )
 
 

@@ -230,7 +230,7 @@ def _walk(an: Analysis, sid: str, facts: StageFacts, start: model.Type) -> model
         found = base.field_named(part.value)
         if found is None:
             if base.name not in an.broken:
-                _unknown_field(an, part, read, base)
+                unknown_field(an, "WF241", part, read, base)
             return None
         current = found.type
     base = current.inner if isinstance(current, model.Optional) else current
@@ -247,11 +247,13 @@ def _walk(an: Analysis, sid: str, facts: StageFacts, start: model.Type) -> model
     return base.item
 
 
-def _unknown_field(an: Analysis, part: ast.Name, read: str, record: model.Record) -> None:
+def unknown_field(an: Analysis, code: str, part: ast.Name, read: str, record: model.Record) -> None:
+    """`code`: the path `read` so far has no field `part` in `record` (a map's `over`, a
+    limit's `per`)."""
     names = [f.name for f in record.fields]
     declared = record.node.span if record.node is not None else None
     an.error(
-        "WF241",
+        code,
         f"`{read}` has no field `{part.value}`",
         part.span,
         label=f"not a field of `{record.name}`",
