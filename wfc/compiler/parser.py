@@ -56,6 +56,8 @@ FRAGMENT_RULES = (
     "concurrency_spec",
     "rate_spec",
     "limit_path_spec",
+    "sleep_spec",
+    "wait_spec",
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
