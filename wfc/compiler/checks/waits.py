@@ -244,7 +244,7 @@ def _wait(an: Analysis, sid: str, facts: StageFacts, node: ast.Wait) -> None:
         _unknown_signal(an, node.signal)
     timeout = duration_ms(an, node.timeouts[0], what="timeout") if node.timeouts else None
     policy = _policy(an, node)
-    if not node.timeouts:
+    if not node.timeouts and not node.on_timeout:  # with `on timeout`, WF383 says it
         an.warning(
             "WF384",
             f"stage `{sid}` waits for `{node.signal.value}` with no timeout",
