@@ -222,6 +222,8 @@ def _check_workflow_output(an: Analysis) -> None:
 
 def _check_unused(an: Analysis) -> None:
     waited = {f.node.waits[0].signal.value for f in an.stages.values() if f.node.waits}
+    if waited - set(an.signals):
+        return  # a wait names an unknown signal (WF250): likely one of these, misspelt
     for name, signal in an.signals.items():
         if name in waited or signal.node is None:
             continue
