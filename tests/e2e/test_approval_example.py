@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import EXAMPLES
@@ -96,3 +98,48 @@ def test_the_approval_example_waits_for_its_signal(tmp_path: Path) -> None:
         "url": "https://blog.example.com/hello-world",
         "note": "approved by ana",
     }
+
+
+def test_wfc_run_of_the_example_finishes_when_the_editor_answers(tmp_path: Path) -> None:
+    """The README's way: `wfc run` in one terminal waits; `wfc runs signal` from another
+    (same embedded database) lets it finish, printing the output."""
+    example = tmp_path / "example"
+    shutil.copytree(EXAMPLES / "approval", example)
+    env = {**environment("", tmp_path / "ledger")}
+    env.pop("WFC_DATABASE_URL")  # the embedded `.wfc/wfc.db` of the working directory
+    running = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wfc",
+            "run",
+            str(example / "approval.wf"),
+            "--input",
+            '{"title": "Hello, World!", "text": "First post."}',
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def waiting_run() -> str | None:
+            listed = wfc("runs", "list", "--status", "running", "--json", env=env, cwd=tmp_path)
+            runs = json.loads(listed.stdout) if listed.returncode == 0 else []
+            if not runs:
+                return None
+            shown = wfc("runs", "show", runs[0]["run_id"], env=env, cwd=tmp_path)
+            return str(runs[0]["run_id"]) if "waits for signal approve" in shown.stdout else None
+
+        run_id = wait_until(waiting_run, 60, "`wfc run` to wait for the editor")
+        payload = '{"approved": false, "by": "ana", "note": "too short"}'
+        sent = wfc("runs", "signal", run_id, "approve", "--payload", payload, env=env, cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        out, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            stop(running)
+    assert running.returncode == 0, err
+    assert json.loads(out) == {"published": False, "url": None, "note": "refused by ana: too short"}
