@@ -498,3 +498,19 @@ def test_diff_judges_signals_and_built_in_stages(tmp_path: Path) -> None:
     kind = WF.replace("stage cool_off { sleep 1h30m }", "stage cool_off { output { x: int } }")
     codes = _codes(old, _plan(tmp_path, "f.wf", kind))
     assert codes["stage-builtin-changed"] == "breaking_if_started"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("sleep -1h", "`sleep` takes a duration, or `until`"),
+        ("sleep until", "`sleep` takes a duration, or `until`"),
+        ("wait approve", "`wait for` names the signal"),
+        ("wait for approve, timeout", "a `,` after the signal of `wait for` starts an option"),
+    ],
+)
+def test_syntax_slips_in_sleep_and_wait_are_named(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "w.wf"
+    path.write_text(f'workflow w {{\n  stage s "S" {{ input none  {body} }}\n  flow s\n}}\n')
+    _, problems = analyse(path)
+    assert [p.code for p in problems] == ["WF101"] and problems[0].message == message
