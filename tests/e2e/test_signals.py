@@ -1,7 +1,8 @@
 """`wfc runs signal` resumes a run a real `wfc worker` process holds no slot for.
 
 The `counted` workflow is compiled, and its middle stage made a built-in wait
-for the signal `go` in its plan (the language's syntax for it comes later). A
+for the signal `go` in its plan, by hand (`test_approval_example` runs one
+written in the language). A
 worker runs the first stage on a SQLite file; the run then waits, shown as such
 by `wfc runs show`. A payload that does not fit is refused (exit 2, fields
 named); the signal sent from another process completes the stage and queues

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import EXAMPLES
 from wfc.errors import InvalidRunInputError
-from wfc.runtime import Workflow, load_registry
+from wfc.runtime import RunClaimPending, RunSignal, Workflow, load_registry
 from wfc.runtime.records import Status
 from wfc.testing import TestKernel, make_test_kernel
 
@@ -22,6 +22,7 @@ def examples() -> Iterator[list[Workflow]]:
             EXAMPLES / "documents" / "document_processor",
             EXAMPLES / "batch" / "batch_embeddings" / "plan.json",
             EXAMPLES / "invoices" / "invoice",
+            EXAMPLES / "approval" / "approval",
         ]
     )
     yield [w for i in registry.ids() if (w := registry.get(i)) is not None]
@@ -117,3 +118,44 @@ async def test_example_input_is_checked_against_the_compiled_model(ek: TestKerne
         "customer.country: Field required",
         "items: List should have at least 1 item after validation, not 0",
     ]
+
+
+async def _waiting_post(ek: TestKernel) -> str:
+    """A post drafted, its run waiting for the editor (no worker holds it)."""
+    run_id = await ek.create_run("approval", {"title": "Hello, World!", "text": "First post."})
+    await ek.kernel.dispatch(RunClaimPending(worker_id="w1"))
+    assert await ek.work() == 1
+    approval = await ek.persistence.get_stage(run_id, "approval")
+    assert approval is not None and approval.status is Status.SUSPENDED
+    assert approval.suspended_state is not None
+    assert approval.suspended_state["signal"] == "approve"
+    return run_id
+
+
+async def test_an_approved_post_is_published(ek: TestKernel) -> None:
+    run_id = await _waiting_post(ek)
+    sent = await ek.kernel.dispatch(
+        RunSignal(workflow_run_id=run_id, name="approve", payload={"approved": True, "by": "ana"})
+    )
+    assert sent.delivered_to is not None
+    assert await ek.work() == 1
+    run = await ek.persistence.get_run(run_id)
+    assert run is not None and run.status is Status.COMPLETED, run
+    assert run.output == {
+        "published": True,
+        "url": "https://blog.example.com/hello-world",
+        "note": "approved by ana",
+    }
+
+
+async def test_a_post_nobody_decides_on_stays_a_draft_after_7_days(ek: TestKernel) -> None:
+    run_id = await _waiting_post(ek)
+    ek.clock.advance(days=7)
+    assert await ek.work() == 2  # the timeout (the wait ends with null), then `publish`
+    run = await ek.persistence.get_run(run_id)
+    assert run is not None and run.status is Status.COMPLETED
+    assert run.output == {
+        "published": False,
+        "url": None,
+        "note": "no decision within 7 days: kept as a draft",
+    }

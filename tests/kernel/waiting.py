@@ -1,6 +1,7 @@
-"""Workflows with built-in stages (a sleep, a signal wait), built in Python: the builder's
-own options for them come with the language front end, so a placeholder stage is
-defined and its plan given the built-in's fields (`waiting`)."""
+"""Workflows with built-in stages (a sleep, a signal wait), built in Python the low-level
+way: a placeholder stage is defined and its plan given the built-in's fields
+(`waiting`), so these tests pin the plan fields the kernel runs, whatever front end
+(`.wf`, YAML, `sleep_stage`/`wait_stage`) makes them."""
 
 from __future__ import annotations
 

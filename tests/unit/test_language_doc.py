@@ -38,6 +38,6 @@ def test_each_graph_shown_is_what_wfc_graph_draws_for_a_workflow_of_the_page(
         assert plan is not None
         drawn.append(to_mermaid(plan))
     shown = _blocks("mermaid")
-    assert len(shown) == 3  # `when`, `map` and limits
+    assert len(shown) == 4  # `when`, `map`, limits and waits
     for graph in shown:
         assert graph in drawn

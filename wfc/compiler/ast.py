@@ -348,6 +348,28 @@ class Rate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Sleep:
+    """`sleep 1h` (a `duration`) or `sleep until input.publish_at` (an `until` path to a
+    datetime, from `input` or an earlier stage): a built-in stage that waits."""
+
+    duration: Duration | None = None
+    until: DottedName | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wait:
+    """`wait for approve, timeout 2d, on timeout continue`: a built-in stage that waits for
+    a signal. Each option is kept every time it is given, so the checker can report repeats;
+    the policy is a name the checker reads (`fail` or `continue`)."""
+
+    signal: Name
+    timeouts: tuple[Duration, ...] = ()
+    on_timeout: tuple[Name, ...] = ()
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
     """A stage. Settings that may appear at most once are gathered by the
     transformer into the `*_all` tuples so the checker can report repeats."""
@@ -375,6 +397,9 @@ class Stage:
     queues: tuple[Literal_, ...] = ()
     concurrencies: tuple[Concurrency, ...] = ()
     rates: tuple[Rate, ...] = ()
+    # Each `sleep` and `wait for` given (a built-in stage has one of them, once).
+    sleeps: tuple[Sleep, ...] = ()
+    waits: tuple[Wait, ...] = ()
     async_keyword: Span | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
@@ -418,6 +443,17 @@ class Schedule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Signal:
+    """`signal approve { approved: bool }`: a message a run can be sent, with its payload's
+    record (None: an empty payload)."""
+
+    name: Name
+    payload: RecordSpec | None = None
+    doc: str | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Workflow:
     """A workflow; repeated one-off items are kept so the checker can report repeats."""
 
@@ -433,6 +469,7 @@ class Workflow:
     flows: tuple[Flow, ...] = ()
     queues: tuple[Literal_, ...] = ()
     schedules: tuple[Schedule, ...] = ()
+    signals: tuple[Signal, ...] = ()
     span: Span = field(compare=False, repr=False)
 
 

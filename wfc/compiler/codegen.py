@@ -107,6 +107,8 @@ class DependencyView:
     output_model: str
     optional: bool = False
     gathered: Literal["one", "list", "results"] = "one"
+    # A wait with `on timeout continue`: None when it timed out, too.
+    may_time_out: bool = False
 
     @property
     def def_line(self) -> str:
@@ -129,6 +131,8 @@ class DependencyView:
             "list": f"The outputs of `{self.stage_id}` in item order",
             "results": f"The results of `{self.stage_id}` in item order",
         }[self.gathered]
+        if self.may_time_out:
+            return f"{what}, or None when `{self.stage_id}` timed out or was skipped."
         if self.optional and self.gathered == "one":
             return f"{what}, or None when `{self.stage_id}` was skipped."
         if self.optional:
@@ -381,7 +385,13 @@ def _collect_records(
         add(record, f"The `{record.name}` type.")
     add(wf.input, f"Input of workflow `{wf.id}`.")
     add(wf.output, f"Output of workflow `{wf.id}`.")
+    for signal in wf.signals:
+        add(signal.payload, signal.doc or f"Payload of signal `{signal.name}`.")
     for stage in wf.stages:
+        if stage.builtin:  # no class: only what it hands on (`woke_at`, or a payload)
+            what = "sleep" if stage.sleep is not None else "wait"
+            add(stage.output, f"Output of the {what} `{stage.id}`.")
+            continue
         if isinstance(stage.input, model.RootInput):
             visit_type(stage.input.item)
             if stage.input.name not in seen:
@@ -441,7 +451,8 @@ def render_models(wf: model.WorkflowModel) -> str:
     """`_models.py`: enums and pydantic models of every record the workflow uses."""
     imports = _Imports()
     records = _collect_records(wf)
-    config_names = {s.config.name for s in wf.stages}
+    # Configs and payloads refuse fields they do not declare (a payload's schema is closed).
+    config_names = {s.config.name for s in wf.stages} | {p.payload.name for p in wf.signals}
     views = [
         ModelView(
             name=record.name,
@@ -500,8 +511,9 @@ def _item_view(stage: model.StageModel, imports: _Imports) -> ItemView | None:
 
 
 def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> list[StageView]:
-    """View models of the workflow's stages, in definition order (`imports` collects what
-    the annotations of mapped stages' items need)."""
+    """View models of the workflow's stages that the user implements, in definition order
+    (`imports` collects what the annotations of mapped stages' items need). A built-in
+    stage (a sleep, a wait) has none: no context, no base class, no stub."""
     by_id = {s.id: s for s in wf.stages}
     found = imports if imports is not None else _Imports()
     return [
@@ -519,12 +531,14 @@ def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> lis
                     by_id[dep].output.name,
                     optional=dep in s.optional_needs,
                     gathered=_gathered(by_id[dep]),
+                    may_time_out=by_id[dep].may_be_null,
                 )
                 for dep in dict.fromkeys(s.needs)
             ],
             item=_item_view(s, found),
         )
         for s in wf.stages
+        if not s.builtin
     ]
 
 
@@ -552,7 +566,7 @@ def render_stages(wf: model.WorkflowModel) -> str:
             for name in _named_types(s.input.item)
         }
     )
-    runtime_imports = {"StageContext"} | imports.runtime
+    runtime_imports = ({"StageContext"} if stages else set()) | imports.runtime
     if any(s.is_async for s in stages):
         runtime_imports |= {"AsyncStage", "CheckContext"}
     if any(not s.is_async for s in stages):
@@ -564,6 +578,7 @@ def render_stages(wf: model.WorkflowModel) -> str:
         header=_header(wf),
         workflow=wf,
         stages=stages,
+        stage_ids=[s.id for s in wf.stages],
         model_names=model_names,
         runtime_imports=sorted(runtime_imports),
         import_datetime=imports.datetime,

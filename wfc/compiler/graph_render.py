@@ -11,7 +11,11 @@ when that is not the group just before, points to it with a dashed `items` edge.
 A stage's own queue and its fleet limits show on one line under its name
 (`queue gpu, ≤2 at once per input.customer_id, ≤50/min shared openai`), and the
 workflow's queue and schedules head the graph (a Mermaid title, a DOT label), so
-a reviewer sees where and when the workflow runs beside what it does.
+a reviewer sees where and when the workflow runs beside what it does. A built-in
+stage is a hexagon that says what it waits for (`⏸ sleep 1h`, `⏸ sleep until
+input.publish_at`, `✉ wait for approve (2d → continue)`): no code runs there, and a
+run may stay there long; a stage it sleeps until, when not the group just before,
+points to it with a dashed `until` edge.
 """
 
 from __future__ import annotations
@@ -115,6 +119,39 @@ def schedule_text(schedule: ScheduleSpec) -> str:
     )
 
 
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000))
+
+
+def duration_text(ms: int) -> str:
+    """Milliseconds as the language writes them: `2d`, `1h30m`, `90s`, `250ms`."""
+    if ms % 1000:
+        return f"{ms}ms"
+    text = ""
+    for unit, size in _UNITS:
+        if ms >= size:
+            text += f"{ms // size}{unit}"
+            ms %= size
+    return text or "0s"
+
+
+def builtin_text(stage: PlanStage) -> str:
+    """`⏸ sleep 1h`, `⏸ sleep until input.publish_at`, `✉ wait for approve (2d → continue)`,
+    or `` for a stage the user implements."""
+    if stage.sleep is not None:
+        if stage.sleep.until is not None:
+            return "⏸ sleep until " + ".".join(stage.sleep.until)
+        return f"⏸ sleep {duration_text(stage.sleep.duration_ms or 0)}"
+    if stage.wait_for is not None:
+        wait = stage.wait_for
+        after = (
+            f"{duration_text(wait.timeout_ms)} → {wait.on_timeout}"
+            if wait.timeout_ms is not None
+            else "no timeout"
+        )
+        return f"✉ wait for {wait.signal} ({after})"
+    return ""
+
+
 def _header(plan: Plan) -> list[str]:
     """The workflow's queue and schedules, one line each (none for a plan without them)."""
     lines = [f"queue {plan.queue}"] if plan.queue is not None else []
@@ -123,9 +160,21 @@ def _header(plan: Plan) -> list[str]:
 
 def _map_edges(plan: Plan) -> list[tuple[str, str]]:
     """A mapped stage's list from a stage more than one group back (and not a need)."""
+    return _read_edges(plan, lambda s: s.map.over if s.map is not None else None)
+
+
+def _until_edges(plan: Plan) -> list[tuple[str, str]]:
+    """A sleep's instant from a stage more than one group back (and not a need)."""
+    return _read_edges(plan, lambda s: s.sleep.until if s.sleep is not None else None)
+
+
+def _read_edges(
+    plan: Plan, path_of: Callable[[PlanStage], tuple[str, ...] | None]
+) -> list[tuple[str, str]]:
     edges = []
     for stage in plan.stages:
-        source = stage.map.over[0] if stage.map is not None else "input"
+        path = path_of(stage)
+        source = path[0] if path else "input"
         if source == "input" or source in stage.needs:
             continue
         if plan.execution_group(source) < plan.execution_group(stage.id) - 1:
@@ -136,6 +185,8 @@ def _map_edges(plan: Plan) -> list[tuple[str, str]]:
 def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> str:
     """The stage's name, and under it its `map` and its `when`, each escaped for the format."""
     lines = [_label(stage.name)]
+    if stage.builtin:
+        lines.append(builtin_text(stage))
     if stage.map is not None:
         lines.append(map_text(stage.map))
     limits = limits_text(stage)
@@ -170,6 +221,8 @@ def to_mermaid(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             shape = ('(["', '"])') if stage.kind == "async" else ('["', '"]')
+            if stage.builtin:
+                shape = ('{{"', '"}}')
             title = _title(stage, "<br/>", _mermaid_escape)
             nodes.append(f"{sid}{shape[0]}{title}{shape[1]}")
         if len(group) > 1:
@@ -182,6 +235,7 @@ def to_mermaid(plan: Plan) -> str:
     lines.extend(f"  {a} -.-> {b}" for a, b in _skip_edges(plan))
     lines.extend(f"  {a} -. optional .-> {b}" for a, b in _optional_edges(plan))
     lines.extend(f"  {a} -. items .-> {b}" for a, b in _map_edges(plan))
+    lines.extend(f"  {a} -. until .-> {b}" for a, b in _until_edges(plan))
     return "\n".join(lines) + "\n"
 
 
@@ -199,6 +253,8 @@ def to_dot(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             style = ", style=rounded" if stage.kind == "async" else ""
+            if stage.builtin:
+                style = ", shape=hexagon"
             lines.append(f'{indent}"{sid}" [label="{_title(stage, chr(92) + "n", str)}"{style}];')
         if len(group) > 1:
             lines.append("  }")
@@ -208,5 +264,6 @@ def to_dot(plan: Plan) -> str:
         f'  "{a}" -> "{b}" [style=dashed, label="optional"];' for a, b in _optional_edges(plan)
     )
     lines.extend(f'  "{a}" -> "{b}" [style=dashed, label="items"];' for a, b in _map_edges(plan))
+    lines.extend(f'  "{a}" -> "{b}" [style=dashed, label="until"];' for a, b in _until_edges(plan))
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,8 @@ from wfc.compiler import model
 from wfc.compiler.names import class_name
 from wfc.compiler.schema import input_json_schema, record_json_schema
 from wfc.plan import (
+    SIGNAL_IMPLEMENTATION,
+    SLEEP_IMPLEMENTATION,
     InputSource,
     ItemFailure,
     MapSpec,
@@ -13,6 +15,7 @@ from wfc.plan import (
     PlanStage,
     PollPolicy,
     RetryPolicy,
+    SignalSpec,
     StageKind,
 )
 
@@ -30,11 +33,48 @@ def lower(wf: model.WorkflowModel) -> Plan:
         groups=wf.groups,
         queue=wf.queue,
         schedules=wf.schedules,
+        signals=tuple(_lower_signal(signal) for signal in wf.signals),
     )
     return plan.with_fingerprint()
 
 
+def _lower_signal(signal: model.SignalModel) -> SignalSpec:
+    """A payload refuses fields it does not declare: a typo in a field a caller sends is
+    an error naming it, not a field silently dropped."""
+    return SignalSpec(name=signal.name, payload_schema=_closed(record_json_schema(signal.payload)))
+
+
+def _closed(schema: dict[str, object]) -> dict[str, object]:
+    return {**schema, "additionalProperties": False}
+
+
+def _lower_builtin(stage: model.StageModel) -> PlanStage:
+    """A sleep or a wait: no class, no input, config or policies of its own; its output is
+    `{woke_at}` or the signal's payload (or null, for a wait that times out with `continue`)."""
+    output = record_json_schema(stage.output)
+    if stage.may_be_null:
+        defs = output.pop("$defs", None)
+        output = {"anyOf": [output, {"type": "null"}], **({"$defs": defs} if defs else {})}
+    return PlanStage(
+        id=stage.id,
+        name=stage.title,
+        description=stage.description,
+        input_source=InputSource.NONE,
+        output_schema=output,
+        needs=stage.needs,
+        optional_needs=stage.optional_needs,
+        when=stage.when,
+        priority=stage.priority,
+        queue=stage.queue,
+        sleep=stage.sleep,
+        wait_for=stage.wait_for,
+        implementation=SLEEP_IMPLEMENTATION if stage.sleep is not None else SIGNAL_IMPLEMENTATION,
+    )
+
+
 def _lower_stage(stage: model.StageModel) -> PlanStage:
+    if stage.builtin:
+        return _lower_builtin(stage)
     poll = None
     if stage.is_async:
         poll = PollPolicy(

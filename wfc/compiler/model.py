@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfc.compiler import ast
-from wfc.plan import ConcurrencyLimit, Condition, RateLimit, ScheduleSpec
+from wfc.plan import (
+    ConcurrencyLimit,
+    Condition,
+    RateLimit,
+    ScheduleSpec,
+    SignalTimeout,
+    SignalWait,
+    SleepSpec,
+)
 
 PRIMITIVES = ("str", "int", "float", "bool", "datetime", "date", "url", "email", "json", "blob")
 
@@ -192,7 +200,31 @@ class StageModel:
     queue: str | None = None  # None: the workflow's queue
     concurrency: ConcurrencyLimit | None = None
     rate: RateLimit | None = None
+    # A built-in stage: a durable sleep or a wait for a signal (no user class implements it).
+    sleep: SleepSpec | None = None
+    wait_for: SignalWait | None = None
     node: ast.Stage | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def builtin(self) -> bool:
+        """Whether the runtime implements this stage: no stub, no class, no context."""
+        return self.sleep is not None or self.wait_for is not None
+
+    @property
+    def may_be_null(self) -> bool:
+        """A wait that times out into null (`on timeout continue`): its readers take it as optional."""
+        return self.wait_for is not None and self.wait_for.on_timeout is SignalTimeout.CONTINUE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalModel:
+    """A checked `signal`: its name and its payload's record (`ApprovePayload`, or a declared
+    type), which lowering turns into the plan's `SignalSpec` and codegen into a model."""
+
+    name: str
+    payload: Record
+    doc: str | None = None
+    node: ast.Signal | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,3 +243,4 @@ class WorkflowModel:
     records: tuple[Record, ...]  # declared types used anywhere, in dependency order
     queue: str | None = None  # None: the `default` queue
     schedules: tuple[ScheduleSpec, ...] = ()
+    signals: tuple[SignalModel, ...] = ()

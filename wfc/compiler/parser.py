@@ -56,6 +56,8 @@ FRAGMENT_RULES = (
     "concurrency_spec",
     "rate_spec",
     "limit_path_spec",
+    "sleep_spec",
+    "wait_spec",
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
@@ -160,11 +162,48 @@ _MAP_EXAMPLES: dict[tuple[str, str], list[str]] = {
 }
 
 
+# Slips in `sleep` and `wait for`, matched by parser state as `map`'s are.
+_WAIT_EXAMPLES: dict[tuple[str, str], list[str]] = {
+    (
+        "`sleep` takes a duration, or `until` and the path of a datetime",
+        "e.g. `sleep 1h30m` or `sleep until input.publish_at`; a duration is positive",
+    ): [
+        "workflow w { stage s { sleep -1h } }",
+        "workflow w { stage s { sleep } }",
+        "workflow w { stage s { sleep 5 } }",
+        "workflow w { stage s { sleep until } }",
+        "workflow w { stage s { sleep until 3 } }",
+    ],
+    (
+        "`wait for` names the signal to wait for",
+        "e.g. `wait for approve, timeout 7d, on timeout continue`",
+    ): [
+        "workflow w { stage s { wait approve } }",
+        "workflow w { stage s { wait } }",
+        "workflow w { stage s { wait for } }",
+        "workflow w { stage s { wait for 3 } }",
+    ],
+    (
+        "a `,` after the signal of `wait for` starts an option",
+        "the options are `timeout <duration>` and `on timeout fail` (or `continue`), "
+        "e.g. `wait for approve, timeout 7d, on timeout continue`",
+    ): [
+        "workflow w { stage s { wait for a, } }",
+        "workflow w { stage s { wait for a, timeout } }",
+        "workflow w { stage s { wait for a, timeout -1d } }",
+        "workflow w { stage s { wait for a, on } }",
+        "workflow w { stage s { wait for a, on timeout } }",
+        "workflow w { stage s { wait for a, on failure continue } }",
+    ],
+}
+
+
 @cache
 def _map_slips() -> dict[int, tuple[str, str]]:
-    """The parser state each example of `_MAP_EXAMPLES` fails in → its message and help."""
+    """The parser state each example of `_MAP_EXAMPLES` and `_WAIT_EXAMPLES` fails in → its
+    message and help."""
     found: dict[int, tuple[str, str]] = {}
-    for label, examples in _MAP_EXAMPLES.items():
+    for label, examples in (*_MAP_EXAMPLES.items(), *_WAIT_EXAMPLES.items()):
         for text in examples:
             try:
                 _parser().parse(text, start="start")
@@ -310,7 +349,8 @@ def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> D
             help=matched[1] if matched else "a `{` was probably left without its `}`",
         )
     found = _describe_token(token)
-    if matched is None and rule in ("start", "map_spec") and error.state is not None:
+    slips = ("start", "map_spec", "sleep_spec", "wait_spec")
+    if matched is None and rule in slips and error.state is not None:
         matched = _map_slips().get(error.state.position)
     if matched is None and rule in ("start", "condition_spec"):
         matched = _condition_slip(token, set(error.expected))

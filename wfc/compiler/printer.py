@@ -192,7 +192,32 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
     lines += [f"{inner}queue {_string(str(q.value))}" for q in s.queues]
     lines += [f"{inner}{print_concurrency(c)}" for c in s.concurrencies]
     lines += [f"{inner}{print_rate(r)}" for r in s.rates]
+    lines += [f"{inner}{print_sleep(z)}" for z in s.sleeps]
+    lines += [f"{inner}{print_wait(w)}" for w in s.waits]
     return [*lines, indent + "}"]
+
+
+def print_sleep(z: ast.Sleep) -> str:
+    """`sleep 1h` or `sleep until input.publish_at`."""
+    if z.until is not None:
+        return f"sleep until {z.until.text}"
+    assert z.duration is not None
+    return f"sleep {z.duration.text}"
+
+
+def print_wait(w: ast.Wait) -> str:
+    """`wait for approve, timeout 2d, on timeout continue` (the timeouts first)."""
+    text = f"wait for {w.signal.value}"
+    text += "".join(f", timeout {t.text}" for t in w.timeouts)
+    return text + "".join(f", on timeout {p.value}" for p in w.on_timeout)
+
+
+def print_signal(s: ast.Signal, indent: str) -> list[str]:
+    """`signal approve { … }`, or `signal ping` with no payload."""
+    head = f"{indent}signal {s.name.value}"
+    if s.payload is not None:
+        head += f" {print_record(s.payload, indent)}"
+    return [*_doc(s.doc, indent), head]
 
 
 def print_concurrency(c: ast.Concurrency) -> str:
@@ -267,6 +292,8 @@ def print_module(module: ast.Module) -> str:
         body += [f"  queue {_string(str(q.value))}" for q in wf.queues]
         for schedule in wf.schedules:
             body += print_schedule(schedule, "  ")
+        for signal in wf.signals:
+            body += print_signal(signal, "  ")
         for stage in wf.stages:
             body += print_stage(stage, "  ")
         for flow in wf.flows:

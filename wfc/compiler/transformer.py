@@ -13,7 +13,8 @@ from lark import Token, v_args
 from lark.tree import Meta
 
 from wfc.compiler import ast
-from wfc.compiler.transformer_fleet import FleetCallbacks, parse_number, unquote
+from wfc.compiler.transformer_fleet import parse_number, unquote
+from wfc.compiler.transformer_waits import WaitCallbacks
 
 
 def _doc_text(tokens: list[Token]) -> str | None:
@@ -36,7 +37,7 @@ class _Docs:
 
 
 @v_args(meta=True)
-class AstBuilder(FleetCallbacks):
+class AstBuilder(WaitCallbacks):
     """Callbacks named after grammar rules; each returns one AST node."""
 
     # -- module ------------------------------------------------------------------
@@ -72,6 +73,7 @@ class AstBuilder(FleetCallbacks):
             flows=tuple(i for i in body if isinstance(i, ast.Flow)),
             queues=tuple(v for t, v in pairs if t == "queue"),
             schedules=tuple(i for i in body if isinstance(i, ast.Schedule)),
+            signals=tuple(i for i in body if isinstance(i, ast.Signal)),
             span=self._span(meta),
         )
 
@@ -261,6 +263,8 @@ class AstBuilder(FleetCallbacks):
             queues=tuple(settings.get("queue", [])),
             concurrencies=tuple(settings.get("concurrency", [])),
             rates=tuple(settings.get("rate", [])),
+            sleeps=tuple(settings.get("sleep", [])),
+            waits=tuple(settings.get("wait", [])),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )

@@ -32,6 +32,16 @@ workflow:
       output: {tag: str}             #      on_item_failure: continue}
   flow: extract -> [embed] -> review
 ```
+
+Queues, limits and schedules are read by `yaml_fleet`; signals, `sleep` and
+`wait_for` by `yaml_waits`:
+
+```yaml
+  signals: {approve: {approved: bool, by: str}}
+  stages:
+    cool_off: {sleep: 1h}
+    approval: {wait_for: "approve, timeout 2d, on timeout continue"}
+```
 """
 
 from __future__ import annotations
@@ -44,11 +54,11 @@ from yaml.nodes import Node, ScalarNode
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.source import SourceFile, Span
-from wfc.compiler.yaml_fleet import FleetReader
 from wfc.compiler.yaml_nodes import YamlProblem
+from wfc.compiler.yaml_waits import WaitReader
 
 
-class _Builder(FleetReader):
+class _Builder(WaitReader):
     """The whole file: types, stages and the workflow, on the node readers it inherits."""
 
     # -- types -----------------------------------------------------------------
@@ -119,6 +129,8 @@ class _Builder(FleetReader):
         "queue",
         "concurrency",
         "rate",
+        "sleep",
+        "wait_for",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -229,6 +241,7 @@ class _Builder(FleetReader):
         if (v := get("ai")) is not None:
             settings["ai_presets"] = (self.ai_preset(v),)
         settings.update(self.stage_limits(get))
+        settings.update(self.stage_waits(get))
         async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
             "true",
             "yes",
@@ -255,6 +268,7 @@ class _Builder(FleetReader):
         "flow",
         "queue",
         "schedules",
+        "signals",
     }
 
     def workflow(self, node: Node) -> ast.Workflow:
@@ -285,6 +299,8 @@ class _Builder(FleetReader):
             items["queues"] = (self.queue(keys["queue"][1]),)
         if "schedules" in keys:
             items["schedules"] = self.schedules(keys["schedules"][1])
+        if "signals" in keys:
+            items["signals"] = self.signals(keys["signals"][1])
         return ast.Workflow(
             id=self.name(keys["id"][1], "the workflow id"), span=self.span(node), **items
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wfc.errors import NonRetryableError, RetryStage
 from wfc.runtime.ai_config import AIConfig
 from wfc.runtime.builder import StageDefinition, WorkflowBuilder, define_stage
+from wfc.runtime.builder_waits import SleepOutput, define_signal, sleep_stage, wait_stage
 from wfc.runtime.commands import (
     JobExecute,
     LeaseReapStale,
@@ -88,6 +89,7 @@ __all__ = [
     "RunSnapshot",
     "RunTransition",
     "ServerlessHost",
+    "SleepOutput",
     "Stage",
     "StageContext",
     "StageDefinition",
@@ -105,6 +107,7 @@ __all__ = [
     "any_of",
     "bind_plan",
     "define_plugin",
+    "define_signal",
     "define_stage",
     "load_registry",
     "load_workflow",
@@ -112,5 +115,7 @@ __all__ = [
     "parse_command",
     "run_and_wait",
     "signal_run",
+    "sleep_stage",
+    "wait_stage",
     "when",
 ]

@@ -29,6 +29,16 @@ nightly = ScheduleSpec(name="nightly", cron="0 6 * * *", timezone="Europe/Paris"
 WorkflowBuilder("docs", "Documents", input=Doc, queue="gpu", schedules=[nightly])
 ```
 
+A workflow can declare signals and have built-in stages that sleep or wait for one
+(see `wfc.runtime.builder_waits`):
+
+```python
+approve = define_signal("approve", Decision)
+WorkflowBuilder("docs", "Documents", input=Doc, signals=[approve]).pipe(draft).pipe(
+    wait_stage("approval", approve, timeout_ms=86_400_000, on_timeout="continue")
+)
+```
+
 `build()` returns the same `Workflow` (a `Plan` plus stage classes) that a
 compiled package loads, so the kernel cannot tell the two apart. Checks the
 compiler would make are made here at build time: duplicate ids, dependencies
@@ -62,9 +72,10 @@ from wfc.plan import (
     RateLimit,
     RetryPolicy,
     ScheduleSpec,
+    SignalSpec,
     StageKind,
 )
-from wfc.runtime import builder_fleet
+from wfc.runtime import builder_fleet, builder_waits
 from wfc.runtime.stage import AsyncStage, ItemResult, Stage, StageContext, _StageBase
 from wfc.runtime.workflow import Workflow
 
@@ -84,7 +95,8 @@ class StageDefinition:
     """A stage made by `define_stage`: its plan entry and its implementation class."""
 
     plan: PlanStage
-    implementation: type[_StageBase]
+    # None for a built-in stage (`sleep_stage`, `wait_stage`): the runtime runs it.
+    implementation: type[_StageBase] | None = None
 
     @property
     def id(self) -> str:
@@ -282,17 +294,19 @@ class WorkflowBuilder:
     description: str | None = None
     queue: str | None = None
     schedules: Sequence[ScheduleSpec] = ()
+    signals: Sequence[SignalSpec] = ()
     _groups: list[tuple[StageDefinition, ...]] = field(default_factory=list)
 
-    def pipe(self, stage: StageDefinition) -> WorkflowBuilder:
-        """Run `stage` after everything added so far."""
-        return self._add((stage,))
+    def pipe(self, stage: StageDefinition | PlanStage) -> WorkflowBuilder:
+        """Run `stage` after everything added so far (a `PlanStage`: a built-in stage from
+        `sleep_stage` or `wait_stage`)."""
+        return self._add((_definition(stage),))
 
-    def parallel(self, stages: Sequence[StageDefinition]) -> WorkflowBuilder:
+    def parallel(self, stages: Sequence[StageDefinition | PlanStage]) -> WorkflowBuilder:
         """Run `stages` concurrently after everything added so far (they may not need each other)."""
         if not stages:
             raise ValueError("parallel() needs at least one stage")
-        return self._add(tuple(stages))
+        return self._add(tuple(_definition(s) for s in stages))
 
     def _add(self, group: tuple[StageDefinition, ...]) -> WorkflowBuilder:
         earlier = {s.id: s for g in self._groups for s in g}
@@ -300,6 +314,8 @@ class WorkflowBuilder:
             if stage.id in earlier or [s.id for s in group].count(stage.id) > 1:
                 raise ValueError(f'Stage "{stage.id}" is added twice')
             read = stage.plan.when.roots() - {"input"} if stage.plan.when else set()
+            if stage.plan.sleep is not None and stage.plan.sleep.until is not None:
+                read |= {stage.plan.sleep.until[0]} - {"input"}
             wanted = [
                 *stage.plan.needs,
                 *([stage.plan.input_from] if stage.plan.input_from else []),
@@ -361,6 +377,7 @@ class WorkflowBuilder:
         """The workflow: a fingerprinted plan bound to the stage classes."""
         stages = [s for g in self._groups for s in g]
         builder_fleet.check_shared_rates(s.plan for s in stages)
+        builder_waits.check_signals(tuple(self.signals), [s.plan for s in stages])
         plan = Plan(
             workflow_id=self.id,
             name=self.name,
@@ -371,8 +388,9 @@ class WorkflowBuilder:
             groups=tuple(tuple(s.id for s in g) for g in self._groups),
             queue=builder_fleet.queue_name(f'Workflow "{self.id}"', self.queue),
             schedules=builder_fleet.schedules(self.schedules, self.input),
+            signals=tuple(self.signals),
         ).with_fingerprint()
-        implementations = {s.id: s.implementation for s in stages}
+        implementations = {s.id: s.implementation for s in stages if s.implementation is not None}
         return Workflow(plan, implementations, input_model=self.input)
 
     def _output_schema(self) -> dict[str, Any]:
@@ -388,11 +406,16 @@ class WorkflowBuilder:
         }
 
 
+def _definition(stage: StageDefinition | PlanStage) -> StageDefinition:
+    return stage if isinstance(stage, StageDefinition) else StageDefinition(plan=stage)
+
+
 def _gathered_schema(stage: StageDefinition) -> dict[str, Any]:
     """The schema of what a stage hands on: its output, or a mapped stage's list."""
     spec = stage.plan.map
     if spec is None:
         return stage.plan.output_schema
+    assert stage.implementation is not None  # a built-in stage is never mapped
     output = stage.implementation.output_model
     if spec.on_item_failure is ItemFailure.CONTINUE:
         return TypeAdapter(list[ItemResult[output]]).json_schema()  # type: ignore[valid-type]

@@ -18,12 +18,15 @@ from wfc.compiler.checks.names import check_names
 from wfc.compiler.checks.schedules import check_schedules
 from wfc.compiler.checks.skipping import check_skipping
 from wfc.compiler.checks.types import check_types
+from wfc.compiler.checks.wait_reads import check_wait_reads
+from wfc.compiler.checks.waits import check_builtins
 from wfc.compiler.diagnostics import Diagnostic, Label
 from wfc.compiler.loader import Program
 from wfc.compiler.names import class_name
 
 PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_names,
+    check_builtins,
     check_types,
     check_limits,
     check_schedules,
@@ -32,6 +35,7 @@ PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_maps,
     check_conditions,
     check_skipping,
+    check_wait_reads,
 )
 
 
@@ -129,6 +133,8 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 queue=s.queue,
                 concurrency=s.concurrency,
                 rate=s.rate,
+                sleep=facts.sleep,
+                wait_for=facts.wait_for,
                 node=node,
             )
         )
@@ -146,4 +152,5 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
         records=tuple(an.records.values()),
         queue=an.workflow_queue,
         schedules=tuple(an.schedules),
+        signals=tuple(an.signals.values()),
     )

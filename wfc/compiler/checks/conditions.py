@@ -140,7 +140,9 @@ class _ConditionChecker:
                 return None
             # A mapped stage's output is the list of its items' outputs.
             start_type = self.an.stages[root.value].gathered()
-            if root.value in self.an.skippable and start_type is not None:
+            source = self.an.stages[root.value]
+            missing = root.value in self.an.skippable or source.may_be_null
+            if missing and start_type is not None:
                 start_type = model.Optional(inner=start_type)
         elif root.value in self.an.enums:
             return self.enum_member(name, self.an.enums[root.value])

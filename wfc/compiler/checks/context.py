@@ -13,7 +13,16 @@ from wfc.compiler import ast, model
 from wfc.compiler.diagnostics import Diagnostic, Label, Severity
 from wfc.compiler.loader import Program
 from wfc.compiler.source import Span
-from wfc.plan import DEFAULT_MAP_AT_MOST, ConcurrencyLimit, Condition, RateLimit, ScheduleSpec
+from wfc.plan import (
+    DEFAULT_MAP_AT_MOST,
+    ConcurrencyLimit,
+    Condition,
+    RateLimit,
+    ScheduleSpec,
+    SignalTimeout,
+    SignalWait,
+    SleepSpec,
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -62,6 +71,15 @@ class StageFacts:
     settings: StageSettings = field(default_factory=StageSettings)
     when: Condition | None = None
     map: MapFacts | None = None
+    # A built-in stage (`sleep …` or `wait for …`): what it is, once checked.
+    builtin: bool = False
+    sleep: SleepSpec | None = None
+    wait_for: SignalWait | None = None
+
+    @property
+    def may_be_null(self) -> bool:
+        """A wait that times out into null (`on timeout continue`)."""
+        return self.wait_for is not None and self.wait_for.on_timeout is SignalTimeout.CONTINUE
 
     def gathered(self) -> model.Type | None:
         """What the stage hands on: its output, or, for a mapped stage, the list of its
@@ -113,6 +131,7 @@ class Analysis:
     skippable: dict[str, SkipCause] = field(default_factory=dict)
     workflow_queue: str | None = None
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    signals: dict[str, model.SignalModel] = field(default_factory=dict)
 
     def error(
         self,

@@ -211,7 +211,8 @@ def group_output(
         gathered = an.stages[sid].gathered()
         if gathered is None:
             return None
-        skipped = skipped_as_optional and sid in an.skippable
+        # A wait that times out into null (`on timeout continue`) may hand on null too.
+        skipped = skipped_as_optional and (sid in an.skippable or an.stages[sid].may_be_null)
         field_type: model.Type = model.Optional(inner=gathered) if skipped else gathered
         fields.append(model.RecordField(name=sid, type=field_type))
     return model.Record(name="Group" + "".join(pascal(s) for s in group), fields=tuple(fields))

@@ -94,6 +94,8 @@ def _check_needs(an: Analysis, sid: str, facts: StageFacts, deps: list[str]) -> 
 
 
 def _check_optional_mark(an: Analysis, sid: str, dep: str, mark: ast.Name, *, alone: bool) -> None:
+    if an.stages[dep].may_be_null:
+        return  # a wait that times out into null: the `?` is what it asks for
     if dep not in an.skippable:
         message = f"`{dep}` is never skipped, so `{dep}?` is never None"
         label = f"`{dep}` has no `when`, and not all it depends on may be skipped"

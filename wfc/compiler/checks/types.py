@@ -42,6 +42,7 @@ def _all_records(an: Analysis) -> Iterator[model.Record]:
     ]
     for facts in an.stages.values():
         candidates.extend([facts.input, facts.output, facts.config])
+    candidates.extend(signal.payload for signal in an.signals.values())
     for record in candidates:
         if record is not None and id(record) not in seen:
             seen.add(id(record))

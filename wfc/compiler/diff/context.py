@@ -21,8 +21,9 @@ class SourceMap:
     `("stage", id)` and `("stage", id, part)` with part `input`, `output`,
     `config` (and a field after it), `when`, `map`, `needs` (and a need after
     it), `retry`, `timeout`, `poll`, `priority`, `queue`, `concurrency`, `rate`,
-    `description`, `kind`; `("flow",)` / `("flow", stage id)` for the flow and a
-    stage's place in it; `("queue",)` for the workflow's queue and `("schedule", name)`.
+    `description`, `kind`, `sleep`, `wait`; `("flow",)` / `("flow", stage id)` for the
+    flow and a stage's place in it; `("queue",)` for the workflow's queue,
+    `("schedule", name)` and `("signal", name)`.
     """
 
     entries: dict[Key, Location] = field(default_factory=dict)

@@ -121,6 +121,8 @@ def readers(plan: Plan, stage_id: str, groups: dict[str, int]) -> list[str]:
         roots = stage.when.roots() if stage.when is not None else set()
         if stage.map is not None:
             roots.add(stage.map.over[0])
+        if stage.sleep is not None and stage.sleep.until is not None:
+            roots.add(stage.sleep.until[0])
         flow = stage.input_source is InputSource.FLOW and groups[stage.id] == group + 1
         if stage_id in stage.needs or stage.input_from == stage_id or flow or stage_id in roots:
             found.append(stage.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wfc.compiler.diff import fleet, flow, roles
+from wfc.compiler.diff import fleet, flow, roles, waits
 from wfc.compiler.diff.context import Ctx, SourceMap
 from wfc.compiler.diff.model import PlanDiff, Verdict
 from wfc.plan import Plan, PlanStage
@@ -81,12 +81,14 @@ def _workflow(ctx: Ctx) -> None:
     roles.workflow_input(ctx)
     roles.workflow_output(ctx)
     fleet.workflow_fleet(ctx)
+    waits.workflow_signals(ctx)
 
 
 def _stage(ctx: Ctx, stage_id: str) -> None:
     old, new = ctx.old_stage(stage_id), ctx.new_stage(stage_id)
     _settings(ctx, old, new)
     fleet.stage_fleet(ctx, old, new)
+    waits.stage_waits(ctx, old, new)
     flow.order(ctx, stage_id)
     _kind_and_map(ctx, old, new)
     if (old.map is None) == (new.map is None):

@@ -268,6 +268,8 @@ def _workflow_entries(node: ast.Workflow, put: Callable[[Key, Span | None], None
         put(("queue",), queue.span)
     for schedule in node.schedules:
         put(("schedule", schedule.name.value), schedule.name.span)
+    for signal in node.signals:
+        put(("signal", signal.name.value), signal.name.span)
 
 
 class _Spanned(Protocol):
@@ -295,6 +297,8 @@ def _stage_entries(stage: model.StageModel, put: Callable[[Key, Span | None], No
         ("concurrency", node.concurrencies),
         ("rate", node.rates),
         ("description", node.descriptions),
+        ("sleep", node.sleeps),
+        ("wait", node.waits),
     ]
     for part, items in firsts:
         if items:
