@@ -375,6 +375,8 @@ class Stage:
     queues: tuple[Literal_, ...] = ()
     concurrencies: tuple[Concurrency, ...] = ()
     rates: tuple[Rate, ...] = ()
+    # `runs <workflow>`: the stage runs that workflow as a child run.
+    runs: Name | None = None
     async_keyword: Span | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 

@@ -394,6 +394,12 @@ def _collect_records(
                 stage.input,
                 f"Input of stage `{stage.id}`: one item of `{'.'.join(stage.map.over)}`.",
             )
+        elif stage.child is not None:  # no class: only its output is read, by later stages
+            add(
+                stage.output,
+                f"Output of stage `{stage.id}`: workflow `{stage.child.workflow_id}`'s.",
+            )
+            continue
         else:
             add(stage.input, f"Input of stage `{stage.id}`.")
         add(stage.output, f"Output of stage `{stage.id}`.")
@@ -525,6 +531,7 @@ def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> lis
             item=_item_view(s, found),
         )
         for s in wf.stages
+        if s.child is None  # a child stage is built in: no context, base class or stub
     ]
 
 
@@ -564,6 +571,7 @@ def render_stages(wf: model.WorkflowModel) -> str:
         header=_header(wf),
         workflow=wf,
         stages=stages,
+        stage_ids=[s.id for s in wf.stages],
         model_names=model_names,
         runtime_imports=sorted(runtime_imports),
         import_datetime=imports.datetime,

@@ -164,6 +164,16 @@ class MapModel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChildModel:
+    """A child-workflow stage's workflow and, as its plan gives them, that workflow's
+    input and output schemas (the stage's own, in the parent's plan)."""
+
+    workflow_id: str
+    input_schema: dict[str, Any] = field(compare=False, repr=False)
+    output_schema: dict[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageModel:
     """A checked stage."""
 
@@ -192,6 +202,7 @@ class StageModel:
     queue: str | None = None  # None: the workflow's queue
     concurrency: ConcurrencyLimit | None = None
     rate: RateLimit | None = None
+    child: ChildModel | None = None  # `runs <workflow>`: a built-in child-workflow stage
     node: ast.Stage | None = field(default=None, compare=False, repr=False)
 
 

@@ -13,7 +13,8 @@ from lark import Token, v_args
 from lark.tree import Meta
 
 from wfc.compiler import ast
-from wfc.compiler.transformer_fleet import FleetCallbacks, parse_number, unquote
+from wfc.compiler.transformer_children import ChildCallbacks
+from wfc.compiler.transformer_fleet import parse_number, unquote
 
 
 def _doc_text(tokens: list[Token]) -> str | None:
@@ -36,7 +37,7 @@ class _Docs:
 
 
 @v_args(meta=True)
-class AstBuilder(FleetCallbacks):
+class AstBuilder(ChildCallbacks):
     """Callbacks named after grammar rules; each returns one AST node."""
 
     # -- module ------------------------------------------------------------------
@@ -261,6 +262,7 @@ class AstBuilder(FleetCallbacks):
             queues=tuple(settings.get("queue", [])),
             concurrencies=tuple(settings.get("concurrency", [])),
             rates=tuple(settings.get("rate", [])),
+            runs=next(iter(settings.get("runs", [])), None),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wfc.compiler import ast, model
+from wfc.compiler.checks.children import check_child_inputs, resolve_children
 from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.graph import check_graph
@@ -24,11 +25,13 @@ from wfc.compiler.names import class_name
 
 PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_names,
+    lambda an: resolve_children(an, check_program),
     check_types,
     check_limits,
     check_schedules,
     check_map_settings,
     check_graph,
+    check_child_inputs,
     check_maps,
     check_conditions,
     check_skipping,
@@ -129,6 +132,7 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 queue=s.queue,
                 concurrency=s.concurrency,
                 rate=s.rate,
+                child=facts.child,
                 node=node,
             )
         )

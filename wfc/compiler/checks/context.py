@@ -62,6 +62,7 @@ class StageFacts:
     settings: StageSettings = field(default_factory=StageSettings)
     when: Condition | None = None
     map: MapFacts | None = None
+    child: model.ChildModel | None = None  # `runs <workflow>` (checks/children.py)
 
     def gathered(self) -> model.Type | None:
         """What the stage hands on: its output, or, for a mapped stage, the list of its
@@ -113,6 +114,7 @@ class Analysis:
     skippable: dict[str, SkipCause] = field(default_factory=dict)
     workflow_queue: str | None = None
     schedules: list[ScheduleSpec] = field(default_factory=list)
+    child_inputs: dict[str, model.Record] = field(default_factory=dict)  # by child stage
 
     def error(
         self,
