@@ -249,10 +249,19 @@ def check_child_inputs(an: Analysis) -> None:
                 f"in its input, but {what} {problem}",
                 stage.runs.span,
                 label=f"`{sid}` hands {what} to `{stage.runs.value}`",
-                labels=(Label(span=tf.node.span, message="declared here"),) if tf.node else (),
+                notes=[_declared_where(tf, stage.runs.value)] if tf.node else [],
                 help="make the previous stage produce it, use `input from <stage>`, "
                 "or give the child's field a default",
             )
+
+
+def _declared_where(tf: model.RecordField, workflow: str) -> str:
+    """Where the child declares a field (its file by name, so the text is the same
+    wherever the files are)."""
+    assert tf.node is not None
+    line, col = tf.node.span.file.line_col(tf.node.span.start)
+    where = f"{tf.node.span.file.path.name}:{line}:{col}"
+    return f"`{tf.name}` is declared in the input of `{workflow}`, at {where}"
 
 
 def _arriving(an: Analysis, facts: StageFacts) -> tuple[model.Record | None, str]:
