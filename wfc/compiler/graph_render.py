@@ -11,7 +11,9 @@ when that is not the group just before, points to it with a dashed `items` edge.
 A stage's own queue and its fleet limits show on one line under its name
 (`queue gpu, ≤2 at once per input.customer_id, ≤50/min shared openai`), and the
 workflow's queue and schedules head the graph (a Mermaid title, a DOT label), so
-a reviewer sees where and when the workflow runs beside what it does.
+a reviewer sees where and when the workflow runs beside what it does. A stage that
+runs a child workflow is drawn as a subroutine (Mermaid `[[…]]`, a DOT double border)
+with `↳ runs <workflow>` under its name.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ def _map_edges(plan: Plan) -> list[tuple[str, str]]:
 def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> str:
     """The stage's name, and under it its `map` and its `when`, each escaped for the format."""
     lines = [_label(stage.name)]
+    if stage.child is not None:
+        lines.append(f"↳ runs {stage.child.workflow_id}")
     if stage.map is not None:
         lines.append(map_text(stage.map))
     limits = limits_text(stage)
@@ -170,6 +174,7 @@ def to_mermaid(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             shape = ('(["', '"])') if stage.kind == "async" else ('["', '"]')
+            shape = ('[["', '"]]') if stage.child is not None else shape
             title = _title(stage, "<br/>", _mermaid_escape)
             nodes.append(f"{sid}{shape[0]}{title}{shape[1]}")
         if len(group) > 1:
@@ -199,6 +204,7 @@ def to_dot(plan: Plan) -> str:
         for sid in group:
             stage = plan.stage(sid)
             style = ", style=rounded" if stage.kind == "async" else ""
+            style = ", peripheries=2" if stage.child is not None else style
             lines.append(f'{indent}"{sid}" [label="{_title(stage, chr(92) + "n", str)}"{style}];')
         if len(group) > 1:
             lines.append("  }")
