@@ -30,6 +30,7 @@ workflow:
     tag:
       map: extract.sentences         # or: {over: extract.sentences, at_most: 16,
       output: {tag: str}             #      on_item_failure: continue}
+    enrich: {runs: enrich_customer, retry: 3 times}   # a child workflow (imported)
   flow: extract -> [embed] -> review
 ```
 """
@@ -44,11 +45,11 @@ from yaml.nodes import Node, ScalarNode
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.source import SourceFile, Span
-from wfc.compiler.yaml_fleet import FleetReader
+from wfc.compiler.yaml_children import ChildReader
 from wfc.compiler.yaml_nodes import YamlProblem
 
 
-class _Builder(FleetReader):
+class _Builder(ChildReader):
     """The whole file: types, stages and the workflow, on the node readers it inherits."""
 
     # -- types -----------------------------------------------------------------
@@ -119,6 +120,7 @@ class _Builder(FleetReader):
         "queue",
         "concurrency",
         "rate",
+        "runs",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -229,6 +231,7 @@ class _Builder(FleetReader):
         if (v := get("ai")) is not None:
             settings["ai_presets"] = (self.ai_preset(v),)
         settings.update(self.stage_limits(get))
+        settings.update(self.stage_child(get))
         async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
             "true",
             "yes",
