@@ -84,7 +84,7 @@ class StageDefinition:
     """A stage made by `define_stage`: its plan entry and its implementation class."""
 
     plan: PlanStage
-    implementation: type[_StageBase]
+    implementation: type[_StageBase] | None  # None: a built-in stage (`child_stage`)
 
     @property
     def id(self) -> str:
@@ -372,7 +372,7 @@ class WorkflowBuilder:
             queue=builder_fleet.queue_name(f'Workflow "{self.id}"', self.queue),
             schedules=builder_fleet.schedules(self.schedules, self.input),
         ).with_fingerprint()
-        implementations = {s.id: s.implementation for s in stages}
+        implementations = {s.id: s.implementation for s in stages if s.implementation}
         return Workflow(plan, implementations, input_model=self.input)
 
     def _output_schema(self) -> dict[str, Any]:
@@ -391,7 +391,7 @@ class WorkflowBuilder:
 def _gathered_schema(stage: StageDefinition) -> dict[str, Any]:
     """The schema of what a stage hands on: its output, or a mapped stage's list."""
     spec = stage.plan.map
-    if spec is None:
+    if spec is None or stage.implementation is None:  # a child stage is never mapped
         return stage.plan.output_schema
     output = stage.implementation.output_model
     if spec.on_item_failure is ItemFailure.CONTINUE:

@@ -44,6 +44,7 @@ def resolve_children(an: Analysis, check: Checker) -> None:
         if checked is None or not ok:
             an.broken.add(f"stage:{stage.name.value}")
             facts.output = model.Record(name=f"{pascal(stage.name.value)}Output", fields=())
+            an.broken.add(facts.output.name)  # unknown: nothing is compared against it
             continue
         _adopt(an, facts, checked)
 
