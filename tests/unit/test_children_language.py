@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from wfc.compiler import compile_path
+from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.diff import Verdict, diff_plans
 from wfc.compiler.driver import analyse
 from wfc.compiler.parser import parse_source
@@ -75,6 +76,7 @@ def test_a_child_stage_lowers_to_the_builtin_with_the_childs_schemas(tmp_path: P
 
 def test_the_syntax_prints_back_as_written() -> None:
     module = parse_source(SourceFile(path=Path("p.wf"), text=PARENT))
+    assert not isinstance(module, Diagnostic)
     again = parse_source(SourceFile(path=Path("p.wf"), text=print_module(module)))
     assert again == module
     assert module.workflows[0].stages[0].runs is not None
