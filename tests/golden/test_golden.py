@@ -75,7 +75,8 @@ def test_compiled_case_matches_its_expected_tree(
 ) -> None:
     work = tmp_path / case.name
     work.mkdir()
-    shutil.copy(case / "input.wf", work / "input.wf")
+    for source in case.glob("*.wf"):  # `input.wf` and the files it imports
+        shutil.copy(source, work / source.name)
     monkeypatch.chdir(tmp_path)
     result = compile_path(Path(case.name) / "input.wf", work / "out")
     assert result.ok and result.plan is not None, render_text(result.diagnostics)

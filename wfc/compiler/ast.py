@@ -400,6 +400,8 @@ class Stage:
     # Each `sleep` and `wait for` given (a built-in stage has one of them, once).
     sleeps: tuple[Sleep, ...] = ()
     waits: tuple[Wait, ...] = ()
+    # `runs <workflow>`: the stage runs that workflow as a child run.
+    runs: Name | None = None
     async_keyword: Span | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 

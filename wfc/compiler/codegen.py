@@ -404,6 +404,12 @@ def _collect_records(
                 stage.input,
                 f"Input of stage `{stage.id}`: one item of `{'.'.join(stage.map.over)}`.",
             )
+        elif stage.child is not None:  # no class: only its output is read, by later stages
+            add(
+                stage.output,
+                f"Output of stage `{stage.id}`: workflow `{stage.child.workflow_id}`'s.",
+            )
+            continue
         else:
             add(stage.input, f"Input of stage `{stage.id}`.")
         add(stage.output, f"Output of stage `{stage.id}`.")
@@ -538,7 +544,7 @@ def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> lis
             item=_item_view(s, found),
         )
         for s in wf.stages
-        if not s.builtin
+        if not s.builtin and s.child is None  # no class, base or stub for a built-in
     ]
 
 

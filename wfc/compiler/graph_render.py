@@ -15,7 +15,9 @@ a reviewer sees where and when the workflow runs beside what it does. A built-in
 stage is a hexagon that says what it waits for (`⏸ sleep 1h`, `⏸ sleep until
 input.publish_at`, `✉ wait for approve (2d → continue)`): no code runs there, and a
 run may stay there long; a stage it sleeps until, when not the group just before,
-points to it with a dashed `until` edge.
+points to it with a dashed `until` edge. A stage that
+runs a child workflow is drawn as a subroutine (Mermaid `[[…]]`, a DOT double border)
+with `↳ runs <workflow>` under its name.
 """
 
 from __future__ import annotations
@@ -185,7 +187,9 @@ def _read_edges(
 def _title(stage: PlanStage, line_break: str, escape: Callable[[str], str]) -> str:
     """The stage's name, and under it its `map` and its `when`, each escaped for the format."""
     lines = [_label(stage.name)]
-    if stage.builtin:
+    if stage.child is not None:
+        lines.append(f"↳ runs {stage.child.workflow_id}")
+    elif stage.builtin:
         lines.append(builtin_text(stage))
     if stage.map is not None:
         lines.append(map_text(stage.map))
@@ -223,6 +227,7 @@ def to_mermaid(plan: Plan) -> str:
             shape = ('(["', '"])') if stage.kind == "async" else ('["', '"]')
             if stage.builtin:
                 shape = ('{{"', '"}}')
+            shape = ('[["', '"]]') if stage.child is not None else shape
             title = _title(stage, "<br/>", _mermaid_escape)
             nodes.append(f"{sid}{shape[0]}{title}{shape[1]}")
         if len(group) > 1:
@@ -255,6 +260,7 @@ def to_dot(plan: Plan) -> str:
             style = ", style=rounded" if stage.kind == "async" else ""
             if stage.builtin:
                 style = ", shape=hexagon"
+            style = ", peripheries=2" if stage.child is not None else style
             lines.append(f'{indent}"{sid}" [label="{_title(stage, chr(92) + "n", str)}"{style}];')
         if len(group) > 1:
             lines.append("  }")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wfc.compiler import model
+from wfc.compiler.lower_children import lower_child_stage
 from wfc.compiler.names import class_name
 from wfc.compiler.schema import input_json_schema, record_json_schema
 from wfc.plan import (
@@ -75,6 +76,12 @@ def _lower_builtin(stage: model.StageModel) -> PlanStage:
 def _lower_stage(stage: model.StageModel) -> PlanStage:
     if stage.builtin:
         return _lower_builtin(stage)
+    if stage.child is not None:
+        return lower_child_stage(_lower_code_stage(stage), stage.child)
+    return _lower_code_stage(stage)
+
+
+def _lower_code_stage(stage: model.StageModel) -> PlanStage:
     poll = None
     if stage.is_async:
         poll = PollPolicy(

@@ -172,6 +172,16 @@ class MapModel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChildModel:
+    """A child-workflow stage's workflow and, as its plan gives them, that workflow's
+    input and output schemas (the stage's own, in the parent's plan)."""
+
+    workflow_id: str
+    input_schema: dict[str, Any] = field(compare=False, repr=False)
+    output_schema: dict[str, Any] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageModel:
     """A checked stage."""
 
@@ -203,6 +213,7 @@ class StageModel:
     # A built-in stage: a durable sleep or a wait for a signal (no user class implements it).
     sleep: SleepSpec | None = None
     wait_for: SignalWait | None = None
+    child: ChildModel | None = None  # `runs <workflow>`: a built-in child-workflow stage
     node: ast.Stage | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -173,6 +173,8 @@ def print_stage(s: ast.Stage, indent: str) -> list[str]:
     head = f"{indent}{'async ' if s.is_async else ''}stage {s.name.value}"
     if s.title is not None:
         head += f" {_string(s.title)}"
+    if s.runs is not None:
+        head += f" runs {s.runs.value}"
     lines = [*_doc(s.doc, indent), head + " {"]
     lines += [f"{inner}description {_string(str(d.value))}" for d in s.descriptions]
     lines += [f"{inner}{print_map(m)}" for m in s.maps]

@@ -13,6 +13,7 @@ from lark import Token, v_args
 from lark.tree import Meta
 
 from wfc.compiler import ast
+from wfc.compiler.transformer_children import ChildCallbacks
 from wfc.compiler.transformer_fleet import parse_number, unquote
 from wfc.compiler.transformer_waits import WaitCallbacks
 
@@ -37,7 +38,7 @@ class _Docs:
 
 
 @v_args(meta=True)
-class AstBuilder(WaitCallbacks):
+class AstBuilder(WaitCallbacks, ChildCallbacks):
     """Callbacks named after grammar rules; each returns one AST node."""
 
     # -- module ------------------------------------------------------------------
@@ -265,6 +266,7 @@ class AstBuilder(WaitCallbacks):
             rates=tuple(settings.get("rate", [])),
             sleeps=tuple(settings.get("sleep", [])),
             waits=tuple(settings.get("wait", [])),
+            runs=next(iter(settings.get("runs", [])), None),
             async_keyword=self._tok_span(async_tok) if async_tok is not None else None,
             span=self._span(meta),
         )

@@ -30,6 +30,7 @@ workflow:
     tag:
       map: extract.sentences         # or: {over: extract.sentences, at_most: 16,
       output: {tag: str}             #      on_item_failure: continue}
+    enrich: {runs: enrich_customer, retry: 3 times}   # a child workflow (imported)
   flow: extract -> [embed] -> review
 ```
 
@@ -54,11 +55,12 @@ from yaml.nodes import Node, ScalarNode
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.source import SourceFile, Span
+from wfc.compiler.yaml_children import ChildReader
 from wfc.compiler.yaml_nodes import YamlProblem
 from wfc.compiler.yaml_waits import WaitReader
 
 
-class _Builder(WaitReader):
+class _Builder(WaitReader, ChildReader):
     """The whole file: types, stages and the workflow, on the node readers it inherits."""
 
     # -- types -----------------------------------------------------------------
@@ -131,6 +133,7 @@ class _Builder(WaitReader):
         "rate",
         "sleep",
         "wait_for",
+        "runs",
     }
 
     def ai_preset(self, node: Node) -> ast.AiPreset:
@@ -242,6 +245,7 @@ class _Builder(WaitReader):
             settings["ai_presets"] = (self.ai_preset(v),)
         settings.update(self.stage_limits(get))
         settings.update(self.stage_waits(get))
+        settings.update(self.stage_child(get))
         async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
             "true",
             "yes",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wfc.errors import NonRetryableError, RetryStage
 from wfc.runtime.ai_config import AIConfig
 from wfc.runtime.builder import StageDefinition, WorkflowBuilder, define_stage
+from wfc.runtime.builder_children import child_stage
 from wfc.runtime.builder_waits import SleepOutput, define_signal, sleep_stage, wait_stage
 from wfc.runtime.commands import (
     JobExecute,
@@ -106,6 +107,7 @@ __all__ = [
     "all_of",
     "any_of",
     "bind_plan",
+    "child_stage",
     "define_plugin",
     "define_signal",
     "define_stage",

@@ -95,7 +95,8 @@ class StageDefinition:
     """A stage made by `define_stage`: its plan entry and its implementation class."""
 
     plan: PlanStage
-    # None for a built-in stage (`sleep_stage`, `wait_stage`): the runtime runs it.
+    # None for a built-in stage (`sleep_stage`, `wait_stage`, `child_stage`): the runtime
+    # runs it.
     implementation: type[_StageBase] | None = None
 
     @property
@@ -413,7 +414,7 @@ def _definition(stage: StageDefinition | PlanStage) -> StageDefinition:
 def _gathered_schema(stage: StageDefinition) -> dict[str, Any]:
     """The schema of what a stage hands on: its output, or a mapped stage's list."""
     spec = stage.plan.map
-    if spec is None:
+    if spec is None or stage.implementation is None:  # a child stage is never mapped
         return stage.plan.output_schema
     assert stage.implementation is not None  # a built-in stage is never mapped
     output = stage.implementation.output_model

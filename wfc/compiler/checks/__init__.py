@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wfc.compiler import ast, model
+from wfc.compiler.checks.children import check_child_inputs, resolve_children
 from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.graph import check_graph
@@ -27,11 +28,13 @@ from wfc.compiler.names import class_name
 PASSES: tuple[Callable[[Analysis], None], ...] = (
     check_names,
     check_builtins,
+    lambda an: resolve_children(an, check_program),
     check_types,
     check_limits,
     check_schedules,
     check_map_settings,
     check_graph,
+    check_child_inputs,
     check_maps,
     check_conditions,
     check_skipping,
@@ -135,6 +138,7 @@ def _build_model(an: Analysis, wf: ast.Workflow, source_name: str) -> model.Work
                 rate=s.rate,
                 sleep=facts.sleep,
                 wait_for=facts.wait_for,
+                child=facts.child,
                 node=node,
             )
         )

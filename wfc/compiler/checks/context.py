@@ -81,6 +81,8 @@ class StageFacts:
         """A wait that times out into null (`on timeout continue`)."""
         return self.wait_for is not None and self.wait_for.on_timeout is SignalTimeout.CONTINUE
 
+    child: model.ChildModel | None = None  # `runs <workflow>` (checks/children.py)
+
     def gathered(self) -> model.Type | None:
         """What the stage hands on: its output, or, for a mapped stage, the list of its
         items' outputs (of `ItemResult`s with `on failure continue`)."""
@@ -132,6 +134,7 @@ class Analysis:
     workflow_queue: str | None = None
     schedules: list[ScheduleSpec] = field(default_factory=list)
     signals: dict[str, model.SignalModel] = field(default_factory=dict)
+    child_inputs: dict[str, model.Record] = field(default_factory=dict)  # by child stage
 
     def error(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wfc.compiler.diff import fleet, flow, roles, waits
+from wfc.compiler.diff import children, fleet, flow, roles, waits
 from wfc.compiler.diff.context import Ctx, SourceMap
 from wfc.compiler.diff.model import PlanDiff, Verdict
 from wfc.plan import Plan, PlanStage
@@ -89,6 +89,7 @@ def _stage(ctx: Ctx, stage_id: str) -> None:
     _settings(ctx, old, new)
     fleet.stage_fleet(ctx, old, new)
     waits.stage_waits(ctx, old, new)
+    children.stage_child(ctx, old, new)
     flow.order(ctx, stage_id)
     _kind_and_map(ctx, old, new)
     if (old.map is None) == (new.map is None):
