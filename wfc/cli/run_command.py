@@ -24,7 +24,7 @@ from wfc.cli.session import (
     opened_storage,
     parse_json_option,
     print_json,
-    refuse_input,
+    refused,
     run_json,
     run_leaving_threads,
 )
@@ -184,7 +184,7 @@ async def _run_here(
     created: list[str],
 ) -> RunSnapshot:
     from wfc.cli.display import RunDisplay
-    from wfc.errors import InvalidRunInputError
+    from wfc.errors import ConfigValidationError, InvalidRunInputError
     from wfc.runtime.hosts import run_and_wait
 
     async with opened_storage(db_url, worker_id="wfc-run") as storage:
@@ -200,9 +200,8 @@ async def _run_here(
                     on_created=created.append,
                     timeout=None if timeout is None else timedelta(seconds=timeout),
                 )
-            except InvalidRunInputError as error:
-                refuse_input(error)
-                raise  # refuse_input exits; this line is never reached
+            except (InvalidRunInputError, ConfigValidationError) as error:
+                raise refused(error) from None  # input refused: exits 2 with no run
             except TimeoutError as error:
                 raise click.ClickException(f"{error}; a `wfc worker` can finish it") from None
 
