@@ -87,3 +87,17 @@ def read_json_object(value: str | None, option: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise click.BadParameter("must be a JSON object", param_hint=option)
     return parsed
+
+
+def read_config(value: str | None, option: str = "--config") -> dict[str, Any]:
+    """Run config: a JSON object of stage ids, each mapped to an object of that stage's
+    config fields."""
+    config = read_json_object(value, option)
+    for stage_id, fields in config.items():
+        if not isinstance(fields, dict):
+            raise click.BadParameter(
+                f'stage {stage_id!r} must map to an object of its fields ({{"{stage_id}": '
+                '{"field": value}})',
+                param_hint=option,
+            )
+    return config

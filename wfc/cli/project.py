@@ -175,7 +175,8 @@ def database_url(value: str, base: Path | None = None, what: str = "--db") -> st
         raise ProjectError(f"{what}: wfc cannot use a {scheme!r} database; use {URL_FORMS}")
     try:
         parsed = make_url(value)
-        _ = parsed.port
+        if parsed.port is not None and not 0 < parsed.port < 2**16:
+            raise ValueError(f"port {parsed.port} is out of range")
     except (ArgumentError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ProjectError(f"{what}: not a database URL ({reason}); use {URL_FORMS}") from None

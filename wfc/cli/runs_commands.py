@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from wfc.cli.fleet import served_plans, stage_waits, waiting_for, waiting_note
+from wfc.cli.json_input import read_config
 from wfc.cli.session import (
     announce_database,
     db_option,
@@ -386,7 +387,7 @@ def create_command(
     from wfc.runtime.commands import RunCreate
 
     run_input = parse_json_option(input_text, "--input")
-    config = parse_json_option(config_text, "--config")
+    config = read_config(config_text)
     registry = load_workflows(plans)
 
     async def create(kernel: Kernel, _s: SqlStorage) -> str:
