@@ -22,8 +22,14 @@ def test_upgrade_then_current(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}"
     runner = CliRunner()
     before = runner.invoke(cli, ["db", "current", "--url", url])
-    assert before.exit_code == 0 and "revision none" in before.output
-    assert "needs `wfc db upgrade`" in before.output
+    assert before.exit_code == 1, before.output  # a read: the file is not created
+    assert f"no wfc database at {tmp_path / 'wfc.db'}; run `wfc db upgrade`" in before.output
+    assert not (tmp_path / "wfc.db").exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    unmigrated = runner.invoke(cli, ["db", "current", "--db", str(empty)])
+    assert unmigrated.exit_code == 0 and "revision none" in unmigrated.output
+    assert "needs `wfc db upgrade`" in unmigrated.output
     upgraded = runner.invoke(cli, ["db", "upgrade", "--url", url])
     assert upgraded.exit_code == 0 and f"revision {head_revision()}" in upgraded.output
     after = runner.invoke(cli, ["db", "current"], env={"WFC_DATABASE_URL": url})

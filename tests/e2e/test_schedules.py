@@ -62,8 +62,8 @@ def test_bad_cron_timezone_or_input_is_one_line_and_exit_2(db: str) -> None:
         assert code == 2 and out == ""
         assert err.startswith("wfc schedules add: ") and says in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    code, out, _ = _invoke("schedules", "list", "--db", db)
-    assert code == 0 and out.strip() == "no schedules"
+    code, _, err = _invoke("schedules", "list", "--db", db)  # the refusals created nothing,
+    assert code == 1 and "no wfc database at" in err  # not even the database
 
 
 def test_add_checks_input_against_the_recorded_plan_then_lists_pauses_and_deletes(

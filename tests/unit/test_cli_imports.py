@@ -78,4 +78,8 @@ def test_the_cli_copies_of_runtime_values_match_the_runtime() -> None:
     assert tuple(s.value for s in Status) == RUN_STATUSES
     assert DEFAULT_STAGE_TIMEOUT.total_seconds() == DEFAULT_STAGE_TIMEOUT_SECONDS
     assert (PRIORITY.min, PRIORITY.max) == (commands.PRIORITY_MIN, commands.PRIORITY_MAX)
+    from wfc.cli.project import DEFAULT_DATABASE_PATH
+    from wfc.runtime.adapters.sql.engine import DEFAULT_SQLITE_PATH
+
+    assert DEFAULT_DATABASE_PATH == DEFAULT_SQLITE_PATH
     assert IDEMPOTENCY_KEY_MAX == commands.IDEMPOTENCY_KEY_MAX

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from wfc.cli.session import URL_HELP, database_errors
+from wfc.cli.session import database_errors, db_option, require_existing
 
 
 @click.group("db")
@@ -32,24 +32,39 @@ def _run(url: str, action: str) -> str:
         return asyncio.run(go())
 
 
-@db_group.command("upgrade")
-@click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
-def upgrade_command(url: str | None) -> None:
-    """Apply every migration this wfc ships (never drops data)."""
-    from wfc.runtime.adapters.sql import default_url, migrate, redact
+url_alias = click.option(
+    "--url", "alias_url", default=None, hidden=True, help="Former name of --db (still taken)."
+)
 
-    target = url or default_url()
+
+def _target(db_url: str, alias_url: str | None) -> str:
+    """--db's database, or the one the hidden --url names."""
+    from wfc.cli.project import database_url
+
+    return db_url if alias_url is None else database_url(alias_url, None, "--url")
+
+
+@db_group.command("upgrade")
+@db_option
+@url_alias
+def upgrade_command(db_url: str, alias_url: str | None) -> None:
+    """Create the database, or apply every migration this wfc ships (never drops data)."""
+    from wfc.runtime.adapters.sql import migrate, redact
+
+    target = _target(db_url, alias_url)
     revision = _run(target, "upgrade")
     click.echo(f"{redact(target)} is at revision {revision} (head {migrate.head_revision()})")
 
 
 @db_group.command("current")
-@click.option("--url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
-def current_command(url: str | None) -> None:
-    """Show the database's schema revision and the one this wfc needs."""
-    from wfc.runtime.adapters.sql import default_url, migrate, redact
+@db_option
+@url_alias
+def current_command(db_url: str, alias_url: str | None) -> None:
+    """Show which database the command line and project file choose, its schema revision
+    and the one this wfc needs."""
+    from wfc.runtime.adapters.sql import migrate, redact
 
-    target = url or default_url()
+    target = require_existing(_target(db_url, alias_url))
     revision = _run(target, "current")
     head = migrate.head_revision()
     state = "up to date" if revision == head else "needs `wfc db upgrade`"

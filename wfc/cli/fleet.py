@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from wfc.cli.session import db_option, json_option, opened_storage, print_json
+from wfc.cli.session import db_read_option, json_option, opened_storage, print_json
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -114,7 +114,7 @@ def workers_group() -> None:
 
 
 @workers_group.command("list")
-@db_option
+@db_read_option
 @json_option
 def list_workers(db_url: str | None, as_json: bool) -> None:
     """Live workers (announced within their last ticks), the plans and queues each serves."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wfc.cli.session import db_option, json_option, opened_storage, print_json
+from wfc.cli.session import db_option, db_read_option, json_option, opened_storage, print_json
 
 if TYPE_CHECKING:
     from wfc.runtime.ports import JobTransport
@@ -24,7 +24,7 @@ def limits_group() -> None:
 
 
 @limits_group.command("list")
-@db_option
+@db_read_option
 @json_option
 def list_limits(db_url: str | None, as_json: bool) -> None:
     """The limits of queued and running jobs (and keys with an operator's bound): running
@@ -107,7 +107,7 @@ def set_limit(key: str, bound: int, db_url: str | None) -> None:
 
 @limits_group.command("reset")
 @click.argument("key")
-@db_option
+@db_read_option
 def reset_limit(key: str, db_url: str | None) -> None:
     """Give KEY its plan's bound again."""
     _set(key, None, db_url)

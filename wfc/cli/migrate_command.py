@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wfc.cli.session import db_option, json_option, load_workflows, print_json
+from wfc.cli.session import db_read_option, json_option, load_workflows, print_json
 
 if TYPE_CHECKING:
     from wfc.runtime.adapters.sql import SqlStorage
@@ -46,7 +46,7 @@ MIGRATE_ALL_LIMIT = 10_000
     "from_stage",
     help="Keep the stages before this stage's group and run on from it on the new plan.",
 )
-@db_option
+@db_read_option
 @json_option
 def migrate_command(
     run_ids: tuple[str, ...],

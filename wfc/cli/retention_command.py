@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import click
 
-from wfc.cli.session import db_option, json_option, kernel_for, opened_storage, print_json
+from wfc.cli.session import db_read_option, json_option, kernel_for, opened_storage, print_json
 
 _AGE = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _UNIT = {
@@ -53,7 +53,7 @@ def retention_age(value: str, option: str = "--retain") -> timedelta:
     help="Only runs that ended so (repeatable; default: every finished run).",
 )
 @click.option("--batch", default=500, show_default=True, type=click.IntRange(min=1))
-@db_option
+@db_read_option
 @json_option
 def prune_command(
     age: str,

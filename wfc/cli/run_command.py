@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wfc.cli.json_input import read_config
 from wfc.cli.session import (
     db_option,
     exit_leaving_threads,
@@ -24,7 +25,7 @@ from wfc.cli.session import (
     opened_storage,
     parse_json_option,
     print_json,
-    refuse_input,
+    refused,
     run_json,
     run_leaving_threads,
 )
@@ -96,7 +97,7 @@ def run_command(
     from rich.console import Console
 
     run_input = parse_json_option(input_text, "--input")
-    config = parse_json_option(config_text, "--config")
+    config = read_config(config_text)
     registry = load_workflows([source])
     chosen = _pick(registry, workflow_id)
     workflow = registry.get(chosen)
@@ -183,8 +184,10 @@ async def _run_here(
     total_stages: int,
     created: list[str],
 ) -> RunSnapshot:
+    from pydantic import ValidationError
+
     from wfc.cli.display import RunDisplay
-    from wfc.errors import InvalidRunInputError
+    from wfc.errors import ConfigValidationError, InvalidRunInputError
     from wfc.runtime.hosts import run_and_wait
 
     async with opened_storage(db_url, worker_id="wfc-run") as storage:
@@ -200,9 +203,8 @@ async def _run_here(
                     on_created=created.append,
                     timeout=None if timeout is None else timedelta(seconds=timeout),
                 )
-            except InvalidRunInputError as error:
-                refuse_input(error)
-                raise  # refuse_input exits; this line is never reached
+            except (InvalidRunInputError, ConfigValidationError, ValidationError) as error:
+                raise refused(error) from None  # input refused: exits 2 with no run
             except TimeoutError as error:
                 raise click.ClickException(f"{error}; a `wfc worker` can finish it") from None
 

@@ -17,8 +17,11 @@ import click
 
 from wfc.cli import children_display as kin
 from wfc.cli.fleet import served_plans, stage_waits, waiting_for, waiting_note
+from wfc.cli.json_input import read_config
 from wfc.cli.session import (
+    announce_database,
     db_option,
+    db_read_option,
     json_option,
     kernel_for,
     load_plugins,
@@ -28,7 +31,7 @@ from wfc.cli.session import (
     plan_option,
     plugin_option,
     print_json,
-    refuse_input,
+    refused,
     run_json,
 )
 from wfc.cli.signal_command import builtin_waits
@@ -72,7 +75,9 @@ def _with_kernel(
 ) -> T:
     import asyncio
 
-    from wfc.errors import InvalidRunInputError, WfcError
+    from pydantic import ValidationError
+
+    from wfc.errors import WfcError
 
     async def main() -> T:
         async with opened_storage(db_url) as storage:
@@ -80,11 +85,8 @@ def _with_kernel(
 
     try:
         return asyncio.run(main())
-    except InvalidRunInputError as error:
-        refuse_input(error)
-        raise
-    except WfcError as error:
-        raise click.ClickException(str(error)) from None
+    except (WfcError, ValidationError) as error:  # exit 2 for refused input or config
+        raise refused(error) from None
 
 
 def _console() -> Console:
@@ -108,7 +110,7 @@ def runs_group() -> None:
 @click.option("--status", type=click.Choice(RUN_STATUSES, case_sensitive=False))
 @click.option("--workflow", "workflow_id", help="Only runs of this workflow.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
-@db_option
+@db_read_option
 @json_option
 def list_command(
     status: str | None, workflow_id: str | None, limit: int, db_url: str | None, as_json: bool
@@ -129,6 +131,7 @@ def list_command(
     if as_json:
         print_json([run_json(r) | {"waiting_for": waiting_for(r, served)} for r in runs])
         return
+    announce_database()
     table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
     table.add_column("duration", justify="right")
     children = any(r.parent_run_id for r in runs)  # a "parent" column only when one has one
@@ -182,7 +185,7 @@ def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
     metavar="STAGE",
     help="Also list the items of this mapped stage: status, attempts, duration, error.",
 )
-@db_option
+@db_read_option
 @json_option
 def show_command(
     run_id: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
@@ -397,7 +400,7 @@ def create_command(
     from wfc.runtime.commands import RunCreate
 
     run_input = parse_json_option(input_text, "--input")
-    config = parse_json_option(config_text, "--config")
+    config = read_config(config_text)
     registry = load_workflows(plans)
 
     async def create(kernel: Kernel, _s: SqlStorage) -> str:
@@ -422,7 +425,7 @@ def create_command(
 @runs_group.command("cancel")
 @click.argument("run_id")
 @click.option("--reason", help="Recorded with the cancellation.")
-@db_option
+@db_read_option
 @json_option
 def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
     """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
@@ -450,7 +453,7 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
     help="The --from stage is mapped: run again only its items that did not complete.",
 )
 @plan_option
-@db_option
+@db_read_option
 @json_option
 def rerun_command(
     run_id: str,

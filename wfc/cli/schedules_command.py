@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from wfc.cli.session import EXIT_USAGE, db_option, json_option, opened_storage, print_json
+from wfc.cli.session import (
+    EXIT_USAGE,
+    db_option,
+    db_read_option,
+    json_option,
+    opened_storage,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -204,7 +211,7 @@ def _as_json(s: ScheduleRecord) -> dict[str, Any]:
 
 @schedules_group.command("list")
 @click.option("--workflow", "workflow_id", help="Only this workflow's schedules.")
-@db_option
+@db_read_option
 @json_option
 def list_schedules(workflow_id: str | None, db_url: str | None, as_json: bool) -> None:
     """Every schedule: its cron, when it is next due, its last tick and run."""
@@ -251,7 +258,7 @@ def _named_command(verb: str, help_text: str) -> Any:
     @schedules_group.command(verb, help=help_text)
     @click.argument("name")
     @click.option("--workflow", "workflow_id", help="The schedule's workflow (when names repeat).")
-    @db_option
+    @db_read_option
     def command(name: str, workflow_id: str | None, db_url: str | None) -> None:
         import asyncio
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
 
 if TYPE_CHECKING:
     from wfc.errors import InvalidRunInputError
@@ -28,16 +29,85 @@ if TYPE_CHECKING:
     from wfc.runtime.records import RunRecord
     from wfc.runtime.registry import WorkflowMap
 
-URL_HELP = "database URL (default: the embedded SQLite file .wfc/wfc.db; env WFC_DATABASE_URL)"
+URL_HELP = (
+    "database URL, or a SQLite file's path (default: `database` in the project file, else "
+    ".wfc/wfc.db here; env WFC_DATABASE_URL)"
+)
+DATABASE_KEY = "wfc.database"
+"""Where `db_option` leaves the `Database` it resolved, in the click context's `meta`."""
 
-db_option = click.option("--db", "db_url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP)
+
+def _database(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """The URL the command uses: --db, WFC_DATABASE_URL, the project file, the default."""
+    from wfc.cli.project import resolve_database
+
+    source = ctx.get_parameter_source(param.name or "")
+    from_env = source is ParameterSource.ENVIRONMENT
+    chosen = resolve_database(value, "environment" if from_env else None)
+    ctx.meta[DATABASE_KEY] = chosen
+    return chosen.url
+
+
+def _existing_database(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    """As `_database`, for a command that only reads: a SQLite file that is not there is
+    not created, the command says so (exit 1)."""
+    return require_existing(_database(ctx, param, value))
+
+
+def announce_database() -> None:
+    """One dim line on stderr: which database the command read, and what chose it (stdout,
+    and `--json` output, stay as they were)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from wfc.cli.project import Database, shown
+
+    chosen = click.get_current_context().meta.get(DATABASE_KEY)
+    if isinstance(chosen, Database):
+        origin = chosen.origin if chosen.origin == "default" else f"from {chosen.origin}"
+        line = f"[dim]database {escape(shown(chosen.url))} ({escape(origin)})[/]"
+        Console(stderr=True).print(line, highlight=False, soft_wrap=True)
+
+
+def require_existing(url: str) -> str:
+    """`url`, unless it names a SQLite file that is not there: then exit 1 saying so."""
+    from wfc.cli.project import shown, sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(
+            f"no wfc database at {shown(url)}; run `wfc db upgrade` or pass --db"
+        )
+    return url
+
+
+db_option = click.option(
+    "--db", "db_url", envvar="WFC_DATABASE_URL", default=None, help=URL_HELP, callback=_database
+)
+db_read_option = click.option(
+    "--db",
+    "db_url",
+    envvar="WFC_DATABASE_URL",
+    default=None,
+    help=URL_HELP,
+    callback=_existing_database,
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+
+
+def _plans(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    from wfc.cli.project import plans_or_project
+
+    return plans_or_project(value, required=not ctx.resilient_parsing)
+
+
 plan_option = click.option(
     "--plan",
     "plans",
     multiple=True,
-    required=True,
-    help="A .wf file, a compiled package directory, its plan.json or a package name (repeatable).",
+    callback=_plans,
+    help="A .wf file, a compiled package directory, its plan.json or a package name "
+    "(repeatable; default: `plans` in the project file).",
 )
 plugin_option = click.option(
     "--plugin",
@@ -87,7 +157,13 @@ async def opened_storage(
     from wfc.runtime.adapters.sql import default_url, open_storage
 
     target = url or default_url()
-    storage = open_storage(target, worker_id=worker_id, pool=pool)
+    try:
+        storage = open_storage(target, worker_id=worker_id, pool=pool)
+    except OSError as error:  # the SQLite file's directory cannot be made (read-only, a file)
+        raise click.ClickException(
+            f"cannot create the database at {target}: {error.strerror or error} "
+            f"({error.filename or ''}); pass --db, or set `database` in the project file"
+        ) from None
     try:
         with database_errors(target):
             await storage.prepare()
@@ -188,33 +264,45 @@ def load_plugins(specs: Sequence[str]) -> list[Plugin]:
 
 def parse_json_option(value: str | None, option: str) -> dict[str, Any]:
     """A JSON object given inline or as `@path`; bad JSON is a usage error (exit 2)."""
-    if value is None:
-        return {}
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text()
-        except OSError as error:
-            reason = f"cannot read {value[1:]}: {error.strerror}"
-            raise click.BadParameter(reason, param_hint=option) from None
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise click.BadParameter(
-            f"not JSON ({error.msg} at line {error.lineno} column {error.colno})", param_hint=option
-        ) from None
-    if not isinstance(parsed, dict):
-        raise click.BadParameter("must be a JSON object", param_hint=option)
-    return parsed
+    from wfc.cli.json_input import read_json_object
+
+    return read_json_object(value, option)
 
 
-def refuse_input(error: InvalidRunInputError) -> None:
+def refuse_input(error: InvalidRunInputError) -> NoReturn:
     """Print the fields that failed and exit 2: nothing was created."""
     click.echo(f"error: invalid input for workflow {error.workflow_id}:", err=True)
     for problem in error.problems:
         click.echo(f"  - {problem}", err=True)
     click.echo("no run was created", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def refused(error: Exception) -> click.ClickException:
+    """The one line a refused command ends with: exit 2 for input, config or a command's
+    own values (nothing was created), exit 1 for a refusal of the database's state."""
+    from pydantic import ValidationError
+
+    from wfc.errors import ConfigValidationError, InvalidRunInputError
+
+    if isinstance(error, InvalidRunInputError):
+        refuse_input(error)
+    if isinstance(error, ConfigValidationError):
+        return ConfigRefused(error)
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return ConfigRefused(f"{where}: {first['msg'].removeprefix('Value error, ')}")
+    return click.ClickException(str(error))
+
+
+class ConfigRefused(click.ClickException):
+    """Run config, or a command value, that is refused: one line, exit 2 (no run created)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, error: Exception | str) -> None:
+        super().__init__(f"{error}; no run was created")
 
 
 def run_leaving_threads(main: Coroutine[Any, Any, T]) -> T:

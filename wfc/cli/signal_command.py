@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wfc.cli.session import EXIT_USAGE, db_option, json_option, opened_storage, print_json
+from wfc.cli.session import EXIT_USAGE, db_read_option, json_option, opened_storage, print_json
 
 if TYPE_CHECKING:
     from wfc.runtime.commands import RunSignalResult
@@ -66,7 +66,7 @@ def _key(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
     callback=_key,
     help="Idempotency key (per run): sending again under it sends nothing new.",
 )
-@db_option
+@db_read_option
 @json_option
 def signal_command(
     run_id: str,

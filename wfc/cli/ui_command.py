@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from wfc.cli.project import plans_or_project
 from wfc.cli.session import db_option, kernel_for, load_workflows, opened_storage
 
 if TYPE_CHECKING:
@@ -37,8 +38,10 @@ MISSING_EXTRA = "wfc ui needs the 'ui' extra: pip install 'wfc[ui]' (Starlette a
     "--plan",
     "plans",
     multiple=True,
+    callback=lambda _ctx, _param, given: plans_or_project(given, required=False),
     help="Workflows to rerun runs of: a .wf file, package directory, plan.json or package "
-    "name (repeatable; without any, rerun is not offered).",
+    "name (repeatable; default: `plans` in the project file; without any, rerun is not "
+    "offered).",
 )
 def ui_command(
     db_url: str | None, host: str, port: int, allow_actions: bool, plans: tuple[str, ...]

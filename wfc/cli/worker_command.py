@@ -58,7 +58,12 @@ def queue_names(
     _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The `--queue` names, checked as the language checks a stage's queue (none given:
-    the default queue)."""
+    the project file's `worker.queues`, else the default queue)."""
+    if not value:
+        from wfc.cli.project import find_project
+
+        project = find_project()
+        value = project.queues if project is not None else ()
     for name in value:
         if not QUEUE_NAME.fullmatch(name):
             raise click.BadParameter(
@@ -69,6 +74,16 @@ def queue_names(
     return tuple(dict.fromkeys(value)) or (DEFAULT_QUEUE,)
 
 
+def concurrency(_ctx: click.Context, _param: click.Parameter, value: int | None) -> int:
+    """`--concurrency`, else the project file's `worker.concurrency`, else 1."""
+    if value is not None:
+        return value
+    from wfc.cli.project import find_project
+
+    project = find_project()
+    return project.concurrency if project is not None and project.concurrency else 1
+
+
 def _seconds(value: float) -> timedelta:
     return timedelta(seconds=value)
 
@@ -76,7 +91,12 @@ def _seconds(value: float) -> timedelta:
 @click.command("worker")
 @plan_option
 @db_option
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    callback=concurrency,
+    help="Jobs run at once.  [default: the project file's worker.concurrency, else 1]",
+)
 @click.option("--worker-id", default=None, help="Default: <hostname>-<pid>.")
 @click.option("--poll-interval", default=1.0, show_default=True, help="Seconds between job polls.")
 @click.option("--tick-interval", default=10.0, show_default=True, help="Seconds between ticks.")

@@ -13,8 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
+
+from wfc.runtime.storable import unstorable_part
 
 JsonObject = dict[str, Any]
 
@@ -28,10 +30,12 @@ class _Message(BaseModel):
 # -- commands ------------------------------------------------------------------
 
 # What every database stores the same way: a priority is a 32-bit integer (PostgreSQL's
-# `integer`; SQLite would take any), an idempotency key a bounded string. Refused when the
-# command is made, on every database alike, rather than by one database's commit.
+# `integer`; SQLite would take any), an idempotency key and a run id bounded strings
+# without NUL or lone surrogates. Refused when the command is made, on every database
+# alike, rather than by one database's commit.
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
 IDEMPOTENCY_KEY_MAX = 200
+RUN_ID_MAX = 64
 
 
 class RunCreate(_Message):
@@ -44,7 +48,17 @@ class RunCreate(_Message):
     config: dict[str, JsonObject] = Field(default_factory=dict)
     priority: int | None = Field(default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     metadata: JsonObject | None = None
-    run_id: str | None = None
+    run_id: str | None = Field(default=None, min_length=1, max_length=RUN_ID_MAX)
+
+    @field_validator("idempotency_key", "run_id")
+    @classmethod
+    def _storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Text every database stores: no NUL (PostgreSQL refuses it), no lone surrogate
+        (no UTF-8 driver can send one)."""
+        problem = None if value is None else unstorable_part(value, info.field_name or "")
+        if problem is not None:
+            raise ValueError(f"{problem}, which no database can store")
+        return value
 
 
 class RunClaimPending(_Message):
