@@ -100,12 +100,12 @@ async def test_a_failing_run_is_returned_with_the_stage_and_error(
     assert "no counting today" in str(run.error)
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # the others poll
 async def test_a_run_created_elsewhere_is_claimed_without_waiting_for_the_tick(
     backend: Backend,
 ) -> None:
-    """The worker already ran its first tick; only a wakeup can start the new run soon."""
-    if backend.name != "postgres":
-        pytest.skip("only PostgreSQL carries wakeups between processes; others poll")
+    """The worker already ran its first tick; only a wakeup can start the new run soon
+    (only PostgreSQL carries wakeups between processes)."""
     worker = host(backend)
     await worker.start()
     try:
