@@ -190,6 +190,13 @@ def test_wfc_run_exits_1_naming_the_stage_that_failed(tmp_path: Path) -> None:
     assert "failed at stage only" in result.stderr
     assert "implement execute()" in result.stderr
     assert (tmp_path / "fresh" / "stages" / "only.py").exists()  # compiled on the way
+    env = sqlite_env(tmp_path)
+    (run,) = json.loads(wfc("runs", "list", "--json", env=env, cwd=tmp_path).stdout)
+    shown = json.loads(wfc("runs", "show", run["run_id"], "--json", env=env, cwd=tmp_path).stdout)
+    where = shown["stages"][0]["traceback"]  # where the stub raised, not only what
+    assert "Traceback (most recent call last)" in where and "stages/only.py" in where
+    text = wfc("runs", "show", run["run_id"], env=env, cwd=tmp_path).stdout
+    assert "only raised:" in text and "stages/only.py" in text
 
 
 # -- workers on PostgreSQL ------------------------------------------------------------

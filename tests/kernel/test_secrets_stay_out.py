@@ -74,6 +74,8 @@ async def test_a_stage_error_quoting_a_key_is_stored_redacted_everywhere(
         "calling with ***",
         {"key": "***", "nested": {"url": "postgresql://app:***@db.internal:5432/prod"}},
     )
+    kept = [log.fields["traceback"] for log in logs if "traceback" in log.fields]
+    assert kept and all("in _leaky" in where and "bad key ***" in where for where in kept)
     progress = [e.payload for e in await tk.persistence.outbox_of_run(run_id)]
     progress = [p for p in progress if p["type"] == "stage:progress"]
     assert progress and all(

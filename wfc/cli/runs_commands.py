@@ -35,6 +35,7 @@ from wfc.cli.session import (
     run_json,
 )
 from wfc.cli.signal_command import builtin_waits
+from wfc.cli.tracebacks import last_tracebacks
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -161,6 +162,7 @@ class _Shown:
     running_items: dict[str, int]  # per mapped stage: its items running now
     items: list[ItemRecord]  # the items of the stage `--items` names
     waits: dict[str, str]  # per queued stage that cannot start now: why
+    tracebacks: dict[str, str]  # per failed stage whose code raised: where
     children: kin.ChildLinks  # the runs its stages started, by stage
 
 
@@ -232,6 +234,7 @@ def show_command(
             waits={**await stage_waits(db, kernel.deps.jobs, run), **builtin_waits(stages)}
             | kin.child_waits(stages),
             children=kin.child_links(await db.children_of(run_id)),
+            tracebacks=await last_tracebacks(db, run_id, stages, lines),
         )
 
     shown = _with_kernel(db_url, read)
@@ -265,6 +268,7 @@ def _print_show_json(shown: _Shown, logs: bool) -> None:
                 ],
                 "items": _items_summary(s, shown.running_items.get(s.stage_id, 0)),
                 "waits": shown.waits.get(s.stage_id),
+                "traceback": shown.tracebacks.get(s.stage_id),
             }
             | kin.child_json(shown.children, s.stage_id)
             for s in shown.stages
@@ -344,6 +348,10 @@ def _print_show_text(shown: _Shown) -> None:
     console.print(table)
     for stage_id, why in shown.waits.items():
         console.print(f"[yellow]{escape(stage_id)} {escape(why)}[/]", highlight=False)
+    for stage_id, where in shown.tracebacks.items():
+        console.print(
+            f"[red]{escape(stage_id)} raised:[/]\n{escape(where.rstrip())}", highlight=False
+        )
     if shown.items:
         listing = Table("item", "status", "attempts", "duration", "error")
         for item in shown.items:

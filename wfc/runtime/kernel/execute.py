@@ -495,7 +495,11 @@ async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
             retry_at=retry_at,
         ),
     )
-    await write_log(ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id)
+    # The traceback goes with the log line: `wfc runs show` prints a failed stage's last.
+    where = {"traceback": outcome.traceback} if outcome.traceback else None
+    await write_log(
+        ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id, fields=where
+    )
     return result
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -97,6 +98,8 @@ class Failure:
     error: str
     retryable: bool = True
     retry_delay: timedelta | None = None
+    # Where stage code raised it: the formatted traceback, its last `TRACEBACK_CHARS`.
+    traceback: str | None = None
 
 
 Outcome = Produced | Suspended | NotYet | Failure
@@ -214,9 +217,10 @@ def describe_error(error: BaseException) -> str:
 def _redacted(outcome: Outcome) -> Outcome:
     """The outcome with its error redacted: every failure passes here, whether stage code
     raised it, returned `Failed(error)` or returned an output that quotes its input."""
-    return (
-        replace(outcome, error=redact(outcome.error)) if isinstance(outcome, Failure) else outcome
-    )
+    if not isinstance(outcome, Failure):
+        return outcome
+    where = None if outcome.traceback is None else redact(outcome.traceback)
+    return replace(outcome, error=redact(outcome.error), traceback=where)
 
 
 def artifact_prefix(run: RunRecord, stage_id: str, generation: int, attempt: int) -> str:
@@ -343,13 +347,18 @@ async def _guarded(stage: PlanStage, call: Callable[[], Any]) -> tuple[Any, Fail
         return None, _failure_from(stage, error)
 
 
+TRACEBACK_CHARS = 8_000
+"""How much of a stage's traceback is kept: its end, where the frames that raised are."""
+
+
 def _failure_from(stage: PlanStage, error: Exception) -> Failure:
     if isinstance(error, RetryStage):
         return Failure(error=str(error), retry_delay=error.delay)
+    where = "".join(traceback.format_exception(error))[-TRACEBACK_CHARS:]
     if isinstance(error, NonRetryableError):
-        return Failure(error=describe_error(error), retryable=False)
+        return Failure(error=describe_error(error), retryable=False, traceback=where)
     retryable = type(error).__name__ not in stage.retry.non_retryable
-    return Failure(error=describe_error(error), retryable=retryable)
+    return Failure(error=describe_error(error), retryable=retryable, traceback=where)
 
 
 async def run_execute(
