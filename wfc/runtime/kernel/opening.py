@@ -26,6 +26,7 @@ from wfc.runtime.kernel.mapping import (
     opened_row,
 )
 from wfc.runtime.kernel.rows import (
+    UnopenableStage,
     fail_run,
     job_spec,
     load_outputs,
@@ -36,7 +37,7 @@ from wfc.runtime.kernel.rows import (
     stage_started,
 )
 from wfc.runtime.kernel.skipping import BrokenCondition, Skip, skip_decisions
-from wfc.runtime.kernel.waits import SLEEP_FAILED, BrokenSleep, open_builtin, wake_times
+from wfc.runtime.kernel.waits import open_builtin, wake_times
 from wfc.runtime.records import JobSpec, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -71,16 +72,10 @@ async def open_next(
     skipped = {stage_id: d.reason for stage_id, d in decisions.items() if isinstance(d, Skip)}
     try:
         mapped = await _map_sources(deps, run, workflow, group, earlier, known, skipped)
-    except _BrokenMap as broken:
-        await fail_run(
-            deps, unit, run, code=MAP_FAILED, message=str(broken), stage_id=broken.stage_id
-        )
-        return "failed"
-    try:
         timers = await wake_times(deps, run, workflow, group, earlier, known, skipped)
-    except BrokenSleep as broken:
+    except UnopenableStage as broken:
         await fail_run(
-            deps, unit, run, code=SLEEP_FAILED, message=str(broken), stage_id=broken.stage_id
+            deps, unit, run, code=broken.code, message=str(broken), stage_id=broken.stage_id
         )
         return "failed"
     await open_group(
@@ -108,12 +103,6 @@ async def open_next(
     return "skipped" if finished else "opened"
 
 
-class _BrokenMap(Exception):
-    def __init__(self, stage_id: str, message: str) -> None:
-        super().__init__(message)
-        self.stage_id = stage_id
-
-
 async def _map_sources(
     deps: Deps,
     run: RunRecord,
@@ -134,7 +123,7 @@ async def _map_sources(
         try:
             mapped[stage_id] = map_source(stage, run.input, outputs)
         except MapSourceError as error:
-            raise _BrokenMap(stage_id, str(error)) from None
+            raise UnopenableStage(stage_id, MAP_FAILED, str(error)) from None
     return mapped
 
 

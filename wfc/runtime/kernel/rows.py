@@ -21,6 +21,17 @@ from wfc.runtime.workflow import Workflow
 STAGE_FAILED = "STAGE_FAILED"
 
 
+class UnopenableStage(Exception):
+    """A stage of a group about to open cannot start from what earlier stages produced
+    (a map source that is not a list, a sleep's `until` that is not an instant): the
+    opening fails its run with `code` instead of opening the group."""
+
+    def __init__(self, stage_id: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.stage_id = stage_id
+        self.code = code
+
+
 def run_prefix(run: RunRecord) -> str:
     """The blob-key prefix of everything the kernel stores for one run."""
     return f"runs/{run.workflow_id}/{run.id}/"

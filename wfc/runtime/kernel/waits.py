@@ -32,6 +32,7 @@ from wfc.runtime.handoff import due_later
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.invoke import Failure, Produced, Report
 from wfc.runtime.kernel.rows import (
+    UnopenableStage,
     job_spec,
     load_outputs,
     new_stage_row,
@@ -53,14 +54,6 @@ SLEEP_FAILED = "SLEEP_FAILED"
 SIGNAL_TIMEOUT = "SignalTimeout"
 
 
-class BrokenSleep(Exception):
-    """A sleep's `until` could not be read as an instant: its run fails as the group opens."""
-
-    def __init__(self, stage_id: str, message: str) -> None:
-        super().__init__(message)
-        self.stage_id = stage_id
-
-
 async def wake_times(
     deps: Deps,
     run: RunRecord,
@@ -70,7 +63,7 @@ async def wake_times(
     known: dict[str, Any] | None,
     skipped: Mapping[str, str],
 ) -> dict[str, datetime]:
-    """When each sleep of `group` that runs wakes, by stage id (`BrokenSleep` when an
+    """When each sleep of `group` that runs wakes, by stage id (`UnopenableStage` when an
     `until` is missing or not an ISO-8601 instant)."""
     now = deps.clock.now()
     times: dict[str, datetime] = {}
@@ -94,12 +87,15 @@ def _instant(stage: PlanStage, path: tuple[str, ...], source: Any) -> datetime:
         value = value.get(name) if isinstance(value, dict) else None
     where = ".".join(path)
     if not isinstance(value, str):
-        raise BrokenSleep(stage.id, f"Stage {stage.id} sleeps until {where}, which is {value!r}")
+        raise UnopenableStage(
+            stage.id, SLEEP_FAILED, f"Stage {stage.id} sleeps until {where}, which is {value!r}"
+        )
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise BrokenSleep(
+        raise UnopenableStage(
             stage.id,
+            SLEEP_FAILED,
             f"Stage {stage.id} sleeps until {where}, which is {value!r}, not an ISO-8601 instant",
         ) from None
     return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
