@@ -148,3 +148,29 @@ def test_the_anchors_are_read_as_github_makes_them(tmp_path: Path) -> None:
         '# A `when`: run it\n## Schedules: `schedule nightly "0 6 * * *"`\n## A\n## A\n'
     )
     assert anchors(page) == {"a-when-run-it", "schedules-schedule-nightly-0-6---", "a", "a-1"}
+
+
+def _missing_types() -> list[str]:
+    """The names the language reference says are not types: the first column of its table."""
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = text.split("### Types that do not exist", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return [
+        name
+        for row in rows
+        for name in re.findall(r"`([^`]+)`", row.split(" | ")[0])
+        if re.fullmatch(r"[A-Za-z]+", name)
+    ]
+
+
+def test_the_types_the_reference_says_do_not_exist_are_refused(tmp_path: Path) -> None:
+    names = _missing_types()
+    assert {"dict", "any", "bytes", "uuid", "decimal"} <= set(names)
+    for name in names:
+        source = tmp_path / f"{name}.wf"
+        source.write_text(
+            f"workflow w {{ input {{ x: {name} }} output {{}} stage s {{}} flow s }}\n",
+            encoding="utf-8",
+        )
+        codes = {d.code for d in compile_path(source, check=True).diagnostics}
+        assert codes & {"WF201", "WF101"}, f"`{name}` compiled: {codes}"
