@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -60,3 +62,15 @@ def test_the_quickstart_of_the_readme_runs_as_written(tmp_path: Path) -> None:
     for line in ("invalid input for workflow hello:", "name: String should have at least 1"):
         assert line in section and line in refused.stderr + refused.stdout
     assert "no run was created" in refused.stderr + refused.stdout
+
+
+def test_the_first_of_the_two_commands_runs_its_example(tmp_path: Path) -> None:
+    """The `wfc run` the README's first command ends with, in a copy of the example."""
+    text = README.read_text(encoding="utf-8")
+    first = re.search(r"&& \.venv/bin/wfc (run .*)$", text, flags=re.M)
+    assert first is not None
+    shutil.copytree(ROOT / "examples" / "documents", tmp_path / "examples" / "documents")
+    env = {k: v for k, v in os.environ.items() if k != "WFC_DATABASE_URL"}
+    result = wfc(*shlex.split(first[1]), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "summary" in json.loads(result.stdout)
