@@ -174,3 +174,37 @@ def test_the_types_the_reference_says_do_not_exist_are_refused(tmp_path: Path) -
         )
         codes = {d.code for d in compile_path(source, check=True).diagnostics}
         assert codes & {"WF201", "WF101"}, f"`{name}` compiled: {codes}"
+
+
+def _retry_rows() -> list[tuple[str, int, list[int], int | None]]:
+    """(setting, attempts, first delays in seconds, most minutes) of the reference's retry table."""
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = text.split("### `retry`: attempts and backoff", 1)[1].split("\n### ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) != 3 or not cells[1].isdigit():
+            continue
+        setting = "" if cells[0] == "(nothing)" else cells[0].strip("`")
+        delays = [int(s) for s in re.findall(r"(\d+) s\b", cells[2])]
+        most = re.search(r"at most (\d+) m\b", cells[2])
+        rows.append((setting, int(cells[1]), delays, int(most[1]) if most else None))
+    return rows
+
+
+def test_the_retry_table_says_what_the_compiler_does(tmp_path: Path) -> None:
+    """`retry N times` is N attempts, 3 without `retry`, with the delays the table lists."""
+    rows = _retry_rows()
+    assert ("", 3, [1, 2], 1) in rows and len(rows) >= 5
+    for setting, attempts, delays, most in rows:
+        source = tmp_path / "retry.wf"
+        source.write_text(
+            f"workflow w {{ input {{}} output {{}} stage s {{ {setting} }} flow s }}\n"
+        )
+        plan = compile_path(source, check=True).plan
+        assert plan is not None, setting
+        retry = plan.stages[0].retry
+        assert retry.max_attempts == attempts, setting
+        assert [retry.delay_ms(n) for n in range(1, len(delays) + 1)] == [d * 1000 for d in delays]
+        if most is not None:
+            assert retry.backoff_max_ms == most * 60_000, setting
