@@ -4,6 +4,7 @@ filters and pages, what a run's page shows, and that user mistakes are one-line 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -115,7 +116,15 @@ def test_errors_and_logs_are_redacted_on_the_page(
 def test_an_unknown_run_or_plan_is_a_404_page(open_dashboard: OpenDashboard) -> None:
     ui = open_dashboard()
     assert ui.client.get("/runs/nope").status_code == 404
-    assert "no run nope" in ui.client.get("/runs/nope/live").text
+    assert "no run starts with" in ui.client.get("/runs/nope/live").text
+    record = ui.call(ui.tk.persistence.get_run, ui.finished_run())
+    assert record is not None
+    ui.call(ui.tk.persistence.create_run, replace(record, id="3f2a9c1e-5b7d"))
+    moved = ui.client.get("/runs/3f2a9c1e", follow_redirects=False)  # a unique prefix
+    assert moved.status_code == 303 and moved.headers["location"] == "/runs/3f2a9c1e-5b7d"
+    live = ui.client.get("/runs/3f2a9c1e/live", follow_redirects=False)
+    assert live.headers["location"] == "/runs/3f2a9c1e-5b7d/live"
+    assert ui.client.get("/runs/3f").status_code == 400  # too short to name one
     missing = ui.client.get("/workflows/sha256:0000")
     assert missing.status_code == 404 and "no kept plan" in missing.text
 

@@ -179,7 +179,7 @@ def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
 
 
 @runs_group.command("show")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--logs", is_flag=True, help="Also print the stages' log lines.")
 @click.option(
     "--items",
@@ -190,18 +190,20 @@ def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
 @db_read_option
 @json_option
 def show_command(
-    run_id: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
+    typed: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
 ) -> None:
     """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; a
     mapped stage's items counted (done, failed, running of total) and, with --items, listed."""
     from wfc.runtime.kernel.invoke import stage_artifacts
     from wfc.runtime.records import Status
+    from wfc.runtime.run_ids import resolve_run_id
 
     async def read(kernel: Kernel, storage: SqlStorage) -> _Shown:
         db = kernel.deps.persistence
-        run = await db.get_run(run_id)
+        run = await db.get_run(await resolve_run_id(db, typed))
         if run is None:
-            raise click.ClickException(f"no run {run_id}")
+            raise click.ClickException(f"no run {typed}")
+        run_id = run.id
         stages = sorted(await db.stages_of_run(run_id), key=lambda s: s.stage_number)
         costs = {
             s.stage_id: await storage.ai_calls.stats(f"workflow.{run_id}.stage.{s.stage_id}")
@@ -431,19 +433,21 @@ def create_command(
 
 
 @runs_group.command("cancel")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--reason", help="Recorded with the cancellation.")
 @db_read_option
 @json_option
-def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
+def cancel_command(typed: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
     """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
     from wfc.runtime.commands import RunCancel
+    from wfc.runtime.run_ids import resolve_run_id
 
-    async def cancel(kernel: Kernel, _s: SqlStorage) -> bool:
+    async def cancel(kernel: Kernel, _s: SqlStorage) -> tuple[str, bool]:
+        run_id = await resolve_run_id(kernel.deps.persistence, typed)
         result = await kernel.dispatch(RunCancel(workflow_run_id=run_id, reason=reason))
-        return result.cancelled
+        return run_id, result.cancelled
 
-    cancelled = _with_kernel(db_url, cancel)
+    run_id, cancelled = _with_kernel(db_url, cancel)
     if as_json:
         print_json({"run_id": run_id, "cancelled": cancelled})
     elif cancelled:
@@ -453,7 +457,7 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
 
 
 @runs_group.command("rerun")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--from", "from_stage", required=True, help="Stage to run again from.")
 @click.option(
     "--failed-items",
@@ -464,7 +468,7 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
 @db_read_option
 @json_option
 def rerun_command(
-    run_id: str,
+    typed: str,
     from_stage: str,
     failed_items: bool,
     plans: tuple[str, ...],
@@ -474,18 +478,20 @@ def rerun_command(
     """Run a finished run again from a stage; earlier stages keep their outputs. With
     --failed-items, a mapped stage keeps its completed items and runs the others again."""
     from wfc.runtime.commands import RunRerunFrom
+    from wfc.runtime.run_ids import resolve_run_id
 
     registry = load_workflows(plans)
 
-    async def rerun(kernel: Kernel, _s: SqlStorage) -> list[str]:
+    async def rerun(kernel: Kernel, _s: SqlStorage) -> tuple[str, list[str]]:
+        run_id = await resolve_run_id(kernel.deps.persistence, typed)
         result = await kernel.dispatch(
             RunRerunFrom(
                 workflow_run_id=run_id, from_stage_id=from_stage, only_failed_items=failed_items
             )
         )
-        return result.deleted_stages
+        return run_id, result.deleted_stages
 
-    deleted = _with_kernel(db_url, rerun, registry)
+    run_id, deleted = _with_kernel(db_url, rerun, registry)
     if as_json:
         print_json({"run_id": run_id, "from_stage_id": from_stage, "deleted_stages": deleted})
     else:
