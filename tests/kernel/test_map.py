@@ -122,6 +122,8 @@ def check(state: dict[str, Any], ctx: Any) -> Any:
     state["polls"] += 1
     if state["text"] == "xxx":
         return Failed(error="the provider refused it")
+    if state["text"] == "boom":
+        raise RuntimeError("the check blew up")
     if state["polls"] < 2:
         return NotReady()
     return Ready(output=Length(length=len(state["text"])))
@@ -317,6 +319,31 @@ async def test_an_item_that_fails_for_good_fails_the_stage_and_the_run(mk: TestK
     assert row.status is Status.FAILED
     assert calls[4] == 2
     assert max(calls) < 12  # items after the failure were never queued
+
+
+async def test_an_item_that_raises_keeps_its_traceback_on_its_stage_s_log_lines(
+    mk: TestKernel,
+) -> None:
+    fail_always.add(4)
+    run = await mk.run("strict", {"texts": _texts(6)})
+    row = await _row(mk, run.id)
+    lines = [line for line in await mk.persistence.logs_of_run(run.id) if "item" in line.fields]
+    # The first attempt's WARN (it was retried), then the last one's ERROR, on the stage's row.
+    assert [(line.level, line.fields["item"]) for line in lines] == [("WARN", 4), ("ERROR", 4)]
+    assert all(line.stage_record_id == row.id for line in lines)
+    where = lines[-1].fields["traceback"]
+    assert "in measure" in where and "ValueError: item 4 is bad" in where
+
+
+async def test_an_item_whose_check_raises_keeps_its_traceback(mk: TestKernel) -> None:
+    texts = [{"text": t} for t in ["a", "boom", "cc"]]
+    run = await mk.run("polled_continue", {"texts": texts})
+    assert run.status is Status.COMPLETED, run.error
+    row = await _row(mk, run.id)
+    (line,) = [line for line in await mk.persistence.logs_of_run(run.id) if line.level == "ERROR"]
+    assert line.stage_record_id == row.id and line.fields["item"] == 1
+    assert "in check" in line.fields["traceback"]
+    assert "RuntimeError: the check blew up" in line.fields["traceback"]
 
 
 async def test_with_continue_a_failed_item_is_a_result_and_the_run_completes(

@@ -88,8 +88,16 @@ async def test_an_exception_fails_the_stage_and_the_run(tk: TestKernel, script: 
     script.then("check", ConnectionError("provider down"))
     tk.clock.advance(seconds=30)
     await poll(tk)
-    assert (await stage_of(tk, run_id, "submit")).error == "ConnectionError: provider down"
+    row = await stage_of(tk, run_id, "submit")
+    assert row.error == "ConnectionError: provider down"
     assert (await run_of(tk, run_id)).status is Status.FAILED
+    # Where the check raised is kept on the ERROR line of the stage, as for an execute.
+    (line,) = [log for log in await tk.persistence.logs_of_run(run_id) if log.level == "ERROR"]
+    assert line.stage_record_id == row.id and line.message == row.error
+    where = line.fields["traceback"]
+    assert (
+        "Traceback (most recent call last)" in where and "ConnectionError: provider down" in where
+    )
 
 
 async def test_past_max_wait_the_stage_times_out(tk: TestKernel, script: Script) -> None:
