@@ -182,23 +182,20 @@ def _print_line(line: LogRecord, stage_id: str | None, as_json: bool) -> None:
     or one JSON object (redacted either way, as `runs show` prints them)."""
     import json
 
+    from wfc.cli.show_details import indented, log_text
     from wfc.runtime.redact import redact, redact_data
 
-    fields = redact_data(line.fields)
     if as_json:
         entry = {
             "at": line.created_at.isoformat(),
             "stage_id": stage_id,
             "level": line.level,
             "message": redact(line.message),
-            "fields": fields,
+            "fields": redact_data(line.fields),
         }
         click.echo(json.dumps(entry, default=str, ensure_ascii=False))
         return
-    where = fields.pop("traceback", None) if isinstance(fields, dict) else None
-    extra = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in (fields or {}).items())
-    when = line.created_at.strftime("%H:%M:%S.%f")[:-3]
-    text = f"{when} {stage_id or '-'} {line.level} {redact(line.message)} {extra}".rstrip()
+    text, where = log_text(line, stage_id)
     click.echo(text)
-    if isinstance(where, str):
-        click.echo("\n".join(f"    {part}" for part in where.rstrip().splitlines()))
+    if where is not None:
+        click.echo(indented(where))
