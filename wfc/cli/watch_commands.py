@@ -162,6 +162,10 @@ async def _print_logs(
             raise click.ClickException(
                 f"run {run_id} has no stage {', '.join(sorted(unknown))} (stages: {known})"
             )
+        if follow:  # on stderr: stdout holds the lines alone, for pipes and --json
+            run = await db.get_run(run_id)
+            status = "" if run is None else f" ({run.status.value.lower()})"
+            click.echo(f"following the logs of run {run_id}{status}", err=True)
         printed = 0
         while True:
             run = await db.get_run(run_id)  # before the lines: the last read sees them all
