@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from wfc.errors import WfcError
 from wfc.runtime.ports import Persistence
+from wfc.runtime.storable import unstorable_part
 
 MIN_PREFIX = 4
 """The shortest prefix that may name a run (an exact id of any length always does)."""
@@ -56,6 +57,8 @@ class AmbiguousRunIdError(RunIdError):
 async def resolve_run_id(db: Persistence, typed: str) -> str:
     """The id of the one run `typed` names: its id, or a unique prefix of it at least
     `MIN_PREFIX` characters long. Raises `NoSuchRunError` or `AmbiguousRunIdError`."""
+    if unstorable_part(typed) is not None:  # a NUL: no id has one, and PostgreSQL would fail
+        raise NoSuchRunError(f"no run has the id {typed!r}")
     if typed and await db.get_run(typed) is not None:
         return typed
     if len(typed) < MIN_PREFIX:

@@ -81,6 +81,8 @@ class ListingConformance:
             await resolve_run_id(p, "abcf")
         with pytest.raises(NoSuchRunError):
             await resolve_run_id(p, "mixed-ab")  # case counts, on SQLite too
+        with pytest.raises(NoSuchRunError):
+            await resolve_run_id(p, "run-\x00")  # no database stores it: no run has it
         for n in range(SHOWN + 2):
             await p.create_run(a_run(ports.clock, f"many-{n}"))
         with pytest.raises(AmbiguousRunIdError, match=f"more than {SHOWN} runs") as many:
