@@ -92,7 +92,7 @@ def _with_kernel(
 
 @click.group("runs")
 def runs_group() -> None:
-    """Create, list, show, cancel and rerun runs."""
+    """Create, list, show, watch, cancel and rerun runs (a run by its id or a unique prefix)."""
 
 
 @runs_group.command("list")
@@ -154,8 +154,10 @@ def list_command(
 def show_command(
     typed: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
 ) -> None:
-    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; a
-    mapped stage's items counted (done, failed, running of total) and, with --items, listed."""
+    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; each
+    stage's times, next check, progress, metrics, AI calls and traceback; a mapped stage's
+    items counted (done, failed, running of total) and, with --items, listed. RUN is its id
+    or a unique prefix of it (4 characters or more)."""
     from wfc.runtime.kernel.invoke import stage_artifacts
     from wfc.runtime.records import Status
     from wfc.runtime.run_ids import resolve_run_id
@@ -266,7 +268,8 @@ def create_command(
 @db_read_option
 @json_option
 def cancel_command(typed: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
-    """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
+    """Cancel a pending or running run; a stage executing now finishes, its result is dropped.
+    RUN is its id or a unique prefix of it."""
     from wfc.runtime.commands import RunCancel
     from wfc.runtime.run_ids import resolve_run_id
 
@@ -304,7 +307,8 @@ def rerun_command(
     as_json: bool,
 ) -> None:
     """Run a finished run again from a stage; earlier stages keep their outputs. With
-    --failed-items, a mapped stage keeps its completed items and runs the others again."""
+    --failed-items, a mapped stage keeps its completed items and runs the others again. RUN
+    is its id or a unique prefix of it."""
     from wfc.runtime.commands import RunRerunFrom
     from wfc.runtime.run_ids import resolve_run_id
 
