@@ -159,6 +159,10 @@ def test_every_command_takes_a_unique_prefix_and_refuses_others(tmp_path: Path) 
     shown = invoke("runs", "show", prefix, "--json", env=env)
     assert shown.exit_code == 0 and json.loads(shown.output)["run_id"] == run_id
     assert invoke("runs", "logs", prefix, env=env).exit_code == 0  # pending: no lines yet
+    text = invoke("runs", "show", prefix, env=env).output
+    assert f"run {run_id}  document_processor  PENDING" in text and "\ncreated 20" in text
+    listed = invoke("runs", "list", env=env).output
+    assert "cost" in listed and "$0.0000" in listed  # a column of its own
     signal_result = invoke("runs", "signal", prefix, "approve", env=env)
     refused(signal_result, 1, "approve")  # resolved, then refused for the signal itself
     assert invoke("runs", "cancel", prefix, env=env).output == f"cancelled {run_id}\n"
