@@ -2,10 +2,14 @@
 
 Inserts `--runs` run rows into a fresh SQLite file (and PostgreSQL with `--postgres URL`,
 a database this may fill), then times `list_runs` as the runs page calls it: the first
-page, a page reached by keyset half-way through, the same with a status filter, and an
-id-prefix search. Reported, never asserted; the conformance suite checks the results.
+page, a page reached by keyset half-way through, the same with a status filter, an
+id-prefix search, and the lookup of a run by a unique prefix of its id as every `wfc runs`
+command does it (`resolve_run_id`). `--like-only` measures the prefix cases as they were
+before the id range was added to the `LIKE` (for the before/after in docs/performance.md).
+Reported, never asserted; the conformance suite checks the results.
 
-Run: `.venv/bin/python benchmarks/ui_runs_page.py [--runs 100000] [--postgres URL]`.
+Run: `.venv/bin/python benchmarks/ui_runs_page.py [--runs 100000] [--postgres URL]
+[--like-only]`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from wfc.runtime.adapters.sql import open_storage
+from wfc.runtime.adapters.sql import runs as sql_runs
 from wfc.runtime.adapters.sql.schema import runs as runs_table
 from wfc.runtime.records import Status
+from wfc.runtime.run_ids import resolve_run_id
 
 PAGE = 50
 
@@ -69,6 +75,12 @@ async def measure(url: str, repeats: int) -> dict[str, float]:
             await db.list_runs(limit=PAGE + 1, **kwargs)  # type: ignore[arg-type]
             taken.append((time.perf_counter() - began) * 1000)
         timings[name] = statistics.median(taken)
+    taken = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        assert await resolve_run_id(db, "0000ab12") == "0000ab12-run"
+        taken.append((time.perf_counter() - began) * 1000)
+    timings["run id by prefix"] = statistics.median(taken)
     await storage.close()
     return timings
 
@@ -78,7 +90,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--postgres", help="a PostgreSQL URL to fill and measure too")
+    parser.add_argument("--like-only", action="store_true", help="the prefix as LIKE alone")
     args = parser.parse_args()
+    if args.like_only:
+
+        async def never(_conn: object) -> bool:
+            return False
+
+        sql_runs._ids_sort_bytewise = never  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as folder:
         urls = {"SQLite": f"sqlite+aiosqlite:///{Path(folder) / 'wfc.db'}"}
         if args.postgres:

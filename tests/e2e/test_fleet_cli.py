@@ -90,7 +90,7 @@ def test_runs_migrate_moves_what_is_safe_and_refuses_the_rest(tmp_path: Path) ->
     both = wfc("runs", "migrate", run_id, "--all", "--to", str(v2), env=env, cwd=tmp_path)
     assert both.returncode == 2 and "not both" in both.stderr
     unknown = wfc("runs", "migrate", "nope", "--to", str(v2), env=env, cwd=tmp_path)
-    assert unknown.returncode == 1 and "refused nope" in unknown.stderr
+    assert unknown.returncode == 1 and "no run starts with 'nope'" in unknown.stderr
 
 
 def test_limits_set_list_and_reset_from_the_shell(tmp_path: Path) -> None:

@@ -141,4 +141,4 @@ def test_a_signal_from_the_cli_resumes_a_run_a_worker_waits_on(tmp_path: Path) -
         f"Error: Cannot signal run {run_id}: it is COMPLETED: a finished run takes no signals"
     ]
     code, _, err = _invoke("runs", "signal", "nope", "go", "--db", db)
-    assert code == 1 and err.strip() == "Error: Cannot signal run nope: no such run"
+    assert code == 1 and err.strip() == "Error: no run starts with 'nope'"

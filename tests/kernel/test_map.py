@@ -4,6 +4,7 @@ gathered once in item order (memory, SQLite, PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pydantic import BaseModel
 
-from tests.databases import kernel_on_storage
+from tests.databases import kernel_on_storage, open_storage
+from wfc.cli import cli
 from wfc.errors import RerunRefusedError
 from wfc.plan import InputSource, ItemFailure, MapSpec, RetryPolicy
 from wfc.runtime import (
@@ -33,7 +36,7 @@ from wfc.runtime import (
 )
 from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
-from wfc.testing import TestKernel
+from wfc.testing import FakeClock, TestKernel, make_test_kernel
 
 
 class Text(BaseModel):
@@ -122,6 +125,8 @@ def check(state: dict[str, Any], ctx: Any) -> Any:
     state["polls"] += 1
     if state["text"] == "xxx":
         return Failed(error="the provider refused it")
+    if state["text"] == "boom":
+        raise RuntimeError("the check blew up")
     if state["polls"] < 2:
         return NotReady()
     return Ready(output=Length(length=len(state["text"])))
@@ -317,6 +322,61 @@ async def test_an_item_that_fails_for_good_fails_the_stage_and_the_run(mk: TestK
     assert row.status is Status.FAILED
     assert calls[4] == 2
     assert max(calls) < 12  # items after the failure were never queued
+
+
+async def test_an_item_that_raises_keeps_its_traceback_on_its_stage_s_log_lines(
+    mk: TestKernel,
+) -> None:
+    fail_always.add(4)
+    run = await mk.run("strict", {"texts": _texts(6)})
+    row = await _row(mk, run.id)
+    lines = [line for line in await mk.persistence.logs_of_run(run.id) if "item" in line.fields]
+    # The first attempt's WARN (it was retried), then the last one's ERROR, on the stage's row.
+    assert [(line.level, line.fields["item"]) for line in lines] == [("WARN", 4), ("ERROR", 4)]
+    assert all(line.stage_record_id == row.id for line in lines)
+    where = lines[-1].fields["traceback"]
+    assert "in measure" in where and "ValueError: item 4 is bad" in where
+
+
+@pytest.fixture
+async def cli_kernel(tmp_path: Path) -> AsyncIterator[tuple[TestKernel, str]]:
+    """A kernel on a SQLite file migrated as the CLI wants it, and the file's URL."""
+    calls.clear()
+    fail_always.clear()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}"
+    clock = FakeClock()
+    storage = open_storage(url, clock=clock)
+    await storage.prepare()
+    yield make_test_kernel(*workflows(), clock=clock, storage=storage), url
+    await storage.close()
+    fail_always.clear()
+
+
+async def test_runs_show_prints_where_each_item_raised(
+    cli_kernel: tuple[TestKernel, str],
+) -> None:
+    mk, url = cli_kernel
+    fail_always.add(4)
+    run = await mk.run("lenient", {"texts": _texts(6)})
+    show = ["runs", "show", run.id, "--items", "measure", "--db", url]
+    text = await asyncio.to_thread(CliRunner().invoke, cli, show)
+    assert text.exit_code == 0, text.output
+    assert "item 4 raised:" in text.output and "ValueError: item 4 is bad" in text.output
+    shown = await asyncio.to_thread(CliRunner().invoke, cli, [*show, "--json"])
+    items = json.loads(shown.output)["items"]
+    assert "in measure" in items[4]["traceback"]
+    assert [item["traceback"] for item in items if item["index"] != 4] == [None] * 5
+
+
+async def test_an_item_whose_check_raises_keeps_its_traceback(mk: TestKernel) -> None:
+    texts = [{"text": t} for t in ["a", "boom", "cc"]]
+    run = await mk.run("polled_continue", {"texts": texts})
+    assert run.status is Status.COMPLETED, run.error
+    row = await _row(mk, run.id)
+    (line,) = [line for line in await mk.persistence.logs_of_run(run.id) if line.level == "ERROR"]
+    assert line.stage_record_id == row.id and line.fields["item"] == 1
+    assert "in check" in line.fields["traceback"]
+    assert "RuntimeError: the check blew up" in line.fields["traceback"]
 
 
 async def test_with_continue_a_failed_item_is_a_result_and_the_run_completes(

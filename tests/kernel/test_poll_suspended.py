@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from tests.kernel.conftest import Script, Words
+from click.testing import CliRunner
+
+from tests.databases import open_storage
+from tests.kernel.conftest import Script, Words, build_workflows
 from tests.kernel.helpers import event_types, run_of, stage_of, start, step
+from wfc.cli import cli
 from wfc.runtime import Failed, JobExecute, NotReady, Ready, RunCancel, StagePollSuspended, Suspend
 from wfc.runtime.records import Status
-from wfc.testing import TestKernel
+from wfc.testing import FakeClock, TestKernel, make_test_kernel
 
 
 async def poll(tk: TestKernel) -> tuple[int, int, int, list[str]]:
@@ -88,8 +94,40 @@ async def test_an_exception_fails_the_stage_and_the_run(tk: TestKernel, script: 
     script.then("check", ConnectionError("provider down"))
     tk.clock.advance(seconds=30)
     await poll(tk)
-    assert (await stage_of(tk, run_id, "submit")).error == "ConnectionError: provider down"
+    row = await stage_of(tk, run_id, "submit")
+    assert row.error == "ConnectionError: provider down"
     assert (await run_of(tk, run_id)).status is Status.FAILED
+    # Where the check raised is kept on the ERROR line of the stage, as for an execute.
+    (line,) = [log for log in await tk.persistence.logs_of_run(run_id) if log.level == "ERROR"]
+    assert line.stage_record_id == row.id and line.message == row.error
+    where = line.fields["traceback"]
+    assert (
+        "Traceback (most recent call last)" in where and "ConnectionError: provider down" in where
+    )
+
+
+async def test_runs_show_prints_the_next_check_and_where_a_check_raised(
+    script: Script, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}"  # migrated as the CLI wants it
+    clock = FakeClock()
+    storage = open_storage(url, clock=clock)
+    await storage.prepare()
+    tk = make_test_kernel(*build_workflows(script), clock=clock, storage=storage)
+    run_id = await suspended_run(tk)
+    show = ["runs", "show", run_id, "--db", url]
+    waiting = await asyncio.to_thread(CliRunner().invoke, cli, show)
+    due = (await stage_of(tk, run_id, "submit")).next_poll_at
+    assert due is not None
+    assert f"next check {due.isoformat(sep=' ')[:23]}" in waiting.output, waiting.output
+    shown = await asyncio.to_thread(CliRunner().invoke, cli, [*show, "--json"])
+    assert json.loads(shown.output)["stages"][0]["next_poll_at"] == due.isoformat()
+    script.then("check", ConnectionError("provider down"))
+    tk.clock.advance(seconds=30)
+    await poll(tk)
+    failed = await asyncio.to_thread(CliRunner().invoke, cli, show)
+    await storage.close()
+    assert "submit raised:" in failed.output and "ConnectionError: provider down" in failed.output
 
 
 async def test_past_max_wait_the_stage_times_out(tk: TestKernel, script: Script) -> None:

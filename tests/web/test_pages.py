@@ -4,13 +4,14 @@ filters and pages, what a run's page shows, and that user mistakes are one-line 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from tests.web.conftest import OpenDashboard
+from tests.web.conftest import Dashboard, OpenDashboard
 from wfc.errors import NonRetryableError
-from wfc.runtime.records import Status, WorkerRecord
+from wfc.runtime.records import ItemRecord, StageFence, Status, WorkerRecord
 
 
 def run_ids(html: str) -> list[str]:
@@ -112,10 +113,63 @@ def test_errors_and_logs_are_redacted_on_the_page(
     assert secret not in html and "provider refused key ***" in html
 
 
+async def _with_child_and_items(ui: Dashboard, run_id: str) -> None:
+    """Give the run's stage `count` a child run and three items (done, failed, running), as
+    a `wfc:child` stage and a mapped stage leave them."""
+    db = ui.tk.persistence
+    run = await db.get_run(run_id)
+    row = await db.get_stage(run_id, "count")
+    assert run is not None and row is not None
+    child = replace(run, id="child-run-1", parent_run_id=run_id, parent_stage_id="count")
+    await db.create_run(replace(child, workflow_id="fanout", status=Status.RUNNING))
+    await db.update_stage(row.id, {"items_total": 3, "items_done": 1, "items_failed": 1})
+    now = ui.tk.clock.now()
+    for index, status, error in [
+        (0, Status.COMPLETED, None),
+        (1, Status.FAILED, "ValueError: item 1 is bad"),
+        (2, Status.RUNNING, None),
+    ]:
+        item = ItemRecord(
+            id=f"item-{index}",
+            run_id=run_id,
+            stage_id="count",
+            item_index=index,
+            status=status,
+            created_at=now,
+            updated_at=now,
+            attempt=1,
+            error=error,
+        )
+        await db.start_item(item, {"status": status}, StageFence.startable(1))
+
+
+def test_a_stage_links_its_child_run_and_lists_its_items(open_dashboard: OpenDashboard) -> None:
+    ui = open_dashboard()
+    run_id = ui.finished_run()
+    ui.call(_with_child_and_items, ui, run_id)
+    html = ui.client.get(f"/runs/{run_id}/live").text
+    assert '<a class="child-run mono" href="/runs/child-run-1">' in html  # on the stage's line
+    assert '<li data-child="child-run-1"><a class="mono" href="/runs/child-run-1">' in html
+    assert "1/3 items, 1 failed, 1 running" in html
+    found = re.findall(r'<tr data-item="(\d+)" data-status="(\w+)">', html)
+    assert found == [("0", "COMPLETED"), ("1", "FAILED"), ("2", "RUNNING")]
+    assert "ValueError: item 1 is bad" in html
+    child = ui.client.get("/runs/child-run-1").text
+    assert f'<a class="parent-run mono" href="/runs/{run_id}">{run_id}</a> stage count' in child
+
+
 def test_an_unknown_run_or_plan_is_a_404_page(open_dashboard: OpenDashboard) -> None:
     ui = open_dashboard()
     assert ui.client.get("/runs/nope").status_code == 404
-    assert "no run nope" in ui.client.get("/runs/nope/live").text
+    assert "no run starts with" in ui.client.get("/runs/nope/live").text
+    record = ui.call(ui.tk.persistence.get_run, ui.finished_run())
+    assert record is not None
+    ui.call(ui.tk.persistence.create_run, replace(record, id="3f2a9c1e-5b7d"))
+    moved = ui.client.get("/runs/3f2a9c1e", follow_redirects=False)  # a unique prefix
+    assert moved.status_code == 303 and moved.headers["location"] == "/runs/3f2a9c1e-5b7d"
+    live = ui.client.get("/runs/3f2a9c1e/live", follow_redirects=False)
+    assert live.headers["location"] == "/runs/3f2a9c1e-5b7d/live"
+    assert ui.client.get("/runs/3f").status_code == 400  # too short to name one
     missing = ui.client.get("/workflows/sha256:0000")
     assert missing.status_code == 404 and "no kept plan" in missing.text
 

@@ -27,6 +27,7 @@ from wfc.cli.runs_commands import maintenance_group, runs_group
 from wfc.cli.schedules_command import schedules_group
 from wfc.cli.signal_command import signal_command
 from wfc.cli.ui_command import ui_command
+from wfc.cli.watch_commands import logs_command, watch_command
 from wfc.cli.worker_command import worker_command
 
 
@@ -45,6 +46,8 @@ cli.add_command(run_command)
 runs_group.add_command(prune_command)
 runs_group.add_command(migrate_command)
 runs_group.add_command(signal_command)
+runs_group.add_command(watch_command)
+runs_group.add_command(logs_command)
 cli.add_command(runs_group)
 cli.add_command(maintenance_group)
 cli.add_command(worker_command)

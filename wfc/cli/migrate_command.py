@@ -97,8 +97,11 @@ async def _migrate_each(
     from wfc.errors import MigrationRefusedError, RecordNotFoundError, StageNotFoundError
     from wfc.runtime.kernel.migrate import migrate_run
     from wfc.runtime.kernel.plans import keep_plan
+    from wfc.runtime.run_ids import resolve_run_id
 
     deps = kernel.deps
+    # Every id (or unique prefix) resolved before anything moves: a typo refuses it all.
+    run_ids = tuple([await resolve_run_id(deps.persistence, typed) for typed in run_ids])
     await keep_plan(deps, workflow.id)  # the new plan is stored, so workers and diffs know it
     if not run_ids:
         found = await deps.persistence.runs_to_adopt(

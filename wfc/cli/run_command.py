@@ -126,7 +126,7 @@ def run_command(
         exit_leaving_threads(EXIT_TERMINATED)
     if as_json:
         print_json(summary(run))
-    exit_leaving_threads(_report(run, console, as_json))
+    exit_leaving_threads(report(run, console, as_json))
 
 
 async def _run(
@@ -220,7 +220,9 @@ def _left(created: list[str], what: str) -> str:
     )
 
 
-def _report(run: RunSnapshot, console: Console, as_json: bool) -> int:
+def report(run: RunSnapshot, console: Console, as_json: bool) -> int:
+    """The line a run's end gets (and its output on stdout when it completed): the exit
+    code `wfc run` and `wfc runs watch` end with, 0 completed, 1 failed or cancelled."""
     from rich.markup import escape
 
     from wfc.runtime.records import Status

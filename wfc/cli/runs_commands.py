@@ -10,7 +10,7 @@ code, must not leak either.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -34,16 +34,16 @@ from wfc.cli.session import (
     refused,
     run_json,
 )
+from wfc.cli.show_details import last_progress
+from wfc.cli.show_output import Shown, console_for_tables, ms, print_show_json, print_show_text
 from wfc.cli.signal_command import builtin_waits
-from wfc.cli.tracebacks import last_tracebacks
+from wfc.cli.tracebacks import item_tracebacks, last_tracebacks
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from wfc.runtime.adapters.sql import SqlStorage
     from wfc.runtime.kernel import Kernel
     from wfc.runtime.plugins import Plugin
-    from wfc.runtime.records import AIStats, ItemRecord, LogRecord, RunRecord, StageRecord
+    from wfc.runtime.records import ItemRecord, RunRecord
     from wfc.runtime.registry import WorkflowMap
 
 T = TypeVar("T")
@@ -90,21 +90,9 @@ def _with_kernel(
         raise refused(error) from None
 
 
-def _console() -> Console:
-    """A console that does not squeeze tables to 80 columns when output is piped."""
-    from rich.console import Console
-
-    plain = Console()
-    return plain if plain.is_terminal else Console(width=160)
-
-
-def _ms(value: int | None) -> str:
-    return "" if value is None else f"{value} ms"
-
-
 @click.group("runs")
 def runs_group() -> None:
-    """Create, list, show, cancel and rerun runs."""
+    """Create, list, show, watch, cancel and rerun runs (a run by its id or a unique prefix)."""
 
 
 @runs_group.command("list")
@@ -135,51 +123,25 @@ def list_command(
     announce_database()
     table = Table(Column("run", no_wrap=True, min_width=36), "workflow", "status", "created")
     table.add_column("duration", justify="right")
+    table.add_column("cost", justify="right")
     children = any(r.parent_run_id for r in runs)  # a "parent" column only when one has one
     if children:
         table.add_column("parent", no_wrap=True)
     for r in runs:
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
         parent = [kin.parent_marker(r)] if children else []
-        table.add_row(r.id, r.workflow_id, r.status.value, created, _ms(r.duration_ms), *parent)
-    _console().print(table if runs else "no runs")
+        cost = f"${r.total_cost:.4f}"
+        table.add_row(
+            r.id, r.workflow_id, r.status.value, created, ms(r.duration_ms), cost, *parent
+        )
+    console_for_tables().print(table if runs else "no runs")
     note = waiting_note(runs, served)
     if note:
-        _console().print(note, highlight=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Shown:
-    """What `runs show` reads: the run, its stages with their AI spending and artifacts
-    (`{stage_id: {name: blob key}}`), and its log lines when asked for."""
-
-    run: RunRecord
-    stages: list[StageRecord]
-    costs: dict[str, AIStats]
-    artifacts: dict[str, dict[str, str]]
-    lines: list[LogRecord]
-    served: set[str]  # the plans live workers serve
-    running_items: dict[str, int]  # per mapped stage: its items running now
-    items: list[ItemRecord]  # the items of the stage `--items` names
-    waits: dict[str, str]  # per queued stage that cannot start now: why
-    tracebacks: dict[str, str]  # per failed stage whose code raised: where
-    children: kin.ChildLinks  # the runs its stages started, by stage
-
-
-def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
-    """A mapped stage's items: total, done, failed, running (None for other stages)."""
-    if not stage.items_total:
-        return None
-    return {
-        "total": stage.items_total,
-        "done": stage.items_done,
-        "failed": stage.items_failed,
-        "running": running,
-    }
+        console_for_tables().print(note, highlight=False)
 
 
 @runs_group.command("show")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--logs", is_flag=True, help="Also print the stages' log lines.")
 @click.option(
     "--items",
@@ -190,25 +152,29 @@ def _items_summary(stage: StageRecord, running: int) -> dict[str, int] | None:
 @db_read_option
 @json_option
 def show_command(
-    run_id: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
+    typed: str, logs: bool, items_of: str | None, db_url: str | None, as_json: bool
 ) -> None:
-    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; a
-    mapped stage's items counted (done, failed, running of total) and, with --items, listed."""
+    """A run with its stages: status, duration, attempts, errors, AI cost and artifacts; each
+    stage's times, next check, progress, metrics, AI calls and traceback; a mapped stage's
+    items counted (done, failed, running of total) and, with --items, listed. RUN is its id
+    or a unique prefix of it (4 characters or more)."""
     from wfc.runtime.kernel.invoke import stage_artifacts
     from wfc.runtime.records import Status
+    from wfc.runtime.run_ids import resolve_run_id
 
-    async def read(kernel: Kernel, storage: SqlStorage) -> _Shown:
+    async def read(kernel: Kernel, storage: SqlStorage) -> Shown:
         db = kernel.deps.persistence
-        run = await db.get_run(run_id)
+        run = await db.get_run(await resolve_run_id(db, typed))
         if run is None:
-            raise click.ClickException(f"no run {run_id}")
+            raise click.ClickException(f"no run {typed}")
+        run_id = run.id
         stages = sorted(await db.stages_of_run(run_id), key=lambda s: s.stage_number)
         costs = {
             s.stage_id: await storage.ai_calls.stats(f"workflow.{run_id}.stage.{s.stage_id}")
             for s in stages
         }
         artifacts = {s.stage_id: await stage_artifacts(kernel.deps.blobs, run, s) for s in stages}
-        lines = (await db.logs_of_run(run_id)) if logs else []
+        lines = (await db.logs_of_run(run_id)) if logs or items_of is not None else []
         running = {
             s.stage_id: len(await db.items_of_stage(run_id, s.stage_id, statuses=[Status.RUNNING]))
             for s in stages
@@ -222,7 +188,8 @@ def show_command(
                     f"run {run_id} has no mapped stage {items_of!r} that ran (mapped: {mapped})"
                 )
             items = await db.items_of_stage(run_id, items_of)
-        return _Shown(
+        mapped_row = next((s.id for s in stages if s.stage_id == items_of), "")
+        return Shown(
             run=run,
             stages=stages,
             costs=costs,
@@ -235,150 +202,15 @@ def show_command(
             | kin.child_waits(stages),
             children=kin.child_links(await db.children_of(run_id)),
             tracebacks=await last_tracebacks(db, run_id, stages, lines),
+            progress=last_progress(await db.outbox_of_run(run_id)),
+            item_tracebacks=item_tracebacks(lines, mapped_row),
         )
 
     shown = _with_kernel(db_url, read)
     if as_json:
-        _print_show_json(shown, logs)
+        print_show_json(shown, logs)
     else:
-        _print_show_text(shown)
-
-
-def _print_show_json(shown: _Shown, logs: bool) -> None:
-    from wfc.runtime.redact import redact, redact_data
-
-    stage_of_record = {s.id: s.stage_id for s in shown.stages}
-    costs = shown.costs
-    body = run_json(shown.run) | {
-        "error": redact_data(shown.run.error),
-        "waiting_for": waiting_for(shown.run, shown.served),
-        "stages": [
-            {
-                "stage_id": s.stage_id,
-                "name": s.stage_name,
-                "status": s.status.value,
-                "attempts": s.attempt,
-                "duration_ms": s.duration_ms,
-                "error": None if s.error is None else redact(s.error),
-                "cost": costs[s.stage_id].total_cost,
-                "tokens": costs[s.stage_id].total_input_tokens
-                + costs[s.stage_id].total_output_tokens,
-                "artifacts": [
-                    {"name": name, "key": key} for name, key in shown.artifacts[s.stage_id].items()
-                ],
-                "items": _items_summary(s, shown.running_items.get(s.stage_id, 0)),
-                "waits": shown.waits.get(s.stage_id),
-                "traceback": shown.tracebacks.get(s.stage_id),
-            }
-            | kin.child_json(shown.children, s.stage_id)
-            for s in shown.stages
-        ],
-    }
-    if shown.items:
-        body["items"] = [
-            {
-                "index": item.item_index,
-                "status": item.status.value,
-                "attempts": item.attempt,
-                "duration_ms": item.duration_ms,
-                "error": None if item.error is None else redact(item.error),
-            }
-            for item in shown.items
-        ]
-    if logs:
-        body["logs"] = [
-            {
-                "stage_id": stage_of_record.get(line.stage_record_id or ""),
-                "level": line.level,
-                "message": redact(line.message),
-                "fields": redact_data(line.fields),
-            }
-            for line in shown.lines
-        ]
-    print_json(body)
-
-
-def _print_show_text(shown: _Shown) -> None:
-    from rich.markup import escape
-    from rich.table import Column, Table
-
-    from wfc.runtime.redact import redact
-
-    run, costs = shown.run, shown.costs
-    console = _console()
-    console.print(
-        f"run {run.id}  [bold]{run.workflow_id}[/]  {run.status.value}  {_ms(run.duration_ms)}"
-        f"  cost ${run.total_cost:.4f}  tokens {run.total_tokens}",
-        highlight=False,
-    )
-    if kin.parent_line(run):
-        console.print(kin.parent_line(run), highlight=False)
-    if run.error:
-        message = str(run.error.get("message", run.error))
-        console.print(f"[red]error:[/] {escape(redact(message))}")
-    note = waiting_note([run], shown.served)
-    if note:
-        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
-    mapped = any(stage.items_total for stage in shown.stages)
-    columns = ["stage", "status", "attempts", "duration", "cost", *(["items"] if mapped else [])]
-    columns += ["child run"] if shown.children else []
-    table = Table(*columns, "error")
-    for stage in shown.stages:
-        summary = _items_summary(stage, shown.running_items.get(stage.stage_id, 0))
-        counted = (
-            []
-            if not mapped
-            else [
-                ""
-                if summary is None
-                else f"{summary['done']}/{summary['total']} done, {summary['failed']} failed, "
-                f"{summary['running']} running"
-            ]
-        )
-        table.add_row(
-            stage.stage_id,
-            stage.status.value,
-            str(stage.attempt),
-            _ms(stage.duration_ms),
-            f"${costs[stage.stage_id].total_cost:.4f}",
-            *counted,
-            *([kin.child_cell(shown.children, stage.stage_id)] if shown.children else []),
-            escape(redact(stage.error or "")),
-        )
-    console.print(table)
-    for stage_id, why in shown.waits.items():
-        console.print(f"[yellow]{escape(stage_id)} {escape(why)}[/]", highlight=False)
-    for stage_id, where in shown.tracebacks.items():
-        console.print(
-            f"[red]{escape(stage_id)} raised:[/]\n{escape(where.rstrip())}", highlight=False
-        )
-    if shown.items:
-        listing = Table("item", "status", "attempts", "duration", "error")
-        for item in shown.items:
-            listing.add_row(
-                str(item.item_index),
-                item.status.value,
-                str(item.attempt),
-                _ms(item.duration_ms),
-                escape(redact(item.error or "")),
-            )
-        console.print(listing)
-    listed = [
-        (stage_id, name, key)
-        for stage_id, named in shown.artifacts.items()
-        for name, key in named.items()
-    ]
-    if listed:
-        artifacts = Table("stage", "artifact", Column("blob key", overflow="fold"))
-        for stage_id, name, key in listed:
-            artifacts.add_row(stage_id, escape(name), escape(key))
-        console.print(artifacts)
-    stage_of_record = {s.id: s.stage_id for s in shown.stages}
-    for line in shown.lines:
-        where = stage_of_record.get(line.stage_record_id or "", "-")
-        console.print(
-            f"[dim]{where}[/] {line.level} {escape(redact(line.message))}", highlight=False
-        )
+        print_show_text(shown, logs)
 
 
 @runs_group.command("create")
@@ -431,19 +263,22 @@ def create_command(
 
 
 @runs_group.command("cancel")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--reason", help="Recorded with the cancellation.")
 @db_read_option
 @json_option
-def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
-    """Cancel a pending or running run; a stage executing now finishes, its result is dropped."""
+def cancel_command(typed: str, reason: str | None, db_url: str | None, as_json: bool) -> None:
+    """Cancel a pending or running run; a stage executing now finishes, its result is dropped.
+    RUN is its id or a unique prefix of it."""
     from wfc.runtime.commands import RunCancel
+    from wfc.runtime.run_ids import resolve_run_id
 
-    async def cancel(kernel: Kernel, _s: SqlStorage) -> bool:
+    async def cancel(kernel: Kernel, _s: SqlStorage) -> tuple[str, bool]:
+        run_id = await resolve_run_id(kernel.deps.persistence, typed)
         result = await kernel.dispatch(RunCancel(workflow_run_id=run_id, reason=reason))
-        return result.cancelled
+        return run_id, result.cancelled
 
-    cancelled = _with_kernel(db_url, cancel)
+    run_id, cancelled = _with_kernel(db_url, cancel)
     if as_json:
         print_json({"run_id": run_id, "cancelled": cancelled})
     elif cancelled:
@@ -453,7 +288,7 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
 
 
 @runs_group.command("rerun")
-@click.argument("run_id")
+@click.argument("typed", metavar="RUN")
 @click.option("--from", "from_stage", required=True, help="Stage to run again from.")
 @click.option(
     "--failed-items",
@@ -464,7 +299,7 @@ def cancel_command(run_id: str, reason: str | None, db_url: str | None, as_json:
 @db_read_option
 @json_option
 def rerun_command(
-    run_id: str,
+    typed: str,
     from_stage: str,
     failed_items: bool,
     plans: tuple[str, ...],
@@ -472,20 +307,23 @@ def rerun_command(
     as_json: bool,
 ) -> None:
     """Run a finished run again from a stage; earlier stages keep their outputs. With
-    --failed-items, a mapped stage keeps its completed items and runs the others again."""
+    --failed-items, a mapped stage keeps its completed items and runs the others again. RUN
+    is its id or a unique prefix of it."""
     from wfc.runtime.commands import RunRerunFrom
+    from wfc.runtime.run_ids import resolve_run_id
 
     registry = load_workflows(plans)
 
-    async def rerun(kernel: Kernel, _s: SqlStorage) -> list[str]:
+    async def rerun(kernel: Kernel, _s: SqlStorage) -> tuple[str, list[str]]:
+        run_id = await resolve_run_id(kernel.deps.persistence, typed)
         result = await kernel.dispatch(
             RunRerunFrom(
                 workflow_run_id=run_id, from_stage_id=from_stage, only_failed_items=failed_items
             )
         )
-        return result.deleted_stages
+        return run_id, result.deleted_stages
 
-    deleted = _with_kernel(db_url, rerun, registry)
+    run_id, deleted = _with_kernel(db_url, rerun, registry)
     if as_json:
         print_json({"run_id": run_id, "from_stage_id": from_stage, "deleted_stages": deleted})
     else:

@@ -284,9 +284,17 @@ def refused(error: Exception) -> click.ClickException:
     from pydantic import ValidationError
 
     from wfc.errors import ConfigValidationError, InvalidRunInputError
+    from wfc.runtime.run_ids import RunIdError
 
     if isinstance(error, InvalidRunInputError):
         refuse_input(error)
+    if isinstance(error, RunIdError):  # not one run: bad input; no run there: refused
+        message = str(error)
+        return (
+            AmbiguousRunId(message)
+            if error.exit_code == EXIT_USAGE
+            else click.ClickException(message)
+        )
     if isinstance(error, ConfigValidationError):
         return ConfigRefused(error)
     if isinstance(error, ValidationError):
@@ -294,6 +302,12 @@ def refused(error: Exception) -> click.ClickException:
         where = ".".join(str(part) for part in first["loc"])
         return ConfigRefused(f"{where}: {first['msg'].removeprefix('Value error, ')}")
     return click.ClickException(str(error))
+
+
+class AmbiguousRunId(click.ClickException):
+    """A run id prefix that names more than one run, or is too short to: exit 2."""
+
+    exit_code = EXIT_USAGE
 
 
 class ConfigRefused(click.ClickException):

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wfc.cli.session import EXIT_USAGE, db_read_option, json_option, opened_storage, print_json
+from wfc.cli.session import (
+    EXIT_USAGE,
+    db_read_option,
+    json_option,
+    opened_storage,
+    print_json,
+    refused,
+)
 
 if TYPE_CHECKING:
     from wfc.runtime.commands import RunSignalResult
@@ -58,7 +65,7 @@ def _key(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
 
 
 @click.command("signal")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN")
 @click.argument("name")
 @click.option("--payload", "payload_text", help="The payload: JSON, or @file.json (default null).")
 @click.option(
@@ -76,15 +83,15 @@ def signal_command(
     db_url: str | None,
     as_json: bool,
 ) -> None:
-    """Send the signal NAME to the run RUN_ID: the stage waiting for it resumes now, or the
-    first one to wait for it takes it."""
+    """Send the signal NAME to the run RUN (its id, or a unique prefix of it): the stage
+    waiting for it resumes now, or the first one to wait for it takes it."""
     import asyncio
 
     payload = _payload(payload_text)
     from wfc.errors import InvalidSignalPayloadError, WfcError
 
     try:
-        result = asyncio.run(_send(db_url, run_id, name, payload, key))
+        run_id, result = asyncio.run(_send(db_url, run_id, name, payload, key))
     except InvalidSignalPayloadError as error:
         click.echo(f"error: invalid payload for signal {error.name}:", err=True)
         for problem in error.problems:
@@ -92,7 +99,7 @@ def signal_command(
         click.echo("no signal was sent", err=True)
         sys.exit(EXIT_USAGE)
     except WfcError as error:
-        raise click.ClickException(str(error)) from None
+        raise refused(error) from None
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
@@ -104,15 +111,18 @@ def signal_command(
 
 
 async def _send(
-    db_url: str | None, run_id: str, name: str, payload: Any, key: str | None
-) -> RunSignalResult:
+    db_url: str | None, typed: str, name: str, payload: Any, key: str | None
+) -> tuple[str, RunSignalResult]:
+    """The run's full id (RUN may be a unique prefix of it) and what sending did."""
     from wfc.cli.session import kernel_for
     from wfc.runtime.commands import RunSignal
+    from wfc.runtime.run_ids import resolve_run_id
 
     async with opened_storage(db_url) as storage:
         kernel = kernel_for(storage)
+        run_id = await resolve_run_id(storage.persistence, typed)
         command = RunSignal(workflow_run_id=run_id, name=name, payload=payload, idempotency_key=key)
-        return await kernel.dispatch(command)
+        return run_id, await kernel.dispatch(command)
 
 
 def builtin_waits(stages: list[StageRecord]) -> dict[str, str]:

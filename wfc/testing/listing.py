@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+import pytest
+
 from wfc.runtime.records import PlanRecord, RunRecord, Status
+from wfc.runtime.run_ids import SHOWN, AmbiguousRunIdError, NoSuchRunError, resolve_run_id
 from wfc.testing.conformance import Ports, a_run
 
 
@@ -58,6 +61,33 @@ class ListingConformance:
         assert [r.id for r in await p.list_runs(id_prefix="ab", workflow_id="wf", limit=1)] == [
             "abd-1"
         ]
+
+    async def test_a_run_is_named_by_its_id_or_a_unique_prefix(self, ports: Ports) -> None:
+        p = ports.persistence
+        for run_id in ["run-1", "run-10", "abcd-1", "abce-1", "x%y_1", "xzyz-1", "mixed-Ab"]:
+            await p.create_run(a_run(ports.clock, run_id))
+            ports.clock.advance(seconds=1)
+        assert await resolve_run_id(p, "run-1") == "run-1"  # exact, though run-10 starts so
+        assert await resolve_run_id(p, "run-10") == "run-10"
+        assert await resolve_run_id(p, "abcd") == "abcd-1"
+        assert await resolve_run_id(p, "x%y_") == "x%y_1"  # % and _ taken literally
+        with pytest.raises(AmbiguousRunIdError) as ambiguous:
+            await resolve_run_id(p, "run-")
+        assert ambiguous.value.candidates == ["run-10", "run-1"]  # newest first
+        assert "2 runs start with 'run-'" in str(ambiguous.value)
+        with pytest.raises(AmbiguousRunIdError, match="at least 4 characters"):
+            await resolve_run_id(p, "abc")  # too short, though only abcd-1 and abce-1 match
+        with pytest.raises(NoSuchRunError, match="no run starts with 'abcf'"):
+            await resolve_run_id(p, "abcf")
+        with pytest.raises(NoSuchRunError):
+            await resolve_run_id(p, "mixed-ab")  # case counts, on SQLite too
+        with pytest.raises(NoSuchRunError):
+            await resolve_run_id(p, "run-\x00")  # no database stores it: no run has it
+        for n in range(SHOWN + 2):
+            await p.create_run(a_run(ports.clock, f"many-{n}"))
+        with pytest.raises(AmbiguousRunIdError, match=f"more than {SHOWN} runs") as many:
+            await resolve_run_id(p, "many")
+        assert len(many.value.candidates) == SHOWN
 
     async def test_plans_are_listed_most_recently_recorded_first(self, ports: Ports) -> None:
         p = ports.persistence

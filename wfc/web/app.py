@@ -31,6 +31,7 @@ from starlette.templating import Jinja2Templates
 from wfc.plan import Plan
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import Status
+from wfc.runtime.run_ids import AmbiguousRunIdError, RunIdError, resolve_run_id
 from wfc.web import actions, views
 from wfc.web.format import FILTERS
 from wfc.web.graph import layers
@@ -118,11 +119,19 @@ class _Dashboard:
 
     async def run(self, request: Request) -> Response:
         """A run's page, or its live part alone (`/runs/{id}/live`)."""
-        run_id = request.path_params["run_id"]
+        typed = request.path_params["run_id"]
+        try:
+            run_id = await resolve_run_id(self.kernel.deps.persistence, typed)
+        except RunIdError as error:
+            status = 400 if isinstance(error, AmbiguousRunIdError) else 404
+            return self.render(request, "missing.html", status, what=str(error))
+        fragment = request.url.path.endswith("/live")
+        if run_id != typed:  # a prefix: to the run's own address, which its page polls
+            live = "/live" if fragment else ""
+            return RedirectResponse(f"/runs/{run_id}{live}", status_code=303)
         view = await views.run_view(self.kernel, run_id, self.plans)
         if view is None:
             return self.render(request, "missing.html", 404, what=f"no run {run_id}")
-        fragment = request.url.path.endswith("/live")
         return self.render(request, "_run_live.html" if fragment else "run.html", view=view)
 
     async def act(self, request: Request) -> Response:

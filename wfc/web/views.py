@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from wfc.runtime.kernel.invoke import stage_artifacts
 from wfc.runtime.records import (
     TERMINAL,
     AIStats,
+    ItemRecord,
     LogRecord,
     PlanRecord,
     RunRecord,
@@ -34,6 +35,9 @@ from wfc.web.graph import Bar, Layer, layers, timeline
 
 SHOWN_JSON_MAX = 20_000
 """Characters of an input or output shown on the page; the rest is cut (with a note)."""
+
+ITEMS_SHOWN = 200
+"""Items of a mapped stage listed on the run page (the first ones; the counts cover all)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +89,9 @@ class StageView:
     artifacts: dict[str, str]
     logs: list[LogRecord]
     error: str | None
+    children: list[RunRecord] = field(default_factory=list)  # the runs it started, oldest first
+    items: list[ItemRecord] = field(default_factory=list)  # a mapped stage's first items
+    items_running: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,8 +183,12 @@ async def run_view(kernel: Kernel, run_id: str, plans: dict[str, Plan]) -> RunVi
             )
         )
     ai_calls = kernel.deps.ai_calls
+    children: dict[str, list[RunRecord]] = {}
+    for child in await db.children_of(run_id):
+        children.setdefault(child.parent_stage_id or "", []).append(child)
     views = []
     for row in rows:
+        items = await db.items_of_stage(run_id, row.stage_id) if row.items_total else []
         topic = f"workflow.{run_id}.stage.{row.stage_id}"
         taken = _stage_input(plan, row.stage_id, run, outputs) if plan is not None else None
         views.append(
@@ -189,6 +200,9 @@ async def run_view(kernel: Kernel, run_id: str, plans: dict[str, Plan]) -> RunVi
                 artifacts=await stage_artifacts(kernel.deps.blobs, run, row),
                 logs=by_record.get(row.id, []),
                 error=None if row.error is None else redact(row.error),
+                children=children.get(row.stage_id, []),
+                items=[_redacted_item(item) for item in items[:ITEMS_SHOWN]],
+                items_running=sum(item.status is Status.RUNNING for item in items),
             )
         )
     now = kernel.deps.clock.now()
@@ -207,6 +221,10 @@ async def run_view(kernel: Kernel, run_id: str, plans: dict[str, Plan]) -> RunVi
         now=now,
         stage_ids=[s.id for s in plan.stages] if plan is not None else [r.stage_id for r in rows],
     )
+
+
+def _redacted_item(item: ItemRecord) -> ItemRecord:
+    return item if item.error is None else replace(item, error=redact(item.error))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

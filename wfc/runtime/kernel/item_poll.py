@@ -14,7 +14,13 @@ from datetime import datetime, timedelta
 
 from wfc.runtime.kernel.deps import Deps, atomic
 from wfc.runtime.kernel.invoke import FALLBACK_POLL, Failure, NotYet, Produced, run_check
-from wfc.runtime.kernel.items import Refused, Writer, record_outcome, storable_item_report
+from wfc.runtime.kernel.items import (
+    Refused,
+    Writer,
+    log_item_failure,
+    record_outcome,
+    storable_item_report,
+)
 from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 from wfc.runtime.storable import unstorable_part
 
@@ -83,6 +89,8 @@ async def poll_item(deps: Deps, item: ItemRecord) -> Verdict:
             )
     except Refused:
         return "skipped", None
+    if isinstance(outcome, Failure):
+        await log_item_failure(deps, run.id, row.id, item.item_index, "ERROR", outcome)
     await _close_parked_job(deps, item, outcome)
     return ("resumed" if isinstance(outcome, Produced) else "failed"), None
 

@@ -50,6 +50,7 @@ from wfc.runtime.records import (
     ItemChanges,
     ItemRecord,
     JobSpec,
+    LogLevel,
     RunRecord,
     StageChanges,
     StageFence,
@@ -125,7 +126,7 @@ async def execute_item(
     if isinstance(outcome, Failure) and outcome.retryable:
         retry_at = _retry_at(stage, cmd.attempt, outcome, deps.clock.now())
         if retry_at is not None:
-            return await _record_retry(deps, run, started, cmd, outcome, now, retry_at)
+            return await _record_retry(deps, run, row.id, started, cmd, outcome, now, retry_at)
     assert isinstance(outcome, Produced | Failure), f"execute cannot end with {outcome}"
     try:
         async with atomic(deps, causation_id) as unit:
@@ -141,9 +142,11 @@ async def execute_item(
                 deps, unit, workflow, run, stage, row.id, started, writer, report, outcome, now
             )
             await key.complete(unit.db, result)
-            return result
     except Refused as refused:
         return _ghost(f"{refused}: {where}")
+    if isinstance(outcome, Failure):
+        await log_item_failure(deps, run.id, row.id, cmd.item, "ERROR", outcome)
+    return result
 
 
 async def _start(
@@ -224,6 +227,7 @@ def storable_item_report(stage: PlanStage, index: int, report: Report) -> Report
             error=storable_text(outcome.error),
             retryable=outcome.retryable,
             retry_delay=outcome.retry_delay,
+            traceback=outcome.traceback,
         )
     elif isinstance(outcome, Produced | Suspended):
         kept = outcome.output if isinstance(outcome, Produced) else outcome.request.state
@@ -277,6 +281,7 @@ async def _record_suspension(
 async def _record_retry(
     deps: Deps,
     run: RunRecord,
+    stage_record_id: str,
     item: ItemRecord,
     cmd: JobExecute,
     failure: Failure,
@@ -295,10 +300,28 @@ async def _record_retry(
     )
     if written is None:
         return _ghost(f"Item {item.item_index} of run {run.id} moved on")
-    await write_log(deps, run.id, "WARN", f"item {item.item_index}: {failure.error}")
+    await log_item_failure(deps, run.id, stage_record_id, item.item_index, "WARN", failure)
     return JobExecuteResult(
         outcome="failed", error=failure.error, retryable=True, retry_at=retry_at
     )
+
+
+async def log_item_failure(
+    deps: Deps,
+    run_id: str,
+    stage_record_id: str | None,
+    index: int,
+    level: LogLevel,
+    failure: Failure,
+) -> None:
+    """The log line of an item's failed attempt (WARN when it will be retried), on its
+    stage's row, with the item's index and, when its code raised, the traceback: as a
+    stage's failed attempt keeps it, so `wfc runs show` can say where an item raised."""
+    fields: dict[str, Any] = {"item": index}
+    if failure.traceback:
+        fields["traceback"] = failure.traceback
+    message = f"item {index}: {failure.error}"
+    await write_log(deps, run_id, level, message, stage_record_id=stage_record_id, fields=fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,6 +41,7 @@ from wfc.runtime.kernel.rows import (
     output_key,
     refresh_run_totals,
     save_output,
+    write_log,
 )
 from wfc.runtime.kernel.transition import NeedJobs, decide_next
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
@@ -130,6 +131,11 @@ async def _poll_one(deps: Deps, row: StageRecord) -> tuple[str, datetime | None]
         return "skipped", None
     if verdict != "waiting":
         await _close_parked_job(deps, row, report.outcome)
+    if isinstance(report.outcome, Failure):  # as a failed attempt's: `wfc runs show` prints it
+        where = {"traceback": report.outcome.traceback} if report.outcome.traceback else None
+        await write_log(
+            deps, run.id, "ERROR", report.outcome.error, stage_record_id=row.id, fields=where
+        )
     return verdict, next_poll_at
 
 

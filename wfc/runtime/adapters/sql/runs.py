@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, insert, literal_column, or_, select, update
+from sqlalchemy import Engine, bindparam, exists, insert, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -186,6 +187,11 @@ async def list_runs(
         statement = statement.where(runs.c.workflow_id == workflow_id)
     if id_prefix is not None:
         statement = statement.where(runs.c.id.startswith(id_prefix, autoescape=True))
+        after = _after_prefix(id_prefix)
+        if await _ids_sort_bytewise(conn):  # then the matches are one range of the id index
+            statement = statement.where(runs.c.id >= id_prefix)
+            if after is not None:
+                statement = statement.where(runs.c.id < after)
     if before is not None:
         created_at, run_id = before
         # `created_at <= t` alone bounds the index range; the OR settles ties on the id.
@@ -194,3 +200,37 @@ async def list_runs(
             or_(runs.c.created_at < created_at, runs.c.id < run_id),
         )
     return [to_record(RunRecord, row) for row in await conn.execute(statement)]
+
+
+_BYTEWISE: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+
+
+async def _ids_sort_bytewise(conn: AsyncConnection) -> bool:
+    """Whether the run ids sort byte by byte (asked once per engine): SQLite's BINARY does,
+    and PostgreSQL's C collations do. Only then are the ids starting with a prefix one
+    range of the primary key's index: a `LIKE 'prefix%'` alone reads every run (under a
+    C.UTF-8 or a linguistic collation PostgreSQL cannot turn it into a range, and SQLite's
+    LIKE ignores case), and a linguistic collation orders `ab-1` apart from `ab-`."""
+    engine = conn.engine.sync_engine
+    known = _BYTEWISE.get(engine)
+    if known is None:
+        if conn.dialect.name == "sqlite":
+            known = True
+        else:
+            collation = await conn.scalar(
+                text("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            )
+            known = str(collation).split(".")[0] in ("C", "POSIX")
+        _BYTEWISE[engine] = known
+    return known
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least string, bytewise, above every string that starts with `prefix` (None when
+    there is none): its last character that can be incremented, incremented."""
+    for end in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[end]) + 1
+        code = 0xE000 if 0xD800 <= code <= 0xDFFF else code  # no lone surrogates
+        if code <= 0x10FFFF:
+            return prefix[:end] + chr(code)
+    return None
