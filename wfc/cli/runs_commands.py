@@ -9,6 +9,7 @@ code, must not leak either.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -404,7 +405,12 @@ def create_command(
     db_url: str | None,
     as_json: bool,
 ) -> None:
-    """Create a PENDING run for the workers to take (does not wait for it)."""
+    """Create a PENDING run for the workers to take (does not wait for it).
+
+    With TRACEPARENT set (a W3C traceparent, as a traced script passes its span on),
+    the run's spans join that trace when workers trace (`wfc worker --otel`).
+    """
+    from wfc.observability import incoming_trace
     from wfc.runtime.commands import RunCreate
 
     run_input = parse_json_option(input_text, "--input")
@@ -412,15 +418,16 @@ def create_command(
     registry = load_workflows(plans)
 
     async def create(kernel: Kernel, _s: SqlStorage) -> str:
-        result = await kernel.dispatch(
-            RunCreate(
-                idempotency_key=idempotency_key or f"cli:{kernel.deps.ids.new_id()}",
-                workflow_id=workflow_id,
-                input=run_input,
-                config=config,
-                priority=priority,
+        with incoming_trace(os.environ.get("TRACEPARENT")):
+            result = await kernel.dispatch(
+                RunCreate(
+                    idempotency_key=idempotency_key or f"cli:{kernel.deps.ids.new_id()}",
+                    workflow_id=workflow_id,
+                    input=run_input,
+                    config=config,
+                    priority=priority,
+                )
             )
-        )
         return result.workflow_run_id
 
     run_id = _with_kernel(db_url, create, registry)
