@@ -62,8 +62,22 @@ class Attempt:
     def opened(self, run: RunRecord, item: int | None = None) -> None:
         """The attempt's run is known (read, and the attempt may run)."""
 
+    def ended(self, outcome: str, error: str | None = None) -> None:
+        """How the attempt ended (`outcome_of`), before it leaves its `with` block."""
+
     def finished(self, result: JobExecuteResult) -> None:
-        """What the attempt ended with, before it leaves its `with` block."""
+        """What a `job.execute` attempt ended with."""
+        self.ended(outcome_of(result), result.error)
+
+
+def outcome_of(result: JobExecuteResult) -> str:
+    """One word for how an execution ended: completed, suspended, retrying, failed or ghost
+    (its result was discarded: the run stopped, or another delivery owns the stage)."""
+    if result.ghost:
+        return "ghost"
+    if result.outcome == "failed" and result.retry_at is not None:
+        return "retrying"
+    return result.outcome
 
 
 NO_ATTEMPT = Attempt()
@@ -79,6 +93,10 @@ class Observer:
 
     def stage_attempt(self, cmd: JobExecute) -> Attempt:
         """A context manager around one `job.execute` of `cmd`."""
+        return NO_ATTEMPT
+
+    def stage_check(self, run: RunRecord, stage_id: str, attempt: int) -> Attempt:
+        """A context manager around one check of a suspended stage (`check_completion`)."""
         return NO_ATTEMPT
 
     def ai_call(self, record: AICallRecord) -> None:

@@ -77,10 +77,18 @@ class Instruments:
             description="How long the oldest due job of each queue has waited (sampled).",
         )
 
-    def stage_duration(self, seconds: float, workflow_id: str, stage_id: str, outcome: str) -> None:
+    def stage_duration(
+        self, seconds: float, workflow_id: str, stage_id: str, kind: str, outcome: str
+    ) -> None:
+        """One attempt's wall time; `kind` is execute, item (of a mapped stage) or check."""
         self.stage_seconds.record(
             seconds,
-            {"wfc.workflow_id": workflow_id, "wfc.stage_id": stage_id, "wfc.outcome": outcome},
+            {
+                "wfc.workflow_id": workflow_id,
+                "wfc.stage_id": stage_id,
+                "wfc.kind": kind,
+                "wfc.outcome": outcome,
+            },
         )
 
     def ai_call(self, record: AICallRecord, *, failed: bool) -> None:

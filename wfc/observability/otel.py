@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextvars import Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from wfc.runtime.commands import JobExecute, JobExecuteResult
+    from wfc.runtime.commands import JobExecute
     from wfc.runtime.records import AICallRecord, RunRecord
 
 SCOPE = "wfc"
@@ -77,16 +78,6 @@ def run_parent(run: RunRecord) -> otel_context.Context:
     return trace.set_span_in_context(NonRecordingSpan(derived))
 
 
-def outcome_of(result: JobExecuteResult) -> str:
-    """One word for how an attempt ended: completed, suspended, retrying, failed or ghost
-    (its result was discarded: the run stopped, or another delivery owns the stage)."""
-    if result.ghost:
-        return "ghost"
-    if result.outcome == "failed" and result.retry_at is not None:
-        return "retrying"
-    return result.outcome
-
-
 class OtelObserver(Observer):
     """Spans and metrics through the OpenTelemetry API (the globally set providers unless
     given: tests pass their own in-memory ones)."""
@@ -104,7 +95,12 @@ class OtelObserver(Observer):
         self._by_topic: dict[str, _OtelAttempt] = {}
 
     def stage_attempt(self, cmd: JobExecute) -> Attempt:
-        return _OtelAttempt(self, cmd)
+        return _OtelAttempt(self, cmd.workflow_id, cmd.stage_id, cmd.attempt, "execute")
+
+    def stage_check(self, run: RunRecord, stage_id: str, attempt: int) -> Attempt:
+        check = _OtelAttempt(self, run.workflow_id, stage_id, attempt, "check")
+        check.opened(run)
+        return check
 
     def run_trace_context(self, run_id: str, workflow_id: str) -> str | None:
         incoming = incoming_traceparent()
@@ -169,48 +165,55 @@ class _OtelAttempt(Attempt):
     """One `job.execute` as a span. The span starts when the kernel has read the run (its
     parent is the run's stored context), with the time the attempt began as its start."""
 
-    def __init__(self, observer: OtelObserver, cmd: JobExecute) -> None:
+    def __init__(
+        self, observer: OtelObserver, workflow_id: str, stage_id: str, attempt: int, kind: str
+    ) -> None:
         self.observer = observer
-        self.cmd = cmd
+        self.workflow = workflow_id
+        self.stage_id = stage_id
+        self.attempt = attempt
+        self.kind = kind
         self.began = time.time_ns()
         self.clock = time.perf_counter()
         self.span: Span | None = None
         self.context: otel_context.Context | None = None
         self.topic: str | None = None
         self.outcome = "failed"
-        self.workflow = cmd.workflow_id
         self.tokens = 0
         self.cost = 0.0
-        self._tokens: list[Any] = []
+        self._var_token: Token[Attempt | None] | None = None
+        self._context_token: object = None
 
     def __enter__(self) -> Attempt:
-        self._tokens.append(CURRENT_ATTEMPT.set(self))
+        self._var_token = CURRENT_ATTEMPT.set(self)
         return self
 
     def opened(self, run: RunRecord, item: int | None = None) -> None:
         if self.span is not None:
             return
-        cmd = self.cmd
         attributes: dict[str, str | int] = {
             "wfc.run_id": run.id,
             "wfc.workflow_id": run.workflow_id,
             "wfc.plan_fingerprint": run.plan_fingerprint,
-            "wfc.stage_id": cmd.stage_id,
-            "wfc.attempt": cmd.attempt,
+            "wfc.stage_id": self.stage_id,
+            "wfc.attempt": self.attempt,
+            "wfc.kind": self.kind,
         }
         if item is not None:
             attributes["wfc.item"] = item
+            self.kind = "item"
+        verb = "check" if self.kind == "check" else "stage"
         self.span = self.observer.tracer.start_span(
-            f"stage {cmd.stage_id}" + ("" if item is None else " item"),
+            f"{verb} {self.stage_id}" + ("" if item is None else " item"),
             context=run_parent(run),
             kind=SpanKind.INTERNAL,
             start_time=self.began,
-            attributes=attributes,
+            attributes={**attributes, "wfc.kind": self.kind},
         )
         self.context = trace.set_span_in_context(self.span)
         # Current while the body runs: a child run it starts joins this trace under it.
-        self._tokens.append(otel_context.attach(self.context))
-        self.topic = stage_topic(run.id, cmd.stage_id)
+        self._context_token = otel_context.attach(self.context)
+        self.topic = stage_topic(run.id, self.stage_id)
         if item is not None:
             self.topic += f".item.{item}"
         self.observer._track(self.topic, self)
@@ -219,10 +222,10 @@ class _OtelAttempt(Attempt):
         self.tokens += record.input_tokens + record.output_tokens
         self.cost += record.cost
 
-    def finished(self, result: JobExecuteResult) -> None:
-        self.outcome = outcome_of(result)
-        if self.span is not None and result.error and self.outcome != "completed":
-            self.span.set_status(Status(StatusCode.ERROR, result.error[:500]))
+    def ended(self, outcome: str, error: str | None = None) -> None:
+        self.outcome = outcome
+        if self.span is not None and error and outcome not in ("completed", "waiting"):
+            self.span.set_status(Status(StatusCode.ERROR, error[:500]))
 
     def __exit__(
         self,
@@ -232,11 +235,12 @@ class _OtelAttempt(Attempt):
     ) -> None:
         if error is not None:
             self.outcome = "error"
-        if len(self._tokens) > 1:
-            otel_context.detach(self._tokens.pop())
-        CURRENT_ATTEMPT.reset(self._tokens.pop())
+        if self._context_token is not None:
+            otel_context.detach(self._context_token)  # type: ignore[arg-type]
+        if self._var_token is not None:
+            CURRENT_ATTEMPT.reset(self._var_token)
         self.observer.instruments.stage_duration(
-            time.perf_counter() - self.clock, self.workflow, self.cmd.stage_id, self.outcome
+            time.perf_counter() - self.clock, self.workflow, self.stage_id, self.kind, self.outcome
         )
         if self.span is None:
             return
