@@ -132,20 +132,10 @@ def by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
 
 async def _run(traced: Traced) -> tuple[Any, dict[str, list[ReadableSpan]]]:
     flaky_calls.clear()
-    tk = make_test_kernel(WORKFLOW, clock=FakeClock(), plugins=[_plugin(traced)])
+    tk = make_test_kernel(WORKFLOW, clock=FakeClock())
     run = await tk.run("traced", {"texts": [{"text": "abc"}, {"text": "de"}]})
     assert run.status is Status.COMPLETED, run.error
     return run, by_name(traced.finished())
-
-
-def _plugin(traced: Traced) -> Any:
-    from wfc.runtime.plugins import define_plugin
-
-    return define_plugin(
-        id="counts",
-        on=("workflow:started", "workflow:completed", "workflow:failed"),
-        handle=traced.observer.instruments.run_event,
-    )
 
 
 async def test_a_run_is_one_trace_of_attempt_spans_under_its_run_span(traced: Traced) -> None:

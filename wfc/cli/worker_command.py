@@ -204,8 +204,6 @@ def worker_command(
     registry = load_workflows(plans, default_stage_timeout=timeout)
     plugins = load_plugins(plugin_specs)
     telemetry = _telemetry(otel, metrics_port, metrics_host)
-    if telemetry is not None:
-        plugins = [*plugins, telemetry.plugin]
     retention = None if retain is None else retention_age(retain)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -213,7 +211,7 @@ def worker_command(
         pool = PoolOptions.for_slots(concurrency)
         async with (
             opened_storage(db_url, worker_id=name, pool=pool) as storage,
-            queue_sampling(telemetry, storage.engine),
+            queue_sampling(telemetry, storage.engine, queues),
         ):
             host = WorkerHost(
                 kernel_for(storage, registry, plugins),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from wfc.runtime.commands import JobExecute, JobExecuteResult
+    from wfc.runtime.events import Event
     from wfc.runtime.records import AICallRecord, RunRecord
 
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -101,6 +102,10 @@ class Observer:
 
     def ai_call(self, record: AICallRecord) -> None:
         """A model call was written to the ledger."""
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """A transaction committed with these events (runs started and ended are counted
+        here, where they happen once, not where the outbox delivers them: at least once)."""
 
     def run_trace_context(self, run_id: str, workflow_id: str) -> str | None:
         """The trace context to store with a run being created (a W3C traceparent), which

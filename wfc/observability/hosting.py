@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -28,12 +28,15 @@ def worker_telemetry(traces: bool, metrics_port: int | None, metrics_host: str) 
 
 
 @contextlib.asynccontextmanager
-async def queue_sampling(telemetry: Telemetry | None, engine: AsyncEngine) -> AsyncIterator[None]:
+async def queue_sampling(
+    telemetry: Telemetry | None, engine: AsyncEngine, queues: Sequence[str]
+) -> AsyncIterator[None]:
     """Sample the job queue for the queue gauges while the block runs (nothing without
-    telemetry)."""
+    telemetry); the worker's own `queues` are reported even while empty."""
     if telemetry is None:
         yield
         return
+    telemetry.observer.instruments.queues.watch(queues)
     from wfc.observability.queues import sample_queues
     from wfc.runtime.adapters.memory import SystemClock
 

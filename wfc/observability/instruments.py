@@ -29,6 +29,10 @@ class QueueSample:
         self.depth: dict[str, int] = {}
         self.lag_s: dict[str, float] = {}
 
+    def watch(self, queues: Iterable[str]) -> None:
+        """Report these queues (a worker's own) from the start, as empty until sampled."""
+        self.update({queue: 0 for queue in queues}, {queue: 0.0 for queue in queues})
+
     def update(self, depth: dict[str, int], lag_s: dict[str, float]) -> None:
         # Queues emptied since the last sample report 0, not their last value.
         self.depth = {**dict.fromkeys(self.depth, 0), **depth}
@@ -99,7 +103,7 @@ class Instruments:
         self.ai_cost.add(record.cost, model)
 
     def run_event(self, event: Event) -> None:
-        """Count a run's start or end from its outbox event (delivered once, by one worker)."""
+        """Count a run's start or end from its event, as its transaction commits."""
         counter = {
             "workflow:started": self.runs_started,
             "workflow:completed": self.runs_completed,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
     from wfc.runtime.commands import JobExecute
+    from wfc.runtime.events import Event
     from wfc.runtime.records import AICallRecord, RunRecord
 
 SCOPE = "wfc"
@@ -115,6 +117,10 @@ class OtelObserver(Observer):
         made = span.get_span_context()
         # A span the sampler dropped has no context of its own: keep the caller's.
         return traceparent_of(made) if made.is_valid else incoming or active_traceparent()
+
+    def committed(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.instruments.run_event(event)
 
     def ai_call(self, record: AICallRecord) -> None:
         failed = record.metadata.get("status") == "error"

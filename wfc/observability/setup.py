@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
     from wfc.observability.otel import OtelObserver
-    from wfc.runtime.plugins import Plugin
 
 DEFAULT_SERVICE_NAME = "wfc-worker"
 EXPORTERS = ("otlp", "console", "none")
@@ -49,17 +48,6 @@ class Telemetry:
     metrics_server: Any = None  # prometheus_client's WSGI server, when /metrics is served
     metrics_port: int | None = None
     _shut: bool = field(default=False)
-
-    @property
-    def plugin(self) -> Plugin:
-        """The plugin counting runs started, completed and failed from their events."""
-        from wfc.runtime.plugins import define_plugin
-
-        return define_plugin(
-            id="wfc-observability",
-            on=("workflow:started", "workflow:completed", "workflow:failed"),
-            handle=self.observer.instruments.run_event,
-        )
 
     def shutdown(self) -> None:
         """Export what is still buffered, stop `/metrics` and put the no-op hook back."""
