@@ -286,3 +286,23 @@ asyncio.run(main())
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "[]",
     ]
+
+
+async def test_a_child_run_s_trace_continues_under_the_stage_that_started_it(
+    traced: Traced,
+) -> None:
+    from tests.kernel.children import Faults, doubler, parent
+
+    tk = make_test_kernel(doubler(Faults()), parent(), clock=FakeClock())
+    run = await tk.run("parent", {"n": 1})
+    assert run.status is Status.COMPLETED, run.error
+    spans = by_name(traced.finished())
+    (parent_run,) = spans["run parent"]
+    (child_run,) = spans["run doubler"]
+    (call,) = spans["stage call"]  # the attempt that created the child
+    assert call.parent is not None and call.parent.span_id == parent_run.context.span_id
+    assert child_run.parent is not None and child_run.parent.span_id == call.context.span_id
+    (double,) = spans["stage double"]
+    assert double.parent is not None and double.parent.span_id == child_run.context.span_id
+    traces = {s.context.trace_id for group in spans.values() for s in group}
+    assert traces == {parent_run.context.trace_id}  # parent and child: one trace

@@ -62,7 +62,7 @@ class Instruments:
             "wfc.ai.tokens", unit="{token}", description="Model tokens, input and output."
         )
         self.ai_cost = meter.create_counter(
-            "wfc.ai.cost", unit="USD", description="What model calls cost, as priced by wfc."
+            "wfc.ai.cost", unit="{USD}", description="What model calls cost, as priced by wfc."
         )
         self.ai_calls = meter.create_counter(
             "wfc.ai.calls", unit="{call}", description="Model calls, failed ones included."
