@@ -196,7 +196,8 @@ def test_two_workers_put_a_run_s_stage_spans_in_one_trace_and_count_it(
     ports = [free_port(), free_port()]
     otel = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        # Spans leave only when a worker stops: what it still holds must be sent then.
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
         "OTEL_METRIC_EXPORT_INTERVAL": "500",
         "OTEL_SERVICE_NAME": "wfc-e2e",
     }
