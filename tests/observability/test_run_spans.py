@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 
+from tests.databases import kernel_on_storage
 from tests.observability.conftest import Traced
 from wfc.observability import incoming_trace
 from wfc.plan import InputSource, MapSpec, RetryPolicy
@@ -130,16 +132,23 @@ def by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
     return found
 
 
-async def _run(traced: Traced) -> tuple[Any, dict[str, list[ReadableSpan]]]:
+async def _run(
+    traced: Traced, kind: str = "memory", tmp_path: Path | None = None
+) -> tuple[Any, dict[str, list[ReadableSpan]]]:
     flaky_calls.clear()
-    tk = make_test_kernel(WORKFLOW, clock=FakeClock())
-    run = await tk.run("traced", {"texts": [{"text": "abc"}, {"text": "de"}]})
+    async with kernel_on_storage(kind, [WORKFLOW], tmp_path or Path()) as tk:
+        run = await tk.run("traced", {"texts": [{"text": "abc"}, {"text": "de"}]})
     assert run.status is Status.COMPLETED, run.error
     return run, by_name(traced.finished())
 
 
-async def test_a_run_is_one_trace_of_attempt_spans_under_its_run_span(traced: Traced) -> None:
-    run, spans = await _run(traced)
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+async def test_a_run_is_one_trace_of_attempt_spans_under_its_run_span(
+    traced: Traced, kind: str, tmp_path: Path
+) -> None:
+    """On every store: the trace context is stored with the run and read back by each
+    attempt (the run as the kernel reads it), so every attempt is the run span's child."""
+    run, spans = await _run(traced, kind, tmp_path)
     (root,) = spans["run traced"]
     assert root.parent is None
     assert root.attributes == {"wfc.run_id": run.id, "wfc.workflow_id": "traced"}
