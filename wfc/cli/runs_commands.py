@@ -418,19 +418,19 @@ def create_command(
     registry = load_workflows(plans)
 
     async def create(kernel: Kernel, _s: SqlStorage) -> str:
-        with incoming_trace(os.environ.get("TRACEPARENT")):
-            result = await kernel.dispatch(
-                RunCreate(
-                    idempotency_key=idempotency_key or f"cli:{kernel.deps.ids.new_id()}",
-                    workflow_id=workflow_id,
-                    input=run_input,
-                    config=config,
-                    priority=priority,
-                )
+        result = await kernel.dispatch(
+            RunCreate(
+                idempotency_key=idempotency_key or f"cli:{kernel.deps.ids.new_id()}",
+                workflow_id=workflow_id,
+                input=run_input,
+                config=config,
+                priority=priority,
             )
+        )
         return result.workflow_run_id
 
-    run_id = _with_kernel(db_url, create, registry)
+    with incoming_trace(os.environ.get("TRACEPARENT")):  # the event loop's tasks inherit it
+        run_id = _with_kernel(db_url, create, registry)
     if as_json:
         print_json({"run_id": run_id, "status": "PENDING"})
     else:
