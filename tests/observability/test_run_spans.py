@@ -315,3 +315,47 @@ async def test_a_child_run_s_trace_continues_under_the_stage_that_started_it(
     assert double.parent is not None and double.parent.span_id == child_run.context.span_id
     traces = {s.context.trace_id for group in spans.values() for s in group}
     assert traces == {parent_run.context.trace_id}  # parent and child: one trace
+
+
+async def test_with_tracing_off_a_caller_s_active_span_is_still_stored() -> None:
+    """A program that traces itself but never turned wfc's tracing on: the run keeps the
+    caller's span as its trace context, so workers that trace continue the caller's trace."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tk = make_test_kernel(WORKFLOW, clock=FakeClock())
+    tracer = TracerProvider().get_tracer("caller")
+    with tracer.start_as_current_span("caller") as caller:
+        run_id = await tk.create_run("traced", {"texts": []})
+    without = await tk.create_run("traced", {"texts": []})
+    stored = await tk.persistence.get_run(run_id)
+    context = caller.get_span_context()
+    assert stored is not None and stored.trace_context is not None
+    assert stored.trace_context.split("-")[1:3] == [
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
+    ]
+    plain = await tk.persistence.get_run(without)
+    assert plain is not None and plain.trace_context is None
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True),
+        (" 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00\n", True),
+        ("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", False),  # upper case
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", False),  # no trace id
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", False),  # no span id
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", False),  # other version
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01", False),  # short span id
+        ("not a traceparent", False),
+        ("", False),
+    ],
+)
+async def test_only_a_valid_traceparent_is_taken(given: str, kept: bool) -> None:
+    tk = make_test_kernel(WORKFLOW, clock=FakeClock())
+    with incoming_trace(given) as taken:
+        run_id = await tk.create_run("traced", {"texts": []})
+    stored = await tk.persistence.get_run(run_id)
+    assert stored is not None
+    assert stored.trace_context == taken == (given.strip() if kept else None)
