@@ -96,7 +96,7 @@ async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: As
     await upgrade(empty_engine, "0001")
     persistence = SqlPersistence(empty_engine, clock)
     async with empty_engine.begin() as conn:  # a run and two events written by the 0001 code
-        later = ("parent_run_id", "parent_stage_id")  # columns of later revisions
+        later = ("parent_run_id", "parent_stage_id", "trace_context")  # of later revisions
         values = {k: v for k, v in to_values(a_run(clock, "r1")).items() if k not in later}
         await conn.execute(insert(runs), [values])
         await conn.execute(

@@ -9,6 +9,7 @@ code, must not leak either.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -236,7 +237,12 @@ def create_command(
     db_url: str | None,
     as_json: bool,
 ) -> None:
-    """Create a PENDING run for the workers to take (does not wait for it)."""
+    """Create a PENDING run for the workers to take (does not wait for it).
+
+    With TRACEPARENT set (a W3C traceparent, as a traced script passes its span on),
+    the run's spans join that trace when workers trace (`wfc worker --otel`).
+    """
+    from wfc.observability import incoming_trace
     from wfc.runtime.commands import RunCreate
 
     run_input = parse_json_option(input_text, "--input")
@@ -255,7 +261,8 @@ def create_command(
         )
         return result.workflow_run_id
 
-    run_id = _with_kernel(db_url, create, registry)
+    with incoming_trace(os.environ.get("TRACEPARENT")):  # the event loop's tasks inherit it
+        run_id = _with_kernel(db_url, create, registry)
     if as_json:
         print_json({"run_id": run_id, "status": "PENDING"})
     else:

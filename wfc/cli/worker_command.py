@@ -34,6 +34,7 @@ from wfc.cli.session import (
 
 if TYPE_CHECKING:
     from wfc.cli.logs import LogFormat
+    from wfc.observability.setup import Telemetry
     from wfc.runtime.hosts import WorkerStats
 
 log = logging.getLogger("wfc.worker")
@@ -144,6 +145,27 @@ def _seconds(value: float) -> timedelta:
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
+@click.option(
+    "--otel/--no-otel",
+    envvar="WFC_OTEL",
+    default=False,
+    help="Export traces and metrics with OpenTelemetry (OTEL_* variables configure it; "
+    "needs wfc[otel]).  [env: WFC_OTEL]",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="WFC_METRICS_PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (needs wfc[otel]).  "
+    "[env: WFC_METRICS_PORT]",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="WFC_METRICS_HOST",
+    help="The address /metrics listens on.",
+)
 def worker_command(
     plans: tuple[str, ...],
     db_url: str | None,
@@ -161,6 +183,9 @@ def worker_command(
     retain: str | None,
     queues: tuple[str, ...],
     log_format: LogFormat,
+    otel: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
 
@@ -170,6 +195,7 @@ def worker_command(
     up (database away, stage threads stuck): restart it.
     """
     from wfc.cli.logs import configure
+    from wfc.observability.hosting import queue_sampling
     from wfc.runtime.adapters.sql import PoolOptions
     from wfc.runtime.hosts import WorkerHost
 
@@ -177,12 +203,16 @@ def worker_command(
     timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
     registry = load_workflows(plans, default_stage_timeout=timeout)
     plugins = load_plugins(plugin_specs)
+    telemetry = _telemetry(otel, metrics_port, metrics_host)
     retention = None if retain is None else retention_age(retain)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
     async def serve() -> WorkerStats:
         pool = PoolOptions.for_slots(concurrency)
-        async with opened_storage(db_url, worker_id=name, pool=pool) as storage:
+        async with (
+            opened_storage(db_url, worker_id=name, pool=pool) as storage,
+            queue_sampling(telemetry, storage.engine, queues),
+        ):
             host = WorkerHost(
                 kernel_for(storage, registry, plugins),
                 worker_id=name,
@@ -212,9 +242,24 @@ def worker_command(
             )
             return await host.serve()
 
-    stats = run_leaving_threads(serve())
+    try:
+        stats = run_leaving_threads(serve())
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # exports the spans still buffered before the exit
     log.info("exited", extra=asdict(stats))
     if stats.gave_up is not None:
         click.echo(f"wfc worker: gave up: {stats.gave_up}", err=True)
         exit_leaving_threads(EXIT_GAVE_UP)
     exit_leaving_threads(0)
+
+
+def _telemetry(otel: bool, metrics_port: int | None, metrics_host: str) -> Telemetry | None:
+    """Observability as asked for, or a one-line error when it cannot be had."""
+    from wfc.observability.hosting import worker_telemetry
+    from wfc.observability.setup import ObservabilityUnavailable
+
+    try:
+        return worker_telemetry(otel, metrics_port, metrics_host)
+    except ObservabilityUnavailable as error:
+        raise click.ClickException(str(error)) from None

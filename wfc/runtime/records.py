@@ -70,6 +70,8 @@ class RunRecord:
     metadata: JsonObject | None = None
     parent_run_id: str | None = None
     parent_stage_id: str | None = None
+    # The W3C traceparent the run's spans join (`wfc.observability`), when it has one.
+    trace_context: str | None = None
 
 
 class RunChanges(TypedDict, total=False):

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ValidationError
 
 from wfc.errors import WfcError
+from wfc.observability import observer
 from wfc.runtime.ai.models import ModelConfig, call_cost
 from wfc.runtime.ports import AICallLogger
 from wfc.runtime.records import AICallRecord
@@ -207,7 +208,11 @@ class AIBatch:
             )
             for r in results
         ]
-        return await self.helper.logger.log_batch_results(batch_id, calls)
+        recorded = await self.helper.logger.log_batch_results(batch_id, calls)
+        if recorded:
+            for call in calls:
+                observer().ai_call(call)
+        return recorded
 
     def cost(self, results: Sequence[BatchResult]) -> float:
         """What these results cost, batch discount applied."""

@@ -26,6 +26,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
 from wfc.errors import WfcError
+from wfc.observability import observer
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.ai.batch import AIBatch, BatchProvider, batch_provider, infer_provider
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
@@ -409,6 +410,7 @@ class AIHelper:
             config, call_type, prompt, response, input_tokens, output_tokens, metadata
         )
         await self._logger.log_call(record)
+        observer().ai_call(record)  # a span and metrics when observability is on
         return record
 
     async def _record_failure(

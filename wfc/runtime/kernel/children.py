@@ -32,6 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from wfc.errors import InvalidRunInputError, RecordNotFoundError
+from wfc.observability import attempt_opened
 from wfc.plan import MAX_CHILD_DEPTH, PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunCreate
 from wfc.runtime.kernel.child_outcome import (
@@ -101,6 +102,7 @@ async def execute_child(
         return _ghost(f"Run {run.id} is {run.status.value}")
     if existing is not None and existing.status in TERMINAL:
         return await _finished_before(deps, existing)
+    attempt_opened(run)  # the child's trace context is then this attempt's span
     child_input: Any = None
     try:
         child_input = resolve_input(workflow, stage, run, await load_outputs(deps, rows))

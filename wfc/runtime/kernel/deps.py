@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from wfc.observability import observer
 from wfc.runtime.adapters.memory.pinning import NoPinning
 from wfc.runtime.events import Event, event_payload
 from wfc.runtime.kernel.warm import WarmStarts
@@ -160,5 +161,7 @@ async def atomic(deps: Deps, causation_id: str) -> AsyncIterator[Unit]:
                     for event in unit.events
                 ]
             )
+    if unit.events:  # committed: counted once, by the process that committed them
+        observer().committed(unit.events)
     for action in unit.after:
         await action()

@@ -37,6 +37,7 @@ from wfc.errors import (
     StageNotFoundError,
     WorkflowNotFoundError,
 )
+from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult
 from wfc.runtime.events import (
@@ -123,7 +124,17 @@ async def execute_job(
     deps: Deps, cmd: JobExecute, causation_id: str, key: KeyCompletion
 ) -> JobExecuteResult:
     """Execute the stage `cmd` names, its outcome's transaction completing the idempotency
-    `key` with the result; raises only for lookups that cannot succeed."""
+    `key` with the result; raises only for lookups that cannot succeed. The attempt is
+    told to the observability hook (a span per attempt when tracing is on)."""
+    with observer().stage_attempt(cmd) as attempt:
+        result = await _execute_job(deps, cmd, causation_id, key)
+        attempt.finished(result)
+    return result
+
+
+async def _execute_job(
+    deps: Deps, cmd: JobExecute, causation_id: str, key: KeyCompletion
+) -> JobExecuteResult:
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
         raise WorkflowNotFoundError(cmd.workflow_id)
@@ -141,6 +152,7 @@ async def execute_job(
     if isinstance(opened, JobExecuteResult):
         return opened
     run, row, outputs, rows = opened
+    attempt_opened(run)
     # Kept as read, before the body can change them, for a stage this worker hands itself
     # (there is none to hand after the last group).
     may_hand = bool(workflow.group(row.execution_group + 1)) and handing_off()

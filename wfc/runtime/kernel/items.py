@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from wfc.errors import RecordNotFoundError
+from wfc.observability import attempt_opened
 from wfc.plan import ItemFailure, PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
 from wfc.runtime.events import Event, StageCompleted, StageFailed, StageProgress
@@ -115,6 +116,7 @@ async def execute_item(
         )
         await deps.jobs.enqueue([spec])
         return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}: {where}")
+    attempt_opened(run, cmd.item)
     now = deps.clock.now()
     started = await _start(deps, run, stage, cmd, now)
     if not isinstance(started, ItemRecord):

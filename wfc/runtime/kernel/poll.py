@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
+from wfc.observability import observer
 from wfc.runtime.commands import StagePollSuspended, StagePollSuspendedResult
 from wfc.runtime.events import StageCompleted, StageFailed
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
@@ -103,7 +104,9 @@ async def _poll_one(deps: Deps, row: StageRecord) -> tuple[str, datetime | None]
     if run.status is not Status.RUNNING:
         await _cancel_stage(deps, row, fence)
         return "skipped", None
-    report, row = await _check(deps, run, row)
+    with observer().stage_check(run, row.stage_id, row.attempt) as attempt:
+        report, row = await _check(deps, run, row)
+        attempt.ended(_check_outcome(report.outcome), getattr(report.outcome, "error", None))
     now = deps.clock.now()
     code = STAGE_FAILED
     if (
@@ -137,6 +140,13 @@ async def _poll_one(deps: Deps, row: StageRecord) -> tuple[str, datetime | None]
             deps, run.id, "ERROR", report.outcome.error, stage_record_id=row.id, fields=where
         )
     return verdict, next_poll_at
+
+
+def _check_outcome(outcome: object) -> str:
+    """How a check ended, for the observability hook: waiting, completed or failed."""
+    if isinstance(outcome, NotYet):
+        return "waiting"
+    return "failed" if isinstance(outcome, Failure) else "completed"
 
 
 async def _check(deps: Deps, run: RunRecord, row: StageRecord) -> tuple[Report, StageRecord]:

@@ -10,6 +10,7 @@ from wfc.errors import (
     StaleVersionError,
     WorkflowNotFoundError,
 )
+from wfc.observability import observer
 from wfc.runtime.commands import RunCancel, RunCancelResult, RunCreate, RunCreateResult
 from wfc.runtime.events import WorkflowCancelled, WorkflowCreated
 from wfc.runtime.kernel.deps import Deps, Unit
@@ -48,8 +49,9 @@ async def create_run(
             workflow.id, [f"{problem}, which no database can store" for problem in unstorable]
         )
     now = deps.clock.now()
+    run_id = cmd.run_id or deps.ids.new_id()
     run = RunRecord(
-        id=cmd.run_id or deps.ids.new_id(),
+        id=run_id,
         workflow_id=workflow.id,
         workflow_name=workflow.name,
         plan_fingerprint=workflow.plan.fingerprint,
@@ -62,6 +64,7 @@ async def create_run(
         updated_at=now,
         parent_run_id=None if parent is None else parent[0],
         parent_stage_id=None if parent is None else parent[1],
+        trace_context=observer().run_trace_context(run_id, workflow.id),
     )
     await unit.db.create_run(run)
     unit.emit(WorkflowCreated(timestamp=now, workflow_run_id=run.id, workflow_id=workflow.id))

@@ -94,6 +94,8 @@ runs = Table(
     # A child run: the run and stage that started it (`wfc.plan_children`).
     Column("parent_run_id", String(64)),
     Column("parent_stage_id", String(200)),
+    # The W3C traceparent its stages' spans join, on any worker (`wfc.observability`).
+    Column("trace_context", String(64)),
     Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
     Index(None, "status", "completed_at"),  # retention: finished runs, oldest first
