@@ -246,10 +246,13 @@ def test_two_workers_put_a_run_s_stage_spans_in_one_trace_and_count_it(
             lambda: (
                 (s := [scrape(p) for p in ports])
                 and summed(s, "wfc_runs_completed_total") == 4
+                # The queue gauges are sampled every few seconds: wait for a sample
+                # taken after the last job left the queue.
+                and all(values(x, "wfc_queue_depth", 'wfc_queue="default"') == [0] for x in s)
                 and s
             ),
             timeout=60,
-            what="both workers' /metrics to count 4 completed runs",
+            what="both workers' /metrics to count 4 completed runs and an empty queue",
         )
     finally:
         codes = [stop(w) for w in workers]
