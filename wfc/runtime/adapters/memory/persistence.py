@@ -592,7 +592,7 @@ class MemoryPersistence(_MemoryStore):
 
     def all_items(self) -> list[ItemRecord]:
         """Every item row, by run, stage and item index."""
-        return [item for items in self._t.items.values() for item in items.values()]
+        return [items[i] for items in self._t.items.values() for i in sorted(items)]
 
     def clear(self) -> None:
         """Forget everything."""
