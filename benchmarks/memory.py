@@ -108,7 +108,9 @@ def main() -> None:
     ]
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
-    print("| shape | runs held | one at a time: runs/s | CPU per run | loop: runs/s | CPU per run |")
+    print(
+        "| shape | runs held | one at a time: runs/s | CPU per run | loop: runs/s | CPU per run |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         one, many = r["one_at_a_time"], r["loop"]

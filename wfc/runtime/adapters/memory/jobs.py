@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.adapters.memory.tables import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
@@ -295,7 +296,7 @@ class MemoryJobTransport:
         return job
 
     def _put(self, job: JobRecord, **changes: object) -> JobRecord:
-        updated = replace(job, updated_at=self._clock.now(), **changes)  # type: ignore[arg-type]
+        updated = changed(job, {**changes, "updated_at": self._clock.now()})
         self._store(updated, job)
         return updated
 

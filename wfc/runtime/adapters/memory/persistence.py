@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import heapq
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
@@ -25,6 +24,7 @@ from wfc.runtime.adapters.memory.tables import (
     Journal,
     Tables,
     TableWriter,
+    changed,
     rollback,
 )
 from wfc.runtime.ports import Clock, Persistence
@@ -52,6 +52,7 @@ from wfc.runtime.records import (
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
+GivenT = TypeVar("GivenT")
 
 
 class _MemoryStore(TableWriter):
@@ -275,9 +276,10 @@ class _MemoryStore(TableWriter):
 
     def _change_item(self, item: ItemRecord, changes: ItemChanges) -> ItemRecord:
         values: dict[str, Any] = dict(changes)
-        changed = replace(item, **values, version=item.version + 1, updated_at=self._clock.now())
-        self._write_item(changed, item)
-        return changed
+        values.update(version=item.version + 1, updated_at=self._clock.now())
+        updated = changed(item, values)
+        self._write_item(updated, item)
+        return updated
 
     def _item_by_id(self, record_id: str) -> ItemRecord | None:
         at = self._t.item_at.get(record_id)
@@ -367,7 +369,8 @@ class _MemoryStore(TableWriter):
         version: int = current.version
         if expected_version is not None and version != expected_version:
             raise StaleVersionError(entity, current.id, expected_version, version)
-        return replace(current, **changes, version=version + 1, updated_at=self._clock.now())
+        changes.update(version=version + 1, updated_at=self._clock.now())
+        return changed(current, changes)
 
     # -- signals -------------------------------------------------------------
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
@@ -470,7 +473,7 @@ class _MemoryStore(TableWriter):
 
     async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
         for event_id in event_ids:
-            self._change_event(event_id, lambda e: replace(e, published_at=at))
+            self._change_event(event_id, lambda e: changed(e, {"published_at": at}))
 
     async def increment_outbox_retry(self, event_id: str) -> int:
         return self._change_event(
@@ -527,7 +530,9 @@ class _MemoryStore(TableWriter):
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
         entry = self._t.keys.get((key, command_type)) or IdempotencyEntry(self._clock.now())
-        self._set(self._t.keys, (key, command_type), replace(entry, result=copy.deepcopy(result)))
+        self._set(
+            self._t.keys, (key, command_type), changed(entry, {"result": copy.deepcopy(result)})
+        )
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
         self._pop(self._t.keys, (key, command_type))
@@ -536,13 +541,56 @@ class _MemoryStore(TableWriter):
 class _Transaction(_MemoryStore):
     """A transaction's handle; a nested `transaction()` joins it."""
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
-        yield self
+    def transaction(self) -> _Given[_Transaction]:
+        return _Given(self)
 
-    @asynccontextmanager
-    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
-        yield self
+    def outbox_flusher(self) -> _Given[Persistence | None]:
+        return _Given(self)
+
+
+class _Given(Generic[GivenT]):
+    """A context that gives a value and does nothing else (a nested transaction, a flusher).
+
+    These contexts, and `_Opened`, are classes rather than `asynccontextmanager`s: the
+    kernel opens about ten per stage, and an async generator per context was a cost."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: GivenT) -> None:
+        self._value = value
+
+    async def __aenter__(self) -> GivenT:
+        return self._value
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+class _Opened:
+    """One transaction of a `MemoryPersistence`: holds its lock and rolls back on errors."""
+
+    __slots__ = ("_journal", "_store")
+
+    def __init__(self, store: MemoryPersistence) -> None:
+        self._store = store
+        self._journal: Journal = []
+
+    async def __aenter__(self) -> _Transaction:
+        # Yield first, as a database round trip would, so concurrent callers interleave
+        # here exactly where they can on a real database.
+        await asyncio.sleep(0)
+        store = self._store
+        await store._lock.acquire()
+        return _Transaction(store._t, store._clock, self._journal)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        try:
+            if kind is not None:
+                rollback(self._journal)
+        finally:
+            self._store._lock.release()
 
 
 class MemoryPersistence(_MemoryStore):
@@ -552,22 +600,11 @@ class MemoryPersistence(_MemoryStore):
         super().__init__(Tables(), clock or SystemClock())
         self._lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
-        # Yield first, as a database round trip would, so concurrent callers interleave
-        # here exactly where they can on a real database.
-        await asyncio.sleep(0)
-        async with self._lock:
-            journal: Journal = []
-            try:
-                yield _Transaction(self._t, self._clock, journal)
-            except BaseException:
-                rollback(journal)
-                raise
+    def transaction(self) -> _Opened:
+        return _Opened(self)
 
-    @asynccontextmanager
-    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
-        yield self  # one process: its flushes are ordered by the caller
+    def outbox_flusher(self) -> _Given[Persistence | None]:
+        return _Given(self)  # one process: its flushes are ordered by the caller
 
     # -- inspection --------------------------------------------------------
     def all_runs(self) -> list[RunRecord]:

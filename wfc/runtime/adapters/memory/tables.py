@@ -23,9 +23,10 @@ the end on rollback.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from wfc.runtime.records import (
     ItemRecord,
@@ -39,6 +40,8 @@ from wfc.runtime.records import (
     Status,
     WorkerRecord,
 )
+
+RowT = TypeVar("RowT")
 
 MISSING: Any = object()  # "there was no value": undoing the write removes the key
 
@@ -56,6 +59,31 @@ class IdempotencyEntry:
 
     started_at: datetime
     result: JsonObject | None = None
+
+
+_SLOTS: dict[type, tuple[frozenset[str], tuple[tuple[str, Any], ...]]] = {}
+
+
+def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
+    """`dataclasses.replace` for the frozen, slotted records, at half its cost.
+
+    Every write of the store copies a record; `replace` walks the class's fields and
+    runs `__init__`, which sets each through `object.__setattr__`, per call. The records
+    check nothing in `__init__`, so copying the slots through their descriptors builds
+    the same value.
+    """
+    kind = type(row)
+    known = _SLOTS.get(kind)
+    if known is None:
+        slots = tuple((f.name, kind.__dict__[f.name]) for f in fields(kind))  # type: ignore[arg-type]
+        known = _SLOTS[kind] = (frozenset(name for name, _ in slots), slots)
+    names, slots = known
+    if not changes.keys() <= names:
+        raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
+    copy = object.__new__(kind)
+    for name, slot in slots:
+        slot.__set__(copy, changes[name] if name in changes else slot.__get__(row, kind))
+    return copy
 
 
 def _index() -> dict[str, dict[str, None]]:
