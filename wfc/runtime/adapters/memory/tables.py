@@ -78,7 +78,7 @@ def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
         slots = tuple((f.name, kind.__dict__[f.name]) for f in fields(kind))  # type: ignore[arg-type]
         known = _SLOTS[kind] = (frozenset(name for name, _ in slots), slots)
     names, slots = known
-    if not changes.keys() <= names:
+    if not names.issuperset(changes):
         raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
     copy = object.__new__(kind)
     for name, slot in slots:
