@@ -13,7 +13,8 @@ trivial stages) one test kernel is filled up to each held count in turn, then:
 - loop: RUNS runs created at once, then ticks and work until all have ended (as a
   host in one process does).
 runs/sec is wall time; CPU per run is this process's CPU (`time.process_time`),
-which moves less than wall time on a shared machine.
+which moves less than wall time on a shared machine. Each case is measured
+`--repeat` times (default 3) and the one with the median CPU per run kept.
 """
 
 from __future__ import annotations
@@ -76,17 +77,24 @@ def measured(step: Any, runs: int) -> dict[str, float]:
     return {"runs_per_s": runs / wall, "cpu_ms_per_run": cpu * 1000 / runs}
 
 
-def bench(shape: str, levels: tuple[int, ...], runs: int) -> list[dict[str, Any]]:
+def median(measures: list[dict[str, float]]) -> dict[str, float]:
+    """The measure with the median CPU per run (a shared machine's outliers are slow)."""
+    return sorted(measures, key=lambda m: m["cpu_ms_per_run"])[(len(measures) - 1) // 2]
+
+
+def bench(shape: str, levels: tuple[int, ...], runs: int, repeat: int) -> list[dict[str, Any]]:
     tk = make_test_kernel(*workflows().workflows())
     rows = []
     made = 0
     run = asyncio.get_event_loop().run_until_complete
     for held in levels:
         made = run(fill(tk, shape, held, made))
-        one = measured(lambda: one_at_a_time(tk, shape, runs), runs)
-        made += runs
-        many = measured(lambda: loop(tk, shape, runs), runs)
-        made += runs
+        ones, loops = [], []
+        for _ in range(repeat):  # each adds 2 × runs to those held: a few % at most
+            ones.append(measured(lambda: one_at_a_time(tk, shape, runs), runs))
+            loops.append(measured(lambda: loop(tk, shape, runs), runs))
+            made += 2 * runs
+        one, many = median(ones), median(loops)
         row = {"shape": shape, "held": held, "one_at_a_time": one, "loop": many}
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
@@ -95,7 +103,8 @@ def bench(shape: str, levels: tuple[int, ...], runs: int) -> list[dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=300, help="runs measured per case")
+    parser.add_argument("--runs", type=int, default=200, help="runs measured per case")
+    parser.add_argument("--repeat", type=int, default=3, help="measures per case; median kept")
     parser.add_argument("--quick", action="store_true", help="50 and 500 runs held only")
     parser.add_argument("--held", type=int, action="append", help="only these held counts")
     parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
@@ -104,7 +113,9 @@ def main() -> None:
     levels = tuple(sorted(args.held)) if args.held else HELD[:2] if args.quick else HELD
     asyncio.set_event_loop(asyncio.new_event_loop())
     rows = [
-        row for shape in args.shape or ("seq3", "fan") for row in bench(shape, levels, args.runs)
+        row
+        for shape in args.shape or ("seq3", "fan")
+        for row in bench(shape, levels, args.runs, args.repeat)
     ]
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2))
