@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -343,3 +343,17 @@ async def test_a_transaction_copies_nothing_of_what_the_store_holds() -> None:
     few, many = await allocated_by_one_update(3), await allocated_by_one_update(300)
     # A copy of one table of 300 runs alone is over 9 kB (a dict entry per run).
     assert many - few < 2_000
+
+
+async def test_a_pruned_parent_keeps_naming_the_children_that_are_kept() -> None:
+    tk = seq3_kernel()
+    persistence = tk.persistence
+    clock = tk.clock
+    parent = replace(a_run(clock, "parent", status=Status.COMPLETED), completed_at=clock.now())
+    await persistence.create_run(parent)
+    await persistence.create_run(replace(a_run(clock, "child"), parent_run_id="parent"))
+    clock.advance(timedelta(days=1))
+    assert [r.id for r in await persistence.prune_runs(clock.now(), [Status.COMPLETED], 10)] == [
+        "parent"
+    ]
+    assert [r.id for r in await persistence.children_of("parent")] == ["child"]

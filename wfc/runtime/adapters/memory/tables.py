@@ -199,7 +199,7 @@ class TableWriter:
     def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
         t = self._t
         self._set(t.stages, stage.id, stage)
-        if old is None:
+        if old is None or (old.run_id, old.stage_id) != (stage.run_id, stage.stage_id):
             self._set(t.stage_ids, (stage.run_id, stage.stage_id), stage.id)
             self._add_to(t.stages_of, stage.run_id, stage.id)
         suspended = stage.status is Status.SUSPENDED
@@ -296,7 +296,8 @@ class TableWriter:
                 self._pop(index, run_id)
             for one in (t.last_sequence, t.run_order, t.pending_runs, t.running_runs):
                 self._pop(one, run_id)
-            self._pop(t.children, run_id)
+        # A pruned parent's index entry stays: its children that are kept are still its
+        # children (`children_of` reads them by `parent_run_id`, as a database would).
         for parent in parents:
             for run_id in doomed & t.children.get(str(parent), {}).keys():
                 self._remove_from(t.children, str(parent), run_id)
