@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 import wfc.runtime.adapters.memory as memory_adapters
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory.tables import Tables
+from wfc.runtime.adapters.memory.tables import Tables, changed
 from wfc.runtime.ports import Persistence
 from wfc.runtime.records import (
     ItemRecord,
@@ -35,7 +35,7 @@ from wfc.runtime.records import (
     Status,
     WorkerRecord,
 )
-from wfc.testing import MemoryPersistence, TestKernel, make_test_kernel
+from wfc.testing import FakeClock, MemoryPersistence, TestKernel, make_test_kernel
 from wfc.testing.conformance import a_job, a_run, a_stage, an_event
 
 MEMORY_ADAPTERS = str(Path(memory_adapters.__file__).parent)
@@ -357,3 +357,15 @@ async def test_a_pruned_parent_keeps_naming_the_children_that_are_kept() -> None
         "parent"
     ]
     assert [r.id for r in await persistence.children_of("parent")] == ["child"]
+
+
+def test_a_changed_record_is_what_dataclasses_replace_makes() -> None:
+    clock = FakeClock()
+    run = a_run(clock, "r1")
+    changes = {"status": Status.RUNNING, "version": 2, "output": {"n": 1}}
+    assert changed(run, changes) == replace(run, **changes)  # type: ignore[arg-type]
+    assert changed(run, changes) is not run and run.status is Status.PENDING
+    stage = a_stage(clock, "r1", "a")
+    assert changed(stage, {"attempt": 3}) == replace(stage, attempt=3)
+    with pytest.raises(TypeError, match="no field"):
+        changed(run, {"statuss": Status.RUNNING})

@@ -61,7 +61,8 @@ class IdempotencyEntry:
     result: JsonObject | None = None
 
 
-_SLOTS: dict[type, tuple[frozenset[str], tuple[tuple[str, Any], ...]]] = {}
+Slot = tuple[str, Any, Any]  # a field's name, and its slot's bound __get__ and __set__
+_SLOTS: dict[type, tuple[frozenset[str], tuple[Slot, ...]]] = {}
 
 
 def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
@@ -75,14 +76,15 @@ def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
     kind = type(row)
     known = _SLOTS.get(kind)
     if known is None:
-        slots = tuple((f.name, kind.__dict__[f.name]) for f in fields(kind))  # type: ignore[arg-type]
-        known = _SLOTS[kind] = (frozenset(name for name, _ in slots), slots)
+        descriptors = [(f.name, kind.__dict__[f.name]) for f in fields(kind)]  # type: ignore[arg-type]
+        slots = tuple((name, slot.__get__, slot.__set__) for name, slot in descriptors)
+        known = _SLOTS[kind] = (frozenset(name for name, _ in descriptors), slots)
     names, slots = known
     if not names.issuperset(changes):
         raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
     copy = object.__new__(kind)
-    for name, slot in slots:
-        slot.__set__(copy, changes[name] if name in changes else slot.__get__(row, kind))
+    for name, get, put in slots:
+        put(copy, changes[name] if name in changes else get(row))
     return copy
 
 
