@@ -7,7 +7,8 @@ The memory adapters are what users' test suites run on (`wfc.testing`), so the
 figure that matters is how fast a run goes end to end there, and whether that
 depends on how many runs the store already holds (a suite's kernel keeps every
 run it made). For each shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c,
-trivial stages) one test kernel is filled up to each held count in turn, then:
+trivial stages) and each count of runs held, a test kernel is filled with that
+many finished runs, then:
 - one at a time: RUNS runs, each made and driven to its end by `TestKernel.run`
   (maintenance tick, work, outbox flush, as a user's test does);
 - loop: RUNS runs created at once, then ticks and work until all have ended (as a
@@ -24,6 +25,7 @@ import asyncio
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +84,22 @@ def median(measures: list[dict[str, float]]) -> dict[str, float]:
     return sorted(measures, key=lambda m: m["cpu_ms_per_run"])[(len(measures) - 1) // 2]
 
 
-def bench(shape: str, levels: tuple[int, ...], runs: int, repeat: int) -> list[dict[str, Any]]:
+def filled(shape: str, held: int) -> TestKernel:
+    """A fresh test kernel holding `held` finished runs of `shape`."""
     tk = make_test_kernel(*workflows().workflows())
+    asyncio.get_event_loop().run_until_complete(fill(tk, shape, held, 0))
+    return tk
+
+
+def bench(shape: str, levels: tuple[int, ...], runs: int, repeat: int) -> list[dict[str, Any]]:
     rows = []
-    made = 0
-    run = asyncio.get_event_loop().run_until_complete
     for held in levels:
-        made = run(fill(tk, shape, held, made))
+        # Each measure on a kernel of its own, filled to `held`: measures run one after
+        # the other on one kernel would each start with more runs held than the last.
         ones, loops = [], []
-        for _ in range(repeat):  # each adds 2 × runs to those held: a few % at most
-            ones.append(measured(lambda: one_at_a_time(tk, shape, runs), runs))
-            loops.append(measured(lambda: loop(tk, shape, runs), runs))
-            made += 2 * runs
+        for _ in range(repeat):
+            ones.append(measured(partial(one_at_a_time, filled(shape, held), shape, runs), runs))
+            loops.append(measured(partial(loop, filled(shape, held), shape, runs), runs))
         one, many = median(ones), median(loops)
         row = {"shape": shape, "held": held, "one_at_a_time": one, "loop": many}
         print(json.dumps(row), file=sys.stderr)
