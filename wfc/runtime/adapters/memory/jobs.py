@@ -1,4 +1,10 @@
-"""`JobTransport` in memory: a priority queue of job records with leases."""
+"""`JobTransport` in memory: a priority queue of job records with leases.
+
+The queue keeps every job it was given (a test inspects them afterwards), so
+what a dequeue or a lease reap looks at must not be all of them: indexes of
+the PENDING and RUNNING jobs, and of each run's jobs, are kept in step by the
+one place a job is written (`_put`), and the calls read those.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.adapters.memory.tables import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
@@ -33,6 +40,10 @@ class MemoryJobTransport:
         self.worker_id = worker_id
         self._jobs: dict[str, JobRecord] = {}
         self._order: dict[str, int] = {}
+        # Dicts used as ordered sets of job ids, by status and by run.
+        self._pending: dict[str, None] = {}
+        self._running: dict[str, None] = {}
+        self._of_run: dict[str, dict[str, None]] = {}
         self._counter = itertools.count()
         self._rate_starts: dict[str, list[datetime]] = {}  # per rate key, within its window
         self._overrides: dict[str, int] = {}  # bounds set by operators, per limit key
@@ -72,8 +83,8 @@ class MemoryJobTransport:
                     started_at=now,
                 )
                 taken.append(job)
-            self._jobs[job.id] = job
             self._order[job.id] = next(self._counter)
+            self._store(job, None)
             ids.append(job.id)
         if taker is not None:
             taker.take(taken, more_queued=len(taken) < len(jobs))
@@ -89,11 +100,14 @@ class MemoryJobTransport:
         limited: bool = True,
     ) -> list[JobRecord]:
         now = self._clock.now()
+        if run_id is not None:
+            candidates = [j for j in self._run_jobs(run_id) if j.status is Status.PENDING]
+        else:
+            candidates = [self._jobs[job_id] for job_id in self._pending]
         due = [
             j
-            for j in self._jobs.values()
-            if j.status is Status.PENDING
-            and (j.run_at is None or j.run_at <= now)
+            for j in candidates
+            if (j.run_at is None or j.run_at <= now)
             and (run_id is None or j.run_id == run_id)
             and (plans is None or j.plan_fingerprint in plans)
             and (queues is None or j.queue in queues)
@@ -128,11 +142,7 @@ class MemoryJobTransport:
         return self._usage(limits, self._clock.now())
 
     async def active_limits(self) -> list[JobLimits]:
-        found = {
-            job.limits
-            for job in self._jobs.values()
-            if job.limits is not None and job.status in (Status.PENDING, Status.RUNNING)
-        }
+        found = {job.limits for job in self._open_jobs() if job.limits is not None}
         return sorted(found, key=lambda limits: limits.keys())
 
     async def limit_overrides(self) -> dict[str, int]:
@@ -150,8 +160,8 @@ class MemoryJobTransport:
         if limits.concurrency_key is not None:
             running = sum(
                 1
-                for j in self._jobs.values()
-                if j.status is Status.RUNNING and j.concurrency_key == limits.concurrency_key
+                for job_id in self._running
+                if self._jobs[job_id].concurrency_key == limits.concurrency_key
             )
         started = None if limits.rate_key is None else len(self._starts(limits, now))
         return LimitUsage(
@@ -214,10 +224,8 @@ class MemoryJobTransport:
     async def release_stale(self, locked_before: datetime) -> int:
         stale = [
             j
-            for j in self._jobs.values()
-            if j.status is Status.RUNNING
-            and j.locked_at is not None
-            and j.locked_at < locked_before
+            for j in (self._jobs[job_id] for job_id in self._running)
+            if j.locked_at is not None and j.locked_at < locked_before
         ]
         for job in stale:
             self._put(job, status=Status.PENDING, worker_id=None, locked_at=None)
@@ -225,9 +233,7 @@ class MemoryJobTransport:
 
     async def cancel_by_run(self, run_id: str) -> int:
         open_jobs = [
-            j
-            for j in self._jobs.values()
-            if j.run_id == run_id and j.status in (Status.PENDING, Status.SUSPENDED)
+            j for j in self._run_jobs(run_id) if j.status in (Status.PENDING, Status.SUSPENDED)
         ]
         now = self._clock.now()
         for job in open_jobs:
@@ -235,7 +241,7 @@ class MemoryJobTransport:
         return len(open_jobs)
 
     async def repoint(self, run_id: str, plan: str) -> bool:
-        mine = [job for job in self._jobs.values() if job.run_id == run_id]
+        mine = self._run_jobs(run_id)
         if any(job.status is Status.RUNNING for job in mine):
             return False
         for job in mine:
@@ -244,14 +250,22 @@ class MemoryJobTransport:
         return True
 
     async def delete_jobs(self, run_ids: Sequence[str]) -> int:
-        chosen = set(run_ids)
-        doomed = [job_id for job_id, job in self._jobs.items() if job.run_id in chosen]
+        doomed = [job_id for run_id in set(run_ids) for job_id in self._of_run.pop(run_id, {})]
         for job_id in doomed:
             del self._jobs[job_id]
+            self._pending.pop(job_id, None)
+            self._running.pop(job_id, None)
         return len(doomed)
 
     async def jobs_of_run(self, run_id: str) -> list[JobRecord]:
-        return [j for j in self._jobs.values() if j.run_id == run_id]
+        return self._run_jobs(run_id)
+
+    def _run_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's jobs, in enqueue order."""
+        return [self._jobs[job_id] for job_id in self._of_run.get(run_id, ())]
+
+    def _open_jobs(self) -> list[JobRecord]:
+        return [self._jobs[job_id] for job_id in (*self._pending, *self._running)]
 
     # -- inspection and test control -------------------------------------
     def all_jobs(self) -> list[JobRecord]:
@@ -272,8 +286,8 @@ class MemoryJobTransport:
 
     def clear(self) -> None:
         """Forget every job."""
-        self._jobs.clear()
-        self._order.clear()
+        for index in (self._jobs, self._order, self._pending, self._running, self._of_run):
+            index.clear()
 
     def _get(self, job_id: str) -> JobRecord:
         job = self._jobs.get(job_id)
@@ -282,9 +296,22 @@ class MemoryJobTransport:
         return job
 
     def _put(self, job: JobRecord, **changes: object) -> JobRecord:
-        updated = replace(job, updated_at=self._clock.now(), **changes)  # type: ignore[arg-type]
-        self._jobs[job.id] = updated
+        updated = changed(job, {**changes, "updated_at": self._clock.now()})
+        self._store(updated, job)
         return updated
+
+    def _store(self, job: JobRecord, old: JobRecord | None) -> None:
+        """Write `job` over `old` (None: a new job), moving it between the status indexes."""
+        self._jobs[job.id] = job
+        if old is None:
+            self._of_run.setdefault(job.run_id, {})[job.id] = None
+        elif old.status is job.status:
+            return
+        for status, index in ((Status.PENDING, self._pending), (Status.RUNNING, self._running)):
+            if job.status is status:
+                index[job.id] = None
+            else:
+                index.pop(job.id, None)
 
 
 def _held(job: JobRecord, attempt: int | None) -> bool:

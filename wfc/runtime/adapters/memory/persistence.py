@@ -1,23 +1,32 @@
 """`Persistence` in memory: dicts of frozen records, with real rollback.
 
-Transactions are serialised by a lock and roll back by restoring a snapshot of
-the tables taken when they began (records are immutable, so a shallow copy
-is a snapshot). Calls outside a transaction apply at once. Every record handed
-out is the stored immutable value, so callers cannot change stored state.
+Transactions are serialised by a lock; each journals what its writes replaced
+and a failed one puts it back (`tables`), so a transaction costs what it
+writes, not what the store holds. Calls outside a transaction apply at once.
+Every record handed out is the stored immutable value, so callers cannot
+change stored state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.memory.tables import (
+    IdempotencyEntry,
+    Journal,
+    Tables,
+    TableWriter,
+    changed,
+    rollback,
+)
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -43,66 +52,21 @@ from wfc.runtime.records import (
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
+GivenT = TypeVar("GivenT")
 
 
-@dataclass(frozen=True, slots=True)
-class _IdempotencyKey:
-    """Replaced, never changed in place: a snapshot copies the table, not the entries."""
-
-    started_at: datetime
-    result: JsonObject | None = None
-
-
-@dataclass(slots=True)
-class _Tables:
-    runs: dict[str, RunRecord] = field(default_factory=dict)
-    stages: dict[str, StageRecord] = field(default_factory=dict)
-    stage_ids: dict[tuple[str, str], str] = field(default_factory=dict)
-    logs: list[LogRecord] = field(default_factory=list)
-    outbox: dict[str, OutboxRecord] = field(default_factory=dict)
-    last_sequence: dict[str, int] = field(default_factory=dict)
-    keys: dict[tuple[str, str], _IdempotencyKey] = field(default_factory=dict)
-    # Items are not in the snapshot (a map of 10,000 items would be copied by every
-    # transaction): a transaction journals each item it writes and puts them back.
-    plans: dict[str, PlanRecord] = field(default_factory=dict)
-    workers: dict[str, WorkerRecord] = field(default_factory=dict)
-    items: dict[tuple[str, str], dict[int, ItemRecord]] = field(default_factory=dict)
-    item_at: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)  # by id
-    signals: dict[str, SignalRecord] = field(default_factory=dict)  # by id, in sent order
-
-    def snapshot(self) -> _Tables:
-        return _Tables(
-            runs=dict(self.runs),
-            stages=dict(self.stages),
-            stage_ids=dict(self.stage_ids),
-            logs=list(self.logs),
-            outbox=dict(self.outbox),
-            last_sequence=dict(self.last_sequence),
-            keys=dict(self.keys),
-            plans=dict(self.plans),
-            workers=dict(self.workers),
-            items=self.items,
-            item_at=self.item_at,
-            signals=dict(self.signals),
-        )
-
-
-_ItemUndo = list[tuple[tuple[str, str], int, ItemRecord | None]]
-
-
-class _MemoryStore:
+class _MemoryStore(TableWriter):
     """The persistence methods over a set of tables (shared by the root and transactions)."""
 
-    def __init__(self, tables: _Tables, clock: Clock, undo: _ItemUndo | None = None) -> None:
-        self._t = tables
+    def __init__(self, tables: Tables, clock: Clock, journal: Journal | None = None) -> None:
+        super().__init__(tables, journal)
         self._clock = clock
-        self._undo = undo
 
     # -- runs ------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> None:
         if run.id in self._t.runs:
             raise ValueError(f"run {run.id} already exists")
-        self._t.runs[run.id] = run
+        self._write_run(run, None)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return self._t.runs.get(run_id)
@@ -110,48 +74,57 @@ class _MemoryStore:
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
     ) -> RunRecord:
-        return self._versioned(self._t.runs, "WorkflowRun", run_id, dict(changes), expected_version)
+        current = self._t.runs.get(run_id)
+        if current is None:
+            raise RecordNotFoundError("WorkflowRun", run_id)
+        updated = self._changed(current, "WorkflowRun", dict(changes), expected_version)
+        self._write_run(updated, current)
+        return updated
 
     async def claim_next_pending_run(
         self, *, run_id: str | None = None, plans: Sequence[str] | None = None
     ) -> RunClaim | None:
-        pending = [
-            r
-            for r in self._t.runs.values()
-            if r.status is Status.PENDING
-            and (run_id is None or r.id == run_id)
-            and (plans is None or r.plan_fingerprint in plans)
-        ]
-        if not pending:
+        runs, pending = self._t.runs, self._t.pending_runs
+        if run_id is not None:
+            candidates = [run_id] if run_id in pending else []
+        else:
+            candidates = list(pending)
+        if plans is not None:
+            candidates = [r for r in candidates if runs[r].plan_fingerprint in plans]
+        if not candidates:
             return None
-        # Stable sort keeps insertion order among equal (priority, created_at).
-        chosen = min(pending, key=lambda r: (-r.priority, r.created_at))
+        # By (priority, created_at), then creation order: the claim key the index holds.
+        chosen = min(candidates, key=pending.__getitem__)
         run = await self.update_run(
-            chosen.id, {"status": Status.RUNNING, "started_at": self._clock.now()}
+            chosen, {"status": Status.RUNNING, "started_at": self._clock.now()}
         )
-        return RunClaim(run=run, others_pending=len(pending) > 1)
+        return RunClaim(run=run, others_pending=len(candidates) > 1)
 
     async def runs_to_adopt(
         self, workflow_ids: Sequence[str], plans: Sequence[str], limit: int
     ) -> list[RunRecord]:
         found = [
             run
-            for run in self._t.runs.values()
-            if run.status in (Status.PENDING, Status.RUNNING)
-            and run.workflow_id in workflow_ids
-            and run.plan_fingerprint not in plans
+            for run in self._open_runs()
+            if run.workflow_id in workflow_ids and run.plan_fingerprint not in plans
         ]
         return sorted(found, key=lambda run: (run.created_at, run.id))[:limit]
 
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         stuck = []
-        for run in self._t.runs.values():
-            if run.status is not Status.RUNNING or run.updated_at > since:
+        for run_id in self._t.running_runs:
+            run = self._t.runs[run_id]
+            if run.updated_at > since:
                 continue
-            stages = [s for s in self._t.stages.values() if s.run_id == run.id]
-            if all(s.updated_at <= since for s in stages):
+            if all(s.updated_at <= since for s in self._stages_of(run_id)):
                 stuck.append(run)
-        return sorted(stuck, key=lambda r: r.updated_at)
+        order = self._t.run_order
+        return sorted(stuck, key=lambda r: (r.updated_at, order[r.id]))
+
+    def _open_runs(self) -> list[RunRecord]:
+        """The PENDING and RUNNING runs, from their indexes."""
+        runs = self._t.runs
+        return [runs[r] for r in self._t.pending_runs] + [runs[r] for r in self._t.running_runs]
 
     async def list_runs(
         self,
@@ -162,9 +135,15 @@ class _MemoryStore:
         before: tuple[datetime, str] | None = None,
         id_prefix: str | None = None,
     ) -> list[RunRecord]:
+        if status is Status.PENDING:
+            held = [self._t.runs[r] for r in self._t.pending_runs]
+        elif status is Status.RUNNING:
+            held = [self._t.runs[r] for r in self._t.running_runs]
+        else:
+            held = list(self._t.runs.values())
         runs = [
             r
-            for r in self._t.runs.values()
+            for r in held
             if (status is None or r.status is status)
             and (workflow_id is None or r.workflow_id == workflow_id)
             and (before is None or (r.created_at, r.id) < before)
@@ -176,8 +155,7 @@ class _MemoryStore:
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
         existing_id = self._t.stage_ids.get((create.run_id, create.stage_id))
         if existing_id is None:
-            self._t.stages[create.id] = create
-            self._t.stage_ids[(create.run_id, create.stage_id)] = create.id
+            self._write_stage(create, self._t.stages.get(create.id))
             return create
         return await self.update_stage(existing_id, update)
 
@@ -192,9 +170,12 @@ class _MemoryStore:
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
-        return self._versioned(
-            self._t.stages, "WorkflowStage", record_id, dict(changes), expected_version
-        )
+        current = self._t.stages.get(record_id)
+        if current is None:
+            raise RecordNotFoundError("WorkflowStage", record_id)
+        updated = self._changed(current, "WorkflowStage", dict(changes), expected_version)
+        self._write_stage(updated, current)
+        return updated
 
     async def update_stage_while_running(
         self,
@@ -245,7 +226,8 @@ class _MemoryStore:
         return self._stages_of(run_id)
 
     def _stages_of(self, run_id: str) -> list[StageRecord]:
-        rows = [s for s in self._t.stages.values() if s.run_id == run_id]
+        stages = self._t.stages
+        rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
 
     async def run_with_stages(
@@ -263,11 +245,11 @@ class _MemoryStore:
         run_id: str | None = None,
         plans: Sequence[str] | None = None,
     ) -> list[StageRecord]:
+        stages = self._t.stages
         due = [
             s
-            for s in self._t.stages.values()
-            if s.status is Status.SUSPENDED
-            and s.next_poll_at is not None
+            for s in (stages[k] for k in self._t.suspended_stages)
+            if s.next_poll_at is not None
             and s.next_poll_at <= now
             and (run_id is None or s.run_id == run_id)
             and self._of_plans(s.run_id, plans)
@@ -276,29 +258,17 @@ class _MemoryStore:
         return [await self.update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
-        for record_id in record_ids:
-            stage = self._t.stages.pop(record_id, None)
-            if stage is not None:
-                self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
+        found = (self._t.stages.get(record_id) for record_id in dict.fromkeys(record_ids))
+        self._delete_stages([stage for stage in found if stage is not None])
 
     # -- items -----------------------------------------------------------
-    def _put_item(self, item: ItemRecord | None, key: tuple[str, str], index: int) -> None:
-        items = self._t.items.setdefault(key, {})
-        if self._undo is not None:
-            self._undo.append((key, index, items.get(index)))
-        if item is None:
-            items.pop(index, None)
-        else:
-            items[index] = item
-            self._t.item_at[item.id] = (key, index)
-
     async def start_item(
         self, create: ItemRecord, update: ItemChanges, fence: StageFence
     ) -> ItemRecord | None:
         key = (create.run_id, create.stage_id)
         existing = self._t.items.get(key, {}).get(create.item_index)
         if existing is None:
-            self._put_item(create, key, create.item_index)
+            self._write_item(create, None)
             return create
         if not fence.holds(existing):
             return None
@@ -306,9 +276,10 @@ class _MemoryStore:
 
     def _change_item(self, item: ItemRecord, changes: ItemChanges) -> ItemRecord:
         values: dict[str, Any] = dict(changes)
-        changed = replace(item, **values, version=item.version + 1, updated_at=self._clock.now())
-        self._put_item(changed, (item.run_id, item.stage_id), item.item_index)
-        return changed
+        values.update(version=item.version + 1, updated_at=self._clock.now())
+        updated = changed(item, values)
+        self._write_item(updated, item)
+        return updated
 
     def _item_by_id(self, record_id: str) -> ItemRecord | None:
         at = self._t.item_at.get(record_id)
@@ -336,14 +307,15 @@ class _MemoryStore:
         run_id: str | None = None,
         plans: Sequence[str] | None = None,
     ) -> list[ItemRecord]:
+        suspended = (self._item_by_id(item_id) for item_id in self._t.suspended_items)
         due = [
             item
-            for (owner, _), items in self._t.items.items()
-            if (run_id is None or owner == run_id) and self._of_plans(owner, plans)
-            for item in items.values()
-            if item.status is Status.SUSPENDED
+            for item in suspended
+            if item is not None
+            and (run_id is None or item.run_id == run_id)
             and item.next_poll_at is not None
             and item.next_poll_at <= now
+            and self._of_plans(item.run_id, plans)
         ]
         due.sort(key=lambda item: (item.next_poll_at or now, item.id))
         return [self._change_item(item, {"next_poll_at": until}) for item in due[:limit]]
@@ -372,10 +344,8 @@ class _MemoryStore:
     async def cancel_items(self, run_id: str) -> int:
         open_ = (Status.PENDING, Status.RUNNING, Status.SUSPENDED)
         cancelled = 0
-        for (owner, _), items in list(self._t.items.items()):
-            if owner != run_id:
-                continue
-            for item in list(items.values()):
+        for stage_id in list(self._t.item_stages_of.get(run_id, ())):
+            for item in list(self._t.items.get((run_id, stage_id), {}).values()):
                 if item.status in open_:
                     self._change_item(
                         item, {"status": Status.CANCELLED, "completed_at": self._clock.now()}
@@ -385,59 +355,53 @@ class _MemoryStore:
 
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         for stage_id in stage_ids:
-            for index in list(self._t.items.get((run_id, stage_id), {})):
-                self._put_item(None, (run_id, stage_id), index)
+            for item in list(self._t.items.get((run_id, stage_id), {}).values()):
+                self._delete_item(item)
 
-    def _versioned(
+    def _changed(
         self,
-        table: dict[str, VersionedT],
+        current: VersionedT,
         entity: str,
-        key: str,
         changes: dict[str, Any],
         expected_version: int | None,
     ) -> VersionedT:
-        """Apply `changes` to a run or stage row, bumping its version (spec §2.11)."""
-        current = table.get(key)
-        if current is None:
-            raise RecordNotFoundError(entity, key)
+        """`current` (a run or stage row) with `changes` and its version bumped (spec §2.11)."""
         version: int = current.version
         if expected_version is not None and version != expected_version:
-            raise StaleVersionError(entity, key, expected_version, version)
-        updated = replace(current, **changes, version=version + 1, updated_at=self._clock.now())
-        table[key] = updated
-        return updated
+            raise StaleVersionError(entity, current.id, expected_version, version)
+        changes.update(version=version + 1, updated_at=self._clock.now())
+        return changed(current, changes)
 
     # -- signals -------------------------------------------------------------
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
-        mine = [s for s in self._t.signals.values() if s.run_id == signal.run_id]
+        mine = self._signals_of(signal.run_id)
         same = next((s for s in mine if s.idempotency_key == signal.idempotency_key), None)
         if same is not None:
             return same
         kept = replace(signal, sequence=max((s.sequence for s in mine), default=0) + 1)
-        self._t.signals[kept.id] = kept
+        self._write_signal(kept, self._t.signals.get(kept.id))
         return kept
+
+    def _signals_of(self, run_id: str) -> list[SignalRecord]:
+        signals = self._t.signals
+        return [signals[k] for k in self._t.signals_of.get(run_id, ())]
 
     async def take_signal(
         self, run_id: str, name: str, consumer: str, at: datetime
     ) -> SignalRecord | None:
-        waiting = [
-            s
-            for s in self._t.signals.values()
-            if s.run_id == run_id and s.name == name and s.consumed_at is None
-        ]
+        waiting = [s for s in self._signals_of(run_id) if s.name == name and s.consumed_at is None]
         if not waiting:
             return None
         first = min(waiting, key=lambda s: s.sequence)
         taken = replace(first, consumed_at=at, consumed_by=consumer)
-        self._t.signals[taken.id] = taken
+        self._write_signal(taken, first)
         return taken
 
     async def signals_of_run(self, run_id: str) -> list[SignalRecord]:
-        mine = [s for s in self._t.signals.values() if s.run_id == run_id]
-        return sorted(mine, key=lambda s: s.sequence)
+        return sorted(self._signals_of(run_id), key=lambda s: s.sequence)
 
     async def children_of(self, run_id: str) -> list[RunRecord]:
-        mine = [r for r in self._t.runs.values() if r.parent_run_id == run_id]
+        mine = [self._t.runs[child] for child in self._t.children.get(run_id, ())]
         return sorted(mine, key=lambda r: (r.created_at, r.id))
 
     # -- retention -----------------------------------------------------------
@@ -454,26 +418,15 @@ class _MemoryStore:
             ),
             key=lambda run: (run.completed_at or finished_before, run.id),
         )[:limit]
-        doomed = {run.id for run in finished}
-        for run_id in doomed:
-            del self._t.runs[run_id]
-            self._t.last_sequence.pop(run_id, None)
-        for record_id, stage in list(self._t.stages.items()):
-            if stage.run_id in doomed:
-                del self._t.stages[record_id]
-                self._t.stage_ids.pop((stage.run_id, stage.stage_id), None)
-        self._t.logs = [log for log in self._t.logs if log.run_id not in doomed]
-        self._t.signals = {k: s for k, s in self._t.signals.items() if s.run_id not in doomed}
-        self._t.outbox = {k: e for k, e in self._t.outbox.items() if e.run_id not in doomed}
-        for key in [key for key in self._t.items if key[0] in doomed]:
-            for index in list(self._t.items[key]):
-                self._put_item(None, key, index)
+        if finished:
+            self._delete_runs({run.id for run in finished})
         return finished
 
     # -- plans and workers -------------------------------------------------
     async def record_plans(self, plans: Sequence[PlanRecord]) -> None:
         for plan in plans:
-            self._t.plans.setdefault(plan.fingerprint, plan)
+            if plan.fingerprint not in self._t.plans:
+                self._set(self._t.plans, plan.fingerprint, plan)
 
     async def get_plan(self, fingerprint: str) -> PlanRecord | None:
         return self._t.plans.get(fingerprint)
@@ -485,41 +438,42 @@ class _MemoryStore:
     async def announce_worker(self, worker: WorkerRecord) -> None:
         known = self._t.workers.get(worker.worker_id)
         started = worker.started_at if known is None else known.started_at
-        self._t.workers[worker.worker_id] = replace(worker, started_at=started)
+        self._set(self._t.workers, worker.worker_id, replace(worker, started_at=started))
 
     async def retire_worker(self, worker_id: str) -> None:
-        self._t.workers.pop(worker_id, None)
+        self._pop(self._t.workers, worker_id)
 
     async def live_workers(self, now: datetime) -> list[WorkerRecord]:
         return [w for _, w in sorted(self._t.workers.items()) if w.expires_at > now]
 
     # -- logs ------------------------------------------------------------
     async def add_log(self, log: LogRecord) -> None:
-        self._t.logs.append(log)
+        self._write_log(log)
 
     async def logs_of_run(self, run_id: str) -> list[LogRecord]:
-        return [log for log in self._t.logs if log.run_id == run_id]
+        logs = self._t.logs
+        return [logs[n] for n in sorted(self._t.logs_of.get(run_id, ()))]
 
     # -- outbox ----------------------------------------------------------
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         appended = []
         for event in events:
             sequence = self._t.last_sequence.get(event.run_id, 0) + 1
-            self._t.last_sequence[event.run_id] = sequence
+            self._set(self._t.last_sequence, event.run_id, sequence)
             record = event.numbered(sequence)
-            self._t.outbox[record.id] = record
+            self._write_event(record, self._t.outbox.get(record.id))
             appended.append(record)
         return appended
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
-        waiting = (
-            e for e in self._t.outbox.values() if e.published_at is None and e.dlq_at is None
-        )
-        return [e for _, e in zip(range(limit), waiting, strict=False)]
+        # In append order: the index maps each waiting event to its append number.
+        unpublished = self._t.unpublished
+        first = heapq.nsmallest(limit, unpublished, key=unpublished.__getitem__)
+        return [self._t.outbox[event_id] for event_id in first]
 
     async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
         for event_id in event_ids:
-            self._change_event(event_id, lambda e: replace(e, published_at=at))
+            self._change_event(event_id, lambda e: changed(e, {"published_at": at}))
 
     async def increment_outbox_retry(self, event_id: str) -> int:
         return self._change_event(
@@ -530,15 +484,16 @@ class _MemoryStore:
         self._change_event(event_id, lambda e: replace(e, dlq_at=at))
 
     async def replay_dlq(self, limit: int) -> int:
-        parked = [e.id for e in self._t.outbox.values() if e.dlq_at is not None][:limit]
+        in_dlq = self._t.parked
+        parked = heapq.nsmallest(limit, in_dlq, key=in_dlq.__getitem__)
         for event_id in parked:
             self._change_event(event_id, lambda e: replace(e, dlq_at=None, retry_count=0))
         return len(parked)
 
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
-        return sorted(
-            (e for e in self._t.outbox.values() if e.run_id == run_id), key=lambda e: e.sequence
-        )
+        outbox = self._t.outbox
+        mine = [outbox[event_id] for event_id in self._t.outbox_of.get(run_id, ())]
+        return sorted(mine, key=lambda e: e.sequence)
 
     def _change_event(
         self, event_id: str, change: Callable[[OutboxRecord], OutboxRecord]
@@ -547,7 +502,7 @@ class _MemoryStore:
         if current is None:
             raise RecordNotFoundError("OutboxEvent", event_id)
         updated = change(current)
-        self._t.outbox[event_id] = updated
+        self._write_event(updated, current)
         return updated
 
     # -- idempotency -----------------------------------------------------
@@ -562,71 +517,94 @@ class _MemoryStore:
     ) -> IdempotencyClaim:
         entry = self._t.keys.get((key, command_type))
         if entry is None:
-            self._t.keys[(key, command_type)] = _IdempotencyKey(started_at=now)
+            self._set(self._t.keys, (key, command_type), IdempotencyEntry(started_at=now))
             return Acquired()
         if entry.result is not None:
             return Replay(result=entry.result)
         if stale_after is not None and now - entry.started_at >= stale_after:
-            self._t.keys[(key, command_type)] = replace(entry, started_at=now)
+            self._set(self._t.keys, (key, command_type), replace(entry, started_at=now))
             return Acquired()
         return InProgress()
 
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
-        entry = self._t.keys.get((key, command_type)) or _IdempotencyKey(self._clock.now())
-        self._t.keys[(key, command_type)] = replace(entry, result=copy.deepcopy(result))
+        entry = self._t.keys.get((key, command_type)) or IdempotencyEntry(self._clock.now())
+        self._set(
+            self._t.keys, (key, command_type), changed(entry, {"result": copy.deepcopy(result)})
+        )
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
-        self._t.keys.pop((key, command_type), None)
+        self._pop(self._t.keys, (key, command_type))
 
 
 class _Transaction(_MemoryStore):
     """A transaction's handle; a nested `transaction()` joins it."""
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
-        yield self
+    def transaction(self) -> _Given[_Transaction]:
+        return _Given(self)
 
-    @asynccontextmanager
-    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
-        yield self
+    def outbox_flusher(self) -> _Given[Persistence | None]:
+        return _Given(self)
+
+
+class _Given(Generic[GivenT]):
+    """A context that gives a value and does nothing else (a nested transaction, a flusher).
+
+    These contexts, and `_Opened`, are classes rather than `asynccontextmanager`s: the
+    kernel opens about ten per stage, and an async generator per context was a cost."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: GivenT) -> None:
+        self._value = value
+
+    async def __aenter__(self) -> GivenT:
+        return self._value
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+class _Opened:
+    """One transaction of a `MemoryPersistence`: holds its lock and rolls back on errors."""
+
+    __slots__ = ("_journal", "_store")
+
+    def __init__(self, store: MemoryPersistence) -> None:
+        self._store = store
+        self._journal: Journal = []
+
+    async def __aenter__(self) -> _Transaction:
+        # Yield first, as a database round trip would, so concurrent callers interleave
+        # here exactly where they can on a real database.
+        await asyncio.sleep(0)
+        store = self._store
+        await store._lock.acquire()
+        return _Transaction(store._t, store._clock, self._journal)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        try:
+            if kind is not None:
+                rollback(self._journal)
+        finally:
+            self._store._lock.release()
 
 
 class MemoryPersistence(_MemoryStore):
     """The full `Persistence` port in memory, with inspection helpers for tests."""
 
     def __init__(self, clock: Clock | None = None) -> None:
-        super().__init__(_Tables(), clock or SystemClock())
+        super().__init__(Tables(), clock or SystemClock())
         self._lock = asyncio.Lock()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_Transaction]:
-        # Yield first, as a database round trip would, so concurrent callers interleave
-        # here exactly where they can on a real database.
-        await asyncio.sleep(0)
-        async with self._lock:
-            before = self._t.snapshot()
-            undo: _ItemUndo = []
-            try:
-                yield _Transaction(self._t, self._clock, undo)
-            except BaseException:
-                self._restore(before)
-                for key, index, item in reversed(undo):
-                    items = self._t.items.setdefault(key, {})
-                    if item is None:
-                        items.pop(index, None)
-                    else:
-                        items[index] = item
-                raise
+    def transaction(self) -> _Opened:
+        return _Opened(self)
 
-    @asynccontextmanager
-    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
-        yield self  # one process: its flushes are ordered by the caller
-
-    def _restore(self, snapshot: _Tables) -> None:
-        for name in _Tables.__dataclass_fields__:
-            setattr(self._t, name, getattr(snapshot, name))
+    def outbox_flusher(self) -> _Given[Persistence | None]:
+        return _Given(self)  # one process: its flushes are ordered by the caller
 
     # -- inspection --------------------------------------------------------
     def all_runs(self) -> list[RunRecord]:
@@ -639,7 +617,7 @@ class MemoryPersistence(_MemoryStore):
 
     def all_logs(self) -> list[LogRecord]:
         """Every log line, in write order."""
-        return list(self._t.logs)
+        return list(self._t.logs.values())
 
     def all_outbox(self) -> list[OutboxRecord]:
         """Every outbox event, in append order."""
@@ -651,8 +629,10 @@ class MemoryPersistence(_MemoryStore):
 
     def all_items(self) -> list[ItemRecord]:
         """Every item row, by run, stage and item index."""
-        return [item for items in self._t.items.values() for item in items.values()]
+        return [items[i] for items in self._t.items.values() for i in sorted(items)]
 
     def clear(self) -> None:
         """Forget everything."""
-        self._restore(_Tables())
+        empty = Tables()
+        for column in fields(Tables):  # in place: open transaction handles share the tables
+            setattr(self._t, column.name, getattr(empty, column.name))

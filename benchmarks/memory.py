@@ -1,0 +1,142 @@
+"""Memory adapters benchmark: runs/sec and CPU per run with 50 … 10,000 runs held.
+
+Run: `.venv/bin/python benchmarks/memory.py` (`--quick` for 50 and 500 held only).
+Reported, never asserted.
+
+The memory adapters are what users' test suites run on (`wfc.testing`), so the
+figure that matters is how fast a run goes end to end there, and whether that
+depends on how many runs the store already holds (a suite's kernel keeps every
+run it made). For each shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c,
+trivial stages) and each count of runs held, a test kernel is filled with that
+many finished runs, then:
+- one at a time: RUNS runs, each made and driven to its end by `TestKernel.run`
+  (maintenance tick, work, outbox flush, as a user's test does);
+- loop: RUNS runs created at once, then ticks and work until all have ended (as a
+  host in one process does).
+runs/sec is wall time; CPU per run is this process's CPU (`time.process_time`),
+which moves less than wall time on a shared machine. Each case is measured
+`--repeat` times (default 3) and the one with the median CPU per run kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from shapes import workflows  # noqa: E402
+
+from wfc.runtime.commands import OutboxFlush  # noqa: E402
+from wfc.runtime.records import TERMINAL, Status  # noqa: E402
+from wfc.testing import TestKernel, make_test_kernel  # noqa: E402
+
+INPUT = {"n": 0}
+HELD = (50, 500, 2_000, 10_000)
+
+
+async def fill(tk: TestKernel, shape: str, held: int, made: int) -> int:
+    """Make and finish runs until `held` are held (in batches, as the loop does)."""
+    while made < held:
+        batch = min(500, held - made)
+        await loop(tk, shape, batch)
+        made += batch
+    return made
+
+
+async def one_at_a_time(tk: TestKernel, shape: str, runs: int) -> None:
+    for _ in range(runs):
+        run = await tk.run(shape, INPUT)
+        assert run.status is Status.COMPLETED, "a benchmark run failed"
+
+
+async def loop(tk: TestKernel, shape: str, runs: int) -> None:
+    ids = [await tk.create_run(shape, INPUT) for _ in range(runs)]
+    open_ = set(ids)
+    while open_:
+        await tk.tick()
+        await tk.work()
+        await tk.kernel.dispatch(OutboxFlush(max_events=10_000))
+        for run_id in list(open_):
+            run = await tk.persistence.get_run(run_id)
+            if run is not None and run.status in TERMINAL:
+                assert run.status is Status.COMPLETED, "a benchmark run failed"
+                open_.discard(run_id)
+
+
+def measured(step: Any, runs: int) -> dict[str, float]:
+    """Runs/sec (wall) and CPU ms per run of `step()`, a coroutine factory."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    asyncio.get_event_loop().run_until_complete(step())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"runs_per_s": runs / wall, "cpu_ms_per_run": cpu * 1000 / runs}
+
+
+def median(measures: list[dict[str, float]]) -> dict[str, float]:
+    """The measure with the median CPU per run (a shared machine's outliers are slow)."""
+    return sorted(measures, key=lambda m: m["cpu_ms_per_run"])[(len(measures) - 1) // 2]
+
+
+def filled(shape: str, held: int) -> TestKernel:
+    """A fresh test kernel holding `held` finished runs of `shape`."""
+    tk = make_test_kernel(*workflows().workflows())
+    asyncio.get_event_loop().run_until_complete(fill(tk, shape, held, 0))
+    return tk
+
+
+def bench(shape: str, levels: tuple[int, ...], runs: int, repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for held in levels:
+        # Each measure on a kernel of its own, filled to `held`: measures run one after
+        # the other on one kernel would each start with more runs held than the last.
+        ones, loops = [], []
+        for _ in range(repeat):
+            ones.append(measured(partial(one_at_a_time, filled(shape, held), shape, runs), runs))
+            loops.append(measured(partial(loop, filled(shape, held), shape, runs), runs))
+        one, many = median(ones), median(loops)
+        row = {"shape": shape, "held": held, "one_at_a_time": one, "loop": many}
+        print(json.dumps(row), file=sys.stderr)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200, help="runs measured per case")
+    parser.add_argument("--repeat", type=int, default=3, help="measures per case; median kept")
+    parser.add_argument("--quick", action="store_true", help="50 and 500 runs held only")
+    parser.add_argument("--held", type=int, action="append", help="only these held counts")
+    parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
+    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    args = parser.parse_args()
+    levels = tuple(sorted(args.held)) if args.held else HELD[:2] if args.quick else HELD
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    rows = [
+        row
+        for shape in args.shape or ("seq3", "fan")
+        for row in bench(shape, levels, args.runs, args.repeat)
+    ]
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=2))
+    print(
+        "| shape | runs held | one at a time: runs/s | CPU per run | loop: runs/s | CPU per run |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        one, many = r["one_at_a_time"], r["loop"]
+        print(
+            f"| {r['shape']} | {r['held']:,} | {one['runs_per_s']:.0f} "
+            f"| {one['cpu_ms_per_run']:.2f} ms | {many['runs_per_s']:.0f} "
+            f"| {many['cpu_ms_per_run']:.2f} ms |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""The memory store's tables, the indexes over them, and the undo journal that rolls them back.
+
+A transaction must leave no trace when it fails. Copying every table when a
+transaction began did that, but made each transaction cost as much as the
+store held: a test suite's kernel slowed down with every run it made. Instead
+each write made inside a transaction journals what it replaced (the old value,
+or that the key was new), and a rollback puts those back in reverse order:
+the work is per row written, whatever the store holds.
+
+The lookups the kernel makes on every run (pending runs, a run's stages, due
+suspended stages, unpublished events) read indexes kept beside the tables by
+the same journaled writes, so they cost what they find, not what is stored.
+Indexes are dicts used as sets (or as maps to a sort key): their own order is
+never relied on, since undoing a removal puts a key back at the end.
+
+The tables themselves keep their insertion order exactly, because inspection
+(`all_runs`, `all_outbox`…) returns rows in it: an update replaces a value in
+place, and the rare deletions from them (rerun and retention) swap in a
+filtered copy of the table, journaled as a whole, rather than reinserting at
+the end on rollback.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from wfc.runtime.records import (
+    ItemRecord,
+    JsonObject,
+    LogRecord,
+    OutboxRecord,
+    PlanRecord,
+    RunRecord,
+    SignalRecord,
+    StageRecord,
+    Status,
+    WorkerRecord,
+)
+
+RowT = TypeVar("RowT")
+
+MISSING: Any = object()  # "there was no value": undoing the write removes the key
+
+# (container, key, what it held before): a dict entry to put back, or a table attribute
+# of `Tables` (container `Tables`, key its name) swapped back as a whole.
+UndoEntry = tuple[Any, Any, Any]
+Journal = list[UndoEntry]
+
+ClaimKey = tuple[int, datetime, int]  # (-priority, created_at, creation order)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyEntry:
+    """Replaced, never changed in place, so a journal can hold the old one."""
+
+    started_at: datetime
+    result: JsonObject | None = None
+
+
+Slot = tuple[str, Any, Any]  # a field's name, and its slot's bound __get__ and __set__
+_SLOTS: dict[type, tuple[frozenset[str], tuple[Slot, ...]]] = {}
+
+
+def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
+    """`dataclasses.replace` for the frozen, slotted records, at half its cost.
+
+    Every write of the store copies a record; `replace` walks the class's fields and
+    runs `__init__`, which sets each through `object.__setattr__`, per call. The records
+    check nothing in `__init__`, so copying the slots through their descriptors builds
+    the same value.
+    """
+    kind = type(row)
+    known = _SLOTS.get(kind)
+    if known is None:
+        descriptors = [(f.name, kind.__dict__[f.name]) for f in fields(kind)]  # type: ignore[arg-type]
+        slots = tuple((name, slot.__get__, slot.__set__) for name, slot in descriptors)
+        known = _SLOTS[kind] = (frozenset(name for name, _ in descriptors), slots)
+    names, slots = known
+    if not names.issuperset(changes):
+        raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
+    copy = object.__new__(kind)
+    for name, get, put in slots:
+        put(copy, changes[name] if name in changes else get(row))
+    return copy
+
+
+def _index() -> dict[str, dict[str, None]]:
+    return {}
+
+
+@dataclass(slots=True)
+class Tables:
+    """Every table and index of one store; rows are frozen records, replaced on write."""
+
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    stage_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    logs: dict[int, LogRecord] = field(default_factory=dict)  # by write number
+    outbox: dict[str, OutboxRecord] = field(default_factory=dict)
+    last_sequence: dict[str, int] = field(default_factory=dict)
+    keys: dict[tuple[str, str], IdempotencyEntry] = field(default_factory=dict)
+    plans: dict[str, PlanRecord] = field(default_factory=dict)
+    workers: dict[str, WorkerRecord] = field(default_factory=dict)
+    items: dict[tuple[str, str], dict[int, ItemRecord]] = field(default_factory=dict)
+    item_at: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)  # by id
+    signals: dict[str, SignalRecord] = field(default_factory=dict)  # by id, in sent order
+
+    # -- indexes -----------------------------------------------------------------------
+    run_order: dict[str, int] = field(default_factory=dict)  # creation number of each run
+    pending_runs: dict[str, ClaimKey] = field(default_factory=dict)
+    running_runs: dict[str, None] = field(default_factory=dict)
+    children: dict[str, dict[str, None]] = field(default_factory=_index)  # by parent run
+    stages_of: dict[str, dict[str, None]] = field(default_factory=_index)  # record ids by run
+    suspended_stages: dict[str, None] = field(default_factory=dict)
+    item_stages_of: dict[str, dict[str, None]] = field(default_factory=_index)  # by run
+    suspended_items: dict[str, None] = field(default_factory=dict)
+    logs_of: dict[str, dict[int, None]] = field(default_factory=dict)
+    signals_of: dict[str, dict[str, None]] = field(default_factory=_index)
+    outbox_of: dict[str, dict[str, None]] = field(default_factory=_index)
+    unpublished: dict[str, int] = field(default_factory=dict)  # event id → append number
+    parked: dict[str, int] = field(default_factory=dict)  # in the DLQ, likewise
+    event_order: dict[str, int] = field(default_factory=dict)
+    numbers: itertools.count[int] = field(default_factory=itertools.count)  # never rolled back
+
+
+def rollback(journal: Journal) -> None:
+    """Undo every journaled write, newest first: the tables are as they were before."""
+    for container, key, old in reversed(journal):
+        if isinstance(container, Tables):
+            setattr(container, key, old)
+        elif old is MISSING:
+            container.pop(key, None)
+        else:
+            container[key] = old
+    journal.clear()
+
+
+class TableWriter:
+    """Journaled writes to the tables, each keeping the indexes in step with the rows.
+
+    `journal` is None outside a transaction: writes then apply at once, for good.
+    """
+
+    def __init__(self, tables: Tables, journal: Journal | None = None) -> None:
+        self._t = tables
+        self._journal = journal
+
+    # -- primitive writes ----------------------------------------------------------------
+    def _set(self, container: dict[Any, Any], key: Any, value: Any) -> None:
+        if self._journal is not None:
+            self._journal.append((container, key, container.get(key, MISSING)))
+        container[key] = value
+
+    def _pop(self, container: dict[Any, Any], key: Any) -> None:
+        if key in container:
+            if self._journal is not None:
+                self._journal.append((container, key, container[key]))
+            del container[key]
+
+    def _swap(self, name: str, table: dict[Any, Any]) -> None:
+        """Replace a whole table (a deletion that must keep the others' order on rollback)."""
+        if self._journal is not None:
+            self._journal.append((self._t, name, getattr(self._t, name)))
+        setattr(self._t, name, table)
+
+    def _add_to(self, index: dict[str, dict[Any, None]], owner: str, key: Any) -> None:
+        members = index.get(owner)
+        if members is None:
+            members = {}
+            self._set(index, owner, members)
+        self._set(members, key, None)
+
+    def _remove_from(self, index: dict[str, dict[Any, None]], owner: str, key: Any) -> None:
+        members = index.get(owner)
+        if members is not None:
+            self._pop(members, key)
+
+    # -- rows ----------------------------------------------------------------------------
+    def _write_run(self, run: RunRecord, old: RunRecord | None) -> None:
+        t = self._t
+        self._set(t.runs, run.id, run)
+        if old is None:
+            self._set(t.run_order, run.id, next(t.numbers))
+            if run.parent_run_id is not None:
+                self._add_to(t.children, run.parent_run_id, run.id)
+        if old is None or old.status is not run.status or old.priority != run.priority:
+            if run.status is Status.PENDING:
+                key = (-run.priority, run.created_at, t.run_order[run.id])
+                self._set(t.pending_runs, run.id, key)
+            else:
+                self._pop(t.pending_runs, run.id)
+            if run.status is Status.RUNNING:
+                self._set(t.running_runs, run.id, None)
+            else:
+                self._pop(t.running_runs, run.id)
+
+    def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
+        t = self._t
+        self._set(t.stages, stage.id, stage)
+        if old is None or (old.run_id, old.stage_id) != (stage.run_id, stage.stage_id):
+            self._set(t.stage_ids, (stage.run_id, stage.stage_id), stage.id)
+            self._add_to(t.stages_of, stage.run_id, stage.id)
+        suspended = stage.status is Status.SUSPENDED
+        if old is None or (old.status is Status.SUSPENDED) != suspended:
+            if suspended:
+                self._set(t.suspended_stages, stage.id, None)
+            else:
+                self._pop(t.suspended_stages, stage.id)
+
+    def _write_item(self, item: ItemRecord, old: ItemRecord | None) -> None:
+        t = self._t
+        key = (item.run_id, item.stage_id)
+        items = t.items.get(key)
+        if items is None:
+            items = {}
+            self._set(t.items, key, items)
+            self._add_to(t.item_stages_of, item.run_id, item.stage_id)
+        self._set(items, item.item_index, item)
+        if old is not None and old.id != item.id:
+            self._pop(t.item_at, old.id)
+            self._pop(t.suspended_items, old.id)
+        if old is None or old.id != item.id:
+            self._set(t.item_at, item.id, (key, item.item_index))
+        if item.status is Status.SUSPENDED:
+            self._set(t.suspended_items, item.id, None)
+        elif old is not None and old.status is Status.SUSPENDED:
+            self._pop(t.suspended_items, item.id)
+
+    def _delete_item(self, item: ItemRecord) -> None:
+        t = self._t
+        self._pop(t.items[(item.run_id, item.stage_id)], item.item_index)
+        self._pop(t.item_at, item.id)
+        self._pop(t.suspended_items, item.id)
+
+    def _write_event(self, event: OutboxRecord, old: OutboxRecord | None) -> None:
+        t = self._t
+        self._set(t.outbox, event.id, event)
+        if old is None:
+            self._set(t.event_order, event.id, next(t.numbers))
+            self._add_to(t.outbox_of, event.run_id, event.id)
+        order = t.event_order[event.id]
+        if event.published_at is None and event.dlq_at is None:
+            self._set(t.unpublished, event.id, order)
+        else:
+            self._pop(t.unpublished, event.id)
+        if event.dlq_at is not None:
+            self._set(t.parked, event.id, order)
+        else:
+            self._pop(t.parked, event.id)
+
+    def _write_log(self, log: LogRecord) -> None:
+        number = next(self._t.numbers)
+        self._set(self._t.logs, number, log)
+        self._add_to(self._t.logs_of, log.run_id, number)
+
+    def _write_signal(self, signal: SignalRecord, old: SignalRecord | None) -> None:
+        self._set(self._t.signals, signal.id, signal)
+        if old is None:
+            self._add_to(self._t.signals_of, signal.run_id, signal.id)
+
+    # -- deletions -------------------------------------------------------------------------
+    def _delete_stages(self, doomed: list[StageRecord]) -> None:
+        if not doomed:
+            return
+        t = self._t
+        gone = {stage.id for stage in doomed}
+        self._swap("stages", {k: s for k, s in t.stages.items() if k not in gone})
+        for stage in doomed:
+            self._pop(t.stage_ids, (stage.run_id, stage.stage_id))
+            self._remove_from(t.stages_of, stage.run_id, stage.id)
+            self._pop(t.suspended_stages, stage.id)
+
+    def _delete_runs(self, doomed: set[str]) -> None:
+        """Every row of the `doomed` runs (retention)."""
+        t = self._t
+        parents = {t.runs[run_id].parent_run_id for run_id in doomed} - {None}
+        stages = [t.stages[k] for run_id in doomed for k in t.stages_of.get(run_id, {})]
+        self._delete_stages(stages)
+        for run_id in doomed:
+            for stage_id in list(t.item_stages_of.get(run_id, {})):
+                for item in list(t.items.get((run_id, stage_id), {}).values()):
+                    self._delete_item(item)
+                self._pop(t.items, (run_id, stage_id))
+        self._swap("runs", {k: r for k, r in t.runs.items() if k not in doomed})
+        self._swap("logs", {n: log for n, log in t.logs.items() if log.run_id not in doomed})
+        self._swap("signals", {k: s for k, s in t.signals.items() if s.run_id not in doomed})
+        self._swap("outbox", {k: e for k, e in t.outbox.items() if e.run_id not in doomed})
+        for run_id in doomed:
+            for event_id in t.outbox_of.get(run_id, {}):
+                self._pop(t.unpublished, event_id)
+                self._pop(t.parked, event_id)
+                self._pop(t.event_order, event_id)
+            for index in (t.stages_of, t.item_stages_of, t.logs_of, t.signals_of, t.outbox_of):
+                self._pop(index, run_id)
+            for one in (t.last_sequence, t.run_order, t.pending_runs, t.running_runs):
+                self._pop(one, run_id)
+        # A pruned parent's index entry stays: its children that are kept are still its
+        # children (`children_of` reads them by `parent_run_id`, as a database would).
+        for parent in parents:
+            for run_id in doomed & t.children.get(str(parent), {}).keys():
+                self._remove_from(t.children, str(parent), run_id)
