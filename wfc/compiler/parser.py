@@ -10,11 +10,14 @@ parser state alone, so at any depth.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
 
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
@@ -231,6 +234,43 @@ def _condition_slip(token: Token, expected: set[str]) -> tuple[str, str] | None:
     return None
 
 
+class _WholeWords(PostLex):
+    """Keywords are whole words: `length` is one name, never `len` and then `gth`.
+
+    Lark's contextual lexer only tries the terminals the parser state accepts, so where
+    `len` is expected and a name is not, it matched `len` at the front of `length`.
+    Accepting NAME in every state makes each word one NAME token, which lark turns
+    into the keyword's token when the whole word is one. The one place a keyword is
+    glued to what follows is a backoff's multiplier (`1s x2`): a NAME `x2` straight
+    after a duration is split back into `x` and the number.
+    """
+
+    always_accept = ("NAME",)
+    _MULTIPLIER = re.compile(r"x([0-9]+(?:\.[0-9]+)?)")
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        previous = ""
+        for token in stream:
+            glued = self._MULTIPLIER.fullmatch(token) if token.type == "NAME" else None
+            if glued and previous == "DURATION":
+                yield Token.new_borrow_pos(_keyword_type("x"), "x", token)
+                number = Token.new_borrow_pos("NUMBER", glued.group(1), token)
+                assert token.start_pos is not None and token.column is not None
+                number.start_pos, number.column = token.start_pos + 1, token.column + 1
+                yield number
+            else:
+                yield token
+            previous = token.type
+
+
+@cache
+def _keyword_type(word: str) -> str:
+    """Lark's name for the terminal of a keyword (`X` for `x`, `STAGE` for `stage`)."""
+    return next(
+        t.name for t in _parser().terminals if t.pattern.type == "str" and t.pattern.value == word
+    )
+
+
 @cache
 def _parser() -> Lark:
     """The one LALR parser. Built once per process, and its tables kept between processes
@@ -244,6 +284,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         start=["start", *FRAGMENT_RULES],
+        postlex=_WholeWords(),
         cache=_tables_cache(),
         cache_grammar=True,  # a parser loaded from the cache still has `.grammar` (for tools)
     )
