@@ -131,7 +131,7 @@ def test_a_latin1_file_gets_a_line_and_column(tmp_path: Path) -> None:
         "workflow w { stage s { output { x: int } } flow s } }",
         "workflow { }",
         "type T { a: int = }",
-        "enum E { a b }",
+        "enum E { a: b }",
         "workflow w { stage s { output { x: int } poll 1m } flow s }",
         "workflow w { stage s { output { x: int } priority high } flow s }",
         "workflow w { stage s 'x' { output { x: int } } flow s }",
