@@ -257,8 +257,8 @@ def to_github(diagnostics: Sequence[Diagnostic]) -> str:
             loc = _span_json(diag.span)
             props |= {"file": loc["file"], "line": str(loc["line"]), "col": str(loc["column"])}
             props |= {"endLine": str(loc["end_line"]), "endColumn": str(loc["end_column"])}
-        elif diag.path:
-            props["file"] = diag.path
+        elif diag.path:  # a whole file: annotated at its start, where GitHub can show it
+            props |= {"file": diag.path, "line": "1", "col": "1"}
         message = diag.message + (f"\nhelp: {diag.help}" if diag.help else "")
         rendered = ",".join(
             f"{k}={_escape_github(v, property_value=True)}" for k, v in props.items()
