@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
 
@@ -208,8 +209,12 @@ def _expected_text(expected: set[str]) -> str:
     return _expected_words(mapped).replace("``", "`")
 
 
-def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> Diagnostic:
-    pos = error.pos_in_stream if error.pos_in_stream is not None else len(file.text)
+def _syntax_diagnostic(
+    file: SourceFile, error: UnexpectedInput, rule: str, text_end: int
+) -> Diagnostic:
+    """The diagnostic of a syntax error; `text_end` is where the parsed text ends (the file's
+    end, or the end of the YAML scalar that was parsed)."""
+    pos = error.pos_in_stream if error.pos_in_stream is not None else text_end
     matched = None
     if rule == "start":
         parse = partial(_parser().parse, start="start")
@@ -219,7 +224,14 @@ def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> D
     if isinstance(error, UnexpectedEOF) or (
         isinstance(error, UnexpectedToken) and error.token.type == "$END"
     ):
-        expected = set(error.expected)
+        expected = _state_expects(error) or set(error.expected)
+        if rule != "start":  # the end of a YAML value, not of the file
+            return Diagnostic(
+                code="WF101",
+                message=f"missing {_expected_text(expected)} at the end of the value",
+                span=Span(file=file, start=text_end, end=text_end + 1),
+                label=f"expected {_expected_text(expected)} here",
+            )
         end = len(file.text)
         return Diagnostic(
             code="WF104",
@@ -284,7 +296,7 @@ def _token_diagnostic(
         token, expected = cut
         start = token.start_pos or 0
         found = _describe_token(token)
-    missing = None if typo else _missing_after(file, token, start)
+    missing = None if typo or rule != "start" else _missing_after(file, token, start)
     if missing is not None:
         after, before = missing
         what = _expected_text(expected)
@@ -433,8 +445,15 @@ def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
     The YAML front end passes the file's text with everything but one scalar
     blanked out, so that positions in the result are positions in the file.
     """
+    source = file.text if text is None else text
     try:
-        tree = _parser().parse(file.text if text is None else text, start=rule)
+        tree = _parser().parse(source, start=rule)
     except UnexpectedInput as error:
-        return _syntax_diagnostic(file, error, rule)
+        found = _syntax_diagnostic(file, error, rule, len(source))
+        if rule == "start":
+            return found
+        # A YAML value: the help shows how the value is written in YAML, not in `.wf`.
+        typo = found.help if found.help and found.help.startswith("did you mean") else None
+        example = syntax_words.YAML_EXAMPLES.get(rule)
+        return replace(found, help=" ".join(h for h in (typo, example) if h) or found.help)
     return AstBuilder(file).transform(tree)

@@ -44,6 +44,27 @@ STATEMENT_EXAMPLES: dict[str, str] = {
 """How each statement is written, keyed by the word it starts with: the help of a syntax error
 inside it when no more specific one applies."""
 
+YAML_EXAMPLES: dict[str, str] = {
+    "field_spec": 'write a field\'s type as in `score: "float (0.0 .. 1.0) = 0.5"` or `tags: list[str]`',
+    "retry_body": "write it as `retry: 3 times` or `retry: 3 times, backoff exponential 1s x2 max 1m`",
+    "poll_body": "write it as `poll: every 1m, give up after 24h`",
+    "flow_body": "write it as `flow: a -> [b, c] -> d`",
+    "duration_spec": "write it as `timeout: 30s` (units: ms, s, m, h, d)",
+    "stage_ref": "a name is ASCII letters, digits and `_`, starting with a letter: `extract`",
+    "need": 'write it as `needs: [extract, "review?"]` (`?`: that stage may be skipped)',
+    "condition_spec": "write it as `when: input.score > 0.5` (quote it when it holds `: ` or `#`)",
+    "map_spec": "write it as `map: split.pages, at most 16 at once` or "
+    "`map: {over: split.pages, at_most: 16, on_item_failure: continue}`",
+    "map_path": "write it as `over: split.pages`",
+    "concurrency_spec": "write it as `concurrency: 2` or `concurrency: 2 per input.customer_id`",
+    "rate_spec": "write it as `rate: 50 per minute` or `rate: '50 per minute shared \"openai\"'`",
+    "limit_path_spec": "write it as `per: input.customer_id`",
+    "sleep_spec": "write it as `sleep: 1h` or `sleep: until input.publish_at`",
+    "wait_spec": 'write it as `wait_for: "approve, timeout 2d, on timeout continue"`',
+}
+"""How each value the YAML form parses with the `.wf` grammar is written in YAML, by grammar
+rule: the help of a syntax error inside such a value."""
+
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LAST_TOKEN = re.compile(r'(->|\.\.|==|!=|>=|<=|"[^"\n]*"|[A-Za-z0-9_.]+|\S)$')
 
