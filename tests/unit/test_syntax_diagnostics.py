@@ -173,3 +173,14 @@ def test_the_number_of_syntax_errors_is_capped(tmp_path: Path) -> None:
     stages = "".join(f"  stage s{i} {{ output {{ x int }} }}\n" for i in range(40))
     found = _diagnose(tmp_path, "workflow w {\n" + stages + "  flow s0\n}\n")
     assert 1 < len(found) <= 20
+
+
+def test_an_extra_closing_brace_is_blamed_not_the_item_after_it(tmp_path: Path) -> None:
+    source = (
+        "workflow w {\n  stage a { output { x: int } } }\n  stage b { output { x: int } }\n"
+        "  flow a -> b\n}\n"
+    )
+    d = _only(tmp_path, source)
+    assert _at(d) == (3, 3)
+    assert d.message == "`stage` is outside the workflow"
+    assert d.help is not None and "extra `}`" in d.help

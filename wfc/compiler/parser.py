@@ -296,6 +296,14 @@ def _token_diagnostic(
         token, expected = cut
         start = token.start_pos or 0
         found = _describe_token(token)
+    if "$END" in expected and str(token) in _WORKFLOW_ITEMS and matched is None:
+        return Diagnostic(
+            code="WF101",
+            message=f"{found} is outside the workflow",
+            span=Span(file=file, start=start, end=start + len(token)),
+            label=f"found {found}, expected {_expected_text(expected)}",
+            help="a `}` before it closes the workflow too early: remove the extra `}`",
+        )
     missing = None if typo or rule != "start" else _missing_after(file, token, start)
     if missing is not None:
         after, before = missing
@@ -318,6 +326,13 @@ def _token_diagnostic(
         label=f"found {found}, expected {_expected_text(expected)}",
         help=matched[1] if matched else typo or _token_help(file, start, token, expected),
     )
+
+
+_WORKFLOW_ITEMS = frozenset(
+    {"stage", "async", "flow", "input", "output", "signal", "schedule", "queue", "name"}
+)
+"""Words that start an item only inside a workflow: found at the top level, the workflow was
+closed before them."""
 
 
 def _misspelled_keyword(token: Token, expected: set[str]) -> str | None:
@@ -415,7 +430,8 @@ def parse_source_all(file: SourceFile) -> ast.Module | list[Diagnostic]:
     starts it to the line that starts the next) is blanked out and the file parsed again,
     so that a second mistake in another stage is found in the same run. Resynchronising
     LALR inside an item would invent follow-on errors; an error found again at or before
-    the item just blanked is one of those, and ends the search.
+    the item just blanked is one of those, and ends the search, as do brackets that do not
+    balance once the item is gone (the mistake is in the file's structure, not the item).
     """
     module = parse_rule(file, "start")
     if not isinstance(module, Diagnostic):
@@ -430,6 +446,8 @@ def parse_source_all(file: SourceFile) -> ast.Module | list[Diagnostic]:
         if region is None:
             break
         text = syntax_words.blank(text, region)
+        if not syntax_words.balanced(text):
+            break  # a bracket too many or too few outside the item: what follows would cascade
         again = parse_rule(file, "start", text)
         if not isinstance(again, Diagnostic) or again.span is None:
             break

@@ -120,6 +120,12 @@ def closes_nothing(text: str, pos: int, closing: str) -> bool:
     return code.count(opening) <= code.count(closing)
 
 
+def balanced(text: str) -> bool:
+    """Does every `{`, `[` and `(` of the code have its closing bracket?"""
+    code = code_only(text)
+    return all(code.count(o) == code.count(c) for c, o in _PAIRS.items())
+
+
 def statement_help(text: str, pos: int) -> str | None:
     """How the statement around `pos` is written: the nearest statement word before it."""
     window = code_only(text[max(0, pos - 400) : pos])
