@@ -46,7 +46,7 @@ def test_a_missing_word_is_reported_where_it_is_missing(tmp_path: Path) -> None:
     assert d.code == "WF101"
     assert _at(d) == (4, 12)  # just after `retry 3`, not at the `timeout` below
     assert "`times`" in d.message and "missing" in d.message
-    assert d.help
+    assert d.help is not None and "`retry 3 times`" in d.help  # how the statement is written
 
 
 def test_a_trailing_arrow_is_reported_after_the_arrow(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_a_trailing_arrow_is_reported_after_the_arrow(tmp_path: Path) -> None:
     d = _only(tmp_path, source)
     assert _at(d) == (3, 12)
     assert "after `->`" in d.message
-    assert d.help
+    assert d.help is not None and "`flow a -> [b, c] -> d`" in d.help
 
 
 def test_a_keyword_is_not_split_off_the_front_of_a_longer_word(tmp_path: Path) -> None:
