@@ -53,3 +53,10 @@ def test_two_marks_on_one_line_share_the_line(tmp_path: Path) -> None:
     rendered = render_text([d])
     assert rendered.count("2 |   input { a: int, a: str }") == 1, rendered
     assert "first declared here" in rendered and "declared again here" in rendered
+
+
+def test_a_type_and_an_enum_of_one_name_label_the_earlier_as_first(tmp_path: Path) -> None:
+    source = "workflow w {\n  type T { a: int }\n  enum T { x, y }\n  stage s { output { x: int } }\n  flow s\n}\n"
+    (d,) = _diagnose(tmp_path, source)
+    assert d.span is not None and d.span.file.line_col(d.span.start) == (3, 8)
+    assert [lab.span.file.line_col(lab.span.start) for lab in d.labels] == [(2, 8)]

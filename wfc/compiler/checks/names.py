@@ -58,12 +58,12 @@ def _collect_declarations(an: Analysis) -> None:
     if an.program.root is not None:
         modules.append(an.program.root.module)
     decls: list[ast.TypeDecl | ast.EnumDecl] = []
+    # In file order, so that of two declarations of one name the first is "first declared".
     for module in modules:
-        decls.extend(module.enums)
-        decls.extend(module.types)
+        decls.extend(sorted([*module.enums, *module.types], key=lambda d: d.span.start))
     if an.workflow is not None:
-        decls.extend(an.workflow.enums)
-        decls.extend(an.workflow.types)
+        both = [*an.workflow.enums, *an.workflow.types]
+        decls.extend(sorted(both, key=lambda d: d.span.start))
     for decl in decls:
         name = decl.name.value
         if name in model.PRIMITIVES or name in ("list", "map"):
