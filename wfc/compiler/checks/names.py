@@ -59,11 +59,12 @@ def _collect_declarations(an: Analysis) -> None:
         modules.append(an.program.root.module)
     decls: list[ast.TypeDecl | ast.EnumDecl] = []
     # In file order, so that of two declarations of one name the first is "first declared".
-    for module in modules:
-        decls.extend(sorted([*module.enums, *module.types], key=lambda d: d.span.start))
+    holders: list[ast.Module | ast.Workflow] = [*modules]
     if an.workflow is not None:
-        both = [*an.workflow.enums, *an.workflow.types]
-        decls.extend(sorted(both, key=lambda d: d.span.start))
+        holders.append(an.workflow)
+    for holder in holders:
+        in_file: list[ast.TypeDecl | ast.EnumDecl] = [*holder.enums, *holder.types]
+        decls.extend(sorted(in_file, key=lambda d: d.span.start))
     for decl in decls:
         name = decl.name.value
         if name in model.PRIMITIVES or name in ("list", "map"):
