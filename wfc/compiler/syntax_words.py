@@ -183,15 +183,29 @@ class Region:
 
 
 def spoiled_item(text: str, pos: int) -> Region | None:
-    """The item (stage, flow, type …) around offset `pos`, from the line that starts it to the
-    line that starts the next one; None when there is no such pair of lines, or when blanking
-    the item would unbalance the file (a `workflow` line, whose `}` ends the file)."""
+    """The item (stage, flow, type, the workflow's input …) around offset `pos`, from the line
+    that starts it to the line that starts the next one; None when there is no such pair of
+    lines, or when blanking the item would unbalance the file (a `workflow` line, whose `}`
+    ends the file).
+
+    A line starts an item when its first word is one only items start with, or when it
+    starts with any word at the workflow's top level (depth 1): that is how a misspelt
+    `stge` still ends the item before it.
+    """
     code = code_only(text)
     starts = [0] + [m.end() for m in re.finditer("\n", code)]
     words = [_first_word(code, s) for s in starts]
+    depth = 0
+    for i, start in enumerate(starts):
+        if i:
+            line = code[starts[i - 1] : start]
+            depth += line.count("{") - line.count("}")
+        if words[i] and depth == 1 and words[i] not in ITEM_WORDS:
+            words[i] = "item"
+    items = ITEM_WORDS | {"item"}
     line = max(i for i, s in enumerate(starts) if s <= pos)
-    begin = next((i for i in range(line, -1, -1) if words[i] in ITEM_WORDS), None)
-    after = next((i for i in range(line + 1, len(starts)) if words[i] in ITEM_WORDS), None)
+    begin = next((i for i in range(line, -1, -1) if words[i] in items), None)
+    after = next((i for i in range(line + 1, len(starts)) if words[i] in items), None)
     if begin is None or after is None or words[begin] == "workflow":
         return None
     while begin > 0 and text[starts[begin - 1] :].lstrip(" \t").startswith("##"):
