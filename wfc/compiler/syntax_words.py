@@ -198,8 +198,8 @@ def spoiled_item(text: str, pos: int) -> Region | None:
     depth = 0
     for i, start in enumerate(starts):
         if i:
-            line = code[starts[i - 1] : start]
-            depth += line.count("{") - line.count("}")
+            previous = code[starts[i - 1] : start]
+            depth += previous.count("{") - previous.count("}")
         if words[i] and depth == 1 and words[i] not in ITEM_WORDS:
             words[i] = "item"
     items = ITEM_WORDS | {"item"}
