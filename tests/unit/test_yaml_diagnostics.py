@@ -87,3 +87,20 @@ def test_help_for_a_yaml_value_shows_yaml(tmp_path: Path, setting: str, yaml_hel
     assert d.help is not None and yaml_help in d.help, d.help
     key = setting.split(":")[0].strip(", ")
     assert f"`{key} " not in d.help and "stage name {" not in d.help  # not the `.wf` form
+
+
+@pytest.mark.parametrize(
+    ("text", "yaml_help"),
+    [
+        ("workflow:\n  id: w\n  stages: [a, b]\n", "`name: value` lines"),
+        (
+            "workflow:\n  id: w\n  stages:\n    a: {output: {x: int}, timeout: [1s]}\n",
+            "after the `:`",
+        ),
+        ("workflow:\n  id: w\n  stages:\n    a: {output: {x: int}, needs: {b: 1}}\n", "`[a, b]`"),
+    ],
+)
+def test_a_wrong_shape_has_yaml_help(tmp_path: Path, text: str, yaml_help: str) -> None:
+    d = _only(tmp_path, text + "  flow: a\n")
+    assert d.code == "WF121"
+    assert d.help is not None and yaml_help in d.help

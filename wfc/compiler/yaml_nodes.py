@@ -47,22 +47,35 @@ class NodeReader:
         if isinstance(node, ScalarNode) and node.value in ("", "~", "null"):
             return
         if not isinstance(node, MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
+            raise self.fail(
+                node,
+                f"{what} must be a mapping",
+                "write `name: value` lines indented under it, or `{name: value, other: value}`",
+            )
         for key, value in node.value:
             if not isinstance(key, ScalarNode):
-                raise self.fail(key, f"keys of {what} must be plain names")
+                raise self.fail(
+                    key, f"keys of {what} must be plain names", "write a key as `name:`"
+                )
             yield key, value
 
     def scalar(self, node: Node, what: str) -> ScalarNode:
         if not isinstance(node, ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
+            raise self.fail(
+                node,
+                f"{what} must be a single value",
+                "write one value after the `:`; quote it when it holds `: ` or `#`, "
+                "or starts with `{` or `[`",
+            )
         return node
 
     def sequence(self, node: Node, what: str) -> list[Node]:
         if isinstance(node, ScalarNode):
             return [node]  # `needs: extract` is fine for one
         if not isinstance(node, SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
+            raise self.fail(
+                node, f"{what} must be a list", "write a list as `[a, b]`, or as `- a` lines"
+            )
         return list(node.value)
 
     def name(self, node: Node, what: str) -> ast.Name:
