@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from wfc.compiler.diagnostics import Severity
 from wfc.compiler.driver import check_paths, compile_path
 
 SOURCE = """workflow t {
@@ -130,3 +131,27 @@ def test_a_stub_that_no_longer_fits_is_named(
     mutate(package)
     found = codes(package.parent)
     assert any(c == code and fragment in m for c, m in found), found
+
+
+def test_a_stub_left_behind_by_a_renamed_stage_is_named(package: Path) -> None:
+    source = package.parent / "t.wf"
+    edit(source, "stage a {", "stage first {")
+    edit(source, "flow a -> b", "flow first -> b")
+    assert compile_path(source).ok
+    found = check_paths([package.parent]).diagnostics
+    assert [(d.code, d.severity) for d in found] == [("WF357", Severity.WARNING)]
+    assert found[0].path == (package / "stages" / "a.py").as_posix()
+    assert "`a`" in found[0].message and found[0].help
+
+
+def test_a_wf_and_a_yaml_file_compiling_into_one_package_is_an_error(package: Path) -> None:
+    (package.parent / "t.wf.yaml").write_text(
+        "workflow:\n  id: t\n  input: {n: int}\n  output: {m: int}\n"
+        "  stages:\n    a: {input: {n: int}, output: {m: int}}\n"
+        "    b: {async: true, input: {m: int}, output: {m: int}}\n"
+        "  flow: a -> b\n"
+    )
+    clash = [d for d in check_paths([package.parent]).diagnostics if d.code == "WF361"]
+    assert len(clash) == 1 and "t.wf" in clash[0].message and "t.wf.yaml" in clash[0].message
+    compiled = compile_path(package.parent / "t.wf.yaml")
+    assert [d.code for d in compiled.diagnostics] == ["WF361"] and not compiled.written

@@ -38,7 +38,13 @@ def compile_command(source: Path, out: Path | None, check: bool, fmt: Format) ->
     from wfc.compiler import compile_path
 
     result = compile_path(source, out, check=check)
-    emit(result.diagnostics, fmt, sys.stderr if fmt == "text" else sys.stdout)
+    if fmt != "text":  # tools get the stale files as diagnostics, in the one format they read
+        from wfc.compiler.driver import stale_diagnostic
+
+        stale = [] if not result.ok else [stale_diagnostic(p, source) for p in result.stale]
+        emit([*result.diagnostics, *(stale if check else [])], fmt, sys.stdout)
+        sys.exit(1 if not result.ok or (check and stale) else 0)
+    emit(result.diagnostics, fmt, sys.stderr)
     if not result.ok:
         sys.exit(1)
     if check:

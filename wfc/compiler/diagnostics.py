@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from wfc.compiler.source import Span
+from wfc.compiler.source import SourceFile, Span
 
 
 class Severity(StrEnum):
@@ -113,47 +113,71 @@ _COLOUR = _Style("\x1b[1;31m", "\x1b[1;33m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
 _PLAIN = _Style()
 
 
-def excerpt(span: Span, marker: str, message: str, gutter: int) -> list[str]:
-    """The source lines of `span` with `marker` characters under it and `message` after.
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """One underline: the primary span (`^`) or a label (`-`), with its message."""
+
+    span: Span
+    marker: str
+    message: str
+
+
+def _underline(mark: _Mark, text: str) -> str:
+    """The underline row of `mark` under its line `text` (tabs expanded as the line is)."""
+    line, col = mark.span.file.line_col(mark.span.start)
+    end_line, end_col = mark.span.file.line_col(mark.span.end)
+    width = (end_col - col) if end_line == line else (len(text) - col + 1)
+    prefix = text[: col - 1].expandtabs(4)
+    tail = f" {mark.message}" if mark.message else ""
+    return " " * len(prefix) + mark.marker * max(width, 1) + tail
+
+
+def _excerpts(marks: list[_Mark], gutter: int) -> list[str]:
+    """The source lines of `marks` (all in one file) in file order, each shown once with the
+    underline of every mark on it below, leftmost first.
 
     Multi-line spans are shown by their first line only, underlined to its end:
     the caret says where the problem starts, which is what an editor jumps to.
     """
-    line, col = span.file.line_col(span.start)
-    text = span.file.line_text(line) if span.file.text else ""
-    end_line, end_col = span.file.line_col(span.end)
-    width = (end_col - col) if end_line == line else (len(text) - col + 1)
-    width = max(width, 1)
-    expanded = text.expandtabs(4)
-    prefix = text[: col - 1].expandtabs(4)
     pad = " " * gutter
-    underline = " " * len(prefix) + marker * width
-    tail = f" {message}" if message else ""
-    return [
-        f"{str(line).rjust(gutter)} | {expanded}".rstrip(),
-        f"{pad} | {underline}{tail}".rstrip(),
-    ]
+    lines: list[str] = []
+    file = marks[0].span.file
+    for line in sorted({file.line_col(m.span.start)[0] for m in marks}):
+        on_line = sorted(
+            (m for m in marks if file.line_col(m.span.start)[0] == line),
+            key=lambda m: m.span.start,
+        )
+        text = file.line_text(line) if file.text else ""
+        lines.append(f"{str(line).rjust(gutter)} | {text.expandtabs(4)}".rstrip())
+        lines.extend(f"{pad} | {_underline(m, text)}".rstrip() for m in on_line)
+    return lines
 
 
 def render_one(diag: Diagnostic, *, colour: bool = False) -> str:
-    """One diagnostic in the rustc style: header, location, excerpts, help."""
+    """One diagnostic in the rustc style: header, location, excerpts in file order, help."""
     style = _COLOUR if colour else _PLAIN
     level_style = style.error if diag.severity is Severity.ERROR else style.warning
     lines = [
         f"{level_style}{diag.severity}[{diag.code}]{style.reset}{style.bold}: {diag.message}{style.reset}"
     ]
-    spans = [s for s in [diag.span, *(lab.span for lab in diag.labels)] if s is not None]
-    gutter = max((len(str(s.file.line_col(s.start)[0])) for s in spans), default=1)
+    marks = [_Mark(lab.span, "-", lab.message) for lab in diag.labels]
+    if diag.span is not None:
+        marks.insert(0, _Mark(diag.span, "^", diag.label))
+    gutter = max((len(str(m.span.file.line_col(m.span.start)[0])) for m in marks), default=1)
     pad = " " * gutter
     lines.append(f"{pad}{style.note}-->{style.reset} {diag.location}")
-    if diag.span is not None:
-        lines.append(f"{pad} |")
-        lines.extend(excerpt(diag.span, "^", diag.label, gutter))
-    for label in diag.labels:
-        if label.span.file is not (diag.span.file if diag.span else None):
-            lines.append(f"{pad}{style.note}::{style.reset} {label.span.location}")
-        lines.extend(excerpt(label.span, "-", label.message, gutter))
-    if diag.span is not None or diag.labels:
+    files: list[SourceFile] = []
+    for mark in marks:
+        if not any(mark.span.file is f for f in files):
+            files.append(mark.span.file)
+    for index, file in enumerate(files):
+        in_file = [m for m in marks if m.span.file is file]
+        if index == 0 and diag.span is not None:
+            lines.append(f"{pad} |")
+        else:
+            lines.append(f"{pad}{style.note}::{style.reset} {in_file[0].span.location}")
+        lines.extend(_excerpts(in_file, gutter))
+    if marks:
         lines.append(f"{pad} |")
     for note in diag.notes:
         lines.append(f"{pad} = note: {note}")
@@ -233,8 +257,8 @@ def to_github(diagnostics: Sequence[Diagnostic]) -> str:
             loc = _span_json(diag.span)
             props |= {"file": loc["file"], "line": str(loc["line"]), "col": str(loc["column"])}
             props |= {"endLine": str(loc["end_line"]), "endColumn": str(loc["end_column"])}
-        elif diag.path:
-            props["file"] = diag.path
+        elif diag.path:  # a whole file: annotated at its start, where GitHub can show it
+            props |= {"file": diag.path, "line": "1", "col": "1"}
         message = diag.message + (f"\nhelp: {diag.help}" if diag.help else "")
         rendered = ",".join(
             f"{k}={_escape_github(v, property_value=True)}" for k, v in props.items()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic, Label
-from wfc.compiler.parser import parse_source
+from wfc.compiler.parser import parse_source_all
 from wfc.compiler.source import SourceFile, Span
 
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
@@ -75,11 +75,18 @@ def decode_source(path: Path, data: bytes) -> SourceFile | Diagnostic:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        # Decoded with the bad bytes replaced, so that the diagnostic shows line and column.
+        shown_text = data.decode("utf-8-sig", errors="replace")
+        before = data[: error.start].decode("utf-8-sig", errors="replace")
         return Diagnostic(
             code="WF112",
-            message=f"{shown} is not valid UTF-8 (byte {error.start} is {data[error.start]:#04x})",
-            path=shown,
-            help="save the file as UTF-8",
+            message=f"{shown} is not valid UTF-8: byte {data[error.start]:#04x} "
+            f"(byte {error.start} of the file)",
+            span=Span(
+                file=SourceFile(path=path, text=shown_text), start=len(before), end=len(before) + 1
+            ),
+            label="this byte is not UTF-8",
+            help="save the file as UTF-8 (it was probably saved as Latin-1 or Windows-1252)",
         )
     file = SourceFile(path=path, text=text)
     if not text.strip():
@@ -92,13 +99,14 @@ def decode_source(path: Path, data: bytes) -> SourceFile | Diagnostic:
     return file
 
 
-def parse_file(file: SourceFile) -> ast.Module | Diagnostic:
-    """Pick the front end by file name."""
+def parse_file(file: SourceFile) -> ast.Module | list[Diagnostic]:
+    """Pick the front end by file name: the module, or every syntax error found."""
     if file.path.name.endswith(YAML_SUFFIXES):
         from wfc.compiler.yaml_front import parse_yaml
 
-        return parse_yaml(file)
-    return parse_source(file)
+        parsed = parse_yaml(file)
+        return [parsed] if isinstance(parsed, Diagnostic) else parsed
+    return parse_source_all(file)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -163,8 +171,8 @@ def _load(
         program.diagnostics.append(source)
         return None
     parsed = parse_file(source)
-    if isinstance(parsed, Diagnostic):
-        program.diagnostics.append(parsed)
+    if isinstance(parsed, list):
+        program.diagnostics.extend(parsed)
         return None
     loaded = LoadedModule(file=source, module=parsed)
     program.modules[key] = loaded

@@ -2,23 +2,29 @@
 
 Lark's own messages name terminals (`Expected one of: RBRACE, NAME`); users
 never see those. Each terminal has words in `TERMINAL_WORDS`, and common
-mistakes get a specific message and hint from `_EXAMPLES`, matched with
-`UnexpectedInput.match_examples`; slips in `map` from `_MAP_EXAMPLES`, matched by
-parser state alone, so at any depth.
+mistakes get a specific message and hint from `EXAMPLES`, matched with
+`UnexpectedInput.match_examples`; slips in `map` from `MAP_EXAMPLES`, matched by
+parser state alone, so at any depth (the tables are in `syntax_examples`). Any
+other error gets a help line too (`syntax_words`), and every independent syntax
+error of a file is reported in one run (`parse_source_all`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
 
-from wfc.compiler import ast
-from wfc.compiler.diagnostics import Diagnostic
+from wfc.compiler import ast, syntax_words
+from wfc.compiler.diagnostics import Diagnostic, did_you_mean
 from wfc.compiler.source import SourceFile, Span
+from wfc.compiler.syntax_examples import EXAMPLES, MAP_EXAMPLES, WAIT_EXAMPLES
 from wfc.compiler.transformer import AstBuilder
 
 TERMINAL_WORDS: dict[str, str] = {
@@ -61,149 +67,13 @@ FRAGMENT_RULES = (
 )
 """Grammar rules the YAML front end parses on their own, out of YAML scalars."""
 
-# Bad inputs that stand for a class of mistakes, with the message and hint for it.
-_EXAMPLES: dict[Any, list[str]] = {
-    ("expected `:` between the field name and its type", "write fields as `name: type`"): [
-        "workflow w { input { a str } }",
-        "type T { a str }",
-        "workflow w { stage s { output { a int } } }",
-    ],
-    ("expected a type after `:`", "give the field a type, e.g. `name: str`"): [
-        "workflow w { input { a: } }",
-        "type T { a: }",
-        "type T { a: , b: int }",
-    ],
-    (
-        "stage settings must be inside the stage's braces",
-        "put `input`, `output`, `config`, `needs`, `when`, `map`, `retry`, `timeout`, `poll` "
-        "and `priority` inside `stage name { … }`",
-    ): [
-        "workflow w { stage s output { a: int } }",
-        "workflow w { stage s needs a }",
-        "workflow w { stage s when a.b }",
-        "workflow w { stage s map a.b }",
-    ],
-    (
-        "`flow` needs at least one stage",
-        "write the order of stages, e.g. `flow a -> [b, c] -> d`",
-    ): [
-        "workflow w { flow }",
-        "workflow w { flow -> a }",
-    ],
-    ("a flow step is missing after `->`", "remove the trailing `->` or name the next stage"): [
-        "workflow w { flow a -> }",
-        "workflow w { flow a -> -> b }",
-    ],
-    (
-        "`input` needs a record, a type name, `from <stage>` or `none`",
-        "e.g. `input { url: url }`",
-    ): [
-        "workflow w { stage s { input } }",
-        "workflow w { stage s { input output { a: int } } }",
-    ],
-    (
-        "`retry` needs a count: `retry 3 times`",
-        "e.g. `retry 3 times, backoff exponential 1s x2 max 1m`",
-    ): [
-        "workflow w { stage s { retry } }",
-        "workflow w { stage s { retry times } }",
-        "workflow w { stage s { retry 3 } }",
-    ],
-}
-
-# Slips in `map`, matched by the parser state they fail in, at any depth: lark's
-# `match_examples` also compares the depth of the parse stack, so an example only
-# matches a stage that sits where it sits (first in its workflow, with no title).
-_MAP_EXAMPLES: dict[tuple[str, str], list[str]] = {
-    (
-        "`map` needs the path of a list",
-        "e.g. `map split.pages` or `map input.urls, at most 16 at once`",
-    ): [
-        "workflow w { stage s { map } }",
-        "workflow w { stage s { map , at most 3 at once } }",
-        "workflow w { stage s { map 3 } }",
-        # `map` then the next setting: its keyword is read as the path.
-        "workflow w { stage s { map output { } } }",
-        "workflow w { stage s { map needs a } }",
-        'workflow w { stage s { map description "x" } }',
-    ],
-    (
-        "separate the options of `map` with commas",
-        "e.g. `map split.pages, at most 16 at once, on failure continue`",
-    ): [
-        "workflow w { stage s { map a.b at most 3 at once } }",
-        "workflow w { stage s { map a on failure continue } }",
-    ],
-    (
-        "a `,` after the path of `map` starts an option",
-        "the options are `at most <n> at once` and `on failure continue` (or `fail`)",
-    ): [
-        "workflow w { stage s { map a.b, } }",
-        "workflow w { stage s { map a.b, output { } } }",
-    ],
-    (
-        "write the limit as `at most <n> at once`",
-        "e.g. `map split.pages, at most 16 at once`",
-    ): [
-        "workflow w { stage s { map a.b, at most 3 } }",
-        "workflow w { stage s { map a.b, at most 3 at } }",
-        "workflow w { stage s { map a.b, at most } }",
-        "workflow w { stage s { map a.b, at 3 } }",
-    ],
-    (
-        "`on failure` takes `fail` or `continue`",
-        "e.g. `map split.pages, on failure continue`",
-    ): [
-        "workflow w { stage s { map a.b, on failure } }",
-        "workflow w { stage s { map a.b, on continue } }",
-        # the next setting's keyword read as the policy
-        "workflow w { stage s { map a.b, on failure output { } } }",
-    ],
-}
-
-
-# Slips in `sleep` and `wait for`, matched by parser state as `map`'s are.
-_WAIT_EXAMPLES: dict[tuple[str, str], list[str]] = {
-    (
-        "`sleep` takes a duration, or `until` and the path of a datetime",
-        "e.g. `sleep 1h30m` or `sleep until input.publish_at`; a duration is positive",
-    ): [
-        "workflow w { stage s { sleep -1h } }",
-        "workflow w { stage s { sleep } }",
-        "workflow w { stage s { sleep 5 } }",
-        "workflow w { stage s { sleep until } }",
-        "workflow w { stage s { sleep until 3 } }",
-    ],
-    (
-        "`wait for` names the signal to wait for",
-        "e.g. `wait for approve, timeout 7d, on timeout continue`",
-    ): [
-        "workflow w { stage s { wait approve } }",
-        "workflow w { stage s { wait } }",
-        "workflow w { stage s { wait for } }",
-        "workflow w { stage s { wait for 3 } }",
-    ],
-    (
-        "a `,` after the signal of `wait for` starts an option",
-        "the options are `timeout <duration>` and `on timeout fail` (or `continue`), "
-        "e.g. `wait for approve, timeout 7d, on timeout continue`",
-    ): [
-        "workflow w { stage s { wait for a, } }",
-        "workflow w { stage s { wait for a, timeout } }",
-        "workflow w { stage s { wait for a, timeout -1d } }",
-        "workflow w { stage s { wait for a, on } }",
-        "workflow w { stage s { wait for a, on timeout } }",
-        "workflow w { stage s { wait for a, on failure continue } }",
-    ],
-}
-
 
 @cache
 def _map_slips() -> dict[int, tuple[str, str]]:
-    """The parser state each example of `_MAP_EXAMPLES` and `_WAIT_EXAMPLES` fails in → its
+    """The parser state each example of `MAP_EXAMPLES` and `WAIT_EXAMPLES` fails in → its
     message and help."""
     found: dict[int, tuple[str, str]] = {}
-    for label, examples in (*_MAP_EXAMPLES.items(), *_WAIT_EXAMPLES.items()):
+    for label, examples in (*MAP_EXAMPLES.items(), *WAIT_EXAMPLES.items()):
         for text in examples:
             try:
                 _parser().parse(text, start="start")
@@ -231,6 +101,43 @@ def _condition_slip(token: Token, expected: set[str]) -> tuple[str, str] | None:
     return None
 
 
+class _WholeWords(PostLex):
+    """Keywords are whole words: `length` is one name, never `len` and then `gth`.
+
+    Lark's contextual lexer only tries the terminals the parser state accepts, so where
+    `len` is expected and a name is not, it matched `len` at the front of `length`.
+    Accepting NAME in every state makes each word one NAME token, which lark turns
+    into the keyword's token when the whole word is one. The one place a keyword is
+    glued to what follows is a backoff's multiplier (`1s x2`): a NAME `x2` straight
+    after a duration is split back into `x` and the number.
+    """
+
+    always_accept = ("NAME",)
+    _MULTIPLIER = re.compile(r"x([0-9]+(?:\.[0-9]+)?)")
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        previous = ""
+        for token in stream:
+            glued = self._MULTIPLIER.fullmatch(token) if token.type == "NAME" else None
+            if glued and previous == "DURATION":
+                yield Token.new_borrow_pos(_keyword_type("x"), "x", token)
+                number = Token.new_borrow_pos("NUMBER", glued.group(1), token)
+                assert token.start_pos is not None and token.column is not None
+                number.start_pos, number.column = token.start_pos + 1, token.column + 1
+                yield number
+            else:
+                yield token
+            previous = token.type
+
+
+@cache
+def _keyword_type(word: str) -> str:
+    """Lark's name for the terminal of a keyword (`X` for `x`, `STAGE` for `stage`)."""
+    return next(
+        t.name for t in _parser().terminals if t.pattern.type == "str" and t.pattern.value == word
+    )
+
+
 @cache
 def _parser() -> Lark:
     """The one LALR parser. Built once per process, and its tables kept between processes
@@ -244,6 +151,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         start=["start", *FRAGMENT_RULES],
+        postlex=_WholeWords(),
         cache=_tables_cache(),
         cache_grammar=True,  # a parser loaded from the cache still has `.grammar` (for tools)
     )
@@ -301,78 +209,252 @@ def _expected_text(expected: set[str]) -> str:
     return _expected_words(mapped).replace("``", "`")
 
 
-def _syntax_diagnostic(file: SourceFile, error: UnexpectedInput, rule: str) -> Diagnostic:
-    pos = error.pos_in_stream if error.pos_in_stream is not None else len(file.text)
+def _syntax_diagnostic(
+    file: SourceFile, error: UnexpectedInput, rule: str, text_end: int
+) -> Diagnostic:
+    """The diagnostic of a syntax error; `text_end` is where the parsed text ends (the file's
+    end, or the end of the YAML scalar that was parsed)."""
+    pos = error.pos_in_stream if error.pos_in_stream is not None else text_end
     matched = None
     if rule == "start":
         parse = partial(_parser().parse, start="start")
-        matched = error.match_examples(parse, _EXAMPLES, use_accepts=True)
+        matched = error.match_examples(parse, EXAMPLES, use_accepts=True)
     if isinstance(error, UnexpectedCharacters):
-        char = file.text[pos] if pos < len(file.text) else ""
-        span = Span(file=file, start=pos, end=pos + 1)
-        if char == '"':
+        return _character_diagnostic(file, error, pos, matched)
+    if isinstance(error, UnexpectedEOF) or (
+        isinstance(error, UnexpectedToken) and error.token.type == "$END"
+    ):
+        expected = _state_expects(error) or set(error.expected)
+        if rule != "start":  # the end of a YAML value, not of the file
             return Diagnostic(
-                code="WF102",
-                message="unterminated string",
-                span=span,
-                label='this string has no closing `"` on its line',
-                help='close the string with `"`; strings cannot span lines',
+                code="WF101",
+                message=f"missing {_expected_text(expected)} at the end of the value",
+                span=Span(file=file, start=text_end, end=text_end + 1),
+                label=f"expected {_expected_text(expected)} here",
             )
-        expected = _expected_text(set(error.allowed or ()))
-        return Diagnostic(
-            code="WF103",
-            message=f"unexpected character `{char}`",
-            span=span,
-            label=f"expected {expected}",
-            help=matched[1] if matched else None,
-        )
-    if isinstance(error, UnexpectedEOF):
         end = len(file.text)
         return Diagnostic(
             code="WF104",
             message="unexpected end of file",
             span=Span(file=file, start=max(end - 1, 0), end=end),
-            label=f"expected {_expected_text(set(error.expected))}",
-            help="a `{` was probably left without its `}`",
-        )
-    assert isinstance(error, UnexpectedToken)
-    token = error.token
-    start = token.start_pos if token.start_pos is not None else pos
-    end = token.end_pos if token.end_pos is not None else start + max(len(token), 1)
-    if token.type == "$END":
-        start, end = max(len(file.text) - 1, 0), len(file.text)
-        return Diagnostic(
-            code="WF104",
-            message="unexpected end of file",
-            span=Span(file=file, start=start, end=end),
-            label=f"expected {_expected_text(set(error.expected))}",
+            label=f"expected {_expected_text(expected)}",
             help=matched[1] if matched else "a `{` was probably left without its `}`",
         )
+    assert isinstance(error, UnexpectedToken)
+    return _token_diagnostic(file, error, rule, pos, matched)
+
+
+def _character_diagnostic(
+    file: SourceFile, error: UnexpectedCharacters, pos: int, matched: tuple[str, str] | None
+) -> Diagnostic:
+    char = file.text[pos] if pos < len(file.text) else ""
+    span = Span(file=file, start=pos, end=pos + 1)
+    if char == '"':
+        return Diagnostic(
+            code="WF102",
+            message="unterminated string",
+            span=span,
+            label='this string has no closing `"` on its line',
+            help='close the string with `"`; strings cannot span lines',
+        )
+    expected = _expected_text(_state_expects(error) or set(error.allowed or ()))
+    plain = char.isascii() and char not in "';"
+    return Diagnostic(
+        code="WF103",
+        message=f"unexpected {syntax_words.describe_character(char)}",
+        span=span,
+        label=f"expected {expected}",
+        help=matched[1] if matched and plain else syntax_words.character_help(char),
+    )
+
+
+def _state_expects(error: UnexpectedInput) -> set[str]:
+    """The terminals the parser state accepts (the lexer's own list also holds NAME, which
+    `_WholeWords` lets it match everywhere)."""
+    state = getattr(error, "state", None)
+    if state is None:
+        return set()
+    actions = state.parse_conf.parse_table.states[state.position]
+    return {name for name in actions if name.isupper() or name.startswith("$")}
+
+
+def _token_diagnostic(
+    file: SourceFile, error: UnexpectedToken, rule: str, pos: int, matched: tuple[str, str] | None
+) -> Diagnostic:
+    token = error.token
+    expected = _state_expects(error) or set(error.expected)
+    start = token.start_pos if token.start_pos is not None else pos
+    end = token.end_pos if token.end_pos is not None else start + max(len(token), 1)
     found = _describe_token(token)
     slips = ("start", "map_spec", "sleep_spec", "wait_spec")
     if matched is None and rule in slips and error.state is not None:
         matched = _map_slips().get(error.state.position)
     if matched is None and rule in ("start", "condition_spec"):
-        matched = _condition_slip(token, set(error.expected))
-    message = matched[0] if matched else f"unexpected {found}"
+        matched = _condition_slip(token, expected)
+    typo = _misspelled_keyword(token, expected)
+    if rule == "start" and (cut := _item_word_before(file, start)) is not None:
+        token, expected = cut
+        start = token.start_pos or 0
+        found = _describe_token(token)
+    if "$END" in expected and str(token) in _WORKFLOW_ITEMS and matched is None:
+        return Diagnostic(
+            code="WF101",
+            message=f"{found} is outside the workflow",
+            span=Span(file=file, start=start, end=start + len(token)),
+            label=f"found {found}, expected {_expected_text(expected)}",
+            help="a `}` before it closes the workflow too early: remove the extra `}`",
+        )
+    missing = None if typo or rule != "start" else _missing_after(file, token, start)
+    if missing is not None:
+        after, before = missing
+        what = _expected_text(expected)
+        help = matched[1] if matched else _token_help(file, before, token, expected)
+        if len(expected) > 3 and "RBRACE" in expected and str(token) in syntax_words.ITEM_WORDS:
+            what, help = "`}`", f"close the block with `}}` before {found} starts the next item"
+        return Diagnostic(
+            code="WF101",
+            message=matched[0] if matched else f"missing {what} after {after}",
+            span=Span(file=file, start=before, end=before + 1),
+            label=f"expected {what} here",
+            notes=(f"the next line starts with {found}",),
+            help=help,
+        )
     return Diagnostic(
         code="WF101",
-        message=message,
+        message=matched[0] if matched else f"unexpected {found}",
         span=Span(file=file, start=start, end=max(end, start + 1)),
-        label=f"found {found}, expected {_expected_text(set(error.expected))}",
-        help=matched[1] if matched else None,
+        label=f"found {found}, expected {_expected_text(expected)}",
+        help=matched[1] if matched else typo or _token_help(file, start, token, expected),
     )
 
 
-def parse_source(file: SourceFile) -> ast.Module | Diagnostic:
-    """The AST of a file, or the diagnostic of its first syntax error.
+_WORKFLOW_ITEMS = frozenset(
+    {"stage", "async", "flow", "input", "output", "signal", "schedule", "queue", "name"}
+)
+"""Words that start an item only inside a workflow: found at the top level, the workflow was
+closed before them."""
 
-    Parsing stops at the first syntax error: guessing how to resynchronise
-    LALR produces follow-on errors that are not really there.
+
+def _misspelled_keyword(token: Token, expected: set[str]) -> str | None:
+    """`did you mean `stage`?` when the word found is one letter or two from a keyword that
+    fits here (`stge`, `flwo`, `length` where `len` goes)."""
+    text = str(token)
+    if not text.isidentifier() or text in _keywords():
+        return None
+    keywords = {
+        w for w in _anonymous_to_text(expected) if w.isidentifier() and w not in TERMINAL_WORDS
+    }
+    keywords.discard(text)
+    return did_you_mean(text, keywords) or (
+        f"did you mean `{min(keywords, key=len)}`?"
+        if any(text.startswith(k) for k in keywords) and len(text) > 2
+        else None
+    )
+
+
+def _item_word_before(file: SourceFile, start: int) -> tuple[Token, set[str]] | None:
+    """When the token before the error is a word that starts an item (`stage`, `flow` …) at
+    the start of its own line, the item before it was left unfinished (`flow a ->` and then
+    `stage b`, read as a flow step named `stage`): that word, and what the parser expected
+    in its place."""
+    previous = syntax_words.previous_token(file.text, start)
+    if previous is None or previous[1] not in syntax_words.ITEM_WORDS:
+        return None
+    end, word = previous
+    begin = end - len(word)
+    if file.text[file.text.rfind("\n", 0, begin) + 1 : begin].strip(" \t"):
+        return None
+    try:
+        _parser().parse(file.text[:begin], start="start")
+    except (UnexpectedToken, UnexpectedEOF) as cut:
+        token = Token("NAME", word, start_pos=begin, end_pos=end)
+        return token, set(cut.expected)
+    except UnexpectedInput:
+        return None
+    return None
+
+
+def _missing_after(file: SourceFile, token: Token, start: int) -> tuple[str, int] | None:
+    """When the word found starts a later line than the token before it, something is missing
+    at the end of that earlier line: (`the token before`, the offset just after it).
+
+    A name on the later line is more likely the mistake itself, so it is reported in place.
+    """
+    if token.type == "NAME" and str(token) not in _keywords():
+        return None
+    previous = syntax_words.previous_token(file.text, start)
+    if previous is None:
+        return None
+    before, text = previous
+    if file.line_col(before)[0] >= file.line_col(start)[0]:
+        return None
+    return f"`{text}`", before
+
+
+@cache
+def _keywords() -> frozenset[str]:
+    """Every word the language reserves (`stage`, `timeout`, `times` …). Where a keyword does not
+    fit, the lexer hands it over as a NAME."""
+    return frozenset(
+        t.pattern.value
+        for t in _parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isidentifier()
+    )
+
+
+def _token_help(file: SourceFile, pos: int, token: Token, expected: set[str]) -> str:
+    """The help of a syntax error with no specific one: a stray closing bracket, else how the
+    statement it is in is written, else what may come here."""
+    if syntax_words.closes_nothing(file.text, pos, str(token)):
+        return f"this `{token}` closes nothing: remove it, or add the `{{`, `[` or `(` it closes"
+    example = syntax_words.statement_help(file.text, pos)
+    if example is not None:
+        return example
+    return f"write {_expected_text(expected)} here"
+
+
+MAX_SYNTAX_ERRORS = 20
+"""More syntax errors than this in one file are not looked for: the first ones are enough to go on."""
+
+
+def parse_source(file: SourceFile) -> ast.Module | Diagnostic:
+    """The AST of a file, or the diagnostic of its first syntax error."""
+    module = parse_source_all(file)
+    return module[0] if isinstance(module, list) else module
+
+
+def parse_source_all(file: SourceFile) -> ast.Module | list[Diagnostic]:
+    """The AST of a file, or the diagnostics of its syntax errors, each independent one.
+
+    After an error, the item it is in (a stage, the flow, a type …, from the line that
+    starts it to the line that starts the next) is blanked out and the file parsed again,
+    so that a second mistake in another stage is found in the same run. Resynchronising
+    LALR inside an item would invent follow-on errors; an error found again at or before
+    the item just blanked is one of those, and ends the search, as do brackets that do not
+    balance once the item is gone (the mistake is in the file's structure, not the item).
     """
     module = parse_rule(file, "start")
-    assert isinstance(module, ast.Module | Diagnostic)
-    return module
+    if not isinstance(module, Diagnostic):
+        assert isinstance(module, ast.Module)
+        return module
+    found = [module]
+    text = file.text
+    while len(found) < MAX_SYNTAX_ERRORS:
+        last = found[-1]
+        assert last.span is not None
+        region = syntax_words.spoiled_item(text, last.span.start)
+        if region is None:
+            break
+        text = syntax_words.blank(text, region)
+        if not syntax_words.balanced(text):
+            break  # a bracket too many or too few outside the item: what follows would cascade
+        again = parse_rule(file, "start", text)
+        if not isinstance(again, Diagnostic) or again.span is None:
+            break
+        if again.span.start < region.end or again.code == "WF104":
+            break
+        found.append(again)
+    return found
 
 
 def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
@@ -381,8 +463,15 @@ def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
     The YAML front end passes the file's text with everything but one scalar
     blanked out, so that positions in the result are positions in the file.
     """
+    source = file.text if text is None else text
     try:
-        tree = _parser().parse(file.text if text is None else text, start=rule)
+        tree = _parser().parse(source, start=rule)
     except UnexpectedInput as error:
-        return _syntax_diagnostic(file, error, rule)
+        found = _syntax_diagnostic(file, error, rule, len(source))
+        if rule == "start":
+            return found
+        # A YAML value: the help shows how the value is written in YAML, not in `.wf`.
+        typo = found.help if found.help and found.help.startswith("did you mean") else None
+        example = syntax_words.YAML_EXAMPLES.get(rule)
+        return replace(found, help=" ".join(h for h in (typo, example) if h) or found.help)
     return AstBuilder(file).transform(tree)

@@ -246,11 +246,7 @@ class _Builder(WaitReader, ChildReader):
         settings.update(self.stage_limits(get))
         settings.update(self.stage_waits(get))
         settings.update(self.stage_child(get))
-        async_flag = is_async is not None and self.scalar(is_async, "`async`").value.lower() in (
-            "true",
-            "yes",
-            "on",
-        )
+        async_flag = is_async is not None and self.boolean(is_async, "`async`")
         return ast.Stage(
             name=self.name(key, "a stage id"),
             is_async=async_flag,
@@ -329,22 +325,7 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
     try:
         root = yaml.compose(file.text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        offset = mark.index if mark is not None else 0
-        problem = str(error.problem or error.context)
-        help = "check the indentation and quoting around this point"
-        if problem.endswith("but got '?'"):
-            # YAML ends a plain scalar at `?` inside `[…]` and `{…}`: `[a, review?]` fails.
-            help = (
-                "inside `[…]` or `{…}`, quote a value that ends in `?`: "
-                '`needs: [extract, "review?"]`, `{label: "str?"}`'
-            )
-        return Diagnostic(
-            code="WF120",
-            message=f"invalid YAML: {problem}",
-            span=Span(file=file, start=offset, end=offset + 1),
-            help=help,
-        )
+        return _invalid_yaml(file, error)
     except yaml.YAMLError as error:
         return Diagnostic(code="WF120", message=f"invalid YAML: {error}", path=file.display_name)
     if root is None:
@@ -355,3 +336,50 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
         return _Builder(file).module(root)
     except YamlProblem as problem:
         return problem.diagnostic
+
+
+def _invalid_yaml(file: SourceFile, error: yaml.MarkedYAMLError) -> Diagnostic:
+    """WF120 at the place the YAML goes wrong. A quote or bracket left open is only found at
+    the end of the file, so it is reported where it opens (YAML's context mark)."""
+    mark = error.problem_mark or error.context_mark
+    offset = mark.index if mark is not None else 0
+    problem = str(error.problem or error.context)
+    help = "check the indentation and quoting around this point"
+    notes: tuple[str, ...] = ()
+    unclosed = _UNCLOSED.get(str(error.context or "").split(" at ")[0])
+    opened = error.context_mark
+    if opened is not None and unclosed and (mark is None or mark.line > opened.line):
+        if mark is not None:
+            notes = (f"YAML: {problem}, on line {mark.line + 1}",)
+        offset = opened.index
+        problem, help = unclosed
+    elif problem.endswith("but got '?'"):
+        # YAML ends a plain scalar at `?` inside `[…]` and `{…}`: `[a, review?]` fails.
+        help = (
+            "inside `[…]` or `{…}`, quote a value that ends in `?`: "
+            '`needs: [extract, "review?"]`, `{label: "str?"}`'
+        )
+    return Diagnostic(
+        code="WF120",
+        message=f"invalid YAML: {problem}",
+        span=Span(file=file, start=offset, end=offset + 1),
+        notes=notes,
+        help=help,
+    )
+
+
+_UNCLOSED: dict[str, tuple[str, str]] = {
+    "while scanning a quoted scalar": (
+        "this quoted value is not closed",
+        "close it with the same quote it opens with (`\"` or `'`) on its line",
+    ),
+    "while parsing a flow mapping": (
+        "this `{` is not closed",
+        "close the mapping with `}`, e.g. `a: {output: {x: int}}`",
+    ),
+    "while parsing a flow sequence": (
+        "this `[` is not closed",
+        "close the list with `]`, e.g. `needs: [extract, review]`",
+    ),
+}
+"""YAML's context for a quote or bracket left open → the message and help of WF120 there."""

@@ -47,22 +47,35 @@ class NodeReader:
         if isinstance(node, ScalarNode) and node.value in ("", "~", "null"):
             return
         if not isinstance(node, MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
+            raise self.fail(
+                node,
+                f"{what} must be a mapping",
+                "write `name: value` lines indented under it, or `{name: value, other: value}`",
+            )
         for key, value in node.value:
             if not isinstance(key, ScalarNode):
-                raise self.fail(key, f"keys of {what} must be plain names")
+                raise self.fail(
+                    key, f"keys of {what} must be plain names", "write a key as `name:`"
+                )
             yield key, value
 
     def scalar(self, node: Node, what: str) -> ScalarNode:
         if not isinstance(node, ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
+            raise self.fail(
+                node,
+                f"{what} must be a single value",
+                "write one value after the `:`; quote it when it holds `: ` or `#`, "
+                "or starts with `{` or `[`",
+            )
         return node
 
     def sequence(self, node: Node, what: str) -> list[Node]:
         if isinstance(node, ScalarNode):
             return [node]  # `needs: extract` is fine for one
         if not isinstance(node, SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
+            raise self.fail(
+                node, f"{what} must be a list", "write a list as `[a, b]`, or as `- a` lines"
+            )
         return list(node.value)
 
     def name(self, node: Node, what: str) -> ast.Name:
@@ -73,9 +86,38 @@ class NodeReader:
 
     def need(self, node: Node) -> tuple[ast.Name, ast.Name | None]:
         """`extract` or `review?`, as the `.wf` grammar reads one entry of `needs`."""
-        result = self.fragment(self.scalar(node, "a stage id"), "need")
+        scalar = self.scalar(node, "a stage id")
+        if "," in scalar.value and not scalar.style:
+            names = ", ".join(part.strip() for part in scalar.value.split(","))
+            raise self.fail(
+                scalar,
+                "`needs` with more than one stage is a YAML list",
+                f"write `needs: [{names}]`",
+            )
+        result = self.fragment(scalar, "need")
         assert isinstance(result, tuple)
         return result
+
+    _TRUE = ("true", "yes", "on")
+    _FALSE = ("false", "no", "off")
+
+    def boolean(self, node: Node, what: str) -> bool:
+        """`true` or `false` (YAML's `yes`/`no`, `on`/`off` too); anything else is a WF122 type
+        error, not silently false: `async: ture` would otherwise make a sync stage."""
+        scalar = self.scalar(node, what)
+        word = scalar.value.lower()
+        if word in self._TRUE or word in self._FALSE:
+            return word in self._TRUE
+        hint = did_you_mean(word, ("true", "false"))
+        raise YamlProblem(
+            Diagnostic(
+                code="WF122",
+                message=f"{what} must be `true` or `false`, not `{scalar.value}`",
+                span=self.span(scalar),
+                label="not a boolean",
+                help=hint or f"write {what[:-1]}: true` or {what[:-1]}: false`",
+            )
+        )
 
     def string(self, node: Node, what: str) -> ast.Literal_:
         scalar = self.scalar(node, what)

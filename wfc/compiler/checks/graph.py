@@ -11,6 +11,7 @@ what the last group produces.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 
 from wfc.compiler import ast, model
@@ -32,9 +33,14 @@ def check_graph(an: Analysis) -> None:
     _check_order(an, cyclic)
     _resolve_input_from(an)
     an.skippable = find_skippable(an)
-    if an.groups:
+    if an.groups and _FLOW_MISSPELT not in an.broken:
         _check_inputs(an)
         _check_workflow_output(an, wf)
+
+
+_FLOW_MISSPELT = "flow:unknown-step"
+"""In `an.broken` when the flow names a stage that does not exist: its groups are not the ones
+meant, so what flows between them is not checked (each mismatch would be that typo again)."""
 
 
 def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
@@ -65,12 +71,15 @@ def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
             help="join the two into one `flow a -> b -> …`",
         )
     placed: dict[str, Span] = {}
+    meant: set[str] = set()  # stages an unknown step is a typo of: WF202 already names them
     for step in wf.flows[0].steps:
         group: list[str] = []
         for ref in step.stages:
             sid = ref.value
             if sid not in an.stages:
                 unknown_stage(an, ref)
+                meant.update(difflib.get_close_matches(sid, sorted(an.stages), n=1, cutoff=0.6))
+                an.broken.add(_FLOW_MISSPELT)
                 continue
             if sid in placed:
                 an.error(
@@ -88,7 +97,9 @@ def _build_groups(an: Analysis, wf: ast.Workflow) -> None:
         if group:
             an.groups.append(tuple(group))
     for sid, facts in an.stages.items():
-        if sid not in placed:
+        if sid in meant and sid not in placed:
+            an.broken.add(f"stage:{sid}")
+        elif sid not in placed:
             an.error(
                 "WF401",
                 f"stage `{sid}` is not in the flow",

@@ -58,12 +58,13 @@ def _collect_declarations(an: Analysis) -> None:
     if an.program.root is not None:
         modules.append(an.program.root.module)
     decls: list[ast.TypeDecl | ast.EnumDecl] = []
-    for module in modules:
-        decls.extend(module.enums)
-        decls.extend(module.types)
+    # In file order, so that of two declarations of one name the first is "first declared".
+    holders: list[ast.Module | ast.Workflow] = [*modules]
     if an.workflow is not None:
-        decls.extend(an.workflow.enums)
-        decls.extend(an.workflow.types)
+        holders.append(an.workflow)
+    for holder in holders:
+        in_file: list[ast.TypeDecl | ast.EnumDecl] = [*holder.enums, *holder.types]
+        decls.extend(sorted(in_file, key=lambda d: d.span.start))
     for decl in decls:
         name = decl.name.value
         if name in model.PRIMITIVES or name in ("list", "map"):
