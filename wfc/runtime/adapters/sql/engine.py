@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from wfc.runtime.adapters.sql import sqlite_thread
+
 DEFAULT_SQLITE_PATH = Path(".wfc") / "wfc.db"
 AUTOCOMMIT_OPTION = "wfc_autocommit"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -92,7 +94,11 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         # and one closed for being beyond the pool's size costs a thread and PRAGMAs to open.
         sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **sizing
+        url,
+        # Each connection's own thread, one trip per statement (see `sqlite_thread`).
+        module=sqlite_thread.dbapi(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **sizing,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
