@@ -100,3 +100,21 @@ async def test_a_transaction_makes_two_trips_to_its_thread(
     assert ran_on == [loop_thread] * 5
     assert [sql.split()[0] for sql in trips if sql] == ["BEGIN"]
     assert len(trips) == 2  # BEGIN IMMEDIATE, then the commit (`Connection.commit`)
+
+
+@pytest.mark.parametrize(
+    ("query", "level"), [("", 1), ("?synchronous=full", 2), ("?synchronous=NORMAL", 1)]
+)
+async def test_the_url_chooses_normal_or_full_durability(
+    tmp_path: Path, query: str, level: int
+) -> None:
+    """`synchronous=NORMAL` (1) unless the URL asks for `full` (2); anything else is refused
+    with the choices named."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'durable.db'}{query}")
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == level
+    finally:
+        await engine.dispose()
+    with pytest.raises(ValueError, match="synchronous=normal or full"):
+        create_engine(f"sqlite+aiosqlite:///{tmp_path / 'durable.db'}?synchronous=off")
