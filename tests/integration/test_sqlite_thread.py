@@ -68,24 +68,23 @@ async def test_a_failed_transaction_gives_its_turn_back(engine: AsyncEngine) -> 
             await conn.execute(text("INSERT INTO t (id, writer) VALUES (2, 3)"))
 
 
-async def test_a_transaction_makes_two_trips_to_its_thread(
+async def test_a_transaction_makes_one_trip_to_its_thread(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """BEGIN and COMMIT go to the connection's thread; the statements between them run on
-    the event loop's, and so does nothing outside a transaction."""
-    trips: list[str] = []
+    """Only the COMMIT goes to the connection's thread (it may sync the disk): the BEGIN
+    and the statements after it run on the event loop's thread."""
+    trips: list[Any] = []
     loop_thread = threading.get_ident()
-    ran_on: list[int] = []
+    ran_on: list[tuple[str, int]] = []
     real_call = sqlite_thread.SqliteThread.call
     real_run = sqlite_thread.run_statement
 
     async def counted(self: sqlite_thread.SqliteThread, function: Any) -> Any:
-        trips.append(function.args[2] if len(function.args) > 2 else "")
+        trips.append(function)
         return await real_call(self, function)
 
     def where(connection: Any, sql: str, parameters: Any) -> Any:
-        if sql.startswith("INSERT"):
-            ran_on.append(threading.get_ident())
+        ran_on.append((sql.split()[0], threading.get_ident()))
         return real_run(connection, sql, parameters)
 
     async with engine.connect() as conn:  # a connection already open: no trips to open one
@@ -97,9 +96,43 @@ async def test_a_transaction_makes_two_trips_to_its_thread(
             await conn.execute(text("INSERT INTO t (writer) VALUES (:n)"), {"n": n})
         rows = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
     assert rows == 5
-    assert ran_on == [loop_thread] * 5
-    assert [sql.split()[0] for sql in trips if sql] == ["BEGIN"]
-    assert len(trips) == 2  # BEGIN IMMEDIATE, then the commit (`Connection.commit`)
+    assert ran_on == [
+        ("BEGIN", loop_thread),
+        *[("INSERT", loop_thread)] * 5,
+        ("SELECT", loop_thread),
+    ]
+    assert len(trips) == 1  # the commit (`Connection.commit`)
+
+
+# Waiting on the event loop would hold it for the whole busy timeout (30 s), and the test
+# with it: it fails well before that.
+@pytest.mark.timeout(20)
+async def test_a_statement_that_would_wait_for_another_process_waits_on_its_thread(
+    tmp_path: Path,
+) -> None:
+    """While another engine (another process, as far as turns go) holds the write lock, a
+    write waits on its connection's thread, not on the event loop: the other engine,
+    on the same loop, commits meanwhile, and the write then lands."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'two.db'}"
+    holder, waiter = create_engine(url), create_engine(url)
+    try:
+        async with holder.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER)"))
+        async with autocommit(waiter).connect() as conn:
+            await conn.execute(text("SELECT 1"))  # opened before the lock is taken
+            async with holder.begin() as held:
+                await held.execute(text("INSERT INTO t (writer) VALUES (1)"))
+                write = asyncio.create_task(conn.execute(text("INSERT INTO t (writer) VALUES (2)")))
+                await asyncio.sleep(0.2)  # the loop runs while the write waits
+                assert not write.done()
+            async with asyncio.timeout(10):
+                await write
+        async with autocommit(waiter).connect() as conn:
+            rows = (await conn.execute(text("SELECT writer FROM t ORDER BY id"))).all()
+        assert [row.writer for row in rows] == [1, 2]
+    finally:
+        await holder.dispose()
+        await waiter.dispose()
 
 
 @pytest.mark.parametrize(

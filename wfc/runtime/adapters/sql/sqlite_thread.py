@@ -10,13 +10,18 @@ of its samples in the event loop and 41% in aiosqlite's thread, against 6% in
 SQLAlchemy and 5% in wfc: the statements themselves cost little, the trips
 cost most.
 
-Here a statement is one trip: the thread opens a cursor, executes, fetches
-every row and closes the cursor in one call, and hands back the rows with
-the cursor's description, row count and last row id. The connection object
-SQLAlchemy sees is a plain DBAPI connection over that (the same one the
-aiosqlite dialect would see, so the dialect, its SQL and its type handling
-are unchanged); `call()` runs any function on the connection's thread, the
-seam for sending more than one statement per trip.
+Here a trip runs a whole statement: the thread opens a cursor, executes,
+fetches every row and closes the cursor in one call, and hands back the rows
+with the cursor's description, row count and last row id. And most
+statements make no trip at all (`Connection.runs_inline`, `unless_busy`): a
+statement inside a write transaction runs on the event loop's thread, and
+one outside a transaction is tried there first with the busy handler off,
+going to the thread only to wait for another process's lock. A transaction is
+one trip, its COMMIT. The process's writers take turns (`WriteTurns`), so
+none waits on another's lock in SQLite's busy handler. The connection object
+SQLAlchemy sees is a plain DBAPI connection over that (the one the aiosqlite
+dialect would see, so the dialect, its SQL and its type handling are
+unchanged).
 
 The engine keeps the `sqlite+aiosqlite` URL users write: `create_engine`
 passes this module as the dialect's DBAPI (`dbapi()`), so aiosqlite itself is
@@ -111,6 +116,25 @@ def _with_connection(thread: SqliteThread, function: Callable[..., T], *args: An
     return function(thread.connection, *args)
 
 
+def _busy_timeout_ms(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int) -> Outcome | None:
+    connection = thread.connection
+    if connection is None:
+        return call()  # raises as a closed connection does
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        return call()
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return None
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+
+
 async def _now(call: Callable[[], T]) -> T:
     return call()
 
@@ -167,13 +191,18 @@ class Cursor:
         adapted = self._adapted
         thread = adapted.thread
         adapted.take_write_lock_for(sql)
+        call = thread.on_connection(function, sql, parameters)
         try:
+            # Awaited even when run here: SQLAlchemy's async layer insists on an await per
+            # statement, and a coroutine that never suspends costs only a greenlet switch.
             if adapted.runs_inline(sql):
-                # Awaited all the same: SQLAlchemy's async layer insists on an await per
-                # statement. A coroutine that never suspends costs a greenlet switch.
-                outcome = await_only(_now(thread.on_connection(function, sql, parameters)))
+                outcome = await_only(_now(call))
+            elif function is run_statement and adapted.may_try_inline(sql):
+                tried = await_only(_now(adapted.unless_busy(call)))
+                # None: the file is locked by another process; wait for it on the thread.
+                outcome = tried if tried is not None else await_only(thread.call(call))
             else:
-                outcome = await_only(thread.call(thread.on_connection(function, sql, parameters)))
+                outcome = await_only(thread.call(call))
         except Exception as error:
             adapted.release_write_lock_after_transaction()
             adapted._handle_exception(error)
@@ -216,7 +245,7 @@ class Cursor:
 class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
     """The DBAPI connection SQLAlchemy's SQLite dialect sees, over a `SqliteThread`."""
 
-    __slots__ = ("_holding", "_writes")
+    __slots__ = ("_busy_ms", "_holding", "_writes")
     _cursor_cls = Cursor  # type: ignore[assignment]
     _ss_cursor_cls = Cursor  # type: ignore[assignment]  # no server-side cursors: rows are read whole
 
@@ -224,6 +253,7 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         super().__init__(dbapi, thread)  # type: ignore[arg-type]  # its own kind of connection
         self._writes = dbapi.writes
         self._holding: asyncio.Lock | None = None
+        self._busy_ms: int | None = None  # the connection's busy_timeout, read once
 
     def take_write_lock_for(self, sql: str) -> None:
         """Before `sql` runs: wait for this process's turn to write to the file, if `sql`
@@ -250,6 +280,27 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         (which may checkpoint the WAL, writing and syncing the file), and its other
         statements none."""
         return self._holding is not None and not _ends_transaction(sql) and self._in_transaction()
+
+    def may_try_inline(self, sql: str) -> bool:
+        """Whether `sql`, outside a transaction of ours, is first tried on the event loop's
+        thread without waiting for the file's lock (`unless_busy`): a BEGIN, or a
+        statement on its own; not a COMMIT or ROLLBACK, which may sync the disk, nor
+        anything inside a transaction this connection did not begin as a writer."""
+        return not _ends_transaction(sql) and not self._in_transaction()
+
+    def unless_busy(self, call: Callable[[], Outcome]) -> Callable[[], Outcome | None]:
+        """`call` with SQLite's busy handler off: None, having done nothing, if another
+        process holds the lock the statement needs.
+
+        A read in WAL mode never waits, a BEGIN IMMEDIATE or a one-statement write waits
+        only for another process (this one's writers take turns), so nearly every such
+        statement runs here at once, for the cost of setting `busy_timeout` around it.
+        One that would wait is sent to the connection's thread to wait there, where
+        the event loop does not wait with it. Only a single statement is tried: it
+        fails before it changes anything, so sending it again is safe."""
+        if self._busy_ms is None:
+            self._busy_ms = self._on_thread(_busy_timeout_ms)
+        return partial(_unless_busy, self.thread, call, self._busy_ms)
 
     def release_write_lock_after_transaction(self) -> None:
         """After a statement, commit or rollback: give the turn to write back once this
