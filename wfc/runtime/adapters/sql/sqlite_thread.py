@@ -1,4 +1,4 @@
-"""SQLite for the async engine: each connection's own thread, one hop per statement.
+"""SQLite for the async engine: each connection's own thread, and few trips to it.
 
 The stdlib `sqlite3` blocks, so an async program must call it from another
 thread. aiosqlite (SQLAlchemy's `sqlite+aiosqlite`) gives each connection a
@@ -153,7 +153,7 @@ Outcome = tuple[Any, list[Any], int, int | None]
 
 
 def run_statement(connection: sqlite3.Connection, sql: str, parameters: Any) -> Outcome:
-    """Execute `sql` and read all it returns, on the connection's thread: one trip."""
+    """Execute `sql` and read all it returns, in one call."""
     cursor = connection.cursor()
     try:
         cursor.execute(sql, () if parameters is None else parameters)
@@ -174,8 +174,9 @@ def run_many(connection: sqlite3.Connection, sql: str, rows: Sequence[Any]) -> O
 
 
 class Cursor:
-    """The DBAPI cursor SQLAlchemy drives (inside its greenlet): each execute is one trip,
-    and the rows are then read from memory."""
+    """The DBAPI cursor SQLAlchemy drives (inside its greenlet): each execute runs where
+    `Connection` says (here, or one trip to the thread), and the rows are then read from
+    memory."""
 
     server_side = False
 
@@ -273,12 +274,11 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         it commits, and in WAL mode nothing else can make a statement wait: no lock to
         wait for (readers never block a writer), and no sync of the disk before COMMIT
         (a transaction larger than SQLite's page cache writes pages to the WAL early,
-        unsynced). Such a statement costs SQLite tens of microseconds; a trip to the connection's thread
-        and back costs more than that in wake-ups alone, and while one is under way
-        every other writer of the process waits for the turn. So a transaction makes
-        two trips, its BEGIN (which may wait for another process) and its COMMIT
-        (which may checkpoint the WAL, writing and syncing the file), and its other
-        statements none."""
+        unsynced). Such a statement costs SQLite tens of microseconds; a trip to the
+        connection's thread and back costs more than that in wake-ups alone, and while
+        one is under way every other writer of the process waits for the turn. The
+        COMMIT goes to the thread (it may checkpoint the WAL, writing and syncing the
+        file); the BEGIN is tried here first (`may_try_inline`)."""
         return self._holding is not None and not _ends_transaction(sql) and self._in_transaction()
 
     def may_try_inline(self, sql: str) -> bool:
