@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import cpu_meter  # noqa: E402
+import floor  # noqa: E402
 from shapes import workflows  # noqa: E402
 
 from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  # noqa: E402
@@ -356,6 +357,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, action="append", help="only these worker counts")
     parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
+    parser.add_argument("--no-floor", action="store_true", help="skip the hand-written floor")
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
     stamp = str(os.getpid())
@@ -380,6 +382,8 @@ def main() -> None:
         with postgres(f"wfc_bench_{stamp}_count") as url:
             asyncio.run(_migrate(url))
             statements["postgres"] = asyncio.run(statements_per_stage(url))
+        if not args.no_floor:  # the same run, so the two are read against the same machine
+            results += floor.measure(args.shape or ("seq3", "fan"), args.database, Path(tmp))
     args.out.write_text(
         json.dumps({"results": results, "statements_per_stage": statements}, indent=2)
     )
@@ -414,6 +418,12 @@ def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, f
     print(header)
     print("|" + "---|" * 12)
     for r in results:
+        if r["engine"].startswith("floor"):
+            print(
+                f"| {r['engine']} | {r['database']} | 1 | {r['shape']} | {r['runs_per_s']:.0f} "
+                f"| – | – | – | – | – | – | {r['cpu_ms_per_run']:.2f} ms (this process) |"
+            )
+            continue
         gap = (
             f"{r['stage_gap_p50_ms']:.1f} ms | {r['stage_gap_p99_ms']:.1f} ms"
             if "stage_gap_p50_ms" in r

@@ -145,6 +145,7 @@ def test_values_no_database_stores_are_exit_2_on_sqlite_too(here: Path) -> None:
         ("postgresql+nosuchdriver://u@h/db", "wfc cannot use a 'postgresql+nosuchdriver'"),
         ("postgresql://u@h:port/db", "--db: not a database URL"),
         ("postgresql://u@h:99999999999/db", "--db: not a database URL"),
+        ("sqlite:///wfc.db?synchronous=off", "synchronous='off': a SQLite URL takes"),
     ],
 )
 def test_a_database_url_wfc_cannot_use_is_one_line_and_exit_2(

@@ -177,6 +177,10 @@ def database_url(value: str, base: Path | None = None, what: str = "--db") -> st
         parsed = make_url(value)
         if parsed.port is not None and not 0 < parsed.port < 2**16:
             raise ValueError(f"port {parsed.port} is out of range")
+        if backend == "sqlite":
+            from wfc.runtime.adapters.sql.engine import sqlite_synchronous
+
+            sqlite_synchronous(parsed)  # a durability it does not know is refused here
     except (ArgumentError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ProjectError(f"{what}: not a database URL ({reason}); use {URL_FORMS}") from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -50,6 +52,18 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database).resolve()
+
+
+def _remember_sigterm() -> Callable[[], bool]:
+    """Until the worker serves, a SIGTERM is remembered instead of killing the process.
+
+    The host handles SIGTERM once it serves, but loading the plans and opening the
+    database come first, and a SIGTERM then (a supervisor stopping a worker it just
+    started) took the signal's default action: the process died with -15, not the
+    0 of a clean stop. With this the worker stops without serving, and exits 0."""
+    seen: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
+    return lambda: bool(seen)
 
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -194,6 +208,7 @@ def worker_command(
     finish, then go back to the queue for another worker. Exits 3 when it gives
     up (database away, stage threads stuck): restart it.
     """
+    stopped_early = _remember_sigterm()
     from wfc.cli.logs import configure
     from wfc.observability.hosting import queue_sampling
     from wfc.runtime.adapters.sql import PoolOptions
@@ -230,6 +245,8 @@ def worker_command(
                 queues=queues,
                 schedules=storage.schedules,
             )
+            if stopped_early():
+                return host.stats()
             log.info(
                 "serving",
                 extra={

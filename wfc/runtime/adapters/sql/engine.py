@@ -2,7 +2,8 @@
 
 SQLite is for one machine: WAL so readers never block the writer, a
 `busy_timeout` so writers wait instead of failing with "database is locked",
-`foreign_keys=ON`, and every transaction opened with `BEGIN IMMEDIATE` so a
+`foreign_keys=ON`, `synchronous=NORMAL` unless the URL asks for `?synchronous=full`
+(`sqlite_synchronous` says what each risks), and every transaction opened with `BEGIN IMMEDIATE` so a
 read-then-write transaction takes the write lock up front and cannot fail to
 upgrade it (one-statement work skips the transaction: see `autocommit`).
 PostgreSQL is for many workers on many machines and claims work
@@ -19,9 +20,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from wfc.runtime.adapters.sql import sqlite_thread
+
 DEFAULT_SQLITE_PATH = Path(".wfc") / "wfc.db"
 AUTOCOMMIT_OPTION = "wfc_autocommit"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_SYNCHRONOUS = ("normal", "full")
 
 
 def default_url() -> str:
@@ -83,7 +87,23 @@ def create_engine(url: str | URL, *, pool: PoolOptions | None = None) -> AsyncEn
     )
 
 
+def sqlite_synchronous(url: URL) -> str:
+    """The durability a SQLite URL asks for with `?synchronous=` (default `normal`).
+
+    In WAL mode `normal` syncs the WAL only at checkpoints: a committed transaction
+    survives the process crashing (kill -9 included), but the last ones before a power
+    loss or an OS crash can be lost, never corrupted. `full` syncs the WAL at every
+    commit, closing that window for a sync per transaction. Raises `ValueError` naming
+    the choices for anything else."""
+    value = str(url.query.get("synchronous", "normal")).lower()
+    if value not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"synchronous={value!r}: a SQLite URL takes synchronous=normal or full")
+    return value
+
+
 def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
+    synchronous = sqlite_synchronous(url).upper()
+    url = url.difference_update_query(["synchronous"])
     database = url.database or ""
     sizing: dict[str, Any] = {}
     if database and database != ":memory:":
@@ -92,7 +112,11 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         # and one closed for being beyond the pool's size costs a thread and PRAGMAs to open.
         sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
     engine = create_async_engine(
-        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **sizing
+        url,
+        # Each connection's own thread, one trip per statement (see `sqlite_thread`).
+        module=sqlite_thread.dbapi(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **sizing,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -103,7 +127,7 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -1,0 +1,473 @@
+"""SQLite for the async engine: each connection's own thread, and few trips to it.
+
+The stdlib `sqlite3` blocks, so an async program must call it from another
+thread. aiosqlite (SQLAlchemy's `sqlite+aiosqlite`) gives each connection a
+thread too, but SQLAlchemy's adapter over it makes four trips to that thread
+per statement — open a cursor, execute, fetch the rows, close the cursor —
+each a queue hand-off, an event-loop wake-up (a write to the loop's self-pipe)
+and a greenlet switch. A py-spy profile of a SQLite worker under load put 44%
+of its samples in the event loop and 41% in aiosqlite's thread, against 6% in
+SQLAlchemy and 5% in wfc: the statements themselves cost little, the trips
+cost most.
+
+Here a trip runs a whole statement: the thread opens a cursor, executes,
+fetches every row and closes the cursor in one call, and hands back the rows
+with the cursor's description, row count and last row id. And most
+statements make no trip at all (`Connection.runs_inline`, `unless_busy`): a
+statement inside a write transaction runs on the event loop's thread, and
+one outside a transaction is tried there first with the busy handler off,
+going to the thread only to wait for another process's lock. A transaction is
+one trip, its COMMIT. The process's writers take turns (`WriteTurns`), so
+none waits on another's lock in SQLite's busy handler. The connection object
+SQLAlchemy sees is a plain DBAPI connection over that (the one the aiosqlite
+dialect would see, so the dialect, its SQL and its type handling are
+unchanged).
+
+The engine keeps the `sqlite+aiosqlite` URL users write: `create_engine`
+passes this module as the dialect's DBAPI (`dbapi()`), so aiosqlite itself is
+no longer used on this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import queue
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.connectors.asyncio import (
+    AsyncAdapt_dbapi_connection,
+    AsyncAdapt_dbapi_module,
+    AsyncAdapt_terminate,
+)
+from sqlalchemy.util import await_only
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class SqliteThread:
+    """One `sqlite3` connection and the one thread that ever touches it.
+
+    Calls run in the order they are made; each one's result (or error) comes back to
+    the caller's event loop. A caller cancelled while its call runs does not stop it:
+    the call completes (or fails) on the thread, as a statement sent to a server would.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="wfc-sqlite", daemon=True)
+        self.connection: sqlite3.Connection | None = None
+        self.closed = False
+
+    async def open(self) -> None:
+        self._thread.start()
+        self.connection = await self.call(self._connect)
+
+    def _serve(self) -> None:
+        while True:
+            item = self._calls.get()
+            if item is _STOP:
+                return
+            loop, future, function = item
+            try:
+                result = function()
+            except BaseException as error:  # handed to the caller, whatever it is
+                loop.call_soon_threadsafe(_settle, future, None, error)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    async def call(self, function: Callable[[], T]) -> T:
+        """`function()` run on this connection's thread."""
+        if self.closed:
+            raise sqlite3.OperationalError("connection closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put((loop, future, function))
+        return await future
+
+    def on_connection(self, function: Callable[..., T], *args: Any) -> Callable[[], T]:
+        """`function(connection, *args)` as a call for `call()`."""
+        return partial(_with_connection, self, function, *args)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            await self.call(self.on_connection(sqlite3.Connection.close))
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the thread once the calls already queued have run (no wait)."""
+        self.closed = True
+        self._calls.put(_STOP)
+
+
+def _with_connection(thread: SqliteThread, function: Callable[..., T], *args: Any) -> T:
+    if thread.connection is None:
+        raise sqlite3.OperationalError("no active connection")
+    return function(thread.connection, *args)
+
+
+def _busy_timeout_ms(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int) -> Outcome | None:
+    connection = thread.connection
+    if connection is None:
+        return call()  # raises as a closed connection does
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        return call()
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return None
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+
+
+async def _now(call: Callable[[], T]) -> T:
+    return call()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+# What one trip brings back: description, rows, row count, last row id.
+Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def run_statement(connection: sqlite3.Connection, sql: str, parameters: Any) -> Outcome:
+    """Execute `sql` and read all it returns, in one call."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, () if parameters is None else parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+def run_many(connection: sqlite3.Connection, sql: str, rows: Sequence[Any]) -> Outcome:
+    cursor = connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return None, [], cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class Cursor:
+    """The DBAPI cursor SQLAlchemy drives (inside its greenlet): each execute runs where
+    `Connection` says (here, or one trip to the thread), and the rows are then read from
+    memory."""
+
+    server_side = False
+
+    def __init__(self, adapted: Connection) -> None:
+        self._adapted = adapted
+        self._rows: collections.deque[Any] = collections.deque()
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+
+    def _run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> None:
+        adapted = self._adapted
+        thread = adapted.thread
+        adapted.take_write_lock_for(sql)
+        call = thread.on_connection(function, sql, parameters)
+        try:
+            # Awaited even when run here: SQLAlchemy's async layer insists on an await per
+            # statement, and a coroutine that never suspends costs only a greenlet switch.
+            if adapted.runs_inline(sql):
+                outcome = await_only(_now(call))
+            elif function is run_statement and adapted.may_try_inline(sql):
+                tried = await_only(_now(adapted.unless_busy(call)))
+                # None: the file is locked by another process; wait for it on the thread.
+                outcome = tried if tried is not None else await_only(thread.call(call))
+            else:
+                outcome = await_only(thread.call(call))
+        except Exception as error:
+            adapted.release_write_lock_after_transaction()
+            adapted._handle_exception(error)
+        adapted.release_write_lock_after_transaction()
+        self.description, rows, self.rowcount, self.lastrowid = outcome
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: str, parameters: Any = None) -> None:
+        self._run(run_statement, operation, parameters)
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Any]) -> None:
+        self._run(run_many, operation, seq_of_parameters)
+
+    def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        rows = self._rows
+        return [rows.popleft() for _ in range(min(size or self.arraysize, len(rows)))]
+
+    def fetchall(self) -> list[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        while self._rows:
+            yield self._rows.popleft()
+
+    def setinputsizes(self, *_sizes: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _async_soft_close(self) -> None:
+        """SQLAlchemy's async result asks this of the cursor: here nothing stays open."""
+
+
+class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
+    """The DBAPI connection SQLAlchemy's SQLite dialect sees, over a `SqliteThread`."""
+
+    __slots__ = ("_busy_ms", "_holding", "_writes")
+    _cursor_cls = Cursor  # type: ignore[assignment]
+    _ss_cursor_cls = Cursor  # type: ignore[assignment]  # no server-side cursors: rows are read whole
+
+    def __init__(self, dbapi: Module, thread: SqliteThread) -> None:
+        super().__init__(dbapi, thread)  # type: ignore[arg-type]  # its own kind of connection
+        self._writes = dbapi.writes
+        self._holding: asyncio.Lock | None = None
+        self._busy_ms: int | None = None  # the connection's busy_timeout, read once
+
+    def take_write_lock_for(self, sql: str) -> None:
+        """Before `sql` runs: wait for this process's turn to write to the file, if `sql`
+        writes or begins a transaction and this connection does not hold the turn already
+        (inside a transaction it does)."""
+        if self._holding is not None or not _writes(sql):
+            return
+        if self._in_transaction():
+            return  # a transaction begun without a BEGIN statement of ours: not ours to order
+        self._holding = await_only(self._writes.acquire())
+
+    def runs_inline(self, sql: str) -> bool:
+        """Whether `sql` runs on the event loop's thread, not the connection's: inside a
+        write transaction this process holds, anything but its end.
+
+        Once `BEGIN IMMEDIATE` returns, the file's write lock is this connection's until
+        it commits, and in WAL mode nothing else can make a statement wait: no lock to
+        wait for (readers never block a writer), and no sync of the disk before COMMIT
+        (a transaction larger than SQLite's page cache writes pages to the WAL early,
+        unsynced). Such a statement costs SQLite tens of microseconds; a trip to the
+        connection's thread and back costs more than that in wake-ups alone, and while
+        one is under way every other writer of the process waits for the turn. The
+        COMMIT goes to the thread (it may checkpoint the WAL, writing and syncing the
+        file); the BEGIN is tried here first (`may_try_inline`)."""
+        return self._holding is not None and not _ends_transaction(sql) and self._in_transaction()
+
+    def may_try_inline(self, sql: str) -> bool:
+        """Whether `sql`, outside a transaction of ours, is first tried on the event loop's
+        thread without waiting for the file's lock (`unless_busy`): a BEGIN, or a
+        statement on its own; not a COMMIT or ROLLBACK, which may sync the disk, nor
+        anything inside a transaction this connection did not begin as a writer."""
+        return not _ends_transaction(sql) and not self._in_transaction()
+
+    def unless_busy(self, call: Callable[[], Outcome]) -> Callable[[], Outcome | None]:
+        """`call` with SQLite's busy handler off: None, having done nothing, if another
+        process holds the lock the statement needs.
+
+        A read in WAL mode never waits, a BEGIN IMMEDIATE or a one-statement write waits
+        only for another process (this one's writers take turns), so nearly every such
+        statement runs here at once, for the cost of setting `busy_timeout` around it.
+        One that would wait is sent to the connection's thread to wait there, where
+        the event loop does not wait with it. Only a single statement is tried: it
+        fails before it changes anything, so sending it again is safe."""
+        if self._busy_ms is None:
+            self._busy_ms = self._on_thread(_busy_timeout_ms)
+        return partial(_unless_busy, self.thread, call, self._busy_ms)
+
+    def release_write_lock_after_transaction(self) -> None:
+        """After a statement, commit or rollback: give the turn to write back once this
+        connection is outside any transaction (or closed)."""
+        if self._holding is None or self._in_transaction():
+            return
+        holding, self._holding = self._holding, None
+        holding.release()
+
+    @property
+    def thread(self) -> SqliteThread:
+        thread: SqliteThread = self._connection  # type: ignore[assignment]
+        return thread
+
+    def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            return await_only(self.thread.call(self.thread.on_connection(function, *args)))
+        except Exception as error:
+            self._handle_exception(error)
+
+    @property
+    def isolation_level(self) -> str | None:
+        connection = self.thread.connection
+        return None if connection is None else connection.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._on_thread(setattr, "isolation_level", value)
+
+    def create_function(self, *args: Any, **kw: Any) -> None:
+        self._on_thread(partial(_create_function, kw=kw), *args)
+
+    def _in_transaction(self) -> bool:
+        connection = self.thread.connection
+        return connection is not None and not self.thread.closed and connection.in_transaction
+
+    def commit(self) -> None:
+        try:
+            if self._in_transaction():  # else nothing to commit: no trip
+                self._on_thread(sqlite3.Connection.commit)
+        finally:
+            self.release_write_lock_after_transaction()
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection given back to it: most are in no transaction.
+        try:
+            if self._in_transaction():
+                self._on_thread(sqlite3.Connection.rollback)
+        finally:
+            self.release_write_lock_after_transaction()
+
+    def close(self) -> None:
+        try:
+            await_only(self.thread.close())
+        except Exception as error:
+            self._handle_exception(error)
+        finally:
+            self.release_write_lock_after_transaction()
+
+    async def _terminate_graceful_close(self) -> None:
+        try:
+            await self.thread.close()
+        finally:
+            self.release_write_lock_after_transaction()
+
+    def _terminate_force_close(self) -> None:
+        self.thread.stop()
+        self.release_write_lock_after_transaction()
+
+
+# Statements that read only: they never wait for the write lock in WAL mode, so they need no
+# turn. Anything else (a write, BEGIN, DDL) takes one, at worst needlessly.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN", "COMMIT", "ROLLBACK", "END", "RELEASE")
+
+
+def _writes(sql: str) -> bool:
+    return not sql.lstrip()[:8].upper().startswith(_READS)
+
+
+def _ends_transaction(sql: str) -> bool:
+    return sql.lstrip()[:8].upper().startswith(("COMMIT", "END", "ROLLBACK"))
+
+
+class WriteTurns:
+    """Whose turn it is to write, among one engine's connections in this process.
+
+    SQLite lets one connection write at a time, and one that finds the file locked
+    sleeps in SQLite's busy handler — 1, 2, 5, 10, 15, 20, 25 … ms between tries —
+    however soon the lock is free. A worker's job slots each write on their own
+    connection, so most of a worker's writes met another slot's transaction and
+    slept: the worker sat idle (70% of its main thread's samples in the event loop's
+    wait) while its runs waited. Connections of one process instead take turns on an
+    asyncio lock, and the next one starts the moment the last one commits. The
+    busy handler still orders writers in different processes (`busy_timeout`).
+
+    A turn is waited for as long as the busy timeout allows, then fails as SQLite
+    would ("database is locked"). One lock per event loop: an asyncio lock belongs
+    to one.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def acquire(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        if not lock.locked():
+            await lock.acquire()  # free: taken without waiting
+            return lock
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await lock.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        return lock
+
+
+def _create_function(connection: sqlite3.Connection, *args: Any, kw: dict[str, Any]) -> None:
+    connection.create_function(*args, **kw)
+
+
+class Module(AsyncAdapt_dbapi_module):
+    """The DBAPI module the aiosqlite dialect is given in place of aiosqlite's: sqlite3's
+    exceptions and constants, and connections over `SqliteThread`."""
+
+    def __init__(self, busy_timeout_s: float) -> None:
+        super().__init__(sqlite3, dbapi_module=sqlite3)
+        self.writes = WriteTurns(busy_timeout_s)
+        self.sqlite = sqlite3
+        self.paramstyle = "qmark"
+        self.has_stop = True  # connections can be ended without a trip (`terminate`)
+        for name in _FROM_SQLITE3:
+            setattr(self, name, getattr(sqlite3, name))
+
+    def connect(self, *args: Any, **kw: Any) -> Connection:
+        kw.pop("async_creator_fn", None)
+        kw["check_same_thread"] = False  # opened on its thread, closed by it: but say so
+        thread = SqliteThread(partial(sqlite3.connect, *args, **kw))
+        try:
+            await_only(thread.open())
+        except BaseException:
+            thread.stop()
+            raise
+        return Connection(self, thread)
+
+
+# What the dialect reads from its DBAPI module (as SQLAlchemy's aiosqlite adapter copies them).
+_FROM_SQLITE3 = (
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "sqlite_version",
+    "sqlite_version_info",
+    "PARSE_COLNAMES",
+    "PARSE_DECLTYPES",
+    "Binary",
+)
+
+
+def dbapi(busy_timeout_s: float) -> Module:
+    """A DBAPI module for one engine (its connections take turns to write: `WriteTurns`)."""
+    return Module(busy_timeout_s)
