@@ -8,9 +8,12 @@ package (or, with `check=True`, only lists what would change).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import gc
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
@@ -45,6 +48,33 @@ class CompileResult(CheckResult):
     written: list[Path] = field(default_factory=list)
     stale: list[Path] = field(default_factory=list)
     created_stubs: list[Path] = field(default_factory=list)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def collector_paused(run: Callable[P, R]) -> Callable[P, R]:
+    """Run a compile with Python's cycle collector off, then turn it back on.
+
+    Parsing and checking allocate a few objects per character and keep almost all of
+    them until the end, so each collection of the oldest generation walks everything
+    made so far: a 5,000-stage file spent about 40% of its time in the collector.
+    Nothing of the compiler's needs a cycle freed early; the collector catches up
+    when it is enabled again.
+    """
+
+    @functools.wraps(run)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
 
 
 def source_name(path: Path) -> str:
@@ -99,6 +129,7 @@ def check_stubs(wf: model.WorkflowModel, out_dir: Path) -> list[Diagnostic]:
     return problems
 
 
+@collector_paused
 def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False) -> CompileResult:
     """Compile `path` into a package; with `check`, write nothing and list stale files."""
     checked, diagnostics = analyse(path)
@@ -149,6 +180,7 @@ def iter_sources(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]]:
     return found, problems
 
 
+@collector_paused
 def check_paths(paths: Iterable[Path]) -> CheckResult:
     """`wfc check`: definitions, stale generated code and stubs, for every source under `paths`."""
     sources, diagnostics = iter_sources(paths)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from wfc.compiler import ast, model
 from wfc.compiler.checks.ai_preset import apply_ai_preset
 from wfc.compiler.checks.context import Analysis, MapFacts, StageFacts
+from wfc.compiler.checks.values import check_default_value
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.names import class_name as pascal
 from wfc.compiler.reserved import (
@@ -24,7 +25,6 @@ from wfc.compiler.reserved import (
     module_clash,
 )
 from wfc.compiler.source import Span
-from wfc.compiler.checks.values import check_default_value
 
 MAX_TYPE_DEPTH = 32
 """Deeper nesting than this is refused: no real payload needs it, and generated code stays readable."""

@@ -10,6 +10,7 @@ walk that does not recurse.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -65,6 +66,44 @@ def check_default_value(an: Analysis, f: ast.Field) -> bool:
     return ok
 
 
+def _children(node: object) -> list[object]:
+    """The AST nodes directly inside `node` (through tuples, `(key, value)` pairs too)."""
+    found: list[object] = []
+    pending: list[object] = [
+        getattr(node, f.name)
+        for f in dataclasses.fields(node)  # type: ignore[arg-type]
+    ]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, tuple | list):
+            pending.extend(item)
+        elif dataclasses.is_dataclass(item) and type(item).__module__ == ast.__name__:
+            found.append(item)
+    return found
+
+
+def check_nesting(an: Analysis, node: object, what: str, span: Span) -> bool:
+    """Report `node` (a condition, a schedule's input) when nested past `MAX_VALUE_DEPTH`
+    levels or holding a number too large; the walk itself never recurses."""
+    ok = True
+    stack: list[tuple[object, int]] = [(node, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > 2 * MAX_VALUE_DEPTH:  # an expression spends two levels per operator
+            an.error(
+                "WF304",
+                f"{what} is nested more than {MAX_VALUE_DEPTH} levels deep",
+                span,
+                help=f"write a flatter {what}",
+            )
+            return False
+        if isinstance(item, ast.Literal_) and number_too_large(item.value):
+            _too_large(an, item.span)
+            ok = False
+        stack.extend((child, depth + 1) for child in _children(item))
+    return ok
+
+
 def _number_span(span: Span) -> Span:
     """The first too-large number inside a constraint (`<= 1e999`, `1 .. 1e999`)."""
     text = span.file.text[span.start : span.end]
@@ -73,7 +112,9 @@ def _number_span(span: Span) -> Span:
         if "." not in found.group() and "e" not in found.group().lower():
             number = int(found.group()) if len(found.group()) < 4000 else math.inf
         if number_too_large(number):
-            return Span(file=span.file, start=span.start + found.start(), end=span.start + found.end())
+            return Span(
+                file=span.file, start=span.start + found.start(), end=span.start + found.end()
+            )
     return span
 
 
