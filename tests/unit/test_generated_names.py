@@ -52,7 +52,13 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("type Stage", _wf("type Stage { a: int }\n  " + OK_STAGE), "WF205", "Stage", "type"),
     ("enum Workflow", _wf("enum Workflow { a }\n  " + OK_STAGE), "WF205", "Workflow", "enum"),
     ("type dict", _wf("type dict { a: int }\n  " + OK_STAGE), "WF205", "dict", "type"),
-    ("stage metric", _wf("stage metric { output { x: int } }\n  flow metric"), "WF205", "metric", "stage"),
+    (
+        "stage metric",
+        _wf("stage metric { output { x: int } }\n  flow metric"),
+        "WF205",
+        "metric",
+        "stage",
+    ),
     (
         "stage stage",  # its context class would be `StageContext`, the runtime's base
         _wf("stage stage { output { x: int } }\n  flow stage"),
@@ -99,9 +105,27 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("workflow JSON", _wf(OK_STAGE, "JSON"), "WF205", "JSON", "standard library"),
     ("workflow pydantic", _wf(OK_STAGE, "pydantic"), "WF205", "pydantic", "module"),
     ("workflow wfc", _wf(OK_STAGE, "wfc"), "WF205", "wfc", "module"),
-    ("bound 1e999", _wf("input { a: float (<= 1e999) }\n  " + OK_STAGE), "WF308", "1e999", "too large"),
-    ("bound -1e999", _wf("input { a: float (>= -1e999) }\n  " + OK_STAGE), "WF308", "-1e999", "too large"),
-    ("default 1e999", _wf("input { a: float = 1e999 }\n  " + OK_STAGE), "WF308", "1e999", "too large"),
+    (
+        "bound 1e999",
+        _wf("input { a: float (<= 1e999) }\n  " + OK_STAGE),
+        "WF308",
+        "1e999",
+        "too large",
+    ),
+    (
+        "bound -1e999",
+        _wf("input { a: float (>= -1e999) }\n  " + OK_STAGE),
+        "WF308",
+        "-1e999",
+        "too large",
+    ),
+    (
+        "default 1e999",
+        _wf("input { a: float = 1e999 }\n  " + OK_STAGE),
+        "WF308",
+        "1e999",
+        "too large",
+    ),
     (
         "default in a list 1e999",
         _wf("input { a: json = [1, [2e999]] }\n  " + OK_STAGE),
@@ -160,8 +184,18 @@ def test_a_name_the_generated_code_trips_on_is_one_error(
         "  flow load -> load_data",
         "input { a: float (<= 1e300) = 1e-300 }\n  " + OK_STAGE,
         "input { a: json = " + "[" * 30 + "]" * 30 + " }\n  " + OK_STAGE,
+        # `CheckContext` is imported only beside an async stage: a sync `check` is fine.
+        "stage check { output { x: int } }\n  flow check",
     ],
-    ids=["enum name/value", "lowercase", "type Label", "load and load_data", "1e300", "30 deep"],
+    ids=[
+        "enum name/value",
+        "lowercase",
+        "type Label",
+        "load and load_data",
+        "1e300",
+        "30 deep",
+        "sync check",
+    ],
 )
 def test_near_misses_are_accepted(tmp_path: Path, body: str) -> None:
     assert _diagnose(tmp_path, _wf(body)) == []

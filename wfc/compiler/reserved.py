@@ -53,6 +53,7 @@ THIRD_PARTY_MODULES = frozenset(
     | {"idna", "h11", "httpx", "httpcore", "certifi", "pydantic_ai", "genai_prices"}
     | {"openai", "anthropic", "google", "distro", "jiter", "websockets", "opentelemetry"}
     | {"logfire_api", "griffe", "eval_type_backport", "exceptiongroup", "tomllib"}
+    | {"interegular", "regex", "cython_runtime"}
 )
 """Top-level modules `wfc` and its dependencies import: a package of that name beside the
 user's project would be shadowed by (or would shadow) the real one."""
