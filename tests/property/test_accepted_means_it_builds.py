@@ -105,7 +105,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 @given(st.lists(workflows(), min_size=BATCH_SIZE, max_size=BATCH_SIZE))
 def test_what_the_checker_accepts_builds(sources: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        out, packages, accepted = Path(tmp), [], {}
+        out, packages, accepted = Path(tmp), list[str](), dict[str, str]()
         for i, source in enumerate(sources):
             path = out / "sources" / f"w{i}.wf"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -96,12 +96,7 @@ def _module_names(text: str) -> tuple[set[str], set[str]]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound |= {t.id for t in targets if isinstance(t, ast.Name)}
     everywhere = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-    # Annotations are strings under `from __future__ import annotations`: read them too.
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AnnAssign | ast.arg):
-            for annotation in (getattr(node, "returns", None), getattr(node, "annotation", None)):
-                if annotation is not None:
-                    everywhere |= {n.id for n in ast.walk(annotation) if isinstance(n, ast.Name)}
+    # (Annotations are parsed as expressions too: `from __future__` changes only run time.)
     locals_ = {
         n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
     }

@@ -156,9 +156,10 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
     if not check:
+        stale = set(result.stale)  # a set: with a list, 5,000 stages made 25 million compares
         for rel, content in {**files, **stubs}.items():
             dest = target / rel
-            if dest in result.stale:
+            if dest in stale:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_text(content, encoding="utf-8", newline="\n")
                 result.written.append(dest)

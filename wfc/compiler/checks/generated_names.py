@@ -70,15 +70,20 @@ def check_generated_names(an: Analysis, wf: model.WorkflowModel) -> None:
     if not _stage_classes_are_distinct(an, wf):
         return
     for stage in wf.stages:
-        owner, span = f"stage `{stage.id}`", stage.node.name.span
-        for record in _emitted_records(stage):
-            _add(space, record.name, _Binding(owner, span, record=record))
+        owner, span = f"stage `{stage.id}`", _name_span(an, stage)
+        for emitted in _emitted_records(stage):
+            _add(space, emitted.name, _Binding(owner, span, record=emitted))
         if stage.builtin or stage.child is not None:
             continue
         suffixes = ["Context", "Stage", *(["CheckContext"] if stage.is_async else [])]
         for suffix in suffixes:
             _add(space, class_name(stage.id) + suffix, _Binding(owner, span))
     _check_fields(an, wf, names)
+
+
+def _name_span(an: Analysis, stage: model.StageModel) -> Span:
+    """Where the stage's id is written."""
+    return an.stages[stage.id].node.name.span
 
 
 def _emitted_records(stage: model.StageModel) -> list[model.Record | model.RootInput]:
@@ -105,9 +110,9 @@ def _stage_classes_are_distinct(an: Analysis, wf: model.WorkflowModel) -> bool:
             "WF209",
             f"stages `{other.id}` and `{stage.id}` both become the class name `{pascal}` "
             "in the generated code",
-            stage.node.name.span,
+            _name_span(an, stage),
             label="same class name as another stage",
-            labels=(Label(span=other.node.name.span, message=f"`{other.id}` is here"),),
+            labels=(Label(span=_name_span(an, other), message=f"`{other.id}` is here"),),
             help="rename one of the two stages so they differ by more than `_` and case",
         )
         ok = False
