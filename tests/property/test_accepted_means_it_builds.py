@@ -12,7 +12,8 @@ checked by one mypy run. CI runs `WFC_BUILD_BATCHES` batches (default 1) of
 `WFC_BUILD_BATCH_SIZE` workflows (default 20, of which about a quarter pass the checker); for a longer hunt:
 
     WFC_BUILD_BATCHES=20 WFC_BUILD_BATCH_SIZE=40 \\
-        .venv/bin/python -m pytest tests/property/test_accepted_means_it_builds.py -p no:cacheprovider
+        .venv/bin/python -m pytest tests/property/test_accepted_means_it_builds.py \\
+        -p no:cacheprovider --timeout 0
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from wfc.compiler.diagnostics import Severity
@@ -120,7 +121,7 @@ def test_what_the_checker_accepts_builds(sources: list[str]) -> None:
             compile_path(path, out / "packages" / package)
             packages.append(package)
             accepted[package] = source
-        assert packages, "no workflow of the batch passed the checker: nothing was built"
+        assume(packages)  # a batch the checker refused whole builds nothing to check
         where = out / "packages"
         imports = "; ".join(f"import {p}" for p in packages)
         imported = _run([sys.executable, "-c", imports], where)

@@ -51,6 +51,8 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("type Field", _wf("type Field { a: int }\n  " + OK_STAGE), "WF205", "Field", "type"),
     ("type Stage", _wf("type Stage { a: int }\n  " + OK_STAGE), "WF205", "Stage", "type"),
     ("enum Workflow", _wf("enum Workflow { a }\n  " + OK_STAGE), "WF205", "Workflow", "enum"),
+    ("type class", _wf("type class { a: int }\n  " + OK_STAGE), "WF205", "class", "type"),
+    ("enum None", _wf("enum None { a }\n  " + OK_STAGE), "WF205", "None", "enum"),
     ("type dict", _wf("type dict { a: int }\n  " + OK_STAGE), "WF205", "dict", "type"),
     (
         "stage metric",

@@ -36,8 +36,9 @@ GENERATED_BUILTINS = frozenset(
 )
 """The builtins the generated code reads: a class or attribute of that name would hide one."""
 
-RESERVED_CLASS_NAMES = GENERATED_MODULE_NAMES | GENERATED_BUILTINS
-"""Type and enum names (and generated class names) that would replace a name the package uses."""
+RESERVED_CLASS_NAMES = GENERATED_MODULE_NAMES | GENERATED_BUILTINS | set(keyword.kwlist)
+"""Type and enum names (and generated class names) that would replace a name the package uses,
+or not be a name at all (`class class(BaseModel)`)."""
 
 ENUM_MEMBER_RESERVED = frozenset(
     set(keyword.kwlist) | {n for n in dir(str) if not n.startswith("_")} | {"mro"}
