@@ -120,12 +120,18 @@ def _generated_names(wf: model.WorkflowModel) -> set[str]:
     return names | {"StageId", "STAGE_IDS", "is_valid_stage_id", "assert_valid_stage_id"}
 
 
-def check_stubs(wf: model.WorkflowModel, out_dir: Path) -> list[Diagnostic]:
-    """Stubs in an existing package that no longer fit their stage."""
+def check_stubs(
+    wf: model.WorkflowModel, out_dir: Path, *, fresh: frozenset[Path] = frozenset()
+) -> list[Diagnostic]:
+    """Stubs in an existing package that no longer fit their stage. The `fresh` ones were
+    just written from the template, so fit by construction: reading them back cost a
+    5,000-stage first compile a tenth of its time."""
     names = _generated_names(wf)
     problems: list[Diagnostic] = []
     for stage in stage_views(wf):
-        problems += check_stub(out_dir / "stages" / f"{stage.id}.py", stage, names)
+        stub = out_dir / "stages" / f"{stage.id}.py"
+        if stub not in fresh:
+            problems += check_stub(stub, stage, names)
     return problems
 
 
@@ -164,7 +170,7 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
                 dest.write_text(content, encoding="utf-8", newline="\n")
                 result.written.append(dest)
         result.created_stubs = [target / rel for rel in stubs]
-        diagnostics += check_stubs(checked, target)
+        diagnostics += check_stubs(checked, target, fresh=frozenset(result.created_stubs))
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 
