@@ -30,6 +30,20 @@ def _diagnose(tmp_path: Path, source: str, name: str) -> list[Diagnostic]:
 
 
 CASES: list[tuple[str, str, str, str, str]] = [
+    (
+        "a timeout past 100 years",
+        _wf("stage s { output { x: int } timeout 99999999999999999999999999h }\n  flow s"),
+        "w.wf",
+        "WF307",
+        "longer than 100 years",
+    ),
+    (
+        "a 5,000-digit timeout",
+        _wf(f"stage s {{ output {{ x: int }} timeout {HUGE}s }}\n  flow s"),
+        "w.wf",
+        "WF307",
+        "longer than 100 years",
+    ),
     ("yaml of 500 [", "[" * 500, "w.wf.yaml", "WF120", "nested more than 64 levels"),
     ("yaml of 5000 [", "[" * 5000 + "]" * 5000, "w.wf.yaml", "WF120", "nested more than 64"),
     (
@@ -127,6 +141,11 @@ def test_no_traceback_only_a_diagnostic(
     assert [d.code for d in diagnostics] == [code], [d.message for d in diagnostics]
     assert message in diagnostics[0].message
     assert diagnostics[0].location.startswith((tmp_path / name).as_posix() + ":")
+
+
+def test_a_timeout_of_100_years_is_kept(tmp_path: Path) -> None:
+    source = _wf("stage s { output { x: int } timeout 36500d }\n  flow s")
+    assert _diagnose(tmp_path, source, "w.wf") == []
 
 
 def test_a_length_that_fits_is_kept(tmp_path: Path) -> None:
