@@ -53,6 +53,10 @@ _plain = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True) | st.from_regex(
 # One name in eight is a tricky one: with more, nearly every workflow is refused and the
 # batch would hold little for mypy to check.
 names = st.one_of(*[_plain] * 7, st.sampled_from(TRICKY))
+# Enum members meet `str`'s own methods (`upper`, `title`) and enum's own names: one in
+# three is one of those.
+_STR_NAMES = sorted({n for n in dir(str) if not n.startswith("_")} | {"name", "value", "mro"})
+member_names = st.one_of(_plain, _plain, st.sampled_from(_STR_NAMES), st.sampled_from(TRICKY))
 SCALARS = ["int", "str", "float", "bool", "datetime", "date", "url", "email", "json", "blob"]
 
 
@@ -75,7 +79,7 @@ def workflows(draw: st.DrawFn) -> str:
     lines = []
     if draw(st.booleans()):
         enum = draw(names)
-        members = draw(st.lists(names, min_size=1, max_size=3))
+        members = draw(st.lists(member_names, min_size=1, max_size=3))
         lines.append(f"  enum {enum} {{ {', '.join(members)} }}")
         types.append(enum)
     if draw(st.booleans()):
