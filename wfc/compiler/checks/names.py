@@ -101,7 +101,7 @@ def _collect_declarations(an: Analysis) -> None:
             what = "enum" if isinstance(decl, ast.EnumDecl) else "type"
             an.error(
                 "WF205",
-                f"`{name}` cannot be a {what} name: the generated code uses it",
+                f"`{name}` cannot be {'an' if what == 'enum' else 'a'} {what} name: the generated code uses it",
                 decl.name.span,
                 label="reserved name",
                 help=f"rename the {what}, e.g. `{name}Value`",
