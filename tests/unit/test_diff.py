@@ -547,8 +547,10 @@ CASES: list[tuple[str, str, str, set[tuple[str, Verdict]]]] = [
     # -- kind
     (
         "sync to async",
-        SHOP,
-        shop(("  stage check {", "  async stage check {")),
+        # Not SHOP: beside any async stage, its stage `check` would generate a second
+        # class `CheckContext` (WF209).
+        ABCD,
+        edit(ABCD, ("  stage b {", "  async stage b {")),
         {("stage-kind-changed", BIS), ("stage-poll-changed", C)},
     ),
     # -- the flow

@@ -9,6 +9,7 @@ name written, for the checker to judge.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -29,9 +30,12 @@ def unquote(token_text: str) -> str:
 
 
 def parse_number(text: str) -> int | float:
-    """An int when the text has no fraction or exponent, else a float."""
+    """An int when the text has no fraction or exponent, else a float. An integer too long for
+    `int()` (past 4,300 digits) is infinite, which the checker reports as too large."""
     if any(c in text for c in ".eE"):
         return float(text)
+    if len(text) > 4000:
+        return -math.inf if text.startswith("-") else math.inf
     return int(text)
 
 

@@ -56,7 +56,7 @@ from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.source import SourceFile, Span
 from wfc.compiler.yaml_children import ChildReader
-from wfc.compiler.yaml_nodes import YamlProblem
+from wfc.compiler.yaml_nodes import DepthLimitedLoader, YamlProblem
 from wfc.compiler.yaml_waits import WaitReader
 
 
@@ -323,7 +323,7 @@ class _Builder(WaitReader, ChildReader):
 def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
     """The AST of a `.wf.yaml` file, or the diagnostic of its first problem."""
     try:
-        root = yaml.compose(file.text, Loader=yaml.SafeLoader)
+        root = yaml.compose(file.text, Loader=DepthLimitedLoader)
     except yaml.MarkedYAMLError as error:
         return _invalid_yaml(file, error)
     except yaml.YAMLError as error:

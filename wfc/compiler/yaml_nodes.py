@@ -8,12 +8,40 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import yaml
+from yaml.composer import ComposerError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic, did_you_mean
 from wfc.compiler.parser import parse_rule
 from wfc.compiler.source import SourceFile, Span
+
+MAX_YAML_DEPTH = 64
+"""Deeper YAML is refused while it is read: PyYAML's composer recurses once per level, so a
+few hundred `[` would end in a RecursionError, and no workflow nests past a few levels."""
+
+
+class DepthLimitedLoader(yaml.SafeLoader):
+    """`SafeLoader` that stops at `MAX_YAML_DEPTH` levels with a `ComposerError` at the
+    node, which the front end reports like any other YAML error (WF120)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        """Count the levels on the way down."""
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise ComposerError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class YamlProblem(Exception):

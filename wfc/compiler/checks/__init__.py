@@ -12,6 +12,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.children import check_child_inputs, resolve_children
 from wfc.compiler.checks.conditions import check_conditions
 from wfc.compiler.checks.context import Analysis
+from wfc.compiler.checks.generated_names import check_generated_names
 from wfc.compiler.checks.graph import check_graph
 from wfc.compiler.checks.limits import check_limits
 from wfc.compiler.checks.mapping import check_map_settings, check_maps
@@ -67,7 +68,11 @@ def check_program(program: Program) -> tuple[model.WorkflowModel | None, list[Di
         _check_repeats(an, an.workflow)
     if an.workflow is None or an.has_errors:
         return None, an.diagnostics
-    return _build_model(an, an.workflow, root.file.path.name), an.diagnostics
+    checked = _build_model(an, an.workflow, root.file.path.name)
+    check_generated_names(an, checked)  # on the model: the very names codegen will use
+    if an.has_errors:
+        return None, an.diagnostics
+    return checked, an.diagnostics
 
 
 def _check_repeats(an: Analysis, wf: ast.Workflow) -> None:

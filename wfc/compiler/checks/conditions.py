@@ -34,6 +34,7 @@ from wfc.compiler.checks.condition_types import (
     without_optional,
 )
 from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.checks.values import check_nesting
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.plan import Condition, ConditionOp
@@ -69,7 +70,7 @@ def check_conditions(an: Analysis) -> None:
                 labels=(Label(span=conditions[0].span, message="first given here"),),
                 help="join the two with `and`",
             )
-        if conditions:
+        if conditions and check_nesting(an, conditions[0], "condition", conditions[0].span):
             facts.when = _ConditionChecker(an, facts).check(conditions[0])
 
 

@@ -14,25 +14,43 @@ from pydantic import BaseModel
 from wfc.compiler import ast, model
 from wfc.compiler.checks.ai_preset import apply_ai_preset
 from wfc.compiler.checks.context import Analysis, MapFacts, StageFacts
+from wfc.compiler.checks.values import check_default_value
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.names import class_name as pascal
+from wfc.compiler.reserved import (
+    ENUM_MEMBER_RESERVED,
+    GENERATED_BUILTINS,
+    GENERATED_MODULE_NAMES,
+    RESERVED_CLASS_NAMES,
+    module_clash,
+)
 from wfc.compiler.source import Span
 
 MAX_TYPE_DEPTH = 32
 """Deeper nesting than this is refused: no real payload needs it, and generated code stays readable."""
 
 RESERVED_FIELD_NAMES = frozenset(
-    {n for n in dir(BaseModel) if not n.startswith("_")} | set(keyword.kwlist) | {"self"}
+    {n for n in dir(BaseModel) if not n.startswith("_")}
+    | set(keyword.kwlist)
+    | {"self"}
+    | GENERATED_MODULE_NAMES
+    | GENERATED_BUILTINS
 )
-"""Field names that would clash with Python keywords or pydantic's own attributes."""
+"""Field names that would clash with Python keywords or pydantic's own attributes, or hide
+a name the model classes read (`datetime: datetime, d: date` makes `d: datetime.date`
+read the field)."""
 
 RESERVED_STAGE_IDS = frozenset(
     set(keyword.kwlist)
     | {"input", "config", "run_id", "stage_id", "attempt", "resume_state", "log", "progress"}
     | {"require", "optional", "blobs", "ai", "dependency", "metrics", "workflow_id", "self"}
     | {"item", "item_index", "item_count", "dependency_list", "item_results"}
+    | {"metric", "artifact"}
+    | GENERATED_BUILTINS
 )
-"""Stage ids that would clash with the members of the generated stage context."""
+"""Stage ids that would clash with the members of the generated stage context (a need
+becomes a property of it) or hide a builtin its class body reads (`@property`, `list[…]`).
+`tests/unit/test_reserved_names.py` checks that every public member of `StageContext` is here."""
 
 
 def check_names(an: Analysis) -> None:
@@ -41,7 +59,8 @@ def check_names(an: Analysis) -> None:
     wf = an.workflow
     if wf is None:
         return
-    _check_identifier(an, wf.id, "workflow", RESERVED_STAGE_IDS & set(keyword.kwlist))
+    if _check_identifier(an, wf.id, "workflow", RESERVED_STAGE_IDS & set(keyword.kwlist)):
+        _check_package_name(an, wf.id)
     an.workflow_input = _single_record(an, wf.inputs, "WorkflowInput", "input")
     an.workflow_output = _single_record(an, wf.outputs, "WorkflowOutput", "output")
     for stage in wf.stages:
@@ -79,6 +98,16 @@ def _collect_declarations(an: Analysis) -> None:
         if name in an.declared_at:
             _duplicate(an, "type", name, decl.name, an.declared_at[name])
             continue
+        if name in RESERVED_CLASS_NAMES:
+            what = "enum" if isinstance(decl, ast.EnumDecl) else "type"
+            an.error(
+                "WF205",
+                f"`{name}` cannot be {'an' if what == 'enum' else 'a'} {what} name: the generated code uses it",
+                decl.name.span,
+                label="reserved name",
+                help=f"rename the {what}, e.g. `{name}Value`",
+            )
+            continue
         an.declared_at[name] = decl.name.span
         if isinstance(decl, ast.EnumDecl):
             an.enums[name] = _build_enum(an, decl)
@@ -106,6 +135,14 @@ def _build_enum(an: Analysis, decl: ast.EnumDecl) -> model.EnumType:
         value = member.name.value
         if value in seen:
             _duplicate(an, "enum member", value, member.name, seen[value].span)
+        elif value in ENUM_MEMBER_RESERVED:
+            an.error(
+                "WF205",
+                f"`{value}` cannot be an enum member",
+                member.name.span,
+                label="a Python keyword or a method of `str`, which enums are",
+                help=f"rename it, e.g. `{value}_value`",
+            )
         else:
             seen[value] = member.name
     if not decl.members:
@@ -172,7 +209,7 @@ def build_record(
             ok = False
             continue
         ftype = resolve_type(an, f.type, stack or [], depth=0)
-        if ftype is None:
+        if ftype is None or not check_default_value(an, f):
             ok = False
             continue
         fields.append(
@@ -306,6 +343,19 @@ def _check_identifier(
         )
         return False
     return True
+
+
+def _check_package_name(an: Analysis, name: ast.Name) -> None:
+    """The workflow id names its package; a module Python already knows would win the import."""
+    clash = module_clash(name.value)
+    if clash is not None:
+        an.error(
+            "WF205",
+            f"`{name.value}` cannot be a workflow id: its package would clash with {clash}",
+            name.span,
+            label="a module of this name already exists",
+            help=f"rename the workflow, e.g. `{name.value}_flow`",
+        )
 
 
 def _collect_stage(an: Analysis, stage: ast.Stage) -> None:

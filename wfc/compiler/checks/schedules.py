@@ -15,6 +15,7 @@ from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis
 from wfc.compiler.checks.names import value_to_json
 from wfc.compiler.checks.types import default_problem
+from wfc.compiler.checks.values import check_nesting
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.fleet_rules import cron_problem, nearest_timezone, timezone_problem
 from wfc.plan import CatchUp, Overlap, ScheduleSpec
@@ -65,7 +66,7 @@ def _schedule(an: Analysis, node: ast.Schedule) -> ScheduleSpec | None:
     catch_up = _policy(an, node.catch_ups, _CATCH_UP, "catch up", str(CatchUp.LATEST))
     overlap = _policy(an, node.overlaps, _OVERLAP, "overlap", str(Overlap.SKIP))
     given = node.inputs[0] if node.inputs else ast.ObjectValue(entries=(), span=node.name.span)
-    data = _input(an, node, given)
+    data = _input(an, node, given) if check_nesting(an, given, "input", given.span) else None
     if not ok or catch_up is None or overlap is None or data is None:
         return None
     return ScheduleSpec(

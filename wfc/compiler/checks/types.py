@@ -296,6 +296,10 @@ def _size(value: ast.Value) -> int | None:
 # -- stage settings ------------------------------------------------------------
 
 
+_MAX_DURATION_MS = 100 * 365 * 86_400_000
+"""No duration past 100 years: `now + timeout` must stay a date the runtime can hold."""
+
+
 def duration_ms(an: Analysis, d: ast.Duration, *, what: str) -> int | None:
     """Milliseconds of a duration such as `1h30m`, or None after reporting a bad one."""
     total = 0
@@ -311,7 +315,17 @@ def duration_ms(an: Analysis, d: ast.Duration, *, what: str) -> int | None:
                 + "units are ms, s, m, h and d, e.g. `90s` or `1h30m`",
             )
             return None
-        total += int(number) * _UNIT_MS[unit]
+        # A 5,000-digit count would make int() raise; anything past the cap is refused below.
+        total += (int(number) if len(number) < 20 else _MAX_DURATION_MS) * _UNIT_MS[unit]
+    if total > _MAX_DURATION_MS:
+        an.error(
+            "WF307",
+            f"{what} `{d.text}` is longer than 100 years",
+            d.span,
+            label="out of range",
+            help="a deadline past 100 years overflows the runtime's clock arithmetic",
+        )
+        return None
     if total <= 0:
         an.error(
             "WF307",
