@@ -234,6 +234,13 @@ async def _phase_start(
     if existing is not None and _started_for(existing, cmd):
         return run, existing, outputs, rows
     async with atomic(deps, causation_id) as unit:
+        # The run's row first, then the stage's: the order `run.cancel` (and a cancel
+        # cascading from a parent run) takes them in. Started the other way round, the
+        # start held the stage and waited for the run (its event's sequence) while a
+        # cancel held the run and waited for the stage: a deadlock on PostgreSQL.
+        run = await unit.db.update_run(run.id, {})
+        if run.status is not Status.RUNNING:
+            raise _Discarded(f"Run {run.id} is {run.status.value}")
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = replace(
             fresh,
