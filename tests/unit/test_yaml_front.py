@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.fuzzing import YAML_SEED
 from wfc.compiler.driver import analyse
 from wfc.compiler.lower import lower
 
@@ -31,31 +32,7 @@ WF = """workflow reviews {
 }
 """
 
-YAML = """workflow:
-  id: reviews
-  name: Reviews
-  enums: {Mood: [happy, sad]}
-  types: {Score: {value: "float (0.0 .. 1.0)", label: "str?"}}
-  input: {text: "str (len >= 1)", language: 'str = "en"'}
-  output: {mood: Mood, score: Score}
-  stages:
-    clean:
-      name: Clean
-      input: {text: str, language: str}
-      output: {text: str}
-      retry: 3 times, backoff exponential 1s x2 max 1m
-      timeout: 2m
-    judge:
-      name: Judge
-      async: true
-      input: from clean
-      output: {mood: Mood, score: Score}
-      config: {threshold: "float = 0.5"}
-      poll: every 1m, give up after 24h
-      priority: 7
-    tally: {input: none, needs: [clean, judge], output: {mood: Mood, score: Score}}
-  flow: clean -> judge -> tally
-"""
+YAML = YAML_SEED  # the same workflow as WF above, in the YAML form
 
 
 def test_yaml_and_wf_give_the_same_plan(tmp_path: Path) -> None:

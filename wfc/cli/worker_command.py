@@ -12,7 +12,8 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from wfc.cli.logs import LogFormat
     from wfc.observability.setup import Telemetry
     from wfc.runtime.hosts import WorkerStats
+    from wfc.runtime.kernel import Kernel
+    from wfc.runtime.registry import WorkflowMap
+    from wfc.web.embedded import EmbeddedDashboard
 
 log = logging.getLogger("wfc.worker")
 
@@ -180,6 +184,13 @@ def _seconds(value: float) -> timedelta:
     envvar="WFC_METRICS_HOST",
     help="The address /metrics listens on.",
 )
+@click.option(
+    "--ui-port",
+    type=click.IntRange(min=1, max=65535),
+    envvar="WFC_UI_PORT",
+    help="Also serve the read-only dashboard at http://127.0.0.1:PORT (needs wfc[ui]; "
+    "`wfc ui` serves it on its own, with actions).  [env: WFC_UI_PORT]",
+)
 def worker_command(
     plans: tuple[str, ...],
     db_url: str | None,
@@ -200,6 +211,7 @@ def worker_command(
     otel: bool,
     metrics_port: int | None,
     metrics_host: str,
+    ui_port: int | None,
 ) -> None:
     """Execute the jobs of the workflows in --plan until stopped (SIGTERM or Ctrl-C).
 
@@ -259,9 +271,12 @@ def worker_command(
             )
             return await host.serve()
 
+    dashboard = _dashboard(db_url, registry, ui_port)
     try:
         stats = run_leaving_threads(serve())
     finally:
+        if dashboard is not None:
+            dashboard.stop()
         if telemetry is not None:
             telemetry.shutdown()  # exports the spans still buffered before the exit
     log.info("exited", extra=asdict(stats))
@@ -269,6 +284,29 @@ def worker_command(
         click.echo(f"wfc worker: gave up: {stats.gave_up}", err=True)
         exit_leaving_threads(EXIT_GAVE_UP)
     exit_leaving_threads(0)
+
+
+def _dashboard(
+    db_url: str | None, registry: WorkflowMap, ui_port: int | None
+) -> EmbeddedDashboard | None:
+    """The dashboard on its own thread when asked for (`wfc.web.embedded`), started; or a
+    one-line error when it cannot be served."""
+    if ui_port is None:
+        return None
+    from wfc.web.embedded import DashboardUnavailable, EmbeddedDashboard
+
+    @asynccontextmanager
+    async def open_kernel() -> AsyncIterator[Kernel]:
+        async with opened_storage(db_url, worker_id="ui") as storage:
+            yield kernel_for(storage, registry)
+
+    try:
+        dashboard = EmbeddedDashboard(open_kernel, "127.0.0.1", ui_port)
+    except DashboardUnavailable as error:
+        raise click.ClickException(str(error)) from None
+    dashboard.start()
+    log.info("dashboard", extra={"url": dashboard.address})
+    return dashboard
 
 
 def _telemetry(otel: bool, metrics_port: int | None, metrics_host: str) -> Telemetry | None:
