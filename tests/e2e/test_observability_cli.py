@@ -63,3 +63,33 @@ def test_a_metrics_port_in_use_is_named(package: Path, tmp_path: Path) -> None:
 def test_an_unknown_exporter_is_named(package: Path, tmp_path: Path) -> None:
     line = one_line(worker(package, tmp_path, "--otel", OTEL_TRACES_EXPORTER="zipkin"))
     assert line == "Error: OTEL_TRACES_EXPORTER='zipkin': wfc supports otlp, console, none"
+
+
+@pytest.mark.parametrize("switch", ["--otel", "WFC_OTEL"])
+def test_wfc_run_with_otel_traces_its_run_and_each_stage(
+    package: Path, tmp_path: Path, switch: str
+) -> None:
+    """`wfc run --otel` (or WFC_OTEL=1) traces the run it runs here, like a worker does;
+    without the switch nothing is exported."""
+    env = environment(
+        f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", tmp_path / "ledger",
+        OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none",
+    )  # fmt: skip
+    args = ["--otel"] if switch == "--otel" else []
+    if switch == "WFC_OTEL":
+        env["WFC_OTEL"] = "1"
+
+    def run(*extra: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "wfc", "run", str(package), "--input", '{"n": 1}', *extra],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False, env=environ,
+        )  # fmt: skip
+
+    traced = run(*args, environ=env)
+    assert traced.returncode == 0, traced.stderr
+    names = [line.split('"')[3] for line in traced.stdout.splitlines() if '"name": "' in line]
+    assert "run counted" in names
+    assert {"stage first", "stage second", "stage third"} <= set(names)
+    plain = run(environ={k: v for k, v in env.items() if k != "WFC_OTEL"})
+    assert plain.returncode == 0, plain.stderr
+    assert '"name": "stage' not in plain.stdout

@@ -23,11 +23,13 @@ from wfc.cli.session import (
     kernel_for,
     load_workflows,
     opened_storage,
+    otel_option,
     parse_json_option,
     print_json,
     refused,
     run_json,
     run_leaving_threads,
+    telemetry_or_exit,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ def _pick(registry: WorkflowMap, wanted: str | None) -> str:
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
 @db_option
 @json_option
+@otel_option
 def run_command(
     source: str,
     input_text: str | None,
@@ -88,6 +91,7 @@ def run_command(
     timeout: float | None,
     db_url: str | None,
     as_json: bool,
+    otel: bool,
 ) -> None:
     """Run SOURCE (.wf, package or plan.json) to the end here, showing each stage live.
 
@@ -104,20 +108,25 @@ def run_command(
     assert workflow is not None
     console = Console(stderr=True)
     created: list[str] = []
+    telemetry = telemetry_or_exit(otel)
     try:
-        run = run_leaving_threads(
-            _run(
-                registry,
-                chosen,
-                run_input,
-                config,
-                db_url,
-                timeout,
-                console,
-                len(workflow.plan.stages),
-                created,
+        try:
+            run = run_leaving_threads(
+                _run(
+                    registry,
+                    chosen,
+                    run_input,
+                    config,
+                    db_url,
+                    timeout,
+                    console,
+                    len(workflow.plan.stages),
+                    created,
+                )
             )
-        )
+        finally:
+            if telemetry is not None:
+                telemetry.shutdown()  # sends the spans still buffered before the exit
     except KeyboardInterrupt:
         console.print(_left(created, "interrupted"), highlight=False, soft_wrap=True)
         exit_leaving_threads(EXIT_INTERRUPTED)

@@ -23,6 +23,7 @@ from click.core import ParameterSource
 
 if TYPE_CHECKING:
     from wfc.errors import InvalidRunInputError
+    from wfc.observability.setup import Telemetry
     from wfc.runtime.adapters.sql import PoolOptions, SqlStorage
     from wfc.runtime.kernel import Kernel
     from wfc.runtime.plugins import Plugin
@@ -93,6 +94,29 @@ db_read_option = click.option(
     callback=_existing_database,
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for tools.")
+
+otel_option = click.option(
+    "--otel/--no-otel",
+    envvar="WFC_OTEL",
+    default=False,
+    help="Export traces and metrics with OpenTelemetry (OTEL_* variables configure it; "
+    "needs wfc[otel]).  [env: WFC_OTEL]",
+)
+
+
+def telemetry_or_exit(
+    otel: bool, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> Telemetry | None:
+    """Observability as asked for (None when it is not: nothing of OpenTelemetry is then
+    imported), or a one-line error when it cannot be had (the extra missing, a port taken).
+    Whoever gets one calls `shutdown()` before exiting, to send what it still holds."""
+    from wfc.observability.hosting import worker_telemetry
+    from wfc.observability.setup import ObservabilityUnavailable
+
+    try:
+        return worker_telemetry(otel, metrics_port, metrics_host)
+    except ObservabilityUnavailable as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _plans(ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -30,14 +30,15 @@ from wfc.cli.session import (
     load_plugins,
     load_workflows,
     opened_storage,
+    otel_option,
     plan_option,
     plugin_option,
     run_leaving_threads,
+    telemetry_or_exit,
 )
 
 if TYPE_CHECKING:
     from wfc.cli.logs import LogFormat
-    from wfc.observability.setup import Telemetry
     from wfc.runtime.hosts import WorkerStats
     from wfc.runtime.kernel import Kernel
     from wfc.runtime.registry import WorkflowMap
@@ -163,13 +164,7 @@ def _seconds(value: float) -> timedelta:
 @click.option(
     "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
 )
-@click.option(
-    "--otel/--no-otel",
-    envvar="WFC_OTEL",
-    default=False,
-    help="Export traces and metrics with OpenTelemetry (OTEL_* variables configure it; "
-    "needs wfc[otel]).  [env: WFC_OTEL]",
-)
+@otel_option
 @click.option(
     "--metrics-port",
     type=click.IntRange(min=0, max=65535),
@@ -230,7 +225,7 @@ def worker_command(
     timeout = _seconds(default_stage_timeout) if default_stage_timeout else None
     registry = load_workflows(plans, default_stage_timeout=timeout)
     plugins = load_plugins(plugin_specs)
-    telemetry = _telemetry(otel, metrics_port, metrics_host)
+    telemetry = telemetry_or_exit(otel, metrics_port, metrics_host)
     retention = None if retain is None else retention_age(retain)
     name = worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -307,14 +302,3 @@ def _dashboard(
     dashboard.start()
     log.info("dashboard", extra={"url": dashboard.address})
     return dashboard
-
-
-def _telemetry(otel: bool, metrics_port: int | None, metrics_host: str) -> Telemetry | None:
-    """Observability as asked for, or a one-line error when it cannot be had."""
-    from wfc.observability.hosting import worker_telemetry
-    from wfc.observability.setup import ObservabilityUnavailable
-
-    try:
-        return worker_telemetry(otel, metrics_port, metrics_host)
-    except ObservabilityUnavailable as error:
-        raise click.ClickException(str(error)) from None
