@@ -22,6 +22,7 @@ from wfc.compiler.checks.skipping import check_skipping
 from wfc.compiler.checks.types import check_types
 from wfc.compiler.checks.wait_reads import check_wait_reads
 from wfc.compiler.checks.waits import check_builtins
+from wfc.compiler.checks.yaml_help import spell_for_file
 from wfc.compiler.diagnostics import Diagnostic, Label
 from wfc.compiler.loader import Program
 from wfc.compiler.names import class_name
@@ -46,8 +47,14 @@ PASSES: tuple[Callable[[Analysis], None], ...] = (
 def check_program(program: Program) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
     """Check the root file's workflow (if it has one) and the types it can see.
 
-    Returns the checked workflow, or None when there is none or it has errors.
+    Returns the checked workflow, or None when there is none or it has errors. Help lines
+    are in the spelling of the file each diagnostic is about (`.wf` or `.wf.yaml`).
     """
+    checked, diagnostics = _check_root(program)
+    return checked, spell_for_file(diagnostics)
+
+
+def _check_root(program: Program) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
     root = program.root
     if root is None:
         return None, []
