@@ -216,3 +216,12 @@ def test_a_needs_suggested_in_yaml_help_is_accepted_as_written(tmp_path: Path) -
         "  input: {go: bool}\n  flow: a -> b\n"
     )
     assert [d for d in _all(tmp_path, "case.wf.yaml", text) if d.severity == "error"] == []
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_yaml_file_is_told_how_a_workflow_is_written_in_yaml(
+    tmp_path: Path, text: str
+) -> None:
+    d = _only(tmp_path, text)
+    assert d.code == "WF114"
+    assert d.help is not None and "workflow: {id:" in d.help and "workflow name {" not in d.help

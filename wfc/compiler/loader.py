@@ -94,7 +94,9 @@ def decode_source(path: Path, data: bytes) -> SourceFile | Diagnostic:
             code="WF114",
             message="the file is empty",
             span=Span(file=file, start=0, end=0),
-            help="declare a workflow: `workflow name { … }`",
+            help="declare a workflow: `workflow: {id: name, stages: {…}, flow: …}`"
+            if path.name.endswith(YAML_SUFFIXES)
+            else "declare a workflow: `workflow name { … }`",
         )
     return file
 

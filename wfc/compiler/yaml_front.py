@@ -330,7 +330,10 @@ def parse_yaml(file: SourceFile) -> ast.Module | Diagnostic:
         return Diagnostic(code="WF120", message=f"invalid YAML: {error}", path=file.display_name)
     if root is None:
         return Diagnostic(
-            code="WF114", message="the file is empty", span=Span(file=file, start=0, end=0)
+            code="WF114",
+            message="the file is empty",
+            span=Span(file=file, start=0, end=0),
+            help="declare a workflow: `workflow: {id: name, stages: {…}, flow: …}`",
         )
     try:
         return _Builder(file).module(root)
