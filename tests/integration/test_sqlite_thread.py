@@ -151,3 +151,34 @@ async def test_the_url_chooses_normal_or_full_durability(
         await engine.dispose()
     with pytest.raises(ValueError, match="synchronous=normal or full"):
         create_engine(f"sqlite+aiosqlite:///{tmp_path / 'durable.db'}?synchronous=off")
+
+
+async def test_a_database_file_deleted_under_an_engine_is_not_created_again(
+    tmp_path: Path,
+) -> None:
+    """The first connection may create the file (a new database); once one was opened, a
+    later connection of the engine finds the file gone instead of creating an empty one
+    (which a worker's health check then took for a file "replaced", and other processes
+    for an empty database)."""
+    path = tmp_path / "gone.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            await conn.commit()
+        await engine.dispose()  # the next statement needs a new connection
+        for name in ("gone.db", "gone.db-wal", "gone.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        with pytest.raises(Exception, match="unable to open database file"):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert not path.exists()
+    finally:
+        await engine.dispose()
+    fresh = create_engine(f"sqlite+aiosqlite:///{path}")  # a new engine creates it again
+    try:
+        async with fresh.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await fresh.dispose()
+    assert path.exists()

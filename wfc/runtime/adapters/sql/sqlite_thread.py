@@ -39,6 +39,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy.connectors.asyncio import (
     AsyncAdapt_dbapi_connection,
@@ -434,6 +435,7 @@ class Module(AsyncAdapt_dbapi_module):
     def __init__(self, busy_timeout_s: float) -> None:
         super().__init__(sqlite3, dbapi_module=sqlite3)
         self.writes = WriteTurns(busy_timeout_s)
+        self._opened: set[str] = set()  # database files a connection was opened to
         self.sqlite = sqlite3
         self.paramstyle = "qmark"
         self.has_stop = True  # connections can be ended without a trip (`terminate`)
@@ -443,13 +445,28 @@ class Module(AsyncAdapt_dbapi_module):
     def connect(self, *args: Any, **kw: Any) -> Connection:
         kw.pop("async_creator_fn", None)
         kw["check_same_thread"] = False  # opened on its thread, closed by it: but say so
+        args = self._existing_only(args, kw)
         thread = SqliteThread(partial(sqlite3.connect, *args, **kw))
         try:
             await_only(thread.open())
         except BaseException:
             thread.stop()
             raise
+        if args and isinstance(args[0], str) and args[0] not in ("", ":memory:"):
+            if not kw.get("uri"):
+                self._opened.add(args[0])
         return Connection(self, thread)
+
+    def _existing_only(self, args: tuple[Any, ...], kw: dict[str, Any]) -> tuple[Any, ...]:
+        """The first connection to a file may create it (a new database, migrated on first
+        use); every later one opens it read-write only if it exists. Otherwise a file
+        deleted under a running worker came back, empty, at the pool's next connection:
+        the worker then saw it "replaced" rather than deleted, and any other process an
+        empty database where the runs had been."""
+        if not args or not isinstance(args[0], str) or args[0] not in self._opened:
+            return args
+        kw["uri"] = True
+        return (f"file:{quote(args[0])}?mode=rw", *args[1:])
 
 
 # What the dialect reads from its DBAPI module (as SQLAlchemy's aiosqlite adapter copies them).
