@@ -6,7 +6,6 @@ processes, share one trace and one parent (the caller's span given as TRACEPAREN
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.e2e.workers import environment, start_worker, stop, wait_until, wfc
+from tests.e2e.workers import environment, free_port, start_worker, stop, wait_until, wfc
 from wfc.compiler import compile_path
 from wfc.runtime.adapters.sql import open_storage
 from wfc.runtime.records import RunRecord, Status
@@ -131,12 +130,6 @@ def collector() -> Iterator[Collector]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def fanout_package(directory: Path) -> Path:

@@ -11,13 +11,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.e2e.workers import counted_package, environment, start_worker, stop, wait_until, wfc
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.e2e.workers import (
+    counted_package,
+    environment,
+    free_port,
+    start_worker,
+    stop,
+    wait_until,
+    wfc,
+)
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -33,7 +35,7 @@ def _get(url: str) -> tuple[int, str]:
 def test_a_worker_serves_the_dashboard_of_the_runs_it_runs(tmp_path: Path) -> None:
     package = counted_package(tmp_path)
     env = environment(f"sqlite+aiosqlite:///{tmp_path / 'wfc.db'}", tmp_path / "ledger")
-    port = _free_port()
+    port = free_port()
     worker = start_worker(
         package, env, tmp_path, tmp_path / "worker.log", "--poll-interval", "0.1",
         "--ui-port", str(port),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
+from tests.e2e.workers import free_port
 from tests.kernel.conftest import Script, build_workflows
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.hosts import make_kernel
@@ -79,13 +79,6 @@ class Backdrop:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Served:
