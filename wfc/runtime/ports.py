@@ -186,13 +186,22 @@ class Persistence(Protocol):
         ...
 
     async def run_with_stages(
-        self, run_id: str, *, data: bool = True
+        self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
     ) -> tuple[RunRecord, list[StageRecord]] | None:
         """The run and its stage rows (as `stages_of_run` orders them), read together —
         one round trip for what `job.execute` and `run.transition` read first — or None.
         `data=False` (here and in `lock_run_and_update_stage`): the run's input, config and
         output may be left unread (then `{}`, `{}`, None): an item of a map needs the run's
-        state alone, and its list may be the run's whole input."""
+        state alone, and its list may be the run's whole input. `for_stage` (a stage id
+        and its execution group): only the rows that stage's execution reads, its own and
+        those of earlier groups, not its siblings' — so a stage's start costs the same
+        whatever the width of its group."""
+        ...
+
+    async def count_active_stages(self, run_id: str) -> int:
+        """How many of the run's stage rows are PENDING, RUNNING or SUSPENDED: one small
+        answer, however many rows, for a parallel stage's outcome to tell whether it
+        finished its group last (in its transaction, after the run's lock)."""
         ...
 
     async def claim_suspended_stages(

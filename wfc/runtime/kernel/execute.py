@@ -39,7 +39,7 @@ from wfc.errors import (
 )
 from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
-from wfc.runtime.commands import JobExecute, JobExecuteResult
+from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
 from wfc.runtime.events import (
     Event,
     StageCompleted,
@@ -71,7 +71,7 @@ from wfc.runtime.kernel.rows import (
     warm_up,
     write_log,
 )
-from wfc.runtime.kernel.transition import NeedJobs, decide_next
+from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.kernel.waits import builtin_report
 from wfc.runtime.records import (
     TERMINAL,
@@ -145,8 +145,9 @@ async def _execute_job(
         run_ = execute_item if stage.map is not None else execute_child
         return await run_(deps, workflow, stage, cmd, causation_id, key)
     started_at = deps.clock.now()
+    alone = len(workflow.group(workflow.group_of(stage.id))) == 1
     try:
-        opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at)
+        opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at, alone)
     except _Discarded as refused:
         return _ghost(refused.reason, "before execution")
     if isinstance(opened, JobExecuteResult):
@@ -191,7 +192,7 @@ async def _execute_job(
         key=key,
         pristine=pristine,
         known_rows=rows,
-        alone=len(workflow.group(row.execution_group)) == 1,
+        alone=alone,
     )
     try:
         return await _phase_finish(execution)
@@ -206,13 +207,17 @@ async def _phase_start(
     cmd: JobExecute,
     causation_id: str,
     now: datetime,
+    alone: bool,
 ) -> tuple[RunRecord, StageRecord, dict[str, Any], list[StageRecord]] | JobExecuteResult:
     """Pre-flight and phase 1: the run, the stage marked RUNNING, its workflow context and
     the run's stage rows as read with the run — or the result of a duplicate delivery of a
     completed stage.
 
     The pre-flight is one read outside any transaction, none for a stage this
-    worker handed itself (`warm`). A stage already RUNNING
+    worker handed itself (`warm`). A stage with siblings reads its own row and those of
+    earlier groups, not its siblings': its context is the outputs of the groups before
+    its own, so neither its read nor its context grows with its group's width (and no
+    longer depends on which siblings happened to finish first). A stage already RUNNING
     for this very delivery was started by the transition that queued its job
     (`open_group`), so there is nothing to write; otherwise a short transaction
     records the start.
@@ -221,7 +226,8 @@ async def _phase_start(
     if warm is not None:
         run, rows, known = warm.run, warm.rows, warm.outputs
     else:
-        found = await deps.persistence.run_with_stages(cmd.workflow_run_id)
+        context = None if alone else (stage.id, workflow.group_of(stage.id))
+        found = await deps.persistence.run_with_stages(cmd.workflow_run_id, for_stage=context)
         if found is None:
             raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
         (run, rows), known = found, None
@@ -230,7 +236,8 @@ async def _phase_start(
     existing = next((row for row in rows if row.stage_id == stage.id), None)
     if existing is not None and existing.status in TERMINAL:
         return await _finished_before(deps, existing)
-    outputs = await load_outputs(deps, rows, known)
+    group = workflow.group_of(stage.id)
+    outputs = await load_outputs(deps, (row for row in rows if row.execution_group < group), known)
     if existing is not None and _started_for(existing, cmd):
         return run, existing, outputs, rows
     async with atomic(deps, causation_id) as unit:
@@ -413,19 +420,14 @@ async def _completion_and_transition(
         # After the run's lock and the fence, the order every writer takes them in.
         await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         rows = _stages_unchanged(ex, run, updated)
-        if rows is None:
+        if rows is None and await _last_of_group(ex, unit, run.id):
             rows = await unit.db.stages_of_run(run.id)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         _emit_outcome(ex, unit, event)
-        known = {**(ex.pristine or {}), ex.stage.id: result.output}
-        if ex.pristine is not None:
-            unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
         if unit.shared:  # completed with the next group's jobs, if it opens one
             unit.completing = ex.cmd.job_id
-        try:
-            transition = await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
-        except NeedJobs:
-            transition = None  # a failed sibling: the caller's own transition reads the jobs
+        # Without the rows, siblings still run: the last of them to finish moves the run on.
+        transition = NOOP if rows is None else await _decide(ex, unit, run, rows, result.output)
         if unit.completing is not None:
             completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:
@@ -433,6 +435,34 @@ async def _completion_and_transition(
         result = result.model_copy(update={"transition": transition, "job_completed": completed})
         await ex.key.complete(unit.db, result)
     return result
+
+
+async def _decide(
+    ex: _Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], output: Any
+) -> RunTransitionResult | None:
+    """The run's transition in the outcome's transaction, `rows` read after its lock; None
+    when a failed sibling leaves the decision to a transition that reads the jobs."""
+    known = {**(ex.pristine or {}), ex.stage.id: output}
+    if ex.pristine is not None:
+        unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
+    try:
+        return await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)
+    except NeedJobs:
+        return None  # a failed sibling: the caller's own transition reads the jobs
+
+
+async def _last_of_group(ex: _Execution, unit: Unit, run_id: str) -> bool:
+    """Whether no stage of the run is left PENDING, RUNNING or SUSPENDED, asked after the
+    run's lock (so a sibling that finished first has committed, and one finishing now
+    waits for this transaction): then this stage finished its group last, and it alone
+    reads the group's rows and opens the next one. A stage alone in its group is last.
+
+    A count, not the rows: every sibling before the last costs the same whatever the
+    group's width. It is what `decide_next` would conclude from the rows (any active
+    row: nothing to do), without sending them."""
+    if ex.alone:
+        return True
+    return await unit.db.count_active_stages(run_id) == 0
 
 
 def _stages_unchanged(

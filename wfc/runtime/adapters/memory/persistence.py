@@ -29,6 +29,7 @@ from wfc.runtime.adapters.memory.tables import (
 )
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
+    ACTIVE,
     Acquired,
     IdempotencyClaim,
     InProgress,
@@ -231,10 +232,20 @@ class _MemoryStore(TableWriter):
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
 
     async def run_with_stages(
-        self, run_id: str, *, data: bool = True
+        self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
     ) -> tuple[RunRecord, list[StageRecord]] | None:
         run = self._t.runs.get(run_id)
-        return None if run is None else (run, self._stages_of(run_id))
+        if run is None:
+            return None
+        rows = self._stages_of(run_id)
+        if for_stage is not None:
+            own, group = for_stage
+            rows = [row for row in rows if row.execution_group < group or row.stage_id == own]
+        return run, rows
+
+    async def count_active_stages(self, run_id: str) -> int:
+        stages = self._t.stages
+        return sum(stages[k].status in ACTIVE for k in self._t.stages_of.get(run_id, ()))
 
     async def claim_suspended_stages(
         self,

@@ -173,10 +173,14 @@ class _SqlStore:
             return await stages.stages_of_run(conn, run_id)
 
     async def run_with_stages(
-        self, run_id: str, *, data: bool = True
+        self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
     ) -> tuple[RunRecord, list[StageRecord]] | None:
         async with self._single() as conn:
-            return await stages.run_with_stages(conn, run_id, data)
+            return await stages.run_with_stages(conn, run_id, data, for_stage)
+
+    async def count_active_stages(self, run_id: str) -> int:
+        async with self._single() as conn:
+            return await stages.count_active_stages(conn, run_id)
 
     async def claim_suspended_stages(
         self,

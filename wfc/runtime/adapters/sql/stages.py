@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -36,7 +37,7 @@ from wfc.runtime.adapters.sql.rows import (
 )
 from wfc.runtime.adapters.sql.runs import get_run, plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import runs, stages
-from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
+from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
 def fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
@@ -289,31 +290,68 @@ async def stages_of_run(conn: AsyncConnection, run_id: str) -> list[StageRecord]
     return [to_record(StageRecord, row) for row in rows]
 
 
-def _run_with_stages(data: bool) -> Any:
+def _run_with_stages(data: bool, for_stage: bool) -> Any:
     """The run's columns (all, or all but `RUN_DATA`) and its stages' side by side, one row
     per stage (one row of NULL stage columns when it has none), labelled `runs_<column>`
-    and `stages_<column>`."""
+    and `stages_<column>`. `for_stage`: only the stages of groups before `:group` and the
+    one `:stage_id` (in the join's condition, so the run's row comes back without them)."""
+    joined = stages.c.run_id == runs.c.id
+    if for_stage:
+        context = or_(
+            stages.c.execution_group < bindparam("group"),
+            stages.c.stage_id == bindparam("stage_id"),
+        )
+        joined = and_(joined, context)
     return (
         select(*run_columns(data), stages)
-        .select_from(runs.outerjoin(stages, stages.c.run_id == runs.c.id))
+        .select_from(runs.outerjoin(stages, joined))
         .where(runs.c.id == bindparam("run_id"))
         .order_by(stages.c.execution_group, stages.c.stage_number)
         .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
     )
 
 
-_RUN_WITH_STAGES = {True: _run_with_stages(True), False: _run_with_stages(False)}
+_RUN_WITH_STAGES = {
+    (data, for_stage): _run_with_stages(data, for_stage)
+    for data in (True, False)
+    for for_stage in (True, False)
+}
 
 
 async def run_with_stages(
-    conn: AsyncConnection, run_id: str, data: bool = True
+    conn: AsyncConnection,
+    run_id: str,
+    data: bool = True,
+    for_stage: tuple[str, int] | None = None,
 ) -> tuple[RunRecord, list[StageRecord]] | None:
-    rows = await direct.fetch(conn, _RUN_WITH_STAGES[data], {"run_id": run_id})
+    params: dict[str, Any] = {"run_id": run_id}
+    if for_stage is not None:
+        params |= {"stage_id": for_stage[0], "group": for_stage[1]}
+    statement = _RUN_WITH_STAGES[data, for_stage is not None]
+    rows = await direct.fetch(conn, statement, params)
     if not rows:
         return None
     run = run_record(rows[0], "runs_", data)
     found = [to_record(StageRecord, row, "stages_") for row in rows if row["stages_id"]]
     return run, found
+
+
+_ACTIVE_STAGES = (
+    select(func.count().label("active"))
+    .select_from(stages)
+    .where(
+        stages.c.run_id == bindparam("run_id"),
+        stages.c.status.in_([status.value for status in sorted(ACTIVE)]),
+    )
+)
+
+
+async def count_active_stages(conn: AsyncConnection, run_id: str) -> int:
+    """One row whatever the group's width: an aggregate over the run's rows in the index
+    on (run_id, stage_id), none of them sent."""
+    row = await direct.first(conn, _ACTIVE_STAGES, {"run_id": run_id})
+    assert row is not None, "an aggregate returns its row"
+    return int(row["active"])
 
 
 def claim_suspended(table: Table, *only: ColumnElement[bool]) -> Any:
