@@ -417,11 +417,12 @@ async def _completion_and_transition(
             attempt = ex.cmd.attempt
             raise _Discarded(await _why_refused(unit, ex.run.id, ex.row.id, attempt))
         run, updated = locked
-        # After the run's lock and the fence, the order every writer takes them in.
-        await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         rows = _stages_unchanged(ex, run, updated)
         if rows is None and await _last_of_group(ex, unit, run.id):
             rows = await unit.db.stages_of_run(run.id)
+        # After the run's lock and the fence, the order every writer takes them in; and
+        # after the reads, so that on PostgreSQL the write travels with the next one.
+        await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         _emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
