@@ -231,8 +231,8 @@ def wfc_case(
     return result
 
 
-async def statements_per_stage(url: str) -> dict[str, float]:
-    """Database round trips per stage execution of a seq3 run, statements with BEGIN/COMMIT
+async def statements_per_stage(url: str, shape: str = "seq3") -> dict[str, float]:
+    """Database round trips per stage execution of a `shape` run, statements with BEGIN/COMMIT
     (explicit on the job's pinned connection) among them, two ways: each job `dequeued`
     (dequeue → execute → transition → complete), and each next job `handed` to the worker
     that finished the stage before, which starts it in the transition."""
@@ -242,7 +242,7 @@ async def statements_per_stage(url: str) -> dict[str, float]:
     async def one_run(key: str, taker: SlotTaker | None) -> list[int]:
         """The statements of each stage execution of one run, in order."""
         created = await kernel.dispatch(
-            RunCreate(idempotency_key=key, workflow_id="seq3", input=INPUT)
+            RunCreate(idempotency_key=key, workflow_id=shape, input=INPUT)
         )
         await kernel.dispatch(RunClaimPending(worker_id="count"))
         per_stage = []
@@ -263,8 +263,8 @@ async def statements_per_stage(url: str) -> dict[str, float]:
         return per_stage
 
     try:
-        dequeued = await one_run("count-dequeued", None)
-        handed = (await one_run("count-handed", SlotTaker(1)))[1:]  # the first is dequeued
+        dequeued = await one_run(f"count-{shape}-dequeued", None)
+        handed = (await one_run(f"count-{shape}-handed", SlotTaker(1)))[1:]  # the first is dequeued
         return {"dequeued": mean(dequeued), "handed": mean(handed)}
     finally:
         await storage.close()
@@ -351,18 +351,30 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each case; the median is reported"
     )
-    parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
-        "--database", choices=("sqlite", "postgres"), action="append", help="only these"
+        "--out", type=Path, help="results JSON (default results.json, scaling_results.json)"
+    )
+    parser.add_argument(
+        "--database",
+        choices=("memory", "sqlite", "postgres"),
+        action="append",
+        help="only these (memory: the scaling table only)",
     )
     parser.add_argument("--workers", type=int, action="append", help="only these worker counts")
     parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
     parser.add_argument("--no-floor", action="store_true", help="skip the hand-written floor")
+    import scaling  # imports this module: here, not at the top
+
+    scaling.add_arguments(parser)
     args = parser.parse_args()
+    if args.scaling:
+        scaling_table(args, args.out or HERE / "scaling_results.json")
+        return
+    args.out = args.out or HERE / "results.json"
     results: list[dict[str, Any]] = []
     stamp = str(os.getpid())
     with tempfile.TemporaryDirectory() as tmp:
-        for database in args.database or ("sqlite", "postgres"):
+        for database in [d for d in args.database or ("sqlite", "postgres") if d != "memory"]:
             for workers in args.workers or (1, 4):
                 for shape in args.shape or ("seq3", "fan"):
                     engines = ["wfc"]
@@ -388,6 +400,16 @@ def main() -> None:
         json.dumps({"results": results, "statements_per_stage": statements}, indent=2)
     )
     print_table(results, statements)
+
+
+def scaling_table(args: argparse.Namespace, out: Path) -> None:
+    """The scaling table (`benchmarks/scaling.py`): written to `--out`, printed."""
+    import scaling
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = scaling.measure(args, Path(tmp), str(os.getpid()))
+    out.write_text(json.dumps({"scaling": rows}, indent=2))
+    scaling.print_table(rows)
 
 
 def runs_per_s(row: dict[str, Any]) -> str:
