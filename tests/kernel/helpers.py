@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from wfc.runtime import RunClaimPending, RunRecord, StageRecord
+from wfc.runtime.commands import JobExecute
 from wfc.runtime.hosts import JobOutcome, process_job
+from wfc.runtime.records import JobRecord
 from wfc.testing import TestKernel
 
 DOC = {"text": "the quick brown fox"}
@@ -21,6 +23,17 @@ async def step(tk: TestKernel) -> JobOutcome:
     leased = await tk.jobs.dequeue()
     assert leased, "no job is due"
     return await process_job(tk.kernel, leased[0])
+
+
+def execute(job: JobRecord, *, transition: bool = True) -> JobExecute:
+    """`job.execute` of a leased job, as a host would dispatch it (without the job's id)."""
+    return JobExecute(
+        workflow_run_id=job.run_id,
+        workflow_id=job.workflow_id,
+        stage_id=job.stage_id,
+        attempt=job.attempt,
+        transition=transition,
+    )
 
 
 async def run_of(tk: TestKernel, run_id: str) -> RunRecord:

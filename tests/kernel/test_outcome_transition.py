@@ -11,21 +11,11 @@ import asyncio
 from typing import Any
 
 from tests.kernel.conftest import Count, Script, Words
-from tests.kernel.helpers import event_types, run_of, stage_of, start, step
-from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransition
+from tests.kernel.helpers import event_types, execute, run_of, stage_of, start, step
+from wfc.runtime.commands import JobExecuteResult, RunTransition
 from wfc.runtime.hosts import process_job
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.records import Status
 from wfc.testing import TestKernel
-
-
-def execute(job: JobRecord, *, transition: bool = True) -> JobExecute:
-    return JobExecute(
-        workflow_run_id=job.run_id,
-        workflow_id=job.workflow_id,
-        stage_id=job.stage_id,
-        attempt=job.attempt,
-        transition=transition,
-    )
 
 
 async def test_a_completed_stage_advances_its_run_in_the_same_transaction(

@@ -19,12 +19,12 @@ import pytest
 from pydantic import BaseModel
 
 from tests.databases import kernel_on_storage
-from tests.kernel.helpers import event_types, run_of, start, step
+from tests.kernel.helpers import event_types, execute, run_of, start, step
 from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.adapters.sql import SqlPersistence, direct
-from wfc.runtime.commands import JobExecute, JobExecuteResult
+from wfc.runtime.commands import JobExecuteResult
 from wfc.runtime.hosts import process_job
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 
@@ -90,16 +90,6 @@ async def tk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Te
     workflows = [fan(4), fan(WIDE, BARRIER)]
     async with kernel_on_storage(request.param, workflows, tmp_path) as kernel:
         yield kernel
-
-
-def execute(job: JobRecord) -> JobExecute:
-    return JobExecute(
-        workflow_run_id=job.run_id,
-        workflow_id=job.workflow_id,
-        stage_id=job.stage_id,
-        attempt=job.attempt,
-        transition=True,
-    )
 
 
 async def _siblings_one_by_one(tk: TestKernel, run_id: str) -> list[JobExecuteResult]:
