@@ -175,3 +175,25 @@ async def test_a_siblings_statements_do_not_grow_with_its_groups_width(
     assert set(wide[:-1]) == set(narrow[:-1]), (narrow, wide)
     # The last reads the group once and opens the next one: more, but not per sibling.
     assert wide[-1] == narrow[-1], (narrow, wide)
+
+
+async def test_the_ports_answer_a_sibling_without_its_siblings_rows(tk: TestKernel) -> None:
+    """`run_with_stages(for_stage=)` leaves a sibling's siblings out (the run still comes
+    back, with its earlier groups), and `count_active_stages` counts what is left to run."""
+    run_id = await start(tk, f"fan{WIDE}", {"n": 0})
+    assert await tk.persistence.count_active_stages(run_id) == 1  # a, queued
+    await step(tk)
+    assert await tk.persistence.count_active_stages(run_id) == WIDE
+    found = await tk.persistence.run_with_stages(run_id, for_stage=("b3", 2))
+    assert found is not None
+    run, rows = found
+    assert run.id == run_id and run.input == {"n": 0}
+    assert [row.stage_id for row in rows] == ["a", "b3"]
+    before_any = await tk.persistence.run_with_stages(run_id, for_stage=("a", 1))
+    assert before_any is not None and [row.stage_id for row in before_any[1]] == ["a"]
+    await _siblings_one_by_one(tk, run_id)
+    assert await tk.persistence.count_active_stages(run_id) == 1  # c, opened
+    await step(tk)
+    assert await tk.persistence.count_active_stages(run_id) == 0
+    assert await tk.persistence.count_active_stages("no-such-run") == 0
+    assert await tk.persistence.run_with_stages("no-such-run", for_stage=("a", 1)) is None
