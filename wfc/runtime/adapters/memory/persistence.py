@@ -226,9 +226,13 @@ class _MemoryStore(TableWriter):
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         return self._stages_of(run_id)
 
-    def _stages_of(self, run_id: str) -> list[StageRecord]:
+    def _stages_of(
+        self, run_id: str, keep: Callable[[StageRecord], bool] | None = None
+    ) -> list[StageRecord]:
         stages = self._t.stages
         rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
+        if keep is not None:
+            rows = [row for row in rows if keep(row)]
         return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
 
     async def run_with_stages(
@@ -237,11 +241,12 @@ class _MemoryStore(TableWriter):
         run = self._t.runs.get(run_id)
         if run is None:
             return None
-        rows = self._stages_of(run_id)
-        if for_stage is not None:
-            own, group = for_stage
-            rows = [row for row in rows if row.execution_group < group or row.stage_id == own]
-        return run, rows
+        if for_stage is None:
+            return run, self._stages_of(run_id)
+        own, group = for_stage
+        return run, self._stages_of(
+            run_id, lambda s: s.execution_group < group or s.stage_id == own
+        )
 
     async def count_active_stages(self, run_id: str) -> int:
         stages = self._t.stages
