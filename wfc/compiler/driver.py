@@ -18,6 +18,7 @@ from typing import ParamSpec, TypeVar
 
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
+from wfc.compiler.checks.yaml_help import spell_for_source
 from wfc.compiler.codegen import StageView, render_package, render_stubs, stage_views
 from wfc.compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
 from wfc.compiler.loader import is_source_path, load_program
@@ -138,7 +139,7 @@ def check_stubs(
         stub = out_dir / "stages" / f"{stage.id}.py"
         if stub not in fresh:
             problems += check_stub(stub, stage, names)
-    return problems + _orphan_stubs(wf, out_dir, views)
+    return spell_for_source(wf.source_name, problems) + _orphan_stubs(wf, out_dir, views)
 
 
 def _orphan_stubs(
