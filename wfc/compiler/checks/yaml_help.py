@@ -28,6 +28,9 @@ _WHOLE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"stage (\w+) \{ output \{ … \} \}"), r"stages: {\1: {output: {…}}}"),
     (re.compile(r"enum (\w+) \{ ([^}]*?) \}"), r"enums: {\1: [\2]}"),
     (re.compile(r"type"), r"types: {Name: {…}}"),
+    (re.compile(r"enum"), r"enums: {Name: [a, b]}"),
+    (re.compile(r"import"), r"imports: [file.wf]"),
+    (re.compile(r'import "([^"]*)"'), r"imports: [\1]"),
     (
         re.compile(r'ai "([^"]*)", temperature (\S+), max tokens (\d+)'),
         r"ai: {model: \1, temperature: \2, max_tokens: \3}",
