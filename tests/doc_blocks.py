@@ -4,7 +4,12 @@ A page marks what a test should do with a block by an HTML comment on the line b
 
 - `<!-- fragment -->`: a part of a file; it is parsed inside a minimal workflow, not compiled;
 - `<!-- file: NAME -->`: a whole file, written under NAME beside the page's other blocks, so
-  they can `import` it.
+  they can `import` it;
+- `<!-- not run: REASON -->` before a `sh`/`console` block: its `wfc` lines are only parsed by
+  the CLI's parser, not run (REASON: a worker that runs until stopped, a run id from earlier
+  output, PostgreSQL …). Every other `wfc` line of such a block runs and must exit 0
+  (`tests/e2e/test_doc_command_lines.py`); `<!-- runnable -->` blocks of docs/cli.md are run by
+  `tests/e2e/test_cli_doc.py`.
 
 Everything else in a `wf` block, and a `yaml` block holding a `workflow` with an `id`, is a
 whole workflow file and must compile without a diagnostic. Kept in one module so the page

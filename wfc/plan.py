@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from wfc.plan_children import CHILD_IMPLEMENTATION as CHILD_IMPLEMENTATION
 from wfc.plan_children import MAX_CHILD_DEPTH as MAX_CHILD_DEPTH
 from wfc.plan_children import ChildWorkflow as ChildWorkflow
+from wfc.plan_json import indented_json
 from wfc.plan_waits import BUILTIN_IMPLEMENTATIONS as BUILTIN_IMPLEMENTATIONS
 from wfc.plan_waits import SIGNAL_IMPLEMENTATION as SIGNAL_IMPLEMENTATION
 from wfc.plan_waits import SLEEP_IMPLEMENTATION as SLEEP_IMPLEMENTATION
@@ -424,8 +425,7 @@ class Plan(_Frozen):
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, two-space indent, trailing newline."""
-        data = _without_unused(self.model_dump(mode="json"))
-        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        return indented_json(_without_unused(self.model_dump(mode="json")))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:

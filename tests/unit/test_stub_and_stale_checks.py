@@ -155,3 +155,21 @@ def test_a_wf_and_a_yaml_file_compiling_into_one_package_is_an_error(package: Pa
     assert len(clash) == 1 and "t.wf" in clash[0].message and "t.wf.yaml" in clash[0].message
     compiled = compile_path(package.parent / "t.wf.yaml")
     assert [d.code for d in compiled.diagnostics] == ["WF361"] and not compiled.written
+
+
+def test_a_stub_of_a_yaml_workflow_is_told_the_yaml_fix(tmp_path: Path) -> None:
+    # WF355's help names the fix in the source, so a `.wf.yaml` author is told the key to set.
+    source = tmp_path / "t.wf.yaml"
+    source.write_text(
+        "workflow:\n  id: t\n  input: {n: int}\n  output: {m: int}\n"
+        "  stages:\n    a: {input: {n: int}, output: {m: int}}\n  flow: a\n"
+    )
+    assert compile_path(source).ok
+    edit(
+        tmp_path / "t" / A,
+        '        raise NotImplementedError("stage `a`: implement execute()")',
+        "        raise NotImplementedError\n\n    def check_completion(self, state, ctx):\n        pass",
+    )
+    (found,) = check_paths([tmp_path]).diagnostics
+    assert found.code == "WF355"
+    assert found.help == "make the stage `async: true` on stage `a` or remove the method"

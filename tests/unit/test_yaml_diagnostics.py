@@ -168,6 +168,14 @@ _SAME_MISTAKE = [
         "declare it with `type`",
         "declare it with `types: {Name: {…}}`",
     ),
+    (
+        "WF201",
+        "workflow w { output { x: int }\n  stage a { output { x: Zzzqq } }\n  flow a\n}\n",
+        "workflow:\n  id: w\n  output: {x: int}\n  stages:\n"
+        "    a: {output: {x: Zzzqq}}\n  flow: a\n",
+        "or `enum`, or `import` the file",
+        "or `enums: {Name: [a, b]}`, or `imports: [file.wf]` the file",
+    ),
 ]
 
 
@@ -195,6 +203,7 @@ def test_checker_help_is_spelt_like_the_file(
         ("wait for approved, timeout 7d", "wait_for: approved, timeout 7d"),
         ("stage name { output { … } }", "stages: {name: {output: {…}}}"),
         ("enum Level { low, high }", "enums: {Level: [low, high]}"),
+        ('import "common.wf"', "imports: [common.wf]"),
         (
             'ai "gpt-4o-mini", temperature 0.2, max tokens 500',
             "ai: {model: gpt-4o-mini, temperature: 0.2, max_tokens: 500}",

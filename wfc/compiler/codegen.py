@@ -43,6 +43,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.PackageLoader("wfc", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship in the package: no stat of the file at each render
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
@@ -613,6 +614,7 @@ def render_package(wf: model.WorkflowModel, plan: Plan) -> dict[str, str]:
     }
 
 
-def render_stubs(wf: model.WorkflowModel) -> dict[str, str]:
-    """Every stage stub, by path relative to the package directory."""
-    return {f"stages/{s.id}.py": render_stub(wf, s) for s in stage_views(wf)}
+def render_stubs(wf: model.WorkflowModel, views: list[StageView] | None = None) -> dict[str, str]:
+    """Every stage stub, by path relative to the package directory (`views`: the workflow's
+    `stage_views`, when the caller has them already)."""
+    return {f"stages/{s.id}.py": render_stub(wf, s) for s in views or stage_views(wf)}

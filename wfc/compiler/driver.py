@@ -18,7 +18,8 @@ from typing import ParamSpec, TypeVar
 
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
-from wfc.compiler.codegen import render_package, render_stubs, stage_views
+from wfc.compiler.checks.yaml_help import spell_for_source
+from wfc.compiler.codegen import StageView, render_package, render_stubs, stage_views
 from wfc.compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
 from wfc.compiler.loader import is_source_path, load_program
 from wfc.compiler.lower import lower
@@ -112,34 +113,42 @@ def _stale_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
     return stale
 
 
-def _generated_names(wf: model.WorkflowModel) -> set[str]:
+def _generated_names(wf: model.WorkflowModel, views: list[StageView]) -> set[str]:
     names = {r.name for r in wf.records} | {e.name for e in wf.enums}
     names |= {wf.input.name, wf.output.name}
-    for stage in stage_views(wf):
+    for stage in views:
         names |= {stage.input_model, stage.output_model, stage.config_model}
         names |= {f"{stage.class_name}{suffix}" for suffix in ("Context", "Stage", "CheckContext")}
     return names | {"StageId", "STAGE_IDS", "is_valid_stage_id", "assert_valid_stage_id"}
 
 
 def check_stubs(
-    wf: model.WorkflowModel, out_dir: Path, *, fresh: frozenset[Path] = frozenset()
+    wf: model.WorkflowModel,
+    out_dir: Path,
+    *,
+    fresh: frozenset[Path] = frozenset(),
+    views: list[StageView] | None = None,
 ) -> list[Diagnostic]:
     """Stubs in an existing package that no longer fit their stage, or fit no stage at all.
     The `fresh` ones were just written from the template, so fit by construction: reading
     them back cost a 5,000-stage first compile a tenth of its time."""
-    names = _generated_names(wf)
+    views = stage_views(wf) if views is None else views
+    names = _generated_names(wf, views)
     problems: list[Diagnostic] = []
-    for stage in stage_views(wf):
+    for stage in views:
         stub = out_dir / "stages" / f"{stage.id}.py"
         if stub not in fresh:
             problems += check_stub(stub, stage, names)
-    return problems + _orphan_stubs(wf, out_dir)
+    return spell_for_source(wf.source_name, problems) + _orphan_stubs(wf, out_dir, views)
 
 
-def _orphan_stubs(wf: model.WorkflowModel, out_dir: Path) -> list[Diagnostic]:
+def _orphan_stubs(
+    wf: model.WorkflowModel, out_dir: Path, views: list[StageView]
+) -> list[Diagnostic]:
     """Stubs left behind by a stage that was renamed or removed: compiling creates the new
-    stage's stub and never deletes user code, so the old one stays, unused, until said."""
-    stubs = {Path(rel).stem for rel in render_stubs(wf)}
+    stage's stub and never deletes user code, so the old one stays, unused, until said.
+    (A stage has a stub exactly when it has a view: no need to render the stubs to know.)"""
+    stubs = {view.id for view in views}
     folder = out_dir / "stages"
     left = sorted(p for p in folder.glob("*.py") if p.stem not in stubs and p.stem != "__init__")
     return [
@@ -209,8 +218,11 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
         result.diagnostics = sort_diagnostics([*diagnostics, _clash(path, other, target)])
         return result
     files = render_package(checked, plan)
+    views = stage_views(checked)
     stubs = {
-        rel: text for rel, text in render_stubs(checked).items() if not (target / rel).exists()
+        rel: text
+        for rel, text in render_stubs(checked, views).items()
+        if not (target / rel).exists()
     }
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
@@ -223,7 +235,8 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
                 dest.write_text(content, encoding="utf-8", newline="\n")
                 result.written.append(dest)
         result.created_stubs = [target / rel for rel in stubs]
-        diagnostics += check_stubs(checked, target, fresh=frozenset(result.created_stubs))
+        fresh = frozenset(result.created_stubs)
+        diagnostics += check_stubs(checked, target, fresh=fresh, views=views)
     result.diagnostics = sort_diagnostics(diagnostics)
     return result
 

@@ -118,8 +118,12 @@ class _WholeWords(PostLex):
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         previous = ""
         for token in stream:
-            glued = self._MULTIPLIER.fullmatch(token) if token.type == "NAME" else None
-            if glued and previous == "DURATION":
+            glued = (
+                self._MULTIPLIER.fullmatch(token)
+                if previous == "DURATION" and token.type == "NAME"
+                else None
+            )
+            if glued:
                 yield Token.new_borrow_pos(_keyword_type("x"), "x", token)
                 number = Token.new_borrow_pos("NUMBER", glued.group(1), token)
                 assert token.start_pos is not None and token.column is not None

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
-from lark import Token, Transformer_NonRecursive, v_args
+from lark import Token, Transformer_NonRecursive, Tree, v_args
+from lark.exceptions import VisitError
 from lark.tree import Meta
 
 from wfc.compiler import ast
@@ -39,6 +42,16 @@ def parse_number(text: str) -> int | float:
     return int(text)
 
 
+@cache
+def _callback(cls: type, rule: str) -> Callable[..., Any] | None:
+    """The plain function `cls` has for `rule` (under its `v_args(meta=True)` wrapper), or None."""
+    for klass in cls.__mro__:
+        found = vars(klass).get(str(rule))
+        if found is not None:
+            return getattr(found, "base_func", found)  # type: ignore[no-any-return]
+    return None
+
+
 @v_args(meta=True)
 class FleetCallbacks(Transformer_NonRecursive[Token, Any]):
     """Span helpers, then the callbacks of `wf_queue`, `schedule`, `stage_queue`,
@@ -46,8 +59,25 @@ class FleetCallbacks(Transformer_NonRecursive[Token, Any]):
     callbacks here: lark's `v_args` on `AstBuilder` wraps only what it defines."""
 
     def __init__(self, file: SourceFile) -> None:
-        super().__init__()
+        # No callback is named after a terminal, so tokens are left as they are rather than
+        # each looked up (and missed, through an AttributeError) by lark.
+        super().__init__(visit_tokens=False)
         self.file = file
+
+    # -- dispatch ------------------------------------------------------------
+
+    def _call_userfunc(self, tree: Tree[Token], new_children: list[Any] | None = None) -> Any:
+        """Call the callback of `tree`'s rule with its meta and children, as lark does, but
+        through a per-class table: lark's own lookup makes a new `v_args` wrapper (and copies
+        the function's attributes onto it) at every node, a quarter of the transform's time."""
+        children = tree.children if new_children is None else new_children
+        callback = _callback(type(self), tree.data)
+        if callback is None:
+            return self.__default__(tree.data, children, tree.meta)  # type: ignore[no-untyped-call]
+        try:
+            return callback(self, tree.meta, children)
+        except Exception as error:
+            raise VisitError(tree.data, tree, error) from error  # type: ignore[no-untyped-call]
 
     # -- helpers -------------------------------------------------------------
 

@@ -28,6 +28,9 @@ _WHOLE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"stage (\w+) \{ output \{ … \} \}"), r"stages: {\1: {output: {…}}}"),
     (re.compile(r"enum (\w+) \{ ([^}]*?) \}"), r"enums: {\1: [\2]}"),
     (re.compile(r"type"), r"types: {Name: {…}}"),
+    (re.compile(r"enum"), r"enums: {Name: [a, b]}"),
+    (re.compile(r"import"), r"imports: [file.wf]"),
+    (re.compile(r'import "([^"]*)"'), r"imports: [\1]"),
     (
         re.compile(r'ai "([^"]*)", temperature (\S+), max tokens (\d+)'),
         r"ai: {model: \1, temperature: \2, max_tokens: \3}",
@@ -63,12 +66,23 @@ def is_yaml_diagnostic(diag: Diagnostic) -> bool:
     return name is not None and name.endswith(YAML_SUFFIXES)
 
 
+def in_yaml_spelling(diag: Diagnostic) -> Diagnostic:
+    """The diagnostic with the `.wf` snippets of its help in YAML spelling."""
+    if not diag.help:
+        return diag
+    return dataclasses.replace(
+        diag, help=_SNIPPET.sub(lambda m: f"`{yaml_snippet(m[1])}`", diag.help)
+    )
+
+
 def spell_for_file(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """The diagnostics, with the help of those in YAML files in YAML spelling."""
-    spelled = []
-    for diag in diagnostics:
-        if diag.help and is_yaml_diagnostic(diag):
-            text = _SNIPPET.sub(lambda m: f"`{yaml_snippet(m[1])}`", diag.help)
-            diag = dataclasses.replace(diag, help=text)
-        spelled.append(diag)
-    return spelled
+    return [in_yaml_spelling(d) if is_yaml_diagnostic(d) else d for d in diagnostics]
+
+
+def spell_for_source(source_name: str, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics about a file generated from `source_name` (a stage stub, whose fix is made
+    in the source: `async: true`, not `async stage s`), spelt as that source is written."""
+    if not source_name.endswith(YAML_SUFFIXES):
+        return list(diagnostics)
+    return [in_yaml_spelling(d) for d in diagnostics]
