@@ -61,31 +61,45 @@ class IdempotencyEntry:
     result: JsonObject | None = None
 
 
-Slot = tuple[str, Any, Any]  # a field's name, and its slot's bound __get__ and __set__
-_SLOTS: dict[type, tuple[frozenset[str], tuple[Slot, ...]]] = {}
+_COPIERS: dict[type, Any] = {}
 
 
 def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
-    """`dataclasses.replace` for the frozen, slotted records, at half its cost.
+    """`dataclasses.replace` for the frozen, slotted records, at a third of its cost.
 
     Every write of the store copies a record; `replace` walks the class's fields and
     runs `__init__`, which sets each through `object.__setattr__`, per call. The records
-    check nothing in `__init__`, so copying the slots through their descriptors builds
-    the same value.
+    check nothing in `__init__`, so setting the slots through their descriptors builds
+    the same value; a copier written out for each class (`_copier`) does that without a
+    loop over the fields.
     """
-    kind = type(row)
-    known = _SLOTS.get(kind)
-    if known is None:
-        descriptors = [(f.name, kind.__dict__[f.name]) for f in fields(kind)]  # type: ignore[arg-type]
-        slots = tuple((name, slot.__get__, slot.__set__) for name, slot in descriptors)
-        known = _SLOTS[kind] = (frozenset(name for name, _ in descriptors), slots)
-    names, slots = known
-    if not names.issuperset(changes):
-        raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
-    copy = object.__new__(kind)
-    for name, get, put in slots:
-        put(copy, changes[name] if name in changes else get(row))
+    copier = _COPIERS.get(type(row))
+    if copier is None:
+        copier = _COPIERS[type(row)] = _copier(type(row))
+    copy: RowT = copier(row, changes)
     return copy
+
+
+def _copier(kind: type) -> Any:
+    """`copy(row, changes)` for one record class: a line per field, setting its slot to the
+    changed value or the row's; a change naming no field of the class is refused."""
+    names = [f.name for f in fields(kind)]
+    scope: dict[str, Any] = {"new": object.__new__, "kind": kind, "names": frozenset(names)}
+    lines = [
+        "def copy(row, changes):",
+        "    if not names.issuperset(changes):",
+        "        unknown = sorted(changes.keys() - names)",
+        "        raise TypeError(f'{kind.__name__} has no field {unknown}')",
+        "    made = new(kind)",
+    ]
+    for number, name in enumerate(names):
+        scope[f"set{number}"] = kind.__dict__[name].__set__
+        lines.append(
+            f"    set{number}(made, changes[{name!r}] if {name!r} in changes else row.{name})"
+        )
+    lines.append("    return made")
+    exec("\n".join(lines), scope)  # the text is built from the class's own field names
+    return scope["copy"]
 
 
 def _index() -> dict[str, dict[str, None]]:
