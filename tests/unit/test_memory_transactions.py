@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 import wfc.runtime.adapters.memory as memory_adapters
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory.tables import Tables, changed
+from wfc.runtime.adapters.memory.tables import Tables
 from wfc.runtime.ports import Persistence
 from wfc.runtime.records import (
     ItemRecord,
@@ -34,6 +34,7 @@ from wfc.runtime.records import (
     StageFence,
     Status,
     WorkerRecord,
+    changed,
 )
 from wfc.testing import FakeClock, MemoryPersistence, TestKernel, make_test_kernel
 from wfc.testing.conformance import a_job, a_run, a_stage, an_event

@@ -80,6 +80,7 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
+    changed,
 )
 from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow
@@ -242,12 +243,14 @@ async def _phase_start(
         if run.status is not Status.RUNNING:
             raise _Discarded(f"Run {run.id} is {run.status.value}")
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
-        create = replace(
+        create = changed(
             fresh,
-            status=Status.RUNNING,
-            started_at=now,
-            attempt=cmd.attempt,
-            config=dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+            {
+                "status": Status.RUNNING,
+                "started_at": now,
+                "attempt": cmd.attempt,
+                "config": dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+            },
         )
         row = await unit.db.start_stage(
             create,

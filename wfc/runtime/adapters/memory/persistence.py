@@ -24,7 +24,6 @@ from wfc.runtime.adapters.memory.tables import (
     Journal,
     Tables,
     TableWriter,
-    changed,
     rollback,
 )
 from wfc.runtime.ports import Clock, Persistence
@@ -49,6 +48,7 @@ from wfc.runtime.records import (
     StageRecord,
     Status,
     WorkerRecord,
+    changed,
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
