@@ -25,6 +25,7 @@ from pydantic import BaseModel
 import wfc.runtime.adapters.memory as memory_adapters
 from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.adapters.memory.tables import Tables
+from wfc.runtime.copies import changed
 from wfc.runtime.ports import Persistence
 from wfc.runtime.records import (
     ItemRecord,
@@ -34,7 +35,6 @@ from wfc.runtime.records import (
     StageFence,
     Status,
     WorkerRecord,
-    changed,
 )
 from wfc.testing import FakeClock, MemoryPersistence, TestKernel, make_test_kernel
 from wfc.testing.conformance import a_job, a_run, a_stage, an_event

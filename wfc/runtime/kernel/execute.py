@@ -40,6 +40,7 @@ from wfc.errors import (
 from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult
+from wfc.runtime.copies import changed
 from wfc.runtime.events import (
     Event,
     StageCompleted,
@@ -80,7 +81,6 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
-    changed,
 )
 from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
+from wfc.runtime.copies import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status, changed
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
 
 
 class MemoryJobTransport:

@@ -26,6 +26,7 @@ from wfc.runtime.adapters.memory.tables import (
     TableWriter,
     rollback,
 )
+from wfc.runtime.copies import changed
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -48,7 +49,6 @@ from wfc.runtime.records import (
     StageRecord,
     Status,
     WorkerRecord,
-    changed,
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
