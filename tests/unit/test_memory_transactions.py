@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 import wfc.runtime.adapters.memory as memory_adapters
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory.tables import Tables, changed
+from wfc.runtime.adapters.memory.tables import Tables
+from wfc.runtime.copies import changed
 from wfc.runtime.ports import Persistence
 from wfc.runtime.records import (
     ItemRecord,

@@ -214,14 +214,14 @@ _COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 def parse_command(message: Command | JsonObject | str | bytes) -> Command:
     """A command from a model, a dict or JSON text; `UnknownCommandError` for an unknown `type`."""
-    from wfc.errors import UnknownCommandError
-
     if isinstance(message, BaseModel):
         return message
     if isinstance(message, str | bytes):
         return _COMMAND_ADAPTER.validate_json(message)
     kind = message.get("type")
     if kind not in COMMAND_TYPES:
+        from wfc.errors import UnknownCommandError  # imported here, where it is needed
+
         raise UnknownCommandError(str(kind))
     return _COMMAND_ADAPTER.validate_python(message)
 

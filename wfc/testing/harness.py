@@ -156,8 +156,9 @@ class TestKernel:
 async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
     """Lease and process due jobs one at a time until none are due (or `max_jobs`)."""
     done = 0
+    plans = kernel.deps.registry.plans()  # sorted anew for each dequeue, they were a cost
     while max_jobs is None or done < max_jobs:
-        leased = await kernel.deps.jobs.dequeue(plans=kernel.deps.registry.plans())
+        leased = await kernel.deps.jobs.dequeue(plans=plans)
         if not leased:
             break
         await process_job(kernel, leased[0])

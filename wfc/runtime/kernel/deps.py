@@ -11,8 +11,8 @@ after the commit (`Unit.with_jobs`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -139,29 +139,65 @@ class Unit:
             self.after_commit(action)
 
 
-@asynccontextmanager
-async def atomic(deps: Deps, causation_id: str) -> AsyncIterator[Unit]:
+def atomic(deps: Deps, causation_id: str) -> AbstractAsyncContextManager[Unit]:
     """A transaction whose events are written inside it and whose after-commit actions follow it."""
-    async with deps.persistence.transaction() as tx:
-        unit = Unit(db=tx, causation_id=causation_id, shared=deps.shared_transactions)
-        yield unit
-        while unit.finished and deps.on_finished is not None:  # a parent's stage, told
+    return _Atomic(deps, causation_id)
+
+
+class _Atomic:
+    """`atomic`'s context. A class, not an `asynccontextmanager`: a stage opens two or
+    three, and an async generator each (made, hooked into the loop, finalised) was a cost."""
+
+    __slots__ = ("_causation_id", "_deps", "_opened", "_unit")
+
+    def __init__(self, deps: Deps, causation_id: str) -> None:
+        self._deps = deps
+        self._causation_id = causation_id
+        self._opened: AbstractAsyncContextManager[Persistence] = deps.persistence.transaction()
+
+    async def __aenter__(self) -> Unit:
+        tx = await self._opened.__aenter__()
+        deps = self._deps
+        self._unit = Unit(db=tx, causation_id=self._causation_id, shared=deps.shared_transactions)
+        return self._unit
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
+    ) -> bool:
+        if kind is not None:  # rolled back: no events, no after-commit actions
+            if not await self._opened.__aexit__(kind, error, trace):
+                return False
+        else:
+            try:
+                await self._before_commit()
+            except BaseException as failed:
+                if not await self._opened.__aexit__(type(failed), failed, failed.__traceback__):
+                    raise
+            else:
+                await self._opened.__aexit__(None, None, None)
+        unit = self._unit
+        if unit.events:  # committed: counted once, by the process that committed them
+            observer().committed(unit.events)
+        for action in unit.after:
+            await action()
+        return kind is not None
+
+    async def _before_commit(self) -> None:
+        """A parent's stage told of the runs that ended, then the unit's events appended."""
+        deps, unit = self._deps, self._unit
+        while unit.finished and deps.on_finished is not None:
             await deps.on_finished(deps, unit, unit.finished.pop(0))
         if unit.events:
-            await tx.append_outbox(
+            await unit.db.append_outbox(
                 [
                     NewOutboxEvent(
                         id=deps.ids.new_id(),
                         run_id=event.workflow_run_id,
                         event_type=event.type,
                         payload=event_payload(event),
-                        causation_id=causation_id,
+                        causation_id=self._causation_id,
                         occurred_at=event.timestamp,
                     )
                     for event in unit.events
                 ]
             )
-    if unit.events:  # committed: counted once, by the process that committed them
-        observer().committed(unit.events)
-    for action in unit.after:
-        await action()

@@ -40,6 +40,7 @@ from wfc.errors import (
 from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
+from wfc.runtime.copies import changed
 from wfc.runtime.events import (
     Event,
     StageCompleted,
@@ -249,12 +250,14 @@ async def _phase_start(
         if run.status is not Status.RUNNING:
             raise _Discarded(f"Run {run.id} is {run.status.value}")
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
-        create = replace(
+        create = changed(
             fresh,
-            status=Status.RUNNING,
-            started_at=now,
-            attempt=cmd.attempt,
-            config=dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+            {
+                "status": Status.RUNNING,
+                "started_at": now,
+                "attempt": cmd.attempt,
+                "config": dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+            },
         )
         row = await unit.db.start_stage(
             create,

@@ -20,6 +20,9 @@ from wfc.runtime.workflow import Workflow
 
 STAGE_FAILED = "STAGE_FAILED"
 
+# `json.dumps(value, separators=(",", ":"))`, without making an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 class UnopenableStage(Exception):
     """A stage of a group about to open cannot start from what earlier stages produced
@@ -50,7 +53,7 @@ def output_key(run: RunRecord, stage_id: str) -> str:
 async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> str:
     """Store a stage's output as JSON; its key."""
     key = output_key(run, stage_id)
-    await deps.blobs.put(key, json.dumps(output, separators=(",", ":")).encode())
+    await deps.blobs.put(key, _COMPACT.encode(output).encode())
     return key
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
-from wfc.runtime.adapters.memory.tables import changed
+from wfc.runtime.copies import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource

@@ -24,9 +24,9 @@ from wfc.runtime.adapters.memory.tables import (
     Journal,
     Tables,
     TableWriter,
-    changed,
     rollback,
 )
+from wfc.runtime.copies import changed
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     ACTIVE,

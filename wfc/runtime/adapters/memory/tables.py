@@ -23,10 +23,9 @@ the end on rollback.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from wfc.runtime.records import (
     ItemRecord,
@@ -40,8 +39,6 @@ from wfc.runtime.records import (
     Status,
     WorkerRecord,
 )
-
-RowT = TypeVar("RowT")
 
 MISSING: Any = object()  # "there was no value": undoing the write removes the key
 
@@ -59,33 +56,6 @@ class IdempotencyEntry:
 
     started_at: datetime
     result: JsonObject | None = None
-
-
-Slot = tuple[str, Any, Any]  # a field's name, and its slot's bound __get__ and __set__
-_SLOTS: dict[type, tuple[frozenset[str], tuple[Slot, ...]]] = {}
-
-
-def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
-    """`dataclasses.replace` for the frozen, slotted records, at half its cost.
-
-    Every write of the store copies a record; `replace` walks the class's fields and
-    runs `__init__`, which sets each through `object.__setattr__`, per call. The records
-    check nothing in `__init__`, so copying the slots through their descriptors builds
-    the same value.
-    """
-    kind = type(row)
-    known = _SLOTS.get(kind)
-    if known is None:
-        descriptors = [(f.name, kind.__dict__[f.name]) for f in fields(kind)]  # type: ignore[arg-type]
-        slots = tuple((name, slot.__get__, slot.__set__) for name, slot in descriptors)
-        known = _SLOTS[kind] = (frozenset(name for name, _ in descriptors), slots)
-    names, slots = known
-    if not names.issuperset(changes):
-        raise TypeError(f"{kind.__name__} has no field {sorted(changes.keys() - names)}")
-    copy = object.__new__(kind)
-    for name, get, put in slots:
-        put(copy, changes[name] if name in changes else get(row))
-    return copy
 
 
 def _index() -> dict[str, dict[str, None]]:
