@@ -8,29 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from tests.databases import postgres_database
-from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
+from tests.kernel.helpers import Item, mapped
 from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
 from wfc.runtime.commands import RunClaimPending, RunCreate
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import Status
-from wfc.runtime.registry import WorkflowMap
-from wfc.testing import FakeClock, SlotTaker
+from wfc.testing import FakeClock, SlotTaker, make_test_kernel
 
 COUNT = 400  # a progress event every 20 items: items 1 to 19 report none
-
-
-class Item(BaseModel):
-    n: int
-
-
-class Items(BaseModel):
-    items: list[Item]
 
 
 async def touch(ctx: Any) -> Item:
@@ -38,45 +27,21 @@ async def touch(ctx: Any) -> Item:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[SqlStorage]:
+async def served() -> AsyncIterator[tuple[SqlStorage, Kernel]]:
     async with postgres_database() as url:
-        storage = open_storage(url, clock=FakeClock())
-        yield storage
+        clock = FakeClock()
+        storage = open_storage(url, clock=clock)
+        yield (
+            storage,
+            make_test_kernel(mapped(touch, at_most=1), clock=clock, storage=storage).kernel,
+        )
         await storage.close()
 
 
-def _kernel(store: SqlStorage) -> Kernel:
-    mapped = (
-        WorkflowBuilder("mapped", "Mapped", input=Items)
-        .pipe(
-            define_stage(
-                id="touch",
-                input=Item,
-                output=Item,
-                execute=touch,
-                map_over="input.items",
-                at_most=1,
-            )
-        )
-        .build()
-    )
-    return Kernel(
-        persistence=store.persistence,
-        blobs=store.blobs,
-        jobs=store.jobs,
-        events=CollectingEventSink(),
-        clock=FakeClock(),
-        ids=SequentialIds("id"),
-        registry=WorkflowMap([mapped]),
-        pinning=store.pinning,
-        shared_transactions=store.shared_transactions,
-    )
-
-
 async def test_a_handed_item_costs_two_statements_and_never_locks_the_run(
-    store: SqlStorage,
+    served: tuple[SqlStorage, Kernel],
 ) -> None:
-    kernel = _kernel(store)
+    store, kernel = served
     items = [{"n": n} for n in range(COUNT)]
     created = await kernel.dispatch(
         RunCreate(idempotency_key="k", workflow_id="mapped", input={"items": items})

@@ -17,26 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from tests.databases import kernel_on_storage
+from tests.kernel.helpers import Item, mapped
 from wfc.plan import RetryPolicy
-from wfc.runtime import RunCancel, WorkflowBuilder, define_stage
+from wfc.runtime import RunCancel
 from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.records import JobRecord, Status
-from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 
 COUNT = 40
 PAUSED = 1
-
-
-class Item(BaseModel):
-    n: int
-
-
-class Items(BaseModel):
-    items: list[Item]
 
 
 calls: Counter[int] = Counter()
@@ -56,22 +47,10 @@ def touch(ctx: Any) -> Item:
     return Item(n=ctx.input.n + 1)
 
 
-def _workflow() -> Workflow:
-    return (
-        WorkflowBuilder("mapped", "Mapped", input=Items)
-        .pipe(
-            define_stage(
-                id="touch",
-                input=Item,
-                output=Item,
-                execute=touch,
-                map_over="input.items",
-                at_most=2,
-                retry=RetryPolicy(max_attempts=3, non_retryable=("ValueError",)),
-            )
-        )
-        .build()
-    )
+# Up to 3 deliveries of an item, but a ValueError (a bad item) fails it for good.
+_workflow = mapped(
+    touch, at_most=2, retry=RetryPolicy(max_attempts=3, non_retryable=("ValueError",))
+)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -80,7 +59,7 @@ async def mk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Te
     failing.clear()
     for event in pause:
         event.clear()
-    async with kernel_on_storage(request.param, [_workflow()], tmp_path) as kernel:
+    async with kernel_on_storage(request.param, [_workflow], tmp_path) as kernel:
         yield kernel
     pause[1].set()
 
