@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from wfc.runtime import RunClaimPending, RunRecord, StageRecord
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from wfc.plan import RetryPolicy
+from wfc.runtime import RunClaimPending, RunRecord, StageRecord, WorkflowBuilder, define_stage
 from wfc.runtime.commands import JobExecute
 from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.records import JobRecord
+from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 
 DOC = {"text": "the quick brown fox"}
@@ -51,3 +58,27 @@ async def stage_of(tk: TestKernel, run_id: str, stage_id: str) -> StageRecord:
 async def event_types(tk: TestKernel, run_id: str) -> list[str]:
     """The run's outbox events in sequence order."""
     return [e.event_type for e in await tk.persistence.outbox_of_run(run_id)]
+
+
+class Item(BaseModel):
+    n: int
+
+
+class Items(BaseModel):
+    items: list[Item]
+
+
+def mapped(
+    touch: Callable[[Any], Any], *, at_most: int, retry: RetryPolicy | None = None
+) -> Workflow:
+    """The workflow `mapped`: its stage `touch` runs once per item of `input.items`."""
+    stage = define_stage(
+        id="touch",
+        input=Item,
+        output=Item,
+        execute=touch,
+        map_over="input.items",
+        at_most=at_most,
+        retry=retry,
+    )
+    return WorkflowBuilder("mapped", "Mapped", input=Items).pipe(stage).build()

@@ -18,6 +18,7 @@ from wfc.runtime.records import (
     AIStats,
     IdempotencyClaim,
     ItemChanges,
+    ItemHandOn,
     ItemRecord,
     JobLimits,
     JobRecord,
@@ -237,6 +238,16 @@ class Persistence(Protocol):
     ) -> ItemRecord | None:
         """Apply `changes` to the item row if it passes `fence` (its outcome's fenced
         write); None, with nothing written, when it does not."""
+        ...
+
+    async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
+        """Record a completed item that is not the last of its pass as one write, without
+        locking its run: `ItemHandOn` says what it writes and what must still hold. The
+        next item's index (its job queued through `jobs`'s table, or leased to the worker
+        handing off, as `JobTransport.enqueue` would) when it was written; None, with
+        nothing written, when it was not — a fence did not hold, the item is the last or
+        one that reports progress, or the store does not write it so — and the caller
+        records the item under the run's lock instead. A store may always answer None."""
         ...
 
     async def claim_suspended_items(

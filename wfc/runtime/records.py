@@ -193,6 +193,31 @@ class ItemRecord:
     max_wait_until: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemHandOn:
+    """A completed item of a mapped stage handing its slot on to the next item, recorded
+    in one write without the run's lock (`Persistence.hand_on_item`): the item's row
+    COMPLETED while still RUNNING at `attempt`, counted on its stage's row while that is
+    RUNNING at `generation`, its leased job `job_id` completed while still at
+    `job_attempt`, and `next_job` queued for the next item of the pass, whose index the
+    write takes from the stage's row (`next_job_id`: its id; the payload's `item` is
+    replaced)."""
+
+    run_id: str
+    record_id: str  # the stage's row
+    generation: int
+    item_id: str
+    attempt: int
+    output: Any
+    metrics: JsonObject
+    duration_ms: int
+    job_id: str
+    job_attempt: int
+    next_job: JobSpec
+    next_job_id: str
+    now: datetime
+
+
 class ItemChanges(TypedDict, total=False):
     """Fields `Persistence.start_item` and `update_item` may change."""
 

@@ -37,7 +37,15 @@ from wfc.runtime.kernel.invoke import (
     run_execute,
     suspend_times,
 )
-from wfc.runtime.kernel.mapping import gathered, index_at, item_spec, item_value, next_items
+from wfc.runtime.kernel.item_hand_on import hand_on
+from wfc.runtime.kernel.mapping import (
+    gathered,
+    index_at,
+    item_spec,
+    item_value,
+    next_items,
+    reports_progress,
+)
 from wfc.runtime.kernel.rows import (
     load_outputs,
     output_key,
@@ -86,8 +94,18 @@ async def execute_item(
     key: KeyCompletion,
 ) -> JobExecuteResult:
     """Run item `cmd.item` of the mapped `stage` and record its outcome, fenced."""
-    # The run's state only: its input may be the list itself, and no item needs it.
-    found = await deps.persistence.run_with_stages(cmd.workflow_run_id, data=False)
+    # The run's state only: its input may be the list itself, and no item needs it. None
+    # read for an item the one before it handed on here (`item_hand_on`).
+    warm = (
+        None
+        if cmd.item is None
+        else deps.warm.take(cmd.workflow_run_id, stage.id, cmd.attempt, cmd.item)
+    )
+    found = (
+        (warm.run, warm.rows)
+        if warm is not None
+        else await deps.persistence.run_with_stages(cmd.workflow_run_id, data=False)
+    )
     if found is None:
         raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
     run, rows = found
@@ -130,6 +148,12 @@ async def execute_item(
         if retry_at is not None:
             return await _record_retry(deps, run, row.id, started, cmd, outcome, now, retry_at)
     assert isinstance(outcome, Produced | Failure), f"execute cannot end with {outcome}"
+    if isinstance(outcome, Produced):
+        handed = await hand_on(
+            deps, workflow, run, rows, row, stage, cmd, key, started, report, outcome, now
+        )
+        if handed is not None:
+            return handed
     try:
         async with atomic(deps, causation_id) as unit:
             writer = Writer(
@@ -413,7 +437,7 @@ async def record_outcome(
         }
         events.append(_stage_completed(run, row, now))
     else:
-        events.extend(_progress(run, row, now, done, failed))
+        events.extend(_progress(run, row, now, done, failed, item.item_index))
     updated = await unit.db.update_stage(row.id, counters)
     for event in events:
         unit.emit(event)
@@ -476,14 +500,13 @@ def _stage_failed(run: RunRecord, row: StageRecord, now: datetime, error: str) -
 
 
 def _progress(
-    run: RunRecord, row: StageRecord, now: datetime, done: int, failed: int
+    run: RunRecord, row: StageRecord, now: datetime, done: int, failed: int, index: int
 ) -> list[StageProgress]:
     """A `stage:progress` event about every twentieth of the items, not one per item: a
     map of 10,000 items writes 20 events, not 10,000."""
     total = row.items_total
     finished = done + failed
-    step = max(total // 20, 1)
-    if finished % step:
+    if not reports_progress(index, total):
         return []
     return [
         StageProgress(

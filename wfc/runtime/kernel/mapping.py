@@ -145,6 +145,13 @@ def item_spec(
     return replace(spec, payload=payload, attempts_made=attempts_made)
 
 
+def reports_progress(index: int, total: int) -> bool:
+    """Whether item `index` of `total` says how far its stage is (a `stage:progress`
+    event when it finishes): about every twentieth item, decided by the index alone, so
+    that concurrent items do not all wait for the one whose count would be a twentieth."""
+    return index % max(total // 20, 1) == 0
+
+
 def is_item_job(payload: dict[str, Any]) -> bool:
     """Whether a job runs one item of a mapped stage (not a whole stage)."""
     return "item" in payload

@@ -45,14 +45,23 @@ class WarmStarts:
 
     def __init__(self, limit: int = 1024) -> None:
         self._limit = limit
-        self._entries: OrderedDict[tuple[str, str, int], WarmStart] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, int, int | None], WarmStart] = OrderedDict()
 
     def put(self, stage: StageRecord, warm: WarmStart) -> None:
         """Keep `warm` for the execution of `stage`'s row at its attempt."""
-        self._entries[(stage.run_id, stage.stage_id, stage.attempt)] = warm
+        self._keep((stage.run_id, stage.stage_id, stage.attempt, None), warm)
+
+    def put_item(self, stage_id: str, index: int, attempt: int, warm: WarmStart) -> None:
+        """Keep `warm` for the delivery `attempt` of item `index` of a mapped stage."""
+        self._keep((warm.run.id, stage_id, attempt, index), warm)
+
+    def _keep(self, key: tuple[str, str, int, int | None], warm: WarmStart) -> None:
+        self._entries[key] = warm
         while len(self._entries) > self._limit:
             self._entries.popitem(last=False)
 
-    def take(self, run_id: str, stage_id: str, attempt: int) -> WarmStart | None:
-        """The warm start for this delivery, once."""
-        return self._entries.pop((run_id, stage_id, attempt), None)
+    def take(
+        self, run_id: str, stage_id: str, attempt: int, item: int | None = None
+    ) -> WarmStart | None:
+        """The warm start for this delivery (of `item`, for an item of a mapped stage), once."""
+        return self._entries.pop((run_id, stage_id, attempt, item), None)

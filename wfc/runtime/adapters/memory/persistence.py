@@ -27,13 +27,14 @@ from wfc.runtime.adapters.memory.tables import (
     rollback,
 )
 from wfc.runtime.copies import changed
-from wfc.runtime.ports import Clock, Persistence
+from wfc.runtime.ports import Clock, JobTransport, Persistence
 from wfc.runtime.records import (
     ACTIVE,
     Acquired,
     IdempotencyClaim,
     InProgress,
     ItemChanges,
+    ItemHandOn,
     ItemRecord,
     JsonObject,
     LogRecord,
@@ -309,6 +310,9 @@ class _MemoryStore(TableWriter):
         if item is None:
             raise RecordNotFoundError("MapItem", record_id)
         return self._change_item(item, changes) if fence.holds(item) else None
+
+    async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
+        return None  # no round trips to save: the caller records it under the run's lock
 
     def _of_plans(self, run_id: str, plans: Sequence[str] | None) -> bool:
         run = self._t.runs.get(run_id)

@@ -26,7 +26,7 @@ from wfc.runtime.adapters.sql.limited import Shape, lease_limited, limit_usage
 from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_record
 from wfc.runtime.adapters.sql.runs import plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import jobs
-from wfc.runtime.handoff import handed_specs
+from wfc.runtime.handoff import JobTaker, handed_specs
 from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
@@ -157,28 +157,8 @@ class SqlJobTransport:
         taker, handed = handed_specs(specs)
         now = self._clock.now()
         ids = [self._ids.new_id() for _ in specs]
-        rows: list[dict[str, Any]] = [
-            {
-                "id": job_id,
-                "run_id": s.run_id,
-                "workflow_id": s.workflow_id,
-                "stage_id": s.stage_id,
-                "status": Status.PENDING.value,
-                "priority": s.priority,
-                "attempt": s.attempts_made,
-                "max_attempts": s.max_attempts,
-                "payload": s.payload,
-                "created_at": now,
-                "updated_at": now,
-                "run_at": s.run_at,
-                "worker_id": None,
-                "locked_at": None,
-                "started_at": None,
-                "plan_fingerprint": s.plan_fingerprint,
-                "queue": s.queue,
-                **limit_columns(s.limits),
-            }
-            | (self._leased(now, s.attempts_made) if position in handed else {})
+        rows = [
+            self.new_row(job_id, s, now, leased=position in handed)
             for position, (job_id, s) in enumerate(zip(ids, specs, strict=True))
         ]
         # One statement for all rows, and on asyncpg for the job `completing` too: atomic
@@ -200,6 +180,34 @@ class SqlJobTransport:
             # Queued inside a transaction, the jobs may start only once it has committed.
             self._connections.after_commit(lambda: taker.take(leased, more_queued=more_queued))
         return ids
+
+    def new_row(self, job_id: str, s: JobSpec, now: datetime, *, leased: bool) -> dict[str, Any]:
+        """The row `enqueue` inserts for `s`: PENDING, or `leased` to this worker."""
+        return {
+            "id": job_id,
+            "run_id": s.run_id,
+            "workflow_id": s.workflow_id,
+            "stage_id": s.stage_id,
+            "status": Status.PENDING.value,
+            "priority": s.priority,
+            "attempt": s.attempts_made,
+            "max_attempts": s.max_attempts,
+            "payload": s.payload,
+            "created_at": now,
+            "updated_at": now,
+            "run_at": s.run_at,
+            "worker_id": None,
+            "locked_at": None,
+            "started_at": None,
+            "plan_fingerprint": s.plan_fingerprint,
+            "queue": s.queue,
+            **limit_columns(s.limits),
+        } | (self._leased(now, s.attempts_made) if leased else {})
+
+    @staticmethod
+    def handed(row: dict[str, Any], taker: JobTaker) -> None:
+        """Pass the job of `row`, inserted leased and committed, to `taker` to run."""
+        taker.take([to_record(JobRecord, row | _UNSET)], more_queued=False)
 
     def _leased(self, now: datetime, attempts_made: int) -> dict[str, Any]:
         """The columns of a job leased to this worker, as `dequeue` leaves them."""

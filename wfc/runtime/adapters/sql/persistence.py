@@ -33,11 +33,13 @@ from wfc.runtime.adapters.sql import (
     stages,
 )
 from wfc.runtime.adapters.sql.connections import Connections
-from wfc.runtime.ports import Clock, Persistence
+from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
+from wfc.runtime.ports import Clock, JobTransport, Persistence
 from wfc.runtime.records import (
     Acquired,
     IdempotencyClaim,
     ItemChanges,
+    ItemHandOn,
     ItemRecord,
     JsonObject,
     LogRecord,
@@ -210,6 +212,10 @@ class _SqlStore:
     ) -> ItemRecord | None:
         async with self._single() as conn:
             return await items.update_item(conn, record_id, changes, self._clock.now(), fence)
+
+    async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
+        async with self._single() as conn:
+            return await hand_on_item(conn, hand_on, jobs)
 
     async def claim_suspended_items(
         self,
