@@ -136,10 +136,6 @@ def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int
         connection.execute(f"PRAGMA busy_timeout={busy_ms}")
 
 
-async def _now(call: Callable[[], T]) -> T:
-    return call()
-
-
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
         return
@@ -191,24 +187,10 @@ class Cursor:
 
     def _run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> None:
         adapted = self._adapted
-        thread = adapted.thread
-        adapted.take_write_lock_for(sql)
-        call = thread.on_connection(function, sql, parameters)
         try:
-            # Awaited even when run here: SQLAlchemy's async layer insists on an await per
-            # statement, and a coroutine that never suspends costs only a greenlet switch.
-            if adapted.runs_inline(sql):
-                outcome = await_only(_now(call))
-            elif function is run_statement and adapted.may_try_inline(sql):
-                tried = await_only(_now(adapted.unless_busy(call)))
-                # None: the file is locked by another process; wait for it on the thread.
-                outcome = tried if tried is not None else await_only(thread.call(call))
-            else:
-                outcome = await_only(thread.call(call))
+            outcome = await_only(adapted.run(function, sql, parameters))
         except Exception as error:
-            adapted.release_write_lock_after_transaction()
             adapted._handle_exception(error)
-        adapted.release_write_lock_after_transaction()
         self.description, rows, self.rowcount, self.lastrowid = outcome
         self._rows = collections.deque(rows)
 
@@ -257,15 +239,25 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         self._holding: asyncio.Lock | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
 
-    def take_write_lock_for(self, sql: str) -> None:
-        """Before `sql` runs: wait for this process's turn to write to the file, if `sql`
-        writes or begins a transaction and this connection does not hold the turn already
-        (inside a transaction it does)."""
-        if self._holding is not None or not _writes(sql):
-            return
-        if self._in_transaction():
-            return  # a transaction begun without a BEGIN statement of ours: not ours to order
-        self._holding = await_only(self._writes.acquire())
+    async def run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> Outcome:
+        """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
+        belongs: here, or one trip to the connection's thread; in this process's turn to
+        write if `sql` writes. Both SQLAlchemy's cursor and `direct`'s runner come here."""
+        if self._holding is None and _writes(sql) and not self._in_transaction():
+            # (In a transaction begun without a BEGIN statement of ours: not ours to order.)
+            self._holding = await self._writes.acquire()
+        thread = self.thread
+        call = thread.on_connection(function, sql, parameters)
+        try:
+            if self.runs_inline(sql):
+                return call()
+            if function is run_statement and self.may_try_inline(sql):
+                tried = await self.unless_busy(call)
+                # None: the file is locked by another process; wait for it on the thread.
+                return tried if tried is not None else await thread.call(call)
+            return await thread.call(call)
+        finally:
+            self.release_write_lock_after_transaction()
 
     def runs_inline(self, sql: str) -> bool:
         """Whether `sql` runs on the event loop's thread, not the connection's: inside a
@@ -289,7 +281,7 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         anything inside a transaction this connection did not begin as a writer."""
         return not _ends_transaction(sql) and not self._in_transaction()
 
-    def unless_busy(self, call: Callable[[], Outcome]) -> Callable[[], Outcome | None]:
+    async def unless_busy(self, call: Callable[[], Outcome]) -> Outcome | None:
         """`call` with SQLite's busy handler off: None, having done nothing, if another
         process holds the lock the statement needs.
 
@@ -300,8 +292,9 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         the event loop does not wait with it. Only a single statement is tried: it
         fails before it changes anything, so sending it again is safe."""
         if self._busy_ms is None:
-            self._busy_ms = self._on_thread(_busy_timeout_ms)
-        return partial(_unless_busy, self.thread, call, self._busy_ms)
+            thread = self.thread
+            self._busy_ms = await thread.call(thread.on_connection(_busy_timeout_ms))
+        return _unless_busy(self.thread, call, self._busy_ms)
 
     def release_write_lock_after_transaction(self) -> None:
         """After a statement, commit or rollback: give the turn to write back once this
