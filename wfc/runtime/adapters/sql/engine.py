@@ -113,7 +113,7 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
     engine = create_async_engine(
         url,
-        # Each connection's own thread, one trip per statement (see `sqlite_thread`).
+        # Each connection's own thread, and few trips to it (see `sqlite_thread`).
         module=sqlite_thread.dbapi(
             SQLITE_BUSY_TIMEOUT_MS / 1000, commits_inline=synchronous == "NORMAL"
         ),

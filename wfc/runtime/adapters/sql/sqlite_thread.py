@@ -16,12 +16,16 @@ with the cursor's description, row count and last row id. And most
 statements make no trip at all (`Connection.runs_inline`, `unless_busy`): a
 statement inside a write transaction runs on the event loop's thread, and
 one outside a transaction is tried there first with the busy handler off,
-going to the thread only to wait for another process's lock. A transaction is
-one trip, its COMMIT. The process's writers take turns (`WriteTurns`), so
-none waits on another's lock in SQLite's busy handler. The connection object
-SQLAlchemy sees is a plain DBAPI connection over that (the one the aiosqlite
-dialect would see, so the dialect, its SQL and its type handling are
-unchanged).
+going to the thread only to wait for another process's lock. Under
+`synchronous=NORMAL` the COMMIT runs there too (it syncs nothing in WAL mode;
+the checkpoints that would are run on the thread instead), so a transaction
+makes no trip; under `full` it is one trip, its COMMIT. The process's writers
+take turns (`WriteTurns`), so none waits on another's lock in SQLite's busy
+handler. The connection object SQLAlchemy sees is a plain DBAPI connection
+over that (the one the aiosqlite dialect would see, so the dialect, its SQL
+and its type handling are unchanged); `direct` runs its statements through
+the same `Connection.run` (`sqlite_driver`), without SQLAlchemy's execution
+layer.
 
 The engine keeps the `sqlite+aiosqlite` URL users write: `create_engine`
 passes this module as the dialect's DBAPI (`dbapi()`), so aiosqlite itself is
