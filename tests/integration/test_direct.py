@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -135,12 +135,45 @@ async def test_a_connection_the_server_closed_is_never_pooled_again(tmp_path: Pa
 
 async def test_parameters_beyond_the_rows_are_refused_off_the_driver(tmp_path: Path) -> None:
     """SQLAlchemy's path binds the rows' keys alone, so a CTE's parameters (`extra`) would be
-    lost there: callers check `on_driver` first, and a call that did not is refused."""
-    async with sql_storage("sqlite", tmp_path) as store, store.engine.connect() as conn:
-        assert not direct.on_driver(conn)
+    lost there: a call on an engine whose statements go through SQLAlchemy (aiosqlite's own,
+    not one made by `create_engine`) is refused."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(jobs.metadata.create_all)
+        async with engine.connect() as conn:
+            now = datetime(2026, 1, 1, tzinfo=UTC)
+            with pytest.raises(ValueError, match="driver path"):
+                await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)], {"x": "y"})
+            # Without `extra` it still runs, through SQLAlchemy.
+            await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
+            assert [row["id"] for row in await direct.fetch(conn, select(jobs.c.id))] == ["j"]
+    finally:
+        await engine.dispose()
+
+
+async def test_statements_skip_sqlalchemys_execution_on_either_dialect(
+    storage: SqlStorage,
+) -> None:
+    """On SQLite as on PostgreSQL the hot statements run on the driver connection: SQLAlchemy's
+    own execution (its `before_cursor_execute` event) never sees them."""
+    through_sqlalchemy: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        through_sqlalchemy.append(statement)
+
+    event.listen(storage.engine.sync_engine, "before_cursor_execute", seen)
+    try:
         now = datetime(2026, 1, 1, tzinfo=UTC)
-        with pytest.raises(ValueError, match="driver path"):
-            await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)], {"completing": "x"})
+        async with autocommit(storage.engine).connect() as conn:
+            await direct.driver_sql(conn, "BEGIN")
+            await direct.insert_rows(conn, _INSERT_JOB, [job_row(f"j{n}", now) for n in (1, 2)])
+            assert await direct.execute(conn, update(jobs).values(max_attempts=3)) == 2
+            assert len(await direct.fetch(conn, select(jobs.c.id))) == 2
+            await direct.driver_sql(conn, "COMMIT")
+    finally:
+        event.remove(storage.engine.sync_engine, "before_cursor_execute", seen)
+    assert through_sqlalchemy == []
 
 
 async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(

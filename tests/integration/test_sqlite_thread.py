@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.sql import sqlite_thread
 from wfc.runtime.adapters.sql.engine import autocommit, create_engine
+from wfc.runtime.adapters.sql.sqlite_writes import CHECKPOINT_EVERY
 
 
 @pytest.fixture
@@ -68,11 +69,14 @@ async def test_a_failed_transaction_gives_its_turn_back(engine: AsyncEngine) -> 
             await conn.execute(text("INSERT INTO t (id, writer) VALUES (2, 3)"))
 
 
-async def test_a_transaction_makes_one_trip_to_its_thread(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("query", "commit_trips"), [("", 0), ("?synchronous=full", 1)])
+async def test_a_transaction_makes_no_trip_to_its_thread_unless_it_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str, commit_trips: int
 ) -> None:
-    """Only the COMMIT goes to the connection's thread (it may sync the disk): the BEGIN
-    and the statements after it run on the event loop's thread."""
+    """The BEGIN and the statements after it run on the event loop's thread, and so does the
+    COMMIT under `synchronous=NORMAL` (it syncs nothing in WAL mode); under `full` the
+    COMMIT syncs the WAL and goes to the connection's thread."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}{query}")
     trips: list[Any] = []
     loop_thread = threading.get_ident()
     ran_on: list[tuple[str, int]] = []
@@ -87,21 +91,57 @@ async def test_a_transaction_makes_one_trip_to_its_thread(
         ran_on.append((sql.split()[0], threading.get_ident()))
         return real_run(connection, sql, parameters)
 
-    async with engine.connect() as conn:  # a connection already open: no trips to open one
-        await conn.execute(text("SELECT 1"))
-    monkeypatch.setattr(sqlite_thread.SqliteThread, "call", counted)
-    monkeypatch.setattr(sqlite_thread, "run_statement", where)
-    async with engine.begin() as conn:
-        for n in range(5):
-            await conn.execute(text("INSERT INTO t (writer) VALUES (:n)"), {"n": n})
-        rows = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
+    try:
+        async with engine.begin() as conn:  # a connection already open: no trips to open one
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, writer INTEGER)"))
+            await conn.execute(text("SELECT 1"))  # the busy timeout, read once
+        monkeypatch.setattr(sqlite_thread.SqliteThread, "call", counted)
+        monkeypatch.setattr(sqlite_thread, "run_statement", where)
+        async with engine.begin() as conn:
+            for n in range(5):
+                await conn.execute(text("INSERT INTO t (writer) VALUES (:n)"), {"n": n})
+            rows = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
+        made = len(trips)  # (closing the connections makes one each)
+    finally:
+        await engine.dispose()
     assert rows == 5
-    assert ran_on == [
+    assert ran_on[:7] == [
         ("BEGIN", loop_thread),
         *[("INSERT", loop_thread)] * 5,
         ("SELECT", loop_thread),
     ]
-    assert len(trips) == 1  # the commit (`Connection.commit`)
+    assert ran_on[7][0] == "COMMIT"
+    assert (ran_on[7][1] == loop_thread) == (commit_trips == 0)
+    assert made == commit_trips
+
+
+async def test_the_wal_is_checkpointed_every_so_many_commits(tmp_path: Path) -> None:
+    """With SQLite's automatic checkpoint off (`synchronous=NORMAL`), the WAL is still copied
+    back into the database file: once every `Checkpoints.every` commits, on a connection's
+    thread, so it stops growing."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    wal = tmp_path / "wal.db-wal"
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, pad TEXT)"))
+            await conn.commit()
+        sizes = []
+        for _ in range(3):
+            for n in range(CHECKPOINT_EVERY):
+                async with engine.begin() as conn:
+                    await conn.execute(text("INSERT INTO t (pad) VALUES (:p)"), {"p": "x" * n})
+            sizes.append(wal.stat().st_size)
+        async with autocommit(engine).connect() as conn:
+            busy, frames, copied = (
+                await conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
+            ).one()
+    finally:
+        await engine.dispose()
+    # Checkpointed, the WAL is written again from its start: it stays the size one
+    # checkpoint interval fills, where without checkpoints it grew with every commit.
+    assert sizes[2] == sizes[1]
+    assert busy == 0 and frames == copied
 
 
 # Waiting on the event loop would hold it for the whole busy timeout (30 s), and the test

@@ -7,6 +7,7 @@ package that imports `sqlalchemy` is this one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +22,7 @@ from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.runtime.adapters.sql.schema import metadata
+from wfc.runtime.adapters.sql.sqlite_wakeups import SqliteWakeups
 from wfc.runtime.adapters.sql.wakeups import PostgresWakeups
 from wfc.runtime.ports import Clock, IdSource
 
@@ -42,10 +44,14 @@ class SqlStorage:
         return True
 
     @property
-    def wakeups(self) -> PostgresWakeups | None:
-        """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL; None on SQLite (workers poll)."""
+    def wakeups(self) -> PostgresWakeups | SqliteWakeups | None:
+        """Cross-process wakeups: LISTEN/NOTIFY on PostgreSQL, `PRAGMA data_version` on a
+        SQLite file; None for an in-memory SQLite database (nothing else can write it)."""
         if self.engine.dialect.name == "postgresql":
             return PostgresWakeups(self.engine)
+        database = self.engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            return SqliteWakeups(Path(database))
         return None
 
     @property

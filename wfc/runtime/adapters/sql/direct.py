@@ -11,15 +11,20 @@ connection's dialect and runs the SQL on the driver connection with the same
 bind and result processors SQLAlchemy would apply: values go in and come out as
 they would through `conn.execute`.
 
-Only asyncpg connections take this path. On any other driver (SQLite), and
-for statements it cannot run as compiled (expanding `IN` lists), each
-function is a plain `conn.execute`. Either way the rows come back as mappings
-keyed by result column name. An error from the driver comes wrapped in
-SQLAlchemy's `DBAPIError` (asyncpg's own as `.orig`), as on SQLAlchemy's path, so
-callers catch one family of errors; a connection the server closed is
+Both databases take this path: asyncpg's connection, and on SQLite
+`sqlite_driver.SqliteDriver` over the connection `sqlite_thread` gives each
+engine (the same three calls: `fetch`, `execute`, `is_closed`). What differs
+by dialect is the SQL the statement compiles to and which columns need a
+conversion on the way out (`_Compiled`): asyncpg decodes the built-in types
+itself, the stdlib `sqlite3` returns text and integers for them. On any other
+driver, and for statements it cannot run as compiled (expanding `IN` lists),
+each function is a plain `conn.execute`. Either way the rows come back as
+mappings keyed by result column name. An error from the driver comes wrapped
+in SQLAlchemy's `DBAPIError` (the driver's own as `.orig`), as on SQLAlchemy's
+path, so callers catch one family of errors; a connection the server closed is
 invalidated as SQLAlchemy would.
 
-Inside a transaction on asyncpg, a write whose result nobody reads can be
+Inside a transaction on asyncpg (PostgreSQL only: `on_driver`), a write whose result nobody reads can be
 `defer`red: it is held and sent with the transaction's next statement, as a
 data-modifying CTE of it when the two touch disjoint tables (`combine`), else
 joined with the other held writes into one statement just before it. Either
@@ -53,18 +58,20 @@ from sqlalchemy.util import await_only
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
+from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
+from wfc.runtime.adapters.sql.sqlite_thread import Connection as SqliteConnection
 
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
 Processor = Callable[[Any], Any]
 
-_DRIVER_KEY = "wfc_asyncpg_connection"
+_DRIVER_KEY = "wfc_driver_connection"
 _HELD_KEY = "wfc_held_writes"
 _MAX_COMPILED = 512  # statements are built once, so this is never reached in practice
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    """A statement compiled for asyncpg: its SQL, how to order and convert its parameters,
+    """A statement compiled for a driver: its SQL, how to order and convert its parameters,
     and how to convert the columns it returns."""
 
     sql: str
@@ -89,11 +96,13 @@ class _Compiled:
         return converted
 
 
-_COMPILED: dict[int, tuple[Executable, _Compiled | None]] = {}
+# Keyed by statement and dialect: the same construct compiles to `$1` for asyncpg, `?` for
+# SQLite, and one process may use both.
+_COMPILED: dict[tuple[int, str], tuple[Executable, _Compiled | None]] = {}
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
-    """The statement for asyncpg, or None if it must go through SQLAlchemy."""
+    """The statement for the dialect's driver, or None if it must go through SQLAlchemy."""
     element: Any = statement  # every Executable this module is given is a ClauseElement
     compiled: Any = element.compile(dialect=dialect)
     if "POSTCOMPILE" in compiled.string:  # an expanding IN list: rendered per call
@@ -101,14 +110,17 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
     names = tuple(compiled.positiontup or ())
     binds = [compiled.binds[name] for name in names]
     result_processors: dict[str, Processor] = {}
+    decodes_builtins = dialect.driver == "asyncpg"
     for key, column in getattr(statement, "exported_columns", {}).items():
         # asyncpg already returns Python values for the built-in types (JSON through the
         # codec SQLAlchemy installs on each connection); only the schema's own types,
-        # `TypeDecorator`s, have a conversion of their own to apply.
-        if isinstance(column.type, TypeDecorator):
-            process = column.type.result_processor(dialect, None)
-            if process is not None:
-                result_processors[str(key)] = process
+        # `TypeDecorator`s, have a conversion of their own to apply. `sqlite3` returns
+        # text and integers: every column gets the conversion SQLAlchemy would apply.
+        if decodes_builtins and not isinstance(column.type, TypeDecorator):
+            continue
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None:
+            result_processors[str(key)] = process
     return _Compiled(
         sql=compiled.string,
         names=names,
@@ -121,12 +133,13 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
 
 
 def _compiled_for(statement: Executable, dialect: Dialect) -> _Compiled | None:
-    entry = _COMPILED.get(id(statement))
+    key = (id(statement), dialect.name)
+    entry = _COMPILED.get(key)
     if entry is not None and entry[0] is statement:
         return entry[1]
     compiled = _compile(statement, dialect)
     if len(_COMPILED) < _MAX_COMPILED:
-        _COMPILED[id(statement)] = (statement, compiled)  # kept alive: ids stay valid
+        _COMPILED[key] = (statement, compiled)  # kept alive: ids stay valid
     return compiled
 
 
@@ -141,18 +154,29 @@ def render(
 
 
 def on_driver(conn: AsyncConnection) -> bool:
-    """Whether statements on `conn` run on the driver (asyncpg), not through SQLAlchemy."""
+    """Whether `conn` takes the PostgreSQL driver path's extras: writes held for the next
+    statement, transactions predicted into one statement, writes joined as CTEs (asyncpg).
+    Statements run on the driver on SQLite too, one by one."""
     return conn.dialect.driver == "asyncpg"
 
 
 async def _driver(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection under `conn`, or None on another driver."""
-    if not on_driver(conn):
-        return None
+    """The driver connection under `conn` (asyncpg's, or `SqliteDriver`), or None where
+    statements go through SQLAlchemy."""
     info = conn.info
     driver = info.get(_DRIVER_KEY)
     if driver is None:
-        driver = info[_DRIVER_KEY] = (await conn.get_raw_connection()).driver_connection
+        name = conn.dialect.driver
+        if name not in ("asyncpg", "aiosqlite"):
+            return None
+        raw = await conn.get_raw_connection()
+        if name == "asyncpg":
+            driver = raw.driver_connection
+        elif isinstance(raw.dbapi_connection, SqliteConnection):
+            driver = SqliteDriver(raw.dbapi_connection)
+        else:
+            return None  # an engine not made by `engine.create_engine`
+        info[_DRIVER_KEY] = driver
     return driver
 
 

@@ -113,8 +113,10 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
     engine = create_async_engine(
         url,
-        # Each connection's own thread, one trip per statement (see `sqlite_thread`).
-        module=sqlite_thread.dbapi(SQLITE_BUSY_TIMEOUT_MS / 1000),
+        # Each connection's own thread, and few trips to it (see `sqlite_thread`).
+        module=sqlite_thread.dbapi(
+            SQLITE_BUSY_TIMEOUT_MS / 1000, commits_inline=synchronous == "NORMAL"
+        ),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         **sizing,
     )
@@ -128,6 +130,10 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        if synchronous == "NORMAL":
+            # A COMMIT then syncs nothing and runs on the event loop's thread; the WAL is
+            # checkpointed on the connections' own threads instead (`sqlite_thread`).
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
@@ -16,6 +16,13 @@ from wfc.runtime.adapters.sql.schema import outbox, runs
 from wfc.runtime.records import NewOutboxEvent, OutboxRecord
 
 _INSERT_EVENTS = insert(outbox)
+# Built once, so `direct` runs it on the driver (on SQLite, the path every append takes).
+_RESERVE = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(last_sequence=runs.c.last_sequence + bindparam("count"))
+    .returning(runs.c.last_sequence)
+)
 
 
 async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
@@ -36,7 +43,7 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
                 continue
         last = await _reserve(conn, run_id, len(group))
         batch = [event.numbered(last + offset) for offset, event in enumerate(group, start=1)]
-        await conn.execute(_INSERT_EVENTS, [_event_values(r) for r in batch])
+        await direct.insert_rows(conn, _INSERT_EVENTS, [_event_values(r) for r in batch])
         records.extend(batch)
     return records
 
@@ -121,16 +128,9 @@ async def _append_in_one_statement(
 
 async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
     """The sequence before the `count` ones this append takes."""
-    advanced = (
-        await conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(last_sequence=runs.c.last_sequence + count)
-            .returning(runs.c.last_sequence)
-        )
-    ).scalar()
+    advanced = await direct.first(conn, _RESERVE, {"run_id": run_id, "count": count})
     if advanced is not None:
-        return int(advanced) - count
+        return int(advanced["last_sequence"]) - count
     if conn.dialect.name == "postgresql":
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}

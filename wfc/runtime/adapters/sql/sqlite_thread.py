@@ -16,12 +16,16 @@ with the cursor's description, row count and last row id. And most
 statements make no trip at all (`Connection.runs_inline`, `unless_busy`): a
 statement inside a write transaction runs on the event loop's thread, and
 one outside a transaction is tried there first with the busy handler off,
-going to the thread only to wait for another process's lock. A transaction is
-one trip, its COMMIT. The process's writers take turns (`WriteTurns`), so
-none waits on another's lock in SQLite's busy handler. The connection object
-SQLAlchemy sees is a plain DBAPI connection over that (the one the aiosqlite
-dialect would see, so the dialect, its SQL and its type handling are
-unchanged).
+going to the thread only to wait for another process's lock. Under
+`synchronous=NORMAL` the COMMIT runs there too (it syncs nothing in WAL mode;
+the checkpoints that would are run on the thread instead), so a transaction
+makes no trip; under `full` it is one trip, its COMMIT. The process's writers
+take turns (`WriteTurns`), so none waits on another's lock in SQLite's busy
+handler. The connection object SQLAlchemy sees is a plain DBAPI connection
+over that (the one the aiosqlite dialect would see, so the dialect, its SQL
+and its type handling are unchanged); `direct` runs its statements through
+the same `Connection.run` (`sqlite_driver`), without SQLAlchemy's execution
+layer.
 
 The engine keeps the `sqlite+aiosqlite` URL users write: `create_engine`
 passes this module as the dialect's DBAPI (`dbapi()`), so aiosqlite itself is
@@ -32,10 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import queue
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -47,6 +51,8 @@ from sqlalchemy.connectors.asyncio import (
     AsyncAdapt_terminate,
 )
 from sqlalchemy.util import await_only
+
+from wfc.runtime.adapters.sql.sqlite_writes import Checkpoints, WriteTurns
 
 T = TypeVar("T")
 _STOP = object()
@@ -117,6 +123,10 @@ def _with_connection(thread: SqliteThread, function: Callable[..., T], *args: An
     return function(thread.connection, *args)
 
 
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _busy_timeout_ms(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
 
@@ -134,10 +144,6 @@ def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int
         raise
     finally:
         connection.execute(f"PRAGMA busy_timeout={busy_ms}")
-
-
-async def _now(call: Callable[[], T]) -> T:
-    return call()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -191,24 +197,10 @@ class Cursor:
 
     def _run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> None:
         adapted = self._adapted
-        thread = adapted.thread
-        adapted.take_write_lock_for(sql)
-        call = thread.on_connection(function, sql, parameters)
         try:
-            # Awaited even when run here: SQLAlchemy's async layer insists on an await per
-            # statement, and a coroutine that never suspends costs only a greenlet switch.
-            if adapted.runs_inline(sql):
-                outcome = await_only(_now(call))
-            elif function is run_statement and adapted.may_try_inline(sql):
-                tried = await_only(_now(adapted.unless_busy(call)))
-                # None: the file is locked by another process; wait for it on the thread.
-                outcome = tried if tried is not None else await_only(thread.call(call))
-            else:
-                outcome = await_only(thread.call(call))
+            outcome = await_only(adapted.run(function, sql, parameters))
         except Exception as error:
-            adapted.release_write_lock_after_transaction()
             adapted._handle_exception(error)
-        adapted.release_write_lock_after_transaction()
         self.description, rows, self.rowcount, self.lastrowid = outcome
         self._rows = collections.deque(rows)
 
@@ -257,15 +249,43 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         self._holding: asyncio.Lock | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
 
-    def take_write_lock_for(self, sql: str) -> None:
-        """Before `sql` runs: wait for this process's turn to write to the file, if `sql`
-        writes or begins a transaction and this connection does not hold the turn already
-        (inside a transaction it does)."""
-        if self._holding is not None or not _writes(sql):
+    async def run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> Outcome:
+        """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
+        belongs: here, or one trip to the connection's thread; in this process's turn to
+        write if `sql` writes. Both SQLAlchemy's cursor and `direct`'s runner come here."""
+        if self._holding is None and _writes(sql) and not self._in_transaction():
+            # (In a transaction begun without a BEGIN statement of ours: not ours to order.)
+            self._holding = await self._writes.acquire()
+        thread = self.thread
+        call = thread.on_connection(function, sql, parameters)
+        writing = self._holding is not None
+        try:
+            if self.runs_inline(sql):
+                outcome = call()
+            elif function is run_statement and self.may_try_inline(sql):
+                tried = await self.unless_busy(call)
+                # None: the file is locked by another process; wait for it on the thread.
+                outcome = tried if tried is not None else await thread.call(call)
+            else:
+                outcome = await thread.call(call)
+        finally:
+            self.release_write_lock_after_transaction()
+        if writing and self._holding is None:  # a write committed (or rolled back)
+            await self._checkpoint_now_and_then()
+        return outcome
+
+    async def _checkpoint_now_and_then(self) -> None:
+        """The WAL checkpoint SQLite's automatic one would have run, on the connection's
+        thread, once every `Checkpoints.every` commits of the process (see `runs_inline`).
+        After the turn to write is given back: a PASSIVE checkpoint waits for no one, and
+        no one waits for it. Its failure (the file busy) fails nothing: the next one
+        copies what this one did not."""
+        checkpoints = self.dbapi.checkpoints
+        if checkpoints is None or not checkpoints.due():
             return
-        if self._in_transaction():
-            return  # a transaction begun without a BEGIN statement of ours: not ours to order
-        self._holding = await_only(self._writes.acquire())
+        thread = self.thread
+        with contextlib.suppress(sqlite3.Error):
+            await thread.call(thread.on_connection(_checkpoint))
 
     def runs_inline(self, sql: str) -> bool:
         """Whether `sql` runs on the event loop's thread, not the connection's: inside a
@@ -278,9 +298,17 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         unsynced). Such a statement costs SQLite tens of microseconds; a trip to the
         connection's thread and back costs more than that in wake-ups alone, and while
         one is under way every other writer of the process waits for the turn. The
-        COMMIT goes to the thread (it may checkpoint the WAL, writing and syncing the
-        file); the BEGIN is tried here first (`may_try_inline`)."""
-        return self._holding is not None and not _ends_transaction(sql) and self._in_transaction()
+        BEGIN is tried here first (`may_try_inline`).
+
+        The COMMIT (and ROLLBACK) too, under `synchronous=NORMAL` (`Module.commits_inline`):
+        in WAL mode it then appends the transaction's last frame to the WAL and syncs
+        nothing. What could sync, SQLite's automatic checkpoint, is off for those
+        connections (`wal_autocheckpoint=0`) and run on the connection's thread instead,
+        every so many commits (`_checkpoint_now_and_then`). Under `synchronous=FULL` a
+        COMMIT syncs the WAL, and goes to the thread."""
+        if self._holding is None or not self._in_transaction():
+            return False
+        return self.dbapi.commits_inline or not _ends_transaction(sql)
 
     def may_try_inline(self, sql: str) -> bool:
         """Whether `sql`, outside a transaction of ours, is first tried on the event loop's
@@ -289,7 +317,7 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         anything inside a transaction this connection did not begin as a writer."""
         return not _ends_transaction(sql) and not self._in_transaction()
 
-    def unless_busy(self, call: Callable[[], Outcome]) -> Callable[[], Outcome | None]:
+    async def unless_busy(self, call: Callable[[], Outcome]) -> Outcome | None:
         """`call` with SQLite's busy handler off: None, having done nothing, if another
         process holds the lock the statement needs.
 
@@ -300,8 +328,9 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         the event loop does not wait with it. Only a single statement is tried: it
         fails before it changes anything, so sending it again is safe."""
         if self._busy_ms is None:
-            self._busy_ms = self._on_thread(_busy_timeout_ms)
-        return partial(_unless_busy, self.thread, call, self._busy_ms)
+            thread = self.thread
+            self._busy_ms = await thread.call(thread.on_connection(_busy_timeout_ms))
+        return _unless_busy(self.thread, call, self._busy_ms)
 
     def release_write_lock_after_transaction(self) -> None:
         """After a statement, commit or rollback: give the turn to write back once this
@@ -339,17 +368,20 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         return connection is not None and not self.thread.closed and connection.in_transaction
 
     def commit(self) -> None:
-        try:
-            if self._in_transaction():  # else nothing to commit: no trip
-                self._on_thread(sqlite3.Connection.commit)
-        finally:
-            self.release_write_lock_after_transaction()
+        self._end("COMMIT")
 
     def rollback(self) -> None:
         # The pool rolls back every connection given back to it: most are in no transaction.
+        self._end("ROLLBACK")
+
+    def _end(self, sql: str) -> None:
+        """COMMIT or ROLLBACK, as a statement (the driver's transaction control is off), where
+        `run` puts it; nothing at all outside a transaction."""
         try:
             if self._in_transaction():
-                self._on_thread(sqlite3.Connection.rollback)
+                await_only(self.run(run_statement, sql, None))
+        except Exception as error:
+            self._handle_exception(error)
         finally:
             self.release_write_lock_after_transaction()
 
@@ -385,45 +417,6 @@ def _ends_transaction(sql: str) -> bool:
     return sql.lstrip()[:8].upper().startswith(("COMMIT", "END", "ROLLBACK"))
 
 
-class WriteTurns:
-    """Whose turn it is to write, among one engine's connections in this process.
-
-    SQLite lets one connection write at a time, and one that finds the file locked
-    sleeps in SQLite's busy handler — 1, 2, 5, 10, 15, 20, 25 … ms between tries —
-    however soon the lock is free. A worker's job slots each write on their own
-    connection, so most of a worker's writes met another slot's transaction and
-    slept: the worker sat idle (70% of its main thread's samples in the event loop's
-    wait) while its runs waited. Connections of one process instead take turns on an
-    asyncio lock, and the next one starts the moment the last one commits. The
-    busy handler still orders writers in different processes (`busy_timeout`).
-
-    A turn is waited for as long as the busy timeout allows, then fails as SQLite
-    would ("database is locked"). One lock per event loop: an asyncio lock belongs
-    to one.
-    """
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout_s = timeout_s
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    async def acquire(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        if not lock.locked():
-            await lock.acquire()  # free: taken without waiting
-            return lock
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await lock.acquire()
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
-        return lock
-
-
 def _create_function(connection: sqlite3.Connection, *args: Any, kw: dict[str, Any]) -> None:
     connection.create_function(*args, **kw)
 
@@ -432,9 +425,12 @@ class Module(AsyncAdapt_dbapi_module):
     """The DBAPI module the aiosqlite dialect is given in place of aiosqlite's: sqlite3's
     exceptions and constants, and connections over `SqliteThread`."""
 
-    def __init__(self, busy_timeout_s: float) -> None:
+    def __init__(self, busy_timeout_s: float, *, commits_inline: bool) -> None:
         super().__init__(sqlite3, dbapi_module=sqlite3)
         self.writes = WriteTurns(busy_timeout_s)
+        # COMMIT on the event loop's thread, checkpoints on the connections' (`runs_inline`).
+        self.commits_inline = commits_inline
+        self.checkpoints = Checkpoints() if commits_inline else None
         self._opened: set[str] = set()  # database files a connection was opened to
         self.sqlite = sqlite3
         self.paramstyle = "qmark"
@@ -485,6 +481,8 @@ _FROM_SQLITE3 = (
 )
 
 
-def dbapi(busy_timeout_s: float) -> Module:
-    """A DBAPI module for one engine (its connections take turns to write: `WriteTurns`)."""
-    return Module(busy_timeout_s)
+def dbapi(busy_timeout_s: float, *, commits_inline: bool = False) -> Module:
+    """A DBAPI module for one engine (its connections take turns to write: `WriteTurns`).
+    `commits_inline`: the engine's connections run `synchronous=NORMAL` in WAL mode with
+    `wal_autocheckpoint=0`, so a COMMIT syncs nothing and runs on the event loop's thread."""
+    return Module(busy_timeout_s, commits_inline=commits_inline)

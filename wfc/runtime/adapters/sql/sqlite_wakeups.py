@@ -1,0 +1,124 @@
+"""Wakeups across processes on SQLite: `PRAGMA data_version`, looked at every few ms.
+
+SQLite has no LISTEN/NOTIFY, so a worker noticed a run created by another process
+only at its next poll (200 ms in the benchmark, `--poll-interval` in `wfc worker`):
+an isolated run waited that long before its first stage. `PRAGMA data_version`
+answers, on one connection, whether any other connection has committed to the file
+since that connection last asked; in WAL mode it reads the shared-memory index and
+no page of the file, a few microseconds on the event loop's thread. A worker asks it
+every `WATCH_EVERY` and, when the file changed, wakes its claims and idle slots, as a
+NOTIFY does on PostgreSQL.
+
+A change does not say what changed, and most changes a busy worker sees are its
+own commits, made on its other connections: each wake costs a claim (if it leads)
+and a dequeue per idle slot, so a worker is woken at most once per `WAKE_GAP`
+(the first change after a quiet spell wakes it at once).
+
+The claim lead (`ports.Listening`) is an exclusive `flock` on a file beside the
+database (`<file>-lead`): the kernel drops it when its holder's process dies, as
+PostgreSQL drops a session's advisory lock. Workers that do not lead keep polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lead, every worker polls
+    fcntl = None  # type: ignore[assignment]
+
+WATCH_EVERY = 0.005  # seconds between two looks at `data_version`
+WAKE_GAP = 0.05  # seconds: the least time between two wakes
+
+
+class SqliteWakeups:
+    """`listen(on_wake)` watches one SQLite file for commits made by other processes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    @contextlib.asynccontextmanager
+    async def listen(self, on_wake: Callable[[str], None]) -> AsyncIterator[SqliteListening]:
+        """Call `on_wake("runs")` and `on_wake("jobs")` when another process may have
+        created a run or queued a job, until the block exits."""
+        # Read-only, and only if the file is there: never the one that creates it.
+        watcher = sqlite3.connect(
+            f"file:{self._path}?mode=ro", uri=True, isolation_level=None, timeout=0
+        )
+        listening = SqliteListening(Path(f"{self._path}-lead"))
+        task = asyncio.create_task(_watch(watcher, on_wake), name="wfc-sqlite-watch")
+        try:
+            yield listening
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            listening.close()
+            watcher.close()
+
+
+def _data_version(watcher: sqlite3.Connection) -> int | None:
+    """The watcher's `data_version`, or None if SQLite could not say (then: wake)."""
+    try:
+        return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+async def _watch(watcher: sqlite3.Connection, on_wake: Callable[[str], None]) -> None:
+    seen = _data_version(watcher)
+    woken_at = 0.0
+    pending = False  # a change not yet woken for
+    while True:
+        await asyncio.sleep(WATCH_EVERY)
+        version = _data_version(watcher)
+        if version is None or version != seen:
+            seen, pending = version, True
+        if pending and time.monotonic() - woken_at >= WAKE_GAP:
+            pending, woken_at = False, time.monotonic()
+            on_wake("runs")
+            on_wake("jobs")
+
+
+class SqliteListening:
+    """The claim lead as an exclusive `flock` on `<database>-lead`."""
+
+    def __init__(self, lead_file: Path) -> None:
+        self._lead_file = lead_file
+        self._fd: int | None = None
+        self._lost = asyncio.Event()  # never set: the watcher has no connection to lose
+        self.leading = False
+
+    async def lead_claims(self) -> bool:
+        if self.leading or fcntl is None:
+            return self.leading
+        if self._fd is None:
+            self._fd = os.open(self._lead_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.leading = True
+        return True
+
+    async def pass_on_claims(self) -> None:
+        """Let go of the lead; the others take it at their next poll."""
+        if self.leading and self._fd is not None and fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.leading = False
+
+    async def until_lost(self) -> None:
+        await self._lost.wait()
+
+    def close(self) -> None:
+        self.leading = False
+        if self._fd is not None:
+            os.close(self._fd)  # (closing drops the flock)
+            self._fd = None
