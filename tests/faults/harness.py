@@ -613,8 +613,23 @@ class Fleet:
         codes = {}
         for worker_id, process in self.processes.items():
             if process.poll() is None:
+                self._wait_serving(worker_id, timeout)
                 codes[worker_id] = stop(process, signal.SIGTERM, timeout)
         return codes
+
+    def _wait_serving(self, worker_id: str, timeout: float) -> None:
+        """Wait until a worker serves (or has exited) before it is sent SIGTERM.
+
+        A replacement started just before the end of a test may still be starting its
+        interpreter, before any handler of wfc's exists, and a SIGTERM then takes the
+        signal's default action (exit -15): that says how fast the test ran, not how the
+        worker stops, which is what the exit codes here check."""
+        process, log = self.processes[worker_id], self.directory / f"{worker_id}.log"
+        self.wait(
+            lambda: process.poll() is not None or '"serving"' in log.read_text(),
+            timeout,
+            f"worker {worker_id} to serve before it is stopped",
+        )
 
     def close(self) -> None:
         """Kill whatever is left, without waiting on anything that could hang."""

@@ -21,8 +21,9 @@ import pytest
 from tests.databases import kernel_on_storage
 from tests.kernel.helpers import Item, mapped
 from wfc.plan import RetryPolicy
-from wfc.runtime import RunCancel
+from wfc.runtime import RunCancel, RunRerunFrom
 from wfc.runtime.hosts import JobOutcome, process_job
+from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.records import JobRecord, Status
 from wfc.testing import TestKernel
 
@@ -159,3 +160,34 @@ async def test_an_item_that_finishes_after_its_stage_failed_is_not_counted(
     )
     assert (await _item(mk, run_id, PAUSED)).status is Status.RUNNING  # left as a ghost's
     assert await _open_jobs(mk, run_id) == []
+
+
+async def test_an_item_started_warm_after_a_rerun_does_not_block_the_new_pass(
+    mk: TestKernel,
+) -> None:
+    """A handed-on item starts from what the item before it read, without reading the run:
+    a rerun landing in between is caught by its outcome's fence, but its start has already
+    written its row (pass 0, attempt 1). The new pass's delivery of that item, attempt 1
+    as well, must take the row over: refused, it would wait for a retry of its job, and a
+    stage without retries would fail for nothing."""
+    pause[1].set()  # no item waits here
+    run_id, jobs = await _opened(mk)
+    found = await mk.persistence.run_with_stages(run_id, data=False)
+    assert found is not None
+    run, rows = found
+    failing.add(0)
+    assert (await process_job(mk.kernel, jobs[0])).outcome == "failed"
+    assert (await mk.drive(run_id)).status is Status.FAILED
+    failing.clear()
+    await mk.kernel.dispatch(RunRerunFrom(workflow_run_id=run_id, from_stage_id="touch"))
+    stale = jobs[PAUSED]
+    warm = WarmStart(run=run, rows=rows, outputs={})
+    mk.kernel.deps.warm.put_item("touch", PAUSED, stale.attempt, warm)
+    _discarded(await process_job(mk.kernel, stale))
+    assert (await _item(mk, run_id, PAUSED)).generation == 0  # the stale start's row
+    done = await mk.drive(run_id)
+    assert done.status is Status.COMPLETED, done.error
+    assert [item["n"] for item in done.output] == [n + 1 for n in range(COUNT)]
+    # Started by the new pass's first delivery: not refused, and so not left to a retry
+    # (which a stage without retries does not have).
+    assert (await _item(mk, run_id, PAUSED)).attempt == 1

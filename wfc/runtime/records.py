@@ -9,7 +9,7 @@ plain `dict`/`list` data, never models, so every adapter stores them as-is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
@@ -253,6 +253,9 @@ class StageFence:
     attempt: int | None = None
     before_attempt: int | None = None
     version: int | None = None
+    # A map item's pass: a row of an earlier pass is taken over whatever it holds, a row
+    # of a later one never, and a row of this pass only on the conditions above.
+    generation: int | None = None
 
     @classmethod
     def running(cls, attempt: int) -> StageFence:
@@ -268,12 +271,21 @@ class StageFence:
         return cls(statuses=open_, before_attempt=attempt)
 
     @classmethod
+    def item_startable(cls, attempt: int, generation: int) -> StageFence:
+        """The item is open in this pass and no later delivery started it, or its row is
+        left from an earlier pass (an item start that lost a race with a rerun wrote it:
+        the new pass's delivery must not be refused for it)."""
+        return replace(cls.startable(attempt), generation=generation)
+
+    @classmethod
     def polled(cls, version: int) -> StageFence:
         """The stage is still SUSPENDED as this poller claimed it (`stage.pollSuspended`)."""
         return cls(statuses=frozenset({Status.SUSPENDED}), version=version)
 
     def holds(self, row: StageRecord | ItemRecord) -> bool:
         """Whether `row` is still what this fence requires."""
+        if self.generation is not None and row.generation != self.generation:
+            return row.generation < self.generation
         return (
             row.status in self.statuses
             and (self.attempt is None or row.attempt == self.attempt)

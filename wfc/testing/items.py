@@ -55,6 +55,27 @@ class ItemsConformance:
         late = an_item(ports, 0, attempt=3)
         assert await p.start_item(late, {"attempt": 3}, StageFence.startable(3)) is None
 
+    async def test_a_new_pass_takes_over_an_earlier_pass_s_item_and_never_the_reverse(
+        self, ports: Ports
+    ) -> None:
+        """A delivery of pass 0 that started its item after a rerun (it lost the race with
+        the rerun: its outcome is refused by the stage's fence) leaves a RUNNING row at
+        attempt 1; the new pass's delivery, also attempt 1, must still start it, and a
+        late delivery of pass 0 must not take a row of pass 1."""
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        stray = await p.start_item(an_item(ports, 0), {}, StageFence.item_startable(1, 0))
+        assert stray is not None and stray.generation == 0
+        mine: ItemChanges = {"status": Status.RUNNING, "attempt": 1, "generation": 1}
+        new_pass = replace(an_item(ports, 0), generation=1)
+        taken = await p.start_item(new_pass, mine, StageFence.item_startable(1, 1))
+        assert taken is not None and (taken.generation, taken.attempt) == (1, 1)
+        assert await p.start_item(new_pass, mine, StageFence.item_startable(1, 1)) is None
+        late: ItemChanges = {"status": Status.RUNNING, "attempt": 2, "generation": 0}
+        assert await p.start_item(an_item(ports, 0), late, StageFence.item_startable(2, 0)) is None
+        [stored] = await p.items_of_stage("r1", "m")
+        assert (stored.generation, stored.attempt, stored.version) == (1, 1, taken.version)
+
     async def test_an_outcome_lands_only_for_the_delivery_that_owns_the_item(
         self, ports: Ports
     ) -> None:

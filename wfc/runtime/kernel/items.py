@@ -198,7 +198,9 @@ async def _start(
         "generation": cmd.generation,
         "started_at": now,
     }
-    started = await deps.persistence.start_item(create, changes, StageFence.startable(cmd.attempt))
+    started = await deps.persistence.start_item(
+        create, changes, StageFence.item_startable(cmd.attempt, cmd.generation)
+    )
     if started is not None:
         return started
     current = next(

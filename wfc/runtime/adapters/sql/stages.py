@@ -50,6 +50,7 @@ def fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
         fence.attempt is not None,
         fence.before_attempt is not None,
         fence.version is not None,
+        fence.generation is not None,
     )
 
 
@@ -64,7 +65,10 @@ def fence_condition(fence: StageFence, table: Table = stages) -> ColumnElement[b
         conditions.append(c.attempt < bindparam("f_before_attempt"))
     if fence.version is not None:
         conditions.append(c.version == bindparam("f_version"))
-    return and_(*conditions)
+    if fence.generation is None:
+        return and_(*conditions)
+    generation = bindparam("f_generation")
+    return or_(c.generation < generation, and_(c.generation == generation, *conditions))
 
 
 def fence_params(fence: StageFence | None) -> dict[str, Any]:
@@ -79,6 +83,7 @@ def fence_params(fence: StageFence | None) -> dict[str, Any]:
             ("f_attempt", fence.attempt),
             ("f_before_attempt", fence.before_attempt),
             ("f_version", fence.version),
+            ("f_generation", fence.generation),
         )
         if value is not None
     }
