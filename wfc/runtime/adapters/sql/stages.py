@@ -67,8 +67,8 @@ def fence_condition(fence: StageFence, table: Table = stages) -> ColumnElement[b
         conditions.append(c.version == bindparam("f_version"))
     if fence.generation is None:
         return and_(*conditions)
-    generation = bindparam("f_generation")
-    return or_(c.generation < generation, and_(c.generation == generation, *conditions))
+    earlier = c.generation < bindparam("f_generation")
+    return or_(earlier, and_(c.generation == bindparam("f_generation"), *conditions))
 
 
 def fence_params(fence: StageFence | None) -> dict[str, Any]:
