@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from wfc.errors import (
@@ -42,11 +42,7 @@ from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
 from wfc.runtime.copies import changed
 from wfc.runtime.events import (
-    Event,
     StageCompleted,
-    StageFailed,
-    StageSuspended,
-    WorkflowSuspended,
 )
 from wfc.runtime.handoff import handing_off
 from wfc.runtime.kernel.children import execute_child
@@ -56,9 +52,7 @@ from wfc.runtime.kernel.invoke import (
     Produced,
     Report,
     Suspended,
-    progress_events,
     run_execute,
-    suspend_times,
 )
 from wfc.runtime.kernel.items import execute_item
 from wfc.runtime.kernel.rows import (
@@ -70,7 +64,16 @@ from wfc.runtime.kernel.rows import (
     save_output,
     stage_started,
     warm_up,
-    write_log,
+)
+from wfc.runtime.kernel.stage_outcome import (
+    Discarded,
+    Execution,
+    commit_outcome,
+    elapsed_ms,
+    emit_outcome,
+    record_failure,
+    record_suspension,
+    why_refused,
 )
 from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.kernel.waits import builtin_report
@@ -88,15 +91,6 @@ from wfc.runtime.workflow import Workflow
 log = logging.getLogger("wfc.kernel")
 
 
-class _Discarded(Exception):
-    """Rolls back an outcome transaction whose write the run or the stage's fence refused:
-    the run stopped being RUNNING, or this delivery no longer owns the stage."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def _ghost(reason: str, when: str) -> JobExecuteResult:
     log.warning("ghost %s: %s — result discarded", when, reason)
     return JobExecuteResult(
@@ -104,20 +98,6 @@ def _ghost(reason: str, when: str) -> JobExecuteResult:
         ghost=True,
         retryable=False,
         error=f"{reason} {when} — result discarded",
-    )
-
-
-async def _why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) -> str:
-    """Why a fenced outcome write found nothing to write (the rare path: read to say so)."""
-    run = await unit.db.get_run(run_id)
-    if run is None or run.status is not Status.RUNNING:
-        return f"Run {run_id} is {run.status.value if run else 'missing'}"
-    row = next((r for r in await unit.db.stages_of_run(run_id) if r.id == record_id), None)
-    if row is None:
-        return f"Stage record {record_id} of run {run_id} is gone (rerun)"
-    return (
-        f"Stage {row.stage_id} of run {run_id} is {row.status.value} at attempt "
-        f"{row.attempt}, not this delivery's attempt {attempt}"
     )
 
 
@@ -149,7 +129,7 @@ async def _execute_job(
     alone = len(workflow.group(workflow.group_of(stage.id))) == 1
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at, alone)
-    except _Discarded as refused:
+    except Discarded as refused:
         return _ghost(refused.reason, "before execution")
     if isinstance(opened, JobExecuteResult):
         return opened
@@ -181,7 +161,7 @@ async def _execute_job(
             report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
         report = storable_report(stage.id, report)
 
-    execution = _Execution(
+    execution = Execution(
         deps=deps,
         run=run,
         stage=stage,
@@ -197,7 +177,7 @@ async def _execute_job(
     )
     try:
         return await _phase_finish(execution)
-    except _Discarded as refused:
+    except Discarded as refused:
         return _ghost(refused.reason, "after stage execution")
 
 
@@ -233,7 +213,7 @@ async def _phase_start(
             raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
         (run, rows), known = found, None
     if run.status is not Status.RUNNING:
-        raise _Discarded(f"Run {run.id} is {run.status.value}")
+        raise Discarded(f"Run {run.id} is {run.status.value}")
     existing = next((row for row in rows if row.stage_id == stage.id), None)
     if existing is not None and existing.status in TERMINAL:
         return await _finished_before(deps, existing)
@@ -248,7 +228,7 @@ async def _phase_start(
         # cancel held the run and waited for the stage: a deadlock on PostgreSQL.
         run = await unit.db.update_run(run.id, {})
         if run.status is not Status.RUNNING:
-            raise _Discarded(f"Run {run.id} is {run.status.value}")
+            raise Discarded(f"Run {run.id} is {run.status.value}")
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = changed(
             fresh,
@@ -271,7 +251,7 @@ async def _phase_start(
         if current is not None and current.status in TERMINAL:
             return await _finished_before(deps, current)
         shown = f"{current.status.value} at attempt {current.attempt}" if current else "gone"
-        raise _Discarded(f"Stage {stage.id} of run {run.id} is {shown}")
+        raise Discarded(f"Stage {stage.id} of run {run.id} is {shown}")
     return run, row, outputs, rows
 
 
@@ -315,34 +295,16 @@ def _started_for(row: StageRecord, cmd: JobExecute) -> bool:
     return row.status is Status.RUNNING and row.attempt == cmd.attempt
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Execution:
-    """One `job.execute` invocation: what every phase-3 step needs."""
-
-    deps: Deps
-    run: RunRecord
-    stage: PlanStage
-    row: StageRecord
-    cmd: JobExecute
-    causation_id: str
-    started_at: datetime
-    report: Report
-    key: KeyCompletion
-    pristine: dict[str, Any] | None
-    known_rows: list[StageRecord]  # the run's stages as read with `run` (at its version)
-    alone: bool  # the stage is the only one in its group
-
-
-async def _phase_finish(ex: _Execution) -> JobExecuteResult:
+async def _phase_finish(ex: Execution) -> JobExecuteResult:
     outcome = ex.report.outcome
     if isinstance(outcome, Failure):
-        return await _record_failure(ex, outcome)
+        return await record_failure(ex, outcome)
     if isinstance(outcome, Suspended):
-        return await _record_suspension(ex, outcome)
+        return await record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
     key = output_key(ex.run, ex.stage.id)
     now = ex.deps.clock.now()
-    duration_ms = _elapsed_ms(ex.started_at, now)
+    duration_ms = elapsed_ms(ex.started_at, now)
     completed: StageChanges = {
         "status": Status.COMPLETED,
         "completed_at": now,
@@ -363,12 +325,12 @@ async def _phase_finish(ex: _Execution) -> JobExecuteResult:
     result = JobExecuteResult(outcome="completed", output=outcome.output)
     if ex.cmd.transition:
         return await _commit_completion_and_transition(ex, completed, result, event)
-    await _commit_outcome(ex, completed, result, event)
+    await commit_outcome(ex, completed, result, event)
     return result
 
 
 async def _commit_completion_and_transition(
-    ex: _Execution, changes: StageChanges, result: JobExecuteResult, event: StageCompleted
+    ex: Execution, changes: StageChanges, result: JobExecuteResult, event: StageCompleted
 ) -> JobExecuteResult:
     """Record the completion and run the run's transition in one transaction.
 
@@ -397,7 +359,7 @@ async def _commit_completion_and_transition(
 
 
 async def _completion_and_transition(
-    ex: _Execution,
+    ex: Execution,
     changes: StageChanges,
     result: JobExecuteResult,
     event: StageCompleted,
@@ -418,7 +380,7 @@ async def _completion_and_transition(
         )
         if locked is None:
             attempt = ex.cmd.attempt
-            raise _Discarded(await _why_refused(unit, ex.run.id, ex.row.id, attempt))
+            raise Discarded(await why_refused(unit, ex.run.id, ex.row.id, attempt))
         run, updated = locked
         rows = _stages_unchanged(ex, run, updated)
         if rows is None and await _last_of_group(ex, unit, run.id):
@@ -427,7 +389,7 @@ async def _completion_and_transition(
         # after the reads, so that on PostgreSQL the write travels with the next one.
         await save_output(ex.deps, ex.run, ex.stage.id, result.output)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
-        _emit_outcome(ex, unit, event)
+        emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
             unit.completing = ex.cmd.job_id
         # Without the rows, siblings still run: the last of them to finish moves the run on.
@@ -442,7 +404,7 @@ async def _completion_and_transition(
 
 
 async def _decide(
-    ex: _Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], output: Any
+    ex: Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], output: Any
 ) -> RunTransitionResult | None:
     """The run's transition in the outcome's transaction, `rows` read after its lock; None
     when a failed sibling leaves the decision to a transition that reads the jobs."""
@@ -455,7 +417,7 @@ async def _decide(
         return None  # a failed sibling: the caller's own transition reads the jobs
 
 
-async def _last_of_group(ex: _Execution, unit: Unit, run_id: str) -> bool:
+async def _last_of_group(ex: Execution, unit: Unit, run_id: str) -> bool:
     """Whether no stage of the run is left PENDING, RUNNING or SUSPENDED, asked after the
     run's lock (so a sibling that finished first has committed, and one finishing now
     waits for this transaction): then this stage finished its group last, and it alone
@@ -470,7 +432,7 @@ async def _last_of_group(ex: _Execution, unit: Unit, run_id: str) -> bool:
 
 
 def _stages_unchanged(
-    ex: _Execution, locked: RunRecord, updated: StageRecord
+    ex: Execution, locked: RunRecord, updated: StageRecord
 ) -> list[StageRecord] | None:
     """The run's stages without reading them again, when what was read is still true.
 
@@ -487,95 +449,6 @@ def _stages_unchanged(
     return sorted([*rows, updated], key=lambda row: (row.execution_group, row.stage_number))
 
 
-async def _record_suspension(ex: _Execution, outcome: Suspended) -> JobExecuteResult:
-    now = ex.deps.clock.now()
-    next_poll_at, interval_ms, max_wait_until = suspend_times(ex.stage, outcome.request, now)
-    suspended: StageChanges = {
-        "status": Status.SUSPENDED,
-        "suspended_state": dict(outcome.request.state),
-        "next_poll_at": next_poll_at,
-        "poll_interval_ms": interval_ms,
-        "max_wait_until": max_wait_until,
-        "metrics": dict(ex.report.metrics),
-    }
-    result = JobExecuteResult(outcome="suspended", next_poll_at=next_poll_at)
-    await _commit_outcome(
-        ex,
-        suspended,
-        result,
-        StageSuspended(
-            timestamp=now,
-            workflow_run_id=ex.run.id,
-            stage_id=ex.stage.id,
-            stage_name=ex.row.stage_name,
-            next_poll_at=next_poll_at,
-        ),
-        WorkflowSuspended(timestamp=now, workflow_run_id=ex.run.id, stage_id=ex.stage.id),
-    )
-    return result
-
-
-async def _record_failure(ex: _Execution, outcome: Failure) -> JobExecuteResult:
-    now = ex.deps.clock.now()
-    policy, attempt = ex.stage.retry, ex.cmd.attempt
-    retry_at: datetime | None = None
-    if outcome.retryable and attempt < policy.max_attempts:
-        retry_at = now + (outcome.retry_delay or timedelta(milliseconds=policy.delay_ms(attempt)))
-    changes: StageChanges = {
-        "error": outcome.error,
-        "duration_ms": _elapsed_ms(ex.started_at, now),
-        "metrics": dict(ex.report.metrics),
-    }
-    if retry_at is None:
-        changes["status"] = Status.FAILED
-        changes["completed_at"] = now
-    else:
-        # Still PENDING: the group stays open while the retry is queued.
-        changes["status"] = Status.PENDING
-    result = JobExecuteResult(
-        outcome="failed", error=outcome.error, retryable=outcome.retryable, retry_at=retry_at
-    )
-    await _commit_outcome(
-        ex,
-        changes,
-        result,
-        StageFailed(
-            timestamp=now,
-            workflow_run_id=ex.run.id,
-            stage_id=ex.stage.id,
-            stage_name=ex.row.stage_name,
-            error=outcome.error,
-            retry_at=retry_at,
-        ),
-    )
-    # The traceback goes with the log line: `wfc runs show` prints a failed stage's last.
-    where = {"traceback": outcome.traceback} if outcome.traceback else None
-    await write_log(
-        ex.deps, ex.run.id, "ERROR", outcome.error, stage_record_id=ex.row.id, fields=where
-    )
-    return result
-
-
-async def _commit_outcome(
-    ex: _Execution, changes: StageChanges, result: JobExecuteResult, *events: Event
-) -> None:
-    """Write a stage's outcome with its progress and outcome events and complete the
-    command's idempotency key with `result` — if the run still runs."""
-    fence = StageFence.running(ex.cmd.attempt)
-    async with atomic(ex.deps, ex.causation_id) as unit:
-        written = await unit.db.update_stage_while_running(
-            ex.row.id, ex.run.id, changes, fence=fence
-        )
-        if written is None:
-            attempt = ex.cmd.attempt
-            raise _Discarded(await _why_refused(unit, ex.run.id, ex.row.id, attempt))
-        if changes.get("status") is Status.COMPLETED:
-            await save_output(ex.deps, ex.run, ex.stage.id, result.output)
-            await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
-        _emit_outcome(ex, unit, *events)
-        await ex.key.complete(unit.db, result)
-
-
 async def _complete_job(deps: Deps, job_id: str | None, attempt: int) -> bool:
     """Complete the leased job in the current transaction (while it is at this delivery);
     False if there is none to."""
@@ -586,14 +459,3 @@ async def _complete_job(deps: Deps, job_id: str | None, attempt: int) -> bool:
     except RecordNotFoundError:
         return False
     return True
-
-
-def _emit_outcome(ex: _Execution, unit: Unit, *events: Event) -> None:
-    """The stage's progress events, then its outcome events, in this unit's outbox append."""
-    now = ex.deps.clock.now()
-    for event in [*progress_events(ex.run.id, ex.row.stage_id, ex.report, now), *events]:
-        unit.emit(event)
-
-
-def _elapsed_ms(start: datetime, end: datetime) -> int:
-    return max(int((end - start) / timedelta(milliseconds=1)), 0)
