@@ -8,8 +8,8 @@ asserted.
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,8 +53,11 @@ def measure(source: Path, runs: int, *, collector: bool = False) -> str:
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    counts = [int(n) for n in sys.argv[2:]] or [200, 1000, 5000]
+    parser = argparse.ArgumentParser(description="Compile time of generated workflows.")
+    parser.add_argument("runs", nargs="?", type=int, default=5, help="compiles per case")
+    parser.add_argument("counts", nargs="*", type=int, help="stage counts (200 1000 5000)")
+    args = parser.parse_args()
+    runs, counts = args.runs, args.counts or [200, 1000, 5000]
     largest = ROOT / "examples" / "documents" / "pipeline.wf"
     print(f"largest example ({largest.name}): {measure(largest, runs)}")
     with tempfile.TemporaryDirectory() as tmp:
