@@ -362,6 +362,9 @@ async def test_runs_show_prints_where_each_item_raised(
     text = await asyncio.to_thread(CliRunner().invoke, cli, show)
     assert text.exit_code == 0, text.output
     assert "item 4 raised:" in text.output and "ValueError: item 4 is bad" in text.output
+    # The mapped stage's attempts are its items': its own column shows none, not a 0.
+    measure_row = next(line for line in text.output.splitlines() if line.startswith("│ measure"))
+    assert measure_row.split("│")[3].strip() == "–"
     shown = await asyncio.to_thread(CliRunner().invoke, cli, [*show, "--json"])
     items = json.loads(shown.output)["items"]
     assert "in measure" in items[4]["traceback"]

@@ -167,7 +167,9 @@ def print_show_text(shown: Shown, logs: bool) -> None:
         table.add_row(
             stage.stage_id,
             stage.status.value,
-            str(stage.attempt),
+            # A mapped stage's attempts are its items' own, a skipped or pending stage has none:
+            # "–" there, not a 0 that reads as "ran and counted nothing".
+            str(stage.attempt) if stage.attempt else "–",
             ms(stage.duration_ms),
             f"${costs[stage.stage_id].total_cost:.4f}",
             *counted,
