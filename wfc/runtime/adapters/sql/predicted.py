@@ -39,25 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    TIMESTAMP,
-    Integer,
-    String,
-    bindparam,
-    cast,
-    column,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Integer, bindparam, insert, select, update
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.selectable import CTE
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
-from wfc.runtime.adapters.sql.outbox import events_json
+from wfc.runtime.adapters.sql.outbox import EVENT_COLUMNS, events_json, events_recordset
 from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
 from wfc.runtime.adapters.sql.schema import outbox, runs, stages
 from wfc.runtime.records import (
@@ -174,18 +162,7 @@ def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> tuple
 def _events(locked: CTE) -> CTE:
     """The events (one JSON parameter, `outbox.events_json`), numbered after the counter
     `wfc_locked` advanced by their number."""
-    event = (
-        func.jsonb_to_recordset(cast(bindparam("events", type_=String), JSONB))
-        .table_valued(
-            column("id", String),
-            column("ord", Integer),
-            column("event_type", String),
-            column("payload", JSONB),
-            column("causation_id", String),
-            column("occurred_at", TIMESTAMP(timezone=True)),
-        )
-        .render_derived(name="e", with_types=True)
-    )
+    event = events_recordset()
     numbered = select(
         event.c.id,
         locked.c.id,
@@ -195,8 +172,7 @@ def _events(locked: CTE) -> CTE:
         event.c.causation_id,
         event.c.occurred_at,
     ).select_from(locked, event)
-    columns = ["id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at"]
-    return insert(outbox).from_select(columns, numbered).cte("wfc_events")
+    return insert(outbox).from_select(EVENT_COLUMNS, numbered).cte("wfc_events")
 
 
 def _build(
