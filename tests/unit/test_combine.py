@@ -1,72 +1,80 @@
-"""`combine`: statements taken apart and joined as data-modifying CTEs, on the SQL text."""
+"""`combine`: writes joined as data-modifying CTEs of one statement, as SQLAlchemy constructs."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects import postgresql
+
 from wfc.runtime.adapters.sql import combine
+from wfc.runtime.adapters.sql.schema import blobs, jobs, runs, stages
 
-OUTBOX = (
-    " WITH seq AS ( UPDATE runs SET last_sequence = last_sequence + $1 WHERE id = $2 "
-    "RETURNING last_sequence - $1 AS base ) INSERT INTO outbox (id, sequence) "
-    "SELECT e.id, seq.base + e.ord FROM seq, jsonb_to_recordset(CAST($3 AS jsonb)) AS e("
-    "id text, ord int) RETURNING id, sequence"
-)
-BLOB = (
-    "INSERT INTO blobs (key, data) VALUES ($1::VARCHAR, $2::BYTEA) "
-    "ON CONFLICT (key) DO UPDATE SET data = excluded.data"
-)
+_PG = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+_BLOB = insert(blobs).values(key=bindparam("key"), data=bindparam("data"))
+_RENAME_JOB = update(jobs).where(jobs.c.id == bindparam("id")).values(stage_id=bindparam("to"))
+_STAGE = insert(stages).values(id=bindparam("id"), run_id=bindparam("run_id"))
+_RUN = select(runs.c.id).where(runs.c.id == bindparam("id"))
+_COMPLETING = update(jobs).where(jobs.c.id == bindparam("done")).values(status="COMPLETED")
+_JOB_HANDING_ON = insert(jobs).values(id=bindparam("id")).add_cte(_COMPLETING.cte("handing_on"))
 
 
-def test_a_statement_with_ctes_comes_apart_into_them_and_its_body() -> None:
-    part = combine.split(OUTBOX)
+def _part(statement: Any) -> combine.Part:
+    part = combine.part_of(statement)
     assert part is not None
-    assert part.ctes == (
-        "seq AS ( UPDATE runs SET last_sequence = last_sequence + $1 WHERE id = $2 "
-        "RETURNING last_sequence - $1 AS base )",
-    )
-    assert part.names == {"seq"}
-    assert part.body.startswith("INSERT INTO outbox") and part.body.endswith("sequence")
-    assert {"runs", "outbox"} <= part.tables
+    return part
 
 
-def test_what_is_quoted_is_not_read_as_sql() -> None:
-    """A parenthesis, a parameter marker or a table name inside quotes is text."""
-    sql = "WITH a AS (SELECT ')' AS x FROM \"from jobs\" WHERE y = '$1') UPDATE runs SET z = $1"
-    part = combine.split(sql)
-    assert part is not None
-    assert part.ctes == ("a AS (SELECT ')' AS x FROM \"from jobs\" WHERE y = '$1')",)
-    assert part.body == "UPDATE runs SET z = $1"
-    assert "jobs" not in part.tables
-    assert combine.shift(sql, 2).endswith("WHERE y = '$1') UPDATE runs SET z = $3")
+def _sql(statement: Any) -> tuple[str, list[str]]:
+    compiled = statement.compile(dialect=_PG)
+    return " ".join(compiled.string.split()), list(compiled.positiontup)
 
 
-def test_on_conflict_do_update_names_no_table() -> None:
-    part = combine.split(BLOB)
-    assert part is not None and part.tables == {"blobs"}
+def test_a_part_knows_what_it_touches_and_writes() -> None:
+    """A stage row's insert checks its run (a foreign key): it touches `runs` too."""
+    stage = _part(_STAGE)
+    assert stage.writes == {"stages"} and {"stages", "runs"} <= stage.tables
+    handing_on = _part(_JOB_HANDING_ON)
+    assert handing_on.writes == {"jobs"} and handing_on.ctes == {"handing_on"}
 
 
-def test_a_foreign_key_ties_a_table_to_the_one_it_points_at() -> None:
-    """A stage row's insert checks its run: it may not travel with a write to `runs`."""
-    part = combine.split("INSERT INTO stages (id, run_id) VALUES ($1, $2)")
-    assert part is not None and {"stages", "runs"} <= part.tables
+def test_only_write_constructs_whose_parameters_are_their_own_travel() -> None:
+    assert combine.part_of(_RUN) is None  # a read: its answer is wanted
+    assert combine.part_of(text("INSERT INTO blobs VALUES (:key, :data)")) is None
+    assert combine.part_of(insert(blobs)) is None  # columns decided by the parameters
+    expanding = update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+    assert combine.part_of(expanding.values(stage_id="x")) is None
 
 
-def test_only_data_statements_travel_with_others() -> None:
-    assert combine.split("COMMIT") is None
-    assert combine.split("WITH RECURSIVE t(n) AS (SELECT 1) SELECT n FROM t") is None
+def test_parts_joined_keep_their_parameters_apart_and_answer_as_the_carrier() -> None:
+    """Two parts binding one name get a parameter each; the carrier's keep their names;
+    a part's own CTE is hoisted to the top level, where PostgreSQL requires it."""
+    statement = combine.joined([_part(_BLOB), _part(_JOB_HANDING_ON)], _RUN)
+    sql, names = _sql(statement)
+    assert sql.startswith("WITH wfc_part_0 AS (INSERT INTO blobs")
+    assert "handing_on AS (UPDATE jobs" in sql and "wfc_part_1 AS (INSERT INTO jobs" in sql
+    assert sql.endswith(f"SELECT runs.id FROM runs WHERE runs.id = ${len(names)}::VARCHAR")
+    assert names == ["wfc_0_key", "wfc_0_data", "wfc_1_id", "param_1", "wfc_1_done", "id"]
+    params = combine.bound([(_part(_BLOB), {"key": "k"}), (_part(_RENAME_JOB), {"id": "j"})])
+    assert params == {"wfc_0_key": "k", "wfc_1_id": "j"}
+    assert combine.joined([_part(_BLOB), _part(_JOB_HANDING_ON)], _RUN) is statement  # once
 
 
-def test_parts_joined_do_their_writes_then_answer_as_the_carrier() -> None:
-    """Each part's parameters follow the carrier's, in order; the parts' own CTEs are
-    hoisted to the top level, where PostgreSQL requires data-modifying ones."""
-    blob, outbox = combine.split(BLOB), combine.split(OUTBOX)
-    assert blob is not None and outbox is not None
-    sql = combine.joined([(blob, 2)], (outbox, 3))
-    assert sql.startswith(
-        "WITH wfc_part_0 AS (INSERT INTO blobs (key, data) VALUES ($4::VARCHAR, $5::BYTEA) "
-    )
-    assert ", seq AS ( UPDATE runs SET last_sequence = last_sequence + $1 WHERE id = $2 " in sql
-    assert sql.endswith(outbox.body)
-    alone = combine.joined([(outbox, 3), (blob, 2)])
-    assert alone.startswith("WITH seq AS ( UPDATE runs SET last_sequence = last_sequence + $1 ")
-    assert "wfc_part_1 AS (INSERT INTO blobs (key, data) VALUES ($4::VARCHAR" in alone
-    assert alone.endswith(") SELECT 1")
+def test_parts_expected_to_change_a_row_are_counted() -> None:
+    counted = insert(blobs).values(key=bindparam("key"), data=bindparam("data"))
+    sql, _ = _sql(combine.joined([_part(counted.returning(blobs.c.key))], None, [0]))
+    assert "(SELECT count(*) AS count_1 FROM wfc_part_0)" in sql
+    assert _sql(combine.joined([_part(_BLOB)]))[0].endswith(") SELECT 1")
+
+
+def test_parts_that_touch_one_table_are_never_joined() -> None:
+    """The safety rule, where parts are joined: one snapshot, no set order."""
+    with pytest.raises(combine.UnsafeJoin):
+        combine.joined([_part(_RENAME_JOB), _part(_JOB_HANDING_ON)])
+    with pytest.raises(combine.UnsafeJoin):  # the stage's foreign key reads the run
+        combine.joined([_part(_STAGE)], _RUN)
+    held = combine.Held()
+    held.add(_part(_BLOB), {})
+    assert not held.admits(_part(_BLOB)) and held.admits(_part(_STAGE))
+    assert held.carried_by(select(blobs.c.key), {}) is None

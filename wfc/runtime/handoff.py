@@ -59,6 +59,12 @@ def handing_off() -> bool:
     return _TAKER.get() is not None
 
 
+def current_taker() -> JobTaker | None:
+    """The taker in charge here, if any (a finishing sibling hands it the next one:
+    `kernel.sibling_hand_on`)."""
+    return _TAKER.get()
+
+
 def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
     """The taker in charge here, and the positions in `specs` to queue leased to it: the
     first jobs that are due now, unlimited and on a queue it serves, as many as it has

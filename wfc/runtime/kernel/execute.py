@@ -65,6 +65,7 @@ from wfc.runtime.kernel.rows import (
     stage_started,
     warm_up,
 )
+from wfc.runtime.kernel.sibling_hand_on import hand_on_sibling
 from wfc.runtime.kernel.stage_outcome import (
     Discarded,
     Execution,
@@ -392,8 +393,13 @@ async def _completion_and_transition(
         emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
             unit.completing = ex.cmd.job_id
-        # Without the rows, siblings still run: the last of them to finish moves the run on.
-        transition = NOOP if rows is None else await _decide(ex, unit, run, rows, result.output)
+        # Without the rows, siblings still run: the last of them to finish moves the run on,
+        # and this one's worker takes the next pending sibling (`sibling_hand_on`).
+        transition: RunTransitionResult | None = NOOP
+        if rows is None:
+            await hand_on_sibling(ex.deps, unit, run, ex.cmd.workflow_id, ex.row.execution_group)
+        else:
+            transition = await _decide(ex, unit, run, rows, result.output)
         if unit.completing is not None:
             completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:

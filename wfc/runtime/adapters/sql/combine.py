@@ -1,60 +1,54 @@
-"""Several PostgreSQL statements as one: data-modifying CTEs joined into a single statement.
+"""Several PostgreSQL statements as one: writes joined as data-modifying CTEs of one statement.
 
 A write whose result nobody reads can wait for the next statement of its
 transaction and travel with it (`direct.defer`), which saves it a round trip.
 PostgreSQL runs every data-modifying CTE of a statement exactly once, to
 completion, whether or not anything reads its output, so
-`WITH a AS (INSERT …), b AS (UPDATE …) <statement>` does the writes and then
-answers as `<statement>` alone would. Two limits make that safe, and
-`direct` keeps to both:
 
-- The parts of one statement share one snapshot and run in no set order, so
-  they must touch disjoint tables: none may read what another writes, nor
-  write the same row. `Part.tables` says what a statement touches, foreign
-  keys counting as touching the tables at their other end.
-- A CTE may not nest a data-modifying `WITH`, so a part's own CTEs are hoisted
-  to the top level (`split`), and CTE names must not clash.
+    WITH wfc_part_0 AS (INSERT …), wfc_part_1 AS (UPDATE …) <the next statement>
 
-Everything here works on the SQL text SQLAlchemy compiled for asyncpg, with no I/O:
-parameters are `$1 … $n`, renumbered when parts are joined (`shift`).
+does the writes and then answers as the next statement alone would. The
+statements are SQLAlchemy constructs built once (`rows.built_once`), so the
+joined statement is one too: each write becomes a CTE (`Select.add_cte`),
+built once per combination of statements (`joined`) and compiled once by
+`direct` like any other. Nothing here reads SQL text.
+
+The safety rule, checked where parts are joined (`joined`): the parts of one
+statement share one snapshot and run in no set order, so none may read what
+another writes, nor write a row another writes. Held writes and the statement
+they travel with must therefore touch disjoint tables (`Part.tables`, which
+counts the tables a foreign key ties a table to: a write to one checks the
+other). A predicted transaction (`predicted`) is the one exception: it knows
+what its reads would say, so its parts need only write disjoint tables
+(`Part.writes`); its own statement checks the rest.
+
+Each part's parameters are renamed `wfc_<n>_<name>` in the joined statement
+(`bound`): two parts may bind the same name (`now`, `record_id`) to different
+values. A part's own CTEs (`jobs`' `handing_on`) are hoisted by SQLAlchemy to
+the top level, where PostgreSQL requires data-modifying ones; their names must
+not clash (`Part.ctes`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Integer, bindparam, func, literal_column, select
+from sqlalchemy.sql import Executable, visitors
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import CTE, HasCTE
+from sqlalchemy.sql.util import find_tables
+
 from wfc.runtime.adapters.sql.schema import metadata
 
-_CTE_HEAD = re.compile(
-    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(?:(?:NOT\s+)?MATERIALIZED\s+)?\(", re.IGNORECASE
-)
-_COMMA = re.compile(r"\s*,")
-_PARAM = re.compile(r"\$(\d+)")
-# A name after FROM, JOIN, INTO or UPDATE (but not ON CONFLICT's `DO UPDATE SET`).
-_TABLE = re.compile(
-    r"\b(?:FROM|JOIN|INTO|UPDATE)\s+(?!SET\b)([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
-)
-# The table a data statement writes: after INSERT INTO, UPDATE (not `DO UPDATE SET`), DELETE.
-_WRITTEN = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?!SET\b)([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE
-)
-_DATA = ("WITH ", "INSERT ", "UPDATE ", "DELETE ", "SELECT ")
+_MAX_CACHED = 1024  # statements are built once, so their combinations repeat
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One statement taken apart: its CTEs (`name AS (…)`, in order), their names, the
-    statement after them, the tables it touches — every table (or CTE) name it
-    mentions, and the tables their foreign keys tie them to — and those it writes."""
-
-    ctes: tuple[str, ...]
-    names: frozenset[str]
-    body: str
-    tables: frozenset[str]
-    writes: frozenset[str]
+class UnsafeJoin(ValueError):
+    """Parts asked to run in one statement that could see or overwrite each other's rows."""
 
 
 def _related(table: str) -> frozenset[str]:
@@ -73,140 +67,194 @@ def _related(table: str) -> frozenset[str]:
 _RELATED = {name: _related(name) for name in metadata.tables}
 
 
-_PARTS: dict[str, Part | None] = {}
-_MAX_CACHED = 1024  # statements are built once, so their texts repeat
+@dataclass(frozen=True, slots=True, eq=False)
+class Part:
+    """A write that may travel as a CTE of another statement: the construct, the tables it
+    touches (with those their foreign keys tie them to), those it writes, and the names of
+    its own CTEs. Compared by identity, like the statement it wraps."""
+
+    statement: Executable
+    tables: frozenset[str]
+    writes: frozenset[str]
+    ctes: frozenset[str]
 
 
-def split(sql: str) -> Part | None:
-    """`sql` taken apart, or None if it cannot travel with others (not a data statement,
-    or a shape this module does not read: a recursive CTE, say)."""
-    if sql in _PARTS:
-        return _PARTS[sql]
-    part = _split(sql)
+# Keyed by the statements themselves (hashed by identity), which keeps them alive.
+_PARTS: dict[Executable, Part | None] = {}
+
+
+def part_of(statement: Executable) -> Part | None:
+    """`statement` as a part, or None if it cannot travel with others: it is not an
+    INSERT, UPDATE or DELETE construct, or it binds parameters its construct does not
+    hold (an INSERT without `.values()`, whose columns are decided when it runs)."""
+    if statement in _PARTS:
+        return _PARTS[statement]
+    part = _part_of(statement)
     if len(_PARTS) < _MAX_CACHED:
-        _PARTS[sql] = part
+        _PARTS[statement] = part
     return part
 
 
-def _split(sql: str) -> Part | None:
-    text = sql.strip()
-    if not text.upper().startswith(_DATA):
+def _part_of(statement: Executable) -> Part | None:
+    if not isinstance(statement, UpdateBase):
         return None
-    unquoted = _unquoted(text)
-    named = {name.lower() for name in _TABLE.findall(unquoted)}
-    tables = frozenset().union(*(_RELATED.get(name, {name}) for name in named))
-    writes = frozenset(name.lower() for name in _WRITTEN.findall(unquoted))
-    if not text.upper().startswith("WITH "):
-        return Part(ctes=(), names=frozenset(), body=text, tables=tables, writes=writes)
-    ctes, names, at = [], [], len("WITH ")
-    while True:
-        head = _CTE_HEAD.match(text, at)
-        if head is None:
-            return None
-        end = _closing(text, head.end() - 1)
-        if end is None:
-            return None
-        ctes.append(text[head.start(1) : end + 1])
-        names.append(head.group(1).lower())
-        comma = _COMMA.match(text, end + 1)
-        if comma is None:
-            body = text[end + 1 :].strip()
-            return Part(
-                ctes=tuple(ctes), names=frozenset(names), body=body, tables=tables, writes=writes
-            )
-        at = comma.end()
-
-
-def _segments(sql: str) -> Iterator[tuple[str, bool]]:
-    """`sql` cut into runs of text outside and inside quotes ('…' and "…")."""
-    start, at, quote = 0, 0, ""
-    while at < len(sql):
-        char = sql[at]
-        if quote:
-            if char == quote:
-                if at + 1 < len(sql) and sql[at + 1] == quote:  # '' or "" inside quotes
-                    at += 2
-                    continue
-                yield sql[start : at + 1], True
-                start, quote = at + 1, ""
-        elif char in "'\"":
-            if at > start:
-                yield sql[start:at], False
-            start, quote = at, char
-        at += 1
-    if start < len(sql):
-        yield sql[start:], bool(quote)
-
-
-def _unquoted(sql: str) -> str:
-    return " ".join(segment for segment, quoted in _segments(sql) if not quoted)
-
-
-def _closing(sql: str, opening: int) -> int | None:
-    """The index of the parenthesis that closes the one at `opening`."""
-    depth, at = 0, opening
-    for segment, quoted in _segments(sql[opening:]):
-        if not quoted:
-            for offset, char in enumerate(segment):
-                if char == "(":
-                    depth += 1
-                elif char == ")":
-                    depth -= 1
-                    if depth == 0:
-                        return at + offset
-        at += len(segment)
-    return None
-
-
-def shift(sql: str, offset: int) -> str:
-    """`sql` with each parameter `$n` renumbered `$(n + offset)`."""
-    if not offset:
-        return sql
-    return "".join(
-        segment if quoted else _PARAM.sub(lambda found: f"${int(found.group(1)) + offset}", segment)
-        for segment, quoted in _segments(sql)
+    element: Any = statement
+    # Every parameter must be one `as_cte` renames: not one the compiler makes up for an
+    # INSERT without `.values()`, nor an expanding IN list.
+    binds = renamed(statement, "wfc_check_").compile().binds.values()
+    if any(
+        bind.expanding or not (bind.unique or bind.key.startswith("wfc_check_")) for bind in binds
+    ):
+        return None
+    touched = _names(find_tables(element, include_crud=True, check_columns=True))
+    written = {element.table.name}
+    ctes = set()
+    for node in visitors.iterate(element):
+        if isinstance(node, CTE):
+            ctes.add(node.name)
+            if isinstance(node.element, UpdateBase):
+                table: Any = node.element.table
+                written.add(table.name)
+    return Part(
+        statement=statement,
+        tables=frozenset().union(*(_RELATED.get(name, {name}) for name in touched)),
+        writes=frozenset(written),
+        ctes=frozenset(ctes),
     )
 
 
-_JOINED: dict[tuple[tuple[Part, ...], Part | None, tuple[int, ...]], str] = {}
+def _names(tables: Sequence[Any]) -> set[str]:
+    """The names of `tables` (`find_tables` also yields None: a column of no table)."""
+    return {table.name for table in tables if table is not None}
+
+
+def check_disjoint(parts: Sequence[Part], *, predicted: bool = False) -> None:
+    """Raise `UnsafeJoin` unless `parts` may run as one statement: no two touch a table in
+    common (with `predicted`, write one in common), nor name a CTE alike."""
+    seen_tables: set[str] = set()
+    seen_ctes: set[str] = set()
+    for part in parts:
+        tables = part.writes if predicted else part.tables
+        if not seen_tables.isdisjoint(tables) or not seen_ctes.isdisjoint(part.ctes):
+            raise UnsafeJoin(f"{sorted(tables)} meets {sorted(seen_tables)} in one statement")
+        seen_tables |= tables
+        seen_ctes |= part.ctes
+
+
+def prefix(number: int) -> str:
+    """The prefix of part `number`'s parameters in a joined statement."""
+    return f"wfc_{number}_"
+
+
+def bound(parts: Sequence[tuple[Part, Mapping[str, Any]]], first: int = 0) -> dict[str, Any]:
+    """The parameters of `parts` (each with its own) as a joined statement names them,
+    numbering the parts from `first`."""
+    params: dict[str, Any] = {}
+    for number, (_, own) in enumerate(parts, start=first):
+        head = prefix(number)
+        params.update({head + name: value for name, value in own.items()})
+    return params
+
+
+def as_cte(part: Part, number: int) -> CTE:
+    """Part `number` as the CTE `wfc_part_<number>`, its parameters renamed (`prefix`)."""
+    cte: CTE = renamed(part.statement, prefix(number)).cte(f"wfc_part_{number}")
+    return cte
+
+
+def renamed(statement: Executable, head: str) -> Any:
+    """A copy of `statement` whose parameters are named `head + <name>` (anonymous ones,
+    such as a literal's, are numbered apart by the compiler anyway)."""
+
+    def rename(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and not (element.unique or element.expanding):
+            if element.required:
+                return bindparam(head + element.key, type_=element.type, required=True)
+            return bindparam(head + element.key, element.value, type_=element.type)
+        return None
+
+    source: Any = statement
+    return visitors.replacement_traverse(source, {}, rename)
+
+
+def rows_of(ctes: Sequence[CTE]) -> Any:
+    """`1 / (<rows of the first> * <rows of the second> * …)`: fails the statement with a
+    division by zero unless each of `ctes` (RETURNING something) changed a row."""
+    counts = [select(func.count()).select_from(cte).scalar_subquery() for cte in ctes]
+    product: Any = counts[0]
+    for count in counts[1:]:
+        product = product * count
+    return literal_column("1", Integer) // product
+
+
+_JOINED: dict[tuple[Any, ...], Executable] = {}  # keyed by the parts and carrier themselves
 
 
 def joined(
-    parts: Sequence[tuple[Part, int]],
-    carrier: tuple[Part, int] | None = None,
-    expected: Sequence[int] = (),
-) -> str:
-    """One statement doing every part's writes (each with its number of parameters, bound
-    in that order), then answering as `carrier` would — whose parameters come first — or,
-    without one, as `SELECT 1`; or, when parts are `expected` to change a row (they have
-    RETURNING), failing unless each did: `SELECT 1 / (<rows of each>)`. The parts' CTE
-    names must be distinct (`Part.names`)."""
-    key = (tuple(part for part, _ in parts), carrier[0] if carrier else None, tuple(expected))
-    sql = _JOINED.get(key)
-    if sql is not None:
-        return sql
-    offset = carrier[1] if carrier else 0
-    ctes: list[str] = []
-    for number, (part, count) in enumerate(parts):
-        ctes += [shift(cte, offset) for cte in part.ctes]
-        ctes.append(f"wfc_part_{number} AS ({shift(part.body, offset)})")
-        offset += count
-    if carrier is not None:
-        ctes += carrier[0].ctes
-    answer = carrier[0].body if carrier else "SELECT 1"
+    parts: Sequence[Part], carrier: Executable | None = None, expected: Sequence[int] = ()
+) -> Executable:
+    """One statement doing every part's writes (parameters renamed: `bound`), then
+    answering as `carrier` would (its parameters keep their names), or, without one, as
+    `SELECT 1`; or, when parts are `expected` to change a row (they have RETURNING),
+    failing unless each did (`rows_of`). Built once per combination; raises `UnsafeJoin`
+    when the parts (the carrier with them) break the safety rule."""
+    key = (tuple(parts), carrier, tuple(expected))
+    built = _JOINED.get(key)
+    if built is not None:
+        return built
+    carrier_part = None if carrier is None else _as_carrier(carrier)
+    check_disjoint([*parts, *([carrier_part] if carrier_part is not None else [])])
+    ctes = [as_cte(part, number) for number, part in enumerate(parts)]
     if expected:
         assert carrier is None, "a carrier's answer would hide the check"
-        rows = " * ".join(f"(SELECT count(*) FROM wfc_part_{n})" for n in expected)
-        answer = f"SELECT 1 / ({rows})"
-    sql = f"WITH {', '.join(ctes)} {answer}"
+        answer: Any = select(rows_of([ctes[n] for n in expected]))
+    else:
+        answer = carrier if carrier is not None else select(literal_column("1"))
+    statement: Executable = answer.add_cte(*ctes)
     if len(_JOINED) < _MAX_CACHED:
-        _JOINED[key] = sql
-    return sql
+        _JOINED[key] = statement
+    return statement
+
+
+def carries(statement: Executable) -> bool:
+    """Whether writes may travel with `statement` as CTEs: a construct that takes them
+    (a SELECT, INSERT, UPDATE or DELETE; not text)."""
+    return isinstance(statement, HasCTE)
+
+
+_CARRIERS: dict[Executable, Part] = {}
+
+
+def _as_carrier(carrier: Executable) -> Part:
+    """What a carrier touches, as a part: a SELECT reads the tables it names."""
+    part = _CARRIERS.get(carrier)
+    if part is None:
+        part = part_of(carrier) or _read_part(carrier)
+        if len(_CARRIERS) < _MAX_CACHED:
+            _CARRIERS[carrier] = part
+    return part
+
+
+def _read_part(statement: Executable) -> Part:
+    element: Any = statement
+    touched = _names(find_tables(element, check_columns=True))
+    ctes = {node.name for node in visitors.iterate(element) if isinstance(node, CTE)}
+    return Part(
+        statement=statement,
+        tables=frozenset().union(*(_RELATED.get(name, {name}) for name in touched)),
+        writes=frozenset(),
+        ctes=frozenset(ctes),
+    )
+
+
+def carrier_part(statement: Executable) -> Part | None:
+    """What `statement` touches, as `joined` checks it, or None if it cannot carry."""
+    return _as_carrier(statement) if carries(statement) else None
 
 
 @dataclass(slots=True)
 class Held:
-    """Writes waiting for their transaction's next statement, each with its arguments, and
+    """Writes waiting for their transaction's next statement, each with its parameters, and
     what they touch: a part joins them only if it touches none of it.
 
     `begin` is the transaction's BEGIN while it waits too: it goes first, just before
@@ -216,9 +264,9 @@ class Held:
     """
 
     begin: str | None = None
-    parts: list[tuple[Part, list[Any]]] = field(default_factory=list)
+    parts: list[tuple[Part, Mapping[str, Any]]] = field(default_factory=list)
     tables: set[str] = field(default_factory=set)
-    names: set[str] = field(default_factory=set)
+    ctes: set[str] = field(default_factory=set)
     # A transaction sent whole at its commit (`direct.predict`): every write is held, in
     # one statement with its reads' predictions checked; `expected` are the positions of
     # parts that must change a row (their RETURNING is counted).
@@ -233,51 +281,48 @@ class Held:
 
     def admits(self, part: Part) -> bool:
         """Whether `part` may run in one statement with every held write."""
-        return self.tables.isdisjoint(part.tables) and self.names.isdisjoint(part.names)
+        return self.tables.isdisjoint(part.tables) and self.ctes.isdisjoint(part.ctes)
 
     def admits_predicted(self, part: Part) -> bool:
         """Whether `part` may join a predicting transaction's one statement: it writes no
         table another part writes (so no row twice) and its CTE names are new."""
-        return self.writes.isdisjoint(part.writes) and self.names.isdisjoint(part.names)
+        return self.writes.isdisjoint(part.writes) and self.ctes.isdisjoint(part.ctes)
 
-    def add(self, part: Part, args: list[Any], *, expect_row: bool = False) -> None:
+    def add(self, part: Part, params: Mapping[str, Any], *, expect_row: bool = False) -> None:
         if expect_row:
             self.expected.append(len(self.parts))
-        self.parts.append((part, args))
+        self.parts.append((part, params))
         self.tables |= part.tables
-        self.names |= part.names
+        self.ctes |= part.ctes
         self.writes |= part.writes
 
-    def statement(self) -> tuple[str, list[Any]]:
-        """The held writes as one statement of their own, and its arguments; they are no
+    def statement(self) -> tuple[Executable, dict[str, Any]]:
+        """The held writes as one statement of their own, and its parameters; they are no
         longer held."""
         expected = self.expected
         parts = self._take()
-        return joined([(part, len(args)) for part, args in parts], None, expected), _args(parts)
+        return joined([part for part, _ in parts], None, expected), bound(parts)
 
-    def carried_by(self, sql: str, args: list[Any]) -> tuple[str, list[Any]] | None:
-        """`sql` (with `args`) carrying the held writes, which are then no longer held; or
-        None when they cannot travel with it."""
-        carrier = split(sql)
+    def carried_by(
+        self, statement: Executable, params: Mapping[str, Any]
+    ) -> tuple[Executable, dict[str, Any]] | None:
+        """`statement` (with `params`) carrying the held writes, which are then no longer
+        held; or None when they cannot travel with it."""
+        carrier = carrier_part(statement)
         if carrier is None or not self.admits(carrier) or self.expected:
             return None
         parts = self._take()
-        sql = joined([(part, len(more)) for part, more in parts], (carrier, len(args)))
-        return sql, [*args, *_args(parts)]
+        return joined([part for part, _ in parts], statement), {**params, **bound(parts)}
 
-    def _take(self) -> list[tuple[Part, list[Any]]]:
+    def _take(self) -> list[tuple[Part, Mapping[str, Any]]]:
         parts, self.parts = self.parts, []
         self.tables.clear()
-        self.names.clear()
+        self.ctes.clear()
         self.writes.clear()
         self.expected = []
         return parts
 
-    def take_predicted(self) -> tuple[list[tuple[Part, list[Any]]], list[int]]:
+    def take_predicted(self) -> tuple[list[tuple[Part, Mapping[str, Any]]], list[int]]:
         """A predicting transaction's held writes, and which must change a row."""
         expected = self.expected
         return self._take(), expected
-
-
-def _args(parts: list[tuple[Part, list[Any]]]) -> list[Any]:
-    return [arg for _, args in parts for arg in args]

@@ -52,7 +52,7 @@ from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Insert
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 
@@ -225,7 +225,10 @@ async def fetch(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
-    records = await _send(conn, driver, compiled.sql, compiled.args(params), rows=True)
+    held = conn.info.get(_HELD_KEY)
+    if held is not None:
+        compiled, params = await _with_held(conn, driver, held, statement, params, compiled)
+    records = await _on_driver(conn, driver, compiled.sql, compiled.args(params), rows=True)
     return [compiled.row(record) for record in records]
 
 
@@ -246,7 +249,10 @@ async def execute(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
-    status: str = await _send(conn, driver, compiled.sql, compiled.args(params), rows=False)
+    held = conn.info.get(_HELD_KEY)
+    if held is not None:
+        compiled, params = await _with_held(conn, driver, held, statement, params, compiled)
+    status: str = await _on_driver(conn, driver, compiled.sql, compiled.args(params), rows=False)
     count = status.rsplit(" ", 1)[-1]
     return int(count) if count.isdigit() else 0
 
@@ -264,16 +270,19 @@ async def insert_rows(
     if not rows:
         return []
     driver = await _driver(conn)
-    compiled, params = (
-        (None, {}) if driver is None else _rows_compiled(conn, statement, rows, extra)
-    )
+    with_rows, row_params = _rows_statement(statement, rows, extra)
+    params: Mapping[str, Any] = row_params
+    compiled = None if driver is None else _compiled_for(with_rows, conn.dialect)
     if driver is None or compiled is None:
         if extra:
             raise ValueError("extra parameters need the driver path (direct.on_driver)")
         result = await conn.execute(statement, [dict(row) for row in rows])
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
-    records = await _send(conn, driver, compiled.sql, compiled.args(params), rows=returning)
+    held = conn.info.get(_HELD_KEY)
+    if held is not None:
+        compiled, params = await _with_held(conn, driver, held, with_rows, params, compiled)
+    records = await _on_driver(conn, driver, compiled.sql, compiled.args(params), rows=returning)
     return [compiled.row(record) for record in records] if returning else []
 
 
@@ -307,7 +316,7 @@ async def commit(conn: AsyncConnection) -> None:
         await driver_sql(conn, "COMMIT")  # sends what is held first
     elif held.parts:
         # `begin` stays set: if this statement fails there is nothing to roll back.
-        await _on_driver(conn, await _driver(conn), *held.statement(), rows=False)
+        await _send_joined(conn, await _driver(conn), *held.statement())
     _stop_holding(conn)
 
 
@@ -342,15 +351,18 @@ def predicting(conn: AsyncConnection) -> bool:
 
 async def send_predicted(
     conn: AsyncConnection,
-    compose: Callable[[list[tuple[combine.Part, list[Any]]], list[int]], tuple[str, list[Any]]],
+    compose: Callable[
+        [list[tuple[combine.Part, Mapping[str, Any]]], list[int]],
+        tuple[Executable, Mapping[str, Any]],
+    ],
 ) -> None:
     """Send a predicting transaction as the one statement `compose` makes of its held
     writes (and the positions of those that must change a row). The statement is atomic
     on its own: no BEGIN, no COMMIT, and nothing to roll back if it fails."""
     held = conn.info[_HELD_KEY]
-    sql, args = compose(*held.take_predicted())
+    statement, params = compose(*held.take_predicted())
     held.predicting = False  # `commit` then sends nothing: the BEGIN never went
-    await _on_driver(conn, await _driver(conn), sql, args, rows=True)
+    await _send_joined(conn, await _driver(conn), statement, params, rows=True)
 
 
 def _stop_holding(conn: AsyncConnection) -> None:
@@ -377,11 +389,17 @@ async def defer(
     transaction fails at its commit unless the write changes a row."""
     params = params or {}
     held = conn.info.get(_HELD_KEY)
-    compiled = None if held is None else _compiled_for(statement, conn.dialect)
-    if held is None or compiled is None:
+    part = None if held is None else combine.part_of(statement)
+    if part is None and isinstance(statement, Insert) and held is not None:
+        # An INSERT without `.values()`: as one row of explicit VALUES, it can be held.
+        await defer_rows(conn, statement, [params])
+        return
+    if held is None or part is None:
+        if held is not None and held.predicting:
+            raise ExpectationFailed("a write that cannot join the transaction's one statement")
         await execute(conn, statement, params)
         return
-    await _hold(conn, held, compiled.sql, compiled.args(params), expect_row=expect_row)
+    await _hold(conn, held, part, params, expect_row=expect_row)
 
 
 async def defer_rows(
@@ -392,55 +410,48 @@ async def defer_rows(
 ) -> None:
     """`insert_rows` for an INSERT without RETURNING, now or with the next statement."""
     held = conn.info.get(_HELD_KEY)
-    compiled, params = (
-        (None, {}) if held is None or not rows else _rows_compiled(conn, statement, rows, extra)
-    )
-    if held is None or compiled is None:
+    if held is None or not rows:
         await insert_rows(conn, statement, rows, extra)
         return
-    await _hold(conn, held, compiled.sql, compiled.args(params))
+    with_rows, params = _rows_statement(statement, rows, extra)
+    part = combine.part_of(with_rows)
+    if part is None:
+        await insert_rows(conn, statement, rows, extra)
+        return
+    await _hold(conn, held, part, params)
 
 
-def _rows_compiled(
-    conn: AsyncConnection,
-    statement: Executable,
-    rows: Sequence[Mapping[str, Any]],
-    extra: Mapping[str, Any] | None,
-) -> tuple[_Compiled | None, dict[str, Any]]:
-    """A multi-row insert of `rows` as compiled for the driver (None if it cannot be), and
-    its parameters: row n's value of `key` as `r{n}_{key}`, then `extra`. Explicit VALUES,
-    not SQLAlchemy's `column_keys`: that would also rewrite the SET of an UPDATE in the
-    statement's CTEs."""
+def _rows_statement(
+    statement: Executable, rows: Sequence[Mapping[str, Any]], extra: Mapping[str, Any] | None
+) -> tuple[Executable, dict[str, Any]]:
+    """A multi-row insert of `rows` (`_with_rows`) and its parameters: row n's value of
+    `key` as `r{n}_{key}`, then `extra`. Explicit VALUES, not SQLAlchemy's `column_keys`:
+    that would also rewrite the SET of an UPDATE in the statement's CTEs."""
     keys = tuple(rows[0])
     params = {f"r{n}_{key}": row[key] for n, row in enumerate(rows) for key in keys}
     params |= extra or {}
-    return _compiled_for(_with_rows(statement, keys, len(rows)), conn.dialect), params
+    return _with_rows(statement, keys, len(rows)), params
 
 
 async def _hold(
     conn: AsyncConnection,
     held: combine.Held,
-    sql: str,
-    args: list[Any],
+    part: combine.Part,
+    params: Mapping[str, Any],
     *,
     expect_row: bool = False,
 ) -> None:
-    part = combine.split(sql)
     if held.predicting:
-        if part is None or not held.admits_predicted(part):
+        if not held.admits_predicted(part):
             raise ExpectationFailed("a write that cannot join the transaction's one statement")
-        held.add(part, args, expect_row=expect_row)
+        held.add(part, params, expect_row=expect_row)
         return
-    if part is None or not held.admits(part):
-        # Sent now, or the held writes first, alone, so that this one can be held.
+    if not held.admits(part):  # the held writes go first, alone, so that this one can wait
         driver = await _driver(conn)
-        if part is None:
-            await _send(conn, driver, sql, args, rows=False)
-            return
         if held.begin is not None:
             await _begin_first(conn, driver, held)
-        await _on_driver(conn, driver, *held.statement(), rows=False)
-    held.add(part, args, expect_row=expect_row)
+        await _send_joined(conn, driver, *held.statement())
+    held.add(part, params, expect_row=expect_row)
 
 
 def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
@@ -454,7 +465,7 @@ def _send_held_first(conn: Any, _cursor: Any, *_rest: Any) -> None:
     begin = held.take_begin()
     statements: list[tuple[str, list[Any]]] = [(begin, [])] if begin is not None else []
     if held.parts:
-        statements.append(held.statement())
+        statements.append(_joined_sql(conn.dialect, *held.statement()))
     for sql, args in statements:
         _sent(conn.engine.pool, sql)
         try:
@@ -504,15 +515,57 @@ async def _send(
     if held is not None:
         if held.predicting:  # the transaction answers from its predictions until it commits
             raise ExpectationFailed("a read in a transaction that predicts its reads")
-        if held.begin is not None:  # (checked here: no coroutine per statement once sent)
+        if held.begin is not None:
             await _begin_first(conn, driver, held)
         if held.parts:
-            carried = held.carried_by(sql, args)
-            if carried is None:
-                await _on_driver(conn, driver, *held.statement(), rows=False)
-            else:
-                sql, args = carried
+            await _send_joined(conn, driver, *held.statement())
     return await _on_driver(conn, driver, sql, args, rows=rows)
+
+
+async def _with_held(
+    conn: AsyncConnection,
+    driver: Any,
+    held: combine.Held,
+    statement: Executable,
+    params: Mapping[str, Any],
+    compiled: _Compiled,
+) -> tuple[_Compiled, Mapping[str, Any]]:
+    """`statement` about to be sent in a transaction that holds writes: the BEGIN goes
+    first if it waited; then the statement carries the held writes as CTEs when it can
+    (`combine.joined`), else they are sent just before it. What to send, compiled."""
+    if held.predicting:  # the transaction answers from its predictions until it commits
+        raise ExpectationFailed("a read in a transaction that predicts its reads")
+    if held.begin is not None:  # (checked here: no coroutine per statement once sent)
+        await _begin_first(conn, driver, held)
+    if not held.parts:
+        return compiled, params
+    carried = held.carried_by(statement, params)
+    if carried is None:
+        await _send_joined(conn, driver, *held.statement())
+        return compiled, params
+    joined = _compiled_for(carried[0], conn.dialect)
+    assert joined is not None, "parts and carriers bind no expanding IN list"
+    return joined, carried[1]
+
+
+def _joined_sql(
+    dialect: Dialect, statement: Executable, params: Mapping[str, Any]
+) -> tuple[str, list[Any]]:
+    compiled = _compiled_for(statement, dialect)
+    assert compiled is not None, "parts bind no expanding IN list"
+    return compiled.sql, compiled.args(params)
+
+
+async def _send_joined(
+    conn: AsyncConnection,
+    driver: Any,
+    statement: Executable,
+    params: Mapping[str, Any],
+    *,
+    rows: bool = False,
+) -> Any:
+    """Send held writes joined as one statement (`combine.joined`), on their own."""
+    return await _on_driver(conn, driver, *_joined_sql(conn.dialect, statement, params), rows=rows)
 
 
 async def _on_driver(

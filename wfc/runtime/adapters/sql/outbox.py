@@ -6,8 +6,22 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import groupby
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    TIMESTAMP,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
@@ -72,25 +86,52 @@ def _event_values(record: OutboxRecord) -> dict[str, object]:
     }
 
 
-# One statement whatever the number of events (the events travel as one JSON parameter),
-# so it is compiled once and cached, unlike a VALUES list built per call.
-_APPEND_POSTGRES = text(
-    """
-    WITH seq AS (
-        UPDATE runs SET last_sequence = last_sequence + :count
-        WHERE id = :run_id
-        RETURNING last_sequence - :count AS base
+def events_recordset() -> Any:
+    """The events bound as one JSON parameter `events` (`events_json`), as rows `e`."""
+    return (
+        func.jsonb_to_recordset(cast(bindparam("events", type_=String), JSONB))
+        .table_valued(
+            column("id", String),
+            column("ord", Integer),
+            column("event_type", String),
+            column("payload", JSONB),
+            column("causation_id", String),
+            column("occurred_at", TIMESTAMP(timezone=True)),
+        )
+        .render_derived(name="e", with_types=True)
     )
-    INSERT INTO outbox (id, run_id, sequence, event_type, payload, causation_id, occurred_at)
-    SELECT e.id, :run_id, seq.base + e.ord, e.event_type, e.payload, e.causation_id,
-           e.occurred_at
-    FROM seq, jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
-        id text, ord int, event_type text, payload jsonb, causation_id text,
-        occurred_at timestamptz
+
+
+EVENT_COLUMNS = ("id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at")
+
+
+def _append_postgres() -> Any:
+    """The run's counter advanced by `count` and the events inserted after it, in one
+    statement (a data-modifying CTE), whatever the number of events: compiled once, unlike
+    a VALUES list built per call. A construct, so held writes can travel with it."""
+    count = bindparam("count", type_=Integer)
+    seq = (
+        update(runs)
+        .where(runs.c.id == bindparam("run_id"))
+        .values(last_sequence=runs.c.last_sequence + count)
+        .returning((runs.c.last_sequence - count).label("base"))
+        .cte("seq")
     )
-    RETURNING id, sequence
-    """
-)
+    event = events_recordset()
+    numbered = select(
+        event.c.id,
+        bindparam("run_id", type_=String),
+        seq.c.base + event.c.ord,
+        event.c.event_type,
+        event.c.payload,
+        event.c.causation_id,
+        event.c.occurred_at,
+    ).select_from(seq, event)
+    inserted = insert(outbox).from_select(EVENT_COLUMNS, numbered)
+    return inserted.returning(outbox.c.id, outbox.c.sequence)
+
+
+_APPEND_POSTGRES = _append_postgres()
 
 
 def events_json(group: Sequence[NewOutboxEvent]) -> str:

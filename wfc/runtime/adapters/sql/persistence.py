@@ -406,9 +406,7 @@ class _SqlTransaction(_SqlStore):
         prediction, self._prediction = self._prediction, None
         if prediction is not None:
             try:
-                await direct.send_predicted(
-                    self._conn, partial(predicted.statement, self._conn, prediction)
-                )
+                await direct.send_predicted(self._conn, partial(predicted.statement, prediction))
             except DBAPIError as error:
                 if _sqlstate(error) not in predicted.FAILED_PREDICTION:
                     raise  # a lost connection, say: as for any transaction

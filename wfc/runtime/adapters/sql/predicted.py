@@ -34,19 +34,20 @@ twice.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Integer, bindparam, insert, select, update
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import CTE
 
 from wfc.errors import ExpectationFailed
-from wfc.runtime.adapters.sql import combine, direct
-from wfc.runtime.adapters.sql.outbox import events_json
+from wfc.runtime.adapters.sql import combine
+from wfc.runtime.adapters.sql.outbox import EVENT_COLUMNS, events_json, events_recordset
 from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import outbox, runs, stages
 from wfc.runtime.records import (
     NewOutboxEvent,
     OutboxRecord,
@@ -117,7 +118,8 @@ class Prediction:
         return [event.numbered(0) for event in events]
 
 
-def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> Any:
+def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> tuple[CTE, CTE]:
+    """The run's lock with its folded writes, and the stage's outcome written under it."""
     locked = (
         update(runs)
         .where(
@@ -154,40 +156,63 @@ def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> Any:
         .returning(stages.c.id)
         .cte("wfc_stage")
     )
-    return select(literal_column("1")).add_cte(locked).add_cte(stage)  # (no parameter)
+    return locked, stage
 
 
-# The events, numbered after the counter `wfc_locked` advanced by their number.
-_EVENTS = text(
-    """
-    WITH wfc_events AS (
-        INSERT INTO outbox (id, run_id, sequence, event_type, payload, causation_id, occurred_at)
-        SELECT e.id, wfc_locked.id, wfc_locked.last_sequence - :count + e.ord, e.event_type,
-               e.payload, e.causation_id, e.occurred_at
-        FROM wfc_locked, jsonb_to_recordset(CAST(:events AS jsonb)) AS e(
-            id text, ord int, event_type text, payload jsonb, causation_id text,
-            occurred_at timestamptz
-        )
-    )
-    SELECT 1
-    """
-)
+def _events(locked: CTE) -> CTE:
+    """The events (one JSON parameter, `outbox.events_json`), numbered after the counter
+    `wfc_locked` advanced by their number."""
+    event = events_recordset()
+    numbered = select(
+        event.c.id,
+        locked.c.id,
+        locked.c.last_sequence - bindparam("count", type_=Integer) + event.c.ord,
+        event.c.event_type,
+        event.c.payload,
+        event.c.causation_id,
+        event.c.occurred_at,
+    ).select_from(locked, event)
+    return insert(outbox).from_select(EVENT_COLUMNS, numbered).cte("wfc_events")
+
+
+def _build(
+    run_columns: tuple[str, ...],
+    stage_columns: tuple[str, ...],
+    parts: tuple[combine.Part, ...],
+    expected: tuple[int, ...],
+    with_events: bool,
+) -> Executable:
+    """The statement: the head's CTEs, each held write as a CTE (`combine.as_cte`), the
+    events', and the division that checks the rows they changed. The held writes may
+    not write a table another writes, nor the run (`RESERVED`): one statement cannot
+    change a row twice."""
+    combine.check_disjoint(parts, predicted=True)
+    if any(RESERVED & part.writes for part in parts):
+        raise combine.UnsafeJoin("a held write of the locked run in its predicted statement")
+    locked, stage = _head(run_columns, stage_columns)
+    ctes = [combine.as_cte(part, number) for number, part in enumerate(parts)]
+    counted = [locked, stage, *(ctes[number] for number in expected)]
+    events = [_events(locked)] if with_events else []
+    answer = select(combine.rows_of(counted).label("predicted"))
+    return answer.add_cte(locked, stage, *ctes, *events)
 
 
 def statement(
-    conn: AsyncConnection,
     prediction: Prediction,
-    held: list[tuple[combine.Part, list[Any]]],
+    held: list[tuple[combine.Part, Mapping[str, Any]]],
     expected: list[int],
-) -> tuple[str, list[Any]]:
-    """The predicting transaction as one statement, and its arguments (`direct.send_predicted`)."""
+) -> tuple[Executable, dict[str, Any]]:
+    """The predicting transaction as one statement, and its parameters
+    (`direct.send_predicted`). Built once per shape: the columns it changes, the held
+    statements, which must change a row, whether there are events."""
     run_columns, stage_columns = tuple(prediction.run_changes), tuple(prediction.stage_changes)
-    head = built_once(
-        ("predicted_head", run_columns, stage_columns), lambda: _head(run_columns, stage_columns)
-    )
+    parts = tuple(part for part, _ in held)  # hashed by identity: a part is built once
+    shape = (run_columns, stage_columns, parts, tuple(expected), bool(prediction.events))
+    built = built_once(("predicted", *shape), lambda: _build(*shape))
     params = (
         prefixed(prediction.run_changes, "r_")
         | prefixed(prediction.stage_changes, "u_")
+        | combine.bound(held)
         | {
             "run_id": prediction.run.id,
             "read_version": prediction.read_version,
@@ -198,57 +223,6 @@ def statement(
             "stage_version": prediction.stage_version,
         }
     )
-    head_sql, args = direct.render(conn, head, params)
-    pieces: list[tuple[combine.Part | None, int]] = [(None, len(args))]
-    for part, part_args in held:
-        pieces.append((part, len(part_args)))
-        args += part_args
     if prediction.events:
-        events = {"count": len(prediction.events), "events": events_json(prediction.events)}
-        events_sql, events_args = direct.render(conn, _EVENTS, events)
-        args += events_args
-    # The text depends only on the pieces' shapes: joined once per shape (joining shifts
-    # every parameter of every piece, which costs more than the round trip it saves).
-    key = (head_sql, tuple(pieces), tuple(expected), bool(prediction.events))
-    sql = _JOINED.get(key)
-    if sql is None:
-        sql = _join(head_sql, pieces, expected, events_sql if prediction.events else None)
-        if len(_JOINED) < _MAX_JOINED:
-            _JOINED[key] = sql
-    return sql, args
-
-
-_JOINED: dict[tuple[Any, ...], str] = {}
-_MAX_JOINED = 512  # a handful of shapes in practice: one per kind of transition
-
-
-def _join(
-    head_sql: str,
-    pieces: list[tuple[combine.Part | None, int]],
-    expected: list[int],
-    events_sql: str | None,
-) -> str:
-    """The statement's text: the head's CTEs, each held write as a CTE, the events', and
-    the division that checks the rows they changed; parameters numbered in that order."""
-    ctes = _own_ctes(head_sql, at=0)
-    counted = ["wfc_locked", "wfc_stage"]
-    at = pieces[0][1]
-    for number, (part, count) in enumerate(pieces[1:]):
-        assert part is not None
-        name = f"wfc_part_{number}"
-        ctes += [combine.shift(cte, at) for cte in part.ctes]
-        ctes.append(f"{name} AS ({combine.shift(part.body, at)})")
-        at += count
-        if number in expected:
-            counted.append(name)
-    if events_sql is not None:
-        ctes += _own_ctes(events_sql, at=at)
-    rows = " * ".join(f"(SELECT count(*) FROM {name})" for name in counted)
-    return f"WITH {', '.join(ctes)} SELECT 1 / ({rows}) AS predicted"
-
-
-def _own_ctes(sql: str, *, at: int) -> list[str]:
-    """The CTEs of one of this module's statements, numbered from parameter `at` on."""
-    part = combine.split(sql)
-    assert part is not None, "this module's statements are data statements"
-    return [combine.shift(cte, at) for cte in part.ctes]
+        params |= {"count": len(prediction.events), "events": events_json(prediction.events)}
+    return built, params

@@ -1,0 +1,150 @@
+"""A parallel sibling that finishes before the last hands its worker the next pending
+sibling, started in its outcome's transaction: on memory, SQLite and PostgreSQL the
+group runs through one worker's slot without a dequeue or a start transaction per
+sibling, and the start is fenced like any."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.databases import kernel_on_storage
+from tests.kernel.helpers import event_types, run_of, start, step
+from wfc.runtime import WorkflowBuilder, define_stage
+from wfc.runtime.adapters.sql import SqlPersistence, direct
+from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.hosts import process_job
+from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.workflow import Workflow
+from wfc.testing import SlotTaker, TestKernel
+
+WIDTH = 4
+
+
+class Number(BaseModel):
+    n: int
+
+
+def _fan() -> Workflow:
+    """a → [b1..b4] → c, c summing the siblings."""
+
+    def sibling(index: int) -> Any:
+        def run(ctx: Any) -> Number:
+            return Number(n=ctx.input.n + index)
+
+        return run
+
+    def total(ctx: Any) -> Number:
+        return Number(n=sum(ctx.require(f"b{i}")["n"] for i in range(1, WIDTH + 1)))
+
+    return (
+        WorkflowBuilder("fan", "One, four, one", input=Number)
+        .pipe(define_stage(id="a", input=Number, output=Number, execute=lambda ctx: ctx.input))
+        .parallel(
+            [
+                define_stage(id=f"b{i}", input=Number, output=Number, execute=sibling(i))
+                for i in range(1, WIDTH + 1)
+            ]
+        )
+        .pipe(define_stage(id="c", output=Number, execute=total))
+        .build()
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def tk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestKernel]:
+    async with kernel_on_storage(request.param, [_fan()], tmp_path) as kernel:
+        yield kernel
+
+
+async def _process(tk: TestKernel, job: JobRecord, taker: SlotTaker) -> list[str]:
+    """Process `job` as a worker with one slot would; the statements it sent (SQL only)."""
+    taker.taken = []
+    engine = tk.persistence.engine if isinstance(tk.persistence, SqlPersistence) else None
+    if engine is None:
+        with handing_off_to(taker):
+            assert (await process_job(tk.kernel, job)).outcome == "completed"
+        return []
+    with direct.watching(engine) as sent, handing_off_to(taker):
+        assert (await process_job(tk.kernel, job)).outcome == "completed"
+    return [" ".join(sql.split()) for sql in sent]
+
+
+async def test_a_finishing_sibling_hands_on_the_next_one(tk: TestKernel) -> None:
+    """b1 is dequeued; on SQL stores every other sibling, and then c, comes handed from
+    the one before: started RUNNING at its job's attempt with one `stage:started`, run
+    once. In memory the job queue does not share the kernel's transaction: siblings are
+    dequeued, as before, to the same end."""
+    run_id = await start(tk, "fan", {"n": 10})
+    await step(tk)  # a: opens b1..b4, queued PENDING (no taker)
+    taker = SlotTaker(1)
+    ran: list[tuple[str, bool]] = []
+    while True:
+        handed = bool(taker.taken)
+        jobs = taker.taken or await tk.jobs.dequeue()
+        if not jobs:
+            break
+        (job,) = jobs
+        assert job.status is Status.RUNNING
+        if handed:
+            row = await tk.persistence.get_stage(run_id, job.stage_id)
+            assert row is not None and (row.status, row.attempt) == (Status.RUNNING, job.attempt)
+        ran.append((job.stage_id, handed))
+        await _process(tk, job, taker)
+    assert sorted(stage for stage, _ in ran[:WIDTH]) == [f"b{i}" for i in range(1, WIDTH + 1)]
+    on_sql = isinstance(tk.persistence, SqlPersistence)
+    assert [handed for _, handed in ran] == [False, *[on_sql] * (WIDTH - 1), True]
+    run = await run_of(tk, run_id)
+    assert run.status is Status.COMPLETED and run.output == {"n": 4 * 10 + 1 + 2 + 3 + 4}
+    events = await event_types(tk, run_id)
+    assert events.count("stage:started") == WIDTH + 2 and events.count("workflow:completed") == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_sibling_started_by_a_later_delivery_is_left_to_it(
+    kind: str, tmp_path: Path
+) -> None:
+    """The hand-on's start is fenced (`StageFence.startable`): a sibling whose row a later
+    delivery took over keeps that delivery's attempt, and no start is recorded for it."""
+    async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
+        run_id = await start(tk, "fan", {"n": 0})
+        await step(tk)
+        (first,) = await tk.jobs.dequeue()
+        # The siblings still queued look taken over by a fifth delivery each.
+        for job in await tk.jobs.jobs_of_run(run_id):
+            if job.status is Status.PENDING:
+                row = await tk.persistence.get_stage(run_id, job.stage_id)
+                assert row is not None
+                await tk.persistence.update_stage(row.id, {"status": Status.RUNNING, "attempt": 5})
+        taker = SlotTaker(1)
+        await _process(tk, first, taker)
+        (handed,) = taker.taken
+        assert handed.attempt == 1
+        kept = await tk.persistence.get_stage(run_id, handed.stage_id)
+        assert kept is not None and (kept.status, kept.attempt) == (Status.RUNNING, 5)
+        assert (await event_types(tk, run_id)).count("stage:started") == 2  # a, and the first
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_handed_sibling_sends_no_dequeue_and_no_start(kind: str, tmp_path: Path) -> None:
+    """Counted (the dequeue itself aside): a handed sibling reads its run and `a`'s output,
+    then sends its outcome's transaction, the only one it opens; a dequeued one also sends
+    a start transaction that locks the run (BEGIN, the lock, the start, its event,
+    COMMIT; SQLite numbers the event in two statements)."""
+    async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
+        await start(tk, "fan", {"n": 0})
+        await step(tk)
+        taker = SlotTaker(1)
+        (first,) = await tk.jobs.dequeue()
+        dequeued = await _process(tk, first, taker)
+        handed = await _process(tk, taker.taken[0], taker)
+    begin = "BEGIN" if kind == "postgres" else "BEGIN IMMEDIATE"
+    assert dequeued.count(begin) == 2 and handed.count(begin) == 1, (dequeued, handed)
+    locks = [sql for sql in handed if "version=(runs.version" in sql]  # the run's lock
+    assert len(locks) == 1, handed  # the outcome's; the start took none
+    expected = {"sqlite": 6, "postgres": 5}[kind]
+    assert len(dequeued) - len(handed) == expected, (dequeued, handed)
