@@ -158,7 +158,10 @@ async def test_an_item_that_finishes_after_its_stage_failed_is_not_counted(
         1,
         2,
     )
-    assert (await _item(mk, run_id, PAUSED)).status is Status.RUNNING  # left as a ghost's
+    # Cancelled with the stage's failure: the delivery still running it had its outcome
+    # refused, and would have left it RUNNING in the failed stage (and run).
+    assert (await _item(mk, run_id, PAUSED)).status is Status.CANCELLED
+    assert (await _item(mk, run_id, 0)).status is Status.FAILED
     assert await _open_jobs(mk, run_id) == []
 
 

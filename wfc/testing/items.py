@@ -176,6 +176,12 @@ class ItemsConformance:
         assert (reset.status, reset.attempt, reset.generation) == (Status.PENDING, 0, 1)
         # A delivery of the rerun starts it; the old delivery's outcome no longer lands.
         assert await p.update_item(reset.id, {"status": Status.COMPLETED}, fence=StageFence.running(2)) is None  # fmt: skip
+        other = replace(an_item(ports, 0), id="r1/n/0", stage_id="n")
+        await p.start_item(other, {}, StageFence.startable(1))
+        assert await p.cancel_items("r1", "n") == 1  # that stage's only (it failed)
+        assert [i.status for i in await p.items_of_stage("r1", "n")] == [Status.CANCELLED]
+        statuses = [i.status for i in await p.items_of_stage("r1", "m")]
+        assert statuses == [Status.PENDING, Status.COMPLETED, Status.RUNNING]
         assert await p.cancel_items("r1") == 2  # the reset one and the RUNNING one
         statuses = [i.status for i in await p.items_of_stage("r1", "m")]
         assert statuses == [Status.CANCELLED, Status.COMPLETED, Status.CANCELLED]

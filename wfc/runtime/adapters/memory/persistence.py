@@ -369,11 +369,12 @@ class _MemoryStore(TableWriter):
             )
         return len(chosen)
 
-    async def cancel_items(self, run_id: str) -> int:
+    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
         open_ = (Status.PENDING, Status.RUNNING, Status.SUSPENDED)
         cancelled = 0
-        for stage_id in list(self._t.item_stages_of.get(run_id, ())):
-            for item in list(self._t.items.get((run_id, stage_id), {}).values()):
+        stage_ids = list(self._t.item_stages_of.get(run_id, ()))
+        for of_stage in stage_ids if stage_id is None else [stage_id]:
+            for item in list(self._t.items.get((run_id, of_stage), {}).values()):
                 if item.status in open_:
                     self._change_item(
                         item, {"status": Status.CANCELLED, "completed_at": self._clock.now()}

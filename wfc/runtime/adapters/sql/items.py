@@ -150,16 +150,17 @@ async def reset_items(
     return (await conn.execute(statement)).rowcount
 
 
-async def cancel_items(conn: AsyncConnection, run_id: str, now: datetime) -> int:
-    statement = (
-        update(items)
-        .where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
-        .values(
-            status=Status.CANCELLED.value,
-            completed_at=now,
-            version=items.c.version + 1,
-            updated_at=now,
-        )
+async def cancel_items(
+    conn: AsyncConnection, run_id: str, stage_id: str | None, now: datetime
+) -> int:
+    statement = update(items).where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
+    if stage_id is not None:
+        statement = statement.where(items.c.stage_id == stage_id)
+    statement = statement.values(
+        status=Status.CANCELLED.value,
+        completed_at=now,
+        version=items.c.version + 1,
+        updated_at=now,
     )
     return (await conn.execute(statement)).rowcount
 

@@ -246,9 +246,9 @@ class _SqlStore:
                 conn, run_id, stage_id, statuses, generation, self._clock.now()
             )
 
-    async def cancel_items(self, run_id: str) -> int:
+    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
         async with self._single() as conn:
-            return await items.cancel_items(conn, run_id, self._clock.now())
+            return await items.cancel_items(conn, run_id, stage_id, self._clock.now())
 
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         async with self._single() as conn:
