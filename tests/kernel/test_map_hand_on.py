@@ -158,7 +158,10 @@ async def test_an_item_that_finishes_after_its_stage_failed_is_not_counted(
         1,
         2,
     )
-    assert (await _item(mk, run_id, PAUSED)).status is Status.RUNNING  # left as a ghost's
+    # Cancelled with the stage's failure: the delivery still running it had its outcome
+    # refused, and would have left it RUNNING in the failed stage (and run).
+    assert (await _item(mk, run_id, PAUSED)).status is Status.CANCELLED
+    assert (await _item(mk, run_id, 0)).status is Status.FAILED
     assert await _open_jobs(mk, run_id) == []
 
 
@@ -184,10 +187,36 @@ async def test_an_item_started_warm_after_a_rerun_does_not_block_the_new_pass(
     warm = WarmStart(run=run, rows=rows, outputs={})
     mk.kernel.deps.warm.put_item("touch", PAUSED, stale.attempt, warm)
     _discarded(await process_job(mk.kernel, stale))
-    assert (await _item(mk, run_id, PAUSED)).generation == 0  # the stale start's row
+    items = await mk.persistence.items_of_stage(run_id, "touch")
+    assert PAUSED not in [item.item_index for item in items]  # the stale start wrote nothing
     done = await mk.drive(run_id)
     assert done.status is Status.COMPLETED, done.error
     assert [item["n"] for item in done.output] == [n + 1 for n in range(COUNT)]
     # Started by the new pass's first delivery: not refused, and so not left to a retry
     # (which a stage without retries does not have).
     assert (await _item(mk, run_id, PAUSED)).attempt == 1
+
+
+async def test_an_item_started_warm_after_a_cancel_leaves_no_running_item(
+    mk: TestKernel,
+) -> None:
+    """A handed-on item starts from what the item before it read: a cancel landing
+    between the hand-on and the start is not seen by the start, whose row alone would
+    write a RUNNING item into the cancelled run (its outcome is refused, so the row would
+    stay RUNNING). The start is fenced on its stage's row: nothing is written."""
+    pause[1].set()  # no item waits here
+    run_id, jobs = await _opened(mk)
+    assert (await process_job(mk.kernel, jobs[0])).outcome == "completed"
+    found = await mk.persistence.run_with_stages(run_id, data=False)
+    assert found is not None
+    run, rows = found  # what the hand-on proved: the run and its stage RUNNING
+    cancelled = await mk.kernel.dispatch(RunCancel(workflow_run_id=run_id, reason="enough"))
+    assert cancelled.cancelled
+    stale = jobs[PAUSED]
+    warm = WarmStart(run=run, rows=rows, outputs={})
+    mk.kernel.deps.warm.put_item("touch", PAUSED, stale.attempt, warm)
+    _discarded(await process_job(mk.kernel, stale))
+    assert calls[PAUSED] == 0  # refused at its start, before its body
+    items = await mk.persistence.items_of_stage(run_id, "touch")
+    assert [(item.item_index, item.status) for item in items] == [(0, Status.COMPLETED)]
+    assert (await _stage(mk, run_id)).status is Status.CANCELLED

@@ -277,8 +277,9 @@ class Persistence(Protocol):
         rerun of failed items); how many."""
         ...
 
-    async def cancel_items(self, run_id: str) -> int:
-        """Mark the run's unfinished items CANCELLED (the run was cancelled); how many."""
+    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
+        """Mark the run's unfinished items CANCELLED (the run was cancelled), or with
+        `stage_id` that stage's only (it failed on an item); how many."""
         ...
 
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:

@@ -256,6 +256,11 @@ class StageFence:
     # A map item's pass: a row of an earlier pass is taken over whatever it holds, a row
     # of a later one never, and a row of this pass only on the conditions above.
     generation: int | None = None
+    # A map item's start: its stage's row (its run's, of its stage id) must also still be
+    # RUNNING at `generation`, checked by the same write. A delivery that read the run
+    # before a cancel or a rerun (a warm start reads nothing) then writes no RUNNING row
+    # into a stage that has ended or moved on.
+    stage_running: bool = False
 
     @classmethod
     def running(cls, attempt: int) -> StageFence:
@@ -274,8 +279,9 @@ class StageFence:
     def item_startable(cls, attempt: int, generation: int) -> StageFence:
         """The item is open in this pass and no later delivery started it, or its row is
         left from an earlier pass (an item start that lost a race with a rerun wrote it:
-        the new pass's delivery must not be refused for it)."""
-        return replace(cls.startable(attempt), generation=generation)
+        the new pass's delivery must not be refused for it); and only while its stage's row
+        is RUNNING at `generation`."""
+        return replace(cls.startable(attempt), generation=generation, stage_running=True)
 
     @classmethod
     def polled(cls, version: int) -> StageFence:

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
-from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
+from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, StageRecord, Status
 from wfc.testing.conformance import Ports, a_job, a_run, a_stage
 
 
@@ -31,6 +31,13 @@ def an_item(ports: Ports, index: int, *, attempt: int = 1, run_id: str = "r1") -
         updated_at=now,
         attempt=attempt,
         started_at=now,
+    )
+
+
+async def a_running_map(ports: Ports, run_id: str = "r1") -> StageRecord:
+    """The RUNNING row of stage `m` of `run_id`, at pass 0."""
+    return await ports.persistence.upsert_stage(
+        replace(a_stage(ports.clock, run_id, "m"), status=Status.RUNNING), {}
     )
 
 
@@ -64,8 +71,10 @@ class ItemsConformance:
         late delivery of pass 0 must not take a row of pass 1."""
         p = ports.persistence
         await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        stage = await a_running_map(ports)
         stray = await p.start_item(an_item(ports, 0), {}, StageFence.item_startable(1, 0))
         assert stray is not None and stray.generation == 0
+        await p.update_stage(stage.id, {"generation": 1})  # the rerun's pass
         mine: ItemChanges = {"status": Status.RUNNING, "attempt": 1, "generation": 1}
         new_pass = replace(an_item(ports, 0), generation=1)
         taken = await p.start_item(new_pass, mine, StageFence.item_startable(1, 1))
@@ -75,6 +84,47 @@ class ItemsConformance:
         assert await p.start_item(an_item(ports, 0), late, StageFence.item_startable(2, 0)) is None
         [stored] = await p.items_of_stage("r1", "m")
         assert (stored.generation, stored.attempt, stored.version) == (1, 1, taken.version)
+
+    async def test_an_item_starts_only_while_its_stage_runs_the_item_s_pass(
+        self, ports: Ports
+    ) -> None:
+        """A delivery that read its run before a rerun or a cancel (a warm start reads
+        nothing) must not write a RUNNING row into a stage that moved on or ended."""
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        assert await p.start_item(an_item(ports, 0), {}, StageFence.item_startable(1, 0)) is None
+        stage = await a_running_map(ports)
+        started = await p.start_item(an_item(ports, 0), {}, StageFence.item_startable(1, 0))
+        assert started is not None
+        await p.update_stage(stage.id, {"generation": 1})
+        again: ItemChanges = {"attempt": 2}
+        assert await p.start_item(an_item(ports, 0), again, StageFence.item_startable(2, 0)) is None
+        assert await p.start_item(an_item(ports, 1), {}, StageFence.item_startable(1, 0)) is None
+        await p.update_stage(stage.id, {"generation": 0, "status": Status.CANCELLED})
+        assert await p.start_item(an_item(ports, 0), again, StageFence.item_startable(2, 0)) is None
+        assert await p.start_item(an_item(ports, 1), {}, StageFence.item_startable(1, 0)) is None
+        [stored] = await p.items_of_stage("r1", "m")
+        assert (stored.item_index, stored.attempt, stored.version) == (0, 1, started.version)
+
+    async def test_an_item_start_racing_a_cancel_leaves_no_running_item(self, ports: Ports) -> None:
+        """A start sent while a cancel's transaction has ended the stage and its items,
+        but not committed: it must not see the stage RUNNING as it was before the cancel
+        and insert its item after the cancel ended the others (on PostgreSQL the start
+        waits for the stage's row, which the cancel holds)."""
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        stage = await a_running_map(ports)
+        async with p.transaction() as tx:
+            await tx.update_stage(stage.id, {"status": Status.CANCELLED})
+            await tx.cancel_items("r1")
+            start = p.start_item(an_item(ports, 0), {}, StageFence.item_startable(1, 0))
+            late = asyncio.ensure_future(start)
+            # Time for a start that does not wait for the cancel to write its row (a test
+            # that passes the faulty store when the machine is slower, never fails a
+            # sound one): the sound ones wait for the commit or see the cancel.
+            await asyncio.wait([late], timeout=0.2)
+        assert await late is None
+        assert await p.items_of_stage("r1", "m") == []
 
     async def test_an_outcome_lands_only_for_the_delivery_that_owns_the_item(
         self, ports: Ports
@@ -126,6 +176,12 @@ class ItemsConformance:
         assert (reset.status, reset.attempt, reset.generation) == (Status.PENDING, 0, 1)
         # A delivery of the rerun starts it; the old delivery's outcome no longer lands.
         assert await p.update_item(reset.id, {"status": Status.COMPLETED}, fence=StageFence.running(2)) is None  # fmt: skip
+        other = replace(an_item(ports, 0), id="r1/n/0", stage_id="n")
+        await p.start_item(other, {}, StageFence.startable(1))
+        assert await p.cancel_items("r1", "n") == 1  # that stage's only (it failed)
+        assert [i.status for i in await p.items_of_stage("r1", "n")] == [Status.CANCELLED]
+        statuses = [i.status for i in await p.items_of_stage("r1", "m")]
+        assert statuses == [Status.PENDING, Status.COMPLETED, Status.RUNNING]
         assert await p.cancel_items("r1") == 2  # the reset one and the RUNNING one
         statuses = [i.status for i in await p.items_of_stage("r1", "m")]
         assert statuses == [Status.CANCELLED, Status.COMPLETED, Status.CANCELLED]

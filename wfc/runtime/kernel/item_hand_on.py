@@ -6,15 +6,18 @@ asks the store to write it all at once without the run's lock
 (`Persistence.hand_on_item`): the item's row fenced on its delivery, the count
 on its stage's row fenced on the stage still RUNNING at the pass the item was
 queued for, the item's job completed fenced on its lease, and the next item's
-job queued (handed to this worker when it has a free slot). A store that cannot
-(memory, SQLite), or a write whose fence did not hold, answers None and the
+job queued (handed to this worker when it has a free slot): one statement on
+PostgreSQL, one transaction on SQLite. A store that cannot (memory), or a
+write whose fence did not hold, answers None and the
 item is recorded the long way (`items.record_outcome`), which also takes the
 last item (the gather) and the items that report progress.
 
 The next item's execution, handed to this worker, then starts from what this
 one started with (`WarmStarts.put_item`) instead of reading the run again: the
 write just proved the stage RUNNING at this pass, and whatever moves it on
-after (a cancel, a rerun) is caught by the next item's own fenced writes.
+after (a cancel, a rerun) is caught by the next item's own fenced writes: its
+start is fenced on the stage's row too (`StageFence.item_startable`), so it
+writes no RUNNING row into a stage that ended or moved on since.
 """
 
 from __future__ import annotations

@@ -427,6 +427,9 @@ async def record_outcome(
         await unit.with_jobs(enqueue)
     events: list[Event] = []
     if stop:
+        # Its items still open end with it: one a delivery is running now would otherwise
+        # stay RUNNING in the failed stage (its outcome is refused), and in the run's end.
+        await unit.db.cancel_items(run.id, stage.id)
         error = f"Item {item.item_index} failed: {result.error}"
         counters |= _ended(row, now, Status.FAILED) | {"error": error}
         events.append(_stage_failed(run, row, now, error))

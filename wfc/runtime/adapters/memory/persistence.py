@@ -283,6 +283,8 @@ class _MemoryStore(TableWriter):
         self, create: ItemRecord, update: ItemChanges, fence: StageFence
     ) -> ItemRecord | None:
         key = (create.run_id, create.stage_id)
+        if fence.stage_running and not self._stage_runs(key, fence.generation):
+            return None
         existing = self._t.items.get(key, {}).get(create.item_index)
         if existing is None:
             self._write_item(create, None)
@@ -290,6 +292,12 @@ class _MemoryStore(TableWriter):
         if not fence.holds(existing):
             return None
         return self._change_item(existing, update)
+
+    def _stage_runs(self, key: tuple[str, str], generation: int | None) -> bool:
+        """Whether the stage's row (run id, stage id) is RUNNING at `generation`."""
+        record_id = self._t.stage_ids.get(key)
+        row = None if record_id is None else self._t.stages.get(record_id)
+        return row is not None and row.status is Status.RUNNING and row.generation == generation
 
     def _change_item(self, item: ItemRecord, changes: ItemChanges) -> ItemRecord:
         values: dict[str, Any] = dict(changes)
@@ -361,11 +369,12 @@ class _MemoryStore(TableWriter):
             )
         return len(chosen)
 
-    async def cancel_items(self, run_id: str) -> int:
+    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
         open_ = (Status.PENDING, Status.RUNNING, Status.SUSPENDED)
         cancelled = 0
-        for stage_id in list(self._t.item_stages_of.get(run_id, ())):
-            for item in list(self._t.items.get((run_id, stage_id), {}).values()):
+        stage_ids = list(self._t.item_stages_of.get(run_id, ()))
+        for of_stage in stage_ids if stage_id is None else [stage_id]:
+            for item in list(self._t.items.get((run_id, of_stage), {}).values()):
                 if item.status in open_:
                     self._change_item(
                         item, {"status": Status.CANCELLED, "completed_at": self._clock.now()}

@@ -1,4 +1,5 @@
-"""A completed item handing its slot on, as one statement on PostgreSQL, without the run's lock.
+"""A completed item handing its slot on without the run's lock: one statement on PostgreSQL,
+one transaction of the same writes on SQLite.
 
 An item that is not the last of its pass used to be recorded by a transaction
 of five round trips (BEGIN, the run's lock with the stage's row, the item's
@@ -28,20 +29,31 @@ statement returns no row and writes nothing; when the item or the job moved on,
 the division fails it whole. Either way the caller records the item the long
 way, under the run's lock, which also covers the last item (its gather) and
 the ones that report progress (their events number after the run's counter).
+
+SQLite has no data-modifying CTEs: `hand_on_in_transaction` sends the same four
+writes, with the same conditions, one by one in a transaction (BEGIN IMMEDIATE:
+the database's write lock orders it with every other writer), and rolls back
+when one of them changes no row. Six statements, run inline on the event loop's
+thread (`sqlite_thread`), where the long way sent nine: a handed item on SQLite
+is its start and this transaction, and its next item starts warm as on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.schema import Json, UtcDateTime
-from wfc.runtime.handoff import handed_specs
+from wfc.runtime.adapters.sql.schema import jobs as jobs_table
+from wfc.runtime.handoff import JobTaker, handed_specs
 from wfc.runtime.ports import JobTransport
 from wfc.runtime.records import ItemHandOn, Status
 
@@ -81,8 +93,9 @@ def _job_value(column: str, cast: str | None) -> str:
 
 
 _RUNNING, _COMPLETED, _PENDING = Status.RUNNING.value, Status.COMPLETED.value, Status.PENDING.value
-_SQL = f"""
-WITH wfc_stage AS (
+# The four writes, shared by both forms: PostgreSQL's statement joins them as CTEs,
+# SQLite's transaction sends them one by one (it has no data-modifying CTEs).
+_STAGE = f"""
     UPDATE stages
     SET items_done = items_done + 1, items_next = items_next + 1,
         version = version + 1, updated_at = :now
@@ -90,22 +103,29 @@ WITH wfc_stage AS (
       AND items_queued = items_total AND items_next < items_queued
       AND EXISTS (SELECT 1 FROM runs WHERE runs.id = stages.run_id
                   AND runs.status = '{_RUNNING}')
-    RETURNING items_next - 1 AS next_index
-),
-wfc_item AS (
-    UPDATE items
+    RETURNING items_next - 1 AS next_index"""
+_ITEM_SET = f"""
     SET status = '{_COMPLETED}', completed_at = :now, duration_ms = :duration_ms,
         metrics = :metrics, output = :output, error = NULL,
-        version = items.version + 1, updated_at = :now
+        version = items.version + 1, updated_at = :now"""
+_ITEM_WHERE = f"items.id = :item_id AND items.status = '{_RUNNING}' AND items.attempt = :attempt"
+_JOB_SET = f"SET status = '{_COMPLETED}', completed_at = :now, updated_at = :now"
+_JOB_WHERE = f"""jobs.id = :job_id AND jobs.attempt = :job_attempt
+      AND (jobs.status = '{_RUNNING}' OR jobs.status = '{_PENDING}')"""
+
+_SQL = f"""
+WITH wfc_stage AS ({_STAGE}
+),
+wfc_item AS (
+    UPDATE items {_ITEM_SET}
     FROM wfc_stage
-    WHERE items.id = :item_id AND items.status = '{_RUNNING}' AND items.attempt = :attempt
+    WHERE {_ITEM_WHERE}
     RETURNING items.id
 ),
 wfc_done AS (
-    UPDATE jobs SET status = '{_COMPLETED}', completed_at = :now, updated_at = :now
+    UPDATE jobs {_JOB_SET}
     FROM wfc_item
-    WHERE jobs.id = :job_id AND jobs.attempt = :job_attempt
-      AND (jobs.status = '{_RUNNING}' OR jobs.status = '{_PENDING}')
+    WHERE {_JOB_WHERE}
     RETURNING jobs.id
 ),
 wfc_next AS (
@@ -126,18 +146,23 @@ _HAND_ON = text(_SQL).bindparams(
     bindparam("j_payload", type_=Json),
     *(bindparam(f"j_{column}", type_=UtcDateTime) for column in _TIMES),
 )
+_NOW = bindparam("now", type_=UtcDateTime)
+_COUNT_STAGE = text(_STAGE).bindparams(_NOW)
+_COMPLETE_ITEM = text(f"UPDATE items {_ITEM_SET} WHERE {_ITEM_WHERE}").bindparams(
+    _NOW, bindparam("metrics", type_=Json), bindparam("output", type_=Json)
+)
+_COMPLETE_JOB = text(f"UPDATE jobs {_JOB_SET} WHERE {_JOB_WHERE}").bindparams(_NOW)
+_QUEUE_NEXT = insert(jobs_table)
 _DIVISION_BY_ZERO = "22012"  # a fence the stage's conditions did not cover moved on
 
 
-async def hand_on(conn: AsyncConnection, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
-    """`Persistence.hand_on_item` on PostgreSQL in autocommit (None elsewhere)."""
-    if not direct.on_driver(conn) or not isinstance(jobs, SqlJobTransport):
-        return None
-    taker, handed = handed_specs([hand_on.next_job])
-    now = hand_on.now
-    row = jobs.new_row(hand_on.next_job_id, hand_on.next_job, now, leased=bool(handed))
-    params: dict[str, Any] = {
-        "now": now,
+class _Refused(Exception):
+    """A write of the SQLite form found its fence moved on: its transaction rolls back."""
+
+
+def _params(hand_on: ItemHandOn) -> dict[str, Any]:
+    return {
+        "now": hand_on.now,
         "record_id": hand_on.record_id,
         "generation": hand_on.generation,
         "duration_ms": hand_on.duration_ms,
@@ -147,7 +172,23 @@ async def hand_on(conn: AsyncConnection, hand_on: ItemHandOn, jobs: JobTransport
         "attempt": hand_on.attempt,
         "job_id": hand_on.job_id,
         "job_attempt": hand_on.job_attempt,
-    } | {f"j_{column}": value for column, value in row.items()}
+    }
+
+
+def _next_job(hand_on: ItemHandOn, jobs: SqlJobTransport) -> tuple[dict[str, Any], JobTaker | None]:
+    """The next item's job row (its index still to come) and the worker slot it is handed
+    to, when it is (`handed_specs`)."""
+    taker, handed = handed_specs([hand_on.next_job])
+    row = jobs.new_row(hand_on.next_job_id, hand_on.next_job, hand_on.now, leased=bool(handed))
+    return row, taker if handed else None
+
+
+async def hand_on(conn: AsyncConnection, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
+    """`Persistence.hand_on_item` on PostgreSQL in autocommit (None elsewhere)."""
+    if not direct.on_driver(conn) or not isinstance(jobs, SqlJobTransport):
+        return None
+    row, taker = _next_job(hand_on, jobs)
+    params = _params(hand_on) | {f"j_{column}": value for column, value in row.items()}
     try:
         found = await direct.first(conn, _HAND_ON, params)
     except DBAPIError as error:
@@ -157,7 +198,37 @@ async def hand_on(conn: AsyncConnection, hand_on: ItemHandOn, jobs: JobTransport
     if found is None:
         return None
     index: int = found["next_index"]
-    if taker is not None and handed:
-        payload = {**row["payload"], "item": index}
-        jobs.handed(row | {"payload": payload}, taker)
+    if taker is not None:
+        jobs.handed(row | {"payload": {**row["payload"], "item": index}}, taker)
+    return index
+
+
+async def hand_on_in_transaction(
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    hand_on: ItemHandOn,
+    jobs: JobTransport,
+) -> int | None:
+    """`Persistence.hand_on_item` on SQLite: the same four writes, fenced alike, one by
+    one in a `transaction()` (SQLite's write lock serialises it with every other writer,
+    as PostgreSQL's row locks do the statement), rolled back when a fence moved on."""
+    if not isinstance(jobs, SqlJobTransport):
+        return None
+    row, taker = _next_job(hand_on, jobs)
+    params = _params(hand_on)
+    try:
+        async with transaction() as conn:
+            found = await direct.first(conn, _COUNT_STAGE, params)
+            if found is None:
+                return None  # nothing written yet: the block commits nothing
+            index: int = found["next_index"]
+            if not await direct.execute(conn, _COMPLETE_ITEM, params):
+                raise _Refused
+            if not await direct.execute(conn, _COMPLETE_JOB, params):
+                raise _Refused
+            row["payload"] = {**row["payload"], "item": index}
+            await direct.insert_rows(conn, _QUEUE_NEXT, [row])
+    except _Refused:
+        return None
+    if taker is not None:
+        jobs.handed(row, taker)
     return index

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Exists, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
@@ -25,7 +25,7 @@ from wfc.runtime.adapters.sql.rows import (
     update_versioned,
     upsert_insert,
 )
-from wfc.runtime.adapters.sql.schema import items
+from wfc.runtime.adapters.sql.schema import items, stages
 from wfc.runtime.adapters.sql.stages import (
     claim_due,
     fence_condition,
@@ -37,6 +37,24 @@ from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 _OPEN = (Status.PENDING.value, Status.RUNNING.value, Status.SUSPENDED.value)
 
 
+def _stage_runs() -> Exists:
+    """The item's stage's row is RUNNING at the fence's pass (`StageFence.stage_running`).
+    On PostgreSQL the row is share-locked: a cancel or a rerun, which writes it before it
+    ends the items, either waits for this start to commit and then finds its row, or
+    commits first and this start, reading the row again, writes nothing."""
+    return (
+        select(stages.c.id)
+        .where(
+            stages.c.run_id == bindparam("v_run_id"),
+            stages.c.stage_id == bindparam("v_stage_id"),
+            stages.c.status == Status.RUNNING.value,
+            stages.c.generation == bindparam("f_generation"),
+        )
+        .with_for_update(read=True)
+        .exists()
+    )
+
+
 async def start_item(
     conn: AsyncConnection,
     create: ItemRecord,
@@ -45,11 +63,18 @@ async def start_item(
     fence: StageFence,
 ) -> ItemRecord | None:
     """One statement: insert `create`, or apply `changes` to the row there if it passes
-    `fence` (None when it does not)."""
+    `fence` (None when it does not). With `fence.stage_running`, neither unless the
+    item's stage's row is RUNNING at the fence's pass: the insert is a SELECT of the
+    values under that condition."""
     values, updates = to_values(create), column_values(dict(changes))
 
     def build() -> Any:
-        statement = upsert_insert(conn, items).values(params_for(values, "v_"))
+        statement = upsert_insert(conn, items)
+        if fence.stage_running:
+            typed = (bindparam(f"v_{column}", type_=items.c[column].type) for column in values)
+            statement = statement.from_select(list(values), select(*typed).where(_stage_runs()))
+        else:
+            statement = statement.values(params_for(values, "v_"))
         return statement.on_conflict_do_update(
             index_elements=["run_id", "stage_id", "item_index"],
             set_={
@@ -125,16 +150,17 @@ async def reset_items(
     return (await conn.execute(statement)).rowcount
 
 
-async def cancel_items(conn: AsyncConnection, run_id: str, now: datetime) -> int:
-    statement = (
-        update(items)
-        .where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
-        .values(
-            status=Status.CANCELLED.value,
-            completed_at=now,
-            version=items.c.version + 1,
-            updated_at=now,
-        )
+async def cancel_items(
+    conn: AsyncConnection, run_id: str, stage_id: str | None, now: datetime
+) -> int:
+    statement = update(items).where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
+    if stage_id is not None:
+        statement = statement.where(items.c.stage_id == stage_id)
+    statement = statement.values(
+        status=Status.CANCELLED.value,
+        completed_at=now,
+        version=items.c.version + 1,
+        updated_at=now,
     )
     return (await conn.execute(statement)).rowcount
 

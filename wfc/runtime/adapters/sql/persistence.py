@@ -34,6 +34,7 @@ from wfc.runtime.adapters.sql import (
 )
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
+from wfc.runtime.adapters.sql.hand_on import hand_on_in_transaction
 from wfc.runtime.ports import Clock, JobTransport, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -215,7 +216,9 @@ class _SqlStore:
 
     async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
         async with self._single() as conn:
-            return await hand_on_item(conn, hand_on, jobs)
+            if conn.dialect.name != "sqlite":
+                return await hand_on_item(conn, hand_on, jobs)
+        return await hand_on_in_transaction(self._connection, hand_on, jobs)
 
     async def claim_suspended_items(
         self,
@@ -243,9 +246,9 @@ class _SqlStore:
                 conn, run_id, stage_id, statuses, generation, self._clock.now()
             )
 
-    async def cancel_items(self, run_id: str) -> int:
+    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
         async with self._single() as conn:
-            return await items.cancel_items(conn, run_id, self._clock.now())
+            return await items.cancel_items(conn, run_id, stage_id, self._clock.now())
 
     async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
         async with self._single() as conn:

@@ -51,6 +51,7 @@ def fence_shape(fence: StageFence | None) -> tuple[Any, ...]:
         fence.before_attempt is not None,
         fence.version is not None,
         fence.generation is not None,
+        fence.stage_running,
     )
 
 
