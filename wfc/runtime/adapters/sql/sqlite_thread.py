@@ -72,6 +72,9 @@ class SqliteThread:
         self._thread = threading.Thread(target=self._serve, name="wfc-sqlite", daemon=True)
         self.connection: sqlite3.Connection | None = None
         self.closed = False
+        # Whether the connection's busy_timeout is 0 now, as `unless_busy` left it; calls on
+        # this thread that may wait for the file's lock put it back first (`waiting`).
+        self.busy_off = False
 
     async def open(self) -> None:
         self._thread.start()
@@ -131,19 +134,32 @@ def _busy_timeout_ms(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
 
 
-def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int) -> Outcome | None:
+def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome]) -> Outcome | None:
     connection = thread.connection
     if connection is None:
         return call()  # raises as a closed connection does
-    connection.execute("PRAGMA busy_timeout=0")
+    if not thread.busy_off:
+        # Left off after the call: the next one tried here needs it off too, and a call that
+        # may wait puts it back on the connection's thread (`_waiting`). Setting it around
+        # each call cost two statements per transaction's BEGIN.
+        connection.execute("PRAGMA busy_timeout=0")
+        thread.busy_off = True
     try:
         return call()
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
             return None
         raise
-    finally:
+
+
+def _waiting(thread: SqliteThread, busy_ms: int | None, call: Callable[[], T]) -> T:
+    """`call` on the connection's thread, with SQLite's busy handler as configured: there a
+    statement may wait for another process's lock."""
+    connection = thread.connection
+    if thread.busy_off and connection is not None and busy_ms is not None:
         connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+        thread.busy_off = False
+    return call()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -265,11 +281,14 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             elif function is run_statement and self.may_try_inline(sql):
                 tried = await self.unless_busy(call)
                 # None: the file is locked by another process; wait for it on the thread.
-                outcome = tried if tried is not None else await thread.call(call)
+                outcome = tried if tried is not None else await self._on_thread_waiting(call)
             else:
-                outcome = await thread.call(call)
+                outcome = await self._on_thread_waiting(call)
         finally:
             self.release_write_lock_after_transaction()
+            if "busy_timeout" in sql:  # set by the statement itself: read it again when needed
+                self._busy_ms = None
+                thread.busy_off = False
         if writing and self._holding is None:  # a write committed (or rolled back)
             await self._checkpoint_now_and_then()
         return outcome
@@ -329,8 +348,13 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         fails before it changes anything, so sending it again is safe."""
         if self._busy_ms is None:
             thread = self.thread
-            self._busy_ms = await thread.call(thread.on_connection(_busy_timeout_ms))
-        return _unless_busy(self.thread, call, self._busy_ms)
+            self._busy_ms = await self._on_thread_waiting(thread.on_connection(_busy_timeout_ms))
+        return _unless_busy(self.thread, call)
+
+    async def _on_thread_waiting(self, call: Callable[[], T]) -> T:
+        """`call` on the connection's thread, the busy handler on (`_waiting`)."""
+        thread = self.thread
+        return await thread.call(partial(_waiting, thread, self._busy_ms, call))
 
     def release_write_lock_after_transaction(self) -> None:
         """After a statement, commit or rollback: give the turn to write back once this
