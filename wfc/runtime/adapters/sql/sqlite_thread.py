@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -269,7 +270,20 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
         belongs: here, or one trip to the connection's thread; in this process's turn to
         write if `sql` writes. Both SQLAlchemy's cursor and `direct`'s runner come here."""
-        if self._holding is None and _writes(sql) and not self._in_transaction():
+        if self._holding is not None:
+            # Inside this process's write transaction (nearly every statement of a stage):
+            # what `runs_inline` decides, without its calls, in the event loop's thread.
+            connection = self.thread.connection
+            if connection is not None and connection.in_transaction and not self.thread.closed:
+                if self.dbapi.commits_inline or not _ends_transaction(sql):
+                    try:
+                        outcome = function(connection, sql, parameters)
+                    finally:
+                        self.release_write_lock_after_transaction()  # if it ended
+                    if self._holding is None:  # it committed (or rolled back)
+                        await self._checkpoint_now_and_then()
+                    return outcome
+        elif _writes(sql) and not self._in_transaction():
             # (In a transaction begun without a BEGIN statement of ours: not ours to order.)
             self._holding = await self._writes.acquire()
         thread = self.thread
@@ -434,11 +448,17 @@ _READS = ("SELECT", "PRAGMA", "EXPLAIN", "COMMIT", "ROLLBACK", "END", "RELEASE")
 
 
 def _writes(sql: str) -> bool:
-    return not sql.lstrip()[:8].upper().startswith(_READS)
+    return not _start_of(sql).startswith(_READS)
 
 
 def _ends_transaction(sql: str) -> bool:
-    return sql.lstrip()[:8].upper().startswith(("COMMIT", "END", "ROLLBACK"))
+    return _start_of(sql).startswith(("COMMIT", "END", "ROLLBACK"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _start_of(sql: str) -> str:
+    """The first word of `sql`, upper case (statements are few and sent again and again)."""
+    return sql.lstrip()[:8].upper()
 
 
 def _create_function(connection: sqlite3.Connection, *args: Any, kw: dict[str, Any]) -> None:
