@@ -188,3 +188,42 @@ async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
             await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
         await conn.rollback()
     assert "unique" in str(raised.value.orig).lower()
+
+
+def test_sqlites_own_conversions_agree_with_sqlalchemys() -> None:
+    """On SQLite, instants and JSON are converted by `direct`'s one-call processors: each one
+    gives what SQLAlchemy's processor chain gives, on the way in and on the way out, for
+    values of the kinds the schema stores (and hands any other kind to SQLAlchemy's)."""
+    engine = create_async_engine("sqlite+aiosqlite://")
+    dialect = engine.dialect
+    instant, document = runs.c.updated_at.type, runs.c.input.type
+    instants = [
+        datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+        datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),  # a year of three digits
+        datetime(2030, 5, 6, 23, 30, tzinfo=timezone(timedelta(hours=-2))),  # the next day
+    ]
+    documents: list[object] = [{"a": [1, 2.5, None, "é"]}, [], "text", 3, 2.5, True]
+    for type_, values in ((instant, instants), (document, documents)):
+        ours_in = direct._sqlite_bind(type_, dialect)
+        theirs_in = type_.dialect_impl(dialect).bind_processor(dialect)
+        ours_out = direct._sqlite_result(type_, dialect)
+        theirs_out = type_.dialect_impl(dialect).result_processor(dialect, None)
+        assert ours_in is not None and theirs_in is not None
+        assert ours_out is not None and theirs_out is not None
+        for value in values:
+            stored = theirs_in(value)
+            assert ours_in(value) == stored
+            assert (
+                ours_out(stored)
+                == theirs_out(stored)
+                == (value.astimezone(UTC) if isinstance(value, datetime) else value)
+            )
+    instant_out, document_out = (direct._sqlite_result(t, dialect) for t in (instant, document))
+    assert instant_out is not None and document_out is not None
+    assert instant_out(None) is None
+    assert document_out(7) == 7  # a number SQLite gave as such
+    instant_in = direct._sqlite_bind(instant, dialect)
+    assert instant_in is not None
+    with pytest.raises(ValueError, match="naive"):
+        instant_in(datetime(2030, 1, 1))

@@ -807,6 +807,8 @@ class WorkerHost:
             self._succeeded += 1
         if outcome.next_poll_at is not None:
             self._poll_due_at(outcome.next_poll_at)
+        if not log.isEnabledFor(logging.INFO):  # (its fields cost more than the call)
+            return
         log.info(
             "job %s",
             outcome.outcome,

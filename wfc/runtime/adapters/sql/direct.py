@@ -43,9 +43,11 @@ benchmark that count round trips.
 from __future__ import annotations
 
 import contextlib
+import json
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, event
@@ -53,13 +55,15 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable, Insert
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import JSON, TypeDecorator
 from sqlalchemy.util import await_only
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
+from wfc.runtime.adapters.sql.schema import UtcDateTime
 from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
 from wfc.runtime.adapters.sql.sqlite_thread import Connection as SqliteConnection
+from wfc.runtime.adapters.sql.sqlite_thread import Outcome
 
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
 Processor = Callable[[Any], Any]
@@ -79,6 +83,8 @@ class _Compiled:
     defaults: dict[str, Any]
     bind_processors: tuple[Processor | None, ...]
     result_processors: dict[str, Processor]
+    # SQLite: the result processors in the order of a result's columns, by column names.
+    aligned: dict[tuple[str, ...], tuple[Processor | None, ...]] = field(default_factory=dict)
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         values = []
@@ -94,6 +100,86 @@ class _Compiled:
             process = processors.get(key)
             converted[key] = value if process is None else process(value)
         return converted
+
+    def rows_of(self, description: Sequence[Any], rows: list[Any]) -> list[Row]:
+        """`sqlite3`'s rows (tuples, in `description`'s order) as converted mappings: one
+        dict per row, built once (not a dict of the raw row, then a converted copy)."""
+        names = tuple(column[0] for column in description)
+        processors = self.aligned.get(names)
+        if processors is None:
+            processors = tuple(self.result_processors.get(name) for name in names)
+            if len(self.aligned) < 8:  # one or two shapes per statement in practice
+                self.aligned[names] = processors
+        return [
+            {
+                name: value if process is None else process(value)
+                for name, process, value in zip(names, processors, row, strict=True)
+            }
+            for row in rows
+        ]
+
+
+# -- SQLite's conversions, without SQLAlchemy's layers ---------------------------------
+#
+# On SQLite every instant and JSON value is converted in Python on the way in and out, and
+# SQLAlchemy's processors for them are two or three calls deep (`UtcDateTime` over the
+# dialect's DATETIME, JSON's sentinel checks). These do the same work in one call; values
+# of any other kind take SQLAlchemy's own processor, and `tests/sql` checks that both agree.
+
+_PLAIN_JSON = frozenset({dict, list, str, int, float, bool})
+_NAIVE = "naive datetimes are not stored; use timezone-aware ones"
+
+
+def _utc_text(value: Any) -> Any:
+    """`UtcDateTime` bound for SQLite: the instant in UTC as DATETIME stores it."""
+    zone = value.tzinfo
+    if zone is not UTC:
+        if zone is None:
+            raise ValueError(_NAIVE)
+        value = value.astimezone(UTC)
+    # "YYYY-MM-DD HH:MM:SS.ffffff" (DATETIME's storage format) and the "+00:00" cut off.
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _utc_from_text(value: Any) -> Any:
+    if value is None:
+        return None
+    read = datetime.fromisoformat(value)
+    return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
+
+
+def _sqlite_bind(type_: Any, dialect: Dialect) -> Processor | None:
+    """The bind processor for `type_` on SQLite: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    if original is None:
+        return None
+    if isinstance(type_, UtcDateTime):
+        return _utc_text
+    if isinstance(type_.dialect_impl(dialect), JSON):
+        dumps: Processor = getattr(dialect, "_json_serializer", None) or json.dumps
+
+        def json_text(value: Any) -> Any:
+            return dumps(value) if value.__class__ in _PLAIN_JSON else original(value)
+
+        return json_text
+    return original
+
+
+def _sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
+    """The result processor for `type_` on SQLite: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if original is None:
+        return None
+    if isinstance(type_, UtcDateTime):
+        return _utc_from_text
+    if isinstance(type_.dialect_impl(dialect), JSON):
+        loads: Processor = getattr(dialect, "_json_deserializer", None) or json.loads
+
+        def json_value(value: Any) -> Any:
+            return loads(value) if value.__class__ is str else original(value)
+
+        return json_value
+    return original
 
 
 # Keyed by statement and dialect: the same construct compiles to `$1` for asyncpg, `?` for
@@ -111,6 +197,7 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
     binds = [compiled.binds[name] for name in names]
     result_processors: dict[str, Processor] = {}
     decodes_builtins = dialect.driver == "asyncpg"
+    sqlite = dialect.name == "sqlite"
     for key, column in getattr(statement, "exported_columns", {}).items():
         # asyncpg already returns Python values for the built-in types (JSON through the
         # codec SQLAlchemy installs on each connection); only the schema's own types,
@@ -118,16 +205,23 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
         # text and integers: every column gets the conversion SQLAlchemy would apply.
         if decodes_builtins and not isinstance(column.type, TypeDecorator):
             continue
-        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if sqlite:
+            process = _sqlite_result(column.type, dialect)
+        else:
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             result_processors[str(key)] = process
+    if sqlite:
+        bind_processors = tuple(_sqlite_bind(b.type, dialect) for b in binds)
+    else:
+        bind_processors = tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds)
     return _Compiled(
         sql=compiled.string,
         names=names,
         defaults={
             n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required
         },
-        bind_processors=tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds),
+        bind_processors=bind_processors,
         result_processors=result_processors,
     )
 
@@ -225,6 +319,11 @@ async def fetch(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
+    if driver.__class__ is SqliteDriver:
+        description, rows, _count, _rowid = await _on_sqlite(
+            conn, driver, compiled.sql, compiled.args(params)
+        )
+        return compiled.rows_of(description, rows) if description else []
     held = conn.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, driver, held, statement, params, compiled)
@@ -249,6 +348,9 @@ async def execute(
     compiled = None if driver is None else _compiled_for(statement, conn.dialect)
     if driver is None or compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
+    if driver.__class__ is SqliteDriver:
+        outcome = await _on_sqlite(conn, driver, compiled.sql, compiled.args(params))
+        return max(outcome[2], 0)
     held = conn.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, driver, held, statement, params, compiled)
@@ -279,6 +381,11 @@ async def insert_rows(
         result = await conn.execute(statement, [dict(row) for row in rows])
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
+    if driver.__class__ is SqliteDriver:
+        description, found, _count, _rowid = await _on_sqlite(
+            conn, driver, compiled.sql, compiled.args(params)
+        )
+        return compiled.rows_of(description, found) if returning and description else []
     held = conn.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, driver, held, with_rows, params, compiled)
@@ -501,6 +608,9 @@ async def driver_sql(conn: AsyncConnection, sql: str) -> None:
     if driver is None:
         await conn.exec_driver_sql(sql)
         return
+    if driver.__class__ is SqliteDriver:
+        await _on_sqlite(conn, driver, sql, [])
+        return
     await _send(conn, driver, sql, [], rows=False)
 
 
@@ -575,12 +685,34 @@ async def _on_driver(
     try:
         return await (driver.fetch(sql, *args) if rows else driver.execute(sql, *args))
     except BaseException as error:
-        closed = driver.is_closed()
-        if closed:
-            await conn.invalidate()
-        if not isinstance(error, Exception):
-            raise
-        # What SQLAlchemy's own path raises, so callers catch one family whichever path ran.
-        raise DBAPIError.instance(
-            sql, args, error, Exception, connection_invalidated=closed
-        ) from error
+        raise await _failed(conn, driver, sql, args, error) from error
+
+
+async def _on_sqlite(
+    conn: AsyncConnection, driver: SqliteDriver, sql: str, args: list[Any]
+) -> Outcome:
+    """`sql` on SQLite, where nothing is held (`hold_writes` is asyncpg's): `sqlite_thread`'s
+    outcome as it is, for the caller to read the rows or the count it needs from it."""
+    if _WATCHERS:
+        _sent(conn.engine.pool, sql)
+    try:
+        return await driver.run(sql, args)
+    except BaseException as error:
+        raise await _failed(conn, driver, sql, args, error) from error
+
+
+async def _failed(
+    conn: AsyncConnection, driver: Any, sql: str, args: list[Any], error: BaseException
+) -> BaseException:
+    """What to raise for `error` from the driver: SQLAlchemy's wrapping of it, as its own
+    path raises, so callers catch one family whichever path ran; the connection
+    invalidated if the driver found it closed."""
+    closed = driver.is_closed()
+    if closed:
+        await conn.invalidate()
+    if not isinstance(error, Exception):
+        return error
+    wrapped: BaseException = DBAPIError.instance(
+        sql, args, error, Exception, connection_invalidated=closed
+    )
+    return wrapped

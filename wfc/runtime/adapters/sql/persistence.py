@@ -164,7 +164,7 @@ class _SqlStore:
     ) -> tuple[RunRecord, StageRecord] | None:
         async with self._connection() as conn:
             return await stages.lock_run_and_update_stage(
-                conn, run_id, record_id, changes, self._clock.now(), fence, data
+                conn, run_id, record_id, changes, self._clock.now(), fence, data, expect
             )
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
@@ -442,7 +442,7 @@ class _SqlTransaction(_SqlStore):
                 )
                 return self._prediction.run, self._prediction.stage
         return await super().lock_run_and_update_stage(
-            run_id, record_id, changes, fence=fence, data=data
+            run_id, record_id, changes, fence=fence, data=data, expect=expect
         )
 
     async def update_run(

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from wfc.runtime.adapters.sql.sqlite_thread import Connection, run_statement
+from wfc.runtime.adapters.sql.sqlite_thread import Connection, Outcome, run_statement
 
 
 class SqliteDriver:
-    """`fetch`, `execute` and `is_closed`, as `direct` calls them on asyncpg's connection."""
+    """`fetch`, `execute` and `is_closed`, as `direct` calls them on asyncpg's connection,
+    and `run`, the outcome as it is, which `direct` reads on SQLite."""
 
     __slots__ = ("_connection",)
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+
+    async def run(self, sql: str, args: list[Any]) -> Outcome:
+        """`sql`'s outcome as `sqlite_thread` gives it (description, rows, count, row id):
+        `direct` converts the rows itself, into the mappings it returns."""
+        return await self._connection.run(run_statement, sql, args)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         """The rows `sql` returns, each keyed by result column name."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import queue
 import sqlite3
 import threading
@@ -72,6 +73,9 @@ class SqliteThread:
         self._thread = threading.Thread(target=self._serve, name="wfc-sqlite", daemon=True)
         self.connection: sqlite3.Connection | None = None
         self.closed = False
+        # Whether the connection's busy_timeout is 0 now, as `unless_busy` left it; calls on
+        # this thread that may wait for the file's lock put it back first (`waiting`).
+        self.busy_off = False
 
     async def open(self) -> None:
         self._thread.start()
@@ -131,19 +135,32 @@ def _busy_timeout_ms(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
 
 
-def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome], busy_ms: int) -> Outcome | None:
+def _unless_busy(thread: SqliteThread, call: Callable[[], Outcome]) -> Outcome | None:
     connection = thread.connection
     if connection is None:
         return call()  # raises as a closed connection does
-    connection.execute("PRAGMA busy_timeout=0")
+    if not thread.busy_off:
+        # Left off after the call: the next one tried here needs it off too, and a call that
+        # may wait puts it back on the connection's thread (`_waiting`). Setting it around
+        # each call cost two statements per transaction's BEGIN.
+        connection.execute("PRAGMA busy_timeout=0")
+        thread.busy_off = True
     try:
         return call()
     except sqlite3.OperationalError as error:
         if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
             return None
         raise
-    finally:
+
+
+def _waiting(thread: SqliteThread, busy_ms: int | None, call: Callable[[], T]) -> T:
+    """`call` on the connection's thread, with SQLite's busy handler as configured: there a
+    statement may wait for another process's lock."""
+    connection = thread.connection
+    if thread.busy_off and connection is not None and busy_ms is not None:
         connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+        thread.busy_off = False
+    return call()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -253,7 +270,20 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
         belongs: here, or one trip to the connection's thread; in this process's turn to
         write if `sql` writes. Both SQLAlchemy's cursor and `direct`'s runner come here."""
-        if self._holding is None and _writes(sql) and not self._in_transaction():
+        if self._holding is not None:
+            # Inside this process's write transaction (nearly every statement of a stage):
+            # what `runs_inline` decides, without its calls, in the event loop's thread.
+            connection = self.thread.connection
+            if connection is not None and connection.in_transaction and not self.thread.closed:
+                if self.dbapi.commits_inline or not _ends_transaction(sql):
+                    try:
+                        outcome = function(connection, sql, parameters)
+                    finally:
+                        self.release_write_lock_after_transaction()  # if it ended
+                    if self._holding is None:  # it committed (or rolled back)
+                        await self._checkpoint_now_and_then()
+                    return outcome
+        elif _writes(sql) and not self._in_transaction():
             # (In a transaction begun without a BEGIN statement of ours: not ours to order.)
             self._holding = await self._writes.acquire()
         thread = self.thread
@@ -265,11 +295,14 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             elif function is run_statement and self.may_try_inline(sql):
                 tried = await self.unless_busy(call)
                 # None: the file is locked by another process; wait for it on the thread.
-                outcome = tried if tried is not None else await thread.call(call)
+                outcome = tried if tried is not None else await self._on_thread_waiting(call)
             else:
-                outcome = await thread.call(call)
+                outcome = await self._on_thread_waiting(call)
         finally:
             self.release_write_lock_after_transaction()
+            if "busy_timeout" in sql:  # set by the statement itself: read it again when needed
+                self._busy_ms = None
+                thread.busy_off = False
         if writing and self._holding is None:  # a write committed (or rolled back)
             await self._checkpoint_now_and_then()
         return outcome
@@ -329,8 +362,13 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         fails before it changes anything, so sending it again is safe."""
         if self._busy_ms is None:
             thread = self.thread
-            self._busy_ms = await thread.call(thread.on_connection(_busy_timeout_ms))
-        return _unless_busy(self.thread, call, self._busy_ms)
+            self._busy_ms = await self._on_thread_waiting(thread.on_connection(_busy_timeout_ms))
+        return _unless_busy(self.thread, call)
+
+    async def _on_thread_waiting(self, call: Callable[[], T]) -> T:
+        """`call` on the connection's thread, the busy handler on (`_waiting`)."""
+        thread = self.thread
+        return await thread.call(partial(_waiting, thread, self._busy_ms, call))
 
     def release_write_lock_after_transaction(self) -> None:
         """After a statement, commit or rollback: give the turn to write back once this
@@ -410,11 +448,17 @@ _READS = ("SELECT", "PRAGMA", "EXPLAIN", "COMMIT", "ROLLBACK", "END", "RELEASE")
 
 
 def _writes(sql: str) -> bool:
-    return not sql.lstrip()[:8].upper().startswith(_READS)
+    return not _start_of(sql).startswith(_READS)
 
 
 def _ends_transaction(sql: str) -> bool:
-    return sql.lstrip()[:8].upper().startswith(("COMMIT", "END", "ROLLBACK"))
+    return _start_of(sql).startswith(("COMMIT", "END", "ROLLBACK"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _start_of(sql: str) -> str:
+    """The first word of `sql`, upper case (statements are few and sent again and again)."""
+    return sql.lstrip()[:8].upper()
 
 
 def _create_function(connection: sqlite3.Connection, *args: Any, kw: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from wfc.errors import RecordNotFoundError
+from wfc.errors import ExpectationFailed, RecordNotFoundError
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import (
     Guard,
@@ -99,8 +100,19 @@ async def upsert_stage(
     fence: StageFence | None = None,
 ) -> StageRecord | None:
     """One statement: insert `create`, or apply `changes` to the row already there if it
-    passes `fence` (None when it does not)."""
+    passes `fence` (None when it does not).
+
+    On SQLite, without a fence (a group opened: the row is new but after a crash), a row
+    inserted is `create` itself, as the memory store returns it: the insert returns its
+    id alone, and only a row already there is read back, by the upsert. Reading back
+    and converting the whole new row cost as much Python as two plain statements, on
+    every group opened; the second statement the rare path costs is a function call in
+    SQLite, not a round trip. (A fenced upsert, a stage's start, expects its row.)"""
     values, updates = to_values(create), column_values(dict(changes))
+    if fence is None and conn.dialect.name == "sqlite":
+        params = prefixed(values, "v_")
+        if await direct.first(conn, _insert_new_stage(conn), params) is not None:
+            return create
 
     def build() -> Any:
         statement = upsert_insert(conn, stages).values(params_for(values, "v_"))
@@ -124,6 +136,20 @@ async def upsert_stage(
     return to_record(StageRecord, row)
 
 
+def _insert_new_stage(conn: AsyncConnection) -> Any:
+    """SQLite: insert a stage row unless its (run, stage) is there; its id if inserted."""
+    return built_once(
+        ("insert_new_stage", conn.dialect.name),
+        lambda: (
+            upsert_insert(conn, stages)
+            .values(params_for(dict.fromkeys(_STAGE_FIELDS), "v_"))
+            .on_conflict_do_nothing(index_elements=["run_id", "stage_id"])
+            .returning(stages.c.id)
+        ),
+    )
+
+
+_STAGE_FIELDS = tuple(field.name for field in dataclasses.fields(StageRecord))
 _INSERT_STAGE = insert(stages)
 
 
@@ -240,11 +266,15 @@ async def lock_run_and_update_stage(
     now: datetime,
     fence: StageFence | None = None,
     data: bool = True,
+    expect: tuple[RunRecord, StageRecord] | None = None,
 ) -> tuple[RunRecord, StageRecord] | None:
     """Lock the run and write the stage if the run is RUNNING and the stage passes `fence`:
     one statement on PostgreSQL, the two updates on SQLite (whose BEGIN IMMEDIATE holds
-    the write lock already). `data=False`: the run comes back without `RUN_DATA`."""
+    the write lock already). `data=False`: the run comes back without `RUN_DATA`.
+    `expect` (SQLite): see `_lock_as_expected`."""
     if conn.dialect.name != "postgresql":
+        if expect is not None and _expectable(run_id, record_id, fence, expect):
+            return await _lock_as_expected(conn, changes, now, expect)
         try:
             run_row = await update_versioned(conn, runs, "WorkflowRun", run_id, {}, now, None)
         except RecordNotFoundError:
@@ -276,6 +306,77 @@ async def lock_run_and_update_stage(
 
 
 _STAGE_BY_ID = select(stages.c.id).where(stages.c.id == bindparam("record_id"))
+
+
+def _expectable(
+    run_id: str, record_id: str, fence: StageFence | None, expect: tuple[RunRecord, StageRecord]
+) -> bool:
+    run, row = expect
+    return (
+        run.id == run_id
+        and row.id == record_id
+        and run.status is Status.RUNNING
+        and (fence is None or fence.holds(row))
+    )
+
+
+_LOCK_AT_VERSION = (
+    update(runs)
+    .where(
+        runs.c.id == bindparam("run_id"),
+        runs.c.version == bindparam("version"),
+        runs.c.status == Status.RUNNING.value,
+    )
+    .values(version=runs.c.version + 1, updated_at=bindparam("now"))
+)
+
+
+async def _lock_as_expected(
+    conn: AsyncConnection,
+    changes: StageChanges,
+    now: datetime,
+    expect: tuple[RunRecord, StageRecord],
+) -> tuple[RunRecord, StageRecord]:
+    """SQLite: the lock and the write, answered from `expect` (`Persistence.
+    lock_run_and_update_stage`) — the run one version on, the row with `changes` — as
+    PostgreSQL's predicted transaction answers, and checked at once rather than at the
+    commit: each update changes its row only at the version expected (the run RUNNING),
+    else `ExpectationFailed`, and the caller's transaction, rolled back, runs again
+    reading. Both rows were returned and converted whole before (the run's JSON input
+    and config among them), for values the caller already held: a fifth of a stage's
+    Python on this path. BEGIN IMMEDIATE holds the file's write lock: nothing changes
+    between the check and the commit."""
+    run, row = expect
+    params = {"run_id": run.id, "version": run.version, "now": now}
+    if await direct.execute(conn, _LOCK_AT_VERSION, params) != 1:
+        raise ExpectationFailed("the run is not at the version expected, or not RUNNING")
+    updates = column_values(dict(changes))
+
+    def build() -> Any:
+        return (
+            update(stages)
+            .where(stages.c.id == bindparam("record_id"), stages.c.version == bindparam("version"))
+            .values(
+                {
+                    **params_for(updates, "u_"),
+                    "version": stages.c.version + 1,
+                    "updated_at": bindparam("now"),
+                }
+            )
+        )
+
+    statement = built_once(("stage_at_version", *updates), build)
+    stage_params = prefixed(updates, "u_") | {
+        "record_id": row.id,
+        "version": row.version,
+        "now": now,
+    }
+    if await direct.execute(conn, statement, stage_params) != 1:
+        raise ExpectationFailed("the stage row is not at the version expected")
+    return (
+        dataclasses.replace(run, version=run.version + 1, updated_at=now),
+        dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now),
+    )
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
