@@ -32,6 +32,25 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def _plain_float(text: str) -> float:
+    if "e" in text or "E" in text:
+        raise _NotPlain
+    return float(text)
+
+
+def indented_json_of_sorted(compact: str, extra: dict[str, Any]) -> str:
+    """`indented_json` of the object `compact` holds plus the top-level entries `extra`, where
+    `compact` is `json.dumps(..., sort_keys=True)` text: json's C decoder reads it back with
+    its keys already in order (25-45 ms for a 5,000-stage plan, against 80 ms for `_sorted`)."""
+    try:
+        data = json.loads(compact, parse_float=_plain_float) | extra
+        ordered = {key: data[key] for key in sorted(data)}
+        return to_json(ordered, indent=2).decode("utf-8") + "\n"
+    except (_NotPlain, PydanticSerializationError, RecursionError):
+        data = json.loads(compact) | extra
+        return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
 def indented_json(data: Any) -> str:
     """`json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\\n"`, faster."""
     try:
