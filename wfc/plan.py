@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from wfc.plan_children import CHILD_IMPLEMENTATION as CHILD_IMPLEMENTATION
 from wfc.plan_children import MAX_CHILD_DEPTH as MAX_CHILD_DEPTH
 from wfc.plan_children import ChildWorkflow as ChildWorkflow
-from wfc.plan_json import indented_json
+from wfc.plan_json import indented_json, indented_json_of_sorted, without_unused
 from wfc.plan_waits import BUILTIN_IMPLEMENTATIONS as BUILTIN_IMPLEMENTATIONS
 from wfc.plan_waits import SIGNAL_IMPLEMENTATION as SIGNAL_IMPLEMENTATION
 from wfc.plan_waits import SLEEP_IMPLEMENTATION as SLEEP_IMPLEMENTATION
@@ -404,18 +406,34 @@ class Plan(_Frozen):
 
     def content(self) -> dict[str, Any]:
         """Everything but the fingerprint, as JSON-compatible data."""
-        return _without_unused(self.model_dump(mode="json", exclude={"fingerprint"}))
+        return without_unused(self.model_dump(mode="json", exclude={"fingerprint"}))
+
+    @cached_property
+    def canonical_content(self) -> str:
+        """The canonical compact JSON of the plan's content (keys sorted, no spaces), which
+        the fingerprint hashes. Kept once made (the plan is frozen): `to_json` starts from
+        it, which for 5,000 stages spares a second dump of the plan and a walk in Python
+        that sorts its keys, about 0.1 s of a compile. (Kept in the instance's `__dict__`,
+        as a `cached_property` is; pydantic's equality compares fields only.)"""
+        return json.dumps(self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def compute_fingerprint(self) -> str:
         """`sha256:<hex>` of the canonical compact JSON of the plan's content."""
-        canonical = json.dumps(
-            self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return "sha256:" + hashlib.sha256(self.canonical_content.encode("utf-8")).hexdigest()
 
     def with_fingerprint(self) -> Plan:
-        """A copy whose `fingerprint` is computed from its content."""
-        return self.model_copy(update={"fingerprint": self.compute_fingerprint()})
+        """A copy whose `fingerprint` is computed from its content (and which keeps the
+        canonical content: only the fingerprint differs)."""
+        plan = self.model_copy(update={"fingerprint": self.compute_fingerprint()})
+        plan.__dict__["canonical_content"] = self.canonical_content
+        return plan
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, as pydantic makes it, without the kept canonical content: `update` may
+        change what it was made of."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("canonical_content", None)
+        return copy
 
     def verify_fingerprint(self) -> bool:
         """True when the stored fingerprint matches the content (the file was not hand-edited)."""
@@ -425,7 +443,11 @@ class Plan(_Frozen):
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, two-space indent, trailing newline."""
-        return indented_json(_without_unused(self.model_dump(mode="json")))
+        if "canonical_content" in self.__dict__:  # made already, by `with_fingerprint`
+            return indented_json_of_sorted(
+                self.canonical_content, {"fingerprint": self.fingerprint}
+            )
+        return indented_json(without_unused(self.model_dump(mode="json")))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
@@ -459,43 +481,3 @@ class Plan(_Frozen):
     def default_config(self) -> dict[str, dict[str, Any]]:
         """`{stage_id: defaults}` for every stage, as `run.create` merges it."""
         return {stage.id: dict(stage.config_defaults) for stage in self.stages}
-
-
-# Stage fields added after plans were first written, left out of a plan's JSON (and so of
-# its fingerprint) while unused: a workflow that does not use them keeps the plan.json
-# and the fingerprint it had, and its runs in flight keep running.
-_LATER_STAGE_FIELDS: dict[str, Any] = {
-    "optional_needs": [],
-    "when": None,
-    "map": None,
-    "queue": None,
-    "concurrency": None,
-    "rate": None,
-    "sleep": None,
-    "wait_for": None,
-    "child": None,
-}
-_LATER_PLAN_FIELDS: dict[str, Any] = {"queue": None, "schedules": [], "signals": []}
-
-
-def _without_unused(data: dict[str, Any]) -> dict[str, Any]:
-    for name, unused in _LATER_PLAN_FIELDS.items():
-        if data.get(name) == unused:
-            del data[name]
-    for stage in data["stages"]:
-        for name, unused in _LATER_STAGE_FIELDS.items():
-            if stage.get(name) == unused:
-                del stage[name]
-        if stage.get("when") is not None:
-            stage["when"] = _compact(stage["when"])
-    return data
-
-
-def _compact(node: dict[str, Any]) -> dict[str, Any]:
-    """A condition's JSON with each node's empty parts left out: `{"op": "field", "path":
-    [...]}`, not every field of every node (they read back as their defaults)."""
-    return {
-        key: [_compact(arg) for arg in value] if key == "args" else value
-        for key, value in node.items()
-        if not (key in ("args", "path") and not value) and not (key == "value" and value is None)
-    }

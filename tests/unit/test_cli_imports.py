@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "examples" / "documents" / "pipeline.wf"
 DATABASE_STACK = ("sqlalchemy", "alembic", "asyncpg", "aiosqlite")
+GENERATOR = ("jinja2", "wfc.compiler.codegen", "wfc.compiler.lower")
 
 
 def modules_after(*args: str) -> set[str]:
@@ -65,6 +66,17 @@ def test_check_imports_the_compiler_only() -> None:
     modules = modules_after("check", str(PIPELINE))
     assert loaded(modules, ("wfc.compiler",)) == ["wfc.compiler"]
     assert loaded(modules, ("wfc.runtime", "rich", "uvloop")) == []
+    assert loaded(modules, GENERATOR) == list(GENERATOR)  # its package is there to compare
+
+
+def test_check_of_a_workflow_without_its_package_loads_no_code_generator(tmp_path: Path) -> None:
+    """A new workflow has no generated package to compare with: checking it needs neither
+    the lowering to a plan nor the templates, and so not Jinja (about 30 ms of its start)."""
+    source = tmp_path / PIPELINE.name
+    source.write_text(PIPELINE.read_text(encoding="utf-8"), encoding="utf-8")
+    modules = modules_after("check", str(source))
+    assert "wfc.compiler.checks" in modules
+    assert loaded(modules, GENERATOR) == []
 
 
 def test_the_cli_copies_of_runtime_values_match_the_runtime() -> None:

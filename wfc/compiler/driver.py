@@ -14,17 +14,23 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
 from wfc.compiler.checks.yaml_help import spell_for_source
-from wfc.compiler.codegen import StageView, render_package, render_stubs, stage_views
 from wfc.compiler.diagnostics import Diagnostic, Severity, sort_diagnostics
 from wfc.compiler.loader import is_source_path, load_program
-from wfc.compiler.lower import lower
 from wfc.compiler.stubs import check_stub
 from wfc.plan import Plan
+
+if TYPE_CHECKING:
+    from wfc.compiler.codegen import StageView
+
+# Lowering and rendering (and with them Jinja) are imported where they are used: `wfc check`
+# of a workflow whose package does not exist yet needs neither, and importing Jinja and
+# the templates' code generator cost it about 30 ms of its start (`tests/unit/
+# test_cli_imports.py` keeps it so).
 
 
 @dataclass(slots=True, kw_only=True)
@@ -132,6 +138,8 @@ def check_stubs(
     """Stubs in an existing package that no longer fit their stage, or fit no stage at all.
     The `fresh` ones were just written from the template, so fit by construction: reading
     them back cost a 5,000-stage first compile a tenth of its time."""
+    from wfc.compiler.codegen import stage_views
+
     views = stage_views(wf) if views is None else views
     names = _generated_names(wf, views)
     problems: list[Diagnostic] = []
@@ -196,6 +204,9 @@ def _clash(source: Path, other: Path, out_dir: Path) -> Diagnostic:
 @collector_paused
 def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False) -> CompileResult:
     """Compile `path` into a package; with `check`, write nothing and list stale files."""
+    from wfc.compiler.codegen import render_package, render_stubs, stage_views
+    from wfc.compiler.lower import lower
+
     checked, diagnostics = analyse(path)
     result = CompileResult(files=[path], workflow=checked)
     if checked is None:
@@ -286,6 +297,9 @@ def check_paths(paths: Iterable[Path]) -> CheckResult:
             if other not in sources:  # else it is reported once, when `other` comes
                 diagnostics.append(_clash(path, other, out_dir))
             continue
+        from wfc.compiler.codegen import render_package
+        from wfc.compiler.lower import lower
+
         for stale in _stale_files(out_dir, render_package(checked, lower(checked))):
             diagnostics.append(stale_diagnostic(stale, path))
         diagnostics += check_stubs(checked, out_dir)

@@ -23,6 +23,7 @@ from lark.lark import PostLex
 
 from wfc.compiler import ast, syntax_words
 from wfc.compiler.diagnostics import Diagnostic, did_you_mean
+from wfc.compiler.reduce_actions import parse_to_ast
 from wfc.compiler.source import SourceFile, Span
 from wfc.compiler.syntax_examples import EXAMPLES, MAP_EXAMPLES, WAIT_EXAMPLES
 from wfc.compiler.transformer import AstBuilder
@@ -469,7 +470,7 @@ def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
     """
     source = file.text if text is None else text
     try:
-        tree = _parser().parse(source, start=rule)
+        return parse_to_ast(_parser(), source, rule, AstBuilder(file))
     except UnexpectedInput as error:
         found = _syntax_diagnostic(file, error, rule, len(source))
         if rule == "start":
@@ -478,4 +479,3 @@ def parse_rule(file: SourceFile, rule: str, text: str | None = None) -> object:
         typo = found.help if found.help and found.help.startswith("did you mean") else None
         example = syntax_words.YAML_EXAMPLES.get(rule)
         return replace(found, help=" ".join(h for h in (typo, example) if h) or found.help)
-    return AstBuilder(file).transform(tree)

@@ -1,7 +1,8 @@
-"""Lark parse tree → AST. Builds nodes and spans; never validates, never raises.
+"""Grammar rules → AST. Builds nodes and spans; never validates, never raises.
 
-It is lark's non-recursive transformer, so deeply nested types cannot blow
-the Python stack here.
+`AstBuilder`'s methods are named after the grammar's rules; `reduce_actions` calls
+each as the LALR parser reduces its rule, without building a parse tree first, and
+with no recursion, so deeply nested types cannot blow the Python stack here.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lark import Token, v_args
-from lark.tree import Meta
+from lark import Token
 
 from wfc.compiler import ast
+from wfc.compiler.reduce_actions import Reduced
 from wfc.compiler.transformer_children import ChildCallbacks
 from wfc.compiler.transformer_fleet import parse_number, unquote
 from wfc.compiler.transformer_waits import WaitCallbacks
@@ -37,13 +38,12 @@ class _Docs:
         return _doc_text(self.tokens)
 
 
-@v_args(meta=True)
 class AstBuilder(WaitCallbacks, ChildCallbacks):
     """Callbacks named after grammar rules; each returns one AST node."""
 
     # -- module ------------------------------------------------------------------
 
-    def start(self, meta: Meta, items: list[Any]) -> ast.Module:
+    def start(self, meta: Reduced, items: list[Any]) -> ast.Module:
         return ast.Module(
             imports=tuple(i for i in items if isinstance(i, ast.Import)),
             types=tuple(i for i in items if isinstance(i, ast.TypeDecl)),
@@ -52,13 +52,13 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def import_decl(self, meta: Meta, items: list[Token]) -> ast.Import:
+    def import_decl(self, meta: Reduced, items: list[Token]) -> ast.Import:
         return ast.Import(path=unquote(items[0]), span=self._span(meta))
 
-    def docs(self, meta: Meta, items: list[Token]) -> _Docs:
+    def docs(self, meta: Reduced, items: list[Token]) -> _Docs:
         return _Docs(items)
 
-    def workflow(self, meta: Meta, items: list[Any]) -> ast.Workflow:
+    def workflow(self, meta: Reduced, items: list[Any]) -> ast.Workflow:
         docs, name, *body = items
         pairs = [i for i in body if isinstance(i, tuple)]
         return ast.Workflow(
@@ -78,44 +78,46 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def wf_name(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def wf_name(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return ("name", self._string_literal(items[0]))
 
-    def wf_description(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def wf_description(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return ("description", self._string_literal(items[0]))
 
-    def wf_input(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+    def wf_input(self, meta: Reduced, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
         return ("input", items[0])
 
-    def wf_output(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+    def wf_output(self, meta: Reduced, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
         return ("output", items[0])
 
     # -- types -------------------------------------------------------------------
 
-    def type_decl(self, meta: Meta, items: list[Any]) -> ast.TypeDecl:
+    def type_decl(self, meta: Reduced, items: list[Any]) -> ast.TypeDecl:
         docs, name, body = items
         return ast.TypeDecl(name=self._name(name), body=body, doc=docs.text, span=self._span(meta))
 
-    def enum_decl(self, meta: Meta, items: list[Any]) -> ast.EnumDecl:
+    def enum_decl(self, meta: Reduced, items: list[Any]) -> ast.EnumDecl:
         docs, name, members = items
         return ast.EnumDecl(
             name=self._name(name), members=members, doc=docs.text, span=self._span(meta)
         )
 
-    def enum_members(self, meta: Meta, items: list[ast.EnumMember]) -> tuple[ast.EnumMember, ...]:
+    def enum_members(
+        self, meta: Reduced, items: list[ast.EnumMember]
+    ) -> tuple[ast.EnumMember, ...]:
         return tuple(items)
 
-    def enum_member(self, meta: Meta, items: list[Any]) -> ast.EnumMember:
+    def enum_member(self, meta: Reduced, items: list[Any]) -> ast.EnumMember:
         docs, name = items
         return ast.EnumMember(name=self._name(name), doc=docs.text, span=self._span(meta))
 
-    def type_ref(self, meta: Meta, items: list[Token]) -> ast.TypeRef:
+    def type_ref(self, meta: Reduced, items: list[Token]) -> ast.TypeRef:
         return ast.TypeRef(name=str(items[0]), span=self._span(meta))
 
-    def record_body(self, meta: Meta, items: list[ast.Field]) -> ast.RecordBody:
+    def record_body(self, meta: Reduced, items: list[ast.Field]) -> ast.RecordBody:
         return ast.RecordBody(fields=tuple(items), span=self._span(meta))
 
-    def field(self, meta: Meta, items: list[Any]) -> ast.Field:
+    def field(self, meta: Reduced, items: list[Any]) -> ast.Field:
         docs, name, spec = items
         return ast.Field(
             name=self._name(name),
@@ -126,7 +128,7 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def field_spec(self, meta: Meta, items: list[Any]) -> ast.Field:
+    def field_spec(self, meta: Reduced, items: list[Any]) -> ast.Field:
         """A field without its name (the YAML form gives the name as a key)."""
         type_expr, *rest = items
         constraints: tuple[ast.Constraint, ...] = ()
@@ -144,28 +146,28 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def type_expr(self, meta: Meta, items: list[Any]) -> ast.TypeExpr:
+    def type_expr(self, meta: Reduced, items: list[Any]) -> ast.TypeExpr:
         base = items[0]
         if len(items) > 1:
             return ast.OptionalType(inner=base, span=self._span(meta))
         return base  # type: ignore[no-any-return]
 
-    def named_type(self, meta: Meta, items: list[Token]) -> ast.NamedType:
+    def named_type(self, meta: Reduced, items: list[Token]) -> ast.NamedType:
         return ast.NamedType(name=str(items[0]), span=self._span(meta))
 
-    def list_type(self, meta: Meta, items: list[ast.TypeExpr]) -> ast.ListType:
+    def list_type(self, meta: Reduced, items: list[ast.TypeExpr]) -> ast.ListType:
         return ast.ListType(item=items[0], span=self._span(meta))
 
-    def map_type(self, meta: Meta, items: list[ast.TypeExpr]) -> ast.MapType:
+    def map_type(self, meta: Reduced, items: list[ast.TypeExpr]) -> ast.MapType:
         return ast.MapType(value=items[0], span=self._span(meta))
 
-    def constraints(self, meta: Meta, items: list[Any]) -> tuple[ast.Constraint, ...]:
+    def constraints(self, meta: Reduced, items: list[Any]) -> tuple[ast.Constraint, ...]:
         flat: list[ast.Constraint] = []
         for item in items:
             flat.extend(item if isinstance(item, tuple) else (item,))
         return tuple(flat)
 
-    def range(self, meta: Meta, items: list[Token]) -> tuple[ast.Constraint, ...]:
+    def range(self, meta: Reduced, items: list[Token]) -> tuple[ast.Constraint, ...]:
         span = self._span(meta)
         low, high = parse_number(items[0]), parse_number(items[1])
         return (
@@ -176,60 +178,60 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
     _COMPARE = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
     _LEN_COMPARE = {">=": "min_len", ">": "len_gt", "<=": "max_len", "<": "len_lt"}
 
-    def compare(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+    def compare(self, meta: Reduced, items: list[Token]) -> ast.Constraint:
         kind = self._COMPARE[str(items[0])]
         return ast.Constraint(kind=kind, value=parse_number(items[1]), span=self._span(meta))  # type: ignore[arg-type]
 
-    def length_range(self, meta: Meta, items: list[Token]) -> tuple[ast.Constraint, ...]:
+    def length_range(self, meta: Reduced, items: list[Token]) -> tuple[ast.Constraint, ...]:
         span = self._span(meta)
         return (
             ast.Constraint(kind="min_len", value=parse_number(items[0]), span=span),
             ast.Constraint(kind="max_len", value=parse_number(items[1]), span=span),
         )
 
-    def length_compare(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+    def length_compare(self, meta: Reduced, items: list[Token]) -> ast.Constraint:
         kind = self._LEN_COMPARE[str(items[0])]
         return ast.Constraint(kind=kind, value=parse_number(items[1]), span=self._span(meta))  # type: ignore[arg-type]
 
-    def pattern(self, meta: Meta, items: list[Token]) -> ast.Constraint:
+    def pattern(self, meta: Reduced, items: list[Token]) -> ast.Constraint:
         return ast.Constraint(kind="pattern", value=unquote(items[0]), span=self._span(meta))
 
-    def default(self, meta: Meta, items: list[ast.Value]) -> ast.Value:
+    def default(self, meta: Reduced, items: list[ast.Value]) -> ast.Value:
         return items[0]
 
     # -- values ------------------------------------------------------------------
 
-    def string_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def string_value(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return self._string_literal(items[0])
 
-    def number_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def number_value(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
 
-    def true_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def true_value(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return ast.Literal_(value=True, span=self._span(meta))
 
-    def false_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def false_value(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return ast.Literal_(value=False, span=self._span(meta))
 
-    def null_value(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def null_value(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return ast.Literal_(value=None, span=self._span(meta))
 
-    def name_value(self, meta: Meta, items: list[Token]) -> ast.EnumRef:
+    def name_value(self, meta: Reduced, items: list[Token]) -> ast.EnumRef:
         return ast.EnumRef(name=str(items[0]), span=self._tok_span(items[0]))
 
-    def list_value(self, meta: Meta, items: list[ast.Value]) -> ast.ListValue:
+    def list_value(self, meta: Reduced, items: list[ast.Value]) -> ast.ListValue:
         return ast.ListValue(items=tuple(items), span=self._span(meta))
 
-    def object_value(self, meta: Meta, items: list[tuple[str, ast.Value]]) -> ast.ObjectValue:
+    def object_value(self, meta: Reduced, items: list[tuple[str, ast.Value]]) -> ast.ObjectValue:
         return ast.ObjectValue(entries=tuple(items), span=self._span(meta))
 
-    def object_entry(self, meta: Meta, items: list[Any]) -> tuple[str, ast.Value]:
+    def object_entry(self, meta: Reduced, items: list[Any]) -> tuple[str, ast.Value]:
         key, value = items
         return (unquote(key) if key.type == "STRING" else str(key), value)
 
     # -- stages ------------------------------------------------------------------
 
-    def stage(self, meta: Meta, items: list[Any]) -> ast.Stage:
+    def stage(self, meta: Reduced, items: list[Any]) -> ast.Stage:
         docs, *rest = items
         async_tok = None
         if isinstance(rest[0], Token) and rest[0].type == "ASYNC":
@@ -271,30 +273,34 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def stage_description(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def stage_description(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return ("description", self._string_literal(items[0]))
 
-    def stage_input(self, meta: Meta, items: list[ast.StageInput]) -> tuple[str, ast.StageInput]:
+    def stage_input(self, meta: Reduced, items: list[ast.StageInput]) -> tuple[str, ast.StageInput]:
         return ("input", items[0])
 
-    def input_from(self, meta: Meta, items: list[Token]) -> ast.InputFrom:
+    def input_from(self, meta: Reduced, items: list[Token]) -> ast.InputFrom:
         return ast.InputFrom(stage=self._name(items[0]), span=self._span(meta))
 
-    def input_none(self, meta: Meta, items: list[Token]) -> ast.InputNone:
+    def input_none(self, meta: Reduced, items: list[Token]) -> ast.InputNone:
         return ast.InputNone(span=self._span(meta))
 
-    def stage_output(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+    def stage_output(
+        self, meta: Reduced, items: list[ast.RecordSpec]
+    ) -> tuple[str, ast.RecordSpec]:
         return ("output", items[0])
 
-    def stage_config(self, meta: Meta, items: list[ast.RecordSpec]) -> tuple[str, ast.RecordSpec]:
+    def stage_config(
+        self, meta: Reduced, items: list[ast.RecordSpec]
+    ) -> tuple[str, ast.RecordSpec]:
         return ("config", items[0])
 
     def needs(
-        self, meta: Meta, items: list[tuple[ast.Name, ast.Name | None]]
+        self, meta: Reduced, items: list[tuple[ast.Name, ast.Name | None]]
     ) -> tuple[str, tuple[tuple[ast.Name, ast.Name | None], ...]]:
         return ("needs", tuple(items))
 
-    def need(self, meta: Meta, items: list[Token]) -> tuple[ast.Name, ast.Name | None]:
+    def need(self, meta: Reduced, items: list[Token]) -> tuple[ast.Name, ast.Name | None]:
         """The stage named, and, for `name?`, the same name spanning the `?` as well."""
         name = self._name(items[0])
         if len(items) == 1:
@@ -303,43 +309,43 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
 
     # -- conditions ------------------------------------------------------------
 
-    def when(self, meta: Meta, items: list[ast.Expr]) -> tuple[str, ast.Expr]:
+    def when(self, meta: Reduced, items: list[ast.Expr]) -> tuple[str, ast.Expr]:
         return ("when", items[0])
 
-    def condition_spec(self, meta: Meta, items: list[ast.Expr]) -> ast.Expr:
+    def condition_spec(self, meta: Reduced, items: list[ast.Expr]) -> ast.Expr:
         return items[0]
 
-    def cond_or(self, meta: Meta, items: list[ast.Expr]) -> ast.Logical:
+    def cond_or(self, meta: Reduced, items: list[ast.Expr]) -> ast.Logical:
         return ast.Logical(op="or", operands=tuple(items), span=self._span(meta))
 
-    def cond_and(self, meta: Meta, items: list[ast.Expr]) -> ast.Logical:
+    def cond_and(self, meta: Reduced, items: list[ast.Expr]) -> ast.Logical:
         return ast.Logical(op="and", operands=tuple(items), span=self._span(meta))
 
-    def cond_negation(self, meta: Meta, items: list[ast.Expr]) -> ast.Not:
+    def cond_negation(self, meta: Reduced, items: list[ast.Expr]) -> ast.Not:
         return ast.Not(operand=items[0], span=self._span(meta))
 
-    def cond_comparison(self, meta: Meta, items: list[Any]) -> ast.Compare:
+    def cond_comparison(self, meta: Reduced, items: list[Any]) -> ast.Compare:
         left, op, right = items
         return ast.Compare(op=op, left=left, right=right, span=self._span(meta))
 
-    def cond_op(self, meta: Meta, items: list[Token]) -> str:
+    def cond_op(self, meta: Reduced, items: list[Token]) -> str:
         return " ".join(str(t) for t in items)
 
-    def cond_list(self, meta: Meta, items: list[ast.Expr]) -> ast.ListExpr:
+    def cond_list(self, meta: Reduced, items: list[ast.Expr]) -> ast.ListExpr:
         return ast.ListExpr(items=tuple(items), span=self._span(meta))
 
-    def cond_len(self, meta: Meta, items: list[ast.Expr]) -> ast.Len:
+    def cond_len(self, meta: Reduced, items: list[ast.Expr]) -> ast.Len:
         return ast.Len(operand=items[0], span=self._span(meta))
 
-    def dotted_name(self, meta: Meta, items: list[Token]) -> ast.DottedName:
+    def dotted_name(self, meta: Reduced, items: list[Token]) -> ast.DottedName:
         return ast.DottedName(parts=tuple(self._name(t) for t in items), span=self._span(meta))
 
     # -- map -----------------------------------------------------------------
 
-    def stage_map(self, meta: Meta, items: list[ast.Map]) -> tuple[str, ast.Map]:
+    def stage_map(self, meta: Reduced, items: list[ast.Map]) -> tuple[str, ast.Map]:
         return ("map", replace(items[0], span=self._span(meta)))
 
-    def map_spec(self, meta: Meta, items: list[Any]) -> ast.Map:
+    def map_spec(self, meta: Reduced, items: list[Any]) -> ast.Map:
         over, *options = items
         return ast.Map(
             over=over,
@@ -348,31 +354,31 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def map_at_most(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def map_at_most(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return (
             "at_most",
             ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
         )
 
-    def map_on_failure(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Name]:
+    def map_on_failure(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Name]:
         return ("on_failure", self._name(items[0]))
 
-    def map_over(self, meta: Meta, items: list[Any]) -> ast.DottedName:
+    def map_over(self, meta: Reduced, items: list[Any]) -> ast.DottedName:
         """`a.b.c`, built left to right (the rule is left-recursive)."""
         *head, last = items
         parts = head[0].parts if head else ()
         return ast.DottedName(parts=(*parts, self._name(last)), span=self._span(meta))
 
-    def map_path(self, meta: Meta, items: list[ast.DottedName]) -> ast.DottedName:
+    def map_path(self, meta: Reduced, items: list[ast.DottedName]) -> ast.DottedName:
         return items[0]
 
     def _duration(self, token: Token) -> ast.Duration:
         return ast.Duration(text=str(token), span=self._tok_span(token))
 
-    def retry(self, meta: Meta, items: list[ast.Retry]) -> tuple[str, ast.Retry]:
+    def retry(self, meta: Reduced, items: list[ast.Retry]) -> tuple[str, ast.Retry]:
         return ("retry", replace(items[0], span=self._span(meta)))
 
-    def retry_body(self, meta: Meta, items: list[Any]) -> ast.Retry:
+    def retry_body(self, meta: Reduced, items: list[Any]) -> ast.Retry:
         times, *rest = items
         backoff = next((i for i in rest if isinstance(i, ast.Backoff)), None)
         never = next((i for i in rest if isinstance(i, tuple)), ())
@@ -384,7 +390,7 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
         )
         return node
 
-    def backoff(self, meta: Meta, items: list[Any]) -> ast.Backoff:
+    def backoff(self, meta: Reduced, items: list[Any]) -> ast.Backoff:
         kind, initial, *rest = items
         multiplier = next((i for i in rest if isinstance(i, ast.Literal_)), None)
         maximum = next((i for i in rest if isinstance(i, ast.Duration)), None)
@@ -396,31 +402,31 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
             span=self._span(meta),
         )
 
-    def multiplier(self, meta: Meta, items: list[Token]) -> ast.Literal_:
+    def multiplier(self, meta: Reduced, items: list[Token]) -> ast.Literal_:
         return ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
 
-    def backoff_max(self, meta: Meta, items: list[Token]) -> ast.Duration:
+    def backoff_max(self, meta: Reduced, items: list[Token]) -> ast.Duration:
         return self._duration(items[0])
 
-    def never_retry(self, meta: Meta, items: list[Token]) -> tuple[ast.Name, ...]:
+    def never_retry(self, meta: Reduced, items: list[Token]) -> tuple[ast.Name, ...]:
         return tuple(self._name(t) for t in items)
 
-    def timeout(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Duration]:
+    def timeout(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Duration]:
         return ("timeout", self._duration(items[0]))
 
-    def poll(self, meta: Meta, items: list[ast.Poll]) -> tuple[str, ast.Poll]:
+    def poll(self, meta: Reduced, items: list[ast.Poll]) -> tuple[str, ast.Poll]:
         return ("poll", replace(items[0], span=self._span(meta)))
 
-    def poll_body(self, meta: Meta, items: list[Token]) -> ast.Poll:
+    def poll_body(self, meta: Reduced, items: list[Token]) -> ast.Poll:
         every = self._duration(items[0])
         give_up = self._duration(items[1]) if len(items) > 1 else None
         return ast.Poll(every=every, give_up_after=give_up, span=self._span(meta))
 
-    def priority(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def priority(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         value = ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0]))
         return ("priority", value)
 
-    def ai_preset(self, meta: Meta, items: list[Any]) -> tuple[str, ast.AiPreset]:
+    def ai_preset(self, meta: Reduced, items: list[Any]) -> tuple[str, ast.AiPreset]:
         model, *options = items
         found = dict(options)
         preset = ast.AiPreset(
@@ -431,13 +437,13 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
         )
         return ("ai", preset)
 
-    def ai_temperature(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def ai_temperature(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return (
             "temperature",
             ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
         )
 
-    def ai_max_tokens(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Literal_]:
+    def ai_max_tokens(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Literal_]:
         return (
             "max_tokens",
             ast.Literal_(value=parse_number(items[0]), span=self._tok_span(items[0])),
@@ -445,21 +451,21 @@ class AstBuilder(WaitCallbacks, ChildCallbacks):
 
     # -- flow ----------------------------------------------------------------
 
-    def flow(self, meta: Meta, items: list[ast.Flow]) -> ast.Flow:
+    def flow(self, meta: Reduced, items: list[ast.Flow]) -> ast.Flow:
         return ast.Flow(steps=items[0].steps, span=self._span(meta))
 
-    def flow_body(self, meta: Meta, items: list[ast.FlowStep]) -> ast.Flow:
+    def flow_body(self, meta: Reduced, items: list[ast.FlowStep]) -> ast.Flow:
         return ast.Flow(steps=tuple(items), span=self._span(meta))
 
-    def duration_spec(self, meta: Meta, items: list[Token]) -> ast.Duration:
+    def duration_spec(self, meta: Reduced, items: list[Token]) -> ast.Duration:
         return self._duration(items[0])
 
-    def stage_ref(self, meta: Meta, items: list[Token]) -> ast.Name:
+    def stage_ref(self, meta: Reduced, items: list[Token]) -> ast.Name:
         return self._name(items[0])
 
-    def flow_single(self, meta: Meta, items: list[Token]) -> ast.FlowStep:
+    def flow_single(self, meta: Reduced, items: list[Token]) -> ast.FlowStep:
         return ast.FlowStep(stages=(self._name(items[0]),), span=self._span(meta))
 
-    def flow_parallel(self, meta: Meta, items: list[Token]) -> ast.FlowStep:
+    def flow_parallel(self, meta: Reduced, items: list[Token]) -> ast.FlowStep:
         names = tuple(self._name(t) for t in items)
         return ast.FlowStep(stages=names, parallel=True, span=self._span(meta))

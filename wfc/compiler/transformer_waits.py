@@ -1,4 +1,4 @@
-"""Lark callbacks for signals and the built-in stages: `signal`, `sleep`, `wait for`.
+"""Parser callbacks for signals and the built-in stages: `signal`, `sleep`, `wait for`.
 
 `AstBuilder` (in `transformer`) inherits these through `WaitCallbacks`; they sit
 apart, as the fleet callbacks do, so that module stays a readable size. They
@@ -11,19 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lark import Token, v_args
-from lark.tree import Meta
+from lark import Token
 
 from wfc.compiler import ast
+from wfc.compiler.reduce_actions import Reduced
 from wfc.compiler.transformer_fleet import FleetCallbacks
 
 
-@v_args(meta=True)
 class WaitCallbacks(FleetCallbacks):
-    """The callbacks of `signal_decl`, `sleep` and `wait` (a transformer itself, so that
-    `v_args` wraps them here)."""
+    """The callbacks of `signal_decl`, `sleep` and `wait`."""
 
-    def signal_decl(self, meta: Meta, items: list[Any]) -> ast.Signal:
+    def signal_decl(self, meta: Reduced, items: list[Any]) -> ast.Signal:
         docs, name, *payload = items
         return ast.Signal(
             name=self._name(name),
@@ -32,26 +30,26 @@ class WaitCallbacks(FleetCallbacks):
             span=self._span(meta),
         )
 
-    def sleep(self, meta: Meta, items: list[ast.Sleep]) -> tuple[str, ast.Sleep]:
+    def sleep(self, meta: Reduced, items: list[ast.Sleep]) -> tuple[str, ast.Sleep]:
         return ("sleep", replace(items[0], span=self._span(meta)))
 
-    def sleep_for(self, meta: Meta, items: list[Token]) -> ast.Sleep:
+    def sleep_for(self, meta: Reduced, items: list[Token]) -> ast.Sleep:
         duration = ast.Duration(text=str(items[0]), span=self._tok_span(items[0]))
         return ast.Sleep(duration=duration, span=self._span(meta))
 
-    def sleep_until(self, meta: Meta, items: list[ast.DottedName]) -> ast.Sleep:
+    def sleep_until(self, meta: Reduced, items: list[ast.DottedName]) -> ast.Sleep:
         return ast.Sleep(until=items[0], span=self._span(meta))
 
-    def sleep_path(self, meta: Meta, items: list[Any]) -> ast.DottedName:
+    def sleep_path(self, meta: Reduced, items: list[Any]) -> ast.DottedName:
         """`a.b.c`, built left to right (the rule is left-recursive, as `map_over` is)."""
         *head, last = items
         parts = head[0].parts if head else ()
         return ast.DottedName(parts=(*parts, self._name(last)), span=self._span(meta))
 
-    def wait(self, meta: Meta, items: list[ast.Wait]) -> tuple[str, ast.Wait]:
+    def wait(self, meta: Reduced, items: list[ast.Wait]) -> tuple[str, ast.Wait]:
         return ("wait", replace(items[0], span=self._span(meta)))
 
-    def wait_spec(self, meta: Meta, items: list[Any]) -> ast.Wait:
+    def wait_spec(self, meta: Reduced, items: list[Any]) -> ast.Wait:
         signal, *options = items
         return ast.Wait(
             signal=self._name(signal),
@@ -60,8 +58,8 @@ class WaitCallbacks(FleetCallbacks):
             span=self._span(meta),
         )
 
-    def wait_timeout(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Duration]:
+    def wait_timeout(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Duration]:
         return ("timeout", ast.Duration(text=str(items[0]), span=self._tok_span(items[0])))
 
-    def wait_on_timeout(self, meta: Meta, items: list[Token]) -> tuple[str, ast.Name]:
+    def wait_on_timeout(self, meta: Reduced, items: list[Token]) -> tuple[str, ast.Name]:
         return ("on_timeout", self._name(items[0]))
