@@ -49,7 +49,7 @@ async def _workers(script: Script, count: int, **settings: Any) -> AsyncIterator
         try:
             for worker in workers:
                 await worker.start()
-                await _until(lambda w=worker: w._listening is not None)
+                await _until(lambda w=worker: w.orchestrator.listening is not None)
             yield workers
         finally:
             for worker in workers:
@@ -67,7 +67,7 @@ async def _until(condition: Any, timeout: float = 10.0) -> None:
 
 
 def _leads(worker: WorkerHost) -> bool:
-    return worker._listening is not None and worker._listening.leading
+    return worker.orchestrator.listening is not None and worker.orchestrator.listening.leading
 
 
 @contextmanager

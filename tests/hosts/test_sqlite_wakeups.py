@@ -40,7 +40,7 @@ async def test_a_run_created_by_another_process_starts_without_a_poll(
     try:
         await worker.start()
         for _ in range(500):  # its first tick has passed and it listens
-            if worker.stats().orchestration_ticks and worker._listening is not None:
+            if worker.stats().orchestration_ticks and worker.orchestrator.listening is not None:
                 break
             await asyncio.sleep(0.01)
         for n in range(3):

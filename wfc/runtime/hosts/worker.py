@@ -1,35 +1,19 @@
 """`WorkerHost`: the long-running worker (spec §9.2), with wakeups instead of waiting on polls.
 
-Two kinds of task share one kernel. The orchestrator claims pending runs and,
-every `orchestration_interval`, runs the full maintenance tick (claim, poll
-suspended stages, reap stale leases, flush the outbox, reap stuck runs). Each
-of `concurrency` job slots leases one job at a time, executes it with a
-heartbeat, and settles it.
-
-A worker claims only as many runs as it has free slots, so every run it claims
-starts at once (its first stage handed to it), and runs it cannot start now
-stay PENDING for a worker that can: no run waits behind a busy worker's full
-slots, and no job is queued PENDING only to wake every worker into a race for
-it. A slot that frees up while runs wait wakes the orchestrator to claim again.
-
-A created run wakes every worker listening, but only one of them, the claim
-lead, claims it (`wfc.runtime.ports.Listening`): were all to claim, all but one
-would spend a transaction finding nothing, for every run. The lead that runs
-out of room passes the lead, and the runs, on to a worker with room; one that
-stops hands it over as it goes; one that dies lets go of it with its
-connection, and the others, which poll every `job_poll_interval`, take it.
+This module is the worker's lifecycle (`start`, `stop`, `serve`, giving up)
+and its job slots; what claims runs and keeps the database tidy is its
+`Orchestrator` (`wfc.runtime.hosts.orchestrator`), which shares one kernel
+with the slots and sees of them only how many are free. Each of `concurrency`
+job slots leases one job at a time, executes it with a heartbeat, and settles
+it.
 
 Nothing waits on a poll when it need not: a slot that finishes a stage queues
 the next group already leased to this worker, as far as it has free slots
 (`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
 it), runs the first of those jobs itself, on the same pinned connection,
-and wakes the idle slots for the rest; on PostgreSQL
-a LISTEN connection wakes slots when another process enqueues jobs and the
-orchestrator when a run is created. Polling stays as the fallback: without a
-wakeup source (SQLite), the orchestrator also claims new runs every
-`job_poll_interval`. Suspended stages are checked when they are due (the time
-a stage's suspension or its last check gave, its `poll every`), not only on
-the tick.
+and wakes the idle slots for the rest; on PostgreSQL a LISTEN connection
+wakes slots when another process enqueues jobs. Polling every
+`job_poll_interval` stays as the fallback.
 
 With `run_id`, the worker serves that run alone (what `wfc run` does): it claims
 and leases nothing else, and its ticks hand it no other run's jobs.
@@ -58,35 +42,28 @@ import heapq
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from wfc.plan import DEFAULT_QUEUE
-from wfc.runtime.commands import RunClaimPending
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.flusher import OutboxFlusher
 from wfc.runtime.hosts.health import DatabaseHealth
+from wfc.runtime.hosts.orchestrator import Orchestrator
 from wfc.runtime.hosts.schedules import ScheduleTimer
-from wfc.runtime.hosts.steps import (
-    HEARTBEAT_INTERVAL,
-    MaintenanceSettings,
-    TickResult,
-    maintenance_tick,
-    poll_suspended,
-    process_job,
-)
+from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings, process_job
 from wfc.runtime.hosts.threads import StageThreads
+from wfc.runtime.hosts.waiting import Signal, first_of, wait_at_most
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.ports import JobTransport, Listening, Wakeups
+from wfc.runtime.ports import JobTransport, Wakeups
 from wfc.runtime.records import JobRecord
 from wfc.runtime.schedule_store import ScheduleStore
 
 log = logging.getLogger("wfc.worker")
 
-LISTEN_RETRY = timedelta(seconds=5)
 LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
 MAX_ABANDONED_THREADS = 4
 SPARE_THREADS = 4  # beyond slots and abandoned threads: asyncio's DNS lookups use the pool too
@@ -106,36 +83,6 @@ class WorkerStats:
     uptime_s: float
     abandoned_threads: int = 0  # stage threads still running after their job was given up on
     gave_up: str | None = None  # why the worker stopped itself; a supervisor should restart it
-
-
-class _Signal:
-    """An edge-triggered wakeup: `wait` returns once `fire` is called after `arm`."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def arm(self) -> asyncio.Event:
-        """The event the next `fire` sets; take it before looking for work, wait on it after."""
-        return self._event
-
-    def fire(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-
-async def _first_of(*waits: Awaitable[Any]) -> None:
-    """Return when the first of `waits` does; the others are cancelled."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-async def _wait(event: asyncio.Event, timeout: timedelta) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout.total_seconds())
 
 
 class WorkerHost:
@@ -208,9 +155,7 @@ class WorkerHost:
         self._health = DatabaseHealth(
             give_up_after=give_up_after, on_give_up=self.give_up, database_file=database_file
         )
-        self._backoff_until = 0.0  # while the database is away: the orchestrator's next try
-        self._job_signal = _Signal()
-        self._claim_signal = _Signal()
+        self._job_signal = Signal()
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._leasing: asyncio.Task[None] | None = None
@@ -221,20 +166,23 @@ class WorkerHost:
         self._abandoned: list[JobRecord] = []  # leased here, to hand back as the worker stops
         self._handed: list[JobRecord] = []
         self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
-        self._taken = 0  # jobs handed to this worker so far
+        self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
         self._maybe_queued = True  # whether a dequeue may find something
-        self._claims_waiting = False  # runs may be PENDING that full slots left unclaimed
-        self._listening: Listening | None = None
         self._flusher: OutboxFlusher | None = None
-        self._claim_now = False  # claim whether or not this worker leads claims (a poll)
-        self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
-        self._next_poll: float | None = None
         self._next_due: list[float] = []  # when jobs queued here to wait fall due (a heap)
         # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
-        self._schedules = None if schedules is None or run_id else ScheduleTimer(kernel, schedules)
+        self.orchestrator = Orchestrator(
+            kernel,
+            self,
+            settings=self.settings,
+            health=self._health,
+            orchestration_interval=orchestration_interval,
+            job_poll_interval=job_poll_interval,
+            schedules=None if schedules is None or run_id else ScheduleTimer(kernel, schedules),
+        )
         self._running = False
         self._started_at = 0.0
-        self._processed = self._succeeded = self._failed = self._ticks = 0
+        self._processed = self._succeeded = self._failed = 0
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -255,12 +203,15 @@ class WorkerHost:
         self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
         self._flusher = OutboxFlusher(self.kernel, self._stopping)
         self._background = [
-            asyncio.create_task(self._orchestrate(), name=f"{self.worker_id}:orchestrator"),
+            asyncio.create_task(
+                self.orchestrator.run(self._stopping), name=f"{self.worker_id}:orchestrator"
+            ),
             asyncio.create_task(self._flusher.run(), name=f"{self.worker_id}:flusher"),
         ]
         if self._wakeups is not None:
             self._listener = asyncio.create_task(
-                self._listen(self._wakeups), name=f"{self.worker_id}:listen"
+                self.orchestrator.listen(self._wakeups, self._stopping),
+                name=f"{self.worker_id}:listen",
             )
             self._background.append(self._listener)
         log.info(
@@ -274,7 +225,7 @@ class WorkerHost:
             return
         self._stopping.set()
         self._job_signal.fire()
-        self._claim_signal.fire()
+        self.orchestrator.nudge()
         grace = self.shutdown_grace if grace is None else grace
         if self._leasing is not None:
             await asyncio.gather(self._leasing, return_exceptions=True)
@@ -329,7 +280,7 @@ class WorkerHost:
                 installed.append(signum)
         try:
             await self.start()
-            await _first_of(stop_requested.wait(), self._give_up.wait())
+            await first_of(stop_requested.wait(), self._give_up.wait())
             log.info("stopping: finishing in-flight jobs", extra={"worker_id": self.worker_id})
             await self.stop()
         finally:
@@ -344,7 +295,7 @@ class WorkerHost:
             jobs_processed=self._processed,
             jobs_succeeded=self._succeeded,
             jobs_failed=self._failed,
-            orchestration_ticks=self._ticks,
+            orchestration_ticks=self.orchestrator.ticks,
             running=self._running,
             in_flight=len(self._in_flight),
             uptime_s=time.monotonic() - self._started_at if self._running else 0.0,
@@ -396,7 +347,7 @@ class WorkerHost:
         log.error("giving up: %s", reason, extra={"worker_id": self.worker_id})
         self._give_up.set()
         self._job_signal.fire()
-        self._claim_signal.fire()
+        self.orchestrator.nudge()
 
     # -- jobs this worker queues itself (wfc.runtime.handoff) -------------------
     def _finishing_slot(self) -> asyncio.Task[Any] | None:
@@ -420,7 +371,7 @@ class WorkerHost:
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         """Start these jobs (leased to this worker) as slots free up; a finishing slot
         keeps the first for itself, to run next on its pinned connection."""
-        self._taken += len(jobs)
+        self.jobs_taken += len(jobs)
         rest = list(jobs)
         slot = self._finishing_slot()
         if slot is not None and rest:
@@ -458,242 +409,9 @@ class WorkerHost:
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
-        self._claim_now = True
-        self._claim_signal.fire()
+        self.orchestrator.wake_claims()
 
-    def _on_wake(self, what: str) -> None:
-        if what == "jobs":
-            self.wake_jobs()
-        elif what == "runs-waiting" or (what == "runs" and self._leads_claims()):
-            self._wake_claims_if_lead()  # the others leave a created run to the lead
-
-    def _wake_claims_if_lead(self) -> None:
-        """Runs may wait: claim them if this worker leads claims, or can take the lead."""
-        self._runs_waiting = True
-        self._claim_signal.fire()
-
-    def _leads_claims(self) -> bool:
-        """Whether this worker is the one that claims runs as they are created; without a
-        LISTEN connection, no worker is told of them, so each one claims as it polls."""
-        return self._listening is None or self._listening.leading
-
-    async def _listen(self, wakeups: Wakeups) -> None:
-        while not self._stopping.is_set():
-            try:
-                async with wakeups.listen(self._on_wake) as listening:
-                    self._listening = listening
-                    self._wake_claims_if_lead()  # take the claim lead now if nobody holds it
-                    try:
-                        await _first_of(self._stopping.wait(), listening.until_lost())
-                    finally:
-                        self._listening = None
-                if self._stopping.is_set():
-                    return
-                log.warning("the LISTEN connection was lost; polling until it is back")
-            except Exception as error:
-                delay = self._health.failed("listen", error)
-                await _wait(self._stopping, max(LISTEN_RETRY, timedelta(seconds=delay)))
-                continue
-            await _wait(self._stopping, LISTEN_RETRY)
-
-    # -- loops --------------------------------------------------------------
-    def _poll_due_at(self, when: datetime) -> None:
-        """A suspended stage is due then: poll at that moment, not up to an orchestration
-        interval later."""
-        delay = (when - self.kernel.deps.clock.now()).total_seconds()
-        due = time.monotonic() + max(0.0, delay)
-        if self._next_poll is None or due < self._next_poll:
-            self._next_poll = due
-            self._claim_signal.fire()
-
-    async def _orchestrate(self) -> None:
-        # One connection for all its claims and ticks (a checkout cycle costs about as much
-        # as a statement; a busy worker claims once per run).
-        async with self.kernel.deps.pinning.pinned():
-            await self._orchestrate_pinned()
-
-    async def _orchestrate_pinned(self) -> None:
-        next_tick = 0.0
-        while not self._stopping.is_set():
-            woken = self._claim_signal.arm()
-            gone = self._health.check_file()
-            if gone is not None:  # nothing written now would ever be read
-                delay = self._health.failed("database file", gone)
-                await _wait(self._stopping, timedelta(seconds=delay))
-                continue
-            if self._next_poll is not None and time.monotonic() >= self._next_poll:
-                self._next_poll = None
-                await self._poll_now()
-                continue
-            if self._schedules is not None and self._schedules.is_due():
-                await self._fire_schedules(self._schedules)
-                continue
-            if time.monotonic() >= next_tick:
-                self._ticks += 1
-                room = self._claim_room()
-                self._claim_now = False  # the tick claims: a wakeup during it claims again
-                with self._handing_off_to_self(in_tick=True):
-                    tick = await maintenance_tick(
-                        self.kernel, replace(self.settings, max_claims=room), quiet=True
-                    )
-                next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
-                if tick.failure is not None:
-                    self._backed_off(f"maintenance ({', '.join(tick.errors)})", tick.failure)
-                    next_tick = max(next_tick, self._backoff_until)
-                else:
-                    self._health.ok()
-                self._poll_again(tick)
-                more = self._settle_claim(tick.claimed, room)
-                # A tick claims whoever leads, and so does the claim after it when the tick
-                # reached its limit.
-                self._claim_now = self._claim_now or more
-                if self._claims_waiting:
-                    await self._pass_on_claims()
-                if tick.claimed or tick.suspended_checked or tick.stale_released:
-                    self.wake_jobs()
-                if self._schedules is not None:  # the fallback: schedules added elsewhere
-                    self._schedules.wake()
-            else:
-                more = await self._guarded(self._claim_if_due(), "claim")
-            if more:
-                continue
-            wake_at = min(next_tick, self._next_poll or next_tick)
-            if self._schedules is not None:
-                wake_at = min(wake_at, self._schedules.due_at() or wake_at)
-            if self._listening is None or not self._listening.leading:
-                # Nothing tells this worker about runs created elsewhere: look for them as
-                # often as for jobs, so a new run does not wait for the full tick (and a
-                # lead that died is replaced as soon).
-                wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
-            if self._health.down:
-                wake_at = max(wake_at, self._backoff_until)
-            wait = max(0.0, wake_at - time.monotonic())
-            await _wait(woken, timedelta(seconds=wait))
-            if not woken.is_set():
-                self._claim_now = True  # a poll: look whatever the wakeups said
-
-    async def _poll_now(self) -> None:
-        """A suspended stage is due: check the due stages now, not the rest of a tick."""
-        with self._handing_off_to_self(in_tick=True):
-            polled = await poll_suspended(
-                self.kernel, self.settings.max_suspended_checks, run_id=self.run_id, quiet=True
-            )
-        if polled.failure is not None:
-            self._backed_off("poll", polled.failure)
-        else:
-            self._health.ok()
-        self._poll_again(polled)
-        if polled.suspended_checked:
-            self.wake_jobs()
-
-    async def _fire_schedules(self, timer: ScheduleTimer) -> None:
-        """Fire the due ticks of the schedules this worker serves, and claim their runs now."""
-        try:
-            fired = await timer.run()
-        except Exception as error:
-            self._backed_off("schedules", error)
-            timer.retry_at(max(self._backoff_until, time.monotonic() + 1.0))
-            return
-        self._health.ok()
-        if fired.started:
-            self.wake_claims()
-
-    def _poll_again(self, polled: TickResult) -> None:
-        """Poll when the stages just checked are next due (the `poll every` they declare),
-        and at once when the poll reached its limit (more may be due)."""
-        if polled.suspended_checked >= self.settings.max_suspended_checks:
-            self._poll_due_at(self.kernel.deps.clock.now())
-        elif polled.next_poll_at is not None:
-            self._poll_due_at(polled.next_poll_at)
-
-    def _handing_off_to_self(
-        self, *, in_tick: bool = False
-    ) -> contextlib.AbstractContextManager[None]:
-        """Jobs queued here go to this worker's free slots (`wfc.runtime.handoff`); not in a
-        tick or poll of a worker that serves one run: those move other runs on too."""
-        if in_tick and self.run_id is not None:
-            return contextlib.nullcontext()
-        return handing_off_to(self)
-
-    def _claim_room(self) -> int:
-        """How many runs to claim now: no more than there are slots to start them in."""
-        return max(0, min(self.settings.max_claims, self.free_slots()))
-
-    def _settle_claim(self, claimed: int, room: int) -> bool:
-        """After claiming `claimed` of at most `room` runs, decide what claims next: True to
-        claim again at once (the per-claim limit was reached); when the slots are what ran
-        out, it sets `_claims_waiting`, so the next slot to free up claims (`_job_finished`)."""
-        if claimed < room:
-            return False
-        if room < self.settings.max_claims:
-            self._claims_waiting = True
-            return False
-        return True
-
-    async def _claim_if_due(self) -> bool:
-        """Claim if this worker leads claims (a worker with room takes the lead when nobody
-        holds it), or on a poll; runs left to a lead that another worker holds are its."""
-        waiting, self._runs_waiting = self._runs_waiting, False
-        now, self._claim_now = self._claim_now, False
-        listening = self._listening
-        if (waiting or now) and listening is not None and not listening.leading:
-            if self._claim_room() == 0:
-                self._claims_waiting = True  # the next slot to free up looks again
-                return False
-            await listening.lead_claims()
-        if not (now or (waiting and self._leads_claims())):
-            return False
-        more = await self._claim()
-        if more:  # the per-claim limit was reached: claim again at once, for the same reason
-            self._claim_now, self._runs_waiting = now, waiting
-        return more
-
-    async def _claim(self) -> bool:
-        """Claim pending runs now, as many as there are free slots; True when the per-claim
-        limit was reached (more may wait)."""
-        room = self._claim_room()
-        if room == 0:
-            self._claims_waiting = True
-            await self._pass_on_claims()
-            return False
-        taken = self._taken
-        with handing_off_to(self):
-            result = await self.kernel.dispatch(
-                RunClaimPending(
-                    worker_id=self.worker_id, max_claims=room, workflow_run_id=self.run_id
-                )
-            )
-        self._health.ok()  # (only a call that reached the database says it is back)
-        queued = sum(len(claimed.job_ids) for claimed in result.claimed)
-        if queued > self._taken - taken:  # some were not handed here: look for them
-            self.wake_jobs()
-        more = self._settle_claim(len(result.claimed), room)
-        if self._claims_waiting:
-            await self._pass_on_claims()
-        return more
-
-    async def _pass_on_claims(self) -> None:
-        """Out of room as the claim lead: hand the lead to a worker with room. (Best effort:
-        were it lost, the others poll, and take the lead when they do.)"""
-        listening = self._listening
-        if listening is not None:
-            try:
-                await listening.pass_on_claims()
-            except Exception:
-                log.warning("could not pass the claim lead on", exc_info=True)
-
-    async def _guarded(self, step: Awaitable[bool], name: str) -> bool:
-        try:
-            return await step
-        except Exception as error:
-            self._backed_off(name, error)
-            return False
-
-    def _backed_off(self, name: str, error: BaseException) -> None:
-        """The orchestrator's call failed: it waits as `DatabaseHealth` says (logged there)."""
-        delay = self._health.failed(name, error)
-        self._backoff_until = time.monotonic() + delay
-
+    # -- job slots ------------------------------------------------------------
     async def _lease_loop(self) -> None:
         """Lease as many jobs as there are free slots, in one query, and start each.
 
@@ -707,10 +425,10 @@ class WorkerHost:
             woken = self._job_signal.arm()
             free = self.concurrency - len(self._jobs_running)
             if self._gave_up is not None:  # lease nothing more; serve() is stopping
-                await _wait(self._stopping, timedelta(days=1))
+                await wait_at_most(self._stopping, timedelta(days=1))
                 continue
             if free <= 0:
-                await _wait(woken, self.job_poll_interval)
+                await wait_at_most(woken, self.job_poll_interval)
                 continue
             if self._handed:
                 handed, self._handed = self._handed[:free], self._handed[free:]
@@ -719,7 +437,7 @@ class WorkerHost:
                 continue
             wait = self._until_due()
             if not self._maybe_queued:
-                await _wait(woken, wait)
+                await wait_at_most(woken, wait)
                 if not woken.is_set():  # a poll: look whatever the wakeups said
                     self._maybe_queued = True
                 continue
@@ -740,7 +458,7 @@ class WorkerHost:
             except Exception as error:
                 self._maybe_queued = True
                 delay = self._health.failed("dequeue", error)
-                await _wait(self._stopping, timedelta(seconds=delay))
+                await wait_at_most(self._stopping, timedelta(seconds=delay))
                 continue
             self._health.ok()
             for job in leased:
@@ -771,9 +489,7 @@ class WorkerHost:
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)
         self._job_signal.fire()
-        if self._claims_waiting and self.free_slots() > 0:
-            self._claims_waiting = False
-            self.wake_claims()  # runs were left for want of room: claim, lead or not
+        self.orchestrator.slot_freed()  # runs left for want of room are claimed now
 
     async def _run_job(self, job: JobRecord) -> None:
         self._in_flight[job.id] = job
@@ -806,7 +522,7 @@ class WorkerHost:
         else:
             self._succeeded += 1
         if outcome.next_poll_at is not None:
-            self._poll_due_at(outcome.next_poll_at)
+            self.orchestrator.poll_due_at(outcome.next_poll_at)
         if not log.isEnabledFor(logging.INFO):  # (its fields cost more than the call)
             return
         log.info(
