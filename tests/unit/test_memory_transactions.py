@@ -36,7 +36,13 @@ from wfc.runtime.records import (
     Status,
     WorkerRecord,
 )
-from wfc.testing import FakeClock, MemoryPersistence, TestKernel, make_test_kernel
+from wfc.testing import (
+    FakeClock,
+    MemoryJobTransport,
+    MemoryPersistence,
+    TestKernel,
+    make_test_kernel,
+)
 from wfc.testing.conformance import a_job, a_run, a_stage, an_event
 
 MEMORY_ADAPTERS = str(Path(memory_adapters.__file__).parent)
@@ -370,3 +376,17 @@ def test_a_changed_record_is_what_dataclasses_replace_makes() -> None:
     assert changed(stage, {"attempt": 3}) == replace(stage, attempt=3)
     with pytest.raises(TypeError, match="no field"):
         changed(run, {"statuss": Status.RUNNING})
+
+
+async def test_the_memory_queue_says_from_its_index_whether_a_job_is_pending() -> None:
+    clock = FakeClock()
+    jobs = MemoryJobTransport(clock)
+    assert not jobs.has_pending()
+    later = clock.now() + timedelta(minutes=1)
+    [job_id] = await jobs.enqueue([a_job("r1", run_at=later)])
+    assert jobs.has_pending()  # due or not
+    clock.advance(timedelta(minutes=2))
+    [leased] = await jobs.dequeue()
+    assert not jobs.has_pending()
+    await jobs.release(leased.id, attempt=leased.attempt)
+    assert jobs.has_pending() and leased.id == job_id

@@ -457,8 +457,9 @@ class _MemoryStore(TableWriter):
 
     async def announce_worker(self, worker: WorkerRecord) -> None:
         known = self._t.workers.get(worker.worker_id)
-        started = worker.started_at if known is None else known.started_at
-        self._set(self._t.workers, worker.worker_id, replace(worker, started_at=started))
+        if known is not None and known.started_at != worker.started_at:  # kept from its first
+            worker = changed(worker, {"started_at": known.started_at})
+        self._set(self._t.workers, worker.worker_id, worker)
 
     async def retire_worker(self, worker_id: str) -> None:
         self._pop(self._t.workers, worker_id)
@@ -492,8 +493,12 @@ class _MemoryStore(TableWriter):
         return [self._t.outbox[event_id] for event_id in first]
 
     async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
-        for event_id in event_ids:
-            self._change_event(event_id, lambda e: changed(e, {"published_at": at}))
+        outbox, published = self._t.outbox, {"published_at": at}
+        for event_id in event_ids:  # every event of every run passes here: written out
+            current = outbox.get(event_id)
+            if current is None:
+                raise RecordNotFoundError("OutboxEvent", event_id)
+            self._write_event(changed(current, published), current)
 
     async def increment_outbox_retry(self, event_id: str) -> int:
         return self._change_event(
