@@ -477,13 +477,24 @@ class _MemoryStore(TableWriter):
 
     # -- outbox ----------------------------------------------------------
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        # Every event of every run passes here: each run's last sequence is written once
+        # per call, and a new event (all but a replayed id) goes in by `_append_event`.
+        t = self._t
+        sequences: dict[str, int] = {}
         appended = []
         for event in events:
-            sequence = self._t.last_sequence.get(event.run_id, 0) + 1
-            self._set(self._t.last_sequence, event.run_id, sequence)
+            run_id = event.run_id
+            sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
+            sequences[run_id] = sequence = sequence + 1
             record = event.numbered(sequence)
-            self._write_event(record, self._t.outbox.get(record.id))
+            old = t.outbox.get(record.id)
+            if old is None:
+                self._append_event(record)
+            else:
+                self._write_event(record, old)
             appended.append(record)
+        for run_id, sequence in sequences.items():
+            self._set(t.last_sequence, run_id, sequence)
         return appended
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
