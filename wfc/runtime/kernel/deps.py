@@ -180,6 +180,9 @@ class _Atomic:
             observer().committed(unit.events)
         for action in unit.after:
             await action()
+        # They close over the unit (a cycle): dropped now, it is freed at once, not by the
+        # cyclic GC, whose collections this garbage made about a sixth of a run's CPU.
+        unit.after.clear()
         return kind is not None
 
     async def _before_commit(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
@@ -56,14 +55,15 @@ class MemoryJobTransport:
         ids = []
         taken = []
         for position, spec in enumerate(jobs):
+            leased = position in handed  # queued leased to the taker, as a dequeue leaves it
             job = JobRecord(
                 id=self._ids.new_id(),
                 run_id=spec.run_id,
                 workflow_id=spec.workflow_id,
                 stage_id=spec.stage_id,
-                status=Status.PENDING,
+                status=Status.RUNNING if leased else Status.PENDING,
                 priority=spec.priority,
-                attempt=spec.attempts_made,
+                attempt=spec.attempts_made + 1 if leased else spec.attempts_made,
                 max_attempts=spec.max_attempts,
                 payload=dict(spec.payload),
                 created_at=now,
@@ -71,17 +71,12 @@ class MemoryJobTransport:
                 run_at=spec.run_at,
                 plan_fingerprint=spec.plan_fingerprint,
                 queue=spec.queue,
+                worker_id=self.worker_id if leased else None,
+                locked_at=now if leased else None,
+                started_at=now if leased else None,
                 **limit_columns(spec.limits),
             )
-            if position in handed:
-                job = replace(
-                    job,
-                    status=Status.RUNNING,
-                    attempt=spec.attempts_made + 1,
-                    worker_id=self.worker_id,
-                    locked_at=now,
-                    started_at=now,
-                )
+            if leased:
                 taken.append(job)
             self._order[job.id] = next(self._counter)
             self._store(job, None)
@@ -268,6 +263,10 @@ class MemoryJobTransport:
         return [self._jobs[job_id] for job_id in (*self._pending, *self._running)]
 
     # -- inspection and test control -------------------------------------
+    def has_pending(self) -> bool:
+        """Whether any job is PENDING, due or not (read from the index, in O(1))."""
+        return bool(self._pending)
+
     def all_jobs(self) -> list[JobRecord]:
         """Every job, in enqueue order."""
         return list(self._jobs.values())

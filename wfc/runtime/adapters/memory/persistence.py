@@ -466,8 +466,9 @@ class _MemoryStore(TableWriter):
 
     async def announce_worker(self, worker: WorkerRecord) -> None:
         known = self._t.workers.get(worker.worker_id)
-        started = worker.started_at if known is None else known.started_at
-        self._set(self._t.workers, worker.worker_id, replace(worker, started_at=started))
+        if known is not None and known.started_at != worker.started_at:  # kept from its first
+            worker = changed(worker, {"started_at": known.started_at})
+        self._set(self._t.workers, worker.worker_id, worker)
 
     async def retire_worker(self, worker_id: str) -> None:
         self._pop(self._t.workers, worker_id)
@@ -485,13 +486,24 @@ class _MemoryStore(TableWriter):
 
     # -- outbox ----------------------------------------------------------
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        # Every event of every run passes here: each run's last sequence is written once
+        # per call, and a new event (all but a replayed id) goes in by `_append_event`.
+        t = self._t
+        sequences: dict[str, int] = {}
         appended = []
         for event in events:
-            sequence = self._t.last_sequence.get(event.run_id, 0) + 1
-            self._set(self._t.last_sequence, event.run_id, sequence)
+            run_id = event.run_id
+            sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
+            sequences[run_id] = sequence = sequence + 1
             record = event.numbered(sequence)
-            self._write_event(record, self._t.outbox.get(record.id))
+            old = t.outbox.get(record.id)
+            if old is None:
+                self._append_event(record)
+            else:
+                self._write_event(record, old)
             appended.append(record)
+        for run_id, sequence in sequences.items():
+            self._set(t.last_sequence, run_id, sequence)
         return appended
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
@@ -501,8 +513,12 @@ class _MemoryStore(TableWriter):
         return [self._t.outbox[event_id] for event_id in first]
 
     async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
-        for event_id in event_ids:
-            self._change_event(event_id, lambda e: changed(e, {"published_at": at}))
+        outbox, published = self._t.outbox, {"published_at": at}
+        for event_id in event_ids:  # every event of every run passes here: written out
+            current = outbox.get(event_id)
+            if current is None:
+                raise RecordNotFoundError("OutboxEvent", event_id)
+            self._write_event(changed(current, published), current)
 
     async def increment_outbox_retry(self, event_id: str) -> int:
         return self._change_event(

@@ -222,6 +222,15 @@ class TableWriter:
         else:
             self._pop(t.parked, event.id)
 
+    def _append_event(self, event: OutboxRecord) -> None:
+        """`_write_event` for an event not yet in the outbox, unpublished and not parked."""
+        t = self._t
+        order = next(t.numbers)
+        self._set(t.outbox, event.id, event)
+        self._set(t.event_order, event.id, order)
+        self._add_to(t.outbox_of, event.run_id, event.id)
+        self._set(t.unpublished, event.id, order)
+
     def _write_log(self, log: LogRecord) -> None:
         number = next(self._t.numbers)
         self._set(self._t.logs, number, log)
