@@ -25,7 +25,7 @@ from wfc.compiler.stubs import check_stub
 from wfc.plan import Plan
 
 if TYPE_CHECKING:
-    from wfc.compiler.codegen import StageView
+    from wfc.compiler.codegen_views import StageView
 
 # Lowering and rendering (and with them Jinja) are imported where they are used: `wfc check`
 # of a workflow whose package does not exist yet needs neither, and importing Jinja and

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import ast as pyast
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from wfc.compiler.codegen_views import StageView
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.loader import read_source
 from wfc.compiler.source import SourceFile, Span
-
-if TYPE_CHECKING:  # codegen brings in Jinja, which checking a stub does not need
-    from wfc.compiler.codegen import StageView
 
 
 def _span(file: SourceFile, node: pyast.AST) -> Span:
