@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from wfc.runtime.ai.batch import (
-    AIBatch,
+from wfc.runtime.ai.batch import AIBatch, BatchResult
+from wfc.runtime.ai.batch_providers import (
     AnthropicBatches,
     BatchProvider,
     BatchRequest,
-    BatchResult,
     BatchStatus,
     GoogleBatches,
     OpenAIBatches,

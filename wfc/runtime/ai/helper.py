@@ -28,7 +28,8 @@ from pydantic_ai.settings import ModelSettings
 from wfc.errors import WfcError
 from wfc.observability import observer
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
-from wfc.runtime.ai.batch import AIBatch, BatchProvider, batch_provider, infer_provider
+from wfc.runtime.ai.batch import AIBatch
+from wfc.runtime.ai.batch_providers import BatchProvider, batch_provider, infer_provider
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
 from wfc.runtime.ai.secrets import redact
 from wfc.runtime.ports import AICallLogger, Clock, IdSource
