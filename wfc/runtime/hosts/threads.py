@@ -9,10 +9,19 @@ behind them until it timed out too, while the worker went on heartbeating as if
 healthy. A worker installs this pool instead (`loop.set_default_executor`), sized
 for its slots plus the threads it may lose, and counts what it lost: a thread
 whose caller cancelled its wait while it ran is abandoned until it returns.
+
+`install_stage_threads` is how a worker uses it: it says on the worker's log
+each time the count changes, and past the worker's limit has it give up (stop
+leasing and stop as on SIGTERM) so that a supervisor starts a fresh process.
+That policy lives here rather than in `WorkerHost` because it is about the
+pool alone: the worker only hands over its limit and how to give up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +29,11 @@ from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger("wfc.worker")
+
+MAX_ABANDONED_THREADS = 4
+SPARE_THREADS = 4  # beyond slots and abandoned threads: asyncio's DNS lookups use the pool too
 
 
 class _Watched(Future[Any]):
@@ -93,3 +107,46 @@ class StageThreads(ThreadPoolExecutor):
     def _changed(self, count: int) -> None:
         if self._on_change is not None:
             self._on_change(count)
+
+
+def install_stage_threads(
+    *,
+    worker_id: str,
+    slots: int,
+    max_abandoned: int,
+    stopping: Callable[[], bool],
+    give_up: Callable[[str], None],
+) -> StageThreads:
+    """Run `def` stages in a pool of the worker's own, with room for its `slots` and the
+    threads it may abandon, that counts those threads: each change is logged on the
+    running loop (a warning unless `stopping()`), and more than `max_abandoned` calls
+    `give_up` with the reason."""
+    loop = asyncio.get_running_loop()
+
+    def abandoned_threads_changed(count: int) -> None:
+        extra = {"worker_id": worker_id, "abandoned_threads": count}
+        if count == 0:
+            log.info("every abandoned stage thread has returned", extra=extra)
+            return
+        log.log(
+            logging.INFO if stopping() else logging.WARNING,  # stopping: expected
+            "worker holds %d abandoned stage thread(s) (stages that timed out or whose run "
+            "ended, still running; limit %d)",
+            count,
+            max_abandoned,
+            extra=extra,
+        )
+        if count > max_abandoned:
+            give_up(
+                f"{count} stage threads never returned after their stage timed out or its run "
+                f"ended (more than --max-abandoned-threads {max_abandoned}); "
+                "restart the worker to get them back"
+            )
+
+    def changed(count: int) -> None:  # called on the stage's thread when it returns
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
+            loop.call_soon_threadsafe(abandoned_threads_changed, count)
+
+    threads = StageThreads(slots + max_abandoned + SPARE_THREADS, on_change=changed)
+    loop.set_default_executor(threads)
+    return threads

@@ -22,12 +22,12 @@ and leases nothing else, and its ticks hand it no other run's jobs.
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
 their jobs back to PENDING so another worker takes them; no job is left RUNNING.
 
-Plain `def` stages run in the worker's own thread pool (`StageThreads`), sized
-for its slots plus `max_abandoned_threads`: a stage that times out, or whose run
-ends under it (the heartbeat checks), frees its slot at once, but Python cannot
-stop its thread. A worker holding more abandoned threads than that stops leasing,
-stops as on SIGTERM and says why in `WorkerStats.gave_up`, for a supervisor to
-start a fresh process.
+Plain `def` stages run in the worker's own thread pool
+(`wfc.runtime.hosts.threads`): a stage that times out, or whose run ends under
+it, frees its slot at once, but Python cannot stop its thread. A worker holding
+more than `max_abandoned_threads` such threads stops leasing, stops as on
+SIGTERM and says why in `WorkerStats.gave_up`, for a supervisor to start a
+fresh process.
 
 While the database is away, every loop backs off together and one line is logged
 per interval (`DatabaseHealth`); after `give_up_after` without it, the worker
@@ -55,7 +55,7 @@ from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.orchestrator import Orchestrator
 from wfc.runtime.hosts.schedules import ScheduleTimer
 from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings, process_job
-from wfc.runtime.hosts.threads import StageThreads
+from wfc.runtime.hosts.threads import MAX_ABANDONED_THREADS, StageThreads, install_stage_threads
 from wfc.runtime.hosts.waiting import Signal, first_of, wait_at_most
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Wakeups
@@ -65,8 +65,6 @@ from wfc.runtime.schedule_store import ScheduleStore
 log = logging.getLogger("wfc.worker")
 
 LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
-MAX_ABANDONED_THREADS = 4
-SPARE_THREADS = 4  # beyond slots and abandoned threads: asyncio's DNS lookups use the pool too
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +197,13 @@ class WorkerHost:
         self._hurry = asyncio.Event()
         self._gave_up = None
         self._give_up = asyncio.Event()
-        self._install_threads()
+        self._threads = install_stage_threads(
+            worker_id=self.worker_id,
+            slots=self.concurrency,
+            max_abandoned=self.max_abandoned_threads,
+            stopping=lambda: self._stopping.is_set(),
+            give_up=self.give_up,
+        )
         self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
         self._flusher = OutboxFlusher(self.kernel, self._stopping)
         self._background = [
@@ -304,40 +308,6 @@ class WorkerHost:
         )
 
     # -- health ---------------------------------------------------------------
-    def _install_threads(self) -> None:
-        """Run `def` stages in a pool of this worker's own, with room for its slots and the
-        threads it may abandon, that counts those threads (see `StageThreads`)."""
-        loop = asyncio.get_running_loop()
-
-        def changed(count: int) -> None:  # called on the stage's thread when it returns
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody to tell
-                loop.call_soon_threadsafe(self._abandoned_threads_changed, count)
-
-        self._threads = StageThreads(
-            self.concurrency + self.max_abandoned_threads + SPARE_THREADS, on_change=changed
-        )
-        loop.set_default_executor(self._threads)
-
-    def _abandoned_threads_changed(self, count: int) -> None:
-        extra = {"worker_id": self.worker_id, "abandoned_threads": count}
-        if count == 0:
-            log.info("every abandoned stage thread has returned", extra=extra)
-            return
-        log.log(
-            logging.INFO if self._stopping.is_set() else logging.WARNING,  # stopping: expected
-            "worker holds %d abandoned stage thread(s) (stages that timed out or whose run "
-            "ended, still running; limit %d)",
-            count,
-            self.max_abandoned_threads,
-            extra=extra,
-        )
-        if count > self.max_abandoned_threads:
-            self.give_up(
-                f"{count} stage threads never returned after their stage timed out or its run "
-                f"ended (more than --max-abandoned-threads {self.max_abandoned_threads}); "
-                "restart the worker to get them back"
-            )
-
     def give_up(self, reason: str) -> None:
         """Stop leasing and claiming now, and have `serve()` stop and return `reason` in
         `WorkerStats.gave_up`: the process is unhealthy and should be replaced."""
