@@ -167,6 +167,16 @@ def _field_view(f: model.RecordField, imports: _Imports) -> FieldView:
 # -- records in declaration order ------------------------------------------------
 
 
+def _element(t: model.Type) -> model.Type:
+    """The type under every `list[…]`, `map[…]` and `?` around `t`: the one record, enum or
+    primitive it holds (each of those holds exactly one type), which is all the walks
+    below look for."""
+    match t:
+        case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
+            return _element(inner)
+    return t
+
+
 def _collect_records(
     wf: model.WorkflowModel,
 ) -> list[tuple[model.Record | model.RootInput, str]]:
@@ -175,11 +185,9 @@ def _collect_records(
     seen: set[str] = set()
 
     def visit_type(t: model.Type) -> None:
-        match t:
-            case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
-                visit_type(inner)
-            case model.Record():
-                add(t, t.doc or f"The `{t.name}` type.")
+        named = _element(t)
+        if isinstance(named, model.Record):
+            add(named, named.doc or f"The `{named.name}` type.")
 
     def add(record: model.Record, doc: str) -> None:
         if record.name in seen:
@@ -229,20 +237,15 @@ def _used_enums(
     wf: model.WorkflowModel, records: list[tuple[model.Record | model.RootInput, str]]
 ) -> list[model.EnumType]:
     used: set[str] = set()
-
-    def visit(t: model.Type) -> None:
-        match t:
-            case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
-                visit(inner)
-            case model.EnumType(name=name):
-                used.add(name)
-
     for record, _ in records:
         if isinstance(record, model.RootInput):
-            visit(record.item)
-            continue
-        for f in record.fields:
-            visit(f.type)
+            types = [record.item]
+        else:
+            types = [f.type for f in record.fields]
+        for t in types:
+            named = _element(t)
+            if isinstance(named, model.EnumType):
+                used.add(named.name)
     return [e for e in wf.enums if e.name in used]
 
 
@@ -358,12 +361,8 @@ def stage_views(wf: model.WorkflowModel, imports: _Imports | None = None) -> lis
 
 def _named_types(t: model.Type) -> set[str]:
     """The records and enums a type refers to (what `_stages.py` imports from `_models`)."""
-    match t:
-        case model.ListOf(item=inner) | model.MapOf(value=inner) | model.Optional(inner=inner):
-            return _named_types(inner)
-        case model.EnumType(name=name) | model.Record(name=name):
-            return {name}
-    return set()
+    named = _element(t)
+    return {named.name} if isinstance(named, model.EnumType | model.Record) else set()
 
 
 def render_stages(wf: model.WorkflowModel) -> str:
