@@ -9,6 +9,7 @@ same tests against a real database; the inspection helpers (`all_runs`,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from wfc.runtime.adapters.memory import (
     SequentialIds,
 )
 from wfc.runtime.commands import OutboxFlush, RunCreate
+from wfc.runtime.handoff import current_taker, handing_off_to
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
@@ -154,16 +156,72 @@ class TestKernel:
 
 
 async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
-    """Lease and process due jobs one at a time until none are due (or `max_jobs`)."""
+    """Lease and process due jobs one at a time until none are due (or `max_jobs`).
+
+    On the memory queue, a job a stage's transition queues while no other job waits is
+    handed straight to this loop (`wfc.runtime.handoff`, as a worker takes the jobs it
+    queued): it is the job the next dequeue would lease, so the order is the same, and
+    its stage starts with the transition that queued it, saving that stage a dequeue, a
+    start transaction and the reads of its run and outputs (`wfc.runtime.kernel.warm`).
+    """
     done = 0
     plans = kernel.deps.registry.plans()  # sorted anew for each dequeue, they were a cost
-    while max_jobs is None or done < max_jobs:
-        leased = await kernel.deps.jobs.dequeue(plans=plans)
-        if not leased:
-            break
-        await process_job(kernel, leased[0])
-        done += 1
+    jobs = kernel.deps.jobs
+    # Only on the memory queue (it tells cheaply that no job waits), and not under a taker
+    # of the caller's own, which is then the one handed jobs go to.
+    taker = None
+    if isinstance(jobs, MemoryJobTransport) and current_taker() is None:
+        taker = _NextJob(jobs, plans)
+    with handing_off_to(taker) if taker is not None else nullcontext():
+        while max_jobs is None or done < max_jobs:
+            job = taker.next() if taker is not None else None
+            if job is None:
+                leased = await jobs.dequeue(plans=plans)
+                if not leased:
+                    break
+                job = leased[0]
+            if taker is not None:  # room for one more after this one
+                taker.room = max_jobs is None or done + 1 < max_jobs
+            await process_job(kernel, job)
+            done += 1
     return done
+
+
+class _NextJob:
+    """`work`'s taker (`JobTaker`): one slot, free only while no other job waits, so a
+    job handed to it is the job the next dequeue would have leased."""
+
+    __slots__ = ("_handed", "_jobs", "_plans", "room")
+
+    def __init__(self, jobs: MemoryJobTransport, plans: Sequence[str]) -> None:
+        self._jobs = jobs
+        self._plans = plans
+        self._handed: list[JobRecord] = []
+        self.room = False
+
+    def free_slots(self) -> int:
+        return 1 if self.room and not self._handed and self._jobs.idle() else 0
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        for job in jobs:
+            if job.plan_fingerprint in self._plans:
+                self._handed.append(job)
+            else:  # a dequeue of this loop would not lease it: as if queued PENDING
+                self._jobs.unhand(job.id)
+
+    def serves(self, queue: str) -> bool:
+        return True  # `work` dequeues from every queue
+
+    def next(self) -> JobRecord | None:
+        """The job handed to this loop, once; None (and the job put back in the queue) when
+        jobs were queued after it, one of which a dequeue might lease first."""
+        if not self._handed:
+            return None
+        job = self._handed.pop()
+        if self._jobs.idle():
+            return job
+        self._jobs.unhand(job.id)
+        return None
 
 
 async def drive(

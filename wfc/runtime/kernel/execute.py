@@ -25,7 +25,6 @@ the time the host should make the job due again.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import replace
 from datetime import datetime
@@ -40,7 +39,7 @@ from wfc.errors import (
 from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
-from wfc.runtime.copies import changed
+from wfc.runtime.copies import changed, json_copy
 from wfc.runtime.events import (
     StageCompleted,
 )
@@ -139,7 +138,7 @@ async def _execute_job(
     # Kept as read, before the body can change them, for a stage this worker hands itself
     # (there is none to hand after the last group).
     may_hand = bool(workflow.group(row.execution_group + 1)) and handing_off()
-    pristine = copy.deepcopy(outputs) if cmd.transition and may_hand else None
+    pristine = json_copy(outputs) if cmd.transition and may_hand else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         # The run was adopted by another plan after this job was leased: its workers run it.
@@ -323,15 +322,15 @@ async def _phase_finish(ex: Execution) -> JobExecuteResult:
         stage_name=ex.row.stage_name,
         duration_ms=duration_ms,
     )
+    if ex.cmd.transition:  # its result is made once the transition is known
+        return await _commit_completion_and_transition(ex, completed, outcome.output, event)
     result = JobExecuteResult(outcome="completed", output=outcome.output)
-    if ex.cmd.transition:
-        return await _commit_completion_and_transition(ex, completed, result, event)
     await commit_outcome(ex, completed, result, event)
     return result
 
 
 async def _commit_completion_and_transition(
-    ex: Execution, changes: StageChanges, result: JobExecuteResult, event: StageCompleted
+    ex: Execution, changes: StageChanges, output: Any, event: StageCompleted
 ) -> JobExecuteResult:
     """Record the completion and run the run's transition in one transaction.
 
@@ -353,16 +352,16 @@ async def _commit_completion_and_transition(
     """
     if ex.alone:
         try:
-            return await _completion_and_transition(ex, changes, result, event, predict=True)
+            return await _completion_and_transition(ex, changes, output, event, predict=True)
         except ExpectationFailed:  # the run moved since the stage started: read what it is
             ex.key.completed = False  # in the transaction that wrote nothing
-    return await _completion_and_transition(ex, changes, result, event, predict=False)
+    return await _completion_and_transition(ex, changes, output, event, predict=False)
 
 
 async def _completion_and_transition(
     ex: Execution,
     changes: StageChanges,
-    result: JobExecuteResult,
+    output: Any,
     event: StageCompleted,
     *,
     predict: bool,
@@ -388,7 +387,7 @@ async def _completion_and_transition(
             rows = await unit.db.stages_of_run(run.id)
         # After the run's lock and the fence, the order every writer takes them in; and
         # after the reads, so that on PostgreSQL the write travels with the next one.
-        await save_output(ex.deps, ex.run, ex.stage.id, result.output)
+        await save_output(ex.deps, ex.run, ex.stage.id, output)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
@@ -399,12 +398,14 @@ async def _completion_and_transition(
         if rows is None:
             await hand_on_sibling(ex.deps, unit, run, ex.cmd.workflow_id, ex.row.execution_group)
         else:
-            transition = await _decide(ex, unit, run, rows, result.output)
+            transition = await _decide(ex, unit, run, rows, output)
         if unit.completing is not None:
             completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:
             completed = unit.shared and ex.cmd.job_id is not None
-        result = result.model_copy(update={"transition": transition, "job_completed": completed})
+        result = JobExecuteResult(
+            outcome="completed", output=output, transition=transition, job_completed=completed
+        )
         await ex.key.complete(unit.db, result)
     return result
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
+from wfc.runtime.copies import changed
 from wfc.runtime.events import StageCompleted
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.kernel.deps import Deps, Unit
@@ -182,11 +183,11 @@ async def open_group(
             continue
         fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
         if stage_id in skipped:
-            fresh = replace(fresh, status=Status.SKIPPED, completed_at=now)
+            fresh = changed(fresh, {"status": Status.SKIPPED, "completed_at": now})
         elif stage_id in mapped:
             fresh = _mapped_row(run, workflow, fresh, len(mapped[stage_id]))
         elif stage_id in handed:
-            fresh = replace(fresh, status=Status.RUNNING, started_at=now, attempt=1)
+            fresh = changed(fresh, {"status": Status.RUNNING, "started_at": now, "attempt": 1})
         row = await unit.db.upsert_stage(fresh, {})
         created = row.id == fresh.id
         if created:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable
 from dataclasses import replace
@@ -10,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from wfc.plan import DEFAULT_QUEUE
+from wfc.runtime.copies import json_copy
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
@@ -68,7 +68,7 @@ async def load_outputs(
         if row.status is not Status.COMPLETED or row.output_ref is None:
             continue
         if known is not None and row.stage_id in known:
-            outputs[row.stage_id] = copy.deepcopy(known[row.stage_id])
+            outputs[row.stage_id] = json_copy(known[row.stage_id])
         else:
             outputs[row.stage_id] = json.loads(await deps.blobs.get(row.output_ref))
     return outputs

@@ -171,6 +171,25 @@ class MemoryJobTransport:
         since = now - timedelta(milliseconds=limits.rate_window_ms or 0)
         return [at for at in self._rate_starts.get(limits.rate_key or "", []) if at > since]
 
+    def idle(self) -> bool:
+        """Whether no job waits PENDING (due or not): a job queued now would be the next
+        one any dequeue leases."""
+        return not self._pending
+
+    def unhand(self, job_id: str) -> None:
+        """Put a job a hand-off leased back as it would have been queued (PENDING at the
+        attempt it was queued with), for a taker that turns out not to run it."""
+        job = self._get(job_id)
+        if job.status is Status.RUNNING:
+            self._put(
+                job,
+                status=Status.PENDING,
+                attempt=job.attempt - 1,
+                worker_id=None,
+                locked_at=None,
+                started_at=None,
+            )
+
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)
         if _held(job, attempt):

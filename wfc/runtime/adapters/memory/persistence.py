@@ -10,7 +10,6 @@ change stored state.
 from __future__ import annotations
 
 import asyncio
-import copy
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
@@ -26,7 +25,7 @@ from wfc.runtime.adapters.memory.tables import (
     TableWriter,
     rollback,
 )
-from wfc.runtime.copies import changed
+from wfc.runtime.copies import changed, json_copy
 from wfc.runtime.ports import Clock, JobTransport, Persistence
 from wfc.runtime.records import (
     ACTIVE,
@@ -575,9 +574,7 @@ class _MemoryStore(TableWriter):
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
         entry = self._t.keys.get((key, command_type)) or IdempotencyEntry(self._clock.now())
-        self._set(
-            self._t.keys, (key, command_type), changed(entry, {"result": copy.deepcopy(result)})
-        )
+        self._set(self._t.keys, (key, command_type), changed(entry, {"result": json_copy(result)}))
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
         self._pop(self._t.keys, (key, command_type))
