@@ -26,6 +26,8 @@ from typing import Any
 from lark import Lark
 from lark.grammar import Rule, Terminal
 
+from wfc.compiler.lalr_loop import Fallback, LalrLoop, lalr_loop
+
 
 class Reduced:
     """What a rule reduced to, on the parser's stack, and the text it covers. It is also
@@ -166,11 +168,34 @@ def parse_to_ast(parser: Lark, text: str, start: str, builder: Any) -> Any:
     children)`) as each rule is reduced; returns what the start rule's callback built.
     Raises lark's `UnexpectedInput` errors, as `Lark.parse` does.
 
-    The callbacks are bound to this builder for this parse only (lark keeps one table
-    per parser; an interactive parse has a configuration of its own), so parses of
-    different files never share one.
+    The text is run through `lalr_loop` first, which gives the same tokens and the same
+    reductions as lark in a third of the time; at a syntax error it stops and lark parses
+    the text again from the start, to raise its own error. The callbacks then run twice
+    over the text before the error: the builder keeps nothing between them.
     """
-    actions = {rule: _action(builder, plan) for rule, plan in _plans(parser, builder.__class__)}
+    plans = _plans(parser, builder.__class__)
+    actions = {rule: _action(builder, plan) for rule, plan in plans}
+    loop = _loop(parser)
+    if loop is not None:
+        by_id = {id(rule): action for rule, action in actions.items()}
+        try:
+            result = loop.parse(text, start, [by_id[id(rule)] for rule in loop.rules])
+        except Fallback:
+            pass
+        else:
+            return result.value if type(result) is Reduced else result
+    return _lark_parse(parser, text, start, actions)
+
+
+@cache
+def _loop(parser: Lark) -> LalrLoop | None:
+    return lalr_loop(parser)
+
+
+def _lark_parse(parser: Lark, text: str, start: str, actions: dict[Rule, Any]) -> Any:
+    """Lark's own parse, with the callbacks bound to this builder for this parse only
+    (lark keeps one table per parser; an interactive parse has a configuration of its own),
+    so parses of different files never share one."""
     interactive = parser.parse_interactive(text, start=start)
     interactive.parser_state.parse_conf.callbacks = actions  # type: ignore[assignment]
     result = interactive.resume_parse()  # type: ignore[no-untyped-call]
