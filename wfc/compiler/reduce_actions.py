@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from lark import Lark
@@ -39,12 +40,34 @@ class Reduced:
     """
 
     __slots__ = ("empty", "end_pos", "outer_end", "outer_start", "start_pos", "value")
+    empty: bool
+    start_pos: int
+    end_pos: int
+    outer_start: int
+    outer_end: int
 
     def __init__(self, children: list[Any]) -> None:
         self.value: Any = None
-        extent = _extent(children)
-        self.empty = extent is None
-        start, end = extent or (0, 0)
+        # `_extent`, inline: this runs for 205,000 of the 265,000 reductions of 5,000 stages
+        for child in children:
+            if type(child) is not Reduced:  # a Token
+                start: int = child.start_pos
+                break
+            if not child.empty:
+                start = child.outer_start
+                break
+        else:
+            self.empty = True
+            self.start_pos = self.outer_start = self.end_pos = self.outer_end = 0
+            return
+        for child in reversed(children):
+            if type(child) is not Reduced:
+                end: int = child.end_pos
+                break
+            if not child.empty:
+                end = child.outer_end
+                break
+        self.empty = False
         self.start_pos = self.outer_start = start
         self.end_pos = self.outer_end = end
 
@@ -80,6 +103,7 @@ class _RulePlan:
     kept: tuple[tuple[int, bool], ...]
     passes_single: bool
     callback: Callable[[Any, Reduced, list[Any]], Any] | None
+    size: int
 
 
 @cache
@@ -101,7 +125,7 @@ def _plans(parser: Lark, builder_class: type) -> tuple[tuple[Rule, _RulePlan], .
             callback = _callback(builder_class, str(name))
             if callback is None and not (passes_single and len(kept) == 1 and not kept[0][1]):
                 raise LookupError(f"{builder_class.__name__} has no callback for `{name}`")
-        plans.append((rule, _RulePlan(kept, passes_single, callback)))
+        plans.append((rule, _RulePlan(kept, passes_single, callback, len(rule.expansion))))
     return tuple(plans)
 
 
@@ -126,6 +150,34 @@ def _callback(builder_class: type, name: str) -> Callable[..., Any] | None:
 
 
 def _action(builder: Any, plan: _RulePlan) -> Callable[[list[Any]], Any]:
+    """The reduction of one rule. The common shapes get a function of their own (265,000
+    reductions for 5,000 stages): a `?rule` of one symbol passes its child on untouched
+    (`_pass_on` changes nothing when the child is all there is), and a rule that keeps
+    its children as they are neither picks nor splices them."""
+    kept, passes_single, callback = plan.kept, plan.passes_single, plan.callback
+    if any(splice for _, splice in kept):
+        return _general_action(builder, plan)
+    indices = tuple(index for index, _ in kept)
+    if passes_single and len(indices) == 1:
+        if plan.size == 1:
+            return itemgetter(0)
+        only = indices[0]
+        return lambda children: _pass_on(children[only], children)
+    if callback is None:
+        return _general_action(builder, plan)
+    whole = indices == tuple(range(plan.size))
+
+    def reduce(children: list[Any]) -> Any:
+        node = Reduced(children)
+        items = children if whole else [children[index] for index in indices]
+        values = [item.value if type(item) is Reduced else item for item in items]
+        node.value = callback(builder, node, values)
+        return node
+
+    return reduce
+
+
+def _general_action(builder: Any, plan: _RulePlan) -> Callable[[list[Any]], Any]:
     kept, passes_single, callback = plan.kept, plan.passes_single, plan.callback
 
     def reduce(children: list[Any]) -> Any:
