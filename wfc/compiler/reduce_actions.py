@@ -48,7 +48,8 @@ class Reduced:
 
     def __init__(self, children: list[Any]) -> None:
         self.value: Any = None
-        # `_extent`, inline: this runs for 205,000 of the 265,000 reductions of 5,000 stages
+        # The first and last child with a position (205,000 of the 265,000 reductions of
+        # 5,000 stages make a node: no helper function called here)
         for child in children:
             if type(child) is not Reduced:  # a Token
                 start: int = child.start_pos
@@ -70,27 +71,6 @@ class Reduced:
         self.empty = False
         self.start_pos = self.outer_start = start
         self.end_pos = self.outer_end = end
-
-
-def _extent(children: list[Any]) -> tuple[int, int] | None:
-    """(start, end) of the first and last child that has a position, or None."""
-    for child in children:
-        if type(child) is not Reduced:  # a Token
-            start: int = child.start_pos
-            break
-        if not child.empty:
-            start = child.outer_start
-            break
-    else:
-        return None
-    for child in reversed(children):
-        if type(child) is not Reduced:
-            end: int = child.end_pos
-            break
-        if not child.empty:
-            end = child.outer_end
-            break
-    return start, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +186,12 @@ def _pass_on(item: Any, children: list[Any]) -> Any:
     """A `?rule` with one child passes it on: its own span stays, and the extent its parent
     sees becomes this rule's (a token passed on keeps its own, as in lark)."""
     if type(item) is Reduced:
-        extent = _extent(children)
-        if extent is not None:
+        extent = Reduced(children)
+        if not extent.empty:
             if item.empty:
-                item.start_pos, item.end_pos = extent
+                item.start_pos, item.end_pos = extent.start_pos, extent.end_pos
                 item.empty = False
-            item.outer_start, item.outer_end = extent
+            item.outer_start, item.outer_end = extent.start_pos, extent.end_pos
     return item
 
 
