@@ -4,7 +4,10 @@ gives up (`Fallback`) exactly where lark raises, so lark's error is the one repo
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +135,27 @@ def test_mutated_files_reduce_or_fail_as_lark_does() -> None:
         assert fast == slow
         failed += fast[-1:] == ["error"]
     assert 0 < failed < 300
+
+
+def test_the_parser_builds_without_a_writable_cache_directory(tmp_path: Path) -> None:
+    """A read-only home (no cache directory can be made): the parser is built in memory,
+    and files still parse through the loop."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    script = (
+        "from pathlib import Path\n"
+        "from wfc.compiler import ast\n"
+        "from wfc.compiler.parser import _tables_cache, parse_source\n"
+        "from wfc.compiler.reduce_actions import _loop\n"
+        "from wfc.compiler.parser import _parser\n"
+        "from wfc.compiler.source import SourceFile\n"
+        "assert _tables_cache() is False\n"
+        "assert _loop(_parser()) is not None\n"
+        "text = 'workflow w { stage a { timeout 30s } flow a }'\n"
+        "assert isinstance(parse_source(SourceFile(path=Path('w.wf'), text=text)), ast.Module)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(blocker / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr

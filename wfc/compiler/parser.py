@@ -151,6 +151,7 @@ def _keyword_type(word: str) -> str:
 def _parser() -> Lark:
     """The one LALR parser. Built once per process, and its tables kept between processes
     (`_tables_cache`): building them took 0.25 s of every `wfc check`, loading them 0.01 s."""
+    cache = _tables_cache()
     return Lark.open_from_package(
         "wfc",
         "workflow.lark",
@@ -161,8 +162,11 @@ def _parser() -> Lark:
         maybe_placeholders=False,
         start=["start", *FRAGMENT_RULES],
         postlex=_WholeWords(),
-        cache=_tables_cache(),
-        cache_grammar=True,  # a parser loaded from the cache still has `.grammar` (for tools)
+        cache=cache,
+        # A parser loaded from the cache still has `.grammar` (for tools). Lark refuses
+        # the option without a cache: with no writable cache directory, building the
+        # parser failed.
+        cache_grammar=bool(cache),
     )
 
 
