@@ -3,7 +3,8 @@ workflows (median of N runs), in-process: wall clock and the process's CPU time,
 busy machine inflates far less, split into user and system time. The system time is
 mostly the kernel creating the package's files (one stub per stage, into a fresh
 directory): on the shared VM this has cost from 0.03 to 0.6 ms of CPU per file from one
-minute to the next, so the user time is the figure that compares code.
+minute to the next, so the user time is the figure that compares code. Each generated
+file's parse alone (text to AST, user CPU) is reported too.
 
 Run: `.venv/bin/python benchmarks/compile_time.py [runs] [stage counts…]`. Reported, never
 asserted.
@@ -12,6 +13,7 @@ asserted.
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import statistics
 import tempfile
@@ -19,6 +21,9 @@ import time
 from pathlib import Path
 
 from wfc.compiler import compile_path
+from wfc.compiler.driver import collector_paused
+from wfc.compiler.parser import parse_source_all
+from wfc.compiler.source import SourceFile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +67,23 @@ def measure(source: Path, runs: int, *, collector: bool = False) -> str:
     )
 
 
+def measure_parse(source: Path, runs: int) -> str:
+    """User CPU of parsing the file into its AST alone (`parse_source_all`), the part of a
+    compile that the lexer and the LALR loop are: median and minimum of `runs`."""
+    file = SourceFile(path=source, text=source.read_text(encoding="utf-8"))
+    parse = collector_paused(parse_source_all)  # as in a compile
+    users = []
+    for _ in range(runs):
+        gc.collect()  # the last parse's garbage, outside the measure
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        parse(file)
+        users.append(resource.getrusage(resource.RUSAGE_SELF).ru_utime - before)
+    return (
+        f"{statistics.median(users) * 1000:.0f} ms user (min {min(users) * 1000:.0f}), "
+        f"median of {runs}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Compile time of generated workflows.")
     parser.add_argument("runs", nargs="?", type=int, default=5, help="compiles per case")
@@ -76,6 +98,7 @@ def main() -> None:
             big.write_text(generated_workflow(count))
             print(f"generated {count}-stage workflow: {measure(big, runs)}")
             print(f"  with the collector on: {measure(big, runs, collector=True)}")
+            print(f"  parse alone: {measure_parse(big, runs)}")
 
 
 if __name__ == "__main__":

@@ -114,25 +114,29 @@ class _WholeWords(PostLex):
     """
 
     always_accept = ("NAME",)
+    split_after = "DURATION"
     _MULTIPLIER = re.compile(r"x([0-9]+(?:\.[0-9]+)?)")
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         previous = ""
         for token in stream:
-            glued = (
-                self._MULTIPLIER.fullmatch(token)
-                if previous == "DURATION" and token.type == "NAME"
-                else None
-            )
-            if glued:
-                yield Token.new_borrow_pos(_keyword_type("x"), "x", token)
-                number = Token.new_borrow_pos("NUMBER", glued.group(1), token)
-                assert token.start_pos is not None and token.column is not None
-                number.start_pos, number.column = token.start_pos + 1, token.column + 1
-                yield number
-            else:
+            parts = self.split(token) if previous == self.split_after else None
+            if parts is None:
                 yield token
+            else:
+                yield from parts
             previous = token.type
+
+    def split(self, token: Token) -> tuple[Token, Token] | None:
+        """The token after a duration as `x` and a number when it is a glued multiplier
+        (`x2`), else None. (`lalr_loop` calls this too, as its post-lexer.)"""
+        glued = self._MULTIPLIER.fullmatch(token) if token.type == "NAME" else None
+        if glued is None:
+            return None
+        number = Token.new_borrow_pos("NUMBER", glued.group(1), token)
+        assert token.start_pos is not None and token.column is not None
+        number.start_pos, number.column = token.start_pos + 1, token.column + 1
+        return Token.new_borrow_pos(_keyword_type("x"), "x", token), number
 
 
 @cache
@@ -147,6 +151,7 @@ def _keyword_type(word: str) -> str:
 def _parser() -> Lark:
     """The one LALR parser. Built once per process, and its tables kept between processes
     (`_tables_cache`): building them took 0.25 s of every `wfc check`, loading them 0.01 s."""
+    cache = _tables_cache()
     return Lark.open_from_package(
         "wfc",
         "workflow.lark",
@@ -157,8 +162,11 @@ def _parser() -> Lark:
         maybe_placeholders=False,
         start=["start", *FRAGMENT_RULES],
         postlex=_WholeWords(),
-        cache=_tables_cache(),
-        cache_grammar=True,  # a parser loaded from the cache still has `.grammar` (for tools)
+        cache=cache,
+        # A parser loaded from the cache still has `.grammar` (for tools). Lark refuses
+        # the option without a cache: with no writable cache directory, building the
+        # parser failed.
+        cache_grammar=bool(cache),
     )
 
 
