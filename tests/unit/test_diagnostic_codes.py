@@ -577,5 +577,16 @@ def test_missing_import_points_at_the_import(tmp_path: Path) -> None:
     assert diagnostics[0].code == "WF110" and _caret_text(diagnostics[0]) == 'import "nope.wf"'
 
 
+def test_an_import_whose_name_is_too_long_for_the_file_system_is_a_diagnostic(
+    tmp_path: Path,
+) -> None:
+    # Found by benchmarks/fuzz_checker.py: `Path.exists` raises ENAMETOOLONG.
+    name = "a" * 300 + ".wf"
+    (tmp_path / "a.wf").write_text(f'import "{name}"\n' + _wf(OK_STAGE))
+    _, diagnostics = analyse(tmp_path / "a.wf")
+    assert diagnostics[0].code == "WF110" and "cannot read" in diagnostics[0].message
+    assert _caret_text(diagnostics[0]) == f'import "{name}"'
+
+
 def test_warnings_do_not_fail(tmp_path: Path) -> None:
     assert all(d.severity is Severity.ERROR for d in _diagnose(tmp_path, CASES[0][1]))

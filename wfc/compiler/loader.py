@@ -30,6 +30,15 @@ def is_source_path(path: Path) -> bool:
 def read_source(path: Path) -> SourceFile | Diagnostic:
     """The file's text, or a diagnostic that says why it cannot be compiled."""
     shown = path.as_posix()
+    try:
+        return _read_checked(path, shown)
+    except OSError as error:  # a name too long for the file system, a denied directory
+        return Diagnostic(
+            code="WF110", message=f"cannot read {shown}: {error.strerror}", path=shown
+        )
+
+
+def _read_checked(path: Path, shown: str) -> SourceFile | Diagnostic:
     if not path.exists():
         return Diagnostic(
             code="WF110",
@@ -44,22 +53,16 @@ def read_source(path: Path) -> SourceFile | Diagnostic:
             path=shown,
             help="`wfc compile` takes one `.wf` file; `wfc check` takes files or directories",
         )
-    try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            return Diagnostic(
-                code="WF113",
-                message=f"file is too large ({size // 1024} KiB; the limit is "
-                f"{MAX_SOURCE_BYTES // 1024} KiB)",
-                path=shown,
-                help="split the workflow's shared types into files and `import` them",
-            )
-        data = path.read_bytes()
-    except OSError as error:
+    size = path.stat().st_size
+    if size > MAX_SOURCE_BYTES:
         return Diagnostic(
-            code="WF110", message=f"cannot read {shown}: {error.strerror}", path=shown
+            code="WF113",
+            message=f"file is too large ({size // 1024} KiB; the limit is "
+            f"{MAX_SOURCE_BYTES // 1024} KiB)",
+            path=shown,
+            help="split the workflow's shared types into files and `import` them",
         )
-    return decode_source(path, data)
+    return decode_source(path, path.read_bytes())
 
 
 def decode_source(path: Path, data: bytes) -> SourceFile | Diagnostic:
@@ -147,6 +150,14 @@ class Program:
         return order
 
 
+def _exists(path: Path) -> bool:
+    """`Path.exists`, false where the name cannot even be looked up (too long, say)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def load_program(path: Path) -> Program:
     """Read and parse `path` and, depth first, every file it imports."""
     program = Program(root=None)
@@ -157,7 +168,7 @@ def load_program(path: Path) -> Program:
 def _load(
     path: Path, program: Program, stack: list[tuple[Path, Span | None]], import_span: Span | None
 ) -> LoadedModule | None:
-    key = path.resolve() if path.exists() else path
+    key = path.resolve() if _exists(path) else path
     if key in program.modules:
         return program.modules[key]
     source = read_source(path)
