@@ -159,3 +159,25 @@ def test_the_parser_builds_without_a_writable_cache_directory(tmp_path: Path) ->
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_lark_release_the_loop_was_not_checked_against_parses_with_lark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lark
+
+    monkeypatch.setattr(lark, "__version__", "1.9.0")
+    assert lalr_loop(_parser()) is None
+    monkeypatch.setattr(lark, "__version__", "1.3.7")
+    assert lalr_loop(_parser()) is not None
+
+
+def test_tables_of_another_shape_make_the_loop_step_aside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Reshaped:  # a release whose parse table no longer has `start_states`
+        states: dict[Any, Any] = {}
+
+    parser = _parser()
+    monkeypatch.setattr(parser.parser.parser.parser, "parse_table", Reshaped())
+    assert lalr_loop(parser) is None

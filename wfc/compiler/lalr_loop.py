@@ -29,11 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import lark
 from lark import Lark, Token
 from lark.grammar import Rule
 from lark.lexer import BasicLexer, ContextualLexer, PatternStr, UnlessCallback
 from lark.parser_frontends import PostLexConnector
 from lark.parsers.lalr_analysis import Shift
+
+VERIFIED_LARK = frozenset({"1.3"})
+"""The lark releases (major.minor) whose tables this loop was checked against."""
 
 
 class Fallback(Exception):
@@ -203,7 +207,26 @@ class LalrLoop:
 
 def lalr_loop(parser: Lark) -> LalrLoop | None:
     """The loop for a parser built with `parser="lalr"` and the contextual lexer, or None
-    when it has something the loop does not reproduce (then lark parses every text)."""
+    when it has something the loop does not reproduce (then lark parses every text).
+
+    The loop reads lark's internal tables, which a lark release may reshape: it is used
+    only with the lark releases `tests/unit/test_lalr_loop.py` compared it with
+    (`VERIFIED_LARK`); any other release parses every text with lark itself.
+    """
+    if _release(lark.__version__) not in VERIFIED_LARK:
+        return None
+    try:
+        return _built(parser)
+    except (AttributeError, TypeError, KeyError):  # tables shaped other than expected
+        return None
+
+
+def _release(version: str) -> str:
+    """`1.3.1` → `1.3`: lark changes its internals between minor releases, not patches."""
+    return ".".join(version.split(".")[:2])
+
+
+def _built(parser: Lark) -> LalrLoop | None:
     lexer = parser.parser.lexer
     splitter = None
     if isinstance(lexer, PostLexConnector):
@@ -219,7 +242,11 @@ def lalr_loop(parser: Lark) -> LalrLoop | None:
 def _read_lexer(basic: object) -> _StateLexer:
     """A state's lexer from lark's; `Fallback` if it does what the loop would not (a
     callback of its own, a skipped terminal with a callback, several expressions)."""
-    if not isinstance(basic, BasicLexer) or len(basic.scanner._mres) != 1:
+    try:
+        expressions = basic.scanner._mres  # type: ignore[attr-defined]
+    except AttributeError:  # not a lark lexer of the shape this loop reads
+        raise Fallback from None
+    if not isinstance(basic, BasicLexer) or len(expressions) != 1:
         raise Fallback
     retype = {}
     for name, callback in basic.callback.items():
@@ -229,4 +256,4 @@ def _read_lexer(basic: object) -> _StateLexer:
         if any(not isinstance(t.pattern, PatternStr) or t.pattern.flags for t in words):
             raise Fallback
         retype[name] = {t.pattern.value: t.name for t in words}
-    return basic.scanner._mres[0].match, basic.ignore_types, retype
+    return expressions[0].match, basic.ignore_types, retype
