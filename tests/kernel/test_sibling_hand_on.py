@@ -130,11 +130,13 @@ async def test_a_sibling_started_by_a_later_delivery_is_left_to_it(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_a_handed_sibling_sends_no_dequeue_and_no_start(kind: str, tmp_path: Path) -> None:
-    """Counted (the dequeue itself aside): a handed sibling reads its run and `a`'s output,
-    then sends its outcome's transaction, the only one it opens; a dequeued one also sends
-    a start transaction that locks the run (BEGIN, the lock, the start, its event,
-    COMMIT; SQLite numbers the event in two statements)."""
+async def test_a_handed_sibling_sends_no_dequeue_no_start_and_no_read(
+    kind: str, tmp_path: Path
+) -> None:
+    """Counted (the dequeue itself aside): a handed sibling starts warm and sends its
+    outcome's transaction and nothing else, not even a read of its run or of `a`'s output;
+    a dequeued one reads both, then sends a start transaction that locks the run (BEGIN,
+    the lock, the start, its event, COMMIT; SQLite numbers the event in two statements)."""
     async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
         await start(tk, "fan", {"n": 0})
         await step(tk)
@@ -144,7 +146,57 @@ async def test_a_handed_sibling_sends_no_dequeue_and_no_start(kind: str, tmp_pat
         handed = await _process(tk, taker.taken[0], taker)
     begin = "BEGIN" if kind == "postgres" else "BEGIN IMMEDIATE"
     assert dequeued.count(begin) == 2 and handed.count(begin) == 1, (dequeued, handed)
+    assert handed[0] == begin, handed  # no pre-flight read: the run and `a`'s output are known
     locks = [sql for sql in handed if "version=(runs.version" in sql]  # the run's lock
     assert len(locks) == 1, handed  # the outcome's; the start took none
-    expected = {"sqlite": 6, "postgres": 5}[kind]
+    expected = {"sqlite": 8, "postgres": 7}[kind]
     assert len(dequeued) - len(handed) == expected, (dequeued, handed)
+
+
+def _fan_reading_a() -> Workflow:
+    """a → [b1..b4] → c where each sibling returns `a`'s output plus its index and then
+    changes the object it read: what a handed sibling sees must be `a`'s output as stored."""
+
+    def sibling(index: int) -> Any:
+        def run(ctx: Any) -> Number:
+            seen = ctx.require("a")
+            result = Number(n=seen["n"] + index)
+            seen["n"] = -1000  # a body may change what it read; no later reader sees it
+            return result
+
+        return run
+
+    def total(ctx: Any) -> Number:
+        return Number(n=sum(ctx.require(f"b{i}")["n"] for i in range(1, WIDTH + 1)))
+
+    return (
+        WorkflowBuilder("fan", "One, four, one", input=Number)
+        .pipe(define_stage(id="a", input=Number, output=Number, execute=lambda ctx: ctx.input))
+        .parallel(
+            [
+                define_stage(id=f"b{i}", input=Number, output=Number, execute=sibling(i))
+                for i in range(1, WIDTH + 1)
+            ]
+        )
+        .pipe(define_stage(id="c", output=Number, execute=total))
+        .build()
+    )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_warm_sibling_sees_the_earlier_output_as_stored(kind: str, tmp_path: Path) -> None:
+    """Each handed sibling's context comes from the one before it, whose body changed the
+    objects it read: it still sees `a`'s output as stored, and its run's input."""
+    async with kernel_on_storage(kind, [_fan_reading_a()], tmp_path) as tk:
+        run_id = await start(tk, "fan", {"n": 10})
+        await step(tk)
+        taker = SlotTaker(1)
+        (job,) = await tk.jobs.dequeue()
+        handed = 0
+        while job is not None:
+            await _process(tk, job, taker)
+            job = taker.taken[0] if taker.taken else None
+            handed += job is not None
+        run = await run_of(tk, run_id)
+    assert handed == WIDTH  # b2, b3, b4 and c came handed
+    assert run.status is Status.COMPLETED and run.output == {"n": 4 * 10 + 1 + 2 + 3 + 4}
