@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from tests.databases import kernel_on_storage
 from tests.kernel.helpers import event_types, run_of, start, step
@@ -200,3 +201,29 @@ async def test_a_warm_sibling_sees_the_earlier_output_as_stored(kind: str, tmp_p
         run = await run_of(tk, run_id)
     assert handed == WIDTH  # b2, b3, b4 and c came handed
     assert run.status is Status.COMPLETED and run.output == {"n": 4 * 10 + 1 + 2 + 3 + 4}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_the_lease_completes_the_finishing_job_only_at_its_attempt(
+    kind: str, tmp_path: Path
+) -> None:
+    """The finishing sibling's job is completed by the statement that leases the next one
+    (on PostgreSQL; first, on its own, on SQLite), fenced on the attempt it holds: a job
+    another delivery has leased since is left RUNNING at that delivery's attempt, while
+    the job of a sibling that still holds its lease is completed."""
+    async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
+        run_id = await start(tk, "fan", {"n": 0})
+        await step(tk)
+        taker = SlotTaker(1)
+        (first,) = await tk.jobs.dequeue()
+        assert isinstance(tk.persistence, SqlPersistence)
+        async with tk.persistence.engine.begin() as conn:  # leased again, not yet started
+            await conn.execute(text(f"UPDATE jobs SET attempt = 2 WHERE id = '{first.id}'"))
+        sent = await _process(tk, first, taker)
+        (handed,) = taker.taken
+        await _process(tk, handed, taker)
+        jobs = {job.id: job for job in await tk.jobs.jobs_of_run(run_id)}
+    assert (jobs[first.id].status, jobs[first.id].attempt) == (Status.RUNNING, 2)
+    assert jobs[handed.id].status is Status.COMPLETED
+    if kind == "postgres":  # no statement of its own: it travels with the lease
+        assert not [sql for sql in sent if sql.startswith("UPDATE jobs SET status")], sent

@@ -33,7 +33,9 @@ keyed by the handed attempt, before the job reaches its slot.
 Locks: the run's row (held already), then the job's, taken with SKIP LOCKED,
 so the lease never waits and cannot close a wait cycle; then the started
 stage's row, which every other writer of a plain stage's row takes only after
-the run's. If the transaction rolls back, the lease and the start roll back
+the run's. The lease's statement also completes the finishing sibling's own job
+(`dequeue(completing=)`, fenced on the attempt it holds, as `complete` is), a
+row this worker holds the lease of: one round trip fewer under the run's lock. If the transaction rolls back, the lease and the start roll back
 with it; if the worker dies before running the job, its lease is reaped like
 any other.
 """
@@ -66,8 +68,16 @@ async def hand_on_sibling(unit: Unit, run: RunRecord, ex: Execution) -> bool:
     )
     if not queues:
         return False
+    # The finishing sibling's own job is completed by the lease's statement (fenced on its
+    # attempt), one round trip fewer while the run's row is locked.
+    job_id = unit.take_completing()
     leased = await deps.jobs.dequeue(
-        1, run_id=run.id, plans=[workflow.plan.fingerprint], queues=queues, limited=False
+        1,
+        run_id=run.id,
+        plans=[workflow.plan.fingerprint],
+        queues=queues,
+        limited=False,
+        completing=None if job_id is None else (job_id, ex.cmd.attempt),
     )
     if not leased:
         return False
