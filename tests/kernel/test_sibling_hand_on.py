@@ -192,12 +192,12 @@ async def test_a_warm_sibling_sees_the_earlier_output_as_stored(kind: str, tmp_p
         run_id = await start(tk, "fan", {"n": 10})
         await step(tk)
         taker = SlotTaker(1)
-        (job,) = await tk.jobs.dequeue()
-        handed = 0
-        while job is not None:
-            await _process(tk, job, taker)
-            job = taker.taken[0] if taker.taken else None
-            handed += job is not None
+        jobs = await tk.jobs.dequeue()
+        handed = -1  # the first is dequeued
+        while jobs:
+            handed += 1
+            await _process(tk, jobs[0], taker)
+            jobs = list(taker.taken)
         run = await run_of(tk, run_id)
     assert handed == WIDTH  # b2, b3, b4 and c came handed
     assert run.status is Status.COMPLETED and run.output == {"n": 4 * 10 + 1 + 2 + 3 + 4}
