@@ -5,7 +5,7 @@ sibling, and the start is fenced like any."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,17 @@ class Number(BaseModel):
     n: int
 
 
-def _fan() -> Workflow:
-    """a → [b1..b4] → c, c summing the siblings."""
+def _plus_index(index: int) -> Any:
+    """A sibling's body: the run's input plus its index."""
 
-    def sibling(index: int) -> Any:
-        def run(ctx: Any) -> Number:
-            return Number(n=ctx.input.n + index)
+    def run(ctx: Any) -> Number:
+        return Number(n=ctx.input.n + index)
 
-        return run
+    return run
+
+
+def _fan(sibling: Callable[[int], Any] = _plus_index) -> Workflow:
+    """a → [b1..b4] → c, sibling i running `sibling(i)`, c summing the siblings."""
 
     def total(ctx: Any) -> Number:
         return Number(n=sum(ctx.require(f"b{i}")["n"] for i in range(1, WIDTH + 1)))
@@ -154,41 +157,24 @@ async def test_a_handed_sibling_sends_no_dequeue_no_start_and_no_read(
     assert len(dequeued) - len(handed) == expected, (dequeued, handed)
 
 
-def _fan_reading_a() -> Workflow:
-    """a → [b1..b4] → c where each sibling returns `a`'s output plus its index and then
-    changes the object it read: what a handed sibling sees must be `a`'s output as stored."""
+def _reading_a(index: int) -> Any:
+    """A sibling's body returning `a`'s output plus its index, then changing the object it
+    read: what a handed sibling sees must be `a`'s output as stored."""
 
-    def sibling(index: int) -> Any:
-        def run(ctx: Any) -> Number:
-            seen = ctx.require("a")
-            result = Number(n=seen["n"] + index)
-            seen["n"] = -1000  # a body may change what it read; no later reader sees it
-            return result
+    def run(ctx: Any) -> Number:
+        seen = ctx.require("a")
+        result = Number(n=seen["n"] + index)
+        seen["n"] = -1000  # a body may change what it read; no later reader sees it
+        return result
 
-        return run
-
-    def total(ctx: Any) -> Number:
-        return Number(n=sum(ctx.require(f"b{i}")["n"] for i in range(1, WIDTH + 1)))
-
-    return (
-        WorkflowBuilder("fan", "One, four, one", input=Number)
-        .pipe(define_stage(id="a", input=Number, output=Number, execute=lambda ctx: ctx.input))
-        .parallel(
-            [
-                define_stage(id=f"b{i}", input=Number, output=Number, execute=sibling(i))
-                for i in range(1, WIDTH + 1)
-            ]
-        )
-        .pipe(define_stage(id="c", output=Number, execute=total))
-        .build()
-    )
+    return run
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_a_warm_sibling_sees_the_earlier_output_as_stored(kind: str, tmp_path: Path) -> None:
     """Each handed sibling's context comes from the one before it, whose body changed the
     objects it read: it still sees `a`'s output as stored, and its run's input."""
-    async with kernel_on_storage(kind, [_fan_reading_a()], tmp_path) as tk:
+    async with kernel_on_storage(kind, [_fan(_reading_a)], tmp_path) as tk:
         run_id = await start(tk, "fan", {"n": 10})
         await step(tk)
         taker = SlotTaker(1)
