@@ -5,12 +5,13 @@ sibling, and the start is fenced like any."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy import text
 
 from tests.databases import kernel_on_storage
 from tests.kernel.helpers import event_types, run_of, start, step
@@ -29,14 +30,17 @@ class Number(BaseModel):
     n: int
 
 
-def _fan() -> Workflow:
-    """a → [b1..b4] → c, c summing the siblings."""
+def _plus_index(index: int) -> Any:
+    """A sibling's body: the run's input plus its index."""
 
-    def sibling(index: int) -> Any:
-        def run(ctx: Any) -> Number:
-            return Number(n=ctx.input.n + index)
+    def run(ctx: Any) -> Number:
+        return Number(n=ctx.input.n + index)
 
-        return run
+    return run
+
+
+def _fan(sibling: Callable[[int], Any] = _plus_index) -> Workflow:
+    """a → [b1..b4] → c, sibling i running `sibling(i)`, c summing the siblings."""
 
     def total(ctx: Any) -> Number:
         return Number(n=sum(ctx.require(f"b{i}")["n"] for i in range(1, WIDTH + 1)))
@@ -130,11 +134,13 @@ async def test_a_sibling_started_by_a_later_delivery_is_left_to_it(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-async def test_a_handed_sibling_sends_no_dequeue_and_no_start(kind: str, tmp_path: Path) -> None:
-    """Counted (the dequeue itself aside): a handed sibling reads its run and `a`'s output,
-    then sends its outcome's transaction, the only one it opens; a dequeued one also sends
-    a start transaction that locks the run (BEGIN, the lock, the start, its event,
-    COMMIT; SQLite numbers the event in two statements)."""
+async def test_a_handed_sibling_sends_no_dequeue_no_start_and_no_read(
+    kind: str, tmp_path: Path
+) -> None:
+    """Counted (the dequeue itself aside): a handed sibling starts warm and sends its
+    outcome's transaction and nothing else, not even a read of its run or of `a`'s output;
+    a dequeued one reads both, then sends a start transaction that locks the run (BEGIN,
+    the lock, the start, its event, COMMIT; SQLite numbers the event in two statements)."""
     async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
         await start(tk, "fan", {"n": 0})
         await step(tk)
@@ -144,7 +150,66 @@ async def test_a_handed_sibling_sends_no_dequeue_and_no_start(kind: str, tmp_pat
         handed = await _process(tk, taker.taken[0], taker)
     begin = "BEGIN" if kind == "postgres" else "BEGIN IMMEDIATE"
     assert dequeued.count(begin) == 2 and handed.count(begin) == 1, (dequeued, handed)
+    assert handed[0] == begin, handed  # no pre-flight read: the run and `a`'s output are known
     locks = [sql for sql in handed if "version=(runs.version" in sql]  # the run's lock
     assert len(locks) == 1, handed  # the outcome's; the start took none
-    expected = {"sqlite": 6, "postgres": 5}[kind]
+    expected = {"sqlite": 8, "postgres": 7}[kind]
     assert len(dequeued) - len(handed) == expected, (dequeued, handed)
+
+
+def _reading_a(index: int) -> Any:
+    """A sibling's body returning `a`'s output plus its index, then changing the object it
+    read: what a handed sibling sees must be `a`'s output as stored."""
+
+    def run(ctx: Any) -> Number:
+        seen = ctx.require("a")
+        result = Number(n=seen["n"] + index)
+        seen["n"] = -1000  # a body may change what it read; no later reader sees it
+        return result
+
+    return run
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_warm_sibling_sees_the_earlier_output_as_stored(kind: str, tmp_path: Path) -> None:
+    """Each handed sibling's context comes from the one before it, whose body changed the
+    objects it read: it still sees `a`'s output as stored, and its run's input."""
+    async with kernel_on_storage(kind, [_fan(_reading_a)], tmp_path) as tk:
+        run_id = await start(tk, "fan", {"n": 10})
+        await step(tk)
+        taker = SlotTaker(1)
+        jobs = await tk.jobs.dequeue()
+        handed = -1  # the first is dequeued
+        while jobs:
+            handed += 1
+            await _process(tk, jobs[0], taker)
+            jobs = list(taker.taken)
+        run = await run_of(tk, run_id)
+    assert handed == WIDTH  # b2, b3, b4 and c came handed
+    assert run.status is Status.COMPLETED and run.output == {"n": 4 * 10 + 1 + 2 + 3 + 4}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_the_lease_completes_the_finishing_job_only_at_its_attempt(
+    kind: str, tmp_path: Path
+) -> None:
+    """The finishing sibling's job is completed by the statement that leases the next one
+    (on PostgreSQL; first, on its own, on SQLite), fenced on the attempt it holds: a job
+    another delivery has leased since is left RUNNING at that delivery's attempt, while
+    the job of a sibling that still holds its lease is completed."""
+    async with kernel_on_storage(kind, [_fan()], tmp_path) as tk:
+        run_id = await start(tk, "fan", {"n": 0})
+        await step(tk)
+        taker = SlotTaker(1)
+        (first,) = await tk.jobs.dequeue()
+        assert isinstance(tk.persistence, SqlPersistence)
+        async with tk.persistence.engine.begin() as conn:  # leased again, not yet started
+            await conn.execute(text(f"UPDATE jobs SET attempt = 2 WHERE id = '{first.id}'"))
+        sent = await _process(tk, first, taker)
+        (handed,) = taker.taken
+        await _process(tk, handed, taker)
+        jobs = {job.id: job for job in await tk.jobs.jobs_of_run(run_id)}
+    assert (jobs[first.id].status, jobs[first.id].attempt) == (Status.RUNNING, 2)
+    assert jobs[handed.id].status is Status.COMPLETED
+    if kind == "postgres":  # no statement of its own: it travels with the lease
+        assert not [sql for sql in sent if sql.startswith("UPDATE jobs SET status")], sent

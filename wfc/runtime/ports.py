@@ -468,6 +468,7 @@ class JobTransport(Protocol):
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
         limited: bool = True,
+        completing: tuple[str, int] | None = None,
     ) -> list[JobRecord]:
         """Lease up to `limit` due PENDING jobs (priority first, then age); attempt +1 each.
         With `run_id`, only that run's jobs; with `plans`, only jobs whose run was created
@@ -476,7 +477,10 @@ class JobTransport(Protocol):
         while they have room, counted across everyone sharing the queue's storage: at most
         `concurrency_max` RUNNING jobs per concurrency key, at most `rate_max` leases per
         rate key within any `rate_window_ms`. Unlimited jobs are leased first; with
-        `limited=False` (the caller serves no stage under a limit), only they are looked for."""
+        `limited=False` (the caller serves no stage under a limit), only they are looked for.
+        With `completing` (a job's id and the attempt its caller holds), that job is marked
+        done in the same write, while it is still at that delivery (`complete(attempt=)`):
+        a finishing stage hands its slot on in one statement where it sent two."""
         ...
 
     # `attempt` on the writes below fences them: given, the write lands only while the job

@@ -396,7 +396,7 @@ async def _completion_and_transition(
         # and this one's worker takes the next pending sibling (`sibling_hand_on`).
         transition: RunTransitionResult | None = NOOP
         if rows is None:
-            await hand_on_sibling(ex.deps, unit, run, ex.cmd.workflow_id, ex.row.execution_group)
+            await hand_on_sibling(unit, run, ex)
         else:
             transition = await _decide(ex, unit, run, rows, output)
         if unit.completing is not None:

@@ -93,7 +93,10 @@ class MemoryJobTransport:
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
         limited: bool = True,
+        completing: tuple[str, int] | None = None,
     ) -> list[JobRecord]:
+        if completing is not None and completing[0] in self._jobs:
+            await self.complete(completing[0], attempt=completing[1])
         now = self._clock.now()
         if run_id is not None:
             candidates = [j for j in self._run_jobs(run_id) if j.status is Status.PENDING]

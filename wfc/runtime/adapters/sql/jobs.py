@@ -90,6 +90,15 @@ def _lease_served(shape: Shape) -> Any:
     return _lease(*_UNLIMITED, *_served(shape))
 
 
+def _lease_completing(shape: Shape) -> Any:
+    """`_lease_served`, with the job bound as `completing` marked done by the same statement
+    while it is at `held_attempt` (PostgreSQL: a data-modifying CTE runs whether or not the
+    UPDATE reads it). The two write different rows of `jobs`: the completed job is leased,
+    never PENDING, so the lease's `due` cannot select it."""
+    completion = _completion("completing", "now", fenced=True).cte("completing_on")
+    return _lease_served(shape).add_cte(completion)
+
+
 def _fenced_statuses() -> ColumnElement[bool]:
     """The statuses a job fenced on its attempt may be written in (see `_held`); not an
     `IN` list, which `direct` cannot send as compiled."""
@@ -227,8 +236,11 @@ class SqlJobTransport:
         plans: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
         limited: bool = True,
+        completing: tuple[str, int] | None = None,
     ) -> list[JobRecord]:
         if (plans is not None and not plans) or (queues is not None and not queues):
+            if completing is not None:
+                await self._complete_if_there(*completing)
             return []  # a worker serving no plan (or queue) takes nothing
         params: dict[str, Any] = {
             "now": self._clock.now(),
@@ -240,16 +252,23 @@ class SqlJobTransport:
             None if plans is None else len(plans),
             None if queues is None else len(queues),
         )
-        if plans is None and queues is None:
-            statement = _LEASE if run_id is None else _LEASE_OF_RUN
-        else:
-            statement = built_once(("lease", shape), partial(_lease_served, shape))
         params |= plan_params(plans or ()) | one_of_params("queue", queues or ())
         if run_id is not None:
             params["only_run_id"] = run_id
+        sent = params
         async with self._connections.single() as conn:
+            if completing is not None and not direct.on_driver(conn):
+                await self._complete_if_there(*completing)  # SQLite: no data-modifying CTE
+                completing = None
+            if completing is not None:
+                statement = built_once(("lease+", shape), partial(_lease_completing, shape))
+                sent = params | {"completing": completing[0], "held_attempt": completing[1]}
+            elif plans is None and queues is None:
+                statement = _LEASE if run_id is None else _LEASE_OF_RUN
+            else:
+                statement = built_once(("lease", shape), partial(_lease_served, shape))
             rows = sorted(
-                await direct.fetch(conn, statement, params),
+                await direct.fetch(conn, statement, sent),
                 key=lambda r: (-r["priority"], r["position"]),
             )
         leased = [to_record(JobRecord, row) for row in rows]
