@@ -181,9 +181,12 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
         assert len(sent) == 1 and writes_run == [0]
         assert "INSERT INTO idempotency_keys" in sent[0] and "SELECT 1 / (" in sent[0]
     else:
-        begin = [sql.split()[0] for sql in sent].index("BEGIN")
-        assert all(begin < n < len(sent) - 1 for n in [*writes_run, *completes_key])
-        assert sent[-1] == "COMMIT"
+        # The key taken as acquired here too, and written with its result inside the
+        # create's transaction: no statement (and no commit) of its own before it.
+        assert sent[0].startswith("BEGIN") and sent[-1] == "COMMIT"
+        inserts_key = [n for n, sql in enumerate(sent) if "INSERT INTO idempotency_keys" in sql]
+        assert len(inserts_key) == 1 and not completes_key
+        assert all(0 < n < len(sent) - 1 for n in [*writes_run, *inserts_key])
     again = await kernel.dispatch(
         RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
     )
@@ -228,9 +231,10 @@ async def test_a_create_whose_key_another_holds_is_refused_and_writes_nothing(
     storage: tuple[SqlStorage, FakeClock],
     examples: list[Workflow],  # noqa: F811
 ) -> None:
-    """On PostgreSQL the key is taken as acquired and written in the create's one
-    statement: a key already there, still in progress, fails that statement whole (no run,
-    no event), and the create then reads the key and is refused as the spec says."""
+    """The key is taken as acquired and written in the create's transaction (on
+    PostgreSQL its one statement): a key already there, still in progress, fails that
+    transaction whole (no run, no event), and the create then reads the key and is
+    refused as the spec says."""
     store, clock = storage
     kernel = kernel_on(store, clock, examples)
     await store.persistence.acquire_idempotency_key("k", "run.create", clock.now(), None)

@@ -477,6 +477,11 @@ class _SqlTransaction(_SqlStore):
         predicted_key = self._conn.info.get(keys.PREDICTED)
         if predicted_key is not None and predicted_key[:2] == (key, command_type):
             del self._conn.info[keys.PREDICTED]  # acquired by prediction: written only now
+            if not direct.on_driver(self._conn):  # SQLite: checked at once
+                await keys.insert_completed_now(
+                    self._conn, key, command_type, predicted_key[2], result
+                )
+                return
             await keys.insert_completed(self._conn, key, command_type, predicted_key[2], result)
             self.key_predicted = True
             return
@@ -536,10 +541,11 @@ class SqlPersistence(_SqlStore):
         *,
         predict: bool = False,
     ) -> IdempotencyClaim:
-        """With `predict`, on PostgreSQL and a pinned connection (the command's transaction
-        will run on it): `Acquired`, with nothing sent; the transaction writes the key."""
+        """With `predict` and a pinned connection (the command's transaction will run on
+        it): `Acquired`, with nothing sent; the transaction writes the key (PostgreSQL: in
+        its one statement; SQLite: as its last statement, `keys.insert_completed_now`)."""
         async with self._single() as conn:
-            if predict and direct.on_driver(conn) and self._connections.pinned_here():
+            if predict and self._connections.pinned_here() and _predicts_keys(conn):
                 conn.info[keys.PREDICTED] = (key, command_type, now)
                 return Acquired()
             return await keys.acquire(conn, key, command_type, now, stale_after)
@@ -551,6 +557,12 @@ class SqlPersistence(_SqlStore):
                 del conn.info[keys.PREDICTED]  # never written: nothing to release
                 return
             await keys.release(conn, key, command_type)
+
+
+def _predicts_keys(conn: AsyncConnection) -> bool:
+    """PostgreSQL on asyncpg, and SQLite: the stores whose transactions write a predicted
+    key (`_SqlTransaction.complete_idempotency_key`)."""
+    return direct.on_driver(conn) or conn.dialect.name == "sqlite"
 
 
 _DIVISION_BY_ZERO = "22012"  # how a statement with writes `expected` to change rows fails
