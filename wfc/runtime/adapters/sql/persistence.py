@@ -35,6 +35,7 @@ from wfc.runtime.adapters.sql import (
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
 from wfc.runtime.adapters.sql.hand_on import hand_on_in_transaction
+from wfc.runtime.adapters.sql.sqlite_run_lock import HeldLock
 from wfc.runtime.ports import Clock, JobTransport, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -383,6 +384,7 @@ class _SqlTransaction(_SqlStore):
         super().__init__(clock)
         self._conn = conn
         self._new_run: RunRecord | None = None  # created here, not written yet
+        self._held_lock: HeldLock | None = None  # SQLite: a run's lock, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
         self.key_predicted = False  # it writes an idempotency key acquired by prediction
 
@@ -391,8 +393,21 @@ class _SqlTransaction(_SqlStore):
         if run is not None:
             await runs.create_run(self._conn, run, last_sequence=len(with_events))
 
+    async def _write_held_lock(self) -> None:
+        held, self._held_lock = self._held_lock, None
+        if held is not None:
+            await held.write(self._conn)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        await self._write_held_lock()  # whatever comes may read or write the run
+        await self._write_new_run()
+        yield self._conn
+
+    @asynccontextmanager
+    async def _stages_only(self) -> AsyncIterator[AsyncConnection]:
+        """The connection for a call that touches no run row (the stages table alone): a
+        held lock stays held (`sqlite_run_lock`)."""
         await self._write_new_run()
         yield self._conn
 
@@ -414,6 +429,7 @@ class _SqlTransaction(_SqlStore):
                 if _sqlstate(error) not in predicted.FAILED_PREDICTION:
                     raise  # a lost connection, say: as for any transaction
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
+        await self._write_held_lock()
         await self._write_new_run()
 
     async def lock_run_and_update_stage(
@@ -441,22 +457,58 @@ class _SqlTransaction(_SqlStore):
                     run, row, changes, self._clock.now()
                 )
                 return self._prediction.run, self._prediction.stage
+            if self._conn.dialect.name == "sqlite" and stages.expectable(
+                run_id, record_id, fence, expect
+            ):
+                return await self._hold_lock(changes, expect)
         return await super().lock_run_and_update_stage(
             run_id, record_id, changes, fence=fence, data=data, expect=expect
         )
 
+    async def _hold_lock(
+        self, changes: StageChanges, expect: tuple[RunRecord, StageRecord]
+    ) -> tuple[RunRecord, StageRecord]:
+        """SQLite: the stage written now at the version expected, the run's lock held to
+        be written with its next write (`sqlite_run_lock`): both answered from `expect`."""
+        await self._write_held_lock()
+        run, row = expect
+        now = self._clock.now()
+        written = await stages.update_stage_as_expected(self._conn, changes, now, row)
+        self._held_lock = HeldLock.of(run, now)
+        return self._held_lock.run, written
+
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
     ) -> RunRecord:
+        held = self._held_lock
+        if held is not None and held.covers(run_id, expected_version):
+            return held.fold(changes, self._clock.now())
         if self._prediction is None:
             return await super().update_run(run_id, changes, expected_version=expected_version)
         return self._prediction.update_run(run_id, changes, expected_version, self._clock.now())
 
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
         if self._prediction is None:
-            return await super().upsert_stage(create, update)
+            async with self._stages_only() as conn:
+                row = await stages.upsert_stage(conn, create, update, self._clock.now())
+            assert row is not None, "an upsert without a fence returns its row"
+            return row
         await stages.insert_stage(self._conn, create)  # predicted new: fails the commit if not
         return create
+
+    async def start_stage(
+        self, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> StageRecord | None:
+        async with self._stages_only() as conn:
+            return await stages.upsert_stage(conn, create, update, self._clock.now(), fence)
+
+    async def stages_of_run(self, run_id: str) -> list[StageRecord]:
+        async with self._stages_only() as conn:
+            return await stages.stages_of_run(conn, run_id)
+
+    async def count_active_stages(self, run_id: str) -> int:
+        async with self._stages_only() as conn:
+            return await stages.count_active_stages(conn, run_id)
 
     async def create_run(self, run: RunRecord) -> None:
         await self._write_new_run()
@@ -465,6 +517,11 @@ class _SqlTransaction(_SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
+        held = self._held_lock
+        if held is not None and events and all(event.run_id == held.run.id for event in events):
+            self._held_lock = None  # written now, with the counter's advance
+            last = await held.write(self._conn, len(events))
+            return await outbox.insert_reserved(self._conn, events, last)
         new = self._new_run
         if new is None or not events or any(event.run_id != new.id for event in events):
             return await super().append_outbox(events)
