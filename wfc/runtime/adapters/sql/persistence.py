@@ -166,26 +166,9 @@ class _SqlTransaction(SqlStore):
 
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
         if self._prediction is None:
-            async with self._stages_only() as conn:
-                row = await stages.upsert_stage(conn, create, update, self._clock.now())
-            assert row is not None, "an upsert without a fence returns its row"
-            return row
+            return await super().upsert_stage(create, update)
         await stages.insert_stage(self._conn, create)  # predicted new: fails the commit if not
         return create
-
-    async def start_stage(
-        self, create: StageRecord, update: StageChanges, fence: StageFence
-    ) -> StageRecord | None:
-        async with self._stages_only() as conn:
-            return await stages.upsert_stage(conn, create, update, self._clock.now(), fence)
-
-    async def stages_of_run(self, run_id: str) -> list[StageRecord]:
-        async with self._stages_only() as conn:
-            return await stages.stages_of_run(conn, run_id)
-
-    async def count_active_stages(self, run_id: str) -> int:
-        async with self._stages_only() as conn:
-            return await stages.count_active_stages(conn, run_id)
 
     async def create_run(self, run: RunRecord) -> None:
         await self._write_new_run()

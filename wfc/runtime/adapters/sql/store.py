@@ -63,6 +63,11 @@ class SqlStore:
         """A connection for one statement, or statements each safe on its own."""
         return self._connection()
 
+    def _stages_only(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`_single`, for a call that touches the stages table alone (where a transaction's
+        handle keeps a run's held lock held: `sqlite_run_lock`)."""
+        return self._single()
+
     # -- runs ------------------------------------------------------------
     async def create_run(self, run: RunRecord) -> None:
         async with self._single() as conn:
@@ -110,7 +115,7 @@ class SqlStore:
 
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
-        async with self._single() as conn:
+        async with self._stages_only() as conn:
             row = await stages.upsert_stage(conn, create, update, self._clock.now())
         assert row is not None, "an upsert without a fence returns its row"
         return row
@@ -118,7 +123,7 @@ class SqlStore:
     async def start_stage(
         self, create: StageRecord, update: StageChanges, fence: StageFence
     ) -> StageRecord | None:
-        async with self._single() as conn:
+        async with self._stages_only() as conn:
             return await stages.upsert_stage(conn, create, update, self._clock.now(), fence)
 
     async def update_stage(
@@ -162,7 +167,7 @@ class SqlStore:
             return await stages.get_stage(conn, run_id, stage_id)
 
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
-        async with self._single() as conn:
+        async with self._stages_only() as conn:
             return await stages.stages_of_run(conn, run_id)
 
     async def run_with_stages(
@@ -172,7 +177,7 @@ class SqlStore:
             return await stages.run_with_stages(conn, run_id, data, for_stage)
 
     async def count_active_stages(self, run_id: str) -> int:
-        async with self._single() as conn:
+        async with self._stages_only() as conn:
             return await stages.count_active_stages(conn, run_id)
 
     async def claim_suspended_stages(
