@@ -118,9 +118,10 @@ async def test_round_trips_per_stage_execution(
     assert statements[begins[1] - 1] == "COMMIT"
     assert statements[-1] == "COMMIT" and statements.count("COMMIT") == 2
     # PostgreSQL 15 (the run's lock and the stage's outcome are one statement, and so are
-    # the job's completion and the next job's insert), SQLite 19. The start locks the run
-    # before the stage, as a cancel does, so the two cannot deadlock: one statement each.
-    assert len(statements) <= (15 if store.engine.dialect.name == "postgresql" else 19)
+    # the job's completion and the next job's insert), SQLite 18 (the run's lock written
+    # with the outbox counter: `sqlite_run_lock`). The start locks the run before the
+    # stage, as a cancel does, so the two cannot deadlock: one statement each.
+    assert len(statements) <= (15 if store.engine.dialect.name == "postgresql" else 18)
 
 
 async def test_a_crash_while_queueing_the_next_job_loses_nothing(
@@ -181,9 +182,12 @@ async def test_a_created_run_and_its_idempotency_key_commit_together(
         assert len(sent) == 1 and writes_run == [0]
         assert "INSERT INTO idempotency_keys" in sent[0] and "SELECT 1 / (" in sent[0]
     else:
-        begin = [sql.split()[0] for sql in sent].index("BEGIN")
-        assert all(begin < n < len(sent) - 1 for n in [*writes_run, *completes_key])
-        assert sent[-1] == "COMMIT"
+        # The key taken as acquired here too, and written with its result inside the
+        # create's transaction: no statement (and no commit) of its own before it.
+        assert sent[0].startswith("BEGIN") and sent[-1] == "COMMIT"
+        inserts_key = [n for n, sql in enumerate(sent) if "INSERT INTO idempotency_keys" in sql]
+        assert len(inserts_key) == 1 and not completes_key
+        assert all(0 < n < len(sent) - 1 for n in [*writes_run, *inserts_key])
     again = await kernel.dispatch(
         RunCreate(idempotency_key="k", workflow_id="invoice", input=INVOICE)
     )
@@ -228,9 +232,10 @@ async def test_a_create_whose_key_another_holds_is_refused_and_writes_nothing(
     storage: tuple[SqlStorage, FakeClock],
     examples: list[Workflow],  # noqa: F811
 ) -> None:
-    """On PostgreSQL the key is taken as acquired and written in the create's one
-    statement: a key already there, still in progress, fails that statement whole (no run,
-    no event), and the create then reads the key and is refused as the spec says."""
+    """The key is taken as acquired and written in the create's transaction (on
+    PostgreSQL its one statement): a key already there, still in progress, fails that
+    transaction whole (no run, no event), and the create then reads the key and is
+    refused as the spec says."""
     store, clock = storage
     kernel = kernel_on(store, clock, examples)
     await store.persistence.acquire_idempotency_key("k", "run.create", clock.now(), None)

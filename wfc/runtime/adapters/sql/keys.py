@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import built_once, to_record, to_values, upsert_insert
 from wfc.runtime.adapters.sql.schema import idempotency_keys, logs
@@ -99,6 +100,32 @@ async def insert_completed(
     (`direct.defer`); the transaction's statement fails if the key is there already."""
     params = {"key": key, "type": command_type, "now": now, "result": result}
     await direct.defer(conn, _INSERT_COMPLETED, params, expect_row=True)
+
+
+_INSERT_COMPLETED_SQLITE = (
+    sqlite.insert(idempotency_keys)
+    .values(
+        key=bindparam("key"),
+        command_type=bindparam("type"),
+        started_at=bindparam("now"),
+        result=bindparam("result"),
+    )
+    .on_conflict_do_nothing(index_elements=["key", "command_type"])
+    .returning(_k.key)
+)
+
+
+async def insert_completed_now(
+    conn: AsyncConnection, key: str, command_type: str, now: datetime, result: JsonObject
+) -> None:
+    """SQLite, in the command's write transaction: write a key not acquired yet, with its
+    result; `ExpectationFailed` if the key is there already (the caller's transaction
+    rolls back, and the protocol runs again reading the key). The key's own statement and
+    its own commit before the transaction, and the update completing it inside, were two
+    statements and a transaction of the create's seven."""
+    params = {"key": key, "type": command_type, "now": now, "result": result}
+    if await direct.first(conn, _INSERT_COMPLETED_SQLITE, params) is None:
+        raise ExpectationFailed("the idempotency key was there already")
 
 
 async def release(conn: AsyncConnection, key: str, command_type: str) -> None:

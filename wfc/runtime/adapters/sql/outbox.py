@@ -56,10 +56,19 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
                 records.extend(appended)
                 continue
         last = await _reserve(conn, run_id, len(group))
-        batch = [event.numbered(last + offset) for offset, event in enumerate(group, start=1)]
-        await direct.insert_rows(conn, _INSERT_EVENTS, [_event_values(r) for r in batch])
-        records.extend(batch)
+        records.extend(await insert_reserved(conn, group, last + len(group)))
     return records
+
+
+async def insert_reserved(
+    conn: AsyncConnection, events: Sequence[NewOutboxEvent], last: int
+) -> list[OutboxRecord]:
+    """Insert `events` of one run whose counter was advanced past them to `last` (by
+    `_reserve`, or on SQLite by the run's held lock: `sqlite_run_lock`)."""
+    first = last - len(events)
+    batch = [event.numbered(first + offset) for offset, event in enumerate(events, start=1)]
+    await direct.insert_rows(conn, _INSERT_EVENTS, [_event_values(r) for r in batch])
+    return batch
 
 
 async def append_to_new_run(

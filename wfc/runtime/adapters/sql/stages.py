@@ -273,7 +273,7 @@ async def lock_run_and_update_stage(
     the write lock already). `data=False`: the run comes back without `RUN_DATA`.
     `expect` (SQLite): see `_lock_as_expected`."""
     if conn.dialect.name != "postgresql":
-        if expect is not None and _expectable(run_id, record_id, fence, expect):
+        if expect is not None and expectable(run_id, record_id, fence, expect):
             return await _lock_as_expected(conn, changes, now, expect)
         try:
             run_row = await update_versioned(conn, runs, "WorkflowRun", run_id, {}, now, None)
@@ -308,7 +308,7 @@ async def lock_run_and_update_stage(
 _STAGE_BY_ID = select(stages.c.id).where(stages.c.id == bindparam("record_id"))
 
 
-def _expectable(
+def expectable(
     run_id: str, record_id: str, fence: StageFence | None, expect: tuple[RunRecord, StageRecord]
 ) -> bool:
     run, row = expect
@@ -350,6 +350,17 @@ async def _lock_as_expected(
     params = {"run_id": run.id, "version": run.version, "now": now}
     if await direct.execute(conn, _LOCK_AT_VERSION, params) != 1:
         raise ExpectationFailed("the run is not at the version expected, or not RUNNING")
+    return (
+        dataclasses.replace(run, version=run.version + 1, updated_at=now),
+        await update_stage_as_expected(conn, changes, now, row),
+    )
+
+
+async def update_stage_as_expected(
+    conn: AsyncConnection, changes: StageChanges, now: datetime, row: StageRecord
+) -> StageRecord:
+    """Write `changes` to the stage `row` if it is still at the version read (else
+    `ExpectationFailed`): the row as written, answered from `row` without reading it."""
     updates = column_values(dict(changes))
 
     def build() -> Any:
@@ -373,10 +384,7 @@ async def _lock_as_expected(
     }
     if await direct.execute(conn, statement, stage_params) != 1:
         raise ExpectationFailed("the stage row is not at the version expected")
-    return (
-        dataclasses.replace(run, version=run.version + 1, updated_at=now),
-        dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now),
-    )
+    return dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now)
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
