@@ -8,24 +8,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
 from tests.databases import postgres_database
+from tests.integration.handed_seq3 import (
+    BEFORE_RETURN,
+    run_handing_on,
+    seq3_kernel,
+    store_ports,
+)
 from wfc.errors import ExpectationFailed
-from wfc.runtime import StageDefinition, WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
 from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
-from wfc.runtime.commands import RunClaimPending, RunCreate
-from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.hosts import process_job
-from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import Status
-from wfc.runtime.registry import WorkflowMap
-from wfc.testing import FakeClock, SlotTaker
+from wfc.testing import FakeClock
 from wfc.testing.conformance import (
     MOVES,
-    Ports,
     a_run,
     a_running_stage,
     a_stage,
@@ -34,92 +31,22 @@ from wfc.testing.conformance import (
 )
 
 
-class Number(BaseModel):
-    n: int
-
-
-_BEFORE_OUTCOME: list[Any] = []  # what a stage does just before it returns (per test)
-
-
-async def add_one(ctx: Any) -> Number:
-    for action in _BEFORE_OUTCOME:
-        await action(ctx)
-    return Number(n=ctx.input.n + 1)
-
-
-def _stage(stage_id: str) -> StageDefinition:
-    return define_stage(id=stage_id, input=Number, output=Number, execute=add_one)
-
-
 @pytest.fixture
 async def store() -> AsyncIterator[SqlStorage]:
     async with postgres_database() as url:
         storage = open_storage(url, clock=FakeClock())
         yield storage
         await storage.close()
-    _BEFORE_OUTCOME.clear()
-
-
-def _clock(store: SqlStorage) -> FakeClock:
-    """The fake clock the store was opened with."""
-    clock = store.persistence._clock
-    assert isinstance(clock, FakeClock)
-    return clock
-
-
-def _kernel(store: SqlStorage) -> Kernel:
-    seq3 = (
-        WorkflowBuilder("seq3", "Three in a row", input=Number)
-        .pipe(_stage("a"))
-        .pipe(_stage("b"))
-        .pipe(_stage("c"))
-        .build()
-    )
-    return Kernel(
-        persistence=store.persistence,
-        blobs=store.blobs,
-        jobs=store.jobs,
-        events=CollectingEventSink(),
-        clock=FakeClock(),
-        ids=SequentialIds("id"),
-        registry=WorkflowMap([seq3]),
-        pinning=store.pinning,
-        shared_transactions=store.shared_transactions,
-    )
+    BEFORE_RETURN.clear()
 
 
 def _words(sql: str) -> str:
     return " ".join(sql.replace("(", "( ").split())
 
 
-async def _run_handing_on(
-    store: SqlStorage, kernel: Kernel, *, outcomes: list[str] | None = None
-) -> tuple[str, list[list[str]]]:
-    """Create and claim a seq3 run, then run each stage handed to one slot; the run's id and
-    the statements of each stage execution. Each must complete, unless `outcomes` collects
-    them."""
-    created = await kernel.dispatch(
-        RunCreate(idempotency_key="k", workflow_id="seq3", input={"n": 0})
-    )
-    taker = SlotTaker(1)
-    with handing_off_to(taker):
-        await kernel.dispatch(RunClaimPending(worker_id="w"))
-    per_stage = []
-    while taker.taken:
-        (job,), taker.taken = taker.taken, []
-        with direct.watching(store.engine) as sent, handing_off_to(taker):
-            outcome = await process_job(kernel, job)
-        if outcomes is None:
-            assert outcome.outcome == "completed"
-        else:
-            outcomes.append(outcome.outcome)
-        per_stage.append(list(sent))
-    return created.workflow_run_id, per_stage
-
-
 async def test_each_handed_stage_costs_one_statement(store: SqlStorage) -> None:
-    kernel = _kernel(store)
-    run_id, per_stage = await _run_handing_on(store, kernel)
+    kernel = seq3_kernel(store)
+    run_id, per_stage = await run_handing_on(store, kernel)
     assert [len(sent) for sent in per_stage] == [1, 1, 1]  # before: 5, 5 and 6
     assert all(_words(sent[0]).startswith("WITH wfc_locked AS ( UPDATE runs") for sent in per_stage)
     run = await store.persistence.get_run(run_id)
@@ -142,14 +69,14 @@ async def test_a_run_that_moved_while_its_stage_ran_is_written_the_reading_way(
     """The run's version moves under stage b (an update of the run's own, as a cancel or
     a rerun would make): the one statement finds another version and writes nothing, and
     the transaction runs again reading — the run still completes, nothing twice."""
-    kernel = _kernel(store)
+    kernel = seq3_kernel(store)
 
     async def moves_the_run(ctx: Any) -> None:
         if ctx.stage_id == "b":
             await store.persistence.update_run(ctx.run_id, {})
 
-    _BEFORE_OUTCOME.append(moves_the_run)
-    run_id, per_stage = await _run_handing_on(store, kernel)
+    BEFORE_RETURN.append(moves_the_run)
+    run_id, per_stage = await run_handing_on(store, kernel)
     moving, failed, *reading = per_stage[1]
     assert moving.startswith("UPDATE runs")  # the stage's own, on the job's connection
     assert _words(failed).startswith("WITH wfc_locked") and reading[0] == "BEGIN"
@@ -165,15 +92,15 @@ async def test_a_run_that_moved_while_its_stage_ran_is_written_the_reading_way(
 
 
 async def test_a_run_cancelled_while_its_stage_ran_keeps_nothing_of_it(store: SqlStorage) -> None:
-    kernel = _kernel(store)
+    kernel = seq3_kernel(store)
 
     async def cancels(ctx: Any) -> None:
         if ctx.stage_id == "b":
             await store.persistence.update_run(ctx.run_id, {"status": Status.CANCELLED})
 
-    _BEFORE_OUTCOME.append(cancels)
+    BEFORE_RETURN.append(cancels)
     outcomes: list[str] = []
-    run_id, per_stage = await _run_handing_on(store, kernel, outcomes=outcomes)
+    run_id, per_stage = await run_handing_on(store, kernel, outcomes=outcomes)
     assert outcomes == ["completed", "failed"]  # b's outcome came too late to count
     assert _words(per_stage[1][1]).startswith("WITH wfc_locked")  # tried, then read
     run = await store.persistence.get_run(run_id)
@@ -188,7 +115,7 @@ async def test_a_run_cancelled_while_its_stage_ran_keeps_nothing_of_it(store: Sq
 async def test_a_wrong_prediction_fails_its_one_statement_whole(
     store: SqlStorage, moved: str
 ) -> None:
-    ports = Ports(_clock(store), store.persistence, store.jobs, store.blobs, store.ai_calls)
+    ports = store_ports(store)
     clock, p = ports.clock, store.persistence
     run, row, leased = await a_running_stage(ports)
     job_id = await move_under(ports, moved, row, leased)
@@ -238,7 +165,7 @@ async def test_a_lost_connection_is_not_taken_for_a_wrong_prediction(
     """Only the ways the statement checks its predictions make the kernel do it again
     reading; any other error (a connection gone mid-statement, which may have committed)
     is the caller's, as for any transaction: the job's lease is reaped and it runs again."""
-    ports = Ports(_clock(store), store.persistence, store.jobs, store.blobs, store.ai_calls)
+    ports = store_ports(store)
     run, row, _ = await a_running_stage(ports)
 
     class ConnectionGone(Exception):

@@ -9,37 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
+from tests.integration.handed_seq3 import (
+    BEFORE_RETURN,
+    run_handing_on,
+    seq3_kernel,
+    store_ports,
+)
 from wfc.errors import ExpectationFailed
-from wfc.runtime import StageDefinition, WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
-from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
-from wfc.runtime.commands import RunClaimPending, RunCreate
-from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.hosts import process_job
-from wfc.runtime.kernel import Kernel
+from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.records import Status
-from wfc.runtime.registry import WorkflowMap
-from wfc.testing import FakeClock, SlotTaker
-from wfc.testing.conformance import MOVES, Ports, a_running_stage, a_stage, an_event, move_under
-
-
-class Count(BaseModel):
-    n: int
-
-
-_BEFORE_RETURN: list[Any] = []  # what a stage does just before it returns (per test)
-
-
-async def plus_one(ctx: Any) -> Count:
-    for action in _BEFORE_RETURN:
-        await action(ctx)
-    return Count(n=ctx.input.n + 1)
-
-
-def _stage(stage_id: str) -> StageDefinition:
-    return define_stage(id=stage_id, input=Count, output=Count, execute=plus_one)
+from wfc.testing import FakeClock
+from wfc.testing.conformance import MOVES, a_running_stage, a_stage, an_event, move_under
 
 
 @pytest.fixture
@@ -48,52 +29,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStorage]:
     await storage.prepare()
     yield storage
     await storage.close()
-    _BEFORE_RETURN.clear()
-
-
-def _kernel(store: SqlStorage) -> Kernel:
-    seq3 = (
-        WorkflowBuilder("seq3", "Three in a row", input=Count)
-        .pipe(_stage("a"))
-        .pipe(_stage("b"))
-        .pipe(_stage("c"))
-        .build()
-    )
-    return Kernel(
-        persistence=store.persistence,
-        blobs=store.blobs,
-        jobs=store.jobs,
-        events=CollectingEventSink(),
-        clock=FakeClock(),
-        ids=SequentialIds("id"),
-        registry=WorkflowMap([seq3]),
-        pinning=store.pinning,
-        shared_transactions=store.shared_transactions,
-    )
-
-
-async def _run_handing_on(
-    store: SqlStorage, kernel: Kernel, *, outcomes: list[str] | None = None
-) -> tuple[str, list[list[str]]]:
-    """Create and claim a seq3 run, then run each stage handed to one slot: the run's id and
-    the statements of each stage execution (each must complete unless `outcomes` is given)."""
-    created = await kernel.dispatch(
-        RunCreate(idempotency_key="k", workflow_id="seq3", input={"n": 0})
-    )
-    taker = SlotTaker(1)
-    with handing_off_to(taker):
-        await kernel.dispatch(RunClaimPending(worker_id="w"))
-    per_stage = []
-    while taker.taken:
-        (job,), taker.taken = taker.taken, []
-        with direct.watching(store.engine) as sent, handing_off_to(taker):
-            outcome = await process_job(kernel, job)
-        if outcomes is None:
-            assert outcome.outcome == "completed"
-        else:
-            outcomes.append(outcome.outcome)
-        per_stage.append(list(sent))
-    return created.workflow_run_id, per_stage
+    BEFORE_RETURN.clear()
 
 
 def _run_writes(sent: list[str]) -> list[str]:
@@ -101,7 +37,7 @@ def _run_writes(sent: list[str]) -> list[str]:
 
 
 async def test_each_handed_stage_writes_its_run_once(store: SqlStorage) -> None:
-    run_id, per_stage = await _run_handing_on(store, _kernel(store))
+    run_id, per_stage = await run_handing_on(store, seq3_kernel(store))
     # Before: the lock, then the outbox counter (and, for the last stage, the completion
     # between them): 2, 2 and 3 writes of the run.
     assert [len(_run_writes(sent)) for sent in per_stage] == [1, 1, 1]
@@ -124,8 +60,8 @@ async def test_a_run_that_moved_while_its_stage_ran_is_written_the_reading_way(
         if ctx.stage_id == "b":
             await store.persistence.update_run(ctx.run_id, {})
 
-    _BEFORE_RETURN.append(moves_the_run)
-    run_id, per_stage = await _run_handing_on(store, _kernel(store))
+    BEFORE_RETURN.append(moves_the_run)
+    run_id, per_stage = await run_handing_on(store, seq3_kernel(store))
     assert [sql.split()[0] for sql in per_stage[1]].count("ROLLBACK") == 1
     run = await store.persistence.get_run(run_id)
     assert run is not None and run.status is Status.COMPLETED and run.output == {"n": 3}
@@ -141,9 +77,9 @@ async def test_a_run_cancelled_while_its_stage_ran_keeps_nothing_of_it(store: Sq
         if ctx.stage_id == "b":
             await store.persistence.update_run(ctx.run_id, {"status": Status.CANCELLED})
 
-    _BEFORE_RETURN.append(cancels)
+    BEFORE_RETURN.append(cancels)
     outcomes: list[str] = []
-    run_id, _ = await _run_handing_on(store, _kernel(store), outcomes=outcomes)
+    run_id, _ = await run_handing_on(store, seq3_kernel(store), outcomes=outcomes)
     assert outcomes == ["completed", "failed"]  # b's outcome came too late to count
     run = await store.persistence.get_run(run_id)
     assert run is not None and run.status is Status.CANCELLED
@@ -160,9 +96,8 @@ async def test_a_held_lock_that_no_longer_holds_fails_the_transaction_whole(
     """The run (or its stage) moved since read: the transaction's writes in between ran,
     and are rolled back whole when the held lock is written. (A next row already there, or
     a job gone, fails its own statement at once, as before.)"""
-    clock = store.persistence._clock
-    assert isinstance(clock, FakeClock)
-    ports = Ports(clock, store.persistence, store.jobs, store.blobs, store.ai_calls)
+    ports = store_ports(store)
+    clock = ports.clock
     p = store.persistence
     run, row, leased = await a_running_stage(ports)
     job_id = await move_under(ports, moved, row, leased)
@@ -188,10 +123,7 @@ async def test_a_held_lock_that_no_longer_holds_fails_the_transaction_whole(
 async def test_a_call_that_may_read_the_run_finds_its_lock_written(store: SqlStorage) -> None:
     """The lock is held only across calls that touch no run row: a read of the run in the
     same transaction sees it locked, one version on, and its changes folded in."""
-    clock = store.persistence._clock
-    assert isinstance(clock, FakeClock)
-    ports = Ports(clock, store.persistence, store.jobs, store.blobs, store.ai_calls)
-    run, row, _ = await a_running_stage(ports)
+    run, row, _ = await a_running_stage(store_ports(store))
     async with store.persistence.transaction() as tx:
         locked, _ = await tx.lock_run_and_update_stage(
             "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
