@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,17 +82,23 @@ async def complete(conn: AsyncConnection, key: str, command_type: str, result: J
     await direct.defer(conn, _COMPLETE, params)  # the last write of its transaction
 
 
-_INSERT_COMPLETED = (
-    postgresql.insert(idempotency_keys)
-    .values(
-        key=bindparam("key"),
-        command_type=bindparam("type"),
-        started_at=bindparam("now"),
-        result=bindparam("result"),
+def _insert_completed(dialect_insert: Callable[[Table], Any]) -> Any:
+    """A key written with its result unless it is there already (then no row comes back),
+    in the dialect whose `insert` (with ON CONFLICT) is given."""
+    return (
+        dialect_insert(idempotency_keys)
+        .values(
+            key=bindparam("key"),
+            command_type=bindparam("type"),
+            started_at=bindparam("now"),
+            result=bindparam("result"),
+        )
+        .on_conflict_do_nothing(index_elements=["key", "command_type"])
+        .returning(_k.key)
     )
-    .on_conflict_do_nothing(index_elements=["key", "command_type"])
-    .returning(_k.key)
-)
+
+
+_INSERT_COMPLETED = _insert_completed(postgresql.insert)
 
 
 async def insert_completed(
@@ -102,17 +110,7 @@ async def insert_completed(
     await direct.defer(conn, _INSERT_COMPLETED, params, expect_row=True)
 
 
-_INSERT_COMPLETED_SQLITE = (
-    sqlite.insert(idempotency_keys)
-    .values(
-        key=bindparam("key"),
-        command_type=bindparam("type"),
-        started_at=bindparam("now"),
-        result=bindparam("result"),
-    )
-    .on_conflict_do_nothing(index_elements=["key", "command_type"])
-    .returning(_k.key)
-)
+_INSERT_COMPLETED_SQLITE = _insert_completed(sqlite.insert)
 
 
 async def insert_completed_now(

@@ -47,6 +47,7 @@ from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
 from wfc.runtime.adapters.sql.outbox import EVENT_COLUMNS, events_json, events_recordset
 from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
+from wfc.runtime.adapters.sql.runs import held_run_lock
 from wfc.runtime.adapters.sql.schema import outbox, runs, stages
 from wfc.runtime.records import (
     NewOutboxEvent,
@@ -55,7 +56,6 @@ from wfc.runtime.records import (
     RunRecord,
     StageChanges,
     StageRecord,
-    Status,
 )
 
 # How the statement fails when a prediction did not hold: its division by a zero count, a
@@ -121,21 +121,7 @@ class Prediction:
 def _head(run_columns: tuple[str, ...], stage_columns: tuple[str, ...]) -> tuple[CTE, CTE]:
     """The run's lock with its folded writes, and the stage's outcome written under it."""
     locked = (
-        update(runs)
-        .where(
-            runs.c.id == bindparam("run_id"),
-            runs.c.version == bindparam("read_version"),
-            # Implied by the version (every write bumps it), stated for a row changed by hand.
-            runs.c.status == Status.RUNNING.value,
-        )
-        .values(
-            {
-                **params_for(run_columns, "r_"),
-                "version": runs.c.version + bindparam("bumps"),
-                "last_sequence": runs.c.last_sequence + bindparam("event_count"),
-                "updated_at": bindparam("now"),
-            }
-        )
+        held_run_lock(run_columns, "r_", "event_count")
         .returning(runs.c.id, runs.c.last_sequence)
         .cte("wfc_locked")
     )

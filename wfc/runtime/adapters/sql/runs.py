@@ -16,6 +16,7 @@ from wfc.runtime.adapters.sql.rows import (
     built_once,
     one_of,
     one_of_params,
+    params_for,
     to_record,
     to_values,
     update_versioned,
@@ -68,6 +69,31 @@ async def children_of(conn: AsyncConnection, run_id: str) -> list[RunRecord]:
 
 
 _OTHER = runs.alias("other")
+
+
+def held_run_lock(columns: tuple[str, ...], prefix: str, count: str) -> Any:
+    """A run's lock written once with what its transaction changed in it: `columns` set from
+    `prefix`-named parameters, the version moved on by `bumps` and the outbox counter by the
+    parameter `count`, only at the version read (`read_version`) and while RUNNING. Both
+    one-run-write paths send it: PostgreSQL's predicted outcome statement (`predicted`) and
+    SQLite's held lock (`sqlite_run_lock`); no row back means the run moved since it was read."""
+    return (
+        update(runs)
+        .where(
+            runs.c.id == bindparam("run_id"),
+            runs.c.version == bindparam("read_version"),
+            # Implied by the version (every write bumps it), stated for a row changed by hand.
+            runs.c.status == Status.RUNNING.value,
+        )
+        .values(
+            {
+                **params_for(columns, prefix),
+                "version": runs.c.version + bindparam("bumps"),
+                "updated_at": bindparam("now"),
+                "last_sequence": runs.c.last_sequence + bindparam(count),
+            }
+        )
+    )
 
 
 def plan_among(column: ColumnElement[Any], count: int) -> ColumnElement[bool]:

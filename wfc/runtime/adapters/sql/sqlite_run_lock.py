@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
-
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import direct
-from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
+from wfc.runtime.adapters.sql.rows import built_once, column_values, prefixed
+from wfc.runtime.adapters.sql.runs import held_run_lock
 from wfc.runtime.adapters.sql.schema import runs
-from wfc.runtime.records import RunChanges, RunRecord, Status
+from wfc.runtime.records import RunChanges, RunRecord
 
 
 @dataclass(slots=True)
@@ -87,20 +86,4 @@ class HeldLock:
 
 
 def _lock(columns: tuple[str, ...]) -> Any:
-    return (
-        update(runs)
-        .where(
-            runs.c.id == bindparam("run_id"),
-            runs.c.version == bindparam("read_version"),
-            runs.c.status == Status.RUNNING.value,
-        )
-        .values(
-            {
-                **params_for(columns, "u_"),
-                "version": runs.c.version + bindparam("bumps"),
-                "updated_at": bindparam("now"),
-                "last_sequence": runs.c.last_sequence + bindparam("count"),
-            }
-        )
-        .returning(runs.c.last_sequence)
-    )
+    return held_run_lock(columns, "u_", "count").returning(runs.c.last_sequence)
