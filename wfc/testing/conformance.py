@@ -663,6 +663,22 @@ class PortConformance:
         assert done[first] == done[second] == clock.now()
         assert len(await q.jobs_of_run("r2")) == 1
 
+    async def test_a_dequeue_completes_a_released_job_and_leases_another(
+        self, ports: Ports
+    ) -> None:
+        """The finishing holder's job was reaped back to PENDING at its attempt (nobody took
+        it yet): the dequeue that completes it must not also lease it again."""
+        q, clock = ports.jobs, ports.clock
+        (finishing,) = await q.enqueue([a_job("r", "b1")])
+        await q.dequeue()
+        clock.advance(minutes=6)
+        assert await q.release_stale(clock.now() - timedelta(minutes=5)) == 1
+        (sibling,) = await q.enqueue([a_job("r", "b2")])
+        (leased,) = await q.dequeue(completing=(finishing, 1))
+        assert leased.id == sibling
+        statuses = {j.id: (j.status, j.attempt) for j in await q.jobs_of_run("r")}
+        assert statuses == {finishing: (Status.COMPLETED, 1), sibling: (Status.RUNNING, 1)}
+
     async def test_stale_leases_are_released_unless_touched(self, ports: Ports) -> None:
         q, clock = ports.jobs, ports.clock
         live, dead = await q.enqueue([a_job("r", "live"), a_job("r", "dead")])

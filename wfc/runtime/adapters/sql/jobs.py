@@ -93,10 +93,13 @@ def _lease_served(shape: Shape) -> Any:
 def _lease_completing(shape: Shape) -> Any:
     """`_lease_served`, with the job bound as `completing` marked done by the same statement
     while it is at `held_attempt` (PostgreSQL: a data-modifying CTE runs whether or not the
-    UPDATE reads it). The two write different rows of `jobs`: the completed job is leased,
-    never PENDING, so the lease's `due` cannot select it."""
+    UPDATE reads it). The two must write different rows of `jobs`: the completed job is
+    leased, except when its lease was reaped and nobody took it yet (PENDING at its
+    attempt, which the fence accepts), so the lease leaves that job out by its id; else
+    both parts would pick it and the completion, second, would be dropped silently."""
     completion = _completion("completing", "now", fenced=True).cte("completing_on")
-    return _lease_served(shape).add_cte(completion)
+    not_completing = _j.id != bindparam("completing")
+    return _lease(*_UNLIMITED, *_served(shape), not_completing).add_cte(completion)
 
 
 def _fenced_statuses() -> ColumnElement[bool]:
