@@ -141,3 +141,26 @@ async def test_a_handed_job_put_back_is_as_it_was_queued(mem: TestKernel) -> Non
     assert await mem.work() == 2  # count, dequeued; report, handed
     done = next(j for j in await jobs.jobs_of_run(run_id) if j.id == handed.id)
     assert done.status is Status.COMPLETED and done.attempt == 1
+
+
+async def test_a_job_put_back_is_delivered_again_reading_fresh(
+    mem: TestKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan's transition hands `work` one sibling and queues the others, so the handed one
+    goes back to the queue; its redelivery, at the same attempt, must not take the warm
+    start kept before the other siblings ran (`wfc.runtime.kernel.warm`)."""
+    warm = mem.kernel.deps.warm
+    take = warm.take
+    taken: list[tuple[str, bool]] = []
+
+    def recording(run_id: str, stage_id: str, attempt: int, item: int | None = None) -> Any:
+        found = take(run_id, stage_id, attempt, item)
+        taken.append((stage_id, found is not None))
+        return found
+
+    monkeypatch.setattr(warm, "take", recording)
+    run = await mem.run("fanout", DOC)
+    assert run.status is Status.COMPLETED
+    siblings = [(stage, warm_start) for stage, warm_start in taken if stage in ("upper", "length")]
+    assert sorted(stage for stage, _ in siblings) == ["length", "upper"], taken
+    assert not any(warm_start for _, warm_start in siblings), taken

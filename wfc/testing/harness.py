@@ -30,6 +30,7 @@ from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.handoff import current_taker, handing_off_to
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.kernel.warm import WarmStarts
 from wfc.runtime.plugins import Plugin, PluginRunner
 from wfc.runtime.ports import (
     AICallLogger,
@@ -171,7 +172,7 @@ async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
     # of the caller's own, which is then the one handed jobs go to.
     taker = None
     if isinstance(jobs, MemoryJobTransport) and current_taker() is None:
-        taker = _NextJob(jobs, plans)
+        taker = _NextJob(jobs, plans, kernel.deps.warm)
     with handing_off_to(taker) if taker is not None else nullcontext():
         while max_jobs is None or done < max_jobs:
             job = taker.next() if taker is not None else None
@@ -191,11 +192,12 @@ class _NextJob:
     """`work`'s taker (`JobTaker`): one slot, free only while no other job waits, so a
     job handed to it is the job the next dequeue would have leased."""
 
-    __slots__ = ("_handed", "_jobs", "_plans", "room")
+    __slots__ = ("_handed", "_jobs", "_plans", "_warm", "room")
 
-    def __init__(self, jobs: MemoryJobTransport, plans: Sequence[str]) -> None:
+    def __init__(self, jobs: MemoryJobTransport, plans: Sequence[str], warm: WarmStarts) -> None:
         self._jobs = jobs
         self._plans = plans
+        self._warm = warm
         self._handed: list[JobRecord] = []
         self.room = False
 
@@ -207,7 +209,7 @@ class _NextJob:
             if job.plan_fingerprint in self._plans:
                 self._handed.append(job)
             else:  # a dequeue of this loop would not lease it: as if queued PENDING
-                self._jobs.unhand(job.id)
+                self._put_back(job)
 
     def serves(self, queue: str) -> bool:
         return True  # `work` dequeues from every queue
@@ -220,8 +222,14 @@ class _NextJob:
         job = self._handed.pop()
         if self._jobs.idle():
             return job
-        self._jobs.unhand(job.id)
+        self._put_back(job)
         return None
+
+    def _put_back(self, job: JobRecord) -> None:
+        """The job back in the queue as queued, and its warm start (if its stage started
+        with the hand-off) dropped: it is delivered again at the same attempt."""
+        self._jobs.unhand(job.id)
+        self._warm.forget(job.run_id, job.stage_id, job.attempt)
 
 
 async def drive(

@@ -55,6 +55,13 @@ class WarmStarts:
         """Keep `warm` for the delivery `attempt` of item `index` of a mapped stage."""
         self._keep((warm.run.id, stage_id, attempt, index), warm)
 
+    def forget(self, run_id: str, stage_id: str, attempt: int) -> None:
+        """Drop the warm starts of a delivery that will not run as handed: its job was put
+        back in the queue at the same attempt, whose next delivery must read everything
+        fresh, not what was kept before other work ran."""
+        for key in [key for key in self._entries if key[:3] == (run_id, stage_id, attempt)]:
+            del self._entries[key]
+
     def _keep(self, key: tuple[str, str, int, int | None], warm: WarmStart) -> None:
         self._entries[key] = warm
         while len(self._entries) > self._limit:
