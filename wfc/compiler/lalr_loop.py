@@ -98,7 +98,8 @@ class LalrLoop:
         self._by_lexer: dict[int, _StateLexer] = {}
         self.lexers: dict[int, _StateLexer] = {}
         root = contextual.root_lexer
-        assert isinstance(root, BasicLexer)  # lark's, and it counts lines by its types
+        if not isinstance(root, BasicLexer):  # lark's, which counts lines by its types
+            raise TypeError("a root lexer the loop does not know")  # `lalr_loop`: None
         self.newline_types = root.newline_types
         self.splitter: Splitter = splitter or _NoSplit()
 

@@ -135,9 +135,9 @@ async def _execute_job(
         return opened
     run, row, outputs, rows = opened
     attempt_opened(run)
-    # Kept as read, before the body can change them, for a stage this worker hands itself
-    # (there is none to hand after the last group).
-    may_hand = bool(workflow.group(row.execution_group + 1)) and handing_off()
+    # Kept as read, before the body can change them, for a stage this worker hands itself:
+    # the next group's, or a sibling of this group's (`sibling_hand_on`), the last group's too.
+    may_hand = handing_off() and (bool(workflow.group(row.execution_group + 1)) or not alone)
     pristine = json_copy(outputs) if cmd.transition and may_hand else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
