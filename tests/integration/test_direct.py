@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import job_row, sql_storage
-from wfc.runtime.adapters.sql import SqlStorage, direct
+from wfc.runtime.adapters.sql import SqlStorage, compiled, direct
 from wfc.runtime.adapters.sql.engine import autocommit
 from wfc.runtime.adapters.sql.rows import to_record, to_values
 from wfc.runtime.adapters.sql.schema import jobs, runs
@@ -191,7 +191,7 @@ async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
 
 
 def test_sqlites_own_conversions_agree_with_sqlalchemys() -> None:
-    """On SQLite, instants and JSON are converted by `direct`'s one-call processors: each one
+    """On SQLite, instants and JSON are converted by `compiled`'s one-call processors: each one
     gives what SQLAlchemy's processor chain gives, on the way in and on the way out, for
     values of the kinds the schema stores (and hands any other kind to SQLAlchemy's)."""
     engine = create_async_engine("sqlite+aiosqlite://")
@@ -205,9 +205,9 @@ def test_sqlites_own_conversions_agree_with_sqlalchemys() -> None:
     ]
     documents: list[object] = [{"a": [1, 2.5, None, "é"]}, [], "text", 3, 2.5, True]
     for type_, values in ((instant, instants), (document, documents)):
-        ours_in = direct._sqlite_bind(type_, dialect)
+        ours_in = compiled.sqlite_bind(type_, dialect)
         theirs_in = type_.dialect_impl(dialect).bind_processor(dialect)
-        ours_out = direct._sqlite_result(type_, dialect)
+        ours_out = compiled.sqlite_result(type_, dialect)
         theirs_out = type_.dialect_impl(dialect).result_processor(dialect, None)
         assert ours_in is not None and theirs_in is not None
         assert ours_out is not None and theirs_out is not None
@@ -219,11 +219,11 @@ def test_sqlites_own_conversions_agree_with_sqlalchemys() -> None:
                 == theirs_out(stored)
                 == (value.astimezone(UTC) if isinstance(value, datetime) else value)
             )
-    instant_out, document_out = (direct._sqlite_result(t, dialect) for t in (instant, document))
+    instant_out, document_out = (compiled.sqlite_result(t, dialect) for t in (instant, document))
     assert instant_out is not None and document_out is not None
     assert instant_out(None) is None
     assert document_out(7) == 7  # a number SQLite gave as such
-    instant_in = direct._sqlite_bind(instant, dialect)
+    instant_in = compiled.sqlite_bind(instant, dialect)
     assert instant_in is not None
     with pytest.raises(ValueError, match="naive"):
         instant_in(datetime(2030, 1, 1))

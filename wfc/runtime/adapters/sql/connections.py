@@ -31,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from contextvars import ContextVar
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import Pool
@@ -94,53 +96,13 @@ class Connections:
             pin.conn = await self._autocommit.connect()
         return pin.conn
 
-    @contextlib.asynccontextmanager
-    async def single(self) -> AsyncIterator[AsyncConnection]:
+    def single(self) -> _Single:
         """A connection for one statement, or statements each safe on their own."""
-        pin = self._pin()
-        if pin is not None:
-            yield await self._connection(pin)
-            return
-        async with self._autocommit.begin() as conn:
-            yield conn
+        return _Single(self)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    def transaction(self) -> _Transaction:
         """A connection in a transaction that commits when the block ends, or rolls back."""
-        pin = self._pin()
-        if pin is None:
-            async with self.pinned(), self.transaction() as conn:
-                yield conn
-            return
-        conn = await self._connection(pin)
-        if pin.depth:
-            pin.depth += 1
-            try:
-                yield conn
-            finally:
-                pin.depth -= 1
-            return
-        # Writes that can wait travel with the next statement, and BEGIN with the first.
-        if not direct.hold_writes(conn, self._begin):
-            await direct.driver_sql(conn, self._begin)
-        pin.depth = 1
-        try:
-            yield conn
-            pin.depth = 0
-            await direct.commit(conn)
-        except BaseException:
-            pin.depth = 0
-            pin.on_commit.clear()
-            # Until the rollback is known to have run (it may fail, or be cancelled), the
-            # connection may still be inside a transaction: it must not go back to the pool.
-            pin.broken = True
-            with contextlib.suppress(Exception):
-                await direct.rollback(conn)  # what is held is dropped with the rest
-                pin.broken = False
-            raise
-        actions, pin.on_commit = pin.on_commit, []
-        for action in actions:
-            action()
+        return _Transaction(self)
 
     def pinned_here(self) -> bool:
         """Whether this task's calls share one connection now (`pinned`)."""
@@ -155,19 +117,9 @@ class Connections:
         else:
             action()
 
-    @contextlib.asynccontextmanager
-    async def pinned(self) -> AsyncIterator[None]:
+    def pinned(self) -> _Pinned:
         """Run the block's calls from this task over one connection (nested pins join)."""
-        if self._pin() is not None:
-            yield
-            return
-        pin = _Pin(pool=self.engine.pool, task=asyncio.current_task())
-        token = _PINNED.set(pin)
-        try:
-            yield
-        finally:
-            _PINNED.reset(token)
-            await pin.drop()
+        return _Pinned(self)
 
     @contextlib.asynccontextmanager
     async def released(self) -> AsyncIterator[None]:
@@ -186,3 +138,132 @@ class Connections:
             yield
         finally:
             _PINNED.reset(token)
+
+
+# The three blocks every port call opens, as classes: `contextlib.asynccontextmanager`
+# costs a generator and two more coroutines per block, and a stage opens dozens of them.
+
+
+class _Single:
+    """`Connections.single()`: the pinned connection, or one checked out in autocommit."""
+
+    __slots__ = ("_checked_out", "_connections")
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._checked_out: AbstractAsyncContextManager[AsyncConnection] | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        connections = self._connections
+        pin = connections._pin()
+        if pin is not None:
+            return await connections._connection(pin)
+        self._checked_out = connections._autocommit.begin()
+        return await self._checked_out.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if self._checked_out is None:
+            return None
+        return await self._checked_out.__aexit__(*exc_info)
+
+
+class _Pinned:
+    """`Connections.pinned()`: this task's calls over one connection until the block ends."""
+
+    __slots__ = ("_connections", "_pin", "_token")
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._pin: _Pin | None = None
+        self._token: Token[_Pin | None] | None = None
+
+    async def __aenter__(self) -> None:
+        connections = self._connections
+        if connections._pin() is not None:
+            return  # a nested pin joins the one already made
+        self._pin = _Pin(pool=connections.engine.pool, task=asyncio.current_task())
+        self._token = _PINNED.set(self._pin)
+
+    async def __aexit__(self, *_exc_info: Any) -> None:
+        pin, token = self._pin, self._token
+        if pin is None or token is None:
+            return
+        _PINNED.reset(token)
+        await pin.drop()
+
+
+class _Transaction:
+    """`Connections.transaction()`: BEGIN on the pinned connection (pinning one for the
+    block if this task has none), COMMIT when the block ends, ROLLBACK if it raises. A
+    transaction opened inside another one joins it."""
+
+    __slots__ = ("_conn", "_connections", "_nested", "_own_pin", "_pin")
+
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._pin: _Pin | None = None
+        self._conn: AsyncConnection | None = None
+        self._nested = False
+        self._own_pin: _Pinned | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        connections = self._connections
+        pin = connections._pin()
+        if pin is None:
+            self._own_pin = _Pinned(connections)
+            await self._own_pin.__aenter__()
+            pin = connections._pin()
+            assert pin is not None
+        try:
+            conn = await connections._connection(pin)
+            if pin.depth:
+                pin.depth += 1
+                self._nested = True
+            # Writes that can wait travel with the next statement, and BEGIN with the first.
+            elif not direct.hold_writes(conn, connections._begin):
+                await direct.driver_sql(conn, connections._begin)
+        except BaseException:
+            await self._unpin()
+            raise
+        if not self._nested:
+            pin.depth = 1
+        self._pin, self._conn = pin, conn
+        return conn
+
+    async def __aexit__(self, exc_type: Any, *_rest: Any) -> None:
+        pin, conn = self._pin, self._conn
+        assert pin is not None and conn is not None
+        if self._nested:
+            pin.depth -= 1
+            return
+        try:
+            pin.depth = 0
+            if exc_type is not None:
+                await _roll_back(pin, conn)
+                return  # the block's own exception goes on
+            try:
+                await direct.commit(conn)
+            except BaseException:
+                await _roll_back(pin, conn)
+                raise
+            actions, pin.on_commit = pin.on_commit, []
+            for action in actions:
+                action()
+        finally:
+            await self._unpin()
+
+    async def _unpin(self) -> None:
+        own, self._own_pin = self._own_pin, None
+        if own is not None:
+            await own.__aexit__(None, None, None)
+
+
+async def _roll_back(pin: _Pin, conn: AsyncConnection) -> None:
+    """After a block or its COMMIT failed: roll back, and drop what was to run on commit."""
+    pin.on_commit.clear()
+    # Until the rollback is known to have run (it may fail, or be cancelled), the
+    # connection may still be inside a transaction: it must not go back to the pool.
+    pin.broken = True
+    with contextlib.suppress(Exception):
+        await direct.rollback(conn)  # what is held is dropped with the rest
+        pin.broken = False

@@ -20,7 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from wfc.runtime.adapters.sql import sqlite_thread
+from wfc.runtime.adapters.sql import sqlite_dbapi
 
 DEFAULT_SQLITE_PATH = Path(".wfc") / "wfc.db"
 AUTOCOMMIT_OPTION = "wfc_autocommit"
@@ -113,8 +113,8 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         sizing = {"pool_size": pool.size, "max_overflow": pool.max_overflow}
     engine = create_async_engine(
         url,
-        # Each connection's own thread, and few trips to it (see `sqlite_thread`).
-        module=sqlite_thread.dbapi(
+        # Each connection's own thread, and few trips to it (see `sqlite_dbapi`).
+        module=sqlite_dbapi.dbapi(
             SQLITE_BUSY_TIMEOUT_MS / 1000, commits_inline=synchronous == "NORMAL"
         ),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -132,7 +132,7 @@ def _sqlite_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         if synchronous == "NORMAL":
             # A COMMIT then syncs nothing and runs on the event loop's thread; the WAL is
-            # checkpointed on the connections' own threads instead (`sqlite_thread`).
+            # checkpointed on the connections' own threads instead (`sqlite_dbapi`).
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 

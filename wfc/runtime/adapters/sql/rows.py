@@ -46,8 +46,9 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 def to_values(record: object) -> dict[str, Any]:
-    """A record's fields as column values (enums stored by value)."""
-    values = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}  # type: ignore[arg-type]
+    """A record's fields as column values (enums stored by value). The field names are
+    looked up once per record class (`dataclasses.fields` builds a tuple on every call)."""
+    values = {name: getattr(record, name) for name in _field_names(type(record))}
     return {k: (v.value if isinstance(v, Status) else v) for k, v in values.items()}
 
 

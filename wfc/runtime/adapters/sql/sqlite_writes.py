@@ -1,7 +1,7 @@
 """How one process's SQLite connections share the file: turns to write, and checkpoints.
 
-Both are per engine (one `sqlite_thread.Module` each) and used by
-`sqlite_thread.Connection`.
+Both are per engine (one `sqlite_dbapi.Module` each) and used by
+`sqlite_dbapi.Connection`.
 """
 
 from __future__ import annotations

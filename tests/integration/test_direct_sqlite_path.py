@@ -1,0 +1,89 @@
+"""`direct` on SQLite: what a statement costs above SQLite's own call, kept low without
+changing what it does (the statement's place, its values, its connection)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects import sqlite
+
+from tests.databases import job_row, sql_storage
+from wfc.runtime.adapters.sql import compiled, direct
+from wfc.runtime.adapters.sql.connections import Connections
+from wfc.runtime.adapters.sql.schema import jobs, runs
+from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
+
+
+async def test_statements_inside_a_write_transaction_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside this process's write transaction a statement runs on the spot
+    (`Connection.run_here`): only the BEGIN and the COMMIT take the driver's coroutine."""
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    async with sql_storage("sqlite", tmp_path) as store:
+        runs_through_driver: list[str] = []
+        real_run = SqliteDriver.run
+
+        async def counted(self: SqliteDriver, sql: str, args: list[Any]) -> Any:
+            runs_through_driver.append(sql.split()[0])
+            return await real_run(self, sql, args)
+
+        monkeypatch.setattr(SqliteDriver, "run", counted)
+        async with Connections(store.engine).transaction() as conn:
+            await direct.insert_rows(conn, insert(jobs), [job_row(f"j{n}", now) for n in (1, 2)])
+            found = await direct.fetch(conn, select(jobs.c.id).order_by(jobs.c.id))
+            changed = await direct.execute(conn, jobs.update().values(max_attempts=3))
+        assert [row["id"] for row in found] == ["j1", "j2"]
+        assert changed == 2
+        assert runs_through_driver == ["BEGIN", "COMMIT"]
+        async with Connections(store.engine).single() as conn:
+            assert len(await direct.fetch(conn, select(jobs.c.id))) == 2  # committed
+
+
+def test_an_instant_bound_again_is_converted_again_when_it_differs() -> None:
+    """The last instant's text is reused only for that very instant: a different one, or
+    the same one after another, is converted afresh (in UTC whatever its zone)."""
+    bind = compiled.sqlite_bind(runs.c.updated_at.type, sqlite.dialect())
+    assert bind is not None
+    first = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    other = datetime(2030, 5, 6, 7, 8, 9, 123457, tzinfo=UTC)
+    zoned = datetime(2030, 5, 6, 9, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+    assert bind(first) == "2030-05-06 07:08:09.123456"
+    assert bind(first) == "2030-05-06 07:08:09.123456"
+    assert bind(other) == "2030-05-06 07:08:09.123457"
+    assert bind(zoned) == "2030-05-06 07:08:09.123456"
+    assert bind(first) == "2030-05-06 07:08:09.123456"
+    assert bind(datetime(2031, 1, 1, tzinfo=UTC)) == "2031-01-01 00:00:00.000000"
+
+
+def test_json_is_written_as_json_dumps_writes_it() -> None:
+    """JSON parameters go as `json.dumps` (its defaults) would write them, through the
+    encoder made once; what it cannot encode fails as `json.dumps` fails."""
+    bind = compiled.sqlite_bind(runs.c.input.type, sqlite.dialect())
+    assert bind is not None
+    values: list[object] = [{"a": [1, 2.5, None, "é", True]}, {}, [], "x\n", 3, {"n": {"m": []}}]
+    for value in values:
+        assert bind(value) == json.dumps(value)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        bind({"when": datetime(2030, 1, 1, tzinfo=UTC)})
+
+
+async def test_a_connection_invalidated_under_sqlalchemy_gets_a_new_driver(
+    tmp_path: Path,
+) -> None:
+    """What `direct` keeps for a connection (`drivers.Link`) belongs to the pooled
+    connection it was found on: once SQLAlchemy replaces that one, statements go to the
+    new one's driver, not to the closed one's."""
+    async with sql_storage("sqlite", tmp_path) as store:
+        statement = select(runs.c.id).where(runs.c.id == bindparam("run_id"))
+        async with store.engine.connect() as conn:
+            assert await direct.fetch(conn, statement, {"run_id": "r"}) == []
+            await conn.invalidate()
+            await conn.rollback()
+            await conn.execute(select(1))  # SQLAlchemy reconnects it on its own path
+            assert await direct.fetch(conn, statement, {"run_id": "r"}) == []

@@ -1,0 +1,241 @@
+"""A statement compiled once for a dialect, and the conversions of its values.
+
+`direct` runs SQLAlchemy constructs built once (`rows.built_once`) on the
+driver connection. This module compiles each of them once per dialect (the
+same construct is `$1` for asyncpg, `?` for SQLite, and one process may use
+both) and keeps, with the SQL, what turns a mapping of parameters into the
+driver's argument list and the driver's rows into mappings: the bind and
+result processors SQLAlchemy itself would apply, so values go in and come out
+as they would through `conn.execute`.
+
+Converting the parameters is most of the Python a statement costs on SQLite
+(every instant and JSON value is text there), so `Compiled.args` walks a plan
+made once per statement, and the conversions are one call each instead of
+SQLAlchemy's two or three layers; `tests/integration/test_direct.py` checks
+that both give the same values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
+from sqlalchemy.types import JSON, TypeDecorator
+
+from wfc.runtime.adapters.sql.schema import UtcDateTime
+
+Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
+Processor = Callable[[Any], Any]
+
+MAX_COMPILED = 512  # statements are built once, so this is never reached in practice
+_REQUIRED = object()  # a parameter without a default: the caller must give it
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement compiled for a driver: its SQL, how to order and convert its parameters,
+    and how to convert the columns it returns."""
+
+    sql: str
+    # One entry per positional parameter, in order: its name, its default (or `_REQUIRED`)
+    # and its conversion (None: the value goes as it is).
+    plan: tuple[tuple[str, Any, Processor | None], ...]
+    result_processors: dict[str, Processor]
+    # SQLite: the result processors in the order of a result's columns, by column names.
+    aligned: dict[tuple[str, ...], tuple[Processor | None, ...]] = field(default_factory=dict)
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        """The driver's arguments for `params`, converted as SQLAlchemy would bind them."""
+        get = params.get
+        values = []
+        for name, default, process in self.plan:
+            value = get(name, default)
+            if value is _REQUIRED:
+                raise KeyError(name)
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+    def row(self, record: Any) -> dict[str, Any]:
+        processors = self.result_processors
+        converted = {}
+        for key, value in record.items():
+            process = processors.get(key)
+            converted[key] = value if process is None else process(value)
+        return converted
+
+    def rows_of(self, description: Sequence[Any], rows: list[Any]) -> list[Row]:
+        """`sqlite3`'s rows (tuples, in `description`'s order) as converted mappings: one
+        dict per row, built once (not a dict of the raw row, then a converted copy)."""
+        names = tuple(column[0] for column in description)
+        processors = self.aligned.get(names)
+        if processors is None:
+            processors = tuple(self.result_processors.get(name) for name in names)
+            if len(self.aligned) < 8:  # one or two shapes per statement in practice
+                self.aligned[names] = processors
+        if not any(processors):
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        return [
+            {
+                name: value if process is None else process(value)
+                for name, process, value in zip(names, processors, row, strict=True)
+            }
+            for row in rows
+        ]
+
+
+# -- SQLite's conversions, without SQLAlchemy's layers ---------------------------------
+#
+# On SQLite every instant and JSON value is converted in Python on the way in and out, and
+# SQLAlchemy's processors for them are two or three calls deep (`UtcDateTime` over the
+# dialect's DATETIME, JSON's sentinel checks). These do the same work in one call; values
+# of any other kind take SQLAlchemy's own processor.
+
+_PLAIN_JSON = frozenset({dict, list, str, int, float, bool})
+_NAIVE = "naive datetimes are not stored; use timezone-aware ones"
+
+# `json.dumps(value)` with its defaults, without building its encoder again on each call:
+# the C encoder `json.dumps` makes per call, made once. No circular check (`markers` None):
+# a value that contains itself fails with RecursionError instead of ValueError; none of
+# ours can, since each was decoded from JSON or built from such values.
+_ENCODE = c_make_encoder(
+    None, json.JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False, True
+)
+
+
+def _json_dumps(value: Any) -> str:
+    if value.__class__ is str:
+        return encode_basestring_ascii(value)
+    return "".join(_ENCODE(value, 0))
+
+
+class _LastInstant:
+    """The last instant converted and its text: the kernel binds the same `now` to many
+    parameters of a transaction (created, updated, leased, started…), and formatting it
+    was the largest single conversion per statement. Instants are immutable, and the one
+    kept is referenced here, so identity says it is the same value."""
+
+    __slots__ = ("instant", "text")
+
+    def __init__(self) -> None:
+        self.instant: Any = None
+        self.text = ""
+
+
+_LAST = _LastInstant()
+
+
+def _utc_text(value: Any) -> Any:
+    """`UtcDateTime` bound for SQLite: the instant in UTC as DATETIME stores it."""
+    last = _LAST
+    if value is last.instant:
+        return last.text
+    zone = value.tzinfo
+    instant = value
+    if zone is not UTC:
+        if zone is None:
+            raise ValueError(_NAIVE)
+        instant = value.astimezone(UTC)
+    # "YYYY-MM-DD HH:MM:SS.ffffff" (DATETIME's storage format) and the "+00:00" cut off.
+    text = instant.isoformat(" ", "microseconds")[:26]
+    last.instant, last.text = value, text
+    return text
+
+
+def _utc_from_text(value: Any) -> Any:
+    if value is None:
+        return None
+    read = datetime.fromisoformat(value)
+    return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
+
+
+def sqlite_bind(type_: Any, dialect: Dialect) -> Processor | None:
+    """The bind processor for `type_` on SQLite: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    if original is None:
+        return None
+    if isinstance(type_, UtcDateTime):
+        return _utc_text
+    if isinstance(type_.dialect_impl(dialect), JSON):
+        dumps: Processor = getattr(dialect, "_json_serializer", None) or _json_dumps
+
+        def json_text(value: Any) -> Any:
+            return dumps(value) if value.__class__ in _PLAIN_JSON else original(value)
+
+        return json_text
+    return original
+
+
+def sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
+    """The result processor for `type_` on SQLite: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if original is None:
+        return None
+    if isinstance(type_, UtcDateTime):
+        return _utc_from_text
+    if isinstance(type_.dialect_impl(dialect), JSON):
+        loads: Processor = getattr(dialect, "_json_deserializer", None) or json.loads
+
+        def json_value(value: Any) -> Any:
+            return loads(value) if value.__class__ is str else original(value)
+
+        return json_value
+    return original
+
+
+# -- compiling, once per statement and dialect ------------------------------------------
+
+_COMPILED: dict[tuple[int, str], tuple[Executable, Compiled | None]] = {}
+
+
+def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
+    """The statement for the dialect's driver, or None if it must go through SQLAlchemy."""
+    element: Any = statement  # every Executable this module is given is a ClauseElement
+    compiled: Any = element.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string:  # an expanding IN list: rendered per call
+        return None
+    names = tuple(compiled.positiontup or ())
+    binds = [compiled.binds[name] for name in names]
+    result_processors: dict[str, Processor] = {}
+    decodes_builtins = dialect.driver == "asyncpg"
+    sqlite = dialect.name == "sqlite"
+    for key, column in getattr(statement, "exported_columns", {}).items():
+        # asyncpg already returns Python values for the built-in types (JSON through the
+        # codec SQLAlchemy installs on each connection); only the schema's own types,
+        # `TypeDecorator`s, have a conversion of their own to apply. `sqlite3` returns
+        # text and integers: every column gets the conversion SQLAlchemy would apply.
+        if decodes_builtins and not isinstance(column.type, TypeDecorator):
+            continue
+        if sqlite:
+            process = sqlite_result(column.type, dialect)
+        else:
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None:
+            result_processors[str(key)] = process
+    if sqlite:
+        processors = [sqlite_bind(b.type, dialect) for b in binds]
+    else:
+        processors = [b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds]
+    plan = tuple(
+        (name, _REQUIRED if bind.required else bind.effective_value, process)
+        for name, bind, process in zip(names, binds, processors, strict=True)
+    )
+    return Compiled(sql=compiled.string, plan=plan, result_processors=result_processors)
+
+
+def compiled_for(statement: Executable, dialect: Dialect) -> Compiled | None:
+    """`statement` compiled for `dialect` (once), or None if it must go through SQLAlchemy
+    (an expanding `IN` list, rendered per call)."""
+    key = (id(statement), dialect.name)
+    entry = _COMPILED.get(key)
+    if entry is not None and entry[0] is statement:
+        return entry[1]
+    compiled = _compile(statement, dialect)
+    if len(_COMPILED) < MAX_COMPILED:
+        _COMPILED[key] = (statement, compiled)  # kept alive: ids stay valid
+    return compiled
