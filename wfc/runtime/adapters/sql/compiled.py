@@ -47,8 +47,11 @@ class Compiled:
     # and its conversion (None: the value goes as it is).
     plan: tuple[tuple[str, Any, Processor | None], ...]
     result_processors: dict[str, Processor]
-    # SQLite: the result processors in the order of a result's columns, by column names.
-    aligned: dict[tuple[str, ...], tuple[Processor | None, ...]] = field(default_factory=dict)
+    # SQLite: a result's column names and their processors in that order, by the number of
+    # columns (`rows_of`).
+    aligned: dict[int, tuple[tuple[str, ...], tuple[Processor | None, ...]]] = field(
+        default_factory=dict
+    )
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         """The driver's arguments for `params`, converted as SQLAlchemy would bind them."""
@@ -72,12 +75,7 @@ class Compiled:
     def rows_of(self, description: Sequence[Any], rows: list[Any]) -> list[Row]:
         """`sqlite3`'s rows (tuples, in `description`'s order) as converted mappings: one
         dict per row, built once (not a dict of the raw row, then a converted copy)."""
-        names = tuple(column[0] for column in description)
-        processors = self.aligned.get(names)
-        if processors is None:
-            processors = tuple(self.result_processors.get(name) for name in names)
-            if len(self.aligned) < 8:  # one or two shapes per statement in practice
-                self.aligned[names] = processors
+        names, processors = self.aligned.get(len(description)) or self._align(description)
         if not any(processors):
             return [dict(zip(names, row, strict=True)) for row in rows]
         return [
@@ -87,6 +85,18 @@ class Compiled:
             }
             for row in rows
         ]
+
+    def _align(
+        self, description: Sequence[Any]
+    ) -> tuple[tuple[str, ...], tuple[Processor | None, ...]]:
+        """The column names of `description` and their processors, kept for the next
+        result. The statement's SQL is fixed, and with it the columns SQLite describes
+        (our statements name every column they return), so one result's description
+        serves every later one; they are told apart by their length all the same."""
+        names = tuple(column[0] for column in description)
+        aligned = names, tuple(self.result_processors.get(name) for name in names)
+        self.aligned[len(names)] = aligned
+        return aligned
 
 
 # -- SQLite's conversions, without SQLAlchemy's layers ---------------------------------

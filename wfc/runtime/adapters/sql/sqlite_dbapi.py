@@ -141,12 +141,15 @@ class Cursor:
 class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
     """The DBAPI connection SQLAlchemy's SQLite dialect sees, over a `SqliteThread`."""
 
-    __slots__ = ("_busy_ms", "_holding", "_writes")
+    __slots__ = ("_busy_ms", "_holding", "_writes", "thread")
     _cursor_cls = Cursor  # type: ignore[assignment]
     _ss_cursor_cls = Cursor  # type: ignore[assignment]  # no server-side cursors: rows are read whole
 
     def __init__(self, dbapi: Module, thread: SqliteThread) -> None:
         super().__init__(dbapi, thread)  # type: ignore[arg-type]  # its own kind of connection
+        # The `SqliteThread` SQLAlchemy's adapter keeps as `_connection`, typed, as a plain
+        # attribute: it is read several times per statement.
+        self.thread = thread
         self._writes = dbapi.writes
         self._holding: asyncio.Lock | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
@@ -281,11 +284,6 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             return
         holding, self._holding = self._holding, None
         holding.release()
-
-    @property
-    def thread(self) -> SqliteThread:
-        thread: SqliteThread = self._connection  # type: ignore[assignment]
-        return thread
 
     def _on_thread(self, function: Callable[..., T], *args: Any) -> T:
         try:
