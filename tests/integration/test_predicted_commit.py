@@ -179,6 +179,6 @@ async def test_a_lost_connection_is_not_taken_for_a_wrong_prediction(
             await tx.lock_run_and_update_stage(
                 "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
             )
-            monkeypatch.setattr(direct, "_on_driver", gone)
+            monkeypatch.setattr(direct, "on_asyncpg", gone)
     assert not isinstance(raised.value, ExpectationFailed)
     assert isinstance(raised.value.orig, ConnectionGone)
