@@ -73,6 +73,7 @@ class Connections:
 
     def __init__(self, engine: AsyncEngine, *, hold_while_released: bool = False) -> None:
         self.engine = engine
+        self._sync_engine = engine.sync_engine
         self._hold_while_released = hold_while_released
         self._autocommit = autocommit(engine)
         sqlite = engine.dialect.name == "sqlite"
@@ -81,7 +82,9 @@ class Connections:
 
     def _pin(self) -> _Pin | None:
         pin = _PINNED.get()
-        if pin is None or pin.pool is not self.engine.pool:
+        # (The sync engine's pool is an attribute, the async engine's a property over it;
+        # `dispose()` replaces it, so it is read each time.)
+        if pin is None or pin.pool is not self._sync_engine.pool:
             return None
         if pin.task is not asyncio.current_task():
             return None

@@ -75,7 +75,8 @@ def on_driver(conn: AsyncConnection) -> bool:
     """Whether `conn` takes the PostgreSQL driver path's extras: writes held for the next
     statement, transactions predicted into one statement, writes joined as CTEs (asyncpg).
     Statements run on the driver on SQLite too, one by one."""
-    return conn.dialect.driver == "asyncpg"
+    link = drivers.kept(conn)  # (its dialect: `conn.dialect` is three properties deep)
+    return (conn.dialect if link is None else link.dialect).driver == "asyncpg"
 
 
 def _held(conn: AsyncConnection) -> combine.Held | None:
@@ -266,14 +267,16 @@ async def commit(conn: AsyncConnection) -> None:
     elif held.parts:
         # `begin` stays set: if this statement fails there is nothing to roll back.
         await _send_joined(conn, await drivers.link(conn), *held.statement())
-    _stop_holding(conn)
+    if held is not None:  # (none on SQLite, where `invalidated` is not worth asking)
+        _stop_holding(conn)
 
 
 async def rollback(conn: AsyncConnection) -> None:
     """Roll back the transaction on `conn`, dropping what is held; nothing is sent when
     nothing reached the server."""
     held = _held(conn)
-    _stop_holding(conn)
+    if held is not None:
+        _stop_holding(conn)
     if held is None or held.begin is None:
         await driver_sql(conn, "ROLLBACK")
 
