@@ -45,8 +45,8 @@ class SqliteThread:
         self._thread = threading.Thread(target=self._serve, name="wfc-sqlite", daemon=True)
         self.connection: sqlite3.Connection | None = None
         self.closed = False
-        # Whether the connection's busy_timeout is 0 now, as `unless_busy` left it; calls on
-        # this thread that may wait for the file's lock put it back first (`waiting`).
+        # Whether the connection's busy_timeout is 0 now, as `sqlite_dbapi`'s `unless_busy` left
+        # it; calls on this thread that may wait for the file's lock put it back first (`_waiting`).
         self.busy_off = False
 
     async def open(self) -> None:
