@@ -96,11 +96,38 @@ runs = Table(
     Column("parent_stage_id", String(200)),
     # The W3C traceparent its stages' spans join, on any worker (`wfc.observability`).
     Column("trace_context", String(64)),
-    Index(None, "status", "priority", "created_at"),
     Index(None, "workflow_id", "created_at"),
-    Index(None, "status", "completed_at"),  # retention: finished runs, oldest first
+    # Retention: finished runs, oldest first. Partial: a run enters it once, as it finishes,
+    # not at its creation and again at its claim.
+    Index(
+        "ix_runs_status_completed_at",
+        "status",
+        "completed_at",
+        postgresql_where=text("completed_at IS NOT NULL"),
+        sqlite_where=text("completed_at IS NOT NULL"),
+    ),
     Index(None, "created_at", "id"),  # listing: newest first, paged by keyset
-    Index(None, "parent_run_id"),  # a run's children
+    # Listing one status newest first (`wfc runs list --status`), the maintenance tick's
+    # RUNNING runs and adoption's PENDING and RUNNING ones, oldest first.
+    Index(None, "status", "created_at", "id"),
+    # A run's children; only child runs are in it.
+    Index(
+        "ix_runs_parent_run_id",
+        "parent_run_id",
+        postgresql_where=text("parent_run_id IS NOT NULL"),
+        sqlite_where=text("parent_run_id IS NOT NULL"),
+    ),
+)
+# Claims: a status's runs in the order a claim takes them (best priority, oldest, by id), so
+# taking the best PENDING run reads one entry, not a sort of every one waiting. Not partial on
+# PENDING: SQLite's planner, which has no statistics, would take the status index below
+# and sort.
+Index(
+    "ix_runs_status_claim_order",
+    runs.c.status,
+    runs.c.priority.desc(),
+    runs.c.created_at,
+    runs.c.id,
 )
 
 stages = Table(
@@ -136,7 +163,15 @@ stages = Table(
     Column("items_done", Integer, nullable=False, server_default=text("0")),
     Column("items_failed", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("run_id", "stage_id"),
-    Index(None, "status", "next_poll_at"),
+    # The poller's: only SUSPENDED rows, due first (`stages.claim_suspended`); a stage that
+    # never suspends never enters it.
+    Index(
+        "ix_stages_suspended",
+        "next_poll_at",
+        "id",
+        postgresql_where=text("status = 'SUSPENDED'"),
+        sqlite_where=text("status = 'SUSPENDED'"),
+    ),
 )
 
 # One row per item of a mapped stage that has started; the item's output is held here,
@@ -165,7 +200,13 @@ items = Table(
     Column("poll_interval_ms", BigInteger),
     Column("max_wait_until", UtcDateTime),
     UniqueConstraint("run_id", "stage_id", "item_index"),
-    Index(None, "status", "next_poll_at"),
+    Index(
+        "ix_items_suspended",
+        "next_poll_at",
+        "id",
+        postgresql_where=text("status = 'SUSPENDED'"),
+        sqlite_where=text("status = 'SUSPENDED'"),
+    ),
 )
 
 logs = Table(
@@ -214,14 +255,6 @@ jobs = Table(
     Column("rate_key", String(400)),
     Column("rate_max", Integer),
     Column("rate_window_ms", Integer),
-    # The dequeue path reads only PENDING jobs: a partial index keeps it small.
-    Index(
-        "ix_jobs_dequeue",
-        "priority",
-        "position",
-        postgresql_where=text("status = 'PENDING'"),
-        sqlite_where=text("status = 'PENDING'"),
-    ),
     Index(
         "ix_jobs_leased",
         "locked_at",
@@ -235,6 +268,16 @@ jobs = Table(
         postgresql_where=text("status = 'RUNNING' AND concurrency_key IS NOT NULL"),
         sqlite_where=text("status = 'RUNNING' AND concurrency_key IS NOT NULL"),
     ),
+)
+# The dequeue path reads only PENDING jobs: a partial index keeps it small, in the order a
+# dequeue takes them (best priority, then first queued), so the best is its first entry,
+# not a sort of every PENDING job.
+Index(
+    "ix_jobs_dequeue",
+    jobs.c.priority.desc(),
+    jobs.c.position,
+    postgresql_where=text("status = 'PENDING'"),
+    sqlite_where=text("status = 'PENDING'"),
 )
 
 # One row per limit key, locked by a leasing transaction so that checks of one key
