@@ -2,8 +2,9 @@
 
 Run: `.venv/bin/python benchmarks/targets.py` (PostgreSQL at `WFC_BENCH_DATABASE_URL`,
 as `runtime.py`; `--no-dbos` skips DBOS, which otherwise installs into
-`benchmarks/.dbos-venv`; `--database` keeps only some). About 5 to 10 minutes on
-the shared 2-core machine. Reported, never asserted.
+`benchmarks/.dbos-venv`; `--database` keeps only some). Its time is mostly the
+floors' 2,000 runs and DBOS's fan (`--floor-runs`, `--no-dbos`): a few minutes
+when the 2-core machine is quiet, 21 at load average 9–29. Reported, never asserted.
 
 It runs exactly the cases the targets name, each floor (`floor.py`) just before
 the cases read against it, so a share of the floor compares two figures of the
