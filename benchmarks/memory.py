@@ -16,6 +16,9 @@ many finished runs, then:
 runs/sec is wall time; CPU per run is this process's CPU (`time.process_time`),
 which moves less than wall time on a shared machine. Each case is measured
 `--repeat` times (default 3) and the one with the median CPU per run kept.
+
+`table_row` is the memory adapters' row of `runtime.py`'s main table, in the
+columns the worker rows have (see there).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import json
 import sys
 import time
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,13 +36,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from shapes import workflows  # noqa: E402
+import cpu_meter  # noqa: E402
+import runtime  # noqa: E402
+from shapes import INPUT, workflows  # noqa: E402
 
+from wfc.runtime.adapters.memory.clock import FakeClock, SystemClock  # noqa: E402
 from wfc.runtime.commands import OutboxFlush  # noqa: E402
 from wfc.runtime.records import TERMINAL, Status  # noqa: E402
 from wfc.testing import TestKernel, make_test_kernel  # noqa: E402
 
-INPUT = {"n": 0}
 HELD = (50, 500, 2_000, 10_000)
 
 
@@ -105,6 +111,46 @@ def bench(shape: str, levels: tuple[int, ...], runs: int, repeat: int) -> list[d
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
     return rows
+
+
+class WallClock(FakeClock):
+    """A test kernel's clock that reads the wall: the fake clock of users' tests never
+    moves, so its timestamps cannot time a run; only the one-at-a-time latencies use it."""
+
+    def now(self) -> datetime:
+        return SystemClock().now()
+
+
+def table_row(shape: str, runs: int, isolated: int) -> dict[str, Any]:
+    """The memory adapters' row of `runtime.py`'s main table, measured in this process.
+
+    Two bursts of `runs` made at once and served by `loop` on one fresh test kernel (the
+    first meets a cold kernel and is shown beside the second, as for the workers), CPU
+    per run from `cpu_meter`; then `isolated` runs one at a time (`TestKernel.run`) on a
+    kernel whose clock reads the wall, timed by their own records as the SQL rows are.
+    """
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    tk = make_test_kernel(*workflows().workflows())
+    first = measured(partial(loop, tk, shape, runs), runs)
+    before = cpu_meter.sample([])
+    burst = measured(partial(loop, tk, shape, runs), runs)
+    cpu = cpu_meter.per_run(before, cpu_meter.sample([]), runs)
+    timed = make_test_kernel(*workflows().workflows(), clock=WallClock())
+    latencies: list[float] = []
+    gaps: list[float] = []
+    for _ in range(isolated):
+        run = asyncio.get_event_loop().run_until_complete(timed.run(shape, INPUT))
+        assert run.status is Status.COMPLETED and run.completed_at is not None
+        latencies.append(runtime.ms(run.completed_at - run.created_at))
+        stages = asyncio.get_event_loop().run_until_complete(
+            timed.persistence.stages_of_run(run.id)
+        )
+        gaps += runtime.stage_gaps(stages)
+    return {
+        "runs_per_s": burst["runs_per_s"],
+        "first_burst_runs_per_s": first["runs_per_s"],
+        "cpu_ms_per_run": cpu,
+    } | runtime.latency_figures(latencies, gaps)
 
 
 def main() -> None:

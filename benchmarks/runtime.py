@@ -3,23 +3,33 @@
 Run: `.venv/bin/python benchmarks/runtime.py` (PostgreSQL at
 `WFC_BENCH_DATABASE_URL`, default the local server; `--no-dbos` skips the
 comparison, which otherwise installs `dbos` into `benchmarks/.dbos-venv` on
-first use). Reported, never asserted.
+first use). Reported, never asserted. `benchmarks/targets.py` runs the cases
+issue 27's targets name and says which are met.
 
-For each database (SQLite file, PostgreSQL), worker count (1, 4 processes)
-and shape (`seq3`: a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
+For each database and worker count — the memory adapters in process (as a
+user's test suite drives them through `wfc.testing`); SQLite in process (the
+host `wfc run` and `run_and_wait` start in the calling process) and with 1
+and 4 worker processes; PostgreSQL with 1 and 4 — and each shape (`seq3`:
+a → b → c; `fan`: a → [b1..b4] → c, trivial stages):
 - burst: RUNS runs created at once; runs/sec = RUNS / (last completion − first creation),
-  from the database's own timestamps. Two bursts run one after the other on the same
-  workers: the first meets new connections, statements and server caches, the second
-  is the figure reported (the first one's is shown beside it);
+  from the database's own timestamps (wall time for memory). Two bursts run one after
+  the other on the same workers: the first meets new connections, statements and
+  server caches, the second is the figure reported (the first one's is shown beside it);
 - one at a time: ISOLATED runs, each created after the previous finished:
   end-to-end latency (creation → completion) and stage→next-stage latency (a
   group's last completion → the next group's first start), p50 and p99;
-- peak RSS of each worker process, and SQL statements per stage execution, for a job
-  dequeued and for one handed to the worker that ran the stage before;
+- peak RSS of each worker process (of the process for the in-process rows, each
+  measured in a fresh one: `embedded.py`), and SQL statements per stage execution,
+  for a job dequeued and for one handed to the worker that ran the stage before (in
+  process: all the second burst sent, creation and claim included, per stage);
 - CPU per run of the burst (`cpu_meter`, from /proc): the whole machine's, and the
-  workers', PostgreSQL's and the driver's, which move less than runs/sec between runs.
+  workers', PostgreSQL's and the driver's (the process serving the runs, in process),
+  which move less than runs/sec between runs;
+- runs/s as a share of the floor (`floor.py`) measured in the same run, on the
+  same database (the SQLite floor for the memory adapters).
 DBOS runs the same shapes on the same PostgreSQL server (its queue polling
-set to 50 ms; timestamps from its own workflow_status rows).
+set to 50 ms; timestamps from its own workflow_status rows), and seq3 with one
+worker on a SQLite file of its own (`dbos_shapes.py`: timed by the wall clock there).
 
 With `--repeat N` each case runs N times, each on a fresh database, and the
 run with the median runs/sec is reported with the range of all N: on a
@@ -39,10 +49,9 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from statistics import mean
 from typing import Any
 
 from sqlalchemy import text
@@ -53,22 +62,22 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import cpu_meter  # noqa: E402
+import embedded  # noqa: E402
 import floor  # noqa: E402
-from shapes import workflows  # noqa: E402
+import runtime_report  # noqa: E402
+from shapes import INPUT, workflows  # noqa: E402
+from statements import statements_per_stage  # noqa: E402
 
 from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  # noqa: E402
-from wfc.runtime.commands import RunClaimPending, RunCreate  # noqa: E402
-from wfc.runtime.handoff import handing_off_to  # noqa: E402
-from wfc.runtime.hosts import make_kernel, process_job  # noqa: E402
+from wfc.runtime.commands import RunCreate  # noqa: E402
+from wfc.runtime.hosts import make_kernel  # noqa: E402
 from wfc.runtime.kernel import Kernel  # noqa: E402
 from wfc.runtime.records import TERMINAL, StageRecord, Status  # noqa: E402
-from wfc.testing import SlotTaker  # noqa: E402
 
 ADMIN_URL = os.environ.get(
     "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 DBOS_VENV = HERE / ".dbos-venv"
-INPUT = {"n": 0}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -157,20 +166,34 @@ def stage_gaps(stages: list[StageRecord]) -> list[float]:
 
 
 async def _burst(
-    kernel: Kernel, storage: SqlStorage, shape: str, runs: int, tag: str, worker_pids: list[int]
+    kernel: Kernel,
+    storage: SqlStorage,
+    shape: str,
+    runs: int,
+    tag: str,
+    worker_pids: list[int],
+    *,
+    statements: list[str] | None = None,
 ) -> tuple[float, dict[str, float] | None]:
-    """Create `runs` runs at once and wait for them: runs/sec, and CPU per run if measured."""
+    """Create `runs` runs at once and wait for them: runs/sec, and CPU per run if measured.
+
+    With `statements`, the SQL this process sends on `storage` while the runs are created
+    and served is added to it (a host serving them in this process included), the polls
+    that wait for them left out."""
     done_before = await _finished(storage)
     before = cpu_meter.sample(worker_pids) if cpu_meter.available() else None
-    ids = [
-        (
-            await kernel.dispatch(
-                RunCreate(idempotency_key=f"{tag}-{shape}-{n}", workflow_id=shape, input=INPUT)
-            )
-        ).workflow_run_id
-        for n in range(runs)
-    ]
-    await _all_finished(storage, done_before + len(ids))
+    with direct.watching(storage.engine) if statements is not None else nullcontext([]) as sent:
+        ids = [
+            (
+                await kernel.dispatch(
+                    RunCreate(idempotency_key=f"{tag}-{shape}-{n}", workflow_id=shape, input=INPUT)
+                )
+            ).workflow_run_id
+            for n in range(runs)
+        ]
+        await _all_finished(storage, done_before + len(ids))
+    if statements is not None:
+        statements += [sql for sql in sent if sql != _FINISHED.text]
     cpu = None
     if before is not None:  # before the runs are read back: that is not the engine's work
         cpu = cpu_meter.per_run(before, cpu_meter.sample(worker_pids), runs)
@@ -191,29 +214,44 @@ async def drive_wfc(
         # their lives. Both are reported.
         first, _ = await _burst(kernel, storage, shape, runs, "first", worker_pids)
         rate, cpu = await _burst(kernel, storage, shape, runs, "burst", worker_pids)
-        latencies, gaps = [], []
-        for n in range(isolated):
-            created = await kernel.dispatch(
-                RunCreate(idempotency_key=f"one-{shape}-{n}", workflow_id=shape, input=INPUT)
-            )
-            while True:
-                run = await storage.persistence.get_run(created.workflow_run_id)
-                if run is not None and run.status in TERMINAL:
-                    break
-                await asyncio.sleep(0.005)
-            assert run.completed_at is not None
-            latencies.append(ms(run.completed_at - run.created_at))
-            gaps += stage_gaps(await storage.persistence.stages_of_run(run.id))
-        return {
-            "runs_per_s": rate,
-            "first_burst_runs_per_s": first,
-            "latency_p50_ms": pct(latencies, 50),
-            "latency_p99_ms": pct(latencies, 99),
-            "stage_gap_p50_ms": pct(gaps, 50),
-            "stage_gap_p99_ms": pct(gaps, 99),
-        } | ({"cpu_ms_per_run": cpu} if cpu else {})
+        return (
+            {"runs_per_s": rate, "first_burst_runs_per_s": first}
+            | await one_at_a_time(kernel, storage, shape, isolated)
+            | ({"cpu_ms_per_run": cpu} if cpu else {})
+        )
     finally:
         await storage.close()
+
+
+async def one_at_a_time(
+    kernel: Kernel, storage: SqlStorage, shape: str, isolated: int
+) -> dict[str, float]:
+    """`isolated` runs, each created when the one before has finished: run latency and
+    stage→next-stage latency, p50 and p99, from the database's timestamps."""
+    latencies, gaps = [], []
+    for n in range(isolated):
+        created = await kernel.dispatch(
+            RunCreate(idempotency_key=f"one-{shape}-{n}", workflow_id=shape, input=INPUT)
+        )
+        while True:
+            run = await storage.persistence.get_run(created.workflow_run_id)
+            if run is not None and run.status in TERMINAL:
+                break
+            await asyncio.sleep(0.005)
+        assert run.completed_at is not None
+        latencies.append(ms(run.completed_at - run.created_at))
+        gaps += stage_gaps(await storage.persistence.stages_of_run(run.id))
+    return latency_figures(latencies, gaps)
+
+
+def latency_figures(latencies: list[float], gaps: list[float]) -> dict[str, float]:
+    """p50 and p99 of run latencies and stage→next-stage gaps (ms), as the table's columns."""
+    return {
+        "latency_p50_ms": pct(latencies, 50),
+        "latency_p99_ms": pct(latencies, 99),
+        "stage_gap_p50_ms": pct(gaps, 50),
+        "stage_gap_p99_ms": pct(gaps, 99),
+    }
 
 
 def wfc_case(
@@ -231,45 +269,6 @@ def wfc_case(
     return result
 
 
-async def statements_per_stage(url: str, shape: str = "seq3") -> dict[str, float]:
-    """Database round trips per stage execution of a `shape` run, statements with BEGIN/COMMIT
-    (explicit on the job's pinned connection) among them, two ways: each job `dequeued`
-    (dequeue → execute → transition → complete), and each next job `handed` to the worker
-    that finished the stage before, which starts it in the transition."""
-    storage = open_storage(url)
-    kernel = make_kernel(storage, workflows())
-
-    async def one_run(key: str, taker: SlotTaker | None) -> list[int]:
-        """The statements of each stage execution of one run, in order."""
-        created = await kernel.dispatch(
-            RunCreate(idempotency_key=key, workflow_id=shape, input=INPUT)
-        )
-        await kernel.dispatch(RunClaimPending(worker_id="count"))
-        per_stage = []
-        while True:
-            with direct.watching(storage.engine) as sent:
-                leased = (taker.taken if taker else []) or await storage.jobs.dequeue(1)
-                if not leased:
-                    break
-                if taker is not None:
-                    taker.taken = []
-                    with handing_off_to(taker):
-                        await process_job(kernel, leased[0])
-                else:
-                    await process_job(kernel, leased[0])
-            per_stage.append(len(sent))
-        run = await storage.persistence.get_run(created.workflow_run_id)
-        assert run is not None and run.status is Status.COMPLETED
-        return per_stage
-
-    try:
-        dequeued = await one_run(f"count-{shape}-dequeued", None)
-        handed = (await one_run(f"count-{shape}-handed", SlotTaker(1)))[1:]  # the first is dequeued
-        return {"dequeued": mean(dequeued), "handed": mean(handed)}
-    finally:
-        await storage.close()
-
-
 # -- DBOS ------------------------------------------------------------------------------
 
 
@@ -283,9 +282,14 @@ def dbos_python() -> Path:
 
 
 def dbos_case(url: str, shape: str, workers: int, runs: int, isolated: int) -> dict[str, Any]:
+    """DBOS's workers and client on `url`, a PostgreSQL URL or DBOS's own `sqlite:///…`."""
     python = str(dbos_python())
     script = str(HERE / "dbos_shapes.py")
-    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    plain = (
+        url
+        if url.startswith("sqlite")
+        else make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     procs = [start([python, script, "worker", plain, f"d{i}"]) for i in range(workers)]
     try:
         out = subprocess.run(
@@ -302,12 +306,16 @@ def dbos_case(url: str, shape: str, workers: int, runs: int, isolated: int) -> d
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-# -- report ------------------------------------------------------------------------------
+# -- the table -------------------------------------------------------------------------
+
+IN_PROCESS = 0  # a Case's worker count for the rows served in the creating process
+WORKERS = {"memory": (IN_PROCESS,), "sqlite": (IN_PROCESS, 1, 4), "postgres": (1, 4)}
 
 
 @dataclass(frozen=True)
 class Case:
-    """One row of the table: an engine, a database, a worker count and a shape."""
+    """One row of the table: an engine, a database, a worker count (`IN_PROCESS`: none, the
+    runs served in the process that creates them) and a shape."""
 
     engine: str
     database: str
@@ -315,16 +323,46 @@ class Case:
     shape: str
 
 
+def cases(args: argparse.Namespace) -> list[Case]:
+    """The main table's rows, in order: per database, worker count and shape, wfc then DBOS."""
+    rows = []
+    for database in args.database or ("memory", "sqlite", "postgres"):
+        for workers in WORKERS[database]:
+            if args.workers and workers not in args.workers:
+                continue
+            for shape in args.shape or ("seq3", "fan"):
+                rows.append(Case("wfc", database, workers, shape))
+                if with_dbos(database, workers, shape) and not args.no_dbos:
+                    rows.append(Case("dbos", database, workers, shape))
+    return rows
+
+
+def with_dbos(database: str, workers: int, shape: str) -> bool:
+    """Whether DBOS runs this case too: on PostgreSQL always; on SQLite seq3 with one worker
+    process (its SQLite mode is for one process, and its fan's join waits on its 1 s result
+    poll there, about 2 runs/s: minutes a burst)."""
+    if database == "sqlite":
+        return workers == 1 and shape == "seq3"
+    return database == "postgres"
+
+
 def run_case(case: Case, n: int, tmp: Path, stamp: str, args: argparse.Namespace) -> dict[str, Any]:
     """One run of a case, on a fresh database of its own."""
     name = f"{case.engine}_bench_{stamp}_{case.workers}_{case.shape}_{n}"
     if case.engine == "dbos":
+        if case.database == "sqlite":
+            url = f"sqlite:///{tmp / (name + '.sqlite')}"
+            return dbos_case(url, case.shape, case.workers, args.runs, args.isolated)
         with postgres(name) as url:
             return dbos_case(url, case.shape, case.workers, args.runs, args.isolated)
+    if case.database == "memory":
+        return embedded.case("memory", case.shape, args.runs, args.isolated)
     settings = (case.shape, case.workers, args.runs, args.isolated, args.concurrency)
     if case.database == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
         asyncio.run(_migrate(url))
+        if case.workers == IN_PROCESS:
+            return embedded.case("sqlite", case.shape, args.runs, args.isolated, url)
         return wfc_case(url, *settings)
     with postgres(name) as url:
         asyncio.run(_migrate(url))
@@ -340,8 +378,36 @@ def median_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure_case(case: Case, tmp: Path, stamp: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A case run `args.repeat` times: its row (the median), logged as it comes."""
+    row = median_of([run_case(case, n, tmp, stamp, args) for n in range(args.repeat)])
+    row |= asdict(case)
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+def count_statements(databases: list[str], tmp: Path, stamp: str) -> dict[str, dict[str, float]]:
+    """Statements per stage execution, dequeued and handed, on each SQL database named."""
+    statements = {}
+    if "sqlite" in databases:
+        sqlite_url = f"sqlite+aiosqlite:///{tmp / 'count.db'}"
+        asyncio.run(_migrate(sqlite_url))
+        statements["sqlite"] = asyncio.run(statements_per_stage(sqlite_url))
+    if "postgres" in databases:
+        with postgres(f"wfc_bench_{stamp}_count") as url:
+            asyncio.run(_migrate(url))
+            statements["postgres"] = asyncio.run(statements_per_stage(url))
+    return statements
+
+
+def floor_databases(databases: list[str]) -> list[str]:
+    """The floors a selection of databases is read against: the memory adapters against
+    the SQLite floor (the targets' yardstick for them, see `targets.py`)."""
+    return sorted({"sqlite" if d == "memory" else d for d in databases})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The main table's options (`targets.py` takes the same)."""
     parser.add_argument("--runs", type=int, default=200, help="runs per burst")
     parser.add_argument("--isolated", type=int, default=30, help="runs made one at a time")
     parser.add_argument(
@@ -351,16 +417,20 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each case; the median is reported"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
     parser.add_argument(
         "--out", type=Path, help="results JSON (default results.json, scaling_results.json)"
     )
     parser.add_argument(
-        "--database",
-        choices=("memory", "sqlite", "postgres"),
-        action="append",
-        help="only these (memory: the scaling table only)",
+        "--database", choices=tuple(WORKERS), action="append", help="only these databases"
     )
-    parser.add_argument("--workers", type=int, action="append", help="only these worker counts")
+    parser.add_argument(
+        "--workers", type=int, action="append", help="only these worker counts (0: in process)"
+    )
     parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
     parser.add_argument("--no-floor", action="store_true", help="skip the hand-written floor")
     import scaling  # imports this module: here, not at the top
@@ -371,35 +441,18 @@ def main() -> None:
         scaling_table(args, args.out or HERE / "scaling_results.json")
         return
     args.out = args.out or HERE / "results.json"
-    results: list[dict[str, Any]] = []
     stamp = str(os.getpid())
+    databases = args.database or list(WORKERS)
     with tempfile.TemporaryDirectory() as tmp:
-        for database in [d for d in args.database or ("sqlite", "postgres") if d != "memory"]:
-            for workers in args.workers or (1, 4):
-                for shape in args.shape or ("seq3", "fan"):
-                    engines = ["wfc"]
-                    if database == "postgres" and not args.no_dbos:
-                        engines.append("dbos")
-                    for engine in engines:
-                        case = Case(engine, database, workers, shape)
-                        runs = [
-                            run_case(case, n, Path(tmp), stamp, args) for n in range(args.repeat)
-                        ]
-                        row = median_of(runs) | asdict(case)
-                        results.append(row)
-                        print(json.dumps(row), file=sys.stderr)
-        sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'count.db'}"
-        asyncio.run(_migrate(sqlite_url))
-        statements = {"sqlite": asyncio.run(statements_per_stage(sqlite_url))}
-        with postgres(f"wfc_bench_{stamp}_count") as url:
-            asyncio.run(_migrate(url))
-            statements["postgres"] = asyncio.run(statements_per_stage(url))
+        results = [measure_case(case, Path(tmp), stamp, args) for case in cases(args)]
+        statements = count_statements(databases, Path(tmp), stamp)
         if not args.no_floor:  # the same run, so the two are read against the same machine
-            results += floor.measure(args.shape or ("seq3", "fan"), args.database, Path(tmp))
+            shapes = args.shape or ("seq3", "fan")
+            results += floor.measure(shapes, floor_databases(databases), Path(tmp))
     args.out.write_text(
         json.dumps({"results": results, "statements_per_stage": statements}, indent=2)
     )
-    print_table(results, statements)
+    runtime_report.print_table(results, statements)
 
 
 def scaling_table(args: argparse.Namespace, out: Path) -> None:
@@ -410,77 +463,6 @@ def scaling_table(args: argparse.Namespace, out: Path) -> None:
         rows = scaling.measure(args, Path(tmp), str(os.getpid()))
     out.write_text(json.dumps({"scaling": rows}, indent=2))
     scaling.print_table(rows)
-
-
-def runs_per_s(row: dict[str, Any]) -> str:
-    """Runs/sec, with the range over repeats (`--repeat`) when there was more than one."""
-    shown = f"{row['runs_per_s']:.0f}"
-    if "runs_per_s_range" in row:
-        low, high = row["runs_per_s_range"]
-        shown += f" ({low:.0f}–{high:.0f})"
-    return shown
-
-
-def cpu_per_run(row: dict[str, Any]) -> str:
-    """The burst's CPU per run, where measured (wfc cases on Linux)."""
-    cpu = row.get("cpu_ms_per_run")
-    if not cpu:
-        return "–"
-    spent = f"{cpu['workers']:.1f} / "
-    if row["database"] == "postgres":
-        spent += f"{cpu['postgres']:.1f} / "
-    return f"{cpu['machine']:.1f} ms ({spent}{cpu['driver']:.1f})"
-
-
-def print_table(results: list[dict[str, Any]], statements: dict[str, dict[str, float]]) -> None:
-    header = (
-        "| engine | db | workers | shape | runs/s | first burst | run p50 | run p99 "
-        "| stage→stage p50 | p99 | peak RSS | CPU per run: machine (workers / PostgreSQL / driver) |"
-    )
-    print(header)
-    print("|" + "---|" * 12)
-    for r in results:
-        if r["engine"].startswith("floor"):
-            print(
-                f"| {r['engine']} | {r['database']} | 1 | {r['shape']} | {r['runs_per_s']:.0f} "
-                f"| – | – | – | – | – | – | {r['cpu_ms_per_run']:.2f} ms (this process) |"
-            )
-            continue
-        gap = (
-            f"{r['stage_gap_p50_ms']:.1f} ms | {r['stage_gap_p99_ms']:.1f} ms"
-            if "stage_gap_p50_ms" in r
-            else "– | –"
-        )
-        rss = f"{r['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in r else "–"
-        print(
-            f"| {r['engine']} | {r['database']} | {r['workers']} | {r['shape']} "
-            f"| {runs_per_s(r)} | {r['first_burst_runs_per_s']:.0f} "
-            f"| {r['latency_p50_ms']:.1f} ms | {r['latency_p99_ms']:.1f} ms "
-            f"| {gap} | {rss} | {cpu_per_run(r)} |"
-        )
-    for shape in ("seq3", "fan"):
-        for workers in (1, 4):
-            ours = [
-                r
-                for r in results
-                if r["engine"] == "wfc"
-                and r["database"] == "postgres"
-                and r["shape"] == shape
-                and r["workers"] == workers
-            ]
-            theirs = [
-                r
-                for r in results
-                if r["engine"] == "dbos" and r["shape"] == shape and r["workers"] == workers
-            ]
-            if ours and theirs:
-                ratio = ours[0]["runs_per_s"] / theirs[0]["runs_per_s"]
-                print(f"wfc/DBOS runs/s, {shape}, {workers} worker(s), PostgreSQL: {ratio:.2f}×")
-    print(
-        "SQL statements per stage execution (dequeued / handed to the worker that ran the "
-        "stage before): "
-        + ", ".join(f"{db} {n['dequeued']:.1f} / {n['handed']:.1f}" for db, n in statements.items())
-    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from wfc.runtime import StageDefinition, WorkflowBuilder, define_stage
 from wfc.runtime.registry import WorkflowMap
 from wfc.runtime.workflow import Workflow
 
+INPUT = {"n": 0}  # every benchmark run's input
+
 
 class Number(BaseModel):
     n: int
