@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import sys
 from dataclasses import asdict
 from datetime import timedelta
@@ -126,7 +127,7 @@ def main() -> None:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(worker(*args.worker))
         return
-    database = f"wfc_run_row_locks_{args.shape}"
+    database = f"wfc_run_row_locks_{args.shape}_{os.getpid()}"
     with runtime.postgres(database) as url:
         asyncio.run(runtime._migrate(url))
         this = [sys.executable, __file__, "--worker", url]

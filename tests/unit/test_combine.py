@@ -78,3 +78,29 @@ def test_parts_that_touch_one_table_are_never_joined() -> None:
     held.add(_part(_BLOB), {})
     assert not held.admits(_part(_BLOB)) and held.admits(_part(_STAGE))
     assert held.carried_by(select(blobs.c.key), {}) is None
+
+
+def test_a_predicted_statement_may_insert_twice_into_one_table_and_nothing_else() -> None:
+    """Inserts without ON CONFLICT only add rows (a row there already fails the statement),
+    so a predicted statement takes a group's new stage rows side by side; an upsert or an
+    update of a table an insert writes is still refused, as outside a prediction."""
+    stage_upsert = postgresql.insert(stages).values(id=bindparam("id"))
+    upsert = stage_upsert.on_conflict_do_nothing()
+    rename_stage = update(stages).where(stages.c.id == bindparam("id")).values(stage_id="x")
+    assert _part(_STAGE).adds_only and not _part(upsert).adds_only
+    assert not _part(_JOB_HANDING_ON).adds_only  # a CTE of its own
+    held = combine.Held(predicting=True)
+    held.add(_part(_STAGE), {})
+    assert held.admits_predicted(_part(_STAGE))
+    assert not held.admits_predicted(_part(upsert))
+    assert not held.admits_predicted(_part(rename_stage))
+    combine.check_disjoint([_part(_STAGE), _part(_STAGE)], predicted=True)
+    for other in (upsert, rename_stage):
+        with pytest.raises(combine.UnsafeJoin):
+            combine.check_disjoint([_part(_STAGE), _part(other)], predicted=True)
+        with pytest.raises(combine.UnsafeJoin):
+            combine.check_disjoint([_part(other), _part(_STAGE)], predicted=True)
+    with pytest.raises(combine.UnsafeJoin):  # outside a prediction: the same table, refused
+        combine.check_disjoint([_part(_STAGE), _part(_STAGE)])
+    held.add(_part(rename_stage), {})  # (a caller that asked no admission) ends the rule
+    assert not held.admits_predicted(_part(_STAGE))

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import Integer, bindparam, func, literal_column, select
 from sqlalchemy.sql import Executable, visitors
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import CTE, HasCTE
 from sqlalchemy.sql.util import find_tables
@@ -77,6 +77,9 @@ class Part:
     tables: frozenset[str]
     writes: frozenset[str]
     ctes: frozenset[str]
+    # An INSERT without ON CONFLICT and without CTEs of its own: it only adds rows, so it
+    # cannot write a row another part writes (a row that is there already fails it).
+    adds_only: bool = False
 
 
 # Keyed by the statements themselves (hashed by identity), which keeps them alive.
@@ -120,7 +123,13 @@ def _part_of(statement: Executable) -> Part | None:
         tables=frozenset().union(*(_RELATED.get(name, {name}) for name in touched)),
         writes=frozenset(written),
         ctes=frozenset(ctes),
+        adds_only=_adds_only(element, ctes),
     )
+
+
+def _adds_only(element: Any, ctes: set[str]) -> bool:
+    """An INSERT that can only add rows: no ON CONFLICT clause, no CTE of its own."""
+    return isinstance(element, Insert) and element._post_values_clause is None and not ctes
 
 
 def _names(tables: Sequence[Any]) -> set[str]:
@@ -130,13 +139,20 @@ def _names(tables: Sequence[Any]) -> set[str]:
 
 def check_disjoint(parts: Sequence[Part], *, predicted: bool = False) -> None:
     """Raise `UnsafeJoin` unless `parts` may run as one statement: no two touch a table in
-    common (with `predicted`, write one in common), nor name a CTE alike."""
+    common (with `predicted`, write one in common, unless both only add rows to it:
+    `Part.adds_only`), nor name a CTE alike."""
     seen_tables: set[str] = set()
+    added: set[str] = set()  # (predicted) tables written by inserts alone so far
     seen_ctes: set[str] = set()
     for part in parts:
         tables = part.writes if predicted else part.tables
-        if not seen_tables.isdisjoint(tables) or not seen_ctes.isdisjoint(part.ctes):
+        shared = (seen_tables - added) if predicted and part.adds_only else seen_tables
+        if not shared.isdisjoint(tables) or not seen_ctes.isdisjoint(part.ctes):
             raise UnsafeJoin(f"{sorted(tables)} meets {sorted(seen_tables)} in one statement")
+        if predicted and part.adds_only:
+            added |= tables - seen_tables
+        else:
+            added -= tables
         seen_tables |= tables
         seen_ctes |= part.ctes
 
@@ -273,6 +289,7 @@ class Held:
     predicting: bool = False
     expected: list[int] = field(default_factory=list)
     writes: set[str] = field(default_factory=set)
+    added: set[str] = field(default_factory=set)  # (predicting) written by inserts alone
 
     def take_begin(self) -> str | None:
         """The BEGIN to send now, once; None when it was sent (or never waited)."""
@@ -285,8 +302,11 @@ class Held:
 
     def admits_predicted(self, part: Part) -> bool:
         """Whether `part` may join a predicting transaction's one statement: it writes no
-        table another part writes (so no row twice) and its CTE names are new."""
-        return self.writes.isdisjoint(part.writes) and self.ctes.isdisjoint(part.ctes)
+        table another part writes (so no row twice), unless both only add rows to it
+        (a group's new stage rows: a row already there fails the statement), and its CTE
+        names are new."""
+        written = (self.writes - self.added) if part.adds_only else self.writes
+        return written.isdisjoint(part.writes) and self.ctes.isdisjoint(part.ctes)
 
     def add(self, part: Part, params: Mapping[str, Any], *, expect_row: bool = False) -> None:
         if expect_row:
@@ -294,6 +314,10 @@ class Held:
         self.parts.append((part, params))
         self.tables |= part.tables
         self.ctes |= part.ctes
+        if self.predicting and part.adds_only:
+            self.added |= part.writes - self.writes
+        else:
+            self.added -= part.writes
         self.writes |= part.writes
 
     def statement(self) -> tuple[Executable, dict[str, Any]]:
@@ -319,6 +343,7 @@ class Held:
         self.tables.clear()
         self.ctes.clear()
         self.writes.clear()
+        self.added.clear()
         self.expected = []
         return parts
 
