@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Callable
 from types import FunctionType
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from wfc.errors import NonRetryableError, RetryStage
 from wfc.plan import PlanStage
@@ -22,7 +23,8 @@ def describe_error(error: BaseException) -> str:
     return text if type(error) is Exception else f"{type(error).__name__}: {text}"
 
 
-_COROUTINE_FUNCTIONS: dict[FunctionType, bool] = {}
+# Weakly: a test suite may define stage classes by the thousand, each with its function.
+_COROUTINE_FUNCTIONS: WeakKeyDictionary[FunctionType, bool] = WeakKeyDictionary()
 
 
 def _is_coroutine_function(method: Callable[..., Any]) -> bool:
