@@ -43,9 +43,6 @@ class WorkflowMap:
 
     def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
         self._workflows: dict[str, Workflow] = {}
-        # Sorted once per change, not per call: a host asks for them several times a tick.
-        self._plans: list[str] = []
-        self._sorted: list[Workflow] = []
         for workflow in workflows:
             self.add(workflow)
 
@@ -54,17 +51,15 @@ class WorkflowMap:
         if workflow.id in self._workflows:
             raise ValueError(f"workflow {workflow.id!r} is registered twice")
         self._workflows[workflow.id] = workflow
-        self._plans = sorted(workflow.plan.fingerprint for workflow in self._workflows.values())
-        self._sorted = [self._workflows[workflow_id] for workflow_id in sorted(self._workflows)]
 
     def get(self, workflow_id: str) -> Workflow | None:
         return self._workflows.get(workflow_id)
 
     def plans(self) -> list[str]:
-        return list(self._plans)  # a list of the caller's own, as before
+        return sorted(workflow.plan.fingerprint for workflow in self._workflows.values())
 
     def workflows(self) -> list[Workflow]:
-        return list(self._sorted)
+        return [self._workflows[workflow_id] for workflow_id in sorted(self._workflows)]
 
     def ids(self) -> list[str]:
         """Registered workflow ids, sorted."""
