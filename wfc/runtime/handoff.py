@@ -15,8 +15,8 @@ before starting a handed job loses nothing: its lease is reaped like any other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Protocol
@@ -44,14 +44,25 @@ class JobTaker(Protocol):
 _TAKER: ContextVar[JobTaker | None] = ContextVar("wfc_job_taker", default=None)
 
 
-@contextmanager
-def handing_off_to(taker: JobTaker) -> Iterator[None]:
+def handing_off_to(taker: JobTaker) -> AbstractContextManager[None]:
     """Jobs queued by this task (and tasks it starts) inside the block may go to `taker`."""
-    token = _TAKER.set(taker)
-    try:
-        yield
-    finally:
-        _TAKER.reset(token)
+    return _HandingOff(taker)
+
+
+class _HandingOff:
+    """`handing_off_to`'s context. A class, not a `contextmanager`: a worker enters one per
+    job it runs, and a generator each (made, started, finished) was a cost."""
+
+    __slots__ = ("_taker", "_token")
+
+    def __init__(self, taker: JobTaker) -> None:
+        self._taker = taker
+
+    def __enter__(self) -> None:
+        self._token = _TAKER.set(self._taker)
+
+    def __exit__(self, *_: object) -> None:
+        _TAKER.reset(self._token)
 
 
 def handing_off() -> bool:

@@ -4,7 +4,8 @@
 (and the run transitioned), suspended (parked until polled), retried at the
 time the kernel chose, or failed for good (and the run transitioned, so it
 fails at once with the stage's real error). `maintenance_tick` runs the
-periodic commands, each isolated so one failing step never stops the others.
+periodic commands, each isolated so one failing step never stops the others
+(`wfc.runtime.hosts.tick`, imported here as before).
 """
 
 from __future__ import annotations
@@ -12,34 +13,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.commands import (
     JobExecute,
-    LeaseReapStale,
-    OutboxFlush,
-    RunClaimPending,
-    RunReapStuck,
     RunTransition,
-    StagePollSuspended,
+)
+from wfc.runtime.hosts.tick import (
+    MaintenanceSettings,
+    TickResult,
+    announce_worker,
+    maintenance_tick,
+    poll_suspended,
 )
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.kernel.adopt import adopt_runs
-from wfc.runtime.kernel.plans import stored, unrecorded
-from wfc.runtime.kernel.retention import prune_finished_runs
-from wfc.runtime.records import JobRecord, Status, WorkerRecord
+from wfc.runtime.records import JobRecord, Status, quick_init
 from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")
+
+__all__ = [  # the tick's names are imported from here by the hosts, as they were
+    "HEARTBEAT_INTERVAL",
+    "JobOutcome",
+    "MaintenanceSettings",
+    "TickResult",
+    "announce_worker",
+    "maintenance_tick",
+    "poll_suspended",
+    "process_job",
+]
 
 SUSPEND_FALLBACK = timedelta(seconds=60)
 HEARTBEAT_INTERVAL = timedelta(seconds=60)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobOutcome:
     """How processing one job ended."""
@@ -189,28 +200,25 @@ async def _process_job(
     # message was never leased in the queue (its attempt is the message's), so its writes
     # cannot be, and its idempotency key is what keeps a repeated delivery from counting.
     fence = None if keyed else job.attempt
-    async with heartbeat(
-        kernel,
-        job.id,
-        heartbeat_every,
-        run_id=job.run_id if watch else None,
-        attempt=fence,
-    ):
-        result = await kernel.dispatch(
-            JobExecute(
-                workflow_run_id=job.run_id,
-                workflow_id=job.workflow_id,
-                stage_id=job.stage_id,
-                config=config,
-                attempt=max(job.attempt, 1),
-                idempotency_key=idempotency_key(job) if keyed else None,
-                transition=True,
-                job_id=None if keyed else job.id,  # see `fence`
-                item=job.payload.get("item"),
-                generation=job.payload.get("generation", 0),
-                concurrency_key=job.concurrency_key,
-            )
-        )
+    command = JobExecute(
+        workflow_run_id=job.run_id,
+        workflow_id=job.workflow_id,
+        stage_id=job.stage_id,
+        config=config,
+        attempt=max(job.attempt, 1),
+        idempotency_key=idempotency_key(job) if keyed else None,
+        transition=True,
+        job_id=None if keyed else job.id,  # see `fence`
+        item=job.payload.get("item"),
+        generation=job.payload.get("generation", 0),
+        concurrency_key=job.concurrency_key,
+    )
+    if heartbeat_every is None:  # nothing to renew: no context (an async generator) to enter
+        result = await kernel.dispatch(command)
+    else:
+        watched = job.run_id if watch else None
+        async with heartbeat(kernel, job.id, heartbeat_every, run_id=watched, attempt=fence):
+            result = await kernel.dispatch(command)
     if result.outcome == "completed":
         # The run was transitioned with the outcome, unless that needed the run's jobs or
         # this was a repeated delivery of a stage completed before; on shared transactions
@@ -232,62 +240,6 @@ async def _process_job(
     if not retried and not result.ghost:
         await _transition_after_final_failure(kernel, job)
     return JobOutcome(outcome="failed", error=error, retried=retried)
-
-
-async def _announce(kernel: Kernel, settings: MaintenanceSettings) -> None:
-    if settings.run_id is None:  # a host serving one run serves nobody else
-        await announce_worker(kernel, settings.worker_id, settings.presence_ttl, settings.queues)
-
-
-async def _adopt(kernel: Kernel, settings: MaintenanceSettings) -> int:
-    """Runs of older plans this tick moved onto the host's (`wfc.runtime.kernel.adopt`)."""
-    return 0 if settings.run_id is not None else await adopt_runs(kernel.deps)
-
-
-async def _flush(kernel: Kernel, settings: MaintenanceSettings) -> int:
-    """Events this tick delivered; none when the host's own flusher delivers them."""
-    if settings.max_outbox_flush < 1:
-        return 0
-    result = await kernel.dispatch(OutboxFlush(max_events=settings.max_outbox_flush))
-    return result.published
-
-
-async def _prune(kernel: Kernel, settings: MaintenanceSettings) -> int:
-    """Runs deleted by this tick's share of retention (`MaintenanceSettings.retain`)."""
-    if settings.retain is None or settings.run_id is not None:
-        return 0
-    pruned = await prune_finished_runs(
-        kernel.deps, settings.retain, max_batches=settings.prune_batches
-    )
-    return pruned.runs
-
-
-async def announce_worker(
-    kernel: Kernel,
-    worker_id: str,
-    ttl: timedelta,
-    queues: Sequence[str] = (DEFAULT_QUEUE,),
-) -> None:
-    """Say that `worker_id` is alive for `ttl` more, serving the kernel's plans (which are
-    stored, once per process, so a run of them can be shown whoever serves it later) on
-    `queues`."""
-    deps = kernel.deps
-    workflows = deps.registry.workflows()
-    fresh = unrecorded(deps, workflows)
-    if fresh:
-        await deps.persistence.record_plans(fresh)
-        stored(deps, workflows)
-    now = deps.clock.now()
-    await deps.persistence.announce_worker(
-        WorkerRecord(
-            worker_id=worker_id,
-            plans=deps.registry.plans(),
-            started_at=now,
-            seen_at=now,
-            expires_at=now + ttl,
-            queues=list(queues),
-        )
-    )
 
 
 FINAL_TRANSITION_ATTEMPTS = 4
@@ -329,155 +281,3 @@ async def _transition_after_final_failure(kernel: Kernel, job: JobRecord) -> Non
                 extra={"run_id": job.run_id, "job_id": job.id},
             )
             return
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MaintenanceSettings:
-    """Limits and thresholds of one maintenance tick (spec §12 defaults)."""
-
-    worker_id: str
-    max_claims: int = 10  # 0: claim nothing this tick
-    max_suspended_checks: int = 10
-    max_outbox_flush: int = 100
-    stale_lease_threshold: timedelta = timedelta(minutes=5)
-    run_id: str | None = None  # a host serving one run (`wfc run`) claims and polls it only
-    # How long the worker counts as alive after a tick announced it (`wfc workers`, and
-    # `wfc runs show` on a run waiting for a worker of its plan): several ticks' worth.
-    presence_ttl: timedelta = timedelta(minutes=1)
-    # Delete finished runs older than this, a batch or two per tick (None: keep them all).
-    retain: timedelta | None = None
-    prune_batches: int = 2
-    queues: tuple[str, ...] = (DEFAULT_QUEUE,)  # the queues the worker takes jobs of
-
-    @property
-    def stuck_threshold(self) -> timedelta:
-        """How long a run may show no activity before it is repaired or failed."""
-        return max(3 * self.stale_lease_threshold, timedelta(minutes=5))
-
-
-@dataclass(slots=True)
-class TickResult:
-    """What one maintenance tick did; `errors` names the steps that raised."""
-
-    claimed: int = 0
-    suspended_checked: int = 0
-    stale_released: int = 0
-    events_flushed: int = 0
-    stuck_reaped: int = 0
-    runs_pruned: int = 0
-    runs_adopted: int = 0
-    errors: list[str] = field(default_factory=list)
-    failure: Exception | None = None  # the first error, for a host that handles them itself
-    next_poll_at: datetime | None = None  # when a stage the poll checked is due again
-
-
-def _ms(delta: timedelta) -> int:
-    return int(delta / timedelta(milliseconds=1))
-
-
-async def poll_suspended(
-    kernel: Kernel, max_checks: int, *, run_id: str | None = None, quiet: bool = False
-) -> TickResult:
-    """Check due suspended stages and transition the runs they resumed (the poll's own
-    commit moves most on; one whose group also holds a failed stage needs this); the
-    result's `next_poll_at` says when to poll again. A host calls this alone when a stage
-    is due, rather than waiting for a full maintenance tick. A run whose transition
-    fails is left to the stuck-run reaper; the others still move on."""
-    polled = TickResult()
-    result = await kernel.dispatch(
-        StagePollSuspended(max_checks=max_checks, workflow_run_id=run_id)
-    )
-    polled.suspended_checked = result.checked
-    polled.next_poll_at = result.next_due_at
-    for run_id in result.resumed_workflow_run_ids:
-        try:
-            await kernel.dispatch(RunTransition(workflow_run_id=run_id))
-        except Exception as error:
-            polled.errors.append("poll")
-            polled.failure = polled.failure or error
-            if not quiet:
-                log.exception(
-                    "transition of resumed run %s failed; the stuck-run reaper will move it",
-                    run_id,
-                    extra={"run_id": run_id},
-                )
-    return polled
-
-
-async def maintenance_tick(
-    kernel: Kernel, settings: MaintenanceSettings, *, quiet: bool = False
-) -> TickResult:
-    """Claim, poll (transitioning resumed runs), reap leases, flush the outbox, reap stuck runs.
-
-    Each failing step is logged with its traceback, unless `quiet`: a host that handles
-    `TickResult.failure` itself (the worker's `DatabaseHealth`) logs one line per outage
-    rather than a traceback per step per tick."""
-    tick = TickResult()
-
-    def failed(name: str, error: Exception) -> None:
-        tick.errors.append(name)
-        tick.failure = tick.failure or error
-        if not quiet:
-            log.error("maintenance step %s failed", name, exc_info=error)
-
-    async def announce() -> None:
-        await _announce(kernel, settings)
-
-    async def adopt() -> None:
-        tick.runs_adopted = await _adopt(kernel, settings)
-
-    async def claim() -> None:
-        if settings.max_claims < 1:  # the host has no room for another run now
-            return
-        result = await kernel.dispatch(
-            RunClaimPending(
-                worker_id=settings.worker_id,
-                max_claims=settings.max_claims,
-                workflow_run_id=settings.run_id,
-            )
-        )
-        tick.claimed = len(result.claimed)
-
-    async def poll() -> None:
-        polled = await poll_suspended(
-            kernel, settings.max_suspended_checks, run_id=settings.run_id, quiet=quiet
-        )
-        tick.suspended_checked = polled.suspended_checked
-        tick.next_poll_at = polled.next_poll_at
-        if polled.failure is not None:
-            failed("poll", polled.failure)
-
-    async def reap_leases() -> None:
-        result = await kernel.dispatch(
-            LeaseReapStale(stale_threshold_ms=_ms(settings.stale_lease_threshold))
-        )
-        tick.stale_released = result.released
-
-    async def flush() -> None:
-        tick.events_flushed = await _flush(kernel, settings)
-
-    async def prune() -> None:
-        tick.runs_pruned = await _prune(kernel, settings)
-
-    async def reap_stuck() -> None:
-        result = await kernel.dispatch(
-            RunReapStuck(stuck_threshold_ms=_ms(settings.stuck_threshold))
-        )
-        tick.stuck_reaped = result.failed + result.recovered + result.transitioned
-
-    for name, step in (
-        ("claim", claim),
-        ("poll", poll),
-        ("reap_stale", reap_leases),
-        ("flush", flush),
-        ("reap_stuck", reap_stuck),
-        # Fleet housekeeping last: the steps above are what runs wait on.
-        ("announce", announce),
-        ("adopt", adopt),
-        ("prune", prune),
-    ):
-        try:
-            await step()
-        except Exception as error:
-            failed(name, error)
-    return tick

@@ -25,20 +25,28 @@ which is the one whose outcome the row holds.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from wfc.errors import NonRetryableError, RetryStage, WfcError, validation_problems
+from wfc.errors import WfcError, validation_problems
 from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
+from wfc.runtime.kernel.calling import call, describe_error, guarded
 from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.kernel.outcomes import (
+    Failure,
+    NotYet,
+    Outcome,
+    Produced,
+    Progress,
+    Report,
+    Suspended,
+)
 from wfc.runtime.kernel.rows import stage_prefix, write_log
 from wfc.runtime.ports import BlobAccess
 from wfc.runtime.records import LogLevel, RunRecord, StageRecord, Status
@@ -56,62 +64,30 @@ from wfc.runtime.stage import (
 )
 from wfc.runtime.workflow import Workflow
 
+__all__ = [  # the outcomes are imported from here by the command handlers, as they were
+    "FALLBACK_POLL",
+    "Failure",
+    "MapItem",
+    "NotYet",
+    "Outcome",
+    "Produced",
+    "Progress",
+    "Report",
+    "Suspended",
+    "artifact_prefix",
+    "describe_error",
+    "progress_events",
+    "resolve_input",
+    "run_check",
+    "run_execute",
+    "stage_artifacts",
+    "store_artifacts",
+    "suspend_times",
+]
+
 if TYPE_CHECKING:
     from wfc.runtime.ai import AIHelper
     from wfc.runtime.ports import BlobStore
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Progress:
-    """One `ctx.progress` call (message and details redacted)."""
-
-    fraction: float
-    message: str | None
-    details: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Produced:
-    """The stage returned a valid output (JSON data)."""
-
-    output: Any
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Suspended:
-    """The stage suspended; `check_completion` will be polled."""
-
-    request: Suspend
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotYet:
-    """`check_completion` said not ready; check again after `next_check_in`."""
-
-    next_check_in: timedelta | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Failure:
-    """The stage failed; `retryable` is False when trying again cannot help."""
-
-    error: str
-    retryable: bool = True
-    retry_delay: timedelta | None = None
-    # Where stage code raised it: the formatted traceback, its last `TRACEBACK_CHARS`.
-    traceback: str | None = None
-
-
-Outcome = Produced | Suspended | NotYet | Failure
-
-
-@dataclass(slots=True)
-class Report:
-    """An outcome with what the stage reported along the way."""
-
-    outcome: Outcome
-    progress: list[Progress] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class _InputUnavailable(Exception):
@@ -207,13 +183,6 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def describe_error(error: BaseException) -> str:
-    """`ClassName: message`, or just the message for a bare `Exception` (not redacted yet:
-    `run_execute` and `run_check` redact every failure they return, whatever made it)."""
-    text = str(error) or repr(error)
-    return text if type(error) is Exception else f"{type(error).__name__}: {text}"
-
-
 def _redacted(outcome: Outcome) -> Outcome:
     """The outcome with its error redacted: every failure passes here, whether stage code
     raised it, returned `Failed(error)` or returned an output that quotes its input."""
@@ -299,11 +268,13 @@ def resolve_input(
     return {sid: outputs[sid] for sid in previous if sid in outputs}
 
 
-def _parse(model: type[BaseModel], value: Any, what: str) -> BaseModel | Failure:
+def _parse(model: type[BaseModel], value: Any, what: str, stage_id: str) -> BaseModel | Failure:
+    """`value` parsed by `model`, or the failure "Invalid <what> for stage <id>: …"."""
     try:
         return model.model_validate(value)
     except ValidationError as error:
-        return Failure(error=f"{what}: " + "; ".join(validation_problems(error)), retryable=False)
+        problems = "; ".join(validation_problems(error))
+        return Failure(error=f"Invalid {what} for stage {stage_id}: {problems}", retryable=False)
 
 
 def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> Produced | Failure:
@@ -319,51 +290,6 @@ def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> P
         problems = "; ".join(validation_problems(error))
         return Failure(error=f"Stage {stage_id} returned an invalid output: {problems}")
     return Produced(output=json.loads(parsed.model_dump_json()))
-
-
-async def _call(method: Callable[[Any], Any], *args: Any) -> Any:
-    if inspect.iscoroutinefunction(method):
-        return await method(*args)
-    result = await asyncio.to_thread(method, *args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-async def _guarded(stage: PlanStage, call: Callable[[], Any]) -> tuple[Any, Failure | None]:
-    """Run stage code under the stage's timeout, turning what it raises into a `Failure`."""
-    if not stage.timeout_ms:  # no scope to enter: a `timeout(None)` scope cost 2 µs a stage
-        try:
-            return await call(), None
-        except Exception as error:
-            return None, _failure_from(stage, error)
-    seconds = stage.timeout_ms / 1000
-    scope = asyncio.timeout(seconds)
-    try:
-        async with scope:
-            return await call(), None
-    except TimeoutError as error:
-        if scope.expired():
-            return None, Failure(
-                error=f"StageTimeoutError: Stage {stage.id} timed out after {stage.timeout_ms} ms"
-            )
-        return None, _failure_from(stage, error)
-    except Exception as error:
-        return None, _failure_from(stage, error)
-
-
-TRACEBACK_CHARS = 8_000
-"""How much of a stage's traceback is kept: its end, where the frames that raised are."""
-
-
-def _failure_from(stage: PlanStage, error: Exception) -> Failure:
-    if isinstance(error, RetryStage):
-        return Failure(error=str(error), retry_delay=error.delay)
-    where = "".join(traceback.format_exception(error))[-TRACEBACK_CHARS:]
-    if isinstance(error, NonRetryableError):
-        return Failure(error=describe_error(error), retryable=False, traceback=where)
-    retryable = type(error).__name__ not in stage.retry.non_retryable
-    return Failure(error=describe_error(error), retryable=retryable, traceback=where)
 
 
 async def run_execute(
@@ -399,11 +325,11 @@ async def _execute(
         raw_input = resolve_input(workflow, stage, run, outputs, item)
     except _InputUnavailable as error:
         return Report(outcome=Failure(error=str(error)))
-    parsed_input = _parse(cls.input_model, raw_input, f"Invalid input for stage {stage.id}")
+    parsed_input = _parse(cls.input_model, raw_input, "input", stage.id)
     if isinstance(parsed_input, Failure):
         return Report(outcome=parsed_input)
     config_slice = config_map.get(stage.id, {})
-    parsed_config = _parse(cls.config_model, config_slice, f"Invalid config for stage {stage.id}")
+    parsed_config = _parse(cls.config_model, config_slice, "config", stage.id)
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
 
@@ -423,7 +349,7 @@ async def _execute(
         item_count=None if item is None else item.count,
     )
     instance: Any = cls()
-    result, failure = await _guarded(stage, lambda: _call(instance.execute, ctx))
+    result, failure = await guarded(stage, lambda: call(instance.execute, ctx))
     metrics = await services.finish()
     outcome: Outcome
     if failure is not None:
@@ -492,13 +418,13 @@ async def _check(
         return Report(
             outcome=Failure(error=f"Stage {row.stage_id} does not support check_completion")
         )
-    parsed_config = _parse(cls.config_model, row.config, f"Invalid config for stage {stage.id}")
+    parsed_config = _parse(cls.config_model, row.config, "config", stage.id)
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
     services = _Services(deps, run.id, row.id, _topic(run, row, item_index))
     ctx = CheckContext(run_id=run.id, stage_id=stage.id, config=parsed_config, services=services)
     instance: Any = cls()
-    result, failure = await _guarded(stage, lambda: _call(instance.check_completion, state, ctx))
+    result, failure = await guarded(stage, lambda: call(instance.check_completion, state, ctx))
     metrics = await services.finish()
     outcome: Outcome
     match result:

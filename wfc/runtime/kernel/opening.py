@@ -181,13 +181,16 @@ async def open_group(
                 specs=specs,
             )
             continue
-        fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
+        if stage_id in handed:  # started here, for the worker it is handed to
+            fresh = new_stage_row(
+                deps, run, workflow, stage_id, generation=generation, started_at=now, attempt=1
+            )
+        else:
+            fresh = new_stage_row(deps, run, workflow, stage_id, generation=generation)
         if stage_id in skipped:
             fresh = changed(fresh, {"status": Status.SKIPPED, "completed_at": now})
         elif stage_id in mapped:
             fresh = _mapped_row(run, workflow, fresh, len(mapped[stage_id]))
-        elif stage_id in handed:
-            fresh = changed(fresh, {"status": Status.RUNNING, "started_at": now, "attempt": 1})
         row = await unit.db.upsert_stage(fresh, {})
         created = row.id == fresh.id
         if created:

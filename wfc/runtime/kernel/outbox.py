@@ -11,6 +11,7 @@ from wfc.runtime.commands import (
 from wfc.runtime.kernel.deps import Deps
 
 DEFAULT_MAX_RETRIES = 3
+_NOTHING_WAITED = OutboxFlushResult(published=0)  # frozen: one for every empty flush
 
 
 async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
@@ -28,6 +29,8 @@ async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
         if db is None:
             return OutboxFlushResult(published=0, busy=True)
         events = await db.unpublished_outbox(cmd.max_events)
+        if not events:
+            return _NOTHING_WAITED
         blocked: set[str] = set()
         delivered: list[str] = []
         for event in events:

@@ -65,6 +65,13 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
     due = await deps.persistence.claim_suspended_stages(
         now, until, cmd.max_checks, run_id=cmd.workflow_run_id, plans=plans
     )
+    items = None
+    if not due:  # the items are claimed next either way; with none, nothing is left to do
+        items = await deps.persistence.claim_suspended_items(
+            now, until, cmd.max_checks, run_id=cmd.workflow_run_id, plans=plans
+        )
+        if not items:  # most ticks: answered without the tallies below
+            return StagePollSuspendedResult()
     verdicts = Counter[str]()
     resumed_runs: list[str] = []
     next_due: list[datetime] = []
@@ -75,9 +82,14 @@ async def poll_suspended(deps: Deps, cmd: StagePollSuspended) -> StagePollSuspen
             resumed_runs.append(row.run_id)
         if next_poll_at is not None:
             next_due.append(next_poll_at)
-    items = await deps.persistence.claim_suspended_items(
-        now, until, max(cmd.max_checks - len(due), 0) or 1, run_id=cmd.workflow_run_id, plans=plans
-    )
+    if items is None:
+        items = await deps.persistence.claim_suspended_items(
+            now,
+            until,
+            max(cmd.max_checks - len(due), 0) or 1,
+            run_id=cmd.workflow_run_id,
+            plans=plans,
+        )
     for item in items:
         verdict, next_poll_at = await poll_item(deps, item)
         verdicts[verdict] += 1

@@ -35,14 +35,23 @@ _LIVE = (Status.PENDING, Status.RUNNING)
 async def reap_stale(deps: Deps, cmd: LeaseReapStale) -> LeaseReapStaleResult:
     """Release leases older than the threshold (their stages run again on re-delivery)."""
     cutoff = deps.clock.now() - timedelta(milliseconds=cmd.stale_threshold_ms)
-    return LeaseReapStaleResult(released=await deps.jobs.release_stale(cutoff))
+    released = await deps.jobs.release_stale(cutoff)
+    return _NONE_RELEASED if released == 0 else LeaseReapStaleResult(released=released)
+
+
+# What most ticks answer: results are frozen, so these are made once.
+_NONE_RELEASED = LeaseReapStaleResult(released=0)
+_NONE_STUCK = RunReapStuckResult()
 
 
 async def reap_stuck(deps: Deps, cmd: RunReapStuck) -> RunReapStuckResult:
     """Repair or fail runs with no run or stage update for `stuck_threshold_ms`."""
     since = deps.clock.now() - timedelta(milliseconds=cmd.stuck_threshold_ms)
+    stuck = await deps.persistence.stuck_runs(since)
+    if not stuck:
+        return _NONE_STUCK
     tally = Counter[str]()
-    for run in await deps.persistence.stuck_runs(since):
+    for run in stuck:
         rows = await deps.persistence.stages_of_run(run.id)
         jobs = await deps.jobs.jobs_of_run(run.id)
         if (

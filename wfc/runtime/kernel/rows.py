@@ -83,9 +83,17 @@ def group_output(workflow: Workflow, group: int, outputs: dict[str, Any]) -> Any
 
 
 def new_stage_row(
-    deps: Deps, run: RunRecord, workflow: Workflow, stage_id: str, *, generation: int
+    deps: Deps,
+    run: RunRecord,
+    workflow: Workflow,
+    stage_id: str,
+    *,
+    generation: int,
+    started_at: datetime | None = None,
+    attempt: int = 0,
 ) -> StageRecord:
-    """A PENDING row for one stage of `run`."""
+    """A new row for one stage of `run`: PENDING, or RUNNING from `started_at` at `attempt`
+    for a stage that starts as its row is made (one record built, not two)."""
     plan = workflow.stage(stage_id)
     now = deps.clock.now()
     return StageRecord(
@@ -95,11 +103,13 @@ def new_stage_row(
         stage_name=plan.name if plan else stage_id,
         stage_number=workflow.stage_number(stage_id),
         execution_group=workflow.group_of(stage_id),
-        status=Status.PENDING,
+        status=Status.PENDING if started_at is None else Status.RUNNING,
         config=dict(run.config.get(stage_id, {})),
         generation=generation,
         created_at=now,
         updated_at=now,
+        started_at=started_at,
+        attempt=attempt,
     )
 
 

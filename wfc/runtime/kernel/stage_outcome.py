@@ -19,7 +19,14 @@ from wfc.runtime.events import Event, StageFailed, StageSuspended, WorkflowSuspe
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import Failure, Report, Suspended, progress_events, suspend_times
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, write_log
-from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
+from wfc.runtime.records import (
+    RunRecord,
+    StageChanges,
+    StageFence,
+    StageRecord,
+    Status,
+    quick_init,
+)
 
 
 class Discarded(Exception):
@@ -45,6 +52,7 @@ async def why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) -> 
     )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Execution:
     """One `job.execute` invocation: what every phase-3 step needs."""

@@ -28,6 +28,18 @@ from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Statu
 from wfc.runtime.workflow import Workflow
 
 NOOP = RunTransitionResult(action="noop")
+COMPLETED = RunTransitionResult(action="completed")
+FAILED = RunTransitionResult(action="failed")
+_ADVANCED: dict[int, RunTransitionResult] = {}
+
+
+def advanced(group: int) -> RunTransitionResult:
+    """The result of a transition that opened `group`: results are frozen, so one is made
+    per group and shared (a run's every stage returns one)."""
+    result = _ADVANCED.get(group)
+    if result is None:
+        result = _ADVANCED[group] = RunTransitionResult(action="advanced", next_group=group)
+    return result
 
 
 async def transition_run(deps: Deps, cmd: RunTransition, causation_id: str) -> RunTransitionResult:
@@ -108,7 +120,7 @@ async def decide_next(
             stage_id=first.stage_id,
             expected_version=run.version,
         )
-        return RunTransitionResult(action="failed")
+        return FAILED
     last_group = max(row.execution_group for row in rows)
     if workflow.group(last_group + 1):
         run = await _claim(unit, run, locked)
@@ -117,7 +129,7 @@ async def decide_next(
             deps, unit, run, workflow, last_group + 1, rows=rows, generation=generation, known=known
         )
     await _complete(deps, unit, run, rows, last_group, known)
-    return RunTransitionResult(action="completed")
+    return COMPLETED
 
 
 async def advance(
@@ -148,13 +160,13 @@ async def advance(
             job_ids=job_ids,
         )
         if opening == "failed":
-            return RunTransitionResult(action="failed")
+            return FAILED
         if opening == "opened":
-            return RunTransitionResult(action="advanced", next_group=group)
+            return advanced(group)
         rows = [*rows, *(row for row in unit.opened if row.execution_group == group)]
         if not workflow.group(group + 1):
             await _complete(deps, unit, run, rows, group, known)
-            return RunTransitionResult(action="completed")
+            return COMPLETED
         group += 1
 
 

@@ -24,9 +24,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from wfc.runtime.records import RunRecord, StageRecord
+from wfc.runtime.records import RunRecord, StageRecord, quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class WarmStart:
     """The run, all its stage rows and the outputs known, as the hand-off committed them."""
