@@ -20,6 +20,7 @@ from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.registry import WorkflowMap
+from wfc.runtime.workflow import Workflow
 from wfc.testing import FakeClock, SlotTaker
 from wfc.testing.conformance import Ports
 
@@ -51,6 +52,12 @@ def seq3_kernel(store: SqlStorage) -> Kernel:
         .pipe(_stage("c"))
         .build()
     )
+    return kernel_on(store, seq3)
+
+
+def kernel_on(store: SqlStorage, workflow: Workflow) -> Kernel:
+    """A kernel on `store` knowing `workflow` alone, with a fake clock and sequential ids
+    (what these tests' statement counts and names are read against)."""
     return Kernel(
         persistence=store.persistence,
         blobs=store.blobs,
@@ -58,7 +65,7 @@ def seq3_kernel(store: SqlStorage) -> Kernel:
         events=CollectingEventSink(),
         clock=FakeClock(),
         ids=SequentialIds("id"),
-        registry=WorkflowMap([seq3]),
+        registry=WorkflowMap([workflow]),
         pinning=store.pinning,
         shared_transactions=store.shared_transactions,
     )

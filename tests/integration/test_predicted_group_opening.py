@@ -11,15 +11,14 @@ import pytest
 from pydantic import BaseModel
 
 from tests.databases import postgres_database
+from tests.integration.handed_seq3 import kernel_on
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.memory import CollectingEventSink, SequentialIds
 from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
 from wfc.runtime.commands import RunClaimPending, RunCreate
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import Status
-from wfc.runtime.registry import WorkflowMap
 from wfc.testing import FakeClock, SlotTaker
 from wfc.testing.conformance import a_stage
 
@@ -74,17 +73,7 @@ def _kernel(store: SqlStorage) -> Kernel:
         .pipe(define_stage(id="c", output=Number, execute=_total))
         .build()
     )
-    return Kernel(
-        persistence=store.persistence,
-        blobs=store.blobs,
-        jobs=store.jobs,
-        events=CollectingEventSink(),
-        clock=FakeClock(),
-        ids=SequentialIds("id"),
-        registry=WorkflowMap([fan]),
-        pinning=store.pinning,
-        shared_transactions=store.shared_transactions,
-    )
+    return kernel_on(store, fan)
 
 
 async def _run_a(store: SqlStorage, kernel: Kernel, taker: SlotTaker) -> tuple[str, list[str]]:
