@@ -89,6 +89,8 @@ def test_a_predicted_statement_may_insert_twice_into_one_table_and_nothing_else(
     rename_stage = update(stages).where(stages.c.id == bindparam("id")).values(stage_id="x")
     assert _part(_STAGE).adds_only and not _part(upsert).adds_only
     assert not _part(_JOB_HANDING_ON).adds_only  # a CTE of its own
+    copy_stage = postgresql.insert(stages).from_select([stages.c.id], select(stages.c.id))
+    assert not _part(copy_stage).adds_only  # reads its own table
     held = combine.Held(predicting=True)
     held.add(_part(_STAGE), {})
     assert held.admits_predicted(_part(_STAGE))

@@ -128,8 +128,15 @@ def _part_of(statement: Executable) -> Part | None:
 
 
 def _adds_only(element: Any, ctes: set[str]) -> bool:
-    """An INSERT that can only add rows: no ON CONFLICT clause, no CTE of its own."""
-    return isinstance(element, Insert) and element._post_values_clause is None and not ctes
+    """An INSERT that can only add rows: no ON CONFLICT clause, no CTE of its own, and
+    its rows given as VALUES (an `INSERT … SELECT` may read its own table, which inside
+    one statement would not see a sibling insert's rows)."""
+    return (
+        isinstance(element, Insert)
+        and element._post_values_clause is None
+        and element.select is None
+        and not ctes
+    )
 
 
 def _names(tables: Sequence[Any]) -> set[str]:

@@ -124,27 +124,21 @@ def _json_dumps(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
-class _LastInstant:
-    """The last instant converted and its text: the kernel binds the same `now` to many
-    parameters of a transaction (created, updated, leased, started…), and formatting it
-    was the largest single conversion per statement. Instants are immutable, and the one
-    kept is referenced here, so identity says it is the same value."""
-
-    __slots__ = ("instant", "text")
-
-    def __init__(self) -> None:
-        self.instant: Any = None
-        self.text = ""
-
-
-_LAST = _LastInstant()
+_LAST_INSTANT: tuple[Any, str] = (None, "")
+"""The last instant converted and its text: the kernel binds the same `now` to many
+parameters of a transaction (created, updated, leased, started…), and formatting it was
+the largest single conversion per statement. Instants are immutable and the one kept is
+referenced here, so identity says it is the same value. One tuple, read and replaced
+whole, so a thread that converts at the same time (the dashboard's loop) can never pair
+one instant with another's text."""
 
 
 def _utc_text(value: Any) -> Any:
     """`UtcDateTime` bound for SQLite: the instant in UTC as DATETIME stores it."""
-    last = _LAST
-    if value is last.instant:
-        return last.text
+    global _LAST_INSTANT
+    last_instant, last_text = _LAST_INSTANT
+    if value is last_instant:
+        return last_text
     zone = value.tzinfo
     instant = value
     if zone is not UTC:
@@ -153,7 +147,7 @@ def _utc_text(value: Any) -> Any:
         instant = value.astimezone(UTC)
     # "YYYY-MM-DD HH:MM:SS.ffffff" (DATETIME's storage format) and the "+00:00" cut off.
     text = instant.isoformat(" ", "microseconds")[:26]
-    last.instant, last.text = value, text
+    _LAST_INSTANT = (value, text)
     return text
 
 

@@ -25,7 +25,7 @@ from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.limited import Shape, lease_limited, limit_usage
 from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_record
 from wfc.runtime.adapters.sql.runs import plan_among, plan_params
-from wfc.runtime.adapters.sql.schema import jobs
+from wfc.runtime.adapters.sql.schema import jobs, status_is
 from wfc.runtime.handoff import JobTaker, handed_specs
 from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
@@ -41,7 +41,7 @@ def _lease(*only: ColumnElement[bool]) -> Any:
     due = (
         select(_j.id)
         .where(
-            _j.status == Status.PENDING.value,
+            status_is(jobs, Status.PENDING.value),
             or_(_j.run_at.is_(None), _j.run_at <= bindparam("now")),
             *only,
         )
@@ -54,7 +54,7 @@ def _lease(*only: ColumnElement[bool]) -> Any:
     )
     return (
         update(jobs)
-        .where(_j.id == due.c.id, _j.status == Status.PENDING.value)
+        .where(_j.id == due.c.id, status_is(jobs, Status.PENDING.value))
         .values(
             status=Status.RUNNING.value,
             worker_id=bindparam("worker_id"),

@@ -29,10 +29,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -436,3 +438,14 @@ def _install_wakeups() -> None:
 
 
 _install_wakeups()
+
+
+def status_is(table: Table, status: str) -> ColumnElement[bool]:
+    """`table.status = '<status>'` with the status written into the SQL, not bound.
+
+    The queues' partial indexes (`ix_jobs_dequeue`, `ix_stages_suspended`,
+    `ix_items_suspended`) hold one status's rows only, and a planner may use one only
+    when it can prove the query's status is that one: PostgreSQL's generic plan of a
+    prepared statement (asyncpg prepares every statement) cannot with a bound value,
+    and SQLite prepares such a statement again at every run to check it."""
+    return table.c.status == literal_column(f"'{status}'")

@@ -37,7 +37,7 @@ from wfc.runtime.adapters.sql.rows import (
     upsert_insert,
 )
 from wfc.runtime.adapters.sql.runs import get_run, plan_among, plan_params
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import runs, stages, status_is
 from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
@@ -475,7 +475,7 @@ def claim_suspended(table: Table, *only: ColumnElement[bool]) -> Any:
     due = (
         select(table.c.id)
         .where(
-            table.c.status == Status.SUSPENDED.value,
+            status_is(table, Status.SUSPENDED.value),
             table.c.next_poll_at <= bindparam("now"),
             *only,
         )
@@ -486,7 +486,7 @@ def claim_suspended(table: Table, *only: ColumnElement[bool]) -> Any:
     )
     return (
         update(table)
-        .where(table.c.id == due.c.id, table.c.status == Status.SUSPENDED.value)
+        .where(table.c.id == due.c.id, status_is(table, Status.SUSPENDED.value))
         .values(
             next_poll_at=bindparam("until"),
             version=table.c.version + 1,
