@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wfc.runtime.adapters.sql.compiled import Compiled
 from wfc.runtime.adapters.sql.sqlite_dbapi import Connection as SqliteConnection
 from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
 from wfc.runtime.adapters.sql.sqlite_thread import Outcome
@@ -143,15 +144,22 @@ async def on_asyncpg(
         raise await failed(conn, link, sql, args, error) from error
 
 
-async def on_sqlite(conn: AsyncConnection, link: Link, sql: str, args: list[Any]) -> Outcome:
-    """`sql` on SQLite: `sqlite_thread`'s outcome as it is, for the caller to read the rows
-    or the count it needs from it. Inside this process's write transaction (most
-    statements) it runs at once, without a coroutine of the driver's (`run_here`)."""
+async def on_sqlite(
+    conn: AsyncConnection, link: Link, statement: Compiled | str, args: list[Any]
+) -> Outcome:
+    """`statement` on SQLite: `sqlite_thread`'s outcome as it is, for the caller to read the
+    rows or the count it needs from it. A compiled statement inside this process's write
+    transaction (most statements) runs at once, without a coroutine of the driver's
+    (`run_within`); SQL given as text (BEGIN, COMMIT, ROLLBACK) goes where `run` puts it."""
+    sqlite: Any = link.sqlite
+    if statement.__class__ is Compiled:
+        sql, within = statement.sql, not statement.ends_transaction
+    else:
+        sql, within = statement, False  # type: ignore[assignment]  # text (checked: faster)
     if _WATCHERS:
         sent(link.pool, sql)
-    sqlite: Any = link.sqlite
     try:
-        outcome: Outcome | None = sqlite.run_here(sql, args)
+        outcome: Outcome | None = sqlite.run_within(sql, args) if within else None
         return outcome if outcome is not None else await sqlite.run(sql, args)
     except BaseException as error:
         raise await failed(conn, link, sql, args, error) from error

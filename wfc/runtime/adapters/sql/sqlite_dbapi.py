@@ -202,7 +202,15 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
 
         `direct` asks this first, and most statements of a stage (all but the BEGIN and
         the COMMIT) then cost no coroutine of the driver's on top of SQLite's call."""
-        if self._holding is None or _ends_transaction(sql):
+        if _ends_transaction(sql):
+            return None
+        return self.run_within(sql, parameters)
+
+    def run_within(self, sql: str, parameters: Any) -> Outcome | None:
+        """`run_here` for a statement known not to end a transaction (not a COMMIT nor a
+        ROLLBACK: `direct`'s compiled statements, which know it of themselves), without
+        looking at its text again."""
+        if self._holding is None:
             return None
         thread = self.thread
         connection = thread.connection
