@@ -141,7 +141,7 @@ class Cursor:
 class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
     """The DBAPI connection SQLAlchemy's SQLite dialect sees, over a `SqliteThread`."""
 
-    __slots__ = ("_busy_ms", "_holding", "_writes", "thread")
+    __slots__ = ("_busy_ms", "_holding", "_writes", "link", "thread")
     _cursor_cls = Cursor  # type: ignore[assignment]
     _ss_cursor_cls = Cursor  # type: ignore[assignment]  # no server-side cursors: rows are read whole
 
@@ -153,6 +153,8 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         self._writes = dbapi.writes
         self._holding: asyncio.Lock | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
+        # `drivers.Link` of this connection, made at its first checkout, kept for the others.
+        self.link: Any = None
 
     async def run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> Outcome:
         """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
