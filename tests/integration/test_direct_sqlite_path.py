@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import sqlite
 
 from tests.databases import job_row, sql_storage
-from wfc.runtime.adapters.sql import compiled, direct
+from wfc.runtime.adapters.sql import compiled, direct, drivers
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.schema import jobs, runs
 from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
@@ -87,3 +87,38 @@ async def test_a_connection_invalidated_under_sqlalchemy_gets_a_new_driver(
             await conn.rollback()
             await conn.execute(select(1))  # SQLAlchemy reconnects it on its own path
             assert await direct.fetch(conn, statement, {"run_id": "r"}) == []
+
+
+async def test_a_pinned_connection_invalidated_is_replaced_at_the_pins_next_call(
+    tmp_path: Path,
+) -> None:
+    """A pin asks whether its connection was invalidated (`connections._invalidated`, read
+    where SQLAlchemy reads it) before each call outside a transaction: an invalidated one
+    is given back, and the next call runs on a new one."""
+    async with sql_storage("sqlite", tmp_path) as store:
+        connections = Connections(store.engine)
+        statement = select(runs.c.id).where(runs.c.id == bindparam("run_id"))
+        async with connections.pinned():
+            async with connections.single() as conn:
+                assert await direct.fetch(conn, statement, {"run_id": "r"}) == []
+                await conn.invalidate()
+            async with connections.single() as again:
+                assert again is not conn
+                assert await direct.fetch(again, statement, {"run_id": "r"}) == []
+
+
+async def test_a_sqlite_connection_keeps_its_link_across_checkouts(tmp_path: Path) -> None:
+    """SQLite's DBAPI connection keeps the `drivers.Link` made at its first checkout, so a
+    later checkout of it finds the same one; a connection that replaced it makes its own."""
+    async with sql_storage("sqlite", tmp_path) as store:
+        links = []
+        for _ in range(2):
+            async with store.engine.connect() as conn:
+                await direct.fetch(conn, select(runs.c.id))
+                raw = await conn.get_raw_connection()
+                links.append((raw.dbapi_connection, drivers.kept(conn)))
+        (first_dbapi, first_link), (second_dbapi, second_link) = links
+        assert first_link is not None and second_link is not None
+        if first_dbapi is second_dbapi:  # the pool lent the same connection again
+            assert second_link is first_link
+        assert second_link is getattr(second_dbapi, "link", None)

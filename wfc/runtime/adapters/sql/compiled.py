@@ -47,22 +47,42 @@ class Compiled:
     # and its conversion (None: the value goes as it is).
     plan: tuple[tuple[str, Any, Processor | None], ...]
     result_processors: dict[str, Processor]
+    # `plan` as one function of the parameters (`_arguments`): what `args` calls.
+    arguments: Callable[..., list[Any]]
     # SQLite: a result's column names and their processors in that order, by the number of
     # columns (`rows_of`).
     aligned: dict[int, tuple[tuple[str, ...], tuple[Processor | None, ...]]] = field(
         default_factory=dict
     )
+    # `rows_args`'s function, made on its first use.
+    made: dict[str, Callable[..., list[Any]]] = field(default_factory=dict)
+    # Whether the statement ends a transaction (COMMIT, ROLLBACK): never one of ours.
+    ends_transaction: bool = False
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
-        """The driver's arguments for `params`, converted as SQLAlchemy would bind them."""
-        get = params.get
-        values = []
-        for name, default, process in self.plan:
-            value = get(name, default)
-            if value is _REQUIRED:
-                raise KeyError(name)
-            values.append(value if process is None or value is None else process(value))
-        return values
+        """The driver's arguments for `params`, converted as SQLAlchemy would bind them
+        (a `KeyError` for a parameter without a default that `params` lacks)."""
+        return self.arguments(params, None)
+
+    def rows_args(
+        self,
+        names: tuple[tuple[str, ...], ...],
+        keys: tuple[str, ...],
+        rows: Sequence[Mapping[str, Any]],
+        extra: Mapping[str, Any] | None,
+    ) -> list[Any]:
+        """`args` of a multi-row INSERT whose row n binds its value of `keys[k]` as
+        `names[n][k]` (`direct._with_rows`), read from `rows` themselves (and any other
+        parameter from `extra`): no mapping of every row's values by name is built."""
+        made = self.made.get("rows")
+        if made is None:
+            where = {
+                name: (n, key)
+                for n, row_names in enumerate(names)
+                for name, key in zip(row_names, keys, strict=True)
+            }
+            made = self.made["rows"] = _arguments(self.plan, where)
+        return made(extra or {}, rows)
 
     def row(self, record: Any) -> dict[str, Any]:
         processors = self.result_processors
@@ -97,6 +117,44 @@ class Compiled:
         aligned = names, tuple(self.result_processors.get(name) for name in names)
         self.aligned[len(names)] = aligned
         return aligned
+
+
+def _arguments(
+    plan: tuple[tuple[str, Any, Processor | None], ...], in_rows: Mapping[str, tuple[int, str]]
+) -> Callable[..., list[Any]]:
+    """`plan` as one Python function `(params, rows) -> arguments`, compiled once.
+
+    Walking the plan per statement (a lookup, a test and an append per parameter, in
+    the interpreter's loop) was the largest Python cost of a statement on SQLite: a
+    stage's INSERTs bind 10 to 30 parameters each. The function made here is one list
+    display of the same steps, written out: `p["name"]` for a parameter without a
+    default (a `KeyError` when missing, as before), `g("name", default)` for one with,
+    and `c3(v)` around the value for one with a conversion (None goes as it is). A
+    parameter in `in_rows` (a multi-row INSERT's `r{n}_{key}`) is read as `r[n][key]`.
+    Only the parameter names come from the statement, and they are written as Python
+    string literals (`repr`); defaults and conversions are passed as the function's
+    globals, never written into its text.
+    """
+    scope: dict[str, Any] = {}
+    items = []
+    for i, (name, default, process) in enumerate(plan):
+        if name in in_rows:
+            n, key = in_rows[name]
+            value = f"r[{n}][{key!r}]"
+        elif default is _REQUIRED:
+            value = f"p[{name!r}]"
+        else:
+            scope[f"d{i}"] = default
+            value = f"g({name!r}, d{i})"
+        if process is None:
+            items.append(value)
+        else:
+            scope[f"c{i}"] = process
+            items.append(f"(None if (v := {value}) is None else c{i}(v))")
+    source = "def arguments(p, r):\n    g = p.get\n    return [" + ", ".join(items) + "]\n"
+    exec(compile(source, "<wfc compiled arguments>", "exec"), scope)
+    made: Callable[..., list[Any]] = scope["arguments"]
+    return made
 
 
 # -- SQLite's conversions, without SQLAlchemy's layers ---------------------------------
@@ -166,10 +224,23 @@ def sqlite_bind(type_: Any, dialect: Dialect) -> Processor | None:
     if isinstance(type_, UtcDateTime):
         return _utc_text
     if isinstance(type_.dialect_impl(dialect), JSON):
-        dumps: Processor = getattr(dialect, "_json_serializer", None) or _json_dumps
+        dumps: Processor | None = getattr(dialect, "_json_serializer", None)
+        if dumps is not None:
+            serialize = dumps
+
+            def json_by(value: Any) -> Any:
+                return serialize(value) if value.__class__ in _PLAIN_JSON else original(value)
+
+            return json_by
 
         def json_text(value: Any) -> Any:
-            return dumps(value) if value.__class__ in _PLAIN_JSON else original(value)
+            # `_json_dumps` written out here: one call per value, not two.
+            kind = value.__class__
+            if kind is str:
+                return encode_basestring_ascii(value)
+            if kind in _PLAIN_JSON:
+                return "".join(_ENCODE(value, 0))
+            return original(value)
 
         return json_text
     return original
@@ -229,7 +300,16 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
         (name, _REQUIRED if bind.required else bind.effective_value, process)
         for name, bind, process in zip(names, binds, processors, strict=True)
     )
-    return Compiled(sql=compiled.string, plan=plan, result_processors=result_processors)
+    return Compiled(
+        sql=compiled.string,
+        plan=plan,
+        result_processors=result_processors,
+        arguments=_arguments(plan, {}),
+        ends_transaction=compiled.string.lstrip()[:8].upper().startswith(_ENDS),
+    )
+
+
+_ENDS = ("COMMIT", "END", "ROLLBACK")
 
 
 def compiled_for(statement: Executable, dialect: Dialect) -> Compiled | None:

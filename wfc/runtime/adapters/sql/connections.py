@@ -91,7 +91,7 @@ class Connections:
         return pin
 
     async def _connection(self, pin: _Pin) -> AsyncConnection:
-        if pin.conn is not None and pin.conn.invalidated and not pin.depth:
+        if pin.conn is not None and not pin.depth and _invalidated(pin.conn):
             # The server closed it (see `direct`). SQLAlchemy would reconnect it on next use,
             # but not from the driver path: a pin held job after job takes a new one.
             await pin.drop()
@@ -141,6 +141,14 @@ class Connections:
             yield
         finally:
             _PINNED.reset(token)
+
+
+def _invalidated(conn: AsyncConnection) -> bool:
+    """`conn.invalidated`, read where SQLAlchemy's two properties read it: a connection
+    checked out of the pool is invalidated once it has no pooled connection under it
+    (it is asked on every call a pinned task makes; `drivers.kept` reads the same)."""
+    sync = conn.sync_connection
+    return sync is None or sync._dbapi_connection is None
 
 
 # The three blocks every port call opens, as classes: `contextlib.asynccontextmanager`

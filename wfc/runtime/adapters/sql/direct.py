@@ -103,7 +103,7 @@ async def fetch(
         return [row._mapping for row in await conn.execute(statement, dict(params))]
     if link.sqlite is not None:
         description, rows, _count, _rowid = await on_sqlite(
-            conn, link, compiled.sql, compiled.args(params)
+            conn, link, compiled, compiled.args(params)
         )
         return compiled.rows_of(description, rows) if description else []
     held = conn.info.get(_HELD_KEY)
@@ -131,7 +131,7 @@ async def execute(
     if compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
     if link.sqlite is not None:
-        outcome = await on_sqlite(conn, link, compiled.sql, compiled.args(params))
+        outcome = await on_sqlite(conn, link, compiled, compiled.args(params))
         return max(outcome[2], 0)
     held = conn.info.get(_HELD_KEY)
     if held is not None:
@@ -154,8 +154,8 @@ async def insert_rows(
     if not rows:
         return []
     link = drivers.kept(conn) or await drivers.link(conn)
-    with_rows, row_params = _rows_statement(statement, rows, extra)
-    params: Mapping[str, Any] = row_params
+    keys = tuple(rows[0])
+    with_rows, names = _with_rows(statement, keys, len(rows))
     compiled = None if link.driver is None else compiled_for(with_rows, link.dialect)
     if compiled is None:
         if extra:
@@ -165,13 +165,17 @@ async def insert_rows(
     returning = bool(getattr(statement, "exported_columns", ()))
     if link.sqlite is not None:
         description, found, _count, _rowid = await on_sqlite(
-            conn, link, compiled.sql, compiled.args(params)
+            conn, link, compiled, compiled.rows_args(names, keys, rows, extra)
         )
         return compiled.rows_of(description, found) if returning and description else []
     held = conn.info.get(_HELD_KEY)
     if held is not None:
+        params: Mapping[str, Any] = _rows_params(names, keys, rows, extra)
         compiled, params = await _with_held(conn, link, held, with_rows, params, compiled)
-    records = await on_asyncpg(conn, link, compiled.sql, compiled.args(params), rows=returning)
+        args = compiled.args(params)
+    else:
+        args = compiled.rows_args(names, keys, rows, extra)
+    records = await on_asyncpg(conn, link, compiled.sql, args, rows=returning)
     return [compiled.row(record) for record in records] if returning else []
 
 
@@ -195,6 +199,15 @@ def _rows_statement(
     that would also rewrite the SET of an UPDATE in the statement's CTEs."""
     keys = tuple(rows[0])
     with_rows, names = _with_rows(statement, keys, len(rows))
+    return with_rows, _rows_params(names, keys, rows, extra)
+
+
+def _rows_params(
+    names: tuple[tuple[str, ...], ...],
+    keys: tuple[str, ...],
+    rows: Sequence[Mapping[str, Any]],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     params = {
         name: row[key]
         for row_names, row in zip(names, rows, strict=True)
@@ -202,7 +215,7 @@ def _rows_statement(
     }
     if extra:
         params |= extra
-    return with_rows, params
+    return params
 
 
 _WITH_ROWS: dict[

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wfc.runtime.adapters.sql.compiled import Compiled
 from wfc.runtime.adapters.sql.sqlite_dbapi import Connection as SqliteConnection
 from wfc.runtime.adapters.sql.sqlite_driver import SqliteDriver
 from wfc.runtime.adapters.sql.sqlite_thread import Outcome
@@ -67,16 +68,25 @@ async def link(conn: AsyncConnection) -> Link:
     found = kept(conn)
     if found is not None:
         return found
+    sync = conn.sync_connection
+    pooled = None if sync is None else sync._dbapi_connection
+    # SQLite's DBAPI connection (ours) keeps its `Link` for its whole life, so a checkout
+    # of it finds the link without SQLAlchemy's chains of properties (`conn.info`,
+    # `conn.dialect`: ~35 calls, once per checkout; a run checks out two or three).
+    under: Any = None if pooled is None else pooled.dbapi_connection
+    if under.__class__ is SqliteConnection and under.link is not None:
+        pooled.__dict__[_LINK] = under.link
+        return under.link  # type: ignore[no-any-return]
     driver = conn.info.get(_DRIVER_KEY)
     if driver is None:
         driver = await _find_driver(conn)
         if driver is not None:
             conn.info[_DRIVER_KEY] = driver
     made = Link(driver, conn.dialect, conn.sync_engine.pool)
-    sync = conn.sync_connection
-    pooled = None if sync is None else sync._dbapi_connection
     if pooled is not None:
         pooled.__dict__[_LINK] = made
+        if under.__class__ is SqliteConnection:
+            under.link = made
     return made
 
 
@@ -143,15 +153,22 @@ async def on_asyncpg(
         raise await failed(conn, link, sql, args, error) from error
 
 
-async def on_sqlite(conn: AsyncConnection, link: Link, sql: str, args: list[Any]) -> Outcome:
-    """`sql` on SQLite: `sqlite_thread`'s outcome as it is, for the caller to read the rows
-    or the count it needs from it. Inside this process's write transaction (most
-    statements) it runs at once, without a coroutine of the driver's (`run_here`)."""
+async def on_sqlite(
+    conn: AsyncConnection, link: Link, statement: Compiled | str, args: list[Any]
+) -> Outcome:
+    """`statement` on SQLite: `sqlite_thread`'s outcome as it is, for the caller to read the
+    rows or the count it needs from it. A compiled statement inside this process's write
+    transaction (most statements) runs at once, without a coroutine of the driver's
+    (`run_within`); SQL given as text (BEGIN, COMMIT, ROLLBACK) goes where `run` puts it."""
+    sqlite: Any = link.sqlite
+    if statement.__class__ is Compiled:
+        sql, within = statement.sql, not statement.ends_transaction
+    else:
+        sql, within = statement, False  # type: ignore[assignment]  # text (checked: faster)
     if _WATCHERS:
         sent(link.pool, sql)
-    sqlite: Any = link.sqlite
     try:
-        outcome: Outcome | None = sqlite.run_here(sql, args)
+        outcome: Outcome | None = sqlite.run_within(sql, args) if within else None
         return outcome if outcome is not None else await sqlite.run(sql, args)
     except BaseException as error:
         raise await failed(conn, link, sql, args, error) from error

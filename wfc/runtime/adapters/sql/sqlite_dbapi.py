@@ -141,7 +141,7 @@ class Cursor:
 class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
     """The DBAPI connection SQLAlchemy's SQLite dialect sees, over a `SqliteThread`."""
 
-    __slots__ = ("_busy_ms", "_holding", "_writes", "thread")
+    __slots__ = ("_busy_ms", "_holding", "_writes", "link", "thread")
     _cursor_cls = Cursor  # type: ignore[assignment]
     _ss_cursor_cls = Cursor  # type: ignore[assignment]  # no server-side cursors: rows are read whole
 
@@ -153,6 +153,8 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         self._writes = dbapi.writes
         self._holding: asyncio.Lock | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
+        # `drivers.Link` of this connection, made at its first checkout, kept for the others.
+        self.link: Any = None
 
     async def run(self, function: Callable[..., Outcome], sql: str, parameters: Any) -> Outcome:
         """`function(connection, sql, parameters)` (`run_statement` or `run_many`) where it
@@ -175,17 +177,30 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             # (In a transaction begun without a BEGIN statement of ours: not ours to order.)
             self._holding = await self._writes.acquire()
         thread = self.thread
-        call = thread.on_connection(function, sql, parameters)
         writing = self._holding is not None
         try:
-            if self.runs_inline(sql):
-                outcome = call()
-            elif function is sqlite_thread.run_statement and self.may_try_inline(sql):
-                tried = await self.unless_busy(call)
-                # None: the file is locked by another process; wait for it on the thread.
-                outcome = tried if tried is not None else await self._on_thread_waiting(call)
+            # `runs_inline` and `may_try_inline`, written out (a BEGIN of each transaction
+            # comes here): what they decide, without the calls.
+            connection = thread.connection
+            within = connection is not None and not thread.closed and connection.in_transaction
+            if within and writing and (self.dbapi.commits_inline or not _ends_transaction(sql)):
+                outcome = function(connection, sql, parameters)
+            elif (
+                function is sqlite_thread.run_statement
+                and not within
+                and connection is not None
+                and self._busy_ms is not None
+                and not _ends_transaction(sql)
+            ):
+                # `unless_busy` once the busy timeout is known: None, the file is locked by
+                # another process; wait for it on the thread.
+                tried = _unless_busy(thread, partial(function, connection, sql, parameters))
+                if tried is None:
+                    call = thread.on_connection(function, sql, parameters)
+                    tried = await self._on_thread_waiting(call)
+                outcome = tried
             else:
-                outcome = await self._on_thread_waiting(call)
+                outcome = await self._elsewhere(function, sql, parameters)
         finally:
             self.release_write_lock_after_transaction()
             if "busy_timeout" in sql:  # set by the statement itself: read it again when needed
@@ -195,6 +210,20 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             await self._checkpoint_now_and_then()
         return outcome
 
+    async def _elsewhere(
+        self, function: Callable[..., Outcome], sql: str, parameters: Any
+    ) -> Outcome:
+        """`run`'s rarer places: tried here after reading the busy timeout, or on the
+        connection's thread."""
+        call = self.thread.on_connection(function, sql, parameters)
+        if self.runs_inline(sql):
+            return call()
+        if function is sqlite_thread.run_statement and self.may_try_inline(sql):
+            tried = await self.unless_busy(call)
+            # None: the file is locked by another process; wait for it on the thread.
+            return tried if tried is not None else await self._on_thread_waiting(call)
+        return await self._on_thread_waiting(call)
+
     def run_here(self, sql: str, parameters: Any) -> Outcome | None:
         """`run_statement` at once, on the event loop's thread, where `run` would run it so
         without awaiting anything: inside this process's write transaction, a statement
@@ -202,7 +231,15 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
 
         `direct` asks this first, and most statements of a stage (all but the BEGIN and
         the COMMIT) then cost no coroutine of the driver's on top of SQLite's call."""
-        if self._holding is None or _ends_transaction(sql):
+        if _ends_transaction(sql):
+            return None
+        return self.run_within(sql, parameters)
+
+    def run_within(self, sql: str, parameters: Any) -> Outcome | None:
+        """`run_here` for a statement known not to end a transaction (not a COMMIT nor a
+        ROLLBACK: `direct`'s compiled statements, which know it of themselves), without
+        looking at its text again."""
+        if self._holding is None:
             return None
         thread = self.thread
         connection = thread.connection

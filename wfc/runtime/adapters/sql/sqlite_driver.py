@@ -18,15 +18,16 @@ from wfc.runtime.adapters.sql.sqlite_thread import Outcome
 
 
 class SqliteDriver:
-    """`run_here`, `run` and `is_closed`: the outcome of a statement as `sqlite_thread`
+    """`run_within`, `run` and `is_closed`: the outcome of a statement as `sqlite_thread`
     gives it (description, rows, count, row id), which `direct` converts itself."""
 
-    __slots__ = ("_connection", "run_here")
+    __slots__ = ("_connection", "run_within")
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        # The statement at once, or None when it must be `run` (`Connection.run_here`).
-        self.run_here = connection.run_here
+        # A statement that does not end the transaction, at once, or None when it must be
+        # `run` (`Connection.run_within`).
+        self.run_within = connection.run_within
 
     async def run(self, sql: str, args: list[Any]) -> Outcome:
         """`sql`'s outcome, run where `sqlite_dbapi.Connection.run` puts it."""

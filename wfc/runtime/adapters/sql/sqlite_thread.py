@@ -113,15 +113,16 @@ Outcome = tuple[Any, list[Any], int, int | None]
 
 
 def run_statement(connection: sqlite3.Connection, sql: str, parameters: Any) -> Outcome:
-    """Execute `sql` and read all it returns, in one call."""
-    cursor = connection.cursor()
-    try:
-        cursor.execute(sql, () if parameters is None else parameters)
-        description = cursor.description
-        rows = cursor.fetchall() if description else []
-        return description, rows, cursor.rowcount, cursor.lastrowid
-    finally:
-        cursor.close()
+    """Execute `sql` and read all it returns, in one call.
+
+    `Connection.execute` makes the cursor itself (one call, not `cursor()` then
+    `execute()`), and the cursor is not closed: every row is read here, so SQLite has
+    already reset the statement, and the cursor goes when this returns (or with the
+    exception of a statement that failed, which SQLite reset too)."""
+    cursor = connection.execute(sql, () if parameters is None else parameters)
+    description = cursor.description
+    rows = cursor.fetchall() if description else []
+    return description, rows, cursor.rowcount, cursor.lastrowid
 
 
 def run_many(connection: sqlite3.Connection, sql: str, rows: Sequence[Any]) -> Outcome:

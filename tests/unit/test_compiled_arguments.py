@@ -1,0 +1,78 @@
+"""`compiled.Compiled`'s argument functions, written out once per statement: the same
+arguments, in the same order, converted the same way, as the plan they are made from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
+
+from wfc.runtime.adapters.sql import compiled, direct
+from wfc.runtime.adapters.sql.schema import jobs, runs
+
+NOW = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def _by_plan(plan: Any, params: dict[str, Any]) -> list[Any]:
+    """What the arguments are, walked from the plan one parameter at a time."""
+    values = []
+    for name, default, process in plan:
+        if default is compiled._REQUIRED and name not in params:
+            raise KeyError(name)
+        value = params.get(name, default)
+        values.append(value if process is None or value is None else process(value))
+    return values
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), asyncpg.dialect()])  # type: ignore[no-untyped-call]
+def test_arguments_are_the_plans(dialect: Any) -> None:
+    statement = (
+        runs.update()
+        .where(runs.c.id == bindparam("record_id"))
+        .values(input=bindparam("u_input"), updated_at=bindparam("now"), priority=7)
+    )
+    made = compiled.compiled_for(statement, dialect)
+    assert made is not None
+    params = {"record_id": "r1", "u_input": {"a": [1, "é"]}, "now": NOW}
+    assert made.args(params) == _by_plan(made.plan, params)
+    nones = {"record_id": "r1", "u_input": None, "now": None}
+    assert made.args(nones) == _by_plan(made.plan, nones)
+    assert [value for value in made.args(nones) if value is not None] == [7, "r1"]
+    with pytest.raises(KeyError, match="record_id"):
+        made.args({"u_input": 1, "now": NOW})
+
+
+def test_names_that_need_quoting_stay_names() -> None:
+    """A parameter's name goes into the function's text as a string literal, nothing more."""
+    odd = "x' + str(1/0) + '\"\\n"
+    made = compiled.compiled_for(select(text("1")).where(bindparam(odd) == 1), sqlite.dialect())
+    assert made is not None
+    assert made.args({odd: 2}) == [2, 1]
+
+
+def test_rows_arguments_are_the_named_ones() -> None:
+    """A multi-row INSERT's arguments read from the rows are those of its named parameters."""
+    rows = [
+        {"id": f"j{n}", "run_id": "r", "stage_id": "s", "created_at": NOW, "payload": {"n": n}}
+        for n in range(3)
+    ]
+    keys = tuple(rows[0])
+    statement, names = direct._with_rows(insert(jobs), keys, len(rows))
+    made = compiled.compiled_for(statement, sqlite.dialect())
+    assert made is not None
+    by_name = direct._rows_params(names, keys, rows, None)
+    assert made.rows_args(names, keys, rows, None) == made.args(by_name)
+    assert made.rows_args(names, keys, rows, None) == made.args(by_name)  # made once, kept
+    with pytest.raises(KeyError):
+        made.rows_args(names, keys, [*rows[:2], {"id": "j9"}], None)
+
+
+def test_only_transaction_ends_say_so() -> None:
+    dialect = sqlite.dialect()
+    for sql, ends in (("COMMIT", True), (" rollback", True), ("SELECT 1", False)):
+        made = compiled.compiled_for(text(sql), dialect)
+        assert made is not None and made.ends_transaction is ends
