@@ -100,6 +100,9 @@ class Orchestrator:
         self._claim_now = False  # claim whether or not this worker leads claims (a poll)
         self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
+        # Serving one run (`wfc run`): whether it has claimed it. Until then a claim hands
+        # its first stage to a slot, and polls claim; after, only the tick looks (see `run`).
+        self._own_run_claimed = False
 
     @property
     def listening(self) -> Listening | None:
@@ -191,6 +194,11 @@ class Orchestrator:
             if self._schedules is not None and self._schedules.is_due():
                 await self._fire_schedules(self._schedules)
                 continue
+            if time.monotonic() >= next_tick and self._claims_own_run_first():
+                more = await self._guarded(self._claim_if_due(), "claim")
+                if self._own_run_claimed:  # a new run: nothing for a tick to do in it yet
+                    next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+                continue
             if time.monotonic() >= next_tick:
                 self.ticks += 1
                 room = self._claim_room()
@@ -206,6 +214,9 @@ class Orchestrator:
                 else:
                     self._health.ok()
                 self._poll_again(tick)
+                self._own_run_claimed = self._own_run_claimed or bool(
+                    self.run_id is not None and tick.claimed
+                )
                 more = self._settle_claim(tick.claimed, room)
                 # A tick claims whoever leads, and so does the claim after it when the tick
                 # reached its limit.
@@ -223,7 +234,8 @@ class Orchestrator:
             wake_at = min(next_tick, self._next_poll or next_tick)
             if self._schedules is not None:
                 wake_at = min(wake_at, self._schedules.due_at() or wake_at)
-            if self._listening is None or not self._listening.leading:
+            polls_claims = not self._own_run_claimed
+            if polls_claims and (self._listening is None or not self._listening.leading):
                 # Nothing tells this worker about runs created elsewhere: look for them as
                 # often as for jobs, so a new run does not wait for the full tick (and a
                 # lead that died is replaced as soon).
@@ -232,8 +244,19 @@ class Orchestrator:
                 wake_at = max(wake_at, self._backoff_until)
             wait = max(0.0, wake_at - time.monotonic())
             await wait_at_most(woken, timedelta(seconds=wait))
-            if not woken.is_set():
+            if not woken.is_set() and polls_claims:
                 self._claim_now = True  # a poll: look whatever the wakeups said
+
+    def _claims_own_run_first(self) -> bool:
+        """Whether to claim before the tick that is due: when serving one run not claimed
+        yet and asked to claim (`run_and_wait` creates it, then wakes the claims). The
+        tick's own claim hands nothing to such a host (its other steps move other runs
+        on too), so its first stage would be queued, and dequeued only after the rest of
+        the tick: most of a short `wfc run`'s time, before its first stage. The tick then
+        comes an interval later: a run just created has no suspended stage, stale lease or
+        stuck state for it to find, and a short run ends before it (each of its statements
+        is compiled on first use, some ms apiece in a fresh process)."""
+        return self.run_id is not None and not self._own_run_claimed and self._claim_now
 
     async def _poll_now(self) -> None:
         """A suspended stage is due: check the due stages now, not the rest of a tick."""
@@ -328,6 +351,8 @@ class Orchestrator:
                 )
             )
         self._health.ok()  # (only a call that reached the database says it is back)
+        if self.run_id is not None and result.claimed:
+            self._own_run_claimed = True  # nothing more to claim: polls stop claiming
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)
         if queued > self._host.jobs_taken - taken:  # some were not handed here: look for them
             self._host.wake_jobs()
