@@ -233,9 +233,7 @@ async def _process_job(
             transition = await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         if not result.job_completed:
             await jobs.complete(job.id, attempt=fence)
-        return JobOutcome(
-            outcome="completed", run_may_have_ended=transition.action in _RUN_ENDING
-        )
+        return JobOutcome(outcome="completed", run_may_have_ended=transition.action in _RUN_ENDING)
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
         await jobs.suspend(job.id, next_poll, attempt=fence)
