@@ -40,7 +40,7 @@ from wfc.runtime.kernel import Kernel  # noqa: E402
 
 
 @asynccontextmanager
-async def hosted(url: str) -> AsyncIterator[tuple[Kernel, SqlStorage]]:
+async def hosted(url: str) -> AsyncIterator[tuple[Kernel, SqlStorage, WorkerHost]]:
     """A kernel on `url` with a host of 8 slots serving it in this process."""
     storage = open_storage(url, worker_id="bench", pool=PoolOptions.for_slots(8))
     await storage.prepare()
@@ -50,7 +50,7 @@ async def hosted(url: str) -> AsyncIterator[tuple[Kernel, SqlStorage]]:
     )
     serving = asyncio.create_task(host.serve())
     try:
-        yield kernel, storage
+        yield kernel, storage, host
     finally:
         await host.stop()
         serving.cancel()
@@ -61,7 +61,7 @@ async def hosted(url: str) -> AsyncIterator[tuple[Kernel, SqlStorage]]:
 async def measure(url: str, shape: str, runs: int, isolated: int = 0) -> dict[str, Any]:
     """Two bursts of `runs` (the second reported, with its statements per stage), then
     `isolated` runs one at a time."""
-    async with hosted(url) as (kernel, storage):
+    async with hosted(url) as (kernel, storage, host):
         first, _ = await runtime._burst(kernel, storage, shape, runs, "first", [])
         sent: list[str] = []
         rate, cpu = await runtime._burst(kernel, storage, shape, runs, "burst", [], statements=sent)
@@ -72,7 +72,9 @@ async def measure(url: str, shape: str, runs: int, isolated: int = 0) -> dict[st
             "statements_per_stage": len(sent) / (runs * stages_of(shape)),
         } | ({"cpu_ms_per_run": cpu} if cpu else {})
         if isolated:
-            row |= await runtime.one_at_a_time(kernel, storage, shape, isolated)
+            row |= await runtime.one_at_a_time(
+                kernel, storage, shape, isolated, wake=host.wake_claims
+            )
         return row
 
 

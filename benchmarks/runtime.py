@@ -48,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -224,15 +224,26 @@ async def drive_wfc(
 
 
 async def one_at_a_time(
-    kernel: Kernel, storage: SqlStorage, shape: str, isolated: int
+    kernel: Kernel,
+    storage: SqlStorage,
+    shape: str,
+    isolated: int,
+    *,
+    wake: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """`isolated` runs, each created when the one before has finished: run latency and
-    stage→next-stage latency, p50 and p99, from the database's timestamps."""
+    stage→next-stage latency, p50 and p99, from the database's timestamps.
+
+    `wake`, for a host serving the runs in this process (`WorkerHost.wake_claims`), is
+    called after each creation, as `run_and_wait` does: without it such a host finds the
+    run at its next claim poll (200 ms here), a latency `wfc run` users never see."""
     latencies, gaps = [], []
     for n in range(isolated):
         created = await kernel.dispatch(
             RunCreate(idempotency_key=f"one-{shape}-{n}", workflow_id=shape, input=INPUT)
         )
+        if wake is not None:
+            wake()
         while True:
             run = await storage.persistence.get_run(created.workflow_run_id)
             if run is not None and run.status in TERMINAL:

@@ -97,7 +97,11 @@ def latencies(row: Row) -> str:
     return f"{run} | {gap}"
 
 
-def print_table(results: list[Row], statements: dict[str, dict[str, float]]) -> None:
+def print_table(
+    results: list[Row], statements: dict[str, dict[str, float]], *, ratios: bool = True
+) -> None:
+    """The table, then (with `ratios`) wfc's runs/s over DBOS's where both ran: `targets.py`
+    leaves those out, as its target rows say them."""
     print(
         "| engine | db | workers | shape | runs/s | of the floor | first burst | run p50 | run p99 "
         "| stage→stage p50 | p99 | SQL per stage | peak RSS "
@@ -119,7 +123,8 @@ def print_table(results: list[Row], statements: dict[str, dict[str, float]]) -> 
             f"| {f'{first:.0f}' if first else '–'} | {latencies(r)} "
             f"| {statements_shown(r, statements)} | {rss} | {cpu_per_run(r)} |"
         )
-    print_ratios(results)
+    if ratios:
+        print_ratios(results)
     print(
         "SQL per stage: a worker's statements per stage execution, dequeued / handed to the "
         "worker that ran the stage before; in process, all the burst sent over its stages."

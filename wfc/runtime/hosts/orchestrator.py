@@ -19,7 +19,9 @@ suspended stages, reap stale leases, reap stuck runs). Suspended stages are
 checked when they are due (the time a stage's suspension or its last check
 gave, its `poll every`), not only on the tick, and due schedules fire as they
 fall due. Without a wakeup source (SQLite), it also claims new runs every
-`job_poll_interval`.
+`job_poll_interval`. A host serving one run (`wfc run`) claims that run before its
+first tick, handing its first stage to a slot, and stops polling for claims once
+it has it.
 
 It is its own object, holding its own state, so that the worker's job slots
 (`wfc.runtime.hosts.worker`) and it share only the narrow `SlotsHost`: how
@@ -100,6 +102,9 @@ class Orchestrator:
         self._claim_now = False  # claim whether or not this worker leads claims (a poll)
         self._runs_waiting = False  # runs may wait: claim them if the lead is ours (or free)
         self._next_poll: float | None = None
+        # Serving one run (`wfc run`): whether it has claimed it. Until then a claim hands
+        # its first stage to a slot, and polls claim; after, only the tick looks (see `run`).
+        self._own_run_claimed = False
 
     @property
     def listening(self) -> Listening | None:
@@ -191,6 +196,9 @@ class Orchestrator:
             if self._schedules is not None and self._schedules.is_due():
                 await self._fire_schedules(self._schedules)
                 continue
+            if time.monotonic() >= next_tick and self._claims_own_run_first():
+                next_tick = await self._claim_own_run(next_tick)
+                continue
             if time.monotonic() >= next_tick:
                 self.ticks += 1
                 room = self._claim_room()
@@ -220,20 +228,50 @@ class Orchestrator:
                 more = await self._guarded(self._claim_if_due(), "claim")
             if more:
                 continue
-            wake_at = min(next_tick, self._next_poll or next_tick)
-            if self._schedules is not None:
-                wake_at = min(wake_at, self._schedules.due_at() or wake_at)
-            if self._listening is None or not self._listening.leading:
-                # Nothing tells this worker about runs created elsewhere: look for them as
-                # often as for jobs, so a new run does not wait for the full tick (and a
-                # lead that died is replaced as soon).
-                wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
-            if self._health.down:
-                wake_at = max(wake_at, self._backoff_until)
-            wait = max(0.0, wake_at - time.monotonic())
-            await wait_at_most(woken, timedelta(seconds=wait))
-            if not woken.is_set():
-                self._claim_now = True  # a poll: look whatever the wakeups said
+            await self._idle(woken, next_tick)
+
+    async def _idle(self, woken: asyncio.Event, next_tick: float) -> None:
+        """Wait for a wakeup, or until the next tick, poll or schedule is due."""
+        wake_at = min(next_tick, self._next_poll or next_tick)
+        if self._schedules is not None:
+            wake_at = min(wake_at, self._schedules.due_at() or wake_at)
+        polls_claims = self._polls_claims()
+        if polls_claims:
+            # Nothing tells this worker about runs created elsewhere: look for them as
+            # often as for jobs, so a new run does not wait for the full tick (and a
+            # lead that died is replaced as soon).
+            wake_at = min(wake_at, time.monotonic() + self.job_poll_interval.total_seconds())
+        if self._health.down:
+            wake_at = max(wake_at, self._backoff_until)
+        wait = max(0.0, wake_at - time.monotonic())
+        await wait_at_most(woken, timedelta(seconds=wait))
+        if not woken.is_set() and polls_claims:
+            self._claim_now = True  # a poll: look whatever the wakeups said
+
+    def _polls_claims(self) -> bool:
+        """Whether to claim at every poll: when no LISTEN connection makes this worker the
+        lead that is told of new runs, unless it serves one run, claimed already."""
+        if self._own_run_claimed:
+            return False
+        return self._listening is None or not self._listening.leading
+
+    async def _claim_own_run(self, next_tick: float) -> float:
+        """Claim the run this host serves (`_claims_own_run_first`); when the tick is due."""
+        await self._guarded(self._claim_if_due(), "claim")
+        if self._own_run_claimed:  # a new run: nothing for a tick to do in it yet
+            return time.monotonic() + self.orchestration_interval.total_seconds()
+        return next_tick
+
+    def _claims_own_run_first(self) -> bool:
+        """Whether to claim before the tick that is due: when serving one run not claimed
+        yet and asked to claim (`run_and_wait` creates it, then wakes the claims). The
+        tick's own claim hands nothing to such a host (its other steps move other runs
+        on too), so its first stage would be queued, and dequeued only after the rest of
+        the tick: most of a short `wfc run`'s time, before its first stage. The tick then
+        comes an interval later: a run just created has no suspended stage, stale lease or
+        stuck state for it to find, and a short run ends before it (each of its statements
+        is compiled on first use, some ms apiece in a fresh process)."""
+        return self.run_id is not None and not self._own_run_claimed and self._claim_now
 
     async def _poll_now(self) -> None:
         """A suspended stage is due: check the due stages now, not the rest of a tick."""
@@ -287,6 +325,8 @@ class Orchestrator:
         """After claiming `claimed` of at most `room` runs, decide what claims next: True to
         claim again at once (the per-claim limit was reached); when the slots are what ran
         out, it sets `_claims_waiting`, so the next slot to free up claims (`slot_freed`)."""
+        if claimed and self.run_id is not None:
+            self._own_run_claimed = True  # nothing more to claim: polls stop claiming
         if claimed < room:
             return False
         if room < self.settings.max_claims:

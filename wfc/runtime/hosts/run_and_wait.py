@@ -20,6 +20,7 @@ from typing import Any
 
 from wfc.runtime.commands import RunCreate, RunSignal, RunSignalResult
 from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.hosts.waiting import wait_at_most
 from wfc.runtime.hosts.worker import WorkerHost
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import TERMINAL, RunRecord, StageRecord, Status
@@ -116,9 +117,26 @@ async def wait_for_run(
     timeout: timedelta | None = None,
 ) -> RunSnapshot:
     """Watch a run until it is COMPLETED, FAILED or CANCELLED; call `on_change` when it moved."""
+    return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=None)
+
+
+async def _watch(
+    kernel: Kernel,
+    run_id: str,
+    poll_interval: timedelta,
+    on_change: OnChange | None,
+    timeout: timedelta | None,
+    *,
+    ended: Callable[[], asyncio.Event] | None,
+) -> RunSnapshot:
+    """`wait_for_run`; with `ended` (the host serving the run here: `WorkerHost.run_ended`)
+    it looks again as soon as a job may have ended the run, not only every `poll_interval`:
+    a run that ends just after a look was seen up to a poll late (50 ms by default, most
+    of a short run's time under `wfc run`)."""
     deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
     previous: tuple[object, ...] | None = None
     while True:
+        woken = ended() if ended is not None else None
         current = await snapshot(kernel, run_id)
         key = (current.run.status, current.run.version, *current.stages)
         if on_change is not None and key != previous:
@@ -130,7 +148,13 @@ async def wait_for_run(
             return current
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"run {run_id} is still {current.status.value}")
-        await asyncio.sleep(poll_interval.total_seconds())
+        if woken is None:
+            await asyncio.sleep(poll_interval.total_seconds())
+        else:
+            wait = poll_interval
+            if deadline is not None:
+                wait = min(wait, timedelta(seconds=max(0.0, deadline - time.monotonic())))
+            await wait_at_most(woken, wait)
 
 
 async def run_and_wait(
@@ -180,12 +204,15 @@ async def run_and_wait(
     try:
         await worker.start()
         worker.wake_claims()
-        return await wait_for_run(
+        # Its own host serves this run alone: a job of it that may have ended a run ended
+        # this one. (A shared host's would wake every waiter for any run's end.)
+        return await _watch(
             kernel,
             created.workflow_run_id,
-            poll_interval=poll_interval,
-            on_change=on_change,
-            timeout=timeout,
+            poll_interval,
+            on_change,
+            timeout,
+            ended=worker.run_ended if own_host else None,
         )
     finally:
         if own_host:

@@ -59,6 +59,9 @@ class JobOutcome:
     error: str | None = None
     retried: bool = False
     next_poll_at: datetime | None = None
+    # The outcome may have ended the job's run (its transition completed or failed it, or
+    # the run had ended under it): whoever waits for the run looks now, not at its poll.
+    run_may_have_ended: bool = False
 
 
 def idempotency_key(job: JobRecord) -> str:
@@ -185,7 +188,7 @@ async def process_job(
             log.info("job %s abandoned: %s", job.id, error, extra={"job_id": job.id})
             fence = None if delivery_may_repeat else job.attempt
             await kernel.deps.jobs.fail(job.id, error, retry_at=None, attempt=fence)
-            return JobOutcome(outcome="failed", error=error)
+            return JobOutcome(outcome="failed", error=error, run_may_have_ended=True)
         except LeaseLostError as lost:  # nothing to write: the job is another delivery's
             log.warning("job %s abandoned: %s", job.id, lost, extra={"job_id": job.id})
             return JobOutcome(outcome="failed", error=str(lost))
@@ -225,11 +228,12 @@ async def _process_job(
         # the job was completed in the same commit. Otherwise a crash before the job is
         # completed leaves it leased; it is reaped and redelivered, and the
         # completed-stage guard answers the redelivery without running the stage again.
-        if result.transition is None:
-            await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
+        transition = result.transition
+        if transition is None:
+            transition = await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         if not result.job_completed:
             await jobs.complete(job.id, attempt=fence)
-        return JobOutcome(outcome="completed")
+        return JobOutcome(outcome="completed", run_may_have_ended=transition.action in _RUN_ENDING)
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
         await jobs.suspend(job.id, next_poll, attempt=fence)
@@ -239,7 +243,12 @@ async def _process_job(
     retried = await jobs.fail(job.id, error, retry_at=retry_at, attempt=fence)
     if not retried and not result.ghost:
         await _transition_after_final_failure(kernel, job)
-    return JobOutcome(outcome="failed", error=error, retried=retried)
+    return JobOutcome(
+        outcome="failed", error=error, retried=retried, run_may_have_ended=not retried
+    )
+
+
+_RUN_ENDING = frozenset({"completed", "failed"})  # transition actions that end the run
 
 
 FINAL_TRANSITION_ATTEMPTS = 4

@@ -154,6 +154,7 @@ class WorkerHost:
             give_up_after=give_up_after, on_give_up=self.give_up, database_file=database_file
         )
         self._job_signal = Signal()
+        self._run_ended = Signal()  # a job's outcome may have ended its run (`run_ended`)
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._leasing: asyncio.Task[None] | None = None
@@ -381,6 +382,12 @@ class WorkerHost:
         """A run may be pending: the orchestrator claims at once."""
         self.orchestrator.wake_claims()
 
+    def run_ended(self) -> asyncio.Event:
+        """Set once a job this worker runs next may have ended its run: `run_and_wait`'s
+        own host tells its caller so at once, rather than at the caller's next poll. Take
+        it before looking at the run, wait on it after (as `Signal.arm`)."""
+        return self._run_ended.arm()
+
     # -- job slots ------------------------------------------------------------
     async def _lease_loop(self) -> None:
         """Lease as many jobs as there are free slots, in one query, and start each.
@@ -493,6 +500,8 @@ class WorkerHost:
             self._succeeded += 1
         if outcome.next_poll_at is not None:
             self.orchestrator.poll_due_at(outcome.next_poll_at)
+        if outcome.run_may_have_ended:
+            self._run_ended.fire()
         if not log.isEnabledFor(logging.INFO):  # (its fields cost more than the call)
             return
         log.info(

@@ -1,0 +1,74 @@
+"""The host `run_and_wait` and `wfc run` start for one run: it claims that run before its
+first tick, with the first stage handed to a slot, and tells its caller at once when the run
+ended, whatever the poll intervals say (on memory, SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from tests.hosts.conftest import Backend
+from tests.kernel.conftest import Script
+from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
+
+DOC = {"text": "the quick brown fox"}
+SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it was not polled
+WITHIN = timedelta(seconds=20)
+
+
+async def test_run_and_wait_returns_as_its_run_ends_not_at_its_next_poll(
+    backend: Backend,
+) -> None:
+    run = await asyncio.wait_for(
+        run_and_wait(backend.kernel(), "linear", DOC, poll_interval=SLOW, timeout=WITHIN),
+        WITHIN.total_seconds(),
+    )
+    assert run.status is Status.COMPLETED
+    assert run.output == {"summary": "4: the quick brown fox"}
+
+
+async def test_run_and_wait_returns_as_its_run_fails_not_at_its_next_poll(
+    backend: Backend, script: Script
+) -> None:
+    from wfc.errors import NonRetryableError
+
+    script.then("count", NonRetryableError("no counting today"))
+    run = await asyncio.wait_for(
+        run_and_wait(backend.kernel(), "linear", DOC, poll_interval=SLOW, timeout=WITHIN),
+        WITHIN.total_seconds(),
+    )
+    assert run.status is Status.FAILED
+
+
+async def test_a_one_run_host_claims_its_run_first_and_hands_each_stage_to_a_slot(
+    backend: Backend,
+) -> None:
+    kernel = backend.kernel()
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="own-host", workflow_id="linear", input=DOC)
+    )
+    worker = WorkerHost(
+        kernel,
+        worker_id="own-host",
+        concurrency=2,
+        orchestration_interval=SLOW,
+        job_poll_interval=SLOW,
+        shutdown_grace=timedelta(seconds=5),
+        run_id=created.workflow_run_id,
+    )
+    await worker.start()
+    try:
+        worker.wake_claims()  # as run_and_wait does
+        for _ in range(400):
+            if worker.stats().jobs_processed == 3:
+                break
+            await asyncio.sleep(0.05)
+        # Every stage came to a slot without a dequeue (the first one with the claim),
+        # and no tick ran: with both intervals a minute, only that could have run it.
+        assert worker.stats().jobs_succeeded == 3
+        assert worker.jobs_taken == 3
+        assert worker.orchestrator.ticks == 0
+    finally:
+        await worker.stop()
+    run = await kernel.deps.persistence.get_run(created.workflow_run_id)
+    assert run is not None and run.status is Status.COMPLETED
