@@ -21,7 +21,7 @@ from wfc.runtime.adapters.sql.rows import (
     to_values,
     update_versioned,
 )
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import runs, stages, status_is
 from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
 _INSERT_RUN = insert(runs)
@@ -113,7 +113,7 @@ def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
     other_served = [] if plans is None else [plan_among(_OTHER.c.plan_fingerprint, plans)]
     best = (
         select(runs.c.id)
-        .where(runs.c.status == Status.PENDING.value, *served, *only)
+        .where(status_is(runs, Status.PENDING.value), *served, *only)
         .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -133,7 +133,7 @@ def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
             exists()
             # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` renders with.
             .where(
-                _OTHER.c.status == Status.PENDING.value,
+                status_is(_OTHER, Status.PENDING.value),
                 _OTHER.c.id != literal_column("runs.id"),
                 *other_served,
             )
