@@ -28,7 +28,7 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-_CLAIM_ORDER = ["status", sa.text("priority DESC"), "created_at", "id"]
+_CLAIM_ORDER: list[str | sa.TextClause] = ["status", sa.text("priority DESC"), "created_at", "id"]
 _PENDING = "status = 'PENDING'"
 
 
