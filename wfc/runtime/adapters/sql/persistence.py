@@ -118,16 +118,14 @@ class _SqlTransaction(SqlStore):
         await self._write_new_run()
         await self._settle_claim()
 
-    async def claim_next_pending_run(
-        self, *, run_id: str | None = None, plans: Sequence[str] | None = None
-    ) -> RunClaim | None:
+    async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
         """SQLite: the claim also advances the run's outbox counter by the events its
         transaction appends as a rule (`CLAIM_EVENTS`), so they are inserted without a
         statement of their own to advance it (`_claimed_events`). Under BEGIN IMMEDIATE
         nothing else writes until the commit, and a transaction that rolls back takes the
         advance back with it."""
         if self._conn.dialect.name != "sqlite":
-            return await super().claim_next_pending_run(run_id=run_id, plans=plans)
+            return await super()._claim_next(run_id, plans)
         await self._settle_claim()
         async with self._connection() as conn:
             claimed = await runs.claim_counted(
