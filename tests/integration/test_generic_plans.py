@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.dialects import postgresql
 
 from tests.databases import postgres_database
+from wfc.runtime.adapters.sql import runs as run_sql
 from wfc.runtime.adapters.sql.jobs import _LEASE
 from wfc.runtime.adapters.sql.schema import items, stages
 from wfc.runtime.adapters.sql.stages import claim_suspended
@@ -48,3 +49,12 @@ async def test_a_dequeue_s_generic_plan_reads_the_pending_jobs_index() -> None:
 async def test_a_poller_s_generic_plan_reads_the_suspended_rows_index(table: Any) -> None:
     plan = await generic_plan(claim_suspended(table))
     assert f"ix_{table.name}_suspended" in plan, plan
+
+
+@pytest.mark.parametrize("plans", [None, 1, 3])
+async def test_a_claim_s_generic_plan_reads_the_pending_runs_index(plans: int | None) -> None:
+    """The claim index holds PENDING runs only (0016): a claim whose status were bound
+    would scan another index and sort."""
+    plan = await generic_plan(run_sql._claim(plans))
+    assert "ix_runs_status_claim_order" in plan, plan
+    assert "Sort" not in plan, plan

@@ -131,6 +131,7 @@ def test_rows_the_hot_path_writes_stay_out_of_the_partial_indexes(
         return int(row[0])
 
     assert entries("ix_runs_status_created_at_id") == 1  # (counted the same way)
+    assert entries("ix_runs_status_claim_order") == 0  # PENDING runs only
     assert entries("ix_runs_status_completed_at") == 0
     assert entries("ix_runs_parent_run_id") == 0
     assert entries("ix_stages_suspended") == 0

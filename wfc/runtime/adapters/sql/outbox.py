@@ -176,6 +176,14 @@ async def _append_in_one_statement(
     return [e.numbered(sequences[e.id]) for e in group]
 
 
+async def advance_counter(conn: AsyncConnection, run_id: str, by: int) -> int:
+    """Move the counter of a run this transaction holds (it claimed it) by `by`, which
+    may be negative: its `last_sequence` after."""
+    row = await direct.first(conn, _RESERVE, {"run_id": run_id, "count": by})
+    assert row is not None, "a run claimed in this transaction has its row"
+    return int(row["last_sequence"])
+
+
 async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
     """The sequence before the `count` ones this append takes."""
     advanced = await direct.first(conn, _RESERVE, {"run_id": run_id, "count": count})

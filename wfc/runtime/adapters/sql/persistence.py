@@ -40,11 +40,16 @@ from wfc.runtime.records import (
     NewOutboxEvent,
     OutboxRecord,
     RunChanges,
+    RunClaim,
     RunRecord,
     StageChanges,
     StageFence,
     StageRecord,
 )
+
+# SQLite: the events a claim's transaction appends for its run as a rule, `workflow:started`
+# and its one first stage's `stage:started`; the claim advances the run's counter by them.
+CLAIM_EVENTS = 2
 
 
 class _SqlTransaction(SqlStore):
@@ -64,6 +69,9 @@ class _SqlTransaction(SqlStore):
         self._held_lock: HeldLock | None = None  # SQLite: a run's lock, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
         self.key_predicted = False  # it writes an idempotency key acquired by prediction
+        # SQLite: a run claimed here, its counter advanced by the claim (`CLAIM_EVENTS`) to
+        # the value kept, not matched by the run's events yet (`_claimed_events`).
+        self._claimed: tuple[str, int] | None = None
 
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
@@ -108,6 +116,47 @@ class _SqlTransaction(SqlStore):
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_held_lock()
         await self._write_new_run()
+        await self._settle_claim()
+
+    async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
+        """SQLite: the claim also advances the run's outbox counter by the events its
+        transaction appends as a rule (`CLAIM_EVENTS`), so they are inserted without a
+        statement of their own to advance it (`_claimed_events`). Under BEGIN IMMEDIATE
+        nothing else writes until the commit, and a transaction that rolls back takes the
+        advance back with it."""
+        if self._conn.dialect.name != "sqlite":
+            return await super()._claim_next(run_id, plans)
+        await self._settle_claim()
+        async with self._connection() as conn:
+            claimed = await runs.claim_counted(
+                conn, self._clock.now(), run_id, plans, events=CLAIM_EVENTS
+            )
+        if claimed is None:
+            return None
+        claim, last = claimed
+        self._claimed = (claim.run.id, last)
+        return claim
+
+    async def _claimed_events(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord] | None:
+        """The claimed run's events numbered from the counter its claim advanced, which is
+        moved again only by the difference when they are not `CLAIM_EVENTS`; None (and the
+        advance taken back) when `events` are not that run's alone."""
+        claimed, self._claimed = self._claimed, None
+        assert claimed is not None
+        run_id, last = claimed
+        async with self._connection() as conn:
+            if any(event.run_id != run_id for event in events):
+                await outbox.advance_counter(conn, run_id, -CLAIM_EVENTS)
+                return None
+            if len(events) != CLAIM_EVENTS:
+                last = await outbox.advance_counter(conn, run_id, len(events) - CLAIM_EVENTS)
+            return await outbox.insert_reserved(conn, events, last)
+
+    async def _settle_claim(self) -> None:
+        """Take a claim's advance of its run's counter back when its events never came."""
+        claimed, self._claimed = self._claimed, None
+        if claimed is not None:
+            await outbox.advance_counter(self._conn, claimed[0], -CLAIM_EVENTS)
 
     async def lock_run_and_update_stage(
         self,
@@ -177,6 +226,10 @@ class _SqlTransaction(SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
+        if self._claimed is not None and events:
+            numbered = await self._claimed_events(events)
+            if numbered is not None:
+                return numbered
         held = self._held_lock
         if held is not None and events and all(event.run_id == held.run.id for event in events):
             self._held_lock = None  # written now, with the counter's advance

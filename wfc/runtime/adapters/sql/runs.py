@@ -21,7 +21,7 @@ from wfc.runtime.adapters.sql.rows import (
     to_values,
     update_versioned,
 )
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import runs, stages, status_is
 from wfc.runtime.records import RunChanges, RunClaim, RunRecord, Status
 
 _INSERT_RUN = insert(runs)
@@ -113,7 +113,7 @@ def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
     other_served = [] if plans is None else [plan_among(_OTHER.c.plan_fingerprint, plans)]
     best = (
         select(runs.c.id)
-        .where(runs.c.status == Status.PENDING.value, *served, *only)
+        .where(status_is(runs, Status.PENDING.value), *served, *only)
         .order_by(runs.c.priority.desc(), runs.c.created_at, runs.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -127,13 +127,15 @@ def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
             started_at=bindparam("now"),
             version=runs.c.version + 1,
             updated_at=bindparam("now"),
+            # The claim's own events, numbered ahead (`ClaimedCounter`); 0 on PostgreSQL.
+            last_sequence=runs.c.last_sequence + bindparam("events"),
         )
         .returning(
             *runs.c,
             exists()
             # Spelled out: SQLite's RETURNING drops the table name `runs.c.id` renders with.
             .where(
-                _OTHER.c.status == Status.PENDING.value,
+                status_is(_OTHER, Status.PENDING.value),
                 _OTHER.c.id != literal_column("runs.id"),
                 *other_served,
             )
@@ -152,10 +154,24 @@ async def claim_next_pending_run(
     it, and say whether another run is PENDING (seen as of the statement's start, which
     still shows the claimed one PENDING: hence `id <>`). Built once per number of plans:
     every claim, and every wakeup that finds nothing, runs it."""
+    claimed = await claim_counted(conn, now, run_id, plans, events=0)
+    return None if claimed is None else claimed[0]
+
+
+async def claim_counted(
+    conn: AsyncConnection,
+    now: datetime,
+    run_id: str | None,
+    plans: Sequence[str] | None,
+    *,
+    events: int,
+) -> tuple[RunClaim, int] | None:
+    """`claim_next_pending_run` that also advances the claimed run's outbox counter by
+    `events`: the claim and the run's `last_sequence` after it."""
     if plans is not None and not plans:
         return None  # a claimer serving no plan takes nothing
     count = None if plans is None else len(plans)
-    params: dict[str, Any] = {"now": now, **plan_params(plans or ())}
+    params: dict[str, Any] = {"now": now, "events": events, **plan_params(plans or ())}
     if run_id is None:
         statement = built_once(("claim", count), lambda: _claim(count))
     else:
@@ -165,7 +181,8 @@ async def claim_next_pending_run(
     row = await direct.first(conn, statement, params)
     if row is None:
         return None
-    return RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))
+    claim = RunClaim(run=to_record(RunRecord, row), others_pending=bool(row["others_pending"]))
+    return claim, int(row["last_sequence"])
 
 
 async def runs_to_adopt(

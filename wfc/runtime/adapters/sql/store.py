@@ -86,6 +86,11 @@ class SqlStore:
     async def claim_next_pending_run(
         self, *, run_id: str | None = None, plans: Sequence[str] | None = None
     ) -> RunClaim | None:
+        return await self._claim_next(run_id, plans)
+
+    async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
+        """The claim itself; a SQLite transaction's also advances the run's outbox counter
+        (`_SqlTransaction._claim_next`)."""
         async with self._single() as conn:
             return await runs.claim_next_pending_run(conn, self._clock.now(), run_id, plans)
 

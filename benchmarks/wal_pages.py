@@ -1,0 +1,86 @@
+"""Pages a SQLite run writes to the WAL, by b-tree, with statements and transactions per run.
+
+Run: `.venv/bin/python benchmarks/wal_pages.py [--shape seq3] [--runs 200]`. Reported,
+never asserted.
+
+A COMMIT under `synchronous=NORMAL` syncs nothing but copies every page its
+transaction changed into the WAL (about 10 µs a page), once per transaction
+whatever the rows: what it costs is how many b-trees (tables and indexes) each
+transaction touches. This serves a burst of runs in process (`in_process.hosted`)
+with the WAL's checkpoints held off, so the WAL only grows; each frame written
+during the burst names its page, and `dbstat` names the b-tree that page belongs to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import sqlite3
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import in_process  # noqa: E402
+import runtime  # noqa: E402
+
+from wfc.runtime.adapters.sql import sqlite_writes  # noqa: E402
+from wfc.runtime.hosts.event_loop import loop_factory  # noqa: E402
+
+_FRAME_HEADER = 24
+
+
+async def _burst(url: str, wal: Path, shape: str, runs: int) -> tuple[bytes, list[str]]:
+    """The WAL bytes and the statements of a burst of `runs`, after a first burst."""
+    async with in_process.hosted(url) as (kernel, storage):
+        await runtime._burst(kernel, storage, shape, 20, "warm", [])
+        start = wal.stat().st_size
+        sent: list[str] = []
+        await runtime._burst(kernel, storage, shape, runs, "burst", [], statements=sent)
+        with wal.open("rb") as file:  # read before the last connection closes: it is deleted
+            file.seek(start)
+            return file.read(), sent
+
+
+def measure(shape: str, runs: int) -> None:
+    # No checkpoint during the burst: the WAL then holds every frame its commits wrote.
+    sqlite_writes.Checkpoints.due = lambda self: False  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Path(tmp) / "wal-pages.db"
+        wal = Path(f"{database}-wal")
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            frames, sent = runner.run(_burst(f"sqlite+aiosqlite:///{database}", wal, shape, runs))
+        with sqlite3.connect(database) as connection:
+            page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
+            owner = dict(
+                (page, name) for name, page in connection.execute("SELECT name, pageno FROM dbstat")
+            )
+    size = _FRAME_HEADER + page_size
+    assert len(frames) % size == 0, "a burst writes whole frames"
+    pages = [struct.unpack(">I", frames[at : at + 4])[0] for at in range(0, len(frames), size)]
+    by_tree = collections.Counter(owner.get(page, "?") for page in pages)
+    commits = sum(1 for sql in sent if sql.startswith("COMMIT"))
+    print(
+        f"{shape}: {len(pages) / runs:.1f} WAL pages, {len(sent) / runs:.1f} statements, "
+        f"{commits / runs:.2f} transactions per run ({runs} runs, pages of {page_size} bytes)"
+    )
+    print("| b-tree | pages per run |")
+    print("|---|---|")
+    for name, count in by_tree.most_common():
+        print(f"| {name} | {count / runs:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="seq3", help="a shape of `shapes.py` (seq3, fan …)")
+    parser.add_argument("--runs", type=int, default=200, help="runs in the measured burst")
+    args = parser.parse_args()
+    measure(args.shape, args.runs)
+
+
+if __name__ == "__main__":
+    main()
