@@ -165,26 +165,38 @@ async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
     its stage starts with the transition that queued it, saving that stage a dequeue, a
     start transaction and the reads of its run and outputs (`wfc.runtime.kernel.warm`).
     """
-    done = 0
-    plans = kernel.deps.registry.plans()  # sorted anew for each dequeue, they were a cost
-    jobs = kernel.deps.jobs
-    # Only on the memory queue (it tells cheaply that no job waits), and not under a taker
-    # of the caller's own, which is then the one handed jobs go to.
-    taker = None
-    if isinstance(jobs, MemoryJobTransport) and current_taker() is None:
-        taker = _NextJob(jobs, plans, kernel.deps.warm)
+    # Not under a taker of the caller's own, which is then the one handed jobs go to.
+    taker = _taker_of(kernel) if current_taker() is None else None
     with handing_off_to(taker) if taker is not None else nullcontext():
-        while max_jobs is None or done < max_jobs:
-            job = taker.next() if taker is not None else None
-            if job is None:
-                leased = await jobs.dequeue(plans=plans)
-                if not leased:
-                    break
-                job = leased[0]
-            if taker is not None:  # room for one more after this one
-                taker.room = max_jobs is None or done + 1 < max_jobs
-            await process_job(kernel, job)
-            done += 1
+        return await _work(kernel, max_jobs, taker)
+
+
+def _taker_of(kernel: Kernel) -> _NextJob | None:
+    """A taker for `work`'s loop: only on the memory queue, which tells cheaply that no
+    job waits."""
+    jobs = kernel.deps.jobs
+    if not isinstance(jobs, MemoryJobTransport):
+        return None
+    # The plans, sorted anew for each dequeue, were a cost: taken once per loop.
+    return _NextJob(jobs, kernel.deps.registry.plans(), kernel.deps.warm)
+
+
+async def _work(kernel: Kernel, max_jobs: int | None, taker: _NextJob | None) -> int:
+    """`work`'s loop, jobs queued in it handed to `taker` (None: every job dequeued)."""
+    done = 0
+    plans = taker.plans if taker is not None else kernel.deps.registry.plans()
+    jobs = kernel.deps.jobs
+    while max_jobs is None or done < max_jobs:
+        job = taker.next() if taker is not None else None
+        if job is None:
+            leased = await jobs.dequeue(plans=plans)
+            if not leased:
+                break
+            job = leased[0]
+        if taker is not None:  # room for one more after this one
+            taker.room = max_jobs is None or done + 1 < max_jobs
+        await process_job(kernel, job)
+        done += 1
     return done
 
 
@@ -192,11 +204,11 @@ class _NextJob:
     """`work`'s taker (`JobTaker`): one slot, free only while no other job waits, so a
     job handed to it is the job the next dequeue would have leased."""
 
-    __slots__ = ("_handed", "_jobs", "_plans", "_warm", "room")
+    __slots__ = ("_handed", "_jobs", "_warm", "plans", "room")
 
     def __init__(self, jobs: MemoryJobTransport, plans: Sequence[str], warm: WarmStarts) -> None:
         self._jobs = jobs
-        self._plans = plans
+        self.plans = plans
         self._warm = warm
         self._handed: list[JobRecord] = []
         self.room = False
@@ -206,7 +218,7 @@ class _NextJob:
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         for job in jobs:
-            if job.plan_fingerprint in self._plans:
+            if job.plan_fingerprint in self.plans:
                 self._handed.append(job)
             else:  # a dequeue of this loop would not lease it: as if queued PENDING
                 self._put_back(job)
@@ -248,8 +260,15 @@ async def drive(
     """
     idle_rounds = 0
     for _ in range(max_rounds):
-        await maintenance_tick(kernel, settings)
-        worked = await work(kernel)
+        # The tick runs under `work`'s taker too, so the first job of a run it claims is
+        # handed to the loop as the later ones are (while no other job waits: the job a
+        # dequeue would lease), and that stage starts with the claim.
+        taker = _taker_of(kernel) if current_taker() is None else None
+        with handing_off_to(taker) if taker is not None else nullcontext():
+            if taker is not None:
+                taker.room = True
+            await maintenance_tick(kernel, settings)
+            worked = await _work(kernel, None, taker)
         await kernel.dispatch(OutboxFlush(max_events=10_000))
         run = await kernel.deps.persistence.get_run(run_id)
         if run is None:
