@@ -8,7 +8,7 @@ same tests against a real database; the inspection helpers (`all_runs`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from wfc.runtime.adapters.memory import (
 from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.handoff import current_taker, handing_off_to
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
+from wfc.runtime.hosts.tick import reap_stale_command, reap_stuck_command
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.kernel.warm import WarmStarts
 from wfc.runtime.plugins import Plugin, PluginRunner
@@ -267,7 +268,7 @@ async def drive(
         with handing_off_to(taker) if taker is not None else nullcontext():
             if taker is not None:
                 taker.room = True
-            await maintenance_tick(kernel, settings)
+            await maintenance_tick(kernel, settings, idle=_idle_steps(kernel, settings))
             worked = await _work(kernel, None, taker)
         await kernel.dispatch(OutboxFlush(max_events=10_000))
         run = await kernel.deps.persistence.get_run(run_id)
@@ -287,6 +288,32 @@ async def drive(
                 raise RuntimeError(f"run {run_id} is stuck in {run.status.value}")
             clock.advance(settings.stuck_threshold + timedelta(seconds=1))
     raise RuntimeError(f"run {run_id} did not finish in {max_rounds} rounds")
+
+
+def _idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str], bool] | None:
+    """On the memory adapters, which maintenance steps would do nothing now (`idle` of
+    `maintenance_tick`): no suspended stage to poll, no stale lease, no run idle long
+    enough to be stuck, no open run of another plan to adopt. Each asks what the step's
+    own query asks, with the step's own threshold; the other steps always run."""
+    persistence, jobs, clock = kernel.deps.persistence, kernel.deps.jobs, kernel.deps.clock
+    if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
+        return None
+    plans = kernel.deps.registry.plans()
+
+    def idle(step: str) -> bool:
+        if step == "poll":
+            return persistence.nothing_suspended()
+        if step == "reap_stale":
+            threshold = timedelta(milliseconds=reap_stale_command(settings).stale_threshold_ms)
+            return not jobs.leased_before(clock.now() - threshold)
+        if step == "reap_stuck":
+            threshold = timedelta(milliseconds=reap_stuck_command(settings).stuck_threshold_ms)
+            return persistence.none_idle_since(clock.now() - threshold)
+        if step == "adopt":
+            return persistence.all_open_on(plans)
+        return False
+
+    return idle
 
 
 async def _next_wake(kernel: Kernel, run_id: str) -> datetime | None:
