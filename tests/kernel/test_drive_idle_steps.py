@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from tests.kernel.conftest import Script, build_workflows
 from tests.kernel.helpers import DOC, start, step
 from wfc.runtime.adapters.memory import MemoryJobTransport, MemoryPersistence
 from wfc.runtime.records import Status
-from wfc.testing import TestKernel, make_test_kernel
+from wfc.testing import TestKernel, harness, make_test_kernel
 from wfc.testing.harness import _idle_steps
 
 
@@ -76,3 +79,50 @@ async def test_an_open_run_of_another_plan_is_adopted() -> None:
     assert run is not None
     await persistence.create_run(replace(run, id="other", plan_fingerprint="an-older-plan"))
     assert not _idle(tk, "adopt")
+
+
+async def _driven(scenario: list[str], *, hand: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What a test sees after driving the runs of `scenario` (created first, driven in
+    turn): every delivered event, and every job and stage row."""
+    with monkeypatch.context() as patched:
+        if not hand:
+            patched.setattr(harness, "_claim_alone", lambda kernel: False)
+        tk = _kernel()
+        run_ids = [await tk.create_run(workflow_id, DOC) for workflow_id in scenario]
+        for run_id in run_ids:
+            await tk.drive(run_id)
+    jobs = [(j.run_id, j.stage_id, j.status, j.attempt, j.worker_id) for j in await tk.all_jobs()]
+    rows = [
+        (s.run_id, s.stage_id, s.status, s.attempt, s.started_at)
+        for run_id in run_ids
+        for s in await tk.persistence.stages_of_run(run_id)
+    ]
+    return tk.sink.payloads, jobs, rows
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [["linear"], ["linear", "linear"], ["fanout"], ["batch"], ["linear", "batch"]],
+    ids=str,
+)
+async def test_a_claim_handed_to_drive_is_unobservable(
+    scenario: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`drive` hands a claimed run's first job to its loop only when nothing can tell:
+    the events (in their order across runs), jobs and stage rows are those of a drive
+    that dequeues it."""
+    handed = await _driven(scenario, hand=True, monkeypatch=monkeypatch)
+    assert handed == await _driven(scenario, hand=False, monkeypatch=monkeypatch)
+
+
+async def test_the_claim_is_handed_only_alone_and_plain() -> None:
+    tk = _kernel()
+    await tk.create_run("linear", DOC)
+    assert harness._claim_alone(tk.kernel)
+    await tk.create_run("linear", DOC)
+    assert not harness._claim_alone(tk.kernel)  # another run would be claimed in the tick
+    other = _kernel()
+    await start(other, "batch")
+    await step(other)  # `submit` suspends: its run is open
+    await other.create_run("linear", DOC)
+    assert not harness._claim_alone(other.kernel)  # a poll could move the other run

@@ -122,6 +122,15 @@ class _MemoryStore(TableWriter):
         finds none (asked by the test harness before a tick's adoption)."""
         return all(run.plan_fingerprint in plans for run in self._open_runs())
 
+    def lone_pending_run(self) -> RunRecord | None:
+        """The PENDING run, if it is the only open run and nothing is suspended: claimed
+        now, it is the only run anything in the store can move (asked by the test harness
+        before a tick, see `wfc.testing.harness.drive`)."""
+        t = self._t
+        if len(t.pending_runs) != 1 or t.running_runs or not self.nothing_suspended():
+            return None
+        return t.runs[next(iter(t.pending_runs))]
+
     def nothing_suspended(self) -> bool:
         """Whether no stage or item is SUSPENDED, so a poll claims nothing (asked by the
         test harness before a tick's poll)."""
