@@ -22,7 +22,6 @@ from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.records import JobRecord, Status
 from wfc.testing import SlotTaker, TestKernel, make_test_kernel
 
-
 DOC_STAGES = ("split", "count", "report")
 
 

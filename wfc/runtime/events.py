@@ -206,16 +206,14 @@ def _plain_fields(kind: type[_Event]) -> tuple[str, ...] | None:
         annotation = info.annotation
         if annotation in (datetime, datetime | None):
             instants.append(name)
-        elif annotation not in (str, int, str | None, int | None) and not (
-            get_origin(annotation) is Literal
+        elif annotation not in (str, int, str | None, int | None) and (
+            get_origin(annotation) is not Literal
         ):
             return None
     return tuple(instants)
 
 
 _INSTANTS: dict[type[_Event], tuple[str, ...]] = {
-    kind: names
-    for kind in _Event.__subclasses__()
-    if (names := _plain_fields(kind)) is not None
+    kind: names for kind in _Event.__subclasses__() if (names := _plain_fields(kind)) is not None
 }
 _PLAIN = frozenset(_INSTANTS)
