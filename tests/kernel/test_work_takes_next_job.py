@@ -22,6 +22,8 @@ from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.records import JobRecord, Status
 from wfc.testing import SlotTaker, TestKernel, make_test_kernel
 
+DOC_STAGES = ("split", "count", "report")
+
 
 @pytest.fixture
 def mem() -> TestKernel:
@@ -59,8 +61,9 @@ async def test_a_job_queued_while_none_waits_is_taken_without_a_dequeue(
 ) -> None:
     run = await mem.run("linear", DOC)
     assert run.status is Status.COMPLETED
-    # `split` was queued by the claim (outside `work`); `count` and `report` were handed.
-    assert dequeued == ["split", ""]
+    # `split` was queued by the claim of `drive`'s tick, which runs under `work`'s taker;
+    # `count` and `report` by the transitions: all three handed, the one dequeue found none.
+    assert dequeued == [""]
     jobs = await mem.all_jobs()
     assert [(j.stage_id, j.status, j.attempt) for j in jobs] == [
         ("split", Status.COMPLETED, 1),
@@ -89,6 +92,30 @@ async def test_with_other_jobs_waiting_the_order_is_the_dequeues(
         (second, "count"),
         (first, "report"),
         (second, "report"),
+    ]
+
+
+async def test_drive_with_other_runs_waiting_keeps_the_dequeue_order(
+    mem: TestKernel, dequeued: list[str]
+) -> None:
+    """`drive`'s tick claims every waiting run: the first run's `split` is handed, the
+    second's queued; the handed one is put back and the order is the dequeues'."""
+    first = await mem.create_run("linear", DOC)
+    second = await mem.create_run("linear", DOC)
+    run = await mem.drive(first)
+    assert run.status is Status.COMPLETED
+    assert dequeued == ["split", "split", "count", "count", "report", "report", ""]
+    assert await _started_stages(mem) == [
+        (first, "split"),
+        (second, "split"),
+        (first, "count"),
+        (second, "count"),
+        (first, "report"),
+        (second, "report"),
+    ]
+    jobs = await mem.all_jobs()
+    assert [(j.stage_id, j.status, j.attempt) for j in jobs] == [
+        (stage, Status.COMPLETED, 1) for _ in (first, second) for stage in DOC_STAGES
     ]
 
 

@@ -8,7 +8,7 @@ same tests against a real database; the inspection helpers (`all_runs`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from wfc.runtime.adapters.memory import (
 from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.handoff import current_taker, handing_off_to
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
+from wfc.runtime.hosts.tick import reap_stale_command, reap_stuck_command
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.kernel.warm import WarmStarts
 from wfc.runtime.plugins import Plugin, PluginRunner
@@ -43,6 +44,10 @@ from wfc.runtime.ports import (
 from wfc.runtime.records import TERMINAL, JobRecord, LogRecord, OutboxRecord, RunRecord, Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.runtime.workflow import Workflow
+
+# The flush `flush` and `drive` dispatch: commands are frozen, so one serves every call
+# (made anew, it was validated once per round of every run driven).
+_FLUSH = OutboxFlush(max_events=10_000)
 
 
 @dataclass(slots=True)
@@ -139,7 +144,7 @@ class TestKernel:
 
     async def flush(self) -> int:
         """Deliver outbox events to the sink; how many."""
-        return (await self.kernel.dispatch(OutboxFlush(max_events=10_000))).published
+        return (await self.kernel.dispatch(_FLUSH)).published
 
     async def drive(self, run_id: str, *, max_rounds: int = 500) -> RunRecord:
         """Tick and work until the run ends, moving the clock to the next due job or poll."""
@@ -165,26 +170,38 @@ async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
     its stage starts with the transition that queued it, saving that stage a dequeue, a
     start transaction and the reads of its run and outputs (`wfc.runtime.kernel.warm`).
     """
-    done = 0
-    plans = kernel.deps.registry.plans()  # sorted anew for each dequeue, they were a cost
-    jobs = kernel.deps.jobs
-    # Only on the memory queue (it tells cheaply that no job waits), and not under a taker
-    # of the caller's own, which is then the one handed jobs go to.
-    taker = None
-    if isinstance(jobs, MemoryJobTransport) and current_taker() is None:
-        taker = _NextJob(jobs, plans, kernel.deps.warm)
+    # Not under a taker of the caller's own, which is then the one handed jobs go to.
+    taker = _taker_of(kernel) if current_taker() is None else None
     with handing_off_to(taker) if taker is not None else nullcontext():
-        while max_jobs is None or done < max_jobs:
-            job = taker.next() if taker is not None else None
-            if job is None:
-                leased = await jobs.dequeue(plans=plans)
-                if not leased:
-                    break
-                job = leased[0]
-            if taker is not None:  # room for one more after this one
-                taker.room = max_jobs is None or done + 1 < max_jobs
-            await process_job(kernel, job)
-            done += 1
+        return await _work(kernel, max_jobs, taker)
+
+
+def _taker_of(kernel: Kernel) -> _NextJob | None:
+    """A taker for `work`'s loop: only on the memory queue, which tells cheaply that no
+    job waits."""
+    jobs = kernel.deps.jobs
+    if not isinstance(jobs, MemoryJobTransport):
+        return None
+    # The plans, sorted anew for each dequeue, were a cost: taken once per loop.
+    return _NextJob(jobs, kernel.deps.registry.plans(), kernel.deps.warm)
+
+
+async def _work(kernel: Kernel, max_jobs: int | None, taker: _NextJob | None) -> int:
+    """`work`'s loop, jobs queued in it handed to `taker` (None: every job dequeued)."""
+    done = 0
+    plans = taker.plans if taker is not None else kernel.deps.registry.plans()
+    jobs = kernel.deps.jobs
+    while max_jobs is None or done < max_jobs:
+        job = taker.next() if taker is not None else None
+        if job is None:
+            leased = await jobs.dequeue(plans=plans)
+            if not leased:
+                break
+            job = leased[0]
+        if taker is not None:  # room for one more after this one
+            taker.room = max_jobs is None or done + 1 < max_jobs
+        await process_job(kernel, job)
+        done += 1
     return done
 
 
@@ -192,11 +209,11 @@ class _NextJob:
     """`work`'s taker (`JobTaker`): one slot, free only while no other job waits, so a
     job handed to it is the job the next dequeue would have leased."""
 
-    __slots__ = ("_handed", "_jobs", "_plans", "_warm", "room")
+    __slots__ = ("_handed", "_jobs", "_warm", "plans", "room")
 
     def __init__(self, jobs: MemoryJobTransport, plans: Sequence[str], warm: WarmStarts) -> None:
         self._jobs = jobs
-        self._plans = plans
+        self.plans = plans
         self._warm = warm
         self._handed: list[JobRecord] = []
         self.room = False
@@ -206,7 +223,7 @@ class _NextJob:
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         for job in jobs:
-            if job.plan_fingerprint in self._plans:
+            if job.plan_fingerprint in self.plans:
                 self._handed.append(job)
             else:  # a dequeue of this loop would not lease it: as if queued PENDING
                 self._put_back(job)
@@ -248,9 +265,13 @@ async def drive(
     """
     idle_rounds = 0
     for _ in range(max_rounds):
-        await maintenance_tick(kernel, settings)
-        worked = await work(kernel)
-        await kernel.dispatch(OutboxFlush(max_events=10_000))
+        taker = _taker_of(kernel) if current_taker() is None else None
+        with handing_off_to(taker) if taker is not None else nullcontext():
+            if taker is not None:
+                taker.room = _claim_alone(kernel)
+            await maintenance_tick(kernel, settings, idle=_idle_steps(kernel, settings))
+            worked = await _work(kernel, None, taker)
+        await kernel.dispatch(_FLUSH)
         run = await kernel.deps.persistence.get_run(run_id)
         if run is None:
             raise RuntimeError(f"run {run_id} does not exist")
@@ -268,6 +289,53 @@ async def drive(
                 raise RuntimeError(f"run {run_id} is stuck in {run.status.value}")
             clock.advance(settings.stuck_threshold + timedelta(seconds=1))
     raise RuntimeError(f"run {run_id} did not finish in {max_rounds} rounds")
+
+
+def _claim_alone(kernel: Kernel) -> bool:
+    """Whether the tick may hand the first job of the run it claims to `work`'s loop, as
+    the later jobs are handed: only when nothing can tell the difference. On the memory
+    adapters, that is when the run is the only open one, no job is queued or leased and
+    nothing is suspended (no other run's event can come between its claim and its first
+    stage's start, nor a poll), and its first group is one plain stage (no sibling to
+    dequeue first, no timer or item to poll). Its stage then starts with the claim,
+    saving a dequeue, a start transaction and the reads of the run, as for the later
+    stages; its `stage:started` follows `workflow:started` as it would have."""
+    persistence, jobs = kernel.deps.persistence, kernel.deps.jobs
+    if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
+        return False
+    run = persistence.lone_pending_run() if jobs.quiet() else None
+    workflow = None if run is None else kernel.deps.registry.get(run.workflow_id)
+    if run is None or workflow is None or workflow.plan.fingerprint != run.plan_fingerprint:
+        return False
+    first = workflow.group(1)
+    stage = workflow.stage(first[0]) if len(first) == 1 else None
+    return stage is not None and not stage.builtin and stage.map is None and stage.child is None
+
+
+def _idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str], bool] | None:
+    """On the memory adapters, which maintenance steps would do nothing now (`idle` of
+    `maintenance_tick`): no suspended stage to poll, no stale lease, no run idle long
+    enough to be stuck, no open run of another plan to adopt. Each asks what the step's
+    own query asks, with the step's own threshold; the other steps always run."""
+    persistence, jobs, clock = kernel.deps.persistence, kernel.deps.jobs, kernel.deps.clock
+    if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
+        return None
+    plans = kernel.deps.registry.plans()
+
+    def idle(step: str) -> bool:
+        if step == "poll":
+            return persistence.nothing_suspended()
+        if step == "reap_stale":
+            threshold = timedelta(milliseconds=reap_stale_command(settings).stale_threshold_ms)
+            return not jobs.leased_before(clock.now() - threshold)
+        if step == "reap_stuck":
+            threshold = timedelta(milliseconds=reap_stuck_command(settings).stuck_threshold_ms)
+            return persistence.none_idle_since(clock.now() - threshold)
+        if step == "adopt":
+            return persistence.all_open_on(plans)
+        return False
+
+    return idle
 
 
 async def _next_wake(kernel: Kernel, run_id: str) -> datetime | None:

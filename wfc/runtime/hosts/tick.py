@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -96,7 +96,7 @@ def _poll_command(settings: MaintenanceSettings) -> StagePollSuspended:
 
 
 @functools.lru_cache(maxsize=64)
-def _reap_stale_command(settings: MaintenanceSettings) -> LeaseReapStale:
+def reap_stale_command(settings: MaintenanceSettings) -> LeaseReapStale:
     return LeaseReapStale(stale_threshold_ms=_ms(settings.stale_lease_threshold))
 
 
@@ -106,7 +106,7 @@ def _flush_command(settings: MaintenanceSettings) -> OutboxFlush:
 
 
 @functools.lru_cache(maxsize=64)
-def _reap_stuck_command(settings: MaintenanceSettings) -> RunReapStuck:
+def reap_stuck_command(settings: MaintenanceSettings) -> RunReapStuck:
     return RunReapStuck(stuck_threshold_ms=_ms(settings.stuck_threshold))
 
 
@@ -144,13 +144,20 @@ async def _poll(kernel: Kernel, command: StagePollSuspended, *, quiet: bool) -> 
 
 
 async def maintenance_tick(
-    kernel: Kernel, settings: MaintenanceSettings, *, quiet: bool = False
+    kernel: Kernel,
+    settings: MaintenanceSettings,
+    *,
+    quiet: bool = False,
+    idle: Callable[[str], bool] | None = None,
 ) -> TickResult:
     """Claim, poll (transitioning resumed runs), reap leases, flush the outbox, reap stuck runs.
 
     Each failing step is logged with its traceback, unless `quiet`: a host that handles
     `TickResult.failure` itself (the worker's `DatabaseHealth`) logs one line per outage
-    rather than a traceback per step per tick."""
+    rather than a traceback per step per tick. A step for which `idle(name)` is true,
+    asked just before it, is not run: the caller knows that it would do nothing (the
+    test harness asks the memory adapters, which tell at once; a test kernel ticks every
+    round of every run it drives)."""
     tick = TickResult()
 
     def failed(name: str, error: Exception) -> None:
@@ -179,7 +186,7 @@ async def maintenance_tick(
             failed("poll", polled.failure)
 
     async def reap_leases() -> None:
-        result = await kernel.dispatch(_reap_stale_command(settings))
+        result = await kernel.dispatch(reap_stale_command(settings))
         tick.stale_released = result.released
 
     async def flush() -> None:
@@ -189,10 +196,10 @@ async def maintenance_tick(
         tick.runs_pruned = await _prune(kernel, settings)
 
     async def reap_stuck() -> None:
-        result = await kernel.dispatch(_reap_stuck_command(settings))
+        result = await kernel.dispatch(reap_stuck_command(settings))
         tick.stuck_reaped = result.failed + result.recovered + result.transitioned
 
-    for name, step in (
+    steps = (
         ("claim", claim),
         ("poll", poll),
         ("reap_stale", reap_leases),
@@ -202,12 +209,25 @@ async def maintenance_tick(
         ("announce", announce),
         ("adopt", adopt),
         ("prune", prune),
-    ):
+    )
+    await _run_steps(steps, failed, idle)
+    return tick
+
+
+async def _run_steps(
+    steps: Sequence[tuple[str, Callable[[], Awaitable[None]]]],
+    failed: Callable[[str, Exception], None],
+    idle: Callable[[str], bool] | None,
+) -> None:
+    """Each step in turn, its error told to `failed`; those `idle` says would do nothing
+    are skipped."""
+    for name, step in steps:
+        if idle is not None and idle(name):
+            continue
         try:
             await step()
         except Exception as error:
             failed(name, error)
-    return tick
 
 
 async def _announce(kernel: Kernel, settings: MaintenanceSettings) -> None:

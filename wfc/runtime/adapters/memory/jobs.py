@@ -238,6 +238,19 @@ class MemoryJobTransport:
         self._put(job, locked_at=self._clock.now())
         return True
 
+    def quiet(self) -> bool:
+        """Whether no job waits PENDING and none is leased."""
+        return not self._pending and not self._running
+
+    def leased_before(self, cutoff: datetime) -> bool:
+        """Whether a RUNNING job was locked before `cutoff`: what `release_stale(cutoff)`
+        would release (asked by the test harness before a tick's lease reaping)."""
+        jobs = self._jobs
+        return any(
+            (locked := jobs[job_id].locked_at) is not None and locked < cutoff
+            for job_id in self._running
+        )
+
     async def release_stale(self, locked_before: datetime) -> int:
         stale = [
             j

@@ -111,6 +111,31 @@ class _MemoryStore(TableWriter):
         ]
         return sorted(found, key=lambda run: (run.created_at, run.id))[:limit]
 
+    def none_idle_since(self, since: datetime) -> bool:
+        """Whether every RUNNING run was updated after `since`, so `stuck_runs(since)` is
+        empty (asked by the test harness before a tick's stuck-run reaping)."""
+        runs = self._t.runs
+        return all(runs[run_id].updated_at > since for run_id in self._t.running_runs)
+
+    def all_open_on(self, plans: Sequence[str]) -> bool:
+        """Whether every PENDING and RUNNING run is on one of `plans`, so `runs_to_adopt`
+        finds none (asked by the test harness before a tick's adoption)."""
+        return all(run.plan_fingerprint in plans for run in self._open_runs())
+
+    def lone_pending_run(self) -> RunRecord | None:
+        """The PENDING run, if it is the only open run and nothing is suspended: claimed
+        now, it is the only run anything in the store can move (asked by the test harness
+        before a tick, see `wfc.testing.harness.drive`)."""
+        t = self._t
+        if len(t.pending_runs) != 1 or t.running_runs or not self.nothing_suspended():
+            return None
+        return t.runs[next(iter(t.pending_runs))]
+
+    def nothing_suspended(self) -> bool:
+        """Whether no stage or item is SUSPENDED, so a poll claims nothing (asked by the
+        test harness before a tick's poll)."""
+        return not self._t.suspended_stages and not self._t.suspended_items
+
     async def stuck_runs(self, since: datetime) -> list[RunRecord]:
         stuck = []
         for run_id in self._t.running_runs:

@@ -1,0 +1,128 @@
+"""`drive` skips the maintenance steps the memory adapters say would do nothing
+(`wfc.testing.harness._idle_steps`): each answer must be "busy" whenever the step's own
+query would find work, or a driven run would miss a poll, a lease reap, a stuck-run
+repair or an adoption."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.kernel.conftest import Script, build_workflows
+from tests.kernel.helpers import DOC, start, step
+from wfc.runtime.adapters.memory import MemoryJobTransport, MemoryPersistence
+from wfc.runtime.records import Status
+from wfc.testing import TestKernel, harness, make_test_kernel
+from wfc.testing.harness import _idle_steps
+
+
+def _kernel() -> TestKernel:
+    return make_test_kernel(*build_workflows(Script()))
+
+
+def _idle(tk: TestKernel, name: str) -> bool:
+    idle = _idle_steps(tk.kernel, tk.settings)
+    assert idle is not None  # the memory adapters answer
+    return idle(name)
+
+
+async def test_an_empty_store_is_idle_for_every_skippable_step() -> None:
+    tk = _kernel()
+    assert [_idle(tk, n) for n in ("poll", "reap_stale", "reap_stuck", "adopt")] == [True] * 4
+    assert not _idle(tk, "claim") and not _idle(tk, "flush") and not _idle(tk, "announce")
+
+
+async def test_a_suspended_stage_is_polled() -> None:
+    tk = _kernel()
+    run_id = await start(tk, "batch")
+    await step(tk)  # `submit` suspends
+    stages = await tk.persistence.stages_of_run(run_id)
+    assert any(s.status is Status.SUSPENDED for s in stages)
+    assert not _idle(tk, "poll")
+
+
+async def test_a_stale_lease_is_reaped() -> None:
+    tk = _kernel()
+    await start(tk, "linear")
+    jobs = tk.jobs
+    assert isinstance(jobs, MemoryJobTransport)
+    leased = (await jobs.dequeue())[0]
+    assert _idle(tk, "reap_stale")  # leased now: not stale
+    jobs.set_locked_at(leased.id, tk.clock.now() - tk.settings.stale_lease_threshold)
+    assert _idle(tk, "reap_stale")  # exactly the threshold old: `release_stale` keeps it
+    jobs.set_locked_at(leased.id, tk.clock.now() - tk.settings.stale_lease_threshold * 2)
+    assert not _idle(tk, "reap_stale")
+    assert (await tk.tick()).stale_released == 1
+
+
+async def test_a_run_idle_past_the_stuck_threshold_is_reaped() -> None:
+    tk = _kernel()
+    run_id = await start(tk, "linear")
+    assert _idle(tk, "reap_stuck")
+    tk.clock.advance(tk.settings.stuck_threshold + timedelta(seconds=1))
+    assert await tk.persistence.stuck_runs(tk.clock.now() - tk.settings.stuck_threshold)
+    assert not _idle(tk, "reap_stuck")
+    run = await tk.drive(run_id)
+    assert run.status is Status.COMPLETED
+
+
+async def test_an_open_run_of_another_plan_is_adopted() -> None:
+    tk = _kernel()
+    run_id = await tk.create_run("linear", DOC)
+    persistence = tk.persistence
+    assert isinstance(persistence, MemoryPersistence)
+    assert _idle(tk, "adopt")
+    run = await persistence.get_run(run_id)
+    assert run is not None
+    await persistence.create_run(replace(run, id="other", plan_fingerprint="an-older-plan"))
+    assert not _idle(tk, "adopt")
+
+
+async def _driven(scenario: list[str], *, hand: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What a test sees after driving the runs of `scenario` (created first, driven in
+    turn): every delivered event, and every job and stage row."""
+    with monkeypatch.context() as patched:
+        if not hand:
+            patched.setattr(harness, "_claim_alone", lambda kernel: False)
+        tk = _kernel()
+        run_ids = [await tk.create_run(workflow_id, DOC) for workflow_id in scenario]
+        for run_id in run_ids:
+            await tk.drive(run_id)
+    jobs = [(j.run_id, j.stage_id, j.status, j.attempt, j.worker_id) for j in await tk.all_jobs()]
+    rows = [
+        (s.run_id, s.stage_id, s.status, s.attempt, s.started_at)
+        for run_id in run_ids
+        for s in await tk.persistence.stages_of_run(run_id)
+    ]
+    return tk.sink.payloads, jobs, rows
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [["linear"], ["linear", "linear"], ["fanout"], ["batch"], ["linear", "batch"]],
+    ids=str,
+)
+async def test_a_claim_handed_to_drive_is_unobservable(
+    scenario: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`drive` hands a claimed run's first job to its loop only when nothing can tell:
+    the events (in their order across runs), jobs and stage rows are those of a drive
+    that dequeues it."""
+    handed = await _driven(scenario, hand=True, monkeypatch=monkeypatch)
+    assert handed == await _driven(scenario, hand=False, monkeypatch=monkeypatch)
+
+
+async def test_the_claim_is_handed_only_alone_and_plain() -> None:
+    tk = _kernel()
+    await tk.create_run("linear", DOC)
+    assert harness._claim_alone(tk.kernel)
+    await tk.create_run("linear", DOC)
+    assert not harness._claim_alone(tk.kernel)  # another run would be claimed in the tick
+    other = _kernel()
+    await start(other, "batch")
+    await step(other)  # `submit` suspends: its run is open
+    await other.create_run("linear", DOC)
+    assert not harness._claim_alone(other.kernel)  # a poll could move the other run
