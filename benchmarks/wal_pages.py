@@ -36,7 +36,7 @@ _FRAME_HEADER = 24
 
 async def _burst(url: str, wal: Path, shape: str, runs: int) -> tuple[bytes, list[str]]:
     """The WAL bytes and the statements of a burst of `runs`, after a first burst."""
-    async with in_process.hosted(url) as (kernel, storage):
+    async with in_process.hosted(url) as (kernel, storage, _host):
         await runtime._burst(kernel, storage, shape, 20, "warm", [])
         start = wal.stat().st_size
         sent: list[str] = []
