@@ -85,14 +85,7 @@ async def test_with_other_jobs_waiting_the_order_is_the_dequeues(
     assert await mem.work() == 6
     # Each next stage was queued behind the other run's waiting job: dequeued, in order.
     assert dequeued == ["split", "split", "count", "count", "report", "report", ""]
-    assert await _started_stages(mem) == [
-        (first, "split"),
-        (second, "split"),
-        (first, "count"),
-        (second, "count"),
-        (first, "report"),
-        (second, "report"),
-    ]
+    assert await _started_stages(mem) == _interleaved(first, second)
 
 
 async def test_drive_with_other_runs_waiting_keeps_the_dequeue_order(
@@ -105,14 +98,7 @@ async def test_drive_with_other_runs_waiting_keeps_the_dequeue_order(
     run = await mem.drive(first)
     assert run.status is Status.COMPLETED
     assert dequeued == ["split", "split", "count", "count", "report", "report", ""]
-    assert await _started_stages(mem) == [
-        (first, "split"),
-        (second, "split"),
-        (first, "count"),
-        (second, "count"),
-        (first, "report"),
-        (second, "report"),
-    ]
+    assert await _started_stages(mem) == _interleaved(first, second)
     jobs = await mem.all_jobs()
     assert [(j.stage_id, j.status, j.attempt) for j in jobs] == [
         (stage, Status.COMPLETED, 1) for _ in (first, second) for stage in DOC_STAGES
@@ -191,3 +177,8 @@ async def test_a_job_put_back_is_delivered_again_reading_fresh(
     siblings = [(stage, warm_start) for stage, warm_start in taken if stage in ("upper", "length")]
     assert sorted(stage for stage, _ in siblings) == ["length", "upper"], taken
     assert not any(warm_start for _, warm_start in siblings), taken
+
+
+def _interleaved(first: str, second: str) -> list[tuple[str, str]]:
+    """Two runs' stages started in turn, each stage of the first before the second's."""
+    return [(run, stage) for stage in DOC_STAGES for run in (first, second)]

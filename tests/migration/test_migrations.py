@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact
 from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import check, current_revision, head_revision, upgrade
@@ -22,21 +20,6 @@ from wfc.runtime.adapters.sql.rows import to_values
 from wfc.runtime.adapters.sql.schema import metadata, outbox, runs
 from wfc.testing import FakeClock
 from wfc.testing.conformance import a_run, an_event
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def empty_engine(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'wfc.db'}")
-        yield engine
-        await engine.dispose()
-        return
-    async with postgres_database(empty=True) as url:
-        engine = create_engine(url)
-        yield engine
-        await engine.dispose()
 
 
 async def test_upgrade_head_gives_exactly_the_declared_schema(empty_engine: AsyncEngine) -> None:

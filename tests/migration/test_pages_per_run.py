@@ -3,32 +3,13 @@ an older database keeps its blobs through the upgrade and back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.databases import postgres_database
 from wfc.runtime.adapters.sql.blobs import SqlBlobStore
-from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import _config, upgrade
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        sqlite = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'wfc.db'}")
-        yield sqlite
-        await sqlite.dispose()
-        return
-    async with postgres_database(empty=True) as url:
-        postgres = create_engine(url)
-        yield postgres
-        await postgres.dispose()
 
 
 async def _downgrade(engine: AsyncEngine, revision: str) -> None:
@@ -55,7 +36,8 @@ async def _blobs_without_rowid(engine: AsyncEngine) -> bool:
     return "WITHOUT ROWID" in str(sql).upper()
 
 
-async def test_0016_and_back_keep_the_blobs(engine: AsyncEngine) -> None:
+async def test_0016_and_back_keep_the_blobs(empty_engine: AsyncEngine) -> None:
+    engine = empty_engine
     await upgrade(engine, "0015")
     blobs = SqlBlobStore(engine)
     await blobs.put("runs/w/r1/a/output.json", b"[1]")
