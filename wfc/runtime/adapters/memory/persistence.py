@@ -10,37 +10,28 @@ change stored state.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.memory.item_tables import ItemTables
+from wfc.runtime.adapters.memory.outbox_keys import OutboxAndKeys
 from wfc.runtime.adapters.memory.tables import (
-    IdempotencyEntry,
     Journal,
     Tables,
-    TableWriter,
     rollback,
 )
-from wfc.runtime.copies import changed, json_copy
-from wfc.runtime.ports import Clock, JobTransport, Persistence
+from wfc.runtime.copies import changed
+from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     ACTIVE,
-    Acquired,
-    IdempotencyClaim,
-    InProgress,
-    ItemChanges,
-    ItemHandOn,
     ItemRecord,
-    JsonObject,
     LogRecord,
-    NewOutboxEvent,
     OutboxRecord,
     PlanRecord,
-    Replay,
     RunChanges,
     RunClaim,
     RunRecord,
@@ -56,7 +47,7 @@ VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
 GivenT = TypeVar("GivenT")
 
 
-class _MemoryStore(TableWriter):
+class _MemoryStore(ItemTables, OutboxAndKeys):
     """The persistence methods over a set of tables (shared by the root and transactions)."""
 
     def __init__(self, tables: Tables, clock: Clock, journal: Journal | None = None) -> None:
@@ -302,115 +293,6 @@ class _MemoryStore(TableWriter):
         found = (self._t.stages.get(record_id) for record_id in dict.fromkeys(record_ids))
         self._delete_stages([stage for stage in found if stage is not None])
 
-    # -- items -----------------------------------------------------------
-    async def start_item(
-        self, create: ItemRecord, update: ItemChanges, fence: StageFence
-    ) -> ItemRecord | None:
-        key = (create.run_id, create.stage_id)
-        if fence.stage_running and not self._stage_runs(key, fence.generation):
-            return None
-        existing = self._t.items.get(key, {}).get(create.item_index)
-        if existing is None:
-            self._write_item(create, None)
-            return create
-        if not fence.holds(existing):
-            return None
-        return self._change_item(existing, update)
-
-    def _stage_runs(self, key: tuple[str, str], generation: int | None) -> bool:
-        """Whether the stage's row (run id, stage id) is RUNNING at `generation`."""
-        record_id = self._t.stage_ids.get(key)
-        row = None if record_id is None else self._t.stages.get(record_id)
-        return row is not None and row.status is Status.RUNNING and row.generation == generation
-
-    def _change_item(self, item: ItemRecord, changes: ItemChanges) -> ItemRecord:
-        values: dict[str, Any] = dict(changes)
-        values.update(version=item.version + 1, updated_at=self._clock.now())
-        updated = changed(item, values)
-        self._write_item(updated, item)
-        return updated
-
-    def _item_by_id(self, record_id: str) -> ItemRecord | None:
-        at = self._t.item_at.get(record_id)
-        item = None if at is None else self._t.items.get(at[0], {}).get(at[1])
-        return item if item is not None and item.id == record_id else None
-
-    async def update_item(
-        self, record_id: str, changes: ItemChanges, *, fence: StageFence
-    ) -> ItemRecord | None:
-        item = self._item_by_id(record_id)
-        if item is None:
-            raise RecordNotFoundError("MapItem", record_id)
-        return self._change_item(item, changes) if fence.holds(item) else None
-
-    async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
-        return None  # no round trips to save: the caller records it under the run's lock
-
-    def _of_plans(self, run_id: str, plans: Sequence[str] | None) -> bool:
-        run = self._t.runs.get(run_id)
-        return plans is None or (run is not None and run.plan_fingerprint in plans)
-
-    async def claim_suspended_items(
-        self,
-        now: datetime,
-        until: datetime,
-        limit: int,
-        *,
-        run_id: str | None = None,
-        plans: Sequence[str] | None = None,
-    ) -> list[ItemRecord]:
-        suspended = (self._item_by_id(item_id) for item_id in self._t.suspended_items)
-        due = [
-            item
-            for item in suspended
-            if item is not None
-            and (run_id is None or item.run_id == run_id)
-            and item.next_poll_at is not None
-            and item.next_poll_at <= now
-            and self._of_plans(item.run_id, plans)
-        ]
-        due.sort(key=lambda item: (item.next_poll_at or now, item.id))
-        return [self._change_item(item, {"next_poll_at": until}) for item in due[:limit]]
-
-    async def items_of_stage(
-        self, run_id: str, stage_id: str, *, statuses: Sequence[Status] = ()
-    ) -> list[ItemRecord]:
-        items = self._t.items.get((run_id, stage_id), {})
-        return [
-            items[index]
-            for index in sorted(items)
-            if not statuses or items[index].status in statuses
-        ]
-
-    async def reset_items(
-        self, run_id: str, stage_id: str, statuses: Sequence[Status], generation: int
-    ) -> int:
-        chosen = await self.items_of_stage(run_id, stage_id, statuses=statuses)
-        for item in chosen:
-            self._change_item(
-                item,
-                {"status": Status.PENDING, "attempt": 0, "generation": generation, "error": None},
-            )
-        return len(chosen)
-
-    async def cancel_items(self, run_id: str, stage_id: str | None = None) -> int:
-        open_ = (Status.PENDING, Status.RUNNING, Status.SUSPENDED)
-        cancelled = 0
-        stage_ids = list(self._t.item_stages_of.get(run_id, ()))
-        for of_stage in stage_ids if stage_id is None else [stage_id]:
-            for item in list(self._t.items.get((run_id, of_stage), {}).values()):
-                if item.status in open_:
-                    self._change_item(
-                        item, {"status": Status.CANCELLED, "completed_at": self._clock.now()}
-                    )
-                    cancelled += 1
-        return cancelled
-
-    async def delete_items(self, run_id: str, stage_ids: Sequence[str]) -> None:
-        for stage_id in stage_ids:
-            for item in list(self._t.items.get((run_id, stage_id), {}).values()):
-                self._delete_item(item)
-
     def _changed(
         self,
         current: VersionedT,
@@ -507,102 +389,6 @@ class _MemoryStore(TableWriter):
     async def logs_of_run(self, run_id: str) -> list[LogRecord]:
         logs = self._t.logs
         return [logs[n] for n in sorted(self._t.logs_of.get(run_id, ()))]
-
-    # -- outbox ----------------------------------------------------------
-    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
-        # Every event of every run passes here: each run's last sequence is written once
-        # per call, and a new event (all but a replayed id) goes in by `_append_event`.
-        t = self._t
-        sequences: dict[str, int] = {}
-        appended = []
-        for event in events:
-            run_id = event.run_id
-            sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
-            sequences[run_id] = sequence = sequence + 1
-            record = event.numbered(sequence)
-            old = t.outbox.get(record.id)
-            if old is None:
-                self._append_event(record)
-            else:
-                self._write_event(record, old)
-            appended.append(record)
-        for run_id, sequence in sequences.items():
-            self._set(t.last_sequence, run_id, sequence)
-        return appended
-
-    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
-        # In append order: the index maps each waiting event to its append number.
-        unpublished = self._t.unpublished
-        first = heapq.nsmallest(limit, unpublished, key=unpublished.__getitem__)
-        return [self._t.outbox[event_id] for event_id in first]
-
-    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
-        outbox, published = self._t.outbox, {"published_at": at}
-        for event_id in event_ids:  # every event of every run passes here: written out
-            current = outbox.get(event_id)
-            if current is None:
-                raise RecordNotFoundError("OutboxEvent", event_id)
-            self._write_event(changed(current, published), current)
-
-    async def increment_outbox_retry(self, event_id: str) -> int:
-        return self._change_event(
-            event_id, lambda e: replace(e, retry_count=e.retry_count + 1)
-        ).retry_count
-
-    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
-        self._change_event(event_id, lambda e: replace(e, dlq_at=at))
-
-    async def replay_dlq(self, limit: int) -> int:
-        in_dlq = self._t.parked
-        parked = heapq.nsmallest(limit, in_dlq, key=in_dlq.__getitem__)
-        for event_id in parked:
-            self._change_event(event_id, lambda e: replace(e, dlq_at=None, retry_count=0))
-        return len(parked)
-
-    async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
-        outbox = self._t.outbox
-        mine = [outbox[event_id] for event_id in self._t.outbox_of.get(run_id, ())]
-        return sorted(mine, key=lambda e: e.sequence)
-
-    def _change_event(
-        self, event_id: str, change: Callable[[OutboxRecord], OutboxRecord]
-    ) -> OutboxRecord:
-        current = self._t.outbox.get(event_id)
-        if current is None:
-            raise RecordNotFoundError("OutboxEvent", event_id)
-        updated = change(current)
-        self._write_event(updated, current)
-        return updated
-
-    # -- idempotency -----------------------------------------------------
-    async def acquire_idempotency_key(
-        self,
-        key: str,
-        command_type: str,
-        now: datetime,
-        stale_after: timedelta | None,
-        *,
-        predict: bool = False,
-    ) -> IdempotencyClaim:
-        entry = self._t.keys.get((key, command_type))
-        if entry is None:
-            self._set(self._t.keys, (key, command_type), IdempotencyEntry(started_at=now))
-            return Acquired()
-        if entry.result is not None:
-            return Replay(result=entry.result)
-        if stale_after is not None and now - entry.started_at >= stale_after:
-            self._set(self._t.keys, (key, command_type), replace(entry, started_at=now))
-            return Acquired()
-        return InProgress()
-
-    async def complete_idempotency_key(
-        self, key: str, command_type: str, result: JsonObject
-    ) -> None:
-        entry = self._t.keys.get((key, command_type)) or IdempotencyEntry(self._clock.now())
-        self._set(self._t.keys, (key, command_type), changed(entry, {"result": json_copy(result)}))
-
-    async def release_idempotency_key(self, key: str, command_type: str) -> None:
-        self._pop(self._t.keys, (key, command_type))
 
 
 class _Transaction(_MemoryStore):

@@ -1,0 +1,129 @@
+"""The memory persistence's outbox and idempotency keys, apart from its runs and stages.
+
+Both are written by every command (each transaction's events, each command's key) and
+read by the outbox flusher and by replays; they share nothing with the run and stage
+tables but the journal, so they live here and `persistence._MemoryStore` inherits them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from wfc.errors import RecordNotFoundError
+from wfc.runtime.adapters.memory.tables import IdempotencyEntry, TableWriter
+from wfc.runtime.copies import changed, json_copy
+from wfc.runtime.ports import Clock
+from wfc.runtime.records import (
+    Acquired,
+    IdempotencyClaim,
+    InProgress,
+    JsonObject,
+    NewOutboxEvent,
+    OutboxRecord,
+    Replay,
+)
+
+
+class OutboxAndKeys(TableWriter):
+    """The outbox's and the idempotency keys' `Persistence` methods over the tables."""
+
+    _clock: Clock  # set by the store that inherits these methods
+
+    # -- outbox ----------------------------------------------------------
+    async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        # Every event of every run passes here: each run's last sequence is written once
+        # per call, and a new event (all but a replayed id) goes in by `_append_event`.
+        t = self._t
+        sequences: dict[str, int] = {}
+        appended = []
+        for event in events:
+            run_id = event.run_id
+            sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
+            sequences[run_id] = sequence = sequence + 1
+            record = event.numbered(sequence)
+            old = t.outbox.get(record.id)
+            if old is None:
+                self._append_event(record)
+            else:
+                self._write_event(record, old)
+            appended.append(record)
+        for run_id, sequence in sequences.items():
+            self._set(t.last_sequence, run_id, sequence)
+        return appended
+
+    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+        # In append order: the index maps each waiting event to its append number.
+        unpublished = self._t.unpublished
+        first = heapq.nsmallest(limit, unpublished, key=unpublished.__getitem__)
+        return [self._t.outbox[event_id] for event_id in first]
+
+    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+        outbox, published = self._t.outbox, {"published_at": at}
+        for event_id in event_ids:  # every event of every run passes here: written out
+            current = outbox.get(event_id)
+            if current is None:
+                raise RecordNotFoundError("OutboxEvent", event_id)
+            self._write_event(changed(current, published), current)
+
+    async def increment_outbox_retry(self, event_id: str) -> int:
+        return self._change_event(
+            event_id, lambda e: replace(e, retry_count=e.retry_count + 1)
+        ).retry_count
+
+    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
+        self._change_event(event_id, lambda e: replace(e, dlq_at=at))
+
+    async def replay_dlq(self, limit: int) -> int:
+        in_dlq = self._t.parked
+        parked = heapq.nsmallest(limit, in_dlq, key=in_dlq.__getitem__)
+        for event_id in parked:
+            self._change_event(event_id, lambda e: replace(e, dlq_at=None, retry_count=0))
+        return len(parked)
+
+    async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
+        outbox = self._t.outbox
+        mine = [outbox[event_id] for event_id in self._t.outbox_of.get(run_id, ())]
+        return sorted(mine, key=lambda e: e.sequence)
+
+    def _change_event(
+        self, event_id: str, change: Callable[[OutboxRecord], OutboxRecord]
+    ) -> OutboxRecord:
+        current = self._t.outbox.get(event_id)
+        if current is None:
+            raise RecordNotFoundError("OutboxEvent", event_id)
+        updated = change(current)
+        self._write_event(updated, current)
+        return updated
+
+    # -- idempotency -----------------------------------------------------
+    async def acquire_idempotency_key(
+        self,
+        key: str,
+        command_type: str,
+        now: datetime,
+        stale_after: timedelta | None,
+        *,
+        predict: bool = False,
+    ) -> IdempotencyClaim:
+        entry = self._t.keys.get((key, command_type))
+        if entry is None:
+            self._set(self._t.keys, (key, command_type), IdempotencyEntry(started_at=now))
+            return Acquired()
+        if entry.result is not None:
+            return Replay(result=entry.result)
+        if stale_after is not None and now - entry.started_at >= stale_after:
+            self._set(self._t.keys, (key, command_type), replace(entry, started_at=now))
+            return Acquired()
+        return InProgress()
+
+    async def complete_idempotency_key(
+        self, key: str, command_type: str, result: JsonObject
+    ) -> None:
+        entry = self._t.keys.get((key, command_type)) or IdempotencyEntry(self._clock.now())
+        self._set(self._t.keys, (key, command_type), changed(entry, {"result": json_copy(result)}))
+
+    async def release_idempotency_key(self, key: str, command_type: str) -> None:
+        self._pop(self._t.keys, (key, command_type))
