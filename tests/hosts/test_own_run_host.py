@@ -10,6 +10,8 @@ from datetime import timedelta
 from tests.hosts.conftest import Backend
 from tests.kernel.conftest import Script
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
+from wfc.runtime.hosts import make_kernel
+from wfc.runtime.plugins import define_plugin
 
 DOC = {"text": "the quick brown fox"}
 SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it was not polled
@@ -25,6 +27,21 @@ async def test_run_and_wait_returns_as_its_run_ends_not_at_its_next_poll(
     )
     assert run.status is Status.COMPLETED
     assert run.output == {"summary": "4: the quick brown fox"}
+
+
+async def test_plugins_hear_of_the_run_s_end_before_run_and_wait_returns(
+    backend: Backend,
+) -> None:
+    """The host stops right after its run ends: its last events are delivered as it stops,
+    or a plugin under `wfc run` would never hear `workflow:completed` (no other worker)."""
+    heard: list[str] = []
+    plugin = define_plugin(
+        id="ends", on=["workflow:completed"], handle=lambda event: heard.append(event.type)
+    )
+    kernel = make_kernel(backend.storage, backend.registry, plugins=[plugin])
+    run = await run_and_wait(kernel, "linear", DOC, timeout=WITHIN)
+    assert run.status is Status.COMPLETED
+    assert heard == ["workflow:completed"]
 
 
 async def test_run_and_wait_returns_as_its_run_fails_not_at_its_next_poll(

@@ -56,6 +56,18 @@ class OutboxFlusher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), IDLE_MAX.total_seconds())
 
+    async def last_batch(self) -> None:
+        """One batch more as the worker stops, after its last jobs committed: the events of
+        the runs it just finished reach plugins now, not when another worker next flushes
+        (a `wfc run` process has no other). Another flusher delivering, or a backlog larger
+        than a batch, is left to the fleet."""
+        try:
+            result = await self.kernel.dispatch(OutboxFlush(max_events=BATCH))
+        except Exception as error:
+            log.warning("outbox flush on stop failed; another worker delivers: %s", error)
+            return
+        self.published += result.published
+
     async def _deliver(self) -> None:
         """Flush, pause, repeat, until stopping."""
         pause = QUICK

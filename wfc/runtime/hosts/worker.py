@@ -189,7 +189,8 @@ class WorkerHost:
         return self._running
 
     async def start(self) -> None:
-        """Start the loops and return; the first maintenance tick runs at once."""
+        """Start the loops and return; the first maintenance tick runs at once (a one-run
+        host woken by `wake_claims` claims its run first and ticks an interval later)."""
         if self._running:
             return
         self._running = True
@@ -260,6 +261,8 @@ class WorkerHost:
                     "could not release job %s; it is reaped when its lease expires", job.id
                 )
         self._abandoned.clear()
+        if self._flusher is not None:
+            await self._flusher.last_batch()
         if self.run_id is None:
             try:  # gone now, not when its announcement expires
                 await self.kernel.deps.persistence.retire_worker(self.worker_id)
