@@ -23,7 +23,7 @@ async def test_statements_inside_a_write_transaction_run_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Inside this process's write transaction a statement runs on the spot
-    (`Connection.run_here`): only the BEGIN and the COMMIT take the driver's coroutine."""
+    (`Connection.run_within`): only the BEGIN and the COMMIT take the driver's coroutine."""
     now = datetime(2030, 1, 1, tzinfo=UTC)
     async with sql_storage("sqlite", tmp_path) as store:
         runs_through_driver: list[str] = []

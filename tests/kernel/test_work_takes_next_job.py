@@ -91,8 +91,8 @@ async def test_with_other_jobs_waiting_the_order_is_the_dequeues(
 async def test_drive_with_other_runs_waiting_keeps_the_dequeue_order(
     mem: TestKernel, dequeued: list[str]
 ) -> None:
-    """`drive`'s tick claims every waiting run: the first run's `split` is handed, the
-    second's queued; the handed one is put back and the order is the dequeues'."""
+    """`drive`'s tick claims every waiting run; with two pending, neither's first job is
+    handed to `work` (only a lone run's is), so both `split`s are dequeued, in order."""
     first = await mem.create_run("linear", DOC)
     second = await mem.create_run("linear", DOC)
     run = await mem.drive(first)

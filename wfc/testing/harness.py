@@ -299,7 +299,10 @@ def _claim_alone(kernel: Kernel) -> bool:
     stage's start, nor a poll), and its first group is one plain stage (no sibling to
     dequeue first, no timer or item to poll). Its stage then starts with the claim,
     saving a dequeue, a start transaction and the reads of the run, as for the later
-    stages; its `stage:started` follows `workflow:started` as it would have."""
+    stages; its `stage:started` follows `workflow:started` as it would have. What does
+    differ is the ids drawn: the job's start is not a transaction of its own, so a test
+    kernel's sequential ids run one behind from there (as they already did for the
+    later, handed stages). Ids are unique, not numbered by contract."""
     persistence, jobs = kernel.deps.persistence, kernel.deps.jobs
     if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
         return False

@@ -47,14 +47,15 @@ class Compiled:
     # and its conversion (None: the value goes as it is).
     plan: tuple[tuple[str, Any, Processor | None], ...]
     result_processors: dict[str, Processor]
-    # `plan` as one function of the parameters (`_arguments`): what `args` calls.
-    arguments: Callable[..., list[Any]]
     # SQLite: a result's column names and their processors in that order, by the number of
     # columns (`rows_of`).
     aligned: dict[int, tuple[tuple[str, ...], tuple[Processor | None, ...]]] = field(
         default_factory=dict
     )
-    # `rows_args`'s function, made on its first use.
+    # `plan` as functions of the parameters (`_arguments`), each made on its first use:
+    # "params" for `args`, "rows" for `rows_args`. Not at compile time: a multi-row
+    # INSERT of hundreds of rows is only ever bound by `rows_args`, and writing out a
+    # function of its thousands of parameters costs as much again as compiling it.
     made: dict[str, Callable[..., list[Any]]] = field(default_factory=dict)
     # Whether the statement ends a transaction (COMMIT, ROLLBACK): never one of ours.
     ends_transaction: bool = False
@@ -62,7 +63,10 @@ class Compiled:
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         """The driver's arguments for `params`, converted as SQLAlchemy would bind them
         (a `KeyError` for a parameter without a default that `params` lacks)."""
-        return self.arguments(params, None)
+        made = self.made.get("params")
+        if made is None:
+            made = self.made["params"] = _arguments(self.plan, {})
+        return made(params, None)
 
     def rows_args(
         self,
@@ -176,12 +180,6 @@ _ENCODE = c_make_encoder(
 )
 
 
-def _json_dumps(value: Any) -> str:
-    if value.__class__ is str:
-        return encode_basestring_ascii(value)
-    return "".join(_ENCODE(value, 0))
-
-
 _LAST_INSTANT: tuple[Any, str] = (None, "")
 """The last instant converted and its text: the kernel binds the same `now` to many
 parameters of a transaction (created, updated, leased, started…), and formatting it was
@@ -234,7 +232,7 @@ def sqlite_bind(type_: Any, dialect: Dialect) -> Processor | None:
             return json_by
 
         def json_text(value: Any) -> Any:
-            # `_json_dumps` written out here: one call per value, not two.
+            # `json.dumps(value)` by `_ENCODE`, written out here: one call per value.
             kind = value.__class__
             if kind is str:
                 return encode_basestring_ascii(value)
@@ -304,7 +302,6 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
         sql=compiled.string,
         plan=plan,
         result_processors=result_processors,
-        arguments=_arguments(plan, {}),
         ends_transaction=compiled.string.lstrip()[:8].upper().startswith(_ENDS),
     )
 

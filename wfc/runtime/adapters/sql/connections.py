@@ -144,9 +144,11 @@ class Connections:
 
 
 def _invalidated(conn: AsyncConnection) -> bool:
-    """`conn.invalidated`, read where SQLAlchemy's two properties read it: a connection
-    checked out of the pool is invalidated once it has no pooled connection under it
-    (it is asked on every call a pinned task makes; `drivers.kept` reads the same)."""
+    """Whether a pinned connection can no longer be used: it has no pooled connection under
+    it, which is what SQLAlchemy's `invalidated` reads for one that can reconnect, and
+    also holds for one closed (not invalidated): either way the pin replaces it. Read
+    directly, without the two properties, because every call a pinned task makes asks
+    (`drivers.kept` reads the same)."""
     sync = conn.sync_connection
     return sync is None or sync._dbapi_connection is None
 

@@ -127,7 +127,7 @@ def _claim(plans: int | None, *only: ColumnElement[bool]) -> Any:
             started_at=bindparam("now"),
             version=runs.c.version + 1,
             updated_at=bindparam("now"),
-            # The claim's own events, numbered ahead (`ClaimedCounter`); 0 on PostgreSQL.
+            # The claim's own events, numbered ahead (`persistence.CLAIM_EVENTS`); 0 on PostgreSQL.
             last_sequence=runs.c.last_sequence + bindparam("events"),
         )
         .returning(

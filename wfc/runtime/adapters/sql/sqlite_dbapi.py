@@ -13,7 +13,7 @@ is a plain DBAPI connection over that (the one the aiosqlite dialect would see,
 so the dialect, its SQL and its type handling are unchanged); `direct` runs its
 statements through the same `Connection.run` (`sqlite_driver`), without
 SQLAlchemy's execution layer, and inside a write transaction through
-`Connection.run_here`, without a coroutine.
+`Connection.run_within`, without a coroutine.
 
 The engine keeps the `sqlite+aiosqlite` URL users write: `create_engine`
 passes this module as the dialect's DBAPI (`dbapi()`), so aiosqlite itself is
@@ -182,10 +182,9 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             # `runs_inline` and `may_try_inline`, written out (a BEGIN of each transaction
             # comes here): what they decide, without the calls.
             connection = thread.connection
+            # (Inside this process's write transaction, the fast path above returned.)
             within = connection is not None and not thread.closed and connection.in_transaction
-            if within and writing and (self.dbapi.commits_inline or not _ends_transaction(sql)):
-                outcome = function(connection, sql, parameters)
-            elif (
+            if (
                 function is sqlite_thread.run_statement
                 and not within
                 and connection is not None
@@ -224,21 +223,13 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             return tried if tried is not None else await self._on_thread_waiting(call)
         return await self._on_thread_waiting(call)
 
-    def run_here(self, sql: str, parameters: Any) -> Outcome | None:
-        """`run_statement` at once, on the event loop's thread, where `run` would run it so
-        without awaiting anything: inside this process's write transaction, a statement
-        that does not end it. None, having done nothing, for any other: then `run` it.
-
-        `direct` asks this first, and most statements of a stage (all but the BEGIN and
-        the COMMIT) then cost no coroutine of the driver's on top of SQLite's call."""
-        if _ends_transaction(sql):
-            return None
-        return self.run_within(sql, parameters)
-
     def run_within(self, sql: str, parameters: Any) -> Outcome | None:
-        """`run_here` for a statement known not to end a transaction (not a COMMIT nor a
-        ROLLBACK: `direct`'s compiled statements, which know it of themselves), without
-        looking at its text again."""
+        """`run_statement` at once, on the event loop's thread, for a statement known not to
+        end a transaction (not a COMMIT nor a ROLLBACK: `direct`'s compiled statements know
+        it of themselves), where `run` would run it so without awaiting anything: inside
+        this process's write transaction. None, having done nothing, anywhere else: then
+        `run` it. Most statements of a stage (all but the BEGIN and the COMMIT) so cost no
+        coroutine of the driver's on top of SQLite's call."""
         if self._holding is None:
             return None
         thread = self.thread
