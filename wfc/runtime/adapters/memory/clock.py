@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import os
-import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 
@@ -44,25 +43,10 @@ class FakeClock:
 
 
 class UuidIds:
-    """Time-ordered UUIDs (version 7, RFC 9562): unique across processes and machines,
-    and sorted by when they were made to the millisecond.
-
-    The order is for the databases: rows keyed by random ids land on random leaf pages
-    of every index on the key, and each transaction writes every page it touched to
-    SQLite's WAL (or PostgreSQL's); ids made in the same moments share the last pages.
-    48 bits of Unix milliseconds, then 74 random bits (with the version and variant).
-    """
+    """Random UUID4 ids: unique across processes and machines."""
 
     def new_id(self) -> str:
-        value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
-        value = value & _VERSION_CLEARED | _VERSION_7
-        digits = f"{value:032x}"
-        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-
-
-# The version nibble (bits 76-79: 7) and the variant (bits 62-63: 0b10) of a UUIDv7.
-_VERSION_CLEARED = ~(0xF << 76 | 0x3 << 62)
-_VERSION_7 = 0x7 << 76 | 0x2 << 62
+        return str(uuid.uuid4())
 
 
 class SequentialIds:
