@@ -89,6 +89,23 @@ async def postgres_database(*, empty: bool = False) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
+async def postgres_store(*hooks: list[Any]) -> AsyncIterator[SqlStorage]:
+    """Storage on a fresh PostgreSQL database with a fake clock, closed and dropped
+    afterwards, and each test hook list in `hooks` emptied (what a test put there must
+    not reach the next one)."""
+    try:
+        async with postgres_database() as url:
+            store = open_storage(url, clock=FakeClock())
+            try:
+                yield store
+            finally:
+                await store.close()
+    finally:
+        for hook in hooks:
+            hook.clear()
+
+
+@asynccontextmanager
 async def sql_storage(kind: str, directory: Path) -> AsyncIterator[SqlStorage]:
     """Storage with the schema on a SQLite file in `directory` or a fresh PostgreSQL
     database (`kind`: "sqlite" or "postgres"), closed (and dropped) afterwards."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from tests.databases import postgres_database
+from tests.databases import postgres_store
 from tests.integration.handed_seq3 import (
     BEFORE_RETURN,
     run_handing_on,
@@ -18,7 +18,7 @@ from tests.integration.handed_seq3 import (
     store_ports,
 )
 from wfc.errors import ExpectationFailed
-from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
+from wfc.runtime.adapters.sql import SqlStorage, direct
 from wfc.runtime.records import Status
 from wfc.testing import FakeClock
 from wfc.testing.conformance import (
@@ -33,11 +33,8 @@ from wfc.testing.conformance import (
 
 @pytest.fixture
 async def store() -> AsyncIterator[SqlStorage]:
-    async with postgres_database() as url:
-        storage = open_storage(url, clock=FakeClock())
+    async with postgres_store(BEFORE_RETURN) as storage:
         yield storage
-        await storage.close()
-    BEFORE_RETURN.clear()
 
 
 def _words(sql: str) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tests.databases import postgres_database
+from tests.databases import postgres_store
 from tests.integration.handed_seq3 import kernel_on
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
+from wfc.runtime.adapters.sql import SqlStorage, direct
 from wfc.runtime.commands import RunClaimPending, RunCreate
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
@@ -52,11 +52,8 @@ def _total(ctx: Any) -> Number:
 
 @pytest.fixture
 async def store() -> AsyncIterator[SqlStorage]:
-    async with postgres_database() as url:
-        storage = open_storage(url, clock=FakeClock())
+    async with postgres_store(BEFORE_OPENING) as storage:
         yield storage
-        await storage.close()
-    BEFORE_OPENING.clear()
 
 
 def _kernel(store: SqlStorage) -> Kernel:
