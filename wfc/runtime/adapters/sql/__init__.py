@@ -12,14 +12,13 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.memory.clock import SystemClock
-from wfc.runtime.adapters.sql import migrate
 from wfc.runtime.adapters.sql.ai_calls import SqlAICallLogger
 from wfc.runtime.adapters.sql.blobs import SqlBlobStore
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_url, redact
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
-from wfc.runtime.adapters.sql.migrate import SchemaRevisionError
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
+from wfc.runtime.adapters.sql.revision import SchemaRevisionError, at_head
 from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.runtime.adapters.sql.schema import metadata
 from wfc.runtime.adapters.sql.sqlite_wakeups import SqliteWakeups
@@ -73,6 +72,11 @@ class SqlStorage:
         """Make the database usable: the embedded SQLite file migrates itself; a PostgreSQL
         database must already be at this wfc's revision (`wfc db upgrade`), else
         `SchemaRevisionError` says what to run."""
+        if await at_head(self.engine):
+            return
+        # Alembic only now: its import and its scripts' parse were a seventh of `wfc run`.
+        from wfc.runtime.adapters.sql import migrate
+
         if self.engine.dialect.name == "sqlite":
             await migrate.upgrade(self.engine)
         else:

@@ -3,7 +3,8 @@
 `upgrade(engine)` brings a database to the newest revision; it never drops
 data. `check(engine)` refuses a database this version of wfc does not know
 (a newer wfc migrated it, or it is not a wfc database) with one line naming
-both revisions and the fix.
+both revisions and the fix. Opening a database asks `revision.at_head` first, and
+imports this module (and Alembic) only when the answer is no.
 """
 
 from __future__ import annotations
@@ -18,22 +19,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wfc.errors import WfcError
 from wfc.runtime.adapters.sql.engine import redact
+from wfc.runtime.adapters.sql.revision import SchemaRevisionError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-class SchemaRevisionError(WfcError):
-    """The database's schema revision is not one this version of wfc can use."""
-
-    def __init__(self, url: str, found: str | None, head: str, fix: str) -> None:
-        self.url = url
-        self.found = found
-        self.head = head
-        super().__init__(
-            f"database {url} is at schema revision {found or 'none'}, this wfc needs {head}: {fix}"
-        )
 
 
 def _config(connection: Connection | None = None) -> Config:
