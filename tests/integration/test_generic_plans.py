@@ -20,7 +20,7 @@ from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import runs as run_sql
 from wfc.runtime.adapters.sql.jobs import _LEASE
 from wfc.runtime.adapters.sql.schema import items, stages
-from wfc.runtime.adapters.sql.stages import claim_suspended
+from wfc.runtime.adapters.sql.suspended_rows import claim_suspended
 
 
 async def generic_plan(statement: Any) -> str:

@@ -24,7 +24,7 @@ from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.jobs import _LEASE
 from wfc.runtime.adapters.sql.migrate import upgrade
 from wfc.runtime.adapters.sql.schema import items, runs, stages
-from wfc.runtime.adapters.sql.stages import claim_suspended
+from wfc.runtime.adapters.sql.suspended_rows import claim_suspended
 from wfc.runtime.records import Status
 
 

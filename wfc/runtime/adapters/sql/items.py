@@ -26,12 +26,8 @@ from wfc.runtime.adapters.sql.rows import (
     upsert_insert,
 )
 from wfc.runtime.adapters.sql.schema import items, stages
-from wfc.runtime.adapters.sql.stages import (
-    claim_due,
-    fence_condition,
-    fence_params,
-    fence_shape,
-)
+from wfc.runtime.adapters.sql.stages import fence_condition, fence_params, fence_shape
+from wfc.runtime.adapters.sql.suspended_rows import claim_due
 from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 
 _OPEN = (Status.PENDING.value, Status.RUNNING.value, Status.SUSPENDED.value)

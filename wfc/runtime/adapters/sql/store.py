@@ -23,6 +23,7 @@ from wfc.runtime.adapters.sql import (
     runs,
     signals,
     stages,
+    suspended_rows,
 )
 from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
 from wfc.runtime.adapters.sql.hand_on import hand_on_in_transaction
@@ -195,7 +196,9 @@ class SqlStore:
         plans: Sequence[str] | None = None,
     ) -> list[StageRecord]:
         async with self._single() as conn:
-            return await stages.claim_suspended_stages(conn, now, until, limit, run_id, plans)
+            return await suspended_rows.claim_suspended_stages(
+                conn, now, until, limit, run_id, plans
+            )
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         async with self._single() as conn:
