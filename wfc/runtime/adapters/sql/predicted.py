@@ -150,7 +150,6 @@ def _events(locked: CTE) -> CTE:
     `wfc_locked` advanced by their number."""
     event = events_recordset()
     numbered = select(
-        event.c.id,
         locked.c.id,
         locked.c.last_sequence - bindparam("count", type_=Integer) + event.c.ord,
         event.c.event_type,

@@ -311,8 +311,9 @@ rate_starts = Table(
 outbox = Table(
     "outbox",
     metadata,
+    # The event's place in the append order, and the key the flush marks it by. An event
+    # needs no id of its own: its run and sequence name it (`OutboxRecord.id`).
     Column("position", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(64), nullable=False, unique=True),
     Column("run_id", String(64), nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("event_type", String(64), nullable=False),
