@@ -1,6 +1,7 @@
-"""Revision 0017: the outbox's events have no random id of their own. A database with
-events written before it keeps them: their order, their delivery state, and the
-flusher's bookkeeping, which now finds them by position."""
+"""Revision 0017: the outbox's event ids are no longer indexed. A database with events
+written before it keeps them (their order, their delivery state, their ids), the
+flusher finds them by position, and a worker of the older wfc still running beside
+new ones (a rolling deploy) can still append and mark events by id."""
 
 from __future__ import annotations
 
@@ -37,18 +38,30 @@ async def _downgrade(engine: AsyncEngine, revision: str) -> None:
         await conn.run_sync(run)
 
 
-async def _outbox_columns(engine: AsyncEngine) -> list[str]:
+async def _indexed_columns(engine: AsyncEngine) -> list[str]:
+    """The outbox's indexes and unique constraints, each as its columns."""
     async with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            rows = await conn.execute(text("SELECT name FROM pragma_table_info('outbox')"))
-        else:
             rows = await conn.execute(
                 text(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_name = 'outbox' ORDER BY ordinal_position"
+                    "SELECT group_concat(i.name) FROM pragma_index_list('outbox') AS l, "
+                    "pragma_index_info(l.name) AS i GROUP BY l.name"
                 )
             )
-        return [str(name) for (name,) in rows]
+            return sorted(str(columns) for (columns,) in rows)
+        rows = await conn.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE tablename = 'outbox'")
+        )
+        return sorted(str(d).split("(", 1)[1].split(")")[0].replace(" ", "") for (d,) in rows)
+
+
+async def _id_column(engine: AsyncEngine, run_id: str, sequence: int) -> str | None:
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            text("SELECT id FROM outbox WHERE run_id = :run_id AND sequence = :sequence"),
+            {"run_id": run_id, "sequence": sequence},
+        )
+    return None if found is None else str(found)
 
 
 async def _write_old_events(engine: AsyncEngine, clock: FakeClock) -> None:
@@ -87,8 +100,9 @@ async def test_0017_keeps_old_events_in_order_and_delivers_them(empty_engine: As
     engine, clock = empty_engine, FakeClock()
     await upgrade(engine, "0016")
     await _write_old_events(engine, clock)
+    before = await _indexed_columns(engine)
     await upgrade(engine)
-    assert "id" not in await _outbox_columns(engine)
+    assert "id" in before and "id" not in await _indexed_columns(engine)
     p = SqlPersistence(engine, clock)
 
     waiting = await p.unpublished_outbox(10)
@@ -109,18 +123,58 @@ async def test_0017_keeps_old_events_in_order_and_delivers_them(empty_engine: As
     later = [(e.id, e.position) for e in await p.unpublished_outbox(10)]
     assert later[:2] == [("r1:2", 8), ("r1:3", 10)]
     assert later[2][0] == "r1:4" and later[2][1] is not None and later[2][1] > 10
+    # The id column: kept for the old rows, the derived id for new ones (what a worker of
+    # the older wfc marks them by).
+    assert await _id_column(engine, "r1", 3) == "05aa-d"
+    assert await _id_column(engine, "r1", 4) == "r1:4"
 
 
-async def test_0017_and_back_gives_each_event_its_derived_id(empty_engine: AsyncEngine) -> None:
+async def test_a_worker_before_0017_still_appends_and_marks_by_id(
+    empty_engine: AsyncEngine,
+) -> None:
+    """What such a worker sends: its own random ids in, its deliveries marked by id."""
     engine, clock = empty_engine, FakeClock()
     await upgrade(engine, "0016")
     await _write_old_events(engine, clock)
     await upgrade(engine)
+    new = SqlPersistence(engine, clock)
+    await new.append_outbox([an_event(clock, "new", "r2")])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO outbox (id, run_id, sequence, event_type, payload, causation_id, "
+                "occurred_at) VALUES ('77e0-e', 'r2', 3, 'stage:progress', '{}', 'c', :at)"
+            ),
+            {"at": clock.now()},
+        )
+        await conn.execute(
+            text("UPDATE outbox SET published_at = :at WHERE id IN ('c4d1-c', 'r2:2', '77e0-e')"),
+            {"at": clock.now()},
+        )
+    assert [(e.id, e.published_at) for e in await new.outbox_of_run("r2")] == [
+        ("r2:1", clock.now()),
+        ("r2:2", clock.now()),
+        ("r2:3", clock.now()),
+    ]
+
+
+async def test_0017_and_back_keeps_every_id(empty_engine: AsyncEngine) -> None:
+    engine, clock = empty_engine, FakeClock()
+    await upgrade(engine, "0016")
+    await _write_old_events(engine, clock)
+    await upgrade(engine)
+    await SqlPersistence(engine, clock).append_outbox([an_event(clock, "new", "r2")])
     await _downgrade(engine, "0016")
-    assert "id" in await _outbox_columns(engine)
+    assert "id" in await _indexed_columns(engine)
     async with engine.connect() as conn:
         rows = await conn.execute(text("SELECT position, id FROM outbox ORDER BY position"))
-        assert [tuple(row) for row in rows] == [(7, "r1:1"), (8, "r1:2"), (9, "r2:1"), (10, "r1:3")]
+        assert [tuple(row) for row in rows][:4] == [
+            (7, "9f0c-a"),
+            (8, "1b2e-b"),
+            (9, "c4d1-c"),
+            (10, "05aa-d"),
+        ]
+    assert await _id_column(engine, "r2", 2) == "r2:2"
     await upgrade(engine)
     assert [e.id for e in await SqlPersistence(engine, clock).outbox_of_run("r1")] == [
         "r1:1",

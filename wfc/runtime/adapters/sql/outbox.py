@@ -85,6 +85,7 @@ async def append_to_new_run(
 
 def _event_values(record: OutboxRecord) -> dict[str, object]:
     return {
+        "id": record.id,
         "run_id": record.run_id,
         "sequence": record.sequence,
         "event_type": record.event_type,
@@ -109,7 +110,12 @@ def events_recordset() -> Any:
     )
 
 
-EVENT_COLUMNS = ("run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at")
+EVENT_COLUMNS = ("id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at")
+
+
+def event_id(run_id: Any, sequence: Any) -> Any:
+    """`OutboxRecord.id` in SQL, for the `id` column that workers before revision 0017 read."""
+    return func.concat(run_id, ":", sequence)
 
 
 def _append_postgres() -> Any:
@@ -125,8 +131,10 @@ def _append_postgres() -> Any:
         .cte("seq")
     )
     event = events_recordset()
+    run_id = bindparam("run_id", type_=String)
     numbered = select(
-        bindparam("run_id", type_=String),
+        event_id(run_id, seq.c.base + event.c.ord),
+        run_id,
         seq.c.base + event.c.ord,
         event.c.event_type,
         event.c.payload,
