@@ -160,7 +160,6 @@ async def test_an_outbox_append_carries_held_writes(storage: SqlStorage) -> None
     held blob and job travel in it: one statement between BEGIN and COMMIT on asyncpg.
     (As text it could carry nothing: a wide group's sibling paid a round trip more.)"""
     event = NewOutboxEvent(
-        id="e1",
         run_id="r",
         event_type="stage.completed",
         payload={"n": 1},
@@ -174,7 +173,7 @@ async def test_an_outbox_append_carries_held_writes(storage: SqlStorage) -> None
             appended = await outbox.append(conn, [event])
     assert await _job_ids(storage) == ["j1"] and await storage.blobs.get("k") == b"x"
     async with storage.engine.connect() as check:
-        assert [record.id for record in await outbox.of_run(check, "r")] == ["e1"]
+        assert [record.id for record in await outbox.of_run(check, "r")] == ["r:1"]
     if _on_postgres(storage):
         assert [record.sequence for record in appended] == [1]
         assert len(sent[1:-1]) == 1 and "INSERT INTO outbox" in sent[1]

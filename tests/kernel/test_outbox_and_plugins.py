@@ -71,7 +71,6 @@ async def test_concurrent_appends_to_one_run_get_sequences_one_to_ten(tk: TestKe
             await tx.append_outbox(
                 [
                     NewOutboxEvent(
-                        id=f"e{i}",
                         run_id="r",
                         event_type="stage:progress",
                         payload={},

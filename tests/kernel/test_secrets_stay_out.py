@@ -225,7 +225,6 @@ def test_runs_show_lists_the_committed_attempt_s_artifacts(tmp_path: Path) -> No
 )
 def test_the_live_view_of_wfc_run_prints_no_key(event_type: str, payload: dict[str, Any]) -> None:
     event = OutboxRecord(
-        id="e",
         run_id="r",
         sequence=1,
         event_type=event_type,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, text
+from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -74,6 +74,15 @@ def test_urls_in_errors_hide_passwords() -> None:
     assert re.search("s3cret", redact("postgresql://app:s3cret@h/db")) is None
 
 
+# The outbox as revision 0001 made it: each event had an id of its own (dropped by 0017).
+_OUTBOX_0001 = table(
+    "outbox",
+    *(column(name) for name in ("id", "run_id", "sequence", "event_type", "causation_id")),
+    column("payload", outbox.c.payload.type),
+    column("occurred_at", outbox.c.occurred_at.type),
+)
+
+
 async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: AsyncEngine) -> None:
     clock = FakeClock()
     await upgrade(empty_engine, "0001")
@@ -83,7 +92,7 @@ async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: As
         values = {k: v for k, v in to_values(a_run(clock, "r1")).items() if k not in later}
         await conn.execute(insert(runs), [values])
         await conn.execute(
-            insert(outbox),
+            insert(_OUTBOX_0001),
             [
                 {
                     "id": f"e{n}",
@@ -102,4 +111,4 @@ async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: As
     assert await persistence.get_run("r1") == a_run(clock, "r1")
     appended = await persistence.append_outbox([an_event(clock, "e3", "r1")])
     assert [e.sequence for e in appended] == [3]
-    assert [e.id for e in await persistence.outbox_of_run("r1")] == ["e1", "e2", "e3"]
+    assert [e.id for e in await persistence.outbox_of_run("r1")] == ["r1:1", "r1:2", "r1:3"]

@@ -124,7 +124,7 @@ async def some_state(tk: TestKernel) -> MemoryPersistence:
     )
     await persistence.add_signal(a_signal_for("kept", "s0", tk))
     (parked,) = await persistence.append_outbox([an_event(clock, "parked", "kept")])
-    await persistence.move_to_dlq(parked.id, clock.now())
+    await persistence.move_to_dlq(parked, clock.now())
     await persistence.announce_worker(a_worker("w1", tk))
     await persistence.acquire_idempotency_key("k0", "cmd", clock.now(), None)
     clock.advance(timedelta(hours=1))
@@ -151,9 +151,9 @@ async def many_writes(tx: Persistence, tk: TestKernel, new: str = "new") -> None
     await tx.claim_suspended_items(clock.now(), clock.now(), 10)
     await tx.reset_items("kept", "m", (Status.RUNNING,), 1)
     await tx.cancel_items("kept")
-    await tx.mark_published([e.id for e in await tx.unpublished_outbox(10)], clock.now())
+    await tx.mark_published(await tx.unpublished_outbox(10), clock.now())
     await tx.replay_dlq(10)
-    await tx.increment_outbox_retry(f"{new}-e-3")
+    await tx.increment_outbox_retry((await tx.outbox_of_run(f"{new}-3"))[0])
     await tx.acquire_idempotency_key("k1", "cmd", clock.now(), None)
     await tx.complete_idempotency_key("k0", "cmd", {"done": True})
     await tx.release_idempotency_key("k0", "cmd")
@@ -193,9 +193,11 @@ def indexes_from_rows(t: Tables) -> dict[str, Any]:
         },
         "logs_of": by_run(t.logs.values()),
         "signals_of": by_run(t.signals.values()),
-        "outbox_of": by_run(events),
-        "unpublished": {e.id for e in events if e.published_at is None and e.dlq_at is None},
-        "parked": {e.id for e in events if e.dlq_at is not None},
+        "outbox_of": by_run(events, "sequence"),
+        "unpublished": {
+            (e.run_id, e.sequence) for e in events if e.published_at is None and e.dlq_at is None
+        },
+        "parked": {(e.run_id, e.sequence) for e in events if e.dlq_at is not None},
     }
 
 

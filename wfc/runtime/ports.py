@@ -360,15 +360,16 @@ class Persistence(Protocol):
         """Unpublished events not in the DLQ, in the order they were appended."""
         ...
 
-    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
-        """Record that these events were delivered."""
+    async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
+        """Record that these events (as `unpublished_outbox` read them) were delivered."""
 
-    async def increment_outbox_retry(self, event_id: str) -> int:
-        """Count a failed delivery; returns the new count."""
+    async def increment_outbox_retry(self, event: OutboxRecord) -> int:
+        """Count a failed delivery of an event `unpublished_outbox` read; returns the new
+        count."""
         ...
 
-    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
-        """Park an event that failed too often."""
+    async def move_to_dlq(self, event: OutboxRecord, at: datetime) -> None:
+        """Park an event (as `unpublished_outbox` read it) that failed too often."""
 
     async def replay_dlq(self, limit: int) -> int:
         """Put up to `limit` parked events back in line (retry count reset); returns how many."""

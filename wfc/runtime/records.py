@@ -545,34 +545,43 @@ class SignalRecord:
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewOutboxEvent:
-    """An event to append to the outbox; the adapter assigns its per-run sequence."""
+    """An event to append to the outbox; the adapter assigns its per-run sequence, which
+    with the run names it (`OutboxRecord.id`): it needs no id of its own."""
 
-    id: str
     run_id: str
     event_type: str
     payload: JsonObject
     causation_id: str
     occurred_at: datetime
 
-    def numbered(self, sequence: int) -> OutboxRecord:
-        """This event as appended at `sequence` of its run."""
+    def numbered(self, sequence: int, position: int | None = None) -> OutboxRecord:
+        """This event as appended at `sequence` of its run (at `position` of the outbox,
+        when the store gives it before the row goes in)."""
         return OutboxRecord(
-            id=self.id,
             run_id=self.run_id,
             sequence=sequence,
             event_type=self.event_type,
             payload=self.payload,
             causation_id=self.causation_id,
             occurred_at=self.occurred_at,
+            position=position,
         )
 
 
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxRecord:
-    """An event in the outbox, published by `outbox.flush`."""
+    """An event in the outbox, published by `outbox.flush`.
 
-    id: str
+    Its run and sequence name it (`id`); `position` is its place in the whole
+    outbox's append order, which the store gives: set on the events read back (the
+    records `append_outbox` returns may carry None: SQL numbers the row as it goes in). The delivery
+    bookkeeping (`mark_published`, `increment_outbox_retry`, `move_to_dlq`) takes the
+    records read back, so each store finds them by the key it already holds (SQL: the
+    position, its rowid), where a random event id needed an index of its own that
+    every append wrote a random page of.
+    """
+
     run_id: str
     sequence: int
     event_type: str
@@ -582,6 +591,12 @@ class OutboxRecord:
     published_at: datetime | None = None
     retry_count: int = 0
     dlq_at: datetime | None = None
+    position: int | None = None
+
+    @property
+    def id(self) -> str:
+        """The event's id, unique and stable: its run's id and its sequence in the run."""
+        return f"{self.run_id}:{self.sequence}"
 
 
 @quick_init

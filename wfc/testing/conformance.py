@@ -168,13 +168,12 @@ def a_job(
     )
 
 
-def an_event(clock: FakeClock, event_id: str, run_id: str) -> NewOutboxEvent:
-    """An outbox event."""
+def an_event(clock: FakeClock, name: str, run_id: str) -> NewOutboxEvent:
+    """An outbox event whose payload `{"n": name}` tells it apart."""
     return NewOutboxEvent(
-        id=event_id,
         run_id=run_id,
         event_type="stage:progress",
-        payload={"n": event_id},
+        payload={"n": name},
         causation_id="c",
         occurred_at=clock.now(),
     )
@@ -390,7 +389,7 @@ class PortConformance:
             job_id: Status.COMPLETED
         }
         events = await p.outbox_of_run("r1")
-        assert [(e.id, e.sequence) for e in events] == [("e1", 1), ("e2", 2), ("e3", 3)]
+        assert [(e.payload["n"], e.sequence) for e in events] == [("e1", 1), ("e2", 2), ("e3", 3)]
 
     @pytest.mark.parametrize("moved", MOVES)
     async def test_a_lock_expected_wrongly_is_read_or_writes_nothing(
@@ -529,10 +528,10 @@ class PortConformance:
         p = ports.persistence
         await p.append_outbox([an_event(ports.clock, "a1", "a"), an_event(ports.clock, "b1", "b")])
         await p.append_outbox([an_event(ports.clock, "a2", "a"), an_event(ports.clock, "a3", "a")])
-        assert [(e.id, e.sequence) for e in await p.outbox_of_run("a")] == [
-            ("a1", 1),
-            ("a2", 2),
-            ("a3", 3),
+        assert [(e.payload["n"], e.id) for e in await p.outbox_of_run("a")] == [
+            ("a1", "a:1"),
+            ("a2", "a:2"),
+            ("a3", "a:3"),
         ]
         assert await p.append_outbox([]) == []
 
@@ -549,16 +548,23 @@ class PortConformance:
     async def test_outbox_delivery_bookkeeping(self, ports: Ports) -> None:
         p = ports.persistence
         await p.append_outbox([an_event(ports.clock, f"e{i}", "r") for i in range(3)])
-        assert [e.id for e in await p.unpublished_outbox(2)] == ["e0", "e1"]
-        await p.mark_published(["e0"], ports.clock.now())
-        assert await p.increment_outbox_retry("e1") == 1
-        assert await p.increment_outbox_retry("e1") == 2
-        await p.move_to_dlq("e1", ports.clock.now())
-        assert [e.id for e in await p.unpublished_outbox(10)] == ["e2"]
+        first = await p.unpublished_outbox(2)
+        assert [e.payload["n"] for e in first] == ["e0", "e1"]
+        e0, e1 = first
+        await p.mark_published([e0], ports.clock.now())
+        assert await p.increment_outbox_retry(e1) == 1
+        assert await p.increment_outbox_retry(e1) == 2
+        await p.move_to_dlq(e1, ports.clock.now())
+        assert [e.payload["n"] for e in await p.unpublished_outbox(10)] == ["e2"]
         assert await p.replay_dlq(10) == 1
-        replayed = [e for e in await p.unpublished_outbox(10) if e.id == "e1"]
+        replayed = [e for e in await p.unpublished_outbox(10) if e.id == e1.id]
         assert replayed[0].retry_count == 0 and replayed[0].dlq_at is None
         assert replayed[0].payload == {"n": "e1"}
+        assert [(e.id, e.published_at) for e in await p.outbox_of_run("r")] == [
+            ("r:1", ports.clock.now()),
+            ("r:2", None),
+            ("r:3", None),
+        ]
 
     async def test_idempotency_keys(self, ports: Ports) -> None:
         p, now = ports.persistence, ports.clock.now()

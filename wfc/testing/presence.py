@@ -81,7 +81,7 @@ class PresenceConformance:
                 # As another worker would: its own task, none of this one's connections.
                 other = asyncio.create_task(_try_flush(p), context=contextvars.Context())
                 assert await other is False
-            await first.mark_published([event.id], ports.clock.now())
+            await first.mark_published([event], ports.clock.now())
         assert await p.unpublished_outbox(10) == []
         async with p.outbox_flusher() as again:  # released with the block
             assert again is not None

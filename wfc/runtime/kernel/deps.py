@@ -194,7 +194,6 @@ class _Atomic:
             await unit.db.append_outbox(
                 [
                     NewOutboxEvent(
-                        id=deps.ids.new_id(),
                         run_id=event.workflow_run_id,
                         event_type=event.type,
                         payload=event_payload(event),

@@ -9,6 +9,7 @@ from wfc.runtime.commands import (
     PluginReplayDLQResult,
 )
 from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.records import OutboxRecord
 
 DEFAULT_MAX_RETRIES = 3
 _NOTHING_WAITED = OutboxFlushResult(published=0)  # frozen: one for every empty flush
@@ -32,7 +33,7 @@ async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
         if not events:
             return _NOTHING_WAITED
         blocked: set[str] = set()
-        delivered: list[str] = []
+        delivered: list[OutboxRecord] = []
         for event in events:
             if event.run_id in blocked:
                 continue
@@ -40,10 +41,10 @@ async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
                 await deps.sink.emit(event.payload)
             except Exception:
                 blocked.add(event.run_id)
-                if await db.increment_outbox_retry(event.id) >= max_retries:
-                    await db.move_to_dlq(event.id, deps.clock.now())
+                if await db.increment_outbox_retry(event) >= max_retries:
+                    await db.move_to_dlq(event, deps.clock.now())
                 continue
-            delivered.append(event.id)
+            delivered.append(event)
         await db.mark_published(delivered, deps.clock.now())
     return OutboxFlushResult(published=len(delivered), remaining=len(events) == cmd.max_events)
 

@@ -33,9 +33,10 @@ class OutboxAndKeys(TableWriter):
     _clock: Clock  # set by the store that inherits these methods
 
     # -- outbox ----------------------------------------------------------
+    # Events are keyed by (run id, sequence), and `position` is the append number.
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         # Every event of every run passes here: each run's last sequence is written once
-        # per call, and a new event (all but a replayed id) goes in by `_append_event`.
+        # per call, and each event goes in by `_append_event`.
         t = self._t
         sequences: dict[str, int] = {}
         appended = []
@@ -43,59 +44,57 @@ class OutboxAndKeys(TableWriter):
             run_id = event.run_id
             sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
             sequences[run_id] = sequence = sequence + 1
-            record = event.numbered(sequence)
-            old = t.outbox.get(record.id)
-            if old is None:
-                self._append_event(record)
-            else:
-                self._write_event(record, old)
+            position = next(t.numbers)
+            record = event.numbered(sequence, position)
+            self._append_event(record, position)
             appended.append(record)
         for run_id, sequence in sequences.items():
             self._set(t.last_sequence, run_id, sequence)
         return appended
 
     async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
-        # In append order: the index maps each waiting event to its append number.
+        # In append order: the index maps each waiting event to its position.
         unpublished = self._t.unpublished
         first = heapq.nsmallest(limit, unpublished, key=unpublished.__getitem__)
-        return [self._t.outbox[event_id] for event_id in first]
+        return [self._t.outbox[key] for key in first]
 
-    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+    async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
         outbox, published = self._t.outbox, {"published_at": at}
-        for event_id in event_ids:  # every event of every run passes here: written out
-            current = outbox.get(event_id)
+        for event in events:  # every event of every run passes here: written out
+            current = outbox.get((event.run_id, event.sequence))
             if current is None:
-                raise RecordNotFoundError("OutboxEvent", event_id)
-            self._write_event(changed(current, published), current)
+                raise RecordNotFoundError("OutboxEvent", event.id)
+            self._write_event(changed(current, published))
 
-    async def increment_outbox_retry(self, event_id: str) -> int:
+    async def increment_outbox_retry(self, event: OutboxRecord) -> int:
         return self._change_event(
-            event_id, lambda e: replace(e, retry_count=e.retry_count + 1)
+            event, lambda e: replace(e, retry_count=e.retry_count + 1)
         ).retry_count
 
-    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
-        self._change_event(event_id, lambda e: replace(e, dlq_at=at))
+    async def move_to_dlq(self, event: OutboxRecord, at: datetime) -> None:
+        self._change_event(event, lambda e: replace(e, dlq_at=at))
 
     async def replay_dlq(self, limit: int) -> int:
         in_dlq = self._t.parked
         parked = heapq.nsmallest(limit, in_dlq, key=in_dlq.__getitem__)
-        for event_id in parked:
-            self._change_event(event_id, lambda e: replace(e, dlq_at=None, retry_count=0))
+        for key in parked:
+            self._change_event(
+                self._t.outbox[key], lambda e: replace(e, dlq_at=None, retry_count=0)
+            )
         return len(parked)
 
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
         outbox = self._t.outbox
-        mine = [outbox[event_id] for event_id in self._t.outbox_of.get(run_id, ())]
-        return sorted(mine, key=lambda e: e.sequence)
+        return [outbox[run_id, sequence] for sequence in sorted(self._t.outbox_of.get(run_id, ()))]
 
     def _change_event(
-        self, event_id: str, change: Callable[[OutboxRecord], OutboxRecord]
+        self, event: OutboxRecord, change: Callable[[OutboxRecord], OutboxRecord]
     ) -> OutboxRecord:
-        current = self._t.outbox.get(event_id)
+        current = self._t.outbox.get((event.run_id, event.sequence))
         if current is None:
-            raise RecordNotFoundError("OutboxEvent", event_id)
+            raise RecordNotFoundError("OutboxEvent", event.id)
         updated = change(current)
-        self._write_event(updated, current)
+        self._write_event(updated)
         return updated
 
     # -- idempotency -----------------------------------------------------

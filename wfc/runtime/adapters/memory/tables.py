@@ -48,6 +48,7 @@ UndoEntry = tuple[Any, Any, Any]
 Journal = list[UndoEntry]
 
 ClaimKey = tuple[int, datetime, int]  # (-priority, created_at, creation order)
+EventKey = tuple[str, int]  # an outbox event: (run id, sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class Tables:
     stages: dict[str, StageRecord] = field(default_factory=dict)
     stage_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     logs: dict[int, LogRecord] = field(default_factory=dict)  # by write number
-    outbox: dict[str, OutboxRecord] = field(default_factory=dict)
+    outbox: dict[EventKey, OutboxRecord] = field(default_factory=dict)
     last_sequence: dict[str, int] = field(default_factory=dict)
     keys: dict[tuple[str, str], IdempotencyEntry] = field(default_factory=dict)
     plans: dict[str, PlanRecord] = field(default_factory=dict)
@@ -90,10 +91,9 @@ class Tables:
     suspended_items: dict[str, None] = field(default_factory=dict)
     logs_of: dict[str, dict[int, None]] = field(default_factory=dict)
     signals_of: dict[str, dict[str, None]] = field(default_factory=_index)
-    outbox_of: dict[str, dict[str, None]] = field(default_factory=_index)
-    unpublished: dict[str, int] = field(default_factory=dict)  # event id → append number
-    parked: dict[str, int] = field(default_factory=dict)  # in the DLQ, likewise
-    event_order: dict[str, int] = field(default_factory=dict)
+    outbox_of: dict[str, dict[int, None]] = field(default_factory=dict)  # sequences by run
+    unpublished: dict[EventKey, int] = field(default_factory=dict)  # → its position
+    parked: dict[EventKey, int] = field(default_factory=dict)  # in the DLQ, likewise
     numbers: itertools.count[int] = field(default_factory=itertools.count)  # never rolled back
 
 
@@ -206,30 +206,28 @@ class TableWriter:
         self._pop(t.item_at, item.id)
         self._pop(t.suspended_items, item.id)
 
-    def _write_event(self, event: OutboxRecord, old: OutboxRecord | None) -> None:
+    def _write_event(self, event: OutboxRecord) -> None:
+        """An event already in the outbox (by its run and sequence) changed."""
         t = self._t
-        self._set(t.outbox, event.id, event)
-        if old is None:
-            self._set(t.event_order, event.id, next(t.numbers))
-            self._add_to(t.outbox_of, event.run_id, event.id)
-        order = t.event_order[event.id]
+        key, order = (event.run_id, event.sequence), event.position
+        assert order is not None, "a stored event has its position"
+        self._set(t.outbox, key, event)
         if event.published_at is None and event.dlq_at is None:
-            self._set(t.unpublished, event.id, order)
+            self._set(t.unpublished, key, order)
         else:
-            self._pop(t.unpublished, event.id)
+            self._pop(t.unpublished, key)
         if event.dlq_at is not None:
-            self._set(t.parked, event.id, order)
+            self._set(t.parked, key, order)
         else:
-            self._pop(t.parked, event.id)
+            self._pop(t.parked, key)
 
-    def _append_event(self, event: OutboxRecord) -> None:
-        """`_write_event` for an event not yet in the outbox, unpublished and not parked."""
+    def _append_event(self, event: OutboxRecord, order: int) -> None:
+        """An event new to the outbox, at position `order`: unpublished and not parked."""
         t = self._t
-        order = next(t.numbers)
-        self._set(t.outbox, event.id, event)
-        self._set(t.event_order, event.id, order)
-        self._add_to(t.outbox_of, event.run_id, event.id)
-        self._set(t.unpublished, event.id, order)
+        key = (event.run_id, event.sequence)
+        self._set(t.outbox, key, event)
+        self._add_to(t.outbox_of, event.run_id, event.sequence)
+        self._set(t.unpublished, key, order)
 
     def _write_log(self, log: LogRecord) -> None:
         number = next(self._t.numbers)
@@ -269,10 +267,9 @@ class TableWriter:
         self._swap("signals", {k: s for k, s in t.signals.items() if s.run_id not in doomed})
         self._swap("outbox", {k: e for k, e in t.outbox.items() if e.run_id not in doomed})
         for run_id in doomed:
-            for event_id in t.outbox_of.get(run_id, {}):
-                self._pop(t.unpublished, event_id)
-                self._pop(t.parked, event_id)
-                self._pop(t.event_order, event_id)
+            for sequence in t.outbox_of.get(run_id, {}):
+                self._pop(t.unpublished, (run_id, sequence))
+                self._pop(t.parked, (run_id, sequence))
             for index in (t.stages_of, t.item_stages_of, t.logs_of, t.signals_of, t.outbox_of):
                 self._pop(index, run_id)
             for one in (t.last_sequence, t.run_order, t.pending_runs, t.running_runs):

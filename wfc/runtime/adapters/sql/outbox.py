@@ -100,7 +100,6 @@ def events_recordset() -> Any:
     return (
         func.jsonb_to_recordset(cast(bindparam("events", type_=String), JSONB))
         .table_valued(
-            column("id", String),
             column("ord", Integer),
             column("event_type", String),
             column("payload", JSONB),
@@ -112,6 +111,11 @@ def events_recordset() -> Any:
 
 
 EVENT_COLUMNS = ("id", "run_id", "sequence", "event_type", "payload", "causation_id", "occurred_at")
+
+
+def event_id(run_id: Any, sequence: Any) -> Any:
+    """`OutboxRecord.id` in SQL, for the `id` column that workers before revision 0017 read."""
+    return func.concat(run_id, ":", sequence)
 
 
 def _append_postgres() -> Any:
@@ -127,9 +131,10 @@ def _append_postgres() -> Any:
         .cte("seq")
     )
     event = events_recordset()
+    run_id = bindparam("run_id", type_=String)
     numbered = select(
-        event.c.id,
-        bindparam("run_id", type_=String),
+        event_id(run_id, seq.c.base + event.c.ord),
+        run_id,
         seq.c.base + event.c.ord,
         event.c.event_type,
         event.c.payload,
@@ -137,7 +142,7 @@ def _append_postgres() -> Any:
         event.c.occurred_at,
     ).select_from(seq, event)
     inserted = insert(outbox).from_select(EVENT_COLUMNS, numbered)
-    return inserted.returning(outbox.c.id, outbox.c.sequence)
+    return inserted.returning(outbox.c.sequence)
 
 
 _APPEND_POSTGRES = _append_postgres()
@@ -148,7 +153,6 @@ def events_json(group: Sequence[NewOutboxEvent]) -> str:
     return json.dumps(
         [
             {
-                "id": e.id,
                 "ord": n,
                 "event_type": e.event_type,
                 "payload": e.payload,
@@ -170,10 +174,10 @@ async def _append_in_one_statement(
         _APPEND_POSTGRES,
         {"count": len(group), "run_id": run_id, "events": events_json(group)},
     )
-    sequences = {row["id"]: int(row["sequence"]) for row in result}
-    if not sequences:
+    if not result:
         return None
-    return [e.numbered(sequences[e.id]) for e in group]
+    last = max(int(row["sequence"]) for row in result)
+    return [e.numbered(sequence) for sequence, e in enumerate(group, start=last - len(group) + 1)]
 
 
 async def advance_counter(conn: AsyncConnection, run_id: str, by: int) -> int:
@@ -209,32 +213,45 @@ async def unpublished(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:
     return [to_record(OutboxRecord, row) for row in await conn.execute(statement)]
 
 
-async def mark_published(conn: AsyncConnection, event_ids: Sequence[str], at: datetime) -> None:
-    if event_ids:
+async def mark_published(
+    conn: AsyncConnection, events: Sequence[OutboxRecord], at: datetime
+) -> None:
+    """Found by position (the rowid on SQLite, the primary key on PostgreSQL)."""
+    if events:
         await conn.execute(
-            update(outbox).where(outbox.c.id.in_(list(event_ids))).values(published_at=at)
+            update(outbox)
+            .where(outbox.c.position.in_([_position(e) for e in events]))
+            .values(published_at=at)
         )
 
 
-async def increment_retry(conn: AsyncConnection, event_id: str) -> int:
+def _position(event: OutboxRecord) -> int:
+    """The row of an event read back: its position (`append_outbox`'s records have none)."""
+    assert event.position is not None, "an event as unpublished_outbox read it"
+    return event.position
+
+
+async def increment_retry(conn: AsyncConnection, event: OutboxRecord) -> int:
     statement = (
         update(outbox)
-        .where(outbox.c.id == event_id)
+        .where(outbox.c.position == _position(event))
         .values(retry_count=outbox.c.retry_count + 1)
         .returning(outbox.c.retry_count)
     )
     return int((await conn.execute(statement)).scalar_one())
 
 
-async def move_to_dlq(conn: AsyncConnection, event_id: str, at: datetime) -> None:
-    await conn.execute(update(outbox).where(outbox.c.id == event_id).values(dlq_at=at))
+async def move_to_dlq(conn: AsyncConnection, event: OutboxRecord, at: datetime) -> None:
+    await conn.execute(
+        update(outbox).where(outbox.c.position == _position(event)).values(dlq_at=at)
+    )
 
 
 async def replay_dlq(conn: AsyncConnection, limit: int) -> int:
     parked = (
         (
             await conn.execute(
-                select(outbox.c.id)
+                select(outbox.c.position)
                 .where(outbox.c.dlq_at.is_not(None))
                 .order_by(outbox.c.position)
                 .limit(limit)
@@ -245,7 +262,7 @@ async def replay_dlq(conn: AsyncConnection, limit: int) -> int:
     )
     if parked:
         await conn.execute(
-            update(outbox).where(outbox.c.id.in_(parked)).values(dlq_at=None, retry_count=0)
+            update(outbox).where(outbox.c.position.in_(parked)).values(dlq_at=None, retry_count=0)
         )
     return len(parked)
 

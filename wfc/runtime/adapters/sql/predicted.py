@@ -45,7 +45,12 @@ from sqlalchemy.sql.selectable import CTE
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine
-from wfc.runtime.adapters.sql.outbox import EVENT_COLUMNS, events_json, events_recordset
+from wfc.runtime.adapters.sql.outbox import (
+    EVENT_COLUMNS,
+    event_id,
+    events_json,
+    events_recordset,
+)
 from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
 from wfc.runtime.adapters.sql.runs import held_run_lock
 from wfc.runtime.adapters.sql.schema import outbox, runs, stages
@@ -149,10 +154,11 @@ def _events(locked: CTE) -> CTE:
     """The events (one JSON parameter, `outbox.events_json`), numbered after the counter
     `wfc_locked` advanced by their number."""
     event = events_recordset()
+    sequence = locked.c.last_sequence - bindparam("count", type_=Integer) + event.c.ord
     numbered = select(
-        event.c.id,
+        event_id(locked.c.id, sequence),
         locked.c.id,
-        locked.c.last_sequence - bindparam("count", type_=Integer) + event.c.ord,
+        sequence,
         event.c.event_type,
         event.c.payload,
         event.c.causation_id,

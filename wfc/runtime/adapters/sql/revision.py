@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.errors import WfcError
 
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 """The newest migration in `migrations/versions`: add one, and change this with it."""
 
 

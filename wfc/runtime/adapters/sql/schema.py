@@ -311,8 +311,13 @@ rate_starts = Table(
 outbox = Table(
     "outbox",
     metadata,
+    # The event's place in the append order, and the key the flush marks it by. An event
+    # needs no id of its own: its run and sequence name it (`OutboxRecord.id`).
     Column("position", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(64), nullable=False, unique=True),
+    # Not read. Written (as `OutboxRecord.id`) for workers of a wfc before revision 0017,
+    # which a rolling deploy keeps beside new ones: they insert their own random ids and
+    # mark what they delivered by this column. Not indexed, not unique (revision 0017).
+    Column("id", String(64)),
     Column("run_id", String(64), nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("event_type", String(64), nullable=False),

@@ -328,17 +328,17 @@ class SqlStore:
         async with self._single() as conn:
             return await outbox.unpublished(conn, limit)
 
-    async def mark_published(self, event_ids: Sequence[str], at: datetime) -> None:
+    async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
         async with self._single() as conn:
-            await outbox.mark_published(conn, event_ids, at)
+            await outbox.mark_published(conn, events, at)
 
-    async def increment_outbox_retry(self, event_id: str) -> int:
+    async def increment_outbox_retry(self, event: OutboxRecord) -> int:
         async with self._single() as conn:
-            return await outbox.increment_retry(conn, event_id)
+            return await outbox.increment_retry(conn, event)
 
-    async def move_to_dlq(self, event_id: str, at: datetime) -> None:
+    async def move_to_dlq(self, event: OutboxRecord, at: datetime) -> None:
         async with self._single() as conn:
-            await outbox.move_to_dlq(conn, event_id, at)
+            await outbox.move_to_dlq(conn, event, at)
 
     async def replay_dlq(self, limit: int) -> int:
         async with self._connection() as conn:
