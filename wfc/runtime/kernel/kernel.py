@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
@@ -168,8 +169,6 @@ class Kernel:
 
     def _host_with_room(self, cmd: c.RunCreate) -> RunTaker | None:
         """A host offered on this event loop that can start the run `cmd` creates now."""
-        if not self._hosts:
-            return None
         loop = asyncio.get_running_loop()
         for host, offered_on in self._hosts:
             if offered_on is not loop or (host.run_id is not None and host.run_id != cmd.run_id):
@@ -181,11 +180,18 @@ class Kernel:
     async def _create(self, cmd: c.RunCreate) -> c.RunCreateResult:
         deps = self.deps
         await keep_plan(deps, cmd.workflow_id)
+        # With a host here, it may take the run in the create (`offer_slots`); without one
+        # (a test kernel, a web app), the create alone, with no call more than before.
+        create: Callable[[str, KeyCompletion], Awaitable[c.RunCreateResult]] = (
+            partial(self._create_keyed, cmd=cmd)
+            if self._hosts
+            else lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key)
+        )
         return await self._keyed(
             cmd,
             cmd.idempotency_key,
             c.RunCreateResult,
-            lambda cid, key: self._create_keyed(cid, key, cmd),
+            create,
             predict=True,  # its one transaction completes the key
             replayed=lambda created: same_request(deps, cmd, created),
         )
