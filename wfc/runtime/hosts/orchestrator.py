@@ -19,9 +19,12 @@ suspended stages, reap stale leases, reap stuck runs). Suspended stages are
 checked when they are due (the time a stage's suspension or its last check
 gave, its `poll every`), not only on the tick, and due schedules fire as they
 fall due. Without a wakeup source (SQLite), it also claims new runs every
-`job_poll_interval`. A host serving one run (`wfc run`) claims that run before its
-first tick, handing its first stage to a slot, and stops polling for claims once
-it has it.
+`job_poll_interval`. A host serving one run (`wfc run`) has that run claimed before
+its first tick, an interval after it starts, with the first stage handed to a slot:
+usually by the run's create (`Kernel.offer_slots`, `claimed_at_create`), else by
+its own claim; once it has the run it claims nothing more but in its ticks. A run
+created in this process while the worker has a free slot is claimed by its create
+for this worker too (not for a worker with `wakeups`: the fleet's claim lead has it).
 
 It is its own object, holding its own state, so that the worker's job slots
 (`wfc.runtime.hosts.worker`) and it share only the narrow `SlotsHost`: how
@@ -281,7 +284,7 @@ class Orchestrator:
 
     def _claims_own_run_first(self) -> bool:
         """Whether to claim before the tick that is due: when serving one run not claimed
-        yet and asked to claim (`run_and_wait` creates it, then wakes the claims). The
+        yet (its create did not claim it) and asked to claim (as `run_and_wait` does). The
         tick's own claim hands nothing to such a host (its other steps move other runs
         on too), so its first stage would be queued, and dequeued only after the rest of
         the tick: most of a short `wfc run`'s time, before its first stage. The tick then

@@ -2,9 +2,10 @@
 
 Without a host it starts a `WorkerHost` in this process for the duration of
 the call (and stops it, also on errors, releasing the stages it was running), so
-a script needs nothing else running. That host serves the new run only: other
-runs in the database are for the workers serving it, and a `wfc run` stopped
-early must not leave their stages behind. With a host already serving, it only
+a script needs nothing else running. It is started before the run is created, for
+the run's id, so the create claims the run for it (`Kernel.offer_slots`). That
+host serves the new run only: other runs in the database are for the workers
+serving it, and a `wfc run` stopped early must not leave their stages behind. With a host already serving, it only
 creates the run and watches it.
 """
 

@@ -16,7 +16,8 @@ wakes slots when another process enqueues jobs. Polling every
 `job_poll_interval` stays as the fallback.
 
 With `run_id`, the worker serves that run alone (what `wfc run` does): it claims
-and leases nothing else, and its ticks hand it no other run's jobs.
+and leases nothing else, and its ticks hand it no other run's jobs. Runs created in
+its process while it has a free slot start in their create (`Kernel.offer_slots`).
 
 `stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
