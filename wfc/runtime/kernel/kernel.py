@@ -1,6 +1,8 @@
 """The kernel: `await kernel.dispatch(command)` and nothing else.
 
-It holds no timers, threads or globals; hosts decide when to dispatch what.
+It holds no timers, threads or globals; hosts decide when to dispatch what. A host
+of this process may offer it its free slots (`offer_slots`): a run created then is
+claimed in its create's transaction, for that host (`claim.create_and_claim`).
 Dispatch parses the command, applies the idempotency protocol for commands
 that carry a key (spec §4.3), and routes to the handler. Generic commands run
 in one transaction with their events; `job.execute`, `run.claimPending`,
