@@ -41,6 +41,38 @@ class JobTaker(Protocol):
         ...
 
 
+class RunTaker(JobTaker, Protocol):
+    """A worker in this process that may be given the runs this process creates
+    (`Kernel.offer_slots`): a create that finds it with a free slot claims in its own
+    transaction, and hands the first stage to it (`kernel.claim.create_and_claim`)."""
+
+    def room_for_a_run(self) -> bool:
+        """Whether a run created now may be claimed for it: it is running, not stopping, has
+        a free slot, and the caller is not one of its busy slots (a stage creating a run)."""
+        ...
+
+    @property
+    def worker_id(self) -> str:
+        """The worker the claimed run's jobs are leased to, as its own claims name it."""
+        ...
+
+    @property
+    def run_id(self) -> str | None:
+        """The one run it serves (`wfc run`), or None for any run of its plans."""
+        ...
+
+    @property
+    def jobs_taken(self) -> int:
+        """How many jobs were handed to it so far (`take`)."""
+        ...
+
+    def claimed_at_create(self, run_id: str, *, jobs_waiting: bool, others_pending: bool) -> None:
+        """A create's transaction claimed `run_id` for it and has committed: `jobs_waiting`,
+        some jobs it queued were not handed here (a dequeue will find them);
+        `others_pending`, more runs it could claim were PENDING then."""
+        ...
+
+
 _TAKER: ContextVar[JobTaker | None] = ContextVar("wfc_job_taker", default=None)
 
 

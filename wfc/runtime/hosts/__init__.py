@@ -19,7 +19,8 @@ from wfc.runtime.hosts.steps import (
     process_job,
 )
 from wfc.runtime.hosts.wiring import make_kernel
-from wfc.runtime.hosts.worker import WorkerHost, WorkerStats
+from wfc.runtime.hosts.worker import WorkerHost
+from wfc.runtime.hosts.worker_stats import WorkerStats
 
 __all__ = [
     "DrainResult",

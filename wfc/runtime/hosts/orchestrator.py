@@ -19,9 +19,12 @@ suspended stages, reap stale leases, reap stuck runs). Suspended stages are
 checked when they are due (the time a stage's suspension or its last check
 gave, its `poll every`), not only on the tick, and due schedules fire as they
 fall due. Without a wakeup source (SQLite), it also claims new runs every
-`job_poll_interval`. A host serving one run (`wfc run`) claims that run before its
-first tick, handing its first stage to a slot, and stops polling for claims once
-it has it.
+`job_poll_interval`. A host serving one run (`wfc run`) has that run claimed before
+its first tick, an interval after it starts, with the first stage handed to a slot:
+usually by the run's create (`Kernel.offer_slots`, `claimed_at_create`), else by
+its own claim; once it has the run it claims nothing more but in its ticks. A run
+created in this process while the worker has a free slot is claimed by its create
+for this worker too (not for a worker with `wakeups`: the fleet's claim lead has it).
 
 It is its own object, holding its own state, so that the worker's job slots
 (`wfc.runtime.hosts.worker`) and it share only the narrow `SlotsHost`: how
@@ -105,6 +108,7 @@ class Orchestrator:
         # Serving one run (`wfc run`): whether it has claimed it. Until then a claim hands
         # its first stage to a slot, and polls claim; after, only the tick looks (see `run`).
         self._own_run_claimed = False
+        self._next_tick = 0.0  # when the maintenance tick is due (`time.monotonic`)
 
     @property
     def listening(self) -> Listening | None:
@@ -117,7 +121,7 @@ class Orchestrator:
         self._signal.fire()
 
     def wake_claims(self) -> None:
-        """A run may be pending: claim at once."""
+        """A run may be pending: claim at once (`_claim_if_due`)."""
         self._claim_now = True
         self._signal.fire()
 
@@ -126,6 +130,18 @@ class Orchestrator:
         if self._claims_waiting and self._host.free_slots() > 0:
             self._claims_waiting = False
             self.wake_claims()
+
+    def claimed_at_create(self, run_id: str, *, jobs_waiting: bool, others_pending: bool) -> None:
+        """A run created in this process was claimed for this worker in its create's
+        transaction (`Kernel.offer_slots`), as `_claim` would have: settle as after it."""
+        if run_id == self.run_id:  # its own run: claimed first, as `_claim_own_run` does
+            self._own_run_claimed = True
+            self._next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+        if jobs_waiting:
+            self._host.wake_jobs()
+        if others_pending:  # claimed now if a slot is free, else when one frees up
+            self._claims_waiting = True
+            self.slot_freed()
 
     def poll_due_at(self, when: datetime) -> None:
         """A suspended stage is due then: poll at that moment, not up to an orchestration
@@ -177,11 +193,15 @@ class Orchestrator:
         """Claim, tick, poll and fire schedules until `stopping`."""
         # One connection for all its claims and ticks (a checkout cycle costs about as much
         # as a statement; a busy worker claims once per run).
+        if self.run_id is not None:
+            # A host serving one run (`wfc run`) starts with that run just created: nothing
+            # for a tick to find yet. It claims the run first (in the run's create, or when
+            # woken to claim), and its first tick comes an interval later.
+            self._next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
         async with self.kernel.deps.pinning.pinned():
             await self._run_pinned(stopping)
 
     async def _run_pinned(self, stopping: asyncio.Event) -> None:
-        next_tick = 0.0
         while not stopping.is_set():
             woken = self._signal.arm()
             gone = self._health.check_file()
@@ -196,10 +216,10 @@ class Orchestrator:
             if self._schedules is not None and self._schedules.is_due():
                 await self._fire_schedules(self._schedules)
                 continue
-            if time.monotonic() >= next_tick and self._claims_own_run_first():
-                next_tick = await self._claim_own_run(next_tick)
+            if time.monotonic() >= self._next_tick and self._claims_own_run_first():
+                self._next_tick = await self._claim_own_run(self._next_tick)
                 continue
-            if time.monotonic() >= next_tick:
+            if time.monotonic() >= self._next_tick:
                 self.ticks += 1
                 room = self._claim_room()
                 self._claim_now = False  # the tick claims: a wakeup during it claims again
@@ -207,10 +227,10 @@ class Orchestrator:
                     tick = await maintenance_tick(
                         self.kernel, replace(self.settings, max_claims=room), quiet=True
                     )
-                next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
+                self._next_tick = time.monotonic() + self.orchestration_interval.total_seconds()
                 if tick.failure is not None:
                     self._backed_off(f"maintenance ({', '.join(tick.errors)})", tick.failure)
-                    next_tick = max(next_tick, self._backoff_until)
+                    self._next_tick = max(self._next_tick, self._backoff_until)
                 else:
                     self._health.ok()
                 self._poll_again(tick)
@@ -228,7 +248,7 @@ class Orchestrator:
                 more = await self._guarded(self._claim_if_due(), "claim")
             if more:
                 continue
-            await self._idle(woken, next_tick)
+            await self._idle(woken, self._next_tick)
 
     async def _idle(self, woken: asyncio.Event, next_tick: float) -> None:
         """Wait for a wakeup, or until the next tick, poll or schedule is due."""
@@ -264,7 +284,7 @@ class Orchestrator:
 
     def _claims_own_run_first(self) -> bool:
         """Whether to claim before the tick that is due: when serving one run not claimed
-        yet and asked to claim (`run_and_wait` creates it, then wakes the claims). The
+        yet (its create did not claim it) and asked to claim (as `run_and_wait` does). The
         tick's own claim hands nothing to such a host (its other steps move other runs
         on too), so its first stage would be queued, and dequeued only after the rest of
         the tick: most of a short `wfc run`'s time, before its first stage. The tick then
@@ -339,6 +359,8 @@ class Orchestrator:
         holds it), or on a poll; runs left to a lead that another worker holds are its."""
         waiting, self._runs_waiting = self._runs_waiting, False
         now, self._claim_now = self._claim_now, False
+        if self._own_run_claimed:  # serving one run, claimed (perhaps in its create, since
+            return False  # this poll began): nothing for a claim to find; ticks still claim
         listening = self._listening
         if (waiting or now) and listening is not None and not listening.leading:
             if self._claim_room() == 0:

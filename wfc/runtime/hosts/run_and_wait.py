@@ -2,9 +2,10 @@
 
 Without a host it starts a `WorkerHost` in this process for the duration of
 the call (and stops it, also on errors, releasing the stages it was running), so
-a script needs nothing else running. That host serves the new run only: other
-runs in the database are for the workers serving it, and a `wfc run` stopped
-early must not leave their stages behind. With a host already serving, it only
+a script needs nothing else running. It is started before the run is created, for
+the run's id, so the create claims the run for it (`Kernel.offer_slots`). That
+host serves the new run only: other runs in the database are for the workers
+serving it, and a `wfc run` stopped early must not leave their stages behind. With a host already serving, it only
 creates the run and watches it.
 """
 
@@ -180,30 +181,36 @@ async def run_and_wait(
     new run's id at once (to name it should the call be cancelled). The finished
     run's `status` tells success from failure; this never raises for a run that failed.
     """
-    created = await kernel.dispatch(
-        RunCreate(
-            idempotency_key=idempotency_key or f"run-and-wait:{kernel.deps.ids.new_id()}",
-            workflow_id=workflow_id,
-            input=input,
-            config=config or {},
-            priority=priority,
-        )
-    )
-    if on_created is not None:
-        on_created(created.workflow_run_id)
     own_host = host is None
-    worker = host or WorkerHost(
-        kernel,
-        worker_id=f"run-and-wait-{kernel.deps.ids.new_id()}",
-        concurrency=concurrency,
-        orchestration_interval=OWN_HOST_TICK,
-        job_poll_interval=poll_interval,
-        shutdown_grace=OWN_HOST_GRACE,
-        run_id=created.workflow_run_id,
-    )
+    run_id: str | None = None
+    if host is None:
+        # Its own host is started before the run is created, for the run's id, so the
+        # create claims the run for it and hands it the first stage in one transaction
+        # (`Kernel.offer_slots`): no transaction of its own to claim it.
+        run_id = kernel.deps.ids.new_id()
+        worker = _own_host(kernel, run_id, concurrency, poll_interval)
+    else:
+        worker = host
     try:
         await worker.start()
-        worker.wake_claims()
+        created = await kernel.dispatch(
+            RunCreate(
+                idempotency_key=idempotency_key or f"run-and-wait:{kernel.deps.ids.new_id()}",
+                workflow_id=workflow_id,
+                input=input,
+                config=config or {},
+                priority=priority,
+                run_id=run_id,
+            )
+        )
+        if on_created is not None:
+            on_created(created.workflow_run_id)
+        if own_host and created.workflow_run_id != run_id:  # the key's first run, replayed
+            await worker.stop()
+            worker = _own_host(kernel, created.workflow_run_id, concurrency, poll_interval)
+            await worker.start()
+            worker.wake_jobs()  # the run may have jobs queued already
+        worker.wake_claims()  # (a one-run host that has its run claims nothing more)
         # Its own host serves this run alone: a job of it that may have ended a run ended
         # this one. (A shared host's would wake every waiter for any run's end.)
         return await _watch(
@@ -217,6 +224,21 @@ async def run_and_wait(
     finally:
         if own_host:
             await worker.stop()
+
+
+def _own_host(
+    kernel: Kernel, run_id: str, concurrency: int, poll_interval: timedelta
+) -> WorkerHost:
+    """The worker `run_and_wait` starts for `run_id` alone, for the duration of the call."""
+    return WorkerHost(
+        kernel,
+        worker_id=f"run-and-wait-{kernel.deps.ids.new_id()}",
+        concurrency=concurrency,
+        orchestration_interval=OWN_HOST_TICK,
+        job_poll_interval=poll_interval,
+        shutdown_grace=OWN_HOST_GRACE,
+        run_id=run_id,
+    )
 
 
 async def signal_run(

@@ -16,7 +16,8 @@ wakes slots when another process enqueues jobs. Polling every
 `job_poll_interval` stays as the fallback.
 
 With `run_id`, the worker serves that run alone (what `wfc run` does): it claims
-and leases nothing else, and its ticks hand it no other run's jobs.
+and leases nothing else, and its ticks hand it no other run's jobs. Runs created in
+its process while it has a free slot start in their create (`Kernel.offer_slots`).
 
 `stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
 in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
@@ -38,18 +39,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.hosts.due_jobs import DueJobs
 from wfc.runtime.hosts.flusher import OutboxFlusher
 from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.orchestrator import Orchestrator
@@ -57,6 +57,7 @@ from wfc.runtime.hosts.schedules import ScheduleTimer
 from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings, process_job
 from wfc.runtime.hosts.threads import MAX_ABANDONED_THREADS, StageThreads, install_stage_threads
 from wfc.runtime.hosts.waiting import Signal, first_of, wait_at_most
+from wfc.runtime.hosts.worker_stats import JobTally, WorkerStats
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Wakeups
 from wfc.runtime.records import JobRecord
@@ -65,22 +66,6 @@ from wfc.runtime.schedule_store import ScheduleStore
 log = logging.getLogger("wfc.worker")
 
 LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerStats:
-    """What a worker has done since it started."""
-
-    worker_id: str
-    jobs_processed: int
-    jobs_succeeded: int
-    jobs_failed: int
-    orchestration_ticks: int
-    running: bool
-    in_flight: int
-    uptime_s: float
-    abandoned_threads: int = 0  # stage threads still running after their job was given up on
-    gave_up: str | None = None  # why the worker stopped itself; a supervisor should restart it
 
 
 class WorkerHost:
@@ -166,9 +151,11 @@ class WorkerHost:
         self._handed: list[JobRecord] = []
         self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
-        self._maybe_queued = True  # whether a dequeue may find something
+        # Whether a dequeue may find something; not at first for a host serving one run,
+        # started before its run is created (`run_and_wait`): its claim hands it the first job.
+        self._maybe_queued = run_id is None
         self._flusher: OutboxFlusher | None = None
-        self._next_due: list[float] = []  # when jobs queued here to wait fall due (a heap)
+        self._due = DueJobs()  # when jobs queued here to wait fall due
         # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
         self.orchestrator = Orchestrator(
             kernel,
@@ -181,7 +168,7 @@ class WorkerHost:
         )
         self._running = False
         self._started_at = 0.0
-        self._processed = self._succeeded = self._failed = 0
+        self._tally = JobTally()
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -220,6 +207,7 @@ class WorkerHost:
                 name=f"{self.worker_id}:listen",
             )
             self._background.append(self._listener)
+        self.kernel.offer_slots(self)  # runs created here start in their create
         log.info(
             "worker started",
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
@@ -229,6 +217,7 @@ class WorkerHost:
         """Stop leasing; wait up to `grace` for in-flight jobs, then release what is left."""
         if not self._running:
             return
+        self.kernel.withdraw_slots(self)
         self._stopping.set()
         self._job_signal.fire()
         self.orchestrator.nudge()
@@ -300,9 +289,9 @@ class WorkerHost:
     def stats(self) -> WorkerStats:
         return WorkerStats(
             worker_id=self.worker_id,
-            jobs_processed=self._processed,
-            jobs_succeeded=self._succeeded,
-            jobs_failed=self._failed,
+            jobs_processed=self._tally.processed,
+            jobs_succeeded=self._tally.succeeded,
+            jobs_failed=self._tally.failed,
             orchestration_ticks=self.orchestrator.ticks,
             running=self._running,
             in_flight=len(self._in_flight),
@@ -338,6 +327,22 @@ class WorkerHost:
         own = 1 if self._finishing_slot() is not None else 0
         return self.concurrency - len(self._jobs_running) - len(self._handed) + own
 
+    def room_for_a_run(self) -> bool:
+        """Whether a run created now may be claimed for this worker (`Kernel.offer_slots`):
+        a free slot, and not asked by a busy slot (a stage creating a run), whose next job
+        would wait, its lease unrenewed, for that stage to end. Not a worker with
+        `wakeups`: a created run wakes the claim lead (PostgreSQL's NOTIFY is sent by the
+        insert), whose claim would then find it taken, a transaction for nothing."""
+        if self._wakeups is not None or asyncio.current_task() in self._jobs_running:
+            return False
+        return self.free_slots() > 0
+
+    def claimed_at_create(self, run_id: str, *, jobs_waiting: bool, others_pending: bool) -> None:
+        """A run created here was claimed for this worker in its create's transaction."""
+        self.orchestrator.claimed_at_create(
+            run_id, jobs_waiting=jobs_waiting, others_pending=others_pending
+        )
+
     def serves(self, queue: str) -> bool:
         """Whether this worker takes jobs of `queue` (`--queue`)."""
         return queue in self.queues
@@ -363,23 +368,9 @@ class WorkerHost:
         self._job_signal.fire()
 
     def job_due_at(self, when: datetime) -> None:
-        """A job queued here falls due then (a sleep's or a signal timeout's timer,
-        `wfc.runtime.handoff.due_later`): look for it at that moment, not at the next poll."""
-        delay = (when - self.kernel.deps.clock.now()).total_seconds()
-        # A few ms late: a dequeue a hair early would find it not yet due and wait a poll.
-        heapq.heappush(self._next_due, time.monotonic() + max(0.0, delay) + 0.005)
+        """A job queued here falls due then (`DueJobs`): look for it at that moment."""
+        self._due.add((when - self.kernel.deps.clock.now()).total_seconds())
         self._job_signal.fire()
-
-    def _until_due(self) -> timedelta:
-        """How long the lease loop may wait for a wakeup: a poll interval, or less when a
-        job it knows of falls due sooner (then it looks when that wait ends)."""
-        now = time.monotonic()
-        while self._next_due and self._next_due[0] <= now:
-            heapq.heappop(self._next_due)
-            self._maybe_queued = True
-        if not self._next_due:
-            return self.job_poll_interval
-        return min(self.job_poll_interval, timedelta(seconds=self._next_due[0] - now))
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
@@ -415,7 +406,8 @@ class WorkerHost:
                 for job in handed:
                     self._start_job(job)
                 continue
-            wait = self._until_due()
+            wait, fell_due = self._due.wait(self.job_poll_interval)
+            self._maybe_queued = self._maybe_queued or fell_due
             if not self._maybe_queued:
                 await wait_at_most(woken, wait)
                 if not woken.is_set():  # a poll: look whatever the wakeups said
@@ -492,33 +484,12 @@ class WorkerHost:
                 # Its limit has a free slot now, and jobs may wait for it that no wakeup
                 # announces: look at once rather than at the next poll.
                 self._maybe_queued = True
-        self._processed += 1
         if self._flusher is not None:
             self._flusher.wake()  # the job's commit appended its events
         if outcome.retried:  # due again soon, perhaps at once: look for it
             self._maybe_queued = True
-        if outcome.outcome == "failed":
-            self._failed += 1
-        else:
-            self._succeeded += 1
         if outcome.next_poll_at is not None:
             self.orchestrator.poll_due_at(outcome.next_poll_at)
         if outcome.run_may_have_ended:
             self._run_ended.fire()
-        if not log.isEnabledFor(logging.INFO):  # (its fields cost more than the call)
-            return
-        log.info(
-            "job %s",
-            outcome.outcome,
-            extra={
-                "worker_id": self.worker_id,
-                "job_id": job.id,
-                "run_id": job.run_id,
-                "stage_id": job.stage_id,
-                "attempt": job.attempt,
-                "outcome": outcome.outcome,
-                "retried": outcome.retried,
-                "error": outcome.error,
-                "duration_ms": round((time.monotonic() - started) * 1000, 2),
-            },
-        )
+        self._tally.count(self.worker_id, job, outcome, started)

@@ -1,11 +1,22 @@
-"""`run.claimPending` (spec §4.7): start PENDING runs, one transaction per run."""
+"""`run.claimPending` (spec §4.7): start PENDING runs, one transaction per run; and the
+same claim made by a create, in its own transaction, for a host in its process."""
 
 from __future__ import annotations
 
-from wfc.runtime.commands import ClaimedRun, RunClaimPending, RunClaimPendingResult
+from dataclasses import dataclass, field
+
+from wfc.runtime.commands import (
+    ClaimedRun,
+    RunClaimPending,
+    RunClaimPendingResult,
+    RunCreate,
+    RunCreateResult,
+)
 from wfc.runtime.events import WorkflowStarted
+from wfc.runtime.handoff import RunTaker
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import fail_run, warm_up, write_log
+from wfc.runtime.kernel.runs import create_run
 from wfc.runtime.kernel.transition import advance
 from wfc.runtime.records import RunClaim, RunRecord, Status
 from wfc.runtime.transient import is_transient
@@ -63,6 +74,47 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
                 ClaimedRun(workflow_run_id=run.id, workflow_id=run.workflow_id, job_ids=job_ids)
             )
     return RunClaimPendingResult(claimed=claimed)
+
+
+class ClaimAtCreateFailed(Exception):
+    """The claim a create made in its own transaction raised: the transaction rolled back
+    whole, and the create is made again alone (the run PENDING, claimed as any other, by a
+    claim that then deals with the error as `claim_pending` does)."""
+
+
+@dataclass(slots=True)
+class ClaimAtCreate:
+    """What a create's claim did (`create_and_claim`), for its host once it has committed."""
+
+    started: str | None = None  # the run it started, if any (not always the new one)
+    job_ids: list[str] = field(default_factory=list)
+    others_pending: bool = False
+
+
+async def create_and_claim(
+    deps: Deps, unit: Unit, cmd: RunCreate, host: RunTaker, claimed: ClaimAtCreate
+) -> RunCreateResult:
+    """`run.create`, then the claim `host` would make next, in the same transaction: a run
+    created where a worker has a free slot starts without a transaction of its own to
+    claim it. The claim is `claim_pending`'s, so it takes the best PENDING run the host
+    could take (priority, then age: not always the new one, which then stays PENDING); its
+    first stage is handed to the host as the caller's `handing_off_to(host)` says, limited
+    jobs and other queues' queued PENDING, as any claim's. Its events follow the create's
+    (`workflow:created`, then `workflow:started`, `stage:started`). A claim that raises
+    rolls the create back with it (`ClaimAtCreateFailed`): the caller creates again alone."""
+    created = await create_run(deps, unit, cmd)
+    try:
+        claim = await unit.db.claim_next_pending_run(
+            run_id=host.run_id, plans=deps.registry.plans()
+        )
+        if claim is not None:
+            claimed.others_pending = claim.others_pending
+            started = await _start(deps, unit, claim.run, host.worker_id, claimed.job_ids)
+            if started is not None:
+                claimed.started = started.id
+    except Exception as error:
+        raise ClaimAtCreateFailed(str(error)) from error
+    return created
 
 
 async def _start(

@@ -1,6 +1,8 @@
 """The kernel: `await kernel.dispatch(command)` and nothing else.
 
-It holds no timers, threads or globals; hosts decide when to dispatch what.
+It holds no timers, threads or globals; hosts decide when to dispatch what. A host
+of this process may offer it its free slots (`offer_slots`): a run created then is
+claimed in its create's transaction, for that host (`claim.create_and_claim`).
 Dispatch parses the command, applies the idempotency protocol for commands
 that carry a key (spec §4.3), and routes to the handler. Generic commands run
 in one transaction with their events; `job.execute`, `run.claimPending`,
@@ -9,8 +11,10 @@ in one transaction with their events; `job.execute`, `run.claimPending`,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
@@ -18,8 +22,14 @@ from pydantic import BaseModel
 from wfc.errors import ExpectationFailed, IdempotencyInProgressError
 from wfc.runtime import commands as c
 from wfc.runtime.adapters.memory.pinning import NoPinning
+from wfc.runtime.handoff import RunTaker, handing_off_to
 from wfc.runtime.kernel.child_outcome import run_finished
-from wfc.runtime.kernel.claim import claim_pending
+from wfc.runtime.kernel.claim import (
+    ClaimAtCreate,
+    ClaimAtCreateFailed,
+    claim_pending,
+    create_and_claim,
+)
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.execute import execute_job
 from wfc.runtime.kernel.outbox import flush_outbox, replay_dlq
@@ -82,6 +92,8 @@ class Kernel:
             on_finished=run_finished,
         )
         self._handlers = self._routes()
+        # Hosts in this process that take the runs it creates, each with its event loop.
+        self._hosts: list[tuple[RunTaker, asyncio.AbstractEventLoop]] = []
 
     @overload
     async def dispatch(self, command: c.RunCreate) -> c.RunCreateResult: ...
@@ -147,17 +159,72 @@ class Kernel:
                 return self._handlers[kind]
         raise AssertionError(f"unrouted command {cmd!r}")  # pragma: no cover
 
+    def offer_slots(self, host: RunTaker) -> None:
+        """Have runs created here claimed for `host` in their create's transaction while
+        it has room (`create_and_claim`), on the event loop calling this; until
+        `withdraw_slots`."""
+        self._hosts.append((host, asyncio.get_running_loop()))
+
+    def withdraw_slots(self, host: RunTaker) -> None:
+        """Create runs PENDING again, as far as `host` is concerned (it is stopping)."""
+        self._hosts = [(offered, loop) for offered, loop in self._hosts if offered is not host]
+
+    def _host_with_room(self, cmd: c.RunCreate) -> RunTaker | None:
+        """A host offered on this event loop that can start the run `cmd` creates now."""
+        loop = asyncio.get_running_loop()
+        for host, offered_on in self._hosts:
+            if offered_on is not loop or (host.run_id is not None and host.run_id != cmd.run_id):
+                continue  # another loop's (its slots are not ours to fill), or another run's
+            if host.room_for_a_run():
+                return host
+        return None
+
     async def _create(self, cmd: c.RunCreate) -> c.RunCreateResult:
         deps = self.deps
         await keep_plan(deps, cmd.workflow_id)
+        # With a host here, it may take the run in the create (`offer_slots`); without one
+        # (a test kernel, a web app), the create alone, with no call more than before.
+        create: Callable[[str, KeyCompletion], Awaitable[c.RunCreateResult]] = (
+            partial(self._create_keyed, cmd=cmd)
+            if self._hosts
+            else lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key)
+        )
         return await self._keyed(
             cmd,
             cmd.idempotency_key,
             c.RunCreateResult,
-            lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key),
+            create,
             predict=True,  # its one transaction completes the key
             replayed=lambda created: same_request(deps, cmd, created),
         )
+
+    async def _create_keyed(
+        self, causation_id: str, key: KeyCompletion, cmd: c.RunCreate
+    ) -> c.RunCreateResult:
+        """The create's one transaction: with a host here that has room, the run's claim
+        and first stage too (`create_and_claim`, one transaction where create and claim were
+        two), else the run alone, PENDING."""
+        deps = self.deps
+        host = self._host_with_room(cmd)
+        if host is not None:
+            claimed = ClaimAtCreate()
+            taken = host.jobs_taken
+            try:
+                with handing_off_to(host):
+                    created = await self._generic(
+                        causation_id, lambda u: create_and_claim(deps, u, cmd, host, claimed), key
+                    )
+            except ClaimAtCreateFailed:
+                pass  # rolled back whole: created alone below, and claimed as any run is
+            else:
+                if claimed.started is not None:
+                    host.claimed_at_create(
+                        claimed.started,
+                        jobs_waiting=len(claimed.job_ids) > host.jobs_taken - taken,
+                        others_pending=claimed.others_pending,
+                    )
+                return created
+        return await self._generic(causation_id, lambda u: create_run(deps, u, cmd), key)
 
     async def _rerun_from(self, cmd: c.RunRerunFrom) -> c.RunRerunFromResult:
         deps = self.deps
