@@ -18,7 +18,9 @@ from wfc.runtime.copies import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status, builder
+
+_NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
 
 
 class MemoryJobTransport:
@@ -56,7 +58,7 @@ class MemoryJobTransport:
         taken = []
         for position, spec in enumerate(jobs):
             leased = position in handed  # queued leased to the taker, as a dequeue leaves it
-            job = JobRecord(
+            job = _NEW_JOB(
                 id=self._ids.new_id(),
                 run_id=spec.run_id,
                 workflow_id=spec.workflow_id,
