@@ -21,6 +21,7 @@ from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status, builder
 
 _NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
+_NO_LIMITS = limit_columns(None)  # the columns of a job under no limit (most), made once
 
 
 class MemoryJobTransport:
@@ -76,7 +77,7 @@ class MemoryJobTransport:
                 worker_id=self.worker_id if leased else None,
                 locked_at=now if leased else None,
                 started_at=now if leased else None,
-                **limit_columns(spec.limits),
+                **(_NO_LIMITS if spec.limits is None else limit_columns(spec.limits)),
             )
             if leased:
                 taken.append(job)
