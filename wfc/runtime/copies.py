@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, TypeVar
+
+from wfc.runtime.records import slot_twin
 
 RowT = TypeVar("RowT")
 ValueT = TypeVar("ValueT")
@@ -57,22 +59,29 @@ def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
 
 
 def _copier(kind: type) -> Any:
-    """`copy(row, changes)` for one record class: a line per field, setting its slot to the
-    changed value or the row's; a change naming no field of the class is refused."""
+    """`copy(row, changes)` for one record class: a line per field, storing the changed
+    value or the row's in a plain object of the record's layout (`records.slot_twin`:
+    ordinary slot stores, which CPython specialises, where the frozen class's slots take
+    a descriptor call each), then giving it the record's class. A change naming no field
+    of the class is refused."""
     names = [f.name for f in fields(kind)]
-    scope: dict[str, Any] = {"new": object.__new__, "kind": kind, "names": frozenset(names)}
+    if tuple(names) != tuple(kind.__dict__.get("__slots__", ())):  # a subclass's, say
+        return lambda row, changes: replace(row, **changes)
+    scope: dict[str, Any] = {
+        "new": object.__new__,
+        "kind": kind,
+        "twin": slot_twin(kind),
+        "names": frozenset(names),
+    }
     lines = [
         "def copy(row, changes):",
         "    if not names.issuperset(changes):",
         "        unknown = sorted(changes.keys() - names)",
         "        raise TypeError(f'{kind.__name__} has no field {unknown}')",
-        "    made = new(kind)",
+        "    made = new(twin)",
     ]
-    for number, name in enumerate(names):
-        scope[f"set{number}"] = kind.__dict__[name].__set__
-        lines.append(
-            f"    set{number}(made, changes[{name!r}] if {name!r} in changes else row.{name})"
-        )
-    lines.append("    return made")
+    for name in names:
+        lines.append(f"    made.{name} = changes[{name!r}] if {name!r} in changes else row.{name}")
+    lines += ["    made.__class__ = kind", "    return made"]
     exec("\n".join(lines), scope)  # the text is built from the class's own field names
     return scope["copy"]

@@ -43,7 +43,43 @@ def storable_json(value: Any) -> Any:
 def unstorable_part(value: Any, where: str = "$") -> str | None:
     """Where in the JSON `value` a string (or key) holds a character no database takes, or
     a number is not finite, and which — `"$.pages[2].text: U+0000"` — or None when all of
-    it can be stored."""
+    it can be stored.
+
+    Every run's input and config and every stage's output pass here, and nearly all of
+    them can be stored: they are walked first without naming where each part is (a
+    string built per key and item), and only a value that fails is walked again to say
+    where."""
+    if _storable(value):
+        return None
+    return _locate(value, where)
+
+
+def _storable(value: Any) -> bool:
+    """Whether all of `value` can be stored: `_locate(value) is None`, answered without
+    building the places. JSON's own types are told by their exact type; anything else
+    (a subclass, another type) is left to `_locate`."""
+    kind = type(value)
+    if kind is str:
+        return _UNSTORABLE.search(value) is None
+    if kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        for key, item in value.items():
+            if not (_storable(key) and _storable(item)):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if not _storable(item):
+                return False
+        return True
+    return _locate(value, "$") is None
+
+
+def _locate(value: Any, where: str) -> str | None:
+    """`unstorable_part`, walking `value` with the place of each part."""
     if isinstance(value, str):
         found = _UNSTORABLE.search(value)
         return None if found is None else f"{where}: U+{ord(found.group()):04X}"
@@ -51,14 +87,12 @@ def unstorable_part(value: Any, where: str = "$") -> str | None:
         return f"{where}: {value} (JSON has no such number)"
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = unstorable_part(key, f"{where} (a key)") or unstorable_part(
-                item, f"{where}.{key}"
-            )
+            problem = _locate(key, f"{where} (a key)") or _locate(item, f"{where}.{key}")
             if problem is not None:
                 return problem
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            problem = unstorable_part(item, f"{where}[{index}]")
+            problem = _locate(item, f"{where}[{index}]")
             if problem is not None:
                 return problem
     return None

@@ -77,6 +77,7 @@ from wfc.runtime.kernel.stage_outcome import (
 )
 from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.kernel.waits import builtin_report
+from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import (
     TERMINAL,
     RunRecord,
@@ -84,11 +85,16 @@ from wfc.runtime.records import (
     StageFence,
     StageRecord,
     Status,
+    builder,
 )
 from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow
 
 log = logging.getLogger("wfc.kernel")
+# Built from values of their fields' types: not validated again (`wfc.runtime.prevalidated`).
+_STAGE_COMPLETED = maker(StageCompleted)
+_RESULT = maker(JobExecuteResult)
+_EXECUTION = builder(Execution)  # one per stage executed, without a class call
 
 
 def _ghost(reason: str, when: str) -> JobExecuteResult:
@@ -161,7 +167,7 @@ async def _execute_job(
             report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
         report = storable_report(stage.id, report)
 
-    execution = Execution(
+    execution = _EXECUTION(
         deps=deps,
         run=run,
         stage=stage,
@@ -315,7 +321,7 @@ async def _phase_finish(ex: Execution) -> JobExecuteResult:
         "suspended_state": None,
         "next_poll_at": None,
     }
-    event = StageCompleted(
+    event = _STAGE_COMPLETED(
         timestamp=now,
         workflow_run_id=ex.run.id,
         stage_id=ex.stage.id,
@@ -324,7 +330,7 @@ async def _phase_finish(ex: Execution) -> JobExecuteResult:
     )
     if ex.cmd.transition:  # its result is made once the transition is known
         return await _commit_completion_and_transition(ex, completed, outcome.output, event)
-    result = JobExecuteResult(outcome="completed", output=outcome.output)
+    result = _RESULT(outcome="completed", output=outcome.output)
     await commit_outcome(ex, completed, result, event)
     return result
 
@@ -403,7 +409,7 @@ async def _completion_and_transition(
             completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:
             completed = unit.shared and ex.cmd.job_id is not None
-        result = JobExecuteResult(
+        result = _RESULT(
             outcome="completed", output=output, transition=transition, job_completed=completed
         )
         await ex.key.complete(unit.db, result)

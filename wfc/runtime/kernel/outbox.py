@@ -9,10 +9,12 @@ from wfc.runtime.commands import (
     PluginReplayDLQResult,
 )
 from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import OutboxRecord
 
 DEFAULT_MAX_RETRIES = 3
 _NOTHING_WAITED = OutboxFlushResult(published=0)  # frozen: one for every empty flush
+_FLUSHED = maker(OutboxFlushResult)  # built from an int and a bool, not validated again
 
 
 async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
@@ -46,7 +48,7 @@ async def flush_outbox(deps: Deps, cmd: OutboxFlush) -> OutboxFlushResult:
                 continue
             delivered.append(event)
         await db.mark_published(delivered, deps.clock.now())
-    return OutboxFlushResult(published=len(delivered), remaining=len(events) == cmd.max_events)
+    return _FLUSHED(published=len(delivered), remaining=len(events) == cmd.max_events)
 
 
 async def replay_dlq(deps: Deps, cmd: PluginReplayDLQ) -> PluginReplayDLQResult:

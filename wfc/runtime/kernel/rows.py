@@ -14,7 +14,16 @@ from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.limits import stage_limits
-from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.prevalidated import maker
+from wfc.runtime.records import (
+    JobSpec,
+    LogLevel,
+    LogRecord,
+    RunRecord,
+    StageRecord,
+    Status,
+    builder,
+)
 from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
 
@@ -22,6 +31,12 @@ STAGE_FAILED = "STAGE_FAILED"
 
 # `json.dumps(value, separators=(",", ":"))`, without making an encoder per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+# Built from a row's own typed fields: not validated again (`wfc.runtime.prevalidated`).
+_STAGE_STARTED = maker(StageStarted)
+_STAGE_SKIPPED = maker(StageSkipped)
+# The records every stage of every run builds, without a class call (`records.builder`).
+_NEW_STAGE = builder(StageRecord)
+_NEW_JOB = builder(JobSpec)
 
 
 class UnopenableStage(Exception):
@@ -96,7 +111,7 @@ def new_stage_row(
     for a stage that starts as its row is made (one record built, not two)."""
     plan = workflow.stage(stage_id)
     now = deps.clock.now()
-    return StageRecord(
+    return _NEW_STAGE(
         id=deps.ids.new_id(),
         run_id=run.id,
         stage_id=stage_id,
@@ -126,7 +141,7 @@ def job_spec(
         limits = stage_limits(run.workflow_id, plan, run.input)
         if limits is not None and concurrency_key is not None:
             limits = replace(limits, concurrency_key=concurrency_key)
-    return JobSpec(
+    return _NEW_JOB(
         run_id=run.id,
         workflow_id=run.workflow_id,
         stage_id=stage_id,
@@ -159,7 +174,7 @@ def warm_up(
 
 def stage_started(row: StageRecord, now: datetime) -> StageStarted:
     """The `stage:started` event of a row just marked RUNNING."""
-    return StageStarted(
+    return _STAGE_STARTED(
         timestamp=now,
         workflow_run_id=row.run_id,
         stage_id=row.stage_id,
@@ -171,7 +186,7 @@ def stage_started(row: StageRecord, now: datetime) -> StageStarted:
 
 def stage_skipped(row: StageRecord, reason: str, now: datetime) -> StageSkipped:
     """The `stage:skipped` event of a row created SKIPPED."""
-    return StageSkipped(
+    return _STAGE_SKIPPED(
         timestamp=now,
         workflow_run_id=row.run_id,
         stage_id=row.stage_id,

@@ -24,6 +24,7 @@ from wfc.runtime.kernel.rows import (
     load_outputs,
     run_totals,
 )
+from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
@@ -31,6 +32,9 @@ NOOP = RunTransitionResult(action="noop")
 COMPLETED = RunTransitionResult(action="completed")
 FAILED = RunTransitionResult(action="failed")
 _ADVANCED: dict[int, RunTransitionResult] = {}
+# Built from typed values, not validated again (`wfc.runtime.prevalidated`).
+_WORKFLOW_STARTED = maker(WorkflowStarted)
+_WORKFLOW_COMPLETED = maker(WorkflowCompleted)
 
 
 def advanced(group: int) -> RunTransitionResult:
@@ -98,7 +102,7 @@ async def decide_next(
         return NOOP  # another plan's run: only a worker that serves it moves it on
     if not rows:
         run = await _claim(unit, run, locked)
-        unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+        unit.emit(_WORKFLOW_STARTED(timestamp=deps.clock.now(), workflow_run_id=run.id))
         return await advance(deps, unit, run, workflow, 1, rows=[], generation=0)
     if any(row.status in ACTIVE for row in rows):
         return NOOP
@@ -230,12 +234,12 @@ async def _complete(
     )
     unit.finished.append(completed)
     unit.emit(
-        WorkflowCompleted(
+        _WORKFLOW_COMPLETED(
             timestamp=now,
             workflow_run_id=run.id,
             duration_ms=duration_ms,
             output=output,
-            total_cost=total_cost,
+            total_cost=float(total_cost),  # what validation made of an int sum (`0`)
             total_tokens=total_tokens,
         )
     )

@@ -18,7 +18,10 @@ from wfc.runtime.copies import changed
 from wfc.runtime.handoff import handed_specs
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
+from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status, builder
+
+_NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
+_NO_LIMITS = limit_columns(None)  # the columns of a job under no limit (most), made once
 
 
 class MemoryJobTransport:
@@ -56,7 +59,7 @@ class MemoryJobTransport:
         taken = []
         for position, spec in enumerate(jobs):
             leased = position in handed  # queued leased to the taker, as a dequeue leaves it
-            job = JobRecord(
+            job = _NEW_JOB(
                 id=self._ids.new_id(),
                 run_id=spec.run_id,
                 workflow_id=spec.workflow_id,
@@ -74,7 +77,7 @@ class MemoryJobTransport:
                 worker_id=self.worker_id if leased else None,
                 locked_at=now if leased else None,
                 started_at=now if leased else None,
-                **limit_columns(spec.limits),
+                **(_NO_LIMITS if spec.limits is None else limit_columns(spec.limits)),
             )
             if leased:
                 taken.append(job)

@@ -10,7 +10,7 @@ change stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -69,7 +69,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
         current = self._t.runs.get(run_id)
         if current is None:
             raise RecordNotFoundError("WorkflowRun", run_id)
-        updated = self._changed(current, "WorkflowRun", dict(changes), expected_version)
+        updated = self._changed(current, "WorkflowRun", changes, expected_version)
         self._write_run(updated, current)
         return updated
 
@@ -190,7 +190,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
         current = self._t.stages.get(record_id)
         if current is None:
             raise RecordNotFoundError("WorkflowStage", record_id)
-        updated = self._changed(current, "WorkflowStage", dict(changes), expected_version)
+        updated = self._changed(current, "WorkflowStage", changes, expected_version)
         self._write_stage(updated, current)
         return updated
 
@@ -297,15 +297,16 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
         self,
         current: VersionedT,
         entity: str,
-        changes: dict[str, Any],
+        changes: Mapping[str, Any],
         expected_version: int | None,
     ) -> VersionedT:
-        """`current` (a run or stage row) with `changes` and its version bumped (spec §2.11)."""
+        """`current` (a run or stage row) with `changes` and its version bumped (spec §2.11);
+        the caller's `changes` are left as they are."""
         version: int = current.version
         if expected_version is not None and version != expected_version:
             raise StaleVersionError(entity, current.id, expected_version, version)
-        changes.update(version=version + 1, updated_at=self._clock.now())
-        return changed(current, changes)
+        bumped = {**changes, "version": version + 1, "updated_at": self._clock.now()}
+        return changed(current, bumped)
 
     # -- signals -------------------------------------------------------------
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:

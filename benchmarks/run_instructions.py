@@ -1,0 +1,171 @@
+"""Instructions per run, counted by callgrind over a fixed burst: a figure the load does not move.
+
+Run: `.venv/bin/python benchmarks/run_instructions.py --store memory --shape seq3`
+(`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`).
+Needs valgrind (with its `callgrind.h`) and a C compiler. Reported, never asserted.
+
+On a shared machine CPU per run moves by a third between identical runs; the
+instructions a run executes do not. This script runs itself under
+`valgrind --tool=callgrind --instr-atstart=no`: the child warms up (a kernel holding
+50 finished runs and 20 more runs for memory; a first burst of 20 for SQLite), then
+switches instrumentation on (a callgrind client request, from a small library
+compiled here) for `--runs` runs and leaves with `os._exit`, so neither start-up nor
+teardown is counted. Both threads of the SQLite host count. The SQLite host's polls
+and ticks are a minute apart: under callgrind a run takes fifty times as long, and
+work done by the clock would count with it.
+
+- memory: `TestKernel.run` one at a time, as `memory.py`'s one-at-a-time case;
+- sqlite: `--runs` runs created at once and served by a `WorkerHost` of 8 slots in
+  the process (`in_process.py`'s burst), the creation included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+_TOGGLE_C = """#include <valgrind/callgrind.h>
+void start(void) { CALLGRIND_START_INSTRUMENTATION; }
+void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--shape", choices=("seq3", "fan"), default="seq3")
+    parser.add_argument("--runs", type=int, default=100, help="runs counted")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the toggle library: run, counted
+    args = parser.parse_args()
+    if args.child:
+        _counted(args.child, args.store, args.shape, args.runs)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        toggle = Path(tmp) / "toggle.so"
+        source = Path(tmp) / "toggle.c"
+        source.write_text(_TOGGLE_C)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(toggle), str(source)], check=True)
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            *("--store", args.store, "--shape", args.shape, "--runs", str(args.runs)),
+            *("--child", str(toggle)),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    assert found is not None, done.stderr[-2000:]
+    total = int(found.group(1))
+    print(f"{args.store} {args.shape}: {total / args.runs / 1e6:.3f} M instructions per run")
+
+
+def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
+    toggle = ctypes.CDLL(toggle_path)
+    if store == "memory":
+        step, counted = _memory(shape, runs)
+    else:
+        step, counted = _sqlite(shape, runs)
+    step(toggle, counted)
+    sys.stdout.flush()
+    os._exit(0)  # no teardown counted, nor run
+
+
+def _memory(shape: str, runs: int) -> tuple[Any, Any]:
+    import memory
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.get_event_loop()
+    tk = memory.filled(shape, 50)
+    loop.run_until_complete(memory.one_at_a_time(tk, shape, 20))
+
+    def step(toggle: Any, counted: Any) -> None:
+        toggle.start()
+        loop.run_until_complete(counted())
+        toggle.stop()
+
+    return step, partial(memory.one_at_a_time, tk, shape, runs)
+
+
+def _sqlite(shape: str, runs: int) -> tuple[Any, Any]:
+    def step(toggle: Any, _: Any) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            asyncio.run(_sqlite_bursts(f"sqlite+aiosqlite:///{tmp}/count.db", shape, runs, toggle))
+
+    return step, None
+
+
+async def _sqlite_bursts(url: str, shape: str, runs: int, toggle: Any) -> None:
+    async with _hosted(url) as (kernel, storage):
+        await _burst(kernel, storage, shape, "warm", 20)
+        toggle.start()
+        await _burst(kernel, storage, shape, "counted", runs)
+        toggle.stop()
+        sys.stdout.flush()
+        os._exit(0)
+
+
+@asynccontextmanager
+async def _hosted(url: str) -> AsyncIterator[tuple[Any, Any]]:
+    """`in_process.hosted`, with the host's clock-driven work a minute apart."""
+    from shapes import workflows
+
+    from wfc.runtime.adapters.sql import PoolOptions, open_storage
+    from wfc.runtime.hosts import WorkerHost, make_kernel
+
+    storage = open_storage(url, worker_id="count", pool=PoolOptions.for_slots(8))
+    await storage.prepare()
+    kernel = make_kernel(storage, workflows())
+    minute = timedelta(minutes=1)
+    host = WorkerHost(
+        kernel,
+        worker_id="count",
+        concurrency=8,
+        job_poll_interval=minute,
+        orchestration_interval=minute,
+        heartbeat_interval=minute,
+    )
+    serving = asyncio.create_task(host.serve())
+    try:
+        yield kernel, storage
+    finally:
+        await host.stop()
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        await storage.close()
+
+
+async def _burst(kernel: Any, storage: Any, shape: str, tag: str, runs: int) -> None:
+    """`runs` runs created at once, waited for by a count every 5 s (few polls counted)."""
+    import runtime
+    from shapes import INPUT
+
+    from wfc.runtime.commands import RunCreate
+
+    before = await runtime._finished(storage)
+    for n in range(runs):
+        command = RunCreate(idempotency_key=f"{tag}-{n}", workflow_id=shape, input=INPUT)
+        await kernel.dispatch(command)
+    while await runtime._finished(storage) < before + runs:
+        await asyncio.sleep(5)
+
+
+if __name__ == "__main__":
+    main()

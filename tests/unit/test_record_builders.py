@@ -1,0 +1,117 @@
+"""Records built by filling a same-layout twin's slots (`quick_init`'s `__init__` for
+classes of more than three fields, `records.builder`, `copies.changed`) are the records
+`dataclass` builds: same class, fields, defaults and factories, and still frozen."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from wfc.runtime.copies import changed
+from wfc.runtime.records import JobSpec, StageRecord, Status, builder, quick_init
+
+NOW = datetime(2026, 1, 2, tzinfo=UTC)
+STAGE: dict[str, Any] = {
+    "id": "s-1",
+    "run_id": "r-1",
+    "stage_id": "a",
+    "stage_name": "A",
+    "stage_number": 1,
+    "execution_group": 1,
+    "status": Status.PENDING,
+    "config": {"k": 1},
+    "created_at": NOW,
+    "updated_at": NOW,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Plain:
+    name: str
+    count: int = 0
+    kind: str = "k"
+    tags: list[str] = field(default_factory=lambda: ["first"])
+
+
+@quick_init
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Lent:
+    name: str
+    count: int = 0
+    kind: str = "k"
+    tags: list[str] = field(default_factory=lambda: ["first"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Wider(_Lent):
+    extra: int = 7
+
+
+class _Same(_Lent):
+    """A subclass that inherits the quick `__init__` (a dataclass writes its own)."""
+
+    __slots__ = ()
+
+
+def test_a_record_built_in_a_twin_is_the_dataclass_record_and_stays_frozen() -> None:
+    lent = _Lent(name="a", count=2)
+    assert repr(lent) == repr(_Plain(name="a", count=2)).replace("_Plain", "_Lent")
+    assert type(lent) is _Lent and lent.tags == ["first"]
+    assert lent.tags is not _Lent(name="b").tags
+    with pytest.raises(FrozenInstanceError):
+        lent.name = "c"  # type: ignore[misc]
+    row = StageRecord(**STAGE)
+    assert type(row) is StageRecord and row.metrics == {} and row.version == 1
+    assert row == builder(StageRecord)(**STAGE)
+
+
+def test_a_subclass_instance_is_built_by_the_setters_and_keeps_its_class() -> None:
+    same = _Same(name="a", count=1)
+    assert type(same) is _Same and (same.name, same.count, same.tags) == ("a", 1, ["first"])
+    wider = _Wider(name="a", extra=3)
+    assert type(wider) is _Wider
+    assert (wider.name, wider.count, wider.kind, wider.tags, wider.extra) == (
+        "a",
+        0,
+        "k",
+        ["first"],
+        3,
+    )
+
+
+def test_a_builder_takes_the_class_keywords_and_refuses_others() -> None:
+    build = builder(JobSpec)
+    assert builder(JobSpec) is build  # made once per class
+    spec = build(run_id="r", workflow_id="w", stage_id="a", priority=5, max_attempts=3)
+    assert type(spec) is JobSpec
+    assert spec == JobSpec(run_id="r", workflow_id="w", stage_id="a", priority=5, max_attempts=3)
+    assert (
+        spec.payload == {}
+        and spec.payload
+        is not build(run_id="r", workflow_id="w", stage_id="a", priority=5, max_attempts=3).payload
+    )
+    with pytest.raises(TypeError):
+        build(run_id="r", workflow_id="w", stage_id="a", priority=5, max_attempts=3, nope=1)
+    with pytest.raises(TypeError):
+        build(run_id="r")
+    with pytest.raises(FrozenInstanceError):
+        spec.priority = 1  # type: ignore[misc]
+    with pytest.raises(TypeError, match="slotted record"):
+        builder(_Wider)
+
+
+def test_a_changed_copy_is_a_record_of_the_same_class_with_the_changes() -> None:
+    row = StageRecord(**STAGE)
+    copy = changed(row, {"status": Status.RUNNING, "attempt": 2})
+    assert type(copy) is StageRecord
+    assert copy == StageRecord(**STAGE | {"status": Status.RUNNING}, attempt=2)
+    assert row.status is Status.PENDING  # the original is untouched
+    with pytest.raises(FrozenInstanceError):
+        copy.attempt = 3  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field"):
+        changed(row, {"nope": 1})
+    wider = changed(_Wider(name="a"), {"extra": 1, "count": 4})
+    assert type(wider) is _Wider and (wider.extra, wider.count, wider.name) == (1, 4, "a")
