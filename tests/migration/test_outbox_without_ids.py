@@ -181,3 +181,47 @@ async def test_0017_and_back_keeps_every_id(empty_engine: AsyncEngine) -> None:
         "r1:2",
         "r1:3",
     ]
+
+
+async def test_a_position_given_again_after_a_prune_is_not_marked_for_the_event_read(
+    empty_engine: AsyncEngine,
+) -> None:
+    """SQLite gives a deleted last row's rowid to the next insert: an event pruned while
+    the flush delivered it must not let the flush mark the event appended after it."""
+    engine, clock = empty_engine, FakeClock()
+    await upgrade(engine)
+    p = SqlPersistence(engine, clock)
+    await p.create_run(a_run(clock, "r1"))
+    await p.append_outbox([an_event(clock, "first", "r1")])
+    [read] = await p.unpublished_outbox(10)
+    async with engine.begin() as conn:  # pruned, then a new event appended
+        await conn.execute(text("DELETE FROM outbox WHERE position = :p"), {"p": read.position})
+    await p.append_outbox([an_event(clock, "second", "r1")])
+    [new] = await p.unpublished_outbox(10)
+    if engine.dialect.name == "sqlite":
+        assert new.position == read.position  # the case guarded against
+    await p.mark_published([read], clock.now())
+    assert await p.increment_outbox_retry(read) == 0
+    await p.move_to_dlq(read, clock.now())
+    assert [
+        (e.id, e.published_at, e.retry_count, e.dlq_at) for e in await p.outbox_of_run("r1")
+    ] == [("r1:2", None, 0, None)]
+
+
+async def test_a_run_id_of_64_characters_names_its_events(empty_engine: AsyncEngine) -> None:
+    """The derived id is longer than the 64 characters the random ids took; a downgrade
+    shortens those that are longer, keeping them unique."""
+    engine, clock = empty_engine, FakeClock()
+    await upgrade(engine)
+    run_id = "r" * 64
+    p = SqlPersistence(engine, clock)
+    await p.create_run(a_run(clock, run_id))
+    for n in range(10):
+        await p.append_outbox([an_event(clock, f"e{n}", run_id)])
+    assert await _id_column(engine, run_id, 10) == f"{run_id}:10"
+    await _downgrade(engine, "0016")
+    async with engine.connect() as conn:
+        ids = list((await conn.execute(text("SELECT id FROM outbox"))).scalars())
+    assert len(set(ids)) == 10
+    if engine.dialect.name == "postgresql":
+        assert max(len(i) for i in ids) <= 64

@@ -12,6 +12,7 @@ from sqlalchemy import (
     TIMESTAMP,
     Integer,
     String,
+    and_,
     bindparam,
     cast,
     column,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -216,35 +218,53 @@ async def unpublished(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:
 async def mark_published(
     conn: AsyncConnection, events: Sequence[OutboxRecord], at: datetime
 ) -> None:
-    """Found by position (the rowid on SQLite, the primary key on PostgreSQL)."""
+    """Found by position (the rowid on SQLite, the primary key on PostgreSQL), and only
+    while the row there is still the event read (`_still_there`)."""
     if events:
         await conn.execute(
             update(outbox)
-            .where(outbox.c.position.in_([_position(e) for e in events]))
+            .where(
+                outbox.c.position.in_([_position(e) for e in events]),
+                tuple_(outbox.c.position, outbox.c.run_id, outbox.c.sequence).in_(
+                    [(_position(e), e.run_id, e.sequence) for e in events]
+                ),
+            )
             .values(published_at=at)
         )
 
 
 def _position(event: OutboxRecord) -> int:
     """The row of an event read back: its position (`append_outbox`'s records have none)."""
-    assert event.position is not None, "an event as unpublished_outbox read it"
+    if event.position is None:
+        raise ValueError(f"outbox event {event.id} has no position: not one the flush read")
     return event.position
 
 
+def _still_there(event: OutboxRecord) -> Any:
+    """The event's row, if it is still the event read. SQLite gives the highest rowid to
+    the next insert once that row is deleted: an event pruned while a flush delivered it
+    would otherwise let the flush mark the next event appended, which then would never be
+    delivered. Its run and sequence tell the two apart; the position finds the row."""
+    return and_(
+        outbox.c.position == _position(event),
+        outbox.c.run_id == event.run_id,
+        outbox.c.sequence == event.sequence,
+    )
+
+
 async def increment_retry(conn: AsyncConnection, event: OutboxRecord) -> int:
+    """The event's retries so far, this one counted (0 if its row is gone)."""
     statement = (
         update(outbox)
-        .where(outbox.c.position == _position(event))
+        .where(_still_there(event))
         .values(retry_count=outbox.c.retry_count + 1)
         .returning(outbox.c.retry_count)
     )
-    return int((await conn.execute(statement)).scalar_one())
+    return int((await conn.execute(statement)).scalar_one_or_none() or 0)
 
 
 async def move_to_dlq(conn: AsyncConnection, event: OutboxRecord, at: datetime) -> None:
-    await conn.execute(
-        update(outbox).where(outbox.c.position == _position(event)).values(dlq_at=at)
-    )
+    await conn.execute(update(outbox).where(_still_there(event)).values(dlq_at=at))
 
 
 async def replay_dlq(conn: AsyncConnection, limit: int) -> int:

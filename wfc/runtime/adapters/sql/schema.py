@@ -317,7 +317,8 @@ outbox = Table(
     # Not read. Written (as `OutboxRecord.id`) for workers of a wfc before revision 0017,
     # which a rolling deploy keeps beside new ones: they insert their own random ids and
     # mark what they delivered by this column. Not indexed, not unique (revision 0017).
-    Column("id", String(64)),
+    # Text: a run id may be 64 characters, and its events' ids are longer.
+    Column("id", Text),
     Column("run_id", String(64), nullable=False),
     Column("sequence", Integer, nullable=False),
     Column("event_type", String(64), nullable=False),

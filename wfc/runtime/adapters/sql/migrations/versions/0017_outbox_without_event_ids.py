@@ -16,7 +16,11 @@ index: slower, until they stop); new workers write the derived id there for them
 
 SQLite cannot drop a UNIQUE constraint: the table is rebuilt with its rows,
 positions kept (the unpublished ones are delivered in the same order after the
-upgrade). PostgreSQL drops the constraint and the NOT NULL.
+upgrade). PostgreSQL drops the constraint and the NOT NULL. Either way the column becomes
+TEXT: a run id may be 64 characters, and `run_id:sequence` is longer than the
+VARCHAR(64) the random ids fitted in. A downgrade gives the ids longer than 64
+characters a 32-character digest of themselves (PostgreSQL enforces the length; SQLite
+does not), which keeps them unique.
 
 Revision ID: 0017
 Revises: 0016
@@ -45,7 +49,7 @@ def _rebuild_outbox(unique_ids: bool) -> None:
     neither."""
     op.execute(
         "CREATE TABLE outbox_0017 (position INTEGER NOT NULL, "
-        + ("id VARCHAR(64) NOT NULL, " if unique_ids else "id VARCHAR(64), ")
+        + ("id VARCHAR(64) NOT NULL, " if unique_ids else "id TEXT, ")
         + "run_id VARCHAR(64) NOT NULL, sequence INTEGER NOT NULL, "
         "event_type VARCHAR(64) NOT NULL, payload JSON NOT NULL, "
         "causation_id VARCHAR(200) NOT NULL, occurred_at DATETIME NOT NULL, "
@@ -73,7 +77,9 @@ def upgrade() -> None:
         _rebuild_outbox(unique_ids=False)
         return
     op.drop_constraint("uq_outbox_id", "outbox", type_="unique")
-    op.alter_column("outbox", "id", existing_type=sa.String(length=64), nullable=True)
+    op.alter_column(
+        "outbox", "id", existing_type=sa.String(length=64), type_=sa.Text(), nullable=True
+    )
 
 
 def downgrade() -> None:
@@ -81,5 +87,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_outbox(unique_ids=True)
         return
-    op.alter_column("outbox", "id", existing_type=sa.String(length=64), nullable=False)
+    op.execute("UPDATE outbox SET id = md5(id) WHERE length(id) > 64")
+    op.alter_column(
+        "outbox", "id", existing_type=sa.Text(), type_=sa.String(length=64), nullable=False
+    )
     op.create_unique_constraint("uq_outbox_id", "outbox", ["id"])
