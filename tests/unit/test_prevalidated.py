@@ -4,10 +4,10 @@ pydantic validates, field by field (in order), in its set fields and in its dump
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from wfc.runtime.commands import JobExecuteResult, OutboxFlushResult, RunTransitionResult
 from wfc.runtime.events import (
@@ -126,7 +126,25 @@ class _Mutable(BaseModel):
     tags: list[str] = []
 
 
-@pytest.mark.parametrize("kind", [_Validated, _Factory, _Mutable])
+class _TypeValidated(BaseModel):
+    name: Annotated[str, AfterValidator(str.upper)]
+
+
+class _Constrained(BaseModel):
+    count: int = Field(ge=0)
+
+
+class _PostInit(BaseModel):
+    name: str
+
+    def model_post_init(self, context: Any, /) -> None:
+        object.__setattr__(self, "name", self.name.upper())
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [_Validated, _Factory, _Mutable, _TypeValidated, _Constrained, _PostInit],
+)
 def test_a_model_a_maker_would_build_differently_is_refused(kind: type[BaseModel]) -> None:
     with pytest.raises(TypeError):
         maker(kind)

@@ -115,3 +115,30 @@ def test_a_changed_copy_is_a_record_of_the_same_class_with_the_changes() -> None
         changed(row, {"nope": 1})
     wider = changed(_Wider(name="a"), {"extra": 1, "count": 4})
     assert type(wider) is _Wider and (wider.extra, wider.count, wider.name) == (1, 4, "a")
+
+
+class _Mixin:
+    __slots__ = ()
+
+    def label(self) -> str:
+        return "mixed"
+
+
+@quick_init
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Mixed(_Mixin):
+    """A record with a base besides `object`: its layout is not its twin's, so it is built
+    and copied through its slots' setters."""
+
+    name: str
+    count: int = 0
+    kind: str = "k"
+    tags: list[str] = field(default_factory=list)
+
+
+def test_a_record_with_a_base_of_its_own_is_built_and_copied_without_a_twin() -> None:
+    made = _Mixed(name="a", count=1)
+    assert (made.name, made.count, made.label()) == ("a", 1, "mixed")
+    assert changed(made, {"count": 2}) == _Mixed(name="a", count=2)
+    with pytest.raises(TypeError, match="not a slotted record"):
+        builder(_Mixed)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any, TypeVar
 
-from wfc.runtime.records import slot_twin
+from wfc.runtime.records import slot_twin, slots_are_fields
 
 RowT = TypeVar("RowT")
 ValueT = TypeVar("ValueT")
@@ -64,9 +64,9 @@ def _copier(kind: type) -> Any:
     ordinary slot stores, which CPython specialises, where the frozen class's slots take
     a descriptor call each), then giving it the record's class. A change naming no field
     of the class is refused."""
-    names = [f.name for f in fields(kind)]
-    if tuple(names) != tuple(kind.__dict__.get("__slots__", ())):  # a subclass's, say
+    if not slots_are_fields(kind):  # a subclass's, say: its layout is not its twin's
         return lambda row, changes: replace(row, **changes)
+    names = [f.name for f in fields(kind)]
     scope: dict[str, Any] = {
         "new": object.__new__,
         "kind": kind,

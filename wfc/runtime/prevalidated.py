@@ -13,9 +13,10 @@ would (`__dict__` in field order with the defaults filled in, the same
 What the caller passes must be what validation would have kept: an `int` for an
 `int` field, a `float` for a `float` one (pydantic turns an `int` into a `float`,
 and the JSON of `0` and `0.0` differ), an instant for an instant. A model whose
-defaults are not plain values (a default factory, a mutable default) or that has
-validators, private attributes, extra fields or aliases needed to build it is
-refused when its maker is made, not built wrong. `tests/unit/test_prevalidated.py`
+defaults are not plain values (a default factory, a mutable default), or that has
+validators (its own or a field's), field constraints, a `model_post_init`, private
+attributes or extra fields, is refused when its maker is made, not built wrong. A
+maker's keywords are the field names, never their aliases. `tests/unit/test_prevalidated.py`
 compares each maker's instances with validated ones, field by field and dump by dump.
 """
 
@@ -75,7 +76,8 @@ def maker(kind: type[ModelT]) -> Callable[..., ModelT]:
 
 def _refuse_unbuildable(kind: type[BaseModel]) -> None:
     """Raise `TypeError` when building `kind` without validation could differ from
-    validating: validators, private attributes, extra fields kept, non-plain defaults."""
+    validating: validators (the model's, or a field's given with its type), constraints,
+    `model_post_init`, private attributes, extra fields kept, non-plain defaults."""
     decorators = kind.__pydantic_decorators__
     if (
         decorators.field_validators
@@ -88,7 +90,14 @@ def _refuse_unbuildable(kind: type[BaseModel]) -> None:
         raise TypeError(f"{kind.__name__} has private attributes")
     if kind.model_config.get("extra") == "allow":
         raise TypeError(f"{kind.__name__} keeps extra fields")
+    if kind.model_post_init is not BaseModel.model_post_init:
+        raise TypeError(f"{kind.__name__} has model_post_init: a maker would skip it")
     for name, info in kind.model_fields.items():
+        # Constraints (`Field(ge=0)`) and validators given with the type
+        # (`Annotated[str, AfterValidator(...)]`) are the field's metadata. (An alias
+        # changes nothing: a maker takes field names, as `populate_by_name` does.)
+        if info.metadata:
+            raise TypeError(f"{kind.__name__}.{name} is constrained or validated")
         if info.is_required():
             continue
         if info.default_factory is not None or type(info.default) not in _PLAIN_DEFAULTS:

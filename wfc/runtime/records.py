@@ -43,7 +43,7 @@ def quick_init(kind: type[RecordT]) -> type[RecordT]:
     if hasattr(kind, "__post_init__"):
         raise TypeError(f"{kind.__name__} has __post_init__: quick_init would skip it")
     columns = fields(cast(Any, kind))
-    lend = len(columns) > 3 and _slots_are_fields(kind)
+    lend = len(columns) > 3 and slots_are_fields(kind)
     scope: dict[str, Any] = {"_FACTORY": _FACTORY, "_kind": kind, "_set_class": object.__setattr__}
     if lend:
         scope["_twin"] = slot_twin(kind)
@@ -88,10 +88,13 @@ def quick_init(kind: type[RecordT]) -> type[RecordT]:
     return kind
 
 
-def _slots_are_fields(kind: type) -> bool:
-    """Whether `kind`'s own slots are its fields, in order (a subclass's add to its base's)."""
+def slots_are_fields(kind: type) -> bool:
+    """Whether `kind`'s layout is its own slots alone, which are its fields in order: a
+    twin of it (`slot_twin`, based on `object`) then has the same layout. A subclass's
+    slots add to its base's, and any base but `object` (a mixin, even with no slots) makes
+    the layouts differ, which CPython refuses at the class switch."""
     names = tuple(column.name for column in fields(cast(Any, kind)))
-    return names == tuple(kind.__dict__.get("__slots__", ()))
+    return kind.__bases__ == (object,) and names == tuple(kind.__dict__.get("__slots__", ()))
 
 
 _FACTORY: Any = object()  # "not given": the field's default factory makes its value
@@ -133,7 +136,7 @@ _TWINS: dict[type, type] = {}
 def _make_builder(kind: type) -> Callable[..., Any]:
     if hasattr(kind, "__post_init__"):
         raise TypeError(f"{kind.__name__} has __post_init__: a builder would skip it")
-    if not _slots_are_fields(kind):
+    if not slots_are_fields(kind):
         raise TypeError(f"{kind.__name__} is not a slotted record of its fields alone")
     columns = fields(cast(Any, kind))
     scope: dict[str, Any] = {
