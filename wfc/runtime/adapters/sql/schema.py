@@ -171,7 +171,7 @@ stages = Table(
     Column("items_done", Integer, nullable=False, server_default=text("0")),
     Column("items_failed", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint("run_id", "stage_id"),
-    # The poller's: only SUSPENDED rows, due first (`stages.claim_suspended`); a stage that
+    # The poller's: only SUSPENDED rows, due first (`suspended_rows.claim_suspended`); a stage that
     # never suspends never enters it.
     Index(
         "ix_stages_suspended",
