@@ -230,7 +230,10 @@ def parse_command(message: Command | JsonObject | str | bytes) -> Command:
 
 
 class RunCreateResult(_Message):
-    """The new run's id."""
+    """The new run's id, and the status it was created with: PENDING, as the reference
+    engine answers, even when a host of this process with a free slot claimed it in the
+    same transaction (then it is RUNNING by the time this returns; read the run for its
+    status now)."""
 
     workflow_run_id: str
     status: Literal["PENDING"] = "PENDING"
