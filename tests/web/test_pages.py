@@ -21,6 +21,7 @@ def run_ids(html: str) -> list[str]:
 def test_the_runs_page_lists_newest_first_and_filters(open_dashboard: OpenDashboard) -> None:
     ui = open_dashboard()
     done = ui.finished_run()
+    ui.tk.clock.advance(seconds=1)  # newer: the fake clock would give both one instant
     waiting = ui.pending_run("fanout")
     page = ui.client.get("/runs")
     assert page.status_code == 200
