@@ -91,6 +91,9 @@ async def test_an_outcome_that_claimed_the_last_waiting_run_stops_the_next_claim
     assert not worker.orchestrator.claims_waiting
     worker.orchestrator.claimed_at_outcome("next", jobs_waiting=False, others_pending=True)
     assert worker.orchestrator.claims_waiting
+    # Nothing started: the slot freeing up claims as it did before (and leads claims).
+    worker.orchestrator.claimed_at_outcome(None, jobs_waiting=False, others_pending=False)
+    assert worker.orchestrator.claims_waiting
 
 
 async def test_a_claim_that_used_up_the_room_claims_again_if_a_slot_freed_meanwhile(

@@ -153,8 +153,11 @@ class Orchestrator:
     ) -> None:
         """A job's outcome ended its run and claimed for its slot in the same transaction
         (`WorkerHost.room_for_next_run`), as `_claim` would have when that slot freed up:
-        runs still wait only if its claim saw others PENDING."""
-        self._claims_waiting = others_pending
+        runs still wait only if its claim saw others PENDING. One that started nothing
+        changes nothing: the slot, as it frees up, claims as before (and takes the claim
+        lead back from a worker without room, which an outcome's claim does not)."""
+        if run_id is not None:
+            self._claims_waiting = others_pending
         if jobs_waiting:
             self._host.wake_jobs()
 
