@@ -203,3 +203,25 @@ async def test_a_stage_creating_a_run_from_its_busy_slot_leaves_it_pending(
         await worker.stop()
     assert run.status is Status.COMPLETED
     assert run.output == {"words": ["PENDING"]}
+
+
+async def test_jobs_handed_to_a_host_after_it_handed_back_its_own_go_back_at_once(
+    backend: Backend,
+) -> None:
+    """A create (or an outcome) that chose the host before it stopped commits after: the
+    first stage it handed over is released for another worker, not left leased to a
+    stopped one until its lease expires."""
+    kernel = backend.kernel()
+    await kernel.dispatch(RunCreate(idempotency_key="late", workflow_id="linear", input=DOC))
+    worker = _host(kernel)
+    [claimed] = (await kernel.dispatch(RunClaimPending(worker_id="beside"))).claimed
+    [job] = await kernel.deps.jobs.dequeue(run_id=claimed.workflow_run_id)
+    await worker.start()
+    await worker.stop()
+    worker.take([job], more_queued=False)
+    for _ in range(int(WITHIN.total_seconds() / 0.01)):
+        [row] = [j for j in await kernel.deps.jobs.jobs_of_run(job.run_id) if j.id == job.id]
+        if row.status is Status.PENDING:
+            break
+        await asyncio.sleep(0.01)
+    assert row.status is Status.PENDING and worker.jobs_taken == 0

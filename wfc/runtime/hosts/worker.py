@@ -51,6 +51,7 @@ from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.due_jobs import DueJobs
 from wfc.runtime.hosts.flusher import OutboxFlusher
+from wfc.runtime.hosts.give_back import GiveBack
 from wfc.runtime.hosts.health import DatabaseHealth
 from wfc.runtime.hosts.orchestrator import Orchestrator
 from wfc.runtime.hosts.schedules import ScheduleTimer
@@ -147,7 +148,7 @@ class WorkerHost:
         self._jobs_running: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
         self._in_flight: dict[str, JobRecord] = {}
-        self._abandoned: list[JobRecord] = []  # leased here, to hand back as the worker stops
+        self._give_back = GiveBack(self.jobs)  # leased here, to hand back as the worker stops
         self._handed: list[JobRecord] = []
         self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
@@ -185,6 +186,7 @@ class WorkerHost:
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._gave_up = None
+        self._give_back.reopen()
         self._give_up = asyncio.Event()
         self._threads = install_stage_threads(
             worker_id=self.worker_id,
@@ -239,17 +241,9 @@ class WorkerHost:
         for task in [*in_flight, *self._background]:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
-        self._abandoned += self._handed  # leased to us, never started
+        self._give_back.hold(self._handed)  # leased to us, never started
         self._handed.clear()
-        for job in self._abandoned:
-            try:
-                await self.jobs.release(job.id, attempt=job.attempt)
-                log.info("released job %s for another worker", job.id, extra={"job_id": job.id})
-            except Exception:
-                log.exception(
-                    "could not release job %s; it is reaped when its lease expires", job.id
-                )
-        self._abandoned.clear()
+        await self._give_back.give_back()  # and what `take` is given from now on, at once
         if self._flusher is not None:
             await self._flusher.last_batch()
         if self.run_id is None:
@@ -366,7 +360,12 @@ class WorkerHost:
 
     def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
         """Start these jobs (leased to this worker) as slots free up; a finishing slot
-        keeps the first for itself, to run next on its pinned connection."""
+        keeps the first for itself, to run next on its pinned connection. Once the worker
+        is handing back what it holds (`stop`), they go back at once: a create or an
+        outcome that chose this worker before it stopped may commit after."""
+        if self._give_back.closed:
+            self._give_back.late(jobs)
+            return
         self.jobs_taken += len(jobs)
         rest = list(jobs)
         slot = self._finishing_slot()
@@ -473,7 +472,7 @@ class WorkerHost:
         finally:
             left = self._next.pop(slot, None)
             if left is not None:  # stopping or cancelled: give it back with the rest
-                self._abandoned.append(left)
+                self._give_back.hold([left])
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._jobs_running.discard(task)
@@ -489,7 +488,7 @@ class WorkerHost:
                     self.kernel, job, heartbeat_every=self.heartbeat_interval, watch_run=True
                 )
         except asyncio.CancelledError:
-            self._abandoned.append(job)
+            self._give_back.hold([job])
             raise
         except Exception:
             # The job stays RUNNING; the stale-lease reaper gives it to a worker later.

@@ -12,6 +12,7 @@ in one transaction with their events; `job.execute`, `run.claimPending`,
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -55,6 +56,7 @@ from wfc.runtime.records import Acquired, Replay
 from wfc.runtime.registry import WorkflowRegistry
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+log = logging.getLogger("wfc.kernel")
 
 
 class Kernel:
@@ -215,7 +217,9 @@ class Kernel:
                         causation_id, lambda u: create_and_claim(deps, u, cmd, host, claimed), key
                     )
             except ClaimAtCreateFailed:
-                pass  # rolled back whole: created alone below, and claimed as any run is
+                # Rolled back whole: created alone below, PENDING, for the host's next claim
+                # (a poll or a wakeup), which meets the error as any claim does.
+                log.warning("the claim in a create's transaction failed", exc_info=True)
             else:
                 if claimed.started is not None:
                     host.claimed_at_create(
