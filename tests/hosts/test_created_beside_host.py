@@ -225,3 +225,21 @@ async def test_jobs_handed_to_a_host_after_it_handed_back_its_own_go_back_at_onc
             break
         await asyncio.sleep(0.01)
     assert row.status is Status.PENDING and worker.jobs_taken == 0
+
+
+async def test_a_one_run_host_for_a_run_with_a_queued_job_takes_it_at_once(
+    backend: Backend,
+) -> None:
+    """Only `run_and_wait`'s host, started before its run exists, skips its first dequeue."""
+    kernel = backend.kernel()
+    await kernel.dispatch(
+        RunCreate(idempotency_key="queued", workflow_id="linear", input=DOC, run_id="queued")
+    )
+    await kernel.dispatch(RunClaimPending(worker_id="elsewhere"))  # its first job queued
+    worker = _host(kernel, run_id="queued")
+    await worker.start()
+    try:
+        run = await wait_for_run(kernel, "queued", timeout=WITHIN)
+    finally:
+        await worker.stop()
+    assert run.status is Status.COMPLETED

@@ -189,6 +189,7 @@ async def run_and_wait(
         # (`Kernel.offer_slots`): no transaction of its own to claim it.
         run_id = kernel.deps.ids.new_id()
         worker = _own_host(kernel, run_id, concurrency, poll_interval)
+        worker.before_its_run_exists()
     else:
         worker = host
     try:

@@ -152,9 +152,8 @@ class WorkerHost:
         self._handed: list[JobRecord] = []
         self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
-        # Whether a dequeue may find something; not at first for a host serving one run,
-        # started before its run is created (`run_and_wait`): its claim hands it the first job.
-        self._maybe_queued = run_id is None
+        # Whether a dequeue may find something (`before_its_run_exists` says not yet).
+        self._maybe_queued = True
         self._flusher: OutboxFlusher | None = None
         self._due = DueJobs()  # when jobs queued here to wait fall due
         # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
@@ -387,6 +386,11 @@ class WorkerHost:
         """A job queued here falls due then (`DueJobs`): look for it at that moment."""
         self._due.add((when - self.kernel.deps.clock.now()).total_seconds())
         self._job_signal.fire()
+
+    def before_its_run_exists(self) -> None:
+        """This one-run host starts before its run is created (`run_and_wait`): the create
+        hands it the first job, so its first dequeue would find nothing."""
+        self._maybe_queued = False
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
