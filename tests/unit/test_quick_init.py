@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wfc.runtime.records import StageRecord, Status, WorkerRecord, quick_init
+from wfc.runtime.record_builders import quick_init
+from wfc.runtime.records import StageRecord, Status, WorkerRecord
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 

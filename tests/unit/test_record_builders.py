@@ -1,5 +1,5 @@
 """Records built by filling a same-layout twin's slots (`quick_init`'s `__init__` for
-classes of more than three fields, `records.builder`, `copies.changed`) are the records
+classes of more than three fields, `record_builders.builder`, `copies.changed`) are the records
 `dataclass` builds: same class, fields, defaults and factories, and still frozen."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from wfc.runtime.copies import changed
-from wfc.runtime.records import JobSpec, StageRecord, Status, builder, quick_init
+from wfc.runtime.record_builders import builder, quick_init
+from wfc.runtime.records import JobSpec, StageRecord, Status
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 STAGE: dict[str, Any] = {

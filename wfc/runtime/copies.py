@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any, TypeVar
 
-from wfc.runtime.records import slot_twin, slots_are_fields
+from wfc.runtime.record_builders import slot_twin, slots_are_fields
 
 RowT = TypeVar("RowT")
 ValueT = TypeVar("ValueT")
@@ -60,7 +60,7 @@ def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
 
 def _copier(kind: type) -> Any:
     """`copy(row, changes)` for one record class: a line per field, storing the changed
-    value or the row's in a plain object of the record's layout (`records.slot_twin`:
+    value or the row's in a plain object of the record's layout (`record_builders.slot_twin`:
     ordinary slot stores, which CPython specialises, where the frozen class's slots take
     a descriptor call each), then giving it the record's class. A change naming no field
     of the class is refused."""

@@ -30,7 +30,8 @@ from wfc.runtime.hosts.tick import (
     poll_suspended,
 )
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import JobRecord, Status, quick_init
+from wfc.runtime.record_builders import quick_init
+from wfc.runtime.records import JobRecord, Status
 from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")

@@ -79,15 +79,8 @@ from wfc.runtime.kernel.stage_outcome import (
 from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.kernel.waits import builtin_report
 from wfc.runtime.prevalidated import maker
-from wfc.runtime.records import (
-    TERMINAL,
-    RunRecord,
-    StageChanges,
-    StageFence,
-    StageRecord,
-    Status,
-    builder,
-)
+from wfc.runtime.record_builders import builder
+from wfc.runtime.records import TERMINAL, RunRecord, StageChanges, StageFence, StageRecord, Status
 from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from wfc.runtime.records import quick_init
+from wfc.runtime.record_builders import quick_init
 from wfc.runtime.stage import Suspend
 
 

@@ -15,15 +15,8 @@ from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.limits import stage_limits
 from wfc.runtime.prevalidated import maker
-from wfc.runtime.records import (
-    JobSpec,
-    LogLevel,
-    LogRecord,
-    RunRecord,
-    StageRecord,
-    Status,
-    builder,
-)
+from wfc.runtime.record_builders import builder
+from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
 from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
 
@@ -34,7 +27,7 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"))
 # Built from a row's own typed fields: not validated again (`wfc.runtime.prevalidated`).
 _STAGE_STARTED = maker(StageStarted)
 _STAGE_SKIPPED = maker(StageSkipped)
-# The records every stage of every run builds, without a class call (`records.builder`).
+# The records every stage of every run builds, without a class call (`record_builders.builder`).
 _NEW_STAGE = builder(StageRecord)
 _NEW_JOB = builder(JobSpec)
 

@@ -19,14 +19,8 @@ from wfc.runtime.events import Event, StageFailed, StageSuspended, WorkflowSuspe
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import Failure, Report, Suspended, progress_events, suspend_times
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, write_log
-from wfc.runtime.records import (
-    RunRecord,
-    StageChanges,
-    StageFence,
-    StageRecord,
-    Status,
-    quick_init,
-)
+from wfc.runtime.record_builders import quick_init
+from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
 class Discarded(Exception):

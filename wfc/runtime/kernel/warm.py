@@ -24,7 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from wfc.runtime.records import RunRecord, StageRecord, quick_init
+from wfc.runtime.record_builders import quick_init
+from wfc.runtime.records import RunRecord, StageRecord
 
 
 @quick_init
