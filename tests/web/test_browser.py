@@ -1,7 +1,7 @@
-"""The dashboard in a real headless browser: the runs page filters, a run's page follows a
-stage to COMPLETED while a worker runs it, a run is cancelled with a confirmation, and a
-read-only dashboard refuses actions. Screenshots go to a temporary folder, or to
-docs/images/ with WFC_UI_SCREENSHOTS=1 (how the README's were taken)."""
+"""The dashboard in a real headless browser: the runs page filters, a refresh waits while a
+link is pressed, a run's page follows a stage to COMPLETED while a worker runs it, a run is
+cancelled with a confirmation, and a read-only dashboard refuses actions. Screenshots go to a
+temporary folder, or to docs/images/ with WFC_UI_SCREENSHOTS=1 (how the README's were taken)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,27 @@ def test_the_runs_page_filters_by_status(site: Site, script: Script, page: Page)
     page.locator(f'tr[data-run="{done[0]}"] a').click()
     expect(page.locator("#run-status")).to_have_text("COMPLETED")
     expect(page.locator(".layer")).to_have_count(3)
+
+
+def test_a_refresh_waits_while_a_link_is_pressed(site: Site, page: Page) -> None:
+    """The runs table refreshes every second here: a refresh landing between a click's mousedown
+    and mouseup would replace the link, and the click would be lost."""
+    from playwright.sync_api import expect
+
+    run = site.finish()
+    page.goto(f"{site.allowed.base}/runs?q={run[:8]}")
+    link = page.locator(f'tr[data-run="{run}"] a')
+    link.evaluate("a => { a.dataset.pressed = 'yes'; }")
+    box = link.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    with page.expect_response(lambda response: "/runs/table" in response.url):
+        pass
+    page.wait_for_timeout(200)
+    expect(page.locator('a[data-pressed="yes"]')).to_have_count(1)
+    page.mouse.up()
+    expect(page.locator("#run-status")).to_have_text("COMPLETED")
 
 
 def test_a_run_page_follows_a_stage_to_completed(site: Site, script: Script, page: Page) -> None:
