@@ -10,8 +10,9 @@ import pytest
 from tests.kernel.conftest import Script, build_workflows
 from tests.kernel.helpers import DOC, start
 from wfc.runtime import OutboxFlush, PluginReplayDLQ, define_plugin
+from wfc.runtime.adapters.memory.outbox_keys import OutboxAndKeys
 from wfc.runtime.events import Event, StageCompleted, WorkflowCompleted
-from wfc.runtime.records import NewOutboxEvent
+from wfc.runtime.records import NewOutboxEvent, OutboxRecord
 from wfc.testing import TestKernel, make_test_kernel
 
 
@@ -107,6 +108,36 @@ async def test_plugins_see_the_events_they_subscribe_to(script: Script) -> None:
     assert len(seen) == 1 and isinstance(seen[0], WorkflowCompleted)
     assert seen[0].output == {"summary": "4: the quick brown fox"}
     assert stages == ["split", "count", "report"]
+
+
+async def test_events_no_plugin_subscribes_to_are_published_unread(
+    script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    unpublished = OutboxAndKeys.unpublished_outbox
+
+    async def reading(
+        self: OutboxAndKeys, limit: int, types: frozenset[str] | None = None
+    ) -> list[OutboxRecord]:
+        events = await unpublished(self, limit, types)
+        read.extend(e.event_type for e in events)
+        return events
+
+    monkeypatch.setattr(OutboxAndKeys, "unpublished_outbox", reading)
+    seen: list[str] = []
+    tk = make_test_kernel(
+        *build_workflows(script),
+        plugins=[
+            define_plugin(
+                id="done", on=["workflow:completed"], handle=lambda e: seen.append(e.type)
+            )
+        ],
+    )
+    run_id = await start(tk, "linear")
+    await tk.drive(run_id)
+    assert seen == read == ["workflow:completed"]
+    assert all(e.published_at is not None for e in await tk.persistence.outbox_of_run(run_id))
+    assert await flush(tk) == 0
 
 
 async def test_a_failing_plugin_retries_then_dead_letters(script: Script) -> None:

@@ -53,6 +53,8 @@ class PluginRunner:
             raise ValueError(f"duplicate plugin ids: {', '.join(duplicates)}")
         self.plugins = tuple(plugins)
         self.max_retries = max_retries
+        # The flush marks events of other types published without reading them.
+        self.event_types = frozenset(t for p in self.plugins for t in p.on)
 
     async def emit(self, event: JsonObject) -> None:
         subscribed = [p for p in self.plugins if event.get("type") in p.on]

@@ -356,8 +356,19 @@ class Persistence(Protocol):
         the sequences are given only as it commits: the records returned carry 0."""
         ...
 
-    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
-        """Unpublished events not in the DLQ, in the order they were appended."""
+    async def unpublished_outbox(
+        self, limit: int, types: frozenset[str] | None = None
+    ) -> list[OutboxRecord]:
+        """Unpublished events not in the DLQ, in the order they were appended; of `types`
+        only, when given."""
+        ...
+
+    async def mark_unwanted_published(
+        self, wanted: frozenset[str], at: datetime, limit: int
+    ) -> int:
+        """Mark published, without reading them, up to `limit` of the oldest unpublished
+        events (not in the DLQ) whose type is not in `wanted`: no sink delivers them, so
+        reading their payloads would be wasted. Returns how many were marked."""
         ...
 
     async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
@@ -595,7 +606,12 @@ class Listening(Protocol):
 
 
 class EventSink(Protocol):
-    """Where `outbox.flush` delivers events; raising makes the outbox retry."""
+    """Where `outbox.flush` delivers events; raising makes the outbox retry.
+
+    Two optional attributes tune the flush: `max_retries` (deliveries before an event is
+    parked in the DLQ, default 3) and `event_types`, a frozenset of the event types the sink
+    delivers at all (`PluginRunner`: those its plugins subscribe to). Events of other types
+    are marked published without being read; a sink without it is given every event."""
 
     async def emit(self, event: JsonObject) -> None:
         """Deliver one event payload."""

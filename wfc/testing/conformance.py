@@ -168,11 +168,13 @@ def a_job(
     )
 
 
-def an_event(clock: FakeClock, name: str, run_id: str) -> NewOutboxEvent:
+def an_event(
+    clock: FakeClock, name: str, run_id: str, event_type: str = "stage:progress"
+) -> NewOutboxEvent:
     """An outbox event whose payload `{"n": name}` tells it apart."""
     return NewOutboxEvent(
         run_id=run_id,
-        event_type="stage:progress",
+        event_type=event_type,
         payload={"n": name},
         causation_id="c",
         occurred_at=clock.now(),
@@ -565,6 +567,27 @@ class PortConformance:
             ("r:2", None),
             ("r:3", None),
         ]
+
+    async def test_outbox_events_no_sink_wants(self, ports: Ports) -> None:
+        p, now = ports.persistence, ports.clock.now()
+        kinds = ["stage:progress", "stage:started"] * 2 + ["workflow:started"]
+        await p.append_outbox([an_event(ports.clock, f"e{i}", "r", k) for i, k in enumerate(kinds)])
+        wanted = frozenset({"stage:progress"})
+        assert [e.payload["n"] for e in await p.unpublished_outbox(10, wanted)] == ["e0", "e2"]
+        [e3] = [e for e in await p.unpublished_outbox(10) if e.payload["n"] == "e3"]
+        await p.move_to_dlq(e3, now)  # parked: not marked
+        assert await p.mark_unwanted_published(wanted, now, 1) == 1  # the oldest first
+        assert await p.mark_unwanted_published(wanted, now, 10) == 1
+        assert await p.mark_unwanted_published(wanted, now, 10) == 0
+        assert [(e.payload["n"], e.published_at) for e in await p.outbox_of_run("r")] == [
+            ("e0", None),
+            ("e1", now),
+            ("e2", None),
+            ("e3", None),
+            ("e4", now),
+        ]
+        assert await p.mark_unwanted_published(frozenset(), now, 10) == 2
+        assert await p.unpublished_outbox(10) == []
 
     async def test_idempotency_keys(self, ports: Ports) -> None:
         p, now = ports.persistence, ports.clock.now()

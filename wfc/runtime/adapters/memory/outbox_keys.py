@@ -52,11 +52,30 @@ class OutboxAndKeys(TableWriter):
             self._set(t.last_sequence, run_id, sequence)
         return appended
 
-    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+    async def unpublished_outbox(
+        self, limit: int, types: frozenset[str] | None = None
+    ) -> list[OutboxRecord]:
         # In append order: the index maps each waiting event to its position.
-        unpublished = self._t.unpublished
-        first = heapq.nsmallest(limit, unpublished, key=unpublished.__getitem__)
-        return [self._t.outbox[key] for key in first]
+        return [self._t.outbox[key] for key in self._waiting(limit, types, wanted=True)]
+
+    async def mark_unwanted_published(
+        self, wanted: frozenset[str], at: datetime, limit: int
+    ) -> int:
+        unwanted = self._waiting(limit, wanted, wanted=False)
+        await self.mark_published([self._t.outbox[key] for key in unwanted], at)
+        return len(unwanted)
+
+    def _waiting(
+        self, limit: int, types: frozenset[str] | None, *, wanted: bool
+    ) -> list[tuple[str, int]]:
+        """The oldest `limit` waiting events whose type is in `types` (`wanted`) or not."""
+        unpublished, outbox = self._t.unpublished, self._t.outbox
+        keys = (
+            unpublished
+            if types is None
+            else [key for key in unpublished if (outbox[key].event_type in types) is wanted]
+        )
+        return heapq.nsmallest(limit, keys, key=unpublished.__getitem__)
 
     async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
         outbox, published = self._t.outbox, {"published_at": at}

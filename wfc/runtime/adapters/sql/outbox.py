@@ -205,14 +205,47 @@ async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
     return int(current.scalar() or 0)
 
 
-async def unpublished(conn: AsyncConnection, limit: int) -> list[OutboxRecord]:
-    statement = (
-        select(outbox)
-        .where(outbox.c.published_at.is_(None), outbox.c.dlq_at.is_(None))
+_WAITING = and_(outbox.c.published_at.is_(None), outbox.c.dlq_at.is_(None))
+_OF_TYPES = outbox.c.event_type.in_(bindparam("types", expanding=True))
+_UNWANTED = update(outbox).values(published_at=bindparam("at"))
+_UNWANTED_SOME = _UNWANTED.where(
+    outbox.c.position.in_(
+        select(outbox.c.position)
+        .where(_WAITING, ~_OF_TYPES)
         .order_by(outbox.c.position)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
+)
+_UNWANTED_ALL = _UNWANTED.where(
+    outbox.c.position.in_(
+        select(outbox.c.position)
+        .where(_WAITING)
+        .order_by(outbox.c.position)
+        .limit(bindparam("limit"))
+    )
+)
+
+
+async def unpublished(
+    conn: AsyncConnection, limit: int, types: frozenset[str] | None = None
+) -> list[OutboxRecord]:
+    statement = select(outbox).where(_WAITING).order_by(outbox.c.position).limit(limit)
+    if types is not None:
+        statement = statement.where(outbox.c.event_type.in_(sorted(types)))
     return [to_record(OutboxRecord, row) for row in await conn.execute(statement)]
+
+
+async def mark_unwanted_published(
+    conn: AsyncConnection, wanted: frozenset[str], at: datetime, limit: int
+) -> int:
+    """One statement, built once, that reads no payload: the partial index of waiting
+    events gives the oldest `limit`, their type is checked in the row."""
+    if wanted:
+        parameters = {"types": sorted(wanted), "at": at, "limit": limit}
+        marked = await conn.execute(_UNWANTED_SOME, parameters)
+    else:
+        marked = await conn.execute(_UNWANTED_ALL, {"at": at, "limit": limit})
+    return int(marked.rowcount)
 
 
 async def mark_published(

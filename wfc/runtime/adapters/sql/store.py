@@ -324,9 +324,17 @@ class SqlStore:
         async with self._connection() as conn:
             return await outbox.append(conn, events)
 
-    async def unpublished_outbox(self, limit: int) -> list[OutboxRecord]:
+    async def unpublished_outbox(
+        self, limit: int, types: frozenset[str] | None = None
+    ) -> list[OutboxRecord]:
         async with self._single() as conn:
-            return await outbox.unpublished(conn, limit)
+            return await outbox.unpublished(conn, limit, types)
+
+    async def mark_unwanted_published(
+        self, wanted: frozenset[str], at: datetime, limit: int
+    ) -> int:
+        async with self._single() as conn:
+            return await outbox.mark_unwanted_published(conn, wanted, at, limit)
 
     async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
         async with self._single() as conn:
