@@ -131,6 +131,17 @@ class Persistence(Protocol):
         written, when it does not (a later delivery started the stage, or it finished)."""
         ...
 
+    async def lock_run_and_start_stage(
+        self, run_id: str, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> tuple[RunRecord, StageRecord | None]:
+        """Lock the run's row (bump its version, as `update_run(run_id, {})` does) and, if
+        it is RUNNING, `start_stage(create, update, fence)`: one statement where the
+        database allows, for the start of a stage its worker dequeued. The run as locked,
+        and the stage's row as started, or None when the run is not RUNNING or the row
+        fails `fence` (the stage is then left as it was). `RecordNotFoundError` when the
+        run is missing."""
+        ...
+
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:

@@ -113,6 +113,39 @@ class FencingConformance:
         current = await p.get_stage("r1", "a")
         assert current is not None and (current.status, current.attempt) == (Status.COMPLETED, 3)
 
+    async def test_a_locked_start_is_fenced_as_a_start_and_only_in_a_running_run(
+        self, ports: Ports
+    ) -> None:
+        """`lock_run_and_start_stage`: the run's lock (its version bumped) with the start,
+        which lands as `start_stage` would, and never in a run that stopped running."""
+        p = ports.persistence
+        await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
+        fresh = a_stage(ports.clock, "r1", "a")
+
+        def start(attempt: int) -> tuple[str, StageRecord, dict[str, object], StageFence]:
+            changes = {"status": Status.RUNNING, "attempt": attempt}
+            row = replace(fresh, status=Status.RUNNING, attempt=attempt)
+            return "r1", row, changes, StageFence.startable(attempt)
+
+        async with p.transaction() as tx:
+            run, created = await tx.lock_run_and_start_stage(*start(1))  # type: ignore[arg-type]
+        assert run.version == 2 and run.status is Status.RUNNING
+        assert created is not None and (created.status, created.attempt) == (Status.RUNNING, 1)
+        async with p.transaction() as tx:
+            run, refused = await tx.lock_run_and_start_stage(*start(1))  # type: ignore[arg-type]
+        assert (run.version, refused) == (3, None)
+        async with p.transaction() as tx:
+            run, taken = await tx.lock_run_and_start_stage(*start(2))  # type: ignore[arg-type]
+        assert taken is not None and (taken.id, taken.attempt, taken.version) == (created.id, 2, 2)
+        await p.update_run("r1", {"status": Status.CANCELLED})
+        async with p.transaction() as tx:
+            run, stopped = await tx.lock_run_and_start_stage(*start(3))  # type: ignore[arg-type]
+        assert (run.status, stopped) == (Status.CANCELLED, None)
+        assert await p.get_stage("r1", "a") == taken
+        with pytest.raises(RecordNotFoundError):
+            async with p.transaction() as tx:
+                await tx.lock_run_and_start_stage("r9", *start(1)[1:])  # type: ignore[arg-type]
+
     async def test_a_due_suspended_stage_is_claimed_by_one_poller_until_its_claim_ends(
         self, ports: Ports
     ) -> None:

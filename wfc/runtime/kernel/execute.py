@@ -224,10 +224,9 @@ async def _phase_start(
         # The run's row first, then the stage's: the order `run.cancel` (and a cancel
         # cascading from a parent run) takes them in. Started the other way round, the
         # start held the stage and waited for the run (its event's sequence) while a
-        # cancel held the run and waited for the stage: a deadlock on PostgreSQL.
-        run = await unit.db.update_run(run.id, {})
-        if run.status is not Status.RUNNING:
-            raise Discarded(f"Run {run.id} is {run.status.value}")
+        # cancel held the run and waited for the stage: a deadlock on PostgreSQL. One
+        # statement there (the row built from the run as read before: its config and
+        # plan do not change while it runs).
         fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
         create = changed(
             fresh,
@@ -238,11 +237,14 @@ async def _phase_start(
                 "config": dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
             },
         )
-        row = await unit.db.start_stage(
+        run, row = await unit.db.lock_run_and_start_stage(
+            run.id,
             create,
             {"status": Status.RUNNING, "started_at": now, "attempt": cmd.attempt},
             StageFence.startable(cmd.attempt),
         )
+        if run.status is not Status.RUNNING:
+            raise Discarded(f"Run {run.id} is {run.status.value}")
         if row is not None:
             unit.emit(stage_started(row, now))
     if row is None:  # finished, or started by a later delivery, since it was read

@@ -184,6 +184,14 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             return None
         return await self.upsert_stage(create, update)
 
+    async def lock_run_and_start_stage(
+        self, run_id: str, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> tuple[RunRecord, StageRecord | None]:
+        run = await self.update_run(run_id, {})
+        if run.status is not Status.RUNNING:
+            return run, None
+        return run, await self.start_stage(create, update, fence)
+
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:

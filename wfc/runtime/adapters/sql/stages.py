@@ -19,8 +19,10 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -304,6 +306,65 @@ async def lock_run_and_update_stage(
         if row_now is None:
             raise RecordNotFoundError("WorkflowStage", record_id)
     return None
+
+
+def _lock_and_start(values: tuple[str, ...], updates: tuple[str, ...], fence: StageFence) -> Any:
+    """PostgreSQL: the run's lock and a stage's start as one statement. The stage's upsert
+    selects from the run's UPDATE, so the run's row is locked before the stage's (the
+    order `run.cancel` takes them in) and the stage is written only if the locked run is
+    RUNNING; the run comes back whatever happened to the stage."""
+    locked = (
+        update(runs)
+        .where(runs.c.id == bindparam("run_id"))
+        .values(version=runs.c.version + 1, updated_at=bindparam("now"))
+        .returning(*runs.c)
+        .cte("locked")
+    )
+    new_row = (
+        select(*(bindparam(f"v_{name}", type_=stages.c[name].type) for name in values))
+        .select_from(locked)
+        .where(locked.c.status == Status.RUNNING.value)
+    )
+    started = (
+        postgresql.insert(stages)
+        .from_select(list(values), new_row)
+        .on_conflict_do_update(
+            index_elements=["run_id", "stage_id"],
+            set_={
+                **params_for(updates, "u_"),
+                "version": stages.c.version + 1,
+                "updated_at": bindparam("now"),
+            },
+            where=fence_condition(fence),
+        )
+        .returning(*stages.c)
+        .cte("started")
+    )
+    return select(
+        *started.c, *(column.label(f"locked_{column.name}") for column in locked.c)
+    ).select_from(locked.outerjoin(started, true()))
+
+
+async def lock_run_and_start_stage(
+    conn: AsyncConnection,
+    run_id: str,
+    create: StageRecord,
+    changes: StageChanges,
+    now: datetime,
+    fence: StageFence,
+) -> tuple[RunRecord, StageRecord | None]:
+    """PostgreSQL: `Persistence.lock_run_and_start_stage` in one round trip, where the lock
+    and the start were two, the run's row locked from the first to the commit: on a
+    fan-out with 4 workers the siblings that other workers dequeue contend for that row."""
+    values, updates = to_values(create), column_values(dict(changes))
+    shape = ("lock_run_and_start_stage", fence_shape(fence), tuple(values), *updates)
+    statement = built_once(shape, lambda: _lock_and_start(tuple(values), tuple(updates), fence))
+    params = prefixed(values, "v_") | prefixed(updates, "u_") | {"run_id": run_id, "now": now}
+    row = await direct.first(conn, statement, params | fence_params(fence))
+    if row is None:
+        raise RecordNotFoundError("WorkflowRun", run_id)
+    run = run_record(row, "locked_", True)
+    return run, (None if row["id"] is None else to_record(StageRecord, row))
 
 
 _STAGE_BY_ID = select(stages.c.id).where(stages.c.id == bindparam("record_id"))

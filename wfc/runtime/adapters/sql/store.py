@@ -132,6 +132,21 @@ class SqlStore:
         async with self._stages_only() as conn:
             return await stages.upsert_stage(conn, create, update, self._clock.now(), fence)
 
+    async def lock_run_and_start_stage(
+        self, run_id: str, create: StageRecord, update: StageChanges, fence: StageFence
+    ) -> tuple[RunRecord, StageRecord | None]:
+        async with self._connection() as conn:
+            now = self._clock.now()
+            if conn.dialect.name == "postgresql":
+                return await stages.lock_run_and_start_stage(
+                    conn, run_id, create, update, now, fence
+                )
+            # SQLite: BEGIN IMMEDIATE holds the file's lock; two statements are two calls.
+            run = await runs.update_run(conn, run_id, {}, now, None)
+            if run.status is not Status.RUNNING:
+                return run, None
+            return run, await stages.upsert_stage(conn, create, update, now, fence)
+
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
     ) -> StageRecord:
