@@ -74,7 +74,9 @@ class OutboxFlusher:
         while not self._stopping.is_set():
             self._woken.clear()
             pause = await self._flush_once(pause)
-            if pause:
+            if not pause:  # a full batch: the next at once, but after what else is ready
+                await asyncio.sleep(0)  # (SQLite's statements do not give the loop a turn)
+            else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
                 # A busy worker wakes it after every job: one flush per gap delivers
@@ -95,4 +97,6 @@ class OutboxFlusher:
             return timedelta(0)
         if result.published:
             return QUICK
-        return min(pause * 2, IDLE_MAX)
+        # Nothing waited: twice the last pause, from QUICK at least (the last may have been
+        # zero, after a full batch, and twice zero would never pause again).
+        return min(max(pause * 2, QUICK), IDLE_MAX)
