@@ -66,6 +66,13 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
     async def update_run(
         self, run_id: str, changes: RunChanges, *, expected_version: int | None = None
     ) -> RunRecord:
+        return self._update_run(run_id, changes, expected_version)
+
+    # The writes other methods make call these, not the coroutines: a coroutine made and
+    # awaited per inner call was a cost on every stage.
+    def _update_run(
+        self, run_id: str, changes: RunChanges, expected_version: int | None = None
+    ) -> RunRecord:
         current = self._t.runs.get(run_id)
         if current is None:
             raise RecordNotFoundError("WorkflowRun", run_id)
@@ -87,9 +94,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             return None
         # By (priority, created_at), then creation order: the claim key the index holds.
         chosen = min(candidates, key=pending.__getitem__)
-        run = await self.update_run(
-            chosen, {"status": Status.RUNNING, "started_at": self._clock.now()}
-        )
+        run = self._update_run(chosen, {"status": Status.RUNNING, "started_at": self._clock.now()})
         return RunClaim(run=run, others_pending=len(candidates) > 1)
 
     async def runs_to_adopt(
@@ -170,11 +175,14 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
 
     # -- stages ----------------------------------------------------------
     async def upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
+        return self._upsert_stage(create, update)
+
+    def _upsert_stage(self, create: StageRecord, update: StageChanges) -> StageRecord:
         existing_id = self._t.stage_ids.get((create.run_id, create.stage_id))
         if existing_id is None:
             self._write_stage(create, self._t.stages.get(create.id))
             return create
-        return await self.update_stage(existing_id, update)
+        return self._update_stage(existing_id, update)
 
     async def start_stage(
         self, create: StageRecord, update: StageChanges, fence: StageFence
@@ -182,10 +190,15 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
         existing_id = self._t.stage_ids.get((create.run_id, create.stage_id))
         if existing_id is not None and not fence.holds(self._t.stages[existing_id]):
             return None
-        return await self.upsert_stage(create, update)
+        return self._upsert_stage(create, update)
 
     async def update_stage(
         self, record_id: str, changes: StageChanges, *, expected_version: int | None = None
+    ) -> StageRecord:
+        return self._update_stage(record_id, changes, expected_version)
+
+    def _update_stage(
+        self, record_id: str, changes: StageChanges, expected_version: int | None = None
     ) -> StageRecord:
         current = self._t.stages.get(record_id)
         if current is None:
@@ -210,7 +223,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             return None
         if fence is not None and not fence.holds(row):
             return None
-        return await self.update_stage(record_id, changes)
+        return self._update_stage(record_id, changes)
 
     async def lock_run_and_update_stage(
         self,
@@ -225,7 +238,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
         # `expect` saves reads that cost a database nothing here: always read.
         if run_id not in self._t.runs:
             return None
-        run = await self.update_run(run_id, {})
+        run = self._update_run(run_id, {})
         if run.status is not Status.RUNNING:
             return None
         row = self._t.stages.get(record_id)
@@ -233,7 +246,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             raise RecordNotFoundError("WorkflowStage", record_id)
         if fence is not None and not fence.holds(row):
             return None
-        return run, await self.update_stage(record_id, changes)
+        return run, self._update_stage(record_id, changes)
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
         record_id = self._t.stage_ids.get((run_id, stage_id))
@@ -287,7 +300,7 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             and self._of_plans(s.run_id, plans)
         ]
         due.sort(key=lambda s: (s.next_poll_at or now, s.id))
-        return [await self.update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]
+        return [self._update_stage(s.id, {"next_poll_at": until}) for s in due[:limit]]
 
     async def delete_stages(self, record_ids: Sequence[str]) -> None:
         found = (self._t.stages.get(record_id) for record_id in dict.fromkeys(record_ids))
