@@ -33,7 +33,7 @@ async def test_alone_a_transaction_yields_only_every_so_often(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     counted = _Counted()
-    monkeypatch.setattr(memory_persistence.asyncio, "sleep", counted.sleep)
+    monkeypatch.setattr(asyncio, "sleep", counted.sleep)  # the module the store calls it in
     store = MemoryPersistence()
     every = memory_persistence._YIELD_EVERY
     for n in range(every * 3):
