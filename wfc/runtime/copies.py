@@ -18,7 +18,7 @@ from wfc.runtime.record_builders import slot_twin, slots_are_fields
 
 RowT = TypeVar("RowT")
 ValueT = TypeVar("ValueT")
-_COPIERS: dict[type, Any] = {}
+_COPIERS: dict[type, dict[tuple[str, ...] | None, Any]] = {}
 _ATOMS = frozenset({str, int, float, bool, type(None)})  # immutable: shared, not copied
 
 
@@ -43,27 +43,42 @@ def json_copy(value: ValueT) -> ValueT:
 
 
 def changed(row: RowT, changes: Mapping[str, Any]) -> RowT:
-    """`dataclasses.replace` for the frozen, slotted records, at a third of its cost.
+    """`dataclasses.replace` for the frozen, slotted records, at a fraction of its cost.
 
     Every write of a store, and many steps of the kernel, copy a record; `replace` walks
     the class's fields and runs `__init__`, which sets each through `object.__setattr__`,
     per call. The records check nothing in `__init__`, so setting the slots through
-    their descriptors builds the same value; a copier written out for each class
-    (`_copier`) does that without a loop over the fields.
+    their descriptors builds the same value; a copier written out for each class and
+    each set of changed fields (`_copier`) does that without a loop over the fields, nor
+    a test per field of whether it changed.
     """
-    copier = _COPIERS.get(type(row))
+    kind = type(row)
+    copiers = _COPIERS.get(kind)
+    if copiers is None:
+        copiers = _COPIERS[kind] = {}
+    names = tuple(changes)
+    copier = copiers.get(names)
     if copier is None:
-        copier = _COPIERS[type(row)] = _copier(type(row))
+        if len(copiers) < _MOST_COPIERS:
+            copier = copiers[names] = _copier(kind, names)
+        else:  # one that asks about each field, made once per class
+            copier = copiers.get(None) or copiers.setdefault(None, _copier(kind, None))
     copy: RowT = copier(row, changes)
     return copy
 
 
-def _copier(kind: type) -> Any:
-    """`copy(row, changes)` for one record class: a line per field, storing the changed
-    value or the row's in a plain object of the record's layout (`record_builders.slot_twin`:
-    ordinary slot stores, which CPython specialises, where the frozen class's slots take
-    a descriptor call each), then giving it the record's class. A change naming no field
-    of the class is refused."""
+# The sets of fields the runtime changes per class are a few dozen at most; past this a
+# class's copies are made by one copier that asks the changes about each field.
+_MOST_COPIERS = 256
+
+
+def _copier(kind: type, changing: tuple[str, ...] | None) -> Any:
+    """`copy(row, changes)` for one record class and the fields `changing` (in any order;
+    None: any fields): a line per field, storing the changed value or the row's in a
+    plain object of the record's layout (`record_builders.slot_twin`: ordinary slot
+    stores, which CPython specialises, where the frozen class's slots take a descriptor
+    call each), then giving it the record's class. A change naming no field of the class
+    is refused."""
     if not slots_are_fields(kind):  # a subclass's, say: its layout is not its twin's
         return lambda row, changes: replace(row, **changes)
     names = [f.name for f in fields(kind)]
@@ -73,15 +88,24 @@ def _copier(kind: type) -> Any:
         "twin": slot_twin(kind),
         "names": frozenset(names),
     }
-    lines = [
-        "def copy(row, changes):",
-        "    if not names.issuperset(changes):",
-        "        unknown = sorted(changes.keys() - names)",
-        "        raise TypeError(f'{kind.__name__} has no field {unknown}')",
-        "    made = new(twin)",
-    ]
+    lines = ["def copy(row, changes):"]
+    if changing is None:
+        lines += [
+            "    if not names.issuperset(changes):",
+            "        unknown = sorted(changes.keys() - names)",
+            "        raise TypeError(f'{kind.__name__} has no field {unknown}')",
+        ]
+    else:
+        unknown = sorted(set(changing) - set(names))
+        if unknown:
+            raise TypeError(f"{kind.__name__} has no field {unknown}")
+    lines.append("    made = new(twin)")
     for name in names:
-        lines.append(f"    made.{name} = changes[{name!r}] if {name!r} in changes else row.{name}")
+        if changing is None:
+            value = f"changes[{name!r}] if {name!r} in changes else row.{name}"
+        else:
+            value = f"changes[{name!r}]" if name in changing else f"row.{name}"
+        lines.append(f"    made.{name} = {value}")
     lines += ["    made.__class__ = kind", "    return made"]
     exec("\n".join(lines), scope)  # the text is built from the class's own field names
     return scope["copy"]

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-from wfc.runtime.record_builders import quick_init
+from wfc.runtime.record_builders import builder, quick_init
 
 # `wfc.plan.DEFAULT_QUEUE`: records sit below the plan (tests/unit/test_import_layers.py).
 DEFAULT_QUEUE = "default"
@@ -508,7 +508,7 @@ class NewOutboxEvent:
     def numbered(self, sequence: int, position: int | None = None) -> OutboxRecord:
         """This event as appended at `sequence` of its run (at `position` of the outbox,
         when the store gives it before the row goes in)."""
-        return OutboxRecord(
+        return _NEW_OUTBOX_RECORD(
             run_id=self.run_id,
             sequence=sequence,
             event_type=self.event_type,
@@ -613,3 +613,8 @@ class AIStats:
     total_output_tokens: int = 0
     total_cost: float = 0.0
     per_model: dict[str, ModelUsage] = field(default_factory=dict)
+
+
+# Nine events a three-stage run, each numbered as it is appended: built without a class
+# call (`record_builders.builder`).
+_NEW_OUTBOX_RECORD = builder(OutboxRecord)

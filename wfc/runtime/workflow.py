@@ -76,6 +76,13 @@ class Workflow:
         self._group_of = {sid: n for n, group in enumerate(plan.groups, 1) for sid in group}
         self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
         self._stages = {stage.id: stage for stage in plan.stages}
+        # Groups whose opening decides nothing but what was skipped upstream: known once
+        # per plan, where every transition of every run asked each stage again.
+        self._plain_groups = frozenset(
+            n
+            for n, group in enumerate(plan.groups, 1)
+            if group and all(_plain(self._stages.get(sid)) for sid in group)
+        )
 
     @classmethod
     def of_plan(cls, plan: Plan) -> Workflow:
@@ -117,6 +124,12 @@ class Workflow:
     def group(self, number: int) -> tuple[str, ...]:
         """The stage ids of execution group `number` (1-based); empty past the last group."""
         return self.plan.groups[number - 1] if 1 <= number <= len(self.plan.groups) else ()
+
+    def plain_group(self, number: int) -> bool:
+        """Whether every stage of group `number` is plain: no `when`, no map, not built in
+        (a sleep, a signal wait, a child run). Such a group opens with a row and a job per
+        stage, except for stages whose dependencies were all skipped."""
+        return number in self._plain_groups
 
     def validate_input(self, value: Mapping[str, Any]) -> dict[str, Any]:
         """The run input parsed by the input model (defaults filled), as JSON data.
@@ -170,6 +183,10 @@ class Workflow:
         if problems:
             raise ConfigValidationError(problems)
         return parsed
+
+
+def _plain(stage: PlanStage | None) -> bool:
+    return stage is not None and stage.when is None and stage.map is None and not stage.builtin
 
 
 def _import_implementation(stage: PlanStage, package: str | None) -> type[_StageBase]:

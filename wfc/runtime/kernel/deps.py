@@ -34,8 +34,12 @@ from wfc.runtime.ports import (
     Pinning,
     Scheduler,
 )
+from wfc.runtime.record_builders import builder
 from wfc.runtime.records import NewOutboxEvent, RunRecord, StageRecord
 from wfc.runtime.registry import WorkflowRegistry
+
+# Each event of every transaction goes to the outbox as one: built without a class call.
+_NEW_OUTBOX_EVENT = builder(NewOutboxEvent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,7 +197,7 @@ class _Atomic:
         if unit.events:
             await unit.db.append_outbox(
                 [
-                    NewOutboxEvent(
+                    _NEW_OUTBOX_EVENT(
                         run_id=event.workflow_run_id,
                         event_type=event.type,
                         payload=event_payload(event),

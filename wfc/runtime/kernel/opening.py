@@ -63,6 +63,10 @@ async def open_next(
     """Open `group` with its skipped stages decided: `opened` when a stage of it runs,
     `skipped` when none does (the caller goes on to the next group), `failed` when a
     condition could not be evaluated (the run was failed here)."""
+    if workflow.plain_group(group) and not any(row.status is Status.SKIPPED for row in earlier):
+        # Nothing to decide: no `when`, map or timer, and nothing it needs was skipped.
+        await open_group(deps, unit, run, workflow, group, generation=generation, job_ids=job_ids)
+        return "opened"
     decisions = await skip_decisions(deps, run, workflow, group, earlier, known)
     for stage_id, decision in decisions.items():
         if isinstance(decision, BrokenCondition):
@@ -158,10 +162,16 @@ async def open_group(
     skipped = skipped or {}
     mapped = mapped or {}
     stage_ids = workflow.group(group)
-    builtins = {sid for sid in stage_ids if sid not in skipped and _builtin(workflow, sid)}
-    running = [
-        sid for sid in stage_ids if sid not in skipped and sid not in mapped and sid not in builtins
-    ]
+    if workflow.plain_group(group) and not skipped:
+        builtins: set[str] = set()
+        running = list(stage_ids)
+    else:
+        builtins = {sid for sid in stage_ids if sid not in skipped and _builtin(workflow, sid)}
+        running = [
+            sid
+            for sid in stage_ids
+            if sid not in skipped and sid not in mapped and sid not in builtins
+        ]
     candidates = {stage_id: job_spec(run, workflow, stage_id) for stage_id in running}
     _, starting = handed_specs(list(candidates.values()))
     handed = {running[position] for position in starting}

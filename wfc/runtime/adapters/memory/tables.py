@@ -138,11 +138,15 @@ class TableWriter:
         setattr(self._t, name, table)
 
     def _add_to(self, index: dict[str, dict[Any, None]], owner: str, key: Any) -> None:
-        members = index.get(owner)
+        # `_set`'s journaling written out: every row added to a run passes here.
+        journal, members = self._journal, index.get(owner)
         if members is None:
-            members = {}
-            self._set(index, owner, members)
-        self._set(members, key, None)
+            members = index[owner] = {}
+            if journal is not None:
+                journal.append((index, owner, MISSING))
+        if journal is not None:
+            journal.append((members, key, members.get(key, MISSING)))
+        members[key] = None
 
     def _remove_from(self, index: dict[str, dict[Any, None]], owner: str, key: Any) -> None:
         members = index.get(owner)
@@ -161,11 +165,11 @@ class TableWriter:
             if run.status is Status.PENDING:
                 key = (-run.priority, run.created_at, t.run_order[run.id])
                 self._set(t.pending_runs, run.id, key)
-            else:
+            elif run.id in t.pending_runs:
                 self._pop(t.pending_runs, run.id)
             if run.status is Status.RUNNING:
                 self._set(t.running_runs, run.id, None)
-            else:
+            elif run.id in t.running_runs:
                 self._pop(t.running_runs, run.id)
 
     def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
@@ -178,7 +182,7 @@ class TableWriter:
         if old is None or (old.status is Status.SUSPENDED) != suspended:
             if suspended:
                 self._set(t.suspended_stages, stage.id, None)
-            else:
+            elif stage.id in t.suspended_stages:
                 self._pop(t.suspended_stages, stage.id)
 
     def _write_item(self, item: ItemRecord, old: ItemRecord | None) -> None:
@@ -214,20 +218,24 @@ class TableWriter:
         self._set(t.outbox, key, event)
         if event.published_at is None and event.dlq_at is None:
             self._set(t.unpublished, key, order)
-        else:
+        elif key in t.unpublished:  # (asked first: a call saved per event published)
             self._pop(t.unpublished, key)
         if event.dlq_at is not None:
             self._set(t.parked, key, order)
-        else:
+        elif key in t.parked:
             self._pop(t.parked, key)
 
     def _append_event(self, event: OutboxRecord, order: int) -> None:
         """An event new to the outbox, at position `order`: unpublished and not parked."""
-        t = self._t
+        t, journal = self._t, self._journal
         key = (event.run_id, event.sequence)
-        self._set(t.outbox, key, event)
+        outbox, unpublished = t.outbox, t.unpublished
+        if journal is not None:  # `_set`'s journaling written out: every event passes here
+            journal.append((outbox, key, outbox.get(key, MISSING)))
+            journal.append((unpublished, key, unpublished.get(key, MISSING)))
+        outbox[key] = event
+        unpublished[key] = order
         self._add_to(t.outbox_of, event.run_id, event.sequence)
-        self._set(t.unpublished, key, order)
 
     def _write_log(self, log: LogRecord) -> None:
         number = next(self._t.numbers)
