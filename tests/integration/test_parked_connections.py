@@ -1,0 +1,101 @@
+"""A pin's connection parked for the next pin (`parked`): taken again without a checkout,
+never while it may be inside a transaction, never more than half the pool, and closed
+with its engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tests.databases import sql_storage
+from wfc.runtime.adapters.sql import SqlStorage, parked
+from wfc.testing import FakeClock
+from wfc.testing.conformance import a_run
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+    async with sql_storage(request.param, tmp_path) as store:
+        await store.persistence.create_run(a_run(FakeClock(), "r"))
+        yield store
+
+
+def _count_checkouts(store: SqlStorage) -> list[int]:
+    seen: list[int] = []
+    event.listen(store.engine.sync_engine.pool, "checkout", lambda *_: seen.append(1))
+    return seen
+
+
+async def _pinned_call(store: SqlStorage) -> AsyncConnection | None:
+    """A task of its own that pins, makes one call, and says which connection it used."""
+
+    async def pinned() -> AsyncConnection | None:
+        async with store.pinning.pinned():
+            await store.persistence.get_run("r")
+            pin = store.pinning._pin()
+            return None if pin is None else pin.conn
+
+    return await asyncio.create_task(pinned())
+
+
+async def test_a_pin_takes_the_connection_the_last_pin_parked(storage: SqlStorage) -> None:
+    checkouts = _count_checkouts(storage)
+    used = [await _pinned_call(storage) for _ in range(5)]
+    assert len(checkouts) == 1  # five pins, one after the other: one checkout
+    assert used[0] is not None and all(conn is used[0] for conn in used)
+
+
+async def test_a_connection_left_in_a_transaction_is_not_parked(storage: SqlStorage) -> None:
+    """One whose transaction failed to roll back (`broken`) is invalidated, as before; one
+    with SQLAlchemy's own transaction open goes back to the pool, which ends it."""
+    async with storage.pinning.pinned():
+        await storage.persistence.get_run("r")
+        pin = storage.pinning._pin()
+        assert pin is not None and pin.conn is not None
+        pin.broken = True
+        broken = pin.conn
+    assert parked.take(storage.engine.sync_engine.pool) is None
+    assert await _pinned_call(storage) is not broken
+    async with storage.pinning.pinned():
+        pin = storage.pinning._pin()
+        assert pin is not None
+        conn = await storage.pinning._connection(pin)
+        await conn.begin()  # SQLAlchemy's transaction, left open
+    assert parked.take(storage.engine.sync_engine.pool) is None
+    assert await _pinned_call(storage) is not conn
+
+
+async def test_at_most_half_the_pool_is_parked(storage: SqlStorage) -> None:
+    pool: Any = storage.engine.sync_engine.pool
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def pinned() -> None:
+        async with storage.pinning.pinned():
+            await storage.persistence.get_run("r")
+            started.set()
+            await release.wait()
+
+    tasks = [asyncio.create_task(pinned()) for _ in range(pool.size())]
+    while pool.checkedout() < pool.size():
+        await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(*tasks)
+    assert pool.checkedout() == pool.size() // 2
+    assert pool.checkedin() == pool.size() - pool.size() // 2
+
+
+async def test_parked_connections_close_with_their_engine(tmp_path: Path) -> None:
+    async with sql_storage("sqlite", tmp_path) as store:
+        await store.persistence.create_run(a_run(FakeClock(), "r"))
+        conn = await _pinned_call(store)
+        assert conn is not None and not conn.invalidated
+        dbapi: Any = conn.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+        thread = dbapi.thread
+    assert thread.closed  # `close()` disposed of the engine: the parked one went with it
