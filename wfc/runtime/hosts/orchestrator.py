@@ -143,6 +143,24 @@ class Orchestrator:
             self._claims_waiting = True
             self.slot_freed()
 
+    @property
+    def claims_waiting(self) -> bool:
+        """Whether runs may be PENDING that full slots left unclaimed."""
+        return self._claims_waiting
+
+    def claimed_at_outcome(
+        self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool
+    ) -> None:
+        """A job's outcome ended its run and claimed for its slot in the same transaction
+        (`WorkerHost.room_for_next_run`), as `_claim` would have when that slot freed up:
+        runs still wait only if its claim saw others PENDING. One that started nothing
+        changes nothing: the slot, as it frees up, claims as before (and takes the claim
+        lead back from a worker without room, which an outcome's claim does not)."""
+        if run_id is not None:
+            self._claims_waiting = others_pending
+        if jobs_waiting:
+            self._host.wake_jobs()
+
     def poll_due_at(self, when: datetime) -> None:
         """A suspended stage is due then: poll at that moment, not up to an orchestration
         interval later."""
@@ -351,6 +369,9 @@ class Orchestrator:
             return False
         if room < self.settings.max_claims:
             self._claims_waiting = True
+            # A slot may have freed up while the claim ran (a short run handed to it ends
+            # before a tick's other steps do): its `slot_freed` found no runs waiting then.
+            self.slot_freed()
             return False
         return True
 
