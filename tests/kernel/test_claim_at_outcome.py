@@ -2,8 +2,8 @@
 own transaction (`execute._claim_next`), when its host has room for one
 (`handoff.NextRunTaker`): the run is left as a separate `run.claimPending` would leave it,
 priority and fleet limits count as in any claim, nothing is claimed for a host without room,
-and an outcome whose claim fails still commits (memory, SQLite, PostgreSQL, where the
-outcome's predicted one-statement transaction gives way to one that reads, to claim)."""
+and an outcome whose claim fails still commits (memory, SQLite). On PostgreSQL the
+outcome's predicted one-statement transaction cannot read, and claims nothing."""
 
 from __future__ import annotations
 
@@ -55,6 +55,21 @@ async def tk(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Te
         yield kernel
 
 
+@pytest.fixture(params=["memory", "sqlite"])
+async def reading(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TestKernel]:
+    """The stores whose predicted outcome transaction may still read, and so claims."""
+    workflows = [*build_workflows(Script()), limited()]
+    async with kernel_on_storage(request.param, workflows, tmp_path) as kernel:
+        yield kernel
+
+
+@pytest.fixture
+async def postgres(tmp_path: Path) -> AsyncIterator[TestKernel]:
+    workflows = [*build_workflows(Script()), limited()]
+    async with kernel_on_storage("postgres", workflows, tmp_path) as kernel:
+        yield kernel
+
+
 async def _create(tk: TestKernel, key: str, workflow_id: str = "linear", **fields: Any) -> str:
     command = RunCreate(idempotency_key=key, workflow_id=workflow_id, input=DOC, **fields)
     return (await tk.kernel.dispatch(command)).workflow_run_id
@@ -76,8 +91,9 @@ async def _claim_first(tk: TestKernel, slot: Slot) -> str:
 
 
 async def test_the_run_claimed_at_an_outcome_is_left_as_a_claim_of_its_own_leaves_it(
-    tk: TestKernel,
+    reading: TestKernel,
 ) -> None:
+    tk = reading
     first, second, third = [await _create(tk, key) for key in ("first", "second", "third")]
     slot = Slot()
     assert await _claim_first(tk, slot) == first
@@ -96,7 +112,10 @@ async def test_the_run_claimed_at_an_outcome_is_left_as_a_claim_of_its_own_leave
     assert (await run_of(tk, second)).status is Status.COMPLETED
 
 
-async def test_the_outcome_claims_by_priority_and_counts_fleet_limits(tk: TestKernel) -> None:
+async def test_the_outcome_claims_by_priority_and_counts_fleet_limits(
+    reading: TestKernel,
+) -> None:
+    tk = reading
     first = await _create(tk, "first")
     slot = Slot()
     assert await _claim_first(tk, slot) == first
@@ -142,4 +161,21 @@ async def test_an_outcome_whose_claim_fails_still_commits_and_leaves_the_run_pen
     assert all(job.status is Status.COMPLETED for job in await tk.jobs.jobs_of_run(first))
     assert (await run_of(tk, waiting)).status is Status.PENDING
     assert await event_types(tk, waiting) == ["workflow:created"]
+    assert slot.at_outcome == [] and slot.taken[slot.ran :] == []
+
+
+async def test_on_postgresql_the_last_outcome_stays_one_statement_and_claims_nothing(
+    postgres: TestKernel,
+) -> None:
+    """Its transaction answers its reads from predictions (`reads_predicted`): a claim's read
+    would make it the reading transaction, more round trips than the claim it saves. The
+    slot claims as it frees up instead."""
+    tk = postgres
+    first = await _create(tk, "first")
+    slot = Slot()
+    assert await _claim_first(tk, slot) == first
+    waiting = await _create(tk, "waiting")
+    await _serve(tk, slot, first)
+    assert (await run_of(tk, first)).status is Status.COMPLETED
+    assert (await run_of(tk, waiting)).status is Status.PENDING
     assert slot.at_outcome == [] and slot.taken[slot.ran :] == []

@@ -152,12 +152,17 @@ class Orchestrator:
         self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool
     ) -> None:
         """A job's outcome ended its run and claimed for its slot in the same transaction
-        (`WorkerHost.room_for_next_run`), as `_claim` would have when that slot freed up:
-        runs still wait only if its claim saw others PENDING. One that started nothing
-        changes nothing: the slot, as it frees up, claims as before (and takes the claim
-        lead back from a worker without room, which an outcome's claim does not)."""
-        if run_id is not None:
-            self._claims_waiting = others_pending
+        (`WorkerHost.room_for_next_run`). Even when that claim took the last run waiting,
+        runs are still said to wait (`_claims_waiting`): only a slot freeing up clears
+        that, and it then claims as `_claim` does, which takes the claim lead back. An
+        outcome's claim does not: the lead was passed on when the slots ran out
+        (`_pass_on_claims`), and a worker without it ignores the wakeups of runs created
+        elsewhere (`_on_wake`). Cleared here, nothing would take the lead back, and the next
+        run created would wait for a poll (`job_poll_interval`). What it costs: the runs
+        still in flight each claim, and find nothing, in their last outcome, and the first
+        slot to free up makes one claim transaction, as every slot did before."""
+        if run_id is not None and others_pending:  # (cleared meanwhile by a freed slot)
+            self._claims_waiting = True
         if jobs_waiting:
             self._host.wake_jobs()
 

@@ -393,7 +393,9 @@ async def _completion_and_transition(
     since, as for `_stages_unchanged`), so the store may skip its reads and send it as one
     statement that checks them (`Persistence.lock_run_and_update_stage(expect=)`). With
     `claim`, a transition that ends the run claims the next PENDING run for the slot it
-    frees (`_claim_next`)."""
+    frees (`_claim_next`), unless the store answers this transaction's reads from the
+    predictions (PostgreSQL): the claim's read would cost the outcome its one statement,
+    and a transaction that reads takes more round trips than the claim it saves."""
     claimed: tuple[NextRunTaker, ClaimAtCreate, int] | None = None
     async with atomic(ex.deps, ex.causation_id) as unit:
         locked = await unit.db.lock_run_and_update_stage(
@@ -432,7 +434,7 @@ async def _completion_and_transition(
             outcome="completed", output=output, transition=transition, job_completed=completed
         )
         await ex.key.complete(unit.db, result)
-        if claim and transition is not None and transition.action in ("completed", "failed"):
+        if claim and _ends(transition) and not getattr(unit.db, "reads_predicted", False):
             claimed = await _claim_next(ex.deps, unit)
     if claimed is not None:
         host, did, taken = claimed
@@ -442,6 +444,11 @@ async def _completion_and_transition(
             others_pending=did.others_pending,
         )
     return result
+
+
+def _ends(transition: RunTransitionResult | None) -> bool:
+    """Whether the outcome's transition ends the run, freeing its slot."""
+    return transition is not None and transition.action in ("completed", "failed")
 
 
 async def _claim_next(deps: Deps, unit: Unit) -> tuple[NextRunTaker, ClaimAtCreate, int] | None:
@@ -460,9 +467,10 @@ async def _claim_next(deps: Deps, unit: Unit) -> tuple[NextRunTaker, ClaimAtCrea
         )
         await start_claimed(deps, unit, found, host, did)
     except ExpectationFailed:
-        # A transaction sent as one statement at its commit (PostgreSQL's predicted outcome,
-        # `Persistence.lock_run_and_update_stage(expect=)`) cannot read: nothing of it was
-        # sent yet, and the caller writes the outcome again, reading, with the claim.
+        # SQLite's held run lock, written before the claim's read, found the run moved:
+        # the caller writes the outcome again, reading (as without a claim). A transaction
+        # that answers its reads from predictions (PostgreSQL's one statement) never gets
+        # here: it does not claim (`reads_predicted`), its slot does as it frees up.
         raise
     except Exception as error:
         raise ClaimAtOutcomeFailed(str(error)) from error
