@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from wfc.runtime.records import JobRecord, JobSpec
 
@@ -70,6 +70,24 @@ class RunTaker(JobTaker, Protocol):
         """A create's transaction claimed `run_id` for it and has committed: `jobs_waiting`,
         some jobs it queued were not handed here (a dequeue will find them);
         `others_pending`, more runs it could claim were PENDING then."""
+        ...
+
+
+class NextRunTaker(RunTaker, Protocol):
+    """A worker whose slot, freed by an outcome that ends its run, may be given the next
+    PENDING run in that outcome's transaction (`kernel.claim.claim_for`, from `execute.py`)."""
+
+    def room_for_next_run(self) -> bool:
+        """Whether the calling slot, about to be freed with nothing handed to it, may claim
+        a run in its outcome's transaction: runs were left PENDING for want of room, the
+        worker is not stopping, and it serves any run of its plans."""
+        ...
+
+    def claimed_at_outcome(
+        self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool
+    ) -> None:
+        """The outcome's transaction, with its claim, has committed: `run_id` was started
+        for this worker (None: nothing was); the rest as for `claimed_at_create`."""
         ...
 
 
@@ -124,6 +142,16 @@ def handed_specs(specs: Sequence[JobSpec]) -> tuple[JobTaker | None, set[int]]:
         if spec.run_at is None and spec.limits is None and taker.serves(spec.queue):
             chosen.add(position)
     return taker, chosen
+
+
+def next_run_taker() -> NextRunTaker | None:
+    """The taker in charge here, if it has a slot for the next PENDING run now (a job's
+    outcome is ending its run: `NextRunTaker.room_for_next_run`)."""
+    taker = _TAKER.get()
+    if getattr(taker, "room_for_next_run", None) is None:
+        return None
+    host = cast(NextRunTaker, taker)
+    return host if host.room_for_next_run() else None
 
 
 def due_later(when: datetime) -> None:

@@ -187,7 +187,9 @@ class Persistence(Protocol):
         are the locked run's) but not read: a read raises `ExpectationFailed`, and so
         does a commit that finds the run, the row, a new row or the job it completes
         otherwise than taken. Nothing is written then; the caller does the transaction
-        again without `expect`. Adapters may ignore `expect` and read."""
+        again without `expect`. Adapters may ignore `expect` and read. One that answers
+        from them says so in the transaction's `reads_predicted` (optional: absent, it
+        reads), so a caller can leave out a read it could do without."""
         ...
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:

@@ -143,6 +143,29 @@ class Orchestrator:
             self._claims_waiting = True
             self.slot_freed()
 
+    @property
+    def claims_waiting(self) -> bool:
+        """Whether runs may be PENDING that full slots left unclaimed."""
+        return self._claims_waiting
+
+    def claimed_at_outcome(
+        self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool
+    ) -> None:
+        """A job's outcome ended its run and claimed for its slot in the same transaction
+        (`WorkerHost.room_for_next_run`). Even when that claim took the last run waiting,
+        runs are still said to wait (`_claims_waiting`): only a slot freeing up clears
+        that, and it then claims as `_claim` does, which takes the claim lead back. An
+        outcome's claim does not: the lead was passed on when the slots ran out
+        (`_pass_on_claims`), and a worker without it ignores the wakeups of runs created
+        elsewhere (`_on_wake`). Cleared here, nothing would take the lead back, and the next
+        run created would wait for a poll (`job_poll_interval`). What it costs: the runs
+        still in flight each claim, and find nothing, in their last outcome, and the first
+        slot to free up makes one claim transaction, as every slot did before."""
+        if run_id is not None and others_pending:  # (cleared meanwhile by a freed slot)
+            self._claims_waiting = True
+        if jobs_waiting:
+            self._host.wake_jobs()
+
     def poll_due_at(self, when: datetime) -> None:
         """A suspended stage is due then: poll at that moment, not up to an orchestration
         interval later."""
@@ -351,6 +374,9 @@ class Orchestrator:
             return False
         if room < self.settings.max_claims:
             self._claims_waiting = True
+            # A slot may have freed up while the claim ran (a short run handed to it ends
+            # before a tick's other steps do): its `slot_freed` found no runs waiting then.
+            self.slot_freed()
             return False
         return True
 

@@ -336,6 +336,23 @@ class WorkerHost:
             run_id, jobs_waiting=jobs_waiting, others_pending=others_pending
         )
 
+    def room_for_next_run(self) -> bool:
+        """Whether the calling slot, its run ending with nothing handed to it, may claim the
+        next PENDING run in that outcome's transaction (`handoff.NextRunTaker`): only when
+        runs were left PENDING for want of room (a burst), never while stopping or giving
+        up, and not when serving one run (`wfc run`: claimed already)."""
+        if self.run_id is not None or self._stopping.is_set() or self._gave_up is not None:
+            return False
+        return self.orchestrator.claims_waiting and self._finishing_slot() is not None
+
+    def claimed_at_outcome(
+        self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool
+    ) -> None:
+        """An outcome's transaction claimed for this worker (`room_for_next_run`)."""
+        self.orchestrator.claimed_at_outcome(
+            run_id, jobs_waiting=jobs_waiting, others_pending=others_pending
+        )
+
     def serves(self, queue: str) -> bool:
         """Whether this worker takes jobs of `queue` (`--queue`)."""
         return queue in self.queues

@@ -104,17 +104,38 @@ async def create_and_claim(
     rolls the create back with it (`ClaimAtCreateFailed`): the caller creates again alone."""
     created = await create_run(deps, unit, cmd)
     try:
-        claim = await unit.db.claim_next_pending_run(
-            run_id=host.run_id, plans=deps.registry.plans()
-        )
-        if claim is not None:
-            claimed.others_pending = claim.others_pending
-            started = await _start(deps, unit, claim.run, host.worker_id, claimed.job_ids)
-            if started is not None:
-                claimed.started = started.id
+        await claim_for(deps, unit, host, claimed)
     except Exception as error:
         raise ClaimAtCreateFailed(str(error)) from error
     return created
+
+
+class ClaimAtOutcomeFailed(Exception):
+    """The claim an outcome's transaction made for its freed slot raised: the transaction
+    rolled back whole, and the outcome is written again alone (`execute.py`); the run it
+    would have claimed stays PENDING, for a claim that deals with the error as
+    `claim_pending` does."""
+
+
+async def claim_for(deps: Deps, unit: Unit, host: RunTaker, claimed: ClaimAtCreate) -> None:
+    """In `unit`, the claim `host` would make next (`claim_pending`'s: the best PENDING run
+    of the plans served, priority then age), its first stage handed to `host` as the
+    caller's `handing_off_to(host)` says; what it did goes in `claimed`. Shared by a
+    create (`create_and_claim`) and by the outcome that ends a run on a slot that then
+    has nothing to run (`execute.py`): either saves the claim its own transaction."""
+    claim = await unit.db.claim_next_pending_run(run_id=host.run_id, plans=deps.registry.plans())
+    await start_claimed(deps, unit, claim, host, claimed)
+
+
+async def start_claimed(
+    deps: Deps, unit: Unit, claim: RunClaim | None, host: RunTaker, claimed: ClaimAtCreate
+) -> None:
+    """`claim_for` once its claim has been read: start the run it took, if any."""
+    if claim is not None:
+        claimed.others_pending = claim.others_pending
+        started = await _start(deps, unit, claim.run, host.worker_id, claimed.job_ids)
+        if started is not None:
+            claimed.started = started.id
 
 
 async def _start(

@@ -43,8 +43,9 @@ from wfc.runtime.copies import changed, json_copy
 from wfc.runtime.events import (
     StageCompleted,
 )
-from wfc.runtime.handoff import handing_off
+from wfc.runtime.handoff import NextRunTaker, handing_off, next_run_taker
 from wfc.runtime.kernel.children import execute_child
+from wfc.runtime.kernel.claim import ClaimAtCreate, ClaimAtOutcomeFailed, start_claimed
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import (
     Failure,
@@ -356,7 +357,28 @@ async def _commit_completion_and_transition(
             return await _completion_and_transition(ex, changes, output, event, predict=True)
         except ExpectationFailed:  # the run moved since the stage started: read what it is
             ex.key.completed = False  # in the transaction that wrote nothing
-    return await _completion_and_transition(ex, changes, output, event, predict=False)
+        except ClaimAtOutcomeFailed:
+            return await _without_claim(ex, changes, output, event)
+    try:
+        return await _completion_and_transition(ex, changes, output, event, predict=False)
+    except ClaimAtOutcomeFailed:
+        return await _without_claim(ex, changes, output, event)
+
+
+async def _without_claim(
+    ex: Execution, changes: StageChanges, output: Any, event: StageCompleted
+) -> JobExecuteResult:
+    """The outcome again, alone, after the claim its transaction made raised and rolled it
+    back whole (no savepoint: a PostgreSQL transaction is aborted by any error in it, and
+    none of the stores nests one): the outcome commits as without the claim, and the run
+    that claim would have taken stays PENDING for an ordinary claim, which deals with the
+    error as `claim_pending` does."""
+    log.warning(
+        "the claim in an outcome's transaction failed; the outcome is written alone",
+        exc_info=True,
+    )
+    ex.key.completed = False  # in the transaction that rolled back
+    return await _completion_and_transition(ex, changes, output, event, predict=False, claim=False)
 
 
 async def _completion_and_transition(
@@ -366,11 +388,17 @@ async def _completion_and_transition(
     event: StageCompleted,
     *,
     predict: bool,
+    claim: bool = True,
 ) -> JobExecuteResult:
     """The transaction, taking what the stage started with as still true when `predict`:
     the run at `ex.run`'s version and the stage's row as `ex.row` (no other transition
     since, as for `_stages_unchanged`), so the store may skip its reads and send it as one
-    statement that checks them (`Persistence.lock_run_and_update_stage(expect=)`)."""
+    statement that checks them (`Persistence.lock_run_and_update_stage(expect=)`). With
+    `claim`, a transition that ends the run claims the next PENDING run for the slot it
+    frees (`_claim_next`), unless the store answers this transaction's reads from the
+    predictions (PostgreSQL): the claim's read would cost the outcome its one statement,
+    and a transaction that reads takes more round trips than the claim it saves."""
+    claimed: tuple[NextRunTaker, ClaimAtCreate, int] | None = None
     async with atomic(ex.deps, ex.causation_id) as unit:
         locked = await unit.db.lock_run_and_update_stage(
             ex.run.id,
@@ -408,7 +436,47 @@ async def _completion_and_transition(
             outcome="completed", output=output, transition=transition, job_completed=completed
         )
         await ex.key.complete(unit.db, result)
+        if claim and _ends(transition) and not getattr(unit.db, "reads_predicted", False):
+            claimed = await _claim_next(ex.deps, unit)
+    if claimed is not None:
+        host, did, taken = claimed
+        host.claimed_at_outcome(
+            did.started,
+            jobs_waiting=len(did.job_ids) > host.jobs_taken - taken,
+            others_pending=did.others_pending,
+        )
     return result
+
+
+def _ends(transition: RunTransitionResult | None) -> bool:
+    """Whether the outcome's transition ends the run, freeing its slot."""
+    return transition is not None and transition.action in ("completed", "failed")
+
+
+async def _claim_next(deps: Deps, unit: Unit) -> tuple[NextRunTaker, ClaimAtCreate, int] | None:
+    """The run just ended and its slot has nothing handed to it: if the worker left runs
+    PENDING for want of room (`handoff.next_run_taker`), claim the best of them here, as
+    `RunClaimPending` would once the slot freed up, and hand its first stage to the slot —
+    a burst's run then costs no claim transaction of its own. A claim that raises rolls
+    the outcome back with it (`ClaimAtOutcomeFailed`): the caller writes it again alone."""
+    host = next_run_taker()
+    if host is None:
+        return None
+    did, taken = ClaimAtCreate(), host.jobs_taken
+    try:
+        found = await unit.db.claim_next_pending_run(
+            run_id=host.run_id, plans=deps.registry.plans()
+        )
+        await start_claimed(deps, unit, found, host, did)
+    except ExpectationFailed:
+        # SQLite's held run lock, written before the claim's read, found the run moved:
+        # the caller writes the outcome again, reading (as without a claim). A transaction
+        # that answers its reads from predictions (PostgreSQL's one statement) never gets
+        # here: it does not claim (`reads_predicted`), its slot does as it frees up.
+        raise
+    except Exception as error:
+        raise ClaimAtOutcomeFailed(str(error)) from error
+    return host, did, taken
 
 
 async def _decide(

@@ -73,6 +73,13 @@ class _SqlTransaction(SqlStore):
         # the value kept, not matched by the run's events yet (`_claimed_events`).
         self._claimed: tuple[str, int] | None = None
 
+    @property
+    def reads_predicted(self) -> bool:
+        """Whether this transaction answers its reads from predictions (PostgreSQL's one
+        statement, `lock_run_and_update_stage(expect=)`): a read now would raise
+        `ExpectationFailed`, and the caller would write it all again, reading."""
+        return self._prediction is not None
+
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
         if run is not None:
