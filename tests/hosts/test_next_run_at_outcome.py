@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from tests.hosts.conftest import Backend
 from tests.hosts.test_created_beside_host import DOC, SLOW, WITHIN, _claims, _until
 from wfc.runtime import RunCreate, Status, WorkerHost
 from wfc.runtime.hosts import wait_for_run
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.records import JobRecord
 
 
 def _one_slot(kernel: Kernel, **settings: Any) -> WorkerHost:
@@ -118,6 +119,9 @@ async def test_a_worker_has_room_for_a_next_run_only_in_a_finishing_slot_while_s
     worker.orchestrator.claimed_at_outcome("any", jobs_waiting=False, others_pending=True)
     assert await asked_by_a_slot()
     assert not worker.room_for_next_run()  # not asked by a slot: nothing to hand the run to
+    worker._handed.append(cast(JobRecord, "a job of a wide group, handed already"))
+    assert not await asked_by_a_slot()  # its slot is promised to a job handed already
+    worker._handed.clear()
     worker._stopping.set()  # stopping: claim nothing more
     assert not await asked_by_a_slot()
 

@@ -5,6 +5,7 @@ closed with its engine; on PostgreSQL given back to the pool, as before."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,37 @@ async def test_a_connection_left_in_a_transaction_is_not_parked(storage: SqlStor
         await conn.begin()  # SQLAlchemy's transaction, left open
     assert parked.take(storage.engine.sync_engine.pool) is None
     assert await _pinned_call(storage) is not conn
+
+
+async def test_a_begin_cancelled_while_it_waits_for_the_lock_leaves_nothing_behind(
+    storage: SqlStorage,
+) -> None:
+    """A BEGIN waiting on its connection's thread for another process's lock, cancelled,
+    still runs once the lock is free: its connection must be closed, not parked, or it
+    would hold the write lock and fail every transaction handed it."""
+    database = storage.engine.url.database
+    assert database is not None
+    other = sqlite3.connect(database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writing, as SQLite sees it
+
+    async def transaction() -> None:
+        async with storage.persistence.transaction() as tx:
+            await tx.get_run("r")
+
+    waiting = asyncio.create_task(transaction())
+    await asyncio.sleep(0.3)  # its BEGIN waits in SQLite's busy handler, on its thread
+    waiting.cancel()
+    await asyncio.sleep(0.1)
+    other.execute("COMMIT")  # the cancelled BEGIN gets the lock now, on its thread
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(3):
+        await transaction()
+    probe = sqlite3.connect(database, isolation_level=None, timeout=0.5)
+    probe.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
+    probe.execute("ROLLBACK")
+    probe.close()
+    other.close()
 
 
 async def test_at_most_half_the_pool_is_parked(storage: SqlStorage) -> None:

@@ -167,9 +167,9 @@ async def test_an_outcome_whose_claim_fails_still_commits_and_leaves_the_run_pen
 async def test_on_postgresql_the_last_outcome_stays_one_statement_and_claims_nothing(
     postgres: TestKernel,
 ) -> None:
-    """Its transaction answers its reads from predictions (`reads_predicted`): a claim's read
-    would make it the reading transaction, more round trips than the claim it saves. The
-    slot claims as it frees up instead."""
+    """Its transaction says it does not claim (`claims_at_outcome`): a claim's read would
+    make the predicted one statement a reading transaction, more round trips than the
+    claim it saves. The slot claims as it frees up instead."""
     tk = postgres
     first = await _create(tk, "first")
     slot = Slot()

@@ -187,9 +187,7 @@ class Persistence(Protocol):
         are the locked run's) but not read: a read raises `ExpectationFailed`, and so
         does a commit that finds the run, the row, a new row or the job it completes
         otherwise than taken. Nothing is written then; the caller does the transaction
-        again without `expect`. Adapters may ignore `expect` and read. One that answers
-        from them says so in the transaction's `reads_predicted` (optional: absent, it
-        reads), so a caller can leave out a read it could do without."""
+        again without `expect`. Adapters may ignore `expect` and read."""
         ...
 
     async def get_stage(self, run_id: str, stage_id: str) -> StageRecord | None:
@@ -624,7 +622,9 @@ class EventSink(Protocol):
     Two optional attributes tune the flush: `max_retries` (deliveries before an event is
     parked in the DLQ, default 3) and `event_types`, a frozenset of the event types the sink
     delivers at all (`PluginRunner`: those its plugins subscribe to). Events of other types
-    are marked published without being read; a sink without it is given every event."""
+    are marked published without being read; a sink without it is given every event. One
+    flusher delivers for the whole fleet at a time, so workers sharing a database should
+    run the same plugins: a worker without them marks every event published."""
 
     async def emit(self, event: JsonObject) -> None:
         """Deliver one event payload."""

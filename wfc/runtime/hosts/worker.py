@@ -343,7 +343,11 @@ class WorkerHost:
         up, and not when serving one run (`wfc run`: claimed already)."""
         if self.run_id is not None or self._stopping.is_set() or self._gave_up is not None:
             return False
-        return self.orchestrator.claims_waiting and self._finishing_slot() is not None
+        return (
+            self.orchestrator.claims_waiting
+            and self._finishing_slot() is not None
+            and self.free_slots() > 0  # not promised to a job handed already (a wide group)
+        )
 
     def claimed_at_outcome(
         self, run_id: str | None, *, jobs_waiting: bool, others_pending: bool

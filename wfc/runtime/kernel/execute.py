@@ -436,7 +436,7 @@ async def _completion_and_transition(
             outcome="completed", output=output, transition=transition, job_completed=completed
         )
         await ex.key.complete(unit.db, result)
-        if claim and _ends(transition) and not getattr(unit.db, "reads_predicted", False):
+        if claim and _ends(transition) and getattr(unit.db, "claims_at_outcome", True):
             claimed = await _claim_next(ex.deps, unit)
     if claimed is not None:
         host, did, taken = claimed
@@ -470,9 +470,8 @@ async def _claim_next(deps: Deps, unit: Unit) -> tuple[NextRunTaker, ClaimAtCrea
         await start_claimed(deps, unit, found, host, did)
     except ExpectationFailed:
         # SQLite's held run lock, written before the claim's read, found the run moved:
-        # the caller writes the outcome again, reading (as without a claim). A transaction
-        # that answers its reads from predictions (PostgreSQL's one statement) never gets
-        # here: it does not claim (`reads_predicted`), its slot does as it frees up.
+        # the caller writes the outcome again, reading (as without a claim). PostgreSQL's
+        # transactions never get here: they do not claim (`claims_at_outcome`).
         raise
     except Exception as error:
         raise ClaimAtOutcomeFailed(str(error)) from error

@@ -98,9 +98,10 @@ class Connections:
         return pin
 
     async def _connection(self, pin: _Pin) -> AsyncConnection:
-        if pin.conn is not None and not pin.depth and _invalidated(pin.conn):
+        if pin.conn is not None and not pin.depth and (pin.broken or _invalidated(pin.conn)):
             # The server closed it (see `direct`). SQLAlchemy would reconnect it on next use,
-            # but not from the driver path: a pin held job after job takes a new one.
+            # but not from the driver path: a pin held job after job takes a new one. One
+            # that may still be inside a transaction (`broken`) is closed, not reused.
             await pin.drop()
         if pin.conn is None:
             pin.conn = parked.take(pin.pool) or await self._autocommit.connect()
@@ -240,9 +241,15 @@ class _Transaction:
             if pin.depth:
                 pin.depth += 1
                 self._nested = True
-            # Writes that can wait travel with the next statement, and BEGIN with the first.
-            elif not direct.hold_writes(conn, connections._begin):
-                await direct.driver_sql(conn, connections._begin)
+            else:
+                # A BEGIN cancelled while it waits for the file's lock (another process
+                # writing) still runs on the connection's thread, later: until the
+                # connection is known outside a transaction, it must serve no one else.
+                pin.broken = True
+                # Writes that can wait travel with the next statement, and BEGIN with the first.
+                if not direct.hold_writes(conn, connections._begin):
+                    await direct.driver_sql(conn, connections._begin)
+                pin.broken = False
         except BaseException:
             await self._unpin()
             raise

@@ -44,6 +44,8 @@ def park(engine: Engine, pool: Pool, conn: AsyncConnection) -> bool:
     pin of this event loop; False when it is not kept, and the caller gives it back."""
     if not isinstance(pool, QueuePool) or engine.dialect.name != "sqlite":
         return False  # PostgreSQL: see the module's docstring
+    if pool is not engine.pool:
+        return False  # disposed since it was checked out: its parked ones were closed
     sync = conn.sync_connection
     if sync is None or sync._dbapi_connection is None or sync.in_transaction():
         return False  # invalidated or closed; or SQLAlchemy's own transaction is open

@@ -74,11 +74,13 @@ class _SqlTransaction(SqlStore):
         self._claimed: tuple[str, int] | None = None
 
     @property
-    def reads_predicted(self) -> bool:
-        """Whether this transaction answers its reads from predictions (PostgreSQL's one
-        statement, `lock_run_and_update_stage(expect=)`): a read now would raise
-        `ExpectationFailed`, and the caller would write it all again, reading."""
-        return self._prediction is not None
+    def claims_at_outcome(self) -> bool:
+        """Whether a run's last outcome may claim the next PENDING run in this transaction
+        (`kernel.execute._claim_next`). Not on PostgreSQL: its last outcome is one
+        statement when its reads are predicted (`lock_run_and_update_stage(expect=)`),
+        which a claim's read would undo, and its claim is one statement of its own
+        anyway, so nothing would be saved; its slot claims as it frees up."""
+        return self._conn.dialect.name != "postgresql"
 
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
