@@ -133,14 +133,8 @@ async def test_the_outcome_claims_by_priority_and_counts_fleet_limits(
 async def test_a_slot_without_room_for_a_run_claims_nothing_at_its_outcome(
     tk: TestKernel,
 ) -> None:
-    first = await _create(tk, "first")
-    slot = Slot(room=False)  # a stopping worker, or no runs left for want of room
-    assert await _claim_first(tk, slot) == first
-    waiting = await _create(tk, "waiting")
-    await _serve(tk, slot, first)
-    assert (await run_of(tk, first)).status is Status.COMPLETED
-    assert (await run_of(tk, waiting)).status is Status.PENDING
-    assert slot.at_outcome == [] and slot.taken[slot.ran :] == []
+    # A stopping worker, or one that left no runs PENDING for want of room.
+    await _serve_one_and_claim_nothing(tk, Slot(room=False))
 
 
 async def test_an_outcome_whose_claim_fails_still_commits_and_leaves_the_run_pending(
@@ -170,9 +164,12 @@ async def test_on_postgresql_the_last_outcome_stays_one_statement_and_claims_not
     """Its transaction says it does not claim (`claims_at_outcome`): a claim's read would
     make the predicted one statement a reading transaction, more round trips than the
     claim it saves. The slot claims as it frees up instead."""
-    tk = postgres
+    await _serve_one_and_claim_nothing(postgres, Slot())
+
+
+async def _serve_one_and_claim_nothing(tk: TestKernel, slot: Slot) -> None:
+    """A run served to its end by `slot` while another waits: the outcome claims nothing."""
     first = await _create(tk, "first")
-    slot = Slot()
     assert await _claim_first(tk, slot) == first
     waiting = await _create(tk, "waiting")
     await _serve(tk, slot, first)

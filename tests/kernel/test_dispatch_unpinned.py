@@ -5,7 +5,6 @@ directly, not through the port's coroutines (each a cost on every stage)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ from pydantic import BaseModel
 from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.adapters.memory import MemoryPersistence, NoPinning
 from wfc.runtime.copies import changed
-from wfc.runtime.records import RunRecord, StageFence, StageRecord, Status
-from wfc.testing import make_test_kernel
+from wfc.runtime.records import StageFence, Status
+from wfc.testing import FakeClock, make_test_kernel
+from wfc.testing.conformance import a_run, a_stage
 
 
 class Number(BaseModel):
@@ -70,31 +70,7 @@ async def test_the_memory_store_writes_without_its_own_coroutines(
         raise AssertionError("called the port's coroutine from inside the store")
 
     store = MemoryPersistence()
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    run = RunRecord(
-        id="r",
-        workflow_id="w",
-        workflow_name="W",
-        plan_fingerprint="p",
-        status=Status.PENDING,
-        input={},
-        config={},
-        priority=5,
-        created_at=now,
-        updated_at=now,
-    )
-    stage = StageRecord(
-        id="s",
-        run_id="r",
-        stage_id="a",
-        stage_name="A",
-        stage_number=1,
-        execution_group=1,
-        status=Status.PENDING,
-        config={},
-        created_at=now,
-        updated_at=now,
-    )
+    run, stage = a_run(FakeClock(), "r"), a_stage(FakeClock(), "r", "a")
     await store.create_run(run)
     for name in ("update_run", "update_stage", "upsert_stage"):
         monkeypatch.setattr(MemoryPersistence, name, refuse)
@@ -104,5 +80,5 @@ async def test_the_memory_store_writes_without_its_own_coroutines(
     assert await store.start_stage(started, {}, StageFence.startable(1)) == started
     again = await store.start_stage(started, {"attempt": 2}, StageFence.startable(2))
     assert again is not None and again.version == 2
-    locked = await store.lock_run_and_update_stage("r", "s", {"status": Status.COMPLETED})
+    locked = await store.lock_run_and_update_stage("r", stage.id, {"status": Status.COMPLETED})
     assert locked is not None and locked[1].status is Status.COMPLETED
