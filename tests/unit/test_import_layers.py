@@ -28,7 +28,13 @@ PACKAGE = Path(wfc.__file__).parent
 # Alembic hands it.
 NOT_IMPORTABLE_ALONE = {"wfc.__main__", "wfc.runtime.adapters.sql.migrations.env"}
 
-BOTTOM = {"wfc.runtime.ports", "wfc.runtime.records", "wfc.runtime.record_builders"}
+BOTTOM = {
+    "wfc.runtime.ports",
+    "wfc.runtime.persistence_port",
+    "wfc.runtime.job_port",
+    "wfc.runtime.records",
+    "wfc.runtime.record_builders",
+}
 
 
 def package_modules() -> dict[str, Path]:
