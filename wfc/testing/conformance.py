@@ -22,166 +22,46 @@ Requires pytest and pytest-asyncio (`asyncio_mode = "auto"`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
 from wfc.errors import ExpectationFailed, RecordNotFoundError, StaleVersionError
-from wfc.plan import DEFAULT_QUEUE
-from wfc.runtime.adapters.memory.clock import FakeClock
-from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
 from wfc.runtime.records import (
     Acquired,
     AICallRecord,
-    InProgress,
-    JobRecord,
-    JobSpec,
-    LogRecord,
-    NewOutboxEvent,
     Replay,
-    RunRecord,
-    StageRecord,
     Status,
 )
+from wfc.testing.job_conformance import JobConformance
+from wfc.testing.outbox_conformance import OutboxConformance
+from wfc.testing.port_fixtures import (
+    MOVES,
+    Ports,
+    a_job,
+    a_run,
+    a_running_stage,
+    a_stage,
+    an_event,
+    move_under,
+)
+
+# The suite, and what the suites beside it (`fencing`, `limits` …) build their cases from.
+__all__ = [
+    "MOVES",
+    "PortConformance",
+    "Ports",
+    "a_job",
+    "a_run",
+    "a_running_stage",
+    "a_stage",
+    "an_event",
+    "move_under",
+]
 
 
-@dataclass(slots=True)
-class Ports:
-    """The adapters under test, sharing one fake clock."""
-
-    clock: FakeClock
-    persistence: Persistence
-    jobs: JobTransport
-    blobs: BlobStore
-    ai_calls: AICallLogger
-
-
-def a_run(
-    clock: FakeClock, run_id: str, *, priority: int = 5, status: Status = Status.PENDING
-) -> RunRecord:
-    """A run record with plausible values."""
-    now = clock.now()
-    return RunRecord(
-        id=run_id,
-        workflow_id="wf",
-        workflow_name="Workflow",
-        plan_fingerprint="sha256:x",
-        status=status,
-        input={"text": "hi"},
-        config={"a": {"n": 1}},
-        priority=priority,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def a_stage(
-    clock: FakeClock, run_id: str, stage_id: str, *, group: int = 1, number: int = 1
-) -> StageRecord:
-    """A PENDING stage row."""
-    now = clock.now()
-    return StageRecord(
-        id=f"{run_id}/{stage_id}",
-        run_id=run_id,
-        stage_id=stage_id,
-        stage_name=stage_id.title(),
-        stage_number=number,
-        execution_group=group,
-        status=Status.PENDING,
-        config={},
-        created_at=now,
-        updated_at=now,
-    )
-
-
-async def a_running_stage(ports: Ports) -> tuple[RunRecord, StageRecord, str]:
-    """A RUNNING run `r1` with one event, its RUNNING stage `a` and that stage's leased
-    job: the run and the row as read, and the job's id."""
-    p = ports.persistence
-    await p.create_run(a_run(ports.clock, "r1", status=Status.RUNNING))
-    await p.append_outbox([an_event(ports.clock, "e1", "r1")])
-    row = await p.upsert_stage(
-        replace(a_stage(ports.clock, "r1", "a"), status=Status.RUNNING, attempt=1), {}
-    )
-    await ports.jobs.enqueue([a_job("r1")])
-    (job,) = await ports.jobs.dequeue(1)
-    run = await p.get_run("r1")
-    assert run is not None
-    ports.clock.advance(timedelta(seconds=1))
-    return run, row, job.id
-
-
-# What can change under a transaction that took `a_running_stage` as read (`move_under`).
-MOVES = ("run", "stage", "cancelled", "next row", "job")
-
-
-async def move_under(ports: Ports, moved: str, row: StageRecord, job_id: str) -> str:
-    """Change what `a_running_stage` returned as read; the job id to complete after it."""
-    p = ports.persistence
-    if moved == "run":
-        await p.update_run("r1", {})
-    elif moved == "stage":
-        await p.update_stage(row.id, {"attempt": 2})
-    elif moved == "cancelled":
-        await p.update_run("r1", {"status": Status.CANCELLED})
-    elif moved == "next row":
-        await p.upsert_stage(a_stage(ports.clock, "r1", "b", group=2, number=2), {})
-    else:
-        return "gone"  # no such job to complete
-    return job_id
-
-
-@dataclass(slots=True)
-class _Taker:
-    """A `JobTaker` with `free` slots that records what it was handed."""
-
-    free: int
-    taken: list[list[JobRecord]] = field(default_factory=list)
-    more_queued: list[bool] = field(default_factory=list)
-
-    def free_slots(self) -> int:
-        return self.free
-
-    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
-        self.taken.append(list(jobs))
-        self.more_queued.append(more_queued)
-
-    def serves(self, queue: str) -> bool:
-        return queue == DEFAULT_QUEUE
-
-
-def a_job(
-    run_id: str, stage_id: str = "a", *, priority: int = 5, run_at: datetime | None = None
-) -> JobSpec:
-    """A job spec."""
-    return JobSpec(
-        run_id=run_id,
-        workflow_id="wf",
-        stage_id=stage_id,
-        priority=priority,
-        max_attempts=2,
-        payload={"config": {}},
-        run_at=run_at,
-    )
-
-
-def an_event(
-    clock: FakeClock, name: str, run_id: str, event_type: str = "stage:progress"
-) -> NewOutboxEvent:
-    """An outbox event whose payload `{"n": name}` tells it apart."""
-    return NewOutboxEvent(
-        run_id=run_id,
-        event_type=event_type,
-        payload={"n": name},
-        causation_id="c",
-        occurred_at=clock.now(),
-    )
-
-
-class PortConformance:
+class PortConformance(OutboxConformance, JobConformance):
     """Every contract of spec §8 the kernel relies on, as tests over a `ports` fixture."""
 
     # -- runs --------------------------------------------------------------
@@ -502,258 +382,6 @@ class PortConformance:
             await p.update_stage(row.id, {"error": "x"}, expected_version=1)
         with pytest.raises(RecordNotFoundError):
             await p.update_stage("nope", {})
-
-    # -- logs, outbox, idempotency ----------------------------------------
-
-    async def test_logs_keep_write_order(self, ports: Ports) -> None:
-        p = ports.persistence
-        await p.create_run(a_run(ports.clock, "r1"))
-        for i in range(3):
-            await p.add_log(
-                LogRecord(
-                    id=f"l{i}",
-                    run_id="r1",
-                    stage_record_id=None,
-                    level="INFO",
-                    message=f"m{i}",
-                    fields={"i": i},
-                    created_at=ports.clock.now(),
-                )
-            )
-        assert [(log.message, log.fields) for log in await p.logs_of_run("r1")] == [
-            ("m0", {"i": 0}),
-            ("m1", {"i": 1}),
-            ("m2", {"i": 2}),
-        ]
-
-    async def test_outbox_sequences_are_per_run_and_gap_free(self, ports: Ports) -> None:
-        p = ports.persistence
-        await p.append_outbox([an_event(ports.clock, "a1", "a"), an_event(ports.clock, "b1", "b")])
-        await p.append_outbox([an_event(ports.clock, "a2", "a"), an_event(ports.clock, "a3", "a")])
-        assert [(e.payload["n"], e.id) for e in await p.outbox_of_run("a")] == [
-            ("a1", "a:1"),
-            ("a2", "a:2"),
-            ("a3", "a:3"),
-        ]
-        assert await p.append_outbox([]) == []
-
-    async def test_concurrent_appends_to_one_run_never_collide(self, ports: Ports) -> None:
-        p = ports.persistence
-
-        async def append(i: int) -> None:
-            async with p.transaction() as tx:
-                await tx.append_outbox([an_event(ports.clock, f"e{i}", "r")])
-
-        await asyncio.gather(*(append(i) for i in range(10)))
-        assert sorted(e.sequence for e in await p.outbox_of_run("r")) == list(range(1, 11))
-
-    async def test_outbox_delivery_bookkeeping(self, ports: Ports) -> None:
-        p = ports.persistence
-        await p.append_outbox([an_event(ports.clock, f"e{i}", "r") for i in range(3)])
-        first = await p.unpublished_outbox(2)
-        assert [e.payload["n"] for e in first] == ["e0", "e1"]
-        e0, e1 = first
-        await p.mark_published([e0], ports.clock.now())
-        assert await p.increment_outbox_retry(e1) == 1
-        assert await p.increment_outbox_retry(e1) == 2
-        await p.move_to_dlq(e1, ports.clock.now())
-        assert [e.payload["n"] for e in await p.unpublished_outbox(10)] == ["e2"]
-        assert await p.replay_dlq(10) == 1
-        replayed = [e for e in await p.unpublished_outbox(10) if e.id == e1.id]
-        assert replayed[0].retry_count == 0 and replayed[0].dlq_at is None
-        assert replayed[0].payload == {"n": "e1"}
-        assert [(e.id, e.published_at) for e in await p.outbox_of_run("r")] == [
-            ("r:1", ports.clock.now()),
-            ("r:2", None),
-            ("r:3", None),
-        ]
-
-    async def test_outbox_events_no_sink_wants(self, ports: Ports) -> None:
-        p, now = ports.persistence, ports.clock.now()
-        kinds = ["stage:progress", "stage:started"] * 2 + ["workflow:started"]
-        await p.append_outbox([an_event(ports.clock, f"e{i}", "r", k) for i, k in enumerate(kinds)])
-        wanted = frozenset({"stage:progress"})
-        assert [e.payload["n"] for e in await p.unpublished_outbox(10, wanted)] == ["e0", "e2"]
-        [e3] = [e for e in await p.unpublished_outbox(10) if e.payload["n"] == "e3"]
-        await p.move_to_dlq(e3, now)  # parked: not marked
-        assert await p.mark_unwanted_published(wanted, now, 1) == 1  # the oldest first
-        assert await p.mark_unwanted_published(wanted, now, 10) == 1
-        assert await p.mark_unwanted_published(wanted, now, 10) == 0
-        assert [(e.payload["n"], e.published_at) for e in await p.outbox_of_run("r")] == [
-            ("e0", None),
-            ("e1", now),
-            ("e2", None),
-            ("e3", None),
-            ("e4", now),
-        ]
-        assert await p.mark_unwanted_published(frozenset(), now, 10) == 2
-        assert await p.unpublished_outbox(10) == []
-
-    async def test_idempotency_keys(self, ports: Ports) -> None:
-        p, now = ports.persistence, ports.clock.now()
-        stale = timedelta(minutes=10)
-        assert isinstance(await p.acquire_idempotency_key("k", "run.create", now, stale), Acquired)
-        assert isinstance(
-            await p.acquire_idempotency_key("k", "run.create", now, stale), InProgress
-        )
-        assert isinstance(await p.acquire_idempotency_key("k", "job.execute", now, stale), Acquired)
-        later = now + timedelta(minutes=10)
-        assert isinstance(
-            await p.acquire_idempotency_key("k", "run.create", later, None), InProgress
-        )
-        assert isinstance(
-            await p.acquire_idempotency_key("k", "run.create", later, stale), Acquired
-        )
-        await p.complete_idempotency_key("k", "run.create", {"workflow_run_id": "r1"})
-        claim = await p.acquire_idempotency_key("k", "run.create", later, stale)
-        assert claim == Replay(result={"workflow_run_id": "r1"})
-        await p.release_idempotency_key("k", "run.create")
-        await p.release_idempotency_key("k", "run.create")  # absent: no error
-        assert isinstance(
-            await p.acquire_idempotency_key("k", "run.create", later, stale), Acquired
-        )
-
-    async def test_one_of_many_concurrent_acquirers_wins(self, ports: Ports) -> None:
-        p, now = ports.persistence, ports.clock.now()
-        claims = await asyncio.gather(
-            *(p.acquire_idempotency_key("k", "run.create", now, None) for _ in range(5))
-        )
-        assert sum(isinstance(c, Acquired) for c in claims) == 1
-
-    # -- jobs --------------------------------------------------------------
-
-    async def test_dequeue_order_due_time_and_attempts(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        later = clock.now() + timedelta(minutes=1)
-        low, high, scheduled = await q.enqueue(
-            [
-                a_job("r", "low", priority=1),
-                a_job("r", "high", priority=9),
-                a_job("r", "later", run_at=later),
-            ]
-        )
-        leased = await q.dequeue(5)
-        assert [j.id for j in leased] == [high, low]
-        first = leased[0]
-        assert (first.status, first.attempt, first.locked_at) == (Status.RUNNING, 1, clock.now())
-        assert first.payload == {"config": {}} and first.max_attempts == 2
-        assert await q.dequeue() == []
-        clock.advance(minutes=1)
-        assert [j.id for j in await q.dequeue()] == [scheduled]
-
-    async def test_fail_retries_while_attempts_remain(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        (job_id,) = await q.enqueue([a_job("r")])
-        await q.dequeue()
-        retry_at = clock.now() + timedelta(seconds=2)
-        assert await q.fail(job_id, "first", retry_at=retry_at)
-        assert await q.dequeue() == []
-        clock.advance(seconds=2)
-        (again,) = await q.dequeue()
-        assert again.attempt == 2 and again.last_error == "first"
-        assert not await q.fail(job_id, "second", retry_at=clock.now())
-        (final,) = await q.jobs_of_run("r")
-        assert (final.status, final.last_error) == (Status.FAILED, "second")
-        with pytest.raises(RecordNotFoundError):
-            await q.complete("nope")
-
-    async def test_complete_suspend_and_cancel(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        done, parked, queued = await q.enqueue([a_job("r", "a"), a_job("r", "b"), a_job("r", "c")])
-        await q.dequeue(2)
-        await q.complete(done)
-        await q.suspend(parked, clock.now() + timedelta(minutes=1))
-        assert await q.cancel_by_run("r") == 2
-        statuses = {j.stage_id: j.status for j in await q.jobs_of_run("r")}
-        assert statuses == {"a": Status.COMPLETED, "b": Status.CANCELLED, "c": Status.CANCELLED}
-        assert queued and await q.dequeue() == []
-
-    async def test_a_job_is_completed_by_the_enqueue_it_hands_on_to(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        (first,) = await q.enqueue([a_job("r", "a")])
-        await q.dequeue()
-        (second,) = await q.enqueue([a_job("r", "b")], completing=first)
-        taker = _Taker(free=2)
-        with handing_off_to(taker):
-            (leased,) = await q.dequeue()
-            assert leased.id == second
-            third, fourth = await q.enqueue([a_job("r", "c1"), a_job("r", "c2")], completing=second)
-        assert [j.id for j in taker.taken[0]] == [third, fourth]
-        await q.enqueue([], completing=third)  # the last group: nothing queued
-        await q.enqueue([a_job("r2")], completing="nope")  # no such job: queued all the same
-        statuses = {j.id: j.status for j in await q.jobs_of_run("r")}
-        assert statuses == {
-            first: Status.COMPLETED,
-            second: Status.COMPLETED,
-            third: Status.COMPLETED,
-            fourth: Status.RUNNING,
-        }
-        done = {j.id: j.completed_at for j in await q.jobs_of_run("r")}
-        assert done[first] == done[second] == clock.now()
-        assert len(await q.jobs_of_run("r2")) == 1
-
-    async def test_a_dequeue_completes_a_released_job_and_leases_another(
-        self, ports: Ports
-    ) -> None:
-        """The finishing holder's job was reaped back to PENDING at its attempt (nobody took
-        it yet): the dequeue that completes it must not also lease it again."""
-        q, clock = ports.jobs, ports.clock
-        (finishing,) = await q.enqueue([a_job("r", "b1")])
-        await q.dequeue()
-        clock.advance(minutes=6)
-        assert await q.release_stale(clock.now() - timedelta(minutes=5)) == 1
-        (sibling,) = await q.enqueue([a_job("r", "b2")])
-        (leased,) = await q.dequeue(completing=(finishing, 1))
-        assert leased.id == sibling
-        statuses = {j.id: (j.status, j.attempt) for j in await q.jobs_of_run("r")}
-        assert statuses == {finishing: (Status.COMPLETED, 1), sibling: (Status.RUNNING, 1)}
-
-    async def test_stale_leases_are_released_unless_touched(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        live, dead = await q.enqueue([a_job("r", "live"), a_job("r", "dead")])
-        await q.dequeue(2)
-        clock.advance(minutes=4)
-        await q.touch(live)
-        clock.advance(minutes=2)
-        assert await q.release_stale(clock.now() - timedelta(minutes=5)) == 1
-        statuses = {j.id: (j.status, j.worker_id, j.attempt) for j in await q.jobs_of_run("r")}
-        assert statuses[dead] == (Status.PENDING, None, 1)
-        assert statuses[live][0] is Status.RUNNING
-        await q.release(live)
-        assert {j.status for j in await q.jobs_of_run("r")} == {Status.PENDING}
-        await q.touch("nope")  # no-op
-
-    async def test_jobs_queued_under_a_handoff_go_leased_to_the_taker(self, ports: Ports) -> None:
-        q, clock = ports.jobs, ports.clock
-        taker = _Taker(free=1)
-        later = clock.now() + timedelta(minutes=1)
-        with handing_off_to(taker):
-            scheduled, handed, queued = await q.enqueue(
-                [a_job("r", "later", run_at=later), a_job("r", "a"), a_job("r", "b")]
-            )
-        ((taken,),) = taker.taken
-        assert taken.id == handed and taker.more_queued == [True]
-        assert (taken.status, taken.attempt, taken.locked_at) == (Status.RUNNING, 1, clock.now())
-        assert taken.worker_id is not None and taken.payload == {"config": {}}
-        assert [j.id for j in await q.dequeue(5)] == [queued]  # the handed job is not offered
-        statuses = {j.id: j.status for j in await q.jobs_of_run("r")}
-        assert statuses == {
-            scheduled: Status.PENDING,
-            handed: Status.RUNNING,
-            queued: Status.RUNNING,
-        }
-        full = _Taker(free=0)
-        with handing_off_to(full):
-            (pending,) = await q.enqueue([a_job("r2")])
-        assert full.taken == [[]] and full.more_queued == [True]
-        assert [j.id for j in await q.dequeue()] == [pending]
-
-    async def test_concurrent_dequeuers_never_share_a_job(self, ports: Ports) -> None:
-        q = ports.jobs
-        ids = await q.enqueue([a_job("r", f"s{i}") for i in range(20)])
-        batches = await asyncio.gather(*(q.dequeue(3) for _ in range(10)))
-        leased = [j.id for batch in batches for j in batch]
-        assert sorted(leased) == sorted(ids)
 
     # -- blobs and the AI ledger -------------------------------------------
 
