@@ -87,7 +87,7 @@ async def send_signal(deps: Deps, cmd: RunSignal) -> RunSignalResult:
     for tries_left in reversed(range(_TRIES)):
         try:
             async with atomic(serving, deps.ids.new_id()) as unit:
-                return await _deliver(serving, unit, run, workflow, signal)
+                return await _deliver(serving, unit, workflow, signal)
         except _Duplicate as duplicate:
             return duplicate.result
         except _Lost:
@@ -104,26 +104,24 @@ def _refuse_finished(run: RunRecord) -> None:
 
 
 async def _deliver(
-    deps: Deps, unit: Unit, run: RunRecord, workflow: Workflow, signal: SignalRecord
+    deps: Deps, unit: Unit, workflow: Workflow, signal: SignalRecord
 ) -> RunSignalResult:
     now = deps.clock.now()
-    # The waiting stage's row first, then the run's: the order a delivery starting the stage
-    # takes them in (its start, then its event), so a signal racing its timeout's delivery
-    # waits for it rather than deadlocking with it.
-    waiting = _waiting_for(workflow, await unit.db.stages_of_run(signal.run_id), signal.name)
-    written = None if waiting is None else await _complete(unit, run, waiting, now)
+    # The run's row first, then the waiting stage's: the order a stage's start, its outcome
+    # and `run.cancel` take them in. Taken the other way round, a signal racing its
+    # timeout's delivery held the stage and waited for the run while the start held the
+    # run and waited for the stage: a deadlock on PostgreSQL.
     locked = await unit.db.update_run(signal.run_id, {})  # the run's lock
     _refuse_finished(locked)
     kept = await unit.db.add_signal(signal)
     rows = await unit.db.stages_of_run(locked.id)  # read under the lock: as transitions left it
     if kept.id != signal.id:  # sent meanwhile under the same key: write nothing
         raise _Duplicate(_duplicate(kept, signal, rows))
-    if written is None:  # none waited, unless a transition opened one since: look again
-        waiting = _waiting_for(workflow, rows, signal.name)
-        if waiting is None:
-            return RunSignalResult(signal_id=kept.id)
-        written = await _complete(unit, run, waiting, now)
-        rows = [written if row.id == written.id else row for row in rows]
+    waiting = _waiting_for(workflow, rows, signal.name)
+    if waiting is None:
+        return RunSignalResult(signal_id=kept.id)
+    written = await _complete(unit, locked, waiting, now)
+    rows = [written if row.id == written.id else row for row in rows]
     taken = await unit.db.take_signal(locked.id, signal.name, written.id, now)
     assert taken is not None  # this one at least, unconsumed, under the run's lock
     await save_output(deps, locked, written.stage_id, taken.payload)
