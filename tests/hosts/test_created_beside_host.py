@@ -54,15 +54,15 @@ def _claims(kernel: Kernel) -> Iterator[list[RunClaimPending]]:
 
 
 def _host(kernel: Kernel, **settings: Any) -> WorkerHost:
-    return WorkerHost(
-        kernel,
-        worker_id="beside",
-        concurrency=2,
-        orchestration_interval=SLOW,
-        job_poll_interval=SLOW,
-        shutdown_grace=timedelta(seconds=5),
-        **settings,
-    )
+    """A host that polls rarely (`SLOW`), so what it does promptly it was told to do."""
+    defaults: dict[str, Any] = {
+        "worker_id": "beside",
+        "concurrency": 2,
+        "orchestration_interval": SLOW,
+        "job_poll_interval": SLOW,
+        "shutdown_grace": timedelta(seconds=5),
+    }
+    return WorkerHost(kernel, **(defaults | settings))
 
 
 async def _until(condition: Callable[[], bool]) -> None:

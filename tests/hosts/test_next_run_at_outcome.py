@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any, cast
 
 from tests.hosts.conftest import Backend
-from tests.hosts.test_created_beside_host import DOC, SLOW, WITHIN, _claims, _until
+from tests.hosts.test_created_beside_host import DOC, WITHIN, _claims, _host, _until
 from wfc.runtime import RunCreate, Status, WorkerHost
 from wfc.runtime.hosts import wait_for_run
 from wfc.runtime.kernel import Kernel
@@ -19,15 +18,7 @@ from wfc.runtime.records import JobRecord
 
 
 def _one_slot(kernel: Kernel, **settings: Any) -> WorkerHost:
-    return WorkerHost(
-        kernel,
-        worker_id="burst",
-        concurrency=1,
-        orchestration_interval=SLOW,
-        job_poll_interval=SLOW,
-        shutdown_grace=timedelta(seconds=5),
-        **settings,
-    )
+    return _host(kernel, **({"worker_id": "burst", "concurrency": 1} | settings))
 
 
 class OneListener:
