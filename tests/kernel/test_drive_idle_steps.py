@@ -31,8 +31,45 @@ def _idle(tk: TestKernel, name: str) -> bool:
 
 async def test_an_empty_store_is_idle_for_every_skippable_step() -> None:
     tk = _kernel()
-    assert [_idle(tk, n) for n in ("poll", "reap_stale", "reap_stuck", "adopt")] == [True] * 4
-    assert not _idle(tk, "claim") and not _idle(tk, "flush") and not _idle(tk, "announce")
+    skippable = ("claim", "poll", "reap_stale", "reap_stuck", "adopt")
+    assert [_idle(tk, n) for n in skippable] == [True] * 5
+    assert not _idle(tk, "flush") and not _idle(tk, "prune")
+    assert not _idle(tk, "announce")  # never announced
+
+
+async def test_a_pending_run_is_claimed() -> None:
+    tk = _kernel()
+    await tk.create_run("linear", DOC)
+    assert not _idle(tk, "claim")
+    assert (await tk.tick()).claimed == 1
+    assert _idle(tk, "claim")
+
+
+async def test_an_announcement_is_skipped_only_when_it_would_write_the_same_record() -> None:
+    tk = _kernel()
+    persistence = tk.persistence
+    assert isinstance(persistence, MemoryPersistence)
+    await tk.tick()
+    announced = persistence.worker(tk.settings.worker_id)
+    assert announced is not None
+    assert _idle(tk, "announce")  # the clock has not moved: the same record
+    tk.clock.advance(timedelta(seconds=1))
+    assert not _idle(tk, "announce")  # seen later, expiring later
+    await tk.tick()
+    assert _idle(tk, "announce")
+    await persistence.retire_worker(tk.settings.worker_id)
+    assert not _idle(tk, "announce")
+    await tk.tick()
+    served = tk.settings
+    tk.settings = replace(served, queues=(*served.queues, "other"))
+    assert not _idle(tk, "announce")  # another queue served
+    tk.settings = served
+    assert _idle(tk, "announce")
+    tk.clock.advance(timedelta(seconds=1))  # seen later, expiring at the same time
+    tk.settings = replace(served, presence_ttl=served.presence_ttl - timedelta(seconds=1))
+    assert not _idle(tk, "announce")
+    tk.kernel.deps.recorded_plans.clear()
+    assert not _idle(tk, "announce")  # a plan to store first
 
 
 async def test_a_suspended_stage_is_polled() -> None:

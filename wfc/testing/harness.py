@@ -123,16 +123,23 @@ class TestKernel:
         priority: int | None = None,
     ) -> str:
         """Create a run (a fresh idempotency key each call); its id."""
-        result = await self.kernel.dispatch(
-            RunCreate(
-                idempotency_key=self.ids.new_id(),
-                workflow_id=workflow_id,
-                input=input,
-                config=config or {},
-                priority=priority,
-            )
+        command = self._create_command(workflow_id, input, config, priority)
+        return (await self.kernel.dispatch(command)).workflow_run_id
+
+    def _create_command(
+        self,
+        workflow_id: str,
+        input: dict[str, Any],
+        config: dict[str, dict[str, Any]] | None,
+        priority: int | None = None,
+    ) -> RunCreate:
+        return RunCreate(
+            idempotency_key=self.ids.new_id(),
+            workflow_id=workflow_id,
+            input=input,
+            config=config or {},
+            priority=priority,
         )
-        return result.workflow_run_id
 
     async def tick(self) -> TickResult:
         """One maintenance tick, as a worker would run it."""
@@ -157,8 +164,19 @@ class TestKernel:
         *,
         config: dict[str, dict[str, Any]] | None = None,
     ) -> RunRecord:
-        """Create a run and drive it to its end."""
-        return await self.drive(await self.create_run(workflow_id, input, config=config))
+        """Create a run and drive it to its end.
+
+        When the run would be claimed alone (`_claim_alone`: no other run open, no job
+        queued or leased, nothing suspended, its first group one plain stage), its create
+        claims it too (`Kernel.create_for`) and hands its first stage to the first round's
+        `work`, as that round's claim would have: one transaction where there were two,
+        with the same rows, jobs and events in the same order."""
+        first = _first_run_taker(self.kernel, workflow_id, self.settings.worker_id)
+        if first is None:
+            return await self.drive(await self.create_run(workflow_id, input, config=config))
+        command = self._create_command(workflow_id, input, config)
+        run_id = (await self.kernel.create_for(command, first)).workflow_run_id
+        return await drive(self.kernel, self.clock, self.settings, run_id, first=first)
 
 
 async def work(kernel: Kernel, max_jobs: int | None = None) -> int:
@@ -249,6 +267,54 @@ class _NextJob:
         self._warm.forget(job.run_id, job.stage_id, job.attempt)
 
 
+class _FirstRun(_NextJob):
+    """`TestKernel.run`'s taker for its create (a `RunTaker`): the create claims the run
+    for it (`Kernel.create_for`), once, and hands it the first stage; it then serves as
+    the first round's `work` taker, which runs that stage first."""
+
+    __slots__ = ("_offered", "jobs_taken", "worker_id")
+
+    run_id = None  # any run of the plans served: the one created, alone open
+
+    def __init__(
+        self, jobs: MemoryJobTransport, plans: Sequence[str], warm: WarmStarts, worker_id: str
+    ) -> None:
+        super().__init__(jobs, plans, warm)
+        self.worker_id = worker_id
+        self.jobs_taken = 0
+        self._offered = True
+        self.room = True
+
+    def room_for_a_run(self) -> bool:
+        offered, self._offered = self._offered, False
+        return offered
+
+    def take(self, jobs: Sequence[JobRecord], *, more_queued: bool) -> None:
+        self.jobs_taken += len(jobs)
+        super().take(jobs, more_queued=more_queued)
+
+    def claimed_at_create(self, run_id: str, *, jobs_waiting: bool, others_pending: bool) -> None:
+        return None  # its stage, if handed, is run by the first round's `work`
+
+
+def _first_run_taker(kernel: Kernel, workflow_id: str, worker_id: str) -> _FirstRun | None:
+    """A taker for `TestKernel.run`'s create to claim its run for, when the claim of the
+    first round would be made alone (`_claim_alone`'s conditions, asked before the create:
+    nothing open, queued, leased or suspended, and the workflow's first group one plain
+    stage); None otherwise (and under a taker of the caller's own)."""
+    persistence, jobs = kernel.deps.persistence, kernel.deps.jobs
+    if current_taker() is not None:
+        return None
+    if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
+        return None
+    workflow = kernel.deps.registry.get(workflow_id)
+    if workflow is None or not _plain_first(workflow) or not jobs.quiet():
+        return None
+    if not persistence.nothing_open():
+        return None
+    return _FirstRun(jobs, kernel.deps.registry.plans(), kernel.deps.warm, worker_id)
+
+
 async def drive(
     kernel: Kernel,
     clock: FakeClock,
@@ -256,16 +322,24 @@ async def drive(
     run_id: str,
     *,
     max_rounds: int = 500,
+    first: _NextJob | None = None,
 ) -> RunRecord:
     """Tick, work and flush until the run ends, moving `clock` to the run's next due job or
     poll instead of sleeping. Uses only the ports, so it drives any adapter.
+
+    `first`: the taker of the first round's `work`, holding the job the run's create
+    handed it (`TestKernel.run`).
 
     Raises `RuntimeError` if the run makes no progress even after the stuck-run
     threshold passes (a bug worth a failing test).
     """
     idle_rounds = 0
     for _ in range(max_rounds):
-        taker = _taker_of(kernel) if current_taker() is None else None
+        taker: _NextJob | None = first
+        if taker is not None:
+            first = None
+        elif current_taker() is None:
+            taker = _taker_of(kernel)
         with handing_off_to(taker) if taker is not None else nullcontext():
             if taker is not None:
                 taker.room = _claim_alone(kernel)
@@ -310,6 +384,12 @@ def _claim_alone(kernel: Kernel) -> bool:
     workflow = None if run is None else kernel.deps.registry.get(run.workflow_id)
     if run is None or workflow is None or workflow.plan.fingerprint != run.plan_fingerprint:
         return False
+    return _plain_first(workflow)
+
+
+def _plain_first(workflow: Workflow) -> bool:
+    """Whether the workflow's first group is one plain stage: not built in, mapped or a
+    child run (no sibling to dequeue first, no timer or item for a poll)."""
     first = workflow.group(1)
     stage = workflow.stage(first[0]) if len(first) == 1 else None
     return stage is not None and not stage.builtin and stage.map is None and stage.child is None
@@ -317,15 +397,18 @@ def _claim_alone(kernel: Kernel) -> bool:
 
 def _idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str], bool] | None:
     """On the memory adapters, which maintenance steps would do nothing now (`idle` of
-    `maintenance_tick`): no suspended stage to poll, no stale lease, no run idle long
-    enough to be stuck, no open run of another plan to adopt. Each asks what the step's
-    own query asks, with the step's own threshold; the other steps always run."""
+    `maintenance_tick`): no PENDING run to claim, no suspended stage to poll, no stale
+    lease, no run idle long enough to be stuck, no open run of another plan to adopt, no
+    announcement that would change the worker's record. Each asks what the step's own
+    query asks, with the step's own threshold; the flush and pruning always run."""
     persistence, jobs, clock = kernel.deps.persistence, kernel.deps.jobs, kernel.deps.clock
     if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
         return None
     plans = kernel.deps.registry.plans()
 
     def idle(step: str) -> bool:
+        if step == "claim":
+            return persistence.nothing_pending()
         if step == "poll":
             return persistence.nothing_suspended()
         if step == "reap_stale":
@@ -336,9 +419,32 @@ def _idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str]
             return persistence.none_idle_since(clock.now() - threshold)
         if step == "adopt":
             return persistence.all_open_on(plans)
+        if step == "announce":
+            return _announced(kernel, persistence, settings, plans)
         return False
 
     return idle
+
+
+def _announced(
+    kernel: Kernel, persistence: MemoryPersistence, settings: MaintenanceSettings, plans: list[str]
+) -> bool:
+    """Whether the tick's announcement would write nothing new: the worker's record is
+    stored as it would write it (a fake clock that has not moved since the last tick: the
+    same `seen_at` and `expires_at`, the same plans and queues, `started_at` kept), and
+    every plan served is stored already. A host serving one run announces nothing."""
+    if settings.run_id is not None:
+        return True
+    known = persistence.worker(settings.worker_id)
+    if known is None or any(plan not in kernel.deps.recorded_plans for plan in plans):
+        return False
+    now = kernel.deps.clock.now()
+    return (
+        known.seen_at == now
+        and known.expires_at == now + settings.presence_ttl
+        and known.plans == plans
+        and known.queues == list(settings.queues)
+    )
 
 
 async def _next_wake(kernel: Kernel, run_id: str) -> datetime | None:

@@ -184,14 +184,26 @@ class Kernel:
                 return host
         return None
 
-    async def _create(self, cmd: c.RunCreate) -> c.RunCreateResult:
+    async def create_for(self, command: c.RunCreate, host: RunTaker) -> c.RunCreateResult:
+        """`dispatch(command)` with `host` offered a slot for this one create, as
+        `offer_slots` offers one for every create: if `host.room_for_a_run()`, the create's
+        transaction also claims the run for it and hands it the first stage. The test
+        harness's `TestKernel.run` makes and claims a run that would be claimed alone so,
+        in one transaction where create and claim were two."""
+        pinning = self.deps.pinning
+        if type(pinning) is NoPinning:
+            return await self._create(command, host)
+        async with pinning.pinned():
+            return await self._create(command, host)
+
+    async def _create(self, cmd: c.RunCreate, offered: RunTaker | None = None) -> c.RunCreateResult:
         deps = self.deps
         await keep_plan(deps, cmd.workflow_id)
         # With a host here, it may take the run in the create (`offer_slots`); without one
         # (a test kernel, a web app), the create alone, with no call more than before.
         create: Callable[[str, KeyCompletion], Awaitable[c.RunCreateResult]] = (
-            partial(self._create_keyed, cmd=cmd)
-            if self._hosts
+            partial(self._create_keyed, cmd=cmd, offered=offered)
+            if self._hosts or offered is not None
             else lambda cid, key: self._generic(cid, lambda u: create_run(deps, u, cmd), key)
         )
         return await self._keyed(
@@ -204,13 +216,20 @@ class Kernel:
         )
 
     async def _create_keyed(
-        self, causation_id: str, key: KeyCompletion, cmd: c.RunCreate
+        self,
+        causation_id: str,
+        key: KeyCompletion,
+        cmd: c.RunCreate,
+        offered: RunTaker | None = None,
     ) -> c.RunCreateResult:
-        """The create's one transaction: with a host here that has room, the run's claim
-        and first stage too (`create_and_claim`, one transaction where create and claim were
-        two), else the run alone, PENDING."""
+        """The create's one transaction: with a host here that has room (`offered`, else
+        one of `offer_slots`), the run's claim and first stage too (`create_and_claim`, one
+        transaction where create and claim were two), else the run alone, PENDING."""
         deps = self.deps
-        host = self._host_with_room(cmd)
+        if offered is None:
+            host = self._host_with_room(cmd)
+        else:
+            host = offered if offered.room_for_a_run() else None
         if host is not None:
             claimed = ClaimAtCreate()
             taken = host.jobs_taken
@@ -242,9 +261,13 @@ class Kernel:
             lambda cid, key: self._generic(cid, lambda u: rerun_from(deps, u, cmd), key),
         )
 
-    async def _execute(self, cmd: c.JobExecute) -> c.JobExecuteResult:
+    def _execute(self, cmd: c.JobExecute) -> Awaitable[c.JobExecuteResult]:
+        """`job.execute`; without a key (a job its host leased: every stage of a run), the
+        handler's own coroutine, not `_keyed`'s around it: one coroutine less per stage."""
         deps = self.deps
-        return await self._keyed(
+        if cmd.idempotency_key is None:
+            return execute_job(deps, cmd, deps.ids.new_id(), KeyCompletion(None, cmd.type))
+        return self._keyed(
             cmd,
             cmd.idempotency_key,
             c.JobExecuteResult,

@@ -127,6 +127,23 @@ class _MemoryStore(ItemTables, OutboxAndKeys):
             return None
         return t.runs[next(iter(t.pending_runs))]
 
+    def nothing_open(self) -> bool:
+        """Whether no run is PENDING or RUNNING and nothing is suspended: a run created now
+        is the only one anything in the store can move (asked by `TestKernel.run` before
+        it creates one, see `wfc.testing.harness`)."""
+        t = self._t
+        return not t.pending_runs and not t.running_runs and self.nothing_suspended()
+
+    def nothing_pending(self) -> bool:
+        """Whether no run is PENDING, so a claim finds none (asked by the test harness
+        before a tick's claim)."""
+        return not self._t.pending_runs
+
+    def worker(self, worker_id: str) -> WorkerRecord | None:
+        """The worker's announced record, if any (asked by the test harness before a tick's
+        announcement, which would write it as it is)."""
+        return self._t.workers.get(worker_id)
+
     def nothing_suspended(self) -> bool:
         """Whether no stage or item is SUSPENDED, so a poll claims nothing (asked by the
         test harness before a tick's poll)."""

@@ -1,0 +1,139 @@
+"""`TestKernel.run` claims its run in the create's transaction when the first round's claim
+would be made alone (`wfc.testing.harness._first_run_taker`): nothing a test reads may
+differ from creating the run, then driving it (a claim of its own in the first tick)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tests.kernel.conftest import Script, build_workflows
+from tests.kernel.helpers import DOC
+from wfc.runtime import WorkflowBuilder, define_stage
+from wfc.runtime.adapters.memory import MemoryPersistence
+from wfc.runtime.records import Status
+from wfc.runtime.workflow import Workflow
+from wfc.testing import TestKernel, harness, make_test_kernel
+
+
+class _Text(BaseModel):
+    text: str
+
+
+async def _same(ctx: object) -> _Text:
+    return _Text(text="x")
+
+
+def _wide() -> Workflow:
+    """Two stages side by side first: a claim alone would hand one and queue the other."""
+    side = [define_stage(id=n, input=_Text, output=_Text, execute=_same) for n in ("l", "r")]
+    return WorkflowBuilder("wide", "Wide", input=_Text).parallel(side).build()
+
+
+def _kernel() -> TestKernel:
+    return make_test_kernel(*build_workflows(Script()), _wide())
+
+
+# Each step: ("run", workflow) is `TestKernel.run`; ("create", workflow) leaves a run PENDING.
+Scenario = list[tuple[str, str]]
+
+
+async def _seen(scenario: Scenario, *, at_create: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every delivered event, and every run, job and stage row (without their ids, which
+    a run claimed in its create draws one fewer of), after the steps of `scenario`."""
+    with monkeypatch.context() as patched:
+        if not at_create:
+            patched.setattr(harness, "_first_run_taker", lambda *_: None)
+        tk = _kernel()
+        for kind, workflow_id in scenario:
+            if kind == "run":
+                assert (await tk.run(workflow_id, DOC)).status is Status.COMPLETED
+            else:
+                await tk.create_run(workflow_id, DOC)
+    persistence = tk.persistence
+    assert isinstance(persistence, MemoryPersistence)
+    made = persistence.all_runs()  # in creation order (ids sort differently once shifted)
+    runs = [(r.workflow_id, r.status, r.started_at, r.output) for r in made]
+    jobs = [
+        (j.stage_id, j.status, j.attempt, j.worker_id)
+        for run in made
+        for j in await tk.jobs.jobs_of_run(run.id)
+    ]
+    rows = [
+        (s.stage_id, s.status, s.attempt, s.started_at, s.stage_number)
+        for run in made
+        for s in await persistence.stages_of_run(run.id)
+    ]
+    events = [
+        (e.event_type, e.sequence, e.published_at)
+        for run in made
+        for e in await persistence.outbox_of_run(run.id)
+    ]
+    # Runs named by their creation order: the ids drawn after a run claimed in its create
+    # are one behind (no causation id drawn for a claim of its own).
+    order = {run.id: str(n) for n, run in enumerate(made)}
+    delivered = [
+        {**payload, "workflow_run_id": order[payload["workflow_run_id"]]}
+        for payload in tk.sink.payloads
+    ]
+    return delivered, runs, jobs, rows, events
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        [("run", "linear")],
+        [("run", "linear"), ("run", "linear")],
+        [("run", "fanout"), ("run", "linear")],
+        [("run", "batch"), ("run", "linear")],
+        [("create", "linear"), ("run", "linear")],  # another run open: claimed in the tick
+        [("create", "fanout"), ("run", "linear"), ("run", "fanout")],
+        [("run", "wide"), ("run", "linear"), ("run", "wide")],
+    ],
+    ids=str,
+)
+async def test_a_run_claimed_in_its_create_is_unobservable(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_create = await _seen(scenario, at_create=True, monkeypatch=monkeypatch)
+    assert at_create == await _seen(scenario, at_create=False, monkeypatch=monkeypatch)
+
+
+async def test_the_create_claims_only_when_nothing_else_is_open() -> None:
+    tk = _kernel()
+    assert harness._first_run_taker(tk.kernel, "linear", "w") is not None
+    assert harness._first_run_taker(tk.kernel, "fanout", "w") is not None
+    assert harness._first_run_taker(tk.kernel, "wide", "w") is None  # two stages first
+    assert harness._first_run_taker(tk.kernel, "missing", "w") is None
+    await tk.create_run("linear", DOC)
+    assert harness._first_run_taker(tk.kernel, "linear", "w") is None  # a run PENDING
+    await tk.tick()  # claimed: RUNNING, its first job leased
+    assert harness._first_run_taker(tk.kernel, "linear", "w") is None
+
+
+async def test_a_run_claimed_in_its_create_saves_the_claim_transaction() -> None:
+    """The point of it: one transaction fewer per run (what the first tick's claim took)."""
+    counts = [await _transactions_of_a_run(at_create=at_create) for at_create in (True, False)]
+    assert counts[0] == counts[1] - 1
+
+
+async def _transactions_of_a_run(*, at_create: bool) -> int:
+    tk = _kernel()
+    persistence = tk.persistence
+    assert isinstance(persistence, MemoryPersistence)
+    opened = 0
+    transaction = persistence.transaction
+
+    def counted() -> Any:
+        nonlocal opened
+        opened += 1
+        return transaction()
+
+    persistence.transaction = counted  # type: ignore[method-assign]
+    if at_create:
+        await tk.run("linear", DOC)
+    else:
+        await tk.drive(await tk.create_run("linear", DOC))
+    return opened
