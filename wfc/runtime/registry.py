@@ -43,6 +43,8 @@ class WorkflowMap:
 
     def __init__(self, workflows: Iterable[Workflow] = ()) -> None:
         self._workflows: dict[str, Workflow] = {}
+        # `plans()` of the workflows held when it was last asked (`_sorted_plans`).
+        self._plans_of: tuple[tuple[Workflow, ...], list[str]] = ((), [])
         for workflow in workflows:
             self.add(workflow)
 
@@ -56,7 +58,20 @@ class WorkflowMap:
         return self._workflows.get(workflow_id)
 
     def plans(self) -> list[str]:
-        return sorted(workflow.plan.fingerprint for workflow in self._workflows.values())
+        return list(self._sorted_plans())
+
+    def _sorted_plans(self) -> list[str]:
+        """The plans' fingerprints, sorted once per set of workflows held: a worker asks for
+        them several times per run (claims, dequeues, a test kernel's every round), and
+        sorting them each time was a cost. Keyed by the workflows themselves (compared by
+        identity, plans being immutable), not invalidated by `add`: a test may swap a
+        workflow in the map directly."""
+        held = tuple(self._workflows.values())
+        known, plans = self._plans_of
+        if held != known:
+            plans = sorted(workflow.plan.fingerprint for workflow in held)
+            self._plans_of = (held, plans)
+        return plans
 
     def workflows(self) -> list[Workflow]:
         return [self._workflows[workflow_id] for workflow_id in sorted(self._workflows)]

@@ -18,6 +18,7 @@ from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import fail_run, warm_up, write_log
 from wfc.runtime.kernel.runs import create_run
 from wfc.runtime.kernel.transition import advance
+from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import RunClaim, RunRecord, Status
 from wfc.runtime.transient import is_transient
 
@@ -25,6 +26,8 @@ WORKFLOW_NOT_FOUND = "WORKFLOW_NOT_FOUND"
 EMPTY_STAGE_GRAPH = "EMPTY_STAGE_GRAPH"
 PLAN_CHANGED = "PLAN_CHANGED"
 CLAIM_FAILED = "CLAIM_FAILED"
+# Built from a clock's instant and a run's id: not validated again (`wfc.runtime.prevalidated`).
+_WORKFLOW_STARTED = maker(WorkflowStarted)
 
 
 async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResult:
@@ -171,7 +174,7 @@ async def _start(
         return None
     assert workflow is not None
     unit.after_commit(warm_up(deps, unit, run, [], {}))  # a first stage handed here starts warm
-    unit.emit(WorkflowStarted(timestamp=deps.clock.now(), workflow_run_id=run.id))
+    unit.emit(_WORKFLOW_STARTED(timestamp=deps.clock.now(), workflow_run_id=run.id))
     await advance(deps, unit, run, workflow, 1, rows=[], generation=0, job_ids=job_ids)
     return run
 

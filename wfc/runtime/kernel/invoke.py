@@ -25,7 +25,6 @@ which is the one whose outcome the row holds.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
 from wfc.runtime.kernel.calling import call, describe_error, guarded
 from wfc.runtime.kernel.deps import Deps
+from wfc.runtime.kernel.json_output import json_data
 from wfc.runtime.kernel.outcomes import (
     Failure,
     NotYet,
@@ -289,7 +289,7 @@ def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> P
     except ValidationError as error:
         problems = "; ".join(validation_problems(error))
         return Failure(error=f"Stage {stage_id} returned an invalid output: {problems}")
-    return Produced(output=json.loads(parsed.model_dump_json()))
+    return Produced(output=json_data(parsed))
 
 
 async def run_execute(
