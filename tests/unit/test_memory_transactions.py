@@ -194,10 +194,15 @@ def indexes_from_rows(t: Tables) -> dict[str, Any]:
         "logs_of": by_run(t.logs.values()),
         "signals_of": by_run(t.signals.values()),
         "outbox_of": by_run(events, "sequence"),
+        # A delivered event's `published_at` may be kept apart from its row (`t.published`).
         "unpublished": {
-            (e.run_id, e.sequence) for e in events if e.published_at is None and e.dlq_at is None
+            (e.run_id, e.sequence)
+            for e in events
+            if e.published_at is None and (e.run_id, e.sequence) not in t.published
+            if e.dlq_at is None
         },
         "parked": {(e.run_id, e.sequence) for e in events if e.dlq_at is not None},
+        "published_without_event": set(),
     }
 
 
@@ -218,6 +223,7 @@ def indexes_held(t: Tables) -> dict[str, Any]:
         held
         | {name: set(getattr(t, name)) for name in (*flat, "unpublished", "parked")}
         | {"logs_of": {k: v for k, v in logs.items() if v}}
+        | {"published_without_event": set(t.published) - set(t.outbox)}
     )
 
 

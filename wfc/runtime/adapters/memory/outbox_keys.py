@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
-from wfc.runtime.adapters.memory.tables import IdempotencyEntry, TableWriter
+from wfc.runtime.adapters.memory.tables import EventKey, IdempotencyEntry, TableWriter
 from wfc.runtime.copies import changed, json_copy
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
@@ -78,12 +78,28 @@ class OutboxAndKeys(TableWriter):
         return heapq.nsmallest(limit, keys, key=unpublished.__getitem__)
 
     async def mark_published(self, events: Sequence[OutboxRecord], at: datetime) -> None:
-        outbox, published = self._t.outbox, {"published_at": at}
-        for event in events:  # every event of every run passes here: written out
-            current = outbox.get((event.run_id, event.sequence))
-            if current is None:
+        # Every event of every run passes here, and a delivered event's record is seldom
+        # read again (a test's inspection): its `published_at` is kept apart rather than a
+        # copy of the record made per event, and a copy made to carry it when it is read
+        # (`_event`). Published, it leaves the flush's index, as `_write_event` would make it.
+        t = self._t
+        outbox, unpublished, published = t.outbox, t.unpublished, t.published
+        for event in events:
+            key = (event.run_id, event.sequence)
+            if key not in outbox:
                 raise RecordNotFoundError("OutboxEvent", event.id)
-            self._write_event(changed(current, published))
+            self._set(published, key, at)
+            if key in unpublished:
+                self._pop(unpublished, key)
+
+    def _event(self, key: EventKey) -> OutboxRecord:
+        """The stored event as it is: `published_at` included, from `published` when it was
+        published since it was stored (a copy made for the reader; reading writes
+        nothing). The time in `published` is the latest, so it wins."""
+        t = self._t
+        record = t.outbox[key]
+        at = t.published.get(key)
+        return record if at is None else changed(record, {"published_at": at})
 
     async def increment_outbox_retry(self, event: OutboxRecord) -> int:
         return self._change_event(
@@ -103,16 +119,16 @@ class OutboxAndKeys(TableWriter):
         return len(parked)
 
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
-        outbox = self._t.outbox
-        return [outbox[run_id, sequence] for sequence in sorted(self._t.outbox_of.get(run_id, ()))]
+        sequences = sorted(self._t.outbox_of.get(run_id, ()))
+        return [self._event((run_id, sequence)) for sequence in sequences]
 
     def _change_event(
         self, event: OutboxRecord, change: Callable[[OutboxRecord], OutboxRecord]
     ) -> OutboxRecord:
-        current = self._t.outbox.get((event.run_id, event.sequence))
-        if current is None:
+        key = (event.run_id, event.sequence)
+        if key not in self._t.outbox:
             raise RecordNotFoundError("OutboxEvent", event.id)
-        updated = change(current)
+        updated = change(self._event(key))
         self._write_event(updated)
         return updated
 

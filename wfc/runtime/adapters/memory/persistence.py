@@ -533,7 +533,7 @@ class MemoryPersistence(_MemoryStore):
 
     def all_outbox(self) -> list[OutboxRecord]:
         """Every outbox event, in append order."""
-        return list(self._t.outbox.values())
+        return [self._event(key) for key in list(self._t.outbox)]
 
     def idempotency_keys(self) -> dict[tuple[str, str], Any]:
         """`(key, command type)` → stored result, or None while in progress."""

@@ -93,6 +93,9 @@ class Tables:
     signals_of: dict[str, dict[str, None]] = field(default_factory=_index)
     outbox_of: dict[str, dict[int, None]] = field(default_factory=dict)  # sequences by run
     unpublished: dict[EventKey, int] = field(default_factory=dict)  # → its position
+    # When each event was published, kept apart from its record (`OutboxAndKeys.mark_published`):
+    # a reader is given a copy of the record that carries it (`_event`).
+    published: dict[EventKey, datetime] = field(default_factory=dict)
     parked: dict[EventKey, int] = field(default_factory=dict)  # in the DLQ, likewise
     numbers: itertools.count[int] = field(default_factory=itertools.count)  # never rolled back
 
@@ -278,6 +281,7 @@ class TableWriter:
             for sequence in t.outbox_of.get(run_id, {}):
                 self._pop(t.unpublished, (run_id, sequence))
                 self._pop(t.parked, (run_id, sequence))
+                self._pop(t.published, (run_id, sequence))
             for index in (t.stages_of, t.item_stages_of, t.logs_of, t.signals_of, t.outbox_of):
                 self._pop(index, run_id)
             for one in (t.last_sequence, t.run_order, t.pending_runs, t.running_runs):
