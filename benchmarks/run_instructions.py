@@ -1,7 +1,9 @@
 """Instructions per run, counted by callgrind over a fixed burst: a figure the load does not move.
 
 Run: `.venv/bin/python benchmarks/run_instructions.py --store memory --shape seq3`
-(`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`).
+(`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`;
+`--store postgres` for the same host on the database at `WFC_BENCH_DATABASE_URL`,
+which must be at the current schema revision and hold no runs: `wfc db upgrade`).
 Needs valgrind (with its `callgrind.h`) and a C compiler. Reported, never asserted.
 
 On a shared machine CPU per run moves by a third between identical runs; the
@@ -16,7 +18,9 @@ work done by the clock would count with it.
 
 - memory: `TestKernel.run` one at a time, as `memory.py`'s one-at-a-time case;
 - sqlite: `--runs` runs created at once and served by a `WorkerHost` of 8 slots in
-  the process (`in_process.py`'s burst), the creation included.
+  the process (`in_process.py`'s burst), the creation included;
+- postgres: the same burst on PostgreSQL (the client's instructions: the server's are
+  another process's, not counted).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--store", choices=("memory", "sqlite", "postgres"), default="memory")
     parser.add_argument("--shape", choices=("seq3", "fan"), default="seq3")
     parser.add_argument("--runs", type=int, default=100, help="runs counted")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the toggle library: run, counted
@@ -81,6 +85,8 @@ def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
     toggle = ctypes.CDLL(toggle_path)
     if store == "memory":
         step, counted = _memory(shape, runs)
+    elif store == "postgres":
+        step, counted = _postgres(shape, runs)
     else:
         step, counted = _sqlite(shape, runs)
     step(toggle, counted)
@@ -108,6 +114,17 @@ def _sqlite(shape: str, runs: int) -> tuple[Any, Any]:
     def step(toggle: Any, _: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(_sqlite_bursts(f"sqlite+aiosqlite:///{tmp}/count.db", shape, runs, toggle))
+
+    return step, None
+
+
+def _postgres(shape: str, runs: int) -> tuple[Any, Any]:
+    url = os.environ.get(
+        "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
+
+    def step(toggle: Any, _: Any) -> None:
+        asyncio.run(_sqlite_bursts(url, shape, runs, toggle))
 
     return step, None
 

@@ -1,6 +1,7 @@
-"""A pin's connection parked for the next pin on SQLite (`parked`): taken again without a
-checkout, never while it may be inside a transaction, never more than half the pool, and
-closed with its engine; on PostgreSQL given back to the pool, as before."""
+"""A pin's connection parked for the next pin (`parked`), on SQLite and PostgreSQL: taken
+again without a checkout, never while it may be inside a transaction, never more than
+half the pool, closed with its engine, and clean after a statement cancelled while it
+waited for a lock."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.databases import sql_storage
@@ -20,7 +21,7 @@ from wfc.testing import FakeClock
 from wfc.testing.conformance import a_run
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
     async with sql_storage(request.param, tmp_path) as store:
         await store.persistence.create_run(a_run(FakeClock(), "r"))
@@ -75,9 +76,11 @@ async def test_a_connection_left_in_a_transaction_is_not_parked(storage: SqlStor
 async def test_a_begin_cancelled_while_it_waits_for_the_lock_leaves_nothing_behind(
     storage: SqlStorage,
 ) -> None:
-    """A BEGIN waiting on its connection's thread for another process's lock, cancelled,
+    """SQLite: a BEGIN waiting on its connection's thread for another process's lock, cancelled,
     still runs once the lock is free: its connection must be closed, not parked, or it
     would hold the write lock and fail every transaction handed it."""
+    if storage.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's file lock (PostgreSQL: the row-lock test below)")
     database = storage.engine.url.database
     assert database is not None
     other = sqlite3.connect(database, isolation_level=None)
@@ -133,11 +136,51 @@ async def test_parked_connections_close_with_their_engine(tmp_path: Path) -> Non
     assert thread.closed  # `close()` disposed of the engine: the parked one went with it
 
 
-async def test_postgresql_pins_give_their_connection_back(tmp_path: Path) -> None:
+async def test_a_statement_cancelled_while_it_waits_for_a_row_lock_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL: a transaction's UPDATE waiting for a row another session holds, its task
+    cancelled. Its connection is parked (rolled back: not `broken`), and the pins that take
+    it next must find it outside any transaction, holding no lock, and serving them."""
     async with sql_storage("postgres", tmp_path) as store:
         await store.persistence.create_run(a_run(FakeClock(), "r"))
-        checkouts = _count_checkouts(store)
+        async with store.engine.connect() as other:
+            await other.execute(text("SELECT 1 FROM runs WHERE id = 'r' FOR UPDATE"))
+
+            async def transaction() -> None:
+                async with store.persistence.transaction() as tx:
+                    await tx.update_run("r", {})
+
+            waiting = asyncio.create_task(transaction())
+            await _a_session_waits(store)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await other.rollback()  # the row is free: a cancel not yet served would take it
         for _ in range(3):
-            await _pinned_call(store)
-        assert len(checkouts) == 3
-        assert store.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            await transaction()  # on the parked connection: nothing left open on it
+        async with store.engine.connect() as probe:
+            await probe.execute(text("SET lock_timeout = '2s'"))
+            await probe.execute(text("SELECT 1 FROM runs WHERE id = 'r' FOR UPDATE"))  # free
+            await probe.rollback()
+        idle = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%'"
+        )
+        async with store.engine.connect() as probe:
+            assert await probe.scalar(idle) == 0
+
+
+async def _a_session_waits(store: SqlStorage) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with store.engine.connect() as conn:
+        for _ in range(600):
+            found = await conn.scalar(waiting)
+            await conn.rollback()  # the statistics are read once a transaction: a new one
+            if found:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError("the transaction never waited for the row lock")

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.databases import kernel_on_storage
+from tests.kernel.lock_waits import a_lock_wait
 from tests.kernel.waiting import HOUR_MS, another_kernel, workflows
 from wfc.errors import SignalRefusedError
 from wfc.runtime import RunCancel, RunClaimPending
@@ -313,30 +312,13 @@ async def test_a_signal_waits_for_the_runs_lock_before_it_writes_the_waiting_sta
         async with tk.persistence.transaction() as tx:
             await tx.update_run(run_id, {})  # the run's lock, held
             sending = asyncio.ensure_future(_signal(tk, run_id))
-            await _a_lock_wait(tk.persistence.engine, sending)
+            await a_lock_wait(tk.persistence.engine, sending)
             await tx.update_stage(waiting.id, {"status": Status.RUNNING, "attempt": 1})
         sent = await asyncio.wait_for(sending, 30)
         assert sent.delivered_to is None  # the stage was no longer waiting: kept
         [kept] = await tk.persistence.signals_of_run(run_id)
         assert kept.consumed_by is None
         assert (await _row(tk, run_id, "approve")).status is Status.RUNNING
-
-
-async def _a_lock_wait(engine: AsyncEngine, sending: asyncio.Future[Any]) -> None:
-    """Return once a session of this database waits for a row lock (the signal's)."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with engine.connect() as conn:
-        for _ in range(600):
-            assert not sending.done(), "the signal did not wait for the run's lock"
-            found = await conn.scalar(waiting)
-            await conn.rollback()  # the statistics are read once a transaction: a new one
-            if found:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError("the signal never waited for a lock")
 
 
 async def test_duplicate_keys_deliver_once_and_a_reused_key_is_refused(tk: TestKernel) -> None:

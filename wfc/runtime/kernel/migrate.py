@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import logging
 
-from wfc.errors import MigrationRefusedError, RecordNotFoundError, StageNotFoundError
+from wfc.errors import (
+    MigrationRefusedError,
+    RecordNotFoundError,
+    StageNotFoundError,
+    StaleVersionError,
+)
 from wfc.runtime.kernel.adopt import adopt_run, plan_change
 from wfc.runtime.kernel.deps import Deps, atomic
 from wfc.runtime.kernel.rerun import restart_from
@@ -100,7 +105,12 @@ async def _restart(
         fresh = await unit.db.get_run(run.id)
         if fresh is None or fresh.version != run.version:
             raise MigrationRefusedError(run.id, "it moved on while being migrated: try again")
-        deleted = await restart_from(deps, unit, fresh, workflow, group, rows)
+        try:
+            deleted = await restart_from(deps, unit, fresh, workflow, group, rows)
+        except StaleVersionError:
+            raise MigrationRefusedError(
+                run.id, "it moved on while being migrated: try again"
+            ) from None
     await _log_move(deps, run, workflow.plan.fingerprint, f"wfc runs migrate --from {from_stage}")
     return deleted
 

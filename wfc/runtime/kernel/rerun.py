@@ -6,6 +6,7 @@ from wfc.errors import (
     RecordNotFoundError,
     RerunRefusedError,
     StageNotFoundError,
+    StaleVersionError,
     WorkflowNotFoundError,
 )
 from wfc.runtime.commands import RunRerunFrom, RunRerunFromResult
@@ -47,7 +48,10 @@ async def rerun_from(deps: Deps, unit: Unit, cmd: RunRerunFrom) -> RunRerunFromR
         )
     kept_map = await _map_to_resume(unit, run.id, workflow, cmd, rows)
     await _refuse_unless_plan_fits(deps, run, workflow, rows, group, kept_map)
-    deleted = await restart_from(deps, unit, run, workflow, group, rows, kept_map)
+    try:
+        deleted = await restart_from(deps, unit, run, workflow, group, rows, kept_map)
+    except StaleVersionError:
+        raise RerunRefusedError(run.id, "it moved on while being rerun: try again") from None
     return RunRerunFromResult(
         workflow_run_id=run.id, from_stage_id=cmd.from_stage_id, deleted_stages=deleted
     )
@@ -63,7 +67,8 @@ async def restart_from(
     kept_map: str | None = None,
 ) -> list[str]:
     """Delete the rows of `group` onward (but the completed items of `kept_map`), put the
-    run on `workflow`'s plan and RUNNING, and queue `group` again; the stages deleted."""
+    run on `workflow`'s plan and RUNNING, and queue `group` again; the stages deleted.
+    `StaleVersionError` (nothing written) when the run is no longer at `run.version`."""
     doomed = [
         row
         for row in rows
@@ -71,11 +76,10 @@ async def restart_from(
         and not (kept_map and row.execution_group == group and row.status is Status.COMPLETED)
         and row.stage_id != kept_map
     ]
-    await unit.db.delete_stages([row.id for row in doomed])
-    mapped = [row.stage_id for row in doomed if row.items_total]
-    if mapped:
-        await unit.db.delete_items(run.id, mapped)
     now = deps.clock.now()
+    # The run's row first, at the version read (`StaleVersionError` if it moved), then
+    # its stages and items: the order every writer of a run takes them in. Deleting the
+    # rows first deadlocked on PostgreSQL with a writer that held the run and wanted one.
     run = await unit.db.update_run(
         run.id,
         {
@@ -90,7 +94,12 @@ async def restart_from(
             # The rerun runs on this plan (`_refuse_unless_plan_fits` checked that it may).
             "plan_fingerprint": workflow.plan.fingerprint,
         },
+        expected_version=run.version,
     )
+    await unit.db.delete_stages([row.id for row in doomed])
+    mapped = [row.stage_id for row in doomed if row.items_total]
+    if mapped:
+        await unit.db.delete_items(run.id, mapped)
     generation = max((row.generation for row in doomed), default=-1) + 1
 
     async def delete_blobs() -> None:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    exists,
     func,
     insert,
     or_,
@@ -175,24 +174,42 @@ async def update_stage(
     return to_record(StageRecord, row)
 
 
-def _run_is_running() -> ColumnElement[bool]:
-    running = runs.c.id == bindparam("g_run_id"), runs.c.status == Status.RUNNING.value
-    return exists().where(*running)
+def _run_is_running(lock: bool) -> ColumnElement[bool]:
+    """The run `:g_run_id` is RUNNING; with `lock` (PostgreSQL), its row locked as it is
+    found (FOR NO KEY UPDATE, the lock an UPDATE of the run takes).
+
+    The lock is what orders a stage write guarded this way after the run's row: the
+    condition is a subplan of the stage's UPDATE, evaluated on the stage row scanned
+    before the UPDATE locks that row, so the run's row is locked first — the order a
+    stage's start, `lock_run_and_update_stage` and `run.cancel` take them in. Read
+    without the lock, an outcome locked its stage, then its run (with its events,
+    `outbox.append`), and deadlocked with a cancel that held the run and wanted the stage.
+    The lock costs no statement; a run not RUNNING is neither locked nor written."""
+    running = select(runs.c.id).where(
+        runs.c.id == bindparam("g_run_id"), runs.c.status == Status.RUNNING.value
+    )
+    if lock:
+        running = running.with_for_update(key_share=True)
+    return running.exists()
 
 
-def _fence_guard(fence: StageFence | None, run_id: str | None = None) -> Guard | None:
-    """The guard of a fenced stage write: the fence, and the run RUNNING when `run_id`."""
+def _fence_guard(
+    fence: StageFence | None, run_id: str | None = None, lock_run: bool = False
+) -> Guard | None:
+    """The guard of a fenced stage write: the fence, and the run RUNNING when `run_id`
+    (its row locked when `lock_run`: `_run_is_running`)."""
     if fence is None and run_id is None:
         return None
     params = fence_params(fence)
 
     def condition() -> ColumnElement[bool]:
-        parts = [] if run_id is None else [_run_is_running()]
+        parts = [] if run_id is None else [_run_is_running(lock_run)]
         return and_(*parts, *([] if fence is None else [fence_condition(fence)]))
 
     if run_id is not None:
         params["g_run_id"] = run_id
-    return Guard(f"fenced:{run_id is not None}:{fence_shape(fence)}", condition, params)
+    locking = run_id is not None and lock_run
+    return Guard(f"fenced:{run_id is not None}:{locking}:{fence_shape(fence)}", condition, params)
 
 
 async def update_stage_while_running(
@@ -203,8 +220,9 @@ async def update_stage_while_running(
     now: datetime,
     fence: StageFence | None = None,
 ) -> StageRecord | None:
-    """The guarded write of a stage's outcome: one statement, no separate run read."""
-    guard = _fence_guard(fence, run_id)
+    """The guarded write of a stage's outcome: one statement, no separate run read. On
+    PostgreSQL the statement locks the run's row before the stage's (`_run_is_running`)."""
+    guard = _fence_guard(fence, run_id, lock_run=conn.dialect.name == "postgresql")
     row = await update_versioned(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
     )
