@@ -49,7 +49,7 @@ def _instrument(defer: bool) -> None:
     release = sqlite_dbapi.Connection.release_write_lock_after_transaction
 
     async def counted_acquire(self: Any) -> Any:
-        lock = self._locks.get(asyncio.get_running_loop())
+        lock = self._turns.get(asyncio.get_running_loop())
         TAKEN["waited" if lock is not None and lock.locked() else "free"] += 1
         return await acquire(self)
 
@@ -62,14 +62,14 @@ def _instrument(defer: bool) -> None:
         if ready is not None:
             READY_AT_RELEASE[len(ready)] += 1
         if not defer:
-            WAITING_AT_RELEASE[len(holding._waiters or ())] += 1
+            WAITING_AT_RELEASE[len(holding.waiting)] += 1
             release(self)
             return
         # The turn kept until the tasks ready now have run: the writers among them queue.
         self._holding = None
 
         def later() -> None:
-            WAITING_AT_RELEASE[len(holding._waiters or ())] += 1
+            WAITING_AT_RELEASE[len(holding.waiting)] += 1
             holding.release()
 
         loop.call_soon(later)
