@@ -22,7 +22,6 @@ no longer used on this path.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import functools
@@ -41,7 +40,7 @@ from sqlalchemy.util import await_only
 
 from wfc.runtime.adapters.sql import sqlite_thread
 from wfc.runtime.adapters.sql.sqlite_thread import Outcome, SqliteThread, run_many
-from wfc.runtime.adapters.sql.sqlite_writes import Checkpoints, WriteTurns
+from wfc.runtime.adapters.sql.sqlite_writes import Checkpoints, Turn, WriteTurns
 
 T = TypeVar("T")
 
@@ -151,7 +150,7 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
         # attribute: it is read several times per statement.
         self.thread = thread
         self._writes = dbapi.writes
-        self._holding: asyncio.Lock | None = None
+        self._holding: Turn | None = None
         self._busy_ms: int | None = None  # the connection's busy_timeout, read once
         # `drivers.Link` of this connection, made at its first checkout, kept for the others.
         self.link: Any = None

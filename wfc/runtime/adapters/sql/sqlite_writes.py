@@ -7,6 +7,7 @@ Both are per engine (one `sqlite_dbapi.Module` each) and used by
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import weakref
 
@@ -38,6 +39,45 @@ class Checkpoints:
         return True
 
 
+class Turn:
+    """One event loop's turn to write: held or not, and the writers waiting for it.
+
+    Unlike an `asyncio.Lock`, a free turn is taken by whoever asks first, even while a
+    waiter that was woken for it has not run yet (that waiter then waits again, first in
+    line). An `asyncio.Lock` hands a freed lock to its first waiter, so a writer that
+    commits and reaches its next BEGIN without suspending — a slot finishing a stage and
+    starting the next — must queue behind it. Once a few writers queued (one BEGIN that
+    waited on its thread for another process's lock is enough), every later write
+    queued too, for as long as the process stayed busy: in a `wfc worker` of 8 slots,
+    7–8 writers waited at 73% of the turns' ends (none in process, where nothing had
+    made a queue), each transaction ran on another slot's connection than the last, and
+    SQLite dropped that connection's page cache and read its pages again each time.
+    A writer that never suspends holds the event loop anyway, so taking a free turn
+    at once starves no one a lock would not.
+    """
+
+    __slots__ = ("held", "waiting")
+
+    def __init__(self) -> None:
+        self.held = False
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def locked(self) -> bool:
+        return self.held
+
+    def release(self) -> None:
+        self.held = False
+        self.wake_next()
+
+    def wake_next(self) -> None:
+        """Wake the first writer still waiting (it takes the turn if it is free when it runs)."""
+        while self.waiting:
+            first = self.waiting.popleft()
+            if not first.done():
+                first.set_result(None)
+                return
+
+
 class WriteTurns:
     """Whose turn it is to write, among one engine's connections in this process.
 
@@ -46,32 +86,56 @@ class WriteTurns:
     however soon the lock is free. A worker's job slots each write on their own
     connection, so most of a worker's writes met another slot's transaction and
     slept: the worker sat idle (70% of its main thread's samples in the event loop's
-    wait) while its runs waited. Connections of one process instead take turns on an
-    asyncio lock, and the next one starts the moment the last one commits. The
-    busy handler still orders writers in different processes (`busy_timeout`).
+    wait) while its runs waited. Connections of one process instead take turns
+    (`Turn`), and the next one starts the moment the last one commits. The busy
+    handler still orders writers in different processes (`busy_timeout`).
 
     A turn is waited for as long as the busy timeout allows, then fails as SQLite
-    would ("database is locked"). One lock per event loop: an asyncio lock belongs
-    to one.
+    would ("database is locked"). One turn per event loop: its waiters are futures of
+    that loop.
     """
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turn] = (
             weakref.WeakKeyDictionary()
         )
 
-    async def acquire(self) -> asyncio.Lock:
+    async def acquire(self) -> Turn:
         loop = asyncio.get_running_loop()
-        lock = self._locks.get(loop)
-        if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
-        if not lock.locked():
-            await lock.acquire()  # free: taken without waiting
-            return lock
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = Turn()
+        if not turn.held:
+            turn.held = True  # free: taken without waiting
+            return turn
         try:
             async with asyncio.timeout(self._timeout_s):
-                await lock.acquire()
+                await _wait_for(turn, loop)
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
-        return lock
+        turn.held = True
+        return turn
+
+
+async def _wait_for(turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
+    """Until `turn` is free when this writer runs: last in line at first, first in line
+    after a wake-up that found it taken again."""
+    first_in_line = False
+    while turn.held:
+        woken: asyncio.Future[None] = loop.create_future()
+        if first_in_line:
+            turn.waiting.appendleft(woken)
+        else:
+            turn.waiting.append(woken)
+        try:
+            await woken
+        except BaseException:
+            if woken.done() and not woken.cancelled():
+                # Woken, then cancelled before it ran: the wake-up goes to the next in line.
+                if not turn.held:
+                    turn.wake_next()
+            elif woken in turn.waiting:
+                turn.waiting.remove(woken)
+            raise
+        first_in_line = True

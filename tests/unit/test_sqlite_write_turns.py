@@ -1,0 +1,92 @@
+"""The turn to write of one process's SQLite writers (`sqlite_writes.WriteTurns`).
+
+A free turn goes to whoever asks first: a writer that commits and begins again without
+suspending must not queue behind a waiter that has not run yet, or a queue, once made,
+lasts as long as the process is busy (each transaction then runs on another slot's
+connection, whose page cache SQLite drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from wfc.runtime.adapters.sql.sqlite_writes import Turn, WriteTurns
+
+
+async def _writer(turns: WriteTurns, name: str, taken: list[str]) -> Turn:
+    turn = await turns.acquire()
+    taken.append(name)
+    return turn
+
+
+async def _settle() -> None:
+    """Let every task that can run, run (a handful of loop passes)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_writer_that_begins_again_without_suspending_takes_the_free_turn() -> None:
+    turns = WriteTurns(timeout_s=5.0)
+    taken: list[str] = []
+    first = await _writer(turns, "first", taken)
+    waiting = asyncio.create_task(_writer(turns, "waiting", taken))
+    await _settle()
+    assert taken == ["first"]
+
+    first.release()  # a commit: the waiter is woken, but has not run yet
+    again = await _writer(turns, "first again", taken)
+    assert taken == ["first", "first again"]
+
+    again.release()
+    (await waiting).release()
+    assert taken == ["first", "first again", "waiting"]
+
+
+async def test_a_woken_writer_that_found_the_turn_taken_is_first_in_line() -> None:
+    turns = WriteTurns(timeout_s=5.0)
+    taken: list[str] = []
+    first = await _writer(turns, "first", taken)
+    early = asyncio.create_task(_writer(turns, "early", taken))
+    await _settle()
+    late = asyncio.create_task(_writer(turns, "late", taken))
+    await _settle()
+
+    first.release()
+    again = await _writer(turns, "first again", taken)  # taken before `early` ran
+    await _settle()  # `early` wakes, finds it taken, and waits again
+    again.release()
+    (await early).release()
+    (await late).release()
+    assert taken == ["first", "first again", "early", "late"]
+
+
+async def test_a_writer_cancelled_after_it_was_woken_passes_the_turn_on() -> None:
+    turns = WriteTurns(timeout_s=5.0)
+    taken: list[str] = []
+    first = await _writer(turns, "first", taken)
+    cancelled = asyncio.create_task(_writer(turns, "cancelled", taken))
+    await _settle()
+    next_in_line = asyncio.create_task(_writer(turns, "next", taken))
+    await _settle()
+
+    first.release()  # wakes `cancelled`, which is cancelled before it runs
+    cancelled.cancel()
+    await _settle()
+
+    assert cancelled.cancelled()
+    assert next_in_line.done()  # not left waiting for a turn nobody holds
+    (await next_in_line).release()
+    assert taken == ["first", "next"]
+
+
+async def test_a_turn_not_given_back_in_the_busy_timeout_fails_as_sqlite_would() -> None:
+    turns = WriteTurns(timeout_s=0.01)
+    held = await turns.acquire()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        await turns.acquire()
+    held.release()
+    (await turns.acquire()).release()  # the writer that gave up left nothing queued
+    assert not held.locked()
