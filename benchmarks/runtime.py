@@ -69,6 +69,7 @@ from shapes import INPUT, workflows  # noqa: E402
 from statements import statements_per_stage  # noqa: E402
 
 from wfc.runtime.adapters.sql import SqlStorage, direct, migrate, open_storage  # noqa: E402
+from wfc.runtime.adapters.sql.engine import autocommit  # noqa: E402
 from wfc.runtime.commands import RunCreate  # noqa: E402
 from wfc.runtime.hosts import make_kernel  # noqa: E402
 from wfc.runtime.kernel import Kernel  # noqa: E402
@@ -141,8 +142,9 @@ _FINISHED = text("SELECT count(*) FROM runs WHERE status IN ('COMPLETED', 'FAILE
 
 
 async def _finished(storage: SqlStorage) -> int:
-    """How many runs have finished: one cheap count, so polling does not load the database."""
-    async with storage.engine.connect() as conn:
+    """How many runs have finished: one cheap count, so polling does not load the database
+    (no transaction: on SQLite one would take the write lock the workers are taking turns at)."""
+    async with autocommit(storage.engine).connect() as conn:
         return int((await conn.execute(_FINISHED)).scalar_one())
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.observability.instruments import QueueSample
+from wfc.runtime.adapters.sql.engine import autocommit
 from wfc.runtime.adapters.sql.schema import jobs
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import Status
@@ -31,7 +32,11 @@ SAMPLE_EVERY = timedelta(seconds=5)
 async def queue_stats(
     engine: AsyncEngine, now: datetime
 ) -> tuple[dict[str, int], dict[str, float]]:
-    """Per queue: the jobs due and waiting, and the seconds the oldest has waited."""
+    """Per queue: the jobs due and waiting, and the seconds the oldest has waited.
+
+    One statement, so no transaction of its own (`autocommit`): on SQLite a transaction
+    opens with BEGIN IMMEDIATE, which would take the file's write lock for a read, every
+    few seconds, and queue behind every writer of every process."""
     due_since = func.coalesce(jobs.c.run_at, jobs.c.created_at)
     query = (
         select(jobs.c.queue, func.count(), func.min(due_since))
@@ -41,7 +46,7 @@ async def queue_stats(
         )
         .group_by(jobs.c.queue)
     )
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         rows = (await conn.execute(query)).all()
     depth = {queue: int(count) for queue, count, _ in rows}
     lag = {queue: _waited(now, oldest) for queue, _, oldest in rows}
