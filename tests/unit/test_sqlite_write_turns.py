@@ -3,7 +3,8 @@
 A free turn goes to whoever asks first: a writer that commits and begins again without
 suspending must not queue behind a waiter that has not run yet, or a queue, once made,
 lasts as long as the process is busy (each transaction then runs on another slot's
-connection, whose page cache SQLite drops).
+connection, whose page cache SQLite drops). But a waiter loses that race once at most:
+a writer that suspends inside its turn and begins again at once must not starve it.
 """
 
 from __future__ import annotations
@@ -88,5 +89,61 @@ async def test_a_turn_not_given_back_in_the_busy_timeout_fails_as_sqlite_would()
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         await turns.acquire()
     held.release()
-    (await turns.acquire()).release()  # the writer that gave up left nothing queued
+    assert not held.waiting  # the writer that gave up left nothing queued
+    (await turns.acquire()).release()
     assert not held.locked()
+
+
+async def test_a_writer_that_suspends_in_its_turn_and_begins_again_does_not_starve_a_waiter() -> (
+    None
+):
+    """A COMMIT under synchronous=FULL runs on the connection's thread: the holder suspends
+    inside its turn, and begins again the moment it has committed."""
+    turns = WriteTurns(timeout_s=5.0)
+    taken: list[str] = []
+
+    async def busy() -> None:
+        turn = await _writer(turns, "busy", taken)
+        for _ in range(200):  # until the waiter is in, or 200 transactions
+            await asyncio.sleep(0)  # its COMMIT, on the connection's thread
+            turn.release()
+            if "waiting" in taken:
+                return
+            turn = await _writer(turns, "busy", taken)  # its next BEGIN, at once
+        turn.release()
+
+    looping = asyncio.create_task(busy())
+    await _settle()
+    asked_at = len(taken)
+
+    async def waiter() -> None:
+        (await _writer(turns, "waiting", taken)).release()
+
+    waiting = asyncio.create_task(waiter())
+    await looping
+    await waiting
+    # Woken at the first release, it may lose that race; the second hands it the turn.
+    assert taken.index("waiting") - asked_at <= 2
+
+
+async def test_a_writer_cancelled_after_it_was_handed_the_turn_passes_it_on() -> None:
+    turns = WriteTurns(timeout_s=5.0)
+    taken: list[str] = []
+    first = await _writer(turns, "first", taken)
+    handed = asyncio.create_task(_writer(turns, "handed", taken))
+    await _settle()
+    first.release()
+    again = await _writer(turns, "first again", taken)  # `handed` loses its race once
+    await _settle()
+    next_in_line = asyncio.create_task(_writer(turns, "next", taken))
+    await _settle()
+
+    again.release()  # hands the turn to `handed`, which is cancelled before it runs
+    handed.cancel()
+    await _settle()
+
+    assert handed.cancelled()
+    assert next_in_line.done()  # the turn it was handed is not left held by no one
+    (await next_in_line).release()
+    assert taken == ["first", "first again", "next"]
+    assert not again.locked()

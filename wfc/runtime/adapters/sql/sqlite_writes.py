@@ -52,15 +52,21 @@ class Turn:
     7–8 writers waited at 73% of the turns' ends (none in process, where nothing had
     made a queue), each transaction ran on another slot's connection than the last, and
     SQLite dropped that connection's page cache and read its pages again each time.
-    A writer that never suspends holds the event loop anyway, so taking a free turn
-    at once starves no one a lock would not.
+
+    A waiter loses such a race once at most: the next release hands the turn straight to
+    it (it stays held, so no one can take it first). Without that, a writer that suspends
+    inside its turn (a COMMIT under `synchronous=FULL` runs on the connection's thread; a
+    BEGIN may wait there for another process) and begins again at once would win every
+    race, and the waiter would fail "database is locked" after the busy timeout.
     """
 
     __slots__ = ("held", "waiting")
 
     def __init__(self) -> None:
         self.held = False
-        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Each waiter's future (its result: True when the turn was handed to it, held) and
+        # whether it already lost a race for a free turn.
+        self.waiting: collections.deque[tuple[asyncio.Future[bool], bool]] = collections.deque()
 
     def locked(self) -> bool:
         return self.held
@@ -70,12 +76,16 @@ class Turn:
         self.wake_next()
 
     def wake_next(self) -> None:
-        """Wake the first writer still waiting (it takes the turn if it is free when it runs)."""
+        """Wake the first writer still waiting: hand it the turn if it lost a race for one
+        already, else let it take the turn if it is free when it runs."""
         while self.waiting:
-            first = self.waiting.popleft()
-            if not first.done():
-                first.set_result(None)
-                return
+            woken, lost_once = self.waiting.popleft()
+            if woken.done():
+                continue
+            if lost_once:
+                self.held = True  # handed over: nobody can take it before the waiter runs
+            woken.set_result(lost_once)
+            return
 
 
 class WriteTurns:
@@ -119,23 +129,29 @@ class WriteTurns:
 
 
 async def _wait_for(turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
-    """Until `turn` is free when this writer runs: last in line at first, first in line
-    after a wake-up that found it taken again."""
-    first_in_line = False
-    while turn.held:
-        woken: asyncio.Future[None] = loop.create_future()
-        if first_in_line:
-            turn.waiting.appendleft(woken)
+    """Until this writer holds `turn`: last in line at first; after a wake-up that found
+    it taken again, first in line, and handed the turn at its next release."""
+    lost_once = False
+    while True:
+        woken: asyncio.Future[bool] = loop.create_future()
+        entry = (woken, lost_once)
+        if lost_once:
+            turn.waiting.appendleft(entry)
         else:
-            turn.waiting.append(woken)
+            turn.waiting.append(entry)
         try:
-            await woken
+            handed = await woken
         except BaseException:
             if woken.done() and not woken.cancelled():
-                # Woken, then cancelled before it ran: the wake-up goes to the next in line.
-                if not turn.held:
+                # Woken, then cancelled before it ran: the turn (if handed) or the
+                # wake-up goes to the next in line.
+                if woken.result():
+                    turn.release()
+                elif not turn.held:
                     turn.wake_next()
-            elif woken in turn.waiting:
-                turn.waiting.remove(woken)
+            elif entry in turn.waiting:
+                turn.waiting.remove(entry)
             raise
-        first_in_line = True
+        if handed or not turn.held:
+            return
+        lost_once = True
