@@ -94,9 +94,12 @@ async def _seen(scenario: Scenario, *, at_create: bool, monkeypatch: pytest.Monk
     ],
     ids=str,
 )
-async def test_a_run_claimed_in_its_create_is_unobservable(
+async def test_a_run_claimed_in_its_create_leaves_the_same_rows_events_and_order(
     scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Ids are not compared: a run claimed in its create draws one fewer, and its
+    `workflow:started` and first `stage:started` name the create as their cause (the
+    create's command id) where a claim of their own named the claim."""
     at_create = await _seen(scenario, at_create=True, monkeypatch=monkeypatch)
     assert at_create == await _seen(scenario, at_create=False, monkeypatch=monkeypatch)
 
@@ -111,6 +114,22 @@ async def test_the_create_claims_only_when_nothing_else_is_open() -> None:
     assert harness._first_run_taker(tk.kernel, "linear", "w") is None  # a run PENDING
     await tk.tick()  # claimed: RUNNING, its first job leased
     assert harness._first_run_taker(tk.kernel, "linear", "w") is None
+
+
+async def test_a_wrapped_dispatch_sees_the_create_and_the_claim() -> None:
+    """A test that wraps `kernel.dispatch` (to record commands, or to inject a fault in
+    one) must see every command `run` makes, so the create then claims nothing."""
+    tk = _kernel()
+    seen: list[str] = []
+    dispatch = tk.kernel.dispatch
+
+    async def recording(command: Any) -> Any:
+        seen.append(type(command).__name__)
+        return await dispatch(command)
+
+    tk.kernel.dispatch = recording  # type: ignore[method-assign]
+    assert (await tk.run("linear", DOC)).status is Status.COMPLETED
+    assert seen[:2] == ["RunCreate", "RunClaimPending"]
 
 
 async def test_a_run_claimed_in_its_create_saves_the_claim_transaction() -> None:

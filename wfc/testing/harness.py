@@ -297,13 +297,21 @@ class _FirstRun(_NextJob):
         return None  # its stage, if handed, is run by the first round's `work`
 
 
+def _dispatch_wrapped(kernel: Kernel) -> bool:
+    """Whether `kernel.dispatch` is not `Kernel.dispatch` (patched on the instance, or a
+    subclass's own)."""
+    return "dispatch" in vars(kernel) or type(kernel).dispatch is not Kernel.dispatch
+
+
 def _first_run_taker(kernel: Kernel, workflow_id: str, worker_id: str) -> _FirstRun | None:
     """A taker for `TestKernel.run`'s create to claim its run for, when the claim of the
     first round would be made alone (`_claim_alone`'s conditions, asked before the create:
     nothing open, queued, leased or suspended, and the workflow's first group one plain
-    stage); None otherwise (and under a taker of the caller's own)."""
+    stage); None otherwise (and under a taker of the caller's own, and when the caller
+    wrapped `kernel.dispatch`, to record commands or inject faults: it then sees the
+    create and the first round's claim dispatched, as before)."""
     persistence, jobs = kernel.deps.persistence, kernel.deps.jobs
-    if current_taker() is not None:
+    if current_taker() is not None or _dispatch_wrapped(kernel):
         return None
     if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
         return None
