@@ -10,6 +10,7 @@ import asyncio
 import collections
 import sqlite3
 import weakref
+from collections.abc import Callable
 
 # Commits between two WAL checkpoints when SQLite's automatic ones are off: SQLite's own
 # default is one per 1,000 pages of WAL, and a stage's transaction writes a few pages.
@@ -39,6 +40,11 @@ class Checkpoints:
         return True
 
 
+# How long a writer may wait for a turn that others keep taking ahead of it before the
+# turn is handed to it: a few of wfc's transactions (a tenth to a few milliseconds each).
+HAND_OVER_AFTER_S = 0.005
+
+
 class Turn:
     """One event loop's turn to write: held or not, and the writers waiting for it.
 
@@ -53,20 +59,25 @@ class Turn:
     made a queue), each transaction ran on another slot's connection than the last, and
     SQLite dropped that connection's page cache and read its pages again each time.
 
-    A waiter loses such a race once at most: the next release hands the turn straight to
-    it (it stays held, so no one can take it first). Without that, a writer that suspends
-    inside its turn (a COMMIT under `synchronous=FULL` runs on the connection's thread; a
-    BEGIN may wait there for another process) and begins again at once would win every
-    race, and the waiter would fail "database is locked" after the busy timeout.
+    Taking ahead is bounded, as Go's `sync.Mutex` bounds it: once the first waiter has
+    waited `hand_over_after_s`, a release hands the turn straight to it (it stays held,
+    so nobody takes it first). Without that, a writer that suspends inside its turn (a
+    COMMIT under `synchronous=FULL` runs on the connection's thread; a BEGIN may wait
+    there for another process) and begins again at once would take every turn, and the
+    waiter would fail "database is locked" after the busy timeout.
     """
 
-    __slots__ = ("held", "waiting")
+    __slots__ = ("hand_over_after_s", "held", "now", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, now: Callable[[], float], hand_over_after_s: float = HAND_OVER_AFTER_S
+    ) -> None:
         self.held = False
+        self.now = now  # the event loop's clock (a test's own)
+        self.hand_over_after_s = hand_over_after_s
         # Each waiter's future (its result: True when the turn was handed to it, held) and
-        # whether it already lost a race for a free turn.
-        self.waiting: collections.deque[tuple[asyncio.Future[bool], bool]] = collections.deque()
+        # when it began to wait.
+        self.waiting: collections.deque[tuple[asyncio.Future[bool], float]] = collections.deque()
 
     def locked(self) -> bool:
         return self.held
@@ -76,15 +87,16 @@ class Turn:
         self.wake_next()
 
     def wake_next(self) -> None:
-        """Wake the first writer still waiting: hand it the turn if it lost a race for one
-        already, else let it take the turn if it is free when it runs."""
+        """Wake the first writer still waiting: hand it the turn if it has waited long
+        enough, else let it take the turn if it is free when it runs."""
         while self.waiting:
-            woken, lost_once = self.waiting.popleft()
+            woken, since = self.waiting.popleft()
             if woken.done():
                 continue
-            if lost_once:
-                self.held = True  # handed over: nobody can take it before the waiter runs
-            woken.set_result(lost_once)
+            hand_over = self.now() - since >= self.hand_over_after_s
+            if hand_over:
+                self.held = True  # nobody can take it before the waiter runs
+            woken.set_result(hand_over)
             return
 
 
@@ -105,8 +117,15 @@ class WriteTurns:
     that loop.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        now: Callable[[], float] | None = None,
+        hand_over_after_s: float = HAND_OVER_AFTER_S,
+    ) -> None:
         self._timeout_s = timeout_s
+        self._now = now
+        self._hand_over_after_s = hand_over_after_s
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Turn] = (
             weakref.WeakKeyDictionary()
         )
@@ -115,7 +134,7 @@ class WriteTurns:
         loop = asyncio.get_running_loop()
         turn = self._turns.get(loop)
         if turn is None:
-            turn = self._turns[loop] = Turn()
+            turn = self._turns[loop] = Turn(self._now or loop.time, self._hand_over_after_s)
         if not turn.held:
             turn.held = True  # free: taken without waiting
             return turn
@@ -130,12 +149,13 @@ class WriteTurns:
 
 async def _wait_for(turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
     """Until this writer holds `turn`: last in line at first; after a wake-up that found
-    it taken again, first in line, and handed the turn at its next release."""
-    lost_once = False
+    it taken again, first in line (`Turn` hands it the turn once it has waited long)."""
+    since = turn.now()
+    first_in_line = False
     while True:
         woken: asyncio.Future[bool] = loop.create_future()
-        entry = (woken, lost_once)
-        if lost_once:
+        entry = (woken, since)
+        if first_in_line:
             turn.waiting.appendleft(entry)
         else:
             turn.waiting.append(entry)
@@ -154,4 +174,4 @@ async def _wait_for(turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
             raise
         if handed or not turn.held:
             return
-        lost_once = True
+        first_in_line = True
