@@ -1,5 +1,5 @@
 """`drive` skips the maintenance steps the memory adapters say would do nothing
-(`wfc.testing.harness._idle_steps`): each answer must be "busy" whenever the step's own
+(`wfc.testing.shortcuts.idle_steps`): each answer must be "busy" whenever the step's own
 query would find work, or a driven run would miss a poll, a lease reap, a stuck-run
 repair or an adoption."""
 
@@ -15,8 +15,8 @@ from tests.kernel.conftest import Script, build_workflows
 from tests.kernel.helpers import DOC, start, step
 from wfc.runtime.adapters.memory import MemoryJobTransport, MemoryPersistence
 from wfc.runtime.records import Status
-from wfc.testing import TestKernel, harness, make_test_kernel
-from wfc.testing.harness import _idle_steps
+from wfc.testing import TestKernel, make_test_kernel, shortcuts
+from wfc.testing.shortcuts import idle_steps
 
 
 def _kernel() -> TestKernel:
@@ -24,7 +24,7 @@ def _kernel() -> TestKernel:
 
 
 def _idle(tk: TestKernel, name: str) -> bool:
-    idle = _idle_steps(tk.kernel, tk.settings)
+    idle = idle_steps(tk.kernel, tk.settings)
     assert idle is not None  # the memory adapters answer
     return idle(name)
 
@@ -123,7 +123,7 @@ async def _driven(scenario: list[str], *, hand: bool, monkeypatch: pytest.Monkey
     turn): every delivered event, and every job and stage row."""
     with monkeypatch.context() as patched:
         if not hand:
-            patched.setattr(harness, "_claim_alone", lambda kernel: False)
+            patched.setattr(shortcuts, "claim_alone", lambda kernel: False)
         tk = _kernel()
         run_ids = [await tk.create_run(workflow_id, DOC) for workflow_id in scenario]
         for run_id in run_ids:
@@ -155,11 +155,11 @@ async def test_a_claim_handed_to_drive_is_unobservable(
 async def test_the_claim_is_handed_only_alone_and_plain() -> None:
     tk = _kernel()
     await tk.create_run("linear", DOC)
-    assert harness._claim_alone(tk.kernel)
+    assert shortcuts.claim_alone(tk.kernel)
     await tk.create_run("linear", DOC)
-    assert not harness._claim_alone(tk.kernel)  # another run would be claimed in the tick
+    assert not shortcuts.claim_alone(tk.kernel)  # another run would be claimed in the tick
     other = _kernel()
     await start(other, "batch")
     await step(other)  # `submit` suspends: its run is open
     await other.create_run("linear", DOC)
-    assert not harness._claim_alone(other.kernel)  # a poll could move the other run
+    assert not shortcuts.claim_alone(other.kernel)  # a poll could move the other run

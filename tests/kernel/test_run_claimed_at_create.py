@@ -1,5 +1,5 @@
 """`TestKernel.run` claims its run in the create's transaction when the first round's claim
-would be made alone (`wfc.testing.harness._first_run_taker`): nothing a test reads may
+would be made alone (`wfc.testing.shortcuts.first_run_taker`): nothing a test reads may
 differ from creating the run, then driving it (a claim of its own in the first tick)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.adapters.memory import MemoryPersistence
 from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
-from wfc.testing import TestKernel, harness, make_test_kernel
+from wfc.testing import TestKernel, make_test_kernel, shortcuts
 
 
 class _Text(BaseModel):
@@ -45,7 +45,7 @@ async def _seen(scenario: Scenario, *, at_create: bool, monkeypatch: pytest.Monk
     a run claimed in its create draws one fewer of), after the steps of `scenario`."""
     with monkeypatch.context() as patched:
         if not at_create:
-            patched.setattr(harness, "_first_run_taker", lambda *_: None)
+            patched.setattr(shortcuts, "first_run_taker", lambda *_: None)
         tk = _kernel()
         for kind, workflow_id in scenario:
             if kind == "run":
@@ -106,14 +106,14 @@ async def test_a_run_claimed_in_its_create_leaves_the_same_rows_events_and_order
 
 async def test_the_create_claims_only_when_nothing_else_is_open() -> None:
     tk = _kernel()
-    assert harness._first_run_taker(tk.kernel, "linear", "w") is not None
-    assert harness._first_run_taker(tk.kernel, "fanout", "w") is not None
-    assert harness._first_run_taker(tk.kernel, "wide", "w") is None  # two stages first
-    assert harness._first_run_taker(tk.kernel, "missing", "w") is None
+    assert shortcuts.first_run_taker(tk.kernel, "linear", "w") is not None
+    assert shortcuts.first_run_taker(tk.kernel, "fanout", "w") is not None
+    assert shortcuts.first_run_taker(tk.kernel, "wide", "w") is None  # two stages first
+    assert shortcuts.first_run_taker(tk.kernel, "missing", "w") is None
     await tk.create_run("linear", DOC)
-    assert harness._first_run_taker(tk.kernel, "linear", "w") is None  # a run PENDING
+    assert shortcuts.first_run_taker(tk.kernel, "linear", "w") is None  # a run PENDING
     await tk.tick()  # claimed: RUNNING, its first job leased
-    assert harness._first_run_taker(tk.kernel, "linear", "w") is None
+    assert shortcuts.first_run_taker(tk.kernel, "linear", "w") is None
 
 
 async def test_a_wrapped_dispatch_sees_the_create_and_the_claim() -> None:
