@@ -41,6 +41,7 @@ from wfc.runtime.adapters.sql.rows import (
 )
 from wfc.runtime.adapters.sql.runs import get_run
 from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.copies import changed
 from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
@@ -413,7 +414,7 @@ async def _lock_as_expected(
     if await direct.execute(conn, _LOCK_AT_VERSION, params) != 1:
         raise ExpectationFailed("the run is not at the version expected, or not RUNNING")
     return (
-        dataclasses.replace(run, version=run.version + 1, updated_at=now),
+        changed(run, {"version": run.version + 1, "updated_at": now}),
         await update_stage_as_expected(conn, changes, now, row),
     )
 
@@ -446,7 +447,7 @@ async def update_stage_as_expected(
     }
     if await direct.execute(conn, statement, stage_params) != 1:
         raise ExpectationFailed("the stage row is not at the version expected")
-    return dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now)
+    return changed(row, {**changes, "version": row.version + 1, "updated_at": now})
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
