@@ -261,6 +261,58 @@ def sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
     return original
 
 
+# -- asyncpg's instants, without SQLAlchemy's layers -----------------------------------
+#
+# asyncpg takes and returns aware datetimes itself; `UtcDateTime` only puts them in UTC,
+# through `TypeDecorator`'s processor and `process_bind_param` (two calls and a lookup of
+# the dialect's name per instant, about forty instants a PostgreSQL run). These are the
+# same steps in one call; an instant already in UTC is passed as it is, which is what
+# `astimezone(UTC)` returns for it.
+
+
+def _utc_instant(value: Any) -> Any:
+    """`UtcDateTime` bound for asyncpg: the instant in UTC."""
+    zone = value.tzinfo
+    if zone is UTC:
+        return value
+    if zone is None:
+        raise ValueError(_NAIVE)
+    return value.astimezone(UTC)
+
+
+def _utc_read(value: Any) -> Any:
+    """`UtcDateTime` read from asyncpg: the instant in UTC (None stays None)."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if zone is None else value.astimezone(UTC)
+
+
+def asyncpg_bind(type_: Any, dialect: Dialect) -> Processor | None:
+    """The bind processor for `type_` on asyncpg: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(type_, UtcDateTime) and _plain_impl(type_, dialect):
+        return _utc_instant
+    return original
+
+
+def asyncpg_result(type_: Any, dialect: Dialect) -> Processor | None:
+    """The result processor for `type_` on asyncpg: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if isinstance(type_, UtcDateTime) and _plain_impl(type_, dialect):
+        return _utc_read
+    return original
+
+
+def _plain_impl(type_: Any, dialect: Dialect) -> bool:
+    """Whether the driver's own type under `type_` converts nothing (asyncpg's timestamp):
+    then `type_`'s own steps are all there is to do."""
+    impl = type_.impl_instance.dialect_impl(dialect)
+    return impl.bind_processor(dialect) is None and impl.result_processor(dialect, None) is None
+
+
 # -- compiling, once per statement and dialect ------------------------------------------
 
 _COMPILED: dict[tuple[int, str], tuple[Executable, Compiled | None]] = {}
@@ -286,12 +338,16 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
             continue
         if sqlite:
             process = sqlite_result(column.type, dialect)
+        elif decodes_builtins:
+            process = asyncpg_result(column.type, dialect)
         else:
             process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             result_processors[str(key)] = process
     if sqlite:
         processors = [sqlite_bind(b.type, dialect) for b in binds]
+    elif decodes_builtins:
+        processors = [asyncpg_bind(b.type, dialect) for b in binds]
     else:
         processors = [b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds]
     plan = tuple(

@@ -24,6 +24,7 @@ from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.memory.clock import SystemClock
 from wfc.runtime.adapters.sql import (
     direct,
+    drivers,
     keys,
     outbox,
     predicted,
@@ -250,9 +251,10 @@ class _SqlTransaction(SqlStore):
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
-        predicted_key = self._conn.info.get(keys.PREDICTED)
+        info = drivers.info_of(self._conn)
+        predicted_key = info.get(keys.PREDICTED)
         if predicted_key is not None and predicted_key[:2] == (key, command_type):
-            del self._conn.info[keys.PREDICTED]  # acquired by prediction: written only now
+            del info[keys.PREDICTED]  # acquired by prediction: written only now
             if not direct.on_driver(self._conn):  # SQLite: checked at once
                 await keys.insert_completed_now(
                     self._conn, key, command_type, predicted_key[2], result
@@ -406,15 +408,16 @@ class SqlPersistence(SqlStore):
         its one statement; SQLite: as its last statement, `keys.insert_completed_now`)."""
         async with self._single() as conn:
             if predict and self._connections.pinned_here() and _predicts_keys(conn):
-                conn.info[keys.PREDICTED] = (key, command_type, now)
+                drivers.info_of(conn)[keys.PREDICTED] = (key, command_type, now)
                 return Acquired()
             return await keys.acquire(conn, key, command_type, now, stale_after)
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
         async with self._single() as conn:
-            predicted_key = conn.info.get(keys.PREDICTED)
+            info = drivers.info_of(conn)
+            predicted_key = info.get(keys.PREDICTED)
             if predicted_key is not None and predicted_key[:2] == (key, command_type):
-                del conn.info[keys.PREDICTED]  # never written: nothing to release
+                del info[keys.PREDICTED]  # never written: nothing to release
                 return
             await keys.release(conn, key, command_type)
 

@@ -1,0 +1,66 @@
+"""On asyncpg, `UtcDateTime`'s instants are converted in one call (`compiled.asyncpg_bind`,
+`asyncpg_result`): the values SQLAlchemy's own processors give, errors alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import DateTime, Integer
+from sqlalchemy.dialects.postgresql import asyncpg
+
+from wfc.runtime.adapters.sql.compiled import asyncpg_bind, asyncpg_result
+from wfc.runtime.adapters.sql.schema import Json, UtcDateTime
+
+DIALECT = asyncpg.dialect()
+INSTANTS: list[Any] = [
+    datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("Europe/Paris")),
+    datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("UTC")),
+    datetime.max.replace(tzinfo=UTC),
+]
+
+
+def _sqlalchemys(kind: str) -> Any:
+    impl = UtcDateTime().dialect_impl(DIALECT)
+    if kind == "bind":
+        return impl.bind_processor(DIALECT)
+    return impl.result_processor(DIALECT, None)
+
+
+@pytest.mark.parametrize("value", INSTANTS)
+def test_bound_as_sqlalchemy_binds(value: datetime) -> None:
+    ours, theirs = asyncpg_bind(UtcDateTime(), DIALECT), _sqlalchemys("bind")
+    assert ours is not theirs
+    bound, expected = ours(value), theirs(value)
+    assert bound == expected
+    assert bound.tzinfo is expected.tzinfo
+    assert bound.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", [*INSTANTS, datetime(2026, 1, 2, 3, 4, 5), None])
+def test_read_as_sqlalchemy_reads(value: datetime | None) -> None:
+    ours, theirs = asyncpg_result(UtcDateTime(), DIALECT), _sqlalchemys("result")
+    read, expected = ours(value), theirs(value)
+    assert read == expected
+    if read is not None:
+        assert read.tzinfo is expected.tzinfo
+
+
+def test_a_naive_instant_is_refused_alike() -> None:
+    with pytest.raises(ValueError) as theirs:
+        _sqlalchemys("bind")(datetime(2026, 1, 2))
+    with pytest.raises(ValueError) as ours:
+        asyncpg_bind(UtcDateTime(), DIALECT)(datetime(2026, 1, 2))
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_other_types_keep_sqlalchemys_processors() -> None:
+    for kind in (Integer(), DateTime(timezone=True), Json):
+        impl = kind.dialect_impl(DIALECT)
+        assert (asyncpg_bind(kind, DIALECT) is None) == (impl.bind_processor(DIALECT) is None)
+        expected = impl.result_processor(DIALECT, None)
+        assert (asyncpg_result(kind, DIALECT) is None) == (expected is None)
