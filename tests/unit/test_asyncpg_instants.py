@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import asyncpg
 from wfc.runtime.adapters.sql.compiled import asyncpg_bind, asyncpg_result
 from wfc.runtime.adapters.sql.schema import Json, UtcDateTime
 
-DIALECT = asyncpg.dialect()
+DIALECT = asyncpg.dialect()  # type: ignore[no-untyped-call]
 INSTANTS: list[Any] = [
     datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
     datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
@@ -33,7 +33,8 @@ def _sqlalchemys(kind: str) -> Any:
 
 @pytest.mark.parametrize("value", INSTANTS)
 def test_bound_as_sqlalchemy_binds(value: datetime) -> None:
-    ours, theirs = asyncpg_bind(UtcDateTime(), DIALECT), _sqlalchemys("bind")
+    ours: Any = asyncpg_bind(UtcDateTime(), DIALECT)
+    theirs = _sqlalchemys("bind")
     assert ours is not theirs
     bound, expected = ours(value), theirs(value)
     assert bound == expected
@@ -43,7 +44,8 @@ def test_bound_as_sqlalchemy_binds(value: datetime) -> None:
 
 @pytest.mark.parametrize("value", [*INSTANTS, datetime(2026, 1, 2, 3, 4, 5), None])
 def test_read_as_sqlalchemy_reads(value: datetime | None) -> None:
-    ours, theirs = asyncpg_result(UtcDateTime(), DIALECT), _sqlalchemys("result")
+    ours: Any = asyncpg_result(UtcDateTime(), DIALECT)
+    theirs = _sqlalchemys("result")
     read, expected = ours(value), theirs(value)
     assert read == expected
     if read is not None:
@@ -53,8 +55,9 @@ def test_read_as_sqlalchemy_reads(value: datetime | None) -> None:
 def test_a_naive_instant_is_refused_alike() -> None:
     with pytest.raises(ValueError) as theirs:
         _sqlalchemys("bind")(datetime(2026, 1, 2))
+    bind: Any = asyncpg_bind(UtcDateTime(), DIALECT)
     with pytest.raises(ValueError) as ours:
-        asyncpg_bind(UtcDateTime(), DIALECT)(datetime(2026, 1, 2))
+        bind(datetime(2026, 1, 2))
     assert str(ours.value) == str(theirs.value)
 
 
