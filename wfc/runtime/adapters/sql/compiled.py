@@ -255,6 +255,10 @@ def sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
         loads: Processor = getattr(dialect, "_json_deserializer", None) or json.loads
 
         def json_value(value: Any) -> Any:
+            # (NULL is None, as SQLAlchemy's processor gives it: a stage row's unset
+            # output and state columns, read back with every stage row.)
+            if value is None:
+                return None
             return loads(value) if value.__class__ is str else original(value)
 
         return json_value

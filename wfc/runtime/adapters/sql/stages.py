@@ -40,7 +40,7 @@ from wfc.runtime.adapters.sql.rows import (
     upsert_insert,
 )
 from wfc.runtime.adapters.sql.runs import get_run
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import runs, stages, status_is
 from wfc.runtime.copies import changed
 from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 
@@ -519,7 +519,10 @@ _ACTIVE_STAGES = (
     .select_from(stages)
     .where(
         stages.c.run_id == bindparam("run_id"),
-        stages.c.status.in_([status.value for status in sorted(ACTIVE)]),
+        # An OR of the statuses, not an `IN` list: SQLAlchemy renders an expanding `IN`
+        # per call, so the statement could not be compiled once and ran through its whole
+        # execution layer (four times a `fan` run).
+        or_(*(status_is(stages, status.value) for status in sorted(ACTIVE))),
     )
 )
 
