@@ -1,7 +1,10 @@
 """Instructions per run, counted by callgrind over a fixed burst: a figure the load does not move.
 
 Run: `.venv/bin/python benchmarks/run_instructions.py --store memory --shape seq3`
-(`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`).
+(`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`;
+`--store postgres` for the same host on the PostgreSQL database at
+`WFC_BENCH_DATABASE_URL`, whose tables it drops and makes again: only this process's
+instructions count, the worker's side of each statement, not the server's).
 Needs valgrind (with its `callgrind.h`) and a C compiler. Reported, never asserted.
 
 On a shared machine CPU per run moves by a third between identical runs; the
@@ -47,7 +50,7 @@ void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    parser.add_argument("--store", choices=("memory", "sqlite", "postgres"), default="memory")
     parser.add_argument("--shape", choices=("seq3", "fan"), default="seq3")
     parser.add_argument("--runs", type=int, default=100, help="runs counted")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the toggle library: run, counted
@@ -82,7 +85,7 @@ def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
     if store == "memory":
         step, counted = _memory(shape, runs)
     else:
-        step, counted = _sqlite(shape, runs)
+        step, counted = _sqlite(shape, runs, postgres=store == "postgres")
     step(toggle, counted)
     sys.stdout.flush()
     os._exit(0)  # no teardown counted, nor run
@@ -104,12 +107,38 @@ def _memory(shape: str, runs: int) -> tuple[Any, Any]:
     return step, partial(memory.one_at_a_time, tk, shape, runs)
 
 
-def _sqlite(shape: str, runs: int) -> tuple[Any, Any]:
+def _sqlite(shape: str, runs: int, postgres: bool = False) -> tuple[Any, Any]:
     def step(toggle: Any, _: Any) -> None:
+        if postgres:
+            url = os.environ.get("WFC_BENCH_DATABASE_URL", _POSTGRES)
+            asyncio.run(_emptied(url))
+            asyncio.run(_sqlite_bursts(url, shape, runs, toggle))
+            return
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(_sqlite_bursts(f"sqlite+aiosqlite:///{tmp}/count.db", shape, runs, toggle))
 
     return step, None
+
+
+_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+async def _emptied(url: str) -> None:
+    """The database's public schema dropped and made again at the head revision: each
+    count starts from empty tables, as the SQLite file does."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from wfc.runtime.adapters.sql import migrate
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _sqlite_bursts(url: str, shape: str, runs: int, toggle: Any) -> None:
