@@ -1,5 +1,6 @@
-"""On asyncpg, `UtcDateTime`'s instants are converted in one call (`compiled.asyncpg_bind`,
-`asyncpg_result`): the values SQLAlchemy's own processors give, errors alike."""
+"""On asyncpg, `UtcDateTime`'s instants and JSON values are converted in one call
+(`compiled.asyncpg_bind`, `asyncpg_result`): the values SQLAlchemy's own processors give,
+errors alike."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import JSON as SaJson
 from sqlalchemy import DateTime, Integer
 from sqlalchemy.dialects.postgresql import asyncpg
 
@@ -67,3 +69,29 @@ def test_other_types_keep_sqlalchemys_processors() -> None:
         assert (asyncpg_bind(kind, DIALECT) is None) == (impl.bind_processor(DIALECT) is None)
         expected = impl.result_processor(DIALECT, None)
         assert (asyncpg_result(kind, DIALECT) is None) == (expected is None)
+
+
+JSON_VALUES: list[Any] = [
+    {"a": [1, 2.5, None, "é", {"b": True}], "c": {}},
+    [],
+    'text with \u2028 and "quotes"',
+    0,
+    -3,
+    1e300,
+    float("nan"),
+    float("inf"),
+    False,
+    {"nested": [[[]]], "n": 10**30},
+]
+
+
+@pytest.mark.parametrize("kind", [Json, SaJson()], ids=["jsonb", "json"])
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_bound_as_sqlalchemy_binds(kind: Any, value: Any) -> None:
+    """On asyncpg a JSON value is the text SQLAlchemy's processor makes (`json.dumps`), in
+    one call; its NULL sentinel still goes to SQLAlchemy's."""
+    ours: Any = asyncpg_bind(kind, DIALECT)
+    theirs: Any = kind.dialect_impl(DIALECT).bind_processor(DIALECT)
+    assert "json_text" in ours.__qualname__
+    assert ours(value) == theirs(value)
+    assert ours(SaJson.NULL) == theirs(SaJson.NULL)
