@@ -2,8 +2,10 @@
 
 Run: `.venv/bin/python benchmarks/run_instructions.py --store memory --shape seq3`
 (`--store sqlite` for a SQLite file served by a host in the process, as `wfc run`;
-`--store postgres` for the same host on the database at `WFC_BENCH_DATABASE_URL`,
-which must be at the current schema revision and hold no runs: `wfc db upgrade`).
+`--store postgres` for the same host on the PostgreSQL database at
+`WFC_BENCH_DATABASE_URL` (default: `wfc_instructions` on the local server, made if
+missing), whose tables it drops and makes again: only this process's
+instructions count, the worker's side of each statement, not the server's).
 Needs valgrind (with its `callgrind.h`) and a C compiler. Reported, never asserted.
 
 On a shared machine CPU per run moves by a third between identical runs; the
@@ -18,9 +20,7 @@ work done by the clock would count with it.
 
 - memory: `TestKernel.run` one at a time, as `memory.py`'s one-at-a-time case;
 - sqlite: `--runs` runs created at once and served by a `WorkerHost` of 8 slots in
-  the process (`in_process.py`'s burst), the creation included;
-- postgres: the same burst on PostgreSQL (the client's instructions: the server's are
-  another process's, not counted).
+  the process (`in_process.py`'s burst), the creation included.
 """
 
 from __future__ import annotations
@@ -85,10 +85,8 @@ def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
     toggle = ctypes.CDLL(toggle_path)
     if store == "memory":
         step, counted = _memory(shape, runs)
-    elif store == "postgres":
-        step, counted = _postgres(shape, runs)
     else:
-        step, counted = _sqlite(shape, runs)
+        step, counted = _sqlite(shape, runs, postgres=store == "postgres")
     step(toggle, counted)
     sys.stdout.flush()
     os._exit(0)  # no teardown counted, nor run
@@ -110,23 +108,51 @@ def _memory(shape: str, runs: int) -> tuple[Any, Any]:
     return step, partial(memory.one_at_a_time, tk, shape, runs)
 
 
-def _sqlite(shape: str, runs: int) -> tuple[Any, Any]:
+def _sqlite(shape: str, runs: int, postgres: bool = False) -> tuple[Any, Any]:
     def step(toggle: Any, _: Any) -> None:
+        if postgres:
+            url = os.environ.get("WFC_BENCH_DATABASE_URL", _POSTGRES)
+            asyncio.run(_emptied(url))
+            asyncio.run(_sqlite_bursts(url, shape, runs, toggle))
+            return
         with tempfile.TemporaryDirectory() as tmp:
             asyncio.run(_sqlite_bursts(f"sqlite+aiosqlite:///{tmp}/count.db", shape, runs, toggle))
 
     return step, None
 
 
-def _postgres(shape: str, runs: int) -> tuple[Any, Any]:
-    url = os.environ.get(
-        "WFC_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
+# A database of its own: its public schema is dropped at each count.
+_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/wfc_instructions"
 
-    def step(toggle: Any, _: Any) -> None:
-        asyncio.run(_sqlite_bursts(url, shape, runs, toggle))
 
-    return step, None
+async def _emptied(url: str) -> None:
+    """The database's public schema dropped and made again at the head revision: each
+    count starts from empty tables, as the SQLite file does. The database is made first
+    if it does not exist."""
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from wfc.runtime.adapters.sql import migrate
+
+    target = make_url(url)
+    server = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with server.connect() as conn:
+            found = await conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
+            )
+            if found.first() is None:
+                await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        await server.dispose()
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _sqlite_bursts(url: str, shape: str, runs: int, toggle: Any) -> None:

@@ -33,9 +33,14 @@ _PLAIN_DEFAULTS = (type(None), str, int, float, bool)
 _UNSET: Any = object()  # "not passed": the field takes its default, and is not in fields_set
 
 
-def maker(kind: type[ModelT]) -> Callable[..., ModelT]:
-    """A function building `kind` from keyword values already of their fields' types."""
-    _refuse_unbuildable(kind)
+def maker(kind: type[ModelT], *, checked: frozenset[str] = frozenset()) -> Callable[..., ModelT]:
+    """A function building `kind` from keyword values already of their fields' types.
+
+    `checked`: fields whose constraints, validators given with the type, or default
+    factory the caller answers for: it checks each value passed (falling back to the
+    validating constructor where one would fail) and always passes them, so they are
+    required keywords here and their defaults never made."""
+    _refuse_unbuildable(kind, checked)
     scope: dict[str, Any] = {
         "_new": object.__new__,
         "_set": object.__setattr__,
@@ -44,7 +49,7 @@ def maker(kind: type[ModelT]) -> Callable[..., ModelT]:
     }
     parameters, lines, entries, required = [], [], [], []
     for number, (name, info) in enumerate(kind.model_fields.items()):
-        if info.is_required():
+        if info.is_required() or name in checked:
             parameters.append(name)
             required.append(repr(name))
         else:
@@ -74,10 +79,13 @@ def maker(kind: type[ModelT]) -> Callable[..., ModelT]:
     return make
 
 
-def _refuse_unbuildable(kind: type[BaseModel]) -> None:
+def _refuse_unbuildable(kind: type[BaseModel], checked: frozenset[str]) -> None:
     """Raise `TypeError` when building `kind` without validation could differ from
     validating: validators (the model's, or a field's given with its type), constraints,
     `model_post_init`, private attributes, extra fields kept, non-plain defaults."""
+    strangers = sorted(checked - kind.model_fields.keys())
+    if strangers:
+        raise TypeError(f"{kind.__name__} has no fields {strangers} to check")
     decorators = kind.__pydantic_decorators__
     if (
         decorators.field_validators
@@ -96,6 +104,8 @@ def _refuse_unbuildable(kind: type[BaseModel]) -> None:
         # Constraints (`Field(ge=0)`) and validators given with the type
         # (`Annotated[str, AfterValidator(...)]`) are the field's metadata. (An alias
         # changes nothing: a maker takes field names, as `populate_by_name` does.)
+        if name in checked:
+            continue
         if info.metadata:
             raise TypeError(f"{kind.__name__}.{name} is constrained or validated")
         if info.is_required():

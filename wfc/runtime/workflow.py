@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import weakref
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -24,6 +25,7 @@ from wfc.errors import (
     validation_problems,
 )
 from wfc.plan import Plan, PlanStage
+from wfc.runtime.copies import json_copy
 from wfc.runtime.stage import AsyncStage, Stage, _StageBase
 
 PLAN_FILE = "plan.json"
@@ -34,8 +36,9 @@ def unknown_fields(model: type[BaseModel], value: Mapping[str, Any]) -> list[str
     that keeps extra fields has none), naming the closest declared field."""
     if model.model_config.get("extra") == "allow" or not isinstance(value, Mapping):
         return []
-    declared = set(model.model_fields)
-    declared |= {f.alias for f in model.model_fields.values() if f.alias is not None}
+    declared = _declared(model)
+    if declared.issuperset(value):  # every run's input, as a rule: nothing to explain
+        return []
     problems = []
     for key in value:
         if key in declared:
@@ -44,6 +47,24 @@ def unknown_fields(model: type[BaseModel], value: Mapping[str, Any]) -> list[str
         hint = f"did you mean {close[0]!r}?" if close else f"fields: {', '.join(sorted(declared))}"
         problems.append(f"{key}: not a field of the input ({hint})")
     return problems
+
+
+def _declared(model: type[BaseModel]) -> frozenset[str]:
+    """The names and aliases `model` declares, kept with the model (every run's input is
+    checked against them). Kept by the class and its fields' identity: a model's fields
+    are rebuilt only by `model_rebuild`, which makes a new dict of them."""
+    fields = model.model_fields
+    kept = _DECLARED.get(model)
+    if kept is not None and kept[0] is fields:
+        return kept[1]
+    declared = frozenset(fields) | {f.alias for f in fields.values() if f.alias is not None}
+    _DECLARED[model] = (fields, declared)
+    return declared
+
+
+_DECLARED: weakref.WeakKeyDictionary[type[BaseModel], tuple[object, frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class Workflow:
@@ -78,6 +99,10 @@ class Workflow:
         self._stages = {stage.id: stage for stage in plan.stages}
         # Groups whose opening decides nothing but what was skipped upstream: known once
         # per plan, where every transition of every run asked each stage again.
+        # A stage's default config parsed, by stage id, with the model that parsed it: the
+        # same for every run given no config for it, when parsing it runs no code of the
+        # model's own (`_repeatable`; None when it may); each run is given a copy.
+        self._parsed_defaults: dict[str, tuple[type[BaseModel], dict[str, Any] | None]] = {}
         self._plain_groups = frozenset(
             n
             for n, group in enumerate(plan.groups, 1)
@@ -172,17 +197,61 @@ class Workflow:
             for sid in config
             if sid not in self.implementations and sid not in self._stages
         }
-        defaults = self.default_config()
+        defaults: dict[str, dict[str, Any]] | None = None
         parsed: dict[str, dict[str, Any]] = {}
         for sid, cls in self.implementations.items():
-            value = config.get(sid, defaults.get(sid, {}))
+            given = sid in config
+            kept = None if given else self._parsed_defaults.get(sid)
+            if kept is not None and kept[0] is not cls.config_model:
+                kept = None  # (the stage's class or its model was swapped)
+            if kept is not None and kept[1] is not None:
+                parsed[sid] = json_copy(kept[1])
+                continue
+            if not given:
+                defaults = self.default_config() if defaults is None else defaults
+            value = config[sid] if given else defaults.get(sid, {})  # type: ignore[union-attr]
             try:
                 parsed[sid] = cls.config_model.model_validate(value).model_dump(mode="json")
             except ValidationError as error:
                 problems[sid] = validation_problems(error)
+                continue
+            if not given and kept is None:  # asked once per stage class
+                repeated = json_copy(parsed[sid]) if _repeatable(cls.config_model) else None
+                self._parsed_defaults[sid] = (cls.config_model, repeated)
         if problems:
             raise ConfigValidationError(problems)
         return parsed
+
+
+def _repeatable(model: type[BaseModel]) -> bool:
+    """Whether validating one value with `model` and dumping it as JSON gives the same data
+    every time: nothing in its schema runs code of the model's own (validators and
+    serializers, computed fields, a custom `__init__` or `model_post_init`, a default
+    factory other than an empty container's), whose result could change between runs."""
+    return not _runs_code(model.__pydantic_core_schema__)
+
+
+_EMPTY_FACTORIES = (list, dict, set, frozenset, tuple)
+
+
+def _runs_code(schema: object) -> bool:
+    if isinstance(schema, list | tuple):
+        return any(_runs_code(part) for part in schema)
+    if not isinstance(schema, dict):
+        return callable(schema) and not isinstance(schema, type)
+    kind = schema.get("type")
+    if isinstance(kind, str) and kind.startswith(("function", "generator")):
+        return True
+    if schema.get("custom_init") or schema.get("post_init") or schema.get("computed_fields"):
+        return True
+    factory = schema.get("default_factory")
+    if factory is not None and factory not in _EMPTY_FACTORIES:
+        return True
+    # (`metadata` is for the JSON schema only; `cls` is the model itself.)
+    return any(_runs_code(part) for key, part in schema.items() if key not in _SKIPPED)
+
+
+_SKIPPED = frozenset({"metadata", "cls", "default_factory"})
 
 
 def _plain(stage: PlanStage | None) -> bool:

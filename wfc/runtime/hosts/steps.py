@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from wfc.runtime.commands import (
     JobExecute,
@@ -30,6 +29,7 @@ from wfc.runtime.hosts.tick import (
     poll_suspended,
 )
 from wfc.runtime.kernel import Kernel
+from wfc.runtime.prevalidated import maker
 from wfc.runtime.record_builders import quick_init
 from wfc.runtime.records import JobRecord, Status
 from wfc.runtime.transient import is_transient
@@ -90,15 +90,7 @@ class LeaseLostError(Exception):
         )
 
 
-@contextlib.asynccontextmanager
-async def heartbeat(
-    kernel: Kernel,
-    job_id: str,
-    every: timedelta | None,
-    *,
-    run_id: str | None = None,
-    attempt: int | None = None,
-) -> AsyncIterator[None]:
+class Heartbeat:
     """Renew the job's lease every `every` while the block runs, so a long stage is never
     taken for a dead worker's; touch errors are logged and ignored.
 
@@ -110,53 +102,102 @@ async def heartbeat(
     whatever it would commit is a ghost (`job.execute` fences it), so waiting is waste.
 
     The renewing task starts only once the first renewal is due: most stages end long
-    before, and a task made and cancelled for each of them was a cost per job."""
-    if every is None:
-        yield
-        return
-    body = asyncio.current_task()
-    stopped: list[Exception] = []  # why `beat` cancelled the body
-    inside = [True]  # the body is still in the block: a cancel now lands there
+    before, and a task made and cancelled for each of them was a cost per job. A class,
+    not a `contextlib.asynccontextmanager`: a generator, its wrapper and two more
+    coroutines per stage were as much Python as the timer itself."""
 
-    def stop(why: Exception) -> None:
-        if inside[0] and body is not None:
-            stopped.append(why)
-            body.cancel()
+    __slots__ = (
+        "_attempt",
+        "_beating",
+        "_body",
+        "_every",
+        "_inside",
+        "_job_id",
+        "_kernel",
+        "_run_id",
+        "_stopped",
+        "_timer",
+    )
 
-    async def beat() -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        job_id: str,
+        every: timedelta | None,
+        *,
+        run_id: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        self._kernel = kernel
+        self._job_id = job_id
+        self._every = every
+        self._run_id = run_id
+        self._attempt = attempt
+        self._body: asyncio.Task[Any] | None = None
+        self._stopped: list[Exception] = []  # why `_beat` cancelled the body
+        self._inside = False  # the body is in the block: a cancel now lands there
+        self._timer: asyncio.TimerHandle | None = None
+        self._beating: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> None:
+        every = self._every
+        if every is None:
+            return
+        self._body = asyncio.current_task()
+        self._inside = True
+        self._timer = asyncio.get_running_loop().call_later(every.total_seconds(), self._start)
+
+    def _start(self) -> None:
+        beat = asyncio.create_task(self._beat(), name=f"heartbeat:{self._job_id}")
+        self._beating.append(beat)
+
+    def _stop(self, why: Exception) -> None:
+        if self._inside and self._body is not None:
+            self._stopped.append(why)
+            self._body.cancel()
+
+    async def _beat(self) -> None:
+        kernel, job_id, attempt, run_id = self._kernel, self._job_id, self._attempt, self._run_id
+        assert self._every is not None
         while True:
             try:
                 held = await kernel.deps.jobs.touch(job_id, attempt=attempt)
                 if attempt is not None and not held:
-                    stop(LeaseLostError(job_id, attempt))
+                    self._stop(LeaseLostError(job_id, attempt))
                     return
                 if run_id is not None:
                     run = await kernel.deps.persistence.get_run(run_id)
                     if run is None or run.status is not Status.RUNNING:
-                        stop(RunEndedError(run_id, "gone" if run is None else run.status.value))
+                        status = "gone" if run is None else run.status.value
+                        self._stop(RunEndedError(run_id, status))
                         return
             except Exception:
                 log.warning("heartbeat of job %s failed", job_id, exc_info=True)
-            await asyncio.sleep(every.total_seconds())
+            await asyncio.sleep(self._every.total_seconds())
 
-    beating: list[asyncio.Task[None]] = []
-    timer = asyncio.get_running_loop().call_later(
-        every.total_seconds(),
-        lambda: beating.append(asyncio.create_task(beat(), name=f"heartbeat:{job_id}")),
-    )
-    try:
-        yield
-    except asyncio.CancelledError:
-        if stopped and body is not None and body.uncancel() == 0:  # cancelled by `beat` alone
-            raise stopped[0] from None
-        raise
-    finally:
-        inside[0] = False
-        timer.cancel()
-        for task in beating:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _trace: Any
+    ) -> None:
+        if self._timer is None:  # no `every`: nothing was started
+            return
+        body, stopped = self._body, self._stopped
+        # Cancelled by `_beat` alone: the block ends with its reason instead.
+        ending = (
+            stopped[0]
+            if kind is asyncio.CancelledError
+            and stopped
+            and body is not None
+            and body.uncancel() == 0
+            else None
+        )
+        self._inside = False
+        self._timer.cancel()
+        for task in self._beating:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if ending is not None:
+            raise ending from None
 
 
 async def process_job(
@@ -179,7 +220,7 @@ async def process_job(
     runs that attempt, and a job taken back from it comes again as a new attempt.
 
     With `watch_run` (and a heartbeat) the stage is abandoned once its run is no
-    longer RUNNING (see `heartbeat`): the job fails for good, as a ghost does.
+    longer RUNNING (see `Heartbeat`): the job fails for good, as a ghost does.
     """
     async with kernel.deps.pinning.pinned():
         try:
@@ -204,7 +245,7 @@ async def _process_job(
     # message was never leased in the queue (its attempt is the message's), so its writes
     # cannot be, and its idempotency key is what keeps a repeated delivery from counting.
     fence = None if keyed else job.attempt
-    command = JobExecute(
+    command = _job_execute(
         workflow_run_id=job.run_id,
         workflow_id=job.workflow_id,
         stage_id=job.stage_id,
@@ -221,7 +262,7 @@ async def _process_job(
         result = await kernel.dispatch(command)
     else:
         watched = job.run_id if watch else None
-        async with heartbeat(kernel, job.id, heartbeat_every, run_id=watched, attempt=fence):
+        async with Heartbeat(kernel, job.id, heartbeat_every, run_id=watched, attempt=fence):
             result = await kernel.dispatch(command)
     if result.outcome == "completed":
         # The run was transitioned with the outcome, unless that needed the run's jobs or
@@ -250,6 +291,51 @@ async def _process_job(
 
 
 _RUN_ENDING = frozenset({"completed", "failed"})  # transition actions that end the run
+
+_MAKE_JOB_EXECUTE = maker(
+    JobExecute, checked=frozenset({"config", "attempt", "item", "generation"})
+)
+
+
+def _job_execute(**values: Any) -> JobExecute:
+    """`JobExecute(**values)` for a job's values, built without validating them when they
+    are what validation would keep, as they are for a job the kernel queued: the job's
+    payload comes back from the database (or, handed on, from the kernel itself) as JSON
+    data, and validating it again cost about 3 µs a stage. Anything else, a payload
+    written by hand into the jobs table say, is validated and refused as before.
+
+    What is checked is what `JobExecute` would check: the strings, the optional strings,
+    `transition`, the ranges of `attempt`, `item` and `generation`, and `config` a dict of
+    dicts keyed by strings (its values are `Any`). Types are compared exactly (`bool` is
+    not an `int`, a `str` subclass not a `str`): a value of another type is left to
+    pydantic, which may convert it. The command shares the payload's config dicts where
+    validation would have copied them; nothing changes a command's or a payload's config.
+    """
+    config = values["config"]
+    item = values["item"]
+    if (
+        type(values["workflow_run_id"]) is str
+        and type(values["workflow_id"]) is str
+        and type(values["stage_id"]) is str
+        and type(values["attempt"]) is int
+        and values["attempt"] >= 1
+        and (item is None or (type(item) is int and item >= 0))
+        and type(values["generation"]) is int
+        and values["generation"] >= 0
+        and type(values["transition"]) is bool
+        and all(type(values[name]) in _TEXT_OR_NONE for name in _OPTIONAL_TEXTS)
+        and type(config) is dict
+        and all(
+            type(key) is str and type(slice_) is dict and all(type(k) is str for k in slice_)
+            for key, slice_ in config.items()
+        )
+    ):
+        return _MAKE_JOB_EXECUTE(**values)
+    return JobExecute(**values)
+
+
+_TEXT_OR_NONE = (str, type(None))
+_OPTIONAL_TEXTS = ("idempotency_key", "job_id", "concurrency_key")
 
 
 FINAL_TRANSITION_ATTEMPTS = 4

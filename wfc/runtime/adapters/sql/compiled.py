@@ -231,17 +231,24 @@ def sqlite_bind(type_: Any, dialect: Dialect) -> Processor | None:
 
             return json_by
 
-        def json_text(value: Any) -> Any:
-            # `json.dumps(value)` by `_ENCODE`, written out here: one call per value.
-            kind = value.__class__
-            if kind is str:
-                return encode_basestring_ascii(value)
-            if kind in _PLAIN_JSON:
-                return "".join(_ENCODE(value, 0))
-            return original(value)
-
-        return json_text
+        return _json_text_or(original)
     return original
+
+
+def _json_text_or(original: Processor) -> Processor:
+    """SQLAlchemy's JSON bind processor `original` (`json.dumps` with its defaults), in one
+    call for a plain value; anything else (its NULL sentinels, say) goes to `original`."""
+
+    def json_text(value: Any) -> Any:
+        # `json.dumps(value)` by `_ENCODE`, written out here: one call per value.
+        kind = value.__class__
+        if kind is str:
+            return encode_basestring_ascii(value)
+        if kind in _PLAIN_JSON:
+            return "".join(_ENCODE(value, 0))
+        return original(value)
+
+    return json_text
 
 
 def sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
@@ -255,10 +262,77 @@ def sqlite_result(type_: Any, dialect: Dialect) -> Processor | None:
         loads: Processor = getattr(dialect, "_json_deserializer", None) or json.loads
 
         def json_value(value: Any) -> Any:
+            # (NULL is None, as SQLAlchemy's processor gives it: a stage row's unset
+            # output and state columns, read back with every stage row.)
+            if value is None:
+                return None
             return loads(value) if value.__class__ is str else original(value)
 
         return json_value
     return original
+
+
+# -- asyncpg's instants, without SQLAlchemy's layers -----------------------------------
+#
+# asyncpg takes and returns aware datetimes itself; `UtcDateTime` only puts them in UTC,
+# through `TypeDecorator`'s processor and `process_bind_param` (two calls and a lookup of
+# the dialect's name per instant, about forty instants a PostgreSQL run). These are the
+# same steps in one call; an instant already in UTC is passed as it is, which is what
+# `astimezone(UTC)` returns for it.
+
+
+def _utc_instant(value: Any) -> Any:
+    """`UtcDateTime` bound for asyncpg: the instant in UTC."""
+    zone = value.tzinfo
+    if zone is UTC:
+        return value
+    if zone is None:
+        raise ValueError(_NAIVE)
+    return value.astimezone(UTC)
+
+
+def _utc_read(value: Any) -> Any:
+    """`UtcDateTime` read from asyncpg: the instant in UTC (None stays None)."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if zone is None else value.astimezone(UTC)
+
+
+def asyncpg_bind(type_: Any, dialect: Dialect) -> Processor | None:
+    """The bind processor for `type_` on asyncpg: SQLAlchemy's, or the same in one call."""
+    impl = type_.dialect_impl(dialect)
+    original: Processor | None = impl.bind_processor(dialect)
+    if original is None:
+        return None
+    if isinstance(type_, UtcDateTime) and _plain_impl(type_, dialect):
+        return _utc_instant
+    if (
+        isinstance(impl, JSON)
+        and getattr(dialect, "_json_serializer", None) is None  # `json.dumps`, as it is
+        and impl._str_impl.bind_processor(dialect) is None  # the text goes as it is
+    ):
+        # asyncpg's JSON and JSONB: `json.dumps(value)` through `JSON`'s processor, the
+        # encoder's `encode` and `iterencode` (four calls, about 19 values a run).
+        return _json_text_or(original)
+    return original
+
+
+def asyncpg_result(type_: Any, dialect: Dialect) -> Processor | None:
+    """The result processor for `type_` on asyncpg: SQLAlchemy's, or the same in one call."""
+    original: Processor | None = type_.dialect_impl(dialect).result_processor(dialect, None)
+    if isinstance(type_, UtcDateTime) and _plain_impl(type_, dialect):
+        return _utc_read
+    return original
+
+
+def _plain_impl(type_: Any, dialect: Dialect) -> bool:
+    """Whether the driver's own type under `type_` converts nothing (asyncpg's timestamp):
+    then `type_`'s own steps are all there is to do."""
+    impl = type_.impl_instance.dialect_impl(dialect)
+    return impl.bind_processor(dialect) is None and impl.result_processor(dialect, None) is None
 
 
 # -- compiling, once per statement and dialect ------------------------------------------
@@ -286,12 +360,16 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled | None:
             continue
         if sqlite:
             process = sqlite_result(column.type, dialect)
+        elif decodes_builtins:
+            process = asyncpg_result(column.type, dialect)
         else:
             process = column.type.dialect_impl(dialect).result_processor(dialect, None)
         if process is not None:
             result_processors[str(key)] = process
     if sqlite:
         processors = [sqlite_bind(b.type, dialect) for b in binds]
+    elif decodes_builtins:
+        processors = [asyncpg_bind(b.type, dialect) for b in binds]
     else:
         processors = [b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds]
     plan = tuple(

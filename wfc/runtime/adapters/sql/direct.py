@@ -85,7 +85,7 @@ def _held(conn: AsyncConnection) -> combine.Held | None:
     link = drivers.kept(conn)
     if link is not None and link.sqlite is not None:
         return None
-    held: combine.Held | None = conn.info.get(_HELD_KEY)
+    held: combine.Held | None = (conn if link is None else link).info.get(_HELD_KEY)
     return held
 
 
@@ -106,7 +106,7 @@ async def fetch(
             conn, link, compiled, compiled.args(params)
         )
         return compiled.rows_of(description, rows) if description else []
-    held = conn.info.get(_HELD_KEY)
+    held = link.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, link, held, statement, params, compiled)
     records = await on_asyncpg(conn, link, compiled.sql, compiled.args(params), rows=True)
@@ -133,7 +133,7 @@ async def execute(
     if link.sqlite is not None:
         outcome = await on_sqlite(conn, link, compiled, compiled.args(params))
         return max(outcome[2], 0)
-    held = conn.info.get(_HELD_KEY)
+    held = link.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, link, held, statement, params, compiled)
     status: str = await on_asyncpg(conn, link, compiled.sql, compiled.args(params), rows=False)
@@ -168,7 +168,7 @@ async def insert_rows(
             conn, link, compiled, compiled.rows_args(names, keys, rows, extra)
         )
         return compiled.rows_of(description, found) if returning and description else []
-    held = conn.info.get(_HELD_KEY)
+    held = link.info.get(_HELD_KEY)
     if held is not None:
         params: Mapping[str, Any] = _rows_params(names, keys, rows, extra)
         compiled, params = await _with_held(conn, link, held, with_rows, params, compiled)
@@ -262,7 +262,7 @@ def hold_writes(conn: AsyncConnection, begin: str) -> bool:
     held (not asyncpg): the caller sends `begin` itself."""
     if not on_driver(conn):
         return False
-    conn.info[_HELD_KEY] = combine.Held(begin=begin)
+    drivers.info_of(conn)[_HELD_KEY] = combine.Held(begin=begin)
     engine = conn.engine.sync_engine
     if engine not in _HOOKED:  # (`event.contains` costs more than a statement)
         event.listen(engine, "before_cursor_execute", _send_held_first)
@@ -324,7 +324,7 @@ async def send_predicted(
     """Send a predicting transaction as the one statement `compose` makes of its held
     writes (and the positions of those that must change a row). The statement is atomic
     on its own: no BEGIN, no COMMIT, and nothing to roll back if it fails."""
-    held = conn.info[_HELD_KEY]
+    held = drivers.info_of(conn)[_HELD_KEY]
     statement, params = compose(*held.take_predicted())
     held.predicting = False  # `commit` then sends nothing: the BEGIN never went
     await _send_joined(conn, await drivers.link(conn), statement, params, rows=True)
@@ -332,7 +332,7 @@ async def send_predicted(
 
 def _stop_holding(conn: AsyncConnection) -> None:
     if not conn.invalidated:
-        conn.info.pop(_HELD_KEY, None)
+        drivers.info_of(conn).pop(_HELD_KEY, None)
 
 
 async def _begin_first(conn: AsyncConnection, link: Link, held: combine.Held) -> None:

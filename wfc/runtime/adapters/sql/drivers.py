@@ -37,15 +37,22 @@ _LINK = "_wfc_link"  # the pooled connection's attribute that holds its `Link`
 class Link:
     """What `direct` needs of one SQLAlchemy connection, looked up once: its driver
     connection (None where statements go through SQLAlchemy), whether that is SQLite's,
-    its dialect and its pool (which `watching` keys by)."""
+    its dialect, its pool (which `watching` keys by) and its `info` (the pooled
+    connection's, which `conn.info` reaches through four properties: PostgreSQL's held
+    writes are read there for every statement). The pooled record keeps the one `info`
+    dict for the DBAPI connection's life (cleared in place when it is invalidated), and
+    a `Link` lives no longer than that connection."""
 
-    __slots__ = ("dialect", "driver", "pool", "sqlite")
+    __slots__ = ("dialect", "driver", "info", "pool", "sqlite")
 
-    def __init__(self, driver: Any | None, dialect: Dialect, pool: object) -> None:
+    def __init__(
+        self, driver: Any | None, dialect: Dialect, pool: object, info: dict[Any, Any]
+    ) -> None:
         self.driver: Any = driver
         self.sqlite: SqliteDriver | None = driver if driver.__class__ is SqliteDriver else None
         self.dialect = dialect
         self.pool = pool
+        self.info = info
 
 
 def kept(conn: AsyncConnection) -> Link | None:
@@ -82,12 +89,18 @@ async def link(conn: AsyncConnection) -> Link:
         driver = await _find_driver(conn)
         if driver is not None:
             conn.info[_DRIVER_KEY] = driver
-    made = Link(driver, conn.dialect, conn.sync_engine.pool)
+    made = Link(driver, conn.dialect, conn.sync_engine.pool, conn.info)
     if pooled is not None:
         pooled.__dict__[_LINK] = made
         if under.__class__ is SqliteConnection:
             under.link = made
     return made
+
+
+def info_of(conn: AsyncConnection) -> dict[Any, Any]:
+    """`conn.info`, from its `Link` when it has one."""
+    found = kept(conn)
+    return conn.info if found is None else found.info
 
 
 async def _find_driver(conn: AsyncConnection) -> Any | None:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -23,6 +24,7 @@ from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.memory.clock import SystemClock
 from wfc.runtime.adapters.sql import (
     direct,
+    drivers,
     keys,
     outbox,
     predicted,
@@ -50,6 +52,8 @@ from wfc.runtime.records import (
 # SQLite: the events a claim's transaction appends for its run as a rule, `workflow:started`
 # and its one first stage's `stage:started`; the claim advances the run's counter by them.
 CLAIM_EVENTS = 2
+
+JoinedT = TypeVar("JoinedT")
 
 
 class _SqlTransaction(SqlStore):
@@ -92,26 +96,20 @@ class _SqlTransaction(SqlStore):
         if held is not None:
             await held.write(self._conn)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        await self._write_held_lock()  # whatever comes may read or write the run
-        await self._write_new_run()
-        yield self._conn
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        # Whatever comes may read or write the run: a held lock and a new run are written.
+        return _Written(self, run_too=True)
 
-    @asynccontextmanager
-    async def _stages_only(self) -> AsyncIterator[AsyncConnection]:
+    def _stages_only(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The connection for a call that touches no run row (the stages table alone): a
         held lock stays held (`sqlite_run_lock`)."""
-        await self._write_new_run()
-        yield self._conn
+        return _Written(self, run_too=False)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SqlTransaction]:
-        yield self
+    def transaction(self) -> AbstractAsyncContextManager[_SqlTransaction]:
+        return _Joined(self)
 
-    @asynccontextmanager
-    async def outbox_flusher(self) -> AsyncIterator[Persistence | None]:
-        yield self  # inside a transaction already: the caller's
+    def outbox_flusher(self) -> AbstractAsyncContextManager[Persistence | None]:
+        return _Joined(self)  # inside a transaction already: the caller's
 
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
@@ -253,9 +251,10 @@ class _SqlTransaction(SqlStore):
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
     ) -> None:
-        predicted_key = self._conn.info.get(keys.PREDICTED)
+        info = drivers.info_of(self._conn)
+        predicted_key = info.get(keys.PREDICTED)
         if predicted_key is not None and predicted_key[:2] == (key, command_type):
-            del self._conn.info[keys.PREDICTED]  # acquired by prediction: written only now
+            del info[keys.PREDICTED]  # acquired by prediction: written only now
             if not direct.on_driver(self._conn):  # SQLite: checked at once
                 await keys.insert_completed_now(
                     self._conn, key, command_type, predicted_key[2], result
@@ -265,6 +264,100 @@ class _SqlTransaction(SqlStore):
             self.key_predicted = True
             return
         await keys.complete(self._conn, key, command_type, result)  # the run can wait
+
+
+# The blocks a transaction's calls open, as small classes: each store call inside a
+# transaction opens one (`SqlStore._connection`), and a `contextlib.asynccontextmanager`
+# costs a generator, its wrapper and two more coroutines per block (as in `connections`).
+
+
+class _Joined(Generic[JoinedT]):
+    """`async with` giving a value already there: a transaction joined, not begun."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: JoinedT) -> None:
+        self._value = value
+
+    async def __aenter__(self) -> JoinedT:
+        return self._value
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+class _Written:
+    """The transaction's connection, once what waits to be written before a call is:
+    the run it created (`_write_new_run`) and, unless `run_too` is false (a call that
+    touches the stages table alone), the run's held lock (`_write_held_lock`)."""
+
+    __slots__ = ("_run_too", "_tx")
+
+    def __init__(self, tx: _SqlTransaction, *, run_too: bool) -> None:
+        self._tx = tx
+        self._run_too = run_too
+
+    async def __aenter__(self) -> AsyncConnection:
+        tx = self._tx
+        if self._run_too:
+            await tx._write_held_lock()
+        await tx._write_new_run()
+        return tx._conn
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+
+class _Transaction:
+    """`SqlPersistence.transaction()`: a connection's transaction (`Connections`) with a
+    `_SqlTransaction` on it, finished just before it commits; a failed commit of an
+    idempotency key acquired by prediction is `ExpectationFailed` (`_key_was_there`). The
+    steps and their order are those of the `asynccontextmanager` it replaced: the
+    block's exception (or `finish`'s) goes to the connection's transaction, which rolls
+    back, and then through `_key_was_there`."""
+
+    __slots__ = ("_block", "_clock", "_connections", "_tx")
+
+    def __init__(self, connections: Connections, clock: Clock) -> None:
+        self._connections = connections
+        self._clock = clock
+        self._tx: _SqlTransaction | None = None
+
+    async def __aenter__(self) -> _SqlTransaction:
+        self._block = block = self._connections.transaction()
+        self._tx = _SqlTransaction(await block.__aenter__(), self._clock)
+        return self._tx
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
+    ) -> None:
+        tx, block = self._tx, self._block
+        assert tx is not None
+        try:  # (the connection's transaction never suppresses an exception)
+            if error is None:
+                try:
+                    await tx.finish()
+                except BaseException as failed:
+                    await block.__aexit__(type(failed), failed, failed.__traceback__)
+                    raise
+                await block.__aexit__(None, None, None)
+            else:
+                await block.__aexit__(kind, error, trace)
+        except DBAPIError as failed:
+            if _key_was_there(tx, failed):
+                raise ExpectationFailed(_KEY_WAS_THERE) from failed
+            raise
+        if isinstance(error, DBAPIError) and _key_was_there(tx, error):
+            raise ExpectationFailed(_KEY_WAS_THERE) from error
+
+
+_KEY_WAS_THERE = "the idempotency key was there already"
+
+
+def _key_was_there(tx: _SqlTransaction, error: DBAPIError) -> bool:
+    """Whether `error` is how the statement that wrote an idempotency key acquired by
+    prediction fails when the key was there already (`keys.insert_completed`)."""
+    return tx.key_predicted and _sqlstate(error) == _DIVISION_BY_ZERO
 
 
 # The lock one outbox flusher holds for a transaction (an arbitrary, fixed 64-bit key).
@@ -298,18 +391,8 @@ class SqlPersistence(SqlStore):
                 held = await conn.scalar(_TRY_OUTBOX_LOCK)
             yield tx if held else None
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SqlTransaction]:
-        tx: _SqlTransaction | None = None
-        try:
-            async with self._connections.transaction() as conn:
-                tx = _SqlTransaction(conn, self._clock)
-                yield tx
-                await tx.finish()
-        except DBAPIError as error:
-            if tx is not None and tx.key_predicted and _sqlstate(error) == _DIVISION_BY_ZERO:
-                raise ExpectationFailed("the idempotency key was there already") from error
-            raise
+    def transaction(self) -> AbstractAsyncContextManager[_SqlTransaction]:
+        return _Transaction(self._connections, self._clock)
 
     async def acquire_idempotency_key(
         self,
@@ -325,15 +408,16 @@ class SqlPersistence(SqlStore):
         its one statement; SQLite: as its last statement, `keys.insert_completed_now`)."""
         async with self._single() as conn:
             if predict and self._connections.pinned_here() and _predicts_keys(conn):
-                conn.info[keys.PREDICTED] = (key, command_type, now)
+                drivers.info_of(conn)[keys.PREDICTED] = (key, command_type, now)
                 return Acquired()
             return await keys.acquire(conn, key, command_type, now, stale_after)
 
     async def release_idempotency_key(self, key: str, command_type: str) -> None:
         async with self._single() as conn:
-            predicted_key = conn.info.get(keys.PREDICTED)
+            info = drivers.info_of(conn)
+            predicted_key = info.get(keys.PREDICTED)
             if predicted_key is not None and predicted_key[:2] == (key, command_type):
-                del conn.info[keys.PREDICTED]  # never written: nothing to release
+                del info[keys.PREDICTED]  # never written: nothing to release
                 return
             await keys.release(conn, key, command_type)
 

@@ -33,7 +33,6 @@ twice.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,6 +53,7 @@ from wfc.runtime.adapters.sql.outbox import (
 from wfc.runtime.adapters.sql.rows import built_once, column_values, params_for, prefixed
 from wfc.runtime.adapters.sql.runs import held_run_lock
 from wfc.runtime.adapters.sql.schema import outbox, runs, stages
+from wfc.runtime.copies import changed
 from wfc.runtime.records import (
     NewOutboxEvent,
     OutboxRecord,
@@ -92,9 +92,9 @@ class Prediction:
     ) -> Prediction:
         """The lock of `run` and the write of `changes` to `row`, both as last read."""
         return cls(
-            run=dataclasses.replace(run, version=run.version + 1, updated_at=now),
+            run=changed(run, {"version": run.version + 1, "updated_at": now}),
             read_version=run.version,
-            stage=dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now),
+            stage=changed(row, {**changes, "version": row.version + 1, "updated_at": now}),
             stage_version=row.version,
             stage_changes=column_values(dict(changes)),
             now=now,
@@ -109,8 +109,8 @@ class Prediction:
         self.run_changes |= column_values(dict(changes))
         self.bumps += 1
         self.now = now
-        self.run = dataclasses.replace(
-            self.run, **changes, version=self.run.version + 1, updated_at=now
+        self.run = changed(
+            self.run, {**changes, "version": self.run.version + 1, "updated_at": now}
         )
         return self.run
 

@@ -23,7 +23,6 @@ rolled back whole, runs again reading.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import built_once, column_values, prefixed
 from wfc.runtime.adapters.sql.runs import held_run_lock
 from wfc.runtime.adapters.sql.schema import runs
+from wfc.runtime.copies import changed
 from wfc.runtime.records import RunChanges, RunRecord
 
 
@@ -49,7 +49,7 @@ class HeldLock:
     @classmethod
     def of(cls, run: RunRecord, now: datetime) -> HeldLock:
         """The lock of `run`, as last read (RUNNING, at its version)."""
-        locked = dataclasses.replace(run, version=run.version + 1, updated_at=now)
+        locked = changed(run, {"version": run.version + 1, "updated_at": now})
         return cls(run=locked, read_version=run.version, now=now)
 
     def covers(self, run_id: str, expected_version: int | None) -> bool:
@@ -61,8 +61,8 @@ class HeldLock:
         self.changes |= column_values(dict(changes))
         self.bumps += 1
         self.now = now
-        self.run = dataclasses.replace(
-            self.run, **changes, version=self.run.version + 1, updated_at=now
+        self.run = changed(
+            self.run, {**changes, "version": self.run.version + 1, "updated_at": now}
         )
         return self.run
 

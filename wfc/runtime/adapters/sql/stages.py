@@ -39,7 +39,8 @@ from wfc.runtime.adapters.sql.rows import (
     upsert_insert,
 )
 from wfc.runtime.adapters.sql.runs import get_run
-from wfc.runtime.adapters.sql.schema import runs, stages
+from wfc.runtime.adapters.sql.schema import runs, stages, status_is
+from wfc.runtime.copies import changed
 from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 
 
@@ -431,7 +432,7 @@ async def _lock_as_expected(
     if await direct.execute(conn, _LOCK_AT_VERSION, params) != 1:
         raise ExpectationFailed("the run is not at the version expected, or not RUNNING")
     return (
-        dataclasses.replace(run, version=run.version + 1, updated_at=now),
+        changed(run, {"version": run.version + 1, "updated_at": now}),
         await update_stage_as_expected(conn, changes, now, row),
     )
 
@@ -464,7 +465,7 @@ async def update_stage_as_expected(
     }
     if await direct.execute(conn, statement, stage_params) != 1:
         raise ExpectationFailed("the stage row is not at the version expected")
-    return dataclasses.replace(row, **changes, version=row.version + 1, updated_at=now)
+    return changed(row, {**changes, "version": row.version + 1, "updated_at": now})
 
 
 async def get_stage(conn: AsyncConnection, run_id: str, stage_id: str) -> StageRecord | None:
@@ -536,7 +537,10 @@ _ACTIVE_STAGES = (
     .select_from(stages)
     .where(
         stages.c.run_id == bindparam("run_id"),
-        stages.c.status.in_([status.value for status in sorted(ACTIVE)]),
+        # An OR of the statuses, not an `IN` list: SQLAlchemy renders an expanding `IN`
+        # per call, so the statement could not be compiled once and ran through its whole
+        # execution layer (four times a `fan` run).
+        or_(*(status_is(stages, status.value) for status in sorted(ACTIVE))),
     )
 )
 
