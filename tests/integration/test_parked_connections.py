@@ -126,6 +126,25 @@ async def test_at_most_half_the_pool_is_parked(storage: SqlStorage) -> None:
     assert pool.checkedin() == pool.size() - pool.size() // 2
 
 
+async def test_a_connection_is_not_parked_when_the_pool_has_little_room_left(
+    storage: SqlStorage,
+) -> None:
+    """Calls outside a pin take their connections from the pool: a pin gives its connection
+    back, not parks it, when parking it would leave fewer than two free there."""
+    pool: Any = storage.engine.sync_engine.pool
+    others = [await storage.engine.connect() for _ in range(pool.size() - 2)]
+    try:
+        await _pinned_call(storage)  # its connection the pool's last but one
+        assert parked.take(pool) is None
+    finally:
+        for conn in others:
+            await conn.close()
+    await _pinned_call(storage)
+    kept = parked.take(pool)
+    assert kept is not None  # room again: parked
+    await kept.close()
+
+
 async def test_parked_connections_close_with_their_engine(tmp_path: Path) -> None:
     async with sql_storage("sqlite", tmp_path) as store:
         await store.persistence.create_run(a_run(FakeClock(), "r"))

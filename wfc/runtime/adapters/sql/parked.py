@@ -23,8 +23,12 @@ behind (`test_parked_connections`): asyncpg waits for the cancellation to finish
 before the connection's next statement.
 
 The pool cannot lend a parked connection to anyone else, so at most half of the
-pool's size is parked (the rest stays the pool's, for calls outside a pin); only a
-`QueuePool` parks (an in-memory SQLite database's pool shares one connection). A
+pool's size is parked, and none while fewer than a quarter of the pool's size (at least
+two) stays free to check out: calls outside a pin (a wakeup listener, a lease's
+heartbeat, a read) take their connection from the pool, and a worker's pool is sized
+for its slots and those (`PoolOptions.for_slots`). Without that room a busy worker
+opened a connection beyond its pool now and then, which closed again when given back.
+Only a `QueuePool` parks (an in-memory SQLite database's pool shares one connection). A
 parked connection is closed when its engine is disposed (`SqlStorage.close`):
 `engine_disposed` closes the parked connections of the pools it replaced.
 """
@@ -55,6 +59,8 @@ def park(engine: Engine, pool: Pool, conn: AsyncConnection) -> bool:
     sync = conn.sync_connection
     if sync is None or sync._dbapi_connection is None or sync.in_transaction():
         return False  # invalidated or closed; or SQLAlchemy's own transaction is open
+    if pool.size() - pool.checkedout() < max(2, pool.size() // 4):
+        return False  # the pool's room is for calls outside a pin (see the module's docstring)
     parked = _parked_here(engine, pool)
     if len(parked) >= pool.size() // 2:
         return False
