@@ -28,6 +28,7 @@ from wfc.runtime.adapters.sql import (
     keys,
     outbox,
     predicted,
+    run_locked_stages,
     runs,
     stages,
 )
@@ -190,7 +191,7 @@ class _SqlTransaction(SqlStore):
                     run, row, changes, self._clock.now()
                 )
                 return self._prediction.run, self._prediction.stage
-            if self._conn.dialect.name == "sqlite" and stages.expectable(
+            if self._conn.dialect.name == "sqlite" and run_locked_stages.expectable(
                 run_id, record_id, fence, expect
             ):
                 return await self._hold_lock(changes, expect)

@@ -20,6 +20,7 @@ from wfc.runtime.adapters.sql import (
     outbox,
     presence,
     retention,
+    run_locked_stages,
     runs,
     signals,
     stages,
@@ -138,7 +139,7 @@ class SqlStore:
         async with self._connection() as conn:
             now = self._clock.now()
             if conn.dialect.name == "postgresql":
-                return await stages.lock_run_and_start_stage(
+                return await run_locked_stages.lock_run_and_start_stage(
                     conn, run_id, create, update, now, fence
                 )
             # SQLite: BEGIN IMMEDIATE holds the file's lock; two statements are two calls.
@@ -179,7 +180,7 @@ class SqlStore:
         data: bool = True,
     ) -> tuple[RunRecord, StageRecord] | None:
         async with self._connection() as conn:
-            return await stages.lock_run_and_update_stage(
+            return await run_locked_stages.lock_run_and_update_stage(
                 conn, run_id, record_id, changes, self._clock.now(), fence, data, expect
             )
 
