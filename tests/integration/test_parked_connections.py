@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.databases import sql_storage
+from tests.kernel.lock_waits import a_lock_wait
 from wfc.runtime.adapters.sql import SqlStorage, parked
 from wfc.testing import FakeClock
 from wfc.testing.conformance import a_run
@@ -171,7 +172,7 @@ async def test_a_statement_cancelled_while_it_waits_for_a_row_lock_leaves_nothin
                     await tx.update_run("r", {})
 
             waiting = asyncio.create_task(transaction())
-            await _a_session_waits(store)
+            await a_lock_wait(store.engine, waiting)
             waiting.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await waiting
@@ -188,18 +189,3 @@ async def test_a_statement_cancelled_while_it_waits_for_a_row_lock_leaves_nothin
         )
         async with store.engine.connect() as probe:
             assert await probe.scalar(idle) == 0
-
-
-async def _a_session_waits(store: SqlStorage) -> None:
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with store.engine.connect() as conn:
-        for _ in range(600):
-            found = await conn.scalar(waiting)
-            await conn.rollback()  # the statistics are read once a transaction: a new one
-            if found:
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError("the transaction never waited for the row lock")
