@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
@@ -37,36 +36,47 @@ MAX_COMPILED = 512  # statements are built once, so this is never reached in pra
 _REQUIRED = object()  # a parameter without a default: the caller must give it
 
 
-@dataclass(frozen=True, slots=True)
 class Compiled:
     """A statement compiled for a driver: its SQL, how to order and convert its parameters,
-    and how to convert the columns it returns."""
+    and how to convert the columns it returns.
 
-    sql: str
-    # One entry per positional parameter, in order: its name, its default (or `_REQUIRED`)
-    # and its conversion (None: the value goes as it is).
-    plan: tuple[tuple[str, Any, Processor | None], ...]
-    result_processors: dict[str, Processor]
-    # SQLite: a result's column names and their processors in that order, by the number of
-    # columns (`rows_of`).
-    aligned: dict[int, tuple[tuple[str, ...], tuple[Processor | None, ...]]] = field(
-        default_factory=dict
-    )
-    # `plan` as functions of the parameters (`_arguments`), each made on its first use:
-    # "params" for `args`, "rows" for `rows_args`. Not at compile time: a multi-row
-    # INSERT of hundreds of rows is only ever bound by `rows_args`, and writing out a
-    # function of its thousands of parameters costs as much again as compiling it.
-    made: dict[str, Callable[..., list[Any]]] = field(default_factory=dict)
-    # Whether the statement ends a transaction (COMMIT, ROLLBACK): never one of ours.
-    ends_transaction: bool = False
+    `args` and `rows_of` are functions written out for the statement (`_arguments`,
+    `_reader`) on their first use, and kept: then each statement's arguments, and each
+    result's rows, cost one Python call, not a method that finds the function and calls
+    it (two), nor a loop over the columns in the interpreter per row."""
 
-    def args(self, params: Mapping[str, Any]) -> list[Any]:
-        """The driver's arguments for `params`, converted as SQLAlchemy would bind them
-        (a `KeyError` for a parameter without a default that `params` lacks)."""
-        made = self.made.get("params")
-        if made is None:
-            made = self.made["params"] = _arguments(self.plan, {})
-        return made(params, None)
+    __slots__ = ("aligned", "args", "ends_transaction", "made", "plan", "result_processors", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        plan: tuple[tuple[str, Any, Processor | None], ...],
+        result_processors: dict[str, Processor],
+        *,
+        ends_transaction: bool = False,
+    ) -> None:
+        self.sql = sql
+        # One entry per positional parameter, in order: its name, its default (or
+        # `_REQUIRED`) and its conversion (None: the value goes as it is).
+        self.plan = plan
+        self.result_processors = result_processors
+        # SQLite: a reader of a result's rows (`_reader`), by the number of its columns.
+        self.aligned: dict[int, Callable[[list[Any]], list[Row]]] = {}
+        # `rows_args`'s function (`_arguments`), made on its first use. Not at compile time:
+        # a multi-row INSERT of hundreds of rows is only ever bound by `rows_args`, and
+        # writing out a function of its thousands of parameters costs as much again as
+        # compiling it.
+        self.made: dict[str, Callable[..., list[Any]]] = {}
+        # Whether the statement ends a transaction (COMMIT, ROLLBACK): never one of ours.
+        self.ends_transaction = ends_transaction
+        # `args(params)`: the driver's arguments for `params`, converted as SQLAlchemy would
+        # bind them (a `KeyError` for a parameter without a default that `params` lacks).
+        # The first call writes the function out and puts it here in its own place.
+        self.args: Callable[[Mapping[str, Any]], list[Any]] = self._first_args
+
+    def _first_args(self, params: Mapping[str, Any]) -> list[Any]:
+        made = self.args = _arguments(self.plan, {})
+        return made(params)
 
     def rows_args(
         self,
@@ -99,28 +109,18 @@ class Compiled:
     def rows_of(self, description: Sequence[Any], rows: list[Any]) -> list[Row]:
         """`sqlite3`'s rows (tuples, in `description`'s order) as converted mappings: one
         dict per row, built once (not a dict of the raw row, then a converted copy)."""
-        names, processors = self.aligned.get(len(description)) or self._align(description)
-        if not any(processors):
-            return [dict(zip(names, row, strict=True)) for row in rows]
-        return [
-            {
-                name: value if process is None else process(value)
-                for name, process, value in zip(names, processors, row, strict=True)
-            }
-            for row in rows
-        ]
+        read = self.aligned.get(len(description)) or self._align(description)
+        return read(rows)
 
-    def _align(
-        self, description: Sequence[Any]
-    ) -> tuple[tuple[str, ...], tuple[Processor | None, ...]]:
-        """The column names of `description` and their processors, kept for the next
-        result. The statement's SQL is fixed, and with it the columns SQLite describes
-        (our statements name every column they return), so one result's description
-        serves every later one; they are told apart by their length all the same."""
+    def _align(self, description: Sequence[Any]) -> Callable[[list[Any]], list[Row]]:
+        """The reader of rows described by `description`, kept for the next result. The
+        statement's SQL is fixed, and with it the columns SQLite describes (our
+        statements name every column they return), so one result's description serves
+        every later one; they are told apart by their length all the same."""
         names = tuple(column[0] for column in description)
-        aligned = names, tuple(self.result_processors.get(name) for name in names)
-        self.aligned[len(names)] = aligned
-        return aligned
+        read = _reader(names, tuple(self.result_processors.get(name) for name in names))
+        self.aligned[len(names)] = read
+        return read
 
 
 def _arguments(
@@ -155,9 +155,31 @@ def _arguments(
         else:
             scope[f"c{i}"] = process
             items.append(f"(None if (v := {value}) is None else c{i}(v))")
-    source = "def arguments(p, r):\n    g = p.get\n    return [" + ", ".join(items) + "]\n"
+    source = "def arguments(p, r=None):\n    g = p.get\n    return [" + ", ".join(items) + "]\n"
     exec(compile(source, "<wfc compiled arguments>", "exec"), scope)
     made: Callable[..., list[Any]] = scope["arguments"]
+    return made
+
+
+def _reader(
+    names: tuple[str, ...], processors: tuple[Processor | None, ...]
+) -> Callable[[list[Any]], list[Row]]:
+    """Rows of these columns (tuples) as mappings, by one Python function written out once
+    per result shape: `[{"id": r[0], "output": c1(r[1]), …} for r in rows]`, each value
+    converted by its column's processor (called for None too, as SQLAlchemy does), in
+    place of a zip and a test per column of every row. As in `_arguments`, only the
+    column names reach the text, as `repr` string literals; processors are globals."""
+    scope: dict[str, Any] = {}
+    items = []
+    for i, (name, process) in enumerate(zip(names, processors, strict=True)):
+        if process is None:
+            items.append(f"{name!r}: r[{i}]")
+        else:
+            scope[f"c{i}"] = process
+            items.append(f"{name!r}: c{i}(r[{i}])")
+    source = "def read(rows):\n    return [{" + ", ".join(items) + "} for r in rows]\n"
+    exec(compile(source, "<wfc compiled reader>", "exec"), scope)
+    made: Callable[[list[Any]], list[Row]] = scope["read"]
     return made
 
 
