@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Exists, bindparam, delete, select, update
+from sqlalchemy import Exists, Select, Update, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.rows import (
@@ -25,7 +26,7 @@ from wfc.runtime.adapters.sql.rows import (
     update_versioned,
     upsert_insert,
 )
-from wfc.runtime.adapters.sql.schema import items, stages
+from wfc.runtime.adapters.sql.schema import items, stages, status_is
 from wfc.runtime.adapters.sql.stages import fence_condition, fence_params, fence_shape
 from wfc.runtime.adapters.sql.suspended_rows import claim_due
 from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
@@ -109,14 +110,50 @@ async def claim_suspended_items(
     return sorted((to_record(ItemRecord, row) for row in rows), key=lambda row: row.id)
 
 
+def _status_among(statuses: tuple[str, ...]) -> ColumnElement[bool]:
+    """The item's status is one of `statuses`, written into the SQL (`status_is`): an `IN`
+    list is expanding, rendered per call by SQLAlchemy's whole execution layer, where this
+    compiles once (`direct`). The statuses are the kernel's own few combinations."""
+    return or_(*(status_is(items, status) for status in statuses))
+
+
+def _items_of_stage(statuses: tuple[str, ...]) -> Select[Any]:
+    statement = select(items).where(
+        items.c.run_id == bindparam("b_run_id"), items.c.stage_id == bindparam("b_stage_id")
+    )
+    if statuses:
+        statement = statement.where(_status_among(statuses))
+    return statement.order_by(items.c.item_index)
+
+
 async def items_of_stage(
     conn: AsyncConnection, run_id: str, stage_id: str, statuses: Sequence[Status]
 ) -> list[ItemRecord]:
-    statement = select(items).where(items.c.run_id == run_id, items.c.stage_id == stage_id)
-    if statuses:
-        statement = statement.where(items.c.status.in_([status.value for status in statuses]))
-    rows = await conn.execute(statement.order_by(items.c.item_index))
+    """The stage's items (of `statuses`, if any), by index: read as a map stage starts,
+    finishes and retries, so compiled once per combination of statuses."""
+    wanted = tuple(status.value for status in statuses)
+    statement = built_once(("items_of_stage", wanted), lambda: _items_of_stage(wanted))
+    rows = await direct.fetch(conn, statement, {"b_run_id": run_id, "b_stage_id": stage_id})
     return [to_record(ItemRecord, row) for row in rows]
+
+
+def _reset_items(statuses: tuple[str, ...]) -> Update:
+    return (
+        update(items)
+        .where(
+            items.c.run_id == bindparam("b_run_id"),
+            items.c.stage_id == bindparam("b_stage_id"),
+            _status_among(statuses),
+        )
+        .values(
+            status=Status.PENDING.value,
+            attempt=0,
+            generation=bindparam("u_generation"),
+            error=None,
+            version=items.c.version + 1,
+            updated_at=bindparam("now"),
+        )
+    )
 
 
 async def reset_items(
@@ -127,38 +164,37 @@ async def reset_items(
     generation: int,
     now: datetime,
 ) -> int:
-    statement = (
-        update(items)
-        .where(
-            items.c.run_id == run_id,
-            items.c.stage_id == stage_id,
-            items.c.status.in_([status.value for status in statuses]),
-        )
-        .values(
-            status=Status.PENDING.value,
-            attempt=0,
-            generation=generation,
-            error=None,
-            version=items.c.version + 1,
-            updated_at=now,
-        )
+    wanted = tuple(status.value for status in statuses)
+    if not wanted:  # `IN ()` matched no row; an empty OR is not SQL
+        return 0
+    statement = built_once(("reset_items", wanted), lambda: _reset_items(wanted))
+    params = {"b_run_id": run_id, "b_stage_id": stage_id, "u_generation": generation, "now": now}
+    return await direct.execute(conn, statement, params)
+
+
+def _cancel_items(of_stage: bool) -> Update:
+    statement = update(items).where(items.c.run_id == bindparam("b_run_id"), _status_among(_OPEN))
+    if of_stage:
+        statement = statement.where(items.c.stage_id == bindparam("b_stage_id"))
+    return statement.values(
+        status=Status.CANCELLED.value,
+        completed_at=bindparam("now"),
+        version=items.c.version + 1,
+        updated_at=bindparam("now"),
     )
-    return (await conn.execute(statement)).rowcount
 
 
 async def cancel_items(
     conn: AsyncConnection, run_id: str, stage_id: str | None, now: datetime
 ) -> int:
-    statement = update(items).where(items.c.run_id == run_id, items.c.status.in_(_OPEN))
-    if stage_id is not None:
-        statement = statement.where(items.c.stage_id == stage_id)
-    statement = statement.values(
-        status=Status.CANCELLED.value,
-        completed_at=now,
-        version=items.c.version + 1,
-        updated_at=now,
-    )
-    return (await conn.execute(statement)).rowcount
+    """End the run's open items (of one stage, or all): a run cancelled, a mapped stage
+    failed. One statement, compiled once."""
+    of_stage = stage_id is not None
+    statement = built_once(("cancel_items", of_stage), lambda: _cancel_items(of_stage))
+    params = {"b_run_id": run_id, "now": now}
+    if of_stage:
+        params["b_stage_id"] = stage_id
+    return await direct.execute(conn, statement, params)
 
 
 async def delete_items(conn: AsyncConnection, run_id: str, stage_ids: Sequence[str]) -> None:
