@@ -76,3 +76,30 @@ def test_only_transaction_ends_say_so() -> None:
     for sql, ends in (("COMMIT", True), (" rollback", True), ("SELECT 1", False)):
         made = compiled.compiled_for(text(sql), dialect)
         assert made is not None and made.ends_transaction is ends
+
+
+def test_rows_read_are_the_rows_converted_column_by_column() -> None:
+    """`rows_of`'s reader, written out per result shape, gives each row's columns by name,
+    each converted by its column's processor (None included, as SQLAlchemy does), and a
+    column named with quotes and code stays a name."""
+    odd = "x' + str(1/0) + '\"\\n"
+    statement = select(runs.c.id, runs.c.input, runs.c.updated_at, runs.c.priority.label(odd))
+    made = compiled.compiled_for(statement, sqlite.dialect())
+    assert made is not None
+    description = [
+        (name, None, None, None, None, None, None) for name in ("id", "input", "updated_at", odd)
+    ]
+    raw = [("r1", '{"a": [1, null]}', "2030-01-02 03:04:05.678901", 4), ("r2", None, None, None)]
+    expected = [
+        {"id": "r1", "input": {"a": [1, None]}, "updated_at": NOW, odd: 4},
+        {"id": "r2", "input": None, "updated_at": None, odd: None},
+    ]
+    assert made.rows_of(description, raw) == expected
+    assert made.rows_of(description, raw) == expected  # the reader kept for the shape
+    assert made.rows_of(description[:1], [("r3",)]) == [{"id": "r3"}]  # another shape
+    for row, converted in zip(raw, made.rows_of(description, raw), strict=True):
+        by_hand = {
+            name: value if (process := made.result_processors.get(name)) is None else process(value)
+            for name, value in zip((d[0] for d in description), row, strict=True)
+        }
+        assert converted == by_hand
