@@ -74,7 +74,8 @@ def _values_function(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
 
 def column_values(changes: dict[str, Any]) -> dict[str, Any]:
     """A `*Changes` mapping as column values."""
-    return {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()}
+    # (`__class__ is Status`, not `isinstance`: an enum with members has no subclasses.)
+    return {k: (v.value if v.__class__ is Status else v) for k, v in changes.items()}
 
 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
