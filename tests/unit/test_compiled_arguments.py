@@ -3,7 +3,7 @@ arguments, in the same order, converted the same way, as the plan they are made 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -103,3 +103,24 @@ def test_rows_read_are_the_rows_converted_column_by_column() -> None:
             for name, value in zip((d[0] for d in description), row, strict=True)
         }
         assert converted == by_hand
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        NOW,
+        datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(987, 6, 5, 4, 3, 2, 1, tzinfo=UTC),  # a year of three digits: padded
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-7, minutes=-30))),
+    ],
+)
+def test_an_instant_is_stored_as_sqlalchemys_datetime_text(instant: datetime) -> None:
+    """SQLite's instants are formatted from their fields: the text SQLAlchemy's DATETIME
+    stores for the same instant in UTC, which every row already written holds."""
+    stored = sqlite.DATETIME().bind_processor(sqlite.dialect())  # type: ignore[no-untyped-call]
+    assert stored is not None
+    expected = stored(instant.astimezone(UTC).replace(tzinfo=None))
+    assert compiled._utc_text(instant) == expected
+    compiled._LAST_INSTANT = (None, "")  # not the cache's answer
+    assert compiled._utc_text(instant) == expected

@@ -202,6 +202,7 @@ _ENCODE = c_make_encoder(
 )
 
 
+_DATETIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 _LAST_INSTANT: tuple[Any, str] = (None, "")
 """The last instant converted and its text: the kernel binds the same `now` to many
 parameters of a transaction (created, updated, leased, started…), and formatting it was
@@ -223,8 +224,18 @@ def _utc_text(value: Any) -> Any:
         if zone is None:
             raise ValueError(_NAIVE)
         instant = value.astimezone(UTC)
-    # "YYYY-MM-DD HH:MM:SS.ffffff" (DATETIME's storage format) and the "+00:00" cut off.
-    text = instant.isoformat(" ", "microseconds")[:26]
+    # "YYYY-MM-DD HH:MM:SS.ffffff", DATETIME's storage format. Formatted from the fields:
+    # `isoformat(" ", "microseconds")[:26]` gives the same text at about twice the cost
+    # (it formats the UTC offset too, then that is cut off), and a run binds a few dozen.
+    text = _DATETIME_TEXT % (
+        instant.year,
+        instant.month,
+        instant.day,
+        instant.hour,
+        instant.minute,
+        instant.second,
+        instant.microsecond,
+    )
     _LAST_INSTANT = (value, text)
     return text
 
