@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import groupby
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
@@ -48,6 +49,7 @@ from wfc.runtime.records import (
     StageChanges,
     StageFence,
     StageRecord,
+    Status,
 )
 
 # SQLite: the events a claim's transaction appends for its run as a rule, `workflow:started`
@@ -55,6 +57,10 @@ from wfc.runtime.records import (
 CLAIM_EVENTS = 2
 
 JoinedT = TypeVar("JoinedT")
+
+
+def _run_of(event: NewOutboxEvent) -> str:
+    return event.run_id
 
 
 class _SqlTransaction(SqlStore):
@@ -135,7 +141,7 @@ class _SqlTransaction(SqlStore):
         if self._conn.dialect.name != "sqlite":
             return await super()._claim_next(run_id, plans)
         await self._settle_claim()
-        async with self._connection() as conn:
+        async with self._claim_connection() as conn:
             claimed = await runs.claim_counted(
                 conn, self._clock.now(), run_id, plans, events=CLAIM_EVENTS
             )
@@ -145,20 +151,47 @@ class _SqlTransaction(SqlStore):
         self._claimed = (claim.run.id, last)
         return claim
 
-    async def _claimed_events(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord] | None:
-        """The claimed run's events numbered from the counter its claim advanced, which is
-        moved again only by the difference when they are not `CLAIM_EVENTS`; None (and the
-        advance taken back) when `events` are not that run's alone."""
-        claimed, self._claimed = self._claimed, None
-        assert claimed is not None
-        run_id, last = claimed
-        async with self._connection() as conn:
-            if any(event.run_id != run_id for event in events):
-                await outbox.advance_counter(conn, run_id, -CLAIM_EVENTS)
-                return None
-            if len(events) != CLAIM_EVENTS:
-                last = await outbox.advance_counter(conn, run_id, len(events) - CLAIM_EVENTS)
-            return await outbox.insert_reserved(conn, events, last)
+    def _claim_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """The claim's connection. A run's held lock stays held across the claim, to be
+        written with that run's events (`_append_here`), unless the run will be PENDING:
+        the claim reads and writes PENDING runs only, and the held run is RUNNING in the
+        table (the lock's statement requires it) and stays so unless its changes say
+        otherwise. Under BEGIN IMMEDIATE when in the transaction it is written changes
+        nothing anyone can see (`sqlite_run_lock`)."""
+        held = self._held_lock
+        return _Written(self, run_too=held is not None and held.run.status == Status.PENDING)
+
+    async def _append_here(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        """SQLite, with a run claimed or locked in this transaction: each run's events are
+        numbered where its counter is already written (the claim's advance, moved again by
+        the difference only; the held lock's write, which advances it) and the others'
+        by their own advance (`outbox.reserve`), and all of them are inserted in one
+        statement. A finished run's last outcome that claims the next run used to send
+        three counter UPDATEs and two INSERTs here (the claim's advance taken back, then
+        each run's own); now one INSERT. A claim whose events do not come is settled at
+        the end (`_settle_claim`)."""
+        async with self._stages_only() as conn:  # a held lock is written with its events
+            batch: list[OutboxRecord] = []
+            for run_id, grouped in groupby(events, key=_run_of):
+                group = list(grouped)
+                batch += outbox.numbered(group, await self._advanced(conn, run_id, len(group)))
+            await outbox.insert_numbered(conn, batch)
+        return batch
+
+    async def _advanced(self, conn: AsyncConnection, run_id: str, count: int) -> int:
+        """The counter of `run_id` advanced by `count` events: its `last_sequence` after."""
+        claimed = self._claimed
+        if claimed is not None and claimed[0] == run_id:
+            self._claimed = None
+            last = claimed[1]
+            if count != CLAIM_EVENTS:
+                last = await outbox.advance_counter(conn, run_id, count - CLAIM_EVENTS)
+            return last
+        held = self._held_lock
+        if held is not None and held.run.id == run_id:
+            self._held_lock = None  # written now, with the counter's advance
+            return await held.write(conn, count)
+        return await outbox.reserve(conn, run_id, count)
 
     async def _settle_claim(self) -> None:
         """Take a claim's advance of its run's counter back when its events never came."""
@@ -234,15 +267,8 @@ class _SqlTransaction(SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
-        if self._claimed is not None and events:
-            numbered = await self._claimed_events(events)
-            if numbered is not None:
-                return numbered
-        held = self._held_lock
-        if held is not None and events and all(event.run_id == held.run.id for event in events):
-            self._held_lock = None  # written now, with the counter's advance
-            last = await held.write(self._conn, len(events))
-            return await outbox.insert_reserved(self._conn, events, last)
+        if events and (self._claimed is not None or self._held_lock is not None):
+            return await self._append_here(events)
         new = self._new_run
         if new is None or not events or any(event.run_id != new.id for event in events):
             return await super().append_outbox(events)
