@@ -13,8 +13,8 @@ from tests.integration.handed_seq3 import store_ports
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
 from wfc.runtime.adapters.sql.drivers import watching
-from wfc.runtime.adapters.sql.persistence import CLAIM_EVENTS
-from wfc.runtime.records import Status
+from wfc.runtime.adapters.sql.persistence import CLAIM_EVENTS, LOCK_EVENTS
+from wfc.runtime.records import StageFence, Status
 from wfc.testing import FakeClock
 from wfc.testing.conformance import a_run, a_running_stage, an_event, move_under
 
@@ -162,3 +162,77 @@ async def test_a_claim_whose_events_come_after_another_run_s_takes_its_numbers(
     assert len(_counter_writes(sent)) == 1  # the other run's own advance
     assert await _sequences(storage, "r1") == list(range(1, CLAIM_EVENTS + 1))
     assert await _sequences(storage, "other") == [1]
+
+
+@pytest.mark.parametrize("appended", [0, 1, LOCK_EVENTS, LOCK_EVENTS + 2])
+async def test_a_reading_lock_s_events_follow_on_without_a_counter_write(
+    storage: SqlStorage, appended: int
+) -> None:
+    """A stage's outcome that locks its run reading it (a fan-out's sibling): the lock
+    advances the counter by `LOCK_EVENTS`, so that many events need no UPDATE of their own;
+    any other number is settled by the difference, and the sequences stay 1, 2, 3 …"""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    _, row, _ = await a_running_stage(ports)  # r1 has event 1
+    with watching(storage.engine) as sent:
+        async with p.transaction() as tx:
+            locked = await tx.lock_run_and_update_stage("r1", row.id, {"status": Status.COMPLETED})
+            assert locked is not None and locked[1].status is Status.COMPLETED
+            if appended:
+                events = [an_event(clock, f"e{n}", "r1") for n in range(appended)]
+                numbered = await tx.append_outbox(events)
+                assert [e.sequence for e in numbered] == list(range(2, appended + 2))
+    assert len(_counter_writes(sent)) == (0 if appended == LOCK_EVENTS else 1)
+    later = await p.append_outbox([an_event(clock, "later", "r1")])
+    assert [e.sequence for e in later] == [appended + 2]
+    assert await _sequences(storage, "r1") == list(range(1, appended + 3))
+
+
+@pytest.mark.parametrize("why", ["not running", "fenced off"])
+async def test_a_reading_lock_that_writes_no_stage_takes_its_advance_back(
+    storage: SqlStorage, why: str
+) -> None:
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    _, row, _ = await a_running_stage(ports)
+    if why == "not running":
+        await p.update_run("r1", {"status": Status.CANCELLED})
+    fence = (
+        StageFence(statuses=frozenset({Status.RUNNING}), attempt=row.attempt + 1)
+        if why == "fenced off"
+        else None
+    )
+    async with p.transaction() as tx:
+        locked = await tx.lock_run_and_update_stage(
+            "r1", row.id, {"status": Status.COMPLETED}, fence=fence
+        )
+        assert locked is None
+    later = await p.append_outbox([an_event(clock, "later", "r1")])
+    assert [e.sequence for e in later] == [2]
+
+
+@pytest.mark.parametrize("claimed", ["created", "older"])
+async def test_a_run_created_and_claimed_in_one_transaction_numbers_its_events_at_once(
+    storage: SqlStorage, claimed: str
+) -> None:
+    """`create_and_claim`: the run created, the claim, then the create's event and the
+    claim's together. The claim advances the created run's counter by both, so they need
+    no UPDATE of their own; when the claim takes an older run, the guess is settled."""
+    clock, p = FakeClock(), storage.persistence
+    if claimed == "older":
+        await p.create_run(a_run(clock, "older", priority=9))
+    with watching(storage.engine) as sent:
+        async with p.transaction() as tx:
+            await tx.create_run(a_run(clock, "new"))
+            claim = await tx.claim_next_pending_run()
+            assert claim is not None and claim.run.id == claimed.replace("created", "new")
+            events = [an_event(clock, "created", "new")]
+            events += [an_event(clock, f"s{n}", claim.run.id) for n in range(CLAIM_EVENTS)]
+            await tx.append_outbox(events)
+    assert len(_counter_writes(sent)) == (0 if claimed == "created" else 2)
+    later = await p.append_outbox([an_event(clock, "l1", "new"), an_event(clock, "l2", "older")])
+    if claimed == "created":
+        assert await _sequences(storage, "new") == list(range(1, CLAIM_EVENTS + 3))
+    else:
+        assert [e.sequence for e in later] == [2, CLAIM_EVENTS + 1]
+        assert await _sequences(storage, "older") == list(range(1, CLAIM_EVENTS + 2))

@@ -55,6 +55,13 @@ from wfc.runtime.records import (
 # SQLite: the events a claim's transaction appends for its run as a rule, `workflow:started`
 # and its one first stage's `stage:started`; the claim advances the run's counter by them.
 CLAIM_EVENTS = 2
+# SQLite: the events a run's create appends (`workflow:created`): a run created and claimed
+# in one transaction (`kernel.claim.create_and_claim`) appends them with the claim's.
+CREATE_EVENTS = 1
+# SQLite: the events a stage's outcome appends for its run as a rule when it locks the run
+# reading it (a fan-out's sibling: its `stage:completed` and the next one's `stage:started`);
+# the lock advances the run's counter by them.
+LOCK_EVENTS = 2
 
 JoinedT = TypeVar("JoinedT")
 
@@ -80,9 +87,10 @@ class _SqlTransaction(SqlStore):
         self._held_lock: HeldLock | None = None  # SQLite: a run's lock, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
         self.key_predicted = False  # it writes an idempotency key acquired by prediction
-        # SQLite: a run claimed here, its counter advanced by the claim (`CLAIM_EVENTS`) to
-        # the value kept, not matched by the run's events yet (`_claimed_events`).
-        self._claimed: tuple[str, int] | None = None
+        # SQLite: a run claimed or locked here, its counter advanced by a guess of the events
+        # to come (`CLAIM_EVENTS`, `LOCK_EVENTS`): the run, its counter after, the guess; not
+        # matched by the run's events yet (`_advanced`, `_settle_guess`).
+        self._guess: tuple[str, int, int] | None = None
 
     @property
     def claims_at_outcome(self) -> bool:
@@ -130,25 +138,30 @@ class _SqlTransaction(SqlStore):
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_held_lock()
         await self._write_new_run()
-        await self._settle_claim()
+        await self._settle_guess()
 
     async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
         """SQLite: the claim also advances the run's outbox counter by the events its
         transaction appends as a rule (`CLAIM_EVENTS`), so they are inserted without a
-        statement of their own to advance it (`_claimed_events`). Under BEGIN IMMEDIATE
+        statement of their own to advance it (`_advanced`). Under BEGIN IMMEDIATE
         nothing else writes until the commit, and a transaction that rolls back takes the
         advance back with it."""
         if self._conn.dialect.name != "sqlite":
             return await super()._claim_next(run_id, plans)
-        await self._settle_claim()
+        await self._settle_guess()
+        guess = CLAIM_EVENTS
+        new = self._new_run
+        if new is not None and run_id in (None, new.id):
+            # A run created here, its events not appended yet: most likely the one claimed
+            # (a create claims where a slot is free, so few runs wait), its events with the
+            # claim's. When another run is claimed, the difference is one UPDATE, as before.
+            guess += CREATE_EVENTS
         async with self._claim_connection() as conn:
-            claimed = await runs.claim_counted(
-                conn, self._clock.now(), run_id, plans, events=CLAIM_EVENTS
-            )
+            claimed = await runs.claim_counted(conn, self._clock.now(), run_id, plans, events=guess)
         if claimed is None:
             return None
         claim, last = claimed
-        self._claimed = (claim.run.id, last)
+        self._guess = (claim.run.id, last, guess)
         return claim
 
     def _claim_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -169,7 +182,7 @@ class _SqlTransaction(SqlStore):
         statement. A finished run's last outcome that claims the next run used to send
         three counter UPDATEs and two INSERTs here (the claim's advance taken back, then
         each run's own); now one INSERT. A claim whose events do not come is settled at
-        the end (`_settle_claim`)."""
+        the end (`_settle_guess`)."""
         async with self._stages_only() as conn:  # a held lock is written with its events
             batch: list[OutboxRecord] = []
             for run_id, grouped in groupby(events, key=_run_of):
@@ -180,12 +193,12 @@ class _SqlTransaction(SqlStore):
 
     async def _advanced(self, conn: AsyncConnection, run_id: str, count: int) -> int:
         """The counter of `run_id` advanced by `count` events: its `last_sequence` after."""
-        claimed = self._claimed
-        if claimed is not None and claimed[0] == run_id:
-            self._claimed = None
-            last = claimed[1]
-            if count != CLAIM_EVENTS:
-                last = await outbox.advance_counter(conn, run_id, count - CLAIM_EVENTS)
+        guess = self._guess
+        if guess is not None and guess[0] == run_id:
+            self._guess = None
+            _, last, guessed = guess
+            if count != guessed:
+                last = await outbox.advance_counter(conn, run_id, count - guessed)
             return last
         held = self._held_lock
         if held is not None and held.run.id == run_id:
@@ -193,11 +206,12 @@ class _SqlTransaction(SqlStore):
             return await held.write(conn, count)
         return await outbox.reserve(conn, run_id, count)
 
-    async def _settle_claim(self) -> None:
-        """Take a claim's advance of its run's counter back when its events never came."""
-        claimed, self._claimed = self._claimed, None
-        if claimed is not None:
-            await outbox.advance_counter(self._conn, claimed[0], -CLAIM_EVENTS)
+    async def _settle_guess(self) -> None:
+        """Take a claim's or a lock's advance of its run's counter back when its events
+        never came."""
+        guess, self._guess = self._guess, None
+        if guess is not None:
+            await outbox.advance_counter(self._conn, guess[0], -guess[2])
 
     async def lock_run_and_update_stage(
         self,
@@ -228,9 +242,31 @@ class _SqlTransaction(SqlStore):
                 run_id, record_id, fence, expect
             ):
                 return await self._hold_lock(changes, expect)
+        if self._conn.dialect.name == "sqlite" and self._prediction is None:
+            return await self._lock_counted(run_id, record_id, changes, fence)
         return await super().lock_run_and_update_stage(
             run_id, record_id, changes, fence=fence, data=data, expect=expect
         )
+
+    async def _lock_counted(
+        self, run_id: str, record_id: str, changes: StageChanges, fence: StageFence | None
+    ) -> tuple[RunRecord, StageRecord] | None:
+        """SQLite, the reading lock (`run_locked_stages.lock_run_and_update_stage`): the
+        run's lock also advances its outbox counter by the events such a transaction
+        appends as a rule (`LOCK_EVENTS`), so they are numbered without a counter UPDATE
+        of their own (`_advanced`), as after a claim. A fan-out's sibling wrote the run
+        twice, the lock and then the counter. The guess is registered before anything
+        else can fail, and settled at the end if the events never came."""
+        await self._settle_guess()
+        async with self._connection() as conn:
+            now = self._clock.now()
+            run_row = await run_locked_stages.lock_counted(conn, run_id, now, LOCK_EVENTS)
+            if run_row is None:
+                return None
+            self._guess = (run_id, int(run_row["last_sequence"]), LOCK_EVENTS)
+            return await run_locked_stages.stage_under_lock(
+                conn, run_row, record_id, changes, now, fence
+            )
 
     async def _hold_lock(
         self, changes: StageChanges, expect: tuple[RunRecord, StageRecord]
@@ -267,7 +303,7 @@ class _SqlTransaction(SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
-        if events and (self._claimed is not None or self._held_lock is not None):
+        if events and (self._guess is not None or self._held_lock is not None):
             return await self._append_here(events)
         new = self._new_run
         if new is None or not events or any(event.run_id != new.id for event in events):
