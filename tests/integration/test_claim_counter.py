@@ -236,3 +236,25 @@ async def test_a_run_created_and_claimed_in_one_transaction_numbers_its_events_a
     else:
         assert [e.sequence for e in later] == [2, CLAIM_EVENTS + 1]
         assert await _sequences(storage, "older") == list(range(1, CLAIM_EVENTS + 2))
+
+
+async def test_a_run_created_beside_a_held_lock_is_inserted_with_its_events(
+    storage: SqlStorage,
+) -> None:
+    """A stage's outcome whose run's lock is held that creates another run (a child, say):
+    the new run's events are numbered in its INSERT, as without the lock, and the held
+    lock is written at the end, with no counter UPDATE."""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    run, row, _ = await a_running_stage(ports)
+    with watching(storage.engine) as sent:
+        async with p.transaction() as tx:
+            await tx.lock_run_and_update_stage(
+                "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
+            )
+            await tx.create_run(a_run(clock, "child"))
+            await tx.append_outbox([an_event(clock, "created", "child")])
+    assert _counter_writes(sent) == []
+    assert await _sequences(storage, "child") == [1]
+    later = await p.append_outbox([an_event(clock, "l1", "child"), an_event(clock, "l2", "r1")])
+    assert [e.sequence for e in later] == [2, 2]

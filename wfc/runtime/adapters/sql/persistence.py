@@ -303,13 +303,13 @@ class _SqlTransaction(SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
+        new = self._new_run
+        if new is not None and events and all(event.run_id == new.id for event in events):
+            await self._write_new_run(with_events=events)
+            return await outbox.append_to_new_run(self._conn, events)
         if events and (self._guess is not None or self._held_lock is not None):
             return await self._append_here(events)
-        new = self._new_run
-        if new is None or not events or any(event.run_id != new.id for event in events):
-            return await super().append_outbox(events)
-        await self._write_new_run(with_events=events)
-        return await outbox.append_to_new_run(self._conn, events)
+        return await super().append_outbox(events)
 
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
