@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import groupby
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +36,7 @@ from wfc.runtime.adapters.sql import (
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.sqlite_run_lock import HeldLock
 from wfc.runtime.adapters.sql.store import SqlStore
+from wfc.runtime.adapters.sql.transaction_blocks import Joined, Written
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -62,8 +63,6 @@ CREATE_EVENTS = 1
 # reading it (a fan-out's sibling: its `stage:completed` and the next one's `stage:started`);
 # the lock advances the run's counter by them.
 LOCK_EVENTS = 2
-
-JoinedT = TypeVar("JoinedT")
 
 
 def _run_of(event: NewOutboxEvent) -> str:
@@ -113,18 +112,18 @@ class _SqlTransaction(SqlStore):
 
     def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         # Whatever comes may read or write the run: a held lock and a new run are written.
-        return _Written(self, run_too=True)
+        return Written(self, run_too=True)
 
     def _stages_only(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The connection for a call that touches no run row (the stages table alone): a
         held lock stays held (`sqlite_run_lock`)."""
-        return _Written(self, run_too=False)
+        return Written(self, run_too=False)
 
     def transaction(self) -> AbstractAsyncContextManager[_SqlTransaction]:
-        return _Joined(self)
+        return Joined(self)
 
     def outbox_flusher(self) -> AbstractAsyncContextManager[Persistence | None]:
-        return _Joined(self)  # inside a transaction already: the caller's
+        return Joined(self)  # inside a transaction already: the caller's
 
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
@@ -172,7 +171,7 @@ class _SqlTransaction(SqlStore):
         otherwise. Under BEGIN IMMEDIATE when in the transaction it is written changes
         nothing anyone can see (`sqlite_run_lock`)."""
         held = self._held_lock
-        return _Written(self, run_too=held is not None and held.run.status == Status.PENDING)
+        return Written(self, run_too=held is not None and held.run.status == Status.PENDING)
 
     async def _append_here(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         """SQLite, with a run claimed or locked in this transaction: each run's events are
@@ -327,48 +326,6 @@ class _SqlTransaction(SqlStore):
             self.key_predicted = True
             return
         await keys.complete(self._conn, key, command_type, result)  # the run can wait
-
-
-# The blocks a transaction's calls open, as small classes: each store call inside a
-# transaction opens one (`SqlStore._connection`), and a `contextlib.asynccontextmanager`
-# costs a generator, its wrapper and two more coroutines per block (as in `connections`).
-
-
-class _Joined(Generic[JoinedT]):
-    """`async with` giving a value already there: a transaction joined, not begun."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: JoinedT) -> None:
-        self._value = value
-
-    async def __aenter__(self) -> JoinedT:
-        return self._value
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
-
-
-class _Written:
-    """The transaction's connection, once what waits to be written before a call is:
-    the run it created (`_write_new_run`) and, unless `run_too` is false (a call that
-    touches the stages table alone), the run's held lock (`_write_held_lock`)."""
-
-    __slots__ = ("_run_too", "_tx")
-
-    def __init__(self, tx: _SqlTransaction, *, run_too: bool) -> None:
-        self._tx = tx
-        self._run_too = run_too
-
-    async def __aenter__(self) -> AsyncConnection:
-        tx = self._tx
-        if self._run_too:
-            await tx._write_held_lock()
-        await tx._write_new_run()
-        return tx._conn
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
 
 
 class _Transaction:
