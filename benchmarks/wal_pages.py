@@ -46,7 +46,7 @@ async def _burst(url: str, wal: Path, shape: str, runs: int) -> tuple[bytes, lis
             return file.read(), sent
 
 
-def measure(shape: str, runs: int) -> None:
+def measure(shape: str, runs: int, by_statement: bool = False) -> None:
     # No checkpoint during the burst: the WAL then holds every frame its commits wrote.
     sqlite_writes.Checkpoints.due = lambda self: False  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,14 +72,22 @@ def measure(shape: str, runs: int) -> None:
     print("|---|---|")
     for name, count in by_tree.most_common():
         print(f"| {name} | {count / runs:.2f} |")
+    if by_statement:
+        print("| statement | per run |")
+        print("|---|---|")
+        for sql, count in collections.Counter(" ".join(s.split())[:90] for s in sent).most_common():
+            print(f"| `{sql}` | {count / runs:.2f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="seq3", help="a shape of `shapes.py` (seq3, fan …)")
     parser.add_argument("--runs", type=int, default=200, help="runs in the measured burst")
+    parser.add_argument(
+        "--statements", action="store_true", help="also each statement's count per run"
+    )
     args = parser.parse_args()
-    measure(args.shape, args.runs)
+    measure(args.shape, args.runs, args.statements)
 
 
 if __name__ == "__main__":

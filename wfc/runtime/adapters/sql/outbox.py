@@ -67,10 +67,20 @@ async def insert_reserved(
 ) -> list[OutboxRecord]:
     """Insert `events` of one run whose counter was advanced past them to `last` (by
     `_reserve`, or on SQLite by the run's held lock: `sqlite_run_lock`)."""
-    first = last - len(events)
-    batch = [event.numbered(first + offset) for offset, event in enumerate(events, start=1)]
-    await direct.insert_rows(conn, _INSERT_EVENTS, [_event_values(r) for r in batch])
+    batch = numbered(events, last)
+    await insert_numbered(conn, batch)
     return batch
+
+
+def numbered(events: Sequence[NewOutboxEvent], last: int) -> list[OutboxRecord]:
+    """`events` of one run numbered up to `last`, their run's counter once advanced past them."""
+    first = last - len(events)
+    return [event.numbered(first + offset) for offset, event in enumerate(events, start=1)]
+
+
+async def insert_numbered(conn: AsyncConnection, records: Sequence[OutboxRecord]) -> None:
+    """Insert events already numbered, of one run or several, in one statement."""
+    await direct.insert_rows(conn, _INSERT_EVENTS, [_event_values(r) for r in records])
 
 
 async def append_to_new_run(
@@ -188,6 +198,11 @@ async def advance_counter(conn: AsyncConnection, run_id: str, by: int) -> int:
     row = await direct.first(conn, _RESERVE, {"run_id": run_id, "count": by})
     assert row is not None, "a run claimed in this transaction has its row"
     return int(row["last_sequence"])
+
+
+async def reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
+    """The run's counter advanced by `count`: its `last_sequence` after."""
+    return await _reserve(conn, run_id, count) + count
 
 
 async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Generic, TypeVar
+from itertools import groupby
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +36,7 @@ from wfc.runtime.adapters.sql import (
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.sqlite_run_lock import HeldLock
 from wfc.runtime.adapters.sql.store import SqlStore
+from wfc.runtime.adapters.sql.transaction_blocks import Joined, Written
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -48,13 +50,23 @@ from wfc.runtime.records import (
     StageChanges,
     StageFence,
     StageRecord,
+    Status,
 )
 
 # SQLite: the events a claim's transaction appends for its run as a rule, `workflow:started`
 # and its one first stage's `stage:started`; the claim advances the run's counter by them.
 CLAIM_EVENTS = 2
+# SQLite: the events a run's create appends (`workflow:created`): a run created and claimed
+# in one transaction (`kernel.claim.create_and_claim`) appends them with the claim's.
+CREATE_EVENTS = 1
+# SQLite: the events a stage's outcome appends for its run as a rule when it locks the run
+# reading it (a fan-out's sibling: its `stage:completed` and the next one's `stage:started`);
+# the lock advances the run's counter by them.
+LOCK_EVENTS = 2
 
-JoinedT = TypeVar("JoinedT")
+
+def _run_of(event: NewOutboxEvent) -> str:
+    return event.run_id
 
 
 class _SqlTransaction(SqlStore):
@@ -74,9 +86,10 @@ class _SqlTransaction(SqlStore):
         self._held_lock: HeldLock | None = None  # SQLite: a run's lock, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
         self.key_predicted = False  # it writes an idempotency key acquired by prediction
-        # SQLite: a run claimed here, its counter advanced by the claim (`CLAIM_EVENTS`) to
-        # the value kept, not matched by the run's events yet (`_claimed_events`).
-        self._claimed: tuple[str, int] | None = None
+        # SQLite: a run claimed or locked here, its counter advanced by a guess of the events
+        # to come (`CLAIM_EVENTS`, `LOCK_EVENTS`): the run, its counter after, the guess; not
+        # matched by the run's events yet (`_advanced`, `_settle_guess`).
+        self._guess: tuple[str, int, int] | None = None
 
     @property
     def claims_at_outcome(self) -> bool:
@@ -99,18 +112,18 @@ class _SqlTransaction(SqlStore):
 
     def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         # Whatever comes may read or write the run: a held lock and a new run are written.
-        return _Written(self, run_too=True)
+        return Written(self, run_too=True)
 
     def _stages_only(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The connection for a call that touches no run row (the stages table alone): a
         held lock stays held (`sqlite_run_lock`)."""
-        return _Written(self, run_too=False)
+        return Written(self, run_too=False)
 
     def transaction(self) -> AbstractAsyncContextManager[_SqlTransaction]:
-        return _Joined(self)
+        return Joined(self)
 
     def outbox_flusher(self) -> AbstractAsyncContextManager[Persistence | None]:
-        return _Joined(self)  # inside a transaction already: the caller's
+        return Joined(self)  # inside a transaction already: the caller's
 
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
@@ -124,47 +137,80 @@ class _SqlTransaction(SqlStore):
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_held_lock()
         await self._write_new_run()
-        await self._settle_claim()
+        await self._settle_guess()
 
     async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
         """SQLite: the claim also advances the run's outbox counter by the events its
         transaction appends as a rule (`CLAIM_EVENTS`), so they are inserted without a
-        statement of their own to advance it (`_claimed_events`). Under BEGIN IMMEDIATE
+        statement of their own to advance it (`_advanced`). Under BEGIN IMMEDIATE
         nothing else writes until the commit, and a transaction that rolls back takes the
         advance back with it."""
         if self._conn.dialect.name != "sqlite":
             return await super()._claim_next(run_id, plans)
-        await self._settle_claim()
-        async with self._connection() as conn:
-            claimed = await runs.claim_counted(
-                conn, self._clock.now(), run_id, plans, events=CLAIM_EVENTS
-            )
+        await self._settle_guess()
+        guess = CLAIM_EVENTS
+        new = self._new_run
+        if new is not None and run_id in (None, new.id):
+            # A run created here, its events not appended yet: most likely the one claimed
+            # (a create claims where a slot is free, so few runs wait), its events with the
+            # claim's. When another run is claimed, the difference is one UPDATE, as before.
+            guess += CREATE_EVENTS
+        async with self._claim_connection() as conn:
+            claimed = await runs.claim_counted(conn, self._clock.now(), run_id, plans, events=guess)
         if claimed is None:
             return None
         claim, last = claimed
-        self._claimed = (claim.run.id, last)
+        self._guess = (claim.run.id, last, guess)
         return claim
 
-    async def _claimed_events(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord] | None:
-        """The claimed run's events numbered from the counter its claim advanced, which is
-        moved again only by the difference when they are not `CLAIM_EVENTS`; None (and the
-        advance taken back) when `events` are not that run's alone."""
-        claimed, self._claimed = self._claimed, None
-        assert claimed is not None
-        run_id, last = claimed
-        async with self._connection() as conn:
-            if any(event.run_id != run_id for event in events):
-                await outbox.advance_counter(conn, run_id, -CLAIM_EVENTS)
-                return None
-            if len(events) != CLAIM_EVENTS:
-                last = await outbox.advance_counter(conn, run_id, len(events) - CLAIM_EVENTS)
-            return await outbox.insert_reserved(conn, events, last)
+    def _claim_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """The claim's connection. A run's held lock stays held across the claim, to be
+        written with that run's events (`_append_here`), unless the run will be PENDING:
+        the claim reads and writes PENDING runs only, and the held run is RUNNING in the
+        table (the lock's statement requires it) and stays so unless its changes say
+        otherwise. Under BEGIN IMMEDIATE when in the transaction it is written changes
+        nothing anyone can see (`sqlite_run_lock`)."""
+        held = self._held_lock
+        return Written(self, run_too=held is not None and held.run.status == Status.PENDING)
 
-    async def _settle_claim(self) -> None:
-        """Take a claim's advance of its run's counter back when its events never came."""
-        claimed, self._claimed = self._claimed, None
-        if claimed is not None:
-            await outbox.advance_counter(self._conn, claimed[0], -CLAIM_EVENTS)
+    async def _append_here(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        """SQLite, with a run claimed or locked in this transaction: each run's events are
+        numbered where its counter is already written (the claim's advance, moved again by
+        the difference only; the held lock's write, which advances it) and the others'
+        by their own advance (`outbox.reserve`), and all of them are inserted in one
+        statement. A finished run's last outcome that claims the next run used to send
+        three counter UPDATEs and two INSERTs here (the claim's advance taken back, then
+        each run's own); now one INSERT. A claim whose events do not come is settled at
+        the end (`_settle_guess`)."""
+        async with self._stages_only() as conn:  # a held lock is written with its events
+            batch: list[OutboxRecord] = []
+            for run_id, grouped in groupby(events, key=_run_of):
+                group = list(grouped)
+                batch += outbox.numbered(group, await self._advanced(conn, run_id, len(group)))
+            await outbox.insert_numbered(conn, batch)
+        return batch
+
+    async def _advanced(self, conn: AsyncConnection, run_id: str, count: int) -> int:
+        """The counter of `run_id` advanced by `count` events: its `last_sequence` after."""
+        guess = self._guess
+        if guess is not None and guess[0] == run_id:
+            self._guess = None
+            _, last, guessed = guess
+            if count != guessed:
+                last = await outbox.advance_counter(conn, run_id, count - guessed)
+            return last
+        held = self._held_lock
+        if held is not None and held.run.id == run_id:
+            self._held_lock = None  # written now, with the counter's advance
+            return await held.write(conn, count)
+        return await outbox.reserve(conn, run_id, count)
+
+    async def _settle_guess(self) -> None:
+        """Take a claim's or a lock's advance of its run's counter back when its events
+        never came."""
+        guess, self._guess = self._guess, None
+        if guess is not None:
+            await outbox.advance_counter(self._conn, guess[0], -guess[2])
 
     async def lock_run_and_update_stage(
         self,
@@ -195,9 +241,31 @@ class _SqlTransaction(SqlStore):
                 run_id, record_id, fence, expect
             ):
                 return await self._hold_lock(changes, expect)
+        if self._conn.dialect.name == "sqlite" and self._prediction is None:
+            return await self._lock_counted(run_id, record_id, changes, fence)
         return await super().lock_run_and_update_stage(
             run_id, record_id, changes, fence=fence, data=data, expect=expect
         )
+
+    async def _lock_counted(
+        self, run_id: str, record_id: str, changes: StageChanges, fence: StageFence | None
+    ) -> tuple[RunRecord, StageRecord] | None:
+        """SQLite, the reading lock (`run_locked_stages.lock_run_and_update_stage`): the
+        run's lock also advances its outbox counter by the events such a transaction
+        appends as a rule (`LOCK_EVENTS`), so they are numbered without a counter UPDATE
+        of their own (`_advanced`), as after a claim. A fan-out's sibling wrote the run
+        twice, the lock and then the counter. The guess is registered before anything
+        else can fail, and settled at the end if the events never came."""
+        await self._settle_guess()
+        async with self._connection() as conn:
+            now = self._clock.now()
+            run_row = await run_locked_stages.lock_counted(conn, run_id, now, LOCK_EVENTS)
+            if run_row is None:
+                return None
+            self._guess = (run_id, int(run_row["last_sequence"]), LOCK_EVENTS)
+            return await run_locked_stages.stage_under_lock(
+                conn, run_row, record_id, changes, now, fence
+            )
 
     async def _hold_lock(
         self, changes: StageChanges, expect: tuple[RunRecord, StageRecord]
@@ -234,20 +302,13 @@ class _SqlTransaction(SqlStore):
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
         if self._prediction is not None:
             return self._prediction.append(events)
-        if self._claimed is not None and events:
-            numbered = await self._claimed_events(events)
-            if numbered is not None:
-                return numbered
-        held = self._held_lock
-        if held is not None and events and all(event.run_id == held.run.id for event in events):
-            self._held_lock = None  # written now, with the counter's advance
-            last = await held.write(self._conn, len(events))
-            return await outbox.insert_reserved(self._conn, events, last)
         new = self._new_run
-        if new is None or not events or any(event.run_id != new.id for event in events):
-            return await super().append_outbox(events)
-        await self._write_new_run(with_events=events)
-        return await outbox.append_to_new_run(self._conn, events)
+        if new is not None and events and all(event.run_id == new.id for event in events):
+            await self._write_new_run(with_events=events)
+            return await outbox.append_to_new_run(self._conn, events)
+        if events and (self._guess is not None or self._held_lock is not None):
+            return await self._append_here(events)
+        return await super().append_outbox(events)
 
     async def complete_idempotency_key(
         self, key: str, command_type: str, result: JsonObject
@@ -265,48 +326,6 @@ class _SqlTransaction(SqlStore):
             self.key_predicted = True
             return
         await keys.complete(self._conn, key, command_type, result)  # the run can wait
-
-
-# The blocks a transaction's calls open, as small classes: each store call inside a
-# transaction opens one (`SqlStore._connection`), and a `contextlib.asynccontextmanager`
-# costs a generator, its wrapper and two more coroutines per block (as in `connections`).
-
-
-class _Joined(Generic[JoinedT]):
-    """`async with` giving a value already there: a transaction joined, not begun."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: JoinedT) -> None:
-        self._value = value
-
-    async def __aenter__(self) -> JoinedT:
-        return self._value
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
-
-
-class _Written:
-    """The transaction's connection, once what waits to be written before a call is:
-    the run it created (`_write_new_run`) and, unless `run_too` is false (a call that
-    touches the stages table alone), the run's held lock (`_write_held_lock`)."""
-
-    __slots__ = ("_run_too", "_tx")
-
-    def __init__(self, tx: _SqlTransaction, *, run_too: bool) -> None:
-        self._tx = tx
-        self._run_too = run_too
-
-    async def __aenter__(self) -> AsyncConnection:
-        tx = self._tx
-        if self._run_too:
-            await tx._write_held_lock()
-        await tx._write_new_run()
-        return tx._conn
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
 
 
 class _Transaction:

@@ -6,6 +6,7 @@ lock, two updates, or (`expect`) two updates checked against rows the caller hol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,47 @@ def _lock_and_update(updates: dict[str, Any], fence: StageFence | None, data: bo
         .returning(*stages.c, *(column.label(f"locked_{column.name}") for column in locked.c))
         .add_cte(locked)
     )
+
+
+# SQLite: the run's lock of the reading path, which also advances the run's outbox counter
+# by `events` (`persistence.LOCK_EVENTS`) and returns the row with `last_sequence`.
+_LOCK_COUNTED = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"))
+    .values(
+        version=runs.c.version + 1,
+        updated_at=bindparam("now"),
+        last_sequence=runs.c.last_sequence + bindparam("events"),
+    )
+    .returning(*runs.c)
+)
+
+
+async def lock_counted(
+    conn: AsyncConnection, run_id: str, now: datetime, events: int
+) -> Mapping[str, Any] | None:
+    """SQLite: the run's lock (its version bumped, whatever its status), its outbox counter
+    advanced by `events`: the run's row after, None when there is no such run."""
+    return await direct.first(conn, _LOCK_COUNTED, {"run_id": run_id, "now": now, "events": events})
+
+
+async def stage_under_lock(
+    conn: AsyncConnection,
+    run_row: Mapping[str, Any],
+    record_id: str,
+    changes: StageChanges,
+    now: datetime,
+    fence: StageFence | None,
+) -> tuple[RunRecord, StageRecord] | None:
+    """SQLite: the stage written after its run's lock (`run_row`, as the lock left it), if
+    the run is RUNNING and the stage passes `fence`."""
+    if run_row["status"] != Status.RUNNING.value:
+        return None
+    run = to_record(RunRecord, run_row)
+    row = await update_versioned(
+        conn, stages, "WorkflowStage", record_id, dict(changes), now, None, fence_guard(fence)
+    )
+    return None if row is None else (run, to_record(StageRecord, row))
 
 
 async def lock_run_and_update_stage(
