@@ -68,6 +68,8 @@ REFUSED: list[dict[str, Any]] = [
     {"workflow_run_id": None},
     {"stage_id": 3},
     {"job_id": 7},
+    {"idempotency_key": 7},
+    {"concurrency_key": 7},
 ]
 
 

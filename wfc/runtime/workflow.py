@@ -154,7 +154,8 @@ class Workflow:
 
     def group(self, number: int) -> tuple[str, ...]:
         """The stage ids of execution group `number` (1-based); empty past the last group."""
-        return self.plan.groups[number - 1] if 1 <= number <= len(self.plan.groups) else ()
+        groups = self.plan.groups
+        return groups[number - 1] if 0 < number <= len(groups) else ()
 
     def plain_group(self, number: int) -> bool:
         """Whether every stage of group `number` is plain: no `when`, no map, not built in
