@@ -86,6 +86,8 @@ CONVERTED: list[dict[str, Any]] = [
     {"generation": True},
     {"transition": 1},
     {"config": {"add_one": {1: "a"}}},
+    {"config": {1: {}}},
+    {"config": {"add_one": {}, "double": {"n": 1, 2: "b"}}},  # the bad slice not the first
 ]
 
 

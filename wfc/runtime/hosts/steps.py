@@ -335,11 +335,16 @@ def _job_execute(**values: Any) -> JobExecute:
 
 def _text_keyed_dicts(config: dict[Any, Any]) -> bool:
     """Whether `config` maps strings to dicts keyed by strings (`_job_execute`'s check of a
-    non-empty config; an empty one, nearly every job's, is asked nothing)."""
-    return all(
-        type(key) is str and type(slice_) is dict and all(type(k) is str for k in slice_)
-        for key, slice_ in config.items()
-    )
+    non-empty config). A job's config is its run's, a slice per stage, so every job asks
+    this of every stage: loops, not a generator per slice (two `all`s over generators
+    were 1,100 bytecodes a `fan` run)."""
+    for key, slice_ in config.items():
+        if type(key) is not str or type(slice_) is not dict:
+            return False
+        for name in slice_:
+            if type(name) is not str:
+                return False
+    return True
 
 
 _TEXT_OR_NONE = (str, type(None))
