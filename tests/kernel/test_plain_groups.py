@@ -52,6 +52,24 @@ def test_a_group_is_plain_when_none_of_its_stages_decides_anything() -> None:
     ]
 
 
+def test_a_stage_is_alone_when_its_group_holds_no_other() -> None:
+    workflow = _chain()
+    alone = {sid: workflow.alone(sid) for sid in ("a", "b1", "b2", "c", "nap", "d", "x")}
+    assert alone == {
+        sid: len(workflow.group(workflow.group_of(sid))) == 1 if sid != "x" else False
+        for sid in alone
+    }
+    assert alone == {
+        "a": True,
+        "b1": False,
+        "b2": False,
+        "c": True,
+        "nap": True,
+        "d": True,
+        "x": False,
+    }
+
+
 async def test_a_plain_group_opens_without_the_deciders(monkeypatch: pytest.MonkeyPatch) -> None:
     plain = (
         WorkflowBuilder("plain", "a, [b1, b2], c", input=Number)

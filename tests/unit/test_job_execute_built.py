@@ -68,6 +68,8 @@ REFUSED: list[dict[str, Any]] = [
     {"workflow_run_id": None},
     {"stage_id": 3},
     {"job_id": 7},
+    {"idempotency_key": 7},
+    {"concurrency_key": 7},
 ]
 
 
@@ -84,6 +86,8 @@ CONVERTED: list[dict[str, Any]] = [
     {"generation": True},
     {"transition": 1},
     {"config": {"add_one": {1: "a"}}},
+    {"config": {1: {}}},
+    {"config": {"add_one": {}, "double": {"n": 1, 2: "b"}}},  # the bad slice not the first
 ]
 
 

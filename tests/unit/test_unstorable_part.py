@@ -26,6 +26,9 @@ class _Text(StrEnum):
         ([1.0, [math.nan]], "$[1][0]: nan (JSON has no such number)"),
         ((1, math.inf), "$[1]: inf (JSON has no such number)"),
         ({"e": _Text.BAD}, "$.e: U+0000"),  # a str subclass, checked as a str
+        ({_Text.BAD: 1}, "$ (a key): U+0000"),  # a str subclass as a key
+        ({"a": 1, "b": None, "c": [True, 2, None, "\x00"]}, "$.c[3]: U+0000"),
+        ({"a": 1, "b": math.inf}, "$.b: inf (JSON has no such number)"),
         ({"o": object()}, None),  # not JSON: left to the database's own refusal, as before
     ],
 )

@@ -66,12 +66,26 @@ def _storable(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value)
     if kind is dict:
+        # A string key and an int, bool or None item, nearly every entry of an output, are
+        # checked here, without a call each (a call costs more than the check).
+        search = _UNSTORABLE.search
         for key, item in value.items():
-            if not (_storable(key) and _storable(item)):
+            if type(key) is str:
+                if search(key) is not None:
+                    return False
+            elif not _storable(key):
+                return False
+            plain = type(item)
+            if plain is int or plain is bool or item is None:
+                continue
+            if not _storable(item):
                 return False
         return True
     if kind is list or kind is tuple:
         for item in value:
+            plain = type(item)
+            if plain is int or plain is bool or item is None:
+                continue
             if not _storable(item):
                 return False
         return True

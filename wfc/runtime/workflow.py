@@ -95,6 +95,7 @@ class Workflow:
         self.implementations = dict(implementations)
         self.input_model = input_model
         self._group_of = {sid: n for n, group in enumerate(plan.groups, 1) for sid in group}
+        self._alone = frozenset(group[0] for group in plan.groups if len(group) == 1)
         self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
         self._stages = {stage.id: stage for stage in plan.stages}
         # Groups whose opening decides nothing but what was skipped upstream: known once
@@ -142,13 +143,19 @@ class Workflow:
         """The 1-based execution group of a stage."""
         return self._group_of[stage_id]
 
+    def alone(self, stage_id: str) -> bool:
+        """Whether the stage is the only one of its execution group (every stage's job asks:
+        known once per plan, not two lookups and a slice per job)."""
+        return stage_id in self._alone
+
     def stage_number(self, stage_id: str) -> int:
         """The 1-based position of a stage in definition order."""
         return self._number_of[stage_id]
 
     def group(self, number: int) -> tuple[str, ...]:
         """The stage ids of execution group `number` (1-based); empty past the last group."""
-        return self.plan.groups[number - 1] if 1 <= number <= len(self.plan.groups) else ()
+        groups = self.plan.groups
+        return groups[number - 1] if 0 < number <= len(groups) else ()
 
     def plain_group(self, number: int) -> bool:
         """Whether every stage of group `number` is plain: no `when`, no map, not built in

@@ -126,7 +126,7 @@ async def _execute_job(
         run_ = execute_item if stage.map is not None else execute_child
         return await run_(deps, workflow, stage, cmd, causation_id, key)
     started_at = deps.clock.now()
-    alone = len(workflow.group(workflow.group_of(stage.id))) == 1
+    alone = workflow.alone(stage.id)
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at, alone)
     except Discarded as refused:

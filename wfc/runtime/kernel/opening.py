@@ -232,8 +232,14 @@ async def _enqueue(deps: Deps, unit: Unit, specs: list[JobSpec], job_ids: list[s
         if job_ids is not None:
             job_ids.extend(ids)
 
-    if specs:
-        await unit.with_jobs(enqueue)
+    # `Unit.with_jobs` written out: every group a run opens passes here, and its coroutine
+    # was a layer of its own per group for a choice made by one flag.
+    if not specs:
+        return
+    if unit.shared:
+        await enqueue()
+    else:
+        unit.after_commit(enqueue)
 
 
 def _mapped_row(run: RunRecord, workflow: Workflow, fresh: StageRecord, count: int) -> StageRecord:

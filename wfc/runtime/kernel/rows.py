@@ -260,7 +260,7 @@ async def refresh_run_totals(
     `rows` are the run's stages when the caller has just read them; the updated run, or
     None when the stage spent nothing and the run was left alone.
     """
-    if not any(name in metrics for name in SPENDING_METRICS):
+    if metrics.keys().isdisjoint(SPENDING_METRICS):  # every stage asks: no generator
         return None
     if rows is None:
         rows = await unit.db.stages_of_run(run_id)

@@ -345,11 +345,16 @@ class MemoryJobTransport:
             self._of_run.setdefault(job.run_id, {})[job.id] = None
         elif old.status is job.status:
             return
-        for status, index in ((Status.PENDING, self._pending), (Status.RUNNING, self._running)):
-            if job.status is status:
-                index[job.id] = None
-            else:
-                index.pop(job.id, None)
+        # Each job write passes here: the two indexes written out, not looped over.
+        status, job_id = job.status, job.id
+        if status is Status.PENDING:
+            self._pending[job_id] = None
+        else:
+            self._pending.pop(job_id, None)
+        if status is Status.RUNNING:
+            self._running[job_id] = None
+        else:
+            self._running.pop(job_id, None)
 
 
 def _held(job: JobRecord, attempt: int | None) -> bool:

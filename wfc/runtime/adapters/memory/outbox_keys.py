@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from wfc.errors import RecordNotFoundError
-from wfc.runtime.adapters.memory.tables import EventKey, IdempotencyEntry, TableWriter
+from wfc.runtime.adapters.memory.tables import MISSING, EventKey, IdempotencyEntry, TableWriter
 from wfc.runtime.copies import changed, json_copy
 from wfc.runtime.ports import Clock
 from wfc.runtime.records import (
@@ -82,15 +82,21 @@ class OutboxAndKeys(TableWriter):
         # read again (a test's inspection): its `published_at` is kept apart rather than a
         # copy of the record made per event, and a copy made to carry it when it is read
         # (`_event`). Published, it leaves the flush's index, as `_write_event` would make it.
-        t = self._t
+        # `_set`'s and `_pop`'s journaling written out: every event of every run passes here.
+        t, journal = self._t, self._journal
         outbox, unpublished, published = t.outbox, t.unpublished, t.published
         for event in events:
             key = (event.run_id, event.sequence)
             if key not in outbox:
                 raise RecordNotFoundError("OutboxEvent", event.id)
-            self._set(published, key, at)
-            if key in unpublished:
-                self._pop(unpublished, key)
+            waiting = unpublished.get(key, MISSING)
+            if journal is not None:
+                journal.append((published, key, published.get(key, MISSING)))
+                if waiting is not MISSING:
+                    journal.append((unpublished, key, waiting))
+            published[key] = at
+            if waiting is not MISSING:
+                del unpublished[key]
 
     def _event(self, key: EventKey) -> OutboxRecord:
         """The stored event as it is: `published_at` included, from `published` when it was

@@ -158,8 +158,10 @@ class TableWriter:
 
     # -- rows ----------------------------------------------------------------------------
     def _write_run(self, run: RunRecord, old: RunRecord | None) -> None:
-        t = self._t
-        self._set(t.runs, run.id, run)
+        t, journal, runs = self._t, self._journal, self._t.runs
+        if journal is not None:  # `_set`'s journaling written out: every run write passes here
+            journal.append((runs, run.id, runs.get(run.id, MISSING)))
+        runs[run.id] = run
         if old is None:
             self._set(t.run_order, run.id, next(t.numbers))
             if run.parent_run_id is not None:
@@ -176,8 +178,10 @@ class TableWriter:
                 self._pop(t.running_runs, run.id)
 
     def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
-        t = self._t
-        self._set(t.stages, stage.id, stage)
+        t, journal, stages = self._t, self._journal, self._t.stages
+        if journal is not None:  # `_set`'s journaling written out: every stage write passes
+            journal.append((stages, stage.id, stages.get(stage.id, MISSING)))
+        stages[stage.id] = stage
         if old is None or (old.run_id, old.stage_id) != (stage.run_id, stage.stage_id):
             self._set(t.stage_ids, (stage.run_id, stage.stage_id), stage.id)
             self._add_to(t.stages_of, stage.run_id, stage.id)
