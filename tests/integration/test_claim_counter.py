@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.handed_seq3 import store_ports
 from wfc.errors import ExpectationFailed
-from wfc.runtime.adapters.sql import SqlStorage, open_storage
+from wfc.runtime.adapters.sql import SqlStorage, open_storage, outbox
 from wfc.runtime.adapters.sql.drivers import watching
 from wfc.runtime.adapters.sql.persistence import CLAIM_EVENTS, LOCK_EVENTS
 from wfc.runtime.records import StageFence, Status
@@ -80,7 +80,11 @@ async def test_a_rolled_back_claim_takes_its_advance_back(storage: SqlStorage) -
 
 def _counter_writes(sent: list[str]) -> list[str]:
     """The statements that advance a run's counter alone (`outbox.advance_counter`, `_reserve`)."""
-    return [sql for sql in sent if sql.startswith("UPDATE runs SET last_sequence")]
+    assert str(outbox._RESERVE).startswith(_COUNTER_WRITE)  # else nothing would match
+    return [sql for sql in sent if sql.startswith(_COUNTER_WRITE)]
+
+
+_COUNTER_WRITE = "UPDATE runs SET last_sequence"
 
 
 async def test_a_last_outcome_that_claims_numbers_both_runs_without_a_counter_write(
@@ -258,3 +262,90 @@ async def test_a_run_created_beside_a_held_lock_is_inserted_with_its_events(
     assert await _sequences(storage, "child") == [1]
     later = await p.append_outbox([an_event(clock, "l1", "child"), an_event(clock, "l2", "r1")])
     assert [e.sequence for e in later] == [2, 2]
+
+
+async def test_a_reading_lock_then_a_claim_number_both_runs_on(storage: SqlStorage) -> None:
+    """Two runs advanced ahead in one transaction (a sibling's lock, then the claim of the
+    next run): each keeps its own advance until its events come."""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    _, row, _ = await a_running_stage(ports)
+    await p.create_run(a_run(clock, "r2"))
+    async with p.transaction() as tx:
+        assert await tx.lock_run_and_update_stage("r1", row.id, {"status": Status.COMPLETED})
+        await tx.update_run("r1", {"status": Status.COMPLETED})
+        claim = await tx.claim_next_pending_run()
+        assert claim is not None and claim.run.id == "r2"
+        pairs = [("a", "r1"), ("b", "r1"), ("c", "r2"), ("d", "r2")]
+        events = [an_event(clock, name, run) for name, run in pairs]
+        await tx.append_outbox(events)
+    assert await _sequences(storage, "r1") == [1, 2, 3]
+    assert await _sequences(storage, "r2") == [1, 2]
+
+
+@pytest.mark.parametrize("between", [0, 1])
+async def test_two_reading_locks_of_one_run_add_their_guesses(
+    storage: SqlStorage, between: int
+) -> None:
+    """A run locked twice before (or after some of) its events: its counter was advanced
+    by both locks, and what was not appended is taken back, without a gap."""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    _, row, _ = await a_running_stage(ports)
+    async with p.transaction() as tx:
+        assert await tx.lock_run_and_update_stage("r1", row.id, {"status": Status.RUNNING})
+        await tx.append_outbox([an_event(clock, f"b{n}", "r1") for n in range(between)])
+        assert await tx.lock_run_and_update_stage("r1", row.id, {"status": Status.COMPLETED})
+        await tx.append_outbox([an_event(clock, "a", "r1")])
+    later = await p.append_outbox([an_event(clock, "later", "r1")])
+    assert [e.sequence for e in later] == [between + 3]
+    assert await _sequences(storage, "r1") == list(range(1, between + 4))
+
+
+@pytest.mark.parametrize("other", ["r2", "no such run"])
+async def test_runs_interleaved_in_one_append_are_numbered_each_on(
+    storage: SqlStorage, other: str
+) -> None:
+    """Events of two runs interleaved in one append beside a lock: each run's in order,
+    none repeated, also for a run without a row (numbered from its events)."""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    _, row, _ = await a_running_stage(ports)
+    await p.create_run(a_run(clock, "r2"))
+    async with p.transaction() as tx:
+        assert await tx.lock_run_and_update_stage("r1", row.id, {"status": Status.COMPLETED})
+        interleaved = [("a", "r1"), ("c", other), ("b", "r1"), ("d", other)]
+        numbered = await tx.append_outbox([an_event(clock, n, run) for n, run in interleaved])
+    assert [(e.run_id, e.sequence) for e in numbered] == [
+        ("r1", 2),
+        (other, 1),
+        ("r1", 3),
+        (other, 2),
+    ]
+    assert await _sequences(storage, other) == [1, 2]
+    later = await p.append_outbox([an_event(clock, "l", "r1")])
+    assert [e.sequence for e in later] == [4]
+
+
+async def test_a_held_lock_whose_write_failed_is_written_again_at_commit(
+    storage: SqlStorage,
+) -> None:
+    """The held lock's write fails with its events (the run moved) and the caller goes on:
+    the transaction still cannot commit, and nothing of it stays."""
+    ports = store_ports(storage)
+    clock, p = ports.clock, storage.persistence
+    run, row, job_id = await a_running_stage(ports)
+    await move_under(ports, "run", row, job_id)
+    await p.create_run(a_run(clock, "r2"))
+    with pytest.raises(ExpectationFailed):
+        async with p.transaction() as tx:
+            await tx.lock_run_and_update_stage(
+                "r1", row.id, {"status": Status.COMPLETED}, expect=(run, row)
+            )
+            assert await tx.claim_next_pending_run() is not None
+            with pytest.raises(ExpectationFailed):
+                await tx.append_outbox([an_event(clock, "s1", "r2"), an_event(clock, "f1", "r1")])
+            await tx.append_outbox([an_event(clock, "s2", "r2")])
+    claimable = await p.get_run("r2")
+    assert claimable is not None and claimable.status is Status.PENDING
+    assert await _sequences(storage, "r2") == []

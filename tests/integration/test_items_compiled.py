@@ -22,7 +22,7 @@ from wfc.runtime.adapters.sql import items as item_sql
 from wfc.runtime.adapters.sql.compiled import compiled_for
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_values
-from wfc.runtime.adapters.sql.schema import items, runs
+from wfc.runtime.adapters.sql.schema import items, jobs, runs, status_is
 from wfc.runtime.records import ItemRecord, Status
 from wfc.testing.port_fixtures import a_run
 
@@ -94,3 +94,11 @@ async def test_items_are_read_reset_and_cancelled_without_sqlalchemy_s_execute(
         assert (reset.generation, reset.attempt, reset.version) == (2, 0, 3)
         assert (reset.updated_at, reset.completed_at) == (LATER, LATER)
         assert after[0].version == 1
+
+
+def test_only_a_status_is_written_into_the_sql() -> None:
+    """`status_is` writes its value into the statement's text: anything but a `Status`
+    is refused before it gets there."""
+    assert str(status_is(jobs, Status.PENDING)) == "jobs.status = 'PENDING'"
+    with pytest.raises(ValueError, match="not a status"):
+        status_is(jobs, "PENDING' OR 'x' = 'x")

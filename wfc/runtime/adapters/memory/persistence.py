@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.memory.clock import SystemClock
@@ -25,6 +25,7 @@ from wfc.runtime.adapters.memory.tables import (
     Tables,
     rollback,
 )
+from wfc.runtime.contexts import Given
 from wfc.runtime.copies import changed
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
@@ -43,7 +44,6 @@ from wfc.runtime.records import (
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
-GivenT = TypeVar("GivenT")
 
 
 class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
@@ -377,29 +377,11 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
 class _Transaction(_MemoryStore):
     """A transaction's handle; a nested `transaction()` joins it."""
 
-    def transaction(self) -> _Given[_Transaction]:
-        return _Given(self)
+    def transaction(self) -> Given[_Transaction]:
+        return Given(self)
 
-    def outbox_flusher(self) -> _Given[Persistence | None]:
-        return _Given(self)
-
-
-class _Given(Generic[GivenT]):
-    """A context that gives a value and does nothing else (a nested transaction, a flusher).
-
-    These contexts, and `_Opened`, are classes rather than `asynccontextmanager`s: the
-    kernel opens about ten per stage, and an async generator per context was a cost."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: GivenT) -> None:
-        self._value = value
-
-    async def __aenter__(self) -> GivenT:
-        return self._value
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
+    def outbox_flusher(self) -> Given[Persistence | None]:
+        return Given(self)
 
 
 class _Opened:
@@ -459,8 +441,8 @@ class MemoryPersistence(_MemoryStore):
     def transaction(self) -> _Opened:
         return _Opened(self)
 
-    def outbox_flusher(self) -> _Given[Persistence | None]:
-        return _Given(self)  # one process: its flushes are ordered by the caller
+    def outbox_flusher(self) -> Given[Persistence | None]:
+        return Given(self)  # one process: its flushes are ordered by the caller
 
     # -- inspection --------------------------------------------------------
     def all_runs(self) -> list[RunRecord]:

@@ -10,12 +10,12 @@ The methods are `store.SqlStore`'s; the SQL lives in one module per aggregate (`
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +36,8 @@ from wfc.runtime.adapters.sql import (
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.sqlite_run_lock import HeldLock
 from wfc.runtime.adapters.sql.store import SqlStore
-from wfc.runtime.adapters.sql.transaction_blocks import Joined, Written
+from wfc.runtime.adapters.sql.transaction_blocks import Written
+from wfc.runtime.contexts import Given
 from wfc.runtime.ports import Clock, Persistence
 from wfc.runtime.records import (
     Acquired,
@@ -65,8 +66,12 @@ CREATE_EVENTS = 1
 LOCK_EVENTS = 2
 
 
-def _run_of(event: NewOutboxEvent) -> str:
-    return event.run_id
+class Ahead(NamedTuple):
+    """SQLite: a run's outbox counter advanced in this transaction ahead of its events:
+    where it stands (`last`) and by how many events not appended yet (`guessed`)."""
+
+    last: int
+    guessed: int
 
 
 class _SqlTransaction(SqlStore):
@@ -86,10 +91,10 @@ class _SqlTransaction(SqlStore):
         self._held_lock: HeldLock | None = None  # SQLite: a run's lock, not written yet
         self._prediction: predicted.Prediction | None = None  # reads answered, not made
         self.key_predicted = False  # it writes an idempotency key acquired by prediction
-        # SQLite: a run claimed or locked here, its counter advanced by a guess of the events
-        # to come (`CLAIM_EVENTS`, `LOCK_EVENTS`): the run, its counter after, the guess; not
-        # matched by the run's events yet (`_advanced`, `_settle_guess`).
-        self._guess: tuple[str, int, int] | None = None
+        # SQLite: runs claimed or locked here whose counters were advanced by a guess of the
+        # events to come (`CLAIM_EVENTS`, `LOCK_EVENTS`), not matched by their events yet
+        # (`_advanced`); whatever is left is taken back at the end (`_settle_guesses`).
+        self._ahead: dict[str, Ahead] = {}
 
     @property
     def claims_at_outcome(self) -> bool:
@@ -106,9 +111,12 @@ class _SqlTransaction(SqlStore):
             await runs.create_run(self._conn, run, last_sequence=len(with_events))
 
     async def _write_held_lock(self) -> None:
-        held, self._held_lock = self._held_lock, None
+        held = self._held_lock
         if held is not None:
             await held.write(self._conn)
+            # Only once written: a write that failed (the run moved) stays due, so the
+            # transaction cannot commit without it even if its caller went on.
+            self._held_lock = None
 
     def _connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         # Whatever comes may read or write the run: a held lock and a new run are written.
@@ -120,10 +128,10 @@ class _SqlTransaction(SqlStore):
         return Written(self, run_too=False)
 
     def transaction(self) -> AbstractAsyncContextManager[_SqlTransaction]:
-        return Joined(self)
+        return Given(self)
 
     def outbox_flusher(self) -> AbstractAsyncContextManager[Persistence | None]:
-        return Joined(self)  # inside a transaction already: the caller's
+        return Given(self)  # inside a transaction already: the caller's
 
     async def finish(self) -> None:
         """Write what waits for the transaction's end; called just before it commits."""
@@ -137,7 +145,7 @@ class _SqlTransaction(SqlStore):
                 raise ExpectationFailed(f"the prediction did not hold: {error.orig}") from error
         await self._write_held_lock()
         await self._write_new_run()
-        await self._settle_guess()
+        await self._settle_guesses()
 
     async def _claim_next(self, run_id: str | None, plans: Sequence[str] | None) -> RunClaim | None:
         """SQLite: the claim also advances the run's outbox counter by the events its
@@ -147,7 +155,6 @@ class _SqlTransaction(SqlStore):
         advance back with it."""
         if self._conn.dialect.name != "sqlite":
             return await super()._claim_next(run_id, plans)
-        await self._settle_guess()
         guess = CLAIM_EVENTS
         new = self._new_run
         if new is not None and run_id in (None, new.id):
@@ -160,57 +167,71 @@ class _SqlTransaction(SqlStore):
         if claimed is None:
             return None
         claim, last = claimed
-        self._guess = (claim.run.id, last, guess)
+        self._guessed(claim.run.id, last, guess)
         return claim
 
     def _claim_connection(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """The claim's connection. A run's held lock stays held across the claim, to be
         written with that run's events (`_append_here`), unless the run will be PENDING:
-        the claim reads and writes PENDING runs only, and the held run is RUNNING in the
-        table (the lock's statement requires it) and stays so unless its changes say
-        otherwise. Under BEGIN IMMEDIATE when in the transaction it is written changes
+        the claim reads and writes PENDING runs only, and the held run is not one of them
+        unless its changes make it so. If the run has moved since it was read (not RUNNING
+        at the version expected), its lock's write fails when it is made, with its events
+        or at the end (`finish`), and the claim rolls back with the rest of the
+        transaction. Under BEGIN IMMEDIATE when in the transaction it is written changes
         nothing anyone can see (`sqlite_run_lock`)."""
         held = self._held_lock
         return Written(self, run_too=held is not None and held.run.status == Status.PENDING)
 
     async def _append_here(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
-        """SQLite, with a run claimed or locked in this transaction: each run's events are
-        numbered where its counter is already written (the claim's advance, moved again by
-        the difference only; the held lock's write, which advances it) and the others'
-        by their own advance (`outbox.reserve`), and all of them are inserted in one
-        statement. A finished run's last outcome that claims the next run used to send
-        three counter UPDATEs and two INSERTs here (the claim's advance taken back, then
-        each run's own); now one INSERT. A claim whose events do not come is settled at
-        the end (`_settle_guess`)."""
+        """SQLite, with a run claimed or locked in this transaction: each run's counter is
+        advanced once for all its events here (where it was advanced ahead, by the
+        difference only; where its lock is held, by that lock's write; else by
+        `outbox.reserve`), its events numbered on from there in the order given, and all
+        of them inserted in one statement. A finished run's last outcome that claims the
+        next run used to send three counter UPDATEs and two INSERTs here (the claim's
+        advance taken back, then each run's own); now one INSERT. An advance whose events
+        do not come is taken back at the end (`_settle_guesses`)."""
+        counts = Counter(event.run_id for event in events)
         async with self._stages_only() as conn:  # a held lock is written with its events
+            next_of = {
+                run_id: await self._advanced(conn, run_id, count) - count + 1
+                for run_id, count in counts.items()
+            }
             batch: list[OutboxRecord] = []
-            for run_id, grouped in groupby(events, key=_run_of):
-                group = list(grouped)
-                batch += outbox.numbered(group, await self._advanced(conn, run_id, len(group)))
+            for event in events:
+                sequence = next_of[event.run_id]
+                next_of[event.run_id] = sequence + 1
+                batch.append(event.numbered(sequence))
             await outbox.insert_numbered(conn, batch)
         return batch
 
     async def _advanced(self, conn: AsyncConnection, run_id: str, count: int) -> int:
         """The counter of `run_id` advanced by `count` events: its `last_sequence` after."""
-        guess = self._guess
-        if guess is not None and guess[0] == run_id:
-            self._guess = None
-            _, last, guessed = guess
-            if count != guessed:
-                last = await outbox.advance_counter(conn, run_id, count - guessed)
-            return last
+        ahead = self._ahead.pop(run_id, None)
+        if ahead is not None:
+            if count == ahead.guessed:
+                return ahead.last
+            return await outbox.advance_counter(conn, run_id, count - ahead.guessed)
         held = self._held_lock
         if held is not None and held.run.id == run_id:
-            self._held_lock = None  # written now, with the counter's advance
-            return await held.write(conn, count)
+            last = await held.write(conn, count)  # the lock, with the counter's advance
+            self._held_lock = None
+            return last
         return await outbox.reserve(conn, run_id, count)
 
-    async def _settle_guess(self) -> None:
-        """Take a claim's or a lock's advance of its run's counter back when its events
-        never came."""
-        guess, self._guess = self._guess, None
-        if guess is not None:
-            await outbox.advance_counter(self._conn, guess[0], -guess[2])
+    def _guessed(self, run_id: str, last: int, guessed: int) -> None:
+        """`run_id`'s counter now stands at `last`, advanced by `guessed` events not appended
+        yet; on top of an earlier guess for the same run (two locks of it before its
+        events), the guesses add up."""
+        earlier = self._ahead.get(run_id)
+        total = guessed if earlier is None else earlier.guessed + guessed
+        self._ahead[run_id] = Ahead(last, total)
+
+    async def _settle_guesses(self) -> None:
+        """Take each advance back whose events never came."""
+        ahead, self._ahead = self._ahead, {}
+        for run_id, left in ahead.items():
+            await outbox.advance_counter(self._conn, run_id, -left.guessed)
 
     async def lock_run_and_update_stage(
         self,
@@ -256,13 +277,12 @@ class _SqlTransaction(SqlStore):
         of their own (`_advanced`), as after a claim. A fan-out's sibling wrote the run
         twice, the lock and then the counter. The guess is registered before anything
         else can fail, and settled at the end if the events never came."""
-        await self._settle_guess()
         async with self._connection() as conn:
             now = self._clock.now()
             run_row = await run_locked_stages.lock_counted(conn, run_id, now, LOCK_EVENTS)
             if run_row is None:
                 return None
-            self._guess = (run_id, int(run_row["last_sequence"]), LOCK_EVENTS)
+            self._guessed(run_id, int(run_row["last_sequence"]), LOCK_EVENTS)
             return await run_locked_stages.stage_under_lock(
                 conn, run_row, record_id, changes, now, fence
             )
@@ -306,7 +326,7 @@ class _SqlTransaction(SqlStore):
         if new is not None and events and all(event.run_id == new.id for event in events):
             await self._write_new_run(with_events=events)
             return await outbox.append_to_new_run(self._conn, events)
-        if events and (self._guess is not None or self._held_lock is not None):
+        if events and (self._ahead or self._held_lock is not None):
             return await self._append_here(events)
         return await super().append_outbox(events)
 

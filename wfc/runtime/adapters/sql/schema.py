@@ -38,6 +38,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeDecorator
 
+from wfc.runtime.records import Status
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """An instant stored in UTC; SQLite keeps no zone, so it is put back on read."""
@@ -464,5 +466,11 @@ def status_is(table: FromClause, status: str) -> ColumnElement[bool]:
     `ix_items_suspended`) hold one status's rows only, and a planner may use one only
     when it can prove the query's status is that one: PostgreSQL's generic plan of a
     prepared statement (asyncpg prepares every statement) cannot with a bound value,
-    and SQLite prepares such a statement again at every run to check it."""
+    and SQLite prepares such a statement again at every run to check it. Only a
+    `Status` is written so: nothing else may reach the SQL's text."""
+    if status not in _STATUSES:
+        raise ValueError(f"not a status: {status!r}")
     return table.c.status == literal_column(f"'{status}'")
+
+
+_STATUSES = frozenset(Status)

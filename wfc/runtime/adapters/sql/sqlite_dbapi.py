@@ -237,6 +237,8 @@ class Connection(AsyncAdapt_terminate, AsyncAdapt_dbapi_connection):
             return None
         try:
             # `sqlite_thread.run_statement`, written out: one call fewer per statement.
+            # `parameters` is never None here (`drivers.on_sqlite` passes a list), so its
+            # `()` for None is not repeated.
             cursor = connection.execute(sql, parameters)
             description = cursor.description
             rows = cursor.fetchall() if description else []

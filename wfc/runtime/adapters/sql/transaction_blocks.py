@@ -7,11 +7,9 @@ two more coroutines per block (as in `connections`).
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-JoinedT = TypeVar("JoinedT")
 
 
 class WritesFirst(Protocol):
@@ -22,21 +20,6 @@ class WritesFirst(Protocol):
     async def _write_held_lock(self) -> None: ...
 
     async def _write_new_run(self) -> None: ...
-
-
-class Joined(Generic[JoinedT]):
-    """`async with` giving a value already there: a transaction joined, not begun."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: JoinedT) -> None:
-        self._value = value
-
-    async def __aenter__(self) -> JoinedT:
-        return self._value
-
-    async def __aexit__(self, *_exc: object) -> None:
-        return None
 
 
 class Written:
