@@ -1,5 +1,5 @@
 """The outcome that ends a run claims the next PENDING run for the slot it frees, in its
-own transaction (`execute._claim_next`), when its host has room for one
+own transaction (`completion._claim_next`), when its host has room for one
 (`handoff.NextRunTaker`): the run is left as a separate `run.claimPending` would leave it,
 priority and fleet limits count as in any claim, nothing is claimed for a host without room,
 and an outcome whose claim fails still commits (memory, SQLite). On PostgreSQL the

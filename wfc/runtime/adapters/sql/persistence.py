@@ -99,7 +99,7 @@ class _SqlTransaction(SqlStore):
     @property
     def claims_at_outcome(self) -> bool:
         """Whether a run's last outcome may claim the next PENDING run in this transaction
-        (`kernel.execute._claim_next`). Not on PostgreSQL: its last outcome is one
+        (`kernel.completion._claim_next`). Not on PostgreSQL: its last outcome is one
         statement when its reads are predicted (`lock_run_and_update_stage(expect=)`),
         which a claim's read would undo, and its claim is one statement of its own
         anyway, so nothing would be saved; its slot claims as it frees up."""
