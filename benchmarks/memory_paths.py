@@ -48,7 +48,8 @@ from wfc.runtime.commands import JobExecuteResult, OutboxFlush  # noqa: E402
 from wfc.runtime.events import StageStarted, event_payload  # noqa: E402
 from wfc.runtime.handoff import handing_off_to  # noqa: E402
 from wfc.runtime.hosts import process_job  # noqa: E402
-from wfc.runtime.records import TERMINAL, JobRecord  # noqa: E402
+from wfc.runtime.job_records import JobRecord  # noqa: E402
+from wfc.runtime.records import TERMINAL  # noqa: E402
 from wfc.testing import TestKernel, make_test_kernel  # noqa: E402
 
 INPUT = {"n": 0}

@@ -18,7 +18,8 @@ from wfc.compiler.driver import compile_path
 from wfc.runtime.adapters.sql import open_storage
 from wfc.runtime.commands import RunCreate
 from wfc.runtime.hosts import make_kernel
-from wfc.runtime.records import JobRecord, RunRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import RunRecord, Status
 from wfc.runtime.registry import load_registry
 
 LIMITED = """workflow limited {

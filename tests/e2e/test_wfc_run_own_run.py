@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tests.e2e.workers import counted_package, environment, ledger, wait_until, wfc
 from wfc.runtime.adapters.sql import open_storage
-from wfc.runtime.records import JobRecord, RunRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import RunRecord, Status
 
 
 def _read(url: str) -> tuple[list[RunRecord], list[JobRecord]]:

@@ -38,7 +38,8 @@ from wfc.compiler import compile_path
 from wfc.runtime.adapters.sql import open_storage
 from wfc.runtime.commands import RunCreate
 from wfc.runtime.hosts import make_kernel
-from wfc.runtime.records import TERMINAL, JobRecord, RunRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import TERMINAL, RunRecord, Status
 from wfc.runtime.registry import load_registry
 
 __all__ = [

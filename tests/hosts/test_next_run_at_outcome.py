@@ -13,8 +13,8 @@ from tests.hosts.conftest import Backend
 from tests.hosts.test_created_beside_host import DOC, WITHIN, _claims, _host, _until
 from wfc.runtime import RunCreate, Status, WorkerHost
 from wfc.runtime.hosts import wait_for_run
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import JobRecord
 
 
 def _one_slot(kernel: Kernel, **settings: Any) -> WorkerHost:

@@ -19,8 +19,9 @@ from wfc.runtime.adapters.sql import SqlStorage, direct, open_storage
 from wfc.runtime.commands import RunClaimPending, RunCreate
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import ItemHandOn, ItemRecord, StageFence, Status
+from wfc.runtime.records import ItemRecord, StageFence, Status
 from wfc.testing import FakeClock, SlotTaker, make_test_kernel
 from wfc.testing.conformance import a_job, a_run, a_stage
 

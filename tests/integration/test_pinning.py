@@ -16,7 +16,8 @@ from sqlalchemy.pool import NullPool
 from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import PoolOptions, SqlStorage, open_storage
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.records import JobSpec, LogRecord
+from wfc.runtime.job_records import JobSpec
+from wfc.runtime.records import LogRecord
 from wfc.testing import FakeClock, SlotTaker
 from wfc.testing.conformance import a_run
 

@@ -11,7 +11,7 @@ from wfc.plan import RetryPolicy
 from wfc.runtime import RunClaimPending, RunRecord, StageRecord, WorkflowBuilder, define_stage
 from wfc.runtime.commands import JobExecute
 from wfc.runtime.hosts import JobOutcome, process_job
-from wfc.runtime.records import JobRecord
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 

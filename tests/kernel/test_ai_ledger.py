@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from wfc.runtime.records import AICallRecord
+from wfc.runtime.ai_records import AICallRecord
 from wfc.testing import MemoryAICallLogger
 
 

@@ -21,8 +21,8 @@ from tests.kernel.helpers import DOC, event_types, run_of
 from wfc.plan import ConcurrencyLimit
 from wfc.runtime import RunClaimPending, RunCreate, Status, WorkflowBuilder, define_stage
 from wfc.runtime.handoff import handing_off_to
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import claim
-from wfc.runtime.records import JobRecord
 from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 

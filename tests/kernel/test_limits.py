@@ -17,7 +17,8 @@ from wfc import plan
 from wfc.plan import ConcurrencyLimit, InputSource, MapSpec, RateLimit
 from wfc.runtime import RunClaimPending, StageDefinition, WorkflowBuilder, define_stage, records
 from wfc.runtime.hosts import process_job
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 

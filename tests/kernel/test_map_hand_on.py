@@ -23,8 +23,9 @@ from tests.kernel.helpers import Item, mapped
 from wfc.plan import RetryPolicy
 from wfc.runtime import RunCancel, RunRerunFrom
 from wfc.runtime.hosts import JobOutcome, process_job
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel.warm import WarmStart
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.records import Status
 from wfc.testing import TestKernel
 
 COUNT = 40

@@ -19,7 +19,8 @@ from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.adapters.sql import SqlPersistence, direct
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts import process_job
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
 from wfc.testing import SlotTaker, TestKernel
 

@@ -26,9 +26,10 @@ from wfc.runtime import RunCancel, RunClaimPending
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.commands import RunReapStuck, RunReapStuckResult, RunSignal, RunSignalResult
 from wfc.runtime.hosts import process_job
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import execute as execute_module
 from wfc.runtime.kernel import signals as signals_module
-from wfc.runtime.records import JobRecord, RunRecord, StageRecord, Status
+from wfc.runtime.records import RunRecord, StageRecord, Status
 from wfc.testing import TestKernel, work
 
 YES = {"approved": True, "by": "ann"}

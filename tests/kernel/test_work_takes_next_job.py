@@ -19,7 +19,8 @@ from tests.kernel.conftest import Script, build_workflows
 from tests.kernel.helpers import DOC
 from wfc.runtime.adapters.memory import MemoryJobTransport
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import Status
 from wfc.testing import SlotTaker, TestKernel, make_test_kernel
 
 DOC_STAGES = ("split", "count", "report")

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from wfc.runtime.copies import changed
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.record_builders import builder, quick_init
-from wfc.runtime.records import JobSpec, StageRecord, Status
+from wfc.runtime.records import StageRecord, Status
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 STAGE: dict[str, Any] = {

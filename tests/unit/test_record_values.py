@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wfc.runtime.adapters.sql.rows import to_values
-from wfc.runtime.records import JobRecord, RunRecord, StageRecord, Status
+from wfc.runtime.job_records import JobRecord
+from wfc.runtime.records import RunRecord, StageRecord, Status
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -20,8 +20,9 @@ from wfc.cli.session import db_read_option, json_option, opened_storage, print_j
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from wfc.runtime.job_records import JobRecord, LimitUsage
     from wfc.runtime.ports import JobTransport, Persistence
-    from wfc.runtime.records import JobRecord, LimitUsage, RunRecord, WorkerRecord
+    from wfc.runtime.records import RunRecord, WorkerRecord
 
 
 def short(fingerprint: str) -> str:

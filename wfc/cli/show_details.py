@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from wfc.runtime.records import AIStats, LogRecord, OutboxRecord, StageRecord
+    from wfc.runtime.ai_records import AIStats
+    from wfc.runtime.records import LogRecord, OutboxRecord, StageRecord
 
 Progress = dict[str, Any]
 """A stage's last `stage:progress`: `fraction` (0 to 1) and `message`."""

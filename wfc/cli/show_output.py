@@ -20,7 +20,8 @@ from wfc.cli.show_details import Progress, indented, log_text, stage_json, stage
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from wfc.runtime.records import AIStats, ItemRecord, LogRecord, RunRecord, StageRecord
+    from wfc.runtime.ai_records import AIStats
+    from wfc.runtime.records import ItemRecord, LogRecord, RunRecord, StageRecord
 
 
 def console_for_tables() -> Console:

@@ -25,9 +25,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from wfc.runtime.ai_records import AICallRecord
     from wfc.runtime.commands import JobExecute, JobExecuteResult
     from wfc.runtime.events import Event
-    from wfc.runtime.records import AICallRecord, RunRecord
+    from wfc.runtime.records import RunRecord
 
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 """A W3C `traceparent` of version 00, the form a run's trace context is stored in."""

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 if TYPE_CHECKING:
+    from wfc.runtime.ai_records import AICallRecord
     from wfc.runtime.events import Event
-    from wfc.runtime.records import AICallRecord
 
 # Stage durations run from milliseconds (a lookup) to hours (a model batch).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)

@@ -51,9 +51,10 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from wfc.runtime.ai_records import AICallRecord
     from wfc.runtime.commands import JobExecute
     from wfc.runtime.events import Event
-    from wfc.runtime.records import AICallRecord, RunRecord
+    from wfc.runtime.records import RunRecord
 
 SCOPE = "wfc"
 _PROPAGATOR = TraceContextTextMapPropagator()

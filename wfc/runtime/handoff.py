@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Protocol, cast
 
-from wfc.runtime.records import JobRecord, JobSpec
+from wfc.runtime.job_records import JobRecord, JobSpec
 
 
 class JobTaker(Protocol):

@@ -11,12 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from wfc.runtime.records import (
-    JobLimits,
-    JobRecord,
-    JobSpec,
-    LimitUsage,
-)
+from wfc.runtime.job_records import JobLimits, JobRecord, JobSpec, LimitUsage
 
 
 class JobTransport(Protocol):

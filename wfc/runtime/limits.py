@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from wfc.plan import PlanStage
-from wfc.runtime.records import JobLimits
+from wfc.runtime.job_records import JobLimits
 
 KEY_LENGTH = 400
 """The width of the key columns (`jobs.concurrency_key`, `limit_locks.key`)."""

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from wfc.runtime.job_port import JobTransport
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.records import (
     IdempotencyClaim,
     ItemChanges,
-    ItemHandOn,
     ItemRecord,
     JsonObject,
     LogRecord,

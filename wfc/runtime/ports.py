@@ -15,13 +15,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
+from wfc.runtime.ai_records import AICallRecord, AIStats
 from wfc.runtime.job_port import JobTransport as JobTransport
 from wfc.runtime.persistence_port import Persistence as Persistence
-from wfc.runtime.records import (
-    AICallRecord,
-    AIStats,
-    JsonObject,
-)
+from wfc.runtime.records import JsonObject
 
 
 class Clock(Protocol):

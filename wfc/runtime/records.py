@@ -202,32 +202,6 @@ class ItemRecord:
     max_wait_until: datetime | None = None
 
 
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ItemHandOn:
-    """A completed item of a mapped stage handing its slot on to the next item, recorded
-    in one write without the run's lock (`Persistence.hand_on_item`): the item's row
-    COMPLETED while still RUNNING at `attempt`, counted on its stage's row while that is
-    RUNNING at `generation`, its leased job `job_id` completed while still at
-    `job_attempt`, and `next_job` queued for the next item of the pass, whose index the
-    write takes from the stage's row (`next_job_id`: its id; the payload's `item` is
-    replaced)."""
-
-    run_id: str
-    record_id: str  # the stage's row
-    generation: int
-    item_id: str
-    attempt: int
-    output: Any
-    metrics: JsonObject
-    duration_ms: int
-    job_id: str
-    job_attempt: int
-    next_job: JobSpec
-    next_job_id: str
-    now: datetime
-
-
 class ItemChanges(TypedDict, total=False):
     """Fields `Persistence.start_item` and `update_item` may change."""
 
@@ -307,127 +281,6 @@ class StageFence:
             and (self.attempt is None or row.attempt == self.attempt)
             and (self.before_attempt is None or row.attempt < self.before_attempt)
             and (self.version is None or row.version == self.version)
-        )
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobLimits:
-    """The fleet-wide limits a job is under, resolved for its run (`wfc.runtime.limits`).
-
-    A concurrency key admits at most `concurrency_max` RUNNING jobs at once; a rate key
-    at most `rate_max` starts per `rate_window_ms`. Jobs of different stages (or
-    workflows) that share a key share its budget.
-    """
-
-    concurrency_key: str | None = None
-    concurrency_max: int | None = None
-    rate_key: str | None = None
-    rate_max: int | None = None
-    rate_window_ms: int | None = None
-
-    def keys(self) -> list[str]:
-        """The keys a lease under these limits locks, sorted (the one order every leasing
-        transaction takes them in, so two cannot deadlock)."""
-        return sorted(k for k in (self.concurrency_key, self.rate_key) if k is not None)
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LimitUsage:
-    """How full a job's limits are: RUNNING jobs under its concurrency key, and leases
-    under its rate key within the window (None where it has no such limit), beside the
-    bounds in force (an operator's override, else the plan's)."""
-
-    running: int | None = None
-    concurrency_max: int | None = None
-    started: int | None = None
-    rate_max: int | None = None
-
-    @property
-    def full(self) -> bool:
-        """Whether a job under these limits must wait."""
-        return (self.running is not None and self.running >= (self.concurrency_max or 0)) or (
-            self.started is not None and self.started >= (self.rate_max or 0)
-        )
-
-    def room(self, wanted: int) -> int:
-        """How many of `wanted` jobs under these limits may start now."""
-        if self.running is not None:
-            wanted = min(wanted, (self.concurrency_max or 0) - self.running)
-        if self.started is not None:
-            wanted = min(wanted, (self.rate_max or 0) - self.started)
-        return wanted
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobSpec:
-    """A job to enqueue: run one stage of one run."""
-
-    run_id: str
-    workflow_id: str
-    stage_id: str
-    priority: int
-    max_attempts: int
-    payload: JsonObject = field(default_factory=dict)
-    run_at: datetime | None = None
-    # Deliveries already made of this stage: a job queued again for a stage that ran
-    # before (a stuck run repaired) continues its count, so its next delivery is newer
-    # than any the stage row has seen (`StageFence.startable`) and max attempts hold.
-    attempts_made: int = 0
-    # The plan its run was created with: only a worker serving that plan dequeues it.
-    plan_fingerprint: str | None = None
-    # Only a worker serving this queue dequeues it.
-    queue: str = DEFAULT_QUEUE
-    limits: JobLimits | None = None
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobRecord:
-    """A queued, leased or finished job.
-
-    `attempt` counts deliveries: it is incremented by each dequeue, so the
-    first delivery sees 1. A job is not dequeued before `run_at`.
-    """
-
-    id: str
-    run_id: str
-    workflow_id: str
-    stage_id: str
-    status: Status
-    priority: int
-    attempt: int
-    max_attempts: int
-    payload: JsonObject
-    created_at: datetime
-    updated_at: datetime
-    run_at: datetime | None = None
-    worker_id: str | None = None
-    locked_at: datetime | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    last_error: str | None = None
-    plan_fingerprint: str | None = None
-    queue: str = DEFAULT_QUEUE
-    concurrency_key: str | None = None
-    concurrency_max: int | None = None
-    rate_key: str | None = None
-    rate_max: int | None = None
-    rate_window_ms: int | None = None
-
-    @property
-    def limits(self) -> JobLimits | None:
-        """The limits the job is under, as its spec gave them (None: unlimited)."""
-        if self.concurrency_key is None and self.rate_key is None:
-            return None
-        return JobLimits(
-            concurrency_key=self.concurrency_key,
-            concurrency_max=self.concurrency_max,
-            rate_key=self.rate_key,
-            rate_max=self.rate_max,
-            rate_window_ms=self.rate_window_ms,
         )
 
 
@@ -571,48 +424,6 @@ class InProgress:
 
 
 IdempotencyClaim = Acquired | Replay | InProgress
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AICallRecord:
-    """One call to a model, for the token and cost ledger."""
-
-    id: str
-    topic: str
-    call_type: Literal["text", "object", "embed", "stream", "batch"]
-    model_key: str
-    model_id: str
-    prompt: str
-    response: str
-    input_tokens: int
-    output_tokens: int
-    cost: float
-    created_at: datetime
-    metadata: JsonObject = field(default_factory=dict)
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelUsage:
-    """Calls, tokens and cost of one model within an `AIStats`."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-
-
-@quick_init
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AIStats:
-    """Totals over the calls under a topic prefix, and per model key."""
-
-    total_calls: int = 0
-    total_input_tokens: int = 0
-    total_output_tokens: int = 0
-    total_cost: float = 0.0
-    per_model: dict[str, ModelUsage] = field(default_factory=dict)
 
 
 # Nine events a three-stage run, each numbered as it is appended: built without a class

@@ -28,12 +28,8 @@ from datetime import UTC, datetime
 import pytest
 
 from wfc.errors import ExpectationFailed, RecordNotFoundError, StaleVersionError
-from wfc.runtime.records import (
-    Acquired,
-    AICallRecord,
-    Replay,
-    Status,
-)
+from wfc.runtime.ai_records import AICallRecord
+from wfc.runtime.records import Acquired, Replay, Status
 from wfc.testing.job_conformance import JobConformance
 from wfc.testing.outbox_conformance import OutboxConformance
 from wfc.testing.port_fixtures import (

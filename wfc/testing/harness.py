@@ -29,6 +29,7 @@ from wfc.runtime.adapters.memory import (
 from wfc.runtime.commands import OutboxFlush, RunCreate
 from wfc.runtime.handoff import current_taker, handing_off_to
 from wfc.runtime.hosts.steps import MaintenanceSettings, TickResult, maintenance_tick, process_job
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.plugins import Plugin, PluginRunner
 from wfc.runtime.ports import (
@@ -39,7 +40,7 @@ from wfc.runtime.ports import (
     Persistence,
     Storage,
 )
-from wfc.runtime.records import TERMINAL, JobRecord, LogRecord, OutboxRecord, RunRecord, Status
+from wfc.runtime.records import TERMINAL, LogRecord, OutboxRecord, RunRecord, Status
 from wfc.runtime.registry import WorkflowMap
 from wfc.runtime.workflow import Workflow
 from wfc.testing import shortcuts

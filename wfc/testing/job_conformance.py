@@ -10,9 +10,7 @@ import pytest
 
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.records import (
-    Status,
-)
+from wfc.runtime.records import Status
 from wfc.testing.port_fixtures import (
     Ports,
     SlotTaker,

@@ -16,7 +16,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.records import JobLimits, JobSpec, Status
+from wfc.runtime.job_records import JobLimits, JobSpec
+from wfc.runtime.records import Status
 from wfc.testing.conformance import Ports, a_job
 from wfc.testing.taker import SlotTaker
 

@@ -6,12 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from wfc.runtime.records import (
-    Acquired,
-    InProgress,
-    LogRecord,
-    Replay,
-)
+from wfc.runtime.records import Acquired, InProgress, LogRecord, Replay
 from wfc.testing.port_fixtures import (
     Ports,
     a_run,

@@ -13,15 +13,9 @@ from datetime import datetime, timedelta
 
 from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.adapters.memory.clock import FakeClock
+from wfc.runtime.job_records import JobRecord, JobSpec
 from wfc.runtime.ports import AICallLogger, BlobStore, JobTransport, Persistence
-from wfc.runtime.records import (
-    JobRecord,
-    JobSpec,
-    NewOutboxEvent,
-    RunRecord,
-    StageRecord,
-    Status,
-)
+from wfc.runtime.records import NewOutboxEvent, RunRecord, StageRecord, Status
 
 
 @dataclass(slots=True)

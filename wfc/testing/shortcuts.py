@@ -18,9 +18,9 @@ from wfc.runtime.adapters.memory import MemoryJobTransport, MemoryPersistence
 from wfc.runtime.handoff import current_taker
 from wfc.runtime.hosts.steps import MaintenanceSettings
 from wfc.runtime.hosts.tick import reap_stale_command, reap_stuck_command
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.kernel.warm import WarmStarts
-from wfc.runtime.records import JobRecord
 from wfc.runtime.workflow import Workflow
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from wfc.plan import DEFAULT_QUEUE
-from wfc.runtime.records import JobRecord
+from wfc.runtime.job_records import JobRecord
 
 
 class SlotTaker:

@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from wfc.plan import InputSource, Plan
+from wfc.runtime.ai_records import AIStats
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.kernel.invoke import stage_artifacts
 from wfc.runtime.records import (
     TERMINAL,
-    AIStats,
     ItemRecord,
     LogRecord,
     PlanRecord,

@@ -39,8 +39,8 @@ from wfc.runtime.ai.batch_providers import (
     infer_provider,
 )
 from wfc.runtime.ai.models import ModelConfig, call_cost
+from wfc.runtime.ai_records import AICallRecord
 from wfc.runtime.ports import AICallLogger
-from wfc.runtime.records import AICallRecord
 
 __all__ = [
     "FINISHED",

@@ -32,8 +32,8 @@ from wfc.runtime.ai.batch import AIBatch
 from wfc.runtime.ai.batch_providers import BatchProvider, batch_provider, infer_provider
 from wfc.runtime.ai.models import ModelConfig, ModelRegistry, call_cost, default_registry
 from wfc.runtime.ai.secrets import redact
+from wfc.runtime.ai_records import AICallRecord, AIStats
 from wfc.runtime.ports import AICallLogger, Clock, IdSource
-from wfc.runtime.records import AICallRecord, AIStats
 
 T = TypeVar("T", bound=BaseModel)
 OutT = TypeVar("OutT")

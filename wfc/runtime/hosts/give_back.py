@@ -13,8 +13,8 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.ports import JobTransport
-from wfc.runtime.records import JobRecord
 
 log = logging.getLogger("wfc.worker")
 

@@ -25,8 +25,9 @@ from wfc.runtime.hosts.steps import (
     maintenance_tick,
     process_job,
 )
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.records import Status
 
 
 class JobMessage(BaseModel):

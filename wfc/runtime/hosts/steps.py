@@ -28,10 +28,11 @@ from wfc.runtime.hosts.tick import (
     maintenance_tick,
     poll_suspended,
 )
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.record_builders import quick_init
-from wfc.runtime.records import JobRecord, Status
+from wfc.runtime.records import Status
 from wfc.runtime.transient import is_transient
 
 log = logging.getLogger("wfc.host")

@@ -59,9 +59,9 @@ from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings, pro
 from wfc.runtime.hosts.threads import MAX_ABANDONED_THREADS, StageThreads, install_stage_threads
 from wfc.runtime.hosts.waiting import Signal, first_of, wait_at_most
 from wfc.runtime.hosts.worker_stats import JobTally, WorkerStats
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Wakeups
-from wfc.runtime.records import JobRecord
 from wfc.runtime.schedule_store import ScheduleStore
 
 log = logging.getLogger("wfc.worker")

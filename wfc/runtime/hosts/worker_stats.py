@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from wfc.runtime.hosts.steps import JobOutcome
-from wfc.runtime.records import JobRecord
+from wfc.runtime.job_records import JobRecord
 
 log = logging.getLogger("wfc.worker")
 

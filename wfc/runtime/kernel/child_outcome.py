@@ -36,14 +36,7 @@ from wfc.runtime.kernel.runs import cancel_run
 from wfc.runtime.kernel.serving import Serving, run_workflow
 from wfc.runtime.kernel.transition import NeedJobs, decide_next, transition_run
 from wfc.runtime.kernel.waits import completed_event, completion
-from wfc.runtime.records import (
-    ACTIVE,
-    RunRecord,
-    StageChanges,
-    StageFence,
-    StageRecord,
-    Status,
-)
+from wfc.runtime.records import ACTIVE, RunRecord, StageChanges, StageFence, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 log = logging.getLogger("wfc.kernel")

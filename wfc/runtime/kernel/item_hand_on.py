@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult, RunTransitionResult
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.kernel.deps import Deps, KeyCompletion
 from wfc.runtime.kernel.invoke import Produced, Report
 from wfc.runtime.kernel.mapping import item_spec, reports_progress
 from wfc.runtime.kernel.warm import WarmStart
-from wfc.runtime.records import ItemHandOn, ItemRecord, RunRecord, StageRecord
+from wfc.runtime.records import ItemRecord, RunRecord, StageRecord
 from wfc.runtime.workflow import Workflow
 
 _NEXT = -1  # the next item's index in its job's payload until the store writes it

@@ -26,6 +26,7 @@ from wfc.errors import RecordNotFoundError
 from wfc.plan import ItemFailure, PlanStage
 from wfc.runtime.commands import JobExecuteResult, RunTransitionResult
 from wfc.runtime.events import Event, StageCompleted, StageFailed, StageProgress
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.invoke import Failure, Produced, Report, Suspended
 from wfc.runtime.kernel.mapping import gathered, next_items, reports_progress
@@ -36,7 +37,6 @@ from wfc.runtime.records import (
     TERMINAL,
     ItemChanges,
     ItemRecord,
-    JobSpec,
     LogLevel,
     RunRecord,
     StageChanges,

@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import Any
 
 from wfc.plan import ItemFailure, PlanStage
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.rows import job_spec, stage_prefix
-from wfc.runtime.records import ItemRecord, JobSpec, RunRecord, StageRecord, Status
+from wfc.runtime.records import ItemRecord, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 CHUNK = 100

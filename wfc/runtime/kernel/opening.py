@@ -18,6 +18,7 @@ from typing import Any, Literal
 from wfc.runtime.copies import changed
 from wfc.runtime.events import StageCompleted
 from wfc.runtime.handoff import handed_specs
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.mapping import (
     MAP_FAILED,
@@ -39,7 +40,7 @@ from wfc.runtime.kernel.rows import (
 )
 from wfc.runtime.kernel.skipping import BrokenCondition, Skip, skip_decisions
 from wfc.runtime.kernel.waits import open_builtin, wake_times
-from wfc.runtime.records import JobSpec, RunRecord, StageRecord, Status
+from wfc.runtime.records import RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 CONDITION_FAILED = "CONDITION_FAILED"

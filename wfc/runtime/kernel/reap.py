@@ -23,10 +23,11 @@ from wfc.runtime.commands import (
     RunReapStuckResult,
     RunTransition,
 )
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel.deps import Deps, atomic
 from wfc.runtime.kernel.rows import fail_run, job_spec
 from wfc.runtime.kernel.transition import transition_run
-from wfc.runtime.records import JobRecord, RunRecord, StageRecord, Status
+from wfc.runtime.records import RunRecord, StageRecord, Status
 
 STUCK_RUN_REAPED = "STUCK_RUN_REAPED"
 _LIVE = (Status.PENDING, Status.RUNNING)

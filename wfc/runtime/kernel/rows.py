@@ -11,12 +11,13 @@ from typing import Any
 from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.copies import json_copy
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.warm import WarmStart
 from wfc.runtime.limits import stage_limits
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.record_builders import builder
-from wfc.runtime.records import JobSpec, LogLevel, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.records import LogLevel, LogRecord, RunRecord, StageRecord, Status
 from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
 

@@ -44,11 +44,12 @@ from __future__ import annotations
 
 from wfc.runtime.copies import changed
 from wfc.runtime.handoff import JobTaker, current_taker
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
 from wfc.runtime.kernel.rows import new_stage_row, stage_started
 from wfc.runtime.kernel.stage_outcome import Execution
 from wfc.runtime.kernel.warm import WarmStart
-from wfc.runtime.records import JobRecord, RunRecord, StageChanges, StageFence, StageRecord, Status
+from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from wfc.errors import StaleVersionError
 from wfc.runtime.commands import RunTransition, RunTransitionResult
 from wfc.runtime.events import WorkflowCompleted, WorkflowStarted
+from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.mapping import is_item_job
 from wfc.runtime.kernel.opening import open_next
@@ -25,7 +26,7 @@ from wfc.runtime.kernel.rows import (
     run_totals,
 )
 from wfc.runtime.prevalidated import maker
-from wfc.runtime.records import ACTIVE, JobRecord, RunRecord, StageRecord, Status
+from wfc.runtime.records import ACTIVE, RunRecord, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 NOOP = RunTransitionResult(action="noop")

@@ -29,6 +29,7 @@ from typing import Any
 from wfc.plan import PlanStage, SignalTimeout
 from wfc.runtime.events import StageCompleted
 from wfc.runtime.handoff import due_later
+from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import Deps, Unit
 from wfc.runtime.kernel.invoke import Failure, Produced, Report
 from wfc.runtime.kernel.rows import (
@@ -40,14 +41,7 @@ from wfc.runtime.kernel.rows import (
     save_output,
     stage_started,
 )
-from wfc.runtime.records import (
-    TERMINAL,
-    JobSpec,
-    RunRecord,
-    StageChanges,
-    StageRecord,
-    Status,
-)
+from wfc.runtime.records import TERMINAL, RunRecord, StageChanges, StageRecord, Status
 from wfc.runtime.workflow import Workflow
 
 SLEEP_FAILED = "SLEEP_FAILED"

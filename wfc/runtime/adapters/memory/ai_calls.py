@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from wfc.runtime.records import AICallRecord, AIStats, ModelUsage
+from wfc.runtime.ai_records import AICallRecord, AIStats, ModelUsage
 
 
 def topic_matches(topic: str, prefix: str) -> bool:

@@ -14,8 +14,9 @@ from typing import Any
 from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.tables import TableWriter
 from wfc.runtime.copies import changed
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.ports import Clock, JobTransport
-from wfc.runtime.records import ItemChanges, ItemHandOn, ItemRecord, StageFence, Status
+from wfc.runtime.records import ItemChanges, ItemRecord, StageFence, Status
 
 
 class ItemTables(TableWriter):

@@ -16,10 +16,11 @@ from wfc.errors import RecordNotFoundError
 from wfc.runtime.adapters.memory.clock import SystemClock, UuidIds
 from wfc.runtime.copies import changed
 from wfc.runtime.handoff import handed_specs
+from wfc.runtime.job_records import JobLimits, JobRecord, JobSpec, LimitUsage
 from wfc.runtime.limits import limit_columns, with_overrides
 from wfc.runtime.ports import Clock, IdSource
 from wfc.runtime.record_builders import builder
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
+from wfc.runtime.records import Status
 
 _NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
 _NO_LIMITS = limit_columns(None)  # the columns of a job under no limit (most), made once

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.schema import ai_calls
-from wfc.runtime.records import AICallRecord, AIStats, ModelUsage
+from wfc.runtime.ai_records import AICallRecord, AIStats, ModelUsage
 
 _a = ai_calls.c
 

@@ -54,8 +54,9 @@ from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.schema import Json, UtcDateTime
 from wfc.runtime.adapters.sql.schema import jobs as jobs_table
 from wfc.runtime.handoff import JobTaker, handed_specs
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.ports import JobTransport
-from wfc.runtime.records import ItemHandOn, Status
+from wfc.runtime.records import Status
 
 _JOB_COLUMNS = (
     ("id", "text"),

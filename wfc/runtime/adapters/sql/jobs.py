@@ -27,9 +27,10 @@ from wfc.runtime.adapters.sql.rows import built_once, one_of, one_of_params, to_
 from wfc.runtime.adapters.sql.runs import plan_among, plan_params
 from wfc.runtime.adapters.sql.schema import jobs, status_is
 from wfc.runtime.handoff import JobTaker, handed_specs
+from wfc.runtime.job_records import JobLimits, JobRecord, JobSpec, LimitUsage
 from wfc.runtime.limits import limit_columns
 from wfc.runtime.ports import Clock, IdSource
-from wfc.runtime.records import JobLimits, JobRecord, JobSpec, LimitUsage, Status
+from wfc.runtime.records import Status
 
 _j = jobs.c
 

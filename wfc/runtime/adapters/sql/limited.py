@@ -29,8 +29,9 @@ from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.rows import to_record, upsert_insert
 from wfc.runtime.adapters.sql.schema import jobs, limit_locks, rate_starts
+from wfc.runtime.job_records import JobLimits, JobRecord, LimitUsage
 from wfc.runtime.limits import with_overrides
-from wfc.runtime.records import JobLimits, JobRecord, LimitUsage, Status
+from wfc.runtime.records import Status
 
 _j = jobs.c
 

@@ -28,11 +28,11 @@ from wfc.runtime.adapters.sql import (
 )
 from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
 from wfc.runtime.adapters.sql.hand_on import hand_on_in_transaction
+from wfc.runtime.job_records import ItemHandOn
 from wfc.runtime.ports import Clock, JobTransport
 from wfc.runtime.records import (
     IdempotencyClaim,
     ItemChanges,
-    ItemHandOn,
     ItemRecord,
     JsonObject,
     LogRecord,
