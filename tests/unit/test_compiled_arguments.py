@@ -124,3 +124,15 @@ def test_an_instant_is_stored_as_sqlalchemys_datetime_text(instant: datetime) ->
     assert compiled._utc_text(instant) == expected
     compiled._LAST_INSTANT = (None, "")  # not the cache's answer
     assert compiled._utc_text(instant) == expected
+
+
+def test_every_field_of_an_instant_is_padded_as_sqlalchemy_pads_it() -> None:
+    """The text is joined from looked-up digits: each field at every width it can take
+    (one to four digits of a year, one to six of a microsecond) reads as SQLAlchemy's."""
+    stored = sqlite.DATETIME().bind_processor(sqlite.dialect())  # type: ignore[no-untyped-call]
+    assert stored is not None
+    years = (1, 9, 10, 99, 100, 999, 1000, 1970, 2026, 9999)
+    micros = (0, 1, 9, 10, 999, 1000, 1001, 99999, 100000, 123456, 999000, 999999)
+    for n, (year, micro) in enumerate((y, m) for y in years for m in micros):
+        instant = datetime(year, 1 + n % 12, 1 + n % 28, n % 24, n % 60, (7 * n) % 60, micro)
+        assert compiled._utc_text(instant.replace(tzinfo=UTC)) == stored(instant)
