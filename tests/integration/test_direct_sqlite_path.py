@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Column, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 
 from tests.databases import job_row, sql_storage
 from wfc.runtime.adapters.sql import compiled, direct, drivers
@@ -122,3 +123,63 @@ async def test_a_sqlite_connection_keeps_its_link_across_checkouts(tmp_path: Pat
         if first_dbapi is second_dbapi:  # the pool lent the same connection again
             assert second_link is first_link
         assert second_link is getattr(second_dbapi, "link", None)
+
+
+async def test_an_insert_leaves_out_the_columns_every_row_leaves_null(tmp_path: Path) -> None:
+    """On SQLite a column every row leaves None, nullable and without a default of its own,
+    is left out of the INSERT (binding None costs `sqlite3` a failed adapter lookup): the
+    rows stored are the same. A column one row sets is bound for every row, and a None for
+    a column with a default of its own is still bound (it stores NULL, or fails, as before)."""
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    later = now + timedelta(minutes=1)
+    async with sql_storage("sqlite", tmp_path) as store:
+        connections = Connections(store.engine)
+        rows = [
+            job_row("j1", now) | {"run_at": None, "worker_id": None, "last_error": "x"},
+            job_row("j2", now) | {"run_at": later, "worker_id": None, "last_error": None},
+        ]
+        with direct.watching(store.engine) as seen:
+            async with connections.transaction() as conn:
+                await direct.insert_rows(conn, insert(jobs), rows)
+                await direct.insert_rows(conn, insert(jobs), [rows[0] | {"id": "j3"}])
+        inserts = [sql for sql in seen if sql.startswith("INSERT")]
+        assert len(inserts) == 2
+        assert all("worker_id" not in sql and "last_error" in sql for sql in inserts)
+        assert "run_at" in inserts[0] and "run_at" not in inserts[1]
+        async with connections.single() as conn:
+            stored = await direct.fetch(
+                conn, select(jobs.c.id, jobs.c.run_at, jobs.c.worker_id, jobs.c.last_error)
+            )
+        assert sorted(stored, key=lambda row: str(row["id"])) == [
+            {"id": "j1", "run_at": None, "worker_id": None, "last_error": "x"},
+            {"id": "j2", "run_at": later, "worker_id": None, "last_error": None},
+            {"id": "j3", "run_at": None, "worker_id": None, "last_error": "x"},
+        ]
+        with pytest.raises(DBAPIError, match="NOT NULL"):  # not the column's default
+            async with connections.transaction() as conn:
+                await direct.insert_rows(conn, insert(jobs), [job_row("j4", now) | {"queue": None}])
+
+
+async def test_a_column_with_a_server_default_is_bound_its_none(tmp_path: Path) -> None:
+    """A None for a nullable column with a server default is bound, not left out: left
+    out, the column would take its default instead of NULL."""
+    table = Table(
+        "defaults",
+        MetaData(),
+        Column("id", String, primary_key=True),
+        Column("served", String, server_default="s"),
+        Column("plain", String),
+    )
+    async with sql_storage("sqlite", tmp_path) as store:
+        async with store.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        connections = Connections(store.engine)
+        row = {"id": "a", "served": None, "plain": None}
+        with direct.watching(store.engine) as seen:
+            async with connections.transaction() as conn:
+                await direct.insert_rows(conn, insert(table), [row])
+        assert [sql for sql in seen if sql.startswith("INSERT")] == [
+            "INSERT INTO defaults (id, served) VALUES (?, ?)"
+        ]
+        async with connections.single() as conn:
+            assert await direct.fetch(conn, select(table)) == [row]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -110,8 +109,7 @@ async def upsert_stage(
     SQLite, not a round trip. (A fenced upsert, a stage's start, expects its row.)"""
     values, updates = to_values(create), column_values(dict(changes))
     if fence is None and conn.dialect.name == "sqlite":
-        params = prefixed(values, "v_")
-        if await direct.first(conn, _insert_new_stage(conn), params) is not None:
+        if await direct.insert_rows(conn, _insert_new_stage(conn), [values]):
             return create
 
     def build() -> Any:
@@ -137,19 +135,18 @@ async def upsert_stage(
 
 
 def _insert_new_stage(conn: AsyncConnection) -> Any:
-    """SQLite: insert a stage row unless its (run, stage) is there; its id if inserted."""
+    """SQLite: insert a stage row unless its (run, stage) is there; its id if inserted.
+    Its VALUES are the row's (`direct.insert_rows`: the columns left NULL are left out)."""
     return built_once(
         ("insert_new_stage", conn.dialect.name),
         lambda: (
             upsert_insert(conn, stages)
-            .values(params_for(dict.fromkeys(_STAGE_FIELDS), "v_"))
             .on_conflict_do_nothing(index_elements=["run_id", "stage_id"])
             .returning(stages.c.id)
         ),
     )
 
 
-_STAGE_FIELDS = tuple(field.name for field in dataclasses.fields(StageRecord))
 _INSERT_STAGE = insert(stages)
 
 
