@@ -4,6 +4,7 @@ changing what it does (the statement's place, its values, its connection)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,19 @@ async def test_a_column_with_a_server_default_is_bound_its_none(tmp_path: Path) 
         ]
         async with connections.single() as conn:
             assert await direct.fetch(conn, select(table)) == [row]
+
+
+async def test_a_statement_failed_inside_a_transaction_is_wrapped_and_seen(
+    tmp_path: Path,
+) -> None:
+    """A statement run at once inside the write transaction (`drivers.within_sqlite`) that
+    fails raises SQLAlchemy's wrapping of `sqlite3`'s error, as every other path does, and
+    the watchers have seen it, as they see every statement sent."""
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    async with sql_storage("sqlite", tmp_path) as store:
+        with direct.watching(store.engine) as seen, pytest.raises(DBAPIError) as raised:
+            async with Connections(store.engine).transaction() as conn:
+                await direct.insert_rows(conn, insert(jobs), [job_row("j", now)])
+                await direct.insert_rows(conn, insert(jobs), [job_row("j", now)])
+    assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+    assert [sql.split()[0] for sql in seen] == ["BEGIN", "INSERT", "INSERT", "ROLLBACK"]
