@@ -102,6 +102,26 @@ async def test_a_failing_transaction_in_a_pin_rolls_back_and_the_pin_goes_on(
     assert messages == ["kept", "kept too"]
 
 
+async def test_a_pin_whose_rollback_failed_takes_another_connection(storage: SqlStorage) -> None:
+    """A pinned connection whose rollback failed (`broken`: it may still be inside a
+    transaction) serves no further call: the pin's next call, a statement or a
+    transaction, takes another connection, and the broken one is not used again."""
+    for in_transaction in (False, True):
+        async with storage.pinning.pinned():
+            await storage.persistence.get_run("r")
+            pin = storage.pinning._pin()
+            assert pin is not None
+            first = pin.conn
+            pin.broken = True
+            if in_transaction:
+                async with storage.persistence.transaction() as tx:
+                    await tx.get_run("r")
+            else:
+                await storage.persistence.get_run("r")
+            assert pin.conn is not None and pin.conn is not first
+            assert not pin.broken
+
+
 async def test_other_tasks_never_use_the_pinned_connection(storage: SqlStorage) -> None:
     """A stage body's own tasks (or a heartbeat) run queries concurrently with the pinning
     task; sharing its connection would fail ("another operation is in progress")."""
