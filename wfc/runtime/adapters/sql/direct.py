@@ -54,7 +54,7 @@ from sqlalchemy.util import await_only
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine, drivers
 from wfc.runtime.adapters.sql.compiled import MAX_COMPILED, Compiled, Row, compiled_for
-from wfc.runtime.adapters.sql.drivers import Link, on_asyncpg, on_sqlite, sent, within_sqlite
+from wfc.runtime.adapters.sql.drivers import Link, on_asyncpg, on_sqlite, sent
 
 _HELD_KEY = "wfc_held_writes"
 
@@ -102,9 +102,8 @@ async def fetch(
     if compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
     if link.sqlite is not None:
-        args = compiled.args(params)
-        description, rows, _count, _rowid = within_sqlite(link, compiled, args) or await on_sqlite(
-            conn, link, compiled, args
+        description, rows, _count, _rowid = await on_sqlite(
+            conn, link, compiled, compiled.args(params)
         )
         return compiled.rows_of(description, rows) if description else []
     held = link.info.get(_HELD_KEY)
@@ -132,8 +131,7 @@ async def execute(
     if compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
     if link.sqlite is not None:
-        args = compiled.args(params)
-        outcome = within_sqlite(link, compiled, args) or await on_sqlite(conn, link, compiled, args)
+        outcome = await on_sqlite(conn, link, compiled, compiled.args(params))
         return max(outcome[2], 0)
     held = link.info.get(_HELD_KEY)
     if held is not None:
@@ -166,9 +164,8 @@ async def insert_rows(
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
     if link.sqlite is not None:
-        args = compiled.rows_args(names, keys, rows, extra)
-        description, found, _count, _rowid = within_sqlite(link, compiled, args) or await on_sqlite(
-            conn, link, compiled, args
+        description, found, _count, _rowid = await on_sqlite(
+            conn, link, compiled, compiled.rows_args(names, keys, rows, extra)
         )
         return compiled.rows_of(description, found) if returning and description else []
     held = link.info.get(_HELD_KEY)

@@ -187,26 +187,6 @@ async def on_sqlite(
         raise await failed(conn, link, sql, args, error) from error
 
 
-def within_sqlite(link: Link, compiled: Compiled, args: list[Any]) -> Outcome | None:
-    """`on_sqlite` without its coroutine: the outcome of a compiled statement inside this
-    process's write transaction (a stage's statements but its BEGIN and COMMIT), run at
-    once; None, having done nothing, anywhere else: then `on_sqlite` it. An error comes
-    wrapped as `failed` wraps it; the connection is open (`run_within` runs nothing on a
-    closed one), so there is none to invalidate. The watchers are told once the statement
-    has run (or failed), not before: nothing runs between the two."""
-    if compiled.ends_transaction:
-        return None
-    sql = compiled.sql
-    try:
-        outcome: Outcome | None = link.sqlite.run_within(sql, args)  # type: ignore[union-attr]
-    except Exception as error:
-        sent(link.pool, sql)
-        raise DBAPIError.instance(sql, args, error, Exception) from error
-    if outcome is not None and _WATCHERS:
-        sent(link.pool, sql)
-    return outcome
-
-
 async def failed(
     conn: AsyncConnection, link: Link, sql: str, args: list[Any], error: BaseException
 ) -> BaseException:
