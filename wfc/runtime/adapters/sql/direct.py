@@ -203,13 +203,10 @@ def _keys_bound(statement: Executable, rows: Sequence[Mapping[str, Any]]) -> tup
     element: Any = statement
     left_out = _null_by_default(element.table)
     first = rows[0]
-    if len(rows) == 1:
-        return tuple(
-            [key for key, value in first.items() if value is not None or key not in left_out]
-        )
-    return tuple(
-        key for key in first if key not in left_out or any(row[key] is not None for row in rows)
-    )
+    keys = [key for key, value in first.items() if value is not None or key not in left_out]
+    if len(keys) < len(first) and len(rows) > 1:  # bound all the same if another row sets it
+        keys = [key for key in first if key in keys or any(row[key] is not None for row in rows)]
+    return tuple(keys)
 
 
 _NULL_BY_DEFAULT: dict[Any, frozenset[str]] = {}
