@@ -136,3 +136,28 @@ def test_every_field_of_an_instant_is_padded_as_sqlalchemy_pads_it() -> None:
     for n, (year, micro) in enumerate((y, m) for y in years for m in micros):
         instant = datetime(year, 1 + n % 12, 1 + n % 28, n % 24, n % 60, (7 * n) % 60, micro)
         assert compiled._utc_text(instant.replace(tzinfo=UTC)) == stored(instant)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2030-01-02 03:04:05.000006",  # DATETIME's own text
+        "0987-06-05 04:03:02.000001",
+        "2030-01-02 03:04:05",  # without microseconds
+        "2030-01-02T03:04:05.123456",
+        "2030-01-02",
+        "2030-01-02 03:04:05.000006+00:00",  # with an offset of its own: converted
+        "2030-01-02 03:04:05-07:30",
+        "2030-01-02T03:04:05Z",
+        "2030-01-02 03:04:05.1+0100",  # 26 characters, with an offset
+    ],
+)
+def test_an_instant_is_read_as_the_instant_in_utc_its_text_names(text: str) -> None:
+    """SQLite's instants are read as UTC in one parse of the text with an offset added;
+    a text that names its own offset is read with it and converted, as before."""
+    read = datetime.fromisoformat(text)
+    expected = read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
+    converted = compiled._utc_from_text(text)
+    assert converted == expected
+    assert converted.tzinfo is UTC
+    assert compiled._utc_from_text(None) is None

@@ -17,6 +17,7 @@ that both give the same values.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -243,8 +244,19 @@ def _utc_text(value: Any) -> Any:
 
 
 def _utc_from_text(value: Any) -> Any:
+    """`UtcDateTime` read from SQLite: the stored text as an instant in UTC (None stays None).
+
+    DATETIME's own text ("YYYY-MM-DD HH:MM:SS.ffffff", 26 characters) has no offset, and
+    is read as UTC in one parse of it with "+00:00" added (the parser gives UTC itself for
+    that offset): a naive parse and then `replace(tzinfo=UTC)` cost five times as much,
+    the keyword call most of it (12,000 instructions an instant against 2,400; a `fan`
+    run reads about 110). Any other text (another length, or an offset of its own, which
+    fails that parse) is read and converted as before."""
     if value is None:
         return None
+    if len(value) == 26:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value + "+00:00")
     read = datetime.fromisoformat(value)
     return read.replace(tzinfo=UTC) if read.tzinfo is None else read.astimezone(UTC)
 
