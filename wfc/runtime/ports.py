@@ -77,7 +77,9 @@ class Wakeups(Protocol):
     def listen(self, on_wake: Callable[[str], None]) -> AbstractAsyncContextManager[Listening]:
         """Call `on_wake("jobs")` when jobs may be due, `on_wake("runs")` when a run was
         created and `on_wake("runs-waiting")` when a claim lead passed runs on, until the
-        block exits. Delivery is best effort: hosts still poll."""
+        block exits; `on_wake("runs-pending")` when a run is PENDING but the change seen
+        may have been the listener's own (a worker with no job in hand claims then).
+        Delivery is best effort: hosts still poll."""
         ...
 
 

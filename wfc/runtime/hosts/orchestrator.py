@@ -64,6 +64,8 @@ LISTEN_RETRY = timedelta(seconds=5)
 class SlotsHost(JobTaker, Protocol):
     """What the orchestrator needs of the worker whose slots its claims fill."""
 
+    concurrency: int  # its job slots
+
     @property
     def jobs_taken(self) -> int:
         """How many jobs were handed to the worker so far (`take`)."""
@@ -180,6 +182,12 @@ class Orchestrator:
             self._host.wake_jobs()
         elif what == "runs-waiting" or (what == "runs" and self._leads_claims()):
             self._wake_claims_if_lead()  # the others leave a created run to the lead
+        elif what == "runs-pending" and self._leads_claims() and self._no_slot_busy():
+            self._wake_claims_if_lead()  # a busy worker's outcomes claim what waits
+
+    def _no_slot_busy(self) -> bool:
+        """Whether no job slot of the worker is busy."""
+        return self._host.free_slots() >= self._host.concurrency
 
     def _wake_claims_if_lead(self) -> None:
         """Runs may wait: claim them if this worker leads claims, or can take the lead."""

@@ -1,7 +1,9 @@
 """How one process's SQLite connections share the file: turns to write, and checkpoints.
 
 Both are per engine (one `sqlite_dbapi.Module` each) and used by
-`sqlite_dbapi.Connection`.
+`sqlite_dbapi.Connection`. `WRITES` counts, for the whole process, the writes whose
+turn has ended, so the change watcher (`sqlite_wakeups`) can tell a change another
+process made from its own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,19 @@ from collections.abc import Callable
 # Commits between two WAL checkpoints when SQLite's automatic ones are off: SQLite's own
 # default is one per 1,000 pages of WAL, and a stage's transaction writes a few pages.
 CHECKPOINT_EVERY = 200
+
+
+class WriteCount:
+    """How many turns to write this process's connections have given back: each one
+    ended a write (committed or rolled back), over every engine of the process."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = 0
+
+
+WRITES = WriteCount()
 
 
 class Checkpoints:
@@ -84,6 +99,7 @@ class Turn:
 
     def release(self) -> None:
         self.held = False
+        WRITES.ended += 1
         self.wake_next()
 
     def wake_next(self) -> None:
