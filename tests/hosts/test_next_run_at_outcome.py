@@ -72,7 +72,7 @@ async def test_a_burst_on_one_slot_is_claimed_by_the_outcomes_that_end_its_runs(
             for run_id in runs:
                 run = await wait_for_run(kernel, run_id, timeout=WITHIN)
                 assert run.status is Status.COMPLETED
-            await _until(lambda: not worker._jobs_running)
+            await _until(lambda: not worker._slots.running)
             await asyncio.sleep(0.1)  # a claim a freed slot would make comes now
         finally:
             await worker.stop()
@@ -99,20 +99,20 @@ async def test_a_worker_has_room_for_a_next_run_only_in_a_finishing_slot_while_s
             answers.append(worker.room_for_next_run())
 
         slot = asyncio.create_task(probe())
-        worker._jobs_running.add(slot)  # as `_start_job` registers a slot
+        worker._slots.running.add(slot)  # as `JobSlots.start` registers a slot
         try:
             await slot
         finally:
-            worker._jobs_running.discard(slot)
+            worker._slots.running.discard(slot)
         return answers[0]
 
     assert not await asked_by_a_slot()  # no run left waiting for want of room
     worker.orchestrator.claimed_at_outcome("any", jobs_waiting=False, others_pending=True)
     assert await asked_by_a_slot()
     assert not worker.room_for_next_run()  # not asked by a slot: nothing to hand the run to
-    worker._handed.append(cast(JobRecord, "a job of a wide group, handed already"))
+    worker._slots.handed.append(cast(JobRecord, "a job of a wide group, handed already"))
     assert not await asked_by_a_slot()  # its slot is promised to a job handed already
-    worker._handed.clear()
+    worker._slots.handed.clear()
     worker._stopping.set()  # stopping: claim nothing more
     assert not await asked_by_a_slot()
 
@@ -158,7 +158,7 @@ async def test_a_worker_that_passed_the_lead_on_in_a_burst_takes_it_back_after_i
     try:
         for run_id in runs:
             assert (await wait_for_run(kernel, run_id, timeout=WITHIN)).status is Status.COMPLETED
-        await _until(lambda: not worker._jobs_running)  # the last slot has freed up
+        await _until(lambda: not worker._slots.running)  # the last slot has freed up
         later = await kernel.dispatch(
             RunCreate(idempotency_key="later", workflow_id="linear", input=DOC)
         )

@@ -26,9 +26,10 @@ its own claim; once it has the run it claims nothing more but in its ticks. A ru
 created in this process while the worker has a free slot is claimed by its create
 for this worker too (not for a worker with `wakeups`: the fleet's claim lead has it).
 
-It is its own object, holding its own state, so that the worker's job slots
-(`wfc.runtime.hosts.worker`) and it share only the narrow `SlotsHost`: how
-many slots are free, jobs handed over, and a wakeup for idle slots.
+It is its own object, holding its own state, so that the worker
+(`wfc.runtime.hosts.worker`, its slots in `job_slots`) and it share only the
+narrow `SlotsHost`: how many slots are free, jobs handed over, and a wakeup for
+idle slots.
 """
 
 from __future__ import annotations

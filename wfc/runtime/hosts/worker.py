@@ -1,27 +1,30 @@
 """`WorkerHost`: the long-running worker (spec §9.2), with wakeups instead of waiting on polls.
 
 This module is the worker's lifecycle (`start`, `stop`, `serve`, giving up)
-and its job slots; what claims runs and keeps the database tidy is its
-`Orchestrator` (`wfc.runtime.hosts.orchestrator`), which shares one kernel
-with the slots and sees of them only how many are free. Each of `concurrency`
-job slots leases one job at a time, executes it with a heartbeat, and settles
-it.
+and the face it shows the kernel and its orchestrator: how many slots are
+free, the jobs and runs handed to it (`wfc.runtime.handoff`'s
+`NextRunTaker`), and the wakeups. It composes the parts that do the work:
 
-Nothing waits on a poll when it need not: a slot that finishes a stage queues
-the next group already leased to this worker, as far as it has free slots
-(`wfc.runtime.handoff`: no dequeue, and no other worker woken to race for
-it), runs the first of those jobs itself, on the same pinned connection,
-and wakes the idle slots for the rest; on PostgreSQL a LISTEN connection
-wakes slots when another process enqueues jobs. Polling every
-`job_poll_interval` stays as the fallback.
+- `JobSlots` (`wfc.runtime.hosts.job_slots`): `concurrency` job slots, each
+  leasing one job at a time, executing it with a heartbeat, and settling it; a
+  slot that finishes a stage runs the first job of the next group itself, on
+  the same pinned connection, and the rest wait there for a free slot;
+- `LeaseLoop` (`wfc.runtime.hosts.lease_loop`): when idle slots ask the queue
+  for jobs, with `job_poll_interval` as the fallback to the wakeups;
+- `Orchestrator` (`wfc.runtime.hosts.orchestrator`): what claims runs and keeps
+  the database tidy, sharing one kernel with the slots and seeing of them only
+  how many are free;
+- `OutboxFlusher` (`wfc.runtime.hosts.flusher`), and the stage threads
+  (`wfc.runtime.hosts.threads`).
 
 With `run_id`, the worker serves that run alone (what `wfc run` does): it claims
 and leases nothing else, and its ticks hand it no other run's jobs. Runs created in
 its process while it has a free slot start in their create (`Kernel.offer_slots`).
 
-`stop()` (or SIGTERM/SIGINT under `serve()`) stops leasing and claiming, lets
-in-flight jobs finish for `shutdown_grace`, then cancels the rest and releases
-their jobs back to PENDING so another worker takes them; no job is left RUNNING.
+`stop()` (or SIGTERM/SIGINT under `serve()`, `stop_signals`) stops leasing and
+claiming, lets in-flight jobs finish for `shutdown_grace`, then cancels the rest
+and releases their jobs back to PENDING so another worker takes them; no job is
+left RUNNING.
 
 Plain `def` stages run in the worker's own thread pool
 (`wfc.runtime.hosts.threads`): a stage that times out, or whose run ends under
@@ -38,27 +41,25 @@ gives up the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from wfc.plan import DEFAULT_QUEUE
-from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.hosts.due_jobs import DueJobs
 from wfc.runtime.hosts.flusher import OutboxFlusher
 from wfc.runtime.hosts.give_back import GiveBack
 from wfc.runtime.hosts.health import DatabaseHealth
+from wfc.runtime.hosts.job_slots import JobSlots
+from wfc.runtime.hosts.lease_loop import LeaseLoop
 from wfc.runtime.hosts.orchestrator import Orchestrator
 from wfc.runtime.hosts.schedules import ScheduleTimer
-from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings, process_job
+from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings
+from wfc.runtime.hosts.stop_signals import stop_signals
 from wfc.runtime.hosts.threads import MAX_ABANDONED_THREADS, StageThreads, install_stage_threads
-from wfc.runtime.hosts.waiting import Signal, first_of, wait_at_most
-from wfc.runtime.hosts.worker_stats import JobTally, WorkerStats
+from wfc.runtime.hosts.waiting import first_of
+from wfc.runtime.hosts.worker_stats import WorkerStats
 from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.ports import JobTransport, Wakeups
@@ -105,13 +106,6 @@ class WorkerHost:
         self.worker_id = worker_id
         self.concurrency = concurrency
         self.queues = tuple(queues)  # the queues whose jobs it takes (`--queue`)
-        # Whether any stage it serves is under a fleet limit: if none is, a dequeue need not
-        # look for limited jobs (a statement saved on every poll).
-        self._serves_limits = any(
-            stage.concurrency is not None or stage.rate is not None
-            for workflow in kernel.deps.registry.workflows()
-            for stage in workflow.plan.stages
-        )
         self.orchestration_interval = orchestration_interval
         self.job_poll_interval = job_poll_interval
         self.heartbeat_interval = heartbeat_interval
@@ -139,23 +133,22 @@ class WorkerHost:
         self._health = DatabaseHealth(
             give_up_after=give_up_after, on_give_up=self.give_up, database_file=database_file
         )
-        self._job_signal = Signal()
-        self._run_ended = Signal()  # a job's outcome may have ended its run (`run_ended`)
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
         self._leasing: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._jobs_running: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []
-        self._in_flight: dict[str, JobRecord] = {}
         self._give_back = GiveBack(self.jobs)  # leased here, to hand back as the worker stops
-        self._handed: list[JobRecord] = []
-        self._next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
-        # Whether a dequeue may find something (`before_its_run_exists` says not yet).
-        self._maybe_queued = True
         self._flusher: OutboxFlusher | None = None
-        self._due = DueJobs()  # when jobs queued here to wait fall due
+        self._lease_loop = LeaseLoop(
+            kernel,
+            self.jobs,
+            run_id=run_id,
+            queues=self.queues,
+            job_poll_interval=job_poll_interval,
+            health=self._health,
+        )
         # Fire the schedules of the served workflows (not when serving one run: `wfc run`).
         self.orchestrator = Orchestrator(
             kernel,
@@ -166,9 +159,18 @@ class WorkerHost:
             job_poll_interval=job_poll_interval,
             schedules=None if schedules is None or run_id else ScheduleTimer(kernel, schedules),
         )
+        self._slots = JobSlots(
+            kernel,
+            taker=self,
+            worker_id=worker_id,
+            concurrency=concurrency,
+            heartbeat_interval=heartbeat_interval,
+            leasing=self._lease_loop,
+            orchestrator=self.orchestrator,
+            give_back=self._give_back,
+        )
         self._running = False
         self._started_at = 0.0
-        self._tally = JobTally()
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -194,8 +196,12 @@ class WorkerHost:
             stopping=lambda: self._stopping.is_set(),
             give_up=self.give_up,
         )
-        self._leasing = asyncio.create_task(self._lease_loop(), name=f"{self.worker_id}:lease")
         self._flusher = OutboxFlusher(self.kernel, self._stopping)
+        self._slots.open(self._stopping, self._flusher)
+        self._leasing = asyncio.create_task(
+            self._lease_loop.run(self._slots, self._stopping, self._give_up),
+            name=f"{self.worker_id}:lease",
+        )
         self._background = [
             asyncio.create_task(
                 self.orchestrator.run(self._stopping), name=f"{self.worker_id}:orchestrator"
@@ -220,28 +226,18 @@ class WorkerHost:
             return
         self.kernel.withdraw_slots(self)
         self._stopping.set()
-        self._job_signal.fire()
+        self._lease_loop.signal.fire()
         self.orchestrator.nudge()
         grace = self.shutdown_grace if grace is None else grace
         if self._leasing is not None:
             await asyncio.gather(self._leasing, return_exceptions=True)
         if self._listener is not None:  # it hands the claim lead over as it leaves: let it
             await asyncio.wait([self._listener], timeout=LISTEN_HANDOVER)
-        in_flight = list(self._jobs_running)
-        slots_done = asyncio.ensure_future(asyncio.gather(*in_flight, return_exceptions=True))
-        hurried = asyncio.ensure_future(self._hurry.wait())
-        either: list[asyncio.Future[Any]] = [slots_done, hurried]
-        await asyncio.wait(
-            either,
-            timeout=grace.total_seconds(),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        hurried.cancel()
-        for task in [*in_flight, *self._background]:
+        slots_done = await self._slots.wind_down(grace, self._hurry)
+        for task in self._background:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
-        self._give_back.hold(self._handed)  # leased to us, never started
-        self._handed.clear()
+        self._slots.hand_back_unstarted()  # leased to us, never started
         await self._give_back.give_back()  # and what `take` is given from now on, at once
         if self._flusher is not None:
             await self._flusher.last_batch()
@@ -255,39 +251,26 @@ class WorkerHost:
 
     async def serve(self) -> WorkerStats:
         """Run until SIGTERM or SIGINT (a second one cuts the grace period short)."""
-        loop = asyncio.get_running_loop()
-        stop_requested = asyncio.Event()
-
-        def on_signal() -> None:
-            if stop_requested.is_set():
-                self._hurry.set()
-            stop_requested.set()
-
-        installed = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, on_signal)
-                installed.append(signum)
         try:
-            await self.start()
-            await first_of(stop_requested.wait(), self._give_up.wait())
-            log.info("stopping: finishing in-flight jobs", extra={"worker_id": self.worker_id})
-            await self.stop()
+            with stop_signals(hurry=lambda: self._hurry.set()) as stop_requested:
+                await self.start()
+                await first_of(stop_requested.wait(), self._give_up.wait())
+                log.info("stopping: finishing in-flight jobs", extra={"worker_id": self.worker_id})
+                await self.stop()
         finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
             await self.stop(grace=timedelta(0))
         return self.stats()
 
     def stats(self) -> WorkerStats:
+        tally = self._slots.tally
         return WorkerStats(
             worker_id=self.worker_id,
-            jobs_processed=self._tally.processed,
-            jobs_succeeded=self._tally.succeeded,
-            jobs_failed=self._tally.failed,
+            jobs_processed=tally.processed,
+            jobs_succeeded=tally.succeeded,
+            jobs_failed=tally.failed,
             orchestration_ticks=self.orchestrator.ticks,
             running=self._running,
-            in_flight=len(self._in_flight),
+            in_flight=len(self._slots.in_flight),
             uptime_s=time.monotonic() - self._started_at if self._running else 0.0,
             abandoned_threads=self._threads.abandoned if self._threads is not None else 0,
             gave_up=self._gave_up,
@@ -302,23 +285,17 @@ class WorkerHost:
         self._gave_up = reason
         log.error("giving up: %s", reason, extra={"worker_id": self.worker_id})
         self._give_up.set()
-        self._job_signal.fire()
+        self._lease_loop.signal.fire()
         self.orchestrator.nudge()
 
     # -- jobs this worker queues itself (wfc.runtime.handoff) -------------------
-    def _finishing_slot(self) -> asyncio.Task[Any] | None:
-        """The job slot calling, if it has no next job of its own yet."""
-        task = asyncio.current_task()
-        if task is not None and task in self._jobs_running and task not in self._next:
-            return task
-        return None
-
     def free_slots(self) -> int:
         """Slots for jobs this worker queues itself; a finishing job's own slot counts."""
         if self._stopping.is_set() or self._gave_up is not None:
             return 0
-        own = 1 if self._finishing_slot() is not None else 0
-        return self.concurrency - len(self._jobs_running) - len(self._handed) + own
+        slots = self._slots
+        own = 1 if slots.finishing_slot() is not None else 0
+        return self.concurrency - len(slots.running) - len(slots.handed) + own
 
     def room_for_a_run(self) -> bool:
         """Whether a run created now may be claimed for this worker (`Kernel.offer_slots`):
@@ -326,7 +303,7 @@ class WorkerHost:
         would wait, its lease unrenewed, for that stage to end. Not a worker with
         `wakeups`: a created run wakes the claim lead (PostgreSQL's NOTIFY is sent by the
         insert), whose claim would then find it taken, a transaction for nothing."""
-        if self._wakeups is not None or asyncio.current_task() in self._jobs_running:
+        if self._wakeups is not None or asyncio.current_task() in self._slots.running:
             return False
         return self.free_slots() > 0
 
@@ -345,7 +322,7 @@ class WorkerHost:
             return False
         return (
             self.orchestrator.claims_waiting
-            and self._finishing_slot() is not None
+            and self._slots.finishing_slot() is not None
             and self.free_slots() > 0  # not promised to a job handed already (a wide group)
         )
 
@@ -370,31 +347,26 @@ class WorkerHost:
             self._give_back.late(jobs)
             return
         self.jobs_taken += len(jobs)
-        rest = list(jobs)
-        slot = self._finishing_slot()
-        if slot is not None and rest:
-            self._next[slot] = rest.pop(0)
-        self._handed.extend(rest)
+        waiting = self._slots.hold(list(jobs))
+        leasing = self._lease_loop
         if more_queued:
-            self._maybe_queued = True
-        if rest or more_queued:
-            self._job_signal.fire()
+            leasing.maybe_queued = True
+        if waiting or more_queued:
+            leasing.signal.fire()
 
     # -- wakeups ------------------------------------------------------------
     def wake_jobs(self) -> None:
         """Jobs may be due now: idle slots look at once."""
-        self._maybe_queued = True
-        self._job_signal.fire()
+        self._lease_loop.wake()
 
     def job_due_at(self, when: datetime) -> None:
         """A job queued here falls due then (`DueJobs`): look for it at that moment."""
-        self._due.add((when - self.kernel.deps.clock.now()).total_seconds())
-        self._job_signal.fire()
+        self._lease_loop.due_in((when - self.kernel.deps.clock.now()).total_seconds())
 
     def before_its_run_exists(self) -> None:
         """This one-run host starts before its run is created (`run_and_wait`): the create
         hands it the first job, so its first dequeue would find nothing."""
-        self._maybe_queued = False
+        self._lease_loop.nothing_queued_yet()
 
     def wake_claims(self) -> None:
         """A run may be pending: the orchestrator claims at once."""
@@ -404,116 +376,4 @@ class WorkerHost:
         """Set once a job this worker runs next may have ended its run: `run_and_wait`'s
         own host tells its caller so at once, rather than at the caller's next poll. Take
         it before looking at the run, wait on it after (as `Signal.arm`)."""
-        return self._run_ended.arm()
-
-    # -- job slots ------------------------------------------------------------
-    async def _lease_loop(self) -> None:
-        """Lease as many jobs as there are free slots, in one query, and start each.
-
-        One loop per worker (not one per slot) so a wakeup costs one dequeue,
-        however many slots are idle. Jobs this worker queued for itself start
-        without one; a dequeue runs only when something may be queued (a
-        wakeup, a full previous dequeue, jobs queued beyond the free slots) or
-        when `job_poll_interval` passes without a wakeup.
-        """
-        while not self._stopping.is_set():
-            woken = self._job_signal.arm()
-            free = self.concurrency - len(self._jobs_running)
-            if self._gave_up is not None:  # lease nothing more; serve() is stopping
-                await wait_at_most(self._stopping, timedelta(days=1))
-                continue
-            if free <= 0:
-                await wait_at_most(woken, self.job_poll_interval)
-                continue
-            if self._handed:
-                handed, self._handed = self._handed[:free], self._handed[free:]
-                for job in handed:
-                    self._start_job(job)
-                continue
-            wait, fell_due = self._due.wait(self.job_poll_interval)
-            self._maybe_queued = self._maybe_queued or fell_due
-            if not self._maybe_queued:
-                await wait_at_most(woken, wait)
-                if not woken.is_set():  # a poll: look whatever the wakeups said
-                    self._maybe_queued = True
-                continue
-            self._maybe_queued = False
-            try:
-                gone = self._health.check_file()
-                if gone is not None:  # lease nothing from a file nobody else will see
-                    raise gone
-                # Only jobs of the plans this worker serves: others wait for their workers.
-                plans = self.kernel.deps.registry.plans()
-                leased = await self.jobs.dequeue(
-                    free,
-                    run_id=self.run_id,
-                    plans=plans,
-                    queues=self.queues,
-                    limited=self._serves_limits,
-                )
-            except Exception as error:
-                self._maybe_queued = True
-                delay = self._health.failed("dequeue", error)
-                await wait_at_most(self._stopping, timedelta(seconds=delay))
-                continue
-            self._health.ok()
-            for job in leased:
-                self._start_job(job)
-            if len(leased) == free:  # there may be more than there were slots
-                self._maybe_queued = True
-
-    def _start_job(self, job: JobRecord) -> None:
-        task = asyncio.create_task(self._run_slot(job), name=f"slot:{job.id}")
-        self._jobs_running.add(task)
-        task.add_done_callback(self._job_finished)
-
-    async def _run_slot(self, job: JobRecord) -> None:
-        """Run `job`, then each job it handed to this slot, over one pinned connection."""
-        slot = asyncio.current_task()
-        assert slot is not None
-        try:
-            async with self.kernel.deps.pinning.pinned():
-                next_job: JobRecord | None = job
-                while next_job is not None:
-                    await self._run_job(next_job)
-                    next_job = None if self._stopping.is_set() else self._next.pop(slot, None)
-        finally:
-            left = self._next.pop(slot, None)
-            if left is not None:  # stopping or cancelled: give it back with the rest
-                self._give_back.hold([left])
-
-    def _job_finished(self, task: asyncio.Task[None]) -> None:
-        self._jobs_running.discard(task)
-        self._job_signal.fire()
-        self.orchestrator.slot_freed()  # runs left for want of room are claimed now
-
-    async def _run_job(self, job: JobRecord) -> None:
-        self._in_flight[job.id] = job
-        started = time.monotonic()
-        try:
-            with handing_off_to(self):
-                outcome = await process_job(
-                    self.kernel, job, heartbeat_every=self.heartbeat_interval, watch_run=True
-                )
-        except asyncio.CancelledError:
-            self._give_back.hold([job])
-            raise
-        except Exception:
-            # The job stays RUNNING; the stale-lease reaper gives it to a worker later.
-            log.exception("job %s raised; its lease will be reaped", job.id)
-            return
-        finally:
-            self._in_flight.pop(job.id, None)
-            if job.limits is not None:
-                # Its limit has a free slot now, and jobs may wait for it that no wakeup
-                # announces: look at once rather than at the next poll.
-                self._maybe_queued = True
-        if self._flusher is not None:
-            self._flusher.wake()  # the job's commit appended its events
-        if outcome.retried:  # due again soon, perhaps at once: look for it
-            self._maybe_queued = True
-        if outcome.next_poll_at is not None:
-            self.orchestrator.poll_due_at(outcome.next_poll_at)
-        if outcome.run_may_have_ended:
-            self._run_ended.fire()
-        self._tally.count(self.worker_id, job, outcome, started)
+        return self._slots.run_ended.arm()
