@@ -1,0 +1,67 @@
+"""A worker's job slots and its lease loop (`hosts.job_slots`, `hosts.lease_loop`), seen
+through `WorkerHost` on memory, SQLite and PostgreSQL: a finishing slot runs the next
+stage's job itself, and a worker that gave up leases nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from tests.hosts.conftest import Backend
+from tests.hosts.test_worker_host import DOC, host
+from wfc.runtime import RunCreate, Status
+from wfc.runtime.commands import RunClaimPending
+from wfc.runtime.hosts import wait_for_run
+from wfc.runtime.job_records import JobRecord
+
+
+async def test_a_finishing_slot_runs_the_next_stage_itself(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A linear run's three jobs take one slot: the first is leased into it, and each
+    stage's slot keeps the job its outcome queued, rather than start a slot per job."""
+    worker = host(backend, concurrency=2)
+    slots = worker._slots
+    started: list[str] = []
+    start = slots.start
+
+    def counted(job: JobRecord) -> None:
+        started.append(job.stage_id)
+        start(job)
+
+    monkeypatch.setattr(slots, "start", counted)
+    await worker.start()
+    try:
+        created = await worker.kernel.dispatch(
+            RunCreate(idempotency_key="one-slot", workflow_id="linear", input=DOC)
+        )
+        worker.wake_claims()
+        run = await wait_for_run(
+            worker.kernel, created.workflow_run_id, timeout=timedelta(seconds=20)
+        )
+    finally:
+        await worker.stop()
+    assert run.status is Status.COMPLETED
+    assert worker.stats().jobs_processed == 3
+    assert started == ["split"]
+
+
+async def test_a_worker_that_gave_up_leases_nothing_more(backend: Backend) -> None:
+    worker = host(backend)
+    await worker.start()
+    try:
+        worker.give_up("replace me")
+        other = backend.kernel()  # another worker's: its claim queues the first stage
+        created = await other.dispatch(
+            RunCreate(idempotency_key="after-giving-up", workflow_id="linear", input=DOC)
+        )
+        await other.dispatch(RunClaimPending(worker_id="other"))
+        worker.wake_jobs()
+        await asyncio.sleep(0.3)
+        jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
+    finally:
+        await worker.stop()
+    assert [(j.stage_id, j.status) for j in jobs] == [("split", Status.PENDING)]
+    assert worker.stats().gave_up == "replace me" and worker.stats().jobs_processed == 0
