@@ -1,10 +1,12 @@
 """A worker's job slots and its lease loop (`hosts.job_slots`, `hosts.lease_loop`), seen
 through `WorkerHost` on memory, SQLite and PostgreSQL: a finishing slot runs the next
-stage's job itself, and a worker that gave up leases nothing more."""
+stage's job itself but not once the worker stops, and a worker that gave up leases
+nothing more."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -65,3 +67,41 @@ async def test_a_worker_that_gave_up_leases_nothing_more(backend: Backend) -> No
         await worker.stop()
     assert [(j.stage_id, j.status) for j in jobs] == [("split", Status.PENDING)]
     assert worker.stats().gave_up == "replace me" and worker.stats().jobs_processed == 0
+
+
+async def test_a_slot_stopped_after_its_next_job_was_handed_gives_it_back(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`stop` can come after a stage's outcome handed its slot the next job and before the
+    slot took it (here, as the slot logs the stage it finished): the slot runs no more, and
+    the job goes back PENDING for another worker."""
+    worker = host(backend)
+
+    class StopAfterSplit(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "stage_id", None) == "split":
+                worker._stopping.set()  # as `stop` does first
+                stopping.append(asyncio.ensure_future(worker.stop()))
+
+    stopping: list[asyncio.Future[None]] = []
+    caplog.set_level(logging.INFO, logger="wfc.worker")
+    handler = StopAfterSplit()
+    logging.getLogger("wfc.worker").addHandler(handler)
+    try:
+        await worker.start()
+        created = await worker.kernel.dispatch(
+            RunCreate(idempotency_key="stopped-between", workflow_id="linear", input=DOC)
+        )
+        worker.wake_claims()
+        for _ in range(500):
+            if stopping:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*stopping)
+    finally:
+        logging.getLogger("wfc.worker").removeHandler(handler)
+        await worker.stop()
+    jobs = await backend.storage.jobs.jobs_of_run(created.workflow_run_id)
+    statuses = {j.stage_id: j.status for j in jobs}
+    assert statuses == {"split": Status.COMPLETED, "count": Status.PENDING}
+    assert worker.stats().jobs_processed == 1
