@@ -10,10 +10,18 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.databases import open_storage
 from tests.kernel.conftest import Script, Words, build_workflows
 from wfc.runtime import RunCreate, Status, WorkerHost
-from wfc.runtime.adapters.sql.sqlite_wakeups import WAKE_GAP, SqliteWakeups, WakeRule, _run_waiting
+from wfc.runtime.adapters.sql import sqlite_wakeups
+from wfc.runtime.adapters.sql.sqlite_wakeups import (
+    WAKE_GAP,
+    NewRunWaiting,
+    SqliteWakeups,
+    WakeRule,
+)
 from wfc.runtime.adapters.sql.sqlite_writes import WRITES
 from wfc.runtime.hosts import make_kernel, wait_for_run
 from wfc.runtime.registry import WorkflowMap
@@ -122,10 +130,13 @@ def test_a_pending_run_is_claimed_within_the_gap_and_jobs_still_wait_for_it() ->
     assert rule.look(3, 12, 100.0 + GAP * 1.01, Asked(True)) == ("runs", "jobs")
 
 
-def test_a_version_sqlite_could_not_read_counts_as_a_change() -> None:
+def test_a_version_sqlite_could_not_read_is_a_change_that_may_be_this_process_s() -> None:
+    """It wakes, but never more often than the gap allows: a watcher that fails at every
+    look does not wake an idle worker every look."""
     rule = WakeRule(version=1, own_writes=10)
     assert rule.look(None, 10, 100.0, Asked(False)) == ("runs", "jobs")
-    assert rule.look(None, 10, 100.0 + GAP / 5, Asked(False)) == ("runs", "jobs")
+    assert rule.look(None, 10, 100.0 + GAP / 5, Asked(False)) == ()
+    assert rule.look(None, 10, 100.0 + GAP * 1.01, Asked(False)) == ("runs", "jobs")
 
 
 def test_no_change_wakes_nothing_and_asks_nothing() -> None:
@@ -136,36 +147,75 @@ def test_no_change_wakes_nothing_and_asks_nothing() -> None:
     assert asked.times == 0
 
 
-async def test_a_write_of_this_process_is_counted_and_a_pending_run_is_seen(
+async def test_a_write_of_this_process_is_counted_and_a_new_pending_run_is_seen(
     tmp_path: Path,
 ) -> None:
     """What the rule reads, on a real file: each write transaction of this process ends
-    a turn (`WRITES.ended`), and the watcher's read finds a PENDING run, and no run once
-    it is claimed; on a file without the tables it answers yes (a wake too many)."""
+    a turn (`WRITES.ended`); `NewRunWaiting` says yes once for a run created since it was
+    last asked while a run is PENDING, no for a run claimed meanwhile, and no on a file
+    without the tables (the gap's wake comes anyway)."""
     path = tmp_path / "wfc.db"
     storage = open_storage(f"sqlite+aiosqlite:///{path}")
     await storage.create_schema()
     kernel = make_kernel(storage, WorkflowMap(build_workflows(Script())))
     watcher = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    new_run_waiting = NewRunWaiting(watcher)
     try:
-        assert not _run_waiting(watcher)
+        assert not new_run_waiting()
         before = WRITES.ended
-        created = await kernel.dispatch(
-            RunCreate(idempotency_key="k", workflow_id="linear", input=DOC)
+        first = await kernel.dispatch(
+            RunCreate(idempotency_key="a", workflow_id="linear", input=DOC)
         )
         assert WRITES.ended > before
-        assert _run_waiting(watcher)
-        await storage.persistence.claim_next_pending_run(run_id=created.workflow_run_id)
-        assert not _run_waiting(watcher)
+        assert new_run_waiting()
+        assert not new_run_waiting()  # still PENDING, but not new: no claim per look for it
+        second = await kernel.dispatch(
+            RunCreate(idempotency_key="b", workflow_id="linear", input=DOC)
+        )
+        for created in (first, second):
+            await storage.persistence.claim_next_pending_run(run_id=created.workflow_run_id)
+        assert not new_run_waiting()  # new, but claimed already
     finally:
         watcher.close()
         await storage.close()
     (tmp_path / "empty.db").touch()
     empty = sqlite3.connect(f"file:{tmp_path / 'empty.db'}?mode=ro", uri=True)
     try:
-        assert _run_waiting(empty)
+        assert not NewRunWaiting(empty)()
     finally:
         empty.close()
+
+
+async def test_the_watcher_sends_runs_pending_for_a_run_created_within_the_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`listen` wired to the rule: after a wake, a run this process creates (its own
+    write: a change that may be the worker's) is told as `runs-pending` at the next look,
+    not at the gap's end (made an hour here, so only the rule's early wake can come)."""
+    monkeypatch.setattr(sqlite_wakeups, "WAKE_GAP", 3600.0)
+    path = tmp_path / "wfc.db"
+    storage = open_storage(f"sqlite+aiosqlite:///{path}")
+    await storage.create_schema()
+    kernel = make_kernel(storage, WorkflowMap(build_workflows(Script())))
+    woken: list[str] = []
+    try:
+        async with SqliteWakeups(path).listen(woken.append):
+            await asyncio.sleep(0.1)  # the watcher has looked once
+            await kernel.dispatch(RunCreate(idempotency_key="a", workflow_id="linear", input=DOC))
+            for _ in range(500):
+                if woken:
+                    break
+                await asyncio.sleep(0.01)
+            first = list(woken)
+            await kernel.dispatch(RunCreate(idempotency_key="b", workflow_id="linear", input=DOC))
+            for _ in range(500):
+                if len(woken) > len(first):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await storage.close()
+    assert first == ["runs", "jobs"]  # the first change after a quiet spell: at once
+    assert woken[len(first) :] == ["runs-pending"]
 
 
 async def test_runs_pending_wakes_the_claims_of_a_worker_with_no_busy_slot_only(

@@ -189,9 +189,10 @@ async def test_a_column_with_a_server_default_is_bound_its_none(tmp_path: Path) 
 async def test_a_statement_failed_inside_a_transaction_is_wrapped_and_seen(
     tmp_path: Path,
 ) -> None:
-    """A statement run at once inside the write transaction (`drivers.within_sqlite`) that
-    fails raises SQLAlchemy's wrapping of `sqlite3`'s error, as every other path does, and
-    the watchers have seen it, as they see every statement sent."""
+    """A statement run at once inside the write transaction (`drivers.on_sqlite`, through
+    the connection's `run_within`) that fails raises SQLAlchemy's wrapping of `sqlite3`'s
+    error, as every other path does, and the watchers have seen it, as they see every
+    statement sent."""
     now = datetime(2030, 1, 1, tzinfo=UTC)
     async with sql_storage("sqlite", tmp_path) as store:
         with direct.watching(store.engine) as seen, pytest.raises(DBAPIError) as raised:

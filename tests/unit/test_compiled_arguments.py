@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg
 
-from wfc.runtime.adapters.sql import compiled, direct
+from wfc.runtime.adapters.sql import compiled, multi_row
 from wfc.runtime.adapters.sql.schema import jobs, runs
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -61,10 +61,10 @@ def test_rows_arguments_are_the_named_ones() -> None:
         for n in range(3)
     ]
     keys = tuple(rows[0])
-    statement, names = direct._with_rows(insert(jobs), keys, len(rows))
+    statement, names = multi_row.with_rows(insert(jobs), keys, len(rows))
     made = compiled.compiled_for(statement, sqlite.dialect())
     assert made is not None
-    by_name = direct._rows_params(names, keys, rows, None)
+    by_name = multi_row.rows_params(names, keys, rows, None)
     assert made.rows_args(names, keys, rows, None) == made.args(by_name)
     assert made.rows_args(names, keys, rows, None) == made.args(by_name)  # made once, kept
     with pytest.raises(KeyError):

@@ -87,7 +87,7 @@ class Compiled:
         extra: Mapping[str, Any] | None,
     ) -> list[Any]:
         """`args` of a multi-row INSERT whose row n binds its value of `keys[k]` as
-        `names[n][k]` (`direct._with_rows`), read from `rows` themselves (and any other
+        `names[n][k]` (`multi_row.with_rows`), read from `rows` themselves (and any other
         parameter from `extra`): no mapping of every row's values by name is built."""
         made = self.made.get("rows")
         if made is None:

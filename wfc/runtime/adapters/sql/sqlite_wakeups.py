@@ -15,8 +15,8 @@ and a dequeue per idle slot, so a worker is woken at most once per `WAKE_GAP`
 (the first change after a quiet spell wakes it at once) — unless no write of its
 own process ended since the last look (`sqlite_writes.WRITES`): then the change is
 another process's and wakes the worker at once. A change that may be its own still
-wakes an idle worker's claims at once when a run is PENDING, which one indexed read
-of the watcher's answers (`WakeRule`). Without these, a run created just after the worker
+wakes an idle worker's claims at once when a run was created and one is PENDING, which
+one read of the watcher's answers (`WakeRule`). Without these, a run created just after the worker
 finished the one before waited out the gap its own last commits started: 56 ms from
 creation to end for a seq3 run, one at a time, with one worker.
 
@@ -33,7 +33,6 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from pathlib import Path
 
 from wfc.runtime.adapters.sql.sqlite_writes import WRITES
@@ -88,13 +87,15 @@ class WakeRule:
     - A change is another process's for certain when no write of this process ended
       since the last look (its writes' turns, `WRITES.ended`: `data_version` moves only
       for commits, and this process's commits end its turns). It wakes both at once.
-    - A change that may be this process's own wakes both once `WAKE_GAP` has passed
-      since the last wake. Before that, if a run is PENDING (`run_waiting`, asked only
-      then), it sends `runs-pending`, which a worker with no job in hand takes as a
-      wake of its claims: a run created just after its last run ended is claimed at the
-      look that sees it, not a gap later. A busy worker ignores it: its outcomes claim
-      the runs waiting in their own transactions, and a claim of its own each look
-      would only contend with the processes creating them.
+    - A change that may be this process's own (or a look SQLite could not answer) wakes
+      both once `WAKE_GAP` has passed since the last wake. Before that, if a run was
+      created since the last look and a run is PENDING (`new_run_waiting`, asked only
+      then), it sends `runs-pending`, which a worker with no job in hand takes as a wake
+      of its claims: a run created just after its last run ended is claimed at the look
+      that sees it, not a gap later. A busy worker ignores it: its outcomes claim the
+      runs waiting in their own transactions, and a claim of its own each look would
+      only contend with the processes creating them. Only a new run sends it, so a
+      PENDING run this worker does not serve (another plan's) costs no claim per look.
 
     (A write whose turn ends just after its commit was seen may pass for another
     process's: one wake too many, never one too few.)"""
@@ -108,44 +109,65 @@ class WakeRule:
         self.pending = False  # a change not yet woken for
 
     def look(
-        self, version: int | None, own_writes: int, now: float, run_waiting: Callable[[], bool]
+        self,
+        version: int | None,
+        own_writes: int,
+        now: float,
+        new_run_waiting: Callable[[], bool],
     ) -> tuple[str, ...]:
         """Take in what a look found: the version (None: SQLite could not say), this
         process's writes ended so far, the monotonic time. What to wake now: `on_wake`'s
         arguments, in order."""
         changed = version is None or version != self.seen
-        others = changed and own_writes == self.own_writes
+        others = changed and version is not None and own_writes == self.own_writes
         self.seen, self.own_writes = version, own_writes
         if changed:
             self.pending = True
         if self.pending and (others or now - self.woken_at >= WAKE_GAP):
             self.pending, self.woken_at = False, now
             return _BOTH
-        if changed and run_waiting():
+        if changed and new_run_waiting():
             return _RUNS
         return ()
 
 
 _BOTH = ("runs", "jobs")
 _RUNS = ("runs-pending",)
-# The claim's own index holds PENDING runs only (`ix_runs_status_claim_order`).
-_PENDING_RUN = "SELECT 1 FROM runs WHERE status = 'PENDING' LIMIT 1"
+# The newest run's rowid (the rightmost entry of the table: no scan), and whether a run is
+# PENDING (the claim's own index holds PENDING runs only: `ix_runs_status_claim_order`).
+_NEWEST_AND_PENDING = (
+    "SELECT (SELECT max(rowid) FROM runs), EXISTS (SELECT 1 FROM runs WHERE status = 'PENDING')"
+)
 
 
-def _run_waiting(watcher: sqlite3.Connection) -> bool:
-    """Whether a run is PENDING (True when SQLite could not say: a wake too many)."""
-    try:
-        return watcher.execute(_PENDING_RUN).fetchone() is not None
-    except sqlite3.Error:
-        return True
+class NewRunWaiting:
+    """Whether a run was created since the last time it was asked, and a run is PENDING,
+    read on the watcher's connection. False when SQLite could not say: the gap's wake
+    comes anyway."""
+
+    __slots__ = ("newest", "watcher")
+
+    def __init__(self, watcher: sqlite3.Connection) -> None:
+        self.watcher = watcher
+        self.newest: int | None = None
+
+    def __call__(self) -> bool:
+        try:
+            newest, pending = self.watcher.execute(_NEWEST_AND_PENDING).fetchone()
+        except sqlite3.Error:
+            return False
+        created, self.newest = newest != self.newest, newest
+        return created and bool(pending)
 
 
 async def _watch(watcher: sqlite3.Connection, on_wake: Callable[[str], None]) -> None:
     rule = WakeRule(_data_version(watcher), WRITES.ended)
-    run_waiting = partial(_run_waiting, watcher)
+    new_run_waiting = NewRunWaiting(watcher)
+    new_run_waiting()  # the runs there now are not new
     while True:
         await asyncio.sleep(WATCH_EVERY)
-        for what in rule.look(_data_version(watcher), WRITES.ended, time.monotonic(), run_waiting):
+        version = _data_version(watcher)
+        for what in rule.look(version, WRITES.ended, time.monotonic(), new_run_waiting):
             on_wake(what)
 
 
