@@ -28,8 +28,9 @@ async def test_a_first_signal_asks_to_stop_and_a_second_hurries() -> None:
 
 
 async def test_the_handlers_go_with_the_block() -> None:
-    with stop_signals(hurry=lambda: None):
-        pass
+    with stop_signals(hurry=lambda: None) as stop_requested:
+        await _delivered(signal.SIGTERM)
+        assert stop_requested.is_set()  # they were there
     loop = asyncio.get_running_loop()
     # Nothing of the block's left on the loop to remove (`remove_signal_handler` says
     # whether it removed one).
