@@ -161,3 +161,24 @@ def test_an_instant_is_read_as_the_instant_in_utc_its_text_names(text: str) -> N
     assert converted == expected
     assert converted.tzinfo is UTC
     assert compiled._utc_from_text(None) is None
+
+
+def test_a_full_statement_cache_starts_again_and_keeps_what_comes_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past `MAX_COMPILED` entries the caches start again empty: a shape met after the
+    cache filled up is compiled once, then found, not compiled at every call."""
+    monkeypatch.setattr(compiled, "MAX_COMPILED", 2)
+    monkeypatch.setattr(compiled, "_COMPILED", {})
+    monkeypatch.setattr(multi_row, "MAX_COMPILED", 2)
+    monkeypatch.setattr(multi_row, "_WITH_ROWS", {})
+    dialect = sqlite.dialect()
+    statements = [select(jobs.c.id).where(jobs.c.attempt == n) for n in range(3)]
+    found = [compiled.compiled_for(statement, dialect) for statement in statements]  # 2 fill it
+    assert compiled.compiled_for(statements[2], dialect) is found[2]
+    keys = ("id", "run_id")
+    for count in (1, 2):  # the cache full
+        multi_row.with_rows(insert(jobs), keys, count)
+    statement = insert(jobs)
+    third = multi_row.with_rows(statement, keys, 3)[0]
+    assert multi_row.with_rows(statement, keys, 3)[0] is third

@@ -33,7 +33,11 @@ from wfc.runtime.adapters.sql.schema import UtcDateTime
 Row = Mapping[Any, Any]  # keyed by result column name (a RowMapping on the SQLAlchemy path)
 Processor = Callable[[Any], Any]
 
-MAX_COMPILED = 512  # statements are built once, so this is never reached in practice
+# Entries kept at most, per cache. Most statements are built once, but a multi-row INSERT
+# is one statement per set of keys and count of rows (`multi_row.with_rows`): a worker that
+# meets many map chunk sizes and group widths may fill it. A full cache starts again empty,
+# so the shapes in use are compiled once more, not at every call from then on.
+MAX_COMPILED = 512
 _REQUIRED = object()  # a parameter without a default: the caller must give it
 
 
@@ -442,6 +446,7 @@ def compiled_for(statement: Executable, dialect: Dialect) -> Compiled | None:
     if entry is not None and entry[0] is statement:
         return entry[1]
     compiled = _compile(statement, dialect)
-    if len(_COMPILED) < MAX_COMPILED:
-        _COMPILED[key] = (statement, compiled)  # kept alive: ids stay valid
+    if len(_COMPILED) >= MAX_COMPILED:
+        _COMPILED.clear()
+    _COMPILED[key] = (statement, compiled)  # kept alive: ids stay valid
     return compiled

@@ -101,6 +101,7 @@ def with_rows(
         for row_names in names
     ]
     derived: Executable = element.values(rows)
-    if len(_WITH_ROWS) < MAX_COMPILED:
-        _WITH_ROWS[(id(statement), keys, count)] = (statement, derived, names)
+    if len(_WITH_ROWS) >= MAX_COMPILED:  # full: start again (`compiled.MAX_COMPILED`)
+        _WITH_ROWS.clear()
+    _WITH_ROWS[(id(statement), keys, count)] = (statement, derived, names)
     return derived, names
