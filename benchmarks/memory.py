@@ -13,6 +13,8 @@ many finished runs, then:
   (maintenance tick, work, outbox flush, as a user's test does);
 - loop: RUNS runs created at once, then ticks and work until all have ended (as a
   host in one process does).
+- fresh kernel: RUNS times, a test kernel made and one run driven to its end on it, as a
+  test suite that builds a kernel per test does (the workflows themselves built once).
 runs/sec is wall time; CPU per run is this process's CPU (`time.process_time`),
 which moves less than wall time on a shared machine. Each case is measured
 `--repeat` times (default 3) and the one with the median CPU per run kept.
@@ -60,6 +62,14 @@ async def fill(tk: TestKernel, shape: str, held: int, made: int) -> int:
 async def one_at_a_time(tk: TestKernel, shape: str, runs: int) -> None:
     for _ in range(runs):
         run = await tk.run(shape, INPUT)
+        assert run.status is Status.COMPLETED, "a benchmark run failed"
+
+
+async def fresh_kernels(shape: str, runs: int) -> None:
+    """Per run, a new test kernel of the same workflows and one run on it (a suite's test)."""
+    built = workflows().workflows()
+    for _ in range(runs):
+        run = await make_test_kernel(*built).run(shape, INPUT)
         assert run.status is Status.COMPLETED, "a benchmark run failed"
 
 
@@ -169,8 +179,17 @@ def main() -> None:
         for shape in args.shape or ("seq3", "fan")
         for row in bench(shape, levels, args.runs, args.repeat)
     ]
+    fresh = {
+        shape: median(
+            [
+                measured(partial(fresh_kernels, shape, args.runs), args.runs)
+                for _ in range(args.repeat)
+            ]
+        )
+        for shape in args.shape or ("seq3", "fan")
+    }
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=2))
+        args.out.write_text(json.dumps({"held": rows, "fresh_kernel": fresh}, indent=2))
     print(
         "| shape | runs held | one at a time: runs/s | CPU per run | loop: runs/s | CPU per run |"
     )
@@ -182,6 +201,11 @@ def main() -> None:
             f"| {one['cpu_ms_per_run']:.2f} ms | {many['runs_per_s']:.0f} "
             f"| {many['cpu_ms_per_run']:.2f} ms |"
         )
+    print()
+    print("| shape | a fresh kernel per run: runs/s | CPU per run |")
+    print("|---|---|---|")
+    for shape, m in fresh.items():
+        print(f"| {shape} | {m['runs_per_s']:.0f} | {m['cpu_ms_per_run']:.2f} ms |")
 
 
 if __name__ == "__main__":

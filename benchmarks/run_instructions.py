@@ -20,7 +20,14 @@ work done by the clock would count with it.
 
 - memory: `TestKernel.run` one at a time, as `memory.py`'s one-at-a-time case;
 - sqlite: `--runs` runs created at once and served by a `WorkerHost` of 8 slots in
-  the process (`in_process.py`'s burst), the creation included.
+  the process (`in_process.py`'s burst), the creation included;
+- floor: `floor.py`'s hand-written `sqlite3` queue, `--runs` runs made and run to their
+  end (its schema and connection included: a few statements, once).
+
+`--by-object` also splits each run's instructions by the library they ran in (SQLite's
+own C, the interpreter, the C modules, libc, ...), read from callgrind's output: what
+a run costs in SQLite itself against what it costs in Python, for wfc and the floor
+alike.
 """
 
 from __future__ import annotations
@@ -51,9 +58,12 @@ void stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", choices=("memory", "sqlite", "postgres"), default="memory")
+    parser.add_argument(
+        "--store", choices=("memory", "sqlite", "postgres", "floor"), default="memory"
+    )
     parser.add_argument("--shape", choices=("seq3", "fan"), default="seq3")
     parser.add_argument("--runs", type=int, default=100, help="runs counted")
+    parser.add_argument("--by-object", action="store_true", help="split by library")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the toggle library: run, counted
     args = parser.parse_args()
     if args.child:
@@ -64,27 +74,59 @@ def main() -> None:
         source = Path(tmp) / "toggle.c"
         source.write_text(_TOGGLE_C)
         subprocess.run(["cc", "-shared", "-fPIC", "-o", str(toggle), str(source)], check=True)
+        out = Path(tmp) / "callgrind.out" if args.by_object else Path("/dev/null")
         command = [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
-            "--callgrind-out-file=/dev/null",
+            f"--callgrind-out-file={out}",
             sys.executable,
             __file__,
             *("--store", args.store, "--shape", args.shape, "--runs", str(args.runs)),
             *("--child", str(toggle)),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
+        by_object = _self_cost_by_object(out) if args.by_object else {}
     found = re.search(r"Collected : (\d+)", done.stderr)
     assert found is not None, done.stderr[-2000:]
     total = int(found.group(1))
     print(f"{args.store} {args.shape}: {total / args.runs / 1e6:.3f} M instructions per run")
+    for name, cost in sorted(by_object.items(), key=lambda item: -item[1]):
+        if cost / total >= 0.001:
+            print(f"  {cost / args.runs / 1e6:7.3f} M  {cost / total:6.1%}  {name}")
+
+
+def _self_cost_by_object(path: Path) -> dict[str, int]:
+    """Each ELF object's own instructions (not its callees') in a callgrind output file:
+    the cost lines of a function count for the object named by the last `ob=`, except
+    the line after `calls=`, which is the call's inclusive cost and is skipped."""
+    names: dict[str, str] = {}
+    costs: dict[str, int] = {}
+    current = "?"
+    after_call = False
+    for line in path.read_text().splitlines():
+        if line.startswith(("ob=", "cob=")):  # an object's name is given at its first mention
+            key, _, name = line.partition("=")[2].partition(" ")
+            if name:
+                names[key] = Path(name).name
+            if line.startswith("ob="):
+                current = names.get(key, key)
+        elif line.startswith("calls="):
+            after_call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            fields = line.split()
+            if not after_call and len(fields) > 1:
+                costs[current] = costs.get(current, 0) + int(fields[-1])
+            after_call = False
+    return costs
 
 
 def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
     toggle = ctypes.CDLL(toggle_path)
     if store == "memory":
         step, counted = _memory(shape, runs)
+    elif store == "floor":
+        step, counted = _floor(shape, runs)
     else:
         step, counted = _sqlite(shape, runs, postgres=store == "postgres")
     step(toggle, counted)
@@ -106,6 +148,18 @@ def _memory(shape: str, runs: int) -> tuple[Any, Any]:
         toggle.stop()
 
     return step, partial(memory.one_at_a_time, tk, shape, runs)
+
+
+def _floor(shape: str, runs: int) -> tuple[Any, Any]:
+    import floor
+
+    def step(toggle: Any, _: Any) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            toggle.start()
+            floor.sqlite_floor(Path(tmp) / "floor.db", shape, runs)
+            toggle.stop()
+
+    return step, None
 
 
 def _sqlite(shape: str, runs: int, postgres: bool = False) -> tuple[Any, Any]:

@@ -300,3 +300,27 @@ async def test_migrate_leaves_finished_runs_and_executing_stages_alone(fleet: Fl
     assert finished.status is Status.COMPLETED
     with pytest.raises(MigrationRefusedError, match=r"COMPLETED.*wfc runs rerun"):
         await migrate_run(v2.kernel.deps, run_id, new)
+
+
+async def test_a_plan_is_made_into_json_once_per_workflow_not_per_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A test suite builds a kernel per test from the same workflows; each kernel stores
+    their plans on its first tick, and making each plan's JSON again for every kernel was
+    most of a first run's time. The text stored is still the plan's canonical JSON."""
+    workflow = _workflow("once")
+    made: list[str] = []
+    to_json = type(workflow.plan).to_json
+
+    def counted(plan: Any) -> str:
+        made.append(plan.workflow_id)
+        return to_json(plan)
+
+    monkeypatch.setattr(type(workflow.plan), "to_json", counted)
+    for _ in range(3):
+        tk = make_test_kernel(workflow)
+        run = await tk.run("once", {"n": 1})
+        assert run.status is Status.COMPLETED
+        stored = await tk.persistence.get_plan(workflow.plan.fingerprint)
+        assert stored is not None and stored.plan == to_json(workflow.plan)
+    assert made == ["once"]

@@ -10,6 +10,7 @@ class is the one generated for that stage. The queries mirror the seed's
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import weakref
 from collections.abc import Mapping
@@ -134,6 +135,13 @@ class Workflow:
     def name(self) -> str:
         """The workflow's display name."""
         return self.plan.name
+
+    @functools.cached_property
+    def plan_json(self) -> str:
+        """The plan's canonical JSON (`Plan.to_json`), made once per workflow: every kernel
+        built with the workflow stores it once (`kernel.plans`), and a test suite builds a
+        kernel per test, where making it again was half of a first run's time."""
+        return self.plan.to_json()
 
     def stage(self, stage_id: str) -> PlanStage | None:
         """The plan of one stage, or None."""

@@ -19,7 +19,7 @@ def plan_record(workflow: Workflow, now: datetime) -> PlanRecord:
         fingerprint=plan.fingerprint,
         workflow_id=workflow.id,
         workflow_name=workflow.name,
-        plan=plan.to_json(),
+        plan=workflow.plan_json,
         recorded_at=now,
     )
 
