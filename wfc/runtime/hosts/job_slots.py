@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -67,7 +68,9 @@ class JobSlots:
         self.next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.in_flight: dict[str, JobRecord] = {}
         self.tally = JobTally()
-        self.run_ended = Signal()  # a job's outcome may have ended its run
+        # Per run, fired when a job's outcome may have ended it: held by its waiters
+        # (`run_and_wait`), and gone from here once none holds it.
+        self.run_ends: weakref.WeakValueDictionary[str, Signal] = weakref.WeakValueDictionary()
         self._stopping = asyncio.Event()
         self._flusher: OutboxFlusher | None = None
 
@@ -180,5 +183,7 @@ class JobSlots:
         if outcome.next_poll_at is not None:
             self._orchestrator.poll_due_at(outcome.next_poll_at)
         if outcome.run_may_have_ended:
-            self.run_ended.fire()
+            ended = self.run_ends.get(job.run_id)
+            if ended is not None:
+                ended.fire()
         self.tally.count(self._worker_id, job, outcome, started)

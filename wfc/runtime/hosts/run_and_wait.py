@@ -6,7 +6,10 @@ a script needs nothing else running. It is started before the run is created, fo
 the run's id, so the create claims the run for it (`Kernel.offer_slots`). That
 host serves the new run only: other runs in the database are for the workers
 serving it, and a `wfc run` stopped early must not leave their stages behind. With a host already serving, it only
-creates the run and watches it.
+creates the run and watches it. Either way the host tells the call when a job of
+the run may have ended it, so the call returns as the run ends rather than at its
+next poll (`WorkerHost.run_end_signal`); `wait_for_run` does the same when given
+the host serving the run.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from wfc.runtime.commands import RunCreate, RunSignal, RunSignalResult
 from wfc.runtime.handoff import handing_off_to
-from wfc.runtime.hosts.waiting import wait_at_most
+from wfc.runtime.hosts.waiting import Signal, wait_at_most
 from wfc.runtime.hosts.worker import WorkerHost
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import TERMINAL, RunRecord, StageRecord, Status
@@ -116,9 +119,15 @@ async def wait_for_run(
     poll_interval: timedelta = timedelta(milliseconds=50),
     on_change: OnChange | None = None,
     timeout: timedelta | None = None,
+    host: WorkerHost | None = None,
 ) -> RunSnapshot:
-    """Watch a run until it is COMPLETED, FAILED or CANCELLED; call `on_change` when it moved."""
-    return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=None)
+    """Watch a run until it is COMPLETED, FAILED or CANCELLED; call `on_change` when it moved.
+
+    Given `host`, a worker in this process that serves the run, it also looks as soon as
+    one of that host's jobs may have ended the run; otherwise (the run served elsewhere,
+    or ended by a cancel) it sees the end at its next poll, `poll_interval` at most."""
+    ended = None if host is None else host.run_end_signal(run_id)
+    return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=ended)
 
 
 async def _watch(
@@ -128,16 +137,16 @@ async def _watch(
     on_change: OnChange | None,
     timeout: timedelta | None,
     *,
-    ended: Callable[[], asyncio.Event] | None,
+    ended: Signal | None,
 ) -> RunSnapshot:
-    """`wait_for_run`; with `ended` (the host serving the run here: `WorkerHost.run_ended`)
-    it looks again as soon as a job may have ended the run, not only every `poll_interval`:
-    a run that ends just after a look was seen up to a poll late (50 ms by default, most
-    of a short run's time under `wfc run`)."""
+    """`wait_for_run`; with `ended` (from the host serving the run here) it looks again as
+    soon as a job may have ended the run, not only every `poll_interval`: a run that ends
+    just after a look was seen up to a poll late (50 ms by default, ten times a short
+    run's time)."""
     deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
     previous: tuple[object, ...] | None = None
     while True:
-        woken = ended() if ended is not None else None
+        woken = ended.arm() if ended is not None else None
         current = await snapshot(kernel, run_id)
         key = (current.run.status, current.run.version, *current.stages)
         if on_change is not None and key != previous:
@@ -212,15 +221,9 @@ async def run_and_wait(
             await worker.start()
             worker.wake_jobs()  # the run may have jobs queued already
         worker.wake_claims()  # (a one-run host that has its run claims nothing more)
-        # Its own host serves this run alone: a job of it that may have ended a run ended
-        # this one. (A shared host's would wake every waiter for any run's end.)
+        ended = worker.run_end_signal(created.workflow_run_id)
         return await _watch(
-            kernel,
-            created.workflow_run_id,
-            poll_interval,
-            on_change,
-            timeout,
-            ended=worker.run_ended if own_host else None,
+            kernel, created.workflow_run_id, poll_interval, on_change, timeout, ended=ended
         )
     finally:
         if own_host:

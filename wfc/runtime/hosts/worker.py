@@ -58,7 +58,7 @@ from wfc.runtime.hosts.schedules import ScheduleTimer
 from wfc.runtime.hosts.steps import HEARTBEAT_INTERVAL, MaintenanceSettings
 from wfc.runtime.hosts.stop_signals import stop_signals
 from wfc.runtime.hosts.threads import MAX_ABANDONED_THREADS, StageThreads, install_stage_threads
-from wfc.runtime.hosts.waiting import first_of
+from wfc.runtime.hosts.waiting import Signal, first_of
 from wfc.runtime.hosts.worker_stats import WorkerStats
 from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import Kernel
@@ -372,8 +372,12 @@ class WorkerHost:
         """A run may be pending: the orchestrator claims at once."""
         self.orchestrator.wake_claims()
 
-    def run_ended(self) -> asyncio.Event:
-        """Set once a job this worker runs next may have ended its run: `run_and_wait`'s
-        own host tells its caller so at once, rather than at the caller's next poll. Take
-        it before looking at the run, wait on it after (as `Signal.arm`)."""
-        return self._slots.run_ended.arm()
+    def run_end_signal(self, run_id: str) -> Signal:
+        """Fired when a job this worker runs may have ended run `run_id`, so that whoever
+        waits for the run here looks at once rather than at its next poll. The worker keeps
+        the signal only while someone holds it: hold it for as long as you wait, arm it
+        before each look at the run and wait on the event after (`Signal.arm`)."""
+        signal = self._slots.run_ends.get(run_id)
+        if signal is None:
+            signal = self._slots.run_ends[run_id] = Signal()
+        return signal

@@ -1,0 +1,72 @@
+"""Waiting for a run served by a host shared by many callers, as a service does (one
+`WorkerHost` started with the app, `run_and_wait(..., host=host)` per request): the call
+returns as its run ends, not at its next poll, which was 50 ms after a run of a few ms
+(on memory, SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from tests.hosts.conftest import Backend
+from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
+from wfc.runtime.hosts import wait_for_run
+
+DOC = {"text": "the quick brown fox"}
+SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it was not polled
+WITHIN = timedelta(seconds=20)
+
+
+@pytest.fixture
+async def host(backend: Backend) -> AsyncIterator[WorkerHost]:
+    shared = WorkerHost(
+        backend.kernel(),
+        worker_id="shared",
+        concurrency=4,
+        orchestration_interval=timedelta(milliseconds=50),
+        job_poll_interval=timedelta(milliseconds=50),
+    )
+    await shared.start()
+    try:
+        yield shared
+    finally:
+        await shared.stop()
+
+
+async def test_run_and_wait_on_a_shared_host_returns_as_its_run_ends(
+    host: WorkerHost,
+) -> None:
+    waits = [
+        run_and_wait(host.kernel, "linear", DOC, host=host, poll_interval=SLOW, timeout=WITHIN)
+        for _ in range(3)
+    ]
+    runs = await asyncio.wait_for(asyncio.gather(*waits), WITHIN.total_seconds())
+    assert [run.status for run in runs] == [Status.COMPLETED] * 3
+    assert len({run.run_id for run in runs}) == 3
+
+
+async def test_wait_for_run_given_its_host_returns_as_the_run_ends(host: WorkerHost) -> None:
+    created = await host.kernel.dispatch(
+        RunCreate(idempotency_key="waited", workflow_id="linear", input=DOC)
+    )
+    run = await asyncio.wait_for(
+        wait_for_run(
+            host.kernel, created.workflow_run_id, host=host, poll_interval=SLOW, timeout=WITHIN
+        ),
+        WITHIN.total_seconds(),
+    )
+    assert run.status is Status.COMPLETED
+
+
+async def test_the_host_keeps_a_run_s_signal_only_while_someone_waits(host: WorkerHost) -> None:
+    """A long-lived host serves many runs: what it keeps per waited run must go with
+    the waiter, or it grows by a run per request."""
+    run = await run_and_wait(host.kernel, "linear", DOC, host=host, timeout=WITHIN)
+    assert run.status is Status.COMPLETED
+    gc.collect()
+    assert run.run_id not in host._slots.run_ends
+    assert len(host._slots.run_ends) == 0
