@@ -1,5 +1,6 @@
 """`json_data` is `json.loads(model.model_dump_json())` without the text where it can be:
-the same data (types included) or the same error, for every output."""
+the same data (types included) or the same error, for every output; and what it calls
+storable is (the check the kernel then skips)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, field_serializer
 
 from wfc.runtime.kernel.json_output import json_data
+from wfc.runtime.storable import unstorable_part
 
 
 class _Any(BaseModel):
@@ -50,7 +52,13 @@ def _outcome(make: Any) -> tuple[str, str]:
 
 
 def _same(model: BaseModel) -> None:
-    assert _outcome(lambda: json_data(model)) == _outcome(lambda: _through_text(model))
+    assert _outcome(lambda: json_data(model)[0]) == _outcome(lambda: _through_text(model))
+    try:
+        data, storable = json_data(model)
+    except Exception:
+        return
+    if storable:
+        assert unstorable_part(data) is None
 
 
 @pytest.mark.parametrize(
@@ -91,3 +99,16 @@ def test_any_value_gives_what_the_text_gives(value: Any) -> None:
     if isinstance(value, float):
         _same(_Float(value=value))
         _same(_Constants(value=value))
+
+
+def test_a_plain_output_is_known_storable_and_one_with_a_nul_is_not() -> None:
+    """Nearly every output is plain: the kernel skips its storable walk for those, so a
+    NUL (which PostgreSQL refuses) must keep an output off the plain path."""
+    assert json_data(_Any(value={"n": 1, "tags": ["a", "b"], "x": 0.5})) == (
+        {"value": {"n": 1, "tags": ["a", "b"], "x": 0.5}},
+        True,
+    )
+    for nul in ({"text": "a\x00b"}, {"a\x00b": 1}, ["\x00"]):
+        data, storable = json_data(_Any(value=nul))
+        assert data == {"value": nul} and not storable
+        assert unstorable_part(data) is not None

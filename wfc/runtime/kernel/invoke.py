@@ -289,7 +289,8 @@ def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> P
     except ValidationError as error:
         problems = "; ".join(validation_problems(error))
         return Failure(error=f"Stage {stage_id} returned an invalid output: {problems}")
-    return Produced(output=json_data(parsed))
+    data, storable = json_data(parsed)
+    return Produced(output=data, storable=storable)
 
 
 async def run_execute(

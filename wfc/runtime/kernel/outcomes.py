@@ -28,9 +28,11 @@ class Progress:
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Produced:
-    """The stage returned a valid output (JSON data)."""
+    """The stage returned a valid output (JSON data); `storable` when it is known that every
+    database can store it (`json_output.json_data` proved it), else it is checked."""
 
     output: Any
+    storable: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

