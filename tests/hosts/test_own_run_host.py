@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from tests.hosts.conftest import Backend
 from tests.kernel.conftest import Script
@@ -89,3 +90,41 @@ async def test_a_one_run_host_claims_its_run_first_and_hands_each_stage_to_a_slo
         await worker.stop()
     run = await kernel.deps.persistence.get_run(created.workflow_run_id)
     assert run is not None and run.status is Status.COMPLETED
+
+
+async def test_a_one_run_host_flushes_no_outbox_before_its_run_commits(
+    backend: Backend,
+) -> None:
+    """A `run_and_wait` host starts before its run exists: a flush then finds nothing of its
+    run (what other runs left is their workers' to deliver), a statement per call for
+    nothing. Its flusher waits for its run's first commit, and its last batch as it stops
+    delivers what is left."""
+    from wfc.runtime.commands import OutboxFlush
+
+    kernel = backend.kernel()
+    flushes: list[OutboxFlush] = []
+    dispatch = kernel.dispatch
+
+    async def counted(command: Any) -> Any:
+        if isinstance(command, OutboxFlush):
+            flushes.append(command)
+        return await dispatch(command)
+
+    kernel.dispatch = counted  # type: ignore[method-assign]
+    worker = WorkerHost(
+        kernel,
+        worker_id="one-run",
+        concurrency=2,
+        orchestration_interval=SLOW,
+        job_poll_interval=SLOW,
+        run_id=kernel.deps.ids.new_id(),
+    )
+    worker.before_its_run_exists()
+    await worker.start()
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert flushes == []
+    finally:
+        await worker.stop()
+    assert len(flushes) == 1  # the last batch

@@ -34,10 +34,11 @@ BUSY = timedelta(milliseconds=500)  # another worker is delivering
 class OutboxFlusher:
     """Delivers a kernel's outbox until `stopping` is set; `wake` when events committed."""
 
-    def __init__(self, kernel: Kernel, stopping: asyncio.Event) -> None:
+    def __init__(self, kernel: Kernel, stopping: asyncio.Event, *, one_run: bool = False) -> None:
         self.kernel = kernel
         self._stopping = stopping
         self._woken = asyncio.Event()
+        self._one_run = one_run
         self.published = 0
 
     def wake(self) -> None:
@@ -69,19 +70,28 @@ class OutboxFlusher:
         self.published += result.published
 
     async def _deliver(self) -> None:
-        """Flush, pause, repeat, until stopping."""
+        """Flush, pause, repeat, until stopping. A host serving one run (`run_and_wait`'s)
+        starts with a pause: its run's events come with its jobs' commits, which wake it,
+        and what other runs left is theirs to flush (its last batch delivers whatever
+        remains as it stops)."""
         pause = QUICK
+        if self._one_run:
+            await self._pause(pause)
         while not self._stopping.is_set():
             self._woken.clear()
             pause = await self._flush_once(pause)
             if not pause:  # a full batch: the next at once, but after what else is ready
                 await asyncio.sleep(0)  # (SQLite's statements do not give the loop a turn)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
-                # A busy worker wakes it after every job: one flush per gap delivers
-                # them all, where one per job would cost each job a transaction.
-                await asyncio.sleep(MIN_GAP.total_seconds())
+                await self._pause(pause)
+
+    async def _pause(self, pause: timedelta) -> None:
+        """Until woken or `pause` has passed, then `MIN_GAP` more: a busy worker wakes it
+        after every job, and one flush per gap delivers them all, where one per job would
+        cost each job a transaction."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
+        await asyncio.sleep(MIN_GAP.total_seconds())
 
     async def _flush_once(self, pause: timedelta) -> timedelta:
         """One batch; how long to pause before the next (zero: go on at once)."""

@@ -196,7 +196,7 @@ class WorkerHost:
             stopping=lambda: self._stopping.is_set(),
             give_up=self.give_up,
         )
-        self._flusher = OutboxFlusher(self.kernel, self._stopping)
+        self._flusher = OutboxFlusher(self.kernel, self._stopping, one_run=self.run_id is not None)
         self._slots.open(self._stopping, self._flusher)
         self._leasing = asyncio.create_task(
             self._lease_loop.run(self._slots, self._stopping, self._give_up),
