@@ -16,7 +16,7 @@ import pytest
 from tests.kernel.conftest import Script, Words
 from tests.kernel.helpers import start, step
 from tests.kernel.lock_waits import a_lock_wait
-from wfc.runtime import LeaseReapStale
+from wfc.runtime import LeaseReapStale, NotReady, Ready, StagePollSuspended
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.hosts import JobOutcome, process_job
@@ -137,3 +137,39 @@ async def test_a_sibling_s_outcome_does_not_wait_while_a_ghost_asks_why(
     assert (await late).outcome == "failed"
     (join,) = [row for row in await tk.persistence.stages_of_run(run_id) if row.stage_id == "join"]
     assert join.status is Status.PENDING  # the sibling, last of its group, opened the next
+
+
+@pytest.mark.parametrize("answer", [NotReady(), Ready(output=Words(words=["late"]))])
+async def test_a_ghost_poll_s_transaction_ends_at_its_refused_write(
+    tk: TestKernel, script: Script, answer: Any
+) -> None:
+    """A poller whose claim ran out while it checked, another poller having checked the
+    stage since: its "not yet" (`update_stage_while_running`) or its completion (the run's
+    lock with the stage's write) is refused, and is the last statement before ROLLBACK."""
+    if not isinstance(tk.persistence, SqlPersistence):
+        pytest.skip("statements are a SQL store's")
+    gate = asyncio.Event()
+
+    async def late(ctx: Any) -> Any:
+        await gate.wait()
+        return answer
+
+    script.then("check", late, NotReady())
+    await start(tk, "batch")
+    assert (await step(tk)).outcome == "suspended"
+    tk.clock.advance(seconds=30)
+    first = asyncio.create_task(tk.kernel.dispatch(StagePollSuspended(claim_ms=60_000)))
+    while script.calls["check"] == 0:
+        await asyncio.sleep(0.01)
+    tk.clock.advance(seconds=61)  # the first claim ran out: the second poller takes it
+    assert (await tk.kernel.dispatch(StagePollSuspended())).checked == 1
+    with direct.watching(tk.persistence.engine) as sent:
+        gate.set()
+        assert (await first).resumed == 0
+    ghost = _ghost_transaction(sent)
+    if tk.persistence.engine.dialect.name == "sqlite":
+        *_, refused, read, rollback = ghost
+        assert read == "SELECT stages.version FROM stages WHERE stages.id = ?", ghost
+    else:
+        _, refused, rollback = ghost
+    assert "UPDATE stages" in refused and rollback == "ROLLBACK", ghost
