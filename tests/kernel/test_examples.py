@@ -88,6 +88,9 @@ async def test_batch_pipeline_suspends_and_resumes(ek: TestKernel) -> None:
     assert run.output["nearest"]["hello world"] == "hello there"
     types = ek.sink.types()
     assert types.count("stage:suspended") == 1 and types.count("workflow:completed") == 1
+    # Its check reported progress with its one "not yet" (`polls_until_ready` = 1).
+    assert types.count("stage:progress") == 1
+    assert types.index("stage:suspended") < types.index("stage:progress")
 
 
 async def test_invoice_pipeline_with_imported_types(ek: TestKernel) -> None:

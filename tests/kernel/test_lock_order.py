@@ -24,7 +24,14 @@ from tests.kernel.helpers import execute, run_of, stage_of, start
 from tests.kernel.lock_waits import a_lock_wait
 from wfc.errors import RerunRefusedError
 from wfc.plan import RetryPolicy
-from wfc.runtime import RunRerunFrom, WorkflowBuilder, define_stage
+from wfc.runtime import (
+    NotReady,
+    RunRerunFrom,
+    StagePollSuspended,
+    Suspend,
+    WorkflowBuilder,
+    define_stage,
+)
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.records import Status
 from wfc.runtime.workflow import Workflow
@@ -44,7 +51,8 @@ class Gate:
 
 
 def _workflows(gate: Gate) -> list[Workflow]:
-    """`gated`: one stage that fails once the gate opens (no retry); `pair`: two stages."""
+    """`gated`: one stage that fails once the gate opens (no retry); `pair`: two stages;
+    `polled`: an async stage whose checks report progress and are never ready."""
 
     async def fails_when_let(ctx: Any) -> Note:
         gate.entered.set()
@@ -66,7 +74,25 @@ def _workflows(gate: Gate) -> list[Workflow]:
         .pipe(define_stage(id="second", input=Note, output=Note, execute=echo))
         .build()
     )
-    return [gated, pair]
+    polled = (
+        WorkflowBuilder("polled", "Polled", input=Note)
+        .pipe(
+            define_stage(
+                id="wait",
+                input=Note,
+                output=Note,
+                execute=lambda ctx: Suspend(state={}),
+                check_completion=_half_done,
+            )
+        )
+        .build()
+    )
+    return [gated, pair, polled]
+
+
+def _half_done(state: dict[str, Any], ctx: Any) -> NotReady:
+    ctx.progress(0.5, "half")  # an event: the "not yet" writes the run's row after the stage's
+    return NotReady()
 
 
 @pytest.fixture
@@ -125,3 +151,26 @@ async def test_a_rerun_locks_the_run_before_it_deletes_its_stages(pg: TestKernel
     assert (await run_of(pg, run_id)).status is Status.COMPLETED
     again = await pg.kernel.dispatch(rerun)  # nothing holds it now: the rerun goes ahead
     assert again.deleted_stages == ["second"]
+
+
+async def test_a_not_ready_check_s_progress_waits_for_the_runs_lock_first(pg: TestKernel) -> None:
+    """`poll._persist` of a "not yet" whose check reported progress: the stage's guarded
+    write locks the run's row before the stage's, so the events it appends next (which
+    write the run's row) cannot leave it holding the stage while it waits for the run."""
+    assert isinstance(pg.persistence, SqlPersistence)
+    run_id = await start(pg, "polled", {"text": "x"})
+    (job,) = await pg.jobs.dequeue()
+    assert (await pg.kernel.dispatch(execute(job))).outcome == "suspended"
+    row = await stage_of(pg, run_id, "wait")
+    pg.clock.advance(seconds=60)
+    async with pg.persistence.transaction() as tx:
+        await tx.update_run(run_id, {})  # the run's lock, held
+        polling = asyncio.ensure_future(pg.kernel.dispatch(StagePollSuspended()))
+        await a_lock_wait(pg.persistence.engine, polling)
+        await tx.update_stage(row.id, {"status": Status.CANCELLED})  # as a cancel writes it
+    result = await asyncio.wait_for(polling, 30)
+    assert (result.checked, result.resumed) == (1, 0)  # its claim was overtaken: a ghost
+    assert (await stage_of(pg, run_id, "wait")).status is Status.CANCELLED
+    assert "stage:progress" not in [
+        e.event_type for e in await pg.persistence.outbox_of_run(run_id)
+    ]

@@ -226,6 +226,18 @@ class RecordingServices:
         return self.helper
 
 
+def report_progress(
+    services: StageServices, fraction: float, message: str | None, details: Any
+) -> None:
+    """What `StageContext.progress` and `CheckContext.progress` both do, so the two cannot
+    drift apart: `details` checked to be a dict of JSON data and copied, `fraction` clamped
+    to 0–1, then handed to the kernel's services."""
+    if details is not None and not isinstance(details, dict):
+        raise StageUsageError(f"progress details must be a dict, not {type(details).__name__}")
+    copied = None if details is None else json_data(details, "progress details")
+    services.progress(min(max(fraction, 0.0), 1.0), message, copied)
+
+
 class StageContext(Generic[InputT, ConfigT, StageIdT]):
     """The typed view of a run that one stage execution gets.
 
@@ -301,10 +313,7 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         """Report progress (0–1), shown live by `wfc run` and stored as a `stage:progress`
         event; `details` (JSON data, e.g. `{"done": 3, "total": 10}`) ride on the event for
         plugins and tools. Raises `StageUsageError` when `details` is not JSON data."""
-        if details is not None and not isinstance(details, dict):
-            raise StageUsageError(f"progress details must be a dict, not {type(details).__name__}")
-        copied = None if details is None else json_data(details, "progress details")
-        self._services.progress(min(max(fraction, 0.0), 1.0), message, copied)
+        report_progress(self._services, fraction, message, details)
 
     def artifact(self, name: str, data: bytes | JsonData) -> None:
         """Keep a named result of this attempt besides its output: a report, a CSV, a
@@ -355,7 +364,8 @@ class ItemResult(BaseModel, Generic[OutputT]):
 
 
 class CheckContext(Generic[ConfigT]):
-    """What `check_completion` sees: ids, the stage's config, logging and blobs (no input)."""
+    """What `check_completion` sees: ids, the stage's config, logging, progress and blobs
+    (no input, no artifacts: see `docs/stages.md`)."""
 
     def __init__(
         self,
@@ -373,6 +383,21 @@ class CheckContext(Generic[ConfigT]):
     def log(self, level: LogLevel, message: str, **fields: Any) -> None:
         """Write a log line attached to this stage of this run."""
         self._services.log(level, message, fields)
+
+    def progress(
+        self,
+        fraction: float,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Report how far the outside work is (0–1), as `StageContext.progress` does: a
+        `stage:progress` event stored with this check's outcome (its "not yet" too), so
+        a batch or a review can say "40% done" while it waits. A check whose outcome is
+        not written (another poller took the stage, the run stopped) stores none, as a
+        ghost `execute` stores none. Raises `StageUsageError` when `details` is not JSON
+        data. An item of a mapped stage reports none of its own (`docs/stages.md`)."""
+        report_progress(self._services, fraction, message, details)
 
     @property
     def blobs(self) -> BlobAccess:

@@ -21,7 +21,7 @@ from wfc.runtime.kernel.claim import ClaimAtCreate, ClaimAtOutcomeFailed, start_
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, warm_up
 from wfc.runtime.kernel.sibling_hand_on import hand_on_sibling
-from wfc.runtime.kernel.stage_outcome import Discarded, Execution, emit_outcome, why_refused
+from wfc.runtime.kernel.stage_outcome import Execution, Unwritten, discarded, emit_outcome
 from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord
@@ -51,7 +51,23 @@ async def commit_completion_and_transition(
     job (`cmd.job_id`) completed in it too: a stage then costs one commit, and
     its outcome, output, job and the next group's jobs become visible together
     or not at all.
+
+    A ghost (the fenced write refused: the run stopped, or another delivery owns the
+    stage) rolls back the moment its write finds nothing to write, and is told why
+    afterwards (`Discarded`): its transaction holds the run's lock until it ends, and
+    a sibling's outcome waits for that.
     """
+    try:
+        return await _commit(ex, changes, output, event)
+    except Unwritten:
+        raise await discarded(ex) from None
+
+
+async def _commit(
+    ex: Execution, changes: StageChanges, output: Any, event: StageCompleted
+) -> JobExecuteResult:
+    """`commit_completion_and_transition` but for a ghost's reason: predicted first for a
+    stage alone in its group, then reading; and alone once more when its claim failed."""
     if ex.alone:
         try:
             return await _completion_and_transition(ex, changes, output, event, predict=True)
@@ -108,8 +124,7 @@ async def _completion_and_transition(
             expect=(ex.run, ex.row) if predict else None,
         )
         if locked is None:
-            attempt = ex.cmd.attempt
-            raise Discarded(await why_refused(unit, ex.run.id, ex.row.id, attempt))
+            raise Unwritten()  # roll back now: the reason is read once the lock is gone
         run, updated = locked
         rows = _stages_unchanged(ex, run, updated)
         if rows is None and await _last_of_group(ex, unit, run.id):

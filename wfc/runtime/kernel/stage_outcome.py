@@ -4,7 +4,8 @@
 module holds what every outcome write needs: the invocation's state
 (`Execution`), the fenced write itself (`commit_outcome`: only while the run
 runs and this delivery owns the stage), the failure and suspension outcomes
-built on it, and `Discarded`, which rolls back a write the fence refused.
+built on it, and `Discarded`, which rolls back a write the fence refused (at once:
+`Unwritten`, then the reason read outside the transaction).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from wfc.runtime.events import Event, StageFailed, StageSuspended, WorkflowSuspe
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
 from wfc.runtime.kernel.invoke import Failure, Report, Suspended, progress_events, suspend_times
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, write_log
+from wfc.runtime.ports import Persistence
 from wfc.runtime.record_builders import quick_init
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord, Status
 
@@ -32,12 +34,25 @@ class Discarded(Exception):
         self.reason = reason
 
 
-async def why_refused(unit: Unit, run_id: str, record_id: str, attempt: int) -> str:
+class Unwritten(Exception):
+    """Raised in an outcome's transaction the moment its fenced write finds nothing to
+    write, so the transaction rolls back at once: on PostgreSQL the run's row stays
+    locked until then (the guard locked it), and a sibling's outcome waits for it. Why
+    it was refused is read after the rollback (`discarded`)."""
+
+
+async def discarded(ex: Execution) -> Discarded:
+    """The `Discarded` of a ghost whose transaction rolled back, saying why (read now,
+    outside it, holding no lock)."""
+    return Discarded(await why_refused(ex.deps.persistence, ex.run.id, ex.row.id, ex.cmd.attempt))
+
+
+async def why_refused(db: Persistence, run_id: str, record_id: str, attempt: int) -> str:
     """Why a fenced outcome write found nothing to write (the rare path: read to say so)."""
-    run = await unit.db.get_run(run_id)
+    run = await db.get_run(run_id)
     if run is None or run.status is not Status.RUNNING:
         return f"Run {run_id} is {run.status.value if run else 'missing'}"
-    row = next((r for r in await unit.db.stages_of_run(run_id) if r.id == record_id), None)
+    row = next((r for r in await db.stages_of_run(run_id) if r.id == record_id), None)
     if row is None:
         return f"Stage record {record_id} of run {run_id} is gone (rerun)"
     return (
@@ -140,18 +155,20 @@ async def commit_outcome(
     """Write a stage's outcome with its progress and outcome events and complete the
     command's idempotency key with `result` — if the run still runs."""
     fence = StageFence.running(ex.cmd.attempt)
-    async with atomic(ex.deps, ex.causation_id) as unit:
-        written = await unit.db.update_stage_while_running(
-            ex.row.id, ex.run.id, changes, fence=fence
-        )
-        if written is None:
-            attempt = ex.cmd.attempt
-            raise Discarded(await why_refused(unit, ex.run.id, ex.row.id, attempt))
-        if changes.get("status") is Status.COMPLETED:
-            await save_output(ex.deps, ex.run, ex.stage.id, result.output)
-            await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
-        emit_outcome(ex, unit, *events)
-        await ex.key.complete(unit.db, result)
+    try:
+        async with atomic(ex.deps, ex.causation_id) as unit:
+            written = await unit.db.update_stage_while_running(
+                ex.row.id, ex.run.id, changes, fence=fence
+            )
+            if written is None:
+                raise Unwritten()
+            if changes.get("status") is Status.COMPLETED:
+                await save_output(ex.deps, ex.run, ex.stage.id, result.output)
+                await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
+            emit_outcome(ex, unit, *events)
+            await ex.key.complete(unit.db, result)
+    except Unwritten:
+        raise await discarded(ex) from None
 
 
 def emit_outcome(ex: Execution, unit: Unit, *events: Event) -> None:

@@ -52,6 +52,10 @@ class Embed(EmbedStage):
         polls = int(state.get("polls", 0)) + 1
         state["polls"] = polls
         if polls <= ctx.config.polls_until_ready:
+            # How far the batch is, as a provider's status would say: a `stage:progress`
+            # event stored with this poll's "not yet", shown live by `wfc run`.
+            done = polls / (ctx.config.polls_until_ready + 1)
+            ctx.progress(done, "batch running", details={"polls": polls})
             return NotReady(next_check_in=timedelta(seconds=ctx.config.check_every_seconds))
         raw = await ctx.blobs.get(f"batches/{state['batch_id']}/request.json")
         request = json.loads(raw)

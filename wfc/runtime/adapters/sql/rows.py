@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Table, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
@@ -144,9 +155,16 @@ async def update_versioned(
     """Apply `changes` to the row `record_id` of `table`, bumping its version — only if the
     version is `expected_version`, when given, and the `guard` holds. Raises
     `StaleVersionError` when the version differs, `RecordNotFoundError` when there is no
-    such row; returns None (nothing written) when only the guard failed."""
+    such row; returns None (nothing written) when only the guard failed.
+
+    A guarded write on PostgreSQL says why it wrote nothing in the same statement
+    (`_with_version`), so a refused write is the last statement of its transaction: a
+    guard that locks the run (`stages._run_is_running`) then holds it only until the
+    caller rolls back, not through a further round trip. SQLite cannot put an UPDATE in
+    a CTE; it reads the version after (a local read, under the file's write lock)."""
     updates = column_values(changes)
     checked = expected_version is not None
+    told = guard is not None and conn.dialect.name == "postgresql"
 
     def build() -> Any:
         condition = table.c.id == bindparam("record_id")
@@ -154,7 +172,7 @@ async def update_versioned(
             condition = and_(condition, table.c.version == bindparam("expected_version"))
         if guard is not None:
             condition = and_(condition, guard.condition())
-        return (
+        statement = (
             update(table)
             .where(condition)
             .values(
@@ -166,8 +184,9 @@ async def update_versioned(
             )
             .returning(*table.c)
         )
+        return _with_version(table, statement) if told else statement
 
-    shape = ("update_versioned", table.name, checked, guard and guard.name, *updates)
+    shape = ("update_versioned", table.name, checked, guard and guard.name, told, *updates)
     statement = built_once(shape, build)
     params = prefixed(updates, "u_") | {
         "record_id": record_id,
@@ -177,12 +196,31 @@ async def update_versioned(
     if guard is not None:
         params |= guard.params
     row = await direct.first(conn, statement, params)
-    if row is not None:
+    if told:
+        assert row is not None  # `_with_version` answers one row, written or not
+        if row["id"] is not None:
+            return row
+        actual = row["wfc_actual_version"]
+    elif row is not None:
         return row
-    version = select(table.c.version).where(table.c.id == record_id)
-    actual = (await conn.execute(version)).scalar()
+    else:
+        version = select(table.c.version).where(table.c.id == record_id)
+        actual = (await conn.execute(version)).scalar()
     if actual is None:
         raise RecordNotFoundError(entity, record_id)
     if expected_version is not None and actual != expected_version:
         raise StaleVersionError(entity, record_id, expected_version, actual)
     return None
+
+
+def _with_version(table: Table, written: Any) -> Any:
+    """PostgreSQL: `written` (an UPDATE … RETURNING) as a CTE, answered by one row either
+    way: the row written, or NULLs and the row's version as it is (NULL: no such row), in
+    `wfc_actual_version`, read only when nothing was written."""
+    cte = written.cte("wfc_written")
+    one = select(literal_column("1").label("wfc_one")).subquery("wfc_one")
+    actual = select(table.c.version).where(table.c.id == bindparam("record_id"))
+    return select(
+        *cte.c,
+        case((cte.c.id.is_(None), actual.scalar_subquery())).label("wfc_actual_version"),
+    ).select_from(one.outerjoin(cte, true()))

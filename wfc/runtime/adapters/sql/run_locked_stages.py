@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, true, update
+from sqlalchemy import bindparam, case, exists, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,7 +25,6 @@ from wfc.runtime.adapters.sql.rows import (
     to_values,
     update_versioned,
 )
-from wfc.runtime.adapters.sql.runs import get_run
 from wfc.runtime.adapters.sql.schema import runs, stages
 from wfc.runtime.adapters.sql.stages import (
     fence_condition,
@@ -43,7 +42,15 @@ from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord
 def _lock_and_update(updates: dict[str, Any], fence: StageFence | None, data: bool = True) -> Any:
     """PostgreSQL: the run's lock and the stage's write as one statement. The run's UPDATE
     is a data-modifying CTE, so it runs (and takes the row lock) whether or not the stage
-    is written; the stage is written only if the locked run is RUNNING."""
+    is written; the stage is written only if the locked run is RUNNING.
+
+    The answer is a row whenever the run exists: the stage's columns (NULL when it was
+    not written), the locked run's (`locked_*`), and, only when the stage was not
+    written, whether its row exists (`wfc_stage_there`). So a refused write (a ghost)
+    is told apart from a missing row without another statement, and its transaction can
+    roll back at once, releasing the run's lock for the sibling outcomes waiting on it.
+    The row's existence is read at the statement's snapshot: a rerun that deleted it
+    while this statement waited for the run's lock reads as a refusal, which it is."""
     locked = (
         update(runs)
         .where(runs.c.id == bindparam("run_id"))
@@ -52,7 +59,7 @@ def _lock_and_update(updates: dict[str, Any], fence: StageFence | None, data: bo
         .cte("locked")
     )
     fenced = [] if fence is None else [fence_condition(fence)]
-    return (
+    written = (
         update(stages)
         .where(
             stages.c.id == bindparam("record_id"),
@@ -66,9 +73,15 @@ def _lock_and_update(updates: dict[str, Any], fence: StageFence | None, data: bo
                 "updated_at": bindparam("now"),
             }
         )
-        .returning(*stages.c, *(column.label(f"locked_{column.name}") for column in locked.c))
-        .add_cte(locked)
+        .returning(*stages.c)
+        .cte("written")
     )
+    there = exists().where(stages.c.id == bindparam("record_id"))
+    return select(
+        *written.c,
+        *(column.label(f"locked_{column.name}") for column in locked.c),
+        case((written.c.id.is_(None), there), else_=true()).label("wfc_stage_there"),
+    ).select_from(locked.outerjoin(written, true()))
 
 
 # SQLite: the run's lock of the reading path, which also advances the run's outbox counter
@@ -148,15 +161,13 @@ async def lock_run_and_update_stage(
     )
     params = prefixed(updates, "u_") | {"run_id": run_id, "record_id": record_id, "now": now}
     row = await direct.first(conn, statement, params | fence_params(fence))
-    if row is not None:
+    if row is None:  # no such run
+        return None
+    if row["id"] is not None:
         return run_record(row, "locked_", data), to_record(StageRecord, row)
-    # The rare path: only to tell why nothing was written.
-    current = await get_run(conn, run_id)
-    if current is not None and current.status is Status.RUNNING:
-        row_now = await direct.first(conn, _STAGE_BY_ID, {"record_id": record_id})
-        if row_now is None:
-            raise RecordNotFoundError("WorkflowStage", record_id)
-    return None
+    if row["locked_status"] == Status.RUNNING.value and not row["wfc_stage_there"]:
+        raise RecordNotFoundError("WorkflowStage", record_id)
+    return None  # the run stopped, or the stage failed the fence: nothing sent after it
 
 
 def _lock_and_start(values: tuple[str, ...], updates: tuple[str, ...], fence: StageFence) -> Any:
@@ -216,9 +227,6 @@ async def lock_run_and_start_stage(
         raise RecordNotFoundError("WorkflowRun", run_id)
     run = run_record(row, "locked_", True)
     return run, (None if row["id"] is None else to_record(StageRecord, row))
-
-
-_STAGE_BY_ID = select(stages.c.id).where(stages.c.id == bindparam("record_id"))
 
 
 def expectable(

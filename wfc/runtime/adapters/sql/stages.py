@@ -182,7 +182,9 @@ def _run_is_running(lock: bool) -> ColumnElement[bool]:
     The lock costs no statement; a run not RUNNING is neither locked nor written. The
     condition does not name the stage, so it runs once, before any stage row is read: a
     RUNNING run's row is locked even when the stage's own fence then fails (a ghost's
-    write), and stays locked, written by no one, to the end of that transaction."""
+    write), and stays locked, written by no one, to the end of that transaction: which
+    is why the refused write is its last statement (`rows.update_versioned` says why in
+    it) and the kernel rolls back before it asks why (`stage_outcome.Unwritten`)."""
     running = select(runs.c.id).where(
         runs.c.id == bindparam("g_run_id"), runs.c.status == Status.RUNNING.value
     )
