@@ -142,6 +142,11 @@ async def test_exhausted_retries_fail_the_stage_and_the_run(tk: TestKernel, scri
     [
         (NonRetryableError("card declined"), "NonRetryableError: card declined"),
         (PermissionError("no"), "PermissionError: no"),  # named in the stage's policy
+        # A stub not written yet (`wfc compile` generates them so): no retry writes it.
+        (
+            NotImplementedError("stage `pay`: implement execute()"),
+            "NotImplementedError: stage `pay`: implement execute()",
+        ),
     ],
 )
 async def test_non_retryable_errors_fail_at_once(error: Exception, message: str) -> None:

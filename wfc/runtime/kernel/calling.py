@@ -83,7 +83,9 @@ def failure_from(stage: PlanStage, error: Exception) -> Failure:
     if isinstance(error, RetryStage):
         return Failure(error=str(error), retry_delay=error.delay)
     where = "".join(traceback.format_exception(error))[-TRACEBACK_CHARS:]
-    if isinstance(error, NonRetryableError):
+    if isinstance(error, NonRetryableError | NotImplementedError):
+        # Code not written yet (a generated stub's `execute`) fails the same way at every
+        # attempt: retrying only makes a new project's first `wfc run` wait for its backoff.
         return Failure(error=describe_error(error), retryable=False, traceback=where)
     retryable = type(error).__name__ not in stage.retry.non_retryable
     return Failure(error=describe_error(error), retryable=retryable, traceback=where)
