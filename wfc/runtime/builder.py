@@ -76,6 +76,7 @@ from wfc.plan import (
     StageKind,
 )
 from wfc.runtime import builder_fleet, builder_waits
+from wfc.runtime.model_schemas import json_schema
 from wfc.runtime.stage import AsyncStage, ItemResult, Stage, StageContext, _StageBase
 from wfc.runtime.workflow import Workflow
 
@@ -261,9 +262,9 @@ def define_stage(
         kind=StageKind.ASYNC if suspends else StageKind.SYNC,
         input_source=source,
         input_from=input_from,
-        input_schema=input_model.model_json_schema(),
-        output_schema=output.model_json_schema(),
-        config_schema=config_model.model_json_schema(),
+        input_schema=json_schema(input_model),
+        output_schema=json_schema(output),
+        config_schema=json_schema(config_model),
         config_defaults=_config_defaults(config_model),
         needs=(*required, *(dep for dep in optional if dep not in required)),
         optional_needs=optional,
@@ -329,7 +330,7 @@ class WorkflowBuilder:
                 )
             if stage.plan.map is not None:
                 self._check_map(stage, earlier)
-            builder_fleet.check_per_path(stage.plan, (self.input or NoInput).model_json_schema())
+            builder_fleet.check_per_path(stage.plan, json_schema(self.input or NoInput))
             self._check_whole_input(stage, earlier)
         self._groups.append(group)
         return self
@@ -340,7 +341,7 @@ class WorkflowBuilder:
         over = stage.plan.map.over
         text = ".".join(over)
         if over[0] == "input":
-            schema = (self.input or NoInput).model_json_schema()
+            schema = json_schema(self.input or NoInput)
         elif over[0] in earlier:
             source = earlier[over[0]].plan
             schema = _gathered_schema(earlier[over[0]])
@@ -383,7 +384,7 @@ class WorkflowBuilder:
             workflow_id=self.id,
             name=self.name,
             description=self.description,
-            input_schema=(self.input or NoInput).model_json_schema(),
+            input_schema=json_schema(self.input or NoInput),
             output_schema=self._output_schema(),
             stages=tuple(s.plan for s in stages),
             groups=tuple(tuple(s.id for s in g) for g in self._groups),
@@ -396,7 +397,7 @@ class WorkflowBuilder:
 
     def _output_schema(self) -> dict[str, Any]:
         if not self._groups:
-            return NoInput.model_json_schema()
+            return json_schema(NoInput)
         last = self._groups[-1]
         if len(last) == 1:
             return _gathered_schema(last[0])

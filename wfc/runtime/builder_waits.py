@@ -38,6 +38,7 @@ from wfc.plan import (
     SleepSpec,
 )
 from wfc.plan_waits import signal_problem
+from wfc.runtime.model_schemas import json_schema
 
 _PATH_PART = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
@@ -56,7 +57,7 @@ def define_signal(name: str, payload: type[BaseModel] | None = None) -> SignalSp
         raise ValueError(f"signal name {name!r}: letters, digits and _, starting with a letter")
     if payload is None:
         return SignalSpec(name=name)
-    return SignalSpec(name=name, payload_schema=payload.model_json_schema())
+    return SignalSpec(name=name, payload_schema=json_schema(payload))
 
 
 def sleep_stage(
@@ -94,7 +95,7 @@ def sleep_stage(
         when=when,
         priority=priority,
         queue=queue,
-        output_schema=SleepOutput.model_json_schema(),
+        output_schema=json_schema(SleepOutput),
         sleep=SleepSpec(duration_ms=duration_ms, until=path),
         implementation=SLEEP_IMPLEMENTATION,
     )
