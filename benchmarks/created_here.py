@@ -91,20 +91,20 @@ async def _idle_host(url: str, wal: Path, shape: str, runs: int, wake: bool) -> 
     async with in_process.hosted(url) as (kernel, storage, host):
 
         async def one(n: int) -> int:
-            ended = host.run_ended()
             created = await kernel.dispatch(
                 RunCreate(idempotency_key=f"idle-{n}", workflow_id=shape, input=INPUT)
             )
             if wake:
                 host.wake_claims()
+            signal = host.run_end_signal(created.workflow_run_id)
             reads = 0
             while True:
+                ended = signal.arm()  # before the read: an end after it sets this event
                 reads += 1
                 run = await storage.persistence.get_run(created.workflow_run_id)
                 if run is not None and run.status in TERMINAL:
                     return reads
                 await wait_at_most(ended, timedelta(milliseconds=50))
-                ended = host.run_ended()
 
         return await _counted(storage, wal, runs, one)
 

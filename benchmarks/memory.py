@@ -170,7 +170,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 and 500 runs held only")
     parser.add_argument("--held", type=int, action="append", help="only these held counts")
     parser.add_argument("--shape", choices=("seq3", "fan"), action="append", help="only these")
-    parser.add_argument("--out", type=Path, help="write the rows as JSON here")
+    parser.add_argument(
+        "--out", type=Path, help='write {"held": rows, "fresh_kernel": by shape} as JSON here'
+    )
     args = parser.parse_args()
     levels = tuple(sorted(args.held)) if args.held else HELD[:2] if args.quick else HELD
     asyncio.set_event_loop(asyncio.new_event_loop())

@@ -8,6 +8,8 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.hosts.conftest import Backend
 from tests.kernel.conftest import Script
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
@@ -92,14 +94,18 @@ async def test_a_one_run_host_claims_its_run_first_and_hands_each_stage_to_a_slo
     assert run is not None and run.status is Status.COMPLETED
 
 
-async def test_a_one_run_host_flushes_no_outbox_before_its_run_commits(
-    backend: Backend,
+async def test_a_one_run_host_s_flusher_starts_with_a_pause(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A `run_and_wait` host starts before its run exists: a flush then finds nothing of its
     run (what other runs left is their workers' to deliver), a statement per call for
-    nothing. Its flusher waits for its run's first commit, and its last batch as it stops
-    delivers what is left."""
+    nothing. Its flusher starts with a pause, which its run's first job commit cuts short,
+    and its last batch as it stops delivers what is left. (The pause is made a minute
+    here, so that a loaded machine cannot end it within the test's look.)"""
     from wfc.runtime.commands import OutboxFlush
+    from wfc.runtime.hosts import flusher
+
+    monkeypatch.setattr(flusher, "QUICK", timedelta(seconds=60))
 
     kernel = backend.kernel()
     flushes: list[OutboxFlush] = []

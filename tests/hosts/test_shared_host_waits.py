@@ -13,8 +13,10 @@ from datetime import timedelta
 import pytest
 
 from tests.hosts.conftest import Backend
+from tests.kernel.children import Faults, doubler, relay
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
-from wfc.runtime.hosts import wait_for_run
+from wfc.runtime.hosts import make_kernel, wait_for_run
+from wfc.runtime.registry import WorkflowMap
 
 DOC = {"text": "the quick brown fox"}
 SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it was not polled
@@ -70,3 +72,32 @@ async def test_the_host_keeps_a_run_s_signal_only_while_someone_waits(host: Work
     gc.collect()
     assert run.run_id not in host._slots.run_ends
     assert len(host._slots.run_ends) == 0
+
+
+async def test_a_run_ended_by_another_run_s_job_wakes_its_waiter(backend: Backend) -> None:
+    """A parent whose stage runs a child run ends in the transaction of the child's last
+    job, a job of another run: its waiter is told all the same (as for a run ended by a
+    poll, a signal or a cancel made in this process)."""
+    kernel = make_kernel(
+        backend.storage, WorkflowMap([doubler(Faults()), relay("relay", "doubler")])
+    )
+    shared = WorkerHost(
+        kernel,
+        worker_id="shared-children",
+        concurrency=4,
+        orchestration_interval=timedelta(milliseconds=50),
+        job_poll_interval=timedelta(milliseconds=50),
+    )
+    await shared.start()
+    try:
+        run = await asyncio.wait_for(
+            run_and_wait(
+                kernel, "relay", {"n": 4}, host=shared, poll_interval=SLOW, timeout=WITHIN
+            ),
+            WITHIN.total_seconds(),
+        )
+    finally:
+        await shared.stop()
+    assert run.status is Status.COMPLETED
+    assert run.output == {"n": 8}
+    assert kernel.deps.run_end_listeners == []  # the stopped host listens no more

@@ -13,7 +13,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from wfc.runtime.storable import unstorable_part
@@ -108,7 +116,7 @@ class RunSignal(_Message):
     type: Literal["run.signal"] = "run.signal"
     workflow_run_id: str
     name: str = Field(min_length=1)
-    payload: Any = None
+    payload: JsonValue = None  # JSON data only: every store keeps it as JSON text
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
 

@@ -71,9 +71,9 @@ class OutboxFlusher:
 
     async def _deliver(self) -> None:
         """Flush, pause, repeat, until stopping. A host serving one run (`run_and_wait`'s)
-        starts with a pause: its run's events come with its jobs' commits, which wake it,
-        and what other runs left is theirs to flush (its last batch delivers whatever
-        remains as it stops)."""
+        starts with a pause, not a flush: it starts before its run exists, what other runs
+        left is theirs to flush, and its run's events come with its jobs' commits, which
+        wake it (its last batch delivers whatever remains as it stops)."""
         pause = QUICK
         if self._one_run:
             await self._pause(pause)

@@ -68,8 +68,8 @@ class JobSlots:
         self.next: dict[asyncio.Task[Any], JobRecord] = {}  # a slot's own next job
         self.in_flight: dict[str, JobRecord] = {}
         self.tally = JobTally()
-        # Per run, fired when a job's outcome may have ended it: held by its waiters
-        # (`run_and_wait`), and gone from here once none holds it.
+        # Per run, fired when a transaction of this kernel ended it (`run_ended`): held by
+        # its waiters (`run_and_wait`), and gone from here once none holds it.
         self.run_ends: weakref.WeakValueDictionary[str, Signal] = weakref.WeakValueDictionary()
         self._stopping = asyncio.Event()
         self._flusher: OutboxFlusher | None = None
@@ -150,6 +150,13 @@ class JobSlots:
             if left is not None:  # stopping or cancelled: give it back with the rest
                 self._give_back.hold([left])
 
+    def run_ended(self, run_id: str) -> None:
+        """A transaction of this worker's kernel ended `run_id` (`Deps.run_end_listeners`):
+        its waiters here look at it now."""
+        signal = self.run_ends.get(run_id)
+        if signal is not None:
+            signal.fire()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.running.discard(task)
         self._leasing.signal.fire()
@@ -182,8 +189,4 @@ class JobSlots:
             self._leasing.maybe_queued = True
         if outcome.next_poll_at is not None:
             self._orchestrator.poll_due_at(outcome.next_poll_at)
-        if outcome.run_may_have_ended:
-            ended = self.run_ends.get(job.run_id)
-            if ended is not None:
-                ended.fire()
         self.tally.count(self._worker_id, job, outcome, started)

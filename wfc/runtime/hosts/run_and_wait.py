@@ -6,10 +6,10 @@ a script needs nothing else running. It is started before the run is created, fo
 the run's id, so the create claims the run for it (`Kernel.offer_slots`). That
 host serves the new run only: other runs in the database are for the workers
 serving it, and a `wfc run` stopped early must not leave their stages behind. With a host already serving, it only
-creates the run and watches it. Either way the host tells the call when a job of
-the run may have ended it, so the call returns as the run ends rather than at its
-next poll (`WorkerHost.run_end_signal`); `wait_for_run` does the same when given
-the host serving the run.
+creates the run and watches it. Either way the host tells the call when a
+transaction of its kernel ended the run, so the call returns as the run ends rather
+than at its next poll (`WorkerHost.run_end_signal`); `wait_for_run` does the same
+when given the host serving the run.
 """
 
 from __future__ import annotations

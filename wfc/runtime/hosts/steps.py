@@ -61,9 +61,6 @@ class JobOutcome:
     error: str | None = None
     retried: bool = False
     next_poll_at: datetime | None = None
-    # The outcome may have ended the job's run (its transition completed or failed it, or
-    # the run had ended under it): whoever waits for the run looks now, not at its poll.
-    run_may_have_ended: bool = False
 
 
 def idempotency_key(job: JobRecord) -> str:
@@ -231,7 +228,7 @@ async def process_job(
             log.info("job %s abandoned: %s", job.id, error, extra={"job_id": job.id})
             fence = None if delivery_may_repeat else job.attempt
             await kernel.deps.jobs.fail(job.id, error, retry_at=None, attempt=fence)
-            return JobOutcome(outcome="failed", error=error, run_may_have_ended=True)
+            return JobOutcome(outcome="failed", error=error)
         except LeaseLostError as lost:  # nothing to write: the job is another delivery's
             log.warning("job %s abandoned: %s", job.id, lost, extra={"job_id": job.id})
             return JobOutcome(outcome="failed", error=str(lost))
@@ -276,7 +273,7 @@ async def _process_job(
             transition = await kernel.dispatch(RunTransition(workflow_run_id=job.run_id))
         if not result.job_completed:
             await jobs.complete(job.id, attempt=fence)
-        return JobOutcome(outcome="completed", run_may_have_ended=transition.action in _RUN_ENDING)
+        return JobOutcome(outcome="completed")
     if result.outcome == "suspended":
         next_poll = result.next_poll_at or kernel.deps.clock.now() + SUSPEND_FALLBACK
         await jobs.suspend(job.id, next_poll, attempt=fence)
@@ -286,12 +283,8 @@ async def _process_job(
     retried = await jobs.fail(job.id, error, retry_at=retry_at, attempt=fence)
     if not retried and not result.ghost:
         await _transition_after_final_failure(kernel, job)
-    return JobOutcome(
-        outcome="failed", error=error, retried=retried, run_may_have_ended=not retried
-    )
+    return JobOutcome(outcome="failed", error=error, retried=retried)
 
-
-_RUN_ENDING = frozenset({"completed", "failed"})  # transition actions that end the run
 
 _MAKE_JOB_EXECUTE = maker(
     JobExecute, checked=frozenset({"config", "attempt", "item", "generation"})

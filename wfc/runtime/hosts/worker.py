@@ -215,6 +215,7 @@ class WorkerHost:
             )
             self._background.append(self._listener)
         self.kernel.offer_slots(self)  # runs created here start in their create
+        self.kernel.deps.run_end_listeners.append(self._slots.run_ended)
         log.info(
             "worker started",
             extra={"worker_id": self.worker_id, "concurrency": self.concurrency},
@@ -246,6 +247,8 @@ class WorkerHost:
                 await self.kernel.deps.persistence.retire_worker(self.worker_id)
             except Exception:
                 log.warning("could not retire worker %s; its announcement expires", self.worker_id)
+        if self._slots.run_ended in self.kernel.deps.run_end_listeners:  # after its last jobs
+            self.kernel.deps.run_end_listeners.remove(self._slots.run_ended)
         self._running = False
         log.info("worker stopped", extra={"worker_id": self.worker_id})
 
@@ -373,8 +376,10 @@ class WorkerHost:
         self.orchestrator.wake_claims()
 
     def run_end_signal(self, run_id: str) -> Signal:
-        """Fired when a job this worker runs may have ended run `run_id`, so that whoever
-        waits for the run here looks at once rather than at its next poll. The worker keeps
+        """Fired when a transaction of this worker's kernel ended run `run_id` (its last
+        stage, a child run's end, a poll, a signal, a cancel, all made in this process), so
+        that whoever waits for the run here looks at once rather than at its next poll. A
+        run ended by another process is seen at that poll. The worker keeps
         the signal only while someone holds it: hold it for as long as you wait, arm it
         before each look at the run and wait on the event after (`Signal.arm`)."""
         signal = self._slots.run_ends.get(run_id)

@@ -70,6 +70,11 @@ class Deps:
     # Called in the transaction of each run that ended in it (`Unit.finished`), before it
     # commits: a child run's parent is told there (`wfc.runtime.kernel.children`).
     on_finished: Callable[[Deps, Unit, RunRecord], Awaitable[None]] | None = None
+    # Told the id of each run that ended in a transaction of this kernel, once it
+    # committed, whatever ended it (its last stage, a child's end, a poll, a signal, a
+    # cancel): a host in this process wakes whoever waits for that run
+    # (`WorkerHost.run_end_signal`).
+    run_end_listeners: list[Callable[[str], None]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -173,12 +178,15 @@ class _Atomic:
                 return False
         else:
             try:
-                await self._before_commit()
+                ended = await self._before_commit()
             except BaseException as failed:
                 if not await self._opened.__aexit__(type(failed), failed, failed.__traceback__):
                     raise
             else:
                 await self._opened.__aexit__(None, None, None)
+                for run_id in ended:
+                    for listener in self._deps.run_end_listeners:
+                        listener(run_id)
         unit = self._unit
         if unit.events:  # committed: counted once, by the process that committed them
             observer().committed(unit.events)
@@ -189,11 +197,16 @@ class _Atomic:
         unit.after.clear()
         return kind is not None
 
-    async def _before_commit(self) -> None:
-        """A parent's stage told of the runs that ended, then the unit's events appended."""
+    async def _before_commit(self) -> list[str]:
+        """A parent's stage told of the runs that ended (which may end the parent too),
+        then the unit's events appended; the ids of the runs that ended."""
         deps, unit = self._deps, self._unit
-        while unit.finished and deps.on_finished is not None:
-            await deps.on_finished(deps, unit, unit.finished.pop(0))
+        ended: list[str] = []
+        while unit.finished:
+            run = unit.finished.pop(0)
+            ended.append(run.id)
+            if deps.on_finished is not None:
+                await deps.on_finished(deps, unit, run)
         if unit.events:
             await unit.db.append_outbox(
                 [
@@ -207,3 +220,4 @@ class _Atomic:
                     for event in unit.events
                 ]
             )
+        return ended

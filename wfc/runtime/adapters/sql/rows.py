@@ -161,7 +161,10 @@ async def update_versioned(
     (`_with_version`), so a refused write is the last statement of its transaction: a
     guard that locks the run (`stages._run_is_running`) then holds it only until the
     caller rolls back, not through a further round trip. SQLite cannot put an UPDATE in
-    a CTE; it reads the version after (a local read, under the file's write lock)."""
+    a CTE; it reads the version after (a local read, under the file's write lock). That
+    read on PostgreSQL sees the statement's snapshot: were a caller to pass both a guard and
+    an expected version, a version moved by a commit the statement waited for would read
+    as the guard's refusal (None), not `StaleVersionError`. No caller passes both."""
     updates = column_values(changes)
     checked = expected_version is not None
     told = guard is not None and conn.dialect.name == "postgresql"
