@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import gc
 import os
 import re
 import subprocess
@@ -121,6 +122,15 @@ def _self_cost_by_object(path: Path) -> dict[str, int]:
     return costs
 
 
+def _settled() -> None:
+    """A full collection just before the count: each count then starts from the same
+    collector state. Without it, whether one of the cyclic collector's full collections
+    (which walk every object held: ~40 M instructions with the memory kernel's thousands
+    of runs) fell inside the counted runs moved a count by 0.1-0.4 M a run between two
+    versions whose steady state is the same."""
+    gc.collect()
+
+
 def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
     toggle = ctypes.CDLL(toggle_path)
     if store == "memory":
@@ -143,6 +153,7 @@ def _memory(shape: str, runs: int) -> tuple[Any, Any]:
     loop.run_until_complete(memory.one_at_a_time(tk, shape, 20))
 
     def step(toggle: Any, counted: Any) -> None:
+        _settled()
         toggle.start()
         loop.run_until_complete(counted())
         toggle.stop()
@@ -155,6 +166,7 @@ def _floor(shape: str, runs: int) -> tuple[Any, Any]:
 
     def step(toggle: Any, _: Any) -> None:
         with tempfile.TemporaryDirectory() as tmp:
+            _settled()
             toggle.start()
             floor.sqlite_floor(Path(tmp) / "floor.db", shape, runs)
             toggle.stop()
@@ -212,6 +224,7 @@ async def _emptied(url: str) -> None:
 async def _sqlite_bursts(url: str, shape: str, runs: int, toggle: Any) -> None:
     async with _hosted(url) as (kernel, storage):
         await _burst(kernel, storage, shape, "warm", 20)
+        _settled()
         toggle.start()
         await _burst(kernel, storage, shape, "counted", runs)
         toggle.stop()
