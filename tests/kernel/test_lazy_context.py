@@ -17,9 +17,8 @@ import pytest
 from pydantic import BaseModel
 
 from tests.databases import kernel_on_storage
-from tests.kernel.helpers import execute, run_of, start
+from tests.kernel.helpers import execute, note_outputs_made, run_of, start
 from wfc.runtime import WorkflowBuilder, define_stage
-from wfc.runtime import stage_outputs as stage_outputs_module
 from wfc.runtime.commands import JobExecute, JobExecuteResult
 from wfc.runtime.conditions import when
 from wfc.runtime.handoff import handing_off_to
@@ -186,14 +185,11 @@ async def test_an_output_is_parsed_or_copied_only_for_the_readers_that_read_it(
     the run's output), and `a`'s once more for `d`, which reads it twice: no stage pays
     for the earlier outputs it does not read."""
     made: Counter[str] = Counter()
-    real = stage_outputs_module.own_copy
 
-    def counted(stored: Any) -> Any:
-        value = real(stored)
+    def note(value: Any) -> None:
         made[value["stage"]] += 1
-        return value
 
-    monkeypatch.setattr(stage_outputs_module, "own_copy", counted)
+    note_outputs_made(monkeypatch, note)
     async with kernel_on_storage(store, [chain()], tmp_path) as tk:
         run_id = await start(tk, "chain", {"stage": "input", "data": {}})
         await drive(tk, run_id, warm=warm)

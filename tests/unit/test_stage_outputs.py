@@ -10,8 +10,8 @@ from typing import Any, cast
 
 import pytest
 
+from tests.kernel.helpers import note_outputs_made
 from wfc.errors import MissingStageOutputError
-from wfc.runtime import stage_outputs as stage_outputs_module
 from wfc.runtime.kernel.deps import Deps
 from wfc.runtime.kernel.rows import load_outputs
 from wfc.runtime.records import StageRecord, Status
@@ -63,13 +63,7 @@ async def context() -> StageContext[Any, Any, Any]:
 def made(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every object `StageOutputs` makes from an output as stored, in order."""
     seen: list[Any] = []
-    real = stage_outputs_module.own_copy
-
-    def counted(stored: Any) -> Any:
-        seen.append(real(stored))
-        return seen[-1]
-
-    monkeypatch.setattr(stage_outputs_module, "own_copy", counted)
+    note_outputs_made(monkeypatch, seen.append)
     return seen
 
 

@@ -9,8 +9,8 @@ copying an output only when it is read makes it cost what its stages read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
+from json import loads as parse_json
 from typing import Any
 
 from wfc.runtime.copies import json_copy
@@ -23,7 +23,7 @@ class StageOutputs(Mapping[str, Any]):
     It holds each output as stored (`held`): the JSON text read from the blob store
     (bytes), or a value kept as stored (an output a worker just produced, or one a
     warm start carried over). Those are never handed out. A read gets an object of
-    its own, `json.loads` of the text or `json_copy` of the value, made once: so a
+    its own, the text parsed or the value copied (`json_copy`), made once: so a
     stage body that changes what it read in place sees its change on its next read,
     as it would in a dict, and nothing else does: not the stored output, not another
     stage's context, not a warm start, a run's output or a condition, which are made
@@ -34,40 +34,33 @@ class StageOutputs(Mapping[str, Any]):
     without parsing anything.
     """
 
-    __slots__ = ("_held", "_made")
+    __slots__ = ("_made", "held")
 
     def __init__(self, held: dict[str, Any] | None = None) -> None:
-        self._held: dict[str, Any] = held if held is not None else {}
+        # The outputs as stored (bytes of JSON text, or values), for the kernel to hand on
+        # to another reader (a warm start, a transition), which makes its own objects from
+        # them. Never for stage code: changing one would change every later reader's.
+        self.held: Mapping[str, Any] = held if held is not None else {}
         self._made: dict[str, Any] = {}
 
     def __getitem__(self, stage_id: str) -> Any:
         made = self._made
         if stage_id in made:
             return made[stage_id]
-        value = made[stage_id] = own_copy(self._held[stage_id])  # KeyError: no output
+        stored = self.held[stage_id]  # KeyError: the stage has no output
+        # `bytes` is never a JSON value, so it marks the text to parse.
+        value = parse_json(stored) if isinstance(stored, bytes) else json_copy(stored)
+        made[stage_id] = value
         return value
 
     def __contains__(self, stage_id: object) -> bool:
-        return stage_id in self._held  # `Mapping`'s own would read (and parse) the output
+        return stage_id in self.held  # `Mapping`'s own would read (and parse) the output
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._held)
+        return iter(self.held)
 
     def __len__(self) -> int:
-        return len(self._held)
+        return len(self.held)
 
     def __repr__(self) -> str:
-        return f"StageOutputs({sorted(self._held)})"
-
-    @property
-    def held(self) -> Mapping[str, Any]:
-        """The outputs as stored (bytes of JSON text, or values), for the kernel to hand on
-        to another reader (a warm start, a transition), which makes its own objects from
-        them. Never for stage code: changing one would change every later reader's."""
-        return self._held
-
-
-def own_copy(stored: Any) -> Any:
-    """A reader's own object made from an output as stored: its JSON text parsed, or its
-    value copied (`bytes` is never a JSON value, so it marks the text)."""
-    return json.loads(stored) if isinstance(stored, bytes) else json_copy(stored)
+        return f"StageOutputs({sorted(self.held)})"
