@@ -21,11 +21,11 @@ records no start (`execute._started_for`); its outcome is fenced as any
 
 The handed execution also starts warm (`kernel.warm`): a sibling's context is the
 outputs of the groups before its own, which the finishing sibling read before its
-body ran and holds as stored (`Execution.stored_outputs`), and its rows are those groups' rows plus the one
-just started. So it reads neither its run nor the earlier outputs again: on
-PostgreSQL with 4 workers those two reads were 2 of a fan run's 68 statements per
-handed sibling, each a round trip and a row decoded on a worker short of CPU. The
-run is the one locked here (RUNNING); the earlier groups' rows cannot have moved
+body ran and holds as stored (`Execution.stored_outputs`), and its rows are those
+groups' rows plus the one just started. So it reads neither its run nor the earlier
+outputs again: on PostgreSQL with 4 workers those two reads were 2 of a fan run's
+68 statements per handed sibling, each a round trip and a row decoded on a worker
+short of CPU. The run is the one locked here (RUNNING); the earlier groups' rows cannot have moved
 since the finishing sibling read them, as its own fenced write just passed (a
 rerun or an adoption would have replaced its row). Registered after the commit,
 keyed by the handed attempt, before the job reaches its slot.
