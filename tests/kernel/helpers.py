@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from wfc.plan import RetryPolicy
-from wfc.runtime import RunClaimPending, RunRecord, StageRecord, WorkflowBuilder, define_stage
+from wfc.runtime import (
+    RunClaimPending,
+    RunRecord,
+    StageRecord,
+    WorkflowBuilder,
+    define_stage,
+    stage_outputs,
+)
 from wfc.runtime.commands import JobExecute
 from wfc.runtime.hosts import JobOutcome, process_job
 from wfc.runtime.job_records import JobRecord
@@ -82,3 +90,17 @@ def mapped(
         retry=retry,
     )
     return WorkflowBuilder("mapped", "Mapped", input=Items).pipe(stage).build()
+
+
+def note_outputs_made(monkeypatch: pytest.MonkeyPatch, note: Callable[[Any], None]) -> None:
+    """Call `note` with every object a stage's context (`StageOutputs`) makes from an output
+    as stored: each parse of its JSON text and each copy of its value."""
+    for name in ("parse_json", "json_copy"):
+        real = getattr(stage_outputs, name)
+
+        def counted(stored: Any, real: Callable[[Any], Any] = real) -> Any:
+            value = real(stored)
+            note(value)
+            return value
+
+        monkeypatch.setattr(stage_outputs, name, counted)

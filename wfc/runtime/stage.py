@@ -243,7 +243,9 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
 
     `outputs` maps stage ids to the outputs of the run's completed stages;
     `require`/`optional` read them by id, and the generated subclasses add one
-    typed property per `needs` dependency.
+    typed property per `needs` dependency. The kernel passes a `StageOutputs`,
+    which parses or copies an output only when the stage reads it, so a stage pays
+    for the earlier outputs it uses, not for every one.
     """
 
     def __init__(
@@ -269,14 +271,20 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
         # A mapped stage runs once per item: which item this is (0-based), of how many.
         self.item_index = item_index
         self.item_count = item_count
-        self._outputs = dict(outputs or {})
+        # A dict is copied (its maker may change it later); any other mapping is read-only
+        # and kept as it is, so the kernel's `StageOutputs` parses only what is read.
+        self._outputs: Mapping[str, Any] = (
+            dict(outputs) if isinstance(outputs, dict) else outputs if outputs is not None else {}
+        )
         self._services: StageServices = services if services is not None else RecordingServices()
 
     def require(self, stage_id: StageIdT) -> Any:
-        """The output of a completed stage; raises when it has none (falsy outputs are fine)."""
-        if stage_id not in self._outputs or self._outputs[stage_id] is None:
+        """The output of a completed stage; raises when it has none (falsy outputs are fine).
+        Each read of one stage's output gives the same object, the execution's own."""
+        value = self._outputs.get(stage_id)
+        if value is None:
             raise MissingStageOutputError(stage_id=stage_id, available=sorted(self._outputs))
-        return self._outputs[stage_id]
+        return value
 
     def optional(self, stage_id: StageIdT) -> Any | None:
         """The output of a completed stage, or None."""

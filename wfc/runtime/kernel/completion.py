@@ -198,8 +198,8 @@ async def _decide(
 ) -> RunTransitionResult | None:
     """The run's transition in the outcome's transaction, `rows` read after its lock; None
     when a failed sibling leaves the decision to a transition that reads the jobs."""
-    known = {**(ex.pristine or {}), ex.stage.id: output}
-    if ex.pristine is not None:
+    known = {**(ex.stored_outputs or {}), ex.stage.id: output}
+    if ex.stored_outputs is not None:
         unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
     try:
         return await decide_next(ex.deps, unit, run, rows, None, locked=True, known=known)

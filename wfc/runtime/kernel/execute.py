@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from wfc.errors import (
     RecordNotFoundError,
@@ -38,7 +37,7 @@ from wfc.errors import (
 from wfc.observability import attempt_opened, observer
 from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult
-from wfc.runtime.copies import changed, json_copy
+from wfc.runtime.copies import changed
 from wfc.runtime.events import (
     StageCompleted,
 )
@@ -73,6 +72,7 @@ from wfc.runtime.kernel.waits import builtin_report
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.record_builders import builder
 from wfc.runtime.records import TERMINAL, RunRecord, StageChanges, StageFence, StageRecord, Status
+from wfc.runtime.stage_outputs import StageOutputs
 from wfc.runtime.storable import storable_text, unstorable_part
 from wfc.runtime.workflow import Workflow
 
@@ -127,10 +127,11 @@ async def _execute_job(
         return opened
     run, row, outputs, rows = opened
     attempt_opened(run)
-    # Kept as read, before the body can change them, for a stage this worker hands itself:
-    # the next group's, or a sibling of this group's (`sibling_hand_on`), the last group's too.
+    # Handed on as stored to a stage this worker hands itself: the next group's, or a sibling
+    # of this group's (`sibling_hand_on`), the last group's too. No copy is needed: the body
+    # gets its own objects from `outputs` and never the ones held (`StageOutputs`).
     may_hand = handing_off() and (bool(workflow.group(row.execution_group + 1)) or not alone)
-    pristine = json_copy(outputs) if cmd.transition and may_hand else None
+    stored_outputs = outputs.held if cmd.transition and may_hand else None
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         # The run was adopted by another plan after this job was leased: its workers run it.
@@ -163,7 +164,7 @@ async def _execute_job(
         started_at=started_at,
         report=report,
         key=key,
-        pristine=pristine,
+        stored_outputs=stored_outputs,
         known_rows=rows,
         alone=alone,
     )
@@ -181,7 +182,7 @@ async def _phase_start(
     causation_id: str,
     now: datetime,
     alone: bool,
-) -> tuple[RunRecord, StageRecord, dict[str, Any], list[StageRecord]] | JobExecuteResult:
+) -> tuple[RunRecord, StageRecord, StageOutputs, list[StageRecord]] | JobExecuteResult:
     """Pre-flight and phase 1: the run, the stage marked RUNNING, its workflow context and
     the run's stage rows as read with the run — or the result of a duplicate delivery of a
     completed stage.

@@ -17,6 +17,7 @@ of the item rows) into the stage's output, once.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -38,7 +39,7 @@ class MapSourceError(Exception):
     """The value a stage maps over is not a list (a plan built by hand): the run fails."""
 
 
-def map_source(stage: PlanStage, run_input: Any, outputs: dict[str, Any]) -> list[Any]:
+def map_source(stage: PlanStage, run_input: Any, outputs: Mapping[str, Any]) -> list[Any]:
     """The list `stage` maps over, read from the workflow input or an earlier output.
     A missing value (a skipped stage, an absent optional field) is an empty list."""
     assert stage.map is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -11,7 +11,6 @@ from typing import Any
 import pydantic_core
 
 from wfc.plan import DEFAULT_QUEUE
-from wfc.runtime.copies import json_copy
 from wfc.runtime.events import StageSkipped, StageStarted, WorkflowFailed
 from wfc.runtime.job_records import JobSpec
 from wfc.runtime.kernel.deps import AfterCommit, Deps, Unit
@@ -20,6 +19,7 @@ from wfc.runtime.limits import stage_limits
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.record_builders import builder
 from wfc.runtime.records import LogLevel, LogRecord, RunRecord, StageRecord, Status
+from wfc.runtime.stage_outputs import StageOutputs
 from wfc.runtime.storable import storable_json, storable_text
 from wfc.runtime.workflow import Workflow
 
@@ -83,23 +83,25 @@ def output_json(output: Any) -> bytes:
 
 
 async def load_outputs(
-    deps: Deps, stages: Iterable[StageRecord], known: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """`{stage_id: output}` of the COMPLETED stages that stored one (the workflow context);
-    outputs in `known` are copied from it rather than read again, so that the caller
-    owns every object it gets, as it would had they been read."""
-    outputs: dict[str, Any] = {}
+    deps: Deps, stages: Iterable[StageRecord], known: Mapping[str, Any] | None = None
+) -> StageOutputs:
+    """The outputs of the COMPLETED stages that stored one (the workflow context), by stage
+    id. Outputs in `known` (as stored: JSON text or values, `StageOutputs.held`) are taken
+    from it rather than read again; the others' blobs are read now, and none is parsed
+    or copied until it is read (`StageOutputs`), so the caller pays for what it reads
+    and owns every object it gets, as it would had they been read from the store."""
+    held: dict[str, Any] = {}
     for row in stages:
         if row.status is not Status.COMPLETED or row.output_ref is None:
             continue
         if known is not None and row.stage_id in known:
-            outputs[row.stage_id] = json_copy(known[row.stage_id])
-        else:
-            outputs[row.stage_id] = json.loads(await deps.blobs.get(row.output_ref))
-    return outputs
+            held[row.stage_id] = known[row.stage_id]
+        else:  # `bytes` marks the text to parse (a store may hand back another buffer)
+            held[row.stage_id] = bytes(await deps.blobs.get(row.output_ref))
+    return StageOutputs(held)
 
 
-def group_output(workflow: Workflow, group: int, outputs: dict[str, Any]) -> Any:
+def group_output(workflow: Workflow, group: int, outputs: Mapping[str, Any]) -> Any:
     """A group's output: its stage's output, or `{stage_id: output}` for a parallel group."""
     stage_ids = workflow.group(group)
     if len(stage_ids) == 1:
@@ -165,7 +167,7 @@ def job_spec(
 
 
 def warm_up(
-    deps: Deps, unit: Unit, run: RunRecord, rows: list[StageRecord], known: dict[str, Any]
+    deps: Deps, unit: Unit, run: RunRecord, rows: list[StageRecord], known: Mapping[str, Any]
 ) -> AfterCommit:
     """Register before the group is opened, to run after the commit: a `WarmStart` for each
     stage `unit` started for this worker (`unit.opened`, read when it runs), so its

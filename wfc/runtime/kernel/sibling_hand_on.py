@@ -21,11 +21,11 @@ records no start (`execute._started_for`); its outcome is fenced as any
 
 The handed execution also starts warm (`kernel.warm`): a sibling's context is the
 outputs of the groups before its own, which the finishing sibling read before its
-body ran (`Execution.pristine`), and its rows are those groups' rows plus the one
-just started. So it reads neither its run nor the earlier outputs again: on
-PostgreSQL with 4 workers those two reads were 2 of a fan run's 68 statements per
-handed sibling, each a round trip and a row decoded on a worker short of CPU. The
-run is the one locked here (RUNNING); the earlier groups' rows cannot have moved
+body ran and holds as stored (`Execution.stored_outputs`), and its rows are those
+groups' rows plus the one just started. So it reads neither its run nor the earlier
+outputs again: on PostgreSQL with 4 workers those two reads were 2 of a fan run's
+68 statements per handed sibling, each a round trip and a row decoded on a worker
+short of CPU. The run is the one locked here (RUNNING); the earlier groups' rows cannot have moved
 since the finishing sibling read them, as its own fenced write just passed (a
 rerun or an adoption would have replaced its row). Registered after the commit,
 keyed by the handed attempt, before the job reaches its slot.
@@ -102,10 +102,11 @@ async def hand_on_sibling(unit: Unit, run: RunRecord, ex: Execution) -> bool:
 def _warm(deps: Deps, run: RunRecord, ex: Execution, started: StageRecord) -> AfterCommit:
     """After the commit: the handed sibling's `WarmStart`, what its pre-flight would read
     (the run, the rows of the groups before its own and its own row as started, and the
-    outputs of those groups as they were stored: `ex.pristine`, copied for each reader by
-    `load_outputs`; without it, the outputs are read)."""
+    outputs of those groups as they were stored: `ex.stored_outputs`, which each reader
+    parses or copies for itself as it reads one (`StageOutputs`); without it, the outputs
+    are read)."""
     earlier = [row for row in ex.known_rows if row.execution_group < started.execution_group]
-    warm = WarmStart(run=run, rows=[*earlier, started], outputs=ex.pristine or {})
+    warm = WarmStart(run=run, rows=[*earlier, started], outputs=ex.stored_outputs or {})
 
     async def register() -> None:
         deps.warm.put(started, warm)

@@ -10,6 +10,7 @@ built on it, and `Discarded`, which rolls back a write the fence refused (at onc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,7 +76,9 @@ class Execution:
     started_at: datetime
     report: Report
     key: KeyCompletion
-    pristine: dict[str, Any] | None
+    # The outputs of earlier groups as stored (`StageOutputs.held`), to hand on to a stage
+    # this worker hands itself; None when it hands none.
+    stored_outputs: Mapping[str, Any] | None
     known_rows: list[StageRecord]  # the run's stages as read with `run` (at its version)
     alone: bool  # the stage is the only one in its group
 

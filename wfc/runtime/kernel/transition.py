@@ -93,10 +93,11 @@ async def decide_next(
 
     `locked`: the caller holds the run's row lock in this transaction and read
     `rows` after taking it, so no other transition can act in between and the
-    claim is skipped. `known` are stage outputs the caller holds, as stored, so
-    a completing run need not read them back. Raises `NeedJobs` (before writing anything) when a failed
-    stage makes the run's jobs matter and `jobs` is None, and `StaleVersionError`
-    when an unlocked claim loses the race.
+    claim is skipped. `known` are stage outputs the caller holds, as stored (JSON text
+    or values, `StageOutputs.held`), so a completing run need not read them back.
+    Raises `NeedJobs` (before writing anything) when a failed stage makes the run's
+    jobs matter and `jobs` is None, and `StaleVersionError` when an unlocked claim
+    loses the race.
     """
     workflow = deps.registry.get(run.workflow_id)
     if workflow is None or workflow.plan.fingerprint != run.plan_fingerprint:

@@ -11,8 +11,10 @@ Entries are registered only after the transaction commits, so they describe
 committed state; they are keyed by the delivery (run, stage, attempt), so a
 redelivery — a later attempt — reads everything fresh; and each is taken once.
 The outputs must be as stored, though a stage body is free to change the
-objects it reads: the execution that registers an entry keeps a copy of the
-outputs it read, made before its body ran. The run may be cancelled between
+objects it reads: an entry carries them as stored (`StageOutputs.held`: the
+JSON text read from the store, or the value a stage produced), and a body only
+ever gets objects made from them for its own execution (`StageOutputs`), so
+none needs copying before the body runs. The run may be cancelled between
 the hand-off and the start: the stage then runs its body, and the outcome's
 transaction, which checks the run under its lock, discards the result as a
 ghost's.
@@ -21,6 +23,7 @@ ghost's.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +34,12 @@ from wfc.runtime.records import RunRecord, StageRecord
 @quick_init
 @dataclass(frozen=True, slots=True)
 class WarmStart:
-    """The run, all its stage rows and the outputs known, as the hand-off committed them."""
+    """The run, all its stage rows and the outputs known, as the hand-off committed them
+    (each output as stored: JSON text or a value, never an object a body was given)."""
 
     run: RunRecord
     rows: list[StageRecord]
-    outputs: dict[str, Any]
+    outputs: Mapping[str, Any]
 
 
 class WarmStarts:
