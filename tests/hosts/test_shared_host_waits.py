@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from tests.hosts.conftest import Backend
 from tests.kernel.children import Faults, doubler, relay
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
 from wfc.runtime.hosts import make_kernel, wait_for_run
+from wfc.runtime.kernel import Kernel
 from wfc.runtime.registry import WorkflowMap
 
 DOC = {"text": "the quick brown fox"}
@@ -23,10 +25,11 @@ SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it 
 WITHIN = timedelta(seconds=20)
 
 
-@pytest.fixture
-async def host(backend: Backend) -> AsyncIterator[WorkerHost]:
+@asynccontextmanager
+async def _serving(kernel: Kernel) -> AsyncIterator[WorkerHost]:
+    """A host started with the app, as a service has one, looking for work every 50 ms."""
     shared = WorkerHost(
-        backend.kernel(),
+        kernel,
         worker_id="shared",
         concurrency=4,
         orchestration_interval=timedelta(milliseconds=50),
@@ -37,6 +40,12 @@ async def host(backend: Backend) -> AsyncIterator[WorkerHost]:
         yield shared
     finally:
         await shared.stop()
+
+
+@pytest.fixture
+async def host(backend: Backend) -> AsyncIterator[WorkerHost]:
+    async with _serving(backend.kernel()) as shared:
+        yield shared
 
 
 async def test_run_and_wait_on_a_shared_host_returns_as_its_run_ends(
@@ -81,23 +90,13 @@ async def test_a_run_ended_by_another_run_s_job_wakes_its_waiter(backend: Backen
     kernel = make_kernel(
         backend.storage, WorkflowMap([doubler(Faults()), relay("relay", "doubler")])
     )
-    shared = WorkerHost(
-        kernel,
-        worker_id="shared-children",
-        concurrency=4,
-        orchestration_interval=timedelta(milliseconds=50),
-        job_poll_interval=timedelta(milliseconds=50),
-    )
-    await shared.start()
-    try:
+    async with _serving(kernel) as shared:
         run = await asyncio.wait_for(
             run_and_wait(
                 kernel, "relay", {"n": 4}, host=shared, poll_interval=SLOW, timeout=WITHIN
             ),
             WITHIN.total_seconds(),
         )
-    finally:
-        await shared.stop()
     assert run.status is Status.COMPLETED
     assert run.output == {"n": 8}
     assert kernel.deps.run_end_listeners == []  # the stopped host listens no more

@@ -226,19 +226,51 @@ class RecordingServices:
         return self.helper
 
 
-def report_progress(
-    services: StageServices, fraction: float, message: str | None, details: Any
-) -> None:
-    """What `StageContext.progress` and `CheckContext.progress` both do, so the two cannot
-    drift apart: `details` checked to be a dict of JSON data and copied, `fraction` clamped
-    to 0–1, then handed to the kernel's services."""
-    if details is not None and not isinstance(details, dict):
-        raise StageUsageError(f"progress details must be a dict, not {type(details).__name__}")
-    copied = None if details is None else json_data(details, "progress details")
-    services.progress(min(max(fraction, 0.0), 1.0), message, copied)
+class _Reporting:
+    """What the contexts of both stage callbacks offer, `execute`'s (`StageContext`) and
+    `check_completion`'s (`CheckContext`): log lines, progress, the blob store and the AI
+    helper, each handed to the kernel's services for the attempt or the check. One class,
+    so that the two cannot drift apart."""
+
+    _services: StageServices
+
+    def log(self, level: LogLevel, message: str, **fields: Any) -> None:
+        """Write a log line attached to this stage of this run."""
+        self._services.log(level, message, fields)
+
+    def progress(
+        self,
+        fraction: float,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Report progress (0–1), shown live by `wfc run` and stored as a `stage:progress`
+        event with the attempt's outcome (a check's too, its "not yet" included, so a batch
+        or a review can say "40% done" while it waits); `details` (JSON data, e.g.
+        `{"done": 3, "total": 10}`) ride on the event for plugins and tools. An attempt or
+        check whose outcome is not written (a ghost: another worker took the stage, the
+        run stopped) stores none, and an item of a mapped stage reports none of its own
+        (`docs/stages.md`). Raises `StageUsageError` when `details` is not JSON data."""
+        if details is not None and not isinstance(details, dict):
+            raise StageUsageError(f"progress details must be a dict, not {type(details).__name__}")
+        copied = None if details is None else json_data(details, "progress details")
+        self._services.progress(min(max(fraction, 0.0), 1.0), message, copied)
+
+    @property
+    def blobs(self) -> BlobAccess:
+        """The blob store, for payloads too large to be outputs."""
+        return self._services.blobs
+
+    @property
+    def ai(self) -> AIHelper:
+        """Model calls logged under `workflow.<run>.stage.<stage>`; their cost and tokens
+        become the stage's and the run's totals (a check may use it to fetch a batch). Its
+        methods are async."""
+        return self._services.ai
 
 
-class StageContext(Generic[InputT, ConfigT, StageIdT]):
+class StageContext(_Reporting, Generic[InputT, ConfigT, StageIdT]):
     """The typed view of a run that one stage execution gets.
 
     `outputs` maps stage ids to the outputs of the run's completed stages;
@@ -307,22 +339,6 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
             for value in self.require(stage_id)
         ]
 
-    def log(self, level: LogLevel, message: str, **fields: Any) -> None:
-        """Write a log line attached to this stage of this run."""
-        self._services.log(level, message, fields)
-
-    def progress(
-        self,
-        fraction: float,
-        message: str | None = None,
-        *,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Report progress (0–1), shown live by `wfc run` and stored as a `stage:progress`
-        event; `details` (JSON data, e.g. `{"done": 3, "total": 10}`) ride on the event for
-        plugins and tools. Raises `StageUsageError` when `details` is not JSON data."""
-        report_progress(self._services, fraction, message, details)
-
     def artifact(self, name: str, data: bytes | JsonData) -> None:
         """Keep a named result of this attempt besides its output: a report, a CSV, a
         model's raw answer. `data` is bytes, a str (stored as UTF-8) or other JSON data
@@ -340,17 +356,6 @@ class StageContext(Generic[InputT, ConfigT, StageIdT]):
     def metric(self, name: str, value: float) -> None:
         """Record a custom metric on the stage; `total_cost`/`total_tokens` add up into the run."""
         self._services.metric(name, value)
-
-    @property
-    def blobs(self) -> BlobAccess:
-        """The blob store, for payloads too large to be outputs."""
-        return self._services.blobs
-
-    @property
-    def ai(self) -> AIHelper:
-        """Model calls logged under `workflow.<run>.stage.<stage>`; their cost and tokens
-        become the stage's and the run's totals. Its methods are async."""
-        return self._services.ai
 
 
 def _parsed(model: type[ModelT], value: Any) -> ModelT:
@@ -371,7 +376,7 @@ class ItemResult(BaseModel, Generic[OutputT]):
         return self.error is None
 
 
-class CheckContext(Generic[ConfigT]):
+class CheckContext(_Reporting, Generic[ConfigT]):
     """What `check_completion` sees: ids, the stage's config, logging, progress and blobs
     (no input, no artifacts: see `docs/stages.md`)."""
 
@@ -387,35 +392,6 @@ class CheckContext(Generic[ConfigT]):
         self.stage_id = stage_id
         self.config = config
         self._services: StageServices = services if services is not None else RecordingServices()
-
-    def log(self, level: LogLevel, message: str, **fields: Any) -> None:
-        """Write a log line attached to this stage of this run."""
-        self._services.log(level, message, fields)
-
-    def progress(
-        self,
-        fraction: float,
-        message: str | None = None,
-        *,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Report how far the outside work is (0–1), as `StageContext.progress` does: a
-        `stage:progress` event stored with this check's outcome (its "not yet" too), so
-        a batch or a review can say "40% done" while it waits. A check whose outcome is
-        not written (another poller took the stage, the run stopped) stores none, as a
-        ghost `execute` stores none. Raises `StageUsageError` when `details` is not JSON
-        data. An item of a mapped stage reports none of its own (`docs/stages.md`)."""
-        report_progress(self._services, fraction, message, details)
-
-    @property
-    def blobs(self) -> BlobAccess:
-        """The blob store."""
-        return self._services.blobs
-
-    @property
-    def ai(self) -> AIHelper:
-        """The AI helper, on the same topic as the stage's `execute` (e.g. to fetch a batch)."""
-        return self._services.ai
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
