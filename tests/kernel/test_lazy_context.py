@@ -106,9 +106,10 @@ def store(request: pytest.FixtureRequest) -> str:
 
 
 async def drive(tk: TestKernel, run_id: str, *, warm: bool) -> JobExecuteResult:
-    """Run `run_id` to its end; the result `job.execute` gave for its first stage. `warm`:
-    a two-slot worker hands itself every stage it opens (the two siblings share one warm
-    start); else each stage is dequeued and started from the store."""
+    """Run `run_id` to its end; the result `job.execute` gave for its first stage, which
+    the caller changes in place as soon as it gets it (before any later stage runs).
+    `warm`: a two-slot worker hands itself every stage it opens (the two siblings share
+    one warm start); else each stage is dequeued and started from the store."""
     worker = SlotTaker(2)
     (job,) = await tk.jobs.dequeue()
     command = execute(job).model_copy(update={"job_id": job.id})
@@ -116,6 +117,7 @@ async def drive(tk: TestKernel, run_id: str, *, warm: bool) -> JobExecuteResult:
     if warm:
         with handing_off_to(worker):
             first = await tk.kernel.dispatch(command)
+        _scribble(first)
         while worker.taken:
             jobs, worker.taken = worker.taken, []
             for handed in jobs:
@@ -123,10 +125,18 @@ async def drive(tk: TestKernel, run_id: str, *, warm: bool) -> JobExecuteResult:
                     assert (await process_job(tk.kernel, handed)).outcome == "completed"
     else:
         first = await tk.kernel.dispatch(command)
+        _scribble(first)
         while leased := await tk.jobs.dequeue():
             assert (await process_job(tk.kernel, leased[0])).outcome == "completed"
     assert isinstance(first, JobExecuteResult)
     return first
+
+
+def _scribble(result: Any) -> None:
+    """What a caller of `job.execute` may do with the output it got back."""
+    assert isinstance(result, JobExecuteResult)
+    result.output["data"]["log"].append("caller")
+    result.output["stage"] = "caller"
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
@@ -154,7 +164,8 @@ async def test_a_body_changing_what_it_read_changes_nothing_another_reader_sees(
     assert [row.status for row in rows] == [Status.COMPLETED] * 6  # `e`'s `when` held
     assert stored == {row.stage_id: produced(row.stage_id) for row in rows}
     assert run.output == produced("e")
-    assert first.output == produced("a")
+    # The caller's changes reached no later stage (`seen`), and no body's reached it.
+    assert first.output == {"stage": "caller", "data": {"log": ["a", "caller"]}}
 
 
 def chain() -> Workflow:

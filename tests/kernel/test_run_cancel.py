@@ -58,3 +58,31 @@ async def test_cancelling_a_finished_or_missing_run_does_nothing(tk: TestKernel)
     await tk.drive(run_id)
     assert not await cancel(tk, run_id)
     assert "workflow:cancelled" not in await event_types(tk, run_id)
+
+
+async def test_a_run_end_listener_that_raises_changes_nothing_the_cancel_did(
+    tk: TestKernel,
+) -> None:
+    """`Deps.run_end_listeners` (a host's waiters) are told after the commit and after
+    its promised after-commit work: one that raises is logged, the cancel still answers,
+    its queued jobs are still cancelled, and the next listener is still told."""
+    run_id = await start(tk, "fanout")
+    await step(tk)  # split completes, upper and length queued
+    told: list[str] = []
+
+    def broken(ended: str) -> None:
+        raise RuntimeError("a listener broke")
+
+    tk.kernel.deps.run_end_listeners.extend([broken, told.append])
+    try:
+        assert await cancel(tk, run_id)
+    finally:
+        tk.kernel.deps.run_end_listeners.clear()
+    assert told == [run_id]
+    assert (await run_of(tk, run_id)).status is Status.CANCELLED
+    assert {j.stage_id: j.status for j in await tk.all_jobs()} == {
+        "split": Status.COMPLETED,
+        "upper": Status.CANCELLED,
+        "length": Status.CANCELLED,
+    }
+    assert await tk.jobs.dequeue() == []

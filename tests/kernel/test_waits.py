@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tests.databases import kernel_on_storage
 from tests.kernel.lock_waits import a_lock_wait
@@ -27,6 +27,7 @@ from wfc.runtime import RunCancel, RunClaimPending
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.commands import RunReapStuck, RunReapStuckResult, RunSignal, RunSignalResult
 from wfc.runtime.hosts import process_job
+from wfc.runtime.hosts.run_and_wait import signal_run
 from wfc.runtime.job_records import JobRecord
 from wfc.runtime.kernel import execute as execute_module
 from wfc.runtime.kernel import signals as signals_module
@@ -363,6 +364,15 @@ async def test_refusals_name_the_run_the_signal_and_the_fields() -> None:
             name="approve",
             payload={"approved": True, "by": "ann", "at": datetime(2024, 1, 1, tzinfo=UTC)},
         )
+    # Through `signal_run`, the same refusals are `InvalidSignalPayloadError`, with the field.
+    for payload, problem in (
+        ({"approved": True, "by": "ann", "at": datetime(2024, 1, 1, tzinfo=UTC)}, "at"),
+        ({"approved": True, "by": "a\x00b"}, r"payload.by: U\+0000"),
+        ({"approved": True, "by": "ann", "score": float("nan")}, "nan"),
+    ):
+        with pytest.raises(InvalidSignalPayloadError, match=problem):
+            await signal_run(tk.kernel, run_id, "approve", payload)
+    assert await tk.persistence.signals_of_run(run_id) == []
     await tk.kernel.dispatch(RunCancel(workflow_run_id=run_id))
     with pytest.raises(SignalRefusedError, match="it is CANCELLED"):
         await _signal(tk, run_id)
@@ -391,3 +401,17 @@ async def test_a_process_serving_no_workflow_delivers_and_moves_the_run_on(
     assert sent.transition is not None and sent.transition.action == "advanced"
     assert await tk.work() == 1
     assert (await _run(tk, run_id)).status is Status.COMPLETED
+
+
+async def test_signal_run_sends_a_payload_model_as_its_json_dump(tk: TestKernel) -> None:
+    """The generated `<Signal>Payload` models are what Python code sends: `signal_run` takes
+    one as it is (a model with a datetime dumps it as text, JSON data)."""
+
+    class Approve(BaseModel):
+        approved: bool
+        by: str
+
+    run_id = await _started(tk, "approval")
+    sent = await signal_run(tk.kernel, run_id, "approve", Approve(approved=True, by="ann"))
+    assert sent.delivered_to == "approve"
+    assert await _output(tk, run_id, "approve") == YES

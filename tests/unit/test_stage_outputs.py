@@ -106,3 +106,17 @@ def test_a_read_is_the_readers_own_object_and_the_same_on_every_read() -> None:
     assert stored == {"a": {"words": ["x"]}, "b": b'{"words": ["y"]}'}  # as stored
     again = StageOutputs(dict(outputs.held))  # another reader, as a warm start makes one
     assert again["a"] == {"words": ["x"]} and again["b"] == {"words": ["y"]}
+
+
+def test_a_dict_of_outputs_is_copied_as_the_context_is_made() -> None:
+    """A test or a tool that builds a context from its own dict may change the dict after:
+    the context keeps what it was given (only the kernel's read-only `StageOutputs` is
+    kept as it is, to stay lazy)."""
+    outputs: dict[str, Any] = {"a": {"n": 1}}
+    ctx: StageContext[Any, Any, str] = StageContext(
+        run_id="r", stage_id="b", input=None, config=None, outputs=outputs
+    )
+    outputs["a"] = {"n": 2}
+    outputs["later"] = {"n": 3}
+    assert ctx.require("a") == {"n": 1}
+    assert ctx.optional("later") is None

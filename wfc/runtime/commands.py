@@ -119,6 +119,16 @@ class RunSignal(_Message):
     payload: JsonValue = None  # JSON data only: every store keeps it as JSON text
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
+    @field_validator("payload")
+    @classmethod
+    def _storable_payload(cls, value: Any) -> Any:
+        """JSON every database stores: no NUL, no lone surrogate, no NaN or infinity
+        (`JsonValue` takes them; PostgreSQL refused them at the commit)."""
+        problem = unstorable_part(value, "payload")
+        if problem is not None:
+            raise ValueError(f"{problem}, which no database can store")
+        return value
+
 
 class JobExecute(_Message):
     """Execute one stage of a run (what a worker does with a dequeued job).

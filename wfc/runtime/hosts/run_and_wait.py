@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from wfc.errors import InvalidSignalPayloadError, validation_problems
 from wfc.runtime.commands import RunCreate, RunSignal, RunSignalResult
 from wfc.runtime.handoff import handing_off_to
 from wfc.runtime.hosts.waiting import Signal, wait_at_most
@@ -257,9 +260,16 @@ async def signal_run(
     """Send the signal `name` with `payload` to a run (`run.signal`): the stage waiting for it
     resumes in this call's commit, or the first stage to wait for it takes it. `key` makes
     a retried send one signal. With `host` (a worker serving the run in this process), the
-    stages the signal queues go straight to its free slots. Raises `SignalRefusedError` or
-    `InvalidSignalPayloadError` (every failing field named) and keeps nothing then."""
-    command = RunSignal(workflow_run_id=run_id, name=name, payload=payload, idempotency_key=key)
+    stages the signal queues go straight to its free slots. `payload` is JSON data, or a
+    pydantic model (the generated `<Signal>Payload`), sent as its JSON dump. Raises
+    `SignalRefusedError` or `InvalidSignalPayloadError` (every failing field named; a
+    payload that is not JSON data too) and keeps nothing then."""
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json")
+    try:
+        command = RunSignal(workflow_run_id=run_id, name=name, payload=payload, idempotency_key=key)
+    except ValidationError as error:
+        raise InvalidSignalPayloadError(name, validation_problems(error)) from None
     if host is None:
         return await kernel.dispatch(command)
     with handing_off_to(host):

@@ -225,6 +225,16 @@ class WorkerHost:
         """Stop leasing; wait up to `grace` for in-flight jobs, then release what is left."""
         if not self._running:
             return
+        try:
+            await self._wind_down(grace)
+        finally:  # after its last jobs; and on a cancelled stop, which must not leave it
+            # registered with the kernel (holding the host) for a next stop to remove
+            if self._slots.run_ended in self.kernel.deps.run_end_listeners:
+                self.kernel.deps.run_end_listeners.remove(self._slots.run_ended)
+        self._running = False
+        log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    async def _wind_down(self, grace: timedelta | None) -> None:
         self.kernel.withdraw_slots(self)
         self._stopping.set()
         self._lease_loop.signal.fire()
@@ -247,10 +257,6 @@ class WorkerHost:
                 await self.kernel.deps.persistence.retire_worker(self.worker_id)
             except Exception:
                 log.warning("could not retire worker %s; its announcement expires", self.worker_id)
-        if self._slots.run_ended in self.kernel.deps.run_end_listeners:  # after its last jobs
-            self.kernel.deps.run_end_listeners.remove(self._slots.run_ended)
-        self._running = False
-        log.info("worker stopped", extra={"worker_id": self.worker_id})
 
     async def serve(self) -> WorkerStats:
         """Run until SIGTERM or SIGINT (a second one cuts the grace period short)."""
@@ -377,9 +383,10 @@ class WorkerHost:
 
     def run_end_signal(self, run_id: str) -> Signal:
         """Fired when a transaction of this worker's kernel ended run `run_id` (its last
-        stage, a child run's end, a poll, a signal, a cancel, all made in this process), so
-        that whoever waits for the run here looks at once rather than at its next poll. A
-        run ended by another process is seen at that poll. The worker keeps
+        stage, a child run's end, a poll, a signal, a cancel, each made through that
+        kernel), so that whoever waits for the run here looks at once rather than at its
+        next poll. A run ended elsewhere (another process, another kernel) is seen at that
+        poll. The worker keeps
         the signal only while someone holds it: hold it for as long as you wait, arm it
         before each look at the run and wait on the event after (`Signal.arm`)."""
         signal = self._slots.run_ends.get(run_id)

@@ -131,7 +131,7 @@ async def _completion_and_transition(
             rows = await unit.db.stages_of_run(run.id)
         # After the run's lock and the fence, the order every writer takes them in; and
         # after the reads, so that on PostgreSQL the write travels with the next one.
-        await save_output(ex.deps, ex.run, ex.stage.id, output)
+        stored = await save_output(ex.deps, ex.run, ex.stage.id, output)
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
@@ -142,7 +142,7 @@ async def _completion_and_transition(
         if rows is None:
             await hand_on_sibling(unit, run, ex)
         else:
-            transition = await _decide(ex, unit, run, rows, output)
+            transition = await _decide(ex, unit, run, rows, stored)
         if unit.completing is not None:
             completed = await _complete_job(ex.deps, unit.take_completing(), ex.cmd.attempt)
         else:
@@ -194,11 +194,13 @@ async def _claim_next(deps: Deps, unit: Unit) -> tuple[NextRunTaker, ClaimAtCrea
 
 
 async def _decide(
-    ex: Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], output: Any
+    ex: Execution, unit: Unit, run: RunRecord, rows: list[StageRecord], stored: bytes
 ) -> RunTransitionResult | None:
     """The run's transition in the outcome's transaction, `rows` read after its lock; None
-    when a failed sibling leaves the decision to a transition that reads the jobs."""
-    known = {**(ex.stored_outputs or {}), ex.stage.id: output}
+    when a failed sibling leaves the decision to a transition that reads the jobs. The
+    stage's output is known to the next stages as the text stored (`stored`), not as the
+    object the result hands back to the caller, which the caller may change."""
+    known = {**(ex.stored_outputs or {}), ex.stage.id: stored}
     if ex.stored_outputs is not None:
         unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
     try:

@@ -10,6 +10,7 @@ after the commit (`Unit.with_jobs`).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -37,6 +38,8 @@ from wfc.runtime.ports import (
 from wfc.runtime.record_builders import builder
 from wfc.runtime.records import NewOutboxEvent, RunRecord, StageRecord
 from wfc.runtime.registry import WorkflowRegistry
+
+log = logging.getLogger("wfc.kernel")
 
 # Each event of every transaction goes to the outbox as one: built without a class call.
 _NEW_OUTBOX_EVENT = builder(NewOutboxEvent)
@@ -173,6 +176,7 @@ class _Atomic:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
     ) -> bool:
+        ended: list[str] = []
         if kind is not None:  # rolled back: no events, no after-commit actions
             if not await self._opened.__aexit__(kind, error, trace):
                 return False
@@ -184,9 +188,6 @@ class _Atomic:
                     raise
             else:
                 await self._opened.__aexit__(None, None, None)
-                for run_id in ended:
-                    for listener in self._deps.run_end_listeners:
-                        listener(run_id)
         unit = self._unit
         if unit.events:  # committed: counted once, by the process that committed them
             observer().committed(unit.events)
@@ -195,6 +196,8 @@ class _Atomic:
         # They close over the unit (a cycle): dropped now, it is freed at once, not by the
         # cyclic GC, whose collections this garbage made about a sixth of a run's CPU.
         unit.after.clear()
+        if ended:
+            _tell_run_ended(self._deps, ended)
         return kind is not None
 
     async def _before_commit(self) -> list[str]:
@@ -221,3 +224,16 @@ class _Atomic:
                 ]
             )
         return ended
+
+
+def _tell_run_ended(deps: Deps, ended: list[str]) -> None:
+    """Each run-end listener told of each run that ended, once everything the commit
+    promised is done (the after-commit actions). A listener is told, not trusted: one that
+    raises is logged, and neither the command that committed nor the other listeners see
+    its error."""
+    for run_id in ended:
+        for listener in list(deps.run_end_listeners):
+            try:
+                listener(run_id)
+            except Exception:
+                log.exception("a run-end listener failed for run %s", run_id)

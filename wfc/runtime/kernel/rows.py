@@ -61,11 +61,13 @@ def output_key(run: RunRecord, stage_id: str) -> str:
     return stage_prefix(run, stage_id) + "output.json"
 
 
-async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> str:
-    """Store a stage's output as JSON; its key."""
-    key = output_key(run, stage_id)
-    await deps.blobs.put(key, output_json(output))
-    return key
+async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> bytes:
+    """Store a stage's output as JSON; the text stored, which later stages may be handed
+    as the output (`StageOutputs` parses it): immutable, unlike `output`, which the caller
+    of `job.execute` gets back in its result and may change."""
+    stored = output_json(output)
+    await deps.blobs.put(output_key(run, stage_id), stored)
+    return stored
 
 
 def output_json(output: Any) -> bytes:

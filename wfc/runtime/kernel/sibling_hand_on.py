@@ -25,9 +25,9 @@ body ran and holds as stored (`Execution.stored_outputs`), and its rows are thos
 groups' rows plus the one just started. So it reads neither its run nor the earlier
 outputs again: on PostgreSQL with 4 workers those two reads were 2 of a fan run's
 68 statements per handed sibling, each a round trip and a row decoded on a worker
-short of CPU. The run is the one locked here (RUNNING); the earlier groups' rows cannot have moved
-since the finishing sibling read them, as its own fenced write just passed (a
-rerun or an adoption would have replaced its row). Registered after the commit,
+short of CPU. The run is the one locked here (RUNNING); the earlier groups' rows
+cannot have moved since the finishing sibling read them, as its own fenced write
+just passed (a rerun or an adoption would have replaced its row). Registered after the commit,
 keyed by the handed attempt, before the job reaches its slot.
 
 Locks: the run's row (held already), then the job's, taken with SKIP LOCKED,
