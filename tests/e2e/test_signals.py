@@ -106,6 +106,13 @@ def test_a_signal_from_the_cli_resumes_a_run_a_worker_waits_on(tmp_path: Path) -
         assert code == 2 and "Traceback" not in err
         assert "  - n: expected integer, got string" in err
         assert "  - m: not a field of the payload (fields: n)" in err
+        # JSON the shell can type but no database stores: refused the same way.
+        for stored_by_none in ('{"n": NaN}', '{"n": 1, "note": "a\\u0000b"}'):
+            code, _, err = _invoke(
+                "runs", "signal", run_id, "go", "--payload", stored_by_none, "--db", db
+            )
+            assert code == 2 and "Traceback" not in err, err
+            assert "which no database can store" in err and "no signal was sent" in err
 
         sent = wfc(
             "runs",

@@ -115,14 +115,14 @@ async def _send(
 ) -> tuple[str, RunSignalResult]:
     """The run's full id (RUN may be a unique prefix of it) and what sending did."""
     from wfc.cli.session import kernel_for
-    from wfc.runtime.commands import RunSignal
+    from wfc.runtime.hosts.run_and_wait import signal_run
     from wfc.runtime.run_ids import resolve_run_id
 
     async with opened_storage(db_url) as storage:
         kernel = kernel_for(storage)
         run_id = await resolve_run_id(storage.persistence, typed)
-        command = RunSignal(workflow_run_id=run_id, name=name, payload=payload, idempotency_key=key)
-        return run_id, await kernel.dispatch(command)
+        # `signal_run` refuses a payload no database stores (NaN, a NUL) as an invalid one.
+        return run_id, await signal_run(kernel, run_id, name, payload, key=key)
 
 
 def builtin_waits(stages: list[StageRecord]) -> dict[str, str]:
