@@ -15,7 +15,7 @@ import pytest
 
 from tests.hosts.conftest import Backend
 from tests.kernel.children import Faults, doubler, relay
-from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
+from wfc.runtime import RunCancel, RunCreate, Status, WorkerHost, run_and_wait
 from wfc.runtime.hosts import make_kernel, wait_for_run
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.registry import WorkflowMap
@@ -99,4 +99,29 @@ async def test_a_run_ended_by_another_run_s_job_wakes_its_waiter(backend: Backen
         )
     assert run.status is Status.COMPLETED
     assert run.output == {"n": 8}
-    assert kernel.deps.run_end_listeners == []  # the stopped host listens no more
+    # The stopped host listens no more; the kernel's own waiters do.
+    assert kernel.deps.run_end_listeners == [kernel.deps.run_end_waits.run_ended]
+
+
+async def test_wait_for_run_without_a_host_returns_as_this_process_ends_the_run(
+    backend: Backend,
+) -> None:
+    """No host here: the run is ended by a command this process's kernel runs (a cancel),
+    which tells the kernel's waiters after its commit (`Deps.run_end_waits`)."""
+    kernel = backend.kernel()
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="unserved", workflow_id="linear", input=DOC)
+    )
+    looked = asyncio.Event()
+    waiting = asyncio.create_task(
+        wait_for_run(
+            kernel,
+            created.workflow_run_id,
+            poll_interval=SLOW,
+            on_change=lambda _run: looked.set(),
+        )
+    )
+    await looked.wait()
+    await kernel.dispatch(RunCancel(workflow_run_id=created.workflow_run_id))
+    run = await asyncio.wait_for(waiting, WITHIN.total_seconds())
+    assert run.status is Status.CANCELLED

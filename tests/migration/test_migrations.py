@@ -12,6 +12,7 @@ from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact
 from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import check, current_revision, head_revision, upgrade
@@ -112,3 +113,31 @@ async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: As
     appended = await persistence.append_outbox([an_event(clock, "e3", "r1")])
     assert [e.sequence for e in appended] == [3]
     assert [e.id for e in await persistence.outbox_of_run("r1")] == ["r1:1", "r1:2", "r1:3"]
+
+
+_TRIGGERS = text(
+    "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
+)
+
+
+async def test_upgrade_head_installs_the_triggers_create_all_does(
+    empty_engine: AsyncEngine,
+) -> None:
+    """The NOTIFY triggers (`wfc_work`, `wfc_run_ended`) as `wfc db upgrade` installs them
+    and as `metadata.create_all` (tests, `create_schema`) does: the same set."""
+    if empty_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no NOTIFY triggers")
+    await upgrade(empty_engine)
+    async with empty_engine.connect() as conn:
+        migrated = (await conn.execute(_TRIGGERS)).all()
+    async with postgres_database(empty=True) as url:
+        created = create_engine(url)
+        try:
+            async with created.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+            async with created.connect() as conn:
+                declared = (await conn.execute(_TRIGGERS)).all()
+        finally:
+            await created.dispose()
+    assert migrated == declared
+    assert ("wfc_runs_ended", "runs") in migrated

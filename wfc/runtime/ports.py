@@ -10,7 +10,7 @@ imported from here with the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -112,6 +112,19 @@ class Listening(Protocol):
         ...
 
 
+class RunEnds(Protocol):
+    """Word that runs ended, whichever process ended them (optional: waiters still poll)."""
+
+    def listen(
+        self, on_end: Callable[[str | None], None]
+    ) -> AbstractAsyncContextManager[Awaitable[None]]:
+        """Call `on_end(run_id)` when that run ended, and `on_end(None)` when runs may have
+        moved without saying which (a SQLite file changed), until the block exits. The
+        block is given an awaitable that returns when the listening is lost (never, while
+        it holds). Delivery is best effort: waiters still poll."""
+        ...
+
+
 class EventSink(Protocol):
     """Where `outbox.flush` delivers events; raising makes the outbox retry.
 
@@ -173,7 +186,11 @@ class Pinning(Protocol):
 
 
 class Storage(Protocol):
-    """The storage ports a kernel runs on, opened together (e.g. `open_storage(url)`)."""
+    """The storage ports a kernel runs on, opened together (e.g. `open_storage(url)`).
+
+    One optional attribute: `run_end_waits`, a `wfc.runtime.run_end_waits.RunEndWaits`
+    over the storage's `RunEnds`, shared by the kernels on it, so that `wait_for_run`
+    sees a run another process ended as soon as it ends (`open_storage` gives one)."""
 
     @property
     def persistence(self) -> Persistence: ...

@@ -6,15 +6,15 @@ a script needs nothing else running. It is started before the run is created, fo
 the run's id, so the create claims the run for it (`Kernel.offer_slots`). That
 host serves the new run only: other runs in the database are for the workers
 serving it, and a `wfc run` stopped early must not leave their stages behind. With a host already serving, it only
-creates the run and watches it. Either way the host tells the call when a
-transaction of its kernel ended the run, so the call returns as the run ends rather
-than at its next poll (`WorkerHost.run_end_signal`); `wait_for_run` does the same
-when given the host serving the run.
+creates the run and watches it. Its own host tells the call when a transaction of its
+kernel ended the run (`WorkerHost.run_end_signal`), so the call returns as the run ends
+rather than at its next poll. With a shared host, and in `wait_for_run`, the kernel's
+waiters are told by any kernel of this process and, for a run another process ended,
+by the database (`wfc.runtime.run_end_waits`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +31,7 @@ from wfc.runtime.hosts.waiting import Signal, wait_at_most
 from wfc.runtime.hosts.worker import WorkerHost
 from wfc.runtime.kernel import Kernel
 from wfc.runtime.records import TERMINAL, RunRecord, StageRecord, Status
+from wfc.runtime.run_end_waits import RunEndSignal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,11 +127,15 @@ async def wait_for_run(
 ) -> RunSnapshot:
     """Watch a run until it is COMPLETED, FAILED or CANCELLED; call `on_change` when it moved.
 
-    Given `host`, a worker in this process that serves the run, it also looks as soon as
-    one of that host's jobs may have ended the run; otherwise (the run served elsewhere,
-    or ended by a cancel) it sees the end at its next poll, `poll_interval` at most."""
-    ended = None if host is None else host.run_end_signal(run_id)
-    return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=ended)
+    It looks every `poll_interval`, and also as soon as the run ends, whichever process
+    ends it (`Deps.run_end_waits`): a kernel of this process tells it after the commit;
+    another process's end is told by the database (a NOTIFY on PostgreSQL, a change of
+    the file on SQLite, where a change of the run's stages wakes it too). The poll is
+    the bound if a notification is missed. `host` is no longer needed (the kernel of a
+    host in this process tells it already); it is accepted as before."""
+    del host  # the kernel's own waiters hear its runs' ends whatever host runs them
+    async with kernel.deps.run_end_waits.waiting(run_id) as ended:
+        return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=ended)
 
 
 async def _watch(
@@ -140,16 +145,15 @@ async def _watch(
     on_change: OnChange | None,
     timeout: timedelta | None,
     *,
-    ended: Signal | None,
+    ended: Signal | RunEndSignal,
 ) -> RunSnapshot:
-    """`wait_for_run`; with `ended` (from the host serving the run here) it looks again as
-    soon as a job may have ended the run, not only every `poll_interval`: a run that ends
-    just after a look was seen up to a poll late (50 ms by default, ten times a short
-    run's time)."""
+    """`wait_for_run`: it looks again as soon as `ended` fires, not only every
+    `poll_interval`: a run that ends just after a look was seen up to a poll late (50 ms
+    by default, ten times a short run's time)."""
     deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
     previous: tuple[object, ...] | None = None
     while True:
-        woken = ended.arm() if ended is not None else None
+        woken = ended.arm()
         current = await snapshot(kernel, run_id)
         key = (current.run.status, current.run.version, *current.stages)
         if on_change is not None and key != previous:
@@ -161,13 +165,10 @@ async def _watch(
             return current
         if deadline is not None and time.monotonic() >= deadline:
             raise TimeoutError(f"run {run_id} is still {current.status.value}")
-        if woken is None:
-            await asyncio.sleep(poll_interval.total_seconds())
-        else:
-            wait = poll_interval
-            if deadline is not None:
-                wait = min(wait, timedelta(seconds=max(0.0, deadline - time.monotonic())))
-            await wait_at_most(woken, wait)
+        wait = poll_interval
+        if deadline is not None:
+            wait = min(wait, timedelta(seconds=max(0.0, deadline - time.monotonic())))
+        await wait_at_most(woken, wait)
 
 
 async def run_and_wait(
@@ -224,9 +225,18 @@ async def run_and_wait(
             await worker.start()
             worker.wake_jobs()  # the run may have jobs queued already
         worker.wake_claims()  # (a one-run host that has its run claims nothing more)
-        ended = worker.run_end_signal(created.workflow_run_id)
-        return await _watch(
-            kernel, created.workflow_run_id, poll_interval, on_change, timeout, ended=ended
+        if own_host:  # it drives the run here: its kernel tells it, no listening needed
+            ended = worker.run_end_signal(created.workflow_run_id)
+            return await _watch(
+                kernel, created.workflow_run_id, poll_interval, on_change, timeout, ended=ended
+            )
+        # A shared host's fleet may end the run in another process: told by the database.
+        return await wait_for_run(
+            kernel,
+            created.workflow_run_id,
+            poll_interval=poll_interval,
+            on_change=on_change,
+            timeout=timeout,
         )
     finally:
         if own_host:

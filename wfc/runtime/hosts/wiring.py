@@ -37,6 +37,8 @@ def make_kernel(
         ai_calls=storage.ai_calls,
         pinning=storage.pinning,
         shared_transactions=storage.shared_transactions,
+        # Optional, as `Storage` says: the storage's waiters, woken across processes.
+        run_end_waits=getattr(storage, "run_end_waits", None),
     )
 
 

@@ -38,6 +38,7 @@ from wfc.runtime.ports import (
 from wfc.runtime.record_builders import builder
 from wfc.runtime.records import NewOutboxEvent, RunRecord, StageRecord
 from wfc.runtime.registry import WorkflowRegistry
+from wfc.runtime.run_end_waits import RunEndWaits
 
 log = logging.getLogger("wfc.kernel")
 
@@ -78,6 +79,9 @@ class Deps:
     # cancel): a host in this process wakes whoever waits for that run
     # (`WorkerHost.run_end_signal`).
     run_end_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # Who in this process waits for which run (`wait_for_run`), woken by the listener the
+    # kernel registers above and by the database for runs other processes end.
+    run_end_waits: RunEndWaits = field(default_factory=RunEndWaits)
 
 
 @dataclass(slots=True)

@@ -54,6 +54,7 @@ from wfc.runtime.ports import (
 )
 from wfc.runtime.records import Acquired, Replay
 from wfc.runtime.registry import WorkflowRegistry
+from wfc.runtime.run_end_waits import RunEndWaits
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 log = logging.getLogger("wfc.kernel")
@@ -77,7 +78,11 @@ class Kernel:
         idempotency_stale_after: timedelta | None = timedelta(minutes=10),
         pinning: Pinning | None = None,
         shared_transactions: bool = False,
+        run_end_waits: RunEndWaits | None = None,
     ) -> None:
+        # The waiters of the storage's runs (shared by the kernels on one storage), told
+        # of each run this kernel ends.
+        waits = run_end_waits or RunEndWaits()
         self.deps = Deps(
             persistence=persistence,
             blobs=blobs,
@@ -92,6 +97,8 @@ class Kernel:
             pinning=pinning or NoPinning(),
             shared_transactions=shared_transactions,
             on_finished=run_finished,
+            run_end_waits=waits,
+            run_end_listeners=[waits.run_ended],
         )
         self._handlers = self._routes()
         # Hosts in this process that take the runs it creates, each with its event loop.

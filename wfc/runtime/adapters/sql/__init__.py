@@ -6,7 +6,7 @@ package that imports `sqlalchemy` is this one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,11 +19,13 @@ from wfc.runtime.adapters.sql.engine import PoolOptions, create_engine, default_
 from wfc.runtime.adapters.sql.jobs import SqlJobTransport
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
 from wfc.runtime.adapters.sql.revision import SchemaRevisionError, at_head
+from wfc.runtime.adapters.sql.run_ends import PostgresRunEnds, SqliteRunEnds
 from wfc.runtime.adapters.sql.schedules import SqlScheduleStore
 from wfc.runtime.adapters.sql.schema import metadata
 from wfc.runtime.adapters.sql.sqlite_wakeups import SqliteWakeups
 from wfc.runtime.adapters.sql.wakeups import PostgresWakeups
 from wfc.runtime.ports import Clock, IdSource
+from wfc.runtime.run_end_waits import RunEndWaits
 
 
 @dataclass(slots=True)
@@ -36,6 +38,11 @@ class SqlStorage:
     blobs: SqlBlobStore
     ai_calls: SqlAICallLogger
     pinning: Connections
+    # Who in this process waits for which of its runs: one listening for all of them.
+    run_end_waits: RunEndWaits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.run_end_waits = RunEndWaits(self.run_ends)
 
     @property
     def shared_transactions(self) -> bool:
@@ -48,9 +55,22 @@ class SqlStorage:
         SQLite file; None for an in-memory SQLite database (nothing else can write it)."""
         if self.engine.dialect.name == "postgresql":
             return PostgresWakeups(self.engine)
+        path = self._file()
+        return None if path is None else SqliteWakeups(path)
+
+    @property
+    def run_ends(self) -> PostgresRunEnds | SqliteRunEnds | None:
+        """Run ends told across processes: NOTIFY on PostgreSQL, `PRAGMA data_version` on a
+        SQLite file; None for an in-memory SQLite database (nothing else can end its runs)."""
+        if self.engine.dialect.name == "postgresql":
+            return PostgresRunEnds(self.engine)
+        path = self._file()
+        return None if path is None else SqliteRunEnds(path)
+
+    def _file(self) -> Path | None:
         database = self.engine.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            return SqliteWakeups(Path(database))
+            return Path(database)
         return None
 
     @property
@@ -83,6 +103,7 @@ class SqlStorage:
             await migrate.check(self.engine)
 
     async def close(self) -> None:
+        await self.run_end_waits.close()
         await self.engine.dispose()
 
 

@@ -451,9 +451,10 @@ ai_calls = Table(
 
 def _install_wakeups() -> None:
     # Imported here: the wakeup module describes triggers on the tables declared above.
-    from wfc.runtime.adapters.sql.wakeups import install_on_create
+    from wfc.runtime.adapters.sql import run_ends, wakeups
 
-    install_on_create(runs, jobs)
+    wakeups.install_on_create(runs, jobs)
+    run_ends.install_on_create(runs)
 
 
 _install_wakeups()

@@ -72,7 +72,7 @@ class SqliteWakeups:
             watcher.close()
 
 
-def _data_version(watcher: sqlite3.Connection) -> int | None:
+def data_version(watcher: sqlite3.Connection) -> int | None:
     """The watcher's `data_version`, or None if SQLite could not say (then: wake)."""
     try:
         return int(watcher.execute("PRAGMA data_version").fetchone()[0])
@@ -161,12 +161,12 @@ class NewRunWaiting:
 
 
 async def _watch(watcher: sqlite3.Connection, on_wake: Callable[[str], None]) -> None:
-    rule = WakeRule(_data_version(watcher), WRITES.ended)
+    rule = WakeRule(data_version(watcher), WRITES.ended)
     new_run_waiting = NewRunWaiting(watcher)
     new_run_waiting()  # the runs there now are not new
     while True:
         await asyncio.sleep(WATCH_EVERY)
-        version = _data_version(watcher)
+        version = data_version(watcher)
         for what in rule.look(version, WRITES.ended, time.monotonic(), new_run_waiting):
             on_wake(what)
 
