@@ -3,7 +3,9 @@
 A run is usually driven by a `wfc worker` (or a serverless host), not by the
 shell that wants to see it. `watch` shows it as `wfc run` shows its own run
 (the same `RunDisplay`: a line per stage event, a spinner while it runs) by
-reading the database every `--interval`, and ends when the run does, exiting
+reading the database every `--interval` and as soon as the database says the run
+ended (`wait_for_run`: a NOTIFY on PostgreSQL; on SQLite any commit to the file,
+stage events too), and ends when the run does, exiting
 as `wfc run` would: 0 completed, 1 failed or cancelled. `logs` prints the log
 lines the kernel and stage code wrote for the run, oldest first, and with
 `-f` keeps printing new ones until the run ends. Neither writes anything: Ctrl-C
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from wfc.runtime.records import LogRecord
 
 EXIT_INTERRUPTED = 130
-INTERVAL_HELP = "Seconds between two reads of the database."
+INTERVAL_HELP = (
+    "Seconds between two reads of the database (`runs watch` also reads as the run ends)."
+)
 
 interval_option = click.option(
     "--interval",

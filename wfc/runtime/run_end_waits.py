@@ -39,7 +39,8 @@ RETRY_AFTER = 1.0
 
 class RunEndSignal:
     """An edge-triggered wakeup for the waiters of one run: `arm()` before looking at the
-    run, wait on the event it returns after."""
+    run, wait on the event it returns after. (`hosts.waiting.Signal` with a count of its
+    waiters: the kernel's `Deps` holds these, and the hosts package imports the kernel.)"""
 
     __slots__ = ("_event", "waiters")
 
