@@ -132,9 +132,10 @@ async def wait_for_run(
     another process's end is told by the database (a NOTIFY on PostgreSQL, a change of
     the file on SQLite, where a change of the run's stages wakes it too). The poll is
     the bound if a notification is missed. `host` is no longer needed (the kernel of a
-    host in this process tells it already); it is accepted as before."""
-    del host  # the kernel's own waiters hear its runs' ends whatever host runs them
-    async with kernel.deps.run_end_waits.waiting(run_id) as ended:
+    host in this process tells it already); given, its kernel's waiters are used (the
+    same, for kernels made on one storage)."""
+    waits = (kernel if host is None else host.kernel).deps.run_end_waits
+    async with waits.waiting(run_id) as ended:
         return await _watch(kernel, run_id, poll_interval, on_change, timeout, ended=ended)
 
 
