@@ -52,7 +52,9 @@ class PoolOptions:
     @classmethod
     def for_slots(cls, slots: int) -> PoolOptions:
         """A pool that keeps a connection for each of a worker's job slots, plus its
-        orchestrator's, its outbox flusher's, its wakeup listener's and a heartbeat's. Connections beyond the
+        orchestrator's, its outbox flusher's, its wakeup listener's, a heartbeat's and, in
+        a process that also waits for runs (`wait_for_run`), its run-end listener's (kept
+        only once opened: a worker that never waits never opens it). Connections beyond the
         pool's size are closed when given back, and a worker pins one per job: with fewer
         kept than it uses at once, it opened and closed a connection every few runs, each
         a new server process and every statement prepared again.
@@ -60,7 +62,7 @@ class PoolOptions:
         With a connection kept for each slot, a slot's pin holds its connection while a
         stage body runs (`Connections.released`) instead of giving it back and taking it
         again after: each checkout cycle costs about as much CPU as a statement."""
-        return cls(size=slots + 4, one_per_pin=True)
+        return cls(size=slots + 5, one_per_pin=True)
 
 
 def _normalise(url: str | URL) -> URL:
