@@ -36,7 +36,7 @@ def _append(path: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
 
 
-CHANGES: dict[str, Callable[[Path], None]] = {
+CHANGES: dict[str, Callable[[Path], object]] = {
     "the file": lambda source: _append(source),
     "a file it imports": lambda source: _append(source.parent / "common.wf"),
     "a generated file": lambda source: _append(source.parent / "invoice" / "_models.py"),
