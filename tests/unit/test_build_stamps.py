@@ -79,3 +79,11 @@ def test_a_check_writes_no_stamp(tmp_path: Path) -> None:
     compile_path(source, check=True)
     assert not stamp_path(source).exists()
     assert up_to_date(source) is None
+
+
+def test_a_package_made_elsewhere_is_not_the_one_a_run_loads(tmp_path: Path) -> None:
+    for name in ("invoice.wf", "common.wf"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    source = tmp_path / "invoice.wf"
+    assert compile_path(source, tmp_path / "elsewhere").ok
+    assert up_to_date(source) is None  # `wfc run` compiles into (and runs) ./invoice

@@ -255,7 +255,9 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
         fresh = frozenset(result.created_stubs)
         diagnostics += check_stubs(checked, target, fresh=fresh, views=views)
     result.diagnostics = sort_diagnostics(diagnostics)
-    if not check and result.ok:  # the next `wfc run` of an unchanged file skips all this
+    # The next `wfc run` of an unchanged file skips all this. Only for the package beside
+    # the source, the one `wfc run` loads: one made elsewhere (`-o`) may hold other stages.
+    if not check and out_dir is None and result.ok:
         written = [target / rel for rel in (*files, *all_stubs)]
         write_stamp(path, out_dir=target, files=[path, *read, *written])
     return result
