@@ -4,6 +4,7 @@ imported for a database that needs no migration."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from alembic import command
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import _config, head_revision, upgrade
 from wfc.runtime.adapters.sql.revision import HEAD_REVISION, at_head
 
@@ -53,5 +55,20 @@ def _alembic_imported_by_opening(database: Path) -> bool:
 
 def test_an_up_to_date_database_opens_without_alembic(tmp_path: Path) -> None:
     database = tmp_path / "wfc.db"
-    assert _alembic_imported_by_opening(database)  # a new file: migrated, by Alembic
+    assert not _alembic_imported_by_opening(database)  # a new file: the kept schema
+    asyncio.run(_downgrade(database, "0015"))
+    assert _alembic_imported_by_opening(database)  # an older file: migrated, by Alembic
     assert not _alembic_imported_by_opening(database)  # at the head now: one read
+
+
+async def _downgrade(database: Path, revision: str) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+
+    def down(connection: Connection) -> None:
+        command.downgrade(_config(connection), revision)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(down)
+    finally:
+        await engine.dispose()

@@ -198,20 +198,29 @@ async def opened_storage(
 
 
 def load_source(source: str) -> WorkflowMap:
-    """The workflow of one source; a `.wf` file is compiled first (only changed files are
-    written), and its diagnostics end the command with exit 1."""
-    from wfc.cli.diagnostics_output import emit
-    from wfc.compiler import compile_path
+    """The workflow of one source; a `.wf` file is compiled first unless nothing it read
+    or wrote changed since its last compile (`wfc.build_stamps`): only changed files are
+    written, and its diagnostics end the command with exit 1."""
+    from wfc.build_stamps import up_to_date
     from wfc.runtime.registry import WorkflowMap, load_plan_path, load_registry
 
     path = Path(source)
     if path.suffix == ".wf" or path.name.endswith((".wf.yaml", ".wf.yml")):
-        result = compile_path(path)
-        if not result.ok or result.out_dir is None:
-            emit(result.diagnostics, "text", sys.stderr)
-            sys.exit(1)
-        return WorkflowMap([load_plan_path(result.out_dir)])
+        out_dir = up_to_date(path) or _compiled(path)
+        return WorkflowMap([load_plan_path(out_dir)])
     return load_registry([source])
+
+
+def _compiled(path: Path) -> Path:
+    """`path` compiled, its package's directory; its diagnostics end the command, exit 1."""
+    from wfc.cli.diagnostics_output import emit
+    from wfc.compiler import compile_path
+
+    result = compile_path(path)
+    if not result.ok or result.out_dir is None:
+        emit(result.diagnostics, "text", sys.stderr)
+        sys.exit(1)
+    return result.out_dir
 
 
 def load_workflows(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+from wfc.build_stamps import write_stamp
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
 from wfc.compiler.checks.yaml_help import spell_for_source
@@ -101,9 +102,17 @@ def default_out_dir(source: Path, workflow_id: str) -> Path:
 
 def analyse(path: Path) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
     """Load, parse and check one file and its imports."""
+    checked, diagnostics, _ = _analyse_reading(path)
+    return checked, diagnostics
+
+
+def _analyse_reading(
+    path: Path,
+) -> tuple[model.WorkflowModel | None, list[Diagnostic], list[Path]]:
+    """`analyse`, and the files it read (the file and everything it imports)."""
     program = load_program(path)
     checked, diagnostics = check_program(program)
-    return checked, [*program.diagnostics, *diagnostics]
+    return checked, [*program.diagnostics, *diagnostics], list(program.modules)
 
 
 def _stale_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
@@ -207,7 +216,7 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     from wfc.compiler.codegen import render_package, render_stubs, stage_views
     from wfc.compiler.lower import lower
 
-    checked, diagnostics = analyse(path)
+    checked, diagnostics, read = _analyse_reading(path)
     result = CompileResult(files=[path], workflow=checked)
     if checked is None:
         if not any(d.severity is Severity.ERROR for d in diagnostics):
@@ -230,11 +239,8 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
         return result
     files = render_package(checked, plan)
     views = stage_views(checked)
-    stubs = {
-        rel: text
-        for rel, text in render_stubs(checked, views).items()
-        if not (target / rel).exists()
-    }
+    all_stubs = render_stubs(checked, views)
+    stubs = {rel: text for rel, text in all_stubs.items() if not (target / rel).exists()}
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
     if not check:
@@ -249,6 +255,11 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
         fresh = frozenset(result.created_stubs)
         diagnostics += check_stubs(checked, target, fresh=fresh, views=views)
     result.diagnostics = sort_diagnostics(diagnostics)
+    # The next `wfc run` of an unchanged file skips all this. Only for the package beside
+    # the source, the one `wfc run` loads: one made elsewhere (`-o`) may hold other stages.
+    if not check and out_dir is None and result.ok:
+        written = [target / rel for rel in (*files, *all_stubs)]
+        write_stamp(path, out_dir=target, files=[path, *read, *written])
     return result
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.runtime.adapters.memory.clock import SystemClock
+from wfc.runtime.adapters.sql import sqlite_schema
 from wfc.runtime.adapters.sql.ai_calls import SqlAICallLogger
 from wfc.runtime.adapters.sql.blobs import SqlBlobStore
 from wfc.runtime.adapters.sql.connections import Connections
@@ -94,10 +95,13 @@ class SqlStorage:
         `SchemaRevisionError` says what to run."""
         if await at_head(self.engine):
             return
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite and await sqlite_schema.create_if_new(self.engine):
+            return
         # Alembic only now: its import and its scripts' parse were a seventh of `wfc run`.
         from wfc.runtime.adapters.sql import migrate
 
-        if self.engine.dialect.name == "sqlite":
+        if sqlite:
             await migrate.upgrade(self.engine)
         else:
             await migrate.check(self.engine)

@@ -1,0 +1,98 @@
+"""Whether a `.wf` file's generated package is up to date, told without the compiler.
+
+`wfc run pipeline.wf` (and `wfc worker`, `wfc serve`) compile the file first, since
+the user may have edited it. Compiling a file that has not changed writes nothing,
+but it still imports the compiler (Lark, Jinja2, the checks: a quarter of a second)
+and parses, checks and renders everything (70 ms for the README's example): about a
+third of a `wfc run`. A successful compile leaves a stamp of what it read and wrote;
+the next run compares the stamp with the files and compiles only when something moved.
+
+The stamp (`__pycache__/<file>.wfc-build.json` beside the source, where Python keeps
+its own caches and version control already ignores them) records:
+- this wfc: its version and the size and modification time of every file of the
+  package, so a new or edited compiler never reuses an old build;
+- by content hash, every file the compile read or wrote: the source and its imports,
+  the generated files (a package edited or deleted by hand is written again), and the
+  stage files (the user's code, which the compile checks still fits its stage).
+Anything missing, unreadable or different means "compile", never an error. Editing a
+stage's code therefore compiles once more on the next run, as before; running the same
+files again does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+import wfc
+
+STAMP_FORMAT = 1
+_PACKAGE = Path(wfc.__file__).resolve().parent
+
+
+def stamp_path(source: Path) -> Path:
+    """Where the stamp of `source`'s last successful compile is kept."""
+    return source.parent / "__pycache__" / f"{source.name}.wfc-build.json"
+
+
+@cache
+def wfc_fingerprint() -> str:
+    """This installation of wfc: its version and every file of the package by size and
+    modification time (an editable install's edits change it too). Once per process."""
+    digest = hashlib.sha256(wfc.__version__.encode())
+    for directory, subdirectories, files in os.walk(_PACKAGE):
+        subdirectories[:] = sorted(d for d in subdirectories if d != "__pycache__")
+        for name in sorted(files):
+            info = os.stat(os.path.join(directory, name))
+            digest.update(f"{directory}/{name}:{info.st_size}:{info.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def _content_hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def write_stamp(source: Path, *, out_dir: Path, files: Iterable[Path]) -> None:
+    """Record a successful compile of `source` into `out_dir`: `files` are those it read
+    or wrote (the source among them). A stamp that cannot be written is no error: the
+    next run compiles again."""
+    stamp = {
+        "format": STAMP_FORMAT,
+        "wfc": wfc_fingerprint(),
+        "out_dir": str(out_dir.resolve()),
+        "files": {str(path.resolve()): _content_hash(path) for path in files},
+    }
+    target = stamp_path(source)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(stamp, indent=1), encoding="utf-8")
+        partial.replace(target)  # whole or not at all, for a run reading it meanwhile
+    except OSError:
+        return
+
+
+def up_to_date(source: Path) -> Path | None:
+    """The package `source` was compiled into, if compiling it again would change nothing
+    (same wfc, every file it read or wrote as it was); else None."""
+    try:
+        stamp = json.loads(stamp_path(source).read_text(encoding="utf-8"))
+        if stamp["format"] != STAMP_FORMAT or stamp["wfc"] != wfc_fingerprint():
+            return None
+        out_dir = Path(stamp["out_dir"])
+        files = {Path(path): digest for path, digest in stamp["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if source.resolve() not in files:
+        return None
+    for path, digest in files.items():
+        if digest is None or _content_hash(path) != digest:
+            return None
+    return out_dir
