@@ -1,0 +1,94 @@
+"""A model a stage returns is validated from its JSON text and stored as the validated
+model's text, written once; the next stage's input is validated from that stored text.
+What is refused, and with which error, is what the dump's path refused (`invoke`), on
+memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from tests.kernel.conftest import Count, Script, Words
+from tests.kernel.helpers import run_of, stage_of, start, step
+from wfc.runtime.kernel import rows
+from wfc.runtime.records import Status
+from wfc.testing import TestKernel
+
+
+class _Loose(BaseModel):
+    """Not `split`'s output model: validated into it, as any other model is."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+    words: Any
+
+
+async def test_a_model_changed_after_it_was_built_is_refused_as_before(
+    tk: TestKernel, script: Script
+) -> None:
+    """Its text validates nowhere (a number where a list goes): the refusal is the dump's
+    own, worded with Python's types ("a valid list", where the text's says "array")."""
+    changed = Words(words=["a"])
+    changed.words = 7  # type: ignore[assignment]  # no `validate_assignment`
+    script.then("split", changed)
+    run_id = await start(tk, "linear")
+    with pytest.warns(UserWarning):  # pydantic's serializer sees the int
+        outcome = await step(tk)
+    assert (
+        outcome.error
+        == "Stage split returned an invalid output: words: Input should be a valid list"
+    )
+    assert (await stage_of(tk, run_id, "split")).status is Status.PENDING  # retried
+
+
+async def test_what_is_stored_is_the_validated_models_text(tk: TestKernel, script: Script) -> None:
+    """Another model's output, validated into the stage's model: the stored text is the
+    validated model's, not the returned one's (a tuple becomes a list), and the next stage
+    reads it."""
+    script.then("split", _Loose(words=("x", "y")))
+    run_id = await start(tk, "linear")
+    assert (await step(tk)).outcome == "completed"
+    row = await stage_of(tk, run_id, "split")
+    assert await tk.blobs.get(row.output_ref or "") == b'{"words":["x","y"]}'
+    assert (await step(tk)).outcome == "completed"
+    count = await stage_of(tk, run_id, "count")
+    assert await tk.blobs.get(count.output_ref or "") == b'{"count":2}'
+
+
+@pytest.mark.parametrize(
+    ("words", "problem"),
+    [(["nul\x00byte"], "U+0000"), ([float("nan")], "nan (JSON has no such number)")],
+    ids=["nul", "nan"],
+)
+async def test_an_output_no_database_can_store_is_refused_on_every_store(
+    tk: TestKernel, script: Script, words: list[Any], problem: str
+) -> None:
+    """A NUL, or a NaN its model writes as a constant: the text is not handed on, the data
+    is walked, and the attempt fails for good with the walk's error."""
+    script.then("split", _Loose(words=words) if problem.startswith("nan") else Words(words=words))
+    if problem.startswith("nan"):  # `split`'s model holds strings: a NaN needs a looser one
+        tk.kernel.deps.registry.get("linear").implementations["split"].output_model = _Loose  # type: ignore[union-attr]
+    run_id = await start(tk, "linear")
+    outcome = await step(tk)
+    assert outcome.outcome == "failed" and not outcome.retried
+    row = await stage_of(tk, run_id, "split")
+    assert row.error is not None and "UnstorableOutput" in row.error and problem in row.error
+
+
+async def test_a_produced_outputs_text_is_stored_without_encoding_it_again(
+    tk: TestKernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text written as the output was checked is the text stored."""
+
+    def encoded_again(output: Any) -> bytes:
+        raise AssertionError(f"encoded again: {output!r}")
+
+    monkeypatch.setattr(rows, "output_json", encoded_again)
+    run_id = await start(tk, "linear")
+    for _ in range(3):
+        assert (await step(tk)).outcome == "completed"
+    run = await run_of(tk, run_id)
+    assert run.status is Status.COMPLETED
+    count = await stage_of(tk, run_id, "count")
+    assert await tk.blobs.get(count.output_ref or "") == Count(count=4).model_dump_json().encode()
