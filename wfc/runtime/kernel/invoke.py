@@ -7,6 +7,15 @@ awaited. A timeout abandons a thread-run method (Python cannot kill a thread)
 but the attempt counts as failed at once. Outputs are validated against the
 stage's output model on every path.
 
+A 1.7 MB output used to be dumped to a tree, validated, dumped again, walked and
+encoded, and the next stage parsed the stored text into a tree to validate; each
+tree was made only to be copied, and its containers fed the cyclic collector,
+whose full collections were half of such a run. Now JSON text is what is handed
+around: a returned model is validated from its own text (`_model_text`), the
+validated model's text is what is stored (`json_output`), and an input that is
+one earlier output held as text is validated from the text (`_input_text`). What
+the JSON mode refuses is validated again as a value, for that path's own error.
+
 What leaves here for storage is redacted (`wfc.runtime.redact`): a failure's
 error, log lines and progress reports. Stage code quotes whatever it was
 handed, and an API key in an exception message would otherwise reach the
