@@ -92,3 +92,22 @@ async def test_a_produced_outputs_text_is_stored_without_encoding_it_again(
     assert run.status is Status.COMPLETED
     count = await stage_of(tk, run_id, "count")
     assert await tk.blobs.get(count.output_ref or "") == Count(count=4).model_dump_json().encode()
+
+
+class _OwnDump(BaseModel):
+    """A model whose class writes its own dump: that dump is the output, as it was."""
+
+    words: list[str]
+
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return {"words": ["its", "own"]}
+
+
+async def test_a_model_that_dumps_itself_is_validated_from_its_own_dump(
+    tk: TestKernel, script: Script
+) -> None:
+    script.then("split", _OwnDump(words=["x"]))
+    run_id = await start(tk, "linear")
+    assert (await step(tk)).outcome == "completed"
+    row = await stage_of(tk, run_id, "split")
+    assert await tk.blobs.get(row.output_ref or "") == b'{"words":["its","own"]}'

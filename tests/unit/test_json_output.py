@@ -126,3 +126,14 @@ def test_a_string_that_only_looks_unstorable_is_checked_and_stored() -> None:
         data, text = json_output(_Any(value=looks))
         assert (data, text) == ({"value": looks}, None)
         assert unstorable_part(data) is None
+
+
+class _OwnDump(BaseModel):
+    value: int
+
+    def model_dump_json(self, **_: Any) -> str:
+        return '{"value": "its own"}'
+
+
+def test_a_model_that_writes_its_own_json_is_read_through_it() -> None:
+    assert json_output(_OwnDump(value=1)) == ({"value": "its own"}, None)

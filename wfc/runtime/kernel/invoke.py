@@ -100,6 +100,9 @@ if TYPE_CHECKING:
     from wfc.runtime.ports import BlobStore
 
 
+_MODEL_DUMP = BaseModel.model_dump
+
+
 class _InputUnavailable(Exception):
     """The output this stage takes as input does not exist."""
 
@@ -343,7 +346,10 @@ def _model_text(result: BaseModel) -> bytes | None:
     values its `model_dump(mode="json")` would hold, written as the text (both serialize in
     JSON mode), so the model is validated without a tree of dicts and lists dumped from it
     and dropped. None when the text cannot be written (a lone surrogate, a type JSON has
-    none for) or is not an object (a root model's): the dump's path then, with its errors."""
+    none for) or is not an object (a root model's), or when the model's class writes its
+    own `model_dump`: the dump's path then, with its errors."""
+    if type(result).model_dump is not _MODEL_DUMP:
+        return None
     try:
         text: bytes = result.__pydantic_serializer__.to_json(result)
     except Exception:

@@ -32,11 +32,15 @@ from pydantic_core import from_json
 # What the serializer writes for a value no database takes: U+0000, and a non-finite
 # float under `ser_json_inf_nan="constants"` (`-Infinity` holds `Infinity`).
 _MAYBE_UNSTORABLE = (b"\\u0000", b"NaN", b"Infinity")
+_MODEL_DUMP_JSON = BaseModel.model_dump_json
 
 
 def json_output(output: BaseModel) -> tuple[Any, bytes | None]:
     """`json.loads(output.model_dump_json())`; and the text, when it proves every database
-    can store the output (see the module's docstring), which is then the text to store."""
+    can store the output (see the module's docstring), which is then the text to store.
+    A model whose class writes its own `model_dump_json` is read through it."""
+    if type(output).model_dump_json is not _MODEL_DUMP_JSON:
+        return json.loads(output.model_dump_json()), None
     serializer = output.__pydantic_serializer__
     try:
         text: bytes = serializer.to_json(output)  # what `model_dump_json` returns, as bytes
