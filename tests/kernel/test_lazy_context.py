@@ -29,8 +29,9 @@ from wfc.testing import SlotTaker, TestKernel
 
 
 class Bag(BaseModel):
-    """An output whose `data` is typed `Any` inside: the parsed input shares its inner
-    objects with the output it was parsed from, as a loosely typed input does."""
+    """An output whose `data` is typed `Any` inside: an input validated from a parsed
+    output would share its inner objects with it, as a loosely typed input does (one
+    validated from the stored text, as a stage's input now is, shares none)."""
 
     stage: str
     data: dict[str, Any]
@@ -62,7 +63,7 @@ def scribbling(seen: dict[str, Any]) -> Workflow:
             view = {sid: copy.deepcopy(value) for sid, value in got.items()}
             if isinstance(ctx.input, Bag):  # `e` takes none: it reads its `needs`
                 view["input"] = ctx.input.model_dump(mode="json")
-                ctx.input.data["log"].append(stage_id)  # the parsed input's shared list
+                ctx.input.data["log"].append(stage_id)  # its `Any` list
                 ctx.input.stage = "scribbled"
             seen[stage_id] = view
             for sid, value in got.items():
