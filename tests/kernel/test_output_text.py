@@ -5,15 +5,20 @@ memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from tests.databases import kernel_on_storage
 from tests.kernel.conftest import Count, Script, Words
-from tests.kernel.helpers import run_of, stage_of, start, step
+from tests.kernel.helpers import note_outputs_made, run_of, stage_of, start, step
+from wfc.runtime import WorkflowBuilder, define_stage
 from wfc.runtime.kernel import rows
 from wfc.runtime.records import Status
+from wfc.runtime.workflow import Workflow
 from wfc.testing import TestKernel
 
 
@@ -111,3 +116,45 @@ async def test_a_model_that_dumps_itself_is_validated_from_its_own_dump(
     assert (await step(tk)).outcome == "completed"
     row = await stage_of(tk, run_id, "split")
     assert await tk.blobs.get(row.output_ref or "") == b'{"words":["its","own"]}'
+
+
+class _Tagged(BaseModel):
+    stage: str
+    words: list[str]
+
+
+def _needing() -> Workflow:
+    """a → b → c, `c` reading `a`'s output through its typed `needs` (`ctx.dependency`)."""
+
+    def made_by(stage_id: str) -> Any:
+        def run(ctx: Any) -> _Tagged:
+            if stage_id == "c":
+                first = ctx.dependency("a", _Tagged)
+                first.words.append("changed")  # the body's own model: no other reader's
+                assert ctx.dependency("a", _Tagged).words == ["from a"]
+            return _Tagged(stage=stage_id, words=[f"from {stage_id}"])
+
+        return run
+
+    return (
+        WorkflowBuilder("needing", "A typed dependency", input=_Tagged)
+        .pipe(define_stage(id="a", input=_Tagged, output=_Tagged, execute=made_by("a")))
+        .pipe(define_stage(id="b", input=_Tagged, output=_Tagged, execute=made_by("b")))
+        .pipe(define_stage(id="c", output=_Tagged, execute=made_by("c"), needs=["a"]))
+        .build()
+    )
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite", "postgres"])
+async def test_a_typed_dependency_is_validated_from_the_stored_text(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither `b`'s input nor `c`'s two reads of `a` parse `a`'s output into a dict: only
+    the run's output (`c`'s) is parsed. Each read is a model of its own."""
+    made: Counter[str] = Counter()
+    note_outputs_made(monkeypatch, lambda value: made.update([value["stage"]]))
+    async with kernel_on_storage(store, [_needing()], tmp_path) as tk:
+        run = await tk.run("needing", {"stage": "input", "words": []})
+    assert run.status is Status.COMPLETED
+    assert run.output == {"stage": "c", "words": ["from c"]}
+    assert made == {"c": 1}
