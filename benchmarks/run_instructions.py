@@ -24,6 +24,12 @@ work done by the clock would count with it.
 - floor: `floor.py`'s hand-written `sqlite3` queue, `--runs` runs made and run to their
   end (its schema and connection included: a few statements, once).
 
+`--shape large` (memory only): `large_outputs.py`'s chain of `--stages` stages handing
+on 10,000 records (1.7 MB of JSON), one run after one warm run, `--runs` of them (a
+run is ~0.3 M instructions a stage of its own bodies' and the runtime's; use
+`--runs 2`): what the runtime does per byte of output, the cyclic collector's share
+included, counted as exactly as the small shapes.
+
 `--by-object` also splits each run's instructions by the library they ran in (SQLite's
 own C, the interpreter, the C modules, libc, ...), read from callgrind's output: what
 a run costs in SQLite itself against what it costs in Python, for wfc and the floor
@@ -62,13 +68,14 @@ def main() -> None:
     parser.add_argument(
         "--store", choices=("memory", "sqlite", "postgres", "floor"), default="memory"
     )
-    parser.add_argument("--shape", choices=("seq3", "fan"), default="seq3")
+    parser.add_argument("--shape", choices=("seq3", "fan", "large"), default="seq3")
+    parser.add_argument("--stages", type=int, default=3, help="--shape large: its stages")
     parser.add_argument("--runs", type=int, default=100, help="runs counted")
     parser.add_argument("--by-object", action="store_true", help="split by library")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the toggle library: run, counted
     args = parser.parse_args()
     if args.child:
-        _counted(args.child, args.store, args.shape, args.runs)
+        _counted(args.child, args.store, args.shape, args.runs, args.stages)
         return
     with tempfile.TemporaryDirectory() as tmp:
         toggle = Path(tmp) / "toggle.so"
@@ -84,6 +91,7 @@ def main() -> None:
             sys.executable,
             __file__,
             *("--store", args.store, "--shape", args.shape, "--runs", str(args.runs)),
+            *("--stages", str(args.stages)),
             *("--child", str(toggle)),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -91,7 +99,8 @@ def main() -> None:
     found = re.search(r"Collected : (\d+)", done.stderr)
     assert found is not None, done.stderr[-2000:]
     total = int(found.group(1))
-    print(f"{args.store} {args.shape}: {total / args.runs / 1e6:.3f} M instructions per run")
+    shape = f"large, {args.stages} stages" if args.shape == "large" else args.shape
+    print(f"{args.store} {shape}: {total / args.runs / 1e6:.3f} M instructions per run")
     for name, cost in sorted(by_object.items(), key=lambda item: -item[1]):
         if cost / total >= 0.001:
             print(f"  {cost / args.runs / 1e6:7.3f} M  {cost / total:6.1%}  {name}")
@@ -131,9 +140,12 @@ def _settled() -> None:
     gc.collect()
 
 
-def _counted(toggle_path: str, store: str, shape: str, runs: int) -> None:
+def _counted(toggle_path: str, store: str, shape: str, runs: int, stages: int) -> None:
     toggle = ctypes.CDLL(toggle_path)
-    if store == "memory":
+    if shape == "large":
+        assert store == "memory", "--shape large runs on the memory adapters"
+        step, counted = _large(stages, runs)
+    elif store == "memory":
         step, counted = _memory(shape, runs)
     elif store == "floor":
         step, counted = _floor(shape, runs)
@@ -159,6 +171,32 @@ def _memory(shape: str, runs: int) -> tuple[Any, Any]:
         toggle.stop()
 
     return step, partial(memory.one_at_a_time, tk, shape, runs)
+
+
+def _large(stages: int, runs: int) -> tuple[Any, Any]:
+    import large_outputs
+
+    from wfc.runtime.records import Status
+    from wfc.testing import make_test_kernel
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.get_event_loop()
+    tk = make_test_kernel(large_outputs.chain(stages))
+    seed = {"records": 10_000}
+
+    async def counted() -> None:
+        for _ in range(runs):
+            assert (await tk.run("large", seed)).status is Status.COMPLETED
+
+    loop.run_until_complete(tk.run("large", seed))
+
+    def step(toggle: Any, counted: Any) -> None:
+        _settled()
+        toggle.start()
+        loop.run_until_complete(counted())
+        toggle.stop()
+
+    return step, counted
 
 
 def _floor(shape: str, runs: int) -> tuple[Any, Any]:

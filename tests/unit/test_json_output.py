@@ -1,6 +1,6 @@
-"""`json_data` is `json.loads(model.model_dump_json())` without the text where it can be:
-the same data (types included) or the same error, for every output; and what it calls
-storable is (the check the kernel then skips)."""
+"""`json_output` gives `json.loads(model.model_dump_json())`: the same data (types included)
+or the same error, for every output; and the text it hands on to be stored is that text,
+given only when every database can store it (the check the kernel then skips)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, field_serializer
 
-from wfc.runtime.kernel.json_output import json_data
+from wfc.runtime.kernel.json_output import json_output
 from wfc.runtime.storable import unstorable_part
 
 
@@ -52,12 +52,13 @@ def _outcome(make: Any) -> tuple[str, str]:
 
 
 def _same(model: BaseModel) -> None:
-    assert _outcome(lambda: json_data(model)[0]) == _outcome(lambda: _through_text(model))
+    assert _outcome(lambda: json_output(model)[0]) == _outcome(lambda: _through_text(model))
     try:
-        data, storable = json_data(model)
+        data, text = json_output(model)
     except Exception:
         return
-    if storable:
+    if text is not None:
+        assert text == model.model_dump_json().encode()
         assert unstorable_part(data) is None
 
 
@@ -101,14 +102,38 @@ def test_any_value_gives_what_the_text_gives(value: Any) -> None:
         _same(_Constants(value=value))
 
 
-def test_a_plain_output_is_known_storable_and_one_with_a_nul_is_not() -> None:
-    """Nearly every output is plain: the kernel skips its storable walk for those, so a
-    NUL (which PostgreSQL refuses) must keep an output off the plain path."""
-    assert json_data(_Any(value={"n": 1, "tags": ["a", "b"], "x": 0.5})) == (
-        {"value": {"n": 1, "tags": ["a", "b"], "x": 0.5}},
-        True,
+def test_a_storable_output_is_handed_on_as_text_and_one_with_a_nul_is_not() -> None:
+    """Nearly every output can be stored: the kernel skips its storable walk for those and
+    stores the text, so a NUL (which PostgreSQL refuses) or a non-finite number written as
+    a constant must keep an output's text from being handed on."""
+    assert json_output(_Any(value={"n": 1, "tags": ["a", "é"], "x": 0.5})) == (
+        {"value": {"n": 1, "tags": ["a", "é"], "x": 0.5}},
+        '{"value":{"n":1,"tags":["a","é"],"x":0.5}}'.encode(),
     )
     for nul in ({"text": "a\x00b"}, {"a\x00b": 1}, ["\x00"]):
-        data, storable = json_data(_Any(value=nul))
-        assert data == {"value": nul} and not storable
+        data, text = json_output(_Any(value=nul))
+        assert data == {"value": nul} and text is None
         assert unstorable_part(data) is not None
+    for number in (float("nan"), float("inf"), float("-inf")):
+        data, text = json_output(_Constants(value=number))
+        assert text is None and unstorable_part(data) is not None
+
+
+def test_a_string_that_only_looks_unstorable_is_checked_and_stored() -> None:
+    """The letters of a constant, or an escaped backslash before `u0000`, inside a string:
+    not handed on as text, so the kernel walks the data, which it can store."""
+    for looks in ("NaN", "-Infinity", "\\u0000"):
+        data, text = json_output(_Any(value=looks))
+        assert (data, text) == ({"value": looks}, None)
+        assert unstorable_part(data) is None
+
+
+class _OwnDump(BaseModel):
+    value: int
+
+    def model_dump_json(self, **_: Any) -> str:
+        return '{"value": "its own"}'
+
+
+def test_a_model_that_writes_its_own_json_is_read_through_it() -> None:
+    assert json_output(_OwnDump(value=1)) == ({"value": "its own"}, None)

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from wfc.errors import MissingStageOutputError, NonRetryableError, WfcError
 from wfc.runtime.ports import BlobAccess as BlobAccess  # re-exported: stage code imports it here
+from wfc.runtime.stage_outputs import StageOutputs
 
 if TYPE_CHECKING:  # the AI helper needs the optional `ai` extra (pydantic-ai)
     from wfc.runtime.ai import AIHelper
@@ -323,7 +324,20 @@ class StageContext(_Reporting, Generic[InputT, ConfigT, StageIdT]):
         return self._outputs.get(stage_id)
 
     def dependency(self, stage_id: StageIdT, model: type[ModelT]) -> ModelT:
-        """A required dependency's output parsed into its model (what generated properties call)."""
+        """A required dependency's output parsed into its model (what generated properties call).
+
+        An output the kernel's context holds as its stored JSON text, not read yet, is
+        validated from the text (as a stage's input is): no dict is parsed only to be
+        copied into the model. What the text's validation refuses is validated as the
+        parsed value, for that path's error."""
+        outputs = self._outputs
+        if isinstance(outputs, StageOutputs):
+            text = outputs.unread_text(stage_id)
+            if text is not None:
+                try:
+                    return model.model_validate_json(text)
+                except ValidationError:
+                    pass
         value = self.require(stage_id)
         return value if isinstance(value, model) else model.model_validate(value)
 

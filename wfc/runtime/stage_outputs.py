@@ -53,6 +53,19 @@ class StageOutputs(Mapping[str, Any]):
         made[stage_id] = value
         return value
 
+    def unread_text(self, stage_id: str) -> bytes | None:
+        """The JSON text `stage_id`'s output is stored as, when this mapping holds it as text
+        and has made no object from it: a reader that validates it into a model (a stage's
+        input) validates the text itself, and the tree a parse would make, which the
+        validation would copy into the model and drop, is never made. Bytes cannot be
+        changed, and a model validated from text shares no object with anything, so what
+        every other reader gets is as before. None for an output held as a value, or one
+        read already (a body may have changed what it got: a later read sees that)."""
+        if stage_id in self._made:
+            return None
+        stored = self.held.get(stage_id)
+        return stored if isinstance(stored, bytes) else None
+
     def __contains__(self, stage_id: object) -> bool:
         return stage_id in self.held  # `Mapping`'s own would read (and parse) the output
 

@@ -21,7 +21,13 @@ from wfc.runtime.kernel.claim import ClaimAtCreate, ClaimAtOutcomeFailed, start_
 from wfc.runtime.kernel.deps import Deps, Unit, atomic
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, warm_up
 from wfc.runtime.kernel.sibling_hand_on import hand_on_sibling
-from wfc.runtime.kernel.stage_outcome import Execution, Unwritten, discarded, emit_outcome
+from wfc.runtime.kernel.stage_outcome import (
+    Execution,
+    Unwritten,
+    discarded,
+    emit_outcome,
+    produced_text,
+)
 from wfc.runtime.kernel.transition import NOOP, NeedJobs, decide_next
 from wfc.runtime.prevalidated import maker
 from wfc.runtime.records import RunRecord, StageChanges, StageFence, StageRecord
@@ -131,7 +137,7 @@ async def _completion_and_transition(
             rows = await unit.db.stages_of_run(run.id)
         # After the run's lock and the fence, the order every writer takes them in; and
         # after the reads, so that on PostgreSQL the write travels with the next one.
-        stored = await save_output(ex.deps, ex.run, ex.stage.id, output)
+        stored = await save_output(ex.deps, ex.run, ex.stage.id, output, produced_text(ex))
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one

@@ -273,7 +273,7 @@ def storable_report(stage_id: str, report: Report) -> Report:
     if isinstance(outcome, Failure):  # its error is stored in the stage, job, log and outbox
         return replace(report, outcome=replace(outcome, error=storable_text(outcome.error)))
     if isinstance(outcome, Produced):
-        if outcome.storable:
+        if outcome.text is not None:  # proved storable as it was encoded
             return report
         problem, what = unstorable_part(outcome.output), "an output"
     elif isinstance(outcome, Suspended):

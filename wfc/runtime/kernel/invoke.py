@@ -7,6 +7,15 @@ awaited. A timeout abandons a thread-run method (Python cannot kill a thread)
 but the attempt counts as failed at once. Outputs are validated against the
 stage's output model on every path.
 
+A 1.7 MB output used to be dumped to a tree, validated, dumped again, walked and
+encoded, and the next stage parsed the stored text into a tree to validate; each
+tree was made only to be copied, and its containers fed the cyclic collector,
+whose full collections were half of such a run. Now JSON text is what is handed
+around: a returned model is validated from its own text (`_model_text`), the
+validated model's text is what is stored (`json_output`), and an input that is
+one earlier output held as text is validated from the text (`_input_text`). What
+the JSON mode refuses is validated again as a value, for that path's own error.
+
 What leaves here for storage is redacted (`wfc.runtime.redact`): a failure's
 error, log lines and progress reports. Stage code quotes whatever it was
 handed, and an API key in an exception message would otherwise reach the
@@ -37,7 +46,7 @@ from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
 from wfc.runtime.kernel.calling import call, describe_error, guarded
 from wfc.runtime.kernel.deps import Deps
-from wfc.runtime.kernel.json_output import json_data
+from wfc.runtime.kernel.json_output import json_output
 from wfc.runtime.kernel.outcomes import (
     Failure,
     NotYet,
@@ -62,6 +71,7 @@ from wfc.runtime.stage import (
     new_ai_helper,
     stage_topic,
 )
+from wfc.runtime.stage_outputs import StageOutputs
 from wfc.runtime.workflow import Workflow
 
 __all__ = [  # the outcomes are imported from here by the command handlers, as they were
@@ -88,6 +98,9 @@ __all__ = [  # the outcomes are imported from here by the command handlers, as t
 if TYPE_CHECKING:
     from wfc.runtime.ai import AIHelper
     from wfc.runtime.ports import BlobStore
+
+
+_MODEL_DUMP = BaseModel.model_dump
 
 
 class _InputUnavailable(Exception):
@@ -277,8 +290,43 @@ def _parse(model: type[BaseModel], value: Any, what: str, stage_id: str) -> Base
         return Failure(error=f"Invalid {what} for stage {stage_id}: {problems}", retryable=False)
 
 
+def _input_text(workflow: Workflow, stage: PlanStage, outputs: Mapping[str, Any]) -> bytes | None:
+    """The stored JSON text of the one output `stage` takes as its input (`from <stage>`, or
+    the previous group's when it is one stage), when the context holds it unread
+    (`StageOutputs.unread_text`); else None, and the input is resolved as a value."""
+    if not isinstance(outputs, StageOutputs):
+        return None
+    if stage.input_source is InputSource.STAGE:
+        return outputs.unread_text(stage.input_from or "")
+    if stage.input_source is not InputSource.FLOW:
+        return None
+    group = workflow.group_of(stage.id)
+    previous = workflow.group(group - 1) if group > 1 else []
+    return outputs.unread_text(previous[0]) if len(previous) == 1 else None
+
+
+def _parse_text(model: type[BaseModel], text: bytes) -> BaseModel | None:
+    """The value `text` reads as, validated by `model` from the text itself (pydantic-core's
+    JSON mode: the same checks, on the text's own values, without a tree of dicts and
+    lists made only to be copied into the model); None when it refuses the text, which
+    the caller then parses and validates as a value, as before, for that path's own
+    error (its messages name Python's types: "a valid list", not "a valid array")."""
+    try:
+        return model.model_validate_json(text)
+    except ValidationError:
+        return None
+
+
 def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> Produced | Failure:
+    """The output `result` as its stage's output model validates it (a model's own is
+    checked again: it may have been changed since it was built), as JSON data and text."""
     model = stage_cls.output_model
+    if isinstance(result, BaseModel):
+        text = _model_text(result)
+        parsed = None if text is None else _parse_text(model, text)
+        if parsed is not None:
+            data, stored = json_output(parsed)
+            return Produced(output=data, text=stored)
     value = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
     if not isinstance(value, dict):
         return Failure(
@@ -289,8 +337,24 @@ def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> P
     except ValidationError as error:
         problems = "; ".join(validation_problems(error))
         return Failure(error=f"Stage {stage_id} returned an invalid output: {problems}")
-    data, storable = json_data(parsed)
-    return Produced(output=data, storable=storable)
+    data, stored = json_output(parsed)
+    return Produced(output=data, text=stored)
+
+
+def _model_text(result: BaseModel) -> bytes | None:
+    """The JSON text of the model a stage returned, to be validated as its output: the
+    values its `model_dump(mode="json")` would hold, written as the text (both serialize in
+    JSON mode), so the model is validated without a tree of dicts and lists dumped from it
+    and dropped. None when the text cannot be written (a lone surrogate, a type JSON has
+    none for) or is not an object (a root model's), or when the model's class writes its
+    own `model_dump`: the dump's path then, with its errors."""
+    if type(result).model_dump is not _MODEL_DUMP:
+        return None
+    try:
+        text: bytes = result.__pydantic_serializer__.to_json(result)
+    except Exception:
+        return None
+    return text if text[:1] == b"{" else None
 
 
 async def run_execute(
@@ -322,11 +386,15 @@ async def _execute(
     stage = workflow.stage(row.stage_id)
     assert stage is not None
     cls = workflow.implementations[stage.id]
-    try:
-        raw_input = resolve_input(workflow, stage, run, outputs, item)
-    except _InputUnavailable as error:
-        return Report(outcome=Failure(error=str(error)))
-    parsed_input = _parse(cls.input_model, raw_input, "input", stage.id)
+    text = None if item is not None else _input_text(workflow, stage, outputs)
+    parsed_input: BaseModel | Failure | None
+    parsed_input = None if text is None else _parse_text(cls.input_model, text)
+    if parsed_input is None:  # not held as text, or refused: as a value, for its error
+        try:
+            raw_input = resolve_input(workflow, stage, run, outputs, item)
+        except _InputUnavailable as error:
+            return Report(outcome=Failure(error=str(error)))
+        parsed_input = _parse(cls.input_model, raw_input, "input", stage.id)
     if isinstance(parsed_input, Failure):
         return Report(outcome=parsed_input)
     config_slice = config_map.get(stage.id, {})

@@ -28,11 +28,12 @@ class Progress:
 @quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Produced:
-    """The stage returned a valid output (JSON data); `storable` when it is known that every
-    database can store it (`json_output.json_data` proved it), else it is checked."""
+    """The stage returned a valid output (JSON data); `text`, its JSON text to store, when it
+    is known that every database can store it (`json_output.json_output` proved it), else
+    the output is checked, and encoded when it is stored."""
 
     output: Any
-    storable: bool = False
+    text: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

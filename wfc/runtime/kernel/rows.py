@@ -61,11 +61,14 @@ def output_key(run: RunRecord, stage_id: str) -> str:
     return stage_prefix(run, stage_id) + "output.json"
 
 
-async def save_output(deps: Deps, run: RunRecord, stage_id: str, output: Any) -> bytes:
+async def save_output(
+    deps: Deps, run: RunRecord, stage_id: str, output: Any, text: bytes | None = None
+) -> bytes:
     """Store a stage's output as JSON; the text stored, which later stages may be handed
     as the output (`StageOutputs` parses it): immutable, unlike `output`, which the caller
-    of `job.execute` gets back in its result and may change."""
-    stored = output_json(output)
+    of `job.execute` gets back in its result and may change. `text`: the output's JSON
+    text, when it was written already (`Produced.text`), stored as it is."""
+    stored = output_json(output) if text is None else text
     await deps.blobs.put(output_key(run, stage_id), stored)
     return stored
 

@@ -19,7 +19,14 @@ from wfc.plan import PlanStage
 from wfc.runtime.commands import JobExecute, JobExecuteResult
 from wfc.runtime.events import Event, StageFailed, StageSuspended, WorkflowSuspended
 from wfc.runtime.kernel.deps import Deps, KeyCompletion, Unit, atomic
-from wfc.runtime.kernel.invoke import Failure, Report, Suspended, progress_events, suspend_times
+from wfc.runtime.kernel.invoke import (
+    Failure,
+    Produced,
+    Report,
+    Suspended,
+    progress_events,
+    suspend_times,
+)
 from wfc.runtime.kernel.rows import refresh_run_totals, save_output, write_log
 from wfc.runtime.ports import Persistence
 from wfc.runtime.record_builders import quick_init
@@ -166,12 +173,19 @@ async def commit_outcome(
             if written is None:
                 raise Unwritten()
             if changes.get("status") is Status.COMPLETED:
-                await save_output(ex.deps, ex.run, ex.stage.id, result.output)
+                await save_output(ex.deps, ex.run, ex.stage.id, result.output, produced_text(ex))
                 await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
             emit_outcome(ex, unit, *events)
             await ex.key.complete(unit.db, result)
     except Unwritten:
         raise await discarded(ex) from None
+
+
+def produced_text(ex: Execution) -> bytes | None:
+    """The JSON text of the output the execution produced, when it was written as it was
+    checked (`Produced.text`): stored as it is, not encoded again."""
+    outcome = ex.report.outcome
+    return outcome.text if isinstance(outcome, Produced) else None
 
 
 def emit_outcome(ex: Execution, unit: Unit, *events: Event) -> None:
