@@ -92,7 +92,9 @@ class PostgresRunEnds:
                 yield lost
             finally:
                 driver.remove_termination_listener(terminated)
-                if not driver.is_closed():
+                if driver.is_closed():  # lost: not back into the pool, where it breaks a query
+                    await conn.invalidate()
+                else:
                     await driver.remove_listener(CHANNEL, deliver)
 
 

@@ -96,7 +96,9 @@ class PostgresWakeups:
                 yield listening
             finally:
                 driver.remove_termination_listener(listening.lost)
-                if not driver.is_closed():
+                if driver.is_closed():  # lost: not back into the pool, where it breaks a query
+                    await conn.invalidate()
+                else:
                     await driver.remove_listener(CHANNEL, deliver)
                     if listening.leading:  # the pooled session would keep holding the lock
                         try:
