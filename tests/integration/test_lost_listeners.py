@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from tests.databases import postgres_database
 from wfc.runtime.adapters.sql import SqlStorage, open_storage
@@ -34,7 +35,9 @@ async def _terminate_listening(storage: SqlStorage, channel: str) -> None:
 
 
 async def _queries_all_work(storage: SqlStorage) -> None:
-    for _ in range(storage.engine.pool.size() + 2):  # round the whole pool
+    pool = storage.engine.pool
+    assert isinstance(pool, QueuePool)
+    for _ in range(pool.size() + 2):  # round the whole pool
         async with storage.engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
 
