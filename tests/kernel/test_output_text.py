@@ -158,3 +158,37 @@ async def test_a_typed_dependency_is_validated_from_the_stored_text(
     assert run.status is Status.COMPLETED
     assert run.output == {"stage": "c", "words": ["from c"]}
     assert made == {"c": 1}
+
+
+class _Secretive(BaseModel):
+    """A stage's own output model that leaves a field out of its dump: what is stored is
+    the dump, never the field."""
+
+    words: list[str]
+    secret: str = "s3cret"
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        return {k: v for k, v in super().model_dump(**kwargs).items() if k != "secret"}
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_an_output_model_that_dumps_itself_is_stored_as_its_dump(
+    store: str, tmp_path: Path
+) -> None:
+    workflow = (
+        WorkflowBuilder("secretive", "An output model with its own dump", input=_Tagged)
+        .pipe(
+            define_stage(
+                id="a", input=_Tagged, output=_Secretive,
+                execute=lambda ctx: _Secretive(words=ctx.input.words),
+            )
+        )
+        .build()
+    )  # fmt: skip
+    async with kernel_on_storage(store, [workflow], tmp_path) as tk:
+        run = await tk.run("secretive", {"stage": "input", "words": ["w"]})
+        row = await stage_of(tk, run.id, "a")
+        stored = await tk.blobs.get(row.output_ref or "")
+    assert run.status is Status.COMPLETED
+    assert run.output == {"words": ["w"]}
+    assert stored is not None and b"s3cret" not in stored

@@ -32,14 +32,19 @@ from pydantic_core import from_json
 # What the serializer writes for a value no database takes: U+0000, and a non-finite
 # float under `ser_json_inf_nan="constants"` (`-Infinity` holds `Infinity`).
 _MAYBE_UNSTORABLE = (b"\\u0000", b"NaN", b"Infinity")
+_MODEL_DUMP = BaseModel.model_dump
 _MODEL_DUMP_JSON = BaseModel.model_dump_json
 
 
 def json_output(output: BaseModel) -> tuple[Any, bytes | None]:
     """`json.loads(output.model_dump_json())`; and the text, when it proves every database
     can store the output (see the module's docstring), which is then the text to store.
-    A model whose class writes its own `model_dump_json` is read through it."""
-    if type(output).model_dump_json is not _MODEL_DUMP_JSON:
+    A model whose class writes its own `model_dump` (to leave a secret out, say) is stored
+    as that dump, as it always was; one that writes its own `model_dump_json`, as that."""
+    kind = type(output)
+    if kind.model_dump is not _MODEL_DUMP:
+        return output.model_dump(mode="json"), None  # checked, then encoded, by the kernel
+    if kind.model_dump_json is not _MODEL_DUMP_JSON:
         return json.loads(output.model_dump_json()), None
     serializer = output.__pydantic_serializer__
     try:
