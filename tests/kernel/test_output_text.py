@@ -6,6 +6,7 @@ memory, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,37 @@ async def test_an_output_model_that_dumps_itself_is_stored_as_its_dump(
     assert run.status is Status.COMPLETED
     assert run.output == {"words": ["w"]}
     assert stored is not None and b"s3cret" not in stored
+
+
+class _Dated(BaseModel):
+    when: str
+
+
+class _EitherDay(BaseModel):
+    when: date | str
+
+
+class _Kind(BaseModel):
+    kind: str
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_an_input_with_a_union_gets_the_member_its_value_gives(
+    store: str, tmp_path: Path
+) -> None:
+    """`a` hands on a date as a string; `b` takes `date | str`, whose member JSON text
+    would choose otherwise (a `date`): `b` gets the `str` it always got."""
+    workflow = (
+        WorkflowBuilder("either", "A union in an input", input=_Dated)
+        .pipe(define_stage(id="a", input=_Dated, output=_Dated, execute=lambda ctx: ctx.input))
+        .pipe(
+            define_stage(
+                id="b", input=_EitherDay, output=_Kind,
+                execute=lambda ctx: _Kind(kind=type(ctx.input.when).__name__),
+            )
+        )
+        .build()
+    )  # fmt: skip
+    async with kernel_on_storage(store, [workflow], tmp_path) as tk:
+        run = await tk.run("either", {"when": "2026-01-31"})
+    assert run.output == {"kind": "str"}

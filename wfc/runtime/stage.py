@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from wfc.errors import MissingStageOutputError, NonRetryableError, WfcError
+from wfc.runtime.json_text import validated_from_text
 from wfc.runtime.ports import BlobAccess as BlobAccess  # re-exported: stage code imports it here
 from wfc.runtime.stage_outputs import StageOutputs
 
@@ -328,16 +329,14 @@ class StageContext(_Reporting, Generic[InputT, ConfigT, StageIdT]):
 
         An output the kernel's context holds as its stored JSON text, not read yet, is
         validated from the text (as a stage's input is): no dict is parsed only to be
-        copied into the model. What the text's validation refuses is validated as the
-        parsed value, for that path's error."""
+        copied into the model. What the text's validation refuses, or might validate
+        otherwise (`wfc.runtime.json_text`), is validated as the parsed value."""
         outputs = self._outputs
         if isinstance(outputs, StageOutputs):
             text = outputs.unread_text(stage_id)
-            if text is not None:
-                try:
-                    return model.model_validate_json(text)
-                except ValidationError:
-                    pass
+            parsed = None if text is None else validated_from_text(model, text)
+            if parsed is not None:
+                return parsed
         value = self.require(stage_id)
         return value if isinstance(value, model) else model.model_validate(value)
 

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 from wfc.errors import WfcError, validation_problems
 from wfc.plan import InputSource, PlanStage
 from wfc.runtime.events import Event, StageProgress
+from wfc.runtime.json_text import validated_from_text
 from wfc.runtime.kernel.calling import call, describe_error, guarded
 from wfc.runtime.kernel.deps import Deps
 from wfc.runtime.kernel.json_output import json_output
@@ -305,25 +306,13 @@ def _input_text(workflow: Workflow, stage: PlanStage, outputs: Mapping[str, Any]
     return outputs.unread_text(previous[0]) if len(previous) == 1 else None
 
 
-def _parse_text(model: type[BaseModel], text: bytes) -> BaseModel | None:
-    """The value `text` reads as, validated by `model` from the text itself (pydantic-core's
-    JSON mode: the same checks, on the text's own values, without a tree of dicts and
-    lists made only to be copied into the model); None when it refuses the text, which
-    the caller then parses and validates as a value, as before, for that path's own
-    error (its messages name Python's types: "a valid list", not "a valid array")."""
-    try:
-        return model.model_validate_json(text)
-    except ValidationError:
-        return None
-
-
 def _coerce_output(stage_cls: type[_StageBase], stage_id: str, result: Any) -> Produced | Failure:
     """The output `result` as its stage's output model validates it (a model's own is
     checked again: it may have been changed since it was built), as JSON data and text."""
     model = stage_cls.output_model
     if isinstance(result, BaseModel):
         text = _model_text(result)
-        parsed = None if text is None else _parse_text(model, text)
+        parsed = None if text is None else validated_from_text(model, text)
         if parsed is not None:
             data, stored = json_output(parsed)
             return Produced(output=data, text=stored)
@@ -388,7 +377,7 @@ async def _execute(
     cls = workflow.implementations[stage.id]
     text = None if item is not None else _input_text(workflow, stage, outputs)
     parsed_input: BaseModel | Failure | None
-    parsed_input = None if text is None else _parse_text(cls.input_model, text)
+    parsed_input = None if text is None else validated_from_text(cls.input_model, text)
     if parsed_input is None:  # not held as text, or refused: as a value, for its error
         try:
             raw_input = resolve_input(workflow, stage, run, outputs, item)
