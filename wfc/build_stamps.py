@@ -21,16 +21,17 @@ files again does not.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 import wfc
 
-STAMP_FORMAT = 1
+STAMP_FORMAT = 2
 _PACKAGE = Path(wfc.__file__).resolve().parent
 
 
@@ -52,22 +53,53 @@ def wfc_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _content_hash(path: Path) -> str | None:
+def text_hash(text: str) -> str:
+    """The hash a file's text is kept by."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def file_hash(path: Path) -> str | None:
+    """The hash of the file's text as the compiler reads it (UTF-8, a BOM dropped), or
+    None when it cannot be read as such."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return text_hash(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError):
         return None
 
 
-def write_stamp(source: Path, *, out_dir: Path, files: Iterable[Path]) -> None:
-    """Record a successful compile of `source` into `out_dir`: `files` are those it read
-    or wrote (the source among them). A stamp that cannot be written is no error: the
-    next run compiles again."""
+def _key(path: Path) -> str:
+    """A file's absolute path as written, symlinks not followed: an import through a link
+    that now points elsewhere is read again, and found to be another file."""
+    return os.path.abspath(path)
+
+
+def forget(source: Path) -> None:
+    """Drop `source`'s stamp, as a compile starts: one that fails, or stops half way, must
+    leave none behind."""
+    with contextlib.suppress(OSError):
+        stamp_path(source).unlink(missing_ok=True)
+
+
+def write_stamp(
+    source: Path,
+    *,
+    out_dir: Path,
+    hashes: Mapping[Path, str | None],
+    links: Mapping[Path, Path] | None = None,
+) -> None:
+    """Record a successful compile of `source` into `out_dir`: `hashes` of every file it
+    read or wrote (the source among them), taken from the text the compiler read or wrote
+    (or from the file before the compiler read it), never after: a file saved during the
+    compile then differs from its stamp, and is compiled again. `links` are the paths the
+    sources named (an import as written) with the file each resolved to: one that resolves
+    elsewhere now (a symbolic link pointed at another directory) is compiled again. A stamp
+    that cannot be written is no error: the next run compiles again."""
     stamp = {
         "format": STAMP_FORMAT,
         "wfc": wfc_fingerprint(),
-        "out_dir": str(out_dir.resolve()),
-        "files": {str(path.resolve()): _content_hash(path) for path in files},
+        "out_dir": _key(out_dir),
+        "files": {_key(path): digest for path, digest in hashes.items()},
+        "links": {_key(named): str(found) for named, found in (links or {}).items()},
     }
     target = stamp_path(source)
     try:
@@ -88,11 +120,14 @@ def up_to_date(source: Path) -> Path | None:
             return None
         out_dir = Path(stamp["out_dir"])
         files = {Path(path): digest for path, digest in stamp["files"].items()}
+        links = dict(stamp["links"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if source.resolve() not in files:
+    if Path(_key(source)) not in files:
+        return None
+    if any(os.path.realpath(named) != found for named, found in links.items()):
         return None
     for path, digest in files.items():
-        if digest is None or _content_hash(path) != digest:
+        if digest is None or file_hash(path) != digest:
             return None
     return out_dir

@@ -6,12 +6,13 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wfc import build_stamps
 from wfc.build_stamps import stamp_path, up_to_date
-from wfc.compiler import compile_path
+from wfc.compiler import compile_path, driver
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "invoices"
 
@@ -66,10 +67,45 @@ def test_another_wfc_compiles_again(compiled: Path, monkeypatch: pytest.MonkeyPa
     assert up_to_date(compiled) is None
 
 
-def test_a_failed_compile_leaves_no_usable_stamp(compiled: Path) -> None:
-    compiled.write_text(compiled.read_text().replace("stage tax", "stage"), encoding="utf-8")
+def test_a_failed_compile_leaves_no_stamp(compiled: Path) -> None:
+    source = compiled.read_text()
+    compiled.write_text(source.replace("stage tax", "stage"), encoding="utf-8")
     assert not compile_path(compiled).ok
+    assert not stamp_path(compiled).exists()
+    compiled.write_text(source, encoding="utf-8")  # back as it was stamped: still compiled
     assert up_to_date(compiled) is None
+
+
+def test_a_file_saved_during_the_compile_is_compiled_again(
+    compiled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saved after the compiler read it, before the stamp: the stamp holds what was read."""
+    checked_stubs = driver.check_stubs
+
+    def then_saved(*args: Any, **kwargs: Any) -> Any:
+        found = checked_stubs(*args, **kwargs)
+        _append(compiled)
+        _append(compiled.parent / "invoice" / "stages" / "tax.py")
+        return found
+
+    monkeypatch.setattr(driver, "check_stubs", then_saved)
+    assert compile_path(compiled).ok
+    assert up_to_date(compiled) is None
+
+
+def test_an_import_through_a_link_pointed_elsewhere_is_compiled_again(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(EXAMPLE / "common.wf", tmp_path / name / "common.wf")
+    _append(tmp_path / "b" / "common.wf")
+    (tmp_path / "lib").symlink_to(tmp_path / "a")
+    source = tmp_path / "invoice.wf"
+    text = (EXAMPLE / "invoice.wf").read_text().replace('"common.wf"', '"lib/common.wf"')
+    source.write_text(text, encoding="utf-8")
+    assert compile_path(source).ok and up_to_date(source) is not None
+    (tmp_path / "lib").unlink()
+    (tmp_path / "lib").symlink_to(tmp_path / "b")
+    assert up_to_date(source) is None
 
 
 def test_a_check_writes_no_stamp(tmp_path: Path) -> None:

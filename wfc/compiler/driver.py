@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from wfc.build_stamps import write_stamp
+from wfc.build_stamps import file_hash, text_hash, write_stamp
+from wfc.build_stamps import forget as forget_stamp
 from wfc.compiler import model
 from wfc.compiler.checks import check_program
 from wfc.compiler.checks.yaml_help import spell_for_source
@@ -106,13 +107,26 @@ def analyse(path: Path) -> tuple[model.WorkflowModel | None, list[Diagnostic]]:
     return checked, diagnostics
 
 
-def _analyse_reading(
-    path: Path,
-) -> tuple[model.WorkflowModel | None, list[Diagnostic], list[Path]]:
-    """`analyse`, and the files it read (the file and everything it imports)."""
+@dataclass(slots=True)
+class _Read:
+    """What a compile read, for its stamp (`build_stamps`): each file with the hash of the
+    text it parsed, and each import as written with the file it resolved to."""
+
+    hashes: dict[Path, str | None]
+    links: dict[Path, Path]
+
+
+def _analyse_reading(path: Path) -> tuple[model.WorkflowModel | None, list[Diagnostic], _Read]:
+    """`analyse`, and what it read (the file and everything it imports)."""
     program = load_program(path)
     checked, diagnostics = check_program(program)
-    return checked, [*program.diagnostics, *diagnostics], list(program.modules)
+    read = _Read(hashes={}, links={path: path.resolve()})
+    for module in program.modules.values():
+        read.hashes[module.file.path] = text_hash(module.file.text)
+        for imported in module.module.imports:
+            named = module.file.path.parent / imported.path
+            read.links[named] = named.resolve()
+    return checked, [*program.diagnostics, *diagnostics], read
 
 
 def _stale_files(out_dir: Path, files: dict[str, str]) -> list[Path]:
@@ -216,6 +230,9 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     from wfc.compiler.codegen import render_package, render_stubs, stage_views
     from wfc.compiler.lower import lower
 
+    stamped = not check and out_dir is None  # see the end
+    if stamped:
+        forget_stamp(path)
     checked, diagnostics, read = _analyse_reading(path)
     result = CompileResult(files=[path], workflow=checked)
     if checked is None:
@@ -241,6 +258,8 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     views = stage_views(checked)
     all_stubs = render_stubs(checked, views)
     stubs = {rel: text for rel, text in all_stubs.items() if not (target / rel).exists()}
+    # The user's stage files, hashed before `check_stubs` reads them (`build_stamps`).
+    kept_stubs = {target / rel: file_hash(target / rel) for rel in all_stubs if rel not in stubs}
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
     if not check:
@@ -257,9 +276,10 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     result.diagnostics = sort_diagnostics(diagnostics)
     # The next `wfc run` of an unchanged file skips all this. Only for the package beside
     # the source, the one `wfc run` loads: one made elsewhere (`-o`) may hold other stages.
-    if not check and out_dir is None and result.ok:
-        written = [target / rel for rel in (*files, *all_stubs)]
-        write_stamp(path, out_dir=target, files=[path, *read, *written])
+    if stamped and result.ok:
+        written = {target / rel: text_hash(text) for rel, text in {**files, **stubs}.items()}
+        hashes = {**read.hashes, **written, **kept_stubs}
+        write_stamp(path, out_dir=target, hashes=hashes, links=read.links)
     return result
 
 
