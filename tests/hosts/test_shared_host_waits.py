@@ -60,6 +60,21 @@ async def test_run_and_wait_on_a_shared_host_returns_as_its_run_ends(
     assert len({run.run_id for run in runs}) == 3
 
 
+async def test_run_and_wait_through_another_kernel_s_host_returns_as_its_run_ends(
+    backend: Backend,
+) -> None:
+    """The caller's kernel is not the host's (two made on one storage): the host's kernel,
+    which ends the run, tells the waiter, not the caller's (on memory, nothing else would)."""
+    async with _serving(backend.kernel()) as shared:
+        run = await asyncio.wait_for(
+            run_and_wait(
+                backend.kernel(), "linear", DOC, host=shared, poll_interval=SLOW, timeout=WITHIN
+            ),
+            WITHIN.total_seconds(),
+        )
+    assert run.status is Status.COMPLETED
+
+
 async def test_wait_for_run_given_its_host_returns_as_the_run_ends(host: WorkerHost) -> None:
     created = await host.kernel.dispatch(
         RunCreate(idempotency_key="waited", workflow_id="linear", input=DOC)

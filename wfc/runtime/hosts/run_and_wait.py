@@ -238,6 +238,7 @@ async def run_and_wait(
             poll_interval=poll_interval,
             on_change=on_change,
             timeout=timeout,
+            host=worker,  # its kernel is told of the ends it makes (the caller's may not be)
         )
     finally:
         if own_host:
