@@ -1,10 +1,10 @@
 """Whether a `.wf` file's generated package is up to date, told without the compiler.
 
-`wfc run pipeline.wf` (and `wfc worker`, `wfc serve`) compile the file first, since
-the user may have edited it. Compiling a file that has not changed writes nothing,
-but it still imports the compiler (Lark, Jinja2, the checks: a quarter of a second)
-and parses, checks and renders everything (70 ms for the README's example): about a
-third of a `wfc run`. A successful compile leaves a stamp of what it read and wrote;
+`wfc run pipeline.wf` (and `wfc worker`, `wfc ui`, any command given a `.wf`) compile
+the file first, since the user may have edited it. Compiling a file that has not
+changed writes nothing, but it still imports the compiler (Lark, Jinja2, the checks: a
+quarter of a second) and parses, checks and renders everything (70 ms for the README's
+example): about a third of a `wfc run`. A successful compile leaves a stamp of what it read and wrote;
 the next run compares the stamp with the files and compiles only when something moved.
 
 The stamp (`__pycache__/<file>.wfc-build.json` beside the source, where Python keeps
@@ -13,7 +13,9 @@ its own caches and version control already ignores them) records:
   package, so a new or edited compiler never reuses an old build;
 - by content hash, every file the compile read or wrote: the source and its imports,
   the generated files (a package edited or deleted by hand is written again), and the
-  stage files (the user's code, which the compile checks still fits its stage).
+  stage files (the user's code, which the compile checks still fits its stage), each
+  hashed from the text the compiler used, never read again after it;
+- each import as written, with the file it resolved to (a link pointed elsewhere).
 Anything missing, unreadable or different means "compile", never an error. Editing a
 stage's code therefore compiles once more on the next run, as before; running the same
 files again does not.
