@@ -1,7 +1,7 @@
 """A run ended by another process wakes the processes waiting for it at once, not at their
-next poll: `wait_for_run` without a host in this process, and `wfc runs watch` in another,
-on a SQLite file (its `data_version`) and on PostgreSQL (the `wfc_run_ended` NOTIFY that
-revision 0018 installs, as `wfc db upgrade` does).
+next poll: `wait_for_run` without a host in this process, and `wfc runs watch` and
+`wfc runs logs -f` in another, on a SQLite file (its `data_version`) and on PostgreSQL
+(the `wfc_run_ended` NOTIFY that revision 0018 installs, as `wfc db upgrade` does).
 
 Each waiter polls every minute and gives up after 20 s: returning with the run ended
 proves it was woken, not polled. The run is ended by `wfc runs cancel`, a process of its
@@ -92,3 +92,19 @@ def test_watch_ends_as_another_process_ends_the_run(env: dict[str, str], tmp_pat
         watch.wait()
     assert watch.returncode == 1, stderr
     assert f"run {run_id} cancelled" in stderr
+
+
+def test_logs_follow_ends_as_another_process_ends_the_run(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    run_id = _created(env, tmp_path)
+    logs = started("runs", "logs", run_id, "-f", "--interval", "60", env=env, cwd=tmp_path)
+    try:
+        assert first_line(logs).startswith(f"following the logs of run {run_id}")
+        cancelled = wfc("runs", "cancel", run_id, env=env, cwd=tmp_path)
+        assert cancelled.returncode == 0, cancelled.stderr
+        _, stderr = logs.communicate(timeout=WITHIN.total_seconds())
+    finally:
+        logs.kill()
+        logs.wait()
+    assert logs.returncode == 0, stderr

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from wfc.runtime.hosts import RunSnapshot
     from wfc.runtime.ports import Persistence
-    from wfc.runtime.records import LogRecord
+    from wfc.runtime.records import LogRecord, RunRecord
 
 EXIT_INTERRUPTED = 130
 INTERVAL_HELP = (
@@ -150,9 +150,10 @@ async def _print_logs(
     interval: float,
     as_json: bool,
 ) -> None:
-    import asyncio
+    from datetime import timedelta
 
     from wfc.cli.session import opened_storage
+    from wfc.runtime.hosts.waiting import wait_at_most
     from wfc.runtime.records import TERMINAL
     from wfc.runtime.run_ids import resolve_run_id
 
@@ -171,18 +172,33 @@ async def _print_logs(
             status = "" if run is None else f" ({run.status.value.lower()})"
             click.echo(f"following the logs of run {run_id}{status}", err=True)
         printed = 0
-        while True:
-            run = await db.get_run(run_id)  # before the lines: the last read sees them all
+
+        async def print_new() -> RunRecord | None:
+            """The lines not printed yet; the run as read before them (the last read,
+            once the run has ended, sees them all)."""
+            nonlocal printed
+            run = await db.get_run(run_id)
             lines = await db.logs_of_run(run_id)
-            stages |= {s.id: s.stage_id for s in await db.stages_of_run(run_id)}
+            stages.update({s.id: s.stage_id for s in await db.stages_of_run(run_id)})
             for line in lines[printed:]:
                 stage_id = stages.get(line.stage_record_id or "")
                 if not stage_ids or stage_id in stage_ids:
                     _print_line(line, stage_id, as_json)
             printed = len(lines)
-            if not follow or run is None or run.status in TERMINAL:
-                return
-            await asyncio.sleep(interval)
+            return run
+
+        if not follow:
+            await print_new()
+            return
+        # Woken as the run ends, here or in another process (`wait_for_run`'s waiters),
+        # so its last lines print then, not at the next `--interval`.
+        async with storage.run_end_waits.waiting(run_id) as ended:
+            while True:
+                woken = ended.arm()
+                run = await print_new()
+                if run is None or run.status in TERMINAL:
+                    return
+                await wait_at_most(woken, timedelta(seconds=interval))
 
 
 def _print_line(line: LogRecord, stage_id: str | None, as_json: bool) -> None:
