@@ -79,18 +79,29 @@ def test_wait_for_run_returns_as_another_process_ends_the_run(
     assert run.status is Status.CANCELLED
 
 
+def _follow_while_another_process_cancels(
+    env: dict[str, str], cwd: Path, run_id: str, command: tuple[str, ...], says: str
+) -> tuple[int, str]:
+    """`wfc runs <command>` polling every minute, the run cancelled by another process once
+    the follower said it follows (`says`); its exit code and the rest of its stderr."""
+    follower = started("runs", *command, "--interval", "60", env=env, cwd=cwd)
+    try:
+        assert first_line(follower).startswith(says)
+        cancelled = wfc("runs", "cancel", run_id, env=env, cwd=cwd)
+        assert cancelled.returncode == 0, cancelled.stderr
+        _, stderr = follower.communicate(timeout=WITHIN.total_seconds())
+    finally:
+        follower.kill()
+        follower.wait()
+    return follower.returncode, stderr
+
+
 def test_watch_ends_as_another_process_ends_the_run(env: dict[str, str], tmp_path: Path) -> None:
     run_id = _created(env, tmp_path)
-    watch = started("runs", "watch", run_id, "--interval", "60", env=env, cwd=tmp_path)
-    try:
-        assert first_line(watch).startswith(f"watching run {run_id}")
-        cancelled = wfc("runs", "cancel", run_id, env=env, cwd=tmp_path)
-        assert cancelled.returncode == 0, cancelled.stderr
-        _, stderr = watch.communicate(timeout=WITHIN.total_seconds())
-    finally:
-        watch.kill()
-        watch.wait()
-    assert watch.returncode == 1, stderr
+    code, stderr = _follow_while_another_process_cancels(
+        env, tmp_path, run_id, ("watch", run_id), f"watching run {run_id}"
+    )
+    assert code == 1, stderr
     assert f"run {run_id} cancelled" in stderr
 
 
@@ -98,13 +109,7 @@ def test_logs_follow_ends_as_another_process_ends_the_run(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     run_id = _created(env, tmp_path)
-    logs = started("runs", "logs", run_id, "-f", "--interval", "60", env=env, cwd=tmp_path)
-    try:
-        assert first_line(logs).startswith(f"following the logs of run {run_id}")
-        cancelled = wfc("runs", "cancel", run_id, env=env, cwd=tmp_path)
-        assert cancelled.returncode == 0, cancelled.stderr
-        _, stderr = logs.communicate(timeout=WITHIN.total_seconds())
-    finally:
-        logs.kill()
-        logs.wait()
-    assert logs.returncode == 0, stderr
+    code, stderr = _follow_while_another_process_cancels(
+        env, tmp_path, run_id, ("logs", run_id, "-f"), f"following the logs of run {run_id}"
+    )
+    assert code == 0, stderr
