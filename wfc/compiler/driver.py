@@ -230,7 +230,10 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     from wfc.compiler.codegen import render_package, render_stubs, stage_views
     from wfc.compiler.lower import lower
 
-    stamped = not check and out_dir is None  # see the end
+    # A stamp lets the next `wfc run` of an unchanged file skip all this (`build_stamps`).
+    # Only for the package beside the source, the one `wfc run` loads: one made elsewhere
+    # (`-o`) may hold other stage code. Dropped as the compile starts, written at its end.
+    stamped = not check and out_dir is None
     if stamped:
         forget_stamp(path)
     checked, diagnostics, read = _analyse_reading(path)
@@ -259,7 +262,9 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
     all_stubs = render_stubs(checked, views)
     stubs = {rel: text for rel, text in all_stubs.items() if not (target / rel).exists()}
     # The user's stage files, hashed before `check_stubs` reads them (`build_stamps`).
-    kept_stubs = {target / rel: file_hash(target / rel) for rel in all_stubs if rel not in stubs}
+    kept_stubs = {
+        target / rel: file_hash(target / rel) for rel in all_stubs if stamped and rel not in stubs
+    }
     result.plan, result.out_dir = plan, target
     result.stale = _stale_files(target, files) + [target / rel for rel in stubs]
     if not check:
@@ -274,8 +279,6 @@ def compile_path(path: Path, out_dir: Path | None = None, *, check: bool = False
         fresh = frozenset(result.created_stubs)
         diagnostics += check_stubs(checked, target, fresh=fresh, views=views)
     result.diagnostics = sort_diagnostics(diagnostics)
-    # The next `wfc run` of an unchanged file skips all this. Only for the package beside
-    # the source, the one `wfc run` loads: one made elsewhere (`-o`) may hold other stages.
     if stamped and result.ok:
         written = {target / rel: text_hash(text) for rel, text in {**files, **stubs}.items()}
         hashes = {**read.hashes, **written, **kept_stubs}
