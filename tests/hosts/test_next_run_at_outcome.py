@@ -78,7 +78,9 @@ async def test_a_burst_on_one_slot_is_claimed_by_the_outcomes_that_end_its_runs(
             await worker.stop()
     assert worker.orchestrator.ticks == 1 and worker.jobs_taken == 12
     if backend.name == "postgres":  # the last outcome stays one statement: it claims nothing
-        assert len(claims) == 5  # the tick's, then one per freed slot
+        # The tick's, then one per slot freed while runs wait: none after the last run's
+        # claim, which saw no other run PENDING.
+        assert len(claims) == 4
         return
     # The tick's; each next run was claimed by the outcome that ended the one before; the
     # slot freed after the burst claims once, which takes the claim lead back (one claim
@@ -176,5 +178,15 @@ async def test_a_claim_that_used_up_the_room_claims_again_if_a_slot_freed_meanwh
     freed up while no runs were said to wait, and nothing else would claim until a poll."""
     worker = _one_slot(backend.kernel())
     assert worker.free_slots() == 1  # the run the claim handed over has ended already
-    assert not worker.orchestrator._settle_claim(claimed=1, room=1)
+    assert not worker.orchestrator._settle_claim(claimed=1, room=1, others_pending=True)
     assert worker.orchestrator._claim_now  # claims again at once
+
+
+async def test_a_claim_that_used_up_the_room_and_saw_no_other_run_claims_no_more(
+    backend: Backend,
+) -> None:
+    worker = _one_slot(backend.kernel())
+    assert not worker.orchestrator._settle_claim(claimed=1, room=1, others_pending=False)
+    assert not worker.orchestrator._claim_now and not worker.orchestrator.claims_waiting
+    # Nor does a claim that reached its per-claim limit claim again at once.
+    assert not worker.orchestrator._settle_claim(claimed=10, room=10, others_pending=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -105,3 +106,52 @@ async def test_a_slot_stopped_after_its_next_job_was_handed_gives_it_back(
     statuses = {j.stage_id: j.status for j in jobs}
     assert statuses == {"split": Status.COMPLETED, "count": Status.PENDING}
     assert worker.stats().jobs_processed == 1
+
+
+async def test_a_claim_that_took_the_last_pending_run_leaves_no_claim_for_its_freed_slot(
+    backend: Backend,
+) -> None:
+    """A worker with one slot claims the only PENDING run: its claim filled the slots, but
+    saw no other run waiting, so the slot freeing up at the run's end claims nothing (a
+    claim there found nothing, and on PostgreSQL one was counted against each run). Not on
+    SQLite, whose file tells no create from any other commit: its claims wake at any
+    change, a gap apart (`sqlite_wakeups.WakeRule`)."""
+    if backend.name == "sqlite":
+        pytest.skip("SQLite's wakeups claim at any change of the file")
+    worker = host(backend, concurrency=1)
+    claims: list[RunClaimPending] = []
+    dispatch = worker.kernel.dispatch
+
+    async def counted(command: object) -> object:
+        if isinstance(command, RunClaimPending):
+            claims.append(command)
+        return await dispatch(command)  # type: ignore[call-overload]
+
+    await worker.start()
+    try:
+        await _until(lambda: worker.stats().orchestration_ticks >= 1)  # its first claims
+        if backend.wakeups is not None:
+            await _until(lambda: worker.orchestrator.listening is not None)
+        await asyncio.sleep(0.1)
+        worker.kernel.dispatch = counted  # type: ignore[assignment,method-assign]
+        other = backend.kernel()  # another process's: its create claims nothing here
+        created = await other.dispatch(
+            RunCreate(idempotency_key="the-only-one", workflow_id="linear", input=DOC)
+        )
+        if backend.wakeups is None:  # (PostgreSQL's lead is told by a NOTIFY)
+            worker.wake_claims()
+        run = await wait_for_run(other, created.workflow_run_id, timeout=timedelta(seconds=20))
+        await _until(lambda: worker.free_slots() == 1)  # just after the run's end
+        await asyncio.sleep(0.1)  # time for a claim the freed slot would start
+    finally:
+        await worker.stop()
+    assert run.status is Status.COMPLETED
+    assert len(claims) == 1
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")

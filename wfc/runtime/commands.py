@@ -269,6 +269,10 @@ class RunClaimPendingResult(_Message):
     """Runs started, in claim order (priority, then age)."""
 
     claimed: list[ClaimedRun] = Field(default_factory=list)
+    # Whether the last claim saw another PENDING run it could take: a host whose claim
+    # filled its free slots claims again when one frees up only then (else that claim
+    # would find nothing).
+    others_pending: bool = False
 
 
 class RunTransitionResult(_Message):

@@ -266,7 +266,7 @@ class Orchestrator:
                 else:
                     self._health.ok()
                 self._poll_again(tick)
-                more = self._settle_claim(tick.claimed, room)
+                more = self._settle_claim(tick.claimed, room, tick.others_pending)
                 # A tick claims whoever leads, and so does the claim after it when the tick
                 # reached its limit.
                 self._claim_now = self._claim_now or more
@@ -373,13 +373,15 @@ class Orchestrator:
         """How many runs to claim now: no more than there are slots to start them in."""
         return max(0, min(self.settings.max_claims, self._host.free_slots()))
 
-    def _settle_claim(self, claimed: int, room: int) -> bool:
+    def _settle_claim(self, claimed: int, room: int, others_pending: bool) -> bool:
         """After claiming `claimed` of at most `room` runs, decide what claims next: True to
         claim again at once (the per-claim limit was reached); when the slots are what ran
-        out, it sets `_claims_waiting`, so the next slot to free up claims (`slot_freed`)."""
+        out, it sets `_claims_waiting`, so the next slot to free up claims (`slot_freed`).
+        Neither when the claim saw no other PENDING run (`others_pending`): a run created
+        since is told to the lead as any other."""
         if claimed and self.run_id is not None:
             self._own_run_claimed = True  # nothing more to claim: polls stop claiming
-        if claimed < room:
+        if claimed < room or not others_pending:
             return False
         if room < self.settings.max_claims:
             self._claims_waiting = True
@@ -428,7 +430,7 @@ class Orchestrator:
         queued = sum(len(claimed.job_ids) for claimed in result.claimed)
         if queued > self._host.jobs_taken - taken:  # some were not handed here: look for them
             self._host.wake_jobs()
-        more = self._settle_claim(len(result.claimed), room)
+        more = self._settle_claim(len(result.claimed), room, result.others_pending)
         if self._claims_waiting:
             await self._pass_on_claims()
         return more

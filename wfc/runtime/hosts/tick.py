@@ -57,6 +57,7 @@ class TickResult:
     """What one maintenance tick did; `errors` names the steps that raised."""
 
     claimed: int = 0
+    others_pending: bool = False  # the claim saw more PENDING runs than it took
     suspended_checked: int = 0
     stale_released: int = 0
     events_flushed: int = 0
@@ -177,6 +178,7 @@ async def maintenance_tick(
             return
         result = await kernel.dispatch(_claim_command(settings))
         tick.claimed = len(result.claimed)
+        tick.others_pending = result.others_pending
 
     async def poll() -> None:
         polled = await _poll(kernel, _poll_command(settings), quiet=quiet)

@@ -69,6 +69,7 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
             await _fail_claim(deps, claim.run, cmd.worker_id, str(error))
             continue
         if claim is None:
+            others_pending = False
             break
         others_pending = claim.others_pending
         if started is not None:
@@ -76,7 +77,7 @@ async def claim_pending(deps: Deps, cmd: RunClaimPending) -> RunClaimPendingResu
             claimed.append(
                 ClaimedRun(workflow_run_id=run.id, workflow_id=run.workflow_id, job_ids=job_ids)
             )
-    return RunClaimPendingResult(claimed=claimed)
+    return RunClaimPendingResult(claimed=claimed, others_pending=others_pending)
 
 
 class ClaimAtCreateFailed(Exception):
