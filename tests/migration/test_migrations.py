@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.databases import postgres_database
-from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact, run_ends
+from wfc.runtime.adapters.sql import SchemaRevisionError, open_storage, redact
 from wfc.runtime.adapters.sql.engine import create_engine
 from wfc.runtime.adapters.sql.migrate import check, current_revision, head_revision, upgrade
 from wfc.runtime.adapters.sql.persistence import SqlPersistence
@@ -27,12 +27,7 @@ async def test_upgrade_head_gives_exactly_the_declared_schema(empty_engine: Asyn
     await upgrade(empty_engine)
 
     def diff(connection: Connection) -> list[object]:
-        # `run_end_listeners` is made beside the trigger it serves, outside `metadata`
-        # (PostgreSQL only); `test_upgrade_head_installs_the_triggers_create_all_does`.
-        context = MigrationContext.configure(
-            connection,
-            opts={"compare_type": True, "include_name": _not_run_end_listeners},
-        )
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
 
     async with empty_engine.connect() as conn:
@@ -40,10 +35,6 @@ async def test_upgrade_head_gives_exactly_the_declared_schema(empty_engine: Asyn
     assert await current_revision(empty_engine) == head_revision()
     await check(empty_engine)
     await upgrade(empty_engine)  # idempotent
-
-
-def _not_run_end_listeners(name: str | None, type_: str, _parents: object) -> bool:
-    return not (type_ == "table" and name == run_ends.LISTENERS)
 
 
 async def test_an_unmigrated_database_is_refused_with_the_fix(empty_engine: AsyncEngine) -> None:
@@ -127,26 +118,18 @@ async def test_an_older_database_is_upgraded_and_keeps_its_data(empty_engine: As
 _TRIGGERS = text(
     "SELECT tgname, tgrelid::regclass::text FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1"
 )
-_NOTIFY_PARTS = text(
-    "SELECT 'function', p.prosrc FROM pg_proc p WHERE p.proname LIKE 'wfc_notify%' "
-    "UNION ALL SELECT 'column', column_name || ' ' || data_type || ' ' || is_nullable "
-    "|| ' ' || coalesce(column_default, '') FROM information_schema.columns "
-    "WHERE table_name = 'run_end_listeners' ORDER BY 1, 2"
-)
 
 
 async def test_upgrade_head_installs_the_triggers_create_all_does(
     empty_engine: AsyncEngine,
 ) -> None:
-    """The NOTIFY triggers (`wfc_work`, `wfc_run_ended`), their functions and the table of
-    run-end listeners as `wfc db upgrade` installs them and as `metadata.create_all`
-    (tests, `create_schema`) does: the same."""
+    """The NOTIFY triggers (`wfc_work`, `wfc_run_ended`) as `wfc db upgrade` installs them
+    and as `metadata.create_all` (tests, `create_schema`) does: the same set."""
     if empty_engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no NOTIFY triggers")
     await upgrade(empty_engine)
     async with empty_engine.connect() as conn:
         migrated = (await conn.execute(_TRIGGERS)).all()
-        migrated_parts = (await conn.execute(_NOTIFY_PARTS)).all()
     async with postgres_database(empty=True) as url:
         created = create_engine(url)
         try:
@@ -154,10 +137,7 @@ async def test_upgrade_head_installs_the_triggers_create_all_does(
                 await conn.run_sync(metadata.create_all)
             async with created.connect() as conn:
                 declared = (await conn.execute(_TRIGGERS)).all()
-                declared_parts = (await conn.execute(_NOTIFY_PARTS)).all()
         finally:
             await created.dispose()
     assert migrated == declared
     assert ("wfc_runs_ended", "runs") in migrated
-    assert migrated_parts == declared_parts
-    assert [kind for kind, _ in migrated_parts] == ["column", "column", "function", "function"]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wfc.errors import WfcError
 
-HEAD_REVISION = "0019"
+HEAD_REVISION = "0018"
 """The newest migration in `migrations/versions`: add one, and change this with it."""
 
 

@@ -22,7 +22,7 @@ CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0019');
+INSERT INTO "alembic_version" VALUES('0018');
 CREATE TABLE "blobs" ("key" VARCHAR(1000) NOT NULL, data BLOB NOT NULL, CONSTRAINT pk_blobs PRIMARY KEY ("key")) WITHOUT ROWID;
 CREATE TABLE idempotency_keys (
 	"key" VARCHAR(400) NOT NULL, 
