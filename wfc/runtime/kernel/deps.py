@@ -92,27 +92,18 @@ class KeyCompletion:
     inside it, so the result is cached exactly when the state it describes
     commits: a crash can no longer leave the key "in progress" for a command
     that finished. Otherwise the kernel completes it after the handler returns.
-
-    `stored_apart` names a field of the result the key does not store when it has a
-    value, because the same transaction made it durable elsewhere (`job.execute`'s
-    `output`, in its stage's row or blob: megabytes, written twice otherwise); a replay
-    reads it back from there (`kernel.stored_apart`). Left out, its key is absent from
-    the stored result; stored as null, the result had none.
     """
 
     key: str | None
     command_type: str
     completed: bool = False
-    stored_apart: str | None = None
 
     async def complete(self, db: Persistence, result: BaseModel) -> None:
         """Cache `result` under the key; call it last in the transaction, if at all."""
         if self.key is None:
             return
-        apart = self.stored_apart
-        left_out = None if apart is None or getattr(result, apart) is None else {apart}
         await db.complete_idempotency_key(
-            self.key, self.command_type, result.model_dump(mode="json", exclude=left_out)
+            self.key, self.command_type, result.model_dump(mode="json")
         )
         self.completed = True
 

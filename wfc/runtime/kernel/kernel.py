@@ -40,7 +40,6 @@ from wfc.runtime.kernel.reap import reap_stale, reap_stuck
 from wfc.runtime.kernel.rerun import rerun_from
 from wfc.runtime.kernel.runs import cancel_run, create_run, same_request
 from wfc.runtime.kernel.signals import send_signal
-from wfc.runtime.kernel.stored_apart import OUTPUT, OutputReadBack
 from wfc.runtime.kernel.transition import transition_run
 from wfc.runtime.ports import (
     AICallLogger,
@@ -53,7 +52,7 @@ from wfc.runtime.ports import (
     Pinning,
     Scheduler,
 )
-from wfc.runtime.records import Acquired, JsonObject, Replay
+from wfc.runtime.records import Acquired, Replay
 from wfc.runtime.registry import WorkflowRegistry
 from wfc.runtime.run_end_waits import RunEndWaits
 
@@ -280,8 +279,6 @@ class Kernel:
             cmd.idempotency_key,
             c.JobExecuteResult,
             lambda cid, key: execute_job(deps, cmd, cid, key),
-            stored_apart=OUTPUT,  # durable in the stage's blob already: megabytes, maybe
-            read_back=OutputReadBack(deps, cmd),
         )
 
     async def _generic(
@@ -307,16 +304,12 @@ class Kernel:
         *,
         predict: bool = False,
         replayed: Callable[[ResultT], Awaitable[None]] | None = None,
-        stored_apart: str | None = None,
-        read_back: Callable[[JsonObject, ResultT], Awaitable[ResultT]] | None = None,
     ) -> ResultT:
         """The idempotency protocol around `run` (called with the causation id and the key,
         which the handler may complete inside its last transaction). `predict`: the
         handler always completes the key in its one transaction, so the store may take the
         key as acquired and write it there (`Persistence.acquire_idempotency_key`); if it
-        was taken, nothing was written, and the protocol runs again reading the key.
-        `stored_apart`: a field of the result the key does not store (`KeyCompletion`),
-        which `read_back` puts back into a replayed result from where it is stored."""
+        was taken, nothing was written, and the protocol runs again reading the key."""
         persistence = self.deps.persistence
         if key is None:
             return await run(self.deps.ids.new_id(), KeyCompletion(None, cmd.type))
@@ -329,14 +322,12 @@ class Kernel:
         )
         if isinstance(claim, Replay):
             result = result_type.model_validate(claim.result)
-            if read_back is not None:
-                result = await read_back(claim.result, result)
             if replayed is not None:  # may refuse a different request under the same key
                 await replayed(result)
             return result
         if not isinstance(claim, Acquired):
             raise IdempotencyInProgressError(key, cmd.type)
-        completion = KeyCompletion(key, cmd.type, stored_apart=stored_apart)
+        completion = KeyCompletion(key, cmd.type)
         try:
             result = await run(key, completion)
         except ExpectationFailed:
