@@ -112,28 +112,50 @@ async def test_a_claim_that_took_the_last_pending_run_leaves_no_claim_for_its_fr
     backend: Backend,
 ) -> None:
     """A worker with one slot claims the only PENDING run: its claim filled the slots, but
-    saw no other run waiting, so the slot freeing up at the run's end claims nothing (a
-    claim there found nothing, and on PostgreSQL one was counted against each run). Not on
-    SQLite, whose file tells no create from any other commit: its claims wake at any
-    change, a gap apart (`sqlite_wakeups.WakeRule`)."""
+    saw no other run waiting, so it leaves nothing for a freed slot to claim (that claim
+    found nothing, and on PostgreSQL one was counted against each run). Watched where it
+    is decided, at each `slot_freed`, once the worker's first claims (its first tick's,
+    its claim lead's) are over: one woken while its slot is busy says runs may wait, as it
+    cannot know. Not on SQLite, whose file tells no create from any other commit: its
+    claims wake at any change, a gap apart (`sqlite_wakeups.WakeRule`)."""
     if backend.name == "sqlite":
         pytest.skip("SQLite's wakeups claim at any change of the file")
     worker = host(backend, concurrency=1)
-    claims: list[RunClaimPending] = []
+    orchestrator = worker.orchestrator
+    claims = {"sent": 0, "returned": 0}
     dispatch = worker.kernel.dispatch
 
     async def counted(command: object) -> object:
-        if isinstance(command, RunClaimPending):
-            claims.append(command)
-        return await dispatch(command)  # type: ignore[call-overload]
+        claiming = isinstance(command, RunClaimPending)
+        claims["sent"] += claiming
+        try:
+            return await dispatch(command)  # type: ignore[call-overload]
+        finally:
+            claims["returned"] += claiming
 
+    def settled() -> bool:
+        listening = orchestrator.listening
+        return (
+            claims["returned"] >= 1
+            and claims["sent"] == claims["returned"]
+            and not (orchestrator._claim_now or orchestrator._runs_waiting)
+            and (backend.wakeups is None or (listening is not None and listening.leading))
+        )
+
+    runs_said_to_wait: list[bool] = []
+    slot_freed = orchestrator.slot_freed
+
+    def watched() -> None:
+        runs_said_to_wait.append(orchestrator.claims_waiting)
+        slot_freed()
+
+    worker.kernel.dispatch = counted  # type: ignore[assignment,method-assign]
+    orchestrator.slot_freed = watched  # type: ignore[method-assign]
     await worker.start()
     try:
-        await _until(lambda: worker.stats().orchestration_ticks >= 1)  # its first claims
-        if backend.wakeups is not None:
-            await _until(lambda: worker.orchestrator.listening is not None)
-        await asyncio.sleep(0.1)
-        worker.kernel.dispatch = counted  # type: ignore[assignment,method-assign]
+        await _until(settled)
+        await asyncio.sleep(0.05)
+        await _until(settled)
         other = backend.kernel()  # another process's: its create claims nothing here
         created = await other.dispatch(
             RunCreate(idempotency_key="the-only-one", workflow_id="linear", input=DOC)
@@ -141,12 +163,11 @@ async def test_a_claim_that_took_the_last_pending_run_leaves_no_claim_for_its_fr
         if backend.wakeups is None:  # (PostgreSQL's lead is told by a NOTIFY)
             worker.wake_claims()
         run = await wait_for_run(other, created.workflow_run_id, timeout=timedelta(seconds=20))
-        await _until(lambda: worker.free_slots() == 1)  # just after the run's end
-        await asyncio.sleep(0.1)  # time for a claim the freed slot would start
+        await _until(lambda: worker.free_slots() == 1)  # its slot freed, after the run's end
     finally:
         await worker.stop()
     assert run.status is Status.COMPLETED
-    assert len(claims) == 1
+    assert runs_said_to_wait and not any(runs_said_to_wait)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
