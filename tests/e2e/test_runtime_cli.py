@@ -292,9 +292,7 @@ def test_sigterm_stops_gracefully_and_leaves_no_job_running(tmp_path: Path, pg_u
 
 def test_runs_cancel_while_a_worker_executes_stops_the_run(tmp_path: Path, pg_url: str) -> None:
     package = counted_package(tmp_path)
-    env = environment(
-        pg_url, tmp_path / "ledger", COUNTED_SLOW_STAGE="first", COUNTED_SLOW_SECONDS="3"
-    )
+    env = environment(pg_url, tmp_path / "ledger", COUNTED_SLOW_STAGE="first")
     (run_id,) = create_runs(pg_url, package, 1)
     worker = start_worker(package, env, tmp_path, tmp_path / "worker.log")
     try:
@@ -304,6 +302,7 @@ def test_runs_cancel_while_a_worker_executes_stops_the_run(tmp_path: Path, pg_ur
         )
         assert cancelled.returncode == 0, cancelled.stderr
         assert json.loads(cancelled.stdout) == {"run_id": run_id, "cancelled": True}
+        (tmp_path / "ledger.release").touch()  # `first` ends only now, cancelled while it ran
         wait_until(
             lambda: ("done", run_id, "first") in ledger(tmp_path / "ledger"), 30, "the stage to end"
         )

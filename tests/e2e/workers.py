@@ -18,7 +18,10 @@ from wfc.compiler import compile_path
 
 COUNTED = Path(__file__).resolve().parent / "counted" / "counted.wf"
 
-STAGE = '''"""Stage `{stage}`: records each execution in the ledger; one stage may be slow once."""
+STAGE = '''"""Stage `{stage}`: records each execution in the ledger; one stage may be slow once.
+
+The slow stage is held until the test releases it (`<ledger>.release`), not for a fixed
+time: whatever the test does while it runs may take long on a loaded machine."""
 
 from __future__ import annotations
 
@@ -35,13 +38,20 @@ def record(what: str, ctx: {cls}Context) -> None:
         ledger.write(f"{{what}} {{ctx.run_id}} {stage} {{os.getpid()}}\\n")
 
 
+def hold(release: Path) -> None:
+    """Be slow: until the test writes `release`, or COUNTED_SLOW_SECONDS at most."""
+    until = time.monotonic() + float(os.environ.get("COUNTED_SLOW_SECONDS", "30"))
+    while time.monotonic() < until and not release.exists():
+        time.sleep(0.05)
+
+
 class {cls}({cls}Stage):
     def execute(self, ctx: {cls}Context) -> {cls}Output:
         record("start", ctx)
         marker = Path(os.environ["COUNTED_LEDGER"] + ".slow")
         if os.environ.get("COUNTED_SLOW_STAGE") == "{stage}" and not marker.exists():
             marker.touch()
-            time.sleep(float(os.environ.get("COUNTED_SLOW_SECONDS", "30")))
+            hold(marker.with_suffix(".release"))
         record("done", ctx)
         return {cls}Output(n=ctx.input.n + 1)
 '''

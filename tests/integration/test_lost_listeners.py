@@ -23,11 +23,15 @@ async def storage() -> AsyncIterator[SqlStorage]:
 
 
 async def _terminate_listening(storage: SqlStorage, channel: str) -> None:
+    """End this test's LISTEN session, and only it: the server is shared with other tests
+    (other xdist workers, `wfc worker` processes) whose sessions listen on the same
+    channels in databases of their own."""
     async with storage.engine.connect() as admin:
         ended = await admin.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query = :listen AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND query = :listen "
+                "AND pid <> pg_backend_pid()"
             ),
             {"listen": f'LISTEN "{channel}"'},
         )

@@ -18,6 +18,21 @@ import pytest
 from wfc.runtime.adapters.sql.sqlite_writes import HAND_OVER_AFTER_S, Turn, WriteTurns
 
 
+class _Clock:
+    """The turns' clock, moved by the test: fairness without timing.
+
+    A writer is handed the turn once it has waited `HAND_OVER_AFTER_S` (5 ms) by this clock.
+    On the event loop's clock a test that means "has not waited long" would depend on how
+    busy the machine is: one descheduling of the test process between two steps and the
+    waiter is handed the turn it was meant to lose."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def __call__(self) -> float:
+        return self.at
+
+
 async def _writer(turns: WriteTurns, name: str, taken: list[str]) -> Turn:
     turn = await turns.acquire()
     taken.append(name)
@@ -31,7 +46,7 @@ async def _settle() -> None:
 
 
 async def test_a_writer_that_begins_again_without_suspending_takes_the_free_turn() -> None:
-    turns = WriteTurns(timeout_s=5.0)
+    turns = WriteTurns(timeout_s=5.0, now=_Clock())  # a waiter never waits long
     taken: list[str] = []
     first = await _writer(turns, "first", taken)
     waiting = asyncio.create_task(_writer(turns, "waiting", taken))
@@ -48,7 +63,7 @@ async def test_a_writer_that_begins_again_without_suspending_takes_the_free_turn
 
 
 async def test_a_woken_writer_that_found_the_turn_taken_is_first_in_line() -> None:
-    turns = WriteTurns(timeout_s=5.0)
+    turns = WriteTurns(timeout_s=5.0, now=_Clock())  # a waiter never waits long
     taken: list[str] = []
     first = await _writer(turns, "first", taken)
     early = asyncio.create_task(_writer(turns, "early", taken))
@@ -66,7 +81,7 @@ async def test_a_woken_writer_that_found_the_turn_taken_is_first_in_line() -> No
 
 
 async def test_a_writer_cancelled_after_it_was_woken_passes_the_turn_on() -> None:
-    turns = WriteTurns(timeout_s=5.0)
+    turns = WriteTurns(timeout_s=5.0, now=_Clock())  # a waiter never waits long
     taken: list[str] = []
     first = await _writer(turns, "first", taken)
     cancelled = asyncio.create_task(_writer(turns, "cancelled", taken))
@@ -93,16 +108,6 @@ async def test_a_turn_not_given_back_in_the_busy_timeout_fails_as_sqlite_would()
     assert not held.waiting  # the writer that gave up left nothing queued
     (await turns.acquire()).release()
     assert not held.locked()
-
-
-class _Clock:
-    """The turns' clock, moved by the test: fairness without timing."""
-
-    def __init__(self) -> None:
-        self.at = 0.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 async def test_a_writer_that_suspends_in_its_turn_and_begins_again_does_not_starve_a_waiter() -> (
