@@ -179,9 +179,10 @@ def test_a_worker_paused_past_its_lease_has_its_late_commit_discarded(
     seconds): that late commit must be discarded, not written over the first one.
 
     The worker to pause runs alone at first, one slot and no maintenance tick after its
-    first, so that when it is stopped it is sleeping in the body and not holding a
-    database lock (a process stopped inside a write transaction stalls every other writer
-    of a SQLite file, which is not what this scenario is about)."""
+    first, and it is stopped just after one of its heartbeats, so that when it is stopped
+    it is sleeping in the body and not holding a database lock (a process stopped inside
+    a write transaction stalls every other writer of a SQLite file, which is not what
+    this scenario is about)."""
     chain = packages["chain"]
     fleet.options = FAST
     (paused,) = fleet.start(
@@ -200,6 +201,15 @@ def test_a_worker_paused_past_its_lease_has_its_late_commit_discarded(
     marker = tmp_path / f"slow-{victim_run}"
     fleet.wait(marker.exists, 30, "the slow execution of `a` to start")
     assert fleet.by_pid(pid_in(marker)) == paused
+
+    def lease_of_a() -> object:
+        jobs = snapshot(database.url, [victim_run]).jobs[victim_run]
+        return next((job.locked_at for job in jobs if job.stage_id == "a"), None)
+
+    # Stopped just after a heartbeat, the worker is a second from its next write: not
+    # inside one, where it would hold the SQLite file's write lock while stopped.
+    leased_at = lease_of_a()
+    fleet.wait(lambda: lease_of_a() != leased_at, 10, "a heartbeat of the worker to pause")
     fleet.pause(paused)
     paused_at = time.monotonic()
     fleet.start([chain], 2)
