@@ -52,13 +52,14 @@ def run_prefix(run: RunRecord) -> str:
 
 
 def stage_prefix(run: RunRecord, stage_id: str) -> str:
-    """The blob-key prefix of everything the kernel stores for one stage of one run."""
-    return f"{run_prefix(run)}{stage_id}/"
+    """The blob-key prefix of everything the kernel stores for one stage of one run
+    (`run_prefix`'s, written out: every stage's outcome comes here twice)."""
+    return f"runs/{run.workflow_id}/{run.id}/{stage_id}/"
 
 
 def output_key(run: RunRecord, stage_id: str) -> str:
-    """Where a stage's output is stored."""
-    return stage_prefix(run, stage_id) + "output.json"
+    """Where a stage's output is stored: under its `stage_prefix`."""
+    return f"runs/{run.workflow_id}/{run.id}/{stage_id}/output.json"
 
 
 async def save_output(
