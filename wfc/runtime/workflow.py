@@ -14,6 +14,7 @@ import functools
 import importlib
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -68,6 +69,21 @@ _DECLARED: weakref.WeakKeyDictionary[type[BaseModel], tuple[object, frozenset[st
 )
 
 
+@dataclass(frozen=True, slots=True)
+class StageJobDefaults:
+    """What every job of one stage carries, whatever its run, read off the plan once per
+    workflow: a job is queued per stage of every run, and a plan's stage is a pydantic
+    model, whose attributes cost several times a plain object's to read (its
+    `__getattr__` keeps the interpreter from caching them), and `Plan.queue_of` scans the
+    plan's stages. `priority`: the stage's own, None to take its run's; `limited`: under a
+    concurrency or rate limit, which `wfc.runtime.limits` resolves per run."""
+
+    priority: int | None
+    max_attempts: int
+    queue: str
+    limited: bool
+
+
 class Workflow:
     """A plan, one implementation class per stage, and the model run input must fit.
 
@@ -99,16 +115,26 @@ class Workflow:
         self._alone = frozenset(group[0] for group in plan.groups if len(group) == 1)
         self._number_of = {stage.id: n for n, stage in enumerate(plan.stages, 1)}
         self._stages = {stage.id: stage for stage in plan.stages}
+        self._job_defaults = {
+            stage.id: StageJobDefaults(
+                priority=stage.priority,
+                max_attempts=stage.retry.max_attempts,
+                queue=plan.queue_of(stage.id),
+                limited=stage.concurrency is not None or stage.rate is not None,
+            )
+            for stage in plan.stages
+        }
         # Groups whose opening decides nothing but what was skipped upstream: known once
         # per plan, where every transition of every run asked each stage again.
         # A stage's default config parsed, by stage id, with the model that parsed it: the
         # same for every run given no config for it, when parsing it runs no code of the
         # model's own (`_repeatable`; None when it may); each run is given a copy.
         self._parsed_defaults: dict[str, tuple[type[BaseModel], dict[str, Any] | None]] = {}
+        self._plain_stages = frozenset(stage.id for stage in plan.stages if _plain(stage))
         self._plain_groups = frozenset(
             n
             for n, group in enumerate(plan.groups, 1)
-            if group and all(_plain(self._stages.get(sid)) for sid in group)
+            if group and all(sid in self._plain_stages for sid in group)
         )
 
     @classmethod
@@ -160,10 +186,23 @@ class Workflow:
         """The 1-based position of a stage in definition order."""
         return self._number_of[stage_id]
 
+    def job_defaults(self, stage_id: str) -> StageJobDefaults | None:
+        """What every job of the stage carries whatever its run, or None for no such stage."""
+        return self._job_defaults.get(stage_id)
+
+    def queue_of(self, stage_id: str) -> str:
+        """The queue whose workers run the stage (`Plan.queue_of`, known once per plan)."""
+        return self._job_defaults[stage_id].queue
+
     def group(self, number: int) -> tuple[str, ...]:
         """The stage ids of execution group `number` (1-based); empty past the last group."""
         groups = self.plan.groups
         return groups[number - 1] if 0 < number <= len(groups) else ()
+
+    def plain_stage(self, stage_id: str) -> bool:
+        """Whether the stage is plain: no `when`, no map, not built in (a sleep, a signal
+        wait, a child run). Asked per job, known once per plan."""
+        return stage_id in self._plain_stages
 
     def plain_group(self, number: int) -> bool:
         """Whether every stage of group `number` is plain: no `when`, no map, not built in

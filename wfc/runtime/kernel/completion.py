@@ -137,7 +137,7 @@ async def _completion_and_transition(
             rows = await unit.db.stages_of_run(run.id)
         # After the run's lock and the fence, the order every writer takes them in; and
         # after the reads, so that on PostgreSQL the write travels with the next one.
-        stored = await save_output(ex.deps, ex.run, ex.stage.id, output, produced_text(ex))
+        stored = await save_output(ex.deps, ex.run, ex.row.stage_id, output, produced_text(ex))
         run = await refresh_run_totals(unit, run.id, ex.report.metrics, rows) or run
         emit_outcome(ex, unit, event)
         if unit.shared:  # completed with the next group's jobs, if it opens one
@@ -206,7 +206,7 @@ async def _decide(
     when a failed sibling leaves the decision to a transition that reads the jobs. The
     stage's output is known to the next stages as the text stored (`stored`), not as the
     object the result hands back to the caller, which the caller may change."""
-    known = {**(ex.stored_outputs or {}), ex.stage.id: stored}
+    known = {**(ex.stored_outputs or {}), ex.row.stage_id: stored}
     if ex.stored_outputs is not None:
         unit.after_commit(warm_up(ex.deps, unit, run, rows, known))
     try:

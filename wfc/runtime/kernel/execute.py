@@ -111,14 +111,16 @@ async def _execute_job(
     workflow = deps.registry.get(cmd.workflow_id)
     if workflow is None:
         raise WorkflowNotFoundError(cmd.workflow_id)
-    stage = workflow.stage(cmd.stage_id)
+    stage_id = cmd.stage_id
+    stage = workflow.stage(stage_id)
     if stage is None:
-        raise StageNotFoundError(cmd.stage_id, cmd.workflow_id)
-    if stage.map is not None or stage.child is not None:  # items, a child run: their own
-        run_ = execute_item if stage.map is not None else execute_child
+        raise StageNotFoundError(stage_id, cmd.workflow_id)
+    plain = workflow.plain_stage(stage_id)  # nearly every stage: none of what follows
+    if not plain and (stage.map is not None or stage.child is not None):
+        run_ = execute_item if stage.map is not None else execute_child  # their own
         return await run_(deps, workflow, stage, cmd, causation_id, key)
     started_at = deps.clock.now()
-    alone = workflow.alone(stage.id)
+    alone = workflow.alone(stage_id)
     try:
         opened = await _phase_start(deps, workflow, stage, cmd, causation_id, started_at, alone)
     except Discarded as refused:
@@ -135,24 +137,24 @@ async def _execute_job(
 
     if workflow.plan.fingerprint != run.plan_fingerprint:
         # The run was adopted by another plan after this job was leased: its workers run it.
-        spec = replace(job_spec(run, workflow, stage.id), attempts_made=cmd.attempt)
+        spec = replace(job_spec(run, workflow, stage_id), attempts_made=cmd.attempt)
         await deps.jobs.enqueue([spec])
         return _ghost(f"Run {run.id} now runs on plan {run.plan_fingerprint}", "before execution")
     if cmd.attempt > stage.retry.max_attempts:
         report = Report(
             outcome=Failure(
-                error=f"AttemptsExhausted: Stage {stage.id} was delivered {cmd.attempt} times "
+                error=f"AttemptsExhausted: Stage {stage_id} was delivered {cmd.attempt} times "
                 f"(max {stage.retry.max_attempts}): its attempts were interrupted (a worker "
                 "lost, a lease expired) or their outcome could not be stored",
                 retryable=False,
             )
         )
-    elif stage.builtin:  # a sleep's or a signal wait's timer is due (`kernel.waits`)
+    elif not plain and stage.builtin:  # a sleep's or a signal wait's timer is due (`waits`)
         report = builtin_report(deps, stage)
     else:
         async with deps.pinning.released():
             report = await run_execute(deps, workflow, run, row, outputs, cmd.config, cmd.attempt)
-        report = storable_report(stage.id, report)
+        report = storable_report(stage_id, report)
 
     execution = _EXECUTION(
         deps=deps,
@@ -196,21 +198,22 @@ async def _phase_start(
     (`open_group`), so there is nothing to write; otherwise a short transaction
     records the start.
     """
-    warm = deps.warm.take(cmd.workflow_run_id, stage.id, cmd.attempt)
+    stage_id, run_id = cmd.stage_id, cmd.workflow_run_id  # read once (pydantic models)
+    warm = deps.warm.take(run_id, stage_id, cmd.attempt)
     if warm is not None:
         run, rows, known = warm.run, warm.rows, warm.outputs
     else:
-        context = None if alone else (stage.id, workflow.group_of(stage.id))
-        found = await deps.persistence.run_with_stages(cmd.workflow_run_id, for_stage=context)
+        context = None if alone else (stage_id, workflow.group_of(stage_id))
+        found = await deps.persistence.run_with_stages(run_id, for_stage=context)
         if found is None:
-            raise RecordNotFoundError("WorkflowRun", cmd.workflow_run_id)
+            raise RecordNotFoundError("WorkflowRun", run_id)
         (run, rows), known = found, None
     if run.status is not Status.RUNNING:
         raise Discarded(f"Run {run.id} is {run.status.value}")
-    existing = next((row for row in rows if row.stage_id == stage.id), None)
+    existing = next((row for row in rows if row.stage_id == stage_id), None)
     if existing is not None and existing.status in TERMINAL:
         return await _finished_before(deps, existing)
-    group = workflow.group_of(stage.id)
+    group = workflow.group_of(stage_id)
     outputs = await load_outputs(deps, (row for row in rows if row.execution_group < group), known)
     if existing is not None and _started_for(existing, cmd):
         return run, existing, outputs, rows
@@ -221,14 +224,14 @@ async def _phase_start(
         # cancel held the run and waited for the stage: a deadlock on PostgreSQL. One
         # statement there (the row built from the run as read before: its config and
         # plan do not change while it runs).
-        fresh = new_stage_row(deps, run, workflow, stage.id, generation=0)
+        fresh = new_stage_row(deps, run, workflow, stage_id, generation=0)
         create = changed(
             fresh,
             {
                 "status": Status.RUNNING,
                 "started_at": now,
                 "attempt": cmd.attempt,
-                "config": dict(cmd.config.get(stage.id, run.config.get(stage.id, {}))),
+                "config": dict(cmd.config.get(stage_id, run.config.get(stage_id, {}))),
             },
         )
         run, row = await unit.db.lock_run_and_start_stage(
@@ -242,11 +245,11 @@ async def _phase_start(
         if row is not None:
             unit.emit(stage_started(row, now))
     if row is None:  # finished, or started by a later delivery, since it was read
-        current = await deps.persistence.get_stage(run.id, stage.id)
+        current = await deps.persistence.get_stage(run.id, stage_id)
         if current is not None and current.status in TERMINAL:
             return await _finished_before(deps, current)
         shown = f"{current.status.value} at attempt {current.attempt}" if current else "gone"
-        raise Discarded(f"Stage {stage.id} of run {run.id} is {shown}")
+        raise Discarded(f"Stage {stage_id} of run {run.id} is {shown}")
     return run, row, outputs, rows
 
 
@@ -299,7 +302,8 @@ async def _phase_finish(ex: Execution) -> JobExecuteResult:
     if isinstance(outcome, Suspended):
         return await record_suspension(ex, outcome)
     assert isinstance(outcome, Produced), f"execute cannot end with {type(outcome).__name__}"
-    key = output_key(ex.run, ex.stage.id)
+    stage_id = ex.row.stage_id  # the row's: a plain record, where the plan's stage is not
+    key = output_key(ex.run, stage_id)
     now = ex.deps.clock.now()
     duration_ms = elapsed_ms(ex.started_at, now)
     completed: StageChanges = {
@@ -315,7 +319,7 @@ async def _phase_finish(ex: Execution) -> JobExecuteResult:
     event = _STAGE_COMPLETED(
         timestamp=now,
         workflow_run_id=ex.run.id,
-        stage_id=ex.stage.id,
+        stage_id=stage_id,
         stage_name=ex.row.stage_name,
         duration_ms=duration_ms,
     )

@@ -372,9 +372,12 @@ async def _execute(
     attempt: int,
     item: MapItem | None,
 ) -> Report:
-    stage = workflow.stage(row.stage_id)
+    # Read once: a plan's stage is a pydantic model, whose attributes cost several times a
+    # plain object's to read (its `__getattr__` keeps the interpreter from caching them).
+    stage_id = row.stage_id
+    stage = workflow.stage(stage_id)
     assert stage is not None
-    cls = workflow.implementations[stage.id]
+    cls = workflow.implementations[stage_id]
     text = None if item is not None else _input_text(workflow, stage, outputs)
     parsed_input: BaseModel | Failure | None
     parsed_input = None if text is None else validated_from_text(cls.input_model, text)
@@ -383,11 +386,11 @@ async def _execute(
             raw_input = resolve_input(workflow, stage, run, outputs, item)
         except _InputUnavailable as error:
             return Report(outcome=Failure(error=str(error)))
-        parsed_input = _parse(cls.input_model, raw_input, "input", stage.id)
+        parsed_input = _parse(cls.input_model, raw_input, "input", stage_id)
     if isinstance(parsed_input, Failure):
         return Report(outcome=parsed_input)
-    config_slice = config_map.get(stage.id, {})
-    parsed_config = _parse(cls.config_model, config_slice, "config", stage.id)
+    config_slice = config_map.get(stage_id, {})
+    parsed_config = _parse(cls.config_model, config_slice, "config", stage_id)
     if isinstance(parsed_config, Failure):
         return Report(outcome=parsed_config)
 
@@ -396,7 +399,7 @@ async def _execute(
     )
     ctx = cls.context_type(
         run_id=run.id,
-        stage_id=stage.id,
+        stage_id=stage_id,
         input=parsed_input,
         config=parsed_config,
         outputs=outputs,
@@ -417,15 +420,15 @@ async def _execute(
             Suspended(request=result)
             if cls.suspends
             else Failure(
-                error=f"Stage {stage.id} returned Suspend but is not an async stage",
+                error=f"Stage {stage_id} returned Suspend but is not an async stage",
                 retryable=False,
             )
         )
     else:
-        outcome = _coerce_output(cls, stage.id, result)
+        outcome = _coerce_output(cls, stage_id, result)
     if isinstance(outcome, Produced | Suspended) and services.artifacts:
         prefix = (
-            artifact_prefix(run, stage.id, row.generation, attempt)
+            artifact_prefix(run, stage_id, row.generation, attempt)
             if item is None
             else item.artifact_prefix
         )

@@ -152,10 +152,11 @@ def job_spec(
     """The job that executes one stage of `run` (priority: the stage's, else the run's), on
     the stage's queue and under its limits. `concurrency_key`: the key resolved from the
     run's input when `run` was read without it (an item's job carries it on)."""
-    plan = workflow.stage(stage_id)
-    priority = plan.priority if plan and plan.priority is not None else run.priority
+    defaults = workflow.job_defaults(stage_id)
     limits = None
-    if plan is not None:
+    if defaults is not None and defaults.limited:
+        plan = workflow.stage(stage_id)
+        assert plan is not None
         limits = stage_limits(run.workflow_id, plan, run.input)
         if limits is not None and concurrency_key is not None:
             limits = replace(limits, concurrency_key=concurrency_key)
@@ -163,11 +164,13 @@ def job_spec(
         run_id=run.id,
         workflow_id=run.workflow_id,
         stage_id=stage_id,
-        priority=priority,
-        max_attempts=plan.retry.max_attempts if plan else 3,
+        priority=run.priority
+        if defaults is None or defaults.priority is None
+        else defaults.priority,
+        max_attempts=3 if defaults is None else defaults.max_attempts,
         payload={"config": run.config},
         plan_fingerprint=run.plan_fingerprint,
-        queue=workflow.plan.queue_of(stage_id) if plan else DEFAULT_QUEUE,
+        queue=DEFAULT_QUEUE if defaults is None else defaults.queue,
         limits=limits,
     )
 

@@ -64,9 +64,7 @@ async def hand_on_sibling(unit: Unit, run: RunRecord, ex: Execution) -> bool:
     if taker is None or workflow is None or not unit.shared or taker.free_slots() < 1:
         return False
     siblings = workflow.group(group)
-    queues = sorted(
-        {queue for queue in map(workflow.plan.queue_of, siblings) if taker.serves(queue)}
-    )
+    queues = sorted({queue for queue in map(workflow.queue_of, siblings) if taker.serves(queue)})
     if not queues:
         return False
     # The finishing sibling's own job is completed by the lease's statement (fenced on its

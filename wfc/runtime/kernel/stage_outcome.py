@@ -109,11 +109,11 @@ async def record_suspension(ex: Execution, outcome: Suspended) -> JobExecuteResu
         StageSuspended(
             timestamp=now,
             workflow_run_id=ex.run.id,
-            stage_id=ex.stage.id,
+            stage_id=ex.row.stage_id,
             stage_name=ex.row.stage_name,
             next_poll_at=next_poll_at,
         ),
-        WorkflowSuspended(timestamp=now, workflow_run_id=ex.run.id, stage_id=ex.stage.id),
+        WorkflowSuspended(timestamp=now, workflow_run_id=ex.run.id, stage_id=ex.row.stage_id),
     )
     return result
 
@@ -145,7 +145,7 @@ async def record_failure(ex: Execution, outcome: Failure) -> JobExecuteResult:
         StageFailed(
             timestamp=now,
             workflow_run_id=ex.run.id,
-            stage_id=ex.stage.id,
+            stage_id=ex.row.stage_id,
             stage_name=ex.row.stage_name,
             error=outcome.error,
             retry_at=retry_at,
@@ -173,7 +173,9 @@ async def commit_outcome(
             if written is None:
                 raise Unwritten()
             if changes.get("status") is Status.COMPLETED:
-                await save_output(ex.deps, ex.run, ex.stage.id, result.output, produced_text(ex))
+                await save_output(
+                    ex.deps, ex.run, ex.row.stage_id, result.output, produced_text(ex)
+                )
                 await refresh_run_totals(unit, ex.run.id, ex.report.metrics)
             emit_outcome(ex, unit, *events)
             await ex.key.complete(unit.db, result)
