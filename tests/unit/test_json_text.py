@@ -49,3 +49,19 @@ def test_a_union_anywhere_is_left_to_the_value_path() -> None:
 
 def test_bytes_decoded_only_from_text_are_left_to_the_value_path() -> None:
     assert validated_from_text(_Base64, b'{"blob":"aGk="}') is None
+
+
+class _OwnJson(BaseModel):
+    """A model whose class validates JSON text its own way (here: names trimmed)."""
+
+    name: str
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: object) -> _OwnJson:
+        value = json.loads(json_data)
+        return cls.model_validate({"name": str(value["name"]).strip()})
+
+
+def test_a_model_with_its_own_json_validation_is_validated_by_it() -> None:
+    validated = validated_from_text(_OwnJson, b'{"name":"  padded  "}')
+    assert validated == _OwnJson(name="padded")

@@ -25,26 +25,41 @@ from pydantic import BaseModel, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-_ALIKE: WeakKeyDictionary[type[BaseModel], bool] = WeakKeyDictionary()
+# Per model class: how its JSON text is validated (`_text_path`): not at all (the value
+# path), by its validator, or by its own `model_validate_json`.
+_PATHS: WeakKeyDictionary[type[BaseModel], int] = WeakKeyDictionary()
+_VALUE_ONLY, _VALIDATOR, _OWN_METHOD = 0, 1, 2
+_PYDANTIC_VALIDATE_JSON = BaseModel.model_validate_json.__func__  # type: ignore[attr-defined]
 
 
 def validated_from_text(model: type[ModelT], text: bytes) -> ModelT | None:
     """`text` validated by `model` from the text itself, when that gives what validating
     the parsed value gives; None when it might not, or when the text is refused (the
-    caller then validates the parsed value, for that path's own error wording)."""
-    if not _text_alike(model):
+    caller then validates the parsed value, for that path's own error wording).
+
+    Where the class keeps pydantic's own `model_validate_json`, its validator is called
+    as that classmethod calls it (with its defaults), without the classmethod: every
+    stage's input comes here, and a model class's attributes are slow to read on
+    Python 3.11 (pydantic's metaclass defines `__getattr__`)."""
+    path = _PATHS.get(model)
+    if path is None:
+        path = _PATHS[model] = _text_path(model)
+    if path == _VALUE_ONLY:
         return None
     try:
+        if path == _VALIDATOR:
+            validated: ModelT = model.__pydantic_validator__.validate_json(text)
+            return validated
         return model.model_validate_json(text)
     except ValidationError:
         return None
 
 
-def _text_alike(model: type[BaseModel]) -> bool:
-    alike = _ALIKE.get(model)
-    if alike is None:
-        alike = _ALIKE[model] = not _differs(model.__pydantic_core_schema__)
-    return alike
+def _text_path(model: type[BaseModel]) -> int:
+    if _differs(model.__pydantic_core_schema__):
+        return _VALUE_ONLY
+    own = getattr(model.model_validate_json, "__func__", None) is _PYDANTIC_VALIDATE_JSON
+    return _VALIDATOR if own else _OWN_METHOD
 
 
 def _differs(schema: Any) -> bool:
