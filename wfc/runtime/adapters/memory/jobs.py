@@ -251,10 +251,11 @@ class MemoryJobTransport:
         """Whether a RUNNING job was locked before `cutoff`: what `release_stale(cutoff)`
         would release (asked by the test harness before a tick's lease reaping)."""
         jobs = self._jobs
-        return any(
-            (locked := jobs[job_id].locked_at) is not None and locked < cutoff
-            for job_id in self._running
-        )
+        for job_id in self._running:  # a loop, not `any` over a generator: asked every round
+            locked = jobs[job_id].locked_at
+            if locked is not None and locked < cutoff:
+                return True
+        return False
 
     async def release_stale(self, locked_before: datetime) -> int:
         stale = [
