@@ -25,6 +25,7 @@ from wfc.runtime.adapters.memory.tables import (
     Tables,
     rollback,
 )
+from wfc.runtime.adapters.memory.turns import TransactionLock
 from wfc.runtime.contexts import Given
 from wfc.runtime.copies import changed
 from wfc.runtime.ports import Clock, Persistence
@@ -50,7 +51,9 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
     """The persistence methods over a set of tables (shared by the root and transactions)."""
 
     def __init__(self, tables: Tables, clock: Clock, journal: Journal | None = None) -> None:
-        super().__init__(tables, journal)
+        # `TableWriter.__init__` written out (each transaction makes a store): the same fields.
+        self._t = tables
+        self._journal = journal
         self._clock = clock
 
     # -- runs ------------------------------------------------------------
@@ -408,7 +411,8 @@ class _Opened:
         store = self._store
         if _must_yield(store):
             await asyncio.sleep(0)
-        await store._lock.acquire()
+        if not store._lock.take_now():
+            await store._lock.take()
         return _Transaction(store._t, store._clock, self._journal)
 
     async def __aexit__(
@@ -418,7 +422,7 @@ class _Opened:
             if kind is not None:
                 rollback(self._journal)
         finally:
-            self._store._lock.release()
+            self._store._lock.give_back()
 
 
 # At most this many transactions in a row begin without a turn of the event loop.
@@ -446,7 +450,7 @@ class MemoryPersistence(_MemoryStore):
 
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(Tables(), clock or SystemClock())
-        self._lock = asyncio.Lock()
+        self._lock = TransactionLock()
         self._unyielded = 0  # transactions begun since the last yield (`_must_yield`)
 
     def transaction(self) -> _Opened:

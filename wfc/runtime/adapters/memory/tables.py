@@ -168,9 +168,12 @@ class TableWriter:
 
     # -- rows ----------------------------------------------------------------------------
     def _write_run(self, run: RunRecord, old: RunRecord | None) -> None:
+        """`run` written over `old`, the row stored under its id (None: no row)."""
         t, journal, runs = self._t, self._journal, self._t.runs
-        if journal is not None:  # `_set`'s journaling written out: every run write passes here
-            journal.append((runs, run.id, runs.get(run.id, MISSING)))
+        # `_set`'s journaling written out (every run write passes here), `old` being what
+        # the row held: the callers read it, or made sure that there was none.
+        if journal is not None:
+            journal.append((runs, run.id, MISSING if old is None else old))
         runs[run.id] = run
         if old is None:
             self._set(t.run_order, run.id, next(t.numbers))
@@ -188,9 +191,10 @@ class TableWriter:
                 self._pop(t.running_runs, run.id)
 
     def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
+        """`stage` written over `old`, the row stored under its id (None: no row)."""
         t, journal, stages = self._t, self._journal, self._t.stages
-        if journal is not None:  # `_set`'s journaling written out: every stage write passes
-            journal.append((stages, stage.id, stages.get(stage.id, MISSING)))
+        if journal is not None:  # as in `_write_run`: every stage write passes here
+            journal.append((stages, stage.id, MISSING if old is None else old))
         stages[stage.id] = stage
         if old is None or (old.run_id, old.stage_id) != (stage.run_id, stage.stage_id):
             self._set(t.stage_ids, (stage.run_id, stage.stage_id), stage.id)
