@@ -23,7 +23,6 @@ from wfc.runtime.record_builders import builder
 from wfc.runtime.records import Status
 
 _NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
-_NO_LIMITS = limit_columns(None)  # the columns of a job under no limit (most), made once
 
 
 class MemoryJobTransport:
@@ -79,13 +78,20 @@ class MemoryJobTransport:
                 worker_id=self.worker_id if leased else None,
                 locked_at=now if leased else None,
                 started_at=now if leased else None,
-                **(_NO_LIMITS if spec.limits is None else limit_columns(spec.limits)),
-            )
+            )  # an unlimited job's limit columns are their defaults, None
+            if spec.limits is not None:
+                job = changed(job, limit_columns(spec.limits))
+            job_id = job.id
+            # `_store` written out for a new job: every job queued passes here.
+            self._jobs[job_id] = job
+            self._order[job_id] = next(self._counter)
+            self._of_run.setdefault(job.run_id, {})[job_id] = None
             if leased:
                 taken.append(job)
-            self._order[job.id] = next(self._counter)
-            self._store(job, None)
-            ids.append(job.id)
+                self._running[job_id] = None
+            else:
+                self._pending[job_id] = None
+            ids.append(job_id)
         if taker is not None:
             taker.take(taken, more_queued=len(taken) < len(jobs))
         return ids
@@ -200,8 +206,11 @@ class MemoryJobTransport:
 
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)
-        if _held(job, attempt):
-            self._put(job, status=Status.COMPLETED, completed_at=self._clock.now())
+        if _held(job, attempt):  # `_put` written out: every job ends here
+            completed_at = self._clock.now()
+            changes = {"status": Status.COMPLETED, "completed_at": completed_at}
+            changes["updated_at"] = self._clock.now()
+            self._store(changed(job, changes), job)
 
     async def suspend(
         self, job_id: str, next_poll_at: datetime, *, attempt: int | None = None
