@@ -10,9 +10,10 @@ change stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
@@ -45,6 +46,8 @@ from wfc.runtime.records import (
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
+# A run's stage rows as the port returns them: by group, then stage number (in C).
+_IN_PLAN_ORDER = attrgetter("execution_group", "stage_number")
 
 
 class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
@@ -303,14 +306,11 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         return self._stages_of(run_id)
 
-    def _stages_of(
-        self, run_id: str, keep: Callable[[StageRecord], bool] | None = None
-    ) -> list[StageRecord]:
+    def _stages_of(self, run_id: str) -> list[StageRecord]:
         stages = self._t.stages
         rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
-        if keep is not None:
-            rows = [row for row in rows if keep(row)]
-        return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
+        rows.sort(key=_IN_PLAN_ORDER)
+        return rows
 
     async def run_with_stages(
         self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
@@ -321,9 +321,12 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
         if for_stage is None:
             return run, self._stages_of(run_id)
         own, group = for_stage
-        return run, self._stages_of(
-            run_id, lambda s: s.execution_group < group or s.stage_id == own
-        )
+        stages = self._t.stages
+        rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
+        # The filter written out, not a `keep` callback: a call per row of every stage's run.
+        rows = [s for s in rows if s.execution_group < group or s.stage_id == own]
+        rows.sort(key=_IN_PLAN_ORDER)
+        return run, rows
 
     async def count_active_stages(self, run_id: str) -> int:
         stages = self._t.stages
