@@ -121,23 +121,36 @@ class MemoryJobTransport:
             and (plans is None or j.plan_fingerprint in plans)
             and (queues is None or j.queue in queues)
         ]
-        due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
-        unlimited = [job for job in due if job.limits is None]
-        leased = [self._lease(job, now) for job in unlimited[:limit]]
-        for job in due if limited else []:  # each leased at once: the next one counts it
-            if len(leased) < limit and job.limits is not None and self._admits(job.limits, now):
+        order = self._order
+        due.sort(key=lambda j: (-j.priority, j.created_at, order[j.id]))
+        # The unlimited first, in that order, then the limited that their limits admit.
+        leased: list[JobRecord] = []
+        limited_due: list[JobRecord] = []
+        for job in due:
+            if job.concurrency_key is None and job.rate_key is None:  # `job.limits` is None
+                if len(leased) < limit:
+                    leased.append(self._lease(job, now))
+            elif limited:
+                limited_due.append(job)
+        for job in limited_due:  # each leased at once: the next one counts it
+            limits = job.limits
+            if len(leased) < limit and limits is not None and self._admits(limits, now):
                 leased.append(self._lease(job, now))
         return leased
 
     def _lease(self, job: JobRecord, now: datetime) -> JobRecord:
-        return self._put(
-            job,
-            status=Status.RUNNING,
-            worker_id=self.worker_id,
-            locked_at=now,
-            started_at=now,
-            attempt=job.attempt + 1,
-        )
+        # `_put` written out (its keywords packed and merged again): every job leased.
+        changes = {
+            "status": Status.RUNNING,
+            "worker_id": self.worker_id,
+            "locked_at": now,
+            "started_at": now,
+            "attempt": job.attempt + 1,
+            "updated_at": self._clock.now(),
+        }
+        leased: JobRecord = changed(job, changes)
+        self._store(leased, job)
+        return leased
 
     def _admits(self, limits: JobLimits, now: datetime) -> bool:
         """Whether a job under `limits` may start now; if so, its start is counted."""
