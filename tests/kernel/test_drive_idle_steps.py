@@ -95,6 +95,27 @@ async def test_a_stale_lease_is_reaped() -> None:
     assert (await tk.tick()).stale_released == 1
 
 
+async def test_the_thresholds_asked_are_those_of_the_settings_of_each_tick() -> None:
+    """`idle_steps` keeps the last settings' thresholds (by identity): settings changed
+    between ticks are asked with their own."""
+    tk = _kernel()
+    await start(tk, "linear")
+    jobs = tk.jobs
+    assert isinstance(jobs, MemoryJobTransport)
+    leased = (await jobs.dequeue())[0]
+    jobs.set_locked_at(leased.id, tk.clock.now() - timedelta(minutes=2))
+    assert _idle(tk, "reap_stale") and _idle(tk, "reap_stuck")  # 5 minutes by default
+    served = tk.settings
+    tk.settings = replace(served, stale_lease_threshold=timedelta(minutes=1))
+    assert not _idle(tk, "reap_stale")
+    tk.settings = served
+    assert _idle(tk, "reap_stale")
+    tk.clock.advance(timedelta(minutes=5, seconds=1))
+    assert _idle(tk, "reap_stuck")  # within 15 minutes (three stale thresholds)
+    tk.settings = replace(served, stale_lease_threshold=timedelta(seconds=1))
+    assert not _idle(tk, "reap_stuck")  # past 5 minutes, its floor
+
+
 async def test_a_run_idle_past_the_stuck_threshold_is_reaped() -> None:
     tk = _kernel()
     run_id = await start(tk, "linear")

@@ -193,7 +193,8 @@ def indexes_from_rows(t: Tables) -> dict[str, Any]:
         },
         "logs_of": by_run(t.logs.values()),
         "signals_of": by_run(t.signals.values()),
-        "outbox_of": by_run(events, "sequence"),
+        # A run's events are numbered 1 to its last sequence, with no gap (`last_sequence`).
+        "events_of": by_run(events, "sequence"),
         # A delivered event's `published_at` may be kept apart from its row (`t.published`).
         "unpublished": {
             (e.run_id, e.sequence)
@@ -209,7 +210,7 @@ def indexes_from_rows(t: Tables) -> dict[str, Any]:
 def indexes_held(t: Tables) -> dict[str, Any]:
     """The indexes as the store keeps them, in the shape `indexes_from_rows` gives."""
     logs = {run_id: {t.logs[n].id for n in numbers} for run_id, numbers in t.logs_of.items()}
-    nested = ("children", "stages_of", "item_stages_of", "signals_of", "outbox_of")
+    nested = ("children", "stages_of", "item_stages_of", "signals_of")
     held: dict[str, Any] = {
         name: {owner: set(ids) for owner, ids in getattr(t, name).items() if ids} for name in nested
     }
@@ -223,6 +224,7 @@ def indexes_held(t: Tables) -> dict[str, Any]:
         held
         | {name: set(getattr(t, name)) for name in (*flat, "unpublished", "parked")}
         | {"logs_of": {k: v for k, v in logs.items() if v}}
+        | {"events_of": {k: set(range(1, n + 1)) for k, n in t.last_sequence.items() if n}}
         | {"published_without_event": set(t.published) - set(t.outbox)}
     )
 

@@ -173,6 +173,7 @@ def idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str],
     persistence, jobs, clock = kernel.deps.persistence, kernel.deps.jobs, kernel.deps.clock
     if not isinstance(persistence, MemoryPersistence) or not isinstance(jobs, MemoryJobTransport):
         return None
+    stale, stuck = _thresholds(settings)
     plans = kernel.deps.registry.plans()
 
     def idle(step: str) -> bool:
@@ -181,11 +182,9 @@ def idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str],
         if step == "poll":
             return persistence.nothing_suspended()
         if step == "reap_stale":
-            threshold = timedelta(milliseconds=reap_stale_command(settings).stale_threshold_ms)
-            return not jobs.leased_before(clock.now() - threshold)
+            return not jobs.leased_before(clock.now() - stale)
         if step == "reap_stuck":
-            threshold = timedelta(milliseconds=reap_stuck_command(settings).stuck_threshold_ms)
-            return persistence.none_idle_since(clock.now() - threshold)
+            return persistence.none_idle_since(clock.now() - stuck)
         if step == "adopt":
             return persistence.all_open_on(plans)
         if step == "announce":
@@ -193,6 +192,24 @@ def idle_steps(kernel: Kernel, settings: MaintenanceSettings) -> Callable[[str],
         return False
 
     return idle
+
+
+_last_thresholds: tuple[MaintenanceSettings, timedelta, timedelta] | None = None
+
+
+def _thresholds(settings: MaintenanceSettings) -> tuple[timedelta, timedelta]:
+    """The stale-lease and stuck-run thresholds of the tick's own commands, as `idle` asks
+    them, kept for the last settings seen (by identity: they are frozen): the commands are
+    cached by the settings' hash, a tuple of all their fields hashed on every ask, and a
+    test kernel ticks every round of every run with the same settings."""
+    global _last_thresholds
+    last = _last_thresholds
+    if last is not None and last[0] is settings:
+        return last[1], last[2]
+    stale = timedelta(milliseconds=reap_stale_command(settings).stale_threshold_ms)
+    stuck = timedelta(milliseconds=reap_stuck_command(settings).stuck_threshold_ms)
+    _last_thresholds = (settings, stale, stuck)
+    return stale, stuck
 
 
 def announced(
@@ -205,7 +222,9 @@ def announced(
     if settings.run_id is not None:
         return True
     known = persistence.worker(settings.worker_id)
-    if known is None or any(plan not in kernel.deps.recorded_plans for plan in plans):
+    if known is None:
+        return False
+    if not kernel.deps.recorded_plans.issuperset(plans):
         return False
     now = kernel.deps.clock.now()
     return (

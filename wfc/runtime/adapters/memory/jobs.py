@@ -23,7 +23,6 @@ from wfc.runtime.record_builders import builder
 from wfc.runtime.records import Status
 
 _NEW_JOB = builder(JobRecord)  # a record per job queued, without a class call
-_NO_LIMITS = limit_columns(None)  # the columns of a job under no limit (most), made once
 
 
 class MemoryJobTransport:
@@ -79,13 +78,20 @@ class MemoryJobTransport:
                 worker_id=self.worker_id if leased else None,
                 locked_at=now if leased else None,
                 started_at=now if leased else None,
-                **(_NO_LIMITS if spec.limits is None else limit_columns(spec.limits)),
-            )
+            )  # an unlimited job's limit columns are their defaults, None
+            if spec.limits is not None:
+                job = changed(job, limit_columns(spec.limits))
+            job_id = job.id
+            # `_store` written out for a new job: every job queued passes here.
+            self._jobs[job_id] = job
+            self._order[job_id] = next(self._counter)
+            self._of_run.setdefault(job.run_id, {})[job_id] = None
             if leased:
                 taken.append(job)
-            self._order[job.id] = next(self._counter)
-            self._store(job, None)
-            ids.append(job.id)
+                self._running[job_id] = None
+            else:
+                self._pending[job_id] = None
+            ids.append(job_id)
         if taker is not None:
             taker.take(taken, more_queued=len(taken) < len(jobs))
         return ids
@@ -115,23 +121,36 @@ class MemoryJobTransport:
             and (plans is None or j.plan_fingerprint in plans)
             and (queues is None or j.queue in queues)
         ]
-        due.sort(key=lambda j: (-j.priority, j.created_at, self._order[j.id]))
-        unlimited = [job for job in due if job.limits is None]
-        leased = [self._lease(job, now) for job in unlimited[:limit]]
-        for job in due if limited else []:  # each leased at once: the next one counts it
-            if len(leased) < limit and job.limits is not None and self._admits(job.limits, now):
+        order = self._order
+        due.sort(key=lambda j: (-j.priority, j.created_at, order[j.id]))
+        # The unlimited first, in that order, then the limited that their limits admit.
+        leased: list[JobRecord] = []
+        limited_due: list[JobRecord] = []
+        for job in due:
+            if job.concurrency_key is None and job.rate_key is None:  # `job.limits` is None
+                if len(leased) < limit:
+                    leased.append(self._lease(job, now))
+            elif limited:
+                limited_due.append(job)
+        for job in limited_due:  # each leased at once: the next one counts it
+            limits = job.limits
+            if len(leased) < limit and limits is not None and self._admits(limits, now):
                 leased.append(self._lease(job, now))
         return leased
 
     def _lease(self, job: JobRecord, now: datetime) -> JobRecord:
-        return self._put(
-            job,
-            status=Status.RUNNING,
-            worker_id=self.worker_id,
-            locked_at=now,
-            started_at=now,
-            attempt=job.attempt + 1,
-        )
+        # `_put` written out (its keywords packed and merged again): every job leased.
+        changes = {
+            "status": Status.RUNNING,
+            "worker_id": self.worker_id,
+            "locked_at": now,
+            "started_at": now,
+            "attempt": job.attempt + 1,
+            "updated_at": self._clock.now(),
+        }
+        leased: JobRecord = changed(job, changes)
+        self._store(leased, job)
+        return leased
 
     def _admits(self, limits: JobLimits, now: datetime) -> bool:
         """Whether a job under `limits` may start now; if so, its start is counted."""
@@ -200,8 +219,11 @@ class MemoryJobTransport:
 
     async def complete(self, job_id: str, *, attempt: int | None = None) -> None:
         job = self._get(job_id)
-        if _held(job, attempt):
-            self._put(job, status=Status.COMPLETED, completed_at=self._clock.now())
+        if _held(job, attempt):  # `_put` written out: every job ends here
+            completed_at = self._clock.now()
+            changes = {"status": Status.COMPLETED, "completed_at": completed_at}
+            changes["updated_at"] = self._clock.now()
+            self._store(changed(job, changes), job)
 
     async def suspend(
         self, job_id: str, next_poll_at: datetime, *, attempt: int | None = None
@@ -251,10 +273,11 @@ class MemoryJobTransport:
         """Whether a RUNNING job was locked before `cutoff`: what `release_stale(cutoff)`
         would release (asked by the test harness before a tick's lease reaping)."""
         jobs = self._jobs
-        return any(
-            (locked := jobs[job_id].locked_at) is not None and locked < cutoff
-            for job_id in self._running
-        )
+        for job_id in self._running:  # a loop, not `any` over a generator: asked every round
+            locked = jobs[job_id].locked_at
+            if locked is not None and locked < cutoff:
+                return True
+        return False
 
     async def release_stale(self, locked_before: datetime) -> int:
         stale = [

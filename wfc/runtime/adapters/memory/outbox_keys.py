@@ -35,22 +35,7 @@ class OutboxAndKeys(TableWriter):
     # -- outbox ----------------------------------------------------------
     # Events are keyed by (run id, sequence), and `position` is the append number.
     async def append_outbox(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
-        # Every event of every run passes here: each run's last sequence is written once
-        # per call, and each event goes in by `_append_event`.
-        t = self._t
-        sequences: dict[str, int] = {}
-        appended = []
-        for event in events:
-            run_id = event.run_id
-            sequence = sequences.get(run_id) or t.last_sequence.get(run_id, 0)
-            sequences[run_id] = sequence = sequence + 1
-            position = next(t.numbers)
-            record = event.numbered(sequence, position)
-            self._append_event(record, position)
-            appended.append(record)
-        for run_id, sequence in sequences.items():
-            self._set(t.last_sequence, run_id, sequence)
-        return appended
+        return self._append_events(events)
 
     async def unpublished_outbox(
         self, limit: int, types: frozenset[str] | None = None
@@ -125,8 +110,8 @@ class OutboxAndKeys(TableWriter):
         return len(parked)
 
     async def outbox_of_run(self, run_id: str) -> list[OutboxRecord]:
-        sequences = sorted(self._t.outbox_of.get(run_id, ()))
-        return [self._event((run_id, sequence)) for sequence in sequences]
+        last = self._t.last_sequence.get(run_id, 0)  # its events: sequences 1 to its last
+        return [self._event((run_id, sequence)) for sequence in range(1, last + 1)]
 
     def _change_event(
         self, event: OutboxRecord, change: Callable[[OutboxRecord], OutboxRecord]

@@ -10,9 +10,10 @@ change stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
@@ -25,6 +26,7 @@ from wfc.runtime.adapters.memory.tables import (
     Tables,
     rollback,
 )
+from wfc.runtime.adapters.memory.turns import TransactionLock
 from wfc.runtime.contexts import Given
 from wfc.runtime.copies import changed
 from wfc.runtime.ports import Clock, Persistence
@@ -44,13 +46,17 @@ from wfc.runtime.records import (
 )
 
 VersionedT = TypeVar("VersionedT", RunRecord, StageRecord)
+# A run's stage rows as the port returns them: by group, then stage number (in C).
+_IN_PLAN_ORDER = attrgetter("execution_group", "stage_number")
 
 
 class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
     """The persistence methods over a set of tables (shared by the root and transactions)."""
 
     def __init__(self, tables: Tables, clock: Clock, journal: Journal | None = None) -> None:
-        super().__init__(tables, journal)
+        # `TableWriter.__init__` written out (each transaction makes a store): the same fields.
+        self._t = tables
+        self._journal = journal
         self._clock = clock
 
     # -- runs ------------------------------------------------------------
@@ -120,12 +126,23 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
         """Whether every RUNNING run was updated after `since`, so `stuck_runs(since)` is
         empty (asked by the test harness before a tick's stuck-run reaping)."""
         runs = self._t.runs
-        return all(runs[run_id].updated_at > since for run_id in self._t.running_runs)
+        for run_id in self._t.running_runs:  # a loop, as in `all_open_on`
+            if runs[run_id].updated_at <= since:
+                return False
+        return True
 
     def all_open_on(self, plans: Sequence[str]) -> bool:
         """Whether every PENDING and RUNNING run is on one of `plans`, so `runs_to_adopt`
         finds none (asked by the test harness before a tick's adoption)."""
-        return all(run.plan_fingerprint in plans for run in self._open_runs())
+        # Loops, not `all` over generators: a test kernel asks every round of every run.
+        t, runs = self._t, self._t.runs
+        for run_id in t.pending_runs:
+            if runs[run_id].plan_fingerprint not in plans:
+                return False
+        for run_id in t.running_runs:
+            if runs[run_id].plan_fingerprint not in plans:
+                return False
+        return True
 
     def lone_pending_run(self) -> RunRecord | None:
         """The PENDING run, if it is the only open run and nothing is suspended: claimed
@@ -289,14 +306,11 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
     async def stages_of_run(self, run_id: str) -> list[StageRecord]:
         return self._stages_of(run_id)
 
-    def _stages_of(
-        self, run_id: str, keep: Callable[[StageRecord], bool] | None = None
-    ) -> list[StageRecord]:
+    def _stages_of(self, run_id: str) -> list[StageRecord]:
         stages = self._t.stages
         rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
-        if keep is not None:
-            rows = [row for row in rows if keep(row)]
-        return sorted(rows, key=lambda s: (s.execution_group, s.stage_number))
+        rows.sort(key=_IN_PLAN_ORDER)
+        return rows
 
     async def run_with_stages(
         self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
@@ -307,9 +321,12 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
         if for_stage is None:
             return run, self._stages_of(run_id)
         own, group = for_stage
-        return run, self._stages_of(
-            run_id, lambda s: s.execution_group < group or s.stage_id == own
-        )
+        stages = self._t.stages
+        rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
+        # The filter written out, not a `keep` callback: a call per row of every stage's run.
+        rows = [s for s in rows if s.execution_group < group or s.stage_id == own]
+        rows.sort(key=_IN_PLAN_ORDER)
+        return run, rows
 
     async def count_active_stages(self, run_id: str) -> int:
         stages = self._t.stages
@@ -397,7 +414,8 @@ class _Opened:
         store = self._store
         if _must_yield(store):
             await asyncio.sleep(0)
-        await store._lock.acquire()
+        if not store._lock.take_now():
+            await store._lock.take()
         return _Transaction(store._t, store._clock, self._journal)
 
     async def __aexit__(
@@ -407,7 +425,7 @@ class _Opened:
             if kind is not None:
                 rollback(self._journal)
         finally:
-            self._store._lock.release()
+            self._store._lock.give_back()
 
 
 # At most this many transactions in a row begin without a turn of the event loop.
@@ -435,7 +453,7 @@ class MemoryPersistence(_MemoryStore):
 
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(Tables(), clock or SystemClock())
-        self._lock = asyncio.Lock()
+        self._lock = TransactionLock()
         self._unyielded = 0  # transactions begun since the last yield (`_must_yield`)
 
     def transaction(self) -> _Opened:

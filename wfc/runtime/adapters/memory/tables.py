@@ -23,6 +23,7 @@ the end on rollback.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from wfc.runtime.records import (
     ItemRecord,
     JsonObject,
     LogRecord,
+    NewOutboxEvent,
     OutboxRecord,
     PlanRecord,
     RunRecord,
@@ -41,9 +43,12 @@ from wfc.runtime.records import (
 )
 
 MISSING: Any = object()  # "there was no value": undoing the write removes the key
+NEW_EVENT: Any = object()  # "the event was appended": undoing it removes it from the outbox
 
 # (container, key, what it held before): a dict entry to put back, or a table attribute
-# of `Tables` (container `Tables`, key its name) swapped back as a whole.
+# of `Tables` (container `Tables`, key its name) swapped back as a whole, or an event
+# appended to the outbox (container `Tables`, key the event's, `NEW_EVENT`): one entry
+# for the event's row and its place in `unpublished` (`TableWriter._append_events`).
 UndoEntry = tuple[Any, Any, Any]
 Journal = list[UndoEntry]
 
@@ -72,6 +77,8 @@ class Tables:
     stage_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     logs: dict[int, LogRecord] = field(default_factory=dict)  # by write number
     outbox: dict[EventKey, OutboxRecord] = field(default_factory=dict)
+    # A run's events are numbered 1, 2, … and only ever deleted with their run: its
+    # events are those of sequences 1 to its last (no index of them per run is kept).
     last_sequence: dict[str, int] = field(default_factory=dict)
     keys: dict[tuple[str, str], IdempotencyEntry] = field(default_factory=dict)
     plans: dict[str, PlanRecord] = field(default_factory=dict)
@@ -91,7 +98,6 @@ class Tables:
     suspended_items: dict[str, None] = field(default_factory=dict)
     logs_of: dict[str, dict[int, None]] = field(default_factory=dict)
     signals_of: dict[str, dict[str, None]] = field(default_factory=_index)
-    outbox_of: dict[str, dict[int, None]] = field(default_factory=dict)  # sequences by run
     unpublished: dict[EventKey, int] = field(default_factory=dict)  # → its position
     # When each event was published, kept apart from its record (`OutboxAndKeys.mark_published`):
     # a reader is given a copy of the record that carries it (`_event`).
@@ -104,7 +110,11 @@ def rollback(journal: Journal) -> None:
     """Undo every journaled write, newest first: the tables are as they were before."""
     for container, key, old in reversed(journal):
         if isinstance(container, Tables):
-            setattr(container, key, old)
+            if old is NEW_EVENT:
+                container.outbox.pop(key, None)
+                container.unpublished.pop(key, None)
+            else:
+                setattr(container, key, old)
         elif old is MISSING:
             container.pop(key, None)
         else:
@@ -158,9 +168,12 @@ class TableWriter:
 
     # -- rows ----------------------------------------------------------------------------
     def _write_run(self, run: RunRecord, old: RunRecord | None) -> None:
+        """`run` written over `old`, the row stored under its id (None: no row)."""
         t, journal, runs = self._t, self._journal, self._t.runs
-        if journal is not None:  # `_set`'s journaling written out: every run write passes here
-            journal.append((runs, run.id, runs.get(run.id, MISSING)))
+        # `_set`'s journaling written out (every run write passes here), `old` being what
+        # the row held: the callers read it, or made sure that there was none.
+        if journal is not None:
+            journal.append((runs, run.id, MISSING if old is None else old))
         runs[run.id] = run
         if old is None:
             self._set(t.run_order, run.id, next(t.numbers))
@@ -178,9 +191,10 @@ class TableWriter:
                 self._pop(t.running_runs, run.id)
 
     def _write_stage(self, stage: StageRecord, old: StageRecord | None) -> None:
+        """`stage` written over `old`, the row stored under its id (None: no row)."""
         t, journal, stages = self._t, self._journal, self._t.stages
-        if journal is not None:  # `_set`'s journaling written out: every stage write passes
-            journal.append((stages, stage.id, stages.get(stage.id, MISSING)))
+        if journal is not None:  # as in `_write_run`: every stage write passes here
+            journal.append((stages, stage.id, MISSING if old is None else old))
         stages[stage.id] = stage
         if old is None or (old.run_id, old.stage_id) != (stage.run_id, stage.stage_id):
             self._set(t.stage_ids, (stage.run_id, stage.stage_id), stage.id)
@@ -232,17 +246,34 @@ class TableWriter:
         elif key in t.parked:
             self._pop(t.parked, key)
 
-    def _append_event(self, event: OutboxRecord, order: int) -> None:
-        """An event new to the outbox, at position `order`: unpublished and not parked."""
+    def _append_events(self, events: Sequence[NewOutboxEvent]) -> list[OutboxRecord]:
+        """`events` appended to the outbox, each numbered next in its run and placed after
+        every event stored: unpublished and not parked.
+
+        Every event of every run passes here, so the writes are written out, one journal
+        entry per event (`NEW_EVENT`) for its row and its place in `unpublished`: a new
+        event's key held nothing before (its sequence is past its run's last), so there
+        is nothing to put back, only the event to take out. Each run's last sequence is
+        written once per call."""
         t, journal = self._t, self._journal
-        key = (event.run_id, event.sequence)
-        outbox, unpublished = t.outbox, t.unpublished
-        if journal is not None:  # `_set`'s journaling written out: every event passes here
-            journal.append((outbox, key, outbox.get(key, MISSING)))
-            journal.append((unpublished, key, unpublished.get(key, MISSING)))
-        outbox[key] = event
-        unpublished[key] = order
-        self._add_to(t.outbox_of, event.run_id, event.sequence)
+        outbox, unpublished, numbers, last = t.outbox, t.unpublished, t.numbers, t.last_sequence
+        sequences: dict[str, int] = {}
+        appended = []
+        for event in events:
+            run_id = event.run_id
+            sequence = sequences.get(run_id) or last.get(run_id, 0)
+            sequences[run_id] = sequence = sequence + 1
+            position = next(numbers)
+            record = event.numbered(sequence, position)
+            key = (run_id, sequence)
+            if journal is not None:
+                journal.append((t, key, NEW_EVENT))
+            outbox[key] = record
+            unpublished[key] = position
+            appended.append(record)
+        for run_id, sequence in sequences.items():
+            self._set(last, run_id, sequence)
+        return appended
 
     def _write_log(self, log: LogRecord) -> None:
         number = next(self._t.numbers)
@@ -282,11 +313,11 @@ class TableWriter:
         self._swap("signals", {k: s for k, s in t.signals.items() if s.run_id not in doomed})
         self._swap("outbox", {k: e for k, e in t.outbox.items() if e.run_id not in doomed})
         for run_id in doomed:
-            for sequence in t.outbox_of.get(run_id, {}):
+            for sequence in range(1, t.last_sequence.get(run_id, 0) + 1):
                 self._pop(t.unpublished, (run_id, sequence))
                 self._pop(t.parked, (run_id, sequence))
                 self._pop(t.published, (run_id, sequence))
-            for index in (t.stages_of, t.item_stages_of, t.logs_of, t.signals_of, t.outbox_of):
+            for index in (t.stages_of, t.item_stages_of, t.logs_of, t.signals_of):
                 self._pop(index, run_id)
             for one in (t.last_sequence, t.run_order, t.pending_runs, t.running_runs):
                 self._pop(one, run_id)
