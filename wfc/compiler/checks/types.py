@@ -247,18 +247,20 @@ def _parses(parse: Callable[[str], object], text: str) -> bool:
 def _constraint_problem(
     value: ast.Value, constraints: dict[str, float | int | str]
 ) -> tuple[str, str] | None:
-    numeric = {k: float(v) for k, v in constraints.items() if not isinstance(v, str)}
+    # Numbers as written, not as floats: Python compares an int with a float exactly, and
+    # past 2**53 a float would lose the difference (`1e16 - 1 == 1e16`).
+    numeric = {k: v for k, v in constraints.items() if not isinstance(v, str)}
     if (
         isinstance(value, ast.Literal_)
         and isinstance(value.value, int | float)
         and not isinstance(value.value, bool)
     ):
-        v = float(value.value)
+        v = value.value
         inside = (
-            v >= numeric.get("ge", v)
-            and v > numeric.get("gt", v - 1)
-            and v <= numeric.get("le", v)
-            and v < numeric.get("lt", v + 1)
+            ("ge" not in numeric or v >= numeric["ge"])
+            and ("gt" not in numeric or v > numeric["gt"])
+            and ("le" not in numeric or v <= numeric["le"])
+            and ("lt" not in numeric or v < numeric["lt"])
         )
         if not inside:
             return ("WF302", f"is {value.value}, outside the field's bounds")
