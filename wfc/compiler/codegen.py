@@ -110,7 +110,9 @@ def _python_literal(value: Any) -> str:
         return _python_string(value)
     if value is None or isinstance(value, bool):
         return repr(value)
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")  # `ruff format` writes 1e16, `repr` 1e+16
+    if isinstance(value, int):
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_python_literal(v) for v in value) + "]"
