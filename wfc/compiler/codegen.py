@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -395,11 +396,29 @@ def _named_types(t: model.Type) -> set[str]:
     return {named.name} if isinstance(named, model.EnumType | model.Record) else set()
 
 
+def _natural(text: str) -> tuple[str | int, ...]:
+    """`text` with each run of digits as a number: `Step2` before `Step10`."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def ruff_member_order(names: Iterable[str]) -> list[str]:
+    """Names in one `from … import (…)` in the order ruff's isort writes them (its default
+    `order-by-type`): ALL_CAPS names, then Capitalized ones, then the rest, each group in
+    natural order ignoring case, then with case. Plain `sorted` put `Step10Config` before
+    `Step1Config`, which `ruff check` refuses (I001)."""
+
+    def key(name: str) -> tuple[int, tuple[str | int, ...], tuple[str | int, ...]]:
+        kind = 0 if len(name) > 1 and name.isupper() else 1 if name[:1].isupper() else 2
+        return kind, _natural(name.lower()), _natural(name)
+
+    return sorted(names, key=key)
+
+
 def render_stages(wf: model.WorkflowModel) -> str:
     """`_stages.py`: stage ids, typed contexts and abstract base classes."""
     imports = _Imports(pydantic=set())
     stages = stage_views(wf, imports)
-    model_names = sorted(
+    model_names = ruff_member_order(
         {n for s in stages for n in (s.input_model, s.output_model, s.config_model)}
         | {d.output_model for s in stages for d in s.dependencies}
         | {
