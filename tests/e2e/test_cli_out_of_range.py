@@ -112,3 +112,12 @@ def test_an_age_before_any_date_is_a_usage_error(
 def test_an_age_of_a_century_still_prunes_nothing(here: Path) -> None:
     result = invoke("runs", "prune", "--older-than", "36500d", "--json")
     assert result.exit_code == 0, result.output
+
+
+def test_a_project_concurrency_no_database_stores_is_a_project_error(here: Path) -> None:
+    """`[worker] concurrency` in wfc.toml is bounded as `--concurrency` is: the worker once
+    started with it and logged "database unavailable" forever."""
+    (here / "wfc.toml").write_text(f"[worker]\nconcurrency = {HUGE}\n", encoding="utf-8")
+    result = invoke(*WORKER)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "concurrency must be a whole number" in result.output, result.output
