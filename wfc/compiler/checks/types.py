@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.checks.values import LARGEST_INT32
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.formats import check_email, check_url
@@ -378,6 +379,13 @@ def _check_settings(an: Analysis, facts: StageFacts) -> None:
                 stage.priorities[0].span,
                 help="e.g. `priority 10`",
             )
+        elif not -LARGEST_INT32 - 1 <= value <= LARGEST_INT32:
+            an.error(
+                "WF310",
+                f"priority must be from {-LARGEST_INT32 - 1} to {LARGEST_INT32}",
+                stage.priorities[0].span,
+                help="e.g. `priority 10`",
+            )
         else:
             facts.settings.priority = value
     if stage.polls:
@@ -407,6 +415,13 @@ def _check_retry(an: Analysis, facts: StageFacts, retry: ast.Retry) -> None:
         an.error(
             "WF310",
             "retry count must be a whole number of at least 1",
+            retry.times.span,
+            help="e.g. `retry 3 times`; `retry 1 times` means no retry",
+        )
+    elif times > LARGEST_INT32:
+        an.error(
+            "WF310",
+            f"retry count must be at most {LARGEST_INT32}",
             retry.times.span,
             help="e.g. `retry 3 times`; `retry 1 times` means no retry",
         )
