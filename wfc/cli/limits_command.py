@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wfc.cli.number_options import INTEGER_MAX, count
 from wfc.cli.session import db_option, db_read_option, json_option, opened_storage, print_json
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _shown(bound: int | None) -> str:
 
 @limits_group.command("set")
 @click.argument("key")
-@click.argument("bound", type=click.IntRange(min=1))
+@click.argument("bound", type=count(at_most=INTEGER_MAX))
 @db_option
 def set_limit(key: str, bound: int, db_url: str | None) -> None:
     """Make BOUND the limit of KEY (as `wfc limits list` shows it) for every worker, in

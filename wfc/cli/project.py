@@ -32,6 +32,8 @@ from typing import Any
 
 import click
 
+from wfc.cli.number_options import BIGINT_MAX
+
 CONFIG_FILE = "wfc.toml"
 PYPROJECT = "pyproject.toml"
 VCS_MARKERS = (".git", ".hg", ".svn")
@@ -125,9 +127,14 @@ def _parse(file: Path, table: dict[str, Any], section: str) -> Project:
     _known(worker, _WORKER_KEYS, in_worker)
     concurrency = worker.get("concurrency")
     if concurrency is not None and (
-        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= BIGINT_MAX  # past it, no database takes it as a LIMIT
     ):
-        raise ProjectError(f"{in_worker} concurrency must be a whole number of at least 1")
+        raise ProjectError(
+            f"{in_worker} concurrency must be a whole number of at least 1 "
+            f"(and at most {BIGINT_MAX})"
+        )
     base = file.parent
     return Project(
         file=file,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 
+from wfc.cli.number_options import LONGEST_SECONDS, count
 from wfc.cli.session import db_read_option, json_option, kernel_for, opened_storage, print_json
 
 _AGE = re.compile(r"(\d+)(ms|s|m|h|d|w)")
@@ -27,7 +28,13 @@ def parse_age(value: str) -> timedelta:
     parts = list(_AGE.finditer(text))
     if not text or "".join(p.group(0) for p in parts) != text:
         raise ValueError(f"{value!r} is not a duration: write e.g. 30d, 12h, 90m or 1w2d")
-    return sum((int(p.group(1)) * _UNIT[p.group(2)] for p in parts), timedelta())
+    # Counted in whole milliseconds (Python integers do not overflow) before any `timedelta`,
+    # which overflows past 999,999,999 days: a cutoff before year 1 does not exist, so an
+    # age over a century is refused.
+    milliseconds = sum(int(p.group(1)) * (_UNIT[p.group(2)] // _UNIT["ms"]) for p in parts)
+    if milliseconds > LONGEST_SECONDS * 1000:
+        raise ValueError(f"{value!r} is longer than a century (36500d), the longest age taken")
+    return timedelta(milliseconds=milliseconds)
 
 
 def retention_age(value: str, option: str = "--retain") -> timedelta:
@@ -52,7 +59,7 @@ def retention_age(value: str, option: str = "--retain") -> timedelta:
     type=click.Choice(FINISHED_STATUSES, case_sensitive=False),
     help="Only runs that ended so (repeatable; default: every finished run).",
 )
-@click.option("--batch", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch", default=500, show_default=True, type=count())
 @db_read_option
 @json_option
 def prune_command(

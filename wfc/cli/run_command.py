@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wfc.cli.json_input import read_config
+from wfc.cli.number_options import Seconds
 from wfc.cli.session import (
     db_option,
     exit_leaving_threads,
@@ -79,7 +80,7 @@ def _pick(registry: WorkflowMap, wanted: str | None) -> str:
 @click.option("--input", "input_text", help="Run input: JSON, or @file.json.")
 @click.option("--config", "config_text", help='Stage config: {"stage": {...}}, or @file.json.')
 @click.option("--workflow", "workflow_id", help="Which workflow, when SOURCE holds several.")
-@click.option("--timeout", type=float, help="Give up waiting after this many seconds.")
+@click.option("--timeout", type=Seconds(), help="Give up waiting after this many seconds.")
 @db_option
 @json_option
 @otel_option

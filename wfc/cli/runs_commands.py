@@ -19,6 +19,7 @@ import click
 from wfc.cli import children_display as kin
 from wfc.cli.fleet import served_plans, stage_waits, waiting_for, waiting_note
 from wfc.cli.json_input import read_config
+from wfc.cli.number_options import count
 from wfc.cli.session import (
     announce_database,
     db_option,
@@ -99,7 +100,7 @@ def runs_group() -> None:
 @runs_group.command("list")
 @click.option("--status", type=click.Choice(RUN_STATUSES, case_sensitive=False))
 @click.option("--workflow", "workflow_id", help="Only runs of this workflow.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=20, show_default=True, type=count())
 @db_read_option
 @json_option
 def list_command(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wfc.cli.number_options import Seconds
 from wfc.cli.session import db_read_option, json_option, print_json, refused
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ interval_option = click.option(
     "--interval",
     default=0.5,
     show_default=True,
-    type=click.FloatRange(min=0.05),
+    type=Seconds(min=0.05),
     help=INTERVAL_HELP,
 )
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from wfc.cli.number_options import Seconds, count
 from wfc.cli.retention_command import retention_age
 from wfc.cli.session import (
     DEFAULT_STAGE_TIMEOUT_SECONDS,
@@ -113,25 +114,51 @@ def _seconds(value: float) -> timedelta:
 @db_option
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=count(),
     callback=concurrency,
     help="Jobs run at once.  [default: the project file's worker.concurrency, else 1]",
 )
 @click.option("--worker-id", default=None, help="Default: <hostname>-<pid>.")
-@click.option("--poll-interval", default=1.0, show_default=True, help="Seconds between job polls.")
-@click.option("--tick-interval", default=10.0, show_default=True, help="Seconds between ticks.")
 @click.option(
-    "--stale-lease", default=300.0, show_default=True, help="Seconds before a lease is reaped."
+    "--poll-interval",
+    default=1.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds between job polls.",
 )
 @click.option(
-    "--heartbeat", default=60.0, show_default=True, help="Seconds between lease renewals."
+    "--tick-interval",
+    default=10.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds between ticks.",
 )
-@click.option("--grace", default=30.0, show_default=True, help="Seconds to finish jobs on stop.")
+@click.option(
+    "--stale-lease",
+    default=300.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds before a lease is reaped.",
+)
+@click.option(
+    "--heartbeat",
+    default=60.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds between lease renewals.",
+)
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    type=Seconds(),
+    help="Seconds to finish jobs on stop.",
+)
 @click.option(
     "--default-stage-timeout",
     default=DEFAULT_STAGE_TIMEOUT_SECONDS,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     help="Seconds a stage whose plan sets no timeout may run (0: no limit).",
 )
 @click.option(
@@ -145,7 +172,7 @@ def _seconds(value: float) -> timedelta:
     "--give-up-after",
     default=300.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     help="Exit (code 3) after this many seconds without the database (0: never).",
 )
 @plugin_option

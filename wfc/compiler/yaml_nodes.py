@@ -176,5 +176,12 @@ class NodeReader:
                     f"unknown key `{key.value}` in {what}",
                     hint or "allowed: " + ", ".join(sorted(allowed)),
                 )
+            if key.value in found:  # YAML loaders would keep the last one without a word
+                first = found[key.value][0].start_mark.line + 1
+                raise self.fail(
+                    key,
+                    f"`{key.value}` is given twice in {what} (first on line {first})",
+                    f"keep one `{key.value}`",
+                )
             found[key.value] = (key, value)
         return found

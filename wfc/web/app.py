@@ -174,7 +174,12 @@ class _Dashboard:
 
     async def workflow(self, request: Request) -> Response:
         fingerprint = request.path_params["fingerprint"]
-        plan = await views.load_plan(self.kernel, fingerprint, self.plans)
+        # PostgreSQL refuses a NUL in text; no fingerprint holds one.
+        plan = (
+            None
+            if "\x00" in fingerprint
+            else await views.load_plan(self.kernel, fingerprint, self.plans)
+        )
         if plan is None:
             return self.render(request, "missing.html", 404, what=f"no kept plan {fingerprint}")
         return self.render(request, "workflow.html", plan=plan, layers=layers(plan, []))
@@ -242,6 +247,9 @@ class _RunsQuery:
         limit_text = params.get("limit") or str(PAGE_SIZE)
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= PAGE_SIZE_MAX:
             raise HTTPException(400, f"limit must be a number from 1 to {PAGE_SIZE_MAX}")
+        if "\x00" in (params.get("workflow") or "") + (params.get("q") or ""):
+            # PostgreSQL refuses a NUL in text: it would be a "database failed" page (503).
+            raise HTTPException(400, "a NUL character matches no workflow and no run id")
         return cls(
             status=Status(status_text) if status_text else None,
             workflow=params.get("workflow") or None,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
 from wfc.compiler.checks.mapping import unknown_field
+from wfc.compiler.checks.values import LARGEST_INT32
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.fleet_rules import RATE_UNITS_MS, SCALAR_PER_TYPES, name_problem
@@ -81,6 +82,15 @@ def _queue(an: Analysis, given: ast.Literal_) -> str | None:
 def _count(an: Analysis, given: ast.Literal_, what: str, example: str) -> int | None:
     """A limit's bound: a whole number of at least 1 (0 would never run the stage)."""
     value = given.value
+    if isinstance(value, int) and not isinstance(value, bool) and value > LARGEST_INT32:
+        an.error(
+            "WF340",
+            f"`{what}` must be at most {LARGEST_INT32}, not `{value}`",
+            given.span,
+            label="more than the database stores",
+            help=f"e.g. `{example}`; remove `{what}` to leave the stage unlimited",
+        )
+        return None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     an.error(

@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from wfc.compiler import ast, model
 from wfc.compiler.checks.context import Analysis, StageFacts
+from wfc.compiler.checks.values import LARGEST_INT32
 from wfc.compiler.diagnostics import Label, did_you_mean
 from wfc.compiler.source import Span
 from wfc.formats import check_email, check_url
@@ -247,18 +248,20 @@ def _parses(parse: Callable[[str], object], text: str) -> bool:
 def _constraint_problem(
     value: ast.Value, constraints: dict[str, float | int | str]
 ) -> tuple[str, str] | None:
-    numeric = {k: float(v) for k, v in constraints.items() if not isinstance(v, str)}
+    # Numbers as written, not as floats: Python compares an int with a float exactly, and
+    # past 2**53 a float would lose the difference (`1e16 - 1 == 1e16`).
+    numeric = {k: v for k, v in constraints.items() if not isinstance(v, str)}
     if (
         isinstance(value, ast.Literal_)
         and isinstance(value.value, int | float)
         and not isinstance(value.value, bool)
     ):
-        v = float(value.value)
+        v = value.value
         inside = (
-            v >= numeric.get("ge", v)
-            and v > numeric.get("gt", v - 1)
-            and v <= numeric.get("le", v)
-            and v < numeric.get("lt", v + 1)
+            ("ge" not in numeric or v >= numeric["ge"])
+            and ("gt" not in numeric or v > numeric["gt"])
+            and ("le" not in numeric or v <= numeric["le"])
+            and ("lt" not in numeric or v < numeric["lt"])
         )
         if not inside:
             return ("WF302", f"is {value.value}, outside the field's bounds")
@@ -376,6 +379,13 @@ def _check_settings(an: Analysis, facts: StageFacts) -> None:
                 stage.priorities[0].span,
                 help="e.g. `priority 10`",
             )
+        elif not -LARGEST_INT32 - 1 <= value <= LARGEST_INT32:
+            an.error(
+                "WF310",
+                f"priority must be from {-LARGEST_INT32 - 1} to {LARGEST_INT32}",
+                stage.priorities[0].span,
+                help="e.g. `priority 10`",
+            )
         else:
             facts.settings.priority = value
     if stage.polls:
@@ -405,6 +415,13 @@ def _check_retry(an: Analysis, facts: StageFacts, retry: ast.Retry) -> None:
         an.error(
             "WF310",
             "retry count must be a whole number of at least 1",
+            retry.times.span,
+            help="e.g. `retry 3 times`; `retry 1 times` means no retry",
+        )
+    elif times > LARGEST_INT32:
+        an.error(
+            "WF310",
+            f"retry count must be at most {LARGEST_INT32}",
             retry.times.span,
             help="e.g. `retry 3 times`; `retry 1 times` means no retry",
         )
