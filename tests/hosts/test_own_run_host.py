@@ -5,13 +5,14 @@ ended, whatever the poll intervals say (on memory, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.hosts.conftest import Backend
-from tests.kernel.conftest import Script
+from tests.kernel.conftest import Report, Script
 from wfc.runtime import RunCreate, Status, WorkerHost, run_and_wait
 from wfc.runtime.hosts import make_kernel
 from wfc.runtime.plugins import define_plugin
@@ -134,3 +135,33 @@ async def test_a_one_run_host_s_flusher_starts_with_a_pause(
     finally:
         await worker.stop()
     assert len(flushes) == 1  # the last batch
+
+
+async def test_a_plugin_still_hearing_the_run_s_events_as_the_host_stops_hears_each_once(
+    backend: Backend, script: Script
+) -> None:
+    """The host stops while its flusher is still delivering the run's events (a plugin that
+    takes its time over each): that delivery is let finish and be marked, not cut off and
+    rolled back, which had the host's last batch deliver the same events again."""
+    heard: list[str] = []
+
+    async def slow(event: Any) -> None:
+        heard.append(f"{event.type} {getattr(event, 'stage_id', '')}".strip())
+        await asyncio.sleep(0.2)  # still delivering when `run_and_wait` stops its host
+
+    plugin = define_plugin(
+        id="slow-ends", on=["stage:completed", "workflow:completed"], handle=slow
+    )
+
+    # The last stage (a body run on a thread) outlasts the first delivery, so the run ends,
+    # and the host stops, while the flusher is still giving the plugin the earlier events.
+    def late(ctx: Any) -> Report:
+        time.sleep(0.3)
+        return Report(summary="late")
+
+    script.then("report", late)
+    kernel = make_kernel(backend.storage, backend.registry, plugins=[plugin])
+    run = await run_and_wait(kernel, "linear", DOC, timeout=WITHIN)
+    assert run.status is Status.COMPLETED
+    assert len(heard) == len(set(heard)), heard
+    assert heard[-1] == "workflow:completed"

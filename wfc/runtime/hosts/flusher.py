@@ -91,7 +91,8 @@ class OutboxFlusher:
         cost each job a transaction."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._woken.wait(), pause.total_seconds())
-        await asyncio.sleep(MIN_GAP.total_seconds())
+        if not self._stopping.is_set():  # a stopping worker's last batch comes after
+            await asyncio.sleep(MIN_GAP.total_seconds())
 
     async def _flush_once(self, pause: timedelta) -> timedelta:
         """One batch; how long to pause before the next (zero: go on at once)."""

@@ -68,6 +68,7 @@ from wfc.runtime.schedule_store import ScheduleStore
 log = logging.getLogger("wfc.worker")
 
 LISTEN_HANDOVER = 5.0  # seconds a stopping worker gives its listener to hand the lead over
+FLUSH_HANDOVER = 5.0  # seconds a stopping worker gives a delivery under way to finish
 
 
 class WorkerHost:
@@ -138,6 +139,7 @@ class WorkerHost:
         self._leasing: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._give_back = GiveBack(self.jobs)  # leased here, to hand back as the worker stops
         self.jobs_taken = 0  # jobs handed to this worker so far (`take`)
         self._flusher: OutboxFlusher | None = None
@@ -206,8 +208,8 @@ class WorkerHost:
             asyncio.create_task(
                 self.orchestrator.run(self._stopping), name=f"{self.worker_id}:orchestrator"
             ),
-            asyncio.create_task(self._flusher.run(), name=f"{self.worker_id}:flusher"),
         ]
+        self._flushing = asyncio.create_task(self._flusher.run(), name=f"{self.worker_id}:flusher")
         if self._wakeups is not None:
             self._listener = asyncio.create_task(
                 self.orchestrator.listen(self._wakeups, self._stopping),
@@ -248,6 +250,7 @@ class WorkerHost:
         for task in self._background:
             task.cancel()
         await asyncio.gather(slots_done, *self._background, return_exceptions=True)
+        await self._flusher_stopped()
         self._slots.hand_back_unstarted()  # leased to us, never started
         await self._give_back.give_back()  # and what `take` is given from now on, at once
         if self._flusher is not None:
@@ -257,6 +260,18 @@ class WorkerHost:
                 await self.kernel.deps.persistence.retire_worker(self.worker_id)
             except Exception:
                 log.warning("could not retire worker %s; its announcement expires", self.worker_id)
+
+    async def _flusher_stopped(self) -> None:
+        """The flusher ended once the delivery under way, if any, is marked: cancelled in
+        the middle, its transaction rolled back and the last batch gave plugins the same
+        events again. Past `FLUSH_HANDOVER` (a plugin that hangs) it is cancelled."""
+        flushing, self._flushing = self._flushing, None
+        if flushing is None or self._flusher is None:
+            return
+        self._flusher.wake()  # out of its pause: `stopping` is set, so it ends
+        await asyncio.wait([flushing], timeout=FLUSH_HANDOVER)
+        flushing.cancel()
+        await asyncio.gather(flushing, return_exceptions=True)
 
     async def serve(self) -> WorkerStats:
         """Run until SIGTERM or SIGINT (a second one cuts the grace period short)."""
