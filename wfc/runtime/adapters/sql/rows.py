@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.record_builders import slot_twin, slots_are_fields
 from wfc.runtime.records import Status
 
 RecordT = TypeVar("RecordT")
@@ -39,11 +40,48 @@ def to_record(cls: type[RecordT], row: Row[Any] | Mapping[str, Any], prefix: str
     """The record of `cls` built from a row (or a `direct` row mapping) whose columns
     include all its fields, named `prefix + field` (a join labels its columns so)."""
     mapping: Mapping[Any, Any] = row._mapping if isinstance(row, Row) else row
+    record_of = _RECORD_OF.get((cls, prefix))
+    if record_of is None:
+        record_of = _RECORD_OF[cls, prefix] = _record_function(cls, prefix)
+    made: RecordT = record_of(mapping)
+    return made
+
+
+_STATUS_BY_VALUE: dict[str, Status] = {status.value: status for status in Status}
+_RECORD_OF: dict[tuple[type, str], Callable[[Mapping[Any, Any]], Any]] = {}
+
+
+def _record_function(cls: type, prefix: str) -> Callable[[Mapping[Any, Any]], Any]:
+    """`to_record` for one record class and prefix, written out once: each field read by
+    its column's name (`m["stages_id"]`: a `KeyError` for a column the row lacks, as
+    before), the status as a `Status`, and stored in a plain object of the record's
+    layout given its class after (`record_builders.slot_twin`, as `copies.changed`
+    copies records). A dict of the values, then `cls(**values)`, cost about twice as
+    much: the dict, its unpacking into keywords, and `__init__` (a SQLite `seq3` run
+    reads four records, a `fan` run more). A class whose layout is not its slots alone
+    (`slots_are_fields`) is called with the values as keywords. Only the class's own
+    field names and the prefix reach the text, as string literals and attribute names.
+
+    The status is looked up by its value (`_STATUS_BY_VALUE`): calling the enum costs
+    about 8,000 instructions through `EnumType.__call__`; a value that is none of its
+    members' still goes to the call, which raises as before."""
     names = _field_names(cls)
-    values = {name: mapping[prefix + name] for name in names}
-    if "status" in values:
-        values["status"] = Status(values["status"])
-    return cls(**values)
+    scope: dict[str, Any] = {"S": Status, "by_value": _STATUS_BY_VALUE, "kind": cls}
+    values = {
+        name: f"by_value.get(v := m[{prefix + name!r}]) or S(v)"
+        if name == "status"
+        else f"m[{prefix + name!r}]"
+        for name in names
+    }
+    if slots_are_fields(cls):
+        scope |= {"new": object.__new__, "twin": slot_twin(cls)}
+        lines = [f"    made.{name} = {value}" for name, value in values.items()]
+        body = ["    made = new(twin)", *lines, "    made.__class__ = kind", "    return made"]
+    else:
+        body = ["    return kind(" + ", ".join(f"{n}={v}" for n, v in values.items()) + ")"]
+    exec("\n".join(["def record_of(m):", *body]), scope)  # from the class's field names
+    made: Callable[[Mapping[Any, Any]], Any] = scope["record_of"]
+    return made
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
