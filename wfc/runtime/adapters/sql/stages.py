@@ -25,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.rows import (
     Guard,
     built_once,
@@ -109,7 +110,7 @@ async def upsert_stage(
     every group opened; the second statement the rare path costs is a function call in
     SQLite, not a round trip. (A fenced upsert, a stage's start, expects its row.)"""
     values, updates = to_values(create), column_values(dict(changes))
-    if fence is None and conn.dialect.name == "sqlite":
+    if fence is None and dialect_name(conn) == "sqlite":
         if await direct.insert_rows(conn, _insert_new_stage(conn), [values]):
             return create
 
@@ -125,7 +126,7 @@ async def upsert_stage(
             where=None if fence is None else fence_condition(fence),
         ).returning(*stages.c)
 
-    shape = ("upsert_stage", conn.dialect.name, fence_shape(fence), *updates)
+    shape = ("upsert_stage", dialect_name(conn), fence_shape(fence), *updates)
     statement = built_once(shape, build)
     params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
     row = await direct.first(conn, statement, params | fence_params(fence))
@@ -139,7 +140,7 @@ def _insert_new_stage(conn: AsyncConnection) -> Any:
     """SQLite: insert a stage row unless its (run, stage) is there; its id if inserted.
     Its VALUES are the row's (`direct.insert_rows`: the columns left NULL are left out)."""
     return built_once(
-        ("insert_new_stage", conn.dialect.name),
+        ("insert_new_stage", dialect_name(conn)),
         lambda: (
             upsert_insert(conn, stages)
             .on_conflict_do_nothing(index_elements=["run_id", "stage_id"])
@@ -223,7 +224,7 @@ async def update_stage_while_running(
 ) -> StageRecord | None:
     """The guarded write of a stage's outcome: one statement, no separate run read. On
     PostgreSQL the statement locks the run's row before the stage's (`_run_is_running`)."""
-    guard = fence_guard(fence, run_id, lock_run=conn.dialect.name == "postgresql")
+    guard = fence_guard(fence, run_id, lock_run=dialect_name(conn) == "postgresql")
     row = await update_versioned(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
     )
@@ -269,7 +270,8 @@ async def update_stage_as_expected(
             cleared.append(column)
         else:
             bound.append(column)
-            params["u_" + column] = value.value if value.__class__ is Status else value
+            # (`_value_`: `value` without its property, as `rows.column_values` reads it.)
+            params["u_" + column] = value._value_ if value.__class__ is Status else value
 
     def build() -> Any:
         return (
