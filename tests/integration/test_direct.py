@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.databases import job_row, sql_storage
 from wfc.runtime.adapters.sql import SqlStorage, compiled, direct
+from wfc.runtime.adapters.sql.connections import Connections
 from wfc.runtime.adapters.sql.engine import autocommit
 from wfc.runtime.adapters.sql.rows import to_record, to_values
 from wfc.runtime.adapters.sql.schema import jobs, runs
@@ -188,6 +189,34 @@ async def test_a_failed_statement_raises_sqlalchemys_error_on_either_path(
             await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
         await conn.rollback()
     assert "unique" in str(raised.value.orig).lower()
+
+
+async def test_a_failed_statement_in_a_write_transaction_raises_sqlalchemys_error(
+    storage: SqlStorage,
+) -> None:
+    """Inside a transaction of `Connections` (on SQLite, this process's write transaction,
+    where `direct` runs a statement by a plain call: `drivers.at_once`), a duplicate key
+    fails as anywhere else, through each of `insert_rows`, `execute` and `fetch`: a
+    `DBAPIError` carrying the driver's own error, and the transaction rolls back."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    connections = Connections(storage.engine)
+    async with connections.transaction() as conn:
+        await direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)])
+    duplicate = insert(jobs).values({key: bindparam(key) for key in job_row("j", now)})
+    attempts = (
+        lambda conn: direct.insert_rows(conn, _INSERT_JOB, [job_row("j", now)]),
+        lambda conn: direct.execute(conn, duplicate, job_row("j", now)),
+        lambda conn: direct.fetch(conn, duplicate.returning(jobs.c.id), job_row("j", now)),
+    )
+    for attempt in attempts:
+        with pytest.raises(DBAPIError) as raised:
+            async with connections.transaction() as conn:
+                await direct.insert_rows(conn, _INSERT_JOB, [job_row("k", now)])
+                await attempt(conn)
+        assert "unique" in str(raised.value.orig).lower()
+    async with storage.engine.connect() as conn:
+        count = select(func.count()).select_from(jobs)
+        assert (await conn.execute(count)).scalar() == 1  # "k" rolled back each time
 
 
 def test_sqlites_own_conversions_agree_with_sqlalchemys() -> None:

@@ -121,9 +121,24 @@ def test_an_instant_is_stored_as_sqlalchemys_datetime_text(instant: datetime) ->
     stored = sqlite.DATETIME().bind_processor(sqlite.dialect())  # type: ignore[no-untyped-call]
     assert stored is not None
     expected = stored(instant.astimezone(UTC).replace(tzinfo=None))
+    compiled._INSTANT_TEXTS.clear()  # formatted, not the cache's answer
     assert compiled._utc_text(instant) == expected
-    compiled._LAST_INSTANT = (None, "")  # not the cache's answer
-    assert compiled._utc_text(instant) == expected
+    assert compiled._utc_text(instant) == expected  # the cache's answer
+
+
+def test_instants_converted_in_turn_each_keep_their_own_text() -> None:
+    """The instants kept (`_INSTANT_TEXTS`) are told apart by identity: a transaction's
+    instants bound in any order, and more of them than are kept, each read as their own
+    text, equal instants (other objects) included."""
+    stored = sqlite.DATETIME().bind_processor(sqlite.dialect())  # type: ignore[no-untyped-call]
+    assert stored is not None
+    instants = [NOW + timedelta(microseconds=n) for n in range(3 * compiled._INSTANTS_KEPT)]
+    for round_ in range(2):
+        for n in (*range(0, len(instants), 3), *range(len(instants) - 1, -1, -2)):
+            instant = instants[n] if round_ == 0 else instants[n].replace()  # equal, not same
+            expected = stored(instant.replace(tzinfo=None))
+            assert compiled._utc_text(instant) == expected
+    assert len(compiled._INSTANT_TEXTS) <= compiled._INSTANTS_KEPT
 
 
 def test_every_field_of_an_instant_is_padded_as_sqlalchemy_pads_it() -> None:

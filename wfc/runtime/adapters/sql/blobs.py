@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wfc.runtime.adapters.sql import direct
 from wfc.runtime.adapters.sql.connections import Connections
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.rows import built_once, upsert_insert
 from wfc.runtime.adapters.sql.schema import blobs
 
@@ -37,7 +38,7 @@ class SqlBlobStore:
         """Inside a transaction the write may travel with the transaction's next statement
         (`direct.defer`): nothing reads a blob in the transaction that stores it."""
         async with self._connections.single() as conn:
-            statement = built_once(("put_blob", conn.dialect.name), lambda: _put(conn))
+            statement = built_once(("put_blob", dialect_name(conn)), lambda: _put(conn))
             await direct.defer(conn, statement, {"key": key, "data": bytes(data)})
 
     async def get(self, key: str) -> bytes:

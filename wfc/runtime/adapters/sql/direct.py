@@ -32,7 +32,8 @@ BEGIN waits the same way, for the first statement that must reach the server:
 a transaction of held writes alone (a run created with its first event and its
 idempotency key's result) is one statement, atomic on its own, with neither
 BEGIN nor COMMIT. On SQLite nothing is held: a statement is a call, not a
-round trip, and each one runs as it comes.
+round trip, and each one runs as it comes (inside this process's write transaction,
+by a plain call: `drivers.at_once`).
 
 `watching(engine)` sees every statement sent either way, for the tests and the
 benchmark that count round trips.
@@ -54,7 +55,7 @@ from sqlalchemy.util import await_only
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import combine, drivers, multi_row
 from wfc.runtime.adapters.sql.compiled import Compiled, Row, compiled_for
-from wfc.runtime.adapters.sql.drivers import Link, on_asyncpg, on_sqlite, sent
+from wfc.runtime.adapters.sql.drivers import Link, at_once, on_asyncpg, on_sqlite, sent
 
 _HELD_KEY = "wfc_held_writes"
 
@@ -102,9 +103,12 @@ async def fetch(
     if compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
     if link.sqlite is not None:
-        description, rows, _count, _rowid = await on_sqlite(
-            conn, link, compiled, compiled.args(params)
-        )
+        args = compiled.args(params)
+        try:
+            outcome = at_once(link, compiled, args)
+        except BaseException as error:
+            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
+        description, rows, _count, _rowid = outcome or await on_sqlite(conn, link, compiled, args)
         return compiled.rows_of(description, rows) if description else []
     held = link.info.get(_HELD_KEY)
     if held is not None:
@@ -131,8 +135,12 @@ async def execute(
     if compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
     if link.sqlite is not None:
-        outcome = await on_sqlite(conn, link, compiled, compiled.args(params))
-        return max(outcome[2], 0)
+        args = compiled.args(params)
+        try:
+            outcome = at_once(link, compiled, args)
+        except BaseException as error:
+            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
+        return max((outcome or await on_sqlite(conn, link, compiled, args))[2], 0)
     held = link.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, link, held, statement, params, compiled)
@@ -164,9 +172,12 @@ async def insert_rows(
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
     if link.sqlite is not None:
-        description, found, _count, _rowid = await on_sqlite(
-            conn, link, compiled, compiled.rows_args(names, keys, rows, extra)
-        )
+        args = compiled.rows_args(names, keys, rows, extra)
+        try:
+            outcome = at_once(link, compiled, args)
+        except BaseException as error:
+            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
+        description, found, _count, _rowid = outcome or await on_sqlite(conn, link, compiled, args)
         return compiled.rows_of(description, found) if returning and description else []
     held = link.info.get(_HELD_KEY)
     if held is not None:

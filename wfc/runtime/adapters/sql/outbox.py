@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.rows import to_record
 from wfc.runtime.adapters.sql.schema import outbox, runs
 from wfc.runtime.records import NewOutboxEvent, OutboxRecord
@@ -52,7 +53,7 @@ async def append(conn: AsyncConnection, events: Sequence[NewOutboxEvent]) -> lis
     records: list[OutboxRecord] = []
     for run_id, grouped in groupby(events, key=lambda e: e.run_id):
         group = list(grouped)
-        if conn.dialect.name == "postgresql":
+        if dialect_name(conn) == "postgresql":
             appended = await _append_in_one_statement(conn, run_id, group)
             if appended is not None:
                 records.extend(appended)
@@ -210,7 +211,7 @@ async def _reserve(conn: AsyncConnection, run_id: str, count: int) -> int:
     advanced = await direct.first(conn, _RESERVE, {"run_id": run_id, "count": count})
     if advanced is not None:
         return int(advanced["last_sequence"]) - count
-    if conn.dialect.name == "postgresql":
+    if dialect_name(conn) == "postgresql":
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}
         )

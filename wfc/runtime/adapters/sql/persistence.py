@@ -34,6 +34,7 @@ from wfc.runtime.adapters.sql import (
     stages,
 )
 from wfc.runtime.adapters.sql.connections import Connections
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.sqlite_run_lock import HeldLock
 from wfc.runtime.adapters.sql.store import SqlStore
 from wfc.runtime.adapters.sql.transaction_blocks import Written
@@ -103,7 +104,7 @@ class _SqlTransaction(SqlStore):
         statement when its reads are predicted (`lock_run_and_update_stage(expect=)`),
         which a claim's read would undo, and its claim is one statement of its own
         anyway, so nothing would be saved; its slot claims as it frees up."""
-        return self._conn.dialect.name != "postgresql"
+        return dialect_name(self._conn) != "postgresql"
 
     async def _write_new_run(self, *, with_events: Sequence[NewOutboxEvent] = ()) -> None:
         run, self._new_run = self._new_run, None
@@ -153,7 +154,7 @@ class _SqlTransaction(SqlStore):
         statement of their own to advance it (`_advanced`). Under BEGIN IMMEDIATE
         nothing else writes until the commit, and a transaction that rolls back takes the
         advance back with it."""
-        if self._conn.dialect.name != "sqlite":
+        if dialect_name(self._conn) != "sqlite":
             return await super()._claim_next(run_id, plans)
         guess = CLAIM_EVENTS
         new = self._new_run
@@ -258,11 +259,11 @@ class _SqlTransaction(SqlStore):
                     run, row, changes, self._clock.now()
                 )
                 return self._prediction.run, self._prediction.stage
-            if self._conn.dialect.name == "sqlite" and run_locked_stages.expectable(
+            if dialect_name(self._conn) == "sqlite" and run_locked_stages.expectable(
                 run_id, record_id, fence, expect
             ):
                 return await self._hold_lock(changes, expect)
-        if self._conn.dialect.name == "sqlite" and self._prediction is None:
+        if dialect_name(self._conn) == "sqlite" and self._prediction is None:
             return await self._lock_counted(run_id, record_id, changes, fence)
         return await super().lock_run_and_update_stage(
             run_id, record_id, changes, fence=fence, data=data, expect=expect
@@ -465,7 +466,7 @@ class SqlPersistence(SqlStore):
 def _predicts_keys(conn: AsyncConnection) -> bool:
     """PostgreSQL on asyncpg, and SQLite: the stores whose transactions write a predicted
     key (`_SqlTransaction.complete_idempotency_key`)."""
-    return direct.on_driver(conn) or conn.dialect.name == "sqlite"
+    return direct.on_driver(conn) or dialect_name(conn) == "sqlite"
 
 
 _DIVISION_BY_ZERO = "22012"  # how a statement with writes `expected` to change rows fails

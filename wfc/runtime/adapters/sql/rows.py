@@ -27,6 +27,8 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from wfc.errors import RecordNotFoundError, StaleVersionError
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.drivers import dialect_name
+from wfc.runtime.record_builders import slot_twin, slots_are_fields
 from wfc.runtime.records import Status
 
 RecordT = TypeVar("RecordT")
@@ -39,11 +41,48 @@ def to_record(cls: type[RecordT], row: Row[Any] | Mapping[str, Any], prefix: str
     """The record of `cls` built from a row (or a `direct` row mapping) whose columns
     include all its fields, named `prefix + field` (a join labels its columns so)."""
     mapping: Mapping[Any, Any] = row._mapping if isinstance(row, Row) else row
+    record_of = _RECORD_OF.get((cls, prefix))
+    if record_of is None:
+        record_of = _RECORD_OF[cls, prefix] = _record_function(cls, prefix)
+    made: RecordT = record_of(mapping)
+    return made
+
+
+_STATUS_BY_VALUE: dict[str, Status] = {status.value: status for status in Status}
+_RECORD_OF: dict[tuple[type, str], Callable[[Mapping[Any, Any]], Any]] = {}
+
+
+def _record_function(cls: type, prefix: str) -> Callable[[Mapping[Any, Any]], Any]:
+    """`to_record` for one record class and prefix, written out once: each field read by
+    its column's name (`m["stages_id"]`: a `KeyError` for a column the row lacks, as
+    before), the status as a `Status`, and stored in a plain object of the record's
+    layout given its class after (`record_builders.slot_twin`, as `copies.changed`
+    copies records). A dict of the values, then `cls(**values)`, cost about twice as
+    much: the dict, its unpacking into keywords, and `__init__` (a SQLite `seq3` run
+    reads four records, a `fan` run more). A class whose layout is not its slots alone
+    (`slots_are_fields`) is called with the values as keywords. Only the class's own
+    field names and the prefix reach the text, as string literals and attribute names.
+
+    The status is looked up by its value (`_STATUS_BY_VALUE`): calling the enum costs
+    about 8,000 instructions through `EnumType.__call__`; a value that is none of its
+    members' still goes to the call, which raises as before."""
     names = _field_names(cls)
-    values = {name: mapping[prefix + name] for name in names}
-    if "status" in values:
-        values["status"] = Status(values["status"])
-    return cls(**values)
+    scope: dict[str, Any] = {"S": Status, "by_value": _STATUS_BY_VALUE, "kind": cls}
+    values = {
+        name: f"by_value.get(v := m[{prefix + name!r}]) or S(v)"
+        if name == "status"
+        else f"m[{prefix + name!r}]"
+        for name in names
+    }
+    if slots_are_fields(cls):
+        scope |= {"new": object.__new__, "twin": slot_twin(cls)}
+        lines = [f"    made.{name} = {value}" for name, value in values.items()]
+        body = ["    made = new(twin)", *lines, "    made.__class__ = kind", "    return made"]
+    else:
+        body = ["    return kind(" + ", ".join(f"{n}={v}" for n, v in values.items()) + ")"]
+    exec("\n".join(["def record_of(m):", *body]), scope)  # from the class's field names
+    made: Callable[[Mapping[Any, Any]], Any] = scope["record_of"]
+    return made
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -70,12 +109,13 @@ _VALUES_OF: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 def _values_function(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
     """`to_values` for a record class with fields `names`, written out as one dict display:
-    `{"id": r.id, "status": v.value if (v := r.status).__class__ is S else v, …}`. Walking
+    `{"id": r.id, "status": v._value_ if (v := r.status).__class__ is S else v, …}`. Walking
     the fields (a `getattr` and an `isinstance` each, two dict comprehensions) cost about
     sixty builtin calls for a stage row, inserted once per stage. (`is Status` is
-    `isinstance`: an enum with members has no subclasses.) Only the class's own field
+    `isinstance`: an enum with members has no subclasses; `_value_` is `value`, read
+    as the member's attribute, not through `value`'s property written in Python.) Only the class's own field
     names reach the text, as string literals and attribute names."""
-    items = [f"{name!r}: (v.value if (v := r.{name}).__class__ is S else v)" for name in names]
+    items = [f"{name!r}: (v._value_ if (v := r.{name}).__class__ is S else v)" for name in names]
     source = "def values_of(r):\n    return {" + ", ".join(items) + "}\n"
     scope: dict[str, Any] = {"S": Status}
     exec(compile(source, "<wfc record values>", "exec"), scope)
@@ -85,13 +125,15 @@ def _values_function(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
 
 def column_values(changes: dict[str, Any]) -> dict[str, Any]:
     """A `*Changes` mapping as column values."""
-    # (`__class__ is Status`, not `isinstance`: an enum with members has no subclasses.)
-    return {k: (v.value if v.__class__ is Status else v) for k, v in changes.items()}
+    # (`__class__ is Status`, not `isinstance`: an enum with members has no subclasses.
+    # `_value_`, not `value`: the same text, an attribute of the member; `value` is a
+    # property written in Python, about 1,300 instructions more a read.)
+    return {k: (v._value_ if v.__class__ is Status else v) for k, v in changes.items()}
 
 
 def upsert_insert(conn: AsyncConnection, table: Table) -> Any:
     """`INSERT` supporting `ON CONFLICT` for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
+    if dialect_name(conn) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 
@@ -167,7 +209,7 @@ async def update_versioned(
     as the guard's refusal (None), not `StaleVersionError`. No caller passes both."""
     updates = column_values(changes)
     checked = expected_version is not None
-    told = guard is not None and conn.dialect.name == "postgresql"
+    told = guard is not None and dialect_name(conn) == "postgresql"
 
     def build() -> Any:
         condition = table.c.id == bindparam("record_id")

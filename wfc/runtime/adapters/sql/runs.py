@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.rows import (
     built_once,
     one_of,
@@ -257,7 +258,7 @@ async def _ids_sort_bytewise(conn: AsyncConnection) -> bool:
     engine = conn.engine.sync_engine
     known = _BYTEWISE.get(engine)
     if known is None:
-        if conn.dialect.name == "sqlite":
+        if dialect_name(conn) == "sqlite":
             known = True
         else:
             collation = await conn.scalar(

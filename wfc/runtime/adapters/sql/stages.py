@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     update,
@@ -24,6 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from wfc.errors import ExpectationFailed
 from wfc.runtime.adapters.sql import direct
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.rows import (
     Guard,
     built_once,
@@ -108,7 +110,7 @@ async def upsert_stage(
     every group opened; the second statement the rare path costs is a function call in
     SQLite, not a round trip. (A fenced upsert, a stage's start, expects its row.)"""
     values, updates = to_values(create), column_values(dict(changes))
-    if fence is None and conn.dialect.name == "sqlite":
+    if fence is None and dialect_name(conn) == "sqlite":
         if await direct.insert_rows(conn, _insert_new_stage(conn), [values]):
             return create
 
@@ -124,7 +126,7 @@ async def upsert_stage(
             where=None if fence is None else fence_condition(fence),
         ).returning(*stages.c)
 
-    shape = ("upsert_stage", conn.dialect.name, fence_shape(fence), *updates)
+    shape = ("upsert_stage", dialect_name(conn), fence_shape(fence), *updates)
     statement = built_once(shape, build)
     params = prefixed(values, "v_") | prefixed(updates, "u_") | {"now": now}
     row = await direct.first(conn, statement, params | fence_params(fence))
@@ -138,7 +140,7 @@ def _insert_new_stage(conn: AsyncConnection) -> Any:
     """SQLite: insert a stage row unless its (run, stage) is there; its id if inserted.
     Its VALUES are the row's (`direct.insert_rows`: the columns left NULL are left out)."""
     return built_once(
-        ("insert_new_stage", conn.dialect.name),
+        ("insert_new_stage", dialect_name(conn)),
         lambda: (
             upsert_insert(conn, stages)
             .on_conflict_do_nothing(index_elements=["run_id", "stage_id"])
@@ -222,7 +224,7 @@ async def update_stage_while_running(
 ) -> StageRecord | None:
     """The guarded write of a stage's outcome: one statement, no separate run read. On
     PostgreSQL the statement locks the run's row before the stage's (`_run_is_running`)."""
-    guard = fence_guard(fence, run_id, lock_run=conn.dialect.name == "postgresql")
+    guard = fence_guard(fence, run_id, lock_run=dialect_name(conn) == "postgresql")
     row = await update_versioned(
         conn, stages, "WorkflowStage", record_id, dict(changes), now, None, guard
     )
@@ -252,8 +254,24 @@ async def update_stage_as_expected(
     conn: AsyncConnection, changes: StageChanges, now: datetime, row: StageRecord
 ) -> StageRecord:
     """Write `changes` to the stage `row` if it is still at the version read (else
-    `ExpectationFailed`): the row as written, answered from `row` without reading it."""
-    updates = column_values(dict(changes))
+    `ExpectationFailed`): the row as written, answered from `row` without reading it.
+
+    A column changed to None is set to NULL in the statement itself, not bound: `sqlite3`
+    binds None through its adapter lookup (about 3,200 instructions a value, against
+    none for text and integers), and a stage's outcome clears three columns
+    (`suspended_state`, `next_poll_at`, `error`). The statement is built once per set of
+    columns bound and columns cleared, and the parameters are made in one pass over the
+    changes."""
+    params: dict[str, Any] = {"record_id": row.id, "version": row.version, "now": now}
+    bound: list[str] = []
+    cleared: list[str] = []
+    for column, value in changes.items():
+        if value is None:
+            cleared.append(column)
+        else:
+            bound.append(column)
+            # (`_value_`: `value` without its property, as `rows.column_values` reads it.)
+            params["u_" + column] = value._value_ if value.__class__ is Status else value
 
     def build() -> Any:
         return (
@@ -261,20 +279,16 @@ async def update_stage_as_expected(
             .where(stages.c.id == bindparam("record_id"), stages.c.version == bindparam("version"))
             .values(
                 {
-                    **params_for(updates, "u_"),
+                    **params_for(bound, "u_"),
+                    **dict.fromkeys(cleared, null()),
                     "version": stages.c.version + 1,
                     "updated_at": bindparam("now"),
                 }
             )
         )
 
-    statement = built_once(("stage_at_version", *updates), build)
-    stage_params = prefixed(updates, "u_") | {
-        "record_id": row.id,
-        "version": row.version,
-        "now": now,
-    }
-    if await direct.execute(conn, statement, stage_params) != 1:
+    statement = built_once(("stage_at_version", tuple(bound), tuple(cleared)), build)
+    if await direct.execute(conn, statement, params) != 1:
         raise ExpectationFailed("the stage row is not at the version expected")
     return changed(row, {**changes, "version": row.version + 1, "updated_at": now})
 

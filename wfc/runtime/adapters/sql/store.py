@@ -26,6 +26,7 @@ from wfc.runtime.adapters.sql import (
     stages,
     suspended_rows,
 )
+from wfc.runtime.adapters.sql.drivers import dialect_name
 from wfc.runtime.adapters.sql.hand_on import hand_on as hand_on_item
 from wfc.runtime.adapters.sql.hand_on import hand_on_in_transaction
 from wfc.runtime.job_records import ItemHandOn
@@ -138,7 +139,7 @@ class SqlStore:
     ) -> tuple[RunRecord, StageRecord | None]:
         async with self._connection() as conn:
             now = self._clock.now()
-            if conn.dialect.name == "postgresql":
+            if dialect_name(conn) == "postgresql":
                 return await run_locked_stages.lock_run_and_start_stage(
                     conn, run_id, create, update, now, fence
                 )
@@ -235,7 +236,7 @@ class SqlStore:
 
     async def hand_on_item(self, hand_on: ItemHandOn, jobs: JobTransport) -> int | None:
         async with self._single() as conn:
-            if conn.dialect.name != "sqlite":
+            if dialect_name(conn) != "sqlite":
                 return await hand_on_item(conn, hand_on, jobs)
         return await hand_on_in_transaction(self._connection, hand_on, jobs)
 
