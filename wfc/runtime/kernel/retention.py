@@ -45,7 +45,10 @@ async def prune_finished_runs(
     unfinished = [status for status in statuses if status not in FINISHED]
     if unfinished:
         raise ValueError(f"only finished runs are pruned, not {', '.join(unfinished)}")
-    cutoff = deps.clock.now() - older_than
+    now = deps.clock.now()
+    if older_than >= now - datetime.min.replace(tzinfo=now.tzinfo):
+        return Pruned()  # an age reaching before year 1: no run finished that long ago
+    cutoff = now - older_than
     total = Pruned()
     batches = 0
     while max_batches is None or batches < max_batches:
