@@ -165,3 +165,41 @@ async def test_a_plugin_still_hearing_the_run_s_events_as_the_host_stops_hears_e
     assert run.status is Status.COMPLETED
     assert len(heard) == len(set(heard)), heard
     assert heard[-1] == "workflow:completed"
+
+
+async def test_a_hurried_stop_does_not_wait_for_a_plugin_that_hangs(backend: Backend) -> None:
+    """A second signal cuts the stop short: the flusher, stuck in a plugin, is cancelled at
+    once rather than after `FLUSH_HANDOVER` (5 s); the events it had not marked are
+    delivered again by the last batch (at least once), never lost."""
+    started = asyncio.Event()
+    heard: list[str] = []
+
+    async def hangs_once(event: Any) -> None:
+        heard.append(event.type)
+        if not started.is_set():
+            started.set()
+            await asyncio.sleep(3600)
+
+    plugin = define_plugin(id="hangs", on=["stage:completed"], handle=hangs_once)
+    kernel = make_kernel(backend.storage, backend.registry, plugins=[plugin])
+    created = await kernel.dispatch(
+        RunCreate(idempotency_key="hurried", workflow_id="linear", input=DOC)
+    )
+    worker = WorkerHost(
+        kernel,
+        worker_id="hurried",
+        concurrency=1,
+        orchestration_interval=SLOW,
+        job_poll_interval=SLOW,
+        shutdown_grace=timedelta(seconds=5),
+        run_id=created.workflow_run_id,
+    )
+    await worker.start()
+    worker.wake_claims()
+    await asyncio.wait_for(started.wait(), WITHIN.total_seconds())  # the flusher is stuck
+    worker._hurry.set()  # what a second SIGTERM or SIGINT does
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(worker.stop(), WITHIN.total_seconds())
+    assert loop.time() - began < 3.0  # not the 5 s handover
+    assert heard[0] == "stage:completed" and len(heard) >= 2  # delivered again, not lost

@@ -1,7 +1,7 @@
 """A NUL typed into the dashboard's address is a bad request, not a database failure.
 
-On PostgreSQL, `/runs?q=%00`, `/runs?workflow=%00` and `/workflows/sha256:%00` sent the NUL
-to the database, which refuses it in text ("invalid byte sequence for encoding UTF8"): the
+On PostgreSQL, `/runs?q=%00`, `/runs?workflow=%00`, a run id in `/runs?before=` and
+`/workflows/sha256:%00` sent the NUL to the database, which refuses it in text ("invalid byte sequence for encoding UTF8"): the
 page said "the database failed" with a 503, as if the database were down, while SQLite
 answered 200. Now every store answers as for any bad query string (400) or unknown plan
 (404), before the database is asked.
@@ -17,7 +17,15 @@ KINDS = ["memory", "sqlite", "postgres"]  # postgres skips without WFC_TEST_DATA
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("query", ["q=abcd%00", "workflow=linear%00", "q=%00&status=COMPLETED"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "q=abcd%00",
+        "workflow=linear%00",
+        "q=%00&status=COMPLETED",
+        "before=2024-01-01T00:00:00%2B00:00~ab%00cd",  # the "older" link's cursor
+    ],
+)
 def test_a_nul_in_a_runs_filter_is_a_bad_request(
     open_dashboard: OpenDashboard, kind: str, query: str
 ) -> None:

@@ -247,7 +247,7 @@ class _RunsQuery:
         limit_text = params.get("limit") or str(PAGE_SIZE)
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= PAGE_SIZE_MAX:
             raise HTTPException(400, f"limit must be a number from 1 to {PAGE_SIZE_MAX}")
-        if "\x00" in (params.get("workflow") or "") + (params.get("q") or ""):
+        if any("\x00" in params.get(name, "") for name in ("workflow", "q", "before")):
             # PostgreSQL refuses a NUL in text: it would be a "database failed" page (503).
             raise HTTPException(400, "a NUL character matches no workflow and no run id")
         return cls(

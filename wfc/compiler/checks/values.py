@@ -22,11 +22,11 @@ MAX_VALUE_DEPTH = 32
 """Lists and objects nested deeper than this in a default are refused, like types."""
 
 LARGEST_INT = 2**63 - 1
+"""Whole numbers beyond a signed 64-bit integer do not survive pydantic or PostgreSQL."""
 
 LARGEST_INT32 = 2**31 - 1
 """The largest `priority`, `retry` count and `concurrency`/`rate` bound: each is stored per
 job in an INTEGER column, 32-bit on PostgreSQL (a larger one failed every run there)."""
-"""Whole numbers beyond a signed 64-bit integer do not survive pydantic or PostgreSQL."""
 
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 

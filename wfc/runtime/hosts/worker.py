@@ -264,14 +264,22 @@ class WorkerHost:
     async def _flusher_stopped(self) -> None:
         """The flusher ended once the delivery under way, if any, is marked: cancelled in
         the middle, its transaction rolled back and the last batch gave plugins the same
-        events again. Past `FLUSH_HANDOVER` (a plugin that hangs) it is cancelled."""
-        flushing, self._flushing = self._flushing, None
+        events again. Past `FLUSH_HANDOVER` (a plugin that hangs), or once told to hurry
+        (a second signal), it is cancelled."""
+        flushing = self._flushing
         if flushing is None or self._flusher is None:
             return
-        self._flusher.wake()  # out of its pause: `stopping` is set, so it ends
-        await asyncio.wait([flushing], timeout=FLUSH_HANDOVER)
-        flushing.cancel()
-        await asyncio.gather(flushing, return_exceptions=True)
+        hurried = asyncio.ensure_future(self._hurry.wait())
+        try:
+            self._flusher.wake()  # out of its pause: `stopping` is set, so it ends
+            await asyncio.wait(
+                [flushing, hurried], timeout=FLUSH_HANDOVER, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:  # a cancelled stop too: the task never outlives its host
+            hurried.cancel()
+            flushing.cancel()
+            await asyncio.gather(flushing, hurried, return_exceptions=True)
+            self._flushing = None
 
     async def serve(self) -> WorkerStats:
         """Run until SIGTERM or SIGINT (a second one cuts the grace period short)."""

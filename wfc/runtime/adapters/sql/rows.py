@@ -112,9 +112,9 @@ def _values_function(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
     `{"id": r.id, "status": v._value_ if (v := r.status).__class__ is S else v, …}`. Walking
     the fields (a `getattr` and an `isinstance` each, two dict comprehensions) cost about
     sixty builtin calls for a stage row, inserted once per stage. (`is Status` is
-    `isinstance`: an enum with members has no subclasses; `_value_` is `value`, read
-    as the member's attribute, not through `value`'s property written in Python.) Only the class's own field
-    names reach the text, as string literals and attribute names."""
+    `isinstance`: an enum with members has no subclasses; `_value_` is `value`, read as
+    the member's attribute, not through `value`'s property written in Python.) Only the
+    class's own field names reach the text, as string literals and attribute names."""
     items = [f"{name!r}: (v._value_ if (v := r.{name}).__class__ is S else v)" for name in names]
     source = "def values_of(r):\n    return {" + ", ".join(items) + "}\n"
     scope: dict[str, Any] = {"S": Status}
