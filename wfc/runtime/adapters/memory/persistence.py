@@ -307,10 +307,13 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
         return self._stages_of(run_id)
 
     def _stages_of(self, run_id: str) -> list[StageRecord]:
-        stages = self._t.stages
-        rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
+        rows = self._unsorted_stages_of(run_id)
         rows.sort(key=_IN_PLAN_ORDER)
         return rows
+
+    def _unsorted_stages_of(self, run_id: str) -> list[StageRecord]:
+        stages = self._t.stages
+        return [stages[k] for k in self._t.stages_of.get(run_id, ())]
 
     async def run_with_stages(
         self, run_id: str, *, data: bool = True, for_stage: tuple[str, int] | None = None
@@ -321,10 +324,12 @@ class _MemoryStore(ItemTables, OutboxAndKeys, SignalsPlansAndLogs):
         if for_stage is None:
             return run, self._stages_of(run_id)
         own, group = for_stage
-        stages = self._t.stages
-        rows = [stages[k] for k in self._t.stages_of.get(run_id, ())]
         # The filter written out, not a `keep` callback: a call per row of every stage's run.
-        rows = [s for s in rows if s.execution_group < group or s.stage_id == own]
+        rows = [
+            s
+            for s in self._unsorted_stages_of(run_id)
+            if s.execution_group < group or s.stage_id == own
+        ]
         rows.sort(key=_IN_PLAN_ORDER)
         return run, rows
 

@@ -103,12 +103,8 @@ async def fetch(
     if compiled is None:
         return [row._mapping for row in await conn.execute(statement, dict(params))]
     if link.sqlite is not None:
-        args = compiled.args(params)
-        try:
-            outcome = at_once(link, compiled, args)
-        except BaseException as error:
-            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
-        description, rows, _count, _rowid = outcome or await on_sqlite(conn, link, compiled, args)
+        ran = at_once(conn, link, compiled, compiled.args(params))
+        description, rows, _count, _rowid = ran if isinstance(ran, tuple) else await ran
         return compiled.rows_of(description, rows) if description else []
     held = link.info.get(_HELD_KEY)
     if held is not None:
@@ -135,12 +131,9 @@ async def execute(
     if compiled is None:
         return int((await conn.execute(statement, dict(params))).rowcount)
     if link.sqlite is not None:
-        args = compiled.args(params)
-        try:
-            outcome = at_once(link, compiled, args)
-        except BaseException as error:
-            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
-        return max((outcome or await on_sqlite(conn, link, compiled, args))[2], 0)
+        ran = at_once(conn, link, compiled, compiled.args(params))
+        _description, _rows, changed, _rowid = ran if isinstance(ran, tuple) else await ran
+        return max(changed, 0)
     held = link.info.get(_HELD_KEY)
     if held is not None:
         compiled, params = await _with_held(conn, link, held, statement, params, compiled)
@@ -172,12 +165,8 @@ async def insert_rows(
         return [row._mapping for row in result.all()] if result.returns_rows else []
     returning = bool(getattr(statement, "exported_columns", ()))
     if link.sqlite is not None:
-        args = compiled.rows_args(names, keys, rows, extra)
-        try:
-            outcome = at_once(link, compiled, args)
-        except BaseException as error:
-            raise await drivers.failed(conn, link, compiled.sql, args, error) from error
-        description, found, _count, _rowid = outcome or await on_sqlite(conn, link, compiled, args)
+        ran = at_once(conn, link, compiled, compiled.rows_args(names, keys, rows, extra))
+        description, found, _count, _rowid = ran if isinstance(ran, tuple) else await ran
         return compiled.rows_of(description, found) if returning and description else []
     held = link.info.get(_HELD_KEY)
     if held is not None:

@@ -17,7 +17,7 @@ benchmark that count round trips.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy import event
@@ -175,21 +175,33 @@ async def on_asyncpg(
         raise await failed(conn, link, sql, args, error) from error
 
 
-def at_once(link: Link, compiled: Compiled, args: list[Any]) -> Outcome | None:
-    """`compiled` run on SQLite now, by a plain call, where `on_sqlite` would run it at once
-    anyway (`run_within`: inside this process's write transaction, not its COMMIT nor
-    ROLLBACK) and nobody is `watching`. None, having done nothing, anywhere else: then the
-    caller awaits `on_sqlite`. The driver's error is raised as it is, for the caller to
-    raise `failed`'s wrapping of it, as `on_sqlite` does.
+def at_once(
+    conn: AsyncConnection, link: Link, compiled: Compiled, args: list[Any]
+) -> Outcome | Awaitable[Outcome]:
+    """`compiled` run on SQLite: its outcome now, by a plain call, where `on_sqlite` would
+    run it at once anyway (`run_within`: inside this process's write transaction, not its
+    COMMIT nor ROLLBACK) and nobody is `watching`; anywhere else the coroutine to await
+    for it (`on_sqlite`), and for a statement the driver refused, the coroutine that
+    raises `failed`'s wrapping of the error, as `on_sqlite` raises it. The caller awaits
+    what is not an outcome (`tuple`).
 
-    Most statements of a stage take this path, and each saved the coroutine `on_sqlite`
-    is (made, awaited, finished: about 750 instructions a statement, 25 a SQLite `seq3`
-    run)."""
+    Most statements of a stage take the plain call, and each saved the coroutine
+    `on_sqlite` is (made, awaited, finished: about 750 instructions a statement, 25 a
+    SQLite `seq3` run)."""
     if compiled.ends_transaction or _WATCHERS:
-        return None
+        return on_sqlite(conn, link, compiled, args)
     sqlite: Any = link.sqlite
-    outcome: Outcome | None = sqlite.run_within(compiled.sql, args)
-    return outcome
+    try:
+        outcome: Outcome | None = sqlite.run_within(compiled.sql, args)
+    except BaseException as error:
+        return _raise_failed(conn, link, compiled.sql, args, error)
+    return on_sqlite(conn, link, compiled, args) if outcome is None else outcome
+
+
+async def _raise_failed(
+    conn: AsyncConnection, link: Link, sql: str, args: list[Any], error: BaseException
+) -> Outcome:
+    raise await failed(conn, link, sql, args, error) from error
 
 
 async def on_sqlite(
