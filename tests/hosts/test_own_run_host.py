@@ -22,6 +22,20 @@ SLOW = timedelta(seconds=60)  # longer than any test waits: finishing proves it 
 WITHIN = timedelta(seconds=20)
 
 
+def _one_run_host(kernel: Any, worker_id: str, run_id: str, *, concurrency: int) -> WorkerHost:
+    """A host serving one run, as `run_and_wait` starts, with no poll or tick of its own
+    within any test's time: what it does, its run's claim and commits made it do."""
+    return WorkerHost(
+        kernel,
+        worker_id=worker_id,
+        concurrency=concurrency,
+        orchestration_interval=SLOW,
+        job_poll_interval=SLOW,
+        shutdown_grace=timedelta(seconds=5),
+        run_id=run_id,
+    )
+
+
 async def test_run_and_wait_returns_as_its_run_ends_not_at_its_next_poll(
     backend: Backend,
 ) -> None:
@@ -68,15 +82,7 @@ async def test_a_one_run_host_claims_its_run_first_and_hands_each_stage_to_a_slo
     created = await kernel.dispatch(
         RunCreate(idempotency_key="own-host", workflow_id="linear", input=DOC)
     )
-    worker = WorkerHost(
-        kernel,
-        worker_id="own-host",
-        concurrency=2,
-        orchestration_interval=SLOW,
-        job_poll_interval=SLOW,
-        shutdown_grace=timedelta(seconds=5),
-        run_id=created.workflow_run_id,
-    )
+    worker = _one_run_host(kernel, "own-host", created.workflow_run_id, concurrency=2)
     await worker.start()
     try:
         worker.wake_claims()  # as run_and_wait does
@@ -185,15 +191,7 @@ async def test_a_hurried_stop_does_not_wait_for_a_plugin_that_hangs(backend: Bac
     created = await kernel.dispatch(
         RunCreate(idempotency_key="hurried", workflow_id="linear", input=DOC)
     )
-    worker = WorkerHost(
-        kernel,
-        worker_id="hurried",
-        concurrency=1,
-        orchestration_interval=SLOW,
-        job_poll_interval=SLOW,
-        shutdown_grace=timedelta(seconds=5),
-        run_id=created.workflow_run_id,
-    )
+    worker = _one_run_host(kernel, "hurried", created.workflow_run_id, concurrency=1)
     await worker.start()
     worker.wake_claims()
     await asyncio.wait_for(started.wait(), WITHIN.total_seconds())  # the flusher is stuck
