@@ -7,10 +7,9 @@ Python's `repr(1e16)` is `1e+16`, which `ruff format` rewrites to `1e16`: a work
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.ruff_runs import ruff
 from wfc.compiler.driver import compile_path
 
 
@@ -29,10 +28,5 @@ def test_floats_with_an_exponent_are_ruff_formatted(tmp_path: Path) -> None:
     assert compile_path(source, out).ok
     models = (out / "_models.py").read_text(encoding="utf-8")
     assert "default=1e16, le=1e20" in models and "c: float = 1.5e300" in models, models
-    fmt = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--isolated", "--check", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    fmt = ruff("format", "--isolated", "--check", str(out))
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr

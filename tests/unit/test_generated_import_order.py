@@ -8,10 +8,9 @@ workflow with stages `step2` and `step10`, which `wfc check` accepts, compiled i
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.ruff_runs import ruff
 from wfc.compiler.driver import compile_path
 
 NUMBERED = """workflow numbered {
@@ -36,10 +35,5 @@ def test_numbered_names_are_imported_in_ruff_order(tmp_path: Path) -> None:
     source.write_text(NUMBERED, encoding="utf-8")
     out = tmp_path / "numbered"
     assert compile_path(source, out).ok
-    lint = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "I", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    lint = ruff("check", "--isolated", "--select", "I", str(out))
     assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ruff_runs import ruff
 from wfc.compiler import ast
 from wfc.compiler.diagnostics import Diagnostic
 from wfc.compiler.driver import analyse, compile_path
@@ -458,12 +457,7 @@ def test_long_names_are_wrapped_as_ruff_formats_them(tmp_path: Path) -> None:
         "    def classify_all_the_pages(\n        self,\n    ) -> "
         in (out / "_stages.py").read_text()
     )
-    fmt = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--isolated", "--check", str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    fmt = ruff("format", "--isolated", "--check", str(out))
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
